@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * koc/client.h: an asynchronous Kubernetes API client on sd-event.
+ *
+ * libcurl's multi-socket interface is driven by sd-event I/O and timer
+ * sources, so every request and watch of a process shares one loop thread and
+ * (over HTTP/2, when the server offers it) one connection.  Answers arrive as
+ * a koc_response: the HTTP status, the parsed JSON body, and for failures a
+ * typed reason parsed from the Kubernetes Status body, so that a 409 Conflict
+ * is told apart from anything else.
+ *
+ *   static void on_lease(koc_client *c, const koc_response *r, void *ud) {
+ *           if (r->error < 0)                       // transport: timeout, refused...
+ *                   ...
+ *           else if (r->reason == KOC_REASON_NOT_FOUND)
+ *                   ...
+ *           else if (r->status == 200)
+ *                   use(r->body);
+ *   }
+ *   koc_client_request(c, &(koc_request_spec){ .method = "GET",
+ *                      .path = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/x" },
+ *                      on_lease, NULL, NULL);
+ *
+ * All functions except koc_client_call() must be called on the loop thread.
+ * koc_client_call() is the synchronous facade for worker threads: it posts the
+ * request to the loop and waits for the answer; it refuses (-EDEADLK) to run
+ * on the loop thread, which must never block.
+ */
+#ifndef KOC_CLIENT_H
+#define KOC_CLIENT_H
+
+#include <cjson/cJSON.h>
+#include <koc/common.h>
+#include <koc/config.h>
+#include <systemd/sd-event.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct koc_client koc_client;
+typedef struct koc_request koc_request;
+typedef struct koc_watch koc_watch;
+
+/* The reason of a failed API call, from the Status body's "reason" (or, when
+ * the body has none, from the HTTP code as client-go's errors package does). */
+typedef enum koc_reason {
+        KOC_REASON_NONE = 0,          /* success, or no HTTP answer at all */
+        KOC_REASON_UNKNOWN,           /* a failure with no known reason */
+        KOC_REASON_BAD_REQUEST,       /* 400 */
+        KOC_REASON_UNAUTHORIZED,      /* 401 */
+        KOC_REASON_FORBIDDEN,         /* 403 */
+        KOC_REASON_NOT_FOUND,         /* 404 */
+        KOC_REASON_METHOD_NOT_ALLOWED,/* 405 */
+        KOC_REASON_ALREADY_EXISTS,    /* 409, reason AlreadyExists */
+        KOC_REASON_CONFLICT,          /* 409, reason Conflict */
+        KOC_REASON_GONE,              /* 410, reason Gone */
+        KOC_REASON_EXPIRED,           /* 410, reason Expired (resourceVersion too old) */
+        KOC_REASON_REQUEST_ENTITY_TOO_LARGE, /* 413 */
+        KOC_REASON_UNSUPPORTED_MEDIA_TYPE,   /* 415 */
+        KOC_REASON_INVALID,           /* 422 */
+        KOC_REASON_TOO_MANY_REQUESTS, /* 429 */
+        KOC_REASON_INTERNAL_ERROR,    /* 500 */
+        KOC_REASON_SERVICE_UNAVAILABLE, /* 503 */
+        KOC_REASON_SERVER_TIMEOUT,    /* 504 or reason ServerTimeout */
+        KOC_REASON_TIMEOUT,           /* reason Timeout */
+        _KOC_REASON_MAX,
+} koc_reason;
+
+/* "NotFound", "Conflict", ...; "" for NONE. */
+KOC_EXPORT const char *koc_reason_to_string(koc_reason reason);
+/* Maps a Status reason string (and the HTTP code when the string is NULL or
+ * unknown) to a koc_reason. */
+KOC_EXPORT koc_reason koc_reason_from_status(const char *reason, long http_code);
+
+typedef struct koc_response {
+        /* 0 when an HTTP answer arrived (whatever its status); otherwise a
+         * negative errno: -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -EHOSTUNREACH,
+         * -EMSGSIZE (body over the size cap), -EBADMSG (not JSON), -ECANCELED,
+         * -EPROTO (TLS or protocol failure). */
+        int error;
+        long status;              /* HTTP status, 0 when none */
+        koc_reason reason;        /* KOC_REASON_NONE for 2xx */
+        const char *message;      /* Status message or transport error text; never NULL */
+        cJSON *body;              /* parsed JSON body, or NULL; owned by the response */
+        uint64_t retry_after_usec;/* from Retry-After on 429/503, else 0 */
+} koc_response;
+
+typedef struct koc_request_spec {
+        const char *method;       /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+        const char *path;         /* "/api/v1/namespaces/ns/configmaps/x" */
+        const char *query;        /* already encoded "a=b&c=d", or NULL */
+        const cJSON *body;        /* serialised at submit time; may be NULL */
+        const char *content_type; /* NULL: application/json */
+        uint64_t timeout_usec;    /* 0: the client's default */
+} koc_request_spec;
+
+/* Called once per request, on the loop thread, unless the request was
+ * cancelled.  The response and its body are freed when the handler returns;
+ * keep the body with koc_response_steal_body() or cJSON_Duplicate(). */
+typedef void (*koc_response_handler_t)(koc_client *client, const koc_response *response,
+                                       void *userdata);
+
+KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_client **ret);
+KOC_EXPORT koc_client *koc_client_ref(koc_client *c);
+KOC_EXPORT koc_client *koc_client_unref(koc_client *c);
+KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_client, koc_client_unref)
+
+KOC_EXPORT sd_event *koc_client_get_event(koc_client *c);
+KOC_EXPORT koc_cluster_config *koc_client_get_config(koc_client *c);
+/* Default 30 s. */
+KOC_EXPORT void koc_client_set_default_timeout(koc_client *c, uint64_t usec);
+/* Cap on one response body; default 64 MiB.  Over it the request fails with
+ * -EMSGSIZE instead of allocating. */
+KOC_EXPORT void koc_client_set_max_response_size(koc_client *c, size_t bytes);
+/* "koc/0.1" by default. */
+KOC_EXPORT int koc_client_set_user_agent(koc_client *c, const char *ua);
+
+/* Starts a request.  ret_request (may be NULL) receives a handle that stays
+ * valid until the handler runs or koc_request_cancel() is called. */
+KOC_EXPORT int koc_client_request(koc_client *c, const koc_request_spec *spec,
+                                  koc_response_handler_t handler, void *userdata,
+                                  koc_request **ret_request);
+/* Aborts a request; its handler is not called. */
+KOC_EXPORT void koc_request_cancel(koc_request *r);
+/* Inside a handler: takes the body out of the response (the caller frees it). */
+KOC_EXPORT cJSON *koc_response_steal_body(const koc_response *r);
+
+/* Synchronous facade for worker threads.  Blocks until the answer arrives and
+ * returns 0 with *ret set (free with koc_response_free), or a negative errno
+ * when the request could not be submitted (-EDEADLK on the loop thread,
+ * -ECANCELED when the client is shutting down).  Transport errors are in
+ * (*ret)->error as for the async call. */
+KOC_EXPORT int koc_client_call(koc_client *c, const koc_request_spec *spec, koc_response **ret);
+KOC_EXPORT koc_response *koc_response_free(koc_response *r);
+KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_response, koc_response_free)
+
+/* --- watches ------------------------------------------------------------- */
+
+typedef enum koc_watch_event_type {
+        KOC_WATCH_ADDED,
+        KOC_WATCH_MODIFIED,
+        KOC_WATCH_DELETED,
+        KOC_WATCH_BOOKMARK,
+        KOC_WATCH_ERROR,  /* an ERROR event: object is the Status; 410 means re-list */
+        KOC_WATCH_CLOSED, /* the stream ended; the watch is finished after this event */
+} koc_watch_event_type;
+
+typedef struct koc_watch_event {
+        koc_watch_event_type type;
+        cJSON *object;     /* the event's object (Status for ERROR); NULL for CLOSED */
+        /* ERROR: the Status code (410 for Gone/Expired) and reason.
+         * CLOSED: status is the HTTP status of the watch request (e.g. 403 when
+         * watch is forbidden, 200 when a healthy stream ended), reason its
+         * Status reason, error 0 for a clean end of stream (server timeout) or a
+         * negative errno (-ECONNRESET, -ETIMEDOUT, -EMSGSIZE for an over-long
+         * line, -EBADMSG for an event that is not JSON). */
+        long status;
+        koc_reason reason;
+        int error;
+        const char *message;
+} koc_watch_event;
+
+typedef void (*koc_watch_handler_t)(koc_watch *w, const koc_watch_event *event, void *userdata);
+
+typedef struct koc_watch_spec {
+        const char *path;             /* collection path: ".../namespaces/ns/leases" */
+        const char *label_selector;   /* or NULL */
+        const char *field_selector;   /* or NULL, e.g. "metadata.name=my-lease" */
+        const char *resource_version; /* resume point, or NULL */
+        bool allow_bookmarks;
+        unsigned timeout_seconds;     /* server-side timeout; 0: server default */
+        size_t max_line;              /* cap on one event line; 0: 16 MiB */
+} koc_watch_spec;
+
+/* Starts a watch.  The handler gets each event in order and, last, one CLOSED
+ * event (unless koc_watch_stop() was called first).  There is no low-speed
+ * abort: an idle watch stays open until the server or the caller ends it. */
+KOC_EXPORT int koc_client_watch(koc_client *c, const koc_watch_spec *spec,
+                                koc_watch_handler_t handler, void *userdata, koc_watch **ret);
+/* Ends a watch; its handler is not called again.  Frees the watch. */
+KOC_EXPORT void koc_watch_stop(koc_watch *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

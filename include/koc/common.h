@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * koc/common.h: conventions shared by every koc module.
+ *
+ * Fallible calls return an int: 0 (or a positive value) on success, a negative
+ * errno on failure.  Where a person must act on a failure (a kubeconfig field,
+ * an invalid configuration, an API Status), the call also fills a koc_error
+ * whose message names what, where and why.  Handles are reference counted:
+ * koc_x_unref(NULL) is a no-op and returns NULL, and each handle has a
+ * koc_x_unrefp() helper for __attribute__((cleanup)).
+ */
+#ifndef KOC_COMMON_H
+#define KOC_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(KOC_BUILDING)
+#define KOC_EXPORT __attribute__((visibility("default")))
+#else
+#define KOC_EXPORT
+#endif
+
+#define KOC_USEC_PER_SEC UINT64_C(1000000)
+#define KOC_USEC_PER_MSEC UINT64_C(1000)
+
+/* Detail of a failure, for the calls whose failures a person must act on.
+ * code is the same negative errno the call returned; message is one line. */
+typedef struct koc_error {
+        int code;
+        char message[512];
+} koc_error;
+
+/* Sets *err (when err is not NULL) and returns code, so callers can write
+ * `return koc_error_set(err, -EINVAL, "%s: field %s: %s", file, field, why);` */
+KOC_EXPORT int koc_error_set(koc_error *err, int code, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+/* Defines name##p(type **p) that unrefs *p, for __attribute__((cleanup)). */
+#define KOC_DEFINE_POINTER_CLEANUP_FUNC(type, func)                                          \
+        static inline void func##p(type **p) {                                               \
+                if (*p)                                                                      \
+                        func(*p);                                                            \
+        }
+
+#define _koc_cleanup_(f) __attribute__((cleanup(f)))
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * koc/config.h: where the Kubernetes API is and how to authenticate to it.
+ *
+ * koc_cluster_config_load() follows controller-runtime's order: an explicit
+ * kubeconfig path (the --kubeconfig flag), then $KUBECONFIG (a colon-separated
+ * list, merged like kubectl: the first file to set a key wins), then the
+ * in-cluster service account, then ~/.kube/config.
+ *
+ *   _koc_cleanup_(koc_cluster_config_unrefp) koc_cluster_config *cfg = NULL;
+ *   koc_error err = {0};
+ *   if (koc_cluster_config_load(flag_kubeconfig, NULL, &cfg, &err) < 0)
+ *           fprintf(stderr, "%s\n", err.message);   // names the file and field
+ *
+ * Inline certificate data is handed to libcurl as memory blobs, never written
+ * to temporary files.  The service-account token is re-read from its file at
+ * most every 60 s and at once after a 401 (koc_cluster_config_token_invalidate),
+ * keeping the old token when the re-read fails, because bound tokens rotate.
+ */
+#ifndef KOC_CONFIG_H
+#define KOC_CONFIG_H
+
+#include <koc/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct koc_cluster_config koc_cluster_config;
+
+/* kubeconfig_path: explicit file (may be NULL); context: context name to use
+ * instead of current-context (may be NULL). */
+KOC_EXPORT int koc_cluster_config_load(const char *kubeconfig_path, const char *context,
+                                       koc_cluster_config **ret, koc_error *err);
+/* Loads one kubeconfig file (or a colon-separated list, merged). */
+KOC_EXPORT int koc_cluster_config_from_kubeconfig(const char *paths, const char *context,
+                                                  koc_cluster_config **ret, koc_error *err);
+/* In-cluster: KUBERNETES_SERVICE_HOST/PORT and the service-account directory
+ * (NULL: /var/run/secrets/kubernetes.io/serviceaccount). */
+KOC_EXPORT int koc_cluster_config_in_cluster(const char *sa_dir, koc_cluster_config **ret,
+                                             koc_error *err);
+
+KOC_EXPORT koc_cluster_config *koc_cluster_config_ref(koc_cluster_config *cfg);
+KOC_EXPORT koc_cluster_config *koc_cluster_config_unref(koc_cluster_config *cfg);
+KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_cluster_config, koc_cluster_config_unref)
+
+/* "https://host:port" without a trailing slash. */
+KOC_EXPORT const char *koc_cluster_config_server(const koc_cluster_config *cfg);
+/* The default namespace: POD_NAMESPACE, the context's or the service account's
+ * namespace, else "default". */
+KOC_EXPORT const char *koc_cluster_config_namespace(const koc_cluster_config *cfg);
+/* Where the configuration came from, for logs: a file path or "in-cluster". */
+KOC_EXPORT const char *koc_cluster_config_source(const koc_cluster_config *cfg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

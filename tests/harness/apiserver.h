@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Test harness: runs koc-apiserver as a child process on 127.0.0.1 with a
+ * random port and a temporary directory, for integration tests.
+ *
+ *   koc_test_apiserver s;
+ *   assert_int_equal(koc_test_apiserver_start(&s, NULL), 0);
+ *   ... koc_cluster_config_from_kubeconfig(s.kubeconfig, NULL, &cfg, &err) ...
+ *   koc_test_apiserver_fault(&s, "{\"resource\":\"leases\",\"verb\":\"update\","
+ *                                 "\"error_rate\":1.0,\"error_code\":503}");
+ *   koc_test_apiserver_stop(&s);
+ *
+ * KOC_APISERVER_PATH (a compile definition) is the binary to run.
+ */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct koc_test_apiserver {
+        pid_t pid;
+        char dir[256];        /* temporary directory, removed by stop */
+        char kubeconfig[300]; /* kubeconfig written by the server */
+        char url[128];        /* "https://127.0.0.1:PORT" */
+        char token[128];      /* bearer token */
+        char ca_file[300];    /* the server's CA certificate, PEM */
+} koc_test_apiserver;
+
+/* Starts the server with optional extra arguments (a space-separated string,
+ * NULL for none) and waits until it serves.  Returns 0 or a negative errno. */
+int koc_test_apiserver_start(koc_test_apiserver *s, const char *extra_args);
+/* SIGTERM, wait (SIGKILL after 5 s), remove the directory. */
+void koc_test_apiserver_stop(koc_test_apiserver *s);
+
+/* Adds a fault rule (JSON object, see apiserver/README.md); returns the HTTP
+ * status of the admin call (200) or a negative errno. */
+int koc_test_apiserver_fault(koc_test_apiserver *s, const char *json_rule);
+/* Removes all fault rules. */
+int koc_test_apiserver_clear_faults(koc_test_apiserver *s);
+
+/* Sums the values of every /metrics sample whose line starts with `prefix`
+ * (e.g. "apiserver_request_total{verb=\"PUT\",resource=\"leases\""); -1 on
+ * failure. */
+double koc_test_apiserver_metric(koc_test_apiserver *s, const char *prefix);
+
+/* Runs an HTTP request with libcurl's easy interface (blocking, for tests):
+ * returns the status code or a negative errno; *ret_body (may be NULL) gets
+ * the malloc'ed body. */
+long koc_test_apiserver_http(koc_test_apiserver *s, const char *method, const char *path,
+                             const char *body, const char *content_type, char **ret_body);
