@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds koc and runs the whole test suite: first an AddressSanitizer +
+# UndefinedBehaviorSanitizer build with the unit and integration tests, then
+# the regular build with every test (unit, integration, valgrind, the real
+# kubectl and helm checks, the install check).  The last lines are ctest's
+# summary of the regular run.  Installs missing Debian packages first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+
+jobs=$(nproc)
+export KOC_TEST_LOG_LEVEL=${KOC_TEST_LOG_LEVEL:-warn}
+
+echo "== ASan+UBSan build and tests"
+cmake -S . -B build-asan -DKOC_SANITIZE=ON -DKOC_WERROR=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --test-dir build-asan -L 'unit|integration' -j"$jobs" --output-on-failure
+
+echo "== Regular build and the whole suite"
+cmake -S . -B build -DKOC_WERROR=ON >/dev/null
+cmake --build build -j"$jobs"
+ctest --test-dir build -j"$jobs" --output-on-failure

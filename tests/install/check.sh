@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the build tree into a temporary prefix and proves that a separate
+# project finds and links it: with find_package(koc) (shared and static) and
+# with pkg-config (shared and --static).  When koc-new is installed, the
+# project it scaffolds must build against the same prefix.
+set -euo pipefail
+build=$1
+src=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+prefix=$work/prefix
+
+cmake --install "$build" --prefix "$prefix" >/dev/null
+for f in bin/koc-apiserver include/koc/koc.h include/koc/client.h lib/libkoc.so lib/libkoc.a \
+         lib/cmake/koc/kocConfig.cmake lib/pkgconfig/koc.pc; do
+        g=$prefix/$f
+        [ -e "$g" ] || g=$(echo "$prefix"/lib*/"${f#lib/}" | cut -d' ' -f1)
+        [ -e "$g" ] || { echo "install-check: missing $f"; exit 1; }
+done
+echo "install-check: installed files present"
+
+cmake -S "$src/tests/install/consumer" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$work/consumer" >/dev/null
+LD_LIBRARY_PATH=$(dirname "$(find "$prefix" -name 'libkoc.so' | head -1)") "$work/consumer/consumer-shared"
+"$work/consumer/consumer-static"
+echo "install-check: find_package(koc) shared and static ok"
+
+pcdir=$(dirname "$(find "$prefix" -name koc.pc | head -1)")
+export PKG_CONFIG_PATH=$pcdir
+cc -o "$work/pc-shared" "$src/tests/install/consumer/main.c" $(pkg-config --cflags --libs koc)
+LD_LIBRARY_PATH=$(pkg-config --variable=libdir koc) "$work/pc-shared"
+cc -o "$work/pc-static" "$src/tests/install/consumer/main.c" -Wl,-Bstatic $(pkg-config --cflags --libs-only-L koc) -lkoc -Wl,-Bdynamic $(pkg-config --static --libs koc | sed 's/-lkoc//')
+"$work/pc-static"
+echo "install-check: pkg-config shared and static ok"
+
+if [ -x "$prefix/bin/koc-new" ]; then
+        (cd "$work" && "$prefix/bin/koc-new" demo-operator "$work/demo-operator" >/dev/null)
+        cmake -S "$work/demo-operator" -B "$work/demo-build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+        cmake --build "$work/demo-build" >/dev/null
+        echo "install-check: koc-new project builds against the installed koc"
+fi
+echo "install-check: 1 passed, 0 failed"
