@@ -114,12 +114,21 @@ KOC_EXPORT int koc_parse_duration(const char *s, uint64_t *ret) {
         while (*p) {
                 if (!isdigit((unsigned char)*p) && *p != '.')
                         return -EINVAL;
-                char *end;
-                errno = 0;
-                double v = strtod(p, &end);
-                if (end == p || errno != 0 || v < 0)
+                /* Digits and at most one '.', as Go accepts: no signs, no exponents. */
+                char num[64];
+                size_t n = 0;
+                bool dot = false;
+                for (; isdigit((unsigned char)*p) || (*p == '.' && !dot); p++) {
+                        if (*p == '.')
+                                dot = true;
+                        if (n + 1 >= sizeof num)
+                                return -ERANGE;
+                        num[n++] = *p;
+                }
+                num[n] = '\0';
+                if (n == 0 || (n == 1 && dot))
                         return -EINVAL;
-                p = end;
+                double v = strtod(num, NULL);
                 size_t best = 0;
                 int which = -1;
                 for (size_t i = 0; i < KOC_ELEMENTSOF(units); i++) {
