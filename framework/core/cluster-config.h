@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Private side of the cluster configuration: the object both loaders
+ * (kubeconfig.c, cluster-config.c) fill in, and the exec credential runner. */
+#pragma once
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config-internal.h"
+
+/* Bounds on what koc reads from files: a kubeconfig, a token file, a PEM file. */
+#define KOC_KUBECONFIG_MAX (4u * 1024u * 1024u)
+#define KOC_TOKEN_MAX (64u * 1024u)
+#define KOC_TOKEN_REFRESH_USEC (60 * KOC_USEC_PER_SEC)
+
+typedef struct koc_blob {
+        unsigned char *data;
+        size_t size;
+} koc_blob;
+
+enum koc_token_kind {
+        KOC_TOKEN_NONE = 0,
+        KOC_TOKEN_STATIC, /* users[].user.token */
+        KOC_TOKEN_FILE,   /* users[].user.tokenFile or the service-account token */
+        KOC_TOKEN_EXEC,   /* users[].user.exec */
+};
+
+typedef struct koc_exec_env {
+        char *name;
+        char *value;
+} koc_exec_env;
+
+/* users[].user.exec, as read from the kubeconfig. */
+typedef struct koc_exec_config {
+        char *command;
+        char **argv; /* argv[0] is command; NULL-terminated */
+        size_t n_args;
+        koc_exec_env *env;
+        size_t n_env;
+        char *api_version;
+        char *where; /* "/path/kubeconfig: users[0].user.exec", for errors */
+} koc_exec_config;
+
+struct koc_cluster_config {
+        atomic_uint n_ref;
+
+        char *server;         /* the URL base requests are built from */
+        char *source;         /* file path or "in-cluster" */
+        char *namespace;
+        bool tls;             /* https:// */
+        bool insecure;        /* insecure-skip-tls-verify: true */
+        struct curl_slist *connect_to; /* tls-server-name routing, see set_server */
+
+        char *ca_file;
+        koc_blob ca_data;
+        char *cert_file;
+        koc_blob cert_data;
+        char *key_file;
+        koc_blob key_data;
+
+        enum koc_token_kind token_kind;
+        char *token;          /* current bearer token (NULL: none yet) */
+        char *token_file;     /* KOC_TOKEN_FILE */
+        uint64_t token_read_usec; /* clock reading of the last (attempted) re-read */
+        uint64_t token_expiry_usec; /* exec: realtime usec, 0 = never */
+        bool token_invalidated;
+        char *auth_header;
+
+        koc_exec_config *exec;
+
+        uint64_t (*now)(void *userdata);
+        void *now_userdata;
+};
+
+koc_cluster_config *koc_cluster_config_alloc(void);
+
+/* Parses and checks server (https:// or http://), applies tls_server_name
+ * (may be NULL).  where names the file and field for errors. */
+int koc_cluster_config_set_server(koc_cluster_config *cfg, const char *server,
+                                  const char *tls_server_name, const char *where, koc_error *err);
+
+/* Reads a whole regular file of at most max bytes; the result is
+ * NUL-terminated (size excludes the NUL).  Negative errno on failure. */
+int koc_read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size);
+
+/* Reads a bearer token file: trims surrounding whitespace, rejects empty
+ * tokens and control characters.  *ret_why gets a static reason on failure. */
+int koc_read_token_file(const char *path, char **ret, const char **ret_why);
+
+/* Checks that a token may go into an HTTP header. */
+bool koc_token_is_valid(const char *token);
+
+/* Exec credential plugins (exec-credential.c). */
+void koc_exec_config_free(koc_exec_config *e);
+/* Runs the plugin (bounded: 10 s, 1 MiB of output), and on success returns the
+ * token and its expiry (realtime usec, 0 = none). */
+int koc_exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t *ret_expiry,
+                            koc_error *err);

@@ -1,0 +1,986 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * kubeconfig loading: libyaml's document API gives a node tree with line and
+ * column marks; this file walks the few fields koc needs, merges several
+ * files the way kubectl does (the first file to define a cluster, user or
+ * context name wins; current-context comes from the first file that sets
+ * it), and turns the selected context into a koc_cluster_config.
+ *
+ * Every error names the file, the field ("users[0].user.client-key-data")
+ * and what was wrong.  Files are read whole, at most KOC_KUBECONFIG_MAX
+ * bytes, before parsing, so bad input costs bounded memory; aliases are not
+ * expanded (the walk only goes to a fixed depth).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "cluster-config.h"
+#include "koc/log.h"
+#include "util.h"
+
+typedef struct kc_file {
+        char *path; /* as given */
+        char *dir;  /* absolute directory, for relative paths */
+        char *text; /* contents, until parsed */
+        size_t len;
+} kc_file;
+
+typedef struct kc_cluster {
+        char *name;
+        const kc_file *file;
+        size_t index;
+        char *server, *ca, *ca_data, *tls_server_name;
+        int insecure; /* -1 unset, 0, 1 */
+} kc_cluster;
+
+typedef struct kc_user {
+        char *name;
+        const kc_file *file;
+        size_t index;
+        char *token, *token_file, *cert, *cert_data, *key, *key_data;
+        bool has_auth_provider;
+        koc_exec_config *exec;
+} kc_user;
+
+typedef struct kc_context {
+        char *name;
+        const kc_file *file;
+        size_t index;
+        char *cluster, *user, *namespace;
+} kc_context;
+
+typedef struct kc_merged {
+        kc_file *files;
+        size_t n_files;
+        kc_cluster *clusters;
+        size_t n_clusters;
+        kc_user *users;
+        size_t n_users;
+        kc_context *contexts;
+        size_t n_contexts;
+        char *current_context;
+        const kc_file *current_context_file;
+} kc_merged;
+
+/* State while walking one file. */
+typedef struct kc_walk {
+        const kc_file *file;
+        yaml_document_t *doc;
+        koc_error *err;
+} kc_walk;
+
+static void free_secret(char *s) {
+        if (s)
+                OPENSSL_cleanse(s, strlen(s));
+        free(s);
+}
+
+static void merged_free(kc_merged *m) {
+        for (size_t i = 0; i < m->n_clusters; i++) {
+                kc_cluster *c = &m->clusters[i];
+                free(c->name);
+                free(c->server);
+                free(c->ca);
+                free(c->ca_data);
+                free(c->tls_server_name);
+        }
+        for (size_t i = 0; i < m->n_users; i++) {
+                kc_user *u = &m->users[i];
+                free(u->name);
+                free_secret(u->token);
+                free(u->token_file);
+                free(u->cert);
+                free(u->cert_data);
+                free(u->key);
+                free_secret(u->key_data);
+                koc_exec_config_free(u->exec);
+        }
+        for (size_t i = 0; i < m->n_contexts; i++) {
+                kc_context *c = &m->contexts[i];
+                free(c->name);
+                free(c->cluster);
+                free(c->user);
+                free(c->namespace);
+        }
+        for (size_t i = 0; i < m->n_files; i++) {
+                free(m->files[i].path);
+                free(m->files[i].dir);
+                free(m->files[i].text);
+        }
+        free(m->clusters);
+        free(m->users);
+        free(m->contexts);
+        free(m->files);
+        free(m->current_context);
+}
+
+/* ---- YAML node helpers -------------------------------------------------- */
+
+static const char *node_kind(const yaml_node_t *n) {
+        switch (n->type) {
+        case YAML_SCALAR_NODE:
+                return "a scalar";
+        case YAML_SEQUENCE_NODE:
+                return "a list";
+        case YAML_MAPPING_NODE:
+                return "a mapping";
+        default:
+                return "nothing";
+        }
+}
+
+static bool node_is_null(const yaml_node_t *n) {
+        if (!n)
+                return true;
+        if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+                return false;
+        const char *v = (const char *)n->data.scalar.value;
+        return n->data.scalar.length == 0 || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+               strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
+static int type_error(kc_walk *w, const char *field, const yaml_node_t *n, const char *expected) {
+        return koc_error_set(w->err, -EINVAL, "%s: %s: expected %s, got %s (line %zu, column %zu)",
+                             w->file->path, field, expected, node_kind(n),
+                             n->start_mark.line + 1, n->start_mark.column + 1);
+}
+
+/* Looks up key in a mapping node; NULL when absent. */
+static yaml_node_t *map_get(kc_walk *w, const yaml_node_t *map, const char *key) {
+        for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+             p++) {
+                yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
+                if (k && k->type == YAML_SCALAR_NODE &&
+                    strlen((const char *)k->data.scalar.value) == k->data.scalar.length &&
+                    strcmp((const char *)k->data.scalar.value, key) == 0)
+                        return yaml_document_get_node(w->doc, p->value);
+        }
+        return NULL;
+}
+
+/* *ret = the mapping at key, NULL when absent or null. */
+static int get_map(kc_walk *w, const yaml_node_t *map, const char *key, const char *field,
+                   yaml_node_t **ret) {
+        yaml_node_t *n = map_get(w, map, key);
+        if (node_is_null(n)) {
+                *ret = NULL;
+                return 0;
+        }
+        if (n->type != YAML_MAPPING_NODE)
+                return type_error(w, field, n, "a mapping");
+        *ret = n;
+        return 0;
+}
+
+static int get_list(kc_walk *w, const yaml_node_t *map, const char *key, const char *field,
+                    yaml_node_t **ret) {
+        yaml_node_t *n = map_get(w, map, key);
+        if (node_is_null(n)) {
+                *ret = NULL;
+                return 0;
+        }
+        if (n->type != YAML_SEQUENCE_NODE)
+                return type_error(w, field, n, "a list");
+        *ret = n;
+        return 0;
+}
+
+/* *ret = a copy of the string at key, NULL when absent, null or empty. */
+static int get_string(kc_walk *w, const yaml_node_t *map, const char *key, const char *field,
+                      char **ret) {
+        yaml_node_t *n = map_get(w, map, key);
+        *ret = NULL;
+        if (node_is_null(n))
+                return 0;
+        if (n->type != YAML_SCALAR_NODE)
+                return type_error(w, field, n, "a string");
+        if (strlen((const char *)n->data.scalar.value) != n->data.scalar.length)
+                return koc_error_set(w->err, -EINVAL, "%s: %s: contains a NUL character (line %zu)",
+                                     w->file->path, field, n->start_mark.line + 1);
+        if (n->data.scalar.length == 0)
+                return 0;
+        *ret = strdup((const char *)n->data.scalar.value);
+        if (!*ret)
+                return koc_error_set(w->err, -ENOMEM, "out of memory");
+        return 0;
+}
+
+static int get_bool(kc_walk *w, const yaml_node_t *map, const char *key, const char *field,
+                    int *ret) {
+        yaml_node_t *n = map_get(w, map, key);
+        *ret = -1;
+        if (node_is_null(n))
+                return 0;
+        if (n->type != YAML_SCALAR_NODE)
+                return type_error(w, field, n, "a boolean");
+        const char *v = (const char *)n->data.scalar.value;
+        if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+                if (strcmp(v, "true") == 0 || strcmp(v, "True") == 0 || strcmp(v, "TRUE") == 0) {
+                        *ret = 1;
+                        return 0;
+                }
+                if (strcmp(v, "false") == 0 || strcmp(v, "False") == 0 ||
+                    strcmp(v, "FALSE") == 0) {
+                        *ret = 0;
+                        return 0;
+                }
+        }
+        return koc_error_set(w->err, -EINVAL,
+                             "%s: %s: expected true or false, got \"%.64s\" (line %zu, column %zu)",
+                             w->file->path, field, v, n->start_mark.line + 1,
+                             n->start_mark.column + 1);
+}
+
+/* Grows an array of n elements of size sz by one zeroed element. */
+static void *grow(void *arr, size_t n, size_t sz) {
+        if (n >= SIZE_MAX / sz - 1)
+                return NULL;
+        void *a = realloc(arr, (n + 1) * sz);
+        if (a)
+                memset((char *)a + n * sz, 0, sz);
+        return a;
+}
+
+/* Walks a named list ("clusters", "users", "contexts"); calls fn for each
+ * element's inner mapping (the value of `inner`), with the element's name. */
+typedef int (*kc_entry_fn)(kc_walk *w, kc_merged *m, const char *name, size_t index,
+                           const yaml_node_t *inner);
+
+static int walk_named_list(kc_walk *w, kc_merged *m, const yaml_node_t *root, const char *key,
+                           const char *inner_key, kc_entry_fn fn) {
+        yaml_node_t *list = NULL;
+        int r = get_list(w, root, key, key, &list);
+        if (r < 0 || !list)
+                return r;
+        size_t i = 0;
+        for (yaml_node_item_t *it = list->data.sequence.items.start;
+             it < list->data.sequence.items.top; it++, i++) {
+                char field[128];
+                yaml_node_t *el = yaml_document_get_node(w->doc, *it);
+                snprintf(field, sizeof field, "%s[%zu]", key, i);
+                if (!el || el->type != YAML_MAPPING_NODE)
+                        return type_error(w, field, el, "a mapping");
+                _koc_cleanup_free_ char *name = NULL;
+                snprintf(field, sizeof field, "%s[%zu].name", key, i);
+                r = get_string(w, el, "name", field, &name);
+                if (r < 0)
+                        return r;
+                if (!name)
+                        return koc_error_set(w->err, -EINVAL, "%s: %s: missing (line %zu)",
+                                             w->file->path, field, el->start_mark.line + 1);
+                yaml_node_t *inner = NULL;
+                snprintf(field, sizeof field, "%s[%zu].%s", key, i, inner_key);
+                r = get_map(w, el, inner_key, field, &inner);
+                if (r < 0)
+                        return r;
+                if (!inner)
+                        return koc_error_set(w->err, -EINVAL, "%s: %s: missing (line %zu)",
+                                             w->file->path, field, el->start_mark.line + 1);
+                r = fn(w, m, name, i, inner);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+#define FIELD(buf, list, i, inner, key)                                                      \
+        (snprintf(buf, sizeof buf, "%s[%zu].%s.%s", list, i, inner, key), buf)
+
+static int add_cluster(kc_walk *w, kc_merged *m, const char *name, size_t i,
+                       const yaml_node_t *n) {
+        for (size_t k = 0; k < m->n_clusters; k++)
+                if (strcmp(m->clusters[k].name, name) == 0)
+                        return 0; /* the first definition wins */
+        kc_cluster *a = grow(m->clusters, m->n_clusters, sizeof *a);
+        if (!a)
+                return koc_error_set(w->err, -ENOMEM, "out of memory");
+        m->clusters = a;
+        kc_cluster *c = &a[m->n_clusters++];
+        c->file = w->file;
+        c->index = i;
+        c->insecure = -1;
+        if (!(c->name = strdup(name)))
+                return koc_error_set(w->err, -ENOMEM, "out of memory");
+        char f[160];
+        int r;
+        if ((r = get_string(w, n, "server", FIELD(f, "clusters", i, "cluster", "server"),
+                            &c->server)) < 0 ||
+            (r = get_string(w, n, "certificate-authority",
+                            FIELD(f, "clusters", i, "cluster", "certificate-authority"), &c->ca)) < 0 ||
+            (r = get_string(w, n, "certificate-authority-data",
+                            FIELD(f, "clusters", i, "cluster", "certificate-authority-data"),
+                            &c->ca_data)) < 0 ||
+            (r = get_string(w, n, "tls-server-name",
+                            FIELD(f, "clusters", i, "cluster", "tls-server-name"),
+                            &c->tls_server_name)) < 0 ||
+            (r = get_bool(w, n, "insecure-skip-tls-verify",
+                          FIELD(f, "clusters", i, "cluster", "insecure-skip-tls-verify"),
+                          &c->insecure)) < 0)
+                return r;
+        return 0;
+}
+
+static int parse_exec(kc_walk *w, const yaml_node_t *n, size_t i, koc_exec_config **ret) {
+        char f[160];
+        int r;
+        _koc_cleanup_free_ char *where = NULL;
+        if (asprintf(&where, "%s: users[%zu].user.exec", w->file->path, i) < 0)
+                return koc_error_set(w->err, -ENOMEM, "out of memory");
+        koc_exec_config *e = calloc(1, sizeof *e);
+        if (!e)
+                return koc_error_set(w->err, -ENOMEM, "out of memory");
+        e->where = where;
+        where = NULL;
+        *ret = e; /* freed with the user on failure */
+
+        if ((r = get_string(w, n, "command", FIELD(f, "users", i, "user", "exec.command"),
+                            &e->command)) < 0)
+                return r;
+        if (!e->command)
+                return koc_error_set(w->err, -EINVAL, "%s: %s: missing", w->file->path, f);
+        if ((r = get_string(w, n, "apiVersion", FIELD(f, "users", i, "user", "exec.apiVersion"),
+                            &e->api_version)) < 0)
+                return r;
+        if (!e->api_version)
+                return koc_error_set(w->err, -EINVAL, "%s: %s: missing", w->file->path, f);
+        if (strcmp(e->api_version, "client.authentication.k8s.io/v1") != 0 &&
+            strcmp(e->api_version, "client.authentication.k8s.io/v1beta1") != 0)
+                return koc_error_set(w->err, -EINVAL,
+                                     "%s: %s: \"%s\" is not supported (use "
+                                     "client.authentication.k8s.io/v1 or v1beta1)",
+                                     w->file->path, f, e->api_version);
+
+        yaml_node_t *args = NULL;
+        if ((r = get_list(w, n, "args", FIELD(f, "users", i, "user", "exec.args"), &args)) < 0)
+                return r;
+        size_t n_args = args ? (size_t)(args->data.sequence.items.top -
+                                        args->data.sequence.items.start)
+                             : 0;
+        e->argv = calloc(n_args + 2, sizeof(char *));
+        if (!e->argv || !(e->argv[0] = strdup(e->command)))
+                return koc_error_set(w->err, -ENOMEM, "out of memory");
+        for (size_t k = 0; k < n_args; k++) {
+                yaml_node_t *a = yaml_document_get_node(w->doc, args->data.sequence.items.start[k]);
+                snprintf(f, sizeof f, "users[%zu].user.exec.args[%zu]", i, k);
+                if (!a || a->type != YAML_SCALAR_NODE)
+                        return type_error(w, f, a, "a string");
+                if (strlen((const char *)a->data.scalar.value) != a->data.scalar.length)
+                        return koc_error_set(w->err, -EINVAL, "%s: %s: contains a NUL character",
+                                             w->file->path, f);
+                if (!(e->argv[k + 1] = strdup((const char *)a->data.scalar.value)))
+                        return koc_error_set(w->err, -ENOMEM, "out of memory");
+                e->n_args++;
+        }
+
+        yaml_node_t *env = NULL;
+        if ((r = get_list(w, n, "env", FIELD(f, "users", i, "user", "exec.env"), &env)) < 0)
+                return r;
+        size_t n_env = env ? (size_t)(env->data.sequence.items.top - env->data.sequence.items.start)
+                           : 0;
+        if (n_env > 0 && !(e->env = calloc(n_env, sizeof *e->env)))
+                return koc_error_set(w->err, -ENOMEM, "out of memory");
+        for (size_t k = 0; k < n_env; k++) {
+                yaml_node_t *a = yaml_document_get_node(w->doc, env->data.sequence.items.start[k]);
+                snprintf(f, sizeof f, "users[%zu].user.exec.env[%zu]", i, k);
+                if (!a || a->type != YAML_MAPPING_NODE)
+                        return type_error(w, f, a, "a mapping");
+                koc_exec_env *v = &e->env[e->n_env++];
+                char f2[200];
+                snprintf(f2, sizeof f2, "%s.name", f);
+                if ((r = get_string(w, a, "name", f2, &v->name)) < 0)
+                        return r;
+                if (!v->name || strchr(v->name, '='))
+                        return koc_error_set(w->err, -EINVAL,
+                                             "%s: %s: missing or not a variable name",
+                                             w->file->path, f2);
+                snprintf(f2, sizeof f2, "%s.value", f);
+                if ((r = get_string(w, a, "value", f2, &v->value)) < 0)
+                        return r;
+                if (!v->value && !(v->value = strdup("")))
+                        return koc_error_set(w->err, -ENOMEM, "out of memory");
+        }
+        return 0;
+}
+
+static int add_user(kc_walk *w, kc_merged *m, const char *name, size_t i, const yaml_node_t *n) {
+        for (size_t k = 0; k < m->n_users; k++)
+                if (strcmp(m->users[k].name, name) == 0)
+                        return 0;
+        kc_user *a = grow(m->users, m->n_users, sizeof *a);
+        if (!a)
+                return koc_error_set(w->err, -ENOMEM, "out of memory");
+        m->users = a;
+        kc_user *u = &a[m->n_users++];
+        u->file = w->file;
+        u->index = i;
+        if (!(u->name = strdup(name)))
+                return koc_error_set(w->err, -ENOMEM, "out of memory");
+        char f[160];
+        int r;
+        if ((r = get_string(w, n, "token", FIELD(f, "users", i, "user", "token"), &u->token)) < 0 ||
+            (r = get_string(w, n, "tokenFile", FIELD(f, "users", i, "user", "tokenFile"),
+                            &u->token_file)) < 0 ||
+            (r = get_string(w, n, "client-certificate",
+                            FIELD(f, "users", i, "user", "client-certificate"), &u->cert)) < 0 ||
+            (r = get_string(w, n, "client-certificate-data",
+                            FIELD(f, "users", i, "user", "client-certificate-data"),
+                            &u->cert_data)) < 0 ||
+            (r = get_string(w, n, "client-key", FIELD(f, "users", i, "user", "client-key"),
+                            &u->key)) < 0 ||
+            (r = get_string(w, n, "client-key-data", FIELD(f, "users", i, "user", "client-key-data"),
+                            &u->key_data)) < 0)
+                return r;
+        yaml_node_t *ap = map_get(w, n, "auth-provider");
+        u->has_auth_provider = !node_is_null(ap);
+        yaml_node_t *exec = NULL;
+        if ((r = get_map(w, n, "exec", FIELD(f, "users", i, "user", "exec"), &exec)) < 0)
+                return r;
+        if (exec && (r = parse_exec(w, exec, i, &u->exec)) < 0)
+                return r;
+        return 0;
+}
+
+static int add_context(kc_walk *w, kc_merged *m, const char *name, size_t i,
+                       const yaml_node_t *n) {
+        for (size_t k = 0; k < m->n_contexts; k++)
+                if (strcmp(m->contexts[k].name, name) == 0)
+                        return 0;
+        kc_context *a = grow(m->contexts, m->n_contexts, sizeof *a);
+        if (!a)
+                return koc_error_set(w->err, -ENOMEM, "out of memory");
+        m->contexts = a;
+        kc_context *c = &a[m->n_contexts++];
+        c->file = w->file;
+        c->index = i;
+        if (!(c->name = strdup(name)))
+                return koc_error_set(w->err, -ENOMEM, "out of memory");
+        char f[160];
+        int r;
+        if ((r = get_string(w, n, "cluster", FIELD(f, "contexts", i, "context", "cluster"),
+                            &c->cluster)) < 0 ||
+            (r = get_string(w, n, "user", FIELD(f, "contexts", i, "context", "user"), &c->user)) < 0 ||
+            (r = get_string(w, n, "namespace", FIELD(f, "contexts", i, "context", "namespace"),
+                            &c->namespace)) < 0)
+                return r;
+        return 0;
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+static int file_dir(const char *path, char **ret) {
+        const char *slash = strrchr(path, '/');
+        _koc_cleanup_free_ char *dir = NULL;
+        if (!slash)
+                dir = strdup(".");
+        else if (slash == path)
+                dir = strdup("/");
+        else
+                dir = strndup(path, (size_t)(slash - path));
+        if (!dir)
+                return -ENOMEM;
+        if (dir[0] == '/') {
+                *ret = dir;
+                dir = NULL;
+                return 0;
+        }
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd))
+                return -errno;
+        if (asprintf(ret, "%s/%s", cwd, dir) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static int parse_file(kc_merged *m, const kc_file *file, const char *text, size_t len,
+                      koc_error *err) {
+        yaml_parser_t parser;
+        yaml_document_t doc;
+        if (!yaml_parser_initialize(&parser))
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+        if (!yaml_parser_load(&parser, &doc)) {
+                int r;
+                if (parser.error == YAML_MEMORY_ERROR)
+                        r = koc_error_set(err, -ENOMEM, "%s: out of memory parsing YAML",
+                                          file->path);
+                else
+                        r = koc_error_set(err, -EINVAL,
+                                          "%s: line %zu, column %zu: YAML syntax error: %s%s%s",
+                                          file->path, parser.problem_mark.line + 1,
+                                          parser.problem_mark.column + 1,
+                                          parser.problem ? parser.problem : "invalid YAML",
+                                          parser.context ? " " : "",
+                                          parser.context ? parser.context : "");
+                yaml_parser_delete(&parser);
+                return r;
+        }
+        yaml_parser_delete(&parser);
+
+        kc_walk w = { .file = file, .doc = &doc, .err = err };
+        int r = 0;
+        yaml_node_t *root = yaml_document_get_root_node(&doc);
+        if (!root || node_is_null(root))
+                goto out; /* an empty kubeconfig, as kubectl allows */
+        if (root->type != YAML_MAPPING_NODE) {
+                r = type_error(&w, "(top level)", root, "a mapping");
+                goto out;
+        }
+        _koc_cleanup_free_ char *cc = NULL;
+        r = get_string(&w, root, "current-context", "current-context", &cc);
+        if (r < 0)
+                goto out;
+        if (cc && !m->current_context) {
+                m->current_context = cc;
+                m->current_context_file = file;
+                cc = NULL;
+        }
+        r = walk_named_list(&w, m, root, "clusters", "cluster", add_cluster);
+        if (r >= 0)
+                r = walk_named_list(&w, m, root, "users", "user", add_user);
+        if (r >= 0)
+                r = walk_named_list(&w, m, root, "contexts", "context", add_context);
+out:
+        yaml_document_delete(&doc);
+        return r;
+}
+
+static int load_file(kc_merged *m, const char *path, bool skip_missing, koc_error *err) {
+        _koc_cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        int r = koc_read_file_bounded(path, KOC_KUBECONFIG_MAX, &text, &len);
+        if (r == -ENOENT && skip_missing)
+                return 0;
+        if (r == -EFBIG)
+                return koc_error_set(err, r, "%s: larger than %u bytes, not a kubeconfig", path,
+                                     KOC_KUBECONFIG_MAX);
+        if (r < 0)
+                return koc_error_set(err, r, "%s: cannot read kubeconfig: %s", path, strerror(-r));
+        kc_file *a = grow(m->files, m->n_files, sizeof *a);
+        if (!a)
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        m->files = a;
+        /* Entries point at m->files[i]; the array must not move after
+         * parsing starts, so every file is added before any is parsed
+         * (see merged_load). */
+        kc_file *f = &a[m->n_files++];
+        if (!(f->path = strdup(path)))
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        r = file_dir(path, &f->dir);
+        if (r < 0)
+                return koc_error_set(err, r, "%s: %s", path, strerror(-r));
+        f->text = text;
+        f->len = len;
+        text = NULL;
+        return 1;
+}
+
+static int merged_load(kc_merged *m, const char *paths, koc_error *err) {
+        /* KUBECONFIG-style list: missing files are skipped (as kubectl
+         * does) when there is more than one; a single file must exist. */
+        bool list = strchr(paths, ':') != NULL;
+        _koc_cleanup_free_ char *copy = strdup(paths);
+        if (!copy)
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        size_t n = 0;
+        for (char *s = copy, *save = NULL, *p; (p = strtok_r(s, ":", &save)); s = NULL) {
+                if (n++ > 64)
+                        return koc_error_set(err, -E2BIG, "%s: more than 64 kubeconfig files",
+                                             paths);
+                bool dup = false;
+                for (size_t i = 0; i < m->n_files; i++)
+                        if (strcmp(m->files[i].path, p) == 0)
+                                dup = true;
+                if (dup)
+                        continue;
+                int r = load_file(m, p, list, err);
+                if (r < 0)
+                        return r;
+        }
+        if (m->n_files == 0)
+                return koc_error_set(err, -ENOENT, "%s: no kubeconfig file exists", paths);
+        for (size_t i = 0; i < m->n_files; i++) {
+                kc_file *f = &m->files[i];
+                int r = parse_file(m, f, f->text, f->len, err);
+                free(f->text);
+                f->text = NULL;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* ---- building the configuration ---------------------------------------- */
+
+static int resolve_path(const kc_file *f, const char *p, char **ret) {
+        if (p[0] == '/')
+                *ret = strdup(p);
+        else if (asprintf(ret, "%s/%s", f->dir, p) < 0)
+                *ret = NULL;
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* Decodes standard base64 (whitespace and line breaks allowed, padding
+ * checked) with OpenSSL's EVP decoder. */
+static int decode_base64(const char *in, koc_blob *ret, const char **ret_why) {
+        size_t len = strlen(in);
+        if (len > INT_MAX / 2) {
+                *ret_why = "too long";
+                return -EFBIG;
+        }
+        /* Padding may only end the data: "QQ==QQ==" is not base64. */
+        const char *pad = strchr(in, '=');
+        if (pad) {
+                const char *q = pad;
+                while (*q == '=' || *q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')
+                        q++;
+                size_t n_pad = 0;
+                for (const char *p = pad; *p; p++)
+                        n_pad += *p == '=';
+                if (*q || n_pad > 2) {
+                        *ret_why = "invalid base64 (misplaced '=' padding)";
+                        return -EINVAL;
+                }
+        }
+        size_t n_chars = 0;
+        for (const char *p = in; *p; p++) {
+                if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+                        continue;
+                if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                      (*p >= '0' && *p <= '9') || *p == '+' || *p == '/' || *p == '=')) {
+                        *ret_why = "invalid base64 (unexpected character)";
+                        return -EINVAL;
+                }
+                n_chars++;
+        }
+        if (n_chars % 4 != 0) {
+                *ret_why = "invalid base64 (length is not a multiple of 4; missing padding?)";
+                return -EINVAL;
+        }
+        unsigned char *out = malloc(len / 4 * 3 + 4);
+        EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
+        if (!out || !ctx) {
+                free(out);
+                EVP_ENCODE_CTX_free(ctx);
+                *ret_why = "out of memory";
+                return -ENOMEM;
+        }
+        int n1 = 0, n2 = 0;
+        EVP_DecodeInit(ctx);
+        int r1 = EVP_DecodeUpdate(ctx, out, &n1, (const unsigned char *)in, (int)len);
+        int r2 = r1 < 0 ? -1 : EVP_DecodeFinal(ctx, out + n1, &n2);
+        EVP_ENCODE_CTX_free(ctx);
+        if (r1 < 0 || r2 < 0) {
+                OPENSSL_cleanse(out, len / 4 * 3 + 4);
+                free(out);
+                *ret_why = "invalid base64";
+                return -EINVAL;
+        }
+        if (n1 + n2 == 0) {
+                free(out);
+                *ret_why = "empty after base64 decoding";
+                return -EINVAL;
+        }
+        ret->data = out;
+        ret->size = (size_t)(n1 + n2);
+        return 0;
+}
+
+enum pem_kind { PEM_CERT, PEM_KEY };
+
+/* Checks that data holds at least one PEM certificate (or a private key), so
+ * a wrong field fails at load time with its name rather than later as a TLS
+ * error. */
+static bool pem_ok(const unsigned char *data, size_t size, enum pem_kind kind) {
+        if (size > INT_MAX)
+                return false;
+        BIO *bio = BIO_new_mem_buf(data, (int)size);
+        if (!bio)
+                return false;
+        bool ok;
+        if (kind == PEM_CERT) {
+                X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+                ok = x != NULL;
+                X509_free(x);
+        } else {
+                EVP_PKEY *k = PEM_read_bio_PrivateKey(bio, NULL, NULL, (void *)"");
+                ok = k != NULL;
+                EVP_PKEY_free(k);
+        }
+        BIO_free(bio);
+        return ok;
+}
+
+static int pem_data(const kc_file *f, const char *field, const char *b64, enum pem_kind kind,
+                    koc_blob *ret, koc_error *err) {
+        const char *why = NULL;
+        int r = decode_base64(b64, ret, &why);
+        if (r < 0)
+                return koc_error_set(err, r, "%s: %s: %s", f->path, field, why);
+        if (!pem_ok(ret->data, ret->size, kind))
+                return koc_error_set(err, -EINVAL, "%s: %s: decoded data is not a PEM %s",
+                                     f->path, field,
+                                     kind == PEM_CERT ? "certificate" : "private key");
+        return 0;
+}
+
+static int pem_file(const kc_file *f, const char *field, const char *p, enum pem_kind kind,
+                    char **ret, koc_error *err) {
+        if (resolve_path(f, p, ret) < 0)
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        _koc_cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        int r = koc_read_file_bounded(*ret, KOC_KUBECONFIG_MAX, &text, &len);
+        if (r < 0)
+                return koc_error_set(err, r, "%s: %s: cannot read %s: %s", f->path, field, *ret,
+                                     r == -EFBIG ? "file too large" : strerror(-r));
+        bool ok = pem_ok((unsigned char *)text, len, kind);
+        OPENSSL_cleanse(text, len);
+        if (!ok)
+                return koc_error_set(err, -EINVAL, "%s: %s: %s is not a PEM %s", f->path, field,
+                                     *ret, kind == PEM_CERT ? "certificate" : "private key");
+        return 0;
+}
+
+static int build_cluster(koc_cluster_config *cfg, const kc_cluster *c, koc_error *err) {
+        const char *path = c->file->path;
+        char f[160];
+        char where[PATH_MAX + 200];
+        snprintf(where, sizeof where, "%s: %s", path,
+                 FIELD(f, "clusters", c->index, "cluster", "server"));
+        if (!c->server)
+                return koc_error_set(err, -EINVAL, "%s: missing (cluster \"%s\")", where, c->name);
+        int r = koc_cluster_config_set_server(cfg, c->server, c->tls_server_name, where, err);
+        if (r < 0)
+                return r;
+        if (!cfg->tls) {
+                const char *tls_field = c->ca        ? "certificate-authority"
+                                        : c->ca_data ? "certificate-authority-data"
+                                        : c->insecure == 1 ? "insecure-skip-tls-verify"
+                                                           : NULL;
+                if (tls_field)
+                        return koc_error_set(err, -EINVAL,
+                                             "%s: %s: set, but server \"%s\" is http://, not "
+                                             "https://", path,
+                                             FIELD(f, "clusters", c->index, "cluster", tls_field),
+                                             c->server);
+                return 0;
+        }
+        if (c->ca && c->ca_data)
+                return koc_error_set(err, -EINVAL,
+                                     "%s: %s: both certificate-authority and "
+                                     "certificate-authority-data are set; use one",
+                                     path, FIELD(f, "clusters", c->index, "cluster",
+                                                 "certificate-authority-data"));
+        if (c->insecure == 1 && (c->ca || c->ca_data))
+                return koc_error_set(err, -EINVAL,
+                                     "%s: %s: a certificate authority and "
+                                     "insecure-skip-tls-verify: true cannot both be set",
+                                     path, FIELD(f, "clusters", c->index, "cluster",
+                                                 "insecure-skip-tls-verify"));
+        if (c->ca_data) {
+                r = pem_data(c->file,
+                             FIELD(f, "clusters", c->index, "cluster", "certificate-authority-data"),
+                             c->ca_data, PEM_CERT, &cfg->ca_data, err);
+                if (r < 0)
+                        return r;
+        } else if (c->ca) {
+                r = pem_file(c->file,
+                             FIELD(f, "clusters", c->index, "cluster", "certificate-authority"),
+                             c->ca, PEM_CERT, &cfg->ca_file, err);
+                if (r < 0)
+                        return r;
+        }
+        if (c->insecure == 1) {
+                cfg->insecure = true;
+                koc_log_warn("config",
+                             "%s: cluster \"%s\": insecure-skip-tls-verify is true: the API "
+                             "server's certificate is NOT verified",
+                             path, c->name);
+        }
+        return 0;
+}
+
+static int build_user(koc_cluster_config *cfg, kc_user *u, koc_error *err) {
+        const char *path = u->file->path;
+        char f[160];
+        int r;
+        if (u->has_auth_provider && !u->token && !u->token_file && !u->exec && !u->cert &&
+            !u->cert_data)
+                return koc_error_set(err, -ENOTSUP,
+                                     "%s: %s: auth-provider plugins are not supported; use exec "
+                                     "credentials or a token", path,
+                                     FIELD(f, "users", u->index, "user", "auth-provider"));
+        if (u->cert && u->cert_data)
+                return koc_error_set(err, -EINVAL,
+                                     "%s: %s: both client-certificate and client-certificate-data "
+                                     "are set; use one", path,
+                                     FIELD(f, "users", u->index, "user", "client-certificate-data"));
+        if (u->key && u->key_data)
+                return koc_error_set(err, -EINVAL,
+                                     "%s: %s: both client-key and client-key-data are set; use one",
+                                     path, FIELD(f, "users", u->index, "user", "client-key-data"));
+        bool has_cert = u->cert || u->cert_data, has_key = u->key || u->key_data;
+        if (has_cert != has_key)
+                return koc_error_set(err, -EINVAL, "%s: %s: missing (%s is set)", path,
+                                     FIELD(f, "users", u->index, "user",
+                                           has_cert ? "client-key(-data)"
+                                                    : "client-certificate(-data)"),
+                                     has_cert ? "a client certificate" : "a client key");
+        if (has_cert && !cfg->tls)
+                return koc_error_set(err, -EINVAL,
+                                     "%s: %s: a client certificate needs an https:// server, not "
+                                     "\"%s\"", path,
+                                     FIELD(f, "users", u->index, "user",
+                                           u->cert ? "client-certificate"
+                                                   : "client-certificate-data"),
+                                     cfg->server);
+        if (u->cert_data &&
+            (r = pem_data(u->file, FIELD(f, "users", u->index, "user", "client-certificate-data"),
+                          u->cert_data, PEM_CERT, &cfg->cert_data, err)) < 0)
+                return r;
+        if (u->cert &&
+            (r = pem_file(u->file, FIELD(f, "users", u->index, "user", "client-certificate"),
+                          u->cert, PEM_CERT, &cfg->cert_file, err)) < 0)
+                return r;
+        if (u->key_data &&
+            (r = pem_data(u->file, FIELD(f, "users", u->index, "user", "client-key-data"),
+                          u->key_data, PEM_KEY, &cfg->key_data, err)) < 0)
+                return r;
+        if (u->key && (r = pem_file(u->file, FIELD(f, "users", u->index, "user", "client-key"),
+                                    u->key, PEM_KEY, &cfg->key_file, err)) < 0)
+                return r;
+
+        if (u->exec && (u->token || u->token_file))
+                return koc_error_set(err, -EINVAL, "%s: %s: exec and token/tokenFile are both set; "
+                                     "use one", path,
+                                     FIELD(f, "users", u->index, "user", "exec"));
+        if (u->token_file) {
+                /* client-go: tokenFile wins over token and is re-read. */
+                if (resolve_path(u->file, u->token_file, &cfg->token_file) < 0)
+                        return koc_error_set(err, -ENOMEM, "out of memory");
+                const char *why = NULL;
+                r = koc_read_token_file(cfg->token_file, &cfg->token, &why);
+                if (r < 0)
+                        return koc_error_set(err, r, "%s: %s: %s: %s", path,
+                                             FIELD(f, "users", u->index, "user", "tokenFile"),
+                                             cfg->token_file, why);
+                cfg->token_kind = KOC_TOKEN_FILE;
+                cfg->token_read_usec = cfg->now(cfg->now_userdata);
+        } else if (u->token) {
+                if (!koc_token_is_valid(u->token))
+                        return koc_error_set(err, -EINVAL,
+                                             "%s: %s: contains whitespace or control characters",
+                                             path, FIELD(f, "users", u->index, "user", "token"));
+                if (!(cfg->token = strdup(u->token)))
+                        return koc_error_set(err, -ENOMEM, "out of memory");
+                cfg->token_kind = KOC_TOKEN_STATIC;
+        } else if (u->exec) {
+                /* Bounded (10 s): run once at load, so that a broken plugin
+                 * fails here with its name, not on the first request. */
+                r = koc_exec_credential_run(u->exec, &cfg->token, &cfg->token_expiry_usec, err);
+                if (r < 0)
+                        return r;
+                cfg->token_kind = KOC_TOKEN_EXEC;
+                cfg->token_read_usec = cfg->now(cfg->now_userdata);
+                cfg->exec = u->exec;
+        }
+        return 0;
+}
+
+static const kc_context *find_context(const kc_merged *m, const char *name) {
+        for (size_t i = 0; i < m->n_contexts; i++)
+                if (strcmp(m->contexts[i].name, name) == 0)
+                        return &m->contexts[i];
+        return NULL;
+}
+
+static int merged_build(kc_merged *m, const char *paths, const char *context,
+                        koc_cluster_config **ret, koc_error *err) {
+        char f[160];
+        const kc_context *ctx;
+        if (context && *context) {
+                ctx = find_context(m, context);
+                if (!ctx)
+                        return koc_error_set(err, -ENOENT, "%s: context \"%s\" not found", paths,
+                                             context);
+        } else {
+                if (!m->current_context)
+                        return koc_error_set(err, -ENOENT,
+                                             "%s: current-context: not set, and no context was "
+                                             "given", paths);
+                ctx = find_context(m, m->current_context);
+                if (!ctx)
+                        return koc_error_set(err, -ENOENT,
+                                             "%s: current-context: context \"%s\" not found",
+                                             m->current_context_file->path, m->current_context);
+        }
+        const char *cpath = ctx->file->path;
+        if (!ctx->cluster)
+                return koc_error_set(err, -EINVAL, "%s: %s: missing (context \"%s\")", cpath,
+                                     FIELD(f, "contexts", ctx->index, "context", "cluster"),
+                                     ctx->name);
+        const kc_cluster *cl = NULL;
+        for (size_t i = 0; i < m->n_clusters; i++)
+                if (strcmp(m->clusters[i].name, ctx->cluster) == 0)
+                        cl = &m->clusters[i];
+        if (!cl)
+                return koc_error_set(err, -ENOENT, "%s: %s: cluster \"%s\" not found", cpath,
+                                     FIELD(f, "contexts", ctx->index, "context", "cluster"),
+                                     ctx->cluster);
+        kc_user *us = NULL;
+        if (ctx->user) {
+                for (size_t i = 0; i < m->n_users; i++)
+                        if (strcmp(m->users[i].name, ctx->user) == 0)
+                                us = &m->users[i];
+                if (!us)
+                        return koc_error_set(err, -ENOENT, "%s: %s: user \"%s\" not found", cpath,
+                                             FIELD(f, "contexts", ctx->index, "context", "user"),
+                                             ctx->user);
+        }
+
+        _koc_cleanup_(koc_cluster_config_unrefp) koc_cluster_config *cfg = koc_cluster_config_alloc();
+        if (!cfg)
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        int r = build_cluster(cfg, cl, err);
+        if (r < 0)
+                return r;
+        if (us) {
+                r = build_user(cfg, us, err);
+                if (cfg->exec == us->exec)
+                        us->exec = NULL; /* now owned by cfg */
+                if (r < 0)
+                        return r;
+        }
+        const char *pod_ns = getenv("POD_NAMESPACE");
+        const char *ns = pod_ns && *pod_ns ? pod_ns : ctx->namespace;
+        if (ns && !(cfg->namespace = strdup(ns)))
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        if (!(cfg->source = strdup(cpath)))
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        *ret = cfg;
+        cfg = NULL;
+        return 0;
+}
+
+KOC_EXPORT int koc_cluster_config_from_kubeconfig(const char *paths, const char *context,
+                                                  koc_cluster_config **ret, koc_error *err) {
+        if (!paths || !*paths || !ret)
+                return koc_error_set(err, -EINVAL, "kubeconfig: no path given");
+        kc_merged m = { 0 };
+        int r = merged_load(&m, paths, err);
+        if (r >= 0)
+                r = merged_build(&m, paths, context, ret, err);
+        merged_free(&m);
+        return r < 0 ? r : 0;
+}

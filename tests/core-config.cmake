@@ -1,0 +1,6 @@
+# Cluster configuration (kubeconfig, in-cluster, token reload) and the metrics
+# registry, all in framework/core.
+koc_add_test(NAME test-incluster SOURCES unit/test-incluster.c MODULES core LABELS unit
+             LIBS PkgConfig::CURL)
+koc_add_test(NAME test-token-reload SOURCES unit/test-token-reload.c MODULES core LABELS unit
+             LIBS PkgConfig::CURL)
