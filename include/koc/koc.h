@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * koc/koc.h: every public koc header at once.
+ *
+ *   #include <koc/koc.h>
+ *
+ * koc builds highly available Kubernetes operators in C: an asynchronous API
+ * client on sd-event (client.h), Lease leader election compatible with
+ * client-go (leader.h), health, readiness and metrics endpoints (probes.h,
+ * metrics.h), graceful shutdown (shutdown.h), and the manager that puts them
+ * together on one loop (manager.h).
+ */
+#ifndef KOC_KOC_H
+#define KOC_KOC_H
+
+#include <koc/common.h>
+#include <koc/log.h>
+#include <koc/time.h>
+#include <koc/config.h>
+#include <koc/client.h>
+#include <koc/metrics.h>
+#include <koc/leader.h>
+#include <koc/probes.h>
+#include <koc/shutdown.h>
+#include <koc/manager.h>
+
+#endif

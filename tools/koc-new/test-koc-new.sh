@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Tests koc-new: NAME validation, the files it writes, the renamed chart, and
+# that the generated main.c compiles against koc's headers.  (Building and
+# linking the project against an installed koc is the install test's job.)
+#
+# Usage: test-koc-new.sh KOC_NEW SOURCE_DIR
+set -euo pipefail
+
+koc_new=$1
+src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+bad() { failed=$((failed + 1)); echo "not ok - $*"; }
+
+# Invalid names are refused with exit 2 and a message naming the rule.
+for n in Foo foo_bar -foo foo- "" "a.b" "$(printf 'a%.0s' {1..64})" "f oo" "ä"; do
+        if "$koc_new" "$n" "$tmp/bad" >"$tmp/out" 2>&1; then
+                bad "name \"$n\" accepted"
+        else
+                rc=$?
+                if [[ $rc -eq 2 ]] && grep -q "DNS-1123\|Usage\|unknown option" "$tmp/out" && [[ ! -e $tmp/bad/main.c ]]; then
+                        ok "name \"$n\" rejected"
+                else
+                        bad "name \"$n\": exit $rc, output: $(cat "$tmp/out")"
+                fi
+        fi
+done
+
+# A valid name.
+if "$koc_new" my-op2 "$tmp/my-op2" >"$tmp/out" 2>&1; then ok "koc-new my-op2"; else cat "$tmp/out"; bad "koc-new my-op2"; fi
+for f in CMakeLists.txt main.c README.md charts/my-op2/Chart.yaml charts/my-op2/values.yaml \
+        charts/my-op2/templates/deployment.yaml charts/my-op2/templates/role.yaml \
+        charts/my-op2/README.md; do
+        if [[ -s $tmp/my-op2/$f ]]; then ok "wrote $f"; else bad "missing $f"; fi
+done
+grep -q 'find_package(koc' "$tmp/my-op2/CMakeLists.txt" && ok "CMakeLists uses find_package(koc)" || bad "no find_package(koc)"
+grep -q 'koc::koc' "$tmp/my-op2/CMakeLists.txt" && ok "CMakeLists links koc::koc" || bad "no koc::koc"
+grep -q 'project(my-op2 ' "$tmp/my-op2/CMakeLists.txt" && ok "project named my-op2" || bad "project not named"
+grep -q 'koc_manager_run' "$tmp/my-op2/main.c" && ok "main.c runs the manager" || bad "main.c has no manager"
+grep -q 'started_leading' "$tmp/my-op2/main.c" && ok "main.c has a leader-only callback" || bad "no leader callback"
+grep -q 'leader_election_id = "my-op2"' "$tmp/my-op2/main.c" && ok "lease named after the project" || bad "lease name"
+grep -q '^name: my-op2$' "$tmp/my-op2/charts/my-op2/Chart.yaml" && ok "chart renamed" || bad "chart not renamed"
+if [[ ! -d $tmp/my-op2/charts ]] || grep -rq 'koc-example' "$tmp/my-op2/charts"; then bad "chart still mentions koc-example"; else ok "no koc-example left in the chart"; fi
+if grep -q '__NAME__\|__IDENT__' "$tmp/my-op2/main.c"; then bad "placeholders left"; else ok "placeholders replaced"; fi
+
+# Refuses a non-empty directory without --force.
+if "$koc_new" my-op2 "$tmp/my-op2" >"$tmp/out" 2>&1; then bad "overwrote a non-empty directory"; else ok "non-empty directory refused"; fi
+if "$koc_new" --force my-op2 "$tmp/my-op2" >"$tmp/out" 2>&1; then ok "--force writes into it"; else bad "--force failed"; fi
+
+# DIR defaults to ./NAME.
+(cd "$tmp" && "$koc_new" other >/dev/null 2>&1) && [[ -f $tmp/other/main.c ]] && ok "DIR defaults to ./NAME" || bad "default DIR"
+
+# main.c compiles against koc's headers.
+cflags=$(pkg-config --cflags libcjson libsystemd 2>/dev/null || true)
+if cc -std=gnu11 -Wall -Wextra -Werror -fsyntax-only -I"$src/include" $cflags "$tmp/my-op2/main.c" 2>"$tmp/cc"; then
+        ok "generated main.c compiles"
+else
+        cat "$tmp/cc"
+        bad "generated main.c does not compile"
+fi
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
