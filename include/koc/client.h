@@ -21,7 +21,18 @@
  *                      .path = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/x" },
  *                      on_lease, NULL, NULL);
  *
- * All functions except koc_client_call() must be called on the loop thread.
+ * Authentication comes from the cluster config.  When an answer is 401, the
+ * client has the config re-read its token (token file, service-account token
+ * or exec plugin) and, if the token changed, sends the request once more: the
+ * kubelet rotates bound service-account tokens, and the first request after a
+ * rotation must not fail because of it.
+ *
+ * Handlers never run inside libcurl's callbacks, so any handler may start,
+ * cancel or stop requests and watches (its own included) and may drop the
+ * last reference to the client; after that no handler runs any more.
+ *
+ * All functions except koc_client_call() must be called on the loop thread
+ * (the thread that called koc_client_new()).
  * koc_client_call() is the synchronous facade for worker threads: it posts the
  * request to the loop and waits for the answer; it refuses (-EDEADLK) to run
  * on the loop thread, which must never block.
@@ -83,7 +94,9 @@ typedef struct koc_response {
         koc_reason reason;        /* KOC_REASON_NONE for 2xx */
         const char *message;      /* Status message or transport error text; never NULL */
         cJSON *body;              /* parsed JSON body, or NULL; owned by the response */
-        uint64_t retry_after_usec;/* from Retry-After on 429/503, else 0 */
+        /* From the Retry-After header of a failed answer (429, 503, ...) or
+         * else the Status details.retryAfterSeconds; 0 when neither. */
+        uint64_t retry_after_usec;
 } koc_response;
 
 typedef struct koc_request_spec {
@@ -121,7 +134,8 @@ KOC_EXPORT int koc_client_set_user_agent(koc_client *c, const char *ua);
 KOC_EXPORT int koc_client_request(koc_client *c, const koc_request_spec *spec,
                                   koc_response_handler_t handler, void *userdata,
                                   koc_request **ret_request);
-/* Aborts a request; its handler is not called. */
+/* Aborts a request; its handler is not called.  Safe inside any handler
+ * (inside the request's own handler it does nothing). */
 KOC_EXPORT void koc_request_cancel(koc_request *r);
 /* Inside a handler: takes the body out of the response (the caller frees it). */
 KOC_EXPORT cJSON *koc_response_steal_body(const koc_response *r);
@@ -161,6 +175,10 @@ typedef struct koc_watch_event {
         const char *message;
 } koc_watch_event;
 
+/* Called for each event, on the loop thread.  event->object is freed when
+ * the handler returns; keep it with koc_watch_event_steal_object().  After the
+ * CLOSED event the watch is gone (koc_watch_stop() is not needed, but is
+ * harmless inside that handler); the handler may start a new watch there. */
 typedef void (*koc_watch_handler_t)(koc_watch *w, const koc_watch_event *event, void *userdata);
 
 typedef struct koc_watch_spec {
@@ -178,8 +196,12 @@ typedef struct koc_watch_spec {
  * abort: an idle watch stays open until the server or the caller ends it. */
 KOC_EXPORT int koc_client_watch(koc_client *c, const koc_watch_spec *spec,
                                 koc_watch_handler_t handler, void *userdata, koc_watch **ret);
-/* Ends a watch; its handler is not called again.  Frees the watch. */
+/* Ends a watch; its handler is not called again.  Frees the watch.  Safe
+ * inside the watch's own handler (the free is deferred until it returns). */
 KOC_EXPORT void koc_watch_stop(koc_watch *w);
+/* Inside a watch handler: takes the object out of the event (the caller
+ * frees it with cJSON_Delete). */
+KOC_EXPORT cJSON *koc_watch_event_steal_object(const koc_watch_event *event);
 
 #ifdef __cplusplus
 }

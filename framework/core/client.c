@@ -1,0 +1,1156 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The asynchronous API client: libcurl's multi-socket interface on sd-event.
+ *
+ * How the pieces fit (the pattern of systemd's src/import/curl-util.c):
+ *
+ *  - curl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when
+ *    to call it back (CURLMOPT_TIMERFUNCTION).  Those two callbacks only arm
+ *    sd-event sources: one I/O source per socket and one CLOCK_BOOTTIME timer.
+ *  - When a source fires we call curl_multi_socket_action() and then drain
+ *    curl_multi_info_read(), moving finished transfers onto the ready list.
+ *  - Handlers never run inside curl: curl's write callback only buffers (a
+ *    request's body) or splits lines and parses events (a watch), queueing
+ *    them on the ready list and arming one defer source.  The defer source
+ *    runs the handlers, so a handler may start, cancel or stop anything
+ *    (including itself), and may drop the last reference to the client.
+ *
+ * Authentication: every request takes the current "Authorization" header
+ * from the cluster config.  When an answer is 401, the client invalidates the
+ * config's token (which makes the config re-read the token file or re-run
+ * the exec plugin) and, if that yields a different token than the one the
+ * request carried, sends the request once more.  That is how bound
+ * service-account tokens, which the kubelet rotates, are survived without
+ * failing the first request after a rotation.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "client-internal.h"
+#include "config-internal.h"
+#include "koc/log.h"
+#include "koc/time.h"
+#include "linebuf.h"
+#include "util.h"
+
+#define LOG_COMPONENT "client"
+#define DEFAULT_TIMEOUT_USEC (30 * KOC_USEC_PER_SEC)
+#define DEFAULT_MAX_RESPONSE ((size_t)64 * 1024 * 1024)
+/* Over HTTP/1.1 every open watch holds a connection of its own, so the bound
+ * must be well above the number of watches a process keeps; over HTTP/2 they
+ * all share one connection anyway. */
+#define MAX_HOST_CONNECTIONS 256L
+#define DEFAULT_USER_AGENT "koc/0.1"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* --- small intrusive list ------------------------------------------------ */
+
+static void list_init(struct koc_list *l) {
+        l->prev = l->next = l;
+}
+
+static bool list_empty(const struct koc_list *l) {
+        return l->next == l;
+}
+
+static bool list_linked(const struct koc_list *n) {
+        return n->next != n;
+}
+
+static void list_append(struct koc_list *head, struct koc_list *n) {
+        n->prev = head->prev;
+        n->next = head;
+        head->prev->next = n;
+        head->prev = n;
+}
+
+static void list_unlink(struct koc_list *n) {
+        n->prev->next = n->next;
+        n->next->prev = n->prev;
+        list_init(n);
+}
+
+/* --- transfers ----------------------------------------------------------- */
+
+typedef struct transfer {
+        koc_client *client;
+        bool is_watch;
+        struct koc_list link;       /* client->transfers */
+        struct koc_list ready_link; /* client->ready */
+
+        CURL *easy;
+        struct curl_slist *headers;
+        char *method;
+        char *path;
+        char *auth;                 /* the Authorization header this attempt carries */
+        char *body;                 /* serialised request body (cJSON allocation) */
+        char *content_type;
+        char errbuf[CURL_ERROR_SIZE];
+        uint64_t started_usec;
+
+        long status;                /* from the last status line */
+        char *data;                 /* response body (requests, failed watches) */
+        size_t data_len, data_alloc, max_data;
+        uint64_t retry_after_usec;
+        int error;                  /* our own failure: -EMSGSIZE, -EBADMSG, -ENOMEM */
+
+        bool auth_retried;
+        bool attached;              /* in the multi handle */
+        bool finished;              /* curl is done with it */
+        bool in_handler;
+        bool cancelled;
+        CURLcode result;
+} transfer;
+
+struct koc_request {
+        transfer t; /* first: a transfer is freed as its container */
+        koc_response_handler_t handler;
+        void (*on_drop)(void *userdata);
+        void *userdata;
+};
+
+typedef struct watch_item {
+        struct watch_item *next;
+        koc_watch_event_type type;
+        cJSON *object;
+        koc_status status; /* ERROR events */
+} watch_item;
+
+struct koc_watch {
+        transfer t; /* first */
+        koc_watch_handler_t handler;
+        void *userdata;
+        koc_linebuf lines;
+        bool streaming; /* the answer was 2xx: the body is the event stream */
+        watch_item *head, *tail;
+};
+
+typedef struct curl_socket_io {
+        struct koc_list link;
+        koc_client *client;
+        curl_socket_t fd;
+        sd_event_source *source;
+} curl_socket_io;
+
+static void client_free(koc_client *c);
+
+static void ready_add(transfer *t) {
+        koc_client *c = t->client;
+
+        if (!list_linked(&t->ready_link))
+                list_append(&c->ready, &t->ready_link);
+        /* Arming a source is all that may happen here: this runs inside
+         * curl's write callback or right after curl_multi_info_read(). */
+        (void)sd_event_source_set_enabled(c->dispatch, SD_EVENT_ONESHOT);
+}
+
+static void watch_items_free(koc_watch *w) {
+        while (w->head) {
+                watch_item *i = w->head;
+                w->head = i->next;
+                cJSON_Delete(i->object);
+                free(i);
+        }
+        w->tail = NULL;
+}
+
+static void transfer_free(transfer *t) {
+        koc_client *c = t->client;
+
+        if (t->attached)
+                curl_multi_remove_handle(c->multi, t->easy);
+        if (list_linked(&t->link))
+                list_unlink(&t->link);
+        if (list_linked(&t->ready_link))
+                list_unlink(&t->ready_link);
+        if (t->easy)
+                curl_easy_cleanup(t->easy);
+        curl_slist_free_all(t->headers);
+        free(t->method);
+        free(t->path);
+        free(t->auth);
+        cJSON_free(t->body);
+        free(t->content_type);
+        free(t->data);
+        if (t->is_watch) {
+                koc_watch *w = container_of(t, koc_watch, t);
+                watch_items_free(w);
+                koc_linebuf_done(&w->lines);
+        }
+        free(t);
+}
+
+/* The request ends without an answer because the client shuts down. */
+static void transfer_drop(transfer *t) {
+        if (!t->is_watch) {
+                koc_request *r = container_of(t, koc_request, t);
+                if (r->on_drop)
+                        r->on_drop(r->userdata);
+        }
+        transfer_free(t);
+}
+
+/* --- curl callbacks: buffer, parse, arm sources; nothing else ------------ */
+
+static int buffer_append(transfer *t, const char *p, size_t n) {
+        if (n > t->max_data - t->data_len) {
+                t->error = -EMSGSIZE;
+                return -EMSGSIZE;
+        }
+        size_t need = t->data_len + n;
+        if (need > t->data_alloc) {
+                /* Geometric growth, never beyond the cap (plus one byte). */
+                size_t cap = t->max_data + 1;
+                size_t a = t->data_alloc ? t->data_alloc : 16384;
+                while (a < need)
+                        a = a > cap / 2 ? cap : a * 2;
+                if (a > cap)
+                        a = cap;
+                char *d = realloc(t->data, a);
+                if (!d) {
+                        t->error = -ENOMEM;
+                        return -ENOMEM;
+                }
+                t->data = d;
+                t->data_alloc = a;
+        }
+        memcpy(t->data + t->data_len, p, n);
+        t->data_len = need;
+        return 0;
+}
+
+static int watch_on_line(const char *line, size_t len, void *userdata) {
+        koc_watch *w = userdata;
+        static const struct {
+                const char *name;
+                koc_watch_event_type type;
+        } types[] = {
+                { "ADDED", KOC_WATCH_ADDED },     { "MODIFIED", KOC_WATCH_MODIFIED },
+                { "DELETED", KOC_WATCH_DELETED }, { "BOOKMARK", KOC_WATCH_BOOKMARK },
+                { "ERROR", KOC_WATCH_ERROR },
+        };
+
+        cJSON *root = cJSON_ParseWithLength(line, len);
+        if (!root)
+                return -EBADMSG;
+        cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
+        cJSON *object = cJSON_GetObjectItemCaseSensitive(root, "object");
+        int t = -1;
+        if (cJSON_IsString(type) && cJSON_IsObject(object))
+                for (size_t i = 0; i < KOC_ELEMENTSOF(types); i++)
+                        if (strcmp(type->valuestring, types[i].name) == 0)
+                                t = (int)types[i].type;
+        if (t < 0) {
+                cJSON_Delete(root);
+                return -EBADMSG;
+        }
+
+        watch_item *item = calloc(1, sizeof *item);
+        if (!item) {
+                cJSON_Delete(root);
+                return -ENOMEM;
+        }
+        item->type = (koc_watch_event_type)t;
+        item->object = cJSON_DetachItemViaPointer(root, object);
+        cJSON_Delete(root);
+        if (item->type == KOC_WATCH_ERROR)
+                koc_status_parse(item->object, 0, &item->status);
+
+        if (w->tail)
+                w->tail->next = item;
+        else
+                w->head = item;
+        w->tail = item;
+        ready_add(&w->t);
+        return 0;
+}
+
+static size_t on_curl_write(char *p, size_t size, size_t nmemb, void *userdata) {
+        transfer *t = userdata;
+        size_t n = size * nmemb;
+
+        if (t->is_watch) {
+                koc_watch *w = container_of(t, koc_watch, t);
+                if (w->streaming) {
+                        int r = koc_linebuf_feed(&w->lines, p, n, watch_on_line, w);
+                        if (r < 0) {
+                                t->error = r;
+                                return 0; /* aborts the transfer */
+                        }
+                        return n;
+                }
+        }
+        return buffer_append(t, p, n) < 0 ? 0 : n;
+}
+
+static size_t on_curl_header(char *p, size_t size, size_t nmemb, void *userdata) {
+        transfer *t = userdata;
+        size_t n = size * nmemb;
+
+        if (n >= 12 && memcmp(p, "HTTP/", 5) == 0) {
+                /* A new response (also after "100 Continue"): start over. */
+                const char *sp = memchr(p, ' ', n);
+                long code = 0;
+                if (sp && (size_t)(sp - p) + 4 <= n)
+                        for (int i = 1; i <= 3 && sp[i] >= '0' && sp[i] <= '9'; i++)
+                                code = code * 10 + (sp[i] - '0');
+                t->status = code;
+                t->data_len = 0;
+                t->retry_after_usec = 0;
+                if (t->is_watch)
+                        container_of(t, koc_watch, t)->streaming = code >= 200 && code < 300;
+        } else if (n > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
+                char v[128];
+                size_t l = n - 12;
+                if (l >= sizeof v)
+                        l = sizeof v - 1;
+                memcpy(v, p + 12, l);
+                v[l] = 0;
+                v[strcspn(v, "\r\n")] = 0;
+                uint64_t usec;
+                if (koc_parse_retry_after(v, koc_now_realtime_usec(), &usec) >= 0)
+                        t->retry_after_usec = usec;
+        }
+        return n;
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+static curl_socket_io **socket_slot(koc_client *c, curl_socket_t fd) {
+        if (fd < 0)
+                return NULL;
+        if ((size_t)fd >= c->n_by_fd) {
+                size_t n = c->n_by_fd ? c->n_by_fd : 64;
+                while (n <= (size_t)fd)
+                        n *= 2;
+                curl_socket_io **a = realloc(c->by_fd, n * sizeof *a);
+                if (!a)
+                        return NULL;
+                memset(a + c->n_by_fd, 0, (n - c->n_by_fd) * sizeof *a);
+                c->by_fd = a;
+                c->n_by_fd = n;
+        }
+        return &c->by_fd[fd];
+}
+
+static void socket_io_free(koc_client *c, curl_socket_io *io) {
+        if (!io)
+                return;
+        if (io->fd >= 0 && (size_t)io->fd < c->n_by_fd && c->by_fd[io->fd] == io)
+                c->by_fd[io->fd] = NULL;
+        sd_event_source_disable_unref(io->source);
+        list_unlink(&io->link);
+        free(io);
+}
+
+/* CURLMOPT_SOCKETFUNCTION.  Keeps its own fd -> source table instead of
+ * curl_multi_assign() so that no curl_multi_* call is made from here. */
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userdata, void *socketp) {
+        koc_client *c = userdata;
+        curl_socket_io **slot = socket_slot(c, fd);
+        uint32_t events = 0;
+
+        if (!slot)
+                return -1;
+        if (what == CURL_POLL_REMOVE) {
+                socket_io_free(c, *slot);
+                return 0;
+        }
+        if (what == CURL_POLL_IN)
+                events = EPOLLIN;
+        else if (what == CURL_POLL_OUT)
+                events = EPOLLOUT;
+        else if (what == CURL_POLL_INOUT)
+                events = EPOLLIN | EPOLLOUT;
+
+        curl_socket_io *io = *slot;
+        if (!io) {
+                io = calloc(1, sizeof *io);
+                if (!io)
+                        return -1;
+                io->client = c;
+                io->fd = fd;
+                list_init(&io->link);
+                if (sd_event_add_io(c->event, &io->source, fd, events ? events : EPOLLIN, on_io,
+                                    io) < 0) {
+                        free(io);
+                        return -1;
+                }
+                (void)sd_event_source_set_description(io->source, "koc-client-io");
+                list_append(&c->sockets, &io->link);
+                *slot = io;
+        } else if (events && sd_event_source_set_io_events(io->source, events) < 0)
+                return -1;
+        if (sd_event_source_set_enabled(io->source, events ? SD_EVENT_ON : SD_EVENT_OFF) < 0)
+                return -1;
+        return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: arm (or disarm) the one timer source. */
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userdata) {
+        koc_client *c = userdata;
+
+        if (timeout_ms < 0)
+                return sd_event_source_set_enabled(c->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
+        uint64_t at = koc_now_boottime_usec() + (uint64_t)timeout_ms * KOC_USEC_PER_MSEC;
+        if (sd_event_source_set_time(c->timer, at) < 0 ||
+            sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT) < 0)
+                return -1;
+        return 0;
+}
+
+/* --- driving curl from sd-event ------------------------------------------ */
+
+static void collect_finished(koc_client *c) {
+        CURLMsg *msg;
+        int left;
+
+        while ((msg = curl_multi_info_read(c->multi, &left))) {
+                if (msg->msg != CURLMSG_DONE)
+                        continue;
+                CURL *easy = msg->easy_handle;
+                CURLcode result = msg->data.result;
+                char *priv = NULL;
+                (void)curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+                transfer *t = (transfer *)priv;
+                curl_multi_remove_handle(c->multi, easy);
+                if (!t)
+                        continue;
+                t->attached = false;
+                t->finished = true;
+                t->result = result;
+                if (t->is_watch) {
+                        koc_watch *w = container_of(t, koc_watch, t);
+                        /* A last line without its newline is still an event. */
+                        if (w->streaming && result == CURLE_OK && t->error == 0) {
+                                int r = koc_linebuf_finish(&w->lines, watch_on_line, w);
+                                if (r < 0)
+                                        t->error = r;
+                        }
+                }
+                ready_add(t);
+        }
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        curl_socket_io *io = userdata;
+        koc_client *c = io->client; /* io may be freed inside socket_action */
+        int action = 0, running;
+
+        if (revents & (EPOLLIN | EPOLLHUP))
+                action |= CURL_CSELECT_IN;
+        if (revents & EPOLLOUT)
+                action |= CURL_CSELECT_OUT;
+        if (revents & EPOLLERR)
+                action |= CURL_CSELECT_ERR;
+        if (curl_multi_socket_action(c->multi, fd, action, &running) != CURLM_OK)
+                koc_log_debug(LOG_COMPONENT, "curl_multi_socket_action failed fd=%d", fd);
+        collect_finished(c);
+        return 0;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        koc_client *c = userdata;
+        int running;
+
+        if (curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running) != CURLM_OK)
+                koc_log_debug(LOG_COMPONENT, "curl_multi_socket_action(timeout) failed");
+        collect_finished(c);
+        return 0;
+}
+
+/* --- answers ------------------------------------------------------------- */
+
+static uint64_t elapsed_msec(const transfer *t) {
+        return (koc_now_boottime_usec() - t->started_usec) / KOC_USEC_PER_MSEC;
+}
+
+/* Fills *resp from a finished transfer.  Strings point into t, msgbuf or the
+ * parsed body, so they live as long as those. */
+static void transfer_response(transfer *t, koc_response *resp, char *msgbuf, size_t size) {
+        *resp = (koc_response){ .status = t->status, .message = "" };
+
+        if (t->error < 0) {
+                resp->error = t->error;
+                if (t->error == -EMSGSIZE)
+                        snprintf(msgbuf, size, "response body over %zu bytes", t->max_data);
+                else
+                        snprintf(msgbuf, size, "%s", strerror(-t->error));
+                resp->message = msgbuf;
+                return;
+        }
+        if (t->result != CURLE_OK) {
+                resp->error = koc_curl_code_to_errno(t->result);
+                resp->message = t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->result);
+                return;
+        }
+
+        long code = 0;
+        (void)curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+        resp->status = code;
+        cJSON *body = t->data_len > 0 ? cJSON_ParseWithLength(t->data, t->data_len) : NULL;
+        if (code >= 200 && code < 300) {
+                if (t->data_len > 0 && !body) {
+                        resp->error = -EBADMSG;
+                        resp->message = "response body is not JSON";
+                }
+                resp->body = body;
+                return;
+        }
+
+        koc_status st;
+        koc_status_parse(body, code, &st);
+        resp->reason = st.reason;
+        resp->retry_after_usec = t->retry_after_usec ? t->retry_after_usec : st.retry_after_usec;
+        if (st.message)
+                resp->message = st.message;
+        else {
+                snprintf(msgbuf, size, "HTTP %ld %s", code, koc_reason_to_string(st.reason));
+                resp->message = msgbuf;
+        }
+        resp->body = body;
+}
+
+static int transfer_set_headers(transfer *t);
+
+/* After a 401: re-read the token and, when it changed, send the request once
+ * more.  Returns true when the transfer was restarted. */
+static bool transfer_retry_auth(transfer *t) {
+        koc_client *c = t->client;
+
+        if (t->auth_retried || t->result != CURLE_OK || t->error < 0 || t->status != 401)
+                return false;
+        t->auth_retried = true;
+        koc_cluster_config_token_invalidate(c->cfg);
+        const char *h = koc_cluster_config_auth_header(c->cfg);
+        if (!h || (t->auth && strcmp(h, t->auth) == 0)) {
+                koc_log_debug(LOG_COMPONENT, "%s %s: 401 and the token did not change", t->method,
+                              t->path);
+                return false;
+        }
+        if (transfer_set_headers(t) < 0)
+                return false;
+        t->status = 0;
+        t->data_len = 0;
+        t->retry_after_usec = 0;
+        t->errbuf[0] = 0;
+        t->finished = false;
+        if (t->is_watch)
+                container_of(t, koc_watch, t)->streaming = false;
+        if (curl_multi_add_handle(c->multi, t->easy) != CURLM_OK)
+                return false;
+        t->attached = true;
+        koc_log_debug(LOG_COMPONENT, "%s %s: 401, retrying with the re-read token", t->method,
+                      t->path);
+        return true;
+}
+
+static void log_answer(const transfer *t, const koc_response *resp) {
+        if (resp->error < 0) {
+                /* A TLS failure is nearly always a configuration problem. */
+                int level = resp->error == -EPROTO ? KOC_LOG_WARN : KOC_LOG_DEBUG;
+                if (koc_log_enabled(level))
+                        koc_log(level, LOG_COMPONENT, "%s %s failed: %s (%s) status=%ld",
+                                t->method, t->path, strerror(-resp->error), resp->message,
+                                resp->status);
+        } else
+                koc_log_debug(LOG_COMPONENT, "%s %s -> %ld %s in %" PRIu64 " ms", t->method,
+                              t->path, resp->status, koc_reason_to_string(resp->reason),
+                              elapsed_msec(t));
+}
+
+static void request_dispatch(koc_request *r) {
+        transfer *t = &r->t;
+        koc_client *c = t->client;
+        koc_response resp;
+        char msg[256];
+
+        if (!t->finished || transfer_retry_auth(t))
+                return;
+        transfer_response(t, &resp, msg, sizeof msg);
+        log_answer(t, &resp);
+        t->in_handler = true;
+        if (r->handler)
+                r->handler(c, &resp, r->userdata);
+        cJSON_Delete(resp.body);
+        t->in_handler = false;
+        transfer_free(t);
+}
+
+static void watch_closed_event(koc_watch *w, koc_watch_event *ev, koc_response *resp,
+                               char *msgbuf, size_t size) {
+        transfer *t = &w->t;
+
+        *ev = (koc_watch_event){ .type = KOC_WATCH_CLOSED, .message = "" };
+        *resp = (koc_response){ 0 };
+        if (w->streaming && t->error == 0 && t->result == CURLE_OK) {
+                ev->status = t->status;
+                return;
+        }
+        if (t->error == -EMSGSIZE && w->streaming) {
+                ev->status = t->status;
+                ev->error = -EMSGSIZE;
+                snprintf(msgbuf, size, "watch event over %zu bytes", w->lines.max_line);
+                ev->message = msgbuf;
+                return;
+        }
+        if (t->error == -EBADMSG) {
+                ev->status = t->status;
+                ev->error = -EBADMSG;
+                ev->message = "watch event is not a JSON watch event";
+                return;
+        }
+        /* Not a stream: a transport failure or an error answer with a
+         * Status body, read like any response. */
+        transfer_response(t, resp, msgbuf, size);
+        ev->status = resp->status;
+        ev->reason = resp->reason;
+        ev->error = resp->error;
+        ev->message = resp->message;
+}
+
+static void watch_dispatch(koc_watch *w) {
+        transfer *t = &w->t;
+        koc_client *c = t->client;
+
+        if (t->finished && !w->head && transfer_retry_auth(t))
+                return;
+
+        t->in_handler = true;
+        while (w->head && !t->cancelled && !c->dead) {
+                watch_item *i = w->head;
+                w->head = i->next;
+                if (!w->head)
+                        w->tail = NULL;
+                koc_watch_event ev = {
+                        .type = i->type,
+                        .object = i->object,
+                        .message = "",
+                };
+                if (i->type == KOC_WATCH_ERROR) {
+                        ev.status = i->status.code;
+                        ev.reason = i->status.reason;
+                        if (i->status.message)
+                                ev.message = i->status.message;
+                }
+                w->handler(w, &ev, w->userdata);
+                cJSON_Delete(ev.object); /* NULL when the handler kept it */
+                free(i);
+        }
+        if (t->finished && !t->cancelled && !c->dead) {
+                koc_watch_event ev;
+                koc_response resp;
+                char msg[256];
+                watch_closed_event(w, &ev, &resp, msg, sizeof msg);
+                if (ev.error < 0 || (ev.status && (ev.status < 200 || ev.status >= 300)))
+                        koc_log_debug(LOG_COMPONENT, "watch %s closed: status=%ld error=%d %s",
+                                      t->path, ev.status, ev.error, ev.message);
+                else
+                        koc_log_debug(LOG_COMPONENT, "watch %s ended after %" PRIu64 " ms",
+                                      t->path, elapsed_msec(t));
+                w->handler(w, &ev, w->userdata);
+                cJSON_Delete(resp.body);
+        }
+        t->in_handler = false;
+        if (t->cancelled || t->finished)
+                transfer_free(t);
+}
+
+static int on_dispatch(sd_event_source *s, void *userdata) {
+        koc_client *c = userdata;
+
+        c->busy++;
+        while (!c->dead && !list_empty(&c->ready)) {
+                transfer *t = container_of(c->ready.next, transfer, ready_link);
+                list_unlink(&t->ready_link);
+                if (t->is_watch)
+                        watch_dispatch(container_of(t, koc_watch, t));
+                else
+                        request_dispatch(container_of(t, koc_request, t));
+        }
+        c->busy--;
+        if (c->dead && c->busy == 0)
+                client_free(c);
+        return 0;
+}
+
+/* --- starting transfers -------------------------------------------------- */
+
+static int transfer_set_headers(transfer *t) {
+        koc_client *c = t->client;
+        struct curl_slist *h = NULL, *n;
+        char line[256];
+
+        free(t->auth);
+        t->auth = NULL;
+#define ADD(s)                                                                               \
+        do {                                                                                 \
+                n = curl_slist_append(h, (s));                                               \
+                if (!n)                                                                      \
+                        goto oom;                                                            \
+                h = n;                                                                       \
+        } while (0)
+        ADD("Accept: application/json");
+        ADD("Expect:"); /* no 100-continue round trip for large bodies */
+        if (t->content_type) {
+                snprintf(line, sizeof line, "Content-Type: %s", t->content_type);
+                ADD(line);
+        }
+        const char *auth = koc_cluster_config_auth_header(c->cfg);
+        if (auth) {
+                ADD(auth);
+                t->auth = strdup(auth);
+                if (!t->auth)
+                        goto oom;
+        }
+#undef ADD
+        if (curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, h) != CURLE_OK)
+                goto oom;
+        curl_slist_free_all(t->headers);
+        t->headers = h;
+        return 0;
+oom:
+        curl_slist_free_all(h);
+        return -ENOMEM;
+}
+
+static bool valid_method(const char *m) {
+        if (!m || !m[0] || strlen(m) > 16)
+                return false;
+        for (; *m; m++)
+                if (*m < 'A' || *m > 'Z')
+                        return false;
+        return true;
+}
+
+/* No whitespace or control characters: they would change the request line. */
+static bool valid_url_part(const char *s) {
+        for (; s && *s; s++)
+                if ((unsigned char)*s <= ' ' || *s == 0x7f || *s == '#')
+                        return false;
+        return true;
+}
+
+static transfer *transfer_new(koc_client *c, bool is_watch, size_t size) {
+        transfer *t = calloc(1, size);
+        if (!t)
+                return NULL;
+        t->client = c;
+        t->is_watch = is_watch;
+        list_init(&t->link);
+        list_init(&t->ready_link);
+        t->max_data = c->max_response;
+        t->easy = curl_easy_init();
+        if (!t->easy) {
+                free(t);
+                return NULL;
+        }
+        return t;
+}
+
+/* Sets what every transfer needs and adds it to the multi handle. */
+static int transfer_start(transfer *t, const char *method, const char *path, const char *query) {
+        koc_client *c = t->client;
+        CURL *e = t->easy;
+        int r;
+
+        t->method = strdup(method);
+        t->path = strdup(path);
+        if (!t->method || !t->path)
+                return -ENOMEM;
+        const char *server = koc_cluster_config_server(c->cfg);
+        if (!server)
+                return -EINVAL;
+        _koc_cleanup_free_ char *url = NULL;
+        if (asprintf(&url, "%s%s%s%s", server, path, query && query[0] ? "?" : "",
+                     query ? query : "") < 0)
+                return -ENOMEM;
+
+        if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_PRIVATE, t) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http") != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 10L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_curl_header) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_HEADERDATA, t) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_WRITEDATA, t) != CURLE_OK)
+                return -EIO;
+        r = koc_cluster_config_apply_tls(c->cfg, e);
+        if (r < 0)
+                return r;
+        r = transfer_set_headers(t);
+        if (r < 0)
+                return r;
+
+        t->started_usec = koc_now_boottime_usec();
+        if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+                return -EIO;
+        t->attached = true;
+        list_append(&c->transfers, &t->link);
+        koc_log_debug(LOG_COMPONENT, "%s %s%s%s", method, path, query && query[0] ? "?" : "",
+                      query ? query : "");
+        return 0;
+}
+
+static int request_set_method(koc_request *r, const char *method, uint64_t timeout_usec) {
+        transfer *t = &r->t;
+        CURL *e = t->easy;
+        long ms = (long)(timeout_usec / KOC_USEC_PER_MSEC);
+
+        if (ms < 1)
+                ms = 1;
+        if (curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ms) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip") != CURLE_OK)
+                return -EIO;
+        if (strcmp(method, "GET") == 0)
+                return curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK ? 0 : -EIO;
+        if (strcmp(method, "HEAD") == 0)
+                return curl_easy_setopt(e, CURLOPT_NOBODY, 1L) == CURLE_OK ? 0 : -EIO;
+        if (curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK)
+                return -EIO;
+        bool wants_body = t->body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+                          strcmp(method, "PATCH") == 0;
+        if (!wants_body)
+                return 0;
+        const char *b = t->body ? t->body : "";
+        if (curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(b)) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, b) != CURLE_OK)
+                return -EIO;
+        return 0;
+}
+
+int koc_client_submit(koc_client *c, const char *method, const char *path, const char *query,
+                      char *body, const char *content_type, uint64_t timeout_usec,
+                      koc_response_handler_t handler, void (*on_drop)(void *userdata),
+                      void *userdata, koc_request **ret) {
+        int r;
+
+        if (!c || !valid_method(method) || !path || path[0] != '/' || !valid_url_part(path) ||
+            !valid_url_part(query)) {
+                cJSON_free(body);
+                return -EINVAL;
+        }
+        if (c->dead) {
+                cJSON_free(body);
+                return -ECANCELED;
+        }
+        koc_request *req = (koc_request *)transfer_new(c, false, sizeof(koc_request));
+        if (!req) {
+                cJSON_free(body);
+                return -ENOMEM;
+        }
+        transfer *t = &req->t;
+        t->body = body;
+        req->handler = handler;
+        req->on_drop = on_drop;
+        req->userdata = userdata;
+        if (t->body || strcmp(method, "GET") != 0) {
+                t->content_type = strdup(content_type ? content_type : "application/json");
+                if (!t->content_type) {
+                        transfer_free(t);
+                        return -ENOMEM;
+                }
+        }
+        r = request_set_method(req, method, timeout_usec ? timeout_usec : c->default_timeout_usec);
+        if (r >= 0)
+                r = transfer_start(t, method, path, query);
+        if (r < 0) {
+                transfer_free(t);
+                return r;
+        }
+        if (ret)
+                *ret = req;
+        return 0;
+}
+
+KOC_EXPORT int koc_client_request(koc_client *c, const koc_request_spec *spec,
+                                  koc_response_handler_t handler, void *userdata,
+                                  koc_request **ret_request) {
+        char *body = NULL;
+
+        if (!c || !spec)
+                return -EINVAL;
+        if (spec->body) {
+                body = cJSON_PrintUnformatted(spec->body);
+                if (!body)
+                        return -ENOMEM;
+        }
+        return koc_client_submit(c, spec->method, spec->path, spec->query, body,
+                                 spec->content_type, spec->timeout_usec, handler, NULL, userdata,
+                                 ret_request);
+}
+
+KOC_EXPORT void koc_request_cancel(koc_request *r) {
+        if (!r)
+                return;
+        if (r->t.in_handler) {
+                /* Its own handler runs: the dispatcher frees it afterwards. */
+                r->t.cancelled = true;
+                return;
+        }
+        transfer_free(&r->t);
+}
+
+KOC_EXPORT cJSON *koc_response_steal_body(const koc_response *r) {
+        if (!r)
+                return NULL;
+        cJSON *b = r->body;
+        ((koc_response *)r)->body = NULL;
+        return b;
+}
+
+static int append_param(char **q, CURL *e, const char *name, const char *value) {
+        char *esc = curl_easy_escape(e, value, 0);
+        if (!esc)
+                return -ENOMEM;
+        char *n = NULL;
+        int k = asprintf(&n, "%s&%s=%s", *q, name, esc);
+        curl_free(esc);
+        if (k < 0)
+                return -ENOMEM;
+        free(*q);
+        *q = n;
+        return 0;
+}
+
+KOC_EXPORT int koc_client_watch(koc_client *c, const koc_watch_spec *spec,
+                                koc_watch_handler_t handler, void *userdata, koc_watch **ret) {
+        int r = 0;
+
+        if (!c || !spec || !handler || !spec->path || spec->path[0] != '/' ||
+            !valid_url_part(spec->path) || strchr(spec->path, '?'))
+                return -EINVAL;
+        if (c->dead)
+                return -ECANCELED;
+        koc_watch *w = (koc_watch *)transfer_new(c, true, sizeof(koc_watch));
+        if (!w)
+                return -ENOMEM;
+        transfer *t = &w->t;
+        w->handler = handler;
+        w->userdata = userdata;
+        koc_linebuf_init(&w->lines, spec->max_line);
+
+        _koc_cleanup_free_ char *q = strdup("watch=1");
+        if (!q)
+                r = -ENOMEM;
+        if (r >= 0 && spec->resource_version && spec->resource_version[0])
+                r = append_param(&q, t->easy, "resourceVersion", spec->resource_version);
+        if (r >= 0 && spec->allow_bookmarks)
+                r = append_param(&q, t->easy, "allowWatchBookmarks", "true");
+        if (r >= 0 && spec->timeout_seconds > 0) {
+                char s[16];
+                snprintf(s, sizeof s, "%u", spec->timeout_seconds);
+                r = append_param(&q, t->easy, "timeoutSeconds", s);
+        }
+        if (r >= 0 && spec->label_selector && spec->label_selector[0])
+                r = append_param(&q, t->easy, "labelSelector", spec->label_selector);
+        if (r >= 0 && spec->field_selector && spec->field_selector[0])
+                r = append_param(&q, t->easy, "fieldSelector", spec->field_selector);
+        /* No total timeout and no low-speed abort: the server's timeoutSeconds
+         * ends the stream, TCP keepalive notices a dead peer. */
+        long connect_ms = (long)(c->default_timeout_usec / KOC_USEC_PER_MSEC);
+        if (r >= 0 && (curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, 0L) != CURLE_OK ||
+                       curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS,
+                                        connect_ms > 0 ? connect_ms : 1L) != CURLE_OK ||
+                       curl_easy_setopt(t->easy, CURLOPT_HTTPGET, 1L) != CURLE_OK))
+                r = -EIO;
+        if (r >= 0)
+                r = transfer_start(t, "GET", spec->path, q);
+        if (r < 0) {
+                transfer_free(t);
+                return r;
+        }
+        if (ret)
+                *ret = w;
+        return 0;
+}
+
+KOC_EXPORT void koc_watch_stop(koc_watch *w) {
+        if (!w)
+                return;
+        if (w->t.in_handler) {
+                /* Called from its own handler: the dispatcher removes it from
+                 * curl and frees it once the handler has returned. */
+                w->t.cancelled = true;
+                return;
+        }
+        transfer_free(&w->t);
+}
+
+KOC_EXPORT cJSON *koc_watch_event_steal_object(const koc_watch_event *e) {
+        if (!e)
+                return NULL;
+        cJSON *o = e->object;
+        ((koc_watch_event *)e)->object = NULL;
+        return o;
+}
+
+/* --- the client ---------------------------------------------------------- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result;
+
+static void curl_init(void) {
+        curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void client_free(koc_client *c) {
+        while (!list_empty(&c->transfers))
+                transfer_free(container_of(c->transfers.next, transfer, link));
+        if (c->multi)
+                curl_multi_cleanup(c->multi);
+        while (!list_empty(&c->sockets))
+                socket_io_free(c, container_of(c->sockets.next, curl_socket_io, link));
+        free(c->by_fd);
+        sd_event_source_disable_unref(c->timer);
+        sd_event_source_disable_unref(c->dispatch);
+        koc_sync_done(c);
+        koc_cluster_config_unref(c->cfg);
+        sd_event_unref(c->event);
+        free(c->user_agent);
+        free(c);
+}
+
+/* The last reference is gone: nothing may be called back any more. */
+static void client_shutdown(koc_client *c) {
+        c->dead = true;
+        koc_sync_shutdown(c);
+        for (struct koc_list *n = c->transfers.next, *next; n != &c->transfers; n = next) {
+                next = n->next;
+                transfer *t = container_of(n, transfer, link);
+                if (t->in_handler) {
+                        t->cancelled = true;
+                        continue;
+                }
+                transfer_drop(t);
+        }
+        if (c->busy == 0)
+                client_free(c);
+}
+
+KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_client **ret) {
+        int r;
+
+        if (!cfg || !ret)
+                return -EINVAL;
+        pthread_once(&curl_once, curl_init);
+        if (curl_init_result != CURLE_OK)
+                return -EIO;
+
+        koc_client *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->n_ref = 1;
+        c->sync_fd = -1;
+        list_init(&c->sockets);
+        list_init(&c->transfers);
+        list_init(&c->ready);
+        c->default_timeout_usec = DEFAULT_TIMEOUT_USEC;
+        c->max_response = DEFAULT_MAX_RESPONSE;
+        c->loop_thread = pthread_self();
+        c->cfg = koc_cluster_config_ref(cfg);
+        if (event)
+                c->event = sd_event_ref(event);
+        else if ((r = sd_event_default(&c->event)) < 0)
+                goto fail;
+        c->user_agent = strdup(DEFAULT_USER_AGENT);
+        c->multi = curl_multi_init();
+        if (!c->user_agent || !c->multi) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        if (curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket) != CURLM_OK ||
+            curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
+            curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
+            curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK ||
+            curl_multi_setopt(c->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) != CURLM_OK ||
+            curl_multi_setopt(c->multi, CURLMOPT_MAX_HOST_CONNECTIONS, MAX_HOST_CONNECTIONS) !=
+                    CURLM_OK) {
+                r = -EIO;
+                goto fail;
+        }
+        /* Both sources exist from the start, so that curl's callbacks only
+         * ever arm them. */
+        r = sd_event_add_time(c->event, &c->timer, CLOCK_BOOTTIME, 0, KOC_USEC_PER_MSEC, on_timer,
+                              c);
+        if (r < 0)
+                goto fail;
+        (void)sd_event_source_set_description(c->timer, "koc-client-timer");
+        r = sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_defer(c->event, &c->dispatch, on_dispatch, c);
+        if (r < 0)
+                goto fail;
+        (void)sd_event_source_set_description(c->dispatch, "koc-client-dispatch");
+        r = sd_event_source_set_enabled(c->dispatch, SD_EVENT_OFF);
+        if (r < 0)
+                goto fail;
+        r = koc_sync_init(c);
+        if (r < 0)
+                goto fail;
+        *ret = c;
+        return 0;
+fail:
+        client_free(c);
+        return r;
+}
+
+KOC_EXPORT koc_client *koc_client_ref(koc_client *c) {
+        if (c)
+                c->n_ref++;
+        return c;
+}
+
+KOC_EXPORT koc_client *koc_client_unref(koc_client *c) {
+        if (!c)
+                return NULL;
+        if (--c->n_ref == 0)
+                client_shutdown(c);
+        return NULL;
+}
+
+KOC_EXPORT sd_event *koc_client_get_event(koc_client *c) {
+        return c ? c->event : NULL;
+}
+
+KOC_EXPORT koc_cluster_config *koc_client_get_config(koc_client *c) {
+        return c ? c->cfg : NULL;
+}
+
+KOC_EXPORT void koc_client_set_default_timeout(koc_client *c, uint64_t usec) {
+        if (c)
+                c->default_timeout_usec = usec ? usec : DEFAULT_TIMEOUT_USEC;
+}
+
+KOC_EXPORT void koc_client_set_max_response_size(koc_client *c, size_t bytes) {
+        if (c)
+                c->max_response = bytes ? bytes : DEFAULT_MAX_RESPONSE;
+}
+
+KOC_EXPORT int koc_client_set_user_agent(koc_client *c, const char *ua) {
+        if (!c)
+                return -EINVAL;
+        for (const char *p = ua; p && *p; p++)
+                if ((unsigned char)*p < ' ' || *p == 0x7f)
+                        return -EINVAL;
+        char *s = strdup(ua ? ua : DEFAULT_USER_AGENT);
+        if (!s)
+                return -ENOMEM;
+        free(c->user_agent);
+        c->user_agent = s;
+        return 0;
+}

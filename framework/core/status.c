@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Kubernetes Status bodies and transport errors as koc sees them.
+ *
+ * The reason comes from the Status "reason" field when it names one koc knows;
+ * otherwise it is derived from the HTTP (or Status) code, the way client-go's
+ * k8s.io/apimachinery/pkg/api/errors does (IsNotFound is true for reason
+ * NotFound or, when the reason is unknown, for code 404).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client-internal.h"
+#include "util.h"
+
+static const char *const reason_names[_KOC_REASON_MAX] = {
+        [KOC_REASON_NONE] = "",
+        [KOC_REASON_UNKNOWN] = "Unknown",
+        [KOC_REASON_BAD_REQUEST] = "BadRequest",
+        [KOC_REASON_UNAUTHORIZED] = "Unauthorized",
+        [KOC_REASON_FORBIDDEN] = "Forbidden",
+        [KOC_REASON_NOT_FOUND] = "NotFound",
+        [KOC_REASON_METHOD_NOT_ALLOWED] = "MethodNotAllowed",
+        [KOC_REASON_ALREADY_EXISTS] = "AlreadyExists",
+        [KOC_REASON_CONFLICT] = "Conflict",
+        [KOC_REASON_GONE] = "Gone",
+        [KOC_REASON_EXPIRED] = "Expired",
+        [KOC_REASON_REQUEST_ENTITY_TOO_LARGE] = "RequestEntityTooLarge",
+        [KOC_REASON_UNSUPPORTED_MEDIA_TYPE] = "UnsupportedMediaType",
+        [KOC_REASON_INVALID] = "Invalid",
+        [KOC_REASON_TOO_MANY_REQUESTS] = "TooManyRequests",
+        [KOC_REASON_INTERNAL_ERROR] = "InternalError",
+        [KOC_REASON_SERVICE_UNAVAILABLE] = "ServiceUnavailable",
+        [KOC_REASON_SERVER_TIMEOUT] = "ServerTimeout",
+        [KOC_REASON_TIMEOUT] = "Timeout",
+};
+
+KOC_EXPORT const char *koc_reason_to_string(koc_reason reason) {
+        if ((unsigned)reason >= _KOC_REASON_MAX)
+                return "Unknown";
+        return reason_names[reason];
+}
+
+static koc_reason reason_from_code(long code) {
+        if (code >= 200 && code < 300)
+                return KOC_REASON_NONE;
+        switch (code) {
+        case 400: return KOC_REASON_BAD_REQUEST;
+        case 401: return KOC_REASON_UNAUTHORIZED;
+        case 403: return KOC_REASON_FORBIDDEN;
+        case 404: return KOC_REASON_NOT_FOUND;
+        case 405: return KOC_REASON_METHOD_NOT_ALLOWED;
+        case 409: return KOC_REASON_CONFLICT;
+        case 410: return KOC_REASON_GONE;
+        case 413: return KOC_REASON_REQUEST_ENTITY_TOO_LARGE;
+        case 415: return KOC_REASON_UNSUPPORTED_MEDIA_TYPE;
+        case 422: return KOC_REASON_INVALID;
+        case 429: return KOC_REASON_TOO_MANY_REQUESTS;
+        case 500: return KOC_REASON_INTERNAL_ERROR;
+        case 503: return KOC_REASON_SERVICE_UNAVAILABLE;
+        case 504: return KOC_REASON_SERVER_TIMEOUT;
+        default: return KOC_REASON_UNKNOWN;
+        }
+}
+
+KOC_EXPORT koc_reason koc_reason_from_status(const char *reason, long http_code) {
+        /* "Unknown" (and "") are what the API server sends when it has no
+         * reason; they fall back to the code like an absent reason. */
+        if (reason && reason[0])
+                for (int i = KOC_REASON_BAD_REQUEST; i < _KOC_REASON_MAX; i++)
+                        if (strcmp(reason, reason_names[i]) == 0)
+                                return (koc_reason)i;
+        return reason_from_code(http_code);
+}
+
+/* A JSON number that is a whole number within [min, max]. */
+static bool json_integer(const cJSON *item, double min, double max, long *ret) {
+        if (!cJSON_IsNumber(item))
+                return false;
+        double d = item->valuedouble;
+        if (!isfinite(d) || d < min || d > max || d != floor(d))
+                return false;
+        *ret = (long)d;
+        return true;
+}
+
+void koc_status_parse(const cJSON *body, long http_code, koc_status *ret) {
+        const char *reason = NULL;
+        long code = 0, retry = 0;
+
+        *ret = (koc_status){ .code = http_code };
+        if (cJSON_IsObject(body)) {
+                const cJSON *item = cJSON_GetObjectItemCaseSensitive(body, "reason");
+                if (cJSON_IsString(item))
+                        reason = item->valuestring;
+                item = cJSON_GetObjectItemCaseSensitive(body, "message");
+                if (cJSON_IsString(item))
+                        ret->message = item->valuestring;
+                item = cJSON_GetObjectItemCaseSensitive(body, "code");
+                if (json_integer(item, 100, 999, &code))
+                        ret->code = code;
+                const cJSON *details = cJSON_GetObjectItemCaseSensitive(body, "details");
+                if (cJSON_IsObject(details)) {
+                        item = cJSON_GetObjectItemCaseSensitive(details, "retryAfterSeconds");
+                        if (json_integer(item, 0, 86400.0 * 365, &retry))
+                                ret->retry_after_usec = (uint64_t)retry * KOC_USEC_PER_SEC;
+                }
+        }
+        if (ret->code == 0 && !reason)
+                ret->reason = KOC_REASON_UNKNOWN;
+        else
+                ret->reason = koc_reason_from_status(reason, ret->code);
+}
+
+int koc_curl_code_to_errno(CURLcode code) {
+        switch (code) {
+        case CURLE_OK:
+                return 0;
+        case CURLE_OPERATION_TIMEDOUT:
+                return -ETIMEDOUT;
+        case CURLE_COULDNT_CONNECT:
+                return -ECONNREFUSED;
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+                return -EHOSTUNREACH;
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_SSL_ENGINE_NOTFOUND:
+        case CURLE_SSL_ENGINE_SETFAILED:
+        case CURLE_SSL_CERTPROBLEM:
+        case CURLE_SSL_CIPHER:
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_ENGINE_INITFAILED:
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_SSL_SHUTDOWN_FAILED:
+        case CURLE_SSL_CRL_BADFILE:
+        case CURLE_SSL_ISSUER_ERROR:
+        case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        case CURLE_SSL_INVALIDCERTSTATUS:
+        case CURLE_SSL_CLIENTCERT:
+        case CURLE_USE_SSL_FAILED:
+        case CURLE_HTTP2:
+        case CURLE_HTTP2_STREAM:
+        case CURLE_WEIRD_SERVER_REPLY:
+        case CURLE_UNSUPPORTED_PROTOCOL:
+        case CURLE_BAD_CONTENT_ENCODING:
+                return -EPROTO;
+        case CURLE_RECV_ERROR:
+        case CURLE_SEND_ERROR:
+        case CURLE_GOT_NOTHING:
+        case CURLE_PARTIAL_FILE:
+                return -ECONNRESET;
+        case CURLE_URL_MALFORMAT:
+        case CURLE_BAD_FUNCTION_ARGUMENT:
+                return -EINVAL;
+        case CURLE_OUT_OF_MEMORY:
+                return -ENOMEM;
+        case CURLE_FILESIZE_EXCEEDED:
+                return -EMSGSIZE;
+        case CURLE_ABORTED_BY_CALLBACK:
+                return -ECANCELED;
+        case CURLE_LOGIN_DENIED:
+        case CURLE_REMOTE_ACCESS_DENIED:
+                return -EACCES;
+        default:
+                return -EIO;
+        }
+}
+
+int koc_parse_retry_after(const char *value, uint64_t now_realtime_usec, uint64_t *ret_usec) {
+        if (!value)
+                return -EINVAL;
+        while (isspace((unsigned char)*value))
+                value++;
+        if (isdigit((unsigned char)*value)) {
+                char *end;
+                errno = 0;
+                unsigned long long s = strtoull(value, &end, 10);
+                while (isspace((unsigned char)*end))
+                        end++;
+                if (*end || errno == ERANGE)
+                        return -EINVAL;
+                /* A day is far beyond any sensible back-off; clamp. */
+                if (s > 86400)
+                        s = 86400;
+                *ret_usec = (uint64_t)s * KOC_USEC_PER_SEC;
+                return 0;
+        }
+        time_t t = curl_getdate(value, NULL);
+        if (t == (time_t)-1 || t < 0)
+                return -EINVAL;
+        uint64_t at = (uint64_t)t * KOC_USEC_PER_SEC;
+        *ret_usec = at > now_realtime_usec ? at - now_realtime_usec : 0;
+        if (*ret_usec > 86400 * KOC_USEC_PER_SEC)
+                *ret_usec = 86400 * KOC_USEC_PER_SEC;
+        return 0;
+}

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The synchronous facade: koc_client_call() for worker threads.
+ *
+ * A worker serialises the body on its own thread, appends the call to a
+ * mutex-protected queue and writes to an eventfd; the loop thread's I/O
+ * source on that eventfd takes the queue and submits each call as an ordinary
+ * asynchronous request.  The worker waits on a condition variable of its own
+ * call (a stack object), so that once the loop has signalled it, neither side
+ * touches the other's memory again: the client may be gone by the time the
+ * worker wakes up.
+ *
+ * When the last reference to the client goes, posted calls and calls in
+ * flight complete with -ECANCELED.  Calls must not *start* after that: the
+ * owner stops its workers (or stops them from calling) before dropping the
+ * client.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "client-internal.h"
+#include "koc/log.h"
+
+struct koc_sync_call {
+        koc_sync_call *next;
+        const koc_request_spec *spec; /* the worker's, valid while it waits */
+        char *body;                   /* serialised on the worker; moves to the request */
+
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool done;
+        int result;
+        koc_response *response;
+};
+
+/* A response handed to a worker: owns its body and message. */
+typedef struct sync_response {
+        koc_response response;
+        char *message;
+} sync_response;
+
+static void sync_complete(koc_sync_call *call, int result, koc_response *response) {
+        pthread_mutex_lock(&call->lock);
+        call->result = result;
+        call->response = response;
+        call->done = true;
+        pthread_cond_signal(&call->cond);
+        /* After this unlock the call may be gone (the worker returned). */
+        pthread_mutex_unlock(&call->lock);
+}
+
+static void sync_on_response(koc_client *c, const koc_response *resp, void *userdata) {
+        koc_sync_call *call = userdata;
+        sync_response *s = calloc(1, sizeof *s);
+
+        if (s)
+                s->message = strdup(resp->message ? resp->message : "");
+        if (!s || !s->message) {
+                free(s);
+                sync_complete(call, -ENOMEM, NULL);
+                return;
+        }
+        s->response = *resp;
+        s->response.message = s->message;
+        s->response.body = koc_response_steal_body(resp);
+        sync_complete(call, 0, &s->response);
+}
+
+static void sync_on_drop(void *userdata) {
+        sync_complete(userdata, -ECANCELED, NULL);
+}
+
+static koc_sync_call *sync_take_all(koc_client *c) {
+        pthread_mutex_lock(&c->sync_lock);
+        koc_sync_call *head = c->sync_head;
+        c->sync_head = c->sync_tail = NULL;
+        pthread_mutex_unlock(&c->sync_lock);
+        return head;
+}
+
+static int on_sync_event(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        koc_client *c = userdata;
+        uint64_t n;
+
+        (void)!read(fd, &n, sizeof n);
+        for (koc_sync_call *call = sync_take_all(c), *next; call; call = next) {
+                next = call->next;
+                const koc_request_spec *spec = call->spec;
+                char *body = call->body;
+                call->body = NULL; /* the request owns it now, even on failure */
+                int r = koc_client_submit(c, spec->method, spec->path, spec->query, body,
+                                          spec->content_type, spec->timeout_usec,
+                                          sync_on_response, sync_on_drop, call, NULL);
+                if (r < 0)
+                        sync_complete(call, r, NULL);
+        }
+        return 0;
+}
+
+int koc_sync_init(koc_client *c) {
+        int r = pthread_mutex_init(&c->sync_lock, NULL);
+        if (r != 0)
+                return -r;
+        c->sync_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (c->sync_fd < 0)
+                return -errno;
+        r = sd_event_add_io(c->event, &c->sync_source, c->sync_fd, EPOLLIN, on_sync_event, c);
+        if (r < 0)
+                return r;
+        (void)sd_event_source_set_description(c->sync_source, "koc-client-sync");
+        return 0;
+}
+
+void koc_sync_shutdown(koc_client *c) {
+        if (c->sync_fd < 0)
+                return;
+        pthread_mutex_lock(&c->sync_lock);
+        c->sync_closed = true;
+        pthread_mutex_unlock(&c->sync_lock);
+        for (koc_sync_call *call = sync_take_all(c), *next; call; call = next) {
+                next = call->next;
+                sync_complete(call, -ECANCELED, NULL);
+        }
+}
+
+void koc_sync_done(koc_client *c) {
+        if (c->sync_fd < 0)
+                return;
+        c->sync_source = sd_event_source_disable_unref(c->sync_source);
+        close(c->sync_fd);
+        c->sync_fd = -1;
+        pthread_mutex_destroy(&c->sync_lock);
+}
+
+KOC_EXPORT int koc_client_call(koc_client *c, const koc_request_spec *spec, koc_response **ret) {
+        if (!c || !spec || !ret)
+                return -EINVAL;
+        /* The loop thread would wait for itself. */
+        if (pthread_equal(pthread_self(), c->loop_thread))
+                return -EDEADLK;
+
+        koc_sync_call call = { .spec = spec };
+        if (spec->body) {
+                call.body = cJSON_PrintUnformatted(spec->body);
+                if (!call.body)
+                        return -ENOMEM;
+        }
+        pthread_mutex_init(&call.lock, NULL);
+        pthread_cond_init(&call.cond, NULL);
+
+        int r = 0;
+        pthread_mutex_lock(&c->sync_lock);
+        if (c->sync_closed)
+                r = -ECANCELED;
+        else {
+                if (c->sync_tail)
+                        c->sync_tail->next = &call;
+                else
+                        c->sync_head = &call;
+                c->sync_tail = &call;
+                /* Written under the lock, so the client cannot be freed
+                 * between posting and waking the loop.  EAGAIN means the
+                 * counter is saturated, which is readable anyway. */
+                uint64_t one = 1;
+                (void)!write(c->sync_fd, &one, sizeof one);
+        }
+        pthread_mutex_unlock(&c->sync_lock);
+
+        if (r == 0) {
+                pthread_mutex_lock(&call.lock);
+                while (!call.done)
+                        pthread_cond_wait(&call.cond, &call.lock);
+                pthread_mutex_unlock(&call.lock);
+                r = call.result;
+        }
+        pthread_cond_destroy(&call.cond);
+        pthread_mutex_destroy(&call.lock);
+        cJSON_free(call.body);
+        if (r < 0)
+                return r;
+        *ret = call.response;
+        return 0;
+}
+
+KOC_EXPORT koc_response *koc_response_free(koc_response *r) {
+        if (!r)
+                return NULL;
+        sync_response *s = (sync_response *)r; /* response is the first member */
+        cJSON_Delete(s->response.body);
+        free(s->message);
+        free(s);
+        return NULL;
+}
