@@ -1,0 +1,840 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The leader election state machine (see fsm.h and DESIGN.md's invariants).
+ *
+ * Followers decide when to write from what they observed and when they
+ * observed it: a free Lease (empty holder) or a missing one is taken at once
+ * (after a few milliseconds of jitter), someone else's at
+ * observed_at + leaseDurationSeconds (+ jitter), where observed_at is our own
+ * CLOCK_BOOTTIME reading when the record last changed.  The leader renews
+ * with one update per retry period and keeps its leadership until
+ * renew_deadline has passed since the last successful renewal was sent.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsm.h"
+#include "framework/core/util.h"
+#include "koc/time.h"
+
+#define WATCH_BACKOFF_MIN (100 * KOC_USEC_PER_MSEC)
+#define WATCH_BACKOFF_MAX (5 * KOC_USEC_PER_SEC)
+/* A watch that ended cleanly after at least this long is restarted at once. */
+#define WATCH_HEALTHY_USEC KOC_USEC_PER_SEC
+/* Requests never get less time than this, even close to a deadline. */
+#define REQUEST_TIMEOUT_MIN (50 * KOC_USEC_PER_MSEC)
+
+static void copy_str(char *dst, size_t size, const char *src) {
+        snprintf(dst, size, "%s", src ? src : "");
+}
+
+/* --- the Lease record ---------------------------------------------------------- */
+
+static int parse_time(const cJSON *spec, const char *field, uint64_t *ret) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(spec, field);
+        *ret = 0;
+        if (!cJSON_IsString(v) || !v->valuestring[0])
+                return 0;
+        if (koc_parse_rfc3339(v->valuestring, ret) < 0)
+                *ret = 0; /* unreadable timestamps are not used for decisions */
+        return 0;
+}
+
+int lease_record_from_json(const cJSON *obj, lease_record *ret) {
+        lease_record r = { 0 };
+        if (!cJSON_IsObject(obj))
+                return -EINVAL;
+        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+        if (!cJSON_IsObject(meta))
+                return -EINVAL;
+        const cJSON *rv = cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion");
+        if (cJSON_IsString(rv)) {
+                if (strlen(rv->valuestring) >= sizeof r.resource_version)
+                        return -EINVAL;
+                copy_str(r.resource_version, sizeof r.resource_version, rv->valuestring);
+        }
+        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
+        if (cJSON_IsObject(spec)) {
+                const cJSON *h = cJSON_GetObjectItemCaseSensitive(spec, "holderIdentity");
+                if (cJSON_IsString(h)) {
+                        if (strlen(h->valuestring) >= sizeof r.holder)
+                                r.holder_truncated = true;
+                        copy_str(r.holder, sizeof r.holder, h->valuestring);
+                }
+                const cJSON *d = cJSON_GetObjectItemCaseSensitive(spec, "leaseDurationSeconds");
+                if (cJSON_IsNumber(d) && d->valuedouble > 0 && d->valuedouble < 1e9)
+                        r.lease_duration_seconds = (int64_t)d->valuedouble;
+                const cJSON *t = cJSON_GetObjectItemCaseSensitive(spec, "leaseTransitions");
+                if (cJSON_IsNumber(t) && t->valuedouble > 0 && t->valuedouble < 4e9)
+                        r.lease_transitions = (uint64_t)t->valuedouble;
+                parse_time(spec, "acquireTime", &r.acquire_time);
+                parse_time(spec, "renewTime", &r.renew_time);
+        }
+        *ret = r;
+        return 0;
+}
+
+static bool set_string(cJSON *obj, const char *key, const char *value) {
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+        return cJSON_AddStringToObject(obj, key, value) != NULL;
+}
+
+static bool set_number(cJSON *obj, const char *key, double value) {
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+        return cJSON_AddNumberToObject(obj, key, value) != NULL;
+}
+
+static cJSON *object_child(cJSON *obj, const char *key) {
+        cJSON *c = cJSON_GetObjectItemCaseSensitive(obj, key);
+        if (cJSON_IsObject(c))
+                return c;
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+        return cJSON_AddObjectToObject(obj, key);
+}
+
+cJSON *lease_record_to_json(const cJSON *base, const char *namespace_, const char *name,
+                            const lease_record *rec) {
+        char acquire[KOC_MICROTIME_MAX], renew[KOC_MICROTIME_MAX];
+        cJSON *o = base ? cJSON_Duplicate(base, true) : cJSON_CreateObject();
+        if (!o)
+                return NULL;
+        cJSON *meta = object_child(o, "metadata");
+        cJSON *spec = object_child(o, "spec");
+        bool ok = meta && spec && set_string(o, "apiVersion", "coordination.k8s.io/v1") &&
+                  set_string(o, "kind", "Lease") && set_string(meta, "name", name) &&
+                  set_string(meta, "namespace", namespace_);
+        if (ok) {
+                /* Server-maintained fields that must not be echoed back. */
+                cJSON_DeleteItemFromObjectCaseSensitive(meta, "managedFields");
+                cJSON_DeleteItemFromObjectCaseSensitive(o, "status");
+                if (rec->resource_version[0])
+                        ok = set_string(meta, "resourceVersion", rec->resource_version);
+                else
+                        cJSON_DeleteItemFromObjectCaseSensitive(meta, "resourceVersion");
+        }
+        /* client-go writes every field of the record, holderIdentity "" included. */
+        ok = ok && set_string(spec, "holderIdentity", rec->holder) &&
+             set_number(spec, "leaseDurationSeconds", (double)rec->lease_duration_seconds) &&
+             set_string(spec, "acquireTime",
+                        koc_format_microtime(rec->acquire_time, acquire, sizeof acquire)) &&
+             set_string(spec, "renewTime",
+                        koc_format_microtime(rec->renew_time, renew, sizeof renew)) &&
+             set_number(spec, "leaseTransitions", (double)rec->lease_transitions);
+        if (!ok) {
+                cJSON_Delete(o);
+                return NULL;
+        }
+        return o;
+}
+
+static bool rv_numeric(const char *s, uint64_t *ret) {
+        char *end;
+        if (!s[0] || s[0] < '0' || s[0] > '9')
+                return false;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno != 0 || *end)
+                return false;
+        *ret = v;
+        return true;
+}
+
+bool lease_rv_newer(const char *rv, const char *cur) {
+        uint64_t a, b;
+        if (!cur || !cur[0])
+                return true;
+        if (!rv || !rv[0])
+                return false;
+        if (rv_numeric(rv, &a) && rv_numeric(cur, &b))
+                return a > b;
+        return strcmp(rv, cur) != 0;
+}
+
+/* --- names ----------------------------------------------------------------------- */
+
+const char *leader_fsm_state_to_string(enum leader_fsm_state s) {
+        static const char *const names[] = {
+                [LEADER_FSM_STOPPED] = "stopped",     [LEADER_FSM_STANDBY] = "standby",
+                [LEADER_FSM_ACQUIRING] = "acquiring", [LEADER_FSM_LEADING] = "leading",
+                [LEADER_FSM_RELEASING] = "releasing",
+        };
+        return (unsigned)s < KOC_ELEMENTSOF(names) ? names[s] : "unknown";
+}
+
+const char *lease_req_to_string(lease_req r) {
+        static const char *const names[] = {
+                [LEASE_REQ_NONE] = "none",       [LEASE_REQ_GET] = "get",
+                [LEASE_REQ_CREATE] = "create",   [LEASE_REQ_ACQUIRE] = "acquire",
+                [LEASE_REQ_RENEW] = "renew",     [LEASE_REQ_RELEASE] = "release",
+        };
+        return (unsigned)r < KOC_ELEMENTSOF(names) ? names[r] : "unknown";
+}
+
+/* --- helpers ----------------------------------------------------------------------- */
+
+static leader_action *emit(leader_fsm *f, enum leader_action_type type) {
+        /* The steps below never emit more than a handful of actions. */
+        if (f->n_actions >= LEADER_FSM_MAX_ACTIONS)
+                abort();
+        leader_action *a = &f->actions[f->n_actions++];
+        memset(a, 0, sizeof *a);
+        a->type = type;
+        return a;
+}
+
+static uint64_t rnd(leader_fsm *f, uint64_t n) {
+        if (!f->random || n == 0)
+                return 0;
+        return f->random(n);
+}
+
+/* client-go's wait.Jitter(period, 1.2): period + rand * 1.2 * period. */
+static uint64_t jittered_period(leader_fsm *f) {
+        return f->retry_period + rnd(f, f->retry_period * 6 / 5);
+}
+
+static bool is_ours(const leader_fsm *f, const lease_record *r) {
+        return !r->holder_truncated && r->holder[0] && strcmp(r->holder, f->identity) == 0;
+}
+
+static uint64_t record_duration(const leader_fsm *f) {
+        if (f->observed.lease_duration_seconds > 0)
+                return (uint64_t)f->observed.lease_duration_seconds * KOC_USEC_PER_SEC;
+        return f->lease_duration;
+}
+
+uint64_t leader_fsm_valid_until(const leader_fsm *f) {
+        if (f->state != LEADER_FSM_LEADING)
+                return 0;
+        return f->last_ok_send + f->renew_deadline;
+}
+
+static void cancel_request(leader_fsm *f) {
+        if (f->req == LEASE_REQ_NONE)
+                return;
+        leader_action *a = emit(f, LEADER_ACT_CANCEL_REQUEST);
+        a->req = f->req;
+        a->seq = f->req_seq;
+        f->req = LEASE_REQ_NONE;
+}
+
+static void send_request(leader_fsm *f, lease_req req, const lease_record *rec, uint64_t timeout,
+                         uint64_t now) {
+        leader_action *a = emit(f, req == LEASE_REQ_GET      ? LEADER_ACT_GET
+                                   : req == LEASE_REQ_CREATE ? LEADER_ACT_CREATE
+                                                             : LEADER_ACT_UPDATE);
+        f->req = req;
+        f->req_seq++;
+        f->req_sent_at = now;
+        a->req = req;
+        a->seq = f->req_seq;
+        a->timeout = timeout < REQUEST_TIMEOUT_MIN ? REQUEST_TIMEOUT_MIN : timeout;
+        if (rec)
+                a->record = *rec;
+}
+
+static void send_get(leader_fsm *f, uint64_t now) {
+        f->retry_at = 0;
+        send_request(f, LEASE_REQ_GET, NULL, f->renew_deadline, now);
+}
+
+/* The record this identity writes to take or keep the Lease. */
+static void own_record(const leader_fsm *f, lease_record *r, uint64_t wall, bool renew) {
+        memset(r, 0, sizeof *r);
+        copy_str(r->holder, sizeof r->holder, f->identity);
+        r->lease_duration_seconds = f->lease_duration_seconds;
+        r->renew_time = wall;
+        copy_str(r->resource_version, sizeof r->resource_version, f->observed.resource_version);
+        if (renew) {
+                r->acquire_time = f->term_acquire_time ? f->term_acquire_time : wall;
+                r->lease_transitions = f->term;
+        } else if (f->exists && is_ours(f, &f->observed)) {
+                /* Our own record (a restart with the same identity): no transition. */
+                r->acquire_time = f->observed.acquire_time ? f->observed.acquire_time : wall;
+                r->lease_transitions = f->observed.lease_transitions;
+        } else {
+                r->acquire_time = wall;
+                r->lease_transitions = f->exists ? f->observed.lease_transitions + 1 : 0;
+        }
+}
+
+static void notify_holder(leader_fsm *f, const char *holder) {
+        leader_action *a = emit(f, LEADER_ACT_NEW_LEADER);
+        copy_str(a->record.holder, sizeof a->record.holder, holder);
+}
+
+/* Takes in a record (from an answer or a watch event).  A record older than
+ * the one we have (a watch event that lags behind a write's answer) is
+ * ignored.  observed_at moves only when the record changed. */
+static bool observe(leader_fsm *f, const lease_record *r, uint64_t now) {
+        if (f->known && f->exists &&
+            !lease_rv_newer(r->resource_version, f->observed.resource_version) &&
+            strcmp(r->resource_version, f->observed.resource_version) != 0)
+                return false;
+        bool holder_changed = !f->known || !f->exists || strcmp(r->holder, f->observed.holder) != 0 ||
+                              r->holder_truncated != f->observed.holder_truncated;
+        bool changed = holder_changed || r->renew_time != f->observed.renew_time ||
+                       strcmp(r->resource_version, f->observed.resource_version) != 0;
+        if (changed) {
+                f->observed_at = now;
+                f->jitter = rnd(f, f->jitter_max);
+                f->act_at = 0;
+        }
+        f->observed = *r;
+        f->known = true;
+        f->exists = true;
+        if (lease_rv_newer(r->resource_version, f->watch_rv))
+                copy_str(f->watch_rv, sizeof f->watch_rv, r->resource_version);
+        if (holder_changed)
+                notify_holder(f, r->holder);
+        return changed;
+}
+
+static void observe_missing(leader_fsm *f, uint64_t now) {
+        bool changed = !f->known || f->exists;
+        if (changed) {
+                f->observed_at = now;
+                f->jitter = rnd(f, f->jitter_max);
+                f->act_at = 0;
+                if (f->known && f->observed.holder[0])
+                        notify_holder(f, "");
+        }
+        memset(&f->observed, 0, sizeof f->observed);
+        f->known = true;
+        f->exists = false;
+}
+
+/* --- follower ---------------------------------------------------------------------- */
+
+/* When this follower may write to take the Lease (boottime), from what it saw. */
+static uint64_t acquire_time_for(leader_fsm *f) {
+        if (!f->exists || !f->observed.holder[0])
+                return f->observed_at + f->jitter; /* missing or released: now */
+        if (is_ours(f, &f->observed) && !f->led_before)
+                return f->observed_at; /* restarted with the same identity (client-go) */
+        uint64_t at = f->observed_at + record_duration(f) + f->jitter;
+        /* After losing our own lease, let the others go first. */
+        if (is_ours(f, &f->observed))
+                at += f->retry_period;
+        return at;
+}
+
+static void decide(leader_fsm *f, uint64_t now, uint64_t wall) {
+        if (f->state != LEADER_FSM_STANDBY || f->req != LEASE_REQ_NONE || f->retry_at)
+                return;
+        if (!f->known) {
+                send_get(f, now);
+                return;
+        }
+        f->act_at = acquire_time_for(f);
+        if (now < f->act_at)
+                return;
+        f->act_at = 0;
+        lease_record r;
+        own_record(f, &r, wall, false);
+        f->state = LEADER_FSM_ACQUIRING;
+        send_request(f, f->exists ? LEASE_REQ_ACQUIRE : LEASE_REQ_CREATE, &r, f->renew_deadline,
+                     now);
+}
+
+/* --- leadership transitions ------------------------------------------------------ */
+
+static void start_leading(leader_fsm *f, const lease_record *r) {
+        f->state = LEADER_FSM_LEADING;
+        f->led_before = true;
+        f->last_ok_send = f->req_sent_at;
+        f->term = r->lease_transitions;
+        f->term_acquire_time = r->acquire_time;
+        f->renew_at = f->req_sent_at + f->retry_period;
+        f->act_at = f->poll_at = f->retry_at = 0;
+        leader_action *a = emit(f, LEADER_ACT_STARTED);
+        a->term = f->term;
+}
+
+/* Leadership ends: the state is published (false) before the driver runs the
+ * STOPPED action, which comes first in the list. */
+static void stop_leading(leader_fsm *f, koc_leader_reason reason, uint64_t now, uint64_t wall) {
+        f->state = LEADER_FSM_STANDBY;
+        f->renew_at = 0;
+        leader_action *a = emit(f, LEADER_ACT_STOPPED);
+        a->reason = reason;
+        cancel_request(f);
+        /* The observation stays: the old holder is us, so we wait out its
+         * expiry like everyone else. */
+        decide(f, now, wall);
+}
+
+static void finish(leader_fsm *f, int result) {
+        cancel_request(f);
+        if (f->watching)
+                emit(f, LEADER_ACT_WATCH_STOP);
+        f->watching = false;
+        f->state = LEADER_FSM_STOPPED;
+        f->act_at = f->poll_at = f->retry_at = f->renew_at = f->watch_at = 0;
+        f->step_down_pending = false;
+        leader_action *a = emit(f, LEADER_ACT_DONE);
+        a->result = result;
+}
+
+static void send_release(leader_fsm *f, uint64_t now, uint64_t wall) {
+        lease_record r = { 0 };
+        /* client-go's release: no holder, 1 s, transitions kept. */
+        r.lease_duration_seconds = 1;
+        r.acquire_time = wall;
+        r.renew_time = wall;
+        r.lease_transitions = f->exists ? f->observed.lease_transitions : f->term;
+        copy_str(r.resource_version, sizeof r.resource_version, f->observed.resource_version);
+        f->retry_at = 0;
+        uint64_t left = f->release_deadline > now ? f->release_deadline - now : 0;
+        send_request(f, LEASE_REQ_RELEASE, &r, left, now);
+}
+
+static void begin_release(leader_fsm *f, uint64_t now, uint64_t wall) {
+        f->state = LEADER_FSM_RELEASING;
+        f->renew_at = f->act_at = f->poll_at = f->retry_at = 0;
+        f->release_deadline = now + f->renew_deadline;
+        cancel_request(f);
+        send_release(f, now, wall);
+}
+
+static void stop_all(leader_fsm *f, koc_leader_reason reason_if_leading) {
+        bool leading = f->state == LEADER_FSM_LEADING;
+        bool releasing = f->state == LEADER_FSM_RELEASING;
+        f->state = LEADER_FSM_STOPPED;
+        if (leading) {
+                leader_action *a = emit(f, LEADER_ACT_STOPPED);
+                a->reason = reason_if_leading;
+        }
+        cancel_request(f);
+        if (f->watching)
+                emit(f, LEADER_ACT_WATCH_STOP);
+        f->watching = false;
+        f->act_at = f->poll_at = f->retry_at = f->renew_at = f->watch_at = 0;
+        if (releasing || f->step_down_pending) {
+                leader_action *a = emit(f, LEADER_ACT_DONE);
+                a->result = -ECANCELED;
+        }
+        f->step_down_pending = false;
+}
+
+static void check_observe_timeout(leader_fsm *f, uint64_t now) {
+        if (f->observe_timeout == 0 || f->led_before)
+                return;
+        if (f->state != LEADER_FSM_STANDBY && f->state != LEADER_FSM_ACQUIRING)
+                return;
+        if (now < f->contact_at + f->observe_timeout)
+                return;
+        f->state = LEADER_FSM_STOPPED;
+        leader_action *a = emit(f, LEADER_ACT_STOPPED);
+        a->reason = KOC_LEADER_REASON_OBSERVE_TIMEOUT;
+        stop_all(f, KOC_LEADER_REASON_OBSERVE_TIMEOUT);
+}
+
+/* --- answers ----------------------------------------------------------------------- */
+
+enum outcome { OUT_OK, OUT_CONFLICT, OUT_NOT_FOUND, OUT_TRANSIENT };
+
+static enum outcome classify(const leader_event *ev) {
+        if (ev->error < 0)
+                return OUT_TRANSIENT;
+        if (ev->status >= 200 && ev->status < 300)
+                return ev->record ? OUT_OK : OUT_TRANSIENT; /* unreadable body */
+        if (ev->status == 409)
+                return OUT_CONFLICT;
+        if (ev->status == 404)
+                return OUT_NOT_FOUND;
+        return OUT_TRANSIENT; /* 5xx, 429, 403, ... */
+}
+
+static void ensure_watch(leader_fsm *f, uint64_t now) {
+        if (!f->can_watch || f->watching || f->watch_at || f->state == LEADER_FSM_STOPPED)
+                return;
+        leader_action *a = emit(f, LEADER_ACT_WATCH_START);
+        copy_str(a->record.resource_version, sizeof a->record.resource_version, f->watch_rv);
+        f->watching = true;
+        f->watch_started_at = now;
+}
+
+static void answer_standby(leader_fsm *f, lease_req req, enum outcome o, const leader_event *ev,
+                           uint64_t now, uint64_t wall) {
+        switch (o) {
+        case OUT_OK:
+                observe(f, ev->record, now);
+                if (req != LEASE_REQ_GET && is_ours(f, ev->record) &&
+                    now < f->req_sent_at + f->renew_deadline) {
+                        /* Invariant 1: a write answered 2xx naming us. */
+                        if (f->step_down_pending) {
+                                f->step_down_pending = false;
+                                f->term = ev->record->lease_transitions;
+                                begin_release(f, now, wall);
+                                return;
+                        }
+                        start_leading(f, ev->record);
+                        return;
+                }
+                break;
+        case OUT_CONFLICT:
+                /* Someone wrote first (or the Lease exists already): read again. */
+                if (f->step_down_pending)
+                        break;
+                send_get(f, now);
+                return;
+        case OUT_NOT_FOUND:
+                observe_missing(f, now);
+                break;
+        case OUT_TRANSIENT:
+                f->retry_at = now + jittered_period(f);
+                break;
+        }
+        if (f->step_down_pending) {
+                finish(f, 0);
+                return;
+        }
+        check_observe_timeout(f, now);
+        if (f->state != LEADER_FSM_STANDBY)
+                return;
+        ensure_watch(f, now);
+        decide(f, now, wall);
+}
+
+static void send_renew(leader_fsm *f, uint64_t now, uint64_t wall) {
+        lease_record r;
+        own_record(f, &r, wall, true);
+        /* The renewal may take until the deadline: a slow answer still counts. */
+        send_request(f, LEASE_REQ_RENEW, &r, f->last_ok_send + f->renew_deadline - now, now);
+        f->renew_at = 0;
+}
+
+static void answer_leading(leader_fsm *f, lease_req req, enum outcome o, const leader_event *ev,
+                           uint64_t now, uint64_t wall) {
+        switch (o) {
+        case OUT_OK:
+                observe(f, ev->record, now);
+                if (!is_ours(f, ev->record)) {
+                        stop_leading(f, KOC_LEADER_REASON_HOLDER_CHANGED, now, wall);
+                        return;
+                }
+                if (req == LEASE_REQ_RENEW) {
+                        f->last_ok_send = f->req_sent_at;
+                        f->renew_at = f->req_sent_at + f->retry_period;
+                } else if (now < f->last_ok_send + f->renew_deadline) {
+                        /* A GET after a 409 says the Lease is still ours: renew
+                         * at once with the new resourceVersion. */
+                        send_renew(f, now, wall);
+                }
+                break;
+        case OUT_CONFLICT:
+                if (req == LEASE_REQ_RENEW)
+                        f->n_renew_errors++;
+                send_get(f, now);
+                return;
+        case OUT_NOT_FOUND:
+                observe_missing(f, now);
+                stop_leading(f, KOC_LEADER_REASON_LEASE_DELETED, now, wall);
+                return;
+        case OUT_TRANSIENT:
+                if (req == LEASE_REQ_RENEW) {
+                        f->n_renew_errors++;
+                        f->renew_at = f->req_sent_at + f->retry_period;
+                } else
+                        f->renew_at = now + f->retry_period;
+                break;
+        }
+}
+
+static void answer_releasing(leader_fsm *f, lease_req req, enum outcome o, const leader_event *ev,
+                             uint64_t now, uint64_t wall) {
+        switch (o) {
+        case OUT_OK:
+                observe(f, ev->record, now);
+                if (req == LEASE_REQ_RELEASE || !ev->record->holder[0]) {
+                        finish(f, 0);
+                        return;
+                }
+                if (!is_ours(f, ev->record)) {
+                        finish(f, -ESTALE); /* someone else holds it already */
+                        return;
+                }
+                break; /* still ours: release again with the new resourceVersion */
+        case OUT_CONFLICT:
+                send_get(f, now);
+                return;
+        case OUT_NOT_FOUND:
+                observe_missing(f, now);
+                finish(f, 0);
+                return;
+        case OUT_TRANSIENT:
+                if (now >= f->release_deadline) {
+                        finish(f, -ETIMEDOUT);
+                        return;
+                }
+                f->retry_at = now + f->retry_period;
+                if (f->retry_at > f->release_deadline)
+                        f->retry_at = f->release_deadline;
+                return;
+        }
+        if (now >= f->release_deadline)
+                finish(f, -ETIMEDOUT);
+        else
+                send_release(f, now, wall);
+}
+
+static void on_answer(leader_fsm *f, const leader_event *ev, uint64_t now, uint64_t wall) {
+        if (f->req == LEASE_REQ_NONE || ev->seq != f->req_seq)
+                return; /* a late answer of a cancelled request */
+        lease_req req = f->req;
+        f->req = LEASE_REQ_NONE;
+        if (ev->error == 0 && ev->status > 0 && ev->status < 500)
+                f->contact_at = now;
+        enum outcome o = classify(ev);
+        switch (f->state) {
+        case LEADER_FSM_ACQUIRING:
+                f->state = LEADER_FSM_STANDBY;
+                __attribute__((fallthrough));
+        case LEADER_FSM_STANDBY:
+                answer_standby(f, req, o, ev, now, wall);
+                break;
+        case LEADER_FSM_LEADING:
+                answer_leading(f, req, o, ev, now, wall);
+                break;
+        case LEADER_FSM_RELEASING:
+                answer_releasing(f, req, o, ev, now, wall);
+                break;
+        case LEADER_FSM_STOPPED:
+                break;
+        }
+        if (f->known)
+                ensure_watch(f, now);
+}
+
+/* --- watch ------------------------------------------------------------------------- */
+
+static void on_watch_record(leader_fsm *f, const lease_record *r, uint64_t now, uint64_t wall) {
+        f->contact_at = now;
+        if (!observe(f, r, now))
+                return;
+        switch (f->state) {
+        case LEADER_FSM_LEADING:
+                /* Someone else wrote the Lease: authoritative, it is newer than
+                 * anything we have. */
+                if (!is_ours(f, &f->observed))
+                        stop_leading(f, KOC_LEADER_REASON_HOLDER_CHANGED, now, wall);
+                break;
+        case LEADER_FSM_STANDBY:
+                /* Fresh news beats waiting for the retry of a failed request. */
+                f->retry_at = 0;
+                decide(f, now, wall);
+                break;
+        default:
+                break; /* the answer of the request in flight decides */
+        }
+}
+
+static void on_watch_deleted(leader_fsm *f, uint64_t now, uint64_t wall) {
+        observe_missing(f, now);
+        if (f->state == LEADER_FSM_LEADING)
+                stop_leading(f, KOC_LEADER_REASON_LEASE_DELETED, now, wall);
+        else if (f->state == LEADER_FSM_STANDBY)
+                decide(f, now, wall);
+}
+
+static void on_watch_closed(leader_fsm *f, const leader_event *ev, uint64_t now) {
+        if (!f->watching)
+                return;
+        f->watching = false;
+        if (f->state == LEADER_FSM_STOPPED)
+                return;
+        if (ev->status == 403 || ev->status == 401) {
+                /* No watch permission: poll like client-go (get is enough). */
+                f->can_watch = false;
+                f->poll_at = now + jittered_period(f);
+                return;
+        }
+        if (ev->status == 410)
+                f->watch_rv[0] = '\0';
+        bool clean = ev->error == 0 && ev->status == 200;
+        if (clean && now >= f->watch_started_at + WATCH_HEALTHY_USEC) {
+                f->watch_backoff = 0;
+                ensure_watch(f, now);
+                return;
+        }
+        f->watch_backoff = f->watch_backoff ? f->watch_backoff * 2 : WATCH_BACKOFF_MIN;
+        if (f->watch_backoff > WATCH_BACKOFF_MAX)
+                f->watch_backoff = WATCH_BACKOFF_MAX;
+        f->watch_at = now + f->watch_backoff + rnd(f, f->watch_backoff / 2);
+}
+
+/* --- timers ------------------------------------------------------------------------ */
+
+static void on_timer(leader_fsm *f, uint64_t now, uint64_t wall) {
+        if (f->watch_at && now >= f->watch_at) {
+                f->watch_at = 0;
+                ensure_watch(f, now);
+        }
+        switch (f->state) {
+        case LEADER_FSM_LEADING:
+                if (now >= f->last_ok_send + f->renew_deadline) {
+                        stop_leading(f, KOC_LEADER_REASON_RENEW_DEADLINE_EXCEEDED, now, wall);
+                        return;
+                }
+                if (f->req == LEASE_REQ_NONE && f->renew_at && now >= f->renew_at)
+                        send_renew(f, now, wall);
+                break;
+        case LEADER_FSM_RELEASING:
+                if (now >= f->release_deadline) {
+                        finish(f, -ETIMEDOUT);
+                        return;
+                }
+                if (f->req == LEASE_REQ_NONE && f->retry_at && now >= f->retry_at)
+                        send_release(f, now, wall);
+                break;
+        case LEADER_FSM_STANDBY:
+                if (f->retry_at && now >= f->retry_at) {
+                        f->retry_at = 0;
+                        if (f->req == LEASE_REQ_NONE) {
+                                send_get(f, now);
+                                break;
+                        }
+                }
+                if (f->poll_at && now >= f->poll_at) {
+                        f->poll_at = 0;
+                        if (f->req == LEASE_REQ_NONE) {
+                                send_get(f, now);
+                                break;
+                        }
+                }
+                decide(f, now, wall);
+                break;
+        default:
+                break;
+        }
+}
+
+static uint64_t earliest(uint64_t a, uint64_t b) {
+        if (!a)
+                return b;
+        if (!b)
+                return a;
+        return a < b ? a : b;
+}
+
+static void arm_timer(leader_fsm *f, uint64_t now) {
+        uint64_t at = f->watch_at;
+        switch (f->state) {
+        case LEADER_FSM_LEADING:
+                at = earliest(at, f->last_ok_send + f->renew_deadline);
+                if (f->req == LEASE_REQ_NONE)
+                        at = earliest(at, f->renew_at);
+                break;
+        case LEADER_FSM_RELEASING:
+                at = earliest(at, f->release_deadline);
+                at = earliest(at, f->retry_at);
+                break;
+        case LEADER_FSM_STANDBY:
+                if (!f->can_watch && !f->poll_at && f->req == LEASE_REQ_NONE)
+                        f->poll_at = now + jittered_period(f);
+                at = earliest(at, f->retry_at);
+                at = earliest(at, f->poll_at);
+                if (f->req == LEASE_REQ_NONE)
+                        at = earliest(at, f->act_at);
+                break;
+        case LEADER_FSM_ACQUIRING:
+                break;
+        case LEADER_FSM_STOPPED:
+                at = 0;
+                break;
+        }
+        if (at != f->timer_at) {
+                f->timer_at = at;
+                emit(f, LEADER_ACT_TIMER)->at = at;
+        }
+}
+
+/* --- entry points ------------------------------------------------------------------ */
+
+void leader_fsm_init(leader_fsm *f, const leader_fsm_config *cfg) {
+        memset(f, 0, sizeof *f);
+        copy_str(f->identity, sizeof f->identity, cfg->identity);
+        f->lease_duration = cfg->lease_duration;
+        f->renew_deadline = cfg->renew_deadline;
+        f->retry_period = cfg->retry_period;
+        f->observe_timeout = cfg->observe_timeout;
+        f->jitter_max = cfg->jitter_max;
+        f->random = cfg->random;
+        f->lease_duration_seconds =
+                (int64_t)((cfg->lease_duration + KOC_USEC_PER_SEC - 1) / KOC_USEC_PER_SEC);
+        if (f->lease_duration_seconds < 1)
+                f->lease_duration_seconds = 1;
+        f->state = LEADER_FSM_STOPPED;
+        f->can_watch = true;
+}
+
+void leader_fsm_step(leader_fsm *f, const leader_event *ev, uint64_t now, uint64_t wall) {
+        f->n_actions = 0;
+        switch (ev->type) {
+        case LEADER_EV_START:
+                if (f->state != LEADER_FSM_STOPPED)
+                        break;
+                f->state = LEADER_FSM_STANDBY;
+                f->known = false;
+                f->exists = false;
+                f->led_before = false;
+                f->contact_at = now;
+                f->watch_backoff = 0;
+                f->timer_at = 0;
+                decide(f, now, wall);
+                break;
+        case LEADER_EV_STOP:
+                stop_all(f, KOC_LEADER_REASON_CANCELLED);
+                break;
+        case LEADER_EV_STEP_DOWN:
+                switch (f->state) {
+                case LEADER_FSM_LEADING: {
+                        leader_action *a = emit(f, LEADER_ACT_STOPPED);
+                        a->reason = KOC_LEADER_REASON_RELEASED;
+                        begin_release(f, now, wall);
+                        break;
+                }
+                case LEADER_FSM_ACQUIRING:
+                        /* Our write may make us the holder: release it then. */
+                        f->step_down_pending = true;
+                        break;
+                case LEADER_FSM_STANDBY:
+                        finish(f, 0);
+                        break;
+                default:
+                        break;
+                }
+                break;
+        case LEADER_EV_TIMER:
+                f->timer_at = 0; /* the driver's one-shot timer has fired */
+                on_timer(f, now, wall);
+                break;
+        case LEADER_EV_ANSWER:
+                on_answer(f, ev, now, wall);
+                break;
+        case LEADER_EV_WATCH_OBJECT:
+                if (f->state != LEADER_FSM_STOPPED && ev->record)
+                        on_watch_record(f, ev->record, now, wall);
+                break;
+        case LEADER_EV_WATCH_DELETED:
+                if (f->state != LEADER_FSM_STOPPED)
+                        on_watch_deleted(f, now, wall);
+                break;
+        case LEADER_EV_WATCH_BOOKMARK:
+                if (ev->resource_version && strlen(ev->resource_version) < LEASE_RV_MAX &&
+                    lease_rv_newer(ev->resource_version, f->watch_rv))
+                        copy_str(f->watch_rv, sizeof f->watch_rv, ev->resource_version);
+                break;
+        case LEADER_EV_WATCH_GONE:
+                f->watch_rv[0] = '\0';
+                break;
+        case LEADER_EV_WATCH_CLOSED:
+                on_watch_closed(f, ev, now);
+                break;
+        }
+        arm_timer(f, now);
+}

@@ -1,0 +1,1033 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The leader election state machine, driven with an injected clock: every
+ * transition and the invariants of DESIGN.md. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "koc/time.h"
+#include "leader/fsm.h"
+
+#define MS KOC_USEC_PER_MSEC
+#define SEC KOC_USEC_PER_SEC
+#define ME "pod-a"
+
+typedef struct t {
+        leader_fsm f;
+        uint64_t now;
+        uint64_t wall;
+} t;
+
+static uint64_t fixed_random_value;
+static uint64_t fixed_random(uint64_t n) {
+        return fixed_random_value < n ? fixed_random_value : n - 1;
+}
+
+static void setup_with(t *x, uint64_t jitter, uint64_t (*random)(uint64_t)) {
+        memset(x, 0, sizeof *x);
+        leader_fsm_init(&x->f, &(leader_fsm_config){
+                                       .identity = ME,
+                                       .lease_duration = 1 * SEC,
+                                       .renew_deadline = 600 * MS,
+                                       .retry_period = 100 * MS,
+                                       .observe_timeout = 5 * SEC,
+                                       .jitter_max = jitter,
+                                       .random = random,
+                               });
+        x->now = 1000 * SEC;
+        x->wall = UINT64_C(1795000000) * SEC; /* 2026-11-18 */
+}
+
+static void setup(t *x) {
+        setup_with(x, 0, NULL);
+}
+
+static void step(t *x, leader_event ev) {
+        leader_fsm_step(&x->f, &ev, x->now, x->wall);
+}
+
+static void advance(t *x, uint64_t usec) {
+        x->now += usec;
+        x->wall += usec;
+}
+
+static const leader_action *find(t *x, enum leader_action_type type) {
+        for (size_t i = 0; i < x->f.n_actions; i++)
+                if (x->f.actions[i].type == type)
+                        return &x->f.actions[i];
+        return NULL;
+}
+
+static int position(t *x, enum leader_action_type type) {
+        for (size_t i = 0; i < x->f.n_actions; i++)
+                if (x->f.actions[i].type == type)
+                        return (int)i;
+        return -1;
+}
+
+static size_t count_requests(t *x) {
+        size_t n = 0;
+        for (size_t i = 0; i < x->f.n_actions; i++)
+                if (x->f.actions[i].type == LEADER_ACT_GET ||
+                    x->f.actions[i].type == LEADER_ACT_CREATE ||
+                    x->f.actions[i].type == LEADER_ACT_UPDATE)
+                        n++;
+        return n;
+}
+
+static lease_record rec(const char *holder, const char *rv, uint64_t transitions) {
+        lease_record r = { 0 };
+        snprintf(r.holder, sizeof r.holder, "%s", holder);
+        snprintf(r.resource_version, sizeof r.resource_version, "%s", rv);
+        r.lease_duration_seconds = 1;
+        r.lease_transitions = transitions;
+        r.acquire_time = r.renew_time = UINT64_C(1700000000) * SEC; /* long ago: ignored */
+        return r;
+}
+
+static void answer(t *x, long status, const lease_record *r) {
+        step(x, (leader_event){ .type = LEADER_EV_ANSWER, .seq = x->f.req_seq,
+                                .status = status, .record = r });
+}
+
+static void answer_error(t *x, int error) {
+        step(x, (leader_event){ .type = LEADER_EV_ANSWER, .seq = x->f.req_seq, .error = error });
+}
+
+/* Echo of a write: what the server would store (new RV). */
+static lease_record echo(const leader_action *a, const char *rv) {
+        lease_record r = a->record;
+        snprintf(r.resource_version, sizeof r.resource_version, "%s", rv);
+        return r;
+}
+
+static void fire_timer(t *x) {
+        step(x, (leader_event){ .type = LEADER_EV_TIMER });
+}
+
+/* Brings x to LEADING with term `transitions` (via GET 404 + create). */
+static void make_leader(t *x) {
+        step(x, (leader_event){ .type = LEADER_EV_START });
+        answer(x, 404, NULL);
+        const leader_action *c = find(x, LEADER_ACT_CREATE);
+        assert_non_null(c);
+        lease_record r = echo(c, "10");
+        advance(x, 2 * MS);
+        answer(x, 201, &r);
+        assert_int_equal(x->f.state, LEADER_FSM_LEADING);
+}
+
+/* --- start, create, acquire ----------------------------------------------------- */
+
+static void test_start_gets_first(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        assert_int_equal(x.f.state, LEADER_FSM_STANDBY);
+        assert_int_equal(x.f.n_actions, 1);
+        assert_int_equal(x.f.actions[0].type, LEADER_ACT_GET);
+        assert_int_equal(leader_fsm_valid_until(&x.f), 0);
+}
+
+static void test_missing_lease_is_created(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        answer(&x, 404, NULL);
+        const leader_action *c = find(&x, LEADER_ACT_CREATE);
+        assert_non_null(c);
+        assert_string_equal(c->record.holder, ME);
+        assert_int_equal(c->record.lease_transitions, 0);
+        assert_int_equal(c->record.lease_duration_seconds, 1);
+        assert_int_equal(c->record.acquire_time, x.wall);
+        assert_int_equal(c->record.renew_time, x.wall);
+        assert_int_equal(x.f.state, LEADER_FSM_ACQUIRING);
+        /* The follower's watch starts once the first answer came. */
+        assert_non_null(find(&x, LEADER_ACT_WATCH_START));
+        assert_null(find(&x, LEADER_ACT_STARTED));
+}
+
+static void test_leads_only_after_write_names_us(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        answer(&x, 404, NULL);
+        uint64_t sent = x.now;
+        const leader_action *c = find(&x, LEADER_ACT_CREATE);
+        lease_record r = echo(c, "5");
+        advance(&x, 3 * MS);
+        answer(&x, 201, &r);
+        const leader_action *s = find(&x, LEADER_ACT_STARTED);
+        assert_non_null(s);
+        assert_int_equal(s->term, 0);
+        assert_int_equal(x.f.state, LEADER_FSM_LEADING);
+        /* Invariant 3: validity is anchored at the send time. */
+        assert_int_equal(leader_fsm_valid_until(&x.f), sent + 600 * MS);
+}
+
+static void test_write_answer_naming_other_does_not_lead(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        answer(&x, 404, NULL);
+        lease_record other = rec("pod-b", "6", 0);
+        answer(&x, 201, &other);
+        assert_null(find(&x, LEADER_ACT_STARTED));
+        assert_int_not_equal(x.f.state, LEADER_FSM_LEADING);
+        assert_int_equal(leader_fsm_valid_until(&x.f), 0);
+}
+
+static void test_write_2xx_without_body_does_not_lead(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        answer(&x, 404, NULL);
+        answer(&x, 200, NULL);
+        assert_null(find(&x, LEADER_ACT_STARTED));
+        assert_int_equal(x.f.state, LEADER_FSM_STANDBY);
+}
+
+static void test_create_conflict_reads_again(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        answer(&x, 404, NULL);
+        answer(&x, 409, NULL); /* AlreadyExists: someone created it first */
+        assert_non_null(find(&x, LEADER_ACT_GET));
+        assert_null(find(&x, LEADER_ACT_STARTED));
+        lease_record other = rec("pod-b", "7", 0);
+        answer(&x, 200, &other);
+        assert_int_equal(count_requests(&x), 0); /* held and fresh: wait */
+        const leader_action *tm = find(&x, LEADER_ACT_TIMER);
+        assert_non_null(tm);
+        assert_int_equal(tm->at, x.now + 1 * SEC);
+}
+
+static void test_acquire_answer_after_deadline_does_not_lead(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        answer(&x, 404, NULL);
+        lease_record r = echo(find(&x, LEADER_ACT_CREATE), "5");
+        advance(&x, 700 * MS); /* longer than renew_deadline */
+        answer(&x, 201, &r);
+        assert_null(find(&x, LEADER_ACT_STARTED));
+        /* The record is ours: it re-confirms at once with an update. */
+        const leader_action *u = find(&x, LEADER_ACT_UPDATE);
+        assert_non_null(u);
+        assert_string_equal(u->record.resource_version, "5");
+}
+
+/* --- followers: expiry, skew, release --------------------------------------------- */
+
+static void test_expiry_from_observed_time_not_record(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        /* renewTime far in the past by our wall clock: skew must not matter. */
+        lease_record other = rec("pod-b", "20", 3);
+        other.renew_time = x.wall - 3600 * SEC;
+        answer(&x, 200, &other);
+        assert_int_equal(count_requests(&x), 0);
+        uint64_t expiry = x.now + 1 * SEC;
+        assert_int_equal(find(&x, LEADER_ACT_TIMER)->at, expiry);
+
+        advance(&x, 1 * SEC - 1);
+        fire_timer(&x);
+        assert_int_equal(count_requests(&x), 0);
+        advance(&x, 1);
+        fire_timer(&x);
+        const leader_action *u = find(&x, LEADER_ACT_UPDATE);
+        assert_non_null(u);
+        assert_int_equal(u->req, LEASE_REQ_ACQUIRE);
+        assert_string_equal(u->record.holder, ME);
+        assert_string_equal(u->record.resource_version, "20");
+        assert_int_equal(u->record.lease_transitions, 4); /* holder changes: +1 */
+        assert_int_equal(x.f.state, LEADER_FSM_ACQUIRING);
+}
+
+static void test_record_renew_in_future_does_not_delay(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        lease_record other = rec("pod-b", "20", 0);
+        other.renew_time = x.wall + 3600 * SEC; /* a writer whose clock runs ahead */
+        other.lease_duration_seconds = 2;
+        answer(&x, 200, &other);
+        /* Uses the record's leaseDurationSeconds from our observation time. */
+        assert_int_equal(find(&x, LEADER_ACT_TIMER)->at, x.now + 2 * SEC);
+}
+
+static void test_renewals_seen_push_expiry(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        lease_record other = rec("pod-b", "20", 0);
+        answer(&x, 200, &other);
+        advance(&x, 800 * MS);
+        lease_record renewed = rec("pod-b", "21", 0);
+        renewed.renew_time += 1;
+        step(&x, (leader_event){ .type = LEADER_EV_WATCH_OBJECT, .record = &renewed });
+        assert_int_equal(find(&x, LEADER_ACT_TIMER)->at, x.now + 1 * SEC);
+        advance(&x, 300 * MS);
+        fire_timer(&x); /* the old expiry would be due now */
+        assert_int_equal(count_requests(&x), 0);
+}
+
+static void test_empty_holder_is_free(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        lease_record released = rec("", "30", 5);
+        answer(&x, 200, &released);
+        const leader_action *u = find(&x, LEADER_ACT_UPDATE);
+        assert_non_null(u);
+        assert_int_equal(u->record.lease_transitions, 6);
+        assert_string_equal(u->record.resource_version, "30");
+}
+
+static void test_release_seen_on_watch_acts_after_jitter(void **state) {
+        t x;
+        setup_with(&x, 5 * MS, fixed_random);
+        fixed_random_value = 3 * MS;
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        lease_record other = rec("pod-b", "40", 1);
+        answer(&x, 200, &other);
+        assert_int_equal(count_requests(&x), 0);
+        advance(&x, 200 * MS);
+        lease_record released = rec("", "41", 1);
+        step(&x, (leader_event){ .type = LEADER_EV_WATCH_OBJECT, .record = &released });
+        assert_int_equal(count_requests(&x), 0);
+        const leader_action *tm = find(&x, LEADER_ACT_TIMER);
+        assert_non_null(tm);
+        assert_int_equal(tm->at, x.now + 3 * MS);
+        assert_non_null(find(&x, LEADER_ACT_NEW_LEADER));
+        advance(&x, 3 * MS);
+        fire_timer(&x);
+        const leader_action *u = find(&x, LEADER_ACT_UPDATE);
+        assert_non_null(u);
+        assert_string_equal(u->record.resource_version, "41");
+        assert_int_equal(u->record.lease_transitions, 2);
+}
+
+static void test_own_record_at_start_is_retaken_without_transition(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        lease_record mine = rec(ME, "50", 7);
+        answer(&x, 200, &mine);
+        const leader_action *u = find(&x, LEADER_ACT_UPDATE);
+        assert_non_null(u);
+        assert_int_equal(u->record.lease_transitions, 7);
+        assert_int_equal(u->record.acquire_time, mine.acquire_time);
+        lease_record r = echo(u, "51");
+        answer(&x, 200, &r);
+        assert_int_equal(find(&x, LEADER_ACT_STARTED)->term, 7);
+}
+
+static void test_new_leader_reported_on_holder_change_only(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        lease_record other = rec("pod-b", "20", 0);
+        answer(&x, 200, &other);
+        const leader_action *n = find(&x, LEADER_ACT_NEW_LEADER);
+        assert_non_null(n);
+        assert_string_equal(n->record.holder, "pod-b");
+        lease_record renewed = rec("pod-b", "21", 0);
+        step(&x, (leader_event){ .type = LEADER_EV_WATCH_OBJECT, .record = &renewed });
+        assert_null(find(&x, LEADER_ACT_NEW_LEADER));
+        lease_record c = rec("pod-c", "22", 1);
+        step(&x, (leader_event){ .type = LEADER_EV_WATCH_OBJECT, .record = &c });
+        assert_string_equal(find(&x, LEADER_ACT_NEW_LEADER)->record.holder, "pod-c");
+}
+
+static void test_stale_watch_event_is_ignored(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        lease_record other = rec("pod-b", "20", 0);
+        answer(&x, 200, &other);
+        uint64_t at = find(&x, LEADER_ACT_TIMER)->at;
+        advance(&x, 500 * MS);
+        lease_record old = rec("pod-b", "19", 0);
+        old.renew_time -= 1;
+        step(&x, (leader_event){ .type = LEADER_EV_WATCH_OBJECT, .record = &old });
+        assert_null(find(&x, LEADER_ACT_TIMER)); /* expiry unchanged */
+        assert_int_equal(x.f.timer_at, at);
+        assert_string_equal(x.f.observed.resource_version, "20");
+}
+
+static void test_acquire_failure_retries_with_get(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        lease_record released = rec("", "30", 0);
+        answer(&x, 200, &released);
+        assert_non_null(find(&x, LEADER_ACT_UPDATE));
+        answer(&x, 503, NULL);
+        assert_int_equal(x.f.state, LEADER_FSM_STANDBY);
+        assert_int_equal(count_requests(&x), 0);
+        const leader_action *tm = find(&x, LEADER_ACT_TIMER);
+        assert_non_null(tm);
+        assert_true(tm->at >= x.now + 100 * MS);
+        x.now = tm->at;
+        fire_timer(&x);
+        assert_non_null(find(&x, LEADER_ACT_GET));
+}
+
+static void test_late_answer_of_old_request_ignored(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        uint64_t old_seq = x.f.req_seq;
+        answer(&x, 404, NULL);
+        lease_record mine = rec(ME, "9", 0);
+        step(&x, (leader_event){ .type = LEADER_EV_ANSWER, .seq = old_seq, .status = 200,
+                                 .record = &mine });
+        assert_null(find(&x, LEADER_ACT_STARTED));
+        assert_int_equal(x.f.state, LEADER_FSM_ACQUIRING);
+}
+
+/* --- leader: renewals ------------------------------------------------------------- */
+
+static void test_leader_renews_with_one_put(void **state) {
+        t x;
+        setup(&x);
+        make_leader(&x);
+        const leader_action *tm = find(&x, LEADER_ACT_TIMER);
+        assert_non_null(tm);
+        uint64_t sent = x.f.last_ok_send;
+        assert_int_equal(tm->at, sent + 100 * MS);
+        x.now = tm->at;
+        fire_timer(&x);
+        assert_int_equal(count_requests(&x), 1);
+        const leader_action *u = find(&x, LEADER_ACT_UPDATE);
+        assert_non_null(u);
+        assert_int_equal(u->req, LEASE_REQ_RENEW);
+        assert_string_equal(u->record.resource_version, "10"); /* from the last answer */
+        assert_string_equal(u->record.holder, ME);
+        assert_int_equal(u->record.lease_transitions, 0);
+        assert_int_equal(u->record.renew_time, x.wall);
+        uint64_t renew_sent = x.now;
+        lease_record r = echo(u, "11");
+        advance(&x, 5 * MS);
+        answer(&x, 200, &r);
+        assert_int_equal(leader_fsm_valid_until(&x.f), renew_sent + 600 * MS);
+        assert_int_equal(find(&x, LEADER_ACT_TIMER)->at, renew_sent + 100 * MS);
+        assert_null(find(&x, LEADER_ACT_STOPPED));
+}
+
+static void test_transient_errors_do_not_step_down_before_deadline(void **state) {
+        t x;
+        setup(&x);
+        make_leader(&x);
+        uint64_t deadline = leader_fsm_valid_until(&x.f);
+        int errors[] = { 503, 0, 409, 500, 0 };
+        for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++) {
+                x.now = x.f.timer_at;
+                fire_timer(&x);
+                assert_int_equal(x.f.state, LEADER_FSM_LEADING);
+                const leader_action *u = find(&x, LEADER_ACT_UPDATE);
+                assert_non_null(u);
+                advance(&x, 10 * MS);
+                if (errors[i] == 0) {
+                        answer_error(&x, -ETIMEDOUT);
+                } else if (errors[i] == 409) {
+                        answer(&x, 409, NULL);
+                        assert_non_null(find(&x, LEADER_ACT_GET));
+                        lease_record mine = rec(ME, "12", 0);
+                        answer(&x, 200, &mine); /* still ours: renew at once, new RV */
+                        const leader_action *again = find(&x, LEADER_ACT_UPDATE);
+                        assert_non_null(again);
+                        assert_string_equal(again->record.resource_version, "12");
+                        answer(&x, 503, NULL);
+                } else {
+                        answer(&x, errors[i], NULL);
+                }
+                assert_null(find(&x, LEADER_ACT_STOPPED));
+                assert_int_equal(x.f.state, LEADER_FSM_LEADING);
+        }
+        assert_true(x.now < deadline);
+        assert_true(x.f.n_renew_errors >= 5);
+}
+
+static void test_renew_deadline_exceeded(void **state) {
+        t x;
+        setup(&x);
+        make_leader(&x);
+        uint64_t deadline = leader_fsm_valid_until(&x.f);
+        for (int i = 0; i < 100 && x.f.state == LEADER_FSM_LEADING; i++) {
+                x.now = x.f.timer_at;
+                fire_timer(&x);
+                if (x.f.state != LEADER_FSM_LEADING)
+                        break;
+                if (x.f.req == LEASE_REQ_RENEW) {
+                        advance(&x, 1 * MS);
+                        answer(&x, 503, NULL);
+                }
+        }
+        assert_int_equal(x.f.state, LEADER_FSM_STANDBY);
+        assert_true(x.now >= deadline);
+        const leader_action *s = find(&x, LEADER_ACT_STOPPED);
+        assert_non_null(s);
+        assert_int_equal(s->reason, KOC_LEADER_REASON_RENEW_DEADLINE_EXCEEDED);
+        assert_int_equal(leader_fsm_valid_until(&x.f), 0);
+}
+
+static void test_hung_renewal_times_out_at_deadline(void **state) {
+        t x;
+        setup(&x);
+        make_leader(&x);
+        x.now = x.f.timer_at;
+        fire_timer(&x);
+        const leader_action *u = find(&x, LEADER_ACT_UPDATE);
+        /* The request may take until the deadline, no longer. */
+        assert_int_equal(u->timeout, leader_fsm_valid_until(&x.f) - x.now);
+        /* No timer for the renewal while it is in flight, only the deadline. */
+        assert_int_equal(x.f.timer_at, leader_fsm_valid_until(&x.f));
+        x.now = x.f.timer_at;
+        fire_timer(&x);
+        assert_int_equal(find(&x, LEADER_ACT_STOPPED)->reason,
+                         KOC_LEADER_REASON_RENEW_DEADLINE_EXCEEDED);
+        assert_true(position(&x, LEADER_ACT_STOPPED) < position(&x, LEADER_ACT_CANCEL_REQUEST));
+}
+
+static void test_frozen_process_is_not_leader(void **state) {
+        t x;
+        setup(&x);
+        make_leader(&x);
+        /* No timer fires while frozen: validity alone must say no. */
+        uint64_t until = leader_fsm_valid_until(&x.f);
+        advance(&x, 601 * MS);
+        assert_true(until != 0 && x.now >= until);
+}
+
+static void test_conflict_then_holder_changed(void **state) {
+        t x;
+        setup(&x);
+        make_leader(&x);
+        x.now = x.f.timer_at;
+        fire_timer(&x);
+        answer(&x, 409, NULL);
+        assert_int_equal(x.f.state, LEADER_FSM_LEADING);
+        lease_record other = rec("pod-b", "30", 1);
+        answer(&x, 200, &other);
+        const leader_action *s = find(&x, LEADER_ACT_STOPPED);
+        assert_non_null(s);
+        assert_int_equal(s->reason, KOC_LEADER_REASON_HOLDER_CHANGED);
+        assert_int_equal(x.f.state, LEADER_FSM_STANDBY);
+        assert_int_equal(leader_fsm_valid_until(&x.f), 0);
+        /* Now a follower of pod-b: waits for its expiry. */
+        assert_int_equal(count_requests(&x), 0);
+}
+
+static void test_watch_shows_takeover(void **state) {
+        t x;
+        setup(&x);
+        make_leader(&x);
+        lease_record lagging = rec(ME, "9", 0); /* older than our write's answer */
+        step(&x, (leader_event){ .type = LEADER_EV_WATCH_OBJECT, .record = &lagging });
+        assert_null(find(&x, LEADER_ACT_STOPPED));
+        lease_record other = rec("pod-b", "31", 1);
+        step(&x, (leader_event){ .type = LEADER_EV_WATCH_OBJECT, .record = &other });
+        assert_int_equal(find(&x, LEADER_ACT_STOPPED)->reason,
+                         KOC_LEADER_REASON_HOLDER_CHANGED);
+}
+
+static void test_lease_deleted_while_leading(void **state) {
+        t x;
+        setup(&x);
+        make_leader(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_WATCH_DELETED });
+        assert_int_equal(find(&x, LEADER_ACT_STOPPED)->reason, KOC_LEADER_REASON_LEASE_DELETED);
+        /* Then competes again: the Lease is missing, so create it. */
+        assert_non_null(find(&x, LEADER_ACT_CREATE));
+}
+
+static void test_transitions_only_on_holder_change(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        lease_record other = rec("pod-b", "20", 4);
+        answer(&x, 200, &other);
+        advance(&x, 1 * SEC);
+        fire_timer(&x);
+        const leader_action *u = find(&x, LEADER_ACT_UPDATE);
+        assert_int_equal(u->record.lease_transitions, 5);
+        lease_record r = echo(u, "21");
+        answer(&x, 200, &r);
+        assert_int_equal(find(&x, LEADER_ACT_STARTED)->term, 5);
+        for (int i = 0; i < 3; i++) {
+                x.now = x.f.timer_at;
+                fire_timer(&x);
+                u = find(&x, LEADER_ACT_UPDATE);
+                assert_int_equal(u->record.lease_transitions, 5);
+                assert_int_equal(u->record.acquire_time, r.acquire_time);
+                char rv[8];
+                snprintf(rv, sizeof rv, "%d", 22 + i);
+                lease_record rr = echo(u, rv);
+                answer(&x, 200, &rr);
+        }
+}
+
+static void test_after_deadline_loss_own_record_waits(void **state) {
+        t x;
+        setup(&x);
+        make_leader(&x);
+        for (int i = 0; i < 100 && x.f.state == LEADER_FSM_LEADING; i++) {
+                x.now = x.f.timer_at;
+                fire_timer(&x);
+                if (x.f.req == LEASE_REQ_RENEW)
+                        answer_error(&x, -ECONNREFUSED);
+        }
+        assert_int_equal(x.f.state, LEADER_FSM_STANDBY);
+        assert_int_equal(count_requests(&x), 0);
+        /* The record still names us, but others get their turn first: our
+         * retake waits for expiry + retry_period from the last observation. */
+        assert_int_equal(x.f.timer_at, x.f.observed_at + 1 * SEC + 100 * MS);
+}
+
+/* --- step-down -------------------------------------------------------------------- */
+
+static void test_step_down_releases_like_client_go(void **state) {
+        t x;
+        setup(&x);
+        make_leader(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_STEP_DOWN });
+        assert_int_equal(x.f.state, LEADER_FSM_RELEASING);
+        assert_int_equal(leader_fsm_valid_until(&x.f), 0);
+        assert_int_equal(position(&x, LEADER_ACT_STOPPED), 0);
+        assert_int_equal(find(&x, LEADER_ACT_STOPPED)->reason, KOC_LEADER_REASON_RELEASED);
+        const leader_action *u = find(&x, LEADER_ACT_UPDATE);
+        assert_non_null(u);
+        assert_int_equal(u->req, LEASE_REQ_RELEASE);
+        assert_string_equal(u->record.holder, "");
+        assert_int_equal(u->record.lease_duration_seconds, 1);
+        assert_int_equal(u->record.lease_transitions, 0);
+        assert_string_equal(u->record.resource_version, "10");
+        lease_record r = echo(u, "11");
+        answer(&x, 200, &r);
+        const leader_action *d = find(&x, LEADER_ACT_DONE);
+        assert_non_null(d);
+        assert_int_equal(d->result, 0);
+        assert_int_equal(x.f.state, LEADER_FSM_STOPPED);
+        assert_non_null(find(&x, LEADER_ACT_WATCH_STOP));
+}
+
+static void test_release_retried_on_conflict(void **state) {
+        t x;
+        setup(&x);
+        make_leader(&x);
+        /* A renewal is in flight when the step-down comes. */
+        x.now = x.f.timer_at;
+        fire_timer(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_STEP_DOWN });
+        assert_non_null(find(&x, LEADER_ACT_CANCEL_REQUEST));
+        assert_non_null(find(&x, LEADER_ACT_UPDATE));
+        answer(&x, 409, NULL); /* the renewal landed: RV moved */
+        assert_non_null(find(&x, LEADER_ACT_GET));
+        lease_record mine = rec(ME, "11", 0);
+        answer(&x, 200, &mine);
+        const leader_action *u = find(&x, LEADER_ACT_UPDATE);
+        assert_non_null(u);
+        assert_string_equal(u->record.resource_version, "11");
+        assert_string_equal(u->record.holder, "");
+        lease_record r = echo(u, "12");
+        answer(&x, 200, &r);
+        assert_int_equal(find(&x, LEADER_ACT_DONE)->result, 0);
+}
+
+static void test_release_stops_when_someone_else_holds(void **state) {
+        t x;
+        setup(&x);
+        make_leader(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_STEP_DOWN });
+        answer(&x, 409, NULL);
+        lease_record other = rec("pod-b", "15", 1);
+        answer(&x, 200, &other);
+        assert_int_equal(find(&x, LEADER_ACT_DONE)->result, -ESTALE);
+        assert_int_equal(count_requests(&x), 0);
+        assert_int_equal(x.f.state, LEADER_FSM_STOPPED);
+}
+
+static void test_release_gives_up_at_deadline(void **state) {
+        t x;
+        setup(&x);
+        make_leader(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_STEP_DOWN });
+        int n = 0;
+        for (; n < 100 && x.f.state == LEADER_FSM_RELEASING; n++) {
+                if (x.f.req == LEASE_REQ_RELEASE) {
+                        advance(&x, 1 * MS);
+                        answer(&x, 503, NULL);
+                } else {
+                        x.now = x.f.timer_at;
+                        fire_timer(&x);
+                }
+        }
+        assert_true(n > 3); /* it retried */
+        assert_int_equal(x.f.state, LEADER_FSM_STOPPED);
+        assert_int_equal(find(&x, LEADER_ACT_DONE)->result, -ETIMEDOUT);
+}
+
+static void test_step_down_while_acquiring(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        answer(&x, 404, NULL);
+        lease_record r = echo(find(&x, LEADER_ACT_CREATE), "3");
+        step(&x, (leader_event){ .type = LEADER_EV_STEP_DOWN });
+        assert_int_equal(count_requests(&x), 0);
+        answer(&x, 201, &r);
+        /* Never reported as leading; the record is released at once. */
+        assert_null(find(&x, LEADER_ACT_STARTED));
+        assert_null(find(&x, LEADER_ACT_STOPPED));
+        const leader_action *u = find(&x, LEADER_ACT_UPDATE);
+        assert_non_null(u);
+        assert_string_equal(u->record.holder, "");
+        lease_record rr = echo(u, "4");
+        answer(&x, 200, &rr);
+        assert_int_equal(find(&x, LEADER_ACT_DONE)->result, 0);
+}
+
+static void test_step_down_as_follower(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        lease_record other = rec("pod-b", "20", 0);
+        answer(&x, 200, &other);
+        step(&x, (leader_event){ .type = LEADER_EV_STEP_DOWN });
+        assert_int_equal(find(&x, LEADER_ACT_DONE)->result, 0);
+        assert_null(find(&x, LEADER_ACT_STOPPED));
+        assert_int_equal(x.f.state, LEADER_FSM_STOPPED);
+}
+
+static void test_stop_cancels(void **state) {
+        t x;
+        setup(&x);
+        make_leader(&x);
+        x.now = x.f.timer_at;
+        fire_timer(&x); /* renewal in flight */
+        step(&x, (leader_event){ .type = LEADER_EV_STOP });
+        assert_int_equal(find(&x, LEADER_ACT_STOPPED)->reason, KOC_LEADER_REASON_CANCELLED);
+        assert_non_null(find(&x, LEADER_ACT_CANCEL_REQUEST));
+        assert_non_null(find(&x, LEADER_ACT_WATCH_STOP));
+        assert_int_equal(find(&x, LEADER_ACT_TIMER)->at, 0);
+        assert_int_equal(count_requests(&x), 0);
+        assert_int_equal(x.f.state, LEADER_FSM_STOPPED);
+        assert_int_equal(leader_fsm_valid_until(&x.f), 0);
+}
+
+/* --- watch, polling, observe timeout ---------------------------------------------- */
+
+static void test_watch_forbidden_falls_back_to_polling(void **state) {
+        t x;
+        setup_with(&x, 0, fixed_random);
+        fixed_random_value = 50 * MS;
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        lease_record other = rec("pod-b", "20", 0);
+        answer(&x, 200, &other);
+        assert_non_null(find(&x, LEADER_ACT_WATCH_START));
+        step(&x, (leader_event){ .type = LEADER_EV_WATCH_CLOSED, .status = 403 });
+        assert_false(x.f.can_watch);
+        /* client-go's jitter: retry_period + rand * 1.2 * retry_period. */
+        const leader_action *tm = find(&x, LEADER_ACT_TIMER);
+        assert_non_null(tm);
+        assert_int_equal(tm->at, x.now + 150 * MS);
+        int gets = 0;
+        for (int i = 0; i < 4; i++) {
+                x.now = x.f.timer_at;
+                fire_timer(&x);
+                if (find(&x, LEADER_ACT_GET)) {
+                        gets++;
+                        lease_record renewed = rec("pod-b", "20", 0);
+                        char rv[8];
+                        snprintf(rv, sizeof rv, "%d", 21 + i);
+                        snprintf(renewed.resource_version, sizeof renewed.resource_version, "%s",
+                                 rv);
+                        renewed.renew_time += (uint64_t)i + 1;
+                        answer(&x, 200, &renewed);
+                        assert_null(find(&x, LEADER_ACT_WATCH_START));
+                }
+        }
+        assert_int_equal(gets, 4);
+        /* The holder stops renewing: we take over after expiry. */
+        for (int i = 0; i < 20 && x.f.req != LEASE_REQ_ACQUIRE; i++) {
+                x.now = x.f.timer_at;
+                fire_timer(&x);
+                if (x.f.req == LEASE_REQ_GET) {
+                        lease_record same = x.f.observed;
+                        answer(&x, 200, &same);
+                }
+        }
+        assert_int_equal(x.f.req, LEASE_REQ_ACQUIRE);
+}
+
+static void test_watch_restart_after_close(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        lease_record other = rec("pod-b", "20", 0);
+        answer(&x, 200, &other);
+        step(&x, (leader_event){ .type = LEADER_EV_WATCH_BOOKMARK, .resource_version = "25" });
+        advance(&x, 2 * SEC);
+        /* A healthy stream that the server ended: resume at once. */
+        step(&x, (leader_event){ .type = LEADER_EV_WATCH_CLOSED, .status = 200 });
+        const leader_action *w = find(&x, LEADER_ACT_WATCH_START);
+        assert_non_null(w);
+        assert_string_equal(w->record.resource_version, "25");
+        /* Closed again at once: back off instead of spinning. */
+        step(&x, (leader_event){ .type = LEADER_EV_WATCH_CLOSED, .status = 200 });
+        assert_null(find(&x, LEADER_ACT_WATCH_START));
+        assert_true(x.f.watch_at > x.now);
+        x.now = x.f.watch_at;
+        fire_timer(&x);
+        assert_non_null(find(&x, LEADER_ACT_WATCH_START));
+        /* Errors back off exponentially. */
+        uint64_t prev = x.f.watch_backoff;
+        step(&x, (leader_event){ .type = LEADER_EV_WATCH_CLOSED, .error = -ECONNRESET });
+        assert_true(x.f.watch_backoff > prev);
+        /* 410: resume point too old, start over without one. */
+        x.now = x.f.watch_at;
+        fire_timer(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_WATCH_GONE });
+        step(&x, (leader_event){ .type = LEADER_EV_WATCH_CLOSED, .status = 410 });
+        x.now = x.f.watch_at;
+        fire_timer(&x);
+        w = find(&x, LEADER_ACT_WATCH_START);
+        assert_non_null(w);
+        assert_string_equal(w->record.resource_version, "");
+}
+
+static void test_followers_send_nothing_while_lease_healthy(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        lease_record other = rec("pod-b", "100", 0);
+        answer(&x, 200, &other);
+        size_t requests = 0;
+        for (int i = 1; i <= 50; i++) {
+                advance(&x, 100 * MS);
+                lease_record renewed = rec("pod-b", "", 0);
+                snprintf(renewed.resource_version, sizeof renewed.resource_version, "%d",
+                         100 + i);
+                renewed.renew_time += (uint64_t)i;
+                step(&x, (leader_event){ .type = LEADER_EV_WATCH_OBJECT, .record = &renewed });
+                requests += count_requests(&x);
+                if (x.f.timer_at && x.now >= x.f.timer_at) {
+                        fire_timer(&x);
+                        requests += count_requests(&x);
+                }
+        }
+        assert_int_equal(requests, 0);
+}
+
+static void test_observe_timeout(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        int i;
+        for (i = 0; i < 1000 && x.f.state != LEADER_FSM_STOPPED; i++) {
+                if (x.f.req == LEASE_REQ_GET) {
+                        advance(&x, 1 * MS);
+                        answer_error(&x, -ECONNREFUSED);
+                } else {
+                        x.now = x.f.timer_at;
+                        fire_timer(&x);
+                }
+        }
+        assert_int_equal(x.f.state, LEADER_FSM_STOPPED);
+        assert_true(x.now >= 1000 * SEC + 5 * SEC);
+        assert_int_equal(find(&x, LEADER_ACT_STOPPED)->reason, KOC_LEADER_REASON_OBSERVE_TIMEOUT);
+        assert_null(find(&x, LEADER_ACT_STARTED));
+}
+
+static void test_observe_timeout_not_while_reachable(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        lease_record other = rec("pod-b", "20", 0);
+        answer(&x, 200, &other);
+        step(&x, (leader_event){ .type = LEADER_EV_WATCH_CLOSED, .status = 403 });
+        for (int i = 0; i < 200; i++) {
+                x.now = x.f.timer_at;
+                fire_timer(&x);
+                if (x.f.req == LEASE_REQ_GET) {
+                        lease_record r = rec("pod-b", "", 0);
+                        snprintf(r.resource_version, sizeof r.resource_version, "%d", 21 + i);
+                        r.renew_time += (uint64_t)i + 1;
+                        answer(&x, 200, &r);
+                }
+        }
+        assert_true(x.now > 1000 * SEC + 5 * SEC);
+        assert_int_equal(x.f.state, LEADER_FSM_STANDBY);
+}
+
+/* --- records ----------------------------------------------------------------------- */
+
+static void test_parse_client_go_record(void **state) {
+        const char *json =
+                "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\","
+                "\"metadata\":{\"name\":\"x\",\"namespace\":\"ns\",\"resourceVersion\":\"777\","
+                "\"labels\":{\"app\":\"a\"}},"
+                "\"spec\":{\"holderIdentity\":\"go-pod_1234\",\"leaseDurationSeconds\":15,"
+                "\"acquireTime\":\"2026-11-24T10:00:00.12Z\","
+                "\"renewTime\":\"2026-11-24T10:00:05Z\",\"leaseTransitions\":3}}";
+        cJSON *o = cJSON_Parse(json);
+        lease_record r;
+        assert_int_equal(lease_record_from_json(o, &r), 0);
+        assert_string_equal(r.holder, "go-pod_1234");
+        assert_int_equal(r.lease_duration_seconds, 15);
+        assert_int_equal(r.lease_transitions, 3);
+        assert_string_equal(r.resource_version, "777");
+        uint64_t want;
+        assert_int_equal(koc_parse_rfc3339("2026-11-24T10:00:00.120000Z", &want), 0);
+        assert_int_equal(r.acquire_time, want);
+        assert_int_equal(r.renew_time, want + 5 * SEC - 120 * MS);
+
+        /* Writing keeps labels and sets every field with 6-digit MicroTime. */
+        r.renew_time = want + 1;
+        snprintf(r.holder, sizeof r.holder, "%s", "");
+        cJSON *out = lease_record_to_json(o, "ns", "x", &r);
+        assert_non_null(out);
+        char *s = cJSON_PrintUnformatted(out);
+        assert_non_null(strstr(s, "\"labels\":{\"app\":\"a\"}"));
+        assert_non_null(strstr(s, "\"holderIdentity\":\"\""));
+        assert_non_null(strstr(s, "\"renewTime\":\"2026-11-24T10:00:00.120001Z\""));
+        assert_non_null(strstr(s, "\"acquireTime\":\"2026-11-24T10:00:00.120000Z\""));
+        assert_non_null(strstr(s, "\"resourceVersion\":\"777\""));
+        assert_non_null(strstr(s, "\"leaseTransitions\":3"));
+        assert_non_null(strstr(s, "\"leaseDurationSeconds\":15"));
+        free(s);
+        cJSON_Delete(out);
+        cJSON_Delete(o);
+}
+
+static void test_parse_sparse_record(void **state) {
+        /* holderIdentity absent, no times, no spec fields at all: free. */
+        cJSON *o = cJSON_Parse("{\"metadata\":{\"name\":\"x\",\"resourceVersion\":\"5\"},"
+                               "\"spec\":{}}");
+        lease_record r;
+        assert_int_equal(lease_record_from_json(o, &r), 0);
+        assert_string_equal(r.holder, "");
+        assert_int_equal(r.lease_duration_seconds, 0);
+        assert_int_equal(r.renew_time, 0);
+        cJSON_Delete(o);
+
+        o = cJSON_Parse("{\"metadata\":{\"name\":\"x\",\"resourceVersion\":\"6\"}}");
+        assert_int_equal(lease_record_from_json(o, &r), 0);
+        assert_string_equal(r.holder, "");
+        cJSON_Delete(o);
+
+        /* Bad input is refused, not trusted. */
+        o = cJSON_Parse("[1,2]");
+        assert_int_equal(lease_record_from_json(o, &r), -EINVAL);
+        cJSON_Delete(o);
+        o = cJSON_Parse("{\"spec\":{\"holderIdentity\":\"a\"}}");
+        assert_int_equal(lease_record_from_json(o, &r), -EINVAL);
+        cJSON_Delete(o);
+        o = cJSON_Parse("{\"metadata\":{},\"spec\":{\"holderIdentity\":7,"
+                        "\"leaseDurationSeconds\":\"x\",\"renewTime\":\"yesterday\"}}");
+        assert_int_equal(lease_record_from_json(o, &r), 0);
+        assert_string_equal(r.holder, "");
+        assert_int_equal(r.renew_time, 0);
+        cJSON_Delete(o);
+}
+
+static void test_free_sparse_record_taken(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        cJSON *o = cJSON_Parse("{\"metadata\":{\"name\":\"x\",\"resourceVersion\":\"5\"},"
+                               "\"spec\":{\"leaseTransitions\":2}}");
+        lease_record r;
+        assert_int_equal(lease_record_from_json(o, &r), 0);
+        cJSON_Delete(o);
+        answer(&x, 200, &r);
+        const leader_action *u = find(&x, LEADER_ACT_UPDATE);
+        assert_non_null(u);
+        assert_int_equal(u->record.lease_transitions, 3);
+}
+
+static void test_long_foreign_holder_never_ours(void **state) {
+        char big[400];
+        memset(big, 'a', sizeof big - 1);
+        big[sizeof big - 1] = '\0';
+        memcpy(big, ME, strlen(ME));
+        cJSON *o = cJSON_CreateObject();
+        cJSON *m = cJSON_AddObjectToObject(o, "metadata");
+        cJSON_AddStringToObject(m, "resourceVersion", "1");
+        cJSON *s = cJSON_AddObjectToObject(o, "spec");
+        cJSON_AddStringToObject(s, "holderIdentity", big);
+        lease_record r;
+        assert_int_equal(lease_record_from_json(o, &r), 0);
+        assert_true(r.holder_truncated);
+        cJSON_Delete(o);
+}
+
+static void test_rv_compare(void **state) {
+        assert_true(lease_rv_newer("10", "9"));
+        assert_false(lease_rv_newer("9", "10"));
+        assert_false(lease_rv_newer("10", "10"));
+        assert_true(lease_rv_newer("abc", "abd"));
+        assert_true(lease_rv_newer("1", ""));
+        assert_false(lease_rv_newer("", "1"));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_start_gets_first),
+                cmocka_unit_test(test_missing_lease_is_created),
+                cmocka_unit_test(test_leads_only_after_write_names_us),
+                cmocka_unit_test(test_write_answer_naming_other_does_not_lead),
+                cmocka_unit_test(test_write_2xx_without_body_does_not_lead),
+                cmocka_unit_test(test_create_conflict_reads_again),
+                cmocka_unit_test(test_acquire_answer_after_deadline_does_not_lead),
+                cmocka_unit_test(test_expiry_from_observed_time_not_record),
+                cmocka_unit_test(test_record_renew_in_future_does_not_delay),
+                cmocka_unit_test(test_renewals_seen_push_expiry),
+                cmocka_unit_test(test_empty_holder_is_free),
+                cmocka_unit_test(test_release_seen_on_watch_acts_after_jitter),
+                cmocka_unit_test(test_own_record_at_start_is_retaken_without_transition),
+                cmocka_unit_test(test_new_leader_reported_on_holder_change_only),
+                cmocka_unit_test(test_stale_watch_event_is_ignored),
+                cmocka_unit_test(test_acquire_failure_retries_with_get),
+                cmocka_unit_test(test_late_answer_of_old_request_ignored),
+                cmocka_unit_test(test_leader_renews_with_one_put),
+                cmocka_unit_test(test_transient_errors_do_not_step_down_before_deadline),
+                cmocka_unit_test(test_renew_deadline_exceeded),
+                cmocka_unit_test(test_hung_renewal_times_out_at_deadline),
+                cmocka_unit_test(test_frozen_process_is_not_leader),
+                cmocka_unit_test(test_conflict_then_holder_changed),
+                cmocka_unit_test(test_watch_shows_takeover),
+                cmocka_unit_test(test_lease_deleted_while_leading),
+                cmocka_unit_test(test_transitions_only_on_holder_change),
+                cmocka_unit_test(test_after_deadline_loss_own_record_waits),
+                cmocka_unit_test(test_step_down_releases_like_client_go),
+                cmocka_unit_test(test_release_retried_on_conflict),
+                cmocka_unit_test(test_release_stops_when_someone_else_holds),
+                cmocka_unit_test(test_release_gives_up_at_deadline),
+                cmocka_unit_test(test_step_down_while_acquiring),
+                cmocka_unit_test(test_step_down_as_follower),
+                cmocka_unit_test(test_stop_cancels),
+                cmocka_unit_test(test_watch_forbidden_falls_back_to_polling),
+                cmocka_unit_test(test_watch_restart_after_close),
+                cmocka_unit_test(test_followers_send_nothing_while_lease_healthy),
+                cmocka_unit_test(test_observe_timeout),
+                cmocka_unit_test(test_observe_timeout_not_while_reachable),
+                cmocka_unit_test(test_parse_client_go_record),
+                cmocka_unit_test(test_parse_sparse_record),
+                cmocka_unit_test(test_free_sparse_record_taken),
+                cmocka_unit_test(test_long_foreign_holder_never_ours),
+                cmocka_unit_test(test_rv_compare),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
