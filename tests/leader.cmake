@@ -6,3 +6,4 @@ koc_add_test(NAME test-leader-fsm
 koc_add_test(NAME test-leader-config
              SOURCES unit/test-leader-config.c ${PROJECT_SOURCE_DIR}/leader/config.c
              MODULES core LABELS unit)
+koc_add_test(NAME test-leader SOURCES unit/test-leader.c MODULES core leader LABELS unit)

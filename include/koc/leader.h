@@ -188,13 +188,17 @@ KOC_EXPORT void koc_leader_set_destroy_callback(koc_leader *l, void (*destroy)(v
  * already running. */
 KOC_EXPORT int koc_leader_start(koc_leader *l);
 
-/* Cooperative step-down.  When leading: the state reads false at once, the
+/* Cooperative step-down.  When leading: the state reads false and
+ * stopped_leading(RELEASED) runs at once (before the release is written, so
+ * leader-only work is told to stop before a successor can start); then the
  * Lease is released (holderIdentity "", leaseDurationSeconds 1, as client-go's
  * ReleaseOnCancel), retried on 409 while this identity still holds it and
- * within renew_deadline; then stopped_leading(RELEASED) runs, then done
- * (result 0 when released, -ESTALE when someone else held the Lease already,
- * -ETIMEDOUT when the deadline passed, another negative errno on failure).
- * When not leading the elector just stops and done(0) runs from the loop.
+ * within renew_deadline; then done runs (result 0 when released, -ESTALE when
+ * someone else held the Lease already, -ETIMEDOUT when the deadline passed,
+ * -ECANCELED when koc_leader_stop() came first, another negative errno on
+ * failure).  When a write to acquire is in flight, its answer is awaited and
+ * the Lease released if it made us the holder, without any callback but done.
+ * When following, the elector stops and done(0) runs before this returns.
  * The elector is stopped afterwards.  done may be NULL.  -EALREADY when a
  * step-down is already in flight. */
 typedef void (*koc_leader_done_handler_t)(koc_leader *l, int result, void *userdata);

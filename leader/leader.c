@@ -1,0 +1,852 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The leader election driver: turns the state machine's actions (fsm.c) into
+ * API requests, a watch and one timer, and feeds their results back as
+ * events.  It talks through leader_transport_ops; the real transport maps to
+ * koc_client and sd-event (CLOCK_BOOTTIME), the unit tests use a fake one.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "framework/core/util.h"
+#include "koc/log.h"
+#include "koc/time.h"
+#include "leader-internal.h"
+
+#define LOG "leader"
+/* Followers' random delay before they write, so a fleet spreads out. */
+#define FOLLOWER_JITTER_USEC (5 * KOC_USEC_PER_MSEC)
+#define EVENT_QUEUE_MAX 8
+
+/* --- the state handle ------------------------------------------------------------ */
+
+struct koc_leader_state {
+        atomic_uint n_ref;
+        /* Boottime until which we lead (last_ok_send + renew_deadline); 0: not leading. */
+        _Atomic uint64_t valid_until;
+        _Atomic uint64_t transitions;
+        /* The holder, published with a sequence lock: odd while being written. */
+        atomic_uint seq;
+        _Atomic char holder[LEASE_HOLDER_MAX];
+        uint64_t (*now)(void *);
+        void *now_userdata;
+};
+
+static uint64_t state_default_now(void *userdata) {
+        return koc_now_boottime_usec();
+}
+
+static koc_leader_state *state_new(void) {
+        koc_leader_state *s = calloc(1, sizeof *s);
+        if (!s)
+                return NULL;
+        atomic_init(&s->n_ref, 1);
+        s->now = state_default_now;
+        return s;
+}
+
+KOC_EXPORT koc_leader_state *koc_leader_state_ref(koc_leader_state *s) {
+        if (s)
+                atomic_fetch_add_explicit(&s->n_ref, 1, memory_order_relaxed);
+        return s;
+}
+
+KOC_EXPORT koc_leader_state *koc_leader_state_unref(koc_leader_state *s) {
+        if (s && atomic_fetch_sub_explicit(&s->n_ref, 1, memory_order_acq_rel) == 1)
+                free(s);
+        return NULL;
+}
+
+void leader_state_set_clock(koc_leader_state *s, uint64_t (*now)(void *), void *userdata) {
+        s->now = now ? now : state_default_now;
+        s->now_userdata = userdata;
+}
+
+KOC_EXPORT bool koc_leader_state_is_leader(const koc_leader_state *s) {
+        if (!s)
+                return false;
+        uint64_t until = atomic_load_explicit(&s->valid_until, memory_order_acquire);
+        /* Invariant 3: checked when read, so a process that was frozen reads
+         * false as soon as it runs again, before any timer fires. */
+        return until != 0 && s->now(s->now_userdata) < until;
+}
+
+/* Publishes the fencing token (transitions and holder) under the sequence
+ * lock.  Loop thread only. */
+static void state_set_term(koc_leader_state *s, uint64_t transitions, const char *holder) {
+        size_t i;
+        unsigned seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+        atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
+        atomic_thread_fence(memory_order_release);
+        atomic_store_explicit(&s->transitions, transitions, memory_order_relaxed);
+        for (i = 0; holder[i] && i < LEASE_HOLDER_MAX - 1; i++)
+                atomic_store_explicit(&s->holder[i], holder[i], memory_order_relaxed);
+        atomic_store_explicit(&s->holder[i], '\0', memory_order_relaxed);
+        atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
+}
+
+static bool state_holder_equals(koc_leader_state *s, const char *holder) {
+        /* Only the loop thread writes, so it may read without the lock. */
+        size_t i;
+        for (i = 0; i < LEASE_HOLDER_MAX - 1 && holder[i]; i++)
+                if (atomic_load_explicit(&s->holder[i], memory_order_relaxed) != holder[i])
+                        return false;
+        return atomic_load_explicit(&s->holder[i], memory_order_relaxed) == '\0';
+}
+
+KOC_EXPORT int koc_leader_state_term(const koc_leader_state *cs, uint64_t *ret_transitions,
+                                     char *holder, size_t size) {
+        koc_leader_state *s = (koc_leader_state *)cs;
+        char buf[LEASE_HOLDER_MAX];
+        uint64_t transitions;
+        bool leading;
+        if (!s || (holder && size == 0))
+                return -EINVAL;
+        for (;;) {
+                unsigned seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+                if (seq & 1)
+                        continue;
+                leading = koc_leader_state_is_leader(s);
+                transitions = atomic_load_explicit(&s->transitions, memory_order_relaxed);
+                for (size_t i = 0; i < sizeof buf; i++)
+                        buf[i] = atomic_load_explicit(&s->holder[i], memory_order_relaxed);
+                atomic_thread_fence(memory_order_acquire);
+                if (atomic_load_explicit(&s->seq, memory_order_relaxed) == seq)
+                        break;
+        }
+        buf[sizeof buf - 1] = '\0';
+        /* Leadership may have ended between the reads: say so. */
+        if (leading && !koc_leader_state_is_leader(s))
+                leading = false;
+        if (ret_transitions)
+                *ret_transitions = transitions;
+        if (holder)
+                snprintf(holder, size, "%s", buf);
+        return leading ? 1 : 0;
+}
+
+/* --- the elector ------------------------------------------------------------------ */
+
+struct koc_leader {
+        unsigned n_ref;
+        const leader_transport_ops *ops;
+        void *transport;
+
+        sd_event *event;
+        koc_client *client;
+        sd_event_source *timer;
+
+        char *namespace_;
+        char *name;
+        char identity[LEASE_HOLDER_MAX];
+        char holder[LEASE_HOLDER_MAX];
+        char *lease_path;
+        char *collection_path;
+        char *field_selector;
+        bool release_on_stop;
+
+        leader_fsm fsm;
+        koc_leader_state *state;
+        cJSON *last_object; /* the newest Lease object seen, kept as the base of writes */
+
+        void *request;      /* the request in flight */
+        lease_req request_kind;
+        uint64_t request_sent_at;
+        void *watch;
+
+        koc_leader_callbacks callbacks;
+        void *userdata;
+        void (*destroy)(void *userdata);
+        koc_leader_done_handler_t done;
+        void *done_userdata;
+
+        /* Events raised while an event is being handled (callbacks calling
+         * back, synchronous failures) wait here. */
+        bool dispatching;
+        size_t n_queued;
+        struct queued_event {
+                leader_event ev;
+                lease_record record;
+                bool has_record;
+                char rv[LEASE_RV_MAX];
+        } queue[EVENT_QUEUE_MAX];
+
+        koc_metrics *metrics;
+        koc_metric *m_status, *m_transitions, *m_renew_latency, *m_renew_errors;
+
+        /* For koc_leader_run_until_*: outcome seen by the callbacks. */
+        int last_reason;
+};
+
+static void dispatch(koc_leader *l, const leader_event *ev);
+
+static void publish_state(koc_leader *l) {
+        koc_leader_state *s = l->state;
+        const leader_fsm *f = &l->fsm;
+        bool leading = f->state == LEADER_FSM_LEADING;
+        const char *holder = leading ? l->identity : f->exists ? f->observed.holder : "";
+        uint64_t transitions = leading ? f->term : f->exists ? f->observed.lease_transitions : 0;
+        /* Leadership first: it must read false before anything else moves. */
+        atomic_store_explicit(&s->valid_until, leader_fsm_valid_until(f), memory_order_release);
+        if (atomic_load_explicit(&s->transitions, memory_order_relaxed) != transitions ||
+            !state_holder_equals(s, holder))
+                state_set_term(s, transitions, holder);
+        if (l->m_status)
+                koc_metric_set(l->m_status, leading ? 1 : 0);
+}
+
+static void keep_object(koc_leader *l, const cJSON *obj) {
+        lease_record r;
+        if (!obj || lease_record_from_json(obj, &r) < 0)
+                return;
+        if (l->last_object) {
+                const cJSON *meta = cJSON_GetObjectItemCaseSensitive(l->last_object, "metadata");
+                const char *cur = cJSON_GetStringValue(
+                        cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"));
+                if (!lease_rv_newer(r.resource_version, cur) &&
+                    strcmp(r.resource_version, cur ? cur : "") != 0)
+                        return;
+        }
+        cJSON *copy = cJSON_Duplicate(obj, true);
+        if (!copy)
+                return;
+        cJSON_Delete(l->last_object);
+        l->last_object = copy;
+}
+
+static void on_response(koc_client *c, const koc_response *r, void *userdata) {
+        koc_leader *l = userdata;
+        lease_record rec;
+        bool has = false;
+        lease_req kind = l->request_kind;
+        uint64_t latency = l->ops->now(l->transport) - l->request_sent_at;
+        l->request = NULL;
+        l->request_kind = LEASE_REQ_NONE;
+        if (r->error == 0 && r->status >= 200 && r->status < 300 && r->body &&
+            lease_record_from_json(r->body, &rec) == 0) {
+                has = true;
+                keep_object(l, r->body);
+        }
+        if (kind == LEASE_REQ_RENEW) {
+                bool ok = has && r->status >= 200 && r->status < 300;
+                if (ok && l->m_renew_latency)
+                        koc_metric_observe(l->m_renew_latency, (double)latency / 1e6);
+                if (!ok) {
+                        if (l->m_renew_errors)
+                                koc_metric_inc(l->m_renew_errors);
+                        koc_log_debug(LOG, "renewal failed lease=%s/%s status=%ld error=%d "
+                                           "message=\"%s\"; retrying",
+                                      l->namespace_, l->name, r->status, r->error, r->message);
+                }
+        } else if (!(r->error == 0 && r->status >= 200 && r->status < 300))
+                koc_log_debug(LOG, "%s failed lease=%s/%s status=%ld error=%d message=\"%s\"",
+                              lease_req_to_string(kind), l->namespace_, l->name, r->status,
+                              r->error, r->message);
+        dispatch(l, &(leader_event){ .type = LEADER_EV_ANSWER, .seq = l->fsm.req_seq,
+                                     .error = r->error, .status = r->status,
+                                     .record = has ? &rec : NULL });
+}
+
+static void on_watch_event(koc_watch *w, const koc_watch_event *e, void *userdata) {
+        koc_leader *l = userdata;
+        lease_record rec;
+        switch (e->type) {
+        case KOC_WATCH_ADDED:
+        case KOC_WATCH_MODIFIED:
+                if (lease_record_from_json(e->object, &rec) < 0)
+                        return;
+                keep_object(l, e->object);
+                dispatch(l, &(leader_event){ .type = LEADER_EV_WATCH_OBJECT, .record = &rec });
+                break;
+        case KOC_WATCH_DELETED:
+                cJSON_Delete(l->last_object);
+                l->last_object = NULL;
+                dispatch(l, &(leader_event){ .type = LEADER_EV_WATCH_DELETED });
+                break;
+        case KOC_WATCH_BOOKMARK: {
+                const cJSON *meta = cJSON_GetObjectItemCaseSensitive(e->object, "metadata");
+                const char *rv = cJSON_GetStringValue(
+                        cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"));
+                if (rv)
+                        dispatch(l, &(leader_event){ .type = LEADER_EV_WATCH_BOOKMARK,
+                                                     .resource_version = rv });
+                break;
+        }
+        case KOC_WATCH_ERROR:
+                koc_log_debug(LOG, "watch error lease=%s/%s status=%ld message=\"%s\"",
+                              l->namespace_, l->name, e->status, e->message);
+                if (e->status == 410)
+                        dispatch(l, &(leader_event){ .type = LEADER_EV_WATCH_GONE });
+                break;
+        case KOC_WATCH_CLOSED:
+                l->watch = NULL;
+                if (e->status == 403)
+                        koc_log_info(LOG, "watch on leases is forbidden; polling lease=%s/%s "
+                                          "every retry period",
+                                     l->namespace_, l->name);
+                else
+                        koc_log_debug(LOG, "watch closed lease=%s/%s status=%ld error=%d",
+                                      l->namespace_, l->name, e->status, e->error);
+                dispatch(l, &(leader_event){ .type = LEADER_EV_WATCH_CLOSED,
+                                             .status = e->status, .error = e->error });
+                break;
+        }
+}
+
+void leader_timer_fired(koc_leader *l) {
+        dispatch(l, &(leader_event){ .type = LEADER_EV_TIMER });
+}
+
+/* Requests that fail to start are answered at once (through the queue). */
+static void start_request(koc_leader *l, const leader_action *a) {
+        koc_request_spec spec = { .timeout_usec = a->timeout };
+        cJSON *body = NULL;
+        int r;
+        switch (a->type) {
+        case LEADER_ACT_GET:
+                spec.method = "GET";
+                spec.path = l->lease_path;
+                break;
+        case LEADER_ACT_CREATE:
+                spec.method = "POST";
+                spec.path = l->collection_path;
+                body = lease_record_to_json(NULL, l->namespace_, l->name, &a->record);
+                break;
+        default:
+                spec.method = "PUT";
+                spec.path = l->lease_path;
+                body = lease_record_to_json(l->last_object, l->namespace_, l->name, &a->record);
+                break;
+        }
+        spec.body = body;
+        l->request_kind = a->req;
+        l->request_sent_at = l->ops->now(l->transport);
+        if (a->type != LEADER_ACT_GET && !body)
+                r = -ENOMEM;
+        else
+                r = l->ops->request(l->transport, &spec, on_response, l, &l->request);
+        cJSON_Delete(body);
+        if (r < 0) {
+                l->request = NULL;
+                koc_log_debug(LOG, "%s could not start: %s", lease_req_to_string(a->req),
+                              strerror(-r));
+                dispatch(l, &(leader_event){ .type = LEADER_EV_ANSWER, .seq = a->seq,
+                                             .error = r });
+        }
+}
+
+static void start_watch(koc_leader *l, const leader_action *a) {
+        koc_watch_spec spec = {
+                .path = l->collection_path,
+                .field_selector = l->field_selector,
+                .resource_version = a->record.resource_version[0] ? a->record.resource_version
+                                                                  : NULL,
+                .allow_bookmarks = true,
+        };
+        int r = l->ops->watch(l->transport, &spec, on_watch_event, l, &l->watch);
+        if (r < 0) {
+                l->watch = NULL;
+                dispatch(l, &(leader_event){ .type = LEADER_EV_WATCH_CLOSED, .error = r });
+        }
+}
+
+static void run_action(koc_leader *l, const leader_action *a) {
+        switch (a->type) {
+        case LEADER_ACT_GET:
+        case LEADER_ACT_CREATE:
+        case LEADER_ACT_UPDATE:
+                start_request(l, a);
+                break;
+        case LEADER_ACT_CANCEL_REQUEST:
+                if (l->request)
+                        l->ops->cancel(l->transport, l->request);
+                l->request = NULL;
+                l->request_kind = LEASE_REQ_NONE;
+                break;
+        case LEADER_ACT_WATCH_START:
+                if (!l->watch)
+                        start_watch(l, a);
+                break;
+        case LEADER_ACT_WATCH_STOP:
+                if (l->watch)
+                        l->ops->watch_stop(l->transport, l->watch);
+                l->watch = NULL;
+                break;
+        case LEADER_ACT_TIMER:
+                (void)l->ops->set_timer(l->transport, a->at);
+                break;
+        case LEADER_ACT_STARTED:
+                koc_log_info(LOG, "became leader lease=%s/%s identity=%s term=%" PRIu64,
+                             l->namespace_, l->name, l->identity, a->term);
+                if (l->m_transitions)
+                        koc_metric_inc(l->m_transitions);
+                if (l->callbacks.started_leading)
+                        l->callbacks.started_leading(l, a->term, l->userdata);
+                break;
+        case LEADER_ACT_STOPPED:
+                l->last_reason = (int)a->reason;
+                if (a->reason == KOC_LEADER_REASON_OBSERVE_TIMEOUT)
+                        koc_log_warn(LOG, "giving up lease=%s/%s: API unreachable for the "
+                                          "observe timeout",
+                                     l->namespace_, l->name);
+                else
+                        koc_log_info(LOG, "lost lease lease=%s/%s identity=%s reason=%s",
+                                     l->namespace_, l->name, l->identity,
+                                     koc_leader_reason_to_string(a->reason));
+                if (l->callbacks.stopped_leading)
+                        l->callbacks.stopped_leading(l, a->reason, l->userdata);
+                break;
+        case LEADER_ACT_NEW_LEADER:
+                snprintf(l->holder, sizeof l->holder, "%s", a->record.holder);
+                koc_log_debug(LOG, "holder lease=%s/%s holder=\"%s\"", l->namespace_, l->name,
+                              a->record.holder);
+                if (l->callbacks.new_leader)
+                        l->callbacks.new_leader(l, a->record.holder, l->userdata);
+                break;
+        case LEADER_ACT_DONE: {
+                koc_leader_done_handler_t done = l->done;
+                void *ud = l->done_userdata;
+                l->done = NULL;
+                l->done_userdata = NULL;
+                if (a->result == 0)
+                        koc_log_info(LOG, "released lease=%s/%s identity=%s", l->namespace_,
+                                     l->name, l->identity);
+                else if (a->result != -ECANCELED)
+                        koc_log_info(LOG, "release of lease=%s/%s ended: %s", l->namespace_,
+                                     l->name, strerror(-a->result));
+                if (done)
+                        done(l, a->result, ud);
+                break;
+        }
+        }
+}
+
+static void enqueue(koc_leader *l, const leader_event *ev) {
+        if (l->n_queued >= EVENT_QUEUE_MAX) {
+                /* Cannot happen: at most a few events nest per step. */
+                koc_log_error(LOG, "event queue overflow; dropping event %d", (int)ev->type);
+                return;
+        }
+        struct queued_event *q = &l->queue[l->n_queued++];
+        q->ev = *ev;
+        q->has_record = ev->record != NULL;
+        if (ev->record)
+                q->record = *ev->record;
+        q->ev.record = NULL;
+        if (ev->resource_version) {
+                snprintf(q->rv, sizeof q->rv, "%s", ev->resource_version);
+                q->ev.resource_version = q->rv;
+        }
+}
+
+static void dispatch_one(koc_leader *l, const leader_event *ev) {
+        leader_action actions[LEADER_FSM_MAX_ACTIONS];
+        leader_fsm_step(&l->fsm, ev, l->ops->now(l->transport), l->ops->wall(l->transport));
+        /* Invariant 4: the state handle is updated before any callback runs. */
+        publish_state(l);
+        size_t n = l->fsm.n_actions;
+        memcpy(actions, l->fsm.actions, n * sizeof actions[0]);
+        for (size_t i = 0; i < n; i++)
+                run_action(l, &actions[i]);
+}
+
+static void dispatch(koc_leader *l, const leader_event *ev) {
+        if (l->dispatching) {
+                enqueue(l, ev);
+                return;
+        }
+        koc_leader_ref(l);
+        l->dispatching = true;
+        dispatch_one(l, ev);
+        while (l->n_queued > 0) {
+                struct queued_event q = l->queue[0];
+                memmove(&l->queue[0], &l->queue[1], (l->n_queued - 1) * sizeof l->queue[0]);
+                l->n_queued--;
+                if (q.has_record)
+                        q.ev.record = &q.record;
+                if (q.ev.resource_version)
+                        q.ev.resource_version = q.rv;
+                dispatch_one(l, &q.ev);
+        }
+        l->dispatching = false;
+        koc_leader_unref(l);
+}
+
+/* --- the real transport: koc_client and sd-event ------------------------------------ */
+
+static int real_request(void *t, const koc_request_spec *spec, koc_response_handler_t handler,
+                        void *userdata, void **ret_handle) {
+        koc_leader *l = t;
+        koc_request *req = NULL;
+        int r = koc_client_request(l->client, spec, handler, userdata, &req);
+        if (r >= 0)
+                *ret_handle = req;
+        return r;
+}
+
+static void real_cancel(void *t, void *handle) {
+        koc_request_cancel(handle);
+}
+
+static int real_watch(void *t, const koc_watch_spec *spec, koc_watch_handler_t handler,
+                      void *userdata, void **ret_handle) {
+        koc_leader *l = t;
+        koc_watch *w = NULL;
+        int r = koc_client_watch(l->client, spec, handler, userdata, &w);
+        if (r >= 0)
+                *ret_handle = w;
+        return r;
+}
+
+static void real_watch_stop(void *t, void *handle) {
+        koc_watch_stop(handle);
+}
+
+static int on_timer_source(sd_event_source *s, uint64_t usec, void *userdata) {
+        leader_timer_fired(userdata);
+        return 0;
+}
+
+static int real_set_timer(void *t, uint64_t at) {
+        koc_leader *l = t;
+        int r;
+        if (at == 0)
+                return l->timer ? sd_event_source_set_enabled(l->timer, SD_EVENT_OFF) : 0;
+        if (!l->timer) {
+                /* Accuracy 1 us: expiry takeover should happen at the instant. */
+                r = sd_event_add_time(l->event, &l->timer, CLOCK_BOOTTIME, at, 1,
+                                      on_timer_source, l);
+                if (r < 0)
+                        return r;
+                return sd_event_source_set_enabled(l->timer, SD_EVENT_ONESHOT);
+        }
+        r = sd_event_source_set_time(l->timer, at);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(l->timer, SD_EVENT_ONESHOT);
+}
+
+static uint64_t real_now(void *t) {
+        return koc_now_boottime_usec();
+}
+
+static uint64_t real_wall(void *t) {
+        return koc_now_realtime_usec();
+}
+
+static const leader_transport_ops real_ops = {
+        .request = real_request,
+        .cancel = real_cancel,
+        .watch = real_watch,
+        .watch_stop = real_watch_stop,
+        .set_timer = real_set_timer,
+        .now = real_now,
+        .wall = real_wall,
+};
+
+/* --- public API ----------------------------------------------------------------------- */
+
+KOC_EXPORT const char *koc_leader_reason_to_string(koc_leader_reason reason) {
+        static const char *const names[_KOC_LEADER_REASON_MAX] = {
+                [KOC_LEADER_REASON_NONE] = "none",
+                [KOC_LEADER_REASON_RENEW_DEADLINE_EXCEEDED] = "renew-deadline-exceeded",
+                [KOC_LEADER_REASON_HOLDER_CHANGED] = "holder-changed",
+                [KOC_LEADER_REASON_RELEASED] = "released",
+                [KOC_LEADER_REASON_CANCELLED] = "cancelled",
+                [KOC_LEADER_REASON_OBSERVE_TIMEOUT] = "observe-timeout",
+                [KOC_LEADER_REASON_LEASE_DELETED] = "lease-deleted",
+        };
+        if ((unsigned)reason >= _KOC_LEADER_REASON_MAX)
+                return "unknown";
+        return names[reason];
+}
+
+static uint64_t default_random(uint64_t n) {
+        return koc_random_u64(n);
+}
+
+static char *strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *strdup_printf(const char *fmt, ...) {
+        char *s = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        int r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        return r < 0 ? NULL : s;
+}
+
+int leader_new_with_transport(const leader_transport_ops *ops, void *transport,
+                              const koc_leader_config *cfg, koc_leader **ret, koc_error *err) {
+        if (!ops || !ret)
+                return koc_error_set(err, -EINVAL, "leader: no transport or result pointer");
+        int r = koc_leader_config_validate(cfg, err);
+        if (r < 0)
+                return r;
+        koc_leader *l = calloc(1, sizeof *l);
+        if (!l)
+                return koc_error_set(err, -ENOMEM, "leader: out of memory");
+        l->n_ref = 1;
+        l->ops = ops;
+        l->transport = transport ? transport : l;
+        l->release_on_stop = cfg->release_on_stop;
+        l->state = state_new();
+        l->namespace_ = strdup(cfg->namespace_);
+        l->name = strdup(cfg->name);
+        l->collection_path =
+                strdup_printf("/apis/coordination.k8s.io/v1/namespaces/%s/leases", cfg->namespace_);
+        l->lease_path = strdup_printf("/apis/coordination.k8s.io/v1/namespaces/%s/leases/%s",
+                                      cfg->namespace_, cfg->name);
+        l->field_selector = strdup_printf("metadata.name=%s", cfg->name);
+        if (!l->state || !l->namespace_ || !l->name || !l->collection_path || !l->lease_path ||
+            !l->field_selector) {
+                koc_leader_unref(l);
+                return koc_error_set(err, -ENOMEM, "leader: out of memory");
+        }
+        r = leader_config_resolve_identity(cfg, l->identity, sizeof l->identity);
+        if (r < 0) {
+                koc_leader_unref(l);
+                return koc_error_set(err, r, "leader: cannot make an identity: %s", strerror(-r));
+        }
+        leader_fsm_init(&l->fsm, &(leader_fsm_config){
+                                         .identity = l->identity,
+                                         .lease_duration = cfg->lease_duration,
+                                         .renew_deadline = cfg->renew_deadline,
+                                         .retry_period = cfg->retry_period,
+                                         .observe_timeout = cfg->observe_timeout,
+                                         .jitter_max = FOLLOWER_JITTER_USEC,
+                                         .random = default_random,
+                                 });
+        *ret = l;
+        return 0;
+}
+
+KOC_EXPORT int koc_leader_new(sd_event *event, koc_client *client, const koc_leader_config *cfg,
+                              koc_leader **ret, koc_error *err) {
+        if (!event || !client)
+                return koc_error_set(err, -EINVAL, "leader: an event loop and a client are needed");
+        koc_leader *l = NULL;
+        int r = leader_new_with_transport(&real_ops, NULL, cfg, &l, err);
+        if (r < 0)
+                return r;
+        l->event = sd_event_ref(event);
+        l->client = koc_client_ref(client);
+        *ret = l;
+        return 0;
+}
+
+void leader_set_random(koc_leader *l, uint64_t (*random)(uint64_t n)) {
+        l->fsm.random = random;
+}
+
+const leader_fsm *leader_get_fsm(const koc_leader *l) {
+        return &l->fsm;
+}
+
+KOC_EXPORT koc_leader *koc_leader_ref(koc_leader *l) {
+        if (l)
+                l->n_ref++;
+        return l;
+}
+
+static void leader_free(koc_leader *l) {
+        if (l->request)
+                l->ops->cancel(l->transport, l->request);
+        if (l->watch)
+                l->ops->watch_stop(l->transport, l->watch);
+        if (l->fsm.timer_at)
+                (void)l->ops->set_timer(l->transport, 0);
+        if (l->state)
+                atomic_store_explicit(&l->state->valid_until, 0, memory_order_release);
+        if (l->m_status)
+                koc_metric_set(l->m_status, 0);
+        if (l->destroy)
+                l->destroy(l->userdata);
+        sd_event_source_disable_unref(l->timer);
+        koc_client_unref(l->client);
+        sd_event_unref(l->event);
+        koc_metrics_unref(l->metrics);
+        koc_leader_state_unref(l->state);
+        cJSON_Delete(l->last_object);
+        free(l->namespace_);
+        free(l->name);
+        free(l->collection_path);
+        free(l->lease_path);
+        free(l->field_selector);
+        free(l);
+}
+
+KOC_EXPORT koc_leader *koc_leader_unref(koc_leader *l) {
+        if (l && --l->n_ref == 0)
+                leader_free(l);
+        return NULL;
+}
+
+KOC_EXPORT void koc_leader_set_callbacks(koc_leader *l, const koc_leader_callbacks *callbacks,
+                                         void *userdata) {
+        if (!l)
+                return;
+        if (l->destroy && l->userdata != userdata)
+                l->destroy(l->userdata);
+        l->callbacks = callbacks ? *callbacks : (koc_leader_callbacks){ 0 };
+        l->userdata = userdata;
+}
+
+KOC_EXPORT void koc_leader_set_destroy_callback(koc_leader *l, void (*destroy)(void *userdata)) {
+        if (l)
+                l->destroy = destroy;
+}
+
+KOC_EXPORT int koc_leader_start(koc_leader *l) {
+        if (!l)
+                return -EINVAL;
+        if (l->fsm.state != LEADER_FSM_STOPPED)
+                return -EBUSY;
+        koc_log_info(LOG, "starting lease=%s/%s identity=%s", l->namespace_, l->name,
+                     l->identity);
+        dispatch(l, &(leader_event){ .type = LEADER_EV_START });
+        return 0;
+}
+
+KOC_EXPORT int koc_leader_step_down(koc_leader *l, koc_leader_done_handler_t done,
+                                    void *userdata) {
+        if (!l)
+                return -EINVAL;
+        if (l->done || l->fsm.state == LEADER_FSM_RELEASING || l->fsm.step_down_pending)
+                return -EALREADY;
+        if (l->fsm.state == LEADER_FSM_STOPPED) {
+                if (done)
+                        done(l, 0, userdata);
+                return 0;
+        }
+        l->done = done;
+        l->done_userdata = userdata;
+        dispatch(l, &(leader_event){ .type = LEADER_EV_STEP_DOWN });
+        return 0;
+}
+
+KOC_EXPORT void koc_leader_stop(koc_leader *l) {
+        if (!l)
+                return;
+        if (l->release_on_stop && l->fsm.state == LEADER_FSM_LEADING) {
+                (void)koc_leader_step_down(l, NULL, NULL);
+                return;
+        }
+        dispatch(l, &(leader_event){ .type = LEADER_EV_STOP });
+}
+
+KOC_EXPORT const char *koc_leader_get_identity(const koc_leader *l) {
+        return l ? l->identity : NULL;
+}
+
+KOC_EXPORT const char *koc_leader_get_holder(const koc_leader *l) {
+        return l ? l->holder : NULL;
+}
+
+KOC_EXPORT bool koc_leader_is_leader(const koc_leader *l) {
+        return l && koc_leader_state_is_leader(l->state);
+}
+
+KOC_EXPORT koc_leader_state *koc_leader_get_state(koc_leader *l) {
+        return l ? koc_leader_state_ref(l->state) : NULL;
+}
+
+static int run_loop(koc_leader *l, bool (*until)(koc_leader *), uint64_t timeout_usec) {
+        if (!l || !l->event)
+                return -EINVAL;
+        if (l->fsm.state == LEADER_FSM_STOPPED) {
+                int r = koc_leader_start(l);
+                if (r < 0)
+                        return r;
+        }
+        uint64_t end = timeout_usec ? koc_now_boottime_usec() + timeout_usec : 0;
+        koc_leader_ref(l);
+        int r = 0;
+        for (;;) {
+                if (until(l)) {
+                        r = 1;
+                        break;
+                }
+                if (l->fsm.state == LEADER_FSM_STOPPED)
+                        break;
+                uint64_t wait = UINT64_MAX;
+                if (end) {
+                        uint64_t now = koc_now_boottime_usec();
+                        if (now >= end) {
+                                r = -ETIMEDOUT;
+                                break;
+                        }
+                        wait = end - now;
+                }
+                r = sd_event_run(l->event, wait);
+                if (r < 0)
+                        break;
+                r = 0;
+        }
+        koc_leader_unref(l);
+        return r;
+}
+
+static bool is_leading(koc_leader *l) {
+        return l->fsm.state == LEADER_FSM_LEADING;
+}
+
+static bool not_leading(koc_leader *l) {
+        return l->fsm.state != LEADER_FSM_LEADING;
+}
+
+KOC_EXPORT int koc_leader_run_until_leading(koc_leader *l, uint64_t timeout_usec) {
+        return run_loop(l, is_leading, timeout_usec);
+}
+
+KOC_EXPORT int koc_leader_run_until_lost(koc_leader *l) {
+        if (!l || !l->event)
+                return -EINVAL;
+        if (!is_leading(l))
+                return -ENOTCONN;
+        l->last_reason = KOC_LEADER_REASON_NONE;
+        int r = run_loop(l, not_leading, 0);
+        if (r < 0)
+                return r;
+        return l->last_reason;
+}
+
+KOC_EXPORT int koc_leader_register_metrics(koc_leader *l, koc_metrics *metrics) {
+        static const double buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                          0.1,   0.25,   0.5,   1,    2.5,   5,    10 };
+        _koc_cleanup_free_ char *labels = NULL;
+        int r;
+        if (!l || !metrics)
+                return -EINVAL;
+        labels = strdup_printf("name=\"%s\"", l->name);
+        if (!labels)
+                return -ENOMEM;
+        r = koc_metrics_add_gauge(metrics, "leader_election_master_status",
+                                  "1 while this process leads the lease, else 0.", labels,
+                                  &l->m_status);
+        if (r >= 0)
+                r = koc_metrics_add_counter(metrics, "leader_election_transitions_total",
+                                            "Times this process started leading the lease.",
+                                            labels, &l->m_transitions);
+        if (r >= 0)
+                r = koc_metrics_add_histogram(metrics, "leader_election_renew_duration_seconds",
+                                              "Latency of successful lease renewals.", labels,
+                                              buckets, KOC_ELEMENTSOF(buckets),
+                                              &l->m_renew_latency);
+        if (r >= 0)
+                r = koc_metrics_add_counter(metrics, "leader_election_renew_errors_total",
+                                            "Failed lease renewal attempts (5xx, timeouts, 409).",
+                                            labels, &l->m_renew_errors);
+        if (r < 0) {
+                l->m_status = l->m_transitions = l->m_renew_latency = l->m_renew_errors = NULL;
+                return r;
+        }
+        koc_metrics_unref(l->metrics);
+        l->metrics = koc_metrics_ref(metrics);
+        koc_metric_set(l->m_status, koc_leader_is_leader(l) ? 1 : 0);
+        return 0;
+}

@@ -1,0 +1,437 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The leader election driver with a fake transport and a fake clock: the
+ * requests it sends, the state handle (read at read time, false before the
+ * stopped callback), the fencing token, step-down and re-entrancy. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "koc/leader.h"
+#include "leader/leader-internal.h"
+
+#define MS KOC_USEC_PER_MSEC
+#define SEC KOC_USEC_PER_SEC
+
+typedef struct fake {
+        uint64_t now, wall;
+        uint64_t timer_at;
+        /* the request in flight */
+        bool pending;
+        char method[8];
+        char path[256];
+        char *body;
+        uint64_t timeout;
+        koc_response_handler_t handler;
+        void *userdata;
+        unsigned n_requests, n_cancels;
+        /* the watch */
+        bool watching;
+        char field_selector[128];
+        char watch_rv[64];
+        koc_watch_handler_t watch_handler;
+        void *watch_userdata;
+        koc_leader *leader;
+        /* callbacks seen */
+        char log[1024];
+        koc_leader_state *state;
+        bool state_in_started, state_in_stopped;
+        bool unref_in_stopped;
+        int done_result;
+} fake;
+
+static int fake_request(void *t, const koc_request_spec *spec, koc_response_handler_t handler,
+                        void *userdata, void **ret) {
+        fake *f = t;
+        assert_false(f->pending); /* one request at a time */
+        f->pending = true;
+        snprintf(f->method, sizeof f->method, "%s", spec->method);
+        snprintf(f->path, sizeof f->path, "%s", spec->path);
+        free(f->body);
+        f->body = spec->body ? cJSON_PrintUnformatted(spec->body) : NULL;
+        f->timeout = spec->timeout_usec;
+        f->handler = handler;
+        f->userdata = userdata;
+        f->n_requests++;
+        *ret = f;
+        return 0;
+}
+
+static void fake_cancel(void *t, void *handle) {
+        fake *f = t;
+        f->pending = false;
+        f->n_cancels++;
+}
+
+static int fake_watch(void *t, const koc_watch_spec *spec, koc_watch_handler_t handler,
+                      void *userdata, void **ret) {
+        fake *f = t;
+        f->watching = true;
+        snprintf(f->field_selector, sizeof f->field_selector, "%s", spec->field_selector);
+        snprintf(f->watch_rv, sizeof f->watch_rv, "%s",
+                 spec->resource_version ? spec->resource_version : "");
+        f->watch_handler = handler;
+        f->watch_userdata = userdata;
+        *ret = f;
+        return 0;
+}
+
+static void fake_watch_stop(void *t, void *handle) {
+        ((fake *)t)->watching = false;
+}
+
+static int fake_set_timer(void *t, uint64_t at) {
+        ((fake *)t)->timer_at = at;
+        return 0;
+}
+
+static uint64_t fake_now(void *t) {
+        return ((fake *)t)->now;
+}
+
+static uint64_t fake_wall(void *t) {
+        return ((fake *)t)->wall;
+}
+
+static const leader_transport_ops fake_ops = {
+        .request = fake_request,
+        .cancel = fake_cancel,
+        .watch = fake_watch,
+        .watch_stop = fake_watch_stop,
+        .set_timer = fake_set_timer,
+        .now = fake_now,
+        .wall = fake_wall,
+};
+
+static uint64_t state_clock(void *userdata) {
+        return ((fake *)userdata)->now;
+}
+
+static void logf_(fake *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(fake *f, const char *fmt, ...) {
+        va_list ap;
+        size_t n = strlen(f->log);
+        va_start(ap, fmt);
+        vsnprintf(f->log + n, sizeof f->log - n, fmt, ap);
+        va_end(ap);
+}
+
+static void on_started(koc_leader *l, uint64_t term, void *ud) {
+        fake *f = ud;
+        f->state_in_started = koc_leader_state_is_leader(f->state);
+        logf_(f, "started(%llu) ", (unsigned long long)term);
+}
+
+static void on_stopped(koc_leader *l, koc_leader_reason reason, void *ud) {
+        fake *f = ud;
+        f->state_in_stopped = koc_leader_state_is_leader(f->state);
+        logf_(f, "stopped(%s) ", koc_leader_reason_to_string(reason));
+        if (f->unref_in_stopped) {
+                f->leader = koc_leader_unref(f->leader);
+        }
+}
+
+static void on_new_leader(koc_leader *l, const char *identity, void *ud) {
+        logf_(ud, "holder(%s) ", identity);
+}
+
+static void on_done(koc_leader *l, int result, void *ud) {
+        fake *f = ud;
+        f->done_result = result;
+        logf_(f, "done(%d) ", result);
+}
+
+static void setup_fake(fake *f) {
+        memset(f, 0, sizeof *f);
+        f->now = 500 * SEC;
+        f->wall = UINT64_C(1795000000) * SEC;
+        koc_leader_config *cfg = NULL;
+        koc_error err = { 0 };
+        assert_int_equal(koc_leader_config_new("ns1", "my-lease", &cfg), 0);
+        assert_int_equal(koc_leader_config_set_identity(cfg, "me"), 0);
+        koc_leader_config_set_lease_duration(cfg, 1 * SEC);
+        koc_leader_config_set_renew_deadline(cfg, 600 * MS);
+        koc_leader_config_set_retry_period(cfg, 100 * MS);
+        assert_int_equal(leader_new_with_transport(&fake_ops, f, cfg, &f->leader, &err), 0);
+        koc_leader_config_free(cfg);
+        leader_set_random(f->leader, NULL);
+        f->state = koc_leader_get_state(f->leader);
+        leader_state_set_clock(f->state, state_clock, f);
+        koc_leader_set_callbacks(f->leader,
+                                 &(koc_leader_callbacks){ .started_leading = on_started,
+                                                          .stopped_leading = on_stopped,
+                                                          .new_leader = on_new_leader },
+                                 f);
+}
+
+static void teardown_fake(fake *f) {
+        koc_leader_unref(f->leader);
+        koc_leader_state_unref(f->state);
+        free(f->body);
+}
+
+static void reply(fake *f, long status, const char *json) {
+        assert_true(f->pending);
+        f->pending = false;
+        cJSON *body = json ? cJSON_Parse(json) : NULL;
+        koc_response r = { .status = status, .body = body, .message = "" };
+        f->handler(NULL, &r, f->userdata);
+        cJSON_Delete(body);
+}
+
+static void reply_error(fake *f, int error) {
+        f->pending = false;
+        koc_response r = { .error = error, .message = "transport" };
+        f->handler(NULL, &r, f->userdata);
+}
+
+/* The body of the last write, as the server would store it, with a new RV. */
+static char *stored(fake *f, const char *rv) {
+        cJSON *o = cJSON_Parse(f->body);
+        cJSON *meta = cJSON_GetObjectItem(o, "metadata");
+        cJSON_DeleteItemFromObject(meta, "resourceVersion");
+        cJSON_AddStringToObject(meta, "resourceVersion", rv);
+        char *s = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        return s;
+}
+
+static void fire(fake *f) {
+        assert_true(f->timer_at != 0);
+        if (f->now < f->timer_at)
+                f->now = f->timer_at;
+        f->timer_at = 0;
+        leader_timer_fired(f->leader);
+}
+
+static void become_leader(fake *f) {
+        assert_int_equal(koc_leader_start(f->leader), 0);
+        assert_string_equal(f->method, "GET");
+        assert_string_equal(f->path, "/apis/coordination.k8s.io/v1/namespaces/ns1/leases/my-lease");
+        reply(f, 404, "{\"kind\":\"Status\",\"code\":404}");
+        assert_string_equal(f->method, "POST");
+        assert_string_equal(f->path, "/apis/coordination.k8s.io/v1/namespaces/ns1/leases");
+        assert_non_null(strstr(f->body, "\"holderIdentity\":\"me\""));
+        assert_true(f->watching);
+        assert_string_equal(f->field_selector, "metadata.name=my-lease");
+        char *s = stored(f, "100");
+        reply(f, 201, s);
+        free(s);
+        assert_true(koc_leader_is_leader(f->leader));
+}
+
+static void test_state_reads_at_read_time(void **state) {
+        fake f;
+        setup_fake(&f);
+        assert_false(koc_leader_state_is_leader(f.state));
+        become_leader(&f);
+        assert_true(f.state_in_started);
+        assert_true(koc_leader_state_is_leader(f.state));
+
+        uint64_t transitions = 99;
+        char holder[64];
+        assert_int_equal(koc_leader_state_term(f.state, &transitions, holder, sizeof holder), 1);
+        assert_int_equal(transitions, 0);
+        assert_string_equal(holder, "me");
+
+        /* Frozen: the clock moves past renew_deadline, no timer has fired. */
+        f.now += 600 * MS;
+        assert_false(koc_leader_state_is_leader(f.state));
+        assert_false(koc_leader_is_leader(f.leader));
+        assert_int_equal(koc_leader_state_term(f.state, &transitions, holder, sizeof holder), 0);
+        assert_string_equal(f.log, "holder(me) started(0) ");
+
+        /* When the timer finally runs, leadership ends with the deadline reason. */
+        fire(&f);
+        assert_false(f.state_in_stopped);
+        assert_non_null(strstr(f.log, "stopped(renew-deadline-exceeded)"));
+        teardown_fake(&f);
+}
+
+static void test_renewal_is_one_put_with_rv(void **state) {
+        fake f;
+        setup_fake(&f);
+        become_leader(&f);
+        unsigned before = f.n_requests;
+        fire(&f);
+        assert_int_equal(f.n_requests, before + 1);
+        assert_string_equal(f.method, "PUT");
+        assert_non_null(strstr(f.body, "\"resourceVersion\":\"100\""));
+        assert_non_null(strstr(f.body, "\"holderIdentity\":\"me\""));
+        assert_non_null(strstr(f.body, "\"leaseDurationSeconds\":1"));
+        /* The renewal may run until the deadline. */
+        assert_true(f.timeout > 0 && f.timeout <= 600 * MS);
+        char *s = stored(&f, "101");
+        f.now += 2 * MS;
+        reply(&f, 200, s);
+        free(s);
+        /* 5xx and timeouts: still leader. */
+        fire(&f);
+        reply(&f, 503, "{\"kind\":\"Status\",\"code\":503}");
+        assert_true(koc_leader_state_is_leader(f.state));
+        fire(&f);
+        assert_non_null(strstr(f.body, "\"resourceVersion\":\"101\""));
+        reply_error(&f, -ETIMEDOUT);
+        assert_true(koc_leader_state_is_leader(f.state));
+        assert_null(strstr(f.log, "stopped"));
+        teardown_fake(&f);
+}
+
+static void test_holder_changed_state_false_first(void **state) {
+        fake f;
+        setup_fake(&f);
+        become_leader(&f);
+        fire(&f);
+        reply(&f, 409, "{\"kind\":\"Status\",\"code\":409,\"reason\":\"Conflict\"}");
+        assert_string_equal(f.method, "GET");
+        reply(&f, 200,
+              "{\"metadata\":{\"name\":\"my-lease\",\"resourceVersion\":\"120\"},"
+              "\"spec\":{\"holderIdentity\":\"other\",\"leaseDurationSeconds\":1,"
+              "\"leaseTransitions\":1}}");
+        assert_false(f.state_in_stopped);
+        assert_string_equal(f.log,
+                            "holder(me) started(0) holder(other) stopped(holder-changed) ");
+        assert_false(koc_leader_state_is_leader(f.state));
+        uint64_t transitions;
+        char holder[64];
+        assert_int_equal(koc_leader_state_term(f.state, &transitions, holder, sizeof holder), 0);
+        assert_int_equal(transitions, 1);
+        assert_string_equal(holder, "other");
+        assert_string_equal(koc_leader_get_holder(f.leader), "other");
+        teardown_fake(&f);
+}
+
+static void test_step_down_order(void **state) {
+        fake f;
+        setup_fake(&f);
+        become_leader(&f);
+        f.done_result = 1;
+        assert_int_equal(koc_leader_step_down(f.leader, on_done, &f), 0);
+        assert_false(koc_leader_state_is_leader(f.state));
+        assert_false(f.state_in_stopped);
+        assert_int_equal(koc_leader_step_down(f.leader, on_done, &f), -EALREADY);
+        assert_string_equal(f.method, "PUT");
+        assert_non_null(strstr(f.body, "\"holderIdentity\":\"\""));
+        assert_non_null(strstr(f.body, "\"leaseDurationSeconds\":1"));
+        assert_non_null(strstr(f.body, "\"leaseTransitions\":0"));
+        char *s = stored(&f, "130");
+        reply(&f, 200, s);
+        free(s);
+        assert_int_equal(f.done_result, 0);
+        assert_string_equal(f.log, "holder(me) started(0) stopped(released) holder() done(0) ");
+        assert_false(f.watching);
+        assert_int_equal(f.timer_at, 0);
+        /* Stopped: may start again. */
+        assert_int_equal(koc_leader_start(f.leader), 0);
+        assert_int_equal(koc_leader_start(f.leader), -EBUSY);
+        teardown_fake(&f);
+}
+
+static void test_stop_and_unref_in_callback(void **state) {
+        fake f;
+        setup_fake(&f);
+        become_leader(&f);
+        fire(&f); /* renewal in flight */
+        f.unref_in_stopped = true;
+        koc_leader *keep = koc_leader_ref(f.leader);
+        koc_leader_stop(keep);
+        assert_non_null(strstr(f.log, "stopped(cancelled)"));
+        assert_false(f.pending);
+        assert_false(f.watching);
+        assert_null(f.leader);
+        koc_leader_unref(keep); /* the last reference */
+        assert_false(koc_leader_state_is_leader(f.state));
+        koc_leader_state_unref(f.state);
+        free(f.body);
+}
+
+static void test_state_outlives_leader(void **state) {
+        fake f;
+        setup_fake(&f);
+        become_leader(&f);
+        f.leader = koc_leader_unref(f.leader);
+        assert_false(koc_leader_state_is_leader(f.state));
+        assert_false(koc_leader_state_is_leader(NULL));
+        assert_int_equal(koc_leader_state_term(NULL, NULL, NULL, 0), -EINVAL);
+        koc_leader_state_unref(f.state);
+        free(f.body);
+}
+
+static void test_watch_release_takeover(void **state) {
+        fake f;
+        setup_fake(&f);
+        assert_int_equal(koc_leader_start(f.leader), 0);
+        reply(&f, 200,
+              "{\"metadata\":{\"name\":\"my-lease\",\"resourceVersion\":\"7\"},"
+              "\"spec\":{\"holderIdentity\":\"other\",\"leaseDurationSeconds\":1,"
+              "\"leaseTransitions\":4}}");
+        assert_false(f.pending);
+        assert_true(f.watching);
+        assert_string_equal(f.watch_rv, "7");
+        cJSON *obj = cJSON_Parse("{\"metadata\":{\"name\":\"my-lease\",\"resourceVersion\":\"8\","
+                                 "\"annotations\":{\"keep\":\"me\"}},"
+                                 "\"spec\":{\"holderIdentity\":\"\",\"leaseDurationSeconds\":1,"
+                                 "\"leaseTransitions\":4}}");
+        koc_watch_event ev = { .type = KOC_WATCH_MODIFIED, .object = obj, .message = "" };
+        f.watch_handler(NULL, &ev, f.watch_userdata);
+        cJSON_Delete(obj);
+        /* No jitter source here: acts at once. */
+        assert_true(f.pending);
+        assert_string_equal(f.method, "PUT");
+        assert_non_null(strstr(f.body, "\"resourceVersion\":\"8\""));
+        assert_non_null(strstr(f.body, "\"leaseTransitions\":5"));
+        assert_non_null(strstr(f.body, "\"annotations\":{\"keep\":\"me\"}"));
+        char *s = stored(&f, "9");
+        reply(&f, 200, s);
+        free(s);
+        assert_true(koc_leader_state_is_leader(f.state));
+        assert_non_null(strstr(f.log, "started(5)"));
+
+        /* Watch forbidden later on: nothing breaks while leading. */
+        koc_watch_event closed = { .type = KOC_WATCH_CLOSED, .status = 403, .message = "" };
+        f.watch_handler(NULL, &closed, f.watch_userdata);
+        assert_true(koc_leader_state_is_leader(f.state));
+        teardown_fake(&f);
+}
+
+static void test_reason_names(void **state) {
+        assert_string_equal(koc_leader_reason_to_string(KOC_LEADER_REASON_RELEASED), "released");
+        assert_string_equal(koc_leader_reason_to_string(KOC_LEADER_REASON_HOLDER_CHANGED),
+                            "holder-changed");
+        assert_string_equal(koc_leader_reason_to_string((koc_leader_reason)99), "unknown");
+}
+
+static void test_new_rejects_bad_config(void **state) {
+        koc_leader_config *cfg = NULL;
+        koc_leader *l = NULL;
+        koc_error err = { 0 };
+        assert_int_equal(koc_leader_config_new("ns", "x", &cfg), 0);
+        koc_leader_config_set_renew_deadline(cfg, 20 * SEC);
+        assert_int_equal(leader_new_with_transport(&fake_ops, NULL, cfg, &l, &err), -EINVAL);
+        assert_non_null(strstr(err.message, "renew_deadline"));
+        assert_null(l);
+        assert_int_equal(koc_leader_new(NULL, NULL, cfg, &l, &err), -EINVAL);
+        koc_leader_config_free(cfg);
+        assert_null(koc_leader_unref(NULL));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_state_reads_at_read_time),
+                cmocka_unit_test(test_renewal_is_one_put_with_rv),
+                cmocka_unit_test(test_holder_changed_state_false_first),
+                cmocka_unit_test(test_step_down_order),
+                cmocka_unit_test(test_stop_and_unref_in_callback),
+                cmocka_unit_test(test_state_outlives_leader),
+                cmocka_unit_test(test_watch_release_takeover),
+                cmocka_unit_test(test_reason_names),
+                cmocka_unit_test(test_new_rejects_bad_config),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
