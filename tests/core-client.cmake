@@ -5,3 +5,16 @@ koc_add_test(NAME test-linebuf SOURCES unit/test-linebuf.c MODULES core LABELS u
 koc_add_test(NAME test-status SOURCES unit/test-status.c MODULES core LABELS unit)
 koc_add_test(NAME test-client SOURCES integration/test-client.c ${KOC_HARNESS_SOURCES}
              MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND TIMEOUT 120)
+
+# Figures for the client (not a test): tests/bench/bench-client.c.
+if(TARGET koc-apiserver)
+  add_executable(bench-client bench/bench-client.c ${KOC_HARNESS_SOURCES})
+  koc_target_settings(bench-client)
+  koc_link_modules(bench-client core)
+  target_include_directories(bench-client PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}
+                                                  ${CMAKE_CURRENT_SOURCE_DIR})
+  target_compile_definitions(bench-client PRIVATE
+                             KOC_APISERVER_PATH="$<TARGET_FILE:koc-apiserver>")
+  target_link_libraries(bench-client PRIVATE PkgConfig::CURL Threads::Threads)
+  add_dependencies(bench-client koc-apiserver)
+endif()
