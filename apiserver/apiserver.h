@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* koc-apiserver internals, shared by its source files.  Everything runs on
+ * one sd-event loop thread: there are no locks. */
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "framework/core/util.h"
+#include "koc/log.h"
+#include "mhd-event.h"
+
+#define COMPONENT "apiserver"
+#define MAX_BODY_SIZE (3u * 1024 * 1024)
+
+/* ---- small helpers (util-apiserver.c) ---- */
+
+typedef struct strbuf {
+        char *data;
+        size_t len, cap;
+} strbuf;
+
+int strbuf_append(strbuf *b, const char *s, size_t n);
+int strbuf_appends(strbuf *b, const char *s);
+int strbuf_printf(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void strbuf_consume(strbuf *b, size_t n);
+void strbuf_free(strbuf *b);
+
+/* A string-keyed hash map owning copies of its keys (values are not owned). */
+typedef struct strmap_entry {
+        char *key;
+        void *value;
+        struct strmap_entry *next;
+} strmap_entry;
+typedef struct strmap {
+        strmap_entry **buckets;
+        size_t n_buckets, n;
+} strmap;
+
+void *strmap_get(const strmap *m, const char *key);
+int strmap_put(strmap *m, const char *key, void *value);
+void *strmap_remove(strmap *m, const char *key);
+void strmap_clear(strmap *m, void (*free_value)(void *));
+/* Iteration: for (size_t i = 0; ...) over buckets via strmap_next. */
+strmap_entry *strmap_next(const strmap *m, size_t *bucket, strmap_entry *e);
+
+/* JSON helpers. */
+const char *json_str(const cJSON *obj, const char *path); /* dotted path, string value or NULL */
+cJSON *json_path(const cJSON *obj, const char *path);     /* dotted path, any value or NULL */
+cJSON *json_ensure_object(cJSON *parent, const char *name);
+void json_set_str(cJSON *obj, const char *name, const char *value);
+char *base64_encode(const void *data, size_t len);
+/* Decodes into a NUL-terminated malloc'ed buffer; NULL when invalid. */
+char *base64_decode(const char *s, size_t *ret_len);
+
+/* ---- resource descriptions (resources.c) ---- */
+
+typedef struct resinfo {
+        const char *group; /* "" for the core group */
+        const char *version;
+        const char *resource; /* plural */
+        const char *kind;
+        bool namespaced;
+        bool has_status;
+        const char *short_names; /* comma-separated or NULL */
+} resinfo;
+
+const resinfo *builtin_resources(size_t *ret_n);
+const resinfo *builtin_lookup(const char *group, const char *resource);
+bool cluster_scoped_resource(const char *group, const char *resource);
+
+/* ---- API paths ---- */
+
+typedef struct api_path {
+        char *buf; /* owns the strings below */
+        const char *group;
+        const char *version;
+        const char *ns;       /* NULL: no namespace in the path */
+        const char *resource; /* NULL: the path names a group/version only */
+        const char *name;
+        const char *sub;
+} api_path;
+
+/* 0 on success, -ENOENT when the path is not an API resource path. */
+int api_path_parse(const char *url, api_path *ret);
+void api_path_free(api_path *p);
+
+/* ---- selectors (select.c) ---- */
+
+typedef struct selector selector;
+/* NULL or "" give an empty selector that matches everything.  Returns
+ * -EINVAL with *ret_error set (static or malloc'ed into err) on bad syntax. */
+int selector_parse_labels(const char *s, selector **ret, char *err, size_t errlen);
+int selector_parse_fields(const char *s, selector **ret, char *err, size_t errlen);
+bool selector_match_labels(const selector *sel, const cJSON *labels);
+bool selector_match_fields(const selector *sel, const cJSON *obj);
+/* When the field selector requires metadata.name=X (or ==), returns X. */
+const char *selector_field_name(const selector *sel);
+selector *selector_free(selector *sel);
+
+/* ---- patches (patch.c) ---- */
+
+/* RFC 7386.  Returns a new document (the target is not modified). */
+cJSON *merge_patch(const cJSON *target, const cJSON *patch);
+/* RFC 6902, applied in place on *doc (which may be replaced).  On failure
+ * returns -EINVAL (bad patch) or -ECANCELED (a "test" failed), message in err. */
+int json_patch(cJSON **doc, const cJSON *ops, char *err, size_t errlen);
+
+/* ---- the server ---- */
+
+typedef struct server server;
+typedef struct collection collection;
+typedef struct watch watch;
+
+typedef struct object {
+        char *key; /* "ns/name" ("/name" when cluster-scoped) */
+        cJSON *json;
+        uint64_t rv;
+} object;
+
+struct collection {
+        char *key; /* "group/resource" */
+        char *group;
+        char *version; /* preferred version: the first one seen */
+        char *resource;
+        char *kind;
+        bool namespaced; /* from the built-in table or the CRD, else guessed */
+        bool known_scope;
+        bool has_status;
+        strmap objects;
+        watch *watches;
+};
+
+/* A change, kept in the bounded history for watch resumption. */
+typedef struct event {
+        uint64_t rv;
+        char type; /* 'A'dded, 'M'odified, 'D'eleted */
+        collection *col;
+        cJSON *obj;        /* the object as of this change */
+        cJSON *old_labels; /* labels before a MODIFIED change (NULL: none) */
+        char *json;        /* obj serialised, made on first use */
+} event;
+
+typedef struct fault_action {
+        uint64_t latency_ms;
+        bool hang;
+        int error_code;
+        unsigned retry_after;
+        bool drop;
+        int64_t watch_close_after_ms; /* -1: none */
+} fault_action;
+
+typedef struct request request;
+
+struct server {
+        sd_event *event;
+        struct MHD_Daemon *daemon;
+        mhd_event *mhd;
+        char *token;
+        uint64_t rv; /* global resourceVersion counter */
+        strmap collections;
+        /* watch history: a ring of the last history_max events */
+        event **history;
+        size_t history_max, history_start, history_len;
+        uint64_t history_floor; /* events with rv > floor are all in the ring */
+        watch *all_watches;
+        size_t n_watches;
+        uint64_t bookmark_interval_usec;
+        sd_event_source *bookmark_timer;
+        size_t watch_buffer_max;
+        /* faults */
+        cJSON *faults;     /* array of rules, each with a remaining "count" */
+        request *hanging;  /* requests held by a "hang" rule */
+        bool stopping;
+        /* metrics */
+        strmap metrics;
+        uint64_t started_usec;
+};
+
+/* store.c */
+typedef struct reply {
+        int code;
+        char *body; /* JSON, malloc'ed */
+        unsigned retry_after;
+} reply;
+
+collection *collection_get(server *srv, const api_path *p, bool create);
+void collection_free(void *c);
+uint64_t server_next_rv(server *srv);
+void store_init(server *srv);
+/* Executes one resource request (not watch). verb: get, list, create,
+ * update, patch, delete, deletecollection. */
+void store_handle(server *srv, struct MHD_Connection *conn, const char *verb, const api_path *p,
+                  const char *body, size_t body_len, const char *content_type, reply *ret);
+/* Fills a Status body into ret. */
+void reply_status(reply *ret, int code, const char *reason, const char *message, cJSON *details);
+void reply_not_found(reply *ret, const api_path *p, const char *name);
+void reply_json(reply *ret, int code, const cJSON *obj);
+/* "leases.coordination.k8s.io" or "configmaps" */
+void qualified_resource(const char *group, const char *resource, char *buf, size_t size);
+
+/* watch.c */
+void watch_emit(server *srv, collection *col, char type, const cJSON *obj, const cJSON *old_labels);
+/* Starts a watch on the connection; returns the MHD response to queue (or
+ * NULL with ret filled with an error). */
+struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const api_path *p,
+                                 int64_t close_after_ms, reply *ret);
+void watch_stop_all(server *srv);
+int watch_init(server *srv);
+void watch_done(server *srv);
+void history_free(server *srv);
+
+/* faults.c */
+int faults_add(server *srv, const cJSON *rule, char *err, size_t errlen);
+void faults_clear(server *srv);
+cJSON *faults_list(server *srv);
+void faults_match(server *srv, const char *resource, const char *verb, fault_action *ret);
+
+/* metrics.c */
+void metrics_observe(server *srv, const char *verb, const char *resource, int code, double seconds);
+char *metrics_render(server *srv);
+void metrics_free(server *srv);
+
+/* discovery.c: 0 when handled (ret filled), -ENOENT otherwise. */
+int discovery_handle(server *srv, const char *url, reply *ret);
+
+/* http.c */
+enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
+                            const char *method, const char *version, const char *upload_data,
+                            size_t *upload_data_size, void **con_cls);
+void http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                    enum MHD_RequestTerminationCode toe);
+/* Resumes the requests held by "hang" faults. */
+void http_release_hanging(server *srv);
+/* Resumes every parked request (shutdown). */
+void http_release_all(server *srv);
+
+/* tls.c */
+int tls_make_certs(char **ret_ca_pem, char **ret_cert_pem, char **ret_key_pem);

@@ -1,0 +1,1037 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The generic object store: any resource under /api/v1 or /apis/GROUP/VERSION
+ * is a collection of JSON objects keyed by "namespace/name".  The semantics
+ * follow the real API server's generic registry: server-owned metadata,
+ * optimistic concurrency on metadata.resourceVersion, finalizers, the status
+ * subresource, and watch events for every change.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apiserver.h"
+
+#define CRD_KEY "apiextensions.k8s.io/customresourcedefinitions"
+
+uint64_t server_next_rv(server *srv) {
+        return ++srv->rv;
+}
+
+static void object_free(void *p) {
+        object *o = p;
+        if (!o)
+                return;
+        free(o->key);
+        cJSON_Delete(o->json);
+        free(o);
+}
+
+void collection_free(void *p) {
+        collection *c = p;
+        if (!c)
+                return;
+        strmap_clear(&c->objects, object_free);
+        free(c->key);
+        free(c->group);
+        free(c->version);
+        free(c->resource);
+        free(c->kind);
+        free(c);
+}
+
+static char *guess_kind(const char *resource) {
+        size_t n = strlen(resource);
+        char *k = malloc(n + 2);
+        if (!k)
+                return NULL;
+        strcpy(k, resource);
+        if (n > 3 && strcmp(k + n - 3, "ies") == 0)
+                strcpy(k + n - 3, "y");
+        else if (n > 1 && k[n - 1] == 's')
+                k[n - 1] = 0;
+        k[0] = (char)toupper((unsigned char)k[0]);
+        return k;
+}
+
+/* Scope, kind and status subresource from a stored CRD, when there is one. */
+static void apply_crd(server *srv, collection *c) {
+        collection *crds = strmap_get(&srv->collections, CRD_KEY);
+        char key[512];
+        if (!crds || !*c->group)
+                return;
+        snprintf(key, sizeof key, "/%s.%s", c->resource, c->group);
+        object *o = strmap_get(&crds->objects, key);
+        if (!o)
+                return;
+        const char *scope = json_str(o->json, "spec.scope");
+        const char *kind = json_str(o->json, "spec.names.kind");
+        if (scope) {
+                c->namespaced = strcmp(scope, "Cluster") != 0;
+                c->known_scope = true;
+        }
+        if (kind && strcmp(kind, c->kind) != 0) {
+                char *k = strdup(kind);
+                if (k) {
+                        free(c->kind);
+                        c->kind = k;
+                }
+        }
+        const cJSON *versions = json_path(o->json, "spec.versions"), *v;
+        bool status = false;
+        cJSON_ArrayForEach(v, versions) if (json_path(v, "subresources.status")) status = true;
+        c->has_status = status;
+}
+
+collection *collection_get(server *srv, const api_path *p, bool create) {
+        char key[512];
+        collection *c;
+
+        snprintf(key, sizeof key, "%s/%s", p->group, p->resource);
+        c = strmap_get(&srv->collections, key);
+        if (c) {
+                if (!c->known_scope)
+                        apply_crd(srv, c);
+                return c;
+        }
+        if (!create)
+                return NULL;
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return NULL;
+        const resinfo *ri = builtin_lookup(p->group, p->resource);
+        c->key = strdup(key);
+        c->group = strdup(p->group);
+        c->version = strdup(ri ? ri->version : p->version);
+        c->resource = strdup(p->resource);
+        c->kind = ri ? strdup(ri->kind) : guess_kind(p->resource);
+        if (!c->key || !c->group || !c->version || !c->resource || !c->kind ||
+            strmap_put(&srv->collections, key, c) < 0) {
+                collection_free(c);
+                return NULL;
+        }
+        if (ri) {
+                c->namespaced = ri->namespaced;
+                c->has_status = ri->has_status;
+                c->known_scope = true;
+        } else if (cluster_scoped_resource(p->group, p->resource)) {
+                c->namespaced = false;
+                c->known_scope = true;
+        } else {
+                /* Custom resources: namespaced and with a status
+                 * subresource unless their CRD says otherwise. */
+                c->namespaced = true;
+                c->has_status = true;
+                apply_crd(srv, c);
+        }
+        return c;
+}
+
+static void object_key(const char *ns, const char *name, char *buf, size_t size) {
+        snprintf(buf, size, "%s/%s", ns ? ns : "", name);
+}
+
+static const char *qarg(struct MHD_Connection *conn, const char *name) {
+        return conn ? MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name) : NULL;
+}
+
+static void kind_group(const collection *c, char *buf, size_t size) {
+        if (*c->group)
+                snprintf(buf, size, "%s.%s", c->kind, c->group);
+        else
+                snprintf(buf, size, "%s", c->kind);
+}
+
+static void reply_invalid(reply *ret, const collection *c, const char *name, const char *field,
+                          const char *reason, const char *detail) {
+        char kg[300], msg[1500], cmsg[1200];
+        cJSON *d = cJSON_CreateObject(), *causes, *cause;
+
+        kind_group(c, kg, sizeof kg);
+        snprintf(msg, sizeof msg, "%s \"%s\" is invalid: %s: %s", kg, name ? name : "", field, detail);
+        snprintf(cmsg, sizeof cmsg, "%s", detail);
+        if (name)
+                cJSON_AddStringToObject(d, "name", name);
+        if (*c->group)
+                cJSON_AddStringToObject(d, "group", c->group);
+        cJSON_AddStringToObject(d, "kind", c->kind);
+        causes = cJSON_AddArrayToObject(d, "causes");
+        cause = cJSON_CreateObject();
+        cJSON_AddStringToObject(cause, "reason", reason);
+        cJSON_AddStringToObject(cause, "message", cmsg);
+        cJSON_AddStringToObject(cause, "field", field);
+        cJSON_AddItemToArray(causes, cause);
+        reply_status(ret, 422, "Invalid", msg, d);
+}
+
+static cJSON *details_for(const collection *c, const char *name) {
+        cJSON *d = cJSON_CreateObject();
+        if (name)
+                cJSON_AddStringToObject(d, "name", name);
+        if (*c->group)
+                cJSON_AddStringToObject(d, "group", c->group);
+        cJSON_AddStringToObject(d, "kind", c->resource);
+        return d;
+}
+
+static void reply_conflict(reply *ret, const collection *c, const char *name, const char *why) {
+        char qr[256], msg[1024];
+        qualified_resource(c->group, c->resource, qr, sizeof qr);
+        snprintf(msg, sizeof msg, "Operation cannot be fulfilled on %s \"%s\": %s", qr, name, why);
+        reply_status(ret, 409, "Conflict", msg, details_for(c, name));
+}
+
+static void reply_bad_request(reply *ret, const char *msg) {
+        reply_status(ret, 400, "BadRequest", msg, NULL);
+}
+
+static void reply_decode_error(reply *ret, const collection *c, const char *why) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s in version \"%s\" cannot be handled as a %s: %s", c->kind,
+                 c->version, c->kind, why);
+        reply_bad_request(ret, msg);
+}
+
+static bool valid_dns_name(const char *s, size_t max, bool allow_dots) {
+        size_t n = strlen(s);
+        if (n == 0 || n > max)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char ch = s[i];
+                bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+                bool edge = i == 0 || i == n - 1 || (allow_dots && (s[i - 1] == '.' || s[i + 1] == '.'));
+                if (alnum)
+                        continue;
+                if (edge)
+                        return false;
+                if (ch == '-' || (allow_dots && ch == '.'))
+                        continue;
+                return false;
+        }
+        return true;
+}
+
+/* MicroTime as Go's time.Parse(RFC3339Micro) accepts it: exactly six
+ * fractional digits, then Z or a numeric offset. */
+static bool valid_microtime(const char *s) {
+        static const char pattern[] = "dddd-dd-ddTdd:dd:dd.dddddd";
+        size_t n = strlen(s);
+        uint64_t usec;
+
+        if (n < sizeof pattern)
+                return false;
+        for (size_t i = 0; i < sizeof pattern - 1; i++) {
+                if (pattern[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != pattern[i])
+                        return false;
+        }
+        const char *z = s + sizeof pattern - 1;
+        if (!(strcmp(z, "Z") == 0 ||
+              ((z[0] == '+' || z[0] == '-') && isdigit((unsigned char)z[1]) &&
+               isdigit((unsigned char)z[2]) && z[3] == ':' && isdigit((unsigned char)z[4]) &&
+               isdigit((unsigned char)z[5]) && z[6] == 0)))
+                return false;
+        return koc_parse_rfc3339(s, &usec) >= 0;
+}
+
+static bool is_int32(const cJSON *v) {
+        return cJSON_IsNumber(v) && v->valuedouble == (double)(int64_t)v->valuedouble &&
+               v->valuedouble >= -2147483648.0 && v->valuedouble <= 2147483647.0;
+}
+
+/* The checks of k8s.io/kubernetes/pkg/apis/coordination/validation plus the
+ * JSON decoding of metav1.MicroTime (a decoding failure is a 400). */
+static bool validate_lease(const collection *c, const cJSON *obj, const char *name, reply *ret) {
+        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
+        char why[512];
+
+        if (!spec || cJSON_IsNull(spec))
+                return true;
+        if (!cJSON_IsObject(spec)) {
+                reply_decode_error(ret, c, "json: cannot unmarshal into Go struct field Lease.spec of type v1.LeaseSpec");
+                return false;
+        }
+        static const char *const times[] = { "acquireTime", "renewTime" };
+        for (size_t i = 0; i < KOC_ELEMENTSOF(times); i++) {
+                const cJSON *t = cJSON_GetObjectItemCaseSensitive(spec, times[i]);
+                if (!t || cJSON_IsNull(t))
+                        continue;
+                if (!cJSON_IsString(t) || !valid_microtime(t->valuestring)) {
+                        snprintf(why, sizeof why,
+                                 "parsing time \"%s\" as \"2006-01-02T15:04:05.000000Z07:00\": "
+                                 "cannot parse as RFC 3339 with microseconds (field spec.%s)",
+                                 cJSON_IsString(t) ? t->valuestring : "?", times[i]);
+                        reply_decode_error(ret, c, why);
+                        return false;
+                }
+        }
+        static const char *const ints[] = { "leaseDurationSeconds", "leaseTransitions" };
+        for (size_t i = 0; i < KOC_ELEMENTSOF(ints); i++) {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(spec, ints[i]);
+                if (!v || cJSON_IsNull(v))
+                        continue;
+                if (!is_int32(v)) {
+                        snprintf(why, sizeof why,
+                                 "json: cannot unmarshal into Go struct field LeaseSpec.spec.%s of type int32",
+                                 ints[i]);
+                        reply_decode_error(ret, c, why);
+                        return false;
+                }
+        }
+        static const char *const strs[] = { "holderIdentity", "strategy", "preferredHolder" };
+        for (size_t i = 0; i < KOC_ELEMENTSOF(strs); i++) {
+                const cJSON *v = cJSON_GetObjectItemCaseSensitive(spec, strs[i]);
+                if (v && !cJSON_IsNull(v) && !cJSON_IsString(v)) {
+                        snprintf(why, sizeof why,
+                                 "json: cannot unmarshal into Go struct field LeaseSpec.spec.%s of type string",
+                                 strs[i]);
+                        reply_decode_error(ret, c, why);
+                        return false;
+                }
+        }
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(spec, "leaseDurationSeconds");
+        if (cJSON_IsNumber(d) && d->valuedouble <= 0) {
+                snprintf(why, sizeof why, "Invalid value: %d: must be greater than 0", (int)d->valuedouble);
+                reply_invalid(ret, c, name, "spec.leaseDurationSeconds", "FieldValueInvalid", why);
+                return false;
+        }
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(spec, "leaseTransitions");
+        if (cJSON_IsNumber(t) && t->valuedouble < 0) {
+                snprintf(why, sizeof why, "Invalid value: %d: must be greater than or equal to 0",
+                         (int)t->valuedouble);
+                reply_invalid(ret, c, name, "spec.leaseTransitions", "FieldValueInvalid", why);
+                return false;
+        }
+        return true;
+}
+
+static bool is_lease(const collection *c) {
+        return strcmp(c->group, "coordination.k8s.io") == 0 && strcmp(c->resource, "leases") == 0;
+}
+
+static bool validate_name(const collection *c, const char *name, reply *ret) {
+        bool ns = strcmp(c->key, "/namespaces") == 0;
+        char why[1024];
+
+        if (valid_dns_name(name, ns ? 63 : 253, !ns))
+                return true;
+        if (ns)
+                snprintf(why, sizeof why,
+                         "Invalid value: \"%s\": a lowercase RFC 1123 label must consist of lower case "
+                         "alphanumeric characters or '-', and must start and end with an alphanumeric "
+                         "character (e.g. 'my-name',  or '123-abc', regex used for validation is "
+                         "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+                         name);
+        else
+                snprintf(why, sizeof why,
+                         "Invalid value: \"%s\": a lowercase RFC 1123 subdomain must consist of lower case "
+                         "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
+                         "character (e.g. 'example.com', regex used for validation is "
+                         "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+                         name);
+        reply_invalid(ret, c, name, "metadata.name", "FieldValueInvalid", why);
+        return false;
+}
+
+static void set_rv(cJSON *obj, uint64_t rv) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%" PRIu64, rv);
+        json_set_str(json_ensure_object(obj, "metadata"), "resourceVersion", buf);
+}
+
+static void now_timestamp(char *buf, size_t size) {
+        koc_format_timestamp(koc_now_realtime_usec(), 0, buf, size);
+}
+
+static void replace_or_add(cJSON *obj, const char *name, cJSON *item) {
+        if (!item)
+                return;
+        if (cJSON_GetObjectItemCaseSensitive(obj, name))
+                cJSON_ReplaceItemInObjectCaseSensitive(obj, name, item);
+        else
+                cJSON_AddItemToObject(obj, name, item);
+}
+
+/* Copies obj[name] from src into dst (or removes it from dst when src has none). */
+static void copy_field(cJSON *dst, const cJSON *src, const char *name) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(src, name);
+        if (v)
+                replace_or_add(dst, name, cJSON_Duplicate(v, true));
+        else
+                cJSON_DeleteItemFromObjectCaseSensitive(dst, name);
+}
+
+static bool has_finalizers(const cJSON *obj) {
+        const cJSON *f = json_path(obj, "metadata.finalizers");
+        return cJSON_IsArray(f) && cJSON_GetArraySize(f) > 0;
+}
+
+/* True when anything other than metadata and status differs. */
+static bool spec_changed(const cJSON *a, const cJSON *b) {
+        cJSON *x = cJSON_Duplicate(a, true), *y = cJSON_Duplicate(b, true);
+        static const char *const skip[] = { "metadata", "status", "kind", "apiVersion" };
+        for (size_t i = 0; i < KOC_ELEMENTSOF(skip); i++) {
+                cJSON_DeleteItemFromObjectCaseSensitive(x, skip[i]);
+                cJSON_DeleteItemFromObjectCaseSensitive(y, skip[i]);
+        }
+        bool changed = !cJSON_Compare(x, y, true);
+        cJSON_Delete(x);
+        cJSON_Delete(y);
+        return changed;
+}
+
+static const char *api_version_of(const api_path *p, char *buf, size_t size) {
+        if (*p->group)
+                snprintf(buf, size, "%s/%s", p->group, p->version);
+        else
+                snprintf(buf, size, "%s", p->version);
+        return buf;
+}
+
+/* Fills kind and apiVersion when missing, and puts them first, where the
+ * real server's encoder puts them. */
+static void fill_type_meta(cJSON *obj, const collection *c, const api_path *p) {
+        char av[300];
+        const char *kind = json_str(obj, "kind"), *apiv = json_str(obj, "apiVersion");
+        cJSON *k = cJSON_CreateString(kind && *kind ? kind : c->kind);
+        cJSON *a = cJSON_CreateString(apiv && *apiv ? apiv : api_version_of(p, av, sizeof av));
+        if (!k || !a) {
+                cJSON_Delete(k);
+                cJSON_Delete(a);
+                return;
+        }
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, "kind");
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, "apiVersion");
+        cJSON_AddItemToObject(obj, "apiVersion", a);
+        cJSON_AddItemToObject(obj, "kind", k);
+        /* Move both to the front. */
+        cJSON_DetachItemViaPointer(obj, a);
+        cJSON_DetachItemViaPointer(obj, k);
+        if (obj->child) {
+                cJSON_InsertItemInArray(obj, 0, a);
+                cJSON_InsertItemInArray(obj, 0, k);
+        } else {
+                cJSON_AddItemToArray(obj, k);
+                cJSON_AddItemToArray(obj, a);
+        }
+}
+
+static cJSON *parse_body(const collection *c, const char *body, size_t len, reply *ret) {
+        const char *end = NULL;
+        cJSON *obj = cJSON_ParseWithLengthOpts(body, len, &end, false);
+        char msg[512];
+
+        if (!obj) {
+                snprintf(msg, sizeof msg,
+                         "the object provided is unrecognized (must be of type %s): couldn't get "
+                         "version/kind; json parse error: invalid JSON near offset %zu",
+                         c ? c->kind : "object", end ? (size_t)(end - body) : (size_t)0);
+                reply_bad_request(ret, msg);
+                return NULL;
+        }
+        if (!cJSON_IsObject(obj)) {
+                cJSON_Delete(obj);
+                snprintf(msg, sizeof msg,
+                         "the object provided is unrecognized (must be of type %s): couldn't get "
+                         "version/kind; json parse error: expected a JSON object",
+                         c ? c->kind : "object");
+                reply_bad_request(ret, msg);
+                return NULL;
+        }
+        return obj;
+}
+
+static bool content_type_is(const char *ct, const char *want) {
+        size_t n = strlen(want);
+        if (!ct)
+                return false;
+        while (*ct == ' ')
+                ct++;
+        return strncasecmp(ct, want, n) == 0 && (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ');
+}
+
+static void reply_unsupported_media(reply *ret, const char *ct, bool patch) {
+        char msg[600];
+        if (patch)
+                snprintf(msg, sizeof msg,
+                         "the body of the request was in an unknown format - accepted media types "
+                         "include: application/json-patch+json, application/merge-patch+json, "
+                         "application/strategic-merge-patch+json");
+        else
+                snprintf(msg, sizeof msg,
+                         "the body of the request was in an unknown format - accepted media types "
+                         "include: application/json");
+        reply_status(ret, 415, "UnsupportedMediaType", msg, NULL);
+}
+
+static bool check_json_content_type(const char *ct, reply *ret) {
+        if (!ct || !*ct || content_type_is(ct, "application/json"))
+                return true;
+        reply_unsupported_media(ret, ct, false);
+        return false;
+}
+
+static bool dry_run(struct MHD_Connection *conn) {
+        const char *d = qarg(conn, "dryRun");
+        return d && *d;
+}
+
+/* ---- verbs ---- */
+
+static void do_get(server *srv, collection *c, const api_path *p, reply *ret) {
+        char key[600];
+        object_key(c->namespaced ? p->ns : NULL, p->name, key, sizeof key);
+        object *o = strmap_get(&c->objects, key);
+        if (!o || (c->namespaced && !p->ns))
+                return reply_not_found(ret, p, p->name);
+        reply_json(ret, 200, o->json);
+}
+
+static int cmp_object(const void *a, const void *b) {
+        return strcmp((*(object *const *)a)->key, (*(object *const *)b)->key);
+}
+
+static void do_list(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
+                    reply *ret) {
+        selector *ls = NULL, *fs = NULL;
+        char err[512], av[300], kind[300], rvs[32];
+        object **items = NULL;
+        size_t n = 0;
+        const char *limit_s = qarg(conn, "limit"), *cont = qarg(conn, "continue");
+        long limit = 0;
+        char *start = NULL;
+
+        if (selector_parse_labels(qarg(conn, "labelSelector"), &ls, err, sizeof err) < 0 ||
+            selector_parse_fields(qarg(conn, "fieldSelector"), &fs, err, sizeof err) < 0) {
+                reply_bad_request(ret, err);
+                goto out;
+        }
+        if (limit_s && *limit_s) {
+                char *end;
+                limit = strtol(limit_s, &end, 10);
+                if (*end || limit < 0)
+                        limit = 0;
+        }
+        if (cont && *cont) {
+                size_t len;
+                char *raw = base64_decode(cont, &len);
+                cJSON *tok = raw ? cJSON_Parse(raw) : NULL;
+                const char *s = json_str(tok, "start");
+                if (s)
+                        start = strdup(s);
+                cJSON_Delete(tok);
+                free(raw);
+                if (!start) {
+                        reply_bad_request(ret, "continue key is not valid: illegal base64 data");
+                        goto out;
+                }
+        }
+        items = malloc((c->objects.n + 1) * sizeof *items);
+        if (!items) {
+                reply_status(ret, 500, "InternalError", "out of memory", NULL);
+                goto out;
+        }
+        size_t b = 0;
+        for (strmap_entry *e = strmap_next(&c->objects, &b, NULL); e; e = strmap_next(&c->objects, &b, e)) {
+                object *o = e->value;
+                if (p->ns && c->namespaced) {
+                        const char *ns = json_str(o->json, "metadata.namespace");
+                        if (!ns || strcmp(ns, p->ns) != 0)
+                                continue;
+                }
+                if (start && strcmp(o->key, start) <= 0)
+                        continue;
+                if (!selector_match_labels(ls, json_path(o->json, "metadata.labels")) ||
+                    !selector_match_fields(fs, o->json))
+                        continue;
+                items[n++] = o;
+        }
+        qsort(items, n, sizeof *items, cmp_object);
+
+        cJSON *list = cJSON_CreateObject(), *meta, *arr;
+        snprintf(kind, sizeof kind, "%sList", c->kind);
+        cJSON_AddStringToObject(list, "kind", kind);
+        cJSON_AddStringToObject(list, "apiVersion", api_version_of(p, av, sizeof av));
+        meta = cJSON_AddObjectToObject(list, "metadata");
+        snprintf(rvs, sizeof rvs, "%" PRIu64, srv->rv);
+        cJSON_AddStringToObject(meta, "resourceVersion", rvs);
+        size_t shown = limit > 0 && (size_t)limit < n ? (size_t)limit : n;
+        if (shown < n) {
+                cJSON *tok = cJSON_CreateObject();
+                cJSON_AddStringToObject(tok, "v", "meta.k8s.io/v1");
+                cJSON_AddNumberToObject(tok, "rv", (double)srv->rv);
+                cJSON_AddStringToObject(tok, "start", items[shown - 1]->key);
+                char *raw = cJSON_PrintUnformatted(tok);
+                char *enc = raw ? base64_encode(raw, strlen(raw)) : NULL;
+                if (enc)
+                        cJSON_AddStringToObject(meta, "continue", enc);
+                cJSON_AddNumberToObject(meta, "remainingItemCount", (double)(n - shown));
+                free(enc);
+                free(raw);
+                cJSON_Delete(tok);
+        }
+        arr = cJSON_AddArrayToObject(list, "items");
+        /* Items reference the stored objects: detached again below, so
+         * the list is printed without copying every object. */
+        for (size_t i = 0; i < shown; i++)
+                cJSON_AddItemReferenceToArray(arr, items[i]->json);
+        reply_json(ret, 200, list);
+        cJSON_Delete(list);
+out:
+        free(start);
+        free(items);
+        selector_free(ls);
+        selector_free(fs);
+}
+
+static void random_suffix(char *buf, size_t n) {
+        static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+        for (size_t i = 0; i < n; i++)
+                buf[i] = alphabet[koc_random_u64(sizeof alphabet - 1)];
+        buf[n] = 0;
+}
+
+static object *store_put(collection *c, const char *key, cJSON *obj, uint64_t rv) {
+        object *o = strmap_get(&c->objects, key);
+        if (o) {
+                cJSON_Delete(o->json);
+                o->json = obj;
+                o->rv = rv;
+                return o;
+        }
+        o = calloc(1, sizeof *o);
+        if (!o || !(o->key = strdup(key)) || strmap_put(&c->objects, key, o) < 0) {
+                if (o)
+                        free(o->key);
+                free(o);
+                cJSON_Delete(obj);
+                return NULL;
+        }
+        o->json = obj;
+        o->rv = rv;
+        return o;
+}
+
+static void do_create(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
+                      const char *body, size_t len, const char *ct, reply *ret) {
+        char key[600], name_buf[300], ts[64], uid[37];
+        cJSON *obj, *meta;
+
+        if (!check_json_content_type(ct, ret))
+                return;
+        if (!(obj = parse_body(c, body, len, ret)))
+                return;
+        meta = json_ensure_object(obj, "metadata");
+        const char *name = json_str(obj, "metadata.name");
+        const char *gen = json_str(obj, "metadata.generateName");
+        if (!name || !*name) {
+                if (!gen || !*gen) {
+                        reply_invalid(ret, c, NULL, "metadata.name", "FieldValueRequired",
+                                      "Required value: name or generateName is required");
+                        goto out;
+                }
+                char suffix[6];
+                /* Retry a few times on the (unlikely) collision, like the
+                 * real server's generateName retries. */
+                for (int i = 0; i < 8; i++) {
+                        random_suffix(suffix, 5);
+                        snprintf(name_buf, sizeof name_buf, "%.240s%s", gen, suffix);
+                        object_key(c->namespaced ? p->ns : NULL, name_buf, key, sizeof key);
+                        if (!strmap_get(&c->objects, key))
+                                break;
+                }
+                json_set_str(meta, "name", name_buf);
+                name = json_str(obj, "metadata.name");
+        }
+        const char *bns = json_str(obj, "metadata.namespace");
+        if (c->namespaced) {
+                if (!p->ns) {
+                        reply_status(ret, 404, "NotFound", "the server could not find the requested resource",
+                                     NULL);
+                        goto out;
+                }
+                if (bns && *bns && strcmp(bns, p->ns) != 0) {
+                        reply_bad_request(ret, "the namespace of the provided object does not match the "
+                                               "namespace sent on the request");
+                        goto out;
+                }
+                json_set_str(meta, "namespace", p->ns);
+        } else
+                cJSON_DeleteItemFromObjectCaseSensitive(meta, "namespace");
+        if (!validate_name(c, name, ret))
+                goto out;
+        if (is_lease(c) && !validate_lease(c, obj, name, ret))
+                goto out;
+        object_key(c->namespaced ? p->ns : NULL, name, key, sizeof key);
+        if (strmap_get(&c->objects, key)) {
+                char qr[256], msg[700];
+                qualified_resource(c->group, c->resource, qr, sizeof qr);
+                snprintf(msg, sizeof msg, "%s \"%s\" already exists", qr, name);
+                reply_status(ret, 409, "AlreadyExists", msg, details_for(c, name));
+                goto out;
+        }
+        fill_type_meta(obj, c, p);
+        koc_uuid_random(uid);
+        json_set_str(meta, "uid", uid);
+        now_timestamp(ts, sizeof ts);
+        json_set_str(meta, "creationTimestamp", ts);
+        cJSON_DeleteItemFromObjectCaseSensitive(meta, "deletionTimestamp");
+        cJSON_DeleteItemFromObjectCaseSensitive(meta, "deletionGracePeriodSeconds");
+        cJSON_DeleteItemFromObjectCaseSensitive(meta, "generation");
+        if (cJSON_GetObjectItemCaseSensitive(obj, "spec") || c->has_status)
+                cJSON_AddNumberToObject(meta, "generation", 1);
+        if (c->has_status) {
+                cJSON_DeleteItemFromObjectCaseSensitive(obj, "status");
+                if (strcmp(c->key, "/namespaces") == 0) {
+                        cJSON *st = cJSON_AddObjectToObject(obj, "status");
+                        cJSON_AddStringToObject(st, "phase", "Active");
+                }
+        }
+        if (dry_run(conn)) {
+                set_rv(obj, srv->rv);
+                reply_json(ret, 201, obj);
+                goto out;
+        }
+        uint64_t rv = server_next_rv(srv);
+        set_rv(obj, rv);
+        object *o = store_put(c, key, obj, rv);
+        obj = NULL;
+        if (!o) {
+                reply_status(ret, 500, "InternalError", "out of memory", NULL);
+                return;
+        }
+        watch_emit(srv, c, 'A', o->json, NULL);
+        reply_json(ret, 201, o->json);
+out:
+        cJSON_Delete(obj);
+}
+
+static void delete_now(server *srv, collection *c, object *o, reply *ret) {
+        uint64_t rv = server_next_rv(srv);
+        set_rv(o->json, rv);
+        watch_emit(srv, c, 'D', o->json, NULL);
+        if (ret)
+                reply_json(ret, 200, o->json);
+        object_free(strmap_remove(&c->objects, o->key));
+}
+
+/* Common tail of update and patch: `obj` is the complete new object. */
+static void update_object(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
+                          object *o, cJSON *obj, bool rv_checked, reply *ret) {
+        const char *status_sub = p->sub;
+        const char *brv;
+        cJSON *meta;
+
+        meta = json_ensure_object(obj, "metadata");
+        const char *bname = json_str(obj, "metadata.name");
+        if (bname && strcmp(bname, p->name) != 0) {
+                char msg[700];
+                snprintf(msg, sizeof msg,
+                         "the name of the object (%s) does not match the name on the URL (%s)", bname,
+                         p->name);
+                reply_bad_request(ret, msg);
+                goto out;
+        }
+        const char *bns = json_str(obj, "metadata.namespace");
+        if (c->namespaced && bns && *bns && strcmp(bns, p->ns) != 0) {
+                reply_bad_request(ret, "the namespace of the provided object does not match the namespace "
+                                       "sent on the request");
+                goto out;
+        }
+        brv = json_str(obj, "metadata.resourceVersion");
+        if (!rv_checked) {
+                if (!brv || !*brv) {
+                        if (is_lease(c)) {
+                                reply_invalid(ret, c, p->name, "metadata.resourceVersion",
+                                              "FieldValueInvalid",
+                                              "Invalid value: 0x0: must be specified for an update");
+                                goto out;
+                        }
+                } else if (strtoull(brv, NULL, 10) != o->rv || !isdigit((unsigned char)brv[0])) {
+                        reply_conflict(ret, c, p->name,
+                                       "the object has been modified; please apply your changes to the "
+                                       "latest version and try again");
+                        goto out;
+                }
+        }
+        if (status_sub) {
+                /* Only the status changes through the status subresource. */
+                cJSON *merged = cJSON_Duplicate(o->json, true);
+                copy_field(merged, obj, "status");
+                cJSON_Delete(obj);
+                obj = merged;
+                meta = json_ensure_object(obj, "metadata");
+        } else {
+                json_set_str(meta, "name", p->name);
+                if (c->namespaced)
+                        json_set_str(meta, "namespace", p->ns);
+                else
+                        cJSON_DeleteItemFromObjectCaseSensitive(meta, "namespace");
+                fill_type_meta(obj, c, p);
+                if (c->has_status)
+                        copy_field(obj, o->json, "status");
+                const cJSON *ometa = cJSON_GetObjectItemCaseSensitive(o->json, "metadata");
+                copy_field(meta, ometa, "uid");
+                copy_field(meta, ometa, "creationTimestamp");
+                copy_field(meta, ometa, "deletionTimestamp");
+                copy_field(meta, ometa, "deletionGracePeriodSeconds");
+                copy_field(meta, ometa, "generation");
+                if (is_lease(c) && !validate_lease(c, obj, p->name, ret))
+                        goto out;
+                const cJSON *g = cJSON_GetObjectItemCaseSensitive(meta, "generation");
+                if (cJSON_IsNumber(g) && spec_changed(o->json, obj))
+                        cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(meta, "generation"),
+                                             g->valuedouble + 1);
+        }
+        /* A no-op update keeps the resourceVersion and sends no event. */
+        set_rv(obj, o->rv);
+        if (cJSON_Compare(obj, o->json, true)) {
+                reply_json(ret, 200, o->json);
+                goto out;
+        }
+        if (dry_run(conn)) {
+                reply_json(ret, 200, obj);
+                goto out;
+        }
+        cJSON *old_labels = cJSON_Duplicate(json_path(o->json, "metadata.labels"), true);
+        uint64_t rv = server_next_rv(srv);
+        set_rv(obj, rv);
+        cJSON_Delete(o->json);
+        o->json = obj;
+        o->rv = rv;
+        obj = NULL;
+        if (json_path(o->json, "metadata.deletionTimestamp") && !has_finalizers(o->json)) {
+                /* The last finalizer is gone: the object goes now. */
+                cJSON_Delete(old_labels);
+                delete_now(srv, c, o, ret);
+                goto out;
+        }
+        watch_emit(srv, c, 'M', o->json, old_labels);
+        cJSON_Delete(old_labels);
+        reply_json(ret, 200, o->json);
+out:
+        cJSON_Delete(obj);
+}
+
+static object *lookup(collection *c, const api_path *p) {
+        char key[600];
+        if (c->namespaced && !p->ns)
+                return NULL;
+        object_key(c->namespaced ? p->ns : NULL, p->name, key, sizeof key);
+        return strmap_get(&c->objects, key);
+}
+
+static void do_update(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
+                      const char *body, size_t len, const char *ct, reply *ret) {
+        cJSON *obj;
+        if (!check_json_content_type(ct, ret))
+                return;
+        if (!(obj = parse_body(c, body, len, ret)))
+                return;
+        object *o = lookup(c, p);
+        if (!o) {
+                cJSON_Delete(obj);
+                return reply_not_found(ret, p, p->name);
+        }
+        update_object(srv, conn, c, p, o, obj, false, ret);
+}
+
+static void do_patch(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
+                     const char *body, size_t len, const char *ct, reply *ret) {
+        bool merge = content_type_is(ct, "application/merge-patch+json") ||
+                     content_type_is(ct, "application/strategic-merge-patch+json");
+        bool jsonp = content_type_is(ct, "application/json-patch+json");
+        char err[512];
+        cJSON *patch, *result;
+
+        if (!merge && !jsonp)
+                return reply_unsupported_media(ret, ct, true);
+        const char *end = NULL;
+        patch = cJSON_ParseWithLengthOpts(body, len, &end, false);
+        if (!patch || (merge && !cJSON_IsObject(patch)) || (jsonp && !cJSON_IsArray(patch))) {
+                cJSON_Delete(patch);
+                reply_bad_request(ret, merge ? "error decoding patch: invalid JSON object"
+                                             : "error decoding patch: invalid JSON patch array");
+                return;
+        }
+        object *o = lookup(c, p);
+        if (!o) {
+                cJSON_Delete(patch);
+                return reply_not_found(ret, p, p->name);
+        }
+        if (merge) {
+                result = merge_patch(o->json, patch);
+        } else {
+                result = cJSON_Duplicate(o->json, true);
+                int r = json_patch(&result, patch, err, sizeof err);
+                if (r < 0) {
+                        cJSON_Delete(result);
+                        cJSON_Delete(patch);
+                        if (r == -ECANCELED)
+                                reply_invalid(ret, c, p->name, "", "FieldValueInvalid", err);
+                        else
+                                reply_status(ret, 422, "Invalid", err, details_for(c, p->name));
+                        return;
+                }
+        }
+        cJSON_Delete(patch);
+        if (!cJSON_IsObject(result)) {
+                cJSON_Delete(result);
+                reply_bad_request(ret, "the patch did not produce an object");
+                return;
+        }
+        /* A resourceVersion in the patch is a precondition. */
+        const char *rv = json_str(result, "metadata.resourceVersion");
+        if (rv && *rv && (strtoull(rv, NULL, 10) != o->rv || !isdigit((unsigned char)rv[0]))) {
+                cJSON_Delete(result);
+                reply_conflict(ret, c, p->name,
+                               "the object has been modified; please apply your changes to the latest "
+                               "version and try again");
+                return;
+        }
+        update_object(srv, conn, c, p, o, result, true, ret);
+}
+
+static bool check_preconditions(collection *c, object *o, const char *body, size_t len, reply *ret) {
+        cJSON *opts;
+        bool ok = true;
+        char why[512];
+
+        if (!body || len == 0)
+                return true;
+        opts = cJSON_ParseWithLength(body, len);
+        if (!opts) {
+                reply_bad_request(ret, "invalid DeleteOptions: json parse error");
+                return false;
+        }
+        const char *uid = json_str(opts, "preconditions.uid");
+        const char *rv = json_str(opts, "preconditions.resourceVersion");
+        const char *name = json_str(o->json, "metadata.name");
+        if (uid && strcmp(uid, json_str(o->json, "metadata.uid") ?: "") != 0) {
+                snprintf(why, sizeof why,
+                         "Precondition failed: UID in precondition: %s, UID in object meta: %s", uid,
+                         json_str(o->json, "metadata.uid") ?: "");
+                reply_conflict(ret, c, name, why);
+                ok = false;
+        } else if (rv && (strtoull(rv, NULL, 10) != o->rv || !isdigit((unsigned char)rv[0]))) {
+                snprintf(why, sizeof why,
+                         "the ResourceVersion in the precondition (%s) does not match the "
+                         "ResourceVersion in record (%" PRIu64 "). The object might have been modified",
+                         rv, o->rv);
+                reply_conflict(ret, c, name, why);
+                ok = false;
+        }
+        cJSON_Delete(opts);
+        return ok;
+}
+
+static void delete_object(server *srv, collection *c, object *o, reply *ret) {
+        if (has_finalizers(o->json)) {
+                if (!json_path(o->json, "metadata.deletionTimestamp")) {
+                        char ts[64];
+                        cJSON *meta = json_ensure_object(o->json, "metadata");
+                        now_timestamp(ts, sizeof ts);
+                        json_set_str(meta, "deletionTimestamp", ts);
+                        replace_or_add(meta, "deletionGracePeriodSeconds", cJSON_CreateNumber(0));
+                        o->rv = server_next_rv(srv);
+                        set_rv(o->json, o->rv);
+                        watch_emit(srv, c, 'M', o->json, json_path(o->json, "metadata.labels"));
+                }
+                if (ret)
+                        reply_json(ret, 200, o->json);
+                return;
+        }
+        delete_now(srv, c, o, ret);
+}
+
+static void do_delete(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
+                      const char *body, size_t len, reply *ret) {
+        object *o = lookup(c, p);
+        if (!o)
+                return reply_not_found(ret, p, p->name);
+        if (!check_preconditions(c, o, body, len, ret))
+                return;
+        if (dry_run(conn))
+                return reply_json(ret, 200, o->json);
+        delete_object(srv, c, o, ret);
+}
+
+static void do_delete_collection(server *srv, struct MHD_Connection *conn, collection *c,
+                                 const api_path *p, reply *ret) {
+        /* List first (with the request's selectors), then delete each. */
+        reply list = { 0 };
+        do_list(srv, conn, c, p, &list);
+        if (list.code != 200) {
+                *ret = list;
+                return;
+        }
+        cJSON *l = cJSON_Parse(list.body), *item;
+        free(list.body);
+        cJSON *items = cJSON_GetObjectItemCaseSensitive(l, "items");
+        cJSON_DeleteItemFromObjectCaseSensitive(l, "metadata");
+        cJSON_ArrayForEach(item, items) {
+                char key[600];
+                object_key(c->namespaced ? json_str(item, "metadata.namespace") : NULL,
+                           json_str(item, "metadata.name") ?: "", key, sizeof key);
+                object *o = strmap_get(&c->objects, key);
+                if (!o || dry_run(conn))
+                        continue;
+                delete_object(srv, c, o, NULL);
+        }
+        cJSON *meta = cJSON_CreateObject();
+        char rvs[32];
+        snprintf(rvs, sizeof rvs, "%" PRIu64, srv->rv);
+        cJSON_AddStringToObject(meta, "resourceVersion", rvs);
+        cJSON_AddItemToObject(l, "metadata", meta);
+        reply_json(ret, 200, l);
+        cJSON_Delete(l);
+}
+
+void store_handle(server *srv, struct MHD_Connection *conn, const char *verb, const api_path *p,
+                  const char *body, size_t body_len, const char *ct, reply *ret) {
+        if (p->sub && strcmp(p->sub, "status") != 0) {
+                reply_status(ret, 404, "NotFound", "the server could not find the requested resource", NULL);
+                return;
+        }
+        collection *c = collection_get(srv, p, true);
+        if (!c) {
+                reply_status(ret, 500, "InternalError", "out of memory", NULL);
+                return;
+        }
+        if (p->ns && !c->namespaced) {
+                reply_status(ret, 404, "NotFound", "the server could not find the requested resource", NULL);
+                return;
+        }
+        if (strcmp(verb, "get") == 0)
+                do_get(srv, c, p, ret);
+        else if (strcmp(verb, "list") == 0)
+                do_list(srv, conn, c, p, ret);
+        else if (strcmp(verb, "create") == 0)
+                do_create(srv, conn, c, p, body, body_len, ct, ret);
+        else if (strcmp(verb, "update") == 0)
+                do_update(srv, conn, c, p, body, body_len, ct, ret);
+        else if (strcmp(verb, "patch") == 0)
+                do_patch(srv, conn, c, p, body, body_len, ct, ret);
+        else if (strcmp(verb, "delete") == 0)
+                do_delete(srv, conn, c, p, body, body_len, ret);
+        else if (strcmp(verb, "deletecollection") == 0)
+                do_delete_collection(srv, conn, c, p, ret);
+        else
+                reply_status(ret, 405, "MethodNotAllowed",
+                             "the server does not allow this method on the requested resource", NULL);
+}
+
+void store_init(server *srv) {
+        static const char *const namespaces[] = { "default", "kube-system", "kube-public",
+                                                  "kube-node-lease" };
+        api_path p = { .group = "", .version = "v1", .resource = "namespaces" };
+        for (size_t i = 0; i < KOC_ELEMENTSOF(namespaces); i++) {
+                char body[256];
+                reply r = { 0 };
+                snprintf(body, sizeof body, "{\"metadata\":{\"name\":\"%s\"}}", namespaces[i]);
+                store_handle(srv, NULL, "create", &p, body, strlen(body), "application/json", &r);
+                free(r.body);
+        }
+}

@@ -1,0 +1,421 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Watches: newline-delimited JSON events over a chunked response.
+ *
+ * Every change becomes an event in a bounded history ring, so a client can
+ * resume from a resourceVersion that is still in the window (older ones get
+ * an ERROR event with a 410 Expired Status, as from the real server).  Each
+ * watch has an output buffer; the MHD content reader drains it and suspends
+ * the connection when it is empty, and a new event resumes it.  A watcher
+ * that falls more than watch_buffer_max bytes behind is closed, like the
+ * real server closes slow watchers; it re-watches from its last
+ * resourceVersion.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apiserver.h"
+
+struct watch {
+        server *srv;
+        collection *col;
+        watch *col_prev, *col_next;
+        watch *all_prev, *all_next;
+        char *ns;
+        selector *labels, *fields;
+        struct MHD_Connection *conn;
+        bool suspended, ending, bookmarks, overflowed;
+        strbuf out;
+        size_t out_pos;
+        uint64_t last_rv;
+        sd_event_source *timeout;
+        char *api_version;
+};
+
+static void event_free(event *ev) {
+        if (!ev)
+                return;
+        cJSON_Delete(ev->obj);
+        cJSON_Delete(ev->old_labels);
+        free(ev->json);
+        free(ev);
+}
+
+static const char *event_json(event *ev) {
+        if (!ev->json)
+                ev->json = cJSON_PrintUnformatted(ev->obj);
+        return ev->json;
+}
+
+static void history_push(server *srv, event *ev) {
+        if (srv->history_len == srv->history_max) {
+                event *old = srv->history[srv->history_start];
+                srv->history_floor = old->rv;
+                event_free(old);
+                srv->history[srv->history_start] = NULL;
+                srv->history_start = (srv->history_start + 1) % srv->history_max;
+                srv->history_len--;
+        }
+        srv->history[(srv->history_start + srv->history_len) % srv->history_max] = ev;
+        srv->history_len++;
+}
+
+void history_free(server *srv) {
+        for (size_t i = 0; i < srv->history_len; i++)
+                event_free(srv->history[(srv->history_start + i) % srv->history_max]);
+        free(srv->history);
+        srv->history = NULL;
+        srv->history_len = 0;
+}
+
+static void wake(watch *w) {
+        if (w->suspended) {
+                w->suspended = false;
+                MHD_resume_connection(w->conn);
+                mhd_event_kick(w->srv->mhd);
+        }
+}
+
+static void watch_end(watch *w) {
+        w->ending = true;
+        wake(w);
+}
+
+static void append_line(watch *w, const char *type, const char *obj_json) {
+        if (w->ending)
+                return;
+        if (w->out.len - w->out_pos > w->srv->watch_buffer_max) {
+                koc_log_warn(COMPONENT, "closing a watch on %s that fell behind", w->col->resource);
+                w->overflowed = true;
+                watch_end(w);
+                return;
+        }
+        if (w->out_pos > 0 && w->out_pos == w->out.len) {
+                w->out.len = 0;
+                w->out_pos = 0;
+        }
+        if (strbuf_printf(&w->out, "{\"type\":\"%s\",\"object\":", type) < 0 ||
+            strbuf_appends(&w->out, obj_json) < 0 || strbuf_append(&w->out, "}\n", 2) < 0) {
+                watch_end(w);
+                return;
+        }
+        wake(w);
+}
+
+static bool watch_matches(const watch *w, const cJSON *obj, const cJSON *labels) {
+        if (w->ns) {
+                const char *ns = json_str(obj, "metadata.namespace");
+                if (!ns || strcmp(ns, w->ns) != 0)
+                        return false;
+        }
+        return selector_match_fields(w->fields, obj) && selector_match_labels(w->labels, labels);
+}
+
+/* Sends ev to w, turning MODIFIED into ADDED or DELETED when the object
+ * moved into or out of the watch's label selector. */
+static void deliver(watch *w, event *ev) {
+        const cJSON *labels = json_path(ev->obj, "metadata.labels");
+        bool now = watch_matches(w, ev->obj, labels);
+        const char *type = NULL;
+
+        if (ev->rv <= w->last_rv)
+                return;
+        switch (ev->type) {
+        case 'A':
+                type = now ? "ADDED" : NULL;
+                break;
+        case 'D':
+                type = now ? "DELETED" : NULL;
+                break;
+        case 'M': {
+                bool before = watch_matches(w, ev->obj, ev->old_labels);
+                type = now && before ? "MODIFIED" : now ? "ADDED" : before ? "DELETED" : NULL;
+                break;
+        }
+        }
+        w->last_rv = ev->rv;
+        if (type) {
+                const char *json = event_json(ev);
+                if (json)
+                        append_line(w, type, json);
+        }
+}
+
+void watch_emit(server *srv, collection *col, char type, const cJSON *obj, const cJSON *old_labels) {
+        event *ev = calloc(1, sizeof *ev);
+        if (!ev)
+                return;
+        ev->rv = srv->rv;
+        ev->type = type;
+        ev->col = col;
+        ev->obj = cJSON_Duplicate(obj, true);
+        ev->old_labels = old_labels ? cJSON_Duplicate(old_labels, true) : NULL;
+        if (!ev->obj) {
+                event_free(ev);
+                return;
+        }
+        history_push(srv, ev);
+        for (watch *w = col->watches; w; w = w->col_next)
+                deliver(w, ev);
+}
+
+static void send_bookmark(watch *w, bool initial_end) {
+        char buf[512];
+        snprintf(buf, sizeof buf,
+                 "{\"kind\":\"%s\",\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":\"%" PRIu64 "\"%s}}",
+                 w->col->kind, w->api_version, w->srv->rv,
+                 initial_end ? ",\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}" : "");
+        append_line(w, "BOOKMARK", buf);
+}
+
+static int on_bookmark_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        server *srv = userdata;
+        for (watch *w = srv->all_watches; w; w = w->all_next)
+                if (w->bookmarks && !w->ending)
+                        send_bookmark(w, false);
+        (void)sd_event_source_set_time_relative(s, srv->bookmark_interval_usec);
+        return 0;
+}
+
+static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        watch_end(userdata);
+        return 0;
+}
+
+static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max) {
+        watch *w = cls;
+        size_t avail = w->out.len - w->out_pos;
+
+        if (avail > 0) {
+                size_t n = avail < max ? avail : max;
+                memcpy(buf, w->out.data + w->out_pos, n);
+                w->out_pos += n;
+                if (w->out_pos == w->out.len) {
+                        w->out_pos = 0;
+                        w->out.len = 0;
+                        if (w->out.cap > 256 * 1024)
+                                strbuf_free(&w->out);
+                }
+                return (ssize_t)n;
+        }
+        if (w->ending)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+        /* Nothing to send: park the connection until the next event. */
+        w->suspended = true;
+        MHD_suspend_connection(w->conn);
+        return 0;
+}
+
+static void watch_free(void *cls) {
+        watch *w = cls;
+        server *srv = w->srv;
+
+        if (w->col_prev)
+                w->col_prev->col_next = w->col_next;
+        else
+                w->col->watches = w->col_next;
+        if (w->col_next)
+                w->col_next->col_prev = w->col_prev;
+        if (w->all_prev)
+                w->all_prev->all_next = w->all_next;
+        else
+                srv->all_watches = w->all_next;
+        if (w->all_next)
+                w->all_next->all_prev = w->all_prev;
+        srv->n_watches--;
+        sd_event_source_disable_unref(w->timeout);
+        selector_free(w->labels);
+        selector_free(w->fields);
+        strbuf_free(&w->out);
+        free(w->ns);
+        free(w->api_version);
+        free(w);
+}
+
+static const char *qarg(struct MHD_Connection *conn, const char *name) {
+        return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static bool qbool(struct MHD_Connection *conn, const char *name) {
+        const char *v = qarg(conn, name);
+        return v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+}
+
+static int cmp_key(const void *a, const void *b) {
+        return strcmp((*(object *const *)a)->key, (*(object *const *)b)->key);
+}
+
+static void send_initial(watch *w) {
+        collection *c = w->col;
+        object **items = malloc((c->objects.n + 1) * sizeof *items);
+        size_t n = 0, b = 0;
+
+        if (!items)
+                return;
+        for (strmap_entry *e = strmap_next(&c->objects, &b, NULL); e; e = strmap_next(&c->objects, &b, e)) {
+                object *o = e->value;
+                if (watch_matches(w, o->json, json_path(o->json, "metadata.labels")))
+                        items[n++] = o;
+        }
+        qsort(items, n, sizeof *items, cmp_key);
+        for (size_t i = 0; i < n; i++) {
+                char *json = cJSON_PrintUnformatted(items[i]->json);
+                if (json)
+                        append_line(w, "ADDED", json);
+                free(json);
+        }
+        free(items);
+}
+
+struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const api_path *p,
+                                 int64_t close_after_ms, reply *ret) {
+        const char *rv_s = qarg(conn, "resourceVersion"), *to_s = qarg(conn, "timeoutSeconds");
+        char err[512], av[300];
+        uint64_t from_rv = 0;
+        bool resume = false;
+        watch *w;
+
+        if (rv_s && *rv_s && strcmp(rv_s, "0") != 0) {
+                char *end;
+                from_rv = strtoull(rv_s, &end, 10);
+                if (*end || rv_s[0] == '-') {
+                        snprintf(err, sizeof err, "invalid resource version: %s", rv_s);
+                        reply_status(ret, 400, "BadRequest", err, NULL);
+                        return NULL;
+                }
+                resume = true;
+        }
+        collection *c = collection_get(srv, p, true);
+        if (!c) {
+                reply_status(ret, 500, "InternalError", "out of memory", NULL);
+                return NULL;
+        }
+        if (p->ns && !c->namespaced) {
+                reply_status(ret, 404, "NotFound", "the server could not find the requested resource", NULL);
+                return NULL;
+        }
+        w = calloc(1, sizeof *w);
+        if (!w) {
+                reply_status(ret, 500, "InternalError", "out of memory", NULL);
+                return NULL;
+        }
+        w->srv = srv;
+        w->col = c;
+        w->conn = conn;
+        w->bookmarks = qbool(conn, "allowWatchBookmarks");
+        if (*p->group)
+                snprintf(av, sizeof av, "%s/%s", p->group, p->version);
+        else
+                snprintf(av, sizeof av, "%s", p->version);
+        w->api_version = strdup(av);
+        if (p->ns && c->namespaced)
+                w->ns = strdup(p->ns);
+        char fs[600];
+        const char *field_sel = qarg(conn, "fieldSelector");
+        if (p->name) {
+                /* The deprecated watch on a named object. */
+                snprintf(fs, sizeof fs, "metadata.name=%s", p->name);
+                field_sel = fs;
+        }
+        if (selector_parse_labels(qarg(conn, "labelSelector"), &w->labels, err, sizeof err) < 0 ||
+            selector_parse_fields(field_sel, &w->fields, err, sizeof err) < 0) {
+                reply_status(ret, 400, "BadRequest", err, NULL);
+                goto fail;
+        }
+        uint64_t timeout_ms = 0;
+        if (to_s && *to_s) {
+                char *end;
+                long t = strtol(to_s, &end, 10);
+                if (*end || t < 0) {
+                        reply_status(ret, 400, "BadRequest", "invalid timeoutSeconds", NULL);
+                        goto fail;
+                }
+                timeout_ms = (uint64_t)t * 1000;
+        }
+        if (close_after_ms >= 0 && (timeout_ms == 0 || (uint64_t)close_after_ms < timeout_ms))
+                timeout_ms = close_after_ms == 0 ? 1 : (uint64_t)close_after_ms;
+        if (timeout_ms > 0 &&
+            sd_event_add_time_relative(srv->event, &w->timeout, CLOCK_BOOTTIME, timeout_ms * 1000, 1000,
+                                       on_timeout, w) < 0) {
+                reply_status(ret, 500, "InternalError", "cannot arm the watch timeout", NULL);
+                goto fail;
+        }
+
+        /* Link in before sending anything: watch_free unlinks. */
+        w->col_next = c->watches;
+        if (c->watches)
+                c->watches->col_prev = w;
+        c->watches = w;
+        w->all_next = srv->all_watches;
+        if (srv->all_watches)
+                srv->all_watches->all_prev = w;
+        srv->all_watches = w;
+        srv->n_watches++;
+
+        if (resume) {
+                if (from_rv < srv->history_floor) {
+                        snprintf(err, sizeof err,
+                                 "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
+                                 "\"status\":\"Failure\",\"message\":\"too old resource version: %" PRIu64
+                                 " (%" PRIu64 ")\",\"reason\":\"Expired\",\"code\":410}",
+                                 from_rv, srv->history_floor + 1);
+                        append_line(w, "ERROR", err);
+                        w->ending = true;
+                } else {
+                        w->last_rv = from_rv;
+                        for (size_t i = 0; i < srv->history_len; i++) {
+                                event *ev = srv->history[(srv->history_start + i) % srv->history_max];
+                                if (ev->col == c && ev->rv > from_rv)
+                                        deliver(w, ev);
+                        }
+                }
+        } else {
+                send_initial(w);
+                if (qbool(conn, "sendInitialEvents"))
+                        send_bookmark(w, true);
+        }
+        if (w->last_rv < srv->rv)
+                w->last_rv = srv->rv;
+
+        struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024,
+                                                                      watch_read, w, watch_free);
+        if (!resp) {
+                reply_status(ret, 500, "InternalError", "out of memory", NULL);
+                watch_free(w);
+                return NULL;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, private");
+        return resp;
+fail:
+        selector_free(w->labels);
+        selector_free(w->fields);
+        free(w->ns);
+        free(w->api_version);
+        free(w);
+        return NULL;
+}
+
+void watch_stop_all(server *srv) {
+        for (watch *w = srv->all_watches; w; w = w->all_next)
+                watch_end(w);
+}
+
+int watch_init(server *srv) {
+        srv->history = calloc(srv->history_max, sizeof *srv->history);
+        if (!srv->history)
+                return -ENOMEM;
+        if (srv->bookmark_interval_usec == 0)
+                return 0;
+        return sd_event_add_time_relative(srv->event, &srv->bookmark_timer, CLOCK_BOOTTIME,
+                                          srv->bookmark_interval_usec, 10000, on_bookmark_timer, srv) < 0
+                       ? -EIO
+                       : (sd_event_source_set_enabled(srv->bookmark_timer, SD_EVENT_ON), 0);
+}
+
+void watch_done(server *srv) {
+        srv->bookmark_timer = sd_event_source_disable_unref(srv->bookmark_timer);
+}

