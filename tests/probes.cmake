@@ -1,0 +1,3 @@
+# Tests and benchmark of the probes module.
+koc_add_test(NAME test-probes SOURCES unit/test-probes.c MODULES core probes
+             LIBS PkgConfig::CURL LABELS unit TIMEOUT 60)
