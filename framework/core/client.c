@@ -369,6 +369,12 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userdata
                 events = EPOLLIN | EPOLLOUT;
 
         curl_socket_io *io = *slot;
+        if (io && events && sd_event_source_set_io_events(io->source, events) < 0) {
+                /* A stale entry (its socket was closed behind our back and
+                 * the number reused): start over with a fresh source. */
+                socket_io_free(c, io);
+                io = NULL;
+        }
         if (!io) {
                 io = calloc(1, sizeof *io);
                 if (!io)
@@ -384,8 +390,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userdata
                 (void)sd_event_source_set_description(io->source, "koc-client-io");
                 list_append(&c->sockets, &io->link);
                 *slot = io;
-        } else if (events && sd_event_source_set_io_events(io->source, events) < 0)
-                return -1;
+        }
         if (sd_event_source_set_enabled(io->source, events ? SD_EVENT_ON : SD_EVENT_OFF) < 0)
                 return -1;
         return 0;

@@ -17,6 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -993,6 +998,238 @@ static void test_unref_in_handler(void **state) {
         ctx_close(&x);
 }
 
+/* --- a canned HTTP server for what koc-apiserver never sends -------------- */
+
+/* Serves fixed byte sequences over plain HTTP on the loopback, one connection
+ * at a time, each part written with its own send() so that events arrive
+ * split and joined in odd places. */
+typedef struct canned_route {
+        const char *path; /* prefix of the request path */
+        const char *parts[8];
+} canned_route;
+
+static const canned_route canned_routes[] = {
+        { "/notjson",
+          { "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n"
+            "Connection: close\r\n\r\nhello" } },
+        { "/retry-date", { NULL } }, /* built at run time: needs the current date */
+        { "/w/split",
+          { "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+            "Connection: close\r\n\r\n",
+            "1c\r\n{\"type\":\"ADDED\",\"object\":{\"m\r\n",
+            "2b\r\netadata\":{\"name\":\"a\"}}}\n{\"type\":\"BOOKMARK\",\r\n",
+            "67\r\n\"object\":{\"metadata\":{\"resourceVersion\":\"9\"}}}\r\n{\"type\":\"ERROR\",\"object\":"
+            "{\"code\":410,\"reason\":\"Gone\"}}\n\r\n",
+            "2c\r\n{\"type\":\"DELETED\",\"object\":{\"metadata\":{}}}\n\r\n",
+            "0\r\n\r\n" } },
+        { "/w/garbage",
+          { "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+            "Connection: close\r\n\r\n",
+            "3d\r\n{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\"}}}\nnot json\n\r\n",
+            "0\r\n\r\n" } },
+        { "/w/badtype",
+          { "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+            "Connection: close\r\n\r\n",
+            "1d\r\n{\"type\":\"WEIRD\",\"object\":{}}\n\r\n", "0\r\n\r\n" } },
+        { "/w/truncated",
+          { "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+            "Connection: close\r\n\r\n",
+            "22\r\n{\"type\":\"ADDED\",\"object\":{\"a\":1}}\n\r\n", "40\r\n{\"type\":\"MOD" } },
+        { "/w/tail",
+          /* The last event lacks its newline: still an event. */
+          { "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 33\r\n"
+            "Connection: close\r\n\r\n",
+            "{\"type\":\"ADDED\",\"object\":{\"a\":1}}" } },
+        { "/w/oops",
+          { "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\n",
+            "oops" } },
+};
+
+typedef struct canned_server {
+        int fd;
+        int port;
+        pthread_t thread;
+        atomic_bool stop;
+} canned_server;
+
+static const canned_route *canned_find(const char *req) {
+        const char *sp = strchr(req, ' ');
+        if (!sp)
+                return NULL;
+        for (size_t i = 0; i < sizeof canned_routes / sizeof canned_routes[0]; i++)
+                if (strncmp(sp + 1, canned_routes[i].path, strlen(canned_routes[i].path)) == 0)
+                        return &canned_routes[i];
+        return NULL;
+}
+
+static void canned_serve(int c) {
+        char req[8192];
+        size_t n = 0;
+        while (n < sizeof req - 1) {
+                ssize_t k = recv(c, req + n, sizeof req - 1 - n, 0);
+                if (k <= 0)
+                        return;
+                n += (size_t)k;
+                req[n] = 0;
+                if (strstr(req, "\r\n\r\n"))
+                        break;
+        }
+        const canned_route *r = canned_find(req);
+        if (r && strcmp(r->path, "/retry-date") == 0) {
+                char date[64], resp[512];
+                time_t t = time(NULL) + 30;
+                struct tm tm;
+                gmtime_r(&t, &tm);
+                strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+                snprintf(resp, sizeof resp,
+                         "HTTP/1.1 429 Too Many Requests\r\nRetry-After: %s\r\n"
+                         "Content-Length: 0\r\nConnection: close\r\n\r\n",
+                         date);
+                (void)!send(c, resp, strlen(resp), MSG_NOSIGNAL);
+                return;
+        }
+        if (!r) {
+                const char *nf = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: "
+                                 "close\r\n\r\n";
+                (void)!send(c, nf, strlen(nf), MSG_NOSIGNAL);
+                return;
+        }
+        for (size_t i = 0; i < 8 && r->parts[i]; i++) {
+                if (send(c, r->parts[i], strlen(r->parts[i]), MSG_NOSIGNAL) < 0)
+                        return;
+                usleep(2000); /* lets the client read each part on its own, usually */
+        }
+}
+
+static void *canned_main(void *p) {
+        canned_server *s = p;
+        while (!atomic_load(&s->stop)) {
+                struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+                if (poll(&pfd, 1, 50) <= 0)
+                        continue;
+                int c = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
+                if (c < 0)
+                        continue;
+                canned_serve(c);
+                shutdown(c, SHUT_RDWR);
+                close(c);
+        }
+        return NULL;
+}
+
+static void canned_start(canned_server *s) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof a;
+        s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(s->fd >= 0);
+        assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof a), 0);
+        assert_int_equal(listen(s->fd, 16), 0);
+        assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &len), 0);
+        s->port = ntohs(a.sin_port);
+        atomic_store(&s->stop, false);
+        assert_int_equal(pthread_create(&s->thread, NULL, canned_main, s), 0);
+}
+
+static void canned_stop(canned_server *s) {
+        atomic_store(&s->stop, true);
+        pthread_join(s->thread, NULL);
+        close(s->fd);
+}
+
+static void canned_ctx(ctx *x, canned_server *s) {
+        char kc[512], server[64], *yaml = NULL;
+        snprintf(kc, sizeof kc, "%s/canned.kubeconfig", srv.dir);
+        snprintf(server, sizeof server, "http://127.0.0.1:%d", s->port);
+        assert_true(asprintf(&yaml,
+                             "apiVersion: v1\nkind: Config\ncurrent-context: t\n"
+                             "clusters:\n- name: t\n  cluster:\n    server: %s\n"
+                             "contexts:\n- name: t\n  context: {cluster: t, user: t}\n"
+                             "users:\n- name: t\n  user:\n    token: canned\n",
+                             server) > 0);
+        write_file(kc, yaml);
+        free(yaml);
+        ctx_open(x, kc);
+}
+
+static void canned_watch(ctx *x, const char *path, recorder *r) {
+        memset(r, 0, sizeof *r);
+        assert_int_equal(koc_client_watch(x->client, &(koc_watch_spec){ .path = path }, on_watch,
+                                          r, NULL),
+                         0);
+        run_until(x, &r->closed);
+        assert_int_equal(r->after_closed, 0);
+}
+
+static void test_canned(void **state) {
+        canned_server s;
+        ctx x = { 0 };
+        result res = { 0 };
+        recorder r;
+
+        canned_start(&s);
+        canned_ctx(&x, &s);
+
+        /* A 2xx answer whose body is not JSON. */
+        request(&x, "GET", "/notjson", NULL, &res);
+        assert_int_equal(res.error, -EBADMSG);
+        assert_int_equal(res.status, 200);
+        assert_null(res.body);
+
+        /* Retry-After as an HTTP date, 30 s ahead. */
+        request(&x, "GET", "/retry-date", NULL, &res);
+        assert_int_equal(res.status, 429);
+        assert_int_equal(res.reason, KOC_REASON_TOO_MANY_REQUESTS);
+        assert_true(res.retry_after > 0 && res.retry_after <= 31 * KOC_USEC_PER_SEC);
+
+        /* Events split and joined across chunks, a bookmark and an ERROR. */
+        canned_watch(&x, "/w/split", &r);
+        assert_int_equal(r.n, 4);
+        assert_int_equal(r.bookmarks, 1);
+        assert_int_equal(r.type[0], KOC_WATCH_ADDED);
+        assert_string_equal(r.name[0], "a");
+        assert_int_equal(r.type[1], KOC_WATCH_ERROR);
+        assert_int_equal(r.status[1], 410);
+        assert_int_equal(r.reason[1], KOC_REASON_GONE);
+        assert_int_equal(r.type[2], KOC_WATCH_DELETED);
+        assert_int_equal(r.type[3], KOC_WATCH_CLOSED);
+        assert_int_equal(r.status[3], 200);
+        assert_int_equal(r.error[3], 0);
+
+        /* A line that is not JSON ends the watch with -EBADMSG. */
+        canned_watch(&x, "/w/garbage", &r);
+        assert_int_equal(r.n, 2);
+        assert_int_equal(r.type[0], KOC_WATCH_ADDED);
+        assert_int_equal(r.type[1], KOC_WATCH_CLOSED);
+        assert_int_equal(r.error[1], -EBADMSG);
+
+        canned_watch(&x, "/w/badtype", &r);
+        assert_int_equal(r.n, 1);
+        assert_int_equal(r.error[0], -EBADMSG);
+
+        /* The connection drops in the middle of an event. */
+        canned_watch(&x, "/w/truncated", &r);
+        assert_int_equal(r.n, 2);
+        assert_int_equal(r.type[0], KOC_WATCH_ADDED);
+        assert_int_equal(r.type[1], KOC_WATCH_CLOSED);
+        assert_int_equal(r.error[1], -ECONNRESET);
+
+        canned_watch(&x, "/w/tail", &r);
+        assert_int_equal(r.n, 2);
+        assert_int_equal(r.type[0], KOC_WATCH_ADDED);
+        assert_int_equal(r.error[1], 0);
+
+        /* An error answer that is not a Status: the reason from the code. */
+        canned_watch(&x, "/w/oops", &r);
+        assert_int_equal(r.n, 1);
+        assert_int_equal(r.status[0], 500);
+        assert_int_equal(r.reason[0], KOC_REASON_INTERNAL_ERROR);
+        assert_int_equal(r.error[0], 0);
+
+        result_clear(&res);
+        ctx_close(&x);
+        canned_stop(&s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_crud, setup, teardown),
@@ -1011,6 +1248,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_sync_deadlock, setup, teardown),
                 cmocka_unit_test(test_unref_in_flight),
                 cmocka_unit_test(test_unref_in_handler),
+                cmocka_unit_test(test_canned),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
