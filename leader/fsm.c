@@ -661,9 +661,15 @@ static void on_watch_closed(leader_fsm *f, const leader_event *ev, uint64_t now)
                 ensure_watch(f, now);
                 return;
         }
+        /* A server that keeps ending streams early is not failing: retry
+         * within a retry period.  Errors back off up to a few seconds (the
+         * expiry timer still covers a crashed leader meanwhile). */
+        uint64_t cap = WATCH_BACKOFF_MAX;
+        if (clean && f->retry_period < cap)
+                cap = f->retry_period > WATCH_BACKOFF_MIN ? f->retry_period : WATCH_BACKOFF_MIN;
         f->watch_backoff = f->watch_backoff ? f->watch_backoff * 2 : WATCH_BACKOFF_MIN;
-        if (f->watch_backoff > WATCH_BACKOFF_MAX)
-                f->watch_backoff = WATCH_BACKOFF_MAX;
+        if (f->watch_backoff > cap)
+                f->watch_backoff = cap;
         f->watch_at = now + f->watch_backoff + rnd(f, f->watch_backoff / 2);
 }
 

@@ -7,3 +7,18 @@ koc_add_test(NAME test-leader-config
              SOURCES unit/test-leader-config.c ${PROJECT_SOURCE_DIR}/leader/config.c
              MODULES core LABELS unit)
 koc_add_test(NAME test-leader SOURCES unit/test-leader.c MODULES core leader LABELS unit)
+koc_add_test(NAME test-leader-integration SOURCES integration/test-leader.c ${KOC_HARNESS_SOURCES}
+             MODULES core leader LIBS PkgConfig::CURL LABELS integration TIMEOUT 120)
+
+# bench-leader: handoff and failover latency, API load and RSS (not a test).
+add_executable(bench-leader bench/bench-leader.c ${KOC_HARNESS_SOURCES})
+koc_target_settings(bench-leader)
+koc_link_modules(bench-leader core leader)
+target_include_directories(bench-leader PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}
+                                                ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(bench-leader PRIVATE PkgConfig::CURL)
+if(TARGET koc-apiserver)
+  target_compile_definitions(bench-leader PRIVATE
+                             KOC_APISERVER_PATH="$<TARGET_FILE:koc-apiserver>")
+  add_dependencies(bench-leader koc-apiserver)
+endif()
