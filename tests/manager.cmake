@@ -16,3 +16,17 @@ set_tests_properties(koc-new PROPERTIES LABELS tools TIMEOUT 120)
 add_test(NAME chart-check COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/chart/check.sh
                                   ${PROJECT_SOURCE_DIR}/charts/koc-example)
 set_tests_properties(chart-check PROPERTIES LABELS chart TIMEOUT 300 SKIP_RETURN_CODE 77)
+
+# Shutdown composed with leader election, each replica a child process
+# running a manager against koc-apiserver.
+koc_add_test(NAME test-manager SOURCES integration/test-manager.c ${KOC_HARNESS_SOURCES}
+             MODULES core leader probes shutdown manager LIBS PkgConfig::CURL
+             LABELS integration TIMEOUT 180)
+
+# The scripted demo (scripts/demo.sh) on this build's binaries: three
+# replicas, SIGTERM handoff, SIGKILL failover, clean exits.
+if(TARGET koc-apiserver AND TARGET koc-example-leader)
+  add_test(NAME demo COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/demo.sh)
+  set_tests_properties(demo PROPERTIES LABELS demo TIMEOUT 180
+                       ENVIRONMENT "KOC_DEMO_BIN_DIR=${PROJECT_BINARY_DIR}")
+endif()

@@ -402,6 +402,13 @@ static void step_step_down(koc_shutdown_step *step, void *userdata) {
                 return;
         }
 
+        if (!koc_leader_is_leader(m->leader)) {
+                koc_log_info(LOG, "not leading; stopping the elector");
+                koc_leader_stop(m->leader);
+                koc_shutdown_step_done(step);
+                return;
+        }
+
         m->step_down_step = step;
         r = koc_leader_step_down(m->leader, on_step_down_done, m);
         if (r < 0) {

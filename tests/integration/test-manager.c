@@ -1,0 +1,622 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The manager against koc-apiserver: graceful shutdown composed with leader
+ * election.  Each replica is a child process running a manager; it reports
+ * its callbacks as lines on a pipe ("started 3", "work-begin", "stopped
+ * released", ...), and its one leader-guarded work item blocks until the test
+ * writes to a control pipe, so every ordering below is forced by the test,
+ * never by timing.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "koc/manager.h"
+#include "harness/apiserver.h"
+
+static koc_test_apiserver api;
+
+/* --- the child: one replica ------------------------------------------------- */
+
+struct opts {
+        const char *lease;
+        const char *identity;
+        bool work;              /* start one blocking work item when leading */
+        bool stuck_hook;        /* a shutdown hook that never finishes */
+        bool leader_elect;
+        bool exit_on_loss;
+        bool metrics;
+        uint64_t budget_usec;
+};
+
+struct replica {
+        pid_t pid;
+        int ev;                 /* read end: event lines */
+        int ctl;                /* write end: releases the work item */
+        uint16_t port;
+        uint16_t metrics_port;
+        char identity[64];
+        char log[8192];         /* every event line read so far */
+        size_t log_len;
+        size_t scan;            /* where expect_event continues */
+};
+
+#define MAX_REPLICAS 8
+static struct replica *replicas[MAX_REPLICAS];
+
+struct child_state {
+        int ev;
+        int ctl;
+        struct opts o;
+        koc_manager *m;
+        bool work_started;
+};
+
+static void emit(struct child_state *c, const char *fmt, ...) {
+        char line[256];
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(line, sizeof line - 1, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return;
+        if ((size_t) n > sizeof line - 2)
+                n = sizeof line - 2;
+        line[n++] = '\n';
+        (void) !write(c->ev, line, n);
+}
+
+static void *work_thread(void *p) {
+        struct child_state *c = p;
+        char b;
+
+        if (koc_manager_work_begin(c->m) != 0) {
+                emit(c, "work-refused");
+                return NULL;
+        }
+        emit(c, "work-begin");
+        /* Blocks until the test writes a byte (or closes the pipe). */
+        while (read(c->ctl, &b, 1) < 0 && errno == EINTR)
+                ;
+        emit(c, "work-end");
+        koc_manager_work_end(c->m);
+        return NULL;
+}
+
+static void child_started(koc_manager *m, uint64_t term, void *userdata) {
+        struct child_state *c = userdata;
+        pthread_t t;
+
+        emit(c, "started %llu", (unsigned long long) term);
+        if (c->o.work && !c->work_started) {
+                c->work_started = true;
+                if (pthread_create(&t, NULL, work_thread, c) == 0)
+                        pthread_detach(t);
+        }
+}
+
+static void child_stopped(koc_manager *m, koc_leader_reason reason, void *userdata) {
+        emit(userdata, "stopped %s", koc_leader_reason_to_string(reason));
+}
+
+static void child_new_leader(koc_manager *m, const char *identity, void *userdata) {
+        emit(userdata, "leader %s", identity[0] ? identity : "-");
+}
+
+static void stuck_hook(koc_shutdown_step *step, void *userdata) {
+        emit(userdata, "hook-started");
+        /* Never calls koc_shutdown_step_done(): only the budget ends it. */
+}
+
+static _Noreturn void run_child(int ev, int ctl, const struct opts *o) {
+        struct child_state c = { .ev = ev, .ctl = ctl, .o = *o };
+        koc_manager_config cfg;
+        koc_error err = { 0 };
+        uint16_t port = 0, mport = 0;
+        int r;
+
+        koc_manager_config_init(&cfg);
+        cfg.kubeconfig = api.kubeconfig;
+        cfg.leader_elect = o->leader_elect;
+        cfg.leader_election_id = o->lease;
+        cfg.leader_election_namespace = "default";
+        cfg.identity = o->identity;
+        cfg.lease_duration_usec = 1 * KOC_USEC_PER_SEC;
+        cfg.renew_deadline_usec = 600 * KOC_USEC_PER_MSEC;
+        cfg.retry_period_usec = 100 * KOC_USEC_PER_MSEC;
+        cfg.exit_on_leadership_loss = o->exit_on_loss;
+        cfg.health_probe_bind_address = "127.0.0.1:0";
+        cfg.metrics_bind_address = o->metrics ? "127.0.0.1:0" : "0";
+        cfg.shutdown_budget_usec = o->budget_usec ? o->budget_usec : 20 * KOC_USEC_PER_SEC;
+
+        r = koc_manager_new(NULL, &cfg, &c.m, &err);
+        if (r < 0) {
+                emit(&c, "error %s", err.message);
+                _exit(100);
+        }
+        koc_manager_set_callbacks(c.m,
+                                  &(koc_manager_callbacks){
+                                          .started_leading = child_started,
+                                          .stopped_leading = child_stopped,
+                                          .new_leader = child_new_leader,
+                                  },
+                                  &c);
+        if (o->stuck_hook)
+                (void) koc_manager_add_shutdown_hook(c.m, "stuck", stuck_hook, &c);
+        (void) koc_manager_get_health_port(c.m, &port);
+        (void) koc_manager_get_metrics_port(c.m, &mport);
+        emit(&c, "port %u %u", port, mport);
+
+        r = koc_manager_run(c.m);
+        emit(&c, "exit %d", r);
+        /* A forced shutdown may leave the work thread blocked: _exit ends it. */
+        _exit(r);
+}
+
+/* --- the parent's view of a replica ---------------------------------------------- */
+
+static void read_available(struct replica *x, int timeout_ms) {
+        struct pollfd p = { .fd = x->ev, .events = POLLIN };
+        ssize_t n;
+
+        if (poll(&p, 1, timeout_ms) <= 0)
+                return;
+        if (x->log_len + 1 >= sizeof x->log)
+                return;
+        n = read(x->ev, x->log + x->log_len, sizeof x->log - 1 - x->log_len);
+        if (n > 0) {
+                x->log_len += n;
+                x->log[x->log_len] = '\0';
+        } else if (n == 0) {
+                /* EOF: the child exited; keep poll from spinning. */
+                usleep(10000);
+        }
+}
+
+/* The position of the first whole line starting with prefix at or after
+ * `from`, or -1. */
+static long find_line(const struct replica *x, const char *prefix, size_t from) {
+        size_t plen = strlen(prefix);
+        const char *s = x->log + from;
+
+        while (*s) {
+                const char *nl = strchr(s, '\n');
+                if (!nl)
+                        break;
+                if ((size_t) (nl - s) >= plen && strncmp(s, prefix, plen) == 0)
+                        return s - x->log;
+                s = nl + 1;
+        }
+        return -1;
+}
+
+static bool has_event(struct replica *x, const char *prefix) {
+        read_available(x, 0);
+        return find_line(x, prefix, 0) >= 0;
+}
+
+/* Waits (bounded) for the next line starting with prefix; returns its
+ * position in the log, failing the test on timeout. */
+static long expect_event(struct replica *x, const char *prefix, int timeout_ms) {
+        struct timespec start, now;
+        long pos;
+
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (;;) {
+                pos = find_line(x, prefix, x->scan);
+                if (pos >= 0) {
+                        x->scan = pos + 1;
+                        return pos;
+                }
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 >
+                    timeout_ms)
+                        fail_msg("%s: no \"%s\" within %d ms; events so far:\n%s", x->identity,
+                                 prefix, timeout_ms, x->log);
+                read_available(x, 50);
+        }
+}
+
+static struct replica *spawn(const struct opts *o) {
+        struct replica *x = calloc(1, sizeof *x);
+        int evp[2], ctlp[2];
+        unsigned port = 0, mport = 0;
+        long pos;
+
+        assert_non_null(x);
+        assert_int_equal(pipe2(evp, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(ctlp, O_CLOEXEC), 0);
+        snprintf(x->identity, sizeof x->identity, "%s", o->identity);
+        fflush(NULL);
+        x->pid = fork();
+        assert_true(x->pid >= 0);
+        if (x->pid == 0) {
+                close(evp[0]);
+                close(ctlp[1]);
+                run_child(evp[1], ctlp[0], o);
+        }
+        close(evp[1]);
+        close(ctlp[0]);
+        x->ev = evp[0];
+        x->ctl = ctlp[1];
+        for (size_t i = 0; i < MAX_REPLICAS; i++)
+                if (!replicas[i]) {
+                        replicas[i] = x;
+                        break;
+                }
+        pos = expect_event(x, "port ", 10000);
+        assert_int_equal(sscanf(x->log + pos, "port %u %u", &port, &mport), 2);
+        assert_true(port > 0);
+        x->port = port;
+        x->metrics_port = mport;
+        return x;
+}
+
+/* Waits (bounded) for the child to exit; returns its exit status. */
+static int wait_exit(struct replica *x, int timeout_ms) {
+        int status = 0;
+
+        for (int waited = 0;; waited += 20) {
+                pid_t p = waitpid(x->pid, &status, WNOHANG);
+                if (p == x->pid)
+                        break;
+                if (waited > timeout_ms)
+                        fail_msg("%s did not exit within %d ms; events:\n%s", x->identity,
+                                 timeout_ms, x->log);
+                read_available(x, 20);
+        }
+        x->pid = 0;
+        read_available(x, 0);
+        if (!WIFEXITED(status))
+                fail_msg("%s died of signal %d", x->identity, WTERMSIG(status));
+        return WEXITSTATUS(status);
+}
+
+static void reap(struct replica *x) {
+        if (!x)
+                return;
+        if (x->pid > 0) {
+                kill(x->pid, SIGKILL);
+                waitpid(x->pid, NULL, 0);
+        }
+        if (x->ev >= 0)
+                close(x->ev);
+        if (x->ctl >= 0)
+                close(x->ctl);
+        free(x);
+}
+
+static void reap_all(void) {
+        for (size_t i = 0; i < MAX_REPLICAS; i++) {
+                reap(replicas[i]);
+                replicas[i] = NULL;
+        }
+}
+
+static size_t discard(void *p, size_t size, size_t n, void *ud) {
+        return size * n;
+}
+
+struct body {
+        char buf[16384];
+        size_t len;
+};
+
+static size_t collect(void *p, size_t size, size_t n, void *ud) {
+        struct body *b = ud;
+        size_t k = size * n;
+
+        if (k > sizeof b->buf - 1 - b->len)
+                k = sizeof b->buf - 1 - b->len;
+        memcpy(b->buf + b->len, p, k);
+        b->len += k;
+        b->buf[b->len] = '\0';
+        return size * n;
+}
+
+/* GET http://127.0.0.1:port/path; the status, or 0 when nothing answered. */
+static long http_get(uint16_t port, const char *path, struct body *body) {
+        char url[128];
+        long code = 0;
+        CURL *c = curl_easy_init();
+
+        assert_non_null(c);
+        snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        if (body) {
+                body->len = 0;
+                body->buf[0] = '\0';
+                curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+                curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+        } else
+                curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+        if (curl_easy_perform(c) == CURLE_OK)
+                curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_cleanup(c);
+        return code;
+}
+
+/* Polls /readyz until it answers `want` (bounded). */
+static void expect_readyz(struct replica *x, long want, int timeout_ms) {
+        long code = 0;
+
+        for (int waited = 0; waited <= timeout_ms; waited += 20) {
+                code = http_get(x->port, "/readyz", NULL);
+                if (code == want)
+                        return;
+                read_available(x, 20);
+        }
+        fail_msg("%s: /readyz answered %ld, expected %ld; events:\n%s", x->identity, code, want,
+                 x->log);
+}
+
+/* The Lease's holderIdentity ("" when released); fails when it is missing. */
+static void lease_holder(const char *lease, char *holder, size_t size) {
+        char path[256];
+        char *body = NULL;
+        cJSON *j, *spec, *h;
+        long code;
+
+        snprintf(path, sizeof path, "/apis/coordination.k8s.io/v1/namespaces/default/leases/%s",
+                 lease);
+        code = koc_test_apiserver_http(&api, "GET", path, NULL, NULL, &body);
+        assert_int_equal(code, 200);
+        j = cJSON_Parse(body);
+        free(body);
+        assert_non_null(j);
+        spec = cJSON_GetObjectItemCaseSensitive(j, "spec");
+        h = spec ? cJSON_GetObjectItemCaseSensitive(spec, "holderIdentity") : NULL;
+        snprintf(holder, size, "%s", cJSON_IsString(h) ? h->valuestring : "");
+        cJSON_Delete(j);
+}
+
+static void assert_holder(const char *lease, const char *want) {
+        char holder[128];
+
+        lease_holder(lease, holder, sizeof holder);
+        assert_string_equal(holder, want);
+}
+
+static void release_work(struct replica *x) {
+        assert_int_equal(write(x->ctl, "x", 1), 1);
+}
+
+static struct opts defaults(const char *lease, const char *identity) {
+        return (struct opts){ .lease = lease, .identity = identity, .leader_elect = true };
+}
+
+/* --- tests --------------------------------------------------------------------------------- */
+
+/* SIGTERM while a leader-guarded work item runs: readiness drops first, the
+ * leader keeps the Lease while it drains, the stopped callback and the
+ * release come after the work ends, the successor leads, exit 0. */
+static void test_drain_then_release(void **state) {
+        struct opts oa = defaults("t-drain", "a"), ob = defaults("t-drain", "b");
+        struct replica *a, *b;
+        struct body body;
+        long work_end, stopped;
+
+        oa.work = true;
+        oa.metrics = true;
+        a = spawn(&oa);
+        expect_event(a, "started ", 10000);
+        expect_event(a, "work-begin", 5000);
+
+        b = spawn(&ob);
+        expect_event(b, "leader a", 10000);
+        expect_readyz(a, 200, 5000);
+        expect_readyz(b, 503, 5000);
+        assert_int_equal(http_get(a->port, "/livez", NULL), 200);
+        assert_int_equal(http_get(b->port, "/livez", NULL), 200);
+        assert_int_equal(http_get(b->port, "/readyz?verbose", &body), 503);
+        assert_non_null(strstr(body.buf, "[-]leader failed: not the leader"));
+        assert_int_equal(http_get(a->metrics_port, "/metrics", &body), 200);
+        assert_non_null(strstr(body.buf, "koc_manager_work_in_flight 1"));
+        assert_non_null(strstr(body.buf, "leader_election_master_status"));
+        assert_holder("t-drain", "a");
+
+        kill(a->pid, SIGTERM);
+        /* Not ready at once, while the work still runs and the Lease is
+         * still held: nobody else has started. */
+        expect_readyz(a, 503, 5000);
+        assert_int_equal(http_get(a->port, "/readyz?verbose", &body), 503);
+        assert_non_null(strstr(body.buf, "[-]shutdown failed"));
+        assert_false(has_event(a, "stopped"));
+        assert_false(has_event(a, "work-end"));
+        assert_false(has_event(b, "started"));
+        assert_holder("t-drain", "a");
+        assert_true(kill(a->pid, 0) == 0);
+
+        release_work(a);
+        work_end = expect_event(a, "work-end", 5000);
+        stopped = expect_event(a, "stopped released", 10000);
+        assert_true(work_end < stopped);
+        assert_int_equal(wait_exit(a, 10000), 0);
+        assert_non_null(strstr(a->log, "exit 0"));
+
+        expect_event(b, "started ", 10000);
+        expect_readyz(b, 200, 5000);
+        assert_holder("t-drain", "b");
+
+        kill(b->pid, SIGTERM);
+        expect_event(b, "stopped released", 10000);
+        assert_int_equal(wait_exit(b, 10000), 0);
+        assert_holder("t-drain", "");
+        reap_all();
+}
+
+/* The work outlives the drain budget: forced exit 1, and the Lease is NOT
+ * released (the work may still be writing); the elector just stops. */
+static void test_budget_exceeded(void **state) {
+        struct opts oa = defaults("t-budget", "a");
+        struct replica *a;
+
+        oa.work = true;
+        oa.budget_usec = 1 * KOC_USEC_PER_SEC;
+        a = spawn(&oa);
+        expect_event(a, "started ", 10000);
+        expect_event(a, "work-begin", 5000);
+
+        kill(a->pid, SIGTERM);
+        expect_readyz(a, 503, 5000);
+        assert_int_equal(wait_exit(a, 15000), 1);
+        assert_true(has_event(a, "stopped cancelled"));
+        assert_false(has_event(a, "stopped released"));
+        assert_false(has_event(a, "work-end"));
+        assert_holder("t-budget", "a");
+        reap_all();
+}
+
+/* A second signal ends the drain at once: exit 1, no release while work runs,
+ * and a standby takes over once the Lease expires. */
+static void test_second_signal(void **state) {
+        struct opts oa = defaults("t-second", "a"), ob = defaults("t-second", "b");
+        struct replica *a, *b;
+
+        oa.work = true;
+        oa.budget_usec = 60 * KOC_USEC_PER_SEC;
+        a = spawn(&oa);
+        expect_event(a, "started ", 10000);
+        expect_event(a, "work-begin", 5000);
+        b = spawn(&ob);
+        expect_event(b, "leader a", 10000);
+
+        kill(a->pid, SIGTERM);
+        expect_readyz(a, 503, 5000);
+        assert_false(has_event(a, "stopped"));
+        kill(a->pid, SIGINT);
+        assert_int_equal(wait_exit(a, 20000), 1);
+        assert_true(has_event(a, "stopped cancelled"));
+        assert_false(has_event(a, "work-end"));
+
+        /* Not released: b leads only after the Lease expired. */
+        expect_event(b, "started ", 10000);
+        assert_holder("t-second", "b");
+        reap_all();
+}
+
+/* Forced by the budget while no leader-guarded work is in flight (a hook is
+ * stuck): the Lease IS released, exit 1. */
+static void test_forced_but_idle_releases(void **state) {
+        struct opts oa = defaults("t-idle", "a");
+        struct replica *a;
+
+        oa.stuck_hook = true;
+        oa.budget_usec = 1 * KOC_USEC_PER_SEC;
+        a = spawn(&oa);
+        expect_event(a, "started ", 10000);
+        expect_readyz(a, 200, 5000);
+
+        kill(a->pid, SIGTERM);
+        expect_event(a, "hook-started", 5000);
+        expect_event(a, "stopped released", 10000);
+        assert_int_equal(wait_exit(a, 10000), 1);
+        assert_holder("t-idle", "");
+        reap_all();
+}
+
+/* Renewals fail for longer than the renew deadline: leadership is lost but
+ * the process stands by and leads again once the API works; with
+ * exit_on_loss it shuts down with exit code 1 instead. */
+static void test_leader_loss(void **state) {
+        struct opts oa = defaults("t-loss", "a"), oc = defaults("t-loss2", "c");
+        struct replica *a, *c;
+        int r;
+
+        a = spawn(&oa);
+        expect_event(a, "started ", 10000);
+        r = koc_test_apiserver_fault(&api, "{\"resource\":\"leases\",\"verb\":\"update\","
+                                           "\"error_rate\":1.0,\"error_code\":503}");
+        assert_int_equal(r, 200);
+        expect_event(a, "stopped renew-deadline-exceeded", 10000);
+        expect_readyz(a, 503, 5000);
+        assert_true(kill(a->pid, 0) == 0);
+        assert_int_equal(koc_test_apiserver_clear_faults(&api), 200);
+        expect_event(a, "started ", 15000);
+        expect_readyz(a, 200, 5000);
+        kill(a->pid, SIGTERM);
+        assert_int_equal(wait_exit(a, 10000), 0);
+
+        oc.exit_on_loss = true;
+        c = spawn(&oc);
+        expect_event(c, "started ", 10000);
+        r = koc_test_apiserver_fault(&api, "{\"resource\":\"leases\",\"verb\":\"update\","
+                                           "\"error_rate\":1.0,\"error_code\":503}");
+        assert_int_equal(r, 200);
+        expect_event(c, "stopped renew-deadline-exceeded", 10000);
+        assert_int_equal(wait_exit(c, 15000), 1);
+        assert_int_equal(koc_test_apiserver_clear_faults(&api), 200);
+        reap_all();
+}
+
+/* Without leader election the replica leads alone at once (term 0), and the
+ * drain still waits for its work. */
+static void test_no_election(void **state) {
+        struct opts oa = defaults("unused", "solo");
+        struct replica *a;
+
+        oa.leader_elect = false;
+        oa.work = true;
+        a = spawn(&oa);
+        expect_event(a, "started 0", 5000);
+        expect_event(a, "work-begin", 5000);
+        expect_readyz(a, 200, 5000);
+        kill(a->pid, SIGTERM);
+        expect_readyz(a, 503, 5000);
+        assert_false(has_event(a, "stopped"));
+        release_work(a);
+        expect_event(a, "work-end", 5000);
+        expect_event(a, "stopped released", 5000);
+        assert_int_equal(wait_exit(a, 10000), 0);
+        reap_all();
+}
+
+static int setup(void **state) {
+        signal(SIGPIPE, SIG_IGN);
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        return koc_test_apiserver_start(&api, NULL) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state) {
+        reap_all();
+        koc_test_apiserver_stop(&api);
+        curl_global_cleanup();
+        return 0;
+}
+
+static int each_teardown(void **state) {
+        reap_all();
+        (void) koc_test_apiserver_clear_faults(&api);
+        return 0;
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_teardown(test_drain_then_release, each_teardown),
+                cmocka_unit_test_teardown(test_budget_exceeded, each_teardown),
+                cmocka_unit_test_teardown(test_second_signal, each_teardown),
+                cmocka_unit_test_teardown(test_forced_but_idle_releases, each_teardown),
+                cmocka_unit_test_teardown(test_leader_loss, each_teardown),
+                cmocka_unit_test_teardown(test_no_election, each_teardown),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
