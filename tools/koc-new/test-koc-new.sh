@@ -65,5 +65,19 @@ else
         bad "generated main.c does not compile"
 fi
 
+# The renamed chart lints, when tests/chart/check.sh has fetched helm already.
+helm=${HELM:-${KOC_HELM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/koc-helm}/bin/helm}
+if [[ -x $helm ]]; then
+        if HELM_CACHE_HOME=$tmp/hc HELM_CONFIG_HOME=$tmp/hc HELM_DATA_HOME=$tmp/hc \
+                "$helm" lint --strict "$tmp/my-op2/charts/my-op2" >"$tmp/lint" 2>&1; then
+                ok "generated chart passes helm lint --strict"
+        else
+                cat "$tmp/lint"
+                bad "generated chart fails helm lint"
+        fi
+else
+        echo "# no helm at $helm: chart lint skipped"
+fi
+
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
