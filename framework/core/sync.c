@@ -139,8 +139,12 @@ void koc_sync_done(koc_client *c) {
 KOC_EXPORT int koc_client_call(koc_client *c, const koc_request_spec *spec, koc_response **ret) {
         if (!c || !spec || !ret)
                 return -EINVAL;
-        /* The loop thread would wait for itself. */
-        if (pthread_equal(pthread_self(), c->loop_thread))
+        /* The loop thread would wait for itself.  The thread that created
+         * the client is the loop thread; a default event loop also knows its
+         * own thread (sd_event_get_tid() fails for other loops). */
+        pid_t tid;
+        if (pthread_equal(pthread_self(), c->loop_thread) ||
+            (sd_event_get_tid(c->event, &tid) >= 0 && tid == gettid()))
                 return -EDEADLK;
 
         koc_sync_call call = { .spec = spec };

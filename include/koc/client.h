@@ -121,10 +121,12 @@ KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_client, koc_client_unref)
 
 KOC_EXPORT sd_event *koc_client_get_event(koc_client *c);
 KOC_EXPORT koc_cluster_config *koc_client_get_config(koc_client *c);
-/* Default 30 s. */
+/* Timeout of requests whose spec has none; default 30 s (0 restores it).
+ * Watches use it only to bound connecting. */
 KOC_EXPORT void koc_client_set_default_timeout(koc_client *c, uint64_t usec);
-/* Cap on one response body; default 64 MiB.  Over it the request fails with
- * -EMSGSIZE instead of allocating. */
+/* Cap on one response body; default 64 MiB (0 restores it).  Over it the
+ * request fails with -EMSGSIZE instead of allocating.  Applies to requests
+ * and watches started afterwards. */
 KOC_EXPORT void koc_client_set_max_response_size(koc_client *c, size_t bytes);
 /* "koc/0.1" by default. */
 KOC_EXPORT int koc_client_set_user_agent(koc_client *c, const char *ua);

@@ -891,6 +891,33 @@ static void test_sync_deadlock(void **state) {
         assert_ptr_equal(r, (koc_response *)0x1);
 }
 
+/* The client made on another thread for this thread's default loop: the
+ * loop's owner is still refused. */
+static void *make_client(void *p) {
+        ctx *x = p;
+        assert_int_equal(koc_client_new(x->event, x->cfg, &x->client), 0);
+        return NULL;
+}
+
+static void test_sync_deadlock_default_loop(void **state) {
+        ctx x = { 0 };
+        koc_error err = { 0 };
+        pthread_t t;
+        koc_response *r = NULL;
+
+        assert_true(sd_event_default(&x.event) >= 0);
+        assert_int_equal(koc_cluster_config_from_kubeconfig(srv.kubeconfig, NULL, &x.cfg, &err), 0);
+        assert_int_equal(pthread_create(&t, NULL, make_client, &x), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_non_null(x.client);
+        assert_int_equal(koc_client_call(x.client,
+                                         &(koc_request_spec){ .method = "GET", .path = LEASES },
+                                         &r),
+                         -EDEADLK);
+        assert_null(r);
+        ctx_close(&x);
+}
+
 /* --- shutdown with work in flight ---------------------------------------- */
 
 typedef struct blocked_call {
@@ -1246,6 +1273,7 @@ int main(void) {
                 cmocka_unit_test(test_transport_errors),
                 cmocka_unit_test_setup_teardown(test_sync_workers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sync_deadlock, setup, teardown),
+                cmocka_unit_test(test_sync_deadlock_default_loop),
                 cmocka_unit_test(test_unref_in_flight),
                 cmocka_unit_test(test_unref_in_handler),
                 cmocka_unit_test(test_canned),
