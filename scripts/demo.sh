@@ -30,7 +30,8 @@ lease_ns=default
 lease_args=(--leader-elect-lease-duration=2s --leader-elect-renew-deadline=1500ms
             --leader-elect-retry-period=250ms)
 
-say() { printf '\033[1m[demo %5.1fs]\033[0m %s\n' "$(elapsed)" "$*"; }
+if [[ -t 1 ]]; then bold=$'\033[1m' plain=$'\033[0m'; else bold= plain=; fi
+say() { printf '%s[demo %5.1fs]%s %s\n' "$bold" "$(elapsed)" "$plain" "$*"; }
 elapsed() { awk -v a="$(date +%s%N)" -v b="$t0" 'BEGIN { printf "%.1f", (a - b) / 1e9 }'; }
 now_us() { date +%s%6N; }
 t0=$(date +%s%N)
@@ -106,7 +107,7 @@ readyz() { curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:${port[
 alive() { kill -0 "${pid[$1]}" 2>/dev/null; }
 # The unix_us=... stamp of the last log line of replica $1 that matches $2.
 stamp() {
-        grep -a "component=example msg=\"$2" "$work/$1.log" | tail -n 1 |
+        { grep -a "component=example msg=\"$2" "$work/$1.log" || true; } | tail -n 1 |
                 sed -n 's/.*unix_us=\([0-9]*\).*/\1/p'
 }
 ms() { awk -v d="$1" 'BEGIN { printf "%.1f", d / 1000 }'; }
@@ -192,6 +193,11 @@ leading_us=$(stamp "$second" 'became leader')
 [[ -n $leading_us ]] || fail "$second did not log becoming leader"
 handoff_us=$((leading_us - released_us))
 say "$first released the Lease and exited 0; $second leads $(ms $handoff_us) ms after $first stepped down"
+lease_json=$(get_lease | tr -d '\n')
+if [[ -n $lease_json ]]; then
+        say "the Lease: holderIdentity=$(printf '%s' "$lease_json" | lease_field holderIdentity)" \
+                "leaseTransitions=$(printf '%s' "$lease_json" | sed -n 's/.*"leaseTransitions": *\([0-9]*\).*/\1/p')"
+fi
 
 # --- crash failover --------------------------------------------------------------------------
 ticked2() { [[ $(grep -ac 'doing leader-only work' "$work/$second.log") -ge 2 ]]; }
@@ -200,8 +206,7 @@ third=
 for r in "${rest[@]}"; do [[ $r != "$second" ]] && third=$r; done
 say "SIGKILL -> $second (crash: no release; $third waits for the Lease to expire)"
 kill_us=$(now_us)
-kill -KILL "${pid[$second]}"
-wait "${pid[$second]}" 2>/dev/null || true
+{ kill -KILL "${pid[$second]}"; wait "${pid[$second]}"; } 2>/dev/null || true
 unset "pid[$second]"
 lease_json=$(get_lease)
 renew_time=$(printf '%s' "$lease_json" | tr -d '\n' | lease_field renewTime)
