@@ -14,7 +14,7 @@
 
 /* What a Kubernetes Status object (or a bare HTTP status) says. */
 typedef struct koc_status {
-        long code;                 /* Status "code" when valid, else the HTTP code */
+        long code; /* Status "code" when valid, else the HTTP code */
         koc_reason reason;
         const char *message;       /* points into the parsed body, or NULL */
         uint64_t retry_after_usec; /* details.retryAfterSeconds, or 0 */
@@ -42,17 +42,17 @@ struct koc_list {
 
 struct koc_client {
         unsigned n_ref;
-        unsigned busy;   /* > 0 while handlers run from the dispatcher */
-        bool dead;       /* the last reference is gone; free when !busy */
+        unsigned busy; /* > 0 while handlers run from the dispatcher */
+        bool dead;     /* the last reference is gone; free when !busy */
 
         sd_event *event;
         koc_cluster_config *cfg;
         pthread_t loop_thread;
 
         CURLM *multi;
-        sd_event_source *timer;    /* curl's timeout, CLOCK_BOOTTIME */
-        sd_event_source *dispatch; /* defer source: runs handlers outside curl */
-        struct koc_list sockets;   /* struct curl_socket_io */
+        sd_event_source *timer;        /* curl's timeout, CLOCK_BOOTTIME */
+        sd_event_source *dispatch;     /* defer source: runs handlers outside curl */
+        struct koc_list sockets;       /* struct curl_socket_io */
         struct curl_socket_io **by_fd; /* curl's sockets by fd */
         size_t n_by_fd;
         struct koc_list transfers; /* every live request and watch */

@@ -46,7 +46,7 @@
 #define MAX_HOST_CONNECTIONS 256L
 #define DEFAULT_USER_AGENT "koc/0.1"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* --- small intrusive list ------------------------------------------------ */
 
@@ -87,21 +87,21 @@ typedef struct transfer {
         struct curl_slist *headers;
         char *method;
         char *path;
-        char *auth;                 /* the Authorization header this attempt carries */
-        char *body;                 /* serialised request body (cJSON allocation) */
+        char *auth; /* the Authorization header this attempt carries */
+        char *body; /* serialised request body (cJSON allocation) */
         char *content_type;
         char errbuf[CURL_ERROR_SIZE];
         uint64_t started_usec;
 
-        long status;                /* from the last status line */
-        char *data;                 /* response body (requests, failed watches) */
+        long status; /* from the last status line */
+        char *data;  /* response body (requests, failed watches) */
         size_t data_len, data_alloc, max_data;
         uint64_t retry_after_usec;
-        int error;                  /* our own failure: -EMSGSIZE, -EBADMSG, -ENOMEM */
+        int error; /* our own failure: -EMSGSIZE, -EBADMSG, -ENOMEM */
 
         bool auth_retried;
-        bool attached;              /* in the multi handle */
-        bool finished;              /* curl is done with it */
+        bool attached; /* in the multi handle */
+        bool finished; /* curl is done with it */
         bool in_handler;
         bool cancelled;
         CURLcode result;
@@ -230,9 +230,9 @@ static int watch_on_line(const char *line, size_t len, void *userdata) {
                 const char *name;
                 koc_watch_event_type type;
         } types[] = {
-                { "ADDED", KOC_WATCH_ADDED },     { "MODIFIED", KOC_WATCH_MODIFIED },
-                { "DELETED", KOC_WATCH_DELETED }, { "BOOKMARK", KOC_WATCH_BOOKMARK },
-                { "ERROR", KOC_WATCH_ERROR },
+                {"ADDED", KOC_WATCH_ADDED},     {"MODIFIED", KOC_WATCH_MODIFIED},
+                {"DELETED", KOC_WATCH_DELETED}, {"BOOKMARK", KOC_WATCH_BOOKMARK},
+                {"ERROR", KOC_WATCH_ERROR},
         };
 
         cJSON *root = cJSON_ParseWithLength(line, len);
@@ -478,7 +478,7 @@ static uint64_t elapsed_msec(const transfer *t) {
 /* Fills *resp from a finished transfer.  Strings point into t, msgbuf or the
  * parsed body, so they live as long as those. */
 static void transfer_response(transfer *t, koc_response *resp, char *msgbuf, size_t size) {
-        *resp = (koc_response){ .status = t->status, .message = "" };
+        *resp = (koc_response){.status = t->status, .message = ""};
 
         if (t->error < 0) {
                 resp->error = t->error;
@@ -560,9 +560,8 @@ static void log_answer(const transfer *t, const koc_response *resp) {
                 /* A TLS failure is nearly always a configuration problem. */
                 int level = resp->error == -EPROTO ? KOC_LOG_WARN : KOC_LOG_DEBUG;
                 if (koc_log_enabled(level))
-                        koc_log(level, LOG_COMPONENT, "%s %s failed: %s (%s) status=%ld",
-                                t->method, t->path, strerror(-resp->error), resp->message,
-                                resp->status);
+                        koc_log(level, LOG_COMPONENT, "%s %s failed: %s (%s) status=%ld", t->method,
+                                t->path, strerror(-resp->error), resp->message, resp->status);
         } else
                 koc_log_debug(LOG_COMPONENT, "%s %s -> %ld %s in %" PRIu64 " ms", t->method,
                               t->path, resp->status, koc_reason_to_string(resp->reason),
@@ -587,12 +586,12 @@ static void request_dispatch(koc_request *r) {
         transfer_free(t);
 }
 
-static void watch_closed_event(koc_watch *w, koc_watch_event *ev, koc_response *resp,
-                               char *msgbuf, size_t size) {
+static void watch_closed_event(koc_watch *w, koc_watch_event *ev, koc_response *resp, char *msgbuf,
+                               size_t size) {
         transfer *t = &w->t;
 
-        *ev = (koc_watch_event){ .type = KOC_WATCH_CLOSED, .message = "" };
-        *resp = (koc_response){ 0 };
+        *ev = (koc_watch_event){.type = KOC_WATCH_CLOSED, .message = ""};
+        *resp = (koc_response){0};
         if (w->streaming && t->error == 0 && t->result == CURLE_OK) {
                 ev->status = t->status;
                 return;
@@ -656,8 +655,8 @@ static void watch_dispatch(koc_watch *w) {
                         koc_log_debug(LOG_COMPONENT, "watch %s closed: status=%ld error=%d %s",
                                       t->path, ev.status, ev.error, ev.message);
                 else
-                        koc_log_debug(LOG_COMPONENT, "watch %s ended after %" PRIu64 " ms",
-                                      t->path, elapsed_msec(t));
+                        koc_log_debug(LOG_COMPONENT, "watch %s ended after %" PRIu64 " ms", t->path,
+                                      elapsed_msec(t));
                 w->handler(w, &ev, w->userdata);
                 cJSON_Delete(resp.body);
         }
@@ -693,12 +692,12 @@ static int transfer_set_headers(transfer *t) {
 
         free(t->auth);
         t->auth = NULL;
-#define ADD(s)                                                                               \
-        do {                                                                                 \
-                n = curl_slist_append(h, (s));                                               \
-                if (!n)                                                                      \
-                        goto oom;                                                            \
-                h = n;                                                                       \
+#define ADD(s)                                                                                     \
+        do {                                                                                       \
+                n = curl_slist_append(h, (s));                                                     \
+                if (!n)                                                                            \
+                        goto oom;                                                                  \
+                h = n;                                                                             \
         } while (0)
         ADD("Accept: application/json");
         ADD("Expect:"); /* no 100-continue round trip for large bodies */
@@ -893,9 +892,8 @@ KOC_EXPORT int koc_client_request(koc_client *c, const koc_request_spec *spec,
                 if (!body)
                         return -ENOMEM;
         }
-        return koc_client_submit(c, spec->method, spec->path, spec->query, body,
-                                 spec->content_type, spec->timeout_usec, handler, NULL, userdata,
-                                 ret_request);
+        return koc_client_submit(c, spec->method, spec->path, spec->query, body, spec->content_type,
+                                 spec->timeout_usec, handler, NULL, userdata, ret_request);
 }
 
 KOC_EXPORT void koc_request_cancel(koc_request *r) {

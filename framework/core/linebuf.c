@@ -6,7 +6,7 @@
 #include "linebuf.h"
 
 void koc_linebuf_init(koc_linebuf *lb, size_t max_line) {
-        *lb = (koc_linebuf){ .max_line = max_line ? max_line : KOC_LINEBUF_DEFAULT_MAX };
+        *lb = (koc_linebuf){.max_line = max_line ? max_line : KOC_LINEBUF_DEFAULT_MAX};
 }
 
 void koc_linebuf_done(koc_linebuf *lb) {

@@ -45,26 +45,35 @@ KOC_EXPORT const char *koc_reason_to_string(koc_reason reason) {
         return reason_names[reason];
 }
 
+/* The code client-go's errors package pairs with each reason, for answers
+ * whose Status has no reason koc knows. */
+static const struct {
+        long code;
+        koc_reason reason;
+} code_reasons[] = {
+        {400, KOC_REASON_BAD_REQUEST},
+        {401, KOC_REASON_UNAUTHORIZED},
+        {403, KOC_REASON_FORBIDDEN},
+        {404, KOC_REASON_NOT_FOUND},
+        {405, KOC_REASON_METHOD_NOT_ALLOWED},
+        {409, KOC_REASON_CONFLICT},
+        {410, KOC_REASON_GONE},
+        {413, KOC_REASON_REQUEST_ENTITY_TOO_LARGE},
+        {415, KOC_REASON_UNSUPPORTED_MEDIA_TYPE},
+        {422, KOC_REASON_INVALID},
+        {429, KOC_REASON_TOO_MANY_REQUESTS},
+        {500, KOC_REASON_INTERNAL_ERROR},
+        {503, KOC_REASON_SERVICE_UNAVAILABLE},
+        {504, KOC_REASON_SERVER_TIMEOUT},
+};
+
 static koc_reason reason_from_code(long code) {
         if (code >= 200 && code < 300)
                 return KOC_REASON_NONE;
-        switch (code) {
-        case 400: return KOC_REASON_BAD_REQUEST;
-        case 401: return KOC_REASON_UNAUTHORIZED;
-        case 403: return KOC_REASON_FORBIDDEN;
-        case 404: return KOC_REASON_NOT_FOUND;
-        case 405: return KOC_REASON_METHOD_NOT_ALLOWED;
-        case 409: return KOC_REASON_CONFLICT;
-        case 410: return KOC_REASON_GONE;
-        case 413: return KOC_REASON_REQUEST_ENTITY_TOO_LARGE;
-        case 415: return KOC_REASON_UNSUPPORTED_MEDIA_TYPE;
-        case 422: return KOC_REASON_INVALID;
-        case 429: return KOC_REASON_TOO_MANY_REQUESTS;
-        case 500: return KOC_REASON_INTERNAL_ERROR;
-        case 503: return KOC_REASON_SERVICE_UNAVAILABLE;
-        case 504: return KOC_REASON_SERVER_TIMEOUT;
-        default: return KOC_REASON_UNKNOWN;
-        }
+        for (size_t i = 0; i < KOC_ELEMENTSOF(code_reasons); i++)
+                if (code_reasons[i].code == code)
+                        return code_reasons[i].reason;
+        return KOC_REASON_UNKNOWN;
 }
 
 KOC_EXPORT koc_reason koc_reason_from_status(const char *reason, long http_code) {
@@ -92,7 +101,7 @@ void koc_status_parse(const cJSON *body, long http_code, koc_status *ret) {
         const char *reason = NULL;
         long code = 0, retry = 0;
 
-        *ret = (koc_status){ .code = http_code };
+        *ret = (koc_status){.code = http_code};
         if (cJSON_IsObject(body)) {
                 const cJSON *item = cJSON_GetObjectItemCaseSensitive(body, "reason");
                 if (cJSON_IsString(item))

@@ -93,8 +93,8 @@ static int on_sync_event(sd_event_source *s, int fd, uint32_t revents, void *use
                 char *body = call->body;
                 call->body = NULL; /* the request owns it now, even on failure */
                 int r = koc_client_submit(c, spec->method, spec->path, spec->query, body,
-                                          spec->content_type, spec->timeout_usec,
-                                          sync_on_response, sync_on_drop, call, NULL);
+                                          spec->content_type, spec->timeout_usec, sync_on_response,
+                                          sync_on_drop, call, NULL);
                 if (r < 0)
                         sync_complete(call, r, NULL);
         }
@@ -147,7 +147,7 @@ KOC_EXPORT int koc_client_call(koc_client *c, const koc_request_spec *spec, koc_
             (sd_event_get_tid(c->event, &tid) >= 0 && tid == gettid()))
                 return -EDEADLK;
 
-        koc_sync_call call = { .spec = spec };
+        koc_sync_call call = {.spec = spec};
         if (spec->body) {
                 call.body = cJSON_PrintUnformatted(spec->body);
                 if (!call.body)

@@ -56,25 +56,25 @@ typedef struct koc_watch koc_watch;
 /* The reason of a failed API call, from the Status body's "reason" (or, when
  * the body has none, from the HTTP code as client-go's errors package does). */
 typedef enum koc_reason {
-        KOC_REASON_NONE = 0,          /* success, or no HTTP answer at all */
-        KOC_REASON_UNKNOWN,           /* a failure with no known reason */
-        KOC_REASON_BAD_REQUEST,       /* 400 */
-        KOC_REASON_UNAUTHORIZED,      /* 401 */
-        KOC_REASON_FORBIDDEN,         /* 403 */
-        KOC_REASON_NOT_FOUND,         /* 404 */
-        KOC_REASON_METHOD_NOT_ALLOWED,/* 405 */
-        KOC_REASON_ALREADY_EXISTS,    /* 409, reason AlreadyExists */
-        KOC_REASON_CONFLICT,          /* 409, reason Conflict */
-        KOC_REASON_GONE,              /* 410, reason Gone */
-        KOC_REASON_EXPIRED,           /* 410, reason Expired (resourceVersion too old) */
+        KOC_REASON_NONE = 0,                 /* success, or no HTTP answer at all */
+        KOC_REASON_UNKNOWN,                  /* a failure with no known reason */
+        KOC_REASON_BAD_REQUEST,              /* 400 */
+        KOC_REASON_UNAUTHORIZED,             /* 401 */
+        KOC_REASON_FORBIDDEN,                /* 403 */
+        KOC_REASON_NOT_FOUND,                /* 404 */
+        KOC_REASON_METHOD_NOT_ALLOWED,       /* 405 */
+        KOC_REASON_ALREADY_EXISTS,           /* 409, reason AlreadyExists */
+        KOC_REASON_CONFLICT,                 /* 409, reason Conflict */
+        KOC_REASON_GONE,                     /* 410, reason Gone */
+        KOC_REASON_EXPIRED,                  /* 410, reason Expired (resourceVersion too old) */
         KOC_REASON_REQUEST_ENTITY_TOO_LARGE, /* 413 */
         KOC_REASON_UNSUPPORTED_MEDIA_TYPE,   /* 415 */
-        KOC_REASON_INVALID,           /* 422 */
-        KOC_REASON_TOO_MANY_REQUESTS, /* 429 */
-        KOC_REASON_INTERNAL_ERROR,    /* 500 */
-        KOC_REASON_SERVICE_UNAVAILABLE, /* 503 */
-        KOC_REASON_SERVER_TIMEOUT,    /* 504 or reason ServerTimeout */
-        KOC_REASON_TIMEOUT,           /* reason Timeout */
+        KOC_REASON_INVALID,                  /* 422 */
+        KOC_REASON_TOO_MANY_REQUESTS,        /* 429 */
+        KOC_REASON_INTERNAL_ERROR,           /* 500 */
+        KOC_REASON_SERVICE_UNAVAILABLE,      /* 503 */
+        KOC_REASON_SERVER_TIMEOUT,           /* 504 or reason ServerTimeout */
+        KOC_REASON_TIMEOUT,                  /* reason Timeout */
         _KOC_REASON_MAX,
 } koc_reason;
 
@@ -90,10 +90,10 @@ typedef struct koc_response {
          * -EMSGSIZE (body over the size cap), -EBADMSG (not JSON), -ECANCELED,
          * -EPROTO (TLS or protocol failure). */
         int error;
-        long status;              /* HTTP status, 0 when none */
-        koc_reason reason;        /* KOC_REASON_NONE for 2xx */
-        const char *message;      /* Status message or transport error text; never NULL */
-        cJSON *body;              /* parsed JSON body, or NULL; owned by the response */
+        long status;         /* HTTP status, 0 when none */
+        koc_reason reason;   /* KOC_REASON_NONE for 2xx */
+        const char *message; /* Status message or transport error text; never NULL */
+        cJSON *body;         /* parsed JSON body, or NULL; owned by the response */
         /* From the Retry-After header of a failed answer (429, 503, ...) or
          * else the Status details.retryAfterSeconds; 0 when neither. */
         uint64_t retry_after_usec;
@@ -164,7 +164,7 @@ typedef enum koc_watch_event_type {
 
 typedef struct koc_watch_event {
         koc_watch_event_type type;
-        cJSON *object;     /* the event's object (Status for ERROR); NULL for CLOSED */
+        cJSON *object; /* the event's object (Status for ERROR); NULL for CLOSED */
         /* ERROR: the Status code (410 for Gone/Expired) and reason.
          * CLOSED: status is the HTTP status of the watch request (e.g. 403 when
          * watch is forbidden, 200 when a healthy stream ended), reason its
@@ -189,8 +189,8 @@ typedef struct koc_watch_spec {
         const char *field_selector;   /* or NULL, e.g. "metadata.name=my-lease" */
         const char *resource_version; /* resume point, or NULL */
         bool allow_bookmarks;
-        unsigned timeout_seconds;     /* server-side timeout; 0: server default */
-        size_t max_line;              /* cap on one event line; 0: 16 MiB */
+        unsigned timeout_seconds; /* server-side timeout; 0: server default */
+        size_t max_line;          /* cap on one event line; 0: 16 MiB */
 } koc_watch_spec;
 
 /* Starts a watch.  The handler gets each event in order and, last, one CLOSED

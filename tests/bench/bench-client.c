@@ -62,7 +62,7 @@ static void on_get(koc_client *c, const koc_response *r, void *userdata) {
 static void start_one(bench *b) {
         b->sent[b->started++] = koc_now_boottime_usec();
         if (koc_client_request(b->client,
-                               &(koc_request_spec){ .method = "GET", .path = LEASES "/bench" },
+                               &(koc_request_spec){.method = "GET", .path = LEASES "/bench"},
                                on_get, b, NULL) < 0) {
                 b->failed++;
                 b->done++;
@@ -93,8 +93,7 @@ static void *sync_main(void *p) {
         for (unsigned i = 0; i < w->calls; i++) {
                 koc_response *r = NULL;
                 if (koc_client_call(w->client,
-                                    &(koc_request_spec){ .method = "GET",
-                                                         .path = LEASES "/bench" },
+                                    &(koc_request_spec){.method = "GET", .path = LEASES "/bench"},
                                     &r) == 0 &&
                     r->status == 200)
                         w->ok++;
@@ -130,7 +129,8 @@ static void put_next(put_state *p);
 static void on_put(koc_client *c, const koc_response *r, void *userdata) {
         put_state *p = userdata;
         const cJSON *meta = r->body ? cJSON_GetObjectItemCaseSensitive(r->body, "metadata") : NULL;
-        const char *rv = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"));
+        const char *rv =
+                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"));
         if ((r->status == 200 || r->status == 201) && rv)
                 snprintf(p->rv, sizeof p->rv, "%s", rv);
         else
@@ -149,11 +149,10 @@ static void put_next(put_state *p) {
                  "\"spec\":{\"holderIdentity\":\"h%u\"}}",
                  p->rv, p->left);
         cJSON *b = cJSON_Parse(body);
-        if (koc_client_request(p->client,
-                               &(koc_request_spec){ .method = "PUT",
-                                                    .path = LEASES "/bench",
-                                                    .body = b },
-                               on_put, p, NULL) < 0) {
+        if (koc_client_request(
+                    p->client,
+                    &(koc_request_spec){.method = "PUT", .path = LEASES "/bench", .body = b},
+                    on_put, p, NULL) < 0) {
                 p->failed++;
                 p->done++;
         }
@@ -167,8 +166,8 @@ int main(int argc, char **argv) {
         unsigned updates = argc > 4 ? (unsigned)atoi(argv[4]) : 200;
         koc_test_apiserver srv;
         koc_cluster_config *cfg = NULL;
-        koc_error err = { 0 };
-        bench b = { .total = total, .in_flight = in_flight };
+        koc_error err = {0};
+        bench b = {.total = total, .in_flight = in_flight};
         int r;
 
         if (total == 0 || in_flight == 0 || in_flight > total) {
@@ -194,12 +193,12 @@ int main(int argc, char **argv) {
                 return 1;
 
         /* The object every GET reads. */
-        put_state p = { .client = b.client };
+        put_state p = {.client = b.client};
         cJSON *lease = cJSON_Parse("{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\","
                                    "\"metadata\":{\"name\":\"bench\",\"namespace\":\"default\"},"
                                    "\"spec\":{\"holderIdentity\":\"h\"}}");
         koc_client_request(b.client,
-                           &(koc_request_spec){ .method = "POST", .path = LEASES, .body = lease },
+                           &(koc_request_spec){.method = "POST", .path = LEASES, .body = lease},
                            on_put, &p, NULL);
         cJSON_Delete(lease);
         if (run_loop_until(b.event, &p.done, 1) < 0 || !p.rv[0]) {
@@ -214,9 +213,8 @@ int main(int argc, char **argv) {
                 start_one(&b);
         r = run_loop_until(b.event, &b.done, total);
         uint64_t t1 = koc_now_boottime_usec();
-        printf("async GET: %u requests, %u in flight, %u failed%s: %.0f req/s\n", total,
-               in_flight, b.failed, r < 0 ? " (incomplete)" : "",
-               (double)b.done * 1e6 / (double)(t1 - t0));
+        printf("async GET: %u requests, %u in flight, %u failed%s: %.0f req/s\n", total, in_flight,
+               b.failed, r < 0 ? " (incomplete)" : "", (double)b.done * 1e6 / (double)(t1 - t0));
         print_percentiles("async GET", b.latency, b.done);
 
         /* 2. The synchronous facade from 4 workers. */
@@ -227,7 +225,7 @@ int main(int argc, char **argv) {
         unsigned per = total / 4 / N_WORKERS + 1;
         t0 = koc_now_boottime_usec();
         for (unsigned i = 0; i < N_WORKERS; i++) {
-                workers[i] = (sync_worker){ .client = b.client, .calls = per, .finished = &finished };
+                workers[i] = (sync_worker){.client = b.client, .calls = per, .finished = &finished};
                 pthread_create(&threads[i], NULL, sync_main, &workers[i]);
         }
         uint64_t end = t0 + SAFETY_USEC;
@@ -249,9 +247,9 @@ int main(int argc, char **argv) {
         snprintf(rv, sizeof rv, "%s", p.rv);
         for (unsigned i = 0; i < n_watches; i++)
                 koc_client_watch(b.client,
-                                 &(koc_watch_spec){ .path = LEASES,
-                                                    .field_selector = "metadata.name=bench",
-                                                    .resource_version = rv },
+                                 &(koc_watch_spec){.path = LEASES,
+                                                   .field_selector = "metadata.name=bench",
+                                                   .resource_version = rv},
                                  on_event, &wb[i], &ws[i]);
         p.left = updates;
         t0 = koc_now_boottime_usec();

@@ -60,7 +60,7 @@ static int group_teardown(void **state) {
 }
 
 static void ctx_open(ctx *x, const char *kubeconfig) {
-        koc_error err = { 0 };
+        koc_error err = {0};
         assert_int_equal(sd_event_new(&x->event), 0);
         int r = koc_cluster_config_from_kubeconfig(kubeconfig, NULL, &x->cfg, &err);
         if (r < 0)
@@ -145,10 +145,10 @@ static void start(ctx *x, const char *method, const char *path, const char *body
                 assert_non_null(b);
         }
         assert_int_equal(koc_client_request(x->client,
-                                            &(koc_request_spec){ .method = method,
-                                                                 .path = path,
-                                                                 .body = b,
-                                                                 .timeout_usec = timeout_usec },
+                                            &(koc_request_spec){.method = method,
+                                                                .path = path,
+                                                                .body = b,
+                                                                .timeout_usec = timeout_usec},
                                             on_result, res, NULL),
                          0);
         cJSON_Delete(b); /* serialised at submit */
@@ -178,9 +178,8 @@ static const char *json_get(const cJSON *o, const char *a, const char *b) {
         return cJSON_IsString(i) ? i->valuestring : NULL;
 }
 
-static void create_lease(ctx *x, const char *name, const char *holder, char *ret_rv,
-                         size_t size) {
-        result res = { 0 };
+static void create_lease(ctx *x, const char *name, const char *holder, char *ret_rv, size_t size) {
+        result res = {0};
         char *body = lease_json(name, holder, NULL);
         request(x, "POST", LEASES, body, &res);
         free(body);
@@ -195,7 +194,7 @@ static void create_lease(ctx *x, const char *name, const char *holder, char *ret
 }
 
 static void list_rv(ctx *x, char *ret, size_t size) {
-        result res = { 0 };
+        result res = {0};
         request(x, "GET", LEASES, NULL, &res);
         assert_int_equal(res.status, 200);
         const char *rv = json_get(res.body, "metadata", "resourceVersion");
@@ -206,7 +205,7 @@ static void list_rv(ctx *x, char *ret, size_t size) {
 
 static void test_crud(void **state) {
         ctx *x = *state;
-        result res = { 0 };
+        result res = {0};
         char rv[64], path[256];
 
         snprintf(path, sizeof path, "%s/crud", LEASES);
@@ -246,14 +245,13 @@ static void test_crud(void **state) {
         /* A merge patch with its own content type. */
         cJSON *patch = cJSON_Parse("{\"spec\":{\"holderIdentity\":\"p\"}}");
         result_clear(&res);
-        assert_int_equal(koc_client_request(
-                                 x->client,
-                                 &(koc_request_spec){ .method = "PATCH",
-                                                      .path = path,
-                                                      .body = patch,
-                                                      .content_type =
-                                                              "application/merge-patch+json" },
-                                 on_result, &res, NULL),
+        assert_int_equal(koc_client_request(x->client,
+                                            &(koc_request_spec){
+                                                    .method = "PATCH",
+                                                    .path = path,
+                                                    .body = patch,
+                                                    .content_type = "application/merge-patch+json"},
+                                            on_result, &res, NULL),
                          0);
         cJSON_Delete(patch);
         run_until(x, &res.done);
@@ -272,18 +270,17 @@ static void test_crud(void **state) {
         assert_non_null(res.body); /* the Status */
 
         /* Bad arguments are refused before anything is sent. */
+        assert_int_equal(
+                koc_client_request(x->client,
+                                   &(koc_request_spec){.method = "GET", .path = "no-slash"},
+                                   on_result, &res, NULL),
+                -EINVAL);
         assert_int_equal(koc_client_request(x->client,
-                                            &(koc_request_spec){ .method = "GET",
-                                                                 .path = "no-slash" },
+                                            &(koc_request_spec){.method = "G T", .path = "/"},
                                             on_result, &res, NULL),
                          -EINVAL);
         assert_int_equal(koc_client_request(x->client,
-                                            &(koc_request_spec){ .method = "G T", .path = "/" },
-                                            on_result, &res, NULL),
-                         -EINVAL);
-        assert_int_equal(koc_client_request(x->client,
-                                            &(koc_request_spec){ .method = "GET",
-                                                                 .path = "/a b" },
+                                            &(koc_request_spec){.method = "GET", .path = "/a b"},
                                             on_result, &res, NULL),
                          -EINVAL);
         result_clear(&res);
@@ -305,7 +302,7 @@ typedef struct recorder {
         bool closed;
         int after_closed; /* events after CLOSED: must stay 0 */
         /* behaviour */
-        int stop_after;   /* koc_watch_stop() inside the handler after this many events */
+        int stop_after; /* koc_watch_stop() inside the handler after this many events */
         bool stopped;
         int (*on_closed)(struct recorder *r);
         koc_client *client;
@@ -358,7 +355,7 @@ static void run_until_events(ctx *x, recorder *r, int n) {
 
 static void lease_update(ctx *x, const char *name, const char *holder) {
         char path[256];
-        result res = { 0 };
+        result res = {0};
         snprintf(path, sizeof path, "%s/%s", LEASES, name);
         request(x, "GET", path, NULL, &res);
         assert_int_equal(res.status, 200);
@@ -371,7 +368,7 @@ static void lease_update(ctx *x, const char *name, const char *holder) {
 
 static void lease_delete(ctx *x, const char *name) {
         char path[256];
-        result res = { 0 };
+        result res = {0};
         snprintf(path, sizeof path, "%s/%s", LEASES, name);
         request(x, "DELETE", path, NULL, &res);
         assert_true(res.status == 200 || res.status == 202);
@@ -380,7 +377,7 @@ static void lease_delete(ctx *x, const char *name) {
 
 static void test_watch_order_and_resume(void **state) {
         ctx *x = *state;
-        recorder r = { 0 }, r2 = { 0 };
+        recorder r = {0}, r2 = {0};
         char rv[64];
         koc_watch *w = NULL;
 
@@ -441,7 +438,7 @@ static void test_watch_order_and_resume(void **state) {
 
 static void test_watch_expired(void **state) {
         ctx *x = *state;
-        recorder r = { 0 };
+        recorder r = {0};
         char rv[64];
 
         /* Push the resourceVersion we start from out of the history. */
@@ -454,8 +451,7 @@ static void test_watch_expired(void **state) {
         }
         lease_delete(x, "churn");
         assert_int_equal(koc_client_watch(x->client,
-                                          &(koc_watch_spec){ .path = LEASES,
-                                                             .resource_version = rv },
+                                          &(koc_watch_spec){.path = LEASES, .resource_version = rv},
                                           on_watch, &r, NULL),
                          0);
         run_until(x, &r.closed);
@@ -477,15 +473,16 @@ static void test_watch_expired(void **state) {
 
 static void test_watch_forbidden(void **state) {
         ctx *x = *state;
-        recorder r = { 0 };
+        recorder r = {0};
 
-        assert_int_equal(koc_test_apiserver_fault(&srv, "{\"resource\":\"leases\",\"verb\":\"watch\","
-                                                        "\"error_rate\":1.0,\"error_code\":403,"
-                                                        "\"count\":1}"),
+        assert_int_equal(koc_test_apiserver_fault(&srv,
+                                                  "{\"resource\":\"leases\",\"verb\":\"watch\","
+                                                  "\"error_rate\":1.0,\"error_code\":403,"
+                                                  "\"count\":1}"),
                          200);
-        assert_int_equal(koc_client_watch(x->client, &(koc_watch_spec){ .path = LEASES },
-                                          on_watch, &r, NULL),
-                         0);
+        assert_int_equal(
+                koc_client_watch(x->client, &(koc_watch_spec){.path = LEASES}, on_watch, &r, NULL),
+                0);
         run_until(x, &r.closed);
         assert_int_equal(r.n, 1);
         assert_int_equal(r.type[0], KOC_WATCH_CLOSED);
@@ -500,32 +497,32 @@ static int restart_on_closed(recorder *r) {
         recorder *next = r->extra;
         if (!next)
                 return 0;
-        assert_int_equal(koc_client_watch(r->client,
-                                          &(koc_watch_spec){ .path = LEASES,
-                                                             .field_selector =
-                                                                     "metadata.name=restart" },
-                                          on_watch, next, NULL),
-                         0);
+        assert_int_equal(
+                koc_client_watch(r->client,
+                                 &(koc_watch_spec){.path = LEASES,
+                                                   .field_selector = "metadata.name=restart"},
+                                 on_watch, next, NULL),
+                0);
         return 0;
 }
 
 static void test_watch_closed_restart(void **state) {
         ctx *x = *state;
-        recorder first = { 0 }, second = { .stop_after = 1 };
+        recorder first = {0}, second = {.stop_after = 1};
         char rv[64];
 
         first.client = x->client;
         first.extra = &second;
         first.on_closed = restart_on_closed;
         list_rv(x, rv, sizeof rv);
-        assert_int_equal(koc_client_watch(x->client,
-                                          &(koc_watch_spec){ .path = LEASES,
-                                                             .resource_version = rv,
-                                                             .field_selector =
-                                                                     "metadata.name=nothing",
-                                                             .timeout_seconds = 1 },
-                                          on_watch, &first, NULL),
-                         0);
+        assert_int_equal(
+                koc_client_watch(x->client,
+                                 &(koc_watch_spec){.path = LEASES,
+                                                   .resource_version = rv,
+                                                   .field_selector = "metadata.name=nothing",
+                                                   .timeout_seconds = 1},
+                                 on_watch, &first, NULL),
+                0);
         run_until(x, &first.closed);
         assert_int_equal(first.n, 1);
         assert_int_equal(first.status[0], 200);
@@ -547,18 +544,18 @@ static void test_watch_closed_restart(void **state) {
 /* An event line over the watch's cap closes the watch with -EMSGSIZE. */
 static void test_watch_line_cap(void **state) {
         ctx *x = *state;
-        recorder r = { 0 };
+        recorder r = {0};
         char rv[64];
 
         list_rv(x, rv, sizeof rv);
-        assert_int_equal(koc_client_watch(x->client,
-                                          &(koc_watch_spec){ .path = LEASES,
-                                                             .resource_version = rv,
-                                                             .field_selector =
-                                                                     "metadata.name=long-line",
-                                                             .max_line = 2048 },
-                                          on_watch, &r, NULL),
-                         0);
+        assert_int_equal(
+                koc_client_watch(x->client,
+                                 &(koc_watch_spec){.path = LEASES,
+                                                   .resource_version = rv,
+                                                   .field_selector = "metadata.name=long-line",
+                                                   .max_line = 2048},
+                                 on_watch, &r, NULL),
+                0);
         char big[8192];
         memset(big, 'h', sizeof big - 1);
         big[sizeof big - 1] = 0;
@@ -574,7 +571,7 @@ static void test_watch_line_cap(void **state) {
 
 static void test_response_cap(void **state) {
         ctx *x = *state;
-        result res = { 0 };
+        result res = {0};
         char big[16384];
 
         memset(big, 'x', sizeof big - 1);
@@ -599,7 +596,7 @@ static void test_response_cap(void **state) {
 
 static void test_timeout(void **state) {
         ctx *x = *state;
-        result res = { 0 };
+        result res = {0};
 
         assert_int_equal(koc_test_apiserver_fault(&srv, "{\"resource\":\"leases\",\"verb\":\"get\","
                                                         "\"latency_ms\":3000,\"count\":1}"),
@@ -615,7 +612,7 @@ static void test_timeout(void **state) {
 
 static void test_service_unavailable(void **state) {
         ctx *x = *state;
-        result res = { 0 };
+        result res = {0};
 
         assert_int_equal(koc_test_apiserver_fault(&srv, "{\"resource\":\"leases\",\"verb\":\"get\","
                                                         "\"error_rate\":1.0,\"error_code\":503,"
@@ -651,22 +648,21 @@ static void on_result_cancel(koc_client *c, const koc_response *r, void *userdat
 
 static void test_cancel_from_handler(void **state) {
         ctx *x = *state;
-        result victim_res = { 0 }, after = { 0 };
-        cancel_ctx cc = { 0 };
+        result victim_res = {0}, after = {0};
+        cancel_ctx cc = {0};
 
         /* The victim (a "get") is held by the server for a while. */
         assert_int_equal(koc_test_apiserver_fault(&srv, "{\"resource\":\"leases\",\"verb\":\"get\","
                                                         "\"latency_ms\":500,\"count\":1}"),
                          200);
-        assert_int_equal(koc_client_request(x->client,
-                                            &(koc_request_spec){ .method = "GET",
-                                                                 .path = LEASES "/victim" },
-                                            on_result, &victim_res, &cc.victim),
-                         0);
+        assert_int_equal(
+                koc_client_request(x->client,
+                                   &(koc_request_spec){.method = "GET", .path = LEASES "/victim"},
+                                   on_result, &victim_res, &cc.victim),
+                0);
         assert_non_null(cc.victim);
         assert_int_equal(koc_client_request(x->client,
-                                            &(koc_request_spec){ .method = "GET",
-                                                                 .path = LEASES },
+                                            &(koc_request_spec){.method = "GET", .path = LEASES},
                                             on_result_cancel, &cc, &cc.self),
                          0);
         run_until(x, &cc.done);
@@ -683,8 +679,7 @@ static void test_cancel_from_handler(void **state) {
         /* Cancelling a request before the loop ever ran it. */
         koc_request *r = NULL;
         assert_int_equal(koc_client_request(x->client,
-                                            &(koc_request_spec){ .method = "GET",
-                                                                 .path = LEASES },
+                                            &(koc_request_spec){.method = "GET", .path = LEASES},
                                             on_result, &victim_res, &r),
                          0);
         koc_request_cancel(r);
@@ -721,8 +716,8 @@ static void write_kubeconfig(const char *path, const char *server, const char *u
 
 static void test_token_rotation(void **state) {
         char token_path[512], kc_path[512], fields[700];
-        ctx x = { 0 };
-        result res = { 0 };
+        ctx x = {0};
+        result res = {0};
         uint64_t now = 1000;
 
         snprintf(token_path, sizeof token_path, "%s/rotating-token", srv.dir);
@@ -757,10 +752,10 @@ static void test_token_rotation(void **state) {
         /* A watch with the wrong token: the initial 401 closes it. */
         write_file(token_path, "wrong-again\n");
         koc_cluster_config_token_invalidate(x.cfg);
-        recorder r = { 0 };
-        assert_int_equal(koc_client_watch(x.client, &(koc_watch_spec){ .path = LEASES },
-                                          on_watch, &r, NULL),
-                         0);
+        recorder r = {0};
+        assert_int_equal(
+                koc_client_watch(x.client, &(koc_watch_spec){.path = LEASES}, on_watch, &r, NULL),
+                0);
         run_until(&x, &r.closed);
         assert_int_equal(r.n, 1);
         assert_int_equal(r.status[0], 401);
@@ -770,8 +765,8 @@ static void test_token_rotation(void **state) {
 
 static void test_transport_errors(void **state) {
         char kc_path[512];
-        ctx x = { 0 };
-        result res = { 0 };
+        ctx x = {0};
+        result res = {0};
         char fields[256];
 
         snprintf(fields, sizeof fields, "    token: %s\n", srv.token);
@@ -784,10 +779,10 @@ static void test_transport_errors(void **state) {
         assert_int_equal(res.status, 0);
         assert_int_equal(res.reason, KOC_REASON_NONE);
         assert_true(strlen(res.message) > 0);
-        recorder r = { 0 };
-        assert_int_equal(koc_client_watch(x.client, &(koc_watch_spec){ .path = LEASES },
-                                          on_watch, &r, NULL),
-                         0);
+        recorder r = {0};
+        assert_int_equal(
+                koc_client_watch(x.client, &(koc_watch_spec){.path = LEASES}, on_watch, &r, NULL),
+                0);
         run_until(&x, &r.closed);
         assert_int_equal(r.n, 1);
         assert_int_equal(r.error[0], -ECONNREFUSED);
@@ -833,24 +828,21 @@ static void *worker_main(void *p) {
                 cJSON *b = cJSON_Parse(body);
                 free(body);
                 koc_response *r = NULL;
-                int k = koc_client_call(w->client,
-                                        &(koc_request_spec){ .method = "POST",
-                                                             .path = LEASES,
-                                                             .body = b },
-                                        &r);
+                int k = koc_client_call(
+                        w->client, &(koc_request_spec){.method = "POST", .path = LEASES, .body = b},
+                        &r);
                 cJSON_Delete(b);
                 if (k == 0 && r->error == 0 && r->status == 201)
                         w->ok++;
                 r = koc_response_free(r);
-                k = koc_client_call(w->client,
-                                    &(koc_request_spec){ .method = "GET", .path = path }, &r);
+                k = koc_client_call(w->client, &(koc_request_spec){.method = "GET", .path = path},
+                                    &r);
                 if (k == 0 && r->status == 200 && r->body &&
                     strcmp(json_get(r->body, "metadata", "name"), name) == 0)
                         w->ok++;
                 r = koc_response_free(r);
                 k = koc_client_call(w->client,
-                                    &(koc_request_spec){ .method = "DELETE", .path = path },
-                                    &r);
+                                    &(koc_request_spec){.method = "DELETE", .path = path}, &r);
                 if (k == 0 && r->status == 200)
                         w->ok++;
                 koc_response_free(r);
@@ -866,7 +858,7 @@ static void test_sync_workers(void **state) {
         atomic_int finished = 0;
 
         for (int i = 0; i < N_WORKERS; i++) {
-                workers[i] = (worker){ .client = x->client, .id = i, .finished = &finished };
+                workers[i] = (worker){.client = x->client, .id = i, .finished = &finished};
                 assert_int_equal(pthread_create(&threads[i], NULL, worker_main, &workers[i]), 0);
         }
         uint64_t end = koc_now_boottime_usec() + SAFETY_USEC;
@@ -885,8 +877,7 @@ static void test_sync_deadlock(void **state) {
         ctx *x = *state;
         koc_response *r = (koc_response *)0x1;
         assert_int_equal(koc_client_call(x->client,
-                                         &(koc_request_spec){ .method = "GET", .path = LEASES },
-                                         &r),
+                                         &(koc_request_spec){.method = "GET", .path = LEASES}, &r),
                          -EDEADLK);
         assert_ptr_equal(r, (koc_response *)0x1);
 }
@@ -900,8 +891,8 @@ static void *make_client(void *p) {
 }
 
 static void test_sync_deadlock_default_loop(void **state) {
-        ctx x = { 0 };
-        koc_error err = { 0 };
+        ctx x = {0};
+        koc_error err = {0};
         pthread_t t;
         koc_response *r = NULL;
 
@@ -910,10 +901,9 @@ static void test_sync_deadlock_default_loop(void **state) {
         assert_int_equal(pthread_create(&t, NULL, make_client, &x), 0);
         assert_int_equal(pthread_join(t, NULL), 0);
         assert_non_null(x.client);
-        assert_int_equal(koc_client_call(x.client,
-                                         &(koc_request_spec){ .method = "GET", .path = LEASES },
-                                         &r),
-                         -EDEADLK);
+        assert_int_equal(
+                koc_client_call(x.client, &(koc_request_spec){.method = "GET", .path = LEASES}, &r),
+                -EDEADLK);
         assert_null(r);
         ctx_close(&x);
 }
@@ -929,9 +919,8 @@ typedef struct blocked_call {
 static void *blocked_main(void *p) {
         blocked_call *b = p;
         koc_response *r = NULL;
-        b->result = koc_client_call(b->client,
-                                    &(koc_request_spec){ .method = "GET", .path = LEASES "/held" },
-                                    &r);
+        b->result = koc_client_call(
+                b->client, &(koc_request_spec){.method = "GET", .path = LEASES "/held"}, &r);
         koc_response_free(r);
         atomic_store(&b->returned, true);
         return NULL;
@@ -953,7 +942,7 @@ static size_t count_transfers(koc_client *c) {
 }
 
 static void test_unref_in_flight(void **state) {
-        ctx x = { 0 };
+        ctx x = {0};
         int calls = 0;
         char rv[64];
 
@@ -964,16 +953,15 @@ static void test_unref_in_flight(void **state) {
                          200);
         for (int i = 0; i < 3; i++)
                 assert_int_equal(koc_client_request(x.client,
-                                                    &(koc_request_spec){ .method = "GET",
-                                                                         .path = LEASES "/held" },
+                                                    &(koc_request_spec){.method = "GET",
+                                                                        .path = LEASES "/held"},
                                                     on_result_never, &calls, NULL),
                                  0);
         assert_int_equal(koc_client_watch(x.client,
-                                          &(koc_watch_spec){ .path = LEASES,
-                                                             .resource_version = rv },
+                                          &(koc_watch_spec){.path = LEASES, .resource_version = rv},
                                           on_watch_never, &calls, NULL),
                          0);
-        blocked_call b = { .client = x.client };
+        blocked_call b = {.client = x.client};
         pthread_t t;
         assert_int_equal(pthread_create(&t, NULL, blocked_main, &b), 0);
         /* Run until the worker's call is on the wire too. */
@@ -1003,16 +991,16 @@ static void on_result_drop(koc_client *c, const koc_response *r, void *userdata)
 }
 
 static void test_unref_in_handler(void **state) {
-        ctx x = { 0 };
-        drop_ctx d = { .x = &x };
+        ctx x = {0};
+        drop_ctx d = {.x = &x};
 
         ctx_open(&x, srv.kubeconfig);
         for (int i = 0; i < 4; i++)
-                assert_int_equal(koc_client_request(x.client,
-                                                    &(koc_request_spec){ .method = "GET",
-                                                                         .path = LEASES },
-                                                    on_result_drop, &d, NULL),
-                                 0);
+                assert_int_equal(
+                        koc_client_request(x.client,
+                                           &(koc_request_spec){.method = "GET", .path = LEASES},
+                                           on_result_drop, &d, NULL),
+                        0);
         uint64_t end = koc_now_boottime_usec() + SAFETY_USEC;
         while (d.calls == 0) {
                 assert_true(koc_now_boottime_usec() < end);
@@ -1036,40 +1024,40 @@ typedef struct canned_route {
 } canned_route;
 
 static const canned_route canned_routes[] = {
-        { "/notjson",
-          { "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n"
-            "Connection: close\r\n\r\nhello" } },
-        { "/retry-date", { NULL } }, /* built at run time: needs the current date */
-        { "/w/split",
-          { "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
-            "Connection: close\r\n\r\n",
-            "1c\r\n{\"type\":\"ADDED\",\"object\":{\"m\r\n",
-            "2b\r\netadata\":{\"name\":\"a\"}}}\n{\"type\":\"BOOKMARK\",\r\n",
-            "67\r\n\"object\":{\"metadata\":{\"resourceVersion\":\"9\"}}}\r\n{\"type\":\"ERROR\",\"object\":"
-            "{\"code\":410,\"reason\":\"Gone\"}}\n\r\n",
-            "2c\r\n{\"type\":\"DELETED\",\"object\":{\"metadata\":{}}}\n\r\n",
-            "0\r\n\r\n" } },
-        { "/w/garbage",
-          { "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
-            "Connection: close\r\n\r\n",
-            "3d\r\n{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\"}}}\nnot json\n\r\n",
-            "0\r\n\r\n" } },
-        { "/w/badtype",
-          { "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
-            "Connection: close\r\n\r\n",
-            "1d\r\n{\"type\":\"WEIRD\",\"object\":{}}\n\r\n", "0\r\n\r\n" } },
-        { "/w/truncated",
-          { "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
-            "Connection: close\r\n\r\n",
-            "22\r\n{\"type\":\"ADDED\",\"object\":{\"a\":1}}\n\r\n", "40\r\n{\"type\":\"MOD" } },
-        { "/w/tail",
-          /* The last event lacks its newline: still an event. */
-          { "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 33\r\n"
-            "Connection: close\r\n\r\n",
-            "{\"type\":\"ADDED\",\"object\":{\"a\":1}}" } },
-        { "/w/oops",
-          { "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\n",
-            "oops" } },
+        {"/notjson",
+         {"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n"
+          "Connection: close\r\n\r\nhello"}},
+        {"/retry-date", {NULL}}, /* built at run time: needs the current date */
+        {"/w/split",
+         {"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+          "Connection: close\r\n\r\n",
+          "1c\r\n{\"type\":\"ADDED\",\"object\":{\"m\r\n",
+          "2b\r\netadata\":{\"name\":\"a\"}}}\n{\"type\":\"BOOKMARK\",\r\n",
+          "67\r\n\"object\":{\"metadata\":{\"resourceVersion\":\"9\"}}}\r\n{\"type\":\"ERROR\","
+          "\"object\":"
+          "{\"code\":410,\"reason\":\"Gone\"}}\n\r\n",
+          "2c\r\n{\"type\":\"DELETED\",\"object\":{\"metadata\":{}}}\n\r\n", "0\r\n\r\n"}},
+        {"/w/garbage",
+         {"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+          "Connection: close\r\n\r\n",
+          "3d\r\n{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\"}}}\nnot json\n\r\n",
+          "0\r\n\r\n"}},
+        {"/w/badtype",
+         {"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+          "Connection: close\r\n\r\n",
+          "1d\r\n{\"type\":\"WEIRD\",\"object\":{}}\n\r\n", "0\r\n\r\n"}},
+        {"/w/truncated",
+         {"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+          "Connection: close\r\n\r\n",
+          "22\r\n{\"type\":\"ADDED\",\"object\":{\"a\":1}}\n\r\n", "40\r\n{\"type\":\"MOD"}},
+        {"/w/tail",
+         /* The last event lacks its newline: still an event. */
+         {"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 33\r\n"
+          "Connection: close\r\n\r\n",
+          "{\"type\":\"ADDED\",\"object\":{\"a\":1}}"}},
+        {"/w/oops",
+         {"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\n",
+          "oops"}},
 };
 
 typedef struct canned_server {
@@ -1131,7 +1119,7 @@ static void canned_serve(int c) {
 static void *canned_main(void *p) {
         canned_server *s = p;
         while (!atomic_load(&s->stop)) {
-                struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+                struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
                 if (poll(&pfd, 1, 50) <= 0)
                         continue;
                 int c = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
@@ -1145,7 +1133,7 @@ static void *canned_main(void *p) {
 }
 
 static void canned_start(canned_server *s) {
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         socklen_t len = sizeof a;
         s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         assert_true(s->fd >= 0);
@@ -1180,17 +1168,16 @@ static void canned_ctx(ctx *x, canned_server *s) {
 
 static void canned_watch(ctx *x, const char *path, recorder *r) {
         memset(r, 0, sizeof *r);
-        assert_int_equal(koc_client_watch(x->client, &(koc_watch_spec){ .path = path }, on_watch,
-                                          r, NULL),
-                         0);
+        assert_int_equal(
+                koc_client_watch(x->client, &(koc_watch_spec){.path = path}, on_watch, r, NULL), 0);
         run_until(x, &r->closed);
         assert_int_equal(r->after_closed, 0);
 }
 
 static void test_canned(void **state) {
         canned_server s;
-        ctx x = { 0 };
-        result res = { 0 };
+        ctx x = {0};
+        result res = {0};
         recorder r;
 
         canned_start(&s);

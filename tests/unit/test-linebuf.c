@@ -41,8 +41,10 @@ static void collected_free(collected *c) {
 
 static const char *const events[] = {
         "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"1\"}}}",
-        "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"2\"}}}",
-        "{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"3\"}}}",
+        "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"2\"}"
+        "}}",
+        "{\"type\":\"DELETED\",\"object\":{\"metadata\":{\"name\":\"a\",\"resourceVersion\":\"3\"}}"
+        "}",
 };
 
 static char *make_stream(const char *sep) {
@@ -68,13 +70,13 @@ static void assert_three_events(collected *c) {
 /* Feeds the stream in two chunks split at every offset, and in three chunks
  * split at every pair of offsets. */
 static void test_every_split_point(void **state) {
-        const char *seps[] = { "\n", "\r\n" };
+        const char *seps[] = {"\n", "\r\n"};
         for (size_t s = 0; s < 2; s++) {
                 char *stream = make_stream(seps[s]);
                 size_t len = strlen(stream);
                 for (size_t i = 0; i <= len; i++) {
                         koc_linebuf lb;
-                        collected c = { .fail_at = -1 };
+                        collected c = {.fail_at = -1};
                         koc_linebuf_init(&lb, 0);
                         assert_int_equal(koc_linebuf_feed(&lb, stream, i, collect, &c), 0);
                         assert_int_equal(koc_linebuf_feed(&lb, stream + i, len - i, collect, &c),
@@ -88,14 +90,13 @@ static void test_every_split_point(void **state) {
                 for (size_t i = 0; i <= len; i += 7)
                         for (size_t j = i; j <= len; j++) {
                                 koc_linebuf lb;
-                                collected c = { .fail_at = -1 };
+                                collected c = {.fail_at = -1};
                                 koc_linebuf_init(&lb, 0);
                                 assert_int_equal(koc_linebuf_feed(&lb, stream, i, collect, &c), 0);
                                 assert_int_equal(
                                         koc_linebuf_feed(&lb, stream + i, j - i, collect, &c), 0);
                                 assert_int_equal(
-                                        koc_linebuf_feed(&lb, stream + j, len - j, collect, &c),
-                                        0);
+                                        koc_linebuf_feed(&lb, stream + j, len - j, collect, &c), 0);
                                 assert_three_events(&c);
                                 collected_free(&c);
                                 koc_linebuf_done(&lb);
@@ -107,7 +108,7 @@ static void test_every_split_point(void **state) {
 static void test_byte_by_byte(void **state) {
         char *stream = make_stream("\n");
         koc_linebuf lb;
-        collected c = { .fail_at = -1 };
+        collected c = {.fail_at = -1};
         koc_linebuf_init(&lb, 0);
         for (size_t i = 0; stream[i]; i++) {
                 assert_int_equal(koc_linebuf_feed(&lb, stream + i, 1, collect, &c), 0);
@@ -126,7 +127,7 @@ static void test_byte_by_byte(void **state) {
 static void test_empty_lines_skipped(void **state) {
         const char *s = "\n\r\n\nabc\n\n\r\ndef\r\n\n";
         koc_linebuf lb;
-        collected c = { .fail_at = -1 };
+        collected c = {.fail_at = -1};
         koc_linebuf_init(&lb, 0);
         assert_int_equal(koc_linebuf_feed(&lb, s, strlen(s), collect, &c), 0);
         assert_int_equal(c.n, 2);
@@ -138,7 +139,7 @@ static void test_empty_lines_skipped(void **state) {
 
 static void test_last_line_without_newline(void **state) {
         koc_linebuf lb;
-        collected c = { .fail_at = -1 };
+        collected c = {.fail_at = -1};
         koc_linebuf_init(&lb, 0);
         assert_int_equal(koc_linebuf_feed(&lb, "one\ntw", 6, collect, &c), 0);
         assert_int_equal(c.n, 1);
@@ -156,7 +157,7 @@ static void test_last_line_without_newline(void **state) {
 
 static void test_line_cap(void **state) {
         koc_linebuf lb;
-        collected c = { .fail_at = -1 };
+        collected c = {.fail_at = -1};
 
         /* Exactly max_line bytes is accepted, also with CRLF, in one chunk or
          * split. */
@@ -207,7 +208,7 @@ static void test_huge_line(void **state) {
         memset(buf, 'x', chunk);
 
         koc_linebuf lb;
-        collected c = { .fail_at = -1 };
+        collected c = {.fail_at = -1};
         koc_linebuf_init(&lb, cap);
         size_t fed = 0, max_alloc = 0;
         int r = 0;
@@ -246,7 +247,7 @@ static void test_huge_line(void **state) {
 static void test_callback_error_stops(void **state) {
         char *stream = make_stream("\n");
         koc_linebuf lb;
-        collected c = { .fail_at = 1 };
+        collected c = {.fail_at = 1};
         koc_linebuf_init(&lb, 0);
         assert_int_equal(koc_linebuf_feed(&lb, stream, strlen(stream), collect, &c), -EIO);
         assert_int_equal(c.n, 1);
@@ -260,7 +261,7 @@ static void test_callback_error_stops(void **state) {
 /* Many events joined in one chunk, then one event split over many chunks. */
 static void test_joined_and_split(void **state) {
         koc_linebuf lb;
-        collected c = { .fail_at = -1 };
+        collected c = {.fail_at = -1};
         koc_linebuf_init(&lb, 0);
         assert_int_equal(koc_linebuf_feed(&lb, "a\nb\nc\nd\ne\nf\ng\nh\nhalf", 20, collect, &c), 0);
         assert_int_equal(c.n, 8);

@@ -17,23 +17,23 @@ static const struct {
         koc_reason reason;
         long code; /* the code client-go's errors package pairs with it */
 } reasons[] = {
-        { "BadRequest", KOC_REASON_BAD_REQUEST, 400 },
-        { "Unauthorized", KOC_REASON_UNAUTHORIZED, 401 },
-        { "Forbidden", KOC_REASON_FORBIDDEN, 403 },
-        { "NotFound", KOC_REASON_NOT_FOUND, 404 },
-        { "MethodNotAllowed", KOC_REASON_METHOD_NOT_ALLOWED, 405 },
-        { "AlreadyExists", KOC_REASON_ALREADY_EXISTS, 409 },
-        { "Conflict", KOC_REASON_CONFLICT, 409 },
-        { "Gone", KOC_REASON_GONE, 410 },
-        { "Expired", KOC_REASON_EXPIRED, 410 },
-        { "RequestEntityTooLarge", KOC_REASON_REQUEST_ENTITY_TOO_LARGE, 413 },
-        { "UnsupportedMediaType", KOC_REASON_UNSUPPORTED_MEDIA_TYPE, 415 },
-        { "Invalid", KOC_REASON_INVALID, 422 },
-        { "TooManyRequests", KOC_REASON_TOO_MANY_REQUESTS, 429 },
-        { "InternalError", KOC_REASON_INTERNAL_ERROR, 500 },
-        { "ServiceUnavailable", KOC_REASON_SERVICE_UNAVAILABLE, 503 },
-        { "ServerTimeout", KOC_REASON_SERVER_TIMEOUT, 504 },
-        { "Timeout", KOC_REASON_TIMEOUT, 504 },
+        {"BadRequest", KOC_REASON_BAD_REQUEST, 400},
+        {"Unauthorized", KOC_REASON_UNAUTHORIZED, 401},
+        {"Forbidden", KOC_REASON_FORBIDDEN, 403},
+        {"NotFound", KOC_REASON_NOT_FOUND, 404},
+        {"MethodNotAllowed", KOC_REASON_METHOD_NOT_ALLOWED, 405},
+        {"AlreadyExists", KOC_REASON_ALREADY_EXISTS, 409},
+        {"Conflict", KOC_REASON_CONFLICT, 409},
+        {"Gone", KOC_REASON_GONE, 410},
+        {"Expired", KOC_REASON_EXPIRED, 410},
+        {"RequestEntityTooLarge", KOC_REASON_REQUEST_ENTITY_TOO_LARGE, 413},
+        {"UnsupportedMediaType", KOC_REASON_UNSUPPORTED_MEDIA_TYPE, 415},
+        {"Invalid", KOC_REASON_INVALID, 422},
+        {"TooManyRequests", KOC_REASON_TOO_MANY_REQUESTS, 429},
+        {"InternalError", KOC_REASON_INTERNAL_ERROR, 500},
+        {"ServiceUnavailable", KOC_REASON_SERVICE_UNAVAILABLE, 503},
+        {"ServerTimeout", KOC_REASON_SERVER_TIMEOUT, 504},
+        {"Timeout", KOC_REASON_TIMEOUT, 504},
 };
 
 static cJSON *parse(const char *s) {
@@ -62,33 +62,32 @@ static void test_reason_from_code(void **state) {
                 long code;
                 koc_reason reason;
         } codes[] = {
-                { 200, KOC_REASON_NONE },
-                { 201, KOC_REASON_NONE },
-                { 400, KOC_REASON_BAD_REQUEST },
-                { 401, KOC_REASON_UNAUTHORIZED },
-                { 403, KOC_REASON_FORBIDDEN },
-                { 404, KOC_REASON_NOT_FOUND },
-                { 405, KOC_REASON_METHOD_NOT_ALLOWED },
-                { 409, KOC_REASON_CONFLICT },
-                { 410, KOC_REASON_GONE },
-                { 413, KOC_REASON_REQUEST_ENTITY_TOO_LARGE },
-                { 415, KOC_REASON_UNSUPPORTED_MEDIA_TYPE },
-                { 422, KOC_REASON_INVALID },
-                { 429, KOC_REASON_TOO_MANY_REQUESTS },
-                { 500, KOC_REASON_INTERNAL_ERROR },
-                { 503, KOC_REASON_SERVICE_UNAVAILABLE },
-                { 504, KOC_REASON_SERVER_TIMEOUT },
-                { 418, KOC_REASON_UNKNOWN },
-                { 502, KOC_REASON_UNKNOWN },
-                { 302, KOC_REASON_UNKNOWN },
-                { 0, KOC_REASON_UNKNOWN },
+                {200, KOC_REASON_NONE},
+                {201, KOC_REASON_NONE},
+                {400, KOC_REASON_BAD_REQUEST},
+                {401, KOC_REASON_UNAUTHORIZED},
+                {403, KOC_REASON_FORBIDDEN},
+                {404, KOC_REASON_NOT_FOUND},
+                {405, KOC_REASON_METHOD_NOT_ALLOWED},
+                {409, KOC_REASON_CONFLICT},
+                {410, KOC_REASON_GONE},
+                {413, KOC_REASON_REQUEST_ENTITY_TOO_LARGE},
+                {415, KOC_REASON_UNSUPPORTED_MEDIA_TYPE},
+                {422, KOC_REASON_INVALID},
+                {429, KOC_REASON_TOO_MANY_REQUESTS},
+                {500, KOC_REASON_INTERNAL_ERROR},
+                {503, KOC_REASON_SERVICE_UNAVAILABLE},
+                {504, KOC_REASON_SERVER_TIMEOUT},
+                {418, KOC_REASON_UNKNOWN},
+                {502, KOC_REASON_UNKNOWN},
+                {302, KOC_REASON_UNKNOWN},
+                {0, KOC_REASON_UNKNOWN},
         };
         for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
                 assert_int_equal(koc_reason_from_status(NULL, codes[i].code), codes[i].reason);
                 /* Unknown, empty or foreign reasons fall back to the code. */
                 assert_int_equal(koc_reason_from_status("", codes[i].code), codes[i].reason);
-                assert_int_equal(koc_reason_from_status("Unknown", codes[i].code),
-                                 codes[i].reason);
+                assert_int_equal(koc_reason_from_status("Unknown", codes[i].code), codes[i].reason);
                 assert_int_equal(koc_reason_from_status("notfound", codes[i].code),
                                  codes[i].reason);
                 assert_int_equal(koc_reason_from_status("SomethingNew", codes[i].code),
@@ -255,9 +254,9 @@ static void test_curl_codes(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_reason_strings),  cmocka_unit_test(test_reason_from_code),
-                cmocka_unit_test(test_status_bodies),   cmocka_unit_test(test_status_fallbacks),
-                cmocka_unit_test(test_status_hostile),  cmocka_unit_test(test_retry_after),
+                cmocka_unit_test(test_reason_strings), cmocka_unit_test(test_reason_from_code),
+                cmocka_unit_test(test_status_bodies),  cmocka_unit_test(test_status_fallbacks),
+                cmocka_unit_test(test_status_hostile), cmocka_unit_test(test_retry_after),
                 cmocka_unit_test(test_curl_codes),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
