@@ -1,8 +1,10 @@
 # The manager (framework/manager), the leader example, koc-new and the chart.
 
-# Flags, defaults and validation messages: framework/manager/flags.c alone.
+# Flags, defaults and validation messages (framework/manager/flags.c) and the
+# liveness verdict (liveness.c), without the rest of the manager.
 koc_add_test(NAME test-manager-flags
              SOURCES integration/test-manager-flags.c ${PROJECT_SOURCE_DIR}/framework/manager/flags.c
+                     ${PROJECT_SOURCE_DIR}/framework/manager/liveness.c
              MODULES core LABELS unit TIMEOUT 60)
 
 # koc-new: name validation, the files it writes, main.c compiles.

@@ -22,6 +22,7 @@
 #include "koc/time.h"
 
 #include "framework/core/util.h"
+#include "framework/manager/manager-internal.h"
 
 #define LOG "manager"
 
@@ -202,21 +203,17 @@ static int check_leader_ready(void *userdata, char *why, size_t why_size) {
  * is healthy. */
 static int check_leader_renewal(void *userdata, char *why, size_t why_size) {
         koc_manager *m = userdata;
-        uint64_t now = koc_now_boottime_usec(), limit;
+        uint64_t now = koc_now_boottime_usec();
         char a[32];
+        int r;
 
-        if (!m->leading)
-                return 0;
-        if (koc_leader_state_is_leader(m->state)) {
-                m->confirmed_at = now;
-                return 0;
-        }
-        limit = m->lease_duration_usec + m->liveness_margin_usec;
-        if (now - m->confirmed_at <= limit)
-                return 0;
-        snprintf(why, why_size, "leader has not renewed the lease for %s",
-                 koc_format_duration(now - m->confirmed_at, a, sizeof a));
-        return -ETIMEDOUT;
+        r = manager_renewal_verdict(m->leading, koc_leader_state_is_leader(m->state), now,
+                                    &m->confirmed_at,
+                                    m->lease_duration_usec + m->liveness_margin_usec);
+        if (r < 0)
+                snprintf(why, why_size, "leader has not renewed the lease for %s",
+                         koc_format_duration(now - m->confirmed_at, a, sizeof a));
+        return r;
 }
 
 static int on_confirm_timer(sd_event_source *s, uint64_t usec, void *userdata) {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The manager's configuration: defaults, flag parsing, validation messages. */
+/* The manager's configuration (defaults, flag parsing, validation messages)
+ * and its liveness verdict. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <cmocka.h>
 
 #include "koc/manager.h"
+#include "framework/manager/manager-internal.h"
 
 #define ARGV(...) ((char *[]){ "prog", __VA_ARGS__, NULL })
 #define ARGC(...) ((int) (sizeof((char *[]){ "prog", __VA_ARGS__ }) / sizeof(char *)))
@@ -177,12 +179,32 @@ static void test_help(void **state) {
         fclose(f);
 }
 
+static void test_renewal_verdict(void **state) {
+        uint64_t confirmed = 100;
+
+        /* A standby is always live. */
+        assert_int_equal(manager_renewal_verdict(false, false, 1000000, &confirmed, 10), 0);
+        assert_int_equal(confirmed, 100);
+        /* A leader whose state reads true is live and refreshes the stamp. */
+        assert_int_equal(manager_renewal_verdict(true, true, 500, &confirmed, 10), 0);
+        assert_int_equal(confirmed, 500);
+        /* State false but within the limit: still live. */
+        assert_int_equal(manager_renewal_verdict(true, false, 510, &confirmed, 10), 0);
+        assert_int_equal(confirmed, 500);
+        /* Past the limit: the elector is wedged. */
+        assert_int_equal(manager_renewal_verdict(true, false, 511, &confirmed, 10), -ETIMEDOUT);
+        assert_int_equal(confirmed, 500);
+        /* A clock reading before the stamp never fails. */
+        assert_int_equal(manager_renewal_verdict(true, false, 400, &confirmed, 10), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_all_flags),
                 cmocka_unit_test(test_bad_flags),
                 cmocka_unit_test(test_help),
+                cmocka_unit_test(test_renewal_verdict),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+
+#include "framework/manager/manager-internal.h"
+
+int manager_renewal_verdict(bool leading, bool state_is_leader, uint64_t now,
+                            uint64_t *confirmed_at, uint64_t limit) {
+        if (!leading)
+                return 0;
+        if (state_is_leader) {
+                *confirmed_at = now;
+                return 0;
+        }
+        if (now < *confirmed_at || now - *confirmed_at <= limit)
+                return 0;
+        return -ETIMEDOUT;
+}

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Internal helpers of the manager, shared with its tests. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The "leader-renewal" liveness verdict, as client-go's HealthzAdaptor:
+ * healthy (0) when this replica does not believe it leads (`leading` is the
+ * callbacks' view), or when its leadership state still reads true (then
+ * *confirmed_at becomes now), or when the state has read false for at most
+ * `limit` since *confirmed_at.  -ETIMEDOUT otherwise: the elector thinks it
+ * leads but has not renewed, so it is wedged. */
+int manager_renewal_verdict(bool leading, bool state_is_leader, uint64_t now,
+                            uint64_t *confirmed_at, uint64_t limit);
