@@ -247,29 +247,49 @@ static void put_quoted(FILE *f, const char *s) {
 static enum MHD_Result serve_checks(koc_probes *p, struct MHD_Connection *c,
                                     enum check_kind kind, const char *endpoint,
                                     enum path_label path) {
+        enum { RESULT_OK, RESULT_FAILED, RESULT_EXCLUDED };
         query q = { 0 };
         MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_query, &q);
+
+        /* Every check runs once; the text is built only when someone reads
+         * it (verbose or failure), so the common "ok" costs no allocation. */
+        size_t n = p->n_checks[kind], n_failed = 0;
+        uint8_t result[MAX_CHECKS];
+        char why[WHY_MAX], *whys = NULL;
+        for (size_t i = 0; i < n; i++) {
+                const probe_check *ch = &p->checks[kind][i];
+                if (take_exclude(&q, ch->name))
+                        result[i] = RESULT_EXCLUDED;
+                else if (run_check(ch, why, sizeof(why)) < 0) {
+                        result[i] = RESULT_FAILED;
+                        if (!whys && !(whys = malloc(n * WHY_MAX)))
+                                return MHD_NO;
+                        memcpy(whys + i * WHY_MAX, why, WHY_MAX);
+                        n_failed++;
+                } else
+                        result[i] = RESULT_OK;
+        }
+        /* Failures are always verbose; success is a bare "ok" unless asked. */
+        if (n_failed == 0 && !q.verbose)
+                return queue(p, c, path, MHD_HTTP_OK, p->resp_ok);
 
         char *body = NULL;
         size_t len = 0;
         FILE *out = open_memstream(&body, &len);
-        if (!out)
+        if (!out) {
+                free(whys);
                 return MHD_NO;
-
-        size_t n_failed = 0;
-        char why[WHY_MAX];
-        for (size_t i = 0; i < p->n_checks[kind]; i++) {
-                const probe_check *ch = &p->checks[kind][i];
-                if (take_exclude(&q, ch->name)) {
-                        fprintf(out, "[+]%s excluded: ok\n", ch->name);
-                        continue;
-                }
-                if (run_check(ch, why, sizeof(why)) < 0) {
-                        fprintf(out, "[-]%s failed: %s\n", ch->name, why);
-                        n_failed++;
-                } else
-                        fprintf(out, "[+]%s ok\n", ch->name);
         }
+        for (size_t i = 0; i < n; i++) {
+                const char *name = p->checks[kind][i].name;
+                if (result[i] == RESULT_EXCLUDED)
+                        fprintf(out, "[+]%s excluded: ok\n", name);
+                else if (result[i] == RESULT_FAILED)
+                        fprintf(out, "[-]%s failed: %s\n", name, whys + i * WHY_MAX);
+                else
+                        fprintf(out, "[+]%s ok\n", name);
+        }
+        free(whys);
 
         const char *unmatched[MAX_EXCLUDES];
         size_t n_unmatched = 0;
@@ -294,12 +314,6 @@ static enum MHD_Result serve_checks(koc_probes *p, struct MHD_Connection *c,
         if (fclose(out) != 0) {
                 free(body);
                 return MHD_NO;
-        }
-
-        /* Failures are always verbose; success is a bare "ok" unless asked. */
-        if (n_failed == 0 && !q.verbose) {
-                free(body);
-                return queue(p, c, path, MHD_HTTP_OK, p->resp_ok);
         }
         if (n_failed > 0)
                 koc_log_debug("probes", "%s check failed checks=%zu", endpoint, n_failed);
