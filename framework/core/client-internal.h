@@ -50,6 +50,7 @@ struct koc_client {
         pthread_t loop_thread;
 
         CURLM *multi;
+        CURLSH *share;                 /* TLS sessions and DNS, shared by every transfer */
         sd_event_source *timer;        /* curl's timeout, CLOCK_BOOTTIME */
         sd_event_source *dispatch;     /* defer source: runs handlers outside curl */
         struct koc_list sockets;       /* struct curl_socket_io */

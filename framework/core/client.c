@@ -779,6 +779,7 @@ static int transfer_start(transfer *t, const char *method, const char *path, con
             curl_easy_setopt(e, CURLOPT_PRIVATE, t) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_SHARE, c->share) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http") != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L) != CURLE_OK ||
@@ -1015,6 +1016,8 @@ static void client_free(koc_client *c) {
                 transfer_free(container_of(c->transfers.next, transfer, link));
         if (c->multi)
                 curl_multi_cleanup(c->multi);
+        if (c->share)
+                curl_share_cleanup(c->share);
         while (!list_empty(&c->sockets))
                 socket_io_free(c, container_of(c->sockets.next, curl_socket_io, link));
         free(c->by_fd);
@@ -1071,8 +1074,17 @@ KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_clie
                 goto fail;
         c->user_agent = strdup(DEFAULT_USER_AGENT);
         c->multi = curl_multi_init();
-        if (!c->user_agent || !c->multi) {
+        c->share = curl_share_init();
+        if (!c->user_agent || !c->multi || !c->share) {
                 r = -ENOMEM;
+                goto fail;
+        }
+        /* One thread uses the share, so it needs no lock callbacks.  New
+         * connections resume TLS sessions instead of full handshakes. */
+        if (curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) !=
+                    CURLSHE_OK ||
+            curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK) {
+                r = -EIO;
                 goto fail;
         }
         if (curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket) != CURLM_OK ||
