@@ -4,3 +4,5 @@ koc_add_test(NAME test-incluster SOURCES unit/test-incluster.c MODULES core LABE
              LIBS PkgConfig::CURL)
 koc_add_test(NAME test-token-reload SOURCES unit/test-token-reload.c MODULES core LABELS unit
              LIBS PkgConfig::CURL)
+koc_add_test(NAME test-kubeconfig SOURCES unit/test-kubeconfig.c MODULES core LABELS unit
+             LIBS PkgConfig::CURL)

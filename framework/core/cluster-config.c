@@ -592,10 +592,12 @@ const char *koc_cluster_config_auth_header(koc_cluster_config *cfg) {
         case KOC_TOKEN_EXEC: {
                 bool expired = cfg->token_expiry_usec != 0 &&
                                koc_now_realtime_usec() >= cfg->token_expiry_usec;
-                /* After a failed run, retry at most every 60 s unless told
-                 * the credential was rejected. */
+                /* A plugin that fails or hands out an already expired
+                 * credential is not re-run more often than every 5 s
+                 * (each run may take up to 10 s on the loop thread),
+                 * unless a 401 says the credential was rejected. */
                 bool may_retry = now < cfg->token_read_usec ||
-                                 now - cfg->token_read_usec >= KOC_TOKEN_REFRESH_USEC;
+                                 now - cfg->token_read_usec >= KOC_EXEC_RETRY_USEC;
                 if (cfg->token_invalidated || ((!cfg->token || expired) && may_retry))
                         refresh_exec_token(cfg, now);
                 break;

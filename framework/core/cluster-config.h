@@ -14,6 +14,7 @@
 #define KOC_KUBECONFIG_MAX (4u * 1024u * 1024u)
 #define KOC_TOKEN_MAX (64u * 1024u)
 #define KOC_TOKEN_REFRESH_USEC (60 * KOC_USEC_PER_SEC)
+#define KOC_EXEC_RETRY_USEC (5 * KOC_USEC_PER_SEC)
 
 typedef struct koc_blob {
         unsigned char *data;

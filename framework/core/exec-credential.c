@@ -293,7 +293,13 @@ int koc_exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t
                             koc_error *err) {
         pid_t pid = -1;
         int out_fd = -1, err_fd = -1;
-        int r = spawn_plugin(e, &pid, &out_fd, &err_fd);
+        int r = 0;
+        /* For a path, say plainly when it cannot be run (posix_spawnp
+         * reports that only as exit status 127 in some environments). */
+        if (strchr(e->command, '/') && access(e->command, X_OK) < 0)
+                r = -errno;
+        if (r == 0)
+                r = spawn_plugin(e, &pid, &out_fd, &err_fd);
         if (r < 0)
                 return koc_error_set(err, r, "%s: cannot run \"%s\": %s", e->where, e->command,
                                      strerror(-r));
@@ -319,7 +325,11 @@ int koc_exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t
                 for (char *c = o.err; *c; c++)
                         if (*c == '\n' || *c == '\r')
                                 *c = ' ';
-                if (WIFEXITED(status))
+                if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && !o.err[0])
+                        r = koc_error_set(err, -ENOENT,
+                                          "%s: cannot run \"%s\" (exit status 127: not found?)",
+                                          e->where, e->command);
+                else if (WIFEXITED(status))
                         r = koc_error_set(err, -EPERM, "%s: \"%s\" exited with status %d: %s",
                                           e->where, e->command, WEXITSTATUS(status), o.err);
                 else

@@ -502,32 +502,87 @@ static int file_dir(const char *path, char **ret) {
         return 0;
 }
 
+static int yaml_error(const kc_file *file, yaml_parser_t *parser, koc_error *err) {
+        if (parser->error == YAML_MEMORY_ERROR)
+                return koc_error_set(err, -ENOMEM, "%s: out of memory parsing YAML", file->path);
+        return koc_error_set(err, -EINVAL, "%s: line %zu, column %zu: YAML syntax error: %s%s%s",
+                             file->path, parser->problem_mark.line + 1,
+                             parser->problem_mark.column + 1,
+                             parser->problem ? parser->problem : "invalid YAML",
+                             parser->context ? " " : "", parser->context ? parser->context : "");
+}
+
+/* A first pass over the events, before the document is built: rejects
+ * nesting deeper than KC_MAX_DEPTH (libyaml's scanner is quadratic in the
+ * nesting depth, and a kubeconfig is 6 levels deep) and more than
+ * KC_MAX_NODES nodes (the tree costs about 100 bytes a node), so that
+ * hostile input costs bounded time and memory. */
+#define KC_MAX_DEPTH 64
+#define KC_MAX_NODES 200000
+
+static int check_shape(const kc_file *file, const char *text, size_t len, koc_error *err) {
+        yaml_parser_t parser;
+        if (!yaml_parser_initialize(&parser))
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+        int r = 0;
+        size_t depth = 0, nodes = 0;
+        for (;;) {
+                yaml_event_t ev;
+                if (!yaml_parser_parse(&parser, &ev)) {
+                        r = yaml_error(file, &parser, err);
+                        break;
+                }
+                yaml_event_type_t t = ev.type;
+                size_t line = ev.start_mark.line + 1, col = ev.start_mark.column + 1;
+                yaml_event_delete(&ev);
+                if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT)
+                        depth++;
+                else if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT)
+                        depth--;
+                if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT ||
+                    t == YAML_SCALAR_EVENT || t == YAML_ALIAS_EVENT)
+                        nodes++;
+                if (depth > KC_MAX_DEPTH) {
+                        r = koc_error_set(err, -EINVAL,
+                                          "%s: line %zu, column %zu: nested more than %d levels "
+                                          "deep, not a kubeconfig", file->path, line, col,
+                                          KC_MAX_DEPTH);
+                        break;
+                }
+                if (nodes > KC_MAX_NODES) {
+                        r = koc_error_set(err, -EFBIG,
+                                          "%s: line %zu: more than %d YAML nodes, not a kubeconfig",
+                                          file->path, line, KC_MAX_NODES);
+                        break;
+                }
+                /* The document API reads only the first document. */
+                if (t == YAML_STREAM_END_EVENT || t == YAML_DOCUMENT_END_EVENT)
+                        break;
+        }
+        yaml_parser_delete(&parser);
+        return r;
+}
+
 static int parse_file(kc_merged *m, const kc_file *file, const char *text, size_t len,
                       koc_error *err) {
         yaml_parser_t parser;
         yaml_document_t doc;
+        int r0 = check_shape(file, text, len, err);
+        if (r0 < 0)
+                return r0;
         if (!yaml_parser_initialize(&parser))
                 return koc_error_set(err, -ENOMEM, "out of memory");
         yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
         if (!yaml_parser_load(&parser, &doc)) {
-                int r;
-                if (parser.error == YAML_MEMORY_ERROR)
-                        r = koc_error_set(err, -ENOMEM, "%s: out of memory parsing YAML",
-                                          file->path);
-                else
-                        r = koc_error_set(err, -EINVAL,
-                                          "%s: line %zu, column %zu: YAML syntax error: %s%s%s",
-                                          file->path, parser.problem_mark.line + 1,
-                                          parser.problem_mark.column + 1,
-                                          parser.problem ? parser.problem : "invalid YAML",
-                                          parser.context ? " " : "",
-                                          parser.context ? parser.context : "");
+                int r = yaml_error(file, &parser, err);
                 yaml_parser_delete(&parser);
                 return r;
         }
         yaml_parser_delete(&parser);
 
         kc_walk w = { .file = file, .doc = &doc, .err = err };
+        _koc_cleanup_free_ char *cc = NULL;
         int r = 0;
         yaml_node_t *root = yaml_document_get_root_node(&doc);
         if (!root || node_is_null(root))
@@ -536,7 +591,6 @@ static int parse_file(kc_merged *m, const kc_file *file, const char *text, size_
                 r = type_error(&w, "(top level)", root, "a mapping");
                 goto out;
         }
-        _koc_cleanup_free_ char *cc = NULL;
         r = get_string(&w, root, "current-context", "current-context", &cc);
         if (r < 0)
                 goto out;

@@ -44,7 +44,12 @@ KOC_EXPORT koc_cluster_config *koc_cluster_config_ref(koc_cluster_config *cfg);
 KOC_EXPORT koc_cluster_config *koc_cluster_config_unref(koc_cluster_config *cfg);
 KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_cluster_config, koc_cluster_config_unref)
 
-/* "https://host:port" without a trailing slash. */
+/* "https://host:port" (plus a path prefix, if the kubeconfig's server has
+ * one) without a trailing slash: the base of every request URL.  When the
+ * cluster sets tls-server-name, the host part is that name, and
+ * koc_cluster_config_apply_tls() routes the connection to the real server
+ * address (CURLOPT_CONNECT_TO), so that libcurl sends the name as SNI and
+ * verifies the certificate against it, as client-go's ServerName does. */
 KOC_EXPORT const char *koc_cluster_config_server(const koc_cluster_config *cfg);
 /* The default namespace: POD_NAMESPACE, the context's or the service account's
  * namespace, else "default". */
