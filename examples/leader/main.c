@@ -46,7 +46,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
                              app->ticks, app->term);
                 koc_manager_work_end(app->manager);
         }
-        (void) sd_event_source_set_time(s, usec + app->tick_usec);
+        (void)sd_event_source_set_time(s, usec + app->tick_usec);
         return 0;
 }
 
@@ -60,7 +60,7 @@ static void on_started(koc_manager *m, uint64_t term, void *userdata) {
         koc_log_info(LOG, "became leader identity=%s term=%" PRIu64 " unix_us=%" PRIu64,
                      koc_manager_get_identity(m), term, koc_now_realtime_usec());
 
-        (void) sd_event_now(e, CLOCK_BOOTTIME, &now);
+        (void)sd_event_now(e, CLOCK_BOOTTIME, &now);
         if (!app->tick) {
                 r = sd_event_add_time(e, &app->tick, CLOCK_BOOTTIME, now, 0, on_tick, app);
                 if (r < 0) {
@@ -69,20 +69,21 @@ static void on_started(koc_manager *m, uint64_t term, void *userdata) {
                         return;
                 }
         } else
-                (void) sd_event_source_set_time(app->tick, now);
-        (void) sd_event_source_set_enabled(app->tick, SD_EVENT_ON);
+                (void)sd_event_source_set_time(app->tick, now);
+        (void)sd_event_source_set_enabled(app->tick, SD_EVENT_ON);
 }
 
 static void on_stopped(koc_manager *m, koc_leader_reason reason, void *userdata) {
         struct app *app = userdata;
 
         if (app->tick)
-                (void) sd_event_source_set_enabled(app->tick, SD_EVENT_OFF);
+                (void)sd_event_source_set_enabled(app->tick, SD_EVENT_OFF);
         if (reason == KOC_LEADER_REASON_RELEASED)
                 /* Runs when the release starts (leadership already reads
                  * false); the manager logs when the Lease is written. */
-                koc_log_info(LOG, "stepped down, releasing the lease identity=%s ticks=%" PRIu64
-                                  " unix_us=%" PRIu64,
+                koc_log_info(LOG,
+                             "stepped down, releasing the lease identity=%s ticks=%" PRIu64
+                             " unix_us=%" PRIu64,
                              koc_manager_get_identity(m), app->ticks, koc_now_realtime_usec());
         else
                 koc_log_info(LOG, "stopped leading reason=%s identity=%s unix_us=%" PRIu64,
@@ -119,8 +120,10 @@ static int take_own_flags(int *argc, char *argv[], struct app *app) {
                         continue;
                 }
                 if (koc_parse_duration(v, &app->tick_usec) < 0 || app->tick_usec == 0) {
-                        fprintf(stderr, "--tick-interval=\"%s\": not a positive duration "
-                                        "(use e.g. 500ms, 1s)\n", v);
+                        fprintf(stderr,
+                                "--tick-interval=\"%s\": not a positive duration "
+                                "(use e.g. 500ms, 1s)\n",
+                                v);
                         return -EINVAL;
                 }
         }
@@ -130,9 +133,9 @@ static int take_own_flags(int *argc, char *argv[], struct app *app) {
 }
 
 int main(int argc, char *argv[]) {
-        struct app app = { .tick_usec = KOC_USEC_PER_SEC };
+        struct app app = {.tick_usec = KOC_USEC_PER_SEC};
         koc_manager_config cfg;
-        koc_error err = { 0 };
+        koc_error err = {0};
         int r;
 
         if (take_own_flags(&argc, argv, &app) < 0)

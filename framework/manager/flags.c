@@ -28,7 +28,8 @@ struct flag {
         const char *help;
 };
 
-#define F(n, t, field, h) { n, t, offsetof(koc_manager_config, field), h }
+#define F(n, t, field, h)                                                                          \
+        { n, t, offsetof(koc_manager_config, field), h }
 
 static const struct flag flags[] = {
         F("kubeconfig", FLAG_STRING, kubeconfig,
@@ -65,13 +66,12 @@ static const struct flag flags[] = {
 
 #undef F
 
-
 static void *field(koc_manager_config *cfg, const struct flag *f) {
-        return (char *) cfg + f->offset;
+        return (char *)cfg + f->offset;
 }
 
 static const void *cfield(const koc_manager_config *cfg, const struct flag *f) {
-        return (const char *) cfg + f->offset;
+        return (const char *)cfg + f->offset;
 }
 
 KOC_EXPORT void koc_manager_config_init(koc_manager_config *cfg) {
@@ -142,8 +142,8 @@ KOC_EXPORT int koc_manager_config_validate(const koc_manager_config *cfg, koc_er
                                              "valid namespace (a DNS-1123 label: lower-case "
                                              "letters, digits and '-', at most 63 characters)",
                                              cfg->leader_election_namespace);
-                if (cfg->identity && (!cfg->identity[0] || strlen(cfg->identity) >
-                                                                   KOC_LEADER_IDENTITY_MAX))
+                if (cfg->identity &&
+                    (!cfg->identity[0] || strlen(cfg->identity) > KOC_LEADER_IDENTITY_MAX))
                         return koc_error_set(err, -EINVAL,
                                              "--identity=\"%s\": must be 1 to %d characters",
                                              cfg->identity, KOC_LEADER_IDENTITY_MAX);
@@ -201,8 +201,8 @@ static const struct flag *find_flag(const char *name, size_t len) {
 
 /* Go's strconv.ParseBool, as the flag package accepts. */
 static int parse_bool(const char *s, bool *ret) {
-        static const char *const yes[] = { "1", "t", "T", "true", "TRUE", "True" };
-        static const char *const no[] = { "0", "f", "F", "false", "FALSE", "False" };
+        static const char *const yes[] = {"1", "t", "T", "true", "TRUE", "True"};
+        static const char *const no[] = {"0", "f", "F", "false", "FALSE", "False"};
 
         for (size_t i = 0; i < KOC_ELEMENTSOF(yes); i++)
                 if (strcmp(s, yes[i]) == 0) {
@@ -222,17 +222,17 @@ static void print_value(FILE *out, const koc_manager_config *cfg, const struct f
 
         switch (f->type) {
         case FLAG_STRING: {
-                const char *s = *(const char *const *) cfield(cfg, f);
+                const char *s = *(const char *const *)cfield(cfg, f);
                 if (s)
                         fprintf(out, " (default \"%s\")", s);
                 break;
         }
         case FLAG_BOOL:
-                fprintf(out, " (default %s)", *(const bool *) cfield(cfg, f) ? "true" : "false");
+                fprintf(out, " (default %s)", *(const bool *)cfield(cfg, f) ? "true" : "false");
                 break;
         case FLAG_DURATION:
                 fprintf(out, " (default %s)",
-                        koc_format_duration(*(const uint64_t *) cfield(cfg, f), buf, sizeof buf));
+                        koc_format_duration(*(const uint64_t *)cfield(cfg, f), buf, sizeof buf));
                 break;
         }
 }
@@ -265,7 +265,7 @@ static int set_value(koc_manager_config *cfg, const struct flag *f, const char *
 
         switch (f->type) {
         case FLAG_STRING:
-                *(const char **) field(cfg, f) = value;
+                *(const char **)field(cfg, f) = value;
                 return 0;
         case FLAG_BOOL: {
                 bool b;
@@ -273,7 +273,7 @@ static int set_value(koc_manager_config *cfg, const struct flag *f, const char *
                         return koc_error_set(err, -EINVAL,
                                              "--%s=\"%s\": not a boolean (use true or false)",
                                              f->name, value);
-                *(bool *) field(cfg, f) = b;
+                *(bool *)field(cfg, f) = b;
                 return 0;
         }
         case FLAG_DURATION: {
@@ -287,7 +287,7 @@ static int set_value(koc_manager_config *cfg, const struct flag *f, const char *
                                              "--%s=\"%s\": not a duration (use e.g. 500ms, 15s, "
                                              "1m30s)",
                                              f->name, value);
-                *(uint64_t *) field(cfg, f) = usec;
+                *(uint64_t *)field(cfg, f) = usec;
                 return 0;
         }
         }
@@ -326,19 +326,17 @@ KOC_EXPORT int koc_manager_parse_flags(koc_manager_config *cfg, int argc, char *
                                              arg);
                 name = arg + (arg[1] == '-' ? 2 : 1);
                 eq = strchr(name, '=');
-                len = eq ? (size_t) (eq - name) : strlen(name);
+                len = eq ? (size_t)(eq - name) : strlen(name);
 
-                if ((len == 4 && strncmp(name, "help", 4) == 0) ||
-                    (len == 1 && name[0] == 'h')) {
+                if ((len == 4 && strncmp(name, "help", 4) == 0) || (len == 1 && name[0] == 'h')) {
                         print_usage_with(stdout, argc > 0 ? argv[0] : NULL, &defaults);
                         return KOC_MANAGER_FLAGS_HELP;
                 }
 
                 f = find_flag(name, len);
                 if (!f)
-                        return koc_error_set(err, -EINVAL,
-                                             "unknown flag \"%.*s\" (see --help)",
-                                             (int) (name - arg + len), arg);
+                        return koc_error_set(err, -EINVAL, "unknown flag \"%.*s\" (see --help)",
+                                             (int)(name - arg + len), arg);
                 if (eq)
                         value = eq + 1;
                 else if (f->type == FLAG_BOOL)

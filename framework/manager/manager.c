@@ -72,10 +72,10 @@ struct koc_manager {
         sd_event_source *confirm_timer;
         koc_shutdown_step *wait_step;
         koc_shutdown_step *step_down_step;
-        bool leading;              /* between started_ and stopped_leading */
-        uint64_t confirmed_at;     /* last time the state read "leader" */
+        bool leading;          /* between started_ and stopped_leading */
+        uint64_t confirmed_at; /* last time the state read "leader" */
         bool ran;
-        int exit_code;             /* raised to 1 by a fatal leadership event */
+        int exit_code; /* raised to 1 by a fatal leadership event */
 };
 
 /* --- small helpers --------------------------------------------------------- */
@@ -221,7 +221,7 @@ static int on_confirm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
         if (m->leading && koc_leader_state_is_leader(m->state))
                 m->confirmed_at = koc_now_boottime_usec();
-        (void) sd_event_source_set_time(s, usec + m->retry_period_usec);
+        (void)sd_event_source_set_time(s, usec + m->retry_period_usec);
         return 0;
 }
 
@@ -237,11 +237,11 @@ static void start_confirm_timer(koc_manager *m) {
                         m->confirm_timer = NULL;
                         return;
                 }
-                (void) sd_event_source_set_description(m->confirm_timer, "manager-confirm");
+                (void)sd_event_source_set_description(m->confirm_timer, "manager-confirm");
         } else {
-                (void) sd_event_source_set_time(m->confirm_timer, now + m->retry_period_usec);
+                (void)sd_event_source_set_time(m->confirm_timer, now + m->retry_period_usec);
         }
-        (void) sd_event_source_set_enabled(m->confirm_timer, SD_EVENT_ON);
+        (void)sd_event_source_set_enabled(m->confirm_timer, SD_EVENT_ON);
 }
 
 static void on_started_leading(koc_leader *l, uint64_t term, void *userdata) {
@@ -262,7 +262,7 @@ static void on_stopped_leading(koc_leader *l, koc_leader_reason reason, void *us
 
         m->leading = false;
         if (m->confirm_timer)
-                (void) sd_event_source_set_enabled(m->confirm_timer, SD_EVENT_OFF);
+                (void)sd_event_source_set_enabled(m->confirm_timer, SD_EVENT_OFF);
 
         if (was_leading)
                 koc_log_info(LOG, "stopped leading reason=%s in_flight=%u",
@@ -277,17 +277,18 @@ static void on_stopped_leading(koc_leader *l, koc_leader_reason reason, void *us
                 koc_log_error(LOG, "the API server was unreachable for the observe timeout; "
                                    "shutting down");
                 m->exit_code = 1;
-                (void) koc_shutdown_trigger(m->shutdown);
+                (void)koc_shutdown_trigger(m->shutdown);
                 break;
         case KOC_LEADER_REASON_RENEW_DEADLINE_EXCEEDED:
         case KOC_LEADER_REASON_HOLDER_CHANGED:
         case KOC_LEADER_REASON_LEASE_DELETED:
                 if (m->exit_on_loss) {
-                        koc_log_warn(LOG, "leadership lost (%s); shutting down "
-                                          "(--leader-elect-exit-on-loss)",
+                        koc_log_warn(LOG,
+                                     "leadership lost (%s); shutting down "
+                                     "(--leader-elect-exit-on-loss)",
                                      koc_leader_reason_to_string(reason));
                         m->exit_code = 1;
-                        (void) koc_shutdown_trigger(m->shutdown);
+                        (void)koc_shutdown_trigger(m->shutdown);
                 } else
                         koc_log_info(LOG, "leadership lost (%s); standing by",
                                      koc_leader_reason_to_string(reason));
@@ -381,8 +382,9 @@ static void step_step_down(koc_shutdown_step *step, void *userdata) {
                 bool was = atomic_exchange(&m->solo_leading, false);
 
                 if (was && m->callbacks.stopped_leading)
-                        m->callbacks.stopped_leading(m, busy > 0 ? KOC_LEADER_REASON_CANCELLED
-                                                                 : KOC_LEADER_REASON_RELEASED,
+                        m->callbacks.stopped_leading(m,
+                                                     busy > 0 ? KOC_LEADER_REASON_CANCELLED
+                                                              : KOC_LEADER_REASON_RELEASED,
                                                      m->callbacks_userdata);
                 koc_shutdown_step_done(step);
                 return;
@@ -391,8 +393,9 @@ static void step_step_down(koc_shutdown_step *step, void *userdata) {
         if (koc_shutdown_step_forced(step) && busy > 0) {
                 /* Someone else could start the same work while ours still
                  * runs: keep the Lease until it expires on its own. */
-                koc_log_warn(LOG, "forced shutdown with %u work item(s) still in flight: not "
-                                  "releasing the lease; it expires after its duration",
+                koc_log_warn(LOG,
+                             "forced shutdown with %u work item(s) still in flight: not "
+                             "releasing the lease; it expires after its duration",
                              busy);
                 koc_leader_stop(m->leader);
                 koc_shutdown_step_done(step);
@@ -430,7 +433,7 @@ static koc_manager *manager_free(koc_manager *m) {
                 return NULL;
         /* The elector first: dropping it stops it without callbacks. */
         if (m->leader) {
-                koc_leader_set_callbacks(m->leader, &(koc_leader_callbacks){ 0 }, NULL);
+                koc_leader_set_callbacks(m->leader, &(koc_leader_callbacks){0}, NULL);
                 koc_leader_unref(m->leader);
         }
         koc_leader_state_unref(m->state);
@@ -566,8 +569,8 @@ static int setup_shutdown(koc_manager *m, const koc_manager_config *cfg, koc_err
                 return koc_error_set(err, r,
                                      "--shutdown-drain-budget/--shutdown-delay: rejected: %s",
                                      strerror(-r));
-        (void) koc_shutdown_set_begin_handler(m->shutdown, on_shutdown_begin, m);
-        (void) koc_shutdown_set_done_handler(m->shutdown, on_shutdown_done, m);
+        (void)koc_shutdown_set_begin_handler(m->shutdown, on_shutdown_begin, m);
+        (void)koc_shutdown_set_done_handler(m->shutdown, on_shutdown_done, m);
         if (cfg->handle_signals) {
                 r = koc_shutdown_start_signals(m->shutdown);
                 if (r < 0)
@@ -576,8 +579,8 @@ static int setup_shutdown(koc_manager *m, const koc_manager_config *cfg, koc_err
         return 0;
 }
 
-KOC_EXPORT int koc_manager_new(sd_event *event, const koc_manager_config *cfg,
-                               koc_manager **ret, koc_error *err) {
+KOC_EXPORT int koc_manager_new(sd_event *event, const koc_manager_config *cfg, koc_manager **ret,
+                               koc_error *err) {
         _koc_cleanup_(koc_manager_unrefp) koc_manager *m = NULL;
         int r;
 
@@ -591,7 +594,7 @@ KOC_EXPORT int koc_manager_new(sd_event *event, const koc_manager_config *cfg,
                 koc_log_set_level(koc_log_level_from_string(cfg->log_level));
         if (cfg->log_format)
                 koc_log_set_format(strcmp(cfg->log_format, "json") == 0 ? KOC_LOG_FORMAT_JSON
-                                                                       : KOC_LOG_FORMAT_LOGFMT);
+                                                                        : KOC_LOG_FORMAT_LOGFMT);
 
         m = calloc(1, sizeof *m);
         if (!m)
@@ -648,7 +651,7 @@ KOC_EXPORT int koc_manager_new(sd_event *event, const koc_manager_config *cfg,
         r = sd_event_add_io(m->event, &m->wake_source, m->wake_fd, EPOLLIN, on_wake, m);
         if (r < 0)
                 return koc_error_set(err, r, "event source: %s", strerror(-r));
-        (void) sd_event_source_set_description(m->wake_source, "manager-wake");
+        (void)sd_event_source_set_description(m->wake_source, "manager-wake");
 
         *ret = m;
         m = NULL;
@@ -659,7 +662,7 @@ KOC_EXPORT void koc_manager_set_callbacks(koc_manager *m, const koc_manager_call
                                           void *userdata) {
         if (!m)
                 return;
-        m->callbacks = callbacks ? *callbacks : (koc_manager_callbacks){ 0 };
+        m->callbacks = callbacks ? *callbacks : (koc_manager_callbacks){0};
         m->callbacks_userdata = userdata;
 }
 
@@ -681,7 +684,7 @@ KOC_EXPORT int koc_manager_add_shutdown_hook(koc_manager *m, const char *name,
                 return -ENOMEM;
         }
         m->hooks = hooks;
-        m->hooks[m->n_hooks++] = (struct hook){ .name = copy, .fn = hook, .userdata = userdata };
+        m->hooks[m->n_hooks++] = (struct hook){.name = copy, .fn = hook, .userdata = userdata};
         return 0;
 }
 
@@ -695,8 +698,8 @@ static int add_steps(koc_manager *m) {
         if (r >= 0)
                 r = koc_shutdown_add_step(m->shutdown, "wait-for-work", 0, step_wait_work, m);
         if (r >= 0)
-                r = koc_shutdown_add_step(m->shutdown, "step-down",
-                                          KOC_SHUTDOWN_STEP_RUN_IF_FORCED, step_step_down, m);
+                r = koc_shutdown_add_step(m->shutdown, "step-down", KOC_SHUTDOWN_STEP_RUN_IF_FORCED,
+                                          step_step_down, m);
         if (r >= 0)
                 r = koc_shutdown_add_step(m->shutdown, "stop-probes",
                                           KOC_SHUTDOWN_STEP_RUN_IF_FORCED, step_stop_probes, m);

@@ -163,8 +163,8 @@ KOC_EXPORT void koc_manager_print_usage(FILE *out, const char *program);
  * that arrive before koc_manager_run() are handled when it starts).
  * event: the loop to use (a reference is taken); NULL: sd_event_default().
  * Errors name what failed (kubeconfig field, bad flag, bind address). */
-KOC_EXPORT int koc_manager_new(sd_event *event, const koc_manager_config *cfg,
-                               koc_manager **ret, koc_error *err);
+KOC_EXPORT int koc_manager_new(sd_event *event, const koc_manager_config *cfg, koc_manager **ret,
+                               koc_error *err);
 KOC_EXPORT koc_manager *koc_manager_ref(koc_manager *m);
 KOC_EXPORT koc_manager *koc_manager_unref(koc_manager *m);
 KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_manager, koc_manager_unref)

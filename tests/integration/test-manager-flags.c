@@ -14,8 +14,8 @@
 #include "koc/manager.h"
 #include "framework/manager/manager-internal.h"
 
-#define ARGV(...) ((char *[]){ "prog", __VA_ARGS__, NULL })
-#define ARGC(...) ((int) (sizeof((char *[]){ "prog", __VA_ARGS__ }) / sizeof(char *)))
+#define ARGV(...) ((char *[]){"prog", __VA_ARGS__, NULL})
+#define ARGC(...) ((int)(sizeof((char *[]){"prog", __VA_ARGS__}) / sizeof(char *)))
 #define PARSE(cfg, err, ...) koc_manager_parse_flags(cfg, ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), err)
 
 static void init(koc_manager_config *cfg) {
@@ -25,7 +25,7 @@ static void init(koc_manager_config *cfg) {
 
 static void test_defaults(void **state) {
         koc_manager_config cfg;
-        koc_error err = { 0 };
+        koc_error err = {0};
 
         koc_manager_config_init(&cfg);
         assert_true(cfg.leader_elect);
@@ -52,7 +52,7 @@ static void test_defaults(void **state) {
 
 static void test_all_flags(void **state) {
         koc_manager_config cfg;
-        koc_error err = { 0 };
+        koc_error err = {0};
         int r;
 
         init(&cfg);
@@ -93,7 +93,7 @@ static void test_all_flags(void **state) {
  * value, and leaves cfg untouched. */
 static void expect_error(const char *needle1, const char *needle2, int argc, char **argv) {
         koc_manager_config cfg, before;
-        koc_error err = { 0 };
+        koc_error err = {0};
 
         init(&cfg);
         before = cfg;
@@ -109,8 +109,10 @@ static void expect_error(const char *needle1, const char *needle2, int argc, cha
 
 static void test_bad_flags(void **state) {
         EXPECT_ERROR("--leader-elect-lease-duration", "\"15\"", "--leader-elect-lease-duration=15");
-        EXPECT_ERROR("--leader-elect-retry-period", "\"abc\"", "--leader-elect-retry-period", "abc");
-        EXPECT_ERROR("--leader-elect-renew-deadline", "missing value", "--leader-elect-renew-deadline");
+        EXPECT_ERROR("--leader-elect-retry-period", "\"abc\"", "--leader-elect-retry-period",
+                     "abc");
+        EXPECT_ERROR("--leader-elect-renew-deadline", "missing value",
+                     "--leader-elect-renew-deadline");
         EXPECT_ERROR("--leader-elect", "\"maybe\"", "--leader-elect=maybe");
         EXPECT_ERROR("unknown flag", "--bogus", "--bogus=1");
         EXPECT_ERROR("unexpected argument", "\"extra\"", "extra");
@@ -139,7 +141,7 @@ static void test_bad_flags(void **state) {
 
 static void test_help(void **state) {
         koc_manager_config cfg, before;
-        koc_error err = { 0 };
+        koc_error err = {0};
         char buf[8192] = "";
         FILE *f;
         int saved, fds[2], r;
@@ -200,10 +202,8 @@ static void test_renewal_verdict(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_defaults),
-                cmocka_unit_test(test_all_flags),
-                cmocka_unit_test(test_bad_flags),
-                cmocka_unit_test(test_help),
+                cmocka_unit_test(test_defaults),        cmocka_unit_test(test_all_flags),
+                cmocka_unit_test(test_bad_flags),       cmocka_unit_test(test_help),
                 cmocka_unit_test(test_renewal_verdict),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -36,8 +36,8 @@ static koc_test_apiserver api;
 struct opts {
         const char *lease;
         const char *identity;
-        bool work;              /* start one blocking work item when leading */
-        bool stuck_hook;        /* a shutdown hook that never finishes */
+        bool work;       /* start one blocking work item when leading */
+        bool stuck_hook; /* a shutdown hook that never finishes */
         bool leader_elect;
         bool exit_on_loss;
         bool metrics;
@@ -46,14 +46,14 @@ struct opts {
 
 struct replica {
         pid_t pid;
-        int ev;                 /* read end: event lines */
-        int ctl;                /* write end: releases the work item */
+        int ev;  /* read end: event lines */
+        int ctl; /* write end: releases the work item */
         uint16_t port;
         uint16_t metrics_port;
         char identity[64];
-        char log[8192];         /* every event line read so far */
+        char log[8192]; /* every event line read so far */
         size_t log_len;
-        size_t scan;            /* where expect_event continues */
+        size_t scan; /* where expect_event continues */
 };
 
 #define MAX_REPLICAS 8
@@ -77,10 +77,10 @@ static void emit(struct child_state *c, const char *fmt, ...) {
         va_end(ap);
         if (n < 0)
                 return;
-        if ((size_t) n > sizeof line - 2)
+        if ((size_t)n > sizeof line - 2)
                 n = sizeof line - 2;
         line[n++] = '\n';
-        (void) !write(c->ev, line, n);
+        (void)!write(c->ev, line, n);
 }
 
 static void *work_thread(void *p) {
@@ -104,7 +104,7 @@ static void child_started(koc_manager *m, uint64_t term, void *userdata) {
         struct child_state *c = userdata;
         pthread_t t;
 
-        emit(c, "started %llu", (unsigned long long) term);
+        emit(c, "started %llu", (unsigned long long)term);
         if (c->o.work && !c->work_started) {
                 c->work_started = true;
                 if (pthread_create(&t, NULL, work_thread, c) == 0)
@@ -126,9 +126,9 @@ static void stuck_hook(koc_shutdown_step *step, void *userdata) {
 }
 
 static _Noreturn void run_child(int ev, int ctl, const struct opts *o) {
-        struct child_state c = { .ev = ev, .ctl = ctl, .o = *o };
+        struct child_state c = {.ev = ev, .ctl = ctl, .o = *o};
         koc_manager_config cfg;
-        koc_error err = { 0 };
+        koc_error err = {0};
         uint16_t port = 0, mport = 0;
         int r;
 
@@ -159,9 +159,9 @@ static _Noreturn void run_child(int ev, int ctl, const struct opts *o) {
                                   },
                                   &c);
         if (o->stuck_hook)
-                (void) koc_manager_add_shutdown_hook(c.m, "stuck", stuck_hook, &c);
-        (void) koc_manager_get_health_port(c.m, &port);
-        (void) koc_manager_get_metrics_port(c.m, &mport);
+                (void)koc_manager_add_shutdown_hook(c.m, "stuck", stuck_hook, &c);
+        (void)koc_manager_get_health_port(c.m, &port);
+        (void)koc_manager_get_metrics_port(c.m, &mport);
         emit(&c, "port %u %u", port, mport);
 
         r = koc_manager_run(c.m);
@@ -173,7 +173,7 @@ static _Noreturn void run_child(int ev, int ctl, const struct opts *o) {
 /* --- the parent's view of a replica ---------------------------------------------- */
 
 static void read_available(struct replica *x, int timeout_ms) {
-        struct pollfd p = { .fd = x->ev, .events = POLLIN };
+        struct pollfd p = {.fd = x->ev, .events = POLLIN};
         ssize_t n;
 
         if (poll(&p, 1, timeout_ms) <= 0)
@@ -200,7 +200,7 @@ static long find_line(const struct replica *x, const char *prefix, size_t from) 
                 const char *nl = strchr(s, '\n');
                 if (!nl)
                         break;
-                if ((size_t) (nl - s) >= plen && strncmp(s, prefix, plen) == 0)
+                if ((size_t)(nl - s) >= plen && strncmp(s, prefix, plen) == 0)
                         return s - x->log;
                 s = nl + 1;
         }
@@ -401,7 +401,7 @@ static void release_work(struct replica *x) {
 }
 
 static struct opts defaults(const char *lease, const char *identity) {
-        return (struct opts){ .lease = lease, .identity = identity, .leader_elect = true };
+        return (struct opts){.lease = lease, .identity = identity, .leader_elect = true};
 }
 
 /* --- tests --------------------------------------------------------------------------------- */
@@ -605,7 +605,7 @@ static int teardown(void **state) {
 
 static int each_teardown(void **state) {
         reap_all();
-        (void) koc_test_apiserver_clear_faults(&api);
+        (void)koc_test_apiserver_clear_faults(&api);
         return 0;
 }
 
