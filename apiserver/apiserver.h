@@ -177,6 +177,7 @@ struct server {
         size_t n_watches;
         uint64_t bookmark_interval_usec;
         sd_event_source *bookmark_timer;
+        sd_event_source *sweep_timer;
         size_t watch_buffer_max;
         /* faults */
         cJSON *faults;     /* array of rules, each with a remaining "count" */

@@ -129,7 +129,9 @@ void faults_match(server *srv, const char *resource, const char *verb, fault_act
                         fa.latency_ms = (uint64_t)latency;
                 if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rule, "hang")))
                         fa.hang = true;
-                if (!fa.error_code && chance(num(rule, "error_rate", 0))) {
+                /* An error_code without an error_rate fails every match. */
+                double rate = num(rule, "error_rate", cJSON_GetObjectItemCaseSensitive(rule, "error_code") ? 1 : 0);
+                if (!fa.error_code && chance(rate)) {
                         fa.error_code = (int)num(rule, "error_code", 500);
                         fa.retry_after = (unsigned)num(rule, "retry_after", 0);
                 }

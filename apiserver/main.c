@@ -380,7 +380,7 @@ int main(int argc, char **argv) {
                                       MHD_OPTION_NOTIFY_COMPLETED, http_completed, &srv,
                                       MHD_OPTION_CONNECTION_LIMIT, (unsigned)16384,
                                       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
-                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
+                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
                                       MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
                                       MHD_OPTION_END);
         if (!srv.daemon) {

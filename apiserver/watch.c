@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,7 @@ struct watch {
         char *ns;
         selector *labels, *fields;
         struct MHD_Connection *conn;
-        bool suspended, ending, bookmarks, overflowed;
+        bool suspended, ending, bookmarks, overflowed, gone;
         strbuf out;
         size_t out_pos;
         uint64_t last_rv;
@@ -180,6 +181,30 @@ static int on_bookmark_timer(sd_event_source *s, uint64_t usec, void *userdata) 
         return 0;
 }
 
+/* MHD does not notice that the client of a suspended connection went
+ * away; look at the sockets of idle watches now and then and close those
+ * whose peer hung up. */
+static bool peer_gone(watch *w) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(w->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct pollfd p;
+
+        if (!ci)
+                return false;
+        p = (struct pollfd){ .fd = ci->connect_fd, .events = POLLRDHUP };
+        return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+static int on_sweep_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        server *srv = userdata;
+        for (watch *w = srv->all_watches; w; w = w->all_next)
+                if (w->suspended && !w->ending && peer_gone(w)) {
+                        w->gone = true;
+                        watch_end(w);
+                }
+        (void)sd_event_source_set_time_relative(s, 10 * KOC_USEC_PER_SEC);
+        return 0;
+}
+
 static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         watch_end(userdata);
         return 0;
@@ -189,6 +214,8 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max) {
         watch *w = cls;
         size_t avail = w->out.len - w->out_pos;
 
+        if (w->gone)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
         if (avail > 0) {
                 size_t n = avail < max ? avail : max;
                 memcpy(buf, w->out.data + w->out_pos, n);
@@ -405,17 +432,27 @@ void watch_stop_all(server *srv) {
 }
 
 int watch_init(server *srv) {
+        int r;
+
         srv->history = calloc(srv->history_max, sizeof *srv->history);
         if (!srv->history)
                 return -ENOMEM;
+        r = sd_event_add_time_relative(srv->event, &srv->sweep_timer, CLOCK_BOOTTIME, 10 * KOC_USEC_PER_SEC,
+                                       KOC_USEC_PER_SEC, on_sweep_timer, srv);
+        if (r < 0)
+                return r;
+        (void)sd_event_source_set_enabled(srv->sweep_timer, SD_EVENT_ON);
         if (srv->bookmark_interval_usec == 0)
                 return 0;
-        return sd_event_add_time_relative(srv->event, &srv->bookmark_timer, CLOCK_BOOTTIME,
-                                          srv->bookmark_interval_usec, 10000, on_bookmark_timer, srv) < 0
-                       ? -EIO
-                       : (sd_event_source_set_enabled(srv->bookmark_timer, SD_EVENT_ON), 0);
+        r = sd_event_add_time_relative(srv->event, &srv->bookmark_timer, CLOCK_BOOTTIME,
+                                       srv->bookmark_interval_usec, 10000, on_bookmark_timer, srv);
+        if (r < 0)
+                return r;
+        (void)sd_event_source_set_enabled(srv->bookmark_timer, SD_EVENT_ON);
+        return 0;
 }
 
 void watch_done(server *srv) {
         srv->bookmark_timer = sd_event_source_disable_unref(srv->bookmark_timer);
+        srv->sweep_timer = sd_event_source_disable_unref(srv->sweep_timer);
 }
