@@ -20,7 +20,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1244,6 +1248,151 @@ static void test_canned(void **state) {
         canned_stop(&s);
 }
 
+/* --- HTTP/2: many watches and requests share one connection ------------- */
+
+/* koc-apiserver speaks HTTP/1.1, so this uses Node's http2 module when node
+ * and openssl are installed (skipped otherwise): 20 watches and 30 requests
+ * must share (nearly) one connection. */
+static const char h2_server_js[] =
+        "const http2 = require('http2'); const fs = require('fs');\n"
+        "let sessions = 0, streams = 0;\n"
+        "const s = http2.createSecureServer({ key: fs.readFileSync('h2key.pem'),\n"
+        "                                     cert: fs.readFileSync('h2cert.pem') });\n"
+        "s.on('session', () => { sessions++; });\n"
+        "s.on('stream', (st, h) => {\n"
+        "  streams++;\n"
+        "  const p = h[':path'];\n"
+        "  st.respond({ ':status': 200, 'content-type': 'application/json' });\n"
+        "  if (p.startsWith('/stats')) { st.end(JSON.stringify({ sessions, streams })); return; }\n"
+        "  if (!p.includes('watch=1')) { st.end(JSON.stringify({ path: p })); return; }\n"
+        "  st.write(JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'a' } } }) + "
+        "'\\n');\n"
+        "  setTimeout(() => { st.end(JSON.stringify({ type: 'DELETED', object: {} }) + '\\n'); }, "
+        "100);\n"
+        "});\n"
+        "s.listen(0, '127.0.0.1', () => { console.log(s.address().port); });\n"
+        "process.stdin.on('end', () => process.exit(0)); process.stdin.resume();\n";
+
+typedef struct h2_server {
+        pid_t pid;
+        int port;
+        int stdin_fd; /* closing it ends the server */
+} h2_server;
+
+static bool h2_server_start(h2_server *h) {
+        char cmd[2048], path[512];
+        int out[2], in[2];
+
+        if (system("command -v node >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1") != 0)
+                return false;
+        snprintf(cmd, sizeof cmd,
+                 "cd '%s' && openssl req -x509 -newkey rsa:2048 -nodes -keyout h2key.pem "
+                 "-out h2cert.pem -days 1 -subj /CN=127.0.0.1 "
+                 "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1",
+                 srv.dir);
+        if (system(cmd) != 0)
+                return false;
+        snprintf(path, sizeof path, "%s/h2server.js", srv.dir);
+        write_file(path, h2_server_js);
+        assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+        h->pid = fork();
+        assert_true(h->pid >= 0);
+        if (h->pid == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                dup2(out[1], STDOUT_FILENO);
+                dup2(in[0], STDIN_FILENO);
+                if (chdir(srv.dir) < 0)
+                        _exit(127);
+                execlp("node", "node", "h2server.js", (char *)NULL);
+                _exit(127);
+        }
+        close(out[1]);
+        close(in[0]);
+        h->stdin_fd = in[1];
+        char line[32] = {0};
+        size_t n = 0;
+        while (n < sizeof line - 1 && !strchr(line, '\n')) {
+                struct pollfd pfd = {.fd = out[0], .events = POLLIN};
+                if (poll(&pfd, 1, 10000) <= 0)
+                        break;
+                ssize_t k = read(out[0], line + n, sizeof line - 1 - n);
+                if (k <= 0)
+                        break;
+                n += (size_t)k;
+        }
+        close(out[0]);
+        h->port = atoi(line);
+        return h->port > 0;
+}
+
+static void h2_server_stop(h2_server *h) {
+        if (h->pid <= 0)
+                return;
+        close(h->stdin_fd);
+        kill(h->pid, SIGTERM);
+        waitpid(h->pid, NULL, 0);
+        h->pid = 0;
+}
+
+static void test_http2_multiplex(void **state) {
+        h2_server h = {0};
+        ctx x = {0};
+        char kc[512], *yaml = NULL;
+        recorder w[20];
+        result res[30];
+
+        if (!h2_server_start(&h)) {
+                h2_server_stop(&h);
+                skip();
+        }
+        snprintf(kc, sizeof kc, "%s/h2.kubeconfig", srv.dir);
+        assert_true(asprintf(&yaml,
+                             "apiVersion: v1\nkind: Config\ncurrent-context: t\n"
+                             "clusters:\n- name: t\n  cluster:\n"
+                             "    server: https://127.0.0.1:%d\n"
+                             "    certificate-authority: %s/h2cert.pem\n"
+                             "contexts:\n- name: t\n  context: {cluster: t, user: t}\n"
+                             "users:\n- name: t\n  user:\n    token: h2\n",
+                             h.port, srv.dir) > 0);
+        write_file(kc, yaml);
+        free(yaml);
+        ctx_open(&x, kc);
+
+        memset(w, 0, sizeof w);
+        memset(res, 0, sizeof res);
+        for (int i = 0; i < 20; i++)
+                assert_int_equal(koc_client_watch(x.client, &(koc_watch_spec){.path = "/w"},
+                                                  on_watch, &w[i], NULL),
+                                 0);
+        for (int i = 0; i < 30; i++)
+                start(&x, "GET", "/r", NULL, &res[i], 0);
+        for (int i = 0; i < 20; i++) {
+                run_until(&x, &w[i].closed);
+                assert_int_equal(w[i].n, 3);
+                assert_int_equal(w[i].type[0], KOC_WATCH_ADDED);
+                assert_int_equal(w[i].type[1], KOC_WATCH_DELETED);
+                assert_int_equal(w[i].error[2], 0);
+        }
+        for (int i = 0; i < 30; i++) {
+                run_until(&x, &res[i].done);
+                assert_int_equal(res[i].status, 200);
+                result_clear(&res[i]);
+        }
+        result stats = {0};
+        request(&x, "GET", "/stats", NULL, &stats);
+        assert_int_equal(stats.status, 200);
+        const cJSON *sessions = cJSON_GetObjectItemCaseSensitive(stats.body, "sessions");
+        const cJSON *streams = cJSON_GetObjectItemCaseSensitive(stats.body, "streams");
+        assert_true(cJSON_IsNumber(sessions) && cJSON_IsNumber(streams));
+        assert_int_equal(streams->valueint, 51);
+        /* Over HTTP/1.1 this would be 20 + up to 30 connections. */
+        assert_true(sessions->valueint >= 1 && sessions->valueint <= 2);
+        result_clear(&stats);
+        ctx_close(&x);
+        h2_server_stop(&h);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_crud, setup, teardown),
@@ -1264,6 +1413,7 @@ int main(void) {
                 cmocka_unit_test(test_unref_in_flight),
                 cmocka_unit_test(test_unref_in_handler),
                 cmocka_unit_test(test_canned),
+                cmocka_unit_test(test_http2_multiplex),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
