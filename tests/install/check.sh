@@ -29,7 +29,11 @@ pcdir=$(dirname "$(find "$prefix" -name koc.pc | head -1)")
 export PKG_CONFIG_PATH=$pcdir
 cc -o "$work/pc-shared" "$src/tests/install/consumer/main.c" $(pkg-config --cflags --libs koc)
 LD_LIBRARY_PATH=$(pkg-config --variable=libdir koc) "$work/pc-shared"
-cc -o "$work/pc-static" "$src/tests/install/consumer/main.c" -Wl,-Bstatic $(pkg-config --cflags --libs-only-L koc) -lkoc -Wl,-Bdynamic $(pkg-config --static --libs koc | sed 's/-lkoc//')
+# libkoc.a itself, with its dependencies (Requires.private) linked as shared
+# libraries: Debian ships libcurl's own dependencies without static archives.
+cc -o "$work/pc-static" "$src/tests/install/consumer/main.c" $(pkg-config --cflags koc) \
+        "$(pkg-config --variable=libdir koc)/libkoc.a" \
+        $(pkg-config --libs koc $(pkg-config --print-requires-private koc) | sed 's/-lkoc//') -lpthread -lm
 "$work/pc-static"
 echo "install-check: pkg-config shared and static ok"
 
