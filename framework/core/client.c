@@ -538,18 +538,18 @@ static bool transfer_retry_auth(transfer *t) {
                               t->path);
                 return false;
         }
-        if (transfer_set_headers(t) < 0)
+        /* Adding the handle runs no transfer callbacks, so the answer of the
+         * first attempt stays intact for the handler if this fails. */
+        if (transfer_set_headers(t) < 0 || curl_multi_add_handle(c->multi, t->easy) != CURLM_OK)
                 return false;
+        t->attached = true;
+        t->finished = false;
         t->status = 0;
         t->data_len = 0;
         t->retry_after_usec = 0;
         t->errbuf[0] = 0;
-        t->finished = false;
         if (t->is_watch)
                 container_of(t, koc_watch, t)->streaming = false;
-        if (curl_multi_add_handle(c->multi, t->easy) != CURLM_OK)
-                return false;
-        t->attached = true;
         koc_log_debug(LOG_COMPONENT, "%s %s: 401, retrying with the re-read token", t->method,
                       t->path);
         return true;
@@ -740,6 +740,16 @@ static bool valid_url_part(const char *s) {
         return true;
 }
 
+/* Printable and short: a content type goes into a header line as it is. */
+static bool valid_header_value(const char *s) {
+        if (s && strlen(s) > 200)
+                return false;
+        for (; s && *s; s++)
+                if ((unsigned char)*s < ' ' || *s == 0x7f)
+                        return false;
+        return true;
+}
+
 static transfer *transfer_new(koc_client *c, bool is_watch, size_t size) {
         transfer *t = calloc(1, size);
         if (!t)
@@ -844,7 +854,7 @@ int koc_client_submit(koc_client *c, const char *method, const char *path, const
         int r;
 
         if (!c || !valid_method(method) || !path || path[0] != '/' || !valid_url_part(path) ||
-            !valid_url_part(query)) {
+            !valid_url_part(query) || !valid_header_value(content_type)) {
                 cJSON_free(body);
                 return -EINVAL;
         }

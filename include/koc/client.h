@@ -114,6 +114,8 @@ typedef struct koc_request_spec {
 typedef void (*koc_response_handler_t)(koc_client *client, const koc_response *response,
                                        void *userdata);
 
+/* event NULL: the calling thread's default loop.  Call it on the loop
+ * thread; the client keeps references to the loop and the config. */
 KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_client **ret);
 KOC_EXPORT koc_client *koc_client_ref(koc_client *c);
 KOC_EXPORT koc_client *koc_client_unref(koc_client *c);

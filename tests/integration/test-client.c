@@ -287,6 +287,13 @@ static void test_crud(void **state) {
                                             &(koc_request_spec){.method = "GET", .path = "/a b"},
                                             on_result, &res, NULL),
                          -EINVAL);
+        assert_int_equal(
+                koc_client_request(x->client,
+                                   &(koc_request_spec){.method = "POST",
+                                                       .path = LEASES,
+                                                       .content_type = "text/plain\r\nX-Evil: 1"},
+                                   on_result, &res, NULL),
+                -EINVAL);
         result_clear(&res);
 }
 
