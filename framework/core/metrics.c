@@ -1,15 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The metrics registry behind koc/metrics.h.
+ * The metrics registry and its Prometheus text exposition (format 0.0.4).
  *
- * Values are updated lock-free: a double lives in an atomic 64-bit word (its
- * bit pattern) and additions are compare-and-swap loops, so any thread may
- * update without taking the registry's lock and without libatomic.
- * Registration and rendering take the lock.  Families keep registration
- * order, which keeps the output stable for diffs and tests.
+ * Families (one name, one type, one HELP text) are kept in registration
+ * order, and each family's samples in the order their label sets were
+ * registered, so a scrape's output is stable.  Values are doubles stored as
+ * the bit patterns of _Atomic uint64_t; adding is a compare-and-swap loop,
+ * so updates from any thread need no lock.  Histogram buckets are counted
+ * per bucket (not cumulatively) and summed at render time; the _count is
+ * the sum of the buckets, so one scrape's buckets and count always agree.
+ *
+ * Label sets are parsed when a metric is registered (name="value" pairs,
+ * with \\, \" and \n escapes in values) and rendered again with canonical
+ * escaping, so what reaches /metrics is always well-formed.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,30 +28,37 @@
 #include <unistd.h>
 
 #include "koc/metrics.h"
+#include "util.h"
 
-#define MAX_BUCKETS 64
-
-enum metric_type { TYPE_COUNTER, TYPE_GAUGE, TYPE_HISTOGRAM };
-static const char *const type_names[] = { "counter", "gauge", "histogram" };
-
-struct koc_metric {
-        enum metric_type type;
-        char *labels; /* "" when none */
-        _Atomic uint64_t value; /* double bits: counter, gauge, histogram sum */
-        _Atomic uint64_t count; /* histogram */
-        size_t n_buckets;
-        double *bounds;
-        _Atomic uint64_t *buckets; /* per bucket (not cumulative) */
-        struct koc_metric *next;
+enum metric_type {
+        METRIC_COUNTER,
+        METRIC_GAUGE,
+        METRIC_HISTOGRAM,
 };
 
-typedef struct family {
+static const char *const type_names[] = {"counter", "gauge", "histogram"};
+
+typedef struct family family;
+
+struct koc_metric {
+        family *family;
+        char *labels;           /* canonical: a="x",b="y" (escaped), or "" */
+        _Atomic uint64_t value; /* counter/gauge value, histogram sum (double bits) */
+        /* Histograms: n_bounds upper bounds, n_bounds + 1 counters (the last
+         * one is +Inf). */
+        double *bounds;
+        size_t n_bounds;
+        _Atomic uint64_t *buckets;
+        koc_metric *next;
+};
+
+struct family {
         char *name;
         char *help;
         enum metric_type type;
         koc_metric *first, *last;
-        struct family *next;
-} family;
+        family *next;
+};
 
 typedef struct collector {
         koc_metrics_collector_t fn;
@@ -52,21 +67,23 @@ typedef struct collector {
 } collector;
 
 struct koc_metrics {
-        _Atomic unsigned n_ref;
+        atomic_uint n_ref;
         pthread_mutex_t lock;
         family *first, *last;
         collector *collectors, *collectors_last;
 };
 
-static uint64_t d2u(double d) {
+/* ---- atomics on doubles -------------------------------------------------- */
+
+static inline uint64_t d2u(double d) {
         uint64_t u;
-        memcpy(&u, &d, sizeof(u));
+        memcpy(&u, &d, sizeof u);
         return u;
 }
 
-static double u2d(uint64_t u) {
+static inline double u2d(uint64_t u) {
         double d;
-        memcpy(&d, &u, sizeof(d));
+        memcpy(&d, &u, sizeof d);
         return d;
 }
 
@@ -77,12 +94,12 @@ static void atomic_add_double(_Atomic uint64_t *p, double v) {
                 ;
 }
 
-/* --- registry --------------------------------------------------------------------- */
+/* ---- lifetime ----------------------------------------------------------- */
 
 KOC_EXPORT int koc_metrics_new(koc_metrics **ret) {
         if (!ret)
                 return -EINVAL;
-        koc_metrics *m = calloc(1, sizeof(*m));
+        koc_metrics *m = calloc(1, sizeof *m);
         if (!m)
                 return -ENOMEM;
         atomic_init(&m->n_ref, 1);
@@ -126,55 +143,142 @@ KOC_EXPORT koc_metrics *koc_metrics_unref(koc_metrics *m) {
         return NULL;
 }
 
-static bool valid_name(const char *s) {
-        if (!s || !*s || strlen(s) > 200)
+/* ---- names and labels --------------------------------------------------- */
+
+static bool valid_metric_name(const char *s) {
+        if (!s || !*s)
                 return false;
-        for (size_t i = 0; s[i]; i++) {
-                char c = s[i];
-                bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                          c == ':' || (i > 0 && c >= '0' && c <= '9');
-                if (!ok)
+        if (!isalpha((unsigned char)s[0]) && s[0] != '_' && s[0] != ':')
+                return false;
+        for (const char *p = s + 1; *p; p++)
+                if (!isalnum((unsigned char)*p) && *p != '_' && *p != ':')
                         return false;
-        }
         return true;
 }
 
-/* Label pairs: name="value"[,name="value"...], values with \\, \" and \n
- * escapes.  Bounded, so a bad string cannot break the exposition format. */
-static bool valid_labels(const char *s) {
-        if (strlen(s) > 1024)
-                return false;
-        const char *p = s;
-        while (*p) {
-                const char *start = p;
-                while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
-                       (p > start && *p >= '0' && *p <= '9'))
+static void put_escaped(FILE *f, const char *s, bool quote) {
+        for (; *s; s++) {
+                if (*s == '\\')
+                        fputs("\\\\", f);
+                else if (*s == '\n')
+                        fputs("\\n", f);
+                else if (quote && *s == '"')
+                        fputs("\\\"", f);
+                else
+                        fputc(*s, f);
+        }
+}
+
+/* Parses `a="x", b="y"` into its canonical form `a="x",b="y"`.  Label names
+ * follow [a-zA-Z_][a-zA-Z0-9_]*, must be unique and must not start with
+ * "__"; histograms may not use "le". */
+static int canonical_labels(const char *in, bool histogram, char **ret) {
+        char *out = NULL;
+        size_t out_len = 0;
+        FILE *f = open_memstream(&out, &out_len);
+        if (!f)
+                return -ENOMEM;
+        char names[32][128];
+        size_t n_names = 0;
+        int r = 0;
+        const char *p = in ? in : "";
+        while (r == 0) {
+                while (*p == ' ' || *p == '\t')
                         p++;
-                if (p == start || p[0] != '=' || p[1] != '"')
-                        return false;
-                p += 2;
-                while (*p && *p != '"') {
-                        if (*p == '\n')
-                                return false;
-                        if (*p == '\\') {
-                                if (p[1] != '\\' && p[1] != '"' && p[1] != 'n')
-                                        return false;
-                                p++;
-                        }
-                        p++;
+                if (!*p)
+                        break;
+                /* name */
+                const char *name = p;
+                if (!isalpha((unsigned char)*p) && *p != '_') {
+                        r = -EINVAL;
+                        break;
                 }
-                if (*p != '"')
-                        return false;
-                p++;
+                while (isalnum((unsigned char)*p) || *p == '_')
+                        p++;
+                size_t nl = (size_t)(p - name);
+                if (nl >= sizeof names[0] || n_names >= KOC_ELEMENTSOF(names) ||
+                    (nl >= 2 && name[0] == '_' && name[1] == '_') ||
+                    (histogram && nl == 2 && strncmp(name, "le", 2) == 0)) {
+                        r = -EINVAL;
+                        break;
+                }
+                for (size_t i = 0; i < n_names; i++)
+                        if (strlen(names[i]) == nl && strncmp(names[i], name, nl) == 0)
+                                r = -EINVAL;
+                if (r < 0)
+                        break;
+                memcpy(names[n_names], name, nl);
+                names[n_names++][nl] = '\0';
+                while (*p == ' ')
+                        p++;
+                if (*p++ != '=') {
+                        r = -EINVAL;
+                        break;
+                }
+                while (*p == ' ')
+                        p++;
+                if (*p++ != '"') {
+                        r = -EINVAL;
+                        break;
+                }
+                if (n_names > 1)
+                        fputc(',', f);
+                fprintf(f, "%.*s=\"", (int)nl, name);
+                /* value, unescaped then escaped again */
+                for (;;) {
+                        char c = *p++;
+                        if (c == '\0') {
+                                r = -EINVAL;
+                                break;
+                        }
+                        if (c == '"')
+                                break;
+                        /* A raw line break would end the sample line. */
+                        if (c == '\n') {
+                                r = -EINVAL;
+                                break;
+                        }
+                        if (c == '\\') {
+                                c = *p++;
+                                if (c == 'n')
+                                        c = '\n';
+                                else if (c != '\\' && c != '"') {
+                                        r = -EINVAL;
+                                        break;
+                                }
+                        }
+                        char one[2] = {c, 0};
+                        put_escaped(f, one, true);
+                }
+                if (r < 0)
+                        break;
+                fputc('"', f);
+                while (*p == ' ' || *p == '\t')
+                        p++;
                 if (*p == ',') {
                         p++;
-                        if (!*p)
-                                return false; /* trailing comma */
-                } else if (*p)
-                        return false;
+                        while (*p == ' ' || *p == '\t')
+                                p++;
+                        if (!*p) {
+                                r = -EINVAL; /* a trailing comma */
+                                break;
+                        }
+                } else if (*p) {
+                        r = -EINVAL;
+                        break;
+                }
         }
-        return true;
+        if (fclose(f) != 0 && r == 0)
+                r = -ENOMEM;
+        if (r < 0) {
+                free(out);
+                return r;
+        }
+        *ret = out;
+        return 0;
 }
+
+/* ---- registration ------------------------------------------------------- */
 
 static family *find_family(koc_metrics *m, const char *name) {
         for (family *f = m->first; f; f = f->next)
@@ -184,23 +288,14 @@ static family *find_family(koc_metrics *m, const char *name) {
 }
 
 static int add_metric(koc_metrics *m, enum metric_type type, const char *name, const char *help,
-                      const char *labels, const double *bounds, size_t n_bounds,
-                      koc_metric **ret) {
-        if (!m || !ret || !valid_name(name))
+                      const char *labels, const double *bounds, size_t n_bounds, koc_metric **ret) {
+        if (!m || !ret || !valid_metric_name(name))
                 return -EINVAL;
-        if (!labels)
-                labels = "";
-        if (!valid_labels(labels))
-                return -EINVAL;
-        if (type == TYPE_HISTOGRAM) {
-                if (n_bounds > MAX_BUCKETS || (n_bounds > 0 && !bounds))
-                        return -EINVAL;
-                for (size_t i = 0; i < n_bounds; i++)
-                        if (isnan(bounds[i]) || (i > 0 && bounds[i] <= bounds[i - 1]))
-                                return -EINVAL;
-        }
+        _koc_cleanup_free_ char *canon = NULL;
+        int r = canonical_labels(labels, type == METRIC_HISTOGRAM, &canon);
+        if (r < 0)
+                return r;
 
-        int r = 0;
         pthread_mutex_lock(&m->lock);
         family *f = find_family(m, name);
         if (f && f->type != type) {
@@ -209,59 +304,64 @@ static int add_metric(koc_metrics *m, enum metric_type type, const char *name, c
         }
         if (f)
                 for (koc_metric *x = f->first; x; x = x->next)
-                        if (strcmp(x->labels, labels) == 0) {
+                        if (strcmp(x->labels, canon) == 0) {
+                                if (type == METRIC_HISTOGRAM &&
+                                    (x->n_bounds != n_bounds ||
+                                     (n_bounds &&
+                                      memcmp(x->bounds, bounds, n_bounds * sizeof(double)) != 0))) {
+                                        r = -EINVAL;
+                                        goto out;
+                                }
                                 *ret = x;
+                                r = 0;
                                 goto out;
                         }
 
-        koc_metric *x = calloc(1, sizeof(*x));
+        koc_metric *x = calloc(1, sizeof *x);
         if (!x) {
                 r = -ENOMEM;
                 goto out;
         }
-        x->type = type;
-        x->labels = strdup(labels);
-        if (type == TYPE_HISTOGRAM && n_bounds > 0) {
-                x->bounds = malloc(n_bounds * sizeof(double));
-                x->buckets = calloc(n_bounds, sizeof(*x->buckets));
-                if (x->bounds)
-                        memcpy(x->bounds, bounds, n_bounds * sizeof(double));
-                x->n_buckets = n_bounds;
-        }
-        if (!x->labels || (x->n_buckets > 0 && (!x->bounds || !x->buckets))) {
-                metric_free(x);
-                r = -ENOMEM;
-                goto out;
-        }
-        if (!f) {
-                f = calloc(1, sizeof(*f));
-                if (f) {
-                        f->name = strdup(name);
-                        f->help = strdup(help ? help : "");
-                        f->type = type;
-                }
-                if (!f || !f->name || !f->help) {
-                        if (f) {
-                                free(f->name);
-                                free(f->help);
-                                free(f);
-                        }
+        if (type == METRIC_HISTOGRAM) {
+                x->bounds = n_bounds ? malloc(n_bounds * sizeof(double)) : NULL;
+                x->buckets = calloc(n_bounds + 1, sizeof(*x->buckets));
+                if ((n_bounds && !x->bounds) || !x->buckets) {
                         metric_free(x);
                         r = -ENOMEM;
                         goto out;
                 }
+                if (n_bounds)
+                        memcpy(x->bounds, bounds, n_bounds * sizeof(double));
+                x->n_bounds = n_bounds;
+        }
+        x->labels = canon;
+        canon = NULL;
+        if (!f) {
+                f = calloc(1, sizeof *f);
+                if (!f || !(f->name = strdup(name)) ||
+                    (help && *help && !(f->help = strdup(help)))) {
+                        if (f)
+                                free(f->name);
+                        free(f);
+                        metric_free(x);
+                        r = -ENOMEM;
+                        goto out;
+                }
+                f->type = type;
                 if (m->last)
                         m->last->next = f;
                 else
                         m->first = f;
                 m->last = f;
         }
+        x->family = f;
         if (f->last)
                 f->last->next = x;
         else
                 f->first = x;
         f->last = x;
         *ret = x;
+        r = 0;
 out:
         pthread_mutex_unlock(&m->lock);
         return r;
@@ -269,69 +369,74 @@ out:
 
 KOC_EXPORT int koc_metrics_add_counter(koc_metrics *m, const char *name, const char *help,
                                        const char *labels, koc_metric **ret) {
-        return add_metric(m, TYPE_COUNTER, name, help, labels, NULL, 0, ret);
+        return add_metric(m, METRIC_COUNTER, name, help, labels, NULL, 0, ret);
 }
 
 KOC_EXPORT int koc_metrics_add_gauge(koc_metrics *m, const char *name, const char *help,
                                      const char *labels, koc_metric **ret) {
-        return add_metric(m, TYPE_GAUGE, name, help, labels, NULL, 0, ret);
+        return add_metric(m, METRIC_GAUGE, name, help, labels, NULL, 0, ret);
 }
 
 KOC_EXPORT int koc_metrics_add_histogram(koc_metrics *m, const char *name, const char *help,
                                          const char *labels, const double *buckets,
                                          size_t n_buckets, koc_metric **ret) {
-        return add_metric(m, TYPE_HISTOGRAM, name, help, labels, buckets, n_buckets, ret);
-}
-
-KOC_EXPORT int koc_metrics_add_collector(koc_metrics *m, koc_metrics_collector_t fn,
-                                         void *userdata) {
-        if (!m || !fn)
+        if (n_buckets > 0 && !buckets)
                 return -EINVAL;
-        collector *c = calloc(1, sizeof(*c));
-        if (!c)
-                return -ENOMEM;
-        c->fn = fn;
-        c->userdata = userdata;
-        pthread_mutex_lock(&m->lock);
-        if (m->collectors_last)
-                m->collectors_last->next = c;
-        else
-                m->collectors = c;
-        m->collectors_last = c;
-        pthread_mutex_unlock(&m->lock);
-        return 0;
+        /* A trailing +Inf is implicit anyway. */
+        if (n_buckets > 0 && isinf(buckets[n_buckets - 1]) && buckets[n_buckets - 1] > 0)
+                n_buckets--;
+        if (n_buckets > 1024)
+                return -EINVAL;
+        for (size_t i = 0; i < n_buckets; i++)
+                if (!isfinite(buckets[i]) || (i > 0 && !(buckets[i] > buckets[i - 1])))
+                        return -EINVAL;
+        return add_metric(m, METRIC_HISTOGRAM, name, help, labels, buckets, n_buckets, ret);
 }
 
-/* --- updates (any thread, lock-free) ---------------------------------------------- */
+/* ---- updates ------------------------------------------------------------ */
 
 KOC_EXPORT void koc_metric_inc(koc_metric *x) {
-        koc_metric_add(x, 1);
+        koc_metric_add(x, 1.0);
 }
 
 KOC_EXPORT void koc_metric_add(koc_metric *x, double v) {
-        if (!x || x->type == TYPE_HISTOGRAM || isnan(v))
+        if (!x || isnan(v))
                 return;
-        if (x->type == TYPE_COUNTER && v < 0)
-                return; /* counters only go up */
-        atomic_add_double(&x->value, v);
+        switch (x->family->type) {
+        case METRIC_COUNTER:
+                /* Counters only go up. */
+                if (v < 0)
+                        return;
+                atomic_add_double(&x->value, v);
+                return;
+        case METRIC_GAUGE:
+                atomic_add_double(&x->value, v);
+                return;
+        case METRIC_HISTOGRAM:
+                return;
+        }
 }
 
 KOC_EXPORT void koc_metric_set(koc_metric *x, double v) {
-        if (!x || x->type != TYPE_GAUGE)
+        if (!x || x->family->type != METRIC_GAUGE)
                 return;
         atomic_store_explicit(&x->value, d2u(v), memory_order_relaxed);
 }
 
 KOC_EXPORT void koc_metric_observe(koc_metric *x, double v) {
-        if (!x || x->type != TYPE_HISTOGRAM || isnan(v))
+        if (!x || x->family->type != METRIC_HISTOGRAM || isnan(v))
                 return;
-        for (size_t i = 0; i < x->n_buckets; i++)
-                if (v <= x->bounds[i]) {
-                        atomic_fetch_add_explicit(&x->buckets[i], 1, memory_order_relaxed);
-                        break;
-                }
+        /* The first bucket whose upper bound is >= v (le is inclusive). */
+        size_t lo = 0, hi = x->n_bounds;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (v <= x->bounds[mid])
+                        hi = mid;
+                else
+                        lo = mid + 1;
+        }
         atomic_add_double(&x->value, v);
-        atomic_fetch_add_explicit(&x->count, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&x->buckets[lo], 1, memory_order_relaxed);
 }
 
 KOC_EXPORT double koc_metric_get(const koc_metric *x) {
@@ -341,84 +446,95 @@ KOC_EXPORT double koc_metric_get(const koc_metric *x) {
 }
 
 KOC_EXPORT uint64_t koc_metric_get_count(const koc_metric *x) {
-        if (!x || x->type != TYPE_HISTOGRAM)
+        if (!x || x->family->type != METRIC_HISTOGRAM)
                 return 0;
-        return atomic_load_explicit(&((koc_metric *)x)->count, memory_order_relaxed);
+        uint64_t n = 0;
+        for (size_t i = 0; i <= x->n_bounds; i++)
+                n += atomic_load_explicit(&x->buckets[i], memory_order_relaxed);
+        return n;
 }
 
-/* --- rendering ------------------------------------------------------------------------- */
+/* ---- rendering ---------------------------------------------------------- */
 
-/* Go's strconv.FormatFloat(v, 'g', -1, 64) in spirit: the shortest text that
- * reads back as the same double, integers without a fraction. */
-static void put_value(FILE *out, double v) {
+/* Prometheus float text: the shortest form that reads back exactly, and
+ * +Inf, -Inf, NaN. */
+static void put_double(FILE *f, double v) {
         if (isnan(v)) {
-                fputs("NaN", out);
+                fputs("NaN", f);
                 return;
         }
         if (isinf(v)) {
-                fputs(v > 0 ? "+Inf" : "-Inf", out);
+                fputs(v > 0 ? "+Inf" : "-Inf", f);
                 return;
         }
+        /* Integers as integers ("1000000", not "1e+06"): counters read
+         * better that way. */
         if (v == floor(v) && fabs(v) < 1e15) {
-                fprintf(out, "%.0f", v);
+                fprintf(f, "%.0f", v);
                 return;
         }
         char buf[40];
-        for (int prec = 15; prec <= 17; prec++) {
-                snprintf(buf, sizeof(buf), "%.*g", prec, v);
+        for (int prec = 1; prec <= 17; prec++) {
+                snprintf(buf, sizeof buf, "%.*g", prec, v);
                 if (strtod(buf, NULL) == v)
                         break;
         }
-        fputs(buf, out);
+        fputs(buf, f);
 }
 
-static void put_help(FILE *out, const char *help) {
-        for (const char *p = help; *p; p++) {
-                if (*p == '\\')
-                        fputs("\\\\", out);
-                else if (*p == '\n')
-                        fputs("\\n", out);
-                else
-                        fputc(*p, out);
+static void put_sample(FILE *f, const char *name, const char *suffix, const char *labels,
+                       const char *extra) {
+        fprintf(f, "%s%s", name, suffix);
+        bool has = labels && *labels, has_extra = extra && *extra;
+        if (has || has_extra) {
+                fputc('{', f);
+                if (has)
+                        fputs(labels, f);
+                if (has && has_extra)
+                        fputc(',', f);
+                if (has_extra)
+                        fputs(extra, f);
+                fputc('}', f);
         }
+        fputc(' ', f);
 }
 
-static void put_sample(FILE *out, const char *name, const char *suffix, const char *labels,
-                       const char *extra, double v) {
-        fprintf(out, "%s%s", name, suffix);
-        if (*labels || extra) {
-                fputc('{', out);
-                fputs(labels, out);
-                if (extra)
-                        fprintf(out, "%s%s", *labels ? "," : "", extra);
-                fputc('}', out);
+static void render_family(FILE *f, const family *fam) {
+        if (fam->help) {
+                fprintf(f, "# HELP %s ", fam->name);
+                put_escaped(f, fam->help, false);
+                fputc('\n', f);
         }
-        fputc(' ', out);
-        put_value(out, v);
-        fputc('\n', out);
-}
-
-static void render_histogram(FILE *out, const char *name, koc_metric *x) {
-        uint64_t cumulative = 0;
-        char le[64];
-        for (size_t i = 0; i < x->n_buckets; i++) {
-                cumulative += atomic_load_explicit(&x->buckets[i], memory_order_relaxed);
-                char v[40];
-                FILE *vf = fmemopen(v, sizeof(v), "w");
-                if (!vf)
+        fprintf(f, "# TYPE %s %s\n", fam->name, type_names[fam->type]);
+        for (koc_metric *x = fam->first; x; x = x->next) {
+                if (fam->type != METRIC_HISTOGRAM) {
+                        put_sample(f, fam->name, "", x->labels, NULL);
+                        put_double(f, koc_metric_get(x));
+                        fputc('\n', f);
                         continue;
-                put_value(vf, x->bounds[i]);
-                fclose(vf);
-                snprintf(le, sizeof(le), "le=\"%s\"", v);
-                put_sample(out, name, "_bucket", x->labels, le, (double)cumulative);
+                }
+                uint64_t cum = 0;
+                for (size_t i = 0; i <= x->n_bounds; i++) {
+                        cum += atomic_load_explicit(&x->buckets[i], memory_order_relaxed);
+                        char le[64];
+                        FILE *lf = fmemopen(le, sizeof le, "w");
+                        if (!lf)
+                                continue;
+                        fputs("le=\"", lf);
+                        put_double(lf, i < x->n_bounds ? x->bounds[i] : INFINITY);
+                        fputc('"', lf);
+                        fputc('\0', lf);
+                        fclose(lf);
+                        le[sizeof le - 1] = '\0';
+                        put_sample(f, fam->name, "_bucket", x->labels, le);
+                        fprintf(f, "%" PRIu64 "\n", cum);
+                }
+                put_sample(f, fam->name, "_sum", x->labels, NULL);
+                put_double(f, koc_metric_get(x));
+                fputc('\n', f);
+                put_sample(f, fam->name, "_count", x->labels, NULL);
+                fprintf(f, "%" PRIu64 "\n", cum);
         }
-        /* Read count after the buckets so +Inf is never below a bucket. */
-        uint64_t count = atomic_load_explicit(&x->count, memory_order_relaxed);
-        if (count < cumulative)
-                count = cumulative;
-        put_sample(out, name, "_bucket", x->labels, "le=\"+Inf\"", (double)count);
-        put_sample(out, name, "_sum", x->labels, NULL, koc_metric_get(x));
-        put_sample(out, name, "_count", x->labels, NULL, (double)count);
 }
 
 KOC_EXPORT int koc_metrics_render(koc_metrics *m, char **ret, size_t *ret_len) {
@@ -426,30 +542,16 @@ KOC_EXPORT int koc_metrics_render(koc_metrics *m, char **ret, size_t *ret_len) {
                 return -EINVAL;
         char *buf = NULL;
         size_t len = 0;
-        FILE *out = open_memstream(&buf, &len);
-        if (!out)
+        FILE *f = open_memstream(&buf, &len);
+        if (!f)
                 return -ENOMEM;
-
         pthread_mutex_lock(&m->lock);
-        for (family *f = m->first; f; f = f->next) {
-                if (*f->help) {
-                        fprintf(out, "# HELP %s ", f->name);
-                        put_help(out, f->help);
-                        fputc('\n', out);
-                }
-                fprintf(out, "# TYPE %s %s\n", f->name, type_names[f->type]);
-                for (koc_metric *x = f->first; x; x = x->next) {
-                        if (f->type == TYPE_HISTOGRAM)
-                                render_histogram(out, f->name, x);
-                        else
-                                put_sample(out, f->name, "", x->labels, NULL, koc_metric_get(x));
-                }
-        }
+        for (family *fam = m->first; fam; fam = fam->next)
+                render_family(f, fam);
         for (collector *c = m->collectors; c; c = c->next)
-                c->fn(out, c->userdata);
+                c->fn(f, c->userdata);
         pthread_mutex_unlock(&m->lock);
-
-        if (fclose(out) != 0) {
+        if (fclose(f) != 0 || !buf) {
                 free(buf);
                 return -ENOMEM;
         }
@@ -459,108 +561,124 @@ KOC_EXPORT int koc_metrics_render(koc_metrics *m, char **ret, size_t *ret_len) {
         return 0;
 }
 
-/* --- process metrics, as Prometheus' client libraries name them ------------------------ */
+/* ---- collectors --------------------------------------------------------- */
 
-static long count_open_fds(void) {
-        DIR *d = opendir("/proc/self/fd");
-        if (!d)
-                return -1;
-        long n = 0;
-        struct dirent *e;
-        while ((e = readdir(d)))
-                if (e->d_name[0] != '.')
-                        n++;
-        closedir(d);
-        return n - 1; /* the directory's own fd */
+KOC_EXPORT int koc_metrics_add_collector(koc_metrics *m, koc_metrics_collector_t fn,
+                                         void *userdata) {
+        if (!m || !fn)
+                return -EINVAL;
+        int r = 0;
+        pthread_mutex_lock(&m->lock);
+        for (collector *c = m->collectors; c; c = c->next)
+                if (c->fn == fn && c->userdata == userdata)
+                        goto out; /* already there */
+        collector *c = calloc(1, sizeof *c);
+        if (!c) {
+                r = -ENOMEM;
+                goto out;
+        }
+        c->fn = fn;
+        c->userdata = userdata;
+        if (m->collectors_last)
+                m->collectors_last->next = c;
+        else
+                m->collectors = c;
+        m->collectors_last = c;
+out:
+        pthread_mutex_unlock(&m->lock);
+        return r;
 }
 
-/* utime, stime (clock ticks), starttime (ticks after boot), vsize, rss (pages)
- * from /proc/self/stat; fields after the parenthesised command. */
-static int read_proc_stat(double *cpu_sec, double *start_ticks, double *vsize, double *rss_pages) {
-        char buf[1024];
-        FILE *f = fopen("/proc/self/stat", "re");
+static void put_process_metric(FILE *f, const char *name, const char *type, const char *help,
+                               double v) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s ", name, help, name, type, name);
+        put_double(f, v);
+        fputc('\n', f);
+}
+
+/* Reads the whole of a small /proc file. */
+static int read_proc(const char *path, char *buf, size_t size) {
+        FILE *f = fopen(path, "re");
         if (!f)
                 return -errno;
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        size_t n = fread(buf, 1, size - 1, f);
         fclose(f);
-        buf[n] = 0;
-        char *p = strrchr(buf, ')');
+        buf[n] = '\0';
+        return n > 0 ? 0 : -ENODATA;
+}
+
+static int boot_time_seconds(double *ret) {
+        char buf[16384];
+        int r = read_proc("/proc/stat", buf, sizeof buf);
+        if (r < 0)
+                return r;
+        const char *p = strstr(buf, "\nbtime ");
         if (!p)
-                return -EINVAL;
-        unsigned long utime, stime, vs;
-        unsigned long long start;
-        long rss;
-        /* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
-         * utime stime cutime cstime priority nice threads itrealvalue starttime
-         * vsize rss */
-        if (sscanf(p + 2,
-                   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d "
-                   "%llu %lu %ld",
-                   &utime, &stime, &start, &vs, &rss) != 5)
-                return -EINVAL;
-        long hz = sysconf(_SC_CLK_TCK);
-        *cpu_sec = (double)(utime + stime) / (double)hz;
-        *start_ticks = (double)start / (double)hz;
-        *vsize = (double)vs;
-        *rss_pages = (double)rss;
+                return -ENODATA;
+        *ret = strtod(p + 7, NULL);
         return 0;
 }
 
-static double boot_time(void) {
-        FILE *f = fopen("/proc/stat", "re");
-        char line[256];
-        double btime = 0;
-        if (!f)
-                return 0;
-        while (fgets(line, sizeof(line), f))
-                if (strncmp(line, "btime ", 6) == 0) {
-                        btime = strtod(line + 6, NULL);
-                        break;
+/* The process_* metrics of the Prometheus client libraries, from /proc. */
+static void process_collector(FILE *f, void *userdata) {
+        long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+        char buf[4096];
+        if (ticks > 0 && page > 0 && read_proc("/proc/self/stat", buf, sizeof buf) == 0) {
+                /* The command name (field 2) may hold spaces and parentheses:
+                 * fields are counted from the last ')'. */
+                const char *p = strrchr(buf, ')');
+                unsigned long long v[24] = {0};
+                int n = 0;
+                if (p) {
+                        p++;
+                        /* field 3 is the state letter */
+                        while (*p == ' ')
+                                p++;
+                        if (*p)
+                                p++;
+                        for (n = 0; n < 22; n++) {
+                                char *end;
+                                v[n] = strtoull(p, &end, 10);
+                                if (end == p)
+                                        break;
+                                p = end;
+                        }
                 }
-        fclose(f);
-        return btime;
-}
-
-static void process_collector(FILE *out, void *userdata) {
-        double cpu, start, vsize, rss;
-        if (read_proc_stat(&cpu, &start, &vsize, &rss) == 0) {
-                fputs("# HELP process_cpu_seconds_total Total user and system CPU time spent in "
-                      "seconds.\n# TYPE process_cpu_seconds_total counter\n",
-                      out);
-                put_sample(out, "process_cpu_seconds_total", "", "", NULL, cpu);
-                fputs("# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
-                      "# TYPE process_resident_memory_bytes gauge\n",
-                      out);
-                put_sample(out, "process_resident_memory_bytes", "", "", NULL,
-                           rss * (double)sysconf(_SC_PAGESIZE));
-                fputs("# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
-                      "# TYPE process_virtual_memory_bytes gauge\n",
-                      out);
-                put_sample(out, "process_virtual_memory_bytes", "", "", NULL, vsize);
-                double btime = boot_time();
-                if (btime > 0) {
-                        fputs("# HELP process_start_time_seconds Start time of the process since "
-                              "unix epoch in seconds.\n# TYPE process_start_time_seconds gauge\n",
-                              out);
-                        put_sample(out, "process_start_time_seconds", "", "", NULL,
-                                   btime + start);
+                /* v[0] is field 4 (ppid): utime 14, stime 15, starttime 22,
+                 * vsize 23, rss 24. */
+                if (n >= 21) {
+                        put_process_metric(f, "process_cpu_seconds_total", "counter",
+                                           "Total user and system CPU time spent in seconds.",
+                                           (double)(v[10] + v[11]) / (double)ticks);
+                        put_process_metric(f, "process_virtual_memory_bytes", "gauge",
+                                           "Virtual memory size in bytes.", (double)v[19]);
+                        put_process_metric(f, "process_resident_memory_bytes", "gauge",
+                                           "Resident memory size in bytes.",
+                                           (double)v[20] * (double)page);
+                        double btime;
+                        if (boot_time_seconds(&btime) == 0)
+                                put_process_metric(f, "process_start_time_seconds", "gauge",
+                                                   "Start time of the process since unix epoch "
+                                                   "in seconds.",
+                                                   btime + (double)v[18] / (double)ticks);
                 }
         }
-        long fds = count_open_fds();
-        if (fds >= 0) {
-                fputs("# HELP process_open_fds Number of open file descriptors.\n"
-                      "# TYPE process_open_fds gauge\n",
-                      out);
-                put_sample(out, "process_open_fds", "", "", NULL, (double)fds);
+        DIR *d = opendir("/proc/self/fd");
+        if (d) {
+                unsigned long n = 0;
+                for (struct dirent *de; (de = readdir(d));)
+                        if (de->d_name[0] != '.')
+                                n++;
+                closedir(d);
+                /* Minus the directory's own descriptor. */
+                put_process_metric(f, "process_open_fds", "gauge",
+                                   "Number of open file descriptors.", (double)(n > 0 ? n - 1 : 0));
         }
         struct rlimit rl;
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-                fputs("# HELP process_max_fds Maximum number of open file descriptors.\n"
-                      "# TYPE process_max_fds gauge\n",
-                      out);
-                put_sample(out, "process_max_fds", "", "", NULL,
-                           rl.rlim_cur == RLIM_INFINITY ? INFINITY : (double)rl.rlim_cur);
-        }
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+                put_process_metric(f, "process_max_fds", "gauge",
+                                   "Maximum number of open file descriptors.",
+                                   rl.rlim_cur == RLIM_INFINITY ? INFINITY : (double)rl.rlim_cur);
 }
 
 KOC_EXPORT int koc_metrics_add_process_collector(koc_metrics *m) {

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -152,12 +154,323 @@ static void test_concurrent_updates(void **state) {
         koc_metrics_unref(m);
 }
 
+
+static void test_label_escaping_and_canonical_form(void **state) {
+        koc_metrics *m = NULL;
+        koc_metric *a = NULL, *b = NULL, *c = NULL;
+        assert_int_equal(koc_metrics_new(&m), 0);
+        /* Escaped quote, backslash and line break come out escaped; spaces
+         * around pairs are dropped, so both spellings are one metric. */
+        assert_int_equal(koc_metrics_add_gauge(m, "info", "Build \"info\".",
+                                               "name=\"a\\\"b\", path=\"C:\\\\x\", note=\"l1\\nl2\"",
+                                               &a),
+                         0);
+        assert_int_equal(koc_metrics_add_gauge(m, "info", NULL,
+                                               "name=\"a\\\"b\",path=\"C:\\\\x\",note=\"l1\\nl2\"",
+                                               &b),
+                         0);
+        assert_ptr_equal(a, b);
+        /* Order is part of the identity. */
+        assert_int_equal(koc_metrics_add_gauge(m, "info", NULL,
+                                               "path=\"C:\\\\x\",name=\"a\\\"b\",note=\"l1\\nl2\"",
+                                               &c),
+                         0);
+        assert_ptr_not_equal(a, c);
+        koc_metric_set(a, 1);
+        koc_metric_inc(c);
+        koc_metric_add(c, 0.5);
+        char *text = render(m);
+        assert_string_equal(text, "# HELP info Build \"info\".\n"
+                                  "# TYPE info gauge\n"
+                                  "info{name=\"a\\\"b\",path=\"C:\\\\x\",note=\"l1\\nl2\"} 1\n"
+                                  "info{path=\"C:\\\\x\",name=\"a\\\"b\",note=\"l1\\nl2\"} 1.5\n");
+        free(text);
+
+        static const char *const bad[] = {
+                "a=\"1\",a=\"2\"",   /* duplicate name */
+                "__name__=\"x\"",    /* reserved */
+                "1a=\"x\"",
+                "a-b=\"x\"",
+                "a=\"x\" b=\"y\"",   /* missing comma */
+                ",a=\"x\"",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                assert_int_equal(koc_metrics_add_gauge(m, "g2", "", bad[i], &a), -EINVAL);
+        /* "le" belongs to histograms' buckets; a gauge may use it. */
+        static const double bounds[] = { 1 };
+        assert_int_equal(koc_metrics_add_histogram(m, "h_seconds", "", "le=\"1\"", bounds, 1, &a),
+                         -EINVAL);
+        assert_int_equal(koc_metrics_add_gauge(m, "g3", "", "le=\"1\"", &a), 0);
+        koc_metrics_unref(m);
+}
+
+static void test_histogram_buckets(void **state) {
+        koc_metrics *m = NULL;
+        koc_metric *h = NULL, *again = NULL, *plain = NULL;
+        assert_int_equal(koc_metrics_new(&m), 0);
+        static const double bounds[] = { 0.005, 0.1, 1, 10 };
+        assert_int_equal(koc_metrics_add_histogram(m, "d_seconds", "Durations.", NULL, bounds, 4, &h),
+                         0);
+        /* The same buckets: the same metric; other buckets: refused. */
+        assert_int_equal(koc_metrics_add_histogram(m, "d_seconds", "", NULL, bounds, 4, &again), 0);
+        assert_ptr_equal(h, again);
+        assert_int_equal(koc_metrics_add_histogram(m, "d_seconds", "", NULL, bounds, 3, &again),
+                         -EINVAL);
+        /* Upper bounds are inclusive. */
+        static const double obs[] = { 0, 0.005, 0.0051, 0.1, 0.5, 1, 10, 10.5, 1e9, -3 };
+        double sum = 0;
+        for (size_t i = 0; i < sizeof(obs) / sizeof(obs[0]); i++) {
+                koc_metric_observe(h, obs[i]);
+                sum += obs[i];
+        }
+        koc_metric_observe(h, NAN); /* ignored */
+        assert_int_equal(koc_metric_get_count(h), 10);
+        assert_true(koc_metric_get(h) == sum);
+        char *text = render(m);
+        char want[1024];
+        snprintf(want, sizeof want,
+                 "# HELP d_seconds Durations.\n"
+                 "# TYPE d_seconds histogram\n"
+                 "d_seconds_bucket{le=\"0.005\"} 3\n"
+                 "d_seconds_bucket{le=\"0.1\"} 5\n"
+                 "d_seconds_bucket{le=\"1\"} 7\n"
+                 "d_seconds_bucket{le=\"10\"} 8\n"
+                 "d_seconds_bucket{le=\"+Inf\"} 10\n"
+                 "d_seconds_sum %.17g\n"
+                 "d_seconds_count 10\n",
+                 sum);
+        /* The sum is printed in its shortest exact form; compare as numbers. */
+        char *sum_line = strstr(text, "d_seconds_sum ");
+        assert_non_null(sum_line);
+        assert_true(strtod(sum_line + strlen("d_seconds_sum "), NULL) == sum);
+        assert_memory_equal(text, want, (size_t)(strstr(want, "d_seconds_sum ") - want));
+        assert_string_equal(strstr(text, "d_seconds_count"), "d_seconds_count 10\n");
+        free(text);
+
+        /* No buckets at all: only +Inf.  A trailing +Inf bound is implicit. */
+        assert_int_equal(koc_metrics_add_histogram(m, "n", "", NULL, NULL, 0, &plain), 0);
+        koc_metric_observe(plain, 2);
+        static const double with_inf[] = { 1, INFINITY };
+        assert_int_equal(koc_metrics_add_histogram(m, "i", "", NULL, with_inf, 2, &again), 0);
+        koc_metric_observe(again, 5);
+        static const double bad1[] = { 1, 1 }, bad2[] = { NAN }, bad3[] = { -INFINITY, 1 };
+        assert_int_equal(koc_metrics_add_histogram(m, "b1", "", NULL, bad1, 2, &again), -EINVAL);
+        assert_int_equal(koc_metrics_add_histogram(m, "b2", "", NULL, bad2, 1, &again), -EINVAL);
+        assert_int_equal(koc_metrics_add_histogram(m, "b3", "", NULL, bad3, 2, &again), -EINVAL);
+        assert_int_equal(koc_metrics_add_histogram(m, "b4", "", NULL, NULL, 2, &again), -EINVAL);
+        text = render(m);
+        assert_non_null(strstr(text, "# TYPE n histogram\n"
+                                     "n_bucket{le=\"+Inf\"} 1\n"
+                                     "n_sum 2\n"
+                                     "n_count 1\n"));
+        assert_non_null(strstr(text, "i_bucket{le=\"1\"} 0\n"
+                                     "i_bucket{le=\"+Inf\"} 1\n"));
+        assert_null(strstr(text, "b1"));
+        free(text);
+        koc_metrics_unref(m);
+}
+
+static void test_values_and_types(void **state) {
+        koc_metrics *m = NULL;
+        koc_metric *c = NULL, *g = NULL, *h = NULL;
+        static const double bounds[] = { 1 };
+        assert_int_equal(koc_metrics_new(&m), 0);
+        assert_int_equal(koc_metrics_add_counter(m, "c_total", "", NULL, &c), 0);
+        assert_int_equal(koc_metrics_add_gauge(m, "g", "", NULL, &g), 0);
+        assert_int_equal(koc_metrics_add_histogram(m, "h", "", NULL, bounds, 1, &h), 0);
+        /* Operations of another type are ignored, not applied. */
+        koc_metric_set(c, 100);
+        koc_metric_observe(c, 1);
+        koc_metric_observe(g, 1);
+        koc_metric_inc(h);
+        koc_metric_set(h, 5);
+        assert_true(koc_metric_get(c) == 0);
+        assert_true(koc_metric_get(g) == 0);
+        assert_int_equal(koc_metric_get_count(h), 0);
+        assert_int_equal(koc_metric_get_count(c), 0);
+        koc_metric_add(c, NAN);
+        assert_true(koc_metric_get(c) == 0);
+        /* Gauges go both ways. */
+        koc_metric_add(g, -2.5);
+        koc_metric_inc(g);
+        assert_true(koc_metric_get(g) == -1.5);
+        koc_metric_add(c, 1234567);
+        koc_metric_set(g, INFINITY);
+        char *text = render(m);
+        assert_non_null(strstr(text, "\nc_total 1234567\n"));
+        assert_non_null(strstr(text, "\ng +Inf\n"));
+        free(text);
+        koc_metric_set(g, -INFINITY);
+        text = render(m);
+        assert_non_null(strstr(text, "\ng -Inf\n"));
+        free(text);
+        koc_metric_set(g, NAN);
+        koc_metric_add(c, 0.1);
+        text = render(m);
+        assert_non_null(strstr(text, "\ng NaN\n"));
+        assert_non_null(strstr(text, "\nc_total 1234567.1\n"));
+        free(text);
+        /* Argument checks. */
+        char *out = NULL;
+        assert_int_equal(koc_metrics_render(NULL, &out, NULL), -EINVAL);
+        assert_int_equal(koc_metrics_render(m, NULL, NULL), -EINVAL);
+        assert_int_equal(koc_metrics_add_counter(m, "x", "", NULL, NULL), -EINVAL);
+        assert_int_equal(koc_metrics_add_counter(m, NULL, "", NULL, &c), -EINVAL);
+        assert_int_equal(koc_metrics_add_collector(m, NULL, NULL), -EINVAL);
+        assert_int_equal(koc_metrics_new(NULL), -EINVAL);
+        /* ref/unref */
+        assert_ptr_equal(koc_metrics_ref(m), m);
+        assert_null(koc_metrics_unref(m));
+        assert_int_equal(koc_metrics_render(m, &out, NULL), 0);
+        free(out);
+        koc_metrics_unref(m);
+}
+
+static int calls;
+static void counting_collector(FILE *out, void *ud) {
+        calls++;
+        fprintf(out, "# TYPE %s gauge\n%s %d\n", (const char *)ud, (const char *)ud, calls);
+}
+
+static void test_collectors_idempotent_and_process_values(void **state) {
+        koc_metrics *m = NULL;
+        assert_int_equal(koc_metrics_new(&m), 0);
+        assert_int_equal(koc_metrics_add_collector(m, counting_collector, "first"), 0);
+        assert_int_equal(koc_metrics_add_collector(m, counting_collector, "first"), 0);
+        assert_int_equal(koc_metrics_add_collector(m, counting_collector, "second"), 0);
+        assert_int_equal(koc_metrics_add_process_collector(m), 0);
+        assert_int_equal(koc_metrics_add_process_collector(m), 0);
+        calls = 0;
+        char *text = render(m);
+        assert_int_equal(calls, 2);
+        /* In the order they were added, after the registry's families. */
+        char *first = strstr(text, "first 1\n"), *second = strstr(text, "second 2\n");
+        assert_non_null(first);
+        assert_non_null(second);
+        assert_true(first < second);
+        /* Each process metric once, with plausible values. */
+        static const char *const names[] = {
+                "process_cpu_seconds_total", "process_resident_memory_bytes",
+                "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
+                "process_start_time_seconds",
+        };
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                char key[128];
+                snprintf(key, sizeof key, "\n%s ", names[i]);
+                char *p = strstr(text, key);
+                if (!p)
+                        fail_msg("%s missing in:\n%s", names[i], text);
+                assert_null(strstr(p + 1, key));
+                snprintf(key, sizeof key, "# TYPE %s ", names[i]);
+                assert_non_null(strstr(text, key));
+                double v = strtod(p + strlen(names[i]) + 2, NULL);
+                assert_true(v >= 0);
+        }
+        struct rlimit rl;
+        assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        double max_fds = strtod(strstr(text, "\nprocess_max_fds ") + 17, NULL);
+        if (rl.rlim_cur != RLIM_INFINITY)
+                assert_true(max_fds == (double)rl.rlim_cur);
+        /* Open fds: at least stdin/stdout/stderr, and one more when we open
+         * one. */
+        double fds1 = strtod(strstr(text, "\nprocess_open_fds ") + 18, NULL);
+        assert_true(fds1 >= 3);
+        free(text);
+        FILE *extra = fopen("/dev/null", "r");
+        assert_non_null(extra);
+        text = render(m);
+        double fds2 = strtod(strstr(text, "\nprocess_open_fds ") + 18, NULL);
+        assert_true(fds2 == fds1 + 1);
+        fclose(extra);
+        double start = strtod(strstr(text, "\nprocess_start_time_seconds ") + 28, NULL);
+        double now = (double)time(NULL);
+        assert_true(start <= now + 1 && start > now - 86400 * 365);
+        double vm = strtod(strstr(text, "\nprocess_virtual_memory_bytes ") + 30, NULL);
+        double rss = strtod(strstr(text, "\nprocess_resident_memory_bytes ") + 31, NULL);
+        assert_true(vm >= rss && rss > 0);
+        free(text);
+        koc_metrics_unref(m);
+}
+
+struct hammer2 {
+        koc_metric *counter, *gauge, *hist;
+        int id;
+};
+
+static void *hammer_mixed(void *ud) {
+        struct hammer2 *h = ud;
+        for (int i = 0; i < PER_THREAD / 4; i++) {
+                koc_metric_add(h->counter, 0.5);
+                koc_metric_add(h->gauge, h->id % 2 ? 1 : -1);
+                koc_metric_observe(h->hist, (double)(i % 4)); /* 0,1,2,3 */
+        }
+        return NULL;
+}
+
+static void *register_while_rendering(void *ud) {
+        koc_metrics *m = ud;
+        for (int i = 0; i < 200; i++) {
+                char labels[32];
+                koc_metric *x = NULL;
+                snprintf(labels, sizeof labels, "i=\"%d\"", i);
+                assert_int_equal(koc_metrics_add_counter(m, "dyn_total", "", labels, &x), 0);
+                koc_metric_inc(x);
+        }
+        return NULL;
+}
+
+static void test_concurrent_mixed(void **state) {
+        koc_metrics *m = NULL;
+        koc_metric *c = NULL, *g = NULL, *h = NULL;
+        static const double bounds[] = { 0.5, 1.5, 2.5 };
+        assert_int_equal(koc_metrics_new(&m), 0);
+        assert_int_equal(koc_metrics_add_counter(m, "c_total", "", NULL, &c), 0);
+        assert_int_equal(koc_metrics_add_gauge(m, "g", "", NULL, &g), 0);
+        assert_int_equal(koc_metrics_add_histogram(m, "h", "", NULL, bounds, 3, &h), 0);
+        pthread_t t[THREADS], reg;
+        struct hammer2 args[THREADS];
+        for (int i = 0; i < THREADS; i++) {
+                args[i] = (struct hammer2){ c, g, h, i };
+                assert_int_equal(pthread_create(&t[i], NULL, hammer_mixed, &args[i]), 0);
+        }
+        assert_int_equal(pthread_create(&reg, NULL, register_while_rendering, m), 0);
+        /* Render while others update and register: every render is whole. */
+        for (int i = 0; i < 50; i++) {
+                char *text = render(m);
+                assert_non_null(strstr(text, "# TYPE h histogram\n"));
+                free(text);
+        }
+        for (int i = 0; i < THREADS; i++)
+                pthread_join(t[i], NULL);
+        pthread_join(reg, NULL);
+        const int per = PER_THREAD / 4;
+        assert_true(koc_metric_get(c) == 0.5 * THREADS * per);
+        assert_true(koc_metric_get(g) == 0); /* THREADS is even */
+        assert_int_equal(koc_metric_get_count(h), THREADS * per);
+        assert_true(koc_metric_get(h) == 1.5 * THREADS * per);
+        char *text = render(m);
+        char want[256];
+        snprintf(want, sizeof want,
+                 "h_bucket{le=\"0.5\"} %d\nh_bucket{le=\"1.5\"} %d\nh_bucket{le=\"2.5\"} %d\n"
+                 "h_bucket{le=\"+Inf\"} %d\n",
+                 THREADS * per / 4, THREADS * per / 2, THREADS * per * 3 / 4, THREADS * per);
+        assert_non_null(strstr(text, want));
+        assert_non_null(strstr(text, "dyn_total{i=\"199\"} 1\n"));
+        free(text);
+        koc_metrics_unref(m);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_exposition),
                 cmocka_unit_test(test_rules),
                 cmocka_unit_test(test_collectors),
                 cmocka_unit_test(test_concurrent_updates),
+                cmocka_unit_test(test_label_escaping_and_canonical_form),
+                cmocka_unit_test(test_histogram_buckets),
+                cmocka_unit_test(test_values_and_types),
+                cmocka_unit_test(test_collectors_idempotent_and_process_values),
+                cmocka_unit_test(test_concurrent_mixed),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
