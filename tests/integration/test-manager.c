@@ -38,10 +38,12 @@ struct opts {
         const char *identity;
         bool work;       /* start one blocking work item when leading */
         bool stuck_hook; /* a shutdown hook that never finishes */
+        bool hook;       /* a shutdown hook that finishes at once */
         bool leader_elect;
         bool exit_on_loss;
         bool metrics;
         uint64_t budget_usec;
+        uint64_t delay_usec;
 };
 
 struct replica {
@@ -118,6 +120,24 @@ static void child_stopped(koc_manager *m, koc_leader_reason reason, void *userda
 
 static void child_new_leader(koc_manager *m, const char *identity, void *userdata) {
         emit(userdata, "leader %s", identity[0] ? identity : "-");
+        /* A standby may not start leader-guarded work. */
+        if (identity[0] && strcmp(identity, koc_manager_get_identity(m)) != 0) {
+                int r = koc_manager_work_begin(m);
+                emit(userdata, "standby-begin %d", r);
+                if (r == 0)
+                        koc_manager_work_end(m);
+        }
+}
+
+static void quick_hook(koc_shutdown_step *step, void *userdata) {
+        struct child_state *c = userdata;
+        int r = koc_manager_work_begin(c->m);
+
+        /* Hooks run after the intake is closed. */
+        emit(c, "hook begin=%d", r);
+        if (r == 0)
+                koc_manager_work_end(c->m);
+        koc_shutdown_step_done(step);
 }
 
 static void stuck_hook(koc_shutdown_step *step, void *userdata) {
@@ -145,6 +165,7 @@ static _Noreturn void run_child(int ev, int ctl, const struct opts *o) {
         cfg.health_probe_bind_address = "127.0.0.1:0";
         cfg.metrics_bind_address = o->metrics ? "127.0.0.1:0" : "0";
         cfg.shutdown_budget_usec = o->budget_usec ? o->budget_usec : 20 * KOC_USEC_PER_SEC;
+        cfg.shutdown_delay_usec = o->delay_usec;
 
         r = koc_manager_new(NULL, &cfg, &c.m, &err);
         if (r < 0) {
@@ -158,6 +179,8 @@ static _Noreturn void run_child(int ev, int ctl, const struct opts *o) {
                                           .new_leader = child_new_leader,
                                   },
                                   &c);
+        if (o->hook)
+                (void)koc_manager_add_shutdown_hook(c.m, "quick", quick_hook, &c);
         if (o->stuck_hook)
                 (void)koc_manager_add_shutdown_hook(c.m, "stuck", stuck_hook, &c);
         (void)koc_manager_get_health_port(c.m, &port);
@@ -413,16 +436,21 @@ static void test_drain_then_release(void **state) {
         struct opts oa = defaults("t-drain", "a"), ob = defaults("t-drain", "b");
         struct replica *a, *b;
         struct body body;
+        char line[64];
         long work_end, stopped;
 
         oa.work = true;
         oa.metrics = true;
+        oa.hook = true;
+        oa.delay_usec = 200 * KOC_USEC_PER_MSEC;
         a = spawn(&oa);
         expect_event(a, "started ", 10000);
         expect_event(a, "work-begin", 5000);
 
         b = spawn(&ob);
         expect_event(b, "leader a", 10000);
+        snprintf(line, sizeof line, "standby-begin %d", -EAGAIN);
+        expect_event(b, line, 1000);
         expect_readyz(a, 200, 5000);
         expect_readyz(b, 503, 5000);
         assert_int_equal(http_get(a->port, "/livez", NULL), 200);
@@ -445,6 +473,11 @@ static void test_drain_then_release(void **state) {
         assert_false(has_event(b, "started"));
         assert_holder("t-drain", "a");
         assert_true(kill(a->pid, 0) == 0);
+        /* After the delay the intake closes, then hooks run: new work is
+         * refused with -ESHUTDOWN while the old item is still in flight. */
+        snprintf(line, sizeof line, "hook begin=%d", -ESHUTDOWN);
+        expect_event(a, line, 5000);
+        assert_false(has_event(a, "stopped"));
 
         release_work(a);
         work_end = expect_event(a, "work-end", 5000);
