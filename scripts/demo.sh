@@ -22,8 +22,6 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 root=$(pwd)
-start_s=$SECONDS
-deadline_s=$((SECONDS + 110))
 
 lease_name=koc-demo
 lease_ns=default
@@ -61,6 +59,11 @@ example=$bin/examples/leader/koc-example-leader
 [[ -x $apiserver ]] || { echo "demo: $apiserver not found" >&2; exit 1; }
 [[ -x $example ]] || { echo "demo: $example not found" >&2; exit 1; }
 command -v curl >/dev/null || { echo "demo: curl is needed" >&2; exit 1; }
+
+# The demo itself (not the build) is bounded: every wait below has its own
+# limit, and all of them together stop at this deadline.
+start_s=$SECONDS
+deadline_s=$((SECONDS + 110))
 
 # --- processes and cleanup -------------------------------------------------------
 work=$(mktemp -d /tmp/koc-demo.XXXXXX)
