@@ -457,6 +457,100 @@ static void test_state_false_after_stop(void **state) {
         assert_int_equal(a->n_started, 2);
 }
 
+#define LEASE_PATH "/apis/coordination.k8s.io/v1/namespaces/default/leases/it-lease"
+
+/* Writes the Lease as another (client-go) elector would, sometimes with
+ * fields absent.  Returns the HTTP status. */
+static long write_foreign(const char *method, const char *spec_json) {
+        char body[1024];
+        char rv[64] = "";
+        if (strcmp(method, "PUT") == 0) {
+                char *cur = NULL;
+                assert_int_equal(koc_test_apiserver_http(&W->server, "GET", LEASE_PATH, NULL, NULL,
+                                                         &cur),
+                                 200);
+                cJSON *o = cJSON_Parse(cur);
+                const char *v = cJSON_GetStringValue(
+                        cJSON_GetObjectItem(cJSON_GetObjectItem(o, "metadata"), "resourceVersion"));
+                snprintf(rv, sizeof rv, "%s", v ? v : "");
+                cJSON_Delete(o);
+                free(cur);
+        }
+        snprintf(body, sizeof body,
+                 "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\","
+                 "\"metadata\":{\"name\":\"it-lease\",\"namespace\":\"default\"%s%s%s},"
+                 "\"spec\":%s}",
+                 rv[0] ? ",\"resourceVersion\":\"" : "", rv, rv[0] ? "\"" : "", spec_json);
+        return koc_test_apiserver_http(&W->server, method,
+                                       strcmp(method, "PUT") == 0
+                                               ? LEASE_PATH
+                                               : "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+                                       body, "application/json", NULL);
+}
+
+static bool holder_is(void *ud) {
+        return strcmp(W->c[0].holder, (const char *)ud) == 0;
+}
+
+static bool stopped_or_leads(void *ud) {
+        candidate *c = ud;
+        return c->n_stopped > 0;
+}
+
+static void test_client_go_records(void **state) {
+        /* A Go elector holds the Lease (client-go's record; its clock is far
+         * behind ours). */
+        assert_int_equal(write_foreign("POST", "{\"holderIdentity\":\"go-1\","
+                                               "\"leaseDurationSeconds\":1,"
+                                               "\"acquireTime\":\"2020-01-01T00:00:00.000000Z\","
+                                               "\"renewTime\":\"2020-01-01T00:00:00.500000Z\","
+                                               "\"leaseTransitions\":7}"),
+                         201);
+        candidate *a = add_candidate("a");
+        assert_true(run_until(holder_is, "go-1"));
+        /* A renewTime from 2020 does not make it expired: our own clock does. */
+        run_for(200 * MS);
+        assert_int_equal(a->n_started, 0);
+        assert_true(run_until(one_leads, NULL));
+        assert_int_equal(a->term, 8);
+
+        /* The Go elector takes the Lease over (as after a partition): we see
+         * it on the watch and stop with holder-changed. */
+        assert_int_equal(write_foreign("PUT", "{\"holderIdentity\":\"go-2\","
+                                              "\"leaseDurationSeconds\":1,"
+                                              "\"leaseTransitions\":9}"),
+                         200);
+        assert_true(run_until(stopped_or_leads, a));
+        assert_int_equal(a->last_reason, KOC_LEADER_REASON_HOLDER_CHANGED);
+        assert_int_equal(n_leading(), 0);
+
+        /* client-go's release (ReleaseOnCancel): holder "", 1 s.  We take
+         * over at once, without waiting for any expiry. */
+        assert_int_equal(write_foreign("PUT", "{\"holderIdentity\":\"\","
+                                              "\"leaseDurationSeconds\":1,"
+                                              "\"leaseTransitions\":9}"),
+                         200);
+        assert_true(run_until(one_leads, NULL));
+        assert_int_equal(a->term, 10);
+        assert_int_equal(a->n_started, 2);
+}
+
+static void test_blocking_helpers(void **state) {
+        candidate *a = add_candidate("a");
+        assert_int_equal(koc_leader_run_until_leading(a->leader, WAIT_MAX), 1);
+        assert_true(koc_leader_is_leader(a->leader));
+        assert_int_equal(koc_test_apiserver_fault(&W->server,
+                                                  "{\"resource\":\"leases\",\"verb\":\"update\","
+                                                  "\"error_rate\":1.0,\"error_code\":500}"),
+                         200);
+        assert_int_equal(koc_leader_run_until_lost(a->leader),
+                         KOC_LEADER_REASON_RENEW_DEADLINE_EXCEEDED);
+        assert_false(koc_leader_state_is_leader(a->state));
+        assert_int_equal(koc_leader_run_until_lost(a->leader), -ENOTCONN);
+        assert_int_equal(koc_test_apiserver_clear_faults(&W->server), 200);
+        assert_int_equal(koc_leader_run_until_leading(a->leader, WAIT_MAX), 1);
+}
+
 int main(void) {
         /* One server per test: each starts from an empty store. */
         const struct CMUnitTest tests[] = {
@@ -473,6 +567,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_watch_closed_by_server, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_watch_forbidden_polls, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_state_false_after_stop, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_client_go_records, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_blocking_helpers, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
