@@ -777,6 +777,8 @@ static int transfer_start(transfer *t, const char *method, const char *path, con
         t->path = strdup(path);
         if (!t->method || !t->path)
                 return -ENOMEM;
+        if (query && query[0] == '?')
+                query++;
         const char *server = koc_cluster_config_server(c->cfg);
         if (!server)
                 return -EINVAL;

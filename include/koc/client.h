@@ -144,11 +144,13 @@ KOC_EXPORT void koc_request_cancel(koc_request *r);
 /* Inside a handler: takes the body out of the response (the caller frees it). */
 KOC_EXPORT cJSON *koc_response_steal_body(const koc_response *r);
 
-/* Synchronous facade for worker threads.  Blocks until the answer arrives and
- * returns 0 with *ret set (free with koc_response_free), or a negative errno
- * when the request could not be submitted (-EDEADLK on the loop thread,
- * -ECANCELED when the client is shutting down).  Transport errors are in
- * (*ret)->error as for the async call. */
+/* Synchronous facade for worker threads.  Blocks until the answer arrives (so
+ * the loop must be running) and returns 0 with *ret set (free with
+ * koc_response_free), or a negative errno when the request could not be
+ * submitted (-EDEADLK on the loop thread, -ECANCELED when the client is shutting
+ * down: calls waiting when the last reference goes return it; no call may
+ * start after that).  Transport errors are in (*ret)->error as for the async
+ * call. */
 KOC_EXPORT int koc_client_call(koc_client *c, const koc_request_spec *spec, koc_response **ret);
 KOC_EXPORT koc_response *koc_response_free(koc_response *r);
 KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_response, koc_response_free)
