@@ -392,8 +392,8 @@ static void expect_readyz(struct replica *x, long want, int timeout_ms) {
                  x->log);
 }
 
-/* The Lease's holderIdentity ("" when released); fails when it is missing. */
-static void lease_holder(const char *lease, char *holder, size_t size) {
+/* The Lease's spec field `field` (a string; "" when absent). */
+static void lease_field(const char *lease, const char *field, char *out, size_t size) {
         char path[256];
         char *body = NULL;
         cJSON *j, *spec, *h;
@@ -407,9 +407,29 @@ static void lease_holder(const char *lease, char *holder, size_t size) {
         free(body);
         assert_non_null(j);
         spec = cJSON_GetObjectItemCaseSensitive(j, "spec");
-        h = spec ? cJSON_GetObjectItemCaseSensitive(spec, "holderIdentity") : NULL;
-        snprintf(holder, size, "%s", cJSON_IsString(h) ? h->valuestring : "");
+        h = spec ? cJSON_GetObjectItemCaseSensitive(spec, field) : NULL;
+        snprintf(out, size, "%s", cJSON_IsString(h) ? h->valuestring : "");
         cJSON_Delete(j);
+}
+
+/* The Lease's holderIdentity ("" when released). */
+static void lease_holder(const char *lease, char *holder, size_t size) {
+        lease_field(lease, "holderIdentity", holder, size);
+}
+
+/* Waits (bounded) until the Lease's renewTime differs from *last. */
+static void expect_renewal(const char *lease, char *last, size_t size) {
+        char now[64];
+
+        for (int waited = 0; waited <= 10000; waited += 20) {
+                lease_field(lease, "renewTime", now, sizeof now);
+                if (strcmp(now, last) != 0) {
+                        snprintf(last, size, "%s", now);
+                        return;
+                }
+                usleep(20000);
+        }
+        fail_msg("lease %s: renewTime stuck at %s", lease, last);
 }
 
 static void assert_holder(const char *lease, const char *want) {
@@ -436,7 +456,7 @@ static void test_drain_then_release(void **state) {
         struct opts oa = defaults("t-drain", "a"), ob = defaults("t-drain", "b");
         struct replica *a, *b;
         struct body body;
-        char line[64];
+        char line[64], renew[64];
         long work_end, stopped;
 
         oa.work = true;
@@ -477,6 +497,14 @@ static void test_drain_then_release(void **state) {
          * refused with -ESHUTDOWN while the old item is still in flight. */
         snprintf(line, sizeof line, "hook begin=%d", -ESHUTDOWN);
         expect_event(a, line, 5000);
+        assert_false(has_event(a, "stopped"));
+        /* The leader keeps renewing while it drains: several renewals, and
+         * the standby still does not lead. */
+        lease_field("t-drain", "renewTime", renew, sizeof renew);
+        for (int i = 0; i < 3; i++)
+                expect_renewal("t-drain", renew, sizeof renew);
+        assert_holder("t-drain", "a");
+        assert_false(has_event(b, "started"));
         assert_false(has_event(a, "stopped"));
 
         release_work(a);
