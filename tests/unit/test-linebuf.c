@@ -275,6 +275,68 @@ static void test_joined_and_split(void **state) {
         koc_linebuf_done(&lb);
 }
 
+/* Random streams (fixed seed): random events, LF or CRLF, empty lines,
+ * random chunk sizes; every event comes out once, in order. */
+typedef struct expect_ctx {
+        char **lines;
+        size_t n, next;
+} expect_ctx;
+
+static int expect_line(const char *line, size_t len, void *userdata) {
+        expect_ctx *e = userdata;
+        assert_true(e->next < e->n);
+        assert_int_equal(len, strlen(e->lines[e->next]));
+        assert_memory_equal(line, e->lines[e->next], len);
+        e->next++;
+        return 0;
+}
+
+static void test_random_chunks(void **state) {
+        unsigned seed = 12345;
+        for (int round = 0; round < 200; round++) {
+                size_t n = 1 + (size_t)(rand_r(&seed) % 20);
+                char **lines = calloc(n, sizeof *lines);
+                char *stream = malloc(n * 300 + 16);
+                size_t len = 0;
+                assert_non_null(lines);
+                assert_non_null(stream);
+                for (size_t i = 0; i < n; i++) {
+                        size_t l = 1 + (size_t)(rand_r(&seed) % 200);
+                        lines[i] = malloc(l + 1);
+                        assert_non_null(lines[i]);
+                        for (size_t k = 0; k < l; k++)
+                                lines[i][k] = (char)('a' + rand_r(&seed) % 26);
+                        lines[i][l] = 0;
+                        memcpy(stream + len, lines[i], l);
+                        len += l;
+                        if (rand_r(&seed) % 2)
+                                stream[len++] = '\r';
+                        stream[len++] = '\n';
+                        if (rand_r(&seed) % 4 == 0)
+                                stream[len++] = '\n'; /* an empty line */
+                }
+                koc_linebuf lb;
+                expect_ctx e = {.lines = lines, .n = n};
+                koc_linebuf_init(&lb, 256);
+                for (size_t off = 0; off < len;) {
+                        size_t chunk = 1 + (size_t)(rand_r(&seed) % 64);
+                        if (chunk > len - off)
+                                chunk = len - off;
+                        assert_int_equal(
+                                koc_linebuf_feed(&lb, stream + off, chunk, expect_line, &e), 0);
+                        off += chunk;
+                }
+                assert_int_equal(koc_linebuf_finish(&lb, expect_line, &e), 0);
+                assert_int_equal(e.next, n);
+                assert_true(lb.alloc <= 257);
+                koc_linebuf_done(&lb);
+                for (size_t i = 0; i < n; i++)
+                        free(lines[i]);
+                free(lines);
+                free(stream);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_every_split_point),
@@ -285,6 +347,7 @@ int main(void) {
                 cmocka_unit_test(test_huge_line),
                 cmocka_unit_test(test_callback_error_stops),
                 cmocka_unit_test(test_joined_and_split),
+                cmocka_unit_test(test_random_chunks),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
