@@ -126,13 +126,15 @@ KOC_EXPORT void koc_manager_work_end(koc_manager *m) {
 
         if (!m)
                 return;
-        prev = atomic_fetch_sub(&m->in_flight, 1);
-        if (prev == 0) {
-                /* Unbalanced end: undo, and say so once per occurrence. */
-                atomic_fetch_add(&m->in_flight, 1);
-                koc_log_error(LOG, "koc_manager_work_end() without a matching work_begin()");
-                return;
-        }
+        prev = atomic_load(&m->in_flight);
+        do {
+                if (prev == 0) {
+                        /* Unbalanced end: never let the count wrap around. */
+                        koc_log_error(LOG,
+                                      "koc_manager_work_end() without a matching work_begin()");
+                        return;
+                }
+        } while (!atomic_compare_exchange_weak(&m->in_flight, &prev, prev - 1));
         if (prev == 1 && atomic_load(&m->draining))
                 wake_loop(m);
 }
@@ -249,8 +251,9 @@ static void on_started_leading(koc_leader *l, uint64_t term, void *userdata) {
 
         m->leading = true;
         start_confirm_timer(m);
-        koc_log_info(LOG, "started leading identity=%s lease=%s/%s term=%" PRIu64,
-                     koc_leader_get_identity(l), m->lease_namespace, m->lease_name, term);
+        /* The elector logs the transition at info already. */
+        koc_log_debug(LOG, "started leading identity=%s lease=%s/%s term=%" PRIu64,
+                      koc_leader_get_identity(l), m->lease_namespace, m->lease_name, term);
         if (m->callbacks.started_leading)
                 m->callbacks.started_leading(m, term, m->callbacks_userdata);
 }
@@ -265,8 +268,8 @@ static void on_stopped_leading(koc_leader *l, koc_leader_reason reason, void *us
                 (void)sd_event_source_set_enabled(m->confirm_timer, SD_EVENT_OFF);
 
         if (was_leading)
-                koc_log_info(LOG, "stopped leading reason=%s in_flight=%u",
-                             koc_leader_reason_to_string(reason), atomic_load(&m->in_flight));
+                koc_log_debug(LOG, "stopped leading reason=%s in_flight=%u",
+                              koc_leader_reason_to_string(reason), atomic_load(&m->in_flight));
         if (m->callbacks.stopped_leading)
                 m->callbacks.stopped_leading(m, reason, m->callbacks_userdata);
 
