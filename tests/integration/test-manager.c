@@ -629,6 +629,31 @@ static void test_leader_loss(void **state) {
         reap_all();
 }
 
+/* SIGTERM on a standby: it exits 0 without touching the Lease, and the
+ * leader goes on leading. */
+static void test_standby_exit(void **state) {
+        struct opts oa = defaults("t-standby", "a"), ob = defaults("t-standby", "b");
+        struct replica *a, *b;
+        char renew[64];
+
+        a = spawn(&oa);
+        expect_event(a, "started ", 10000);
+        b = spawn(&ob);
+        expect_event(b, "leader a", 10000);
+
+        kill(b->pid, SIGTERM);
+        assert_int_equal(wait_exit(b, 10000), 0);
+        assert_false(has_event(b, "started"));
+        assert_false(has_event(b, "stopped"));
+
+        lease_field("t-standby", "renewTime", renew, sizeof renew);
+        expect_renewal("t-standby", renew, sizeof renew);
+        assert_holder("t-standby", "a");
+        assert_false(has_event(a, "stopped"));
+        expect_readyz(a, 200, 5000);
+        reap_all();
+}
+
 /* Without leader election the replica leads alone at once (term 0), and the
  * drain still waits for its work. */
 static void test_no_election(void **state) {
@@ -677,6 +702,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_second_signal, each_teardown),
                 cmocka_unit_test_teardown(test_forced_but_idle_releases, each_teardown),
                 cmocka_unit_test_teardown(test_leader_loss, each_teardown),
+                cmocka_unit_test_teardown(test_standby_exit, each_teardown),
                 cmocka_unit_test_teardown(test_no_election, each_teardown),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
