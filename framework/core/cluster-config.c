@@ -253,9 +253,8 @@ int koc_cluster_config_set_server(koc_cluster_config *cfg, const char *server,
                 return koc_error_set(err, -ENOMEM, "%s: out of memory", where);
         if (strncmp(server, "https://", 8) != 0 && strncmp(server, "http://", 7) != 0) {
                 curl_url_cleanup(u);
-                return koc_error_set(err, -EINVAL,
-                                     "%s: \"%s\" is not an https:// (or http://) URL", where,
-                                     server);
+                return koc_error_set(err, -EINVAL, "%s: \"%s\" is not an https:// (or http://) URL",
+                                     where, server);
         }
         CURLUcode uc = curl_url_set(u, CURLUPART_URL, server, 0);
         if (uc == CURLUE_OK)
@@ -277,7 +276,8 @@ int koc_cluster_config_set_server(koc_cluster_config *cfg, const char *server,
         if (query || user)
                 return koc_error_set(err, -EINVAL,
                                      "%s: \"%s\": a server URL must not carry a query or user "
-                                     "information", where, server);
+                                     "information",
+                                     where, server);
 
         cfg->tls = strcmp(scheme, "https") == 0;
         size_t plen = strlen(path);
@@ -290,11 +290,12 @@ int koc_cluster_config_set_server(koc_cluster_config *cfg, const char *server,
                 if (!cfg->tls)
                         return koc_error_set(err, -EINVAL,
                                              "%s: tls-server-name is set but the server \"%s\" "
-                                             "is not https://", where, server);
+                                             "is not https://",
+                                             where, server);
                 if (!is_hostname(tls_server_name))
                         return koc_error_set(err, -EINVAL,
-                                             "%s: tls-server-name \"%s\" is not a host name",
-                                             where, tls_server_name);
+                                             "%s: tls-server-name \"%s\" is not a host name", where,
+                                             tls_server_name);
                 if (strchr(tls_server_name, ':')) {
                         if (asprintf(&bracketed, "[%s]", tls_server_name) < 0)
                                 return koc_error_set(err, -ENOMEM, "out of memory");
@@ -366,17 +367,21 @@ KOC_EXPORT int koc_cluster_config_in_cluster(const char *sa_dir, koc_cluster_con
                                      "in-cluster: KUBERNETES_SERVICE_HOST is not set (not "
                                      "running in a pod?)");
         if (!port || !*port)
-                return koc_error_set(err, -ENOENT, "in-cluster: KUBERNETES_SERVICE_PORT is not set");
+                return koc_error_set(err, -ENOENT,
+                                     "in-cluster: KUBERNETES_SERVICE_PORT is not set");
         if (!is_port(port))
                 return koc_error_set(err, -EINVAL,
                                      "in-cluster: KUBERNETES_SERVICE_PORT: \"%s\" is not a port "
-                                     "number", port);
+                                     "number",
+                                     port);
         if (strpbrk(host, "/[]@?#% \t\r\n") || strlen(host) > 253)
                 return koc_error_set(err, -EINVAL,
                                      "in-cluster: KUBERNETES_SERVICE_HOST: \"%s\" is not a host "
-                                     "name or address", host);
+                                     "name or address",
+                                     host);
 
-        _koc_cleanup_(koc_cluster_config_unrefp) koc_cluster_config *cfg = koc_cluster_config_alloc();
+        _koc_cleanup_(koc_cluster_config_unrefp) koc_cluster_config *cfg =
+                koc_cluster_config_alloc();
         if (!cfg)
                 return koc_error_set(err, -ENOMEM, "out of memory");
 
@@ -406,8 +411,10 @@ KOC_EXPORT int koc_cluster_config_in_cluster(const char *sa_dir, koc_cluster_con
         if (access(ca, R_OK) < 0)
                 /* client-go goes on with the system trust store here; so
                  * does koc, still verifying the server. */
-                koc_log_warn("config", "in-cluster: %s: %s; verifying the API server against the "
-                             "system trust store", ca, strerror(errno));
+                koc_log_warn("config",
+                             "in-cluster: %s: %s; verifying the API server against the "
+                             "system trust store",
+                             ca, strerror(errno));
         else {
                 cfg->ca_file = ca;
                 ca = NULL;
@@ -451,7 +458,7 @@ KOC_EXPORT int koc_cluster_config_load(const char *kubeconfig_path, const char *
         if (env && *env)
                 return koc_cluster_config_from_kubeconfig(env, context, ret, err);
 
-        koc_error in_cluster_err = { 0 };
+        koc_error in_cluster_err = {0};
         const char *host = getenv("KUBERNETES_SERVICE_HOST");
         if (host && *host) {
                 int r = koc_cluster_config_in_cluster(NULL, ret, &in_cluster_err);
@@ -475,7 +482,8 @@ KOC_EXPORT int koc_cluster_config_load(const char *kubeconfig_path, const char *
         return koc_error_set(err, -ENOENT,
                              "no cluster configuration: no kubeconfig given, KUBECONFIG is not "
                              "set, not in a cluster (KUBERNETES_SERVICE_HOST is not set), and "
-                             "%s/.kube/config does not exist", home && *home ? home : "$HOME");
+                             "%s/.kube/config does not exist",
+                             home && *home ? home : "$HOME");
 }
 
 /* ---- what the client asks for ------------------------------------------- */
@@ -487,10 +495,10 @@ int koc_cluster_config_apply_tls(koc_cluster_config *cfg, CURL *easy) {
                 return 0;
 
         CURLcode c = CURLE_OK;
-#define SET(opt, val)                                                                        \
-        do {                                                                                 \
-                if (c == CURLE_OK)                                                           \
-                        c = curl_easy_setopt(easy, opt, val);                                \
+#define SET(opt, val)                                                                              \
+        do {                                                                                       \
+                if (c == CURLE_OK)                                                                 \
+                        c = curl_easy_setopt(easy, opt, val);                                      \
         } while (0)
 
         if (cfg->insecure) {
@@ -501,8 +509,9 @@ int koc_cluster_config_apply_tls(koc_cluster_config *cfg, CURL *easy) {
                 SET(CURLOPT_SSL_VERIFYHOST, 2L);
         }
         if (cfg->ca_data.data) {
-                struct curl_blob b = { .data = cfg->ca_data.data, .len = cfg->ca_data.size,
-                                       .flags = CURL_BLOB_COPY };
+                struct curl_blob b = {.data = cfg->ca_data.data,
+                                      .len = cfg->ca_data.size,
+                                      .flags = CURL_BLOB_COPY};
                 /* Trust only the cluster's CA, as client-go does. */
                 SET(CURLOPT_CAINFO, (char *)NULL);
                 SET(CURLOPT_CAPATH, (char *)NULL);
@@ -512,8 +521,9 @@ int koc_cluster_config_apply_tls(koc_cluster_config *cfg, CURL *easy) {
                 SET(CURLOPT_CAINFO, cfg->ca_file);
         }
         if (cfg->cert_data.data) {
-                struct curl_blob b = { .data = cfg->cert_data.data, .len = cfg->cert_data.size,
-                                       .flags = CURL_BLOB_COPY };
+                struct curl_blob b = {.data = cfg->cert_data.data,
+                                      .len = cfg->cert_data.size,
+                                      .flags = CURL_BLOB_COPY};
                 SET(CURLOPT_SSLCERT_BLOB, &b);
                 SET(CURLOPT_SSLCERTTYPE, "PEM");
         } else if (cfg->cert_file) {
@@ -521,8 +531,9 @@ int koc_cluster_config_apply_tls(koc_cluster_config *cfg, CURL *easy) {
                 SET(CURLOPT_SSLCERTTYPE, "PEM");
         }
         if (cfg->key_data.data) {
-                struct curl_blob b = { .data = cfg->key_data.data, .len = cfg->key_data.size,
-                                       .flags = CURL_BLOB_COPY };
+                struct curl_blob b = {.data = cfg->key_data.data,
+                                      .len = cfg->key_data.size,
+                                      .flags = CURL_BLOB_COPY};
                 SET(CURLOPT_SSLKEY_BLOB, &b);
                 SET(CURLOPT_SSLKEYTYPE, "PEM");
         } else if (cfg->key_file) {
@@ -563,7 +574,7 @@ static void refresh_file_token(koc_cluster_config *cfg, uint64_t now) {
 static void refresh_exec_token(koc_cluster_config *cfg, uint64_t now) {
         char *tok = NULL;
         uint64_t expiry = 0;
-        koc_error e = { 0 };
+        koc_error e = {0};
         cfg->token_read_usec = now;
         cfg->token_invalidated = false;
         if (koc_exec_credential_run(cfg->exec, &tok, &expiry, &e) < 0) {

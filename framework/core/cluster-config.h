@@ -47,11 +47,11 @@ typedef struct koc_exec_config {
 struct koc_cluster_config {
         atomic_uint n_ref;
 
-        char *server;         /* the URL base requests are built from */
-        char *source;         /* file path or "in-cluster" */
+        char *server; /* the URL base requests are built from */
+        char *source; /* file path or "in-cluster" */
         char *namespace;
-        bool tls;             /* https:// */
-        bool insecure;        /* insecure-skip-tls-verify: true */
+        bool tls;                      /* https:// */
+        bool insecure;                 /* insecure-skip-tls-verify: true */
         struct curl_slist *connect_to; /* tls-server-name routing, see set_server */
 
         char *ca_file;
@@ -62,9 +62,9 @@ struct koc_cluster_config {
         koc_blob key_data;
 
         enum koc_token_kind token_kind;
-        char *token;          /* current bearer token (NULL: none yet) */
-        char *token_file;     /* KOC_TOKEN_FILE */
-        uint64_t token_read_usec; /* clock reading of the last (attempted) re-read */
+        char *token;                /* current bearer token (NULL: none yet) */
+        char *token_file;           /* KOC_TOKEN_FILE */
+        uint64_t token_read_usec;   /* clock reading of the last (attempted) re-read */
         uint64_t token_expiry_usec; /* exec: realtime usec, 0 = never */
         bool token_invalidated;
         char *auth_header;

@@ -133,7 +133,7 @@ static void keep_stderr(exec_output *o, const char *buf, size_t n) {
 static int collect(int out_fd, int err_fd, exec_output *o) {
         uint64_t deadline = koc_now_boottime_usec() + EXEC_TIMEOUT_USEC;
         size_t cap = 0;
-        struct pollfd p[2] = { { .fd = out_fd, .events = POLLIN }, { .fd = err_fd, .events = POLLIN } };
+        struct pollfd p[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = err_fd, .events = POLLIN}};
         while (p[0].fd >= 0 || p[1].fd >= 0) {
                 uint64_t now = koc_now_boottime_usec();
                 if (now >= deadline)
@@ -183,7 +183,7 @@ static int collect(int out_fd, int err_fd, exec_output *o) {
 }
 
 static int spawn_plugin(const koc_exec_config *e, pid_t *ret_pid, int *ret_out, int *ret_err) {
-        int out[2] = { -1, -1 }, errp[2] = { -1, -1 };
+        int out[2] = {-1, -1}, errp[2] = {-1, -1};
         int r = 0;
         char **env = NULL;
         posix_spawn_file_actions_t fa;
@@ -218,7 +218,8 @@ static int spawn_plugin(const koc_exec_config *e, pid_t *ret_pid, int *ret_out, 
         sigdelset(&all, SIGSTOP);
         if ((r = -posix_spawnattr_setsigmask(&attr, &none)) < 0 ||
             (r = -posix_spawnattr_setsigdefault(&attr, &all)) < 0 ||
-            (r = -posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) < 0)
+            (r = -posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) <
+                    0)
                 goto out;
         pid_t pid;
         r = -posix_spawnp(&pid, e->command, &fa, &attr, e->argv, env);
@@ -275,7 +276,8 @@ static int parse_credential(const koc_exec_config *e, const char *text, char **r
                  (!cJSON_IsString(exp) || koc_parse_rfc3339(exp->valuestring, &expiry) < 0))
                 r = koc_error_set(err, -EBADMSG,
                                   "%s: %s: output: status.expirationTimestamp: not an RFC 3339 "
-                                  "time", e->where, e->command);
+                                  "time",
+                                  e->where, e->command);
         if (r == 0) {
                 *ret_token = strdup(token->valuestring);
                 if (!*ret_token)
@@ -303,7 +305,7 @@ int koc_exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t
         if (r < 0)
                 return koc_error_set(err, r, "%s: cannot run \"%s\": %s", e->where, e->command,
                                      strerror(-r));
-        exec_output o = { 0 };
+        exec_output o = {0};
         r = collect(out_fd, err_fd, &o);
         close(out_fd);
         close(err_fd);
@@ -316,8 +318,7 @@ int koc_exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t
                 r = koc_error_set(err, r, "%s: \"%s\" did not finish within 10 s", e->where,
                                   e->command);
         else if (r == -EFBIG)
-                r = koc_error_set(err, r, "%s: \"%s\" wrote more than 1 MiB", e->where,
-                                  e->command);
+                r = koc_error_set(err, r, "%s: \"%s\" wrote more than 1 MiB", e->where, e->command);
         else if (r < 0)
                 r = koc_error_set(err, r, "%s: \"%s\": %s", e->where, e->command, strerror(-r));
         else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {

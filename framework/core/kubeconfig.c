@@ -152,8 +152,8 @@ static bool node_is_null(const yaml_node_t *n) {
 
 static int type_error(kc_walk *w, const char *field, const yaml_node_t *n, const char *expected) {
         return koc_error_set(w->err, -EINVAL, "%s: %s: expected %s, got %s (line %zu, column %zu)",
-                             w->file->path, field, expected, node_kind(n),
-                             n->start_mark.line + 1, n->start_mark.column + 1);
+                             w->file->path, field, expected, node_kind(n), n->start_mark.line + 1,
+                             n->start_mark.column + 1);
 }
 
 /* Looks up key in a mapping node; NULL when absent. */
@@ -230,8 +230,7 @@ static int get_bool(kc_walk *w, const yaml_node_t *map, const char *key, const c
                         *ret = 1;
                         return 0;
                 }
-                if (strcmp(v, "false") == 0 || strcmp(v, "False") == 0 ||
-                    strcmp(v, "FALSE") == 0) {
+                if (strcmp(v, "false") == 0 || strcmp(v, "False") == 0 || strcmp(v, "FALSE") == 0) {
                         *ret = 0;
                         return 0;
                 }
@@ -294,11 +293,10 @@ static int walk_named_list(kc_walk *w, kc_merged *m, const yaml_node_t *root, co
         return 0;
 }
 
-#define FIELD(buf, list, i, inner, key)                                                      \
+#define FIELD(buf, list, i, inner, key)                                                            \
         (snprintf(buf, sizeof buf, "%s[%zu].%s.%s", list, i, inner, key), buf)
 
-static int add_cluster(kc_walk *w, kc_merged *m, const char *name, size_t i,
-                       const yaml_node_t *n) {
+static int add_cluster(kc_walk *w, kc_merged *m, const char *name, size_t i, const yaml_node_t *n) {
         for (size_t k = 0; k < m->n_clusters; k++)
                 if (strcmp(m->clusters[k].name, name) == 0)
                         return 0; /* the first definition wins */
@@ -317,7 +315,8 @@ static int add_cluster(kc_walk *w, kc_merged *m, const char *name, size_t i,
         if ((r = get_string(w, n, "server", FIELD(f, "clusters", i, "cluster", "server"),
                             &c->server)) < 0 ||
             (r = get_string(w, n, "certificate-authority",
-                            FIELD(f, "clusters", i, "cluster", "certificate-authority"), &c->ca)) < 0 ||
+                            FIELD(f, "clusters", i, "cluster", "certificate-authority"), &c->ca)) <
+                    0 ||
             (r = get_string(w, n, "certificate-authority-data",
                             FIELD(f, "clusters", i, "cluster", "certificate-authority-data"),
                             &c->ca_data)) < 0 ||
@@ -364,9 +363,9 @@ static int parse_exec(kc_walk *w, const yaml_node_t *n, size_t i, koc_exec_confi
         yaml_node_t *args = NULL;
         if ((r = get_list(w, n, "args", FIELD(f, "users", i, "user", "exec.args"), &args)) < 0)
                 return r;
-        size_t n_args = args ? (size_t)(args->data.sequence.items.top -
-                                        args->data.sequence.items.start)
-                             : 0;
+        size_t n_args =
+                args ? (size_t)(args->data.sequence.items.top - args->data.sequence.items.start)
+                     : 0;
         e->argv = calloc(n_args + 2, sizeof(char *));
         if (!e->argv || !(e->argv[0] = strdup(e->command)))
                 return koc_error_set(w->err, -ENOMEM, "out of memory");
@@ -386,8 +385,8 @@ static int parse_exec(kc_walk *w, const yaml_node_t *n, size_t i, koc_exec_confi
         yaml_node_t *env = NULL;
         if ((r = get_list(w, n, "env", FIELD(f, "users", i, "user", "exec.env"), &env)) < 0)
                 return r;
-        size_t n_env = env ? (size_t)(env->data.sequence.items.top - env->data.sequence.items.start)
-                           : 0;
+        size_t n_env =
+                env ? (size_t)(env->data.sequence.items.top - env->data.sequence.items.start) : 0;
         if (n_env > 0 && !(e->env = calloc(n_env, sizeof *e->env)))
                 return koc_error_set(w->err, -ENOMEM, "out of memory");
         for (size_t k = 0; k < n_env; k++) {
@@ -438,8 +437,8 @@ static int add_user(kc_walk *w, kc_merged *m, const char *name, size_t i, const 
                             &u->cert_data)) < 0 ||
             (r = get_string(w, n, "client-key", FIELD(f, "users", i, "user", "client-key"),
                             &u->key)) < 0 ||
-            (r = get_string(w, n, "client-key-data", FIELD(f, "users", i, "user", "client-key-data"),
-                            &u->key_data)) < 0)
+            (r = get_string(w, n, "client-key-data",
+                            FIELD(f, "users", i, "user", "client-key-data"), &u->key_data)) < 0)
                 return r;
         yaml_node_t *ap = map_get(w, n, "auth-provider");
         u->has_auth_provider = !node_is_null(ap);
@@ -451,8 +450,7 @@ static int add_user(kc_walk *w, kc_merged *m, const char *name, size_t i, const 
         return 0;
 }
 
-static int add_context(kc_walk *w, kc_merged *m, const char *name, size_t i,
-                       const yaml_node_t *n) {
+static int add_context(kc_walk *w, kc_merged *m, const char *name, size_t i, const yaml_node_t *n) {
         for (size_t k = 0; k < m->n_contexts; k++)
                 if (strcmp(m->contexts[k].name, name) == 0)
                         return 0;
@@ -469,7 +467,8 @@ static int add_context(kc_walk *w, kc_merged *m, const char *name, size_t i,
         int r;
         if ((r = get_string(w, n, "cluster", FIELD(f, "contexts", i, "context", "cluster"),
                             &c->cluster)) < 0 ||
-            (r = get_string(w, n, "user", FIELD(f, "contexts", i, "context", "user"), &c->user)) < 0 ||
+            (r = get_string(w, n, "user", FIELD(f, "contexts", i, "context", "user"), &c->user)) <
+                    0 ||
             (r = get_string(w, n, "namespace", FIELD(f, "contexts", i, "context", "namespace"),
                             &c->namespace)) < 0)
                 return r;
@@ -546,8 +545,8 @@ static int check_shape(const kc_file *file, const char *text, size_t len, koc_er
                 if (depth > KC_MAX_DEPTH) {
                         r = koc_error_set(err, -EINVAL,
                                           "%s: line %zu, column %zu: nested more than %d levels "
-                                          "deep, not a kubeconfig", file->path, line, col,
-                                          KC_MAX_DEPTH);
+                                          "deep, not a kubeconfig",
+                                          file->path, line, col, KC_MAX_DEPTH);
                         break;
                 }
                 if (nodes > KC_MAX_NODES) {
@@ -581,7 +580,7 @@ static int parse_file(kc_merged *m, const kc_file *file, const char *text, size_
         }
         yaml_parser_delete(&parser);
 
-        kc_walk w = { .file = file, .doc = &doc, .err = err };
+        kc_walk w = {.file = file, .doc = &doc, .err = err};
         _koc_cleanup_free_ char *cc = NULL;
         int r = 0;
         yaml_node_t *root = yaml_document_get_root_node(&doc);
@@ -782,9 +781,8 @@ static int pem_data(const kc_file *f, const char *field, const char *b64, enum p
         if (r < 0)
                 return koc_error_set(err, r, "%s: %s: %s", f->path, field, why);
         if (!pem_ok(ret->data, ret->size, kind))
-                return koc_error_set(err, -EINVAL, "%s: %s: decoded data is not a PEM %s",
-                                     f->path, field,
-                                     kind == PEM_CERT ? "certificate" : "private key");
+                return koc_error_set(err, -EINVAL, "%s: %s: decoded data is not a PEM %s", f->path,
+                                     field, kind == PEM_CERT ? "certificate" : "private key");
         return 0;
 }
 
@@ -818,34 +816,38 @@ static int build_cluster(koc_cluster_config *cfg, const kc_cluster *c, koc_error
         if (r < 0)
                 return r;
         if (!cfg->tls) {
-                const char *tls_field = c->ca        ? "certificate-authority"
-                                        : c->ca_data ? "certificate-authority-data"
+                const char *tls_field = c->ca              ? "certificate-authority"
+                                        : c->ca_data       ? "certificate-authority-data"
                                         : c->insecure == 1 ? "insecure-skip-tls-verify"
                                                            : NULL;
                 if (tls_field)
                         return koc_error_set(err, -EINVAL,
                                              "%s: %s: set, but server \"%s\" is http://, not "
-                                             "https://", path,
+                                             "https://",
+                                             path,
                                              FIELD(f, "clusters", c->index, "cluster", tls_field),
                                              c->server);
                 return 0;
         }
         if (c->ca && c->ca_data)
-                return koc_error_set(err, -EINVAL,
-                                     "%s: %s: both certificate-authority and "
-                                     "certificate-authority-data are set; use one",
-                                     path, FIELD(f, "clusters", c->index, "cluster",
-                                                 "certificate-authority-data"));
+                return koc_error_set(
+                        err, -EINVAL,
+                        "%s: %s: both certificate-authority and "
+                        "certificate-authority-data are set; use one",
+                        path,
+                        FIELD(f, "clusters", c->index, "cluster", "certificate-authority-data"));
         if (c->insecure == 1 && (c->ca || c->ca_data))
-                return koc_error_set(err, -EINVAL,
-                                     "%s: %s: a certificate authority and "
-                                     "insecure-skip-tls-verify: true cannot both be set",
-                                     path, FIELD(f, "clusters", c->index, "cluster",
-                                                 "insecure-skip-tls-verify"));
+                return koc_error_set(
+                        err, -EINVAL,
+                        "%s: %s: a certificate authority and "
+                        "insecure-skip-tls-verify: true cannot both be set",
+                        path,
+                        FIELD(f, "clusters", c->index, "cluster", "insecure-skip-tls-verify"));
         if (c->ca_data) {
-                r = pem_data(c->file,
-                             FIELD(f, "clusters", c->index, "cluster", "certificate-authority-data"),
-                             c->ca_data, PEM_CERT, &cfg->ca_data, err);
+                r = pem_data(
+                        c->file,
+                        FIELD(f, "clusters", c->index, "cluster", "certificate-authority-data"),
+                        c->ca_data, PEM_CERT, &cfg->ca_data, err);
                 if (r < 0)
                         return r;
         } else if (c->ca) {
@@ -873,32 +875,34 @@ static int build_user(koc_cluster_config *cfg, kc_user *u, koc_error *err) {
             !u->cert_data)
                 return koc_error_set(err, -ENOTSUP,
                                      "%s: %s: auth-provider plugins are not supported; use exec "
-                                     "credentials or a token", path,
-                                     FIELD(f, "users", u->index, "user", "auth-provider"));
+                                     "credentials or a token",
+                                     path, FIELD(f, "users", u->index, "user", "auth-provider"));
         if (u->cert && u->cert_data)
-                return koc_error_set(err, -EINVAL,
-                                     "%s: %s: both client-certificate and client-certificate-data "
-                                     "are set; use one", path,
-                                     FIELD(f, "users", u->index, "user", "client-certificate-data"));
+                return koc_error_set(
+                        err, -EINVAL,
+                        "%s: %s: both client-certificate and client-certificate-data "
+                        "are set; use one",
+                        path, FIELD(f, "users", u->index, "user", "client-certificate-data"));
         if (u->key && u->key_data)
                 return koc_error_set(err, -EINVAL,
                                      "%s: %s: both client-key and client-key-data are set; use one",
                                      path, FIELD(f, "users", u->index, "user", "client-key-data"));
         bool has_cert = u->cert || u->cert_data, has_key = u->key || u->key_data;
         if (has_cert != has_key)
-                return koc_error_set(err, -EINVAL, "%s: %s: missing (%s is set)", path,
-                                     FIELD(f, "users", u->index, "user",
-                                           has_cert ? "client-key(-data)"
-                                                    : "client-certificate(-data)"),
-                                     has_cert ? "a client certificate" : "a client key");
+                return koc_error_set(
+                        err, -EINVAL, "%s: %s: missing (%s is set)", path,
+                        FIELD(f, "users", u->index, "user",
+                              has_cert ? "client-key(-data)" : "client-certificate(-data)"),
+                        has_cert ? "a client certificate" : "a client key");
         if (has_cert && !cfg->tls)
-                return koc_error_set(err, -EINVAL,
-                                     "%s: %s: a client certificate needs an https:// server, not "
-                                     "\"%s\"", path,
-                                     FIELD(f, "users", u->index, "user",
-                                           u->cert ? "client-certificate"
-                                                   : "client-certificate-data"),
-                                     cfg->server);
+                return koc_error_set(
+                        err, -EINVAL,
+                        "%s: %s: a client certificate needs an https:// server, not "
+                        "\"%s\"",
+                        path,
+                        FIELD(f, "users", u->index, "user",
+                              u->cert ? "client-certificate" : "client-certificate-data"),
+                        cfg->server);
         if (u->cert_data &&
             (r = pem_data(u->file, FIELD(f, "users", u->index, "user", "client-certificate-data"),
                           u->cert_data, PEM_CERT, &cfg->cert_data, err)) < 0)
@@ -916,9 +920,10 @@ static int build_user(koc_cluster_config *cfg, kc_user *u, koc_error *err) {
                 return r;
 
         if (u->exec && (u->token || u->token_file))
-                return koc_error_set(err, -EINVAL, "%s: %s: exec and token/tokenFile are both set; "
-                                     "use one", path,
-                                     FIELD(f, "users", u->index, "user", "exec"));
+                return koc_error_set(err, -EINVAL,
+                                     "%s: %s: exec and token/tokenFile are both set; "
+                                     "use one",
+                                     path, FIELD(f, "users", u->index, "user", "exec"));
         if (u->token_file) {
                 /* client-go: tokenFile wins over token and is re-read. */
                 if (resolve_path(u->file, u->token_file, &cfg->token_file) < 0)
@@ -972,7 +977,8 @@ static int merged_build(kc_merged *m, const char *paths, const char *context,
                 if (!m->current_context)
                         return koc_error_set(err, -ENOENT,
                                              "%s: current-context: not set, and no context was "
-                                             "given", paths);
+                                             "given",
+                                             paths);
                 ctx = find_context(m, m->current_context);
                 if (!ctx)
                         return koc_error_set(err, -ENOENT,
@@ -1003,7 +1009,8 @@ static int merged_build(kc_merged *m, const char *paths, const char *context,
                                              ctx->user);
         }
 
-        _koc_cleanup_(koc_cluster_config_unrefp) koc_cluster_config *cfg = koc_cluster_config_alloc();
+        _koc_cleanup_(koc_cluster_config_unrefp) koc_cluster_config *cfg =
+                koc_cluster_config_alloc();
         if (!cfg)
                 return koc_error_set(err, -ENOMEM, "out of memory");
         int r = build_cluster(cfg, cl, err);
@@ -1031,7 +1038,7 @@ KOC_EXPORT int koc_cluster_config_from_kubeconfig(const char *paths, const char 
                                                   koc_cluster_config **ret, koc_error *err) {
         if (!paths || !*paths || !ret)
                 return koc_error_set(err, -EINVAL, "kubeconfig: no path given");
-        kc_merged m = { 0 };
+        kc_merged m = {0};
         int r = merged_load(&m, paths, err);
         if (r >= 0)
                 r = merged_build(&m, paths, context, ret, err);

@@ -71,7 +71,7 @@ static koc_cluster_config *load(const char *cluster_fields, const char *user_fie
                 cluster_fields, user_fields);
         assert_int_equal(fclose(f), 0);
         koc_cluster_config *cfg = NULL;
-        koc_error err = { 0 };
+        koc_error err = {0};
         if (koc_cluster_config_from_kubeconfig(path, NULL, &cfg, &err) < 0)
                 fail_msg("%s", err.message);
         return cfg;

@@ -61,12 +61,13 @@ static int teardown(void **state) {
 static void test_ipv4(void **state) {
         fixture *f = *state;
         koc_cluster_config *cfg = NULL;
-        koc_error err = { 0 };
+        koc_error err = {0};
         assert_int_equal(koc_cluster_config_in_cluster(f->dir, &cfg, &err), 0);
         assert_string_equal(koc_cluster_config_server(cfg), "https://10.96.0.1:443");
         assert_string_equal(koc_cluster_config_namespace(cfg), "team-a");
         assert_string_equal(koc_cluster_config_source(cfg), "in-cluster");
-        assert_string_equal(koc_cluster_config_auth_header(cfg), "Authorization: Bearer sa-token-1");
+        assert_string_equal(koc_cluster_config_auth_header(cfg),
+                            "Authorization: Bearer sa-token-1");
         char ca[256];
         snprintf(ca, sizeof ca, "%s/ca.crt", f->dir);
         assert_string_equal(cfg->ca_file, ca);
@@ -126,7 +127,7 @@ static void test_missing_ca_uses_system_store(void **state) {
 
 static void expect_error(const char *dir, int code, const char *s1, const char *s2) {
         koc_cluster_config *cfg = NULL;
-        koc_error err = { 0 };
+        koc_error err = {0};
         int r = koc_cluster_config_in_cluster(dir, &cfg, &err);
         assert_int_equal(r, code);
         assert_int_equal(err.code, code);

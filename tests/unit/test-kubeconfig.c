@@ -81,7 +81,8 @@ static char *path_of(const char *name) {
         return buf[i];
 }
 
-static void write_file(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void write_file(const char *name, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
 static void write_file(const char *name, const char *fmt, ...) {
         const char *path = path_of(name);
         FILE *f = fopen(path, "w");
@@ -102,7 +103,7 @@ static void write_bytes(const char *name, const void *data, size_t n) {
 
 static koc_cluster_config *load_ok(const char *paths, const char *context) {
         koc_cluster_config *cfg = NULL;
-        koc_error err = { 0 };
+        koc_error err = {0};
         int r = koc_cluster_config_from_kubeconfig(paths, context, &cfg, &err);
         if (r < 0)
                 fail_msg("loading %s failed: %s", paths, err.message);
@@ -121,7 +122,7 @@ static void check_apply_tls(koc_cluster_config *cfg) {
 static void expect_error(const char *paths, const char *context, int code, const char *file,
                          const char *field, const char *why) {
         koc_cluster_config *cfg = NULL;
-        koc_error err = { 0 };
+        koc_error err = {0};
         int r = koc_cluster_config_from_kubeconfig(paths, context, &cfg, &err);
         if (r >= 0)
                 fail_msg("%s loaded, expected an error about %s", paths, field);
@@ -271,7 +272,8 @@ static void test_files_and_relative_paths(void **state) {
         assert_string_equal(cfg->cert_file, path_of("sub/certs/client.crt"));
         assert_string_equal(cfg->key_file, path_of("sub/certs/client.key"));
         assert_null(cfg->ca_data.data);
-        assert_string_equal(koc_cluster_config_auth_header(cfg), "Authorization: Bearer file-token");
+        assert_string_equal(koc_cluster_config_auth_header(cfg),
+                            "Authorization: Bearer file-token");
         check_apply_tls(cfg);
         koc_cluster_config_unref(cfg);
 
@@ -286,29 +288,27 @@ static void test_files_and_relative_paths(void **state) {
 static void test_merge_two_files(void **state) {
         /* First file: current-context, one context and a cluster "shared"
          * that the second file also defines: the first definition wins. */
-        write_file("a.yaml",
-                   "current-context: ctx-b\n"
-                   "contexts:\n"
-                   "- name: ctx-a\n"
-                   "  context: {cluster: shared, user: user-b}\n"
-                   "clusters:\n"
-                   "- name: shared\n"
-                   "  cluster: {server: 'https://first.example:6443'}\n");
-        write_file("b.yaml",
-                   "current-context: ctx-a\n"
-                   "contexts:\n"
-                   "- name: ctx-b\n"
-                   "  context: {cluster: cluster-b, user: user-b, namespace: ns-b}\n"
-                   "- name: ctx-a\n"
-                   "  context: {cluster: cluster-b, user: user-b, namespace: ignored}\n"
-                   "clusters:\n"
-                   "- name: shared\n"
-                   "  cluster: {server: 'https://second.example:6443'}\n"
-                   "- name: cluster-b\n"
-                   "  cluster: {server: 'https://b.example:6443'}\n"
-                   "users:\n"
-                   "- name: user-b\n"
-                   "  user: {token: token-b}\n");
+        write_file("a.yaml", "current-context: ctx-b\n"
+                             "contexts:\n"
+                             "- name: ctx-a\n"
+                             "  context: {cluster: shared, user: user-b}\n"
+                             "clusters:\n"
+                             "- name: shared\n"
+                             "  cluster: {server: 'https://first.example:6443'}\n");
+        write_file("b.yaml", "current-context: ctx-a\n"
+                             "contexts:\n"
+                             "- name: ctx-b\n"
+                             "  context: {cluster: cluster-b, user: user-b, namespace: ns-b}\n"
+                             "- name: ctx-a\n"
+                             "  context: {cluster: cluster-b, user: user-b, namespace: ignored}\n"
+                             "clusters:\n"
+                             "- name: shared\n"
+                             "  cluster: {server: 'https://second.example:6443'}\n"
+                             "- name: cluster-b\n"
+                             "  cluster: {server: 'https://b.example:6443'}\n"
+                             "users:\n"
+                             "- name: user-b\n"
+                             "  user: {token: token-b}\n");
         char list[600];
         snprintf(list, sizeof list, "%s:%s:%s", path_of("a.yaml"), path_of("missing.yaml"),
                  path_of("b.yaml"));
@@ -345,10 +345,9 @@ static void test_load_order(void **state) {
                    "current-context: c\n"
                    "contexts: [{name: c, context: {cluster: k}}]\n"
                    "clusters: [{name: k, cluster: {server: 'https://explicit:1'}}]\n");
-        write_file("order-env.yaml",
-                   "current-context: c\n"
-                   "contexts: [{name: c, context: {cluster: k}}]\n"
-                   "clusters: [{name: k, cluster: {server: 'https://env:2'}}]\n");
+        write_file("order-env.yaml", "current-context: c\n"
+                                     "contexts: [{name: c, context: {cluster: k}}]\n"
+                                     "clusters: [{name: k, cluster: {server: 'https://env:2'}}]\n");
         assert_int_equal(mkdir(path_of("home"), 0700), 0);
         assert_int_equal(mkdir(path_of("home/.kube"), 0700), 0);
         write_file("home/.kube/config",
@@ -361,8 +360,9 @@ static void test_load_order(void **state) {
         unsetenv("KUBERNETES_SERVICE_HOST");
 
         koc_cluster_config *cfg = NULL;
-        koc_error err = { 0 };
-        assert_int_equal(koc_cluster_config_load(path_of("order-explicit.yaml"), NULL, &cfg, &err), 0);
+        koc_error err = {0};
+        assert_int_equal(koc_cluster_config_load(path_of("order-explicit.yaml"), NULL, &cfg, &err),
+                         0);
         assert_string_equal(koc_cluster_config_server(cfg), "https://explicit:1");
         cfg = koc_cluster_config_unref(cfg);
         assert_int_equal(koc_cluster_config_load(NULL, NULL, &cfg, &err), 0);
@@ -441,7 +441,7 @@ static void capture(int level, const char *component, const char *message, void 
 }
 
 static void test_insecure(void **state) {
-        struct captured c = { 0 };
+        struct captured c = {0};
         koc_log_set_handler(capture, &c);
         write_file("insecure.yaml",
                    "current-context: c\n"
@@ -487,12 +487,11 @@ static void test_http_server(void **state) {
 
 static void test_empty_file_and_anchors(void **state) {
         /* Anchors and aliases are fine. */
-        write_file("anchors.yaml",
-                   "current-context: c\n"
-                   "contexts: [{name: c, context: &ctx {cluster: k, user: u}}, "
-                   "{name: d, context: *ctx}]\n"
-                   "clusters: [{name: k, cluster: {server: 'https://h:1'}}]\n"
-                   "users: [{name: u, user: {token: t}}]\n");
+        write_file("anchors.yaml", "current-context: c\n"
+                                   "contexts: [{name: c, context: &ctx {cluster: k, user: u}}, "
+                                   "{name: d, context: *ctx}]\n"
+                                   "clusters: [{name: k, cluster: {server: 'https://h:1'}}]\n"
+                                   "users: [{name: u, user: {token: t}}]\n");
         koc_cluster_config *cfg = load_ok(path_of("anchors.yaml"), "d");
         assert_string_equal(koc_cluster_config_server(cfg), "https://h:1");
         koc_cluster_config_unref(cfg);
@@ -505,9 +504,9 @@ static void test_empty_file_and_anchors(void **state) {
 /* ---- broken files ------------------------------------------------------- */
 
 struct broken {
-        const char *yaml;    /* %1$s: CA base64, %2$s: key base64 (positional) */
-        const char *field;   /* expected in the message */
-        const char *why;     /* expected in the message */
+        const char *yaml;  /* %1$s: CA base64, %2$s: key base64 (positional) */
+        const char *field; /* expected in the message */
+        const char *why;   /* expected in the message */
 };
 
 #define HEAD "current-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n"
@@ -515,138 +514,135 @@ struct broken {
 #define CLUSTERS "clusters: [{name: k, cluster: {server: 'https://h:1'}}]\n"
 
 static const struct broken broken_cases[] = {
-        { "current-context: c\ncontexts: [\n  {name: c\n", "line", "YAML syntax error" },
-        { "a: b\n\tc: d\n", "line 2", "YAML syntax error" },
-        { "- just\n- a list\n", "(top level)", "expected a mapping, got a list" },
-        { HEAD USERS "clusters: {name: k}\n", "clusters", "expected a list, got a mapping" },
-        { HEAD USERS "clusters: [hello]\n", "clusters[0]", "expected a mapping, got a scalar" },
-        { HEAD USERS "clusters: [{name: k, cluster: [a, b]}]\n", "clusters[0].cluster",
-          "expected a mapping, got a list" },
-        { HEAD USERS "clusters: [{cluster: {server: 'https://h:1'}}]\n", "clusters[0].name",
-          "missing" },
-        { HEAD USERS "clusters: [{name: k}]\n", "clusters[0].cluster", "missing" },
-        { HEAD USERS "clusters: [{name: k, cluster: {server: [x]}}]\n", "clusters[0].cluster.server",
-          "expected a string, got a list" },
-        { HEAD USERS "clusters: [{name: k, cluster: {certificate-authority-data: %1$s}}]\n",
-          "clusters[0].cluster.server", "missing" },
-        { HEAD USERS "clusters: [{name: k, cluster: {server: 'ftp://h:1'}}]\n",
-          "clusters[0].cluster.server", "not an https://" },
-        { HEAD USERS "clusters: [{name: k, cluster: {server: 'h:1'}}]\n",
-          "clusters[0].cluster.server", "not an https://" },
-        { HEAD USERS "clusters: [{name: k, cluster: {server: 'https://'}}]\n",
-          "clusters[0].cluster.server", "not a valid URL" },
-        { HEAD USERS "clusters: [{name: k, cluster: {server: 'https://h:99999'}}]\n",
-          "clusters[0].cluster.server", "not a valid URL" },
-        { HEAD USERS "clusters: [{name: k, cluster: {server: 'https://u:p@h:1'}}]\n",
-          "clusters[0].cluster.server", "user information" },
-        { HEAD USERS
-          "clusters: [{name: k, cluster: {server: 'http://h:1', certificate-authority-data: %1$s}}]\n",
-          "clusters[0].cluster.certificate-authority-data", "http://" },
-        { HEAD USERS
-          "clusters: [{name: k, cluster: {server: 'http://h:1', tls-server-name: x}}]\n",
-          "clusters[0].cluster.server", "tls-server-name" },
-        { HEAD USERS
-          "clusters: [{name: k, cluster: {server: 'https://h:1', tls-server-name: 'a/b'}}]\n",
-          "clusters[0].cluster.server", "not a host name" },
-        { HEAD USERS
-          "clusters: [{name: k, cluster: {server: 'https://h:1', insecure-skip-tls-verify: yes}}]\n",
-          "clusters[0].cluster.insecure-skip-tls-verify", "expected true or false" },
-        { HEAD USERS
-          "clusters: [{name: k, cluster: {server: 'https://h:1', insecure-skip-tls-verify: 'true'}}]\n",
-          "clusters[0].cluster.insecure-skip-tls-verify", "expected true or false" },
-        { HEAD USERS
-          "clusters: [{name: k, cluster: {server: 'https://h:1', insecure-skip-tls-verify: true, "
-          "certificate-authority-data: %1$s}}]\n",
-          "clusters[0].cluster.insecure-skip-tls-verify", "cannot both be set" },
-        { HEAD USERS
-          "clusters: [{name: k, cluster: {server: 'https://h:1', certificate-authority: ca.pem, "
-          "certificate-authority-data: %1$s}}]\n",
-          "clusters[0].cluster.certificate-authority-data", "both" },
-        { HEAD USERS
-          "clusters: [{name: k, cluster: {server: 'https://h:1', certificate-authority-data: 'not base64!'}}]\n",
-          "clusters[0].cluster.certificate-authority-data", "invalid base64" },
-        { HEAD USERS
-          "clusters: [{name: k, cluster: {server: 'https://h:1', certificate-authority-data: 'aGVsbG8='}}]\n",
-          "clusters[0].cluster.certificate-authority-data", "not a PEM certificate" },
-        { HEAD USERS
-          "clusters: [{name: k, cluster: {server: 'https://h:1', certificate-authority-data: 'aGVsbG8'}}]\n",
-          "clusters[0].cluster.certificate-authority-data", "multiple of 4" },
-        { HEAD USERS
-          "clusters: [{name: k, cluster: {server: 'https://h:1', certificate-authority-data: 'aGVs=G8='}}]\n",
-          "clusters[0].cluster.certificate-authority-data", "padding" },
-        { HEAD USERS
-          "clusters: [{name: k, cluster: {server: 'https://h:1', certificate-authority: no-such-ca.crt}}]\n",
-          "clusters[0].cluster.certificate-authority", "No such file" },
-        { HEAD USERS
-          "clusters: [{name: k, cluster: {server: 'https://h:1', certificate-authority: kc.yaml}}]\n",
-          "clusters[0].cluster.certificate-authority", "not a PEM certificate" },
-        { "contexts: [{name: c, context: {cluster: k}}]\n" CLUSTERS, "current-context", "not set" },
-        { "current-context: nope\ncontexts: [{name: c, context: {cluster: k}}]\n" CLUSTERS,
-          "current-context", "context \"nope\" not found" },
-        { "current-context: c\ncontexts: [{name: b, context: {cluster: k}}, "
-          "{name: c, context: {cluster: foo}}]\n" CLUSTERS,
-          "contexts[1].context.cluster", "cluster \"foo\" not found" },
-        { "current-context: c\ncontexts: [{name: c, context: {user: u}}]\n" CLUSTERS USERS,
-          "contexts[0].context.cluster", "missing" },
-        { "current-context: c\ncontexts: [{name: c, context: {cluster: k, user: who}}]\n" CLUSTERS
-                  USERS,
-          "contexts[0].context.user", "user \"who\" not found" },
-        { "current-context: c\ncontexts: [{name: c, context: {cluster: k, namespace: {a: b}}}]\n"
-                  CLUSTERS,
-          "contexts[0].context.namespace", "expected a string, got a mapping" },
-        { "current-context: [c]\n", "current-context", "expected a string, got a list" },
-        { HEAD CLUSTERS "users: [{name: u, user: {client-key-data: %2$s}}]\n",
-          "users[0].user.client-certificate", "missing" },
-        { HEAD CLUSTERS "users: [{name: u, user: {client-certificate-data: %1$s}}]\n",
-          "users[0].user.client-key", "missing" },
-        { HEAD CLUSTERS
-          "users: [{name: u, user: {client-certificate-data: %1$s, client-key-data: '%%%%%%%%'}}]\n",
-          "users[0].user.client-key-data", "invalid base64" },
-        { HEAD CLUSTERS
-          "users: [{name: u, user: {client-certificate-data: %1$s, client-key-data: %1$s}}]\n",
-          "users[0].user.client-key-data", "not a PEM private key" },
-        { HEAD CLUSTERS
-          "users: [{name: u, user: {client-certificate-data: %2$s, client-key-data: %2$s}}]\n",
-          "users[0].user.client-certificate-data", "not a PEM certificate" },
-        { HEAD CLUSTERS
-          "users: [{name: u, user: {client-certificate: c.crt, client-certificate-data: %1$s, "
-          "client-key-data: %2$s}}]\n",
-          "users[0].user.client-certificate-data", "both" },
-        { HEAD CLUSTERS
-          "users: [{name: u, user: {client-certificate-data: %1$s, client-key: missing.key}}]\n",
-          "users[0].user.client-key", "No such file" },
-        { HEAD CLUSTERS "users: [{name: u, user: {tokenFile: no-such-token}}]\n",
-          "users[0].user.tokenFile", "No such file" },
-        { HEAD CLUSTERS "users: [{name: u, user: {token: 'two words'}}]\n", "users[0].user.token",
-          "whitespace" },
-        { HEAD CLUSTERS "users: [{name: u, user: {token: [a]}}]\n", "users[0].user.token",
-          "expected a string, got a list" },
-        { HEAD CLUSTERS "users: [{name: u, user: {auth-provider: {name: gcp}}}]\n",
-          "users[0].user.auth-provider", "not supported" },
-        { HEAD CLUSTERS "users: [{name: u, user: {exec: {command: x}}}]\n",
-          "users[0].user.exec.apiVersion", "missing" },
-        { HEAD CLUSTERS
-          "users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1}}}]\n",
-          "users[0].user.exec.command", "missing" },
-        { HEAD CLUSTERS
-          "users: [{name: u, user: {exec: {command: x, apiVersion: client.authentication.k8s.io/v1alpha1}}}]\n",
-          "users[0].user.exec.apiVersion", "not supported" },
-        { HEAD CLUSTERS
-          "users: [{name: u, user: {exec: {command: x, apiVersion: client.authentication.k8s.io/v1, "
-          "args: [a, [b]]}}}]\n",
-          "users[0].user.exec.args[1]", "expected a string, got a list" },
-        { HEAD CLUSTERS
-          "users: [{name: u, user: {exec: {command: x, apiVersion: client.authentication.k8s.io/v1, "
-          "env: [{value: v}]}}}]\n",
-          "users[0].user.exec.env[0].name", "missing" },
-        { HEAD CLUSTERS
-          "users: [{name: u, user: {token: t, exec: {command: x, "
-          "apiVersion: client.authentication.k8s.io/v1}}}]\n",
-          "users[0].user.exec", "both set" },
-        { HEAD CLUSTERS
-          "users: [{name: u, user: {exec: {command: /nonexistent/koc-plugin, "
-          "apiVersion: client.authentication.k8s.io/v1}}}]\n",
-          "users[0].user.exec", "cannot run \"/nonexistent/koc-plugin\"" },
+        {"current-context: c\ncontexts: [\n  {name: c\n", "line", "YAML syntax error"},
+        {"a: b\n\tc: d\n", "line 2", "YAML syntax error"},
+        {"- just\n- a list\n", "(top level)", "expected a mapping, got a list"},
+        {HEAD USERS "clusters: {name: k}\n", "clusters", "expected a list, got a mapping"},
+        {HEAD USERS "clusters: [hello]\n", "clusters[0]", "expected a mapping, got a scalar"},
+        {HEAD USERS "clusters: [{name: k, cluster: [a, b]}]\n", "clusters[0].cluster",
+         "expected a mapping, got a list"},
+        {HEAD USERS "clusters: [{cluster: {server: 'https://h:1'}}]\n", "clusters[0].name",
+         "missing"},
+        {HEAD USERS "clusters: [{name: k}]\n", "clusters[0].cluster", "missing"},
+        {HEAD USERS "clusters: [{name: k, cluster: {server: [x]}}]\n", "clusters[0].cluster.server",
+         "expected a string, got a list"},
+        {HEAD USERS "clusters: [{name: k, cluster: {certificate-authority-data: %1$s}}]\n",
+         "clusters[0].cluster.server", "missing"},
+        {HEAD USERS "clusters: [{name: k, cluster: {server: 'ftp://h:1'}}]\n",
+         "clusters[0].cluster.server", "not an https://"},
+        {HEAD USERS "clusters: [{name: k, cluster: {server: 'h:1'}}]\n",
+         "clusters[0].cluster.server", "not an https://"},
+        {HEAD USERS "clusters: [{name: k, cluster: {server: 'https://'}}]\n",
+         "clusters[0].cluster.server", "not a valid URL"},
+        {HEAD USERS "clusters: [{name: k, cluster: {server: 'https://h:99999'}}]\n",
+         "clusters[0].cluster.server", "not a valid URL"},
+        {HEAD USERS "clusters: [{name: k, cluster: {server: 'https://u:p@h:1'}}]\n",
+         "clusters[0].cluster.server", "user information"},
+        {HEAD USERS "clusters: [{name: k, cluster: {server: 'http://h:1', "
+                    "certificate-authority-data: %1$s}}]\n",
+         "clusters[0].cluster.certificate-authority-data", "http://"},
+        {HEAD USERS "clusters: [{name: k, cluster: {server: 'http://h:1', tls-server-name: x}}]\n",
+         "clusters[0].cluster.server", "tls-server-name"},
+        {HEAD USERS
+         "clusters: [{name: k, cluster: {server: 'https://h:1', tls-server-name: 'a/b'}}]\n",
+         "clusters[0].cluster.server", "not a host name"},
+        {HEAD USERS
+         "clusters: [{name: k, cluster: {server: 'https://h:1', insecure-skip-tls-verify: yes}}]\n",
+         "clusters[0].cluster.insecure-skip-tls-verify", "expected true or false"},
+        {HEAD USERS "clusters: [{name: k, cluster: {server: 'https://h:1', "
+                    "insecure-skip-tls-verify: 'true'}}]\n",
+         "clusters[0].cluster.insecure-skip-tls-verify", "expected true or false"},
+        {HEAD USERS
+         "clusters: [{name: k, cluster: {server: 'https://h:1', insecure-skip-tls-verify: true, "
+         "certificate-authority-data: %1$s}}]\n",
+         "clusters[0].cluster.insecure-skip-tls-verify", "cannot both be set"},
+        {HEAD USERS
+         "clusters: [{name: k, cluster: {server: 'https://h:1', certificate-authority: ca.pem, "
+         "certificate-authority-data: %1$s}}]\n",
+         "clusters[0].cluster.certificate-authority-data", "both"},
+        {HEAD USERS "clusters: [{name: k, cluster: {server: 'https://h:1', "
+                    "certificate-authority-data: 'not base64!'}}]\n",
+         "clusters[0].cluster.certificate-authority-data", "invalid base64"},
+        {HEAD USERS "clusters: [{name: k, cluster: {server: 'https://h:1', "
+                    "certificate-authority-data: 'aGVsbG8='}}]\n",
+         "clusters[0].cluster.certificate-authority-data", "not a PEM certificate"},
+        {HEAD USERS "clusters: [{name: k, cluster: {server: 'https://h:1', "
+                    "certificate-authority-data: 'aGVsbG8'}}]\n",
+         "clusters[0].cluster.certificate-authority-data", "multiple of 4"},
+        {HEAD USERS "clusters: [{name: k, cluster: {server: 'https://h:1', "
+                    "certificate-authority-data: 'aGVs=G8='}}]\n",
+         "clusters[0].cluster.certificate-authority-data", "padding"},
+        {HEAD USERS "clusters: [{name: k, cluster: {server: 'https://h:1', certificate-authority: "
+                    "no-such-ca.crt}}]\n",
+         "clusters[0].cluster.certificate-authority", "No such file"},
+        {HEAD USERS "clusters: [{name: k, cluster: {server: 'https://h:1', certificate-authority: "
+                    "kc.yaml}}]\n",
+         "clusters[0].cluster.certificate-authority", "not a PEM certificate"},
+        {"contexts: [{name: c, context: {cluster: k}}]\n" CLUSTERS, "current-context", "not set"},
+        {"current-context: nope\ncontexts: [{name: c, context: {cluster: k}}]\n" CLUSTERS,
+         "current-context", "context \"nope\" not found"},
+        {"current-context: c\ncontexts: [{name: b, context: {cluster: k}}, "
+         "{name: c, context: {cluster: foo}}]\n" CLUSTERS,
+         "contexts[1].context.cluster", "cluster \"foo\" not found"},
+        {"current-context: c\ncontexts: [{name: c, context: {user: u}}]\n" CLUSTERS USERS,
+         "contexts[0].context.cluster", "missing"},
+        {"current-context: c\ncontexts: [{name: c, context: {cluster: k, user: who}}]\n" CLUSTERS
+                 USERS,
+         "contexts[0].context.user", "user \"who\" not found"},
+        {"current-context: c\ncontexts: [{name: c, context: {cluster: k, namespace: {a: "
+         "b}}}]\n" CLUSTERS,
+         "contexts[0].context.namespace", "expected a string, got a mapping"},
+        {"current-context: [c]\n", "current-context", "expected a string, got a list"},
+        {HEAD CLUSTERS "users: [{name: u, user: {client-key-data: %2$s}}]\n",
+         "users[0].user.client-certificate", "missing"},
+        {HEAD CLUSTERS "users: [{name: u, user: {client-certificate-data: %1$s}}]\n",
+         "users[0].user.client-key", "missing"},
+        {HEAD CLUSTERS
+         "users: [{name: u, user: {client-certificate-data: %1$s, client-key-data: '%%%%%%%%'}}]\n",
+         "users[0].user.client-key-data", "invalid base64"},
+        {HEAD CLUSTERS
+         "users: [{name: u, user: {client-certificate-data: %1$s, client-key-data: %1$s}}]\n",
+         "users[0].user.client-key-data", "not a PEM private key"},
+        {HEAD CLUSTERS
+         "users: [{name: u, user: {client-certificate-data: %2$s, client-key-data: %2$s}}]\n",
+         "users[0].user.client-certificate-data", "not a PEM certificate"},
+        {HEAD CLUSTERS
+         "users: [{name: u, user: {client-certificate: c.crt, client-certificate-data: %1$s, "
+         "client-key-data: %2$s}}]\n",
+         "users[0].user.client-certificate-data", "both"},
+        {HEAD CLUSTERS
+         "users: [{name: u, user: {client-certificate-data: %1$s, client-key: missing.key}}]\n",
+         "users[0].user.client-key", "No such file"},
+        {HEAD CLUSTERS "users: [{name: u, user: {tokenFile: no-such-token}}]\n",
+         "users[0].user.tokenFile", "No such file"},
+        {HEAD CLUSTERS "users: [{name: u, user: {token: 'two words'}}]\n", "users[0].user.token",
+         "whitespace"},
+        {HEAD CLUSTERS "users: [{name: u, user: {token: [a]}}]\n", "users[0].user.token",
+         "expected a string, got a list"},
+        {HEAD CLUSTERS "users: [{name: u, user: {auth-provider: {name: gcp}}}]\n",
+         "users[0].user.auth-provider", "not supported"},
+        {HEAD CLUSTERS "users: [{name: u, user: {exec: {command: x}}}]\n",
+         "users[0].user.exec.apiVersion", "missing"},
+        {HEAD CLUSTERS
+         "users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1}}}]\n",
+         "users[0].user.exec.command", "missing"},
+        {HEAD CLUSTERS "users: [{name: u, user: {exec: {command: x, apiVersion: "
+                       "client.authentication.k8s.io/v1alpha1}}}]\n",
+         "users[0].user.exec.apiVersion", "not supported"},
+        {HEAD CLUSTERS
+         "users: [{name: u, user: {exec: {command: x, apiVersion: client.authentication.k8s.io/v1, "
+         "args: [a, [b]]}}}]\n",
+         "users[0].user.exec.args[1]", "expected a string, got a list"},
+        {HEAD CLUSTERS
+         "users: [{name: u, user: {exec: {command: x, apiVersion: client.authentication.k8s.io/v1, "
+         "env: [{value: v}]}}}]\n",
+         "users[0].user.exec.env[0].name", "missing"},
+        {HEAD CLUSTERS "users: [{name: u, user: {token: t, exec: {command: x, "
+                       "apiVersion: client.authentication.k8s.io/v1}}}]\n",
+         "users[0].user.exec", "both set"},
+        {HEAD CLUSTERS "users: [{name: u, user: {exec: {command: /nonexistent/koc-plugin, "
+                       "apiVersion: client.authentication.k8s.io/v1}}}]\n",
+         "users[0].user.exec", "cannot run \"/nonexistent/koc-plugin\""},
 };
 
 static void test_broken(void **state) {
@@ -717,18 +713,17 @@ static void test_exec_plugin(void **state) {
                      "printf '\"expirationTimestamp\":\"%s\"}}' \"$exp\"\n");
         write_file("expiry", "2999-01-01T00:00:00Z");
         write_file("exec.yaml",
-                   HEAD CLUSTERS
-                   "users:\n"
-                   "- name: u\n"
-                   "  user:\n"
-                   "    exec:\n"
-                   "      apiVersion: client.authentication.k8s.io/v1\n"
-                   "      command: %s\n"
-                   "      args: [arg1]\n"
-                   "      env:\n"
-                   "      - {name: GREETING, value: hi}\n"
-                   "      - {name: RUNS, value: %s}\n"
-                   "      - {name: EXPIRY, value: %s}\n",
+                   HEAD CLUSTERS "users:\n"
+                                 "- name: u\n"
+                                 "  user:\n"
+                                 "    exec:\n"
+                                 "      apiVersion: client.authentication.k8s.io/v1\n"
+                                 "      command: %s\n"
+                                 "      args: [arg1]\n"
+                                 "      env:\n"
+                                 "      - {name: GREETING, value: hi}\n"
+                                 "      - {name: RUNS, value: %s}\n"
+                                 "      - {name: EXPIRY, value: %s}\n",
                    path_of("plugin.sh"), path_of("plugin-runs"), path_of("expiry"));
         unlink(path_of("plugin-runs"));
         koc_cluster_config *cfg = load_ok(path_of("exec.yaml"), NULL);
@@ -768,21 +763,21 @@ static void test_exec_plugin(void **state) {
         struct {
                 const char *body, *why;
         } bad[] = {
-                { "echo 'not json'\n", "not JSON" },
-                { "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"Other\"}'\n",
-                  "kind" },
-                { "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\","
-                  "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t\"}}'\n",
-                  "apiVersion" },
-                { "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
-                  "\"kind\":\"ExecCredential\",\"status\":{}}'\n",
-                  "status.token" },
-                { "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
-                  "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t\","
-                  "\"expirationTimestamp\":\"tomorrow\"}}'\n",
-                  "status.expirationTimestamp" },
-                { "head -c 2000000 /dev/zero\n", "more than 1 MiB" },
-                { "kill -9 $$\n", "killed by signal 9" },
+                {"echo 'not json'\n", "not JSON"},
+                {"echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"Other\"}'\n",
+                 "kind"},
+                {"echo '{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\","
+                 "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t\"}}'\n",
+                 "apiVersion"},
+                {"echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
+                 "\"kind\":\"ExecCredential\",\"status\":{}}'\n",
+                 "status.token"},
+                {"echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
+                 "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t\","
+                 "\"expirationTimestamp\":\"tomorrow\"}}'\n",
+                 "status.expirationTimestamp"},
+                {"head -c 2000000 /dev/zero\n", "more than 1 MiB"},
+                {"kill -9 $$\n", "killed by signal 9"},
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 write_plugin("plugin.sh", bad[i].body);
@@ -795,7 +790,7 @@ static void test_exec_plugin(void **state) {
 
 static void try_load(const char *path) {
         koc_cluster_config *cfg = NULL;
-        koc_error err = { 0 };
+        koc_error err = {0};
         int r = koc_cluster_config_from_kubeconfig(path, NULL, &cfg, &err);
         if (r < 0) {
                 assert_null(cfg);
@@ -834,7 +829,8 @@ static void test_truncated_and_garbage(void **state) {
         for (size_t len = 0; len <= n; len += len < 200 || len + 200 > n ? 1 : 7) {
                 write_bytes("trunc.yaml", full, len);
                 koc_cluster_config *cfg = NULL;
-                if (koc_cluster_config_from_kubeconfig(path_of("trunc.yaml"), NULL, &cfg, NULL) == 0) {
+                if (koc_cluster_config_from_kubeconfig(path_of("trunc.yaml"), NULL, &cfg, NULL) ==
+                    0) {
                         ok++;
                         koc_cluster_config_unref(cfg);
                 } else {
@@ -874,8 +870,8 @@ static void test_truncated_and_garbage(void **state) {
         for (size_t k = 0; k < 2 * depth; k += 2)
                 memcpy(deep + k, "- ", 2);
         write_file("deep-block.yaml", "%s\n", deep);
-        expect_error(path_of("deep-block.yaml"), NULL, -EINVAL, path_of("deep-block.yaml"), "line 1",
-                     "nested more than");
+        expect_error(path_of("deep-block.yaml"), NULL, -EINVAL, path_of("deep-block.yaml"),
+                     "line 1", "nested more than");
         /* Many nodes: "[a,a,a,...]" */
         deep[0] = '[';
         for (size_t k = 1; k + 2 < 2 * depth; k += 2)
@@ -885,20 +881,19 @@ static void test_truncated_and_garbage(void **state) {
         expect_error(path_of("wide.yaml"), NULL, -EFBIG, path_of("wide.yaml"), "line 1",
                      "more than 200000 YAML nodes");
         free(deep);
-        write_file("bomb.yaml",
-                   "a: &a [x, x, x, x, x, x, x, x, x]\n"
-                   "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
-                   "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
-                   "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
-                   "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
-                   "clusters: *e\n"
-                   "current-context: *e\n");
+        write_file("bomb.yaml", "a: &a [x, x, x, x, x, x, x, x, x]\n"
+                                "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                                "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+                                "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                                "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+                                "clusters: *e\n"
+                                "current-context: *e\n");
         try_load(path_of("bomb.yaml"));
         static const char nul[] = "current-context: c\0x\ncontexts: []\n";
         write_bytes("nul.yaml", nul, sizeof nul - 1);
         try_load(path_of("nul.yaml"));
-        write_file("quoted-nul.yaml",
-                   "current-context: \"c\\0x\"\ncontexts: [{name: c, context: {cluster: k}}]\n" CLUSTERS);
+        write_file("quoted-nul.yaml", "current-context: \"c\\0x\"\ncontexts: [{name: c, context: "
+                                      "{cluster: k}}]\n" CLUSTERS);
         expect_error(path_of("quoted-nul.yaml"), NULL, -EINVAL, path_of("quoted-nul.yaml"),
                      "current-context", "NUL");
         write_file("binary-scalar.yaml", "!!binary aGVsbG8=\n");

@@ -36,7 +36,7 @@ static void test_exposition(void **state) {
         assert_int_equal(koc_metrics_add_counter(m, "req_total", "x", "code=\"200\"", &again), 0);
         assert_ptr_equal(a, again);
         assert_int_equal(koc_metrics_add_gauge(m, "temp", "", NULL, &g), 0);
-        static const double bounds[] = { 0.5, 1, 2.5 };
+        static const double bounds[] = {0.5, 1, 2.5};
         assert_int_equal(koc_metrics_add_histogram(m, "lat_seconds", "Latency.", "op=\"put\"",
                                                    bounds, 3, &h),
                          0);
@@ -77,18 +77,16 @@ static void test_rules(void **state) {
         assert_int_equal(koc_metrics_new(&m), 0);
         assert_int_equal(koc_metrics_add_counter(m, "ok_total", "", NULL, &x), 0);
         assert_int_equal(koc_metrics_add_gauge(m, "ok_total", "", NULL, &x), -EINVAL);
-        static const char *const bad_names[] = { "", "1abc", "a-b", "a b", "é" };
+        static const char *const bad_names[] = {"", "1abc", "a-b", "a b", "é"};
         for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++)
                 assert_int_equal(koc_metrics_add_counter(m, bad_names[i], "", NULL, &x), -EINVAL);
-        static const char *const bad_labels[] = { "a", "a=b", "a=\"b", "a=\"b\"x",
-                                                  "a=\"b\",", "=\"b\"", "a=\"b\nc\"",
-                                                  "a=\"\\q\"" };
+        static const char *const bad_labels[] = {"a",        "a=b",    "a=\"b",      "a=\"b\"x",
+                                                 "a=\"b\",", "=\"b\"", "a=\"b\nc\"", "a=\"\\q\""};
         for (size_t i = 0; i < sizeof(bad_labels) / sizeof(bad_labels[0]); i++)
                 assert_int_equal(koc_metrics_add_counter(m, "l_total", "", bad_labels[i], &x),
                                  -EINVAL);
-        assert_int_equal(koc_metrics_add_counter(m, "l_total", "", "a=\"x\\\"y\",b=\"\"", &x),
-                         0);
-        static const double unsorted[] = { 1, 0.5 };
+        assert_int_equal(koc_metrics_add_counter(m, "l_total", "", "a=\"x\\\"y\",b=\"\"", &x), 0);
+        static const double unsorted[] = {1, 0.5};
         assert_int_equal(koc_metrics_add_histogram(m, "h", "", NULL, unsorted, 2, &x), -EINVAL);
         assert_int_equal(koc_metrics_add_counter(NULL, "n", "", NULL, &x), -EINVAL);
         assert_null(koc_metrics_unref(NULL));
@@ -109,11 +107,10 @@ static void test_collectors(void **state) {
         assert_int_equal(koc_metrics_add_process_collector(m), 0);
         char *text = render(m);
         assert_non_null(strstr(text, "custom_value 42\n"));
-        static const char *const names[] = { "process_cpu_seconds_total ",
-                                             "process_resident_memory_bytes ",
-                                             "process_open_fds ", "process_max_fds ",
-                                             "process_start_time_seconds ",
-                                             "# TYPE process_cpu_seconds_total counter\n" };
+        static const char *const names[] = {
+                "process_cpu_seconds_total ",  "process_resident_memory_bytes ",
+                "process_open_fds ",           "process_max_fds ",
+                "process_start_time_seconds ", "# TYPE process_cpu_seconds_total counter\n"};
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
                 assert_non_null(strstr(text, names[i]));
         /* RSS is a positive number of bytes. */
@@ -139,7 +136,7 @@ static void *hammer(void *ud) {
 static void test_concurrent_updates(void **state) {
         koc_metrics *m = NULL;
         koc_metric *x[2];
-        static const double bounds[] = { 1 };
+        static const double bounds[] = {1};
         assert_int_equal(koc_metrics_new(&m), 0);
         assert_int_equal(koc_metrics_add_counter(m, "c_total", "", NULL, &x[0]), 0);
         assert_int_equal(koc_metrics_add_histogram(m, "h", "", NULL, bounds, 1, &x[1]), 0);
@@ -154,17 +151,16 @@ static void test_concurrent_updates(void **state) {
         koc_metrics_unref(m);
 }
 
-
 static void test_label_escaping_and_canonical_form(void **state) {
         koc_metrics *m = NULL;
         koc_metric *a = NULL, *b = NULL, *c = NULL;
         assert_int_equal(koc_metrics_new(&m), 0);
         /* Escaped quote, backslash and line break come out escaped; spaces
          * around pairs are dropped, so both spellings are one metric. */
-        assert_int_equal(koc_metrics_add_gauge(m, "info", "Build \"info\".",
-                                               "name=\"a\\\"b\", path=\"C:\\\\x\", note=\"l1\\nl2\"",
-                                               &a),
-                         0);
+        assert_int_equal(
+                koc_metrics_add_gauge(m, "info", "Build \"info\".",
+                                      "name=\"a\\\"b\", path=\"C:\\\\x\", note=\"l1\\nl2\"", &a),
+                0);
         assert_int_equal(koc_metrics_add_gauge(m, "info", NULL,
                                                "name=\"a\\\"b\",path=\"C:\\\\x\",note=\"l1\\nl2\"",
                                                &b),
@@ -187,17 +183,15 @@ static void test_label_escaping_and_canonical_form(void **state) {
         free(text);
 
         static const char *const bad[] = {
-                "a=\"1\",a=\"2\"",   /* duplicate name */
-                "__name__=\"x\"",    /* reserved */
-                "1a=\"x\"",
-                "a-b=\"x\"",
-                "a=\"x\" b=\"y\"",   /* missing comma */
+                "a=\"1\",a=\"2\"",                                 /* duplicate name */
+                "__name__=\"x\"",                                  /* reserved */
+                "1a=\"x\"",        "a-b=\"x\"", "a=\"x\" b=\"y\"", /* missing comma */
                 ",a=\"x\"",
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 assert_int_equal(koc_metrics_add_gauge(m, "g2", "", bad[i], &a), -EINVAL);
         /* "le" belongs to histograms' buckets; a gauge may use it. */
-        static const double bounds[] = { 1 };
+        static const double bounds[] = {1};
         assert_int_equal(koc_metrics_add_histogram(m, "h_seconds", "", "le=\"1\"", bounds, 1, &a),
                          -EINVAL);
         assert_int_equal(koc_metrics_add_gauge(m, "g3", "", "le=\"1\"", &a), 0);
@@ -208,16 +202,16 @@ static void test_histogram_buckets(void **state) {
         koc_metrics *m = NULL;
         koc_metric *h = NULL, *again = NULL, *plain = NULL;
         assert_int_equal(koc_metrics_new(&m), 0);
-        static const double bounds[] = { 0.005, 0.1, 1, 10 };
-        assert_int_equal(koc_metrics_add_histogram(m, "d_seconds", "Durations.", NULL, bounds, 4, &h),
-                         0);
+        static const double bounds[] = {0.005, 0.1, 1, 10};
+        assert_int_equal(
+                koc_metrics_add_histogram(m, "d_seconds", "Durations.", NULL, bounds, 4, &h), 0);
         /* The same buckets: the same metric; other buckets: refused. */
         assert_int_equal(koc_metrics_add_histogram(m, "d_seconds", "", NULL, bounds, 4, &again), 0);
         assert_ptr_equal(h, again);
         assert_int_equal(koc_metrics_add_histogram(m, "d_seconds", "", NULL, bounds, 3, &again),
                          -EINVAL);
         /* Upper bounds are inclusive. */
-        static const double obs[] = { 0, 0.005, 0.0051, 0.1, 0.5, 1, 10, 10.5, 1e9, -3 };
+        static const double obs[] = {0, 0.005, 0.0051, 0.1, 0.5, 1, 10, 10.5, 1e9, -3};
         double sum = 0;
         for (size_t i = 0; i < sizeof(obs) / sizeof(obs[0]); i++) {
                 koc_metric_observe(h, obs[i]);
@@ -250,10 +244,10 @@ static void test_histogram_buckets(void **state) {
         /* No buckets at all: only +Inf.  A trailing +Inf bound is implicit. */
         assert_int_equal(koc_metrics_add_histogram(m, "n", "", NULL, NULL, 0, &plain), 0);
         koc_metric_observe(plain, 2);
-        static const double with_inf[] = { 1, INFINITY };
+        static const double with_inf[] = {1, INFINITY};
         assert_int_equal(koc_metrics_add_histogram(m, "i", "", NULL, with_inf, 2, &again), 0);
         koc_metric_observe(again, 5);
-        static const double bad1[] = { 1, 1 }, bad2[] = { NAN }, bad3[] = { -INFINITY, 1 };
+        static const double bad1[] = {1, 1}, bad2[] = {NAN}, bad3[] = {-INFINITY, 1};
         assert_int_equal(koc_metrics_add_histogram(m, "b1", "", NULL, bad1, 2, &again), -EINVAL);
         assert_int_equal(koc_metrics_add_histogram(m, "b2", "", NULL, bad2, 1, &again), -EINVAL);
         assert_int_equal(koc_metrics_add_histogram(m, "b3", "", NULL, bad3, 2, &again), -EINVAL);
@@ -273,7 +267,7 @@ static void test_histogram_buckets(void **state) {
 static void test_values_and_types(void **state) {
         koc_metrics *m = NULL;
         koc_metric *c = NULL, *g = NULL, *h = NULL;
-        static const double bounds[] = { 1 };
+        static const double bounds[] = {1};
         assert_int_equal(koc_metrics_new(&m), 0);
         assert_int_equal(koc_metrics_add_counter(m, "c_total", "", NULL, &c), 0);
         assert_int_equal(koc_metrics_add_gauge(m, "g", "", NULL, &g), 0);
@@ -350,8 +344,11 @@ static void test_collectors_idempotent_and_process_values(void **state) {
         assert_true(first < second);
         /* Each process metric once, with plausible values. */
         static const char *const names[] = {
-                "process_cpu_seconds_total", "process_resident_memory_bytes",
-                "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
+                "process_cpu_seconds_total",
+                "process_resident_memory_bytes",
+                "process_virtual_memory_bytes",
+                "process_open_fds",
+                "process_max_fds",
                 "process_start_time_seconds",
         };
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -422,7 +419,7 @@ static void *register_while_rendering(void *ud) {
 static void test_concurrent_mixed(void **state) {
         koc_metrics *m = NULL;
         koc_metric *c = NULL, *g = NULL, *h = NULL;
-        static const double bounds[] = { 0.5, 1.5, 2.5 };
+        static const double bounds[] = {0.5, 1.5, 2.5};
         assert_int_equal(koc_metrics_new(&m), 0);
         assert_int_equal(koc_metrics_add_counter(m, "c_total", "", NULL, &c), 0);
         assert_int_equal(koc_metrics_add_gauge(m, "g", "", NULL, &g), 0);
@@ -430,7 +427,7 @@ static void test_concurrent_mixed(void **state) {
         pthread_t t[THREADS], reg;
         struct hammer2 args[THREADS];
         for (int i = 0; i < THREADS; i++) {
-                args[i] = (struct hammer2){ c, g, h, i };
+                args[i] = (struct hammer2){c, g, h, i};
                 assert_int_equal(pthread_create(&t[i], NULL, hammer_mixed, &args[i]), 0);
         }
         assert_int_equal(pthread_create(&reg, NULL, register_while_rendering, m), 0);

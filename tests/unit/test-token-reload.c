@@ -48,19 +48,18 @@ static int setup(void **state) {
         snprintf(f->token, sizeof f->token, "%s/token", f->dir);
         snprintf(f->kubeconfig, sizeof f->kubeconfig, "%s/kubeconfig", f->dir);
         write_file(f->token, "token-1\n");
-        write_file(f->kubeconfig,
-                   "apiVersion: v1\n"
-                   "kind: Config\n"
-                   "current-context: c\n"
-                   "contexts:\n"
-                   "- name: c\n"
-                   "  context: {cluster: k, user: u}\n"
-                   "clusters:\n"
-                   "- name: k\n"
-                   "  cluster: {server: 'https://127.0.0.1:6443'}\n"
-                   "users:\n"
-                   "- name: u\n"
-                   "  user: {tokenFile: token}\n");
+        write_file(f->kubeconfig, "apiVersion: v1\n"
+                                  "kind: Config\n"
+                                  "current-context: c\n"
+                                  "contexts:\n"
+                                  "- name: c\n"
+                                  "  context: {cluster: k, user: u}\n"
+                                  "clusters:\n"
+                                  "- name: k\n"
+                                  "  cluster: {server: 'https://127.0.0.1:6443'}\n"
+                                  "users:\n"
+                                  "- name: u\n"
+                                  "  user: {tokenFile: token}\n");
         setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1", 1);
         setenv("KUBERNETES_SERVICE_PORT", "6443", 1);
         f->now = 1000 * SEC;
@@ -138,7 +137,7 @@ static void run_reload_sequence(fixture *f, koc_cluster_config *cfg) {
 static void test_service_account_token(void **state) {
         fixture *f = *state;
         koc_cluster_config *cfg = NULL;
-        koc_error err = { 0 };
+        koc_error err = {0};
         assert_int_equal(koc_cluster_config_in_cluster(f->dir, &cfg, &err), 0);
         run_reload_sequence(f, cfg);
         koc_cluster_config_unref(cfg);
@@ -147,7 +146,7 @@ static void test_service_account_token(void **state) {
 static void test_kubeconfig_token_file(void **state) {
         fixture *f = *state;
         koc_cluster_config *cfg = NULL;
-        koc_error err = { 0 };
+        koc_error err = {0};
         if (koc_cluster_config_from_kubeconfig(f->kubeconfig, NULL, &cfg, &err) < 0)
                 fail_msg("%s", err.message);
         run_reload_sequence(f, cfg);
