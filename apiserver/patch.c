@@ -123,6 +123,19 @@ static void pointer_free(pointer *p) {
         free(p->tokens);
 }
 
+/* cJSON_InsertItemInArray of cJSON 1.7.15 refuses positions other than
+ * the first (a check on prev links that parsed arrays do not pass), so the
+ * tail is moved aside and appended again. */
+static void insert_at(cJSON *array, int idx, cJSON *value) {
+        cJSON tail = { 0 };
+        tail.type = cJSON_Array;
+        while (cJSON_GetArraySize(array) > idx)
+                cJSON_AddItemToArray(&tail, cJSON_DetachItemFromArray(array, idx));
+        cJSON_AddItemToArray(array, value);
+        while (tail.child)
+                cJSON_AddItemToArray(array, cJSON_DetachItemFromArray(&tail, 0));
+}
+
 /* Adds (or, with replace, replaces) value at the pointer; takes value. */
 static int put(cJSON **doc, const pointer *ptr, cJSON *value, bool replace) {
         if (ptr->n == 0) {
@@ -150,7 +163,7 @@ static int put(cJSON **doc, const pointer *ptr, cJSON *value, bool replace) {
                 else if (idx == size)
                         cJSON_AddItemToArray(parent, value);
                 else
-                        cJSON_InsertItemInArray(parent, idx, value);
+                        insert_at(parent, idx, value);
                 return 0;
         }
 fail:

@@ -410,8 +410,11 @@ static void fill_type_meta(cJSON *obj, const collection *c, const api_path *p) {
         cJSON_DetachItemViaPointer(obj, a);
         cJSON_DetachItemViaPointer(obj, k);
         if (obj->child) {
-                cJSON_InsertItemInArray(obj, 0, a);
-                cJSON_InsertItemInArray(obj, 0, k);
+                /* Position 0 is the one cJSON 1.7.15 inserts reliably. */
+                if (!cJSON_InsertItemInArray(obj, 0, a))
+                        cJSON_AddItemToArray(obj, a);
+                if (!cJSON_InsertItemInArray(obj, 0, k))
+                        cJSON_AddItemToArray(obj, k);
         } else {
                 cJSON_AddItemToArray(obj, k);
                 cJSON_AddItemToArray(obj, a);

@@ -1,5 +1,14 @@
-# koc-apiserver: integration tests, the kubectl check and the benchmark.
+# koc-apiserver: unit tests of its pure parts, integration tests, the kubectl
+# check and the benchmark.
 if(TARGET koc-apiserver)
+  koc_add_test(NAME test-apiserver-units
+               SOURCES unit/test-apiserver-units.c
+                       ${PROJECT_SOURCE_DIR}/apiserver/select.c ${PROJECT_SOURCE_DIR}/apiserver/patch.c
+                       ${PROJECT_SOURCE_DIR}/apiserver/util.c ${PROJECT_SOURCE_DIR}/apiserver/resources.c
+                       ${PROJECT_SOURCE_DIR}/apiserver/protobuf.c
+               MODULES core
+               LIBS PkgConfig::CJSON PkgConfig::OPENSSL PkgConfig::MHD PkgConfig::SYSTEMD
+               LABELS unit)
   koc_add_test(NAME test-apiserver
                SOURCES integration/test-apiserver.c ${KOC_HARNESS_SOURCES}
                LIBS PkgConfig::CURL PkgConfig::CJSON

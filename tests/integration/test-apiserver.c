@@ -123,7 +123,14 @@ static void pump(watcher *w, int ms) {
                 curl_multi_poll(w->m, NULL, 0, ms, NULL);
 }
 
-static void watcher_start(watcher *w, const char *path) {
+static long watcher_code(watcher *w) {
+        long code = 0;
+        curl_easy_getinfo(w->e, CURLINFO_RESPONSE_CODE, &code);
+        return code;
+}
+
+/* Starts the request without waiting for anything. */
+static void watcher_begin(watcher *w, const char *path) {
         char url[1024], auth[200];
         memset(w, 0, sizeof *w);
         w->m = curl_multi_init();
@@ -138,15 +145,14 @@ static void watcher_start(watcher *w, const char *path) {
         curl_easy_setopt(w->e, CURLOPT_WRITEDATA, w);
         curl_easy_setopt(w->e, CURLOPT_TIMEOUT, 30L);
         curl_multi_add_handle(w->m, w->e);
-        /* Wait for the response headers, so the watch is registered
-         * before the test goes on. */
-        for (int i = 0; i < 200 && !w->done; i++) {
-                long code = 0;
+}
+
+/* Starts a watch and waits (at most 5 s) for the response headers, so the
+ * watch is registered before the test goes on. */
+static void watcher_start(watcher *w, const char *path) {
+        watcher_begin(w, path);
+        for (int i = 0; i < 200 && !w->done && !watcher_code(w); i++)
                 pump(w, 25);
-                curl_easy_getinfo(w->e, CURLINFO_RESPONSE_CODE, &code);
-                if (code)
-                        break;
-        }
 }
 
 static int watcher_lines(const watcher *w) {
@@ -816,7 +822,7 @@ static void test_faults(void **state) {
         /* Hang: the request is held until the rule is cleared. */
         assert_int_equal(koc_test_apiserver_fault(&srv, "{\"resource\":\"leases\",\"verb\":\"get\",\"hang\":true}"),
                          200);
-        watcher_start(&w, LEASES "/faulty");
+        watcher_begin(&w, LEASES "/faulty");
         for (int i = 0; i < 8; i++)
                 pump(&w, 25);
         assert_false(w.done);
@@ -850,6 +856,176 @@ static void test_metrics(void **state) {
         assert_true(koc_test_apiserver_metric(&srv, "apiserver_request_duration_seconds_count{verb=\"LIST\",resource=\"configmaps\"}") >= 3);
 }
 
+
+static void test_more_verbs(void **state) {
+        cJSON *o = NULL;
+        const char *base = "/api/v1/namespaces/verbs/configmaps";
+        for (int i = 0; i < 3; i++) {
+                char body[128];
+                snprintf(body, sizeof body, "{\"metadata\":{\"name\":\"d%d\",\"labels\":{\"gone\":\"%s\"}}}", i,
+                         i < 2 ? "yes" : "no");
+                assert_int_equal(req("POST", base, body, NULL, NULL), 201);
+        }
+        /* dryRun stores nothing. */
+        assert_int_equal(req("POST", "/api/v1/namespaces/verbs/configmaps?dryRun=All",
+                             "{\"metadata\":{\"name\":\"dry\"}}", NULL, NULL),
+                         201);
+        assert_int_equal(req("GET", "/api/v1/namespaces/verbs/configmaps/dry", NULL, NULL, NULL), 404);
+        assert_int_equal(req("DELETE", "/api/v1/namespaces/verbs/configmaps/d0?dryRun=All", NULL, NULL, NULL), 200);
+        assert_int_equal(req("GET", "/api/v1/namespaces/verbs/configmaps/d0", NULL, NULL, NULL), 200);
+        /* Delete preconditions. */
+        assert_int_equal(req("DELETE", "/api/v1/namespaces/verbs/configmaps/d0",
+                             "{\"preconditions\":{\"resourceVersion\":\"1\"}}", NULL, &o),
+                         409);
+        assert_status(o, 409, "Conflict");
+        cJSON_Delete(o);
+        assert_int_equal(req("DELETE", "/api/v1/namespaces/verbs/configmaps/d0",
+                             "{\"preconditions\":{\"uid\":\"not-the-uid\"}}", NULL, &o),
+                         409);
+        cJSON_Delete(o);
+        /* deletecollection with a selector. */
+        assert_int_equal(req("DELETE", "/api/v1/namespaces/verbs/configmaps?labelSelector=gone%3Dyes", NULL, NULL, &o),
+                         200);
+        assert_int_equal(count_items(o), 2);
+        cJSON_Delete(o);
+        assert_int_equal(req("GET", base, NULL, NULL, &o), 200);
+        assert_int_equal(count_items(o), 1);
+        assert_string_equal(str(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "items"), 0), "metadata.name"), "d2");
+        cJSON_Delete(o);
+        /* Unknown subresources, and namespaced objects outside a namespace. */
+        assert_int_equal(req("GET", "/api/v1/namespaces/verbs/configmaps/d2/scale", NULL, NULL, NULL), 404);
+        assert_int_equal(req("GET", "/api/v1/configmaps/d2", NULL, NULL, NULL), 404);
+        assert_int_equal(req("POST", "/api/v1/configmaps", "{\"metadata\":{\"name\":\"x\"}}", NULL, NULL), 404);
+        assert_int_equal(req("POST", base, "{\"metadata\":{\"name\":\"y\",\"namespace\":\"elsewhere\"}}", NULL, &o), 400);
+        cJSON_Delete(o);
+        /* A cluster-scoped resource under a namespace is not found. */
+        assert_int_equal(req("GET", "/api/v1/namespaces/verbs/nodes", NULL, NULL, NULL), 404);
+}
+
+static void test_protobuf_body(void **state) {
+        /* k8s magic + runtime.Unknown{typeMeta{v1, ConfigMap}, raw{metadata{name}, data{k: v}}} */
+        static const unsigned char body[] = {
+                'k', '8', 's', 0,
+                0x0a, 0x0f, 0x0a, 0x02, 'v', '1', 0x12, 0x09, 'C', 'o', 'n', 'f', 'i', 'g', 'M', 'a', 'p',
+                0x12, 0x10,
+                0x0a, 0x06, 0x0a, 0x04, 'p', 'r', 'o', 't',
+                0x12, 0x06, 0x0a, 0x01, 'k', 0x12, 0x01, 'v',
+        };
+        char url[512], auth[200];
+        CURL *c = curl_easy_init();
+        struct curl_slist *h = NULL;
+        long code = 0;
+        snprintf(url, sizeof url, "%s/api/v1/namespaces/default/configmaps", srv.url);
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", srv.token);
+        h = curl_slist_append(h, auth);
+        h = curl_slist_append(h, "Content-Type: application/vnd.kubernetes.protobuf");
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(c, CURLOPT_CAINFO, srv.ca_file);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)sizeof body);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_watch_data);
+        watcher sink = { 0 };
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+        assert_int_equal(curl_easy_perform(c), CURLE_OK);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+        free(sink.data);
+        curl_slist_free_all(h);
+        curl_easy_cleanup(c);
+        assert_int_equal(code, 201);
+        cJSON *o = NULL;
+        assert_int_equal(req("GET", "/api/v1/namespaces/default/configmaps/prot", NULL, NULL, &o), 200);
+        assert_string_equal(str(o, "data.k"), "v");
+        cJSON_Delete(o);
+}
+
+static void test_watch_initial_events_and_finalizers(void **state) {
+        watcher w;
+        assert_int_equal(req("POST", "/api/v1/namespaces/wf/configmaps",
+                             "{\"metadata\":{\"name\":\"f\",\"finalizers\":[\"koc.dev/x\"]}}", NULL, NULL),
+                         201);
+        watcher_start(&w, "/api/v1/namespaces/wf/configmaps?watch=1&sendInitialEvents=true&allowWatchBookmarks=true"
+                          "&resourceVersionMatch=NotOlderThan");
+        assert_true(watcher_wait(&w, 2) >= 2);
+        assert_event(&w, 0, "ADDED", "f");
+        cJSON *ev = watcher_event(&w, 1);
+        assert_string_equal(str(ev, "type"), "BOOKMARK");
+        cJSON *ann = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "object"), "metadata"), "annotations");
+        cJSON *end = cJSON_GetObjectItem(ann, "k8s.io/initial-events-end");
+        assert_true(cJSON_IsString(end));
+        assert_string_equal(end->valuestring, "true");
+        cJSON_Delete(ev);
+        int base = watcher_lines(&w);
+        /* Delete with a finalizer: MODIFIED (marked), then DELETED when the
+         * finalizer goes. */
+        assert_int_equal(req("DELETE", "/api/v1/namespaces/wf/configmaps/f", NULL, NULL, NULL), 200);
+        assert_int_equal(req("PATCH", "/api/v1/namespaces/wf/configmaps/f", "{\"metadata\":{\"finalizers\":[]}}",
+                             "application/merge-patch+json", NULL),
+                         200);
+        /* Skip bookmarks in between. */
+        const char *want[] = { "MODIFIED", "DELETED" };
+        int found = 0;
+        for (int tries = 0; tries < 50 && found < 2; tries++) {
+                watcher_wait(&w, watcher_lines(&w) + 1);
+                found = 0;
+                for (int i = base; i < watcher_lines(&w); i++) {
+                        cJSON *e = watcher_event(&w, i);
+                        const char *t = str(e, "type");
+                        assert_non_null(t);
+                        if (found < 2 && strcmp(t, want[found]) == 0)
+                                found++;
+                        else
+                                assert_string_equal(t, "BOOKMARK");
+                        cJSON_Delete(e);
+                }
+        }
+        assert_int_equal(found, 2);
+        watcher_stop(&w);
+}
+
+static void test_many_watches(void **state) {
+        enum { N = 100 };
+        watcher *ws = calloc(N, sizeof *ws);
+        cJSON_Delete(create_lease("many", "a"));
+        for (int i = 0; i < N; i++)
+                watcher_begin(&ws[i], LEASES "?watch=1&fieldSelector=metadata.name%3Dmany");
+        /* Drive all the handshakes together (bounded). */
+        int ready = 0;
+        for (int round = 0; round < 2000 && ready < N; round++) {
+                ready = 0;
+                for (int i = 0; i < N; i++) {
+                        if (watcher_lines(&ws[i]) < 1)
+                                pump(&ws[i], 0);
+                        ready += watcher_lines(&ws[i]) >= 1;
+                }
+        }
+        for (int i = 0; i < N; i++)
+                assert_int_equal(watcher_wait(&ws[i], 1), 1);
+        assert_true(koc_test_apiserver_metric(&srv, "apiserver_watches") >= N);
+        assert_int_equal(req("PATCH", LEASES "/many", "{\"spec\":{\"holderIdentity\":\"b\"}}",
+                             "application/merge-patch+json", NULL),
+                         200);
+        for (int i = 0; i < N; i++) {
+                assert_int_equal(watcher_wait(&ws[i], 2), 2);
+                assert_event(&ws[i], 1, "MODIFIED", "many");
+        }
+        for (int i = 0; i < N; i++)
+                watcher_stop(&ws[i]);
+        free(ws);
+}
+
+static void test_fault_error_code_only(void **state) {
+        assert_int_equal(koc_test_apiserver_fault(&srv, "{\"resource\":\"secrets\",\"verb\":\"list\",\"error_code\":500,"
+                                                        "\"count\":1}"),
+                         200);
+        cJSON *o = NULL;
+        assert_int_equal(req("GET", "/api/v1/namespaces/default/secrets", NULL, NULL, &o), 500);
+        assert_status(o, 500, "InternalError");
+        cJSON_Delete(o);
+        assert_int_equal(req("GET", "/api/v1/namespaces/default/secrets", NULL, NULL, NULL), 200);
+        assert_int_equal(koc_test_apiserver_clear_faults(&srv), 200);
+}
+
 static int group_setup(void **state) {
         return koc_test_apiserver_start(&srv, "--history 50 --bookmark-interval 200ms") == 0 ? 0 : -1;
 }
@@ -877,6 +1053,11 @@ int main(void) {
                 cmocka_unit_test(test_bad_requests),
                 cmocka_unit_test(test_faults),
                 cmocka_unit_test(test_metrics),
+                cmocka_unit_test(test_more_verbs),
+                cmocka_unit_test(test_protobuf_body),
+                cmocka_unit_test(test_watch_initial_events_and_finalizers),
+                cmocka_unit_test(test_many_watches),
+                cmocka_unit_test(test_fault_error_code_only),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
