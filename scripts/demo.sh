@@ -215,7 +215,7 @@ lease_json=$(get_lease)
 renew_time=$(printf '%s' "$lease_json" | tr -d '\n' | lease_field renewTime)
 holder=$(printf '%s' "$lease_json" | tr -d '\n' | lease_field holderIdentity)
 renew_us=
-if [[ -n $renew_time ]]; then
+if [[ -n $renew_time && $holder == "$second" ]]; then
         renew_us=$(date -u -d "$renew_time" +%s%6N 2>/dev/null || true)
         say "the Lease still names $holder; last renewal at $renew_time"
 fi
