@@ -349,11 +349,11 @@ static void test_short_faults_do_not_step_down(void **state) {
         add_candidate("b");
         assert_true(run_until(one_leads, NULL));
         candidate *l = the_leader();
-        /* Three failed renewals (about 0.3 s of 0.6 s), then slow ones. */
+        /* Two failed renewals (about 0.2 s of 0.6 s), then slow ones. */
         assert_int_equal(koc_test_apiserver_fault(&W->server,
                                                   "{\"resource\":\"leases\",\"verb\":\"update\","
                                                   "\"error_rate\":1.0,\"error_code\":503,"
-                                                  "\"count\":3}"),
+                                                  "\"count\":2}"),
                          200);
         run_for(600 * MS);
         assert_int_equal(koc_test_apiserver_fault(&W->server,

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "koc/leader.h"
+#include "koc/metrics.h"
 #include "leader/leader-internal.h"
 
 #define MS KOC_USEC_PER_MSEC
@@ -421,6 +422,42 @@ static void test_new_rejects_bad_config(void **state) {
         assert_null(koc_leader_unref(NULL));
 }
 
+static bool rendered_has(koc_metrics *m, const char *needle) {
+        char *out = NULL;
+        size_t len = 0;
+        assert_int_equal(koc_metrics_render(m, &out, &len), 0);
+        bool has = strstr(out, needle) != NULL;
+        if (!has)
+                fprintf(stderr, "missing \"%s\" in:\n%s\n", needle, out);
+        free(out);
+        return has;
+}
+
+static void test_metrics(void **state) {
+        fake f;
+        koc_metrics *m = NULL;
+        setup_fake(&f);
+        assert_int_equal(koc_metrics_new(&m), 0);
+        assert_int_equal(koc_leader_register_metrics(f.leader, m), 0);
+        assert_int_equal(koc_leader_register_metrics(f.leader, m), 0); /* idempotent */
+        assert_true(rendered_has(m, "leader_election_master_status{name=\"my-lease\"} 0"));
+        become_leader(&f);
+        assert_true(rendered_has(m, "leader_election_master_status{name=\"my-lease\"} 1"));
+        assert_true(rendered_has(m, "leader_election_transitions_total{name=\"my-lease\"} 1"));
+        fire(&f);
+        char *s = stored(&f, "101");
+        reply(&f, 200, s);
+        free(s);
+        assert_true(rendered_has(m, "leader_election_renew_duration_seconds_count{name=\"my-lease\"} 1"));
+        fire(&f);
+        reply(&f, 500, NULL);
+        assert_true(rendered_has(m, "leader_election_renew_errors_total{name=\"my-lease\"} 1"));
+        koc_leader_stop(f.leader);
+        assert_true(rendered_has(m, "leader_election_master_status{name=\"my-lease\"} 0"));
+        teardown_fake(&f);
+        koc_metrics_unref(m);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_state_reads_at_read_time),
@@ -431,6 +468,7 @@ int main(void) {
                 cmocka_unit_test(test_state_outlives_leader),
                 cmocka_unit_test(test_watch_release_takeover),
                 cmocka_unit_test(test_reason_names),
+                cmocka_unit_test(test_metrics),
                 cmocka_unit_test(test_new_rejects_bad_config),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
