@@ -30,7 +30,8 @@ struct app {
         uint64_t tick_usec;
         uint64_t term;
         uint64_t ticks;
-        char leader[KOC_LEADER_IDENTITY_MAX + 1];
+        /* The last other replica seen holding the Lease. */
+        char previous[KOC_LEADER_IDENTITY_MAX + 1];
 };
 
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -57,8 +58,9 @@ static void on_started(koc_manager *m, uint64_t term, void *userdata) {
         int r;
 
         app->term = term;
-        koc_log_info(LOG, "became leader identity=%s term=%" PRIu64 " unix_us=%" PRIu64,
-                     koc_manager_get_identity(m), term, koc_now_realtime_usec());
+        koc_log_info(LOG, "became leader identity=%s term=%" PRIu64 " previous=%s unix_us=%" PRIu64,
+                     koc_manager_get_identity(m), term, app->previous[0] ? app->previous : "none",
+                     koc_now_realtime_usec());
 
         (void)sd_event_now(e, CLOCK_BOOTTIME, &now);
         if (!app->tick) {
@@ -95,9 +97,10 @@ static void on_new_leader(koc_manager *m, const char *identity, void *userdata) 
         struct app *app = userdata;
         const char *self = koc_manager_get_identity(m);
 
-        if (identity[0] && strcmp(identity, self) != 0)
+        if (identity[0] && strcmp(identity, self) != 0) {
                 koc_log_info(LOG, "standing by identity=%s leader=%s", self, identity);
-        snprintf(app->leader, sizeof app->leader, "%s", identity);
+                snprintf(app->previous, sizeof app->previous, "%s", identity);
+        }
 }
 
 /* Takes --tick-interval out of argv (the manager rejects unknown flags). */
