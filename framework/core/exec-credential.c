@@ -53,6 +53,7 @@ void koc_exec_config_free(koc_exec_config *e) {
         }
         free(e->env);
         free(e->api_version);
+        free(e->install_hint);
         free(e->where);
         free(e);
 }
@@ -303,8 +304,9 @@ int koc_exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t
         if (r == 0)
                 r = spawn_plugin(e, &pid, &out_fd, &err_fd);
         if (r < 0)
-                return koc_error_set(err, r, "%s: cannot run \"%s\": %s", e->where, e->command,
-                                     strerror(-r));
+                return koc_error_set(err, r, "%s: cannot run \"%s\": %s%s%s", e->where, e->command,
+                                     strerror(-r), e->install_hint ? ". " : "",
+                                     e->install_hint ? e->install_hint : "");
         exec_output o = {0};
         r = collect(out_fd, err_fd, &o);
         close(out_fd);

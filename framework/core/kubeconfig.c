@@ -360,6 +360,21 @@ static int parse_exec(kc_walk *w, const yaml_node_t *n, size_t i, koc_exec_confi
                                      "client.authentication.k8s.io/v1 or v1beta1)",
                                      w->file->path, f, e->api_version);
 
+        /* koc runs without a terminal: a plugin that insists on one
+         * cannot work, so say so now rather than hang or fail later. */
+        _koc_cleanup_free_ char *mode = NULL;
+        if ((r = get_string(w, n, "interactiveMode",
+                            FIELD(f, "users", i, "user", "exec.interactiveMode"), &mode)) < 0)
+                return r;
+        if (mode && strcmp(mode, "Never") != 0 && strcmp(mode, "IfAvailable") != 0)
+                return koc_error_set(w->err, -ENOTSUP,
+                                     "%s: %s: \"%s\" is not supported: koc runs without a "
+                                     "terminal (use Never or IfAvailable)",
+                                     w->file->path, f, mode);
+        if ((r = get_string(w, n, "installHint", FIELD(f, "users", i, "user", "exec.installHint"),
+                            &e->install_hint)) < 0)
+                return r;
+
         yaml_node_t *args = NULL;
         if ((r = get_list(w, n, "args", FIELD(f, "users", i, "user", "exec.args"), &args)) < 0)
                 return r;

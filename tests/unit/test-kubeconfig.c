@@ -643,6 +643,14 @@ static const struct broken broken_cases[] = {
         {HEAD CLUSTERS "users: [{name: u, user: {exec: {command: /nonexistent/koc-plugin, "
                        "apiVersion: client.authentication.k8s.io/v1}}}]\n",
          "users[0].user.exec", "cannot run \"/nonexistent/koc-plugin\""},
+        {HEAD CLUSTERS "users: [{name: u, user: {exec: {command: /nonexistent/koc-plugin, "
+                       "installHint: 'install it with: apt install koc-plugin', "
+                       "apiVersion: client.authentication.k8s.io/v1}}}]\n",
+         "users[0].user.exec",
+         "No such file or directory. install it with: apt install koc-plugin"},
+        {HEAD CLUSTERS "users: [{name: u, user: {exec: {command: x, interactiveMode: Always, "
+                       "apiVersion: client.authentication.k8s.io/v1}}}]\n",
+         "users[0].user.exec.interactiveMode", "without a terminal"},
 };
 
 static void test_broken(void **state) {
@@ -718,6 +726,7 @@ static void test_exec_plugin(void **state) {
                                  "  user:\n"
                                  "    exec:\n"
                                  "      apiVersion: client.authentication.k8s.io/v1\n"
+                                 "      interactiveMode: IfAvailable\n"
                                  "      command: %s\n"
                                  "      args: [arg1]\n"
                                  "      env:\n"
