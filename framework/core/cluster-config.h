@@ -41,8 +41,9 @@ typedef struct koc_exec_config {
         koc_exec_env *env;
         size_t n_env;
         char *api_version;
-        char *install_hint; /* shown when the command cannot be run */
-        char *where;        /* "/path/kubeconfig: users[0].user.exec", for errors */
+        char *install_hint;    /* shown when the command cannot be run */
+        uint64_t timeout_usec; /* 0: 10 s */
+        char *where;           /* "/path/kubeconfig: users[0].user.exec", for errors */
 } koc_exec_config;
 
 struct koc_cluster_config {

@@ -131,8 +131,8 @@ static void keep_stderr(exec_output *o, const char *buf, size_t n) {
 
 /* Reads both pipes until EOF on both or the deadline; returns -ETIMEDOUT on
  * the deadline. */
-static int collect(int out_fd, int err_fd, exec_output *o) {
-        uint64_t deadline = koc_now_boottime_usec() + EXEC_TIMEOUT_USEC;
+static int collect(int out_fd, int err_fd, uint64_t timeout_usec, exec_output *o) {
+        uint64_t deadline = koc_now_boottime_usec() + timeout_usec;
         size_t cap = 0;
         struct pollfd p[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = err_fd, .events = POLLIN}};
         while (p[0].fd >= 0 || p[1].fd >= 0) {
@@ -217,10 +217,12 @@ static int spawn_plugin(const koc_exec_config *e, pid_t *ret_pid, int *ret_out, 
         sigfillset(&all);
         sigdelset(&all, SIGKILL);
         sigdelset(&all, SIGSTOP);
-        if ((r = -posix_spawnattr_setsigmask(&attr, &none)) < 0 ||
+        /* Its own process group, so that a timeout kills what it started too. */
+        if ((r = -posix_spawnattr_setpgroup(&attr, 0)) < 0 ||
+            (r = -posix_spawnattr_setsigmask(&attr, &none)) < 0 ||
             (r = -posix_spawnattr_setsigdefault(&attr, &all)) < 0 ||
-            (r = -posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) <
-                    0)
+            (r = -posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                                          POSIX_SPAWN_SETPGROUP)) < 0)
                 goto out;
         pid_t pid;
         r = -posix_spawnp(&pid, e->command, &fa, &attr, e->argv, env);
@@ -308,18 +310,20 @@ int koc_exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t
                                      strerror(-r), e->install_hint ? ". " : "",
                                      e->install_hint ? e->install_hint : "");
         exec_output o = {0};
-        r = collect(out_fd, err_fd, &o);
+        uint64_t timeout = e->timeout_usec ? e->timeout_usec : EXEC_TIMEOUT_USEC;
+        r = collect(out_fd, err_fd, timeout, &o);
         close(out_fd);
         close(err_fd);
         if (r < 0)
-                (void)kill(pid, SIGKILL);
+                (void)kill(-pid, SIGKILL);
         int status = 0;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
                 ;
-        if (r == -ETIMEDOUT)
-                r = koc_error_set(err, r, "%s: \"%s\" did not finish within 10 s", e->where,
-                                  e->command);
-        else if (r == -EFBIG)
+        if (r == -ETIMEDOUT) {
+                char d[32];
+                r = koc_error_set(err, r, "%s: \"%s\" did not finish within %s; killed", e->where,
+                                  e->command, koc_format_duration(timeout, d, sizeof d));
+        } else if (r == -EFBIG)
                 r = koc_error_set(err, r, "%s: \"%s\" wrote more than 1 MiB", e->where, e->command);
         else if (r < 0)
                 r = koc_error_set(err, r, "%s: \"%s\": %s", e->where, e->command, strerror(-r));

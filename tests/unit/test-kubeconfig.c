@@ -795,6 +795,47 @@ static void test_exec_plugin(void **state) {
         }
 }
 
+static void test_exec_timeout_kills_the_group(void **state) {
+        /* The plugin starts a child that would outlive it; both are killed
+         * at the deadline (the child's pid is written first, to check). */
+        write_plugin("slow.sh", "sleep 30 &\necho $! > \"$1\"\nsleep 30\n");
+        char *argv[] = {path_of("slow.sh"), path_of("slow.pid"), NULL};
+        koc_exec_config e = {
+                .command = argv[0],
+                .argv = argv,
+                .api_version = (char *)"client.authentication.k8s.io/v1",
+                .where = (char *)"test: exec",
+                .timeout_usec = 300 * 1000,
+        };
+        char *token = NULL;
+        uint64_t expiry = 0;
+        koc_error err = {0};
+        assert_int_equal(koc_exec_credential_run(&e, &token, &expiry, &err), -ETIMEDOUT);
+        assert_null(token);
+        assert_non_null(strstr(err.message, "did not finish within 300ms; killed"));
+        FILE *f = fopen(path_of("slow.pid"), "r");
+        assert_non_null(f);
+        int pid = 0;
+        assert_int_equal(fscanf(f, "%d", &pid), 1);
+        fclose(f);
+        /* Killed: gone, or a zombie until init reaps it. */
+        for (int i = 0; i < 100; i++) {
+                char path[64], stat[256] = "";
+                snprintf(path, sizeof path, "/proc/%d/stat", pid);
+                f = fopen(path, "r");
+                if (!f)
+                        return;
+                size_t n = fread(stat, 1, sizeof stat - 1, f);
+                fclose(f);
+                stat[n] = 0;
+                const char *p = strrchr(stat, ')');
+                if (p && p[1] == ' ' && p[2] == 'Z')
+                        return;
+                usleep(10000);
+        }
+        fail_msg("the plugin's child %d survived", pid);
+}
+
 /* ---- garbage ------------------------------------------------------------ */
 
 static void try_load(const char *path) {
@@ -923,6 +964,7 @@ int main(void) {
                 cmocka_unit_test(test_broken),
                 cmocka_unit_test(test_unreadable),
                 cmocka_unit_test(test_exec_plugin),
+                cmocka_unit_test(test_exec_timeout_kills_the_group),
                 cmocka_unit_test(test_truncated_and_garbage),
         };
         return cmocka_run_group_tests(tests, setup_group, teardown_group);
