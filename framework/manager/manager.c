@@ -32,6 +32,13 @@ struct hook {
         void *userdata;
 };
 
+struct runnable {
+        char *name;
+        koc_manager_runnable ops;
+        void *userdata;
+        bool running;
+};
+
 struct koc_manager {
         unsigned n_ref;
 
@@ -58,6 +65,8 @@ struct koc_manager {
 
         struct hook *hooks;
         size_t n_hooks;
+        struct runnable *runnables;
+        size_t n_runnables;
 
         /* Any thread. */
         atomic_uint in_flight;
@@ -227,6 +236,31 @@ static int on_confirm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* --- runnables ------------------------------------------------------------------ */
+
+static void start_runnables(koc_manager *m, uint64_t term) {
+        for (size_t i = 0; i < m->n_runnables; i++) {
+                struct runnable *x = &m->runnables[i];
+                int r = x->ops.start ? x->ops.start(m, term, x->userdata) : 0;
+
+                if (r < 0)
+                        koc_log_warn(LOG, "runnable %s failed to start: %s", x->name, strerror(-r));
+                x->running = r >= 0;
+        }
+}
+
+static void stop_runnables(koc_manager *m, koc_leader_reason reason) {
+        for (size_t i = m->n_runnables; i > 0; i--) {
+                struct runnable *x = &m->runnables[i - 1];
+
+                if (!x->running)
+                        continue;
+                x->running = false;
+                if (x->ops.stop)
+                        x->ops.stop(m, reason, x->userdata);
+        }
+}
+
 /* --- leader callbacks ----------------------------------------------------------- */
 
 static void start_confirm_timer(koc_manager *m) {
@@ -256,6 +290,7 @@ static void on_started_leading(koc_leader *l, uint64_t term, void *userdata) {
                       koc_leader_get_identity(l), m->lease_namespace, m->lease_name, term);
         if (m->callbacks.started_leading)
                 m->callbacks.started_leading(m, term, m->callbacks_userdata);
+        start_runnables(m, term);
 }
 
 static void on_stopped_leading(koc_leader *l, koc_leader_reason reason, void *userdata) {
@@ -270,6 +305,7 @@ static void on_stopped_leading(koc_leader *l, koc_leader_reason reason, void *us
         if (was_leading)
                 koc_log_debug(LOG, "stopped leading reason=%s in_flight=%u",
                               koc_leader_reason_to_string(reason), atomic_load(&m->in_flight));
+        stop_runnables(m, reason);
         if (m->callbacks.stopped_leading)
                 m->callbacks.stopped_leading(m, reason, m->callbacks_userdata);
 
@@ -383,12 +419,14 @@ static void step_step_down(koc_shutdown_step *step, void *userdata) {
 
         if (!m->leader_elect) {
                 bool was = atomic_exchange(&m->solo_leading, false);
+                koc_leader_reason reason =
+                        busy > 0 ? KOC_LEADER_REASON_CANCELLED : KOC_LEADER_REASON_RELEASED;
 
-                if (was && m->callbacks.stopped_leading)
-                        m->callbacks.stopped_leading(m,
-                                                     busy > 0 ? KOC_LEADER_REASON_CANCELLED
-                                                              : KOC_LEADER_REASON_RELEASED,
-                                                     m->callbacks_userdata);
+                if (was) {
+                        stop_runnables(m, reason);
+                        if (m->callbacks.stopped_leading)
+                                m->callbacks.stopped_leading(m, reason, m->callbacks_userdata);
+                }
                 koc_shutdown_step_done(step);
                 return;
         }
@@ -453,6 +491,9 @@ static koc_manager *manager_free(koc_manager *m) {
         for (size_t i = 0; i < m->n_hooks; i++)
                 free(m->hooks[i].name);
         free(m->hooks);
+        for (size_t i = 0; i < m->n_runnables; i++)
+                free(m->runnables[i].name);
+        free(m->runnables);
         free(m->lease_namespace);
         free(m->lease_name);
         free(m);
@@ -691,6 +732,29 @@ KOC_EXPORT int koc_manager_add_shutdown_hook(koc_manager *m, const char *name,
         return 0;
 }
 
+KOC_EXPORT int koc_manager_add_runnable(koc_manager *m, const char *name,
+                                        const koc_manager_runnable *runnable, void *userdata) {
+        struct runnable *v;
+        char *copy;
+
+        if (!m || !name || !name[0] || !runnable)
+                return -EINVAL;
+        if (m->ran)
+                return -EBUSY;
+        copy = strdup(name);
+        if (!copy)
+                return -ENOMEM;
+        v = realloc(m->runnables, (m->n_runnables + 1) * sizeof *v);
+        if (!v) {
+                free(copy);
+                return -ENOMEM;
+        }
+        m->runnables = v;
+        m->runnables[m->n_runnables++] =
+                (struct runnable){.name = copy, .ops = *runnable, .userdata = userdata};
+        return 0;
+}
+
 static int add_steps(koc_manager *m) {
         int r;
 
@@ -759,6 +823,7 @@ KOC_EXPORT int koc_manager_run(koc_manager *m) {
                 atomic_store(&m->solo_leading, true);
                 if (m->callbacks.started_leading)
                         m->callbacks.started_leading(m, 0, m->callbacks_userdata);
+                start_runnables(m, 0);
         }
 
         r = sd_event_loop(m->event);

@@ -187,6 +187,23 @@ typedef struct koc_manager_callbacks {
 KOC_EXPORT void koc_manager_set_callbacks(koc_manager *m, const koc_manager_callbacks *callbacks,
                                           void *userdata);
 
+/* Leader-only runnables, for programs made of several parts (controllers,
+ * periodic jobs) that each start and stop with leadership, like
+ * controller-runtime's runnables that need leader election.  start runs when
+ * this replica starts leading, after the started_leading callback, in the
+ * order the runnables were added; stop runs when leadership ends, in reverse
+ * order, before the stopped_leading callback (leadership already reads false
+ * then).  A start that returns a negative errno is logged and its stop is not
+ * called for that term.  Either function may be NULL.  Only before
+ * koc_manager_run() (-EBUSY after). */
+typedef struct koc_manager_runnable {
+        int (*start)(koc_manager *m, uint64_t term, void *userdata);
+        void (*stop)(koc_manager *m, koc_leader_reason reason, void *userdata);
+} koc_manager_runnable;
+
+KOC_EXPORT int koc_manager_add_runnable(koc_manager *m, const char *name,
+                                        const koc_manager_runnable *runnable, void *userdata);
+
 /* Adds a shutdown step that runs after the intake stops and before the wait
  * for in-flight work, sharing the drain budget (see koc/shutdown.h for
  * koc_shutdown_step_done).  Only before koc_manager_run(); -EBUSY after. */

@@ -39,6 +39,7 @@ struct opts {
         bool work;       /* start one blocking work item when leading */
         bool stuck_hook; /* a shutdown hook that never finishes */
         bool hook;       /* a shutdown hook that finishes at once */
+        bool runnables;  /* runnables r1, bad (start fails), r2 */
         bool leader_elect;
         bool exit_on_loss;
         bool metrics;
@@ -140,6 +141,26 @@ static void quick_hook(koc_shutdown_step *step, void *userdata) {
         koc_shutdown_step_done(step);
 }
 
+static int run_start(koc_manager *m, uint64_t term, const char *name, void *userdata) {
+        emit(userdata, "run-start %s %llu", name, (unsigned long long)term);
+        return strcmp(name, "bad") == 0 ? -EIO : 0;
+}
+
+static void run_stop(koc_manager *m, koc_leader_reason reason, const char *name, void *userdata) {
+        emit(userdata, "run-stop %s %s", name, koc_leader_reason_to_string(reason));
+}
+
+#define RUNNABLE(n)                                                                                \
+        static int start_##n(koc_manager *m, uint64_t term, void *userdata) {                      \
+                return run_start(m, term, #n, userdata);                                           \
+        }                                                                                          \
+        static void stop_##n(koc_manager *m, koc_leader_reason reason, void *userdata) {           \
+                run_stop(m, reason, #n, userdata);                                                 \
+        }
+RUNNABLE(r1)
+RUNNABLE(bad)
+RUNNABLE(r2)
+
 static void stuck_hook(koc_shutdown_step *step, void *userdata) {
         emit(userdata, "hook-started");
         /* Never calls koc_shutdown_step_done(): only the budget ends it. */
@@ -179,6 +200,14 @@ static _Noreturn void run_child(int ev, int ctl, const struct opts *o) {
                                           .new_leader = child_new_leader,
                                   },
                                   &c);
+        if (o->runnables) {
+                (void)koc_manager_add_runnable(c.m, "r1",
+                                               &(koc_manager_runnable){start_r1, stop_r1}, &c);
+                (void)koc_manager_add_runnable(c.m, "bad",
+                                               &(koc_manager_runnable){start_bad, stop_bad}, &c);
+                (void)koc_manager_add_runnable(c.m, "r2",
+                                               &(koc_manager_runnable){start_r2, stop_r2}, &c);
+        }
         if (o->hook)
                 (void)koc_manager_add_shutdown_hook(c.m, "quick", quick_hook, &c);
         if (o->stuck_hook)
@@ -462,9 +491,14 @@ static void test_drain_then_release(void **state) {
         oa.work = true;
         oa.metrics = true;
         oa.hook = true;
+        oa.runnables = true;
         oa.delay_usec = 200 * KOC_USEC_PER_MSEC;
         a = spawn(&oa);
         expect_event(a, "started ", 10000);
+        /* Runnables start after the callback, in the order added. */
+        expect_event(a, "run-start r1 ", 1000);
+        expect_event(a, "run-start bad ", 1000);
+        expect_event(a, "run-start r2 ", 1000);
         expect_event(a, "work-begin", 5000);
 
         b = spawn(&ob);
@@ -507,10 +541,17 @@ static void test_drain_then_release(void **state) {
         assert_false(has_event(b, "started"));
         assert_false(has_event(a, "stopped"));
 
+        assert_false(has_event(a, "run-stop"));
+
         release_work(a);
         work_end = expect_event(a, "work-end", 5000);
+        /* Runnables stop in reverse order before the callback; the one that
+         * failed to start is not stopped. */
+        expect_event(a, "run-stop r2 released", 10000);
+        expect_event(a, "run-stop r1 released", 1000);
         stopped = expect_event(a, "stopped released", 10000);
         assert_true(work_end < stopped);
+        assert_false(has_event(a, "run-stop bad"));
         assert_int_equal(wait_exit(a, 10000), 0);
         assert_non_null(strstr(a->log, "exit 0"));
 
@@ -603,16 +644,20 @@ static void test_leader_loss(void **state) {
         struct replica *a, *c;
         int r;
 
+        oa.runnables = true;
         a = spawn(&oa);
         expect_event(a, "started ", 10000);
+        expect_event(a, "run-start r2 ", 1000);
         r = koc_test_apiserver_fault(&api, "{\"resource\":\"leases\",\"verb\":\"update\","
                                            "\"error_rate\":1.0,\"error_code\":503}");
         assert_int_equal(r, 200);
-        expect_event(a, "stopped renew-deadline-exceeded", 10000);
+        expect_event(a, "run-stop r1 renew-deadline-exceeded", 10000);
+        expect_event(a, "stopped renew-deadline-exceeded", 1000);
         expect_readyz(a, 503, 5000);
         assert_true(kill(a->pid, 0) == 0);
         assert_int_equal(koc_test_apiserver_clear_faults(&api), 200);
         expect_event(a, "started ", 15000);
+        expect_event(a, "run-start r1 ", 1000);
         expect_readyz(a, 200, 5000);
         kill(a->pid, SIGTERM);
         assert_int_equal(wait_exit(a, 10000), 0);
@@ -662,8 +707,10 @@ static void test_no_election(void **state) {
 
         oa.leader_elect = false;
         oa.work = true;
+        oa.runnables = true;
         a = spawn(&oa);
         expect_event(a, "started 0", 5000);
+        expect_event(a, "run-start r1 0", 1000);
         expect_event(a, "work-begin", 5000);
         expect_readyz(a, 200, 5000);
         kill(a->pid, SIGTERM);
@@ -671,6 +718,7 @@ static void test_no_election(void **state) {
         assert_false(has_event(a, "stopped"));
         release_work(a);
         expect_event(a, "work-end", 5000);
+        expect_event(a, "run-stop r1 released", 5000);
         expect_event(a, "stopped released", 5000);
         assert_int_equal(wait_exit(a, 10000), 0);
         reap_all();
