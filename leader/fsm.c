@@ -463,17 +463,21 @@ static void answer_standby(leader_fsm *f, lease_req req, enum outcome o, const l
         switch (o) {
         case OUT_OK:
                 observe(f, ev->record, now);
-                if (req != LEASE_REQ_GET && is_ours(f, ev->record) &&
-                    now < f->req_sent_at + f->renew_deadline) {
-                        /* Invariant 1: a write answered 2xx naming us. */
+                if (req != LEASE_REQ_GET && is_ours(f, ev->record)) {
                         if (f->step_down_pending) {
+                                /* Our write made us the holder after all: give
+                                 * the Lease back at once. */
                                 f->step_down_pending = false;
                                 f->term = ev->record->lease_transitions;
                                 begin_release(f, now, wall);
                                 return;
                         }
-                        start_leading(f, ev->record);
-                        return;
+                        /* Invariant 1: a write answered 2xx naming us, and
+                         * early enough that its validity has not run out. */
+                        if (now < f->req_sent_at + f->renew_deadline) {
+                                start_leading(f, ev->record);
+                                return;
+                        }
                 }
                 break;
         case OUT_CONFLICT:

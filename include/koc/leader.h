@@ -206,7 +206,8 @@ KOC_EXPORT int koc_leader_step_down(koc_leader *l, koc_leader_done_handler_t don
                                     void *userdata);
 
 /* Stops at once: cancels requests, the watch and timers.  When leading, the
- * state reads false and stopped_leading(CANCELLED) runs before this returns;
+ * state reads false and stopped_leading(CANCELLED) runs before this returns
+ * (when called from inside a callback: right after that callback returns);
  * the Lease stays held until it expires (unless release_on_stop is set, which
  * turns this into koc_leader_step_down(l, NULL, NULL)). */
 KOC_EXPORT void koc_leader_stop(koc_leader *l);

@@ -698,6 +698,22 @@ static void test_step_down_while_acquiring(void **state) {
         assert_int_equal(find(&x, LEADER_ACT_DONE)->result, 0);
 }
 
+static void test_step_down_while_acquiring_late_answer(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        answer(&x, 404, NULL);
+        lease_record r = echo(find(&x, LEADER_ACT_CREATE), "3");
+        step(&x, (leader_event){ .type = LEADER_EV_STEP_DOWN });
+        advance(&x, 700 * MS); /* answered after its validity ran out */
+        answer(&x, 201, &r);
+        /* Still ours in the record: released, not left to expire. */
+        const leader_action *u = find(&x, LEADER_ACT_UPDATE);
+        assert_non_null(u);
+        assert_int_equal(u->req, LEASE_REQ_RELEASE);
+        assert_null(find(&x, LEADER_ACT_STARTED));
+}
+
 static void test_step_down_as_follower(void **state) {
         t x;
         setup(&x);
@@ -1016,6 +1032,7 @@ int main(void) {
                 cmocka_unit_test(test_release_stops_when_someone_else_holds),
                 cmocka_unit_test(test_release_gives_up_at_deadline),
                 cmocka_unit_test(test_step_down_while_acquiring),
+                cmocka_unit_test(test_step_down_while_acquiring_late_answer),
                 cmocka_unit_test(test_step_down_as_follower),
                 cmocka_unit_test(test_stop_cancels),
                 cmocka_unit_test(test_watch_forbidden_falls_back_to_polling),
