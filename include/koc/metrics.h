@@ -32,11 +32,14 @@ KOC_EXPORT koc_metrics *koc_metrics_unref(koc_metrics *m);
 KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_metrics, koc_metrics_unref)
 
 /* name: a valid Prometheus metric name; labels: the label pairs without braces
- * ("name=\"x\",code=\"200\"") or NULL.  Metrics of one name share HELP/TYPE
- * lines; registering the same name and labels twice returns the existing
- * metric (so modules may call this idempotently).  -EINVAL for a bad name or a
- * name already registered with another type.  The metric lives as long as the
- * registry. */
+ * ("name=\"x\",code=\"200\"") or NULL.  Label values use the exposition
+ * format's escapes (\\, \" and \n); label names must be unique, must not
+ * start with "__", and histograms may not use "le".  Metrics of one name share
+ * HELP/TYPE lines; registering the same name and labels twice returns the
+ * existing metric (so modules may call this idempotently).  -EINVAL for a bad
+ * name or labels, or a name already registered with another type (or, for a
+ * histogram, the same labels with other buckets).  The metric lives as long
+ * as the registry. */
 KOC_EXPORT int koc_metrics_add_counter(koc_metrics *m, const char *name, const char *help,
                                        const char *labels, koc_metric **ret);
 KOC_EXPORT int koc_metrics_add_gauge(koc_metrics *m, const char *name, const char *help,
@@ -55,7 +58,10 @@ KOC_EXPORT uint64_t koc_metric_get_count(const koc_metric *metric); /* histogram
 
 /* A collector appends whole samples (with their own HELP/TYPE lines) at
  * render time, e.g. process_resident_memory_bytes.  It runs on the thread that
- * renders and must not block. */
+ * renders, under the registry's lock: it must not block and must not call
+ * koc_metrics_* functions of the same registry.  Collectors render after the
+ * registered metrics, in the order they were added; adding the same function
+ * and userdata again is a no-op. */
 typedef void (*koc_metrics_collector_t)(FILE *out, void *userdata);
 KOC_EXPORT int koc_metrics_add_collector(koc_metrics *m, koc_metrics_collector_t fn,
                                          void *userdata);
