@@ -14,7 +14,9 @@ int koc_cluster_config_apply_tls(koc_cluster_config *cfg, CURL *easy);
  * when the config has no token auth.  Re-reads a tokenFile / service-account
  * token when it is older than 60 s or was invalidated, and keeps the previous
  * token when the re-read fails.  Runs exec credential plugins when their
- * credential has expired.  Loop thread only.  The string stays valid until
+ * credential has expired or was invalidated; the run is synchronous and
+ * bounded (10 s, then the plugin's process group is killed), and a failing
+ * plugin is retried at most every 5 s unless invalidated.  Loop thread only.  The string stays valid until
  * the next call. */
 const char *koc_cluster_config_auth_header(koc_cluster_config *cfg);
 
