@@ -353,16 +353,20 @@ int main(int argc, char **argv) {
         koc_probes *probes = NULL;
         koc_error err = { 0 };
 
-        if (sd_event_new(&event) < 0 || koc_metrics_new(&metrics) < 0)
+        if (sd_event_new(&event) < 0 || koc_metrics_new(&metrics) < 0) {
+                fprintf(stderr, "out of memory\n");
                 goto out;
+        }
         if (koc_cluster_config_from_kubeconfig(server.kubeconfig, NULL, &cluster, &err) < 0 ||
             koc_client_new(event, cluster, &client) < 0) {
                 fprintf(stderr, "client: %s\n", err.message);
                 goto out;
         }
         if (koc_leader_config_new("default", LEASE_NAME, &cfg) < 0 ||
-            koc_leader_config_set_identity(cfg, "bench-probes") < 0)
+            koc_leader_config_set_identity(cfg, "bench-probes") < 0) {
+                fprintf(stderr, "out of memory\n");
                 goto out;
+        }
         koc_leader_config_set_lease_duration(cfg, 2 * SEC);
         koc_leader_config_set_renew_deadline(cfg, 1500 * MS);
         koc_leader_config_set_retry_period(cfg, RETRY_PERIOD);
@@ -373,20 +377,30 @@ int main(int argc, char **argv) {
         koc_leader_set_callbacks(leader, &(koc_leader_callbacks){ .stopped_leading = on_stopped },
                                  NULL);
         state = koc_leader_get_state(leader);
-        if (koc_leader_register_metrics(leader, metrics) < 0)
+        if (koc_leader_register_metrics(leader, metrics) < 0) {
+                fprintf(stderr, "cannot register the leader's metrics\n");
                 goto out;
-        /* The same name and labels return the leader's own metrics. */
-        static const double b[] = { 1 };
+        }
+        /* The same name, labels and buckets return the leader's own metrics
+         * (leader/leader.c registers them with these buckets). */
+        static const double b[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                    0.25,  0.5,    1,     2.5,  5,     10 };
         if (koc_metrics_add_histogram(metrics, "leader_election_renew_duration_seconds", "",
-                                      "name=\"" LEASE_NAME "\"", b, 1, &renew_hist) < 0 ||
+                                      "name=\"" LEASE_NAME "\"", b, sizeof(b) / sizeof(b[0]),
+                                      &renew_hist) < 0 ||
             koc_metrics_add_counter(metrics, "leader_election_renew_errors_total", "",
-                                    "name=\"" LEASE_NAME "\"", &renew_errors) < 0)
+                                    "name=\"" LEASE_NAME "\"", &renew_errors) < 0) {
+                fprintf(stderr, "cannot find the leader's renewal metrics (did their buckets "
+                                "change in leader/leader.c?)\n");
                 goto out;
+        }
 
         if (koc_probes_new(event, metrics, &probes) < 0 ||
             koc_probes_add_ready_check(probes, "leader", check_leader, NULL) < 0 ||
-            koc_probes_listen(probes, "127.0.0.1:0", KOC_PROBES_HEALTH | KOC_PROBES_METRICS) < 0)
+            koc_probes_listen(probes, "127.0.0.1:0", KOC_PROBES_HEALTH | KOC_PROBES_METRICS) < 0) {
+                fprintf(stderr, "cannot start the probes server\n");
                 goto out;
+        }
         uint16_t port = 0;
         (void)koc_probes_get_port(probes, KOC_PROBES_HEALTH, &port);
 
@@ -407,8 +421,10 @@ int main(int argc, char **argv) {
         sd_event_source *probe = NULL;
         if (sd_event_add_time_relative(event, &probe, CLOCK_BOOTTIME, PROBE_PERIOD, 1, on_probe,
                                        NULL) < 0 ||
-            sd_event_source_set_enabled(probe, SD_EVENT_ON) < 0)
+            sd_event_source_set_enabled(probe, SD_EVENT_ON) < 0) {
+                fprintf(stderr, "cannot add the probe timer\n");
                 goto out;
+        }
 
         printf("bench-probes: %s, leader renewing every %" PRIu64 " ms on the same loop\n", url,
                RETRY_PERIOD / MS);
