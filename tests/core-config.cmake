@@ -10,3 +10,12 @@ koc_add_test(NAME test-config-tls SOURCES integration/test-config-tls.c ${KOC_HA
              MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND TIMEOUT 120)
 koc_add_test(NAME test-config-client-cert SOURCES unit/test-config-client-cert.c MODULES core
              LABELS unit LIBS PkgConfig::CURL PkgConfig::OPENSSL Threads::Threads)
+
+# Figures (not tests): tests/bench/bench-metrics.c, tests/bench/bench-kubeconfig.c.
+foreach(b bench-metrics bench-kubeconfig)
+  add_executable(${b} bench/${b}.c)
+  koc_target_settings(${b})
+  koc_link_modules(${b} core)
+  target_include_directories(${b} PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${b} PRIVATE PkgConfig::CURL PkgConfig::OPENSSL Threads::Threads)
+endforeach()

@@ -474,7 +474,9 @@ static void put_double(FILE *f, double v) {
                 return;
         }
         char buf[40];
-        for (int prec = 1; prec <= 17; prec++) {
+        /* Every double with at most 15 significant digits reads back from %.15g
+         * (which drops trailing zeros), so that is where the search starts. */
+        for (int prec = 15; prec <= 17; prec++) {
                 snprintf(buf, sizeof buf, "%.*g", prec, v);
                 if (strtod(buf, NULL) == v)
                         break;
