@@ -651,7 +651,7 @@ static void on_watch_closed(leader_fsm *f, const leader_event *ev, uint64_t now)
         f->watching = false;
         if (f->state == LEADER_FSM_STOPPED)
                 return;
-        if (ev->status == 403 || ev->status == 401) {
+        if (ev->status == 403) {
                 /* No watch permission: poll like client-go (get is enough). */
                 f->can_watch = false;
                 f->poll_at = now + jittered_period(f);
@@ -793,6 +793,7 @@ void leader_fsm_step(leader_fsm *f, const leader_event *ev, uint64_t now, uint64
                 f->exists = false;
                 f->led_before = false;
                 f->contact_at = now;
+                f->can_watch = true; /* permissions may have changed since */
                 f->watch_backoff = 0;
                 f->timer_at = 0;
                 decide(f, now, wall);
