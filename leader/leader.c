@@ -181,6 +181,7 @@ struct koc_leader {
 
         /* For koc_leader_run_until_*: outcome seen by the callbacks. */
         int last_reason;
+        long warned_status; /* 401/403 already logged */
 };
 
 static void dispatch(koc_leader *l, const leader_event *ev);
@@ -247,6 +248,15 @@ static void on_response(koc_client *c, const koc_response *r, void *userdata) {
                 koc_log_debug(LOG, "%s failed lease=%s/%s status=%ld error=%d message=\"%s\"",
                               lease_req_to_string(kind), l->namespace_, l->name, r->status,
                               r->error, r->message);
+        /* Missing permissions never heal by retrying: say so once, loudly. */
+        if ((r->status == 401 || r->status == 403) && r->status != l->warned_status) {
+                l->warned_status = r->status;
+                koc_log_warn(LOG, "%s of lease=%s/%s refused (HTTP %ld): %s; leader election "
+                                  "needs get, create and update on leases (coordination.k8s.io)",
+                             lease_req_to_string(kind), l->namespace_, l->name, r->status,
+                             r->message);
+        } else if (r->error == 0 && r->status >= 200 && r->status < 300)
+                l->warned_status = 0;
         dispatch(l, &(leader_event){ .type = LEADER_EV_ANSWER, .seq = l->fsm.req_seq,
                                      .error = r->error, .status = r->status,
                                      .record = has ? &rec : NULL });

@@ -7,6 +7,7 @@
  * bounded and generous.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -551,6 +552,109 @@ static void test_blocking_helpers(void **state) {
         assert_int_equal(koc_leader_run_until_leading(a->leader, WAIT_MAX), 1);
 }
 
+/* --- a frozen leader (SIGSTOP) ------------------------------------------------------- */
+
+static int child_pipe = -1;
+
+static void child_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void child_report(const char *fmt, ...) {
+        char line[128];
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+        if (n > 0)
+                (void)!write(child_pipe, line, (size_t)n);
+}
+
+static koc_leader_state *child_state;
+
+static void child_started(koc_leader *l, uint64_t term, void *ud) {
+        child_report("started ");
+}
+
+static void child_stopped(koc_leader *l, koc_leader_reason reason, void *ud) {
+        child_report("stopped(%s,state=%d) ", koc_leader_reason_to_string(reason),
+                     koc_leader_state_is_leader(child_state));
+}
+
+static void run_frozen_child(const char *kubeconfig, int fd) {
+        sd_event *e = NULL;
+        koc_cluster_config *cfg = NULL;
+        koc_client *c = NULL;
+        koc_leader *l = NULL;
+        koc_error err = { 0 };
+        alarm(30);
+        child_pipe = fd;
+        if (sd_event_new(&e) < 0 ||
+            koc_cluster_config_from_kubeconfig(kubeconfig, NULL, &cfg, &err) < 0 ||
+            koc_client_new(e, cfg, &c) < 0)
+                _exit(2);
+        koc_leader_config *lc = short_config("child");
+        if (koc_leader_new(e, c, lc, &l, &err) < 0)
+                _exit(3);
+        child_state = koc_leader_get_state(l);
+        koc_leader_set_callbacks(l,
+                                 &(koc_leader_callbacks){ .started_leading = child_started,
+                                                          .stopped_leading = child_stopped },
+                                 NULL);
+        if (koc_leader_start(l) < 0)
+                _exit(4);
+        sd_event_loop(e);
+        _exit(0);
+}
+
+typedef struct pipe_reader {
+        int fd;
+        char buf[512];
+        size_t len;
+        const char *want;
+} pipe_reader;
+
+static bool pipe_has(void *ud) {
+        pipe_reader *p = ud;
+        ssize_t n = read(p->fd, p->buf + p->len, sizeof p->buf - 1 - p->len);
+        if (n > 0)
+                p->len += (size_t)n;
+        p->buf[p->len] = '\0';
+        return strstr(p->buf, p->want) != NULL;
+}
+
+static void test_frozen_leader(void **state) {
+        int fds[2];
+        assert_int_equal(pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                close(fds[0]);
+                run_frozen_child(W->server.kubeconfig, fds[1]);
+        }
+        close(fds[1]);
+        W->child = pid;
+        pipe_reader pr = { .fd = fds[0], .want = "started " };
+        assert_true(run_until(pipe_has, &pr));
+        candidate *a = add_candidate("a");
+        assert_true(run_until(child_leads, a));
+
+        /* Frozen past its lease: the follower takes over. */
+        kill(pid, SIGSTOP);
+        assert_true(run_until(one_leads, NULL));
+        assert_true(the_leader() == a);
+
+        /* On waking, the old leader finds out and stops; its state reads false
+         * in its stopped callback, and it never took the Lease back. */
+        kill(pid, SIGCONT);
+        pr.want = "stopped(";
+        assert_true(run_until(pipe_has, &pr));
+        assert_true(strstr(pr.buf, "stopped(holder-changed,state=0)") ||
+                    strstr(pr.buf, "stopped(renew-deadline-exceeded,state=0)"));
+        run_for(300 * MS);
+        assert_true(the_leader() == a);
+        assert_int_equal(a->n_stopped, 0);
+        assert_null(strstr(strstr(pr.buf, "stopped(") + 1, "started"));
+        close(fds[0]);
+}
+
 int main(void) {
         /* One server per test: each starts from an empty store. */
         const struct CMUnitTest tests[] = {
@@ -569,6 +673,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_state_false_after_stop, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_client_go_records, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_blocking_helpers, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_frozen_leader, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
