@@ -97,13 +97,16 @@ static void on_done(koc_leader *l, int result, void *ud) {
         logf_("%s:done(%d) ", c->id, result);
 }
 
+/* Durations of the candidates (most tests: 1 s / 0.6 s / 0.1 s). */
+static uint64_t cfg_lease = 1 * SEC, cfg_renew = 600 * MS, cfg_retry = 100 * MS;
+
 static koc_leader_config *short_config(const char *id) {
         koc_leader_config *cfg = NULL;
         assert_int_equal(koc_leader_config_new("default", "it-lease", &cfg), 0);
         assert_int_equal(koc_leader_config_set_identity(cfg, id), 0);
-        koc_leader_config_set_lease_duration(cfg, 1 * SEC);
-        koc_leader_config_set_renew_deadline(cfg, 600 * MS);
-        koc_leader_config_set_retry_period(cfg, 100 * MS);
+        koc_leader_config_set_lease_duration(cfg, cfg_lease);
+        koc_leader_config_set_renew_deadline(cfg, cfg_renew);
+        koc_leader_config_set_retry_period(cfg, cfg_retry);
         return cfg;
 }
 
@@ -197,6 +200,9 @@ static int setup(void **state) {
         koc_error err = { 0 };
         memset(&w, 0, sizeof w);
         W = &w;
+        cfg_lease = 1 * SEC;
+        cfg_renew = 600 * MS;
+        cfg_retry = 100 * MS;
         if (koc_test_apiserver_start(&w.server, NULL) < 0)
                 return -1;
         if (sd_event_new(&w.event) < 0)
@@ -346,11 +352,15 @@ static void test_crash_failover(void **state) {
 }
 
 static void test_short_faults_do_not_step_down(void **state) {
+        /* A wide renew deadline, so that a slow (shared, loaded) machine
+         * cannot turn these short faults into a long one. */
+        cfg_lease = 4 * SEC;
+        cfg_renew = 3 * SEC;
         add_candidate("a");
         add_candidate("b");
         assert_true(run_until(one_leads, NULL));
         candidate *l = the_leader();
-        /* Two failed renewals (about 0.2 s of 0.6 s), then slow ones. */
+        /* Two failed renewals (about 0.2 s of 3 s), then slow ones. */
         assert_int_equal(koc_test_apiserver_fault(&W->server,
                                                   "{\"resource\":\"leases\",\"verb\":\"update\","
                                                   "\"error_rate\":1.0,\"error_code\":503,"
@@ -386,6 +396,9 @@ static void test_long_outage_deadline_exceeded(void **state) {
 }
 
 static void test_hung_renewal_someone_else_leads(void **state) {
+        /* The old leader retakes its own stale record only a retry period
+         * after the others may: make that margin wide for loaded machines. */
+        cfg_retry = 400 * MS;
         add_candidate("a");
         add_candidate("b");
         assert_true(run_until(one_leads, NULL));
