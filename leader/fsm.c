@@ -748,7 +748,8 @@ static void arm_timer(leader_fsm *f, uint64_t now) {
                         f->poll_at = now + jittered_period(f);
                 at = earliest(at, f->retry_at);
                 at = earliest(at, f->poll_at);
-                if (f->req == LEASE_REQ_NONE)
+                /* decide() waits for a pending retry: so does its timer. */
+                if (f->req == LEASE_REQ_NONE && !f->retry_at)
                         at = earliest(at, f->act_at);
                 break;
         case LEADER_FSM_ACQUIRING:

@@ -846,6 +846,28 @@ static void test_followers_send_nothing_while_lease_healthy(void **state) {
         assert_int_equal(requests, 0);
 }
 
+static void test_no_busy_timer_while_retry_pending(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){ .type = LEADER_EV_START });
+        lease_record other = rec("pod-b", "20", 0);
+        answer(&x, 200, &other);
+        step(&x, (leader_event){ .type = LEADER_EV_WATCH_CLOSED, .status = 403 });
+        /* A poll fails just before the holder would expire. */
+        x.now = x.f.timer_at;
+        fire_timer(&x);
+        assert_int_equal(x.f.req, LEASE_REQ_GET);
+        x.now = x.f.observed_at + 1 * SEC - 1 * MS;
+        answer(&x, 503, NULL);
+        /* Past the expiry, the retry still pending: every timer lies ahead. */
+        for (int i = 0; i < 50 && x.f.req == LEASE_REQ_NONE; i++) {
+                assert_true(x.f.timer_at > x.now);
+                x.now = x.f.timer_at;
+                fire_timer(&x);
+        }
+        assert_int_equal(x.f.req, LEASE_REQ_GET);
+}
+
 static void test_observe_timeout(void **state) {
         t x;
         setup(&x);
@@ -1038,6 +1060,7 @@ int main(void) {
                 cmocka_unit_test(test_watch_forbidden_falls_back_to_polling),
                 cmocka_unit_test(test_watch_restart_after_close),
                 cmocka_unit_test(test_followers_send_nothing_while_lease_healthy),
+                cmocka_unit_test(test_no_busy_timer_while_retry_pending),
                 cmocka_unit_test(test_observe_timeout),
                 cmocka_unit_test(test_observe_timeout_not_while_reachable),
                 cmocka_unit_test(test_parse_client_go_record),
