@@ -683,7 +683,10 @@ static void do_create(server *srv, struct MHD_Connection *conn, collection *c, c
         cJSON_DeleteItemFromObjectCaseSensitive(meta, "deletionTimestamp");
         cJSON_DeleteItemFromObjectCaseSensitive(meta, "deletionGracePeriodSeconds");
         cJSON_DeleteItemFromObjectCaseSensitive(meta, "generation");
-        if (cJSON_GetObjectItemCaseSensitive(obj, "spec") || c->has_status)
+        /* Like the real strategies: the types with a status subresource
+         * (custom resources, workloads) track generation; ConfigMaps and
+         * Leases do not. */
+        if (c->has_status)
                 cJSON_AddNumberToObject(meta, "generation", 1);
         if (c->has_status) {
                 cJSON_DeleteItemFromObjectCaseSensitive(obj, "status");
