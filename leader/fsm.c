@@ -381,6 +381,17 @@ static void finish(leader_fsm *f, int result) {
 
 static void send_release(leader_fsm *f, uint64_t now, uint64_t wall) {
         lease_record r = { 0 };
+        /* Invariant 6: only while this identity still holds the Lease, as
+         * far as we know; never with a resourceVersion of someone else's
+         * record (a watch event may have brought one in meanwhile). */
+        if (f->exists && !is_ours(f, &f->observed)) {
+                finish(f, f->observed.holder[0] ? -ESTALE : 0);
+                return;
+        }
+        if (!f->exists) {
+                finish(f, 0);
+                return;
+        }
         /* client-go's release: no holder, 1 s, transitions kept. */
         r.lease_duration_seconds = 1;
         r.acquire_time = wall;
@@ -626,6 +637,11 @@ static void on_watch_record(leader_fsm *f, const lease_record *r, uint64_t now, 
                  * anything we have. */
                 if (!is_ours(f, &f->observed))
                         stop_leading(f, KOC_LEADER_REASON_HOLDER_CHANGED, now, wall);
+                break;
+        case LEADER_FSM_RELEASING:
+                /* Someone else holds it (or it is free) now: nothing to release. */
+                if (!is_ours(f, &f->observed))
+                        finish(f, f->observed.holder[0] ? -ESTALE : 0);
                 break;
         case LEADER_FSM_STANDBY:
                 /* Fresh news beats waiting for the retry of a failed request. */

@@ -22,3 +22,6 @@ if(TARGET koc-apiserver)
                              KOC_APISERVER_PATH="$<TARGET_FILE:koc-apiserver>")
   add_dependencies(bench-leader koc-apiserver)
 endif()
+koc_add_test(NAME test-leader-sim
+             SOURCES unit/test-leader-sim.c ${PROJECT_SOURCE_DIR}/leader/fsm.c
+             MODULES core LABELS unit)
