@@ -44,7 +44,7 @@ static int parse_time(const cJSON *spec, const char *field, uint64_t *ret) {
 }
 
 int lease_record_from_json(const cJSON *obj, lease_record *ret) {
-        lease_record r = { 0 };
+        lease_record r = {0};
         if (!cJSON_IsObject(obj))
                 return -EINVAL;
         const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
@@ -166,9 +166,9 @@ const char *leader_fsm_state_to_string(enum leader_fsm_state s) {
 
 const char *lease_req_to_string(lease_req r) {
         static const char *const names[] = {
-                [LEASE_REQ_NONE] = "none",       [LEASE_REQ_GET] = "get",
-                [LEASE_REQ_CREATE] = "create",   [LEASE_REQ_ACQUIRE] = "acquire",
-                [LEASE_REQ_RENEW] = "renew",     [LEASE_REQ_RELEASE] = "release",
+                [LEASE_REQ_NONE] = "none",     [LEASE_REQ_GET] = "get",
+                [LEASE_REQ_CREATE] = "create", [LEASE_REQ_ACQUIRE] = "acquire",
+                [LEASE_REQ_RENEW] = "renew",   [LEASE_REQ_RELEASE] = "release",
         };
         return (unsigned)r < KOC_ELEMENTSOF(names) ? names[r] : "unknown";
 }
@@ -274,7 +274,8 @@ static bool observe(leader_fsm *f, const lease_record *r, uint64_t now) {
             !lease_rv_newer(r->resource_version, f->observed.resource_version) &&
             strcmp(r->resource_version, f->observed.resource_version) != 0)
                 return false;
-        bool holder_changed = !f->known || !f->exists || strcmp(r->holder, f->observed.holder) != 0 ||
+        bool holder_changed = !f->known || !f->exists ||
+                              strcmp(r->holder, f->observed.holder) != 0 ||
                               r->holder_truncated != f->observed.holder_truncated;
         bool changed = holder_changed || r->renew_time != f->observed.renew_time ||
                        strcmp(r->resource_version, f->observed.resource_version) != 0;
@@ -380,7 +381,7 @@ static void finish(leader_fsm *f, int result) {
 }
 
 static void send_release(leader_fsm *f, uint64_t now, uint64_t wall) {
-        lease_record r = { 0 };
+        lease_record r = {0};
         /* Invariant 6: only while this identity still holds the Lease, as
          * far as we know; never with a resourceVersion of someone else's
          * record (a watch event may have brought one in meanwhile). */

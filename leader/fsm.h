@@ -27,10 +27,10 @@
 
 /* client-go's LeaderElectionRecord, as stored in a Lease's spec. */
 typedef struct lease_record {
-        char holder[LEASE_HOLDER_MAX]; /* "" when free or absent */
-        bool holder_truncated;         /* longer than the buffer: never ours */
-        int64_t lease_duration_seconds;/* 0 when absent */
-        uint64_t acquire_time;         /* usec since the epoch, 0 when absent */
+        char holder[LEASE_HOLDER_MAX];  /* "" when free or absent */
+        bool holder_truncated;          /* longer than the buffer: never ours */
+        int64_t lease_duration_seconds; /* 0 when absent */
+        uint64_t acquire_time;          /* usec since the epoch, 0 when absent */
         uint64_t renew_time;
         uint64_t lease_transitions;
         char resource_version[LEASE_RV_MAX];
@@ -73,11 +73,11 @@ enum leader_event_type {
         LEADER_EV_STOP,
         LEADER_EV_STEP_DOWN,
         LEADER_EV_TIMER,
-        LEADER_EV_ANSWER,         /* a request was answered (or failed) */
-        LEADER_EV_WATCH_OBJECT,   /* ADDED or MODIFIED */
+        LEADER_EV_ANSWER,       /* a request was answered (or failed) */
+        LEADER_EV_WATCH_OBJECT, /* ADDED or MODIFIED */
         LEADER_EV_WATCH_DELETED,
         LEADER_EV_WATCH_BOOKMARK,
-        LEADER_EV_WATCH_GONE,     /* ERROR 410: resume point too old */
+        LEADER_EV_WATCH_GONE, /* ERROR 410: resume point too old */
         LEADER_EV_WATCH_CLOSED,
 };
 
@@ -99,25 +99,25 @@ enum leader_action_type {
         LEADER_ACT_CANCEL_REQUEST,
         LEADER_ACT_WATCH_START,
         LEADER_ACT_WATCH_STOP,
-        LEADER_ACT_TIMER,         /* arm the one timer at `at`; 0 disarms */
-        LEADER_ACT_STARTED,       /* started leading, term */
-        LEADER_ACT_STOPPED,       /* stopped leading (or gave up), reason */
-        LEADER_ACT_NEW_LEADER,    /* holder changed: record.holder */
-        LEADER_ACT_DONE,          /* step-down finished, result */
+        LEADER_ACT_TIMER,      /* arm the one timer at `at`; 0 disarms */
+        LEADER_ACT_STARTED,    /* started leading, term */
+        LEADER_ACT_STOPPED,    /* stopped leading (or gave up), reason */
+        LEADER_ACT_NEW_LEADER, /* holder changed: record.holder */
+        LEADER_ACT_DONE,       /* step-down finished, result */
 };
 
 typedef struct leader_action {
         enum leader_action_type type;
-        lease_req req;        /* GET, CREATE, UPDATE: which request */
-        uint64_t seq;         /* GET, CREATE, UPDATE: its sequence number */
-        uint64_t timeout;     /* GET, CREATE, UPDATE: request timeout */
-        lease_record record;  /* CREATE, UPDATE: what to write (UPDATE: with the RV);
-                               * WATCH_START: resource_version to resume from;
-                               * NEW_LEADER: holder */
-        uint64_t at;          /* TIMER */
-        uint64_t term;        /* STARTED */
+        lease_req req;            /* GET, CREATE, UPDATE: which request */
+        uint64_t seq;             /* GET, CREATE, UPDATE: its sequence number */
+        uint64_t timeout;         /* GET, CREATE, UPDATE: request timeout */
+        lease_record record;      /* CREATE, UPDATE: what to write (UPDATE: with the RV);
+                                   * WATCH_START: resource_version to resume from;
+                                   * NEW_LEADER: holder */
+        uint64_t at;              /* TIMER */
+        uint64_t term;            /* STARTED */
         koc_leader_reason reason; /* STOPPED */
-        int result;           /* DONE */
+        int result;               /* DONE */
 } leader_action;
 
 typedef struct leader_fsm_config {
@@ -143,11 +143,11 @@ typedef struct leader_fsm {
         enum leader_fsm_state state;
 
         /* What we know of the Lease. */
-        bool known;            /* an answer or event told us its state */
+        bool known; /* an answer or event told us its state */
         bool exists;
         lease_record observed;
-        uint64_t observed_at;  /* our clock when the record last changed */
-        uint64_t jitter;       /* drawn at each change of the record */
+        uint64_t observed_at; /* our clock when the record last changed */
+        uint64_t jitter;      /* drawn at each change of the record */
         char watch_rv[LEASE_RV_MAX];
 
         /* The one request in flight. */
@@ -156,25 +156,25 @@ typedef struct leader_fsm {
         uint64_t req_sent_at;
 
         /* The watch. */
-        bool can_watch;        /* false after a 403: poll instead */
+        bool can_watch; /* false after a 403: poll instead */
         bool watching;
         uint64_t watch_started_at;
         uint64_t watch_backoff;
 
         /* Timers (0: not armed). */
-        uint64_t act_at;       /* STANDBY: acquire at (cached, see decide) */
-        uint64_t poll_at;      /* STANDBY without watch: next GET */
-        uint64_t retry_at;     /* retry after a failed request */
-        uint64_t renew_at;     /* LEADING: next renewal */
-        uint64_t watch_at;     /* restart the watch */
-        uint64_t timer_at;     /* what the driver's timer is armed at */
+        uint64_t act_at;   /* STANDBY: acquire at (cached, see decide) */
+        uint64_t poll_at;  /* STANDBY without watch: next GET */
+        uint64_t retry_at; /* retry after a failed request */
+        uint64_t renew_at; /* LEADING: next renewal */
+        uint64_t watch_at; /* restart the watch */
+        uint64_t timer_at; /* what the driver's timer is armed at */
 
         /* Leadership. */
         bool led_before;
         uint64_t last_ok_send; /* send time of the last successful acquire/renew */
         uint64_t term;         /* leaseTransitions of the current term */
         uint64_t term_acquire_time;
-        uint64_t contact_at;   /* start, or the last answer from the server */
+        uint64_t contact_at; /* start, or the last answer from the server */
 
         /* Step-down. */
         bool step_down_pending; /* asked while ACQUIRING */

@@ -154,7 +154,7 @@ struct koc_leader {
         koc_leader_state *state;
         cJSON *last_object; /* the newest Lease object seen, kept as the base of writes */
 
-        void *request;      /* the request in flight */
+        void *request; /* the request in flight */
         lease_req request_kind;
         uint64_t request_sent_at;
         void *watch;
@@ -240,8 +240,9 @@ static void on_response(koc_client *c, const koc_response *r, void *userdata) {
                 if (!ok) {
                         if (l->m_renew_errors)
                                 koc_metric_inc(l->m_renew_errors);
-                        koc_log_debug(LOG, "renewal failed lease=%s/%s status=%ld error=%d "
-                                           "message=\"%s\"; retrying",
+                        koc_log_debug(LOG,
+                                      "renewal failed lease=%s/%s status=%ld error=%d "
+                                      "message=\"%s\"; retrying",
                                       l->namespace_, l->name, r->status, r->error, r->message);
                 }
         } else if (!(r->error == 0 && r->status >= 200 && r->status < 300))
@@ -251,15 +252,18 @@ static void on_response(koc_client *c, const koc_response *r, void *userdata) {
         /* Missing permissions never heal by retrying: say so once, loudly. */
         if ((r->status == 401 || r->status == 403) && r->status != l->warned_status) {
                 l->warned_status = r->status;
-                koc_log_warn(LOG, "%s of lease=%s/%s refused (HTTP %ld): %s; leader election "
-                                  "needs get, create and update on leases (coordination.k8s.io)",
+                koc_log_warn(LOG,
+                             "%s of lease=%s/%s refused (HTTP %ld): %s; leader election "
+                             "needs get, create and update on leases (coordination.k8s.io)",
                              lease_req_to_string(kind), l->namespace_, l->name, r->status,
                              r->message);
         } else if (r->error == 0 && r->status >= 200 && r->status < 300)
                 l->warned_status = 0;
-        dispatch(l, &(leader_event){ .type = LEADER_EV_ANSWER, .seq = l->fsm.req_seq,
-                                     .error = r->error, .status = r->status,
-                                     .record = has ? &rec : NULL });
+        dispatch(l, &(leader_event){.type = LEADER_EV_ANSWER,
+                                    .seq = l->fsm.req_seq,
+                                    .error = r->error,
+                                    .status = r->status,
+                                    .record = has ? &rec : NULL});
 }
 
 static void on_watch_event(koc_watch *w, const koc_watch_event *e, void *userdata) {
@@ -271,50 +275,52 @@ static void on_watch_event(koc_watch *w, const koc_watch_event *e, void *userdat
                 if (lease_record_from_json(e->object, &rec) < 0)
                         return;
                 keep_object(l, e->object);
-                dispatch(l, &(leader_event){ .type = LEADER_EV_WATCH_OBJECT, .record = &rec });
+                dispatch(l, &(leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &rec});
                 break;
         case KOC_WATCH_DELETED:
                 cJSON_Delete(l->last_object);
                 l->last_object = NULL;
-                dispatch(l, &(leader_event){ .type = LEADER_EV_WATCH_DELETED });
+                dispatch(l, &(leader_event){.type = LEADER_EV_WATCH_DELETED});
                 break;
         case KOC_WATCH_BOOKMARK: {
                 const cJSON *meta = cJSON_GetObjectItemCaseSensitive(e->object, "metadata");
                 const char *rv = cJSON_GetStringValue(
                         cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"));
                 if (rv)
-                        dispatch(l, &(leader_event){ .type = LEADER_EV_WATCH_BOOKMARK,
-                                                     .resource_version = rv });
+                        dispatch(l, &(leader_event){.type = LEADER_EV_WATCH_BOOKMARK,
+                                                    .resource_version = rv});
                 break;
         }
         case KOC_WATCH_ERROR:
                 koc_log_debug(LOG, "watch error lease=%s/%s status=%ld message=\"%s\"",
                               l->namespace_, l->name, e->status, e->message);
                 if (e->status == 410)
-                        dispatch(l, &(leader_event){ .type = LEADER_EV_WATCH_GONE });
+                        dispatch(l, &(leader_event){.type = LEADER_EV_WATCH_GONE});
                 break;
         case KOC_WATCH_CLOSED:
                 l->watch = NULL;
                 if (e->status == 403)
-                        koc_log_info(LOG, "watch on leases is forbidden; polling lease=%s/%s "
-                                          "every retry period",
+                        koc_log_info(LOG,
+                                     "watch on leases is forbidden; polling lease=%s/%s "
+                                     "every retry period",
                                      l->namespace_, l->name);
                 else
                         koc_log_debug(LOG, "watch closed lease=%s/%s status=%ld error=%d",
                                       l->namespace_, l->name, e->status, e->error);
-                dispatch(l, &(leader_event){ .type = LEADER_EV_WATCH_CLOSED,
-                                             .status = e->status, .error = e->error });
+                dispatch(l, &(leader_event){.type = LEADER_EV_WATCH_CLOSED,
+                                            .status = e->status,
+                                            .error = e->error});
                 break;
         }
 }
 
 void leader_timer_fired(koc_leader *l) {
-        dispatch(l, &(leader_event){ .type = LEADER_EV_TIMER });
+        dispatch(l, &(leader_event){.type = LEADER_EV_TIMER});
 }
 
 /* Requests that fail to start are answered at once (through the queue). */
 static void start_request(koc_leader *l, const leader_action *a) {
-        koc_request_spec spec = { .timeout_usec = a->timeout };
+        koc_request_spec spec = {.timeout_usec = a->timeout};
         cJSON *body = NULL;
         int r;
         switch (a->type) {
@@ -345,8 +351,7 @@ static void start_request(koc_leader *l, const leader_action *a) {
                 l->request = NULL;
                 koc_log_debug(LOG, "%s could not start: %s", lease_req_to_string(a->req),
                               strerror(-r));
-                dispatch(l, &(leader_event){ .type = LEADER_EV_ANSWER, .seq = a->seq,
-                                             .error = r });
+                dispatch(l, &(leader_event){.type = LEADER_EV_ANSWER, .seq = a->seq, .error = r});
         }
 }
 
@@ -354,14 +359,14 @@ static void start_watch(koc_leader *l, const leader_action *a) {
         koc_watch_spec spec = {
                 .path = l->collection_path,
                 .field_selector = l->field_selector,
-                .resource_version = a->record.resource_version[0] ? a->record.resource_version
-                                                                  : NULL,
+                .resource_version =
+                        a->record.resource_version[0] ? a->record.resource_version : NULL,
                 .allow_bookmarks = true,
         };
         int r = l->ops->watch(l->transport, &spec, on_watch_event, l, &l->watch);
         if (r < 0) {
                 l->watch = NULL;
-                dispatch(l, &(leader_event){ .type = LEADER_EV_WATCH_CLOSED, .error = r });
+                dispatch(l, &(leader_event){.type = LEADER_EV_WATCH_CLOSED, .error = r});
         }
 }
 
@@ -401,8 +406,9 @@ static void run_action(koc_leader *l, const leader_action *a) {
         case LEADER_ACT_STOPPED:
                 l->last_reason = (int)a->reason;
                 if (a->reason == KOC_LEADER_REASON_OBSERVE_TIMEOUT)
-                        koc_log_warn(LOG, "giving up lease=%s/%s: API unreachable for the "
-                                          "observe timeout",
+                        koc_log_warn(LOG,
+                                     "giving up lease=%s/%s: API unreachable for the "
+                                     "observe timeout",
                                      l->namespace_, l->name);
                 else
                         koc_log_info(LOG, "lost lease lease=%s/%s identity=%s reason=%s",
@@ -529,8 +535,8 @@ static int real_set_timer(void *t, uint64_t at) {
                 return l->timer ? sd_event_source_set_enabled(l->timer, SD_EVENT_OFF) : 0;
         if (!l->timer) {
                 /* Accuracy 1 us: expiry takeover should happen at the instant. */
-                r = sd_event_add_time(l->event, &l->timer, CLOCK_BOOTTIME, at, 1,
-                                      on_timer_source, l);
+                r = sd_event_add_time(l->event, &l->timer, CLOCK_BOOTTIME, at, 1, on_timer_source,
+                                      l);
                 if (r < 0)
                         return r;
                 return sd_event_source_set_enabled(l->timer, SD_EVENT_ONESHOT);
@@ -702,7 +708,7 @@ KOC_EXPORT void koc_leader_set_callbacks(koc_leader *l, const koc_leader_callbac
                 return;
         if (l->destroy && l->userdata != userdata)
                 l->destroy(l->userdata);
-        l->callbacks = callbacks ? *callbacks : (koc_leader_callbacks){ 0 };
+        l->callbacks = callbacks ? *callbacks : (koc_leader_callbacks){0};
         l->userdata = userdata;
 }
 
@@ -716,14 +722,12 @@ KOC_EXPORT int koc_leader_start(koc_leader *l) {
                 return -EINVAL;
         if (l->fsm.state != LEADER_FSM_STOPPED)
                 return -EBUSY;
-        koc_log_info(LOG, "starting lease=%s/%s identity=%s", l->namespace_, l->name,
-                     l->identity);
-        dispatch(l, &(leader_event){ .type = LEADER_EV_START });
+        koc_log_info(LOG, "starting lease=%s/%s identity=%s", l->namespace_, l->name, l->identity);
+        dispatch(l, &(leader_event){.type = LEADER_EV_START});
         return 0;
 }
 
-KOC_EXPORT int koc_leader_step_down(koc_leader *l, koc_leader_done_handler_t done,
-                                    void *userdata) {
+KOC_EXPORT int koc_leader_step_down(koc_leader *l, koc_leader_done_handler_t done, void *userdata) {
         if (!l)
                 return -EINVAL;
         if (l->done || l->fsm.state == LEADER_FSM_RELEASING || l->fsm.step_down_pending)
@@ -735,7 +739,7 @@ KOC_EXPORT int koc_leader_step_down(koc_leader *l, koc_leader_done_handler_t don
         }
         l->done = done;
         l->done_userdata = userdata;
-        dispatch(l, &(leader_event){ .type = LEADER_EV_STEP_DOWN });
+        dispatch(l, &(leader_event){.type = LEADER_EV_STEP_DOWN});
         return 0;
 }
 
@@ -746,7 +750,7 @@ KOC_EXPORT void koc_leader_stop(koc_leader *l) {
                 (void)koc_leader_step_down(l, NULL, NULL);
                 return;
         }
-        dispatch(l, &(leader_event){ .type = LEADER_EV_STOP });
+        dispatch(l, &(leader_event){.type = LEADER_EV_STOP});
 }
 
 KOC_EXPORT const char *koc_leader_get_identity(const koc_leader *l) {
@@ -826,8 +830,8 @@ KOC_EXPORT int koc_leader_run_until_lost(koc_leader *l) {
 }
 
 KOC_EXPORT int koc_leader_register_metrics(koc_leader *l, koc_metrics *metrics) {
-        static const double buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                          0.1,   0.25,   0.5,   1,    2.5,   5,    10 };
+        static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                         0.25,  0.5,    1,     2.5,  5,     10};
         _koc_cleanup_free_ char *labels = NULL;
         int r;
         if (!l || !metrics)
@@ -840,8 +844,8 @@ KOC_EXPORT int koc_leader_register_metrics(koc_leader *l, koc_metrics *metrics) 
                                   &l->m_status);
         if (r >= 0)
                 r = koc_metrics_add_counter(metrics, "leader_election_transitions_total",
-                                            "Times this process started leading the lease.",
-                                            labels, &l->m_transitions);
+                                            "Times this process started leading the lease.", labels,
+                                            &l->m_transitions);
         if (r >= 0)
                 r = koc_metrics_add_histogram(metrics, "leader_election_renew_duration_seconds",
                                               "Latency of successful lease renewals.", labels,

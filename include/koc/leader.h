@@ -202,8 +202,7 @@ KOC_EXPORT int koc_leader_start(koc_leader *l);
  * The elector is stopped afterwards.  done may be NULL.  -EALREADY when a
  * step-down is already in flight. */
 typedef void (*koc_leader_done_handler_t)(koc_leader *l, int result, void *userdata);
-KOC_EXPORT int koc_leader_step_down(koc_leader *l, koc_leader_done_handler_t done,
-                                    void *userdata);
+KOC_EXPORT int koc_leader_step_down(koc_leader *l, koc_leader_done_handler_t done, void *userdata);
 
 /* Stops at once: cancels requests, the watch and timers.  When leading, the
  * state reads false and stopped_leading(CANCELLED) runs before this returns

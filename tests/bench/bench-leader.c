@@ -81,7 +81,7 @@ static koc_leader_config *make_config(const profile *p, const char *lease, const
 }
 
 static void cand_init(cand *c, const profile *p, const char *lease, const char *id) {
-        koc_error err = { 0 };
+        koc_error err = {0};
         memset(c, 0, sizeof *c);
         snprintf(c->id, sizeof c->id, "%s", id);
         if (koc_client_new(event, cluster, &c->client) < 0)
@@ -92,8 +92,8 @@ static void cand_init(cand *c, const profile *p, const char *lease, const char *
                 exit(1);
         }
         koc_leader_config_free(cfg);
-        koc_leader_set_callbacks(c->leader,
-                                 &(koc_leader_callbacks){ .started_leading = on_started }, c);
+        koc_leader_set_callbacks(c->leader, &(koc_leader_callbacks){.started_leading = on_started},
+                                 c);
         if (koc_leader_start(c->leader) < 0)
                 abort();
 }
@@ -161,7 +161,7 @@ static void bench_handoff(const profile *p) {
         int n = 0, early = 0;
         cand_init(&a, p, "bench-handoff", "handoff-a");
         cand_init(&b, p, "bench-handoff", "handoff-b");
-        pair both = { &a, &b };
+        pair both = {&a, &b};
         if (!run_until(someone_leads, &both, 5 * p->lease)) {
                 printf("  handoff: nobody leads\n");
                 goto out;
@@ -174,7 +174,7 @@ static void bench_handoff(const profile *p) {
                 next->started_at = 0;
                 if (koc_leader_step_down(old->leader, on_done, old) < 0)
                         break;
-                pair wait = { old, next };
+                pair wait = {old, next};
                 if (!run_until(done_and_started, &wait, 3 * p->lease)) {
                         printf("  handoff run %d: no successor\n", i);
                         break;
@@ -219,7 +219,7 @@ static void child_elector(const profile *p, const char *lease) {
         koc_cluster_config *cfg = NULL;
         koc_client *c = NULL;
         koc_leader *l = NULL;
-        koc_error err = { 0 };
+        koc_error err = {0};
         alarm(120); /* never outlive the benchmark */
         koc_log_set_level(KOC_LOG_WARN);
         if (sd_event_new(&e) < 0 ||
@@ -260,8 +260,8 @@ static void bench_crash(const profile *p, long *ret_rss) {
                          "/apis/coordination.k8s.io/v1/namespaces/default/leases/%s", lease);
                 for (int j = 0; j < 200 && !held; j++) {
                         char *body = NULL;
-                        long code = koc_test_apiserver_http(&server, "GET", path, NULL, NULL,
-                                                            &body);
+                        long code =
+                                koc_test_apiserver_http(&server, "GET", path, NULL, NULL, &body);
                         held = code == 200 && body &&
                                strstr(body, "\"holderIdentity\":\"crash-child\"");
                         free(body);
@@ -316,7 +316,7 @@ static double lease_requests(const char *verb) {
         return v < 0 ? 0 : v;
 }
 
-static const char *const rate_verbs[] = { "GET", "PUT", "POST", "WATCH", "LIST" };
+static const char *const rate_verbs[] = {"GET", "PUT", "POST", "WATCH", "LIST"};
 #define N_VERBS (sizeof rate_verbs / sizeof rate_verbs[0])
 
 /* Lease requests per minute, by verb, over `window` while the loop runs. */
@@ -395,12 +395,12 @@ static void bench_profile(const profile *p) {
 
 int main(int argc, char **argv) {
         bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
-        koc_error err = { 0 };
+        koc_error err = {0};
         profile profiles[] = {
-                { "short", 2 * SEC, 1500 * MS, 250 * MS, quick ? 5 : 15, quick ? 2 : 4,
-                  quick ? 5 * SEC : 10 * SEC },
-                { "defaults", 15 * SEC, 10 * SEC, 2 * SEC, quick ? 3 : 5, quick ? 1 : 2,
-                  quick ? 10 * SEC : 20 * SEC },
+                {"short", 2 * SEC, 1500 * MS, 250 * MS, quick ? 5 : 15, quick ? 2 : 4,
+                 quick ? 5 * SEC : 10 * SEC},
+                {"defaults", 15 * SEC, 10 * SEC, 2 * SEC, quick ? 3 : 5, quick ? 1 : 2,
+                 quick ? 10 * SEC : 20 * SEC},
         };
         if (!getenv("KOC_LOG_LEVEL"))
                 koc_log_set_level(KOC_LOG_WARN);

@@ -112,7 +112,7 @@ static koc_leader_config *short_config(const char *id) {
 
 static candidate *add_candidate(const char *id) {
         candidate *c = &W->c[W->n++];
-        koc_error err = { 0 };
+        koc_error err = {0};
         memset(c, 0, sizeof *c);
         snprintf(c->id, sizeof c->id, "%s", id);
         assert_int_equal(koc_client_new(W->event, W->cluster, &c->client), 0);
@@ -120,9 +120,9 @@ static candidate *add_candidate(const char *id) {
         assert_int_equal(koc_leader_new(W->event, c->client, cfg, &c->leader, &err), 0);
         koc_leader_config_free(cfg);
         koc_leader_set_callbacks(c->leader,
-                                 &(koc_leader_callbacks){ .started_leading = on_started,
-                                                          .stopped_leading = on_stopped,
-                                                          .new_leader = on_new_leader },
+                                 &(koc_leader_callbacks){.started_leading = on_started,
+                                                         .stopped_leading = on_stopped,
+                                                         .new_leader = on_new_leader},
                                  c);
         c->state = koc_leader_get_state(c->leader);
         assert_int_equal(koc_leader_start(c->leader), 0);
@@ -197,7 +197,7 @@ static bool has_stopped(void *ud) {
 
 static int setup(void **state) {
         static world w;
-        koc_error err = { 0 };
+        koc_error err = {0};
         memset(&w, 0, sizeof w);
         W = &w;
         cfg_lease = 1 * SEC;
@@ -300,7 +300,7 @@ static void run_child_elector(const char *kubeconfig) {
         koc_cluster_config *cfg = NULL;
         koc_client *c = NULL;
         koc_leader *l = NULL;
-        koc_error err = { 0 };
+        koc_error err = {0};
         alarm(30);
         if (sd_event_new(&e) < 0 ||
             koc_cluster_config_from_kubeconfig(kubeconfig, NULL, &cfg, &err) < 0 ||
@@ -480,9 +480,9 @@ static long write_foreign(const char *method, const char *spec_json) {
         char rv[64] = "";
         if (strcmp(method, "PUT") == 0) {
                 char *cur = NULL;
-                assert_int_equal(koc_test_apiserver_http(&W->server, "GET", LEASE_PATH, NULL, NULL,
-                                                         &cur),
-                                 200);
+                assert_int_equal(
+                        koc_test_apiserver_http(&W->server, "GET", LEASE_PATH, NULL, NULL, &cur),
+                        200);
                 cJSON *o = cJSON_Parse(cur);
                 const char *v = cJSON_GetStringValue(
                         cJSON_GetObjectItem(cJSON_GetObjectItem(o, "metadata"), "resourceVersion"));
@@ -495,11 +495,12 @@ static long write_foreign(const char *method, const char *spec_json) {
                  "\"metadata\":{\"name\":\"it-lease\",\"namespace\":\"default\"%s%s%s},"
                  "\"spec\":%s}",
                  rv[0] ? ",\"resourceVersion\":\"" : "", rv, rv[0] ? "\"" : "", spec_json);
-        return koc_test_apiserver_http(&W->server, method,
-                                       strcmp(method, "PUT") == 0
-                                               ? LEASE_PATH
-                                               : "/apis/coordination.k8s.io/v1/namespaces/default/leases",
-                                       body, "application/json", NULL);
+        return koc_test_apiserver_http(
+                &W->server, method,
+                strcmp(method, "PUT") == 0
+                        ? LEASE_PATH
+                        : "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+                body, "application/json", NULL);
 }
 
 static bool holder_is(void *ud) {
@@ -596,7 +597,7 @@ static void run_frozen_child(const char *kubeconfig, int fd) {
         koc_cluster_config *cfg = NULL;
         koc_client *c = NULL;
         koc_leader *l = NULL;
-        koc_error err = { 0 };
+        koc_error err = {0};
         alarm(30);
         child_pipe = fd;
         if (sd_event_new(&e) < 0 ||
@@ -608,8 +609,8 @@ static void run_frozen_child(const char *kubeconfig, int fd) {
                 _exit(3);
         child_state = koc_leader_get_state(l);
         koc_leader_set_callbacks(l,
-                                 &(koc_leader_callbacks){ .started_leading = child_started,
-                                                          .stopped_leading = child_stopped },
+                                 &(koc_leader_callbacks){.started_leading = child_started,
+                                                         .stopped_leading = child_stopped},
                                  NULL);
         if (koc_leader_start(l) < 0)
                 _exit(4);
@@ -644,7 +645,7 @@ static void test_frozen_leader(void **state) {
         }
         close(fds[1]);
         W->child = pid;
-        pipe_reader pr = { .fd = fds[0], .want = "started " };
+        pipe_reader pr = {.fd = fds[0], .want = "started "};
         assert_true(run_until(pipe_has, &pr));
         candidate *a = add_candidate("a");
         assert_true(run_until(child_leads, a));

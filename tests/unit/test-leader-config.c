@@ -24,7 +24,7 @@ static koc_leader_config *new_cfg(void) {
 
 static void test_defaults(void **state) {
         _koc_cleanup_(koc_leader_config_freep) koc_leader_config *cfg = new_cfg();
-        koc_error err = { 0 };
+        koc_error err = {0};
         assert_int_equal(koc_leader_config_get_lease_duration(cfg), 15 * SEC);
         assert_int_equal(koc_leader_config_get_renew_deadline(cfg), 10 * SEC);
         assert_int_equal(koc_leader_config_get_retry_period(cfg), 2 * SEC);
@@ -35,7 +35,7 @@ static void test_defaults(void **state) {
 
 /* Each bad configuration fails with -EINVAL and a message naming the field. */
 static void expect_invalid(koc_leader_config *cfg, const char *field) {
-        koc_error err = { 0 };
+        koc_error err = {0};
         assert_int_equal(koc_leader_config_validate(cfg, &err), -EINVAL);
         assert_int_equal(err.code, -EINVAL);
         if (!strstr(err.message, field))
@@ -87,7 +87,7 @@ static void test_rejects_nonsense(void **state) {
         expect_invalid(cfg, "identity");
         koc_leader_config_free(cfg);
 
-        koc_error err = { 0 };
+        koc_error err = {0};
         assert_int_equal(koc_leader_config_validate(NULL, &err), -EINVAL);
         assert_int_equal(koc_leader_config_validate(NULL, NULL), -EINVAL);
 }

@@ -83,7 +83,7 @@ static size_t count_requests(t *x) {
 }
 
 static lease_record rec(const char *holder, const char *rv, uint64_t transitions) {
-        lease_record r = { 0 };
+        lease_record r = {0};
         snprintf(r.holder, sizeof r.holder, "%s", holder);
         snprintf(r.resource_version, sizeof r.resource_version, "%s", rv);
         r.lease_duration_seconds = 1;
@@ -93,12 +93,13 @@ static lease_record rec(const char *holder, const char *rv, uint64_t transitions
 }
 
 static void answer(t *x, long status, const lease_record *r) {
-        step(x, (leader_event){ .type = LEADER_EV_ANSWER, .seq = x->f.req_seq,
-                                .status = status, .record = r });
+        step(x,
+             (leader_event){
+                     .type = LEADER_EV_ANSWER, .seq = x->f.req_seq, .status = status, .record = r});
 }
 
 static void answer_error(t *x, int error) {
-        step(x, (leader_event){ .type = LEADER_EV_ANSWER, .seq = x->f.req_seq, .error = error });
+        step(x, (leader_event){.type = LEADER_EV_ANSWER, .seq = x->f.req_seq, .error = error});
 }
 
 /* Echo of a write: what the server would store (new RV). */
@@ -109,12 +110,12 @@ static lease_record echo(const leader_action *a, const char *rv) {
 }
 
 static void fire_timer(t *x) {
-        step(x, (leader_event){ .type = LEADER_EV_TIMER });
+        step(x, (leader_event){.type = LEADER_EV_TIMER});
 }
 
 /* Brings x to LEADING with term `transitions` (via GET 404 + create). */
 static void make_leader(t *x) {
-        step(x, (leader_event){ .type = LEADER_EV_START });
+        step(x, (leader_event){.type = LEADER_EV_START});
         answer(x, 404, NULL);
         const leader_action *c = find(x, LEADER_ACT_CREATE);
         assert_non_null(c);
@@ -129,7 +130,7 @@ static void make_leader(t *x) {
 static void test_start_gets_first(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         assert_int_equal(x.f.state, LEADER_FSM_STANDBY);
         assert_int_equal(x.f.n_actions, 1);
         assert_int_equal(x.f.actions[0].type, LEADER_ACT_GET);
@@ -139,7 +140,7 @@ static void test_start_gets_first(void **state) {
 static void test_missing_lease_is_created(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         answer(&x, 404, NULL);
         const leader_action *c = find(&x, LEADER_ACT_CREATE);
         assert_non_null(c);
@@ -157,7 +158,7 @@ static void test_missing_lease_is_created(void **state) {
 static void test_leads_only_after_write_names_us(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         answer(&x, 404, NULL);
         uint64_t sent = x.now;
         const leader_action *c = find(&x, LEADER_ACT_CREATE);
@@ -175,7 +176,7 @@ static void test_leads_only_after_write_names_us(void **state) {
 static void test_write_answer_naming_other_does_not_lead(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         answer(&x, 404, NULL);
         lease_record other = rec("pod-b", "6", 0);
         answer(&x, 201, &other);
@@ -187,7 +188,7 @@ static void test_write_answer_naming_other_does_not_lead(void **state) {
 static void test_write_2xx_without_body_does_not_lead(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         answer(&x, 404, NULL);
         answer(&x, 200, NULL);
         assert_null(find(&x, LEADER_ACT_STARTED));
@@ -197,7 +198,7 @@ static void test_write_2xx_without_body_does_not_lead(void **state) {
 static void test_create_conflict_reads_again(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         answer(&x, 404, NULL);
         answer(&x, 409, NULL); /* AlreadyExists: someone created it first */
         assert_non_null(find(&x, LEADER_ACT_GET));
@@ -213,7 +214,7 @@ static void test_create_conflict_reads_again(void **state) {
 static void test_acquire_answer_after_deadline_does_not_lead(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         answer(&x, 404, NULL);
         lease_record r = echo(find(&x, LEADER_ACT_CREATE), "5");
         advance(&x, 700 * MS); /* longer than renew_deadline */
@@ -230,7 +231,7 @@ static void test_acquire_answer_after_deadline_does_not_lead(void **state) {
 static void test_expiry_from_observed_time_not_record(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         /* renewTime far in the past by our wall clock: skew must not matter. */
         lease_record other = rec("pod-b", "20", 3);
         other.renew_time = x.wall - 3600 * SEC;
@@ -256,7 +257,7 @@ static void test_expiry_from_observed_time_not_record(void **state) {
 static void test_record_renew_in_future_does_not_delay(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         lease_record other = rec("pod-b", "20", 0);
         other.renew_time = x.wall + 3600 * SEC; /* a writer whose clock runs ahead */
         other.lease_duration_seconds = 2;
@@ -268,13 +269,13 @@ static void test_record_renew_in_future_does_not_delay(void **state) {
 static void test_renewals_seen_push_expiry(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         lease_record other = rec("pod-b", "20", 0);
         answer(&x, 200, &other);
         advance(&x, 800 * MS);
         lease_record renewed = rec("pod-b", "21", 0);
         renewed.renew_time += 1;
-        step(&x, (leader_event){ .type = LEADER_EV_WATCH_OBJECT, .record = &renewed });
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &renewed});
         assert_int_equal(find(&x, LEADER_ACT_TIMER)->at, x.now + 1 * SEC);
         advance(&x, 300 * MS);
         fire_timer(&x); /* the old expiry would be due now */
@@ -284,7 +285,7 @@ static void test_renewals_seen_push_expiry(void **state) {
 static void test_empty_holder_is_free(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         lease_record released = rec("", "30", 5);
         answer(&x, 200, &released);
         const leader_action *u = find(&x, LEADER_ACT_UPDATE);
@@ -297,13 +298,13 @@ static void test_release_seen_on_watch_acts_after_jitter(void **state) {
         t x;
         setup_with(&x, 5 * MS, fixed_random);
         fixed_random_value = 3 * MS;
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         lease_record other = rec("pod-b", "40", 1);
         answer(&x, 200, &other);
         assert_int_equal(count_requests(&x), 0);
         advance(&x, 200 * MS);
         lease_record released = rec("", "41", 1);
-        step(&x, (leader_event){ .type = LEADER_EV_WATCH_OBJECT, .record = &released });
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &released});
         assert_int_equal(count_requests(&x), 0);
         const leader_action *tm = find(&x, LEADER_ACT_TIMER);
         assert_non_null(tm);
@@ -320,7 +321,7 @@ static void test_release_seen_on_watch_acts_after_jitter(void **state) {
 static void test_own_record_at_start_is_retaken_without_transition(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         lease_record mine = rec(ME, "50", 7);
         answer(&x, 200, &mine);
         const leader_action *u = find(&x, LEADER_ACT_UPDATE);
@@ -335,31 +336,31 @@ static void test_own_record_at_start_is_retaken_without_transition(void **state)
 static void test_new_leader_reported_on_holder_change_only(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         lease_record other = rec("pod-b", "20", 0);
         answer(&x, 200, &other);
         const leader_action *n = find(&x, LEADER_ACT_NEW_LEADER);
         assert_non_null(n);
         assert_string_equal(n->record.holder, "pod-b");
         lease_record renewed = rec("pod-b", "21", 0);
-        step(&x, (leader_event){ .type = LEADER_EV_WATCH_OBJECT, .record = &renewed });
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &renewed});
         assert_null(find(&x, LEADER_ACT_NEW_LEADER));
         lease_record c = rec("pod-c", "22", 1);
-        step(&x, (leader_event){ .type = LEADER_EV_WATCH_OBJECT, .record = &c });
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &c});
         assert_string_equal(find(&x, LEADER_ACT_NEW_LEADER)->record.holder, "pod-c");
 }
 
 static void test_stale_watch_event_is_ignored(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         lease_record other = rec("pod-b", "20", 0);
         answer(&x, 200, &other);
         uint64_t at = find(&x, LEADER_ACT_TIMER)->at;
         advance(&x, 500 * MS);
         lease_record old = rec("pod-b", "19", 0);
         old.renew_time -= 1;
-        step(&x, (leader_event){ .type = LEADER_EV_WATCH_OBJECT, .record = &old });
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &old});
         assert_null(find(&x, LEADER_ACT_TIMER)); /* expiry unchanged */
         assert_int_equal(x.f.timer_at, at);
         assert_string_equal(x.f.observed.resource_version, "20");
@@ -368,7 +369,7 @@ static void test_stale_watch_event_is_ignored(void **state) {
 static void test_acquire_failure_retries_with_get(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         lease_record released = rec("", "30", 0);
         answer(&x, 200, &released);
         assert_non_null(find(&x, LEADER_ACT_UPDATE));
@@ -386,12 +387,12 @@ static void test_acquire_failure_retries_with_get(void **state) {
 static void test_late_answer_of_old_request_ignored(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         uint64_t old_seq = x.f.req_seq;
         answer(&x, 404, NULL);
         lease_record mine = rec(ME, "9", 0);
-        step(&x, (leader_event){ .type = LEADER_EV_ANSWER, .seq = old_seq, .status = 200,
-                                 .record = &mine });
+        step(&x, (leader_event){
+                         .type = LEADER_EV_ANSWER, .seq = old_seq, .status = 200, .record = &mine});
         assert_null(find(&x, LEADER_ACT_STARTED));
         assert_int_equal(x.f.state, LEADER_FSM_ACQUIRING);
 }
@@ -430,7 +431,7 @@ static void test_transient_errors_do_not_step_down_before_deadline(void **state)
         setup(&x);
         make_leader(&x);
         uint64_t deadline = leader_fsm_valid_until(&x.f);
-        int errors[] = { 503, 0, 409, 500, 0 };
+        int errors[] = {503, 0, 409, 500, 0};
         for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++) {
                 x.now = x.f.timer_at;
                 fire_timer(&x);
@@ -534,19 +535,18 @@ static void test_watch_shows_takeover(void **state) {
         setup(&x);
         make_leader(&x);
         lease_record lagging = rec(ME, "9", 0); /* older than our write's answer */
-        step(&x, (leader_event){ .type = LEADER_EV_WATCH_OBJECT, .record = &lagging });
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &lagging});
         assert_null(find(&x, LEADER_ACT_STOPPED));
         lease_record other = rec("pod-b", "31", 1);
-        step(&x, (leader_event){ .type = LEADER_EV_WATCH_OBJECT, .record = &other });
-        assert_int_equal(find(&x, LEADER_ACT_STOPPED)->reason,
-                         KOC_LEADER_REASON_HOLDER_CHANGED);
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &other});
+        assert_int_equal(find(&x, LEADER_ACT_STOPPED)->reason, KOC_LEADER_REASON_HOLDER_CHANGED);
 }
 
 static void test_lease_deleted_while_leading(void **state) {
         t x;
         setup(&x);
         make_leader(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_WATCH_DELETED });
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_DELETED});
         assert_int_equal(find(&x, LEADER_ACT_STOPPED)->reason, KOC_LEADER_REASON_LEASE_DELETED);
         /* Then competes again: the Lease is missing, so create it. */
         assert_non_null(find(&x, LEADER_ACT_CREATE));
@@ -555,7 +555,7 @@ static void test_lease_deleted_while_leading(void **state) {
 static void test_transitions_only_on_holder_change(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         lease_record other = rec("pod-b", "20", 4);
         answer(&x, 200, &other);
         advance(&x, 1 * SEC);
@@ -601,7 +601,7 @@ static void test_step_down_releases_like_client_go(void **state) {
         t x;
         setup(&x);
         make_leader(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_STEP_DOWN });
+        step(&x, (leader_event){.type = LEADER_EV_STEP_DOWN});
         assert_int_equal(x.f.state, LEADER_FSM_RELEASING);
         assert_int_equal(leader_fsm_valid_until(&x.f), 0);
         assert_int_equal(position(&x, LEADER_ACT_STOPPED), 0);
@@ -629,7 +629,7 @@ static void test_release_retried_on_conflict(void **state) {
         /* A renewal is in flight when the step-down comes. */
         x.now = x.f.timer_at;
         fire_timer(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_STEP_DOWN });
+        step(&x, (leader_event){.type = LEADER_EV_STEP_DOWN});
         assert_non_null(find(&x, LEADER_ACT_CANCEL_REQUEST));
         assert_non_null(find(&x, LEADER_ACT_UPDATE));
         answer(&x, 409, NULL); /* the renewal landed: RV moved */
@@ -649,7 +649,7 @@ static void test_release_stops_when_someone_else_holds(void **state) {
         t x;
         setup(&x);
         make_leader(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_STEP_DOWN });
+        step(&x, (leader_event){.type = LEADER_EV_STEP_DOWN});
         answer(&x, 409, NULL);
         lease_record other = rec("pod-b", "15", 1);
         answer(&x, 200, &other);
@@ -662,7 +662,7 @@ static void test_release_gives_up_at_deadline(void **state) {
         t x;
         setup(&x);
         make_leader(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_STEP_DOWN });
+        step(&x, (leader_event){.type = LEADER_EV_STEP_DOWN});
         int n = 0;
         for (; n < 100 && x.f.state == LEADER_FSM_RELEASING; n++) {
                 if (x.f.req == LEASE_REQ_RELEASE) {
@@ -681,10 +681,10 @@ static void test_release_gives_up_at_deadline(void **state) {
 static void test_step_down_while_acquiring(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         answer(&x, 404, NULL);
         lease_record r = echo(find(&x, LEADER_ACT_CREATE), "3");
-        step(&x, (leader_event){ .type = LEADER_EV_STEP_DOWN });
+        step(&x, (leader_event){.type = LEADER_EV_STEP_DOWN});
         assert_int_equal(count_requests(&x), 0);
         answer(&x, 201, &r);
         /* Never reported as leading; the record is released at once. */
@@ -701,10 +701,10 @@ static void test_step_down_while_acquiring(void **state) {
 static void test_step_down_while_acquiring_late_answer(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         answer(&x, 404, NULL);
         lease_record r = echo(find(&x, LEADER_ACT_CREATE), "3");
-        step(&x, (leader_event){ .type = LEADER_EV_STEP_DOWN });
+        step(&x, (leader_event){.type = LEADER_EV_STEP_DOWN});
         advance(&x, 700 * MS); /* answered after its validity ran out */
         answer(&x, 201, &r);
         /* Still ours in the record: released, not left to expire. */
@@ -717,10 +717,10 @@ static void test_step_down_while_acquiring_late_answer(void **state) {
 static void test_step_down_as_follower(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         lease_record other = rec("pod-b", "20", 0);
         answer(&x, 200, &other);
-        step(&x, (leader_event){ .type = LEADER_EV_STEP_DOWN });
+        step(&x, (leader_event){.type = LEADER_EV_STEP_DOWN});
         assert_int_equal(find(&x, LEADER_ACT_DONE)->result, 0);
         assert_null(find(&x, LEADER_ACT_STOPPED));
         assert_int_equal(x.f.state, LEADER_FSM_STOPPED);
@@ -732,7 +732,7 @@ static void test_stop_cancels(void **state) {
         make_leader(&x);
         x.now = x.f.timer_at;
         fire_timer(&x); /* renewal in flight */
-        step(&x, (leader_event){ .type = LEADER_EV_STOP });
+        step(&x, (leader_event){.type = LEADER_EV_STOP});
         assert_int_equal(find(&x, LEADER_ACT_STOPPED)->reason, KOC_LEADER_REASON_CANCELLED);
         assert_non_null(find(&x, LEADER_ACT_CANCEL_REQUEST));
         assert_non_null(find(&x, LEADER_ACT_WATCH_STOP));
@@ -748,11 +748,11 @@ static void test_watch_forbidden_falls_back_to_polling(void **state) {
         t x;
         setup_with(&x, 0, fixed_random);
         fixed_random_value = 50 * MS;
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         lease_record other = rec("pod-b", "20", 0);
         answer(&x, 200, &other);
         assert_non_null(find(&x, LEADER_ACT_WATCH_START));
-        step(&x, (leader_event){ .type = LEADER_EV_WATCH_CLOSED, .status = 403 });
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_CLOSED, .status = 403});
         assert_false(x.f.can_watch);
         /* client-go's jitter: retry_period + rand * 1.2 * retry_period. */
         const leader_action *tm = find(&x, LEADER_ACT_TIMER);
@@ -790,18 +790,18 @@ static void test_watch_forbidden_falls_back_to_polling(void **state) {
 static void test_watch_restart_after_close(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         lease_record other = rec("pod-b", "20", 0);
         answer(&x, 200, &other);
-        step(&x, (leader_event){ .type = LEADER_EV_WATCH_BOOKMARK, .resource_version = "25" });
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_BOOKMARK, .resource_version = "25"});
         advance(&x, 2 * SEC);
         /* A healthy stream that the server ended: resume at once. */
-        step(&x, (leader_event){ .type = LEADER_EV_WATCH_CLOSED, .status = 200 });
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_CLOSED, .status = 200});
         const leader_action *w = find(&x, LEADER_ACT_WATCH_START);
         assert_non_null(w);
         assert_string_equal(w->record.resource_version, "25");
         /* Closed again at once: back off instead of spinning. */
-        step(&x, (leader_event){ .type = LEADER_EV_WATCH_CLOSED, .status = 200 });
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_CLOSED, .status = 200});
         assert_null(find(&x, LEADER_ACT_WATCH_START));
         assert_true(x.f.watch_at > x.now);
         x.now = x.f.watch_at;
@@ -809,13 +809,13 @@ static void test_watch_restart_after_close(void **state) {
         assert_non_null(find(&x, LEADER_ACT_WATCH_START));
         /* Errors back off exponentially. */
         uint64_t prev = x.f.watch_backoff;
-        step(&x, (leader_event){ .type = LEADER_EV_WATCH_CLOSED, .error = -ECONNRESET });
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_CLOSED, .error = -ECONNRESET});
         assert_true(x.f.watch_backoff > prev);
         /* 410: resume point too old, start over without one. */
         x.now = x.f.watch_at;
         fire_timer(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_WATCH_GONE });
-        step(&x, (leader_event){ .type = LEADER_EV_WATCH_CLOSED, .status = 410 });
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_GONE});
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_CLOSED, .status = 410});
         x.now = x.f.watch_at;
         fire_timer(&x);
         w = find(&x, LEADER_ACT_WATCH_START);
@@ -826,17 +826,16 @@ static void test_watch_restart_after_close(void **state) {
 static void test_followers_send_nothing_while_lease_healthy(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         lease_record other = rec("pod-b", "100", 0);
         answer(&x, 200, &other);
         size_t requests = 0;
         for (int i = 1; i <= 50; i++) {
                 advance(&x, 100 * MS);
                 lease_record renewed = rec("pod-b", "", 0);
-                snprintf(renewed.resource_version, sizeof renewed.resource_version, "%d",
-                         100 + i);
+                snprintf(renewed.resource_version, sizeof renewed.resource_version, "%d", 100 + i);
                 renewed.renew_time += (uint64_t)i;
-                step(&x, (leader_event){ .type = LEADER_EV_WATCH_OBJECT, .record = &renewed });
+                step(&x, (leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &renewed});
                 requests += count_requests(&x);
                 if (x.f.timer_at && x.now >= x.f.timer_at) {
                         fire_timer(&x);
@@ -849,10 +848,10 @@ static void test_followers_send_nothing_while_lease_healthy(void **state) {
 static void test_no_busy_timer_while_retry_pending(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         lease_record other = rec("pod-b", "20", 0);
         answer(&x, 200, &other);
-        step(&x, (leader_event){ .type = LEADER_EV_WATCH_CLOSED, .status = 403 });
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_CLOSED, .status = 403});
         /* A poll fails just before the holder would expire. */
         x.now = x.f.timer_at;
         fire_timer(&x);
@@ -871,7 +870,7 @@ static void test_no_busy_timer_while_retry_pending(void **state) {
 static void test_observe_timeout(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         int i;
         for (i = 0; i < 1000 && x.f.state != LEADER_FSM_STOPPED; i++) {
                 if (x.f.req == LEASE_REQ_GET) {
@@ -891,10 +890,10 @@ static void test_observe_timeout(void **state) {
 static void test_observe_timeout_not_while_reachable(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         lease_record other = rec("pod-b", "20", 0);
         answer(&x, 200, &other);
-        step(&x, (leader_event){ .type = LEADER_EV_WATCH_CLOSED, .status = 403 });
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_CLOSED, .status = 403});
         for (int i = 0; i < 200; i++) {
                 x.now = x.f.timer_at;
                 fire_timer(&x);
@@ -983,7 +982,7 @@ static void test_parse_sparse_record(void **state) {
 static void test_free_sparse_record_taken(void **state) {
         t x;
         setup(&x);
-        step(&x, (leader_event){ .type = LEADER_EV_START });
+        step(&x, (leader_event){.type = LEADER_EV_START});
         cJSON *o = cJSON_Parse("{\"metadata\":{\"name\":\"x\",\"resourceVersion\":\"5\"},"
                                "\"spec\":{\"leaseTransitions\":2}}");
         lease_record r;

@@ -55,7 +55,7 @@ typedef struct sim_event {
         lease_req req;
         uint64_t seq;
         lease_record rec;
-        bool drop_answer;  /* applied, but the client times out */
+        bool drop_answer; /* applied, but the client times out */
         uint64_t timeout_at;
         /* answer */
         int error;
@@ -68,11 +68,11 @@ typedef struct sim_event {
 typedef struct elector {
         leader_fsm f;
         char id[16];
-        uint64_t offset;      /* its boottime = virtual time + offset */
+        uint64_t offset; /* its boottime = virtual time + offset */
         uint64_t frozen_until;
         bool watching;
-        uint64_t watch_gen;   /* events of older watches are dropped */
-        uint64_t watch_last;  /* FIFO delivery on the stream */
+        uint64_t watch_gen;  /* events of older watches are dropped */
+        uint64_t watch_last; /* FIFO delivery on the stream */
         uint64_t cancelled_seq;
         bool alive;
         int n_started, n_stopped;
@@ -246,7 +246,7 @@ static void apply(sim_event *x) {
         elector *e = &S.e[x->who];
         long status = 200;
         bool has = false;
-        lease_record out = { 0 };
+        lease_record out = {0};
         switch (x->req) {
         case LEASE_REQ_GET:
                 if (S.exists) {
@@ -287,9 +287,10 @@ static void apply(sim_event *x) {
                 break;
         }
         if (getenv("SIM_TRACE"))
-                fprintf(stderr, "  apply who=%d req=%s rv=%s holder=%s -> %ld stored holder=%s rv=%s\n",
-                        x->who, lease_req_to_string(x->req), x->rec.resource_version,
-                        x->rec.holder, status, S.stored.holder, S.stored.resource_version);
+                fprintf(stderr,
+                        "  apply who=%d req=%s rv=%s holder=%s -> %ld stored holder=%s rv=%s\n",
+                        x->who, lease_req_to_string(x->req), x->rec.resource_version, x->rec.holder,
+                        status, S.stored.holder, S.stored.resource_version);
         uint64_t at = S.now + latency();
         sim_event *a;
         if (x->drop_answer || at > x->timeout_at) {
@@ -322,14 +323,14 @@ static void chaos(void) {
                 }
                 break;
         case 2:
-                step(i, (leader_event){ .type = LEADER_EV_STEP_DOWN });
+                step(i, (leader_event){.type = LEADER_EV_STEP_DOWN});
                 break;
         case 3:
-                step(i, (leader_event){ .type = LEADER_EV_STOP });
+                step(i, (leader_event){.type = LEADER_EV_STOP});
                 break;
         default:
                 if (e->f.state == LEADER_FSM_STOPPED)
-                        step(i, (leader_event){ .type = LEADER_EV_START });
+                        step(i, (leader_event){.type = LEADER_EV_START});
                 break;
         }
 }
@@ -349,8 +350,9 @@ static void check_safety(void) {
                          (unsigned long long)S.now);
         }
         if (valid == 1 && (!S.exists || strcmp(S.stored.holder, S.e[who].id) != 0))
-                fail_msg("t=%llu: %s considers itself leader but the server stores holder \"%s\"", (unsigned long long)S.now,
-                         S.e[who].id, S.exists ? S.stored.holder : "(none)");
+                fail_msg("t=%llu: %s considers itself leader but the server stores holder \"%s\"",
+                         (unsigned long long)S.now, S.e[who].id,
+                         S.exists ? S.stored.holder : "(none)");
 }
 
 static uint64_t fsm_random(uint64_t n) {
@@ -366,14 +368,14 @@ static void run_sim(uint64_t seed, uint64_t chaos_for, uint64_t calm_for) {
                 snprintf(e->id, sizeof e->id, "e%d", i);
                 e->offset = rnd(1000) * SEC; /* unrelated boot times */
                 e->alive = true;
-                leader_fsm_init(&e->f, &(leader_fsm_config){ .identity = e->id,
-                                                             .lease_duration = 1 * SEC,
-                                                             .renew_deadline = 600 * MS,
-                                                             .retry_period = 100 * MS,
-                                                             .observe_timeout = 0,
-                                                             .jitter_max = 5 * MS,
-                                                             .random = fsm_random });
-                step(i, (leader_event){ .type = LEADER_EV_START });
+                leader_fsm_init(&e->f, &(leader_fsm_config){.identity = e->id,
+                                                            .lease_duration = 1 * SEC,
+                                                            .renew_deadline = 600 * MS,
+                                                            .retry_period = 100 * MS,
+                                                            .observe_timeout = 0,
+                                                            .jitter_max = 5 * MS,
+                                                            .random = fsm_random});
+                step(i, (leader_event){.type = LEADER_EV_START});
         }
         for (uint64_t t = 0; t < chaos_for; t += rnd(400 * MS) + 1)
                 push(t, K_CHAOS, 0);
@@ -400,12 +402,13 @@ static void run_sim(uint64_t seed, uint64_t chaos_for, uint64_t calm_for) {
                         for (int i = 0; i < N_ELECTORS; i++) {
                                 S.e[i].frozen_until = 0;
                                 if (S.e[i].f.state == LEADER_FSM_STOPPED)
-                                        step(i, (leader_event){ .type = LEADER_EV_START });
+                                        step(i, (leader_event){.type = LEADER_EV_START});
                         }
                 }
                 elector *e = &S.e[x->who];
                 if (getenv("SIM_TRACE"))
-                        fprintf(stderr, "t=%llu kind=%d who=%d seq=%llu status=%ld error=%d state=%s\n",
+                        fprintf(stderr,
+                                "t=%llu kind=%d who=%d seq=%llu status=%ld error=%d state=%s\n",
                                 (unsigned long long)S.now, x->kind, x->who,
                                 (unsigned long long)x->seq, x->status, x->error,
                                 leader_fsm_state_to_string(e->f.state));
@@ -413,7 +416,7 @@ static void run_sim(uint64_t seed, uint64_t chaos_for, uint64_t calm_for) {
                 case K_TIMER:
                         /* Only the timer the machine armed last. */
                         if (e->f.timer_at == x->seq)
-                                step(x->who, (leader_event){ .type = LEADER_EV_TIMER });
+                                step(x->who, (leader_event){.type = LEADER_EV_TIMER});
                         break;
                 case K_APPLY:
                         apply(x);
@@ -421,26 +424,28 @@ static void run_sim(uint64_t seed, uint64_t chaos_for, uint64_t calm_for) {
                 case K_ANSWER:
                         if (x->seq == e->cancelled_seq)
                                 break;
-                        step(x->who, (leader_event){ .type = LEADER_EV_ANSWER, .seq = x->seq,
-                                                     .error = x->error, .status = x->status,
-                                                     .record = x->has_rec ? &x->rec : NULL });
+                        step(x->who, (leader_event){.type = LEADER_EV_ANSWER,
+                                                    .seq = x->seq,
+                                                    .error = x->error,
+                                                    .status = x->status,
+                                                    .record = x->has_rec ? &x->rec : NULL});
                         break;
                 case K_WATCH:
                         if (!e->watching || x->watch_gen != e->watch_gen)
                                 break;
                         if (x->deleted)
-                                step(x->who, (leader_event){ .type = LEADER_EV_WATCH_DELETED });
+                                step(x->who, (leader_event){.type = LEADER_EV_WATCH_DELETED});
                         else
-                                step(x->who, (leader_event){ .type = LEADER_EV_WATCH_OBJECT,
-                                                             .record = &x->rec });
+                                step(x->who, (leader_event){.type = LEADER_EV_WATCH_OBJECT,
+                                                            .record = &x->rec});
                         break;
                 case K_WATCH_CLOSE:
                         if (!e->watching || x->watch_gen != e->watch_gen)
                                 break;
                         e->watching = false;
                         e->watch_gen++;
-                        step(x->who, (leader_event){ .type = LEADER_EV_WATCH_CLOSED,
-                                                     .status = x->status });
+                        step(x->who,
+                             (leader_event){.type = LEADER_EV_WATCH_CLOSED, .status = x->status});
                         break;
                 case K_CHAOS:
                         chaos();

@@ -153,7 +153,7 @@ static void setup_fake(fake *f) {
         f->now = 500 * SEC;
         f->wall = UINT64_C(1795000000) * SEC;
         koc_leader_config *cfg = NULL;
-        koc_error err = { 0 };
+        koc_error err = {0};
         assert_int_equal(koc_leader_config_new("ns1", "my-lease", &cfg), 0);
         assert_int_equal(koc_leader_config_set_identity(cfg, "me"), 0);
         koc_leader_config_set_lease_duration(cfg, 1 * SEC);
@@ -165,9 +165,9 @@ static void setup_fake(fake *f) {
         f->state = koc_leader_get_state(f->leader);
         leader_state_set_clock(f->state, state_clock, f);
         koc_leader_set_callbacks(f->leader,
-                                 &(koc_leader_callbacks){ .started_leading = on_started,
-                                                          .stopped_leading = on_stopped,
-                                                          .new_leader = on_new_leader },
+                                 &(koc_leader_callbacks){.started_leading = on_started,
+                                                         .stopped_leading = on_stopped,
+                                                         .new_leader = on_new_leader},
                                  f);
 }
 
@@ -181,14 +181,14 @@ static void reply(fake *f, long status, const char *json) {
         assert_true(f->pending);
         f->pending = false;
         cJSON *body = json ? cJSON_Parse(json) : NULL;
-        koc_response r = { .status = status, .body = body, .message = "" };
+        koc_response r = {.status = status, .body = body, .message = ""};
         f->handler(NULL, &r, f->userdata);
         cJSON_Delete(body);
 }
 
 static void reply_error(fake *f, int error) {
         f->pending = false;
-        koc_response r = { .error = error, .message = "transport" };
+        koc_response r = {.error = error, .message = "transport"};
         f->handler(NULL, &r, f->userdata);
 }
 
@@ -296,8 +296,7 @@ static void test_holder_changed_state_false_first(void **state) {
               "\"spec\":{\"holderIdentity\":\"other\",\"leaseDurationSeconds\":1,"
               "\"leaseTransitions\":1}}");
         assert_false(f.state_in_stopped);
-        assert_string_equal(f.log,
-                            "holder(me) started(0) holder(other) stopped(holder-changed) ");
+        assert_string_equal(f.log, "holder(me) started(0) holder(other) stopped(holder-changed) ");
         assert_false(koc_leader_state_is_leader(f.state));
         uint64_t transitions;
         char holder[64];
@@ -379,7 +378,7 @@ static void test_watch_release_takeover(void **state) {
                                  "\"annotations\":{\"keep\":\"me\"}},"
                                  "\"spec\":{\"holderIdentity\":\"\",\"leaseDurationSeconds\":1,"
                                  "\"leaseTransitions\":4}}");
-        koc_watch_event ev = { .type = KOC_WATCH_MODIFIED, .object = obj, .message = "" };
+        koc_watch_event ev = {.type = KOC_WATCH_MODIFIED, .object = obj, .message = ""};
         f.watch_handler(NULL, &ev, f.watch_userdata);
         cJSON_Delete(obj);
         /* No jitter source here: acts at once. */
@@ -395,7 +394,7 @@ static void test_watch_release_takeover(void **state) {
         assert_non_null(strstr(f.log, "started(5)"));
 
         /* Watch forbidden later on: nothing breaks while leading. */
-        koc_watch_event closed = { .type = KOC_WATCH_CLOSED, .status = 403, .message = "" };
+        koc_watch_event closed = {.type = KOC_WATCH_CLOSED, .status = 403, .message = ""};
         f.watch_handler(NULL, &closed, f.watch_userdata);
         assert_true(koc_leader_state_is_leader(f.state));
         teardown_fake(&f);
@@ -411,7 +410,7 @@ static void test_reason_names(void **state) {
 static void test_new_rejects_bad_config(void **state) {
         koc_leader_config *cfg = NULL;
         koc_leader *l = NULL;
-        koc_error err = { 0 };
+        koc_error err = {0};
         assert_int_equal(koc_leader_config_new("ns", "x", &cfg), 0);
         koc_leader_config_set_renew_deadline(cfg, 20 * SEC);
         assert_int_equal(leader_new_with_transport(&fake_ops, NULL, cfg, &l, &err), -EINVAL);
@@ -448,7 +447,8 @@ static void test_metrics(void **state) {
         char *s = stored(&f, "101");
         reply(&f, 200, s);
         free(s);
-        assert_true(rendered_has(m, "leader_election_renew_duration_seconds_count{name=\"my-lease\"} 1"));
+        assert_true(rendered_has(
+                m, "leader_election_renew_duration_seconds_count{name=\"my-lease\"} 1"));
         fire(&f);
         reply(&f, 500, NULL);
         assert_true(rendered_has(m, "leader_election_renew_errors_total{name=\"my-lease\"} 1"));
