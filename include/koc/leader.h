@@ -80,6 +80,10 @@ typedef struct koc_leader_state koc_leader_state;
 /* Longest identity kept; longer ones are rejected by validation. */
 #define KOC_LEADER_IDENTITY_MAX 253
 
+/* Identities must differ between replicas: two processes with one identity
+ * both believe they hold the Lease.  $HOSTNAME is the pod name in Kubernetes,
+ * but copies started on one machine share it; give them --identity (CUSTOM)
+ * or use GENERATED. */
 typedef enum koc_leader_identity_mode {
         /* $HOSTNAME (the pod name in Kubernetes), else a random UUID. */
         KOC_LEADER_IDENTITY_POD_NAME_OR_UUID = 0,
