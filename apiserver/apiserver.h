@@ -180,8 +180,8 @@ struct server {
         sd_event_source *sweep_timer;
         size_t watch_buffer_max;
         /* faults */
-        cJSON *faults;     /* array of rules, each with a remaining "count" */
-        request *hanging;  /* requests held by a "hang" rule */
+        cJSON *faults;    /* array of rules, each with a remaining "count" */
+        request *hanging; /* requests held by a "hang" rule */
         bool stopping;
         /* metrics */
         strmap metrics;

@@ -12,15 +12,15 @@
 #define CRD_KEY "apiextensions.k8s.io/customresourcedefinitions"
 
 static void add_verbs(cJSON *r) {
-        static const char *const verbs[] = { "create", "delete", "deletecollection", "get",
-                                             "list",   "patch",  "update",           "watch" };
+        static const char *const verbs[] = {"create", "delete", "deletecollection", "get",
+                                            "list",   "patch",  "update",           "watch"};
         cJSON *v = cJSON_AddArrayToObject(r, "verbs");
         for (size_t i = 0; i < KOC_ELEMENTSOF(verbs); i++)
                 cJSON_AddItemToArray(v, cJSON_CreateString(verbs[i]));
 }
 
-static void add_resource(cJSON *arr, const char *plural, const char *kind, bool namespaced, bool status,
-                         const char *short_names) {
+static void add_resource(cJSON *arr, const char *plural, const char *kind, bool namespaced,
+                         bool status, const char *short_names) {
         char singular[256];
         cJSON *r = cJSON_CreateObject();
 
@@ -36,7 +36,8 @@ static void add_resource(cJSON *arr, const char *plural, const char *kind, bool 
                 cJSON *sn = cJSON_AddArrayToObject(r, "shortNames");
                 char buf[128];
                 snprintf(buf, sizeof buf, "%s", short_names);
-                for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                for (char *save = NULL, *t = strtok_r(buf, ",", &save); t;
+                     t = strtok_r(NULL, ",", &save))
                         cJSON_AddItemToArray(sn, cJSON_CreateString(t));
         }
         cJSON_AddItemToArray(arr, r);
@@ -72,7 +73,7 @@ typedef void (*gv_fn)(const char *group, const char *version, void *userdata);
 static void each_group_version(server *srv, gv_fn fn, void *userdata) {
         size_t n;
         const resinfo *ri = builtin_resources(&n);
-        strmap seen = { 0 };
+        strmap seen = {0};
         char key[512];
 
         for (size_t i = 0; i < n; i++) {
@@ -129,7 +130,8 @@ static void add_group_version(const char *group, const char *version, void *user
         if (!*group || (ctx->only && strcmp(ctx->only, group) != 0))
                 return;
         snprintf(gv, sizeof gv, "%s/%s", group, version);
-        cJSON_ArrayForEach(it, ctx->groups) if (strcmp(json_str(it, "name") ?: "", group) == 0) g = it;
+        cJSON_ArrayForEach(it, ctx->groups) if (strcmp(json_str(it, "name") ?: "", group) == 0) g =
+                it;
         if (!g) {
                 g = cJSON_CreateObject();
                 cJSON_AddStringToObject(g, "name", group);
@@ -161,8 +163,8 @@ static cJSON *resource_list(server *srv, const char *group, const char *version)
         arr = cJSON_AddArrayToObject(l, "resources");
         for (size_t i = 0; i < n; i++)
                 if (strcmp(ri[i].group, group) == 0 && strcmp(ri[i].version, version) == 0)
-                        add_resource(arr, ri[i].resource, ri[i].kind, ri[i].namespaced, ri[i].has_status,
-                                     ri[i].short_names);
+                        add_resource(arr, ri[i].resource, ri[i].kind, ri[i].namespaced,
+                                     ri[i].has_status, ri[i].short_names);
         collection *crds = strmap_get(&srv->collections, CRD_KEY);
         size_t b = 0;
         if (crds)
@@ -173,7 +175,8 @@ static cJSON *resource_list(server *srv, const char *group, const char *version)
                         const char *plural = json_str(o->json, "spec.names.plural");
                         const char *kind = json_str(o->json, "spec.names.kind");
                         const char *scope = json_str(o->json, "spec.scope");
-                        if (!g || !plural || !kind || strcmp(g, group) != 0 || has_resource(arr, plural))
+                        if (!g || !plural || !kind || strcmp(g, group) != 0 ||
+                            has_resource(arr, plural))
                                 continue;
                         const cJSON *v;
                         bool served = false, status = false;
@@ -188,13 +191,15 @@ static cJSON *resource_list(server *srv, const char *group, const char *version)
                         char sn[128] = "";
                         const cJSON *s;
                         cJSON_ArrayForEach(s, json_path(o->json, "spec.names.shortNames")) {
-                                if (cJSON_IsString(s) && strlen(sn) + strlen(s->valuestring) + 2 < sizeof sn) {
+                                if (cJSON_IsString(s) &&
+                                    strlen(sn) + strlen(s->valuestring) + 2 < sizeof sn) {
                                         if (*sn)
                                                 strcat(sn, ",");
                                         strcat(sn, s->valuestring);
                                 }
                         }
-                        add_resource(arr, plural, kind, !scope || strcmp(scope, "Cluster") != 0, status, sn);
+                        add_resource(arr, plural, kind, !scope || strcmp(scope, "Cluster") != 0,
+                                     status, sn);
                 }
         b = 0;
         for (strmap_entry *e = strmap_next(&srv->collections, &b, NULL); e;
@@ -228,7 +233,8 @@ int discovery_handle(server *srv, const char *url, reply *ret) {
                 cJSON_AddStringToObject(doc, "major", "1");
                 cJSON_AddStringToObject(doc, "minor", "35");
                 cJSON_AddStringToObject(doc, "gitVersion", "v1.35.0+koc");
-                cJSON_AddStringToObject(doc, "gitCommit", "0000000000000000000000000000000000000000");
+                cJSON_AddStringToObject(doc, "gitCommit",
+                                        "0000000000000000000000000000000000000000");
                 cJSON_AddStringToObject(doc, "gitTreeState", "clean");
                 cJSON_AddStringToObject(doc, "buildDate", "2026-01-01T00:00:00Z");
                 cJSON_AddStringToObject(doc, "goVersion", "go1.25.0");
@@ -247,7 +253,7 @@ int discovery_handle(server *srv, const char *url, reply *ret) {
         } else if (strcmp(url, "/api/v1") == 0 || strcmp(url, "/api/v1/") == 0) {
                 doc = resource_list(srv, "", "v1");
         } else if (strcmp(url, "/apis") == 0 || strcmp(url, "/apis/") == 0) {
-                groups_ctx ctx = { .groups = cJSON_CreateArray() };
+                groups_ctx ctx = {.groups = cJSON_CreateArray()};
                 doc = cJSON_CreateObject();
                 cJSON_AddStringToObject(doc, "kind", "APIGroupList");
                 cJSON_AddStringToObject(doc, "apiVersion", "v1");
@@ -268,14 +274,14 @@ int discovery_handle(server *srv, const char *url, reply *ret) {
                         if (end)
                                 *end = 0;
                 }
-                find_ctx f = { group, *version ? version : NULL, false };
+                find_ctx f = {group, *version ? version : NULL, false};
                 each_group_version(srv, find_gv, &f);
                 if (!f.found)
                         return -ENOENT;
                 if (*version)
                         doc = resource_list(srv, group, version);
                 else {
-                        groups_ctx ctx = { .groups = cJSON_CreateArray(), .only = group };
+                        groups_ctx ctx = {.groups = cJSON_CreateArray(), .only = group};
                         each_group_version(srv, add_group_version, &ctx);
                         doc = cJSON_DetachItemFromArray(ctx.groups, 0);
                         cJSON_Delete(ctx.groups);

@@ -11,13 +11,15 @@
 
 #include "apiserver.h"
 
-static const char *const verbs[] = { "get", "list", "watch", "create", "update", "patch", "delete" };
+static const char *const verbs[] = {"get", "list", "watch", "create", "update", "patch", "delete"};
 
-static bool number_in(const cJSON *rule, const char *name, double lo, double hi, char *err, size_t errlen) {
+static bool number_in(const cJSON *rule, const char *name, double lo, double hi, char *err,
+                      size_t errlen) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(rule, name);
         if (!v)
                 return true;
-        if (!cJSON_IsNumber(v) || isnan(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi) {
+        if (!cJSON_IsNumber(v) || isnan(v->valuedouble) || v->valuedouble < lo ||
+            v->valuedouble > hi) {
                 snprintf(err, errlen, "%s must be a number in [%g, %g]", name, lo, hi);
                 return false;
         }
@@ -25,9 +27,9 @@ static bool number_in(const cJSON *rule, const char *name, double lo, double hi,
 }
 
 int faults_add(server *srv, const cJSON *rule, char *err, size_t errlen) {
-        static const char *const known[] = { "resource", "verb", "latency_ms", "error_rate",
-                                             "error_code", "retry_after", "drop_rate", "hang",
-                                             "watch_close_after_ms", "count" };
+        static const char *const known[] = {
+                "resource",    "verb",      "latency_ms", "error_rate",           "error_code",
+                "retry_after", "drop_rate", "hang",       "watch_close_after_ms", "count"};
         const cJSON *item;
 
         if (!cJSON_IsObject(rule)) {
@@ -55,7 +57,8 @@ int faults_add(server *srv, const cJSON *rule, char *err, size_t errlen) {
                         ok = ok || strcmp(verb->valuestring, verbs[i]) == 0;
                 if (!ok) {
                         snprintf(err, errlen,
-                                 "verb must be one of get, list, watch, create, update, patch, delete");
+                                 "verb must be one of get, list, watch, create, update, patch, "
+                                 "delete");
                         return -EINVAL;
                 }
         }
@@ -116,7 +119,7 @@ static double num(const cJSON *rule, const char *name, double dflt) {
 }
 
 void faults_match(server *srv, const char *resource, const char *verb, fault_action *ret) {
-        fault_action fa = { .watch_close_after_ms = -1 };
+        fault_action fa = {.watch_close_after_ms = -1};
         cJSON *rule = srv->faults ? srv->faults->child : NULL, *next;
 
         for (; rule; rule = next) {
@@ -130,7 +133,8 @@ void faults_match(server *srv, const char *resource, const char *verb, fault_act
                 if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rule, "hang")))
                         fa.hang = true;
                 /* An error_code without an error_rate fails every match. */
-                double rate = num(rule, "error_rate", cJSON_GetObjectItemCaseSensitive(rule, "error_code") ? 1 : 0);
+                double rate = num(rule, "error_rate",
+                                  cJSON_GetObjectItemCaseSensitive(rule, "error_code") ? 1 : 0);
                 if (!fa.error_code && chance(rate)) {
                         fa.error_code = (int)num(rule, "error_code", 500);
                         fa.retry_after = (unsigned)num(rule, "retry_after", 0);
@@ -138,7 +142,8 @@ void faults_match(server *srv, const char *resource, const char *verb, fault_act
                 if (chance(num(rule, "drop_rate", 0)))
                         fa.drop = true;
                 double wc = num(rule, "watch_close_after_ms", -1);
-                if (wc >= 0 && (fa.watch_close_after_ms < 0 || (int64_t)wc < fa.watch_close_after_ms))
+                if (wc >= 0 &&
+                    (fa.watch_close_after_ms < 0 || (int64_t)wc < fa.watch_close_after_ms))
                         fa.watch_close_after_ms = (int64_t)wc;
                 cJSON *count = cJSON_GetObjectItemCaseSensitive(rule, "count");
                 if (cJSON_IsNumber(count)) {

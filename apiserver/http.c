@@ -83,7 +83,7 @@ void http_release_hanging(server *srv) {
                 hang_unlink(req);
                 /* Released: the request now runs as if it had just arrived
                  * (the rule that held it is gone). */
-                req->fa = (fault_action){ .watch_close_after_ms = -1 };
+                req->fa = (fault_action){.watch_close_after_ms = -1};
                 resume_request(req);
         }
 }
@@ -138,14 +138,16 @@ static enum MHD_Result queue(request *req, int code, char *body, const char *con
                 if (d) {
                         d->body = body;
                         d->len = len;
-                        resp = MHD_create_response_from_callback(len, 4096, drop_read, d, drop_free);
+                        resp = MHD_create_response_from_callback(len, 4096, drop_read, d,
+                                                                 drop_free);
                         if (!resp)
                                 drop_free(d);
                         body = NULL;
                 }
         } else
                 resp = MHD_create_response_from_buffer(len, body ? body : (char *)"",
-                                                       body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+                                                       body ? MHD_RESPMEM_MUST_FREE
+                                                            : MHD_RESPMEM_PERSISTENT);
         if (!resp) {
                 free(body);
                 return MHD_NO;
@@ -170,13 +172,14 @@ static enum MHD_Result queue_reply(request *req, reply *r) {
 
 static enum MHD_Result queue_status(request *req, int code, const char *reason, const char *msg,
                                     cJSON *details) {
-        reply r = { 0 };
+        reply r = {0};
         reply_status(&r, code, reason, msg, details);
         return queue_reply(req, &r);
 }
 
 static bool authorized(request *req) {
-        const char *h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        const char *h = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_AUTHORIZATION);
         size_t n = strlen(req->srv->token);
         if (!h || strncasecmp(h, "Bearer ", 7) != 0)
                 return false;
@@ -188,9 +191,10 @@ static bool authorized(request *req) {
 
 static const char *metric_verb(const char *verb) {
         static const char *const map[][2] = {
-                { "get", "GET" },       { "list", "LIST" },     { "watch", "WATCH" },
-                { "create", "POST" },   { "update", "PUT" },    { "patch", "PATCH" },
-                { "delete", "DELETE" }, { "deletecollection", "DELETECOLLECTION" },
+                {"get", "GET"},       {"list", "LIST"},
+                {"watch", "WATCH"},   {"create", "POST"},
+                {"update", "PUT"},    {"patch", "PATCH"},
+                {"delete", "DELETE"}, {"deletecollection", "DELETECOLLECTION"},
         };
         for (size_t i = 0; i < KOC_ELEMENTSOF(map); i++)
                 if (strcmp(map[i][0], verb) == 0)
@@ -204,7 +208,8 @@ static bool is_watch(struct MHD_Connection *conn) {
 }
 
 /* The Kubernetes verb of a resource request, or NULL when not allowed. */
-static const char *request_verb(const char *method, const api_path *p, struct MHD_Connection *conn) {
+static const char *request_verb(const char *method, const api_path *p,
+                                struct MHD_Connection *conn) {
         if (strcmp(method, "GET") == 0)
                 return is_watch(conn) ? "watch" : p->name ? "get" : "list";
         if (strcmp(method, "POST") == 0)
@@ -222,7 +227,7 @@ static enum MHD_Result injected_error(request *req, const api_path *p, const cha
         int code = req->fa.error_code;
         unsigned ra = req->fa.retry_after;
         char qr[256], msg[700];
-        reply r = { 0 };
+        reply r = {0};
         cJSON *d = NULL;
 
         qualified_resource(p->group, p->resource, qr, sizeof qr);
@@ -232,13 +237,16 @@ static enum MHD_Result injected_error(request *req, const api_path *p, const cha
                         ra = 1;
                 d = cJSON_CreateObject();
                 cJSON_AddNumberToObject(d, "retryAfterSeconds", ra);
-                reply_status(&r, code, "TooManyRequests", "Too many requests, please try again later.", d);
+                reply_status(&r, code, "TooManyRequests",
+                             "Too many requests, please try again later.", d);
                 break;
         case 403:
                 snprintf(msg, sizeof msg,
-                         "%s is forbidden: User \"system:serviceaccount:default:koc\" cannot %s resource "
+                         "%s is forbidden: User \"system:serviceaccount:default:koc\" cannot %s "
+                         "resource "
                          "\"%s\" in API group \"%s\"%s%s%s",
-                         qr, verb, p->resource, p->group, p->ns ? " in the namespace \"" : " at the cluster scope",
+                         qr, verb, p->resource, p->group,
+                         p->ns ? " in the namespace \"" : " at the cluster scope",
                          p->ns ? p->ns : "", p->ns ? "\"" : "");
                 d = cJSON_CreateObject();
                 if (p->name)
@@ -253,17 +261,19 @@ static enum MHD_Result injected_error(request *req, const api_path *p, const cha
                 cJSON *causes = cJSON_AddArrayToObject(d, "causes"), *c = cJSON_CreateObject();
                 cJSON_AddStringToObject(c, "message", "injected fault");
                 cJSON_AddItemToArray(causes, c);
-                reply_status(&r, code, "InternalError", "Internal error occurred: injected fault", d);
+                reply_status(&r, code, "InternalError", "Internal error occurred: injected fault",
+                             d);
                 break;
         case 503:
-                reply_status(&r, code, "ServiceUnavailable", "the server is currently unable to handle the request",
-                             NULL);
+                reply_status(&r, code, "ServiceUnavailable",
+                             "the server is currently unable to handle the request", NULL);
                 break;
         case 504:
-                reply_status(&r, code, "Timeout",
-                             "the server was unable to return a response in the time allotted, but may "
-                             "still be processing the request",
-                             NULL);
+                reply_status(
+                        &r, code, "Timeout",
+                        "the server was unable to return a response in the time allotted, but may "
+                        "still be processing the request",
+                        NULL);
                 break;
         case 401:
                 reply_status(&r, code, "Unauthorized", "Unauthorized", NULL);
@@ -273,7 +283,8 @@ static enum MHD_Result injected_error(request *req, const api_path *p, const cha
                 break;
         case 409:
                 snprintf(msg, sizeof msg,
-                         "Operation cannot be fulfilled on %s \"%s\": the object has been modified; please "
+                         "Operation cannot be fulfilled on %s \"%s\": the object has been "
+                         "modified; please "
                          "apply your changes to the latest version and try again",
                          qr, p->name ? p->name : "");
                 reply_status(&r, code, "Conflict", msg, NULL);
@@ -291,7 +302,7 @@ static enum MHD_Result handle_admin(request *req, const char *method) {
 
         if (strcmp(method, "GET") == 0) {
                 cJSON *l = faults_list(srv);
-                reply r = { 0 };
+                reply r = {0};
                 reply_json(&r, 200, l);
                 cJSON_Delete(l);
                 return queue_reply(req, &r);
@@ -301,7 +312,8 @@ static enum MHD_Result handle_admin(request *req, const char *method) {
                 return queue_status(req, 200, NULL, "fault rules cleared", NULL);
         }
         if (strcmp(method, "POST") == 0) {
-                cJSON *rule = cJSON_ParseWithLength(req->body.data ? req->body.data : "", req->body.len);
+                cJSON *rule =
+                        cJSON_ParseWithLength(req->body.data ? req->body.data : "", req->body.len);
                 int r = rule ? faults_add(srv, rule, err, sizeof err) : -EINVAL;
                 if (!rule)
                         snprintf(err, sizeof err, "the body is not valid JSON");
@@ -311,7 +323,8 @@ static enum MHD_Result handle_admin(request *req, const char *method) {
                 return queue_status(req, 200, NULL, "fault rule added", NULL);
         }
         return queue_status(req, 405, "MethodNotAllowed",
-                            "the server does not allow this method on the requested resource", NULL);
+                            "the server does not allow this method on the requested resource",
+                            NULL);
 }
 
 static int on_delay(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -328,8 +341,9 @@ static enum MHD_Result handle_resource(request *req, const char *method, api_pat
 
         if (!verb) {
                 req->mverb = strcmp(method, "POST") == 0 ? "POST" : method;
-                return queue_status(req, 405, "MethodNotAllowed",
-                                    "the server does not allow this method on the requested resource", NULL);
+                return queue_status(
+                        req, 405, "MethodNotAllowed",
+                        "the server does not allow this method on the requested resource", NULL);
         }
         req->mverb = metric_verb(verb);
         snprintf(req->mresource, sizeof req->mresource, "%s", p->resource);
@@ -344,13 +358,15 @@ static enum MHD_Result handle_resource(request *req, const char *method, api_pat
                 }
                 if (req->fa.latency_ms > 0 && !srv->stopping &&
                     sd_event_add_time_relative(srv->event, &req->delay, CLOCK_BOOTTIME,
-                                               req->fa.latency_ms * 1000, 1000, on_delay, req) >= 0) {
+                                               req->fa.latency_ms * 1000, 1000, on_delay,
+                                               req) >= 0) {
                         park(req, false);
                         return MHD_YES;
                 }
         }
         if (srv->stopping)
-                return queue_status(req, 503, "ServiceUnavailable", "the server is shutting down", NULL);
+                return queue_status(req, 503, "ServiceUnavailable", "the server is shutting down",
+                                    NULL);
         if (req->fa.error_code)
                 return injected_error(req, p, verb);
         if (req->too_large) {
@@ -359,7 +375,7 @@ static enum MHD_Result handle_resource(request *req, const char *method, api_pat
                 return queue_status(req, 413, "RequestEntityTooLarge", msg, NULL);
         }
         if (strcmp(verb, "watch") == 0) {
-                reply r = { 0 };
+                reply r = {0};
                 struct MHD_Response *resp;
                 if (req->fa.drop)
                         req->fa.watch_close_after_ms = 0;
@@ -374,37 +390,42 @@ static enum MHD_Result handle_resource(request *req, const char *method, api_pat
                 metrics_observe(srv, req->mverb, req->mresource, 200, elapsed(req));
                 return ret;
         }
-        reply r = { 0 };
-        const char *ct = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        reply r = {0};
+        const char *ct = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_TYPE);
         if (ct && strncasecmp(ct, "application/vnd.kubernetes.protobuf", 35) == 0 &&
             (strcmp(verb, "create") == 0 || strcmp(verb, "update") == 0)) {
                 char err[512];
-                char *json = protobuf_to_json(req->body.data ? req->body.data : "", req->body.len, err, sizeof err);
+                char *json = protobuf_to_json(req->body.data ? req->body.data : "", req->body.len,
+                                              err, sizeof err);
                 if (!json)
                         return queue_status(req, 415, "UnsupportedMediaType", err, NULL);
                 store_handle(srv, req->conn, verb, p, json, strlen(json), "application/json", &r);
                 free(json);
                 return queue_reply(req, &r);
         }
-        store_handle(srv, req->conn, verb, p, req->body.data ? req->body.data : "", req->body.len, ct, &r);
+        store_handle(srv, req->conn, verb, p, req->body.data ? req->body.data : "", req->body.len,
+                     ct, &r);
         return queue_reply(req, &r);
 }
 
 static enum MHD_Result dispatch(request *req, const char *url, const char *method) {
         server *srv = req->srv;
 
-        if (strcmp(url, "/healthz") == 0 || strcmp(url, "/livez") == 0 || strcmp(url, "/readyz") == 0)
+        if (strcmp(url, "/healthz") == 0 || strcmp(url, "/livez") == 0 ||
+            strcmp(url, "/readyz") == 0)
                 return queue(req, 200, strdup("ok"), "text/plain; charset=utf-8", 0);
         if (strcmp(url, "/version") != 0 && !authorized(req)) {
-                req->fa = (fault_action){ 0 };
+                req->fa = (fault_action){0};
                 return queue_status(req, 401, "Unauthorized", "Unauthorized", NULL);
         }
         if (strcmp(url, "/metrics") == 0)
-                return queue(req, 200, metrics_render(srv), "text/plain; version=0.0.4; charset=utf-8", 0);
+                return queue(req, 200, metrics_render(srv),
+                             "text/plain; version=0.0.4; charset=utf-8", 0);
         if (strcmp(url, "/admin/faults") == 0)
                 return handle_admin(req, method);
 
-        api_path p = { 0 };
+        api_path p = {0};
         if (api_path_parse(url, &p) == 0) {
                 if (p.resource) {
                         enum MHD_Result r = handle_resource(req, method, &p);
@@ -413,16 +434,17 @@ static enum MHD_Result dispatch(request *req, const char *url, const char *metho
                 }
                 api_path_free(&p);
         }
-        reply r = { 0 };
+        reply r = {0};
         req->mverb = "GET";
         if (strcmp(method, "GET") == 0 && discovery_handle(srv, url, &r) == 0)
                 return queue_reply(req, &r);
-        return queue_status(req, 404, "NotFound", "the server could not find the requested resource", NULL);
+        return queue_status(req, 404, "NotFound",
+                            "the server could not find the requested resource", NULL);
 }
 
-enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                            const char *version, const char *upload_data, size_t *upload_data_size,
-                            void **con_cls) {
+enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
+                            const char *method, const char *version, const char *upload_data,
+                            size_t *upload_data_size, void **con_cls) {
         server *srv = cls;
         request *req = *con_cls;
 

@@ -36,7 +36,8 @@ typedef struct options {
 static void help(void) {
         printf("Usage: koc-apiserver [OPTIONS]\n\n"
                "A local, in-memory Kubernetes API server (HTTPS, bearer token).\n\n"
-               "  --listen ADDR:PORT        address to serve on (default 127.0.0.1:0, port 0 picks one;\n"
+               "  --listen ADDR:PORT        address to serve on (default 127.0.0.1:0, port 0 picks "
+               "one;\n"
                "                            IPv6 as [::1]:PORT)\n"
                "  --kubeconfig-out FILE     write a kubeconfig for this server once it serves\n"
                "  --ca-out FILE             write the CA certificate (PEM)\n"
@@ -50,18 +51,26 @@ static void help(void) {
 }
 
 static int parse_args(int argc, char **argv, options *o) {
-        enum { OPT_LISTEN = 256, OPT_KUBECONFIG, OPT_CA, OPT_TOKEN, OPT_FAULT, OPT_HISTORY, OPT_BOOKMARK,
-               OPT_LOG };
+        enum {
+                OPT_LISTEN = 256,
+                OPT_KUBECONFIG,
+                OPT_CA,
+                OPT_TOKEN,
+                OPT_FAULT,
+                OPT_HISTORY,
+                OPT_BOOKMARK,
+                OPT_LOG
+        };
         static const struct option longopts[] = {
-                { "listen", required_argument, NULL, OPT_LISTEN },
-                { "kubeconfig-out", required_argument, NULL, OPT_KUBECONFIG },
-                { "ca-out", required_argument, NULL, OPT_CA },
-                { "token", required_argument, NULL, OPT_TOKEN },
-                { "fault", required_argument, NULL, OPT_FAULT },
-                { "history", required_argument, NULL, OPT_HISTORY },
-                { "bookmark-interval", required_argument, NULL, OPT_BOOKMARK },
-                { "log-level", required_argument, NULL, OPT_LOG },
-                { "help", no_argument, NULL, 'h' },
+                {"listen", required_argument, NULL, OPT_LISTEN},
+                {"kubeconfig-out", required_argument, NULL, OPT_KUBECONFIG},
+                {"ca-out", required_argument, NULL, OPT_CA},
+                {"token", required_argument, NULL, OPT_TOKEN},
+                {"fault", required_argument, NULL, OPT_FAULT},
+                {"history", required_argument, NULL, OPT_HISTORY},
+                {"bookmark-interval", required_argument, NULL, OPT_BOOKMARK},
+                {"log-level", required_argument, NULL, OPT_LOG},
+                {"help", no_argument, NULL, 'h'},
                 {},
         };
         int c;
@@ -79,7 +88,8 @@ static int parse_args(int argc, char **argv, options *o) {
                         break;
                 case OPT_TOKEN:
                         if (!*optarg || strpbrk(optarg, " \t\r\n")) {
-                                fprintf(stderr, "koc-apiserver: --token must be non-empty, without spaces\n");
+                                fprintf(stderr, "koc-apiserver: --token must be non-empty, without "
+                                                "spaces\n");
                                 return -EINVAL;
                         }
                         o->token = optarg;
@@ -87,7 +97,8 @@ static int parse_args(int argc, char **argv, options *o) {
                 case OPT_FAULT: {
                         cJSON *rule = cJSON_Parse(optarg);
                         if (!rule) {
-                                fprintf(stderr, "koc-apiserver: --fault: not valid JSON: %s\n", optarg);
+                                fprintf(stderr, "koc-apiserver: --fault: not valid JSON: %s\n",
+                                        optarg);
                                 return -EINVAL;
                         }
                         if (!o->faults)
@@ -107,7 +118,8 @@ static int parse_args(int argc, char **argv, options *o) {
                 }
                 case OPT_BOOKMARK:
                         if (koc_parse_duration(optarg, &o->bookmark_interval_usec) < 0) {
-                                fprintf(stderr, "koc-apiserver: --bookmark-interval: not a duration: %s\n",
+                                fprintf(stderr,
+                                        "koc-apiserver: --bookmark-interval: not a duration: %s\n",
                                         optarg);
                                 return -EINVAL;
                         }
@@ -115,7 +127,8 @@ static int parse_args(int argc, char **argv, options *o) {
                 case OPT_LOG: {
                         int l = koc_log_level_from_string(optarg);
                         if (l < 0) {
-                                fprintf(stderr, "koc-apiserver: --log-level: unknown level %s\n", optarg);
+                                fprintf(stderr, "koc-apiserver: --log-level: unknown level %s\n",
+                                        optarg);
                                 return -EINVAL;
                         }
                         koc_log_set_level(l);
@@ -139,7 +152,7 @@ static int open_listener(const char *spec, bool *ret_v6, char *ret_host, size_t 
                          unsigned *ret_port) {
         char host[128];
         const char *colon;
-        struct sockaddr_storage ss = { 0 };
+        struct sockaddr_storage ss = {0};
         socklen_t sl;
         bool v6 = false;
 
@@ -197,7 +210,8 @@ static int open_listener(const char *spec, bool *ret_v6, char *ret_host, size_t 
                 close(fd);
                 return r;
         }
-        *ret_port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+        *ret_port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                             : ((struct sockaddr_in *)&ss)->sin_port);
         *ret_v6 = v6;
         snprintf(ret_host, host_size, "%s", host);
         return fd;
@@ -232,9 +246,10 @@ static int write_atomic(const char *path, const char *data, mode_t mode) {
         return r;
 }
 
-static int write_kubeconfig(const char *path, const char *url, const char *ca_pem, const char *token) {
+static int write_kubeconfig(const char *path, const char *url, const char *ca_pem,
+                            const char *token) {
         char *ca64 = base64_encode(ca_pem, strlen(ca_pem));
-        strbuf b = { 0 };
+        strbuf b = {0};
         int r;
 
         if (!ca64)
@@ -279,8 +294,8 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         watch_stop_all(srv);
         http_release_all(srv);
         /* A short grace period so that watch streams end cleanly. */
-        return sd_event_add_time_relative(srv->event, NULL, CLOCK_BOOTTIME, 200 * 1000, 1000, on_exit_timer,
-                                          NULL);
+        return sd_event_add_time_relative(srv->event, NULL, CLOCK_BOOTTIME, 200 * 1000, 1000,
+                                          on_exit_timer, NULL);
 }
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap) {
@@ -301,9 +316,10 @@ static void raise_fd_limit(void) {
 }
 
 int main(int argc, char **argv) {
-        options o = { .listen = "127.0.0.1:0", .history = 10000,
-                      .bookmark_interval_usec = 1 * KOC_USEC_PER_SEC };
-        server srv = { 0 };
+        options o = {.listen = "127.0.0.1:0",
+                     .history = 10000,
+                     .bookmark_interval_usec = 1 * KOC_USEC_PER_SEC};
+        server srv = {0};
         char *ca_pem = NULL, *cert_pem = NULL, *key_pem = NULL, *token = NULL;
         char host[128], url[256];
         unsigned port = 0;
@@ -373,23 +389,21 @@ int main(int argc, char **argv) {
         unsigned flags = MHD_USE_EPOLL | MHD_USE_TLS | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
         if (v6)
                 flags |= MHD_USE_IPv6;
-        srv.daemon = MHD_start_daemon(flags, 0, NULL, NULL, http_access, &srv,
-                                      MHD_OPTION_LISTEN_SOCKET, fd,
-                                      MHD_OPTION_HTTPS_MEM_KEY, key_pem,
-                                      MHD_OPTION_HTTPS_MEM_CERT, cert_pem,
-                                      MHD_OPTION_NOTIFY_COMPLETED, http_completed, &srv,
-                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned)16384,
-                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
-                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-                                      MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-                                      MHD_OPTION_END);
+        srv.daemon = MHD_start_daemon(
+                flags, 0, NULL, NULL, http_access, &srv, MHD_OPTION_LISTEN_SOCKET, fd,
+                MHD_OPTION_HTTPS_MEM_KEY, key_pem, MHD_OPTION_HTTPS_MEM_CERT, cert_pem,
+                MHD_OPTION_NOTIFY_COMPLETED, http_completed, &srv, MHD_OPTION_CONNECTION_LIMIT,
+                (unsigned)16384, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
+                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_EXTERNAL_LOGGER,
+                mhd_logger, NULL, MHD_OPTION_END);
         if (!srv.daemon) {
                 koc_log_error(COMPONENT, "cannot start the HTTPS server");
                 goto out;
         }
         fd = -1; /* the daemon owns it now */
         if ((r = mhd_event_new(srv.event, srv.daemon, &srv.mhd)) < 0) {
-                koc_log_error(COMPONENT, "cannot attach the HTTPS server to the loop: %s", strerror(-r));
+                koc_log_error(COMPONENT, "cannot attach the HTTPS server to the loop: %s",
+                              strerror(-r));
                 goto out;
         }
         if (sd_event_add_signal(srv.event, NULL, SIGTERM, on_signal, &srv) < 0 ||

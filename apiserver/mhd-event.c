@@ -83,7 +83,8 @@ int mhd_event_new(sd_event *event, struct MHD_Daemon *daemon, mhd_event **ret) {
         me->daemon = daemon;
         r = sd_event_add_io(event, &me->io, info->epoll_fd, EPOLLIN, on_io, me);
         if (r >= 0)
-                r = sd_event_add_time_relative(event, &me->timer, CLOCK_BOOTTIME, 0, 1000, on_timer, me);
+                r = sd_event_add_time_relative(event, &me->timer, CLOCK_BOOTTIME, 0, 1000, on_timer,
+                                               me);
         if (r >= 0)
                 r = sd_event_add_defer(event, &me->defer, on_defer, me);
         if (r < 0) {

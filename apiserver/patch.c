@@ -11,7 +11,8 @@
 cJSON *merge_patch(const cJSON *target, const cJSON *patch) {
         if (!cJSON_IsObject(patch))
                 return cJSON_Duplicate(patch, true);
-        cJSON *result = cJSON_IsObject(target) ? cJSON_Duplicate(target, true) : cJSON_CreateObject();
+        cJSON *result =
+                cJSON_IsObject(target) ? cJSON_Duplicate(target, true) : cJSON_CreateObject();
         if (!result)
                 return NULL;
         const cJSON *item;
@@ -127,7 +128,7 @@ static void pointer_free(pointer *p) {
  * the first (a check on prev links that parsed arrays do not pass), so the
  * tail is moved aside and appended again. */
 static void insert_at(cJSON *array, int idx, cJSON *value) {
-        cJSON tail = { 0 };
+        cJSON tail = {0};
         tail.type = cJSON_Array;
         while (cJSON_GetArraySize(array) > idx)
                 cJSON_AddItemToArray(&tail, cJSON_DetachItemFromArray(array, idx));
@@ -188,9 +189,10 @@ static cJSON *detach(cJSON *doc, const pointer *ptr) {
 }
 
 static int apply_op(cJSON **doc, const cJSON *op, char *err, size_t errlen) {
-        const char *name = json_str(op, "op"), *path = json_str(op, "path"), *from = json_str(op, "from");
+        const char *name = json_str(op, "op"), *path = json_str(op, "path"),
+                   *from = json_str(op, "from");
         const cJSON *value = cJSON_GetObjectItemCaseSensitive(op, "value");
-        pointer ptr = { 0 }, fptr = { 0 };
+        pointer ptr = {0}, fptr = {0};
         int r;
 
         if (!name || !path) {
@@ -209,21 +211,22 @@ static int apply_op(cJSON **doc, const cJSON *op, char *err, size_t errlen) {
                 }
                 r = put(doc, &ptr, cJSON_Duplicate(value, true), name[0] == 'r');
                 if (r < 0)
-                        snprintf(err, errlen, "%s operation does not apply: doc is missing path: %s",
-                                 name, path);
+                        snprintf(err, errlen,
+                                 "%s operation does not apply: doc is missing path: %s", name,
+                                 path);
         } else if (strcmp(name, "remove") == 0) {
                 cJSON *v = detach(*doc, &ptr);
                 r = v ? 0 : -ENOENT;
                 cJSON_Delete(v);
                 if (r < 0)
-                        snprintf(err, errlen, "remove operation does not apply: doc is missing path: %s",
-                                 path);
+                        snprintf(err, errlen,
+                                 "remove operation does not apply: doc is missing path: %s", path);
         } else if (strcmp(name, "test") == 0) {
                 cJSON *v = resolve(*doc, ptr.tokens, ptr.n);
                 r = v && value && cJSON_Compare(v, value, true) ? 0 : -ECANCELED;
                 if (r < 0)
-                        snprintf(err, errlen, "testing value %s failed: test operation does not apply",
-                                 path);
+                        snprintf(err, errlen,
+                                 "testing value %s failed: test operation does not apply", path);
         } else if (strcmp(name, "move") == 0 || strcmp(name, "copy") == 0) {
                 if (!from || pointer_split(from, &fptr.buf, &fptr.tokens, &fptr.n) < 0) {
                         snprintf(err, errlen, "invalid from in %s operation", name);
@@ -238,15 +241,17 @@ static int apply_op(cJSON **doc, const cJSON *op, char *err, size_t errlen) {
                         v = src ? cJSON_Duplicate(src, true) : NULL;
                 }
                 if (!v) {
-                        snprintf(err, errlen, "%s operation does not apply: doc is missing from path: %s",
-                                 name, from);
+                        snprintf(err, errlen,
+                                 "%s operation does not apply: doc is missing from path: %s", name,
+                                 from);
                         r = -ENOENT;
                         goto out;
                 }
                 r = put(doc, &ptr, v, false);
                 if (r < 0)
-                        snprintf(err, errlen, "%s operation does not apply: doc is missing path: %s",
-                                 name, path);
+                        snprintf(err, errlen,
+                                 "%s operation does not apply: doc is missing path: %s", name,
+                                 path);
         } else {
                 snprintf(err, errlen, "Unexpected kind: %s", name);
                 r = -EINVAL;
@@ -260,7 +265,8 @@ out:
 int json_patch(cJSON **doc, const cJSON *ops, char *err, size_t errlen) {
         const cJSON *op;
         if (!cJSON_IsArray(ops)) {
-                snprintf(err, errlen, "json: cannot unmarshal object into Go value of type jsonpatch.Patch");
+                snprintf(err, errlen,
+                         "json: cannot unmarshal object into Go value of type jsonpatch.Patch");
                 return -EINVAL;
         }
         cJSON_ArrayForEach(op, ops) {

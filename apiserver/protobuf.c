@@ -16,8 +16,19 @@
 
 #include "apiserver.h"
 
-enum ftype { F_STRING, F_BYTES, F_INT, F_BOOL, F_MSG, F_MAP_SS, F_MAP_SB, F_TIME, F_MICROTIME,
-             F_RSTRING, F_RMSG };
+enum ftype {
+        F_STRING,
+        F_BYTES,
+        F_INT,
+        F_BOOL,
+        F_MSG,
+        F_MAP_SS,
+        F_MAP_SB,
+        F_TIME,
+        F_MICROTIME,
+        F_RSTRING,
+        F_RMSG
+};
 
 typedef struct pschema pschema;
 typedef struct pfield {
@@ -32,31 +43,32 @@ struct pschema {
 };
 
 #define SCHEMA(name, ...)                                                                          \
-        static const pfield name##_fields[] = { __VA_ARGS__ };                                     \
-        static const pschema name = { name##_fields, KOC_ELEMENTSOF(name##_fields) }
+        static const pfield name##_fields[] = {__VA_ARGS__};                                       \
+        static const pschema name = {name##_fields, KOC_ELEMENTSOF(name##_fields)}
 
-SCHEMA(owner_ref, { 1, "kind", F_STRING, NULL }, { 3, "name", F_STRING, NULL }, { 4, "uid", F_STRING, NULL },
-       { 5, "apiVersion", F_STRING, NULL }, { 6, "controller", F_BOOL, NULL },
-       { 7, "blockOwnerDeletion", F_BOOL, NULL });
-SCHEMA(object_meta, { 1, "name", F_STRING, NULL }, { 2, "generateName", F_STRING, NULL },
-       { 3, "namespace", F_STRING, NULL }, { 5, "uid", F_STRING, NULL },
-       { 6, "resourceVersion", F_STRING, NULL }, { 7, "generation", F_INT, NULL },
-       { 8, "creationTimestamp", F_TIME, NULL }, { 9, "deletionTimestamp", F_TIME, NULL },
-       { 10, "deletionGracePeriodSeconds", F_INT, NULL }, { 11, "labels", F_MAP_SS, NULL },
-       { 12, "annotations", F_MAP_SS, NULL }, { 13, "ownerReferences", F_RMSG, &owner_ref },
-       { 14, "finalizers", F_RSTRING, NULL });
-SCHEMA(configmap, { 1, "metadata", F_MSG, &object_meta }, { 2, "data", F_MAP_SS, NULL },
-       { 3, "binaryData", F_MAP_SB, NULL }, { 4, "immutable", F_BOOL, NULL });
-SCHEMA(secret, { 1, "metadata", F_MSG, &object_meta }, { 2, "data", F_MAP_SB, NULL },
-       { 3, "type", F_STRING, NULL }, { 4, "stringData", F_MAP_SS, NULL }, { 5, "immutable", F_BOOL, NULL });
-SCHEMA(namespace_spec, { 1, "finalizers", F_RSTRING, NULL });
-SCHEMA(namespace, { 1, "metadata", F_MSG, &object_meta }, { 2, "spec", F_MSG, &namespace_spec });
-SCHEMA(service_account, { 1, "metadata", F_MSG, &object_meta });
-SCHEMA(lease_spec, { 1, "holderIdentity", F_STRING, NULL }, { 2, "leaseDurationSeconds", F_INT, NULL },
-       { 3, "acquireTime", F_MICROTIME, NULL }, { 4, "renewTime", F_MICROTIME, NULL },
-       { 5, "leaseTransitions", F_INT, NULL }, { 6, "strategy", F_STRING, NULL },
-       { 7, "preferredHolder", F_STRING, NULL });
-SCHEMA(lease, { 1, "metadata", F_MSG, &object_meta }, { 2, "spec", F_MSG, &lease_spec });
+SCHEMA(owner_ref, {1, "kind", F_STRING, NULL}, {3, "name", F_STRING, NULL},
+       {4, "uid", F_STRING, NULL}, {5, "apiVersion", F_STRING, NULL},
+       {6, "controller", F_BOOL, NULL}, {7, "blockOwnerDeletion", F_BOOL, NULL});
+SCHEMA(object_meta, {1, "name", F_STRING, NULL}, {2, "generateName", F_STRING, NULL},
+       {3, "namespace", F_STRING, NULL}, {5, "uid", F_STRING, NULL},
+       {6, "resourceVersion", F_STRING, NULL}, {7, "generation", F_INT, NULL},
+       {8, "creationTimestamp", F_TIME, NULL}, {9, "deletionTimestamp", F_TIME, NULL},
+       {10, "deletionGracePeriodSeconds", F_INT, NULL}, {11, "labels", F_MAP_SS, NULL},
+       {12, "annotations", F_MAP_SS, NULL}, {13, "ownerReferences", F_RMSG, &owner_ref},
+       {14, "finalizers", F_RSTRING, NULL});
+SCHEMA(configmap, {1, "metadata", F_MSG, &object_meta}, {2, "data", F_MAP_SS, NULL},
+       {3, "binaryData", F_MAP_SB, NULL}, {4, "immutable", F_BOOL, NULL});
+SCHEMA(secret, {1, "metadata", F_MSG, &object_meta}, {2, "data", F_MAP_SB, NULL},
+       {3, "type", F_STRING, NULL}, {4, "stringData", F_MAP_SS, NULL},
+       {5, "immutable", F_BOOL, NULL});
+SCHEMA(namespace_spec, {1, "finalizers", F_RSTRING, NULL});
+SCHEMA(namespace, {1, "metadata", F_MSG, &object_meta}, {2, "spec", F_MSG, &namespace_spec});
+SCHEMA(service_account, {1, "metadata", F_MSG, &object_meta});
+SCHEMA(lease_spec, {1, "holderIdentity", F_STRING, NULL}, {2, "leaseDurationSeconds", F_INT, NULL},
+       {3, "acquireTime", F_MICROTIME, NULL}, {4, "renewTime", F_MICROTIME, NULL},
+       {5, "leaseTransitions", F_INT, NULL}, {6, "strategy", F_STRING, NULL},
+       {7, "preferredHolder", F_STRING, NULL});
+SCHEMA(lease, {1, "metadata", F_MSG, &object_meta}, {2, "spec", F_MSG, &lease_spec});
 
 typedef struct reader {
         const uint8_t *p, *end;
@@ -122,7 +134,7 @@ static int decode_map_entry(reader *r, bool bytes_value, cJSON *map) {
         while (r->p < r->end) {
                 unsigned num, wire;
                 uint64_t v;
-                reader pl = { 0 };
+                reader pl = {0};
                 if (read_field(r, &num, &wire, &v, &pl) < 0 || (wire == 2 && num > 2)) {
                         free(key);
                         free(value);
@@ -162,7 +174,8 @@ static cJSON *decode_time(reader *r, int digits) {
         }
         if (sec < 0 || nanos < 0)
                 return NULL;
-        koc_format_timestamp((uint64_t)sec * 1000000 + (uint64_t)nanos / 1000, digits, buf, sizeof buf);
+        koc_format_timestamp((uint64_t)sec * 1000000 + (uint64_t)nanos / 1000, digits, buf,
+                             sizeof buf);
         return cJSON_CreateString(buf);
 }
 
@@ -173,7 +186,7 @@ static cJSON *decode(reader *r, const pschema *s, int depth) {
         while (r->p < r->end) {
                 unsigned num, wire;
                 uint64_t v = 0;
-                reader pl = { 0 };
+                reader pl = {0};
                 const pfield *f = NULL;
                 if (read_field(r, &num, &wire, &v, &pl) < 0)
                         goto fail;
@@ -260,22 +273,23 @@ static const pschema *schema_for(const char *api_version, const char *kind) {
                 const char *api_version, *kind;
                 const pschema *schema;
         } types[] = {
-                { "v1", "ConfigMap", &configmap },
-                { "v1", "Secret", &secret },
-                { "v1", "Namespace", &namespace },
-                { "v1", "ServiceAccount", &service_account },
-                { "coordination.k8s.io/v1", "Lease", &lease },
+                {"v1", "ConfigMap", &configmap},
+                {"v1", "Secret", &secret},
+                {"v1", "Namespace", &namespace},
+                {"v1", "ServiceAccount", &service_account},
+                {"coordination.k8s.io/v1", "Lease", &lease},
         };
         for (size_t i = 0; i < KOC_ELEMENTSOF(types); i++)
-                if (strcmp(types[i].api_version, api_version) == 0 && strcmp(types[i].kind, kind) == 0)
+                if (strcmp(types[i].api_version, api_version) == 0 &&
+                    strcmp(types[i].kind, kind) == 0)
                         return types[i].schema;
         return NULL;
 }
 
 char *protobuf_to_json(const void *data, size_t len, char *err, size_t errlen) {
-        reader r = { data, (const uint8_t *)data + len };
+        reader r = {data, (const uint8_t *)data + len};
         char api_version[128] = "", kind[128] = "";
-        reader raw = { 0 };
+        reader raw = {0};
         bool have_raw = false;
 
         if (len < 4 || memcmp(data, "k8s\0", 4) != 0) {
@@ -286,7 +300,7 @@ char *protobuf_to_json(const void *data, size_t len, char *err, size_t errlen) {
         while (r.p < r.end) {
                 unsigned num, wire;
                 uint64_t v;
-                reader pl = { 0 };
+                reader pl = {0};
                 if (read_field(&r, &num, &wire, &v, &pl) < 0) {
                         snprintf(err, errlen, "malformed protobuf envelope");
                         return NULL;
@@ -297,14 +311,14 @@ char *protobuf_to_json(const void *data, size_t len, char *err, size_t errlen) {
                         while (pl.p < pl.end) {
                                 unsigned n2, w2;
                                 uint64_t v2;
-                                reader s = { 0 };
+                                reader s = {0};
                                 if (read_field(&pl, &n2, &w2, &v2, &s) < 0) {
                                         snprintf(err, errlen, "malformed protobuf type meta");
                                         return NULL;
                                 }
                                 if (w2 == 2 && (n2 == 1 || n2 == 2))
-                                        snprintf(n2 == 1 ? api_version : kind, 128, "%.*s", (int)(s.end - s.p),
-                                                 (const char *)s.p);
+                                        snprintf(n2 == 1 ? api_version : kind, 128, "%.*s",
+                                                 (int)(s.end - s.p), (const char *)s.p);
                         }
                 } else if (num == 2) {
                         raw = pl;
@@ -313,8 +327,8 @@ char *protobuf_to_json(const void *data, size_t len, char *err, size_t errlen) {
         }
         const pschema *schema = schema_for(api_version, kind);
         if (!schema || !have_raw) {
-                snprintf(err, errlen, "protobuf is not supported for %s %s; send application/json", api_version,
-                         kind);
+                snprintf(err, errlen, "protobuf is not supported for %s %s; send application/json",
+                         api_version, kind);
                 return NULL;
         }
         cJSON *obj = decode(&raw, schema, 0);

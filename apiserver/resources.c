@@ -8,31 +8,31 @@
 #include "apiserver.h"
 
 static const resinfo builtins[] = {
-        { "", "v1", "namespaces", "Namespace", false, true, "ns" },
-        { "", "v1", "configmaps", "ConfigMap", true, false, "cm" },
-        { "", "v1", "secrets", "Secret", true, false, NULL },
-        { "", "v1", "events", "Event", true, false, "ev" },
-        { "", "v1", "pods", "Pod", true, true, "po" },
-        { "", "v1", "services", "Service", true, true, "svc" },
-        { "", "v1", "endpoints", "Endpoints", true, false, "ep" },
-        { "", "v1", "serviceaccounts", "ServiceAccount", true, false, "sa" },
-        { "", "v1", "nodes", "Node", false, true, "no" },
-        { "", "v1", "persistentvolumes", "PersistentVolume", false, true, "pv" },
-        { "", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true, true, "pvc" },
-        { "coordination.k8s.io", "v1", "leases", "Lease", true, false, NULL },
-        { "apps", "v1", "deployments", "Deployment", true, true, "deploy" },
-        { "apps", "v1", "statefulsets", "StatefulSet", true, true, "sts" },
-        { "apps", "v1", "replicasets", "ReplicaSet", true, true, "rs" },
-        { "apps", "v1", "daemonsets", "DaemonSet", true, true, "ds" },
-        { "batch", "v1", "jobs", "Job", true, true, NULL },
-        { "events.k8s.io", "v1", "events", "Event", true, false, "ev" },
-        { "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
-          false, true, "crd,crds" },
-        { "rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, false, NULL },
-        { "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false,
-          false, NULL },
-        { "rbac.authorization.k8s.io", "v1", "roles", "Role", true, false, NULL },
-        { "rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, false, NULL },
+        {"", "v1", "namespaces", "Namespace", false, true, "ns"},
+        {"", "v1", "configmaps", "ConfigMap", true, false, "cm"},
+        {"", "v1", "secrets", "Secret", true, false, NULL},
+        {"", "v1", "events", "Event", true, false, "ev"},
+        {"", "v1", "pods", "Pod", true, true, "po"},
+        {"", "v1", "services", "Service", true, true, "svc"},
+        {"", "v1", "endpoints", "Endpoints", true, false, "ep"},
+        {"", "v1", "serviceaccounts", "ServiceAccount", true, false, "sa"},
+        {"", "v1", "nodes", "Node", false, true, "no"},
+        {"", "v1", "persistentvolumes", "PersistentVolume", false, true, "pv"},
+        {"", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true, true, "pvc"},
+        {"coordination.k8s.io", "v1", "leases", "Lease", true, false, NULL},
+        {"apps", "v1", "deployments", "Deployment", true, true, "deploy"},
+        {"apps", "v1", "statefulsets", "StatefulSet", true, true, "sts"},
+        {"apps", "v1", "replicasets", "ReplicaSet", true, true, "rs"},
+        {"apps", "v1", "daemonsets", "DaemonSet", true, true, "ds"},
+        {"batch", "v1", "jobs", "Job", true, true, NULL},
+        {"events.k8s.io", "v1", "events", "Event", true, false, "ev"},
+        {"apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
+         false, true, "crd,crds"},
+        {"rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, false, NULL},
+        {"rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false,
+         false, NULL},
+        {"rbac.authorization.k8s.io", "v1", "roles", "Role", true, false, NULL},
+        {"rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, false, NULL},
 };
 
 /* Cluster-scoped resources that discovery does not list in full. */
@@ -82,7 +82,7 @@ bool cluster_scoped_resource(const char *group, const char *resource) {
 
 void api_path_free(api_path *p) {
         free(p->buf);
-        *p = (api_path){ 0 };
+        *p = (api_path){0};
 }
 
 /* /api/v1/..., /apis/GROUP/VERSION/... followed by
@@ -90,12 +90,13 @@ void api_path_free(api_path *p) {
 int api_path_parse(const char *url, api_path *ret) {
         char *segs[16];
         size_t n = 0;
-        api_path p = { 0 };
+        api_path p = {0};
 
         p.buf = strdup(url);
         if (!p.buf)
                 return -ENOMEM;
-        for (char *save = NULL, *s = strtok_r(p.buf, "/", &save); s; s = strtok_r(NULL, "/", &save)) {
+        for (char *save = NULL, *s = strtok_r(p.buf, "/", &save); s;
+             s = strtok_r(NULL, "/", &save)) {
                 if (n == KOC_ELEMENTSOF(segs))
                         goto fail;
                 segs[n++] = s;

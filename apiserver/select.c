@@ -42,7 +42,7 @@ static requirement *add_req(selector *sel) {
                 return NULL;
         sel->reqs = r;
         r = &sel->reqs[sel->n++];
-        *r = (requirement){ 0 };
+        *r = (requirement){0};
         return r;
 }
 
@@ -233,7 +233,7 @@ int selector_parse_fields(const char *s, selector **ret, char *err, size_t errle
                         r = -EINVAL;
                         goto out;
                 }
-                strbuf v = { 0 };
+                strbuf v = {0};
                 while (*p && *p != ',') {
                         if (*p == '\\' && p[1])
                                 p++;
@@ -295,9 +295,10 @@ bool selector_match_labels(const selector *sel, const cJSON *labels) {
         if (!sel)
                 return true;
         for (size_t i = 0; i < sel->n; i++) {
-                const cJSON *v = cJSON_IsObject(labels)
-                                         ? cJSON_GetObjectItemCaseSensitive(labels, sel->reqs[i].key)
-                                         : NULL;
+                const cJSON *v =
+                        cJSON_IsObject(labels)
+                                ? cJSON_GetObjectItemCaseSensitive(labels, sel->reqs[i].key)
+                                : NULL;
                 if (!match_one(&sel->reqs[i], cJSON_IsString(v) ? v->valuestring : NULL))
                         return false;
         }

@@ -151,7 +151,8 @@ static void reply_invalid(reply *ret, const collection *c, const char *name, con
         cJSON *d = cJSON_CreateObject(), *causes, *cause;
 
         kind_group(c, kg, sizeof kg);
-        snprintf(msg, sizeof msg, "%s \"%s\" is invalid: %s: %s", kg, name ? name : "", field, detail);
+        snprintf(msg, sizeof msg, "%s \"%s\" is invalid: %s: %s", kg, name ? name : "", field,
+                 detail);
         snprintf(cmsg, sizeof cmsg, "%s", detail);
         if (name)
                 cJSON_AddStringToObject(d, "name", name);
@@ -202,7 +203,8 @@ static bool valid_dns_name(const char *s, size_t max, bool allow_dots) {
         for (size_t i = 0; i < n; i++) {
                 char ch = s[i];
                 bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
-                bool edge = i == 0 || i == n - 1 || (allow_dots && (s[i - 1] == '.' || s[i + 1] == '.'));
+                bool edge = i == 0 || i == n - 1 ||
+                            (allow_dots && (s[i - 1] == '.' || s[i + 1] == '.'));
                 if (alnum)
                         continue;
                 if (edge)
@@ -250,10 +252,12 @@ static bool validate_lease(const collection *c, const cJSON *obj, const char *na
         if (!spec || cJSON_IsNull(spec))
                 return true;
         if (!cJSON_IsObject(spec)) {
-                reply_decode_error(ret, c, "json: cannot unmarshal into Go struct field Lease.spec of type v1.LeaseSpec");
+                reply_decode_error(ret, c,
+                                   "json: cannot unmarshal into Go struct field Lease.spec of type "
+                                   "v1.LeaseSpec");
                 return false;
         }
-        static const char *const times[] = { "acquireTime", "renewTime" };
+        static const char *const times[] = {"acquireTime", "renewTime"};
         for (size_t i = 0; i < KOC_ELEMENTSOF(times); i++) {
                 const cJSON *t = cJSON_GetObjectItemCaseSensitive(spec, times[i]);
                 if (!t || cJSON_IsNull(t))
@@ -267,25 +271,27 @@ static bool validate_lease(const collection *c, const cJSON *obj, const char *na
                         return false;
                 }
         }
-        static const char *const ints[] = { "leaseDurationSeconds", "leaseTransitions" };
+        static const char *const ints[] = {"leaseDurationSeconds", "leaseTransitions"};
         for (size_t i = 0; i < KOC_ELEMENTSOF(ints); i++) {
                 const cJSON *v = cJSON_GetObjectItemCaseSensitive(spec, ints[i]);
                 if (!v || cJSON_IsNull(v))
                         continue;
                 if (!is_int32(v)) {
                         snprintf(why, sizeof why,
-                                 "json: cannot unmarshal into Go struct field LeaseSpec.spec.%s of type int32",
+                                 "json: cannot unmarshal into Go struct field LeaseSpec.spec.%s of "
+                                 "type int32",
                                  ints[i]);
                         reply_decode_error(ret, c, why);
                         return false;
                 }
         }
-        static const char *const strs[] = { "holderIdentity", "strategy", "preferredHolder" };
+        static const char *const strs[] = {"holderIdentity", "strategy", "preferredHolder"};
         for (size_t i = 0; i < KOC_ELEMENTSOF(strs); i++) {
                 const cJSON *v = cJSON_GetObjectItemCaseSensitive(spec, strs[i]);
                 if (v && !cJSON_IsNull(v) && !cJSON_IsString(v)) {
                         snprintf(why, sizeof why,
-                                 "json: cannot unmarshal into Go struct field LeaseSpec.spec.%s of type string",
+                                 "json: cannot unmarshal into Go struct field LeaseSpec.spec.%s of "
+                                 "type string",
                                  strs[i]);
                         reply_decode_error(ret, c, why);
                         return false;
@@ -293,7 +299,8 @@ static bool validate_lease(const collection *c, const cJSON *obj, const char *na
         }
         const cJSON *d = cJSON_GetObjectItemCaseSensitive(spec, "leaseDurationSeconds");
         if (cJSON_IsNumber(d) && d->valuedouble <= 0) {
-                snprintf(why, sizeof why, "Invalid value: %d: must be greater than 0", (int)d->valuedouble);
+                snprintf(why, sizeof why, "Invalid value: %d: must be greater than 0",
+                         (int)d->valuedouble);
                 reply_invalid(ret, c, name, "spec.leaseDurationSeconds", "FieldValueInvalid", why);
                 return false;
         }
@@ -319,15 +326,19 @@ static bool validate_name(const collection *c, const char *name, reply *ret) {
                 return true;
         if (ns)
                 snprintf(why, sizeof why,
-                         "Invalid value: \"%s\": a lowercase RFC 1123 label must consist of lower case "
-                         "alphanumeric characters or '-', and must start and end with an alphanumeric "
+                         "Invalid value: \"%s\": a lowercase RFC 1123 label must consist of lower "
+                         "case "
+                         "alphanumeric characters or '-', and must start and end with an "
+                         "alphanumeric "
                          "character (e.g. 'my-name',  or '123-abc', regex used for validation is "
                          "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
                          name);
         else
                 snprintf(why, sizeof why,
-                         "Invalid value: \"%s\": a lowercase RFC 1123 subdomain must consist of lower case "
-                         "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric "
+                         "Invalid value: \"%s\": a lowercase RFC 1123 subdomain must consist of "
+                         "lower case "
+                         "alphanumeric characters, '-' or '.', and must start and end with an "
+                         "alphanumeric "
                          "character (e.g. 'example.com', regex used for validation is "
                          "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
                          name);
@@ -371,7 +382,7 @@ static bool has_finalizers(const cJSON *obj) {
 /* True when anything other than metadata and status differs. */
 static bool spec_changed(const cJSON *a, const cJSON *b) {
         cJSON *x = cJSON_Duplicate(a, true), *y = cJSON_Duplicate(b, true);
-        static const char *const skip[] = { "metadata", "status", "kind", "apiVersion" };
+        static const char *const skip[] = {"metadata", "status", "kind", "apiVersion"};
         for (size_t i = 0; i < KOC_ELEMENTSOF(skip); i++) {
                 cJSON_DeleteItemFromObjectCaseSensitive(x, skip[i]);
                 cJSON_DeleteItemFromObjectCaseSensitive(y, skip[i]);
@@ -537,7 +548,8 @@ static void do_list(server *srv, struct MHD_Connection *conn, collection *c, con
                 goto out;
         }
         size_t b = 0;
-        for (strmap_entry *e = strmap_next(&c->objects, &b, NULL); e; e = strmap_next(&c->objects, &b, e)) {
+        for (strmap_entry *e = strmap_next(&c->objects, &b, NULL); e;
+             e = strmap_next(&c->objects, &b, e)) {
                 object *o = e->value;
                 if (p->ns && c->namespaced) {
                         const char *ns = json_str(o->json, "metadata.namespace");
@@ -651,13 +663,14 @@ static void do_create(server *srv, struct MHD_Connection *conn, collection *c, c
         const char *bns = json_str(obj, "metadata.namespace");
         if (c->namespaced) {
                 if (!p->ns) {
-                        reply_status(ret, 404, "NotFound", "the server could not find the requested resource",
-                                     NULL);
+                        reply_status(ret, 404, "NotFound",
+                                     "the server could not find the requested resource", NULL);
                         goto out;
                 }
                 if (bns && *bns && strcmp(bns, p->ns) != 0) {
-                        reply_bad_request(ret, "the namespace of the provided object does not match the "
-                                               "namespace sent on the request");
+                        reply_bad_request(ret,
+                                          "the namespace of the provided object does not match the "
+                                          "namespace sent on the request");
                         goto out;
                 }
                 json_set_str(meta, "namespace", p->ns);
@@ -724,8 +737,8 @@ static void delete_now(server *srv, collection *c, object *o, reply *ret) {
 }
 
 /* Common tail of update and patch: `obj` is the complete new object. */
-static void update_object(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
-                          object *o, cJSON *obj, bool rv_checked, reply *ret) {
+static void update_object(server *srv, struct MHD_Connection *conn, collection *c,
+                          const api_path *p, object *o, cJSON *obj, bool rv_checked, reply *ret) {
         const char *status_sub = p->sub;
         const char *brv;
         cJSON *meta;
@@ -735,30 +748,33 @@ static void update_object(server *srv, struct MHD_Connection *conn, collection *
         if (bname && strcmp(bname, p->name) != 0) {
                 char msg[700];
                 snprintf(msg, sizeof msg,
-                         "the name of the object (%s) does not match the name on the URL (%s)", bname,
-                         p->name);
+                         "the name of the object (%s) does not match the name on the URL (%s)",
+                         bname, p->name);
                 reply_bad_request(ret, msg);
                 goto out;
         }
         const char *bns = json_str(obj, "metadata.namespace");
         if (c->namespaced && bns && *bns && strcmp(bns, p->ns) != 0) {
-                reply_bad_request(ret, "the namespace of the provided object does not match the namespace "
-                                       "sent on the request");
+                reply_bad_request(
+                        ret, "the namespace of the provided object does not match the namespace "
+                             "sent on the request");
                 goto out;
         }
         brv = json_str(obj, "metadata.resourceVersion");
         if (!rv_checked) {
                 if (!brv || !*brv) {
                         if (is_lease(c)) {
-                                reply_invalid(ret, c, p->name, "metadata.resourceVersion",
-                                              "FieldValueInvalid",
-                                              "Invalid value: 0x0: must be specified for an update");
+                                reply_invalid(
+                                        ret, c, p->name, "metadata.resourceVersion",
+                                        "FieldValueInvalid",
+                                        "Invalid value: 0x0: must be specified for an update");
                                 goto out;
                         }
                 } else if (strtoull(brv, NULL, 10) != o->rv || !isdigit((unsigned char)brv[0])) {
-                        reply_conflict(ret, c, p->name,
-                                       "the object has been modified; please apply your changes to the "
-                                       "latest version and try again");
+                        reply_conflict(
+                                ret, c, p->name,
+                                "the object has been modified; please apply your changes to the "
+                                "latest version and try again");
                         goto out;
                 }
         }
@@ -892,15 +908,17 @@ static void do_patch(server *srv, struct MHD_Connection *conn, collection *c, co
         const char *rv = json_str(result, "metadata.resourceVersion");
         if (rv && *rv && (strtoull(rv, NULL, 10) != o->rv || !isdigit((unsigned char)rv[0]))) {
                 cJSON_Delete(result);
-                reply_conflict(ret, c, p->name,
-                               "the object has been modified; please apply your changes to the latest "
-                               "version and try again");
+                reply_conflict(
+                        ret, c, p->name,
+                        "the object has been modified; please apply your changes to the latest "
+                        "version and try again");
                 return;
         }
         update_object(srv, conn, c, p, o, result, true, ret);
 }
 
-static bool check_preconditions(collection *c, object *o, const char *body, size_t len, reply *ret) {
+static bool check_preconditions(collection *c, object *o, const char *body, size_t len,
+                                reply *ret) {
         cJSON *opts;
         bool ok = true;
         char why[512];
@@ -917,14 +935,15 @@ static bool check_preconditions(collection *c, object *o, const char *body, size
         const char *name = json_str(o->json, "metadata.name");
         if (uid && strcmp(uid, json_str(o->json, "metadata.uid") ?: "") != 0) {
                 snprintf(why, sizeof why,
-                         "Precondition failed: UID in precondition: %s, UID in object meta: %s", uid,
-                         json_str(o->json, "metadata.uid") ?: "");
+                         "Precondition failed: UID in precondition: %s, UID in object meta: %s",
+                         uid, json_str(o->json, "metadata.uid") ?: "");
                 reply_conflict(ret, c, name, why);
                 ok = false;
         } else if (rv && (strtoull(rv, NULL, 10) != o->rv || !isdigit((unsigned char)rv[0]))) {
                 snprintf(why, sizeof why,
                          "the ResourceVersion in the precondition (%s) does not match the "
-                         "ResourceVersion in record (%" PRIu64 "). The object might have been modified",
+                         "ResourceVersion in record (%" PRIu64
+                         "). The object might have been modified",
                          rv, o->rv);
                 reply_conflict(ret, c, name, why);
                 ok = false;
@@ -967,7 +986,7 @@ static void do_delete(server *srv, struct MHD_Connection *conn, collection *c, c
 static void do_delete_collection(server *srv, struct MHD_Connection *conn, collection *c,
                                  const api_path *p, reply *ret) {
         /* List first (with the request's selectors), then delete each. */
-        reply list = { 0 };
+        reply list = {0};
         do_list(srv, conn, c, p, &list);
         if (list.code != 200) {
                 *ret = list;
@@ -998,7 +1017,8 @@ static void do_delete_collection(server *srv, struct MHD_Connection *conn, colle
 void store_handle(server *srv, struct MHD_Connection *conn, const char *verb, const api_path *p,
                   const char *body, size_t body_len, const char *ct, reply *ret) {
         if (p->sub && strcmp(p->sub, "status") != 0) {
-                reply_status(ret, 404, "NotFound", "the server could not find the requested resource", NULL);
+                reply_status(ret, 404, "NotFound",
+                             "the server could not find the requested resource", NULL);
                 return;
         }
         collection *c = collection_get(srv, p, true);
@@ -1007,7 +1027,8 @@ void store_handle(server *srv, struct MHD_Connection *conn, const char *verb, co
                 return;
         }
         if (p->ns && !c->namespaced) {
-                reply_status(ret, 404, "NotFound", "the server could not find the requested resource", NULL);
+                reply_status(ret, 404, "NotFound",
+                             "the server could not find the requested resource", NULL);
                 return;
         }
         if (strcmp(verb, "get") == 0)
@@ -1026,16 +1047,17 @@ void store_handle(server *srv, struct MHD_Connection *conn, const char *verb, co
                 do_delete_collection(srv, conn, c, p, ret);
         else
                 reply_status(ret, 405, "MethodNotAllowed",
-                             "the server does not allow this method on the requested resource", NULL);
+                             "the server does not allow this method on the requested resource",
+                             NULL);
 }
 
 void store_init(server *srv) {
-        static const char *const namespaces[] = { "default", "kube-system", "kube-public",
-                                                  "kube-node-lease" };
-        api_path p = { .group = "", .version = "v1", .resource = "namespaces" };
+        static const char *const namespaces[] = {"default", "kube-system", "kube-public",
+                                                 "kube-node-lease"};
+        api_path p = {.group = "", .version = "v1", .resource = "namespaces"};
         for (size_t i = 0; i < KOC_ELEMENTSOF(namespaces); i++) {
                 char body[256];
-                reply r = { 0 };
+                reply r = {0};
                 snprintf(body, sizeof body, "{\"metadata\":{\"name\":\"%s\"}}", namespaces[i]);
                 store_handle(srv, NULL, "create", &p, body, strlen(body), "application/json", &r);
                 free(r.body);

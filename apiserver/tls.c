@@ -56,25 +56,29 @@ static X509 *new_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *iss
         if (!X509_set_pubkey(cert, key))
                 goto out;
         name = X509_get_subject_name(cert);
-        if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"koc", -1, -1, 0) ||
-            !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0))
+        if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"koc", -1,
+                                        -1, 0) ||
+            !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
+                                        0))
                 goto out;
         if (!X509_set_issuer_name(cert, issuer ? X509_get_subject_name(issuer) : name))
                 goto out;
         X509 *iss = issuer ? issuer : cert;
         if (ca) {
                 if (add_ext(cert, iss, NID_basic_constraints, "critical,CA:TRUE") < 0 ||
-                    add_ext(cert, iss, NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature") < 0 ||
+                    add_ext(cert, iss, NID_key_usage,
+                            "critical,keyCertSign,cRLSign,digitalSignature") < 0 ||
                     add_ext(cert, iss, NID_subject_key_identifier, "hash") < 0)
                         goto out;
         } else {
                 if (add_ext(cert, iss, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
-                    add_ext(cert, iss, NID_key_usage, "critical,digitalSignature,keyEncipherment") < 0 ||
+                    add_ext(cert, iss, NID_key_usage, "critical,digitalSignature,keyEncipherment") <
+                            0 ||
                     add_ext(cert, iss, NID_ext_key_usage, "serverAuth") < 0 ||
                     add_ext(cert, iss, NID_subject_key_identifier, "hash") < 0 ||
                     add_ext(cert, iss, NID_authority_key_identifier, "keyid:always") < 0 ||
-                    add_ext(cert, iss, NID_subject_alt_name,
-                            "IP:127.0.0.1,IP:::1,DNS:localhost") < 0)
+                    add_ext(cert, iss, NID_subject_alt_name, "IP:127.0.0.1,IP:::1,DNS:localhost") <
+                            0)
                         goto out;
         }
         if (!X509_sign(cert, issuer_key ? issuer_key : key, EVP_sha256()))

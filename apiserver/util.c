@@ -72,7 +72,7 @@ void strbuf_consume(strbuf *b, size_t n) {
 
 void strbuf_free(strbuf *b) {
         free(b->data);
-        *b = (strbuf){ 0 };
+        *b = (strbuf){0};
 }
 
 static size_t hash_str(const char *s) {
@@ -166,7 +166,7 @@ void strmap_clear(strmap *m, void (*free_value)(void *)) {
                 }
         }
         free(m->buckets);
-        *m = (strmap){ 0 };
+        *m = (strmap){0};
 }
 
 strmap_entry *strmap_next(const strmap *m, size_t *bucket, strmap_entry *e) {

@@ -145,7 +145,8 @@ static void deliver(watch *w, event *ev) {
         }
 }
 
-void watch_emit(server *srv, collection *col, char type, const cJSON *obj, const cJSON *old_labels) {
+void watch_emit(server *srv, collection *col, char type, const cJSON *obj,
+                const cJSON *old_labels) {
         event *ev = calloc(1, sizeof *ev);
         if (!ev)
                 return;
@@ -166,7 +167,8 @@ void watch_emit(server *srv, collection *col, char type, const cJSON *obj, const
 static void send_bookmark(watch *w, bool initial_end) {
         char buf[512];
         snprintf(buf, sizeof buf,
-                 "{\"kind\":\"%s\",\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":\"%" PRIu64 "\"%s}}",
+                 "{\"kind\":\"%s\",\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":"
+                 "\"%" PRIu64 "\"%s}}",
                  w->col->kind, w->api_version, w->srv->rv,
                  initial_end ? ",\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}" : "");
         append_line(w, "BOOKMARK", buf);
@@ -185,12 +187,13 @@ static int on_bookmark_timer(sd_event_source *s, uint64_t usec, void *userdata) 
  * away; look at the sockets of idle watches now and then and close those
  * whose peer hung up. */
 static bool peer_gone(watch *w) {
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(w->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(w->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         struct pollfd p;
 
         if (!ci)
                 return false;
-        p = (struct pollfd){ .fd = ci->connect_fd, .events = POLLRDHUP };
+        p = (struct pollfd){.fd = ci->connect_fd, .events = POLLRDHUP};
         return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
 }
 
@@ -282,7 +285,8 @@ static void send_initial(watch *w) {
 
         if (!items)
                 return;
-        for (strmap_entry *e = strmap_next(&c->objects, &b, NULL); e; e = strmap_next(&c->objects, &b, e)) {
+        for (strmap_entry *e = strmap_next(&c->objects, &b, NULL); e;
+             e = strmap_next(&c->objects, &b, e)) {
                 object *o = e->value;
                 if (watch_matches(w, o->json, json_path(o->json, "metadata.labels")))
                         items[n++] = o;
@@ -321,7 +325,8 @@ struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const
                 return NULL;
         }
         if (p->ns && !c->namespaced) {
-                reply_status(ret, 404, "NotFound", "the server could not find the requested resource", NULL);
+                reply_status(ret, 404, "NotFound",
+                             "the server could not find the requested resource", NULL);
                 return NULL;
         }
         w = calloc(1, sizeof *w);
@@ -365,8 +370,8 @@ struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const
         if (close_after_ms >= 0 && (timeout_ms == 0 || (uint64_t)close_after_ms < timeout_ms))
                 timeout_ms = close_after_ms == 0 ? 1 : (uint64_t)close_after_ms;
         if (timeout_ms > 0 &&
-            sd_event_add_time_relative(srv->event, &w->timeout, CLOCK_BOOTTIME, timeout_ms * 1000, 1000,
-                                       on_timeout, w) < 0) {
+            sd_event_add_time_relative(srv->event, &w->timeout, CLOCK_BOOTTIME, timeout_ms * 1000,
+                                       1000, on_timeout, w) < 0) {
                 reply_status(ret, 500, "InternalError", "cannot arm the watch timeout", NULL);
                 goto fail;
         }
@@ -386,15 +391,16 @@ struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const
                 if (from_rv < srv->history_floor) {
                         snprintf(err, sizeof err,
                                  "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
-                                 "\"status\":\"Failure\",\"message\":\"too old resource version: %" PRIu64
-                                 " (%" PRIu64 ")\",\"reason\":\"Expired\",\"code\":410}",
+                                 "\"status\":\"Failure\",\"message\":\"too old resource version: "
+                                 "%" PRIu64 " (%" PRIu64 ")\",\"reason\":\"Expired\",\"code\":410}",
                                  from_rv, srv->history_floor + 1);
                         append_line(w, "ERROR", err);
                         w->ending = true;
                 } else {
                         w->last_rv = from_rv;
                         for (size_t i = 0; i < srv->history_len; i++) {
-                                event *ev = srv->history[(srv->history_start + i) % srv->history_max];
+                                event *ev =
+                                        srv->history[(srv->history_start + i) % srv->history_max];
                                 if (ev->col == c && ev->rv > from_rv)
                                         deliver(w, ev);
                         }
@@ -437,8 +443,9 @@ int watch_init(server *srv) {
         srv->history = calloc(srv->history_max, sizeof *srv->history);
         if (!srv->history)
                 return -ENOMEM;
-        r = sd_event_add_time_relative(srv->event, &srv->sweep_timer, CLOCK_BOOTTIME, 10 * KOC_USEC_PER_SEC,
-                                       KOC_USEC_PER_SEC, on_sweep_timer, srv);
+        r = sd_event_add_time_relative(srv->event, &srv->sweep_timer, CLOCK_BOOTTIME,
+                                       10 * KOC_USEC_PER_SEC, KOC_USEC_PER_SEC, on_sweep_timer,
+                                       srv);
         if (r < 0)
                 return r;
         (void)sd_event_source_set_enabled(srv->sweep_timer, SD_EVENT_ON);

@@ -12,7 +12,14 @@ if(TARGET koc-apiserver)
   koc_add_test(NAME test-apiserver
                SOURCES integration/test-apiserver.c ${KOC_HARNESS_SOURCES}
                LIBS PkgConfig::CURL PkgConfig::CJSON
-               LABELS integration TIMEOUT 120)
+               LABELS integration VALGRIND TIMEOUT 120)
+  # The same tests with koc-apiserver itself under valgrind: the server must
+  # exit 0 (--error-exitcode turns a memory error or leak into a failure).
+  if(VALGRIND_EXECUTABLE)
+    add_test(NAME valgrind-koc-apiserver COMMAND test-apiserver)
+    set_tests_properties(valgrind-koc-apiserver PROPERTIES TIMEOUT 600 LABELS "valgrind"
+      ENVIRONMENT "KOC_LOG_LEVEL=$ENV{KOC_TEST_LOG_LEVEL};KOC_APISERVER_WRAPPER=${VALGRIND_EXECUTABLE} --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect")
+  endif()
 
   # The real kubectl against koc-apiserver (needs the npm registry).
   if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/kubectl/check.sh)

@@ -67,7 +67,8 @@ static void setup_easy(CURL *e, const char *path, buffer *b) {
 
 static char *rv_from(const char *json) {
         cJSON *o = cJSON_Parse(json);
-        const cJSON *rv = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "metadata"), "resourceVersion");
+        const cJSON *rv =
+                cJSON_GetObjectItem(cJSON_GetObjectItem(o, "metadata"), "resourceVersion");
         char *s = cJSON_IsString(rv) ? strdup(rv->valuestring) : NULL;
         cJSON_Delete(o);
         return s;
@@ -86,8 +87,9 @@ typedef struct client {
 static void client_next(client *c, bool get_put) {
         char path[256];
         free(c->b.data);
-        c->b = (buffer){ 0 };
-        snprintf(path, sizeof path, "/apis/coordination.k8s.io/v1/namespaces/default/leases/%s", c->name);
+        c->b = (buffer){0};
+        snprintf(path, sizeof path, "/apis/coordination.k8s.io/v1/namespaces/default/leases/%s",
+                 c->name);
         curl_easy_reset(c->e);
         setup_easy(c->e, path, &c->b);
         if (get_put && !c->getting) {
@@ -97,8 +99,10 @@ static void client_next(client *c, bool get_put) {
         }
         c->getting = false;
         snprintf(c->body, sizeof c->body,
-                 "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{\"name\":\"%s\","
-                 "\"namespace\":\"default\",\"resourceVersion\":\"%s\"},\"spec\":{\"holderIdentity\":\"%s\","
+                 "{\"apiVersion\":\"coordination.k8s.io/"
+                 "v1\",\"kind\":\"Lease\",\"metadata\":{\"name\":\"%s\","
+                 "\"namespace\":\"default\",\"resourceVersion\":\"%s\"},\"spec\":{"
+                 "\"holderIdentity\":\"%s\","
                  "\"leaseDurationSeconds\":10,\"leaseTransitions\":%ld}}",
                  c->name, c->rv ? c->rv : "", c->name, c->ok % 1000);
         curl_easy_setopt(c->e, CURLOPT_CUSTOMREQUEST, "PUT");
@@ -113,10 +117,12 @@ static int bench_updates(int n_clients, double seconds, bool get_put) {
         for (int i = 0; i < n_clients; i++) {
                 char body[256], *out = NULL;
                 snprintf(cs[i].name, sizeof cs[i].name, "bench-%s-%d", get_put ? "gp" : "p", i);
-                snprintf(body, sizeof body, "{\"metadata\":{\"name\":\"%s\"},\"spec\":{\"holderIdentity\":\"x\"}}",
+                snprintf(body, sizeof body,
+                         "{\"metadata\":{\"name\":\"%s\"},\"spec\":{\"holderIdentity\":\"x\"}}",
                          cs[i].name);
-                if (koc_test_apiserver_http(&srv, "POST", "/apis/coordination.k8s.io/v1/namespaces/default/leases",
-                                            body, NULL, &out) != 201) {
+                if (koc_test_apiserver_http(
+                            &srv, "POST", "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+                            body, NULL, &out) != 201) {
                         fprintf(stderr, "bench: cannot create %s\n", cs[i].name);
                         free(out);
                         return -1;
@@ -169,9 +175,10 @@ static int bench_updates(int n_clients, double seconds, bool get_put) {
                         curl_multi_poll(m, NULL, 0, 100, NULL);
         }
         double took = now_s() - start;
-        printf("lease updates (%s, %d clients): %.0f updates/s (%ld PUT in %.2f s, %ld GET, %ld conflicts, %ld errors)\n",
-               get_put ? "GET+PUT" : "PUT with resourceVersion", n_clients, (double)puts / took, puts, took, gets,
-               conflicts, errors);
+        printf("lease updates (%s, %d clients): %.0f updates/s (%ld PUT in %.2f s, %ld GET, %ld "
+               "conflicts, %ld errors)\n",
+               get_put ? "GET+PUT" : "PUT with resourceVersion", n_clients, (double)puts / took,
+               puts, took, gets, conflicts, errors);
         for (int i = 0; i < n_clients; i++) {
                 curl_easy_cleanup(cs[i].e);
                 free(cs[i].b.data);
@@ -200,9 +207,10 @@ static int bench_fanout(int n_watches, int rounds) {
         char *out = NULL, path[512];
         int r = -1;
 
-        if (koc_test_apiserver_http(&srv, "POST", "/apis/coordination.k8s.io/v1/namespaces/default/leases",
-                                    "{\"metadata\":{\"name\":\"fan\"},\"spec\":{\"holderIdentity\":\"x\"}}", NULL,
-                                    &out) != 201) {
+        if (koc_test_apiserver_http(
+                    &srv, "POST", "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+                    "{\"metadata\":{\"name\":\"fan\"},\"spec\":{\"holderIdentity\":\"x\"}}", NULL,
+                    &out) != 201) {
                 fprintf(stderr, "bench: cannot create the fan-out lease\n");
                 free(out);
                 goto out;
@@ -210,7 +218,8 @@ static int bench_fanout(int n_watches, int rounds) {
         char *rv = rv_from(out);
         free(out);
         snprintf(path, sizeof path,
-                 "/apis/coordination.k8s.io/v1/namespaces/default/leases?watch=1&fieldSelector=metadata.name%%3Dfan"
+                 "/apis/coordination.k8s.io/v1/namespaces/default/"
+                 "leases?watch=1&fieldSelector=metadata.name%%3Dfan"
                  "&resourceVersion=%s",
                  rv ? rv : "0");
         free(rv);
@@ -234,7 +243,8 @@ static int bench_fanout(int n_watches, int rounds) {
                         ready += code == 200;
                 }
         }
-        printf("watch fan-out: %d of %d watches established in %.2f s\n", ready, n_watches, now_s() - t0);
+        printf("watch fan-out: %d of %d watches established in %.2f s\n", ready, n_watches,
+               now_s() - t0);
         if (ready < n_watches)
                 goto out;
 
@@ -249,8 +259,10 @@ static int bench_fanout(int n_watches, int rounds) {
                 double start = now_s();
                 /* The PUT goes through its own easy handle; the watches keep
                  * streaming in the multi handle between our polls. */
-                if (koc_test_apiserver_http(&srv, "PATCH", "/apis/coordination.k8s.io/v1/namespaces/default/leases/fan",
-                                            body, "application/merge-patch+json", NULL) != 200) {
+                if (koc_test_apiserver_http(
+                            &srv, "PATCH",
+                            "/apis/coordination.k8s.io/v1/namespaces/default/leases/fan", body,
+                            "application/merge-patch+json", NULL) != 200) {
                         fprintf(stderr, "bench: update failed\n");
                         break;
                 }
@@ -260,7 +272,8 @@ static int bench_fanout(int n_watches, int rounds) {
                         curl_multi_perform(m, &still);
                         got = 0;
                         for (int i = 0; i < n_watches; i++) {
-                                if (!ws[i].got && ws[i].b.data && strstr(ws[i].b.data + ws[i].seen, marker)) {
+                                if (!ws[i].got && ws[i].b.data &&
+                                    strstr(ws[i].b.data + ws[i].seen, marker)) {
                                         ws[i].got = true;
                                         ws[i].seen = ws[i].b.len;
                                 }
@@ -271,16 +284,19 @@ static int bench_fanout(int n_watches, int rounds) {
                 }
                 double took = now_s() - start;
                 if (got < n_watches) {
-                        printf("watch fan-out: round %d: only %d of %d watches got the event\n", round, got, n_watches);
+                        printf("watch fan-out: round %d: only %d of %d watches got the event\n",
+                               round, got, n_watches);
                         break;
                 }
                 lat[done_rounds++] = took;
         }
         if (done_rounds > 0) {
                 qsort(lat, (size_t)done_rounds, sizeof *lat, cmp_double);
-                printf("watch fan-out: update -> all %d watches: min %.1f ms, median %.1f ms, max %.1f ms (%d rounds, "
+                printf("watch fan-out: update -> all %d watches: min %.1f ms, median %.1f ms, max "
+                       "%.1f ms (%d rounds, "
                        "includes the PATCH round trip)\n",
-                       n_watches, lat[0] * 1e3, lat[done_rounds / 2] * 1e3, lat[done_rounds - 1] * 1e3, done_rounds);
+                       n_watches, lat[0] * 1e3, lat[done_rounds / 2] * 1e3,
+                       lat[done_rounds - 1] * 1e3, done_rounds);
                 r = done_rounds == rounds ? 0 : -1;
         }
         free(lat);
@@ -314,9 +330,10 @@ int main(int argc, char **argv) {
                 else if (strcmp(argv[i], "--rounds") == 0)
                         rounds = atoi(argv[i + 1]);
         }
-        if (clients < 1 || clients > 256 || seconds <= 0 || seconds > 600 || watches < 0 || watches > 20000 ||
-            rounds < 1 || rounds > 1000) {
-                fprintf(stderr, "usage: bench-apiserver [--clients 1..256] [--seconds S] [--watches W] [--rounds R]\n");
+        if (clients < 1 || clients > 256 || seconds <= 0 || seconds > 600 || watches < 0 ||
+            watches > 20000 || rounds < 1 || rounds > 1000) {
+                fprintf(stderr, "usage: bench-apiserver [--clients 1..256] [--seconds S] "
+                                "[--watches W] [--rounds R]\n");
                 return 2;
         }
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -340,8 +357,12 @@ int main(int argc, char **argv) {
         if (watches > 0 && bench_fanout(watches, rounds) < 0)
                 r = 1;
         printf("server metrics: %.0f PUT leases 200, %.0f PATCH leases 200\n",
-               koc_test_apiserver_metric(&srv, "apiserver_request_total{verb=\"PUT\",resource=\"leases\",code=\"200\"}"),
-               koc_test_apiserver_metric(&srv, "apiserver_request_total{verb=\"PATCH\",resource=\"leases\",code=\"200\"}"));
+               koc_test_apiserver_metric(
+                       &srv,
+                       "apiserver_request_total{verb=\"PUT\",resource=\"leases\",code=\"200\"}"),
+               koc_test_apiserver_metric(
+                       &srv,
+                       "apiserver_request_total{verb=\"PATCH\",resource=\"leases\",code=\"200\"}"));
         koc_test_apiserver_stop(&srv);
         curl_slist_free_all(headers);
         curl_global_cleanup();

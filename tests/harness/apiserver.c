@@ -19,7 +19,7 @@
 #define MAX_ARGS 64
 
 static void sleep_ms(long ms) {
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
                 ;
 }
@@ -85,7 +85,8 @@ static int read_field(const char *file, const char *key, char *buf, size_t size)
 int koc_test_apiserver_start(koc_test_apiserver *s, const char *extra_args) {
         const char *path = server_path();
         const char *tmp = getenv("TMPDIR");
-        char *argv[MAX_ARGS + 1], *extra = NULL;
+        char *argv[MAX_ARGS + 1], *extra = NULL, *wrapper = NULL;
+        const char *wrap_env = getenv("KOC_APISERVER_WRAPPER");
         size_t argc = 0;
 
         memset(s, 0, sizeof *s);
@@ -99,6 +100,16 @@ int koc_test_apiserver_start(koc_test_apiserver *s, const char *extra_args) {
         snprintf(s->kubeconfig, sizeof s->kubeconfig, "%s/kubeconfig", s->dir);
         snprintf(s->ca_file, sizeof s->ca_file, "%s/ca.crt", s->dir);
 
+        if (wrap_env && *wrap_env) {
+                wrapper = strdup(wrap_env);
+                if (!wrapper) {
+                        remove_dir(s->dir);
+                        return -ENOMEM;
+                }
+                for (char *save = NULL, *t = strtok_r(wrapper, " ", &save); t && argc < 16;
+                     t = strtok_r(NULL, " ", &save))
+                        argv[argc++] = t;
+        }
         argv[argc++] = (char *)path;
         argv[argc++] = (char *)"--listen";
         argv[argc++] = (char *)"127.0.0.1:0";
@@ -109,11 +120,14 @@ int koc_test_apiserver_start(koc_test_apiserver *s, const char *extra_args) {
         if (extra_args) {
                 extra = strdup(extra_args);
                 if (!extra) {
+                        free(wrapper);
                         remove_dir(s->dir);
                         return -ENOMEM;
                 }
-                for (char *save = NULL, *t = strtok_r(extra, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+                for (char *save = NULL, *t = strtok_r(extra, " ", &save); t;
+                     t = strtok_r(NULL, " ", &save)) {
                         if (argc == MAX_ARGS) {
+                                free(wrapper);
                                 free(extra);
                                 remove_dir(s->dir);
                                 return -E2BIG;
@@ -127,6 +141,7 @@ int koc_test_apiserver_start(koc_test_apiserver *s, const char *extra_args) {
         pid_t pid = fork();
         if (pid < 0) {
                 int r = -errno;
+                free(wrapper);
                 free(extra);
                 remove_dir(s->dir);
                 return r;
@@ -139,9 +154,10 @@ int koc_test_apiserver_start(koc_test_apiserver *s, const char *extra_args) {
                         _exit(127);
                 sigemptyset(&none);
                 sigprocmask(SIG_SETMASK, &none, NULL);
-                execv(path, argv);
+                execvp(argv[0], argv);
                 _exit(127);
         }
+        free(wrapper);
         free(extra);
         s->pid = pid;
 
@@ -152,12 +168,15 @@ int koc_test_apiserver_start(koc_test_apiserver *s, const char *extra_args) {
                         break;
                 if (waitpid(pid, &status, WNOHANG) == pid) {
                         s->pid = -1;
+                        s->exit_status =
+                                WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
                         remove_dir(s->dir);
                         return -ECHILD;
                 }
                 sleep_ms(10);
         }
-        if (access(s->kubeconfig, F_OK) != 0 || read_field(s->kubeconfig, "server", s->url, sizeof s->url) < 0 ||
+        if (access(s->kubeconfig, F_OK) != 0 ||
+            read_field(s->kubeconfig, "server", s->url, sizeof s->url) < 0 ||
             read_field(s->kubeconfig, "token", s->token, sizeof s->token) < 0) {
                 koc_test_apiserver_stop(s);
                 return -ETIMEDOUT;
@@ -167,10 +186,13 @@ int koc_test_apiserver_start(koc_test_apiserver *s, const char *extra_args) {
 
 void koc_test_apiserver_stop(koc_test_apiserver *s) {
         if (s->pid > 0) {
-                int status;
+                int status = 0;
                 bool gone = false;
+                const char *wrap = getenv("KOC_APISERVER_WRAPPER");
+                /* A wrapped server (valgrind) needs longer to exit. */
+                int tries = wrap && *wrap ? 6000 : 500;
                 kill(s->pid, SIGTERM);
-                for (int i = 0; i < 500 && !gone; i++) {
+                for (int i = 0; i < tries && !gone; i++) {
                         if (waitpid(s->pid, &status, WNOHANG) == s->pid)
                                 gone = true;
                         else
@@ -180,6 +202,9 @@ void koc_test_apiserver_stop(koc_test_apiserver *s) {
                         kill(s->pid, SIGKILL);
                         waitpid(s->pid, &status, 0);
                 }
+                s->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+                if (s->exit_status != 0)
+                        fprintf(stderr, "koc-apiserver exited with status %d\n", s->exit_status);
                 s->pid = -1;
         }
         if (s->dir[0]) {
@@ -206,12 +231,12 @@ static size_t on_data(char *ptr, size_t size, size_t n, void *userdata) {
         return add;
 }
 
-long koc_test_apiserver_http(koc_test_apiserver *s, const char *method, const char *path, const char *body,
-                             const char *content_type, char **ret_body) {
+long koc_test_apiserver_http(koc_test_apiserver *s, const char *method, const char *path,
+                             const char *body, const char *content_type, char **ret_body) {
         CURL *c = curl_easy_init();
         struct curl_slist *headers = NULL;
         char auth[200], ct[200], url[1024];
-        buffer b = { 0 };
+        buffer b = {0};
         long code = -EIO;
 
         if (!c)
@@ -220,7 +245,8 @@ long koc_test_apiserver_http(koc_test_apiserver *s, const char *method, const ch
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", s->token);
         headers = curl_slist_append(headers, auth);
         if (body) {
-                snprintf(ct, sizeof ct, "Content-Type: %s", content_type ? content_type : "application/json");
+                snprintf(ct, sizeof ct, "Content-Type: %s",
+                         content_type ? content_type : "application/json");
                 headers = curl_slist_append(headers, ct);
                 curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
                 curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
@@ -248,7 +274,8 @@ long koc_test_apiserver_http(koc_test_apiserver *s, const char *method, const ch
 }
 
 int koc_test_apiserver_fault(koc_test_apiserver *s, const char *json_rule) {
-        return (int)koc_test_apiserver_http(s, "POST", "/admin/faults", json_rule, "application/json", NULL);
+        return (int)koc_test_apiserver_http(s, "POST", "/admin/faults", json_rule,
+                                            "application/json", NULL);
 }
 
 int koc_test_apiserver_clear_faults(koc_test_apiserver *s) {
@@ -264,7 +291,8 @@ double koc_test_apiserver_metric(koc_test_apiserver *s, const char *prefix) {
                 free(body);
                 return -1;
         }
-        for (char *save = NULL, *line = strtok_r(body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        for (char *save = NULL, *line = strtok_r(body, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save)) {
                 if (line[0] == '#' || strncmp(line, prefix, plen) != 0)
                         continue;
                 char *sp = strrchr(line, ' ');

@@ -10,7 +10,10 @@
  *                                 "\"error_rate\":1.0,\"error_code\":503}");
  *   koc_test_apiserver_stop(&s);
  *
- * KOC_APISERVER_PATH (a compile definition) is the binary to run.
+ * KOC_APISERVER_PATH (a compile definition) is the binary to run; the
+ * environment variable KOC_APISERVER overrides it, and KOC_APISERVER_WRAPPER
+ * (space-separated, e.g. "valgrind --error-exitcode=99") is put in front of
+ * it; exit_status then tells whether the wrapped server was clean.
  */
 #pragma once
 
@@ -24,6 +27,7 @@ typedef struct koc_test_apiserver {
         char url[128];        /* "https://127.0.0.1:PORT" */
         char token[128];      /* bearer token */
         char ca_file[300];    /* the server's CA certificate, PEM */
+        int exit_status;      /* after stop: the exit code, 128+signal when killed */
 } koc_test_apiserver;
 
 /* Starts the server with optional extra arguments (a space-separated string,

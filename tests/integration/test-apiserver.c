@@ -24,13 +24,15 @@ static koc_test_apiserver srv;
 
 /* ---- helpers ---- */
 
-static long req(const char *method, const char *path, const char *body, const char *ct, cJSON **ret) {
+static long req(const char *method, const char *path, const char *body, const char *ct,
+                cJSON **ret) {
         char *out = NULL;
         long code = koc_test_apiserver_http(&srv, method, path, body, ct, &out);
         if (ret) {
                 *ret = out ? cJSON_Parse(out) : NULL;
                 if (!*ret)
-                        fprintf(stderr, "unparsable body for %s %s: %s\n", method, path, out ? out : "(none)");
+                        fprintf(stderr, "unparsable body for %s %s: %s\n", method, path,
+                                out ? out : "(none)");
         }
         free(out);
         return code;
@@ -40,7 +42,8 @@ static const char *str(const cJSON *o, const char *path) {
         char buf[256];
         snprintf(buf, sizeof buf, "%s", path);
         const cJSON *cur = o;
-        for (char *save = NULL, *t = strtok_r(buf, ".", &save); cur && t; t = strtok_r(NULL, ".", &save))
+        for (char *save = NULL, *t = strtok_r(buf, ".", &save); cur && t;
+             t = strtok_r(NULL, ".", &save))
                 cur = cJSON_GetObjectItemCaseSensitive(cur, t);
         return cJSON_IsString(cur) ? cur->valuestring : NULL;
 }
@@ -49,7 +52,8 @@ static double num(const cJSON *o, const char *path) {
         char buf[256];
         snprintf(buf, sizeof buf, "%s", path);
         const cJSON *cur = o;
-        for (char *save = NULL, *t = strtok_r(buf, ".", &save); cur && t; t = strtok_r(NULL, ".", &save))
+        for (char *save = NULL, *t = strtok_r(buf, ".", &save); cur && t;
+             t = strtok_r(NULL, ".", &save))
                 cur = cJSON_GetObjectItemCaseSensitive(cur, t);
         return cJSON_IsNumber(cur) ? cur->valuedouble : -1;
 }
@@ -77,7 +81,8 @@ static cJSON *create_lease(const char *name, const char *holder) {
         char body[512];
         cJSON *o = NULL;
         snprintf(body, sizeof body,
-                 "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{\"name\":\"%s\"},"
+                 "{\"apiVersion\":\"coordination.k8s.io/"
+                 "v1\",\"kind\":\"Lease\",\"metadata\":{\"name\":\"%s\"},"
                  "\"spec\":{\"holderIdentity\":\"%s\",\"leaseDurationSeconds\":1,"
                  "\"renewTime\":\"2026-01-01T00:00:00.000000Z\"}}",
                  name, holder);
@@ -219,7 +224,8 @@ static void test_auth(void **state) {
         cJSON_Delete(o);
         free(body);
         bad.token[0] = 0;
-        assert_int_equal(koc_test_apiserver_http(&bad, "GET", "/api/v1/namespaces", NULL, NULL, NULL), 401);
+        assert_int_equal(
+                koc_test_apiserver_http(&bad, "GET", "/api/v1/namespaces", NULL, NULL, NULL), 401);
         /* Health and version are public, as on the real server. */
         assert_int_equal(koc_test_apiserver_http(&bad, "GET", "/healthz", NULL, NULL, NULL), 200);
         assert_int_equal(koc_test_apiserver_http(&bad, "GET", "/version", NULL, NULL, NULL), 200);
@@ -242,7 +248,8 @@ static void test_lease_crud(void **state) {
         snprintf(body, sizeof body, "{\"metadata\":{\"name\":\"crud\"}}");
         assert_int_equal(req("POST", LEASES, body, NULL, &o), 409);
         assert_status(o, 409, "AlreadyExists");
-        assert_string_equal(str(o, "message"), "leases.coordination.k8s.io \"crud\" already exists");
+        assert_string_equal(str(o, "message"),
+                            "leases.coordination.k8s.io \"crud\" already exists");
         assert_string_equal(str(o, "details.name"), "crud");
         assert_string_equal(str(o, "details.group"), "coordination.k8s.io");
         assert_string_equal(str(o, "details.kind"), "leases");
@@ -269,24 +276,29 @@ static void test_lease_crud(void **state) {
         assert_true(rv2 > rv1);
         assert_string_equal(str(o, "spec.holderIdentity"), "pod-b");
         assert_string_equal(str(o, "metadata.uid"), str(a, "metadata.uid"));
-        assert_string_equal(str(o, "metadata.creationTimestamp"), str(a, "metadata.creationTimestamp"));
+        assert_string_equal(str(o, "metadata.creationTimestamp"),
+                            str(a, "metadata.creationTimestamp"));
         cJSON_Delete(o);
 
         /* The same write again is stale now: 409 Conflict. */
         assert_int_equal(req("PUT", LEASES "/crud", body, NULL, &o), 409);
         assert_status(o, 409, "Conflict");
-        assert_string_equal(str(o, "message"),
-                            "Operation cannot be fulfilled on leases.coordination.k8s.io \"crud\": the object "
-                            "has been modified; please apply your changes to the latest version and try again");
+        assert_string_equal(
+                str(o, "message"),
+                "Operation cannot be fulfilled on leases.coordination.k8s.io \"crud\": the object "
+                "has been modified; please apply your changes to the latest version and try again");
         cJSON_Delete(o);
 
         /* Leases need a resourceVersion on update. */
-        assert_int_equal(req("PUT", LEASES "/crud",
-                             "{\"metadata\":{\"name\":\"crud\"},\"spec\":{\"holderIdentity\":\"x\"}}", NULL, &o),
-                         422);
+        assert_int_equal(
+                req("PUT", LEASES "/crud",
+                    "{\"metadata\":{\"name\":\"crud\"},\"spec\":{\"holderIdentity\":\"x\"}}", NULL,
+                    &o),
+                422);
         assert_status(o, 422, "Invalid");
         assert_string_equal(str(o, "details.kind"), "Lease");
-        cJSON *cause = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "details"), "causes"), 0);
+        cJSON *cause = cJSON_GetArrayItem(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(o, "details"), "causes"), 0);
         assert_string_equal(str(cause, "field"), "metadata.resourceVersion");
         cJSON_Delete(o);
 
@@ -300,7 +312,8 @@ static void test_lease_crud(void **state) {
         free(same);
 
         assert_int_equal(req("PUT", LEASES "/missing",
-                             "{\"metadata\":{\"name\":\"missing\",\"resourceVersion\":\"1\"}}", NULL, &o),
+                             "{\"metadata\":{\"name\":\"missing\",\"resourceVersion\":\"1\"}}",
+                             NULL, &o),
                          404);
         cJSON_Delete(o);
         assert_int_equal(req("DELETE", LEASES "/crud", NULL, NULL, &o), 200);
@@ -315,7 +328,8 @@ static void test_lease_crud(void **state) {
 static void test_configmap_and_generate_name(void **state) {
         cJSON *o = NULL;
         assert_int_equal(req("POST", "/api/v1/namespaces/default/configmaps",
-                             "{\"metadata\":{\"generateName\":\"cm-\"},\"data\":{\"a\":\"1\"}}", NULL, &o),
+                             "{\"metadata\":{\"generateName\":\"cm-\"},\"data\":{\"a\":\"1\"}}",
+                             NULL, &o),
                          201);
         const char *name = str(o, "metadata.name");
         assert_non_null(name);
@@ -326,7 +340,8 @@ static void test_configmap_and_generate_name(void **state) {
         char path[256], body[256];
         snprintf(path, sizeof path, "/api/v1/namespaces/default/configmaps/%s", name);
         /* ConfigMaps allow an unconditional update (no resourceVersion). */
-        snprintf(body, sizeof body, "{\"metadata\":{\"name\":\"%s\"},\"data\":{\"a\":\"2\"}}", name);
+        snprintf(body, sizeof body, "{\"metadata\":{\"name\":\"%s\"},\"data\":{\"a\":\"2\"}}",
+                 name);
         cJSON_Delete(o);
         assert_int_equal(req("PUT", path, body, NULL, &o), 200);
         assert_string_equal(str(o, "data.a"), "2");
@@ -341,46 +356,58 @@ static void test_configmap_and_generate_name(void **state) {
                          422);
         assert_status(o, 422, "Invalid");
         cJSON_Delete(o);
-        assert_int_equal(req("POST", "/api/v1/namespaces/default/configmaps", "{\"metadata\":{}}", NULL, &o), 422);
+        assert_int_equal(
+                req("POST", "/api/v1/namespaces/default/configmaps", "{\"metadata\":{}}", NULL, &o),
+                422);
         cJSON_Delete(o);
 }
 
 static void test_lease_validation(void **state) {
         cJSON *o = NULL;
-        assert_int_equal(req("POST", LEASES,
-                             "{\"metadata\":{\"name\":\"v1\"},\"spec\":{\"leaseDurationSeconds\":0}}", NULL, &o),
-                         422);
+        assert_int_equal(
+                req("POST", LEASES,
+                    "{\"metadata\":{\"name\":\"v1\"},\"spec\":{\"leaseDurationSeconds\":0}}", NULL,
+                    &o),
+                422);
         assert_status(o, 422, "Invalid");
-        assert_string_equal(str(o, "message"),
-                            "Lease.coordination.k8s.io \"v1\" is invalid: spec.leaseDurationSeconds: Invalid "
-                            "value: 0: must be greater than 0");
+        assert_string_equal(
+                str(o, "message"),
+                "Lease.coordination.k8s.io \"v1\" is invalid: spec.leaseDurationSeconds: Invalid "
+                "value: 0: must be greater than 0");
         cJSON_Delete(o);
         assert_int_equal(req("POST", LEASES,
-                             "{\"metadata\":{\"name\":\"v2\"},\"spec\":{\"leaseTransitions\":-1}}", NULL, &o),
+                             "{\"metadata\":{\"name\":\"v2\"},\"spec\":{\"leaseTransitions\":-1}}",
+                             NULL, &o),
                          422);
         cJSON_Delete(o);
         /* MicroTime needs exactly six fractional digits: a decoding error. */
         assert_int_equal(req("POST", LEASES,
-                             "{\"metadata\":{\"name\":\"v3\"},\"spec\":{\"renewTime\":\"2026-01-01T00:00:00.123Z\"}}",
+                             "{\"metadata\":{\"name\":\"v3\"},\"spec\":{\"renewTime\":\"2026-01-"
+                             "01T00:00:00.123Z\"}}",
                              NULL, &o),
                          400);
         assert_status(o, 400, "BadRequest");
         cJSON_Delete(o);
-        assert_int_equal(req("POST", LEASES,
-                             "{\"metadata\":{\"name\":\"v4\"},\"spec\":{\"acquireTime\":\"yesterday\"}}", NULL, &o),
-                         400);
+        assert_int_equal(
+                req("POST", LEASES,
+                    "{\"metadata\":{\"name\":\"v4\"},\"spec\":{\"acquireTime\":\"yesterday\"}}",
+                    NULL, &o),
+                400);
         cJSON_Delete(o);
-        assert_int_equal(req("POST", LEASES,
-                             "{\"metadata\":{\"name\":\"v5\"},\"spec\":{\"leaseDurationSeconds\":\"ten\"}}", NULL,
-                             &o),
-                         400);
+        assert_int_equal(
+                req("POST", LEASES,
+                    "{\"metadata\":{\"name\":\"v5\"},\"spec\":{\"leaseDurationSeconds\":\"ten\"}}",
+                    NULL, &o),
+                400);
         cJSON_Delete(o);
-        assert_int_equal(req("POST", LEASES,
-                             "{\"metadata\":{\"name\":\"v6\"},\"spec\":{\"holderIdentity\":\"a\","
-                             "\"leaseDurationSeconds\":15,\"acquireTime\":\"2026-01-01T00:00:00.000000+02:00\","
-                             "\"renewTime\":\"2026-01-01T00:00:00.123456Z\",\"leaseTransitions\":0}}",
-                             NULL, &o),
-                         201);
+        assert_int_equal(
+                req("POST", LEASES,
+                    "{\"metadata\":{\"name\":\"v6\"},\"spec\":{\"holderIdentity\":\"a\","
+                    "\"leaseDurationSeconds\":15,\"acquireTime\":\"2026-01-01T00:00:00.000000+02:"
+                    "00\","
+                    "\"renewTime\":\"2026-01-01T00:00:00.123456Z\",\"leaseTransitions\":0}}",
+                    NULL, &o),
+                201);
         cJSON_Delete(o);
         assert_int_equal(req("GET", LEASES "/v1", NULL, NULL, NULL), 404);
 }
@@ -400,26 +427,29 @@ static int list_count(const char *query) {
 }
 
 static void test_list_selectors_and_paging(void **state) {
-        static const char *const tiers[] = { "web", "web", "db", "cache", NULL };
+        static const char *const tiers[] = {"web", "web", "db", "cache", NULL};
         cJSON *o = NULL;
         for (int i = 0; i < 5; i++) {
                 char body[256];
                 if (tiers[i])
                         snprintf(body, sizeof body,
-                                 "{\"metadata\":{\"name\":\"c%d\",\"labels\":{\"tier\":\"%s\",\"n\":\"%d\"}}}", i,
-                                 tiers[i], i);
+                                 "{\"metadata\":{\"name\":\"c%d\",\"labels\":{\"tier\":\"%s\","
+                                 "\"n\":\"%d\"}}}",
+                                 i, tiers[i], i);
                 else
                         snprintf(body, sizeof body, "{\"metadata\":{\"name\":\"c%d\"}}", i);
-                assert_int_equal(req("POST", "/api/v1/namespaces/sel/configmaps", body, NULL, NULL), 201);
+                assert_int_equal(req("POST", "/api/v1/namespaces/sel/configmaps", body, NULL, NULL),
+                                 201);
         }
-        assert_int_equal(req("POST", "/api/v1/namespaces/other/configmaps", "{\"metadata\":{\"name\":\"c0\"}}", NULL,
-                             NULL),
+        assert_int_equal(req("POST", "/api/v1/namespaces/other/configmaps",
+                             "{\"metadata\":{\"name\":\"c0\"}}", NULL, NULL),
                          201);
 
         assert_int_equal(list_count(""), 5);
         assert_int_equal(list_count("labelSelector=tier%3Dweb"), 2);
         assert_int_equal(list_count("labelSelector=tier%3D%3Dweb"), 2);
-        assert_int_equal(list_count("labelSelector=tier!%3Dweb"), 3); /* includes the unlabelled one */
+        assert_int_equal(list_count("labelSelector=tier!%3Dweb"),
+                         3); /* includes the unlabelled one */
         assert_int_equal(list_count("labelSelector=tier%20in%20(db,cache)"), 2);
         assert_int_equal(list_count("labelSelector=tier%20notin%20(web)"), 3);
         assert_int_equal(list_count("labelSelector=tier"), 4);
@@ -431,7 +461,9 @@ static void test_list_selectors_and_paging(void **state) {
         assert_int_equal(list_count("labelSelector=tier%20in%20(web"), -400);
 
         /* All namespaces. */
-        assert_int_equal(req("GET", "/api/v1/configmaps?fieldSelector=metadata.name%3Dc0", NULL, NULL, &o), 200);
+        assert_int_equal(
+                req("GET", "/api/v1/configmaps?fieldSelector=metadata.name%3Dc0", NULL, NULL, &o),
+                200);
         assert_int_equal(count_items(o), 2);
         assert_string_equal(str(o, "kind"), "ConfigMapList");
         assert_string_equal(str(o, "apiVersion"), "v1");
@@ -445,7 +477,8 @@ static void test_list_selectors_and_paging(void **state) {
         for (;;) {
                 assert_int_equal(req("GET", path, NULL, NULL, &o), 200);
                 cJSON *it;
-                cJSON_ArrayForEach(it, cJSON_GetObjectItem(o, "items")) strcat(seen, str(it, "metadata.name"));
+                cJSON_ArrayForEach(it, cJSON_GetObjectItem(o, "items"))
+                        strcat(seen, str(it, "metadata.name"));
                 pages++;
                 const char *cont = str(o, "metadata.continue");
                 if (!cont) {
@@ -454,14 +487,17 @@ static void test_list_selectors_and_paging(void **state) {
                 }
                 assert_true(num(o, "metadata.remainingItemCount") > 0);
                 char *esc = curl_easy_escape(NULL, cont, 0);
-                snprintf(path, sizeof path, "/api/v1/namespaces/sel/configmaps?limit=2&continue=%s", esc);
+                snprintf(path, sizeof path, "/api/v1/namespaces/sel/configmaps?limit=2&continue=%s",
+                         esc);
                 curl_free(esc);
                 cJSON_Delete(o);
                 assert_true(pages < 10);
         }
         assert_int_equal(pages, 3);
         assert_string_equal(seen, "c0c1c2c3c4");
-        assert_int_equal(req("GET", "/api/v1/namespaces/sel/configmaps?limit=2&continue=%21%21", NULL, NULL, &o), 400);
+        assert_int_equal(req("GET", "/api/v1/namespaces/sel/configmaps?limit=2&continue=%21%21",
+                             NULL, NULL, &o),
+                         400);
         cJSON_Delete(o);
 }
 
@@ -469,10 +505,11 @@ static void test_patch(void **state) {
         cJSON *a = create_lease("patchme", "a"), *o = NULL;
         char body[512];
 
-        assert_int_equal(req("PATCH", LEASES "/patchme",
-                             "{\"metadata\":{\"labels\":{\"x\":\"1\"}},\"spec\":{\"holderIdentity\":\"b\"}}",
-                             "application/merge-patch+json", &o),
-                         200);
+        assert_int_equal(
+                req("PATCH", LEASES "/patchme",
+                    "{\"metadata\":{\"labels\":{\"x\":\"1\"}},\"spec\":{\"holderIdentity\":\"b\"}}",
+                    "application/merge-patch+json", &o),
+                200);
         assert_string_equal(str(o, "spec.holderIdentity"), "b");
         assert_string_equal(str(o, "metadata.labels.x"), "1");
         assert_true(rv_of(o) > rv_of(a));
@@ -484,41 +521,49 @@ static void test_patch(void **state) {
         assert_null(str(o, "spec.holderIdentity"));
         assert_int_equal((int)num(o, "spec.leaseDurationSeconds"), 1);
         cJSON_Delete(o);
-        assert_int_equal(req("PATCH", LEASES "/patchme",
-                             "[{\"op\":\"add\",\"path\":\"/spec/holderIdentity\",\"value\":\"c\"},"
-                             "{\"op\":\"replace\",\"path\":\"/spec/leaseDurationSeconds\",\"value\":5},"
-                             "{\"op\":\"remove\",\"path\":\"/metadata/labels/x\"},"
-                             "{\"op\":\"test\",\"path\":\"/spec/holderIdentity\",\"value\":\"c\"}]",
-                             "application/json-patch+json", &o),
-                         200);
+        assert_int_equal(
+                req("PATCH", LEASES "/patchme",
+                    "[{\"op\":\"add\",\"path\":\"/spec/holderIdentity\",\"value\":\"c\"},"
+                    "{\"op\":\"replace\",\"path\":\"/spec/leaseDurationSeconds\",\"value\":5},"
+                    "{\"op\":\"remove\",\"path\":\"/metadata/labels/x\"},"
+                    "{\"op\":\"test\",\"path\":\"/spec/holderIdentity\",\"value\":\"c\"}]",
+                    "application/json-patch+json", &o),
+                200);
         assert_string_equal(str(o, "spec.holderIdentity"), "c");
         assert_int_equal((int)num(o, "spec.leaseDurationSeconds"), 5);
         assert_null(str(o, "metadata.labels.x"));
         unsigned long long rv = rv_of(o);
         cJSON_Delete(o);
         /* A failed test operation changes nothing. */
-        assert_int_equal(req("PATCH", LEASES "/patchme",
-                             "[{\"op\":\"replace\",\"path\":\"/spec/holderIdentity\",\"value\":\"d\"},"
-                             "{\"op\":\"test\",\"path\":\"/spec/holderIdentity\",\"value\":\"zzz\"}]",
-                             "application/json-patch+json", &o),
-                         422);
+        assert_int_equal(
+                req("PATCH", LEASES "/patchme",
+                    "[{\"op\":\"replace\",\"path\":\"/spec/holderIdentity\",\"value\":\"d\"},"
+                    "{\"op\":\"test\",\"path\":\"/spec/holderIdentity\",\"value\":\"zzz\"}]",
+                    "application/json-patch+json", &o),
+                422);
         cJSON_Delete(o);
         assert_int_equal(req("GET", LEASES "/patchme", NULL, NULL, &o), 200);
         assert_string_equal(str(o, "spec.holderIdentity"), "c");
         assert_int_equal(rv_of(o), rv);
         cJSON_Delete(o);
         /* A resourceVersion in a patch is a precondition. */
-        snprintf(body, sizeof body, "{\"metadata\":{\"resourceVersion\":\"%llu\"},\"spec\":{\"holderIdentity\":\"e\"}}",
-                 rv - 1);
-        assert_int_equal(req("PATCH", LEASES "/patchme", body, "application/merge-patch+json", &o), 409);
+        snprintf(
+                body, sizeof body,
+                "{\"metadata\":{\"resourceVersion\":\"%llu\"},\"spec\":{\"holderIdentity\":\"e\"}}",
+                rv - 1);
+        assert_int_equal(req("PATCH", LEASES "/patchme", body, "application/merge-patch+json", &o),
+                         409);
         assert_status(o, 409, "Conflict");
         cJSON_Delete(o);
         assert_int_equal(req("PATCH", LEASES "/patchme", "{}", "application/json", &o), 415);
         assert_status(o, 415, "UnsupportedMediaType");
         cJSON_Delete(o);
-        assert_int_equal(req("PATCH", LEASES "/absent", "{}", "application/merge-patch+json", &o), 404);
+        assert_int_equal(req("PATCH", LEASES "/absent", "{}", "application/merge-patch+json", &o),
+                         404);
         cJSON_Delete(o);
-        assert_int_equal(req("PATCH", LEASES "/patchme", "{not json", "application/merge-patch+json", &o), 400);
+        assert_int_equal(
+                req("PATCH", LEASES "/patchme", "{not json", "application/merge-patch+json", &o),
+                400);
         cJSON_Delete(o);
         /* Lease validation applies to patches too. */
         assert_int_equal(req("PATCH", LEASES "/patchme", "{\"spec\":{\"leaseDurationSeconds\":-3}}",
@@ -532,8 +577,9 @@ static void test_finalizers(void **state) {
         cJSON *o = NULL;
         const char *path = "/api/v1/namespaces/default/configmaps/fin";
         assert_int_equal(req("POST", "/api/v1/namespaces/default/configmaps",
-                             "{\"metadata\":{\"name\":\"fin\",\"finalizers\":[\"koc.dev/a\",\"koc.dev/b\"]}}", NULL,
-                             NULL),
+                             "{\"metadata\":{\"name\":\"fin\",\"finalizers\":[\"koc.dev/"
+                             "a\",\"koc.dev/b\"]}}",
+                             NULL, NULL),
                          201);
         assert_int_equal(req("DELETE", path, NULL, NULL, &o), 200);
         assert_non_null(str(o, "metadata.deletionTimestamp"));
@@ -542,14 +588,18 @@ static void test_finalizers(void **state) {
         assert_int_equal(req("GET", path, NULL, NULL, &o), 200);
         assert_non_null(str(o, "metadata.deletionTimestamp"));
         cJSON_Delete(o);
-        assert_int_equal(req("PATCH", path, "[{\"op\":\"remove\",\"path\":\"/metadata/finalizers/0\"}]",
+        assert_int_equal(req("PATCH", path,
+                             "[{\"op\":\"remove\",\"path\":\"/metadata/finalizers/0\"}]",
                              "application/json-patch+json", &o),
                          200);
-        assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "metadata"), "finalizers")), 1);
+        assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "metadata"),
+                                                                "finalizers")),
+                         1);
         cJSON_Delete(o);
         assert_int_equal(req("GET", path, NULL, NULL, NULL), 200);
         /* Removing the last finalizer removes the object. */
-        assert_int_equal(req("PATCH", path, "{\"metadata\":{\"finalizers\":null}}", "application/merge-patch+json", &o),
+        assert_int_equal(req("PATCH", path, "{\"metadata\":{\"finalizers\":null}}",
+                             "application/merge-patch+json", &o),
                          200);
         cJSON_Delete(o);
         assert_int_equal(req("GET", path, NULL, NULL, NULL), 404);
@@ -559,14 +609,16 @@ static void test_status_subresource(void **state) {
         cJSON *o = NULL;
         const char *base = "/apis/apps/v1/namespaces/default/deployments";
         assert_int_equal(req("POST", base,
-                             "{\"metadata\":{\"name\":\"d\"},\"spec\":{\"replicas\":1},\"status\":{\"replicas\":9}}",
+                             "{\"metadata\":{\"name\":\"d\"},\"spec\":{\"replicas\":1},\"status\":{"
+                             "\"replicas\":9}}",
                              NULL, &o),
                          201);
         assert_null(cJSON_GetObjectItem(o, "status")); /* status is not set on create */
         assert_int_equal((int)num(o, "metadata.generation"), 1);
         cJSON_Delete(o);
         assert_int_equal(req("PUT", "/apis/apps/v1/namespaces/default/deployments/d/status",
-                             "{\"metadata\":{\"name\":\"d\"},\"spec\":{\"replicas\":7},\"status\":{\"replicas\":1}}",
+                             "{\"metadata\":{\"name\":\"d\"},\"spec\":{\"replicas\":7},\"status\":{"
+                             "\"replicas\":1}}",
                              NULL, &o),
                          200);
         assert_int_equal((int)num(o, "status.replicas"), 1);
@@ -574,27 +626,33 @@ static void test_status_subresource(void **state) {
         assert_int_equal((int)num(o, "metadata.generation"), 1);
         cJSON_Delete(o);
         assert_int_equal(req("PATCH", "/apis/apps/v1/namespaces/default/deployments/d",
-                             "{\"spec\":{\"replicas\":3},\"status\":{\"replicas\":5}}", "application/merge-patch+json",
-                             &o),
+                             "{\"spec\":{\"replicas\":3},\"status\":{\"replicas\":5}}",
+                             "application/merge-patch+json", &o),
                          200);
         assert_int_equal((int)num(o, "spec.replicas"), 3);
-        assert_int_equal((int)num(o, "status.replicas"), 1); /* status unchanged through the main resource */
+        assert_int_equal((int)num(o, "status.replicas"),
+                         1); /* status unchanged through the main resource */
         assert_int_equal((int)num(o, "metadata.generation"), 2);
         cJSON_Delete(o);
         assert_int_equal(req("PATCH", "/apis/apps/v1/namespaces/default/deployments/d/status",
-                             "{\"status\":{\"readyReplicas\":3}}", "application/merge-patch+json", &o),
+                             "{\"status\":{\"readyReplicas\":3}}", "application/merge-patch+json",
+                             &o),
                          200);
         assert_int_equal((int)num(o, "status.readyReplicas"), 3);
         assert_int_equal((int)num(o, "metadata.generation"), 2);
         cJSON_Delete(o);
-        assert_int_equal(req("GET", "/apis/apps/v1/namespaces/default/deployments/d/status", NULL, NULL, NULL), 200);
+        assert_int_equal(req("GET", "/apis/apps/v1/namespaces/default/deployments/d/status", NULL,
+                             NULL, NULL),
+                         200);
 }
 
 static void test_custom_resources(void **state) {
         cJSON *o = NULL;
         assert_int_equal(req("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-                             "{\"metadata\":{\"name\":\"widgets.example.com\"},\"spec\":{\"group\":\"example.com\","
-                             "\"scope\":\"Namespaced\",\"names\":{\"plural\":\"widgets\",\"kind\":\"Widget\"},"
+                             "{\"metadata\":{\"name\":\"widgets.example.com\"},\"spec\":{\"group\":"
+                             "\"example.com\","
+                             "\"scope\":\"Namespaced\",\"names\":{\"plural\":\"widgets\",\"kind\":"
+                             "\"Widget\"},"
                              "\"versions\":[{\"name\":\"v1\",\"served\":true,\"storage\":true,"
                              "\"subresources\":{\"status\":{}}}]}}",
                              NULL, NULL),
@@ -605,7 +663,8 @@ static void test_custom_resources(void **state) {
         assert_string_equal(str(o, "kind"), "Widget");
         assert_string_equal(str(o, "apiVersion"), "example.com/v1");
         cJSON_Delete(o);
-        assert_int_equal(req("GET", "/apis/example.com/v1/namespaces/default/widgets", NULL, NULL, &o), 200);
+        assert_int_equal(
+                req("GET", "/apis/example.com/v1/namespaces/default/widgets", NULL, NULL, &o), 200);
         assert_string_equal(str(o, "kind"), "WidgetList");
         cJSON_Delete(o);
         assert_int_equal(req("GET", "/apis/example.com/v1", NULL, NULL, &o), 200);
@@ -623,7 +682,9 @@ static void test_custom_resources(void **state) {
         assert_non_null(strstr(core, "\"namespaces\""));
         free(core);
         /* Cluster-scoped resources. */
-        assert_int_equal(req("POST", "/api/v1/namespaces", "{\"metadata\":{\"name\":\"team-a\"}}", NULL, &o), 201);
+        assert_int_equal(
+                req("POST", "/api/v1/namespaces", "{\"metadata\":{\"name\":\"team-a\"}}", NULL, &o),
+                201);
         assert_null(str(o, "metadata.namespace"));
         assert_string_equal(str(o, "status.phase"), "Active");
         cJSON_Delete(o);
@@ -658,19 +719,22 @@ static void test_watch_events(void **state) {
 static void test_watch_label_selector(void **state) {
         watcher w;
         assert_int_equal(req("POST", "/api/v1/namespaces/wl/configmaps",
-                             "{\"metadata\":{\"name\":\"a\",\"labels\":{\"app\":\"x\"}}}", NULL, NULL),
+                             "{\"metadata\":{\"name\":\"a\",\"labels\":{\"app\":\"x\"}}}", NULL,
+                             NULL),
                          201);
         watcher_start(&w, "/api/v1/namespaces/wl/configmaps?watch=true&labelSelector=app%3Dx");
         assert_int_equal(watcher_wait(&w, 1), 1);
         assert_event(&w, 0, "ADDED", "a");
         /* Leaving the selector reads as DELETED, entering it as ADDED. */
-        assert_int_equal(req("PATCH", "/api/v1/namespaces/wl/configmaps/a", "{\"metadata\":{\"labels\":{\"app\":\"y\"}}}",
+        assert_int_equal(req("PATCH", "/api/v1/namespaces/wl/configmaps/a",
+                             "{\"metadata\":{\"labels\":{\"app\":\"y\"}}}",
                              "application/merge-patch+json", NULL),
                          200);
-        assert_int_equal(req("PATCH", "/api/v1/namespaces/wl/configmaps/a", "{\"data\":{\"k\":\"v\"}}",
-                             "application/merge-patch+json", NULL),
+        assert_int_equal(req("PATCH", "/api/v1/namespaces/wl/configmaps/a",
+                             "{\"data\":{\"k\":\"v\"}}", "application/merge-patch+json", NULL),
                          200);
-        assert_int_equal(req("PATCH", "/api/v1/namespaces/wl/configmaps/a", "{\"metadata\":{\"labels\":{\"app\":\"x\"}}}",
+        assert_int_equal(req("PATCH", "/api/v1/namespaces/wl/configmaps/a",
+                             "{\"metadata\":{\"labels\":{\"app\":\"x\"}}}",
                              "application/merge-patch+json", NULL),
                          200);
         assert_int_equal(watcher_wait(&w, 3), 3);
@@ -687,10 +751,13 @@ static void test_watch_resume_and_expired(void **state) {
         for (int i = 0; i < 3; i++) {
                 char body[128];
                 snprintf(body, sizeof body, "{\"spec\":{\"leaseTransitions\":%d}}", i + 1);
-                assert_int_equal(req("PATCH", LEASES "/resume", body, "application/merge-patch+json", NULL), 200);
+                assert_int_equal(
+                        req("PATCH", LEASES "/resume", body, "application/merge-patch+json", NULL),
+                        200);
         }
         watcher w;
-        snprintf(path, sizeof path, LEASES "?watch=1&resourceVersion=%llu&fieldSelector=metadata.name%%3Dresume", rv0);
+        snprintf(path, sizeof path,
+                 LEASES "?watch=1&resourceVersion=%llu&fieldSelector=metadata.name%%3Dresume", rv0);
         watcher_start(&w, path);
         assert_int_equal(watcher_wait(&w, 3), 3);
         for (int i = 0; i < 3; i++) {
@@ -705,7 +772,9 @@ static void test_watch_resume_and_expired(void **state) {
         for (int i = 0; i < 60; i++) {
                 char body[128];
                 snprintf(body, sizeof body, "{\"spec\":{\"leaseTransitions\":%d}}", i + 10);
-                assert_int_equal(req("PATCH", LEASES "/resume", body, "application/merge-patch+json", NULL), 200);
+                assert_int_equal(
+                        req("PATCH", LEASES "/resume", body, "application/merge-patch+json", NULL),
+                        200);
         }
         watcher_start(&w, path);
         assert_int_equal(watcher_wait(&w, 1), 1);
@@ -723,7 +792,8 @@ static void test_watch_resume_and_expired(void **state) {
 
 static void test_watch_bookmarks_and_timeout(void **state) {
         watcher w;
-        watcher_start(&w, "/api/v1/namespaces/empty-ns/configmaps?watch=1&allowWatchBookmarks=true&timeoutSeconds=2");
+        watcher_start(&w, "/api/v1/namespaces/empty-ns/"
+                          "configmaps?watch=1&allowWatchBookmarks=true&timeoutSeconds=2");
         assert_true(watcher_wait(&w, 1) >= 1);
         assert_event(&w, 0, "BOOKMARK", NULL);
         cJSON *ev = watcher_event(&w, 0);
@@ -773,9 +843,10 @@ static void test_faults(void **state) {
         cJSON *a = create_lease("faulty", "a"), *o = NULL;
         char *body = NULL;
 
-        assert_int_equal(koc_test_apiserver_fault(&srv, "{\"resource\":\"leases\",\"verb\":\"get\","
-                                                        "\"error_rate\":1.0,\"error_code\":503,\"retry_after\":2,"
-                                                        "\"count\":2}"),
+        assert_int_equal(koc_test_apiserver_fault(
+                                 &srv, "{\"resource\":\"leases\",\"verb\":\"get\","
+                                       "\"error_rate\":1.0,\"error_code\":503,\"retry_after\":2,"
+                                       "\"count\":2}"),
                          200);
         assert_int_equal(req("GET", LEASES "/faulty", NULL, NULL, &o), 503);
         assert_status(o, 503, "ServiceUnavailable");
@@ -783,21 +854,27 @@ static void test_faults(void **state) {
         assert_int_equal(req("GET", LEASES "/faulty", NULL, NULL, NULL), 503);
         assert_int_equal(req("GET", LEASES "/faulty", NULL, NULL, NULL), 200); /* count used up */
         /* Other verbs and resources are untouched. */
-        assert_int_equal(koc_test_apiserver_fault(&srv, "{\"resource\":\"leases\",\"verb\":\"update\","
-                                                        "\"error_rate\":1,\"error_code\":429}"),
+        assert_int_equal(koc_test_apiserver_fault(&srv,
+                                                  "{\"resource\":\"leases\",\"verb\":\"update\","
+                                                  "\"error_rate\":1,\"error_code\":429}"),
                          200);
         assert_int_equal(req("GET", LEASES "/faulty", NULL, NULL, NULL), 200);
-        assert_int_equal(req("PUT", LEASES "/faulty", "{\"metadata\":{\"name\":\"faulty\"}}", NULL, &o), 429);
+        assert_int_equal(
+                req("PUT", LEASES "/faulty", "{\"metadata\":{\"name\":\"faulty\"}}", NULL, &o),
+                429);
         assert_status(o, 429, "TooManyRequests");
         cJSON_Delete(o);
-        assert_int_equal(koc_test_apiserver_http(&srv, "GET", "/admin/faults", NULL, NULL, &body), 200);
+        assert_int_equal(koc_test_apiserver_http(&srv, "GET", "/admin/faults", NULL, NULL, &body),
+                         200);
         assert_non_null(strstr(body, "\"update\""));
         free(body);
         assert_int_equal(koc_test_apiserver_clear_faults(&srv), 200);
-        assert_int_equal(req("PATCH", LEASES "/faulty", "{}", "application/merge-patch+json", NULL), 200);
+        assert_int_equal(req("PATCH", LEASES "/faulty", "{}", "application/merge-patch+json", NULL),
+                         200);
 
         /* Forbidden watch. */
-        assert_int_equal(koc_test_apiserver_fault(&srv, "{\"verb\":\"watch\",\"error_rate\":1,\"error_code\":403}"),
+        assert_int_equal(koc_test_apiserver_fault(
+                                 &srv, "{\"verb\":\"watch\",\"error_rate\":1,\"error_code\":403}"),
                          200);
         assert_int_equal(req("GET", LEASES "?watch=1", NULL, NULL, &o), 403);
         assert_status(o, 403, "Forbidden");
@@ -805,14 +882,18 @@ static void test_faults(void **state) {
         assert_int_equal(koc_test_apiserver_clear_faults(&srv), 200);
 
         /* Dropped connections. */
-        assert_int_equal(koc_test_apiserver_fault(&srv, "{\"resource\":\"leases\",\"drop_rate\":1,\"count\":1}"), 200);
+        assert_int_equal(koc_test_apiserver_fault(
+                                 &srv, "{\"resource\":\"leases\",\"drop_rate\":1,\"count\":1}"),
+                         200);
         assert_true(req("GET", LEASES "/faulty", NULL, NULL, NULL) < 0);
         assert_int_equal(req("GET", LEASES "/faulty", NULL, NULL, NULL), 200);
 
         /* Watch streams closed early. */
         watcher w;
-        assert_int_equal(koc_test_apiserver_fault(&srv, "{\"verb\":\"watch\",\"watch_close_after_ms\":100,\"count\":1}"),
-                         200);
+        assert_int_equal(
+                koc_test_apiserver_fault(
+                        &srv, "{\"verb\":\"watch\",\"watch_close_after_ms\":100,\"count\":1}"),
+                200);
         watcher_start(&w, LEASES "?watch=1&fieldSelector=metadata.name%3Dfaulty");
         watcher_wait_done(&w);
         assert_true(w.done);
@@ -820,7 +901,8 @@ static void test_faults(void **state) {
         watcher_stop(&w);
 
         /* Hang: the request is held until the rule is cleared. */
-        assert_int_equal(koc_test_apiserver_fault(&srv, "{\"resource\":\"leases\",\"verb\":\"get\",\"hang\":true}"),
+        assert_int_equal(koc_test_apiserver_fault(
+                                 &srv, "{\"resource\":\"leases\",\"verb\":\"get\",\"hang\":true}"),
                          200);
         watcher_begin(&w, LEASES "/faulty");
         for (int i = 0; i < 8; i++)
@@ -833,36 +915,47 @@ static void test_faults(void **state) {
         watcher_stop(&w);
 
         /* Latency delays but answers. */
-        assert_int_equal(koc_test_apiserver_fault(&srv, "{\"resource\":\"leases\",\"latency_ms\":50,\"count\":1}"), 200);
+        assert_int_equal(koc_test_apiserver_fault(
+                                 &srv, "{\"resource\":\"leases\",\"latency_ms\":50,\"count\":1}"),
+                         200);
         assert_int_equal(req("GET", LEASES "/faulty", NULL, NULL, NULL), 200);
 
         /* Bad rules are refused. */
         assert_int_equal(koc_test_apiserver_fault(&srv, "{\"verb\":\"fly\"}"), 400);
-        assert_int_equal(koc_test_apiserver_fault(&srv, "{\"error_rate\":2,\"error_code\":500}"), 400);
+        assert_int_equal(koc_test_apiserver_fault(&srv, "{\"error_rate\":2,\"error_code\":500}"),
+                         400);
         assert_int_equal(koc_test_apiserver_fault(&srv, "not json"), 400);
         cJSON_Delete(a);
 }
 
 static void test_metrics(void **state) {
         double before = koc_test_apiserver_metric(
-                &srv, "apiserver_request_total{verb=\"LIST\",resource=\"configmaps\",code=\"200\"}");
+                &srv,
+                "apiserver_request_total{verb=\"LIST\",resource=\"configmaps\",code=\"200\"}");
         assert_true(before >= 0);
         for (int i = 0; i < 3; i++)
-                assert_int_equal(req("GET", "/api/v1/namespaces/default/configmaps", NULL, NULL, NULL), 200);
+                assert_int_equal(
+                        req("GET", "/api/v1/namespaces/default/configmaps", NULL, NULL, NULL), 200);
         double after = koc_test_apiserver_metric(
-                &srv, "apiserver_request_total{verb=\"LIST\",resource=\"configmaps\",code=\"200\"}");
+                &srv,
+                "apiserver_request_total{verb=\"LIST\",resource=\"configmaps\",code=\"200\"}");
         assert_true(after - before == 3);
-        assert_true(koc_test_apiserver_metric(&srv, "apiserver_request_total{verb=\"GET\",resource=\"leases\",code=\"404\"}") >= 1);
-        assert_true(koc_test_apiserver_metric(&srv, "apiserver_request_duration_seconds_count{verb=\"LIST\",resource=\"configmaps\"}") >= 3);
+        assert_true(
+                koc_test_apiserver_metric(
+                        &srv,
+                        "apiserver_request_total{verb=\"GET\",resource=\"leases\",code=\"404\"}") >=
+                1);
+        assert_true(koc_test_apiserver_metric(&srv, "apiserver_request_duration_seconds_count{verb="
+                                                    "\"LIST\",resource=\"configmaps\"}") >= 3);
 }
-
 
 static void test_more_verbs(void **state) {
         cJSON *o = NULL;
         const char *base = "/api/v1/namespaces/verbs/configmaps";
         for (int i = 0; i < 3; i++) {
                 char body[128];
-                snprintf(body, sizeof body, "{\"metadata\":{\"name\":\"d%d\",\"labels\":{\"gone\":\"%s\"}}}", i,
+                snprintf(body, sizeof body,
+                         "{\"metadata\":{\"name\":\"d%d\",\"labels\":{\"gone\":\"%s\"}}}", i,
                          i < 2 ? "yes" : "no");
                 assert_int_equal(req("POST", base, body, NULL, NULL), 201);
         }
@@ -870,9 +963,13 @@ static void test_more_verbs(void **state) {
         assert_int_equal(req("POST", "/api/v1/namespaces/verbs/configmaps?dryRun=All",
                              "{\"metadata\":{\"name\":\"dry\"}}", NULL, NULL),
                          201);
-        assert_int_equal(req("GET", "/api/v1/namespaces/verbs/configmaps/dry", NULL, NULL, NULL), 404);
-        assert_int_equal(req("DELETE", "/api/v1/namespaces/verbs/configmaps/d0?dryRun=All", NULL, NULL, NULL), 200);
-        assert_int_equal(req("GET", "/api/v1/namespaces/verbs/configmaps/d0", NULL, NULL, NULL), 200);
+        assert_int_equal(req("GET", "/api/v1/namespaces/verbs/configmaps/dry", NULL, NULL, NULL),
+                         404);
+        assert_int_equal(req("DELETE", "/api/v1/namespaces/verbs/configmaps/d0?dryRun=All", NULL,
+                             NULL, NULL),
+                         200);
+        assert_int_equal(req("GET", "/api/v1/namespaces/verbs/configmaps/d0", NULL, NULL, NULL),
+                         200);
         /* Delete preconditions. */
         assert_int_equal(req("DELETE", "/api/v1/namespaces/verbs/configmaps/d0",
                              "{\"preconditions\":{\"resourceVersion\":\"1\"}}", NULL, &o),
@@ -884,19 +981,28 @@ static void test_more_verbs(void **state) {
                          409);
         cJSON_Delete(o);
         /* deletecollection with a selector. */
-        assert_int_equal(req("DELETE", "/api/v1/namespaces/verbs/configmaps?labelSelector=gone%3Dyes", NULL, NULL, &o),
+        assert_int_equal(req("DELETE",
+                             "/api/v1/namespaces/verbs/configmaps?labelSelector=gone%3Dyes", NULL,
+                             NULL, &o),
                          200);
         assert_int_equal(count_items(o), 2);
         cJSON_Delete(o);
         assert_int_equal(req("GET", base, NULL, NULL, &o), 200);
         assert_int_equal(count_items(o), 1);
-        assert_string_equal(str(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "items"), 0), "metadata.name"), "d2");
+        assert_string_equal(
+                str(cJSON_GetArrayItem(cJSON_GetObjectItem(o, "items"), 0), "metadata.name"), "d2");
         cJSON_Delete(o);
         /* Unknown subresources, and namespaced objects outside a namespace. */
-        assert_int_equal(req("GET", "/api/v1/namespaces/verbs/configmaps/d2/scale", NULL, NULL, NULL), 404);
+        assert_int_equal(
+                req("GET", "/api/v1/namespaces/verbs/configmaps/d2/scale", NULL, NULL, NULL), 404);
         assert_int_equal(req("GET", "/api/v1/configmaps/d2", NULL, NULL, NULL), 404);
-        assert_int_equal(req("POST", "/api/v1/configmaps", "{\"metadata\":{\"name\":\"x\"}}", NULL, NULL), 404);
-        assert_int_equal(req("POST", base, "{\"metadata\":{\"name\":\"y\",\"namespace\":\"elsewhere\"}}", NULL, &o), 400);
+        assert_int_equal(
+                req("POST", "/api/v1/configmaps", "{\"metadata\":{\"name\":\"x\"}}", NULL, NULL),
+                404);
+        assert_int_equal(req("POST", base,
+                             "{\"metadata\":{\"name\":\"y\",\"namespace\":\"elsewhere\"}}", NULL,
+                             &o),
+                         400);
         cJSON_Delete(o);
         /* A cluster-scoped resource under a namespace is not found. */
         assert_int_equal(req("GET", "/api/v1/namespaces/verbs/nodes", NULL, NULL, NULL), 404);
@@ -905,11 +1011,9 @@ static void test_more_verbs(void **state) {
 static void test_protobuf_body(void **state) {
         /* k8s magic + runtime.Unknown{typeMeta{v1, ConfigMap}, raw{metadata{name}, data{k: v}}} */
         static const unsigned char body[] = {
-                'k', '8', 's', 0,
-                0x0a, 0x0f, 0x0a, 0x02, 'v', '1', 0x12, 0x09, 'C', 'o', 'n', 'f', 'i', 'g', 'M', 'a', 'p',
-                0x12, 0x10,
-                0x0a, 0x06, 0x0a, 0x04, 'p', 'r', 'o', 't',
-                0x12, 0x06, 0x0a, 0x01, 'k', 0x12, 0x01, 'v',
+                'k',  '8', 's', 0,   0x0a, 0x0f, 0x0a, 0x02, 'v',  '1',  0x12, 0x09, 'C',
+                'o',  'n', 'f', 'i', 'g',  'M',  'a',  'p',  0x12, 0x10, 0x0a, 0x06, 0x0a,
+                0x04, 'p', 'r', 'o', 't',  0x12, 0x06, 0x0a, 0x01, 'k',  0x12, 0x01, 'v',
         };
         char url[512], auth[200];
         CURL *c = curl_easy_init();
@@ -925,7 +1029,7 @@ static void test_protobuf_body(void **state) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)sizeof body);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_watch_data);
-        watcher sink = { 0 };
+        watcher sink = {0};
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
         assert_int_equal(curl_easy_perform(c), CURLE_OK);
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
@@ -934,7 +1038,8 @@ static void test_protobuf_body(void **state) {
         curl_easy_cleanup(c);
         assert_int_equal(code, 201);
         cJSON *o = NULL;
-        assert_int_equal(req("GET", "/api/v1/namespaces/default/configmaps/prot", NULL, NULL, &o), 200);
+        assert_int_equal(req("GET", "/api/v1/namespaces/default/configmaps/prot", NULL, NULL, &o),
+                         200);
         assert_string_equal(str(o, "data.k"), "v");
         cJSON_Delete(o);
 }
@@ -942,15 +1047,18 @@ static void test_protobuf_body(void **state) {
 static void test_watch_initial_events_and_finalizers(void **state) {
         watcher w;
         assert_int_equal(req("POST", "/api/v1/namespaces/wf/configmaps",
-                             "{\"metadata\":{\"name\":\"f\",\"finalizers\":[\"koc.dev/x\"]}}", NULL, NULL),
+                             "{\"metadata\":{\"name\":\"f\",\"finalizers\":[\"koc.dev/x\"]}}", NULL,
+                             NULL),
                          201);
-        watcher_start(&w, "/api/v1/namespaces/wf/configmaps?watch=1&sendInitialEvents=true&allowWatchBookmarks=true"
+        watcher_start(&w, "/api/v1/namespaces/wf/"
+                          "configmaps?watch=1&sendInitialEvents=true&allowWatchBookmarks=true"
                           "&resourceVersionMatch=NotOlderThan");
         assert_true(watcher_wait(&w, 2) >= 2);
         assert_event(&w, 0, "ADDED", "f");
         cJSON *ev = watcher_event(&w, 1);
         assert_string_equal(str(ev, "type"), "BOOKMARK");
-        cJSON *ann = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "object"), "metadata"), "annotations");
+        cJSON *ann = cJSON_GetObjectItem(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "object"), "metadata"), "annotations");
         cJSON *end = cJSON_GetObjectItem(ann, "k8s.io/initial-events-end");
         assert_true(cJSON_IsString(end));
         assert_string_equal(end->valuestring, "true");
@@ -958,12 +1066,14 @@ static void test_watch_initial_events_and_finalizers(void **state) {
         int base = watcher_lines(&w);
         /* Delete with a finalizer: MODIFIED (marked), then DELETED when the
          * finalizer goes. */
-        assert_int_equal(req("DELETE", "/api/v1/namespaces/wf/configmaps/f", NULL, NULL, NULL), 200);
-        assert_int_equal(req("PATCH", "/api/v1/namespaces/wf/configmaps/f", "{\"metadata\":{\"finalizers\":[]}}",
-                             "application/merge-patch+json", NULL),
+        assert_int_equal(req("DELETE", "/api/v1/namespaces/wf/configmaps/f", NULL, NULL, NULL),
+                         200);
+        assert_int_equal(req("PATCH", "/api/v1/namespaces/wf/configmaps/f",
+                             "{\"metadata\":{\"finalizers\":[]}}", "application/merge-patch+json",
+                             NULL),
                          200);
         /* Skip bookmarks in between. */
-        const char *want[] = { "MODIFIED", "DELETED" };
+        const char *want[] = {"MODIFIED", "DELETED"};
         int found = 0;
         for (int tries = 0; tries < 50 && found < 2; tries++) {
                 watcher_wait(&w, watcher_lines(&w) + 1);
@@ -1015,8 +1125,10 @@ static void test_many_watches(void **state) {
 }
 
 static void test_fault_error_code_only(void **state) {
-        assert_int_equal(koc_test_apiserver_fault(&srv, "{\"resource\":\"secrets\",\"verb\":\"list\",\"error_code\":500,"
-                                                        "\"count\":1}"),
+        assert_int_equal(koc_test_apiserver_fault(
+                                 &srv,
+                                 "{\"resource\":\"secrets\",\"verb\":\"list\",\"error_code\":500,"
+                                 "\"count\":1}"),
                          200);
         cJSON *o = NULL;
         assert_int_equal(req("GET", "/api/v1/namespaces/default/secrets", NULL, NULL, &o), 500);
@@ -1027,7 +1139,8 @@ static void test_fault_error_code_only(void **state) {
 }
 
 static int group_setup(void **state) {
-        return koc_test_apiserver_start(&srv, "--history 50 --bookmark-interval 200ms") == 0 ? 0 : -1;
+        return koc_test_apiserver_start(&srv, "--history 50 --bookmark-interval 200ms") == 0 ? 0
+                                                                                             : -1;
 }
 
 static int group_teardown(void **state) {
@@ -1059,5 +1172,12 @@ int main(void) {
                 cmocka_unit_test(test_many_watches),
                 cmocka_unit_test(test_fault_error_code_only),
         };
-        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+        int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
+        /* The server must also have shut down cleanly (and, when wrapped in
+         * valgrind, without errors). */
+        if (srv.exit_status != 0) {
+                fprintf(stderr, "koc-apiserver exit status %d\n", srv.exit_status);
+                return 1;
+        }
+        return failed;
 }

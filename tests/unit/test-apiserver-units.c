@@ -48,7 +48,13 @@ static void test_label_selectors(void **state) {
         assert_true(labels_match("example.com/key!=v", l));
         assert_true(labels_match("app=", "{\"app\":\"\"}"));
 
-        static const char *const bad[] = { "app in (a", "=x", "app in a", "a,", "app=web)", "a==" "=b" };
+        static const char *const bad[] = {"app in (a",
+                                          "=x",
+                                          "app in a",
+                                          "a,",
+                                          "app=web)",
+                                          "a=="
+                                          "=b"};
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 selector *s = NULL;
                 char err[256] = "";
@@ -59,11 +65,14 @@ static void test_label_selectors(void **state) {
 }
 
 static void test_field_selectors(void **state) {
-        cJSON *o = cJSON_Parse("{\"metadata\":{\"name\":\"a,b\",\"namespace\":\"ns\"},\"spec\":{\"n\":3,\"on\":true}}");
+        cJSON *o = cJSON_Parse("{\"metadata\":{\"name\":\"a,b\",\"namespace\":\"ns\"},\"spec\":{"
+                               "\"n\":3,\"on\":true}}");
         selector *s = NULL;
         char err[256];
 
-        assert_int_equal(selector_parse_fields("metadata.name=a\\,b,metadata.namespace==ns", &s, err, sizeof err), 0);
+        assert_int_equal(selector_parse_fields("metadata.name=a\\,b,metadata.namespace==ns", &s,
+                                               err, sizeof err),
+                         0);
         assert_true(selector_match_fields(s, o));
         assert_string_equal(selector_field_name(s), "a,b");
         s = selector_free(s);
@@ -71,7 +80,9 @@ static void test_field_selectors(void **state) {
         assert_false(selector_match_fields(s, o));
         assert_null(selector_field_name(s));
         s = selector_free(s);
-        assert_int_equal(selector_parse_fields("spec.n=3,spec.on=true,spec.missing=", &s, err, sizeof err), 0);
+        assert_int_equal(
+                selector_parse_fields("spec.n=3,spec.on=true,spec.missing=", &s, err, sizeof err),
+                0);
         assert_true(selector_match_fields(s, o));
         s = selector_free(s);
         assert_int_equal(selector_parse_fields("metadata.name", &s, err, sizeof err), -EINVAL);
@@ -100,7 +111,8 @@ static void test_merge_patch(void **state) {
         check_merge("{\"a\":\"b\",\"b\":\"c\"}", "{\"a\":null}", "{\"b\":\"c\"}");
         check_merge("{\"a\":[\"b\"]}", "{\"a\":\"c\"}", "{\"a\":\"c\"}");
         check_merge("{\"a\":\"c\"}", "{\"a\":[\"b\"]}", "{\"a\":[\"b\"]}");
-        check_merge("{\"a\":{\"b\":\"c\"}}", "{\"a\":{\"b\":\"d\",\"c\":null}}", "{\"a\":{\"b\":\"d\"}}");
+        check_merge("{\"a\":{\"b\":\"c\"}}", "{\"a\":{\"b\":\"d\",\"c\":null}}",
+                    "{\"a\":{\"b\":\"d\"}}");
         check_merge("{\"a\":[{\"b\":\"c\"}]}", "{\"a\":[1]}", "{\"a\":[1]}");
         check_merge("[\"a\",\"b\"]", "[\"c\",\"d\"]", "[\"c\",\"d\"]");
         check_merge("{\"a\":\"b\"}", "[\"c\"]", "[\"c\"]");
@@ -140,29 +152,39 @@ static void test_json_patch(void **state) {
                          0);
         assert_string_equal(out, "{\"a\":0,\"b\":{\"y\":1},\"c\":{\"y\":1}}");
         free(out);
-        assert_int_equal(apply_json_patch("{\"a\":1}", "[{\"op\":\"remove\",\"path\":\"/b\"}]", &out), -EINVAL);
+        assert_int_equal(
+                apply_json_patch("{\"a\":1}", "[{\"op\":\"remove\",\"path\":\"/b\"}]", &out),
+                -EINVAL);
         free(out);
-        assert_int_equal(apply_json_patch("{\"a\":1}", "[{\"op\":\"replace\",\"path\":\"/b\",\"value\":1}]", &out),
+        assert_int_equal(apply_json_patch("{\"a\":1}",
+                                          "[{\"op\":\"replace\",\"path\":\"/b\",\"value\":1}]",
+                                          &out),
                          -EINVAL);
         free(out);
-        assert_int_equal(apply_json_patch("{\"a\":[1]}", "[{\"op\":\"add\",\"path\":\"/a/5\",\"value\":1}]", &out),
+        assert_int_equal(apply_json_patch("{\"a\":[1]}",
+                                          "[{\"op\":\"add\",\"path\":\"/a/5\",\"value\":1}]", &out),
                          -EINVAL);
         free(out);
-        assert_int_equal(apply_json_patch("{\"a\":1}", "[{\"op\":\"test\",\"path\":\"/a\",\"value\":2}]", &out),
+        assert_int_equal(apply_json_patch("{\"a\":1}",
+                                          "[{\"op\":\"test\",\"path\":\"/a\",\"value\":2}]", &out),
                          -ECANCELED);
         free(out);
-        assert_int_equal(apply_json_patch("{\"a\":1}", "[{\"op\":\"jump\",\"path\":\"/a\"}]", &out), -EINVAL);
+        assert_int_equal(apply_json_patch("{\"a\":1}", "[{\"op\":\"jump\",\"path\":\"/a\"}]", &out),
+                         -EINVAL);
         free(out);
         assert_int_equal(apply_json_patch("{\"a\":1}", "{\"op\":\"add\"}", &out), -EINVAL);
         free(out);
-        assert_int_equal(apply_json_patch("{\"a\":1}", "[{\"op\":\"add\",\"path\":\"\",\"value\":[1]}]", &out), 0);
+        assert_int_equal(apply_json_patch("{\"a\":1}",
+                                          "[{\"op\":\"add\",\"path\":\"\",\"value\":[1]}]", &out),
+                         0);
         assert_string_equal(out, "[1]");
         free(out);
 }
 
 static void test_api_paths(void **state) {
-        api_path p = { 0 };
-        assert_int_equal(api_path_parse("/apis/coordination.k8s.io/v1/namespaces/ns/leases/l1", &p), 0);
+        api_path p = {0};
+        assert_int_equal(api_path_parse("/apis/coordination.k8s.io/v1/namespaces/ns/leases/l1", &p),
+                         0);
         assert_string_equal(p.group, "coordination.k8s.io");
         assert_string_equal(p.version, "v1");
         assert_string_equal(p.ns, "ns");
@@ -229,11 +251,11 @@ static void pb_msg(pb *b, unsigned field, const pb *m) {
 }
 
 static void test_protobuf(void **state) {
-        pb meta = { 0 }, entry = { 0 }, labels = { 0 }, time = { 0 }, cm = { 0 }, tm = { 0 }, env = { 0 };
+        pb meta = {0}, entry = {0}, labels = {0}, time = {0}, cm = {0}, tm = {0}, env = {0};
         char err[256];
 
         pb_str(&meta, 1, "settings");
-        pb_str(&meta, 2, "");          /* empty strings are omitted */
+        pb_str(&meta, 2, ""); /* empty strings are omitted */
         pb_str(&meta, 3, "default");
         pb_str(&labels, 1, "app");
         pb_str(&labels, 2, "web");
@@ -263,13 +285,14 @@ static void test_protobuf(void **state) {
         assert_null(json_path(o, "metadata.generateName"));
         assert_string_equal(json_str(o, "metadata.labels.app"), "web");
         assert_string_equal(json_str(o, "metadata.creationTimestamp"), "2023-11-14T22:13:20Z");
-        assert_string_equal(cJSON_GetArrayItem(json_path(o, "metadata.finalizers"), 0)->valuestring, "koc.dev/f");
+        assert_string_equal(cJSON_GetArrayItem(json_path(o, "metadata.finalizers"), 0)->valuestring,
+                            "koc.dev/f");
         assert_string_equal(json_str(o, "data.mode"), "fast");
         cJSON_Delete(o);
         free(json);
 
         /* Unknown kinds, bad magic and truncated input are refused. */
-        pb other = { 0 }, env2 = { 0 };
+        pb other = {0}, env2 = {0};
         pb_str(&other, 1, "apps/v1");
         pb_str(&other, 2, "Deployment");
         memcpy(env2.buf, "k8s\0", 4);
@@ -285,7 +308,7 @@ static void test_protobuf(void **state) {
 }
 
 static void test_containers(void **state) {
-        strmap m = { 0 };
+        strmap m = {0};
         char key[32];
         for (int i = 0; i < 1000; i++) {
                 snprintf(key, sizeof key, "k%d", i);
@@ -301,7 +324,7 @@ static void test_containers(void **state) {
         assert_int_equal(n, 999);
         strmap_clear(&m, NULL);
 
-        static const char *const samples[] = { "", "a", "ab", "abc", "abcd", "hello, world" };
+        static const char *const samples[] = {"", "a", "ab", "abc", "abcd", "hello, world"};
         for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
                 char *enc = base64_encode(samples[i], strlen(samples[i]));
                 size_t len = 0;
@@ -314,7 +337,7 @@ static void test_containers(void **state) {
         }
         assert_null(base64_decode("abc", NULL));
 
-        strbuf sb = { 0 };
+        strbuf sb = {0};
         for (int i = 0; i < 100; i++)
                 assert_int_equal(strbuf_printf(&sb, "%d,", i), 0);
         assert_int_equal(strncmp(sb.data, "0,1,2,", 6), 0);
