@@ -1,7 +1,12 @@
-# Leader election tests (leader/).  The state machine and configuration tests
-# build from their sources so that they do not need the API client.
+# Leader election (leader/).  The state machine, its randomised simulation and
+# the configuration tests build from their sources alone (no API client); the
+# driver test injects a fake transport and clock; the integration test runs
+# against koc-apiserver.
 koc_add_test(NAME test-leader-fsm
              SOURCES unit/test-leader-fsm.c ${PROJECT_SOURCE_DIR}/leader/fsm.c
+             MODULES core LABELS unit)
+koc_add_test(NAME test-leader-sim
+             SOURCES unit/test-leader-sim.c ${PROJECT_SOURCE_DIR}/leader/fsm.c
              MODULES core LABELS unit)
 koc_add_test(NAME test-leader-config
              SOURCES unit/test-leader-config.c ${PROJECT_SOURCE_DIR}/leader/config.c
@@ -11,17 +16,14 @@ koc_add_test(NAME test-leader-integration SOURCES integration/test-leader.c ${KO
              MODULES core leader LIBS PkgConfig::CURL LABELS integration TIMEOUT 120)
 
 # bench-leader: handoff and failover latency, API load and RSS (not a test).
-add_executable(bench-leader bench/bench-leader.c ${KOC_HARNESS_SOURCES})
-koc_target_settings(bench-leader)
-koc_link_modules(bench-leader core leader)
-target_include_directories(bench-leader PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}
-                                                ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(bench-leader PRIVATE PkgConfig::CURL)
 if(TARGET koc-apiserver)
+  add_executable(bench-leader bench/bench-leader.c ${KOC_HARNESS_SOURCES})
+  koc_target_settings(bench-leader)
+  koc_link_modules(bench-leader core leader)
+  target_include_directories(bench-leader PRIVATE ${PROJECT_SOURCE_DIR}/include
+                                                  ${PROJECT_SOURCE_DIR} ${CMAKE_CURRENT_SOURCE_DIR})
   target_compile_definitions(bench-leader PRIVATE
                              KOC_APISERVER_PATH="$<TARGET_FILE:koc-apiserver>")
+  target_link_libraries(bench-leader PRIVATE PkgConfig::CURL)
   add_dependencies(bench-leader koc-apiserver)
 endif()
-koc_add_test(NAME test-leader-sim
-             SOURCES unit/test-leader-sim.c ${PROJECT_SOURCE_DIR}/leader/fsm.c
-             MODULES core LABELS unit)
