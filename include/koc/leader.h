@@ -227,7 +227,8 @@ KOC_EXPORT bool koc_leader_is_leader(const koc_leader *l);
  * (returns 0) or timeout_usec passes (-ETIMEDOUT; 0 waits forever).  Starts
  * the elector when it is not running.  Not from inside a callback. */
 KOC_EXPORT int koc_leader_run_until_leading(koc_leader *l, uint64_t timeout_usec);
-/* Runs the loop until leadership ends; returns the reason (>= 0). */
+/* Runs the loop until leadership ends; returns the reason (>= 0), or
+ * -ENOTCONN when not leading. */
 KOC_EXPORT int koc_leader_run_until_lost(koc_leader *l);
 
 /* Registers, with label name="<lease name>":

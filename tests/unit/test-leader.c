@@ -45,12 +45,18 @@ typedef struct fake {
         bool state_in_started, state_in_stopped;
         bool unref_in_stopped;
         int done_result;
+        bool fail_next; /* the next request fails to start */
 } fake;
 
 static int fake_request(void *t, const koc_request_spec *spec, koc_response_handler_t handler,
                         void *userdata, void **ret) {
         fake *f = t;
         assert_false(f->pending); /* one request at a time */
+        if (f->fail_next) {
+                f->fail_next = false;
+                f->n_requests++;
+                return -ECONNREFUSED;
+        }
         f->pending = true;
         snprintf(f->method, sizeof f->method, "%s", spec->method);
         snprintf(f->path, sizeof f->path, "%s", spec->path);
@@ -400,6 +406,21 @@ static void test_watch_release_takeover(void **state) {
         teardown_fake(&f);
 }
 
+static void test_request_that_cannot_start(void **state) {
+        fake f;
+        setup_fake(&f);
+        f.fail_next = true;
+        assert_int_equal(koc_leader_start(f.leader), 0);
+        /* Answered as a transport failure: retried by GET after a retry period. */
+        assert_false(f.pending);
+        assert_int_equal(f.n_requests, 1);
+        assert_true(f.timer_at > f.now);
+        fire(&f);
+        assert_true(f.pending);
+        assert_string_equal(f.method, "GET");
+        teardown_fake(&f);
+}
+
 static void test_reason_names(void **state) {
         assert_string_equal(koc_leader_reason_to_string(KOC_LEADER_REASON_RELEASED), "released");
         assert_string_equal(koc_leader_reason_to_string(KOC_LEADER_REASON_HOLDER_CHANGED),
@@ -467,6 +488,7 @@ int main(void) {
                 cmocka_unit_test(test_stop_and_unref_in_callback),
                 cmocka_unit_test(test_state_outlives_leader),
                 cmocka_unit_test(test_watch_release_takeover),
+                cmocka_unit_test(test_request_that_cannot_start),
                 cmocka_unit_test(test_reason_names),
                 cmocka_unit_test(test_metrics),
                 cmocka_unit_test(test_new_rejects_bad_config),
