@@ -221,6 +221,13 @@ static void cancel_request(leader_fsm *f) {
         f->req = LEASE_REQ_NONE;
 }
 
+static bool written_by_us(const leader_fsm *f, uint64_t renew_time) {
+        for (size_t i = 0; i < KOC_ELEMENTSOF(f->written); i++)
+                if (f->written[i] == renew_time)
+                        return true;
+        return false;
+}
+
 static void send_request(leader_fsm *f, lease_req req, const lease_record *rec, uint64_t timeout,
                          uint64_t now) {
         leader_action *a = emit(f, req == LEASE_REQ_GET      ? LEADER_ACT_GET
@@ -232,8 +239,10 @@ static void send_request(leader_fsm *f, lease_req req, const lease_record *rec, 
         a->req = req;
         a->seq = f->req_seq;
         a->timeout = timeout < REQUEST_TIMEOUT_MIN ? REQUEST_TIMEOUT_MIN : timeout;
-        if (rec)
+        if (rec) {
                 a->record = *rec;
+                f->written[f->n_written++ % KOC_ELEMENTSOF(f->written)] = rec->renew_time;
+        }
 }
 
 static void send_get(leader_fsm *f, uint64_t now) {
@@ -636,8 +645,17 @@ static void on_watch_record(leader_fsm *f, const lease_record *r, uint64_t now, 
         case LEADER_FSM_LEADING:
                 /* Someone else wrote the Lease: authoritative, it is newer than
                  * anything we have. */
-                if (!is_ours(f, &f->observed))
+                if (!is_ours(f, &f->observed)) {
                         stop_leading(f, KOC_LEADER_REASON_HOLDER_CHANGED, now, wall);
+                        break;
+                }
+                /* Our identity, but not our write: a misconfiguration (two
+                 * processes sharing an identity) that nothing here can fix.
+                 * Report it once. */
+                if (!written_by_us(f, r->renew_time) && !f->foreign_reported) {
+                        f->foreign_reported = true;
+                        emit(f, LEADER_ACT_FOREIGN_WRITE)->record = *r;
+                }
                 break;
         case LEADER_FSM_RELEASING:
                 /* Someone else holds it (or it is free) now: nothing to release. */

@@ -99,11 +99,12 @@ enum leader_action_type {
         LEADER_ACT_CANCEL_REQUEST,
         LEADER_ACT_WATCH_START,
         LEADER_ACT_WATCH_STOP,
-        LEADER_ACT_TIMER,      /* arm the one timer at `at`; 0 disarms */
-        LEADER_ACT_STARTED,    /* started leading, term */
-        LEADER_ACT_STOPPED,    /* stopped leading (or gave up), reason */
-        LEADER_ACT_NEW_LEADER, /* holder changed: record.holder */
-        LEADER_ACT_DONE,       /* step-down finished, result */
+        LEADER_ACT_TIMER,         /* arm the one timer at `at`; 0 disarms */
+        LEADER_ACT_STARTED,       /* started leading, term */
+        LEADER_ACT_STOPPED,       /* stopped leading (or gave up), reason */
+        LEADER_ACT_NEW_LEADER,    /* holder changed: record.holder */
+        LEADER_ACT_DONE,          /* step-down finished, result */
+        LEADER_ACT_FOREIGN_WRITE, /* someone else renews with our identity: record */
 };
 
 typedef struct leader_action {
@@ -182,6 +183,12 @@ typedef struct leader_fsm {
 
         /* Counters (for tests and logs). */
         uint64_t n_renew_errors;
+
+        /* renewTime of our last writes: a record naming us with a renewTime
+         * we never wrote comes from another process using our identity. */
+        uint64_t written[16];
+        unsigned n_written;
+        bool foreign_reported;
 
         /* Output of the last step. */
         size_t n_actions;

@@ -424,6 +424,12 @@ static void run_action(koc_leader *l, const leader_action *a) {
                 if (l->callbacks.new_leader)
                         l->callbacks.new_leader(l, a->record.holder, l->userdata);
                 break;
+        case LEADER_ACT_FOREIGN_WRITE:
+                koc_log_error(LOG,
+                              "another process renews lease=%s/%s with this identity (%s): "
+                              "both believe they lead; give every replica its own identity",
+                              l->namespace_, l->name, l->identity);
+                break;
         case LEADER_ACT_DONE: {
                 koc_leader_done_handler_t done = l->done;
                 void *ud = l->done_userdata;

@@ -552,6 +552,31 @@ static void test_lease_deleted_while_leading(void **state) {
         assert_non_null(find(&x, LEADER_ACT_CREATE));
 }
 
+static void test_foreign_write_with_our_identity(void **state) {
+        t x;
+        setup(&x);
+        make_leader(&x);
+        x.now = x.f.timer_at;
+        fire_timer(&x);
+        const leader_action *u = find(&x, LEADER_ACT_UPDATE);
+        /* Our own renewal seen on the watch before its answer: fine. */
+        lease_record ours = echo(u, "11");
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &ours});
+        assert_null(find(&x, LEADER_ACT_FOREIGN_WRITE));
+        answer(&x, 200, &ours);
+        /* A record naming us that we never wrote: reported, once. */
+        lease_record twin = ours;
+        twin.renew_time += 12345;
+        snprintf(twin.resource_version, sizeof twin.resource_version, "12");
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &twin});
+        assert_non_null(find(&x, LEADER_ACT_FOREIGN_WRITE));
+        assert_int_equal(x.f.state, LEADER_FSM_LEADING);
+        twin.renew_time += 1;
+        snprintf(twin.resource_version, sizeof twin.resource_version, "13");
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &twin});
+        assert_null(find(&x, LEADER_ACT_FOREIGN_WRITE));
+}
+
 static void test_transitions_only_on_holder_change(void **state) {
         t x;
         setup(&x);
@@ -1046,6 +1071,7 @@ int main(void) {
                 cmocka_unit_test(test_conflict_then_holder_changed),
                 cmocka_unit_test(test_watch_shows_takeover),
                 cmocka_unit_test(test_lease_deleted_while_leading),
+                cmocka_unit_test(test_foreign_write_with_our_identity),
                 cmocka_unit_test(test_transitions_only_on_holder_change),
                 cmocka_unit_test(test_after_deadline_loss_own_record_waits),
                 cmocka_unit_test(test_step_down_releases_like_client_go),

@@ -236,6 +236,11 @@ static void run_actions(int i) {
                 case LEADER_ACT_STOPPED:
                         e->n_stopped++;
                         break;
+                case LEADER_ACT_FOREIGN_WRITE:
+                        /* Every elector here has its own identity. */
+                        fail_msg("%s reports a foreign write with its identity at t=%llu", e->id,
+                                 (unsigned long long)S.now);
+                        break;
                 default:
                         break;
                 }
