@@ -395,6 +395,25 @@ static void test_long_outage_deadline_exceeded(void **state) {
         assert_true(run_until(one_leads, NULL));
 }
 
+static void test_long_latency_deadline_exceeded(void **state) {
+        add_candidate("a");
+        add_candidate("b");
+        assert_true(run_until(one_leads, NULL));
+        candidate *l = the_leader();
+        /* Every write now takes longer than the renew deadline. */
+        assert_int_equal(koc_test_apiserver_fault(&W->server,
+                                                  "{\"resource\":\"leases\",\"verb\":\"update\","
+                                                  "\"latency_ms\":900}"),
+                         200);
+        assert_true(run_until(has_stopped, l));
+        assert_int_equal(l->last_reason, KOC_LEADER_REASON_RENEW_DEADLINE_EXCEEDED);
+        /* Answers that come after their validity ran out never make a leader. */
+        run_for(1500 * MS);
+        assert_int_equal(n_leading(), 0);
+        assert_int_equal(koc_test_apiserver_clear_faults(&W->server), 200);
+        assert_true(run_until(one_leads, NULL));
+}
+
 static void test_hung_renewal_someone_else_leads(void **state) {
         /* The old leader retakes its own stale record only a retry period
          * after the others may: make that margin wide for loaded machines. */
@@ -679,6 +698,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_short_faults_do_not_step_down, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_long_outage_deadline_exceeded, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_long_latency_deadline_exceeded, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_hung_renewal_someone_else_leads, setup,
                                                 teardown),
