@@ -213,9 +213,10 @@ void qualified_resource(const char *group, const char *resource, char *buf, size
 /* watch.c */
 void watch_emit(server *srv, collection *col, char type, const cJSON *obj, const cJSON *old_labels);
 /* Starts a watch on the connection; returns the MHD response to queue (or
- * NULL with ret filled with an error). */
+ * NULL with ret filled with an error).  close_after_ms >= 0 ends the stream
+ * early; drop cuts the connection right after the response headers. */
 struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const api_path *p,
-                                 int64_t close_after_ms, reply *ret);
+                                 int64_t close_after_ms, bool drop, reply *ret);
 void watch_stop_all(server *srv);
 int watch_init(server *srv);
 void watch_done(server *srv);

@@ -377,9 +377,8 @@ static enum MHD_Result handle_resource(request *req, const char *method, api_pat
         if (strcmp(verb, "watch") == 0) {
                 reply r = {0};
                 struct MHD_Response *resp;
-                if (req->fa.drop)
-                        req->fa.watch_close_after_ms = 0;
-                resp = watch_start(srv, req->conn, p, req->fa.watch_close_after_ms, &r);
+                resp = watch_start(srv, req->conn, p, req->fa.watch_close_after_ms, req->fa.drop,
+                                   &r);
                 if (!resp) {
                         req->fa.drop = false;
                         return queue_reply(req, &r);

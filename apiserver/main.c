@@ -170,7 +170,7 @@ static int open_listener(const char *spec, bool *ret_v6, char *ret_host, size_t 
                         return -EINVAL;
                 memcpy(host, spec, (size_t)(colon - spec));
                 host[colon - spec] = 0;
-                if (!*host)
+                if (!*host || strcmp(host, "localhost") == 0)
                         strcpy(host, "127.0.0.1");
         }
         char *end;

@@ -314,6 +314,30 @@ static bool validate_lease(const collection *c, const cJSON *obj, const char *na
         return true;
 }
 
+static void replace_or_add(cJSON *obj, const char *name, cJSON *item);
+
+/* Secrets: stringData is write-only, merged into data (base64) like the
+ * real server does, and the type defaults to Opaque. */
+static void normalize_secret(const collection *c, cJSON *obj) {
+        if (strcmp(c->key, "/secrets") != 0)
+                return;
+        cJSON *sd = cJSON_DetachItemFromObjectCaseSensitive(obj, "stringData"), *it;
+        if (cJSON_IsObject(sd) && sd->child) {
+                cJSON *data = json_ensure_object(obj, "data");
+                cJSON_ArrayForEach(it, sd) {
+                        if (!cJSON_IsString(it))
+                                continue;
+                        char *enc = base64_encode(it->valuestring, strlen(it->valuestring));
+                        if (enc)
+                                replace_or_add(data, it->string, cJSON_CreateString(enc));
+                        free(enc);
+                }
+        }
+        cJSON_Delete(sd);
+        if (!json_str(obj, "type"))
+                json_set_str(obj, "type", "Opaque");
+}
+
 static bool is_lease(const collection *c) {
         return strcmp(c->group, "coordination.k8s.io") == 0 && strcmp(c->resource, "leases") == 0;
 }
@@ -680,6 +704,7 @@ static void do_create(server *srv, struct MHD_Connection *conn, collection *c, c
                 goto out;
         if (is_lease(c) && !validate_lease(c, obj, name, ret))
                 goto out;
+        normalize_secret(c, obj);
         object_key(c->namespaced ? p->ns : NULL, name, key, sizeof key);
         if (strmap_get(&c->objects, key)) {
                 char qr[256], msg[700];
@@ -802,6 +827,7 @@ static void update_object(server *srv, struct MHD_Connection *conn, collection *
                 copy_field(meta, ometa, "generation");
                 if (is_lease(c) && !validate_lease(c, obj, p->name, ret))
                         goto out;
+                normalize_secret(c, obj);
                 const cJSON *g = cJSON_GetObjectItemCaseSensitive(meta, "generation");
                 if (cJSON_IsNumber(g) && spec_changed(o->json, obj))
                         cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(meta, "generation"),

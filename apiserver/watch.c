@@ -302,7 +302,7 @@ static void send_initial(watch *w) {
 }
 
 struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const api_path *p,
-                                 int64_t close_after_ms, reply *ret) {
+                                 int64_t close_after_ms, bool drop, reply *ret) {
         const char *rv_s = qarg(conn, "resourceVersion"), *to_s = qarg(conn, "timeoutSeconds");
         char err[512], av[300];
         uint64_t from_rv = 0;
@@ -338,6 +338,7 @@ struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const
         w->col = c;
         w->conn = conn;
         w->bookmarks = qbool(conn, "allowWatchBookmarks");
+        w->gone = drop;
         if (*p->group)
                 snprintf(av, sizeof av, "%s/%s", p->group, p->version);
         else

@@ -100,6 +100,7 @@ typedef struct watcher {
         size_t len;
         bool done;
         long code;
+        CURLcode result;
 } watcher;
 
 static size_t on_watch_data(char *p, size_t size, size_t n, void *userdata) {
@@ -122,6 +123,7 @@ static void pump(watcher *w, int ms) {
         while ((msg = curl_multi_info_read(w->m, &left)))
                 if (msg->msg == CURLMSG_DONE) {
                         w->done = true;
+                        w->result = msg->data.result;
                         curl_easy_getinfo(w->e, CURLINFO_RESPONSE_CODE, &w->code);
                 }
         if (!w->done)
@@ -888,8 +890,19 @@ static void test_faults(void **state) {
         assert_true(req("GET", LEASES "/faulty", NULL, NULL, NULL) < 0);
         assert_int_equal(req("GET", LEASES "/faulty", NULL, NULL, NULL), 200);
 
-        /* Watch streams closed early. */
+        /* A dropped watch is cut without the end of the chunked stream. */
         watcher w;
+        assert_int_equal(
+                koc_test_apiserver_fault(&srv, "{\"verb\":\"watch\",\"drop_rate\":1,\"count\":1}"),
+                200);
+        watcher_begin(&w, LEASES "?watch=1");
+        watcher_wait_done(&w);
+        assert_true(w.done);
+        assert_int_equal(watcher_lines(&w), 0);
+        assert_int_not_equal(w.result, CURLE_OK);
+        watcher_stop(&w);
+
+        /* Watch streams closed early. */
         assert_int_equal(
                 koc_test_apiserver_fault(
                         &srv, "{\"verb\":\"watch\",\"watch_close_after_ms\":100,\"count\":1}"),
@@ -1006,6 +1019,18 @@ static void test_more_verbs(void **state) {
         cJSON_Delete(o);
         /* A cluster-scoped resource under a namespace is not found. */
         assert_int_equal(req("GET", "/api/v1/namespaces/verbs/nodes", NULL, NULL, NULL), 404);
+}
+
+static void test_secret_string_data(void **state) {
+        cJSON *o = NULL;
+        assert_int_equal(req("POST", "/api/v1/namespaces/default/secrets",
+                             "{\"metadata\":{\"name\":\"sd\"},\"stringData\":{\"user\":\"admin\"}}",
+                             NULL, &o),
+                         201);
+        assert_string_equal(str(o, "data.user"), "YWRtaW4=");
+        assert_null(cJSON_GetObjectItem(o, "stringData"));
+        assert_string_equal(str(o, "type"), "Opaque");
+        cJSON_Delete(o);
 }
 
 static void test_protobuf_body(void **state) {
@@ -1168,6 +1193,7 @@ int main(void) {
                 cmocka_unit_test(test_metrics),
                 cmocka_unit_test(test_more_verbs),
                 cmocka_unit_test(test_protobuf_body),
+                cmocka_unit_test(test_secret_string_data),
                 cmocka_unit_test(test_watch_initial_events_and_finalizers),
                 cmocka_unit_test(test_many_watches),
                 cmocka_unit_test(test_fault_error_code_only),
