@@ -197,8 +197,6 @@ static void publish_state(koc_leader *l) {
         if (atomic_load_explicit(&s->transitions, memory_order_relaxed) != transitions ||
             !state_holder_equals(s, holder))
                 state_set_term(s, transitions, holder);
-        if (l->m_status)
-                koc_metric_set(l->m_status, leading ? 1 : 0);
 }
 
 static void keep_object(koc_leader *l, const cJSON *obj) {
@@ -684,8 +682,6 @@ static void leader_free(koc_leader *l) {
                 (void)l->ops->set_timer(l->transport, 0);
         if (l->state)
                 atomic_store_explicit(&l->state->valid_until, 0, memory_order_release);
-        if (l->m_status)
-                koc_metric_set(l->m_status, 0);
         if (l->destroy)
                 l->destroy(l->userdata);
         sd_event_source_disable_unref(l->timer);
@@ -835,6 +831,14 @@ KOC_EXPORT int koc_leader_run_until_lost(koc_leader *l) {
         return l->last_reason;
 }
 
+static double master_status_value(void *userdata) {
+        return koc_leader_state_is_leader(userdata) ? 1 : 0;
+}
+
+static void master_status_destroy(void *userdata) {
+        koc_leader_state_unref(userdata);
+}
+
 KOC_EXPORT int koc_leader_register_metrics(koc_leader *l, koc_metrics *metrics) {
         static const double buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                          0.25,  0.5,    1,     2.5,  5,     10};
@@ -845,9 +849,18 @@ KOC_EXPORT int koc_leader_register_metrics(koc_leader *l, koc_metrics *metrics) 
         labels = strdup_printf("name=\"%s\"", l->name);
         if (!labels)
                 return -ENOMEM;
-        r = koc_metrics_add_gauge(metrics, "leader_election_master_status",
-                                  "1 while this process leads the lease, else 0.", labels,
-                                  &l->m_status);
+        /* Evaluated from the state handle at scrape time, so the gauge applies
+         * the renew deadline exactly as koc_leader_state_is_leader() does,
+         * even in a process that was frozen and has not run a timer yet. */
+        koc_leader_state *state = koc_leader_get_state(l);
+        if (!state)
+                return -ENOMEM;
+        r = koc_metrics_add_gauge_function(metrics, "leader_election_master_status",
+                                           "1 while this process leads the lease, else 0.", labels,
+                                           master_status_value, state, master_status_destroy,
+                                           &l->m_status);
+        if (r < 0)
+                koc_leader_state_unref(state);
         if (r >= 0)
                 r = koc_metrics_add_counter(metrics, "leader_election_transitions_total",
                                             "Times this process started leading the lease.", labels,
@@ -867,6 +880,5 @@ KOC_EXPORT int koc_leader_register_metrics(koc_leader *l, koc_metrics *metrics) 
         }
         koc_metrics_unref(l->metrics);
         l->metrics = koc_metrics_ref(metrics);
-        koc_metric_set(l->m_status, koc_leader_is_leader(l) ? 1 : 0);
         return 0;
 }

@@ -49,6 +49,10 @@ struct koc_metric {
         double *bounds;
         size_t n_bounds;
         _Atomic uint64_t *buckets;
+        /* Gauges whose value is computed when read (koc_metrics_add_gauge_function). */
+        double (*fn)(void *userdata);
+        void *fn_userdata;
+        void (*fn_destroy)(void *userdata);
         koc_metric *next;
 };
 
@@ -115,6 +119,8 @@ KOC_EXPORT koc_metrics *koc_metrics_ref(koc_metrics *m) {
 }
 
 static void metric_free(koc_metric *x) {
+        if (x->fn_destroy)
+                x->fn_destroy(x->fn_userdata);
         free(x->labels);
         free(x->bounds);
         free(x->buckets);
@@ -395,6 +401,32 @@ KOC_EXPORT int koc_metrics_add_histogram(koc_metrics *m, const char *name, const
 
 /* ---- updates ------------------------------------------------------------ */
 
+KOC_EXPORT int koc_metrics_add_gauge_function(koc_metrics *m, const char *name, const char *help,
+                                              const char *labels, double (*fn)(void *userdata),
+                                              void *userdata, void (*destroy)(void *userdata),
+                                              koc_metric **ret) {
+        koc_metric *x;
+        if (!fn)
+                return -EINVAL;
+        int r = add_metric(m, METRIC_GAUGE, name, help, labels, NULL, 0, &x);
+        if (r < 0)
+                return r;
+        /* Under the registry lock, so a concurrent render sees the old or the
+         * new function, never half of each. */
+        pthread_mutex_lock(&m->lock);
+        void (*old_destroy)(void *) = x->fn_destroy;
+        void *old_userdata = x->fn_userdata;
+        x->fn = fn;
+        x->fn_userdata = userdata;
+        x->fn_destroy = destroy;
+        pthread_mutex_unlock(&m->lock);
+        if (old_destroy)
+                old_destroy(old_userdata);
+        if (ret)
+                *ret = x;
+        return 0;
+}
+
 KOC_EXPORT void koc_metric_inc(koc_metric *x) {
         koc_metric_add(x, 1.0);
 }
@@ -442,6 +474,8 @@ KOC_EXPORT void koc_metric_observe(koc_metric *x, double v) {
 KOC_EXPORT double koc_metric_get(const koc_metric *x) {
         if (!x)
                 return 0;
+        if (x->fn)
+                return x->fn(x->fn_userdata);
         return u2d(atomic_load_explicit(&((koc_metric *)x)->value, memory_order_relaxed));
 }
 

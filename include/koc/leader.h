@@ -232,10 +232,9 @@ KOC_EXPORT int koc_leader_run_until_leading(koc_leader *l, uint64_t timeout_usec
 KOC_EXPORT int koc_leader_run_until_lost(koc_leader *l);
 
 /* Registers, with label name="<lease name>":
- *   leader_election_master_status         gauge, 1 while leading (set at every
- *                                         transition, the renew deadline
- *                                         included; readiness should read
- *                                         the state handle, which is exact)
+ *   leader_election_master_status         gauge, 1 while leading; computed from
+ *                                         the state handle at scrape time, so
+ *                                         it honours the renew deadline exactly
  *   leader_election_transitions_total     counter, times this process started leading
  *   leader_election_renew_duration_seconds histogram, renewal PUT latency
  *   leader_election_renew_errors_total    counter, failed renewal attempts

@@ -49,6 +49,18 @@ KOC_EXPORT int koc_metrics_add_histogram(koc_metrics *m, const char *name, const
                                          const char *labels, const double *buckets,
                                          size_t n_buckets, koc_metric **ret);
 
+/* A gauge whose value is fn(userdata), computed each time it is read or
+ * rendered (so it can never be stale, e.g. "leads now" evaluated against the
+ * renew deadline).  fn runs on the reading thread, under the registry's lock:
+ * it must be cheap, lock-free and must not call back into the registry.
+ * destroy (may be NULL) runs on userdata when the registry is freed or the
+ * function is replaced by registering the same name and labels again.  ret
+ * may be NULL.  koc_metric_set() on such a gauge has no visible effect. */
+KOC_EXPORT int koc_metrics_add_gauge_function(koc_metrics *m, const char *name, const char *help,
+                                              const char *labels, double (*fn)(void *userdata),
+                                              void *userdata, void (*destroy)(void *userdata),
+                                              koc_metric **ret);
+
 KOC_EXPORT void koc_metric_inc(koc_metric *metric);
 KOC_EXPORT void koc_metric_add(koc_metric *metric, double v);  /* counters: v >= 0 */
 KOC_EXPORT void koc_metric_set(koc_metric *metric, double v);  /* gauges */

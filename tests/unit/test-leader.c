@@ -473,6 +473,13 @@ static void test_metrics(void **state) {
         fire(&f);
         reply(&f, 500, NULL);
         assert_true(rendered_has(m, "leader_election_renew_errors_total{name=\"my-lease\"} 1"));
+        /* Frozen past the renew deadline, no timer run yet: the gauge reads 0
+         * at scrape time, like the state handle. */
+        uint64_t saved = f.now;
+        f.now += 600 * MS;
+        assert_true(rendered_has(m, "leader_election_master_status{name=\"my-lease\"} 0"));
+        f.now = saved;
+        assert_true(rendered_has(m, "leader_election_master_status{name=\"my-lease\"} 1"));
         koc_leader_stop(f.leader);
         assert_true(rendered_has(m, "leader_election_master_status{name=\"my-lease\"} 0"));
         teardown_fake(&f);

@@ -457,6 +457,57 @@ static void test_concurrent_mixed(void **state) {
         koc_metrics_unref(m);
 }
 
+static int fn_destroyed;
+
+static double fn_value(void *userdata) {
+        return *(double *)userdata;
+}
+
+static void fn_destroy(void *userdata) {
+        fn_destroyed++;
+        *(double *)userdata = -1;
+}
+
+static void test_gauge_function(void **state) {
+        koc_metrics *m = NULL;
+        double v1 = 0, v2 = 7;
+        koc_metric *g = NULL;
+        char *out = NULL;
+        fn_destroyed = 0;
+        assert_int_equal(koc_metrics_new(&m), 0);
+        assert_int_equal(koc_metrics_add_gauge_function(m, "up_now", "Computed when read.", "a=\"b\"",
+                                                        fn_value, &v1, fn_destroy, &g),
+                         0);
+        /* The value is read at render time, not stored. */
+        v1 = 1;
+        assert_true(koc_metric_get(g) == 1);
+        assert_int_equal(koc_metrics_render(m, &out, NULL), 0);
+        assert_non_null(strstr(out, "# TYPE up_now gauge\nup_now{a=\"b\"} 1\n"));
+        free(out);
+        v1 = 0;
+        assert_int_equal(koc_metrics_render(m, &out, NULL), 0);
+        assert_non_null(strstr(out, "up_now{a=\"b\"} 0\n"));
+        free(out);
+        /* Re-registering replaces the function and destroys the old userdata. */
+        assert_int_equal(koc_metrics_add_gauge_function(m, "up_now", "Computed when read.", "a=\"b\"",
+                                                        fn_value, &v2, fn_destroy, NULL),
+                         0);
+        assert_int_equal(fn_destroyed, 1);
+        assert_true(v1 == -1);
+        assert_true(koc_metric_get(g) == 7);
+        /* A counter of that name cannot take a function; NULL fn is refused. */
+        assert_int_equal(koc_metrics_add_gauge_function(m, "up_now", NULL, NULL, NULL, NULL, NULL, NULL),
+                         -EINVAL);
+        koc_metric *c = NULL;
+        assert_int_equal(koc_metrics_add_counter(m, "c_total", NULL, NULL, &c), 0);
+        assert_int_equal(koc_metrics_add_gauge_function(m, "c_total", NULL, NULL, fn_value, &v2,
+                                                        NULL, NULL),
+                         -EINVAL);
+        koc_metrics_unref(m);
+        assert_int_equal(fn_destroyed, 2);
+        assert_true(v2 == -1);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_exposition),
@@ -468,6 +519,7 @@ int main(void) {
                 cmocka_unit_test(test_values_and_types),
                 cmocka_unit_test(test_collectors_idempotent_and_process_values),
                 cmocka_unit_test(test_concurrent_mixed),
+                cmocka_unit_test(test_gauge_function),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
