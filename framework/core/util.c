@@ -170,7 +170,7 @@ KOC_EXPORT char *koc_format_duration(uint64_t usec, char *buf, size_t size) {
         return buf;
 }
 
-KOC_EXPORT int koc_uuid_random(char buf[static 37]) {
+KOC_EXPORT int koc_uuid_random(char *buf) {
         sd_id128_t id;
         int r = sd_id128_randomize(&id);
         if (r < 0)

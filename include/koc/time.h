@@ -36,8 +36,8 @@ KOC_EXPORT int koc_parse_duration(const char *s, uint64_t *ret_usec);
 KOC_EXPORT char *koc_format_duration(uint64_t usec, char *buf, size_t size);
 
 /* A random RFC 4122 version 4 UUID, lower-case ("xxxxxxxx-xxxx-4xxx-...").
- * buf must hold 37 bytes. */
-KOC_EXPORT int koc_uuid_random(char buf[static 37]);
+ * buf must hold 37 bytes (36 characters and the NUL). */
+KOC_EXPORT int koc_uuid_random(char *buf);
 
 #ifdef __cplusplus
 }

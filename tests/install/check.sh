@@ -37,6 +37,14 @@ cc -o "$work/pc-static" "$src/tests/install/consumer/main.c" $(pkg-config --cfla
 "$work/pc-static"
 echo "install-check: pkg-config shared and static ok"
 
+# The public headers are usable from C++ as well.
+if command -v g++ >/dev/null 2>&1; then
+        printf '#include <koc/koc.h>\nint main() { return koc_log_get_level() < 0; }\n' > "$work/cxx.cc"
+        g++ -std=c++17 -Wall -Wextra -Werror -o "$work/cxx" "$work/cxx.cc" $(pkg-config --cflags --libs koc)
+        LD_LIBRARY_PATH=$(pkg-config --variable=libdir koc) "$work/cxx"
+        echo "install-check: koc/koc.h compiles and links as C++"
+fi
+
 if [ -x "$prefix/bin/koc-new" ]; then
         (cd "$work" && "$prefix/bin/koc-new" demo-operator "$work/demo-operator" >/dev/null)
         cmake -S "$work/demo-operator" -B "$work/demo-build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
