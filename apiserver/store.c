@@ -653,15 +653,12 @@ static object *store_put(collection *c, const char *key, cJSON *obj, uint64_t rv
         return o;
 }
 
-static void do_create(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
-                      const char *body, size_t len, const char *ct, reply *ret) {
+/* Creates obj (taken) in c. */
+static void create_object(server *srv, struct MHD_Connection *conn, collection *c,
+                          const api_path *p, cJSON *obj, reply *ret) {
         char key[600], name_buf[300], ts[64], uid[37];
-        cJSON *obj, *meta;
+        cJSON *meta;
 
-        if (!check_json_content_type(ct, ret))
-                return;
-        if (!(obj = parse_body(c, body, len, ret)))
-                return;
         meta = json_ensure_object(obj, "metadata");
         const char *name = json_str(obj, "metadata.name");
         const char *gen = json_str(obj, "metadata.generateName");
@@ -871,6 +868,32 @@ static object *lookup(collection *c, const api_path *p) {
         return strmap_get(&c->objects, key);
 }
 
+static void do_create(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
+                      const char *body, size_t len, const char *ct, reply *ret) {
+        cJSON *obj;
+        if (!check_json_content_type(ct, ret))
+                return;
+        if (!(obj = parse_body(c, body, len, ret)))
+                return;
+        create_object(srv, conn, c, p, obj, ret);
+}
+
+/* The strategies of the real server whose AllowCreateOnUpdate() is true:
+ * a PUT to a missing name creates the object (201). */
+static bool allow_create_on_update(const collection *c) {
+        static const char *const keys[] = {
+                "coordination.k8s.io/leases",
+                "coordination.k8s.io/leasecandidates",
+                "/endpoints",
+                "/events",
+                "events.k8s.io/events",
+        };
+        for (size_t i = 0; i < KOC_ELEMENTSOF(keys); i++)
+                if (strcmp(c->key, keys[i]) == 0)
+                        return true;
+        return false;
+}
+
 static void do_update(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
                       const char *body, size_t len, const char *ct, reply *ret) {
         cJSON *obj;
@@ -879,9 +902,25 @@ static void do_update(server *srv, struct MHD_Connection *conn, collection *c, c
         if (!(obj = parse_body(c, body, len, ret)))
                 return;
         object *o = lookup(c, p);
-        if (!o) {
+        if (!o && (!allow_create_on_update(c) || p->sub || (c->namespaced && !p->ns))) {
                 cJSON_Delete(obj);
                 return reply_not_found(ret, p, p->name);
+        }
+        if (!o) {
+                const char *bname = json_str(obj, "metadata.name");
+                if (bname && strcmp(bname, p->name) != 0) {
+                        char msg[700];
+                        snprintf(msg, sizeof msg,
+                                 "the name of the object (%s) does not match the name on the URL "
+                                 "(%s)",
+                                 bname, p->name);
+                        cJSON_Delete(obj);
+                        return reply_bad_request(ret, msg);
+                }
+                cJSON *meta = json_ensure_object(obj, "metadata");
+                json_set_str(meta, "name", p->name);
+                cJSON_DeleteItemFromObjectCaseSensitive(meta, "resourceVersion");
+                return create_object(srv, conn, c, p, obj, ret);
         }
         update_object(srv, conn, c, p, o, obj, false, ret);
 }

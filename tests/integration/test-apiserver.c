@@ -313,9 +313,22 @@ static void test_lease_crud(void **state) {
         cJSON_Delete(o);
         free(same);
 
-        assert_int_equal(req("PUT", LEASES "/missing",
-                             "{\"metadata\":{\"name\":\"missing\",\"resourceVersion\":\"1\"}}",
-                             NULL, &o),
+        /* Leases (like the real server's lease strategy) may be created by
+         * PUT; ConfigMaps may not. */
+        assert_int_equal(
+                req("PUT", LEASES "/made-by-put",
+                    "{\"metadata\":{\"name\":\"made-by-put\"},\"spec\":{\"holderIdentity\":\"p\"}}",
+                    NULL, &o),
+                201);
+        assert_string_equal(str(o, "spec.holderIdentity"), "p");
+        assert_non_null(str(o, "metadata.uid"));
+        cJSON_Delete(o);
+        assert_int_equal(
+                req("PUT", LEASES "/made-by-put2", "{\"metadata\":{\"name\":\"other\"}}", NULL, &o),
+                400);
+        cJSON_Delete(o);
+        assert_int_equal(req("PUT", "/api/v1/namespaces/default/configmaps/missing",
+                             "{\"metadata\":{\"name\":\"missing\"}}", NULL, &o),
                          404);
         cJSON_Delete(o);
         assert_int_equal(req("DELETE", LEASES "/crud", NULL, NULL, &o), 200);
