@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs koc's benchmarks and prints their figures (benchmarks, not tests:
+# nothing here passes or fails on speed).  Builds an optimised tree in
+# build-bench/ first and installs missing Debian packages.
+#
+#   ./scripts/bench.sh leader      handoff and crash-failover latency, API load, RSS
+#   ./scripts/bench.sh probes      wrk on /readyz while a lease renews on the same loop
+#   ./scripts/bench.sh apiserver   koc-apiserver lease updates/s and watch fan-out
+#   ./scripts/bench.sh client      API client requests/s, sync facade, watch events/s
+#   ./scripts/bench.sh metrics     metric updates and rendering
+#   ./scripts/bench.sh kubeconfig  kubeconfig loading and token reads
+#   ./scripts/bench.sh all         all of the above, in that order
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+
+which=${1:-all}
+case $which in
+leader | probes | apiserver | client | metrics | kubeconfig | all) ;;
+*)
+        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+        exit 2
+        ;;
+esac
+
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DKOC_WERROR=ON >/dev/null
+run() {
+        echo "== bench-$1 ($(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ))"
+        local target=bench-$1
+        [ "$1" = probes ] && target=probes-server
+        cmake --build build-bench -j"$(nproc)" --target "$target" >/dev/null
+        ./build-bench/tests/"$target"
+        echo
+}
+if [ "$which" = all ]; then
+        for b in leader probes apiserver client metrics kubeconfig; do run "$b"; done
+else
+        run "$which"
+fi
