@@ -148,8 +148,11 @@ typedef struct event {
         collection *col;
         cJSON *obj;        /* the object as of this change */
         cJSON *old_labels; /* labels before a MODIFIED change (NULL: none) */
-        char *json;        /* obj serialised, made on first use */
+        char *json;        /* obj serialised */
+        size_t size;       /* approximate memory held, for the history budget */
 } event;
+
+#define HISTORY_MAX_BYTES (256u * 1024 * 1024)
 
 typedef struct fault_action {
         uint64_t latency_ms;
@@ -173,6 +176,7 @@ struct server {
         event **history;
         size_t history_max, history_start, history_len;
         uint64_t history_floor; /* events with rv > floor are all in the ring */
+        size_t history_bytes;
         watch *all_watches;
         size_t n_watches;
         uint64_t bookmark_interval_usec;

@@ -653,6 +653,22 @@ static object *store_put(collection *c, const char *key, cJSON *obj, uint64_t rv
         return o;
 }
 
+/* Objects are capped at the request body limit, so that patches cannot
+ * grow one without bound (etcd caps objects too). */
+static bool too_big(const cJSON *obj, reply *ret) {
+        char *json = cJSON_PrintUnformatted(obj);
+        size_t n = json ? strlen(json) : 0;
+        cJSON_free(json);
+        if (json && n <= MAX_BODY_SIZE)
+                return false;
+        char msg[128];
+        snprintf(msg, sizeof msg, "Request entity too large: the object would exceed %u bytes",
+                 MAX_BODY_SIZE);
+        reply_status(ret, json ? 413 : 500, json ? "RequestEntityTooLarge" : "InternalError",
+                     json ? msg : "out of memory", NULL);
+        return true;
+}
+
 /* Creates obj (taken) in c. */
 static void create_object(server *srv, struct MHD_Connection *conn, collection *c,
                           const api_path *p, cJSON *obj, reply *ret) {
@@ -730,6 +746,8 @@ static void create_object(server *srv, struct MHD_Connection *conn, collection *
                         cJSON_AddStringToObject(st, "phase", "Active");
                 }
         }
+        if (too_big(obj, ret))
+                goto out;
         if (dry_run(conn)) {
                 set_rv(obj, srv->rv);
                 reply_json(ret, 201, obj);
@@ -836,6 +854,8 @@ static void update_object(server *srv, struct MHD_Connection *conn, collection *
                 reply_json(ret, 200, o->json);
                 goto out;
         }
+        if (too_big(obj, ret))
+                goto out;
         if (dry_run(conn)) {
                 reply_json(ret, 200, obj);
                 goto out;

@@ -51,17 +51,25 @@ static const char *event_json(event *ev) {
         return ev->json;
 }
 
+static void history_drop_oldest(server *srv) {
+        event *old = srv->history[srv->history_start];
+        srv->history_floor = old->rv;
+        srv->history_bytes -= old->size;
+        event_free(old);
+        srv->history[srv->history_start] = NULL;
+        srv->history_start = (srv->history_start + 1) % srv->history_max;
+        srv->history_len--;
+}
+
+/* The window holds at most history_max events and, so that large objects
+ * cannot exhaust memory, about HISTORY_MAX_BYTES of them. */
 static void history_push(server *srv, event *ev) {
-        if (srv->history_len == srv->history_max) {
-                event *old = srv->history[srv->history_start];
-                srv->history_floor = old->rv;
-                event_free(old);
-                srv->history[srv->history_start] = NULL;
-                srv->history_start = (srv->history_start + 1) % srv->history_max;
-                srv->history_len--;
-        }
+        while (srv->history_len > 0 && (srv->history_len == srv->history_max ||
+                                        srv->history_bytes + ev->size > HISTORY_MAX_BYTES))
+                history_drop_oldest(srv);
         srv->history[(srv->history_start + srv->history_len) % srv->history_max] = ev;
         srv->history_len++;
+        srv->history_bytes += ev->size;
 }
 
 void history_free(server *srv) {
@@ -155,10 +163,12 @@ void watch_emit(server *srv, collection *col, char type, const cJSON *obj,
         ev->col = col;
         ev->obj = cJSON_Duplicate(obj, true);
         ev->old_labels = old_labels ? cJSON_Duplicate(old_labels, true) : NULL;
-        if (!ev->obj) {
+        if (!ev->obj || !event_json(ev)) {
                 event_free(ev);
                 return;
         }
+        /* The parsed copy takes a few times the text's size. */
+        ev->size = 4 * strlen(ev->json) + sizeof *ev;
         history_push(srv, ev);
         for (watch *w = col->watches; w; w = w->col_next)
                 deliver(w, ev);

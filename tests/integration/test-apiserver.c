@@ -850,6 +850,28 @@ static void test_bad_requests(void **state) {
         cJSON_Delete(o);
         assert_int_equal(req("GET", LEASES "?watch=1&resourceVersion=abc", NULL, NULL, &o), 400);
         cJSON_Delete(o);
+        /* Objects cannot grow past the limit through patches either. */
+        size_t half = 2u * 1024 * 1024;
+        char *big1 = malloc(half + 128), *big2 = malloc(half + 128);
+        assert_non_null(big1);
+        assert_non_null(big2);
+        int n1 = snprintf(big1, 128, "{\"metadata\":{\"name\":\"grow\"},\"data\":{\"a\":\"");
+        memset(big1 + n1, 'a', half);
+        strcpy(big1 + n1 + half, "\"}}");
+        int n2 = snprintf(big2, 128, "{\"data\":{\"b\":\"");
+        memset(big2 + n2, 'b', half);
+        strcpy(big2 + n2 + half, "\"}}");
+        assert_int_equal(req("POST", "/api/v1/namespaces/default/configmaps", big1, NULL, NULL),
+                         201);
+        assert_int_equal(req("PATCH", "/api/v1/namespaces/default/configmaps/grow", big2,
+                             "application/merge-patch+json", &o),
+                         413);
+        assert_status(o, 413, "RequestEntityTooLarge");
+        cJSON_Delete(o);
+        free(big1);
+        free(big2);
+        assert_int_equal(
+                req("DELETE", "/api/v1/namespaces/default/configmaps/grow", NULL, NULL, NULL), 200);
         /* The server is still fine. */
         assert_int_equal(req("GET", LEASES, NULL, NULL, NULL), 200);
 }
