@@ -669,6 +669,38 @@ static bool too_big(const cJSON *obj, reply *ret) {
         return true;
 }
 
+/* A CRD is served at once: report it NamesAccepted and Established, as
+ * the real server's controllers do a moment after creation (clients such
+ * as envtest wait for Established). */
+static void crd_established(cJSON *crd, const char *ts) {
+        static const char *const types[][2] = {
+                {"NamesAccepted", "NoConflicts"},
+                {"Established", "InitialNamesAccepted"},
+        };
+        cJSON *st = cJSON_AddObjectToObject(crd, "status"),
+              *conds = cJSON_AddArrayToObject(st, "conditions");
+        for (size_t i = 0; i < KOC_ELEMENTSOF(types); i++) {
+                cJSON *cond = cJSON_CreateObject();
+                cJSON_AddStringToObject(cond, "type", types[i][0]);
+                cJSON_AddStringToObject(cond, "status", "True");
+                cJSON_AddStringToObject(cond, "lastTransitionTime", ts);
+                cJSON_AddStringToObject(cond, "reason", types[i][1]);
+                cJSON_AddStringToObject(cond, "message",
+                                        i == 0 ? "no conflicts found"
+                                               : "the initial names have been accepted");
+                cJSON_AddItemToArray(conds, cond);
+        }
+        const cJSON *names = json_path(crd, "spec.names");
+        if (names)
+                cJSON_AddItemToObject(st, "acceptedNames", cJSON_Duplicate(names, true));
+        cJSON *stored = cJSON_AddArrayToObject(st, "storedVersions"), *v;
+        cJSON_ArrayForEach(v, json_path(crd, "spec.versions")) {
+                if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "storage")) &&
+                    json_str(v, "name"))
+                        cJSON_AddItemToArray(stored, cJSON_CreateString(json_str(v, "name")));
+        }
+}
+
 /* Creates obj (taken) in c. */
 static void create_object(server *srv, struct MHD_Connection *conn, collection *c,
                           const api_path *p, cJSON *obj, reply *ret) {
@@ -744,7 +776,8 @@ static void create_object(server *srv, struct MHD_Connection *conn, collection *
                 if (strcmp(c->key, "/namespaces") == 0) {
                         cJSON *st = cJSON_AddObjectToObject(obj, "status");
                         cJSON_AddStringToObject(st, "phase", "Active");
-                }
+                } else if (strcmp(c->key, CRD_KEY) == 0)
+                        crd_established(obj, ts);
         }
         if (too_big(obj, ret))
                 goto out;

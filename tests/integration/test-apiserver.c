@@ -670,8 +670,14 @@ static void test_custom_resources(void **state) {
                              "\"Widget\"},"
                              "\"versions\":[{\"name\":\"v1\",\"served\":true,\"storage\":true,"
                              "\"subresources\":{\"status\":{}}}]}}",
-                             NULL, NULL),
+                             NULL, &o),
                          201);
+        /* Served at once, and reported so. */
+        cJSON *cond = cJSON_GetArrayItem(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(o, "status"), "conditions"), 1);
+        assert_string_equal(str(cond, "type"), "Established");
+        assert_string_equal(str(cond, "status"), "True");
+        cJSON_Delete(o);
         assert_int_equal(req("POST", "/apis/example.com/v1/namespaces/default/widgets",
                              "{\"metadata\":{\"name\":\"w\"},\"spec\":{\"size\":1}}", NULL, &o),
                          201);
