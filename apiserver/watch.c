@@ -102,8 +102,13 @@ static void append_line(watch *w, const char *type, const char *obj_json) {
                 watch_end(w);
                 return;
         }
-        if (w->out_pos > 0 && w->out_pos == w->out.len) {
-                w->out.len = 0;
+        /* Drop what was sent already once it is most of the buffer, so a
+         * reader that never quite catches up does not grow it forever. */
+        if (w->out_pos > 0 && (w->out_pos == w->out.len ||
+                               (w->out_pos >= 64 * 1024 && w->out_pos * 2 >= w->out.len))) {
+                memmove(w->out.data, w->out.data + w->out_pos, w->out.len - w->out_pos);
+                w->out.len -= w->out_pos;
+                w->out.data[w->out.len] = 0;
                 w->out_pos = 0;
         }
         if (strbuf_printf(&w->out, "{\"type\":\"%s\",\"object\":", type) < 0 ||

@@ -1190,6 +1190,38 @@ static void test_many_watches(void **state) {
         free(ws);
 }
 
+/* A watcher that does not read is closed once it is far behind (8 MiB),
+ * instead of the server buffering without bound. */
+static void test_slow_watcher_is_closed(void **state) {
+        size_t size = 1024 * 1024;
+        char *body = malloc(size + 128);
+        watcher w;
+        assert_non_null(body);
+        assert_int_equal(req("POST", "/api/v1/namespaces/slow/configmaps",
+                             "{\"metadata\":{\"name\":\"big\"}}", NULL, NULL),
+                         201);
+        watcher_start(&w, "/api/v1/namespaces/slow/configmaps?watch=1");
+        assert_int_equal(watcher_code(&w), 200);
+        int n = 0;
+        for (int i = 0; i < 40; i++) {
+                n = snprintf(body, 128, "{\"data\":{\"k\":\"%d", i);
+                memset(body + n, 'x', size);
+                strcpy(body + n + size, "\"}}");
+                assert_int_equal(req("PATCH", "/api/v1/namespaces/slow/configmaps/big", body,
+                                     "application/merge-patch+json", NULL),
+                                 200);
+        }
+        free(body);
+        /* Now read: some events, then the end of the stream. */
+        for (int i = 0; i < 2000 && !w.done; i++)
+                pump(&w, 10);
+        assert_true(w.done);
+        assert_true(watcher_lines(&w) < 41);
+        watcher_stop(&w);
+        assert_int_equal(req("DELETE", "/api/v1/namespaces/slow/configmaps/big", NULL, NULL, NULL),
+                         200);
+}
+
 static void test_fault_error_code_only(void **state) {
         assert_int_equal(koc_test_apiserver_fault(
                                  &srv,
@@ -1238,6 +1270,7 @@ int main(void) {
                 cmocka_unit_test(test_watch_initial_events_and_finalizers),
                 cmocka_unit_test(test_many_watches),
                 cmocka_unit_test(test_fault_error_code_only),
+                cmocka_unit_test(test_slow_watcher_is_closed),
         };
         int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
         /* The server must also have shut down cleanly (and, when wrapped in
