@@ -12,7 +12,7 @@
 
 #include "framework/core/util.h"
 #include "koc/log.h"
-#include "mhd-event.h"
+#include "framework/core/mhd-loop.h"
 
 #define COMPONENT "apiserver"
 #define MAX_BODY_SIZE (3u * 1024 * 1024)
@@ -168,7 +168,7 @@ typedef struct request request;
 struct server {
         sd_event *event;
         struct MHD_Daemon *daemon;
-        mhd_event *mhd;
+        koc_mhd_loop *mhd;
         char *token;
         uint64_t rv; /* global resourceVersion counter */
         strmap collections;

@@ -21,6 +21,9 @@
 #include <unistd.h>
 
 #include "apiserver.h"
+
+/* Connection limit of the HTTPS server: watches hold one connection each. */
+#define MAX_CONNECTIONS 16384u
 #include "koc/time.h"
 
 typedef struct options {
@@ -393,7 +396,7 @@ int main(int argc, char **argv) {
                 flags, 0, NULL, NULL, http_access, &srv, MHD_OPTION_LISTEN_SOCKET, fd,
                 MHD_OPTION_HTTPS_MEM_KEY, key_pem, MHD_OPTION_HTTPS_MEM_CERT, cert_pem,
                 MHD_OPTION_NOTIFY_COMPLETED, http_completed, &srv, MHD_OPTION_CONNECTION_LIMIT,
-                (unsigned)16384, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
+                (unsigned)MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_EXTERNAL_LOGGER,
                 mhd_logger, NULL, MHD_OPTION_END);
         if (!srv.daemon) {
@@ -401,7 +404,8 @@ int main(int argc, char **argv) {
                 goto out;
         }
         fd = -1; /* the daemon owns it now */
-        if ((r = mhd_event_new(srv.event, srv.daemon, &srv.mhd)) < 0) {
+        if ((r = koc_mhd_loop_new(srv.event, srv.daemon, SD_EVENT_PRIORITY_NORMAL, MAX_CONNECTIONS,
+                                  "apiserver-https", &srv.mhd)) < 0) {
                 koc_log_error(COMPONENT, "cannot attach the HTTPS server to the loop: %s",
                               strerror(-r));
                 goto out;
@@ -435,7 +439,7 @@ out:
                 http_release_all(&srv);
                 for (int i = 0; i < 3; i++)
                         (void)MHD_run(srv.daemon);
-                srv.mhd = mhd_event_free(srv.mhd);
+                srv.mhd = koc_mhd_loop_free(srv.mhd);
                 MHD_stop_daemon(srv.daemon);
         }
         if (fd >= 0)

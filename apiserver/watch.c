@@ -84,7 +84,7 @@ static void wake(watch *w) {
         if (w->suspended) {
                 w->suspended = false;
                 MHD_resume_connection(w->conn);
-                mhd_event_kick(w->srv->mhd);
+                koc_mhd_loop_kick(w->srv->mhd);
         }
 }
 

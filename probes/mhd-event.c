@@ -2,13 +2,8 @@
 /*
  * libmicrohttpd driven by sd-event.
  *
- * The daemon runs in MHD's external epoll mode (MHD_USE_EPOLL without an
- * internal thread): MHD keeps its own epoll set of the listening socket and
- * the connections, and that one epoll fd becomes readable whenever any of them
- * is ready, so the loop watches it with a single I/O source.  MHD_get_timeout()
- * says, in milliseconds from now, when MHD must run even without I/O (idle
- * connections to close, data already buffered); after every MHD_run() that
- * value re-arms a one-shot timer.
+ * The daemon runs in MHD's external epoll mode, attached to the loop by
+ * framework/core/mhd-loop.c (shared with koc-apiserver).
  *
  * The listening socket is created here rather than by MHD so that bind errors
  * come back as a real errno and IPV6_V6ONLY is set explicitly (":PORT" means
@@ -23,14 +18,13 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "framework/core/mhd-loop.h"
 #include "koc/log.h"
 #include "mhd-event.h"
 
 struct koc_mhd_event {
         struct MHD_Daemon *daemon;
-        sd_event_source *io;
-        sd_event_source *timer;
-        unsigned max_connections;
+        koc_mhd_loop *loop;
         uint16_t port;
 };
 
@@ -47,54 +41,10 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
         koc_log_debug("probes", "libmicrohttpd: %s", buf);
 }
 
-static int arm_timer(koc_mhd_event *m) {
-        MHD_UNSIGNED_LONG_LONG ms = 0;
-
-        if (MHD_get_timeout(m->daemon, &ms) != MHD_YES)
-                return sd_event_source_set_enabled(m->timer, SD_EVENT_OFF);
-        /* ms is relative to now; 0 means "run again at once". */
-        int r = sd_event_source_set_time_relative(m->timer, (uint64_t)ms * 1000);
-        if (r < 0)
-                return r;
-        return sd_event_source_set_enabled(m->timer, SD_EVENT_ONESHOT);
-}
-
-static unsigned n_connections(koc_mhd_event *m) {
-        const union MHD_DaemonInfo *info =
-                MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-        return info ? info->num_connections : 0;
-}
-
-static int run_daemon(koc_mhd_event *m) {
-        unsigned before = n_connections(m);
-        if (MHD_run(m->daemon) != MHD_YES)
-                koc_log_warn("probes", "MHD_run failed");
-        /* At the connection limit MHD takes the listening socket out of its
-         * epoll set, and puts it back only at the start of its next run, while
-         * its timeout does not ask for that run: connections waiting in the
-         * backlog would wait for the idle timeout.  So when a run has freed a
-         * slot, run once more at once. */
-        if (before >= m->max_connections && n_connections(m) < before)
-                (void)MHD_run(m->daemon);
-        int r = arm_timer(m);
-        if (r < 0)
-                koc_log_error("probes", "cannot arm the HTTP timer: %s", strerror(-r));
-        return 0;
-}
-
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        return run_daemon(userdata);
-}
-
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        return run_daemon(userdata);
-}
-
 koc_mhd_event *koc_mhd_event_free(koc_mhd_event *m) {
         if (!m)
                 return NULL;
-        sd_event_source_disable_unref(m->io);
-        sd_event_source_disable_unref(m->timer);
+        m->loop = koc_mhd_loop_free(m->loop);
         if (m->daemon)
                 MHD_stop_daemon(m->daemon); /* closes the listening socket too */
         free(m);
@@ -138,7 +88,6 @@ int koc_mhd_event_start(sd_event *event, const struct sockaddr *addr, socklen_t 
         if (!m)
                 return -ENOMEM;
 
-        m->max_connections = limits->max_connections;
         int fd = listen_socket(addr, addr_len, v6only, &m->port);
         if (fd < 0) {
                 free(m);
@@ -162,23 +111,8 @@ int koc_mhd_event_start(sd_event *event, const struct sockaddr *addr, socklen_t 
                 return -EIO;
         }
 
-        const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->daemon,
-                                                                MHD_DAEMON_INFO_EPOLL_FD);
-        int r = info ? 0 : -EIO;
-        if (r == 0)
-                r = sd_event_add_io(event, &m->io, info->epoll_fd, EPOLLIN, on_io, m);
-        if (r >= 0)
-                r = sd_event_add_time_relative(event, &m->timer, CLOCK_BOOTTIME, 0, 1000,
-                                               on_timer, m);
-        if (r >= 0)
-                r = sd_event_source_set_priority(m->io, priority);
-        if (r >= 0)
-                r = sd_event_source_set_priority(m->timer, priority);
-        if (r >= 0) {
-                (void)sd_event_source_set_description(m->io, "probes-http-io");
-                (void)sd_event_source_set_description(m->timer, "probes-http-timer");
-                r = arm_timer(m);
-        }
+        int r = koc_mhd_loop_new(event, m->daemon, priority, limits->max_connections,
+                                 "probes-http", &m->loop);
         if (r < 0) {
                 koc_mhd_event_free(m);
                 return r;
