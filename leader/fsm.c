@@ -275,13 +275,19 @@ static void notify_holder(leader_fsm *f, const char *holder) {
         copy_str(a->record.holder, sizeof a->record.holder, holder);
 }
 
+/* True when r is older than what we know already: the record we hold, or
+ * the deletion the watch reported. */
+static bool is_stale(const leader_fsm *f, const lease_record *r) {
+        const char *cur = f->exists ? f->observed.resource_version : f->deleted_rv;
+        return f->known && cur[0] && !lease_rv_newer(r->resource_version, cur) &&
+               strcmp(r->resource_version, cur) != 0;
+}
+
 /* Takes in a record (from an answer or a watch event).  A record older than
  * the one we have (a watch event that lags behind a write's answer) is
  * ignored.  observed_at moves only when the record changed. */
 static bool observe(leader_fsm *f, const lease_record *r, uint64_t now) {
-        if (f->known && f->exists &&
-            !lease_rv_newer(r->resource_version, f->observed.resource_version) &&
-            strcmp(r->resource_version, f->observed.resource_version) != 0)
+        if (is_stale(f, r))
                 return false;
         bool holder_changed = !f->known || !f->exists ||
                               strcmp(r->holder, f->observed.holder) != 0 ||
@@ -303,7 +309,7 @@ static bool observe(leader_fsm *f, const lease_record *r, uint64_t now) {
         return changed;
 }
 
-static void observe_missing(leader_fsm *f, uint64_t now) {
+static void observe_missing(leader_fsm *f, uint64_t now, const char *deleted_rv) {
         bool changed = !f->known || f->exists;
         if (changed) {
                 f->observed_at = now;
@@ -313,6 +319,7 @@ static void observe_missing(leader_fsm *f, uint64_t now) {
                         notify_holder(f, "");
         }
         memset(&f->observed, 0, sizeof f->observed);
+        copy_str(f->deleted_rv, sizeof f->deleted_rv, deleted_rv);
         f->known = true;
         f->exists = false;
 }
@@ -482,9 +489,13 @@ static void ensure_watch(leader_fsm *f, uint64_t now) {
 static void answer_standby(leader_fsm *f, lease_req req, enum outcome o, const leader_event *ev,
                            uint64_t now, uint64_t wall) {
         switch (o) {
-        case OUT_OK:
+        case OUT_OK: {
+                /* An answer older than what the watch has shown since (the
+                 * Lease deleted, or written by someone else) is history: it
+                 * must not make us the leader. */
+                bool stale = is_stale(f, ev->record);
                 observe(f, ev->record, now);
-                if (req != LEASE_REQ_GET && is_ours(f, ev->record)) {
+                if (req != LEASE_REQ_GET && !stale && is_ours(f, ev->record)) {
                         if (f->step_down_pending) {
                                 /* Our write made us the holder after all: give
                                  * the Lease back at once. */
@@ -501,6 +512,7 @@ static void answer_standby(leader_fsm *f, lease_req req, enum outcome o, const l
                         }
                 }
                 break;
+        }
         case OUT_CONFLICT:
                 /* Someone wrote first (or the Lease exists already): read again. */
                 if (f->step_down_pending)
@@ -508,7 +520,7 @@ static void answer_standby(leader_fsm *f, lease_req req, enum outcome o, const l
                 send_get(f, now);
                 return;
         case OUT_NOT_FOUND:
-                observe_missing(f, now);
+                observe_missing(f, now, NULL);
                 break;
         case OUT_TRANSIENT:
                 f->retry_at = now + jittered_period(f);
@@ -557,7 +569,7 @@ static void answer_leading(leader_fsm *f, lease_req req, enum outcome o, const l
                 send_get(f, now);
                 return;
         case OUT_NOT_FOUND:
-                observe_missing(f, now);
+                observe_missing(f, now, NULL);
                 stop_leading(f, KOC_LEADER_REASON_LEASE_DELETED, now, wall);
                 return;
         case OUT_TRANSIENT:
@@ -588,7 +600,7 @@ static void answer_releasing(leader_fsm *f, lease_req req, enum outcome o, const
                 send_get(f, now);
                 return;
         case OUT_NOT_FOUND:
-                observe_missing(f, now);
+                observe_missing(f, now, NULL);
                 finish(f, 0);
                 return;
         case OUT_TRANSIENT:
@@ -672,8 +684,8 @@ static void on_watch_record(leader_fsm *f, const lease_record *r, uint64_t now, 
         }
 }
 
-static void on_watch_deleted(leader_fsm *f, uint64_t now, uint64_t wall) {
-        observe_missing(f, now);
+static void on_watch_deleted(leader_fsm *f, const char *rv, uint64_t now, uint64_t wall) {
+        observe_missing(f, now, rv && strlen(rv) < LEASE_RV_MAX ? rv : NULL);
         if (f->state == LEADER_FSM_LEADING)
                 stop_leading(f, KOC_LEADER_REASON_LEASE_DELETED, now, wall);
         else if (f->state == LEADER_FSM_STANDBY)
@@ -869,7 +881,7 @@ void leader_fsm_step(leader_fsm *f, const leader_event *ev, uint64_t now, uint64
                 break;
         case LEADER_EV_WATCH_DELETED:
                 if (f->state != LEADER_FSM_STOPPED)
-                        on_watch_deleted(f, now, wall);
+                        on_watch_deleted(f, ev->resource_version, now, wall);
                 break;
         case LEADER_EV_WATCH_BOOKMARK:
                 if (ev->resource_version && strlen(ev->resource_version) < LEASE_RV_MAX &&

@@ -75,7 +75,7 @@ enum leader_event_type {
         LEADER_EV_TIMER,
         LEADER_EV_ANSWER,       /* a request was answered (or failed) */
         LEADER_EV_WATCH_OBJECT, /* ADDED or MODIFIED */
-        LEADER_EV_WATCH_DELETED,
+        LEADER_EV_WATCH_DELETED, /* resource_version: of the deletion, or NULL */
         LEADER_EV_WATCH_BOOKMARK,
         LEADER_EV_WATCH_GONE, /* ERROR 410: resume point too old */
         LEADER_EV_WATCH_CLOSED,
@@ -88,7 +88,7 @@ typedef struct leader_event {
         int error;                  /* transport error (negative errno) or 0 */
         long status;                /* HTTP status; ANSWER and WATCH_CLOSED */
         const lease_record *record; /* the parsed body (2xx, watch object), or NULL */
-        /* WATCH_BOOKMARK */
+        /* WATCH_BOOKMARK, WATCH_DELETED */
         const char *resource_version;
 } leader_event;
 
@@ -150,6 +150,9 @@ typedef struct leader_fsm {
         uint64_t observed_at; /* our clock when the record last changed */
         uint64_t jitter;      /* drawn at each change of the record */
         char watch_rv[LEASE_RV_MAX];
+        /* resourceVersion of the deletion the watch reported ("" unknown):
+         * answers older than it describe a Lease that is gone. */
+        char deleted_rv[LEASE_RV_MAX];
 
         /* The one request in flight. */
         lease_req req;

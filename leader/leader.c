@@ -275,11 +275,17 @@ static void on_watch_event(koc_watch *w, const koc_watch_event *e, void *userdat
                 keep_object(l, e->object);
                 dispatch(l, &(leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &rec});
                 break;
-        case KOC_WATCH_DELETED:
+        case KOC_WATCH_DELETED: {
+                /* The deletion's resourceVersion tells older answers apart. */
+                const cJSON *meta = cJSON_GetObjectItemCaseSensitive(e->object, "metadata");
+                const char *rv = cJSON_GetStringValue(
+                        cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"));
                 cJSON_Delete(l->last_object);
                 l->last_object = NULL;
-                dispatch(l, &(leader_event){.type = LEADER_EV_WATCH_DELETED});
+                dispatch(l, &(leader_event){.type = LEADER_EV_WATCH_DELETED,
+                                            .resource_version = rv});
                 break;
+        }
         case KOC_WATCH_BOOKMARK: {
                 const cJSON *meta = cJSON_GetObjectItemCaseSensitive(e->object, "metadata");
                 const char *rv = cJSON_GetStringValue(

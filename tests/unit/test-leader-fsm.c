@@ -294,6 +294,47 @@ static void test_empty_holder_is_free(void **state) {
         assert_string_equal(u->record.resource_version, "30");
 }
 
+/* The acquire write was stored, but the watch has already shown that the
+ * Lease was deleted and re-created by another replica since: the answer is
+ * stale and must not make us the leader (nor may a renewal then overwrite the
+ * other holder's record with its resourceVersion). */
+static void test_stale_acquire_answer_after_recreation_does_not_lead(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){.type = LEADER_EV_START});
+        lease_record released = rec("", "30", 5);
+        answer(&x, 200, &released);
+        const leader_action *u = find(&x, LEADER_ACT_UPDATE);
+        assert_non_null(u);
+        lease_record ours = echo(u, "31");
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_DELETED, .resource_version = "32"});
+        lease_record other = rec("pod-b", "33", 0);
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &other});
+        answer(&x, 200, &ours);
+        assert_null(find(&x, LEADER_ACT_STARTED));
+        assert_int_not_equal(x.f.state, LEADER_FSM_LEADING);
+        assert_int_equal(leader_fsm_valid_until(&x.f), 0);
+        assert_string_equal(x.f.observed.holder, "pod-b");
+}
+
+/* Same, when the answer comes after the deletion only: the Lease no longer
+ * exists, so a follower creates it and leads; we must not lead too. */
+static void test_stale_acquire_answer_after_delete_does_not_lead(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){.type = LEADER_EV_START});
+        lease_record released = rec("", "30", 5);
+        answer(&x, 200, &released);
+        const leader_action *u = find(&x, LEADER_ACT_UPDATE);
+        assert_non_null(u);
+        lease_record ours = echo(u, "31");
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_DELETED, .resource_version = "32"});
+        answer(&x, 200, &ours);
+        assert_null(find(&x, LEADER_ACT_STARTED));
+        assert_int_not_equal(x.f.state, LEADER_FSM_LEADING);
+        assert_int_equal(leader_fsm_valid_until(&x.f), 0);
+}
+
 static void test_release_seen_on_watch_acts_after_jitter(void **state) {
         t x;
         setup_with(&x, 5 * MS, fixed_random);
@@ -1057,6 +1098,8 @@ int main(void) {
                 cmocka_unit_test(test_record_renew_in_future_does_not_delay),
                 cmocka_unit_test(test_renewals_seen_push_expiry),
                 cmocka_unit_test(test_empty_holder_is_free),
+                cmocka_unit_test(test_stale_acquire_answer_after_recreation_does_not_lead),
+                cmocka_unit_test(test_stale_acquire_answer_after_delete_does_not_lead),
                 cmocka_unit_test(test_release_seen_on_watch_acts_after_jitter),
                 cmocka_unit_test(test_own_record_at_start_is_retaken_without_transition),
                 cmocka_unit_test(test_new_leader_reported_on_holder_change_only),
