@@ -282,8 +282,8 @@ static void on_watch_event(koc_watch *w, const koc_watch_event *e, void *userdat
                         cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"));
                 cJSON_Delete(l->last_object);
                 l->last_object = NULL;
-                dispatch(l, &(leader_event){.type = LEADER_EV_WATCH_DELETED,
-                                            .resource_version = rv});
+                dispatch(l,
+                         &(leader_event){.type = LEADER_EV_WATCH_DELETED, .resource_version = rv});
                 break;
         }
         case KOC_WATCH_BOOKMARK: {
