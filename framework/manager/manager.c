@@ -81,6 +81,7 @@ struct koc_manager {
         sd_event_source *confirm_timer;
         koc_shutdown_step *wait_step;
         koc_shutdown_step *step_down_step;
+        bool standby_stopping; /* a standby's step-down (see on_shutdown_begin) in flight */
         bool leading;          /* between started_ and stopped_leading */
         uint64_t confirmed_at; /* last time the state read "leader" */
         bool ran;
@@ -352,12 +353,39 @@ static void on_new_leader(koc_leader *l, const char *identity, void *userdata) {
 
 /* --- shutdown steps --------------------------------------------------------------- */
 
+static void on_standby_stopped(koc_leader *l, int result, void *userdata) {
+        koc_manager *m = userdata;
+        koc_shutdown_step *s = m->step_down_step;
+
+        m->standby_stopping = false;
+        if (result != 0 && result != -ECANCELED)
+                koc_log_warn(LOG, "could not give back the lease: %s; it expires on its own",
+                             strerror(-result));
+        m->step_down_step = NULL;
+        if (s)
+                koc_shutdown_step_done(s);
+}
+
+/* A replica that does not lead stops competing once its shutdown has
+ * started: it must not take the Lease (and start leader-only work) on its
+ * way out.  koc_leader_step_down() stops a follower at once, and awaits a
+ * write in flight to take the Lease, giving it back if it made us the
+ * holder. */
+static void stop_competing(koc_manager *m) {
+        if (!m->leader || m->leading || m->standby_stopping)
+                return;
+        m->standby_stopping = true;
+        if (koc_leader_step_down(m->leader, on_standby_stopped, m) < 0)
+                m->standby_stopping = false;
+}
+
 static void on_shutdown_begin(koc_shutdown *s, void *userdata) {
         koc_manager *m = userdata;
 
         koc_probes_set_ready(m->probes, false);
         koc_log_info(LOG, "shutdown started: not ready; leader=%s in_flight=%u",
                      koc_manager_is_leader(m) ? "yes" : "no", atomic_load(&m->in_flight));
+        stop_competing(m);
 }
 
 static void on_shutdown_done(koc_shutdown *s, int exit_code, void *userdata) {
@@ -440,6 +468,13 @@ static void step_step_down(koc_shutdown_step *step, void *userdata) {
                              busy);
                 koc_leader_stop(m->leader);
                 koc_shutdown_step_done(step);
+                return;
+        }
+
+        if (m->standby_stopping) {
+                /* A write to take the Lease is still being answered (and
+                 * undone if it made us the holder): wait for it. */
+                m->step_down_step = step;
                 return;
         }
 

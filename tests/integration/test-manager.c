@@ -711,6 +711,41 @@ static void test_standby_exit(void **state) {
         reap_all();
 }
 
+/* SIGTERM on a standby whose shutdown takes a while (a pre-drain delay):
+ * once its shutdown has started it no longer competes, so when the leader
+ * releases the Lease meanwhile, the dying standby does not take it (and start
+ * leader-only work) but leaves it to a live replica. */
+static void test_stopping_standby_does_not_take_over(void **state) {
+        struct opts oa = defaults("t-stopping", "a"), ob = defaults("t-stopping", "b"),
+                    oc = defaults("t-stopping", "c");
+        struct replica *a, *b, *c;
+
+        ob.runnables = true;
+        ob.delay_usec = 3 * KOC_USEC_PER_SEC;
+        a = spawn(&oa);
+        expect_event(a, "started ", 10000);
+        b = spawn(&ob);
+        expect_event(b, "leader a", 10000);
+
+        kill(b->pid, SIGTERM);
+        expect_readyz(b, 503, 5000);
+        /* The leader goes away cleanly while b is still in its delay. */
+        kill(a->pid, SIGTERM);
+        expect_event(a, "stopped released", 10000);
+        assert_int_equal(wait_exit(a, 10000), 0);
+
+        c = spawn(&oc);
+        expect_event(c, "started ", 10000);
+        assert_holder("t-stopping", "c");
+        assert_false(has_event(b, "started"));
+        assert_false(has_event(b, "run-start"));
+        assert_int_equal(wait_exit(b, 10000), 0);
+        assert_false(has_event(b, "started"));
+        assert_false(has_event(b, "stopped"));
+        assert_holder("t-stopping", "c");
+        reap_all();
+}
+
 /* Without leader election the replica leads alone at once (term 0), and the
  * drain still waits for its work. */
 static void test_no_election(void **state) {
@@ -763,6 +798,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_forced_but_idle_releases, each_teardown),
                 cmocka_unit_test_teardown(test_leader_loss, each_teardown),
                 cmocka_unit_test_teardown(test_standby_exit, each_teardown),
+                cmocka_unit_test_teardown(test_stopping_standby_does_not_take_over, each_teardown),
                 cmocka_unit_test_teardown(test_no_election, each_teardown),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
