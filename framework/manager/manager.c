@@ -294,6 +294,32 @@ static void on_started_leading(koc_leader *l, uint64_t term, void *userdata) {
         start_runnables(m, term);
 }
 
+static void on_standby_stopped(koc_leader *l, int result, void *userdata) {
+        koc_manager *m = userdata;
+        koc_shutdown_step *s = m->step_down_step;
+
+        m->standby_stopping = false;
+        if (result != 0 && result != -ECANCELED && result != -ESTALE)
+                koc_log_warn(LOG, "could not give back the lease: %s; it expires on its own",
+                             strerror(-result));
+        m->step_down_step = NULL;
+        if (s)
+                koc_shutdown_step_done(s);
+}
+
+/* A replica that does not lead stops competing once its shutdown has
+ * started: it must not take the Lease (and start leader-only work) on its
+ * way out.  koc_leader_step_down() stops a follower at once, and awaits a
+ * write in flight to take the Lease, giving it back if it made us the
+ * holder. */
+static void stop_competing(koc_manager *m) {
+        if (!m->leader || m->leading || m->standby_stopping)
+                return;
+        m->standby_stopping = true;
+        if (koc_leader_step_down(m->leader, on_standby_stopped, m) < 0)
+                m->standby_stopping = false;
+}
+
 static void on_stopped_leading(koc_leader *l, koc_leader_reason reason, void *userdata) {
         koc_manager *m = userdata;
         bool stopping = koc_manager_is_stopping(m);
@@ -310,8 +336,14 @@ static void on_stopped_leading(koc_leader *l, koc_leader_reason reason, void *us
         if (m->callbacks.stopped_leading)
                 m->callbacks.stopped_leading(m, reason, m->callbacks_userdata);
 
-        if (stopping)
+        if (stopping) {
+                /* Lost while shutting down: do not lead again on the way out. */
+                if (reason == KOC_LEADER_REASON_RENEW_DEADLINE_EXCEEDED ||
+                    reason == KOC_LEADER_REASON_HOLDER_CHANGED ||
+                    reason == KOC_LEADER_REASON_LEASE_DELETED)
+                        stop_competing(m);
                 return;
+        }
         switch (reason) {
         case KOC_LEADER_REASON_OBSERVE_TIMEOUT:
                 koc_log_error(LOG, "the API server was unreachable for the observe timeout; "
@@ -352,32 +384,6 @@ static void on_new_leader(koc_leader *l, const char *identity, void *userdata) {
 }
 
 /* --- shutdown steps --------------------------------------------------------------- */
-
-static void on_standby_stopped(koc_leader *l, int result, void *userdata) {
-        koc_manager *m = userdata;
-        koc_shutdown_step *s = m->step_down_step;
-
-        m->standby_stopping = false;
-        if (result != 0 && result != -ECANCELED)
-                koc_log_warn(LOG, "could not give back the lease: %s; it expires on its own",
-                             strerror(-result));
-        m->step_down_step = NULL;
-        if (s)
-                koc_shutdown_step_done(s);
-}
-
-/* A replica that does not lead stops competing once its shutdown has
- * started: it must not take the Lease (and start leader-only work) on its
- * way out.  koc_leader_step_down() stops a follower at once, and awaits a
- * write in flight to take the Lease, giving it back if it made us the
- * holder. */
-static void stop_competing(koc_manager *m) {
-        if (!m->leader || m->leading || m->standby_stopping)
-                return;
-        m->standby_stopping = true;
-        if (koc_leader_step_down(m->leader, on_standby_stopped, m) < 0)
-                m->standby_stopping = false;
-}
 
 static void on_shutdown_begin(koc_shutdown *s, void *userdata) {
         koc_manager *m = userdata;

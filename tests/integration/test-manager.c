@@ -746,6 +746,40 @@ static void test_stopping_standby_does_not_take_over(void **state) {
         reap_all();
 }
 
+/* Leadership lost while the drain waits for work (renewals fail past the
+ * renew deadline): the shutting-down replica does not lead again once the
+ * API recovers, it leaves the Lease to a live replica, and exits 0 when its
+ * work ends. */
+static void test_loss_during_drain_does_not_lead_again(void **state) {
+        struct opts oa = defaults("t-lossdrain", "a"), oc = defaults("t-lossdrain", "c");
+        struct replica *a, *c;
+        int r;
+
+        oa.work = true;
+        a = spawn(&oa);
+        expect_event(a, "started ", 10000);
+        expect_anywhere(a, "work-begin", 5000);
+
+        kill(a->pid, SIGTERM);
+        expect_readyz(a, 503, 5000);
+        r = koc_test_apiserver_fault(&api, "{\"resource\":\"leases\",\"verb\":\"update\","
+                                           "\"error_rate\":1.0,\"error_code\":503}");
+        assert_int_equal(r, 200);
+        expect_event(a, "stopped renew-deadline-exceeded", 10000);
+        assert_int_equal(koc_test_apiserver_clear_faults(&api), 200);
+
+        /* a's old term expires; the live replica takes over, not a. */
+        c = spawn(&oc);
+        expect_event(c, "started ", 10000);
+        assert_holder("t-lossdrain", "c");
+        release_work(a);
+        assert_int_equal(wait_exit(a, 10000), 0);
+        /* One term only: the first "started" line is the one at the top. */
+        assert_int_equal(find_line(a, "started ", (size_t)find_line(a, "started ", 0) + 1), -1);
+        assert_holder("t-lossdrain", "c");
+        reap_all();
+}
+
 /* Without leader election the replica leads alone at once (term 0), and the
  * drain still waits for its work. */
 static void test_no_election(void **state) {
@@ -799,6 +833,8 @@ int main(void) {
                 cmocka_unit_test_teardown(test_leader_loss, each_teardown),
                 cmocka_unit_test_teardown(test_standby_exit, each_teardown),
                 cmocka_unit_test_teardown(test_stopping_standby_does_not_take_over, each_teardown),
+                cmocka_unit_test_teardown(test_loss_during_drain_does_not_lead_again,
+                                          each_teardown),
                 cmocka_unit_test_teardown(test_no_election, each_teardown),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
