@@ -1,0 +1,5 @@
+# Regression tests for what the fuzzers in tests/fuzz/ found (the fuzzers
+# themselves build with clang outside CMake: tests/fuzz/run.sh).
+koc_add_test(NAME test-hostile-lease
+             SOURCES unit/test-hostile-lease.c ${PROJECT_SOURCE_DIR}/leader/fsm.c
+             MODULES core LABELS unit)
