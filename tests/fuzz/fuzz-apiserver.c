@@ -20,8 +20,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         (void)argv;
         labels = cJSON_Parse("{\"app\":\"web\",\"tier\":\"front\",\"a.b/c\":\"\",\"x\":\"1\"}");
         pod = cJSON_Parse("{\"metadata\":{\"name\":\"a\",\"namespace\":\"ns\"},"
-                             "\"spec\":{\"nodeName\":\"n1\"},\"status\":{\"phase\":\"Running\"},"
-                             "\"type\":\"Normal\"}");
+                          "\"spec\":{\"nodeName\":\"n1\"},\"status\":{\"phase\":\"Running\"},"
+                          "\"type\":\"Normal\"}");
         if (!labels || !pod)
                 abort();
         return 0;
