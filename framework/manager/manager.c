@@ -799,7 +799,11 @@ KOC_EXPORT int koc_manager_add_runnable(koc_manager *m, const char *name,
 static int add_steps(koc_manager *m) {
         int r;
 
-        r = koc_shutdown_add_step(m->shutdown, "stop-intake", 0, step_stop_intake, m);
+        /* Even when forced (a second signal during the delay): the step-down
+         * reads the in-flight count, which means nothing while work may
+         * still begin. */
+        r = koc_shutdown_add_step(m->shutdown, "stop-intake", KOC_SHUTDOWN_STEP_RUN_IF_FORCED,
+                                  step_stop_intake, m);
         for (size_t i = 0; r >= 0 && i < m->n_hooks; i++)
                 r = koc_shutdown_add_step(m->shutdown, m->hooks[i].name, 0, step_hook,
                                           &m->hooks[i]);

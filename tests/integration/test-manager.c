@@ -116,7 +116,16 @@ static void child_started(koc_manager *m, uint64_t term, void *userdata) {
 }
 
 static void child_stopped(koc_manager *m, koc_leader_reason reason, void *userdata) {
-        emit(userdata, "stopped %s", koc_leader_reason_to_string(reason));
+        struct child_state *c = userdata;
+
+        if (koc_manager_is_stopping(m)) {
+                /* Shutting down: the intake must be closed by now. */
+                int r = koc_manager_work_begin(m);
+                if (r == 0)
+                        koc_manager_work_end(m);
+                emit(c, "stopped %s begin=%d", koc_leader_reason_to_string(reason), r);
+        } else
+                emit(c, "stopped %s", koc_leader_reason_to_string(reason));
 }
 
 static void child_new_leader(koc_manager *m, const char *identity, void *userdata) {
@@ -628,6 +637,30 @@ static void test_second_signal(void **state) {
         reap_all();
 }
 
+/* A second signal during the pre-drain delay: the drain is skipped, but the
+ * intake is still closed before the step-down reads the in-flight count and
+ * releases the Lease, so no work can begin while the release is written. */
+static void test_second_signal_during_delay_closes_intake(void **state) {
+        struct opts oa = defaults("t-second-delay", "a");
+        struct replica *a;
+        char line[64];
+
+        oa.delay_usec = 5 * KOC_USEC_PER_SEC;
+        oa.budget_usec = 20 * KOC_USEC_PER_SEC;
+        a = spawn(&oa);
+        expect_event(a, "started ", 10000);
+        expect_readyz(a, 200, 5000);
+
+        kill(a->pid, SIGTERM);
+        expect_readyz(a, 503, 5000);
+        kill(a->pid, SIGINT);
+        snprintf(line, sizeof line, "stopped released begin=%d", -ESHUTDOWN);
+        expect_event(a, line, 10000);
+        assert_int_equal(wait_exit(a, 10000), 1);
+        assert_holder("t-second-delay", "");
+        reap_all();
+}
+
 /* Forced by the budget while no leader-guarded work is in flight (a hook is
  * stuck): the Lease IS released, exit 1. */
 static void test_forced_but_idle_releases(void **state) {
@@ -829,6 +862,8 @@ int main(void) {
                 cmocka_unit_test_teardown(test_drain_then_release, each_teardown),
                 cmocka_unit_test_teardown(test_budget_exceeded, each_teardown),
                 cmocka_unit_test_teardown(test_second_signal, each_teardown),
+                cmocka_unit_test_teardown(test_second_signal_during_delay_closes_intake,
+                                          each_teardown),
                 cmocka_unit_test_teardown(test_forced_but_idle_releases, each_teardown),
                 cmocka_unit_test_teardown(test_leader_loss, each_teardown),
                 cmocka_unit_test_teardown(test_standby_exit, each_teardown),
