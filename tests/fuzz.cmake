@@ -3,3 +3,5 @@
 koc_add_test(NAME test-hostile-lease
              SOURCES unit/test-hostile-lease.c ${PROJECT_SOURCE_DIR}/leader/fsm.c
              MODULES core LABELS unit)
+koc_add_test(NAME test-hostile-files SOURCES unit/test-hostile-files.c MODULES core LABELS unit
+             LIBS PkgConfig::CURL)

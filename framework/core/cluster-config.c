@@ -115,7 +115,11 @@ void koc_cluster_config_set_clock(koc_cluster_config *cfg, uint64_t (*now)(void 
 /* ---- files -------------------------------------------------------------- */
 
 int koc_read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: opening a FIFO (a token file or kubeconfig path naming
+         * one) would otherwise block until a writer appears, on the event
+         * loop for token reloads; it is refused below as not a regular file.
+         * Reads of regular files ignore the flag. */
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return -errno;
         struct stat st;
