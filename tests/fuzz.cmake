@@ -5,3 +5,4 @@ koc_add_test(NAME test-hostile-lease
              MODULES core LABELS unit)
 koc_add_test(NAME test-hostile-files SOURCES unit/test-hostile-files.c MODULES core LABELS unit
              LIBS PkgConfig::CURL)
+koc_add_test(NAME test-hostile-parse SOURCES unit/test-hostile-parse.c MODULES core LABELS unit)

@@ -143,7 +143,9 @@ KOC_EXPORT int koc_parse_duration(const char *s, uint64_t *ret) {
                 p += best;
                 total += v * units[which].usec;
         }
-        if (!isfinite(total) || total > (double)UINT64_MAX / 2)
+        /* llround() is only defined below 2^63 (LLONG_MAX rounds up to it
+         * as a double): "9223372036854775808us" must fail, not overflow. */
+        if (!isfinite(total) || total >= 0x1p63)
                 return -ERANGE;
         *ret = (uint64_t)llround(total);
         return 0;
