@@ -65,8 +65,12 @@ int lease_record_from_json(const cJSON *obj, lease_record *ret) {
                         copy_str(r.holder, sizeof r.holder, h->valuestring);
                 }
                 const cJSON *d = cJSON_GetObjectItemCaseSensitive(spec, "leaseDurationSeconds");
-                if (cJSON_IsNumber(d) && d->valuedouble > 0 && d->valuedouble < 1e9)
-                        r.lease_duration_seconds = (int64_t)d->valuedouble;
+                /* Any positive int32 is valid; more is clamped, never
+                 * dropped: a shorter wait than the holder's would let us take
+                 * over while it still leads. */
+                if (cJSON_IsNumber(d) && d->valuedouble > 0)
+                        r.lease_duration_seconds =
+                                d->valuedouble < INT32_MAX ? (int64_t)d->valuedouble : INT32_MAX;
                 const cJSON *t = cJSON_GetObjectItemCaseSensitive(spec, "leaseTransitions");
                 if (cJSON_IsNumber(t) && t->valuedouble > 0 && t->valuedouble < 4e9)
                         r.lease_transitions = (uint64_t)t->valuedouble;

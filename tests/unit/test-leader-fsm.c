@@ -1045,6 +1045,32 @@ static void test_parse_sparse_record(void **state) {
         cJSON_Delete(o);
 }
 
+/* A holder may write any positive int32 as leaseDurationSeconds.  A very
+ * long one must be honoured (or the follower takes over while the holder
+ * still leads), never mistaken for an absent field and replaced by our own,
+ * much shorter, duration. */
+static void test_huge_foreign_lease_duration_honoured(void **state) {
+        t x;
+        setup(&x);
+        cJSON *o = cJSON_Parse("{\"metadata\":{\"name\":\"x\",\"resourceVersion\":\"5\"},"
+                               "\"spec\":{\"holderIdentity\":\"go-pod\","
+                               "\"leaseDurationSeconds\":2000000000}}");
+        lease_record r;
+        assert_int_equal(lease_record_from_json(o, &r), 0);
+        cJSON_Delete(o);
+        assert_true(r.lease_duration_seconds >= 2000000000);
+
+        step(&x, (leader_event){.type = LEADER_EV_START});
+        answer(&x, 200, &r);
+        assert_int_equal(count_requests(&x), 0);
+        /* Far past our own lease duration (1 s): still someone else's. */
+        advance(&x, 3600 * SEC);
+        fire_timer(&x);
+        assert_null(find(&x, LEADER_ACT_UPDATE));
+        assert_int_equal(x.f.state, LEADER_FSM_STANDBY);
+        assert_true(x.f.timer_at >= x.now + 1900000000 * SEC);
+}
+
 static void test_free_sparse_record_taken(void **state) {
         t x;
         setup(&x);
@@ -1133,6 +1159,7 @@ int main(void) {
                 cmocka_unit_test(test_observe_timeout_not_while_reachable),
                 cmocka_unit_test(test_parse_client_go_record),
                 cmocka_unit_test(test_parse_sparse_record),
+                cmocka_unit_test(test_huge_foreign_lease_duration_honoured),
                 cmocka_unit_test(test_free_sparse_record_taken),
                 cmocka_unit_test(test_long_foreign_holder_never_ours),
                 cmocka_unit_test(test_rv_compare),
