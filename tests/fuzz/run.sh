@@ -62,13 +62,14 @@ for t in "${TARGETS[@]}"; do
         esac
         maxlen=4096
         mkdir -p "$OUT/corpus/$t" "$OUT/artifacts/$t"
-        seeds=()
+        seeds=() dict=()
         [ -d "$HERE/corpus/$t" ] && seeds=("$HERE/corpus/$t")
+        [ -f "$HERE/$t.dict" ] && dict=(-dict="$HERE/$t.dict")
         echo "=== fuzz-$t: ${SECONDS_PER}s"
         if ! ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
              UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 KOC_LOG_LEVEL=error \
              "$OUT/fuzz-$t" -max_total_time="$SECONDS_PER" -max_len=$maxlen -timeout=10 \
-                -rss_limit_mb=2048 -malloc_limit_mb=256 -print_final_stats=1 \
+                -rss_limit_mb=2048 -malloc_limit_mb=256 -print_final_stats=1 "${dict[@]}" \
                 -artifact_prefix="$OUT/artifacts/$t/" "$OUT/corpus/$t" "${seeds[@]}" \
                 >"$OUT/$t.log" 2>&1; then
                 echo "fuzz-$t FAILED (see $OUT/$t.log, $OUT/artifacts/$t/)"
