@@ -885,6 +885,11 @@ void leader_fsm_step(leader_fsm *f, const leader_event *ev, uint64_t now, uint64
                 case LEADER_FSM_STANDBY:
                         finish(f, 0);
                         break;
+                case LEADER_FSM_STOPPED:
+                        /* Stopped meanwhile (a stop queued first): nothing to
+                         * release, but the step-down still ends. */
+                        emit(f, LEADER_ACT_DONE)->result = 0;
+                        break;
                 default:
                         break;
                 }

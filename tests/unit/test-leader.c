@@ -44,6 +44,7 @@ typedef struct fake {
         koc_leader_state *state;
         bool state_in_started, state_in_stopped;
         bool unref_in_stopped;
+        bool stop_and_step_down_in_stopped;
         int done_result;
         bool fail_next; /* the next request fails to start */
 } fake;
@@ -135,10 +136,17 @@ static void on_started(koc_leader *l, uint64_t term, void *ud) {
         logf_(f, "started(%llu) ", (unsigned long long)term);
 }
 
+static void on_done(koc_leader *l, int result, void *ud);
+
 static void on_stopped(koc_leader *l, koc_leader_reason reason, void *ud) {
         fake *f = ud;
         f->state_in_stopped = koc_leader_state_is_leader(f->state);
         logf_(f, "stopped(%s) ", koc_leader_reason_to_string(reason));
+        if (f->stop_and_step_down_in_stopped) {
+                /* Both queued behind this callback, the stop first. */
+                koc_leader_stop(l);
+                assert_int_equal(koc_leader_step_down(l, on_done, f), 0);
+        }
         if (f->unref_in_stopped) {
                 f->leader = koc_leader_unref(f->leader);
         }
@@ -339,6 +347,33 @@ static void test_step_down_order(void **state) {
         teardown_fake(&f);
 }
 
+/* A stop and a step-down both asked from inside a callback (the stop
+ * first): the step-down finds the elector stopped, and its done handler still
+ * runs, so whoever waits for it (the manager's shutdown) is not left hanging
+ * and later step-downs are not refused with -EALREADY. */
+static void test_step_down_after_stop_in_callback_completes(void **state) {
+        fake f;
+        setup_fake(&f);
+        become_leader(&f);
+        f.stop_and_step_down_in_stopped = true;
+        f.done_result = 1;
+        f.now += 600 * MS; /* renew deadline passed */
+        fire(&f);
+        assert_string_equal(f.log,
+                            "holder(me) started(0) stopped(renew-deadline-exceeded) done(0) ");
+        assert_int_equal(f.done_result, 0);
+        assert_false(f.pending);
+        assert_false(f.watching);
+        f.stop_and_step_down_in_stopped = false;
+
+        /* Nothing is left pending: the elector starts and steps down again. */
+        f.log[0] = '\0';
+        assert_int_equal(koc_leader_start(f.leader), 0);
+        assert_int_equal(koc_leader_step_down(f.leader, on_done, &f), 0);
+        assert_string_equal(f.log, "done(0) ");
+        teardown_fake(&f);
+}
+
 static void test_stop_and_unref_in_callback(void **state) {
         fake f;
         setup_fake(&f);
@@ -492,6 +527,7 @@ int main(void) {
                 cmocka_unit_test(test_renewal_is_one_put_with_rv),
                 cmocka_unit_test(test_holder_changed_state_false_first),
                 cmocka_unit_test(test_step_down_order),
+                cmocka_unit_test(test_step_down_after_stop_in_callback_completes),
                 cmocka_unit_test(test_stop_and_unref_in_callback),
                 cmocka_unit_test(test_state_outlives_leader),
                 cmocka_unit_test(test_watch_release_takeover),
