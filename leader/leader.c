@@ -192,10 +192,17 @@ static void publish_state(koc_leader *l) {
         bool leading = f->state == LEADER_FSM_LEADING;
         const char *holder = leading ? l->identity : f->exists ? f->observed.holder : "";
         uint64_t transitions = leading ? f->term : f->exists ? f->observed.lease_transitions : 0;
-        /* Leadership first: it must read false before anything else moves. */
+        bool term_changed = atomic_load_explicit(&s->transitions, memory_order_relaxed) !=
+                                    transitions ||
+                            !state_holder_equals(s, holder);
+        /* Leadership reads false before anything else moves when it ends, and
+         * the new term is in place before leadership reads true when it
+         * starts, so koc_leader_state_term() never pairs "leading" with the
+         * previous holder's fencing token. */
+        if (leading && term_changed)
+                state_set_term(s, transitions, holder);
         atomic_store_explicit(&s->valid_until, leader_fsm_valid_until(f), memory_order_release);
-        if (atomic_load_explicit(&s->transitions, memory_order_relaxed) != transitions ||
-            !state_holder_equals(s, holder))
+        if (!leading && term_changed)
                 state_set_term(s, transitions, holder);
 }
 
@@ -813,8 +820,10 @@ static int run_loop(koc_leader *l, bool (*until)(koc_leader *), uint64_t timeout
         return r;
 }
 
+/* Deadline-checked, like the state handle: a process that was frozen past its
+ * renew deadline does not report leadership it may no longer hold. */
 static bool is_leading(koc_leader *l) {
-        return l->fsm.state == LEADER_FSM_LEADING;
+        return koc_leader_is_leader(l);
 }
 
 static bool not_leading(koc_leader *l) {
