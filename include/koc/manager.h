@@ -40,7 +40,10 @@
  * successor never overlaps with this replica's work.
  *
  * Shutdown, on the first SIGTERM/SIGINT (or koc_manager_shutdown()):
- *   1. /readyz fails at once ("[-]shutdown failed");
+ *   1. /readyz fails at once ("[-]shutdown failed"); a replica that does not
+ *      lead stops competing for the Lease (an acquire already in flight is
+ *      awaited and, if it made this replica the holder, given back), and a
+ *      leader that loses the Lease during the drain does not take it again;
  *   2. after the optional delay (--shutdown-delay), intake stops: begin fails;
  *   3. shutdown hooks (koc_manager_add_shutdown_hook) run, in order;
  *   4. the drain waits for in-flight work; the leader keeps renewing;
