@@ -233,7 +233,9 @@ static int on_confirm_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
         if (m->leading && koc_leader_state_is_leader(m->state))
                 m->confirmed_at = koc_now_boottime_usec();
-        (void)sd_event_source_set_time(s, usec + m->retry_period_usec);
+        /* From now, not from the scheduled time: after a long pause the timer
+         * fires once, not once per missed period. */
+        (void)sd_event_source_set_time_relative(s, m->retry_period_usec);
         return 0;
 }
 
