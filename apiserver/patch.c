@@ -188,7 +188,10 @@ static cJSON *detach(cJSON *doc, const pointer *ptr) {
         return NULL;
 }
 
-static int apply_op(cJSON **doc, const cJSON *op, char *err, size_t errlen) {
+/* Bytes that the copy operations of one JSON patch may add in all. */
+#define PATCH_COPY_LIMIT ((size_t)3 * 1024 * 1024)
+
+static int apply_op(cJSON **doc, const cJSON *op, size_t *copied, char *err, size_t errlen) {
         const char *name = json_str(op, "op"), *path = json_str(op, "path"),
                    *from = json_str(op, "from");
         const cJSON *value = cJSON_GetObjectItemCaseSensitive(op, "value");
@@ -239,6 +242,21 @@ static int apply_op(cJSON **doc, const cJSON *op, char *err, size_t errlen) {
                 else {
                         cJSON *src = resolve(*doc, fptr.tokens, fptr.n);
                         v = src ? cJSON_Duplicate(src, true) : NULL;
+                        /* Each copy can double the document: bound what all
+                         * copies of one patch add up to, as the real server
+                         * does (jsonpatch's AccumulatedCopySizeLimit). */
+                        char *text = v ? cJSON_PrintUnformatted(v) : NULL;
+                        size_t size = text ? strlen(text) : 0;
+                        free(text);
+                        *copied += size;
+                        if (v && (!size || *copied > PATCH_COPY_LIMIT)) {
+                                cJSON_Delete(v);
+                                snprintf(err, errlen,
+                                         "unable to copy %s: the patch would use too much memory",
+                                         from);
+                                r = -EINVAL;
+                                goto out;
+                        }
                 }
                 if (!v) {
                         snprintf(err, errlen,
@@ -264,13 +282,14 @@ out:
 
 int json_patch(cJSON **doc, const cJSON *ops, char *err, size_t errlen) {
         const cJSON *op;
+        size_t copied = 0;
         if (!cJSON_IsArray(ops)) {
                 snprintf(err, errlen,
                          "json: cannot unmarshal object into Go value of type jsonpatch.Patch");
                 return -EINVAL;
         }
         cJSON_ArrayForEach(op, ops) {
-                int r = apply_op(doc, op, err, errlen);
+                int r = apply_op(doc, op, &copied, err, errlen);
                 if (r < 0)
                         return r == -ENOENT ? -EINVAL : r;
         }

@@ -346,8 +346,33 @@ static void test_containers(void **state) {
         strbuf_free(&sb);
 }
 
+/* Copies from the root double the document each time: 40 of them in a small
+ * body would need terabytes.  The patch is refused once the copies add up to
+ * more than the limit, and memory stays bounded. */
+static void test_json_patch_copy_bomb(void **state) {
+        char ops[4096];
+        size_t n = 0;
+        n += (size_t)snprintf(ops + n, sizeof ops - n, "[{\"op\":\"add\",\"path\":\"/s\",\"value\":\"%0512d\"}", 0);
+        for (int i = 0; i < 40; i++)
+                n += (size_t)snprintf(ops + n, sizeof ops - n,
+                                      ",{\"op\":\"copy\",\"from\":\"\",\"path\":\"/k%d\"}", i);
+        snprintf(ops + n, sizeof ops - n, "]");
+        char *out = NULL;
+        assert_int_equal(apply_json_patch("{}", ops, &out), -EINVAL);
+        free(out);
+        /* A handful of copies well under the limit still work. */
+        assert_int_equal(apply_json_patch("{\"a\":{\"x\":1}}",
+                                          "[{\"op\":\"copy\",\"from\":\"/a\",\"path\":\"/b\"},"
+                                          "{\"op\":\"copy\",\"from\":\"\",\"path\":\"/c\"}]",
+                                          &out),
+                         0);
+        assert_string_equal(out, "{\"a\":{\"x\":1},\"b\":{\"x\":1},\"c\":{\"a\":{\"x\":1},\"b\":{\"x\":1}}}");
+        free(out);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_json_patch_copy_bomb),
                 cmocka_unit_test(test_label_selectors), cmocka_unit_test(test_field_selectors),
                 cmocka_unit_test(test_merge_patch),     cmocka_unit_test(test_json_patch),
                 cmocka_unit_test(test_api_paths),       cmocka_unit_test(test_protobuf),
