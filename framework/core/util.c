@@ -100,8 +100,9 @@ KOC_EXPORT int koc_parse_duration(const char *s, uint64_t *ret) {
                 const char *unit;
                 double usec;
         } units[] = {
-                { "ns", 0.001 }, { "us", 1 }, { "µs", 1 }, { "ms", 1000 },
-                { "s", 1e6 },    { "m", 60e6 }, { "h", 3600e6 },
+                /* Go accepts both the micro sign (U+00B5) and Greek mu (U+03BC). */
+                { "ns", 0.001 }, { "us", 1 },      { "\u00b5s", 1 }, { "\u03bcs", 1 },
+                { "ms", 1000 },  { "s", 1e6 },     { "m", 60e6 },     { "h", 3600e6 },
         };
         if (!s || !*s)
                 return -EINVAL;

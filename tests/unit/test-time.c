@@ -55,6 +55,7 @@ static void test_parse_duration(void **state) {
                 { "0", 0 },          { "15s", 15000000 },     { "500ms", 500000 },
                 { "1m30s", 90000000 }, { "1.5h", 5400000000ULL }, { "250us", 250 },
                 { "2s500ms", 2500000 }, { "0.25s", 250000 },    { "1000ns", 1 },
+                { "7\u00b5s", 7 },      { "7\u03bcs", 7 },
         };
         for (size_t i = 0; i < KOC_ELEMENTSOF(ok); i++) {
                 uint64_t u = 1;
