@@ -19,12 +19,12 @@ ok() { passed=$((passed + 1)); echo "ok - $*"; }
 bad() { failed=$((failed + 1)); echo "not ok - $*"; }
 
 # Invalid names are refused with exit 2 and a message naming the rule.
-for n in Foo foo_bar -foo foo- "" "a.b" "$(printf 'a%.0s' {1..64})" "f oo" "ä"; do
+for n in Foo foo_bar -foo foo- "" "a.b" "$(printf 'a%.0s' {1..64})" "f oo" "ä" koc koc-new; do
         if "$koc_new" "$n" "$tmp/bad" >"$tmp/out" 2>&1; then
                 bad "name \"$n\" accepted"
         else
                 rc=$?
-                if [[ $rc -eq 2 ]] && grep -q "DNS-1123\|Usage\|unknown option" "$tmp/out" && [[ ! -e $tmp/bad/main.c ]]; then
+                if [[ $rc -eq 2 ]] && grep -q "DNS-1123\|reserved\|Usage\|unknown option" "$tmp/out" && [[ ! -e $tmp/bad/main.c ]]; then
                         ok "name \"$n\" rejected"
                 else
                         bad "name \"$n\": exit $rc, output: $(cat "$tmp/out")"
