@@ -199,6 +199,17 @@ bool koc_token_is_valid(const char *token) {
         return true;
 }
 
+/* Cuts trailing white space off buf (NUL-terminated, *len bytes) and returns
+ * the offset of its first non-space byte (*len when it is all space). */
+static size_t trim_space(char *buf, size_t *len) {
+        size_t start = 0;
+        while (*len > 0 && isspace((unsigned char)buf[*len - 1]))
+                buf[--*len] = '\0';
+        while (start < *len && isspace((unsigned char)buf[start]))
+                start++;
+        return start;
+}
+
 int koc_read_token_file(const char *path, char **ret, const char **ret_why) {
         char *buf = NULL;
         size_t len = 0;
@@ -212,11 +223,7 @@ int koc_read_token_file(const char *path, char **ret, const char **ret_why) {
                 *ret_why = "token contains a NUL byte";
                 return -EBADMSG;
         }
-        while (len > 0 && isspace((unsigned char)buf[len - 1]))
-                buf[--len] = '\0';
-        size_t start = 0;
-        while (start < len && isspace((unsigned char)buf[start]))
-                start++;
+        size_t start = trim_space(buf, &len);
         if (start == len) {
                 free_secret(buf);
                 *ret_why = "token file is empty";
@@ -331,11 +338,7 @@ static int read_namespace_file(const char *path, char **ret) {
         int r = koc_read_file_bounded(path, 4096, &buf, &len);
         if (r < 0)
                 return r;
-        while (len > 0 && isspace((unsigned char)buf[len - 1]))
-                buf[--len] = '\0';
-        size_t start = 0;
-        while (start < len && isspace((unsigned char)buf[start]))
-                start++;
+        size_t start = trim_space(buf, &len);
         if (start == len) {
                 free(buf);
                 return -ENODATA;
