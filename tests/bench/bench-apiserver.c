@@ -36,30 +36,13 @@ static double now_s(void) {
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-typedef struct buffer {
-        char *data;
-        size_t len;
-} buffer;
-
-static size_t on_data(char *p, size_t size, size_t n, void *userdata) {
-        buffer *b = userdata;
-        char *d = realloc(b->data, b->len + size * n + 1);
-        if (!d)
-                return 0;
-        memcpy(d + b->len, p, size * n);
-        b->data = d;
-        b->len += size * n;
-        d[b->len] = 0;
-        return size * n;
-}
-
-static void setup_easy(CURL *e, const char *path, buffer *b) {
+static void setup_easy(CURL *e, const char *path, koc_test_buffer *b) {
         char url[512];
         snprintf(url, sizeof url, "%s%s", srv.url, path);
         curl_easy_setopt(e, CURLOPT_URL, url);
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(e, CURLOPT_CAINFO, srv.ca_file);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, koc_test_buffer_write);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, b);
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(e, CURLOPT_TIMEOUT, 60L);
@@ -76,7 +59,7 @@ static char *rv_from(const char *json) {
 
 typedef struct client {
         CURL *e;
-        buffer b;
+        koc_test_buffer b;
         char name[32];
         char *rv;
         bool getting; /* GET+PUT mode: the GET is in flight */
@@ -87,7 +70,7 @@ typedef struct client {
 static void client_next(client *c, bool get_put) {
         char path[256];
         free(c->b.data);
-        c->b = (buffer){0};
+        c->b = (koc_test_buffer){0};
         snprintf(path, sizeof path, "/apis/coordination.k8s.io/v1/namespaces/default/leases/%s",
                  c->name);
         curl_easy_reset(c->e);
@@ -191,7 +174,7 @@ static int bench_updates(int n_clients, double seconds, bool get_put) {
 
 typedef struct watch_conn {
         CURL *e;
-        buffer b;
+        koc_test_buffer b;
         size_t seen; /* bytes already scanned */
         bool got;
 } watch_conn;

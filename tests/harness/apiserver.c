@@ -213,13 +213,8 @@ void koc_test_apiserver_stop(koc_test_apiserver *s) {
         }
 }
 
-typedef struct buffer {
-        char *data;
-        size_t len;
-} buffer;
-
-static size_t on_data(char *ptr, size_t size, size_t n, void *userdata) {
-        buffer *b = userdata;
+size_t koc_test_buffer_write(char *ptr, size_t size, size_t n, void *userdata) {
+        koc_test_buffer *b = userdata;
         size_t add = size * n;
         char *d = realloc(b->data, b->len + add + 1);
         if (!d)
@@ -236,7 +231,7 @@ long koc_test_apiserver_http(koc_test_apiserver *s, const char *method, const ch
         CURL *c = curl_easy_init();
         struct curl_slist *headers = NULL;
         char auth[200], ct[200], url[1024];
-        buffer b = {0};
+        koc_test_buffer b = {0};
         long code = -EIO;
 
         if (!c)
@@ -255,7 +250,7 @@ long koc_test_apiserver_http(koc_test_apiserver *s, const char *method, const ch
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(c, CURLOPT_CAINFO, s->ca_file);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, koc_test_buffer_write);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
         curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);

@@ -17,6 +17,7 @@
  */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -52,3 +53,14 @@ double koc_test_apiserver_metric(koc_test_apiserver *s, const char *prefix);
  * the malloc'ed body. */
 long koc_test_apiserver_http(koc_test_apiserver *s, const char *method, const char *path,
                              const char *body, const char *content_type, char **ret_body);
+
+/* A growing, NUL-terminated body for libcurl easy transfers:
+ *   koc_test_buffer b = {0};
+ *   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, koc_test_buffer_write);
+ *   curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+ *   ... free(b.data); */
+typedef struct koc_test_buffer {
+        char *data;
+        size_t len;
+} koc_test_buffer;
+size_t koc_test_buffer_write(char *ptr, size_t size, size_t n, void *userdata);
