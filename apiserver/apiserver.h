@@ -10,9 +10,9 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
-#include "framework/core/util.h"
+#include "core/util.h"
 #include "koc/log.h"
-#include "framework/core/mhd-loop.h"
+#include "core/mhd-loop.h"
 
 #define COMPONENT "apiserver"
 #define MAX_BODY_SIZE (3u * 1024 * 1024)

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "framework/core/util.h"
+#include "core/util.h"
 #include "koc/time.h"
 #include "leader-internal.h"
 

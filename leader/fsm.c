@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "fsm.h"
-#include "framework/core/util.h"
+#include "core/util.h"
 #include "koc/time.h"
 
 #define WATCH_BACKOFF_MIN (100 * KOC_USEC_PER_MSEC)

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "framework/core/util.h"
+#include "core/util.h"
 #include "koc/log.h"
 #include "koc/time.h"
 #include "leader-internal.h"

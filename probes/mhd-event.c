@@ -3,7 +3,7 @@
  * libmicrohttpd driven by sd-event.
  *
  * The daemon runs in MHD's external epoll mode, attached to the loop by
- * framework/core/mhd-loop.c (shared with koc-apiserver).
+ * core/mhd-loop.c (shared with koc-apiserver).
  *
  * The listening socket is created here rather than by MHD so that bind errors
  * come back as a real errno and IPV6_V6ONLY is set explicitly (":PORT" means
@@ -18,7 +18,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "framework/core/mhd-loop.h"
+#include "core/mhd-loop.h"
 #include "koc/log.h"
 #include "mhd-event.h"
 

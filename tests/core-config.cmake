@@ -1,5 +1,5 @@
 # Cluster configuration (kubeconfig, in-cluster, token reload) and the metrics
-# registry, all in framework/core.
+# registry, all in core.
 koc_add_test(NAME test-incluster SOURCES unit/test-incluster.c MODULES core LABELS unit
              LIBS PkgConfig::CURL)
 koc_add_test(NAME test-token-reload SOURCES unit/test-token-reload.c MODULES core LABELS unit

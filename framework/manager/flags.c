@@ -13,7 +13,7 @@
 #include "koc/manager.h"
 #include "koc/time.h"
 
-#include "framework/core/util.h"
+#include "core/util.h"
 
 enum flag_type {
         FLAG_STRING,

@@ -21,7 +21,7 @@
 #include "koc/manager.h"
 #include "koc/time.h"
 
-#include "framework/core/util.h"
+#include "core/util.h"
 #include "framework/manager/manager-internal.h"
 
 #define LOG "manager"

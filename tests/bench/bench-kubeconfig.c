@@ -11,7 +11,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "framework/core/config-internal.h"
+#include "core/config-internal.h"
 #include "koc/time.h"
 
 static char *b64_of_pem_cert(EVP_PKEY *key, char **ret_key_b64) {

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "framework/core/cluster-config.h"
+#include "core/cluster-config.h"
 #include "koc/config.h"
 
 int __wrap_koc_exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t *ret_expiry,

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "framework/core/util.h"
+#include "core/util.h"
 #include "leader/fsm.h"
 
 #define IDENTITY "me"

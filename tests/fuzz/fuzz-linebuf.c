@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "framework/core/linebuf.h"
+#include "core/linebuf.h"
 
 typedef struct ref_line {
         const char *p;

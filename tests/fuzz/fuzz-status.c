@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "framework/core/client-internal.h"
+#include "core/client-internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size < 2)

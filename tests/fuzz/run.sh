@@ -31,7 +31,7 @@ LIBS="$(pkg-config --libs $PKGS) -lpthread -lm"
 # The framework's core module, instrumented, built once per run into an
 # archive, so that each harness links only the objects it needs.
 rm -f "$OUT/obj/"*.o "$OUT/libkoc-core-fuzz.a"
-for c in "$SRC"/framework/core/*.c; do
+for c in "$SRC"/core/*.c; do
         o="$OUT/obj/core-$(basename "${c%.c}").o"
         $CC $CFLAGS -fsanitize=fuzzer-no-link,address,undefined -c "$c" -o "$o"
 done

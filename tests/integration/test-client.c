@@ -30,8 +30,8 @@
 
 #include <cmocka.h>
 
-#include "framework/core/client-internal.h"
-#include "framework/core/config-internal.h"
+#include "core/client-internal.h"
+#include "core/config-internal.h"
 #include "koc/client.h"
 #include "koc/config.h"
 #include "koc/time.h"

@@ -16,7 +16,7 @@
 
 #include <openssl/evp.h>
 
-#include "framework/core/config-internal.h"
+#include "core/config-internal.h"
 #include "harness/apiserver.h"
 #include "koc/config.h"
 #include "koc/log.h"

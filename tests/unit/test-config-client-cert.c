@@ -25,7 +25,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "framework/core/config-internal.h"
+#include "core/config-internal.h"
 #include "koc/config.h"
 
 typedef struct pki {

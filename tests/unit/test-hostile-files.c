@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "framework/core/cluster-config.h"
+#include "core/cluster-config.h"
 #include "koc/config.h"
 
 typedef struct dir {

@@ -11,7 +11,7 @@
 #include <errno.h>
 #include <cmocka.h>
 
-#include "framework/core/cluster-config.h"
+#include "core/cluster-config.h"
 #include "koc/config.h"
 
 typedef struct fixture {

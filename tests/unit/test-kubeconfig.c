@@ -19,7 +19,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "framework/core/cluster-config.h"
+#include "core/cluster-config.h"
 #include "koc/config.h"
 #include "koc/log.h"
 

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "framework/core/linebuf.h"
+#include "core/linebuf.h"
 
 #define MAX_LINES 16
 

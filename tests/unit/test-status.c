@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "framework/core/client-internal.h"
+#include "core/client-internal.h"
 
 static const struct {
         const char *name;

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "framework/core/util.h"
+#include "core/util.h"
 #include "koc/time.h"
 
 static void test_microtime_roundtrip(void **state) {

@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "framework/core/config-internal.h"
+#include "core/config-internal.h"
 #include "koc/config.h"
 
 #define SEC UINT64_C(1000000)
