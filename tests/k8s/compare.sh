@@ -38,13 +38,15 @@ check() { # description METHOD PATH [BODY [CT]]
         if [ "$a" = "$b" ]; then printf '  same      %-58s %s\n' "$d" "$b"
         else bad=$((bad + 1)); printf '  DIFFERENT %-58s koc-apiserver: %s, kube-apiserver: %s\n' "$d" "$a" "$b"; fi
 }
-L=/apis/coordination.k8s.io/v1/namespaces/cmp/leases
-C=/api/v1/namespaces/cmp/configmaps
+# A namespace of its own: the real server keeps what earlier runs left.
+ns=cmp-$(date +%s%N | tail -c 9)
+L=/apis/coordination.k8s.io/v1/namespaces/$ns/leases
+C=/api/v1/namespaces/$ns/configmaps
 lease() { echo "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\"metadata\":{\"name\":\"$1\"$2},\"spec\":$3}"; }
 cm() { echo "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"$1\"$2},\"data\":{\"k\":\"v\"}}"; }
 
 echo "compare: koc-apiserver ($koc_url) against kube-apiserver $KOC_K8S_VERSION ($KOC_K8S_URL)"
-check "create namespace cmp" POST /api/v1/namespaces '{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"cmp"}}'
+check "create a namespace" POST /api/v1/namespaces "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$ns\"}}"
 check "create a Lease" POST $L "$(lease a '' '{"holderIdentity":"x","leaseDurationSeconds":15}')"
 check "create it again" POST $L "$(lease a '' '{"holderIdentity":"x"}')"
 check "get it" GET $L/a
@@ -86,8 +88,28 @@ check "delete" DELETE $C/c2
 check "delete a missing object" DELETE $C/c2
 check "get the status subresource of a ConfigMap" GET $C/c1/status
 check "watch with a malformed resourceVersion" GET "$C?watch=1&resourceVersion=abc&timeoutSeconds=1"
-check "a resource that does not exist" GET /api/v1/namespaces/cmp/nothings
+check "a resource that does not exist" GET /api/v1/namespaces/$ns/nothings
 check "an API group that does not exist" GET /apis/nothing.example.com/v1/things
 check "delete the namespace's Leases (collection)" DELETE $L
+# A list is one snapshot: the second page shows the state at the first
+# page's resourceVersion although objects were deleted, created and changed
+# in between, and carries that resourceVersion.
+pages() { # SERVER -> "names of page 2; rv of page 2 equals page 1's; p3's value"
+        local P=/api/v1/namespaces/$ns/configmaps s=$1
+        for c in p1 p2 p3; do req "$s" POST $P "$(cm $c ',"labels":{"page":"x"}')" >/dev/null; done
+        req "$s" GET "$P?labelSelector=page%3Dx&limit=1" >/dev/null
+        local tok rv1; tok=$(jq -r .metadata.continue "$work/body"); rv1=$(jq -r .metadata.resourceVersion "$work/body")
+        req "$s" DELETE $P/p2 >/dev/null
+        req "$s" POST $P "$(cm p4 ',"labels":{"page":"x"}')" >/dev/null
+        req "$s" PATCH $P/p3 '{"data":{"k":"changed"}}' application/merge-patch+json >/dev/null
+        req "$s" GET "$P?labelSelector=page%3Dx&limit=10&continue=$tok" >/dev/null
+        echo "$(jq -r '[.items[].metadata.name] | join(",")' "$work/body");" \
+                "$([ "$(jq -r .metadata.resourceVersion "$work/body")" = "$rv1" ] && echo same-rv || echo other-rv);" \
+                "$(jq -r '.items[] | select(.metadata.name == "p3") | .data.k' "$work/body")"
+}
+a=$(pages koc); b=$(pages k8s); n=$((n + 1))
+if [ "$a" = "$b" ]; then printf '  same      %-58s %s\n' "a continued list is the first page's snapshot" "$b"
+else bad=$((bad + 1)); printf '  DIFFERENT %-58s koc-apiserver: %s, kube-apiserver: %s\n' "a continued list is the first page's snapshot" "$a" "$b"; fi
+
 echo "compare: $n requests, $bad answered differently"
 [ "$bad" = 0 ]
