@@ -59,6 +59,9 @@ apply_role() { # minimal|recommended
 }
 can() { "$kubectl" "${admin[@]}" auth can-i "$1" leases.coordination.k8s.io/$lease -n default --as koc-user || true; }
 
+# What an earlier, failed run may have left.
+"$kubectl" "${admin[@]}" delete rolebinding rbac-koc-user -n default --ignore-not-found >/dev/null
+"$kubectl" "${admin[@]}" delete role $role -n default --ignore-not-found >/dev/null
 "$kubectl" "${admin[@]}" create rolebinding rbac-koc-user --role=$role --user=koc-user -n default >/dev/null
 "$kubectl" "${admin[@]}" delete lease $lease -n default --ignore-not-found >/dev/null
 
@@ -85,7 +88,8 @@ done
 for verb in get update create; do
         apply_role minimal >/dev/null
         "$kubectl" "${admin[@]}" get role $role -o json |
-                jq --arg v "$verb" 'del(.metadata.resourceVersion) | .rules |= map(.verbs -= [$v])' \
+                jq --arg v "$verb" 'del(.metadata.resourceVersion) |
+                        .rules |= (map(.verbs -= [$v]) | map(select(.verbs | length > 0)))' \
                         >"$work/role-no-$verb.json"
         "$kubectl" "${admin[@]}" replace -f "$work/role-no-$verb.json" >/dev/null
         [ "$(can "$verb")" = no ] || fail "koc-user may still $verb leases"
@@ -93,7 +97,7 @@ for verb in get update create; do
         [ $verb = create ] && "$kubectl" "${admin[@]}" delete lease $lease -n default >/dev/null
         start no-$verb
         t0=$SECONDS
-        until grep -q 'HTTP 403' "$work/no-$verb.log"; do
+        until grep -qs 'HTTP 403' "$work/no-$verb.log"; do
                 [ $((SECONDS - t0)) -lt 15 ] || fail "no-$verb: no message about the refused request within 15 s"
                 ready no-$verb && fail "no-$verb leads without '$verb'"
                 sleep 0.1
