@@ -31,4 +31,7 @@ if(TARGET koc-apiserver AND TARGET koc-example-leader)
   add_test(NAME demo COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/demo.sh)
   set_tests_properties(demo PROPERTIES LABELS demo TIMEOUT 180
                        ENVIRONMENT "KOC_DEMO_BIN_DIR=${PROJECT_BINARY_DIR}")
+  # The same demo on the real kube-apiserver.
+  koc_add_k8s_test(k8s-demo 180 env KOC_DEMO_BIN_DIR=${PROJECT_BINARY_DIR}
+                   bash ${PROJECT_SOURCE_DIR}/scripts/demo.sh)
 endif()

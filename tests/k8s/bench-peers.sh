@@ -21,8 +21,8 @@ env_dir=$KOC_K8S_ENV
 work=$(mktemp -d "${TMPDIR:-/tmp}/koc-bench-peers.XXXXXX")
 declare -A pid port
 cleanup() {
-        for p in "${pid[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-        wait 2>/dev/null || true
+        # Quietly: bash reports every job it reaps after a SIGKILL.
+        { for p in "${pid[@]}"; do kill -KILL "$p" || true; done; wait; } 2>/dev/null || true
         rm -rf "$work"
 }
 trap cleanup EXIT
@@ -107,7 +107,7 @@ handover() { # kind -> ms, one round
 # wait for the Lease to expire).
 failover() {
         local l t s; l=$(leader_of "$1"); t=$(now_us)
-        kill -KILL "${pid[$l]}"; wait "${pid[$l]}" 2>/dev/null || true
+        { kill -KILL "${pid[$l]}"; wait "${pid[$l]}"; } 2>/dev/null || true
         s=$(leading_after "$1" "$t")
         start "$l"
         awk -v d=$((s - t)) 'BEGIN { printf "%.1f\n", d / 1000 }'

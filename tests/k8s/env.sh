@@ -228,11 +228,12 @@ cmd_stop() {
 }
 
 cmd_run() {
-        local d rc=0
-        d=$(mktemp -u "${TMPDIR:-/tmp}/koc-k8s.XXXXXX")
-        cmd_start "$d"
-        trap 'cmd_stop "$d"' EXIT INT TERM
-        KOC_K8S_ENV=$d "$@" || rc=$?
+        local rc=0
+        run_dir=$(mktemp -u "${TMPDIR:-/tmp}/koc-k8s.XXXXXX")
+        cmd_start "$run_dir"
+        trap 'cmd_stop "$run_dir"' EXIT
+        trap 'exit 130' INT TERM
+        KOC_K8S_ENV=$run_dir "$@" || rc=$?
         return $rc
 }
 

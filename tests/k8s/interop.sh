@@ -20,8 +20,8 @@ kc=$env_dir/admin.kubeconfig
 work=$(mktemp -d "${TMPDIR:-/tmp}/koc-interop.XXXXXX")
 pids=()
 cleanup() {
-        for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-        wait 2>/dev/null || true
+        # Quietly: bash reports every job it reaps after a SIGKILL.
+        { for p in "${pids[@]}"; do kill -KILL "$p" || true; done; wait; } 2>/dev/null || true
         rm -rf "$work"
 }
 trap cleanup EXIT
