@@ -125,7 +125,7 @@ check_record interop-1 koc2 2 >/dev/null
 echo "interop: 3. SIGKILL of a koc leader, client-go follower"
 start cg cg3 interop-1; sleep 1
 ready cg3 && fail "client-go follower reports ready while koc leads"
-t_kill=$(now_us); kill -KILL "$(cat "$work/koc2.pid")"
+t_kill=$(now_us); kill -KILL "$(cat "$work/koc2.pid")"; { wait "$(cat "$work/koc2.pid")"; } 2>/dev/null || true
 wait_leading cg3 10
 t_cg=$(stamp cg3 "$cg_start_pat")
 d=$(( t_cg - t_kill ))
@@ -138,7 +138,7 @@ check_record interop-1 cg3 3 >/dev/null
 echo "interop: 4. SIGKILL of a client-go leader, koc follower"
 start koc koc4 interop-1; sleep 1
 ready koc4 && fail "koc follower reports ready while client-go leads"
-t_kill=$(now_us); kill -KILL "$(cat "$work/cg3.pid")"
+t_kill=$(now_us); kill -KILL "$(cat "$work/cg3.pid")"; { wait "$(cat "$work/cg3.pid")"; } 2>/dev/null || true
 wait_leading koc4 10
 t_koc=$(stamp koc4 "$koc_start_pat")
 d=$(( t_koc - t_kill ))
