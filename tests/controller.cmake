@@ -1,0 +1,4 @@
+# The controller runtime (framework/controller) and its base pieces in core/.
+
+koc_add_test(NAME test-workqueue SOURCES unit/test-workqueue.c MODULES core controller
+             LABELS unit TIMEOUT 120)
