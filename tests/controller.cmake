@@ -2,3 +2,5 @@
 
 koc_add_test(NAME test-workqueue SOURCES unit/test-workqueue.c MODULES core controller
              LABELS unit TIMEOUT 120)
+koc_add_test(NAME test-store SOURCES unit/test-store.c MODULES core controller
+             LABELS unit TIMEOUT 120)
