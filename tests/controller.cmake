@@ -4,3 +4,4 @@ koc_add_test(NAME test-workqueue SOURCES unit/test-workqueue.c MODULES core cont
              LABELS unit TIMEOUT 120)
 koc_add_test(NAME test-store SOURCES unit/test-store.c MODULES core controller
              LABELS unit TIMEOUT 120)
+koc_add_test(NAME test-mailbox SOURCES unit/test-mailbox.c MODULES core LABELS unit TIMEOUT 120)
