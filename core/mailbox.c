@@ -82,9 +82,7 @@ int koc_mailbox_new(sd_event *event, size_t capacity, koc_mailbox **ret) {
         return 0;
 }
 
-koc_mailbox *koc_mailbox_free(koc_mailbox *mb) {
-        if (!mb)
-                return NULL;
+void koc_mailbox_close(koc_mailbox *mb) {
         pthread_mutex_lock(&mb->lock);
         mb->closing = true;
         pthread_cond_broadcast(&mb->not_full);
@@ -92,6 +90,12 @@ koc_mailbox *koc_mailbox_free(koc_mailbox *mb) {
                 pthread_cond_wait(&mb->idle, &mb->lock);
         pthread_mutex_unlock(&mb->lock);
         run_all(take_all(mb), true);
+}
+
+koc_mailbox *koc_mailbox_free(koc_mailbox *mb) {
+        if (!mb)
+                return NULL;
+        koc_mailbox_close(mb);
         sd_event_source_disable_unref(mb->source);
         if (mb->fd >= 0)
                 close(mb->fd);

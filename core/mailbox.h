@@ -27,6 +27,10 @@ int koc_mailbox_new(sd_event *event, size_t capacity, koc_mailbox **ret);
  * blocked posters (their post fails with -ECANCELED) and waits until no
  * poster is inside the mailbox any more. */
 koc_mailbox *koc_mailbox_free(koc_mailbox *mb);
+/* On the loop thread: refuses new posts from now on (-ECANCELED), runs
+ * pending closures with cancelled = true and waits for posters to leave.
+ * koc_mailbox_free() does this too. */
+void koc_mailbox_close(koc_mailbox *mb);
 /* Any thread.  0, -ECANCELED (mailbox going away) or -ENOMEM. */
 int koc_mailbox_post(koc_mailbox *mb, koc_mailbox_fn_t fn, void *userdata);
 /* Threads waiting in koc_mailbox_post() for room (for tests). */
