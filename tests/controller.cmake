@@ -1,7 +1,7 @@
 # The controller runtime (framework/controller) and its base pieces in core/.
 
-koc_add_test(NAME test-workqueue SOURCES unit/test-workqueue.c MODULES core controller
+koc_add_test(NAME test-workqueue SOURCES unit/test-workqueue.c MODULES core leader probes shutdown manager controller
              LABELS unit TIMEOUT 120)
-koc_add_test(NAME test-store SOURCES unit/test-store.c MODULES core controller
+koc_add_test(NAME test-store SOURCES unit/test-store.c MODULES core leader probes shutdown manager controller
              LABELS unit TIMEOUT 120)
 koc_add_test(NAME test-mailbox SOURCES unit/test-mailbox.c MODULES core LABELS unit TIMEOUT 120)
