@@ -22,3 +22,9 @@ if(TARGET koc-example-configmap-mirror)
                              KOC_MIRROR_PATH="$<TARGET_FILE:koc-example-configmap-mirror>")
   add_dependencies(test-configmap-mirror koc-example-configmap-mirror)
 endif()
+
+# A leader change in the middle of a burst: two replicas in child processes;
+# every object reaches its end state and no key is reconciled by both at once.
+koc_add_test(NAME test-controller-ha SOURCES integration/test-controller-ha.c ${KOC_HARNESS_SOURCES}
+             MODULES core leader probes shutdown manager controller LIBS PkgConfig::CURL
+             LABELS integration TIMEOUT 240)
