@@ -311,9 +311,111 @@ static const char *crud_driver(env *e) {
         return NULL;
 }
 
+static void crud_after(env *e);
+
 static void test_create_update_delete(void **state) {
         env e = {.reconcile = crud_reconcile, .driver = crud_driver};
-        run_case(&e, &(case_opts){.ns = "ctrl-crud", .name = "crud", .label_selector = "test=crud"});
+        run_case(&e, &(case_opts){.ns = "ctrl-crud", .name = "crud", .label_selector = "test=crud",
+                                  .after = crud_after});
+        assert_int_equal(e.run_result, 0);
+}
+
+static void crud_after(env *e) {
+        char *text = NULL;
+        size_t len = 0;
+        assert_int_equal(koc_metrics_render(koc_manager_get_metrics(e->m), &text, &len), 0);
+        const char *want[] = {
+                "controller_runtime_reconcile_total{controller=\"crud\",result=\"success\"} ",
+                "controller_runtime_reconcile_errors_total{controller=\"crud\"} 0",
+                "controller_runtime_max_concurrent_reconciles{controller=\"crud\"} 1",
+                "controller_runtime_active_workers{controller=\"crud\"} 0",
+                "controller_runtime_reconcile_time_seconds_count{controller=\"crud\"} ",
+                "workqueue_adds_total{name=\"crud\",controller=\"crud\"} ",
+                "workqueue_depth{name=\"crud\",controller=\"crud\"} ",
+                "workqueue_retries_total{name=\"crud\",controller=\"crud\"} 0",
+                "workqueue_queue_duration_seconds_count{name=\"crud\",controller=\"crud\"} ",
+                "workqueue_work_duration_seconds_count{name=\"crud\",controller=\"crud\"} ",
+                "workqueue_unfinished_work_seconds{name=\"crud\",controller=\"crud\"} 0",
+                "workqueue_longest_running_processor_seconds{name=\"crud\",controller=\"crud\"} 0",
+                "koc_informer_cached_objects{",
+        };
+        for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+                if (!strstr(text, want[i]))
+                        fail_msg("metric missing: %s", want[i]);
+        /* Three reconciles succeeded: create, update, delete. */
+        const char *s = strstr(text, want[0]);
+        assert_true(atof(s + strlen(want[0])) >= 3);
+        free(text);
+}
+
+/* --- owned and watched objects enqueue their primary ----------------------------- */
+
+static const koc_resource secrets = {
+        .version = "v1", .resource = "secrets", .kind = "Secret", .namespaced = true};
+
+static koc_result own_reconcile(env *e, koc_reconcile_context *ctx) {
+        char n[32];
+        pthread_mutex_lock(&e->lock);
+        int count = ++e->attempts;
+        pthread_mutex_unlock(&e->lock);
+        snprintf(n, sizeof n, "#%d", count);
+        note(e, koc_reconcile_get_key(ctx), n);
+        return koc_result_done();
+}
+
+static void map_to_primary(const cJSON *obj, koc_keys *out, void *userdata) {
+        const char *target = cJSON_GetStringValue(cJSON_GetObjectItem(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "metadata"), "annotations"),
+                "target"));
+        if (target)
+                koc_keys_add(out, "ctrl-own", target);
+}
+
+static void own_setup(env *e) {
+        koc_error err = {0};
+        if (koc_controller_owns(e->c, &secrets, &err) < 0 ||
+            koc_controller_watches(e->c, &configmaps, "test=mapped", map_to_primary, NULL, &err) <
+                    0)
+                fail_msg("sources: %s", err.message);
+}
+
+static const char *own_driver(env *e) {
+        char body[1024];
+        long st;
+        if (put_configmap(e->ns, "own-p", "{\"test\":\"own\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "ctrl-own/own-p", "#1"))
+                return "the primary was not reconciled";
+        cJSON *p = get_configmap(e->ns, "own-p", &st);
+        const char *uid = cJSON_GetStringValue(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(p, "metadata"), "uid"));
+        snprintf(body, sizeof body,
+                 "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"own-s\","
+                 "\"ownerReferences\":[{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
+                 "\"name\":\"own-p\",\"uid\":\"%s\",\"controller\":true}]},"
+                 "\"stringData\":{\"k\":\"v\"}}",
+                 uid ? uid : "");
+        cJSON_Delete(p);
+        if (http("POST", "/api/v1/namespaces/ctrl-own/secrets", body, NULL, NULL) != 201)
+                return "secret create failed";
+        if (!wait_seen(e, "ctrl-own/own-p", "#2"))
+                return "the owned secret did not enqueue its owner";
+        if (http("POST", "/api/v1/namespaces/ctrl-own/configmaps",
+                 "{\"metadata\":{\"name\":\"own-w\",\"labels\":{\"test\":\"mapped\"},"
+                 "\"annotations\":{\"target\":\"own-p\"}}}",
+                 NULL, NULL) != 201)
+                return "watched create failed";
+        if (!wait_seen(e, "ctrl-own/own-p", "#3"))
+                return "the watched object did not enqueue the mapped key";
+        if (strstr(e->seen, "own-w") || strstr(e->seen, "own-s"))
+                return "a secondary object was reconciled as a primary";
+        return NULL;
+}
+
+static void test_owns_and_watches(void **state) {
+        env e = {.reconcile = own_reconcile, .driver = own_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-own", .name = "own", .label_selector = "test=own",
+                                  .setup = own_setup});
         assert_int_equal(e.run_result, 0);
 }
 
@@ -702,6 +804,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_bad_options),
                 cmocka_unit_test(test_create_update_delete),
+                cmocka_unit_test(test_owns_and_watches),
                 cmocka_unit_test(test_conflict_retried),
                 cmocka_unit_test(test_drain_waits_for_reconcile),
                 cmocka_unit_test(test_finalizer_cleanup_once),
