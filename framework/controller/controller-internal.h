@@ -66,6 +66,7 @@ struct koc_controller {
         atomic_uint_fast64_t term;
         atomic_uint busy_workers;
         bool closing;
+        bool check_added; /* the cache-sync readiness check is ours to remove */
 
         /* Writes submitted to the client and not answered yet (loop thread). */
         write_call *writes;

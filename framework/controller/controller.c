@@ -25,7 +25,10 @@
 
 #define LOG "controller"
 
+/* Every controller of the process, for the unique-name rule; the lock is for
+ * processes with several loops in several threads. */
 static koc_controller *all_controllers;
+static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const double reconcile_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3,
                                            0.35,  0.4,  0.45,  0.5,  0.6, 0.7,  0.8, 0.9,  1.0,
@@ -533,11 +536,15 @@ static int validate(koc_manager *m, const koc_controller_options *o, koc_error *
                                      "controller name \"%s\": must be 1 to 63 characters of "
                                      "[a-z0-9-], not starting or ending with '-'",
                                      o->name ? o->name : "");
+        pthread_mutex_lock(&all_lock);
+        bool used = false;
         for (koc_controller *c = all_controllers; c; c = c->next)
-                if (c->m == m && strcmp(c->name, o->name) == 0)
-                        return koc_error_set(err, -EEXIST,
-                                             "controller name \"%s\": already used on this manager",
-                                             o->name);
+                used = used || (c->m == m && strcmp(c->name, o->name) == 0);
+        pthread_mutex_unlock(&all_lock);
+        if (used)
+                return koc_error_set(err, -EEXIST,
+                                     "controller name \"%s\": already used on this manager",
+                                     o->name);
         if (!o->resource.version || !*o->resource.version)
                 return koc_error_set(err, -EINVAL, "controller %s: resource.version is required",
                                      o->name);
@@ -569,11 +576,13 @@ static int validate(koc_manager *m, const koc_controller_options *o, koc_error *
 static koc_controller *controller_free(koc_controller *c) {
         if (!c)
                 return NULL;
+        pthread_mutex_lock(&all_lock);
         for (koc_controller **p = &all_controllers; *p; p = &(*p)->next)
                 if (*p == c) {
                         *p = c->next;
                         break;
                 }
+        pthread_mutex_unlock(&all_lock);
         atomic_store(&c->active, false);
         atomic_fetch_add(&c->epoch, 1);
         if (c->q)
@@ -593,7 +602,7 @@ static koc_controller *controller_free(koc_controller *c) {
                 c->probe2->q = NULL;
         char check[128];
         snprintf(check, sizeof check, "cache-sync-%s", c->name ? c->name : "");
-        if (c->m && c->name)
+        if (c->check_added)
                 koc_probes_remove_check(koc_manager_get_probes(c->m), check);
         sd_event_source_disable_unref(c->resync_timer);
         if (c->primary) {
@@ -649,8 +658,10 @@ KOC_EXPORT int koc_controller_new(koc_manager *m, const koc_controller_options *
                 controller_free(c);
                 return -ENOMEM;
         }
+        pthread_mutex_lock(&all_lock);
         c->next = all_controllers;
         all_controllers = c;
+        pthread_mutex_unlock(&all_lock);
 
         r = koc_workqueue_new(NULL, NULL, &c->q);
         if (r >= 0) {
@@ -663,17 +674,21 @@ KOC_EXPORT int koc_controller_new(koc_manager *m, const koc_controller_options *
                                      koc_manager_get_metrics(m), &c->primary, err);
         if (r >= 0)
                 r = koc_informer_add_handler(c->primary, &primary_handler, c);
+        /* The readiness check first: it is the step a user's own check of
+         * the same name can make fail, and nothing else holds a pointer to
+         * the controller yet. */
+        char check[128];
+        snprintf(check, sizeof check, "cache-sync-%s", c->name);
+        if (r >= 0)
+                r = koc_probes_add_ready_check(koc_manager_get_probes(m), check, cache_sync_check,
+                                               c);
+        c->check_added = r >= 0;
         if (r >= 0)
                 r = koc_manager_add_runnable(
                         m, c->name, &(koc_manager_runnable){.start = on_start, .stop = on_stop},
                         c);
         if (r >= 0)
                 r = koc_manager_add_shutdown_hook(m, c->name, on_shutdown, c);
-        char check[128];
-        snprintf(check, sizeof check, "cache-sync-%s", c->name);
-        if (r >= 0)
-                r = koc_probes_add_ready_check(koc_manager_get_probes(m), check, cache_sync_check,
-                                               c);
         if (r >= 0 && c->resync_usec > 0)
                 r = sd_event_add_time_relative(koc_manager_get_event(m), &c->resync_timer,
                                                CLOCK_BOOTTIME, c->resync_usec, 0, on_resync, c);

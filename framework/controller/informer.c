@@ -2,6 +2,7 @@
 #include "informer.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,9 +37,12 @@ struct koc_informer {
         koc_metric *bytes_gauge;
 };
 
-/* Informers are created and used on loop threads only; one registry for the
- * process, keyed by client, so two managers in one process share nothing. */
+/* One registry for the process, keyed by client, so two managers in one
+ * process share nothing.  Each informer is used on its client's loop thread
+ * only; the lock covers the registry and the reference counts, for processes
+ * that run several loops in several threads. */
 static koc_informer *registry;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static bool same(const char *a, const char *b) {
         return strcmp(a ? a : "", b ? b : "") == 0;
@@ -185,14 +189,18 @@ static void informer_free(koc_informer *inf) {
 }
 
 koc_informer *koc_informer_unref(koc_informer *inf) {
-        if (!inf || --inf->ref > 0)
+        if (!inf)
                 return NULL;
-        for (koc_informer **p = &registry; *p; p = &(*p)->next)
+        pthread_mutex_lock(&registry_lock);
+        bool last = --inf->ref == 0;
+        for (koc_informer **p = &registry; last && *p; p = &(*p)->next)
                 if (*p == inf) {
                         *p = inf->next;
                         break;
                 }
-        informer_free(inf);
+        pthread_mutex_unlock(&registry_lock);
+        if (last)
+                informer_free(inf);
         return NULL;
 }
 
@@ -225,14 +233,17 @@ int koc_informer_get(koc_client *c, const koc_resource *res, const char *namespa
                                      res->group ? res->group : "",
                                      res->version ? res->version : "",
                                      res->resource ? res->resource : "");
+        pthread_mutex_lock(&registry_lock);
         for (koc_informer *i = registry; i; i = i->next)
                 if (i->client == c && strcmp(i->path, path) == 0 &&
                     same(i->label_selector, label_selector) &&
                     same(i->field_selector, field_selector)) {
                         i->ref++;
+                        pthread_mutex_unlock(&registry_lock);
                         *ret = i;
                         return 0;
                 }
+        pthread_mutex_unlock(&registry_lock);
 
         koc_informer *inf = calloc(1, sizeof *inf);
         if (!inf)
@@ -269,8 +280,10 @@ int koc_informer_get(koc_client *c, const koc_resource *res, const char *namespa
                 return r;
         }
         register_gauges(inf, metrics);
+        pthread_mutex_lock(&registry_lock);
         inf->next = registry;
         registry = inf;
+        pthread_mutex_unlock(&registry_lock);
         *ret = inf;
         return 0;
 }

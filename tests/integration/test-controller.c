@@ -76,6 +76,8 @@ struct env {
         bool stopping_seen;
         unsigned relists_gone;
         unsigned lists;
+        uint16_t health_port;
+        bool synced_before_run;
 };
 
 static uint64_t now_usec(void) {
@@ -257,6 +259,9 @@ static void run_case(env *e, const case_opts *o) {
                 fail_msg("controller: %s", err.message);
         if (o->setup)
                 o->setup(e);
+        /* Nothing was listed yet: the cache-sync check must fail now. */
+        e->synced_before_run = koc_controller_has_synced(e->c);
+        (void)koc_manager_get_health_port(e->m, &e->health_port);
 
         e->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         assert_true(e->wake_fd >= 0);
@@ -288,6 +293,23 @@ static koc_result crud_reconcile(env *e, koc_reconcile_context *ctx) {
         return koc_result_done();
 }
 
+/* GET /readyz/NAME on the replica's health port: the HTTP status. */
+static long readyz(env *e, const char *check) {
+        char url[256];
+        long code = -1;
+        snprintf(url, sizeof url, "http://127.0.0.1:%u/readyz/%s", e->health_port, check);
+        CURL *h = curl_easy_init();
+        koc_test_buffer b = {0};
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, koc_test_buffer_write);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+        if (curl_easy_perform(h) == CURLE_OK)
+                curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_cleanup(h);
+        free(b.data);
+        return code;
+}
+
 static const char *crud_driver(env *e) {
         if (put_configmap(e->ns, "crud-a", "{\"test\":\"crud\"}", "1") != 201)
                 return "create failed";
@@ -308,6 +330,8 @@ static const char *crud_driver(env *e) {
                 return "an object outside the label selector was reconciled";
         if (!koc_controller_has_synced(e->c))
                 return "not synced";
+        if (readyz(e, "cache-sync-crud") != 200)
+                return "the cache-sync readiness check fails after the sync";
         return NULL;
 }
 
@@ -318,6 +342,7 @@ static void test_create_update_delete(void **state) {
         run_case(&e, &(case_opts){.ns = "ctrl-crud", .name = "crud", .label_selector = "test=crud",
                                   .after = crud_after});
         assert_int_equal(e.run_result, 0);
+        assert_false(e.synced_before_run);
 }
 
 static void crud_after(env *e) {
