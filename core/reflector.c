@@ -83,8 +83,7 @@ static int append_encoded(char **q, const char *name, const char *value) {
 }
 
 int koc_reflector_new(koc_client *c, const koc_reflector_spec *spec,
-                      const koc_reflector_handlers *handlers, void *userdata,
-                      koc_reflector **ret) {
+                      const koc_reflector_handlers *handlers, void *userdata, koc_reflector **ret) {
         if (!c || !spec || !spec->path || spec->path[0] != '/' || !handlers)
                 return -EINVAL;
         koc_reflector *r = calloc(1, sizeof *r);
@@ -95,8 +94,8 @@ int koc_reflector_new(koc_client *c, const koc_reflector_spec *spec,
         r->h = *handlers;
         r->userdata = userdata;
         r->page_size = spec->page_size ? spec->page_size : 500;
-        r->backoff_initial = spec->backoff_initial_usec ? spec->backoff_initial_usec
-                                                        : 800 * KOC_USEC_PER_MSEC;
+        r->backoff_initial =
+                spec->backoff_initial_usec ? spec->backoff_initial_usec : 800 * KOC_USEC_PER_MSEC;
         r->backoff_max = spec->backoff_max_usec ? spec->backoff_max_usec : 30 * KOC_USEC_PER_SEC;
         r->backoff = r->backoff_initial;
         r->selector_query = strdup("");
@@ -175,8 +174,7 @@ static void schedule(koc_reflector *r, next_step next, uint64_t delay) {
         int k = sd_event_add_time_relative(r->event, &r->timer, CLOCK_BOOTTIME, delay, 0, on_retry,
                                            r);
         if (k < 0)
-                koc_log_error(LOG, "cannot arm the retry timer path=%s: %s", r->path,
-                              strerror(-k));
+                koc_log_error(LOG, "cannot arm the retry timer path=%s: %s", r->path, strerror(-k));
 }
 
 static uint64_t next_backoff(koc_reflector *r) {
@@ -288,11 +286,10 @@ static void start_list_page(koc_reflector *r) {
         free(q);
         if (k >= 0) {
                 r->stats.list_requests++;
-                k = koc_client_request(r->client,
-                                       &(koc_request_spec){.method = "GET",
-                                                           .path = r->path,
-                                                           .query = full},
-                                       on_list, r, &r->req);
+                k = koc_client_request(
+                        r->client,
+                        &(koc_request_spec){.method = "GET", .path = r->path, .query = full},
+                        on_list, r, &r->req);
         }
         free(full);
         if (k < 0) {
@@ -330,8 +327,8 @@ static void on_watch(koc_watch *w, const koc_watch_event *ev, void *userdata) {
                         r->stats.relists_gone++;
                         schedule(r, NEXT_LIST, 0);
                 } else {
-                        koc_log_debug(LOG, "watch error path=%s status=%ld message=\"%s\"",
-                                      r->path, ev->status, ev->message);
+                        koc_log_debug(LOG, "watch error path=%s status=%ld message=\"%s\"", r->path,
+                                      ev->status, ev->message);
                         schedule(r, NEXT_WATCH, next_backoff(r));
                 }
                 return;
@@ -348,8 +345,8 @@ static void on_watch(koc_watch *w, const koc_watch_event *ev, void *userdata) {
                         schedule(r, NEXT_WATCH, 0);
                         return;
                 }
-                koc_log_debug(LOG, "watch closed path=%s status=%ld error=%d", r->path,
-                              ev->status, ev->error);
+                koc_log_debug(LOG, "watch closed path=%s status=%ld error=%d", r->path, ev->status,
+                              ev->error);
                 schedule(r, NEXT_WATCH, next_backoff(r));
                 return;
         }

@@ -36,14 +36,13 @@ typedef struct koc_reflector_spec {
         const char *path; /* collection: "/api/v1/namespaces/ns/configmaps" */
         const char *label_selector;
         const char *field_selector;
-        unsigned page_size;         /* 0: 500 */
+        unsigned page_size;            /* 0: 500 */
         uint64_t backoff_initial_usec; /* 0: 800 ms */
         uint64_t backoff_max_usec;     /* 0: 30 s */
 } koc_reflector_spec;
 
 int koc_reflector_new(koc_client *c, const koc_reflector_spec *spec,
-                      const koc_reflector_handlers *handlers, void *userdata,
-                      koc_reflector **ret);
+                      const koc_reflector_handlers *handlers, void *userdata, koc_reflector **ret);
 int koc_reflector_start(koc_reflector *r);
 koc_reflector *koc_reflector_free(koc_reflector *r);
 

@@ -65,7 +65,8 @@ static int sync_copy(koc_reconcile_context *ctx, const cJSON *src, const char *n
         cJSON_AddStringToObject(md, "namespace", ns);
         cJSON_AddStringToObject(cJSON_AddObjectToObject(md, "labels"), COPY_LABEL, "true");
         cJSON_AddStringToObject(cJSON_AddObjectToObject(md, "annotations"), ORIGIN, origin);
-        cJSON_AddItemToObject(copy, "data", data ? cJSON_Duplicate(data, true) : cJSON_CreateObject());
+        cJSON_AddItemToObject(copy, "data",
+                              data ? cJSON_Duplicate(data, true) : cJSON_CreateObject());
         int r;
         if (cur->status == 200) {
                 const cJSON *rv = cJSON_GetObjectItem(cJSON_GetObjectItem(cur->body, "metadata"),
@@ -104,9 +105,10 @@ static koc_result apply(koc_reconcile_context *ctx, const cJSON *src, void *user
         if (!old || strcmp(old, status) != 0) {
                 _koc_cleanup_(koc_response_freep) koc_response *resp = NULL;
                 cJSON *p = cJSON_CreateObject();
-                cJSON_AddStringToObject(cJSON_AddObjectToObject(cJSON_AddObjectToObject(p, "metadata"),
-                                                                "annotations"),
-                                        STATUS, status);
+                cJSON_AddStringToObject(
+                        cJSON_AddObjectToObject(cJSON_AddObjectToObject(p, "metadata"),
+                                                "annotations"),
+                        STATUS, status);
                 int r = koc_reconcile_patch(ctx, &configmaps, koc_reconcile_get_namespace(ctx),
                                             koc_reconcile_get_name(ctx), KOC_PATCH_MERGE, p, &resp);
                 cJSON_Delete(p);
@@ -121,7 +123,7 @@ static koc_result apply(koc_reconcile_context *ctx, const cJSON *src, void *user
 static koc_result cleanup(koc_reconcile_context *ctx, const cJSON *src, void *userdata) {
         int want = for_each_target(ctx, src, count_one);
         return for_each_target(ctx, src, delete_copy) == want ? koc_result_done()
-                                                               : koc_result_error(-EAGAIN);
+                                                              : koc_result_error(-EAGAIN);
 }
 
 static koc_result reconcile(koc_reconcile_context *ctx, void *userdata) {
@@ -160,8 +162,8 @@ int main(int argc, char *argv[]) {
         o.reconcile = reconcile;
         koc_controller *c = NULL;
         if (koc_controller_new(m, &o, &c, &err) < 0 ||
-            koc_controller_watches(c, &configmaps, COPY_LABEL "=true", copy_to_source, NULL,
-                                   &err) < 0)
+            koc_controller_watches(c, &configmaps, COPY_LABEL "=true", copy_to_source, NULL, &err) <
+                    0)
                 return fprintf(stderr, "%s\n", err.message), 1;
         r = koc_manager_run(m);
         koc_controller_unref(c);

@@ -30,11 +30,10 @@
 static koc_controller *all_controllers;
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static const double reconcile_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3,
-                                           0.35,  0.4,  0.45,  0.5,  0.6, 0.7,  0.8, 0.9,  1.0,
-                                           1.25,  1.5,  1.75,  2.0,  2.5, 3.0,  3.5, 4.0,  4.5,
-                                           5,     6,    7,     8,    9,   10,   15,  20,   25,
-                                           30,    40,   50,    60};
+static const double reconcile_buckets[] = {
+        0.005, 0.01, 0.025, 0.05, 0.1,  0.15, 0.2,  0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6,
+        0.7,   0.8,  0.9,   1.0,  1.25, 1.5,  1.75, 2.0,  2.5, 3.0,  3.5, 4.0,  4.5, 5,
+        6,     7,    8,     9,    10,   15,   20,   25,   30,  40,   50,  60};
 static const double queue_buckets[] = {1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1, 10};
 
 KOC_EXPORT void koc_controller_options_init(koc_controller_options *o) {
@@ -65,8 +64,7 @@ static void enqueue_key(koc_controller *c, const char *key, bool initial) {
                              strerror(-r));
 }
 
-KOC_EXPORT int koc_controller_enqueue(koc_controller *c, const char *namespace_,
-                                      const char *name) {
+KOC_EXPORT int koc_controller_enqueue(koc_controller *c, const char *namespace_, const char *name) {
         char key[512];
         if (!c || !name)
                 return -EINVAL;
@@ -166,9 +164,9 @@ static void enqueue_owners(koc_controller *c, const cJSON *obj) {
                 size_t glen = slash ? (size_t)(slash - api->valuestring) : 0;
                 if (strlen(res->group) != glen || strncmp(res->group, api->valuestring, glen) != 0)
                         continue;
-                koc_controller_enqueue(c, res->namespaced && cJSON_IsString(ns) ? ns->valuestring
-                                                                                : NULL,
-                                       name->valuestring);
+                koc_controller_enqueue(
+                        c, res->namespaced && cJSON_IsString(ns) ? ns->valuestring : NULL,
+                        name->valuestring);
         }
 }
 
@@ -226,8 +224,7 @@ KOC_EXPORT bool koc_predicate_generation_changed(const cJSON *old, const cJSON *
         return json_changed(old, new_, "generation");
 }
 
-KOC_EXPORT bool koc_predicate_labels_changed(const cJSON *old, const cJSON *new_,
-                                             void *userdata) {
+KOC_EXPORT bool koc_predicate_labels_changed(const cJSON *old, const cJSON *new_, void *userdata) {
         return json_changed(old, new_, "labels");
 }
 
@@ -450,10 +447,10 @@ static void register_metrics(koc_controller *c) {
         koc_workqueue_metrics wq = {0};
 
         snprintf(l, sizeof l, "controller=\"%s\"", c->name);
-#define RESULT(field, value)                                                                  \
-        snprintf(lr, sizeof lr, "%s,result=\"%s\"", l, value);                                 \
-        koc_metrics_add_counter(m, "controller_runtime_reconcile_total",                       \
-                                "Total number of reconciliations per controller.", lr,          \
+#define RESULT(field, value)                                                                       \
+        snprintf(lr, sizeof lr, "%s,result=\"%s\"", l, value);                                     \
+        koc_metrics_add_counter(m, "controller_runtime_reconcile_total",                           \
+                                "Total number of reconciliations per controller.", lr,             \
                                 &c->metrics.field)
         RESULT(success, "success");
         RESULT(error, "error");
@@ -464,13 +461,12 @@ static void register_metrics(koc_controller *c) {
                                 "Total number of reconciliation errors per controller.", l,
                                 &c->metrics.errors);
         koc_metrics_add_counter(m, "controller_runtime_terminal_reconcile_errors_total",
-                                "Total number of terminal reconciliation errors per controller.",
-                                l, &c->metrics.terminal_errors);
-        koc_metrics_add_histogram(m, "controller_runtime_reconcile_time_seconds",
-                                  "Length of time per reconciliation per controller.", l,
-                                  reconcile_buckets,
-                                  sizeof reconcile_buckets / sizeof *reconcile_buckets,
-                                  &c->metrics.reconcile_time);
+                                "Total number of terminal reconciliation errors per controller.", l,
+                                &c->metrics.terminal_errors);
+        koc_metrics_add_histogram(
+                m, "controller_runtime_reconcile_time_seconds",
+                "Length of time per reconciliation per controller.", l, reconcile_buckets,
+                sizeof reconcile_buckets / sizeof *reconcile_buckets, &c->metrics.reconcile_time);
         koc_metrics_add_gauge(m, "controller_runtime_max_concurrent_reconciles",
                               "Maximum number of concurrent reconciles per controller.", l,
                               &c->metrics.max_concurrent);
@@ -491,8 +487,8 @@ static void register_metrics(koc_controller *c) {
                                   l, queue_buckets, sizeof queue_buckets / sizeof *queue_buckets,
                                   &wq.queue_duration);
         koc_metrics_add_histogram(m, "workqueue_work_duration_seconds",
-                                  "How long in seconds processing an item from workqueue takes.",
-                                  l, queue_buckets, sizeof queue_buckets / sizeof *queue_buckets,
+                                  "How long in seconds processing an item from workqueue takes.", l,
+                                  queue_buckets, sizeof queue_buckets / sizeof *queue_buckets,
                                   &wq.work_duration);
         koc_workqueue_set_metrics(c->q, &wq);
         /* The registry outlives the controller: the probes forget the queue
@@ -685,8 +681,7 @@ KOC_EXPORT int koc_controller_new(koc_manager *m, const koc_controller_options *
         c->check_added = r >= 0;
         if (r >= 0)
                 r = koc_manager_add_runnable(
-                        m, c->name, &(koc_manager_runnable){.start = on_start, .stop = on_stop},
-                        c);
+                        m, c->name, &(koc_manager_runnable){.start = on_start, .stop = on_stop}, c);
         if (r >= 0)
                 r = koc_manager_add_shutdown_hook(m, c->name, on_shutdown, c);
         if (r >= 0 && c->resync_usec > 0)
@@ -739,8 +734,7 @@ static int add_source(koc_controller *c, const koc_resource *res, const char *la
         return 0;
 }
 
-KOC_EXPORT int koc_controller_owns(koc_controller *c, const koc_resource *owned,
-                                   koc_error *err) {
+KOC_EXPORT int koc_controller_owns(koc_controller *c, const koc_resource *owned, koc_error *err) {
         return add_source(c, owned, NULL, SOURCE_OWNS, NULL, NULL, err);
 }
 
@@ -753,8 +747,7 @@ KOC_EXPORT int koc_controller_watches(koc_controller *c, const koc_resource *res
         return add_source(c, res, label_selector, SOURCE_WATCHES, map, userdata, err);
 }
 
-KOC_EXPORT int koc_controller_add_predicate(koc_controller *c, koc_predicate_t fn,
-                                            void *userdata) {
+KOC_EXPORT int koc_controller_add_predicate(koc_controller *c, koc_predicate_t fn, void *userdata) {
         if (!c || !fn)
                 return -EINVAL;
         predicate *n = realloc(c->predicates, (c->n_predicates + 1) * sizeof *n);
@@ -765,15 +758,14 @@ KOC_EXPORT int koc_controller_add_predicate(koc_controller *c, koc_predicate_t f
         return 0;
 }
 
-KOC_EXPORT int koc_controller_add_index(koc_controller *c, const char *name,
-                                        koc_index_func_t fn, void *userdata) {
+KOC_EXPORT int koc_controller_add_index(koc_controller *c, const char *name, koc_index_func_t fn,
+                                        void *userdata) {
         if (!c || !name || !fn)
                 return -EINVAL;
         return koc_store_add_index(koc_informer_get_store(c->primary), name, fn, userdata);
 }
 
-KOC_EXPORT int koc_controller_set_transform(koc_controller *c, koc_transform_t fn,
-                                            void *userdata) {
+KOC_EXPORT int koc_controller_set_transform(koc_controller *c, koc_transform_t fn, void *userdata) {
         if (!c)
                 return -EINVAL;
         if (koc_store_count(koc_informer_get_store(c->primary)) > 0)
@@ -791,8 +783,7 @@ KOC_EXPORT koc_object *koc_controller_get(koc_controller *c, const char *namespa
 }
 
 KOC_EXPORT int koc_controller_list(koc_controller *c, const char *namespace_,
-                                   const char *label_selector, koc_object ***ret,
-                                   size_t *ret_n) {
+                                   const char *label_selector, koc_object ***ret, size_t *ret_n) {
         koc_selector *sel = NULL;
         if (!c || !ret || !ret_n)
                 return -EINVAL;
@@ -804,8 +795,8 @@ KOC_EXPORT int koc_controller_list(koc_controller *c, const char *namespace_,
         return r;
 }
 
-KOC_EXPORT int koc_controller_list_index(koc_controller *c, const char *index,
-                                         const char *value, koc_object ***ret, size_t *ret_n) {
+KOC_EXPORT int koc_controller_list_index(koc_controller *c, const char *index, const char *value,
+                                         koc_object ***ret, size_t *ret_n) {
         if (!c || !index || !value || !ret || !ret_n)
                 return -EINVAL;
         return koc_store_list_index(koc_informer_get_store(c->primary), index, value, ret, ret_n);

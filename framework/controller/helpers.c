@@ -135,7 +135,8 @@ KOC_EXPORT int koc_object_set_condition(cJSON *object, const char *type, const c
                 cJSON_GetObjectItemCaseSensitive(object, "metadata"), "generation");
         cJSON *cond = NULL, *c;
         cJSON_ArrayForEach(c, conds) if (str_eq(c, "type", type)) cond = c;
-        if (cond && str_eq(cond, "status", status) && str_eq(cond, "reason", reason ? reason : "") &&
+        if (cond && str_eq(cond, "status", status) &&
+            str_eq(cond, "reason", reason ? reason : "") &&
             str_eq(cond, "message", message ? message : "") &&
             (!cJSON_IsNumber(gen) ||
              cJSON_Compare(cJSON_GetObjectItemCaseSensitive(cond, "observedGeneration"), gen,

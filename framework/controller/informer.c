@@ -48,9 +48,8 @@ static bool same(const char *a, const char *b) {
         return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-KOC_EXPORT int koc_resource_path(const koc_resource *res, const char *namespace_,
-                                 const char *name, const char *subresource, char *buf,
-                                 size_t size) {
+KOC_EXPORT int koc_resource_path(const koc_resource *res, const char *namespace_, const char *name,
+                                 const char *subresource, char *buf, size_t size) {
         if (!res || !res->version || !*res->version || !res->resource || !*res->resource)
                 return -EINVAL;
         bool core = !res->group || !*res->group;
@@ -223,15 +222,14 @@ static void register_gauges(koc_informer *inf, koc_metrics *m) {
 }
 
 int koc_informer_get(koc_client *c, const koc_resource *res, const char *namespace_,
-                     const char *label_selector, const char *field_selector,
-                     koc_metrics *metrics, koc_informer **ret, koc_error *err) {
+                     const char *label_selector, const char *field_selector, koc_metrics *metrics,
+                     koc_informer **ret, koc_error *err) {
         char path[512];
         int r = koc_resource_path(res, res->namespaced ? namespace_ : NULL, NULL, NULL, path,
                                   sizeof path);
         if (r < 0)
                 return koc_error_set(err, r, "resource %s/%s/%s: cannot make a path",
-                                     res->group ? res->group : "",
-                                     res->version ? res->version : "",
+                                     res->group ? res->group : "", res->version ? res->version : "",
                                      res->resource ? res->resource : "");
         pthread_mutex_lock(&registry_lock);
         for (koc_informer *i = registry; i; i = i->next)
@@ -262,8 +260,8 @@ int koc_informer_get(koc_client *c, const koc_resource *res, const char *namespa
                 informer_free(inf);
                 return -ENOMEM;
         }
-        inf->res = (koc_resource){inf->group, inf->version, inf->resource, inf->kind,
-                                  res->namespaced};
+        inf->res =
+                (koc_resource){inf->group, inf->version, inf->resource, inf->kind, res->namespaced};
         r = koc_selector_parse(label_selector, &inf->selector, err);
         if (r >= 0)
                 r = koc_store_new(&inf->store);
@@ -347,8 +345,8 @@ void koc_informer_apply_write(koc_informer *inf, cJSON *obj) {
         koc_object *cur = koc_store_get(inf->store, key);
         cached = cur != NULL;
         koc_object_unref(cur);
-        bool matches = koc_selector_matches(
-                inf->selector, json_label, cJSON_GetObjectItemCaseSensitive(md, "labels"));
+        bool matches = koc_selector_matches(inf->selector, json_label,
+                                            cJSON_GetObjectItemCaseSensitive(md, "labels"));
         /* A field selector cannot be evaluated here: only objects the informer
          * already holds are refreshed then. */
         if (inf->field_selector && !cached)

@@ -24,8 +24,8 @@ typedef struct koc_informer_handler {
 /* Finds or creates (and starts) the informer; returns a new reference.
  * metrics may be NULL. */
 int koc_informer_get(koc_client *c, const koc_resource *res, const char *namespace_,
-                     const char *label_selector, const char *field_selector,
-                     koc_metrics *metrics, koc_informer **ret, koc_error *err);
+                     const char *label_selector, const char *field_selector, koc_metrics *metrics,
+                     koc_informer **ret, koc_error *err);
 koc_informer *koc_informer_unref(koc_informer *inf);
 
 int koc_informer_add_handler(koc_informer *inf, const koc_informer_handler *h, void *userdata);

@@ -133,8 +133,8 @@ int koc_selector_parse(const char *s, koc_selector **ret, koc_error *err) {
                 if (sel->n >= MAX_REQUIREMENTS) {
                         koc_selector_free(sel);
                         return koc_error_set(err, -EINVAL,
-                                             "label selector \"%s\": more than %d requirements",
-                                             s, MAX_REQUIREMENTS);
+                                             "label selector \"%s\": more than %d requirements", s,
+                                             MAX_REQUIREMENTS);
                 }
                 requirement *nr = realloc(sel->reqs, (sel->n + 1) * sizeof *nr);
                 if (!nr) {

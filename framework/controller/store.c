@@ -135,8 +135,8 @@ static void default_strip(cJSON *obj) {
         cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
         cJSON_DeleteItemFromObjectCaseSensitive(md, "managedFields");
         cJSON *ann = cJSON_GetObjectItemCaseSensitive(md, "annotations");
-        cJSON_DeleteItemFromObjectCaseSensitive(
-                ann, "kubectl.kubernetes.io/last-applied-configuration");
+        cJSON_DeleteItemFromObjectCaseSensitive(ann,
+                                                "kubectl.kubernetes.io/last-applied-configuration");
 }
 
 static char *dup_or_empty(const char *s) {
@@ -320,9 +320,8 @@ static int index_link(koc_store *s, store_entry *e) {
                         strmap *keys = strmap_get(&s->indexes[i].values, e->values[i].v[j]);
                         if (!keys) {
                                 keys = calloc(1, sizeof *keys);
-                                if (!keys ||
-                                    strmap_put(&s->indexes[i].values, e->values[i].v[j], keys,
-                                               NULL) < 0) {
+                                if (!keys || strmap_put(&s->indexes[i].values, e->values[i].v[j],
+                                                        keys, NULL) < 0) {
                                         free(keys);
                                         return -ENOMEM;
                                 }
@@ -480,8 +479,8 @@ static int push(koc_object ***list, size_t *n, size_t *cap, koc_object *o) {
         return 0;
 }
 
-int koc_store_list(koc_store *s, const char *namespace_, const koc_selector *sel,
-                   koc_object ***ret, size_t *ret_n) {
+int koc_store_list(koc_store *s, const char *namespace_, const koc_selector *sel, koc_object ***ret,
+                   size_t *ret_n) {
         koc_object **list = NULL;
         size_t n = 0, cap = 0, it;
         int r = 0;

@@ -55,8 +55,8 @@ void koc_store_replace_end(koc_store *s, void (*removed)(koc_object *old, void *
 koc_object *koc_store_get(koc_store *s, const char *key);
 /* namespace_ NULL: all; sel NULL: everything. *ret: array of references,
  * free with koc_object_list_free. */
-int koc_store_list(koc_store *s, const char *namespace_, const koc_selector *sel,
-                   koc_object ***ret, size_t *ret_n);
+int koc_store_list(koc_store *s, const char *namespace_, const koc_selector *sel, koc_object ***ret,
+                   size_t *ret_n);
 int koc_store_list_index(koc_store *s, const char *index, const char *value, koc_object ***ret,
                          size_t *ret_n);
 /* Every key (malloc'ed strings, free each and the array). */

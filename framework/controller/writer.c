@@ -192,9 +192,8 @@ static int submit(koc_reconcile_context *ctx, const koc_resource *res, const cha
 }
 
 static const char *meta_str(const cJSON *obj, const char *field) {
-        return cJSON_GetStringValue(
-                cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"),
-                                                 field));
+        return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(obj, "metadata"), field));
 }
 
 KOC_EXPORT int koc_reconcile_create(koc_reconcile_context *ctx, const koc_resource *res,
@@ -211,8 +210,8 @@ static int update(koc_reconcile_context *ctx, const koc_resource *res, const cJS
         const char *name = object ? meta_str(object, "name") : NULL;
         if (!name)
                 return -EINVAL;
-        return submit(ctx, res, "PUT", meta_str(object, "namespace"), name, sub, object, NULL,
-                      true, false, ret);
+        return submit(ctx, res, "PUT", meta_str(object, "namespace"), name, sub, object, NULL, true,
+                      false, ret);
 }
 
 KOC_EXPORT int koc_reconcile_update(koc_reconcile_context *ctx, const koc_resource *res,
@@ -237,8 +236,7 @@ KOC_EXPORT int koc_reconcile_patch(koc_reconcile_context *ctx, const koc_resourc
 }
 
 KOC_EXPORT int koc_reconcile_delete(koc_reconcile_context *ctx, const koc_resource *res,
-                                    const char *namespace_, const char *name,
-                                    koc_response **ret) {
+                                    const char *namespace_, const char *name, koc_response **ret) {
         if (!name)
                 return -EINVAL;
         return submit(ctx, res, "DELETE", namespace_, name, NULL, NULL, NULL, true, true, ret);
@@ -275,8 +273,8 @@ static bool event_allowed(koc_controller *c) {
 KOC_EXPORT int koc_reconcile_record_event(koc_reconcile_context *ctx, const cJSON *object,
                                           const char *type, const char *reason,
                                           const char *message) {
-        static const koc_resource events = {.version = "v1", .resource = "events",
-                                            .kind = "Event", .namespaced = true};
+        static const koc_resource events = {
+                .version = "v1", .resource = "events", .kind = "Event", .namespaced = true};
         if (!ctx || !object || !type || !reason)
                 return -EINVAL;
         if (!event_allowed(ctx->c))
@@ -308,16 +306,15 @@ KOC_EXPORT int koc_reconcile_record_event(koc_reconcile_context *ctx, const cJSO
         cJSON_AddStringToObject(ev, "reason", reason);
         cJSON_AddStringToObject(ev, "message", message ? message : "");
         cJSON_AddStringToObject(ev, "type", type);
-        cJSON_AddStringToObject(cJSON_AddObjectToObject(ev, "source"), "component",
-                                ctx->c->name);
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(ev, "source"), "component", ctx->c->name);
         cJSON_AddStringToObject(ev, "reportingComponent", ctx->c->name);
         cJSON_AddStringToObject(ev, "firstTimestamp", now);
         cJSON_AddStringToObject(ev, "lastTimestamp", now);
         cJSON_AddNumberToObject(ev, "count", 1);
 
         koc_response *resp = NULL;
-        int r = submit(ctx, &events, "POST", ns && *ns ? ns : "default", NULL, NULL, ev, NULL,
-                       true, false, &resp);
+        int r = submit(ctx, &events, "POST", ns && *ns ? ns : "default", NULL, NULL, ev, NULL, true,
+                       false, &resp);
         cJSON_Delete(ev);
         if (r >= 0 && (resp->error < 0 || resp->status >= 300))
                 r = resp->error < 0 ? resp->error : -EIO;

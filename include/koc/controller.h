@@ -124,17 +124,16 @@ typedef struct koc_resource {
 
 /* "/api/v1/namespaces/NS/configmaps/NAME/SUB"; namespace_, name and sub may
  * be NULL.  -EINVAL for a resource without version or plural, -ENAMETOOLONG. */
-KOC_EXPORT int koc_resource_path(const koc_resource *res, const char *namespace_,
-                                 const char *name, const char *subresource, char *buf,
-                                 size_t size);
+KOC_EXPORT int koc_resource_path(const koc_resource *res, const char *namespace_, const char *name,
+                                 const char *subresource, char *buf, size_t size);
 
 /* --- reconcile ------------------------------------------------------------------- */
 
 typedef enum koc_result_type {
-        KOC_RESULT_DONE,        /* success: the key's backoff is reset */
-        KOC_RESULT_REQUEUE,     /* success, run again after requeue_after_usec */
-        KOC_RESULT_ERROR,       /* failed: retried with the key's backoff */
-        KOC_RESULT_TERMINAL,    /* failed for good: counted, not retried */
+        KOC_RESULT_DONE,     /* success: the key's backoff is reset */
+        KOC_RESULT_REQUEUE,  /* success, run again after requeue_after_usec */
+        KOC_RESULT_ERROR,    /* failed: retried with the key's backoff */
+        KOC_RESULT_TERMINAL, /* failed for good: counted, not retried */
 } koc_result_type;
 
 typedef struct koc_result {
@@ -198,8 +197,7 @@ KOC_EXPORT int koc_reconcile_patch(koc_reconcile_context *ctx, const koc_resourc
                                    const char *namespace_, const char *name, koc_patch_type type,
                                    const cJSON *patch, koc_response **ret);
 KOC_EXPORT int koc_reconcile_delete(koc_reconcile_context *ctx, const koc_resource *res,
-                                    const char *namespace_, const char *name,
-                                    koc_response **ret);
+                                    const char *namespace_, const char *name, koc_response **ret);
 /* Not fenced: reads are always allowed. */
 KOC_EXPORT int koc_reconcile_get(koc_reconcile_context *ctx, const koc_resource *res,
                                  const char *namespace_, const char *name, koc_response **ret);
@@ -213,8 +211,7 @@ typedef bool (*koc_predicate_t)(const cJSON *old, const cJSON *new_, void *userd
  * metadata.generation, metadata.labels or metadata.annotations changed. */
 KOC_EXPORT bool koc_predicate_generation_changed(const cJSON *old, const cJSON *new_,
                                                  void *userdata);
-KOC_EXPORT bool koc_predicate_labels_changed(const cJSON *old, const cJSON *new_,
-                                             void *userdata);
+KOC_EXPORT bool koc_predicate_labels_changed(const cJSON *old, const cJSON *new_, void *userdata);
 KOC_EXPORT bool koc_predicate_annotations_changed(const cJSON *old, const cJSON *new_,
                                                   void *userdata);
 
@@ -264,19 +261,16 @@ KOC_EXPORT int koc_controller_watches(koc_controller *c, const koc_resource *res
                                       const char *label_selector, koc_map_func_t map,
                                       void *userdata, koc_error *err);
 /* All predicates must agree (AND); none: every event enqueues. */
-KOC_EXPORT int koc_controller_add_predicate(koc_controller *c, koc_predicate_t fn,
-                                            void *userdata);
+KOC_EXPORT int koc_controller_add_predicate(koc_controller *c, koc_predicate_t fn, void *userdata);
 /* An index over the primary cache; before the informer has synced. */
-KOC_EXPORT int koc_controller_add_index(koc_controller *c, const char *name,
-                                        koc_index_func_t fn, void *userdata);
-KOC_EXPORT int koc_controller_set_transform(koc_controller *c, koc_transform_t fn,
-                                            void *userdata);
+KOC_EXPORT int koc_controller_add_index(koc_controller *c, const char *name, koc_index_func_t fn,
+                                        void *userdata);
+KOC_EXPORT int koc_controller_set_transform(koc_controller *c, koc_transform_t fn, void *userdata);
 
 KOC_EXPORT const char *koc_controller_get_name(koc_controller *c);
 KOC_EXPORT bool koc_controller_has_synced(koc_controller *c);
 /* Enqueues a key (loop thread or any thread); dropped when not leading. */
-KOC_EXPORT int koc_controller_enqueue(koc_controller *c, const char *namespace_,
-                                      const char *name);
+KOC_EXPORT int koc_controller_enqueue(koc_controller *c, const char *namespace_, const char *name);
 
 /* Reads of the primary cache, any thread. */
 KOC_EXPORT koc_object *koc_controller_get(koc_controller *c, const char *namespace_,
@@ -284,10 +278,9 @@ KOC_EXPORT koc_object *koc_controller_get(koc_controller *c, const char *namespa
 /* namespace_ NULL: all; label_selector NULL: everything (-EINVAL when it
  * does not parse). */
 KOC_EXPORT int koc_controller_list(koc_controller *c, const char *namespace_,
-                                   const char *label_selector, koc_object ***ret,
-                                   size_t *ret_n);
-KOC_EXPORT int koc_controller_list_index(koc_controller *c, const char *index,
-                                         const char *value, koc_object ***ret, size_t *ret_n);
+                                   const char *label_selector, koc_object ***ret, size_t *ret_n);
+KOC_EXPORT int koc_controller_list_index(koc_controller *c, const char *index, const char *value,
+                                         koc_object ***ret, size_t *ret_n);
 
 /* --- helpers for reconcilers ------------------------------------------------------- */
 

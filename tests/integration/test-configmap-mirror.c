@@ -117,13 +117,13 @@ static bool source_gone(void) {
 }
 
 /* Polls cond for up to 60 s. */
-#define EVENTUALLY(cond)                                                                      \
-        do {                                                                                 \
-                bool ok_ = false;                                                            \
-                for (int i_ = 0; i_ < 600 && !(ok_ = (cond)); i_++)                          \
-                        nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);           \
-                if (!ok_)                                                                    \
-                        fail_msg("not reached within 60 s: %s", #cond);                      \
+#define EVENTUALLY(cond)                                                                           \
+        do {                                                                                       \
+                bool ok_ = false;                                                                  \
+                for (int i_ = 0; i_ < 600 && !(ok_ = (cond)); i_++)                                \
+                        nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);                 \
+                if (!ok_)                                                                          \
+                        fail_msg("not reached within 60 s: %s", #cond);                            \
         } while (0)
 
 static void test_two_replicas_mirror(void **state) {
@@ -153,18 +153,20 @@ static void test_two_replicas_mirror(void **state) {
         pid_t survivor = first ? r2 : r1;
 
         /* The other replica takes over: a change and a damaged copy are repaired. */
-        st = koc_test_apiserver_http(&api, "PATCH", "/api/v1/namespaces/" SRC_NS "/configmaps/settings",
-                                     "{\"data\":{\"k\":\"v2\"}}", "application/merge-patch+json",
-                                     NULL);
+        st = koc_test_apiserver_http(
+                &api, "PATCH", "/api/v1/namespaces/" SRC_NS "/configmaps/settings",
+                "{\"data\":{\"k\":\"v2\"}}", "application/merge-patch+json", NULL);
         assert_int_equal(st, 200);
-        st = koc_test_apiserver_http(&api, "DELETE", "/api/v1/namespaces/mirror-b/configmaps/settings",
-                                     NULL, NULL, NULL);
+        st = koc_test_apiserver_http(&api, "DELETE",
+                                     "/api/v1/namespaces/mirror-b/configmaps/settings", NULL, NULL,
+                                     NULL);
         assert_true(st == 200 || st == 404);
         EVENTUALLY(copy_is("mirror-a", "v2") && copy_is("mirror-b", "v2"));
 
         /* Deleting the source removes the copies first, then the source. */
-        st = koc_test_apiserver_http(&api, "DELETE", "/api/v1/namespaces/" SRC_NS "/configmaps/settings",
-                                     NULL, NULL, NULL);
+        st = koc_test_apiserver_http(&api, "DELETE",
+                                     "/api/v1/namespaces/" SRC_NS "/configmaps/settings", NULL,
+                                     NULL, NULL);
         assert_int_equal(st, 200);
         EVENTUALLY(source_gone());
         assert_true(copy_is("mirror-a", NULL));

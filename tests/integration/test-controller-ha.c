@@ -205,8 +205,8 @@ static void check_trace(void) {
                 for (size_t j = i + 1; j < n; j++)
                         if (!strcmp(iv[i].key, iv[j].key) && strcmp(iv[i].who, iv[j].who) &&
                             iv[i].begin < iv[j].end && iv[j].begin < iv[i].end)
-                                fail_msg("%s reconciled by %s and %s at once", iv[i].key,
-                                         iv[i].who, iv[j].who);
+                                fail_msg("%s reconciled by %s and %s at once", iv[i].key, iv[i].who,
+                                         iv[j].who);
         }
         /* Both replicas did work: the leader change happened mid-burst. */
         assert_true(by_each[0] > 0 && by_each[1] > 0);

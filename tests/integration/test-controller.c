@@ -127,8 +127,8 @@ static void note(env *e, const char *key, const char *value) {
 }
 
 static const char *data_value(const cJSON *obj) {
-        const char *v = cJSON_GetStringValue(
-                cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "data"), "v"));
+        const char *v =
+                cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "data"), "v"));
         return v ? v : "-";
 }
 
@@ -166,15 +166,15 @@ static long http(const char *method, const char *path, const char *body, const c
 
 static void ensure_namespace(const char *ns) {
         char body[256];
-        snprintf(body, sizeof body, "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{"
-                                    "\"name\":\"%s\"}}",
+        snprintf(body, sizeof body,
+                 "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{"
+                 "\"name\":\"%s\"}}",
                  ns);
         long st = http("POST", "/api/v1/namespaces", body, NULL, NULL);
         assert_true(st == 201 || st == 409);
 }
 
-static long put_configmap(const char *ns, const char *name, const char *labels,
-                          const char *value) {
+static long put_configmap(const char *ns, const char *name, const char *labels, const char *value) {
         char path[256], body[1024];
         snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps", ns);
         snprintf(body, sizeof body,
@@ -265,8 +265,8 @@ static void run_case(env *e, const case_opts *o) {
 
         e->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         assert_true(e->wake_fd >= 0);
-        assert_int_equal(sd_event_add_io(koc_manager_get_event(e->m), &e->wake, e->wake_fd,
-                                         EPOLLIN, on_wake, e),
+        assert_int_equal(sd_event_add_io(koc_manager_get_event(e->m), &e->wake, e->wake_fd, EPOLLIN,
+                                         on_wake, e),
                          0);
         pthread_t t;
         pthread_create(&t, NULL, driver_main, e);
@@ -339,7 +339,9 @@ static void crud_after(env *e);
 
 static void test_create_update_delete(void **state) {
         env e = {.reconcile = crud_reconcile, .driver = crud_driver};
-        run_case(&e, &(case_opts){.ns = "ctrl-crud", .name = "crud", .label_selector = "test=crud",
+        run_case(&e, &(case_opts){.ns = "ctrl-crud",
+                                  .name = "crud",
+                                  .label_selector = "test=crud",
                                   .after = crud_after});
         assert_int_equal(e.run_result, 0);
         assert_false(e.synced_before_run);
@@ -439,7 +441,9 @@ static const char *own_driver(env *e) {
 
 static void test_owns_and_watches(void **state) {
         env e = {.reconcile = own_reconcile, .driver = own_driver};
-        run_case(&e, &(case_opts){.ns = "ctrl-own", .name = "own", .label_selector = "test=own",
+        run_case(&e, &(case_opts){.ns = "ctrl-own",
+                                  .name = "own",
+                                  .label_selector = "test=own",
                                   .setup = own_setup});
         assert_int_equal(e.run_result, 0);
 }
@@ -463,8 +467,7 @@ static koc_result conflict_reconcile(env *e, koc_reconcile_context *ctx) {
                  * resourceVersion is now stale, and the update must get 409. */
                 cJSON *p = cJSON_Parse("{\"metadata\":{\"annotations\":{\"touched\":\"yes\"}}}");
                 int r = koc_reconcile_patch(ctx, &configmaps, koc_reconcile_get_namespace(ctx),
-                                            koc_reconcile_get_name(ctx), KOC_PATCH_MERGE, p,
-                                            &resp);
+                                            koc_reconcile_get_name(ctx), KOC_PATCH_MERGE, p, &resp);
                 cJSON_Delete(p);
                 if (r < 0 || resp->status != 200)
                         note(e, "patch", "failed");
@@ -522,7 +525,8 @@ static const char *conflict_driver(env *e) {
 
 static void test_conflict_retried(void **state) {
         env e = {.reconcile = conflict_reconcile, .driver = conflict_driver};
-        run_case(&e, &(case_opts){.ns = "ctrl-conflict", .name = "conflict",
+        run_case(&e, &(case_opts){.ns = "ctrl-conflict",
+                                  .name = "conflict",
                                   .label_selector = "test=conflict"});
         assert_int_equal(e.conflicts, 1);
         assert_true(e.attempts >= 2);
@@ -583,7 +587,8 @@ static const char *drain_driver(env *e) {
 
 static void test_drain_waits_for_reconcile(void **state) {
         env e = {.reconcile = drain_reconcile, .driver = drain_driver};
-        run_case(&e, &(case_opts){.ns = "ctrl-drain", .name = "drain", .label_selector = "test=drain"});
+        run_case(&e,
+                 &(case_opts){.ns = "ctrl-drain", .name = "drain", .label_selector = "test=drain"});
         assert_true(e.stopping_seen);
         assert_true(e.cancelled_seen);
         /* A clean drain: the run ended only after the reconcile had finished. */
@@ -686,8 +691,11 @@ static void test_gone_relists(void **state) {
         ensure_namespace("ctrl-gone");
         assert_int_equal(put_configmap("ctrl-gone", "gone-a", "{\"test\":\"gone\"}", "1"), 201);
         env e = {.reconcile = crud_reconcile, .driver = gone_driver};
-        run_case(&e, &(case_opts){.ns = "ctrl-gone", .name = "gone", .label_selector = "test=gone",
-                                  .setup = gone_setup, .after = gone_after});
+        run_case(&e, &(case_opts){.ns = "ctrl-gone",
+                                  .name = "gone",
+                                  .label_selector = "test=gone",
+                                  .setup = gone_setup,
+                                  .after = gone_after});
         koc_test_apiserver_clear_faults(&api);
         /* The 410 made the reflector list again. */
         assert_true(e.relists_gone >= 1);
@@ -757,7 +765,9 @@ static void test_write_fenced_after_loss(void **state) {
                 skip();
         koc_test_apiserver_clear_faults(&api);
         env e = {.reconcile = fence_reconcile, .driver = fence_driver};
-        run_case(&e, &(case_opts){.ns = "ctrl-fence", .name = "fence", .label_selector = "test=fence",
+        run_case(&e, &(case_opts){.ns = "ctrl-fence",
+                                  .name = "fence",
+                                  .label_selector = "test=fence",
                                   .leader_elect = true});
         koc_test_apiserver_clear_faults(&api);
         assert_int_equal(e.fenced, -ENOLCK);

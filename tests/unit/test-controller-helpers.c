@@ -94,7 +94,8 @@ static void test_conditions(void **state) {
         assert_non_null(t);
         assert_null(strchr(t, '.')); /* whole seconds, metav1.Time */
         /* Same status, new message: the transition time stays. */
-        cJSON_ReplaceItemInObject(c, "lastTransitionTime", cJSON_CreateString("2000-01-01T00:00:00Z"));
+        cJSON_ReplaceItemInObject(c, "lastTransitionTime",
+                                  cJSON_CreateString("2000-01-01T00:00:00Z"));
         assert_int_equal(koc_object_set_condition(o, "Ready", "False", "Waiting", "still not"), 1);
         c = cJSON_GetArrayItem(conds, 0);
         assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(c, "lastTransitionTime")),
@@ -110,10 +111,13 @@ static void test_conditions(void **state) {
 
 static void test_paths_and_keys(void **state) {
         char buf[256];
-        koc_resource cm = {.version = "v1", .resource = "configmaps", .kind = "ConfigMap",
-                           .namespaced = true};
-        koc_resource dep = {.group = "apps", .version = "v1", .resource = "deployments",
-                            .kind = "Deployment", .namespaced = true};
+        koc_resource cm = {
+                .version = "v1", .resource = "configmaps", .kind = "ConfigMap", .namespaced = true};
+        koc_resource dep = {.group = "apps",
+                            .version = "v1",
+                            .resource = "deployments",
+                            .kind = "Deployment",
+                            .namespaced = true};
         assert_int_equal(koc_resource_path(&cm, "ns", "a", NULL, buf, sizeof buf), 0);
         assert_string_equal(buf, "/api/v1/namespaces/ns/configmaps/a");
         assert_int_equal(koc_resource_path(&dep, "ns", "d", "status", buf, sizeof buf), 0);
@@ -131,10 +135,8 @@ static void test_paths_and_keys(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_predicates),
-                cmocka_unit_test(test_finalizers),
-                cmocka_unit_test(test_controller_reference),
-                cmocka_unit_test(test_conditions),
+                cmocka_unit_test(test_predicates),           cmocka_unit_test(test_finalizers),
+                cmocka_unit_test(test_controller_reference), cmocka_unit_test(test_conditions),
                 cmocka_unit_test(test_paths_and_keys),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

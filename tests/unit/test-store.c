@@ -109,8 +109,7 @@ static void test_list_namespace_and_selector(void **state) {
         assert_int_equal(n, 2);
         koc_object_list_free(list, n);
         koc_selector_free(sel);
-        assert_int_equal(koc_selector_parse("app in (x, y), tier notin (db),!gone", &sel, NULL),
-                         0);
+        assert_int_equal(koc_selector_parse("app in (x, y), tier notin (db),!gone", &sel, NULL), 0);
         assert_int_equal(koc_store_list(s, "ns1", sel, &list, &n), 0);
         assert_int_equal(n, 2);
         koc_object_list_free(list, n);
