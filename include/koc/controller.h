@@ -142,17 +142,23 @@ typedef struct koc_result {
         int error; /* negative errno for ERROR and TERMINAL, for logs */
 } koc_result;
 
+/* Plain initialisers rather than compound literals, so that C++ includes
+ * this header too. */
 static inline koc_result koc_result_done(void) {
-        return (koc_result){.type = KOC_RESULT_DONE};
+        koc_result r = {KOC_RESULT_DONE, 0, 0};
+        return r;
 }
 static inline koc_result koc_result_requeue_after(uint64_t usec) {
-        return (koc_result){.type = KOC_RESULT_REQUEUE, .requeue_after_usec = usec};
+        koc_result r = {KOC_RESULT_REQUEUE, usec, 0};
+        return r;
 }
 static inline koc_result koc_result_error(int error) {
-        return (koc_result){.type = KOC_RESULT_ERROR, .error = error};
+        koc_result r = {KOC_RESULT_ERROR, 0, error};
+        return r;
 }
 static inline koc_result koc_result_terminal(int error) {
-        return (koc_result){.type = KOC_RESULT_TERMINAL, .error = error};
+        koc_result r = {KOC_RESULT_TERMINAL, 0, error};
+        return r;
 }
 
 /* Runs on a worker thread; may block (writes through the context do). */
