@@ -214,6 +214,7 @@ typedef struct case_opts {
         const char *label_selector;
         bool leader_elect;
         unsigned workers;
+        uint64_t resync_usec;
         void (*setup)(env *e); /* after the controller is made, before run */
         /* After the run, before the controller goes: on the loop thread,
          * with the loop stopped, so the controller's state is quiet. */
@@ -252,6 +253,7 @@ static void run_case(env *e, const case_opts *o) {
         co.namespace_ = o->ns;
         co.label_selector = o->label_selector;
         co.workers = o->workers ? o->workers : 1;
+        co.resync_period_usec = o->resync_usec;
         co.reconcile = on_reconcile;
         co.userdata = e;
         r = koc_controller_new(e->m, &co, &e->c, &err);
@@ -446,6 +448,70 @@ static void test_owns_and_watches(void **state) {
                                   .label_selector = "test=own",
                                   .setup = own_setup});
         assert_int_equal(e.run_result, 0);
+}
+
+/* --- a periodic resync enqueues unchanged objects ------------------------------- */
+
+static const char *resync_driver(env *e) {
+        if (put_configmap(e->ns, "resync-a", "{\"test\":\"resync\"}", "1") != 201)
+                return "create failed";
+        /* No change after the create: the later runs come from the resync. */
+        if (!wait_seen(e, "ctrl-resync/resync-a", "#3"))
+                return "the resync did not enqueue the object again";
+        return NULL;
+}
+
+static void test_resync(void **state) {
+        env e = {.reconcile = own_reconcile, .driver = resync_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-resync",
+                                  .name = "resync",
+                                  .label_selector = "test=resync",
+                                  .resync_usec = 200 * KOC_USEC_PER_MSEC});
+        assert_int_equal(e.run_result, 0);
+}
+
+/* --- a list larger than one page ------------------------------------------------- */
+
+#define PAGE_OBJECTS 520
+
+static bool all_reconciled(env *e, const void *arg) {
+        return e->count >= PAGE_OBJECTS;
+}
+
+static const char *page_driver(env *e) {
+        if (!wait_until(e, all_reconciled, NULL))
+                return "not every object of the paginated list was reconciled";
+        koc_object **list = NULL;
+        size_t n = 0;
+        if (koc_controller_list(e->c, e->ns, "test=page", &list, &n) < 0)
+                return "list failed";
+        koc_object_list_free(list, n);
+        if (n != PAGE_OBJECTS)
+                return "the cache does not hold every object";
+        return NULL;
+}
+
+static void page_after(env *e) {
+        koc_reflector_stats st;
+        koc_informer_get_stats(e->c->primary, &st);
+        e->lists = st.list_requests;
+}
+
+static void test_paginated_list(void **state) {
+        char name[64];
+        ensure_namespace("ctrl-page");
+        for (int i = 0; i < PAGE_OBJECTS; i++) {
+                snprintf(name, sizeof name, "page-%d", i);
+                assert_int_equal(put_configmap("ctrl-page", name, "{\"test\":\"page\"}", "1"), 201);
+        }
+        env e = {.reconcile = crud_reconcile, .driver = page_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-page",
+                                  .name = "page",
+                                  .label_selector = "test=page",
+                                  .workers = 4,
+                                  .after = page_after});
+        /* 520 objects at 500 a page: at least two requests. */
+        assert_true(e.lists >= 2);
 }
 
 /* --- a conflict is retried with backoff, and read-your-own-writes ---------------- */
@@ -840,6 +906,8 @@ int main(void) {
                 cmocka_unit_test(test_bad_options),
                 cmocka_unit_test(test_create_update_delete),
                 cmocka_unit_test(test_owns_and_watches),
+                cmocka_unit_test(test_resync),
+                cmocka_unit_test(test_paginated_list),
                 cmocka_unit_test(test_conflict_retried),
                 cmocka_unit_test(test_drain_waits_for_reconcile),
                 cmocka_unit_test(test_finalizer_cleanup_once),
