@@ -329,9 +329,15 @@ static void run_one(koc_controller *c, const char *key) {
                 koc_workqueue_forget(c->q, key);
                 break;
         case KOC_RESULT_REQUEUE:
-                koc_workqueue_forget(c->q, key);
-                if (same_term)
-                        koc_workqueue_add_after(c->q, key, res.requeue_after_usec);
+                /* As controller-runtime: a delay is honoured as given and
+                 * resets the backoff; "again, no delay" goes through the
+                 * backoff, so that it cannot spin. */
+                if (res.requeue_after_usec > 0) {
+                        koc_workqueue_forget(c->q, key);
+                        if (same_term)
+                                koc_workqueue_add_after(c->q, key, res.requeue_after_usec);
+                } else if (same_term)
+                        koc_workqueue_add_rate_limited(c->q, key);
                 break;
         case KOC_RESULT_ERROR:
                 koc_log_debug(LOG, "controller=%s key=%s reconcile failed: %s", c->name, key,

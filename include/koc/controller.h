@@ -131,7 +131,8 @@ KOC_EXPORT int koc_resource_path(const koc_resource *res, const char *namespace_
 
 typedef enum koc_result_type {
         KOC_RESULT_DONE,     /* success: the key's backoff is reset */
-        KOC_RESULT_REQUEUE,  /* success, run again after requeue_after_usec */
+        KOC_RESULT_REQUEUE,  /* success, run again after requeue_after_usec (0: with the
+                              * key's backoff, as controller-runtime's Requeue) */
         KOC_RESULT_ERROR,    /* failed: retried with the key's backoff */
         KOC_RESULT_TERMINAL, /* failed for good: counted, not retried */
 } koc_result_type;
