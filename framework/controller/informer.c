@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@ struct koc_informer {
         koc_store *store;
         handler_slot *handlers;
         size_t n_handlers;
-        bool synced;
+        atomic_bool synced; /* read by readiness checks and any thread */
         koc_metric *objects_gauge;
         koc_metric *bytes_gauge;
 };
@@ -120,8 +121,8 @@ static void on_list_end(const char *rv, void *userdata) {
         koc_informer *inf = userdata;
         koc_store_replace_end(inf->store, on_removed, inf);
         set_gauges(inf);
-        if (!inf->synced) {
-                inf->synced = true;
+        if (!atomic_load(&inf->synced)) {
+                atomic_store(&inf->synced, true);
                 koc_log_debug(LOG, "synced path=%s objects=%zu", inf->path,
                               koc_store_count(inf->store));
                 for (size_t i = 0; i < inf->n_handlers; i++)
@@ -308,7 +309,7 @@ koc_store *koc_informer_get_store(koc_informer *inf) {
 }
 
 bool koc_informer_has_synced(koc_informer *inf) {
-        return inf->synced;
+        return atomic_load(&inf->synced);
 }
 
 const koc_resource *koc_informer_get_resource(koc_informer *inf) {

@@ -60,8 +60,8 @@
  *
  * Threads: koc_controller_new, _owns, _watches, _add_* and _unref on the loop
  * thread, before koc_manager_run(); the reconcile context's functions on the
- * worker thread running that reconcile; koc_controller_get, _list and
- * _list_index on any thread.
+ * worker thread running that reconcile; koc_controller_get, _list,
+ * _list_index, _has_synced and _enqueue on any thread.
  */
 #ifndef KOC_CONTROLLER_H
 #define KOC_CONTROLLER_H

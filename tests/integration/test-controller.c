@@ -76,6 +76,7 @@ struct env {
         bool stopping_seen;
         unsigned relists_gone;
         unsigned lists;
+        unsigned watches;
         uint16_t health_port;
         bool synced_before_run;
 };
@@ -768,6 +769,64 @@ static void test_gone_relists(void **state) {
         assert_true(e.lists >= 2);
 }
 
+/* --- a watch that ends is resumed, not re-listed ------------------------------- */
+
+#define WATCHES_METRIC "apiserver_request_total{verb=\"WATCH\",resource=\"configmaps\""
+
+static double watches_before;
+
+static bool second_watch(env *e, const void *arg) {
+        return koc_test_apiserver_metric(&api, WATCHES_METRIC) >= watches_before + 2;
+}
+
+static const char *resume_driver(env *e) {
+        if (put_configmap(e->ns, "resume-a", "{\"test\":\"resume\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "ctrl-resume/resume-a", "1"))
+                return "the first object was not reconciled";
+        /* The first watch ends (cleanly, as a server-side timeout would);
+         * once the second one is open, a new object must arrive on it. */
+        if (!wait_until(e, second_watch, NULL))
+                return "the watch was not started again";
+        if (put_configmap(e->ns, "resume-b", "{\"test\":\"resume\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "ctrl-resume/resume-b", "1"))
+                return "a change after the watch ended was not reconciled";
+        return NULL;
+}
+
+static void resume_setup(env *e) {
+        watches_before = koc_test_apiserver_metric(&api, WATCHES_METRIC);
+        assert_true(watches_before >= 0);
+        int r = koc_test_apiserver_fault(&api, "{\"resource\":\"configmaps\",\"verb\":\"watch\","
+                                               "\"watch_close_after_ms\":1500,\"count\":1}");
+        assert_int_equal(r, 200);
+}
+
+static void resume_after(env *e) {
+        koc_reflector_stats st;
+        koc_informer_get_stats(e->c->primary, &st);
+        e->lists = st.lists;
+        e->watches = st.watches;
+}
+
+static void test_watch_resumed(void **state) {
+        int r = koc_test_apiserver_fault(&api, "{\"resource\":\"nothing\",\"count\":1}");
+        if (r == -EOPNOTSUPP)
+                skip();
+        koc_test_apiserver_clear_faults(&api);
+        env e = {.reconcile = crud_reconcile, .driver = resume_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-resume",
+                                  .name = "resume",
+                                  .label_selector = "test=resume",
+                                  .setup = resume_setup,
+                                  .after = resume_after});
+        koc_test_apiserver_clear_faults(&api);
+        /* Resumed from the last resourceVersion: one list, two watches. */
+        assert_int_equal(e.lists, 1);
+        assert_true(e.watches >= 2);
+}
+
 /* --- writes are fenced once leadership may be lost ------------------------------- */
 
 static koc_result fence_reconcile(env *e, koc_reconcile_context *ctx) {
@@ -912,6 +971,7 @@ int main(void) {
                 cmocka_unit_test(test_drain_waits_for_reconcile),
                 cmocka_unit_test(test_finalizer_cleanup_once),
                 cmocka_unit_test(test_gone_relists),
+                cmocka_unit_test(test_watch_resumed),
                 cmocka_unit_test(test_write_fenced_after_loss),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
