@@ -36,6 +36,8 @@
 #include "koc/time.h"
 
 static koc_test_apiserver api;
+/* The server the helpers and the manager talk to (api but in one case). */
+static koc_test_apiserver *srv = &api;
 
 #define WAIT_USEC (30 * KOC_USEC_PER_SEC)
 
@@ -162,7 +164,7 @@ static void *driver_main(void *p) {
 
 static long http(const char *method, const char *path, const char *body, const char *ctype,
                  char **ret) {
-        return koc_test_apiserver_http(&api, method, path, body, ctype, ret);
+        return koc_test_apiserver_http(srv, method, path, body, ctype, ret);
 }
 
 static void ensure_namespace(const char *ns) {
@@ -232,7 +234,7 @@ static void run_case(env *e, const case_opts *o) {
         ensure_namespace(o->ns);
 
         koc_manager_config_init(&cfg);
-        cfg.kubeconfig = api.kubeconfig;
+        cfg.kubeconfig = srv->kubeconfig;
         cfg.leader_elect = o->leader_elect;
         cfg.leader_election_id = o->name;
         cfg.leader_election_namespace = o->ns;
@@ -827,6 +829,60 @@ static void test_watch_resumed(void **state) {
         assert_true(e.watches >= 2);
 }
 
+/* --- a watch resumed past the server's history gets 410 and re-lists ---------- */
+
+static const char *expired_driver(env *e) {
+        char name[64];
+        if (!wait_seen(e, "ctrl-expired/expired-a", "1"))
+                return "the listed object was not reconciled";
+        /* The watch is held back by the server; meanwhile more changes than
+         * its history keeps go by, none of them selected, so the watch's
+         * resourceVersion falls out of the window. */
+        for (int i = 0; i < 10; i++) {
+                snprintf(name, sizeof name, "expired-other-%d", i);
+                if (put_configmap(e->ns, name, "{\"test\":\"unrelated\"}", "1") != 201)
+                        return "create failed";
+        }
+        if (put_configmap(e->ns, "expired-b", "{\"test\":\"expired\"}", "1") != 201)
+                return "create failed";
+        /* Released, the watch starts from a resourceVersion that is too old. */
+        if (koc_test_apiserver_clear_faults(srv) != 200)
+                return "cannot clear the faults";
+        if (!wait_seen(e, "ctrl-expired/expired-b", "1"))
+                return "the object created meanwhile was not reconciled";
+        return NULL;
+}
+
+static void expired_setup(env *e) {
+        assert_int_equal(
+                koc_test_apiserver_fault(
+                        srv, "{\"resource\":\"configmaps\",\"verb\":\"watch\",\"hang\":true}"),
+                200);
+}
+
+static void test_expired_resource_version_relists(void **state) {
+        koc_test_apiserver small;
+        int r = koc_test_apiserver_fault(&api, "{\"resource\":\"nothing\",\"count\":1}");
+        if (r == -EOPNOTSUPP)
+                skip();
+        koc_test_apiserver_clear_faults(&api);
+        assert_int_equal(koc_test_apiserver_start(&small, "--history 3 --bookmark-interval 0"), 0);
+        srv = &small;
+        ensure_namespace("ctrl-expired");
+        assert_int_equal(put_configmap("ctrl-expired", "expired-a", "{\"test\":\"expired\"}", "1"),
+                         201);
+        env e = {.reconcile = crud_reconcile, .driver = expired_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-expired",
+                                  .name = "expired",
+                                  .label_selector = "test=expired",
+                                  .setup = expired_setup,
+                                  .after = gone_after});
+        srv = &api;
+        koc_test_apiserver_stop(&small);
+        assert_true(e.relists_gone >= 1);
+        assert_true(e.lists >= 2);
+}
+
 /* --- writes are fenced once leadership may be lost ------------------------------- */
 
 static koc_result fence_reconcile(env *e, koc_reconcile_context *ctx) {
@@ -972,6 +1028,7 @@ int main(void) {
                 cmocka_unit_test(test_finalizer_cleanup_once),
                 cmocka_unit_test(test_gone_relists),
                 cmocka_unit_test(test_watch_resumed),
+                cmocka_unit_test(test_expired_resource_version_relists),
                 cmocka_unit_test(test_write_fenced_after_loss),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
