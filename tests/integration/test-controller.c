@@ -517,6 +517,65 @@ static void test_paginated_list(void **state) {
         assert_true(e.lists >= 2);
 }
 
+/* --- events are recorded and rate-limited -------------------------------------- */
+
+#define EVENT_TRIES 60
+
+static koc_result event_reconcile(env *e, koc_reconcile_context *ctx) {
+        const cJSON *obj = koc_reconcile_get_object(ctx);
+        if (!obj || e->attempts > 0)
+                return koc_result_done();
+        int ok = 0, busy = 0;
+        for (int i = 0; i < EVENT_TRIES; i++) {
+                int r = koc_reconcile_record_event(ctx, obj, "Warning", "TestFailure",
+                                                   "something failed");
+                ok += r == 0;
+                busy += r == -EBUSY;
+        }
+        pthread_mutex_lock(&e->lock);
+        e->attempts = ok;
+        e->conflicts = busy;
+        pthread_mutex_unlock(&e->lock);
+        note(e, "events", "recorded");
+        return koc_result_done();
+}
+
+static const char *event_driver(env *e) {
+        if (put_configmap(e->ns, "event-a", "{\"test\":\"event\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "events", "recorded"))
+                return "the reconcile did not run";
+        char *body = NULL;
+        long st = http("GET",
+                       "/api/v1/namespaces/ctrl-event/events?fieldSelector=involvedObject.name%3D"
+                       "event-a",
+                       NULL, NULL, &body);
+        cJSON *list = body ? cJSON_Parse(body) : NULL;
+        free(body);
+        cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(list, "items"), 0);
+        bool ok = st == 200 && cJSON_GetArraySize(cJSON_GetObjectItem(list, "items")) >= 1 &&
+                  strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(first, "reason")) ?: "",
+                         "TestFailure") == 0 &&
+                  strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(first, "type")) ?: "",
+                         "Warning") == 0 &&
+                  strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(
+                                 cJSON_GetObjectItem(first, "involvedObject"), "kind"))
+                                 ?: "",
+                         "ConfigMap") == 0;
+        cJSON_Delete(list);
+        return ok ? NULL : "the event is not on the server";
+}
+
+static void test_events_recorded_and_limited(void **state) {
+        env e = {.reconcile = event_reconcile, .driver = event_driver};
+        run_case(&e,
+                 &(case_opts){.ns = "ctrl-event", .name = "event", .label_selector = "test=event"});
+        /* A burst of 25, then one a second: a tight loop of 60 is cut short. */
+        assert_true(e.attempts >= 25);
+        assert_true(e.conflicts >= 1);
+        assert_int_equal(e.attempts + e.conflicts, EVENT_TRIES);
+}
+
 /* --- a conflict is retried with backoff, and read-your-own-writes ---------------- */
 
 static koc_result conflict_reconcile(env *e, koc_reconcile_context *ctx) {
@@ -1023,6 +1082,7 @@ int main(void) {
                 cmocka_unit_test(test_owns_and_watches),
                 cmocka_unit_test(test_resync),
                 cmocka_unit_test(test_paginated_list),
+                cmocka_unit_test(test_events_recorded_and_limited),
                 cmocka_unit_test(test_conflict_retried),
                 cmocka_unit_test(test_drain_waits_for_reconcile),
                 cmocka_unit_test(test_finalizer_cleanup_once),
