@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "koc/leader.h"
+#include "koc/log.h"
 #include "koc/metrics.h"
 #include "leader/leader-internal.h"
 
@@ -47,6 +48,13 @@ typedef struct fake {
         bool stop_and_step_down_in_stopped;
         int done_result;
         bool fail_next; /* the next request fails to start */
+        /* A cancel that comes too late: the answer is on its way already and
+         * is kept here for the test to deliver. */
+        bool late_cancel;
+        koc_response_handler_t stale_handler;
+        void *stale_userdata;
+        int timer_error; /* set_timer fails with it (0: works) */
+        bool stop_storm_in_stopped;
 } fake;
 
 static int fake_request(void *t, const koc_request_spec *spec, koc_response_handler_t handler,
@@ -73,6 +81,10 @@ static int fake_request(void *t, const koc_request_spec *spec, koc_response_hand
 
 static void fake_cancel(void *t, void *handle) {
         fake *f = t;
+        if (f->late_cancel) {
+                f->stale_handler = f->handler;
+                f->stale_userdata = f->userdata;
+        }
         f->pending = false;
         f->n_cancels++;
 }
@@ -95,7 +107,10 @@ static void fake_watch_stop(void *t, void *handle) {
 }
 
 static int fake_set_timer(void *t, uint64_t at) {
-        ((fake *)t)->timer_at = at;
+        fake *f = t;
+        if (f->timer_error && at != 0)
+                return f->timer_error;
+        f->timer_at = at;
         return 0;
 }
 
@@ -146,6 +161,13 @@ static void on_stopped(koc_leader *l, koc_leader_reason reason, void *ud) {
                 /* Both queued behind this callback, the stop first. */
                 koc_leader_stop(l);
                 assert_int_equal(koc_leader_step_down(l, on_done, f), 0);
+        }
+        if (f->stop_storm_in_stopped) {
+                /* Many stops, then a step-down: the step-down must not be lost. */
+                for (int i = 0; i < 40; i++)
+                        koc_leader_stop(l);
+                assert_int_equal(koc_leader_step_down(l, on_done, f), 0);
+                assert_int_equal(koc_leader_step_down(l, on_done, f), -EALREADY);
         }
         if (f->unref_in_stopped) {
                 f->leader = koc_leader_unref(f->leader);
@@ -521,6 +543,204 @@ static void test_metrics(void **state) {
         koc_metrics_unref(m);
 }
 
+/* --- log capture -------------------------------------------------------------------- */
+
+static char captured[8192];
+
+static void capture_log(int level, const char *component, const char *message, void *ud) {
+        static const char levels[] = "EWID";
+        size_t n = strlen(captured);
+        snprintf(captured + n, sizeof captured - n, "%c %s: %s\n",
+                 level >= 0 && level <= 3 ? levels[level] : '?', component, message);
+}
+
+static void capture_start(void) {
+        captured[0] = '\0';
+        koc_log_set_level(KOC_LOG_INFO); /* the default level */
+        koc_log_set_handler(capture_log, NULL);
+}
+
+static void capture_end(void) {
+        koc_log_set_handler(NULL, NULL);
+}
+
+/* Lines of the capture that contain needle. */
+static unsigned captured_count(const char *needle) {
+        unsigned n = 0;
+        for (const char *p = captured; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+/* The answer of a request cancelled too late (its answer was on its way)
+ * carries its own sequence number, so the state machine ignores it: here a
+ * renewal's 200 arriving while the release is in flight must not finish the
+ * step-down, which has not released anything yet. */
+static void test_stale_answer_is_ignored(void **state) {
+        fake f;
+        setup_fake(&f);
+        become_leader(&f);
+        fire(&f); /* renewal in flight */
+        assert_string_equal(f.method, "PUT");
+        char *renewed = stored(&f, "101");
+        f.late_cancel = true;
+        f.done_result = 1;
+        assert_int_equal(koc_leader_step_down(f.leader, on_done, &f), 0);
+        assert_true(f.pending);
+        assert_non_null(strstr(f.body, "\"holderIdentity\":\"\""));
+        assert_non_null(f.stale_handler);
+
+        /* The renewal's answer arrives now. */
+        cJSON *body = cJSON_Parse(renewed);
+        koc_response r = {.status = 200, .body = body, .message = ""};
+        f.stale_handler(NULL, &r, f.stale_userdata);
+        cJSON_Delete(body);
+        free(renewed);
+        assert_int_equal(f.done_result, 1);
+        assert_null(strstr(f.log, "done("));
+        assert_int_equal(leader_get_fsm(f.leader)->state, LEADER_FSM_RELEASING);
+        assert_true(f.pending);
+
+        /* The release's own answer ends the step-down. */
+        char *s = stored(&f, "102");
+        reply(&f, 200, s);
+        free(s);
+        assert_int_equal(f.done_result, 0);
+        assert_string_equal(f.log, "holder(me) started(0) stopped(released) holder() done(0) ");
+        teardown_fake(&f);
+}
+
+/* Callbacks may stop the elector as often as they like: the stops are
+ * coalesced, and the step-down asked after them is not dropped (its done
+ * handler runs, so a shutdown waiting for it is not left hanging). */
+static void test_nested_stops_do_not_drop_step_down(void **state) {
+        fake f;
+        setup_fake(&f);
+        become_leader(&f);
+        f.stop_storm_in_stopped = true;
+        f.done_result = 1;
+        f.now += 600 * MS; /* renew deadline passed */
+        fire(&f);
+        assert_string_equal(f.log,
+                            "holder(me) started(0) stopped(renew-deadline-exceeded) done(0) ");
+        assert_int_equal(f.done_result, 0);
+        assert_int_equal(leader_get_fsm(f.leader)->state, LEADER_FSM_STOPPED);
+        assert_false(f.pending);
+        assert_false(f.watching);
+        teardown_fake(&f);
+}
+
+/* A timer that cannot be armed would leave a follower waiting forever (the
+ * state machine asks again only when the instant changes): the elector stops
+ * and says why at error level. */
+static void test_failing_timer_stops_elector(void **state) {
+        fake f;
+        setup_fake(&f);
+        capture_start();
+        assert_int_equal(koc_leader_start(f.leader), 0);
+        f.timer_error = -ENOMEM;
+        reply(&f, 200,
+              "{\"metadata\":{\"name\":\"my-lease\",\"resourceVersion\":\"7\"},"
+              "\"spec\":{\"holderIdentity\":\"other\",\"leaseDurationSeconds\":1,"
+              "\"leaseTransitions\":4}}");
+        capture_end();
+        assert_int_equal(leader_get_fsm(f.leader)->state, LEADER_FSM_STOPPED);
+        assert_false(f.pending);
+        assert_false(f.watching);
+        assert_int_equal(captured_count("E leader: cannot arm the timer of lease=ns1/my-lease"), 1);
+        assert_non_null(strstr(captured, strerror(ENOMEM)));
+        /* It may start again once timers work. */
+        f.timer_error = 0;
+        assert_int_equal(koc_leader_start(f.leader), 0);
+        assert_true(f.pending);
+        teardown_fake(&f);
+}
+
+/* An unreachable server is said at warn (the default level shows it), once
+ * and then at most once a minute, and its recovery at info. */
+static void test_unreachable_server_is_logged_rate_limited(void **state) {
+        fake f;
+        setup_fake(&f);
+        capture_start();
+        assert_int_equal(koc_leader_start(f.leader), 0);
+        reply_error(&f, -ECONNREFUSED);
+        assert_int_equal(captured_count("W leader: cannot reach"), 1);
+        assert_non_null(strstr(captured, strerror(ECONNREFUSED)));
+        assert_non_null(strstr(captured, "lease=ns1/my-lease"));
+        /* Retries within the minute: nothing more. */
+        for (int i = 0; i < 5; i++) {
+                fire(&f);
+                assert_string_equal(f.method, "GET");
+                reply_error(&f, -ECONNREFUSED);
+        }
+        assert_int_equal(captured_count("cannot reach"), 1);
+        /* A minute later it is said again. */
+        f.now += 61 * SEC;
+        fire(&f);
+        reply_error(&f, -ECONNREFUSED);
+        assert_int_equal(captured_count("cannot reach"), 2);
+        /* Back: one info line. */
+        fire(&f);
+        reply(&f, 404, "{\"kind\":\"Status\",\"code\":404}");
+        capture_end();
+        assert_int_equal(captured_count("I leader: the API server is reachable again"), 1);
+        assert_int_equal(captured_count("cannot reach"), 2);
+        teardown_fake(&f);
+}
+
+/* 401 means the credentials were rejected, 403 means RBAC: each its own
+ * message. */
+static void test_unauthorized_and_forbidden_are_told_apart(void **state) {
+        fake f;
+        setup_fake(&f);
+        capture_start();
+        assert_int_equal(koc_leader_start(f.leader), 0);
+        reply(&f, 401, "{\"kind\":\"Status\",\"code\":401,\"reason\":\"Unauthorized\"}");
+        assert_int_equal(captured_count("rejected the credentials (HTTP 401)"), 1);
+        assert_int_equal(captured_count("needs get, create and update"), 0);
+        fire(&f);
+        reply(&f, 401, "{\"kind\":\"Status\",\"code\":401,\"reason\":\"Unauthorized\"}");
+        assert_int_equal(captured_count("HTTP 401"), 1); /* once */
+        fire(&f);
+        reply(&f, 403, "{\"kind\":\"Status\",\"code\":403,\"reason\":\"Forbidden\"}");
+        capture_end();
+        assert_int_equal(captured_count("W leader: get of lease=ns1/my-lease forbidden (HTTP 403)"),
+                         1);
+        assert_int_equal(captured_count("needs get, create and update on leases"), 1);
+        assert_int_equal(captured_count("rejected the credentials"), 1);
+        teardown_fake(&f);
+}
+
+/* Only a step-down that wrote the release says it released the Lease. */
+static void test_standby_step_down_does_not_say_released(void **state) {
+        fake f;
+        setup_fake(&f);
+        assert_int_equal(koc_leader_start(f.leader), 0);
+        reply(&f, 200,
+              "{\"metadata\":{\"name\":\"my-lease\",\"resourceVersion\":\"7\"},"
+              "\"spec\":{\"holderIdentity\":\"other\",\"leaseDurationSeconds\":1,"
+              "\"leaseTransitions\":4}}");
+        capture_start();
+        f.done_result = 1;
+        assert_int_equal(koc_leader_step_down(f.leader, on_done, &f), 0);
+        capture_end();
+        assert_int_equal(f.done_result, 0);
+        assert_int_equal(captured_count("released"), 0);
+        teardown_fake(&f);
+
+        /* The leader's does. */
+        setup_fake(&f);
+        become_leader(&f);
+        capture_start();
+        assert_int_equal(koc_leader_step_down(f.leader, on_done, &f), 0);
+        char *s = stored(&f, "130");
+        reply(&f, 200, s);
+        free(s);
+        capture_end();
+        assert_int_equal(captured_count("I leader: released lease=ns1/my-lease identity=me"), 1);
+        teardown_fake(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_state_reads_at_read_time),
@@ -535,6 +755,12 @@ int main(void) {
                 cmocka_unit_test(test_reason_names),
                 cmocka_unit_test(test_metrics),
                 cmocka_unit_test(test_new_rejects_bad_config),
+                cmocka_unit_test(test_stale_answer_is_ignored),
+                cmocka_unit_test(test_nested_stops_do_not_drop_step_down),
+                cmocka_unit_test(test_failing_timer_stops_elector),
+                cmocka_unit_test(test_unreachable_server_is_logged_rate_limited),
+                cmocka_unit_test(test_unauthorized_and_forbidden_are_told_apart),
+                cmocka_unit_test(test_standby_step_down_does_not_say_released),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
