@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "core/names.h"
 #include "core/util.h"
 #include "koc/log.h"
 #include "koc/time.h"
@@ -768,10 +769,16 @@ int leader_new_with_transport(const leader_transport_ops *ops, void *transport,
         l->state = state_new();
         l->namespace_ = strdup(cfg->namespace_);
         l->name = strdup(cfg->name);
-        l->collection_path =
-                strdup_printf("/apis/coordination.k8s.io/v1/namespaces/%s/leases", cfg->namespace_);
-        l->lease_path = strdup_printf("/apis/coordination.k8s.io/v1/namespaces/%s/leases/%s",
-                                      cfg->namespace_, cfg->name);
+        /* The configuration is validated, but a path is built from names
+         * only through escaped segments, whatever a name holds. */
+        _koc_cleanup_free_ char *ns = koc_path_segment_escape(cfg->namespace_);
+        _koc_cleanup_free_ char *name = koc_path_segment_escape(cfg->name);
+        if (ns && name) {
+                l->collection_path =
+                        strdup_printf("/apis/coordination.k8s.io/v1/namespaces/%s/leases", ns);
+                l->lease_path = strdup_printf(
+                        "/apis/coordination.k8s.io/v1/namespaces/%s/leases/%s", ns, name);
+        }
         l->field_selector = strdup_printf("metadata.name=%s", cfg->name);
         if (!l->state || !l->namespace_ || !l->name || !l->collection_path || !l->lease_path ||
             !l->field_selector) {

@@ -133,6 +133,10 @@ static void test_bad_flags(void **state) {
                      "--leader-elect-resource-name=Bad_Name");
         EXPECT_ERROR("--leader-elect-resource-namespace=\"a.b\"", NULL,
                      "--leader-elect-resource-namespace=a.b");
+        EXPECT_ERROR("--leader-elect-resource-name=\"a/b\"", "RFC 1123 subdomain",
+                     "--leader-elect-resource-name=a/b");
+        EXPECT_ERROR("--leader-elect-resource-namespace=\"x?watch=1\"", "RFC 1123 label",
+                     "--leader-elect-resource-namespace=x?watch=1");
         EXPECT_ERROR("--identity", NULL, "--identity=");
         EXPECT_ERROR("--health-probe-bind-address", "empty", "--health-probe-bind-address=");
         EXPECT_ERROR("--leader-elect-lease-duration", "out of range",
