@@ -291,6 +291,47 @@ static void test_state_reads_at_read_time(void **state) {
         teardown_fake(&f);
 }
 
+/* Invariant 3 through the real state handle, with the injected clock: a
+ * process frozen (no timer, no answer) past its renew deadline reads false
+ * the moment it runs again, exactly at the deadline and not a microsecond
+ * later; a renewal sent before the freeze and answered after it does not
+ * make it leader again, since validity is anchored at the send. */
+static void test_frozen_process_is_not_leader(void **state) {
+        fake f;
+        setup_fake(&f);
+        become_leader(&f);
+        f.now += 50 * MS;
+        fire(&f); /* the renewal goes out at the renew tick */
+        uint64_t sent = f.now;
+        char *s = stored(&f, "101");
+        f.now += 3 * MS;
+        reply(&f, 200, s);
+        free(s);
+        fire(&f); /* the next renewal is sent; then the process freezes */
+        uint64_t sent2 = f.now;
+        assert_true(f.pending);
+        assert_true(sent2 > sent);
+        /* Frozen: the clock runs, nothing else does. */
+        f.now = sent + 600 * MS - 1;
+        assert_true(koc_leader_state_is_leader(f.state));
+        f.now = sent + 600 * MS;
+        assert_false(koc_leader_state_is_leader(f.state));
+        assert_false(koc_leader_is_leader(f.leader));
+        assert_int_equal(koc_leader_state_term(f.state, NULL, NULL, 0), 0);
+        /* Woken up much later, the answer to the renewal sent before the
+         * freeze is 200: valid only until sent2 + renew deadline, long past. */
+        f.now = sent2 + 5 * SEC;
+        s = stored(&f, "102");
+        reply(&f, 200, s);
+        free(s);
+        assert_false(koc_leader_state_is_leader(f.state));
+        assert_null(strstr(f.log, "stopped"));
+        fire(&f);
+        assert_non_null(strstr(f.log, "stopped(renew-deadline-exceeded)"));
+        assert_false(koc_leader_state_is_leader(f.state));
+        teardown_fake(&f);
+}
+
 static void test_renewal_is_one_put_with_rv(void **state) {
         fake f;
         setup_fake(&f);
@@ -744,6 +785,7 @@ static void test_standby_step_down_does_not_say_released(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_state_reads_at_read_time),
+                cmocka_unit_test(test_frozen_process_is_not_leader),
                 cmocka_unit_test(test_renewal_is_one_put_with_rv),
                 cmocka_unit_test(test_holder_changed_state_false_first),
                 cmocka_unit_test(test_step_down_order),
