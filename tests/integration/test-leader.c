@@ -25,6 +25,7 @@
 #include "koc/client.h"
 #include "koc/config.h"
 #include "koc/leader.h"
+#include "koc/log.h"
 #include "koc/time.h"
 
 #define MS KOC_USEC_PER_MSEC
@@ -733,6 +734,43 @@ static void test_frozen_leader(void **state) {
         close(fds[0]);
 }
 
+/* --- an API server that goes away ---------------------------------------------------- */
+
+static char warnings[4096];
+
+static void capture_warnings(int level, const char *component, const char *message, void *ud) {
+        if (level > KOC_LOG_WARN || strcmp(component, "leader") != 0)
+                return;
+        size_t n = strlen(warnings);
+        snprintf(warnings + n, sizeof warnings - n, "%s\n", message);
+}
+
+static bool warned_unreachable(void *ud) {
+        return strstr(warnings, "cannot reach") != NULL;
+}
+
+/* The server stops: the leader says so at warn with the server's address,
+ * once (not once per failed renewal), and loses leadership at its deadline. */
+static void test_unreachable_server_is_logged(void **state) {
+        candidate *a = add_candidate("a");
+        assert_true(run_until(one_leads, NULL));
+        char url[sizeof W->server.url];
+        snprintf(url, sizeof url, "%s", W->server.url);
+        warnings[0] = '\0';
+        koc_log_set_handler(capture_warnings, NULL);
+        koc_test_apiserver_stop(&W->server);
+        bool warned = run_until(warned_unreachable, NULL);
+        bool lost = run_until(has_stopped, a);
+        run_for(500 * MS); /* more failed attempts, every retry period */
+        koc_log_set_handler(NULL, NULL);
+        if (!warned || !strstr(warnings, url))
+                fail_msg("no warning naming %s in:\n%s", url, warnings);
+        assert_true(lost);
+        assert_int_equal(a->last_reason, KOC_LEADER_REASON_RENEW_DEADLINE_EXCEEDED);
+        const char *first = strstr(warnings, "cannot reach");
+        assert_null(strstr(first + 1, "cannot reach"));
+}
+
 int main(void) {
         /* One server per test: each starts from an empty store. */
         const struct CMUnitTest tests[] = {
@@ -754,6 +792,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_client_go_records, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_blocking_helpers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_frozen_leader, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unreachable_server_is_logged, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
