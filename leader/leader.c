@@ -23,10 +23,12 @@
 #define LOG "leader"
 /* Followers' random delay before they write, so a fleet spreads out. */
 #define FOLLOWER_JITTER_USEC (5 * KOC_USEC_PER_MSEC)
-/* Events raised while another is handled: at most one answer of a request
- * that could not start and one close of a watch that could not start per
- * step, plus the callers' start, stop and step-down, which are coalesced
- * while queued.  Sixteen is far above what can nest. */
+/* Events raised while another is handled: per step at most the answer of a
+ * request that could not start, the close of a watch that could not start
+ * and a stop after a timer that could not be armed (none of which makes the
+ * next step raise another at once), plus the callers' start, stop and
+ * step-down, which are coalesced while queued.  Sixteen is far above what
+ * can nest. */
 #define EVENT_QUEUE_MAX 16
 /* Slots for the requests' own data (their sequence number above all): one
  * request is in flight at a time, and a slot is reused only three requests
@@ -213,6 +215,7 @@ struct koc_leader {
 };
 
 static void dispatch(koc_leader *l, const leader_event *ev);
+static void queue_stop(koc_leader *l);
 
 static void publish_state(koc_leader *l) {
         koc_leader_state *s = l->state;
@@ -498,7 +501,7 @@ static void arm_timer(koc_leader *l, uint64_t at) {
         koc_log_error(LOG, "cannot arm the timer of lease=%s/%s: %s; stopping the elector",
                       l->namespace_, l->name, strerror(-r));
         l->failed = r;
-        dispatch(l, &(leader_event){.type = LEADER_EV_STOP});
+        queue_stop(l);
 }
 
 static void run_action(koc_leader *l, const leader_action *a) {
@@ -591,6 +594,14 @@ static ssize_t queued_last(const koc_leader *l, enum leader_event_type type) {
                 if (l->queue[i - 1].ev.type == type)
                         return (ssize_t)(i - 1);
         return -1;
+}
+
+/* A stop already queued (and no start after it) does it all: callers may
+ * stop as often as they like without filling the queue. */
+static void queue_stop(koc_leader *l) {
+        if (queued_last(l, LEADER_EV_STOP) > queued_last(l, LEADER_EV_START))
+                return;
+        dispatch(l, &(leader_event){.type = LEADER_EV_STOP});
 }
 
 static void enqueue(koc_leader *l, const leader_event *ev) {
@@ -916,11 +927,7 @@ KOC_EXPORT void koc_leader_stop(koc_leader *l) {
                 (void)koc_leader_step_down(l, NULL, NULL);
                 return;
         }
-        /* A stop already queued (and no start after it) does it all: callers
-         * may stop as often as they like without filling the queue. */
-        if (queued_last(l, LEADER_EV_STOP) > queued_last(l, LEADER_EV_START))
-                return;
-        dispatch(l, &(leader_event){.type = LEADER_EV_STOP});
+        queue_stop(l);
 }
 
 KOC_EXPORT const char *koc_leader_get_identity(const koc_leader *l) {
