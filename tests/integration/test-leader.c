@@ -456,7 +456,7 @@ static void test_hung_renewal_someone_else_leads(void **state) {
         /* Order, not a quiet period: the old leader stopped before the
          * successor started, and did not lead again in between. */
         candidate *next = the_leader();
-        char stopped[64], started[64];
+        char stopped[128], started[128];
         snprintf(stopped, sizeof stopped, "%s:stopped(renew-deadline-exceeded) ", l->id);
         snprintf(started, sizeof started, "%s:started(", next->id);
         const char *st = strstr(W->log, stopped), *nx = st ? strstr(st, started) : NULL;
