@@ -749,6 +749,14 @@ static bool warned_unreachable(void *ud) {
         return strstr(warnings, "cannot reach") != NULL;
 }
 
+static bool warned_401(void *ud) {
+        return strstr(warnings, "HTTP 401") != NULL;
+}
+
+static bool warned_403(void *ud) {
+        return strstr(warnings, "HTTP 403") != NULL;
+}
+
 /* The server stops: the leader says so at warn with the server's address,
  * once (not once per failed renewal), and loses leadership at its deadline. */
 static void test_unreachable_server_is_logged(void **state) {
@@ -769,6 +777,77 @@ static void test_unreachable_server_is_logged(void **state) {
         assert_int_equal(a->last_reason, KOC_LEADER_REASON_RENEW_DEADLINE_EXCEEDED);
         const char *first = strstr(warnings, "cannot reach");
         assert_null(strstr(first + 1, "cannot reach"));
+}
+
+/* Rejected credentials (401) and missing RBAC (403), from the real server:
+ * each its own warning, and the 401 one does not speak of RBAC. */
+static void test_unauthorized_and_forbidden_are_told_apart(void **state) {
+        /* The server's kubeconfig with another token. */
+        char *text = NULL, path[400];
+        FILE *in = fopen(W->server.kubeconfig, "r");
+        assert_non_null(in);
+        size_t cap = 0;
+        ssize_t len = getdelim(&text, &cap, '\0', in);
+        fclose(in);
+        assert_true(len > 0);
+        char *tok = strstr(text, W->server.token);
+        assert_non_null(tok);
+        memset(tok, 'x', strlen(W->server.token));
+        snprintf(path, sizeof path, "%s.wrong", W->server.kubeconfig);
+        FILE *out = fopen(path, "w");
+        assert_non_null(out);
+        fputs(text, out);
+        fclose(out);
+        free(text);
+
+        koc_cluster_config *wrong = NULL;
+        koc_error err = {0};
+        assert_int_equal(koc_cluster_config_from_kubeconfig(path, NULL, &wrong, &err), 0);
+        unlink(path);
+        koc_client *client = NULL;
+        koc_leader *l = NULL;
+        assert_int_equal(koc_client_new(W->event, wrong, &client), 0);
+        koc_leader_config *cfg = short_config("a");
+        assert_int_equal(koc_leader_new(W->event, client, cfg, &l, &err), 0);
+        koc_leader_config_free(cfg);
+
+        warnings[0] = '\0';
+        koc_log_set_handler(capture_warnings, NULL);
+        assert_int_equal(koc_leader_start(l), 0);
+        bool got401 = run_until(warned_401, NULL);
+        koc_leader_stop(l);
+        l = koc_leader_unref(l);
+        client = koc_client_unref(client);
+        koc_cluster_config_unref(wrong);
+
+        /* The right token, but no permission on leases. */
+        assert_int_equal(koc_test_apiserver_fault(&W->server,
+                                                  "{\"resource\":\"leases\",\"verb\":\"get\","
+                                                  "\"error_rate\":1.0,\"error_code\":403}"),
+                         200);
+        candidate *a = add_candidate("a");
+        bool got403 = run_until(warned_403, NULL);
+        koc_log_set_handler(NULL, NULL);
+        assert_int_equal(koc_test_apiserver_clear_faults(&W->server), 200);
+        if (!got401 || !got403)
+                fail_msg("warnings:\n%s", warnings);
+        /* Line by line: which message says what. */
+        int n401 = 0, n403 = 0;
+        for (char *save = NULL, *line = strtok_r(warnings, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save)) {
+                if (strstr(line, "HTTP 401")) {
+                        n401++;
+                        assert_non_null(strstr(line, "rejected the credentials"));
+                        assert_null(strstr(line, "needs get, create"));
+                }
+                if (strstr(line, "HTTP 403")) {
+                        n403++;
+                        assert_non_null(strstr(line, "needs get, create and update on leases"));
+                }
+        }
+        assert_int_equal(n401, 1);
+        assert_int_equal(n403, 1);
+        assert_int_equal(a->n_started, 0);
 }
 
 int main(void) {
@@ -793,6 +872,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_blocking_helpers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_frozen_leader, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unreachable_server_is_logged, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_unauthorized_and_forbidden_are_told_apart,
+                                                setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
