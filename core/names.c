@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Word for word what apimachinery says (its double space included), so
+ * that koc-apiserver answers as the real kube-apiserver does. */
 static const char label_fmt[] =
         "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
-        "and must start and end with an alphanumeric character (e.g. 'my-name', or '123-abc', "
+        "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
         "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 static const char subdomain_fmt[] =
         "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' "
