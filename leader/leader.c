@@ -831,6 +831,11 @@ KOC_EXPORT int koc_leader_new(sd_event *event, koc_client *client, const koc_lea
         return 0;
 }
 
+void leader_set_event(koc_leader *l, sd_event *event) {
+        sd_event_unref(l->event);
+        l->event = sd_event_ref(event);
+}
+
 void leader_set_random(koc_leader *l, uint64_t (*random)(uint64_t n)) {
         l->fsm.random = random;
 }

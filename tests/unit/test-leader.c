@@ -697,6 +697,22 @@ static void test_failing_timer_stops_elector(void **state) {
         teardown_fake(&f);
 }
 
+/* The blocking helpers return the error that stopped the elector instead of
+ * waiting (forever, or for their timeout) for leadership that cannot come. */
+static void test_run_until_leading_returns_timer_error(void **state) {
+        fake f;
+        sd_event *event = NULL;
+        setup_fake(&f);
+        assert_int_equal(sd_event_new(&event), 0);
+        leader_set_event(f.leader, event);
+        f.fail_next = true; /* the GET fails at once: a retry timer is needed */
+        f.timer_error = -ENOMEM;
+        assert_int_equal(koc_leader_run_until_leading(f.leader, 5 * SEC), -ENOMEM);
+        assert_int_equal(leader_get_fsm(f.leader)->state, LEADER_FSM_STOPPED);
+        teardown_fake(&f);
+        sd_event_unref(event);
+}
+
 /* An unreachable server is said at warn (the default level shows it), once
  * and then at most once a minute, and its recovery at info. */
 static void test_unreachable_server_is_logged_rate_limited(void **state) {
@@ -800,6 +816,7 @@ int main(void) {
                 cmocka_unit_test(test_stale_answer_is_ignored),
                 cmocka_unit_test(test_nested_stops_do_not_drop_step_down),
                 cmocka_unit_test(test_failing_timer_stops_elector),
+                cmocka_unit_test(test_run_until_leading_returns_timer_error),
                 cmocka_unit_test(test_unreachable_server_is_logged_rate_limited),
                 cmocka_unit_test(test_unauthorized_and_forbidden_are_told_apart),
                 cmocka_unit_test(test_standby_step_down_does_not_say_released),
