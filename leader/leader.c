@@ -831,6 +831,10 @@ KOC_EXPORT int koc_leader_new(sd_event *event, koc_client *client, const koc_lea
         return 0;
 }
 
+int leader_get_failure(const koc_leader *l) {
+        return l ? l->failed : 0;
+}
+
 void leader_set_event(koc_leader *l, sd_event *event) {
         sd_event_unref(l->event);
         l->event = sd_event_ref(event);
