@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "apiserver.h"
+#include "core/names.h"
 
 #define CRD_KEY "apiextensions.k8s.io/customresourcedefinitions"
 
@@ -224,26 +225,6 @@ static void reply_decode_error(reply *ret, const collection *c, const char *why)
         reply_bad_request(ret, msg);
 }
 
-static bool valid_dns_name(const char *s, size_t max, bool allow_dots) {
-        size_t n = strlen(s);
-        if (n == 0 || n > max)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char ch = s[i];
-                bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
-                bool edge = i == 0 || i == n - 1 ||
-                            (allow_dots && (s[i - 1] == '.' || s[i + 1] == '.'));
-                if (alnum)
-                        continue;
-                if (edge)
-                        return false;
-                if (ch == '-' || (allow_dots && ch == '.'))
-                        continue;
-                return false;
-        }
-        return true;
-}
-
 /* MicroTime as Go's time.Parse(RFC3339Micro) accepts it: exactly six
  * fractional digits, then Z or a numeric offset. */
 static bool valid_microtime(const char *s) {
@@ -372,28 +353,14 @@ static bool is_lease(const collection *c) {
 
 static bool validate_name(const collection *c, const char *name, reply *ret) {
         bool ns = strcmp(c->key, "/namespaces") == 0;
+        /* Namespaces are labels, every other name here a subdomain, as the
+         * real kube-apiserver validates them. */
+        const char *bad = ns ? koc_dns1123_label_error(name) : koc_dns1123_subdomain_error(name);
         char why[1024];
 
-        if (valid_dns_name(name, ns ? 63 : 253, !ns))
+        if (!bad)
                 return true;
-        if (ns)
-                snprintf(why, sizeof why,
-                         "Invalid value: \"%s\": a lowercase RFC 1123 label must consist of lower "
-                         "case "
-                         "alphanumeric characters or '-', and must start and end with an "
-                         "alphanumeric "
-                         "character (e.g. 'my-name',  or '123-abc', regex used for validation is "
-                         "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
-                         name);
-        else
-                snprintf(why, sizeof why,
-                         "Invalid value: \"%s\": a lowercase RFC 1123 subdomain must consist of "
-                         "lower case "
-                         "alphanumeric characters, '-' or '.', and must start and end with an "
-                         "alphanumeric "
-                         "character (e.g. 'example.com', regex used for validation is "
-                         "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
-                         name);
+        snprintf(why, sizeof why, "Invalid value: \"%s\": %s", name, bad);
         reply_invalid(ret, c, name, "metadata.name", "FieldValueInvalid", why);
         return false;
 }

@@ -472,6 +472,76 @@ static void test_insecure(void **state) {
         koc_log_set_handler(NULL, NULL);
 }
 
+struct all_warnings {
+        unsigned n;
+        char text[4096];
+};
+
+static void capture_all(int level, const char *component, const char *message, void *userdata) {
+        struct all_warnings *c = userdata;
+        if (level != KOC_LOG_WARN)
+                return;
+        c->n++;
+        size_t n = strlen(c->text);
+        snprintf(c->text + n, sizeof c->text - n, "%s: %s\n", component, message);
+}
+
+/* A misspelled key is ignored, as kubectl ignores it, but not silently: the
+ * warning names the file and the path of the key.  Keys of client-go's
+ * kubeconfig that koc does not use are not warned about. */
+static void test_unknown_keys_warned(void **state) {
+        struct all_warnings c = {0};
+        write_file("typo.yaml",
+                   "apiVersion: v1\n"
+                   "kind: Config\n"
+                   "preferences: {}\n"
+                   "current-context: c\n"
+                   "curent-context: c\n"
+                   "contexts: [{name: c, context: {cluster: k, user: u, namspace: x}}]\n"
+                   "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:6443', "
+                   "proxy-url: 'http://p:3128', certificate-authority-dat: x}}]\n"
+                   "users:\n"
+                   "- name: u\n"
+                   "  user:\n"
+                   "    username: admin\n"
+                   "    tokn: abc\n");
+        koc_log_set_handler(capture_all, &c);
+        koc_cluster_config *cfg = load_ok(path_of("typo.yaml"), NULL);
+        koc_log_set_handler(NULL, NULL);
+        const char *const expected[] = {
+                "typo.yaml: curent-context: unknown key",
+                "typo.yaml: contexts[0].context.namspace: unknown key",
+                "typo.yaml: clusters[0].cluster.certificate-authority-dat: unknown key",
+                "typo.yaml: users[0].user.tokn: unknown key, ignored (line 12)",
+        };
+        for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
+                if (!strstr(c.text, expected[i]))
+                        fail_msg("no warning \"%s\" in:\n%s", expected[i], c.text);
+        assert_int_equal(c.n, 4);
+        assert_non_null(strstr(c.text, path_of("typo.yaml")));
+        assert_null(strstr(c.text, "proxy-url"));
+        assert_null(strstr(c.text, "username"));
+        /* The token was misspelled: none is sent. */
+        assert_null(koc_cluster_config_auth_header(cfg));
+        koc_cluster_config_unref(cfg);
+
+        /* A file full of unknown keys gets a bounded number of lines. */
+        char big[8192] = "current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
+                         "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:6443'}}]\n";
+        for (int i = 0; i < 200; i++) {
+                size_t n = strlen(big);
+                snprintf(big + n, sizeof big - n, "junk%d: 1\n", i);
+        }
+        write_file("junk.yaml", "%s", big);
+        memset(&c, 0, sizeof c);
+        koc_log_set_handler(capture_all, &c);
+        cfg = load_ok(path_of("junk.yaml"), NULL);
+        koc_log_set_handler(NULL, NULL);
+        assert_true(c.n <= 10);
+        assert_non_null(strstr(c.text, "more unknown keys"));
+        koc_cluster_config_unref(cfg);
+}
+
 static void test_http_server(void **state) {
         write_file("http.yaml",
                    "current-context: c\n"
@@ -970,6 +1040,7 @@ int main(void) {
                 cmocka_unit_test(test_exec_plugin),
                 cmocka_unit_test(test_exec_timeout_kills_the_group),
                 cmocka_unit_test(test_truncated_and_garbage),
+                cmocka_unit_test(test_unknown_keys_warned),
         };
         return cmocka_run_group_tests(tests, setup_group, teardown_group);
 }
