@@ -74,8 +74,7 @@ struct koc_client {
 /* A request with its body already serialised (body is taken over, may be
  * NULL).  on_drop (may be NULL) runs instead of the handler when the request
  * ends without an answer because the client shuts down. */
-int koc_client_submit(koc_client *c, const char *method, const char *path, const char *query,
-                      char *body, const char *content_type, uint64_t timeout_usec,
+int koc_client_submit(koc_client *c, const koc_request_spec *spec, char *body,
                       koc_response_handler_t handler, void (*on_drop)(void *userdata),
                       void *userdata, koc_request **ret);
 

@@ -849,14 +849,14 @@ static int request_set_method(koc_request *r, const char *method, uint64_t timeo
         return 0;
 }
 
-int koc_client_submit(koc_client *c, const char *method, const char *path, const char *query,
-                      char *body, const char *content_type, uint64_t timeout_usec,
+int koc_client_submit(koc_client *c, const koc_request_spec *spec, char *body,
                       koc_response_handler_t handler, void (*on_drop)(void *userdata),
                       void *userdata, koc_request **ret) {
         int r;
 
-        if (!c || !valid_method(method) || !path || path[0] != '/' || !valid_url_part(path) ||
-            !valid_url_part(query) || !valid_header_value(content_type)) {
+        if (!c || !spec || !valid_method(spec->method) || !spec->path || spec->path[0] != '/' ||
+            !valid_url_part(spec->path) || !valid_url_part(spec->query) ||
+            !valid_header_value(spec->content_type)) {
                 cJSON_free(body);
                 return -EINVAL;
         }
@@ -871,19 +871,23 @@ int koc_client_submit(koc_client *c, const char *method, const char *path, const
         }
         transfer *t = &req->t;
         t->body = body;
+        if (spec->max_response_size > 0)
+                t->max_data = spec->max_response_size;
         req->handler = handler;
         req->on_drop = on_drop;
         req->userdata = userdata;
-        if (t->body || strcmp(method, "GET") != 0) {
-                t->content_type = strdup(content_type ? content_type : "application/json");
+        if (t->body || strcmp(spec->method, "GET") != 0) {
+                t->content_type =
+                        strdup(spec->content_type ? spec->content_type : "application/json");
                 if (!t->content_type) {
                         transfer_free(t);
                         return -ENOMEM;
                 }
         }
-        r = request_set_method(req, method, timeout_usec ? timeout_usec : c->default_timeout_usec);
+        r = request_set_method(req, spec->method,
+                               spec->timeout_usec ? spec->timeout_usec : c->default_timeout_usec);
         if (r >= 0)
-                r = transfer_start(t, method, path, query);
+                r = transfer_start(t, spec->method, spec->path, spec->query);
         if (r < 0) {
                 transfer_free(t);
                 return r;
@@ -905,8 +909,7 @@ KOC_EXPORT int koc_client_request(koc_client *c, const koc_request_spec *spec,
                 if (!body)
                         return -ENOMEM;
         }
-        return koc_client_submit(c, spec->method, spec->path, spec->query, body, spec->content_type,
-                                 spec->timeout_usec, handler, NULL, userdata, ret_request);
+        return koc_client_submit(c, spec, body, handler, NULL, userdata, ret_request);
 }
 
 KOC_EXPORT void koc_request_cancel(koc_request *r) {

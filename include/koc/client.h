@@ -106,6 +106,10 @@ typedef struct koc_request_spec {
         const cJSON *body;        /* serialised at submit time; may be NULL */
         const char *content_type; /* NULL: application/json */
         uint64_t timeout_usec;    /* 0: the client's default */
+        /* Cap on this answer's body, e.g. for a large list page; over it the
+         * request fails with -EMSGSIZE.  0: the client's cap
+         * (koc_client_set_max_response_size). */
+        size_t max_response_size;
 } koc_request_spec;
 
 /* Called once per request, on the loop thread, unless the request was
@@ -154,6 +158,45 @@ KOC_EXPORT cJSON *koc_response_steal_body(const koc_response *r);
 KOC_EXPORT int koc_client_call(koc_client *c, const koc_request_spec *spec, koc_response **ret);
 KOC_EXPORT koc_response *koc_response_free(koc_response *r);
 KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_response, koc_response_free)
+
+/* --- query strings ------------------------------------------------------- */
+
+/* Builds the query of a list or watch request with every name and value
+ * percent-encoded (only RFC 3986's unreserved characters stay as they are),
+ * so that selectors such as "app in (a,b)" and opaque continue tokens reach
+ * the server intact.  Parameters keep the order they were first set in.
+ *
+ *   _koc_cleanup_(koc_query_freep) koc_query *q = NULL;
+ *   koc_query_new(&q);
+ *   koc_query_set_label_selector(q, "app=web,tier!=cache");
+ *   koc_query_set_limit(q, 500);
+ *   koc_query_set_continue(q, token_of_the_last_page);   // NULL or "" removes it
+ *   koc_client_request(c, &(koc_request_spec){ .method = "GET", .path = PODS,
+ *                      .query = koc_query_string(q) }, on_page, ud, NULL);
+ */
+typedef struct koc_query koc_query;
+
+KOC_EXPORT int koc_query_new(koc_query **ret);
+KOC_EXPORT koc_query *koc_query_free(koc_query *q);
+KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_query, koc_query_free)
+
+/* Sets parameter name to value, replacing an earlier value of that name;
+ * value NULL removes it.  -EINVAL for an empty name. */
+KOC_EXPORT int koc_query_set(koc_query *q, const char *name, const char *value);
+/* The Kubernetes list and watch parameters.  Strings: NULL or "" removes the
+ * parameter.  resourceVersionMatch accepts "Exact" and "NotOlderThan"
+ * (-EINVAL otherwise); limit and timeout_seconds 0 remove theirs. */
+KOC_EXPORT int koc_query_set_label_selector(koc_query *q, const char *selector);
+KOC_EXPORT int koc_query_set_field_selector(koc_query *q, const char *selector);
+KOC_EXPORT int koc_query_set_limit(koc_query *q, uint64_t limit);
+KOC_EXPORT int koc_query_set_continue(koc_query *q, const char *token);
+KOC_EXPORT int koc_query_set_resource_version(koc_query *q, const char *resource_version);
+KOC_EXPORT int koc_query_set_resource_version_match(koc_query *q, const char *match);
+KOC_EXPORT int koc_query_set_timeout_seconds(koc_query *q, uint64_t seconds);
+KOC_EXPORT int koc_query_set_allow_watch_bookmarks(koc_query *q, bool allow);
+/* "name=value&..." without the '?', "" when empty, never NULL (NULL only
+ * when q is NULL or out of memory).  Valid until q is changed or freed. */
+KOC_EXPORT const char *koc_query_string(koc_query *q);
 
 /* --- watches ------------------------------------------------------------- */
 
