@@ -59,6 +59,10 @@ struct koc_client {
         struct koc_list transfers; /* every live request and watch */
         struct koc_list ready;     /* transfers with something to hand out */
 
+        /* The exec credential plugin's run in flight, or NULL; transfers
+         * that need its credential wait (transfer.waiting_credential). */
+        struct koc_exec_run *exec_run;
+
         uint64_t default_timeout_usec;
         size_t max_response;
         char *user_agent;

@@ -31,6 +31,7 @@
 #include <sys/epoll.h>
 
 #include "client-internal.h"
+#include "cluster-config.h"
 #include "config-internal.h"
 #include "koc/log.h"
 #include "koc/time.h"
@@ -92,6 +93,8 @@ typedef struct transfer {
         char *content_type;
         char errbuf[CURL_ERROR_SIZE];
         uint64_t started_usec;
+        uint64_t timeout_usec; /* requests: total budget from submission; watches: 0 */
+        char *error_message;   /* with error: why, e.g. the exec plugin's failure */
 
         long status; /* from the last status line */
         char *data;  /* response body (requests, failed watches) */
@@ -100,8 +103,9 @@ typedef struct transfer {
         int error; /* our own failure: -EMSGSIZE, -EBADMSG, -ENOMEM */
 
         bool auth_retried;
-        bool attached; /* in the multi handle */
-        bool finished; /* curl is done with it */
+        bool waiting_credential; /* for the exec plugin's run to end */
+        bool attached;           /* in the multi handle */
+        bool finished;           /* curl is done with it */
         bool in_handler;
         bool cancelled;
         CURLcode result;
@@ -176,6 +180,7 @@ static void transfer_free(transfer *t) {
         free(t->auth);
         cJSON_free(t->body);
         free(t->content_type);
+        free(t->error_message);
         free(t->data);
         if (t->is_watch) {
                 koc_watch *w = container_of(t, koc_watch, t);
@@ -482,7 +487,9 @@ static void transfer_response(transfer *t, koc_response *resp, char *msgbuf, siz
 
         if (t->error < 0) {
                 resp->error = t->error;
-                if (t->error == -EMSGSIZE)
+                if (t->error_message)
+                        snprintf(msgbuf, size, "%s", t->error_message);
+                else if (t->error == -EMSGSIZE)
                         snprintf(msgbuf, size, "response body over %zu bytes", t->max_data);
                 else
                         snprintf(msgbuf, size, "%s", strerror(-t->error));
@@ -523,16 +530,11 @@ static void transfer_response(transfer *t, koc_response *resp, char *msgbuf, siz
 
 static int transfer_set_headers(transfer *t);
 
-/* After a 401: re-read the token and, when it changed, send the request once
- * more.  Returns true when the transfer was restarted. */
-static bool transfer_retry_auth(transfer *t) {
+/* Sends a transfer whose first attempt was answered 401 once more, when the
+ * token has changed since; false when it did not (the 401 stands). */
+static bool transfer_resend(transfer *t) {
         koc_client *c = t->client;
-
-        if (t->auth_retried || t->result != CURLE_OK || t->error < 0 || t->status != 401)
-                return false;
-        t->auth_retried = true;
-        koc_cluster_config_token_invalidate(c->cfg);
-        const char *h = koc_cluster_config_auth_header(c->cfg);
+        const char *h = koc_cluster_config_current_auth_header(c->cfg);
         if (!h || (t->auth && strcmp(h, t->auth) == 0)) {
                 koc_log_debug(LOG_COMPONENT, "%s %s: 401 and the token did not change", t->method,
                               t->path);
@@ -553,6 +555,28 @@ static bool transfer_retry_auth(transfer *t) {
         koc_log_debug(LOG_COMPONENT, "%s %s: 401, retrying with the re-read token", t->method,
                       t->path);
         return true;
+}
+
+static int credential_refresh_start(koc_client *c);
+
+/* After a 401: re-read the token and, when it changed, send the request once
+ * more.  Returns true when the transfer was restarted or waits for the exec
+ * plugin's new credential. */
+static bool transfer_retry_auth(transfer *t) {
+        koc_client *c = t->client;
+
+        if (t->auth_retried || t->result != CURLE_OK || t->error < 0 || t->status != 401)
+                return false;
+        t->auth_retried = true;
+        koc_cluster_config_token_invalidate(c->cfg);
+        if (koc_cluster_config_exec_due(c->cfg)) {
+                if (credential_refresh_start(c) < 0)
+                        return false;
+                t->waiting_credential = true;
+                return true;
+        }
+        (void)koc_cluster_config_auth_header(c->cfg); /* re-reads a token file */
+        return transfer_resend(t);
 }
 
 static void log_answer(const transfer *t, const koc_response *resp) {
@@ -594,6 +618,11 @@ static void watch_closed_event(koc_watch *w, koc_watch_event *ev, koc_response *
         *resp = (koc_response){0};
         if (w->streaming && t->error == 0 && t->result == CURLE_OK) {
                 ev->status = t->status;
+                return;
+        }
+        if (t->error_message) {
+                ev->error = t->error;
+                ev->message = t->error_message;
                 return;
         }
         if (t->error == -EMSGSIZE && w->streaming) {
@@ -705,7 +734,7 @@ static int transfer_set_headers(transfer *t) {
                 snprintf(line, sizeof line, "Content-Type: %s", t->content_type);
                 ADD(line);
         }
-        const char *auth = koc_cluster_config_auth_header(c->cfg);
+        const char *auth = koc_cluster_config_current_auth_header(c->cfg);
         if (auth) {
                 ADD(auth);
                 t->auth = strdup(auth);
@@ -767,6 +796,108 @@ static transfer *transfer_new(koc_client *c, bool is_watch, size_t size) {
         return t;
 }
 
+/* Ends a transfer that was never answered with our own error; its handler
+ * runs from the dispatcher as for any answer. */
+static void transfer_fail(transfer *t, int error, const char *message) {
+        t->error = error;
+        free(t->error_message);
+        t->error_message = message ? strdup(message) : NULL;
+        t->result = CURLE_OK;
+        t->status = 0;
+        t->finished = true;
+        ready_add(t);
+}
+
+/* Hands a transfer to curl once the credential it needs is at hand: while
+ * the exec plugin runs it waits (the plugin's end resumes it), and when the
+ * plugin has just failed with no credential left to send, it fails with the
+ * plugin's error, which names the command. */
+static int transfer_attach(transfer *t) {
+        koc_client *c = t->client;
+        const char *why = NULL;
+        int r;
+
+        if (koc_cluster_config_exec_due(c->cfg)) {
+                r = credential_refresh_start(c);
+                if (r < 0)
+                        transfer_fail(t, r, c->cfg->exec_error);
+                else
+                        t->waiting_credential = true;
+                return 0;
+        }
+        r = koc_cluster_config_exec_failure(c->cfg, &why);
+        if (r < 0) {
+                transfer_fail(t, r, why);
+                return 0;
+        }
+        if (t->timeout_usec > 0) {
+                /* The wait for a credential counts against the request's own
+                 * timeout, so that the caller's bound holds. */
+                uint64_t waited = koc_now_boottime_usec() - t->started_usec;
+                if (waited >= t->timeout_usec) {
+                        transfer_fail(t, -ETIMEDOUT, "timed out waiting for the exec credential");
+                        return 0;
+                }
+                long ms = (long)((t->timeout_usec - waited) / KOC_USEC_PER_MSEC);
+                if (curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, ms > 0 ? ms : 1L) != CURLE_OK)
+                        return -EIO;
+        }
+        /* Re-reads a token file when due; an exec plugin is not due here,
+         * so this never runs one. */
+        (void)koc_cluster_config_auth_header(c->cfg);
+        r = transfer_set_headers(t);
+        if (r < 0)
+                return r;
+        if (curl_multi_add_handle(c->multi, t->easy) != CURLM_OK)
+                return -EIO;
+        t->attached = true;
+        return 0;
+}
+
+static void on_credential(int r, char *token, uint64_t expiry, const koc_error *err,
+                          void *userdata) {
+        koc_client *c = userdata;
+
+        koc_cluster_config_exec_result(c->cfg, r, token, expiry, err);
+        c->exec_run = koc_exec_run_free(c->exec_run);
+        if (r >= 0)
+                koc_log_debug(LOG_COMPONENT, "exec credential refreshed");
+        /* Nothing here runs a handler: failures go through the dispatcher. */
+        for (struct koc_list *n = c->transfers.next; n != &c->transfers; n = n->next) {
+                transfer *t = container_of(n, transfer, link);
+                if (!t->waiting_credential)
+                        continue;
+                t->waiting_credential = false;
+                if (t->finished) {
+                        /* A 401's retry: send again if the token changed, else
+                         * the 401 stands. */
+                        if (!transfer_resend(t))
+                                ready_add(t);
+                        continue;
+                }
+                int k = transfer_attach(t);
+                if (k < 0)
+                        transfer_fail(t, k, NULL);
+        }
+}
+
+/* Starts the exec plugin unless it runs already; one run serves every
+ * transfer that waits. */
+static int credential_refresh_start(koc_client *c) {
+        if (c->exec_run)
+                return 0;
+        koc_error err = {0};
+        int r = koc_exec_credential_start(c->event, c->cfg->exec, on_credential, c, &c->exec_run,
+                                          &err);
+        if (r < 0) {
+                /* Could not even start: remembered like a failed run, so that
+                 * waiting transfers fail with this message. */
+                koc_cluster_config_exec_result(c->cfg, r, NULL, 0, &err);
+                return r;
+        }
+        return 0;
+}
+
 /* Sets what every transfer needs and adds it to the multi handle. */
 static int transfer_start(transfer *t, const char *method, const char *path, const char *query) {
         koc_client *c = t->client;
@@ -807,15 +938,12 @@ static int transfer_start(transfer *t, const char *method, const char *path, con
         r = koc_cluster_config_apply_tls(c->cfg, e);
         if (r < 0)
                 return r;
-        r = transfer_set_headers(t);
-        if (r < 0)
-                return r;
 
         t->started_usec = koc_now_boottime_usec();
-        if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
-                return -EIO;
-        t->attached = true;
         list_append(&c->transfers, &t->link);
+        r = transfer_attach(t);
+        if (r < 0)
+                return r;
         koc_log_debug(LOG_COMPONENT, "%s %s%s%s", method, path, query && query[0] ? "?" : "",
                       query ? query : "");
         return 0;
@@ -871,6 +999,7 @@ int koc_client_submit(koc_client *c, const koc_request_spec *spec, char *body,
         }
         transfer *t = &req->t;
         t->body = body;
+        t->timeout_usec = spec->timeout_usec ? spec->timeout_usec : c->default_timeout_usec;
         if (spec->max_response_size > 0)
                 t->max_data = spec->max_response_size;
         req->handler = handler;
@@ -884,8 +1013,7 @@ int koc_client_submit(koc_client *c, const koc_request_spec *spec, char *body,
                         return -ENOMEM;
                 }
         }
-        r = request_set_method(req, spec->method,
-                               spec->timeout_usec ? spec->timeout_usec : c->default_timeout_usec);
+        r = request_set_method(req, spec->method, t->timeout_usec);
         if (r >= 0)
                 r = transfer_start(t, spec->method, spec->path, spec->query);
         if (r < 0) {
@@ -1027,6 +1155,7 @@ static void curl_init(void) {
 }
 
 static void client_free(koc_client *c) {
+        c->exec_run = koc_exec_run_free(c->exec_run);
         while (!list_empty(&c->transfers))
                 transfer_free(container_of(c->transfers.next, transfer, link));
         if (c->multi)
@@ -1048,6 +1177,7 @@ static void client_free(koc_client *c) {
 /* The last reference is gone: nothing may be called back any more. */
 static void client_shutdown(koc_client *c) {
         c->dead = true;
+        c->exec_run = koc_exec_run_free(c->exec_run);
         koc_sync_shutdown(c);
         for (struct koc_list *n = c->transfers.next, *next; n != &c->transfers; n = next) {
                 next = n->next;

@@ -6,6 +6,8 @@ koc_add_test(NAME test-status SOURCES unit/test-status.c MODULES core LABELS uni
 koc_add_test(NAME test-query SOURCES unit/test-query.c MODULES core LABELS unit)
 koc_add_test(NAME test-client SOURCES integration/test-client.c ${KOC_HARNESS_SOURCES}
              MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND TIMEOUT 120)
+koc_add_test(NAME test-client-exec SOURCES integration/test-client-exec.c ${KOC_HARNESS_SOURCES}
+             MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND TIMEOUT 120)
 koc_add_test(NAME test-client-list SOURCES integration/test-client-list.c ${KOC_HARNESS_SOURCES}
              MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND TIMEOUT 120)
 

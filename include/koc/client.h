@@ -25,7 +25,11 @@
  * client has the config re-read its token (token file, service-account token
  * or exec plugin) and, if the token changed, sends the request once more: the
  * kubelet rotates bound service-account tokens, and the first request after a
- * rotation must not fail because of it.
+ * rotation must not fail because of it.  Exec credential plugins run on the
+ * loop without blocking it: requests that need the plugin's credential wait
+ * for it (the wait counts against their timeout), and when the plugin fails
+ * with no unexpired credential left they fail with its error, which names
+ * the kubeconfig field and the command.
  *
  * Handlers never run inside libcurl's callbacks, so any handler may start,
  * cancel or stop requests and watches (its own included) and may drop the
