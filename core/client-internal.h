@@ -63,6 +63,23 @@ struct koc_client {
          * that need its credential wait (transfer.waiting_credential). */
         struct koc_exec_run *exec_run;
 
+        /* Client metrics (koc_client_register_metrics), NULL when off; the
+         * series already looked up, so that most answers take no lock. */
+        koc_metrics *metrics;
+        char *metrics_host;
+        struct koc_client_series {
+                long code; /* 0: "<error>"; -1: a duration series */
+                char method[17];
+                koc_metric *metric;
+        } series[48];
+        size_t n_series;
+
+        /* The token bucket (koc_client_set_rate_limit); qps 0: off. */
+        double rate_qps, rate_tokens;
+        unsigned rate_burst;
+        uint64_t rate_last_usec;
+        sd_event_source *rate_timer;
+
         uint64_t default_timeout_usec;
         size_t max_response;
         char *user_agent;

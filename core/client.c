@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,7 @@ typedef struct transfer {
         char *content_type;
         char errbuf[CURL_ERROR_SIZE];
         uint64_t started_usec;
+        uint64_t sent_usec;    /* handed to curl (first attempt) */
         uint64_t timeout_usec; /* requests: total budget from submission; watches: 0 */
         char *error_message;   /* with error: why, e.g. the exec plugin's failure */
 
@@ -104,6 +106,8 @@ typedef struct transfer {
 
         bool auth_retried;
         bool waiting_credential; /* for the exec plugin's run to end */
+        bool waiting_rate;       /* for a token of the rate limiter */
+        bool counted;            /* in rest_client_requests_total (watches) */
         bool attached;           /* in the multi handle */
         bool finished;           /* curl is done with it */
         bool in_handler;
@@ -198,6 +202,116 @@ static void transfer_drop(transfer *t) {
                         r->on_drop(r->userdata);
         }
         transfer_free(t);
+}
+
+/* --- client metrics ------------------------------------------------------ */
+
+/* client-go's buckets for rest_client_request_duration_seconds. */
+static const double duration_buckets[] = {0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60};
+
+/* The series of one label set, from the cache or the registry.  Registering
+ * takes the registry's lock but calls nothing else, so this is safe inside
+ * curl's callbacks too. */
+static koc_metric *metric_series(koc_client *c, long code, const char *method) {
+        for (size_t i = 0; i < c->n_series; i++)
+                if (c->series[i].code == code && strcmp(c->series[i].method, method) == 0)
+                        return c->series[i].metric;
+        char labels[640], code_s[24];
+        koc_metric *m = NULL;
+        int r;
+        if (code < 0) {
+                snprintf(labels, sizeof labels, "verb=\"%s\",host=\"%s\"", method, c->metrics_host);
+                r = koc_metrics_add_histogram(c->metrics, "rest_client_request_duration_seconds",
+                                              "Request latency in seconds. Broken down by verb, "
+                                              "and host.",
+                                              labels, duration_buckets,
+                                              KOC_ELEMENTSOF(duration_buckets), &m);
+        } else {
+                if (code == 0)
+                        snprintf(code_s, sizeof code_s, "<error>");
+                else
+                        snprintf(code_s, sizeof code_s, "%ld", code);
+                snprintf(labels, sizeof labels, "code=\"%s\",method=\"%s\",host=\"%s\"", code_s,
+                         method, c->metrics_host);
+                r = koc_metrics_add_counter(c->metrics, "rest_client_requests_total",
+                                            "Number of HTTP requests, partitioned by status code, "
+                                            "method, and host.",
+                                            labels, &m);
+        }
+        if (r < 0)
+                return NULL;
+        /* Methods are short upper-case words (valid_method), so the label
+         * sets are few; past the cache's size the registry's lookup serves. */
+        if (c->n_series < KOC_ELEMENTSOF(c->series)) {
+                struct koc_client_series *e = &c->series[c->n_series++];
+                e->code = code;
+                snprintf(e->method, sizeof e->method, "%s", method);
+                e->metric = m;
+        }
+        return m;
+}
+
+static void metrics_count(transfer *t, long code) {
+        koc_client *c = t->client;
+        if (!c->metrics || !t->method)
+                return;
+        koc_metric *m = metric_series(c, code > 0 ? code : 0, t->method);
+        if (m)
+                koc_metric_inc(m);
+}
+
+static void metrics_observe(transfer *t) {
+        koc_client *c = t->client;
+        if (!c->metrics || !t->method || !t->sent_usec)
+                return;
+        koc_metric *m = metric_series(c, -1, t->method);
+        if (m)
+                koc_metric_observe(m, (double)(koc_now_boottime_usec() - t->sent_usec) /
+                                              (double)KOC_USEC_PER_SEC);
+}
+
+/* "host:port" of the server URL, with the scheme's port when it has none
+ * (as Go's url.Host would not, but a label without the port is ambiguous). */
+static char *server_host(const char *server) {
+        const char *p = strstr(server, "://");
+        bool https = strncmp(server, "https:", 6) == 0;
+        p = p ? p + 3 : server;
+        size_t n = strcspn(p, "/?#");
+        const char *at = memchr(p, '@', n);
+        if (at) {
+                n -= (size_t)(at + 1 - p);
+                p = at + 1;
+        }
+        char *h = NULL;
+        /* An IPv6 literal ("[::1]:6443") has colons of its own. */
+        const char *close = n > 0 && p[0] == '[' ? memchr(p, ']', n) : NULL;
+        const char *after = close ? close + 1 : p;
+        bool has_port = memchr(after, ':', n - (size_t)(after - p)) != NULL;
+        if (asprintf(&h, "%.*s%s", (int)n, p, has_port ? "" : https ? ":443" : ":80") < 0)
+                return NULL;
+        /* A label value must not break out of its quotes. */
+        for (char *q = h; *q; q++)
+                if (*q == '"' || *q == '\\' || (unsigned char)*q < ' ')
+                        *q = '_';
+        return h;
+}
+
+KOC_EXPORT int koc_client_register_metrics(koc_client *c, koc_metrics *metrics) {
+        if (!c || !metrics)
+                return -EINVAL;
+        const char *server = koc_cluster_config_server(c->cfg);
+        char *host = server_host(server ? server : "");
+        if (!host)
+                return -ENOMEM;
+        koc_metrics_unref(c->metrics);
+        free(c->metrics_host);
+        c->metrics = koc_metrics_ref(metrics);
+        c->metrics_host = host;
+        c->n_series = 0;
+        /* The families exist from the start, so that a scrape shows them
+         * before the first answer. */
+        (void)metric_series(c, -1, "GET");
+        return 0;
 }
 
 /* --- curl callbacks: buffer, parse, arm sources; nothing else ------------ */
@@ -307,8 +421,13 @@ static size_t on_curl_header(char *p, size_t size, size_t nmemb, void *userdata)
                 t->status = code;
                 t->data_len = 0;
                 t->retry_after_usec = 0;
-                if (t->is_watch)
+                if (t->is_watch) {
                         container_of(t, koc_watch, t)->streaming = code >= 200 && code < 300;
+                        if (code >= 200) {
+                                metrics_count(t, code);
+                                t->counted = true;
+                        }
+                }
         } else if (n > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
                 char v[128];
                 size_t l = n - 12;
@@ -602,6 +721,8 @@ static void request_dispatch(koc_request *r) {
                 return;
         transfer_response(t, &resp, msg, sizeof msg);
         log_answer(t, &resp);
+        metrics_count(t, resp.error < 0 ? 0 : resp.status);
+        metrics_observe(t);
         t->in_handler = true;
         if (r->handler)
                 r->handler(c, &resp, r->userdata);
@@ -680,6 +801,8 @@ static void watch_dispatch(koc_watch *w) {
                 koc_response resp;
                 char msg[256];
                 watch_closed_event(w, &ev, &resp, msg, sizeof msg);
+                if (!t->counted)
+                        metrics_count(t, 0);
                 if (ev.error < 0 || (ev.status && (ev.status < 200 || ev.status >= 300)))
                         koc_log_debug(LOG_COMPONENT, "watch %s closed: status=%ld error=%d %s",
                                       t->path, ev.status, ev.error, ev.message);
@@ -851,6 +974,7 @@ static int transfer_attach(transfer *t) {
         if (curl_multi_add_handle(c->multi, t->easy) != CURLM_OK)
                 return -EIO;
         t->attached = true;
+        t->sent_usec = koc_now_boottime_usec();
         return 0;
 }
 
@@ -898,6 +1022,91 @@ static int credential_refresh_start(koc_client *c) {
         return 0;
 }
 
+/* --- the rate limiter ---------------------------------------------------- */
+
+static bool rate_waiting(koc_client *c) {
+        for (struct koc_list *n = c->transfers.next; n != &c->transfers; n = n->next)
+                if (container_of(n, transfer, link)->waiting_rate)
+                        return true;
+        return false;
+}
+
+static void rate_refill(koc_client *c, uint64_t now) {
+        if (now > c->rate_last_usec)
+                c->rate_tokens +=
+                        c->rate_qps * (double)(now - c->rate_last_usec) / (double)KOC_USEC_PER_SEC;
+        if (c->rate_tokens > (double)c->rate_burst)
+                c->rate_tokens = (double)c->rate_burst;
+        c->rate_last_usec = now;
+}
+
+/* Takes a token for a new transfer; false when it must wait (no token, or
+ * others wait already: the order of starting is kept). */
+static bool rate_take(koc_client *c) {
+        if (c->rate_qps <= 0)
+                return true;
+        if (rate_waiting(c))
+                return false;
+        rate_refill(c, koc_now_boottime_usec());
+        if (c->rate_tokens < 1)
+                return false;
+        c->rate_tokens -= 1;
+        return true;
+}
+
+/* Arms the timer for the moment the next token is there. */
+static void rate_arm(koc_client *c) {
+        rate_refill(c, koc_now_boottime_usec());
+        double missing = 1 - c->rate_tokens;
+        uint64_t wait = missing > 0 ? (uint64_t)ceil(missing / c->rate_qps * KOC_USEC_PER_SEC) : 0;
+        if (sd_event_source_set_time(c->rate_timer, c->rate_last_usec + wait) < 0 ||
+            sd_event_source_set_enabled(c->rate_timer, SD_EVENT_ONESHOT) < 0)
+                koc_log_warn(LOG_COMPONENT, "cannot arm the rate limiter's timer");
+}
+
+/* Releases waiting transfers in order while tokens last (all of them when
+ * the limiter was turned off). */
+static void rate_release(koc_client *c) {
+        bool off = c->rate_qps <= 0;
+        if (!off)
+                rate_refill(c, koc_now_boottime_usec());
+        for (struct koc_list *n = c->transfers.next; n != &c->transfers; n = n->next) {
+                transfer *t = container_of(n, transfer, link);
+                if (!t->waiting_rate)
+                        continue;
+                if (!off) {
+                        if (c->rate_tokens < 1) {
+                                rate_arm(c);
+                                return;
+                        }
+                        c->rate_tokens -= 1;
+                }
+                t->waiting_rate = false;
+                int r = transfer_attach(t);
+                if (r < 0)
+                        transfer_fail(t, r, NULL);
+        }
+}
+
+static int on_rate_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        rate_release(userdata);
+        return 0;
+}
+
+KOC_EXPORT int koc_client_set_rate_limit(koc_client *c, double qps, unsigned burst) {
+        if (!c || !isfinite(qps) || qps < 0 || (qps > 0 && burst == 0))
+                return -EINVAL;
+        c->rate_qps = qps;
+        c->rate_burst = burst;
+        /* A new bucket starts full, as client-go's does. */
+        c->rate_tokens = (double)burst;
+        c->rate_last_usec = koc_now_boottime_usec();
+        if (qps <= 0)
+                (void)sd_event_source_set_enabled(c->rate_timer, SD_EVENT_OFF);
+        rate_release(c);
+        return 0;
+}
+
 /* Sets what every transfer needs and adds it to the multi handle. */
 static int transfer_start(transfer *t, const char *method, const char *path, const char *query) {
         koc_client *c = t->client;
@@ -941,7 +1150,12 @@ static int transfer_start(transfer *t, const char *method, const char *path, con
 
         t->started_usec = koc_now_boottime_usec();
         list_append(&c->transfers, &t->link);
-        r = transfer_attach(t);
+        if (!rate_take(c)) {
+                t->waiting_rate = true;
+                rate_arm(c);
+                r = 0;
+        } else
+                r = transfer_attach(t);
         if (r < 0)
                 return r;
         koc_log_debug(LOG_COMPONENT, "%s %s%s%s", method, path, query && query[0] ? "?" : "",
@@ -1167,6 +1381,9 @@ static void client_free(koc_client *c) {
         free(c->by_fd);
         sd_event_source_disable_unref(c->timer);
         sd_event_source_disable_unref(c->dispatch);
+        sd_event_source_disable_unref(c->rate_timer);
+        koc_metrics_unref(c->metrics);
+        free(c->metrics_host);
         koc_sync_done(c);
         koc_cluster_config_unref(c->cfg);
         sd_event_unref(c->event);
@@ -1250,6 +1467,13 @@ KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_clie
                 goto fail;
         (void)sd_event_source_set_description(c->timer, "koc-client-timer");
         r = sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_time(c->event, &c->rate_timer, CLOCK_BOOTTIME, 0, 0, on_rate_timer, c);
+        if (r < 0)
+                goto fail;
+        (void)sd_event_source_set_description(c->rate_timer, "koc-client-rate-limit");
+        r = sd_event_source_set_enabled(c->rate_timer, SD_EVENT_OFF);
         if (r < 0)
                 goto fail;
         r = sd_event_add_defer(c->event, &c->dispatch, on_dispatch, c);

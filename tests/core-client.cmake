@@ -8,6 +8,9 @@ koc_add_test(NAME test-client SOURCES integration/test-client.c ${KOC_HARNESS_SO
              MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND TIMEOUT 120)
 koc_add_test(NAME test-client-exec SOURCES integration/test-client-exec.c ${KOC_HARNESS_SOURCES}
              MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND TIMEOUT 120)
+koc_add_test(NAME test-client-metrics SOURCES integration/test-client-metrics.c
+             ${KOC_HARNESS_SOURCES} MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND
+             TIMEOUT 120)
 koc_add_test(NAME test-client-list SOURCES integration/test-client-list.c ${KOC_HARNESS_SOURCES}
              MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND TIMEOUT 120)
 

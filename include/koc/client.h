@@ -47,6 +47,7 @@
 #include <cjson/cJSON.h>
 #include <koc/common.h>
 #include <koc/config.h>
+#include <koc/metrics.h>
 #include <systemd/sd-event.h>
 
 #ifdef __cplusplus
@@ -140,6 +141,24 @@ KOC_EXPORT void koc_client_set_default_timeout(koc_client *c, uint64_t usec);
 KOC_EXPORT void koc_client_set_max_response_size(koc_client *c, size_t bytes);
 /* "koc/0.1" by default. */
 KOC_EXPORT int koc_client_set_user_agent(koc_client *c, const char *ua);
+
+/* Registers client-go's client metrics in metrics and updates them from then
+ * on: rest_client_requests_total{code,method,host} (code "<error>" when no
+ * HTTP answer came; a watch is counted when its answer's status arrives) and
+ * rest_client_request_duration_seconds{verb,host} (requests only, from the
+ * moment a request is handed to the connection to its answer, with
+ * client-go's buckets 5 ms .. 60 s).  host is the server's "host:port".
+ * Registering again (the same or another registry) replaces the registry. */
+KOC_EXPORT int koc_client_register_metrics(koc_client *c, koc_metrics *metrics);
+
+/* A client-side token bucket: at most qps requests per second on average
+ * and burst at once; qps 0 turns it off (the default, as in
+ * controller-runtime).  Requests and watches over the rate wait in the
+ * order they were started, without blocking the loop, and the wait counts
+ * against a request's timeout.  Leader election shares the limiter when it
+ * uses this client.  -EINVAL for a negative or non-finite qps, or burst 0
+ * with qps > 0. */
+KOC_EXPORT int koc_client_set_rate_limit(koc_client *c, double qps, unsigned burst);
 
 /* Starts a request.  ret_request (may be NULL) receives a handle that stays
  * valid until the handler runs or koc_request_cancel() is called. */
