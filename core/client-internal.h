@@ -80,6 +80,13 @@ struct koc_client {
         uint64_t rate_last_usec;
         sd_event_source *rate_timer;
 
+        /* The connection health check (client.c); read_idle UINT64_MAX: off. */
+        uint64_t read_idle_usec, ping_timeout_usec;
+        sd_event_source *health_timer;
+        koc_request *probe; /* in flight, or NULL */
+        uint64_t probes_sent;
+        bool server_http2; /* the last answer's status line said HTTP/2 */
+
         uint64_t default_timeout_usec;
         size_t max_response;
         char *user_agent;

@@ -29,7 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include "client-internal.h"
 #include "cluster-config.h"
@@ -47,6 +49,9 @@
  * all share one connection anyway. */
 #define MAX_HOST_CONNECTIONS 256L
 #define DEFAULT_USER_AGENT "koc/0.1"
+/* client-go's HTTP/2 health check: ReadIdleTimeout and PingTimeout. */
+#define DEFAULT_READ_IDLE_USEC (30 * KOC_USEC_PER_SEC)
+#define DEFAULT_PING_TIMEOUT_USEC (15 * KOC_USEC_PER_SEC)
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -107,6 +112,8 @@ typedef struct transfer {
         bool auth_retried;
         bool waiting_credential; /* for the exec plugin's run to end */
         bool waiting_rate;       /* for a token of the rate limiter */
+        bool is_probe;           /* the connection health check's own request */
+        bool conn_dead;          /* its connection failed the health check */
         bool counted;            /* in rest_client_requests_total (watches) */
         bool attached;           /* in the multi handle */
         bool finished;           /* curl is done with it */
@@ -143,6 +150,10 @@ typedef struct curl_socket_io {
         koc_client *client;
         curl_socket_t fd;
         sd_event_source *source;
+        /* The connection health check (see health_check()). */
+        uint64_t last_rx_usec;    /* the socket was last readable */
+        uint64_t probe_sent_usec; /* a probe went out since, or 0 */
+        uint32_t events;          /* what curl asked to poll for */
 } curl_socket_io;
 
 static void client_free(koc_client *c);
@@ -169,6 +180,9 @@ static void watch_items_free(koc_watch *w) {
 
 static void transfer_free(transfer *t) {
         koc_client *c = t->client;
+
+        if (t->is_probe && c->probe == (koc_request *)t)
+                c->probe = NULL;
 
         if (t->attached)
                 curl_multi_remove_handle(c->multi, t->easy);
@@ -253,7 +267,7 @@ static koc_metric *metric_series(koc_client *c, long code, const char *method) {
 
 static void metrics_count(transfer *t, long code) {
         koc_client *c = t->client;
-        if (!c->metrics || !t->method)
+        if (!c->metrics || !t->method || t->is_probe)
                 return;
         koc_metric *m = metric_series(c, code > 0 ? code : 0, t->method);
         if (m)
@@ -262,7 +276,7 @@ static void metrics_count(transfer *t, long code) {
 
 static void metrics_observe(transfer *t) {
         koc_client *c = t->client;
-        if (!c->metrics || !t->method || !t->sent_usec)
+        if (!c->metrics || !t->method || !t->sent_usec || t->is_probe)
                 return;
         koc_metric *m = metric_series(c, -1, t->method);
         if (m)
@@ -419,6 +433,7 @@ static size_t on_curl_header(char *p, size_t size, size_t nmemb, void *userdata)
                         for (int i = 1; i <= 3 && sp[i] >= '0' && sp[i] <= '9'; i++)
                                 code = code * 10 + (sp[i] - '0');
                 t->status = code;
+                t->client->server_http2 = memcmp(p, "HTTP/2", 6) == 0;
                 t->data_len = 0;
                 t->retry_after_usec = 0;
                 if (t->is_watch) {
@@ -505,6 +520,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userdata
                         return -1;
                 io->client = c;
                 io->fd = fd;
+                io->last_rx_usec = koc_now_boottime_usec();
                 list_init(&io->link);
                 if (sd_event_add_io(c->event, &io->source, fd, events ? events : EPOLLIN, on_io,
                                     io) < 0) {
@@ -517,6 +533,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userdata
         }
         if (sd_event_source_set_enabled(io->source, events ? SD_EVENT_ON : SD_EVENT_OFF) < 0)
                 return -1;
+        io->events = events;
         return 0;
 }
 
@@ -571,6 +588,10 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         koc_client *c = io->client; /* io may be freed inside socket_action */
         int action = 0, running;
 
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                io->last_rx_usec = koc_now_boottime_usec();
+                io->probe_sent_usec = 0;
+        }
         if (revents & (EPOLLIN | EPOLLHUP))
                 action |= CURL_CSELECT_IN;
         if (revents & EPOLLOUT)
@@ -612,6 +633,18 @@ static void transfer_response(transfer *t, koc_response *resp, char *msgbuf, siz
                         snprintf(msgbuf, size, "response body over %zu bytes", t->max_data);
                 else
                         snprintf(msgbuf, size, "%s", strerror(-t->error));
+                resp->message = msgbuf;
+                return;
+        }
+        if (t->result != CURLE_OK && t->conn_dead) {
+                char a[32], b[32];
+                resp->error = -ETIMEDOUT;
+                snprintf(msgbuf, size,
+                         "%s: nothing read on the connection for %s, nor within %s of a health "
+                         "check; connection closed",
+                         koc_cluster_config_server(t->client->cfg),
+                         koc_format_duration(t->client->read_idle_usec, a, sizeof a),
+                         koc_format_duration(t->client->ping_timeout_usec, b, sizeof b));
                 resp->message = msgbuf;
                 return;
         }
@@ -684,7 +717,8 @@ static int credential_refresh_start(koc_client *c);
 static bool transfer_retry_auth(transfer *t) {
         koc_client *c = t->client;
 
-        if (t->auth_retried || t->result != CURLE_OK || t->error < 0 || t->status != 401)
+        if (t->auth_retried || t->is_probe || t->result != CURLE_OK || t->error < 0 ||
+            t->status != 401)
                 return false;
         t->auth_retried = true;
         koc_cluster_config_token_invalidate(c->cfg);
@@ -919,6 +953,8 @@ static transfer *transfer_new(koc_client *c, bool is_watch, size_t size) {
         return t;
 }
 
+static void health_arm(koc_client *c);
+
 /* Ends a transfer that was never answered with our own error; its handler
  * runs from the dispatcher as for any answer. */
 static void transfer_fail(transfer *t, int error, const char *message) {
@@ -940,7 +976,7 @@ static int transfer_attach(transfer *t) {
         const char *why = NULL;
         int r;
 
-        if (koc_cluster_config_exec_due(c->cfg)) {
+        if (!t->is_probe && koc_cluster_config_exec_due(c->cfg)) {
                 r = credential_refresh_start(c);
                 if (r < 0)
                         transfer_fail(t, r, c->cfg->exec_error);
@@ -948,7 +984,7 @@ static int transfer_attach(transfer *t) {
                         t->waiting_credential = true;
                 return 0;
         }
-        r = koc_cluster_config_exec_failure(c->cfg, &why);
+        r = t->is_probe ? 0 : koc_cluster_config_exec_failure(c->cfg, &why);
         if (r < 0) {
                 transfer_fail(t, r, why);
                 return 0;
@@ -975,6 +1011,7 @@ static int transfer_attach(transfer *t) {
                 return -EIO;
         t->attached = true;
         t->sent_usec = koc_now_boottime_usec();
+        health_arm(c);
         return 0;
 }
 
@@ -1020,6 +1057,137 @@ static int credential_refresh_start(koc_client *c) {
                 return r;
         }
         return 0;
+}
+
+/* --- the connection health check ---------------------------------------- */
+
+/*
+ * A black-holed connection (a dead peer, a NAT entry dropped, a partition)
+ * delivers nothing and reports nothing: TCP keepalive only probes an idle
+ * send side, and data already sent keeps being retransmitted for many
+ * minutes.  Over HTTP/2 every watch and request of the process shares that
+ * connection, so client-go sends a PING frame once nothing was read for a
+ * while (ReadIdleTimeout, 30 s) and closes the connection when no frame
+ * arrives within PingTimeout (15 s).  libcurl 7.88 sends HTTP/2 PINGs only
+ * from curl_easy_upkeep(), which never reaches the connections of a multi
+ * handle, and it does not wait for their ACK; so the probe here is a small
+ * request instead (GET /livez, which any answer, even 401, proves alive),
+ * multiplexed onto the same connection.  When nothing at all is read within
+ * the ping timeout of the probe, the socket is shut down: curl then fails
+ * every transfer on it, the client reports them as -ETIMEDOUT, watches
+ * restart, and the next request opens a fresh connection.  shutdown() keeps
+ * the descriptor, which stays curl's to close.
+ */
+
+static void on_probe_answer(koc_client *c, const koc_response *r, void *userdata) {
+        c->probe = NULL;
+}
+
+static int health_probe(koc_client *c);
+
+static uint64_t health_tick_usec(const koc_client *c) {
+        uint64_t t = (c->read_idle_usec < c->ping_timeout_usec ? c->read_idle_usec
+                                                               : c->ping_timeout_usec) /
+                     4;
+        if (t < 10 * KOC_USEC_PER_MSEC)
+                t = 10 * KOC_USEC_PER_MSEC;
+        if (t > 5 * KOC_USEC_PER_SEC)
+                t = 5 * KOC_USEC_PER_SEC;
+        return t;
+}
+
+static void health_arm(koc_client *c) {
+        int enabled = SD_EVENT_OFF;
+        if (c->read_idle_usec == UINT64_MAX || !c->health_timer)
+                return;
+        if (sd_event_source_get_enabled(c->health_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;
+        if (sd_event_source_set_time_relative(c->health_timer, health_tick_usec(c)) < 0 ||
+            sd_event_source_set_enabled(c->health_timer, SD_EVENT_ONESHOT) < 0)
+                koc_log_warn(LOG_COMPONENT, "cannot arm the connection health check");
+}
+
+static void connection_dead(koc_client *c, curl_socket_io *io) {
+        char a[32];
+        koc_log_warn(LOG_COMPONENT,
+                     "connection to %s: nothing read for %s after a health check; closing it",
+                     koc_cluster_config_server(c->cfg),
+                     koc_format_duration(koc_now_boottime_usec() - io->last_rx_usec, a, sizeof a));
+        /* curl does not say which transfer runs on which connection while
+         * they run (CURLINFO_ACTIVESOCKET names the last finished one), so
+         * every transfer in flight is marked; only those that then fail are
+         * reported as the health check's -ETIMEDOUT.  Over HTTP/2 they all
+         * share this one connection anyway. */
+        for (struct koc_list *n = c->transfers.next; n != &c->transfers; n = n->next) {
+                transfer *t = container_of(n, transfer, link);
+                if (t->attached)
+                        t->conn_dead = true;
+        }
+        /* The socket now reads as closed; curl sees that on its next wakeup
+         * (at once: the source reports it readable) and fails its transfers. */
+        (void)shutdown(io->fd, SHUT_RDWR);
+        io->probe_sent_usec = 0;
+}
+
+/* Bytes that arrived but were not read yet (a busy loop) are no sign of a
+ * dead connection. */
+static bool socket_readable(int fd) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
+static int on_health_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        koc_client *c = userdata;
+        uint64_t now = koc_now_boottime_usec();
+        bool busy = false;
+
+        for (struct koc_list *n = c->transfers.next; n != &c->transfers; n = n->next)
+                if (container_of(n, transfer, link)->attached)
+                        busy = true;
+        /* Only an HTTP/2 connection can carry the probe; over HTTP/1.1 each
+         * connection holds a single transfer and TCP keepalive watches it. */
+        for (struct koc_list *n = c->sockets.next, *next;
+             busy && c->server_http2 && n != &c->sockets; n = next) {
+                next = n->next;
+                curl_socket_io *io = container_of(n, curl_socket_io, link);
+                /* curl polls a connection for input while transfers wait on
+                 * it, and drops it from the table once it is idle in the
+                 * connection cache. */
+                if (!(io->events & EPOLLIN))
+                        continue;
+                if (io->probe_sent_usec && now - io->probe_sent_usec >= c->ping_timeout_usec &&
+                    !socket_readable(io->fd))
+                        connection_dead(c, io);
+                else if (!io->probe_sent_usec && now - io->last_rx_usec >= c->read_idle_usec &&
+                         (c->probe || health_probe(c) >= 0))
+                        io->probe_sent_usec = now;
+        }
+        if (busy)
+                health_arm(c);
+        return 0;
+}
+
+KOC_EXPORT void koc_client_set_read_idle_timeout(koc_client *c, uint64_t usec) {
+        if (!c)
+                return;
+        c->read_idle_usec = usec ? usec : DEFAULT_READ_IDLE_USEC;
+        if (c->read_idle_usec == UINT64_MAX)
+                (void)sd_event_source_set_enabled(c->health_timer, SD_EVENT_OFF);
+        else if (!list_empty(&c->transfers)) {
+                /* Re-armed with the new tick. */
+                (void)sd_event_source_set_enabled(c->health_timer, SD_EVENT_OFF);
+                health_arm(c);
+        }
+}
+
+KOC_EXPORT void koc_client_set_ping_timeout(koc_client *c, uint64_t usec) {
+        if (!c)
+                return;
+        c->ping_timeout_usec = usec ? usec : DEFAULT_PING_TIMEOUT_USEC;
+        if (c->read_idle_usec != UINT64_MAX && !list_empty(&c->transfers)) {
+                (void)sd_event_source_set_enabled(c->health_timer, SD_EVENT_OFF);
+                health_arm(c);
+        }
 }
 
 /* --- the rate limiter ---------------------------------------------------- */
@@ -1150,7 +1318,7 @@ static int transfer_start(transfer *t, const char *method, const char *path, con
 
         t->started_usec = koc_now_boottime_usec();
         list_append(&c->transfers, &t->link);
-        if (!rate_take(c)) {
+        if (!t->is_probe && !rate_take(c)) {
                 t->waiting_rate = true;
                 rate_arm(c);
                 r = 0;
@@ -1254,6 +1422,26 @@ KOC_EXPORT int koc_client_request(koc_client *c, const koc_request_spec *spec,
         return koc_client_submit(c, spec, body, handler, NULL, userdata, ret_request);
 }
 
+static int health_probe(koc_client *c) {
+        koc_request *req = (koc_request *)transfer_new(c, false, sizeof(koc_request));
+        if (!req)
+                return -ENOMEM;
+        transfer *t = &req->t;
+        t->is_probe = true;
+        t->timeout_usec = c->ping_timeout_usec;
+        req->handler = on_probe_answer;
+        int r = request_set_method(req, "GET", t->timeout_usec);
+        if (r >= 0)
+                r = transfer_start(t, "GET", "/livez", NULL);
+        if (r < 0) {
+                transfer_free(t);
+                return r;
+        }
+        c->probe = req;
+        c->probes_sent++;
+        return 0;
+}
+
 KOC_EXPORT void koc_request_cancel(koc_request *r) {
         if (!r)
                 return;
@@ -1321,7 +1509,8 @@ KOC_EXPORT int koc_client_watch(koc_client *c, const koc_watch_spec *spec,
         if (r >= 0 && spec->field_selector && spec->field_selector[0])
                 r = append_param(&q, t->easy, "fieldSelector", spec->field_selector);
         /* No total timeout and no low-speed abort: the server's timeoutSeconds
-         * ends the stream, TCP keepalive notices a dead peer. */
+         * ends the stream, and the connection health check (or, over
+         * HTTP/1.1, TCP keepalive) notices a dead peer. */
         long connect_ms = (long)(c->default_timeout_usec / KOC_USEC_PER_MSEC);
         if (r >= 0 && (curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, 0L) != CURLE_OK ||
                        curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS,
@@ -1382,6 +1571,7 @@ static void client_free(koc_client *c) {
         sd_event_source_disable_unref(c->timer);
         sd_event_source_disable_unref(c->dispatch);
         sd_event_source_disable_unref(c->rate_timer);
+        sd_event_source_disable_unref(c->health_timer);
         koc_metrics_unref(c->metrics);
         free(c->metrics_host);
         koc_sync_done(c);
@@ -1427,6 +1617,8 @@ KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_clie
         list_init(&c->transfers);
         list_init(&c->ready);
         c->default_timeout_usec = DEFAULT_TIMEOUT_USEC;
+        c->read_idle_usec = DEFAULT_READ_IDLE_USEC;
+        c->ping_timeout_usec = DEFAULT_PING_TIMEOUT_USEC;
         c->max_response = DEFAULT_MAX_RESPONSE;
         c->loop_thread = pthread_self();
         c->cfg = koc_cluster_config_ref(cfg);
@@ -1467,6 +1659,14 @@ KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_clie
                 goto fail;
         (void)sd_event_source_set_description(c->timer, "koc-client-timer");
         r = sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_time(c->event, &c->health_timer, CLOCK_BOOTTIME, 0, KOC_USEC_PER_MSEC,
+                              on_health_tick, c);
+        if (r < 0)
+                goto fail;
+        (void)sd_event_source_set_description(c->health_timer, "koc-client-health-check");
+        r = sd_event_source_set_enabled(c->health_timer, SD_EVENT_OFF);
         if (r < 0)
                 goto fail;
         r = sd_event_add_time(c->event, &c->rate_timer, CLOCK_BOOTTIME, 0, 0, on_rate_timer, c);

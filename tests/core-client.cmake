@@ -11,6 +11,8 @@ koc_add_test(NAME test-client-exec SOURCES integration/test-client-exec.c ${KOC_
 koc_add_test(NAME test-client-metrics SOURCES integration/test-client-metrics.c
              ${KOC_HARNESS_SOURCES} MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND
              TIMEOUT 120)
+koc_add_test(NAME test-client-health SOURCES integration/test-client-health.c MODULES core
+             LIBS PkgConfig::CURL Threads::Threads LABELS integration VALGRIND TIMEOUT 180)
 koc_add_test(NAME test-client-list SOURCES integration/test-client-list.c ${KOC_HARNESS_SOURCES}
              MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND TIMEOUT 120)
 

@@ -139,6 +139,17 @@ KOC_EXPORT void koc_client_set_default_timeout(koc_client *c, uint64_t usec);
  * request fails with -EMSGSIZE instead of allocating.  Applies to requests
  * and watches started afterwards. */
 KOC_EXPORT void koc_client_set_max_response_size(koc_client *c, size_t bytes);
+/* The connection health check, after client-go's HTTP/2 ReadIdleTimeout and
+ * PingTimeout.  When nothing has been read for read_idle (default 30 s) on
+ * an HTTP/2 connection that carries requests or watches, the client sends a
+ * small probe request over it; when still nothing arrives within
+ * ping_timeout (default 15 s), it closes the connection: every request and
+ * watch on it ends with -ETIMEDOUT (watches with a CLOSED event, so they
+ * restart), and later requests open a new connection.  0 restores the
+ * default; read_idle UINT64_MAX turns the check off.  HTTP/1.1 connections
+ * carry one transfer each and are left to TCP keepalive. */
+KOC_EXPORT void koc_client_set_read_idle_timeout(koc_client *c, uint64_t usec);
+KOC_EXPORT void koc_client_set_ping_timeout(koc_client *c, uint64_t usec);
 /* "koc/0.1" by default. */
 KOC_EXPORT int koc_client_set_user_agent(koc_client *c, const char *ua);
 
@@ -265,7 +276,9 @@ typedef struct koc_watch_spec {
 
 /* Starts a watch.  The handler gets each event in order and, last, one CLOSED
  * event (unless koc_watch_stop() was called first).  There is no low-speed
- * abort: an idle watch stays open until the server or the caller ends it. */
+ * abort: an idle watch stays open until the server or the caller ends it, or
+ * the connection health check finds its HTTP/2 connection dead (CLOSED with
+ * -ETIMEDOUT). */
 KOC_EXPORT int koc_client_watch(koc_client *c, const koc_watch_spec *spec,
                                 koc_watch_handler_t handler, void *userdata, koc_watch **ret);
 /* Ends a watch; its handler is not called again.  Frees the watch.  Safe
