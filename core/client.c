@@ -649,8 +649,17 @@ static void transfer_response(transfer *t, koc_response *resp, char *msgbuf, siz
                 return;
         }
         if (t->result != CURLE_OK) {
+                /* The server's address first, so that a caller can log the
+                 * message as it is: "cannot reach https://10.0.0.1:6443:
+                 * Connection refused (...)". */
+                const char *server = koc_cluster_config_server(t->client->cfg);
+                const char *detail = t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->result);
                 resp->error = koc_curl_code_to_errno(t->result);
-                resp->message = t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->result);
+                bool unreachable = resp->error == -ECONNREFUSED || resp->error == -EHOSTUNREACH ||
+                                   t->result == CURLE_COULDNT_RESOLVE_HOST;
+                snprintf(msgbuf, size, "%s%s: %s (%s)", unreachable ? "cannot reach " : "",
+                         server ? server : "the server", strerror(-resp->error), detail);
+                resp->message = msgbuf;
                 return;
         }
 
@@ -749,7 +758,7 @@ static void request_dispatch(koc_request *r) {
         transfer *t = &r->t;
         koc_client *c = t->client;
         koc_response resp;
-        char msg[256];
+        char msg[640];
 
         if (!t->finished || transfer_retry_auth(t))
                 return;
@@ -833,7 +842,7 @@ static void watch_dispatch(koc_watch *w) {
         if (t->finished && !t->cancelled && !c->dead) {
                 koc_watch_event ev;
                 koc_response resp;
-                char msg[256];
+                char msg[640];
                 watch_closed_event(w, &ev, &resp, msg, sizeof msg);
                 if (!t->counted)
                         metrics_count(t, 0);

@@ -95,10 +95,13 @@ typedef struct koc_response {
          * -EMSGSIZE (body over the size cap), -EBADMSG (not JSON), -ECANCELED,
          * -EPROTO (TLS or protocol failure). */
         int error;
-        long status;         /* HTTP status, 0 when none */
-        koc_reason reason;   /* KOC_REASON_NONE for 2xx */
-        const char *message; /* Status message or transport error text; never NULL */
-        cJSON *body;         /* parsed JSON body, or NULL; owned by the response */
+        long status;       /* HTTP status, 0 when none */
+        koc_reason reason; /* KOC_REASON_NONE for 2xx */
+        /* Status message, or for transport errors a text that names the
+         * server ("cannot reach https://host:port: Connection refused (...)");
+         * never NULL. */
+        const char *message;
+        cJSON *body; /* parsed JSON body, or NULL; owned by the response */
         /* From the Retry-After header of a failed answer (429, 503, ...) or
          * else the Status details.retryAfterSeconds; 0 when neither. */
         uint64_t retry_after_usec;

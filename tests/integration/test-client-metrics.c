@@ -37,6 +37,7 @@ typedef struct result {
         bool done;
         int error;
         long status;
+        char message[512];
         uint64_t at_usec;
 } result;
 
@@ -45,6 +46,7 @@ static void on_result(koc_client *c, const koc_response *r, void *userdata) {
         res->done = true;
         res->error = r->error;
         res->status = r->status;
+        snprintf(res->message, sizeof res->message, "%s", r->message);
         res->at_usec = koc_now_boottime_usec();
 }
 
@@ -166,6 +168,9 @@ static void test_metrics(void **state) {
         assert_int_equal(koc_client_register_metrics(refused.client, m), 0);
         request(&refused, "GET", LEASES, &res);
         assert_int_equal(res.error, -ECONNREFUSED);
+        /* Transport errors name the server. */
+        assert_true(strncmp(res.message, "cannot reach https://127.0.0.1:1: Connection refused (",
+                            strlen("cannot reach https://127.0.0.1:1: Connection refused (")) == 0);
 
         char *text = NULL;
         size_t len = 0;
