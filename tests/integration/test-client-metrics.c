@@ -216,6 +216,47 @@ static void test_metrics(void **state) {
         ctx_close(&x);
 }
 
+/* The host label is "host:port", with the scheme's port when the URL has
+ * none, IPv6 literals included; the families show before any request. */
+static void test_host_label(void **state) {
+        static const struct {
+                const char *server, *host;
+        } cases[] = {
+                {"https://[::1]", "[::1]:443"},
+                {"https://[fd00::1]:6443/prefix", "[fd00::1]:6443"},
+                {"http://api.example:8080", "api.example:8080"},
+                {"https://api.example/k8s", "api.example:443"},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                char kc[1024], kc_path[400], line[512];
+                snprintf(kc_path, sizeof kc_path, "%s/host-%zu.kubeconfig", srv.dir, i);
+                snprintf(kc, sizeof kc,
+                         "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+                         "clusters: [{name: k, cluster: {server: \"%s\"}}]\n"
+                         "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+                         "users: [{name: u, user: {token: t}}]\n",
+                         cases[i].server);
+                FILE *f = fopen(kc_path, "w");
+                assert_non_null(f);
+                fputs(kc, f);
+                fclose(f);
+                ctx x = {0};
+                _koc_cleanup_(koc_metrics_unrefp) koc_metrics *m = NULL;
+                ctx_open(&x, kc_path);
+                assert_int_equal(koc_metrics_new(&m), 0);
+                assert_int_equal(koc_client_register_metrics(x.client, m), 0);
+                char *text = NULL;
+                size_t len = 0;
+                assert_int_equal(koc_metrics_render(m, &text, &len), 0);
+                snprintf(line, sizeof line,
+                         "rest_client_request_duration_seconds_count{verb=\"GET\",host=\"%s\"} 0\n",
+                         cases[i].host);
+                expect_line(text, line);
+                free(text);
+                ctx_close(&x);
+        }
+}
+
 static void test_rate_limit(void **state) {
         ctx x = {0};
         enum { N = 10, BURST = 2 };
@@ -272,6 +313,7 @@ static void test_rate_limit(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_metrics),
+                cmocka_unit_test(test_host_label),
                 cmocka_unit_test(test_rate_limit),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
