@@ -72,6 +72,7 @@ static void cluster_config_free(koc_cluster_config *cfg) {
         free_secret(cfg->token);
         free(cfg->token_file);
         free_secret(cfg->auth_header);
+        free(cfg->exec_error);
         koc_exec_config_free(cfg->exec);
         free(cfg);
 }
@@ -578,19 +579,55 @@ static void refresh_file_token(koc_cluster_config *cfg, uint64_t now) {
         cfg->token = tok;
 }
 
-static void refresh_exec_token(koc_cluster_config *cfg, uint64_t now) {
-        char *tok = NULL;
-        uint64_t expiry = 0;
-        koc_error e = {0};
-        cfg->token_read_usec = now;
+bool koc_cluster_config_exec_due(koc_cluster_config *cfg) {
+        if (!cfg || cfg->token_kind != KOC_TOKEN_EXEC)
+                return false;
+        uint64_t now = cfg->now(cfg->now_userdata);
+        bool expired =
+                cfg->token_expiry_usec != 0 && koc_now_realtime_usec() >= cfg->token_expiry_usec;
+        /* A plugin that fails or hands out an already expired credential is
+         * not re-run more often than every 5 s, unless a 401 says the
+         * credential was rejected. */
+        bool may_retry =
+                now < cfg->token_read_usec || now - cfg->token_read_usec >= KOC_EXEC_RETRY_USEC;
+        return cfg->token_invalidated || ((!cfg->token || expired) && may_retry);
+}
+
+void koc_cluster_config_exec_result(koc_cluster_config *cfg, int r, char *token, uint64_t expiry,
+                                    const koc_error *err) {
+        cfg->token_read_usec = cfg->now(cfg->now_userdata);
         cfg->token_invalidated = false;
-        if (koc_exec_credential_run(cfg->exec, &tok, &expiry, &e) < 0) {
-                koc_log_warn("config", "%s; keeping the previous credential", e.message);
+        free(cfg->exec_error);
+        cfg->exec_error = NULL;
+        cfg->exec_errno = 0;
+        if (r < 0) {
+                koc_log_warn("config", "%s; keeping the previous credential", err->message);
+                cfg->exec_errno = r;
+                cfg->exec_error = strdup(err->message);
                 return;
         }
         free_secret(cfg->token);
-        cfg->token = tok;
+        cfg->token = token;
         cfg->token_expiry_usec = expiry;
+}
+
+int koc_cluster_config_exec_failure(koc_cluster_config *cfg, const char **ret_message) {
+        if (!cfg || cfg->token_kind != KOC_TOKEN_EXEC || cfg->exec_errno == 0)
+                return 0;
+        bool expired =
+                cfg->token_expiry_usec != 0 && koc_now_realtime_usec() >= cfg->token_expiry_usec;
+        if (cfg->token && !expired)
+                return 0;
+        *ret_message = cfg->exec_error ? cfg->exec_error : strerror(-cfg->exec_errno);
+        return cfg->exec_errno;
+}
+
+static void refresh_exec_token(koc_cluster_config *cfg) {
+        char *tok = NULL;
+        uint64_t expiry = 0;
+        koc_error e = {0};
+        int r = koc_exec_credential_run(cfg->exec, &tok, &expiry, &e);
+        koc_cluster_config_exec_result(cfg, r, tok, expiry, &e);
 }
 
 const char *koc_cluster_config_auth_header(koc_cluster_config *cfg) {
@@ -607,21 +644,16 @@ const char *koc_cluster_config_auth_header(koc_cluster_config *cfg) {
                     now - cfg->token_read_usec >= KOC_TOKEN_REFRESH_USEC)
                         refresh_file_token(cfg, now);
                 break;
-        case KOC_TOKEN_EXEC: {
-                bool expired = cfg->token_expiry_usec != 0 &&
-                               koc_now_realtime_usec() >= cfg->token_expiry_usec;
-                /* A plugin that fails or hands out an already expired
-                 * credential is not re-run more often than every 5 s
-                 * (each run may take up to 10 s on the loop thread),
-                 * unless a 401 says the credential was rejected. */
-                bool may_retry = now < cfg->token_read_usec ||
-                                 now - cfg->token_read_usec >= KOC_EXEC_RETRY_USEC;
-                if (cfg->token_invalidated || ((!cfg->token || expired) && may_retry))
-                        refresh_exec_token(cfg, now);
+        case KOC_TOKEN_EXEC:
+                if (koc_cluster_config_exec_due(cfg))
+                        refresh_exec_token(cfg);
                 break;
         }
-        }
-        if (!cfg->token)
+        return koc_cluster_config_current_auth_header(cfg);
+}
+
+const char *koc_cluster_config_current_auth_header(koc_cluster_config *cfg) {
+        if (!cfg || cfg->token_kind == KOC_TOKEN_NONE || !cfg->token)
                 return NULL;
         free_secret(cfg->auth_header);
         cfg->auth_header = NULL;

@@ -97,9 +97,8 @@ static int on_sync_event(sd_event_source *s, int fd, uint32_t revents, void *use
                 const koc_request_spec *spec = call->spec;
                 char *body = call->body;
                 call->body = NULL; /* the request owns it now, even on failure */
-                int r = koc_client_submit(c, spec->method, spec->path, spec->query, body,
-                                          spec->content_type, spec->timeout_usec, sync_on_response,
-                                          sync_on_drop, call, NULL);
+                int r = koc_client_submit(c, spec, body, sync_on_response, sync_on_drop, call,
+                                          NULL);
                 if (r < 0)
                         sync_complete(call, r, NULL);
         }
