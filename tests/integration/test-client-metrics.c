@@ -117,7 +117,7 @@ static void test_metrics(void **state) {
         assert_int_equal(koc_metrics_new(&m), 0);
         assert_int_equal(koc_client_register_metrics(x.client, m), 0);
         assert_int_equal(koc_client_register_metrics(x.client, NULL), -EINVAL);
-        snprintf(host, sizeof host, "%s", srv.url + strlen("https://"));
+        snprintf(host, sizeof host, "%.127s", srv.url + strlen("https://"));
 
         for (int i = 0; i < 3; i++) {
                 request(&x, "GET", LEASES, &res);
