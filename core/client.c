@@ -203,7 +203,7 @@ static void transfer_free(transfer *t) {
         if (t->is_watch) {
                 koc_watch *w = container_of(t, koc_watch, t);
                 watch_items_free(w);
-                koc_linebuf_done(&w->lines);
+                koc__linebuf_done(&w->lines);
         }
         free(t);
 }
@@ -392,7 +392,7 @@ static int watch_on_line(const char *line, size_t len, void *userdata) {
         item->object = cJSON_DetachItemViaPointer(root, object);
         cJSON_Delete(root);
         if (item->type == KOC_WATCH_ERROR)
-                koc_status_parse(item->object, 0, &item->status);
+                koc__status_parse(item->object, 0, &item->status);
 
         if (w->tail)
                 w->tail->next = item;
@@ -410,7 +410,7 @@ static size_t on_curl_write(char *p, size_t size, size_t nmemb, void *userdata) 
         if (t->is_watch) {
                 koc_watch *w = container_of(t, koc_watch, t);
                 if (w->streaming) {
-                        int r = koc_linebuf_feed(&w->lines, p, n, watch_on_line, w);
+                        int r = koc__linebuf_feed(&w->lines, p, n, watch_on_line, w);
                         if (r < 0) {
                                 t->error = r;
                                 return 0; /* aborts the transfer */
@@ -452,7 +452,7 @@ static size_t on_curl_header(char *p, size_t size, size_t nmemb, void *userdata)
                 v[l] = 0;
                 v[strcspn(v, "\r\n")] = 0;
                 uint64_t usec;
-                if (koc_parse_retry_after(v, koc_now_realtime_usec(), &usec) >= 0)
+                if (koc__parse_retry_after(v, koc_now_realtime_usec(), &usec) >= 0)
                         t->retry_after_usec = usec;
         }
         return n;
@@ -574,7 +574,7 @@ static void collect_finished(koc_client *c) {
                         koc_watch *w = container_of(t, koc_watch, t);
                         /* A last line without its newline is still an event. */
                         if (w->streaming && result == CURLE_OK && t->error == 0) {
-                                int r = koc_linebuf_finish(&w->lines, watch_on_line, w);
+                                int r = koc__linebuf_finish(&w->lines, watch_on_line, w);
                                 if (r < 0)
                                         t->error = r;
                         }
@@ -654,7 +654,7 @@ static void transfer_response(transfer *t, koc_response *resp, char *msgbuf, siz
                  * Connection refused (...)". */
                 const char *server = koc_cluster_config_server(t->client->cfg);
                 const char *detail = t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->result);
-                resp->error = koc_curl_code_to_errno(t->result);
+                resp->error = koc__curl_code_to_errno(t->result);
                 bool unreachable = resp->error == -ECONNREFUSED || resp->error == -EHOSTUNREACH ||
                                    t->result == CURLE_COULDNT_RESOLVE_HOST;
                 snprintf(msgbuf, size, "%s%s: %s (%s)", unreachable ? "cannot reach " : "",
@@ -677,7 +677,7 @@ static void transfer_response(transfer *t, koc_response *resp, char *msgbuf, siz
         }
 
         koc_status st;
-        koc_status_parse(body, code, &st);
+        koc__status_parse(body, code, &st);
         resp->reason = st.reason;
         resp->retry_after_usec = t->retry_after_usec ? t->retry_after_usec : st.retry_after_usec;
         if (st.message)
@@ -730,14 +730,14 @@ static bool transfer_retry_auth(transfer *t) {
             t->status != 401)
                 return false;
         t->auth_retried = true;
-        koc_cluster_config_token_invalidate(c->cfg);
+        koc__cluster_config_token_invalidate(c->cfg);
         if (koc_cluster_config_exec_due(c->cfg)) {
                 if (credential_refresh_start(c) < 0)
                         return false;
                 t->waiting_credential = true;
                 return true;
         }
-        (void)koc_cluster_config_auth_header(c->cfg); /* re-reads a token file */
+        (void)koc__cluster_config_auth_header(c->cfg); /* re-reads a token file */
         return transfer_resend(t);
 }
 
@@ -1012,7 +1012,7 @@ static int transfer_attach(transfer *t) {
         }
         /* Re-reads a token file when due; an exec plugin is not due here,
          * so this never runs one. */
-        (void)koc_cluster_config_auth_header(c->cfg);
+        (void)koc__cluster_config_auth_header(c->cfg);
         r = transfer_set_headers(t);
         if (r < 0)
                 return r;
@@ -1321,7 +1321,7 @@ static int transfer_start(transfer *t, const char *method, const char *path, con
             curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_WRITEDATA, t) != CURLE_OK)
                 return -EIO;
-        r = koc_cluster_config_apply_tls(c->cfg, e);
+        r = koc__cluster_config_apply_tls(c->cfg, e);
         if (r < 0)
                 return r;
 
@@ -1368,7 +1368,7 @@ static int request_set_method(koc_request *r, const char *method, uint64_t timeo
         return 0;
 }
 
-int koc_client_submit(koc_client *c, const koc_request_spec *spec, char *body,
+int koc__client_submit(koc_client *c, const koc_request_spec *spec, char *body,
                       koc_response_handler_t handler, void (*on_drop)(void *userdata),
                       void *userdata, koc_request **ret) {
         int r;
@@ -1428,7 +1428,7 @@ KOC_EXPORT int koc_client_request(koc_client *c, const koc_request_spec *spec,
                 if (!body)
                         return -ENOMEM;
         }
-        return koc_client_submit(c, spec, body, handler, NULL, userdata, ret_request);
+        return koc__client_submit(c, spec, body, handler, NULL, userdata, ret_request);
 }
 
 static int health_probe(koc_client *c) {
@@ -1499,7 +1499,7 @@ KOC_EXPORT int koc_client_watch(koc_client *c, const koc_watch_spec *spec,
         transfer *t = &w->t;
         w->handler = handler;
         w->userdata = userdata;
-        koc_linebuf_init(&w->lines, spec->max_line);
+        koc__linebuf_init(&w->lines, spec->max_line);
 
         _koc_cleanup_free_ char *q = strdup("watch=1");
         if (!q)
@@ -1583,7 +1583,7 @@ static void client_free(koc_client *c) {
         sd_event_source_disable_unref(c->health_timer);
         koc_metrics_unref(c->metrics);
         free(c->metrics_host);
-        koc_sync_done(c);
+        koc__sync_done(c);
         koc_cluster_config_unref(c->cfg);
         sd_event_unref(c->event);
         free(c->user_agent);
@@ -1594,7 +1594,7 @@ static void client_free(koc_client *c) {
 static void client_shutdown(koc_client *c) {
         c->dead = true;
         c->exec_run = koc_exec_run_free(c->exec_run);
-        koc_sync_shutdown(c);
+        koc__sync_shutdown(c);
         for (struct koc_list *n = c->transfers.next, *next; n != &c->transfers; n = next) {
                 next = n->next;
                 transfer *t = container_of(n, transfer, link);
@@ -1692,7 +1692,7 @@ KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_clie
         r = sd_event_source_set_enabled(c->dispatch, SD_EVENT_OFF);
         if (r < 0)
                 goto fail;
-        r = koc_sync_init(c);
+        r = koc__sync_init(c);
         if (r < 0)
                 goto fail;
         *ret = c;

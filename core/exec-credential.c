@@ -15,7 +15,7 @@
  * available: that one needs SIGCHLD blocked in every thread, which a library
  * cannot demand of its program).  The API client runs plugins this way, so a
  * slow plugin never stalls the loop that renews the Lease.  The synchronous
- * koc_exec_credential_run(), used while a kubeconfig is loaded, runs the same
+ * koc__exec_credential_run(), used while a kubeconfig is loaded, runs the same
  * code on a private loop.
  */
 #include <assert.h>
@@ -45,7 +45,7 @@
 
 extern char **environ;
 
-void koc_exec_config_free(koc_exec_config *e) {
+void koc__exec_config_free(koc_exec_config *e) {
         if (!e)
                 return;
         free(e->command);
@@ -224,7 +224,7 @@ static int parse_credential(const koc_exec_config *e, const char *text, char **r
         else if (!cJSON_IsObject(status))
                 r = koc_error_set(err, -EBADMSG, "%s: %s: output: status: missing", e->where,
                                   e->command);
-        else if (!cJSON_IsString(token) || !koc_token_is_valid(token->valuestring))
+        else if (!cJSON_IsString(token) || !koc__token_is_valid(token->valuestring))
                 r = koc_error_set(err, -EBADMSG,
                                   "%s: %s: output: status.token: missing or invalid (client "
                                   "certificates from exec plugins are not supported)",
@@ -574,7 +574,7 @@ static void on_sync_done(int r, char *token, uint64_t expiry, const koc_error *e
                 s->err = *err;
 }
 
-int koc_exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t *ret_expiry,
+int koc__exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t *ret_expiry,
                             koc_error *err) {
         sd_event *event = NULL;
         koc_exec_run *run = NULL;

@@ -150,7 +150,7 @@ static int group_setup(void **state) {
                 fprintf(stderr, "%s\n", err.message);
                 return -1;
         }
-        koc_cluster_config_set_clock(cfg, test_clock, NULL);
+        koc__cluster_config_set_clock(cfg, test_clock, NULL);
         if (sd_event_new(&event) < 0 || koc_client_new(event, cfg, &client) < 0)
                 return -1;
         return 0;
@@ -220,7 +220,7 @@ static void test_cached_until_expiry(void **state) {
          * The next request within the 5 s retry bound sends it without a run,
          * and the first one after the bound runs the plugin again. */
         write_file("expiry", "2000-01-01T00:00:00Z");
-        koc_cluster_config_token_invalidate(cfg);
+        koc__cluster_config_token_invalidate(cfg);
         get_leases(&res);
         assert_int_equal(res.status, 200);
         assert_int_equal(count_runs(), runs + 1);
@@ -238,7 +238,7 @@ static void test_cached_until_expiry(void **state) {
 static void test_hanging_plugin_times_out(void **state) {
         /* An expired credential, so that nothing is left to send. */
         write_file("expiry", "2000-01-01T00:00:00Z");
-        koc_cluster_config_token_invalidate(cfg);
+        koc__cluster_config_token_invalidate(cfg);
         result res;
         get_leases(&res);
         int runs = count_runs();
@@ -276,7 +276,7 @@ static void test_unref_while_plugin_runs(void **state) {
         koc_client *c = NULL;
         assert_int_equal(koc_client_new(event, cfg, &c), 0);
         write_file("gate-wanted", "");
-        koc_cluster_config_token_invalidate(cfg);
+        koc__cluster_config_token_invalidate(cfg);
         result res = {0};
         assert_int_equal(koc_client_request(c, &(koc_request_spec){.method = "GET", .path = LEASES},
                                             on_result, &res, NULL),
