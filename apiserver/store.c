@@ -377,7 +377,7 @@ static void set_rv(cJSON *obj, uint64_t rv) {
 }
 
 static void now_timestamp(char *buf, size_t size) {
-        koc_format_timestamp(koc_now_realtime_usec(), 0, buf, size);
+        koc__format_timestamp(koc_now_realtime_usec(), 0, buf, size);
 }
 
 static void replace_or_add(cJSON *obj, const char *name, cJSON *item) {
@@ -628,7 +628,7 @@ out:
 static void random_suffix(char *buf, size_t n) {
         static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
         for (size_t i = 0; i < n; i++)
-                buf[i] = alphabet[koc_random_u64(sizeof alphabet - 1)];
+                buf[i] = alphabet[koc__random_u64(sizeof alphabet - 1)];
         buf[n] = 0;
 }
 

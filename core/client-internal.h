@@ -23,14 +23,14 @@ typedef struct koc_status {
 /* Reads a Status from body (may be NULL or any JSON value: wrong types are
  * ignored field by field) with http_code as the fallback code (0 when there
  * is none, as for watch ERROR events).  Never fails. */
-void koc_status_parse(const cJSON *body, long http_code, koc_status *ret);
+void koc__status_parse(const cJSON *body, long http_code, koc_status *ret);
 
 /* Maps a libcurl result to a negative errno (0 for CURLE_OK). */
-int koc_curl_code_to_errno(CURLcode code);
+int koc__curl_code_to_errno(CURLcode code);
 
 /* Parses a Retry-After value: delta-seconds or an HTTP date (relative to
  * now_realtime_usec).  -EINVAL when it is neither. */
-int koc_parse_retry_after(const char *value, uint64_t now_realtime_usec, uint64_t *ret_usec);
+int koc__parse_retry_after(const char *value, uint64_t now_realtime_usec, uint64_t *ret_usec);
 
 /* --- client.c ------------------------------------------------------------ */
 
@@ -74,14 +74,14 @@ struct koc_client {
 /* A request with its body already serialised (body is taken over, may be
  * NULL).  on_drop (may be NULL) runs instead of the handler when the request
  * ends without an answer because the client shuts down. */
-int koc_client_submit(koc_client *c, const char *method, const char *path, const char *query,
+int koc__client_submit(koc_client *c, const char *method, const char *path, const char *query,
                       char *body, const char *content_type, uint64_t timeout_usec,
                       koc_response_handler_t handler, void (*on_drop)(void *userdata),
                       void *userdata, koc_request **ret);
 
 /* --- sync.c -------------------------------------------------------------- */
 
-int koc_sync_init(koc_client *c);
+int koc__sync_init(koc_client *c);
 /* Fails every posted call with -ECANCELED and refuses new ones. */
-void koc_sync_shutdown(koc_client *c);
-void koc_sync_done(koc_client *c);
+void koc__sync_shutdown(koc_client *c);
+void koc__sync_done(koc_client *c);

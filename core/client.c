@@ -180,7 +180,7 @@ static void transfer_free(transfer *t) {
         if (t->is_watch) {
                 koc_watch *w = container_of(t, koc_watch, t);
                 watch_items_free(w);
-                koc_linebuf_done(&w->lines);
+                koc__linebuf_done(&w->lines);
         }
         free(t);
 }
@@ -259,7 +259,7 @@ static int watch_on_line(const char *line, size_t len, void *userdata) {
         item->object = cJSON_DetachItemViaPointer(root, object);
         cJSON_Delete(root);
         if (item->type == KOC_WATCH_ERROR)
-                koc_status_parse(item->object, 0, &item->status);
+                koc__status_parse(item->object, 0, &item->status);
 
         if (w->tail)
                 w->tail->next = item;
@@ -277,7 +277,7 @@ static size_t on_curl_write(char *p, size_t size, size_t nmemb, void *userdata) 
         if (t->is_watch) {
                 koc_watch *w = container_of(t, koc_watch, t);
                 if (w->streaming) {
-                        int r = koc_linebuf_feed(&w->lines, p, n, watch_on_line, w);
+                        int r = koc__linebuf_feed(&w->lines, p, n, watch_on_line, w);
                         if (r < 0) {
                                 t->error = r;
                                 return 0; /* aborts the transfer */
@@ -313,7 +313,7 @@ static size_t on_curl_header(char *p, size_t size, size_t nmemb, void *userdata)
                 v[l] = 0;
                 v[strcspn(v, "\r\n")] = 0;
                 uint64_t usec;
-                if (koc_parse_retry_after(v, koc_now_realtime_usec(), &usec) >= 0)
+                if (koc__parse_retry_after(v, koc_now_realtime_usec(), &usec) >= 0)
                         t->retry_after_usec = usec;
         }
         return n;
@@ -433,7 +433,7 @@ static void collect_finished(koc_client *c) {
                         koc_watch *w = container_of(t, koc_watch, t);
                         /* A last line without its newline is still an event. */
                         if (w->streaming && result == CURLE_OK && t->error == 0) {
-                                int r = koc_linebuf_finish(&w->lines, watch_on_line, w);
+                                int r = koc__linebuf_finish(&w->lines, watch_on_line, w);
                                 if (r < 0)
                                         t->error = r;
                         }
@@ -490,7 +490,7 @@ static void transfer_response(transfer *t, koc_response *resp, char *msgbuf, siz
                 return;
         }
         if (t->result != CURLE_OK) {
-                resp->error = koc_curl_code_to_errno(t->result);
+                resp->error = koc__curl_code_to_errno(t->result);
                 resp->message = t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->result);
                 return;
         }
@@ -509,7 +509,7 @@ static void transfer_response(transfer *t, koc_response *resp, char *msgbuf, siz
         }
 
         koc_status st;
-        koc_status_parse(body, code, &st);
+        koc__status_parse(body, code, &st);
         resp->reason = st.reason;
         resp->retry_after_usec = t->retry_after_usec ? t->retry_after_usec : st.retry_after_usec;
         if (st.message)
@@ -531,8 +531,8 @@ static bool transfer_retry_auth(transfer *t) {
         if (t->auth_retried || t->result != CURLE_OK || t->error < 0 || t->status != 401)
                 return false;
         t->auth_retried = true;
-        koc_cluster_config_token_invalidate(c->cfg);
-        const char *h = koc_cluster_config_auth_header(c->cfg);
+        koc__cluster_config_token_invalidate(c->cfg);
+        const char *h = koc__cluster_config_auth_header(c->cfg);
         if (!h || (t->auth && strcmp(h, t->auth) == 0)) {
                 koc_log_debug(LOG_COMPONENT, "%s %s: 401 and the token did not change", t->method,
                               t->path);
@@ -705,7 +705,7 @@ static int transfer_set_headers(transfer *t) {
                 snprintf(line, sizeof line, "Content-Type: %s", t->content_type);
                 ADD(line);
         }
-        const char *auth = koc_cluster_config_auth_header(c->cfg);
+        const char *auth = koc__cluster_config_auth_header(c->cfg);
         if (auth) {
                 ADD(auth);
                 t->auth = strdup(auth);
@@ -804,7 +804,7 @@ static int transfer_start(transfer *t, const char *method, const char *path, con
             curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_WRITEDATA, t) != CURLE_OK)
                 return -EIO;
-        r = koc_cluster_config_apply_tls(c->cfg, e);
+        r = koc__cluster_config_apply_tls(c->cfg, e);
         if (r < 0)
                 return r;
         r = transfer_set_headers(t);
@@ -849,7 +849,7 @@ static int request_set_method(koc_request *r, const char *method, uint64_t timeo
         return 0;
 }
 
-int koc_client_submit(koc_client *c, const char *method, const char *path, const char *query,
+int koc__client_submit(koc_client *c, const char *method, const char *path, const char *query,
                       char *body, const char *content_type, uint64_t timeout_usec,
                       koc_response_handler_t handler, void (*on_drop)(void *userdata),
                       void *userdata, koc_request **ret) {
@@ -905,7 +905,7 @@ KOC_EXPORT int koc_client_request(koc_client *c, const koc_request_spec *spec,
                 if (!body)
                         return -ENOMEM;
         }
-        return koc_client_submit(c, spec->method, spec->path, spec->query, body, spec->content_type,
+        return koc__client_submit(c, spec->method, spec->path, spec->query, body, spec->content_type,
                                  spec->timeout_usec, handler, NULL, userdata, ret_request);
 }
 
@@ -957,7 +957,7 @@ KOC_EXPORT int koc_client_watch(koc_client *c, const koc_watch_spec *spec,
         transfer *t = &w->t;
         w->handler = handler;
         w->userdata = userdata;
-        koc_linebuf_init(&w->lines, spec->max_line);
+        koc__linebuf_init(&w->lines, spec->max_line);
 
         _koc_cleanup_free_ char *q = strdup("watch=1");
         if (!q)
@@ -1035,7 +1035,7 @@ static void client_free(koc_client *c) {
         free(c->by_fd);
         sd_event_source_disable_unref(c->timer);
         sd_event_source_disable_unref(c->dispatch);
-        koc_sync_done(c);
+        koc__sync_done(c);
         koc_cluster_config_unref(c->cfg);
         sd_event_unref(c->event);
         free(c->user_agent);
@@ -1045,7 +1045,7 @@ static void client_free(koc_client *c) {
 /* The last reference is gone: nothing may be called back any more. */
 static void client_shutdown(koc_client *c) {
         c->dead = true;
-        koc_sync_shutdown(c);
+        koc__sync_shutdown(c);
         for (struct koc_list *n = c->transfers.next, *next; n != &c->transfers; n = next) {
                 next = n->next;
                 transfer *t = container_of(n, transfer, link);
@@ -1126,7 +1126,7 @@ KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_clie
         r = sd_event_source_set_enabled(c->dispatch, SD_EVENT_OFF);
         if (r < 0)
                 goto fail;
-        r = koc_sync_init(c);
+        r = koc__sync_init(c);
         if (r < 0)
                 goto fail;
         *ret = c;

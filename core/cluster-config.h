@@ -77,27 +77,27 @@ struct koc_cluster_config {
         void *now_userdata;
 };
 
-koc_cluster_config *koc_cluster_config_alloc(void);
+koc_cluster_config *koc__cluster_config_alloc(void);
 
 /* Parses and checks server (https:// or http://), applies tls_server_name
  * (may be NULL).  where names the file and field for errors. */
-int koc_cluster_config_set_server(koc_cluster_config *cfg, const char *server,
+int koc__cluster_config_set_server(koc_cluster_config *cfg, const char *server,
                                   const char *tls_server_name, const char *where, koc_error *err);
 
 /* Reads a whole regular file of at most max bytes; the result is
  * NUL-terminated (size excludes the NUL).  Negative errno on failure. */
-int koc_read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size);
+int koc__read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size);
 
 /* Reads a bearer token file: trims surrounding whitespace, rejects empty
  * tokens and control characters.  *ret_why gets a static reason on failure. */
-int koc_read_token_file(const char *path, char **ret, const char **ret_why);
+int koc__read_token_file(const char *path, char **ret, const char **ret_why);
 
 /* Checks that a token may go into an HTTP header. */
-bool koc_token_is_valid(const char *token);
+bool koc__token_is_valid(const char *token);
 
 /* Exec credential plugins (exec-credential.c). */
-void koc_exec_config_free(koc_exec_config *e);
+void koc__exec_config_free(koc_exec_config *e);
 /* Runs the plugin (bounded: 10 s, 1 MiB of output), and on success returns the
  * token and its expiry (realtime usec, 0 = none). */
-int koc_exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t *ret_expiry,
+int koc__exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t *ret_expiry,
                             koc_error *err);

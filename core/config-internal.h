@@ -8,7 +8,7 @@
 /* Sets everything a request to this cluster needs on an easy handle except
  * the URL and the Authorization header: CA (file or blob), client certificate
  * and key (file or blob), tls-server-name, insecure-skip-tls-verify. */
-int koc_cluster_config_apply_tls(koc_cluster_config *cfg, CURL *easy);
+int koc__cluster_config_apply_tls(koc_cluster_config *cfg, CURL *easy);
 
 /* The "Authorization: Bearer ..." header line for the next request, or NULL
  * when the config has no token auth.  Re-reads a tokenFile / service-account
@@ -18,11 +18,11 @@ int koc_cluster_config_apply_tls(koc_cluster_config *cfg, CURL *easy);
  * bounded (10 s, then the plugin's process group is killed), and a failing
  * plugin is retried at most every 5 s unless invalidated.  Loop thread only.  The string stays valid until
  * the next call. */
-const char *koc_cluster_config_auth_header(koc_cluster_config *cfg);
+const char *koc__cluster_config_auth_header(koc_cluster_config *cfg);
 
-/* Called after a 401: the next koc_cluster_config_auth_header() re-reads the
+/* Called after a 401: the next koc__cluster_config_auth_header() re-reads the
  * token file (or re-runs the exec plugin) at once. */
-void koc_cluster_config_token_invalidate(koc_cluster_config *cfg);
+void koc__cluster_config_token_invalidate(koc_cluster_config *cfg);
 
 /* For tests: the clock used for the 60 s token refresh (CLOCK_BOOTTIME usec). */
-void koc_cluster_config_set_clock(koc_cluster_config *cfg, uint64_t (*now)(void *), void *userdata);
+void koc__cluster_config_set_clock(koc_cluster_config *cfg, uint64_t (*now)(void *), void *userdata);

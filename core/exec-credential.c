@@ -37,7 +37,7 @@
 
 extern char **environ;
 
-void koc_exec_config_free(koc_exec_config *e) {
+void koc__exec_config_free(koc_exec_config *e) {
         if (!e)
                 return;
         free(e->command);
@@ -270,7 +270,7 @@ static int parse_credential(const koc_exec_config *e, const char *text, char **r
         else if (!cJSON_IsObject(status))
                 r = koc_error_set(err, -EBADMSG, "%s: %s: output: status: missing", e->where,
                                   e->command);
-        else if (!cJSON_IsString(token) || !koc_token_is_valid(token->valuestring))
+        else if (!cJSON_IsString(token) || !koc__token_is_valid(token->valuestring))
                 r = koc_error_set(err, -EBADMSG,
                                   "%s: %s: output: status.token: missing or invalid (client "
                                   "certificates from exec plugins are not supported)",
@@ -294,7 +294,7 @@ static int parse_credential(const koc_exec_config *e, const char *text, char **r
         return r;
 }
 
-int koc_exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t *ret_expiry,
+int koc__exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t *ret_expiry,
                             koc_error *err) {
         pid_t pid = -1;
         int out_fd = -1, err_fd = -1;

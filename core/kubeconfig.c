@@ -104,7 +104,7 @@ static void merged_free(kc_merged *m) {
                 free(u->cert_data);
                 free(u->key);
                 free_secret(u->key_data);
-                koc_exec_config_free(u->exec);
+                koc__exec_config_free(u->exec);
         }
         for (size_t i = 0; i < m->n_contexts; i++) {
                 kc_context *c = &m->contexts[i];
@@ -626,7 +626,7 @@ out:
 static int load_file(kc_merged *m, const char *path, bool skip_missing, koc_error *err) {
         _koc_cleanup_free_ char *text = NULL;
         size_t len = 0;
-        int r = koc_read_file_bounded(path, KOC_KUBECONFIG_MAX, &text, &len);
+        int r = koc__read_file_bounded(path, KOC_KUBECONFIG_MAX, &text, &len);
         if (r == -ENOENT && skip_missing)
                 return 0;
         if (r == -EFBIG)
@@ -807,7 +807,7 @@ static int pem_file(const kc_file *f, const char *field, const char *p, enum pem
                 return koc_error_set(err, -ENOMEM, "out of memory");
         _koc_cleanup_free_ char *text = NULL;
         size_t len = 0;
-        int r = koc_read_file_bounded(*ret, KOC_KUBECONFIG_MAX, &text, &len);
+        int r = koc__read_file_bounded(*ret, KOC_KUBECONFIG_MAX, &text, &len);
         if (r < 0)
                 return koc_error_set(err, r, "%s: %s: cannot read %s: %s", f->path, field, *ret,
                                      r == -EFBIG ? "file too large" : strerror(-r));
@@ -827,7 +827,7 @@ static int build_cluster(koc_cluster_config *cfg, const kc_cluster *c, koc_error
                  FIELD(f, "clusters", c->index, "cluster", "server"));
         if (!c->server)
                 return koc_error_set(err, -EINVAL, "%s: missing (cluster \"%s\")", where, c->name);
-        int r = koc_cluster_config_set_server(cfg, c->server, c->tls_server_name, where, err);
+        int r = koc__cluster_config_set_server(cfg, c->server, c->tls_server_name, where, err);
         if (r < 0)
                 return r;
         if (!cfg->tls) {
@@ -944,7 +944,7 @@ static int build_user(koc_cluster_config *cfg, kc_user *u, koc_error *err) {
                 if (resolve_path(u->file, u->token_file, &cfg->token_file) < 0)
                         return koc_error_set(err, -ENOMEM, "out of memory");
                 const char *why = NULL;
-                r = koc_read_token_file(cfg->token_file, &cfg->token, &why);
+                r = koc__read_token_file(cfg->token_file, &cfg->token, &why);
                 if (r < 0)
                         return koc_error_set(err, r, "%s: %s: %s: %s", path,
                                              FIELD(f, "users", u->index, "user", "tokenFile"),
@@ -952,7 +952,7 @@ static int build_user(koc_cluster_config *cfg, kc_user *u, koc_error *err) {
                 cfg->token_kind = KOC_TOKEN_FILE;
                 cfg->token_read_usec = cfg->now(cfg->now_userdata);
         } else if (u->token) {
-                if (!koc_token_is_valid(u->token))
+                if (!koc__token_is_valid(u->token))
                         return koc_error_set(err, -EINVAL,
                                              "%s: %s: contains whitespace or control characters",
                                              path, FIELD(f, "users", u->index, "user", "token"));
@@ -962,7 +962,7 @@ static int build_user(koc_cluster_config *cfg, kc_user *u, koc_error *err) {
         } else if (u->exec) {
                 /* Bounded (10 s): run once at load, so that a broken plugin
                  * fails here with its name, not on the first request. */
-                r = koc_exec_credential_run(u->exec, &cfg->token, &cfg->token_expiry_usec, err);
+                r = koc__exec_credential_run(u->exec, &cfg->token, &cfg->token_expiry_usec, err);
                 if (r < 0)
                         return r;
                 cfg->token_kind = KOC_TOKEN_EXEC;
@@ -1025,7 +1025,7 @@ static int merged_build(kc_merged *m, const char *paths, const char *context,
         }
 
         _koc_cleanup_(koc_cluster_config_unrefp) koc_cluster_config *cfg =
-                koc_cluster_config_alloc();
+                koc__cluster_config_alloc();
         if (!cfg)
                 return koc_error_set(err, -ENOMEM, "out of memory");
         int r = build_cluster(cfg, cl, err);

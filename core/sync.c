@@ -92,7 +92,7 @@ static int on_sync_event(sd_event_source *s, int fd, uint32_t revents, void *use
                 const koc_request_spec *spec = call->spec;
                 char *body = call->body;
                 call->body = NULL; /* the request owns it now, even on failure */
-                int r = koc_client_submit(c, spec->method, spec->path, spec->query, body,
+                int r = koc__client_submit(c, spec->method, spec->path, spec->query, body,
                                           spec->content_type, spec->timeout_usec, sync_on_response,
                                           sync_on_drop, call, NULL);
                 if (r < 0)
@@ -101,7 +101,7 @@ static int on_sync_event(sd_event_source *s, int fd, uint32_t revents, void *use
         return 0;
 }
 
-int koc_sync_init(koc_client *c) {
+int koc__sync_init(koc_client *c) {
         int r = pthread_mutex_init(&c->sync_lock, NULL);
         if (r != 0)
                 return -r;
@@ -115,7 +115,7 @@ int koc_sync_init(koc_client *c) {
         return 0;
 }
 
-void koc_sync_shutdown(koc_client *c) {
+void koc__sync_shutdown(koc_client *c) {
         if (c->sync_fd < 0)
                 return;
         pthread_mutex_lock(&c->sync_lock);
@@ -127,7 +127,7 @@ void koc_sync_shutdown(koc_client *c) {
         }
 }
 
-void koc_sync_done(koc_client *c) {
+void koc__sync_done(koc_client *c) {
         if (c->sync_fd < 0)
                 return;
         c->sync_source = sd_event_source_disable_unref(c->sync_source);

@@ -600,7 +600,7 @@ KOC_EXPORT const char *koc_leader_reason_to_string(koc_leader_reason reason) {
 }
 
 static uint64_t default_random(uint64_t n) {
-        return koc_random_u64(n);
+        return koc__random_u64(n);
 }
 
 static char *strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
