@@ -1,0 +1,5 @@
+# libkoc.so exports exactly the KOC_EXPORT declarations of include/koc/*.h (koc.sym).
+add_test(NAME abi-exports
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/abi/check-exports.sh $<TARGET_FILE:koc>
+                 ${PROJECT_SOURCE_DIR})
+set_tests_properties(abi-exports PROPERTIES LABELS unit TIMEOUT 60)
