@@ -893,12 +893,14 @@ int koc__client_submit(koc_client *c, const char *method, const char *path, cons
         return 0;
 }
 
-KOC_EXPORT int koc_client_request(koc_client *c, const koc_request_spec *spec,
-                                  koc_response_handler_t handler, void *userdata,
-                                  koc_request **ret_request) {
+KOC_EXPORT int koc_client_request_sized(koc_client *c, size_t spec_size,
+                                        const koc_request_spec *user_spec,
+                                        koc_response_handler_t handler, void *userdata,
+                                        koc_request **ret_request) {
+        koc_request_spec copy, *spec = &copy;
         char *body = NULL;
 
-        if (!c || !spec)
+        if (!c || KOC__IMPORT(&copy, user_spec, spec_size, method) < 0)
                 return -EINVAL;
         if (spec->body) {
                 body = cJSON_PrintUnformatted(spec->body);
@@ -942,12 +944,14 @@ static int append_param(char **q, CURL *e, const char *name, const char *value) 
         return 0;
 }
 
-KOC_EXPORT int koc_client_watch(koc_client *c, const koc_watch_spec *spec,
-                                koc_watch_handler_t handler, void *userdata, koc_watch **ret) {
+KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size,
+                                      const koc_watch_spec *user_spec, koc_watch_handler_t handler,
+                                      void *userdata, koc_watch **ret) {
+        koc_watch_spec copy, *spec = &copy;
         int r = 0;
 
-        if (!c || !spec || !handler || !spec->path || spec->path[0] != '/' ||
-            !valid_url_part(spec->path) || strchr(spec->path, '?'))
+        if (!c || KOC__IMPORT(&copy, user_spec, spec_size, path) < 0 || !handler || !spec->path ||
+            spec->path[0] != '/' || !valid_url_part(spec->path) || strchr(spec->path, '?'))
                 return -EINVAL;
         if (c->dead)
                 return -ECANCELED;

@@ -717,14 +717,20 @@ KOC_EXPORT koc_leader *koc_leader_unref(koc_leader *l) {
         return NULL;
 }
 
-KOC_EXPORT void koc_leader_set_callbacks(koc_leader *l, const koc_leader_callbacks *callbacks,
-                                         void *userdata) {
+KOC_EXPORT int koc_leader_set_callbacks_sized(koc_leader *l, size_t callbacks_size,
+                                              const koc_leader_callbacks *callbacks,
+                                              void *userdata) {
+        koc_leader_callbacks copy = {0};
+
         if (!l)
-                return;
+                return -EINVAL;
+        if (callbacks && KOC__IMPORT(&copy, callbacks, callbacks_size, started_leading) < 0)
+                return -EINVAL;
         if (l->destroy && l->userdata != userdata)
                 l->destroy(l->userdata);
-        l->callbacks = callbacks ? *callbacks : (koc_leader_callbacks){0};
+        l->callbacks = copy;
         l->userdata = userdata;
+        return 0;
 }
 
 KOC_EXPORT void koc_leader_set_destroy_callback(koc_leader *l, void (*destroy)(void *userdata)) {

@@ -666,13 +666,21 @@ static int setup_shutdown(koc_manager *m, const koc_manager_config *cfg, koc_err
         return 0;
 }
 
-KOC_EXPORT int koc_manager_new(sd_event *event, const koc_manager_config *cfg, koc_manager **ret,
-                               koc_error *err) {
+KOC_EXPORT int koc_manager_new_sized(sd_event *event, size_t cfg_size,
+                                     const koc_manager_config *user_cfg, koc_manager **ret,
+                                     koc_error *err) {
         _koc_cleanup_(koc_manager_unrefp) koc_manager *m = NULL;
+        koc_manager_config copy;
+        const koc_manager_config *cfg = &copy;
         int r;
 
-        if (!cfg || !ret)
+        if (!user_cfg || !ret)
                 return koc_error_set(err, -EINVAL, "koc_manager_new: missing arguments");
+        if (KOC__IMPORT(&copy, user_cfg, cfg_size, kubeconfig) < 0)
+                return koc_error_set(err, -EINVAL,
+                                     "koc_manager_new: configuration size %zu does not match "
+                                     "this library (%zu)",
+                                     cfg_size, sizeof copy);
         r = koc_manager_config_validate(cfg, err);
         if (r < 0)
                 return r;
@@ -745,12 +753,18 @@ KOC_EXPORT int koc_manager_new(sd_event *event, const koc_manager_config *cfg, k
         return 0;
 }
 
-KOC_EXPORT void koc_manager_set_callbacks(koc_manager *m, const koc_manager_callbacks *callbacks,
-                                          void *userdata) {
+KOC_EXPORT int koc_manager_set_callbacks_sized(koc_manager *m, size_t callbacks_size,
+                                               const koc_manager_callbacks *callbacks,
+                                               void *userdata) {
+        koc_manager_callbacks copy = {0};
+
         if (!m)
-                return;
-        m->callbacks = callbacks ? *callbacks : (koc_manager_callbacks){0};
+                return -EINVAL;
+        if (callbacks && KOC__IMPORT(&copy, callbacks, callbacks_size, started_leading) < 0)
+                return -EINVAL;
+        m->callbacks = copy;
         m->callbacks_userdata = userdata;
+        return 0;
 }
 
 KOC_EXPORT int koc_manager_add_shutdown_hook(koc_manager *m, const char *name,
@@ -775,12 +789,15 @@ KOC_EXPORT int koc_manager_add_shutdown_hook(koc_manager *m, const char *name,
         return 0;
 }
 
-KOC_EXPORT int koc_manager_add_runnable(koc_manager *m, const char *name,
-                                        const koc_manager_runnable *runnable, void *userdata) {
+KOC_EXPORT int koc_manager_add_runnable_sized(koc_manager *m, const char *name,
+                                              size_t runnable_size,
+                                              const koc_manager_runnable *runnable,
+                                              void *userdata) {
+        koc_manager_runnable ops;
         struct runnable *v;
         char *copy;
 
-        if (!m || !name || !name[0] || !runnable)
+        if (!m || !name || !name[0] || KOC__IMPORT(&ops, runnable, runnable_size, start) < 0)
                 return -EINVAL;
         if (m->ran)
                 return -EBUSY;
@@ -794,7 +811,7 @@ KOC_EXPORT int koc_manager_add_runnable(koc_manager *m, const char *name,
         }
         m->runnables = v;
         m->runnables[m->n_runnables++] =
-                (struct runnable){.name = copy, .ops = *runnable, .userdata = userdata};
+                (struct runnable){.name = copy, .ops = ops, .userdata = userdata};
         return 0;
 }
 

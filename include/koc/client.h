@@ -134,10 +134,15 @@ KOC_EXPORT void koc_client_set_max_response_size(koc_client *c, size_t bytes);
 KOC_EXPORT int koc_client_set_user_agent(koc_client *c, const char *ua);
 
 /* Starts a request.  ret_request (may be NULL) receives a handle that stays
- * valid until the handler runs or koc_request_cancel() is called. */
-KOC_EXPORT int koc_client_request(koc_client *c, const koc_request_spec *spec,
-                                  koc_response_handler_t handler, void *userdata,
-                                  koc_request **ret_request);
+ * valid until the handler runs or koc_request_cancel() is called.
+ * koc_client_request() passes the size of the spec the program was compiled
+ * with (see "Extensible structs" in koc/common.h); -EINVAL for a wrong size. */
+KOC_EXPORT int koc_client_request_sized(koc_client *c, size_t spec_size,
+                                        const koc_request_spec *spec,
+                                        koc_response_handler_t handler, void *userdata,
+                                        koc_request **ret_request);
+#define koc_client_request(c, ...)                                                                 \
+        koc_client_request_sized((c), sizeof(koc_request_spec), __VA_ARGS__)
 /* Aborts a request; its handler is not called.  Safe inside any handler
  * (inside the request's own handler it does nothing). */
 KOC_EXPORT void koc_request_cancel(koc_request *r);
@@ -151,7 +156,9 @@ KOC_EXPORT cJSON *koc_response_steal_body(const koc_response *r);
  * down: calls waiting when the last reference goes return it; no call may
  * start after that).  Transport errors are in (*ret)->error as for the async
  * call. */
-KOC_EXPORT int koc_client_call(koc_client *c, const koc_request_spec *spec, koc_response **ret);
+KOC_EXPORT int koc_client_call_sized(koc_client *c, size_t spec_size, const koc_request_spec *spec,
+                                     koc_response **ret);
+#define koc_client_call(c, ...) koc_client_call_sized((c), sizeof(koc_request_spec), __VA_ARGS__)
 KOC_EXPORT koc_response *koc_response_free(koc_response *r);
 KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_response, koc_response_free)
 
@@ -200,8 +207,9 @@ typedef struct koc_watch_spec {
 /* Starts a watch.  The handler gets each event in order and, last, one CLOSED
  * event (unless koc_watch_stop() was called first).  There is no low-speed
  * abort: an idle watch stays open until the server or the caller ends it. */
-KOC_EXPORT int koc_client_watch(koc_client *c, const koc_watch_spec *spec,
-                                koc_watch_handler_t handler, void *userdata, koc_watch **ret);
+KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size, const koc_watch_spec *spec,
+                                      koc_watch_handler_t handler, void *userdata, koc_watch **ret);
+#define koc_client_watch(c, ...) koc_client_watch_sized((c), sizeof(koc_watch_spec), __VA_ARGS__)
 /* Ends a watch; its handler is not called again.  Frees the watch.  Safe
  * inside the watch's own handler (the free is deferred until it returns). */
 KOC_EXPORT void koc_watch_stop(koc_watch *w);

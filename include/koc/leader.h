@@ -183,8 +183,14 @@ KOC_EXPORT koc_leader *koc_leader_ref(koc_leader *l);
 KOC_EXPORT koc_leader *koc_leader_unref(koc_leader *l);
 KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_leader, koc_leader_unref)
 
-KOC_EXPORT void koc_leader_set_callbacks(koc_leader *l, const koc_leader_callbacks *callbacks,
-                                         void *userdata);
+/* callbacks NULL clears them.  koc_leader_set_callbacks() passes the size of
+ * the table the program was compiled with (see "Extensible structs" in
+ * koc/common.h); -EINVAL for a wrong size. */
+KOC_EXPORT int koc_leader_set_callbacks_sized(koc_leader *l, size_t callbacks_size,
+                                              const koc_leader_callbacks *callbacks,
+                                              void *userdata);
+#define koc_leader_set_callbacks(l, ...)                                                           \
+        koc_leader_set_callbacks_sized((l), sizeof(koc_leader_callbacks), __VA_ARGS__)
 /* Called with userdata when the leader is freed (or the callbacks replaced). */
 KOC_EXPORT void koc_leader_set_destroy_callback(koc_leader *l, void (*destroy)(void *userdata));
 
