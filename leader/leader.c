@@ -658,15 +658,16 @@ int leader_new_with_transport(const leader_transport_ops *ops, void *transport,
         return 0;
 }
 
-KOC_EXPORT int koc_leader_new(sd_event *event, koc_client *client, const koc_leader_config *cfg,
-                              koc_leader **ret, koc_error *err) {
-        if (!event || !client)
-                return koc_error_set(err, -EINVAL, "leader: an event loop and a client are needed");
+KOC_EXPORT int koc_leader_new(koc_client *client, const koc_leader_config *cfg, koc_leader **ret,
+                              koc_error *err) {
+        if (!client)
+                return koc_error_set(err, -EINVAL, "leader: a client is needed");
         koc_leader *l = NULL;
         int r = leader_new_with_transport(&real_ops, NULL, cfg, &l, err);
         if (r < 0)
                 return r;
-        l->event = sd_event_ref(event);
+        /* The client's loop, always: a second loop could not see its answers. */
+        l->event = sd_event_ref(koc_client_get_event(client));
         l->client = koc_client_ref(client);
         *ret = l;
         return 0;
@@ -786,7 +787,7 @@ KOC_EXPORT bool koc_leader_is_leader(const koc_leader *l) {
         return l && koc_leader_state_is_leader(l->state);
 }
 
-KOC_EXPORT koc_leader_state *koc_leader_get_state(koc_leader *l) {
+KOC_EXPORT koc_leader_state *koc_leader_ref_state(koc_leader *l) {
         return l ? koc_leader_state_ref(l->state) : NULL;
 }
 
@@ -873,7 +874,7 @@ KOC_EXPORT int koc_leader_register_metrics(koc_leader *l, koc_metrics *metrics) 
         /* Evaluated from the state handle at scrape time, so the gauge applies
          * the renew deadline exactly as koc_leader_state_is_leader() does,
          * even in a process that was frozen and has not run a timer yet. */
-        koc_leader_state *state = koc_leader_get_state(l);
+        koc_leader_state *state = koc_leader_ref_state(l);
         if (!state)
                 return -ENOMEM;
         r = koc_metrics_add_gauge_function(metrics, "leader_election_master_status",

@@ -581,7 +581,7 @@ static int setup_leader(koc_manager *m, const koc_manager_config *cfg, koc_error
                         return koc_error_set(err, r, "--identity=\"%s\": %s", cfg->identity,
                                              strerror(-r));
         }
-        r = koc_leader_new(m->event, m->client, lc, &m->leader, err);
+        r = koc_leader_new(m->client, lc, &m->leader, err);
         if (r < 0)
                 return r;
         koc_leader_set_callbacks(m->leader,
@@ -591,7 +591,7 @@ static int setup_leader(koc_manager *m, const koc_manager_config *cfg, koc_error
                                          .new_leader = on_new_leader,
                                  },
                                  m);
-        m->state = koc_leader_get_state(m->leader);
+        m->state = koc_leader_ref_state(m->leader);
         if (!m->state)
                 return koc_error_set(err, -ENOMEM, "out of memory");
         r = koc_leader_register_metrics(m->leader, m->metrics);

@@ -12,13 +12,13 @@
  *
  *   _koc_cleanup_(koc_leader_unrefp) koc_leader *l = NULL;
  *   koc_error err = {0};
- *   if (koc_leader_new(event, client, cfg, &l, &err) < 0)
+ *   if (koc_leader_new(client, cfg, &l, &err) < 0)
  *           fprintf(stderr, "%s\n", err.message);      // names the bad field
  *   koc_leader_set_callbacks(l, &(koc_leader_callbacks){
  *           .started_leading = on_started,              // start leader-only work
  *           .stopped_leading = on_stopped,              // stop it; see the reason
  *   }, app);
- *   state = koc_leader_get_state(l);                    // hand to /readyz, workers
+ *   state = koc_leader_ref_state(l);                    // hand to /readyz, workers
  *   koc_leader_start(l);
  *   sd_event_loop(event);
  *
@@ -175,9 +175,10 @@ typedef struct koc_leader_callbacks {
 } koc_leader_callbacks;
 
 /* Validates cfg (see koc_leader_config_validate) and resolves the identity.
- * The leader keeps references to event and client; cfg is copied. */
-KOC_EXPORT int koc_leader_new(sd_event *event, koc_client *client, const koc_leader_config *cfg,
-                              koc_leader **ret, koc_error *err);
+ * The leader runs on the client's loop and keeps a reference to the client;
+ * cfg is copied. */
+KOC_EXPORT int koc_leader_new(koc_client *client, const koc_leader_config *cfg, koc_leader **ret,
+                              koc_error *err);
 KOC_EXPORT koc_leader *koc_leader_ref(koc_leader *l);
 /* Dropping the last reference stops the elector (no release, no callbacks). */
 KOC_EXPORT koc_leader *koc_leader_unref(koc_leader *l);
@@ -252,7 +253,7 @@ KOC_EXPORT int koc_leader_register_metrics(koc_leader *l, koc_metrics *metrics);
 
 /* A new reference to the leader's state.  It stays valid after the leader is
  * freed (and then reads false). */
-KOC_EXPORT koc_leader_state *koc_leader_get_state(koc_leader *l);
+KOC_EXPORT koc_leader_state *koc_leader_ref_state(koc_leader *l);
 KOC_EXPORT koc_leader_state *koc_leader_state_ref(koc_leader_state *s);
 KOC_EXPORT koc_leader_state *koc_leader_state_unref(koc_leader_state *s);
 KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_leader_state, koc_leader_state_unref)

@@ -370,13 +370,13 @@ int main(int argc, char **argv) {
         koc_leader_config_set_lease_duration(cfg, 2 * SEC);
         koc_leader_config_set_renew_deadline(cfg, 1500 * MS);
         koc_leader_config_set_retry_period(cfg, RETRY_PERIOD);
-        if (koc_leader_new(event, client, cfg, &leader, &err) < 0) {
+        if (koc_leader_new(client, cfg, &leader, &err) < 0) {
                 fprintf(stderr, "leader: %s\n", err.message);
                 goto out;
         }
         koc_leader_set_callbacks(leader, &(koc_leader_callbacks){ .stopped_leading = on_stopped },
                                  NULL);
-        state = koc_leader_get_state(leader);
+        state = koc_leader_ref_state(leader);
         if (koc_leader_register_metrics(leader, metrics) < 0) {
                 fprintf(stderr, "cannot register the leader's metrics\n");
                 goto out;

@@ -117,14 +117,14 @@ static candidate *add_candidate(const char *id) {
         snprintf(c->id, sizeof c->id, "%s", id);
         assert_int_equal(koc_client_new(W->event, W->cluster, &c->client), 0);
         koc_leader_config *cfg = short_config(id);
-        assert_int_equal(koc_leader_new(W->event, c->client, cfg, &c->leader, &err), 0);
+        assert_int_equal(koc_leader_new(c->client, cfg, &c->leader, &err), 0);
         koc_leader_config_free(cfg);
         koc_leader_set_callbacks(c->leader,
                                  &(koc_leader_callbacks){.started_leading = on_started,
                                                          .stopped_leading = on_stopped,
                                                          .new_leader = on_new_leader},
                                  c);
-        c->state = koc_leader_get_state(c->leader);
+        c->state = koc_leader_ref_state(c->leader);
         assert_int_equal(koc_leader_start(c->leader), 0);
         return c;
 }
@@ -307,7 +307,7 @@ static void run_child_elector(const char *kubeconfig) {
             koc_client_new(e, cfg, &c) < 0)
                 _exit(2);
         koc_leader_config *lc = short_config("child");
-        if (koc_leader_new(e, c, lc, &l, &err) < 0 || koc_leader_start(l) < 0)
+        if (koc_leader_new(c, lc, &l, &err) < 0 || koc_leader_start(l) < 0)
                 _exit(3);
         sd_event_loop(e);
         _exit(0);
@@ -624,9 +624,9 @@ static void run_frozen_child(const char *kubeconfig, int fd) {
             koc_client_new(e, cfg, &c) < 0)
                 _exit(2);
         koc_leader_config *lc = short_config("child");
-        if (koc_leader_new(e, c, lc, &l, &err) < 0)
+        if (koc_leader_new(c, lc, &l, &err) < 0)
                 _exit(3);
-        child_state = koc_leader_get_state(l);
+        child_state = koc_leader_ref_state(l);
         koc_leader_set_callbacks(l,
                                  &(koc_leader_callbacks){.started_leading = child_started,
                                                          .stopped_leading = child_stopped},

@@ -290,7 +290,7 @@ static void test_leader_callbacks_old_and_wrong(void **state) {
 
         assert_int_equal(koc_leader_config_new("ns", "abi", &cfg), 0);
         assert_int_equal(koc_leader_config_set_identity(cfg, "a"), 0);
-        assert_int_equal(koc_leader_new(f->event, f->client, cfg, &l, &err), 0);
+        assert_int_equal(koc_leader_new(f->client, cfg, &l, &err), 0);
         old_leader_callbacks old = {0};
         assert_int_equal(koc_leader_set_callbacks_sized(l, sizeof old,
                                                         (const koc_leader_callbacks *)&old, NULL),
