@@ -922,11 +922,11 @@ KOC_EXPORT void koc_request_cancel(koc_request *r) {
         transfer_free(&r->t);
 }
 
-KOC_EXPORT cJSON *koc_response_steal_body(const koc_response *r) {
+KOC_EXPORT cJSON *koc_response_steal_body(koc_response *r) {
         if (!r)
                 return NULL;
         cJSON *b = r->body;
-        ((koc_response *)r)->body = NULL;
+        r->body = NULL;
         return b;
 }
 
@@ -1010,11 +1010,11 @@ KOC_EXPORT void koc_watch_stop(koc_watch *w) {
         transfer_free(&w->t);
 }
 
-KOC_EXPORT cJSON *koc_watch_event_steal_object(const koc_watch_event *e) {
+KOC_EXPORT cJSON *koc_watch_event_steal_object(koc_watch_event *e) {
         if (!e)
                 return NULL;
         cJSON *o = e->object;
-        ((koc_watch_event *)e)->object = NULL;
+        e->object = NULL;
         return o;
 }
 

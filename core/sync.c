@@ -54,7 +54,7 @@ static void sync_complete(koc_sync_call *call, int result, koc_response *respons
         pthread_mutex_unlock(&call->lock);
 }
 
-static void sync_on_response(koc_client *c, const koc_response *resp, void *userdata) {
+static void sync_on_response(koc_client *c, koc_response *resp, void *userdata) {
         koc_sync_call *call = userdata;
         sync_response *s = calloc(1, sizeof *s);
 

@@ -225,7 +225,7 @@ static void keep_object(koc_leader *l, const cJSON *obj) {
         l->last_object = copy;
 }
 
-static void on_response(koc_client *c, const koc_response *r, void *userdata) {
+static void on_response(koc_client *c, koc_response *r, void *userdata) {
         koc_leader *l = userdata;
         lease_record rec;
         bool has = false;
@@ -271,7 +271,7 @@ static void on_response(koc_client *c, const koc_response *r, void *userdata) {
                                     .record = has ? &rec : NULL});
 }
 
-static void on_watch_event(koc_watch *w, const koc_watch_event *e, void *userdata) {
+static void on_watch_event(koc_watch *w, koc_watch_event *e, void *userdata) {
         koc_leader *l = userdata;
         lease_record rec;
         switch (e->type) {

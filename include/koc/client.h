@@ -9,7 +9,7 @@
  * typed reason parsed from the Kubernetes Status body, so that a 409 Conflict
  * is told apart from anything else.
  *
- *   static void on_lease(koc_client *c, const koc_response *r, void *ud) {
+ *   static void on_lease(koc_client *c, koc_response *r, void *ud) {
  *           if (r->error < 0)                       // transport: timeout, refused...
  *                   ...
  *           else if (r->reason == KOC_REASON_NOT_FOUND)
@@ -110,9 +110,9 @@ typedef struct koc_request_spec {
 
 /* Called once per request, on the loop thread, unless the request was
  * cancelled.  The response and its body are freed when the handler returns;
- * keep the body with koc_response_steal_body() or cJSON_Duplicate(). */
-typedef void (*koc_response_handler_t)(koc_client *client, const koc_response *response,
-                                       void *userdata);
+ * keep the body with koc_response_steal_body() or cJSON_Duplicate().  The
+ * response is not const because stealing changes it. */
+typedef void (*koc_response_handler_t)(koc_client *client, koc_response *response, void *userdata);
 
 /* event NULL: the calling thread's default loop.  Call it on the loop
  * thread; the client keeps references to the loop and the config. */
@@ -147,7 +147,7 @@ KOC_EXPORT int koc_client_request_sized(koc_client *c, size_t spec_size,
  * (inside the request's own handler it does nothing). */
 KOC_EXPORT void koc_request_cancel(koc_request *r);
 /* Inside a handler: takes the body out of the response (the caller frees it). */
-KOC_EXPORT cJSON *koc_response_steal_body(const koc_response *r);
+KOC_EXPORT cJSON *koc_response_steal_body(koc_response *r);
 
 /* Synchronous facade for worker threads.  Blocks until the answer arrives (so
  * the loop must be running) and returns 0 with *ret set (free with
@@ -192,7 +192,7 @@ typedef struct koc_watch_event {
  * the handler returns; keep it with koc_watch_event_steal_object().  After the
  * CLOSED event the watch is gone (koc_watch_stop() is not needed, but is
  * harmless inside that handler); the handler may start a new watch there. */
-typedef void (*koc_watch_handler_t)(koc_watch *w, const koc_watch_event *event, void *userdata);
+typedef void (*koc_watch_handler_t)(koc_watch *w, koc_watch_event *event, void *userdata);
 
 typedef struct koc_watch_spec {
         const char *path;             /* collection path: ".../namespaces/ns/leases" */
@@ -215,7 +215,7 @@ KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size, const koc
 KOC_EXPORT void koc_watch_stop(koc_watch *w);
 /* Inside a watch handler: takes the object out of the event (the caller
  * frees it with cJSON_Delete). */
-KOC_EXPORT cJSON *koc_watch_event_steal_object(const koc_watch_event *event);
+KOC_EXPORT cJSON *koc_watch_event_steal_object(koc_watch_event *event);
 
 #ifdef __cplusplus
 }

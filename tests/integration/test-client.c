@@ -121,7 +121,7 @@ typedef struct result {
         uint64_t retry_after;
 } result;
 
-static void on_result(koc_client *c, const koc_response *r, void *userdata) {
+static void on_result(koc_client *c, koc_response *r, void *userdata) {
         result *res = userdata;
         res->calls++;
         res->done = true;
@@ -320,7 +320,7 @@ typedef struct recorder {
         void *extra;
 } recorder;
 
-static void on_watch(koc_watch *w, const koc_watch_event *e, void *userdata) {
+static void on_watch(koc_watch *w, koc_watch_event *e, void *userdata) {
         recorder *r = userdata;
 
         assert_non_null(e->message);
@@ -649,7 +649,7 @@ typedef struct cancel_ctx {
         bool done;
 } cancel_ctx;
 
-static void on_result_cancel(koc_client *c, const koc_response *r, void *userdata) {
+static void on_result_cancel(koc_client *c, koc_response *r, void *userdata) {
         cancel_ctx *cc = userdata;
         koc_request_cancel(cc->victim);
         cc->victim = NULL;
@@ -937,11 +937,11 @@ static void *blocked_main(void *p) {
         return NULL;
 }
 
-static void on_result_never(koc_client *c, const koc_response *r, void *userdata) {
+static void on_result_never(koc_client *c, koc_response *r, void *userdata) {
         (*(int *)userdata)++;
 }
 
-static void on_watch_never(koc_watch *w, const koc_watch_event *e, void *userdata) {
+static void on_watch_never(koc_watch *w, koc_watch_event *e, void *userdata) {
         (*(int *)userdata)++;
 }
 
@@ -995,7 +995,7 @@ typedef struct drop_ctx {
         int calls;
 } drop_ctx;
 
-static void on_result_drop(koc_client *c, const koc_response *r, void *userdata) {
+static void on_result_drop(koc_client *c, koc_response *r, void *userdata) {
         drop_ctx *d = userdata;
         d->calls++;
         d->x->client = koc_client_unref(d->x->client);

@@ -221,7 +221,7 @@ static void test_manager_config_wrong_size(void **state) {
 
 /* --- requests, watches, leader callbacks ---------------------------------- */
 
-static void on_response(koc_client *c, const koc_response *r, void *userdata) {
+static void on_response(koc_client *c, koc_response *r, void *userdata) {
         *(int *)userdata = r->error < 0 ? r->error : 1;
 }
 
@@ -262,7 +262,7 @@ static void test_request_spec_wrong_size(void **state) {
         assert_null(resp);
 }
 
-static void on_event(koc_watch *w, const koc_watch_event *e, void *userdata) {
+static void on_event(koc_watch *w, koc_watch_event *e, void *userdata) {
 }
 
 static void test_watch_spec_old_and_wrong(void **state) {
