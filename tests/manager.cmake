@@ -32,3 +32,8 @@ if(TARGET koc-apiserver AND TARGET koc-example-leader)
   set_tests_properties(demo PROPERTIES LABELS demo TIMEOUT 180
                        ENVIRONMENT "KOC_DEMO_BIN_DIR=${PROJECT_BINARY_DIR}")
 endif()
+
+# koc_manager_run() returns only exit codes 0..255 (no negative errno into
+# main's return), offline and through libkoc.so's public API.
+koc_add_test(NAME test-manager-run SOURCES unit/test-manager-run.c LIBS koc LABELS unit
+             TIMEOUT 120)

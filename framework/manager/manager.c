@@ -861,16 +861,22 @@ static void log_start(koc_manager *m) {
 KOC_EXPORT int koc_manager_run(koc_manager *m) {
         int r;
 
-        if (!m)
-                return -EINVAL;
-        if (m->ran)
-                return -EBUSY;
+        /* The result is main()'s return value, so it is an exit code and
+         * never a negative errno (which the shell would see as 256 - errno). */
+        if (!m) {
+                koc_log_error(LOG, "koc_manager_run: no manager");
+                return KOC_MANAGER_EXIT_FAILURE;
+        }
+        if (m->ran) {
+                koc_log_error(LOG, "koc_manager_run: the manager has run already");
+                return KOC_MANAGER_EXIT_FAILURE;
+        }
         m->ran = true;
 
         r = add_steps(m);
         if (r < 0) {
                 koc_log_error(LOG, "cannot set up the shutdown steps: %s", strerror(-r));
-                return 1;
+                return KOC_MANAGER_EXIT_FAILURE;
         }
         log_start(m);
 
@@ -881,7 +887,7 @@ KOC_EXPORT int koc_manager_run(koc_manager *m) {
                 if (r < 0) {
                         koc_log_error(LOG, "cannot start leader election: %s", strerror(-r));
                         koc_manager_unref(m);
-                        return 1;
+                        return KOC_MANAGER_EXIT_FAILURE;
                 }
         } else if (!koc_manager_is_stopping(m)) {
                 atomic_store(&m->solo_leading, true);
@@ -893,7 +899,12 @@ KOC_EXPORT int koc_manager_run(koc_manager *m) {
         r = sd_event_loop(m->event);
         if (r < 0) {
                 koc_log_error(LOG, "event loop failed: %s", strerror(-r));
-                r = 1;
+                r = KOC_MANAGER_EXIT_FAILURE;
+        } else if (r > 255) {
+                /* Someone ended the loop with sd_event_exit(e, code) and a code
+                 * that does not fit in an exit status. */
+                koc_log_error(LOG, "event loop ended with code %d", r);
+                r = KOC_MANAGER_EXIT_FAILURE;
         } else if (r < m->exit_code)
                 r = m->exit_code;
         koc_manager_unref(m);

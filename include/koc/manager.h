@@ -237,10 +237,16 @@ KOC_EXPORT int koc_manager_add_shutdown_hook(koc_manager *m, const char *name,
                                              koc_shutdown_step_t hook, void *userdata);
 
 /* Runs the loop: starts the elector, serves probes, handles signals, until
- * the shutdown has finished.  Returns the process exit code: 0 after a clean
- * drain, 1 after a forced shutdown, a leadership loss with
- * exit_on_leadership_loss, or when the elector gave up (observe timeout).
- * Only once per manager (-EBUSY, negative, afterwards). */
+ * the shutdown has finished.  Returns the process exit code, always 0..255 so
+ * that `return koc_manager_run(m);` in main() is right; a negative errno never
+ * leaks out of it.  0 after a clean drain; 1 (KOC_MANAGER_EXIT_FAILURE) after
+ * a forced shutdown, a leadership loss with exit_on_leadership_loss, when the
+ * elector gave up (observe timeout), when the loop failed or was ended with a
+ * code outside 0..255, for a NULL manager, and for a second run of one
+ * manager (each logged).  A loop ended with sd_event_exit(e, code) returns
+ * that code when it is in 0..255. */
+#define KOC_MANAGER_EXIT_OK 0
+#define KOC_MANAGER_EXIT_FAILURE 1
 KOC_EXPORT int koc_manager_run(koc_manager *m);
 
 /* Starts the shutdown as SIGTERM would (-EALREADY when started). */
