@@ -200,7 +200,7 @@ static void work_collector(FILE *out, void *userdata) {
 
 /* --- probes checks ------------------------------------------------------------ */
 
-static int check_leader_ready(void *userdata, char *why, size_t why_size) {
+static int check_leader_ready(char *why, size_t why_size, void *userdata) {
         koc_manager *m = userdata;
 
         if (koc_manager_is_leader(m))
@@ -213,7 +213,7 @@ static int check_leader_ready(void *userdata, char *why, size_t why_size) {
  * started_leading and no stopped_leading yet) but whose leadership has not
  * been confirmed for lease_duration + margin has a wedged elector.  A standby
  * is healthy. */
-static int check_leader_renewal(void *userdata, char *why, size_t why_size) {
+static int check_leader_renewal(char *why, size_t why_size, void *userdata) {
         koc_manager *m = userdata;
         uint64_t now = koc_now_boottime_usec();
         char a[32];
@@ -623,13 +623,13 @@ static int setup_probes(koc_manager *m, const koc_manager_config *cfg, koc_error
         if (r < 0)
                 return koc_error_set(err, r, "probes server: %s", strerror(-r));
         if (m->leader_elect && m->gate_readiness) {
-                r = koc_probes_add_ready_check(m->probes, "leader", check_leader_ready, m);
+                r = koc_probes_add_ready_check(m->probes, "leader", check_leader_ready, m, NULL);
                 if (r < 0)
                         return koc_error_set(err, r, "readiness check: %s", strerror(-r));
         }
         if (m->leader_elect) {
                 r = koc_probes_add_health_check(m->probes, "leader-renewal", check_leader_renewal,
-                                                m);
+                                                m, NULL);
                 if (r < 0)
                         return koc_error_set(err, r, "liveness check: %s", strerror(-r));
         }

@@ -66,6 +66,14 @@ KOC_EXPORT int koc_error_set(koc_error *err, int code, const char *fmt, ...)
 
 #define _koc_cleanup_(f) __attribute__((cleanup(f)))
 
+/* Every registration that keeps a userdata pointer (callbacks, checks,
+ * steps, hooks, runnables, collectors, watches, the log handler) also takes a
+ * destroy callback, which may be NULL.  It runs once, with that userdata, when
+ * the registration goes: it is removed or replaced, or its owner is freed.
+ * When the registration call fails, destroy is not called and the caller
+ * still owns userdata. */
+typedef void (*koc_destroy_t)(void *userdata);
+
 #ifdef __cplusplus
 }
 #endif

@@ -89,7 +89,7 @@ static void on_stopped(koc_leader *l, koc_leader_reason reason, void *ud) {
         koc_log_warn("bench", "leadership lost reason=%s", koc_leader_reason_to_string(reason));
 }
 
-static int check_leader(void *ud, char *why, size_t size) {
+static int check_leader(char *why, size_t size, void *ud) {
         if (koc_leader_state_is_leader(state))
                 return 0;
         snprintf(why, size, "not the leader");
@@ -396,7 +396,7 @@ int main(int argc, char **argv) {
         }
 
         if (koc_probes_new(event, metrics, &probes) < 0 ||
-            koc_probes_add_ready_check(probes, "leader", check_leader, NULL) < 0 ||
+            koc_probes_add_ready_check(probes, "leader", check_leader, NULL, NULL) < 0 ||
             koc_probes_listen(probes, "127.0.0.1:0", KOC_PROBES_HEALTH | KOC_PROBES_METRICS) < 0) {
                 fprintf(stderr, "cannot start the probes server\n");
                 goto out;
