@@ -125,6 +125,7 @@ struct koc_watch {
         transfer t; /* first */
         koc_watch_handler_t handler;
         void *userdata;
+        koc_destroy_t destroy; /* set once the watch has started */
         koc_linebuf lines;
         bool streaming; /* the answer was 2xx: the body is the event stream */
         watch_item *head, *tail;
@@ -181,6 +182,8 @@ static void transfer_free(transfer *t) {
                 koc_watch *w = container_of(t, koc_watch, t);
                 watch_items_free(w);
                 koc__linebuf_done(&w->lines);
+                if (w->destroy)
+                        w->destroy(w->userdata);
         }
         free(t);
 }
@@ -946,7 +949,7 @@ static int append_param(char **q, CURL *e, const char *name, const char *value) 
 
 KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size,
                                       const koc_watch_spec *user_spec, koc_watch_handler_t handler,
-                                      void *userdata, koc_watch **ret) {
+                                      void *userdata, koc_destroy_t destroy, koc_watch **ret) {
         koc_watch_spec copy, *spec = &copy;
         int r = 0;
 
@@ -993,6 +996,7 @@ KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size,
                 transfer_free(t);
                 return r;
         }
+        w->destroy = destroy;
         if (ret)
                 *ret = w;
         return 0;

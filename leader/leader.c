@@ -161,7 +161,7 @@ struct koc_leader {
 
         koc_leader_callbacks callbacks;
         void *userdata;
-        void (*destroy)(void *userdata);
+        koc_destroy_t destroy;
         koc_leader_done_handler_t done;
         void *done_userdata;
 
@@ -530,7 +530,7 @@ static int real_watch(void *t, const koc_watch_spec *spec, koc_watch_handler_t h
                       void *userdata, void **ret_handle) {
         koc_leader *l = t;
         koc_watch *w = NULL;
-        int r = koc_client_watch(l->client, spec, handler, userdata, &w);
+        int r = koc_client_watch(l->client, spec, handler, userdata, NULL, &w);
         if (r >= 0)
                 *ret_handle = w;
         return r;
@@ -719,8 +719,8 @@ KOC_EXPORT koc_leader *koc_leader_unref(koc_leader *l) {
 }
 
 KOC_EXPORT int koc_leader_set_callbacks_sized(koc_leader *l, size_t callbacks_size,
-                                              const koc_leader_callbacks *callbacks,
-                                              void *userdata) {
+                                              const koc_leader_callbacks *callbacks, void *userdata,
+                                              koc_destroy_t destroy) {
         koc_leader_callbacks copy = {0};
 
         if (!l)
@@ -731,12 +731,8 @@ KOC_EXPORT int koc_leader_set_callbacks_sized(koc_leader *l, size_t callbacks_si
                 l->destroy(l->userdata);
         l->callbacks = copy;
         l->userdata = userdata;
+        l->destroy = destroy;
         return 0;
-}
-
-KOC_EXPORT void koc_leader_set_destroy_callback(koc_leader *l, void (*destroy)(void *userdata)) {
-        if (l)
-                l->destroy = destroy;
 }
 
 KOC_EXPORT int koc_leader_start(koc_leader *l) {

@@ -30,12 +30,14 @@ struct hook {
         char *name;
         koc_shutdown_step_t fn;
         void *userdata;
+        koc_destroy_t destroy;
 };
 
 struct runnable {
         char *name;
         koc_manager_runnable ops;
         void *userdata;
+        koc_destroy_t destroy;
         bool running;
 };
 
@@ -62,6 +64,7 @@ struct koc_manager {
 
         koc_manager_callbacks callbacks;
         void *callbacks_userdata;
+        koc_destroy_t callbacks_destroy;
 
         struct hook *hooks;
         size_t n_hooks;
@@ -517,7 +520,7 @@ static koc_manager *manager_free(koc_manager *m) {
                 return NULL;
         /* The elector first: dropping it stops it without callbacks. */
         if (m->leader) {
-                koc_leader_set_callbacks(m->leader, &(koc_leader_callbacks){0}, NULL);
+                koc_leader_set_callbacks(m->leader, NULL, NULL, NULL);
                 koc_leader_unref(m->leader);
         }
         koc_leader_state_unref(m->state);
@@ -531,12 +534,21 @@ static koc_manager *manager_free(koc_manager *m) {
         koc_cluster_config_unref(m->cluster);
         koc_metrics_unref(m->metrics);
         sd_event_unref(m->event);
-        for (size_t i = 0; i < m->n_hooks; i++)
+        /* Last, when nothing can call them any more. */
+        for (size_t i = 0; i < m->n_hooks; i++) {
+                if (m->hooks[i].destroy)
+                        m->hooks[i].destroy(m->hooks[i].userdata);
                 free(m->hooks[i].name);
+        }
         free(m->hooks);
-        for (size_t i = 0; i < m->n_runnables; i++)
+        for (size_t i = 0; i < m->n_runnables; i++) {
+                if (m->runnables[i].destroy)
+                        m->runnables[i].destroy(m->runnables[i].userdata);
                 free(m->runnables[i].name);
+        }
         free(m->runnables);
+        if (m->callbacks_destroy)
+                m->callbacks_destroy(m->callbacks_userdata);
         free(m->lease_namespace);
         free(m->lease_name);
         free(m);
@@ -590,7 +602,7 @@ static int setup_leader(koc_manager *m, const koc_manager_config *cfg, koc_error
                                          .stopped_leading = on_stopped_leading,
                                          .new_leader = on_new_leader,
                                  },
-                                 m);
+                                 m, NULL);
         m->state = koc_leader_ref_state(m->leader);
         if (!m->state)
                 return koc_error_set(err, -ENOMEM, "out of memory");
@@ -656,8 +668,8 @@ static int setup_shutdown(koc_manager *m, const koc_manager_config *cfg, koc_err
                 return koc_error_set(err, r,
                                      "--shutdown-drain-budget/--shutdown-delay: rejected: %s",
                                      strerror(-r));
-        (void)koc_shutdown_set_begin_handler(m->shutdown, on_shutdown_begin, m);
-        (void)koc_shutdown_set_done_handler(m->shutdown, on_shutdown_done, m);
+        (void)koc_shutdown_set_begin_handler(m->shutdown, on_shutdown_begin, m, NULL);
+        (void)koc_shutdown_set_done_handler(m->shutdown, on_shutdown_done, m, NULL);
         if (cfg->handle_signals) {
                 r = koc_shutdown_start_signals(m->shutdown);
                 if (r < 0)
@@ -723,7 +735,7 @@ KOC_EXPORT int koc_manager_new_sized(sd_event *event, size_t cfg_size,
                 return koc_error_set(err, r, "metrics: %s", strerror(-r));
         r = koc_metrics_add_process_collector(m->metrics);
         if (r >= 0)
-                r = koc_metrics_add_collector(m->metrics, work_collector, m);
+                r = koc_metrics_add_collector(m->metrics, work_collector, m, NULL);
         if (r < 0)
                 return koc_error_set(err, r, "metrics: %s", strerror(-r));
 
@@ -755,20 +767,25 @@ KOC_EXPORT int koc_manager_new_sized(sd_event *event, size_t cfg_size,
 
 KOC_EXPORT int koc_manager_set_callbacks_sized(koc_manager *m, size_t callbacks_size,
                                                const koc_manager_callbacks *callbacks,
-                                               void *userdata) {
+                                               void *userdata, koc_destroy_t destroy) {
         koc_manager_callbacks copy = {0};
 
         if (!m)
                 return -EINVAL;
         if (callbacks && KOC__IMPORT(&copy, callbacks, callbacks_size, started_leading) < 0)
                 return -EINVAL;
+        /* Registering the same userdata again keeps it alive. */
+        if (m->callbacks_destroy && m->callbacks_userdata != userdata)
+                m->callbacks_destroy(m->callbacks_userdata);
         m->callbacks = copy;
         m->callbacks_userdata = userdata;
+        m->callbacks_destroy = destroy;
         return 0;
 }
 
 KOC_EXPORT int koc_manager_add_shutdown_hook(koc_manager *m, const char *name,
-                                             koc_shutdown_step_t hook, void *userdata) {
+                                             koc_shutdown_step_t hook, void *userdata,
+                                             koc_destroy_t destroy) {
         struct hook *hooks;
         char *copy;
 
@@ -785,14 +802,15 @@ KOC_EXPORT int koc_manager_add_shutdown_hook(koc_manager *m, const char *name,
                 return -ENOMEM;
         }
         m->hooks = hooks;
-        m->hooks[m->n_hooks++] = (struct hook){.name = copy, .fn = hook, .userdata = userdata};
+        m->hooks[m->n_hooks++] =
+                (struct hook){.name = copy, .fn = hook, .userdata = userdata, .destroy = destroy};
         return 0;
 }
 
 KOC_EXPORT int koc_manager_add_runnable_sized(koc_manager *m, const char *name,
                                               size_t runnable_size,
-                                              const koc_manager_runnable *runnable,
-                                              void *userdata) {
+                                              const koc_manager_runnable *runnable, void *userdata,
+                                              koc_destroy_t destroy) {
         koc_manager_runnable ops;
         struct runnable *v;
         char *copy;
@@ -810,8 +828,8 @@ KOC_EXPORT int koc_manager_add_runnable_sized(koc_manager *m, const char *name,
                 return -ENOMEM;
         }
         m->runnables = v;
-        m->runnables[m->n_runnables++] =
-                (struct runnable){.name = copy, .ops = ops, .userdata = userdata};
+        m->runnables[m->n_runnables++] = (struct runnable){
+                .name = copy, .ops = ops, .userdata = userdata, .destroy = destroy};
         return 0;
 }
 
@@ -822,18 +840,19 @@ static int add_steps(koc_manager *m) {
          * reads the in-flight count, which means nothing while work may
          * still begin. */
         r = koc_shutdown_add_step(m->shutdown, "stop-intake", KOC_SHUTDOWN_STEP_RUN_IF_FORCED,
-                                  step_stop_intake, m);
+                                  step_stop_intake, m, NULL);
         for (size_t i = 0; r >= 0 && i < m->n_hooks; i++)
-                r = koc_shutdown_add_step(m->shutdown, m->hooks[i].name, 0, step_hook,
-                                          &m->hooks[i]);
+                r = koc_shutdown_add_step(m->shutdown, m->hooks[i].name, 0, step_hook, &m->hooks[i],
+                                          NULL);
         if (r >= 0)
-                r = koc_shutdown_add_step(m->shutdown, "wait-for-work", 0, step_wait_work, m);
+                r = koc_shutdown_add_step(m->shutdown, "wait-for-work", 0, step_wait_work, m, NULL);
         if (r >= 0)
                 r = koc_shutdown_add_step(m->shutdown, "step-down", KOC_SHUTDOWN_STEP_RUN_IF_FORCED,
-                                          step_step_down, m);
+                                          step_step_down, m, NULL);
         if (r >= 0)
                 r = koc_shutdown_add_step(m->shutdown, "stop-probes",
-                                          KOC_SHUTDOWN_STEP_RUN_IF_FORCED, step_stop_probes, m);
+                                          KOC_SHUTDOWN_STEP_RUN_IF_FORCED, step_stop_probes, m,
+                                          NULL);
         return r;
 }
 

@@ -205,10 +205,13 @@ typedef struct koc_watch_spec {
 } koc_watch_spec;
 
 /* Starts a watch.  The handler gets each event in order and, last, one CLOSED
- * event (unless koc_watch_stop() was called first).  There is no low-speed
+ * event (unless koc_watch_stop() was called first).  destroy (may be NULL)
+ * runs on userdata when the watch is freed: after the CLOSED event, at
+ * koc_watch_stop(), or when the client goes.  There is no low-speed
  * abort: an idle watch stays open until the server or the caller ends it. */
 KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size, const koc_watch_spec *spec,
-                                      koc_watch_handler_t handler, void *userdata, koc_watch **ret);
+                                      koc_watch_handler_t handler, void *userdata,
+                                      koc_destroy_t destroy, koc_watch **ret);
 #define koc_client_watch(c, ...) koc_client_watch_sized((c), sizeof(koc_watch_spec), __VA_ARGS__)
 /* Ends a watch; its handler is not called again.  Frees the watch.  Safe
  * inside the watch's own handler (the free is deferred until it returns). */

@@ -17,7 +17,7 @@
  *   koc_leader_set_callbacks(l, &(koc_leader_callbacks){
  *           .started_leading = on_started,              // start leader-only work
  *           .stopped_leading = on_stopped,              // stop it; see the reason
- *   }, app);
+ *   }, app, NULL);
  *   state = koc_leader_ref_state(l);                    // hand to /readyz, workers
  *   koc_leader_start(l);
  *   sd_event_loop(event);
@@ -186,14 +186,14 @@ KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_leader, koc_leader_unref)
 
 /* callbacks NULL clears them.  koc_leader_set_callbacks() passes the size of
  * the table the program was compiled with (see "Extensible structs" in
- * koc/common.h); -EINVAL for a wrong size. */
+ * koc/common.h); -EINVAL for a wrong size.  destroy (may be NULL) runs on
+ * userdata when the callbacks are replaced (with another userdata) or the
+ * leader is freed. */
 KOC_EXPORT int koc_leader_set_callbacks_sized(koc_leader *l, size_t callbacks_size,
-                                              const koc_leader_callbacks *callbacks,
-                                              void *userdata);
+                                              const koc_leader_callbacks *callbacks, void *userdata,
+                                              koc_destroy_t destroy);
 #define koc_leader_set_callbacks(l, ...)                                                           \
         koc_leader_set_callbacks_sized((l), sizeof(koc_leader_callbacks), __VA_ARGS__)
-/* Called with userdata when the leader is freed (or the callbacks replaced). */
-KOC_EXPORT void koc_leader_set_destroy_callback(koc_leader *l, void (*destroy)(void *userdata));
 
 /* Starts competing for the Lease on the loop (returns at once).  -EBUSY when
  * already running. */

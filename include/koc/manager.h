@@ -28,7 +28,7 @@
  *           if (koc_manager_new(NULL, &cfg, &m, &err) < 0)
  *                   return fprintf(stderr, "%s\n", err.message), 1;
  *           koc_manager_set_callbacks(m, &(koc_manager_callbacks){
- *                   .started_leading = on_started, .stopped_leading = on_stopped }, NULL);
+ *                   .started_leading = on_started, .stopped_leading = on_stopped }, NULL, NULL);
  *           return koc_manager_run(m);        // until SIGTERM/SIGINT; the exit code
  *   }
  *
@@ -203,10 +203,12 @@ typedef struct koc_manager_callbacks {
         void (*new_leader)(koc_manager *m, const char *identity, void *userdata);
 } koc_manager_callbacks;
 
-/* callbacks NULL clears them; -EINVAL for a wrong size. */
+/* callbacks NULL clears them; -EINVAL for a wrong size.  destroy (may be
+ * NULL) runs on userdata when the callbacks are replaced (with another
+ * userdata) or the manager is freed. */
 KOC_EXPORT int koc_manager_set_callbacks_sized(koc_manager *m, size_t callbacks_size,
                                                const koc_manager_callbacks *callbacks,
-                                               void *userdata);
+                                               void *userdata, koc_destroy_t destroy);
 #define koc_manager_set_callbacks(m, ...)                                                          \
         koc_manager_set_callbacks_sized((m), sizeof(koc_manager_callbacks), __VA_ARGS__)
 
@@ -218,7 +220,8 @@ KOC_EXPORT int koc_manager_set_callbacks_sized(koc_manager *m, size_t callbacks_
  * order, before the stopped_leading callback (leadership already reads false
  * then).  A start that returns a negative errno is logged and its stop is not
  * called for that term.  Either function may be NULL.  Only before
- * koc_manager_run() (-EBUSY after). */
+ * koc_manager_run() (-EBUSY after).  destroy (may be NULL) runs on userdata
+ * when the manager is freed. */
 typedef struct koc_manager_runnable {
         int (*start)(koc_manager *m, uint64_t term, void *userdata);
         void (*stop)(koc_manager *m, koc_leader_reason reason, void *userdata);
@@ -226,15 +229,18 @@ typedef struct koc_manager_runnable {
 
 KOC_EXPORT int koc_manager_add_runnable_sized(koc_manager *m, const char *name,
                                               size_t runnable_size,
-                                              const koc_manager_runnable *runnable, void *userdata);
+                                              const koc_manager_runnable *runnable, void *userdata,
+                                              koc_destroy_t destroy);
 #define koc_manager_add_runnable(m, name, ...)                                                     \
         koc_manager_add_runnable_sized((m), (name), sizeof(koc_manager_runnable), __VA_ARGS__)
 
 /* Adds a shutdown step that runs after the intake stops and before the wait
  * for in-flight work, sharing the drain budget (see koc/shutdown.h for
- * koc_shutdown_step_done).  Only before koc_manager_run(); -EBUSY after. */
+ * koc_shutdown_step_done).  Only before koc_manager_run(); -EBUSY after.
+ * destroy (may be NULL) runs on userdata when the manager is freed. */
 KOC_EXPORT int koc_manager_add_shutdown_hook(koc_manager *m, const char *name,
-                                             koc_shutdown_step_t hook, void *userdata);
+                                             koc_shutdown_step_t hook, void *userdata,
+                                             koc_destroy_t destroy);
 
 /* Runs the loop: starts the elector, serves probes, handles signals, until
  * the shutdown has finished.  Returns the process exit code, always 0..255 so

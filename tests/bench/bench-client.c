@@ -250,7 +250,7 @@ int main(int argc, char **argv) {
                                  &(koc_watch_spec){.path = LEASES,
                                                    .field_selector = "metadata.name=bench",
                                                    .resource_version = rv},
-                                 on_event, &wb[i], &ws[i]);
+                                 on_event, &wb[i], NULL, &ws[i]);
         p.left = updates;
         t0 = koc_now_boottime_usec();
         if (updates > 0)

@@ -93,14 +93,14 @@ static void cand_init(cand *c, const profile *p, const char *lease, const char *
         }
         koc_leader_config_free(cfg);
         koc_leader_set_callbacks(c->leader, &(koc_leader_callbacks){.started_leading = on_started},
-                                 c);
+                                 c, NULL);
         if (koc_leader_start(c->leader) < 0)
                 abort();
 }
 
 static void cand_free(cand *c) {
         if (c->leader)
-                koc_leader_set_callbacks(c->leader, NULL, NULL);
+                koc_leader_set_callbacks(c->leader, NULL, NULL, NULL);
         c->leader = koc_leader_unref(c->leader);
         c->client = koc_client_unref(c->client);
 }

@@ -374,8 +374,8 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "leader: %s\n", err.message);
                 goto out;
         }
-        koc_leader_set_callbacks(leader, &(koc_leader_callbacks){ .stopped_leading = on_stopped },
-                                 NULL);
+        koc_leader_set_callbacks(leader, &(koc_leader_callbacks){.stopped_leading = on_stopped},
+                                 NULL, NULL);
         state = koc_leader_ref_state(leader);
         if (koc_leader_register_metrics(leader, metrics) < 0) {
                 fprintf(stderr, "cannot register the leader's metrics\n");

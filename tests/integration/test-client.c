@@ -400,7 +400,7 @@ static void test_watch_order_and_resume(void **state) {
                                                   .resource_version = rv,
                                                   .allow_bookmarks = true,
                                           },
-                                          on_watch, &r, &w),
+                                          on_watch, &r, NULL, &w),
                          0);
         assert_non_null(w);
         create_lease(x, "watched", "a", NULL, 0);
@@ -432,7 +432,7 @@ static void test_watch_order_and_resume(void **state) {
                                                   .field_selector = "metadata.name=watched",
                                                   .resource_version = r.rv[0],
                                           },
-                                          on_watch, &r2, NULL),
+                                          on_watch, &r2, NULL, NULL),
                          0);
         run_until(x, &r2.stopped);
         assert_int_equal(r2.n, 2);
@@ -463,7 +463,7 @@ static void test_watch_expired(void **state) {
         lease_delete(x, "churn");
         assert_int_equal(koc_client_watch(x->client,
                                           &(koc_watch_spec){.path = LEASES, .resource_version = rv},
-                                          on_watch, &r, NULL),
+                                          on_watch, &r, NULL, NULL),
                          0);
         run_until(x, &r.closed);
         /* Either an ERROR event with a 410 Status and then the end of the
@@ -491,9 +491,9 @@ static void test_watch_forbidden(void **state) {
                                                   "\"error_rate\":1.0,\"error_code\":403,"
                                                   "\"count\":1}"),
                          200);
-        assert_int_equal(
-                koc_client_watch(x->client, &(koc_watch_spec){.path = LEASES}, on_watch, &r, NULL),
-                0);
+        assert_int_equal(koc_client_watch(x->client, &(koc_watch_spec){.path = LEASES}, on_watch,
+                                          &r, NULL, NULL),
+                         0);
         run_until(x, &r.closed);
         assert_int_equal(r.n, 1);
         assert_int_equal(r.type[0], KOC_WATCH_CLOSED);
@@ -512,7 +512,7 @@ static int restart_on_closed(recorder *r) {
                 koc_client_watch(r->client,
                                  &(koc_watch_spec){.path = LEASES,
                                                    .field_selector = "metadata.name=restart"},
-                                 on_watch, next, NULL),
+                                 on_watch, next, NULL, NULL),
                 0);
         return 0;
 }
@@ -532,7 +532,7 @@ static void test_watch_closed_restart(void **state) {
                                                    .resource_version = rv,
                                                    .field_selector = "metadata.name=nothing",
                                                    .timeout_seconds = 1},
-                                 on_watch, &first, NULL),
+                                 on_watch, &first, NULL, NULL),
                 0);
         run_until(x, &first.closed);
         assert_int_equal(first.n, 1);
@@ -565,7 +565,7 @@ static void test_watch_line_cap(void **state) {
                                                    .resource_version = rv,
                                                    .field_selector = "metadata.name=long-line",
                                                    .max_line = 2048},
-                                 on_watch, &r, NULL),
+                                 on_watch, &r, NULL, NULL),
                 0);
         char big[8192];
         memset(big, 'h', sizeof big - 1);
@@ -764,9 +764,9 @@ static void test_token_rotation(void **state) {
         write_file(token_path, "wrong-again\n");
         koc__cluster_config_token_invalidate(x.cfg);
         recorder r = {0};
-        assert_int_equal(
-                koc_client_watch(x.client, &(koc_watch_spec){.path = LEASES}, on_watch, &r, NULL),
-                0);
+        assert_int_equal(koc_client_watch(x.client, &(koc_watch_spec){.path = LEASES}, on_watch, &r,
+                                          NULL, NULL),
+                         0);
         run_until(&x, &r.closed);
         assert_int_equal(r.n, 1);
         assert_int_equal(r.status[0], 401);
@@ -791,9 +791,9 @@ static void test_transport_errors(void **state) {
         assert_int_equal(res.reason, KOC_REASON_NONE);
         assert_true(strlen(res.message) > 0);
         recorder r = {0};
-        assert_int_equal(
-                koc_client_watch(x.client, &(koc_watch_spec){.path = LEASES}, on_watch, &r, NULL),
-                0);
+        assert_int_equal(koc_client_watch(x.client, &(koc_watch_spec){.path = LEASES}, on_watch, &r,
+                                          NULL, NULL),
+                         0);
         run_until(&x, &r.closed);
         assert_int_equal(r.n, 1);
         assert_int_equal(r.error[0], -ECONNREFUSED);
@@ -970,7 +970,7 @@ static void test_unref_in_flight(void **state) {
                                  0);
         assert_int_equal(koc_client_watch(x.client,
                                           &(koc_watch_spec){.path = LEASES, .resource_version = rv},
-                                          on_watch_never, &calls, NULL),
+                                          on_watch_never, &calls, NULL, NULL),
                          0);
         blocked_call b = {.client = x.client};
         pthread_t t;
@@ -1179,8 +1179,9 @@ static void canned_ctx(ctx *x, canned_server *s) {
 
 static void canned_watch(ctx *x, const char *path, recorder *r) {
         memset(r, 0, sizeof *r);
-        assert_int_equal(
-                koc_client_watch(x->client, &(koc_watch_spec){.path = path}, on_watch, r, NULL), 0);
+        assert_int_equal(koc_client_watch(x->client, &(koc_watch_spec){.path = path}, on_watch, r,
+                                          NULL, NULL),
+                         0);
         run_until(x, &r->closed);
         assert_int_equal(r->after_closed, 0);
 }
@@ -1370,7 +1371,7 @@ static void test_http2_multiplex(void **state) {
         memset(res, 0, sizeof res);
         for (int i = 0; i < 20; i++)
                 assert_int_equal(koc_client_watch(x.client, &(koc_watch_spec){.path = "/w"},
-                                                  on_watch, &w[i], NULL),
+                                                  on_watch, &w[i], NULL, NULL),
                                  0);
         for (int i = 0; i < 30; i++)
                 start(&x, "GET", "/r", NULL, &res[i], 0);

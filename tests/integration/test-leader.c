@@ -123,7 +123,7 @@ static candidate *add_candidate(const char *id) {
                                  &(koc_leader_callbacks){.started_leading = on_started,
                                                          .stopped_leading = on_stopped,
                                                          .new_leader = on_new_leader},
-                                 c);
+                                 c, NULL);
         c->state = koc_leader_ref_state(c->leader);
         assert_int_equal(koc_leader_start(c->leader), 0);
         return c;
@@ -132,7 +132,7 @@ static candidate *add_candidate(const char *id) {
 static void drop_candidate(candidate *c) {
         if (!c->leader)
                 return;
-        koc_leader_set_callbacks(c->leader, NULL, NULL);
+        koc_leader_set_callbacks(c->leader, NULL, NULL, NULL);
         c->leader = koc_leader_unref(c->leader);
         c->state = koc_leader_state_unref(c->state);
         c->client = koc_client_unref(c->client);
@@ -630,7 +630,7 @@ static void run_frozen_child(const char *kubeconfig, int fd) {
         koc_leader_set_callbacks(l,
                                  &(koc_leader_callbacks){.started_leading = child_started,
                                                          .stopped_leading = child_stopped},
-                                 NULL);
+                                 NULL, NULL);
         if (koc_leader_start(l) < 0)
                 _exit(4);
         sd_event_loop(e);

@@ -173,20 +173,21 @@ static void test_old_manager_config_builds_a_manager(void **state) {
 
         /* Older callback tables and runnables: the missing entries are NULL. */
         old_manager_callbacks cb = {0};
-        assert_int_equal(
-                koc_manager_set_callbacks_sized(m, sizeof cb, (koc_manager_callbacks *)&cb, NULL),
-                0);
+        assert_int_equal(koc_manager_set_callbacks_sized(m, sizeof cb, (koc_manager_callbacks *)&cb,
+                                                         NULL, NULL),
+                         0);
         old_manager_runnable run = {0};
         assert_int_equal(koc_manager_add_runnable_sized(m, "old", sizeof run,
-                                                        (koc_manager_runnable *)&run, NULL),
+                                                        (koc_manager_runnable *)&run, NULL, NULL),
                          0);
 
         /* Sizes that cannot be right. */
-        assert_int_equal(koc_manager_set_callbacks_sized(m, 1, (koc_manager_callbacks *)&cb, NULL),
-                         -EINVAL);
         assert_int_equal(
-                koc_manager_add_runnable_sized(m, "bad", 3, (koc_manager_runnable *)&run, NULL),
+                koc_manager_set_callbacks_sized(m, 1, (koc_manager_callbacks *)&cb, NULL, NULL),
                 -EINVAL);
+        assert_int_equal(koc_manager_add_runnable_sized(m, "bad", 3, (koc_manager_runnable *)&run,
+                                                        NULL, NULL),
+                         -EINVAL);
         koc_manager_unref(m);
 }
 
@@ -271,13 +272,13 @@ static void test_watch_spec_old_and_wrong(void **state) {
         koc_watch *w = NULL;
 
         assert_int_equal(koc_client_watch_sized(f->client, sizeof old, (const koc_watch_spec *)&old,
-                                                on_event, NULL, &w),
+                                                on_event, NULL, NULL, &w),
                          0);
         assert_non_null(w);
         koc_watch_stop(w);
         w = NULL;
         assert_int_equal(koc_client_watch_sized(f->client, 1, (const koc_watch_spec *)&old,
-                                                on_event, NULL, &w),
+                                                on_event, NULL, NULL, &w),
                          -EINVAL);
         assert_null(w);
 }
@@ -292,18 +293,71 @@ static void test_leader_callbacks_old_and_wrong(void **state) {
         assert_int_equal(koc_leader_config_set_identity(cfg, "a"), 0);
         assert_int_equal(koc_leader_new(f->client, cfg, &l, &err), 0);
         old_leader_callbacks old = {0};
-        assert_int_equal(koc_leader_set_callbacks_sized(l, sizeof old,
-                                                        (const koc_leader_callbacks *)&old, NULL),
+        assert_int_equal(koc_leader_set_callbacks_sized(
+                                 l, sizeof old, (const koc_leader_callbacks *)&old, NULL, NULL),
                          0);
-        assert_int_equal(
-                koc_leader_set_callbacks_sized(l, 2, (const koc_leader_callbacks *)&old, NULL),
-                -EINVAL);
+        assert_int_equal(koc_leader_set_callbacks_sized(l, 2, (const koc_leader_callbacks *)&old,
+                                                        NULL, NULL),
+                         -EINVAL);
         koc_leader_unref(l);
+        koc_leader_config_free(cfg);
+}
+
+static void count_destroy(void *userdata) {
+        (*(int *)userdata)++;
+}
+
+static void on_closed(koc_watch *w, koc_watch_event *e, void *userdata) {
+        if (e->type == KOC_WATCH_CLOSED)
+                ((int *)userdata)[1]++;
+}
+
+/* A watch's destroy runs once: after its CLOSED event (the port refuses), or
+ * at koc_watch_stop(). */
+static void test_watch_destroy(void **state) {
+        fixture *f = *state;
+        koc_watch_spec spec = {.path = "/apis/coordination.k8s.io/v1/namespaces/ns/leases"};
+        int closed[2] = {0, 0}, stopped = 0;
+        koc_watch *w = NULL;
+
+        assert_int_equal(koc_client_watch(f->client, &spec, on_closed, closed, count_destroy, &w),
+                         0);
+        for (int i = 0; i < 600 && closed[1] == 0; i++)
+                assert_true(sd_event_run(f->event, 100 * KOC_USEC_PER_MSEC) >= 0);
+        assert_int_equal(closed[1], 1);
+        assert_int_equal(closed[0], 1);
+
+        assert_int_equal(koc_client_watch(f->client, &spec, on_event, &stopped, count_destroy, &w),
+                         0);
+        assert_int_equal(stopped, 0);
+        koc_watch_stop(w);
+        assert_int_equal(stopped, 1);
+}
+
+static void test_leader_callbacks_destroy(void **state) {
+        fixture *f = *state;
+        koc_leader_config *cfg = NULL;
+        koc_leader *l = NULL;
+        koc_error err = {0};
+        int a = 0, b = 0;
+
+        assert_int_equal(koc_leader_config_new("ns", "abi", &cfg), 0);
+        assert_int_equal(koc_leader_new(f->client, cfg, &l, &err), 0);
+        assert_int_equal(koc_leader_set_callbacks(l, &(koc_leader_callbacks){0}, &a, count_destroy),
+                         0);
+        assert_int_equal(koc_leader_set_callbacks(l, &(koc_leader_callbacks){0}, &b, count_destroy),
+                         0);
+        assert_int_equal(a, 1);
+        assert_int_equal(b, 0);
+        koc_leader_unref(l);
+        assert_int_equal(b, 1);
         koc_leader_config_free(cfg);
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_watch_destroy, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_leader_callbacks_destroy, setup, teardown),
                 cmocka_unit_test(test_old_manager_config_init_validate_parse),
                 cmocka_unit_test_setup_teardown(test_old_manager_config_builds_a_manager, setup,
                                                 teardown),

@@ -442,7 +442,7 @@ static void capture(int level, const char *component, const char *message, void 
 
 static void test_insecure(void **state) {
         struct captured c = {0};
-        koc_log_set_handler(capture, &c);
+        koc_log_set_handler(capture, &c, NULL);
         write_file("insecure.yaml",
                    "current-context: c\n"
                    "contexts: [{name: c, context: {cluster: k}}]\n"
@@ -469,7 +469,7 @@ static void test_insecure(void **state) {
         assert_false(cfg->insecure);
         assert_int_equal(c.n, 1);
         koc_cluster_config_unref(cfg);
-        koc_log_set_handler(NULL, NULL);
+        koc_log_set_handler(NULL, NULL, NULL);
 }
 
 static void test_http_server(void **state) {

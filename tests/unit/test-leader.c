@@ -182,7 +182,7 @@ static void setup_fake(fake *f) {
                                  &(koc_leader_callbacks){.started_leading = on_started,
                                                          .stopped_leading = on_stopped,
                                                          .new_leader = on_new_leader},
-                                 f);
+                                 f, NULL);
 }
 
 static void teardown_fake(fake *f) {

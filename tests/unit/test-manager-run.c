@@ -85,7 +85,7 @@ static void test_second_run_is_exit_code(void **state) {
                                                    &(koc_manager_callbacks){
                                                            .started_leading = shut_down,
                                                    },
-                                                   NULL),
+                                                   NULL, NULL),
                          0);
         assert_int_equal(koc_manager_run(f->m), KOC_MANAGER_EXIT_OK);
         /* Once only; the second call is refused with an exit code. */
@@ -103,7 +103,7 @@ static void run_ending_loop_with(fixture *f, int code, int expected) {
                                                    &(koc_manager_callbacks){
                                                            .started_leading = exit_loop,
                                                    },
-                                                   f),
+                                                   f, NULL),
                          0);
         int r = koc_manager_run(f->m);
         assert_int_equal(r, expected);
@@ -122,8 +122,48 @@ static void test_loop_ended_with_exit_code(void **state) {
         run_ending_loop_with(*state, 3, 3);
 }
 
+static void count_destroy(void *userdata) {
+        (*(int *)userdata)++;
+}
+
+static int noop_start(koc_manager *m, uint64_t term, void *userdata) {
+        return 0;
+}
+
+static void noop_hook(koc_shutdown_step *step, void *userdata) {
+        koc_shutdown_step_done(step);
+}
+
+/* Callbacks replaced with other userdata destroy the old one at once; the
+ * rest are destroyed once, when the manager is freed. */
+static void test_destroy_callbacks(void **state) {
+        fixture *f = *state;
+        int old_cb = 0, cb = 0, run = 0, hook = 0;
+
+        assert_int_equal(koc_manager_set_callbacks(f->m, &(koc_manager_callbacks){0}, &old_cb,
+                                                   count_destroy),
+                         0);
+        assert_int_equal(
+                koc_manager_set_callbacks(f->m, &(koc_manager_callbacks){0}, &cb, count_destroy),
+                0);
+        assert_int_equal(old_cb, 1);
+        assert_int_equal(koc_manager_add_runnable(f->m, "r",
+                                                  &(koc_manager_runnable){.start = noop_start},
+                                                  &run, count_destroy),
+                         0);
+        assert_int_equal(koc_manager_add_shutdown_hook(f->m, "h", noop_hook, &hook, count_destroy),
+                         0);
+        assert_int_equal(cb + run + hook, 0);
+        f->m = koc_manager_unref(f->m);
+        assert_int_equal(cb, 1);
+        assert_int_equal(run, 1);
+        assert_int_equal(hook, 1);
+        assert_int_equal(old_cb, 1);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_destroy_callbacks, setup, teardown),
                 cmocka_unit_test(test_run_null_is_exit_code),
                 cmocka_unit_test_setup_teardown(test_second_run_is_exit_code, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_loop_ended_with_negative_errno, setup,
