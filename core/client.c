@@ -905,6 +905,7 @@ KOC_EXPORT int koc_client_request_sized(koc_client *c, size_t spec_size,
 
         if (!c || KOC__IMPORT(&copy, user_spec, spec_size, method) < 0)
                 return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(c->loop_tid);
         if (spec->body) {
                 body = cJSON_PrintUnformatted(spec->body);
                 if (!body)
@@ -917,6 +918,7 @@ KOC_EXPORT int koc_client_request_sized(koc_client *c, size_t spec_size,
 KOC_EXPORT void koc_request_cancel(koc_request *r) {
         if (!r)
                 return;
+        KOC__ASSERT_LOOP_THREAD(r->t.client->loop_tid);
         if (r->t.in_handler) {
                 /* Its own handler runs: the dispatcher frees it afterwards. */
                 r->t.cancelled = true;
@@ -956,6 +958,7 @@ KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size,
         if (!c || KOC__IMPORT(&copy, user_spec, spec_size, path) < 0 || !handler || !spec->path ||
             spec->path[0] != '/' || !valid_url_part(spec->path) || strchr(spec->path, '?'))
                 return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(c->loop_tid);
         if (c->dead)
                 return -ECANCELED;
         koc_watch *w = (koc_watch *)transfer_new(c, true, sizeof(koc_watch));
@@ -1005,6 +1008,7 @@ KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size,
 KOC_EXPORT void koc_watch_stop(koc_watch *w) {
         if (!w)
                 return;
+        KOC__ASSERT_LOOP_THREAD(w->t.client->loop_tid);
         if (w->t.in_handler) {
                 /* Called from its own handler: the dispatcher removes it from
                  * curl and frees it once the handler has returned. */
@@ -1079,7 +1083,7 @@ KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_clie
         koc_client *c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
-        c->n_ref = 1;
+        atomic_init(&c->n_ref, 1);
         c->sync_fd = -1;
         list_init(&c->sockets);
         list_init(&c->transfers);
@@ -1092,6 +1096,7 @@ KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_clie
                 c->event = sd_event_ref(event);
         else if ((r = sd_event_default(&c->event)) < 0)
                 goto fail;
+        c->loop_tid = koc__loop_tid(c->event);
         c->user_agent = strdup(DEFAULT_USER_AGENT);
         c->multi = curl_multi_init();
         c->share = curl_share_init();
@@ -1146,15 +1151,19 @@ fail:
 
 KOC_EXPORT koc_client *koc_client_ref(koc_client *c) {
         if (c)
-                c->n_ref++;
+                atomic_fetch_add_explicit(&c->n_ref, 1, memory_order_relaxed);
         return c;
 }
 
 KOC_EXPORT koc_client *koc_client_unref(koc_client *c) {
         if (!c)
                 return NULL;
-        if (--c->n_ref == 0)
+        /* acq_rel: everything other threads did with the client happens
+         * before the thread that drops the last reference frees it. */
+        if (atomic_fetch_sub_explicit(&c->n_ref, 1, memory_order_acq_rel) == 1) {
+                KOC__ASSERT_LOOP_THREAD(c->loop_tid);
                 client_shutdown(c);
+        }
         return NULL;
 }
 
@@ -1167,13 +1176,17 @@ KOC_EXPORT koc_cluster_config *koc_client_get_config(koc_client *c) {
 }
 
 KOC_EXPORT void koc_client_set_default_timeout(koc_client *c, uint64_t usec) {
-        if (c)
-                c->default_timeout_usec = usec ? usec : DEFAULT_TIMEOUT_USEC;
+        if (!c)
+                return;
+        KOC__ASSERT_LOOP_THREAD(c->loop_tid);
+        c->default_timeout_usec = usec ? usec : DEFAULT_TIMEOUT_USEC;
 }
 
 KOC_EXPORT void koc_client_set_max_response_size(koc_client *c, size_t bytes) {
-        if (c)
-                c->max_response = bytes ? bytes : DEFAULT_MAX_RESPONSE;
+        if (!c)
+                return;
+        KOC__ASSERT_LOOP_THREAD(c->loop_tid);
+        c->max_response = bytes ? bytes : DEFAULT_MAX_RESPONSE;
 }
 
 KOC_EXPORT int koc_client_set_user_agent(koc_client *c, const char *ua) {

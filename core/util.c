@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <systemd/sd-event.h>
 #include <systemd/sd-id128.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "util.h"
@@ -208,4 +210,12 @@ int koc__struct_import(void *dst, size_t dst_size, const void *src, size_t src_s
         memcpy(dst, src, n);
         memset((unsigned char *)dst + n, 0, dst_size - n);
         return 0;
+}
+
+pid_t koc__loop_tid(sd_event *event) {
+        pid_t tid;
+
+        if (event && sd_event_get_tid(event, &tid) >= 0)
+                return tid;
+        return gettid();
 }

@@ -7,8 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/types.h>
 
 #include "koc/time.h"
+
+typedef struct sd_event sd_event;
 
 #define KOC_ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
@@ -44,3 +47,19 @@ int koc__struct_import(void *dst, size_t dst_size, const void *src, size_t src_s
 #define KOC__IMPORT(dst, src, src_size, first)                                                     \
         koc__struct_import((dst), sizeof(*(dst)), (src), (src_size),                               \
                            KOC__STRUCT_MIN_SIZE(__typeof__(*(dst)), first))
+
+/* The thread that runs a loop: the owner of a default loop
+ * (sd_event_get_tid), else the calling thread, which creates a handle on the
+ * loop's thread by contract. */
+pid_t koc__loop_tid(sd_event *event);
+/* Debug builds (no NDEBUG) check that a loop-only call runs on the loop's
+ * thread: a call from a worker thread races with the loop on state that is
+ * not locked, which is far easier to find at the call than in its effects. */
+#ifndef NDEBUG
+#include <assert.h>
+#include <unistd.h>
+#define KOC__ASSERT_LOOP_THREAD(tid)                                                               \
+        assert(gettid() == (tid) && "loop-only call off the loop thread")
+#else
+#define KOC__ASSERT_LOOP_THREAD(tid) ((void)0)
+#endif

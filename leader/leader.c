@@ -133,7 +133,8 @@ KOC_EXPORT int koc_leader_state_term(const koc_leader_state *cs, uint64_t *ret_t
 /* --- the elector ------------------------------------------------------------------ */
 
 struct koc_leader {
-        unsigned n_ref;
+        unsigned n_ref; /* loop-only, as is everything here but the state */
+        pid_t loop_tid; /* for the debug checks of loop-only calls */
         const leader_transport_ops *ops;
         void *transport;
 
@@ -624,6 +625,7 @@ int leader_new_with_transport(const leader_transport_ops *ops, void *transport,
         if (!l)
                 return koc_error_set(err, -ENOMEM, "leader: out of memory");
         l->n_ref = 1;
+        l->loop_tid = koc__loop_tid(NULL);
         l->ops = ops;
         l->transport = transport ? transport : l;
         l->release_on_stop = cfg->release_on_stop;
@@ -668,6 +670,7 @@ KOC_EXPORT int koc_leader_new(koc_client *client, const koc_leader_config *cfg, 
                 return r;
         /* The client's loop, always: a second loop could not see its answers. */
         l->event = sd_event_ref(koc_client_get_event(client));
+        l->loop_tid = koc__loop_tid(l->event);
         l->client = koc_client_ref(client);
         *ret = l;
         return 0;
@@ -713,7 +716,10 @@ static void leader_free(koc_leader *l) {
 }
 
 KOC_EXPORT koc_leader *koc_leader_unref(koc_leader *l) {
-        if (l && --l->n_ref == 0)
+        if (!l)
+                return NULL;
+        KOC__ASSERT_LOOP_THREAD(l->loop_tid);
+        if (--l->n_ref == 0)
                 leader_free(l);
         return NULL;
 }
@@ -725,6 +731,7 @@ KOC_EXPORT int koc_leader_set_callbacks_sized(koc_leader *l, size_t callbacks_si
 
         if (!l)
                 return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(l->loop_tid);
         if (callbacks && KOC__IMPORT(&copy, callbacks, callbacks_size, started_leading) < 0)
                 return -EINVAL;
         if (l->destroy && l->userdata != userdata)
@@ -738,6 +745,7 @@ KOC_EXPORT int koc_leader_set_callbacks_sized(koc_leader *l, size_t callbacks_si
 KOC_EXPORT int koc_leader_start(koc_leader *l) {
         if (!l)
                 return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(l->loop_tid);
         if (l->fsm.state != LEADER_FSM_STOPPED)
                 return -EBUSY;
         koc_log_info(LOG, "starting lease=%s/%s identity=%s", l->namespace_, l->name, l->identity);
@@ -748,6 +756,7 @@ KOC_EXPORT int koc_leader_start(koc_leader *l) {
 KOC_EXPORT int koc_leader_step_down(koc_leader *l, koc_leader_done_handler_t done, void *userdata) {
         if (!l)
                 return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(l->loop_tid);
         if (l->done || l->fsm.state == LEADER_FSM_RELEASING || l->fsm.step_down_pending)
                 return -EALREADY;
         if (l->fsm.state == LEADER_FSM_STOPPED) {
@@ -764,6 +773,7 @@ KOC_EXPORT int koc_leader_step_down(koc_leader *l, koc_leader_done_handler_t don
 KOC_EXPORT void koc_leader_stop(koc_leader *l) {
         if (!l)
                 return;
+        KOC__ASSERT_LOOP_THREAD(l->loop_tid);
         if (l->release_on_stop && l->fsm.state == LEADER_FSM_LEADING) {
                 (void)koc_leader_step_down(l, NULL, NULL);
                 return;

@@ -42,7 +42,11 @@ struct runnable {
 };
 
 struct koc_manager {
-        unsigned n_ref;
+        /* Atomic: worker threads may hold their own references (for
+         * koc_manager_work_begin and friends); the last one is dropped on
+         * the loop thread. */
+        atomic_uint n_ref;
+        pid_t loop_tid; /* for the debug checks of loop-only calls */
 
         sd_event *event;
         koc_cluster_config *cluster;
@@ -557,15 +561,16 @@ static koc_manager *manager_free(koc_manager *m) {
 
 KOC_EXPORT koc_manager *koc_manager_ref(koc_manager *m) {
         if (m)
-                m->n_ref++;
+                atomic_fetch_add_explicit(&m->n_ref, 1, memory_order_relaxed);
         return m;
 }
 
 KOC_EXPORT koc_manager *koc_manager_unref(koc_manager *m) {
         if (!m)
                 return NULL;
-        if (--m->n_ref > 0)
+        if (atomic_fetch_sub_explicit(&m->n_ref, 1, memory_order_acq_rel) != 1)
                 return NULL;
+        KOC__ASSERT_LOOP_THREAD(m->loop_tid);
         return manager_free(m);
 }
 
@@ -706,7 +711,7 @@ KOC_EXPORT int koc_manager_new_sized(sd_event *event, size_t cfg_size,
         m = calloc(1, sizeof *m);
         if (!m)
                 return koc_error_set(err, -ENOMEM, "out of memory");
-        m->n_ref = 1;
+        atomic_init(&m->n_ref, 1);
         m->wake_fd = -1;
         m->leader_elect = cfg->leader_elect;
         m->gate_readiness = cfg->gate_readiness_on_leader;
@@ -722,6 +727,7 @@ KOC_EXPORT int koc_manager_new_sized(sd_event *event, size_t cfg_size,
                 if (r < 0)
                         return koc_error_set(err, r, "event loop: %s", strerror(-r));
         }
+        m->loop_tid = koc__loop_tid(m->event);
 
         r = koc_cluster_config_load(cfg->kubeconfig, NULL, &m->cluster, err);
         if (r < 0)
@@ -772,6 +778,7 @@ KOC_EXPORT int koc_manager_set_callbacks_sized(koc_manager *m, size_t callbacks_
 
         if (!m)
                 return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(m->loop_tid);
         if (callbacks && KOC__IMPORT(&copy, callbacks, callbacks_size, started_leading) < 0)
                 return -EINVAL;
         /* Registering the same userdata again keeps it alive. */
@@ -791,6 +798,7 @@ KOC_EXPORT int koc_manager_add_shutdown_hook(koc_manager *m, const char *name,
 
         if (!m || !name || !name[0] || !hook)
                 return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(m->loop_tid);
         if (m->ran)
                 return -EBUSY;
         copy = strdup(name);
@@ -817,6 +825,7 @@ KOC_EXPORT int koc_manager_add_runnable_sized(koc_manager *m, const char *name,
 
         if (!m || !name || !name[0] || KOC__IMPORT(&ops, runnable, runnable_size, start) < 0)
                 return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(m->loop_tid);
         if (m->ran)
                 return -EBUSY;
         copy = strdup(name);
@@ -886,6 +895,7 @@ KOC_EXPORT int koc_manager_run(koc_manager *m) {
                 koc_log_error(LOG, "koc_manager_run: no manager");
                 return KOC_MANAGER_EXIT_FAILURE;
         }
+        KOC__ASSERT_LOOP_THREAD(m->loop_tid);
         if (m->ran) {
                 koc_log_error(LOG, "koc_manager_run: the manager has run already");
                 return KOC_MANAGER_EXIT_FAILURE;
@@ -933,12 +943,14 @@ KOC_EXPORT int koc_manager_run(koc_manager *m) {
 KOC_EXPORT int koc_manager_shutdown(koc_manager *m) {
         if (!m)
                 return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(m->loop_tid);
         return koc_shutdown_trigger(m->shutdown);
 }
 
 KOC_EXPORT int koc_manager_force_shutdown(koc_manager *m) {
         if (!m)
                 return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(m->loop_tid);
         return koc_shutdown_force(m->shutdown);
 }
 

@@ -31,8 +31,12 @@
  * cancel or stop requests and watches (its own included) and may drop the
  * last reference to the client; after that no handler runs any more.
  *
- * All functions except koc_client_call() must be called on the loop thread
- * (the thread that called koc_client_new()).
+ * All functions except koc_client_call(), koc_client_ref() and
+ * koc_client_unref() must be called on the loop thread (the thread that called
+ * koc_client_new(), or the owner of a default loop); debug builds (no NDEBUG)
+ * assert it.  The reference count is atomic, so a worker thread may hold its
+ * own reference while it uses koc_client_call(); the last reference must be
+ * dropped on the loop thread.
  * koc_client_call() is the synchronous facade for worker threads: it posts the
  * request to the loop and waits for the answer; it refuses (-EDEADLK) to run
  * on the loop thread, which must never block.

@@ -50,7 +50,8 @@
  * fires, and it reads false before any stopped_leading callback runs.
  *
  * Everything except the koc_leader_state_* functions must be called on the
- * loop thread.
+ * loop thread (debug builds assert it).  The state handle's reference count
+ * is atomic: any thread may take and drop references to it.
  */
 #ifndef KOC_LEADER_H
 #define KOC_LEADER_H

@@ -71,7 +71,10 @@
  *
  * Threads: everything runs on the loop's thread except koc_manager_work_begin,
  * koc_manager_work_end, koc_manager_is_leader, koc_manager_get_term,
- * koc_manager_in_flight and koc_manager_is_stopping, which are lock-free.
+ * koc_manager_in_flight and koc_manager_is_stopping, which are lock-free, and
+ * koc_manager_ref/unref: the count is atomic, so worker threads may hold their
+ * own references, but the last one must be dropped on the loop thread.  Debug
+ * builds (no NDEBUG) assert that the loop-only calls run on the loop thread.
  * Create the manager before starting any thread: it blocks SIGTERM and SIGINT
  * in the calling thread, and threads inherit that mask.
  */
