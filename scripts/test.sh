@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds koc and runs the whole test suite: first an AddressSanitizer +
-# UndefinedBehaviorSanitizer build with the unit and integration tests, then
-# the regular build with every test (unit, integration, valgrind, the real
+# UndefinedBehaviorSanitizer build with the unit and integration tests, then a
+# ThreadSanitizer build with the threaded tests (label tsan), then the regular
+# build with every test (unit, integration, valgrind, the real
 # kubectl and helm checks, the install check).  The last lines are ctest's
 # summary of the regular run.  Installs missing Debian packages first.
 set -euo pipefail
@@ -12,10 +13,18 @@ jobs=$(nproc)
 export KOC_TEST_LOG_LEVEL=${KOC_TEST_LOG_LEVEL:-warn}
 
 echo "== ASan+UBSan build and tests"
-cmake -S . -B build-asan -DKOC_SANITIZE=ON -DKOC_WERROR=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake -S . -B build-asan -DKOC_SANITIZE=address -DKOC_WERROR=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir build-asan -L 'unit|integration' -j"$jobs" --output-on-failure
+
+echo "== ThreadSanitizer build and the threaded tests"
+# Only what the tsan tests need: the tree under TSan is slow to build and run.
+cmake -S . -B build-tsan -DKOC_SANITIZE=thread -DKOC_WERROR=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-tsan -j"$jobs" --target koc koc-apiserver \
+        $(ctest --test-dir build-tsan -L tsan -N | sed -n 's/^ *Test *#[0-9]*: //p')
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+        ctest --test-dir build-tsan -L tsan -j"$jobs" --output-on-failure
 
 echo "== Regular build and the whole suite"
 cmake -S . -B build -DKOC_WERROR=ON >/dev/null
