@@ -2,7 +2,7 @@
 /*
  * The probes server: request routing, named checks in the kube-apiserver
  * style, the readiness switch and /metrics.  The HTTP engine and its loop glue
- * are in mhd-event.c.
+ * are in mhd-glue.c.
  *
  * Every request is answered from the first access-handler call (the headers),
  * so a request body is never read: requests that announce one get 413 and the
@@ -19,7 +19,7 @@
 
 #include "koc/log.h"
 #include "koc/probes.h"
-#include "mhd-event.h"
+#include "mhd-glue.h"
 
 #define DEFAULT_MAX_CONNECTIONS 256u
 #define DEFAULT_IDLE_TIMEOUT_SEC 10u
