@@ -44,6 +44,6 @@ int koc__linebuf_feed(koc_linebuf *lb, const char *data, size_t n, koc_linebuf_l
 int koc__linebuf_finish(koc_linebuf *lb, koc_linebuf_line_t cb, void *userdata);
 
 /* Bytes of an unfinished line waiting for more data. */
-static inline size_t koc_linebuf_pending(const koc_linebuf *lb) {
+static inline size_t koc__linebuf_pending(const koc_linebuf *lb) {
         return lb->len;
 }

@@ -15,10 +15,10 @@ typedef struct sd_event sd_event;
 
 #define KOC_ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
-static inline void koc_freep(void *p) {
+static inline void koc__freep(void *p) {
         free(*(void **)p);
 }
-#define _koc_cleanup_free_ __attribute__((cleanup(koc_freep)))
+#define _koc_cleanup_free_ __attribute__((cleanup(koc__freep)))
 
 /* Formats usec since the epoch as RFC 3339 UTC with `digits` fractional
  * digits (0, 3 or 6): "2026-11-24T10:00:00.123456Z".  Returns buf. */

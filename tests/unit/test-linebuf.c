@@ -81,7 +81,7 @@ static void test_every_split_point(void **state) {
                         assert_int_equal(koc__linebuf_feed(&lb, stream, i, collect, &c), 0);
                         assert_int_equal(koc__linebuf_feed(&lb, stream + i, len - i, collect, &c),
                                          0);
-                        assert_int_equal(koc_linebuf_pending(&lb), 0);
+                        assert_int_equal(koc__linebuf_pending(&lb), 0);
                         assert_int_equal(koc__linebuf_finish(&lb, collect, &c), 0);
                         assert_three_events(&c);
                         collected_free(&c);
@@ -143,7 +143,7 @@ static void test_last_line_without_newline(void **state) {
         koc__linebuf_init(&lb, 0);
         assert_int_equal(koc__linebuf_feed(&lb, "one\ntw", 6, collect, &c), 0);
         assert_int_equal(c.n, 1);
-        assert_int_equal(koc_linebuf_pending(&lb), 2);
+        assert_int_equal(koc__linebuf_pending(&lb), 2);
         assert_int_equal(koc__linebuf_feed(&lb, "o", 1, collect, &c), 0);
         assert_int_equal(koc__linebuf_finish(&lb, collect, &c), 0);
         assert_int_equal(c.n, 2);
