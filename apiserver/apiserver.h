@@ -12,7 +12,7 @@
 
 #include "core/util.h"
 #include "koc/log.h"
-#include "core/mhd-loop.h"
+#include "probes/mhd-glue.h"
 
 #define COMPONENT "apiserver"
 #define MAX_BODY_SIZE (3u * 1024 * 1024)

@@ -41,13 +41,16 @@ struct koc_list {
 };
 
 struct koc_client {
-        unsigned n_ref;
+        /* Atomic: worker threads that use koc_client_call() may hold their
+         * own references; the last one is dropped on the loop thread. */
+        atomic_uint n_ref;
         unsigned busy; /* > 0 while handlers run from the dispatcher */
         bool dead;     /* the last reference is gone; free when !busy */
 
         sd_event *event;
         koc_cluster_config *cfg;
         pthread_t loop_thread;
+        pid_t loop_tid; /* for the debug checks of loop-only calls */
 
         CURLM *multi;
         CURLSH *share;                 /* TLS sessions and DNS, shared by every transfer */
@@ -114,4 +117,4 @@ void koc__sync_shutdown(koc_client *c);
 void koc__sync_done(koc_client *c);
 /* Inside a response handler: a heap copy of the response that owns its body
  * (taken from resp) and message, for koc_response_free(); NULL without memory. */
-koc_response *koc_response_take(const koc_response *resp);
+koc_response *koc_response_take(koc_response *resp);

@@ -140,6 +140,7 @@ struct koc_watch {
         transfer t; /* first */
         koc_watch_handler_t handler;
         void *userdata;
+        koc_destroy_t destroy; /* set once the watch has started */
         koc_linebuf lines;
         bool streaming; /* the answer was 2xx: the body is the event stream */
         watch_item *head, *tail;
@@ -204,6 +205,8 @@ static void transfer_free(transfer *t) {
                 koc_watch *w = container_of(t, koc_watch, t);
                 watch_items_free(w);
                 koc__linebuf_done(&w->lines);
+                if (w->destroy)
+                        w->destroy(w->userdata);
         }
         free(t);
 }
@@ -1088,7 +1091,7 @@ static int credential_refresh_start(koc_client *c) {
  * the descriptor, which stays curl's to close.
  */
 
-static void on_probe_answer(koc_client *c, const koc_response *r, void *userdata) {
+static void on_probe_answer(koc_client *c, koc_response *r, void *userdata) {
         c->probe = NULL;
 }
 
@@ -1416,13 +1419,16 @@ int koc__client_submit(koc_client *c, const koc_request_spec *spec, char *body,
         return 0;
 }
 
-KOC_EXPORT int koc_client_request(koc_client *c, const koc_request_spec *spec,
-                                  koc_response_handler_t handler, void *userdata,
-                                  koc_request **ret_request) {
+KOC_EXPORT int koc_client_request_sized(koc_client *c, size_t spec_size,
+                                        const koc_request_spec *user_spec,
+                                        koc_response_handler_t handler, void *userdata,
+                                        koc_request **ret_request) {
+        koc_request_spec copy, *spec = &copy;
         char *body = NULL;
 
-        if (!c || !spec)
+        if (!c || KOC__IMPORT(&copy, user_spec, spec_size, method) < 0)
                 return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(c->loop_tid);
         if (spec->body) {
                 body = cJSON_PrintUnformatted(spec->body);
                 if (!body)
@@ -1454,6 +1460,7 @@ static int health_probe(koc_client *c) {
 KOC_EXPORT void koc_request_cancel(koc_request *r) {
         if (!r)
                 return;
+        KOC__ASSERT_LOOP_THREAD(r->t.client->loop_tid);
         if (r->t.in_handler) {
                 /* Its own handler runs: the dispatcher frees it afterwards. */
                 r->t.cancelled = true;
@@ -1462,11 +1469,11 @@ KOC_EXPORT void koc_request_cancel(koc_request *r) {
         transfer_free(&r->t);
 }
 
-KOC_EXPORT cJSON *koc_response_steal_body(const koc_response *r) {
+KOC_EXPORT cJSON *koc_response_steal_body(koc_response *r) {
         if (!r)
                 return NULL;
         cJSON *b = r->body;
-        ((koc_response *)r)->body = NULL;
+        r->body = NULL;
         return b;
 }
 
@@ -1484,13 +1491,16 @@ static int append_param(char **q, CURL *e, const char *name, const char *value) 
         return 0;
 }
 
-KOC_EXPORT int koc_client_watch(koc_client *c, const koc_watch_spec *spec,
-                                koc_watch_handler_t handler, void *userdata, koc_watch **ret) {
+KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size,
+                                      const koc_watch_spec *user_spec, koc_watch_handler_t handler,
+                                      void *userdata, koc_destroy_t destroy, koc_watch **ret) {
+        koc_watch_spec copy, *spec = &copy;
         int r = 0;
 
-        if (!c || !spec || !handler || !spec->path || spec->path[0] != '/' ||
-            !valid_url_part(spec->path) || strchr(spec->path, '?'))
+        if (!c || KOC__IMPORT(&copy, user_spec, spec_size, path) < 0 || !handler || !spec->path ||
+            spec->path[0] != '/' || !valid_url_part(spec->path) || strchr(spec->path, '?'))
                 return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(c->loop_tid);
         if (c->dead)
                 return -ECANCELED;
         koc_watch *w = (koc_watch *)transfer_new(c, true, sizeof(koc_watch));
@@ -1532,6 +1542,7 @@ KOC_EXPORT int koc_client_watch(koc_client *c, const koc_watch_spec *spec,
                 transfer_free(t);
                 return r;
         }
+        w->destroy = destroy;
         if (ret)
                 *ret = w;
         return 0;
@@ -1540,6 +1551,7 @@ KOC_EXPORT int koc_client_watch(koc_client *c, const koc_watch_spec *spec,
 KOC_EXPORT void koc_watch_stop(koc_watch *w) {
         if (!w)
                 return;
+        KOC__ASSERT_LOOP_THREAD(w->t.client->loop_tid);
         if (w->t.in_handler) {
                 /* Called from its own handler: the dispatcher removes it from
                  * curl and frees it once the handler has returned. */
@@ -1549,11 +1561,11 @@ KOC_EXPORT void koc_watch_stop(koc_watch *w) {
         transfer_free(&w->t);
 }
 
-KOC_EXPORT cJSON *koc_watch_event_steal_object(const koc_watch_event *e) {
+KOC_EXPORT cJSON *koc_watch_event_steal_object(koc_watch_event *e) {
         if (!e)
                 return NULL;
         cJSON *o = e->object;
-        ((koc_watch_event *)e)->object = NULL;
+        e->object = NULL;
         return o;
 }
 
@@ -1620,7 +1632,7 @@ KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_clie
         koc_client *c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
-        c->n_ref = 1;
+        atomic_init(&c->n_ref, 1);
         c->sync_fd = -1;
         list_init(&c->sockets);
         list_init(&c->transfers);
@@ -1635,6 +1647,7 @@ KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_clie
                 c->event = sd_event_ref(event);
         else if ((r = sd_event_default(&c->event)) < 0)
                 goto fail;
+        c->loop_tid = koc__loop_tid(c->event);
         c->user_agent = strdup(DEFAULT_USER_AGENT);
         c->multi = curl_multi_init();
         c->share = curl_share_init();
@@ -1704,15 +1717,19 @@ fail:
 
 KOC_EXPORT koc_client *koc_client_ref(koc_client *c) {
         if (c)
-                c->n_ref++;
+                atomic_fetch_add_explicit(&c->n_ref, 1, memory_order_relaxed);
         return c;
 }
 
 KOC_EXPORT koc_client *koc_client_unref(koc_client *c) {
         if (!c)
                 return NULL;
-        if (--c->n_ref == 0)
+        /* acq_rel: everything other threads did with the client happens
+         * before the thread that drops the last reference frees it. */
+        if (atomic_fetch_sub_explicit(&c->n_ref, 1, memory_order_acq_rel) == 1) {
+                KOC__ASSERT_LOOP_THREAD(c->loop_tid);
                 client_shutdown(c);
+        }
         return NULL;
 }
 
@@ -1725,13 +1742,17 @@ KOC_EXPORT koc_cluster_config *koc_client_get_config(koc_client *c) {
 }
 
 KOC_EXPORT void koc_client_set_default_timeout(koc_client *c, uint64_t usec) {
-        if (c)
-                c->default_timeout_usec = usec ? usec : DEFAULT_TIMEOUT_USEC;
+        if (!c)
+                return;
+        KOC__ASSERT_LOOP_THREAD(c->loop_tid);
+        c->default_timeout_usec = usec ? usec : DEFAULT_TIMEOUT_USEC;
 }
 
 KOC_EXPORT void koc_client_set_max_response_size(koc_client *c, size_t bytes) {
-        if (c)
-                c->max_response = bytes ? bytes : DEFAULT_MAX_RESPONSE;
+        if (!c)
+                return;
+        KOC__ASSERT_LOOP_THREAD(c->loop_tid);
+        c->max_response = bytes ? bytes : DEFAULT_MAX_RESPONSE;
 }
 
 KOC_EXPORT int koc_client_set_user_agent(koc_client *c, const char *ua) {

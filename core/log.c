@@ -17,6 +17,7 @@ static atomic_int log_level = KOC_LOG_INFO;
 static atomic_int log_format = KOC_LOG_FORMAT_LOGFMT;
 static koc_log_handler_t log_handler;
 static void *log_userdata;
+static koc_destroy_t log_destroy;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -43,11 +44,19 @@ KOC_EXPORT int koc_log_level_from_string(const char *s) {
         return -EINVAL;
 }
 
-KOC_EXPORT void koc_log_set_handler(koc_log_handler_t handler, void *userdata) {
+KOC_EXPORT void koc_log_set_handler(koc_log_handler_t handler, void *userdata,
+                                    koc_destroy_t destroy) {
         pthread_mutex_lock(&log_lock);
+        void *old = log_userdata;
+        koc_destroy_t old_destroy = log_destroy;
         log_handler = handler;
         log_userdata = userdata;
+        log_destroy = destroy;
         pthread_mutex_unlock(&log_lock);
+        /* Handlers run under the lock, so none uses the old userdata now; the
+         * destroy runs outside it, so that it may log. */
+        if (old_destroy && old != userdata)
+                old_destroy(old);
 }
 
 KOC_EXPORT void koc_log_set_level(int level) {

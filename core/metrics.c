@@ -67,6 +67,7 @@ struct family {
 typedef struct collector {
         koc_metrics_collector_t fn;
         void *userdata;
+        koc_destroy_t destroy;
         struct collector *next;
 } collector;
 
@@ -142,6 +143,8 @@ KOC_EXPORT koc_metrics *koc_metrics_unref(koc_metrics *m) {
         }
         for (collector *c = m->collectors, *cn; c; c = cn) {
                 cn = c->next;
+                if (c->destroy)
+                        c->destroy(c->userdata);
                 free(c);
         }
         pthread_mutex_destroy(&m->lock);
@@ -599,8 +602,8 @@ KOC_EXPORT int koc_metrics_render(koc_metrics *m, char **ret, size_t *ret_len) {
 
 /* ---- collectors --------------------------------------------------------- */
 
-KOC_EXPORT int koc_metrics_add_collector(koc_metrics *m, koc_metrics_collector_t fn,
-                                         void *userdata) {
+KOC_EXPORT int koc_metrics_add_collector(koc_metrics *m, koc_metrics_collector_t fn, void *userdata,
+                                         koc_destroy_t destroy) {
         if (!m || !fn)
                 return -EINVAL;
         int r = 0;
@@ -615,6 +618,7 @@ KOC_EXPORT int koc_metrics_add_collector(koc_metrics *m, koc_metrics_collector_t
         }
         c->fn = fn;
         c->userdata = userdata;
+        c->destroy = destroy;
         if (m->collectors_last)
                 m->collectors_last->next = c;
         else
@@ -718,5 +722,5 @@ static void process_collector(FILE *f, void *userdata) {
 }
 
 KOC_EXPORT int koc_metrics_add_process_collector(koc_metrics *m) {
-        return koc_metrics_add_collector(m, process_collector, NULL);
+        return koc_metrics_add_collector(m, process_collector, NULL, NULL);
 }

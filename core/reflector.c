@@ -201,7 +201,7 @@ static void fill_kind(koc_reflector *r, cJSON *item) {
                 cJSON_AddStringToObject(item, "apiVersion", r->item_api_version);
 }
 
-static void on_list(koc_client *c, const koc_response *resp, void *userdata) {
+static void on_list(koc_client *c, koc_response *resp, void *userdata) {
         koc_reflector *r = userdata;
         r->req = NULL;
 
@@ -300,7 +300,7 @@ static void start_list_page(koc_reflector *r) {
 
 /* --- watch ------------------------------------------------------------------------- */
 
-static void on_watch(koc_watch *w, const koc_watch_event *ev, void *userdata) {
+static void on_watch(koc_watch *w, koc_watch_event *ev, void *userdata) {
         koc_reflector *r = userdata;
 
         switch (ev->type) {
@@ -365,7 +365,7 @@ static void start_watch(koc_reflector *r) {
         };
         r->watch_started_at = koc_now_boottime_usec();
         r->watch_saw_event = false;
-        int k = koc_client_watch(r->client, &spec, on_watch, r, &r->watch);
+        int k = koc_client_watch(r->client, &spec, on_watch, r, NULL, &r->watch);
         if (k < 0) {
                 r->watch = NULL;
                 koc_log_warn(LOG, "cannot watch path=%s: %s", r->path, strerror(-k));

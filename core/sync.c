@@ -23,11 +23,12 @@
 #include <unistd.h>
 
 #include "client-internal.h"
+#include "util.h"
 #include "koc/log.h"
 
 struct koc_sync_call {
         koc_sync_call *next;
-        const koc_request_spec *spec; /* the worker's, valid while it waits */
+        koc_request_spec spec;        /* the worker's, imported at the call */
         char *body;                   /* serialised on the worker; moves to the request */
 
         pthread_mutex_t lock;
@@ -53,7 +54,7 @@ static void sync_complete(koc_sync_call *call, int result, koc_response *respons
         pthread_mutex_unlock(&call->lock);
 }
 
-koc_response *koc_response_take(const koc_response *resp) {
+koc_response *koc_response_take(koc_response *resp) {
         sync_response *s = calloc(1, sizeof *s);
 
         if (s)
@@ -68,7 +69,7 @@ koc_response *koc_response_take(const koc_response *resp) {
         return &s->response;
 }
 
-static void sync_on_response(koc_client *c, const koc_response *resp, void *userdata) {
+static void sync_on_response(koc_client *c, koc_response *resp, void *userdata) {
         koc_sync_call *call = userdata;
         koc_response *copy = koc_response_take(resp);
 
@@ -94,7 +95,7 @@ static int on_sync_event(sd_event_source *s, int fd, uint32_t revents, void *use
         (void)!read(fd, &n, sizeof n);
         for (koc_sync_call *call = sync_take_all(c), *next; call; call = next) {
                 next = call->next;
-                const koc_request_spec *spec = call->spec;
+                const koc_request_spec *spec = &call->spec;
                 char *body = call->body;
                 call->body = NULL; /* the request owns it now, even on failure */
                 int r = koc__client_submit(c, spec, body, sync_on_response, sync_on_drop, call,
@@ -140,8 +141,11 @@ void koc__sync_done(koc_client *c) {
         pthread_mutex_destroy(&c->sync_lock);
 }
 
-KOC_EXPORT int koc_client_call(koc_client *c, const koc_request_spec *spec, koc_response **ret) {
-        if (!c || !spec || !ret)
+KOC_EXPORT int koc_client_call_sized(koc_client *c, size_t spec_size,
+                                     const koc_request_spec *user_spec, koc_response **ret) {
+        koc_request_spec spec;
+
+        if (!c || !ret || KOC__IMPORT(&spec, user_spec, spec_size, method) < 0)
                 return -EINVAL;
         /* The loop thread would wait for itself.  The thread that created
          * the client is the loop thread; a default event loop also knows its
@@ -152,8 +156,8 @@ KOC_EXPORT int koc_client_call(koc_client *c, const koc_request_spec *spec, koc_
                 return -EDEADLK;
 
         koc_sync_call call = {.spec = spec};
-        if (spec->body) {
-                call.body = cJSON_PrintUnformatted(spec->body);
+        if (spec.body) {
+                call.body = cJSON_PrintUnformatted(spec.body);
                 if (!call.body)
                         return -ENOMEM;
         }

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <systemd/sd-event.h>
 #include <systemd/sd-id128.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "util.h"
@@ -195,4 +197,25 @@ uint64_t koc__random_u64(uint64_t n) {
         state ^= state << 25;
         state ^= state >> 27;
         return (state * UINT64_C(2685821657736338717)) % n;
+}
+
+int koc__struct_import(void *dst, size_t dst_size, const void *src, size_t src_size,
+                       size_t min_size) {
+        if (!src || src_size < min_size)
+                return -EINVAL;
+        for (size_t i = dst_size; i < src_size; i++)
+                if (((const unsigned char *)src)[i] != 0)
+                        return -EINVAL;
+        size_t n = src_size < dst_size ? src_size : dst_size;
+        memcpy(dst, src, n);
+        memset((unsigned char *)dst + n, 0, dst_size - n);
+        return 0;
+}
+
+pid_t koc__loop_tid(sd_event *event) {
+        pid_t tid;
+
+        if (event && sd_event_get_tid(event, &tid) >= 0)
+                return tid;
+        return gettid();
 }

@@ -7,8 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/types.h>
 
 #include "koc/time.h"
+
+typedef struct sd_event sd_event;
 
 #define KOC_ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
@@ -24,3 +27,39 @@ char *koc__format_timestamp(uint64_t usec, int digits, char *buf, size_t size);
 /* Uniform random number in [0, n), from a thread-local PRNG seeded from
  * getrandom(); for jitter, not for secrets. */
 uint64_t koc__random_u64(uint64_t n);
+
+/* Extensible structs.  A public struct that programs fill (a spec, a
+ * configuration, a callback table) reaches the library together with the size
+ * the program was compiled with (the call-site macros in include/koc/ pass
+ * sizeof).  koc__struct_import() copies the caller's struct into the
+ * library's own, full-sized one: fields an older program does not know are
+ * zero, which every new field must take to mean "as before".  -EINVAL when
+ * src is NULL, src_size is below min_size (the caller's struct cannot even
+ * hold the first field), or src_size is larger than dst_size and a byte
+ * beyond dst_size is not zero (a newer program asks for something this
+ * library cannot do; libbpf's OPTS reject it the same way). */
+int koc__struct_import(void *dst, size_t dst_size, const void *src, size_t src_size,
+                       size_t min_size);
+/* The minimum size of a struct: up to the end of its first field. */
+#define KOC__STRUCT_MIN_SIZE(type, first) (offsetof(type, first) + sizeof(((type *)0)->first))
+/* koc__struct_import() into *dst (a struct of the same type), with the
+ * minimum taken from its first field. */
+#define KOC__IMPORT(dst, src, src_size, first)                                                     \
+        koc__struct_import((dst), sizeof(*(dst)), (src), (src_size),                               \
+                           KOC__STRUCT_MIN_SIZE(__typeof__(*(dst)), first))
+
+/* The thread that runs a loop: the owner of a default loop
+ * (sd_event_get_tid), else the calling thread, which creates a handle on the
+ * loop's thread by contract. */
+pid_t koc__loop_tid(sd_event *event);
+/* Debug builds (no NDEBUG) check that a loop-only call runs on the loop's
+ * thread: a call from a worker thread races with the loop on state that is
+ * not locked, which is far easier to find at the call than in its effects. */
+#ifndef NDEBUG
+#include <assert.h>
+#include <unistd.h>
+#define KOC__ASSERT_LOOP_THREAD(tid)                                                               \
+        assert(gettid() == (tid) && "loop-only call off the loop thread")
+#else
+#define KOC__ASSERT_LOOP_THREAD(tid) ((void)0)
+#endif

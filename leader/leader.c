@@ -147,7 +147,8 @@ KOC_EXPORT int koc_leader_state_term(const koc_leader_state *cs, uint64_t *ret_t
 /* --- the elector ------------------------------------------------------------------ */
 
 struct koc_leader {
-        unsigned n_ref;
+        unsigned n_ref; /* loop-only, as is everything here but the state */
+        pid_t loop_tid; /* for the debug checks of loop-only calls */
         const leader_transport_ops *ops;
         void *transport;
 
@@ -186,7 +187,7 @@ struct koc_leader {
 
         koc_leader_callbacks callbacks;
         void *userdata;
-        void (*destroy)(void *userdata);
+        koc_destroy_t destroy;
         koc_leader_done_handler_t done;
         void *done_userdata;
 
@@ -316,7 +317,7 @@ static void note_refusal(koc_leader *l, lease_req kind, const koc_response *r) {
                              l->namespace_);
 }
 
-static void on_response(koc_client *c, const koc_response *r, void *userdata) {
+static void on_response(koc_client *c, koc_response *r, void *userdata) {
         struct lease_call *call = userdata;
         koc_leader *l = call->leader;
         lease_record rec;
@@ -366,7 +367,7 @@ static void on_response(koc_client *c, const koc_response *r, void *userdata) {
                                     .record = has ? &rec : NULL});
 }
 
-static void on_watch_event(koc_watch *w, const koc_watch_event *e, void *userdata) {
+static void on_watch_event(koc_watch *w, koc_watch_event *e, void *userdata) {
         koc_leader *l = userdata;
         lease_record rec;
         if (e->type != KOC_WATCH_CLOSED)
@@ -680,7 +681,7 @@ static int real_watch(void *t, const koc_watch_spec *spec, koc_watch_handler_t h
                       void *userdata, void **ret_handle) {
         koc_leader *l = t;
         koc_watch *w = NULL;
-        int r = koc_client_watch(l->client, spec, handler, userdata, &w);
+        int r = koc_client_watch(l->client, spec, handler, userdata, NULL, &w);
         if (r >= 0)
                 *ret_handle = w;
         return r;
@@ -774,6 +775,7 @@ int leader_new_with_transport(const leader_transport_ops *ops, void *transport,
         if (!l)
                 return koc_error_set(err, -ENOMEM, "leader: out of memory");
         l->n_ref = 1;
+        l->loop_tid = koc__loop_tid(NULL);
         l->ops = ops;
         l->transport = transport ? transport : l;
         l->release_on_stop = cfg->release_on_stop;
@@ -814,15 +816,17 @@ int leader_new_with_transport(const leader_transport_ops *ops, void *transport,
         return 0;
 }
 
-KOC_EXPORT int koc_leader_new(sd_event *event, koc_client *client, const koc_leader_config *cfg,
-                              koc_leader **ret, koc_error *err) {
-        if (!event || !client)
-                return koc_error_set(err, -EINVAL, "leader: an event loop and a client are needed");
+KOC_EXPORT int koc_leader_new(koc_client *client, const koc_leader_config *cfg, koc_leader **ret,
+                              koc_error *err) {
+        if (!client)
+                return koc_error_set(err, -EINVAL, "leader: a client is needed");
         koc_leader *l = NULL;
         int r = leader_new_with_transport(&real_ops, NULL, cfg, &l, err);
         if (r < 0)
                 return r;
-        l->event = sd_event_ref(event);
+        /* The client's loop, always: a second loop could not see its answers. */
+        l->event = sd_event_ref(koc_client_get_event(client));
+        l->loop_tid = koc__loop_tid(l->event);
         l->client = koc_client_ref(client);
         const char *server = koc_cluster_config_server(koc_client_get_config(client));
         /* Only for messages: without it they say "the API server". */
@@ -881,29 +885,36 @@ static void leader_free(koc_leader *l) {
 }
 
 KOC_EXPORT koc_leader *koc_leader_unref(koc_leader *l) {
-        if (l && --l->n_ref == 0)
+        if (!l)
+                return NULL;
+        KOC__ASSERT_LOOP_THREAD(l->loop_tid);
+        if (--l->n_ref == 0)
                 leader_free(l);
         return NULL;
 }
 
-KOC_EXPORT void koc_leader_set_callbacks(koc_leader *l, const koc_leader_callbacks *callbacks,
-                                         void *userdata) {
+KOC_EXPORT int koc_leader_set_callbacks_sized(koc_leader *l, size_t callbacks_size,
+                                              const koc_leader_callbacks *callbacks, void *userdata,
+                                              koc_destroy_t destroy) {
+        koc_leader_callbacks copy = {0};
+
         if (!l)
-                return;
+                return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(l->loop_tid);
+        if (callbacks && KOC__IMPORT(&copy, callbacks, callbacks_size, started_leading) < 0)
+                return -EINVAL;
         if (l->destroy && l->userdata != userdata)
                 l->destroy(l->userdata);
-        l->callbacks = callbacks ? *callbacks : (koc_leader_callbacks){0};
+        l->callbacks = copy;
         l->userdata = userdata;
-}
-
-KOC_EXPORT void koc_leader_set_destroy_callback(koc_leader *l, void (*destroy)(void *userdata)) {
-        if (l)
-                l->destroy = destroy;
+        l->destroy = destroy;
+        return 0;
 }
 
 KOC_EXPORT int koc_leader_start(koc_leader *l) {
         if (!l)
                 return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(l->loop_tid);
         if (l->fsm.state != LEADER_FSM_STOPPED || queued_last(l, LEADER_EV_START) >= 0)
                 return -EBUSY;
         l->failed = 0;
@@ -915,6 +926,7 @@ KOC_EXPORT int koc_leader_start(koc_leader *l) {
 KOC_EXPORT int koc_leader_step_down(koc_leader *l, koc_leader_done_handler_t done, void *userdata) {
         if (!l)
                 return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(l->loop_tid);
         if (l->done || l->fsm.state == LEADER_FSM_RELEASING || l->fsm.step_down_pending ||
             queued_last(l, LEADER_EV_STEP_DOWN) >= 0)
                 return -EALREADY;
@@ -932,6 +944,7 @@ KOC_EXPORT int koc_leader_step_down(koc_leader *l, koc_leader_done_handler_t don
 KOC_EXPORT void koc_leader_stop(koc_leader *l) {
         if (!l)
                 return;
+        KOC__ASSERT_LOOP_THREAD(l->loop_tid);
         if (l->release_on_stop && l->fsm.state == LEADER_FSM_LEADING) {
                 (void)koc_leader_step_down(l, NULL, NULL);
                 return;
@@ -951,7 +964,7 @@ KOC_EXPORT bool koc_leader_is_leader(const koc_leader *l) {
         return l && koc_leader_state_is_leader(l->state);
 }
 
-KOC_EXPORT koc_leader_state *koc_leader_get_state(koc_leader *l) {
+KOC_EXPORT koc_leader_state *koc_leader_ref_state(koc_leader *l) {
         return l ? koc_leader_state_ref(l->state) : NULL;
 }
 
@@ -1040,7 +1053,7 @@ KOC_EXPORT int koc_leader_register_metrics(koc_leader *l, koc_metrics *metrics) 
         /* Evaluated from the state handle at scrape time, so the gauge applies
          * the renew deadline exactly as koc_leader_state_is_leader() does,
          * even in a process that was frozen and has not run a timer yet. */
-        koc_leader_state *state = koc_leader_get_state(l);
+        koc_leader_state *state = koc_leader_ref_state(l);
         if (!state)
                 return -ENOMEM;
         r = koc_metrics_add_gauge_function(metrics, "leader_election_master_status",

@@ -2,7 +2,7 @@
 /*
  * The probes server: request routing, named checks in the kube-apiserver
  * style, the readiness switch and /metrics.  The HTTP engine and its loop glue
- * are in mhd-event.c.
+ * are in mhd-glue.c.
  *
  * Every request is answered from the first access-handler call (the headers),
  * so a request body is never read: requests that announce one get 413 and the
@@ -19,7 +19,7 @@
 
 #include "koc/log.h"
 #include "koc/probes.h"
-#include "mhd-event.h"
+#include "mhd-glue.h"
 
 #define DEFAULT_MAX_CONNECTIONS 256u
 #define DEFAULT_IDLE_TIMEOUT_SEC 10u
@@ -43,6 +43,7 @@ typedef struct probe_check {
         char name[CHECK_NAME_MAX + 1];
         koc_probes_check_t fn;
         void *userdata;
+        koc_destroy_t destroy;
 } probe_check;
 
 typedef struct listener {
@@ -75,11 +76,11 @@ struct koc_probes {
         koc_metric *requests[_PATH_MAX][N_CODES];
 };
 
-static int builtin_ping(void *userdata, char *why, size_t why_size) {
+static int builtin_ping(char *why, size_t why_size, void *userdata) {
         return 0;
 }
 
-static int builtin_shutdown(void *userdata, char *why, size_t why_size) {
+static int builtin_shutdown(char *why, size_t why_size, void *userdata) {
         koc_probes *p = userdata;
         if (atomic_load_explicit(&p->ready, memory_order_acquire))
                 return 0;
@@ -181,7 +182,7 @@ static probe_check *find_check(koc_probes *p, enum check_kind kind, const char *
 /* Runs one check; on failure why holds one printable line. */
 static int run_check(const probe_check *ch, char *why, size_t why_size) {
         why[0] = 0;
-        int r = ch->fn(ch->userdata, why, why_size);
+        int r = ch->fn(why, why_size, ch->userdata);
         if (r >= 0)
                 return 0;
         why[why_size - 1] = 0;
@@ -441,6 +442,10 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *c, const
 
 static void probes_free(koc_probes *p) {
         koc_probes_stop(p);
+        for (int k = 0; k < _KIND_MAX; k++)
+                for (size_t i = 0; i < p->n_checks[k]; i++)
+                        if (p->checks[k][i].destroy)
+                                p->checks[k][i].destroy(p->checks[k][i].userdata);
         if (p->resp_ok)
                 MHD_destroy_response(p->resp_ok);
         if (p->resp_not_found)
@@ -454,14 +459,15 @@ static void probes_free(koc_probes *p) {
         free(p);
 }
 
-static int add_check(koc_probes *p, enum check_kind kind, const char *name,
-                     koc_probes_check_t fn, void *userdata) {
+static int add_check(koc_probes *p, enum check_kind kind, const char *name, koc_probes_check_t fn,
+                     void *userdata, koc_destroy_t destroy) {
         if (p->n_checks[kind] >= MAX_CHECKS)
                 return -ENOSPC;
         probe_check *ch = &p->checks[kind][p->n_checks[kind]++];
         snprintf(ch->name, sizeof(ch->name), "%s", name);
         ch->fn = fn;
         ch->userdata = userdata;
+        ch->destroy = destroy;
         return 0;
 }
 
@@ -479,9 +485,9 @@ KOC_EXPORT int koc_probes_new(sd_event *event, koc_metrics *metrics, koc_probes 
                                       DEFAULT_MAX_REQUEST_BYTES };
         int r = make_static_responses(p);
         if (r >= 0)
-                r = add_check(p, KIND_HEALTH, "ping", builtin_ping, p);
+                r = add_check(p, KIND_HEALTH, "ping", builtin_ping, p, NULL);
         if (r >= 0)
-                r = add_check(p, KIND_READY, "shutdown", builtin_shutdown, p);
+                r = add_check(p, KIND_READY, "shutdown", builtin_shutdown, p, NULL);
         if (r < 0) {
                 probes_free(p);
                 return r;
@@ -606,23 +612,24 @@ KOC_EXPORT void koc_probes_stop(koc_probes *p) {
 }
 
 static int add_user_check(koc_probes *p, enum check_kind kind, const char *name,
-                          koc_probes_check_t fn, void *userdata) {
+                          koc_probes_check_t fn, void *userdata, koc_destroy_t destroy) {
         if (!p || !name || !fn || !valid_check_name(name))
                 return -EINVAL;
         if (strcmp(name, "ping") == 0 || strcmp(name, "shutdown") == 0 ||
             find_check(p, kind, name))
                 return -EEXIST;
-        return add_check(p, kind, name, fn, userdata);
+        return add_check(p, kind, name, fn, userdata, destroy);
 }
 
 KOC_EXPORT int koc_probes_add_health_check(koc_probes *p, const char *name,
-                                           koc_probes_check_t check, void *userdata) {
-        return add_user_check(p, KIND_HEALTH, name, check, userdata);
+                                           koc_probes_check_t check, void *userdata,
+                                           koc_destroy_t destroy) {
+        return add_user_check(p, KIND_HEALTH, name, check, userdata, destroy);
 }
 
-KOC_EXPORT int koc_probes_add_ready_check(koc_probes *p, const char *name,
-                                          koc_probes_check_t check, void *userdata) {
-        return add_user_check(p, KIND_READY, name, check, userdata);
+KOC_EXPORT int koc_probes_add_ready_check(koc_probes *p, const char *name, koc_probes_check_t check,
+                                          void *userdata, koc_destroy_t destroy) {
+        return add_user_check(p, KIND_READY, name, check, userdata, destroy);
 }
 
 KOC_EXPORT int koc_probes_remove_check(koc_probes *p, const char *name) {
@@ -636,9 +643,13 @@ KOC_EXPORT int koc_probes_remove_check(koc_probes *p, const char *name) {
                 if (!ch)
                         continue;
                 size_t i = (size_t)(ch - p->checks[k]);
+                probe_check gone = *ch;
                 memmove(ch, ch + 1, (p->n_checks[k] - i - 1) * sizeof(*ch));
                 p->n_checks[k]--;
                 removed++;
+                /* After the removal, so that destroy sees a consistent server. */
+                if (gone.destroy)
+                        gone.destroy(gone.userdata);
         }
         return removed ? 0 : -ENOENT;
 }

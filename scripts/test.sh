@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds koc and runs the whole test suite: first an AddressSanitizer +
-# UndefinedBehaviorSanitizer build with the unit and integration tests, then
-# the regular build with every test (unit, integration, valgrind, the real
-# kubectl and helm checks, the install check, and the integration suites again
-# on a real kube-apiserver built from the Go modules, label k8s).  The last lines are ctest's
+# UndefinedBehaviorSanitizer build with the unit and integration tests, then a
+# ThreadSanitizer build with the threaded tests (label tsan), then the regular
+# build with every test (unit, integration, valgrind, the real kubectl and helm
+# checks, the install check, and the integration suites again on a real
+# kube-apiserver built from the Go modules, label k8s).  The last lines are ctest's
 # summary of the regular run.  Installs missing Debian packages first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,10 +29,18 @@ else
 fi
 
 echo "== ASan+UBSan build and tests"
-cmake -S . -B build-asan -DKOC_SANITIZE=ON -DKOC_WERROR=ON -DKOC_K8S_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake -S . -B build-asan -DKOC_SANITIZE=address -DKOC_WERROR=ON -DKOC_K8S_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir build-asan -L 'unit|integration' -j"$jobs" --output-on-failure
+
+echo "== ThreadSanitizer build and the threaded tests"
+# Only what the tsan tests need: the tree under TSan is slow to build and run.
+cmake -S . -B build-tsan -DKOC_SANITIZE=thread -DKOC_WERROR=ON -DKOC_K8S_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-tsan -j"$jobs" --target koc koc-apiserver \
+        $(ctest --test-dir build-tsan -L tsan -N | sed -n 's/^ *Test *#[0-9]*: //p')
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+        ctest --test-dir build-tsan -L tsan -j"$jobs" --output-on-failure
 
 echo "== Regular build and the whole suite"
 cmake -S . -B build -DKOC_WERROR=ON -DKOC_K8S_TESTS=$k8s >/dev/null

@@ -37,6 +37,7 @@ struct koc_shutdown_step {
         unsigned flags;
         koc_shutdown_step_t start;
         void *userdata;
+        koc_destroy_t destroy;
         enum step_state state;
         bool forced;
         uint64_t started_at;
@@ -50,8 +51,10 @@ struct koc_shutdown {
         bool exit_loop;
         koc_shutdown_begin_t on_begin;
         void *begin_userdata;
+        koc_destroy_t begin_destroy;
         koc_shutdown_done_t on_done;
         void *done_userdata;
+        koc_destroy_t done_destroy;
 
         koc_shutdown_step **steps;
         size_t n_steps;
@@ -355,10 +358,16 @@ static void shutdown_free(koc_shutdown *s) {
         sd_event_source_disable_unref(s->budget_timer);
         sd_event_source_disable_unref(s->grace_timer);
         for (size_t i = 0; i < s->n_steps; i++) {
+                if (s->steps[i]->destroy)
+                        s->steps[i]->destroy(s->steps[i]->userdata);
                 free(s->steps[i]->name);
                 free(s->steps[i]);
         }
         free(s->steps);
+        if (s->begin_destroy)
+                s->begin_destroy(s->begin_userdata);
+        if (s->done_destroy)
+                s->done_destroy(s->done_userdata);
         sd_event_unref(s->event);
         free(s);
 }
@@ -432,24 +441,35 @@ KOC_EXPORT int koc_shutdown_set_exit_loop(koc_shutdown *s, bool exit_loop) {
         return 0;
 }
 
+/* Replaces a handler registration; the old one's destroy runs unless the
+ * same userdata is registered again (it is still in use then). */
+static void replace_handler(void **ud, koc_destroy_t *destroy, void *new_ud,
+                            koc_destroy_t new_destroy) {
+        if (*destroy && *ud != new_ud)
+                (*destroy)(*ud);
+        *ud = new_ud;
+        *destroy = new_destroy;
+}
+
 KOC_EXPORT int koc_shutdown_set_begin_handler(koc_shutdown *s, koc_shutdown_begin_t fn,
-                                              void *userdata) {
+                                              void *userdata, koc_destroy_t destroy) {
         CHECK_CONFIGURABLE(s);
         s->on_begin = fn;
-        s->begin_userdata = userdata;
+        replace_handler(&s->begin_userdata, &s->begin_destroy, userdata, destroy);
         return 0;
 }
 
 KOC_EXPORT int koc_shutdown_set_done_handler(koc_shutdown *s, koc_shutdown_done_t fn,
-                                             void *userdata) {
+                                             void *userdata, koc_destroy_t destroy) {
         CHECK_CONFIGURABLE(s);
         s->on_done = fn;
-        s->done_userdata = userdata;
+        replace_handler(&s->done_userdata, &s->done_destroy, userdata, destroy);
         return 0;
 }
 
 KOC_EXPORT int koc_shutdown_add_step(koc_shutdown *s, const char *name, unsigned flags,
-                                     koc_shutdown_step_t start, void *userdata) {
+                                     koc_shutdown_step_t start, void *userdata,
+                                     koc_destroy_t destroy) {
         CHECK_CONFIGURABLE(s);
         if (!name || !*name || !start || (flags & ~KOC_SHUTDOWN_STEP_RUN_IF_FORCED))
                 return -EINVAL;
@@ -469,6 +489,7 @@ KOC_EXPORT int koc_shutdown_add_step(koc_shutdown *s, const char *name, unsigned
         st->flags = flags;
         st->start = start;
         st->userdata = userdata;
+        st->destroy = destroy;
         s->steps[s->n_steps++] = st;
         return 0;
 }

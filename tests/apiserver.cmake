@@ -15,7 +15,7 @@ if(TARGET koc-apiserver)
                LABELS integration VALGRIND TIMEOUT 120)
   # The same tests with koc-apiserver itself under valgrind: the server must
   # exit 0 (--error-exitcode turns a memory error or leak into a failure).
-  if(VALGRIND_EXECUTABLE AND NOT KOC_SANITIZE)
+  if(VALGRIND_EXECUTABLE AND NOT KOC_SANITIZED)
     add_test(NAME valgrind-koc-apiserver COMMAND test-apiserver)
     set_tests_properties(valgrind-koc-apiserver PROPERTIES TIMEOUT 600 LABELS "valgrind"
       ENVIRONMENT "KOC_LOG_LEVEL=$ENV{KOC_TEST_LOG_LEVEL};KOC_APISERVER_WRAPPER=${VALGRIND_EXECUTABLE} --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect")

@@ -5,7 +5,7 @@ koc_add_test(NAME test-linebuf SOURCES unit/test-linebuf.c MODULES core LABELS u
 koc_add_test(NAME test-status SOURCES unit/test-status.c MODULES core LABELS unit)
 koc_add_test(NAME test-query SOURCES unit/test-query.c MODULES core LABELS unit)
 koc_add_test(NAME test-client SOURCES integration/test-client.c ${KOC_HARNESS_SOURCES}
-             MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND K8S TIMEOUT 120)
+             MODULES core LIBS PkgConfig::CURL LABELS integration tsan VALGRIND K8S TIMEOUT 120)
 koc_add_test(NAME test-client-exec SOURCES integration/test-client-exec.c ${KOC_HARNESS_SOURCES}
              MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND TIMEOUT 120)
 koc_add_test(NAME test-client-metrics SOURCES integration/test-client-metrics.c

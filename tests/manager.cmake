@@ -35,3 +35,8 @@ if(TARGET koc-apiserver AND TARGET koc-example-leader)
   koc_add_k8s_test(k8s-demo 180 env KOC_DEMO_BIN_DIR=${PROJECT_BINARY_DIR}
                    bash ${PROJECT_SOURCE_DIR}/scripts/demo.sh)
 endif()
+
+# koc_manager_run() returns only exit codes 0..255 (no negative errno into
+# main's return), offline and through libkoc.so's public API.
+koc_add_test(NAME test-manager-run SOURCES unit/test-manager-run.c LIBS koc LABELS unit
+             TIMEOUT 120)

@@ -168,7 +168,7 @@ int main(int argc, char *argv[]) {
                                           .stopped_leading = on_stopped,
                                           .new_leader = on_new_leader,
                                   },
-                                  &app);
+                                  &app, NULL);
 
         r = koc_manager_run(app.manager);
         koc_log_info(LOG, "exiting code=%d", r);

@@ -420,7 +420,7 @@ static void on_shutdown(koc_shutdown_step *step, void *userdata) {
         koc_shutdown_step_done(step);
 }
 
-static int cache_sync_check(void *userdata, char *why, size_t why_size) {
+static int cache_sync_check(char *why, size_t why_size, void *userdata) {
         koc_controller *c = userdata;
         if (koc_controller_has_synced(c))
                 return 0;
@@ -683,13 +683,14 @@ KOC_EXPORT int koc_controller_new(koc_manager *m, const koc_controller_options *
         snprintf(check, sizeof check, "cache-sync-%s", c->name);
         if (r >= 0)
                 r = koc_probes_add_ready_check(koc_manager_get_probes(m), check, cache_sync_check,
-                                               c);
+                                               c, NULL);
         c->check_added = r >= 0;
         if (r >= 0)
                 r = koc_manager_add_runnable(
-                        m, c->name, &(koc_manager_runnable){.start = on_start, .stop = on_stop}, c);
+                        m, c->name, &(koc_manager_runnable){.start = on_start, .stop = on_stop}, c,
+                        NULL);
         if (r >= 0)
-                r = koc_manager_add_shutdown_hook(m, c->name, on_shutdown, c);
+                r = koc_manager_add_shutdown_hook(m, c->name, on_shutdown, c, NULL);
         if (r >= 0 && c->resync_usec > 0)
                 r = sd_event_add_time_relative(koc_manager_get_event(m), &c->resync_timer,
                                                CLOCK_BOOTTIME, c->resync_usec, 0, on_resync, c);

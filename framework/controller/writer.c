@@ -102,7 +102,7 @@ static void apply_answer(koc_controller *c, write_call *call, const koc_response
         cJSON_Delete(body);
 }
 
-static void on_answer(koc_client *client, const koc_response *resp, void *userdata) {
+static void on_answer(koc_client *client, koc_response *resp, void *userdata) {
         write_call *call = userdata;
         koc_controller *c = call->ctx->c;
 

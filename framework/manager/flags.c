@@ -75,10 +75,12 @@ static const void *cfield(const koc_manager_config *cfg, const struct flag *f) {
         return (const char *)cfg + f->offset;
 }
 
-KOC_EXPORT void koc_manager_config_init(koc_manager_config *cfg) {
-        if (!cfg)
-                return;
-        *cfg = (koc_manager_config){
+KOC_EXPORT int koc_manager_config_init_sized(size_t cfg_size, koc_manager_config *cfg) {
+        koc_manager_config d;
+
+        if (!cfg || cfg_size < KOC__STRUCT_MIN_SIZE(koc_manager_config, kubeconfig))
+                return -EINVAL;
+        d = (koc_manager_config){
                 .leader_elect = true,
                 .lease_duration_usec = KOC_LEADER_DEFAULT_LEASE_DURATION_USEC,
                 .renew_deadline_usec = KOC_LEADER_DEFAULT_RENEW_DEADLINE_USEC,
@@ -90,17 +92,30 @@ KOC_EXPORT void koc_manager_config_init(koc_manager_config *cfg) {
                 .shutdown_budget_usec = KOC_SHUTDOWN_DEFAULT_BUDGET_USEC,
                 .handle_signals = true,
         };
+        /* A newer program's fields beyond ours are zero: their defaults. */
+        memset(cfg, 0, cfg_size);
+        memcpy(cfg, &d, cfg_size < sizeof d ? cfg_size : sizeof d);
+        return 0;
 }
 
 static const char *fmt_dur(uint64_t usec, char *buf, size_t size) {
         return koc_format_duration(usec, buf, size);
 }
 
-KOC_EXPORT int koc_manager_config_validate(const koc_manager_config *cfg, koc_error *err) {
+KOC_EXPORT int koc_manager_config_validate_sized(size_t cfg_size,
+                                                 const koc_manager_config *user_cfg,
+                                                 koc_error *err) {
+        koc_manager_config copy;
+        const koc_manager_config *cfg = &copy;
         char a[32], b[32];
 
-        if (!cfg)
+        if (!user_cfg)
                 return koc_error_set(err, -EINVAL, "manager configuration missing");
+        if (KOC__IMPORT(&copy, user_cfg, cfg_size, kubeconfig) < 0)
+                return koc_error_set(err, -EINVAL,
+                                     "manager configuration: size %zu does not match this "
+                                     "library (%zu)",
+                                     cfg_size, sizeof copy);
 
         if (cfg->leader_elect) {
                 if (!cfg->leader_election_id || !cfg->leader_election_id[0])
@@ -273,15 +288,20 @@ static int set_value(koc_manager_config *cfg, const struct flag *f, const char *
         return -EINVAL;
 }
 
-KOC_EXPORT int koc_manager_parse_flags(koc_manager_config *cfg, int argc, char *argv[],
-                                       koc_error *err) {
+KOC_EXPORT int koc_manager_parse_flags_sized(size_t cfg_size, koc_manager_config *cfg, int argc,
+                                             char *argv[], koc_error *err) {
         koc_manager_config defaults, c;
         int r;
 
         if (!cfg || argc < 0 || (argc > 0 && !argv))
                 return koc_error_set(err, -EINVAL, "koc_manager_parse_flags: bad arguments");
         /* Parsed into a copy: cfg changes only when every flag is good. */
-        defaults = c = *cfg;
+        if (KOC__IMPORT(&c, cfg, cfg_size, kubeconfig) < 0)
+                return koc_error_set(err, -EINVAL,
+                                     "koc_manager_parse_flags: configuration size %zu does not "
+                                     "match this library (%zu)",
+                                     cfg_size, sizeof c);
+        defaults = c;
 
         for (int i = 1; i < argc; i++) {
                 const char *arg = argv[i], *name, *eq, *value = NULL;
@@ -333,6 +353,7 @@ KOC_EXPORT int koc_manager_parse_flags(koc_manager_config *cfg, int argc, char *
         r = koc_manager_config_validate(&c, err);
         if (r < 0)
                 return r;
-        *cfg = c;
+        /* Only the bytes the caller has: an older program's struct is shorter. */
+        memcpy(cfg, &c, cfg_size < sizeof c ? cfg_size : sizeof c);
         return 0;
 }

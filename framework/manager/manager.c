@@ -31,17 +31,23 @@ struct hook {
         char *name;
         koc_shutdown_step_t fn;
         void *userdata;
+        koc_destroy_t destroy;
 };
 
 struct runnable {
         char *name;
         koc_manager_runnable ops;
         void *userdata;
+        koc_destroy_t destroy;
         bool running;
 };
 
 struct koc_manager {
-        unsigned n_ref;
+        /* Atomic: worker threads may hold their own references (for
+         * koc_manager_work_begin and friends); the last one is dropped on
+         * the loop thread. */
+        atomic_uint n_ref;
+        pid_t loop_tid; /* for the debug checks of loop-only calls */
 
         sd_event *event;
         koc_cluster_config *cluster;
@@ -63,6 +69,7 @@ struct koc_manager {
 
         koc_manager_callbacks callbacks;
         void *callbacks_userdata;
+        koc_destroy_t callbacks_destroy;
 
         struct hook *hooks;
         size_t n_hooks;
@@ -201,7 +208,7 @@ static void work_collector(FILE *out, void *userdata) {
 
 /* --- probes checks ------------------------------------------------------------ */
 
-static int check_leader_ready(void *userdata, char *why, size_t why_size) {
+static int check_leader_ready(char *why, size_t why_size, void *userdata) {
         koc_manager *m = userdata;
 
         if (koc_manager_is_leader(m))
@@ -215,7 +222,7 @@ static int check_leader_ready(void *userdata, char *why, size_t why_size) {
  * been confirmed for lease_duration + margin has a wedged elector.  A standby
  * is healthy, unless its elector stopped itself on an error: it would never
  * compete again. */
-static int check_leader_renewal(void *userdata, char *why, size_t why_size) {
+static int check_leader_renewal(char *why, size_t why_size, void *userdata) {
         koc_manager *m = userdata;
         uint64_t now = koc_now_boottime_usec();
         char a[32];
@@ -523,7 +530,7 @@ static koc_manager *manager_free(koc_manager *m) {
                 return NULL;
         /* The elector first: dropping it stops it without callbacks. */
         if (m->leader) {
-                koc_leader_set_callbacks(m->leader, &(koc_leader_callbacks){0}, NULL);
+                koc_leader_set_callbacks(m->leader, NULL, NULL, NULL);
                 koc_leader_unref(m->leader);
         }
         koc_leader_state_unref(m->state);
@@ -537,12 +544,21 @@ static koc_manager *manager_free(koc_manager *m) {
         koc_cluster_config_unref(m->cluster);
         koc_metrics_unref(m->metrics);
         sd_event_unref(m->event);
-        for (size_t i = 0; i < m->n_hooks; i++)
+        /* Last, when nothing can call them any more. */
+        for (size_t i = 0; i < m->n_hooks; i++) {
+                if (m->hooks[i].destroy)
+                        m->hooks[i].destroy(m->hooks[i].userdata);
                 free(m->hooks[i].name);
+        }
         free(m->hooks);
-        for (size_t i = 0; i < m->n_runnables; i++)
+        for (size_t i = 0; i < m->n_runnables; i++) {
+                if (m->runnables[i].destroy)
+                        m->runnables[i].destroy(m->runnables[i].userdata);
                 free(m->runnables[i].name);
+        }
         free(m->runnables);
+        if (m->callbacks_destroy)
+                m->callbacks_destroy(m->callbacks_userdata);
         free(m->lease_namespace);
         free(m->lease_name);
         free(m);
@@ -551,15 +567,16 @@ static koc_manager *manager_free(koc_manager *m) {
 
 KOC_EXPORT koc_manager *koc_manager_ref(koc_manager *m) {
         if (m)
-                m->n_ref++;
+                atomic_fetch_add_explicit(&m->n_ref, 1, memory_order_relaxed);
         return m;
 }
 
 KOC_EXPORT koc_manager *koc_manager_unref(koc_manager *m) {
         if (!m)
                 return NULL;
-        if (--m->n_ref > 0)
+        if (atomic_fetch_sub_explicit(&m->n_ref, 1, memory_order_acq_rel) != 1)
                 return NULL;
+        KOC__ASSERT_LOOP_THREAD(m->loop_tid);
         return manager_free(m);
 }
 
@@ -587,7 +604,7 @@ static int setup_leader(koc_manager *m, const koc_manager_config *cfg, koc_error
                         return koc_error_set(err, r, "--identity=\"%s\": %s", cfg->identity,
                                              strerror(-r));
         }
-        r = koc_leader_new(m->event, m->client, lc, &m->leader, err);
+        r = koc_leader_new(m->client, lc, &m->leader, err);
         if (r < 0)
                 return r;
         koc_leader_set_callbacks(m->leader,
@@ -596,8 +613,8 @@ static int setup_leader(koc_manager *m, const koc_manager_config *cfg, koc_error
                                          .stopped_leading = on_stopped_leading,
                                          .new_leader = on_new_leader,
                                  },
-                                 m);
-        m->state = koc_leader_get_state(m->leader);
+                                 m, NULL);
+        m->state = koc_leader_ref_state(m->leader);
         if (!m->state)
                 return koc_error_set(err, -ENOMEM, "out of memory");
         r = koc_leader_register_metrics(m->leader, m->metrics);
@@ -629,13 +646,13 @@ static int setup_probes(koc_manager *m, const koc_manager_config *cfg, koc_error
         if (r < 0)
                 return koc_error_set(err, r, "probes server: %s", strerror(-r));
         if (m->leader_elect && m->gate_readiness) {
-                r = koc_probes_add_ready_check(m->probes, "leader", check_leader_ready, m);
+                r = koc_probes_add_ready_check(m->probes, "leader", check_leader_ready, m, NULL);
                 if (r < 0)
                         return koc_error_set(err, r, "readiness check: %s", strerror(-r));
         }
         if (m->leader_elect) {
                 r = koc_probes_add_health_check(m->probes, "leader-renewal", check_leader_renewal,
-                                                m);
+                                                m, NULL);
                 if (r < 0)
                         return koc_error_set(err, r, "liveness check: %s", strerror(-r));
         }
@@ -662,8 +679,8 @@ static int setup_shutdown(koc_manager *m, const koc_manager_config *cfg, koc_err
                 return koc_error_set(err, r,
                                      "--shutdown-drain-budget/--shutdown-delay: rejected: %s",
                                      strerror(-r));
-        (void)koc_shutdown_set_begin_handler(m->shutdown, on_shutdown_begin, m);
-        (void)koc_shutdown_set_done_handler(m->shutdown, on_shutdown_done, m);
+        (void)koc_shutdown_set_begin_handler(m->shutdown, on_shutdown_begin, m, NULL);
+        (void)koc_shutdown_set_done_handler(m->shutdown, on_shutdown_done, m, NULL);
         if (cfg->handle_signals) {
                 r = koc_shutdown_start_signals(m->shutdown);
                 if (r < 0)
@@ -672,13 +689,21 @@ static int setup_shutdown(koc_manager *m, const koc_manager_config *cfg, koc_err
         return 0;
 }
 
-KOC_EXPORT int koc_manager_new(sd_event *event, const koc_manager_config *cfg, koc_manager **ret,
-                               koc_error *err) {
+KOC_EXPORT int koc_manager_new_sized(sd_event *event, size_t cfg_size,
+                                     const koc_manager_config *user_cfg, koc_manager **ret,
+                                     koc_error *err) {
         _koc_cleanup_(koc_manager_unrefp) koc_manager *m = NULL;
+        koc_manager_config copy;
+        const koc_manager_config *cfg = &copy;
         int r;
 
-        if (!cfg || !ret)
+        if (!user_cfg || !ret)
                 return koc_error_set(err, -EINVAL, "koc_manager_new: missing arguments");
+        if (KOC__IMPORT(&copy, user_cfg, cfg_size, kubeconfig) < 0)
+                return koc_error_set(err, -EINVAL,
+                                     "koc_manager_new: configuration size %zu does not match "
+                                     "this library (%zu)",
+                                     cfg_size, sizeof copy);
         r = koc_manager_config_validate(cfg, err);
         if (r < 0)
                 return r;
@@ -692,7 +717,7 @@ KOC_EXPORT int koc_manager_new(sd_event *event, const koc_manager_config *cfg, k
         m = calloc(1, sizeof *m);
         if (!m)
                 return koc_error_set(err, -ENOMEM, "out of memory");
-        m->n_ref = 1;
+        atomic_init(&m->n_ref, 1);
         m->wake_fd = -1;
         m->leader_elect = cfg->leader_elect;
         m->gate_readiness = cfg->gate_readiness_on_leader;
@@ -708,6 +733,7 @@ KOC_EXPORT int koc_manager_new(sd_event *event, const koc_manager_config *cfg, k
                 if (r < 0)
                         return koc_error_set(err, r, "event loop: %s", strerror(-r));
         }
+        m->loop_tid = koc__loop_tid(m->event);
 
         r = koc_cluster_config_load(cfg->kubeconfig, NULL, &m->cluster, err);
         if (r < 0)
@@ -721,7 +747,7 @@ KOC_EXPORT int koc_manager_new(sd_event *event, const koc_manager_config *cfg, k
                 return koc_error_set(err, r, "metrics: %s", strerror(-r));
         r = koc_metrics_add_process_collector(m->metrics);
         if (r >= 0)
-                r = koc_metrics_add_collector(m->metrics, work_collector, m);
+                r = koc_metrics_add_collector(m->metrics, work_collector, m, NULL);
         if (r < 0)
                 return koc_error_set(err, r, "metrics: %s", strerror(-r));
 
@@ -751,21 +777,34 @@ KOC_EXPORT int koc_manager_new(sd_event *event, const koc_manager_config *cfg, k
         return 0;
 }
 
-KOC_EXPORT void koc_manager_set_callbacks(koc_manager *m, const koc_manager_callbacks *callbacks,
-                                          void *userdata) {
+KOC_EXPORT int koc_manager_set_callbacks_sized(koc_manager *m, size_t callbacks_size,
+                                               const koc_manager_callbacks *callbacks,
+                                               void *userdata, koc_destroy_t destroy) {
+        koc_manager_callbacks copy = {0};
+
         if (!m)
-                return;
-        m->callbacks = callbacks ? *callbacks : (koc_manager_callbacks){0};
+                return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(m->loop_tid);
+        if (callbacks && KOC__IMPORT(&copy, callbacks, callbacks_size, started_leading) < 0)
+                return -EINVAL;
+        /* Registering the same userdata again keeps it alive. */
+        if (m->callbacks_destroy && m->callbacks_userdata != userdata)
+                m->callbacks_destroy(m->callbacks_userdata);
+        m->callbacks = copy;
         m->callbacks_userdata = userdata;
+        m->callbacks_destroy = destroy;
+        return 0;
 }
 
 KOC_EXPORT int koc_manager_add_shutdown_hook(koc_manager *m, const char *name,
-                                             koc_shutdown_step_t hook, void *userdata) {
+                                             koc_shutdown_step_t hook, void *userdata,
+                                             koc_destroy_t destroy) {
         struct hook *hooks;
         char *copy;
 
         if (!m || !name || !name[0] || !hook)
                 return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(m->loop_tid);
         if (m->ran)
                 return -EBUSY;
         copy = strdup(name);
@@ -777,17 +816,22 @@ KOC_EXPORT int koc_manager_add_shutdown_hook(koc_manager *m, const char *name,
                 return -ENOMEM;
         }
         m->hooks = hooks;
-        m->hooks[m->n_hooks++] = (struct hook){.name = copy, .fn = hook, .userdata = userdata};
+        m->hooks[m->n_hooks++] =
+                (struct hook){.name = copy, .fn = hook, .userdata = userdata, .destroy = destroy};
         return 0;
 }
 
-KOC_EXPORT int koc_manager_add_runnable(koc_manager *m, const char *name,
-                                        const koc_manager_runnable *runnable, void *userdata) {
+KOC_EXPORT int koc_manager_add_runnable_sized(koc_manager *m, const char *name,
+                                              size_t runnable_size,
+                                              const koc_manager_runnable *runnable, void *userdata,
+                                              koc_destroy_t destroy) {
+        koc_manager_runnable ops;
         struct runnable *v;
         char *copy;
 
-        if (!m || !name || !name[0] || !runnable)
+        if (!m || !name || !name[0] || KOC__IMPORT(&ops, runnable, runnable_size, start) < 0)
                 return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(m->loop_tid);
         if (m->ran)
                 return -EBUSY;
         copy = strdup(name);
@@ -799,8 +843,8 @@ KOC_EXPORT int koc_manager_add_runnable(koc_manager *m, const char *name,
                 return -ENOMEM;
         }
         m->runnables = v;
-        m->runnables[m->n_runnables++] =
-                (struct runnable){.name = copy, .ops = *runnable, .userdata = userdata};
+        m->runnables[m->n_runnables++] = (struct runnable){
+                .name = copy, .ops = ops, .userdata = userdata, .destroy = destroy};
         return 0;
 }
 
@@ -811,18 +855,19 @@ static int add_steps(koc_manager *m) {
          * reads the in-flight count, which means nothing while work may
          * still begin. */
         r = koc_shutdown_add_step(m->shutdown, "stop-intake", KOC_SHUTDOWN_STEP_RUN_IF_FORCED,
-                                  step_stop_intake, m);
+                                  step_stop_intake, m, NULL);
         for (size_t i = 0; r >= 0 && i < m->n_hooks; i++)
-                r = koc_shutdown_add_step(m->shutdown, m->hooks[i].name, 0, step_hook,
-                                          &m->hooks[i]);
+                r = koc_shutdown_add_step(m->shutdown, m->hooks[i].name, 0, step_hook, &m->hooks[i],
+                                          NULL);
         if (r >= 0)
-                r = koc_shutdown_add_step(m->shutdown, "wait-for-work", 0, step_wait_work, m);
+                r = koc_shutdown_add_step(m->shutdown, "wait-for-work", 0, step_wait_work, m, NULL);
         if (r >= 0)
                 r = koc_shutdown_add_step(m->shutdown, "step-down", KOC_SHUTDOWN_STEP_RUN_IF_FORCED,
-                                          step_step_down, m);
+                                          step_step_down, m, NULL);
         if (r >= 0)
                 r = koc_shutdown_add_step(m->shutdown, "stop-probes",
-                                          KOC_SHUTDOWN_STEP_RUN_IF_FORCED, step_stop_probes, m);
+                                          KOC_SHUTDOWN_STEP_RUN_IF_FORCED, step_stop_probes, m,
+                                          NULL);
         return r;
 }
 
@@ -850,16 +895,23 @@ static void log_start(koc_manager *m) {
 KOC_EXPORT int koc_manager_run(koc_manager *m) {
         int r;
 
-        if (!m)
-                return -EINVAL;
-        if (m->ran)
-                return -EBUSY;
+        /* The result is main()'s return value, so it is an exit code and
+         * never a negative errno (which the shell would see as 256 - errno). */
+        if (!m) {
+                koc_log_error(LOG, "koc_manager_run: no manager");
+                return KOC_MANAGER_EXIT_FAILURE;
+        }
+        KOC__ASSERT_LOOP_THREAD(m->loop_tid);
+        if (m->ran) {
+                koc_log_error(LOG, "koc_manager_run: the manager has run already");
+                return KOC_MANAGER_EXIT_FAILURE;
+        }
         m->ran = true;
 
         r = add_steps(m);
         if (r < 0) {
                 koc_log_error(LOG, "cannot set up the shutdown steps: %s", strerror(-r));
-                return 1;
+                return KOC_MANAGER_EXIT_FAILURE;
         }
         log_start(m);
 
@@ -870,7 +922,7 @@ KOC_EXPORT int koc_manager_run(koc_manager *m) {
                 if (r < 0) {
                         koc_log_error(LOG, "cannot start leader election: %s", strerror(-r));
                         koc_manager_unref(m);
-                        return 1;
+                        return KOC_MANAGER_EXIT_FAILURE;
                 }
         } else if (!koc_manager_is_stopping(m)) {
                 atomic_store(&m->solo_leading, true);
@@ -882,7 +934,12 @@ KOC_EXPORT int koc_manager_run(koc_manager *m) {
         r = sd_event_loop(m->event);
         if (r < 0) {
                 koc_log_error(LOG, "event loop failed: %s", strerror(-r));
-                r = 1;
+                r = KOC_MANAGER_EXIT_FAILURE;
+        } else if (r > 255) {
+                /* Someone ended the loop with sd_event_exit(e, code) and a code
+                 * that does not fit in an exit status. */
+                koc_log_error(LOG, "event loop ended with code %d", r);
+                r = KOC_MANAGER_EXIT_FAILURE;
         } else if (r < m->exit_code)
                 r = m->exit_code;
         koc_manager_unref(m);
@@ -892,12 +949,14 @@ KOC_EXPORT int koc_manager_run(koc_manager *m) {
 KOC_EXPORT int koc_manager_shutdown(koc_manager *m) {
         if (!m)
                 return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(m->loop_tid);
         return koc_shutdown_trigger(m->shutdown);
 }
 
 KOC_EXPORT int koc_manager_force_shutdown(koc_manager *m) {
         if (!m)
                 return -EINVAL;
+        KOC__ASSERT_LOOP_THREAD(m->loop_tid);
         return koc_shutdown_force(m->shutdown);
 }
 

@@ -9,7 +9,7 @@
  * typed reason parsed from the Kubernetes Status body, so that a 409 Conflict
  * is told apart from anything else.
  *
- *   static void on_lease(koc_client *c, const koc_response *r, void *ud) {
+ *   static void on_lease(koc_client *c, koc_response *r, void *ud) {
  *           if (r->error < 0)                       // transport: timeout, refused...
  *                   ...
  *           else if (r->reason == KOC_REASON_NOT_FOUND)
@@ -35,8 +35,12 @@
  * cancel or stop requests and watches (its own included) and may drop the
  * last reference to the client; after that no handler runs any more.
  *
- * All functions except koc_client_call() must be called on the loop thread
- * (the thread that called koc_client_new()).
+ * All functions except koc_client_call(), koc_client_ref() and
+ * koc_client_unref() must be called on the loop thread (the thread that called
+ * koc_client_new(), or the owner of a default loop); debug builds (no NDEBUG)
+ * assert it.  The reference count is atomic, so a worker thread may hold its
+ * own reference while it uses koc_client_call(); the last reference must be
+ * dropped on the loop thread.
  * koc_client_call() is the synchronous facade for worker threads: it posts the
  * request to the loop and waits for the answer; it refuses (-EDEADLK) to run
  * on the loop thread, which must never block.
@@ -122,9 +126,9 @@ typedef struct koc_request_spec {
 
 /* Called once per request, on the loop thread, unless the request was
  * cancelled.  The response and its body are freed when the handler returns;
- * keep the body with koc_response_steal_body() or cJSON_Duplicate(). */
-typedef void (*koc_response_handler_t)(koc_client *client, const koc_response *response,
-                                       void *userdata);
+ * keep the body with koc_response_steal_body() or cJSON_Duplicate().  The
+ * response is not const because stealing changes it. */
+typedef void (*koc_response_handler_t)(koc_client *client, koc_response *response, void *userdata);
 
 /* event NULL: the calling thread's default loop.  Call it on the loop
  * thread; the client keeps references to the loop and the config. */
@@ -175,15 +179,20 @@ KOC_EXPORT int koc_client_register_metrics(koc_client *c, koc_metrics *metrics);
 KOC_EXPORT int koc_client_set_rate_limit(koc_client *c, double qps, unsigned burst);
 
 /* Starts a request.  ret_request (may be NULL) receives a handle that stays
- * valid until the handler runs or koc_request_cancel() is called. */
-KOC_EXPORT int koc_client_request(koc_client *c, const koc_request_spec *spec,
-                                  koc_response_handler_t handler, void *userdata,
-                                  koc_request **ret_request);
+ * valid until the handler runs or koc_request_cancel() is called.
+ * koc_client_request() passes the size of the spec the program was compiled
+ * with (see "Extensible structs" in koc/common.h); -EINVAL for a wrong size. */
+KOC_EXPORT int koc_client_request_sized(koc_client *c, size_t spec_size,
+                                        const koc_request_spec *spec,
+                                        koc_response_handler_t handler, void *userdata,
+                                        koc_request **ret_request);
+#define koc_client_request(c, ...)                                                                 \
+        koc_client_request_sized((c), sizeof(koc_request_spec), __VA_ARGS__)
 /* Aborts a request; its handler is not called.  Safe inside any handler
  * (inside the request's own handler it does nothing). */
 KOC_EXPORT void koc_request_cancel(koc_request *r);
 /* Inside a handler: takes the body out of the response (the caller frees it). */
-KOC_EXPORT cJSON *koc_response_steal_body(const koc_response *r);
+KOC_EXPORT cJSON *koc_response_steal_body(koc_response *r);
 
 /* Synchronous facade for worker threads.  Blocks until the answer arrives (so
  * the loop must be running) and returns 0 with *ret set (free with
@@ -192,7 +201,9 @@ KOC_EXPORT cJSON *koc_response_steal_body(const koc_response *r);
  * down: calls waiting when the last reference goes return it; no call may
  * start after that).  Transport errors are in (*ret)->error as for the async
  * call. */
-KOC_EXPORT int koc_client_call(koc_client *c, const koc_request_spec *spec, koc_response **ret);
+KOC_EXPORT int koc_client_call_sized(koc_client *c, size_t spec_size, const koc_request_spec *spec,
+                                     koc_response **ret);
+#define koc_client_call(c, ...) koc_client_call_sized((c), sizeof(koc_request_spec), __VA_ARGS__)
 KOC_EXPORT koc_response *koc_response_free(koc_response *r);
 KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_response, koc_response_free)
 
@@ -265,7 +276,7 @@ typedef struct koc_watch_event {
  * the handler returns; keep it with koc_watch_event_steal_object().  After the
  * CLOSED event the watch is gone (koc_watch_stop() is not needed, but is
  * harmless inside that handler); the handler may start a new watch there. */
-typedef void (*koc_watch_handler_t)(koc_watch *w, const koc_watch_event *event, void *userdata);
+typedef void (*koc_watch_handler_t)(koc_watch *w, koc_watch_event *event, void *userdata);
 
 typedef struct koc_watch_spec {
         const char *path;             /* collection path: ".../namespaces/ns/leases" */
@@ -278,18 +289,22 @@ typedef struct koc_watch_spec {
 } koc_watch_spec;
 
 /* Starts a watch.  The handler gets each event in order and, last, one CLOSED
- * event (unless koc_watch_stop() was called first).  There is no low-speed
- * abort: an idle watch stays open until the server or the caller ends it, or
- * the connection health check finds its HTTP/2 connection dead (CLOSED with
+ * event (unless koc_watch_stop() was called first).  destroy (may be NULL)
+ * runs on userdata when the watch is freed: after the CLOSED event, at
+ * koc_watch_stop(), or when the client goes.  There is no low-speed abort: an
+ * idle watch stays open until the server or the caller ends it, or the
+ * connection health check finds its HTTP/2 connection dead (CLOSED with
  * -ETIMEDOUT). */
-KOC_EXPORT int koc_client_watch(koc_client *c, const koc_watch_spec *spec,
-                                koc_watch_handler_t handler, void *userdata, koc_watch **ret);
+KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size, const koc_watch_spec *spec,
+                                      koc_watch_handler_t handler, void *userdata,
+                                      koc_destroy_t destroy, koc_watch **ret);
+#define koc_client_watch(c, ...) koc_client_watch_sized((c), sizeof(koc_watch_spec), __VA_ARGS__)
 /* Ends a watch; its handler is not called again.  Frees the watch.  Safe
  * inside the watch's own handler (the free is deferred until it returns). */
 KOC_EXPORT void koc_watch_stop(koc_watch *w);
 /* Inside a watch handler: takes the object out of the event (the caller
  * frees it with cJSON_Delete). */
-KOC_EXPORT cJSON *koc_watch_event_steal_object(const koc_watch_event *event);
+KOC_EXPORT cJSON *koc_watch_event_steal_object(koc_watch_event *event);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,22 @@
  * whose message names what, where and why.  Handles are reference counted:
  * koc_x_unref(NULL) is a no-op and returns NULL, and each handle has a
  * koc_x_unrefp() helper for __attribute__((cleanup)).
+ *
+ * Extensible structs.  The structs that programs fill (koc_request_spec,
+ * koc_watch_spec, koc_manager_config, the callback tables, runnables) may
+ * grow at their end in later releases.  Each function that takes one is an
+ * exported koc_x_sized() that also receives the struct's size, called through
+ * a macro of the plain name that passes sizeof as compiled into the program:
+ *
+ *   koc_client_request(c, &(koc_request_spec){ .method = "GET", .path = p }, h, ud, NULL);
+ *   // is koc_client_request_sized(c, sizeof(koc_request_spec), &(...){...}, h, ud, NULL)
+ *
+ * The library reads only the bytes a program passes and treats the fields it
+ * lacks as zero (every new field is added so that zero means "as before"); it
+ * returns -EINVAL for a size below the first field, or for a longer (newer)
+ * struct with a non-zero byte beyond what this library knows.  Structs the
+ * library fills (koc_response, koc_watch_event) only grow at the end and are
+ * always allocated by the library; koc_error keeps its layout.
  */
 #ifndef KOC_COMMON_H
 #define KOC_COMMON_H
@@ -49,6 +65,14 @@ KOC_EXPORT int koc_error_set(koc_error *err, int code, const char *fmt, ...)
         }
 
 #define _koc_cleanup_(f) __attribute__((cleanup(f)))
+
+/* Every registration that keeps a userdata pointer (callbacks, checks,
+ * steps, hooks, runnables, collectors, watches, the log handler) also takes a
+ * destroy callback, which may be NULL.  It runs once, with that userdata, when
+ * the registration goes: it is removed or replaced, or its owner is freed.
+ * When the registration call fails, destroy is not called and the caller
+ * still owns userdata. */
+typedef void (*koc_destroy_t)(void *userdata);
 
 #ifdef __cplusplus
 }

@@ -14,8 +14,8 @@
  *
  * Inline certificate data is handed to libcurl as memory blobs, never written
  * to temporary files.  The service-account token is re-read from its file at
- * most every 60 s and at once after a 401 (koc__cluster_config_token_invalidate),
- * keeping the old token when the re-read fails, because bound tokens rotate.
+ * most every 60 s and at once after a 401, keeping the old token when the
+ * re-read fails, because bound tokens rotate.
  */
 #ifndef KOC_CONFIG_H
 #define KOC_CONFIG_H

@@ -12,13 +12,13 @@
  *
  *   _koc_cleanup_(koc_leader_unrefp) koc_leader *l = NULL;
  *   koc_error err = {0};
- *   if (koc_leader_new(event, client, cfg, &l, &err) < 0)
+ *   if (koc_leader_new(client, cfg, &l, &err) < 0)
  *           fprintf(stderr, "%s\n", err.message);      // names the bad field
  *   koc_leader_set_callbacks(l, &(koc_leader_callbacks){
  *           .started_leading = on_started,              // start leader-only work
  *           .stopped_leading = on_stopped,              // stop it; see the reason
- *   }, app);
- *   state = koc_leader_get_state(l);                    // hand to /readyz, workers
+ *   }, app, NULL);
+ *   state = koc_leader_ref_state(l);                    // hand to /readyz, workers
  *   koc_leader_start(l);
  *   sd_event_loop(event);
  *
@@ -50,7 +50,8 @@
  * fires, and it reads false before any stopped_leading callback runs.
  *
  * Everything except the koc_leader_state_* functions must be called on the
- * loop thread.
+ * loop thread (debug builds assert it).  The state handle's reference count
+ * is atomic: any thread may take and drop references to it.
  */
 #ifndef KOC_LEADER_H
 #define KOC_LEADER_H
@@ -176,18 +177,25 @@ typedef struct koc_leader_callbacks {
 } koc_leader_callbacks;
 
 /* Validates cfg (see koc_leader_config_validate) and resolves the identity.
- * The leader keeps references to event and client; cfg is copied. */
-KOC_EXPORT int koc_leader_new(sd_event *event, koc_client *client, const koc_leader_config *cfg,
-                              koc_leader **ret, koc_error *err);
+ * The leader runs on the client's loop and keeps a reference to the client;
+ * cfg is copied. */
+KOC_EXPORT int koc_leader_new(koc_client *client, const koc_leader_config *cfg, koc_leader **ret,
+                              koc_error *err);
 KOC_EXPORT koc_leader *koc_leader_ref(koc_leader *l);
 /* Dropping the last reference stops the elector (no release, no callbacks). */
 KOC_EXPORT koc_leader *koc_leader_unref(koc_leader *l);
 KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_leader, koc_leader_unref)
 
-KOC_EXPORT void koc_leader_set_callbacks(koc_leader *l, const koc_leader_callbacks *callbacks,
-                                         void *userdata);
-/* Called with userdata when the leader is freed (or the callbacks replaced). */
-KOC_EXPORT void koc_leader_set_destroy_callback(koc_leader *l, void (*destroy)(void *userdata));
+/* callbacks NULL clears them.  koc_leader_set_callbacks() passes the size of
+ * the table the program was compiled with (see "Extensible structs" in
+ * koc/common.h); -EINVAL for a wrong size.  destroy (may be NULL) runs on
+ * userdata when the callbacks are replaced (with another userdata) or the
+ * leader is freed. */
+KOC_EXPORT int koc_leader_set_callbacks_sized(koc_leader *l, size_t callbacks_size,
+                                              const koc_leader_callbacks *callbacks, void *userdata,
+                                              koc_destroy_t destroy);
+#define koc_leader_set_callbacks(l, ...)                                                           \
+        koc_leader_set_callbacks_sized((l), sizeof(koc_leader_callbacks), __VA_ARGS__)
 
 /* Starts competing for the Lease on the loop (returns at once).  -EBUSY when
  * already running. */
@@ -249,7 +257,7 @@ KOC_EXPORT int koc_leader_register_metrics(koc_leader *l, koc_metrics *metrics);
 
 /* A new reference to the leader's state.  It stays valid after the leader is
  * freed (and then reads false). */
-KOC_EXPORT koc_leader_state *koc_leader_get_state(koc_leader *l);
+KOC_EXPORT koc_leader_state *koc_leader_ref_state(koc_leader *l);
 KOC_EXPORT koc_leader_state *koc_leader_state_ref(koc_leader_state *s);
 KOC_EXPORT koc_leader_state *koc_leader_state_unref(koc_leader_state *s);
 KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_leader_state, koc_leader_state_unref)

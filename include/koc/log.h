@@ -40,7 +40,10 @@ enum koc_log_format {
 typedef void (*koc_log_handler_t)(int level, const char *component, const char *message,
                                   void *userdata);
 
-KOC_EXPORT void koc_log_set_handler(koc_log_handler_t handler, void *userdata);
+/* handler NULL restores the default.  destroy (may be NULL) runs on userdata
+ * when the handler is replaced by one with another userdata. */
+KOC_EXPORT void koc_log_set_handler(koc_log_handler_t handler, void *userdata,
+                                    koc_destroy_t destroy);
 KOC_EXPORT void koc_log_set_level(int level);
 KOC_EXPORT int koc_log_get_level(void);
 KOC_EXPORT void koc_log_set_format(enum koc_log_format format);

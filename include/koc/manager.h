@@ -28,7 +28,7 @@
  *           if (koc_manager_new(NULL, &cfg, &m, &err) < 0)
  *                   return fprintf(stderr, "%s\n", err.message), 1;
  *           koc_manager_set_callbacks(m, &(koc_manager_callbacks){
- *                   .started_leading = on_started, .stopped_leading = on_stopped }, NULL);
+ *                   .started_leading = on_started, .stopped_leading = on_stopped }, NULL, NULL);
  *           return koc_manager_run(m);        // until SIGTERM/SIGINT; the exit code
  *   }
  *
@@ -72,7 +72,10 @@
  *
  * Threads: everything runs on the loop's thread except koc_manager_work_begin,
  * koc_manager_work_end, koc_manager_is_leader, koc_manager_get_term,
- * koc_manager_in_flight and koc_manager_is_stopping, which are lock-free.
+ * koc_manager_in_flight and koc_manager_is_stopping, which are lock-free, and
+ * koc_manager_ref/unref: the count is atomic, so worker threads may hold their
+ * own references, but the last one must be dropped on the loop thread.  Debug
+ * builds (no NDEBUG) assert that the loop-only calls run on the loop thread.
  * Create the manager before starting any thread: it blocks SIGTERM and SIGINT
  * in the calling thread, and threads inherit that mask.
  */
@@ -140,13 +143,24 @@ typedef struct koc_manager_config {
         const char *log_format;
 } koc_manager_config;
 
-/* Fills cfg with the defaults above. */
-KOC_EXPORT void koc_manager_config_init(koc_manager_config *cfg);
+/* Every function that takes a koc_manager_config is called through a macro
+ * of the old name that passes sizeof(koc_manager_config) as compiled into the
+ * program, so that a program built against this header keeps working with a
+ * later library whose struct has grown (see "Extensible structs" in
+ * koc/common.h).  The _sized functions return -EINVAL for a wrong size. */
+
+/* Fills cfg with the defaults above (cfg_size bytes; newer fields zero). */
+KOC_EXPORT int koc_manager_config_init_sized(size_t cfg_size, koc_manager_config *cfg);
+#define koc_manager_config_init(cfg)                                                               \
+        koc_manager_config_init_sized(sizeof(koc_manager_config), (cfg))
 
 /* Checks the values (durations and their order, names, log settings); the
  * message names the flag and the value ("--leader-elect-renew-deadline=20s
  * must be shorter than --leader-elect-lease-duration=15s").  -EINVAL. */
-KOC_EXPORT int koc_manager_config_validate(const koc_manager_config *cfg, koc_error *err);
+KOC_EXPORT int koc_manager_config_validate_sized(size_t cfg_size, const koc_manager_config *cfg,
+                                                 koc_error *err);
+#define koc_manager_config_validate(...)                                                           \
+        koc_manager_config_validate_sized(sizeof(koc_manager_config), __VA_ARGS__)
 
 /* Parses the standard flags (see koc_manager_print_usage) into cfg, Go-style:
  * "--flag=value", "--flag value", one or two dashes, bool flags as "--flag",
@@ -155,8 +169,10 @@ KOC_EXPORT int koc_manager_config_validate(const koc_manager_config *cfg, koc_er
  * malformed value or a positional argument, with err naming the flag and the
  * value.  Validates the result (koc_manager_config_validate). */
 #define KOC_MANAGER_FLAGS_HELP 1
-KOC_EXPORT int koc_manager_parse_flags(koc_manager_config *cfg, int argc, char *argv[],
-                                       koc_error *err);
+KOC_EXPORT int koc_manager_parse_flags_sized(size_t cfg_size, koc_manager_config *cfg, int argc,
+                                             char *argv[], koc_error *err);
+#define koc_manager_parse_flags(...)                                                               \
+        koc_manager_parse_flags_sized(sizeof(koc_manager_config), __VA_ARGS__)
 /* The flags and their defaults, one per line. */
 KOC_EXPORT void koc_manager_print_usage(FILE *out, const char *program);
 
@@ -167,8 +183,11 @@ KOC_EXPORT void koc_manager_print_usage(FILE *out, const char *program);
  * that arrive before koc_manager_run() are handled when it starts).
  * event: the loop to use (a reference is taken); NULL: sd_event_default().
  * Errors name what failed (kubeconfig field, bad flag, bind address). */
-KOC_EXPORT int koc_manager_new(sd_event *event, const koc_manager_config *cfg, koc_manager **ret,
-                               koc_error *err);
+KOC_EXPORT int koc_manager_new_sized(sd_event *event, size_t cfg_size,
+                                     const koc_manager_config *cfg, koc_manager **ret,
+                                     koc_error *err);
+#define koc_manager_new(event, ...)                                                                \
+        koc_manager_new_sized((event), sizeof(koc_manager_config), __VA_ARGS__)
 KOC_EXPORT koc_manager *koc_manager_ref(koc_manager *m);
 KOC_EXPORT koc_manager *koc_manager_unref(koc_manager *m);
 KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_manager, koc_manager_unref)
@@ -188,8 +207,14 @@ typedef struct koc_manager_callbacks {
         void (*new_leader)(koc_manager *m, const char *identity, void *userdata);
 } koc_manager_callbacks;
 
-KOC_EXPORT void koc_manager_set_callbacks(koc_manager *m, const koc_manager_callbacks *callbacks,
-                                          void *userdata);
+/* callbacks NULL clears them; -EINVAL for a wrong size.  destroy (may be
+ * NULL) runs on userdata when the callbacks are replaced (with another
+ * userdata) or the manager is freed. */
+KOC_EXPORT int koc_manager_set_callbacks_sized(koc_manager *m, size_t callbacks_size,
+                                               const koc_manager_callbacks *callbacks,
+                                               void *userdata, koc_destroy_t destroy);
+#define koc_manager_set_callbacks(m, ...)                                                          \
+        koc_manager_set_callbacks_sized((m), sizeof(koc_manager_callbacks), __VA_ARGS__)
 
 /* Leader-only runnables, for programs made of several parts (controllers,
  * periodic jobs) that each start and stop with leadership, like
@@ -199,26 +224,39 @@ KOC_EXPORT void koc_manager_set_callbacks(koc_manager *m, const koc_manager_call
  * order, before the stopped_leading callback (leadership already reads false
  * then).  A start that returns a negative errno is logged and its stop is not
  * called for that term.  Either function may be NULL.  Only before
- * koc_manager_run() (-EBUSY after). */
+ * koc_manager_run() (-EBUSY after).  destroy (may be NULL) runs on userdata
+ * when the manager is freed. */
 typedef struct koc_manager_runnable {
         int (*start)(koc_manager *m, uint64_t term, void *userdata);
         void (*stop)(koc_manager *m, koc_leader_reason reason, void *userdata);
 } koc_manager_runnable;
 
-KOC_EXPORT int koc_manager_add_runnable(koc_manager *m, const char *name,
-                                        const koc_manager_runnable *runnable, void *userdata);
+KOC_EXPORT int koc_manager_add_runnable_sized(koc_manager *m, const char *name,
+                                              size_t runnable_size,
+                                              const koc_manager_runnable *runnable, void *userdata,
+                                              koc_destroy_t destroy);
+#define koc_manager_add_runnable(m, name, ...)                                                     \
+        koc_manager_add_runnable_sized((m), (name), sizeof(koc_manager_runnable), __VA_ARGS__)
 
 /* Adds a shutdown step that runs after the intake stops and before the wait
  * for in-flight work, sharing the drain budget (see koc/shutdown.h for
- * koc_shutdown_step_done).  Only before koc_manager_run(); -EBUSY after. */
+ * koc_shutdown_step_done).  Only before koc_manager_run(); -EBUSY after.
+ * destroy (may be NULL) runs on userdata when the manager is freed. */
 KOC_EXPORT int koc_manager_add_shutdown_hook(koc_manager *m, const char *name,
-                                             koc_shutdown_step_t hook, void *userdata);
+                                             koc_shutdown_step_t hook, void *userdata,
+                                             koc_destroy_t destroy);
 
 /* Runs the loop: starts the elector, serves probes, handles signals, until
- * the shutdown has finished.  Returns the process exit code: 0 after a clean
- * drain, 1 after a forced shutdown, a leadership loss with
- * exit_on_leadership_loss, or when the elector gave up (observe timeout).
- * Only once per manager (-EBUSY, negative, afterwards). */
+ * the shutdown has finished.  Returns the process exit code, always 0..255 so
+ * that `return koc_manager_run(m);` in main() is right; a negative errno never
+ * leaks out of it.  0 after a clean drain; 1 (KOC_MANAGER_EXIT_FAILURE) after
+ * a forced shutdown, a leadership loss with exit_on_leadership_loss, when the
+ * elector gave up (observe timeout), when the loop failed or was ended with a
+ * code outside 0..255, for a NULL manager, and for a second run of one
+ * manager (each logged).  A loop ended with sd_event_exit(e, code) returns
+ * that code when it is in 0..255. */
+#define KOC_MANAGER_EXIT_OK 0
+#define KOC_MANAGER_EXIT_FAILURE 1
 KOC_EXPORT int koc_manager_run(koc_manager *m);
 
 /* Starts the shutdown as SIGTERM would (-EALREADY when started). */

@@ -73,10 +73,11 @@ KOC_EXPORT uint64_t koc_metric_get_count(const koc_metric *metric); /* histogram
  * renders, under the registry's lock: it must not block and must not call
  * koc_metrics_* functions of the same registry.  Collectors render after the
  * registered metrics, in the order they were added; adding the same function
- * and userdata again is a no-op. */
+ * and userdata again is a no-op (the first registration's destroy stays).
+ * destroy (may be NULL) runs on userdata when the registry is freed. */
 typedef void (*koc_metrics_collector_t)(FILE *out, void *userdata);
-KOC_EXPORT int koc_metrics_add_collector(koc_metrics *m, koc_metrics_collector_t fn,
-                                         void *userdata);
+KOC_EXPORT int koc_metrics_add_collector(koc_metrics *m, koc_metrics_collector_t fn, void *userdata,
+                                         koc_destroy_t destroy);
 /* Registers the standard process_* metrics (RSS, CPU seconds, open fds, max
  * fds, start time) as a collector. */
 KOC_EXPORT int koc_metrics_add_process_collector(koc_metrics *m);

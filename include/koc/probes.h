@@ -36,7 +36,7 @@
  *
  *   _koc_cleanup_(koc_probes_unrefp) koc_probes *p = NULL;
  *   koc_probes_new(event, metrics, &p);
- *   koc_probes_add_ready_check(p, "leader", leader_check, leader);
+ *   koc_probes_add_ready_check(p, "leader", leader_check, leader, NULL);
  *   koc_probes_listen(p, ":8081", KOC_PROBES_HEALTH);
  *   koc_probes_listen(p, ":8080", KOC_PROBES_METRICS);
  *   ...
@@ -72,7 +72,7 @@ enum {
 
 /* A check returns 0 when healthy, or a negative errno and a one-line reason in
  * why (NUL-terminated, at most why_size bytes, e.g. "not the leader"). */
-typedef int (*koc_probes_check_t)(void *userdata, char *why, size_t why_size);
+typedef int (*koc_probes_check_t)(char *why, size_t why_size, void *userdata);
 
 /* event: the loop to serve on (a reference is taken); metrics: the registry to
  * serve on /metrics and to count requests in (may be NULL: /metrics then
@@ -106,13 +106,16 @@ KOC_EXPORT void koc_probes_stop(koc_probes *p);
 
 /* Adds a named check to /healthz and /livez (health) or /readyz (ready).
  * name: [A-Za-z0-9_.-]+, unique within its kind (-EEXIST otherwise); "ping"
- * and "shutdown" are taken.  Checks run in the order they were added.  The
- * userdata must outlive the check (see koc_probes_remove_check). */
+ * and "shutdown" are taken.  Checks run in the order they were added.
+ * destroy (may be NULL) runs on userdata when the check is removed or the
+ * probes server is freed. */
 KOC_EXPORT int koc_probes_add_health_check(koc_probes *p, const char *name,
-                                           koc_probes_check_t check, void *userdata);
-KOC_EXPORT int koc_probes_add_ready_check(koc_probes *p, const char *name,
-                                          koc_probes_check_t check, void *userdata);
-/* Removes a check by name from both kinds; -ENOENT when there is none. */
+                                           koc_probes_check_t check, void *userdata,
+                                           koc_destroy_t destroy);
+KOC_EXPORT int koc_probes_add_ready_check(koc_probes *p, const char *name, koc_probes_check_t check,
+                                          void *userdata, koc_destroy_t destroy);
+/* Removes a check by name from both kinds (running its destroy callback);
+ * -ENOENT when there is none. */
 KOC_EXPORT int koc_probes_remove_check(koc_probes *p, const char *name);
 
 /* The readiness switch, read first by /readyz as the check "shutdown"

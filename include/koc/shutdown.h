@@ -31,11 +31,11 @@
  *   koc_shutdown_block_signals();          // before any thread starts
  *   _koc_cleanup_(koc_shutdown_unrefp) koc_shutdown *s = NULL;
  *   koc_shutdown_new(event, &s);
- *   koc_shutdown_set_begin_handler(s, on_begin, probes);
- *   koc_shutdown_add_step(s, "stop-intake", 0, stop_intake, mgr);
- *   koc_shutdown_add_step(s, "wait-workers", 0, wait_workers, mgr);
- *   koc_shutdown_add_step(s, "step-down", KOC_SHUTDOWN_STEP_RUN_IF_FORCED, step_down, mgr);
- *   koc_shutdown_add_step(s, "stop-probes", KOC_SHUTDOWN_STEP_RUN_IF_FORCED, stop_probes, p);
+ *   koc_shutdown_set_begin_handler(s, on_begin, probes, NULL);
+ *   koc_shutdown_add_step(s, "stop-intake", 0, stop_intake, mgr, NULL);
+ *   koc_shutdown_add_step(s, "wait-workers", 0, wait_workers, mgr, NULL);
+ *   koc_shutdown_add_step(s, "step-down", KOC_SHUTDOWN_STEP_RUN_IF_FORCED, step_down, mgr, NULL);
+ *   koc_shutdown_add_step(s, "stop-probes", KOC_SHUTDOWN_STEP_RUN_IF_FORCED, stop_probes, p, NULL);
  *   koc_shutdown_start_signals(s);
  *   r = sd_event_loop(event);          // returns the exit code
  *
@@ -103,14 +103,18 @@ KOC_EXPORT int koc_shutdown_set_delay(koc_shutdown *s, uint64_t delay_usec);
 KOC_EXPORT int koc_shutdown_set_forced_grace(koc_shutdown *s, uint64_t grace_usec);
 /* Whether the end calls sd_event_exit(event, exit_code) (default true). */
 KOC_EXPORT int koc_shutdown_set_exit_loop(koc_shutdown *s, bool exit_loop);
+/* destroy (may be NULL) runs on userdata when the handler is replaced (by
+ * another userdata) or the coordinator is freed. */
 KOC_EXPORT int koc_shutdown_set_begin_handler(koc_shutdown *s, koc_shutdown_begin_t fn,
-                                              void *userdata);
+                                              void *userdata, koc_destroy_t destroy);
 KOC_EXPORT int koc_shutdown_set_done_handler(koc_shutdown *s, koc_shutdown_done_t fn,
-                                             void *userdata);
+                                             void *userdata, koc_destroy_t destroy);
 
-/* Appends a step (name: for logs, copied).  Only before the shutdown starts. */
+/* Appends a step (name: for logs, copied).  Only before the shutdown starts.
+ * destroy (may be NULL) runs on userdata when the coordinator is freed. */
 KOC_EXPORT int koc_shutdown_add_step(koc_shutdown *s, const char *name, unsigned flags,
-                                     koc_shutdown_step_t start, void *userdata);
+                                     koc_shutdown_step_t start, void *userdata,
+                                     koc_destroy_t destroy);
 
 /* Marks a step finished.  Ignored when the step was abandoned or already done. */
 KOC_EXPORT void koc_shutdown_step_done(koc_shutdown_step *step);

@@ -49,7 +49,7 @@ static void print_percentiles(const char *what, uint64_t *v, unsigned n) {
 
 static void start_one(bench *b);
 
-static void on_get(koc_client *c, const koc_response *r, void *userdata) {
+static void on_get(koc_client *c, koc_response *r, void *userdata) {
         bench *b = userdata;
         unsigned i = b->done++;
         b->latency[i] = koc_now_boottime_usec() - b->sent[i];
@@ -110,7 +110,7 @@ typedef struct watch_bench {
         uint64_t last_event;
 } watch_bench;
 
-static void on_event(koc_watch *w, const koc_watch_event *e, void *userdata) {
+static void on_event(koc_watch *w, koc_watch_event *e, void *userdata) {
         watch_bench *wb = userdata;
         if (e->type == KOC_WATCH_MODIFIED) {
                 wb->events++;
@@ -126,7 +126,7 @@ typedef struct put_state {
 
 static void put_next(put_state *p);
 
-static void on_put(koc_client *c, const koc_response *r, void *userdata) {
+static void on_put(koc_client *c, koc_response *r, void *userdata) {
         put_state *p = userdata;
         const cJSON *meta = r->body ? cJSON_GetObjectItemCaseSensitive(r->body, "metadata") : NULL;
         const char *rv =
@@ -250,7 +250,7 @@ int main(int argc, char **argv) {
                                  &(koc_watch_spec){.path = LEASES,
                                                    .field_selector = "metadata.name=bench",
                                                    .resource_version = rv},
-                                 on_event, &wb[i], &ws[i]);
+                                 on_event, &wb[i], NULL, &ws[i]);
         p.left = updates;
         t0 = koc_now_boottime_usec();
         if (updates > 0)

@@ -66,7 +66,7 @@ struct loader {
         char *payload;
 };
 
-static void on_created(koc_client *c, const koc_response *r, void *userdata);
+static void on_created(koc_client *c, koc_response *r, void *userdata);
 
 static void submit_create(struct loader *L) {
         char path[256], name[64];
@@ -85,7 +85,7 @@ static void submit_create(struct loader *L) {
         cJSON_Delete(cm);
 }
 
-static void on_created(koc_client *c, const koc_response *r, void *userdata) {
+static void on_created(koc_client *c, koc_response *r, void *userdata) {
         struct loader *L = userdata;
         L->in_flight--;
         if (r->error == 0 && (r->status == 201 || r->status == 409))
@@ -116,7 +116,7 @@ static int open_client(const struct opts *o, sd_event **ret_event, koc_client **
         return r;
 }
 
-static void on_answered(koc_client *c, const koc_response *r, void *userdata) {
+static void on_answered(koc_client *c, koc_response *r, void *userdata) {
         *(bool *)userdata = true;
 }
 
@@ -161,7 +161,7 @@ struct toucher {
         long status;
 };
 
-static void on_touched(koc_client *c, const koc_response *r, void *userdata) {
+static void on_touched(koc_client *c, koc_response *r, void *userdata) {
         struct toucher *t = userdata;
         t->answered = true;
         t->status = r->error < 0 ? r->error : r->status;
@@ -312,7 +312,8 @@ static int cmd_replica(const struct opts *o) {
                 fprintf(stderr, "bench-controller: %s\n", err.message);
                 return 1;
         }
-        koc_manager_set_callbacks(m, &(koc_manager_callbacks){.started_leading = on_started}, NULL);
+        koc_manager_set_callbacks(m, &(koc_manager_callbacks){.started_leading = on_started}, NULL,
+                                  NULL);
         koc_controller_options_init(&co);
         co.name = "bench";
         co.resource = configmaps;

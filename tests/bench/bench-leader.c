@@ -87,20 +87,20 @@ static void cand_init(cand *c, const profile *p, const char *lease, const char *
         if (koc_client_new(event, cluster, &c->client) < 0)
                 abort();
         koc_leader_config *cfg = make_config(p, lease, id);
-        if (koc_leader_new(event, c->client, cfg, &c->leader, &err) < 0) {
+        if (koc_leader_new(c->client, cfg, &c->leader, &err) < 0) {
                 fprintf(stderr, "bench-leader: %s\n", err.message);
                 exit(1);
         }
         koc_leader_config_free(cfg);
         koc_leader_set_callbacks(c->leader, &(koc_leader_callbacks){.started_leading = on_started},
-                                 c);
+                                 c, NULL);
         if (koc_leader_start(c->leader) < 0)
                 abort();
 }
 
 static void cand_free(cand *c) {
         if (c->leader)
-                koc_leader_set_callbacks(c->leader, NULL, NULL);
+                koc_leader_set_callbacks(c->leader, NULL, NULL, NULL);
         c->leader = koc_leader_unref(c->leader);
         c->client = koc_client_unref(c->client);
 }
@@ -227,7 +227,7 @@ static void child_elector(const profile *p, const char *lease) {
             koc_client_new(e, cfg, &c) < 0)
                 _exit(2);
         koc_leader_config *lc = make_config(p, lease, "crash-child");
-        if (koc_leader_new(e, c, lc, &l, &err) < 0 || koc_leader_start(l) < 0)
+        if (koc_leader_new(c, lc, &l, &err) < 0 || koc_leader_start(l) < 0)
                 _exit(3);
         sd_event_loop(e);
         _exit(0);

@@ -89,7 +89,7 @@ static void on_stopped(koc_leader *l, koc_leader_reason reason, void *ud) {
         koc_log_warn("bench", "leadership lost reason=%s", koc_leader_reason_to_string(reason));
 }
 
-static int check_leader(void *ud, char *why, size_t size) {
+static int check_leader(char *why, size_t size, void *ud) {
         if (koc_leader_state_is_leader(state))
                 return 0;
         snprintf(why, size, "not the leader");
@@ -370,13 +370,13 @@ int main(int argc, char **argv) {
         koc_leader_config_set_lease_duration(cfg, 2 * SEC);
         koc_leader_config_set_renew_deadline(cfg, 1500 * MS);
         koc_leader_config_set_retry_period(cfg, RETRY_PERIOD);
-        if (koc_leader_new(event, client, cfg, &leader, &err) < 0) {
+        if (koc_leader_new(client, cfg, &leader, &err) < 0) {
                 fprintf(stderr, "leader: %s\n", err.message);
                 goto out;
         }
-        koc_leader_set_callbacks(leader, &(koc_leader_callbacks){ .stopped_leading = on_stopped },
-                                 NULL);
-        state = koc_leader_get_state(leader);
+        koc_leader_set_callbacks(leader, &(koc_leader_callbacks){.stopped_leading = on_stopped},
+                                 NULL, NULL);
+        state = koc_leader_ref_state(leader);
         if (koc_leader_register_metrics(leader, metrics) < 0) {
                 fprintf(stderr, "cannot register the leader's metrics\n");
                 goto out;
@@ -396,7 +396,7 @@ int main(int argc, char **argv) {
         }
 
         if (koc_probes_new(event, metrics, &probes) < 0 ||
-            koc_probes_add_ready_check(probes, "leader", check_leader, NULL) < 0 ||
+            koc_probes_add_ready_check(probes, "leader", check_leader, NULL, NULL) < 0 ||
             koc_probes_listen(probes, "127.0.0.1:0", KOC_PROBES_HEALTH | KOC_PROBES_METRICS) < 0) {
                 fprintf(stderr, "cannot start the probes server\n");
                 goto out;

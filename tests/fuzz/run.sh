@@ -52,7 +52,7 @@ status=0
 for t in "${TARGETS[@]}"; do
         case $t in
         leader-fsm) build "$t" "$SRC/leader/fsm.c" ;;
-        kubeconfig) build "$t" -- -Wl,--wrap=koc_exec_credential_run ;;
+        kubeconfig) build "$t" -- -Wl,--wrap=koc__exec_credential_run ;;
         apiserver)
                 build "$t" "$SRC/apiserver/select.c" "$SRC/apiserver/patch.c" \
                         "$SRC/apiserver/util.c" -- \

@@ -80,7 +80,7 @@ typedef struct result {
         char message[512];
 } result;
 
-static void on_result(koc_client *c, const koc_response *r, void *userdata) {
+static void on_result(koc_client *c, koc_response *r, void *userdata) {
         result *res = userdata;
         res->done = true;
         res->error = r->error;

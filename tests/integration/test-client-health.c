@@ -248,7 +248,7 @@ typedef struct result {
         char message[512];
 } result;
 
-static void on_result(koc_client *c, const koc_response *r, void *userdata) {
+static void on_result(koc_client *c, koc_response *r, void *userdata) {
         result *res = userdata;
         res->done = true;
         res->error = r->error;
@@ -263,7 +263,7 @@ typedef struct recorder {
         char message[512];
 } recorder;
 
-static void on_watch(koc_watch *w, const koc_watch_event *ev, void *userdata) {
+static void on_watch(koc_watch *w, koc_watch_event *ev, void *userdata) {
         recorder *r = userdata;
         if (ev->type != KOC_WATCH_CLOSED) {
                 r->events++;
@@ -354,7 +354,8 @@ static void test_black_holed_connection(void **state) {
         recorder r = {0};
         koc_watch *w = NULL;
         assert_int_equal(
-                koc_client_watch(c, &(koc_watch_spec){.path = HEALTH_WATCH_PATH}, on_watch, &r, &w),
+                koc_client_watch(c, &(koc_watch_spec){.path = HEALTH_WATCH_PATH}, on_watch, &r, NULL,
+                                 &w),
                 0);
         while (r.events == 0 && !r.closed)
                 assert_true(sd_event_run(e, 100 * KOC_USEC_PER_MSEC) >= 0);

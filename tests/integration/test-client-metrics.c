@@ -41,7 +41,7 @@ typedef struct result {
         uint64_t at_usec;
 } result;
 
-static void on_result(koc_client *c, const koc_response *r, void *userdata) {
+static void on_result(koc_client *c, koc_response *r, void *userdata) {
         result *res = userdata;
         res->done = true;
         res->error = r->error;
@@ -103,7 +103,7 @@ static void expect_line(const char *text, const char *line) {
                 fail_msg("no line \"%s\" in:\n%s", line, text);
 }
 
-static void on_watch(koc_watch *w, const koc_watch_event *ev, void *userdata) {
+static void on_watch(koc_watch *w, koc_watch_event *ev, void *userdata) {
         *(bool *)userdata = true;
 }
 
@@ -134,7 +134,7 @@ static void test_metrics(void **state) {
         bool event_seen = false;
         koc_watch *w = NULL;
         assert_int_equal(koc_client_watch(x.client, &(koc_watch_spec){.path = LEASES}, on_watch,
-                                          &event_seen, &w),
+                                          &event_seen, NULL, &w),
                          0);
         cJSON *lease = cJSON_Parse("{\"metadata\":{\"name\":\"metrics\"},\"spec\":{}}");
         assert_non_null(lease);

@@ -121,7 +121,7 @@ typedef struct result {
         uint64_t retry_after;
 } result;
 
-static void on_result(koc_client *c, const koc_response *r, void *userdata) {
+static void on_result(koc_client *c, koc_response *r, void *userdata) {
         result *res = userdata;
         res->calls++;
         res->done = true;
@@ -320,7 +320,7 @@ typedef struct recorder {
         void *extra;
 } recorder;
 
-static void on_watch(koc_watch *w, const koc_watch_event *e, void *userdata) {
+static void on_watch(koc_watch *w, koc_watch_event *e, void *userdata) {
         recorder *r = userdata;
 
         assert_non_null(e->message);
@@ -400,7 +400,7 @@ static void test_watch_order_and_resume(void **state) {
                                                   .resource_version = rv,
                                                   .allow_bookmarks = true,
                                           },
-                                          on_watch, &r, &w),
+                                          on_watch, &r, NULL, &w),
                          0);
         assert_non_null(w);
         create_lease(x, "watched", "a", NULL, 0);
@@ -432,7 +432,7 @@ static void test_watch_order_and_resume(void **state) {
                                                   .field_selector = "metadata.name=watched",
                                                   .resource_version = r.rv[0],
                                           },
-                                          on_watch, &r2, NULL),
+                                          on_watch, &r2, NULL, NULL),
                          0);
         run_until(x, &r2.stopped);
         assert_int_equal(r2.n, 2);
@@ -464,7 +464,7 @@ static void test_watch_expired(void **state) {
         lease_delete(x, "churn");
         assert_int_equal(koc_client_watch(x->client,
                                           &(koc_watch_spec){.path = LEASES, .resource_version = rv},
-                                          on_watch, &r, NULL),
+                                          on_watch, &r, NULL, NULL),
                          0);
         run_until(x, &r.closed);
         /* Either an ERROR event with a 410 Status and then the end of the
@@ -493,9 +493,9 @@ static void test_watch_forbidden(void **state) {
                                                   "\"error_rate\":1.0,\"error_code\":403,"
                                                   "\"count\":1}"),
                          200);
-        assert_int_equal(
-                koc_client_watch(x->client, &(koc_watch_spec){.path = LEASES}, on_watch, &r, NULL),
-                0);
+        assert_int_equal(koc_client_watch(x->client, &(koc_watch_spec){.path = LEASES}, on_watch,
+                                          &r, NULL, NULL),
+                         0);
         run_until(x, &r.closed);
         assert_int_equal(r.n, 1);
         assert_int_equal(r.type[0], KOC_WATCH_CLOSED);
@@ -514,7 +514,7 @@ static int restart_on_closed(recorder *r) {
                 koc_client_watch(r->client,
                                  &(koc_watch_spec){.path = LEASES,
                                                    .field_selector = "metadata.name=restart"},
-                                 on_watch, next, NULL),
+                                 on_watch, next, NULL, NULL),
                 0);
         return 0;
 }
@@ -534,7 +534,7 @@ static void test_watch_closed_restart(void **state) {
                                                    .resource_version = rv,
                                                    .field_selector = "metadata.name=nothing",
                                                    .timeout_seconds = 1},
-                                 on_watch, &first, NULL),
+                                 on_watch, &first, NULL, NULL),
                 0);
         run_until(x, &first.closed);
         assert_int_equal(first.n, 1);
@@ -567,7 +567,7 @@ static void test_watch_line_cap(void **state) {
                                                    .resource_version = rv,
                                                    .field_selector = "metadata.name=long-line",
                                                    .max_line = 2048},
-                                 on_watch, &r, NULL),
+                                 on_watch, &r, NULL, NULL),
                 0);
         char big[8192];
         memset(big, 'h', sizeof big - 1);
@@ -653,7 +653,7 @@ typedef struct cancel_ctx {
         bool done;
 } cancel_ctx;
 
-static void on_result_cancel(koc_client *c, const koc_response *r, void *userdata) {
+static void on_result_cancel(koc_client *c, koc_response *r, void *userdata) {
         cancel_ctx *cc = userdata;
         koc_request_cancel(cc->victim);
         cc->victim = NULL;
@@ -769,9 +769,9 @@ static void test_token_rotation(void **state) {
         write_file(token_path, "wrong-again\n");
         koc__cluster_config_token_invalidate(x.cfg);
         recorder r = {0};
-        assert_int_equal(
-                koc_client_watch(x.client, &(koc_watch_spec){.path = LEASES}, on_watch, &r, NULL),
-                0);
+        assert_int_equal(koc_client_watch(x.client, &(koc_watch_spec){.path = LEASES}, on_watch, &r,
+                                          NULL, NULL),
+                         0);
         run_until(&x, &r.closed);
         assert_int_equal(r.n, 1);
         assert_int_equal(r.status[0], 401);
@@ -796,9 +796,9 @@ static void test_transport_errors(void **state) {
         assert_int_equal(res.reason, KOC_REASON_NONE);
         assert_true(strlen(res.message) > 0);
         recorder r = {0};
-        assert_int_equal(
-                koc_client_watch(x.client, &(koc_watch_spec){.path = LEASES}, on_watch, &r, NULL),
-                0);
+        assert_int_equal(koc_client_watch(x.client, &(koc_watch_spec){.path = LEASES}, on_watch, &r,
+                                          NULL, NULL),
+                         0);
         run_until(&x, &r.closed);
         assert_int_equal(r.n, 1);
         assert_int_equal(r.error[0], -ECONNREFUSED);
@@ -942,11 +942,11 @@ static void *blocked_main(void *p) {
         return NULL;
 }
 
-static void on_result_never(koc_client *c, const koc_response *r, void *userdata) {
+static void on_result_never(koc_client *c, koc_response *r, void *userdata) {
         (*(int *)userdata)++;
 }
 
-static void on_watch_never(koc_watch *w, const koc_watch_event *e, void *userdata) {
+static void on_watch_never(koc_watch *w, koc_watch_event *e, void *userdata) {
         (*(int *)userdata)++;
 }
 
@@ -976,7 +976,7 @@ static void test_unref_in_flight(void **state) {
                                  0);
         assert_int_equal(koc_client_watch(x.client,
                                           &(koc_watch_spec){.path = LEASES, .resource_version = rv},
-                                          on_watch_never, &calls, NULL),
+                                          on_watch_never, &calls, NULL, NULL),
                          0);
         blocked_call b = {.client = x.client};
         pthread_t t;
@@ -1001,7 +1001,7 @@ typedef struct drop_ctx {
         int calls;
 } drop_ctx;
 
-static void on_result_drop(koc_client *c, const koc_response *r, void *userdata) {
+static void on_result_drop(koc_client *c, koc_response *r, void *userdata) {
         drop_ctx *d = userdata;
         d->calls++;
         d->x->client = koc_client_unref(d->x->client);
@@ -1185,8 +1185,9 @@ static void canned_ctx(ctx *x, canned_server *s) {
 
 static void canned_watch(ctx *x, const char *path, recorder *r) {
         memset(r, 0, sizeof *r);
-        assert_int_equal(
-                koc_client_watch(x->client, &(koc_watch_spec){.path = path}, on_watch, r, NULL), 0);
+        assert_int_equal(koc_client_watch(x->client, &(koc_watch_spec){.path = path}, on_watch, r,
+                                          NULL, NULL),
+                         0);
         run_until(x, &r->closed);
         assert_int_equal(r->after_closed, 0);
 }
@@ -1376,7 +1377,7 @@ static void test_http2_multiplex(void **state) {
         memset(res, 0, sizeof res);
         for (int i = 0; i < 20; i++)
                 assert_int_equal(koc_client_watch(x.client, &(koc_watch_spec){.path = "/w"},
-                                                  on_watch, &w[i], NULL),
+                                                  on_watch, &w[i], NULL, NULL),
                                  0);
         for (int i = 0; i < 30; i++)
                 start(&x, "GET", "/r", NULL, &res[i], 0);

@@ -129,14 +129,14 @@ static candidate *add_candidate(const char *id) {
         snprintf(c->id, sizeof c->id, "%s", id);
         assert_int_equal(koc_client_new(W->event, W->cluster, &c->client), 0);
         koc_leader_config *cfg = short_config(id);
-        assert_int_equal(koc_leader_new(W->event, c->client, cfg, &c->leader, &err), 0);
+        assert_int_equal(koc_leader_new(c->client, cfg, &c->leader, &err), 0);
         koc_leader_config_free(cfg);
         koc_leader_set_callbacks(c->leader,
                                  &(koc_leader_callbacks){.started_leading = on_started,
                                                          .stopped_leading = on_stopped,
                                                          .new_leader = on_new_leader},
-                                 c);
-        c->state = koc_leader_get_state(c->leader);
+                                 c, NULL);
+        c->state = koc_leader_ref_state(c->leader);
         assert_int_equal(koc_leader_start(c->leader), 0);
         return c;
 }
@@ -144,7 +144,7 @@ static candidate *add_candidate(const char *id) {
 static void drop_candidate(candidate *c) {
         if (!c->leader)
                 return;
-        koc_leader_set_callbacks(c->leader, NULL, NULL);
+        koc_leader_set_callbacks(c->leader, NULL, NULL, NULL);
         c->leader = koc_leader_unref(c->leader);
         c->state = koc_leader_state_unref(c->state);
         c->client = koc_client_unref(c->client);
@@ -322,7 +322,7 @@ static void run_child_elector(const char *kubeconfig) {
             koc_client_new(e, cfg, &c) < 0)
                 _exit(2);
         koc_leader_config *lc = short_config("child");
-        if (koc_leader_new(e, c, lc, &l, &err) < 0 || koc_leader_start(l) < 0)
+        if (koc_leader_new(c, lc, &l, &err) < 0 || koc_leader_start(l) < 0)
                 _exit(3);
         sd_event_loop(e);
         _exit(0);
@@ -674,13 +674,13 @@ static void run_frozen_child(const char *kubeconfig, int fd) {
             koc_client_new(e, cfg, &c) < 0)
                 _exit(2);
         koc_leader_config *lc = short_config("child");
-        if (koc_leader_new(e, c, lc, &l, &err) < 0)
+        if (koc_leader_new(c, lc, &l, &err) < 0)
                 _exit(3);
-        child_state = koc_leader_get_state(l);
+        child_state = koc_leader_ref_state(l);
         koc_leader_set_callbacks(l,
                                  &(koc_leader_callbacks){.started_leading = child_started,
                                                          .stopped_leading = child_stopped},
-                                 NULL);
+                                 NULL, NULL);
         if (koc_leader_start(l) < 0)
                 _exit(4);
         sd_event_loop(e);
@@ -774,12 +774,12 @@ static void test_unreachable_server_is_logged(void **state) {
         char url[sizeof W->server.url];
         snprintf(url, sizeof url, "%s", W->server.url);
         warnings[0] = '\0';
-        koc_log_set_handler(capture_warnings, NULL);
+        koc_log_set_handler(capture_warnings, NULL, NULL);
         koc_test_apiserver_stop(&W->server);
         bool warned = run_until(warned_unreachable, NULL);
         bool lost = run_until(has_stopped, a);
         run_for(500 * MS); /* more failed attempts, every retry period */
-        koc_log_set_handler(NULL, NULL);
+        koc_log_set_handler(NULL, NULL, NULL);
         if (!warned || !strstr(warnings, url))
                 fail_msg("no warning naming %s in:\n%s", url, warnings);
         assert_true(lost);
@@ -820,11 +820,11 @@ static void test_unauthorized_and_forbidden_are_told_apart(void **state) {
         koc_leader *l = NULL;
         assert_int_equal(koc_client_new(W->event, wrong, &client), 0);
         koc_leader_config *cfg = short_config("a");
-        assert_int_equal(koc_leader_new(W->event, client, cfg, &l, &err), 0);
+        assert_int_equal(koc_leader_new(client, cfg, &l, &err), 0);
         koc_leader_config_free(cfg);
 
         warnings[0] = '\0';
-        koc_log_set_handler(capture_warnings, NULL);
+        koc_log_set_handler(capture_warnings, NULL, NULL);
         assert_int_equal(koc_leader_start(l), 0);
         bool got401 = run_until(warned_401, NULL);
         koc_leader_stop(l);
@@ -839,7 +839,7 @@ static void test_unauthorized_and_forbidden_are_told_apart(void **state) {
                          200);
         candidate *a = add_candidate("a");
         bool got403 = run_until(warned_403, NULL);
-        koc_log_set_handler(NULL, NULL);
+        koc_log_set_handler(NULL, NULL, NULL);
         assert_int_equal(koc_test_apiserver_clear_faults(&W->server), 200);
         if (!got401 || !got403)
                 fail_msg("warnings:\n%s", warnings);

@@ -212,19 +212,19 @@ static _Noreturn void run_child(int ev, int ctl, const struct opts *o) {
                                           .stopped_leading = child_stopped,
                                           .new_leader = child_new_leader,
                                   },
-                                  &c);
+                                  &c, NULL);
         if (o->runnables) {
-                (void)koc_manager_add_runnable(c.m, "r1",
-                                               &(koc_manager_runnable){start_r1, stop_r1}, &c);
-                (void)koc_manager_add_runnable(c.m, "bad",
-                                               &(koc_manager_runnable){start_bad, stop_bad}, &c);
-                (void)koc_manager_add_runnable(c.m, "r2",
-                                               &(koc_manager_runnable){start_r2, stop_r2}, &c);
+                (void)koc_manager_add_runnable(
+                        c.m, "r1", &(koc_manager_runnable){start_r1, stop_r1}, &c, NULL);
+                (void)koc_manager_add_runnable(
+                        c.m, "bad", &(koc_manager_runnable){start_bad, stop_bad}, &c, NULL);
+                (void)koc_manager_add_runnable(
+                        c.m, "r2", &(koc_manager_runnable){start_r2, stop_r2}, &c, NULL);
         }
         if (o->hook)
-                (void)koc_manager_add_shutdown_hook(c.m, "quick", quick_hook, &c);
+                (void)koc_manager_add_shutdown_hook(c.m, "quick", quick_hook, &c, NULL);
         if (o->stuck_hook)
-                (void)koc_manager_add_shutdown_hook(c.m, "stuck", stuck_hook, &c);
+                (void)koc_manager_add_shutdown_hook(c.m, "stuck", stuck_hook, &c, NULL);
         (void)koc_manager_get_health_port(c.m, &port);
         (void)koc_manager_get_metrics_port(c.m, &mport);
         emit(&c, "port %u %u", port, mport);

@@ -442,7 +442,7 @@ static void capture(int level, const char *component, const char *message, void 
 
 static void test_insecure(void **state) {
         struct captured c = {0};
-        koc_log_set_handler(capture, &c);
+        koc_log_set_handler(capture, &c, NULL);
         write_file("insecure.yaml",
                    "current-context: c\n"
                    "contexts: [{name: c, context: {cluster: k}}]\n"
@@ -469,7 +469,7 @@ static void test_insecure(void **state) {
         assert_false(cfg->insecure);
         assert_int_equal(c.n, 1);
         koc_cluster_config_unref(cfg);
-        koc_log_set_handler(NULL, NULL);
+        koc_log_set_handler(NULL, NULL, NULL);
 }
 
 struct all_warnings {
@@ -505,9 +505,9 @@ static void test_unknown_keys_warned(void **state) {
                    "  user:\n"
                    "    username: admin\n"
                    "    tokn: abc\n");
-        koc_log_set_handler(capture_all, &c);
+        koc_log_set_handler(capture_all, &c, NULL);
         koc_cluster_config *cfg = load_ok(path_of("typo.yaml"), NULL);
-        koc_log_set_handler(NULL, NULL);
+        koc_log_set_handler(NULL, NULL, NULL);
         const char *const expected[] = {
                 "typo.yaml: curent-context: unknown key",
                 "typo.yaml: contexts[0].context.namspace: unknown key",
@@ -534,9 +534,9 @@ static void test_unknown_keys_warned(void **state) {
         }
         write_file("junk.yaml", "%s", big);
         memset(&c, 0, sizeof c);
-        koc_log_set_handler(capture_all, &c);
+        koc_log_set_handler(capture_all, &c, NULL);
         cfg = load_ok(path_of("junk.yaml"), NULL);
-        koc_log_set_handler(NULL, NULL);
+        koc_log_set_handler(NULL, NULL, NULL);
         assert_true(c.n <= 10);
         assert_non_null(strstr(c.text, "more unknown keys"));
         koc_cluster_config_unref(cfg);

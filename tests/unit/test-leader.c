@@ -198,13 +198,13 @@ static void setup_fake(fake *f) {
         assert_int_equal(leader_new_with_transport(&fake_ops, f, cfg, &f->leader, &err), 0);
         koc_leader_config_free(cfg);
         leader_set_random(f->leader, NULL);
-        f->state = koc_leader_get_state(f->leader);
+        f->state = koc_leader_ref_state(f->leader);
         leader_state_set_clock(f->state, state_clock, f);
         koc_leader_set_callbacks(f->leader,
                                  &(koc_leader_callbacks){.started_leading = on_started,
                                                          .stopped_leading = on_stopped,
                                                          .new_leader = on_new_leader},
-                                 f);
+                                 f, NULL);
 }
 
 static void teardown_fake(fake *f) {
@@ -535,7 +535,7 @@ static void test_new_rejects_bad_config(void **state) {
         assert_int_equal(leader_new_with_transport(&fake_ops, NULL, cfg, &l, &err), -EINVAL);
         assert_non_null(strstr(err.message, "renew_deadline"));
         assert_null(l);
-        assert_int_equal(koc_leader_new(NULL, NULL, cfg, &l, &err), -EINVAL);
+        assert_int_equal(koc_leader_new(NULL, cfg, &l, &err), -EINVAL);
         koc_leader_config_free(cfg);
         assert_null(koc_leader_unref(NULL));
 }
@@ -598,11 +598,11 @@ static void capture_log(int level, const char *component, const char *message, v
 static void capture_start(void) {
         captured[0] = '\0';
         koc_log_set_level(KOC_LOG_INFO); /* the default level */
-        koc_log_set_handler(capture_log, NULL);
+        koc_log_set_handler(capture_log, NULL, NULL);
 }
 
 static void capture_end(void) {
-        koc_log_set_handler(NULL, NULL);
+        koc_log_set_handler(NULL, NULL, NULL);
 }
 
 /* Lines of the capture that contain needle. */

@@ -28,7 +28,7 @@ static void capture(int level, const char *component, const char *message, void 
 
 static void test_levels_and_handler(void **state) {
         struct captured c = { 0 };
-        koc_log_set_handler(capture, &c);
+        koc_log_set_handler(capture, &c, NULL);
         koc_log_set_level(KOC_LOG_INFO);
         koc_log_debug("leader", "hidden %d", 1);
         assert_int_equal(c.n, 0);
@@ -43,7 +43,7 @@ static void test_levels_and_handler(void **state) {
         koc_log_set_level(KOC_LOG_ERROR);
         koc_log_warn("client", "hidden");
         assert_int_equal(c.n, 2);
-        koc_log_set_handler(NULL, NULL);
+        koc_log_set_handler(NULL, NULL, NULL);
 }
 
 static void test_level_names(void **state) {
@@ -102,11 +102,33 @@ static void test_error_set(void **state) {
         assert_int_equal(koc_error_set(NULL, -5, "ignored"), -5);
 }
 
+static void count_destroy(void *userdata) {
+        (*(int *)userdata)++;
+}
+
+static void quiet_handler(int level, const char *component, const char *message, void *userdata) {
+}
+
+/* Replacing the log handler destroys the old userdata once, and not when
+ * the same userdata is installed again. */
+static void test_handler_destroy(void **state) {
+        int a = 0, b = 0;
+
+        koc_log_set_handler(quiet_handler, &a, count_destroy);
+        koc_log_set_handler(quiet_handler, &a, count_destroy);
+        assert_int_equal(a, 0);
+        koc_log_set_handler(quiet_handler, &b, count_destroy);
+        assert_int_equal(a, 1);
+        koc_log_set_handler(NULL, NULL, NULL);
+        assert_int_equal(b, 1);
+        assert_int_equal(a, 1);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_levels_and_handler), cmocka_unit_test(test_level_names),
-                cmocka_unit_test(test_logfmt_line),        cmocka_unit_test(test_json_line),
-                cmocka_unit_test(test_error_set),
+                cmocka_unit_test(test_handler_destroy), cmocka_unit_test(test_levels_and_handler),
+                cmocka_unit_test(test_level_names),     cmocka_unit_test(test_logfmt_line),
+                cmocka_unit_test(test_json_line),       cmocka_unit_test(test_error_set),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

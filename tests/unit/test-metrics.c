@@ -103,7 +103,7 @@ static void test_collectors(void **state) {
         koc_metrics *m = NULL;
         int v = 42;
         assert_int_equal(koc_metrics_new(&m), 0);
-        assert_int_equal(koc_metrics_add_collector(m, collector, &v), 0);
+        assert_int_equal(koc_metrics_add_collector(m, collector, &v, NULL), 0);
         assert_int_equal(koc_metrics_add_process_collector(m), 0);
         char *text = render(m);
         assert_non_null(strstr(text, "custom_value 42\n"));
@@ -310,7 +310,7 @@ static void test_values_and_types(void **state) {
         assert_int_equal(koc_metrics_render(m, NULL, NULL), -EINVAL);
         assert_int_equal(koc_metrics_add_counter(m, "x", "", NULL, NULL), -EINVAL);
         assert_int_equal(koc_metrics_add_counter(m, NULL, "", NULL, &c), -EINVAL);
-        assert_int_equal(koc_metrics_add_collector(m, NULL, NULL), -EINVAL);
+        assert_int_equal(koc_metrics_add_collector(m, NULL, NULL, NULL), -EINVAL);
         assert_int_equal(koc_metrics_new(NULL), -EINVAL);
         /* ref/unref */
         assert_ptr_equal(koc_metrics_ref(m), m);
@@ -329,9 +329,9 @@ static void counting_collector(FILE *out, void *ud) {
 static void test_collectors_idempotent_and_process_values(void **state) {
         koc_metrics *m = NULL;
         assert_int_equal(koc_metrics_new(&m), 0);
-        assert_int_equal(koc_metrics_add_collector(m, counting_collector, "first"), 0);
-        assert_int_equal(koc_metrics_add_collector(m, counting_collector, "first"), 0);
-        assert_int_equal(koc_metrics_add_collector(m, counting_collector, "second"), 0);
+        assert_int_equal(koc_metrics_add_collector(m, counting_collector, "first", NULL), 0);
+        assert_int_equal(koc_metrics_add_collector(m, counting_collector, "first", NULL), 0);
+        assert_int_equal(koc_metrics_add_collector(m, counting_collector, "second", NULL), 0);
         assert_int_equal(koc_metrics_add_process_collector(m), 0);
         assert_int_equal(koc_metrics_add_process_collector(m), 0);
         calls = 0;
@@ -508,8 +508,32 @@ static void test_gauge_function(void **state) {
         assert_true(v2 == -1);
 }
 
+static void count_destroy(void *userdata) {
+        (*(int *)userdata)++;
+}
+
+static void empty_collector(FILE *out, void *userdata) {
+}
+
+/* A collector's destroy runs once, when the registry is freed; adding the
+ * same collector again does not register a second destroy. */
+static void test_collector_destroy(void **state) {
+        koc_metrics *m = NULL;
+        int n = 0, dup = 0;
+
+        assert_int_equal(koc_metrics_new(&m), 0);
+        assert_int_equal(koc_metrics_add_collector(m, empty_collector, &n, count_destroy), 0);
+        assert_int_equal(koc_metrics_add_collector(m, empty_collector, &n, NULL), 0);
+        assert_int_equal(koc_metrics_add_collector(m, NULL, &dup, count_destroy), -EINVAL);
+        assert_int_equal(n, 0);
+        koc_metrics_unref(m);
+        assert_int_equal(n, 1);
+        assert_int_equal(dup, 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_collector_destroy),
                 cmocka_unit_test(test_exposition),
                 cmocka_unit_test(test_rules),
                 cmocka_unit_test(test_collectors),

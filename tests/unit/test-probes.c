@@ -41,18 +41,18 @@ typedef struct server {
 static atomic_bool leader_ok;
 static atomic_bool renewal_ok;
 
-static int check_leader(void *ud, char *why, size_t size) {
+static int check_leader(char *why, size_t size, void *ud) {
         if (atomic_load(&leader_ok))
                 return 0;
         snprintf(why, size, "not the leader");
         return -EAGAIN;
 }
 
-static int check_informers(void *ud, char *why, size_t size) {
+static int check_informers(char *why, size_t size, void *ud) {
         return 0;
 }
 
-static int check_renewal(void *ud, char *why, size_t size) {
+static int check_renewal(char *why, size_t size, void *ud) {
         if (atomic_load(&renewal_ok))
                 return 0;
         /* Control characters in a reason must not break the one-line format. */
@@ -78,12 +78,13 @@ static void server_init(server *srv) {
         assert_int_equal(sd_event_new(&srv->event), 0);
         assert_int_equal(koc_metrics_new(&srv->metrics), 0);
         assert_int_equal(koc_probes_new(srv->event, srv->metrics, &srv->probes), 0);
-        assert_int_equal(koc_probes_add_ready_check(srv->probes, "leader", check_leader, NULL), 0);
-        assert_int_equal(koc_probes_add_ready_check(srv->probes, "informers", check_informers,
-                                                    NULL),
-                         0);
-        assert_int_equal(koc_probes_add_health_check(srv->probes, "leader-renewal",
-                                                     check_renewal, NULL),
+        assert_int_equal(
+                koc_probes_add_ready_check(srv->probes, "leader", check_leader, NULL, NULL), 0);
+        assert_int_equal(
+                koc_probes_add_ready_check(srv->probes, "informers", check_informers, NULL, NULL),
+                0);
+        assert_int_equal(koc_probes_add_health_check(srv->probes, "leader-renewal", check_renewal,
+                                                     NULL, NULL),
                          0);
         srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         assert_true(srv->stop_fd >= 0);
@@ -625,21 +626,24 @@ static void test_listen_errors(void **state) {
         assert_int_equal(koc_probes_listen(srv.probes, addr, KOC_PROBES_METRICS), 0);
 
         /* Check names. */
-        assert_int_equal(koc_probes_add_ready_check(srv.probes, "leader", check_leader, NULL),
+        assert_int_equal(koc_probes_add_ready_check(srv.probes, "leader", check_leader, NULL, NULL),
                          -EEXIST);
-        assert_int_equal(koc_probes_add_ready_check(srv.probes, "shutdown", check_leader, NULL),
+        assert_int_equal(
+                koc_probes_add_ready_check(srv.probes, "shutdown", check_leader, NULL, NULL),
+                -EEXIST);
+        assert_int_equal(koc_probes_add_health_check(srv.probes, "ping", check_leader, NULL, NULL),
                          -EEXIST);
-        assert_int_equal(koc_probes_add_health_check(srv.probes, "ping", check_leader, NULL),
-                         -EEXIST);
-        assert_int_equal(koc_probes_add_ready_check(srv.probes, "bad name", check_leader, NULL),
+        assert_int_equal(
+                koc_probes_add_ready_check(srv.probes, "bad name", check_leader, NULL, NULL),
+                -EINVAL);
+        assert_int_equal(koc_probes_add_ready_check(srv.probes, "a/b", check_leader, NULL, NULL),
                          -EINVAL);
-        assert_int_equal(koc_probes_add_ready_check(srv.probes, "a/b", check_leader, NULL),
-                         -EINVAL);
-        assert_int_equal(koc_probes_add_ready_check(srv.probes, "x", NULL, NULL), -EINVAL);
+        assert_int_equal(koc_probes_add_ready_check(srv.probes, "x", NULL, NULL, NULL), -EINVAL);
         assert_int_equal(koc_probes_remove_check(srv.probes, "leader"), 0);
         assert_int_equal(koc_probes_remove_check(srv.probes, "leader"), -ENOENT);
         assert_int_equal(koc_probes_remove_check(srv.probes, "shutdown"), -EPERM);
-        assert_int_equal(koc_probes_add_ready_check(srv.probes, "leader", check_leader, NULL), 0);
+        assert_int_equal(koc_probes_add_ready_check(srv.probes, "leader", check_leader, NULL, NULL),
+                         0);
         assert_int_equal(koc_probes_set_limits(srv.probes, 0, 0, 100), -EINVAL);
         assert_null(koc_probes_unref(NULL));
         assert_false(koc_probes_get_ready(NULL));
@@ -666,17 +670,54 @@ static void test_stop_closes_connections(void **state) {
         server_stop(&srv);
 }
 
+/* A check's destroy callback runs once, when the check goes: removed, or the
+ * server freed; a refused registration leaves userdata to the caller. */
+static void count_destroy(void *userdata) {
+        (*(int *)userdata)++;
+}
+
+static void test_check_destroy_callbacks(void **state) {
+        sd_event *e = NULL;
+        koc_probes *p = NULL;
+        int removed = 0, freed = 0, refused = 0;
+
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(koc_probes_new(e, NULL, &p), 0);
+        assert_int_equal(koc_probes_add_ready_check(p, "a", check_leader, &removed, count_destroy),
+                         0);
+        assert_int_equal(koc_probes_add_health_check(p, "b", check_leader, &freed, count_destroy),
+                         0);
+        assert_int_equal(koc_probes_add_ready_check(p, "a", check_leader, &refused, count_destroy),
+                         -EEXIST);
+        assert_int_equal(koc_probes_remove_check(p, "a"), 0);
+        assert_int_equal(removed, 1);
+        assert_int_equal(freed, 0);
+        assert_int_equal(koc_probes_remove_check(p, "a"), -ENOENT);
+        assert_int_equal(removed, 1);
+        koc_probes_unref(p);
+        assert_int_equal(freed, 1);
+        assert_int_equal(refused, 0);
+        sd_event_unref(e);
+}
+
 int main(void) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         if (!getenv("KOC_LOG_LEVEL") || !*getenv("KOC_LOG_LEVEL"))
                 koc_log_set_level(KOC_LOG_WARN);
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_readyz_verbose),   cmocka_unit_test(test_exclude),
-                cmocka_unit_test(test_readiness_switch), cmocka_unit_test(test_health_paths),
-                cmocka_unit_test(test_methods_and_paths), cmocka_unit_test(test_metrics),
-                cmocka_unit_test(test_no_metrics_registry), cmocka_unit_test(test_ipv6),
-                cmocka_unit_test(test_oversized_request), cmocka_unit_test(test_connection_limit),
-                cmocka_unit_test(test_idle_timeout),     cmocka_unit_test(test_listen_errors),
+                cmocka_unit_test(test_check_destroy_callbacks),
+                cmocka_unit_test(test_readyz_verbose),
+                cmocka_unit_test(test_exclude),
+                cmocka_unit_test(test_readiness_switch),
+                cmocka_unit_test(test_health_paths),
+                cmocka_unit_test(test_methods_and_paths),
+                cmocka_unit_test(test_metrics),
+                cmocka_unit_test(test_no_metrics_registry),
+                cmocka_unit_test(test_ipv6),
+                cmocka_unit_test(test_oversized_request),
+                cmocka_unit_test(test_connection_limit),
+                cmocka_unit_test(test_idle_timeout),
+                cmocka_unit_test(test_listen_errors),
                 cmocka_unit_test(test_stop_closes_connections),
         };
         int r = cmocka_run_group_tests(tests, NULL, NULL);

@@ -104,11 +104,12 @@ static void setup_app(app *a, uint64_t budget) {
         assert_int_equal(koc_probes_get_port(a->probes, KOC_PROBES_HEALTH, &a->port), 0);
         assert_int_equal(koc_shutdown_new(a->event, &a->shutdown), 0);
         assert_int_equal(koc_shutdown_set_budget(a->shutdown, budget), 0);
-        assert_int_equal(koc_shutdown_set_begin_handler(a->shutdown, on_begin, a), 0);
-        assert_int_equal(koc_shutdown_add_step(a->shutdown, "wait-for-work", 0, step_drain, a), 0);
+        assert_int_equal(koc_shutdown_set_begin_handler(a->shutdown, on_begin, a, NULL), 0);
+        assert_int_equal(
+                koc_shutdown_add_step(a->shutdown, "wait-for-work", 0, step_drain, a, NULL), 0);
         assert_int_equal(koc_shutdown_add_step(a->shutdown, "stop-probes",
-                                               KOC_SHUTDOWN_STEP_RUN_IF_FORCED, step_stop_probes,
-                                               a),
+                                               KOC_SHUTDOWN_STEP_RUN_IF_FORCED, step_stop_probes, a,
+                                               NULL),
                          0);
         a->release_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         assert_true(a->release_fd >= 0);

@@ -45,12 +45,12 @@ static int setup(void **state) {
         /* The assertions read the info-level narration, whatever KOC_LOG_LEVEL
          * the suite runs with. */
         koc_log_set_level(KOC_LOG_INFO);
-        koc_log_set_handler(capture_log, NULL);
+        koc_log_set_handler(capture_log, NULL, NULL);
         return 0;
 }
 
 static int teardown(void **state) {
-        koc_log_set_handler(NULL, NULL);
+        koc_log_set_handler(NULL, NULL, NULL);
         return 0;
 }
 
@@ -101,8 +101,8 @@ static sd_event *new_event(void) {
 static koc_shutdown *new_shutdown(sd_event *e) {
         koc_shutdown *s = NULL;
         assert_int_equal(koc_shutdown_new(e, &s), 0);
-        assert_int_equal(koc_shutdown_set_begin_handler(s, on_begin, NULL), 0);
-        assert_int_equal(koc_shutdown_set_done_handler(s, on_done, NULL), 0);
+        assert_int_equal(koc_shutdown_set_begin_handler(s, on_begin, NULL, NULL), 0);
+        assert_int_equal(koc_shutdown_set_done_handler(s, on_done, NULL, NULL), 0);
         return s;
 }
 
@@ -116,9 +116,10 @@ static void free_all(koc_shutdown *s) {
 static void test_steps_in_order(void **state) {
         sd_event *e = new_event();
         koc_shutdown *s = new_shutdown(e);
-        assert_int_equal(koc_shutdown_add_step(s, "a", 0, step_sync, NULL), 0);
-        assert_int_equal(koc_shutdown_add_step(s, "b", 0, step_async, (void *)(uintptr_t)MSEC), 0);
-        assert_int_equal(koc_shutdown_add_step(s, "c", 0, step_sync, NULL), 0);
+        assert_int_equal(koc_shutdown_add_step(s, "a", 0, step_sync, NULL, NULL), 0);
+        assert_int_equal(
+                koc_shutdown_add_step(s, "b", 0, step_async, (void *)(uintptr_t)MSEC, NULL), 0);
+        assert_int_equal(koc_shutdown_add_step(s, "c", 0, step_sync, NULL, NULL), 0);
         assert_int_equal(koc_shutdown_get_state(s), KOC_SHUTDOWN_IDLE);
         assert_false(koc_shutdown_in_progress(s));
         assert_int_equal(koc_shutdown_get_exit_code(s), -EBUSY);
@@ -128,7 +129,7 @@ static void test_steps_in_order(void **state) {
         assert_string_equal(trace, "begin,start:a,start:b");
         assert_int_equal(koc_shutdown_get_state(s), KOC_SHUTDOWN_DRAINING);
         assert_int_equal(koc_shutdown_trigger(s), -EALREADY);
-        assert_int_equal(koc_shutdown_add_step(s, "late", 0, step_sync, NULL), -EBUSY);
+        assert_int_equal(koc_shutdown_add_step(s, "late", 0, step_sync, NULL, NULL), -EBUSY);
         assert_int_equal(koc_shutdown_set_budget(s, 5 * 1000 * MSEC), -EBUSY);
 
         assert_int_equal(sd_event_loop(e), 0);
@@ -143,8 +144,10 @@ static void test_steps_in_order(void **state) {
 static void test_async_chain(void **state) {
         sd_event *e = new_event();
         koc_shutdown *s = new_shutdown(e);
-        assert_int_equal(koc_shutdown_add_step(s, "x", 0, step_async, (void *)(uintptr_t)0), 0);
-        assert_int_equal(koc_shutdown_add_step(s, "y", 0, step_async, (void *)(uintptr_t)MSEC), 0);
+        assert_int_equal(koc_shutdown_add_step(s, "x", 0, step_async, (void *)(uintptr_t)0, NULL),
+                         0);
+        assert_int_equal(
+                koc_shutdown_add_step(s, "y", 0, step_async, (void *)(uintptr_t)MSEC, NULL), 0);
         assert_int_equal(koc_shutdown_trigger(s), 0);
         assert_string_equal(trace, "begin,start:x");
         assert_int_equal(sd_event_loop(e), 0);
@@ -158,7 +161,7 @@ static void test_delay_ordering(void **state) {
         sd_event *e = new_event();
         koc_shutdown *s = new_shutdown(e);
         assert_int_equal(koc_shutdown_set_delay(s, 20 * MSEC), 0);
-        assert_int_equal(koc_shutdown_add_step(s, "a", 0, step_sync, NULL), 0);
+        assert_int_equal(koc_shutdown_add_step(s, "a", 0, step_sync, NULL, NULL), 0);
         assert_int_equal(koc_shutdown_trigger(s), 0);
         assert_string_equal(trace, "begin");
         assert_int_equal(koc_shutdown_get_state(s), KOC_SHUTDOWN_DELAYING);
@@ -177,11 +180,11 @@ static void test_budget_exceeded(void **state) {
         koc_shutdown *s = new_shutdown(e);
         koc_shutdown_step *hung = NULL;
         assert_int_equal(koc_shutdown_set_budget(s, 200 * MSEC), 0);
-        assert_int_equal(koc_shutdown_add_step(s, "first", 0, step_sync, NULL), 0);
-        assert_int_equal(koc_shutdown_add_step(s, "wait-workers", 0, step_hang, &hung), 0);
-        assert_int_equal(koc_shutdown_add_step(s, "optional", 0, step_sync, NULL), 0);
+        assert_int_equal(koc_shutdown_add_step(s, "first", 0, step_sync, NULL, NULL), 0);
+        assert_int_equal(koc_shutdown_add_step(s, "wait-workers", 0, step_hang, &hung, NULL), 0);
+        assert_int_equal(koc_shutdown_add_step(s, "optional", 0, step_sync, NULL, NULL), 0);
         assert_int_equal(koc_shutdown_add_step(s, "step-down", KOC_SHUTDOWN_STEP_RUN_IF_FORCED,
-                                               step_sync, NULL),
+                                               step_sync, NULL, NULL),
                          0);
         assert_int_equal(koc_shutdown_trigger(s), 0);
         assert_int_equal(sd_event_loop(e), KOC_SHUTDOWN_EXIT_FORCED);
@@ -207,10 +210,10 @@ static void test_hooks_share_budget(void **state) {
         uint64_t budget = 1000 * MSEC;
         assert_int_equal(koc_shutdown_set_budget(s, budget), 0);
         assert_int_equal(koc_shutdown_add_step(s, "hook1", 0, step_async,
-                                               (void *)(uintptr_t)(budget * 6 / 10)),
+                                               (void *)(uintptr_t)(budget * 6 / 10), NULL),
                          0);
         assert_int_equal(koc_shutdown_add_step(s, "hook2", 0, step_async,
-                                               (void *)(uintptr_t)(budget * 6 / 10)),
+                                               (void *)(uintptr_t)(budget * 6 / 10), NULL),
                          0);
         assert_int_equal(koc_shutdown_trigger(s), 0);
         assert_int_equal(sd_event_loop(e), KOC_SHUTDOWN_EXIT_FORCED);
@@ -226,13 +229,13 @@ static void test_forced_grace(void **state) {
         koc_shutdown *s = new_shutdown(e);
         assert_int_equal(koc_shutdown_set_forced_grace(s, 100 * MSEC), 0);
         assert_int_equal(koc_shutdown_add_step(s, "release", KOC_SHUTDOWN_STEP_RUN_IF_FORCED,
-                                               step_async, (void *)(uintptr_t)(20 * MSEC)),
+                                               step_async, (void *)(uintptr_t)(20 * MSEC), NULL),
                          0);
         assert_int_equal(koc_shutdown_add_step(s, "stuck", KOC_SHUTDOWN_STEP_RUN_IF_FORCED,
-                                               step_hang, NULL),
+                                               step_hang, NULL, NULL),
                          0);
         assert_int_equal(koc_shutdown_add_step(s, "never", KOC_SHUTDOWN_STEP_RUN_IF_FORCED,
-                                               step_sync, NULL),
+                                               step_sync, NULL, NULL),
                          0);
         assert_int_equal(koc_shutdown_force(s), 0); /* starts and forces at once */
         assert_int_equal(koc_shutdown_get_state(s), KOC_SHUTDOWN_FORCED);
@@ -262,10 +265,10 @@ static void test_second_signal(void **state) {
         sd_event *e = new_event();
         koc_shutdown *s = new_shutdown(e);
         assert_int_equal(koc_shutdown_set_budget(s, 30 * 1000 * MSEC), 0);
-        assert_int_equal(koc_shutdown_add_step(s, "drain", 0, step_second_signal, NULL), 0);
-        assert_int_equal(koc_shutdown_add_step(s, "after", 0, step_sync, NULL), 0);
+        assert_int_equal(koc_shutdown_add_step(s, "drain", 0, step_second_signal, NULL, NULL), 0);
+        assert_int_equal(koc_shutdown_add_step(s, "after", 0, step_sync, NULL, NULL), 0);
         assert_int_equal(koc_shutdown_add_step(s, "stop-probes", KOC_SHUTDOWN_STEP_RUN_IF_FORCED,
-                                               step_sync, NULL),
+                                               step_sync, NULL, NULL),
                          0);
         assert_int_equal(koc_shutdown_start_signals(s), 0);
         assert_int_equal(koc_shutdown_start_signals(s), -EALREADY);
@@ -283,7 +286,8 @@ static void test_second_signal(void **state) {
 static void test_sigint_clean(void **state) {
         sd_event *e = new_event();
         koc_shutdown *s = new_shutdown(e);
-        assert_int_equal(koc_shutdown_add_step(s, "a", 0, step_async, (void *)(uintptr_t)MSEC), 0);
+        assert_int_equal(
+                koc_shutdown_add_step(s, "a", 0, step_async, (void *)(uintptr_t)MSEC, NULL), 0);
         assert_int_equal(koc_shutdown_start_signals(s), 0);
         assert_int_equal(kill(getpid(), SIGINT), 0);
         assert_int_equal(sd_event_loop(e), 0);
@@ -313,9 +317,9 @@ static void test_bad_arguments(void **state) {
         assert_int_equal(koc_shutdown_set_budget(s, 0), -EINVAL);
         assert_int_equal(koc_shutdown_set_delay(s, 30 * 1000 * MSEC), -EINVAL); /* >= budget */
         assert_int_equal(koc_shutdown_set_forced_grace(s, 0), -EINVAL);
-        assert_int_equal(koc_shutdown_add_step(s, "", 0, step_sync, NULL), -EINVAL);
-        assert_int_equal(koc_shutdown_add_step(s, "x", 0, NULL, NULL), -EINVAL);
-        assert_int_equal(koc_shutdown_add_step(s, "x", 0x80, step_sync, NULL), -EINVAL);
+        assert_int_equal(koc_shutdown_add_step(s, "", 0, step_sync, NULL, NULL), -EINVAL);
+        assert_int_equal(koc_shutdown_add_step(s, "x", 0, NULL, NULL, NULL), -EINVAL);
+        assert_int_equal(koc_shutdown_add_step(s, "x", 0x80, step_sync, NULL, NULL), -EINVAL);
         assert_int_equal(koc_shutdown_trigger(NULL), -EINVAL);
         assert_null(koc_shutdown_unref(NULL));
         koc_shutdown_step_done(NULL);
@@ -323,8 +327,48 @@ static void test_bad_arguments(void **state) {
         free_all(s);
 }
 
+static void count_destroy(void *userdata) {
+        (*(int *)userdata)++;
+}
+
+static void noop_step(koc_shutdown_step *step, void *userdata) {
+        koc_shutdown_step_done(step);
+}
+
+static void noop_begin(koc_shutdown *s, void *userdata) {
+}
+
+/* Each registration's destroy runs once: a replaced handler's at once, the
+ * rest when the coordinator is freed; a refused step's never. */
+static void test_destroy_callbacks(void **state) {
+        sd_event *e = NULL;
+        koc_shutdown *s = NULL;
+        int step = 0, refused = 0, begin_old = 0, begin_new = 0, done = 0;
+
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(koc_shutdown_new(e, &s), 0);
+        assert_int_equal(koc_shutdown_add_step(s, "a", 0, noop_step, &step, count_destroy), 0);
+        assert_int_equal(koc_shutdown_add_step(s, "", 0, noop_step, &refused, count_destroy),
+                         -EINVAL);
+        assert_int_equal(koc_shutdown_set_begin_handler(s, noop_begin, &begin_old, count_destroy),
+                         0);
+        assert_int_equal(koc_shutdown_set_begin_handler(s, noop_begin, &begin_new, count_destroy),
+                         0);
+        assert_int_equal(begin_old, 1);
+        assert_int_equal(koc_shutdown_set_done_handler(s, NULL, &done, count_destroy), 0);
+        assert_int_equal(step + begin_new + done, 0);
+        koc_shutdown_unref(s);
+        assert_int_equal(step, 1);
+        assert_int_equal(begin_new, 1);
+        assert_int_equal(done, 1);
+        assert_int_equal(begin_old, 1);
+        assert_int_equal(refused, 0);
+        sd_event_unref(e);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_destroy_callbacks),
                 cmocka_unit_test_setup_teardown(test_steps_in_order, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_async_chain, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_delay_ordering, setup, teardown),

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * mhd-glue: the one libmicrohttpd-on-sd-event glue of koc.  It lives with
+ * the probes module, its only user in the library, so that core does not
+ * need libmicrohttpd; koc-apiserver compiles this file into itself.  Two
+ * layers: koc__mhd_loop_* attaches a daemon the caller started (koc-apiserver
+ * starts its own, with TLS), and koc__mhd_event_* binds a socket, starts a
+ * plain-HTTP daemon on it and attaches it (the probes server).
+ *
+ * The daemon runs in MHD's external epoll mode (MHD_USE_EPOLL, no internal
+ * thread): MHD keeps its own epoll set of the listening socket and the
+ * connections, and that one epoll fd becomes readable whenever any of them is
+ * ready, so the loop watches it with a single I/O source.  MHD_get_timeout()
+ * says, in milliseconds from now, when MHD must run even without I/O (idle
+ * connections to close); after every MHD_run() that value re-arms a one-shot
+ * CLOCK_BOOTTIME timer, and 0 ("work is pending now": buffered data, a resumed
+ * connection) schedules a run on the next loop iteration.
+ *
+ *   struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_EPOLL | ..., MHD_OPTION_END);
+ *   koc_mhd_loop *ml;
+ *   r = koc__mhd_loop_new(event, d, SD_EVENT_PRIORITY_NORMAL, 0, "http", &ml);
+ *   ...
+ *   ml = koc__mhd_loop_free(ml);      (does not stop the daemon)
+ *   MHD_stop_daemon(d);
+ */
+#pragma once
+
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <systemd/sd-event.h>
+
+typedef struct koc_mhd_loop koc_mhd_loop;
+
+/* Attaches daemon to event with sources of the given priority.
+ * max_connections is the daemon's MHD_OPTION_CONNECTION_LIMIT (0: none set);
+ * description names the sources (for sd-event's debugging).  -EINVAL when the
+ * daemon has no epoll fd (not started with MHD_USE_EPOLL). */
+int koc__mhd_loop_new(sd_event *event, struct MHD_Daemon *daemon, int64_t priority,
+                      unsigned max_connections, const char *description, koc_mhd_loop **ret);
+/* Detaches from the loop; the daemon stays running.  NULL is a no-op. */
+koc_mhd_loop *koc__mhd_loop_free(koc_mhd_loop *ml);
+/* Runs MHD on the next loop iteration, e.g. after MHD_resume_connection(). */
+void koc__mhd_loop_kick(koc_mhd_loop *ml);
+
+/* --- bind, start and attach (the probes server) ------------------------------- */
+
+typedef struct koc_mhd_event koc_mhd_event;
+
+typedef struct koc_mhd_limits {
+        unsigned max_connections;
+        unsigned idle_timeout_sec;
+        size_t max_request_bytes;
+} koc_mhd_limits;
+
+/* Binds and listens on addr (v6only applies to AF_INET6 addresses), starts an
+ * MHD daemon on that socket calling handler(cls, ...) for each request, and
+ * attaches it to event at `priority`.  -errno from socket/bind/listen. */
+int koc__mhd_event_start(sd_event *event, const struct sockaddr *addr, socklen_t addr_len,
+                         bool v6only, const koc_mhd_limits *limits, int64_t priority,
+                         MHD_AccessHandlerCallback handler, void *cls, koc_mhd_event **ret);
+/* Stops the daemon (closing every connection) and frees it; NULL is a no-op. */
+koc_mhd_event *koc__mhd_event_free(koc_mhd_event *m);
+uint16_t koc__mhd_event_port(const koc_mhd_event *m);
+
+/* Parses a bind address (":8081", "0.0.0.0:8081", "[::1]:0", "localhost:0").
+ * *ret_any is true for ":PORT", which means every IPv6 and IPv4 address.
+ * -EINVAL when malformed. */
+int koc__parse_bind_address(const char *s, struct sockaddr_storage *ret_addr, socklen_t *ret_len,
+                            bool *ret_any);
