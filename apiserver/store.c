@@ -355,7 +355,7 @@ static bool validate_name(const collection *c, const char *name, reply *ret) {
         bool ns = strcmp(c->key, "/namespaces") == 0;
         /* Namespaces are labels, every other name here a subdomain, as the
          * real kube-apiserver validates them. */
-        const char *bad = ns ? koc_dns1123_label_error(name) : koc_dns1123_subdomain_error(name);
+        const char *bad = ns ? koc__dns1123_label_error(name) : koc__dns1123_subdomain_error(name);
         char why[1024];
 
         if (!bad)

@@ -698,7 +698,7 @@ static int transfer_set_headers(transfer *t);
  * token has changed since; false when it did not (the 401 stands). */
 static bool transfer_resend(transfer *t) {
         koc_client *c = t->client;
-        const char *h = koc_cluster_config_current_auth_header(c->cfg);
+        const char *h = koc__cluster_config_current_auth_header(c->cfg);
         if (!h || (t->auth && strcmp(h, t->auth) == 0)) {
                 koc_log_debug(LOG_COMPONENT, "%s %s: 401 and the token did not change", t->method,
                               t->path);
@@ -734,7 +734,7 @@ static bool transfer_retry_auth(transfer *t) {
                 return false;
         t->auth_retried = true;
         koc__cluster_config_token_invalidate(c->cfg);
-        if (koc_cluster_config_exec_due(c->cfg)) {
+        if (koc__cluster_config_exec_due(c->cfg)) {
                 if (credential_refresh_start(c) < 0)
                         return false;
                 t->waiting_credential = true;
@@ -903,7 +903,7 @@ static int transfer_set_headers(transfer *t) {
                 snprintf(line, sizeof line, "Content-Type: %s", t->content_type);
                 ADD(line);
         }
-        const char *auth = koc_cluster_config_current_auth_header(c->cfg);
+        const char *auth = koc__cluster_config_current_auth_header(c->cfg);
         if (auth) {
                 ADD(auth);
                 t->auth = strdup(auth);
@@ -988,7 +988,7 @@ static int transfer_attach(transfer *t) {
         const char *why = NULL;
         int r;
 
-        if (!t->is_probe && koc_cluster_config_exec_due(c->cfg)) {
+        if (!t->is_probe && koc__cluster_config_exec_due(c->cfg)) {
                 r = credential_refresh_start(c);
                 if (r < 0)
                         transfer_fail(t, r, c->cfg->exec_error);
@@ -996,7 +996,7 @@ static int transfer_attach(transfer *t) {
                         t->waiting_credential = true;
                 return 0;
         }
-        r = t->is_probe ? 0 : koc_cluster_config_exec_failure(c->cfg, &why);
+        r = t->is_probe ? 0 : koc__cluster_config_exec_failure(c->cfg, &why);
         if (r < 0) {
                 transfer_fail(t, r, why);
                 return 0;
@@ -1031,8 +1031,8 @@ static void on_credential(int r, char *token, uint64_t expiry, const koc_error *
                           void *userdata) {
         koc_client *c = userdata;
 
-        koc_cluster_config_exec_result(c->cfg, r, token, expiry, err);
-        c->exec_run = koc_exec_run_free(c->exec_run);
+        koc__cluster_config_exec_result(c->cfg, r, token, expiry, err);
+        c->exec_run = koc__exec_run_free(c->exec_run);
         if (r >= 0)
                 koc_log_debug(LOG_COMPONENT, "exec credential refreshed");
         /* Nothing here runs a handler: failures go through the dispatcher. */
@@ -1060,12 +1060,12 @@ static int credential_refresh_start(koc_client *c) {
         if (c->exec_run)
                 return 0;
         koc_error err = {0};
-        int r = koc_exec_credential_start(c->event, c->cfg->exec, on_credential, c, &c->exec_run,
-                                          &err);
+        int r = koc__exec_credential_start(c->event, c->cfg->exec, on_credential, c, &c->exec_run,
+                                           &err);
         if (r < 0) {
                 /* Could not even start: remembered like a failed run, so that
                  * waiting transfers fail with this message. */
-                koc_cluster_config_exec_result(c->cfg, r, NULL, 0, &err);
+                koc__cluster_config_exec_result(c->cfg, r, NULL, 0, &err);
                 return r;
         }
         return 0;
@@ -1579,7 +1579,7 @@ static void curl_init(void) {
 }
 
 static void client_free(koc_client *c) {
-        c->exec_run = koc_exec_run_free(c->exec_run);
+        c->exec_run = koc__exec_run_free(c->exec_run);
         while (!list_empty(&c->transfers))
                 transfer_free(container_of(c->transfers.next, transfer, link));
         if (c->multi)
@@ -1605,7 +1605,7 @@ static void client_free(koc_client *c) {
 /* The last reference is gone: nothing may be called back any more. */
 static void client_shutdown(koc_client *c) {
         c->dead = true;
-        c->exec_run = koc_exec_run_free(c->exec_run);
+        c->exec_run = koc__exec_run_free(c->exec_run);
         koc__sync_shutdown(c);
         for (struct koc_list *n = c->transfers.next, *next; n != &c->transfers; n = next) {
                 next = n->next;

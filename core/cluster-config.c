@@ -579,7 +579,7 @@ static void refresh_file_token(koc_cluster_config *cfg, uint64_t now) {
         cfg->token = tok;
 }
 
-bool koc_cluster_config_exec_due(koc_cluster_config *cfg) {
+bool koc__cluster_config_exec_due(koc_cluster_config *cfg) {
         if (!cfg || cfg->token_kind != KOC_TOKEN_EXEC)
                 return false;
         uint64_t now = cfg->now(cfg->now_userdata);
@@ -593,8 +593,8 @@ bool koc_cluster_config_exec_due(koc_cluster_config *cfg) {
         return cfg->token_invalidated || ((!cfg->token || expired) && may_retry);
 }
 
-void koc_cluster_config_exec_result(koc_cluster_config *cfg, int r, char *token, uint64_t expiry,
-                                    const koc_error *err) {
+void koc__cluster_config_exec_result(koc_cluster_config *cfg, int r, char *token, uint64_t expiry,
+                                     const koc_error *err) {
         cfg->token_read_usec = cfg->now(cfg->now_userdata);
         cfg->token_invalidated = false;
         free(cfg->exec_error);
@@ -611,7 +611,7 @@ void koc_cluster_config_exec_result(koc_cluster_config *cfg, int r, char *token,
         cfg->token_expiry_usec = expiry;
 }
 
-int koc_cluster_config_exec_failure(koc_cluster_config *cfg, const char **ret_message) {
+int koc__cluster_config_exec_failure(koc_cluster_config *cfg, const char **ret_message) {
         if (!cfg || cfg->token_kind != KOC_TOKEN_EXEC || cfg->exec_errno == 0)
                 return 0;
         bool expired =
@@ -627,7 +627,7 @@ static void refresh_exec_token(koc_cluster_config *cfg) {
         uint64_t expiry = 0;
         koc_error e = {0};
         int r = koc__exec_credential_run(cfg->exec, &tok, &expiry, &e);
-        koc_cluster_config_exec_result(cfg, r, tok, expiry, &e);
+        koc__cluster_config_exec_result(cfg, r, tok, expiry, &e);
 }
 
 const char *koc__cluster_config_auth_header(koc_cluster_config *cfg) {
@@ -645,14 +645,14 @@ const char *koc__cluster_config_auth_header(koc_cluster_config *cfg) {
                         refresh_file_token(cfg, now);
                 break;
         case KOC_TOKEN_EXEC:
-                if (koc_cluster_config_exec_due(cfg))
+                if (koc__cluster_config_exec_due(cfg))
                         refresh_exec_token(cfg);
                 break;
         }
-        return koc_cluster_config_current_auth_header(cfg);
+        return koc__cluster_config_current_auth_header(cfg);
 }
 
-const char *koc_cluster_config_current_auth_header(koc_cluster_config *cfg) {
+const char *koc__cluster_config_current_auth_header(koc_cluster_config *cfg) {
         if (!cfg || cfg->token_kind == KOC_TOKEN_NONE || !cfg->token)
                 return NULL;
         free_secret(cfg->auth_header);

@@ -107,16 +107,16 @@ typedef struct koc_exec_run koc_exec_run;
 /* r: 0 with token (the callee owns it) and expiry (realtime usec, 0 = none),
  * or a negative errno with err's message naming the kubeconfig field and the
  * command.  Runs from one of the run's sources, never inside
- * koc_exec_credential_start(); it may free the run. */
+ * koc__exec_credential_start(); it may free the run. */
 typedef void (*koc_exec_done_t)(int r, char *token, uint64_t expiry, const koc_error *err,
                                 void *userdata);
 /* Starts the plugin (bounded as koc__exec_credential_run()).  e must outlive
  * the run.  Fails (with err set) when the plugin cannot be started. */
-int koc_exec_credential_start(sd_event *event, const koc_exec_config *e, koc_exec_done_t done,
-                              void *userdata, koc_exec_run **ret, koc_error *err);
+int koc__exec_credential_start(sd_event *event, const koc_exec_config *e, koc_exec_done_t done,
+                               void *userdata, koc_exec_run **ret, koc_error *err);
 /* Frees the run; a plugin still running is killed (and reaped), and done is
  * not called. */
-koc_exec_run *koc_exec_run_free(koc_exec_run *run);
+koc_exec_run *koc__exec_run_free(koc_exec_run *run);
 /* Runs the plugin (bounded: 10 s, 1 MiB of output), and on success returns the
  * token and its expiry (realtime usec, 0 = none). */
 int koc__exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t *ret_expiry,

@@ -458,7 +458,7 @@ static int run_watch_exit(koc_exec_run *run) {
         return r;
 }
 
-koc_exec_run *koc_exec_run_free(koc_exec_run *run) {
+koc_exec_run *koc__exec_run_free(koc_exec_run *run) {
         if (!run)
                 return NULL;
         if (run->pid > 0) {
@@ -508,8 +508,8 @@ static int run_setup(koc_exec_run *run) {
         return 0;
 }
 
-int koc_exec_credential_start(sd_event *event, const koc_exec_config *e, koc_exec_done_t done,
-                              void *userdata, koc_exec_run **ret, koc_error *err) {
+int koc__exec_credential_start(sd_event *event, const koc_exec_config *e, koc_exec_done_t done,
+                               void *userdata, koc_exec_run **ret, koc_error *err) {
         int r = 0;
 
         assert(event && e && done && ret);
@@ -538,14 +538,14 @@ int koc_exec_credential_start(sd_event *event, const koc_exec_config *e, koc_exe
                 r = spawn_plugin(e, &run->pid, &run->out_fd, &run->err_fd);
         }
         if (r < 0) {
-                koc_exec_run_free(run);
+                koc__exec_run_free(run);
                 return koc_error_set(err, r, "%s: cannot run \"%s\": %s%s%s", e->where, e->command,
                                      strerror(-r), e->install_hint ? ". " : "",
                                      e->install_hint ? e->install_hint : "");
         }
         r = run_setup(run);
         if (r < 0) {
-                koc_exec_run_free(run);
+                koc__exec_run_free(run);
                 return koc_error_set(err, r, "%s: \"%s\": cannot watch the plugin: %s", e->where,
                                      e->command, strerror(-r));
         }
@@ -583,7 +583,7 @@ int koc__exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_
         int r = sd_event_new(&event);
         if (r < 0)
                 return koc_error_set(err, r, "%s: \"%s\": %s", e->where, e->command, strerror(-r));
-        r = koc_exec_credential_start(event, e, on_sync_done, &s, &run, err);
+        r = koc__exec_credential_start(event, e, on_sync_done, &s, &run, err);
         if (r < 0) {
                 sd_event_unref(event);
                 return r;
@@ -591,7 +591,7 @@ int koc__exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_
         /* The run's own timer bounds this loop. */
         while (r >= 0 && !s.done)
                 r = sd_event_run(event, UINT64_MAX);
-        koc_exec_run_free(run);
+        koc__exec_run_free(run);
         sd_event_unref(event);
         if (!s.done)
                 return koc_error_set(err, r, "%s: \"%s\": %s", e->where, e->command, strerror(-r));

@@ -31,7 +31,7 @@ static bool is_label(const char *s, size_t n) {
         return true;
 }
 
-const char *koc_dns1123_label_error(const char *value) {
+const char *koc__dns1123_label_error(const char *value) {
         if (!value || !value[0])
                 return "must not be empty";
         /* The length first, as apimachinery does; strnlen bounds the scan of
@@ -42,7 +42,7 @@ const char *koc_dns1123_label_error(const char *value) {
         return is_label(value, n) ? NULL : label_fmt;
 }
 
-const char *koc_dns1123_subdomain_error(const char *value) {
+const char *koc__dns1123_subdomain_error(const char *value) {
         if (!value || !value[0])
                 return "must not be empty";
         size_t n = strnlen(value, KOC_DNS1123_SUBDOMAIN_MAX + 1);
@@ -58,7 +58,7 @@ const char *koc_dns1123_subdomain_error(const char *value) {
         return NULL;
 }
 
-char *koc_path_segment_escape(const char *segment) {
+char *koc__path_segment_escape(const char *segment) {
         static const char hex[] = "0123456789ABCDEF";
         size_t n = strlen(segment);
         char *out = malloc(3 * n + 1), *p = out;

@@ -54,7 +54,7 @@ static void sync_complete(koc_sync_call *call, int result, koc_response *respons
         pthread_mutex_unlock(&call->lock);
 }
 
-koc_response *koc_response_take(koc_response *resp) {
+koc_response *koc__response_take(koc_response *resp) {
         sync_response *s = calloc(1, sizeof *s);
 
         if (s)
@@ -71,7 +71,7 @@ koc_response *koc_response_take(koc_response *resp) {
 
 static void sync_on_response(koc_client *c, koc_response *resp, void *userdata) {
         koc_sync_call *call = userdata;
-        koc_response *copy = koc_response_take(resp);
+        koc_response *copy = koc__response_take(resp);
 
         sync_complete(call, copy ? 0 : -ENOMEM, copy);
 }

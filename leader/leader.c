@@ -784,8 +784,8 @@ int leader_new_with_transport(const leader_transport_ops *ops, void *transport,
         l->name = strdup(cfg->name);
         /* The configuration is validated, but a path is built from names
          * only through escaped segments, whatever a name holds. */
-        _koc_cleanup_free_ char *ns = koc_path_segment_escape(cfg->namespace_);
-        _koc_cleanup_free_ char *name = koc_path_segment_escape(cfg->name);
+        _koc_cleanup_free_ char *ns = koc__path_segment_escape(cfg->namespace_);
+        _koc_cleanup_free_ char *name = koc__path_segment_escape(cfg->name);
         if (ns && name) {
                 l->collection_path =
                         strdup_printf("/apis/coordination.k8s.io/v1/namespaces/%s/leases", ns);

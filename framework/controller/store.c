@@ -143,7 +143,7 @@ static char *dup_or_empty(const char *s) {
         return strdup(s ? s : "");
 }
 
-int koc_store_make_object(koc_store *s, cJSON *obj, koc_object **ret) {
+int koc__store_make_object(koc_store *s, cJSON *obj, koc_object **ret) {
         const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
         const char *name = str_field(md, "name");
         const char *ns = str_field(md, "namespace");
@@ -221,7 +221,7 @@ static void values_clear(struct koc_index_values *v) {
 
 /* --- the store --------------------------------------------------------------------- */
 
-int koc_store_new(koc_store **ret) {
+int koc__store_new(koc_store **ret) {
         koc_store *s = calloc(1, sizeof *s);
         if (!s)
                 return -ENOMEM;
@@ -238,7 +238,7 @@ static void entry_free(koc_store *s, store_entry *e) {
         free(e);
 }
 
-koc_store *koc_store_free(koc_store *s) {
+koc_store *koc__store_free(koc_store *s) {
         if (!s)
                 return NULL;
         size_t it;
@@ -262,12 +262,12 @@ koc_store *koc_store_free(koc_store *s) {
         return NULL;
 }
 
-void koc_store_set_transform(koc_store *s, koc_transform_t fn, void *userdata) {
+void koc__store_set_transform(koc_store *s, koc_transform_t fn, void *userdata) {
         s->transform = fn;
         s->transform_userdata = userdata;
 }
 
-int koc_store_add_index(koc_store *s, const char *name, koc_index_func_t fn, void *userdata) {
+int koc__store_add_index(koc_store *s, const char *name, koc_index_func_t fn, void *userdata) {
         if (s->entries.size > 0)
                 return -EBUSY;
         for (size_t i = 0; i < s->n_indexes; i++)
@@ -284,7 +284,7 @@ int koc_store_add_index(koc_store *s, const char *name, koc_index_func_t fn, voi
         return 0;
 }
 
-int koc_resource_version_newer(const char *a, const char *b) {
+int koc__resource_version_newer(const char *a, const char *b) {
         if (!a || !b || !*a || !*b || strspn(a, "0123456789") != strlen(a) ||
             strspn(b, "0123456789") != strlen(b))
                 return -1;
@@ -346,10 +346,10 @@ static int compute_values(koc_store *s, const cJSON *obj, store_entry *e) {
         return 0;
 }
 
-int koc_store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret_old,
-                     koc_object **ret_new) {
+int koc__store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret_old,
+                      koc_object **ret_new) {
         koc_object *o = NULL;
-        int r = koc_store_make_object(s, obj, &o);
+        int r = koc__store_make_object(s, obj, &o);
         if (r < 0)
                 return r;
 
@@ -358,7 +358,7 @@ int koc_store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret_
         store_entry *old = strmap_get(&s->entries, o->key);
         if (old && (flags & KOC_STORE_ONLY_NEWER) &&
             (strcmp(old->obj->resource_version, o->resource_version) == 0 ||
-             koc_resource_version_newer(old->obj->resource_version, o->resource_version) == 1)) {
+             koc__resource_version_newer(old->obj->resource_version, o->resource_version) == 1)) {
                 old->gen = s->gen;
                 koc_object_unref(o);
                 return 0;
@@ -408,7 +408,7 @@ int koc_store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret_
         return 1;
 }
 
-int koc_store_delete(koc_store *s, const char *key, koc_object **ret_old) {
+int koc__store_delete(koc_store *s, const char *key, koc_object **ret_old) {
         store_entry *e = strmap_get(&s->entries, key);
         if (!e)
                 return 0;
@@ -423,12 +423,12 @@ int koc_store_delete(koc_store *s, const char *key, koc_object **ret_old) {
         return 1;
 }
 
-void koc_store_replace_begin(koc_store *s) {
+void koc__store_replace_begin(koc_store *s) {
         s->gen++;
 }
 
-void koc_store_replace_end(koc_store *s, void (*removed)(koc_object *old, void *userdata),
-                           void *userdata) {
+void koc__store_replace_end(koc_store *s, void (*removed)(koc_object *old, void *userdata),
+                            void *userdata) {
         char **keys = NULL;
         size_t n = 0, it;
 
@@ -446,7 +446,7 @@ void koc_store_replace_end(koc_store *s, void (*removed)(koc_object *old, void *
         for (size_t i = 0; i < n; i++) {
                 koc_object *old = NULL;
                 char *k = strdup(keys[i]);
-                if (k && koc_store_delete(s, k, &old) > 0 && removed)
+                if (k && koc__store_delete(s, k, &old) > 0 && removed)
                         removed(old, userdata);
                 koc_object_unref(old);
                 free(k);
@@ -454,7 +454,7 @@ void koc_store_replace_end(koc_store *s, void (*removed)(koc_object *old, void *
         free(keys);
 }
 
-koc_object *koc_store_get(koc_store *s, const char *key) {
+koc_object *koc__store_get(koc_store *s, const char *key) {
         pthread_rwlock_rdlock(&s->lock);
         store_entry *e = strmap_get(&s->entries, key);
         koc_object *o = e ? koc_object_ref(e->obj) : NULL;
@@ -479,8 +479,8 @@ static int push(koc_object ***list, size_t *n, size_t *cap, koc_object *o) {
         return 0;
 }
 
-int koc_store_list(koc_store *s, const char *namespace_, const koc_selector *sel, koc_object ***ret,
-                   size_t *ret_n) {
+int koc__store_list(koc_store *s, const char *namespace_, const koc_selector *sel,
+                    koc_object ***ret, size_t *ret_n) {
         koc_object **list = NULL;
         size_t n = 0, cap = 0, it;
         int r = 0;
@@ -491,7 +491,7 @@ int koc_store_list(koc_store *s, const char *namespace_, const koc_selector *sel
                 koc_object *o = ((store_entry *)e->value)->obj;
                 if (namespace_ && strcmp(o->namespace_, namespace_) != 0)
                         continue;
-                if (!koc_selector_matches(sel, lookup_label, o))
+                if (!koc__selector_matches(sel, lookup_label, o))
                         continue;
                 r = push(&list, &n, &cap, o);
         }
@@ -505,8 +505,8 @@ int koc_store_list(koc_store *s, const char *namespace_, const koc_selector *sel
         return 0;
 }
 
-int koc_store_list_index(koc_store *s, const char *index, const char *value, koc_object ***ret,
-                         size_t *ret_n) {
+int koc__store_list_index(koc_store *s, const char *index, const char *value, koc_object ***ret,
+                          size_t *ret_n) {
         koc_object **list = NULL;
         size_t n = 0, cap = 0, it;
         int r = -ENOENT;
@@ -531,7 +531,7 @@ int koc_store_list_index(koc_store *s, const char *index, const char *value, koc
         return 0;
 }
 
-int koc_store_keys(koc_store *s, char ***ret, size_t *ret_n) {
+int koc__store_keys(koc_store *s, char ***ret, size_t *ret_n) {
         size_t n = 0, it;
 
         pthread_rwlock_rdlock(&s->lock);
@@ -548,14 +548,14 @@ int koc_store_keys(koc_store *s, char ***ret, size_t *ret_n) {
         return 0;
 }
 
-size_t koc_store_count(koc_store *s) {
+size_t koc__store_count(koc_store *s) {
         pthread_rwlock_rdlock(&s->lock);
         size_t n = s->entries.size;
         pthread_rwlock_unlock(&s->lock);
         return n;
 }
 
-size_t koc_store_bytes(koc_store *s) {
+size_t koc__store_bytes(koc_store *s) {
         pthread_rwlock_rdlock(&s->lock);
         size_t n = s->bytes;
         pthread_rwlock_unlock(&s->lock);

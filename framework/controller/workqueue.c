@@ -66,7 +66,7 @@ static uint64_t now(koc_workqueue *q) {
         return q->clock(q->clock_userdata);
 }
 
-int koc_workqueue_new(koc_workqueue_clock_t clock, void *clock_userdata, koc_workqueue **ret) {
+int koc__workqueue_new(koc_workqueue_clock_t clock, void *clock_userdata, koc_workqueue **ret) {
         koc_workqueue *q = calloc(1, sizeof *q);
         pthread_condattr_t attr;
 
@@ -89,7 +89,7 @@ int koc_workqueue_new(koc_workqueue_clock_t clock, void *clock_userdata, koc_wor
         return 0;
 }
 
-koc_workqueue *koc_workqueue_free(koc_workqueue *q) {
+koc_workqueue *koc__workqueue_free(koc_workqueue *q) {
         if (!q)
                 return NULL;
         size_t i;
@@ -103,14 +103,14 @@ koc_workqueue *koc_workqueue_free(koc_workqueue *q) {
         return NULL;
 }
 
-void koc_workqueue_set_backoff(koc_workqueue *q, uint64_t base_usec, uint64_t max_usec) {
+void koc__workqueue_set_backoff(koc_workqueue *q, uint64_t base_usec, uint64_t max_usec) {
         pthread_mutex_lock(&q->lock);
         q->backoff_base = base_usec ? base_usec : KOC_WORKQUEUE_BACKOFF_BASE_USEC;
         q->backoff_max = max_usec ? max_usec : KOC_WORKQUEUE_BACKOFF_MAX_USEC;
         pthread_mutex_unlock(&q->lock);
 }
 
-void koc_workqueue_set_metrics(koc_workqueue *q, const koc_workqueue_metrics *metrics) {
+void koc__workqueue_set_metrics(koc_workqueue *q, const koc_workqueue_metrics *metrics) {
         pthread_mutex_lock(&q->lock);
         q->metrics = *metrics;
         pthread_mutex_unlock(&q->lock);
@@ -276,11 +276,11 @@ static int add_common(koc_workqueue *q, const char *key, bool initial) {
         return r;
 }
 
-int koc_workqueue_add(koc_workqueue *q, const char *key) {
+int koc__workqueue_add(koc_workqueue *q, const char *key) {
         return add_common(q, key, false);
 }
 
-int koc_workqueue_add_initial(koc_workqueue *q, const char *key) {
+int koc__workqueue_add_initial(koc_workqueue *q, const char *key) {
         return add_common(q, key, true);
 }
 
@@ -307,7 +307,7 @@ static int add_after_locked(koc_workqueue *q, wq_item *it, uint64_t delay) {
         return 0;
 }
 
-int koc_workqueue_add_after(koc_workqueue *q, const char *key, uint64_t delay_usec) {
+int koc__workqueue_add_after(koc_workqueue *q, const char *key, uint64_t delay_usec) {
         int r;
 
         pthread_mutex_lock(&q->lock);
@@ -331,7 +331,7 @@ static uint64_t backoff_locked(koc_workqueue *q, unsigned failures) {
         return d < q->backoff_max ? d : q->backoff_max;
 }
 
-int koc_workqueue_add_rate_limited(koc_workqueue *q, const char *key) {
+int koc__workqueue_add_rate_limited(koc_workqueue *q, const char *key) {
         int r;
 
         pthread_mutex_lock(&q->lock);
@@ -353,7 +353,7 @@ int koc_workqueue_add_rate_limited(koc_workqueue *q, const char *key) {
         return r;
 }
 
-void koc_workqueue_forget(koc_workqueue *q, const char *key) {
+void koc__workqueue_forget(koc_workqueue *q, const char *key) {
         pthread_mutex_lock(&q->lock);
         wq_item *it = item_get(q, key, false);
         if (it) {
@@ -363,7 +363,7 @@ void koc_workqueue_forget(koc_workqueue *q, const char *key) {
         pthread_mutex_unlock(&q->lock);
 }
 
-unsigned koc_workqueue_num_requeues(koc_workqueue *q, const char *key) {
+unsigned koc__workqueue_num_requeues(koc_workqueue *q, const char *key) {
         pthread_mutex_lock(&q->lock);
         wq_item *it = item_get(q, key, false);
         unsigned n = it ? it->failures : 0;
@@ -419,7 +419,7 @@ static int take(koc_workqueue *q, wq_item *it, char **ret_key) {
         return 0;
 }
 
-int koc_workqueue_try_get(koc_workqueue *q, char **ret_key) {
+int koc__workqueue_try_get(koc_workqueue *q, char **ret_key) {
         int r = -EAGAIN;
 
         pthread_mutex_lock(&q->lock);
@@ -435,7 +435,7 @@ int koc_workqueue_try_get(koc_workqueue *q, char **ret_key) {
         return r;
 }
 
-int koc_workqueue_get(koc_workqueue *q, char **ret_key) {
+int koc__workqueue_get(koc_workqueue *q, char **ret_key) {
         int r;
 
         pthread_mutex_lock(&q->lock);
@@ -467,7 +467,7 @@ int koc_workqueue_get(koc_workqueue *q, char **ret_key) {
         return r;
 }
 
-void koc_workqueue_done(koc_workqueue *q, const char *key) {
+void koc__workqueue_done(koc_workqueue *q, const char *key) {
         pthread_mutex_lock(&q->lock);
         wq_item *it = item_get(q, key, false);
         if (it && it->processing) {
@@ -486,7 +486,7 @@ void koc_workqueue_done(koc_workqueue *q, const char *key) {
         pthread_mutex_unlock(&q->lock);
 }
 
-void koc_workqueue_clear(koc_workqueue *q) {
+void koc__workqueue_clear(koc_workqueue *q) {
         pthread_mutex_lock(&q->lock);
         for (int l = 0; l < 2; l++)
                 while (q->lists[l].head)
@@ -507,27 +507,27 @@ void koc_workqueue_clear(koc_workqueue *q) {
         pthread_mutex_unlock(&q->lock);
 }
 
-void koc_workqueue_shutdown(koc_workqueue *q) {
+void koc__workqueue_shutdown(koc_workqueue *q) {
         pthread_mutex_lock(&q->lock);
         q->shutting_down = true;
         pthread_cond_broadcast(&q->cond);
         pthread_mutex_unlock(&q->lock);
 }
 
-void koc_workqueue_wake(koc_workqueue *q) {
+void koc__workqueue_wake(koc_workqueue *q) {
         pthread_mutex_lock(&q->lock);
         pthread_cond_broadcast(&q->cond);
         pthread_mutex_unlock(&q->lock);
 }
 
-size_t koc_workqueue_len(koc_workqueue *q) {
+size_t koc__workqueue_len(koc_workqueue *q) {
         pthread_mutex_lock(&q->lock);
         size_t n = q->lists[0].len + q->lists[1].len;
         pthread_mutex_unlock(&q->lock);
         return n;
 }
 
-size_t koc_workqueue_processing(koc_workqueue *q) {
+size_t koc__workqueue_processing(koc_workqueue *q) {
         pthread_mutex_lock(&q->lock);
         size_t n = q->n_processing;
         pthread_mutex_unlock(&q->lock);
@@ -553,10 +553,10 @@ static double running_seconds(koc_workqueue *q, bool longest) {
         return longest ? max : sum;
 }
 
-double koc_workqueue_unfinished_seconds(koc_workqueue *q) {
+double koc__workqueue_unfinished_seconds(koc_workqueue *q) {
         return running_seconds(q, false);
 }
 
-double koc_workqueue_longest_running_seconds(koc_workqueue *q) {
+double koc__workqueue_longest_running_seconds(koc_workqueue *q) {
         return running_seconds(q, true);
 }

@@ -122,14 +122,14 @@ KOC_EXPORT int koc_manager_config_validate_sized(size_t cfg_size,
                         return koc_error_set(err, -EINVAL,
                                              "--leader-elect-resource-name is required when "
                                              "leader election is on");
-                const char *bad = koc_dns1123_subdomain_error(cfg->leader_election_id);
+                const char *bad = koc__dns1123_subdomain_error(cfg->leader_election_id);
                 if (bad)
                         return koc_error_set(err, -EINVAL,
                                              "--leader-elect-resource-name=\"%s\": not a valid "
                                              "Lease name: %s",
                                              cfg->leader_election_id, bad);
                 bad = cfg->leader_election_namespace
-                              ? koc_dns1123_label_error(cfg->leader_election_namespace)
+                              ? koc__dns1123_label_error(cfg->leader_election_namespace)
                               : NULL;
                 if (bad)
                         return koc_error_set(err, -EINVAL,

@@ -25,20 +25,20 @@ static void test_labels(void **state) {
         static const char *const bad[] = {"",    "-a",  "a-", "A",   "a_b", "a.b", "a/b",
                                           "a?b", "a b", "é",  "a\n", ".",   "..",  "a%2F"};
         for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
-                assert_null(koc_dns1123_label_error(good[i]));
+                assert_null(koc__dns1123_label_error(good[i]));
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-                assert_non_null(koc_dns1123_label_error(bad[i]));
-        assert_non_null(koc_dns1123_label_error(NULL));
-        assert_string_equal(koc_dns1123_label_error(""), "must not be empty");
-        assert_non_null(strstr(koc_dns1123_label_error("a_b"), "RFC 1123 label"));
+                assert_non_null(koc__dns1123_label_error(bad[i]));
+        assert_non_null(koc__dns1123_label_error(NULL));
+        assert_string_equal(koc__dns1123_label_error(""), "must not be empty");
+        assert_non_null(strstr(koc__dns1123_label_error("a_b"), "RFC 1123 label"));
 }
 
 static void test_label_lengths(void **state) {
         char *s = repeat('a', 63);
-        assert_null(koc_dns1123_label_error(s));
+        assert_null(koc__dns1123_label_error(s));
         free(s);
         s = repeat('a', 64);
-        assert_string_equal(koc_dns1123_label_error(s), "must be no more than 63 characters");
+        assert_string_equal(koc__dns1123_label_error(s), "must be no more than 63 characters");
         free(s);
 }
 
@@ -49,25 +49,25 @@ static void test_subdomains(void **state) {
                                           "-a",  "A.b",  "a/b", "../x", "a?x=1", "a#b",
                                           "a b", "a\\b", ".",   "..",   "a%2fb"};
         for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
-                assert_null(koc_dns1123_subdomain_error(good[i]));
+                assert_null(koc__dns1123_subdomain_error(good[i]));
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-                assert_non_null(koc_dns1123_subdomain_error(bad[i]));
-        assert_non_null(strstr(koc_dns1123_subdomain_error("a/b"), "RFC 1123 subdomain"));
+                assert_non_null(koc__dns1123_subdomain_error(bad[i]));
+        assert_non_null(strstr(koc__dns1123_subdomain_error("a/b"), "RFC 1123 subdomain"));
 }
 
 static void test_subdomain_lengths(void **state) {
         /* A subdomain's parts are not limited to 63, only the whole to 253. */
         char *s = repeat('a', 253);
-        assert_null(koc_dns1123_subdomain_error(s));
+        assert_null(koc__dns1123_subdomain_error(s));
         s[100] = '.';
-        assert_null(koc_dns1123_subdomain_error(s));
+        assert_null(koc__dns1123_subdomain_error(s));
         free(s);
         s = repeat('a', 254);
-        assert_string_equal(koc_dns1123_subdomain_error(s), "must be no more than 253 characters");
+        assert_string_equal(koc__dns1123_subdomain_error(s), "must be no more than 253 characters");
         free(s);
         /* A hostile, very long value is refused by its length. */
         s = repeat('/', 1 << 20);
-        assert_string_equal(koc_dns1123_subdomain_error(s), "must be no more than 253 characters");
+        assert_string_equal(koc__dns1123_subdomain_error(s), "must be no more than 253 characters");
         free(s);
 }
 
@@ -88,7 +88,7 @@ static void test_path_segment_escape(void **state) {
                 {"", ""},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-                char *s = koc_path_segment_escape(cases[i].in);
+                char *s = koc__path_segment_escape(cases[i].in);
                 assert_non_null(s);
                 assert_string_equal(s, cases[i].out);
                 free(s);
