@@ -162,8 +162,8 @@ int main(int argc, char *argv[]) {
         o.reconcile = reconcile;
         koc_controller *c = NULL;
         if (koc_controller_new(m, &o, &c, &err) < 0 ||
-            koc_controller_watches(c, &configmaps, COPY_LABEL "=true", copy_to_source, NULL, &err) <
-                    0)
+            koc_controller_watches(c, &configmaps, COPY_LABEL "=true", copy_to_source, NULL, NULL,
+                                   &err) < 0)
                 return fprintf(stderr, "%s\n", err.message), 1;
         r = koc_manager_run(m);
         koc_controller_unref(c);

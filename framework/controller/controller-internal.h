@@ -21,11 +21,13 @@ typedef struct source {
         koc_informer *inf;
         koc_map_func_t map;
         void *userdata;
+        koc_destroy_t destroy;
 } source;
 
 typedef struct predicate {
         koc_predicate_t fn;
         void *userdata;
+        koc_destroy_t destroy;
 } predicate;
 
 typedef struct write_call write_call;
@@ -49,6 +51,7 @@ struct koc_controller {
         size_t n_predicates;
         koc_reconcile_t reconcile;
         void *userdata;
+        koc_destroy_t destroy;
         uint64_t resync_usec;
 
         koc_workqueue *q;

@@ -20,6 +20,7 @@
 
 #include "controller-internal.h"
 #include "core/reflector.h"
+#include "core/util.h"
 #include "koc/log.h"
 #include "koc/time.h"
 
@@ -36,8 +37,15 @@ static const double reconcile_buckets[] = {
         6,     7,    8,     9,    10,   15,   20,   25,   30,  40,   50,  60};
 static const double queue_buckets[] = {1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1, 10};
 
-KOC_EXPORT void koc_controller_options_init(koc_controller_options *o) {
-        *o = (koc_controller_options){.workers = 1};
+KOC_EXPORT int koc_controller_options_init_sized(size_t o_size, koc_controller_options *o) {
+        koc_controller_options d = {.workers = 1};
+
+        if (!o || o_size < KOC__STRUCT_MIN_SIZE(koc_controller_options, name))
+                return -EINVAL;
+        /* A newer program's fields beyond ours are zero: their defaults. */
+        memset(o, 0, o_size);
+        memcpy(o, &d, o_size < sizeof d ? o_size : sizeof d);
+        return 0;
 }
 
 KOC_EXPORT const char *koc_controller_get_name(koc_controller *c) {
@@ -614,9 +622,14 @@ static koc_controller *controller_free(koc_controller *c) {
         for (size_t i = 0; i < c->n_sources; i++) {
                 koc__informer_remove_handlers(c->sources[i]->inf, c->sources[i]);
                 koc__informer_unref(c->sources[i]->inf);
+                if (c->sources[i]->destroy)
+                        c->sources[i]->destroy(c->sources[i]->userdata);
                 free(c->sources[i]);
         }
         free(c->sources);
+        for (size_t i = 0; i < c->n_predicates; i++)
+                if (c->predicates[i].destroy)
+                        c->predicates[i].destroy(c->predicates[i].userdata);
         free(c->predicates);
         koc__mailbox_free(c->mb);
         koc__workqueue_free(c->q);
@@ -624,6 +637,8 @@ static koc_controller *controller_free(koc_controller *c) {
         koc_manager_unref(c->m);
         free(c->name);
         free(c->api_version);
+        if (c->destroy)
+                c->destroy(c->userdata);
         free(c);
         return NULL;
 }
@@ -634,10 +649,19 @@ KOC_EXPORT koc_controller *koc_controller_unref(koc_controller *c) {
         return controller_free(c);
 }
 
-KOC_EXPORT int koc_controller_new(koc_manager *m, const koc_controller_options *o,
-                                  koc_controller **ret, koc_error *err) {
-        if (!m || !o || !ret)
+KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
+                                        const koc_controller_options *user_o, koc_controller **ret,
+                                        koc_error *err) {
+        koc_controller_options copy;
+        const koc_controller_options *o = &copy;
+
+        if (!m || !user_o || !ret)
                 return koc_error_set(err, -EINVAL, "koc_controller_new: missing argument");
+        if (KOC__IMPORT(&copy, user_o, o_size, name) < 0)
+                return koc_error_set(err, -EINVAL,
+                                     "koc_controller_new: options size %zu does not match this "
+                                     "library (%zu)",
+                                     o_size, sizeof copy);
         int r = validate(m, o, err);
         if (r < 0)
                 return r;
@@ -704,14 +728,26 @@ KOC_EXPORT int koc_controller_new(koc_manager *m, const koc_controller_options *
                 return r;
         }
         register_metrics(c);
+        /* Only now: a controller that could not be set up leaves its
+         * userdata to the caller. */
+        c->destroy = o->destroy;
         *ret = c;
         return 0;
 }
 
-static int add_source(koc_controller *c, const koc_resource *res, const char *label_selector,
-                      source_kind kind, koc_map_func_t map, void *userdata, koc_error *err) {
-        if (!c || !res)
+static int add_source(koc_controller *c, size_t res_size, const koc_resource *user_res,
+                      const char *label_selector, source_kind kind, koc_map_func_t map,
+                      void *userdata, koc_destroy_t destroy, koc_error *err) {
+        koc_resource copy;
+        const koc_resource *res = &copy;
+
+        if (!c || !user_res)
                 return koc_error_set(err, -EINVAL, "controller source: missing argument");
+        if (KOC__IMPORT(&copy, user_res, res_size, group) < 0)
+                return koc_error_set(err, -EINVAL,
+                                     "controller %s: resource size %zu does not match this "
+                                     "library (%zu)",
+                                     c->name, res_size, sizeof copy);
         if (!res->version || !res->resource || !*res->version || !*res->resource)
                 return koc_error_set(err, -EINVAL,
                                      "controller %s: source resource needs version and resource",
@@ -725,7 +761,7 @@ static int add_source(koc_controller *c, const koc_resource *res, const char *la
                 return -ENOMEM;
         }
         c->sources = n;
-        *s = (source){.c = c, .kind = kind, .map = map, .userdata = userdata};
+        *s = (source){.c = c, .kind = kind, .map = map, .userdata = userdata, .destroy = destroy};
         /* Owned objects live in the primary's namespace. */
         const char *ns = kind == SOURCE_OWNS ? koc__informer_get_namespace(c->primary) : NULL;
         int r = koc__informer_get(koc_manager_get_client(c->m), res, ns, label_selector, NULL,
@@ -741,43 +777,49 @@ static int add_source(koc_controller *c, const koc_resource *res, const char *la
         return 0;
 }
 
-KOC_EXPORT int koc_controller_owns(koc_controller *c, const koc_resource *owned, koc_error *err) {
-        return add_source(c, owned, NULL, SOURCE_OWNS, NULL, NULL, err);
+KOC_EXPORT int koc_controller_owns_sized(koc_controller *c, size_t owned_size,
+                                         const koc_resource *owned, koc_error *err) {
+        return add_source(c, owned_size, owned, NULL, SOURCE_OWNS, NULL, NULL, NULL, err);
 }
 
-KOC_EXPORT int koc_controller_watches(koc_controller *c, const koc_resource *res,
-                                      const char *label_selector, koc_map_func_t map,
-                                      void *userdata, koc_error *err) {
+KOC_EXPORT int koc_controller_watches_sized(koc_controller *c, size_t res_size,
+                                            const koc_resource *res, const char *label_selector,
+                                            koc_map_func_t map, void *userdata,
+                                            koc_destroy_t destroy, koc_error *err) {
         if (!map)
                 return koc_error_set(err, -EINVAL, "controller %s: watches needs a map function",
                                      c ? c->name : "");
-        return add_source(c, res, label_selector, SOURCE_WATCHES, map, userdata, err);
+        return add_source(c, res_size, res, label_selector, SOURCE_WATCHES, map, userdata, destroy,
+                          err);
 }
 
-KOC_EXPORT int koc_controller_add_predicate(koc_controller *c, koc_predicate_t fn, void *userdata) {
+KOC_EXPORT int koc_controller_add_predicate(koc_controller *c, koc_predicate_t fn, void *userdata,
+                                            koc_destroy_t destroy) {
         if (!c || !fn)
                 return -EINVAL;
         predicate *n = realloc(c->predicates, (c->n_predicates + 1) * sizeof *n);
         if (!n)
                 return -ENOMEM;
         c->predicates = n;
-        n[c->n_predicates++] = (predicate){fn, userdata};
+        n[c->n_predicates++] = (predicate){fn, userdata, destroy};
         return 0;
 }
 
 KOC_EXPORT int koc_controller_add_index(koc_controller *c, const char *name, koc_index_func_t fn,
-                                        void *userdata) {
+                                        void *userdata, koc_destroy_t destroy) {
         if (!c || !name || !fn)
                 return -EINVAL;
-        return koc__store_add_index(koc__informer_get_store(c->primary), name, fn, userdata);
+        return koc__store_add_index(koc__informer_get_store(c->primary), name, fn, userdata,
+                                    destroy);
 }
 
-KOC_EXPORT int koc_controller_set_transform(koc_controller *c, koc_transform_t fn, void *userdata) {
+KOC_EXPORT int koc_controller_set_transform(koc_controller *c, koc_transform_t fn, void *userdata,
+                                            koc_destroy_t destroy) {
         if (!c)
                 return -EINVAL;
         if (koc__store_count(koc__informer_get_store(c->primary)) > 0)
                 return -EBUSY;
-        koc__store_set_transform(koc__informer_get_store(c->primary), fn, userdata);
+        koc__store_set_transform(koc__informer_get_store(c->primary), fn, userdata, destroy);
         return 0;
 }
 

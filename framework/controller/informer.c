@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/reflector.h"
+#include "core/util.h"
 #include "koc/log.h"
 
 #define LOG "informer"
@@ -49,9 +50,15 @@ static bool same(const char *a, const char *b) {
         return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-KOC_EXPORT int koc_resource_path(const koc_resource *res, const char *namespace_, const char *name,
-                                 const char *subresource, char *buf, size_t size) {
-        if (!res || !res->version || !*res->version || !res->resource || !*res->resource)
+KOC_EXPORT int koc_resource_path_sized(size_t res_size, const koc_resource *user_res,
+                                       const char *namespace_, const char *name,
+                                       const char *subresource, char *buf, size_t size) {
+        koc_resource copy;
+        const koc_resource *res = &copy;
+
+        if (KOC__IMPORT(&copy, user_res, res_size, group) < 0)
+                return -EINVAL;
+        if (!res->version || !*res->version || !res->resource || !*res->resource)
                 return -EINVAL;
         bool core = !res->group || !*res->group;
         int n = snprintf(buf, size, "%s%s/%s%s%s/%s%s%s%s%s", core ? "/api" : "/apis/",

@@ -31,6 +31,7 @@ typedef struct store_index {
         char *name;
         koc_index_func_t fn;
         void *userdata;
+        koc_destroy_t destroy;
         strmap values; /* value -> strmap of keys (value: the entry) */
 } store_index;
 
@@ -47,6 +48,7 @@ struct koc_store {
         size_t n_indexes;
         koc_transform_t transform;
         void *transform_userdata;
+        koc_destroy_t transform_destroy;
         uint64_t gen;
         size_t bytes;
 };
@@ -255,19 +257,30 @@ koc_store *koc__store_free(koc_store *s) {
                 }
                 strmap_clear(vals);
                 free(s->indexes[i].name);
+                if (s->indexes[i].destroy)
+                        s->indexes[i].destroy(s->indexes[i].userdata);
         }
         free(s->indexes);
+        if (s->transform_destroy)
+                s->transform_destroy(s->transform_userdata);
         pthread_rwlock_destroy(&s->lock);
         free(s);
         return NULL;
 }
 
-void koc__store_set_transform(koc_store *s, koc_transform_t fn, void *userdata) {
+void koc__store_set_transform(koc_store *s, koc_transform_t fn, void *userdata,
+                              koc_destroy_t destroy) {
+        /* The previous userdata is released when it is replaced, as the
+         * leader's and manager's callbacks are. */
+        if (s->transform_destroy && s->transform_userdata != userdata)
+                s->transform_destroy(s->transform_userdata);
         s->transform = fn;
         s->transform_userdata = userdata;
+        s->transform_destroy = destroy;
 }
 
-int koc__store_add_index(koc_store *s, const char *name, koc_index_func_t fn, void *userdata) {
+int koc__store_add_index(koc_store *s, const char *name, koc_index_func_t fn, void *userdata,
+                         koc_destroy_t destroy) {
         if (s->entries.size > 0)
                 return -EBUSY;
         for (size_t i = 0; i < s->n_indexes; i++)
@@ -277,7 +290,8 @@ int koc__store_add_index(koc_store *s, const char *name, koc_index_func_t fn, vo
         if (!n)
                 return -ENOMEM;
         s->indexes = n;
-        n[s->n_indexes] = (store_index){.name = strdup(name), .fn = fn, .userdata = userdata};
+        n[s->n_indexes] = (store_index){
+                .name = strdup(name), .fn = fn, .userdata = userdata, .destroy = destroy};
         if (!n[s->n_indexes].name)
                 return -ENOMEM;
         s->n_indexes++;

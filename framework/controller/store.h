@@ -27,9 +27,15 @@ koc_store *koc__store_free(koc_store *s);
 
 /* Runs after the default strip of metadata.managedFields and the
  * last-applied-configuration annotation.  Before the first write only. */
-void koc__store_set_transform(koc_store *s, koc_transform_t fn, void *userdata);
-/* -EBUSY once the store holds objects, -EEXIST for a name used twice. */
-int koc__store_add_index(koc_store *s, const char *name, koc_index_func_t fn, void *userdata);
+/* destroy (may be NULL) runs on userdata when the transform is replaced by
+ * another userdata or the store is freed. */
+void koc__store_set_transform(koc_store *s, koc_transform_t fn, void *userdata,
+                              koc_destroy_t destroy);
+/* -EBUSY once the store holds objects, -EEXIST for a name used twice.
+ * destroy (may be NULL) runs on userdata when the store is freed; not on
+ * failure. */
+int koc__store_add_index(koc_store *s, const char *name, koc_index_func_t fn, void *userdata,
+                         koc_destroy_t destroy);
 
 /* Builds a record from obj (transformed in place).  -EINVAL when the object
  * has no metadata.name. */

@@ -19,6 +19,7 @@
 
 #include "controller-internal.h"
 #include "core/client-internal.h"
+#include "core/util.h"
 #include "koc/log.h"
 #include "koc/time.h"
 
@@ -196,9 +197,20 @@ static const char *meta_str(const cJSON *obj, const char *field) {
                 cJSON_GetObjectItemCaseSensitive(obj, "metadata"), field));
 }
 
-KOC_EXPORT int koc_reconcile_create(koc_reconcile_context *ctx, const koc_resource *res,
-                                    const char *namespace_, const cJSON *object,
-                                    koc_response **ret) {
+/* The caller's koc_resource, read at the size it was compiled with. */
+#define IMPORT_RESOURCE(copy, res, res_size)                                                       \
+        do {                                                                                       \
+                if (KOC__IMPORT(&(copy), (res), (res_size), group) < 0)                            \
+                        return -EINVAL;                                                            \
+                (res) = &(copy);                                                                   \
+        } while (0)
+
+KOC_EXPORT int koc_reconcile_create_sized(koc_reconcile_context *ctx, size_t res_size,
+                                          const koc_resource *res, const char *namespace_,
+                                          const cJSON *object, koc_response **ret) {
+        koc_resource copy;
+
+        IMPORT_RESOURCE(copy, res, res_size);
         if (!object)
                 return -EINVAL;
         const char *ns = namespace_ ? namespace_ : meta_str(object, "namespace");
@@ -214,19 +226,31 @@ static int update(koc_reconcile_context *ctx, const koc_resource *res, const cJS
                       false, ret);
 }
 
-KOC_EXPORT int koc_reconcile_update(koc_reconcile_context *ctx, const koc_resource *res,
-                                    const cJSON *object, koc_response **ret) {
+KOC_EXPORT int koc_reconcile_update_sized(koc_reconcile_context *ctx, size_t res_size,
+                                          const koc_resource *res, const cJSON *object,
+                                          koc_response **ret) {
+        koc_resource copy;
+
+        IMPORT_RESOURCE(copy, res, res_size);
         return update(ctx, res, object, NULL, ret);
 }
 
-KOC_EXPORT int koc_reconcile_update_status(koc_reconcile_context *ctx, const koc_resource *res,
-                                           const cJSON *object, koc_response **ret) {
+KOC_EXPORT int koc_reconcile_update_status_sized(koc_reconcile_context *ctx, size_t res_size,
+                                                 const koc_resource *res, const cJSON *object,
+                                                 koc_response **ret) {
+        koc_resource copy;
+
+        IMPORT_RESOURCE(copy, res, res_size);
         return update(ctx, res, object, "status", ret);
 }
 
-KOC_EXPORT int koc_reconcile_patch(koc_reconcile_context *ctx, const koc_resource *res,
-                                   const char *namespace_, const char *name, koc_patch_type type,
-                                   const cJSON *patch, koc_response **ret) {
+KOC_EXPORT int koc_reconcile_patch_sized(koc_reconcile_context *ctx, size_t res_size,
+                                         const koc_resource *res, const char *namespace_,
+                                         const char *name, koc_patch_type type, const cJSON *patch,
+                                         koc_response **ret) {
+        koc_resource copy;
+
+        IMPORT_RESOURCE(copy, res, res_size);
         if (!name || !patch || (type != KOC_PATCH_MERGE && type != KOC_PATCH_JSON))
                 return -EINVAL;
         return submit(ctx, res, "PATCH", namespace_, name, NULL, patch,
@@ -235,15 +259,23 @@ KOC_EXPORT int koc_reconcile_patch(koc_reconcile_context *ctx, const koc_resourc
                       true, false, ret);
 }
 
-KOC_EXPORT int koc_reconcile_delete(koc_reconcile_context *ctx, const koc_resource *res,
-                                    const char *namespace_, const char *name, koc_response **ret) {
+KOC_EXPORT int koc_reconcile_delete_sized(koc_reconcile_context *ctx, size_t res_size,
+                                          const koc_resource *res, const char *namespace_,
+                                          const char *name, koc_response **ret) {
+        koc_resource copy;
+
+        IMPORT_RESOURCE(copy, res, res_size);
         if (!name)
                 return -EINVAL;
         return submit(ctx, res, "DELETE", namespace_, name, NULL, NULL, NULL, true, true, ret);
 }
 
-KOC_EXPORT int koc_reconcile_get(koc_reconcile_context *ctx, const koc_resource *res,
-                                 const char *namespace_, const char *name, koc_response **ret) {
+KOC_EXPORT int koc_reconcile_get_sized(koc_reconcile_context *ctx, size_t res_size,
+                                       const koc_resource *res, const char *namespace_,
+                                       const char *name, koc_response **ret) {
+        koc_resource copy;
+
+        IMPORT_RESOURCE(copy, res, res_size);
         if (!name)
                 return -EINVAL;
         return submit(ctx, res, "GET", namespace_, name, NULL, NULL, NULL, false, false, ret);

@@ -58,6 +58,16 @@
  * write call returns, so the next reconcile of that key never sees an object
  * older than what this process wrote.
  *
+ * Extensible structs.  koc_controller_options and koc_resource are filled by
+ * programs: every function that takes one is an exported _sized variant
+ * called through a macro of the plain name that passes sizeof, as in
+ * koc/common.h ("Extensible structs"); -EINVAL for a size it cannot accept.
+ * A koc_resource embedded in koc_controller_options is part of the options'
+ * size.  Registrations that keep userdata (the options' reconcile userdata,
+ * watches, predicates, indexes, the transform) take a destroy callback (may
+ * be NULL), run when the controller (for indexes and the transform: its
+ * cache) is freed, and not when the registration fails.
+ *
  * Threads: koc_controller_new, _owns, _watches, _add_* and _unref on the loop
  * thread, before koc_manager_run(); the reconcile context's functions on the
  * worker thread running that reconcile; koc_controller_get, _list,
@@ -113,7 +123,9 @@ typedef void (*koc_transform_t)(cJSON *object, void *userdata);
 
 /* --- resources ------------------------------------------------------------------ */
 
-/* group "" (or NULL) is the core group ("/api/v1"). */
+/* group "" (or NULL) is the core group ("/api/v1").  Filled by programs:
+ * the functions that take one pass sizeof(koc_resource) through their
+ * macros. */
 typedef struct koc_resource {
         const char *group;
         const char *version;
@@ -124,8 +136,10 @@ typedef struct koc_resource {
 
 /* "/api/v1/namespaces/NS/configmaps/NAME/SUB"; namespace_, name and sub may
  * be NULL.  -EINVAL for a resource without version or plural, -ENAMETOOLONG. */
-KOC_EXPORT int koc_resource_path(const koc_resource *res, const char *namespace_, const char *name,
-                                 const char *subresource, char *buf, size_t size);
+KOC_EXPORT int koc_resource_path_sized(size_t res_size, const koc_resource *res,
+                                       const char *namespace_, const char *name,
+                                       const char *subresource, char *buf, size_t size);
+#define koc_resource_path(...) koc_resource_path_sized(sizeof(koc_resource), __VA_ARGS__)
 
 /* --- reconcile ------------------------------------------------------------------- */
 
@@ -189,25 +203,42 @@ KOC_EXPORT koc_controller *koc_reconcile_get_controller(koc_reconcile_context *c
  * may no longer lead (nothing was sent), or another negative errno (transport
  * errors, -ECANCELED when the client is going away).  The namespace and name
  * of update and update_status come from the object's metadata. */
-KOC_EXPORT int koc_reconcile_create(koc_reconcile_context *ctx, const koc_resource *res,
-                                    const char *namespace_, const cJSON *object,
-                                    koc_response **ret);
-KOC_EXPORT int koc_reconcile_update(koc_reconcile_context *ctx, const koc_resource *res,
-                                    const cJSON *object, koc_response **ret);
-KOC_EXPORT int koc_reconcile_update_status(koc_reconcile_context *ctx, const koc_resource *res,
-                                           const cJSON *object, koc_response **ret);
+KOC_EXPORT int koc_reconcile_create_sized(koc_reconcile_context *ctx, size_t res_size,
+                                          const koc_resource *res, const char *namespace_,
+                                          const cJSON *object, koc_response **ret);
+#define koc_reconcile_create(ctx, ...)                                                             \
+        koc_reconcile_create_sized((ctx), sizeof(koc_resource), __VA_ARGS__)
+KOC_EXPORT int koc_reconcile_update_sized(koc_reconcile_context *ctx, size_t res_size,
+                                          const koc_resource *res, const cJSON *object,
+                                          koc_response **ret);
+#define koc_reconcile_update(ctx, ...)                                                             \
+        koc_reconcile_update_sized((ctx), sizeof(koc_resource), __VA_ARGS__)
+KOC_EXPORT int koc_reconcile_update_status_sized(koc_reconcile_context *ctx, size_t res_size,
+                                                 const koc_resource *res, const cJSON *object,
+                                                 koc_response **ret);
+#define koc_reconcile_update_status(ctx, ...)                                                      \
+        koc_reconcile_update_status_sized((ctx), sizeof(koc_resource), __VA_ARGS__)
 typedef enum koc_patch_type {
         KOC_PATCH_MERGE, /* application/merge-patch+json */
         KOC_PATCH_JSON,  /* application/json-patch+json */
 } koc_patch_type;
-KOC_EXPORT int koc_reconcile_patch(koc_reconcile_context *ctx, const koc_resource *res,
-                                   const char *namespace_, const char *name, koc_patch_type type,
-                                   const cJSON *patch, koc_response **ret);
-KOC_EXPORT int koc_reconcile_delete(koc_reconcile_context *ctx, const koc_resource *res,
-                                    const char *namespace_, const char *name, koc_response **ret);
+KOC_EXPORT int koc_reconcile_patch_sized(koc_reconcile_context *ctx, size_t res_size,
+                                         const koc_resource *res, const char *namespace_,
+                                         const char *name, koc_patch_type type, const cJSON *patch,
+                                         koc_response **ret);
+#define koc_reconcile_patch(ctx, ...)                                                              \
+        koc_reconcile_patch_sized((ctx), sizeof(koc_resource), __VA_ARGS__)
+KOC_EXPORT int koc_reconcile_delete_sized(koc_reconcile_context *ctx, size_t res_size,
+                                          const koc_resource *res, const char *namespace_,
+                                          const char *name, koc_response **ret);
+#define koc_reconcile_delete(ctx, ...)                                                             \
+        koc_reconcile_delete_sized((ctx), sizeof(koc_resource), __VA_ARGS__)
 /* Not fenced: reads are always allowed. */
-KOC_EXPORT int koc_reconcile_get(koc_reconcile_context *ctx, const koc_resource *res,
-                                 const char *namespace_, const char *name, koc_response **ret);
+KOC_EXPORT int koc_reconcile_get_sized(koc_reconcile_context *ctx, size_t res_size,
+                                       const koc_resource *res, const char *namespace_,
+                                       const char *name, koc_response **ret);
+#define koc_reconcile_get(ctx, ...)                                                                \
+        koc_reconcile_get_sized((ctx), sizeof(koc_resource), __VA_ARGS__)
 
 /* --- predicates and secondary sources ---------------------------------------- */
 
@@ -245,34 +276,58 @@ typedef struct koc_controller_options {
         /* Backoff of failed keys; 0: 5 ms and 1000 s. */
         uint64_t backoff_base_usec;
         uint64_t backoff_max_usec;
+        /* Runs on userdata when the controller is freed (NULL: nothing). */
+        koc_destroy_t destroy;
 } koc_controller_options;
 
-KOC_EXPORT void koc_controller_options_init(koc_controller_options *o);
+/* Fills o with the defaults (o_size bytes; newer fields zero).  Like every
+ * function that takes koc_controller_options, called through a macro that
+ * passes sizeof(koc_controller_options); -EINVAL for a wrong size. */
+KOC_EXPORT int koc_controller_options_init_sized(size_t o_size, koc_controller_options *o);
+#define koc_controller_options_init(o)                                                             \
+        koc_controller_options_init_sized(sizeof(koc_controller_options), (o))
 
 /* Creates the controller on the manager (before koc_manager_run(); -EBUSY
  * after) and starts its informers.  -EINVAL with err naming the option for a
  * bad name, resource, selector or missing callback, -EEXIST for a name used
  * twice on this manager. */
-KOC_EXPORT int koc_controller_new(koc_manager *m, const koc_controller_options *o,
-                                  koc_controller **ret, koc_error *err);
+KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
+                                        const koc_controller_options *o, koc_controller **ret,
+                                        koc_error *err);
+#define koc_controller_new(m, ...)                                                                 \
+        koc_controller_new_sized((m), sizeof(koc_controller_options), __VA_ARGS__)
 /* Stops the workers and informers; after koc_manager_run() has returned. */
 KOC_EXPORT koc_controller *koc_controller_unref(koc_controller *c);
 KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_controller, koc_controller_unref)
 
 /* Events of objects of `owned` whose ownerReferences name a primary of this
  * controller (kind and apiVersion; controller: true) enqueue that owner. */
-KOC_EXPORT int koc_controller_owns(koc_controller *c, const koc_resource *owned, koc_error *err);
+KOC_EXPORT int koc_controller_owns_sized(koc_controller *c, size_t owned_size,
+                                         const koc_resource *owned, koc_error *err);
+#define koc_controller_owns(c, ...)                                                                \
+        koc_controller_owns_sized((c), sizeof(koc_resource), __VA_ARGS__)
 /* Events of objects of `res` (optionally label-selected) enqueue the keys
- * that map returns. */
-KOC_EXPORT int koc_controller_watches(koc_controller *c, const koc_resource *res,
-                                      const char *label_selector, koc_map_func_t map,
-                                      void *userdata, koc_error *err);
-/* All predicates must agree (AND); none: every event enqueues. */
-KOC_EXPORT int koc_controller_add_predicate(koc_controller *c, koc_predicate_t fn, void *userdata);
-/* An index over the primary cache; before the informer has synced. */
+ * that map returns.  destroy (may be NULL) runs on userdata when the
+ * controller is freed. */
+KOC_EXPORT int koc_controller_watches_sized(koc_controller *c, size_t res_size,
+                                            const koc_resource *res, const char *label_selector,
+                                            koc_map_func_t map, void *userdata,
+                                            koc_destroy_t destroy, koc_error *err);
+#define koc_controller_watches(c, ...)                                                             \
+        koc_controller_watches_sized((c), sizeof(koc_resource), __VA_ARGS__)
+/* All predicates must agree (AND); none: every event enqueues.  destroy (may
+ * be NULL) runs on userdata when the controller is freed. */
+KOC_EXPORT int koc_controller_add_predicate(koc_controller *c, koc_predicate_t fn, void *userdata,
+                                            koc_destroy_t destroy);
+/* An index over the primary cache; before the informer has synced.
+ * destroy (may be NULL) runs on userdata when the cache is freed (informers
+ * are shared: with the last controller that uses it). */
 KOC_EXPORT int koc_controller_add_index(koc_controller *c, const char *name, koc_index_func_t fn,
-                                        void *userdata);
-KOC_EXPORT int koc_controller_set_transform(koc_controller *c, koc_transform_t fn, void *userdata);
+                                        void *userdata, koc_destroy_t destroy);
+/* destroy (may be NULL) runs on userdata when the transform is replaced with
+ * another userdata or the cache is freed. */
+KOC_EXPORT int koc_controller_set_transform(koc_controller *c, koc_transform_t fn, void *userdata,
+                                            koc_destroy_t destroy);
 
 KOC_EXPORT const char *koc_controller_get_name(koc_controller *c);
 KOC_EXPORT bool koc_controller_has_synced(koc_controller *c);

@@ -406,8 +406,8 @@ static void map_to_primary(const cJSON *obj, koc_keys *out, void *userdata) {
 static void own_setup(env *e) {
         koc_error err = {0};
         if (koc_controller_owns(e->c, &secrets, &err) < 0 ||
-            koc_controller_watches(e->c, &configmaps, "test=mapped", map_to_primary, NULL, &err) <
-                    0)
+            koc_controller_watches(e->c, &configmaps, "test=mapped", map_to_primary, NULL, NULL,
+                                   &err) < 0)
                 fail_msg("sources: %s", err.message);
 }
 

@@ -354,6 +354,64 @@ static void test_leader_callbacks_destroy(void **state) {
         koc_leader_config_free(cfg);
 }
 
+/* --- controller options and resources ------------------------------------- */
+
+/* koc_controller_options before it had the destroy callback. */
+typedef struct old_controller_options {
+        const char *name;
+        koc_resource resource;
+        const char *namespace_;
+        const char *label_selector;
+        const char *field_selector;
+        unsigned workers;
+        koc_reconcile_t reconcile;
+        void *userdata;
+        uint64_t resync_period_usec;
+        uint64_t backoff_base_usec;
+        uint64_t backoff_max_usec;
+} old_controller_options;
+_Static_assert(sizeof(old_controller_options) < sizeof(koc_controller_options), "older is shorter");
+
+static void test_controller_options_and_resource_sizes(void **state) {
+        struct {
+                old_controller_options o;
+                unsigned char after[32];
+        } g;
+
+        memset(&g, CANARY, sizeof g);
+        assert_int_equal(
+                koc_controller_options_init_sized(sizeof g.o, (koc_controller_options *)&g.o), 0);
+        assert_int_equal(g.o.workers, 1);
+        assert_null(g.o.name);
+        assert_canary(g.after, sizeof g.after);
+        assert_int_equal(koc_controller_options_init_sized(2, (koc_controller_options *)&g.o),
+                         -EINVAL);
+
+        /* A resource without the fields after the plural. */
+        struct {
+                const char *group, *version, *resource;
+        } old_res = {NULL, "v1", "configmaps"};
+        char path[128];
+        assert_int_equal(koc_resource_path_sized(sizeof old_res, (koc_resource *)&old_res, "ns",
+                                                 "n", NULL, path, sizeof path),
+                         0);
+        assert_string_equal(path, "/api/v1/namespaces/ns/configmaps/n");
+        assert_int_equal(koc_resource_path_sized(2, (koc_resource *)&old_res, NULL, NULL, NULL,
+                                                 path, sizeof path),
+                         -EINVAL);
+        struct {
+                koc_resource res;
+                uint64_t newer_field;
+        } newer = {{.version = "v1", .resource = "configmaps"}, 0};
+        assert_int_equal(koc_resource_path_sized(sizeof newer, &newer.res, NULL, NULL, NULL, path,
+                                                 sizeof path),
+                         0);
+        newer.newer_field = 1;
+        assert_int_equal(koc_resource_path_sized(sizeof newer, &newer.res, NULL, NULL, NULL, path,
+                                                 sizeof path),
+                         -EINVAL);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_watch_destroy, setup, teardown),
@@ -362,6 +420,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_old_manager_config_builds_a_manager, setup,
                                                 teardown),
                 cmocka_unit_test(test_manager_config_wrong_size),
+                cmocka_unit_test(test_controller_options_and_resource_sizes),
                 cmocka_unit_test_setup_teardown(test_old_request_spec, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_request_spec_wrong_size, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_watch_spec_old_and_wrong, setup, teardown),

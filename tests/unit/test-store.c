@@ -150,12 +150,12 @@ static void test_index(void **state) {
         size_t n = 0;
 
         assert_int_equal(koc__store_new(&s), 0);
-        assert_int_equal(koc__store_add_index(s, "app", by_app, NULL), 0);
-        assert_int_equal(koc__store_add_index(s, "app", by_app, NULL), -EEXIST);
+        assert_int_equal(koc__store_add_index(s, "app", by_app, NULL, NULL), 0);
+        assert_int_equal(koc__store_add_index(s, "app", by_app, NULL, NULL), -EEXIST);
         put(s, "ns1", "a", "1", "{\"app\":\"x\"}");
         put(s, "ns2", "b", "2", "{\"app\":\"x\"}");
         put(s, "ns2", "c", "3", NULL);
-        assert_int_equal(koc__store_add_index(s, "late", by_app, NULL), -EBUSY);
+        assert_int_equal(koc__store_add_index(s, "late", by_app, NULL, NULL), -EBUSY);
         assert_int_equal(koc__store_list_index(s, "app", "x", &list, &n), 0);
         assert_int_equal(n, 2);
         koc_object_list_free(list, n);
@@ -204,7 +204,7 @@ static void strip_data(cJSON *o, void *userdata) {
 static void test_user_transform(void **state) {
         koc_store *s = NULL;
         assert_int_equal(koc__store_new(&s), 0);
-        koc__store_set_transform(s, strip_data, NULL);
+        koc__store_set_transform(s, strip_data, NULL, NULL);
         put(s, "ns", "a", "1", NULL);
         koc_object *o = koc__store_get(s, "ns/a");
         assert_null(strstr(koc_object_get_json(o, NULL), "\"data\""));
