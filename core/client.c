@@ -150,7 +150,7 @@ typedef struct curl_socket_io {
         koc_client *client;
         curl_socket_t fd;
         sd_event_source *source;
-        /* The connection health check (see health_check()). */
+        /* The connection health check (on_health_tick()). */
         uint64_t last_rx_usec;    /* the socket was last readable */
         uint64_t probe_sent_usec; /* a probe went out since, or 0 */
         uint32_t events;          /* what curl asked to poll for */
