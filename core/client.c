@@ -736,7 +736,8 @@ static bool transfer_retry_auth(transfer *t) {
                 t->waiting_credential = true;
                 return true;
         }
-        (void)koc_cluster_config_auth_header(c->cfg); /* re-reads a token file */
+        if (c->cfg->token_kind != KOC_TOKEN_EXEC)
+                (void)koc_cluster_config_auth_header(c->cfg); /* re-reads a token file */
         return transfer_resend(t);
 }
 
@@ -1013,9 +1014,10 @@ static int transfer_attach(transfer *t) {
                 if (curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, ms > 0 ? ms : 1L) != CURLE_OK)
                         return -EIO;
         }
-        /* Re-reads a token file when due; an exec plugin is not due here,
-         * so this never runs one. */
-        (void)koc_cluster_config_auth_header(c->cfg);
+        /* Re-reads a token file when due.  Never for an exec plugin: that
+         * would run it synchronously, on the loop. */
+        if (c->cfg->token_kind != KOC_TOKEN_EXEC)
+                (void)koc_cluster_config_auth_header(c->cfg);
         r = transfer_set_headers(t);
         if (r < 0)
                 return r;
