@@ -295,7 +295,7 @@ static void test_watch_waits_for_the_credential(void **state) {
          * the request after it wait for that one run, and are sent with its
          * credential (a rejected watch would close with 401). */
         write_file("gate-wanted", "");
-        koc_cluster_config_token_invalidate(cfg);
+        koc__cluster_config_token_invalidate(cfg);
         int runs = count_runs();
         watch_rec r = {0};
         koc_watch *w = NULL;
@@ -320,7 +320,7 @@ static void test_watch_waits_for_the_credential(void **state) {
 
         /* The plugin hangs and nothing unexpired is left: CLOSED names it. */
         write_file("expiry", "2000-01-01T00:00:00Z");
-        koc_cluster_config_token_invalidate(cfg);
+        koc__cluster_config_token_invalidate(cfg);
         get_leases(&res);
         cfg->exec->timeout_usec = 300 * KOC_USEC_PER_MSEC;
         write_file("hang", "");
