@@ -6,6 +6,8 @@ koc_add_test(NAME test-store SOURCES unit/test-store.c MODULES core leader probe
              LABELS unit TIMEOUT 120)
 koc_add_test(NAME test-controller-helpers SOURCES unit/test-controller-helpers.c
              MODULES core leader probes shutdown manager controller LABELS unit TIMEOUT 120)
+koc_add_test(NAME test-controller-fence SOURCES unit/test-controller-fence.c
+             MODULES core leader probes shutdown manager controller LABELS unit TIMEOUT 120)
 koc_add_test(NAME test-mailbox SOURCES unit/test-mailbox.c MODULES core LABELS unit TIMEOUT 120)
 
 # The controller runtime against koc-apiserver over HTTPS: event flows, a
