@@ -72,6 +72,12 @@ typedef struct resinfo {
 const resinfo *builtin_resources(size_t *ret_n);
 const resinfo *builtin_lookup(const char *group, const char *resource);
 bool cluster_scoped_resource(const char *group, const char *resource);
+/* A group of the real server's built-in API (core is ""). */
+bool builtin_group(const char *group);
+/* A built-in resource koc-apiserver stores (described or not in discovery). */
+bool builtin_served(const char *group, const char *resource);
+/* Whether the real server accepts `field` in a field selector on the type. */
+bool field_label_supported(const char *group, const char *resource, const char *field);
 
 /* ---- API paths ---- */
 
@@ -100,6 +106,10 @@ bool selector_match_labels(const selector *sel, const cJSON *labels);
 bool selector_match_fields(const selector *sel, const cJSON *obj);
 /* When the field selector requires metadata.name=X (or ==), returns X. */
 const char *selector_field_name(const selector *sel);
+/* The first field of the selector that fails supported(group, resource,
+ * field), or NULL when all are supported. */
+const char *selector_unsupported_field(const selector *sel, const char *group, const char *resource,
+                                       bool (*supported)(const char *, const char *, const char *));
 selector *selector_free(selector *sel);
 
 /* ---- patches (patch.c) ---- */
@@ -207,6 +217,9 @@ void store_init(server *srv);
  * update, patch, delete, deletecollection. */
 void store_handle(server *srv, struct MHD_Connection *conn, const char *verb, const api_path *p,
                   const char *body, size_t body_len, const char *content_type, reply *ret);
+/* 0 when the path's resource is served; -ENOENT for a resource the group
+ * version does not have (404 Status), -ENXIO for an unknown group (404 text). */
+int store_resource_check(server *srv, const api_path *p);
 /* Fills a Status body into ret. */
 void reply_status(reply *ret, int code, const char *reason, const char *message, cJSON *details);
 void reply_not_found(reply *ret, const api_path *p, const char *name);
@@ -225,6 +238,17 @@ void watch_stop_all(server *srv);
 int watch_init(server *srv);
 void watch_done(server *srv);
 void history_free(server *srv);
+/* The objects of c as they were at resourceVersion rv (a consistent
+ * snapshot for continued lists), from the current objects and the watch
+ * history; -ESTALE when the history no longer covers rv.  Items borrow the
+ * JSON; free the array with snapshot_free(). */
+typedef struct snapshot_item {
+        const char *key;
+        const cJSON *json;
+        bool owned; /* key is a copy */
+} snapshot_item;
+int history_snapshot(server *srv, collection *c, uint64_t rv, snapshot_item **ret, size_t *ret_n);
+void snapshot_free(snapshot_item *items, size_t n);
 
 /* faults.c */
 int faults_add(server *srv, const cJSON *rule, char *err, size_t errlen);

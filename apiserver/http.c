@@ -374,6 +374,12 @@ static enum MHD_Result handle_resource(request *req, const char *method, api_pat
                 snprintf(msg, sizeof msg, "Request entity too large: limit is %u", MAX_BODY_SIZE);
                 return queue_status(req, 413, "RequestEntityTooLarge", msg, NULL);
         }
+        int known = store_resource_check(srv, p);
+        if (known == -ENXIO)
+                return queue(req, 404, strdup("404 page not found\n"), "text/plain; charset=utf-8", 0);
+        if (known < 0)
+                return queue_status(req, 404, "NotFound",
+                                    "the server could not find the requested resource", NULL);
         if (strcmp(verb, "watch") == 0) {
                 reply r = {0};
                 struct MHD_Response *resp;

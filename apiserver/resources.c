@@ -57,6 +57,107 @@ static const char *const cluster_scoped[] = {
         "componentstatuses",
 };
 
+/* Built-in resources of the real server that koc-apiserver stores as plain
+ * JSON without describing them in discovery.  Anything else under a
+ * built-in group is "not found", as on the real server. */
+static const struct {
+        const char *group, *resource;
+} served[] = {
+        {"", "limitranges"},
+        {"", "resourcequotas"},
+        {"", "replicationcontrollers"},
+        {"", "podtemplates"},
+        {"", "componentstatuses"},
+        {"apps", "controllerrevisions"},
+        {"batch", "cronjobs"},
+        {"autoscaling", "horizontalpodautoscalers"},
+        {"policy", "poddisruptionbudgets"},
+        {"networking.k8s.io", "ingresses"},
+        {"networking.k8s.io", "ingressclasses"},
+        {"networking.k8s.io", "networkpolicies"},
+        {"discovery.k8s.io", "endpointslices"},
+        {"coordination.k8s.io", "leasecandidates"},
+        {"storage.k8s.io", "storageclasses"},
+        {"storage.k8s.io", "csidrivers"},
+        {"storage.k8s.io", "csinodes"},
+        {"storage.k8s.io", "volumeattachments"},
+        {"storage.k8s.io", "csistoragecapacities"},
+        {"scheduling.k8s.io", "priorityclasses"},
+        {"node.k8s.io", "runtimeclasses"},
+        {"admissionregistration.k8s.io", "validatingwebhookconfigurations"},
+        {"admissionregistration.k8s.io", "mutatingwebhookconfigurations"},
+        {"admissionregistration.k8s.io", "validatingadmissionpolicies"},
+        {"admissionregistration.k8s.io", "validatingadmissionpolicybindings"},
+        {"certificates.k8s.io", "certificatesigningrequests"},
+        {"apiregistration.k8s.io", "apiservices"},
+        {"flowcontrol.apiserver.k8s.io", "flowschemas"},
+        {"flowcontrol.apiserver.k8s.io", "prioritylevelconfigurations"},
+};
+
+bool builtin_group(const char *group) {
+        for (size_t i = 0; i < KOC_ELEMENTSOF(builtins); i++)
+                if (strcmp(builtins[i].group, group) == 0)
+                        return true;
+        for (size_t i = 0; i < KOC_ELEMENTSOF(served); i++)
+                if (strcmp(served[i].group, group) == 0)
+                        return true;
+        return false;
+}
+
+bool builtin_served(const char *group, const char *resource) {
+        if (builtin_lookup(group, resource))
+                return true;
+        for (size_t i = 0; i < KOC_ELEMENTSOF(served); i++)
+                if (strcmp(served[i].group, group) == 0 && strcmp(served[i].resource, resource) == 0)
+                        return true;
+        return false;
+}
+
+/* The field labels the real server accepts in field selectors, beyond
+ * metadata.name and metadata.namespace (each type's GetAttrs/field label
+ * conversion). */
+static const struct {
+        const char *group, *resource, *fields;
+} field_labels[] = {
+        {"", "pods",
+         "spec.nodeName spec.restartPolicy spec.schedulerName spec.serviceAccountName "
+         "spec.hostNetwork status.phase status.podIP status.podIPs status.nominatedNodeName"},
+        {"", "events",
+         "involvedObject.kind involvedObject.namespace involvedObject.name involvedObject.uid "
+         "involvedObject.apiVersion involvedObject.resourceVersion involvedObject.fieldPath "
+         "reason reportingComponent source type"},
+        {"events.k8s.io", "events",
+         "regarding.kind regarding.namespace regarding.name regarding.uid regarding.apiVersion "
+         "regarding.resourceVersion regarding.fieldPath reason reportingController type"},
+        {"", "secrets", "type"},
+        {"", "namespaces", "status.phase"},
+        {"", "nodes", "spec.unschedulable"},
+        {"", "services", "spec.clusterIP spec.type"},
+        {"", "replicationcontrollers", "status.replicas"},
+        {"apps", "replicasets", "status.replicas"},
+        {"batch", "jobs", "status.successful"},
+        {"certificates.k8s.io", "certificatesigningrequests", "spec.signerName"},
+};
+
+bool field_label_supported(const char *group, const char *resource, const char *field) {
+        if (strcmp(field, "metadata.name") == 0 || strcmp(field, "metadata.namespace") == 0)
+                return true;
+        size_t n = strlen(field);
+        for (size_t i = 0; i < KOC_ELEMENTSOF(field_labels); i++) {
+                if (strcmp(field_labels[i].group, group) != 0 ||
+                    strcmp(field_labels[i].resource, resource) != 0)
+                        continue;
+                for (const char *f = field_labels[i].fields; *f;) {
+                        size_t len = strcspn(f, " ");
+                        if (len == n && strncmp(f, field, n) == 0)
+                                return true;
+                        f += len;
+                        f += strspn(f, " ");
+                }
+        }
+        return false;
+}
+
 const resinfo *builtin_resources(size_t *ret_n) {
         *ret_n = KOC_ELEMENTSOF(builtins);
         return builtins;

@@ -337,3 +337,13 @@ const char *selector_field_name(const selector *sel) {
                         return sel->reqs[i].values[0];
         return NULL;
 }
+
+const char *selector_unsupported_field(const selector *sel, const char *group, const char *resource,
+                                       bool (*supported)(const char *, const char *, const char *)) {
+        if (!sel)
+                return NULL;
+        for (size_t i = 0; i < sel->n; i++)
+                if (!supported(group, resource, sel->reqs[i].key))
+                        return sel->reqs[i].key;
+        return NULL;
+}

@@ -130,6 +130,34 @@ collection *collection_get(server *srv, const api_path *p, bool create) {
         return c;
 }
 
+/* Whether a CRD defines group/resource (resource "" : any resource of the
+ * group). */
+static bool crd_defines(server *srv, const char *group, const char *resource) {
+        collection *crds = strmap_get(&srv->collections, CRD_KEY);
+        size_t b = 0;
+        if (!crds)
+                return false;
+        for (strmap_entry *e = strmap_next(&crds->objects, &b, NULL); e;
+             e = strmap_next(&crds->objects, &b, e)) {
+                object *o = e->value;
+                const char *g = json_str(o->json, "spec.group");
+                const char *plural = json_str(o->json, "spec.names.plural");
+                if (g && strcmp(g, group) == 0 && (!*resource || (plural && strcmp(plural, resource) == 0)))
+                        return true;
+        }
+        return false;
+}
+
+int store_resource_check(server *srv, const api_path *p) {
+        if (builtin_served(p->group, p->resource) ||
+            (!*p->group && cluster_scoped_resource(p->group, p->resource)) ||
+            crd_defines(srv, p->group, p->resource))
+                return 0;
+        /* The real server: a resource unknown in a served group version is
+         * a 404 Status; an unknown group is a plain "404 page not found". */
+        return builtin_group(p->group) || crd_defines(srv, p->group, "") ? -ENOENT : -ENXIO;
+}
+
 static void object_key(const char *ns, const char *name, char *buf, size_t size) {
         snprintf(buf, size, "%s/%s", ns ? ns : "", name);
 }
@@ -527,25 +555,70 @@ static void do_get(server *srv, collection *c, const api_path *p, reply *ret) {
         reply_json(ret, 200, o->json);
 }
 
-static int cmp_object(const void *a, const void *b) {
-        return strcmp((*(object *const *)a)->key, (*(object *const *)b)->key);
+/* resourceVersionMatch needs a resourceVersion and no continue token
+ * (apimachinery's ValidateListOptions). */
+static bool check_rv_match(struct MHD_Connection *conn, const collection *c, reply *ret) {
+        const char *m = qarg(conn, "resourceVersionMatch"), *rv = qarg(conn, "resourceVersion");
+        const char *cont = qarg(conn, "continue");
+        const char *why = NULL;
+        char msg[400];
+
+        if (!m || !*m)
+                return true;
+        if (strcmp(m, "NotOlderThan") != 0 && strcmp(m, "Exact") != 0)
+                why = "resourceVersionMatch: Unsupported value: supported values: \"Exact\", "
+                      "\"NotOlderThan\", \"\"";
+        else if (!rv || !*rv)
+                why = "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless "
+                      "resourceVersion is provided";
+        else if (cont && *cont)
+                why = "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden when "
+                      "continue is provided";
+        else if (strcmp(m, "Exact") == 0 && strcmp(rv, "0") == 0)
+                why = "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is "
+                      "forbidden for resourceVersion \"0\"";
+        if (!why)
+                return true;
+        snprintf(msg, sizeof msg, "%s \"\" is invalid: %s", c->kind, why);
+        reply_status(ret, 422, "Invalid", msg, NULL);
+        return false;
 }
 
+static int cmp_item(const void *a, const void *b) {
+        return strcmp(((const snapshot_item *)a)->key, ((const snapshot_item *)b)->key);
+}
+
+/* A list is one snapshot: the first page is the current state at the
+ * server's resourceVersion, which the continue token carries, and every
+ * further page is cut from the state at that resourceVersion (rebuilt from
+ * the watch history), as etcd serves it on the real server.  When the
+ * history no longer reaches back that far the answer is 410 Expired, as the
+ * real server's is after a compaction. */
 static void do_list(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
                     reply *ret) {
         selector *ls = NULL, *fs = NULL;
         char err[512], av[300], kind[300], rvs[32];
-        object **items = NULL;
-        size_t n = 0;
+        snapshot_item *all = NULL;
+        size_t n_all = 0, n = 0;
         const char *limit_s = qarg(conn, "limit"), *cont = qarg(conn, "continue");
         long limit = 0;
         char *start = NULL;
+        uint64_t list_rv = srv->rv;
 
         if (selector_parse_labels(qarg(conn, "labelSelector"), &ls, err, sizeof err) < 0 ||
             selector_parse_fields(qarg(conn, "fieldSelector"), &fs, err, sizeof err) < 0) {
                 reply_bad_request(ret, err);
                 goto out;
         }
+        const char *bad_field =
+                selector_unsupported_field(fs, c->group, c->resource, field_label_supported);
+        if (bad_field) {
+                snprintf(err, sizeof err, "field label not supported: %s", bad_field);
+                reply_bad_request(ret, err);
+                goto out;
+        }
+        if (!check_rv_match(conn, c, ret))
+                goto out;
         if (limit_s && *limit_s) {
                 char *end;
                 limit = strtol(limit_s, &end, 10);
@@ -556,9 +629,13 @@ static void do_list(server *srv, struct MHD_Connection *conn, collection *c, con
                 size_t len;
                 char *raw = base64_decode(cont, &len);
                 cJSON *tok = raw ? cJSON_Parse(raw) : NULL;
-                const char *s = json_str(tok, "start");
-                if (s)
-                        start = strdup(s);
+                const char *st = json_str(tok, "start");
+                const cJSON *trv = cJSON_GetObjectItemCaseSensitive(tok, "rv");
+                if (st && cJSON_IsNumber(trv) && trv->valuedouble >= 0 &&
+                    trv->valuedouble <= (double)srv->rv) {
+                        start = strdup(st);
+                        list_rv = (uint64_t)trv->valuedouble;
+                }
                 cJSON_Delete(tok);
                 free(raw);
                 if (!start) {
@@ -566,42 +643,58 @@ static void do_list(server *srv, struct MHD_Connection *conn, collection *c, con
                         goto out;
                 }
         }
-        items = malloc((c->objects.n + 1) * sizeof *items);
-        if (!items) {
+        int r = 0;
+        if (list_rv < srv->rv)
+                r = history_snapshot(srv, c, list_rv, &all, &n_all);
+        else if (!(all = malloc((c->objects.n + 1) * sizeof *all)))
+                r = -ENOMEM;
+        else {
+                size_t b = 0;
+                for (strmap_entry *e = strmap_next(&c->objects, &b, NULL); e;
+                     e = strmap_next(&c->objects, &b, e)) {
+                        object *o = e->value;
+                        all[n_all++] = (snapshot_item){o->key, o->json, false};
+                }
+        }
+        if (r == -ESTALE) {
+                reply_status(ret, 410, "Expired",
+                             "The provided continue parameter is too old to display a consistent "
+                             "list result. You can start a new list without the continue "
+                             "parameter.",
+                             NULL);
+                goto out;
+        }
+        if (r < 0) {
                 reply_status(ret, 500, "InternalError", "out of memory", NULL);
                 goto out;
         }
-        size_t b = 0;
-        for (strmap_entry *e = strmap_next(&c->objects, &b, NULL); e;
-             e = strmap_next(&c->objects, &b, e)) {
-                object *o = e->value;
-                if (p->ns && c->namespaced) {
-                        const char *ns = json_str(o->json, "metadata.namespace");
-                        if (!ns || strcmp(ns, p->ns) != 0)
-                                continue;
-                }
-                if (start && strcmp(o->key, start) <= 0)
-                        continue;
-                if (!selector_match_labels(ls, json_path(o->json, "metadata.labels")) ||
-                    !selector_match_fields(fs, o->json))
-                        continue;
-                items[n++] = o;
+        for (size_t i = 0; i < n_all; i++) {
+                const cJSON *o = all[i].json;
+                const char *ns = json_str(o, "metadata.namespace");
+                bool keep = !(p->ns && c->namespaced && (!ns || strcmp(ns, p->ns) != 0)) &&
+                            !(start && strcmp(all[i].key, start) <= 0) &&
+                            selector_match_labels(ls, json_path(o, "metadata.labels")) &&
+                            selector_match_fields(fs, o);
+                if (keep)
+                        all[n++] = all[i];
+                else if (all[i].owned)
+                        free((char *)all[i].key);
         }
-        qsort(items, n, sizeof *items, cmp_object);
+        qsort(all, n, sizeof *all, cmp_item);
 
         cJSON *list = cJSON_CreateObject(), *meta, *arr;
         snprintf(kind, sizeof kind, "%sList", c->kind);
         cJSON_AddStringToObject(list, "kind", kind);
         cJSON_AddStringToObject(list, "apiVersion", api_version_of(p, av, sizeof av));
         meta = cJSON_AddObjectToObject(list, "metadata");
-        snprintf(rvs, sizeof rvs, "%" PRIu64, srv->rv);
+        snprintf(rvs, sizeof rvs, "%" PRIu64, list_rv);
         cJSON_AddStringToObject(meta, "resourceVersion", rvs);
         size_t shown = limit > 0 && (size_t)limit < n ? (size_t)limit : n;
         if (shown < n) {
                 cJSON *tok = cJSON_CreateObject();
                 cJSON_AddStringToObject(tok, "v", "meta.k8s.io/v1");
-                cJSON_AddNumberToObject(tok, "rv", (double)srv->rv);
-                cJSON_AddStringToObject(tok, "start", items[shown - 1]->key);
+                cJSON_AddNumberToObject(tok, "rv", (double)list_rv);
+                cJSON_AddStringToObject(tok, "start", all[shown - 1].key);
                 char *raw = cJSON_PrintUnformatted(tok);
                 char *enc = raw ? base64_encode(raw, strlen(raw)) : NULL;
                 if (enc)
@@ -612,15 +705,15 @@ static void do_list(server *srv, struct MHD_Connection *conn, collection *c, con
                 cJSON_Delete(tok);
         }
         arr = cJSON_AddArrayToObject(list, "items");
-        /* Items reference the stored objects: detached again below, so
-         * the list is printed without copying every object. */
+        /* Items reference the stored objects (cJSON references are never
+         * freed with the list), so the list is printed without copying. */
         for (size_t i = 0; i < shown; i++)
-                cJSON_AddItemReferenceToArray(arr, items[i]->json);
+                cJSON_AddItemReferenceToArray(arr, (cJSON *)all[i].json);
         reply_json(ret, 200, list);
         cJSON_Delete(list);
 out:
         free(start);
-        free(items);
+        snapshot_free(all, n);
         selector_free(ls);
         selector_free(fs);
 }
@@ -701,6 +794,35 @@ static void crd_established(cJSON *crd, const char *ts) {
         }
 }
 
+static bool namespace_exists(server *srv, const char *ns) {
+        collection *nss = strmap_get(&srv->collections, "/namespaces");
+        char key[300];
+        snprintf(key, sizeof key, "/%s", ns);
+        return nss && strmap_get(&nss->objects, key);
+}
+
+/* A body of another kind (or API group) than the resource is refused, as the
+ * real server's decoder refuses to convert it. */
+static bool check_kind(const collection *c, const api_path *p, const cJSON *obj, reply *ret) {
+        const char *kind = json_str(obj, "kind"), *apiv = json_str(obj, "apiVersion");
+        const char *slash = apiv ? strchr(apiv, '/') : NULL;
+        size_t glen = slash ? (size_t)(slash - apiv) : 0;
+        bool group_ok = !apiv || !*apiv ||
+                        (slash ? strlen(p->group) == glen && strncmp(apiv, p->group, glen) == 0
+                               : !*p->group);
+        char msg[700];
+
+        if ((!kind || !*kind || strcmp(kind, c->kind) == 0) && group_ok)
+                return true;
+        snprintf(msg, sizeof msg,
+                 "%s in version \"%s\" cannot be handled as a %s: no kind \"%s\" is registered "
+                 "for version \"%s\"",
+                 kind && *kind ? kind : c->kind, apiv && *apiv ? apiv : p->version, c->kind,
+                 kind && *kind ? kind : c->kind, apiv && *apiv ? apiv : p->version);
+        reply_bad_request(ret, msg);
+        return false;
+}
+
 /* Creates obj (taken) in c. */
 static void create_object(server *srv, struct MHD_Connection *conn, collection *c,
                           const api_path *p, cJSON *obj, reply *ret) {
@@ -730,10 +852,18 @@ static void create_object(server *srv, struct MHD_Connection *conn, collection *
                 name = json_str(obj, "metadata.name");
         }
         const char *bns = json_str(obj, "metadata.namespace");
+        if (!check_kind(c, p, obj, ret))
+                goto out;
         if (c->namespaced) {
                 if (!p->ns) {
                         reply_status(ret, 404, "NotFound",
                                      "the server could not find the requested resource", NULL);
+                        goto out;
+                }
+                if (!namespace_exists(srv, p->ns)) {
+                        /* The NamespaceLifecycle admission plugin of the real server. */
+                        api_path nsp = {.group = "", .version = "v1", .resource = "namespaces"};
+                        reply_not_found(ret, &nsp, p->ns);
                         goto out;
                 }
                 if (bns && *bns && strcmp(bns, p->ns) != 0) {
@@ -800,12 +930,30 @@ out:
         cJSON_Delete(obj);
 }
 
+/* The real server answers an immediate delete with a Status, except for the
+ * types whose strategy returns the deleted object. */
+static bool returns_deleted_object(const collection *c) {
+        return !builtin_served(c->group, c->resource) || strcmp(c->key, "/pods") == 0 ||
+               strcmp(c->key, "/namespaces") == 0 || strcmp(c->key, CRD_KEY) == 0;
+}
+
 static void delete_now(server *srv, collection *c, object *o, reply *ret) {
         uint64_t rv = server_next_rv(srv);
         set_rv(o->json, rv);
         watch_emit(srv, c, 'D', o->json, NULL);
-        if (ret)
+        if (ret && returns_deleted_object(c))
                 reply_json(ret, 200, o->json);
+        else if (ret) {
+                cJSON *d = cJSON_CreateObject();
+                const char *uid = json_str(o->json, "metadata.uid");
+                cJSON_AddStringToObject(d, "name", json_str(o->json, "metadata.name") ?: "");
+                if (*c->group)
+                        cJSON_AddStringToObject(d, "group", c->group);
+                cJSON_AddStringToObject(d, "kind", c->resource);
+                if (uid)
+                        cJSON_AddStringToObject(d, "uid", uid);
+                reply_status(ret, 200, NULL, NULL, d);
+        }
         object_free(strmap_remove(&c->objects, o->key));
 }
 
@@ -954,6 +1102,10 @@ static void do_update(server *srv, struct MHD_Connection *conn, collection *c, c
                 return;
         if (!(obj = parse_body(c, body, len, ret)))
                 return;
+        if (!check_kind(c, p, obj, ret)) {
+                cJSON_Delete(obj);
+                return;
+        }
         object *o = lookup(c, p);
         if (!o && (!allow_create_on_update(c) || p->sub || (c->namespaced && !p->ns))) {
                 cJSON_Delete(obj);
@@ -1144,7 +1296,7 @@ void store_handle(server *srv, struct MHD_Connection *conn, const char *verb, co
                 reply_status(ret, 500, "InternalError", "out of memory", NULL);
                 return;
         }
-        if (p->ns && !c->namespaced) {
+        if ((p->ns && !c->namespaced) || (p->sub && !c->has_status)) {
                 reply_status(ret, 404, "NotFound",
                              "the server could not find the requested resource", NULL);
                 return;

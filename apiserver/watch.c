@@ -72,6 +72,79 @@ static void history_push(server *srv, event *ev) {
         srv->history_bytes += ev->size;
 }
 
+static void event_key(const event *ev, char *buf, size_t size) {
+        const char *ns = ev->col->namespaced ? json_str(ev->obj, "metadata.namespace") : NULL;
+        snprintf(buf, size, "%s/%s", ns ? ns : "", json_str(ev->obj, "metadata.name") ?: "");
+}
+
+/* The state at rv is the current one, except for the keys changed after rv:
+ * for those it is the last event at or before rv (absent if that was a
+ * deletion, or if the first change after rv created the key).  A key whose
+ * first change after rv is a modification and that has no event at or before
+ * rv changed last before the window: its state at rv is gone. */
+int history_snapshot(server *srv, collection *c, uint64_t rv, snapshot_item **ret, size_t *ret_n) {
+        strmap at = {0}, after = {0};
+        snapshot_item *items = NULL;
+        size_t n = 0, cap = c->objects.n + 1;
+        char key[600];
+        int r = 0;
+
+        if (rv < srv->history_floor)
+                return -ESTALE;
+        for (size_t i = 0; i < srv->history_len && r == 0; i++) {
+                event *ev = srv->history[(srv->history_start + i) % srv->history_max];
+                if (ev->col != c)
+                        continue;
+                event_key(ev, key, sizeof key);
+                if (ev->rv <= rv) {
+                        strmap_remove(&at, key);
+                        r = strmap_put(&at, key, ev);
+                } else if (!strmap_get(&after, key)) {
+                        r = strmap_put(&after, key, ev);
+                        cap++;
+                }
+        }
+        if (r == 0 && !(items = malloc(cap * sizeof *items)))
+                r = -ENOMEM;
+        size_t b = 0;
+        for (strmap_entry *e = r == 0 ? strmap_next(&c->objects, &b, NULL) : NULL; e;
+             e = strmap_next(&c->objects, &b, e))
+                if (!strmap_get(&after, e->key))
+                        items[n++] = (snapshot_item){((object *)e->value)->key,
+                                                     ((object *)e->value)->json, false};
+        b = 0;
+        for (strmap_entry *e = r == 0 ? strmap_next(&after, &b, NULL) : NULL; e && r == 0;
+             e = strmap_next(&after, &b, e)) {
+                event *first = e->value, *last = strmap_get(&at, e->key);
+                if (last && last->type != 'D') {
+                        /* The map's keys die with it: the item owns a copy. */
+                        char *k = strdup(e->key);
+                        if (!k)
+                                r = -ENOMEM;
+                        else
+                                items[n++] = (snapshot_item){k, last->obj, true};
+                } else if (!last && first->type != 'A')
+                        r = -ESTALE;
+        }
+        if (r < 0) {
+                snapshot_free(items, n);
+                items = NULL;
+                n = 0;
+        }
+        strmap_clear(&at, NULL);
+        strmap_clear(&after, NULL);
+        *ret = items;
+        *ret_n = n;
+        return r;
+}
+
+void snapshot_free(snapshot_item *items, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (items[i].owned)
+                        free((char *)items[i].key);
+        free(items);
+}
+
 void history_free(server *srv) {
         for (size_t i = 0; i < srv->history_len; i++)
                 event_free(srv->history[(srv->history_start + i) % srv->history_max]);
@@ -328,8 +401,13 @@ struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const
                 char *end;
                 from_rv = strtoull(rv_s, &end, 10);
                 if (*end || rv_s[0] == '-') {
-                        snprintf(err, sizeof err, "invalid resource version: %s", rv_s);
-                        reply_status(ret, 400, "BadRequest", err, NULL);
+                        /* What the real server answers (its watch cache's
+                         * parse error surfaces as an internal error). */
+                        snprintf(err, sizeof err,
+                                 "resourceVersion: Invalid value: \"%s\": strconv.ParseUint: "
+                                 "parsing \"%s\": invalid syntax",
+                                 rv_s, rv_s);
+                        reply_status(ret, 500, NULL, err, NULL);
                         return NULL;
                 }
                 resume = true;
@@ -370,6 +448,13 @@ struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const
         }
         if (selector_parse_labels(qarg(conn, "labelSelector"), &w->labels, err, sizeof err) < 0 ||
             selector_parse_fields(field_sel, &w->fields, err, sizeof err) < 0) {
+                reply_status(ret, 400, "BadRequest", err, NULL);
+                goto fail;
+        }
+        const char *bad_field =
+                selector_unsupported_field(w->fields, c->group, c->resource, field_label_supported);
+        if (bad_field) {
+                snprintf(err, sizeof err, "field label not supported: %s", bad_field);
                 reply_status(ret, 400, "BadRequest", err, NULL);
                 goto fail;
         }

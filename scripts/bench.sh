@@ -9,6 +9,7 @@
 #   ./scripts/bench.sh client      API client requests/s, sync facade, watch events/s
 #   ./scripts/bench.sh metrics     metric updates and rendering
 #   ./scripts/bench.sh kubeconfig  kubeconfig loading and token reads
+#   ./scripts/bench.sh peers       koc and client-go electors side by side on a real kube-apiserver
 #   ./scripts/bench.sh all         all of the above, in that order
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,15 +17,21 @@ cd "$(dirname "$0")/.."
 
 which=${1:-all}
 case $which in
-leader | probes | apiserver | client | metrics | kubeconfig | all) ;;
+leader | probes | apiserver | client | metrics | kubeconfig | peers | all) ;;
 *)
-        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
 esac
 
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DKOC_WERROR=ON >/dev/null
 run() {
+        if [ "$1" = peers ]; then
+                cmake --build build-bench -j"$(nproc)" --target koc-example-leader >/dev/null
+                tests/k8s/bench-peers.sh build-bench/examples/leader/koc-example-leader
+                echo
+                return
+        fi
         echo "== bench-$1 ($(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ))"
         local target=bench-$1
         [ "$1" = probes ] && target=probes-server
@@ -33,7 +40,7 @@ run() {
         echo
 }
 if [ "$which" = all ]; then
-        for b in leader probes apiserver client metrics kubeconfig; do run "$b"; done
+        for b in leader probes apiserver client metrics kubeconfig peers; do run "$b"; done
 else
         run "$which"
 fi

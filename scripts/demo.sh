@@ -17,7 +17,8 @@
 #
 # Usage: [sudo] scripts/demo.sh
 # Environment: KOC_DEMO_BIN_DIR=<cmake build dir> uses binaries already built
-# there (no install, no build); KOC_DEMO_KEEP=1 keeps the work directory.
+# there (no install, no build); KOC_DEMO_KEEP=1 keeps the work directory;
+# KOC_K8S_ENV=<dir of tests/k8s/env.sh> runs it on that real kube-apiserver.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -115,21 +116,32 @@ stamp() {
 }
 ms() { awk -v d="$1" 'BEGIN { printf "%.1f", d / 1000 }'; }
 
-# --- koc-apiserver -------------------------------------------------------------------
-say "starting koc-apiserver on 127.0.0.1 (random port)"
-"$apiserver" --listen 127.0.0.1:0 --kubeconfig-out "$work/kubeconfig" >"$work/apiserver.log" 2>&1 &
-api_pid=$!
-kubeconfig_ready() { [[ -s $work/kubeconfig ]] && grep -q 'server:' "$work/kubeconfig"; }
-wait_for "koc-apiserver's kubeconfig" 15 kubeconfig_ready
-server=$(sed -n 's/^ *server: *//p' "$work/kubeconfig" | head -n 1)
-say "API server at $server"
+# --- the API server ---------------------------------------------------------------
+if [[ -n ${KOC_K8S_ENV:-} ]]; then
+        # A real kube-apiserver started by tests/k8s/env.sh (the k8s test suite).
+        # shellcheck disable=SC1091
+        . "$KOC_K8S_ENV/env"
+        cp "$KOC_K8S_ENV/admin.kubeconfig" "$work/kubeconfig"
+        server=$KOC_K8S_URL token=$KOC_K8S_ADMIN_TOKEN curl_ca=(--cacert "$KOC_K8S_CA")
+        curl -s -o /dev/null -X DELETE "${curl_ca[@]}" -H "Authorization: Bearer $token" \
+                "$server/apis/coordination.k8s.io/v1/namespaces/$lease_ns/leases/$lease_name" || true
+        say "API server: kube-apiserver $KOC_K8S_VERSION at $server"
+else
+        say "starting koc-apiserver on 127.0.0.1 (random port)"
+        "$apiserver" --listen 127.0.0.1:0 --kubeconfig-out "$work/kubeconfig" >"$work/apiserver.log" 2>&1 &
+        api_pid=$!
+        kubeconfig_ready() { [[ -s $work/kubeconfig ]] && grep -q 'server:' "$work/kubeconfig"; }
+        wait_for "koc-apiserver's kubeconfig" 15 kubeconfig_ready
+        server=$(sed -n 's/^ *server: *//p' "$work/kubeconfig" | head -n 1)
+        say "API server at $server"
 
-# GET the Lease with the kubeconfig's token and CA (best effort, for renewTime).
-token=$(sed -n 's/^ *token: *//p' "$work/kubeconfig" | head -n 1 | tr -d '"')
-ca_data=$(sed -n 's/^ *certificate-authority-data: *//p' "$work/kubeconfig" | head -n 1)
-curl_ca=(-k)
-if [[ -n $ca_data ]] && echo "$ca_data" | base64 -d >"$work/ca.pem" 2>/dev/null; then
-        curl_ca=(--cacert "$work/ca.pem")
+        # GET the Lease with the kubeconfig's token and CA (best effort, for renewTime).
+        token=$(sed -n 's/^ *token: *//p' "$work/kubeconfig" | head -n 1 | tr -d '"')
+        ca_data=$(sed -n 's/^ *certificate-authority-data: *//p' "$work/kubeconfig" | head -n 1)
+        curl_ca=(-k)
+        if [[ -n $ca_data ]] && echo "$ca_data" | base64 -d >"$work/ca.pem" 2>/dev/null; then
+                curl_ca=(--cacert "$work/ca.pem")
+        fi
 fi
 get_lease() {
         curl -s -m 2 "${curl_ca[@]}" -H "Authorization: Bearer $token" \

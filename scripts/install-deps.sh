@@ -7,7 +7,7 @@ packages=(
         build-essential cmake pkg-config git ca-certificates curl unzip procps
         libcurl4-openssl-dev libcjson-dev libssl-dev libmicrohttpd-dev libsystemd-dev
         libyaml-dev libcmocka-dev
-        valgrind wrk
+        valgrind wrk jq iproute2 openssl
 )
 # kubectl and helm for the compatibility checks come from an npm package.
 command -v npm >/dev/null 2>&1 || packages+=(npm)

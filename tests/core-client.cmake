@@ -4,7 +4,7 @@
 koc_add_test(NAME test-linebuf SOURCES unit/test-linebuf.c MODULES core LABELS unit)
 koc_add_test(NAME test-status SOURCES unit/test-status.c MODULES core LABELS unit)
 koc_add_test(NAME test-client SOURCES integration/test-client.c ${KOC_HARNESS_SOURCES}
-             MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND TIMEOUT 120)
+             MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND K8S TIMEOUT 120)
 
 # Figures for the client (not a test): tests/bench/bench-client.c.
 if(TARGET koc-apiserver)

@@ -13,7 +13,7 @@ koc_add_test(NAME test-leader-config
              MODULES core LABELS unit)
 koc_add_test(NAME test-leader SOURCES unit/test-leader.c MODULES core leader LABELS unit)
 koc_add_test(NAME test-leader-integration SOURCES integration/test-leader.c ${KOC_HARNESS_SOURCES}
-             MODULES core leader LIBS PkgConfig::CURL LABELS integration TIMEOUT 120)
+             MODULES core leader LIBS PkgConfig::CURL LABELS integration K8S TIMEOUT 120)
 
 # bench-leader: handoff and failover latency, API load and RSS (not a test).
 if(TARGET koc-apiserver)

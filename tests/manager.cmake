@@ -23,7 +23,7 @@ set_tests_properties(chart-check PROPERTIES LABELS chart TIMEOUT 600)
 # running a manager against koc-apiserver.
 koc_add_test(NAME test-manager SOURCES integration/test-manager.c ${KOC_HARNESS_SOURCES}
              MODULES core leader probes shutdown manager LIBS PkgConfig::CURL
-             LABELS integration TIMEOUT 180)
+             LABELS integration K8S TIMEOUT 180)
 
 # The scripted demo (scripts/demo.sh) on this build's binaries: three
 # replicas, SIGTERM handoff, SIGKILL failover, clean exits.
@@ -31,4 +31,7 @@ if(TARGET koc-apiserver AND TARGET koc-example-leader)
   add_test(NAME demo COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/demo.sh)
   set_tests_properties(demo PROPERTIES LABELS demo TIMEOUT 180
                        ENVIRONMENT "KOC_DEMO_BIN_DIR=${PROJECT_BINARY_DIR}")
+  # The same demo on the real kube-apiserver.
+  koc_add_k8s_test(k8s-demo 180 env KOC_DEMO_BIN_DIR=${PROJECT_BINARY_DIR}
+                   bash ${PROJECT_SOURCE_DIR}/scripts/demo.sh)
 endif()

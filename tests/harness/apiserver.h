@@ -14,9 +14,21 @@
  * environment variable KOC_APISERVER overrides it, and KOC_APISERVER_WRAPPER
  * (space-separated, e.g. "valgrind --error-exitcode=99") is put in front of
  * it; exit_status then tells whether the wrapped server was clean.
+ *
+ * On the real server.  When KOC_K8S_ENV names a directory made by
+ * tests/k8s/env.sh (ctest sets it for the tests labelled k8s), start() spawns
+ * nothing: it points the struct at that kube-apiserver (as the admin user; the
+ * unprivileged user's kubeconfig and token are in user_kubeconfig and
+ * user_token), deletes the leases and configmaps left in the default
+ * namespace by an earlier test, and sets `real`.  Extra arguments, which are
+ * koc-apiserver flags, are ignored there.  Fault injection and koc-apiserver's
+ * own metrics do not exist on the real server: a test case that needs them
+ * starts with KOC_TEST_NEEDS_KOC_APISERVER(&s), which skips it there, and
+ * koc_test_apiserver_fault() answers -EOPNOTSUPP.
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -29,7 +41,21 @@ typedef struct koc_test_apiserver {
         char token[128];      /* bearer token */
         char ca_file[300];    /* the server's CA certificate, PEM */
         int exit_status;      /* after stop: the exit code, 128+signal when killed */
+        bool real;            /* a real kube-apiserver (KOC_K8S_ENV), not koc-apiserver */
+        char user_kubeconfig[300]; /* real: the unprivileged user's kubeconfig */
+        char user_token[128];      /* real: the unprivileged user's token */
 } koc_test_apiserver;
+
+/* Skips the calling cmocka test case on the real server (fault injection,
+ * koc-apiserver's metrics or flags). */
+#define KOC_TEST_NEEDS_KOC_APISERVER(s)                                                            \
+        do {                                                                                       \
+                if ((s)->real)                                                                     \
+                        skip();                                                                    \
+        } while (0)
+
+/* True when the tests run against a real kube-apiserver (KOC_K8S_ENV set). */
+bool koc_test_on_real_server(void);
 
 /* Starts the server with optional extra arguments (a space-separated string,
  * NULL for none) and waits until it serves.  Returns 0 or a negative errno. */

@@ -448,6 +448,7 @@ static void test_watch_order_and_resume(void **state) {
 }
 
 static void test_watch_expired(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&srv);
         ctx *x = *state;
         recorder r = {0};
         char rv[64];
@@ -483,6 +484,7 @@ static void test_watch_expired(void **state) {
 }
 
 static void test_watch_forbidden(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&srv);
         ctx *x = *state;
         recorder r = {0};
 
@@ -606,6 +608,7 @@ static void test_response_cap(void **state) {
 }
 
 static void test_timeout(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&srv);
         ctx *x = *state;
         result res = {0};
 
@@ -622,6 +625,7 @@ static void test_timeout(void **state) {
 }
 
 static void test_service_unavailable(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&srv);
         ctx *x = *state;
         result res = {0};
 
@@ -658,6 +662,7 @@ static void on_result_cancel(koc_client *c, const koc_response *r, void *userdat
 }
 
 static void test_cancel_from_handler(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&srv);
         ctx *x = *state;
         result victim_res = {0}, after = {0};
         cancel_ctx cc = {0};
@@ -953,6 +958,7 @@ static size_t count_transfers(koc_client *c) {
 }
 
 static void test_unref_in_flight(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&srv);
         ctx x = {0};
         int calls = 0;
         char rv[64];

@@ -352,6 +352,7 @@ static void test_crash_failover(void **state) {
 }
 
 static void test_short_faults_do_not_step_down(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&W->server);
         /* A wide renew deadline, so that a slow (shared, loaded) machine
          * cannot turn these short faults into a long one. */
         cfg_lease = 4 * SEC;
@@ -380,6 +381,7 @@ static void test_short_faults_do_not_step_down(void **state) {
 }
 
 static void test_long_outage_deadline_exceeded(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&W->server);
         add_candidate("a");
         add_candidate("b");
         assert_true(run_until(one_leads, NULL));
@@ -396,6 +398,7 @@ static void test_long_outage_deadline_exceeded(void **state) {
 }
 
 static void test_long_latency_deadline_exceeded(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&W->server);
         add_candidate("a");
         add_candidate("b");
         assert_true(run_until(one_leads, NULL));
@@ -415,6 +418,7 @@ static void test_long_latency_deadline_exceeded(void **state) {
 }
 
 static void test_hung_renewal_someone_else_leads(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&W->server);
         /* The old leader retakes its own stale record only a retry period
          * after the others may: make that margin wide for loaded machines. */
         cfg_retry = 400 * MS;
@@ -438,6 +442,7 @@ static void test_hung_renewal_someone_else_leads(void **state) {
 }
 
 static void test_watch_closed_by_server(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&W->server);
         assert_int_equal(koc_test_apiserver_fault(&W->server,
                                                   "{\"resource\":\"leases\",\"verb\":\"watch\","
                                                   "\"watch_close_after_ms\":150}"),
@@ -455,6 +460,7 @@ static void test_watch_closed_by_server(void **state) {
 }
 
 static void test_watch_forbidden_polls(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&W->server);
         assert_int_equal(koc_test_apiserver_fault(&W->server,
                                                   "{\"resource\":\"leases\",\"verb\":\"watch\","
                                                   "\"error_rate\":1.0,\"error_code\":403}"),
@@ -570,6 +576,7 @@ static void test_client_go_records(void **state) {
 }
 
 static void test_blocking_helpers(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&W->server);
         candidate *a = add_candidate("a");
         assert_int_equal(koc_leader_run_until_leading(a->leader, WAIT_MAX), 1);
         assert_true(koc_leader_is_leader(a->leader));

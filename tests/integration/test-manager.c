@@ -689,6 +689,8 @@ static void test_leader_loss(void **state) {
         struct replica *a, *c;
         int r;
 
+        KOC_TEST_NEEDS_KOC_APISERVER(&api);
+
         oa.runnables = true;
         a = spawn(&oa);
         expect_event(a, "started ", 10000);
@@ -787,6 +789,8 @@ static void test_loss_during_drain_does_not_lead_again(void **state) {
         struct opts oa = defaults("t-lossdrain", "a"), oc = defaults("t-lossdrain", "c");
         struct replica *a, *c;
         int r;
+
+        KOC_TEST_NEEDS_KOC_APISERVER(&api);
 
         oa.work = true;
         a = spawn(&oa);
