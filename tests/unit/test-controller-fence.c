@@ -149,6 +149,63 @@ static void test_fencing_rule(void **state) {
         assert_true(k.allowed_transport < 0);
 }
 
+static cJSON *cm(const char *rv, bool deleting) {
+        char buf[512];
+        snprintf(buf, sizeof buf,
+                 "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"a\","
+                 "\"namespace\":\"ns\",\"resourceVersion\":\"%s\"%s}}",
+                 rv, deleting ? ",\"deletionTimestamp\":\"2026-01-01T00:00:00Z\"" : "");
+        cJSON *j = cJSON_Parse(buf);
+        assert_non_null(j);
+        return j;
+}
+
+static const char *cached_rv(koc_controller *c) {
+        static char rv[32];
+        koc_object *o = koc_controller_get(c, "ns", "a");
+        if (!o)
+                return NULL;
+        snprintf(rv, sizeof rv, "%s", koc_object_get_resource_version(o));
+        koc_object_unref(o);
+        return rv;
+}
+
+/* Read-your-own-writes never resurrects a deleted object: the answer of the
+ * write that removed the last finalizer can arrive after the watch reported
+ * the deletion (the real API server does this). */
+static void test_late_write_answer_does_not_resurrect(void **state) {
+        koc_manager *m = NULL;
+        koc_controller *c = NULL;
+        make_controller(&m, &c);
+        koc_informer *inf = c->primary;
+
+        cJSON *o = cm("5", false);
+        koc_informer_deliver(inf, KOC_WATCH_ADDED, o);
+        cJSON_Delete(o);
+        assert_string_equal(cached_rv(c), "5");
+        /* Our own write's answer is newer: applied at once. */
+        o = cm("6", true);
+        koc_informer_apply_write(inf, o);
+        cJSON_Delete(o);
+        assert_string_equal(cached_rv(c), "6");
+        /* The deletion, then a late answer older than it. */
+        o = cm("8", true);
+        koc_informer_deliver(inf, KOC_WATCH_DELETED, o);
+        cJSON_Delete(o);
+        assert_null(cached_rv(c));
+        o = cm("7", true);
+        koc_informer_apply_write(inf, o);
+        cJSON_Delete(o);
+        assert_null(cached_rv(c));
+        /* A write answered after the deletion (a re-create) is applied. */
+        o = cm("9", false);
+        koc_informer_apply_write(inf, o);
+        cJSON_Delete(o);
+        assert_string_equal(cached_rv(c), "9");
+        koc_controller_unref(c);
+        koc_manager_unref(m);
+}
+
 static int setup(void **state) {
         snprintf(kubeconfig, sizeof kubeconfig, "/tmp/koc-fence-XXXXXX");
         int fd = mkstemp(kubeconfig);
@@ -182,6 +239,7 @@ static int teardown(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_fencing_rule),
+                cmocka_unit_test(test_late_write_answer_does_not_resurrect),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
