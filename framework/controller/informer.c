@@ -118,13 +118,24 @@ static void on_list_item(cJSON *obj, void *userdata) {
         upsert_and_notify(userdata, obj);
 }
 
+struct removal {
+        koc_informer *inf;
+        const char *list_rv;
+};
+
+static void tombstone_set(koc_informer *inf, const char *key, const char *rv);
+
 static void on_removed(koc_object *old, void *userdata) {
-        notify_delete(userdata, old);
+        struct removal *r = userdata;
+        /* Gone by the list's resourceVersion at the latest. */
+        tombstone_set(r->inf, koc_object_get_key(old), r->list_rv);
+        notify_delete(r->inf, old);
 }
 
 static void on_list_end(const char *rv, void *userdata) {
         koc_informer *inf = userdata;
-        koc_store_replace_end(inf->store, on_removed, inf);
+        struct removal rm = {inf, rv};
+        koc_store_replace_end(inf->store, on_removed, &rm);
         set_gauges(inf);
         if (!atomic_load(&inf->synced)) {
                 atomic_store(&inf->synced, true);
