@@ -90,24 +90,22 @@ static void sync_submit(void *userdata, bool cancelled) {
         const koc_request_spec *spec = call->spec;
         char *body = call->body;
         call->body = NULL; /* the request owns it now, even on failure */
-        int r = koc_client_submit(c, spec->method, spec->path, spec->query, body,
-                                  spec->content_type, spec->timeout_usec, sync_on_response,
-                                  sync_on_drop, call, NULL);
+        int r = koc__client_submit(c, spec, body, sync_on_response, sync_on_drop, call, NULL);
         if (r < 0)
                 sync_complete(call, r, NULL);
 }
 
-int koc_sync_init(koc_client *c) {
+int koc__sync_init(koc_client *c) {
         return koc_mailbox_new(c->event, 0, &c->sync_mailbox);
 }
 
-void koc_sync_shutdown(koc_client *c) {
+void koc__sync_shutdown(koc_client *c) {
         /* Posted calls complete with -ECANCELED; later posts fail with it. */
         if (c->sync_mailbox)
                 koc_mailbox_close(c->sync_mailbox);
 }
 
-void koc_sync_done(koc_client *c) {
+void koc__sync_done(koc_client *c) {
         c->sync_mailbox = koc_mailbox_free(c->sync_mailbox);
 }
 
