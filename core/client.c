@@ -1645,7 +1645,6 @@ KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_clie
         if (!c)
                 return -ENOMEM;
         c->n_ref = 1;
-        c->sync_fd = -1;
         list_init(&c->sockets);
         list_init(&c->transfers);
         list_init(&c->ready);
