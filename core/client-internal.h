@@ -95,11 +95,7 @@ struct koc_client {
         char *user_agent;
 
         /* The synchronous facade (sync.c). */
-        pthread_mutex_t sync_lock;
-        koc_sync_call *sync_head, *sync_tail; /* posted, not yet submitted */
-        bool sync_closed;
-        int sync_fd; /* eventfd */
-        sd_event_source *sync_source;
+        struct koc_mailbox *sync_mailbox; /* posted calls, not yet submitted */
 };
 
 /* A request with its body already serialised (body is taken over, may be

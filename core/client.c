@@ -151,7 +151,7 @@ typedef struct curl_socket_io {
         koc_client *client;
         curl_socket_t fd;
         sd_event_source *source;
-        /* The connection health check (see health_check()). */
+        /* The connection health check (on_health_tick()). */
         uint64_t last_rx_usec;    /* the socket was last readable */
         uint64_t probe_sent_usec; /* a probe went out since, or 0 */
         uint32_t events;          /* what curl asked to poll for */
@@ -640,13 +640,12 @@ static void transfer_response(transfer *t, koc_response *resp, char *msgbuf, siz
                 return;
         }
         if (t->result != CURLE_OK && t->conn_dead) {
-                char a[32], b[32];
+                char b[32];
                 resp->error = -ETIMEDOUT;
                 snprintf(msgbuf, size,
-                         "%s: nothing read on the connection for %s, nor within %s of a health "
+                         "%s: the connection went silent: nothing read within %s of a health "
                          "check; connection closed",
                          koc_cluster_config_server(t->client->cfg),
-                         koc_format_duration(t->client->read_idle_usec, a, sizeof a),
                          koc_format_duration(t->client->ping_timeout_usec, b, sizeof b));
                 resp->message = msgbuf;
                 return;
@@ -740,7 +739,8 @@ static bool transfer_retry_auth(transfer *t) {
                 t->waiting_credential = true;
                 return true;
         }
-        (void)koc__cluster_config_auth_header(c->cfg); /* re-reads a token file */
+        if (c->cfg->token_kind != KOC_TOKEN_EXEC)
+                (void)koc__cluster_config_auth_header(c->cfg); /* re-reads a token file */
         return transfer_resend(t);
 }
 
@@ -757,6 +757,8 @@ static void log_answer(const transfer *t, const koc_response *resp) {
                               elapsed_msec(t));
 }
 
+static void health_suspect(koc_client *c, uint64_t since_usec);
+
 static void request_dispatch(koc_request *r) {
         transfer *t = &r->t;
         koc_client *c = t->client;
@@ -767,6 +769,8 @@ static void request_dispatch(koc_request *r) {
                 return;
         transfer_response(t, &resp, msg, sizeof msg);
         log_answer(t, &resp);
+        if (t->result == CURLE_OPERATION_TIMEDOUT && !t->is_probe && t->sent_usec)
+                health_suspect(c, t->sent_usec);
         metrics_count(t, resp.error < 0 ? 0 : resp.status);
         metrics_observe(t);
         t->in_handler = true;
@@ -1013,9 +1017,10 @@ static int transfer_attach(transfer *t) {
                 if (curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, ms > 0 ? ms : 1L) != CURLE_OK)
                         return -EIO;
         }
-        /* Re-reads a token file when due; an exec plugin is not due here,
-         * so this never runs one. */
-        (void)koc__cluster_config_auth_header(c->cfg);
+        /* Re-reads a token file when due.  Never for an exec plugin: that
+         * would run it synchronously, on the loop. */
+        if (c->cfg->token_kind != KOC_TOKEN_EXEC)
+                (void)koc__cluster_config_auth_header(c->cfg);
         r = transfer_set_headers(t);
         if (r < 0)
                 return r;
@@ -1177,6 +1182,25 @@ static int on_health_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         if (busy)
                 health_arm(c);
         return 0;
+}
+
+/* A request timed out: when nothing was read on an HTTP/2 connection since
+ * it was sent, the connection is suspect at once, and the probe's timeout
+ * starts now instead of after the read-idle time.  A leader whose renewals
+ * time out thus gets a fresh connection within about one ping timeout. */
+static void health_suspect(koc_client *c, uint64_t since_usec) {
+        uint64_t now = koc_now_boottime_usec();
+        if (c->read_idle_usec == UINT64_MAX || !c->server_http2 || c->dead)
+                return;
+        for (struct koc_list *n = c->sockets.next; n != &c->sockets; n = n->next) {
+                curl_socket_io *io = container_of(n, curl_socket_io, link);
+                if (!(io->events & EPOLLIN) || io->probe_sent_usec || io->last_rx_usec > since_usec)
+                        continue;
+                if (!c->probe && health_probe(c) < 0)
+                        return;
+                io->probe_sent_usec = now;
+        }
+        health_arm(c);
 }
 
 KOC_EXPORT void koc_client_set_read_idle_timeout(koc_client *c, uint64_t usec) {
@@ -1633,7 +1657,6 @@ KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_clie
         if (!c)
                 return -ENOMEM;
         atomic_init(&c->n_ref, 1);
-        c->sync_fd = -1;
         list_init(&c->sockets);
         list_init(&c->transfers);
         list_init(&c->ready);

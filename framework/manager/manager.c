@@ -748,6 +748,9 @@ KOC_EXPORT int koc_manager_new_sized(sd_event *event, size_t cfg_size,
         r = koc_metrics_add_process_collector(m->metrics);
         if (r >= 0)
                 r = koc_metrics_add_collector(m->metrics, work_collector, m, NULL);
+        /* client-go's rest_client_* metrics, as controller-runtime exposes. */
+        if (r >= 0)
+                r = koc_client_register_metrics(m->client, m->metrics);
         if (r < 0)
                 return koc_error_set(err, r, "metrics: %s", strerror(-r));
 

@@ -319,9 +319,13 @@ KOC_EXPORT int koc_controller_watches_sized(koc_controller *c, size_t res_size,
  * be NULL) runs on userdata when the controller is freed. */
 KOC_EXPORT int koc_controller_add_predicate(koc_controller *c, koc_predicate_t fn, void *userdata,
                                             koc_destroy_t destroy);
-/* An index over the primary cache; before the informer has synced.
- * destroy (may be NULL) runs on userdata when the cache is freed (informers
- * are shared: with the last controller that uses it). */
+/* An index over the primary cache, and a transform applied to objects
+ * before they are cached.  Both only before the cache holds objects (-EBUSY
+ * after; call them right after koc_controller_new()).  The cache is shared
+ * with every controller of this manager that watches the same resource,
+ * namespace and selectors, so they see the indexes and the transform too.
+ * The index's destroy (may be NULL) runs on userdata when the cache is freed
+ * (with the last controller that uses it). */
 KOC_EXPORT int koc_controller_add_index(koc_controller *c, const char *name, koc_index_func_t fn,
                                         void *userdata, koc_destroy_t destroy);
 /* destroy (may be NULL) runs on userdata when the transform is replaced with

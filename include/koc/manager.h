@@ -6,7 +6,7 @@
  * operator replica needs on it: the cluster configuration (--kubeconfig, then
  * $KUBECONFIG, in-cluster, ~/.kube/config), the API client, the Lease leader
  * elector, the probes server (/livez, /readyz, /metrics), the metrics registry
- * (process and leader metrics) and the graceful-shutdown coordinator.
+ * (process, leader and API client metrics) and the graceful-shutdown coordinator.
  *
  *   static void on_started(koc_manager *m, uint64_t term, void *ud) {
  *           ... start leader-only work; tag writes with `term` ...

@@ -270,6 +270,77 @@ static void test_hanging_plugin_times_out(void **state) {
         assert_int_equal(count_runs(), runs + 2);
 }
 
+typedef struct watch_rec {
+        int events;
+        bool closed;
+        int error;
+        char message[512];
+} watch_rec;
+
+static void on_watch(koc_watch *w, koc_watch_event *ev, void *userdata) {
+        watch_rec *r = userdata;
+        if (ev->type != KOC_WATCH_CLOSED) {
+                r->events++;
+                return;
+        }
+        r->closed = true;
+        r->error = ev->error;
+        snprintf(r->message, sizeof r->message, "%s", ev->message);
+}
+
+/* Watches wait for the credential too, and end with the plugin's error. */
+static void test_watch_waits_for_the_credential(void **state) {
+        cfg->exec->timeout_usec = 0;
+        /* A run (as after a 401) that waits for the gate: the watch and
+         * the request after it wait for that one run, and are sent with its
+         * credential (a rejected watch would close with 401). */
+        write_file("gate-wanted", "");
+        koc__cluster_config_token_invalidate(cfg);
+        int runs = count_runs();
+        watch_rec r = {0};
+        koc_watch *w = NULL;
+        assert_int_equal(
+                koc_client_watch(client, &(koc_watch_spec){.path = LEASES}, on_watch, &r, NULL, &w),
+                0);
+        watcher gate = {0};
+        sd_event_source *tick = NULL;
+        assert_int_equal(sd_event_add_time_relative(event, &tick, CLOCK_BOOTTIME,
+                                                    20 * KOC_USEC_PER_MSEC, 0, on_tick, &gate),
+                         0);
+        result res;
+        get_leases(&res);
+        assert_int_equal(res.status, 200);
+        assert_true(gate.saw_running);
+        assert_int_equal(count_runs(), runs + 1);
+        assert_false(r.closed);
+        sd_event_source_disable_unref(tick);
+        koc_watch_stop(w);
+        unlink(path_of("gate-wanted"));
+        unlink(path_of("gate"));
+        unlink(path_of("started"));
+
+        /* The plugin hangs and nothing unexpired is left: CLOSED names it. */
+        write_file("expiry", "2000-01-01T00:00:00Z");
+        koc__cluster_config_token_invalidate(cfg);
+        get_leases(&res);
+        cfg->exec->timeout_usec = 300 * KOC_USEC_PER_MSEC;
+        write_file("hang", "");
+        clock_offset += 6 * KOC_USEC_PER_SEC;
+        r = (watch_rec){0};
+        assert_int_equal(koc_client_watch(client, &(koc_watch_spec){.path = LEASES}, on_watch, &r,
+                                          NULL, NULL),
+                         0);
+        run_until(&r.closed);
+        assert_int_equal(r.events, 0);
+        assert_int_equal(r.error, -ETIMEDOUT);
+        assert_non_null(strstr(r.message, path_of("plugin.sh")));
+        unlink(path_of("hang"));
+        write_file("expiry", "2999-01-01T00:00:00Z");
+        clock_offset += 6 * KOC_USEC_PER_SEC;
+        get_leases(&res);
+        assert_int_equal(res.status, 200);
+}
+
 /* The client goes away while the plugin runs: the request is dropped and
  * the plugin killed, with nothing left behind (valgrind checks the rest). */
 static void test_unref_while_plugin_runs(void **state) {
@@ -298,6 +369,7 @@ int main(void) {
                 cmocka_unit_test(test_slow_plugin_runs_beside_the_loop),
                 cmocka_unit_test(test_cached_until_expiry),
                 cmocka_unit_test(test_hanging_plugin_times_out),
+                cmocka_unit_test(test_watch_waits_for_the_credential),
                 cmocka_unit_test(test_unref_while_plugin_runs),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -398,6 +398,54 @@ static void test_black_holed_connection(void **state) {
         proxy_stop(&p);
 }
 
+/* A request that times out with nothing read since it was sent makes the
+ * connection suspect at once: with a read-idle time of an hour, the probe
+ * still goes out and the dead connection is closed. */
+static void test_timeout_makes_connection_suspect(void **state) {
+        proxy p;
+        sd_event *e = NULL;
+        koc_cluster_config *cfg = NULL;
+        koc_client *c = NULL;
+
+        if (!have_server)
+                skip();
+        proxy_start(&p, server_port);
+        open_client(p.port, &e, &cfg, &c);
+        koc_client_set_read_idle_timeout(c, 3600 * KOC_USEC_PER_SEC);
+        koc_client_set_ping_timeout(c, 1 * KOC_USEC_PER_SEC);
+
+        result res;
+        start(c, "GET", LEASES, NULL, 0, &res);
+        run_until(e, &res.done);
+        assert_int_equal(res.status, 200);
+        recorder r = {0};
+        assert_int_equal(koc_client_watch(c, &(koc_watch_spec){.path = HEALTH_WATCH_PATH}, on_watch,
+                                          &r, NULL, NULL),
+                         0);
+        while (r.events == 0 && !r.closed)
+                assert_true(sd_event_run(e, 100 * KOC_USEC_PER_MSEC) >= 0);
+
+        atomic_store(&p.blackhole, true);
+        start(c, "GET", LEASES, NULL, 300 * KOC_USEC_PER_MSEC, &res);
+        run_until(e, &res.done);
+        assert_int_equal(res.error, -ETIMEDOUT);
+        assert_null(strstr(res.message, "health check")); /* its own timeout */
+        run_until(e, &r.closed);
+        assert_int_equal(r.error, -ETIMEDOUT);
+        assert_non_null(strstr(r.message, "health check"));
+
+        start(c, "GET", LEASES, NULL, 0, &res);
+        run_until(e, &res.done);
+        assert_int_equal(res.status, 200);
+        assert_int_equal(atomic_load(&p.accepted), 2);
+
+        c = koc_client_unref(c);
+        cfg = koc_cluster_config_unref(cfg);
+        (void)sd_event_run(e, 0);
+        e = sd_event_unref(e);
+        proxy_stop(&p);
+}
+
 static void test_setters(void **state) {
         sd_event *e = NULL;
         koc_cluster_config *cfg = NULL;
@@ -433,6 +481,7 @@ static void test_setters(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_black_holed_connection),
+                cmocka_unit_test(test_timeout_makes_connection_suspect),
                 cmocka_unit_test(test_setters),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -539,6 +539,9 @@ static void test_drain_then_release(void **state) {
         assert_int_equal(http_get(a->metrics_port, "/metrics", &body), 200);
         assert_non_null(strstr(body.buf, "koc_manager_work_in_flight 1"));
         assert_non_null(strstr(body.buf, "leader_election_master_status"));
+        /* The client's metrics, from the Lease requests. */
+        assert_non_null(strstr(body.buf, "rest_client_requests_total{code=\""));
+        assert_non_null(strstr(body.buf, "rest_client_request_duration_seconds_bucket{verb=\""));
         assert_holder("t-drain", "a");
 
         kill(a->pid, SIGTERM);
