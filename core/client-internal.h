@@ -110,4 +110,4 @@ void koc__sync_shutdown(koc_client *c);
 void koc__sync_done(koc_client *c);
 /* Inside a response handler: a heap copy of the response that owns its body
  * (taken from resp) and message, for koc_response_free(); NULL without memory. */
-koc_response *koc_response_take(const koc_response *resp);
+koc_response *koc__response_take(const koc_response *resp);

@@ -58,7 +58,7 @@ static int on_event(sd_event_source *s, int fd, uint32_t revents, void *userdata
         return 0;
 }
 
-int koc_mailbox_new(sd_event *event, size_t capacity, koc_mailbox **ret) {
+int koc__mailbox_new(sd_event *event, size_t capacity, koc_mailbox **ret) {
         koc_mailbox *mb = calloc(1, sizeof *mb);
         if (!mb)
                 return -ENOMEM;
@@ -70,19 +70,19 @@ int koc_mailbox_new(sd_event *event, size_t capacity, koc_mailbox **ret) {
         mb->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (mb->fd < 0) {
                 int r = -errno;
-                koc_mailbox_free(mb);
+                koc__mailbox_free(mb);
                 return r;
         }
         int r = sd_event_add_io(event, &mb->source, mb->fd, EPOLLIN, on_event, mb);
         if (r < 0) {
-                koc_mailbox_free(mb);
+                koc__mailbox_free(mb);
                 return r;
         }
         *ret = mb;
         return 0;
 }
 
-void koc_mailbox_close(koc_mailbox *mb) {
+void koc__mailbox_close(koc_mailbox *mb) {
         pthread_mutex_lock(&mb->lock);
         mb->closing = true;
         pthread_cond_broadcast(&mb->not_full);
@@ -92,10 +92,10 @@ void koc_mailbox_close(koc_mailbox *mb) {
         run_all(take_all(mb), true);
 }
 
-koc_mailbox *koc_mailbox_free(koc_mailbox *mb) {
+koc_mailbox *koc__mailbox_free(koc_mailbox *mb) {
         if (!mb)
                 return NULL;
-        koc_mailbox_close(mb);
+        koc__mailbox_close(mb);
         sd_event_source_disable_unref(mb->source);
         if (mb->fd >= 0)
                 close(mb->fd);
@@ -106,16 +106,16 @@ koc_mailbox *koc_mailbox_free(koc_mailbox *mb) {
         return NULL;
 }
 
-bool koc_mailbox_on_loop(koc_mailbox *mb) {
+bool koc__mailbox_on_loop(koc_mailbox *mb) {
         return pthread_equal(pthread_self(), mb->loop_thread);
 }
 
-int koc_mailbox_post(koc_mailbox *mb, koc_mailbox_fn_t fn, void *userdata) {
+int koc__mailbox_post(koc_mailbox *mb, koc_mailbox_fn_t fn, void *userdata) {
         letter *l = malloc(sizeof *l);
         if (!l)
                 return -ENOMEM;
         *l = (letter){.fn = fn, .userdata = userdata};
-        bool loop = koc_mailbox_on_loop(mb);
+        bool loop = koc__mailbox_on_loop(mb);
 
         pthread_mutex_lock(&mb->lock);
         mb->posters++;
@@ -141,14 +141,14 @@ int koc_mailbox_post(koc_mailbox *mb, koc_mailbox_fn_t fn, void *userdata) {
         return r;
 }
 
-unsigned koc_mailbox_waiting(koc_mailbox *mb) {
+unsigned koc__mailbox_waiting(koc_mailbox *mb) {
         pthread_mutex_lock(&mb->lock);
         unsigned n = mb->posters;
         pthread_mutex_unlock(&mb->lock);
         return n;
 }
 
-size_t koc_mailbox_pending(koc_mailbox *mb) {
+size_t koc__mailbox_pending(koc_mailbox *mb) {
         pthread_mutex_lock(&mb->lock);
         size_t n = mb->pending;
         pthread_mutex_unlock(&mb->lock);

@@ -8,7 +8,7 @@
  * loop may briefly exceed the bound.
  *
  * Every posted closure runs exactly once: on the loop with cancelled false,
- * or, when the mailbox is freed first, inside koc_mailbox_free() with
+ * or, when the mailbox is freed first, inside koc__mailbox_free() with
  * cancelled true, so that whoever waits on it is always released.  Posts
  * after the free has started fail with -ECANCELED.
  */
@@ -22,20 +22,20 @@ typedef struct koc_mailbox koc_mailbox;
 typedef void (*koc_mailbox_fn_t)(void *userdata, bool cancelled);
 
 /* capacity 0: 1024.  Call on the loop thread. */
-int koc_mailbox_new(sd_event *event, size_t capacity, koc_mailbox **ret);
+int koc__mailbox_new(sd_event *event, size_t capacity, koc_mailbox **ret);
 /* On the loop thread: runs pending closures with cancelled = true, wakes
  * blocked posters (their post fails with -ECANCELED) and waits until no
  * poster is inside the mailbox any more. */
-koc_mailbox *koc_mailbox_free(koc_mailbox *mb);
+koc_mailbox *koc__mailbox_free(koc_mailbox *mb);
 /* On the loop thread: refuses new posts from now on (-ECANCELED), runs
  * pending closures with cancelled = true and waits for posters to leave.
- * koc_mailbox_free() does this too. */
-void koc_mailbox_close(koc_mailbox *mb);
+ * koc__mailbox_free() does this too. */
+void koc__mailbox_close(koc_mailbox *mb);
 /* Any thread.  0, -ECANCELED (mailbox going away) or -ENOMEM. */
-int koc_mailbox_post(koc_mailbox *mb, koc_mailbox_fn_t fn, void *userdata);
-/* Threads waiting in koc_mailbox_post() for room (for tests). */
-unsigned koc_mailbox_waiting(koc_mailbox *mb);
+int koc__mailbox_post(koc_mailbox *mb, koc_mailbox_fn_t fn, void *userdata);
+/* Threads waiting in koc__mailbox_post() for room (for tests). */
+unsigned koc__mailbox_waiting(koc_mailbox *mb);
 /* Closures pending now. */
-size_t koc_mailbox_pending(koc_mailbox *mb);
+size_t koc__mailbox_pending(koc_mailbox *mb);
 /* True on the thread that created the mailbox. */
-bool koc_mailbox_on_loop(koc_mailbox *mb);
+bool koc__mailbox_on_loop(koc_mailbox *mb);

@@ -82,8 +82,9 @@ static int append_encoded(char **q, const char *name, const char *value) {
         return 0;
 }
 
-int koc_reflector_new(koc_client *c, const koc_reflector_spec *spec,
-                      const koc_reflector_handlers *handlers, void *userdata, koc_reflector **ret) {
+int koc__reflector_new(koc_client *c, const koc_reflector_spec *spec,
+                       const koc_reflector_handlers *handlers, void *userdata,
+                       koc_reflector **ret) {
         if (!c || !spec || !spec->path || spec->path[0] != '/' || !handlers)
                 return -EINVAL;
         koc_reflector *r = calloc(1, sizeof *r);
@@ -111,14 +112,14 @@ int koc_reflector_new(koc_client *c, const koc_reflector_spec *spec,
         if (k >= 0 && r->field_selector)
                 k = append_encoded(&r->selector_query, "fieldSelector", r->field_selector);
         if (k < 0) {
-                koc_reflector_free(r);
+                koc__reflector_free(r);
                 return k;
         }
         *ret = r;
         return 0;
 }
 
-koc_reflector *koc_reflector_free(koc_reflector *r) {
+koc_reflector *koc__reflector_free(koc_reflector *r) {
         if (!r)
                 return NULL;
         koc_request_cancel(r->req);
@@ -138,11 +139,11 @@ koc_reflector *koc_reflector_free(koc_reflector *r) {
         return NULL;
 }
 
-void koc_reflector_get_stats(koc_reflector *r, koc_reflector_stats *ret) {
+void koc__reflector_get_stats(koc_reflector *r, koc_reflector_stats *ret) {
         *ret = r->stats;
 }
 
-const char *koc_reflector_get_resource_version(koc_reflector *r) {
+const char *koc__reflector_get_resource_version(koc_reflector *r) {
         return r->rv;
 }
 
@@ -375,7 +376,7 @@ static void start_watch(koc_reflector *r) {
         r->stats.watches++;
 }
 
-int koc_reflector_start(koc_reflector *r) {
+int koc__reflector_start(koc_reflector *r) {
         if (r->req || r->watch || r->timer)
                 return -EALREADY;
         schedule(r, NEXT_LIST, 0);

@@ -41,10 +41,10 @@ typedef struct koc_reflector_spec {
         uint64_t backoff_max_usec;     /* 0: 30 s */
 } koc_reflector_spec;
 
-int koc_reflector_new(koc_client *c, const koc_reflector_spec *spec,
-                      const koc_reflector_handlers *handlers, void *userdata, koc_reflector **ret);
-int koc_reflector_start(koc_reflector *r);
-koc_reflector *koc_reflector_free(koc_reflector *r);
+int koc__reflector_new(koc_client *c, const koc_reflector_spec *spec,
+                       const koc_reflector_handlers *handlers, void *userdata, koc_reflector **ret);
+int koc__reflector_start(koc_reflector *r);
+koc_reflector *koc__reflector_free(koc_reflector *r);
 
 /* For tests and metrics. */
 typedef struct koc_reflector_stats {
@@ -54,5 +54,5 @@ typedef struct koc_reflector_stats {
         unsigned relists_gone;  /* re-lists caused by 410 */
         unsigned failures;
 } koc_reflector_stats;
-void koc_reflector_get_stats(koc_reflector *r, koc_reflector_stats *ret);
-const char *koc_reflector_get_resource_version(koc_reflector *r);
+void koc__reflector_get_stats(koc_reflector *r, koc_reflector_stats *ret);
+const char *koc__reflector_get_resource_version(koc_reflector *r);

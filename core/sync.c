@@ -52,7 +52,7 @@ static void sync_complete(koc_sync_call *call, int result, koc_response *respons
         pthread_mutex_unlock(&call->lock);
 }
 
-koc_response *koc_response_take(const koc_response *resp) {
+koc_response *koc__response_take(const koc_response *resp) {
         sync_response *s = calloc(1, sizeof *s);
 
         if (s)
@@ -69,7 +69,7 @@ koc_response *koc_response_take(const koc_response *resp) {
 
 static void sync_on_response(koc_client *c, const koc_response *resp, void *userdata) {
         koc_sync_call *call = userdata;
-        koc_response *copy = koc_response_take(resp);
+        koc_response *copy = koc__response_take(resp);
 
         sync_complete(call, copy ? 0 : -ENOMEM, copy);
 }
@@ -96,17 +96,17 @@ static void sync_submit(void *userdata, bool cancelled) {
 }
 
 int koc__sync_init(koc_client *c) {
-        return koc_mailbox_new(c->event, 0, &c->sync_mailbox);
+        return koc__mailbox_new(c->event, 0, &c->sync_mailbox);
 }
 
 void koc__sync_shutdown(koc_client *c) {
         /* Posted calls complete with -ECANCELED; later posts fail with it. */
         if (c->sync_mailbox)
-                koc_mailbox_close(c->sync_mailbox);
+                koc__mailbox_close(c->sync_mailbox);
 }
 
 void koc__sync_done(koc_client *c) {
-        c->sync_mailbox = koc_mailbox_free(c->sync_mailbox);
+        c->sync_mailbox = koc__mailbox_free(c->sync_mailbox);
 }
 
 KOC_EXPORT int koc_client_call(koc_client *c, const koc_request_spec *spec, koc_response **ret) {
@@ -130,7 +130,7 @@ KOC_EXPORT int koc_client_call(koc_client *c, const koc_request_spec *spec, koc_
         pthread_cond_init(&call.cond, NULL);
 
         call.client = c;
-        int r = koc_mailbox_post(c->sync_mailbox, sync_submit, &call);
+        int r = koc__mailbox_post(c->sync_mailbox, sync_submit, &call);
         if (r == 0) {
                 pthread_mutex_lock(&call.lock);
                 while (!call.done)

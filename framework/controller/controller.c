@@ -45,10 +45,10 @@ KOC_EXPORT const char *koc_controller_get_name(koc_controller *c) {
 }
 
 KOC_EXPORT bool koc_controller_has_synced(koc_controller *c) {
-        if (!c || !koc_informer_has_synced(c->primary))
+        if (!c || !koc__informer_has_synced(c->primary))
                 return false;
         for (size_t i = 0; i < c->n_sources; i++)
-                if (!koc_informer_has_synced(c->sources[i]->inf))
+                if (!koc__informer_has_synced(c->sources[i]->inf))
                         return false;
         return true;
 }
@@ -58,7 +58,7 @@ KOC_EXPORT bool koc_controller_has_synced(koc_controller *c) {
 static void enqueue_key(koc_controller *c, const char *key, bool initial) {
         if (!atomic_load(&c->active))
                 return;
-        int r = initial ? koc_workqueue_add_initial(c->q, key) : koc_workqueue_add(c->q, key);
+        int r = initial ? koc__workqueue_add_initial(c->q, key) : koc__workqueue_add(c->q, key);
         if (r < 0 && r != -ESHUTDOWN)
                 koc_log_warn(LOG, "controller=%s cannot queue key=%s: %s", c->name, key,
                              strerror(-r));
@@ -78,7 +78,7 @@ KOC_EXPORT int koc_controller_enqueue(koc_controller *c, const char *namespace_,
 static void fill_from_cache(koc_controller *c) {
         char **keys = NULL;
         size_t n = 0;
-        if (koc_store_keys(koc_informer_get_store(c->primary), &keys, &n) < 0)
+        if (koc__store_keys(koc__informer_get_store(c->primary), &keys, &n) < 0)
                 return;
         for (size_t i = 0; i < n; i++) {
                 enqueue_key(c, keys[i], true);
@@ -124,7 +124,7 @@ static void primary_delete(koc_object *o, void *userdata) {
 static void primary_synced(void *userdata) {
         koc_controller *c = userdata;
         koc_log_info(LOG, "controller=%s cache synced objects=%zu", c->name,
-                     koc_store_count(koc_informer_get_store(c->primary)));
+                     koc__store_count(koc__informer_get_store(c->primary)));
 }
 
 static const koc_informer_handler primary_handler = {
@@ -149,7 +149,7 @@ static void enqueue_owners(koc_controller *c, const cJSON *obj) {
         const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
         const cJSON *ns = cJSON_GetObjectItemCaseSensitive(md, "namespace");
         const cJSON *refs = cJSON_GetObjectItemCaseSensitive(md, "ownerReferences"), *ref;
-        const koc_resource *res = koc_informer_get_resource(c->primary);
+        const koc_resource *res = koc__informer_get_resource(c->primary);
 
         cJSON_ArrayForEach(ref, refs) {
                 const cJSON *kind = cJSON_GetObjectItemCaseSensitive(ref, "kind");
@@ -263,14 +263,14 @@ KOC_EXPORT const cJSON *koc_reconcile_get_object(koc_reconcile_context *ctx) {
         return ctx->parsed;
 }
 
-bool controller_may_write(koc_reconcile_context *ctx) {
+bool koc__controller_may_write(koc_reconcile_context *ctx) {
         koc_controller *c = ctx->c;
         return atomic_load(&c->active) && atomic_load(&c->epoch) == ctx->epoch &&
                koc_manager_is_leader(c->m);
 }
 
 KOC_EXPORT bool koc_reconcile_is_cancelled(koc_reconcile_context *ctx) {
-        return !controller_may_write(ctx) || koc_manager_is_stopping(ctx->c->m);
+        return !koc__controller_may_write(ctx) || koc_manager_is_stopping(ctx->c->m);
 }
 
 static void count_result(koc_controller *c, const koc_result *res, double seconds) {
@@ -310,7 +310,7 @@ static void run_one(koc_controller *c, const char *key) {
                 ctx.term = transitions;
         else
                 ctx.term = atomic_load(&c->term);
-        ctx.cached = koc_store_get(koc_informer_get_store(c->primary), key);
+        ctx.cached = koc__store_get(koc__informer_get_store(c->primary), key);
 
         atomic_fetch_add(&c->busy_workers, 1);
         koc_metric_set(c->metrics.active_workers, (double)atomic_load(&c->busy_workers));
@@ -326,29 +326,29 @@ static void run_one(koc_controller *c, const char *key) {
         bool same_term = atomic_load(&c->epoch) == ctx.epoch;
         switch (res.type) {
         case KOC_RESULT_DONE:
-                koc_workqueue_forget(c->q, key);
+                koc__workqueue_forget(c->q, key);
                 break;
         case KOC_RESULT_REQUEUE:
                 /* As controller-runtime: a delay is honoured as given and
                  * resets the backoff; "again, no delay" goes through the
                  * backoff, so that it cannot spin. */
                 if (res.requeue_after_usec > 0) {
-                        koc_workqueue_forget(c->q, key);
+                        koc__workqueue_forget(c->q, key);
                         if (same_term)
-                                koc_workqueue_add_after(c->q, key, res.requeue_after_usec);
+                                koc__workqueue_add_after(c->q, key, res.requeue_after_usec);
                 } else if (same_term)
-                        koc_workqueue_add_rate_limited(c->q, key);
+                        koc__workqueue_add_rate_limited(c->q, key);
                 break;
         case KOC_RESULT_ERROR:
                 koc_log_debug(LOG, "controller=%s key=%s reconcile failed: %s", c->name, key,
                               strerror(res.error < 0 ? -res.error : EIO));
                 if (same_term)
-                        koc_workqueue_add_rate_limited(c->q, key);
+                        koc__workqueue_add_rate_limited(c->q, key);
                 break;
         case KOC_RESULT_TERMINAL:
                 koc_log_warn(LOG, "controller=%s key=%s terminal error: %s", c->name, key,
                              strerror(res.error < 0 ? -res.error : EIO));
-                koc_workqueue_forget(c->q, key);
+                koc__workqueue_forget(c->q, key);
                 break;
         }
         cJSON_Delete(ctx.parsed);
@@ -359,14 +359,14 @@ static void *worker_main(void *userdata) {
         koc_controller *c = userdata;
         char *key;
 
-        while (koc_workqueue_get(c->q, &key) == 0) {
+        while (koc__workqueue_get(c->q, &key) == 0) {
                 /* The gate: refused on a standby and once the intake closed;
                  * the drain waits for every item that got through. */
                 if (atomic_load(&c->active) && koc_manager_work_begin(c->m) == 0) {
                         run_one(c, key);
                         koc_manager_work_end(c->m);
                 }
-                koc_workqueue_done(c->q, key);
+                koc__workqueue_done(c->q, key);
                 free(key);
         }
         return NULL;
@@ -399,7 +399,7 @@ static int on_start(koc_manager *m, uint64_t term, void *userdata) {
         atomic_store(&c->active, true);
         fill_from_cache(c);
         koc_log_info(LOG, "controller=%s started term=%" PRIu64 " queued=%zu", c->name, term,
-                     koc_workqueue_len(c->q));
+                     koc__workqueue_len(c->q));
         return 0;
 }
 
@@ -407,7 +407,7 @@ static void on_stop(koc_manager *m, koc_leader_reason reason, void *userdata) {
         koc_controller *c = userdata;
         atomic_store(&c->active, false);
         atomic_fetch_add(&c->epoch, 1);
-        koc_workqueue_clear(c->q);
+        koc__workqueue_clear(c->q);
         koc_log_info(LOG, "controller=%s stopped reason=%s", c->name,
                      koc_leader_reason_to_string(reason));
 }
@@ -416,7 +416,7 @@ static void on_shutdown(koc_shutdown_step *step, void *userdata) {
         koc_controller *c = userdata;
         /* Running reconciles finish (the drain waits for them); nothing new
          * is handed out. */
-        koc_workqueue_shutdown(c->q);
+        koc__workqueue_shutdown(c->q);
         koc_shutdown_step_done(step);
 }
 
@@ -439,12 +439,12 @@ static int on_resync(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static double unfinished_seconds(void *userdata) {
         queue_probe *p = userdata;
-        return p->q ? koc_workqueue_unfinished_seconds(p->q) : 0;
+        return p->q ? koc__workqueue_unfinished_seconds(p->q) : 0;
 }
 
 static double longest_seconds(void *userdata) {
         queue_probe *p = userdata;
-        return p->q ? koc_workqueue_longest_running_seconds(p->q) : 0;
+        return p->q ? koc__workqueue_longest_running_seconds(p->q) : 0;
 }
 
 static void register_metrics(koc_controller *c) {
@@ -496,7 +496,7 @@ static void register_metrics(koc_controller *c) {
                                   "How long in seconds processing an item from workqueue takes.", l,
                                   queue_buckets, sizeof queue_buckets / sizeof *queue_buckets,
                                   &wq.work_duration);
-        koc_workqueue_set_metrics(c->q, &wq);
+        koc__workqueue_set_metrics(c->q, &wq);
         /* The registry outlives the controller: the probes forget the queue
          * when it goes, and the registry frees them. */
         c->probe = calloc(1, sizeof *c->probe);
@@ -568,8 +568,8 @@ static int validate(koc_manager *m, const koc_controller_options *o, koc_error *
                                      o->name, o->workers);
         koc_selector *sel = NULL;
         koc_error why = {0};
-        int r = koc_selector_parse(o->label_selector, &sel, &why);
-        koc_selector_free(sel);
+        int r = koc__selector_parse(o->label_selector, &sel, &why);
+        koc__selector_free(sel);
         /* The selector's own message goes into ours: a separate buffer, since
          * printing err->message into itself would overlap. */
         if (r < 0)
@@ -590,13 +590,13 @@ static koc_controller *controller_free(koc_controller *c) {
         atomic_store(&c->active, false);
         atomic_fetch_add(&c->epoch, 1);
         if (c->q)
-                koc_workqueue_shutdown(c->q);
+                koc__workqueue_shutdown(c->q);
         /* Release workers waiting for a write: posted writes run cancelled,
          * submitted ones are cancelled, later posts fail. */
         c->closing = true;
         if (c->mb)
-                koc_mailbox_close(c->mb);
-        controller_cancel_writes(c);
+                koc__mailbox_close(c->mb);
+        koc__controller_cancel_writes(c);
         for (unsigned i = 0; i < c->n_threads; i++)
                 pthread_join(c->threads[i], NULL);
         free(c->threads);
@@ -610,18 +610,18 @@ static koc_controller *controller_free(koc_controller *c) {
                 koc_probes_remove_check(koc_manager_get_probes(c->m), check);
         sd_event_source_disable_unref(c->resync_timer);
         if (c->primary) {
-                koc_informer_remove_handlers(c->primary, c);
-                koc_informer_unref(c->primary);
+                koc__informer_remove_handlers(c->primary, c);
+                koc__informer_unref(c->primary);
         }
         for (size_t i = 0; i < c->n_sources; i++) {
-                koc_informer_remove_handlers(c->sources[i]->inf, c->sources[i]);
-                koc_informer_unref(c->sources[i]->inf);
+                koc__informer_remove_handlers(c->sources[i]->inf, c->sources[i]);
+                koc__informer_unref(c->sources[i]->inf);
                 free(c->sources[i]);
         }
         free(c->sources);
         free(c->predicates);
-        koc_mailbox_free(c->mb);
-        koc_workqueue_free(c->q);
+        koc__mailbox_free(c->mb);
+        koc__workqueue_free(c->q);
         pthread_mutex_destroy(&c->events_lock);
         koc_manager_unref(c->m);
         free(c->name);
@@ -667,17 +667,17 @@ KOC_EXPORT int koc_controller_new(koc_manager *m, const koc_controller_options *
         all_controllers = c;
         pthread_mutex_unlock(&all_lock);
 
-        r = koc_workqueue_new(NULL, NULL, &c->q);
+        r = koc__workqueue_new(NULL, NULL, &c->q);
         if (r >= 0) {
-                koc_workqueue_set_backoff(c->q, o->backoff_base_usec, o->backoff_max_usec);
-                r = koc_mailbox_new(koc_manager_get_event(m), 0, &c->mb);
+                koc__workqueue_set_backoff(c->q, o->backoff_base_usec, o->backoff_max_usec);
+                r = koc__mailbox_new(koc_manager_get_event(m), 0, &c->mb);
         }
         if (r >= 0)
-                r = koc_informer_get(koc_manager_get_client(m), &o->resource, o->namespace_,
-                                     o->label_selector, o->field_selector,
-                                     koc_manager_get_metrics(m), &c->primary, err);
+                r = koc__informer_get(koc_manager_get_client(m), &o->resource, o->namespace_,
+                                      o->label_selector, o->field_selector,
+                                      koc_manager_get_metrics(m), &c->primary, err);
         if (r >= 0)
-                r = koc_informer_add_handler(c->primary, &primary_handler, c);
+                r = koc__informer_add_handler(c->primary, &primary_handler, c);
         /* The readiness check first: it is the step a user's own check of
          * the same name can make fail, and nothing else holds a pointer to
          * the controller yet. */
@@ -728,13 +728,13 @@ static int add_source(koc_controller *c, const koc_resource *res, const char *la
         c->sources = n;
         *s = (source){.c = c, .kind = kind, .map = map, .userdata = userdata};
         /* Owned objects live in the primary's namespace. */
-        const char *ns = kind == SOURCE_OWNS ? koc_informer_get_namespace(c->primary) : NULL;
-        int r = koc_informer_get(koc_manager_get_client(c->m), res, ns, label_selector, NULL,
-                                 koc_manager_get_metrics(c->m), &s->inf, err);
+        const char *ns = kind == SOURCE_OWNS ? koc__informer_get_namespace(c->primary) : NULL;
+        int r = koc__informer_get(koc_manager_get_client(c->m), res, ns, label_selector, NULL,
+                                  koc_manager_get_metrics(c->m), &s->inf, err);
         if (r >= 0)
-                r = koc_informer_add_handler(s->inf, &source_handler, s);
+                r = koc__informer_add_handler(s->inf, &source_handler, s);
         if (r < 0) {
-                koc_informer_unref(s->inf);
+                koc__informer_unref(s->inf);
                 free(s);
                 return r;
         }
@@ -770,15 +770,15 @@ KOC_EXPORT int koc_controller_add_index(koc_controller *c, const char *name, koc
                                         void *userdata) {
         if (!c || !name || !fn)
                 return -EINVAL;
-        return koc_store_add_index(koc_informer_get_store(c->primary), name, fn, userdata);
+        return koc__store_add_index(koc__informer_get_store(c->primary), name, fn, userdata);
 }
 
 KOC_EXPORT int koc_controller_set_transform(koc_controller *c, koc_transform_t fn, void *userdata) {
         if (!c)
                 return -EINVAL;
-        if (koc_store_count(koc_informer_get_store(c->primary)) > 0)
+        if (koc__store_count(koc__informer_get_store(c->primary)) > 0)
                 return -EBUSY;
-        koc_store_set_transform(koc_informer_get_store(c->primary), fn, userdata);
+        koc__store_set_transform(koc__informer_get_store(c->primary), fn, userdata);
         return 0;
 }
 
@@ -787,7 +787,7 @@ KOC_EXPORT koc_object *koc_controller_get(koc_controller *c, const char *namespa
         char key[512];
         if (!c || !name || koc_object_key_format(namespace_, name, key, sizeof key) < 0)
                 return NULL;
-        return koc_store_get(koc_informer_get_store(c->primary), key);
+        return koc__store_get(koc__informer_get_store(c->primary), key);
 }
 
 KOC_EXPORT int koc_controller_list(koc_controller *c, const char *namespace_,
@@ -795,11 +795,11 @@ KOC_EXPORT int koc_controller_list(koc_controller *c, const char *namespace_,
         koc_selector *sel = NULL;
         if (!c || !ret || !ret_n)
                 return -EINVAL;
-        int r = koc_selector_parse(label_selector, &sel, NULL);
+        int r = koc__selector_parse(label_selector, &sel, NULL);
         if (r < 0)
                 return r;
-        r = koc_store_list(koc_informer_get_store(c->primary), namespace_, sel, ret, ret_n);
-        koc_selector_free(sel);
+        r = koc__store_list(koc__informer_get_store(c->primary), namespace_, sel, ret, ret_n);
+        koc__selector_free(sel);
         return r;
 }
 
@@ -807,5 +807,5 @@ KOC_EXPORT int koc_controller_list_index(koc_controller *c, const char *index, c
                                          koc_object ***ret, size_t *ret_n) {
         if (!c || !index || !value || !ret || !ret_n)
                 return -EINVAL;
-        return koc_store_list_index(koc_informer_get_store(c->primary), index, value, ret, ret_n);
+        return koc__store_list_index(koc__informer_get_store(c->primary), index, value, ret, ret_n);
 }

@@ -205,7 +205,7 @@ KOC_EXPORT koc_result koc_reconcile_finalizer(koc_reconcile_context *ctx, const 
                                               koc_finalizer_step_t apply,
                                               koc_finalizer_step_t cleanup, void *userdata) {
         const cJSON *obj = koc_reconcile_get_object(ctx);
-        const koc_resource *res = koc_informer_get_resource(ctx->c->primary);
+        const koc_resource *res = koc__informer_get_resource(ctx->c->primary);
         koc_response *resp = NULL;
 
         if (!obj)

@@ -70,9 +70,9 @@ KOC_EXPORT int koc_resource_path(const koc_resource *res, const char *namespace_
 
 static void set_gauges(koc_informer *inf) {
         if (inf->objects_gauge)
-                koc_metric_set(inf->objects_gauge, (double)koc_store_count(inf->store));
+                koc_metric_set(inf->objects_gauge, (double)koc__store_count(inf->store));
         if (inf->bytes_gauge)
-                koc_metric_set(inf->bytes_gauge, (double)koc_store_bytes(inf->store));
+                koc_metric_set(inf->bytes_gauge, (double)koc__store_bytes(inf->store));
 }
 
 static void notify_add(koc_informer *inf, koc_object *o) {
@@ -95,7 +95,7 @@ static void notify_delete(koc_informer *inf, koc_object *old) {
 
 static void upsert_and_notify(koc_informer *inf, cJSON *obj) {
         koc_object *old = NULL, *o = NULL;
-        int r = koc_store_upsert(inf->store, obj, KOC_STORE_ONLY_NEWER, &old, &o);
+        int r = koc__store_upsert(inf->store, obj, KOC_STORE_ONLY_NEWER, &old, &o);
         if (r < 0)
                 koc_log_warn(LOG, "cannot cache an object path=%s: %s", inf->path, strerror(-r));
         if (r > 0) {
@@ -111,7 +111,7 @@ static void upsert_and_notify(koc_informer *inf, cJSON *obj) {
 
 static void on_list_begin(void *userdata) {
         koc_informer *inf = userdata;
-        koc_store_replace_begin(inf->store);
+        koc__store_replace_begin(inf->store);
 }
 
 static void on_list_item(cJSON *obj, void *userdata) {
@@ -135,12 +135,12 @@ static void on_removed(koc_object *old, void *userdata) {
 static void on_list_end(const char *rv, void *userdata) {
         koc_informer *inf = userdata;
         struct removal rm = {inf, rv};
-        koc_store_replace_end(inf->store, on_removed, &rm);
+        koc__store_replace_end(inf->store, on_removed, &rm);
         set_gauges(inf);
         if (!atomic_load(&inf->synced)) {
                 atomic_store(&inf->synced, true);
                 koc_log_debug(LOG, "synced path=%s objects=%zu", inf->path,
-                              koc_store_count(inf->store));
+                              koc__store_count(inf->store));
                 for (size_t i = 0; i < inf->n_handlers; i++)
                         if (inf->handlers[i].h.on_synced)
                                 inf->handlers[i].h.on_synced(inf->handlers[i].userdata);
@@ -153,10 +153,10 @@ static void on_list_end(const char *rv, void *userdata) {
 
 static void tombstones_clear(koc_informer *inf) {
         size_t it;
-        for (strmap_entry *e = strmap_first(&inf->tombstones, &it); e;
-             e = strmap_next(&inf->tombstones, e, &it))
+        for (strmap_entry *e = koc__strmap_first(&inf->tombstones, &it); e;
+             e = koc__strmap_next(&inf->tombstones, e, &it))
                 free(e->value);
-        strmap_clear(&inf->tombstones);
+        koc__strmap_clear(&inf->tombstones);
 }
 
 static void tombstone_set(koc_informer *inf, const char *key, const char *rv) {
@@ -164,13 +164,13 @@ static void tombstone_set(koc_informer *inf, const char *key, const char *rv) {
                 tombstones_clear(inf);
         char *v = strdup(rv ? rv : "");
         void *old = NULL;
-        if (!v || strmap_put(&inf->tombstones, key, v, &old) < 0)
+        if (!v || koc__strmap_put(&inf->tombstones, key, v, &old) < 0)
                 free(v);
         free(old);
 }
 
 static void tombstone_drop(koc_informer *inf, const char *key) {
-        free(strmap_remove(&inf->tombstones, key));
+        free(koc__strmap_remove(&inf->tombstones, key));
 }
 
 static const char *meta_rv(const cJSON *obj) {
@@ -180,10 +180,10 @@ static const char *meta_rv(const cJSON *obj) {
 
 static void delete_and_notify(koc_informer *inf, const char *key, cJSON *last) {
         koc_object *old = NULL;
-        if (koc_store_delete(inf->store, key, &old) > 0) {
+        if (koc__store_delete(inf->store, key, &old) > 0) {
                 /* Handlers see the object's final state when the event has it. */
                 koc_object *fin = NULL;
-                if (last && koc_store_make_object(inf->store, last, &fin) == 0) {
+                if (last && koc__store_make_object(inf->store, last, &fin) == 0) {
                         notify_delete(inf, fin);
                         koc_object_unref(fin);
                 } else
@@ -203,7 +203,7 @@ static int object_key(const cJSON *obj, char *key, size_t size) {
                                      key, size);
 }
 
-void koc_informer_deliver(koc_informer *inf, koc_watch_event_type type, cJSON *obj) {
+void koc__informer_deliver(koc_informer *inf, koc_watch_event_type type, cJSON *obj) {
         char key[512];
         if (object_key(obj, key, sizeof key) < 0)
                 return;
@@ -217,7 +217,7 @@ void koc_informer_deliver(koc_informer *inf, koc_watch_event_type type, cJSON *o
 }
 
 static void on_event(koc_watch_event_type type, cJSON *obj, void *userdata) {
-        koc_informer_deliver(userdata, type, obj);
+        koc__informer_deliver(userdata, type, obj);
 }
 
 static const koc_reflector_handlers reflector_handlers = {
@@ -228,10 +228,10 @@ static const koc_reflector_handlers reflector_handlers = {
 };
 
 static void informer_free(koc_informer *inf) {
-        koc_reflector_free(inf->reflector);
+        koc__reflector_free(inf->reflector);
         tombstones_clear(inf);
-        koc_store_free(inf->store);
-        koc_selector_free(inf->selector);
+        koc__store_free(inf->store);
+        koc__selector_free(inf->selector);
         koc_client_unref(inf->client);
         free(inf->path);
         free(inf->namespace_);
@@ -245,7 +245,7 @@ static void informer_free(koc_informer *inf) {
         free(inf);
 }
 
-koc_informer *koc_informer_unref(koc_informer *inf) {
+koc_informer *koc__informer_unref(koc_informer *inf) {
         if (!inf)
                 return NULL;
         pthread_mutex_lock(&registry_lock);
@@ -279,9 +279,9 @@ static void register_gauges(koc_informer *inf, koc_metrics *m) {
                               &inf->bytes_gauge);
 }
 
-int koc_informer_get(koc_client *c, const koc_resource *res, const char *namespace_,
-                     const char *label_selector, const char *field_selector, koc_metrics *metrics,
-                     koc_informer **ret, koc_error *err) {
+int koc__informer_get(koc_client *c, const koc_resource *res, const char *namespace_,
+                      const char *label_selector, const char *field_selector, koc_metrics *metrics,
+                      koc_informer **ret, koc_error *err) {
         char path[512];
         int r = koc_resource_path(res, res->namespaced ? namespace_ : NULL, NULL, NULL, path,
                                   sizeof path);
@@ -320,17 +320,17 @@ int koc_informer_get(koc_client *c, const koc_resource *res, const char *namespa
         }
         inf->res =
                 (koc_resource){inf->group, inf->version, inf->resource, inf->kind, res->namespaced};
-        r = koc_selector_parse(label_selector, &inf->selector, err);
+        r = koc__selector_parse(label_selector, &inf->selector, err);
         if (r >= 0)
-                r = koc_store_new(&inf->store);
+                r = koc__store_new(&inf->store);
         if (r >= 0)
-                r = koc_reflector_new(c,
-                                      &(koc_reflector_spec){.path = inf->path,
-                                                            .label_selector = label_selector,
-                                                            .field_selector = field_selector},
-                                      &reflector_handlers, inf, &inf->reflector);
+                r = koc__reflector_new(c,
+                                       &(koc_reflector_spec){.path = inf->path,
+                                                             .label_selector = label_selector,
+                                                             .field_selector = field_selector},
+                                       &reflector_handlers, inf, &inf->reflector);
         if (r >= 0)
-                r = koc_reflector_start(inf->reflector);
+                r = koc__reflector_start(inf->reflector);
         if (r < 0) {
                 informer_free(inf);
                 return r;
@@ -344,7 +344,7 @@ int koc_informer_get(koc_client *c, const koc_resource *res, const char *namespa
         return 0;
 }
 
-int koc_informer_add_handler(koc_informer *inf, const koc_informer_handler *h, void *userdata) {
+int koc__informer_add_handler(koc_informer *inf, const koc_informer_handler *h, void *userdata) {
         handler_slot *n = realloc(inf->handlers, (inf->n_handlers + 1) * sizeof *n);
         if (!n)
                 return -ENOMEM;
@@ -353,7 +353,7 @@ int koc_informer_add_handler(koc_informer *inf, const koc_informer_handler *h, v
         return 0;
 }
 
-void koc_informer_remove_handlers(koc_informer *inf, void *userdata) {
+void koc__informer_remove_handlers(koc_informer *inf, void *userdata) {
         size_t j = 0;
         for (size_t i = 0; i < inf->n_handlers; i++)
                 if (inf->handlers[i].userdata != userdata)
@@ -361,24 +361,24 @@ void koc_informer_remove_handlers(koc_informer *inf, void *userdata) {
         inf->n_handlers = j;
 }
 
-koc_store *koc_informer_get_store(koc_informer *inf) {
+koc_store *koc__informer_get_store(koc_informer *inf) {
         return inf->store;
 }
 
-bool koc_informer_has_synced(koc_informer *inf) {
+bool koc__informer_has_synced(koc_informer *inf) {
         return atomic_load(&inf->synced);
 }
 
-const koc_resource *koc_informer_get_resource(koc_informer *inf) {
+const koc_resource *koc__informer_get_resource(koc_informer *inf) {
         return &inf->res;
 }
 
-const char *koc_informer_get_namespace(koc_informer *inf) {
+const char *koc__informer_get_namespace(koc_informer *inf) {
         return inf->namespace_;
 }
 
-void koc_informer_get_stats(koc_informer *inf, struct koc_reflector_stats *ret) {
-        koc_reflector_get_stats(inf->reflector, ret);
+void koc__informer_get_stats(koc_informer *inf, struct koc_reflector_stats *ret) {
+        koc__reflector_get_stats(inf->reflector, ret);
 }
 
 static const char *json_label(const char *key, void *userdata) {
@@ -387,7 +387,7 @@ static const char *json_label(const char *key, void *userdata) {
         return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-void koc_informer_apply_write(koc_informer *inf, cJSON *obj) {
+void koc__informer_apply_write(koc_informer *inf, cJSON *obj) {
         const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
         const cJSON *ns = cJSON_GetObjectItemCaseSensitive(md, "namespace");
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(md, "name");
@@ -399,17 +399,17 @@ void koc_informer_apply_write(koc_informer *inf, cJSON *obj) {
                 return;
         if (inf->namespace_ && (!cJSON_IsString(ns) || strcmp(ns->valuestring, inf->namespace_)))
                 return;
-        koc_object *cur = koc_store_get(inf->store, key);
+        koc_object *cur = koc__store_get(inf->store, key);
         bool cached = cur != NULL;
         koc_object_unref(cur);
         /* The watch may report a deletion before the answer of the write
          * that led to it arrives (the real API server does so on finalizer
          * removal): an answer not newer than the deletion is history. */
-        const char *dead = cached ? NULL : strmap_get(&inf->tombstones, key);
-        if (dead && koc_resource_version_newer(meta_rv(obj), dead) != 1)
+        const char *dead = cached ? NULL : koc__strmap_get(&inf->tombstones, key);
+        if (dead && koc__resource_version_newer(meta_rv(obj), dead) != 1)
                 return;
-        bool matches = koc_selector_matches(inf->selector, json_label,
-                                            cJSON_GetObjectItemCaseSensitive(md, "labels"));
+        bool matches = koc__selector_matches(inf->selector, json_label,
+                                             cJSON_GetObjectItemCaseSensitive(md, "labels"));
         /* A field selector cannot be evaluated here: only objects the informer
          * already holds are refreshed then. */
         if (inf->field_selector && !cached)
@@ -423,6 +423,6 @@ void koc_informer_apply_write(koc_informer *inf, cJSON *obj) {
         upsert_and_notify(inf, obj);
 }
 
-void koc_informer_apply_delete(koc_informer *inf, const char *key) {
+void koc__informer_apply_delete(koc_informer *inf, const char *key) {
         delete_and_notify(inf, key, NULL);
 }

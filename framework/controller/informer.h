@@ -23,30 +23,30 @@ typedef struct koc_informer_handler {
 
 /* Finds or creates (and starts) the informer; returns a new reference.
  * metrics may be NULL. */
-int koc_informer_get(koc_client *c, const koc_resource *res, const char *namespace_,
-                     const char *label_selector, const char *field_selector, koc_metrics *metrics,
-                     koc_informer **ret, koc_error *err);
-koc_informer *koc_informer_unref(koc_informer *inf);
+int koc__informer_get(koc_client *c, const koc_resource *res, const char *namespace_,
+                      const char *label_selector, const char *field_selector, koc_metrics *metrics,
+                      koc_informer **ret, koc_error *err);
+koc_informer *koc__informer_unref(koc_informer *inf);
 
-int koc_informer_add_handler(koc_informer *inf, const koc_informer_handler *h, void *userdata);
-void koc_informer_remove_handlers(koc_informer *inf, void *userdata);
+int koc__informer_add_handler(koc_informer *inf, const koc_informer_handler *h, void *userdata);
+void koc__informer_remove_handlers(koc_informer *inf, void *userdata);
 
-koc_store *koc_informer_get_store(koc_informer *inf);
-bool koc_informer_has_synced(koc_informer *inf);
-const koc_resource *koc_informer_get_resource(koc_informer *inf);
-const char *koc_informer_get_namespace(koc_informer *inf); /* NULL: all */
+koc_store *koc__informer_get_store(koc_informer *inf);
+bool koc__informer_has_synced(koc_informer *inf);
+const koc_resource *koc__informer_get_resource(koc_informer *inf);
+const char *koc__informer_get_namespace(koc_informer *inf); /* NULL: all */
 
 /* Read-your-own-writes: applies an object this process wrote (a write's
  * answer) when it belongs to this informer (namespace and selectors) and
  * is newer than the cached one; handlers see it as an add or update.
  * deleted: the object is gone (a DELETE answered with a Status). */
-void koc_informer_apply_write(koc_informer *inf, cJSON *obj);
-void koc_informer_apply_delete(koc_informer *inf, const char *key);
+void koc__informer_apply_write(koc_informer *inf, cJSON *obj);
+void koc__informer_apply_delete(koc_informer *inf, const char *key);
 
 /* A watch event (ADDED, MODIFIED, DELETED), as the reflector delivers it;
  * for tests. */
-void koc_informer_deliver(koc_informer *inf, koc_watch_event_type type, cJSON *obj);
+void koc__informer_deliver(koc_informer *inf, koc_watch_event_type type, cJSON *obj);
 
 /* For tests: the reflector's counters. */
 struct koc_reflector_stats;
-void koc_informer_get_stats(koc_informer *inf, struct koc_reflector_stats *ret);
+void koc__informer_get_stats(koc_informer *inf, struct koc_reflector_stats *ret);

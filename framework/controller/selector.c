@@ -25,7 +25,7 @@ struct koc_selector {
 #define MAX_REQUIREMENTS 256
 #define MAX_VALUES 256
 
-koc_selector *koc_selector_free(koc_selector *sel) {
+koc_selector *koc__selector_free(koc_selector *sel) {
         if (!sel)
                 return NULL;
         for (size_t i = 0; i < sel->n; i++) {
@@ -122,7 +122,7 @@ static int parse_one(const char **p, requirement *r) {
         }
 }
 
-int koc_selector_parse(const char *s, koc_selector **ret, koc_error *err) {
+int koc__selector_parse(const char *s, koc_selector **ret, koc_error *err) {
         koc_selector *sel = calloc(1, sizeof *sel);
         const char *p = s ? s : "";
 
@@ -131,14 +131,14 @@ int koc_selector_parse(const char *s, koc_selector **ret, koc_error *err) {
         skip_ws(&p);
         while (*p) {
                 if (sel->n >= MAX_REQUIREMENTS) {
-                        koc_selector_free(sel);
+                        koc__selector_free(sel);
                         return koc_error_set(err, -EINVAL,
                                              "label selector \"%s\": more than %d requirements", s,
                                              MAX_REQUIREMENTS);
                 }
                 requirement *nr = realloc(sel->reqs, (sel->n + 1) * sizeof *nr);
                 if (!nr) {
-                        koc_selector_free(sel);
+                        koc__selector_free(sel);
                         return -ENOMEM;
                 }
                 sel->reqs = nr;
@@ -149,7 +149,7 @@ int koc_selector_parse(const char *s, koc_selector **ret, koc_error *err) {
                 if (r == 0 && *p != ',' && *p != '\0')
                         r = -EINVAL;
                 if (r < 0) {
-                        koc_selector_free(sel);
+                        koc__selector_free(sel);
                         if (r == -ENOMEM)
                                 return r;
                         return koc_error_set(err, -EINVAL,
@@ -162,11 +162,11 @@ int koc_selector_parse(const char *s, koc_selector **ret, koc_error *err) {
         return 0;
 }
 
-bool koc_selector_is_empty(const koc_selector *sel) {
+bool koc__selector_is_empty(const koc_selector *sel) {
         return !sel || sel->n == 0;
 }
 
-bool koc_selector_matches(const koc_selector *sel, koc_label_lookup_t lookup, void *userdata) {
+bool koc__selector_matches(const koc_selector *sel, koc_label_lookup_t lookup, void *userdata) {
         if (!sel)
                 return true;
         for (size_t i = 0; i < sel->n; i++) {

@@ -20,7 +20,7 @@ typedef const char *(*koc_label_lookup_t)(const char *key, void *userdata);
 
 /* s NULL or "" selects everything.  -EINVAL with err naming the selector
  * and the offending part. */
-int koc_selector_parse(const char *s, koc_selector **ret, koc_error *err);
-koc_selector *koc_selector_free(koc_selector *sel);
-bool koc_selector_matches(const koc_selector *sel, koc_label_lookup_t lookup, void *userdata);
-bool koc_selector_is_empty(const koc_selector *sel);
+int koc__selector_parse(const char *s, koc_selector **ret, koc_error *err);
+koc_selector *koc__selector_free(koc_selector *sel);
+bool koc__selector_matches(const koc_selector *sel, koc_label_lookup_t lookup, void *userdata);
+bool koc__selector_is_empty(const koc_selector *sel);

@@ -143,7 +143,7 @@ static char *dup_or_empty(const char *s) {
         return strdup(s ? s : "");
 }
 
-int koc_store_make_object(koc_store *s, cJSON *obj, koc_object **ret) {
+int koc__store_make_object(koc_store *s, cJSON *obj, koc_object **ret) {
         const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
         const char *name = str_field(md, "name");
         const char *ns = str_field(md, "namespace");
@@ -221,7 +221,7 @@ static void values_clear(struct koc_index_values *v) {
 
 /* --- the store --------------------------------------------------------------------- */
 
-int koc_store_new(koc_store **ret) {
+int koc__store_new(koc_store **ret) {
         koc_store *s = calloc(1, sizeof *s);
         if (!s)
                 return -ENOMEM;
@@ -238,22 +238,23 @@ static void entry_free(koc_store *s, store_entry *e) {
         free(e);
 }
 
-koc_store *koc_store_free(koc_store *s) {
+koc_store *koc__store_free(koc_store *s) {
         if (!s)
                 return NULL;
         size_t it;
-        for (strmap_entry *e = strmap_first(&s->entries, &it); e;
-             e = strmap_next(&s->entries, e, &it))
+        for (strmap_entry *e = koc__strmap_first(&s->entries, &it); e;
+             e = koc__strmap_next(&s->entries, e, &it))
                 entry_free(s, e->value);
-        strmap_clear(&s->entries);
+        koc__strmap_clear(&s->entries);
         for (size_t i = 0; i < s->n_indexes; i++) {
                 size_t j;
                 strmap *vals = &s->indexes[i].values;
-                for (strmap_entry *e = strmap_first(vals, &j); e; e = strmap_next(vals, e, &j)) {
-                        strmap_clear(e->value);
+                for (strmap_entry *e = koc__strmap_first(vals, &j); e;
+                     e = koc__strmap_next(vals, e, &j)) {
+                        koc__strmap_clear(e->value);
                         free(e->value);
                 }
-                strmap_clear(vals);
+                koc__strmap_clear(vals);
                 free(s->indexes[i].name);
         }
         free(s->indexes);
@@ -262,12 +263,12 @@ koc_store *koc_store_free(koc_store *s) {
         return NULL;
 }
 
-void koc_store_set_transform(koc_store *s, koc_transform_t fn, void *userdata) {
+void koc__store_set_transform(koc_store *s, koc_transform_t fn, void *userdata) {
         s->transform = fn;
         s->transform_userdata = userdata;
 }
 
-int koc_store_add_index(koc_store *s, const char *name, koc_index_func_t fn, void *userdata) {
+int koc__store_add_index(koc_store *s, const char *name, koc_index_func_t fn, void *userdata) {
         if (s->entries.size > 0)
                 return -EBUSY;
         for (size_t i = 0; i < s->n_indexes; i++)
@@ -284,7 +285,7 @@ int koc_store_add_index(koc_store *s, const char *name, koc_index_func_t fn, voi
         return 0;
 }
 
-int koc_resource_version_newer(const char *a, const char *b) {
+int koc__resource_version_newer(const char *a, const char *b) {
         if (!a || !b || !*a || !*b || strspn(a, "0123456789") != strlen(a) ||
             strspn(b, "0123456789") != strlen(b))
                 return -1;
@@ -302,13 +303,13 @@ int koc_resource_version_newer(const char *a, const char *b) {
 static void index_unlink(koc_store *s, store_entry *e) {
         for (size_t i = 0; e->values && i < s->n_indexes; i++)
                 for (size_t j = 0; j < e->values[i].n; j++) {
-                        strmap *keys = strmap_get(&s->indexes[i].values, e->values[i].v[j]);
+                        strmap *keys = koc__strmap_get(&s->indexes[i].values, e->values[i].v[j]);
                         if (!keys)
                                 continue;
-                        strmap_remove(keys, e->obj->key);
+                        koc__strmap_remove(keys, e->obj->key);
                         if (keys->size == 0) {
-                                strmap_remove(&s->indexes[i].values, e->values[i].v[j]);
-                                strmap_clear(keys);
+                                koc__strmap_remove(&s->indexes[i].values, e->values[i].v[j]);
+                                koc__strmap_clear(keys);
                                 free(keys);
                         }
                 }
@@ -317,16 +318,16 @@ static void index_unlink(koc_store *s, store_entry *e) {
 static int index_link(koc_store *s, store_entry *e) {
         for (size_t i = 0; e->values && i < s->n_indexes; i++)
                 for (size_t j = 0; j < e->values[i].n; j++) {
-                        strmap *keys = strmap_get(&s->indexes[i].values, e->values[i].v[j]);
+                        strmap *keys = koc__strmap_get(&s->indexes[i].values, e->values[i].v[j]);
                         if (!keys) {
                                 keys = calloc(1, sizeof *keys);
-                                if (!keys || strmap_put(&s->indexes[i].values, e->values[i].v[j],
-                                                        keys, NULL) < 0) {
+                                if (!keys || koc__strmap_put(&s->indexes[i].values,
+                                                             e->values[i].v[j], keys, NULL) < 0) {
                                         free(keys);
                                         return -ENOMEM;
                                 }
                         }
-                        if (strmap_put(keys, e->obj->key, e, NULL) < 0)
+                        if (koc__strmap_put(keys, e->obj->key, e, NULL) < 0)
                                 return -ENOMEM;
                 }
         return 0;
@@ -346,19 +347,19 @@ static int compute_values(koc_store *s, const cJSON *obj, store_entry *e) {
         return 0;
 }
 
-int koc_store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret_old,
-                     koc_object **ret_new) {
+int koc__store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret_old,
+                      koc_object **ret_new) {
         koc_object *o = NULL;
-        int r = koc_store_make_object(s, obj, &o);
+        int r = koc__store_make_object(s, obj, &o);
         if (r < 0)
                 return r;
 
         /* Only the loop thread writes, so reading the old entry without the
          * lock is safe here; the lock is for the readers. */
-        store_entry *old = strmap_get(&s->entries, o->key);
+        store_entry *old = koc__strmap_get(&s->entries, o->key);
         if (old && (flags & KOC_STORE_ONLY_NEWER) &&
             (strcmp(old->obj->resource_version, o->resource_version) == 0 ||
-             koc_resource_version_newer(old->obj->resource_version, o->resource_version) == 1)) {
+             koc__resource_version_newer(old->obj->resource_version, o->resource_version) == 1)) {
                 old->gen = s->gen;
                 koc_object_unref(o);
                 return 0;
@@ -379,7 +380,7 @@ int koc_store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret_
         pthread_rwlock_wrlock(&s->lock);
         if (old)
                 index_unlink(s, old);
-        r = strmap_put(&s->entries, o->key, e, NULL);
+        r = koc__strmap_put(&s->entries, o->key, e, NULL);
         if (r >= 0)
                 r = index_link(s, e);
         if (r < 0) {
@@ -387,7 +388,7 @@ int koc_store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret_
                  * leave indexes that disagree with the records; the next
                  * event or re-list brings it back. */
                 index_unlink(s, e);
-                strmap_remove(&s->entries, o->key);
+                koc__strmap_remove(&s->entries, o->key);
         }
         if (r >= 0)
                 s->bytes += o->json_len;
@@ -408,13 +409,13 @@ int koc_store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret_
         return 1;
 }
 
-int koc_store_delete(koc_store *s, const char *key, koc_object **ret_old) {
-        store_entry *e = strmap_get(&s->entries, key);
+int koc__store_delete(koc_store *s, const char *key, koc_object **ret_old) {
+        store_entry *e = koc__strmap_get(&s->entries, key);
         if (!e)
                 return 0;
         pthread_rwlock_wrlock(&s->lock);
         index_unlink(s, e);
-        strmap_remove(&s->entries, key);
+        koc__strmap_remove(&s->entries, key);
         s->bytes -= e->obj->json_len;
         pthread_rwlock_unlock(&s->lock);
         if (ret_old)
@@ -423,17 +424,17 @@ int koc_store_delete(koc_store *s, const char *key, koc_object **ret_old) {
         return 1;
 }
 
-void koc_store_replace_begin(koc_store *s) {
+void koc__store_replace_begin(koc_store *s) {
         s->gen++;
 }
 
-void koc_store_replace_end(koc_store *s, void (*removed)(koc_object *old, void *userdata),
-                           void *userdata) {
+void koc__store_replace_end(koc_store *s, void (*removed)(koc_object *old, void *userdata),
+                            void *userdata) {
         char **keys = NULL;
         size_t n = 0, it;
 
-        for (strmap_entry *e = strmap_first(&s->entries, &it); e;
-             e = strmap_next(&s->entries, e, &it)) {
+        for (strmap_entry *e = koc__strmap_first(&s->entries, &it); e;
+             e = koc__strmap_next(&s->entries, e, &it)) {
                 store_entry *se = e->value;
                 if (se->gen == s->gen)
                         continue;
@@ -446,7 +447,7 @@ void koc_store_replace_end(koc_store *s, void (*removed)(koc_object *old, void *
         for (size_t i = 0; i < n; i++) {
                 koc_object *old = NULL;
                 char *k = strdup(keys[i]);
-                if (k && koc_store_delete(s, k, &old) > 0 && removed)
+                if (k && koc__store_delete(s, k, &old) > 0 && removed)
                         removed(old, userdata);
                 koc_object_unref(old);
                 free(k);
@@ -454,9 +455,9 @@ void koc_store_replace_end(koc_store *s, void (*removed)(koc_object *old, void *
         free(keys);
 }
 
-koc_object *koc_store_get(koc_store *s, const char *key) {
+koc_object *koc__store_get(koc_store *s, const char *key) {
         pthread_rwlock_rdlock(&s->lock);
-        store_entry *e = strmap_get(&s->entries, key);
+        store_entry *e = koc__strmap_get(&s->entries, key);
         koc_object *o = e ? koc_object_ref(e->obj) : NULL;
         pthread_rwlock_unlock(&s->lock);
         return o;
@@ -479,19 +480,19 @@ static int push(koc_object ***list, size_t *n, size_t *cap, koc_object *o) {
         return 0;
 }
 
-int koc_store_list(koc_store *s, const char *namespace_, const koc_selector *sel, koc_object ***ret,
-                   size_t *ret_n) {
+int koc__store_list(koc_store *s, const char *namespace_, const koc_selector *sel,
+                    koc_object ***ret, size_t *ret_n) {
         koc_object **list = NULL;
         size_t n = 0, cap = 0, it;
         int r = 0;
 
         pthread_rwlock_rdlock(&s->lock);
-        for (strmap_entry *e = strmap_first(&s->entries, &it); e && r == 0;
-             e = strmap_next(&s->entries, e, &it)) {
+        for (strmap_entry *e = koc__strmap_first(&s->entries, &it); e && r == 0;
+             e = koc__strmap_next(&s->entries, e, &it)) {
                 koc_object *o = ((store_entry *)e->value)->obj;
                 if (namespace_ && strcmp(o->namespace_, namespace_) != 0)
                         continue;
-                if (!koc_selector_matches(sel, lookup_label, o))
+                if (!koc__selector_matches(sel, lookup_label, o))
                         continue;
                 r = push(&list, &n, &cap, o);
         }
@@ -505,8 +506,8 @@ int koc_store_list(koc_store *s, const char *namespace_, const koc_selector *sel
         return 0;
 }
 
-int koc_store_list_index(koc_store *s, const char *index, const char *value, koc_object ***ret,
-                         size_t *ret_n) {
+int koc__store_list_index(koc_store *s, const char *index, const char *value, koc_object ***ret,
+                          size_t *ret_n) {
         koc_object **list = NULL;
         size_t n = 0, cap = 0, it;
         int r = -ENOENT;
@@ -516,9 +517,9 @@ int koc_store_list_index(koc_store *s, const char *index, const char *value, koc
                 if (strcmp(s->indexes[i].name, index) != 0)
                         continue;
                 r = 0;
-                strmap *keys = strmap_get(&s->indexes[i].values, value);
-                for (strmap_entry *e = keys ? strmap_first(keys, &it) : NULL; e && r == 0;
-                     e = strmap_next(keys, e, &it))
+                strmap *keys = koc__strmap_get(&s->indexes[i].values, value);
+                for (strmap_entry *e = keys ? koc__strmap_first(keys, &it) : NULL; e && r == 0;
+                     e = koc__strmap_next(keys, e, &it))
                         r = push(&list, &n, &cap, ((store_entry *)e->value)->obj);
         }
         pthread_rwlock_unlock(&s->lock);
@@ -531,13 +532,13 @@ int koc_store_list_index(koc_store *s, const char *index, const char *value, koc
         return 0;
 }
 
-int koc_store_keys(koc_store *s, char ***ret, size_t *ret_n) {
+int koc__store_keys(koc_store *s, char ***ret, size_t *ret_n) {
         size_t n = 0, it;
 
         pthread_rwlock_rdlock(&s->lock);
         char **keys = calloc(s->entries.size + 1, sizeof *keys);
-        for (strmap_entry *e = keys ? strmap_first(&s->entries, &it) : NULL; e;
-             e = strmap_next(&s->entries, e, &it))
+        for (strmap_entry *e = keys ? koc__strmap_first(&s->entries, &it) : NULL; e;
+             e = koc__strmap_next(&s->entries, e, &it))
                 if ((keys[n] = strdup(e->key)))
                         n++;
         pthread_rwlock_unlock(&s->lock);
@@ -548,14 +549,14 @@ int koc_store_keys(koc_store *s, char ***ret, size_t *ret_n) {
         return 0;
 }
 
-size_t koc_store_count(koc_store *s) {
+size_t koc__store_count(koc_store *s) {
         pthread_rwlock_rdlock(&s->lock);
         size_t n = s->entries.size;
         pthread_rwlock_unlock(&s->lock);
         return n;
 }
 
-size_t koc_store_bytes(koc_store *s) {
+size_t koc__store_bytes(koc_store *s) {
         pthread_rwlock_rdlock(&s->lock);
         size_t n = s->bytes;
         pthread_rwlock_unlock(&s->lock);

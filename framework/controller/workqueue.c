@@ -66,7 +66,7 @@ static uint64_t now(koc_workqueue *q) {
         return q->clock(q->clock_userdata);
 }
 
-int koc_workqueue_new(koc_workqueue_clock_t clock, void *clock_userdata, koc_workqueue **ret) {
+int koc__workqueue_new(koc_workqueue_clock_t clock, void *clock_userdata, koc_workqueue **ret) {
         koc_workqueue *q = calloc(1, sizeof *q);
         pthread_condattr_t attr;
 
@@ -89,13 +89,14 @@ int koc_workqueue_new(koc_workqueue_clock_t clock, void *clock_userdata, koc_wor
         return 0;
 }
 
-koc_workqueue *koc_workqueue_free(koc_workqueue *q) {
+koc_workqueue *koc__workqueue_free(koc_workqueue *q) {
         if (!q)
                 return NULL;
         size_t i;
-        for (strmap_entry *e = strmap_first(&q->items, &i); e; e = strmap_next(&q->items, e, &i))
+        for (strmap_entry *e = koc__strmap_first(&q->items, &i); e;
+             e = koc__strmap_next(&q->items, e, &i))
                 free(e->value);
-        strmap_clear(&q->items);
+        koc__strmap_clear(&q->items);
         free(q->heap);
         pthread_cond_destroy(&q->cond);
         pthread_mutex_destroy(&q->lock);
@@ -103,14 +104,14 @@ koc_workqueue *koc_workqueue_free(koc_workqueue *q) {
         return NULL;
 }
 
-void koc_workqueue_set_backoff(koc_workqueue *q, uint64_t base_usec, uint64_t max_usec) {
+void koc__workqueue_set_backoff(koc_workqueue *q, uint64_t base_usec, uint64_t max_usec) {
         pthread_mutex_lock(&q->lock);
         q->backoff_base = base_usec ? base_usec : KOC_WORKQUEUE_BACKOFF_BASE_USEC;
         q->backoff_max = max_usec ? max_usec : KOC_WORKQUEUE_BACKOFF_MAX_USEC;
         pthread_mutex_unlock(&q->lock);
 }
 
-void koc_workqueue_set_metrics(koc_workqueue *q, const koc_workqueue_metrics *metrics) {
+void koc__workqueue_set_metrics(koc_workqueue *q, const koc_workqueue_metrics *metrics) {
         pthread_mutex_lock(&q->lock);
         q->metrics = *metrics;
         pthread_mutex_unlock(&q->lock);
@@ -205,7 +206,7 @@ static int heap_push(koc_workqueue *q, wq_item *it) {
 /* --- items (lock held) ----------------------------------------------------------- */
 
 static wq_item *item_get(koc_workqueue *q, const char *key, bool create) {
-        strmap_entry *e = strmap_find(&q->items, key);
+        strmap_entry *e = koc__strmap_find(&q->items, key);
         if (e || !create)
                 return e ? e->value : NULL;
         wq_item *it = calloc(1, sizeof *it);
@@ -213,11 +214,11 @@ static wq_item *item_get(koc_workqueue *q, const char *key, bool create) {
                 return NULL;
         it->list = LIST_NONE;
         it->heap_idx = SIZE_MAX;
-        if (strmap_put(&q->items, key, it, NULL) < 0) {
+        if (koc__strmap_put(&q->items, key, it, NULL) < 0) {
                 free(it);
                 return NULL;
         }
-        it->key = strmap_find(&q->items, key)->key;
+        it->key = koc__strmap_find(&q->items, key)->key;
         return it;
 }
 
@@ -225,7 +226,7 @@ static wq_item *item_get(koc_workqueue *q, const char *key, bool create) {
 static void item_maybe_release(koc_workqueue *q, wq_item *it) {
         if (it->dirty || it->processing || it->failures > 0 || it->heap_idx != SIZE_MAX)
                 return;
-        strmap_remove(&q->items, it->key);
+        koc__strmap_remove(&q->items, it->key);
         free(it);
 }
 
@@ -276,11 +277,11 @@ static int add_common(koc_workqueue *q, const char *key, bool initial) {
         return r;
 }
 
-int koc_workqueue_add(koc_workqueue *q, const char *key) {
+int koc__workqueue_add(koc_workqueue *q, const char *key) {
         return add_common(q, key, false);
 }
 
-int koc_workqueue_add_initial(koc_workqueue *q, const char *key) {
+int koc__workqueue_add_initial(koc_workqueue *q, const char *key) {
         return add_common(q, key, true);
 }
 
@@ -307,7 +308,7 @@ static int add_after_locked(koc_workqueue *q, wq_item *it, uint64_t delay) {
         return 0;
 }
 
-int koc_workqueue_add_after(koc_workqueue *q, const char *key, uint64_t delay_usec) {
+int koc__workqueue_add_after(koc_workqueue *q, const char *key, uint64_t delay_usec) {
         int r;
 
         pthread_mutex_lock(&q->lock);
@@ -331,7 +332,7 @@ static uint64_t backoff_locked(koc_workqueue *q, unsigned failures) {
         return d < q->backoff_max ? d : q->backoff_max;
 }
 
-int koc_workqueue_add_rate_limited(koc_workqueue *q, const char *key) {
+int koc__workqueue_add_rate_limited(koc_workqueue *q, const char *key) {
         int r;
 
         pthread_mutex_lock(&q->lock);
@@ -353,7 +354,7 @@ int koc_workqueue_add_rate_limited(koc_workqueue *q, const char *key) {
         return r;
 }
 
-void koc_workqueue_forget(koc_workqueue *q, const char *key) {
+void koc__workqueue_forget(koc_workqueue *q, const char *key) {
         pthread_mutex_lock(&q->lock);
         wq_item *it = item_get(q, key, false);
         if (it) {
@@ -363,7 +364,7 @@ void koc_workqueue_forget(koc_workqueue *q, const char *key) {
         pthread_mutex_unlock(&q->lock);
 }
 
-unsigned koc_workqueue_num_requeues(koc_workqueue *q, const char *key) {
+unsigned koc__workqueue_num_requeues(koc_workqueue *q, const char *key) {
         pthread_mutex_lock(&q->lock);
         wq_item *it = item_get(q, key, false);
         unsigned n = it ? it->failures : 0;
@@ -419,7 +420,7 @@ static int take(koc_workqueue *q, wq_item *it, char **ret_key) {
         return 0;
 }
 
-int koc_workqueue_try_get(koc_workqueue *q, char **ret_key) {
+int koc__workqueue_try_get(koc_workqueue *q, char **ret_key) {
         int r = -EAGAIN;
 
         pthread_mutex_lock(&q->lock);
@@ -435,7 +436,7 @@ int koc_workqueue_try_get(koc_workqueue *q, char **ret_key) {
         return r;
 }
 
-int koc_workqueue_get(koc_workqueue *q, char **ret_key) {
+int koc__workqueue_get(koc_workqueue *q, char **ret_key) {
         int r;
 
         pthread_mutex_lock(&q->lock);
@@ -467,7 +468,7 @@ int koc_workqueue_get(koc_workqueue *q, char **ret_key) {
         return r;
 }
 
-void koc_workqueue_done(koc_workqueue *q, const char *key) {
+void koc__workqueue_done(koc_workqueue *q, const char *key) {
         pthread_mutex_lock(&q->lock);
         wq_item *it = item_get(q, key, false);
         if (it && it->processing) {
@@ -486,7 +487,7 @@ void koc_workqueue_done(koc_workqueue *q, const char *key) {
         pthread_mutex_unlock(&q->lock);
 }
 
-void koc_workqueue_clear(koc_workqueue *q) {
+void koc__workqueue_clear(koc_workqueue *q) {
         pthread_mutex_lock(&q->lock);
         for (int l = 0; l < 2; l++)
                 while (q->lists[l].head)
@@ -494,10 +495,10 @@ void koc_workqueue_clear(koc_workqueue *q) {
         while (q->heap_len > 0)
                 heap_remove(q, q->heap[q->heap_len - 1]);
         size_t i;
-        strmap_entry *e = strmap_first(&q->items, &i);
+        strmap_entry *e = koc__strmap_first(&q->items, &i);
         while (e) {
                 wq_item *it = e->value;
-                strmap_entry *next = strmap_next(&q->items, e, &i);
+                strmap_entry *next = koc__strmap_next(&q->items, e, &i);
                 it->dirty = false;
                 it->dirty_initial = false;
                 item_maybe_release(q, it);
@@ -507,27 +508,27 @@ void koc_workqueue_clear(koc_workqueue *q) {
         pthread_mutex_unlock(&q->lock);
 }
 
-void koc_workqueue_shutdown(koc_workqueue *q) {
+void koc__workqueue_shutdown(koc_workqueue *q) {
         pthread_mutex_lock(&q->lock);
         q->shutting_down = true;
         pthread_cond_broadcast(&q->cond);
         pthread_mutex_unlock(&q->lock);
 }
 
-void koc_workqueue_wake(koc_workqueue *q) {
+void koc__workqueue_wake(koc_workqueue *q) {
         pthread_mutex_lock(&q->lock);
         pthread_cond_broadcast(&q->cond);
         pthread_mutex_unlock(&q->lock);
 }
 
-size_t koc_workqueue_len(koc_workqueue *q) {
+size_t koc__workqueue_len(koc_workqueue *q) {
         pthread_mutex_lock(&q->lock);
         size_t n = q->lists[0].len + q->lists[1].len;
         pthread_mutex_unlock(&q->lock);
         return n;
 }
 
-size_t koc_workqueue_processing(koc_workqueue *q) {
+size_t koc__workqueue_processing(koc_workqueue *q) {
         pthread_mutex_lock(&q->lock);
         size_t n = q->n_processing;
         pthread_mutex_unlock(&q->lock);
@@ -540,7 +541,8 @@ static double running_seconds(koc_workqueue *q, bool longest) {
 
         pthread_mutex_lock(&q->lock);
         uint64_t t = now(q);
-        for (strmap_entry *e = strmap_first(&q->items, &i); e; e = strmap_next(&q->items, e, &i)) {
+        for (strmap_entry *e = koc__strmap_first(&q->items, &i); e;
+             e = koc__strmap_next(&q->items, e, &i)) {
                 wq_item *it = e->value;
                 if (!it->processing)
                         continue;
@@ -553,10 +555,10 @@ static double running_seconds(koc_workqueue *q, bool longest) {
         return longest ? max : sum;
 }
 
-double koc_workqueue_unfinished_seconds(koc_workqueue *q) {
+double koc__workqueue_unfinished_seconds(koc_workqueue *q) {
         return running_seconds(q, false);
 }
 
-double koc_workqueue_longest_running_seconds(koc_workqueue *q) {
+double koc__workqueue_longest_running_seconds(koc_workqueue *q) {
         return running_seconds(q, true);
 }

@@ -45,39 +45,39 @@ typedef struct koc_workqueue_metrics {
 } koc_workqueue_metrics;
 
 /* clock NULL: koc_now_boottime_usec. */
-int koc_workqueue_new(koc_workqueue_clock_t clock, void *clock_userdata, koc_workqueue **ret);
-koc_workqueue *koc_workqueue_free(koc_workqueue *q);
-void koc_workqueue_set_backoff(koc_workqueue *q, uint64_t base_usec, uint64_t max_usec);
-void koc_workqueue_set_metrics(koc_workqueue *q, const koc_workqueue_metrics *metrics);
+int koc__workqueue_new(koc_workqueue_clock_t clock, void *clock_userdata, koc_workqueue **ret);
+koc_workqueue *koc__workqueue_free(koc_workqueue *q);
+void koc__workqueue_set_backoff(koc_workqueue *q, uint64_t base_usec, uint64_t max_usec);
+void koc__workqueue_set_metrics(koc_workqueue *q, const koc_workqueue_metrics *metrics);
 
 /* Each returns 0, -ENOMEM, or -ESHUTDOWN after shutdown (the add is dropped). */
-int koc_workqueue_add(koc_workqueue *q, const char *key);
-int koc_workqueue_add_initial(koc_workqueue *q, const char *key);
-int koc_workqueue_add_after(koc_workqueue *q, const char *key, uint64_t delay_usec);
-int koc_workqueue_add_rate_limited(koc_workqueue *q, const char *key);
-void koc_workqueue_forget(koc_workqueue *q, const char *key);
-unsigned koc_workqueue_num_requeues(koc_workqueue *q, const char *key);
+int koc__workqueue_add(koc_workqueue *q, const char *key);
+int koc__workqueue_add_initial(koc_workqueue *q, const char *key);
+int koc__workqueue_add_after(koc_workqueue *q, const char *key, uint64_t delay_usec);
+int koc__workqueue_add_rate_limited(koc_workqueue *q, const char *key);
+void koc__workqueue_forget(koc_workqueue *q, const char *key);
+unsigned koc__workqueue_num_requeues(koc_workqueue *q, const char *key);
 
 /* Blocks until a key is ready (*ret_key: malloc'ed, pass it to done() and
  * then free it) or the queue is shut down (-ESHUTDOWN). */
-int koc_workqueue_get(koc_workqueue *q, char **ret_key);
+int koc__workqueue_get(koc_workqueue *q, char **ret_key);
 /* Like get() without blocking: -EAGAIN when nothing is ready now. */
-int koc_workqueue_try_get(koc_workqueue *q, char **ret_key);
-void koc_workqueue_done(koc_workqueue *q, const char *key);
+int koc__workqueue_try_get(koc_workqueue *q, char **ret_key);
+void koc__workqueue_done(koc_workqueue *q, const char *key);
 
 /* Drops every pending key and delay (keys being processed stay so until
  * done(), and are not queued again by it); failure counts are kept. */
-void koc_workqueue_clear(koc_workqueue *q);
-void koc_workqueue_shutdown(koc_workqueue *q);
+void koc__workqueue_clear(koc_workqueue *q);
+void koc__workqueue_shutdown(koc_workqueue *q);
 /* Wakes blocked get() calls so that they look at the clock again (for an
  * injected clock that jumped). */
-void koc_workqueue_wake(koc_workqueue *q);
+void koc__workqueue_wake(koc_workqueue *q);
 
 /* Keys queued and ready now (not delayed, not being processed). */
-size_t koc_workqueue_len(koc_workqueue *q);
+size_t koc__workqueue_len(koc_workqueue *q);
 /* Keys being processed now. */
-size_t koc_workqueue_processing(koc_workqueue *q);
+size_t koc__workqueue_processing(koc_workqueue *q);
 /* Seconds of work in progress and the longest-running item (client-go's
  * unfinished_work_seconds and longest_running_processor_seconds). */
-double koc_workqueue_unfinished_seconds(koc_workqueue *q);
-double koc_workqueue_longest_running_seconds(koc_workqueue *q);
+double koc__workqueue_unfinished_seconds(koc_workqueue *q);
+double koc__workqueue_longest_running_seconds(koc_workqueue *q);

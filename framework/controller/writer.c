@@ -68,16 +68,16 @@ static bool same_resource(const koc_resource *a, const koc_resource *b) {
 }
 
 static void apply_to(koc_controller *c, koc_informer *inf, write_call *call, cJSON *body) {
-        if (!same_resource(koc_informer_get_resource(inf), call->res))
+        if (!same_resource(koc__informer_get_resource(inf), call->res))
                 return;
         const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "kind"));
         bool is_status = kind && strcmp(kind, "Status") == 0;
         const cJSON *md = cJSON_GetObjectItemCaseSensitive(body, "metadata");
         bool deleting = cJSON_GetObjectItemCaseSensitive(md, "deletionTimestamp") != NULL;
         if (call->is_delete && (is_status || !cJSON_IsObject(body) || !deleting))
-                koc_informer_apply_delete(inf, call->key);
+                koc__informer_apply_delete(inf, call->key);
         else if (!is_status && cJSON_IsObject(body))
-                koc_informer_apply_write(inf, body);
+                koc__informer_apply_write(inf, body);
 }
 
 static void apply_answer(koc_controller *c, write_call *call, const koc_response *resp) {
@@ -109,7 +109,7 @@ static void on_answer(koc_client *client, const koc_response *resp, void *userda
         call->req = NULL;
         unlink_call(c, call);
         apply_answer(c, call, resp);
-        koc_response *copy = koc_response_take(resp);
+        koc_response *copy = koc__response_take(resp);
         complete(call, copy ? 0 : -ENOMEM, copy);
 }
 
@@ -123,7 +123,7 @@ static void do_write(void *userdata, bool cancelled) {
         }
         /* The fence, checked as late as this process can: right before the
          * request is handed to the client. */
-        if (call->mutating && !controller_may_write(call->ctx)) {
+        if (call->mutating && !koc__controller_may_write(call->ctx)) {
                 koc_log_debug(LOG, "controller=%s key=%s %s %s refused: not leading", c->name,
                               call->ctx->key, call->spec.method, call->path);
                 complete(call, -ENOLCK, NULL);
@@ -141,7 +141,7 @@ static void do_write(void *userdata, bool cancelled) {
         c->writes = call;
 }
 
-void controller_cancel_writes(koc_controller *c) {
+void koc__controller_cancel_writes(koc_controller *c) {
         while (c->writes) {
                 write_call *call = c->writes;
                 unlink_call(c, call);
@@ -157,7 +157,7 @@ static int submit(koc_reconcile_context *ctx, const koc_resource *res, const cha
         if (!ctx || !res || !ret)
                 return -EINVAL;
         koc_controller *c = ctx->c;
-        if (koc_mailbox_on_loop(c->mb))
+        if (koc__mailbox_on_loop(c->mb))
                 return -EDEADLK;
         write_call call = {.ctx = ctx, .res = res, .mutating = mutating, .is_delete = is_delete};
         int r = koc_resource_path(res, res->namespaced ? namespace_ : NULL, name, sub, call.path,
@@ -169,13 +169,13 @@ static int submit(koc_reconcile_context *ctx, const koc_resource *res, const cha
                 return -ENAMETOOLONG;
         /* Refuse early too, so a reconcile that lost leadership does not
          * even queue work for the loop; the loop checks again. */
-        if (mutating && !controller_may_write(ctx))
+        if (mutating && !koc__controller_may_write(ctx))
                 return -ENOLCK;
         call.spec = (koc_request_spec){
                 .method = method, .path = call.path, .body = body, .content_type = content_type};
         pthread_mutex_init(&call.lock, NULL);
         pthread_cond_init(&call.cond, NULL);
-        r = koc_mailbox_post(c->mb, do_write, &call);
+        r = koc__mailbox_post(c->mb, do_write, &call);
         if (r >= 0) {
                 pthread_mutex_lock(&call.lock);
                 while (!call.done)

@@ -496,7 +496,7 @@ static const char *page_driver(env *e) {
 
 static void page_after(env *e) {
         koc_reflector_stats st;
-        koc_informer_get_stats(e->c->primary, &st);
+        koc__informer_get_stats(e->c->primary, &st);
         e->lists = st.list_requests;
 }
 
@@ -806,7 +806,7 @@ static void gone_setup(env *e) {
 
 static void gone_after(env *e) {
         koc_reflector_stats st;
-        koc_informer_get_stats(e->c->primary, &st);
+        koc__informer_get_stats(e->c->primary, &st);
         e->relists_gone = st.relists_gone;
         e->lists = st.lists;
 }
@@ -864,7 +864,7 @@ static void resume_setup(env *e) {
 
 static void resume_after(env *e) {
         koc_reflector_stats st;
-        koc_informer_get_stats(e->c->primary, &st);
+        koc__informer_get_stats(e->c->primary, &st);
         e->lists = st.lists;
         e->watches = st.watches;
 }

@@ -46,7 +46,7 @@ static void on_note(void *userdata, bool cancelled) {
         if (n->seq != s->last[n->thread] + 1)
                 s->out_of_order++;
         s->last[n->thread] = n->seq;
-        size_t p = koc_mailbox_pending(s->mb);
+        size_t p = koc__mailbox_pending(s->mb);
         if (p > s->max_pending)
                 s->max_pending = p;
         if (++s->count == THREADS * PER_THREAD)
@@ -64,7 +64,7 @@ static void *poster_main(void *p) {
         for (int i = 1; i <= PER_THREAD; i++) {
                 struct note *n = malloc(sizeof *n);
                 *n = (struct note){po->s, po->thread, i};
-                assert_int_equal(koc_mailbox_post(po->s->mb, on_note, n), 0);
+                assert_int_equal(koc__mailbox_post(po->s->mb, on_note, n), 0);
         }
         return NULL;
 }
@@ -76,7 +76,7 @@ static void test_many_posters(void **state) {
 
         assert_int_equal(sd_event_new(&s.e), 0);
         s.loop = pthread_self();
-        assert_int_equal(koc_mailbox_new(s.e, 16, &s.mb), 0);
+        assert_int_equal(koc__mailbox_new(s.e, 16, &s.mb), 0);
         for (int i = 0; i < THREADS; i++) {
                 po[i] = (struct poster){&s, i};
                 pthread_create(&t[i], NULL, poster_main, &po[i]);
@@ -89,7 +89,7 @@ static void test_many_posters(void **state) {
         assert_int_equal(s.off_loop, 0);
         /* Back-pressure: never more pending than the bound. */
         assert_true(s.max_pending <= 16);
-        koc_mailbox_free(s.mb);
+        koc__mailbox_free(s.mb);
         sd_event_unref(s.e);
 }
 
@@ -105,11 +105,11 @@ static void test_free_runs_pending_cancelled(void **state) {
         int cancelled = 0;
 
         assert_int_equal(sd_event_new(&e), 0);
-        assert_int_equal(koc_mailbox_new(e, 2, &mb), 0);
+        assert_int_equal(koc__mailbox_new(e, 2, &mb), 0);
         /* The loop thread never blocks, even past the bound. */
         for (int i = 0; i < 5; i++)
-                assert_int_equal(koc_mailbox_post(mb, count_cancelled, &cancelled), 0);
-        koc_mailbox_free(mb);
+                assert_int_equal(koc__mailbox_post(mb, count_cancelled, &cancelled), 0);
+        koc__mailbox_free(mb);
         assert_int_equal(cancelled, 5);
         sd_event_unref(e);
 }
@@ -126,7 +126,7 @@ static void mark(void *userdata, bool cancelled) {
 
 static void *blocked_main(void *p) {
         struct blocked_poster *b = p;
-        b->r = koc_mailbox_post(b->mb, mark, b);
+        b->r = koc__mailbox_post(b->mb, mark, b);
         return NULL;
 }
 
@@ -136,14 +136,14 @@ static void test_free_releases_blocked_poster(void **state) {
         pthread_t t;
 
         assert_int_equal(sd_event_new(&e), 0);
-        assert_int_equal(koc_mailbox_new(e, 1, &b.mb), 0);
-        assert_int_equal(koc_mailbox_post(b.mb, mark, &b), 0); /* full now */
+        assert_int_equal(koc__mailbox_new(e, 1, &b.mb), 0);
+        assert_int_equal(koc__mailbox_post(b.mb, mark, &b), 0); /* full now */
         pthread_create(&t, NULL, blocked_main, &b);
         /* Once the poster waits for room, the free releases it with an
          * error instead of leaving it stuck or dropping its closure silently. */
-        while (koc_mailbox_waiting(b.mb) == 0)
+        while (koc__mailbox_waiting(b.mb) == 0)
                 sched_yield();
-        koc_mailbox_free(b.mb);
+        koc__mailbox_free(b.mb);
         pthread_join(t, NULL);
         assert_int_equal(b.r, -ECANCELED);
         assert_int_equal(b.ran, 1);

@@ -37,15 +37,15 @@ static cJSON *obj(const char *ns, const char *name, const char *rv, const char *
 static void put(koc_store *s, const char *ns, const char *name, const char *rv,
                 const char *labels) {
         cJSON *j = obj(ns, name, rv, labels);
-        assert_int_equal(koc_store_upsert(s, j, 0, NULL, NULL), 1);
+        assert_int_equal(koc__store_upsert(s, j, 0, NULL, NULL), 1);
         cJSON_Delete(j);
 }
 
 static void test_get_and_strip(void **state) {
         koc_store *s = NULL;
-        assert_int_equal(koc_store_new(&s), 0);
+        assert_int_equal(koc__store_new(&s), 0);
         put(s, "ns1", "a", "10", "{\"app\":\"x\"}");
-        koc_object *o = koc_store_get(s, "ns1/a");
+        koc_object *o = koc__store_get(s, "ns1/a");
         assert_non_null(o);
         assert_string_equal(koc_object_get_namespace(o), "ns1");
         assert_string_equal(koc_object_get_name(o), "a");
@@ -66,29 +66,29 @@ static void test_get_and_strip(void **state) {
                             "10");
         cJSON_Delete(p);
         koc_object_unref(o);
-        assert_null(koc_store_get(s, "ns1/b"));
-        assert_int_equal(koc_store_count(s), 1);
-        assert_true(koc_store_bytes(s) == len);
-        koc_store_free(s);
+        assert_null(koc__store_get(s, "ns1/b"));
+        assert_int_equal(koc__store_count(s), 1);
+        assert_true(koc__store_bytes(s) == len);
+        koc__store_free(s);
 }
 
 static void test_only_newer(void **state) {
         koc_store *s = NULL;
-        assert_int_equal(koc_store_new(&s), 0);
+        assert_int_equal(koc__store_new(&s), 0);
         put(s, "ns", "a", "20", NULL);
         cJSON *older = obj("ns", "a", "19", NULL);
-        assert_int_equal(koc_store_upsert(s, older, KOC_STORE_ONLY_NEWER, NULL, NULL), 0);
+        assert_int_equal(koc__store_upsert(s, older, KOC_STORE_ONLY_NEWER, NULL, NULL), 0);
         cJSON_Delete(older);
         cJSON *newer = obj("ns", "a", "100", NULL);
-        assert_int_equal(koc_store_upsert(s, newer, KOC_STORE_ONLY_NEWER, NULL, NULL), 1);
+        assert_int_equal(koc__store_upsert(s, newer, KOC_STORE_ONLY_NEWER, NULL, NULL), 1);
         cJSON_Delete(newer);
-        koc_object *o = koc_store_get(s, "ns/a");
+        koc_object *o = koc__store_get(s, "ns/a");
         assert_string_equal(koc_object_get_resource_version(o), "100");
         koc_object_unref(o);
-        assert_int_equal(koc_resource_version_newer("100", "99"), 1);
-        assert_int_equal(koc_resource_version_newer("99", "100"), 0);
-        assert_int_equal(koc_resource_version_newer("abc", "1"), -1);
-        koc_store_free(s);
+        assert_int_equal(koc__resource_version_newer("100", "99"), 1);
+        assert_int_equal(koc__resource_version_newer("99", "100"), 0);
+        assert_int_equal(koc__resource_version_newer("abc", "1"), -1);
+        koc__store_free(s);
 }
 
 static void test_list_namespace_and_selector(void **state) {
@@ -97,44 +97,45 @@ static void test_list_namespace_and_selector(void **state) {
         koc_object **list = NULL;
         size_t n = 0;
 
-        assert_int_equal(koc_store_new(&s), 0);
+        assert_int_equal(koc__store_new(&s), 0);
         put(s, "ns1", "a", "1", "{\"app\":\"x\",\"tier\":\"web\"}");
         put(s, "ns1", "b", "2", "{\"app\":\"y\"}");
         put(s, "ns2", "c", "3", "{\"app\":\"x\"}");
-        assert_int_equal(koc_store_list(s, "ns1", NULL, &list, &n), 0);
+        assert_int_equal(koc__store_list(s, "ns1", NULL, &list, &n), 0);
         assert_int_equal(n, 2);
         koc_object_list_free(list, n);
-        assert_int_equal(koc_selector_parse("app=x", &sel, NULL), 0);
-        assert_int_equal(koc_store_list(s, NULL, sel, &list, &n), 0);
+        assert_int_equal(koc__selector_parse("app=x", &sel, NULL), 0);
+        assert_int_equal(koc__store_list(s, NULL, sel, &list, &n), 0);
         assert_int_equal(n, 2);
         koc_object_list_free(list, n);
-        koc_selector_free(sel);
-        assert_int_equal(koc_selector_parse("app in (x, y), tier notin (db),!gone", &sel, NULL), 0);
-        assert_int_equal(koc_store_list(s, "ns1", sel, &list, &n), 0);
+        koc__selector_free(sel);
+        assert_int_equal(koc__selector_parse("app in (x, y), tier notin (db),!gone", &sel, NULL),
+                         0);
+        assert_int_equal(koc__store_list(s, "ns1", sel, &list, &n), 0);
         assert_int_equal(n, 2);
         koc_object_list_free(list, n);
-        koc_selector_free(sel);
-        assert_int_equal(koc_selector_parse("tier,app!=y", &sel, NULL), 0);
-        assert_int_equal(koc_store_list(s, NULL, sel, &list, &n), 0);
+        koc__selector_free(sel);
+        assert_int_equal(koc__selector_parse("tier,app!=y", &sel, NULL), 0);
+        assert_int_equal(koc__store_list(s, NULL, sel, &list, &n), 0);
         assert_int_equal(n, 1);
         assert_string_equal(koc_object_get_key(list[0]), "ns1/a");
         koc_object_list_free(list, n);
-        koc_selector_free(sel);
-        koc_store_free(s);
+        koc__selector_free(sel);
+        koc__store_free(s);
 }
 
 static void test_selector_errors(void **state) {
         koc_selector *sel = NULL;
         koc_error err = {0};
-        assert_int_equal(koc_selector_parse("app in x", &sel, &err), -EINVAL);
+        assert_int_equal(koc__selector_parse("app in x", &sel, &err), -EINVAL);
         assert_non_null(strstr(err.message, "app in x"));
-        assert_int_equal(koc_selector_parse("a=b,,", &sel, &err), -EINVAL);
-        assert_int_equal(koc_selector_parse("=b", &sel, &err), -EINVAL);
-        assert_int_equal(koc_selector_parse("a in (b", &sel, &err), -EINVAL);
+        assert_int_equal(koc__selector_parse("a=b,,", &sel, &err), -EINVAL);
+        assert_int_equal(koc__selector_parse("=b", &sel, &err), -EINVAL);
+        assert_int_equal(koc__selector_parse("a in (b", &sel, &err), -EINVAL);
         assert_null(sel);
-        assert_int_equal(koc_selector_parse("", &sel, &err), 0);
-        assert_true(koc_selector_is_empty(sel));
-        koc_selector_free(sel);
+        assert_int_equal(koc__selector_parse("", &sel, &err), 0);
+        assert_true(koc__selector_is_empty(sel));
+        koc__selector_free(sel);
 }
 
 static int by_app(const cJSON *o, koc_index_values *out, void *userdata) {
@@ -148,28 +149,28 @@ static void test_index(void **state) {
         koc_object **list = NULL;
         size_t n = 0;
 
-        assert_int_equal(koc_store_new(&s), 0);
-        assert_int_equal(koc_store_add_index(s, "app", by_app, NULL), 0);
-        assert_int_equal(koc_store_add_index(s, "app", by_app, NULL), -EEXIST);
+        assert_int_equal(koc__store_new(&s), 0);
+        assert_int_equal(koc__store_add_index(s, "app", by_app, NULL), 0);
+        assert_int_equal(koc__store_add_index(s, "app", by_app, NULL), -EEXIST);
         put(s, "ns1", "a", "1", "{\"app\":\"x\"}");
         put(s, "ns2", "b", "2", "{\"app\":\"x\"}");
         put(s, "ns2", "c", "3", NULL);
-        assert_int_equal(koc_store_add_index(s, "late", by_app, NULL), -EBUSY);
-        assert_int_equal(koc_store_list_index(s, "app", "x", &list, &n), 0);
+        assert_int_equal(koc__store_add_index(s, "late", by_app, NULL), -EBUSY);
+        assert_int_equal(koc__store_list_index(s, "app", "x", &list, &n), 0);
         assert_int_equal(n, 2);
         koc_object_list_free(list, n);
         /* An update moves the object between index values. */
         put(s, "ns1", "a", "4", "{\"app\":\"z\"}");
-        assert_int_equal(koc_store_list_index(s, "app", "x", &list, &n), 0);
+        assert_int_equal(koc__store_list_index(s, "app", "x", &list, &n), 0);
         assert_int_equal(n, 1);
         assert_string_equal(koc_object_get_key(list[0]), "ns2/b");
         koc_object_list_free(list, n);
-        assert_int_equal(koc_store_delete(s, "ns2/b", NULL), 1);
-        assert_int_equal(koc_store_list_index(s, "app", "x", &list, &n), 0);
+        assert_int_equal(koc__store_delete(s, "ns2/b", NULL), 1);
+        assert_int_equal(koc__store_list_index(s, "app", "x", &list, &n), 0);
         assert_int_equal(n, 0);
         koc_object_list_free(list, n);
-        assert_int_equal(koc_store_list_index(s, "nope", "x", &list, &n), -ENOENT);
-        koc_store_free(s);
+        assert_int_equal(koc__store_list_index(s, "nope", "x", &list, &n), -ENOENT);
+        koc__store_free(s);
 }
 
 static void removed_cb(koc_object *old, void *userdata) {
@@ -181,19 +182,19 @@ static void test_replace(void **state) {
         koc_store *s = NULL;
         char removed[64] = "";
 
-        assert_int_equal(koc_store_new(&s), 0);
+        assert_int_equal(koc__store_new(&s), 0);
         put(s, "ns", "a", "1", NULL);
         put(s, "ns", "b", "2", NULL);
         put(s, "ns", "c", "3", NULL);
-        koc_store_replace_begin(s);
+        koc__store_replace_begin(s);
         put(s, "ns", "a", "1", NULL);
         put(s, "ns", "c", "5", NULL);
         put(s, "ns", "d", "6", NULL);
-        koc_store_replace_end(s, removed_cb, removed);
+        koc__store_replace_end(s, removed_cb, removed);
         assert_string_equal(removed, "b");
-        assert_int_equal(koc_store_count(s), 3);
-        assert_null(koc_store_get(s, "ns/b"));
-        koc_store_free(s);
+        assert_int_equal(koc__store_count(s), 3);
+        assert_null(koc__store_get(s, "ns/b"));
+        koc__store_free(s);
 }
 
 static void strip_data(cJSON *o, void *userdata) {
@@ -202,14 +203,14 @@ static void strip_data(cJSON *o, void *userdata) {
 
 static void test_user_transform(void **state) {
         koc_store *s = NULL;
-        assert_int_equal(koc_store_new(&s), 0);
-        koc_store_set_transform(s, strip_data, NULL);
+        assert_int_equal(koc__store_new(&s), 0);
+        koc__store_set_transform(s, strip_data, NULL);
         put(s, "ns", "a", "1", NULL);
-        koc_object *o = koc_store_get(s, "ns/a");
+        koc_object *o = koc__store_get(s, "ns/a");
         assert_null(strstr(koc_object_get_json(o, NULL), "\"data\""));
         assert_null(strstr(koc_object_get_json(o, NULL), "managedFields"));
         koc_object_unref(o);
-        koc_store_free(s);
+        koc__store_free(s);
 }
 
 /* A reader keeps a whole record while the writer replaces it many times:
@@ -224,7 +225,7 @@ struct reader {
 static void *reader_main(void *p) {
         struct reader *r = p;
         while (!atomic_load(&r->stop)) {
-                koc_object *o = koc_store_get(r->s, "ns/hot");
+                koc_object *o = koc__store_get(r->s, "ns/hot");
                 if (!o)
                         continue;
                 char want[64];
@@ -243,7 +244,7 @@ static void test_concurrent_readers(void **state) {
         pthread_t t[2];
         char rv[16];
 
-        assert_int_equal(koc_store_new(&r.s), 0);
+        assert_int_equal(koc__store_new(&r.s), 0);
         put(r.s, "ns", "hot", "1", NULL);
         for (int i = 0; i < 2; i++)
                 pthread_create(&t[i], NULL, reader_main, &r);
@@ -255,7 +256,7 @@ static void test_concurrent_readers(void **state) {
         for (int i = 0; i < 2; i++)
                 pthread_join(t[i], NULL);
         assert_int_equal(r.bad, 0);
-        koc_store_free(r.s);
+        koc__store_free(r.s);
 }
 
 int main(void) {
