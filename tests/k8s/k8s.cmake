@@ -48,6 +48,9 @@ if(TARGET koc-example-leader)
   koc_add_k8s_test(k8s-interop 240 bash ${KOC_K8S_SRC}/interop.sh $<TARGET_FILE:koc-example-leader>)
   koc_add_k8s_test(k8s-rbac 300 bash ${KOC_K8S_SRC}/rbac.sh $<TARGET_FILE:koc-example-leader>
                    ${PROJECT_SOURCE_DIR}/charts/koc-example)
+  # helm install of the chart, can-i as its ServiceAccount, the example as that account.
+  koc_add_k8s_test(k8s-chart-install 300 bash ${PROJECT_SOURCE_DIR}/tests/chart/install-k8s.sh
+                   $<TARGET_FILE:koc-example-leader> ${PROJECT_SOURCE_DIR}/charts/koc-example)
 endif()
 if(TARGET koc-apiserver)
   koc_add_k8s_test(k8s-compare 120 bash ${KOC_K8S_SRC}/compare.sh $<TARGET_FILE:koc-apiserver>)
