@@ -21,6 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 chart=${1:-$here/../../charts/koc-example}
 chart=$(cd "$chart" && pwd)
 name=$(sed -n 's/^name: *//p' "$chart/Chart.yaml")
+fn=demo-$name   # the fullname of release "demo"
 if [[ -n ${HELM:-} ]]; then
         helm=$HELM
 else
@@ -93,7 +94,7 @@ expect "$dep" 'terminationGracePeriodSeconds: 30$' "grace period 30 s = 0 s dela
 expect "$dep" '- --shutdown-drain-budget=25s$' "drain budget flag"
 expect "$dep" '- --shutdown-delay=0s$' "shutdown delay flag"
 expect "$dep" '- --leader-elect=true$' "leader election on"
-expect "$dep" '- --leader-elect-resource-name=demo-koc-example$' "Lease named after the release"
+expect "$dep" "- --leader-elect-resource-name=$fn$" "Lease named after the release"
 expect "$dep" '- --leader-elect-lease-duration=15s$' "lease duration flag"
 expect "$dep" '- --leader-elect-renew-deadline=10s$' "renew deadline flag"
 expect "$dep" '- --leader-elect-retry-period=2s$' "retry period flag"
@@ -142,20 +143,20 @@ expect <(doc "$d" ServiceAccount) '^automountServiceAccountToken: false$' "Servi
 expect "$dep" '^      automountServiceAccountToken: true$' "operator pod mounts its token"
 expect "$out/Pod.yaml" '^  automountServiceAccountToken: false$' "test pod has no token"
 expect "$out/Pod.yaml" 'helm.sh/hook: test$' "helm test hook"
-expect "$out/Pod.yaml" 'demo-koc-example.ops.svc:8081/readyz' "helm test asks the Service for /readyz"
-expect <(doc "$d" Service demo-koc-example) 'targetPort: probes$' "Service in front of the probe port"
-refute <(doc "$d" Service demo-koc-example) 'publishNotReadyAddresses' "probe Service routes to Ready pods only"
-expect <(doc "$d" Service demo-koc-example-metrics) 'publishNotReadyAddresses: true' "metrics Service includes standbys"
+expect "$out/Pod.yaml" "$fn.ops.svc:8081/readyz" "helm test asks the Service for /readyz"
+expect <(doc "$d" Service $fn) 'targetPort: probes$' "Service in front of the probe port"
+refute <(doc "$d" Service $fn) 'publishNotReadyAddresses' "probe Service routes to Ready pods only"
+expect <(doc "$d" Service $fn-metrics) 'publishNotReadyAddresses: true' "metrics Service includes standbys"
 
 # RBAC: exactly the Lease's verbs, nothing cluster-wide, no operator rules by default.
-role=$out/role.yaml; doc "$d" Role demo-koc-example-leader-election >"$role"
+role=$out/role.yaml; doc "$d" Role $fn-leader-election >"$role"
 if [[ $(grep -c 'verbs:' "$role") == 2 ]] && grep -q 'verbs: \["create"\]$' "$role" &&
         grep -q 'verbs: \["get", "update", "list", "watch"\]$' "$role"; then
         ok "recommended Lease RBAC: create, and get/update/list/watch on the one Lease"
 else bad "Lease Role rules: $(grep -E 'verbs|resource' "$role" | tr '\n' ' ')"; fi
-expect "$role" 'resourceNames: \["demo-koc-example"\]' "Lease RBAC scoped to the Lease"
+expect "$role" "resourceNames: \[\"$fn\"\]" "Lease RBAC scoped to the Lease"
 refute "$role" 'resources: \[[^]]*"(pods|secrets|configmaps)"' "Lease Role grants nothing beyond leases"
-expect <(doc "$d" RoleBinding) 'name: demo-koc-example$' "RoleBinding to the ServiceAccount"
+expect <(doc "$d" RoleBinding) "name: $fn$" "RoleBinding to the ServiceAccount"
 [[ $(count "$d" ClusterRole) == 0 && $(count "$d" ClusterRoleBinding) == 0 ]] && ok "no cluster-wide RBAC by default" || bad "cluster-wide RBAC by default"
 [[ $(count "$d" Role) == 1 ]] && ok "no operator Role without rules" || bad "$(count "$d" Role) Roles without operator rules"
 
@@ -179,12 +180,12 @@ if grep -q 'verbs: \["get", "update"\]$' "$m" && grep -q 'verbs: \["create"\]$' 
         ok "minimal Lease RBAC: get, update, create; no list/watch"
 else bad "minimal Lease RBAC: $(grep verbs "$m" | tr '\n' ' ')"; fi
 r=$out/ci-recommended-rbac.yaml
-op=$out/op-role.yaml; doc "$r" Role demo-koc-example-operator >"$op"
+op=$out/op-role.yaml; doc "$r" Role $fn-operator >"$op"
 expect "$op" 'resources:$' "operator Role from rbac.rules"
 expect "$op" '- configmaps$' "operator Role: configmaps"
 expect "$op" '- events$' "operator Role: events"
 expect "$op" 'namespace: ops$' "operator Role in the release namespace"
-expect <(doc "$r" RoleBinding demo-koc-example-operator) 'kind: Role$' "operator RoleBinding"
+expect <(doc "$r" RoleBinding $fn-operator) 'kind: Role$' "operator RoleBinding"
 [[ $(count "$r" ClusterRole) == 0 ]] && ok "namespaced operator: no ClusterRole" || bad "ClusterRole without allNamespaces"
 a=$out/ci-all-namespaces.yaml
 [[ $(count "$a" ClusterRole) == 1 && $(count "$a" ClusterRoleBinding) == 1 ]] && ok "all namespaces: ClusterRole and ClusterRoleBinding" || bad "all namespaces: no ClusterRole"

@@ -50,5 +50,16 @@ if [ -x "$prefix/bin/koc-new" ]; then
         cmake -S "$work/demo-operator" -B "$work/demo-build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
         cmake --build "$work/demo-build" >/dev/null
         echo "install-check: koc-new project builds against the installed koc"
+        # As its Dockerfile builds it: koc linked statically; the image's
+        # runtime stage must then cover every library the binary links.
+        cmake -S "$work/demo-operator" -B "$work/demo-static" -DCMAKE_PREFIX_PATH="$prefix" -DKOC_STATIC=ON >/dev/null
+        cmake --build "$work/demo-static" >/dev/null
+        if objdump -p "$work/demo-static/demo-operator" | grep -q 'NEEDED.*libkoc'; then
+                echo "install-check: -DKOC_STATIC=ON still links libkoc.so"; exit 1
+        fi
+        bash "$src/tests/image/check.sh" "$work/demo-operator/Dockerfile" "$work/demo-static/demo-operator" \
+                "$work/demo-operator/charts/demo-operator/values.yaml" "$src/scripts/install-deps.sh" >"$work/image.txt" ||
+                { cat "$work/image.txt"; echo "install-check: the koc-new project's Dockerfile fails image-check"; exit 1; }
+        echo "install-check: koc-new project links koc statically; its Dockerfile passes image-check"
 fi
 echo "install-check: 1 passed, 0 failed"

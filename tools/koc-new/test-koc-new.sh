@@ -34,8 +34,10 @@ done
 
 # A valid name.
 if "$koc_new" my-op2 "$tmp/my-op2" >"$tmp/out" 2>&1; then ok "koc-new my-op2"; else cat "$tmp/out"; bad "koc-new my-op2"; fi
-for f in CMakeLists.txt main.c README.md charts/my-op2/Chart.yaml charts/my-op2/values.yaml \
-        charts/my-op2/templates/deployment.yaml charts/my-op2/templates/role.yaml \
+for f in CMakeLists.txt main.c README.md Dockerfile .dockerignore charts/my-op2/Chart.yaml \
+        charts/my-op2/values.yaml charts/my-op2/values.schema.json charts/my-op2/templates/deployment.yaml \
+        charts/my-op2/templates/role.yaml charts/my-op2/templates/rbac-operator.yaml \
+        charts/my-op2/templates/tests/test-readyz.yaml charts/my-op2/ci/gated-readiness-values.yaml \
         charts/my-op2/README.md; do
         if [[ -s $tmp/my-op2/$f ]]; then ok "wrote $f"; else bad "missing $f"; fi
 done
@@ -47,7 +49,14 @@ grep -q 'started_leading' "$tmp/my-op2/main.c" && ok "main.c has a leader-only c
 grep -q 'leader_election_id = "my-op2"' "$tmp/my-op2/main.c" && ok "lease named after the project" || bad "lease name"
 grep -q '^name: my-op2$' "$tmp/my-op2/charts/my-op2/Chart.yaml" && ok "chart renamed" || bad "chart not renamed"
 if [[ ! -d $tmp/my-op2/charts ]] || grep -rq 'koc-example' "$tmp/my-op2/charts"; then bad "chart still mentions koc-example"; else ok "no koc-example left in the chart"; fi
-if grep -q '__NAME__\|__IDENT__' "$tmp/my-op2/main.c"; then bad "placeholders left"; else ok "placeholders replaced"; fi
+if grep -q '__NAME__\|__IDENT__' "$tmp/my-op2/main.c" "$tmp/my-op2/Dockerfile"; then bad "placeholders left"; else ok "placeholders replaced"; fi
+# The Dockerfile builds this project and runs it as the chart's UID.
+grep -q '^ENTRYPOINT \["/usr/local/bin/my-op2"\]$' "$tmp/my-op2/Dockerfile" && ok "Dockerfile: ENTRYPOINT is the program" || bad "Dockerfile ENTRYPOINT"
+grep -q '^USER 65532:65532$' "$tmp/my-op2/Dockerfile" && ok "Dockerfile: USER 65532:65532" || bad "Dockerfile USER"
+grep -q -- '-DKOC_STATIC=ON' "$tmp/my-op2/Dockerfile" && grep -q 'koc::koc_static' "$tmp/my-op2/CMakeLists.txt" &&
+        ok "Dockerfile links koc statically" || bad "Dockerfile does not link koc statically"
+grep -q 'docker build --build-context koc=' "$tmp/my-op2/README.md" && ok "README says how to build the image" || bad "README: no image build"
+grep -q 'helm install my-op2 charts/my-op2 .*image.repository=' "$tmp/my-op2/README.md" && ok "README says how to install the chart with it" || bad "README: no helm install"
 
 # Refuses a non-empty directory without --force.
 if "$koc_new" my-op2 "$tmp/my-op2" >"$tmp/out" 2>&1; then bad "overwrote a non-empty directory"; else ok "non-empty directory refused"; fi
@@ -74,6 +83,13 @@ if [[ -n $helm && -x $helm ]]; then
         else
                 cat "$tmp/lint"
                 bad "generated chart fails helm lint"
+        fi
+        # The same checks as koc's own chart (tests/chart/check.sh), renamed.
+        if HELM=$helm bash "$src/tests/chart/check.sh" "$tmp/my-op2/charts/my-op2" >"$tmp/chart" 2>&1; then
+                ok "generated chart passes tests/chart/check.sh ($(tail -n1 "$tmp/chart"))"
+        else
+                grep -v '^ok' "$tmp/chart"
+                bad "generated chart fails tests/chart/check.sh"
         fi
 else
         echo "# no helm at $helm: chart lint skipped"
