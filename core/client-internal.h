@@ -85,3 +85,6 @@ int koc_sync_init(koc_client *c);
 /* Fails every posted call with -ECANCELED and refuses new ones. */
 void koc_sync_shutdown(koc_client *c);
 void koc_sync_done(koc_client *c);
+/* Inside a response handler: a heap copy of the response that owns its body
+ * (taken from resp) and message, for koc_response_free(); NULL without memory. */
+koc_response *koc_response_take(const koc_response *resp);

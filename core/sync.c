@@ -53,21 +53,26 @@ static void sync_complete(koc_sync_call *call, int result, koc_response *respons
         pthread_mutex_unlock(&call->lock);
 }
 
-static void sync_on_response(koc_client *c, const koc_response *resp, void *userdata) {
-        koc_sync_call *call = userdata;
+koc_response *koc_response_take(const koc_response *resp) {
         sync_response *s = calloc(1, sizeof *s);
 
         if (s)
                 s->message = strdup(resp->message ? resp->message : "");
         if (!s || !s->message) {
                 free(s);
-                sync_complete(call, -ENOMEM, NULL);
-                return;
+                return NULL;
         }
         s->response = *resp;
         s->response.message = s->message;
         s->response.body = koc_response_steal_body(resp);
-        sync_complete(call, 0, &s->response);
+        return &s->response;
+}
+
+static void sync_on_response(koc_client *c, const koc_response *resp, void *userdata) {
+        koc_sync_call *call = userdata;
+        koc_response *copy = koc_response_take(resp);
+
+        sync_complete(call, copy ? 0 : -ENOMEM, copy);
 }
 
 static void sync_on_drop(void *userdata) {

@@ -23,5 +23,6 @@
 #include <koc/probes.h>
 #include <koc/shutdown.h>
 #include <koc/manager.h>
+#include <koc/controller.h>
 
 #endif

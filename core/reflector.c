@@ -1,0 +1,383 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "reflector.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "koc/log.h"
+#include "koc/time.h"
+#include "util.h"
+
+#define LOG "reflector"
+#define QUIET_PERIOD_USEC (120 * KOC_USEC_PER_SEC)
+/* A watch that ends cleanly sooner than this, with nothing on it, counts as
+ * a failure, so that a server closing watches at once is not hammered. */
+#define MIN_WATCH_USEC (1 * KOC_USEC_PER_SEC)
+
+typedef enum next_step { NEXT_LIST, NEXT_WATCH } next_step;
+
+struct koc_reflector {
+        koc_client *client;
+        sd_event *event;
+        char *path;
+        char *label_selector;
+        char *field_selector;
+        char *selector_query; /* "&labelSelector=..&fieldSelector=.." encoded, or "" */
+        unsigned page_size;
+        uint64_t backoff_initial, backoff_max, backoff;
+        uint64_t last_failure_at;
+        koc_reflector_handlers h;
+        void *userdata;
+
+        koc_request *req;
+        koc_watch *watch;
+        sd_event_source *timer;
+        char *continue_token;
+        char *rv;
+        char *item_kind;
+        char *item_api_version;
+        bool list_begun;
+        uint64_t watch_started_at;
+        bool watch_saw_event;
+        next_step next;
+        koc_reflector_stats stats;
+};
+
+static void start_list_page(koc_reflector *r);
+static void start_watch(koc_reflector *r);
+
+static const char *str_field(const cJSON *o, const char *name) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+        return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int set_str(char **p, const char *v) {
+        char *n = v ? strdup(v) : NULL;
+        if (v && !n)
+                return -ENOMEM;
+        free(*p);
+        *p = n;
+        return 0;
+}
+
+/* Percent-encodes a query value (RFC 3986 unreserved characters stay). */
+static int append_encoded(char **q, const char *name, const char *value) {
+        size_t len = strlen(*q), vlen = strlen(value);
+        char *n = realloc(*q, len + strlen(name) + 3 * vlen + 3);
+        if (!n)
+                return -ENOMEM;
+        *q = n;
+        n += len;
+        n += sprintf(n, "&%s=", name);
+        for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+                if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                    (*p >= '0' && *p <= '9') || strchr("-._~", *p))
+                        *n++ = (char)*p;
+                else
+                        n += sprintf(n, "%%%02X", *p);
+        }
+        *n = '\0';
+        return 0;
+}
+
+int koc_reflector_new(koc_client *c, const koc_reflector_spec *spec,
+                      const koc_reflector_handlers *handlers, void *userdata, koc_reflector **ret) {
+        if (!c || !spec || !spec->path || spec->path[0] != '/' || !handlers)
+                return -EINVAL;
+        koc_reflector *r = calloc(1, sizeof *r);
+        if (!r)
+                return -ENOMEM;
+        r->client = koc_client_ref(c);
+        r->event = sd_event_ref(koc_client_get_event(c));
+        r->h = *handlers;
+        r->userdata = userdata;
+        r->page_size = spec->page_size ? spec->page_size : 500;
+        r->backoff_initial =
+                spec->backoff_initial_usec ? spec->backoff_initial_usec : 800 * KOC_USEC_PER_MSEC;
+        r->backoff_max = spec->backoff_max_usec ? spec->backoff_max_usec : 30 * KOC_USEC_PER_SEC;
+        r->backoff = r->backoff_initial;
+        r->selector_query = strdup("");
+        int k = set_str(&r->path, spec->path);
+        if (k >= 0 && spec->label_selector && *spec->label_selector)
+                k = set_str(&r->label_selector, spec->label_selector);
+        if (k >= 0 && spec->field_selector && *spec->field_selector)
+                k = set_str(&r->field_selector, spec->field_selector);
+        if (k >= 0 && !r->selector_query)
+                k = -ENOMEM;
+        if (k >= 0 && r->label_selector)
+                k = append_encoded(&r->selector_query, "labelSelector", r->label_selector);
+        if (k >= 0 && r->field_selector)
+                k = append_encoded(&r->selector_query, "fieldSelector", r->field_selector);
+        if (k < 0) {
+                koc_reflector_free(r);
+                return k;
+        }
+        *ret = r;
+        return 0;
+}
+
+koc_reflector *koc_reflector_free(koc_reflector *r) {
+        if (!r)
+                return NULL;
+        koc_request_cancel(r->req);
+        koc_watch_stop(r->watch);
+        sd_event_source_disable_unref(r->timer);
+        koc_client_unref(r->client);
+        sd_event_unref(r->event);
+        free(r->path);
+        free(r->label_selector);
+        free(r->field_selector);
+        free(r->selector_query);
+        free(r->continue_token);
+        free(r->rv);
+        free(r->item_kind);
+        free(r->item_api_version);
+        free(r);
+        return NULL;
+}
+
+void koc_reflector_get_stats(koc_reflector *r, koc_reflector_stats *ret) {
+        *ret = r->stats;
+}
+
+const char *koc_reflector_get_resource_version(koc_reflector *r) {
+        return r->rv;
+}
+
+/* --- scheduling ----------------------------------------------------------------- */
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        koc_reflector *r = userdata;
+        r->timer = sd_event_source_disable_unref(r->timer);
+        if (r->next == NEXT_WATCH && r->rv)
+                start_watch(r);
+        else
+                start_list_page(r);
+        return 0;
+}
+
+/* Runs the next step after `delay` (0: from the loop at once, never inside
+ * the current handler). */
+static void schedule(koc_reflector *r, next_step next, uint64_t delay) {
+        r->timer = sd_event_source_disable_unref(r->timer);
+        r->next = next;
+        if (next == NEXT_LIST) {
+                /* A re-list starts from scratch. */
+                free(r->continue_token);
+                r->continue_token = NULL;
+                free(r->rv);
+                r->rv = NULL;
+                r->list_begun = false;
+        }
+        int k = sd_event_add_time_relative(r->event, &r->timer, CLOCK_BOOTTIME, delay, 0, on_retry,
+                                           r);
+        if (k < 0)
+                koc_log_error(LOG, "cannot arm the retry timer path=%s: %s", r->path, strerror(-k));
+}
+
+static uint64_t next_backoff(koc_reflector *r) {
+        uint64_t t = koc_now_boottime_usec();
+        if (r->last_failure_at && t - r->last_failure_at > QUIET_PERIOD_USEC)
+                r->backoff = r->backoff_initial;
+        r->last_failure_at = t;
+        r->stats.failures++;
+        uint64_t d = r->backoff;
+        /* Jitter 1.0 as client-go's: between d and 2d, within the cap. */
+        d += (uint64_t)((double)d * ((double)random() / ((double)RAND_MAX + 1)));
+        if (d > r->backoff_max)
+                d = r->backoff_max;
+        r->backoff = r->backoff * 2 < r->backoff_max ? r->backoff * 2 : r->backoff_max;
+        return d;
+}
+
+/* --- list -------------------------------------------------------------------------- */
+
+static void fill_kind(koc_reflector *r, cJSON *item) {
+        if (r->item_kind && !cJSON_GetObjectItemCaseSensitive(item, "kind"))
+                cJSON_AddStringToObject(item, "kind", r->item_kind);
+        if (r->item_api_version && !cJSON_GetObjectItemCaseSensitive(item, "apiVersion"))
+                cJSON_AddStringToObject(item, "apiVersion", r->item_api_version);
+}
+
+static void on_list(koc_client *c, const koc_response *resp, void *userdata) {
+        koc_reflector *r = userdata;
+        r->req = NULL;
+
+        if (resp->error < 0 || resp->status != 200 || !cJSON_IsObject(resp->body)) {
+                bool expired = resp->status == 410;
+                koc_log_debug(LOG, "list failed path=%s status=%ld error=%d message=\"%s\"",
+                              r->path, resp->status, resp->error, resp->message);
+                if (expired && r->continue_token) {
+                        /* The continue token expired: list again from the start. */
+                        schedule(r, NEXT_LIST, 0);
+                        return;
+                }
+                schedule(r, NEXT_LIST, next_backoff(r));
+                return;
+        }
+        const char *kind = str_field(resp->body, "kind");
+        size_t klen = kind ? strlen(kind) : 0;
+        if (klen > 4 && strcmp(kind + klen - 4, "List") == 0) {
+                char *k = strndup(kind, klen - 4);
+                if (k) {
+                        free(r->item_kind);
+                        r->item_kind = k;
+                }
+        }
+        set_str(&r->item_api_version, str_field(resp->body, "apiVersion"));
+        if (!r->list_begun) {
+                r->list_begun = true;
+                if (r->h.list_begin)
+                        r->h.list_begin(r->userdata);
+        }
+        cJSON *items = cJSON_GetObjectItemCaseSensitive(resp->body, "items"), *item;
+        cJSON_ArrayForEach(item, items) {
+                if (!cJSON_IsObject(item))
+                        continue;
+                fill_kind(r, item);
+                if (r->h.list_item)
+                        r->h.list_item(item, r->userdata);
+        }
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(resp->body, "metadata");
+        const char *cont = str_field(md, "continue");
+        if (cont && *cont) {
+                if (set_str(&r->continue_token, cont) < 0) {
+                        schedule(r, NEXT_LIST, next_backoff(r));
+                        return;
+                }
+                start_list_page(r);
+                return;
+        }
+        free(r->continue_token);
+        r->continue_token = NULL;
+        set_str(&r->rv, str_field(md, "resourceVersion"));
+        r->list_begun = false;
+        r->stats.lists++;
+        if (r->h.list_end)
+                r->h.list_end(r->rv, r->userdata);
+        start_watch(r);
+}
+
+static void start_list_page(koc_reflector *r) {
+        char *q = NULL;
+        int k;
+
+        if (r->continue_token) {
+                q = strdup("");
+                k = q ? 0 : -ENOMEM;
+                char lim[32];
+                snprintf(lim, sizeof lim, "%u", r->page_size);
+                if (k >= 0)
+                        k = append_encoded(&q, "limit", lim);
+                if (k >= 0)
+                        k = append_encoded(&q, "continue", r->continue_token);
+        } else {
+                k = asprintf(&q, "&limit=%u", r->page_size) < 0 ? -ENOMEM : 0;
+                if (k < 0)
+                        q = NULL;
+        }
+        char *full = NULL;
+        if (k >= 0 && asprintf(&full, "%s%s", q + 1, r->selector_query) < 0) {
+                full = NULL;
+                k = -ENOMEM;
+        }
+        free(q);
+        if (k >= 0) {
+                r->stats.list_requests++;
+                k = koc_client_request(
+                        r->client,
+                        &(koc_request_spec){.method = "GET", .path = r->path, .query = full},
+                        on_list, r, &r->req);
+        }
+        free(full);
+        if (k < 0) {
+                koc_log_warn(LOG, "cannot list path=%s: %s", r->path, strerror(-k));
+                schedule(r, NEXT_LIST, next_backoff(r));
+        }
+}
+
+/* --- watch ------------------------------------------------------------------------- */
+
+static void on_watch(koc_watch *w, const koc_watch_event *ev, void *userdata) {
+        koc_reflector *r = userdata;
+
+        switch (ev->type) {
+        case KOC_WATCH_ADDED:
+        case KOC_WATCH_MODIFIED:
+        case KOC_WATCH_DELETED:
+        case KOC_WATCH_BOOKMARK: {
+                const cJSON *md = cJSON_GetObjectItemCaseSensitive(ev->object, "metadata");
+                const char *rv = str_field(md, "resourceVersion");
+                if (rv && *rv)
+                        set_str(&r->rv, rv);
+                r->watch_saw_event = true;
+                if (ev->type != KOC_WATCH_BOOKMARK && r->h.event && cJSON_IsObject(ev->object)) {
+                        fill_kind(r, ev->object);
+                        r->h.event(ev->type, ev->object, r->userdata);
+                }
+                return;
+        }
+        case KOC_WATCH_ERROR:
+                koc_watch_stop(w);
+                r->watch = NULL;
+                if (ev->status == 410) {
+                        koc_log_debug(LOG, "watch expired path=%s: re-listing", r->path);
+                        r->stats.relists_gone++;
+                        schedule(r, NEXT_LIST, 0);
+                } else {
+                        koc_log_debug(LOG, "watch error path=%s status=%ld message=\"%s\"", r->path,
+                                      ev->status, ev->message);
+                        schedule(r, NEXT_WATCH, next_backoff(r));
+                }
+                return;
+        case KOC_WATCH_CLOSED:
+                r->watch = NULL;
+                if (ev->status == 410) {
+                        r->stats.relists_gone++;
+                        schedule(r, NEXT_LIST, 0);
+                        return;
+                }
+                uint64_t ran = koc_now_boottime_usec() - r->watch_started_at;
+                if (ev->error == 0 && ev->status == 200 &&
+                    (r->watch_saw_event || ran >= MIN_WATCH_USEC)) {
+                        schedule(r, NEXT_WATCH, 0);
+                        return;
+                }
+                koc_log_debug(LOG, "watch closed path=%s status=%ld error=%d", r->path, ev->status,
+                              ev->error);
+                schedule(r, NEXT_WATCH, next_backoff(r));
+                return;
+        }
+}
+
+static void start_watch(koc_reflector *r) {
+        koc_watch_spec spec = {
+                .path = r->path,
+                .label_selector = r->label_selector,
+                .field_selector = r->field_selector,
+                .resource_version = r->rv,
+                .allow_bookmarks = true,
+                /* client-go: a random timeout between 5 and 10 minutes, so
+                 * that many watches do not all restart at the same time. */
+                .timeout_seconds = 300 + (unsigned)(random() % 300),
+        };
+        r->watch_started_at = koc_now_boottime_usec();
+        r->watch_saw_event = false;
+        int k = koc_client_watch(r->client, &spec, on_watch, r, &r->watch);
+        if (k < 0) {
+                r->watch = NULL;
+                koc_log_warn(LOG, "cannot watch path=%s: %s", r->path, strerror(-k));
+                schedule(r, NEXT_WATCH, next_backoff(r));
+                return;
+        }
+        r->stats.watches++;
+}
+
+int koc_reflector_start(koc_reflector *r) {
+        if (r->req || r->watch || r->timer)
+                return -EALREADY;
+        schedule(r, NEXT_LIST, 0);
+        return 0;
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The list-and-watch component behind informers (client-go's Reflector):
+ *
+ * - a paginated list (limit 500, continue tokens; an expired continue token
+ *   restarts the list), reported as list_begin, list_item for each object of
+ *   every page, and list_end with the list's resourceVersion;
+ * - then a watch from that resourceVersion with allowWatchBookmarks and a
+ *   server-side timeout of 5 to 10 minutes; every event's (and bookmark's)
+ *   resourceVersion becomes the resume point;
+ * - a watch that ends or fails is resumed from the last seen resourceVersion;
+ *   410 Gone/Expired (an ERROR event or the watch's HTTP status) re-lists;
+ * - failures back off 800 ms doubling to 30 s with jitter; the backoff starts
+ *   again from 800 ms after two quiet minutes without a failure.
+ * Loop thread only.  Handlers may not free the reflector.
+ */
+#pragma once
+
+#include <cjson/cJSON.h>
+
+#include "koc/client.h"
+
+typedef struct koc_reflector koc_reflector;
+
+typedef struct koc_reflector_handlers {
+        void (*list_begin)(void *userdata);
+        /* object is the reflector's; kind and apiVersion are filled in from
+         * the list's. */
+        void (*list_item)(cJSON *object, void *userdata);
+        void (*list_end)(const char *resource_version, void *userdata);
+        /* ADDED, MODIFIED or DELETED. */
+        void (*event)(koc_watch_event_type type, cJSON *object, void *userdata);
+} koc_reflector_handlers;
+
+typedef struct koc_reflector_spec {
+        const char *path; /* collection: "/api/v1/namespaces/ns/configmaps" */
+        const char *label_selector;
+        const char *field_selector;
+        unsigned page_size;            /* 0: 500 */
+        uint64_t backoff_initial_usec; /* 0: 800 ms */
+        uint64_t backoff_max_usec;     /* 0: 30 s */
+} koc_reflector_spec;
+
+int koc_reflector_new(koc_client *c, const koc_reflector_spec *spec,
+                      const koc_reflector_handlers *handlers, void *userdata, koc_reflector **ret);
+int koc_reflector_start(koc_reflector *r);
+koc_reflector *koc_reflector_free(koc_reflector *r);
+
+/* For tests and metrics. */
+typedef struct koc_reflector_stats {
+        unsigned lists;         /* lists completed */
+        unsigned list_requests; /* pages requested */
+        unsigned watches;       /* watches started */
+        unsigned relists_gone;  /* re-lists caused by 410 */
+        unsigned failures;
+} koc_reflector_stats;
+void koc_reflector_get_stats(koc_reflector *r, koc_reflector_stats *ret);
+const char *koc_reflector_get_resource_version(koc_reflector *r);

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The controller's private state, shared by controller.c (registration,
+ * event handlers, workers), writer.c (the fenced client) and helpers.c.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "core/mailbox.h"
+#include "informer.h"
+#include "koc/controller.h"
+#include "workqueue.h"
+
+typedef enum source_kind { SOURCE_OWNS, SOURCE_WATCHES } source_kind;
+
+typedef struct source {
+        struct koc_controller *c;
+        source_kind kind;
+        koc_informer *inf;
+        koc_map_func_t map;
+        void *userdata;
+} source;
+
+typedef struct predicate {
+        koc_predicate_t fn;
+        void *userdata;
+} predicate;
+
+typedef struct write_call write_call;
+
+/* What the unfinished-work gauges read; outlives the controller (the
+ * registry frees it), and forgets the queue when the controller goes. */
+typedef struct queue_probe {
+        koc_workqueue *q;
+} queue_probe;
+
+struct koc_controller {
+        unsigned ref;
+        koc_controller *next; /* all controllers of the process (loop threads) */
+        koc_manager *m;
+        char *name;
+        char *api_version; /* of the primary: "v1", "apps/v1" */
+        koc_informer *primary;
+        source **sources;
+        size_t n_sources;
+        predicate *predicates;
+        size_t n_predicates;
+        koc_reconcile_t reconcile;
+        void *userdata;
+        uint64_t resync_usec;
+
+        koc_workqueue *q;
+        koc_mailbox *mb;
+        pthread_t *threads;
+        unsigned n_workers;
+        unsigned n_threads; /* started */
+        sd_event_source *resync_timer;
+
+        /* Leadership as the controller sees it, changed on the loop thread:
+         * active while the manager's runnable is started; epoch counts every
+         * start and stop, so a context can tell that its term has ended. */
+        atomic_bool active;
+        atomic_uint_fast64_t epoch;
+        atomic_uint_fast64_t term;
+        atomic_uint busy_workers;
+        bool closing;
+        bool check_added; /* the cache-sync readiness check is ours to remove */
+
+        /* Writes submitted to the client and not answered yet (loop thread). */
+        write_call *writes;
+
+        /* Event recorder's token bucket. */
+        pthread_mutex_t events_lock;
+        double event_tokens;
+        uint64_t event_refill_at;
+
+        queue_probe *probe;
+        queue_probe *probe2;
+        struct {
+                koc_metric *success, *error, *requeue, *requeue_after;
+                koc_metric *errors, *terminal_errors;
+                koc_metric *reconcile_time;
+                koc_metric *max_concurrent, *active_workers;
+        } metrics;
+};
+
+struct koc_reconcile_context {
+        koc_controller *c;
+        char key[512];
+        char namespace_[256];
+        const char *name;
+        koc_object *cached;
+        cJSON *parsed;
+        bool parsed_done;
+        uint64_t epoch;
+        uint64_t term;
+};
+
+/* writer.c: cancels the writes in flight (their callers get -ECANCELED). */
+void controller_cancel_writes(koc_controller *c);
+/* True while a write of this context may be sent (loop or any thread). */
+bool controller_may_write(koc_reconcile_context *ctx);

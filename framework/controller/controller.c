@@ -1,0 +1,809 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The controller: registration on a manager, event handlers that turn cache
+ * events into keys, and the workers that reconcile them.
+ *
+ * Leadership comes from the manager in two ways.  A runnable (started and
+ * stopped with leadership, on the loop thread) switches the controller active
+ * or inactive: starting fills the queue from the warm cache, stopping drops
+ * every pending key.  And each reconcile is bracketed by
+ * koc_manager_work_begin()/end(), which refuses on a standby and after the
+ * intake closed, and which the shutdown drain waits for before the Lease is
+ * released.  A shutdown hook stops the queue, so that idle workers exit and
+ * busy ones exit after their current reconcile.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "controller-internal.h"
+#include "core/reflector.h"
+#include "koc/log.h"
+#include "koc/time.h"
+
+#define LOG "controller"
+
+/* Every controller of the process, for the unique-name rule; the lock is for
+ * processes with several loops in several threads. */
+static koc_controller *all_controllers;
+static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const double reconcile_buckets[] = {
+        0.005, 0.01, 0.025, 0.05, 0.1,  0.15, 0.2,  0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6,
+        0.7,   0.8,  0.9,   1.0,  1.25, 1.5,  1.75, 2.0,  2.5, 3.0,  3.5, 4.0,  4.5, 5,
+        6,     7,    8,     9,    10,   15,   20,   25,   30,  40,   50,  60};
+static const double queue_buckets[] = {1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1, 10};
+
+KOC_EXPORT void koc_controller_options_init(koc_controller_options *o) {
+        *o = (koc_controller_options){.workers = 1};
+}
+
+KOC_EXPORT const char *koc_controller_get_name(koc_controller *c) {
+        return c ? c->name : NULL;
+}
+
+KOC_EXPORT bool koc_controller_has_synced(koc_controller *c) {
+        if (!c || !koc_informer_has_synced(c->primary))
+                return false;
+        for (size_t i = 0; i < c->n_sources; i++)
+                if (!koc_informer_has_synced(c->sources[i]->inf))
+                        return false;
+        return true;
+}
+
+/* --- enqueueing (loop thread, or any thread for koc_controller_enqueue) ---------- */
+
+static void enqueue_key(koc_controller *c, const char *key, bool initial) {
+        if (!atomic_load(&c->active))
+                return;
+        int r = initial ? koc_workqueue_add_initial(c->q, key) : koc_workqueue_add(c->q, key);
+        if (r < 0 && r != -ESHUTDOWN)
+                koc_log_warn(LOG, "controller=%s cannot queue key=%s: %s", c->name, key,
+                             strerror(-r));
+}
+
+KOC_EXPORT int koc_controller_enqueue(koc_controller *c, const char *namespace_, const char *name) {
+        char key[512];
+        if (!c || !name)
+                return -EINVAL;
+        int r = koc_object_key_format(namespace_, name, key, sizeof key);
+        if (r < 0)
+                return r;
+        enqueue_key(c, key, false);
+        return 0;
+}
+
+static void fill_from_cache(koc_controller *c) {
+        char **keys = NULL;
+        size_t n = 0;
+        if (koc_store_keys(koc_informer_get_store(c->primary), &keys, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                enqueue_key(c, keys[i], true);
+                free(keys[i]);
+        }
+        free(keys);
+}
+
+static bool predicates_pass(koc_controller *c, koc_object *old, koc_object *new_) {
+        if (c->n_predicates == 0)
+                return true;
+        cJSON *o = NULL, *n = NULL;
+        if (old)
+                (void)koc_object_parse(old, &o);
+        if (new_)
+                (void)koc_object_parse(new_, &n);
+        bool pass = true;
+        for (size_t i = 0; pass && i < c->n_predicates; i++)
+                pass = c->predicates[i].fn(o, n, c->predicates[i].userdata);
+        cJSON_Delete(o);
+        cJSON_Delete(n);
+        return pass;
+}
+
+static void primary_add(koc_object *o, void *userdata) {
+        koc_controller *c = userdata;
+        if (predicates_pass(c, NULL, o))
+                enqueue_key(c, koc_object_get_key(o), false);
+}
+
+static void primary_update(koc_object *old, koc_object *o, void *userdata) {
+        koc_controller *c = userdata;
+        if (predicates_pass(c, old, o))
+                enqueue_key(c, koc_object_get_key(o), false);
+}
+
+static void primary_delete(koc_object *o, void *userdata) {
+        koc_controller *c = userdata;
+        if (predicates_pass(c, o, NULL))
+                enqueue_key(c, koc_object_get_key(o), false);
+}
+
+static void primary_synced(void *userdata) {
+        koc_controller *c = userdata;
+        koc_log_info(LOG, "controller=%s cache synced objects=%zu", c->name,
+                     koc_store_count(koc_informer_get_store(c->primary)));
+}
+
+static const koc_informer_handler primary_handler = {
+        .on_add = primary_add,
+        .on_update = primary_update,
+        .on_delete = primary_delete,
+        .on_synced = primary_synced,
+};
+
+struct koc_keys {
+        koc_controller *c;
+};
+
+KOC_EXPORT int koc_keys_add(koc_keys *keys, const char *namespace_, const char *name) {
+        if (!keys || !name)
+                return -EINVAL;
+        return koc_controller_enqueue(keys->c, namespace_, name);
+}
+
+/* ownerReferences naming a primary of this controller as controller. */
+static void enqueue_owners(koc_controller *c, const cJSON *obj) {
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+        const cJSON *ns = cJSON_GetObjectItemCaseSensitive(md, "namespace");
+        const cJSON *refs = cJSON_GetObjectItemCaseSensitive(md, "ownerReferences"), *ref;
+        const koc_resource *res = koc_informer_get_resource(c->primary);
+
+        cJSON_ArrayForEach(ref, refs) {
+                const cJSON *kind = cJSON_GetObjectItemCaseSensitive(ref, "kind");
+                const cJSON *api = cJSON_GetObjectItemCaseSensitive(ref, "apiVersion");
+                const cJSON *name = cJSON_GetObjectItemCaseSensitive(ref, "name");
+                if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ref, "controller")) ||
+                    !cJSON_IsString(kind) || !cJSON_IsString(api) || !cJSON_IsString(name) ||
+                    strcmp(kind->valuestring, res->kind) != 0)
+                        continue;
+                /* The group must match; any version of it names the same object. */
+                const char *slash = strchr(api->valuestring, '/');
+                size_t glen = slash ? (size_t)(slash - api->valuestring) : 0;
+                if (strlen(res->group) != glen || strncmp(res->group, api->valuestring, glen) != 0)
+                        continue;
+                koc_controller_enqueue(
+                        c, res->namespaced && cJSON_IsString(ns) ? ns->valuestring : NULL,
+                        name->valuestring);
+        }
+}
+
+static void source_event(source *s, koc_object *o) {
+        if (!atomic_load(&s->c->active) || !o)
+                return;
+        cJSON *obj = NULL;
+        if (koc_object_parse(o, &obj) < 0)
+                return;
+        if (s->kind == SOURCE_OWNS)
+                enqueue_owners(s->c, obj);
+        else {
+                koc_keys keys = {s->c};
+                s->map(obj, &keys, s->userdata);
+        }
+        cJSON_Delete(obj);
+}
+
+static void source_add(koc_object *o, void *userdata) {
+        source_event(userdata, o);
+}
+
+static void source_update(koc_object *old, koc_object *o, void *userdata) {
+        /* Both: an owner reference (or a mapped key) may have moved. */
+        source_event(userdata, old);
+        source_event(userdata, o);
+}
+
+static void source_delete(koc_object *o, void *userdata) {
+        source_event(userdata, o);
+}
+
+static const koc_informer_handler source_handler = {
+        .on_add = source_add,
+        .on_update = source_update,
+        .on_delete = source_delete,
+};
+
+/* --- predicates -------------------------------------------------------------------- */
+
+static bool json_changed(const cJSON *old, const cJSON *new_, const char *field) {
+        if (!old || !new_)
+                return true;
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(old, "metadata"), field);
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(new_, "metadata"), field);
+        if (!a || !b)
+                return (a == NULL) != (b == NULL);
+        return !cJSON_Compare(a, b, true);
+}
+
+KOC_EXPORT bool koc_predicate_generation_changed(const cJSON *old, const cJSON *new_,
+                                                 void *userdata) {
+        return json_changed(old, new_, "generation");
+}
+
+KOC_EXPORT bool koc_predicate_labels_changed(const cJSON *old, const cJSON *new_, void *userdata) {
+        return json_changed(old, new_, "labels");
+}
+
+KOC_EXPORT bool koc_predicate_annotations_changed(const cJSON *old, const cJSON *new_,
+                                                  void *userdata) {
+        return json_changed(old, new_, "annotations");
+}
+
+/* --- workers ------------------------------------------------------------------------- */
+
+KOC_EXPORT const char *koc_reconcile_get_namespace(koc_reconcile_context *ctx) {
+        return ctx->namespace_;
+}
+KOC_EXPORT const char *koc_reconcile_get_name(koc_reconcile_context *ctx) {
+        return ctx->name;
+}
+KOC_EXPORT const char *koc_reconcile_get_key(koc_reconcile_context *ctx) {
+        return ctx->key;
+}
+KOC_EXPORT koc_object *koc_reconcile_get_cached(koc_reconcile_context *ctx) {
+        return ctx->cached;
+}
+KOC_EXPORT uint64_t koc_reconcile_get_term(koc_reconcile_context *ctx) {
+        return ctx->term;
+}
+KOC_EXPORT koc_controller *koc_reconcile_get_controller(koc_reconcile_context *ctx) {
+        return ctx->c;
+}
+
+KOC_EXPORT const cJSON *koc_reconcile_get_object(koc_reconcile_context *ctx) {
+        if (!ctx->parsed_done && ctx->cached) {
+                ctx->parsed_done = true;
+                if (koc_object_parse(ctx->cached, &ctx->parsed) < 0)
+                        ctx->parsed = NULL;
+        }
+        return ctx->parsed;
+}
+
+bool controller_may_write(koc_reconcile_context *ctx) {
+        koc_controller *c = ctx->c;
+        return atomic_load(&c->active) && atomic_load(&c->epoch) == ctx->epoch &&
+               koc_manager_is_leader(c->m);
+}
+
+KOC_EXPORT bool koc_reconcile_is_cancelled(koc_reconcile_context *ctx) {
+        return !controller_may_write(ctx) || koc_manager_is_stopping(ctx->c->m);
+}
+
+static void count_result(koc_controller *c, const koc_result *res, double seconds) {
+        koc_metric_observe(c->metrics.reconcile_time, seconds);
+        switch (res->type) {
+        case KOC_RESULT_DONE:
+                koc_metric_inc(c->metrics.success);
+                break;
+        case KOC_RESULT_REQUEUE:
+                koc_metric_inc(res->requeue_after_usec ? c->metrics.requeue_after
+                                                       : c->metrics.requeue);
+                break;
+        case KOC_RESULT_TERMINAL:
+                koc_metric_inc(c->metrics.terminal_errors);
+                /* A terminal error is an error too. */
+                __attribute__((fallthrough));
+        case KOC_RESULT_ERROR:
+                koc_metric_inc(c->metrics.error);
+                koc_metric_inc(c->metrics.errors);
+                break;
+        }
+}
+
+static void run_one(koc_controller *c, const char *key) {
+        koc_reconcile_context ctx = {.c = c};
+        uint64_t transitions = 0;
+
+        snprintf(ctx.key, sizeof ctx.key, "%s", key);
+        const char *slash = strchr(key, '/');
+        if (slash) {
+                snprintf(ctx.namespace_, sizeof ctx.namespace_, "%.*s", (int)(slash - key), key);
+                ctx.name = ctx.key + (slash - key) + 1;
+        } else
+                ctx.name = ctx.key;
+        ctx.epoch = atomic_load(&c->epoch);
+        if (koc_manager_get_term(c->m, &transitions, NULL, 0) == 1)
+                ctx.term = transitions;
+        else
+                ctx.term = atomic_load(&c->term);
+        ctx.cached = koc_store_get(koc_informer_get_store(c->primary), key);
+
+        atomic_fetch_add(&c->busy_workers, 1);
+        koc_metric_set(c->metrics.active_workers, (double)atomic_load(&c->busy_workers));
+        uint64_t t0 = koc_now_boottime_usec();
+        koc_result res = c->reconcile(&ctx, c->userdata);
+        double secs = (double)(koc_now_boottime_usec() - t0) / 1e6;
+        atomic_fetch_sub(&c->busy_workers, 1);
+        koc_metric_set(c->metrics.active_workers, (double)atomic_load(&c->busy_workers));
+        count_result(c, &res, secs);
+
+        /* Retries belong to the term they failed in: a new term starts from
+         * the cache anyway. */
+        bool same_term = atomic_load(&c->epoch) == ctx.epoch;
+        switch (res.type) {
+        case KOC_RESULT_DONE:
+                koc_workqueue_forget(c->q, key);
+                break;
+        case KOC_RESULT_REQUEUE:
+                /* As controller-runtime: a delay is honoured as given and
+                 * resets the backoff; "again, no delay" goes through the
+                 * backoff, so that it cannot spin. */
+                if (res.requeue_after_usec > 0) {
+                        koc_workqueue_forget(c->q, key);
+                        if (same_term)
+                                koc_workqueue_add_after(c->q, key, res.requeue_after_usec);
+                } else if (same_term)
+                        koc_workqueue_add_rate_limited(c->q, key);
+                break;
+        case KOC_RESULT_ERROR:
+                koc_log_debug(LOG, "controller=%s key=%s reconcile failed: %s", c->name, key,
+                              strerror(res.error < 0 ? -res.error : EIO));
+                if (same_term)
+                        koc_workqueue_add_rate_limited(c->q, key);
+                break;
+        case KOC_RESULT_TERMINAL:
+                koc_log_warn(LOG, "controller=%s key=%s terminal error: %s", c->name, key,
+                             strerror(res.error < 0 ? -res.error : EIO));
+                koc_workqueue_forget(c->q, key);
+                break;
+        }
+        cJSON_Delete(ctx.parsed);
+        koc_object_unref(ctx.cached);
+}
+
+static void *worker_main(void *userdata) {
+        koc_controller *c = userdata;
+        char *key;
+
+        while (koc_workqueue_get(c->q, &key) == 0) {
+                /* The gate: refused on a standby and once the intake closed;
+                 * the drain waits for every item that got through. */
+                if (atomic_load(&c->active) && koc_manager_work_begin(c->m) == 0) {
+                        run_one(c, key);
+                        koc_manager_work_end(c->m);
+                }
+                koc_workqueue_done(c->q, key);
+                free(key);
+        }
+        return NULL;
+}
+
+static int start_workers(koc_controller *c) {
+        if (c->n_threads > 0)
+                return 0;
+        c->threads = calloc(c->n_workers, sizeof *c->threads);
+        if (!c->threads)
+                return -ENOMEM;
+        for (unsigned i = 0; i < c->n_workers; i++) {
+                int r = pthread_create(&c->threads[i], NULL, worker_main, c);
+                if (r != 0)
+                        return -r;
+                c->n_threads++;
+        }
+        return 0;
+}
+
+/* --- leadership (manager runnable) and shutdown ------------------------------------- */
+
+static int on_start(koc_manager *m, uint64_t term, void *userdata) {
+        koc_controller *c = userdata;
+        int r = start_workers(c);
+        if (r < 0)
+                return r;
+        atomic_store(&c->term, term);
+        atomic_fetch_add(&c->epoch, 1);
+        atomic_store(&c->active, true);
+        fill_from_cache(c);
+        koc_log_info(LOG, "controller=%s started term=%" PRIu64 " queued=%zu", c->name, term,
+                     koc_workqueue_len(c->q));
+        return 0;
+}
+
+static void on_stop(koc_manager *m, koc_leader_reason reason, void *userdata) {
+        koc_controller *c = userdata;
+        atomic_store(&c->active, false);
+        atomic_fetch_add(&c->epoch, 1);
+        koc_workqueue_clear(c->q);
+        koc_log_info(LOG, "controller=%s stopped reason=%s", c->name,
+                     koc_leader_reason_to_string(reason));
+}
+
+static void on_shutdown(koc_shutdown_step *step, void *userdata) {
+        koc_controller *c = userdata;
+        /* Running reconciles finish (the drain waits for them); nothing new
+         * is handed out. */
+        koc_workqueue_shutdown(c->q);
+        koc_shutdown_step_done(step);
+}
+
+static int cache_sync_check(void *userdata, char *why, size_t why_size) {
+        koc_controller *c = userdata;
+        if (koc_controller_has_synced(c))
+                return 0;
+        snprintf(why, why_size, "controller %s: caches not synced", c->name);
+        return -EAGAIN;
+}
+
+static int on_resync(sd_event_source *s, uint64_t usec, void *userdata) {
+        koc_controller *c = userdata;
+        fill_from_cache(c);
+        sd_event_source_set_time_relative(s, c->resync_usec);
+        return 0;
+}
+
+/* --- metrics ------------------------------------------------------------------------- */
+
+static double unfinished_seconds(void *userdata) {
+        queue_probe *p = userdata;
+        return p->q ? koc_workqueue_unfinished_seconds(p->q) : 0;
+}
+
+static double longest_seconds(void *userdata) {
+        queue_probe *p = userdata;
+        return p->q ? koc_workqueue_longest_running_seconds(p->q) : 0;
+}
+
+static void register_metrics(koc_controller *c) {
+        koc_metrics *m = koc_manager_get_metrics(c->m);
+        char l[256], lr[320];
+        koc_workqueue_metrics wq = {0};
+
+        snprintf(l, sizeof l, "controller=\"%s\"", c->name);
+#define RESULT(field, value)                                                                       \
+        snprintf(lr, sizeof lr, "%s,result=\"%s\"", l, value);                                     \
+        koc_metrics_add_counter(m, "controller_runtime_reconcile_total",                           \
+                                "Total number of reconciliations per controller.", lr,             \
+                                &c->metrics.field)
+        RESULT(success, "success");
+        RESULT(error, "error");
+        RESULT(requeue, "requeue");
+        RESULT(requeue_after, "requeue_after");
+#undef RESULT
+        koc_metrics_add_counter(m, "controller_runtime_reconcile_errors_total",
+                                "Total number of reconciliation errors per controller.", l,
+                                &c->metrics.errors);
+        koc_metrics_add_counter(m, "controller_runtime_terminal_reconcile_errors_total",
+                                "Total number of terminal reconciliation errors per controller.", l,
+                                &c->metrics.terminal_errors);
+        koc_metrics_add_histogram(
+                m, "controller_runtime_reconcile_time_seconds",
+                "Length of time per reconciliation per controller.", l, reconcile_buckets,
+                sizeof reconcile_buckets / sizeof *reconcile_buckets, &c->metrics.reconcile_time);
+        koc_metrics_add_gauge(m, "controller_runtime_max_concurrent_reconciles",
+                              "Maximum number of concurrent reconciles per controller.", l,
+                              &c->metrics.max_concurrent);
+        koc_metric_set(c->metrics.max_concurrent, c->n_workers);
+        koc_metrics_add_gauge(m, "controller_runtime_active_workers",
+                              "Number of currently used workers per controller.", l,
+                              &c->metrics.active_workers);
+
+        snprintf(l, sizeof l, "name=\"%s\",controller=\"%s\"", c->name, c->name);
+        koc_metrics_add_gauge(m, "workqueue_depth", "Current depth of workqueue.", l, &wq.depth);
+        koc_metrics_add_counter(m, "workqueue_adds_total",
+                                "Total number of adds handled by workqueue.", l, &wq.adds);
+        koc_metrics_add_counter(m, "workqueue_retries_total",
+                                "Total number of retries handled by workqueue.", l, &wq.retries);
+        koc_metrics_add_histogram(m, "workqueue_queue_duration_seconds",
+                                  "How long in seconds an item stays in workqueue before being "
+                                  "requested.",
+                                  l, queue_buckets, sizeof queue_buckets / sizeof *queue_buckets,
+                                  &wq.queue_duration);
+        koc_metrics_add_histogram(m, "workqueue_work_duration_seconds",
+                                  "How long in seconds processing an item from workqueue takes.", l,
+                                  queue_buckets, sizeof queue_buckets / sizeof *queue_buckets,
+                                  &wq.work_duration);
+        koc_workqueue_set_metrics(c->q, &wq);
+        /* The registry outlives the controller: the probes forget the queue
+         * when it goes, and the registry frees them. */
+        c->probe = calloc(1, sizeof *c->probe);
+        queue_probe *p2 = calloc(1, sizeof *p2);
+        if (c->probe && p2) {
+                c->probe->q = c->q;
+                koc_metrics_add_gauge_function(
+                        m, "workqueue_unfinished_work_seconds",
+                        "How many seconds of work has been done that is in progress and hasn't "
+                        "been observed by work_duration.",
+                        l, unfinished_seconds, c->probe, free, NULL);
+                /* One probe per gauge, so each destroy frees its own. */
+                p2->q = c->q;
+                koc_metrics_add_gauge_function(
+                        m, "workqueue_longest_running_processor_seconds",
+                        "How many seconds has the longest running processor for workqueue been "
+                        "running.",
+                        l, longest_seconds, p2, free, NULL);
+                c->probe2 = p2;
+        } else {
+                free(c->probe);
+                free(p2);
+                c->probe = NULL;
+        }
+}
+
+/* --- registration -------------------------------------------------------------------- */
+
+static bool valid_name(const char *s) {
+        size_t n = s ? strlen(s) : 0;
+        if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+                return false;
+        return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+static int validate(koc_manager *m, const koc_controller_options *o, koc_error *err) {
+        if (!valid_name(o->name))
+                return koc_error_set(err, -EINVAL,
+                                     "controller name \"%s\": must be 1 to 63 characters of "
+                                     "[a-z0-9-], not starting or ending with '-'",
+                                     o->name ? o->name : "");
+        pthread_mutex_lock(&all_lock);
+        bool used = false;
+        for (koc_controller *c = all_controllers; c; c = c->next)
+                used = used || (c->m == m && strcmp(c->name, o->name) == 0);
+        pthread_mutex_unlock(&all_lock);
+        if (used)
+                return koc_error_set(err, -EEXIST,
+                                     "controller name \"%s\": already used on this manager",
+                                     o->name);
+        if (!o->resource.version || !*o->resource.version)
+                return koc_error_set(err, -EINVAL, "controller %s: resource.version is required",
+                                     o->name);
+        if (!o->resource.resource || !*o->resource.resource ||
+            strspn(o->resource.resource, "abcdefghijklmnopqrstuvwxyz0123456789-.") !=
+                    strlen(o->resource.resource))
+                return koc_error_set(err, -EINVAL,
+                                     "controller %s: resource.resource \"%s\" must be a lower-case "
+                                     "plural such as \"configmaps\"",
+                                     o->name, o->resource.resource ? o->resource.resource : "");
+        if (!o->resource.kind || !*o->resource.kind)
+                return koc_error_set(err, -EINVAL, "controller %s: resource.kind is required",
+                                     o->name);
+        if (!o->reconcile)
+                return koc_error_set(err, -EINVAL, "controller %s: reconcile callback is required",
+                                     o->name);
+        if (o->workers > 1024)
+                return koc_error_set(err, -EINVAL, "controller %s: workers=%u: at most 1024",
+                                     o->name, o->workers);
+        koc_selector *sel = NULL;
+        int r = koc_selector_parse(o->label_selector, &sel, err);
+        koc_selector_free(sel);
+        if (r < 0)
+                return koc_error_set(err, r, "controller %s: %s", o->name,
+                                     err ? err->message : "bad label selector");
+        return 0;
+}
+
+static koc_controller *controller_free(koc_controller *c) {
+        if (!c)
+                return NULL;
+        pthread_mutex_lock(&all_lock);
+        for (koc_controller **p = &all_controllers; *p; p = &(*p)->next)
+                if (*p == c) {
+                        *p = c->next;
+                        break;
+                }
+        pthread_mutex_unlock(&all_lock);
+        atomic_store(&c->active, false);
+        atomic_fetch_add(&c->epoch, 1);
+        if (c->q)
+                koc_workqueue_shutdown(c->q);
+        /* Release workers waiting for a write: posted writes run cancelled,
+         * submitted ones are cancelled, later posts fail. */
+        c->closing = true;
+        if (c->mb)
+                koc_mailbox_close(c->mb);
+        controller_cancel_writes(c);
+        for (unsigned i = 0; i < c->n_threads; i++)
+                pthread_join(c->threads[i], NULL);
+        free(c->threads);
+        if (c->probe)
+                c->probe->q = NULL;
+        if (c->probe2)
+                c->probe2->q = NULL;
+        char check[128];
+        snprintf(check, sizeof check, "cache-sync-%s", c->name ? c->name : "");
+        if (c->check_added)
+                koc_probes_remove_check(koc_manager_get_probes(c->m), check);
+        sd_event_source_disable_unref(c->resync_timer);
+        if (c->primary) {
+                koc_informer_remove_handlers(c->primary, c);
+                koc_informer_unref(c->primary);
+        }
+        for (size_t i = 0; i < c->n_sources; i++) {
+                koc_informer_remove_handlers(c->sources[i]->inf, c->sources[i]);
+                koc_informer_unref(c->sources[i]->inf);
+                free(c->sources[i]);
+        }
+        free(c->sources);
+        free(c->predicates);
+        koc_mailbox_free(c->mb);
+        koc_workqueue_free(c->q);
+        pthread_mutex_destroy(&c->events_lock);
+        koc_manager_unref(c->m);
+        free(c->name);
+        free(c->api_version);
+        free(c);
+        return NULL;
+}
+
+KOC_EXPORT koc_controller *koc_controller_unref(koc_controller *c) {
+        if (!c || --c->ref > 0)
+                return NULL;
+        return controller_free(c);
+}
+
+KOC_EXPORT int koc_controller_new(koc_manager *m, const koc_controller_options *o,
+                                  koc_controller **ret, koc_error *err) {
+        if (!m || !o || !ret)
+                return koc_error_set(err, -EINVAL, "koc_controller_new: missing argument");
+        int r = validate(m, o, err);
+        if (r < 0)
+                return r;
+        koc_controller *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->ref = 1;
+        c->m = koc_manager_ref(m);
+        pthread_mutex_init(&c->events_lock, NULL);
+        c->event_tokens = 25;
+        c->name = strdup(o->name);
+        c->reconcile = o->reconcile;
+        c->userdata = o->userdata;
+        c->n_workers = o->workers ? o->workers : 1;
+        c->resync_usec = o->resync_period_usec;
+        bool core = !o->resource.group || !*o->resource.group;
+        if (!c->name || asprintf(&c->api_version, "%s%s%s", core ? "" : o->resource.group,
+                                 core ? "" : "/", o->resource.version) < 0) {
+                c->api_version = NULL;
+                controller_free(c);
+                return -ENOMEM;
+        }
+        pthread_mutex_lock(&all_lock);
+        c->next = all_controllers;
+        all_controllers = c;
+        pthread_mutex_unlock(&all_lock);
+
+        r = koc_workqueue_new(NULL, NULL, &c->q);
+        if (r >= 0) {
+                koc_workqueue_set_backoff(c->q, o->backoff_base_usec, o->backoff_max_usec);
+                r = koc_mailbox_new(koc_manager_get_event(m), 0, &c->mb);
+        }
+        if (r >= 0)
+                r = koc_informer_get(koc_manager_get_client(m), &o->resource, o->namespace_,
+                                     o->label_selector, o->field_selector,
+                                     koc_manager_get_metrics(m), &c->primary, err);
+        if (r >= 0)
+                r = koc_informer_add_handler(c->primary, &primary_handler, c);
+        /* The readiness check first: it is the step a user's own check of
+         * the same name can make fail, and nothing else holds a pointer to
+         * the controller yet. */
+        char check[128];
+        snprintf(check, sizeof check, "cache-sync-%s", c->name);
+        if (r >= 0)
+                r = koc_probes_add_ready_check(koc_manager_get_probes(m), check, cache_sync_check,
+                                               c);
+        c->check_added = r >= 0;
+        if (r >= 0)
+                r = koc_manager_add_runnable(
+                        m, c->name, &(koc_manager_runnable){.start = on_start, .stop = on_stop}, c);
+        if (r >= 0)
+                r = koc_manager_add_shutdown_hook(m, c->name, on_shutdown, c);
+        if (r >= 0 && c->resync_usec > 0)
+                r = sd_event_add_time_relative(koc_manager_get_event(m), &c->resync_timer,
+                                               CLOCK_BOOTTIME, c->resync_usec, 0, on_resync, c);
+        if (r >= 0 && c->resync_timer)
+                r = sd_event_source_set_enabled(c->resync_timer, SD_EVENT_ON);
+        if (r < 0) {
+                if (err && err->code == 0)
+                        koc_error_set(err, r, "controller %s: cannot set up: %s", c->name,
+                                      strerror(-r));
+                controller_free(c);
+                return r;
+        }
+        register_metrics(c);
+        *ret = c;
+        return 0;
+}
+
+static int add_source(koc_controller *c, const koc_resource *res, const char *label_selector,
+                      source_kind kind, koc_map_func_t map, void *userdata, koc_error *err) {
+        if (!c || !res)
+                return koc_error_set(err, -EINVAL, "controller source: missing argument");
+        if (!res->version || !res->resource || !*res->version || !*res->resource)
+                return koc_error_set(err, -EINVAL,
+                                     "controller %s: source resource needs version and resource",
+                                     c->name);
+        source *s = calloc(1, sizeof *s);
+        source **n = realloc(c->sources, (c->n_sources + 1) * sizeof *n);
+        if (!s || !n) {
+                free(s);
+                if (n)
+                        c->sources = n;
+                return -ENOMEM;
+        }
+        c->sources = n;
+        *s = (source){.c = c, .kind = kind, .map = map, .userdata = userdata};
+        /* Owned objects live in the primary's namespace. */
+        const char *ns = kind == SOURCE_OWNS ? koc_informer_get_namespace(c->primary) : NULL;
+        int r = koc_informer_get(koc_manager_get_client(c->m), res, ns, label_selector, NULL,
+                                 koc_manager_get_metrics(c->m), &s->inf, err);
+        if (r >= 0)
+                r = koc_informer_add_handler(s->inf, &source_handler, s);
+        if (r < 0) {
+                koc_informer_unref(s->inf);
+                free(s);
+                return r;
+        }
+        c->sources[c->n_sources++] = s;
+        return 0;
+}
+
+KOC_EXPORT int koc_controller_owns(koc_controller *c, const koc_resource *owned, koc_error *err) {
+        return add_source(c, owned, NULL, SOURCE_OWNS, NULL, NULL, err);
+}
+
+KOC_EXPORT int koc_controller_watches(koc_controller *c, const koc_resource *res,
+                                      const char *label_selector, koc_map_func_t map,
+                                      void *userdata, koc_error *err) {
+        if (!map)
+                return koc_error_set(err, -EINVAL, "controller %s: watches needs a map function",
+                                     c ? c->name : "");
+        return add_source(c, res, label_selector, SOURCE_WATCHES, map, userdata, err);
+}
+
+KOC_EXPORT int koc_controller_add_predicate(koc_controller *c, koc_predicate_t fn, void *userdata) {
+        if (!c || !fn)
+                return -EINVAL;
+        predicate *n = realloc(c->predicates, (c->n_predicates + 1) * sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        c->predicates = n;
+        n[c->n_predicates++] = (predicate){fn, userdata};
+        return 0;
+}
+
+KOC_EXPORT int koc_controller_add_index(koc_controller *c, const char *name, koc_index_func_t fn,
+                                        void *userdata) {
+        if (!c || !name || !fn)
+                return -EINVAL;
+        return koc_store_add_index(koc_informer_get_store(c->primary), name, fn, userdata);
+}
+
+KOC_EXPORT int koc_controller_set_transform(koc_controller *c, koc_transform_t fn, void *userdata) {
+        if (!c)
+                return -EINVAL;
+        if (koc_store_count(koc_informer_get_store(c->primary)) > 0)
+                return -EBUSY;
+        koc_store_set_transform(koc_informer_get_store(c->primary), fn, userdata);
+        return 0;
+}
+
+KOC_EXPORT koc_object *koc_controller_get(koc_controller *c, const char *namespace_,
+                                          const char *name) {
+        char key[512];
+        if (!c || !name || koc_object_key_format(namespace_, name, key, sizeof key) < 0)
+                return NULL;
+        return koc_store_get(koc_informer_get_store(c->primary), key);
+}
+
+KOC_EXPORT int koc_controller_list(koc_controller *c, const char *namespace_,
+                                   const char *label_selector, koc_object ***ret, size_t *ret_n) {
+        koc_selector *sel = NULL;
+        if (!c || !ret || !ret_n)
+                return -EINVAL;
+        int r = koc_selector_parse(label_selector, &sel, NULL);
+        if (r < 0)
+                return r;
+        r = koc_store_list(koc_informer_get_store(c->primary), namespace_, sel, ret, ret_n);
+        koc_selector_free(sel);
+        return r;
+}
+
+KOC_EXPORT int koc_controller_list_index(koc_controller *c, const char *index, const char *value,
+                                         koc_object ***ret, size_t *ret_n) {
+        if (!c || !index || !value || !ret || !ret_n)
+                return -EINVAL;
+        return koc_store_list_index(koc_informer_get_store(c->primary), index, value, ret, ret_n);
+}

@@ -1,0 +1,366 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "informer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/reflector.h"
+#include "koc/log.h"
+
+#define LOG "informer"
+
+typedef struct handler_slot {
+        koc_informer_handler h;
+        void *userdata;
+} handler_slot;
+
+struct koc_informer {
+        unsigned ref;
+        koc_informer *next; /* the registry */
+        koc_client *client;
+        char *path;
+        char *namespace_;
+        char *label_selector;
+        char *field_selector;
+        koc_resource res;
+        char *group, *version, *resource, *kind;
+        koc_selector *selector;
+        koc_reflector *reflector;
+        koc_store *store;
+        handler_slot *handlers;
+        size_t n_handlers;
+        atomic_bool synced; /* read by readiness checks and any thread */
+        koc_metric *objects_gauge;
+        koc_metric *bytes_gauge;
+};
+
+/* One registry for the process, keyed by client, so two managers in one
+ * process share nothing.  Each informer is used on its client's loop thread
+ * only; the lock covers the registry and the reference counts, for processes
+ * that run several loops in several threads. */
+static koc_informer *registry;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool same(const char *a, const char *b) {
+        return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+KOC_EXPORT int koc_resource_path(const koc_resource *res, const char *namespace_, const char *name,
+                                 const char *subresource, char *buf, size_t size) {
+        if (!res || !res->version || !*res->version || !res->resource || !*res->resource)
+                return -EINVAL;
+        bool core = !res->group || !*res->group;
+        int n = snprintf(buf, size, "%s%s/%s%s%s/%s%s%s%s%s", core ? "/api" : "/apis/",
+                         core ? "" : res->group, res->version,
+                         namespace_ && *namespace_ ? "/namespaces/" : "",
+                         namespace_ && *namespace_ ? namespace_ : "", res->resource,
+                         name ? "/" : "", name ? name : "", subresource ? "/" : "",
+                         subresource ? subresource : "");
+        return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+static void set_gauges(koc_informer *inf) {
+        if (inf->objects_gauge)
+                koc_metric_set(inf->objects_gauge, (double)koc_store_count(inf->store));
+        if (inf->bytes_gauge)
+                koc_metric_set(inf->bytes_gauge, (double)koc_store_bytes(inf->store));
+}
+
+static void notify_add(koc_informer *inf, koc_object *o) {
+        for (size_t i = 0; i < inf->n_handlers; i++)
+                if (inf->handlers[i].h.on_add)
+                        inf->handlers[i].h.on_add(o, inf->handlers[i].userdata);
+}
+
+static void notify_update(koc_informer *inf, koc_object *old, koc_object *o) {
+        for (size_t i = 0; i < inf->n_handlers; i++)
+                if (inf->handlers[i].h.on_update)
+                        inf->handlers[i].h.on_update(old, o, inf->handlers[i].userdata);
+}
+
+static void notify_delete(koc_informer *inf, koc_object *old) {
+        for (size_t i = 0; i < inf->n_handlers; i++)
+                if (inf->handlers[i].h.on_delete)
+                        inf->handlers[i].h.on_delete(old, inf->handlers[i].userdata);
+}
+
+static void upsert_and_notify(koc_informer *inf, cJSON *obj) {
+        koc_object *old = NULL, *o = NULL;
+        int r = koc_store_upsert(inf->store, obj, KOC_STORE_ONLY_NEWER, &old, &o);
+        if (r < 0)
+                koc_log_warn(LOG, "cannot cache an object path=%s: %s", inf->path, strerror(-r));
+        if (r > 0) {
+                if (old)
+                        notify_update(inf, old, o);
+                else
+                        notify_add(inf, o);
+        }
+        koc_object_unref(old);
+        koc_object_unref(o);
+        set_gauges(inf);
+}
+
+static void on_list_begin(void *userdata) {
+        koc_informer *inf = userdata;
+        koc_store_replace_begin(inf->store);
+}
+
+static void on_list_item(cJSON *obj, void *userdata) {
+        upsert_and_notify(userdata, obj);
+}
+
+static void on_removed(koc_object *old, void *userdata) {
+        notify_delete(userdata, old);
+}
+
+static void on_list_end(const char *rv, void *userdata) {
+        koc_informer *inf = userdata;
+        koc_store_replace_end(inf->store, on_removed, inf);
+        set_gauges(inf);
+        if (!atomic_load(&inf->synced)) {
+                atomic_store(&inf->synced, true);
+                koc_log_debug(LOG, "synced path=%s objects=%zu", inf->path,
+                              koc_store_count(inf->store));
+                for (size_t i = 0; i < inf->n_handlers; i++)
+                        if (inf->handlers[i].h.on_synced)
+                                inf->handlers[i].h.on_synced(inf->handlers[i].userdata);
+        }
+}
+
+static void delete_and_notify(koc_informer *inf, const char *key, cJSON *last) {
+        koc_object *old = NULL;
+        if (koc_store_delete(inf->store, key, &old) > 0) {
+                /* Handlers see the object's final state when the event has it. */
+                koc_object *fin = NULL;
+                if (last && koc_store_make_object(inf->store, last, &fin) == 0) {
+                        notify_delete(inf, fin);
+                        koc_object_unref(fin);
+                } else
+                        notify_delete(inf, old);
+        }
+        koc_object_unref(old);
+        set_gauges(inf);
+}
+
+static void on_event(koc_watch_event_type type, cJSON *obj, void *userdata) {
+        koc_informer *inf = userdata;
+
+        if (type != KOC_WATCH_DELETED) {
+                upsert_and_notify(inf, obj);
+                return;
+        }
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+        const cJSON *ns = cJSON_GetObjectItemCaseSensitive(md, "namespace");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(md, "name");
+        char key[512];
+        if (!cJSON_IsString(name) ||
+            koc_object_key_format(cJSON_IsString(ns) ? ns->valuestring : NULL, name->valuestring,
+                                  key, sizeof key) < 0)
+                return;
+        delete_and_notify(inf, key, obj);
+}
+
+static const koc_reflector_handlers reflector_handlers = {
+        .list_begin = on_list_begin,
+        .list_item = on_list_item,
+        .list_end = on_list_end,
+        .event = on_event,
+};
+
+static void informer_free(koc_informer *inf) {
+        koc_reflector_free(inf->reflector);
+        koc_store_free(inf->store);
+        koc_selector_free(inf->selector);
+        koc_client_unref(inf->client);
+        free(inf->path);
+        free(inf->namespace_);
+        free(inf->label_selector);
+        free(inf->field_selector);
+        free(inf->group);
+        free(inf->version);
+        free(inf->resource);
+        free(inf->kind);
+        free(inf->handlers);
+        free(inf);
+}
+
+koc_informer *koc_informer_unref(koc_informer *inf) {
+        if (!inf)
+                return NULL;
+        pthread_mutex_lock(&registry_lock);
+        bool last = --inf->ref == 0;
+        for (koc_informer **p = &registry; last && *p; p = &(*p)->next)
+                if (*p == inf) {
+                        *p = inf->next;
+                        break;
+                }
+        pthread_mutex_unlock(&registry_lock);
+        if (last)
+                informer_free(inf);
+        return NULL;
+}
+
+static char *dup_opt(const char *s) {
+        return s && *s ? strdup(s) : NULL;
+}
+
+static void register_gauges(koc_informer *inf, koc_metrics *m) {
+        char labels[1024];
+        if (!m)
+                return;
+        snprintf(labels, sizeof labels, "resource=\"%s\",namespace=\"%s\",selector=\"%s\"",
+                 inf->path, inf->namespace_ ? inf->namespace_ : "",
+                 inf->label_selector ? inf->label_selector : "");
+        koc_metrics_add_gauge(m, "koc_informer_cached_objects",
+                              "Objects held in an informer's cache.", labels, &inf->objects_gauge);
+        koc_metrics_add_gauge(m, "koc_informer_cached_bytes",
+                              "Bytes of JSON held in an informer's cache.", labels,
+                              &inf->bytes_gauge);
+}
+
+int koc_informer_get(koc_client *c, const koc_resource *res, const char *namespace_,
+                     const char *label_selector, const char *field_selector, koc_metrics *metrics,
+                     koc_informer **ret, koc_error *err) {
+        char path[512];
+        int r = koc_resource_path(res, res->namespaced ? namespace_ : NULL, NULL, NULL, path,
+                                  sizeof path);
+        if (r < 0)
+                return koc_error_set(err, r, "resource %s/%s/%s: cannot make a path",
+                                     res->group ? res->group : "", res->version ? res->version : "",
+                                     res->resource ? res->resource : "");
+        pthread_mutex_lock(&registry_lock);
+        for (koc_informer *i = registry; i; i = i->next)
+                if (i->client == c && strcmp(i->path, path) == 0 &&
+                    same(i->label_selector, label_selector) &&
+                    same(i->field_selector, field_selector)) {
+                        i->ref++;
+                        pthread_mutex_unlock(&registry_lock);
+                        *ret = i;
+                        return 0;
+                }
+        pthread_mutex_unlock(&registry_lock);
+
+        koc_informer *inf = calloc(1, sizeof *inf);
+        if (!inf)
+                return -ENOMEM;
+        inf->ref = 1;
+        inf->client = koc_client_ref(c);
+        inf->path = strdup(path);
+        inf->namespace_ = res->namespaced ? dup_opt(namespace_) : NULL;
+        inf->label_selector = dup_opt(label_selector);
+        inf->field_selector = dup_opt(field_selector);
+        inf->group = strdup(res->group ? res->group : "");
+        inf->version = strdup(res->version);
+        inf->resource = strdup(res->resource);
+        inf->kind = strdup(res->kind ? res->kind : "");
+        if (!inf->path || !inf->group || !inf->version || !inf->resource || !inf->kind) {
+                informer_free(inf);
+                return -ENOMEM;
+        }
+        inf->res =
+                (koc_resource){inf->group, inf->version, inf->resource, inf->kind, res->namespaced};
+        r = koc_selector_parse(label_selector, &inf->selector, err);
+        if (r >= 0)
+                r = koc_store_new(&inf->store);
+        if (r >= 0)
+                r = koc_reflector_new(c,
+                                      &(koc_reflector_spec){.path = inf->path,
+                                                            .label_selector = label_selector,
+                                                            .field_selector = field_selector},
+                                      &reflector_handlers, inf, &inf->reflector);
+        if (r >= 0)
+                r = koc_reflector_start(inf->reflector);
+        if (r < 0) {
+                informer_free(inf);
+                return r;
+        }
+        register_gauges(inf, metrics);
+        pthread_mutex_lock(&registry_lock);
+        inf->next = registry;
+        registry = inf;
+        pthread_mutex_unlock(&registry_lock);
+        *ret = inf;
+        return 0;
+}
+
+int koc_informer_add_handler(koc_informer *inf, const koc_informer_handler *h, void *userdata) {
+        handler_slot *n = realloc(inf->handlers, (inf->n_handlers + 1) * sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        inf->handlers = n;
+        n[inf->n_handlers++] = (handler_slot){*h, userdata};
+        return 0;
+}
+
+void koc_informer_remove_handlers(koc_informer *inf, void *userdata) {
+        size_t j = 0;
+        for (size_t i = 0; i < inf->n_handlers; i++)
+                if (inf->handlers[i].userdata != userdata)
+                        inf->handlers[j++] = inf->handlers[i];
+        inf->n_handlers = j;
+}
+
+koc_store *koc_informer_get_store(koc_informer *inf) {
+        return inf->store;
+}
+
+bool koc_informer_has_synced(koc_informer *inf) {
+        return atomic_load(&inf->synced);
+}
+
+const koc_resource *koc_informer_get_resource(koc_informer *inf) {
+        return &inf->res;
+}
+
+const char *koc_informer_get_namespace(koc_informer *inf) {
+        return inf->namespace_;
+}
+
+void koc_informer_get_stats(koc_informer *inf, struct koc_reflector_stats *ret) {
+        koc_reflector_get_stats(inf->reflector, ret);
+}
+
+static const char *json_label(const char *key, void *userdata) {
+        const cJSON *labels = userdata;
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(labels, key);
+        return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+void koc_informer_apply_write(koc_informer *inf, cJSON *obj) {
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+        const cJSON *ns = cJSON_GetObjectItemCaseSensitive(md, "namespace");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(md, "name");
+        char key[512];
+
+        if (!cJSON_IsString(name) ||
+            koc_object_key_format(cJSON_IsString(ns) ? ns->valuestring : NULL, name->valuestring,
+                                  key, sizeof key) < 0)
+                return;
+        if (inf->namespace_ && (!cJSON_IsString(ns) || strcmp(ns->valuestring, inf->namespace_)))
+                return;
+        bool cached = false;
+        koc_object *cur = koc_store_get(inf->store, key);
+        cached = cur != NULL;
+        koc_object_unref(cur);
+        bool matches = koc_selector_matches(inf->selector, json_label,
+                                            cJSON_GetObjectItemCaseSensitive(md, "labels"));
+        /* A field selector cannot be evaluated here: only objects the informer
+         * already holds are refreshed then. */
+        if (inf->field_selector && !cached)
+                return;
+        if (!matches) {
+                /* The write moved the object out of this informer's view. */
+                if (cached)
+                        delete_and_notify(inf, key, NULL);
+                return;
+        }
+        upsert_and_notify(inf, obj);
+}
+
+void koc_informer_apply_delete(koc_informer *inf, const char *key) {
+        delete_and_notify(inf, key, NULL);
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Shared informers: one reflector and one store per (client, collection path,
+ * label selector, field selector), shared by every controller that asks for
+ * the same one, with event handlers that run on the loop thread.
+ */
+#pragma once
+
+#include "koc/client.h"
+#include "koc/controller.h"
+#include "koc/metrics.h"
+#include "store.h"
+
+typedef struct koc_informer koc_informer;
+
+typedef struct koc_informer_handler {
+        void (*on_add)(koc_object *obj, void *userdata);
+        void (*on_update)(koc_object *old, koc_object *new_, void *userdata);
+        void (*on_delete)(koc_object *old, void *userdata);
+        /* The first list completed. */
+        void (*on_synced)(void *userdata);
+} koc_informer_handler;
+
+/* Finds or creates (and starts) the informer; returns a new reference.
+ * metrics may be NULL. */
+int koc_informer_get(koc_client *c, const koc_resource *res, const char *namespace_,
+                     const char *label_selector, const char *field_selector, koc_metrics *metrics,
+                     koc_informer **ret, koc_error *err);
+koc_informer *koc_informer_unref(koc_informer *inf);
+
+int koc_informer_add_handler(koc_informer *inf, const koc_informer_handler *h, void *userdata);
+void koc_informer_remove_handlers(koc_informer *inf, void *userdata);
+
+koc_store *koc_informer_get_store(koc_informer *inf);
+bool koc_informer_has_synced(koc_informer *inf);
+const koc_resource *koc_informer_get_resource(koc_informer *inf);
+const char *koc_informer_get_namespace(koc_informer *inf); /* NULL: all */
+
+/* Read-your-own-writes: applies an object this process wrote (a write's
+ * answer) when it belongs to this informer (namespace and selectors) and
+ * is newer than the cached one; handlers see it as an add or update.
+ * deleted: the object is gone (a DELETE answered with a Status). */
+void koc_informer_apply_write(koc_informer *inf, cJSON *obj);
+void koc_informer_apply_delete(koc_informer *inf, const char *key);
+
+/* For tests: the reflector's counters. */
+struct koc_reflector_stats;
+void koc_informer_get_stats(koc_informer *inf, struct koc_reflector_stats *ret);

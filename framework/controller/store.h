@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The informer's cache of objects.
+ *
+ * Written only on the loop thread (by the informer and by the
+ * read-your-own-writes path of the fenced client, whose answers arrive on the
+ * loop); read from any thread.  Each object is an immutable, reference-counted
+ * koc_object (minified JSON plus the few fields lookups need); a write builds
+ * the new record first and then takes the write lock only to swap pointers and
+ * update the indexes, and a reader takes the read lock only to find a record
+ * and take a reference.  So the loop never waits for a reconciler, and a
+ * reader never sees half an update.
+ */
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "koc/controller.h"
+#include "selector.h"
+
+typedef struct koc_store koc_store;
+
+int koc_store_new(koc_store **ret);
+koc_store *koc_store_free(koc_store *s);
+
+/* Runs after the default strip of metadata.managedFields and the
+ * last-applied-configuration annotation.  Before the first write only. */
+void koc_store_set_transform(koc_store *s, koc_transform_t fn, void *userdata);
+/* -EBUSY once the store holds objects, -EEXIST for a name used twice. */
+int koc_store_add_index(koc_store *s, const char *name, koc_index_func_t fn, void *userdata);
+
+/* Builds a record from obj (transformed in place).  -EINVAL when the object
+ * has no metadata.name. */
+int koc_store_make_object(koc_store *s, cJSON *obj, koc_object **ret);
+
+#define KOC_STORE_ONLY_NEWER 1u /* keep a stored record whose resourceVersion is newer */
+
+/* Inserts or replaces obj's record.  Returns 1 when stored, 0 when skipped
+ * (ONLY_NEWER and the stored one is newer, or the same resourceVersion),
+ * or a negative errno.  *ret_old / *ret_new (may be NULL) get references. */
+int koc_store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret_old,
+                     koc_object **ret_new);
+/* Returns 1 and *ret_old (may be NULL) when the key was stored, else 0. */
+int koc_store_delete(koc_store *s, const char *key, koc_object **ret_old);
+
+/* A re-list: upserts between begin and end mark what the list returned;
+ * end removes every other record and calls removed() for each. */
+void koc_store_replace_begin(koc_store *s);
+void koc_store_replace_end(koc_store *s, void (*removed)(koc_object *old, void *userdata),
+                           void *userdata);
+
+/* Any thread. */
+koc_object *koc_store_get(koc_store *s, const char *key);
+/* namespace_ NULL: all; sel NULL: everything. *ret: array of references,
+ * free with koc_object_list_free. */
+int koc_store_list(koc_store *s, const char *namespace_, const koc_selector *sel, koc_object ***ret,
+                   size_t *ret_n);
+int koc_store_list_index(koc_store *s, const char *index, const char *value, koc_object ***ret,
+                         size_t *ret_n);
+/* Every key (malloc'ed strings, free each and the array). */
+int koc_store_keys(koc_store *s, char ***ret, size_t *ret_n);
+size_t koc_store_count(koc_store *s);
+size_t koc_store_bytes(koc_store *s);
+
+/* Compares two resourceVersions: 1 when a is newer than b, 0 when not, -1
+ * when they cannot be ordered (not both decimal integers).  The API treats
+ * them as opaque; only the read-your-own-writes rule orders them, and it does
+ * nothing when they cannot be ordered. */
+int koc_resource_version_newer(const char *a, const char *b);

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The reconcile context's client: fenced writes and read-your-own-writes.
+ *
+ * A worker posts its call to the controller's mailbox and waits on its own
+ * condition variable (the call lives on the worker's stack).  On the loop
+ * thread, right before the request is handed to the client, the fence is
+ * checked: the controller must still be active in the term the reconcile
+ * started in, and koc_manager_is_leader() (which applies the renew-deadline
+ * rule when read) must be true; otherwise nothing is sent and the call
+ * returns -ENOLCK.  The answer also arrives on the loop thread, where a
+ * successful write's object is applied to the controller's caches before the
+ * worker is woken, so no later reconcile can read an older object.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "controller-internal.h"
+#include "core/client-internal.h"
+#include "koc/log.h"
+#include "koc/time.h"
+
+#define LOG "controller"
+
+struct write_call {
+        write_call *next, *prev;
+        koc_reconcile_context *ctx;
+        const koc_resource *res;
+        bool mutating;
+        bool is_delete;
+        char key[512];
+        char path[1024];
+        koc_request_spec spec;
+        koc_request *req;
+
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool done;
+        int result;
+        koc_response *response;
+};
+
+static void complete(write_call *call, int result, koc_response *response) {
+        pthread_mutex_lock(&call->lock);
+        call->result = result;
+        call->response = response;
+        call->done = true;
+        pthread_cond_signal(&call->cond);
+        /* After this unlock the call may be gone (the worker returned). */
+        pthread_mutex_unlock(&call->lock);
+}
+
+static void unlink_call(koc_controller *c, write_call *call) {
+        if (call->prev)
+                call->prev->next = call->next;
+        else if (c->writes == call)
+                c->writes = call->next;
+        if (call->next)
+                call->next->prev = call->prev;
+        call->next = call->prev = NULL;
+}
+
+static bool same_resource(const koc_resource *a, const koc_resource *b) {
+        return strcmp(a->group ? a->group : "", b->group ? b->group : "") == 0 &&
+               strcmp(a->resource, b->resource) == 0;
+}
+
+static void apply_to(koc_controller *c, koc_informer *inf, write_call *call, cJSON *body) {
+        if (!same_resource(koc_informer_get_resource(inf), call->res))
+                return;
+        const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(body, "kind"));
+        bool is_status = kind && strcmp(kind, "Status") == 0;
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(body, "metadata");
+        bool deleting = cJSON_GetObjectItemCaseSensitive(md, "deletionTimestamp") != NULL;
+        if (call->is_delete && (is_status || !cJSON_IsObject(body) || !deleting))
+                koc_informer_apply_delete(inf, call->key);
+        else if (!is_status && cJSON_IsObject(body))
+                koc_informer_apply_write(inf, body);
+}
+
+static void apply_answer(koc_controller *c, write_call *call, const koc_response *resp) {
+        if (!call->mutating || resp->error < 0 || resp->status < 200 || resp->status >= 300)
+                return;
+        /* The store transforms objects in place: work on a copy, the caller
+         * gets the answer as the server sent it. */
+        cJSON *body = resp->body ? cJSON_Duplicate(resp->body, true) : NULL;
+        if (resp->body && !body)
+                return;
+        apply_to(c, c->primary, call, body);
+        for (size_t i = 0; i < c->n_sources; i++) {
+                if (!body) {
+                        apply_to(c, c->sources[i]->inf, call, NULL);
+                        continue;
+                }
+                cJSON *copy = cJSON_Duplicate(resp->body, true);
+                if (copy)
+                        apply_to(c, c->sources[i]->inf, call, copy);
+                cJSON_Delete(copy);
+        }
+        cJSON_Delete(body);
+}
+
+static void on_answer(koc_client *client, const koc_response *resp, void *userdata) {
+        write_call *call = userdata;
+        koc_controller *c = call->ctx->c;
+
+        call->req = NULL;
+        unlink_call(c, call);
+        apply_answer(c, call, resp);
+        koc_response *copy = koc_response_take(resp);
+        complete(call, copy ? 0 : -ENOMEM, copy);
+}
+
+static void do_write(void *userdata, bool cancelled) {
+        write_call *call = userdata;
+        koc_controller *c = call->ctx->c;
+
+        if (cancelled || c->closing) {
+                complete(call, -ECANCELED, NULL);
+                return;
+        }
+        /* The fence, checked as late as this process can: right before the
+         * request is handed to the client. */
+        if (call->mutating && !controller_may_write(call->ctx)) {
+                koc_log_debug(LOG, "controller=%s key=%s %s %s refused: not leading", c->name,
+                              call->ctx->key, call->spec.method, call->path);
+                complete(call, -ENOLCK, NULL);
+                return;
+        }
+        int r = koc_client_request(koc_manager_get_client(c->m), &call->spec, on_answer, call,
+                                   &call->req);
+        if (r < 0) {
+                complete(call, r, NULL);
+                return;
+        }
+        call->next = c->writes;
+        if (c->writes)
+                c->writes->prev = call;
+        c->writes = call;
+}
+
+void controller_cancel_writes(koc_controller *c) {
+        while (c->writes) {
+                write_call *call = c->writes;
+                unlink_call(c, call);
+                koc_request_cancel(call->req);
+                call->req = NULL;
+                complete(call, -ECANCELED, NULL);
+        }
+}
+
+static int submit(koc_reconcile_context *ctx, const koc_resource *res, const char *method,
+                  const char *namespace_, const char *name, const char *sub, const cJSON *body,
+                  const char *content_type, bool mutating, bool is_delete, koc_response **ret) {
+        if (!ctx || !res || !ret)
+                return -EINVAL;
+        koc_controller *c = ctx->c;
+        if (koc_mailbox_on_loop(c->mb))
+                return -EDEADLK;
+        write_call call = {.ctx = ctx, .res = res, .mutating = mutating, .is_delete = is_delete};
+        int r = koc_resource_path(res, res->namespaced ? namespace_ : NULL, name, sub, call.path,
+                                  sizeof call.path);
+        if (r < 0)
+                return r;
+        if (name && koc_object_key_format(res->namespaced ? namespace_ : NULL, name, call.key,
+                                          sizeof call.key) < 0)
+                return -ENAMETOOLONG;
+        /* Refuse early too, so a reconcile that lost leadership does not
+         * even queue work for the loop; the loop checks again. */
+        if (mutating && !controller_may_write(ctx))
+                return -ENOLCK;
+        call.spec = (koc_request_spec){
+                .method = method, .path = call.path, .body = body, .content_type = content_type};
+        pthread_mutex_init(&call.lock, NULL);
+        pthread_cond_init(&call.cond, NULL);
+        r = koc_mailbox_post(c->mb, do_write, &call);
+        if (r >= 0) {
+                pthread_mutex_lock(&call.lock);
+                while (!call.done)
+                        pthread_cond_wait(&call.cond, &call.lock);
+                pthread_mutex_unlock(&call.lock);
+                r = call.result;
+        }
+        pthread_cond_destroy(&call.cond);
+        pthread_mutex_destroy(&call.lock);
+        if (r < 0)
+                return r;
+        *ret = call.response;
+        return 0;
+}
+
+static const char *meta_str(const cJSON *obj, const char *field) {
+        return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(obj, "metadata"), field));
+}
+
+KOC_EXPORT int koc_reconcile_create(koc_reconcile_context *ctx, const koc_resource *res,
+                                    const char *namespace_, const cJSON *object,
+                                    koc_response **ret) {
+        if (!object)
+                return -EINVAL;
+        const char *ns = namespace_ ? namespace_ : meta_str(object, "namespace");
+        return submit(ctx, res, "POST", ns, NULL, NULL, object, NULL, true, false, ret);
+}
+
+static int update(koc_reconcile_context *ctx, const koc_resource *res, const cJSON *object,
+                  const char *sub, koc_response **ret) {
+        const char *name = object ? meta_str(object, "name") : NULL;
+        if (!name)
+                return -EINVAL;
+        return submit(ctx, res, "PUT", meta_str(object, "namespace"), name, sub, object, NULL, true,
+                      false, ret);
+}
+
+KOC_EXPORT int koc_reconcile_update(koc_reconcile_context *ctx, const koc_resource *res,
+                                    const cJSON *object, koc_response **ret) {
+        return update(ctx, res, object, NULL, ret);
+}
+
+KOC_EXPORT int koc_reconcile_update_status(koc_reconcile_context *ctx, const koc_resource *res,
+                                           const cJSON *object, koc_response **ret) {
+        return update(ctx, res, object, "status", ret);
+}
+
+KOC_EXPORT int koc_reconcile_patch(koc_reconcile_context *ctx, const koc_resource *res,
+                                   const char *namespace_, const char *name, koc_patch_type type,
+                                   const cJSON *patch, koc_response **ret) {
+        if (!name || !patch || (type != KOC_PATCH_MERGE && type != KOC_PATCH_JSON))
+                return -EINVAL;
+        return submit(ctx, res, "PATCH", namespace_, name, NULL, patch,
+                      type == KOC_PATCH_MERGE ? "application/merge-patch+json"
+                                              : "application/json-patch+json",
+                      true, false, ret);
+}
+
+KOC_EXPORT int koc_reconcile_delete(koc_reconcile_context *ctx, const koc_resource *res,
+                                    const char *namespace_, const char *name, koc_response **ret) {
+        if (!name)
+                return -EINVAL;
+        return submit(ctx, res, "DELETE", namespace_, name, NULL, NULL, NULL, true, true, ret);
+}
+
+KOC_EXPORT int koc_reconcile_get(koc_reconcile_context *ctx, const koc_resource *res,
+                                 const char *namespace_, const char *name, koc_response **ret) {
+        if (!name)
+                return -EINVAL;
+        return submit(ctx, res, "GET", namespace_, name, NULL, NULL, NULL, false, false, ret);
+}
+
+/* --- events -------------------------------------------------------------------------- */
+
+#define EVENT_BURST 25.0
+#define EVENT_REFILL_USEC KOC_USEC_PER_SEC
+
+static bool event_allowed(koc_controller *c) {
+        pthread_mutex_lock(&c->events_lock);
+        uint64_t t = koc_now_boottime_usec();
+        if (c->event_refill_at == 0)
+                c->event_refill_at = t;
+        c->event_tokens += (double)(t - c->event_refill_at) / EVENT_REFILL_USEC;
+        if (c->event_tokens > EVENT_BURST)
+                c->event_tokens = EVENT_BURST;
+        c->event_refill_at = t;
+        bool ok = c->event_tokens >= 1.0;
+        if (ok)
+                c->event_tokens -= 1.0;
+        pthread_mutex_unlock(&c->events_lock);
+        return ok;
+}
+
+KOC_EXPORT int koc_reconcile_record_event(koc_reconcile_context *ctx, const cJSON *object,
+                                          const char *type, const char *reason,
+                                          const char *message) {
+        static const koc_resource events = {
+                .version = "v1", .resource = "events", .kind = "Event", .namespaced = true};
+        if (!ctx || !object || !type || !reason)
+                return -EINVAL;
+        if (!event_allowed(ctx->c))
+                return -EBUSY;
+        const char *name = meta_str(object, "name");
+        const char *ns = meta_str(object, "namespace");
+        char now[64], gen[300];
+        koc_format_microtime(koc_now_realtime_usec(), now, sizeof now);
+        snprintf(gen, sizeof gen, "%.240s.", name ? name : "object");
+
+        cJSON *ev = cJSON_CreateObject();
+        cJSON *md = cJSON_AddObjectToObject(ev, "metadata");
+        cJSON_AddStringToObject(md, "generateName", gen);
+        cJSON_AddStringToObject(md, "namespace", ns && *ns ? ns : "default");
+        cJSON *inv = cJSON_AddObjectToObject(ev, "involvedObject");
+        const char *fields[][2] = {{"kind", "kind"}, {"apiVersion", "apiVersion"}};
+        for (size_t i = 0; i < 2; i++) {
+                const char *v = cJSON_GetStringValue(
+                        cJSON_GetObjectItemCaseSensitive(object, fields[i][0]));
+                if (v)
+                        cJSON_AddStringToObject(inv, fields[i][1], v);
+        }
+        const char *mfields[] = {"name", "namespace", "uid", "resourceVersion"};
+        for (size_t i = 0; i < 4; i++) {
+                const char *v = meta_str(object, mfields[i]);
+                if (v)
+                        cJSON_AddStringToObject(inv, mfields[i], v);
+        }
+        cJSON_AddStringToObject(ev, "reason", reason);
+        cJSON_AddStringToObject(ev, "message", message ? message : "");
+        cJSON_AddStringToObject(ev, "type", type);
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(ev, "source"), "component", ctx->c->name);
+        cJSON_AddStringToObject(ev, "reportingComponent", ctx->c->name);
+        cJSON_AddStringToObject(ev, "firstTimestamp", now);
+        cJSON_AddStringToObject(ev, "lastTimestamp", now);
+        cJSON_AddNumberToObject(ev, "count", 1);
+
+        koc_response *resp = NULL;
+        int r = submit(ctx, &events, "POST", ns && *ns ? ns : "default", NULL, NULL, ev, NULL, true,
+                       false, &resp);
+        cJSON_Delete(ev);
+        if (r >= 0 && (resp->error < 0 || resp->status >= 300))
+                r = resp->error < 0 ? resp->error : -EIO;
+        koc_response_free(resp);
+        return r;
+}

@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * koc/controller.h: the controller runtime.
+ *
+ * Register a reconcile callback for a resource, and koc delivers every change
+ * to it, once per key ("namespace/name"), with retries, only while this
+ * replica leads:
+ *
+ *   static koc_result reconcile(koc_reconcile_context *ctx, void *ud) {
+ *           const cJSON *cm = koc_reconcile_get_object(ctx);   // NULL: deleted
+ *           if (!cm)
+ *                   return koc_result_done();
+ *           ... koc_reconcile_update(ctx, &res, copy, &resp) ...  // fenced write
+ *           return koc_result_requeue_after(60 * KOC_USEC_PER_SEC);
+ *   }
+ *
+ *   koc_controller_options o;
+ *   koc_controller_options_init(&o);
+ *   o.name = "configmap-mirror";
+ *   o.resource = (koc_resource){ .version = "v1", .resource = "configmaps",
+ *                                .kind = "ConfigMap", .namespaced = true };
+ *   o.label_selector = "koc.example/mirror=true";
+ *   o.reconcile = reconcile;
+ *   koc_controller *c;
+ *   koc_controller_new(manager, &o, &c, &err);           // before koc_manager_run()
+ *   koc_manager_run(manager);
+ *   koc_controller_unref(c);                             // after it returns
+ *
+ * How it runs.  An informer (paginated list, then a watch from the list's
+ * resourceVersion with bookmarks, resumed from the last seen resourceVersion
+ * after a disconnect, re-listed after 410 Gone/Expired, with backoff) fills a
+ * cache on every replica, leader or not (warm standby).  Informers are shared
+ * by every controller of the same client with the same resource, namespace
+ * and selectors.  Workers (threads) run only while this replica leads: on
+ * becoming leader the queue is filled from the warm cache at once; on losing
+ * leadership pending keys are dropped, the context of a running reconcile
+ * reads cancelled, and its writes are refused.  Each reconcile is bracketed by
+ * koc_manager_work_begin()/end(), so the shutdown drain waits for running
+ * reconciles (within its budget) before the Lease is released.  A readiness
+ * check "cache-sync-NAME" fails until the informers have listed once.
+ *
+ * The queue follows client-go's rate-limited work queue: a key is queued once
+ * however often it changes, never handed to two workers at a time, a change
+ * during a reconcile runs after it; errors are retried per key with backoff
+ * 5 ms doubling to 1000 s, reset on success; the initial fill does not starve
+ * live changes.
+ *
+ * Fenced writes.  The context's write calls (create, update, update_status,
+ * patch, delete) are checked right before the request is sent, on the loop
+ * thread: when this replica may no longer lead (koc_manager_is_leader() with
+ * its renew-deadline rule) or the term the reconcile started in has ended,
+ * the call returns -ENOLCK and nothing is sent.  Answers carry the typed
+ * reason (KOC_REASON_CONFLICT, KOC_REASON_NOT_FOUND, ...).
+ *
+ * Read-your-own-writes.  The answer of a successful write to the controller's
+ * own resource is applied to the cache (when its resourceVersion is newer
+ * than the cached one, and it matches the controller's selectors) before the
+ * write call returns, so the next reconcile of that key never sees an object
+ * older than what this process wrote.
+ *
+ * Threads: koc_controller_new, _owns, _watches, _add_* and _unref on the loop
+ * thread, before koc_manager_run(); the reconcile context's functions on the
+ * worker thread running that reconcile; koc_controller_get, _list,
+ * _list_index, _has_synced and _enqueue on any thread.
+ */
+#ifndef KOC_CONTROLLER_H
+#define KOC_CONTROLLER_H
+
+#include <cjson/cJSON.h>
+#include <koc/client.h>
+#include <koc/common.h>
+#include <koc/manager.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct koc_controller koc_controller;
+typedef struct koc_reconcile_context koc_reconcile_context;
+
+/* --- cached objects ---------------------------------------------------------- */
+
+/* An immutable, reference-counted cached object: minified JSON (with
+ * metadata.managedFields and the last-applied-configuration annotation
+ * stripped) plus the fields lookups use.  Safe to read on any thread. */
+typedef struct koc_object koc_object;
+
+KOC_EXPORT koc_object *koc_object_ref(koc_object *o);
+KOC_EXPORT koc_object *koc_object_unref(koc_object *o);
+KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_object, koc_object_unref)
+/* "namespace/name", or "name" for cluster-scoped objects. */
+KOC_EXPORT const char *koc_object_get_key(const koc_object *o);
+KOC_EXPORT const char *koc_object_get_namespace(const koc_object *o); /* "" when none */
+KOC_EXPORT const char *koc_object_get_name(const koc_object *o);
+KOC_EXPORT const char *koc_object_get_resource_version(const koc_object *o);
+KOC_EXPORT const char *koc_object_get_uid(const koc_object *o);
+KOC_EXPORT const char *koc_object_get_label(const koc_object *o, const char *key);
+KOC_EXPORT const char *koc_object_get_json(const koc_object *o, size_t *ret_len);
+/* Parses the object (the caller frees *ret with cJSON_Delete). */
+KOC_EXPORT int koc_object_parse(const koc_object *o, cJSON **ret);
+/* Frees an array from koc_controller_list() and friends. */
+KOC_EXPORT void koc_object_list_free(koc_object **list, size_t n);
+/* Writes the key of an object; -ENAMETOOLONG when it does not fit. */
+KOC_EXPORT int koc_object_key_format(const char *namespace_, const char *name, char *buf,
+                                     size_t size);
+
+/* Index functions add zero or more values for an object. */
+typedef struct koc_index_values koc_index_values;
+KOC_EXPORT int koc_index_values_add(koc_index_values *out, const char *value);
+typedef int (*koc_index_func_t)(const cJSON *object, koc_index_values *out, void *userdata);
+/* Changes an object in place before it is cached (after the default strip). */
+typedef void (*koc_transform_t)(cJSON *object, void *userdata);
+
+/* --- resources ------------------------------------------------------------------ */
+
+/* group "" (or NULL) is the core group ("/api/v1"). */
+typedef struct koc_resource {
+        const char *group;
+        const char *version;
+        const char *resource; /* plural, lower case: "configmaps" */
+        const char *kind;     /* "ConfigMap": matched against ownerReferences */
+        bool namespaced;
+} koc_resource;
+
+/* "/api/v1/namespaces/NS/configmaps/NAME/SUB"; namespace_, name and sub may
+ * be NULL.  -EINVAL for a resource without version or plural, -ENAMETOOLONG. */
+KOC_EXPORT int koc_resource_path(const koc_resource *res, const char *namespace_, const char *name,
+                                 const char *subresource, char *buf, size_t size);
+
+/* --- reconcile ------------------------------------------------------------------- */
+
+typedef enum koc_result_type {
+        KOC_RESULT_DONE,     /* success: the key's backoff is reset */
+        KOC_RESULT_REQUEUE,  /* success, run again after requeue_after_usec (0: with the
+                              * key's backoff, as controller-runtime's Requeue) */
+        KOC_RESULT_ERROR,    /* failed: retried with the key's backoff */
+        KOC_RESULT_TERMINAL, /* failed for good: counted, not retried */
+} koc_result_type;
+
+typedef struct koc_result {
+        koc_result_type type;
+        uint64_t requeue_after_usec;
+        int error; /* negative errno for ERROR and TERMINAL, for logs */
+} koc_result;
+
+/* Plain initialisers rather than compound literals, so that C++ includes
+ * this header too. */
+static inline koc_result koc_result_done(void) {
+        koc_result r = {KOC_RESULT_DONE, 0, 0};
+        return r;
+}
+static inline koc_result koc_result_requeue_after(uint64_t usec) {
+        koc_result r = {KOC_RESULT_REQUEUE, usec, 0};
+        return r;
+}
+static inline koc_result koc_result_error(int error) {
+        koc_result r = {KOC_RESULT_ERROR, 0, error};
+        return r;
+}
+static inline koc_result koc_result_terminal(int error) {
+        koc_result r = {KOC_RESULT_TERMINAL, 0, error};
+        return r;
+}
+
+/* Runs on a worker thread; may block (writes through the context do). */
+typedef koc_result (*koc_reconcile_t)(koc_reconcile_context *ctx, void *userdata);
+
+/* The request and what the cache holds for it. */
+KOC_EXPORT const char *koc_reconcile_get_namespace(koc_reconcile_context *ctx); /* "" */
+KOC_EXPORT const char *koc_reconcile_get_name(koc_reconcile_context *ctx);
+KOC_EXPORT const char *koc_reconcile_get_key(koc_reconcile_context *ctx);
+/* The cached object parsed (owned by the context), or NULL when it does not
+ * exist (deleted, or not in the cache). */
+KOC_EXPORT const cJSON *koc_reconcile_get_object(koc_reconcile_context *ctx);
+/* The cached record itself (a borrowed reference), or NULL. */
+KOC_EXPORT koc_object *koc_reconcile_get_cached(koc_reconcile_context *ctx);
+/* True once leadership may be lost, the term has ended or shutdown started:
+ * finish quickly.  Checked when read. */
+KOC_EXPORT bool koc_reconcile_is_cancelled(koc_reconcile_context *ctx);
+/* The fencing token: the Lease's leaseTransitions when the reconcile
+ * started (0 without leader election). */
+KOC_EXPORT uint64_t koc_reconcile_get_term(koc_reconcile_context *ctx);
+KOC_EXPORT koc_controller *koc_reconcile_get_controller(koc_reconcile_context *ctx);
+
+/* Writes from a reconcile.  Each blocks until the answer arrives and returns
+ * 0 with *ret set when an HTTP answer came (check (*ret)->status and
+ * (*ret)->reason: KOC_REASON_CONFLICT, KOC_REASON_NOT_FOUND, ...; free it with
+ * koc_response_free), -ENOLCK when the write was refused because this replica
+ * may no longer lead (nothing was sent), or another negative errno (transport
+ * errors, -ECANCELED when the client is going away).  The namespace and name
+ * of update and update_status come from the object's metadata. */
+KOC_EXPORT int koc_reconcile_create(koc_reconcile_context *ctx, const koc_resource *res,
+                                    const char *namespace_, const cJSON *object,
+                                    koc_response **ret);
+KOC_EXPORT int koc_reconcile_update(koc_reconcile_context *ctx, const koc_resource *res,
+                                    const cJSON *object, koc_response **ret);
+KOC_EXPORT int koc_reconcile_update_status(koc_reconcile_context *ctx, const koc_resource *res,
+                                           const cJSON *object, koc_response **ret);
+typedef enum koc_patch_type {
+        KOC_PATCH_MERGE, /* application/merge-patch+json */
+        KOC_PATCH_JSON,  /* application/json-patch+json */
+} koc_patch_type;
+KOC_EXPORT int koc_reconcile_patch(koc_reconcile_context *ctx, const koc_resource *res,
+                                   const char *namespace_, const char *name, koc_patch_type type,
+                                   const cJSON *patch, koc_response **ret);
+KOC_EXPORT int koc_reconcile_delete(koc_reconcile_context *ctx, const koc_resource *res,
+                                    const char *namespace_, const char *name, koc_response **ret);
+/* Not fenced: reads are always allowed. */
+KOC_EXPORT int koc_reconcile_get(koc_reconcile_context *ctx, const koc_resource *res,
+                                 const char *namespace_, const char *name, koc_response **ret);
+
+/* --- predicates and secondary sources ---------------------------------------- */
+
+/* Decides whether an event of the primary resource enqueues its key.  old is
+ * NULL for an add, new_ NULL for a delete. */
+typedef bool (*koc_predicate_t)(const cJSON *old, const cJSON *new_, void *userdata);
+/* Built-in predicates: true for adds and deletes, and for updates when
+ * metadata.generation, metadata.labels or metadata.annotations changed. */
+KOC_EXPORT bool koc_predicate_generation_changed(const cJSON *old, const cJSON *new_,
+                                                 void *userdata);
+KOC_EXPORT bool koc_predicate_labels_changed(const cJSON *old, const cJSON *new_, void *userdata);
+KOC_EXPORT bool koc_predicate_annotations_changed(const cJSON *old, const cJSON *new_,
+                                                  void *userdata);
+
+/* Maps an object of a watched resource to the keys to reconcile. */
+typedef struct koc_keys koc_keys;
+KOC_EXPORT int koc_keys_add(koc_keys *keys, const char *namespace_, const char *name);
+typedef void (*koc_map_func_t)(const cJSON *object, koc_keys *out, void *userdata);
+
+/* --- the controller --------------------------------------------------------------- */
+
+typedef struct koc_controller_options {
+        /* Unique among this manager's controllers; a DNS label-like name
+         * ([a-z0-9-], 1 to 63 characters), used in metrics and logs. */
+        const char *name;
+        koc_resource resource;
+        const char *namespace_;     /* NULL: all namespaces */
+        const char *label_selector; /* NULL: everything */
+        const char *field_selector; /* NULL: everything */
+        unsigned workers;           /* default 1 */
+        koc_reconcile_t reconcile;
+        void *userdata;
+        /* Every key in the cache is enqueued this often (0: never). */
+        uint64_t resync_period_usec;
+        /* Backoff of failed keys; 0: 5 ms and 1000 s. */
+        uint64_t backoff_base_usec;
+        uint64_t backoff_max_usec;
+} koc_controller_options;
+
+KOC_EXPORT void koc_controller_options_init(koc_controller_options *o);
+
+/* Creates the controller on the manager (before koc_manager_run(); -EBUSY
+ * after) and starts its informers.  -EINVAL with err naming the option for a
+ * bad name, resource, selector or missing callback, -EEXIST for a name used
+ * twice on this manager. */
+KOC_EXPORT int koc_controller_new(koc_manager *m, const koc_controller_options *o,
+                                  koc_controller **ret, koc_error *err);
+/* Stops the workers and informers; after koc_manager_run() has returned. */
+KOC_EXPORT koc_controller *koc_controller_unref(koc_controller *c);
+KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_controller, koc_controller_unref)
+
+/* Events of objects of `owned` whose ownerReferences name a primary of this
+ * controller (kind and apiVersion; controller: true) enqueue that owner. */
+KOC_EXPORT int koc_controller_owns(koc_controller *c, const koc_resource *owned, koc_error *err);
+/* Events of objects of `res` (optionally label-selected) enqueue the keys
+ * that map returns. */
+KOC_EXPORT int koc_controller_watches(koc_controller *c, const koc_resource *res,
+                                      const char *label_selector, koc_map_func_t map,
+                                      void *userdata, koc_error *err);
+/* All predicates must agree (AND); none: every event enqueues. */
+KOC_EXPORT int koc_controller_add_predicate(koc_controller *c, koc_predicate_t fn, void *userdata);
+/* An index over the primary cache; before the informer has synced. */
+KOC_EXPORT int koc_controller_add_index(koc_controller *c, const char *name, koc_index_func_t fn,
+                                        void *userdata);
+KOC_EXPORT int koc_controller_set_transform(koc_controller *c, koc_transform_t fn, void *userdata);
+
+KOC_EXPORT const char *koc_controller_get_name(koc_controller *c);
+KOC_EXPORT bool koc_controller_has_synced(koc_controller *c);
+/* Enqueues a key (loop thread or any thread); dropped when not leading. */
+KOC_EXPORT int koc_controller_enqueue(koc_controller *c, const char *namespace_, const char *name);
+
+/* Reads of the primary cache, any thread. */
+KOC_EXPORT koc_object *koc_controller_get(koc_controller *c, const char *namespace_,
+                                          const char *name);
+/* namespace_ NULL: all; label_selector NULL: everything (-EINVAL when it
+ * does not parse). */
+KOC_EXPORT int koc_controller_list(koc_controller *c, const char *namespace_,
+                                   const char *label_selector, koc_object ***ret, size_t *ret_n);
+KOC_EXPORT int koc_controller_list_index(koc_controller *c, const char *index, const char *value,
+                                         koc_object ***ret, size_t *ret_n);
+
+/* --- helpers for reconcilers ------------------------------------------------------- */
+
+/* On a parsed object (no request): 1 when changed, 0 when already so. */
+KOC_EXPORT bool koc_object_has_finalizer(const cJSON *object, const char *finalizer);
+KOC_EXPORT int koc_object_add_finalizer(cJSON *object, const char *finalizer);
+KOC_EXPORT int koc_object_remove_finalizer(cJSON *object, const char *finalizer);
+KOC_EXPORT bool koc_object_is_deleting(const cJSON *object);
+/* Adds (or replaces) a controller ownerReference to owner on object. */
+KOC_EXPORT int koc_object_set_controller_reference(cJSON *object, const cJSON *owner,
+                                                   const char *owner_api_version,
+                                                   const char *owner_kind);
+/* Sets status.conditions[type] (status "True"/"False"/"Unknown"), keeping
+ * lastTransitionTime when the status did not change; observedGeneration from
+ * metadata.generation.  1 when anything changed, 0 when not. */
+KOC_EXPORT int koc_object_set_condition(cJSON *object, const char *type, const char *status,
+                                        const char *reason, const char *message);
+
+/* kube-rs's finalizer(): when the cached object is not being deleted, makes
+ * sure it carries `finalizer` (a fenced JSON patch) and then calls apply;
+ * when it is being deleted and carries the finalizer, calls cleanup and, if
+ * that succeeded (DONE or REQUEUE), removes the finalizer; cleanup therefore
+ * runs until it succeeds and the finalizer goes once.  NULL object: done. */
+typedef koc_result (*koc_finalizer_step_t)(koc_reconcile_context *ctx, const cJSON *object,
+                                           void *userdata);
+KOC_EXPORT koc_result koc_reconcile_finalizer(koc_reconcile_context *ctx, const char *finalizer,
+                                              koc_finalizer_step_t apply,
+                                              koc_finalizer_step_t cleanup, void *userdata);
+
+/* Records a core/v1 Event about the object (type "Normal" or "Warning").
+ * Rate-limited per controller (a burst of 25, then one every 1 s, as
+ * client-go's event recorder); -EBUSY when dropped by the limit.  Fenced. */
+KOC_EXPORT int koc_reconcile_record_event(koc_reconcile_context *ctx, const cJSON *object,
+                                          const char *type, const char *reason,
+                                          const char *message);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * examples/configmap-mirror end to end: two replicas of the real program
+ * against the API server.  The test creates a source ConfigMap, checks that
+ * its copies appear and that its status annotation says so, stops the leading
+ * replica with SIGTERM (it must drain and exit 0), changes the source and
+ * damages a copy, checks that the other replica repairs both, deletes the
+ * source and checks that the finalizer removed every copy first.  Only end
+ * states are asserted, each polled with a generous bound.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "harness/apiserver.h"
+
+static koc_test_apiserver api;
+
+#define SRC_NS "mirror-src"
+#define LEASE "koc-example-configmap-mirror"
+
+static pid_t start_replica(const char *identity) {
+        char kc[400], id[128], log[400];
+        snprintf(kc, sizeof kc, "--kubeconfig=%s", api.kubeconfig);
+        snprintf(id, sizeof id, "--identity=%s", identity);
+        snprintf(log, sizeof log, "%s/%s.log", api.dir, identity);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                if (fd >= 0) {
+                        dup2(fd, 1);
+                        dup2(fd, 2);
+                }
+                execl(KOC_MIRROR_PATH, KOC_MIRROR_PATH, kc, id,
+                      "--leader-elect-resource-namespace=" SRC_NS,
+                      "--leader-elect-lease-duration=2s", "--leader-elect-renew-deadline=1500ms",
+                      "--leader-elect-retry-period=250ms",
+                      "--health-probe-bind-address=127.0.0.1:0", "--metrics-bind-address=0",
+                      (char *)NULL);
+                _exit(127);
+        }
+        return pid;
+}
+
+static int stop_replica(pid_t pid) {
+        int status = 0;
+        kill(pid, SIGTERM);
+        if (waitpid(pid, &status, 0) != pid)
+                return -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static cJSON *get(const char *path, long *ret_status) {
+        char *body = NULL;
+        *ret_status = koc_test_apiserver_http(&api, "GET", path, NULL, NULL, &body);
+        cJSON *j = body ? cJSON_Parse(body) : NULL;
+        free(body);
+        return j;
+}
+
+static void ensure_namespace(const char *ns) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"metadata\":{\"name\":\"%s\"}}", ns);
+        long st = koc_test_apiserver_http(&api, "POST", "/api/v1/namespaces", body, NULL, NULL);
+        assert_true(st == 201 || st == 409);
+}
+
+static const char *json_str(const cJSON *o, const char *a, const char *b, const char *c) {
+        const cJSON *x = cJSON_GetObjectItem(o, a);
+        if (b)
+                x = cJSON_GetObjectItem(x, b);
+        if (c)
+                x = cJSON_GetObjectItem(x, c);
+        return cJSON_GetStringValue(x);
+}
+
+/* The copy in ns has data.k == want (want NULL: the copy is gone). */
+static bool copy_is(const char *ns, const char *want) {
+        char path[256];
+        long st;
+        snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/settings", ns);
+        cJSON *j = get(path, &st);
+        const char *k = json_str(j, "data", "k", NULL);
+        bool ok = want ? st == 200 && k && strcmp(k, want) == 0 : st == 404;
+        cJSON_Delete(j);
+        return ok;
+}
+
+static bool source_status_is(const char *want) {
+        long st;
+        cJSON *j = get("/api/v1/namespaces/" SRC_NS "/configmaps/settings", &st);
+        const char *s = json_str(j, "metadata", "annotations", "koc.example/mirror-status");
+        bool ok = st == 200 && s && strcmp(s, want) == 0;
+        cJSON_Delete(j);
+        return ok;
+}
+
+static bool source_gone(void) {
+        long st;
+        cJSON_Delete(get("/api/v1/namespaces/" SRC_NS "/configmaps/settings", &st));
+        return st == 404;
+}
+
+/* Polls cond for up to 60 s. */
+#define EVENTUALLY(cond)                                                                           \
+        do {                                                                                       \
+                bool ok_ = false;                                                                  \
+                for (int i_ = 0; i_ < 600 && !(ok_ = (cond)); i_++)                                \
+                        nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);                 \
+                if (!ok_)                                                                          \
+                        fail_msg("not reached within 60 s: %s", #cond);                            \
+        } while (0)
+
+static void test_two_replicas_mirror(void **state) {
+        ensure_namespace(SRC_NS);
+        ensure_namespace("mirror-a");
+        ensure_namespace("mirror-b");
+        pid_t r1 = start_replica("mirror-1"), r2 = start_replica("mirror-2");
+
+        long st = koc_test_apiserver_http(
+                &api, "POST", "/api/v1/namespaces/" SRC_NS "/configmaps",
+                "{\"metadata\":{\"name\":\"settings\",\"labels\":{\"koc.example/mirror\":\"true\"},"
+                "\"annotations\":{\"koc.example/mirror-to\":\"mirror-a, mirror-b\"}},"
+                "\"data\":{\"k\":\"v1\"}}",
+                NULL, NULL);
+        assert_int_equal(st, 201);
+        EVENTUALLY(copy_is("mirror-a", "v1") && copy_is("mirror-b", "v1"));
+        EVENTUALLY(source_status_is("2/2 in sync"));
+
+        /* Stop whichever replica leads; it drains and exits 0. */
+        cJSON *lease = get("/apis/coordination.k8s.io/v1/namespaces/" SRC_NS "/leases/" LEASE, &st);
+        assert_int_equal(st, 200);
+        const char *holder = json_str(lease, "spec", "holderIdentity", NULL);
+        assert_non_null(holder);
+        bool first = strcmp(holder, "mirror-1") == 0;
+        cJSON_Delete(lease);
+        assert_int_equal(stop_replica(first ? r1 : r2), 0);
+        pid_t survivor = first ? r2 : r1;
+
+        /* The other replica takes over: a change and a damaged copy are repaired. */
+        st = koc_test_apiserver_http(
+                &api, "PATCH", "/api/v1/namespaces/" SRC_NS "/configmaps/settings",
+                "{\"data\":{\"k\":\"v2\"}}", "application/merge-patch+json", NULL);
+        assert_int_equal(st, 200);
+        st = koc_test_apiserver_http(&api, "DELETE",
+                                     "/api/v1/namespaces/mirror-b/configmaps/settings", NULL, NULL,
+                                     NULL);
+        assert_true(st == 200 || st == 404);
+        EVENTUALLY(copy_is("mirror-a", "v2") && copy_is("mirror-b", "v2"));
+
+        /* Deleting the source removes the copies first, then the source. */
+        st = koc_test_apiserver_http(&api, "DELETE",
+                                     "/api/v1/namespaces/" SRC_NS "/configmaps/settings", NULL,
+                                     NULL, NULL);
+        assert_int_equal(st, 200);
+        EVENTUALLY(source_gone());
+        assert_true(copy_is("mirror-a", NULL));
+        assert_true(copy_is("mirror-b", NULL));
+        assert_int_equal(stop_replica(survivor), 0);
+}
+
+static int setup(void **state) {
+        signal(SIGPIPE, SIG_IGN);
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        return koc_test_apiserver_start(&api, NULL) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state) {
+        koc_test_apiserver_stop(&api);
+        curl_global_cleanup();
+        return 0;
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_two_replicas_mirror),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,1095 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The controller runtime against an API server over HTTPS (koc-apiserver by
+ * default, the real kube-apiserver through the same harness).
+ *
+ * Each case runs a manager with one controller on the test's main thread and
+ * a driver thread that changes objects with plain HTTP requests and waits
+ * (with generous bounds) for what the reconciler observed; the driver ends
+ * the case by asking the loop to shut down.  Every ordering asserted is forced
+ * by the driver, never by sleeping.  Names are unique per case and every
+ * namespace is created first, since a real server keeps state between cases.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "core/reflector.h"
+#include "framework/controller/controller-internal.h"
+#include "harness/apiserver.h"
+#include "koc/controller.h"
+#include "koc/manager.h"
+#include "koc/time.h"
+
+static koc_test_apiserver api;
+/* The server the helpers and the manager talk to (api but in one case). */
+static koc_test_apiserver *srv = &api;
+
+#define WAIT_USEC (30 * KOC_USEC_PER_SEC)
+
+static const koc_resource configmaps = {
+        .version = "v1", .resource = "configmaps", .kind = "ConfigMap", .namespaced = true};
+
+/* --- the environment of one case ----------------------------------------------- */
+
+typedef struct env env;
+typedef koc_result (*reconcile_fn)(env *e, koc_reconcile_context *ctx);
+typedef const char *(*driver_fn)(env *e);
+
+struct env {
+        const char *ns;
+        koc_manager *m;
+        koc_controller *c;
+        int wake_fd;
+        sd_event_source *wake;
+        reconcile_fn reconcile;
+        driver_fn driver;
+        const char *failure; /* the driver's verdict */
+        int run_result;
+
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        char seen[65536]; /* one line per reconcile: "key value\n" */
+        size_t seen_len;
+        int count;
+        /* Case-specific state. */
+        int attempts;
+        int conflicts;
+        int cleanups;
+        int applies;
+        int fenced;
+        bool cancelled_seen;
+        bool release;
+        bool in_reconcile;
+        bool stopping_seen;
+        unsigned relists_gone;
+        unsigned lists;
+        unsigned watches;
+        uint16_t health_port;
+        bool synced_before_run;
+};
+
+static uint64_t now_usec(void) {
+        return koc_now_boottime_usec();
+}
+
+/* The condition variable waits on CLOCK_REALTIME; the bound is generous. */
+static bool wait_until(env *e, bool (*pred)(env *e, const void *arg), const void *arg) {
+        uint64_t deadline = now_usec() + WAIT_USEC;
+        pthread_mutex_lock(&e->lock);
+        while (!pred(e, arg) && now_usec() < deadline) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 50 * 1000 * 1000;
+                if (ts.tv_nsec >= 1000000000) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000;
+                }
+                pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+        }
+        bool ok = pred(e, arg);
+        pthread_mutex_unlock(&e->lock);
+        return ok;
+}
+
+static bool seen_line(env *e, const void *arg) {
+        return strstr(e->seen, arg) != NULL;
+}
+
+static bool wait_seen(env *e, const char *key, const char *value) {
+        char line[600];
+        snprintf(line, sizeof line, "\n%s %s\n", key, value);
+        return wait_until(e, seen_line, line);
+}
+
+static void note(env *e, const char *key, const char *value) {
+        pthread_mutex_lock(&e->lock);
+        if (e->seen_len == 0)
+                e->seen[e->seen_len++] = '\n';
+        int n = snprintf(e->seen + e->seen_len, sizeof e->seen - e->seen_len, "%s %s\n", key,
+                         value);
+        if (n > 0 && (size_t)n < sizeof e->seen - e->seen_len)
+                e->seen_len += (size_t)n;
+        e->count++;
+        pthread_cond_broadcast(&e->cond);
+        pthread_mutex_unlock(&e->lock);
+}
+
+static const char *data_value(const cJSON *obj) {
+        const char *v =
+                cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "data"), "v"));
+        return v ? v : "-";
+}
+
+static koc_result on_reconcile(koc_reconcile_context *ctx, void *userdata) {
+        env *e = userdata;
+        return e->reconcile(e, ctx);
+}
+
+static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        env *e = userdata;
+        uint64_t n;
+        (void)!read(fd, &n, sizeof n);
+        (void)koc_manager_shutdown(e->m);
+        return 0;
+}
+
+static void request_shutdown(env *e) {
+        uint64_t one = 1;
+        (void)!write(e->wake_fd, &one, sizeof one);
+}
+
+static void *driver_main(void *p) {
+        env *e = p;
+        e->failure = e->driver(e);
+        request_shutdown(e);
+        return NULL;
+}
+
+/* --- HTTP helpers (blocking, from the driver) ------------------------------------- */
+
+static long http(const char *method, const char *path, const char *body, const char *ctype,
+                 char **ret) {
+        return koc_test_apiserver_http(srv, method, path, body, ctype, ret);
+}
+
+static void ensure_namespace(const char *ns) {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{"
+                 "\"name\":\"%s\"}}",
+                 ns);
+        long st = http("POST", "/api/v1/namespaces", body, NULL, NULL);
+        assert_true(st == 201 || st == 409);
+}
+
+static long put_configmap(const char *ns, const char *name, const char *labels, const char *value) {
+        char path[256], body[1024];
+        snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps", ns);
+        snprintf(body, sizeof body,
+                 "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"%s\","
+                 "\"labels\":%s},\"data\":{\"v\":\"%s\"}}",
+                 name, labels, value);
+        return http("POST", path, body, NULL, NULL);
+}
+
+static long patch_configmap(const char *ns, const char *name, const char *value) {
+        char path[256], body[256];
+        snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/%s", ns, name);
+        snprintf(body, sizeof body, "{\"data\":{\"v\":\"%s\"}}", value);
+        return http("PATCH", path, body, "application/merge-patch+json", NULL);
+}
+
+static long delete_configmap(const char *ns, const char *name) {
+        char path[256];
+        snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/%s", ns, name);
+        return http("DELETE", path, NULL, NULL, NULL);
+}
+
+static cJSON *get_configmap(const char *ns, const char *name, long *ret_status) {
+        char path[256], *body = NULL;
+        snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/%s", ns, name);
+        *ret_status = http("GET", path, NULL, NULL, &body);
+        cJSON *j = body ? cJSON_Parse(body) : NULL;
+        free(body);
+        return j;
+}
+
+/* --- running a case ---------------------------------------------------------------- */
+
+typedef struct case_opts {
+        const char *ns;
+        const char *name;
+        const char *label_selector;
+        bool leader_elect;
+        unsigned workers;
+        uint64_t resync_usec;
+        void (*setup)(env *e); /* after the controller is made, before run */
+        /* After the run, before the controller goes: on the loop thread,
+         * with the loop stopped, so the controller's state is quiet. */
+        void (*after)(env *e);
+} case_opts;
+
+static void run_case(env *e, const case_opts *o) {
+        koc_manager_config cfg;
+        koc_error err = {0};
+
+        e->ns = o->ns;
+        pthread_mutex_init(&e->lock, NULL);
+        pthread_cond_init(&e->cond, NULL);
+        ensure_namespace(o->ns);
+
+        koc_manager_config_init(&cfg);
+        cfg.kubeconfig = srv->kubeconfig;
+        cfg.leader_elect = o->leader_elect;
+        cfg.leader_election_id = o->name;
+        cfg.leader_election_namespace = o->ns;
+        cfg.lease_duration_usec = 2 * KOC_USEC_PER_SEC;
+        cfg.renew_deadline_usec = 1500 * KOC_USEC_PER_MSEC;
+        cfg.retry_period_usec = 250 * KOC_USEC_PER_MSEC;
+        cfg.health_probe_bind_address = "127.0.0.1:0";
+        cfg.metrics_bind_address = "0";
+        cfg.handle_signals = false;
+        cfg.shutdown_budget_usec = 20 * KOC_USEC_PER_SEC;
+        int r = koc_manager_new(NULL, &cfg, &e->m, &err);
+        if (r < 0)
+                fail_msg("manager: %s", err.message);
+
+        koc_controller_options co;
+        koc_controller_options_init(&co);
+        co.name = o->name;
+        co.resource = configmaps;
+        co.namespace_ = o->ns;
+        co.label_selector = o->label_selector;
+        co.workers = o->workers ? o->workers : 1;
+        co.resync_period_usec = o->resync_usec;
+        co.reconcile = on_reconcile;
+        co.userdata = e;
+        r = koc_controller_new(e->m, &co, &e->c, &err);
+        if (r < 0)
+                fail_msg("controller: %s", err.message);
+        if (o->setup)
+                o->setup(e);
+        /* Nothing was listed yet: the cache-sync check must fail now. */
+        e->synced_before_run = koc_controller_has_synced(e->c);
+        (void)koc_manager_get_health_port(e->m, &e->health_port);
+
+        e->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        assert_true(e->wake_fd >= 0);
+        assert_int_equal(sd_event_add_io(koc_manager_get_event(e->m), &e->wake, e->wake_fd, EPOLLIN,
+                                         on_wake, e),
+                         0);
+        pthread_t t;
+        pthread_create(&t, NULL, driver_main, e);
+        e->run_result = koc_manager_run(e->m);
+        pthread_join(t, NULL);
+
+        sd_event_source_disable_unref(e->wake);
+        close(e->wake_fd);
+        if (o->after && !e->failure)
+                o->after(e);
+        koc_controller_unref(e->c);
+        koc_manager_unref(e->m);
+        pthread_cond_destroy(&e->cond);
+        pthread_mutex_destroy(&e->lock);
+        if (e->failure)
+                fail_msg("%s", e->failure);
+}
+
+/* --- create, update and delete reach the reconciler ----------------------------- */
+
+static koc_result crud_reconcile(env *e, koc_reconcile_context *ctx) {
+        const cJSON *obj = koc_reconcile_get_object(ctx);
+        note(e, koc_reconcile_get_key(ctx), obj ? data_value(obj) : "<deleted>");
+        return koc_result_done();
+}
+
+/* GET /readyz/NAME on the replica's health port: the HTTP status. */
+static long readyz(env *e, const char *check) {
+        char url[256];
+        long code = -1;
+        snprintf(url, sizeof url, "http://127.0.0.1:%u/readyz/%s", e->health_port, check);
+        CURL *h = curl_easy_init();
+        koc_test_buffer b = {0};
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, koc_test_buffer_write);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+        if (curl_easy_perform(h) == CURLE_OK)
+                curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_cleanup(h);
+        free(b.data);
+        return code;
+}
+
+static const char *crud_driver(env *e) {
+        if (put_configmap(e->ns, "crud-a", "{\"test\":\"crud\"}", "1") != 201)
+                return "create failed";
+        /* Not selected: never reconciled. */
+        if (put_configmap(e->ns, "crud-other", "{\"test\":\"other\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "ctrl-crud/crud-a", "1"))
+                return "the create did not reach the reconciler";
+        if (patch_configmap(e->ns, "crud-a", "2") != 200)
+                return "patch failed";
+        if (!wait_seen(e, "ctrl-crud/crud-a", "2"))
+                return "the update did not reach the reconciler";
+        if (delete_configmap(e->ns, "crud-a") != 200)
+                return "delete failed";
+        if (!wait_seen(e, "ctrl-crud/crud-a", "<deleted>"))
+                return "the delete did not reach the reconciler";
+        if (strstr(e->seen, "crud-other"))
+                return "an object outside the label selector was reconciled";
+        if (!koc_controller_has_synced(e->c))
+                return "not synced";
+        if (readyz(e, "cache-sync-crud") != 200)
+                return "the cache-sync readiness check fails after the sync";
+        return NULL;
+}
+
+static void crud_after(env *e);
+
+static void test_create_update_delete(void **state) {
+        env e = {.reconcile = crud_reconcile, .driver = crud_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-crud",
+                                  .name = "crud",
+                                  .label_selector = "test=crud",
+                                  .after = crud_after});
+        assert_int_equal(e.run_result, 0);
+        assert_false(e.synced_before_run);
+}
+
+static void crud_after(env *e) {
+        char *text = NULL;
+        size_t len = 0;
+        assert_int_equal(koc_metrics_render(koc_manager_get_metrics(e->m), &text, &len), 0);
+        const char *want[] = {
+                "controller_runtime_reconcile_total{controller=\"crud\",result=\"success\"} ",
+                "controller_runtime_reconcile_errors_total{controller=\"crud\"} 0",
+                "controller_runtime_max_concurrent_reconciles{controller=\"crud\"} 1",
+                "controller_runtime_active_workers{controller=\"crud\"} 0",
+                "controller_runtime_reconcile_time_seconds_count{controller=\"crud\"} ",
+                "workqueue_adds_total{name=\"crud\",controller=\"crud\"} ",
+                "workqueue_depth{name=\"crud\",controller=\"crud\"} ",
+                "workqueue_retries_total{name=\"crud\",controller=\"crud\"} 0",
+                "workqueue_queue_duration_seconds_count{name=\"crud\",controller=\"crud\"} ",
+                "workqueue_work_duration_seconds_count{name=\"crud\",controller=\"crud\"} ",
+                "workqueue_unfinished_work_seconds{name=\"crud\",controller=\"crud\"} 0",
+                "workqueue_longest_running_processor_seconds{name=\"crud\",controller=\"crud\"} 0",
+                "koc_informer_cached_objects{",
+        };
+        for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+                if (!strstr(text, want[i]))
+                        fail_msg("metric missing: %s", want[i]);
+        /* Three reconciles succeeded: create, update, delete. */
+        const char *s = strstr(text, want[0]);
+        assert_true(atof(s + strlen(want[0])) >= 3);
+        free(text);
+}
+
+/* --- owned and watched objects enqueue their primary ----------------------------- */
+
+static const koc_resource secrets = {
+        .version = "v1", .resource = "secrets", .kind = "Secret", .namespaced = true};
+
+static koc_result own_reconcile(env *e, koc_reconcile_context *ctx) {
+        char n[32];
+        pthread_mutex_lock(&e->lock);
+        int count = ++e->attempts;
+        pthread_mutex_unlock(&e->lock);
+        snprintf(n, sizeof n, "#%d", count);
+        note(e, koc_reconcile_get_key(ctx), n);
+        return koc_result_done();
+}
+
+static void map_to_primary(const cJSON *obj, koc_keys *out, void *userdata) {
+        const char *target = cJSON_GetStringValue(cJSON_GetObjectItem(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "metadata"), "annotations"),
+                "target"));
+        if (target)
+                koc_keys_add(out, "ctrl-own", target);
+}
+
+static void own_setup(env *e) {
+        koc_error err = {0};
+        if (koc_controller_owns(e->c, &secrets, &err) < 0 ||
+            koc_controller_watches(e->c, &configmaps, "test=mapped", map_to_primary, NULL, &err) <
+                    0)
+                fail_msg("sources: %s", err.message);
+}
+
+static const char *own_driver(env *e) {
+        char body[1024];
+        long st;
+        if (put_configmap(e->ns, "own-p", "{\"test\":\"own\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "ctrl-own/own-p", "#1"))
+                return "the primary was not reconciled";
+        cJSON *p = get_configmap(e->ns, "own-p", &st);
+        const char *uid = cJSON_GetStringValue(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(p, "metadata"), "uid"));
+        snprintf(body, sizeof body,
+                 "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"own-s\","
+                 "\"ownerReferences\":[{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
+                 "\"name\":\"own-p\",\"uid\":\"%s\",\"controller\":true}]},"
+                 "\"stringData\":{\"k\":\"v\"}}",
+                 uid ? uid : "");
+        cJSON_Delete(p);
+        if (http("POST", "/api/v1/namespaces/ctrl-own/secrets", body, NULL, NULL) != 201)
+                return "secret create failed";
+        if (!wait_seen(e, "ctrl-own/own-p", "#2"))
+                return "the owned secret did not enqueue its owner";
+        if (http("POST", "/api/v1/namespaces/ctrl-own/configmaps",
+                 "{\"metadata\":{\"name\":\"own-w\",\"labels\":{\"test\":\"mapped\"},"
+                 "\"annotations\":{\"target\":\"own-p\"}}}",
+                 NULL, NULL) != 201)
+                return "watched create failed";
+        if (!wait_seen(e, "ctrl-own/own-p", "#3"))
+                return "the watched object did not enqueue the mapped key";
+        if (strstr(e->seen, "own-w") || strstr(e->seen, "own-s"))
+                return "a secondary object was reconciled as a primary";
+        return NULL;
+}
+
+static void test_owns_and_watches(void **state) {
+        env e = {.reconcile = own_reconcile, .driver = own_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-own",
+                                  .name = "own",
+                                  .label_selector = "test=own",
+                                  .setup = own_setup});
+        assert_int_equal(e.run_result, 0);
+}
+
+/* --- a periodic resync enqueues unchanged objects ------------------------------- */
+
+static const char *resync_driver(env *e) {
+        if (put_configmap(e->ns, "resync-a", "{\"test\":\"resync\"}", "1") != 201)
+                return "create failed";
+        /* No change after the create: the later runs come from the resync. */
+        if (!wait_seen(e, "ctrl-resync/resync-a", "#3"))
+                return "the resync did not enqueue the object again";
+        return NULL;
+}
+
+static void test_resync(void **state) {
+        env e = {.reconcile = own_reconcile, .driver = resync_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-resync",
+                                  .name = "resync",
+                                  .label_selector = "test=resync",
+                                  .resync_usec = 200 * KOC_USEC_PER_MSEC});
+        assert_int_equal(e.run_result, 0);
+}
+
+/* --- a list larger than one page ------------------------------------------------- */
+
+#define PAGE_OBJECTS 520
+
+static bool all_reconciled(env *e, const void *arg) {
+        return e->count >= PAGE_OBJECTS;
+}
+
+static const char *page_driver(env *e) {
+        if (!wait_until(e, all_reconciled, NULL))
+                return "not every object of the paginated list was reconciled";
+        koc_object **list = NULL;
+        size_t n = 0;
+        if (koc_controller_list(e->c, e->ns, "test=page", &list, &n) < 0)
+                return "list failed";
+        koc_object_list_free(list, n);
+        if (n != PAGE_OBJECTS)
+                return "the cache does not hold every object";
+        return NULL;
+}
+
+static void page_after(env *e) {
+        koc_reflector_stats st;
+        koc_informer_get_stats(e->c->primary, &st);
+        e->lists = st.list_requests;
+}
+
+static void test_paginated_list(void **state) {
+        char name[64];
+        ensure_namespace("ctrl-page");
+        for (int i = 0; i < PAGE_OBJECTS; i++) {
+                snprintf(name, sizeof name, "page-%d", i);
+                assert_int_equal(put_configmap("ctrl-page", name, "{\"test\":\"page\"}", "1"), 201);
+        }
+        env e = {.reconcile = crud_reconcile, .driver = page_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-page",
+                                  .name = "page",
+                                  .label_selector = "test=page",
+                                  .workers = 4,
+                                  .after = page_after});
+        /* 520 objects at 500 a page: at least two requests. */
+        assert_true(e.lists >= 2);
+}
+
+/* --- events are recorded and rate-limited -------------------------------------- */
+
+#define EVENT_TRIES 60
+
+static koc_result event_reconcile(env *e, koc_reconcile_context *ctx) {
+        const cJSON *obj = koc_reconcile_get_object(ctx);
+        if (!obj || e->attempts > 0)
+                return koc_result_done();
+        int ok = 0, busy = 0;
+        for (int i = 0; i < EVENT_TRIES; i++) {
+                int r = koc_reconcile_record_event(ctx, obj, "Warning", "TestFailure",
+                                                   "something failed");
+                ok += r == 0;
+                busy += r == -EBUSY;
+        }
+        pthread_mutex_lock(&e->lock);
+        e->attempts = ok;
+        e->conflicts = busy;
+        pthread_mutex_unlock(&e->lock);
+        note(e, "events", "recorded");
+        return koc_result_done();
+}
+
+static const char *event_driver(env *e) {
+        if (put_configmap(e->ns, "event-a", "{\"test\":\"event\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "events", "recorded"))
+                return "the reconcile did not run";
+        char *body = NULL;
+        long st = http("GET",
+                       "/api/v1/namespaces/ctrl-event/events?fieldSelector=involvedObject.name%3D"
+                       "event-a",
+                       NULL, NULL, &body);
+        cJSON *list = body ? cJSON_Parse(body) : NULL;
+        free(body);
+        cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(list, "items"), 0);
+        bool ok = st == 200 && cJSON_GetArraySize(cJSON_GetObjectItem(list, "items")) >= 1 &&
+                  strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(first, "reason")) ?: "",
+                         "TestFailure") == 0 &&
+                  strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(first, "type")) ?: "",
+                         "Warning") == 0 &&
+                  strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(
+                                 cJSON_GetObjectItem(first, "involvedObject"), "kind"))
+                                 ?: "",
+                         "ConfigMap") == 0;
+        cJSON_Delete(list);
+        return ok ? NULL : "the event is not on the server";
+}
+
+static void test_events_recorded_and_limited(void **state) {
+        env e = {.reconcile = event_reconcile, .driver = event_driver};
+        run_case(&e,
+                 &(case_opts){.ns = "ctrl-event", .name = "event", .label_selector = "test=event"});
+        /* A burst of 25, then one a second: a tight loop of 60 is cut short. */
+        assert_true(e.attempts >= 25);
+        assert_true(e.conflicts >= 1);
+        assert_int_equal(e.attempts + e.conflicts, EVENT_TRIES);
+}
+
+/* --- a conflict is retried with backoff, and read-your-own-writes ---------------- */
+
+static koc_result conflict_reconcile(env *e, koc_reconcile_context *ctx) {
+        const cJSON *obj = koc_reconcile_get_object(ctx);
+        koc_response *resp = NULL;
+        if (!obj)
+                return koc_result_done();
+        if (strcmp(data_value(obj), "done") == 0) {
+                note(e, koc_reconcile_get_key(ctx), "done");
+                return koc_result_done();
+        }
+        pthread_mutex_lock(&e->lock);
+        int attempt = ++e->attempts;
+        pthread_mutex_unlock(&e->lock);
+        if (attempt == 1) {
+                /* Change the object behind the cached copy's back: the cached
+                 * resourceVersion is now stale, and the update must get 409. */
+                cJSON *p = cJSON_Parse("{\"metadata\":{\"annotations\":{\"touched\":\"yes\"}}}");
+                int r = koc_reconcile_patch(ctx, &configmaps, koc_reconcile_get_namespace(ctx),
+                                            koc_reconcile_get_name(ctx), KOC_PATCH_MERGE, p, &resp);
+                cJSON_Delete(p);
+                if (r < 0 || resp->status != 200)
+                        note(e, "patch", "failed");
+                koc_response_free(resp);
+                resp = NULL;
+        }
+        cJSON *copy = cJSON_Duplicate(obj, true);
+        cJSON_ReplaceItemInObject(cJSON_GetObjectItem(copy, "data"), "v",
+                                  cJSON_CreateString("done"));
+        int r = koc_reconcile_update(ctx, &configmaps, copy, &resp);
+        cJSON_Delete(copy);
+        if (r < 0)
+                return koc_result_error(r);
+        koc_result res = koc_result_done();
+        if (resp->reason == KOC_REASON_CONFLICT) {
+                pthread_mutex_lock(&e->lock);
+                e->conflicts++;
+                pthread_mutex_unlock(&e->lock);
+                res = koc_result_error(-EBUSY);
+        } else if (resp->status != 200)
+                res = koc_result_error(-EIO);
+        else {
+                /* Read-your-own-writes: the cache already has what we wrote. */
+                koc_object *o = koc_controller_get(e->c, koc_reconcile_get_namespace(ctx),
+                                                   koc_reconcile_get_name(ctx));
+                const char *rv = cJSON_GetStringValue(cJSON_GetObjectItem(
+                        cJSON_GetObjectItem(resp->body, "metadata"), "resourceVersion"));
+                if (!o || !rv || strcmp(koc_object_get_resource_version(o), rv) != 0)
+                        note(e, "ryw", "stale");
+                else
+                        note(e, "ryw", "ok");
+                koc_object_unref(o);
+        }
+        koc_response_free(resp);
+        return res;
+}
+
+static const char *conflict_driver(env *e) {
+        if (put_configmap(e->ns, "conflict-a", "{\"test\":\"conflict\"}", "start") != 201)
+                return "create failed";
+        if (!wait_seen(e, "ryw", "ok"))
+                return "the update never succeeded";
+        long st;
+        cJSON *cm = get_configmap(e->ns, "conflict-a", &st);
+        bool ok = st == 200 && strcmp(data_value(cm), "done") == 0;
+        cJSON_Delete(cm);
+        if (!ok)
+                return "the server does not have the update";
+        if (strstr(e->seen, "ryw stale"))
+                return "the cache was older than our own write";
+        if (strstr(e->seen, "patch failed"))
+                return "the first patch failed";
+        return NULL;
+}
+
+static void test_conflict_retried(void **state) {
+        env e = {.reconcile = conflict_reconcile, .driver = conflict_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-conflict",
+                                  .name = "conflict",
+                                  .label_selector = "test=conflict"});
+        assert_int_equal(e.conflicts, 1);
+        assert_true(e.attempts >= 2);
+        assert_int_equal(e.run_result, 0);
+}
+
+/* --- the drain waits for a reconcile in flight ----------------------------------- */
+
+static koc_result drain_reconcile(env *e, koc_reconcile_context *ctx) {
+        if (!koc_reconcile_get_object(ctx))
+                return koc_result_done();
+        pthread_mutex_lock(&e->lock);
+        e->in_reconcile = true;
+        pthread_cond_broadcast(&e->cond);
+        while (!e->release)
+                pthread_cond_wait(&e->cond, &e->lock);
+        e->stopping_seen = koc_manager_is_stopping(e->m);
+        e->cancelled_seen = koc_reconcile_is_cancelled(ctx);
+        pthread_mutex_unlock(&e->lock);
+        /* Still allowed during the drain: the replica leads until step-down. */
+        cJSON *p = cJSON_Parse("{\"data\":{\"v\":\"drained\"}}");
+        koc_response *resp = NULL;
+        int r = koc_reconcile_patch(ctx, &configmaps, koc_reconcile_get_namespace(ctx),
+                                    koc_reconcile_get_name(ctx), KOC_PATCH_MERGE, p, &resp);
+        cJSON_Delete(p);
+        note(e, "drain-write", r == 0 && resp->status == 200 ? "ok" : "failed");
+        koc_response_free(resp);
+        return koc_result_done();
+}
+
+static bool in_reconcile(env *e, const void *arg) {
+        return e->in_reconcile;
+}
+
+static bool is_stopping(env *e, const void *arg) {
+        return koc_manager_is_stopping(e->m);
+}
+
+static const char *drain_driver(env *e) {
+        if (put_configmap(e->ns, "drain-a", "{\"test\":\"drain\"}", "1") != 201)
+                return "create failed";
+        if (!wait_until(e, in_reconcile, NULL))
+                return "the reconcile did not start";
+        request_shutdown(e);
+        if (!wait_until(e, is_stopping, NULL))
+                return "the shutdown did not start";
+        /* The manager is draining and must be waiting for this reconcile. */
+        if (koc_manager_in_flight(e->m) != 1)
+                return "the reconcile is not counted in flight";
+        pthread_mutex_lock(&e->lock);
+        e->release = true;
+        pthread_cond_broadcast(&e->cond);
+        pthread_mutex_unlock(&e->lock);
+        if (!wait_seen(e, "drain-write", "ok"))
+                return "the write during the drain failed";
+        return NULL;
+}
+
+static void test_drain_waits_for_reconcile(void **state) {
+        env e = {.reconcile = drain_reconcile, .driver = drain_driver};
+        run_case(&e,
+                 &(case_opts){.ns = "ctrl-drain", .name = "drain", .label_selector = "test=drain"});
+        assert_true(e.stopping_seen);
+        assert_true(e.cancelled_seen);
+        /* A clean drain: the run ended only after the reconcile had finished. */
+        assert_int_equal(e.run_result, 0);
+        long st;
+        cJSON *cm = get_configmap("ctrl-drain", "drain-a", &st);
+        assert_int_equal(st, 200);
+        assert_string_equal(data_value(cm), "drained");
+        cJSON_Delete(cm);
+}
+
+/* --- a finalizer's cleanup runs exactly once ------------------------------------- */
+
+static koc_result fin_apply(koc_reconcile_context *ctx, const cJSON *obj, void *userdata) {
+        env *e = userdata;
+        pthread_mutex_lock(&e->lock);
+        e->applies++;
+        pthread_mutex_unlock(&e->lock);
+        note(e, "apply", "ok");
+        return koc_result_done();
+}
+
+static koc_result fin_cleanup(koc_reconcile_context *ctx, const cJSON *obj, void *userdata) {
+        env *e = userdata;
+        pthread_mutex_lock(&e->lock);
+        e->cleanups++;
+        pthread_mutex_unlock(&e->lock);
+        note(e, "cleanup", koc_reconcile_get_key(ctx));
+        return koc_result_done();
+}
+
+static koc_result fin_reconcile(env *e, koc_reconcile_context *ctx) {
+        koc_result r = koc_reconcile_finalizer(ctx, "koc.test/cleanup", fin_apply, fin_cleanup, e);
+        if (!koc_reconcile_get_object(ctx))
+                note(e, koc_reconcile_get_key(ctx), "<gone>");
+        return r;
+}
+
+static const char *fin_driver(env *e) {
+        if (put_configmap(e->ns, "fin-a", "{\"test\":\"fin\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "apply", "ok"))
+                return "apply never ran";
+        long st;
+        cJSON *cm = get_configmap(e->ns, "fin-a", &st);
+        bool has = st == 200 && koc_object_has_finalizer(cm, "koc.test/cleanup");
+        cJSON_Delete(cm);
+        if (!has)
+                return "the finalizer was not added";
+        if (delete_configmap(e->ns, "fin-a") != 200)
+                return "delete failed";
+        if (!wait_seen(e, "ctrl-fin/fin-a", "<gone>"))
+                return "the object did not go";
+        cm = get_configmap(e->ns, "fin-a", &st);
+        cJSON_Delete(cm);
+        if (st != 404)
+                return "the object still exists";
+        return NULL;
+}
+
+static void test_finalizer_cleanup_once(void **state) {
+        env e = {.reconcile = fin_reconcile, .driver = fin_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-fin", .name = "fin", .label_selector = "test=fin"});
+        assert_int_equal(e.cleanups, 1);
+        assert_true(e.applies >= 1);
+}
+
+/* --- 410 on the watch forces a re-list ------------------------------------------- */
+
+static const char *gone_driver(env *e) {
+        if (!wait_seen(e, "ctrl-gone/gone-a", "1"))
+                return "the object from before the 410 was not reconciled";
+        if (put_configmap(e->ns, "gone-b", "{\"test\":\"gone\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "ctrl-gone/gone-b", "1"))
+                return "a change after the re-list was not reconciled";
+        return NULL;
+}
+
+static void gone_setup(env *e) {
+        /* The first watch after the initial list is answered 410. */
+        int r = koc_test_apiserver_fault(
+                &api, "{\"resource\":\"configmaps\",\"verb\":\"watch\",\"error_code\":410,"
+                      "\"count\":1}");
+        assert_int_equal(r, 200);
+}
+
+static void gone_after(env *e) {
+        koc_reflector_stats st;
+        koc_informer_get_stats(e->c->primary, &st);
+        e->relists_gone = st.relists_gone;
+        e->lists = st.lists;
+}
+
+static void test_gone_relists(void **state) {
+        int r = koc_test_apiserver_fault(&api, "{\"resource\":\"nothing\",\"count\":1}");
+        if (r == -EOPNOTSUPP)
+                skip();
+        koc_test_apiserver_clear_faults(&api);
+        ensure_namespace("ctrl-gone");
+        assert_int_equal(put_configmap("ctrl-gone", "gone-a", "{\"test\":\"gone\"}", "1"), 201);
+        env e = {.reconcile = crud_reconcile, .driver = gone_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-gone",
+                                  .name = "gone",
+                                  .label_selector = "test=gone",
+                                  .setup = gone_setup,
+                                  .after = gone_after});
+        koc_test_apiserver_clear_faults(&api);
+        /* The 410 made the reflector list again. */
+        assert_true(e.relists_gone >= 1);
+        assert_true(e.lists >= 2);
+}
+
+/* --- a watch that ends is resumed, not re-listed ------------------------------- */
+
+#define WATCHES_METRIC "apiserver_request_total{verb=\"WATCH\",resource=\"configmaps\""
+
+static double watches_before;
+
+static bool second_watch(env *e, const void *arg) {
+        return koc_test_apiserver_metric(&api, WATCHES_METRIC) >= watches_before + 2;
+}
+
+static const char *resume_driver(env *e) {
+        if (put_configmap(e->ns, "resume-a", "{\"test\":\"resume\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "ctrl-resume/resume-a", "1"))
+                return "the first object was not reconciled";
+        /* The first watch ends (cleanly, as a server-side timeout would);
+         * once the second one is open, a new object must arrive on it. */
+        if (!wait_until(e, second_watch, NULL))
+                return "the watch was not started again";
+        if (put_configmap(e->ns, "resume-b", "{\"test\":\"resume\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "ctrl-resume/resume-b", "1"))
+                return "a change after the watch ended was not reconciled";
+        return NULL;
+}
+
+static void resume_setup(env *e) {
+        watches_before = koc_test_apiserver_metric(&api, WATCHES_METRIC);
+        assert_true(watches_before >= 0);
+        int r = koc_test_apiserver_fault(&api, "{\"resource\":\"configmaps\",\"verb\":\"watch\","
+                                               "\"watch_close_after_ms\":1500,\"count\":1}");
+        assert_int_equal(r, 200);
+}
+
+static void resume_after(env *e) {
+        koc_reflector_stats st;
+        koc_informer_get_stats(e->c->primary, &st);
+        e->lists = st.lists;
+        e->watches = st.watches;
+}
+
+static void test_watch_resumed(void **state) {
+        int r = koc_test_apiserver_fault(&api, "{\"resource\":\"nothing\",\"count\":1}");
+        if (r == -EOPNOTSUPP)
+                skip();
+        koc_test_apiserver_clear_faults(&api);
+        env e = {.reconcile = crud_reconcile, .driver = resume_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-resume",
+                                  .name = "resume",
+                                  .label_selector = "test=resume",
+                                  .setup = resume_setup,
+                                  .after = resume_after});
+        koc_test_apiserver_clear_faults(&api);
+        /* Resumed from the last resourceVersion: one list, two watches. */
+        assert_int_equal(e.lists, 1);
+        assert_true(e.watches >= 2);
+}
+
+/* --- a watch resumed past the server's history gets 410 and re-lists ---------- */
+
+static const char *expired_driver(env *e) {
+        char name[64];
+        if (!wait_seen(e, "ctrl-expired/expired-a", "1"))
+                return "the listed object was not reconciled";
+        /* The watch is held back by the server; meanwhile more changes than
+         * its history keeps go by, none of them selected, so the watch's
+         * resourceVersion falls out of the window. */
+        for (int i = 0; i < 10; i++) {
+                snprintf(name, sizeof name, "expired-other-%d", i);
+                if (put_configmap(e->ns, name, "{\"test\":\"unrelated\"}", "1") != 201)
+                        return "create failed";
+        }
+        if (put_configmap(e->ns, "expired-b", "{\"test\":\"expired\"}", "1") != 201)
+                return "create failed";
+        /* Released, the watch starts from a resourceVersion that is too old. */
+        if (koc_test_apiserver_clear_faults(srv) != 200)
+                return "cannot clear the faults";
+        if (!wait_seen(e, "ctrl-expired/expired-b", "1"))
+                return "the object created meanwhile was not reconciled";
+        return NULL;
+}
+
+static void expired_setup(env *e) {
+        assert_int_equal(
+                koc_test_apiserver_fault(
+                        srv, "{\"resource\":\"configmaps\",\"verb\":\"watch\",\"hang\":true}"),
+                200);
+}
+
+static void test_expired_resource_version_relists(void **state) {
+        koc_test_apiserver small;
+        int r = koc_test_apiserver_fault(&api, "{\"resource\":\"nothing\",\"count\":1}");
+        if (r == -EOPNOTSUPP)
+                skip();
+        koc_test_apiserver_clear_faults(&api);
+        assert_int_equal(koc_test_apiserver_start(&small, "--history 3 --bookmark-interval 0"), 0);
+        srv = &small;
+        ensure_namespace("ctrl-expired");
+        assert_int_equal(put_configmap("ctrl-expired", "expired-a", "{\"test\":\"expired\"}", "1"),
+                         201);
+        env e = {.reconcile = crud_reconcile, .driver = expired_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-expired",
+                                  .name = "expired",
+                                  .label_selector = "test=expired",
+                                  .setup = expired_setup,
+                                  .after = gone_after});
+        srv = &api;
+        koc_test_apiserver_stop(&small);
+        assert_true(e.relists_gone >= 1);
+        assert_true(e.lists >= 2);
+}
+
+/* --- writes are fenced once leadership may be lost ------------------------------- */
+
+static koc_result fence_reconcile(env *e, koc_reconcile_context *ctx) {
+        if (!koc_reconcile_get_object(ctx))
+                return koc_result_done();
+        pthread_mutex_lock(&e->lock);
+        /* Only the first run writes: once the fault is cleared this replica
+         * may lead again and reconcile the key once more. */
+        if (e->in_reconcile) {
+                pthread_mutex_unlock(&e->lock);
+                return koc_result_done();
+        }
+        e->in_reconcile = true;
+        pthread_cond_broadcast(&e->cond);
+        while (!e->release)
+                pthread_cond_wait(&e->cond, &e->lock);
+        e->cancelled_seen = koc_reconcile_is_cancelled(ctx);
+        pthread_mutex_unlock(&e->lock);
+        cJSON *p = cJSON_Parse("{\"data\":{\"v\":\"written-after-loss\"}}");
+        koc_response *resp = NULL;
+        int r = koc_reconcile_patch(ctx, &configmaps, koc_reconcile_get_namespace(ctx),
+                                    koc_reconcile_get_name(ctx), KOC_PATCH_MERGE, p, &resp);
+        cJSON_Delete(p);
+        koc_response_free(resp);
+        pthread_mutex_lock(&e->lock);
+        e->fenced = r;
+        pthread_mutex_unlock(&e->lock);
+        note(e, "fence", r == -ENOLCK ? "refused" : "sent");
+        return koc_result_done();
+}
+
+static bool not_leader(env *e, const void *arg) {
+        return !koc_manager_is_leader(e->m);
+}
+
+static const char *fence_driver(env *e) {
+        if (put_configmap(e->ns, "fence-a", "{\"test\":\"fence\"}", "1") != 201)
+                return "create failed";
+        if (!wait_until(e, in_reconcile, NULL))
+                return "the reconcile did not start";
+        /* Every renewal fails from now on: leadership ends at the renew
+         * deadline while the reconcile still runs. */
+        if (koc_test_apiserver_fault(&api, "{\"resource\":\"leases\",\"verb\":\"update\","
+                                           "\"error_code\":503}") != 200)
+                return "cannot add the fault";
+        if (!wait_until(e, not_leader, NULL))
+                return "leadership did not end";
+        pthread_mutex_lock(&e->lock);
+        e->release = true;
+        pthread_cond_broadcast(&e->cond);
+        pthread_mutex_unlock(&e->lock);
+        if (!wait_seen(e, "fence", "refused"))
+                return "the write after the loss was not refused";
+        koc_test_apiserver_clear_faults(&api);
+        return NULL;
+}
+
+static void test_write_fenced_after_loss(void **state) {
+        int r = koc_test_apiserver_fault(&api, "{\"resource\":\"nothing\",\"count\":1}");
+        if (r == -EOPNOTSUPP)
+                skip();
+        koc_test_apiserver_clear_faults(&api);
+        env e = {.reconcile = fence_reconcile, .driver = fence_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-fence",
+                                  .name = "fence",
+                                  .label_selector = "test=fence",
+                                  .leader_elect = true});
+        koc_test_apiserver_clear_faults(&api);
+        assert_int_equal(e.fenced, -ENOLCK);
+        assert_true(e.cancelled_seen);
+        long st;
+        cJSON *cm = get_configmap("ctrl-fence", "fence-a", &st);
+        assert_int_equal(st, 200);
+        assert_string_equal(data_value(cm), "1");
+        cJSON_Delete(cm);
+}
+
+/* --- bad options are refused with a message naming them ------------------------- */
+
+static void test_bad_options(void **state) {
+        koc_manager_config cfg;
+        koc_error err = {0};
+        koc_manager *m = NULL;
+        koc_controller *c = NULL;
+
+        koc_manager_config_init(&cfg);
+        cfg.kubeconfig = api.kubeconfig;
+        cfg.leader_elect = false;
+        cfg.health_probe_bind_address = "0";
+        cfg.metrics_bind_address = "0";
+        cfg.handle_signals = false;
+        assert_int_equal(koc_manager_new(NULL, &cfg, &m, &err), 0);
+
+        koc_controller_options o;
+        koc_controller_options_init(&o);
+        o.name = "Bad_Name";
+        o.resource = configmaps;
+        o.reconcile = on_reconcile;
+        assert_int_equal(koc_controller_new(m, &o, &c, &err), -EINVAL);
+        assert_non_null(strstr(err.message, "Bad_Name"));
+        o.name = "ok";
+        o.label_selector = "a in b";
+        assert_int_equal(koc_controller_new(m, &o, &c, &err), -EINVAL);
+        assert_non_null(strstr(err.message, "a in b"));
+        o.label_selector = NULL;
+        o.reconcile = NULL;
+        assert_int_equal(koc_controller_new(m, &o, &c, &err), -EINVAL);
+        assert_non_null(strstr(err.message, "reconcile"));
+        o.reconcile = on_reconcile;
+        o.resource.kind = NULL;
+        assert_int_equal(koc_controller_new(m, &o, &c, &err), -EINVAL);
+        assert_non_null(strstr(err.message, "kind"));
+        o.resource = configmaps;
+        assert_int_equal(koc_controller_new(m, &o, &c, &err), 0);
+        koc_controller *c2 = NULL;
+        assert_int_equal(koc_controller_new(m, &o, &c2, &err), -EEXIST);
+        assert_non_null(strstr(err.message, "\"ok\""));
+        koc_controller_unref(c);
+        koc_manager_unref(m);
+}
+
+static int setup(void **state) {
+        signal(SIGPIPE, SIG_IGN);
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        return koc_test_apiserver_start(&api, NULL) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state) {
+        koc_test_apiserver_stop(&api);
+        curl_global_cleanup();
+        return 0;
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_bad_options),
+                cmocka_unit_test(test_create_update_delete),
+                cmocka_unit_test(test_owns_and_watches),
+                cmocka_unit_test(test_resync),
+                cmocka_unit_test(test_paginated_list),
+                cmocka_unit_test(test_events_recorded_and_limited),
+                cmocka_unit_test(test_conflict_retried),
+                cmocka_unit_test(test_drain_waits_for_reconcile),
+                cmocka_unit_test(test_finalizer_cleanup_once),
+                cmocka_unit_test(test_gone_relists),
+                cmocka_unit_test(test_watch_resumed),
+                cmocka_unit_test(test_expired_resource_version_relists),
+                cmocka_unit_test(test_write_fenced_after_loss),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}

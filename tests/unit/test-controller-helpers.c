@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Predicates, finalizer, owner-reference and condition helpers, resource
+ * paths and keys (include/koc/controller.h), on plain JSON, without a server.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "koc/controller.h"
+
+static cJSON *parse(const char *s) {
+        cJSON *j = cJSON_Parse(s);
+        assert_non_null(j);
+        return j;
+}
+
+static void test_predicates(void **state) {
+        cJSON *a = parse("{\"metadata\":{\"generation\":1,\"labels\":{\"x\":\"1\"},"
+                         "\"annotations\":{\"n\":\"1\"}},\"data\":{\"v\":\"1\"}}");
+        cJSON *same_gen = parse("{\"metadata\":{\"generation\":1,\"labels\":{\"x\":\"1\"},"
+                                "\"annotations\":{\"n\":\"1\"}},\"data\":{\"v\":\"2\"}}");
+        cJSON *new_gen = parse("{\"metadata\":{\"generation\":2,\"labels\":{\"x\":\"1\"},"
+                               "\"annotations\":{\"n\":\"2\"}}}");
+        cJSON *new_labels = parse("{\"metadata\":{\"generation\":1,\"labels\":{\"x\":\"2\"},"
+                                  "\"annotations\":{\"n\":\"1\"}}}");
+
+        assert_false(koc_predicate_generation_changed(a, same_gen, NULL));
+        assert_true(koc_predicate_generation_changed(a, new_gen, NULL));
+        assert_false(koc_predicate_labels_changed(a, new_gen, NULL));
+        assert_true(koc_predicate_labels_changed(a, new_labels, NULL));
+        assert_true(koc_predicate_annotations_changed(a, new_gen, NULL));
+        assert_false(koc_predicate_annotations_changed(a, new_labels, NULL));
+        /* Adds and deletes always pass. */
+        assert_true(koc_predicate_generation_changed(NULL, a, NULL));
+        assert_true(koc_predicate_labels_changed(a, NULL, NULL));
+        cJSON_Delete(a);
+        cJSON_Delete(same_gen);
+        cJSON_Delete(new_gen);
+        cJSON_Delete(new_labels);
+}
+
+static void test_finalizers(void **state) {
+        cJSON *o = parse("{\"metadata\":{\"name\":\"a\"}}");
+        assert_false(koc_object_has_finalizer(o, "x/y"));
+        assert_int_equal(koc_object_add_finalizer(o, "x/y"), 1);
+        assert_int_equal(koc_object_add_finalizer(o, "x/y"), 0);
+        assert_int_equal(koc_object_add_finalizer(o, "x/z"), 1);
+        assert_true(koc_object_has_finalizer(o, "x/y"));
+        assert_int_equal(koc_object_remove_finalizer(o, "x/y"), 1);
+        assert_int_equal(koc_object_remove_finalizer(o, "x/y"), 0);
+        assert_false(koc_object_has_finalizer(o, "x/y"));
+        assert_true(koc_object_has_finalizer(o, "x/z"));
+        assert_false(koc_object_is_deleting(o));
+        cJSON_AddStringToObject(cJSON_GetObjectItem(o, "metadata"), "deletionTimestamp",
+                                "2026-01-01T00:00:00Z");
+        assert_true(koc_object_is_deleting(o));
+        assert_int_equal(koc_object_add_finalizer(NULL, "x"), -EINVAL);
+        cJSON_Delete(o);
+}
+
+static void test_controller_reference(void **state) {
+        cJSON *owner = parse("{\"metadata\":{\"name\":\"p\",\"uid\":\"u1\"}}");
+        cJSON *other = parse("{\"metadata\":{\"name\":\"q\",\"uid\":\"u2\"}}");
+        cJSON *o = parse("{\"metadata\":{\"name\":\"child\"}}");
+        assert_int_equal(koc_object_set_controller_reference(o, owner, "v1", "ConfigMap"), 0);
+        /* Setting it again replaces, never duplicates. */
+        assert_int_equal(koc_object_set_controller_reference(o, owner, "v1", "ConfigMap"), 0);
+        cJSON *refs = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "metadata"), "ownerReferences");
+        assert_int_equal(cJSON_GetArraySize(refs), 1);
+        cJSON *r = cJSON_GetArrayItem(refs, 0);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(r, "uid")), "u1");
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItem(r, "controller")));
+        /* A second controller is refused. */
+        assert_int_equal(koc_object_set_controller_reference(o, other, "v1", "ConfigMap"), -EEXIST);
+        cJSON_Delete(owner);
+        cJSON_Delete(other);
+        cJSON_Delete(o);
+}
+
+static void test_conditions(void **state) {
+        cJSON *o = parse("{\"metadata\":{\"name\":\"a\",\"generation\":3}}");
+        assert_int_equal(koc_object_set_condition(o, "Ready", "False", "Waiting", "not yet"), 1);
+        assert_int_equal(koc_object_set_condition(o, "Ready", "False", "Waiting", "not yet"), 0);
+        cJSON *conds = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "status"), "conditions");
+        cJSON *c = cJSON_GetArrayItem(conds, 0);
+        assert_int_equal(cJSON_GetObjectItem(c, "observedGeneration")->valueint, 3);
+        const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(c, "lastTransitionTime"));
+        assert_non_null(t);
+        assert_null(strchr(t, '.')); /* whole seconds, metav1.Time */
+        /* Same status, new message: the transition time stays. */
+        cJSON_ReplaceItemInObject(c, "lastTransitionTime",
+                                  cJSON_CreateString("2000-01-01T00:00:00Z"));
+        assert_int_equal(koc_object_set_condition(o, "Ready", "False", "Waiting", "still not"), 1);
+        c = cJSON_GetArrayItem(conds, 0);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(c, "lastTransitionTime")),
+                            "2000-01-01T00:00:00Z");
+        /* A new status moves it. */
+        assert_int_equal(koc_object_set_condition(o, "Ready", "True", "Done", ""), 1);
+        c = cJSON_GetArrayItem(conds, 0);
+        assert_string_not_equal(cJSON_GetStringValue(cJSON_GetObjectItem(c, "lastTransitionTime")),
+                                "2000-01-01T00:00:00Z");
+        assert_int_equal(cJSON_GetArraySize(conds), 1);
+        cJSON_Delete(o);
+}
+
+static void test_paths_and_keys(void **state) {
+        char buf[256];
+        koc_resource cm = {
+                .version = "v1", .resource = "configmaps", .kind = "ConfigMap", .namespaced = true};
+        koc_resource dep = {.group = "apps",
+                            .version = "v1",
+                            .resource = "deployments",
+                            .kind = "Deployment",
+                            .namespaced = true};
+        assert_int_equal(koc_resource_path(&cm, "ns", "a", NULL, buf, sizeof buf), 0);
+        assert_string_equal(buf, "/api/v1/namespaces/ns/configmaps/a");
+        assert_int_equal(koc_resource_path(&dep, "ns", "d", "status", buf, sizeof buf), 0);
+        assert_string_equal(buf, "/apis/apps/v1/namespaces/ns/deployments/d/status");
+        assert_int_equal(koc_resource_path(&dep, NULL, NULL, NULL, buf, sizeof buf), 0);
+        assert_string_equal(buf, "/apis/apps/v1/deployments");
+        assert_int_equal(koc_resource_path(&cm, "ns", "a", NULL, buf, 8), -ENAMETOOLONG);
+        koc_resource bad = {.version = "v1"};
+        assert_int_equal(koc_resource_path(&bad, NULL, NULL, NULL, buf, sizeof buf), -EINVAL);
+        assert_int_equal(koc_object_key_format("ns", "a", buf, sizeof buf), 0);
+        assert_string_equal(buf, "ns/a");
+        assert_int_equal(koc_object_key_format(NULL, "node-1", buf, sizeof buf), 0);
+        assert_string_equal(buf, "node-1");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_predicates),           cmocka_unit_test(test_finalizers),
+                cmocka_unit_test(test_controller_reference), cmocka_unit_test(test_conditions),
+                cmocka_unit_test(test_paths_and_keys),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

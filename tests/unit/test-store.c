@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The controller cache (framework/controller/store.c), label selectors and
+ * the default transform: lookups by key, namespace, selector and index,
+ * replacement on re-list, the newer-only rule of read-your-own-writes, and
+ * that readers keep a consistent record while the loop replaces it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "framework/controller/selector.h"
+#include "framework/controller/store.h"
+
+static cJSON *obj(const char *ns, const char *name, const char *rv, const char *labels_json) {
+        char buf[1024];
+        snprintf(buf, sizeof buf,
+                 "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"%s\","
+                 "\"namespace\":\"%s\",\"resourceVersion\":\"%s\",\"uid\":\"u-%s\","
+                 "\"labels\":%s,\"managedFields\":[{\"manager\":\"kubectl\"}],"
+                 "\"annotations\":{\"keep\":\"me\",\"kubectl.kubernetes.io/"
+                 "last-applied-configuration\":\"{huge}\"}},\"data\":{\"k\":\"%s\"}}",
+                 name, ns, rv, name, labels_json ? labels_json : "{}", rv);
+        cJSON *j = cJSON_Parse(buf);
+        assert_non_null(j);
+        return j;
+}
+
+static void put(koc_store *s, const char *ns, const char *name, const char *rv,
+                const char *labels) {
+        cJSON *j = obj(ns, name, rv, labels);
+        assert_int_equal(koc_store_upsert(s, j, 0, NULL, NULL), 1);
+        cJSON_Delete(j);
+}
+
+static void test_get_and_strip(void **state) {
+        koc_store *s = NULL;
+        assert_int_equal(koc_store_new(&s), 0);
+        put(s, "ns1", "a", "10", "{\"app\":\"x\"}");
+        koc_object *o = koc_store_get(s, "ns1/a");
+        assert_non_null(o);
+        assert_string_equal(koc_object_get_namespace(o), "ns1");
+        assert_string_equal(koc_object_get_name(o), "a");
+        assert_string_equal(koc_object_get_resource_version(o), "10");
+        assert_string_equal(koc_object_get_uid(o), "u-a");
+        assert_string_equal(koc_object_get_label(o, "app"), "x");
+        assert_null(koc_object_get_label(o, "nope"));
+        size_t len;
+        const char *json = koc_object_get_json(o, &len);
+        /* Minified, and without what only costs memory. */
+        assert_null(strchr(json, '\n'));
+        assert_null(strstr(json, "managedFields"));
+        assert_null(strstr(json, "last-applied-configuration"));
+        assert_non_null(strstr(json, "\"keep\":\"me\""));
+        cJSON *p = NULL;
+        assert_int_equal(koc_object_parse(o, &p), 0);
+        assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(p, "data"), "k")->valuestring,
+                            "10");
+        cJSON_Delete(p);
+        koc_object_unref(o);
+        assert_null(koc_store_get(s, "ns1/b"));
+        assert_int_equal(koc_store_count(s), 1);
+        assert_true(koc_store_bytes(s) == len);
+        koc_store_free(s);
+}
+
+static void test_only_newer(void **state) {
+        koc_store *s = NULL;
+        assert_int_equal(koc_store_new(&s), 0);
+        put(s, "ns", "a", "20", NULL);
+        cJSON *older = obj("ns", "a", "19", NULL);
+        assert_int_equal(koc_store_upsert(s, older, KOC_STORE_ONLY_NEWER, NULL, NULL), 0);
+        cJSON_Delete(older);
+        cJSON *newer = obj("ns", "a", "100", NULL);
+        assert_int_equal(koc_store_upsert(s, newer, KOC_STORE_ONLY_NEWER, NULL, NULL), 1);
+        cJSON_Delete(newer);
+        koc_object *o = koc_store_get(s, "ns/a");
+        assert_string_equal(koc_object_get_resource_version(o), "100");
+        koc_object_unref(o);
+        assert_int_equal(koc_resource_version_newer("100", "99"), 1);
+        assert_int_equal(koc_resource_version_newer("99", "100"), 0);
+        assert_int_equal(koc_resource_version_newer("abc", "1"), -1);
+        koc_store_free(s);
+}
+
+static void test_list_namespace_and_selector(void **state) {
+        koc_store *s = NULL;
+        koc_selector *sel = NULL;
+        koc_object **list = NULL;
+        size_t n = 0;
+
+        assert_int_equal(koc_store_new(&s), 0);
+        put(s, "ns1", "a", "1", "{\"app\":\"x\",\"tier\":\"web\"}");
+        put(s, "ns1", "b", "2", "{\"app\":\"y\"}");
+        put(s, "ns2", "c", "3", "{\"app\":\"x\"}");
+        assert_int_equal(koc_store_list(s, "ns1", NULL, &list, &n), 0);
+        assert_int_equal(n, 2);
+        koc_object_list_free(list, n);
+        assert_int_equal(koc_selector_parse("app=x", &sel, NULL), 0);
+        assert_int_equal(koc_store_list(s, NULL, sel, &list, &n), 0);
+        assert_int_equal(n, 2);
+        koc_object_list_free(list, n);
+        koc_selector_free(sel);
+        assert_int_equal(koc_selector_parse("app in (x, y), tier notin (db),!gone", &sel, NULL), 0);
+        assert_int_equal(koc_store_list(s, "ns1", sel, &list, &n), 0);
+        assert_int_equal(n, 2);
+        koc_object_list_free(list, n);
+        koc_selector_free(sel);
+        assert_int_equal(koc_selector_parse("tier,app!=y", &sel, NULL), 0);
+        assert_int_equal(koc_store_list(s, NULL, sel, &list, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(koc_object_get_key(list[0]), "ns1/a");
+        koc_object_list_free(list, n);
+        koc_selector_free(sel);
+        koc_store_free(s);
+}
+
+static void test_selector_errors(void **state) {
+        koc_selector *sel = NULL;
+        koc_error err = {0};
+        assert_int_equal(koc_selector_parse("app in x", &sel, &err), -EINVAL);
+        assert_non_null(strstr(err.message, "app in x"));
+        assert_int_equal(koc_selector_parse("a=b,,", &sel, &err), -EINVAL);
+        assert_int_equal(koc_selector_parse("=b", &sel, &err), -EINVAL);
+        assert_int_equal(koc_selector_parse("a in (b", &sel, &err), -EINVAL);
+        assert_null(sel);
+        assert_int_equal(koc_selector_parse("", &sel, &err), 0);
+        assert_true(koc_selector_is_empty(sel));
+        koc_selector_free(sel);
+}
+
+static int by_app(const cJSON *o, koc_index_values *out, void *userdata) {
+        const cJSON *l = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "metadata"), "labels");
+        const cJSON *app = cJSON_GetObjectItem(l, "app");
+        return cJSON_IsString(app) ? koc_index_values_add(out, app->valuestring) : 0;
+}
+
+static void test_index(void **state) {
+        koc_store *s = NULL;
+        koc_object **list = NULL;
+        size_t n = 0;
+
+        assert_int_equal(koc_store_new(&s), 0);
+        assert_int_equal(koc_store_add_index(s, "app", by_app, NULL), 0);
+        assert_int_equal(koc_store_add_index(s, "app", by_app, NULL), -EEXIST);
+        put(s, "ns1", "a", "1", "{\"app\":\"x\"}");
+        put(s, "ns2", "b", "2", "{\"app\":\"x\"}");
+        put(s, "ns2", "c", "3", NULL);
+        assert_int_equal(koc_store_add_index(s, "late", by_app, NULL), -EBUSY);
+        assert_int_equal(koc_store_list_index(s, "app", "x", &list, &n), 0);
+        assert_int_equal(n, 2);
+        koc_object_list_free(list, n);
+        /* An update moves the object between index values. */
+        put(s, "ns1", "a", "4", "{\"app\":\"z\"}");
+        assert_int_equal(koc_store_list_index(s, "app", "x", &list, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(koc_object_get_key(list[0]), "ns2/b");
+        koc_object_list_free(list, n);
+        assert_int_equal(koc_store_delete(s, "ns2/b", NULL), 1);
+        assert_int_equal(koc_store_list_index(s, "app", "x", &list, &n), 0);
+        assert_int_equal(n, 0);
+        koc_object_list_free(list, n);
+        assert_int_equal(koc_store_list_index(s, "nope", "x", &list, &n), -ENOENT);
+        koc_store_free(s);
+}
+
+static void removed_cb(koc_object *old, void *userdata) {
+        char *names = userdata;
+        strcat(names, koc_object_get_name(old));
+}
+
+static void test_replace(void **state) {
+        koc_store *s = NULL;
+        char removed[64] = "";
+
+        assert_int_equal(koc_store_new(&s), 0);
+        put(s, "ns", "a", "1", NULL);
+        put(s, "ns", "b", "2", NULL);
+        put(s, "ns", "c", "3", NULL);
+        koc_store_replace_begin(s);
+        put(s, "ns", "a", "1", NULL);
+        put(s, "ns", "c", "5", NULL);
+        put(s, "ns", "d", "6", NULL);
+        koc_store_replace_end(s, removed_cb, removed);
+        assert_string_equal(removed, "b");
+        assert_int_equal(koc_store_count(s), 3);
+        assert_null(koc_store_get(s, "ns/b"));
+        koc_store_free(s);
+}
+
+static void strip_data(cJSON *o, void *userdata) {
+        cJSON_DeleteItemFromObject(o, "data");
+}
+
+static void test_user_transform(void **state) {
+        koc_store *s = NULL;
+        assert_int_equal(koc_store_new(&s), 0);
+        koc_store_set_transform(s, strip_data, NULL);
+        put(s, "ns", "a", "1", NULL);
+        koc_object *o = koc_store_get(s, "ns/a");
+        assert_null(strstr(koc_object_get_json(o, NULL), "\"data\""));
+        assert_null(strstr(koc_object_get_json(o, NULL), "managedFields"));
+        koc_object_unref(o);
+        koc_store_free(s);
+}
+
+/* A reader keeps a whole record while the writer replaces it many times:
+ * every record read is self-consistent (its JSON's data matches its rv). */
+struct reader {
+        koc_store *s;
+        atomic_bool stop;
+        int bad;
+        int reads;
+};
+
+static void *reader_main(void *p) {
+        struct reader *r = p;
+        while (!atomic_load(&r->stop)) {
+                koc_object *o = koc_store_get(r->s, "ns/hot");
+                if (!o)
+                        continue;
+                char want[64];
+                snprintf(want, sizeof want, "\"data\":{\"k\":\"%s\"}",
+                         koc_object_get_resource_version(o));
+                if (!strstr(koc_object_get_json(o, NULL), want))
+                        r->bad++;
+                r->reads++;
+                koc_object_unref(o);
+        }
+        return NULL;
+}
+
+static void test_concurrent_readers(void **state) {
+        struct reader r = {0};
+        pthread_t t[2];
+        char rv[16];
+
+        assert_int_equal(koc_store_new(&r.s), 0);
+        put(r.s, "ns", "hot", "1", NULL);
+        for (int i = 0; i < 2; i++)
+                pthread_create(&t[i], NULL, reader_main, &r);
+        for (int i = 2; i < 3000; i++) {
+                snprintf(rv, sizeof rv, "%d", i);
+                put(r.s, "ns", "hot", rv, NULL);
+        }
+        atomic_store(&r.stop, true);
+        for (int i = 0; i < 2; i++)
+                pthread_join(t[i], NULL);
+        assert_int_equal(r.bad, 0);
+        koc_store_free(r.s);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_get_and_strip),
+                cmocka_unit_test(test_only_newer),
+                cmocka_unit_test(test_list_namespace_and_selector),
+                cmocka_unit_test(test_selector_errors),
+                cmocka_unit_test(test_index),
+                cmocka_unit_test(test_replace),
+                cmocka_unit_test(test_user_transform),
+                cmocka_unit_test(test_concurrent_readers),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
