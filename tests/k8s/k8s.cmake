@@ -52,6 +52,10 @@ if(TARGET koc-example-leader)
   koc_add_k8s_test(k8s-chart-install 300 bash ${PROJECT_SOURCE_DIR}/tests/chart/install-k8s.sh
                    $<TARGET_FILE:koc-example-leader> ${PROJECT_SOURCE_DIR}/charts/koc-example)
 endif()
+# A koc-new project built against the installed koc, its chart installed, its
+# controller run as the chart's ServiceAccount.
+koc_add_k8s_test(k8s-scaffold-install 300 bash ${PROJECT_SOURCE_DIR}/tests/chart/scaffold-k8s.sh
+                 ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
 if(TARGET koc-apiserver)
   koc_add_k8s_test(k8s-compare 120 bash ${KOC_K8S_SRC}/compare.sh $<TARGET_FILE:koc-apiserver>)
 endif()
