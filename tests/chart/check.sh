@@ -151,8 +151,8 @@ expect <(doc "$d" Service $fn-metrics) 'publishNotReadyAddresses: true' "metrics
 # RBAC: exactly the Lease's verbs, nothing cluster-wide, no operator rules by default.
 role=$out/role.yaml; doc "$d" Role $fn-leader-election >"$role"
 if [[ $(grep -c 'verbs:' "$role") == 2 ]] && grep -q 'verbs: \["create"\]$' "$role" &&
-        grep -q 'verbs: \["get", "update", "list", "watch"\]$' "$role"; then
-        ok "recommended Lease RBAC: create, and get/update/list/watch on the one Lease"
+        grep -q 'verbs: \["get", "update", "watch"\]$' "$role"; then
+        ok "recommended Lease RBAC: create, and get/update/watch on the one Lease"
 else bad "Lease Role rules: $(grep -E 'verbs|resource' "$role" | tr '\n' ' ')"; fi
 expect "$role" "resourceNames: \[\"$fn\"\]" "Lease RBAC scoped to the Lease"
 refute "$role" 'resources: \[[^]]*"(pods|secrets|configmaps)"' "Lease Role grants nothing beyond leases"

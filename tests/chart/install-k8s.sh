@@ -105,9 +105,9 @@ dep=$("$kubectl" get deployment -n "$ns" $rel-koc-example -o json)
         fail "ServiceAccount mounts its token"
 ok "Deployment as rendered: 2 replicas, maxSurge 1 / maxUnavailable 0, grace 30 s, token on the pod only, read-only root"
 rules=$("$kubectl" get role -n "$ns" $rel-koc-example-leader-election -o json | jq -c '.rules | map({verbs, resourceNames})')
-[ "$rules" = "[{\"verbs\":[\"create\"],\"resourceNames\":null},{\"verbs\":[\"get\",\"update\",\"list\",\"watch\"],\"resourceNames\":[\"$rel-koc-example\"]}]" ] ||
+[ "$rules" = "[{\"verbs\":[\"create\"],\"resourceNames\":null},{\"verbs\":[\"get\",\"update\",\"watch\"],\"resourceNames\":[\"$rel-koc-example\"]}]" ] ||
         fail "Lease Role on the server: $rules"
-ok "Lease Role on the server: create; get, update, list, watch on $rel-koc-example"
+ok "Lease Role on the server: create; get, update, watch on $rel-koc-example"
 
 # --- 2. can-i as the ServiceAccount ---------------------------------------------
 sa=$rel-koc-example lease=$rel-koc-example
@@ -117,15 +117,15 @@ expect_can() { # yes|no ARGS...
         local want=$1; shift
         [ "$(can "$@")" = "$want" ] || fail "can-i $* as $sa: expected $want"
 }
-for v in get update list watch; do expect_can yes "$v" "leases.coordination.k8s.io/$lease" -n "$ns"; done
+for v in get update watch; do expect_can yes "$v" "leases.coordination.k8s.io/$lease" -n "$ns"; done
 expect_can yes create leases.coordination.k8s.io -n "$ns"
-ok "can-i yes: get, update, list, watch the Lease; create leases"
-for v in delete patch; do expect_can no "$v" "leases.coordination.k8s.io/$lease" -n "$ns"; done
+ok "can-i yes: get, update, watch the Lease; create leases"
+for v in delete patch list; do expect_can no "$v" "leases.coordination.k8s.io/$lease" -n "$ns"; done
 expect_can no get leases.coordination.k8s.io/another-lease -n "$ns"
 expect_can no list leases.coordination.k8s.io -n "$ns"
 expect_can no get secrets -n "$ns"
 expect_can no create leases.coordination.k8s.io -n default
-ok "can-i no: delete or patch the Lease, another Lease, list all leases, secrets, leases elsewhere"
+ok "can-i no: delete, patch or list the Lease, another Lease, list all leases, secrets, leases elsewhere"
 for v in get list watch update; do expect_can yes "$v" configmaps -n "$ns"; done
 expect_can yes create events -n "$ns"
 expect_can no get configmaps -n default
@@ -175,7 +175,15 @@ start() { # ID
         KOC_LOG_LEVEL=info "$koc_bin" --kubeconfig="$work/sa.kubeconfig" "${args[@]}" >"$work/$1.log" 2>&1 &
         pids+=($!); echo $! >"$work/$1.pid"; echo $p >"$work/$1.port"
 }
-holder() { "$kubectl" get lease -n "$ns" "$lease" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true; }
+# The test's own GETs of the Lease are counted, to tell them from the elector's.
+holder() { echo >>"$work/own-gets"; "$kubectl" get lease -n "$ns" "$lease" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true; }
+# kube-apiserver's Lease requests so far, by verb ("GET 12" lines).  No other
+# test runs against the server meanwhile (RESOURCE_LOCK k8s-apiserver).
+lease_requests() {
+        "$kubectl" get --raw /metrics | awk '/^apiserver_request_total\{/ && /group="coordination.k8s.io"/ && /resource="leases"/ {
+                match($0, /verb="[A-Z]+"/); n[substr($0, RSTART + 6, RLENGTH - 7)] += $NF }
+                END { for (v in n) print v, n[v] }' | sort
+}
 leading() { curl -sf --max-time 1 "http://127.0.0.1:$(( $(cat "$work/$1.port") + 1 ))/metrics" 2>/dev/null |
         grep -q '^leader_election_master_status{.*} 1'; }
 wait_leading() { # ID SECONDS
@@ -192,6 +200,8 @@ stop() { # ID: SIGTERM, expect exit 0
         [ "$rc" = 0 ] || fail "$1 exited with $rc after SIGTERM"
 }
 
+lease_requests >"$work/requests-before"
+: >"$work/own-gets"
 start a
 wait_leading a 20
 start b
@@ -215,6 +225,21 @@ ok "b took over after a's release"
 grep -q 'forbidden; polling' "$work/b.log" && fail "b could not watch the Lease with the chart's RBAC"
 stop b
 ok "b exited 0 after SIGTERM"
+# The verbs the two replicas sent, from the server's request counters: they
+# must be exactly the verbs of the Role (kubectl's verbs: GET get, POST
+# create, PUT update, WATCH watch, LIST list, PATCH patch, DELETE delete).
+own=$(wc -l <"$work/own-gets")
+sleep 1   # a watch is counted when it ends
+lease_requests >"$work/requests-after"
+used=$(join -a 2 -e 0 -o 1.2,2.1,2.2 "$work/requests-before" "$work/requests-after" |
+        awk -v own="$own" '{ d = $3 - $1; if ($2 == "GET") d -= own; if (d > 0) print $2 }' |
+        sed -e 's/^GET$/get/' -e 's/^POST$/create/' -e 's/^PUT$/update/' -e 's/^WATCH$/watch/' \
+            -e 's/^LIST$/list/' -e 's/^PATCH$/patch/' -e 's/^DELETE$/delete/' | sort | tr '\n' ' ')
+echo "# Lease requests of the replicas: $(join -a 2 -e 0 -o 1.2,2.1,2.2 "$work/requests-before" "$work/requests-after" |
+        awk -v own="$own" '{ d = $3 - $1; if ($2 == "GET") d -= own; if (d > 0) printf "%s %d, ", $2, d }')"
+granted=$("$kubectl" get role -n "$ns" $rel-koc-example-leader-election -o json | jq -r '[.rules[].verbs[]] | sort | join(" ")')
+[ "$used" = "$granted " ] || fail "the replicas sent Lease requests with the verbs [$used], the Role grants [$granted]"
+ok "the replicas used exactly the Role's Lease verbs: $granted"
 [ -z "$(holder)" ] || fail "the Lease is still held by $(holder) after both exited"
 grep -q 'HTTP 40[13]' "$work/a.log" "$work/b.log" && fail "a request was refused with the chart's RBAC"
 ok "the Lease is released; no request was refused (no HTTP 401/403)"
