@@ -184,6 +184,25 @@ lease_requests() {
                 match($0, /verb="[A-Z]+"/); n[substr($0, RSTART + 6, RLENGTH - 7)] += $NF }
                 END { for (v in n) print v, n[v] }' | sort
 }
+count_begin() { lease_requests >"$work/requests-before"; : >"$work/own-gets"; }
+# check_verbs WHO: the verbs sent since count_begin, from the server's request
+# counters, must be exactly the verbs of the Lease Role (kubectl's names:
+# GET get, POST create, PUT update, WATCH watch, LIST list, PATCH patch,
+# DELETE delete).
+check_verbs() {
+        local own used granted
+        own=$(wc -l <"$work/own-gets")
+        sleep 1   # a watch is counted when it ends
+        lease_requests >"$work/requests-after"
+        join -a 2 -e 0 -o 1.2,2.1,2.2 "$work/requests-before" "$work/requests-after" |
+                awk -v own="$own" '{ d = $3 - $1; if ($2 == "GET") d -= own; if (d > 0) print $2, d }' >"$work/delta"
+        echo "# Lease requests of $1: $(tr '\n' ',' <"$work/delta" | sed 's/,$//; s/,/, /g')"
+        used=$(cut -d' ' -f1 "$work/delta" | sed -e 's/^GET$/get/' -e 's/^POST$/create/' -e 's/^PUT$/update/' \
+                -e 's/^WATCH$/watch/' -e 's/^LIST$/list/' -e 's/^PATCH$/patch/' -e 's/^DELETE$/delete/' | sort | tr '\n' ' ')
+        granted=$("$kubectl" get role -n "$ns" $rel-koc-example-leader-election -o json | jq -r '[.rules[].verbs[]] | sort | join(" ")')
+        [ "$used" = "$granted " ] || fail "$1 sent Lease requests with the verbs [$used], the Role grants [$granted]"
+        ok "$1 used exactly the Role's Lease verbs: $granted"
+}
 leading() { curl -sf --max-time 1 "http://127.0.0.1:$(( $(cat "$work/$1.port") + 1 ))/metrics" 2>/dev/null |
         grep -q '^leader_election_master_status{.*} 1'; }
 wait_leading() { # ID SECONDS
@@ -200,8 +219,7 @@ stop() { # ID: SIGTERM, expect exit 0
         [ "$rc" = 0 ] || fail "$1 exited with $rc after SIGTERM"
 }
 
-lease_requests >"$work/requests-before"
-: >"$work/own-gets"
+count_begin
 start a
 wait_leading a 20
 start b
@@ -225,24 +243,37 @@ ok "b took over after a's release"
 grep -q 'forbidden; polling' "$work/b.log" && fail "b could not watch the Lease with the chart's RBAC"
 stop b
 ok "b exited 0 after SIGTERM"
-# The verbs the two replicas sent, from the server's request counters: they
-# must be exactly the verbs of the Role (kubectl's verbs: GET get, POST
-# create, PUT update, WATCH watch, LIST list, PATCH patch, DELETE delete).
-own=$(wc -l <"$work/own-gets")
-sleep 1   # a watch is counted when it ends
-lease_requests >"$work/requests-after"
-used=$(join -a 2 -e 0 -o 1.2,2.1,2.2 "$work/requests-before" "$work/requests-after" |
-        awk -v own="$own" '{ d = $3 - $1; if ($2 == "GET") d -= own; if (d > 0) print $2 }' |
-        sed -e 's/^GET$/get/' -e 's/^POST$/create/' -e 's/^PUT$/update/' -e 's/^WATCH$/watch/' \
-            -e 's/^LIST$/list/' -e 's/^PATCH$/patch/' -e 's/^DELETE$/delete/' | sort | tr '\n' ' ')
-echo "# Lease requests of the replicas: $(join -a 2 -e 0 -o 1.2,2.1,2.2 "$work/requests-before" "$work/requests-after" |
-        awk -v own="$own" '{ d = $3 - $1; if ($2 == "GET") d -= own; if (d > 0) printf "%s %d, ", $2, d }')"
-granted=$("$kubectl" get role -n "$ns" $rel-koc-example-leader-election -o json | jq -r '[.rules[].verbs[]] | sort | join(" ")')
-[ "$used" = "$granted " ] || fail "the replicas sent Lease requests with the verbs [$used], the Role grants [$granted]"
-ok "the replicas used exactly the Role's Lease verbs: $granted"
+check_verbs "the replicas"
 [ -z "$(holder)" ] || fail "the Lease is still held by $(holder) after both exited"
 grep -q 'HTTP 40[13]' "$work/a.log" "$work/b.log" && fail "a request was refused with the chart's RBAC"
 ok "the Lease is released; no request was refused (no HTTP 401/403)"
+
+# --- helm upgrade to gated readiness and the minimal Lease set ------------------------
+"$helm" upgrade "$rel" "$chart" -n "$ns" "${values[@]}" -f "$chart/ci/gated-readiness-values.yaml" \
+        --set leaderElection.rbac=minimal >"$work/upgrade.txt" 2>&1 || { cat "$work/upgrade.txt"; fail "helm upgrade"; }
+dep=$("$kubectl" get deployment -n "$ns" $rel-koc-example -o json)
+[ "$(jq -c .spec.strategy.rollingUpdate <<<"$dep")" = '{"maxSurge":1,"maxUnavailable":"100%"}' ] ||
+        fail "gated strategy on the server: $(jq -c .spec.strategy <<<"$dep")"
+[ "$(jq .spec.template.spec.terminationGracePeriodSeconds <<<"$dep")" = 70 ] || fail "gated grace period on the server"
+"$kubectl" get pdb -n "$ns" -o name | grep -q . && fail "the PodDisruptionBudget survived the upgrade to gated readiness"
+expect_can no watch "leases.coordination.k8s.io/$lease" -n "$ns"
+ok "helm upgrade: maxUnavailable 100%, grace 70 s, no PDB, no watch on the server"
+mapfile -t chart_args < <(jq -r '.spec.template.spec.containers[0].args[]' <<<"$dep")
+"$kubectl" delete lease "$lease" -n "$ns" >/dev/null   # so that the first replica creates it again
+count_begin
+start c
+wait_leading c 20
+start d
+sleep 1.5
+curl -sf --max-time 1 "http://127.0.0.1:$(cat "$work/c.port")/readyz" >/dev/null || fail "the gated leader is not Ready"
+curl -sf --max-time 1 "http://127.0.0.1:$(cat "$work/d.port")/readyz" >/dev/null && fail "a gated standby is Ready"
+grep -q 'forbidden; polling' "$work/d.log" || fail "d did not fall back to polling without watch"
+stop c
+wait_leading d 5
+stop d
+ok "gated, minimal: only the leader is Ready, the standby polls, takes over after the release, both exit 0"
+check_verbs "the gated replicas (minimal set)"
+grep -q 'HTTP 401' "$work/c.log" "$work/d.log" && fail "a request was not authenticated"
 
 # --- 4. all namespaces: a ClusterRole ---------------------------------------------
 "$kubectl" create namespace "$ns2" >/dev/null
