@@ -158,8 +158,18 @@ ok "TokenRequest token authenticates as $who"
 # The Deployment's own arguments, with the downward API filled in, the probe
 # and metrics listeners on loopback and lease timings short enough for a test.
 mapfile -t chart_args < <(jq -r '.spec.template.spec.containers[0].args[]' <<<"$dep")
+# Two consecutive free TCP ports on 127.0.0.1 (probes, metrics): the first.
+free_ports() {
+        local p
+        for _ in $(seq 1 100); do
+                p=$(( 30000 + RANDOM % 20000 ))
+                [ -z "$(ss -Htln "( sport = :$p or sport = :$((p + 1)) )" 2>/dev/null)" ] && { echo "$p"; return 0; }
+        done
+        fail "no two free TCP ports found"
+}
 start() { # ID
-        local p=$(( 30000 + RANDOM % 20000 )) a args=()
+        local p a args=()
+        p=$(free_ports)
         for a in "${chart_args[@]}"; do
                 case $a in
                 --leader-elect-lease-duration=*) a=--leader-elect-lease-duration=2s ;;

@@ -44,7 +44,11 @@ remove_ns() {
 cleanup() {
         { for p in "${pids[@]}"; do kill -KILL "$p" || true; done; wait; } 2>/dev/null || true
         "$helm" uninstall "$name" -n "$ns" >/dev/null 2>&1 || true
-        "$kubectl" delete configmap,lease --all -n "$ns" --ignore-not-found >/dev/null 2>&1 || true
+        # The replicas are gone: no one would remove the finalizers.
+        for o in $("$kubectl" get configmap -n "$ns" -o name 2>/dev/null); do
+                "$kubectl" patch -n "$ns" "$o" --type=merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+        done
+        "$kubectl" delete configmap,lease --all -n "$ns" --ignore-not-found --wait=false >/dev/null 2>&1 || true
         remove_ns "$ns"
         rm -rf "$work"
 }
@@ -92,8 +96,18 @@ contexts:
 current-context: sa
 KC
 mapfile -t chart_args < <("$kubectl" get deployment -n "$ns" "$name" -o json | jq -r '.spec.template.spec.containers[0].args[]')
+# Two consecutive free TCP ports on 127.0.0.1 (probes, metrics): the first.
+free_ports() {
+        local p
+        for _ in $(seq 1 100); do
+                p=$(( 30000 + RANDOM % 20000 ))
+                [ -z "$(ss -Htln "( sport = :$p or sport = :$((p + 1)) )" 2>/dev/null)" ] && { echo "$p"; return 0; }
+        done
+        fail "no two free TCP ports found"
+}
 start() { # ID
-        local p=$(( 30000 + RANDOM % 20000 )) a args=()
+        local p a args=()
+        p=$(free_ports)
         for a in "${chart_args[@]}"; do
                 case $a in
                 --leader-elect-lease-duration=*) a=--leader-elect-lease-duration=2s ;;
@@ -131,6 +145,14 @@ wait_for 15 "the copy settings-mirror appeared" test "$(copy_data)" = v
 "$kubectl" get configmap settings -n "$ns" -o jsonpath='{.metadata.finalizers}' | grep -q "$name/mirror" ||
         fail "no finalizer on the source"
 ok "the controller mirrored settings to settings-mirror and put its finalizer on the source"
+# The chart's memory request (sized for koc-example-leader) must hold the
+# leading controller too: informers, cache and workers.
+pid_a=$(cat "$work/a.pid")
+rss=$(awk '/^VmRSS:/ { print $2 }' /proc/"$pid_a"/status) anon=$(awk '/^RssAnon:/ { print $2 }' /proc/"$pid_a"/status)
+req=$("$kubectl" get deployment -n "$ns" "$name" -o jsonpath='{.spec.template.spec.containers[0].resources.requests.memory}')
+echo "# leading $name: VmRSS $rss kB, RssAnon $anon kB; chart request $req"
+[ "$rss" -lt $(( ${req%Mi} * 1024 )) ] || fail "the leader's VmRSS ($rss kB) exceeds the chart's memory request ($req)"
+ok "the leading controller's resident memory fits the chart's request ($req)"
 stop a
 wait_for 10 "b took over" leads b
 "$kubectl" patch configmap settings -n "$ns" --type=merge -p '{"data":{"k":"w"}}' >/dev/null
