@@ -90,7 +90,7 @@ render default
 d=$out/default.yaml
 dep=$out/deployment.yaml; doc "$d" Deployment >"$dep"
 expect "$dep" '^  replicas: 2$' "two replicas by default"
-expect "$dep" 'terminationGracePeriodSeconds: 30$' "grace period 30 s = 0 s delay + 25 s budget + 5 s margin"
+expect "$dep" 'terminationGracePeriodSeconds: 30$' "grace period 30 s = 25 s budget + 5 s margin"
 expect "$dep" '- --shutdown-drain-budget=25s$' "drain budget flag"
 expect "$dep" '- --shutdown-delay=0s$' "shutdown delay flag"
 expect "$dep" '- --leader-elect=true$' "leader election on"
@@ -176,7 +176,7 @@ else
         bad "gated strategy: $(strategy "$g" | tr '\n' ' ')"
 fi
 [[ $(count "$g" PodDisruptionBudget) == 0 ]] && ok "gated: no PDB (only the leader is Ready)" || bad "gated: PDB rendered"
-expect "$g" 'terminationGracePeriodSeconds: 70$' "gated: grace period 70 s = 5 s delay + 1m budget + 5 s margin"
+expect "$g" 'terminationGracePeriodSeconds: 65$' "gated: grace period 65 s = 1m budget (5 s delay included) + 5 s margin"
 expect "$g" '- --shutdown-delay=5s$' "gated: delay flag"
 expect "$g" '- --metrics-bind-address=0$' "metrics disabled with 0"
 [[ $(count "$g" Service) == 1 ]] && ok "no metrics Service when disabled" || bad "metrics Service rendered while disabled"
@@ -228,12 +228,13 @@ reject "port out of range" "/probes/port" --set probes.port=70000
 reject "the old terminationGracePeriodSeconds value" "terminationGracePeriodSeconds' not allowed" --set terminationGracePeriodSeconds=30
 reject "renew deadline not below lease duration" "leaderElection.renewDeadline \(20s\) must be shorter than leaderElection.leaseDuration" --set leaderElection.renewDeadline=20s
 reject "retry period above renew deadline" "leaderElection.retryPeriod \(11s\) must not be longer" --set leaderElection.retryPeriod=11s
-reject "zero termination margin" "shutdown.terminationMargin \(0s\) must be above zero" --set shutdown.terminationMargin=0s
+reject "termination margin below the forced step-down" "shutdown.terminationMargin \(1500ms\) must be at least 2s" --set shutdown.terminationMargin=1500ms
+reject "delay not shorter than the budget" "shutdown.delay \(25s\) must be shorter than shutdown.drainBudget \(25s\)" --set shutdown.delay=25s
 if "$helm" lint --strict "$chart" --set replicaCont=3 >"$out/x" 2>&1; then bad "helm lint --strict accepts a misspelled key"; else ok "helm lint --strict rejects a misspelled key"; fi
 if "$helm" lint --strict "$chart" --set replicaCount=two >"$out/x" 2>&1; then bad "helm lint --strict accepts a wrong type"; else ok "helm lint --strict rejects a wrong type"; fi
 # Go durations are computed, not only whole seconds.
-render grace --set shutdown.drainBudget=1m30s,shutdown.delay=2500ms,shutdown.terminationMargin=3s
-expect "$out/grace.yaml" 'terminationGracePeriodSeconds: 96$' "grace period 96 s = ceil(2.5 s + 90 s + 3 s)"
+render grace --set shutdown.drainBudget=1m30500ms,shutdown.delay=2500ms,shutdown.terminationMargin=3s
+expect "$out/grace.yaml" 'terminationGracePeriodSeconds: 94$' "grace period 94 s = ceil(90.5 s + 3 s)"
 
 # --- the README lists every value ---------------------------------------------------
 # A copy of the chart with one more template that prints the values as JSON.

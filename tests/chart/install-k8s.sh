@@ -264,10 +264,10 @@ ok "the Lease is released; no request was refused (no HTTP 401/403)"
 dep=$("$kubectl" get deployment -n "$ns" $rel-koc-example -o json)
 [ "$(jq -c .spec.strategy.rollingUpdate <<<"$dep")" = '{"maxSurge":1,"maxUnavailable":"100%"}' ] ||
         fail "gated strategy on the server: $(jq -c .spec.strategy <<<"$dep")"
-[ "$(jq .spec.template.spec.terminationGracePeriodSeconds <<<"$dep")" = 70 ] || fail "gated grace period on the server"
+[ "$(jq .spec.template.spec.terminationGracePeriodSeconds <<<"$dep")" = 65 ] || fail "gated grace period on the server"
 "$kubectl" get pdb -n "$ns" -o name | grep -q . && fail "the PodDisruptionBudget survived the upgrade to gated readiness"
 expect_can no watch "leases.coordination.k8s.io/$lease" -n "$ns"
-ok "helm upgrade: maxUnavailable 100%, grace 70 s, no PDB, no watch on the server"
+ok "helm upgrade: maxUnavailable 100%, grace 65 s, no PDB, no watch on the server"
 mapfile -t chart_args < <(jq -r '.spec.template.spec.containers[0].args[]' <<<"$dep")
 "$kubectl" delete lease "$lease" -n "$ns" >/dev/null   # so that the first replica creates it again
 count_begin

@@ -62,13 +62,15 @@ well-formed durations, so every part matches here.
 {{- end }}
 
 {{/*
-terminationGracePeriodSeconds: shutdown.delay + shutdown.drainBudget +
-shutdown.terminationMargin, rounded up to whole seconds.  kubelet sends
-SIGKILL at its end, so the drain and the Lease release must fit in it.
+terminationGracePeriodSeconds: shutdown.drainBudget + shutdown.terminationMargin,
+rounded up to whole seconds.  The budget counts from SIGTERM and includes
+shutdown.delay (which must be shorter); when it ends, the forced step-down
+gets 2 s more; the margin covers that and the exit.  kubelet sends SIGKILL at
+the end of the grace period, so all of it must fit in it.
 */}}
 {{- define "koc-example.terminationGracePeriodSeconds" -}}
 {{- $s := .Values.shutdown }}
-{{- $sum := addf (include "koc-example.seconds" $s.delay | float64) (include "koc-example.seconds" $s.drainBudget | float64) (include "koc-example.seconds" $s.terminationMargin | float64) }}
+{{- $sum := addf (include "koc-example.seconds" $s.drainBudget | float64) (include "koc-example.seconds" $s.terminationMargin | float64) }}
 {{- ceil $sum | int }}
 {{- end }}
 
@@ -90,8 +92,12 @@ instead, with the values' names.
 {{- if gt $retry $renew }}
 {{- fail (printf "leaderElection.retryPeriod (%s) must not be longer than leaderElection.renewDeadline (%s)" $le.retryPeriod $le.renewDeadline) }}
 {{- end }}
-{{- if le (include "koc-example.seconds" .Values.shutdown.terminationMargin | float64) 0.0 }}
-{{- fail (printf "shutdown.terminationMargin (%s) must be above zero: the Lease release and the exit need time before SIGKILL" .Values.shutdown.terminationMargin) }}
+{{- $s := .Values.shutdown }}
+{{- if ge (include "koc-example.seconds" $s.delay | float64) (include "koc-example.seconds" $s.drainBudget | float64) }}
+{{- fail (printf "shutdown.delay (%s) must be shorter than shutdown.drainBudget (%s): the budget counts from SIGTERM and includes the delay" $s.delay $s.drainBudget) }}
+{{- end }}
+{{- if lt (include "koc-example.seconds" $s.terminationMargin | float64) 2.0 }}
+{{- fail (printf "shutdown.terminationMargin (%s) must be at least 2s: after the drain budget the forced step-down gets 2 s to release the Lease before the exit" $s.terminationMargin) }}
 {{- end }}
 {{- end }}
 
