@@ -111,6 +111,8 @@ const char *selector_field_name(const selector *sel);
 const char *selector_unsupported_field(const selector *sel, const char *group, const char *resource,
                                        bool (*supported)(const char *, const char *, const char *));
 selector *selector_free(selector *sel);
+/* True for a selector without requirements (it matches everything). */
+bool selector_empty(const selector *sel);
 
 /* ---- patches (patch.c) ---- */
 
@@ -148,6 +150,11 @@ struct collection {
         bool known_scope;
         bool has_status;
         strmap objects;
+        /* The objects in key order, rebuilt on the first list after a key
+         * was added or removed (paged lists then cost O(log n + page)). */
+        object **sorted;
+        size_t n_sorted;
+        bool sorted_stale;
         watch *watches;
 };
 

@@ -110,7 +110,7 @@ static bool chance(double rate) {
                 return true;
         if (rate <= 0.0)
                 return false;
-        return (double)koc_random_u64(1000000) < rate * 1000000.0;
+        return (double)koc__random_u64(1000000) < rate * 1000000.0;
 }
 
 static double num(const cJSON *rule, const char *name, double dflt) {

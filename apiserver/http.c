@@ -49,7 +49,7 @@ static void hang_unlink(request *req) {
 static void resume_request(request *req) {
         req->state = RS_READY;
         MHD_resume_connection(req->conn);
-        koc_mhd_loop_kick(req->srv->mhd);
+        koc__mhd_loop_kick(req->srv->mhd);
 }
 
 static void park(request *req, bool held) {

@@ -404,7 +404,7 @@ int main(int argc, char **argv) {
                 goto out;
         }
         fd = -1; /* the daemon owns it now */
-        if ((r = koc_mhd_loop_new(srv.event, srv.daemon, SD_EVENT_PRIORITY_NORMAL, MAX_CONNECTIONS,
+        if ((r = koc__mhd_loop_new(srv.event, srv.daemon, SD_EVENT_PRIORITY_NORMAL, MAX_CONNECTIONS,
                                   "apiserver-https", &srv.mhd)) < 0) {
                 koc_log_error(COMPONENT, "cannot attach the HTTPS server to the loop: %s",
                               strerror(-r));
@@ -439,7 +439,7 @@ out:
                 http_release_all(&srv);
                 for (int i = 0; i < 3; i++)
                         (void)MHD_run(srv.daemon);
-                srv.mhd = koc_mhd_loop_free(srv.mhd);
+                srv.mhd = koc__mhd_loop_free(srv.mhd);
                 MHD_stop_daemon(srv.daemon);
         }
         if (fd >= 0)

@@ -174,7 +174,7 @@ static cJSON *decode_time(reader *r, int digits) {
         }
         if (sec < 0 || nanos < 0)
                 return NULL;
-        koc_format_timestamp((uint64_t)sec * 1000000 + (uint64_t)nanos / 1000, digits, buf,
+        koc__format_timestamp((uint64_t)sec * 1000000 + (uint64_t)nanos / 1000, digits, buf,
                              sizeof buf);
         return cJSON_CreateString(buf);
 }

@@ -347,3 +347,7 @@ const char *selector_unsupported_field(const selector *sel, const char *group, c
                         return sel->reqs[i].key;
         return NULL;
 }
+
+bool selector_empty(const selector *sel) {
+        return !sel || sel->n == 0;
+}

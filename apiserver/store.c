@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "apiserver.h"
+#include "core/names.h"
 
 #define CRD_KEY "apiextensions.k8s.io/customresourcedefinitions"
 
@@ -35,6 +36,7 @@ void collection_free(void *p) {
         if (!c)
                 return;
         strmap_clear(&c->objects, object_free);
+        free(c->sorted);
         free(c->key);
         free(c->group);
         free(c->version);
@@ -224,26 +226,6 @@ static void reply_decode_error(reply *ret, const collection *c, const char *why)
         reply_bad_request(ret, msg);
 }
 
-static bool valid_dns_name(const char *s, size_t max, bool allow_dots) {
-        size_t n = strlen(s);
-        if (n == 0 || n > max)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char ch = s[i];
-                bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
-                bool edge = i == 0 || i == n - 1 ||
-                            (allow_dots && (s[i - 1] == '.' || s[i + 1] == '.'));
-                if (alnum)
-                        continue;
-                if (edge)
-                        return false;
-                if (ch == '-' || (allow_dots && ch == '.'))
-                        continue;
-                return false;
-        }
-        return true;
-}
-
 /* MicroTime as Go's time.Parse(RFC3339Micro) accepts it: exactly six
  * fractional digits, then Z or a numeric offset. */
 static bool valid_microtime(const char *s) {
@@ -372,28 +354,14 @@ static bool is_lease(const collection *c) {
 
 static bool validate_name(const collection *c, const char *name, reply *ret) {
         bool ns = strcmp(c->key, "/namespaces") == 0;
+        /* Namespaces are labels, every other name here a subdomain, as the
+         * real kube-apiserver validates them. */
+        const char *bad = ns ? koc_dns1123_label_error(name) : koc_dns1123_subdomain_error(name);
         char why[1024];
 
-        if (valid_dns_name(name, ns ? 63 : 253, !ns))
+        if (!bad)
                 return true;
-        if (ns)
-                snprintf(why, sizeof why,
-                         "Invalid value: \"%s\": a lowercase RFC 1123 label must consist of lower "
-                         "case "
-                         "alphanumeric characters or '-', and must start and end with an "
-                         "alphanumeric "
-                         "character (e.g. 'my-name',  or '123-abc', regex used for validation is "
-                         "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
-                         name);
-        else
-                snprintf(why, sizeof why,
-                         "Invalid value: \"%s\": a lowercase RFC 1123 subdomain must consist of "
-                         "lower case "
-                         "alphanumeric characters, '-' or '.', and must start and end with an "
-                         "alphanumeric "
-                         "character (e.g. 'example.com', regex used for validation is "
-                         "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
-                         name);
+        snprintf(why, sizeof why, "Invalid value: \"%s\": %s", name, bad);
         reply_invalid(ret, c, name, "metadata.name", "FieldValueInvalid", why);
         return false;
 }
@@ -405,7 +373,7 @@ static void set_rv(cJSON *obj, uint64_t rv) {
 }
 
 static void now_timestamp(char *buf, size_t size) {
-        koc_format_timestamp(koc_now_realtime_usec(), 0, buf, size);
+        koc__format_timestamp(koc_now_realtime_usec(), 0, buf, size);
 }
 
 static void replace_or_add(cJSON *obj, const char *name, cJSON *item) {
@@ -584,6 +552,41 @@ static bool check_rv_match(struct MHD_Connection *conn, const collection *c, rep
         return false;
 }
 
+static int cmp_object(const void *a, const void *b) {
+        return strcmp((*(object *const *)a)->key, (*(object *const *)b)->key);
+}
+
+static int collection_sort(collection *c) {
+        if (c->sorted && !c->sorted_stale)
+                return 0;
+        object **v = realloc(c->sorted, (c->objects.n + 1) * sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        size_t n = 0, b = 0;
+        for (strmap_entry *e = strmap_next(&c->objects, &b, NULL); e;
+             e = strmap_next(&c->objects, &b, e))
+                v[n++] = e->value;
+        qsort(v, n, sizeof *v, cmp_object);
+        c->sorted = v;
+        c->n_sorted = n;
+        c->sorted_stale = false;
+        return 0;
+}
+
+/* The first index whose key is above `key` (or at or above, when `inclusive`). */
+static size_t sorted_bound(const collection *c, const char *key, bool inclusive) {
+        size_t lo = 0, hi = c->n_sorted;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int d = strcmp(c->sorted[mid]->key, key);
+                if (d < 0 || (d == 0 && !inclusive))
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
 static int cmp_item(const void *a, const void *b) {
         return strcmp(((const snapshot_item *)a)->key, ((const snapshot_item *)b)->key);
 }
@@ -644,17 +647,41 @@ static void do_list(server *srv, struct MHD_Connection *conn, collection *c, con
                 }
         }
         int r = 0;
+        bool paged = false;     /* the current state, already filtered and cut */
+        bool more = false;      /* keys after the page */
+        size_t remaining = 0;   /* how many, when there are no selectors */
+        bool filtered = (ls && !selector_empty(ls)) || (fs && !selector_empty(fs));
         if (list_rv < srv->rv)
                 r = history_snapshot(srv, c, list_rv, &all, &n_all);
-        else if (!(all = malloc((c->objects.n + 1) * sizeof *all)))
-                r = -ENOMEM;
-        else {
-                size_t b = 0;
-                for (strmap_entry *e = strmap_next(&c->objects, &b, NULL); e;
-                     e = strmap_next(&c->objects, &b, e)) {
-                        object *o = e->value;
-                        all[n_all++] = (snapshot_item){o->key, o->json, false};
+        else if ((r = collection_sort(c)) >= 0) {
+                /* The current state: a namespace's keys ("ns/...") are one
+                 * range of the sorted objects; the page starts after the
+                 * continue key and ends at the limit. */
+                char lo_key[300], hi_key[300];
+                size_t lo = 0, hi = c->n_sorted;
+                if (p->ns && c->namespaced) {
+                        snprintf(lo_key, sizeof lo_key, "%s/", p->ns);
+                        snprintf(hi_key, sizeof hi_key, "%s0", p->ns); /* '0' follows '/' */
+                        lo = sorted_bound(c, lo_key, true);
+                        hi = sorted_bound(c, hi_key, true);
                 }
+                if (start) {
+                        size_t after = sorted_bound(c, start, false);
+                        if (after > lo)
+                                lo = after;
+                }
+                if (!(all = malloc((hi > lo ? hi - lo : 0) * sizeof *all + sizeof *all)))
+                        r = -ENOMEM;
+                size_t i = lo;
+                for (; r >= 0 && i < hi && (limit <= 0 || n_all < (size_t)limit); i++) {
+                        object *o = c->sorted[i];
+                        if (selector_match_labels(ls, json_path(o->json, "metadata.labels")) &&
+                            selector_match_fields(fs, o->json))
+                                all[n_all++] = (snapshot_item){o->key, o->json, false};
+                }
+                more = r >= 0 && i < hi;
+                remaining = more && !filtered ? hi - i : 0;
+                paged = true;
         }
         if (r == -ESTALE) {
                 reply_status(ret, 410, "Expired",
@@ -668,7 +695,7 @@ static void do_list(server *srv, struct MHD_Connection *conn, collection *c, con
                 reply_status(ret, 500, "InternalError", "out of memory", NULL);
                 goto out;
         }
-        for (size_t i = 0; i < n_all; i++) {
+        for (size_t i = 0; i < n_all && !paged; i++) {
                 const cJSON *o = all[i].json;
                 const char *ns = json_str(o, "metadata.namespace");
                 bool keep = !(p->ns && c->namespaced && (!ns || strcmp(ns, p->ns) != 0)) &&
@@ -680,7 +707,15 @@ static void do_list(server *srv, struct MHD_Connection *conn, collection *c, con
                 else if (all[i].owned)
                         free((char *)all[i].key);
         }
-        qsort(all, n, sizeof *all, cmp_item);
+        size_t shown;
+        if (paged) {
+                n = shown = n_all;
+        } else {
+                qsort(all, n, sizeof *all, cmp_item);
+                shown = limit > 0 && (size_t)limit < n ? (size_t)limit : n;
+                more = shown < n;
+                remaining = filtered ? 0 : n - shown;
+        }
 
         cJSON *list = cJSON_CreateObject(), *meta, *arr;
         snprintf(kind, sizeof kind, "%sList", c->kind);
@@ -689,8 +724,7 @@ static void do_list(server *srv, struct MHD_Connection *conn, collection *c, con
         meta = cJSON_AddObjectToObject(list, "metadata");
         snprintf(rvs, sizeof rvs, "%" PRIu64, list_rv);
         cJSON_AddStringToObject(meta, "resourceVersion", rvs);
-        size_t shown = limit > 0 && (size_t)limit < n ? (size_t)limit : n;
-        if (shown < n) {
+        if (more && shown > 0) {
                 cJSON *tok = cJSON_CreateObject();
                 cJSON_AddStringToObject(tok, "v", "meta.k8s.io/v1");
                 cJSON_AddNumberToObject(tok, "rv", (double)list_rv);
@@ -699,7 +733,9 @@ static void do_list(server *srv, struct MHD_Connection *conn, collection *c, con
                 char *enc = raw ? base64_encode(raw, strlen(raw)) : NULL;
                 if (enc)
                         cJSON_AddStringToObject(meta, "continue", enc);
-                cJSON_AddNumberToObject(meta, "remainingItemCount", (double)(n - shown));
+                /* As the real server: only for lists without selectors. */
+                if (remaining)
+                        cJSON_AddNumberToObject(meta, "remainingItemCount", (double)remaining);
                 free(enc);
                 free(raw);
                 cJSON_Delete(tok);
@@ -721,7 +757,7 @@ out:
 static void random_suffix(char *buf, size_t n) {
         static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
         for (size_t i = 0; i < n; i++)
-                buf[i] = alphabet[koc_random_u64(sizeof alphabet - 1)];
+                buf[i] = alphabet[koc__random_u64(sizeof alphabet - 1)];
         buf[n] = 0;
 }
 
@@ -743,6 +779,7 @@ static object *store_put(collection *c, const char *key, cJSON *obj, uint64_t rv
         }
         o->json = obj;
         o->rv = rv;
+        c->sorted_stale = true;
         return o;
 }
 
@@ -955,6 +992,7 @@ static void delete_now(server *srv, collection *c, object *o, reply *ret) {
                 reply_status(ret, 200, NULL, NULL, d);
         }
         object_free(strmap_remove(&c->objects, o->key));
+        c->sorted_stale = true;
 }
 
 /* Common tail of update and patch: `obj` is the complete new object. */

@@ -157,7 +157,7 @@ static void wake(watch *w) {
         if (w->suspended) {
                 w->suspended = false;
                 MHD_resume_connection(w->conn);
-                koc_mhd_loop_kick(w->srv->mhd);
+                koc__mhd_loop_kick(w->srv->mhd);
         }
 }
 

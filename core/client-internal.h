@@ -23,14 +23,14 @@ typedef struct koc_status {
 /* Reads a Status from body (may be NULL or any JSON value: wrong types are
  * ignored field by field) with http_code as the fallback code (0 when there
  * is none, as for watch ERROR events).  Never fails. */
-void koc_status_parse(const cJSON *body, long http_code, koc_status *ret);
+void koc__status_parse(const cJSON *body, long http_code, koc_status *ret);
 
 /* Maps a libcurl result to a negative errno (0 for CURLE_OK). */
-int koc_curl_code_to_errno(CURLcode code);
+int koc__curl_code_to_errno(CURLcode code);
 
 /* Parses a Retry-After value: delta-seconds or an HTTP date (relative to
  * now_realtime_usec).  -EINVAL when it is neither. */
-int koc_parse_retry_after(const char *value, uint64_t now_realtime_usec, uint64_t *ret_usec);
+int koc__parse_retry_after(const char *value, uint64_t now_realtime_usec, uint64_t *ret_usec);
 
 /* --- client.c ------------------------------------------------------------ */
 
@@ -59,32 +59,55 @@ struct koc_client {
         struct koc_list transfers; /* every live request and watch */
         struct koc_list ready;     /* transfers with something to hand out */
 
+        /* The exec credential plugin's run in flight, or NULL; transfers
+         * that need its credential wait (transfer.waiting_credential). */
+        struct koc_exec_run *exec_run;
+
+        /* Client metrics (koc_client_register_metrics), NULL when off; the
+         * series already looked up, so that most answers take no lock. */
+        koc_metrics *metrics;
+        char *metrics_host;
+        struct koc_client_series {
+                long code; /* 0: "<error>"; -1: a duration series */
+                char method[17];
+                koc_metric *metric;
+        } series[48];
+        size_t n_series;
+
+        /* The token bucket (koc_client_set_rate_limit); qps 0: off. */
+        double rate_qps, rate_tokens;
+        unsigned rate_burst;
+        uint64_t rate_last_usec;
+        sd_event_source *rate_timer;
+
+        /* The connection health check (client.c); read_idle UINT64_MAX: off. */
+        uint64_t read_idle_usec, ping_timeout_usec;
+        sd_event_source *health_timer;
+        koc_request *probe; /* in flight, or NULL */
+        uint64_t probes_sent;
+        bool server_http2; /* the last answer's status line said HTTP/2 */
+
         uint64_t default_timeout_usec;
         size_t max_response;
         char *user_agent;
 
         /* The synchronous facade (sync.c). */
-        pthread_mutex_t sync_lock;
-        koc_sync_call *sync_head, *sync_tail; /* posted, not yet submitted */
-        bool sync_closed;
-        int sync_fd; /* eventfd */
-        sd_event_source *sync_source;
+        struct koc_mailbox *sync_mailbox; /* posted calls, not yet submitted */
 };
 
 /* A request with its body already serialised (body is taken over, may be
  * NULL).  on_drop (may be NULL) runs instead of the handler when the request
  * ends without an answer because the client shuts down. */
-int koc_client_submit(koc_client *c, const char *method, const char *path, const char *query,
-                      char *body, const char *content_type, uint64_t timeout_usec,
+int koc__client_submit(koc_client *c, const koc_request_spec *spec, char *body,
                       koc_response_handler_t handler, void (*on_drop)(void *userdata),
                       void *userdata, koc_request **ret);
 
 /* --- sync.c -------------------------------------------------------------- */
 
-int koc_sync_init(koc_client *c);
+int koc__sync_init(koc_client *c);
 /* Fails every posted call with -ECANCELED and refuses new ones. */
-void koc_sync_shutdown(koc_client *c);
-void koc_sync_done(koc_client *c);
+void koc__sync_shutdown(koc_client *c);
+void koc__sync_done(koc_client *c);
 /* Inside a response handler: a heap copy of the response that owns its body
  * (taken from resp) and message, for koc_response_free(); NULL without memory. */
 koc_response *koc_response_take(const koc_response *resp);

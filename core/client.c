@@ -25,12 +25,16 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include "client-internal.h"
+#include "cluster-config.h"
 #include "config-internal.h"
 #include "koc/log.h"
 #include "koc/time.h"
@@ -45,6 +49,9 @@
  * all share one connection anyway. */
 #define MAX_HOST_CONNECTIONS 256L
 #define DEFAULT_USER_AGENT "koc/0.1"
+/* client-go's HTTP/2 health check: ReadIdleTimeout and PingTimeout. */
+#define DEFAULT_READ_IDLE_USEC (30 * KOC_USEC_PER_SEC)
+#define DEFAULT_PING_TIMEOUT_USEC (15 * KOC_USEC_PER_SEC)
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -92,6 +99,9 @@ typedef struct transfer {
         char *content_type;
         char errbuf[CURL_ERROR_SIZE];
         uint64_t started_usec;
+        uint64_t sent_usec;    /* handed to curl (first attempt) */
+        uint64_t timeout_usec; /* requests: total budget from submission; watches: 0 */
+        char *error_message;   /* with error: why, e.g. the exec plugin's failure */
 
         long status; /* from the last status line */
         char *data;  /* response body (requests, failed watches) */
@@ -100,8 +110,13 @@ typedef struct transfer {
         int error; /* our own failure: -EMSGSIZE, -EBADMSG, -ENOMEM */
 
         bool auth_retried;
-        bool attached; /* in the multi handle */
-        bool finished; /* curl is done with it */
+        bool waiting_credential; /* for the exec plugin's run to end */
+        bool waiting_rate;       /* for a token of the rate limiter */
+        bool is_probe;           /* the connection health check's own request */
+        bool conn_dead;          /* its connection failed the health check */
+        bool counted;            /* in rest_client_requests_total (watches) */
+        bool attached;           /* in the multi handle */
+        bool finished;           /* curl is done with it */
         bool in_handler;
         bool cancelled;
         CURLcode result;
@@ -135,6 +150,10 @@ typedef struct curl_socket_io {
         koc_client *client;
         curl_socket_t fd;
         sd_event_source *source;
+        /* The connection health check (on_health_tick()). */
+        uint64_t last_rx_usec;    /* the socket was last readable */
+        uint64_t probe_sent_usec; /* a probe went out since, or 0 */
+        uint32_t events;          /* what curl asked to poll for */
 } curl_socket_io;
 
 static void client_free(koc_client *c);
@@ -162,6 +181,9 @@ static void watch_items_free(koc_watch *w) {
 static void transfer_free(transfer *t) {
         koc_client *c = t->client;
 
+        if (t->is_probe && c->probe == (koc_request *)t)
+                c->probe = NULL;
+
         if (t->attached)
                 curl_multi_remove_handle(c->multi, t->easy);
         if (list_linked(&t->link))
@@ -176,11 +198,12 @@ static void transfer_free(transfer *t) {
         free(t->auth);
         cJSON_free(t->body);
         free(t->content_type);
+        free(t->error_message);
         free(t->data);
         if (t->is_watch) {
                 koc_watch *w = container_of(t, koc_watch, t);
                 watch_items_free(w);
-                koc_linebuf_done(&w->lines);
+                koc__linebuf_done(&w->lines);
         }
         free(t);
 }
@@ -193,6 +216,116 @@ static void transfer_drop(transfer *t) {
                         r->on_drop(r->userdata);
         }
         transfer_free(t);
+}
+
+/* --- client metrics ------------------------------------------------------ */
+
+/* client-go's buckets for rest_client_request_duration_seconds. */
+static const double duration_buckets[] = {0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60};
+
+/* The series of one label set, from the cache or the registry.  Registering
+ * takes the registry's lock but calls nothing else, so this is safe inside
+ * curl's callbacks too. */
+static koc_metric *metric_series(koc_client *c, long code, const char *method) {
+        for (size_t i = 0; i < c->n_series; i++)
+                if (c->series[i].code == code && strcmp(c->series[i].method, method) == 0)
+                        return c->series[i].metric;
+        char labels[640], code_s[24];
+        koc_metric *m = NULL;
+        int r;
+        if (code < 0) {
+                snprintf(labels, sizeof labels, "verb=\"%s\",host=\"%s\"", method, c->metrics_host);
+                r = koc_metrics_add_histogram(c->metrics, "rest_client_request_duration_seconds",
+                                              "Request latency in seconds. Broken down by verb, "
+                                              "and host.",
+                                              labels, duration_buckets,
+                                              KOC_ELEMENTSOF(duration_buckets), &m);
+        } else {
+                if (code == 0)
+                        snprintf(code_s, sizeof code_s, "<error>");
+                else
+                        snprintf(code_s, sizeof code_s, "%ld", code);
+                snprintf(labels, sizeof labels, "code=\"%s\",method=\"%s\",host=\"%s\"", code_s,
+                         method, c->metrics_host);
+                r = koc_metrics_add_counter(c->metrics, "rest_client_requests_total",
+                                            "Number of HTTP requests, partitioned by status code, "
+                                            "method, and host.",
+                                            labels, &m);
+        }
+        if (r < 0)
+                return NULL;
+        /* Methods are short upper-case words (valid_method), so the label
+         * sets are few; past the cache's size the registry's lookup serves. */
+        if (c->n_series < KOC_ELEMENTSOF(c->series)) {
+                struct koc_client_series *e = &c->series[c->n_series++];
+                e->code = code;
+                snprintf(e->method, sizeof e->method, "%s", method);
+                e->metric = m;
+        }
+        return m;
+}
+
+static void metrics_count(transfer *t, long code) {
+        koc_client *c = t->client;
+        if (!c->metrics || !t->method || t->is_probe)
+                return;
+        koc_metric *m = metric_series(c, code > 0 ? code : 0, t->method);
+        if (m)
+                koc_metric_inc(m);
+}
+
+static void metrics_observe(transfer *t) {
+        koc_client *c = t->client;
+        if (!c->metrics || !t->method || !t->sent_usec || t->is_probe)
+                return;
+        koc_metric *m = metric_series(c, -1, t->method);
+        if (m)
+                koc_metric_observe(m, (double)(koc_now_boottime_usec() - t->sent_usec) /
+                                              (double)KOC_USEC_PER_SEC);
+}
+
+/* "host:port" of the server URL, with the scheme's port when it has none
+ * (as Go's url.Host would not, but a label without the port is ambiguous). */
+static char *server_host(const char *server) {
+        const char *p = strstr(server, "://");
+        bool https = strncmp(server, "https:", 6) == 0;
+        p = p ? p + 3 : server;
+        size_t n = strcspn(p, "/?#");
+        const char *at = memchr(p, '@', n);
+        if (at) {
+                n -= (size_t)(at + 1 - p);
+                p = at + 1;
+        }
+        char *h = NULL;
+        /* An IPv6 literal ("[::1]:6443") has colons of its own. */
+        const char *close = n > 0 && p[0] == '[' ? memchr(p, ']', n) : NULL;
+        const char *after = close ? close + 1 : p;
+        bool has_port = memchr(after, ':', n - (size_t)(after - p)) != NULL;
+        if (asprintf(&h, "%.*s%s", (int)n, p, has_port ? "" : https ? ":443" : ":80") < 0)
+                return NULL;
+        /* A label value must not break out of its quotes. */
+        for (char *q = h; *q; q++)
+                if (*q == '"' || *q == '\\' || (unsigned char)*q < ' ')
+                        *q = '_';
+        return h;
+}
+
+KOC_EXPORT int koc_client_register_metrics(koc_client *c, koc_metrics *metrics) {
+        if (!c || !metrics)
+                return -EINVAL;
+        const char *server = koc_cluster_config_server(c->cfg);
+        char *host = server_host(server ? server : "");
+        if (!host)
+                return -ENOMEM;
+        koc_metrics_unref(c->metrics);
+        free(c->metrics_host);
+        c->metrics = koc_metrics_ref(metrics);
+        c->metrics_host = host;
+        c->n_series = 0;
+        /* The families exist from the start, so that a scrape shows them
+         * before the first answer. */
+        (void)metric_series(c, -1, "GET");
+        return 0;
 }
 
 /* --- curl callbacks: buffer, parse, arm sources; nothing else ------------ */
@@ -259,7 +392,7 @@ static int watch_on_line(const char *line, size_t len, void *userdata) {
         item->object = cJSON_DetachItemViaPointer(root, object);
         cJSON_Delete(root);
         if (item->type == KOC_WATCH_ERROR)
-                koc_status_parse(item->object, 0, &item->status);
+                koc__status_parse(item->object, 0, &item->status);
 
         if (w->tail)
                 w->tail->next = item;
@@ -277,7 +410,7 @@ static size_t on_curl_write(char *p, size_t size, size_t nmemb, void *userdata) 
         if (t->is_watch) {
                 koc_watch *w = container_of(t, koc_watch, t);
                 if (w->streaming) {
-                        int r = koc_linebuf_feed(&w->lines, p, n, watch_on_line, w);
+                        int r = koc__linebuf_feed(&w->lines, p, n, watch_on_line, w);
                         if (r < 0) {
                                 t->error = r;
                                 return 0; /* aborts the transfer */
@@ -300,10 +433,16 @@ static size_t on_curl_header(char *p, size_t size, size_t nmemb, void *userdata)
                         for (int i = 1; i <= 3 && sp[i] >= '0' && sp[i] <= '9'; i++)
                                 code = code * 10 + (sp[i] - '0');
                 t->status = code;
+                t->client->server_http2 = memcmp(p, "HTTP/2", 6) == 0;
                 t->data_len = 0;
                 t->retry_after_usec = 0;
-                if (t->is_watch)
+                if (t->is_watch) {
                         container_of(t, koc_watch, t)->streaming = code >= 200 && code < 300;
+                        if (code >= 200) {
+                                metrics_count(t, code);
+                                t->counted = true;
+                        }
+                }
         } else if (n > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
                 char v[128];
                 size_t l = n - 12;
@@ -313,7 +452,7 @@ static size_t on_curl_header(char *p, size_t size, size_t nmemb, void *userdata)
                 v[l] = 0;
                 v[strcspn(v, "\r\n")] = 0;
                 uint64_t usec;
-                if (koc_parse_retry_after(v, koc_now_realtime_usec(), &usec) >= 0)
+                if (koc__parse_retry_after(v, koc_now_realtime_usec(), &usec) >= 0)
                         t->retry_after_usec = usec;
         }
         return n;
@@ -381,6 +520,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userdata
                         return -1;
                 io->client = c;
                 io->fd = fd;
+                io->last_rx_usec = koc_now_boottime_usec();
                 list_init(&io->link);
                 if (sd_event_add_io(c->event, &io->source, fd, events ? events : EPOLLIN, on_io,
                                     io) < 0) {
@@ -393,6 +533,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userdata
         }
         if (sd_event_source_set_enabled(io->source, events ? SD_EVENT_ON : SD_EVENT_OFF) < 0)
                 return -1;
+        io->events = events;
         return 0;
 }
 
@@ -433,7 +574,7 @@ static void collect_finished(koc_client *c) {
                         koc_watch *w = container_of(t, koc_watch, t);
                         /* A last line without its newline is still an event. */
                         if (w->streaming && result == CURLE_OK && t->error == 0) {
-                                int r = koc_linebuf_finish(&w->lines, watch_on_line, w);
+                                int r = koc__linebuf_finish(&w->lines, watch_on_line, w);
                                 if (r < 0)
                                         t->error = r;
                         }
@@ -447,6 +588,10 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         koc_client *c = io->client; /* io may be freed inside socket_action */
         int action = 0, running;
 
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                io->last_rx_usec = koc_now_boottime_usec();
+                io->probe_sent_usec = 0;
+        }
         if (revents & (EPOLLIN | EPOLLHUP))
                 action |= CURL_CSELECT_IN;
         if (revents & EPOLLOUT)
@@ -482,16 +627,38 @@ static void transfer_response(transfer *t, koc_response *resp, char *msgbuf, siz
 
         if (t->error < 0) {
                 resp->error = t->error;
-                if (t->error == -EMSGSIZE)
+                if (t->error_message)
+                        snprintf(msgbuf, size, "%s", t->error_message);
+                else if (t->error == -EMSGSIZE)
                         snprintf(msgbuf, size, "response body over %zu bytes", t->max_data);
                 else
                         snprintf(msgbuf, size, "%s", strerror(-t->error));
                 resp->message = msgbuf;
                 return;
         }
+        if (t->result != CURLE_OK && t->conn_dead) {
+                char b[32];
+                resp->error = -ETIMEDOUT;
+                snprintf(msgbuf, size,
+                         "%s: the connection went silent: nothing read within %s of a health "
+                         "check; connection closed",
+                         koc_cluster_config_server(t->client->cfg),
+                         koc_format_duration(t->client->ping_timeout_usec, b, sizeof b));
+                resp->message = msgbuf;
+                return;
+        }
         if (t->result != CURLE_OK) {
-                resp->error = koc_curl_code_to_errno(t->result);
-                resp->message = t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->result);
+                /* The server's address first, so that a caller can log the
+                 * message as it is: "cannot reach https://10.0.0.1:6443:
+                 * Connection refused (...)". */
+                const char *server = koc_cluster_config_server(t->client->cfg);
+                const char *detail = t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->result);
+                resp->error = koc__curl_code_to_errno(t->result);
+                bool unreachable = resp->error == -ECONNREFUSED || resp->error == -EHOSTUNREACH ||
+                                   t->result == CURLE_COULDNT_RESOLVE_HOST;
+                snprintf(msgbuf, size, "%s%s: %s (%s)", unreachable ? "cannot reach " : "",
+                         server ? server : "the server", strerror(-resp->error), detail);
+                resp->message = msgbuf;
                 return;
         }
 
@@ -509,7 +676,7 @@ static void transfer_response(transfer *t, koc_response *resp, char *msgbuf, siz
         }
 
         koc_status st;
-        koc_status_parse(body, code, &st);
+        koc__status_parse(body, code, &st);
         resp->reason = st.reason;
         resp->retry_after_usec = t->retry_after_usec ? t->retry_after_usec : st.retry_after_usec;
         if (st.message)
@@ -523,16 +690,11 @@ static void transfer_response(transfer *t, koc_response *resp, char *msgbuf, siz
 
 static int transfer_set_headers(transfer *t);
 
-/* After a 401: re-read the token and, when it changed, send the request once
- * more.  Returns true when the transfer was restarted. */
-static bool transfer_retry_auth(transfer *t) {
+/* Sends a transfer whose first attempt was answered 401 once more, when the
+ * token has changed since; false when it did not (the 401 stands). */
+static bool transfer_resend(transfer *t) {
         koc_client *c = t->client;
-
-        if (t->auth_retried || t->result != CURLE_OK || t->error < 0 || t->status != 401)
-                return false;
-        t->auth_retried = true;
-        koc_cluster_config_token_invalidate(c->cfg);
-        const char *h = koc_cluster_config_auth_header(c->cfg);
+        const char *h = koc_cluster_config_current_auth_header(c->cfg);
         if (!h || (t->auth && strcmp(h, t->auth) == 0)) {
                 koc_log_debug(LOG_COMPONENT, "%s %s: 401 and the token did not change", t->method,
                               t->path);
@@ -555,6 +717,30 @@ static bool transfer_retry_auth(transfer *t) {
         return true;
 }
 
+static int credential_refresh_start(koc_client *c);
+
+/* After a 401: re-read the token and, when it changed, send the request once
+ * more.  Returns true when the transfer was restarted or waits for the exec
+ * plugin's new credential. */
+static bool transfer_retry_auth(transfer *t) {
+        koc_client *c = t->client;
+
+        if (t->auth_retried || t->is_probe || t->result != CURLE_OK || t->error < 0 ||
+            t->status != 401)
+                return false;
+        t->auth_retried = true;
+        koc__cluster_config_token_invalidate(c->cfg);
+        if (koc_cluster_config_exec_due(c->cfg)) {
+                if (credential_refresh_start(c) < 0)
+                        return false;
+                t->waiting_credential = true;
+                return true;
+        }
+        if (c->cfg->token_kind != KOC_TOKEN_EXEC)
+                (void)koc__cluster_config_auth_header(c->cfg); /* re-reads a token file */
+        return transfer_resend(t);
+}
+
 static void log_answer(const transfer *t, const koc_response *resp) {
         if (resp->error < 0) {
                 /* A TLS failure is nearly always a configuration problem. */
@@ -568,16 +754,22 @@ static void log_answer(const transfer *t, const koc_response *resp) {
                               elapsed_msec(t));
 }
 
+static void health_suspect(koc_client *c, uint64_t since_usec);
+
 static void request_dispatch(koc_request *r) {
         transfer *t = &r->t;
         koc_client *c = t->client;
         koc_response resp;
-        char msg[256];
+        char msg[640];
 
         if (!t->finished || transfer_retry_auth(t))
                 return;
         transfer_response(t, &resp, msg, sizeof msg);
         log_answer(t, &resp);
+        if (t->result == CURLE_OPERATION_TIMEDOUT && !t->is_probe && t->sent_usec)
+                health_suspect(c, t->sent_usec);
+        metrics_count(t, resp.error < 0 ? 0 : resp.status);
+        metrics_observe(t);
         t->in_handler = true;
         if (r->handler)
                 r->handler(c, &resp, r->userdata);
@@ -594,6 +786,11 @@ static void watch_closed_event(koc_watch *w, koc_watch_event *ev, koc_response *
         *resp = (koc_response){0};
         if (w->streaming && t->error == 0 && t->result == CURLE_OK) {
                 ev->status = t->status;
+                return;
+        }
+        if (t->error_message) {
+                ev->error = t->error;
+                ev->message = t->error_message;
                 return;
         }
         if (t->error == -EMSGSIZE && w->streaming) {
@@ -649,8 +846,10 @@ static void watch_dispatch(koc_watch *w) {
         if (t->finished && !t->cancelled && !c->dead) {
                 koc_watch_event ev;
                 koc_response resp;
-                char msg[256];
+                char msg[640];
                 watch_closed_event(w, &ev, &resp, msg, sizeof msg);
+                if (!t->counted)
+                        metrics_count(t, 0);
                 if (ev.error < 0 || (ev.status && (ev.status < 200 || ev.status >= 300)))
                         koc_log_debug(LOG_COMPONENT, "watch %s closed: status=%ld error=%d %s",
                                       t->path, ev.status, ev.error, ev.message);
@@ -705,7 +904,7 @@ static int transfer_set_headers(transfer *t) {
                 snprintf(line, sizeof line, "Content-Type: %s", t->content_type);
                 ADD(line);
         }
-        const char *auth = koc_cluster_config_auth_header(c->cfg);
+        const char *auth = koc_cluster_config_current_auth_header(c->cfg);
         if (auth) {
                 ADD(auth);
                 t->auth = strdup(auth);
@@ -767,6 +966,348 @@ static transfer *transfer_new(koc_client *c, bool is_watch, size_t size) {
         return t;
 }
 
+static void health_arm(koc_client *c);
+
+/* Ends a transfer that was never answered with our own error; its handler
+ * runs from the dispatcher as for any answer. */
+static void transfer_fail(transfer *t, int error, const char *message) {
+        t->error = error;
+        free(t->error_message);
+        t->error_message = message ? strdup(message) : NULL;
+        t->result = CURLE_OK;
+        t->status = 0;
+        t->finished = true;
+        ready_add(t);
+}
+
+/* Hands a transfer to curl once the credential it needs is at hand: while
+ * the exec plugin runs it waits (the plugin's end resumes it), and when the
+ * plugin has just failed with no credential left to send, it fails with the
+ * plugin's error, which names the command. */
+static int transfer_attach(transfer *t) {
+        koc_client *c = t->client;
+        const char *why = NULL;
+        int r;
+
+        if (!t->is_probe && koc_cluster_config_exec_due(c->cfg)) {
+                r = credential_refresh_start(c);
+                if (r < 0)
+                        transfer_fail(t, r, c->cfg->exec_error);
+                else
+                        t->waiting_credential = true;
+                return 0;
+        }
+        r = t->is_probe ? 0 : koc_cluster_config_exec_failure(c->cfg, &why);
+        if (r < 0) {
+                transfer_fail(t, r, why);
+                return 0;
+        }
+        if (t->timeout_usec > 0) {
+                /* The wait for a credential counts against the request's own
+                 * timeout, so that the caller's bound holds. */
+                uint64_t waited = koc_now_boottime_usec() - t->started_usec;
+                if (waited >= t->timeout_usec) {
+                        transfer_fail(t, -ETIMEDOUT, "timed out waiting for the exec credential");
+                        return 0;
+                }
+                long ms = (long)((t->timeout_usec - waited) / KOC_USEC_PER_MSEC);
+                if (curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, ms > 0 ? ms : 1L) != CURLE_OK)
+                        return -EIO;
+        }
+        /* Re-reads a token file when due.  Never for an exec plugin: that
+         * would run it synchronously, on the loop. */
+        if (c->cfg->token_kind != KOC_TOKEN_EXEC)
+                (void)koc__cluster_config_auth_header(c->cfg);
+        r = transfer_set_headers(t);
+        if (r < 0)
+                return r;
+        if (curl_multi_add_handle(c->multi, t->easy) != CURLM_OK)
+                return -EIO;
+        t->attached = true;
+        t->sent_usec = koc_now_boottime_usec();
+        health_arm(c);
+        return 0;
+}
+
+static void on_credential(int r, char *token, uint64_t expiry, const koc_error *err,
+                          void *userdata) {
+        koc_client *c = userdata;
+
+        koc_cluster_config_exec_result(c->cfg, r, token, expiry, err);
+        c->exec_run = koc_exec_run_free(c->exec_run);
+        if (r >= 0)
+                koc_log_debug(LOG_COMPONENT, "exec credential refreshed");
+        /* Nothing here runs a handler: failures go through the dispatcher. */
+        for (struct koc_list *n = c->transfers.next; n != &c->transfers; n = n->next) {
+                transfer *t = container_of(n, transfer, link);
+                if (!t->waiting_credential)
+                        continue;
+                t->waiting_credential = false;
+                if (t->finished) {
+                        /* A 401's retry: send again if the token changed, else
+                         * the 401 stands. */
+                        if (!transfer_resend(t))
+                                ready_add(t);
+                        continue;
+                }
+                int k = transfer_attach(t);
+                if (k < 0)
+                        transfer_fail(t, k, NULL);
+        }
+}
+
+/* Starts the exec plugin unless it runs already; one run serves every
+ * transfer that waits. */
+static int credential_refresh_start(koc_client *c) {
+        if (c->exec_run)
+                return 0;
+        koc_error err = {0};
+        int r = koc_exec_credential_start(c->event, c->cfg->exec, on_credential, c, &c->exec_run,
+                                          &err);
+        if (r < 0) {
+                /* Could not even start: remembered like a failed run, so that
+                 * waiting transfers fail with this message. */
+                koc_cluster_config_exec_result(c->cfg, r, NULL, 0, &err);
+                return r;
+        }
+        return 0;
+}
+
+/* --- the connection health check ---------------------------------------- */
+
+/*
+ * A black-holed connection (a dead peer, a NAT entry dropped, a partition)
+ * delivers nothing and reports nothing: TCP keepalive only probes an idle
+ * send side, and data already sent keeps being retransmitted for many
+ * minutes.  Over HTTP/2 every watch and request of the process shares that
+ * connection, so client-go sends a PING frame once nothing was read for a
+ * while (ReadIdleTimeout, 30 s) and closes the connection when no frame
+ * arrives within PingTimeout (15 s).  libcurl 7.88 sends HTTP/2 PINGs only
+ * from curl_easy_upkeep(), which never reaches the connections of a multi
+ * handle, and it does not wait for their ACK; so the probe here is a small
+ * request instead (GET /livez, which any answer, even 401, proves alive),
+ * multiplexed onto the same connection.  When nothing at all is read within
+ * the ping timeout of the probe, the socket is shut down: curl then fails
+ * every transfer on it, the client reports them as -ETIMEDOUT, watches
+ * restart, and the next request opens a fresh connection.  shutdown() keeps
+ * the descriptor, which stays curl's to close.
+ */
+
+static void on_probe_answer(koc_client *c, const koc_response *r, void *userdata) {
+        c->probe = NULL;
+}
+
+static int health_probe(koc_client *c);
+
+static uint64_t health_tick_usec(const koc_client *c) {
+        uint64_t t = (c->read_idle_usec < c->ping_timeout_usec ? c->read_idle_usec
+                                                               : c->ping_timeout_usec) /
+                     4;
+        if (t < 10 * KOC_USEC_PER_MSEC)
+                t = 10 * KOC_USEC_PER_MSEC;
+        if (t > 5 * KOC_USEC_PER_SEC)
+                t = 5 * KOC_USEC_PER_SEC;
+        return t;
+}
+
+static void health_arm(koc_client *c) {
+        int enabled = SD_EVENT_OFF;
+        if (c->read_idle_usec == UINT64_MAX || !c->health_timer)
+                return;
+        if (sd_event_source_get_enabled(c->health_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF)
+                return;
+        if (sd_event_source_set_time_relative(c->health_timer, health_tick_usec(c)) < 0 ||
+            sd_event_source_set_enabled(c->health_timer, SD_EVENT_ONESHOT) < 0)
+                koc_log_warn(LOG_COMPONENT, "cannot arm the connection health check");
+}
+
+static void connection_dead(koc_client *c, curl_socket_io *io) {
+        char a[32];
+        koc_log_warn(LOG_COMPONENT,
+                     "connection to %s: nothing read for %s after a health check; closing it",
+                     koc_cluster_config_server(c->cfg),
+                     koc_format_duration(koc_now_boottime_usec() - io->last_rx_usec, a, sizeof a));
+        /* curl does not say which transfer runs on which connection while
+         * they run (CURLINFO_ACTIVESOCKET names the last finished one), so
+         * every transfer in flight is marked; only those that then fail are
+         * reported as the health check's -ETIMEDOUT.  Over HTTP/2 they all
+         * share this one connection anyway. */
+        for (struct koc_list *n = c->transfers.next; n != &c->transfers; n = n->next) {
+                transfer *t = container_of(n, transfer, link);
+                if (t->attached)
+                        t->conn_dead = true;
+        }
+        /* The socket now reads as closed; curl sees that on its next wakeup
+         * (at once: the source reports it readable) and fails its transfers. */
+        (void)shutdown(io->fd, SHUT_RDWR);
+        io->probe_sent_usec = 0;
+}
+
+/* Bytes that arrived but were not read yet (a busy loop) are no sign of a
+ * dead connection. */
+static bool socket_readable(int fd) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
+static int on_health_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        koc_client *c = userdata;
+        uint64_t now = koc_now_boottime_usec();
+        bool busy = false;
+
+        for (struct koc_list *n = c->transfers.next; n != &c->transfers; n = n->next)
+                if (container_of(n, transfer, link)->attached)
+                        busy = true;
+        /* Only an HTTP/2 connection can carry the probe; over HTTP/1.1 each
+         * connection holds a single transfer and TCP keepalive watches it. */
+        for (struct koc_list *n = c->sockets.next, *next;
+             busy && c->server_http2 && n != &c->sockets; n = next) {
+                next = n->next;
+                curl_socket_io *io = container_of(n, curl_socket_io, link);
+                /* curl polls a connection for input while transfers wait on
+                 * it, and drops it from the table once it is idle in the
+                 * connection cache. */
+                if (!(io->events & EPOLLIN))
+                        continue;
+                if (io->probe_sent_usec && now - io->probe_sent_usec >= c->ping_timeout_usec &&
+                    !socket_readable(io->fd))
+                        connection_dead(c, io);
+                else if (!io->probe_sent_usec && now - io->last_rx_usec >= c->read_idle_usec &&
+                         (c->probe || health_probe(c) >= 0))
+                        io->probe_sent_usec = now;
+        }
+        if (busy)
+                health_arm(c);
+        return 0;
+}
+
+/* A request timed out: when nothing was read on an HTTP/2 connection since
+ * it was sent, the connection is suspect at once, and the probe's timeout
+ * starts now instead of after the read-idle time.  A leader whose renewals
+ * time out thus gets a fresh connection within about one ping timeout. */
+static void health_suspect(koc_client *c, uint64_t since_usec) {
+        uint64_t now = koc_now_boottime_usec();
+        if (c->read_idle_usec == UINT64_MAX || !c->server_http2 || c->dead)
+                return;
+        for (struct koc_list *n = c->sockets.next; n != &c->sockets; n = n->next) {
+                curl_socket_io *io = container_of(n, curl_socket_io, link);
+                if (!(io->events & EPOLLIN) || io->probe_sent_usec || io->last_rx_usec > since_usec)
+                        continue;
+                if (!c->probe && health_probe(c) < 0)
+                        return;
+                io->probe_sent_usec = now;
+        }
+        health_arm(c);
+}
+
+KOC_EXPORT void koc_client_set_read_idle_timeout(koc_client *c, uint64_t usec) {
+        if (!c)
+                return;
+        c->read_idle_usec = usec ? usec : DEFAULT_READ_IDLE_USEC;
+        if (c->read_idle_usec == UINT64_MAX)
+                (void)sd_event_source_set_enabled(c->health_timer, SD_EVENT_OFF);
+        else if (!list_empty(&c->transfers)) {
+                /* Re-armed with the new tick. */
+                (void)sd_event_source_set_enabled(c->health_timer, SD_EVENT_OFF);
+                health_arm(c);
+        }
+}
+
+KOC_EXPORT void koc_client_set_ping_timeout(koc_client *c, uint64_t usec) {
+        if (!c)
+                return;
+        c->ping_timeout_usec = usec ? usec : DEFAULT_PING_TIMEOUT_USEC;
+        if (c->read_idle_usec != UINT64_MAX && !list_empty(&c->transfers)) {
+                (void)sd_event_source_set_enabled(c->health_timer, SD_EVENT_OFF);
+                health_arm(c);
+        }
+}
+
+/* --- the rate limiter ---------------------------------------------------- */
+
+static bool rate_waiting(koc_client *c) {
+        for (struct koc_list *n = c->transfers.next; n != &c->transfers; n = n->next)
+                if (container_of(n, transfer, link)->waiting_rate)
+                        return true;
+        return false;
+}
+
+static void rate_refill(koc_client *c, uint64_t now) {
+        if (now > c->rate_last_usec)
+                c->rate_tokens +=
+                        c->rate_qps * (double)(now - c->rate_last_usec) / (double)KOC_USEC_PER_SEC;
+        if (c->rate_tokens > (double)c->rate_burst)
+                c->rate_tokens = (double)c->rate_burst;
+        c->rate_last_usec = now;
+}
+
+/* Takes a token for a new transfer; false when it must wait (no token, or
+ * others wait already: the order of starting is kept). */
+static bool rate_take(koc_client *c) {
+        if (c->rate_qps <= 0)
+                return true;
+        if (rate_waiting(c))
+                return false;
+        rate_refill(c, koc_now_boottime_usec());
+        if (c->rate_tokens < 1)
+                return false;
+        c->rate_tokens -= 1;
+        return true;
+}
+
+/* Arms the timer for the moment the next token is there. */
+static void rate_arm(koc_client *c) {
+        rate_refill(c, koc_now_boottime_usec());
+        double missing = 1 - c->rate_tokens;
+        uint64_t wait = missing > 0 ? (uint64_t)ceil(missing / c->rate_qps * KOC_USEC_PER_SEC) : 0;
+        if (sd_event_source_set_time(c->rate_timer, c->rate_last_usec + wait) < 0 ||
+            sd_event_source_set_enabled(c->rate_timer, SD_EVENT_ONESHOT) < 0)
+                koc_log_warn(LOG_COMPONENT, "cannot arm the rate limiter's timer");
+}
+
+/* Releases waiting transfers in order while tokens last (all of them when
+ * the limiter was turned off). */
+static void rate_release(koc_client *c) {
+        bool off = c->rate_qps <= 0;
+        if (!off)
+                rate_refill(c, koc_now_boottime_usec());
+        for (struct koc_list *n = c->transfers.next; n != &c->transfers; n = n->next) {
+                transfer *t = container_of(n, transfer, link);
+                if (!t->waiting_rate)
+                        continue;
+                if (!off) {
+                        if (c->rate_tokens < 1) {
+                                rate_arm(c);
+                                return;
+                        }
+                        c->rate_tokens -= 1;
+                }
+                t->waiting_rate = false;
+                int r = transfer_attach(t);
+                if (r < 0)
+                        transfer_fail(t, r, NULL);
+        }
+}
+
+static int on_rate_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        rate_release(userdata);
+        return 0;
+}
+
+KOC_EXPORT int koc_client_set_rate_limit(koc_client *c, double qps, unsigned burst) {
+        if (!c || !isfinite(qps) || qps < 0 || (qps > 0 && burst == 0))
+                return -EINVAL;
+        c->rate_qps = qps;
+        c->rate_burst = burst;
+        /* A new bucket starts full, as client-go's does. */
+        c->rate_tokens = (double)burst;
+        c->rate_last_usec = koc_now_boottime_usec();
+        if (qps <= 0)
+                (void)sd_event_source_set_enabled(c->rate_timer, SD_EVENT_OFF);
+        rate_release(c);
+        return 0;
+}
+
 /* Sets what every transfer needs and adds it to the multi handle. */
 static int transfer_start(transfer *t, const char *method, const char *path, const char *query) {
         koc_client *c = t->client;
@@ -804,18 +1345,20 @@ static int transfer_start(transfer *t, const char *method, const char *path, con
             curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_WRITEDATA, t) != CURLE_OK)
                 return -EIO;
-        r = koc_cluster_config_apply_tls(c->cfg, e);
-        if (r < 0)
-                return r;
-        r = transfer_set_headers(t);
+        r = koc__cluster_config_apply_tls(c->cfg, e);
         if (r < 0)
                 return r;
 
         t->started_usec = koc_now_boottime_usec();
-        if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
-                return -EIO;
-        t->attached = true;
         list_append(&c->transfers, &t->link);
+        if (!t->is_probe && !rate_take(c)) {
+                t->waiting_rate = true;
+                rate_arm(c);
+                r = 0;
+        } else
+                r = transfer_attach(t);
+        if (r < 0)
+                return r;
         koc_log_debug(LOG_COMPONENT, "%s %s%s%s", method, path, query && query[0] ? "?" : "",
                       query ? query : "");
         return 0;
@@ -849,14 +1392,14 @@ static int request_set_method(koc_request *r, const char *method, uint64_t timeo
         return 0;
 }
 
-int koc_client_submit(koc_client *c, const char *method, const char *path, const char *query,
-                      char *body, const char *content_type, uint64_t timeout_usec,
+int koc__client_submit(koc_client *c, const koc_request_spec *spec, char *body,
                       koc_response_handler_t handler, void (*on_drop)(void *userdata),
                       void *userdata, koc_request **ret) {
         int r;
 
-        if (!c || !valid_method(method) || !path || path[0] != '/' || !valid_url_part(path) ||
-            !valid_url_part(query) || !valid_header_value(content_type)) {
+        if (!c || !spec || !valid_method(spec->method) || !spec->path || spec->path[0] != '/' ||
+            !valid_url_part(spec->path) || !valid_url_part(spec->query) ||
+            !valid_header_value(spec->content_type)) {
                 cJSON_free(body);
                 return -EINVAL;
         }
@@ -871,19 +1414,23 @@ int koc_client_submit(koc_client *c, const char *method, const char *path, const
         }
         transfer *t = &req->t;
         t->body = body;
+        t->timeout_usec = spec->timeout_usec ? spec->timeout_usec : c->default_timeout_usec;
+        if (spec->max_response_size > 0)
+                t->max_data = spec->max_response_size;
         req->handler = handler;
         req->on_drop = on_drop;
         req->userdata = userdata;
-        if (t->body || strcmp(method, "GET") != 0) {
-                t->content_type = strdup(content_type ? content_type : "application/json");
+        if (t->body || strcmp(spec->method, "GET") != 0) {
+                t->content_type =
+                        strdup(spec->content_type ? spec->content_type : "application/json");
                 if (!t->content_type) {
                         transfer_free(t);
                         return -ENOMEM;
                 }
         }
-        r = request_set_method(req, method, timeout_usec ? timeout_usec : c->default_timeout_usec);
+        r = request_set_method(req, spec->method, t->timeout_usec);
         if (r >= 0)
-                r = transfer_start(t, method, path, query);
+                r = transfer_start(t, spec->method, spec->path, spec->query);
         if (r < 0) {
                 transfer_free(t);
                 return r;
@@ -905,8 +1452,27 @@ KOC_EXPORT int koc_client_request(koc_client *c, const koc_request_spec *spec,
                 if (!body)
                         return -ENOMEM;
         }
-        return koc_client_submit(c, spec->method, spec->path, spec->query, body, spec->content_type,
-                                 spec->timeout_usec, handler, NULL, userdata, ret_request);
+        return koc__client_submit(c, spec, body, handler, NULL, userdata, ret_request);
+}
+
+static int health_probe(koc_client *c) {
+        koc_request *req = (koc_request *)transfer_new(c, false, sizeof(koc_request));
+        if (!req)
+                return -ENOMEM;
+        transfer *t = &req->t;
+        t->is_probe = true;
+        t->timeout_usec = c->ping_timeout_usec;
+        req->handler = on_probe_answer;
+        int r = request_set_method(req, "GET", t->timeout_usec);
+        if (r >= 0)
+                r = transfer_start(t, "GET", "/livez", NULL);
+        if (r < 0) {
+                transfer_free(t);
+                return r;
+        }
+        c->probe = req;
+        c->probes_sent++;
+        return 0;
 }
 
 KOC_EXPORT void koc_request_cancel(koc_request *r) {
@@ -957,7 +1523,7 @@ KOC_EXPORT int koc_client_watch(koc_client *c, const koc_watch_spec *spec,
         transfer *t = &w->t;
         w->handler = handler;
         w->userdata = userdata;
-        koc_linebuf_init(&w->lines, spec->max_line);
+        koc__linebuf_init(&w->lines, spec->max_line);
 
         _koc_cleanup_free_ char *q = strdup("watch=1");
         if (!q)
@@ -976,7 +1542,8 @@ KOC_EXPORT int koc_client_watch(koc_client *c, const koc_watch_spec *spec,
         if (r >= 0 && spec->field_selector && spec->field_selector[0])
                 r = append_param(&q, t->easy, "fieldSelector", spec->field_selector);
         /* No total timeout and no low-speed abort: the server's timeoutSeconds
-         * ends the stream, TCP keepalive notices a dead peer. */
+         * ends the stream, and the connection health check (or, over
+         * HTTP/1.1, TCP keepalive) notices a dead peer. */
         long connect_ms = (long)(c->default_timeout_usec / KOC_USEC_PER_MSEC);
         if (r >= 0 && (curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, 0L) != CURLE_OK ||
                        curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS,
@@ -1024,6 +1591,7 @@ static void curl_init(void) {
 }
 
 static void client_free(koc_client *c) {
+        c->exec_run = koc_exec_run_free(c->exec_run);
         while (!list_empty(&c->transfers))
                 transfer_free(container_of(c->transfers.next, transfer, link));
         if (c->multi)
@@ -1035,7 +1603,11 @@ static void client_free(koc_client *c) {
         free(c->by_fd);
         sd_event_source_disable_unref(c->timer);
         sd_event_source_disable_unref(c->dispatch);
-        koc_sync_done(c);
+        sd_event_source_disable_unref(c->rate_timer);
+        sd_event_source_disable_unref(c->health_timer);
+        koc_metrics_unref(c->metrics);
+        free(c->metrics_host);
+        koc__sync_done(c);
         koc_cluster_config_unref(c->cfg);
         sd_event_unref(c->event);
         free(c->user_agent);
@@ -1045,7 +1617,8 @@ static void client_free(koc_client *c) {
 /* The last reference is gone: nothing may be called back any more. */
 static void client_shutdown(koc_client *c) {
         c->dead = true;
-        koc_sync_shutdown(c);
+        c->exec_run = koc_exec_run_free(c->exec_run);
+        koc__sync_shutdown(c);
         for (struct koc_list *n = c->transfers.next, *next; n != &c->transfers; n = next) {
                 next = n->next;
                 transfer *t = container_of(n, transfer, link);
@@ -1072,11 +1645,12 @@ KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_clie
         if (!c)
                 return -ENOMEM;
         c->n_ref = 1;
-        c->sync_fd = -1;
         list_init(&c->sockets);
         list_init(&c->transfers);
         list_init(&c->ready);
         c->default_timeout_usec = DEFAULT_TIMEOUT_USEC;
+        c->read_idle_usec = DEFAULT_READ_IDLE_USEC;
+        c->ping_timeout_usec = DEFAULT_PING_TIMEOUT_USEC;
         c->max_response = DEFAULT_MAX_RESPONSE;
         c->loop_thread = pthread_self();
         c->cfg = koc_cluster_config_ref(cfg);
@@ -1119,6 +1693,21 @@ KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_clie
         r = sd_event_source_set_enabled(c->timer, SD_EVENT_OFF);
         if (r < 0)
                 goto fail;
+        r = sd_event_add_time(c->event, &c->health_timer, CLOCK_BOOTTIME, 0, KOC_USEC_PER_MSEC,
+                              on_health_tick, c);
+        if (r < 0)
+                goto fail;
+        (void)sd_event_source_set_description(c->health_timer, "koc-client-health-check");
+        r = sd_event_source_set_enabled(c->health_timer, SD_EVENT_OFF);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_time(c->event, &c->rate_timer, CLOCK_BOOTTIME, 0, 0, on_rate_timer, c);
+        if (r < 0)
+                goto fail;
+        (void)sd_event_source_set_description(c->rate_timer, "koc-client-rate-limit");
+        r = sd_event_source_set_enabled(c->rate_timer, SD_EVENT_OFF);
+        if (r < 0)
+                goto fail;
         r = sd_event_add_defer(c->event, &c->dispatch, on_dispatch, c);
         if (r < 0)
                 goto fail;
@@ -1126,7 +1715,7 @@ KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_clie
         r = sd_event_source_set_enabled(c->dispatch, SD_EVENT_OFF);
         if (r < 0)
                 goto fail;
-        r = koc_sync_init(c);
+        r = koc__sync_init(c);
         if (r < 0)
                 goto fail;
         *ret = c;

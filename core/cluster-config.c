@@ -35,7 +35,7 @@ static uint64_t default_clock(void *userdata) {
         return koc_now_boottime_usec();
 }
 
-koc_cluster_config *koc_cluster_config_alloc(void) {
+koc_cluster_config *koc__cluster_config_alloc(void) {
         koc_cluster_config *cfg = calloc(1, sizeof *cfg);
         if (!cfg)
                 return NULL;
@@ -72,7 +72,8 @@ static void cluster_config_free(koc_cluster_config *cfg) {
         free_secret(cfg->token);
         free(cfg->token_file);
         free_secret(cfg->auth_header);
-        koc_exec_config_free(cfg->exec);
+        free(cfg->exec_error);
+        koc__exec_config_free(cfg->exec);
         free(cfg);
 }
 
@@ -102,7 +103,7 @@ KOC_EXPORT const char *koc_cluster_config_source(const koc_cluster_config *cfg) 
         return cfg ? cfg->source : NULL;
 }
 
-void koc_cluster_config_set_clock(koc_cluster_config *cfg, uint64_t (*now)(void *),
+void koc__cluster_config_set_clock(koc_cluster_config *cfg, uint64_t (*now)(void *),
                                   void *userdata) {
         if (!cfg)
                 return;
@@ -114,7 +115,7 @@ void koc_cluster_config_set_clock(koc_cluster_config *cfg, uint64_t (*now)(void 
 
 /* ---- files -------------------------------------------------------------- */
 
-int koc_read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size) {
+int koc__read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size) {
         /* O_NONBLOCK: opening a FIFO (a token file or kubeconfig path naming
          * one) would otherwise block until a writer appears, on the event
          * loop for token reloads; it is refused below as not a regular file.
@@ -190,7 +191,7 @@ int koc_read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_
         return 0;
 }
 
-bool koc_token_is_valid(const char *token) {
+bool koc__token_is_valid(const char *token) {
         if (!token || !*token)
                 return false;
         for (const unsigned char *p = (const unsigned char *)token; *p; p++)
@@ -210,10 +211,10 @@ static size_t trim_space(char *buf, size_t *len) {
         return start;
 }
 
-int koc_read_token_file(const char *path, char **ret, const char **ret_why) {
+int koc__read_token_file(const char *path, char **ret, const char **ret_why) {
         char *buf = NULL;
         size_t len = 0;
-        int r = koc_read_file_bounded(path, KOC_TOKEN_MAX, &buf, &len);
+        int r = koc__read_file_bounded(path, KOC_TOKEN_MAX, &buf, &len);
         if (r < 0) {
                 *ret_why = r == -EFBIG ? "file too large for a token" : strerror(-r);
                 return r;
@@ -229,7 +230,7 @@ int koc_read_token_file(const char *path, char **ret, const char **ret_why) {
                 *ret_why = "token file is empty";
                 return -ENODATA;
         }
-        if (!koc_token_is_valid(buf + start)) {
+        if (!koc__token_is_valid(buf + start)) {
                 free_secret(buf);
                 *ret_why = "token contains whitespace or control characters";
                 return -EBADMSG;
@@ -255,7 +256,7 @@ static bool is_hostname(const char *s) {
         return true;
 }
 
-int koc_cluster_config_set_server(koc_cluster_config *cfg, const char *server,
+int koc__cluster_config_set_server(koc_cluster_config *cfg, const char *server,
                                   const char *tls_server_name, const char *where, koc_error *err) {
         _koc_cleanup_free_ char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
         _koc_cleanup_free_ char *query = NULL, *user = NULL;
@@ -335,7 +336,7 @@ int koc_cluster_config_set_server(koc_cluster_config *cfg, const char *server,
 static int read_namespace_file(const char *path, char **ret) {
         char *buf = NULL;
         size_t len = 0;
-        int r = koc_read_file_bounded(path, 4096, &buf, &len);
+        int r = koc__read_file_bounded(path, 4096, &buf, &len);
         if (r < 0)
                 return r;
         size_t start = trim_space(buf, &len);
@@ -388,7 +389,7 @@ KOC_EXPORT int koc_cluster_config_in_cluster(const char *sa_dir, koc_cluster_con
                                      host);
 
         _koc_cleanup_(koc_cluster_config_unrefp) koc_cluster_config *cfg =
-                koc_cluster_config_alloc();
+                koc__cluster_config_alloc();
         if (!cfg)
                 return koc_error_set(err, -ENOMEM, "out of memory");
 
@@ -396,7 +397,7 @@ KOC_EXPORT int koc_cluster_config_in_cluster(const char *sa_dir, koc_cluster_con
         /* An IPv6 address must be bracketed in a URL. */
         if (asprintf(&url, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host, port) < 0)
                 return koc_error_set(err, -ENOMEM, "out of memory");
-        int r = koc_cluster_config_set_server(cfg, url, NULL, "in-cluster: KUBERNETES_SERVICE_HOST",
+        int r = koc__cluster_config_set_server(cfg, url, NULL, "in-cluster: KUBERNETES_SERVICE_HOST",
                                               err);
         if (r < 0)
                 return r;
@@ -406,7 +407,7 @@ KOC_EXPORT int koc_cluster_config_in_cluster(const char *sa_dir, koc_cluster_con
                 return koc_error_set(err, -ENOMEM, "out of memory");
         }
         const char *why = NULL;
-        r = koc_read_token_file(cfg->token_file, &cfg->token, &why);
+        r = koc__read_token_file(cfg->token_file, &cfg->token, &why);
         if (r < 0)
                 return koc_error_set(err, r, "in-cluster: %s: %s", cfg->token_file, why);
         cfg->token_kind = KOC_TOKEN_FILE;
@@ -495,7 +496,7 @@ KOC_EXPORT int koc_cluster_config_load(const char *kubeconfig_path, const char *
 
 /* ---- what the client asks for ------------------------------------------- */
 
-int koc_cluster_config_apply_tls(koc_cluster_config *cfg, CURL *easy) {
+int koc__cluster_config_apply_tls(koc_cluster_config *cfg, CURL *easy) {
         if (!cfg || !easy)
                 return -EINVAL;
         if (!cfg->tls)
@@ -563,7 +564,7 @@ static void refresh_file_token(koc_cluster_config *cfg, uint64_t now) {
         const char *why = NULL;
         cfg->token_read_usec = now;
         cfg->token_invalidated = false;
-        int r = koc_read_token_file(cfg->token_file, &tok, &why);
+        int r = koc__read_token_file(cfg->token_file, &tok, &why);
         if (r < 0) {
                 koc_log_warn("config", "re-reading token %s failed: %s; keeping the previous token",
                              cfg->token_file, why);
@@ -578,22 +579,58 @@ static void refresh_file_token(koc_cluster_config *cfg, uint64_t now) {
         cfg->token = tok;
 }
 
-static void refresh_exec_token(koc_cluster_config *cfg, uint64_t now) {
-        char *tok = NULL;
-        uint64_t expiry = 0;
-        koc_error e = {0};
-        cfg->token_read_usec = now;
+bool koc_cluster_config_exec_due(koc_cluster_config *cfg) {
+        if (!cfg || cfg->token_kind != KOC_TOKEN_EXEC)
+                return false;
+        uint64_t now = cfg->now(cfg->now_userdata);
+        bool expired =
+                cfg->token_expiry_usec != 0 && koc_now_realtime_usec() >= cfg->token_expiry_usec;
+        /* A plugin that fails or hands out an already expired credential is
+         * not re-run more often than every 5 s, unless a 401 says the
+         * credential was rejected. */
+        bool may_retry =
+                now < cfg->token_read_usec || now - cfg->token_read_usec >= KOC_EXEC_RETRY_USEC;
+        return cfg->token_invalidated || ((!cfg->token || expired) && may_retry);
+}
+
+void koc_cluster_config_exec_result(koc_cluster_config *cfg, int r, char *token, uint64_t expiry,
+                                    const koc_error *err) {
+        cfg->token_read_usec = cfg->now(cfg->now_userdata);
         cfg->token_invalidated = false;
-        if (koc_exec_credential_run(cfg->exec, &tok, &expiry, &e) < 0) {
-                koc_log_warn("config", "%s; keeping the previous credential", e.message);
+        free(cfg->exec_error);
+        cfg->exec_error = NULL;
+        cfg->exec_errno = 0;
+        if (r < 0) {
+                koc_log_warn("config", "%s; keeping the previous credential", err->message);
+                cfg->exec_errno = r;
+                cfg->exec_error = strdup(err->message);
                 return;
         }
         free_secret(cfg->token);
-        cfg->token = tok;
+        cfg->token = token;
         cfg->token_expiry_usec = expiry;
 }
 
-const char *koc_cluster_config_auth_header(koc_cluster_config *cfg) {
+int koc_cluster_config_exec_failure(koc_cluster_config *cfg, const char **ret_message) {
+        if (!cfg || cfg->token_kind != KOC_TOKEN_EXEC || cfg->exec_errno == 0)
+                return 0;
+        bool expired =
+                cfg->token_expiry_usec != 0 && koc_now_realtime_usec() >= cfg->token_expiry_usec;
+        if (cfg->token && !expired)
+                return 0;
+        *ret_message = cfg->exec_error ? cfg->exec_error : strerror(-cfg->exec_errno);
+        return cfg->exec_errno;
+}
+
+static void refresh_exec_token(koc_cluster_config *cfg) {
+        char *tok = NULL;
+        uint64_t expiry = 0;
+        koc_error e = {0};
+        int r = koc__exec_credential_run(cfg->exec, &tok, &expiry, &e);
+        koc_cluster_config_exec_result(cfg, r, tok, expiry, &e);
+}
+
+const char *koc__cluster_config_auth_header(koc_cluster_config *cfg) {
         if (!cfg)
                 return NULL;
         uint64_t now = cfg->now(cfg->now_userdata);
@@ -607,21 +644,16 @@ const char *koc_cluster_config_auth_header(koc_cluster_config *cfg) {
                     now - cfg->token_read_usec >= KOC_TOKEN_REFRESH_USEC)
                         refresh_file_token(cfg, now);
                 break;
-        case KOC_TOKEN_EXEC: {
-                bool expired = cfg->token_expiry_usec != 0 &&
-                               koc_now_realtime_usec() >= cfg->token_expiry_usec;
-                /* A plugin that fails or hands out an already expired
-                 * credential is not re-run more often than every 5 s
-                 * (each run may take up to 10 s on the loop thread),
-                 * unless a 401 says the credential was rejected. */
-                bool may_retry = now < cfg->token_read_usec ||
-                                 now - cfg->token_read_usec >= KOC_EXEC_RETRY_USEC;
-                if (cfg->token_invalidated || ((!cfg->token || expired) && may_retry))
-                        refresh_exec_token(cfg, now);
+        case KOC_TOKEN_EXEC:
+                if (koc_cluster_config_exec_due(cfg))
+                        refresh_exec_token(cfg);
                 break;
         }
-        }
-        if (!cfg->token)
+        return koc_cluster_config_current_auth_header(cfg);
+}
+
+const char *koc_cluster_config_current_auth_header(koc_cluster_config *cfg) {
+        if (!cfg || cfg->token_kind == KOC_TOKEN_NONE || !cfg->token)
                 return NULL;
         free_secret(cfg->auth_header);
         cfg->auth_header = NULL;
@@ -632,7 +664,7 @@ const char *koc_cluster_config_auth_header(koc_cluster_config *cfg) {
         return cfg->auth_header;
 }
 
-void koc_cluster_config_token_invalidate(koc_cluster_config *cfg) {
+void koc__cluster_config_token_invalidate(koc_cluster_config *cfg) {
         if (cfg && (cfg->token_kind == KOC_TOKEN_FILE || cfg->token_kind == KOC_TOKEN_EXEC))
                 cfg->token_invalidated = true;
 }

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <systemd/sd-event.h>
+
 #include "config-internal.h"
 
 /* Bounds on what koc reads from files: a kubeconfig, a token file, a PEM file. */
@@ -72,32 +74,50 @@ struct koc_cluster_config {
         char *auth_header;
 
         koc_exec_config *exec;
+        int exec_errno;   /* the last plugin run failed with it, or 0 */
+        char *exec_error; /* and this message */
 
         uint64_t (*now)(void *userdata);
         void *now_userdata;
 };
 
-koc_cluster_config *koc_cluster_config_alloc(void);
+koc_cluster_config *koc__cluster_config_alloc(void);
 
 /* Parses and checks server (https:// or http://), applies tls_server_name
  * (may be NULL).  where names the file and field for errors. */
-int koc_cluster_config_set_server(koc_cluster_config *cfg, const char *server,
+int koc__cluster_config_set_server(koc_cluster_config *cfg, const char *server,
                                   const char *tls_server_name, const char *where, koc_error *err);
 
 /* Reads a whole regular file of at most max bytes; the result is
  * NUL-terminated (size excludes the NUL).  Negative errno on failure. */
-int koc_read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size);
+int koc__read_file_bounded(const char *path, size_t max, char **ret, size_t *ret_size);
 
 /* Reads a bearer token file: trims surrounding whitespace, rejects empty
  * tokens and control characters.  *ret_why gets a static reason on failure. */
-int koc_read_token_file(const char *path, char **ret, const char **ret_why);
+int koc__read_token_file(const char *path, char **ret, const char **ret_why);
 
 /* Checks that a token may go into an HTTP header. */
-bool koc_token_is_valid(const char *token);
+bool koc__token_is_valid(const char *token);
 
 /* Exec credential plugins (exec-credential.c). */
-void koc_exec_config_free(koc_exec_config *e);
+void koc__exec_config_free(koc_exec_config *e);
+
+/* One asynchronous run of a plugin on an sd-event loop. */
+typedef struct koc_exec_run koc_exec_run;
+/* r: 0 with token (the callee owns it) and expiry (realtime usec, 0 = none),
+ * or a negative errno with err's message naming the kubeconfig field and the
+ * command.  Runs from one of the run's sources, never inside
+ * koc_exec_credential_start(); it may free the run. */
+typedef void (*koc_exec_done_t)(int r, char *token, uint64_t expiry, const koc_error *err,
+                                void *userdata);
+/* Starts the plugin (bounded as koc__exec_credential_run()).  e must outlive
+ * the run.  Fails (with err set) when the plugin cannot be started. */
+int koc_exec_credential_start(sd_event *event, const koc_exec_config *e, koc_exec_done_t done,
+                              void *userdata, koc_exec_run **ret, koc_error *err);
+/* Frees the run; a plugin still running is killed (and reaped), and done is
+ * not called. */
+koc_exec_run *koc_exec_run_free(koc_exec_run *run);
 /* Runs the plugin (bounded: 10 s, 1 MiB of output), and on success returns the
  * token and its expiry (realtime usec, 0 = none). */
-int koc_exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t *ret_expiry,
+int koc__exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t *ret_expiry,
                             koc_error *err);

@@ -78,6 +78,7 @@ typedef struct kc_walk {
         const kc_file *file;
         yaml_document_t *doc;
         koc_error *err;
+        unsigned n_unknown; /* unknown keys warned about in this file */
 } kc_walk;
 
 static void free_secret(char *s) {
@@ -104,7 +105,7 @@ static void merged_free(kc_merged *m) {
                 free(u->cert_data);
                 free(u->key);
                 free_secret(u->key_data);
-                koc_exec_config_free(u->exec);
+                koc__exec_config_free(u->exec);
         }
         for (size_t i = 0; i < m->n_contexts; i++) {
                 kc_context *c = &m->contexts[i];
@@ -167,6 +168,69 @@ static yaml_node_t *map_get(kc_walk *w, const yaml_node_t *map, const char *key)
                         return yaml_document_get_node(w->doc, p->value);
         }
         return NULL;
+}
+
+/* The keys of client-go's kubeconfig (clientcmd/api/v1), known even where koc
+ * does not use them, so that only misspellings are warned about. */
+static const char *const top_keys[] = {"apiVersion",      "kind",       "preferences",
+                                       "clusters",        "users",      "contexts",
+                                       "current-context", "extensions", NULL};
+static const char *const cluster_keys[] = {"server",
+                                           "tls-server-name",
+                                           "insecure-skip-tls-verify",
+                                           "certificate-authority",
+                                           "certificate-authority-data",
+                                           "proxy-url",
+                                           "disable-compression",
+                                           "extensions",
+                                           NULL};
+static const char *const user_keys[] = {"client-certificate",
+                                        "client-certificate-data",
+                                        "client-key",
+                                        "client-key-data",
+                                        "token",
+                                        "tokenFile",
+                                        "as",
+                                        "as-uid",
+                                        "as-groups",
+                                        "as-user-extra",
+                                        "username",
+                                        "password",
+                                        "auth-provider",
+                                        "exec",
+                                        "extensions",
+                                        NULL};
+static const char *const context_keys[] = {"cluster", "user", "namespace", "extensions", NULL};
+
+/* A hostile file with thousands of unknown keys gets this many lines. */
+#define UNKNOWN_KEYS_LOGGED 8
+
+/* A misspelled key ("tokn") would otherwise be ignored without a word, and
+ * the user left to wonder why the token is not sent.  where is the field of
+ * the mapping ("users[0].user"), or NULL at the top level. */
+static void warn_unknown_keys(kc_walk *w, const yaml_node_t *map, const char *where,
+                              const char *const *known) {
+        for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+             p++) {
+                yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
+                if (!k || k->type != YAML_SCALAR_NODE)
+                        continue;
+                const char *key = (const char *)k->data.scalar.value;
+                bool found = false;
+                for (size_t i = 0; known[i] && !found; i++)
+                        found = strcmp(key, known[i]) == 0;
+                if (found)
+                        continue;
+                if (++w->n_unknown > UNKNOWN_KEYS_LOGGED) {
+                        if (w->n_unknown == UNKNOWN_KEYS_LOGGED + 1)
+                                koc_log_warn("config", "%s: more unknown keys; not listing them",
+                                             w->file->path);
+                        continue;
+                }
+                koc_log_warn("config", "%s: %s%s%.64s: unknown key, ignored (line %zu)",
+                             w->file->path, where ? where : "", where ? "." : "", key,
+                             k->start_mark.line + 1);
+        }
 }
 
 /* *ret = the mapping at key, NULL when absent or null. */
@@ -312,6 +376,8 @@ static int add_cluster(kc_walk *w, kc_merged *m, const char *name, size_t i, con
                 return koc_error_set(w->err, -ENOMEM, "out of memory");
         char f[160];
         int r;
+        snprintf(f, sizeof f, "clusters[%zu].cluster", i);
+        warn_unknown_keys(w, n, f, cluster_keys);
         if ((r = get_string(w, n, "server", FIELD(f, "clusters", i, "cluster", "server"),
                             &c->server)) < 0 ||
             (r = get_string(w, n, "certificate-authority",
@@ -442,6 +508,8 @@ static int add_user(kc_walk *w, kc_merged *m, const char *name, size_t i, const 
                 return koc_error_set(w->err, -ENOMEM, "out of memory");
         char f[160];
         int r;
+        snprintf(f, sizeof f, "users[%zu].user", i);
+        warn_unknown_keys(w, n, f, user_keys);
         if ((r = get_string(w, n, "token", FIELD(f, "users", i, "user", "token"), &u->token)) < 0 ||
             (r = get_string(w, n, "tokenFile", FIELD(f, "users", i, "user", "tokenFile"),
                             &u->token_file)) < 0 ||
@@ -480,6 +548,8 @@ static int add_context(kc_walk *w, kc_merged *m, const char *name, size_t i, con
                 return koc_error_set(w->err, -ENOMEM, "out of memory");
         char f[160];
         int r;
+        snprintf(f, sizeof f, "contexts[%zu].context", i);
+        warn_unknown_keys(w, n, f, context_keys);
         if ((r = get_string(w, n, "cluster", FIELD(f, "contexts", i, "context", "cluster"),
                             &c->cluster)) < 0 ||
             (r = get_string(w, n, "user", FIELD(f, "contexts", i, "context", "user"), &c->user)) <
@@ -605,6 +675,7 @@ static int parse_file(kc_merged *m, const kc_file *file, const char *text, size_
                 r = type_error(&w, "(top level)", root, "a mapping");
                 goto out;
         }
+        warn_unknown_keys(&w, root, NULL, top_keys);
         r = get_string(&w, root, "current-context", "current-context", &cc);
         if (r < 0)
                 goto out;
@@ -626,7 +697,7 @@ out:
 static int load_file(kc_merged *m, const char *path, bool skip_missing, koc_error *err) {
         _koc_cleanup_free_ char *text = NULL;
         size_t len = 0;
-        int r = koc_read_file_bounded(path, KOC_KUBECONFIG_MAX, &text, &len);
+        int r = koc__read_file_bounded(path, KOC_KUBECONFIG_MAX, &text, &len);
         if (r == -ENOENT && skip_missing)
                 return 0;
         if (r == -EFBIG)
@@ -807,7 +878,7 @@ static int pem_file(const kc_file *f, const char *field, const char *p, enum pem
                 return koc_error_set(err, -ENOMEM, "out of memory");
         _koc_cleanup_free_ char *text = NULL;
         size_t len = 0;
-        int r = koc_read_file_bounded(*ret, KOC_KUBECONFIG_MAX, &text, &len);
+        int r = koc__read_file_bounded(*ret, KOC_KUBECONFIG_MAX, &text, &len);
         if (r < 0)
                 return koc_error_set(err, r, "%s: %s: cannot read %s: %s", f->path, field, *ret,
                                      r == -EFBIG ? "file too large" : strerror(-r));
@@ -827,7 +898,7 @@ static int build_cluster(koc_cluster_config *cfg, const kc_cluster *c, koc_error
                  FIELD(f, "clusters", c->index, "cluster", "server"));
         if (!c->server)
                 return koc_error_set(err, -EINVAL, "%s: missing (cluster \"%s\")", where, c->name);
-        int r = koc_cluster_config_set_server(cfg, c->server, c->tls_server_name, where, err);
+        int r = koc__cluster_config_set_server(cfg, c->server, c->tls_server_name, where, err);
         if (r < 0)
                 return r;
         if (!cfg->tls) {
@@ -944,7 +1015,7 @@ static int build_user(koc_cluster_config *cfg, kc_user *u, koc_error *err) {
                 if (resolve_path(u->file, u->token_file, &cfg->token_file) < 0)
                         return koc_error_set(err, -ENOMEM, "out of memory");
                 const char *why = NULL;
-                r = koc_read_token_file(cfg->token_file, &cfg->token, &why);
+                r = koc__read_token_file(cfg->token_file, &cfg->token, &why);
                 if (r < 0)
                         return koc_error_set(err, r, "%s: %s: %s: %s", path,
                                              FIELD(f, "users", u->index, "user", "tokenFile"),
@@ -952,7 +1023,7 @@ static int build_user(koc_cluster_config *cfg, kc_user *u, koc_error *err) {
                 cfg->token_kind = KOC_TOKEN_FILE;
                 cfg->token_read_usec = cfg->now(cfg->now_userdata);
         } else if (u->token) {
-                if (!koc_token_is_valid(u->token))
+                if (!koc__token_is_valid(u->token))
                         return koc_error_set(err, -EINVAL,
                                              "%s: %s: contains whitespace or control characters",
                                              path, FIELD(f, "users", u->index, "user", "token"));
@@ -962,7 +1033,7 @@ static int build_user(koc_cluster_config *cfg, kc_user *u, koc_error *err) {
         } else if (u->exec) {
                 /* Bounded (10 s): run once at load, so that a broken plugin
                  * fails here with its name, not on the first request. */
-                r = koc_exec_credential_run(u->exec, &cfg->token, &cfg->token_expiry_usec, err);
+                r = koc__exec_credential_run(u->exec, &cfg->token, &cfg->token_expiry_usec, err);
                 if (r < 0)
                         return r;
                 cfg->token_kind = KOC_TOKEN_EXEC;
@@ -1025,7 +1096,7 @@ static int merged_build(kc_merged *m, const char *paths, const char *context,
         }
 
         _koc_cleanup_(koc_cluster_config_unrefp) koc_cluster_config *cfg =
-                koc_cluster_config_alloc();
+                koc__cluster_config_alloc();
         if (!cfg)
                 return koc_error_set(err, -ENOMEM, "out of memory");
         int r = build_cluster(cfg, cl, err);

@@ -5,11 +5,11 @@
 
 #include "linebuf.h"
 
-void koc_linebuf_init(koc_linebuf *lb, size_t max_line) {
+void koc__linebuf_init(koc_linebuf *lb, size_t max_line) {
         *lb = (koc_linebuf){.max_line = max_line ? max_line : KOC_LINEBUF_DEFAULT_MAX};
 }
 
-void koc_linebuf_done(koc_linebuf *lb) {
+void koc__linebuf_done(koc_linebuf *lb) {
         free(lb->buf);
         lb->buf = NULL;
         lb->len = lb->alloc = 0;
@@ -57,11 +57,11 @@ static bool over_cap(const koc_linebuf *lb, size_t len, bool complete, char last
 
 static int fail(koc_linebuf *lb, int r) {
         lb->error = r;
-        koc_linebuf_done(lb);
+        koc__linebuf_done(lb);
         return r;
 }
 
-int koc_linebuf_feed(koc_linebuf *lb, const char *data, size_t n, koc_linebuf_line_t cb,
+int koc__linebuf_feed(koc_linebuf *lb, const char *data, size_t n, koc_linebuf_line_t cb,
                      void *userdata) {
         int r;
 
@@ -104,7 +104,7 @@ int koc_linebuf_feed(koc_linebuf *lb, const char *data, size_t n, koc_linebuf_li
         return 0;
 }
 
-int koc_linebuf_finish(koc_linebuf *lb, koc_linebuf_line_t cb, void *userdata) {
+int koc__linebuf_finish(koc_linebuf *lb, koc_linebuf_line_t cb, void *userdata) {
         if (lb->error)
                 return lb->error;
         if (lb->len == 0)

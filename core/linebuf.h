@@ -30,20 +30,20 @@ typedef struct koc_linebuf {
 #define KOC_LINEBUF_DEFAULT_MAX (16u * 1024u * 1024u)
 
 /* max_line 0 means KOC_LINEBUF_DEFAULT_MAX. */
-void koc_linebuf_init(koc_linebuf *lb, size_t max_line);
-void koc_linebuf_done(koc_linebuf *lb);
+void koc__linebuf_init(koc_linebuf *lb, size_t max_line);
+void koc__linebuf_done(koc_linebuf *lb);
 
 /* Feeds n bytes.  Returns 0, -EMSGSIZE when a line is over max_line, -ENOMEM,
  * or the callback's negative return. */
-int koc_linebuf_feed(koc_linebuf *lb, const char *data, size_t n, koc_linebuf_line_t cb,
+int koc__linebuf_feed(koc_linebuf *lb, const char *data, size_t n, koc_linebuf_line_t cb,
                      void *userdata);
 
 /* At the end of the stream: hands out an unfinished last line, if any (a
  * stream need not end with a newline).  Returns what the callback returned,
  * 0 when there was nothing left, or the sticky error. */
-int koc_linebuf_finish(koc_linebuf *lb, koc_linebuf_line_t cb, void *userdata);
+int koc__linebuf_finish(koc_linebuf *lb, koc_linebuf_line_t cb, void *userdata);
 
 /* Bytes of an unfinished line waiting for more data. */
-static inline size_t koc_linebuf_pending(const koc_linebuf *lb) {
+static inline size_t koc__linebuf_pending(const koc_linebuf *lb) {
         return lb->len;
 }

@@ -96,7 +96,7 @@ static void put_quoted(FILE *f, const char *s) {
 
 static void default_handler(int level, const char *component, const char *message) {
         char ts[40];
-        koc_format_timestamp(koc_now_realtime_usec(), 3, ts, sizeof ts);
+        koc__format_timestamp(koc_now_realtime_usec(), 3, ts, sizeof ts);
         /* One fwrite-sized line under the stdio lock, so lines never interleave. */
         char *line = NULL;
         size_t len = 0;

@@ -70,12 +70,12 @@ static int on_defer(sd_event_source *s, void *userdata) {
         return run(userdata);
 }
 
-void koc_mhd_loop_kick(koc_mhd_loop *ml) {
+void koc__mhd_loop_kick(koc_mhd_loop *ml) {
         if (ml)
                 (void)sd_event_source_set_enabled(ml->defer, SD_EVENT_ONESHOT);
 }
 
-koc_mhd_loop *koc_mhd_loop_free(koc_mhd_loop *ml) {
+koc_mhd_loop *koc__mhd_loop_free(koc_mhd_loop *ml) {
         if (!ml)
                 return NULL;
         sd_event_source_disable_unref(ml->io);
@@ -85,7 +85,7 @@ koc_mhd_loop *koc_mhd_loop_free(koc_mhd_loop *ml) {
         return NULL;
 }
 
-int koc_mhd_loop_new(sd_event *event, struct MHD_Daemon *daemon, int64_t priority,
+int koc__mhd_loop_new(sd_event *event, struct MHD_Daemon *daemon, int64_t priority,
                      unsigned max_connections, const char *description, koc_mhd_loop **ret) {
         const union MHD_DaemonInfo *info;
         koc_mhd_loop *ml;
@@ -115,7 +115,7 @@ int koc_mhd_loop_new(sd_event *event, struct MHD_Daemon *daemon, int64_t priorit
         if (r >= 0)
                 r = sd_event_source_set_priority(ml->defer, priority);
         if (r < 0) {
-                koc_mhd_loop_free(ml);
+                koc__mhd_loop_free(ml);
                 return r;
         }
         if (!description)

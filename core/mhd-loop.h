@@ -14,9 +14,9 @@
  *
  *   struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_EPOLL | ..., MHD_OPTION_END);
  *   koc_mhd_loop *ml;
- *   r = koc_mhd_loop_new(event, d, SD_EVENT_PRIORITY_NORMAL, 0, "http", &ml);
+ *   r = koc__mhd_loop_new(event, d, SD_EVENT_PRIORITY_NORMAL, 0, "http", &ml);
  *   ...
- *   ml = koc_mhd_loop_free(ml);      (does not stop the daemon)
+ *   ml = koc__mhd_loop_free(ml);      (does not stop the daemon)
  *   MHD_stop_daemon(d);
  */
 #pragma once
@@ -31,9 +31,9 @@ typedef struct koc_mhd_loop koc_mhd_loop;
  * max_connections is the daemon's MHD_OPTION_CONNECTION_LIMIT (0: none set);
  * description names the sources (for sd-event's debugging).  -EINVAL when the
  * daemon has no epoll fd (not started with MHD_USE_EPOLL). */
-int koc_mhd_loop_new(sd_event *event, struct MHD_Daemon *daemon, int64_t priority,
+int koc__mhd_loop_new(sd_event *event, struct MHD_Daemon *daemon, int64_t priority,
                      unsigned max_connections, const char *description, koc_mhd_loop **ret);
 /* Detaches from the loop; the daemon stays running.  NULL is a no-op. */
-koc_mhd_loop *koc_mhd_loop_free(koc_mhd_loop *ml);
+koc_mhd_loop *koc__mhd_loop_free(koc_mhd_loop *ml);
 /* Runs MHD on the next loop iteration, e.g. after MHD_resume_connection(). */
-void koc_mhd_loop_kick(koc_mhd_loop *ml);
+void koc__mhd_loop_kick(koc_mhd_loop *ml);

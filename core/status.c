@@ -97,7 +97,7 @@ static bool json_integer(const cJSON *item, double min, double max, long *ret) {
         return true;
 }
 
-void koc_status_parse(const cJSON *body, long http_code, koc_status *ret) {
+void koc__status_parse(const cJSON *body, long http_code, koc_status *ret) {
         const char *reason = NULL;
         long code = 0, retry = 0;
 
@@ -125,7 +125,7 @@ void koc_status_parse(const cJSON *body, long http_code, koc_status *ret) {
                 ret->reason = koc_reason_from_status(reason, ret->code);
 }
 
-int koc_curl_code_to_errno(CURLcode code) {
+int koc__curl_code_to_errno(CURLcode code) {
         switch (code) {
         case CURLE_OK:
                 return 0;
@@ -179,7 +179,7 @@ int koc_curl_code_to_errno(CURLcode code) {
         }
 }
 
-int koc_parse_retry_after(const char *value, uint64_t now_realtime_usec, uint64_t *ret_usec) {
+int koc__parse_retry_after(const char *value, uint64_t now_realtime_usec, uint64_t *ret_usec) {
         if (!value)
                 return -EINVAL;
         while (isspace((unsigned char)*value))

@@ -2,9 +2,9 @@
 /*
  * The synchronous facade: koc_client_call() for worker threads.
  *
- * A worker serialises the body on its own thread, appends the call to a
- * mutex-protected queue and writes to an eventfd; the loop thread's I/O
- * source on that eventfd takes the queue and submits each call as an ordinary
+ * A worker serialises the body on its own thread and posts the call to the
+ * client's mailbox (core/mailbox.c: a bounded queue plus an eventfd watched
+ * by the loop); on the loop thread the call is submitted as an ordinary
  * asynchronous request.  The worker waits on a condition variable of its own
  * call (a stack object), so that once the loop has signalled it, neither side
  * touches the other's memory again: the client may be gone by the time the
@@ -18,15 +18,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "client-internal.h"
+#include "mailbox.h"
 #include "koc/log.h"
 
 struct koc_sync_call {
-        koc_sync_call *next;
+        koc_client *client;
         const koc_request_spec *spec; /* the worker's, valid while it waits */
         char *body;                   /* serialised on the worker; moves to the request */
 
@@ -79,66 +78,35 @@ static void sync_on_drop(void *userdata) {
         sync_complete(userdata, -ECANCELED, NULL);
 }
 
-static koc_sync_call *sync_take_all(koc_client *c) {
-        pthread_mutex_lock(&c->sync_lock);
-        koc_sync_call *head = c->sync_head;
-        c->sync_head = c->sync_tail = NULL;
-        pthread_mutex_unlock(&c->sync_lock);
-        return head;
-}
+/* On the loop thread, from the mailbox. */
+static void sync_submit(void *userdata, bool cancelled) {
+        koc_sync_call *call = userdata;
+        koc_client *c = call->client;
 
-static int on_sync_event(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        koc_client *c = userdata;
-        uint64_t n;
-
-        (void)!read(fd, &n, sizeof n);
-        for (koc_sync_call *call = sync_take_all(c), *next; call; call = next) {
-                next = call->next;
-                const koc_request_spec *spec = call->spec;
-                char *body = call->body;
-                call->body = NULL; /* the request owns it now, even on failure */
-                int r = koc_client_submit(c, spec->method, spec->path, spec->query, body,
-                                          spec->content_type, spec->timeout_usec, sync_on_response,
-                                          sync_on_drop, call, NULL);
-                if (r < 0)
-                        sync_complete(call, r, NULL);
-        }
-        return 0;
-}
-
-int koc_sync_init(koc_client *c) {
-        int r = pthread_mutex_init(&c->sync_lock, NULL);
-        if (r != 0)
-                return -r;
-        c->sync_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (c->sync_fd < 0)
-                return -errno;
-        r = sd_event_add_io(c->event, &c->sync_source, c->sync_fd, EPOLLIN, on_sync_event, c);
-        if (r < 0)
-                return r;
-        (void)sd_event_source_set_description(c->sync_source, "koc-client-sync");
-        return 0;
-}
-
-void koc_sync_shutdown(koc_client *c) {
-        if (c->sync_fd < 0)
-                return;
-        pthread_mutex_lock(&c->sync_lock);
-        c->sync_closed = true;
-        pthread_mutex_unlock(&c->sync_lock);
-        for (koc_sync_call *call = sync_take_all(c), *next; call; call = next) {
-                next = call->next;
+        if (cancelled) {
                 sync_complete(call, -ECANCELED, NULL);
+                return;
         }
+        const koc_request_spec *spec = call->spec;
+        char *body = call->body;
+        call->body = NULL; /* the request owns it now, even on failure */
+        int r = koc__client_submit(c, spec, body, sync_on_response, sync_on_drop, call, NULL);
+        if (r < 0)
+                sync_complete(call, r, NULL);
 }
 
-void koc_sync_done(koc_client *c) {
-        if (c->sync_fd < 0)
-                return;
-        c->sync_source = sd_event_source_disable_unref(c->sync_source);
-        close(c->sync_fd);
-        c->sync_fd = -1;
-        pthread_mutex_destroy(&c->sync_lock);
+int koc__sync_init(koc_client *c) {
+        return koc_mailbox_new(c->event, 0, &c->sync_mailbox);
+}
+
+void koc__sync_shutdown(koc_client *c) {
+        /* Posted calls complete with -ECANCELED; later posts fail with it. */
+        if (c->sync_mailbox)
+                koc_mailbox_close(c->sync_mailbox);
+}
+
+void koc__sync_done(koc_client *c) {
+        c->sync_mailbox = koc_mailbox_free(c->sync_mailbox);
 }
 
 KOC_EXPORT int koc_client_call(koc_client *c, const koc_request_spec *spec, koc_response **ret) {
@@ -161,24 +129,8 @@ KOC_EXPORT int koc_client_call(koc_client *c, const koc_request_spec *spec, koc_
         pthread_mutex_init(&call.lock, NULL);
         pthread_cond_init(&call.cond, NULL);
 
-        int r = 0;
-        pthread_mutex_lock(&c->sync_lock);
-        if (c->sync_closed)
-                r = -ECANCELED;
-        else {
-                if (c->sync_tail)
-                        c->sync_tail->next = &call;
-                else
-                        c->sync_head = &call;
-                c->sync_tail = &call;
-                /* Written under the lock, so the client cannot be freed
-                 * between posting and waking the loop.  EAGAIN means the
-                 * counter is saturated, which is readable anyway. */
-                uint64_t one = 1;
-                (void)!write(c->sync_fd, &one, sizeof one);
-        }
-        pthread_mutex_unlock(&c->sync_lock);
-
+        call.client = c;
+        int r = koc_mailbox_post(c->sync_mailbox, sync_submit, &call);
         if (r == 0) {
                 pthread_mutex_lock(&call.lock);
                 while (!call.done)

@@ -27,7 +27,7 @@ KOC_EXPORT uint64_t koc_now_realtime_usec(void) {
         return clock_usec(CLOCK_REALTIME);
 }
 
-char *koc_format_timestamp(uint64_t usec, int digits, char *buf, size_t size) {
+char *koc__format_timestamp(uint64_t usec, int digits, char *buf, size_t size) {
         time_t sec = (time_t)(usec / KOC_USEC_PER_SEC);
         unsigned frac = (unsigned)(usec % KOC_USEC_PER_SEC);
         struct tm tm;
@@ -46,7 +46,7 @@ char *koc_format_timestamp(uint64_t usec, int digits, char *buf, size_t size) {
 }
 
 KOC_EXPORT char *koc_format_microtime(uint64_t usec, char *buf, size_t size) {
-        return koc_format_timestamp(usec, 6, buf, size);
+        return koc__format_timestamp(usec, 6, buf, size);
 }
 
 KOC_EXPORT int koc_parse_rfc3339(const char *s, uint64_t *ret) {
@@ -182,7 +182,7 @@ KOC_EXPORT int koc_uuid_random(char *buf) {
         return 0;
 }
 
-uint64_t koc_random_u64(uint64_t n) {
+uint64_t koc__random_u64(uint64_t n) {
         static __thread uint64_t state;
         if (n == 0)
                 return 0;

@@ -12,15 +12,15 @@
 
 #define KOC_ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
-static inline void koc_freep(void *p) {
+static inline void koc__freep(void *p) {
         free(*(void **)p);
 }
-#define _koc_cleanup_free_ __attribute__((cleanup(koc_freep)))
+#define _koc_cleanup_free_ __attribute__((cleanup(koc__freep)))
 
 /* Formats usec since the epoch as RFC 3339 UTC with `digits` fractional
  * digits (0, 3 or 6): "2026-11-24T10:00:00.123456Z".  Returns buf. */
-char *koc_format_timestamp(uint64_t usec, int digits, char *buf, size_t size);
+char *koc__format_timestamp(uint64_t usec, int digits, char *buf, size_t size);
 
 /* Uniform random number in [0, n), from a thread-local PRNG seeded from
  * getrandom(); for jitter, not for secrets. */
-uint64_t koc_random_u64(uint64_t n);
+uint64_t koc__random_u64(uint64_t n);

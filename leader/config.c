@@ -5,12 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/names.h"
 #include "core/util.h"
 #include "koc/time.h"
 #include "leader-internal.h"
-
-/* Lease and namespace names are DNS subdomains / labels: at most 253. */
-#define NAME_MAX_LEN 253
 
 static int set_str(char **dst, const char *s) {
         char *copy = NULL;
@@ -127,19 +125,18 @@ KOC_EXPORT int koc_leader_config_validate(const koc_leader_config *cfg, koc_erro
         char a[32], b[32];
         if (!cfg)
                 return koc_error_set(err, -EINVAL, "leader config: no configuration given");
-        if (is_empty(cfg->namespace_))
-                return koc_error_set(err, -EINVAL, "leader config: namespace must not be empty");
-        if (strlen(cfg->namespace_) > NAME_MAX_LEN)
+        /* The namespace is a DNS-1123 label and a Lease's name a subdomain,
+         * as the API server validates them: anything else (a "/" or "?"
+         * above all) is refused here, before it can reach a request path. */
+        const char *bad = koc_dns1123_label_error(cfg->namespace_);
+        if (bad)
+                return koc_error_set(err, -EINVAL, "leader config: namespace \"%s\": %s",
+                                     cfg->namespace_ ? cfg->namespace_ : "", bad);
+        bad = koc_dns1123_subdomain_error(cfg->name);
+        if (bad)
                 return koc_error_set(err, -EINVAL,
-                                     "leader config: namespace is longer than %d characters",
-                                     NAME_MAX_LEN);
-        if (is_empty(cfg->name))
-                return koc_error_set(err, -EINVAL,
-                                     "leader config: name (the Lease's name) must not be empty");
-        if (strlen(cfg->name) > NAME_MAX_LEN)
-                return koc_error_set(err, -EINVAL,
-                                     "leader config: name is longer than %d characters",
-                                     NAME_MAX_LEN);
+                                     "leader config: name (the Lease's name) \"%s\": %s",
+                                     cfg->name ? cfg->name : "", bad);
         if (cfg->identity_mode == KOC_LEADER_IDENTITY_CUSTOM) {
                 if (is_empty(cfg->identity))
                         return koc_error_set(err, -EINVAL,

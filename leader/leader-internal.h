@@ -50,6 +50,12 @@ typedef struct leader_transport_ops {
 int leader_new_with_transport(const leader_transport_ops *ops, void *transport,
                               const koc_leader_config *cfg, koc_leader **ret, koc_error *err);
 void leader_timer_fired(koc_leader *l);
+/* The error that made the elector stop itself (a timer that could not be
+ * armed), or 0.  For the manager's liveness check. */
+int leader_get_failure(const koc_leader *l);
+/* For tests: the loop koc_leader_run_until_*() run (the fake transport has
+ * none of its own). */
+void leader_set_event(koc_leader *l, sd_event *event);
 /* For tests: the random source of the jitter (NULL: none). */
 void leader_set_random(koc_leader *l, uint64_t (*random)(uint64_t n));
 const leader_fsm *leader_get_fsm(const koc_leader *l);

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
+#include "core/names.h"
 #include "core/util.h"
 #include "koc/log.h"
 #include "koc/time.h"
@@ -21,7 +23,19 @@
 #define LOG "leader"
 /* Followers' random delay before they write, so a fleet spreads out. */
 #define FOLLOWER_JITTER_USEC (5 * KOC_USEC_PER_MSEC)
-#define EVENT_QUEUE_MAX 8
+/* Events raised while another is handled: per step at most the answer of a
+ * request that could not start, the close of a watch that could not start
+ * and a stop after a timer that could not be armed (none of which makes the
+ * next step raise another at once), plus the callers' start, stop and
+ * step-down, which are coalesced while queued.  Sixteen is far above what
+ * can nest. */
+#define EVENT_QUEUE_MAX 16
+/* Slots for the requests' own data (their sequence number above all): one
+ * request is in flight at a time, and a slot is reused only three requests
+ * later, long after a cancelled request could have answered. */
+#define CALL_SLOTS 4
+/* While the API server cannot be reached, say so at most this often. */
+#define UNREACHABLE_LOG_INTERVAL (60 * KOC_USEC_PER_SEC)
 
 /* --- the state handle ------------------------------------------------------------ */
 
@@ -154,10 +168,21 @@ struct koc_leader {
         koc_leader_state *state;
         cJSON *last_object; /* the newest Lease object seen, kept as the base of writes */
 
-        void *request; /* the request in flight */
-        lease_req request_kind;
-        uint64_t request_sent_at;
+        void *request;        /* the request in flight */
+        uint64_t request_seq; /* its sequence number */
+        /* What each request answers: the handler's userdata is its slot, so
+         * an answer carries the sequence number of the request it answers,
+         * not the one the state machine waits for now. */
+        struct lease_call {
+                koc_leader *leader;
+                uint64_t seq;
+                lease_req kind;
+                uint64_t sent_at;
+        } calls[CALL_SLOTS];
         void *watch;
+        /* koc_leader_step_down() wrote a release (a standby has nothing to
+         * release and must not say it released). */
+        bool release_sent;
 
         koc_leader_callbacks callbacks;
         void *userdata;
@@ -181,10 +206,16 @@ struct koc_leader {
 
         /* For koc_leader_run_until_*: outcome seen by the callbacks. */
         int last_reason;
+        /* The elector stopped itself on this error (negative errno), 0 otherwise. */
+        int failed;
         long warned_status; /* 401/403 already logged */
+        /* Transport failures: since when (0: reachable), and when last logged. */
+        uint64_t unreachable_since, unreachable_logged_at;
+        char *server; /* the API server's address, for messages; may be NULL */
 };
 
 static void dispatch(koc_leader *l, const leader_event *ev);
+static void queue_stop(koc_leader *l);
 
 static void publish_state(koc_leader *l) {
         koc_leader_state *s = l->state;
@@ -192,9 +223,9 @@ static void publish_state(koc_leader *l) {
         bool leading = f->state == LEADER_FSM_LEADING;
         const char *holder = leading ? l->identity : f->exists ? f->observed.holder : "";
         uint64_t transitions = leading ? f->term : f->exists ? f->observed.lease_transitions : 0;
-        bool term_changed = atomic_load_explicit(&s->transitions, memory_order_relaxed) !=
-                                    transitions ||
-                            !state_holder_equals(s, holder);
+        bool term_changed =
+                atomic_load_explicit(&s->transitions, memory_order_relaxed) != transitions ||
+                !state_holder_equals(s, holder);
         /* Leadership reads false before anything else moves when it ends, and
          * the new term is in place before leadership reads true when it
          * starts, so koc_leader_state_term() never pairs "leading" with the
@@ -225,14 +256,86 @@ static void keep_object(koc_leader *l, const cJSON *obj) {
         l->last_object = copy;
 }
 
+static const char *server_name(const koc_leader *l) {
+        return l->server && l->server[0] ? l->server : "the API server";
+}
+
+/* An answer that never reached the server's application: the connection was
+ * refused, reset or timed out.  ECANCELED, EMSGSIZE and EBADMSG are ours. */
+static bool is_transport_error(int error) {
+        return error < 0 && error != -ECANCELED && error != -EMSGSIZE && error != -EBADMSG;
+}
+
+/* A server that cannot be reached is what a new user meets first (a wrong
+ * address, a cluster not yet up): say it at warn, then at most once a minute
+ * while it lasts, and say when it is reachable again. */
+static void note_contact(koc_leader *l, int error) {
+        uint64_t now = l->ops->now(l->transport);
+        if (is_transport_error(error)) {
+                if (!l->unreachable_since)
+                        l->unreachable_since = now ? now : 1;
+                if (l->unreachable_logged_at &&
+                    now - l->unreachable_logged_at < UNREACHABLE_LOG_INTERVAL)
+                        return;
+                l->unreachable_logged_at = now ? now : 1;
+                koc_log_warn(LOG, "cannot reach %s for lease=%s/%s: %s; retrying", server_name(l),
+                             l->namespace_, l->name, strerror(-error));
+                return;
+        }
+        if (error != 0 || !l->unreachable_since)
+                return;
+        koc_log_info(LOG, "%s is reachable again for lease=%s/%s after %.1f s", server_name(l),
+                     l->namespace_, l->name,
+                     (double)(now - l->unreachable_since) / (double)KOC_USEC_PER_SEC);
+        l->unreachable_since = l->unreachable_logged_at = 0;
+}
+
+/* Neither heals by retrying: say so once, loudly, and say which it is. */
+static void note_refusal(koc_leader *l, lease_req kind, const koc_response *r) {
+        if (r->status != 401 && r->status != 403) {
+                if (r->error == 0 && r->status >= 200 && r->status < 300)
+                        l->warned_status = 0;
+                return;
+        }
+        if (r->status == l->warned_status)
+                return;
+        l->warned_status = r->status;
+        if (r->status == 401)
+                koc_log_warn(LOG,
+                             "%s of lease=%s/%s: %s rejected the credentials (HTTP 401): %s; "
+                             "check the token, client certificate or exec plugin of the "
+                             "kubeconfig or service account",
+                             lease_req_to_string(kind), l->namespace_, l->name, server_name(l),
+                             r->message);
+        else
+                koc_log_warn(LOG,
+                             "%s of lease=%s/%s forbidden (HTTP 403): %s; leader election "
+                             "needs get, create and update on leases (coordination.k8s.io) "
+                             "in namespace %s",
+                             lease_req_to_string(kind), l->namespace_, l->name, r->message,
+                             l->namespace_);
+}
+
 static void on_response(koc_client *c, const koc_response *r, void *userdata) {
-        koc_leader *l = userdata;
+        struct lease_call *call = userdata;
+        koc_leader *l = call->leader;
         lease_record rec;
         bool has = false;
-        lease_req kind = l->request_kind;
-        uint64_t latency = l->ops->now(l->transport) - l->request_sent_at;
+        lease_req kind = call->kind;
+        uint64_t seq = call->seq;
+        /* An answer of a request other than the one in flight is stale: the
+         * state machine recognises it by its sequence number and ignores it,
+         * and nothing else here may act on it either. */
+        if (!l->request || l->request_seq != seq) {
+                koc_log_debug(LOG, "ignoring a stale %s answer lease=%s/%s status=%ld",
+                              lease_req_to_string(kind), l->namespace_, l->name, r->status);
+                dispatch(l, &(leader_event){.type = LEADER_EV_ANSWER,
+                                            .seq = seq,
+                                            .error = r->error ? r->error : -ESTALE});
+                return;
+        }
+        uint64_t latency = l->ops->now(l->transport) - call->sent_at;
         l->request = NULL;
-        l->request_kind = LEASE_REQ_NONE;
         if (r->error == 0 && r->status >= 200 && r->status < 300 && r->body &&
             lease_record_from_json(r->body, &rec) == 0) {
                 has = true;
@@ -254,18 +357,10 @@ static void on_response(koc_client *c, const koc_response *r, void *userdata) {
                 koc_log_debug(LOG, "%s failed lease=%s/%s status=%ld error=%d message=\"%s\"",
                               lease_req_to_string(kind), l->namespace_, l->name, r->status,
                               r->error, r->message);
-        /* Missing permissions never heal by retrying: say so once, loudly. */
-        if ((r->status == 401 || r->status == 403) && r->status != l->warned_status) {
-                l->warned_status = r->status;
-                koc_log_warn(LOG,
-                             "%s of lease=%s/%s refused (HTTP %ld): %s; leader election "
-                             "needs get, create and update on leases (coordination.k8s.io)",
-                             lease_req_to_string(kind), l->namespace_, l->name, r->status,
-                             r->message);
-        } else if (r->error == 0 && r->status >= 200 && r->status < 300)
-                l->warned_status = 0;
+        note_contact(l, r->error);
+        note_refusal(l, kind, r);
         dispatch(l, &(leader_event){.type = LEADER_EV_ANSWER,
-                                    .seq = l->fsm.req_seq,
+                                    .seq = seq,
                                     .error = r->error,
                                     .status = r->status,
                                     .record = has ? &rec : NULL});
@@ -274,6 +369,8 @@ static void on_response(koc_client *c, const koc_response *r, void *userdata) {
 static void on_watch_event(koc_watch *w, const koc_watch_event *e, void *userdata) {
         koc_leader *l = userdata;
         lease_record rec;
+        if (e->type != KOC_WATCH_CLOSED)
+                note_contact(l, 0);
         switch (e->type) {
         case KOC_WATCH_ADDED:
         case KOC_WATCH_MODIFIED:
@@ -310,6 +407,9 @@ static void on_watch_event(koc_watch *w, const koc_watch_event *e, void *userdat
                 break;
         case KOC_WATCH_CLOSED:
                 l->watch = NULL;
+                /* A follower with a healthy leader sends nothing but its
+                 * watch: its failures are how it learns the server is gone. */
+                note_contact(l, e->error);
                 if (e->status == 403)
                         koc_log_info(LOG,
                                      "watch on leases is forbidden; polling lease=%s/%s "
@@ -351,12 +451,20 @@ static void start_request(koc_leader *l, const leader_action *a) {
                 break;
         }
         spec.body = body;
-        l->request_kind = a->req;
-        l->request_sent_at = l->ops->now(l->transport);
+        struct lease_call *call = &l->calls[a->seq % CALL_SLOTS];
+        *call = (struct lease_call){
+                .leader = l,
+                .seq = a->seq,
+                .kind = a->req,
+                .sent_at = l->ops->now(l->transport),
+        };
+        l->request_seq = a->seq;
+        if (a->req == LEASE_REQ_RELEASE)
+                l->release_sent = true;
         if (a->type != LEADER_ACT_GET && !body)
                 r = -ENOMEM;
         else
-                r = l->ops->request(l->transport, &spec, on_response, l, &l->request);
+                r = l->ops->request(l->transport, &spec, on_response, call, &l->request);
         cJSON_Delete(body);
         if (r < 0) {
                 l->request = NULL;
@@ -381,6 +489,21 @@ static void start_watch(koc_leader *l, const leader_action *a) {
         }
 }
 
+/* The state machine arms its timer only when the instant changes, so a
+ * timer that silently failed to arm would never be asked for again and a
+ * follower would wait forever.  Nothing here can retry without a timer:
+ * stop the elector, loudly, and let koc_leader_run_until_*() return the
+ * error. */
+static void arm_timer(koc_leader *l, uint64_t at) {
+        int r = l->ops->set_timer(l->transport, at);
+        if (r >= 0 || at == 0)
+                return;
+        koc_log_error(LOG, "cannot arm the timer of lease=%s/%s: %s; stopping the elector",
+                      l->namespace_, l->name, strerror(-r));
+        l->failed = r;
+        queue_stop(l);
+}
+
 static void run_action(koc_leader *l, const leader_action *a) {
         switch (a->type) {
         case LEADER_ACT_GET:
@@ -392,7 +515,6 @@ static void run_action(koc_leader *l, const leader_action *a) {
                 if (l->request)
                         l->ops->cancel(l->transport, l->request);
                 l->request = NULL;
-                l->request_kind = LEASE_REQ_NONE;
                 break;
         case LEADER_ACT_WATCH_START:
                 if (!l->watch)
@@ -404,7 +526,7 @@ static void run_action(koc_leader *l, const leader_action *a) {
                 l->watch = NULL;
                 break;
         case LEADER_ACT_TIMER:
-                (void)l->ops->set_timer(l->transport, a->at);
+                arm_timer(l, a->at);
                 break;
         case LEADER_ACT_STARTED:
                 koc_log_info(LOG, "became leader lease=%s/%s identity=%s term=%" PRIu64,
@@ -446,9 +568,16 @@ static void run_action(koc_leader *l, const leader_action *a) {
                 void *ud = l->done_userdata;
                 l->done = NULL;
                 l->done_userdata = NULL;
-                if (a->result == 0)
+                bool released = l->release_sent;
+                l->release_sent = false;
+                if (a->result == 0 && released)
                         koc_log_info(LOG, "released lease=%s/%s identity=%s", l->namespace_,
                                      l->name, l->identity);
+                else if (a->result == 0)
+                        koc_log_debug(LOG,
+                                      "step-down lease=%s/%s: not the holder, nothing to "
+                                      "release",
+                                      l->namespace_, l->name);
                 else if (a->result != -ECANCELED)
                         koc_log_info(LOG, "release of lease=%s/%s ended: %s", l->namespace_,
                                      l->name, strerror(-a->result));
@@ -459,11 +588,32 @@ static void run_action(koc_leader *l, const leader_action *a) {
         }
 }
 
+/* The index of the last queued event of this type, or -1. */
+static ssize_t queued_last(const koc_leader *l, enum leader_event_type type) {
+        for (size_t i = l->n_queued; i > 0; i--)
+                if (l->queue[i - 1].ev.type == type)
+                        return (ssize_t)(i - 1);
+        return -1;
+}
+
+/* A stop already queued (and no start after it) does it all: callers may
+ * stop as often as they like without filling the queue. */
+static void queue_stop(koc_leader *l) {
+        if (queued_last(l, LEADER_EV_STOP) > queued_last(l, LEADER_EV_START))
+                return;
+        dispatch(l, &(leader_event){.type = LEADER_EV_STOP});
+}
+
 static void enqueue(koc_leader *l, const leader_event *ev) {
         if (l->n_queued >= EVENT_QUEUE_MAX) {
-                /* Cannot happen: at most a few events nest per step. */
-                koc_log_error(LOG, "event queue overflow; dropping event %d", (int)ev->type);
-                return;
+                /* Dropping an event could drop an answer, and the state
+                 * machine would wait for it forever; only a broken invariant
+                 * (see EVENT_QUEUE_MAX) gets here. */
+                fprintf(stderr,
+                        "koc: leader: event queue overflow (%zu events nested, event type %d); "
+                        "aborting\n",
+                        l->n_queued, (int)ev->type);
+                abort();
         }
         struct queued_event *q = &l->queue[l->n_queued++];
         q->ev = *ev;
@@ -600,7 +750,7 @@ KOC_EXPORT const char *koc_leader_reason_to_string(koc_leader_reason reason) {
 }
 
 static uint64_t default_random(uint64_t n) {
-        return koc_random_u64(n);
+        return koc__random_u64(n);
 }
 
 static char *strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -630,10 +780,16 @@ int leader_new_with_transport(const leader_transport_ops *ops, void *transport,
         l->state = state_new();
         l->namespace_ = strdup(cfg->namespace_);
         l->name = strdup(cfg->name);
-        l->collection_path =
-                strdup_printf("/apis/coordination.k8s.io/v1/namespaces/%s/leases", cfg->namespace_);
-        l->lease_path = strdup_printf("/apis/coordination.k8s.io/v1/namespaces/%s/leases/%s",
-                                      cfg->namespace_, cfg->name);
+        /* The configuration is validated, but a path is built from names
+         * only through escaped segments, whatever a name holds. */
+        _koc_cleanup_free_ char *ns = koc_path_segment_escape(cfg->namespace_);
+        _koc_cleanup_free_ char *name = koc_path_segment_escape(cfg->name);
+        if (ns && name) {
+                l->collection_path =
+                        strdup_printf("/apis/coordination.k8s.io/v1/namespaces/%s/leases", ns);
+                l->lease_path = strdup_printf(
+                        "/apis/coordination.k8s.io/v1/namespaces/%s/leases/%s", ns, name);
+        }
         l->field_selector = strdup_printf("metadata.name=%s", cfg->name);
         if (!l->state || !l->namespace_ || !l->name || !l->collection_path || !l->lease_path ||
             !l->field_selector) {
@@ -668,8 +824,20 @@ KOC_EXPORT int koc_leader_new(sd_event *event, koc_client *client, const koc_lea
                 return r;
         l->event = sd_event_ref(event);
         l->client = koc_client_ref(client);
+        const char *server = koc_cluster_config_server(koc_client_get_config(client));
+        /* Only for messages: without it they say "the API server". */
+        l->server = server ? strdup(server) : NULL;
         *ret = l;
         return 0;
+}
+
+int leader_get_failure(const koc_leader *l) {
+        return l ? l->failed : 0;
+}
+
+void leader_set_event(koc_leader *l, sd_event *event) {
+        sd_event_unref(l->event);
+        l->event = sd_event_ref(event);
 }
 
 void leader_set_random(koc_leader *l, uint64_t (*random)(uint64_t n)) {
@@ -708,6 +876,7 @@ static void leader_free(koc_leader *l) {
         free(l->collection_path);
         free(l->lease_path);
         free(l->field_selector);
+        free(l->server);
         free(l);
 }
 
@@ -735,8 +904,9 @@ KOC_EXPORT void koc_leader_set_destroy_callback(koc_leader *l, void (*destroy)(v
 KOC_EXPORT int koc_leader_start(koc_leader *l) {
         if (!l)
                 return -EINVAL;
-        if (l->fsm.state != LEADER_FSM_STOPPED)
+        if (l->fsm.state != LEADER_FSM_STOPPED || queued_last(l, LEADER_EV_START) >= 0)
                 return -EBUSY;
+        l->failed = 0;
         koc_log_info(LOG, "starting lease=%s/%s identity=%s", l->namespace_, l->name, l->identity);
         dispatch(l, &(leader_event){.type = LEADER_EV_START});
         return 0;
@@ -745,7 +915,8 @@ KOC_EXPORT int koc_leader_start(koc_leader *l) {
 KOC_EXPORT int koc_leader_step_down(koc_leader *l, koc_leader_done_handler_t done, void *userdata) {
         if (!l)
                 return -EINVAL;
-        if (l->done || l->fsm.state == LEADER_FSM_RELEASING || l->fsm.step_down_pending)
+        if (l->done || l->fsm.state == LEADER_FSM_RELEASING || l->fsm.step_down_pending ||
+            queued_last(l, LEADER_EV_STEP_DOWN) >= 0)
                 return -EALREADY;
         if (l->fsm.state == LEADER_FSM_STOPPED) {
                 if (done)
@@ -765,7 +936,7 @@ KOC_EXPORT void koc_leader_stop(koc_leader *l) {
                 (void)koc_leader_step_down(l, NULL, NULL);
                 return;
         }
-        dispatch(l, &(leader_event){.type = LEADER_EV_STOP});
+        queue_stop(l);
 }
 
 KOC_EXPORT const char *koc_leader_get_identity(const koc_leader *l) {
@@ -816,6 +987,8 @@ static int run_loop(koc_leader *l, bool (*until)(koc_leader *), uint64_t timeout
                         break;
                 r = 0;
         }
+        if (r == 0 && l->failed < 0)
+                r = l->failed;
         koc_leader_unref(l);
         return r;
 }

@@ -41,17 +41,17 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
         koc_log_debug("probes", "libmicrohttpd: %s", buf);
 }
 
-koc_mhd_event *koc_mhd_event_free(koc_mhd_event *m) {
+koc_mhd_event *koc__mhd_event_free(koc_mhd_event *m) {
         if (!m)
                 return NULL;
-        m->loop = koc_mhd_loop_free(m->loop);
+        m->loop = koc__mhd_loop_free(m->loop);
         if (m->daemon)
                 MHD_stop_daemon(m->daemon); /* closes the listening socket too */
         free(m);
         return NULL;
 }
 
-uint16_t koc_mhd_event_port(const koc_mhd_event *m) {
+uint16_t koc__mhd_event_port(const koc_mhd_event *m) {
         return m->port;
 }
 
@@ -81,7 +81,7 @@ static int listen_socket(const struct sockaddr *addr, socklen_t addr_len, bool v
         return fd;
 }
 
-int koc_mhd_event_start(sd_event *event, const struct sockaddr *addr, socklen_t addr_len,
+int koc__mhd_event_start(sd_event *event, const struct sockaddr *addr, socklen_t addr_len,
                         bool v6only, const koc_mhd_limits *limits, int64_t priority,
                         MHD_AccessHandlerCallback handler, void *cls, koc_mhd_event **ret) {
         koc_mhd_event *m = calloc(1, sizeof(*m));
@@ -111,10 +111,10 @@ int koc_mhd_event_start(sd_event *event, const struct sockaddr *addr, socklen_t 
                 return -EIO;
         }
 
-        int r = koc_mhd_loop_new(event, m->daemon, priority, limits->max_connections,
+        int r = koc__mhd_loop_new(event, m->daemon, priority, limits->max_connections,
                                  "probes-http", &m->loop);
         if (r < 0) {
-                koc_mhd_event_free(m);
+                koc__mhd_event_free(m);
                 return r;
         }
         *ret = m;
@@ -134,7 +134,7 @@ static int parse_port(const char *s, struct sockaddr_storage *ss) {
         return 0;
 }
 
-int koc_parse_bind_address(const char *s, struct sockaddr_storage *ret_addr,
+int koc__parse_bind_address(const char *s, struct sockaddr_storage *ret_addr,
                            socklen_t *ret_len, bool *ret_any) {
         struct sockaddr_storage ss = { 0 };
         struct sockaddr_in *sin = (struct sockaddr_in *)&ss;

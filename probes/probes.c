@@ -541,7 +541,7 @@ KOC_EXPORT int koc_probes_listen(koc_probes *p, const char *address, unsigned ki
         struct sockaddr_storage ss;
         socklen_t len;
         bool any;
-        int r = koc_parse_bind_address(address, &ss, &len, &any);
+        int r = koc__parse_bind_address(address, &ss, &len, &any);
         if (r < 0) {
                 koc_log_error("probes", "invalid bind address address=\"%s\"", address);
                 return r;
@@ -556,14 +556,14 @@ KOC_EXPORT int koc_probes_listen(koc_probes *p, const char *address, unsigned ki
                 return -ENOMEM;
         l->probes = p;
         l->kinds = kinds;
-        r = koc_mhd_event_start(p->event, (struct sockaddr *)&ss, len, !any, &p->limits,
+        r = koc__mhd_event_start(p->event, (struct sockaddr *)&ss, len, !any, &p->limits,
                                 HTTP_PRIORITY, handle_request, l, &l->http);
         if (r == -EAFNOSUPPORT && any) {
                 /* No IPv6 on this host: ":PORT" falls back to every IPv4 address. */
                 struct sockaddr_in sin = { .sin_family = AF_INET,
                                            .sin_port = ((struct sockaddr_in6 *)&ss)->sin6_port,
                                            .sin_addr.s_addr = htonl(INADDR_ANY) };
-                r = koc_mhd_event_start(p->event, (struct sockaddr *)&sin, sizeof(sin), false,
+                r = koc__mhd_event_start(p->event, (struct sockaddr *)&sin, sizeof(sin), false,
                                         &p->limits, HTTP_PRIORITY, handle_request, l, &l->http);
         }
         if (r < 0) {
@@ -574,7 +574,7 @@ KOC_EXPORT int koc_probes_listen(koc_probes *p, const char *address, unsigned ki
         }
         p->listeners[p->n_listeners++] = l;
         koc_log_info("probes", "listening address=\"%s\" port=%u serves=\"%s%s%s\"", address,
-                     koc_mhd_event_port(l->http),
+                     koc__mhd_event_port(l->http),
                      kinds & KOC_PROBES_HEALTH ? "/healthz /livez /readyz" : "",
                      kinds == (KOC_PROBES_HEALTH | KOC_PROBES_METRICS) ? " " : "",
                      kinds & KOC_PROBES_METRICS ? "/metrics" : "");
@@ -586,7 +586,7 @@ KOC_EXPORT int koc_probes_get_port(koc_probes *p, unsigned kind, uint16_t *ret_p
                 return -EINVAL;
         for (size_t i = 0; i < p->n_listeners; i++)
                 if (p->listeners[i]->kinds & kind) {
-                        *ret_port = koc_mhd_event_port(p->listeners[i]->http);
+                        *ret_port = koc__mhd_event_port(p->listeners[i]->http);
                         return 0;
                 }
         return -ENXIO;
@@ -598,7 +598,7 @@ KOC_EXPORT void koc_probes_stop(koc_probes *p) {
         if (p->n_listeners > 0)
                 koc_log_info("probes", "stopped listeners=%zu", p->n_listeners);
         for (size_t i = 0; i < p->n_listeners; i++) {
-                koc_mhd_event_free(p->listeners[i]->http);
+                koc__mhd_event_free(p->listeners[i]->http);
                 free(p->listeners[i]);
                 p->listeners[i] = NULL;
         }

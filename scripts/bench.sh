@@ -10,6 +10,8 @@
 #   ./scripts/bench.sh metrics     metric updates and rendering
 #   ./scripts/bench.sh kubeconfig  kubeconfig loading and token reads
 #   ./scripts/bench.sh peers       koc and client-go electors side by side on a real kube-apiserver
+#   ./scripts/bench.sh controller  the controller runtime with 1,000 and 10,000 objects, koc-apiserver
+#                                  and kube-apiserver, beside controller-runtime (KOC_BENCH_SIZES)
 #   ./scripts/bench.sh all         all of the above, in that order
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,15 +19,22 @@ cd "$(dirname "$0")/.."
 
 which=${1:-all}
 case $which in
-leader | probes | apiserver | client | metrics | kubeconfig | peers | all) ;;
+leader | probes | apiserver | client | metrics | kubeconfig | peers | controller | all) ;;
 *)
-        sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
 esac
 
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DKOC_WERROR=ON >/dev/null
 run() {
+        if [ "$1" = controller ]; then
+                cmake --build build-bench -j"$(nproc)" --target bench-controller koc-apiserver >/dev/null
+                tests/bench/bench-controller.sh build-bench/tests/bench-controller \
+                        build-bench/apiserver/koc-apiserver
+                echo
+                return
+        fi
         if [ "$1" = peers ]; then
                 cmake --build build-bench -j"$(nproc)" --target koc-example-leader >/dev/null
                 tests/k8s/bench-peers.sh build-bench/examples/leader/koc-example-leader
@@ -40,7 +49,7 @@ run() {
         echo
 }
 if [ "$which" = all ]; then
-        for b in leader probes apiserver client metrics kubeconfig peers; do run "$b"; done
+        for b in leader probes apiserver client metrics kubeconfig peers controller; do run "$b"; done
 else
         run "$which"
 fi

@@ -13,7 +13,11 @@
 #   5. sends SIGKILL to the new leader: the last standby takes over when the
 #      Lease expires; measures kill -> successor leading, and last renewal ->
 #      successor leading;
-#   6. prints a summary, stops everything, exits 0 (non-zero on failure).
+#   6. prints a summary, stops everything;
+#   7. part two, scripts/demo-controller.sh: two replicas of the ConfigMap
+#      mirror operator on the controller runtime, a SIGKILL of the leader in
+#      the middle of a burst of changes, and the end state checked object by
+#      object; exits 0 (non-zero on any failure).
 #
 # Usage: [sudo] scripts/demo.sh
 # Environment: KOC_DEMO_BIN_DIR=<cmake build dir> uses binaries already built
@@ -52,7 +56,8 @@ else
         ./scripts/install-deps.sh
         say "building koc-apiserver and koc-example-leader in build-demo/"
         cmake -S . -B build-demo -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF >/dev/null
-        cmake --build build-demo -j"$(nproc)" --target koc-apiserver koc-example-leader >/dev/null
+        cmake --build build-demo -j"$(nproc)" --target koc-apiserver koc-example-leader \
+                koc-example-configmap-mirror >/dev/null
         bin=$root/build-demo
 fi
 apiserver=$bin/apiserver/koc-apiserver
@@ -261,3 +266,8 @@ if [[ -n $renew_us ]]; then
 fi
 printf '  %-28s %ss\n' "demo took:" "$((SECONDS - start_s))"
 echo "demo: OK"
+
+# --- part two: the controller runtime ------------------------------------------------------
+echo
+say "part two: a small operator on the controller runtime (scripts/demo-controller.sh)"
+KOC_DEMO_BIN_DIR=$bin "$root/scripts/demo-controller.sh"

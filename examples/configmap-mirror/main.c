@@ -29,9 +29,18 @@
 static const koc_resource configmaps = {
         .version = "v1", .resource = "configmaps", .kind = "ConfigMap", .namespaced = true};
 
+/* metadata.SECTION.KEY as a string, "" when absent. */
 static const char *meta(const cJSON *o, const char *section, const char *key) {
         const cJSON *md = cJSON_GetObjectItem(o, "metadata");
-        return cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(md, section), key));
+        const char *v =
+                cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(md, section), key));
+        return v ? v : "";
+}
+
+static const char *meta_rv(const cJSON *o) {
+        const char *v = cJSON_GetStringValue(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(o, "metadata"), "resourceVersion"));
+        return v ? v : "";
 }
 
 /* Calls fn for each namespace in the source's target list except its own. */
@@ -39,7 +48,7 @@ static int for_each_target(koc_reconcile_context *ctx, const cJSON *src,
                            int (*fn)(koc_reconcile_context *, const cJSON *, const char *)) {
         char list[1024];
         int ok = 0;
-        snprintf(list, sizeof list, "%s", meta(src, "annotations", TARGETS) ?: "");
+        snprintf(list, sizeof list, "%s", meta(src, "annotations", TARGETS));
         for (char *save = NULL, *ns = strtok_r(list, ", ", &save); ns;
              ns = strtok_r(NULL, ", ", &save))
                 if (strcmp(ns, koc_reconcile_get_namespace(ctx)) != 0)
@@ -69,9 +78,8 @@ static int sync_copy(koc_reconcile_context *ctx, const cJSON *src, const char *n
                               data ? cJSON_Duplicate(data, true) : cJSON_CreateObject());
         int r;
         if (cur->status == 200) {
-                const cJSON *rv = cJSON_GetObjectItem(cJSON_GetObjectItem(cur->body, "metadata"),
-                                                      "resourceVersion");
-                cJSON_AddStringToObject(md, "resourceVersion", cJSON_GetStringValue(rv) ?: "");
+                /* Optimistic concurrency: replace exactly the copy we read. */
+                cJSON_AddStringToObject(md, "resourceVersion", meta_rv(cur->body));
                 r = koc_reconcile_update(ctx, &configmaps, copy, &resp);
         } else
                 r = koc_reconcile_create(ctx, &configmaps, ns, copy, &resp);
@@ -101,8 +109,7 @@ static koc_result apply(koc_reconcile_context *ctx, const cJSON *src, void *user
         int in_sync = for_each_target(ctx, src, sync_copy);
         char status[64];
         snprintf(status, sizeof status, "%d/%d in sync", in_sync, want);
-        const char *old = meta(src, "annotations", STATUS);
-        if (!old || strcmp(old, status) != 0) {
+        if (strcmp(meta(src, "annotations", STATUS), status) != 0) {
                 _koc_cleanup_(koc_response_freep) koc_response *resp = NULL;
                 cJSON *p = cJSON_CreateObject();
                 cJSON_AddStringToObject(
@@ -133,7 +140,7 @@ static koc_result reconcile(koc_reconcile_context *ctx, void *userdata) {
 /* A copy's event reconciles its source, so tampering is undone. */
 static void copy_to_source(const cJSON *copy, koc_keys *out, void *userdata) {
         char origin[512];
-        snprintf(origin, sizeof origin, "%s", meta(copy, "annotations", ORIGIN) ?: "");
+        snprintf(origin, sizeof origin, "%s", meta(copy, "annotations", ORIGIN));
         char *slash = strchr(origin, '/');
         if (slash) {
                 *slash = '\0';

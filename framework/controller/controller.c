@@ -567,11 +567,13 @@ static int validate(koc_manager *m, const koc_controller_options *o, koc_error *
                 return koc_error_set(err, -EINVAL, "controller %s: workers=%u: at most 1024",
                                      o->name, o->workers);
         koc_selector *sel = NULL;
-        int r = koc_selector_parse(o->label_selector, &sel, err);
+        koc_error why = {0};
+        int r = koc_selector_parse(o->label_selector, &sel, &why);
         koc_selector_free(sel);
+        /* The selector's own message goes into ours: a separate buffer, since
+         * printing err->message into itself would overlap. */
         if (r < 0)
-                return koc_error_set(err, r, "controller %s: %s", o->name,
-                                     err ? err->message : "bad label selector");
+                return koc_error_set(err, r, "controller %s: %s", o->name, why.message);
         return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/reflector.h"
+#include "strmap.h"
 #include "koc/log.h"
 
 #define LOG "informer"
@@ -34,6 +35,10 @@ struct koc_informer {
         handler_slot *handlers;
         size_t n_handlers;
         atomic_bool synced; /* read by readiness checks and any thread */
+        /* Keys the watch reported deleted, with the deletion's
+         * resourceVersion: a write's answer that arrives after the deletion
+         * event must not bring the object back (read-your-own-writes). */
+        strmap tombstones;
         koc_metric *objects_gauge;
         koc_metric *bytes_gauge;
 };
@@ -113,13 +118,24 @@ static void on_list_item(cJSON *obj, void *userdata) {
         upsert_and_notify(userdata, obj);
 }
 
+struct removal {
+        koc_informer *inf;
+        const char *list_rv;
+};
+
+static void tombstone_set(koc_informer *inf, const char *key, const char *rv);
+
 static void on_removed(koc_object *old, void *userdata) {
-        notify_delete(userdata, old);
+        struct removal *r = userdata;
+        /* Gone by the list's resourceVersion at the latest. */
+        tombstone_set(r->inf, koc_object_get_key(old), r->list_rv);
+        notify_delete(r->inf, old);
 }
 
 static void on_list_end(const char *rv, void *userdata) {
         koc_informer *inf = userdata;
-        koc_store_replace_end(inf->store, on_removed, inf);
+        struct removal rm = {inf, rv};
+        koc_store_replace_end(inf->store, on_removed, &rm);
         set_gauges(inf);
         if (!atomic_load(&inf->synced)) {
                 atomic_store(&inf->synced, true);
@@ -129,6 +145,37 @@ static void on_list_end(const char *rv, void *userdata) {
                         if (inf->handlers[i].h.on_synced)
                                 inf->handlers[i].h.on_synced(inf->handlers[i].userdata);
         }
+}
+
+/* Bounds the memory of tombstones; past it they are forgotten at once, and
+ * read-your-own-writes only loses its guard against a rare late answer. */
+#define MAX_TOMBSTONES 10000
+
+static void tombstones_clear(koc_informer *inf) {
+        size_t it;
+        for (strmap_entry *e = strmap_first(&inf->tombstones, &it); e;
+             e = strmap_next(&inf->tombstones, e, &it))
+                free(e->value);
+        strmap_clear(&inf->tombstones);
+}
+
+static void tombstone_set(koc_informer *inf, const char *key, const char *rv) {
+        if (inf->tombstones.size >= MAX_TOMBSTONES)
+                tombstones_clear(inf);
+        char *v = strdup(rv ? rv : "");
+        void *old = NULL;
+        if (!v || strmap_put(&inf->tombstones, key, v, &old) < 0)
+                free(v);
+        free(old);
+}
+
+static void tombstone_drop(koc_informer *inf, const char *key) {
+        free(strmap_remove(&inf->tombstones, key));
+}
+
+static const char *meta_rv(const cJSON *obj) {
+        return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "resourceVersion"));
 }
 
 static void delete_and_notify(koc_informer *inf, const char *key, cJSON *last) {
@@ -146,22 +193,31 @@ static void delete_and_notify(koc_informer *inf, const char *key, cJSON *last) {
         set_gauges(inf);
 }
 
-static void on_event(koc_watch_event_type type, cJSON *obj, void *userdata) {
-        koc_informer *inf = userdata;
-
-        if (type != KOC_WATCH_DELETED) {
-                upsert_and_notify(inf, obj);
-                return;
-        }
+static int object_key(const cJSON *obj, char *key, size_t size) {
         const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
         const cJSON *ns = cJSON_GetObjectItemCaseSensitive(md, "namespace");
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(md, "name");
+        if (!cJSON_IsString(name))
+                return -EINVAL;
+        return koc_object_key_format(cJSON_IsString(ns) ? ns->valuestring : NULL, name->valuestring,
+                                     key, size);
+}
+
+void koc_informer_deliver(koc_informer *inf, koc_watch_event_type type, cJSON *obj) {
         char key[512];
-        if (!cJSON_IsString(name) ||
-            koc_object_key_format(cJSON_IsString(ns) ? ns->valuestring : NULL, name->valuestring,
-                                  key, sizeof key) < 0)
+        if (object_key(obj, key, sizeof key) < 0)
                 return;
+        if (type != KOC_WATCH_DELETED) {
+                tombstone_drop(inf, key);
+                upsert_and_notify(inf, obj);
+                return;
+        }
+        tombstone_set(inf, key, meta_rv(obj));
         delete_and_notify(inf, key, obj);
+}
+
+static void on_event(koc_watch_event_type type, cJSON *obj, void *userdata) {
+        koc_informer_deliver(userdata, type, obj);
 }
 
 static const koc_reflector_handlers reflector_handlers = {
@@ -173,6 +229,7 @@ static const koc_reflector_handlers reflector_handlers = {
 
 static void informer_free(koc_informer *inf) {
         koc_reflector_free(inf->reflector);
+        tombstones_clear(inf);
         koc_store_free(inf->store);
         koc_selector_free(inf->selector);
         koc_client_unref(inf->client);
@@ -342,10 +399,15 @@ void koc_informer_apply_write(koc_informer *inf, cJSON *obj) {
                 return;
         if (inf->namespace_ && (!cJSON_IsString(ns) || strcmp(ns->valuestring, inf->namespace_)))
                 return;
-        bool cached = false;
         koc_object *cur = koc_store_get(inf->store, key);
-        cached = cur != NULL;
+        bool cached = cur != NULL;
         koc_object_unref(cur);
+        /* The watch may report a deletion before the answer of the write
+         * that led to it arrives (the real API server does so on finalizer
+         * removal): an answer not newer than the deletion is history. */
+        const char *dead = cached ? NULL : strmap_get(&inf->tombstones, key);
+        if (dead && koc_resource_version_newer(meta_rv(obj), dead) != 1)
+                return;
         bool matches = koc_selector_matches(inf->selector, json_label,
                                             cJSON_GetObjectItemCaseSensitive(md, "labels"));
         /* A field selector cannot be evaluated here: only objects the informer

@@ -43,6 +43,10 @@ const char *koc_informer_get_namespace(koc_informer *inf); /* NULL: all */
 void koc_informer_apply_write(koc_informer *inf, cJSON *obj);
 void koc_informer_apply_delete(koc_informer *inf, const char *key);
 
+/* A watch event (ADDED, MODIFIED, DELETED), as the reflector delivers it;
+ * for tests. */
+void koc_informer_deliver(koc_informer *inf, koc_watch_event_type type, cJSON *obj);
+
 /* For tests: the reflector's counters. */
 struct koc_reflector_stats;
 void koc_informer_get_stats(koc_informer *inf, struct koc_reflector_stats *ret);

@@ -13,6 +13,7 @@
 #include "koc/manager.h"
 #include "koc/time.h"
 
+#include "core/names.h"
 #include "core/util.h"
 
 enum flag_type {
@@ -95,29 +96,6 @@ static const char *fmt_dur(uint64_t usec, char *buf, size_t size) {
         return koc_format_duration(usec, buf, size);
 }
 
-/* A DNS-1123 subdomain (Lease names) or, with max 63 and no dots, a label
- * (namespaces). */
-static bool valid_dns_name(const char *s, size_t max, bool dots) {
-        size_t n = strlen(s);
-
-        if (n == 0 || n > max)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char c = s[i];
-                bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-
-                if (alnum)
-                        continue;
-                if (c == '-' && i > 0 && i + 1 < n)
-                        continue;
-                if (c == '.' && dots && i > 0 && i + 1 < n && s[i - 1] != '.' && s[i - 1] != '-' &&
-                    s[i + 1] != '-')
-                        continue;
-                return false;
-        }
-        return true;
-}
-
 KOC_EXPORT int koc_manager_config_validate(const koc_manager_config *cfg, koc_error *err) {
         char a[32], b[32];
 
@@ -129,19 +107,20 @@ KOC_EXPORT int koc_manager_config_validate(const koc_manager_config *cfg, koc_er
                         return koc_error_set(err, -EINVAL,
                                              "--leader-elect-resource-name is required when "
                                              "leader election is on");
-                if (!valid_dns_name(cfg->leader_election_id, 253, true))
+                const char *bad = koc_dns1123_subdomain_error(cfg->leader_election_id);
+                if (bad)
                         return koc_error_set(err, -EINVAL,
                                              "--leader-elect-resource-name=\"%s\": not a valid "
-                                             "object name (lower-case letters, digits, '-' and "
-                                             "'.', at most 253 characters)",
-                                             cfg->leader_election_id);
-                if (cfg->leader_election_namespace &&
-                    !valid_dns_name(cfg->leader_election_namespace, 63, false))
+                                             "Lease name: %s",
+                                             cfg->leader_election_id, bad);
+                bad = cfg->leader_election_namespace
+                              ? koc_dns1123_label_error(cfg->leader_election_namespace)
+                              : NULL;
+                if (bad)
                         return koc_error_set(err, -EINVAL,
                                              "--leader-elect-resource-namespace=\"%s\": not a "
-                                             "valid namespace (a DNS-1123 label: lower-case "
-                                             "letters, digits and '-', at most 63 characters)",
-                                             cfg->leader_election_namespace);
+                                             "valid namespace: %s",
+                                             cfg->leader_election_namespace, bad);
                 if (cfg->identity &&
                     (!cfg->identity[0] || strlen(cfg->identity) > KOC_LEADER_IDENTITY_MAX))
                         return koc_error_set(err, -EINVAL,

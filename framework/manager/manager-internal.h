@@ -6,10 +6,12 @@
 #include <stdint.h>
 
 /* The "leader-renewal" liveness verdict, as client-go's HealthzAdaptor:
+ * elector_error (negative) when the elector stopped itself on an error, so
+ * that the replica is restarted instead of standing by forever; otherwise
  * healthy (0) when this replica does not believe it leads (`leading` is the
  * callbacks' view), or when its leadership state still reads true (then
  * *confirmed_at becomes now), or when the state has read false for at most
  * `limit` since *confirmed_at.  -ETIMEDOUT otherwise: the elector thinks it
  * leads but has not renewed, so it is wedged. */
-int manager_renewal_verdict(bool leading, bool state_is_leader, uint64_t now,
+int manager_renewal_verdict(bool leading, bool state_is_leader, int elector_error, uint64_t now,
                             uint64_t *confirmed_at, uint64_t limit);

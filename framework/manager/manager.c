@@ -23,6 +23,7 @@
 
 #include "core/util.h"
 #include "framework/manager/manager-internal.h"
+#include "leader/leader-internal.h"
 
 #define LOG "manager"
 
@@ -212,17 +213,22 @@ static int check_leader_ready(void *userdata, char *why, size_t why_size) {
 /* client-go's HealthzAdaptor: a replica that believes it leads (it got
  * started_leading and no stopped_leading yet) but whose leadership has not
  * been confirmed for lease_duration + margin has a wedged elector.  A standby
- * is healthy. */
+ * is healthy, unless its elector stopped itself on an error: it would never
+ * compete again. */
 static int check_leader_renewal(void *userdata, char *why, size_t why_size) {
         koc_manager *m = userdata;
         uint64_t now = koc_now_boottime_usec();
         char a[32];
         int r;
 
-        r = manager_renewal_verdict(m->leading, koc_leader_state_is_leader(m->state), now,
+        int failure = leader_get_failure(m->leader);
+        r = manager_renewal_verdict(m->leading, koc_leader_state_is_leader(m->state), failure, now,
                                     &m->confirmed_at,
                                     m->lease_duration_usec + m->liveness_margin_usec);
-        if (r < 0)
+        if (r < 0 && failure < 0)
+                snprintf(why, why_size, "leader election stopped on an error: %s",
+                         strerror(-failure));
+        else if (r < 0)
                 snprintf(why, why_size, "leader has not renewed the lease for %s",
                          koc_format_duration(now - m->confirmed_at, a, sizeof a));
         return r;
@@ -716,6 +722,9 @@ KOC_EXPORT int koc_manager_new(sd_event *event, const koc_manager_config *cfg, k
         r = koc_metrics_add_process_collector(m->metrics);
         if (r >= 0)
                 r = koc_metrics_add_collector(m->metrics, work_collector, m);
+        /* client-go's rest_client_* metrics, as controller-runtime exposes. */
+        if (r >= 0)
+                r = koc_client_register_metrics(m->client, m->metrics);
         if (r < 0)
                 return koc_error_set(err, r, "metrics: %s", strerror(-r));
 

@@ -25,7 +25,11 @@
  * client has the config re-read its token (token file, service-account token
  * or exec plugin) and, if the token changed, sends the request once more: the
  * kubelet rotates bound service-account tokens, and the first request after a
- * rotation must not fail because of it.
+ * rotation must not fail because of it.  Exec credential plugins run on the
+ * loop without blocking it: requests that need the plugin's credential wait
+ * for it (the wait counts against their timeout), and when the plugin fails
+ * with no unexpired credential left they fail with its error, which names
+ * the kubeconfig field and the command.
  *
  * Handlers never run inside libcurl's callbacks, so any handler may start,
  * cancel or stop requests and watches (its own included) and may drop the
@@ -43,6 +47,7 @@
 #include <cjson/cJSON.h>
 #include <koc/common.h>
 #include <koc/config.h>
+#include <koc/metrics.h>
 #include <systemd/sd-event.h>
 
 #ifdef __cplusplus
@@ -90,10 +95,13 @@ typedef struct koc_response {
          * -EMSGSIZE (body over the size cap), -EBADMSG (not JSON), -ECANCELED,
          * -EPROTO (TLS or protocol failure). */
         int error;
-        long status;         /* HTTP status, 0 when none */
-        koc_reason reason;   /* KOC_REASON_NONE for 2xx */
-        const char *message; /* Status message or transport error text; never NULL */
-        cJSON *body;         /* parsed JSON body, or NULL; owned by the response */
+        long status;       /* HTTP status, 0 when none */
+        koc_reason reason; /* KOC_REASON_NONE for 2xx */
+        /* Status message, or for transport errors a text that names the
+         * server ("cannot reach https://host:port: Connection refused (...)");
+         * never NULL. */
+        const char *message;
+        cJSON *body; /* parsed JSON body, or NULL; owned by the response */
         /* From the Retry-After header of a failed answer (429, 503, ...) or
          * else the Status details.retryAfterSeconds; 0 when neither. */
         uint64_t retry_after_usec;
@@ -106,6 +114,10 @@ typedef struct koc_request_spec {
         const cJSON *body;        /* serialised at submit time; may be NULL */
         const char *content_type; /* NULL: application/json */
         uint64_t timeout_usec;    /* 0: the client's default */
+        /* Cap on this answer's body, e.g. for a large list page; over it the
+         * request fails with -EMSGSIZE.  0: the client's cap
+         * (koc_client_set_max_response_size). */
+        size_t max_response_size;
 } koc_request_spec;
 
 /* Called once per request, on the loop thread, unless the request was
@@ -130,8 +142,37 @@ KOC_EXPORT void koc_client_set_default_timeout(koc_client *c, uint64_t usec);
  * request fails with -EMSGSIZE instead of allocating.  Applies to requests
  * and watches started afterwards. */
 KOC_EXPORT void koc_client_set_max_response_size(koc_client *c, size_t bytes);
+/* The connection health check, after client-go's HTTP/2 ReadIdleTimeout and
+ * PingTimeout.  When nothing has been read for read_idle (default 30 s) on
+ * an HTTP/2 connection that carries requests or watches, the client sends a
+ * small probe request over it; when still nothing arrives within
+ * ping_timeout (default 15 s), it closes the connection: every request and
+ * watch on it ends with -ETIMEDOUT (watches with a CLOSED event, so they
+ * restart), and later requests open a new connection.  0 restores the
+ * default; read_idle UINT64_MAX turns the check off.  HTTP/1.1 connections
+ * carry one transfer each and are left to TCP keepalive. */
+KOC_EXPORT void koc_client_set_read_idle_timeout(koc_client *c, uint64_t usec);
+KOC_EXPORT void koc_client_set_ping_timeout(koc_client *c, uint64_t usec);
 /* "koc/0.1" by default. */
 KOC_EXPORT int koc_client_set_user_agent(koc_client *c, const char *ua);
+
+/* Registers client-go's client metrics in metrics and updates them from then
+ * on: rest_client_requests_total{code,method,host} (code "<error>" when no
+ * HTTP answer came; a watch is counted when its answer's status arrives) and
+ * rest_client_request_duration_seconds{verb,host} (requests only, from the
+ * moment a request is handed to the connection to its answer, with
+ * client-go's buckets 5 ms .. 60 s).  host is the server's "host:port".
+ * Registering again (the same or another registry) replaces the registry. */
+KOC_EXPORT int koc_client_register_metrics(koc_client *c, koc_metrics *metrics);
+
+/* A client-side token bucket: at most qps requests per second on average
+ * and burst at once; qps 0 turns it off (the default, as in
+ * controller-runtime).  Requests and watches over the rate wait in the
+ * order they were started, without blocking the loop, and the wait counts
+ * against a request's timeout.  Leader election shares the limiter when it
+ * uses this client.  -EINVAL for a negative or non-finite qps, or burst 0
+ * with qps > 0. */
+KOC_EXPORT int koc_client_set_rate_limit(koc_client *c, double qps, unsigned burst);
 
 /* Starts a request.  ret_request (may be NULL) receives a handle that stays
  * valid until the handler runs or koc_request_cancel() is called. */
@@ -154,6 +195,45 @@ KOC_EXPORT cJSON *koc_response_steal_body(const koc_response *r);
 KOC_EXPORT int koc_client_call(koc_client *c, const koc_request_spec *spec, koc_response **ret);
 KOC_EXPORT koc_response *koc_response_free(koc_response *r);
 KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_response, koc_response_free)
+
+/* --- query strings ------------------------------------------------------- */
+
+/* Builds the query of a list or watch request with every name and value
+ * percent-encoded (only RFC 3986's unreserved characters stay as they are),
+ * so that selectors such as "app in (a,b)" and opaque continue tokens reach
+ * the server intact.  Parameters keep the order they were first set in.
+ *
+ *   _koc_cleanup_(koc_query_freep) koc_query *q = NULL;
+ *   koc_query_new(&q);
+ *   koc_query_set_label_selector(q, "app=web,tier!=cache");
+ *   koc_query_set_limit(q, 500);
+ *   koc_query_set_continue(q, token_of_the_last_page);   // NULL or "" removes it
+ *   koc_client_request(c, &(koc_request_spec){ .method = "GET", .path = PODS,
+ *                      .query = koc_query_string(q) }, on_page, ud, NULL);
+ */
+typedef struct koc_query koc_query;
+
+KOC_EXPORT int koc_query_new(koc_query **ret);
+KOC_EXPORT koc_query *koc_query_free(koc_query *q);
+KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_query, koc_query_free)
+
+/* Sets parameter name to value, replacing an earlier value of that name;
+ * value NULL removes it.  -EINVAL for an empty name. */
+KOC_EXPORT int koc_query_set(koc_query *q, const char *name, const char *value);
+/* The Kubernetes list and watch parameters.  Strings: NULL or "" removes the
+ * parameter.  resourceVersionMatch accepts "Exact" and "NotOlderThan"
+ * (-EINVAL otherwise); limit and timeout_seconds 0 remove theirs. */
+KOC_EXPORT int koc_query_set_label_selector(koc_query *q, const char *selector);
+KOC_EXPORT int koc_query_set_field_selector(koc_query *q, const char *selector);
+KOC_EXPORT int koc_query_set_limit(koc_query *q, uint64_t limit);
+KOC_EXPORT int koc_query_set_continue(koc_query *q, const char *token);
+KOC_EXPORT int koc_query_set_resource_version(koc_query *q, const char *resource_version);
+KOC_EXPORT int koc_query_set_resource_version_match(koc_query *q, const char *match);
+KOC_EXPORT int koc_query_set_timeout_seconds(koc_query *q, uint64_t seconds);
+KOC_EXPORT int koc_query_set_allow_watch_bookmarks(koc_query *q, bool allow);
+/* "name=value&..." without the '?', "" when empty, never NULL (NULL only
+ * when q is NULL or out of memory).  Valid until q is changed or freed. */
+KOC_EXPORT const char *koc_query_string(koc_query *q);
 
 /* --- watches ------------------------------------------------------------- */
 
@@ -199,7 +279,9 @@ typedef struct koc_watch_spec {
 
 /* Starts a watch.  The handler gets each event in order and, last, one CLOSED
  * event (unless koc_watch_stop() was called first).  There is no low-speed
- * abort: an idle watch stays open until the server or the caller ends it. */
+ * abort: an idle watch stays open until the server or the caller ends it, or
+ * the connection health check finds its HTTP/2 connection dead (CLOSED with
+ * -ETIMEDOUT). */
 KOC_EXPORT int koc_client_watch(koc_client *c, const koc_watch_spec *spec,
                                 koc_watch_handler_t handler, void *userdata, koc_watch **ret);
 /* Ends a watch; its handler is not called again.  Frees the watch.  Safe

@@ -14,7 +14,7 @@
  *
  * Inline certificate data is handed to libcurl as memory blobs, never written
  * to temporary files.  The service-account token is re-read from its file at
- * most every 60 s and at once after a 401 (koc_cluster_config_token_invalidate),
+ * most every 60 s and at once after a 401 (koc__cluster_config_token_invalidate),
  * keeping the old token when the re-read fails, because bound tokens rotate.
  */
 #ifndef KOC_CONFIG_H
@@ -47,7 +47,7 @@ KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_cluster_config, koc_cluster_config_unref)
 /* "https://host:port" (plus a path prefix, if the kubeconfig's server has
  * one) without a trailing slash: the base of every request URL.  When the
  * cluster sets tls-server-name, the host part is that name, and
- * koc_cluster_config_apply_tls() routes the connection to the real server
+ * koc__cluster_config_apply_tls() routes the connection to the real server
  * address (CURLOPT_CONNECT_TO), so that libcurl sends the name as SNI and
  * verifies the certificate against it, as client-go's ServerName does. */
 KOC_EXPORT const char *koc_cluster_config_server(const koc_cluster_config *cfg);

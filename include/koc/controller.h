@@ -269,7 +269,11 @@ KOC_EXPORT int koc_controller_watches(koc_controller *c, const koc_resource *res
                                       void *userdata, koc_error *err);
 /* All predicates must agree (AND); none: every event enqueues. */
 KOC_EXPORT int koc_controller_add_predicate(koc_controller *c, koc_predicate_t fn, void *userdata);
-/* An index over the primary cache; before the informer has synced. */
+/* An index over the primary cache, and a transform applied to objects
+ * before they are cached.  Both only before the cache holds objects (-EBUSY
+ * after; call them right after koc_controller_new()).  The cache is shared
+ * with every controller of this manager that watches the same resource,
+ * namespace and selectors, so they see the indexes and the transform too. */
 KOC_EXPORT int koc_controller_add_index(koc_controller *c, const char *name, koc_index_func_t fn,
                                         void *userdata);
 KOC_EXPORT int koc_controller_set_transform(koc_controller *c, koc_transform_t fn, void *userdata);

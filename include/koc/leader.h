@@ -128,8 +128,9 @@ KOC_EXPORT uint64_t koc_leader_config_get_retry_period(const koc_leader_config *
 
 /* Checks the configuration: -EINVAL with a message naming the field when
  * renew_deadline >= lease_duration, retry_period > renew_deadline,
- * retry_period is zero, lease_duration is under 1 s, or the identity (custom),
- * name or namespace is empty or too long. */
+ * retry_period is zero, lease_duration is under 1 s, the identity (custom) is
+ * empty or too long, the namespace is not a DNS-1123 label or the name not a
+ * DNS-1123 subdomain (the message names the value and says why). */
 KOC_EXPORT int koc_leader_config_validate(const koc_leader_config *cfg, koc_error *err);
 
 /* --- the elector ------------------------------------------------------------ */
@@ -225,7 +226,9 @@ KOC_EXPORT bool koc_leader_is_leader(const koc_leader *l);
 /* Blocking convenience for simple programs: runs the leader's loop
  * (sd_event_run) until this identity leads (returns 1), the elector stops
  * (returns 0) or timeout_usec passes (-ETIMEDOUT; 0 waits forever).  Starts
- * the elector when it is not running.  Not from inside a callback. */
+ * the elector when it is not running.  Not from inside a callback.  Both
+ * return a negative errno when the elector stopped itself on an error (its
+ * timer could not be armed; the error is logged). */
 KOC_EXPORT int koc_leader_run_until_leading(koc_leader *l, uint64_t timeout_usec);
 /* Runs the loop until leadership ends; returns the reason (>= 0), or
  * -ENOTCONN when not leading. */

@@ -6,7 +6,7 @@
  * operator replica needs on it: the cluster configuration (--kubeconfig, then
  * $KUBECONFIG, in-cluster, ~/.kube/config), the API client, the Lease leader
  * elector, the probes server (/livez, /readyz, /metrics), the metrics registry
- * (process and leader metrics) and the graceful-shutdown coordinator.
+ * (process, leader and API client metrics) and the graceful-shutdown coordinator.
  *
  *   static void on_started(koc_manager *m, uint64_t term, void *ud) {
  *           ... start leader-only work; tag writes with `term` ...
@@ -66,8 +66,9 @@
  * is set, the "leader" check (fails on standbys).  /livez has "leader-renewal":
  * it fails when this replica has been leading (by its callbacks) but its
  * leadership state has not been confirmed for lease_duration + the liveness
- * margin, which means the elector is wedged (client-go's HealthzAdaptor).  A
- * standby is always live.
+ * margin, which means the elector is wedged (client-go's HealthzAdaptor), or
+ * when the elector stopped itself on an error (it would never compete
+ * again).  A standby is otherwise always live.
  *
  * Threads: everything runs on the loop's thread except koc_manager_work_begin,
  * koc_manager_work_end, koc_manager_is_leader, koc_manager_get_term,

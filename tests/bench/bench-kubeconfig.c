@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Figures for the cluster configuration (not a test): loading a kubeconfig
  * with inline certificates, a merged KUBECONFIG of 50 contexts, and the
- * cost of koc_cluster_config_auth_header() between token re-reads. */
+ * cost of koc__cluster_config_auth_header() between token re-reads. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,14 +108,14 @@ int main(void) {
         const int calls = 1000000;
         uint64_t start = koc_now_boottime_usec();
         for (int i = 0; i < calls; i++)
-                if (!koc_cluster_config_auth_header(cfg))
+                if (!koc__cluster_config_auth_header(cfg))
                         return 1;
         printf("auth header between re-reads: %.0f ns/call\n",
                (double)(koc_now_boottime_usec() - start) * 1000.0 / calls);
         start = koc_now_boottime_usec();
         for (int i = 0; i < 20000; i++) {
-                koc_cluster_config_token_invalidate(cfg);
-                if (!koc_cluster_config_auth_header(cfg))
+                koc__cluster_config_token_invalidate(cfg);
+                if (!koc__cluster_config_auth_header(cfg))
                         return 1;
         }
         printf("auth header with a token file re-read: %.1f us/call\n",

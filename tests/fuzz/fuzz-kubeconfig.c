@@ -2,7 +2,7 @@
 /*
  * The kubeconfig loader on arbitrary files.  Errors are expected; crashes,
  * leaks and unbounded work are not.  Exec credential plugins are never run:
- * the link wraps koc_exec_credential_run (-Wl,--wrap) with a stub that
+ * the link wraps koc__exec_credential_run (-Wl,--wrap) with a stub that
  * refuses, so fuzz input cannot start programs.
  */
 #include <errno.h>

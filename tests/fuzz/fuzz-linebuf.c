@@ -66,7 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
 
         koc_linebuf lb;
-        koc_linebuf_init(&lb, max_line);
+        koc__linebuf_init(&lb, max_line);
         got g = {.ref = ref, .n_ref = n_ref};
         int r = 0;
         size_t off = 0;
@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         chunk = n - off; /* now and then: the rest at once */
                 if (chunk > n - off)
                         chunk = n - off;
-                r = koc_linebuf_feed(&lb, s + off, chunk, on_line, &g);
+                r = koc__linebuf_feed(&lb, s + off, chunk, on_line, &g);
                 if (r < 0)
                         break;
                 if (lb.alloc > cap + 1 || lb.len > cap + 1)
@@ -85,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 off += chunk;
         }
         if (r == 0)
-                r = koc_linebuf_finish(&lb, on_line, &g);
+                r = koc__linebuf_finish(&lb, on_line, &g);
         if (expect_error != (r == -EMSGSIZE) || (r < 0 && r != -EMSGSIZE))
                 abort();
         if (!expect_error && g.next != n_ref)
@@ -93,9 +93,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (expect_error && g.next != n_ref)
                 abort(); /* every line before the overlong one came out */
         /* The error is sticky. */
-        if (r < 0 && koc_linebuf_feed(&lb, "x\n", 2, on_line, &g) != r)
+        if (r < 0 && koc__linebuf_feed(&lb, "x\n", 2, on_line, &g) != r)
                 abort();
-        koc_linebuf_done(&lb);
+        koc__linebuf_done(&lb);
         free(ref);
         return 0;
 }

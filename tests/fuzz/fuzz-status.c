@@ -3,7 +3,7 @@
  * Kubernetes Status bodies, reasons and Retry-After values.
  *
  * Input: two bytes of HTTP code, then text used three ways: as a JSON body
- * for koc_status_parse, as a reason name, and as a Retry-After header value.
+ * for koc__status_parse, as a reason name, and as a Retry-After header value.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         cJSON *body = cJSON_ParseWithLength((const char *)data + 2, size - 2);
         koc_status st;
-        koc_status_parse(body, code, &st);
+        koc__status_parse(body, code, &st);
         if ((unsigned)st.reason >= _KOC_REASON_MAX)
                 abort();
         if (st.retry_after_usec > UINT64_C(86400) * 365 * KOC_USEC_PER_SEC)
@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 abort();
 
         uint64_t usec = 0;
-        if (koc_parse_retry_after(text, UINT64_C(1795000000) * KOC_USEC_PER_SEC, &usec) == 0 &&
+        if (koc__parse_retry_after(text, UINT64_C(1795000000) * KOC_USEC_PER_SEC, &usec) == 0 &&
             usec > UINT64_C(86400) * KOC_USEC_PER_SEC)
                 abort();
         free(text);

@@ -29,6 +29,10 @@ pcdir=$(dirname "$(find "$prefix" -name koc.pc | head -1)")
 export PKG_CONFIG_PATH=$pcdir
 cc -o "$work/pc-shared" "$src/tests/install/consumer/main.c" $(pkg-config --cflags --libs koc)
 LD_LIBRARY_PATH=$(pkg-config --variable=libdir koc) "$work/pc-shared"
+# What the README tells users of a non-system prefix: an RPATH, no LD_LIBRARY_PATH.
+cc -o "$work/pc-rpath" "$src/tests/install/consumer/main.c" $(pkg-config --cflags --libs koc) \
+        -Wl,-rpath,"$(pkg-config --variable=libdir koc)"
+env -u LD_LIBRARY_PATH "$work/pc-rpath"
 # libkoc.a itself, with its dependencies (Requires.private) linked as shared
 # libraries: Debian ships libcurl's own dependencies without static archives.
 cc -o "$work/pc-static" "$src/tests/install/consumer/main.c" $(pkg-config --cflags koc) \

@@ -744,7 +744,7 @@ static void test_token_rotation(void **state) {
         ctx_open(&x, kc_path);
         /* The config's clock stands still: the 60 s refresh never comes, so
          * only the re-read after a 401 can pick up the new token. */
-        koc_cluster_config_set_clock(x.cfg, frozen_clock, &now);
+        koc__cluster_config_set_clock(x.cfg, frozen_clock, &now);
 
         request(&x, "GET", LEASES, NULL, &res);
         assert_int_equal(res.error, 0);
@@ -767,7 +767,7 @@ static void test_token_rotation(void **state) {
 
         /* A watch with the wrong token: the initial 401 closes it. */
         write_file(token_path, "wrong-again\n");
-        koc_cluster_config_token_invalidate(x.cfg);
+        koc__cluster_config_token_invalidate(x.cfg);
         recorder r = {0};
         assert_int_equal(
                 koc_client_watch(x.client, &(koc_watch_spec){.path = LEASES}, on_watch, &r, NULL),

@@ -91,9 +91,9 @@ static long get(koc_cluster_config *cfg, const char *path) {
         curl_easy_setopt(e, CURLOPT_URL, url);
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
         curl_easy_setopt(e, CURLOPT_TIMEOUT, 10L);
-        assert_int_equal(koc_cluster_config_apply_tls(cfg, e), 0);
+        assert_int_equal(koc__cluster_config_apply_tls(cfg, e), 0);
         struct curl_slist *h = NULL;
-        const char *auth = koc_cluster_config_auth_header(cfg);
+        const char *auth = koc__cluster_config_auth_header(cfg);
         if (auth)
                 h = curl_slist_append(h, auth);
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
@@ -181,7 +181,7 @@ static void test_token_file_rotation_after_401(void **state) {
         fprintf(f, "%s\n", server.token);
         fclose(f);
         assert_int_equal(get(cfg, "/api/v1/namespaces/default/configmaps"), 401);
-        koc_cluster_config_token_invalidate(cfg);
+        koc__cluster_config_token_invalidate(cfg);
         assert_int_equal(get(cfg, "/api/v1/namespaces/default/configmaps"), 200);
         koc_cluster_config_unref(cfg);
 }

@@ -29,6 +29,8 @@
 #include "harness/apiserver.h"
 
 static koc_test_apiserver api;
+/* The replicas' logs; our own directory, since the real server has none. */
+static char log_dir[256];
 
 #define SRC_NS "mirror-src"
 #define LEASE "koc-example-configmap-mirror"
@@ -37,7 +39,7 @@ static pid_t start_replica(const char *identity) {
         char kc[400], id[128], log[400];
         snprintf(kc, sizeof kc, "--kubeconfig=%s", api.kubeconfig);
         snprintf(id, sizeof id, "--identity=%s", identity);
-        snprintf(log, sizeof log, "%s/%s.log", api.dir, identity);
+        snprintf(log, sizeof log, "%s/%s.log", log_dir, identity);
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
@@ -177,10 +179,19 @@ static void test_two_replicas_mirror(void **state) {
 static int setup(void **state) {
         signal(SIGPIPE, SIG_IGN);
         curl_global_init(CURL_GLOBAL_DEFAULT);
+        snprintf(log_dir, sizeof log_dir, "/tmp/koc-mirror-XXXXXX");
+        if (!mkdtemp(log_dir))
+                return -1;
         return koc_test_apiserver_start(&api, NULL) == 0 ? 0 : -1;
 }
 
 static int teardown(void **state) {
+        char path[400];
+        for (int i = 1; i <= 2; i++) {
+                snprintf(path, sizeof path, "%s/mirror-%d.log", log_dir, i);
+                unlink(path);
+        }
+        rmdir(log_dir);
         koc_test_apiserver_stop(&api);
         curl_global_cleanup();
         return 0;

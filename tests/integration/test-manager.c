@@ -188,8 +188,12 @@ static _Noreturn void run_child(int ev, int ctl, const struct opts *o) {
         cfg.leader_election_id = o->lease;
         cfg.leader_election_namespace = "default";
         cfg.identity = o->identity;
-        cfg.lease_duration_usec = 1 * KOC_USEC_PER_SEC;
-        cfg.renew_deadline_usec = 600 * KOC_USEC_PER_MSEC;
+        /* The tests check that nothing moves while a replica drains or
+         * stands by: a renew deadline far wider than any stall of a loaded,
+         * shared machine keeps a stall from moving the Lease, so only a
+         * defect can fail them.  Renewals still come every 100 ms. */
+        cfg.lease_duration_usec = 4 * KOC_USEC_PER_SEC;
+        cfg.renew_deadline_usec = 3 * KOC_USEC_PER_SEC;
         cfg.retry_period_usec = 100 * KOC_USEC_PER_MSEC;
         cfg.exit_on_leadership_loss = o->exit_on_loss;
         cfg.health_probe_bind_address = "127.0.0.1:0";
@@ -535,6 +539,9 @@ static void test_drain_then_release(void **state) {
         assert_int_equal(http_get(a->metrics_port, "/metrics", &body), 200);
         assert_non_null(strstr(body.buf, "koc_manager_work_in_flight 1"));
         assert_non_null(strstr(body.buf, "leader_election_master_status"));
+        /* The client's metrics, from the Lease requests. */
+        assert_non_null(strstr(body.buf, "rest_client_requests_total{code=\""));
+        assert_non_null(strstr(body.buf, "rest_client_request_duration_seconds_bucket{verb=\""));
         assert_holder("t-drain", "a");
 
         kill(a->pid, SIGTERM);
@@ -632,7 +639,7 @@ static void test_second_signal(void **state) {
         assert_false(has_event(a, "work-end"));
 
         /* Not released: b leads only after the Lease expired. */
-        expect_event(b, "started ", 10000);
+        expect_event(b, "started ", 15000);
         assert_holder("t-second", "b");
         reap_all();
 }
@@ -807,7 +814,7 @@ static void test_loss_during_drain_does_not_lead_again(void **state) {
 
         /* a's old term expires; the live replica takes over, not a. */
         c = spawn(&oc);
-        expect_event(c, "started ", 10000);
+        expect_event(c, "started ", 15000);
         assert_holder("t-lossdrain", "c");
         release_work(a);
         assert_int_equal(wait_exit(a, 10000), 0);

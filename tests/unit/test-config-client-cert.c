@@ -219,7 +219,7 @@ static CURLcode request(const char *kubeconfig_user, server *s) {
         curl_easy_setopt(e, CURLOPT_URL, url);
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
         curl_easy_setopt(e, CURLOPT_TIMEOUT, 10L);
-        assert_int_equal(koc_cluster_config_apply_tls(cfg, e), 0);
+        assert_int_equal(koc__cluster_config_apply_tls(cfg, e), 0);
         CURLcode c = curl_easy_perform(e);
         curl_easy_cleanup(e);
         koc_cluster_config_unref(cfg);

@@ -85,7 +85,7 @@ static void test_read_fifo(void **state) {
         dir *d = *state;
         char *buf = NULL;
         size_t len = 0;
-        assert_int_equal(koc_read_file_bounded(d->fifo, 4096, &buf, &len), -EBADFD);
+        assert_int_equal(koc__read_file_bounded(d->fifo, 4096, &buf, &len), -EBADFD);
         assert_null(buf);
 }
 

@@ -66,14 +66,14 @@ static void test_ipv4(void **state) {
         assert_string_equal(koc_cluster_config_server(cfg), "https://10.96.0.1:443");
         assert_string_equal(koc_cluster_config_namespace(cfg), "team-a");
         assert_string_equal(koc_cluster_config_source(cfg), "in-cluster");
-        assert_string_equal(koc_cluster_config_auth_header(cfg),
+        assert_string_equal(koc__cluster_config_auth_header(cfg),
                             "Authorization: Bearer sa-token-1");
         char ca[256];
         snprintf(ca, sizeof ca, "%s/ca.crt", f->dir);
         assert_string_equal(cfg->ca_file, ca);
         CURL *easy = curl_easy_init();
         assert_non_null(easy);
-        assert_int_equal(koc_cluster_config_apply_tls(cfg, easy), 0);
+        assert_int_equal(koc__cluster_config_apply_tls(cfg, easy), 0);
         curl_easy_cleanup(easy);
         /* ref/unref */
         assert_ptr_equal(koc_cluster_config_ref(cfg), cfg);

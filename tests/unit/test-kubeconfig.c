@@ -114,7 +114,7 @@ static koc_cluster_config *load_ok(const char *paths, const char *context) {
 static void check_apply_tls(koc_cluster_config *cfg) {
         CURL *easy = curl_easy_init();
         assert_non_null(easy);
-        assert_int_equal(koc_cluster_config_apply_tls(cfg, easy), 0);
+        assert_int_equal(koc__cluster_config_apply_tls(cfg, easy), 0);
         curl_easy_cleanup(easy);
 }
 
@@ -187,7 +187,7 @@ static void test_inline_data(void **state) {
         assert_string_equal(koc_cluster_config_server(cfg), "https://127.0.0.1:6443");
         assert_string_equal(koc_cluster_config_namespace(cfg), "team-x");
         assert_string_equal(koc_cluster_config_source(cfg), path_of("inline.yaml"));
-        assert_null(koc_cluster_config_auth_header(cfg));
+        assert_null(koc__cluster_config_auth_header(cfg));
         /* Decoded to the exact PEM text, held in memory (no files). */
         assert_int_equal(cfg->ca_data.size, strlen(ca_pem));
         assert_memory_equal(cfg->ca_data.data, ca_pem, strlen(ca_pem));
@@ -272,7 +272,7 @@ static void test_files_and_relative_paths(void **state) {
         assert_string_equal(cfg->cert_file, path_of("sub/certs/client.crt"));
         assert_string_equal(cfg->key_file, path_of("sub/certs/client.key"));
         assert_null(cfg->ca_data.data);
-        assert_string_equal(koc_cluster_config_auth_header(cfg),
+        assert_string_equal(koc__cluster_config_auth_header(cfg),
                             "Authorization: Bearer file-token");
         check_apply_tls(cfg);
         koc_cluster_config_unref(cfg);
@@ -316,7 +316,7 @@ static void test_merge_two_files(void **state) {
         koc_cluster_config *cfg = load_ok(list, NULL);
         assert_string_equal(koc_cluster_config_server(cfg), "https://b.example:6443");
         assert_string_equal(koc_cluster_config_namespace(cfg), "ns-b");
-        assert_string_equal(koc_cluster_config_auth_header(cfg), "Authorization: Bearer token-b");
+        assert_string_equal(koc__cluster_config_auth_header(cfg), "Authorization: Bearer token-b");
         assert_string_equal(koc_cluster_config_source(cfg), path_of("b.yaml"));
         koc_cluster_config_unref(cfg);
 
@@ -470,6 +470,76 @@ static void test_insecure(void **state) {
         assert_int_equal(c.n, 1);
         koc_cluster_config_unref(cfg);
         koc_log_set_handler(NULL, NULL);
+}
+
+struct all_warnings {
+        unsigned n;
+        char text[4096];
+};
+
+static void capture_all(int level, const char *component, const char *message, void *userdata) {
+        struct all_warnings *c = userdata;
+        if (level != KOC_LOG_WARN)
+                return;
+        c->n++;
+        size_t n = strlen(c->text);
+        snprintf(c->text + n, sizeof c->text - n, "%s: %s\n", component, message);
+}
+
+/* A misspelled key is ignored, as kubectl ignores it, but not silently: the
+ * warning names the file and the path of the key.  Keys of client-go's
+ * kubeconfig that koc does not use are not warned about. */
+static void test_unknown_keys_warned(void **state) {
+        struct all_warnings c = {0};
+        write_file("typo.yaml",
+                   "apiVersion: v1\n"
+                   "kind: Config\n"
+                   "preferences: {}\n"
+                   "current-context: c\n"
+                   "curent-context: c\n"
+                   "contexts: [{name: c, context: {cluster: k, user: u, namspace: x}}]\n"
+                   "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:6443', "
+                   "proxy-url: 'http://p:3128', certificate-authority-dat: x}}]\n"
+                   "users:\n"
+                   "- name: u\n"
+                   "  user:\n"
+                   "    username: admin\n"
+                   "    tokn: abc\n");
+        koc_log_set_handler(capture_all, &c);
+        koc_cluster_config *cfg = load_ok(path_of("typo.yaml"), NULL);
+        koc_log_set_handler(NULL, NULL);
+        const char *const expected[] = {
+                "typo.yaml: curent-context: unknown key",
+                "typo.yaml: contexts[0].context.namspace: unknown key",
+                "typo.yaml: clusters[0].cluster.certificate-authority-dat: unknown key",
+                "typo.yaml: users[0].user.tokn: unknown key, ignored (line 12)",
+        };
+        for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
+                if (!strstr(c.text, expected[i]))
+                        fail_msg("no warning \"%s\" in:\n%s", expected[i], c.text);
+        assert_int_equal(c.n, 4);
+        assert_non_null(strstr(c.text, path_of("typo.yaml")));
+        assert_null(strstr(c.text, "proxy-url"));
+        assert_null(strstr(c.text, "username"));
+        /* The token was misspelled: none is sent. */
+        assert_null(koc__cluster_config_auth_header(cfg));
+        koc_cluster_config_unref(cfg);
+
+        /* A file full of unknown keys gets a bounded number of lines. */
+        char big[8192] = "current-context: c\ncontexts: [{name: c, context: {cluster: k}}]\n"
+                         "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:6443'}}]\n";
+        for (int i = 0; i < 200; i++) {
+                size_t n = strlen(big);
+                snprintf(big + n, sizeof big - n, "junk%d: 1\n", i);
+        }
+        write_file("junk.yaml", "%s", big);
+        memset(&c, 0, sizeof c);
+        koc_log_set_handler(capture_all, &c);
+        cfg = load_ok(path_of("junk.yaml"), NULL);
+        koc_log_set_handler(NULL, NULL);
+        assert_true(c.n <= 10);
+        assert_non_null(strstr(c.text, "more unknown keys"));
+        koc_cluster_config_unref(cfg);
 }
 
 static void test_http_server(void **state) {
@@ -737,31 +807,31 @@ static void test_exec_plugin(void **state) {
         unlink(path_of("plugin-runs"));
         koc_cluster_config *cfg = load_ok(path_of("exec.yaml"), NULL);
         assert_int_equal(count_runs(), 1);
-        assert_string_equal(koc_cluster_config_auth_header(cfg), "Authorization: Bearer arg1-hi-1");
-        assert_string_equal(koc_cluster_config_auth_header(cfg), "Authorization: Bearer arg1-hi-1");
+        assert_string_equal(koc__cluster_config_auth_header(cfg), "Authorization: Bearer arg1-hi-1");
+        assert_string_equal(koc__cluster_config_auth_header(cfg), "Authorization: Bearer arg1-hi-1");
         assert_int_equal(count_runs(), 1);
         /* After a 401: run again. */
-        koc_cluster_config_token_invalidate(cfg);
-        assert_string_equal(koc_cluster_config_auth_header(cfg), "Authorization: Bearer arg1-hi-2");
+        koc__cluster_config_token_invalidate(cfg);
+        assert_string_equal(koc__cluster_config_auth_header(cfg), "Authorization: Bearer arg1-hi-2");
         assert_int_equal(count_runs(), 2);
         /* Expired: run again when asked. */
         write_file("expiry", "2000-01-01T00:00:00Z");
-        koc_cluster_config_token_invalidate(cfg);
-        assert_string_equal(koc_cluster_config_auth_header(cfg), "Authorization: Bearer arg1-hi-3");
+        koc__cluster_config_token_invalidate(cfg);
+        assert_string_equal(koc__cluster_config_auth_header(cfg), "Authorization: Bearer arg1-hi-3");
         assert_int_equal(count_runs(), 3);
         write_file("expiry", "2999-01-01T00:00:00Z");
         cfg->token_read_usec = 0; /* as if the last run was long ago */
-        cfg->now = NULL, koc_cluster_config_set_clock(cfg, NULL, NULL);
+        cfg->now = NULL, koc__cluster_config_set_clock(cfg, NULL, NULL);
         cfg->token_read_usec -= 61 * UINT64_C(1000000);
-        assert_string_equal(koc_cluster_config_auth_header(cfg), "Authorization: Bearer arg1-hi-4");
+        assert_string_equal(koc__cluster_config_auth_header(cfg), "Authorization: Bearer arg1-hi-4");
         assert_int_equal(count_runs(), 4);
-        assert_string_equal(koc_cluster_config_auth_header(cfg), "Authorization: Bearer arg1-hi-4");
+        assert_string_equal(koc__cluster_config_auth_header(cfg), "Authorization: Bearer arg1-hi-4");
         assert_int_equal(count_runs(), 4);
 
         /* The plugin breaks: the last credential is kept. */
         write_plugin("plugin.sh", "echo run >> \"$RUNS\"\necho 'login required' >&2\nexit 1\n");
-        koc_cluster_config_token_invalidate(cfg);
-        assert_string_equal(koc_cluster_config_auth_header(cfg), "Authorization: Bearer arg1-hi-4");
+        koc__cluster_config_token_invalidate(cfg);
+        assert_string_equal(koc__cluster_config_auth_header(cfg), "Authorization: Bearer arg1-hi-4");
         assert_int_equal(count_runs(), 5);
         koc_cluster_config_unref(cfg);
 
@@ -810,7 +880,7 @@ static void test_exec_timeout_kills_the_group(void **state) {
         char *token = NULL;
         uint64_t expiry = 0;
         koc_error err = {0};
-        assert_int_equal(koc_exec_credential_run(&e, &token, &expiry, &err), -ETIMEDOUT);
+        assert_int_equal(koc__exec_credential_run(&e, &token, &expiry, &err), -ETIMEDOUT);
         assert_null(token);
         assert_non_null(strstr(err.message, "did not finish within 300ms; killed"));
         FILE *f = fopen(path_of("slow.pid"), "r");
@@ -970,6 +1040,7 @@ int main(void) {
                 cmocka_unit_test(test_exec_plugin),
                 cmocka_unit_test(test_exec_timeout_kills_the_group),
                 cmocka_unit_test(test_truncated_and_garbage),
+                cmocka_unit_test(test_unknown_keys_warned),
         };
         return cmocka_run_group_tests(tests, setup_group, teardown_group);
 }

@@ -92,6 +92,46 @@ static void test_rejects_nonsense(void **state) {
         assert_int_equal(koc_leader_config_validate(NULL, NULL), -EINVAL);
 }
 
+/* Names that would change the request path (or that the API server refuses
+ * anyway) are refused with a message naming the field and the value. */
+static void expect_bad_names(const char *ns, const char *name, const char *field,
+                             const char *value) {
+        koc_leader_config *cfg = NULL;
+        koc_error err = {0};
+        assert_int_equal(koc_leader_config_new(ns, name, &cfg), 0);
+        assert_int_equal(koc_leader_config_validate(cfg, &err), -EINVAL);
+        if (!strstr(err.message, field) || !strstr(err.message, value))
+                fail_msg("message \"%s\" does not name %s \"%s\"", err.message, field, value);
+        koc_leader_config_free(cfg);
+}
+
+static void test_rejects_hostile_names(void **state) {
+        expect_bad_names("ns", "a/b", "name", "\"a/b\"");
+        expect_bad_names("ns", "lease?watch=true", "name", "\"lease?watch=true\"");
+        expect_bad_names("ns", "x#y", "name", "\"x#y\"");
+        expect_bad_names("ns", "..", "name", "RFC 1123 subdomain");
+        expect_bad_names("ns", "Lease", "name", "\"Lease\"");
+        expect_bad_names("ns/../kube-system", "lease", "namespace", "\"ns/../kube-system\"");
+        expect_bad_names("a.b", "lease", "namespace", "RFC 1123 label");
+        expect_bad_names("default?x=1", "lease", "namespace", "\"default?x=1\"");
+
+        /* Edge lengths: a 63-character namespace and a 253-character name. */
+        char ns[65], name[255];
+        memset(ns, 'n', sizeof ns - 1);
+        ns[sizeof ns - 1] = '\0';
+        memset(name, 'l', sizeof name - 1);
+        name[sizeof name - 1] = '\0';
+        expect_bad_names(ns, "lease", "namespace", "no more than 63 characters");
+        expect_bad_names("ns", name, "name", "no more than 253 characters");
+        ns[63] = '\0';
+        name[253] = '\0';
+        name[100] = '.';
+        koc_leader_config *cfg = NULL;
+        assert_int_equal(koc_leader_config_new(ns, name, &cfg), 0);
+        assert_int_equal(koc_leader_config_validate(cfg, NULL), 0);
+        koc_leader_config_free(cfg);
+}
+
 static void test_short_durations_accepted(void **state) {
         _koc_cleanup_(koc_leader_config_freep) koc_leader_config *cfg = new_cfg();
         koc_leader_config_set_lease_duration(cfg, 1 * SEC);
@@ -139,6 +179,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_rejects_nonsense),
+                cmocka_unit_test(test_rejects_hostile_names),
                 cmocka_unit_test(test_short_durations_accepted),
                 cmocka_unit_test(test_identity_modes),
                 cmocka_unit_test(test_null_safety),

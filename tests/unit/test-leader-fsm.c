@@ -542,16 +542,6 @@ static void test_hung_renewal_times_out_at_deadline(void **state) {
         assert_true(position(&x, LEADER_ACT_STOPPED) < position(&x, LEADER_ACT_CANCEL_REQUEST));
 }
 
-static void test_frozen_process_is_not_leader(void **state) {
-        t x;
-        setup(&x);
-        make_leader(&x);
-        /* No timer fires while frozen: validity alone must say no. */
-        uint64_t until = leader_fsm_valid_until(&x.f);
-        advance(&x, 601 * MS);
-        assert_true(until != 0 && x.now >= until);
-}
-
 static void test_conflict_then_holder_changed(void **state) {
         t x;
         setup(&x);
@@ -1136,7 +1126,6 @@ int main(void) {
                 cmocka_unit_test(test_transient_errors_do_not_step_down_before_deadline),
                 cmocka_unit_test(test_renew_deadline_exceeded),
                 cmocka_unit_test(test_hung_renewal_times_out_at_deadline),
-                cmocka_unit_test(test_frozen_process_is_not_leader),
                 cmocka_unit_test(test_conflict_then_holder_changed),
                 cmocka_unit_test(test_watch_shows_takeover),
                 cmocka_unit_test(test_lease_deleted_while_leading),

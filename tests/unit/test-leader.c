@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "koc/leader.h"
+#include "koc/log.h"
 #include "koc/metrics.h"
 #include "leader/leader-internal.h"
 
@@ -47,6 +48,13 @@ typedef struct fake {
         bool stop_and_step_down_in_stopped;
         int done_result;
         bool fail_next; /* the next request fails to start */
+        /* A cancel that comes too late: the answer is on its way already and
+         * is kept here for the test to deliver. */
+        bool late_cancel;
+        koc_response_handler_t stale_handler;
+        void *stale_userdata;
+        int timer_error; /* set_timer fails with it (0: works) */
+        bool stop_storm_in_stopped;
 } fake;
 
 static int fake_request(void *t, const koc_request_spec *spec, koc_response_handler_t handler,
@@ -73,6 +81,10 @@ static int fake_request(void *t, const koc_request_spec *spec, koc_response_hand
 
 static void fake_cancel(void *t, void *handle) {
         fake *f = t;
+        if (f->late_cancel) {
+                f->stale_handler = f->handler;
+                f->stale_userdata = f->userdata;
+        }
         f->pending = false;
         f->n_cancels++;
 }
@@ -95,7 +107,10 @@ static void fake_watch_stop(void *t, void *handle) {
 }
 
 static int fake_set_timer(void *t, uint64_t at) {
-        ((fake *)t)->timer_at = at;
+        fake *f = t;
+        if (f->timer_error && at != 0)
+                return f->timer_error;
+        f->timer_at = at;
         return 0;
 }
 
@@ -146,6 +161,13 @@ static void on_stopped(koc_leader *l, koc_leader_reason reason, void *ud) {
                 /* Both queued behind this callback, the stop first. */
                 koc_leader_stop(l);
                 assert_int_equal(koc_leader_step_down(l, on_done, f), 0);
+        }
+        if (f->stop_storm_in_stopped) {
+                /* Many stops, then a step-down: the step-down must not be lost. */
+                for (int i = 0; i < 40; i++)
+                        koc_leader_stop(l);
+                assert_int_equal(koc_leader_step_down(l, on_done, f), 0);
+                assert_int_equal(koc_leader_step_down(l, on_done, f), -EALREADY);
         }
         if (f->unref_in_stopped) {
                 f->leader = koc_leader_unref(f->leader);
@@ -266,6 +288,47 @@ static void test_state_reads_at_read_time(void **state) {
         fire(&f);
         assert_false(f.state_in_stopped);
         assert_non_null(strstr(f.log, "stopped(renew-deadline-exceeded)"));
+        teardown_fake(&f);
+}
+
+/* Invariant 3 through the real state handle, with the injected clock: a
+ * process frozen (no timer, no answer) past its renew deadline reads false
+ * the moment it runs again, exactly at the deadline and not a microsecond
+ * later; a renewal sent before the freeze and answered after it does not
+ * make it leader again, since validity is anchored at the send. */
+static void test_frozen_process_is_not_leader(void **state) {
+        fake f;
+        setup_fake(&f);
+        become_leader(&f);
+        f.now += 50 * MS;
+        fire(&f); /* the renewal goes out at the renew tick */
+        uint64_t sent = f.now;
+        char *s = stored(&f, "101");
+        f.now += 3 * MS;
+        reply(&f, 200, s);
+        free(s);
+        fire(&f); /* the next renewal is sent; then the process freezes */
+        uint64_t sent2 = f.now;
+        assert_true(f.pending);
+        assert_true(sent2 > sent);
+        /* Frozen: the clock runs, nothing else does. */
+        f.now = sent + 600 * MS - 1;
+        assert_true(koc_leader_state_is_leader(f.state));
+        f.now = sent + 600 * MS;
+        assert_false(koc_leader_state_is_leader(f.state));
+        assert_false(koc_leader_is_leader(f.leader));
+        assert_int_equal(koc_leader_state_term(f.state, NULL, NULL, 0), 0);
+        /* Woken up much later, the answer to the renewal sent before the
+         * freeze is 200: valid only until sent2 + renew deadline, long past. */
+        f.now = sent2 + 5 * SEC;
+        s = stored(&f, "102");
+        reply(&f, 200, s);
+        free(s);
+        assert_false(koc_leader_state_is_leader(f.state));
+        assert_null(strstr(f.log, "stopped"));
+        fire(&f);
+        assert_non_null(strstr(f.log, "stopped(renew-deadline-exceeded)"));
+        assert_false(koc_leader_state_is_leader(f.state));
         teardown_fake(&f);
 }
 
@@ -521,9 +584,224 @@ static void test_metrics(void **state) {
         koc_metrics_unref(m);
 }
 
+/* --- log capture -------------------------------------------------------------------- */
+
+static char captured[8192];
+
+static void capture_log(int level, const char *component, const char *message, void *ud) {
+        static const char levels[] = "EWID";
+        size_t n = strlen(captured);
+        snprintf(captured + n, sizeof captured - n, "%c %s: %s\n",
+                 level >= 0 && level <= 3 ? levels[level] : '?', component, message);
+}
+
+static void capture_start(void) {
+        captured[0] = '\0';
+        koc_log_set_level(KOC_LOG_INFO); /* the default level */
+        koc_log_set_handler(capture_log, NULL);
+}
+
+static void capture_end(void) {
+        koc_log_set_handler(NULL, NULL);
+}
+
+/* Lines of the capture that contain needle. */
+static unsigned captured_count(const char *needle) {
+        unsigned n = 0;
+        for (const char *p = captured; (p = strstr(p, needle)); p += strlen(needle))
+                n++;
+        return n;
+}
+
+/* The answer of a request cancelled too late (its answer was on its way)
+ * carries its own sequence number, so the state machine ignores it: here a
+ * renewal's 200 arriving while the release is in flight must not finish the
+ * step-down, which has not released anything yet. */
+static void test_stale_answer_is_ignored(void **state) {
+        fake f;
+        setup_fake(&f);
+        become_leader(&f);
+        fire(&f); /* renewal in flight */
+        assert_string_equal(f.method, "PUT");
+        char *renewed = stored(&f, "101");
+        f.late_cancel = true;
+        f.done_result = 1;
+        assert_int_equal(koc_leader_step_down(f.leader, on_done, &f), 0);
+        assert_true(f.pending);
+        assert_non_null(strstr(f.body, "\"holderIdentity\":\"\""));
+        assert_non_null(f.stale_handler);
+
+        /* The renewal's answer arrives now. */
+        cJSON *body = cJSON_Parse(renewed);
+        koc_response r = {.status = 200, .body = body, .message = ""};
+        f.stale_handler(NULL, &r, f.stale_userdata);
+        cJSON_Delete(body);
+        free(renewed);
+        assert_int_equal(f.done_result, 1);
+        assert_null(strstr(f.log, "done("));
+        assert_int_equal(leader_get_fsm(f.leader)->state, LEADER_FSM_RELEASING);
+        assert_true(f.pending);
+
+        /* The release's own answer ends the step-down. */
+        char *s = stored(&f, "102");
+        reply(&f, 200, s);
+        free(s);
+        assert_int_equal(f.done_result, 0);
+        assert_string_equal(f.log, "holder(me) started(0) stopped(released) holder() done(0) ");
+        teardown_fake(&f);
+}
+
+/* Callbacks may stop the elector as often as they like: the stops are
+ * coalesced, and the step-down asked after them is not dropped (its done
+ * handler runs, so a shutdown waiting for it is not left hanging). */
+static void test_nested_stops_do_not_drop_step_down(void **state) {
+        fake f;
+        setup_fake(&f);
+        become_leader(&f);
+        f.stop_storm_in_stopped = true;
+        f.done_result = 1;
+        f.now += 600 * MS; /* renew deadline passed */
+        fire(&f);
+        assert_string_equal(f.log,
+                            "holder(me) started(0) stopped(renew-deadline-exceeded) done(0) ");
+        assert_int_equal(f.done_result, 0);
+        assert_int_equal(leader_get_fsm(f.leader)->state, LEADER_FSM_STOPPED);
+        assert_false(f.pending);
+        assert_false(f.watching);
+        teardown_fake(&f);
+}
+
+/* A timer that cannot be armed would leave a follower waiting forever (the
+ * state machine asks again only when the instant changes): the elector stops
+ * and says why at error level. */
+static void test_failing_timer_stops_elector(void **state) {
+        fake f;
+        setup_fake(&f);
+        capture_start();
+        assert_int_equal(koc_leader_start(f.leader), 0);
+        f.timer_error = -ENOMEM;
+        reply(&f, 200,
+              "{\"metadata\":{\"name\":\"my-lease\",\"resourceVersion\":\"7\"},"
+              "\"spec\":{\"holderIdentity\":\"other\",\"leaseDurationSeconds\":1,"
+              "\"leaseTransitions\":4}}");
+        capture_end();
+        assert_int_equal(leader_get_fsm(f.leader)->state, LEADER_FSM_STOPPED);
+        assert_false(f.pending);
+        assert_false(f.watching);
+        assert_int_equal(captured_count("E leader: cannot arm the timer of lease=ns1/my-lease"), 1);
+        assert_non_null(strstr(captured, strerror(ENOMEM)));
+        /* It may start again once timers work. */
+        f.timer_error = 0;
+        assert_int_equal(koc_leader_start(f.leader), 0);
+        assert_true(f.pending);
+        teardown_fake(&f);
+}
+
+/* The blocking helpers return the error that stopped the elector instead of
+ * waiting (forever, or for their timeout) for leadership that cannot come. */
+static void test_run_until_leading_returns_timer_error(void **state) {
+        fake f;
+        sd_event *event = NULL;
+        setup_fake(&f);
+        assert_int_equal(sd_event_new(&event), 0);
+        leader_set_event(f.leader, event);
+        f.fail_next = true; /* the GET fails at once: a retry timer is needed */
+        f.timer_error = -ENOMEM;
+        assert_int_equal(koc_leader_run_until_leading(f.leader, 5 * SEC), -ENOMEM);
+        assert_int_equal(leader_get_fsm(f.leader)->state, LEADER_FSM_STOPPED);
+        teardown_fake(&f);
+        sd_event_unref(event);
+}
+
+/* An unreachable server is said at warn (the default level shows it), once
+ * and then at most once a minute, and its recovery at info. */
+static void test_unreachable_server_is_logged_rate_limited(void **state) {
+        fake f;
+        setup_fake(&f);
+        capture_start();
+        assert_int_equal(koc_leader_start(f.leader), 0);
+        reply_error(&f, -ECONNREFUSED);
+        assert_int_equal(captured_count("W leader: cannot reach"), 1);
+        assert_non_null(strstr(captured, strerror(ECONNREFUSED)));
+        assert_non_null(strstr(captured, "lease=ns1/my-lease"));
+        /* Retries within the minute: nothing more. */
+        for (int i = 0; i < 5; i++) {
+                fire(&f);
+                assert_string_equal(f.method, "GET");
+                reply_error(&f, -ECONNREFUSED);
+        }
+        assert_int_equal(captured_count("cannot reach"), 1);
+        /* A minute later it is said again. */
+        f.now += 61 * SEC;
+        fire(&f);
+        reply_error(&f, -ECONNREFUSED);
+        assert_int_equal(captured_count("cannot reach"), 2);
+        /* Back: one info line. */
+        fire(&f);
+        reply(&f, 404, "{\"kind\":\"Status\",\"code\":404}");
+        capture_end();
+        assert_int_equal(captured_count("I leader: the API server is reachable again"), 1);
+        assert_int_equal(captured_count("cannot reach"), 2);
+        teardown_fake(&f);
+}
+
+/* 401 means the credentials were rejected, 403 means RBAC: each its own
+ * message. */
+static void test_unauthorized_and_forbidden_are_told_apart(void **state) {
+        fake f;
+        setup_fake(&f);
+        capture_start();
+        assert_int_equal(koc_leader_start(f.leader), 0);
+        reply(&f, 401, "{\"kind\":\"Status\",\"code\":401,\"reason\":\"Unauthorized\"}");
+        assert_int_equal(captured_count("rejected the credentials (HTTP 401)"), 1);
+        assert_int_equal(captured_count("needs get, create and update"), 0);
+        fire(&f);
+        reply(&f, 401, "{\"kind\":\"Status\",\"code\":401,\"reason\":\"Unauthorized\"}");
+        assert_int_equal(captured_count("HTTP 401"), 1); /* once */
+        fire(&f);
+        reply(&f, 403, "{\"kind\":\"Status\",\"code\":403,\"reason\":\"Forbidden\"}");
+        capture_end();
+        assert_int_equal(captured_count("W leader: get of lease=ns1/my-lease forbidden (HTTP 403)"),
+                         1);
+        assert_int_equal(captured_count("needs get, create and update on leases"), 1);
+        assert_int_equal(captured_count("rejected the credentials"), 1);
+        teardown_fake(&f);
+}
+
+/* Only a step-down that wrote the release says it released the Lease. */
+static void test_standby_step_down_does_not_say_released(void **state) {
+        fake f;
+        setup_fake(&f);
+        assert_int_equal(koc_leader_start(f.leader), 0);
+        reply(&f, 200,
+              "{\"metadata\":{\"name\":\"my-lease\",\"resourceVersion\":\"7\"},"
+              "\"spec\":{\"holderIdentity\":\"other\",\"leaseDurationSeconds\":1,"
+              "\"leaseTransitions\":4}}");
+        capture_start();
+        f.done_result = 1;
+        assert_int_equal(koc_leader_step_down(f.leader, on_done, &f), 0);
+        capture_end();
+        assert_int_equal(f.done_result, 0);
+        assert_int_equal(captured_count("released"), 0);
+        teardown_fake(&f);
+
+        /* The leader's does. */
+        setup_fake(&f);
+        become_leader(&f);
+        capture_start();
+        assert_int_equal(koc_leader_step_down(f.leader, on_done, &f), 0);
+        char *s = stored(&f, "130");
+        reply(&f, 200, s);
+        free(s);
+        capture_end();
+        assert_int_equal(captured_count("I leader: released lease=ns1/my-lease identity=me"), 1);
+        teardown_fake(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_state_reads_at_read_time),
+                cmocka_unit_test(test_frozen_process_is_not_leader),
                 cmocka_unit_test(test_renewal_is_one_put_with_rv),
                 cmocka_unit_test(test_holder_changed_state_false_first),
                 cmocka_unit_test(test_step_down_order),
@@ -535,6 +813,13 @@ int main(void) {
                 cmocka_unit_test(test_reason_names),
                 cmocka_unit_test(test_metrics),
                 cmocka_unit_test(test_new_rejects_bad_config),
+                cmocka_unit_test(test_stale_answer_is_ignored),
+                cmocka_unit_test(test_nested_stops_do_not_drop_step_down),
+                cmocka_unit_test(test_failing_timer_stops_elector),
+                cmocka_unit_test(test_run_until_leading_returns_timer_error),
+                cmocka_unit_test(test_unreachable_server_is_logged_rate_limited),
+                cmocka_unit_test(test_unauthorized_and_forbidden_are_told_apart),
+                cmocka_unit_test(test_standby_step_down_does_not_say_released),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,29 +77,29 @@ static void test_every_split_point(void **state) {
                 for (size_t i = 0; i <= len; i++) {
                         koc_linebuf lb;
                         collected c = {.fail_at = -1};
-                        koc_linebuf_init(&lb, 0);
-                        assert_int_equal(koc_linebuf_feed(&lb, stream, i, collect, &c), 0);
-                        assert_int_equal(koc_linebuf_feed(&lb, stream + i, len - i, collect, &c),
+                        koc__linebuf_init(&lb, 0);
+                        assert_int_equal(koc__linebuf_feed(&lb, stream, i, collect, &c), 0);
+                        assert_int_equal(koc__linebuf_feed(&lb, stream + i, len - i, collect, &c),
                                          0);
-                        assert_int_equal(koc_linebuf_pending(&lb), 0);
-                        assert_int_equal(koc_linebuf_finish(&lb, collect, &c), 0);
+                        assert_int_equal(koc__linebuf_pending(&lb), 0);
+                        assert_int_equal(koc__linebuf_finish(&lb, collect, &c), 0);
                         assert_three_events(&c);
                         collected_free(&c);
-                        koc_linebuf_done(&lb);
+                        koc__linebuf_done(&lb);
                 }
                 for (size_t i = 0; i <= len; i += 7)
                         for (size_t j = i; j <= len; j++) {
                                 koc_linebuf lb;
                                 collected c = {.fail_at = -1};
-                                koc_linebuf_init(&lb, 0);
-                                assert_int_equal(koc_linebuf_feed(&lb, stream, i, collect, &c), 0);
+                                koc__linebuf_init(&lb, 0);
+                                assert_int_equal(koc__linebuf_feed(&lb, stream, i, collect, &c), 0);
                                 assert_int_equal(
-                                        koc_linebuf_feed(&lb, stream + i, j - i, collect, &c), 0);
+                                        koc__linebuf_feed(&lb, stream + i, j - i, collect, &c), 0);
                                 assert_int_equal(
-                                        koc_linebuf_feed(&lb, stream + j, len - j, collect, &c), 0);
+                                        koc__linebuf_feed(&lb, stream + j, len - j, collect, &c), 0);
                                 assert_three_events(&c);
                                 collected_free(&c);
-                                koc_linebuf_done(&lb);
+                                koc__linebuf_done(&lb);
                         }
                 free(stream);
         }
@@ -109,9 +109,9 @@ static void test_byte_by_byte(void **state) {
         char *stream = make_stream("\n");
         koc_linebuf lb;
         collected c = {.fail_at = -1};
-        koc_linebuf_init(&lb, 0);
+        koc__linebuf_init(&lb, 0);
         for (size_t i = 0; stream[i]; i++) {
-                assert_int_equal(koc_linebuf_feed(&lb, stream + i, 1, collect, &c), 0);
+                assert_int_equal(koc__linebuf_feed(&lb, stream + i, 1, collect, &c), 0);
                 /* Each event comes out exactly when its newline arrives. */
                 size_t expect = 0;
                 for (size_t k = 0; k <= i; k++)
@@ -120,7 +120,7 @@ static void test_byte_by_byte(void **state) {
         }
         assert_three_events(&c);
         collected_free(&c);
-        koc_linebuf_done(&lb);
+        koc__linebuf_done(&lb);
         free(stream);
 }
 
@@ -128,31 +128,31 @@ static void test_empty_lines_skipped(void **state) {
         const char *s = "\n\r\n\nabc\n\n\r\ndef\r\n\n";
         koc_linebuf lb;
         collected c = {.fail_at = -1};
-        koc_linebuf_init(&lb, 0);
-        assert_int_equal(koc_linebuf_feed(&lb, s, strlen(s), collect, &c), 0);
+        koc__linebuf_init(&lb, 0);
+        assert_int_equal(koc__linebuf_feed(&lb, s, strlen(s), collect, &c), 0);
         assert_int_equal(c.n, 2);
         assert_string_equal(c.lines[0], "abc");
         assert_string_equal(c.lines[1], "def");
         collected_free(&c);
-        koc_linebuf_done(&lb);
+        koc__linebuf_done(&lb);
 }
 
 static void test_last_line_without_newline(void **state) {
         koc_linebuf lb;
         collected c = {.fail_at = -1};
-        koc_linebuf_init(&lb, 0);
-        assert_int_equal(koc_linebuf_feed(&lb, "one\ntw", 6, collect, &c), 0);
+        koc__linebuf_init(&lb, 0);
+        assert_int_equal(koc__linebuf_feed(&lb, "one\ntw", 6, collect, &c), 0);
         assert_int_equal(c.n, 1);
-        assert_int_equal(koc_linebuf_pending(&lb), 2);
-        assert_int_equal(koc_linebuf_feed(&lb, "o", 1, collect, &c), 0);
-        assert_int_equal(koc_linebuf_finish(&lb, collect, &c), 0);
+        assert_int_equal(koc__linebuf_pending(&lb), 2);
+        assert_int_equal(koc__linebuf_feed(&lb, "o", 1, collect, &c), 0);
+        assert_int_equal(koc__linebuf_finish(&lb, collect, &c), 0);
         assert_int_equal(c.n, 2);
         assert_string_equal(c.lines[1], "two");
         /* Nothing left: a second finish hands out nothing. */
-        assert_int_equal(koc_linebuf_finish(&lb, collect, &c), 0);
+        assert_int_equal(koc__linebuf_finish(&lb, collect, &c), 0);
         assert_int_equal(c.n, 2);
         collected_free(&c);
-        koc_linebuf_done(&lb);
+        koc__linebuf_done(&lb);
 }
 
 static void test_line_cap(void **state) {
@@ -161,41 +161,41 @@ static void test_line_cap(void **state) {
 
         /* Exactly max_line bytes is accepted, also with CRLF, in one chunk or
          * split. */
-        koc_linebuf_init(&lb, 8);
-        assert_int_equal(koc_linebuf_feed(&lb, "12345678\n", 9, collect, &c), 0);
-        assert_int_equal(koc_linebuf_feed(&lb, "1234", 4, collect, &c), 0);
-        assert_int_equal(koc_linebuf_feed(&lb, "5678\r", 5, collect, &c), 0);
-        assert_int_equal(koc_linebuf_feed(&lb, "\n", 1, collect, &c), 0);
+        koc__linebuf_init(&lb, 8);
+        assert_int_equal(koc__linebuf_feed(&lb, "12345678\n", 9, collect, &c), 0);
+        assert_int_equal(koc__linebuf_feed(&lb, "1234", 4, collect, &c), 0);
+        assert_int_equal(koc__linebuf_feed(&lb, "5678\r", 5, collect, &c), 0);
+        assert_int_equal(koc__linebuf_feed(&lb, "\n", 1, collect, &c), 0);
         assert_int_equal(c.n, 2);
         assert_string_equal(c.lines[1], "12345678");
         assert_true(lb.alloc <= 9);
-        koc_linebuf_done(&lb);
+        koc__linebuf_done(&lb);
         collected_free(&c);
 
         /* One byte more fails, whole or split, and the error sticks. */
-        koc_linebuf_init(&lb, 8);
-        assert_int_equal(koc_linebuf_feed(&lb, "123456789\n", 10, collect, &c), -EMSGSIZE);
-        assert_int_equal(koc_linebuf_feed(&lb, "ok\n", 3, collect, &c), -EMSGSIZE);
+        koc__linebuf_init(&lb, 8);
+        assert_int_equal(koc__linebuf_feed(&lb, "123456789\n", 10, collect, &c), -EMSGSIZE);
+        assert_int_equal(koc__linebuf_feed(&lb, "ok\n", 3, collect, &c), -EMSGSIZE);
         assert_int_equal(c.n, 0);
-        koc_linebuf_done(&lb);
+        koc__linebuf_done(&lb);
 
-        koc_linebuf_init(&lb, 8);
-        assert_int_equal(koc_linebuf_feed(&lb, "ok\n12345", 8, collect, &c), 0);
-        assert_int_equal(koc_linebuf_feed(&lb, "67890", 5, collect, &c), -EMSGSIZE);
+        koc__linebuf_init(&lb, 8);
+        assert_int_equal(koc__linebuf_feed(&lb, "ok\n12345", 8, collect, &c), 0);
+        assert_int_equal(koc__linebuf_feed(&lb, "67890", 5, collect, &c), -EMSGSIZE);
         assert_int_equal(c.n, 1);
         assert_null(lb.buf); /* memory released at once */
-        koc_linebuf_done(&lb);
+        koc__linebuf_done(&lb);
         collected_free(&c);
 
-        koc_linebuf_init(&lb, 8);
-        assert_int_equal(koc_linebuf_feed(&lb, "123456789", 9, collect, &c), 0); /* may be \r */
-        assert_int_equal(koc_linebuf_feed(&lb, "\n", 1, collect, &c), -EMSGSIZE);
-        koc_linebuf_done(&lb);
+        koc__linebuf_init(&lb, 8);
+        assert_int_equal(koc__linebuf_feed(&lb, "123456789", 9, collect, &c), 0); /* may be \r */
+        assert_int_equal(koc__linebuf_feed(&lb, "\n", 1, collect, &c), -EMSGSIZE);
+        koc__linebuf_done(&lb);
 
-        koc_linebuf_init(&lb, 8);
-        assert_int_equal(koc_linebuf_feed(&lb, "123456789", 9, collect, &c), 0);
-        assert_int_equal(koc_linebuf_finish(&lb, collect, &c), -EMSGSIZE);
-        koc_linebuf_done(&lb);
+        koc__linebuf_init(&lb, 8);
+        assert_int_equal(koc__linebuf_feed(&lb, "123456789", 9, collect, &c), 0);
+        assert_int_equal(koc__linebuf_finish(&lb, collect, &c), -EMSGSIZE);
+        koc__linebuf_done(&lb);
         assert_int_equal(c.n, 0);
 }
 
@@ -209,11 +209,11 @@ static void test_huge_line(void **state) {
 
         koc_linebuf lb;
         collected c = {.fail_at = -1};
-        koc_linebuf_init(&lb, cap);
+        koc__linebuf_init(&lb, cap);
         size_t fed = 0, max_alloc = 0;
         int r = 0;
         for (; fed < total && r == 0; fed += chunk) {
-                r = koc_linebuf_feed(&lb, buf, chunk, collect, &c);
+                r = koc__linebuf_feed(&lb, buf, chunk, collect, &c);
                 if (lb.alloc > max_alloc)
                         max_alloc = lb.alloc;
         }
@@ -222,25 +222,25 @@ static void test_huge_line(void **state) {
         assert_true(max_alloc <= cap + 1);
         /* The rest of the 100 MB is refused without allocating. */
         for (; fed < total; fed += chunk) {
-                assert_int_equal(koc_linebuf_feed(&lb, buf, chunk, collect, &c), -EMSGSIZE);
+                assert_int_equal(koc__linebuf_feed(&lb, buf, chunk, collect, &c), -EMSGSIZE);
                 assert_int_equal(lb.alloc, 0);
         }
         assert_int_equal(c.n, 0);
-        koc_linebuf_done(&lb);
+        koc__linebuf_done(&lb);
 
         /* The default cap (16 MiB) holds for 100 MB as well. */
-        koc_linebuf_init(&lb, 0);
+        koc__linebuf_init(&lb, 0);
         assert_int_equal(lb.max_line, KOC_LINEBUF_DEFAULT_MAX);
         max_alloc = 0;
         r = 0;
         for (fed = 0; fed < total && r == 0; fed += chunk) {
-                r = koc_linebuf_feed(&lb, buf, chunk, collect, &c);
+                r = koc__linebuf_feed(&lb, buf, chunk, collect, &c);
                 if (lb.alloc > max_alloc)
                         max_alloc = lb.alloc;
         }
         assert_int_equal(r, -EMSGSIZE);
         assert_true(max_alloc <= KOC_LINEBUF_DEFAULT_MAX + 1);
-        koc_linebuf_done(&lb);
+        koc__linebuf_done(&lb);
         free(buf);
 }
 
@@ -248,13 +248,13 @@ static void test_callback_error_stops(void **state) {
         char *stream = make_stream("\n");
         koc_linebuf lb;
         collected c = {.fail_at = 1};
-        koc_linebuf_init(&lb, 0);
-        assert_int_equal(koc_linebuf_feed(&lb, stream, strlen(stream), collect, &c), -EIO);
+        koc__linebuf_init(&lb, 0);
+        assert_int_equal(koc__linebuf_feed(&lb, stream, strlen(stream), collect, &c), -EIO);
         assert_int_equal(c.n, 1);
-        assert_int_equal(koc_linebuf_feed(&lb, "x\n", 2, collect, &c), -EIO);
+        assert_int_equal(koc__linebuf_feed(&lb, "x\n", 2, collect, &c), -EIO);
         assert_int_equal(c.n, 1);
         collected_free(&c);
-        koc_linebuf_done(&lb);
+        koc__linebuf_done(&lb);
         free(stream);
 }
 
@@ -262,17 +262,17 @@ static void test_callback_error_stops(void **state) {
 static void test_joined_and_split(void **state) {
         koc_linebuf lb;
         collected c = {.fail_at = -1};
-        koc_linebuf_init(&lb, 0);
-        assert_int_equal(koc_linebuf_feed(&lb, "a\nb\nc\nd\ne\nf\ng\nh\nhalf", 20, collect, &c), 0);
+        koc__linebuf_init(&lb, 0);
+        assert_int_equal(koc__linebuf_feed(&lb, "a\nb\nc\nd\ne\nf\ng\nh\nhalf", 20, collect, &c), 0);
         assert_int_equal(c.n, 8);
-        assert_int_equal(koc_linebuf_feed(&lb, "-and", 4, collect, &c), 0);
-        assert_int_equal(koc_linebuf_feed(&lb, "-half\nnext\n", 11, collect, &c), 0);
+        assert_int_equal(koc__linebuf_feed(&lb, "-and", 4, collect, &c), 0);
+        assert_int_equal(koc__linebuf_feed(&lb, "-half\nnext\n", 11, collect, &c), 0);
         assert_int_equal(c.n, 10);
         assert_string_equal(c.lines[7], "h");
         assert_string_equal(c.lines[8], "half-and-half");
         assert_string_equal(c.lines[9], "next");
         collected_free(&c);
-        koc_linebuf_done(&lb);
+        koc__linebuf_done(&lb);
 }
 
 /* Random streams (fixed seed): random events, LF or CRLF, empty lines,
@@ -317,19 +317,19 @@ static void test_random_chunks(void **state) {
                 }
                 koc_linebuf lb;
                 expect_ctx e = {.lines = lines, .n = n};
-                koc_linebuf_init(&lb, 256);
+                koc__linebuf_init(&lb, 256);
                 for (size_t off = 0; off < len;) {
                         size_t chunk = 1 + (size_t)(rand_r(&seed) % 64);
                         if (chunk > len - off)
                                 chunk = len - off;
                         assert_int_equal(
-                                koc_linebuf_feed(&lb, stream + off, chunk, expect_line, &e), 0);
+                                koc__linebuf_feed(&lb, stream + off, chunk, expect_line, &e), 0);
                         off += chunk;
                 }
-                assert_int_equal(koc_linebuf_finish(&lb, expect_line, &e), 0);
+                assert_int_equal(koc__linebuf_finish(&lb, expect_line, &e), 0);
                 assert_int_equal(e.next, n);
                 assert_true(lb.alloc <= 257);
-                koc_linebuf_done(&lb);
+                koc__linebuf_done(&lb);
                 for (size_t i = 0; i < n; i++)
                         free(lines[i]);
                 free(lines);

@@ -106,7 +106,7 @@ static void test_status_bodies(void **state) {
                          reasons[i].name, reasons[i].name, reasons[i].code);
                 cJSON *j = parse(buf);
                 koc_status st;
-                koc_status_parse(j, reasons[i].code, &st);
+                koc__status_parse(j, reasons[i].code, &st);
                 assert_int_equal(st.reason, reasons[i].reason);
                 assert_int_equal(st.code, reasons[i].code);
                 assert_non_null(st.message);
@@ -114,7 +114,7 @@ static void test_status_bodies(void **state) {
                 assert_string_equal(st.message, buf);
                 assert_int_equal(st.retry_after_usec, 0);
                 /* A watch ERROR event: no HTTP code, the Status code counts. */
-                koc_status_parse(j, 0, &st);
+                koc__status_parse(j, 0, &st);
                 assert_int_equal(st.reason, reasons[i].reason);
                 assert_int_equal(st.code, reasons[i].code);
                 cJSON_Delete(j);
@@ -125,36 +125,36 @@ static void test_status_fallbacks(void **state) {
         koc_status st;
 
         /* No body at all. */
-        koc_status_parse(NULL, 404, &st);
+        koc__status_parse(NULL, 404, &st);
         assert_int_equal(st.reason, KOC_REASON_NOT_FOUND);
         assert_int_equal(st.code, 404);
         assert_null(st.message);
-        koc_status_parse(NULL, 0, &st);
+        koc__status_parse(NULL, 0, &st);
         assert_int_equal(st.reason, KOC_REASON_UNKNOWN);
 
         /* Reason missing: from the Status code, else the HTTP code. */
         cJSON *j = parse("{\"kind\":\"Status\",\"code\":410,\"message\":\"too old\"}");
-        koc_status_parse(j, 0, &st);
+        koc__status_parse(j, 0, &st);
         assert_int_equal(st.reason, KOC_REASON_GONE);
         assert_int_equal(st.code, 410);
         assert_string_equal(st.message, "too old");
         cJSON_Delete(j);
         j = parse("{\"kind\":\"Status\",\"message\":\"busy\"}");
-        koc_status_parse(j, 503, &st);
+        koc__status_parse(j, 503, &st);
         assert_int_equal(st.reason, KOC_REASON_SERVICE_UNAVAILABLE);
         assert_int_equal(st.code, 503);
         cJSON_Delete(j);
 
         /* An ERROR event Status with neither code nor reason. */
         j = parse("{\"kind\":\"Status\"}");
-        koc_status_parse(j, 0, &st);
+        koc__status_parse(j, 0, &st);
         assert_int_equal(st.reason, KOC_REASON_UNKNOWN);
         cJSON_Delete(j);
 
         /* retryAfterSeconds from the details. */
         j = parse("{\"reason\":\"TooManyRequests\",\"code\":429,"
                   "\"details\":{\"retryAfterSeconds\":3}}");
-        koc_status_parse(j, 429, &st);
+        koc__status_parse(j, 429, &st);
         assert_int_equal(st.reason, KOC_REASON_TOO_MANY_REQUESTS);
         assert_int_equal(st.retry_after_usec, 3 * 1000000ULL);
         cJSON_Delete(j);
@@ -183,12 +183,12 @@ static void test_status_hostile(void **state) {
         for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
                 cJSON *j = parse(bodies[i]);
                 koc_status st;
-                koc_status_parse(j, 500, &st);
+                koc__status_parse(j, 500, &st);
                 assert_int_equal(st.reason, KOC_REASON_INTERNAL_ERROR);
                 assert_int_equal(st.code, 500);
                 assert_null(st.message);
                 assert_int_equal(st.retry_after_usec, 0);
-                koc_status_parse(j, 0, &st);
+                koc__status_parse(j, 0, &st);
                 assert_int_equal(st.reason, KOC_REASON_UNKNOWN);
                 cJSON_Delete(j);
         }
@@ -198,58 +198,58 @@ static void test_status_hostile(void **state) {
         deep[sizeof deep - 1] = 0;
         cJSON *j = cJSON_Parse(deep);
         koc_status st;
-        koc_status_parse(j, 409, &st);
+        koc__status_parse(j, 409, &st);
         assert_int_equal(st.reason, KOC_REASON_CONFLICT);
         cJSON_Delete(j);
         /* A reason of the right type but not a string we know. */
         j = parse("{\"reason\":\"\\u0000NotFound\",\"code\":403}");
-        koc_status_parse(j, 0, &st);
+        koc__status_parse(j, 0, &st);
         assert_int_equal(st.reason, KOC_REASON_FORBIDDEN);
         cJSON_Delete(j);
 }
 
 static void test_retry_after(void **state) {
         uint64_t u = 1;
-        assert_int_equal(koc_parse_retry_after("5", 0, &u), 0);
+        assert_int_equal(koc__parse_retry_after("5", 0, &u), 0);
         assert_int_equal(u, 5000000ULL);
-        assert_int_equal(koc_parse_retry_after("  0 ", 0, &u), 0);
+        assert_int_equal(koc__parse_retry_after("  0 ", 0, &u), 0);
         assert_int_equal(u, 0);
-        assert_int_equal(koc_parse_retry_after("99999999999999999999999", 0, &u), -EINVAL);
-        assert_int_equal(koc_parse_retry_after("9999999", 0, &u), 0);
+        assert_int_equal(koc__parse_retry_after("99999999999999999999999", 0, &u), -EINVAL);
+        assert_int_equal(koc__parse_retry_after("9999999", 0, &u), 0);
         assert_int_equal(u, 86400ULL * 1000000ULL); /* clamped to a day */
-        assert_int_equal(koc_parse_retry_after("5s", 0, &u), -EINVAL);
-        assert_int_equal(koc_parse_retry_after("-5", 0, &u), -EINVAL);
-        assert_int_equal(koc_parse_retry_after("", 0, &u), -EINVAL);
-        assert_int_equal(koc_parse_retry_after(NULL, 0, &u), -EINVAL);
-        assert_int_equal(koc_parse_retry_after("garbage", 0, &u), -EINVAL);
+        assert_int_equal(koc__parse_retry_after("5s", 0, &u), -EINVAL);
+        assert_int_equal(koc__parse_retry_after("-5", 0, &u), -EINVAL);
+        assert_int_equal(koc__parse_retry_after("", 0, &u), -EINVAL);
+        assert_int_equal(koc__parse_retry_after(NULL, 0, &u), -EINVAL);
+        assert_int_equal(koc__parse_retry_after("garbage", 0, &u), -EINVAL);
         /* HTTP date, relative to "now". */
         uint64_t now = 1445412480ULL * 1000000ULL; /* Wed, 21 Oct 2015 07:28:00 GMT */
-        assert_int_equal(koc_parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now, &u), 0);
+        assert_int_equal(koc__parse_retry_after("Wed, 21 Oct 2015 07:28:10 GMT", now, &u), 0);
         assert_int_equal(u, 10ULL * 1000000ULL);
-        assert_int_equal(koc_parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now, &u), 0);
+        assert_int_equal(koc__parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now, &u), 0);
         assert_int_equal(u, 0);
 }
 
 static void test_curl_codes(void **state) {
-        assert_int_equal(koc_curl_code_to_errno(CURLE_OK), 0);
-        assert_int_equal(koc_curl_code_to_errno(CURLE_OPERATION_TIMEDOUT), -ETIMEDOUT);
-        assert_int_equal(koc_curl_code_to_errno(CURLE_COULDNT_CONNECT), -ECONNREFUSED);
-        assert_int_equal(koc_curl_code_to_errno(CURLE_COULDNT_RESOLVE_HOST), -EHOSTUNREACH);
-        assert_int_equal(koc_curl_code_to_errno(CURLE_PEER_FAILED_VERIFICATION), -EPROTO);
-        assert_int_equal(koc_curl_code_to_errno(CURLE_SSL_CONNECT_ERROR), -EPROTO);
-        assert_int_equal(koc_curl_code_to_errno(CURLE_SSL_CACERT_BADFILE), -EPROTO);
-        assert_int_equal(koc_curl_code_to_errno(CURLE_RECV_ERROR), -ECONNRESET);
-        assert_int_equal(koc_curl_code_to_errno(CURLE_SEND_ERROR), -ECONNRESET);
-        assert_int_equal(koc_curl_code_to_errno(CURLE_GOT_NOTHING), -ECONNRESET);
-        assert_int_equal(koc_curl_code_to_errno(CURLE_PARTIAL_FILE), -ECONNRESET);
-        assert_int_equal(koc_curl_code_to_errno(CURLE_OUT_OF_MEMORY), -ENOMEM);
-        assert_int_equal(koc_curl_code_to_errno(CURLE_FILESIZE_EXCEEDED), -EMSGSIZE);
-        assert_int_equal(koc_curl_code_to_errno(CURLE_URL_MALFORMAT), -EINVAL);
-        assert_int_equal(koc_curl_code_to_errno(CURLE_HTTP2_STREAM), -EPROTO);
-        assert_int_equal(koc_curl_code_to_errno(CURLE_WRITE_ERROR), -EIO);
+        assert_int_equal(koc__curl_code_to_errno(CURLE_OK), 0);
+        assert_int_equal(koc__curl_code_to_errno(CURLE_OPERATION_TIMEDOUT), -ETIMEDOUT);
+        assert_int_equal(koc__curl_code_to_errno(CURLE_COULDNT_CONNECT), -ECONNREFUSED);
+        assert_int_equal(koc__curl_code_to_errno(CURLE_COULDNT_RESOLVE_HOST), -EHOSTUNREACH);
+        assert_int_equal(koc__curl_code_to_errno(CURLE_PEER_FAILED_VERIFICATION), -EPROTO);
+        assert_int_equal(koc__curl_code_to_errno(CURLE_SSL_CONNECT_ERROR), -EPROTO);
+        assert_int_equal(koc__curl_code_to_errno(CURLE_SSL_CACERT_BADFILE), -EPROTO);
+        assert_int_equal(koc__curl_code_to_errno(CURLE_RECV_ERROR), -ECONNRESET);
+        assert_int_equal(koc__curl_code_to_errno(CURLE_SEND_ERROR), -ECONNRESET);
+        assert_int_equal(koc__curl_code_to_errno(CURLE_GOT_NOTHING), -ECONNRESET);
+        assert_int_equal(koc__curl_code_to_errno(CURLE_PARTIAL_FILE), -ECONNRESET);
+        assert_int_equal(koc__curl_code_to_errno(CURLE_OUT_OF_MEMORY), -ENOMEM);
+        assert_int_equal(koc__curl_code_to_errno(CURLE_FILESIZE_EXCEEDED), -EMSGSIZE);
+        assert_int_equal(koc__curl_code_to_errno(CURLE_URL_MALFORMAT), -EINVAL);
+        assert_int_equal(koc__curl_code_to_errno(CURLE_HTTP2_STREAM), -EPROTO);
+        assert_int_equal(koc__curl_code_to_errno(CURLE_WRITE_ERROR), -EIO);
         /* Every code maps to some negative errno. */
         for (int i = 1; i < CURL_LAST; i++)
-                assert_true(koc_curl_code_to_errno((CURLcode)i) < 0);
+                assert_true(koc__curl_code_to_errno((CURLcode)i) < 0);
 }
 
 int main(void) {

@@ -96,8 +96,8 @@ static void test_clocks_and_random(void **state) {
         assert_true(a > 0 && b >= a);
         assert_true(koc_now_realtime_usec() > UINT64_C(1700000000000000));
         for (int i = 0; i < 1000; i++)
-                assert_true(koc_random_u64(10) < 10);
-        assert_true(koc_random_u64(0) == 0);
+                assert_true(koc__random_u64(10) < 10);
+        assert_true(koc__random_u64(0) == 0);
 }
 
 int main(void) {

@@ -79,13 +79,13 @@ static int teardown(void **state) {
 static void expect_token(koc_cluster_config *cfg, const char *token) {
         char want[256];
         snprintf(want, sizeof want, "Authorization: Bearer %s", token);
-        const char *h = koc_cluster_config_auth_header(cfg);
+        const char *h = koc__cluster_config_auth_header(cfg);
         assert_non_null(h);
         assert_string_equal(h, want);
 }
 
 static void run_reload_sequence(fixture *f, koc_cluster_config *cfg) {
-        koc_cluster_config_set_clock(cfg, fake_clock, f);
+        koc__cluster_config_set_clock(cfg, fake_clock, f);
         expect_token(cfg, "token-1");
 
         /* Rotated on disk, but not re-read before 60 s have passed. */
@@ -101,14 +101,14 @@ static void run_reload_sequence(fixture *f, koc_cluster_config *cfg) {
         /* After a 401: at once, without waiting. */
         write_file(f->token, "token-3");
         expect_token(cfg, "token-2");
-        koc_cluster_config_token_invalidate(cfg);
+        koc__cluster_config_token_invalidate(cfg);
         expect_token(cfg, "token-3");
 
         /* The file vanishes: the old token stays, also after invalidate. */
         assert_int_equal(unlink(f->token), 0);
         f->now += 61 * SEC;
         expect_token(cfg, "token-3");
-        koc_cluster_config_token_invalidate(cfg);
+        koc__cluster_config_token_invalidate(cfg);
         expect_token(cfg, "token-3");
 
         /* An empty file (a writer caught half-way): the old token stays. */
@@ -116,13 +116,13 @@ static void run_reload_sequence(fixture *f, koc_cluster_config *cfg) {
         f->now += 60 * SEC;
         expect_token(cfg, "token-3");
         write_file(f->token, " \n");
-        koc_cluster_config_token_invalidate(cfg);
+        koc__cluster_config_token_invalidate(cfg);
         expect_token(cfg, "token-3");
 
         /* Unreadable: a directory in its place. */
         assert_int_equal(unlink(f->token), 0);
         assert_int_equal(mkdir(f->token, 0700), 0);
-        koc_cluster_config_token_invalidate(cfg);
+        koc__cluster_config_token_invalidate(cfg);
         expect_token(cfg, "token-3");
         assert_int_equal(rmdir(f->token), 0);
 
@@ -162,9 +162,9 @@ static void test_static_token_not_reloaded(void **state) {
                    "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:6443'}}]\n"
                    "users: [{name: u, user: {token: static-1}}]\n");
         assert_int_equal(koc_cluster_config_from_kubeconfig(f->kubeconfig, NULL, &cfg, NULL), 0);
-        koc_cluster_config_set_clock(cfg, fake_clock, f);
+        koc__cluster_config_set_clock(cfg, fake_clock, f);
         expect_token(cfg, "static-1");
-        koc_cluster_config_token_invalidate(cfg);
+        koc__cluster_config_token_invalidate(cfg);
         f->now += 3600 * SEC;
         expect_token(cfg, "static-1");
         koc_cluster_config_unref(cfg);
@@ -178,9 +178,9 @@ static void test_no_token(void **state) {
                    "contexts: [{name: c, context: {cluster: k}}]\n"
                    "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:8080'}}]\n");
         assert_int_equal(koc_cluster_config_from_kubeconfig(f->kubeconfig, NULL, &cfg, NULL), 0);
-        assert_null(koc_cluster_config_auth_header(cfg));
-        koc_cluster_config_token_invalidate(cfg);
-        assert_null(koc_cluster_config_auth_header(cfg));
+        assert_null(koc__cluster_config_auth_header(cfg));
+        koc__cluster_config_token_invalidate(cfg);
+        assert_null(koc__cluster_config_auth_header(cfg));
         koc_cluster_config_unref(cfg);
 }
 

@@ -54,6 +54,8 @@ grep -q 'ctest --test-dir build' "$tmp/my-op2/README.md" && ok "README has the t
 grep -q 'leader_election_id = "my-op2"' "$tmp/my-op2/main.c" && ok "lease named after the project" || bad "lease name"
 grep -q '^name: my-op2$' "$tmp/my-op2/charts/my-op2/Chart.yaml" && ok "chart renamed" || bad "chart not renamed"
 if [[ ! -d $tmp/my-op2/charts ]] || grep -rq 'koc-example' "$tmp/my-op2/charts"; then bad "chart still mentions koc-example"; else ok "no koc-example left in the chart"; fi
+# koc-apiserver is installed with koc: the README points there, not to koc's sources.
+if grep -q 'koc sources' "$tmp/my-op2/README.md" || ! grep -q 'koc-apiserver --kubeconfig-out' "$tmp/my-op2/README.md"; then bad "README: koc-apiserver"; else ok "README runs the installed koc-apiserver"; fi
 if grep -q '__NAME__\|__IDENT__' "$tmp/my-op2/main.c" "$tmp/my-op2/Dockerfile" "$tmp/my-op2/tests/e2e.sh"; then bad "placeholders left"; else ok "placeholders replaced"; fi
 # The Dockerfile builds this project and runs it as the chart's UID.
 grep -q '^ENTRYPOINT \["/usr/local/bin/my-op2"\]$' "$tmp/my-op2/Dockerfile" && ok "Dockerfile: ENTRYPOINT is the program" || bad "Dockerfile ENTRYPOINT"

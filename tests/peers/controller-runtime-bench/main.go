@@ -2,7 +2,7 @@
 // bench-controller replica: a controller on ConfigMaps labelled bench=1 in one
 // namespace, with leader election on a Lease, that either does nothing
 // (--mode=noop) or writes each object once (--mode=write: a merge patch that
-// adds the annotation bench/done).  It prints one line per event:
+// adds the annotation bench/done-LEASE).  It prints one line per event:
 //
 //	unix_us=... event=started | leading | synced | first-reconcile
 //	unix_us=... event=reconciled-all n=N      (N distinct keys done)
@@ -43,6 +43,7 @@ func emit(format string, args ...any) {
 type reconciler struct {
 	client.Client
 	write    bool
+	doneKey  string // annotation bench/done-LEASE: each run writes its own
 	expect   int
 	done     sync.Map // key -> struct{}
 	count    atomic.Int64
@@ -67,8 +68,8 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			}
 		}
 	}
-	if r.write && cm.Annotations["bench/done"] == "" {
-		patch := []byte(`{"metadata":{"annotations":{"bench/done":"1"}}}`)
+	if r.write && cm.Annotations[r.doneKey] == "" {
+		patch := []byte(`{"metadata":{"annotations":{"` + r.doneKey + `":"1"}}}`)
 		if err := r.Patch(ctx, &cm, client.RawPatch(types.MergePatchType, patch)); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -82,6 +83,9 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 }
 
 func main() {
+	// A flag set of its own: controller-runtime registers --kubeconfig on
+	// the global one.
+	flag := flag.NewFlagSet("controller-runtime-bench", flag.ExitOnError)
 	kubeconfig := flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "Path to a kubeconfig file.")
 	identity := flag.String("identity", "", "Identity in the Lease.")
 	namespace := flag.String("namespace", "bench", "Namespace of the ConfigMaps and the Lease.")
@@ -93,7 +97,7 @@ func main() {
 	renewDeadline := flag.Duration("leader-elect-renew-deadline", 1500*time.Millisecond, "Renew deadline.")
 	retryPeriod := flag.Duration("leader-elect-retry-period", 250*time.Millisecond, "Retry period.")
 	qps := flag.Float64("kube-api-qps", 0, "Client QPS (0: client-go's default 5, burst 10... raised to 1000 for a fair comparison).")
-	flag.Parse()
+	_ = flag.Parse(os.Args[1:])
 
 	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
 	if err != nil {
@@ -126,23 +130,29 @@ func main() {
 		fmt.Fprintf(os.Stderr, "controller-runtime-bench: %v\n", err)
 		os.Exit(1)
 	}
-	r := &reconciler{Client: mgr.GetClient(), write: *mode == "write", expect: *expect}
+	r := &reconciler{Client: mgr.GetClient(), write: *mode == "write", doneKey: "bench/done-" + *lease, expect: *expect}
 	if err := ctrl.NewControllerManagedBy(mgr).For(&corev1.ConfigMap{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: *workers}).Complete(r); err != nil {
 		fmt.Fprintf(os.Stderr, "controller-runtime-bench: %v\n", err)
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
-	go func() {
-		if mgr.GetCache().WaitForCacheSync(ctx) {
-			emit("event=synced")
-		}
-	}()
+	// controller-runtime creates the controller's informer when the
+	// controller starts, after the election (its standbys keep no cache by
+	// default): the cache is synced once that informer has listed.
 	go func() {
 		select {
 		case <-mgr.Elected():
 			emit("event=leading")
 		case <-ctx.Done():
+			return
+		}
+		inf, err := mgr.GetCache().GetInformer(ctx, &corev1.ConfigMap{})
+		if err == nil {
+			for !inf.HasSynced() && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			emit("event=synced")
 		}
 	}()
 	if err := mgr.Start(ctx); err != nil {

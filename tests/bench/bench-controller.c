@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench-controller: the koc side of `./scripts/bench.sh controller` (a
+ * benchmark, not a test).  Three commands, run by tests/bench/bench-controller.sh
+ * against koc-apiserver and kube-apiserver:
+ *
+ *   bench-controller create  --kubeconfig K --namespace NS --objects N [--size B]
+ *       creates NS and N ConfigMaps labelled bench=1 (64 requests in flight);
+ *   bench-controller touch   --kubeconfig K --namespace NS --objects N --count M
+ *       patches M of them one after the other with annotation bench/sent=<unix us>;
+ *   bench-controller replica --kubeconfig K --namespace NS --expect N [--mode noop|write]
+ *                            [--identity I] [--lease L] [--workers W]
+ *       a manager with one controller on those ConfigMaps (leader election on
+ *       Lease L, 2 s / 1.5 s / 250 ms; --mode write adds annotation
+ *       bench/done-L to each object once), printing one line per event, as
+ *       tests/peers/controller-runtime-bench does:
+ *         unix_us=... event=started | leading | synced | first-reconcile
+ *         unix_us=... event=reconciled-all n=N
+ *         unix_us=... event=latency us=U key=K
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <koc/koc.h>
+
+static const koc_resource configmaps = {
+        .version = "v1", .resource = "configmaps", .kind = "ConfigMap", .namespaced = true};
+
+struct opts {
+        const char *kubeconfig, *ns, *mode, *identity, *lease;
+        long objects, count, size, expect, workers;
+};
+
+static void emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void emit(const char *fmt, ...) {
+        char line[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+        printf("unix_us=%" PRIu64 " %s\n", koc_now_realtime_usec(), line);
+        fflush(stdout);
+}
+
+static int usage(void) {
+        fprintf(stderr, "usage: bench-controller create|touch|replica --kubeconfig K --namespace NS "
+                        "[--objects N] [--count M] [--size B] [--expect N] [--mode noop|write] "
+                        "[--identity I] [--lease L] [--workers W]\n");
+        return 2;
+}
+
+/* --- create and touch: the async client, a bounded number in flight -------------- */
+
+struct loader {
+        sd_event *event;
+        koc_client *client;
+        const struct opts *o;
+        long next, done, failed, in_flight;
+        char *payload;
+};
+
+static void on_created(koc_client *c, const koc_response *r, void *userdata);
+
+static void submit_create(struct loader *L) {
+        char path[256], name[64];
+        snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps", L->o->ns);
+        snprintf(name, sizeof name, "bench-%06ld", L->next++);
+        cJSON *cm = cJSON_CreateObject(), *md = cJSON_AddObjectToObject(cm, "metadata");
+        cJSON_AddStringToObject(md, "name", name);
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(md, "labels"), "bench", "1");
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(cm, "data"), "payload", L->payload);
+        if (koc_client_request(L->client,
+                               &(koc_request_spec){.method = "POST", .path = path, .body = cm},
+                               on_created, L, NULL) == 0)
+                L->in_flight++;
+        else
+                L->failed++;
+        cJSON_Delete(cm);
+}
+
+static void on_created(koc_client *c, const koc_response *r, void *userdata) {
+        struct loader *L = userdata;
+        L->in_flight--;
+        if (r->error == 0 && (r->status == 201 || r->status == 409))
+                L->done++;
+        else {
+                if (L->failed++ < 3)
+                        fprintf(stderr, "bench-controller: create: %ld %s\n", r->status, r->message);
+        }
+        while (L->next < L->o->objects && L->in_flight < 64)
+                submit_create(L);
+        if (L->in_flight == 0)
+                sd_event_exit(L->event, 0);
+}
+
+static int open_client(const struct opts *o, sd_event **ret_event, koc_client **ret_client) {
+        koc_cluster_config *cfg = NULL;
+        koc_error err = {0};
+        int r = sd_event_default(ret_event);
+        if (r < 0)
+                return r;
+        r = koc_cluster_config_from_kubeconfig(o->kubeconfig, NULL, &cfg, &err);
+        if (r < 0) {
+                fprintf(stderr, "bench-controller: %s\n", err.message);
+                return r;
+        }
+        r = koc_client_new(*ret_event, cfg, ret_client);
+        koc_cluster_config_unref(cfg);
+        return r;
+}
+
+static void on_answered(koc_client *c, const koc_response *r, void *userdata) {
+        *(bool *)userdata = true;
+}
+
+static int cmd_create(const struct opts *o) {
+        struct loader L = {.o = o};
+        char body[256];
+        int r = open_client(o, &L.event, &L.client);
+        if (r < 0)
+                return 1;
+        L.payload = malloc((size_t)o->size + 1);
+        memset(L.payload, 'x', (size_t)o->size);
+        L.payload[o->size] = 0;
+        snprintf(body, sizeof body, "{\"metadata\":{\"name\":\"%s\"}}", o->ns);
+        /* The namespace first (201, or 409 when it exists). */
+        cJSON *nsobj = cJSON_Parse(body);
+        bool ns_done = false;
+        koc_client_request(L.client,
+                           &(koc_request_spec){.method = "POST",
+                                               .path = "/api/v1/namespaces",
+                                               .body = nsobj},
+                           on_answered, &ns_done, NULL);
+        cJSON_Delete(nsobj);
+        while (!ns_done)
+                sd_event_run(L.event, UINT64_MAX);
+        uint64_t t0 = koc_now_boottime_usec();
+        while (L.next < o->objects && L.in_flight < 64)
+                submit_create(&L);
+        if (L.in_flight > 0)
+                sd_event_loop(L.event);
+        double s = (double)(koc_now_boottime_usec() - t0) / 1e6;
+        printf("created %ld objects (%ld failed) in %.2f s: %.0f/s\n", L.done, L.failed, s,
+               (double)L.done / s);
+        free(L.payload);
+        koc_client_unref(L.client);
+        sd_event_unref(L.event);
+        return L.failed ? 1 : 0;
+}
+
+struct toucher {
+        sd_event *event;
+        bool answered;
+        long status;
+};
+
+static void on_touched(koc_client *c, const koc_response *r, void *userdata) {
+        struct toucher *t = userdata;
+        t->answered = true;
+        t->status = r->error < 0 ? r->error : r->status;
+}
+
+static int cmd_touch(const struct opts *o) {
+        struct toucher t = {0};
+        koc_client *client = NULL;
+        long failed = 0;
+        if (open_client(o, &t.event, &client) < 0)
+                return 1;
+        for (long i = 0; i < o->count; i++) {
+                char path[256], patch[128];
+                snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/bench-%06ld", o->ns,
+                         (i * 7919) % o->objects);
+                snprintf(patch, sizeof patch,
+                         "{\"metadata\":{\"annotations\":{\"bench/sent\":\"%" PRIu64 "\"}}}",
+                         koc_now_realtime_usec());
+                cJSON *body = cJSON_Parse(patch);
+                t.answered = false;
+                koc_client_request(client,
+                                   &(koc_request_spec){.method = "PATCH",
+                                                       .path = path,
+                                                       .body = body,
+                                                       .content_type =
+                                                               "application/merge-patch+json"},
+                                   on_touched, &t, NULL);
+                cJSON_Delete(body);
+                while (!t.answered)
+                        sd_event_run(t.event, UINT64_MAX);
+                if (t.status != 200)
+                        failed++;
+                usleep(20000); /* one change at a time: latency, not throughput */
+        }
+        printf("touched %ld objects (%ld failed)\n", o->count - failed, failed);
+        koc_client_unref(client);
+        sd_event_unref(t.event);
+        return failed ? 1 : 0;
+}
+
+/* --- replica: the manager and one controller ------------------------------------------ */
+
+struct bench {
+        koc_controller *controller;
+        sd_event_source *sync_timer;
+        bool write;
+        char done_annotation[128]; /* "bench/done-LEASE": each run writes its own */
+        long expect;
+        atomic_long count;
+        atomic_bool first;
+        /* Keys done and the last bench/sent seen, guarded by lock. */
+        pthread_mutex_t lock;
+        char **done_keys;
+        size_t n_done, cap_done;
+};
+
+static bool mark_done(struct bench *b, const char *key) {
+        /* Keys are "NS/bench-NNNNNN": the number indexes a bitmap. */
+        const char *dash = strrchr(key, '-');
+        long i = dash ? strtol(dash + 1, NULL, 10) : -1;
+        bool fresh = false;
+        if (i < 0 || i >= b->expect)
+                return false;
+        pthread_mutex_lock(&b->lock);
+        if (!b->done_keys[i]) {
+                b->done_keys[i] = (char *)1;
+                fresh = true;
+        }
+        pthread_mutex_unlock(&b->lock);
+        return fresh;
+}
+
+static koc_result reconcile(koc_reconcile_context *ctx, void *userdata) {
+        struct bench *b = userdata;
+        bool no = false;
+        if (atomic_compare_exchange_strong(&b->first, &no, true))
+                emit("event=first-reconcile");
+        const cJSON *cm = koc_reconcile_get_object(ctx);
+        if (!cm)
+                return koc_result_done();
+        const cJSON *ann = cJSON_GetObjectItem(cJSON_GetObjectItem(cm, "metadata"), "annotations");
+        const char *sent = cJSON_GetStringValue(cJSON_GetObjectItem(ann, "bench/sent"));
+        if (sent) {
+                /* Each touch carries a new stamp; the cache is read-your-own-
+                 * writes, so a stamp is seen once per change. */
+                uint64_t us = strtoull(sent, NULL, 10);
+                emit("event=latency us=%" PRIu64 " key=%s", koc_now_realtime_usec() - us,
+                     koc_reconcile_get_key(ctx));
+        }
+        if (b->write && !cJSON_GetObjectItem(ann, b->done_annotation)) {
+                char body[256];
+                snprintf(body, sizeof body, "{\"metadata\":{\"annotations\":{\"%s\":\"1\"}}}",
+                         b->done_annotation);
+                cJSON *patch = cJSON_Parse(body);
+                koc_response *resp = NULL;
+                int r = koc_reconcile_patch(ctx, &configmaps, koc_reconcile_get_namespace(ctx),
+                                            koc_reconcile_get_name(ctx), KOC_PATCH_MERGE, patch,
+                                            &resp);
+                cJSON_Delete(patch);
+                bool ok = r == 0 && resp->error == 0 && resp->status == 200;
+                koc_response_free(resp);
+                if (!ok)
+                        return koc_result_error(r < 0 ? r : -EIO);
+        }
+        if (mark_done(b, koc_reconcile_get_key(ctx)) && atomic_fetch_add(&b->count, 1) + 1 == b->expect)
+                emit("event=reconciled-all n=%ld", b->expect);
+        return koc_result_done();
+}
+
+static int on_sync_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct bench *b = userdata;
+        if (koc_controller_has_synced(b->controller)) {
+                emit("event=synced");
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        }
+        (void)sd_event_source_set_time(s, usec + 1000);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static void on_started(koc_manager *m, uint64_t term, void *userdata) {
+        emit("event=leading term=%" PRIu64, term);
+}
+
+static int cmd_replica(const struct opts *o) {
+        struct bench b = {.write = strcmp(o->mode, "write") == 0, .expect = o->expect};
+        koc_manager_config cfg;
+        koc_controller_options co;
+        koc_manager *m = NULL;
+        koc_error err = {0};
+        int r;
+
+        pthread_mutex_init(&b.lock, NULL);
+        snprintf(b.done_annotation, sizeof b.done_annotation, "bench/done-%s", o->lease);
+        b.done_keys = calloc((size_t)(o->expect > 0 ? o->expect : 1), sizeof *b.done_keys);
+        emit("event=started identity=%s", o->identity);
+        koc_manager_config_init(&cfg);
+        cfg.kubeconfig = o->kubeconfig;
+        cfg.identity = o->identity;
+        cfg.leader_election_id = o->lease;
+        cfg.leader_election_namespace = o->ns;
+        cfg.lease_duration_usec = 2 * KOC_USEC_PER_SEC;
+        cfg.renew_deadline_usec = 1500 * KOC_USEC_PER_MSEC;
+        cfg.retry_period_usec = 250 * KOC_USEC_PER_MSEC;
+        cfg.health_probe_bind_address = "0";
+        cfg.metrics_bind_address = "0";
+        cfg.shutdown_budget_usec = 5 * KOC_USEC_PER_SEC;
+        if ((r = koc_manager_new(NULL, &cfg, &m, &err)) < 0) {
+                fprintf(stderr, "bench-controller: %s\n", err.message);
+                return 1;
+        }
+        koc_manager_set_callbacks(m, &(koc_manager_callbacks){.started_leading = on_started}, NULL);
+        koc_controller_options_init(&co);
+        co.name = "bench";
+        co.resource = configmaps;
+        co.namespace_ = o->ns;
+        co.label_selector = "bench=1";
+        co.workers = (unsigned)o->workers;
+        co.reconcile = reconcile;
+        co.userdata = &b;
+        if ((r = koc_controller_new(m, &co, &b.controller, &err)) < 0) {
+                fprintf(stderr, "bench-controller: %s\n", err.message);
+                return 1;
+        }
+        sd_event_add_time_relative(koc_manager_get_event(m), &b.sync_timer, CLOCK_BOOTTIME, 1000, 0,
+                                   on_sync_timer, &b);
+        r = koc_manager_run(m);
+        sd_event_source_disable_unref(b.sync_timer);
+        koc_controller_unref(b.controller);
+        koc_manager_unref(m);
+        free(b.done_keys);
+        return r;
+}
+
+int main(int argc, char *argv[]) {
+        struct opts o = {.ns = "bench", .mode = "noop", .identity = "koc", .lease = "bench-koc",
+                         .objects = 1000, .count = 200, .size = 100, .workers = 1};
+        if (argc < 2)
+                return usage();
+        for (int i = 2; i < argc; i++) {
+                const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+                if (!v)
+                        return usage();
+#define S(flag, field)                                                                             \
+        if (strcmp(a, flag) == 0) {                                                                \
+                o.field = v;                                                                       \
+                i++;                                                                               \
+                continue;                                                                          \
+        }
+#define L(flag, field)                                                                             \
+        if (strcmp(a, flag) == 0) {                                                                \
+                o.field = strtol(v, NULL, 10);                                                     \
+                i++;                                                                               \
+                continue;                                                                          \
+        }
+                S("--kubeconfig", kubeconfig)
+                S("--namespace", ns)
+                S("--mode", mode)
+                S("--identity", identity)
+                S("--lease", lease)
+                L("--objects", objects)
+                L("--count", count)
+                L("--size", size)
+                L("--expect", expect)
+                L("--workers", workers)
+                return usage();
+        }
+        if (!o.kubeconfig)
+                return usage();
+        if (strcmp(argv[1], "create") == 0)
+                return cmd_create(&o);
+        if (strcmp(argv[1], "touch") == 0)
+                return cmd_touch(&o);
+        if (strcmp(argv[1], "replica") == 0)
+                return cmd_replica(&o);
+        return usage();
+}
