@@ -102,6 +102,6 @@ struct koc_reconcile_context {
 };
 
 /* writer.c: cancels the writes in flight (their callers get -ECANCELED). */
-void controller_cancel_writes(koc_controller *c);
+void koc__controller_cancel_writes(koc_controller *c);
 /* True while a write of this context may be sent (loop or any thread). */
-bool controller_may_write(koc_reconcile_context *ctx);
+bool koc__controller_may_write(koc_reconcile_context *ctx);

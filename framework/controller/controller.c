@@ -271,14 +271,14 @@ KOC_EXPORT const cJSON *koc_reconcile_get_object(koc_reconcile_context *ctx) {
         return ctx->parsed;
 }
 
-bool controller_may_write(koc_reconcile_context *ctx) {
+bool koc__controller_may_write(koc_reconcile_context *ctx) {
         koc_controller *c = ctx->c;
         return atomic_load(&c->active) && atomic_load(&c->epoch) == ctx->epoch &&
                koc_manager_is_leader(c->m);
 }
 
 KOC_EXPORT bool koc_reconcile_is_cancelled(koc_reconcile_context *ctx) {
-        return !controller_may_write(ctx) || koc_manager_is_stopping(ctx->c->m);
+        return !koc__controller_may_write(ctx) || koc_manager_is_stopping(ctx->c->m);
 }
 
 static void count_result(koc_controller *c, const koc_result *res, double seconds) {
@@ -604,7 +604,7 @@ static koc_controller *controller_free(koc_controller *c) {
         c->closing = true;
         if (c->mb)
                 koc__mailbox_close(c->mb);
-        controller_cancel_writes(c);
+        koc__controller_cancel_writes(c);
         for (unsigned i = 0; i < c->n_threads; i++)
                 pthread_join(c->threads[i], NULL);
         free(c->threads);

@@ -160,10 +160,10 @@ static void on_list_end(const char *rv, void *userdata) {
 
 static void tombstones_clear(koc_informer *inf) {
         size_t it;
-        for (strmap_entry *e = strmap_first(&inf->tombstones, &it); e;
-             e = strmap_next(&inf->tombstones, e, &it))
+        for (strmap_entry *e = koc__strmap_first(&inf->tombstones, &it); e;
+             e = koc__strmap_next(&inf->tombstones, e, &it))
                 free(e->value);
-        strmap_clear(&inf->tombstones);
+        koc__strmap_clear(&inf->tombstones);
 }
 
 static void tombstone_set(koc_informer *inf, const char *key, const char *rv) {
@@ -171,13 +171,13 @@ static void tombstone_set(koc_informer *inf, const char *key, const char *rv) {
                 tombstones_clear(inf);
         char *v = strdup(rv ? rv : "");
         void *old = NULL;
-        if (!v || strmap_put(&inf->tombstones, key, v, &old) < 0)
+        if (!v || koc__strmap_put(&inf->tombstones, key, v, &old) < 0)
                 free(v);
         free(old);
 }
 
 static void tombstone_drop(koc_informer *inf, const char *key) {
-        free(strmap_remove(&inf->tombstones, key));
+        free(koc__strmap_remove(&inf->tombstones, key));
 }
 
 static const char *meta_rv(const cJSON *obj) {
@@ -412,7 +412,7 @@ void koc__informer_apply_write(koc_informer *inf, cJSON *obj) {
         /* The watch may report a deletion before the answer of the write
          * that led to it arrives (the real API server does so on finalizer
          * removal): an answer not newer than the deletion is history. */
-        const char *dead = cached ? NULL : strmap_get(&inf->tombstones, key);
+        const char *dead = cached ? NULL : koc__strmap_get(&inf->tombstones, key);
         if (dead && koc__resource_version_newer(meta_rv(obj), dead) != 1)
                 return;
         bool matches = koc__selector_matches(inf->selector, json_label,

@@ -244,18 +244,19 @@ koc_store *koc__store_free(koc_store *s) {
         if (!s)
                 return NULL;
         size_t it;
-        for (strmap_entry *e = strmap_first(&s->entries, &it); e;
-             e = strmap_next(&s->entries, e, &it))
+        for (strmap_entry *e = koc__strmap_first(&s->entries, &it); e;
+             e = koc__strmap_next(&s->entries, e, &it))
                 entry_free(s, e->value);
-        strmap_clear(&s->entries);
+        koc__strmap_clear(&s->entries);
         for (size_t i = 0; i < s->n_indexes; i++) {
                 size_t j;
                 strmap *vals = &s->indexes[i].values;
-                for (strmap_entry *e = strmap_first(vals, &j); e; e = strmap_next(vals, e, &j)) {
-                        strmap_clear(e->value);
+                for (strmap_entry *e = koc__strmap_first(vals, &j); e;
+                     e = koc__strmap_next(vals, e, &j)) {
+                        koc__strmap_clear(e->value);
                         free(e->value);
                 }
-                strmap_clear(vals);
+                koc__strmap_clear(vals);
                 free(s->indexes[i].name);
                 if (s->indexes[i].destroy)
                         s->indexes[i].destroy(s->indexes[i].userdata);
@@ -316,13 +317,13 @@ int koc__resource_version_newer(const char *a, const char *b) {
 static void index_unlink(koc_store *s, store_entry *e) {
         for (size_t i = 0; e->values && i < s->n_indexes; i++)
                 for (size_t j = 0; j < e->values[i].n; j++) {
-                        strmap *keys = strmap_get(&s->indexes[i].values, e->values[i].v[j]);
+                        strmap *keys = koc__strmap_get(&s->indexes[i].values, e->values[i].v[j]);
                         if (!keys)
                                 continue;
-                        strmap_remove(keys, e->obj->key);
+                        koc__strmap_remove(keys, e->obj->key);
                         if (keys->size == 0) {
-                                strmap_remove(&s->indexes[i].values, e->values[i].v[j]);
-                                strmap_clear(keys);
+                                koc__strmap_remove(&s->indexes[i].values, e->values[i].v[j]);
+                                koc__strmap_clear(keys);
                                 free(keys);
                         }
                 }
@@ -331,16 +332,16 @@ static void index_unlink(koc_store *s, store_entry *e) {
 static int index_link(koc_store *s, store_entry *e) {
         for (size_t i = 0; e->values && i < s->n_indexes; i++)
                 for (size_t j = 0; j < e->values[i].n; j++) {
-                        strmap *keys = strmap_get(&s->indexes[i].values, e->values[i].v[j]);
+                        strmap *keys = koc__strmap_get(&s->indexes[i].values, e->values[i].v[j]);
                         if (!keys) {
                                 keys = calloc(1, sizeof *keys);
-                                if (!keys || strmap_put(&s->indexes[i].values, e->values[i].v[j],
-                                                        keys, NULL) < 0) {
+                                if (!keys || koc__strmap_put(&s->indexes[i].values,
+                                                             e->values[i].v[j], keys, NULL) < 0) {
                                         free(keys);
                                         return -ENOMEM;
                                 }
                         }
-                        if (strmap_put(keys, e->obj->key, e, NULL) < 0)
+                        if (koc__strmap_put(keys, e->obj->key, e, NULL) < 0)
                                 return -ENOMEM;
                 }
         return 0;
@@ -369,7 +370,7 @@ int koc__store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret
 
         /* Only the loop thread writes, so reading the old entry without the
          * lock is safe here; the lock is for the readers. */
-        store_entry *old = strmap_get(&s->entries, o->key);
+        store_entry *old = koc__strmap_get(&s->entries, o->key);
         if (old && (flags & KOC_STORE_ONLY_NEWER) &&
             (strcmp(old->obj->resource_version, o->resource_version) == 0 ||
              koc__resource_version_newer(old->obj->resource_version, o->resource_version) == 1)) {
@@ -393,7 +394,7 @@ int koc__store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret
         pthread_rwlock_wrlock(&s->lock);
         if (old)
                 index_unlink(s, old);
-        r = strmap_put(&s->entries, o->key, e, NULL);
+        r = koc__strmap_put(&s->entries, o->key, e, NULL);
         if (r >= 0)
                 r = index_link(s, e);
         if (r < 0) {
@@ -401,7 +402,7 @@ int koc__store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret
                  * leave indexes that disagree with the records; the next
                  * event or re-list brings it back. */
                 index_unlink(s, e);
-                strmap_remove(&s->entries, o->key);
+                koc__strmap_remove(&s->entries, o->key);
         }
         if (r >= 0)
                 s->bytes += o->json_len;
@@ -423,12 +424,12 @@ int koc__store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret
 }
 
 int koc__store_delete(koc_store *s, const char *key, koc_object **ret_old) {
-        store_entry *e = strmap_get(&s->entries, key);
+        store_entry *e = koc__strmap_get(&s->entries, key);
         if (!e)
                 return 0;
         pthread_rwlock_wrlock(&s->lock);
         index_unlink(s, e);
-        strmap_remove(&s->entries, key);
+        koc__strmap_remove(&s->entries, key);
         s->bytes -= e->obj->json_len;
         pthread_rwlock_unlock(&s->lock);
         if (ret_old)
@@ -446,8 +447,8 @@ void koc__store_replace_end(koc_store *s, void (*removed)(koc_object *old, void 
         char **keys = NULL;
         size_t n = 0, it;
 
-        for (strmap_entry *e = strmap_first(&s->entries, &it); e;
-             e = strmap_next(&s->entries, e, &it)) {
+        for (strmap_entry *e = koc__strmap_first(&s->entries, &it); e;
+             e = koc__strmap_next(&s->entries, e, &it)) {
                 store_entry *se = e->value;
                 if (se->gen == s->gen)
                         continue;
@@ -470,7 +471,7 @@ void koc__store_replace_end(koc_store *s, void (*removed)(koc_object *old, void 
 
 koc_object *koc__store_get(koc_store *s, const char *key) {
         pthread_rwlock_rdlock(&s->lock);
-        store_entry *e = strmap_get(&s->entries, key);
+        store_entry *e = koc__strmap_get(&s->entries, key);
         koc_object *o = e ? koc_object_ref(e->obj) : NULL;
         pthread_rwlock_unlock(&s->lock);
         return o;
@@ -500,8 +501,8 @@ int koc__store_list(koc_store *s, const char *namespace_, const koc_selector *se
         int r = 0;
 
         pthread_rwlock_rdlock(&s->lock);
-        for (strmap_entry *e = strmap_first(&s->entries, &it); e && r == 0;
-             e = strmap_next(&s->entries, e, &it)) {
+        for (strmap_entry *e = koc__strmap_first(&s->entries, &it); e && r == 0;
+             e = koc__strmap_next(&s->entries, e, &it)) {
                 koc_object *o = ((store_entry *)e->value)->obj;
                 if (namespace_ && strcmp(o->namespace_, namespace_) != 0)
                         continue;
@@ -530,9 +531,9 @@ int koc__store_list_index(koc_store *s, const char *index, const char *value, ko
                 if (strcmp(s->indexes[i].name, index) != 0)
                         continue;
                 r = 0;
-                strmap *keys = strmap_get(&s->indexes[i].values, value);
-                for (strmap_entry *e = keys ? strmap_first(keys, &it) : NULL; e && r == 0;
-                     e = strmap_next(keys, e, &it))
+                strmap *keys = koc__strmap_get(&s->indexes[i].values, value);
+                for (strmap_entry *e = keys ? koc__strmap_first(keys, &it) : NULL; e && r == 0;
+                     e = koc__strmap_next(keys, e, &it))
                         r = push(&list, &n, &cap, ((store_entry *)e->value)->obj);
         }
         pthread_rwlock_unlock(&s->lock);
@@ -550,8 +551,8 @@ int koc__store_keys(koc_store *s, char ***ret, size_t *ret_n) {
 
         pthread_rwlock_rdlock(&s->lock);
         char **keys = calloc(s->entries.size + 1, sizeof *keys);
-        for (strmap_entry *e = keys ? strmap_first(&s->entries, &it) : NULL; e;
-             e = strmap_next(&s->entries, e, &it))
+        for (strmap_entry *e = keys ? koc__strmap_first(&s->entries, &it) : NULL; e;
+             e = koc__strmap_next(&s->entries, e, &it))
                 if ((keys[n] = strdup(e->key)))
                         n++;
         pthread_rwlock_unlock(&s->lock);

@@ -15,7 +15,7 @@ static size_t hash_str(const char *s) {
         return (size_t)h;
 }
 
-strmap_entry *strmap_find(const strmap *m, const char *key) {
+strmap_entry *koc__strmap_find(const strmap *m, const char *key) {
         if (m->n_buckets == 0)
                 return NULL;
         size_t h = hash_str(key);
@@ -25,8 +25,8 @@ strmap_entry *strmap_find(const strmap *m, const char *key) {
         return NULL;
 }
 
-void *strmap_get(const strmap *m, const char *key) {
-        strmap_entry *e = strmap_find(m, key);
+void *koc__strmap_get(const strmap *m, const char *key) {
+        strmap_entry *e = koc__strmap_find(m, key);
         return e ? e->value : NULL;
 }
 
@@ -47,8 +47,8 @@ static int grow(strmap *m) {
         return 0;
 }
 
-int strmap_put(strmap *m, const char *key, void *value, void **ret_old) {
-        strmap_entry *e = strmap_find(m, key);
+int koc__strmap_put(strmap *m, const char *key, void *value, void **ret_old) {
+        strmap_entry *e = koc__strmap_find(m, key);
         if (e) {
                 if (ret_old)
                         *ret_old = e->value;
@@ -72,7 +72,7 @@ int strmap_put(strmap *m, const char *key, void *value, void **ret_old) {
         return 0;
 }
 
-void *strmap_remove(strmap *m, const char *key) {
+void *koc__strmap_remove(strmap *m, const char *key) {
         if (m->n_buckets == 0)
                 return NULL;
         size_t h = hash_str(key);
@@ -89,7 +89,7 @@ void *strmap_remove(strmap *m, const char *key) {
         return NULL;
 }
 
-void strmap_clear(strmap *m) {
+void koc__strmap_clear(strmap *m) {
         for (size_t i = 0; i < m->n_buckets; i++)
                 for (strmap_entry *e = m->buckets[i], *next; e; e = next) {
                         next = e->next;
@@ -99,14 +99,14 @@ void strmap_clear(strmap *m) {
         *m = (strmap){0};
 }
 
-strmap_entry *strmap_first(const strmap *m, size_t *iter) {
+strmap_entry *koc__strmap_first(const strmap *m, size_t *iter) {
         for (*iter = 0; *iter < m->n_buckets; (*iter)++)
                 if (m->buckets[*iter])
                         return m->buckets[*iter];
         return NULL;
 }
 
-strmap_entry *strmap_next(const strmap *m, strmap_entry *e, size_t *iter) {
+strmap_entry *koc__strmap_next(const strmap *m, strmap_entry *e, size_t *iter) {
         if (e->next)
                 return e->next;
         for ((*iter)++; *iter < m->n_buckets; (*iter)++)

@@ -24,18 +24,18 @@ typedef struct strmap {
 } strmap;
 
 /* Returns the value, or NULL when absent. */
-void *strmap_get(const strmap *m, const char *key);
+void *koc__strmap_get(const strmap *m, const char *key);
 /* Looks up the entry itself (its key is stable while it is in the map). */
-strmap_entry *strmap_find(const strmap *m, const char *key);
+strmap_entry *koc__strmap_find(const strmap *m, const char *key);
 /* Inserts or replaces; returns 0 or -ENOMEM.  *ret_old (may be NULL) gets the
  * replaced value or NULL. */
-int strmap_put(strmap *m, const char *key, void *value, void **ret_old);
+int koc__strmap_put(strmap *m, const char *key, void *value, void **ret_old);
 /* Removes the key; returns its value or NULL. */
-void *strmap_remove(strmap *m, const char *key);
+void *koc__strmap_remove(strmap *m, const char *key);
 /* Frees the table; values are not touched. */
-void strmap_clear(strmap *m);
+void koc__strmap_clear(strmap *m);
 
-/* Iteration: for (strmap_entry *e = strmap_first(m, &i); e; e = strmap_next(m, e, &i)).
+/* Iteration: for (strmap_entry *e = koc__strmap_first(m, &i); e; e = koc__strmap_next(m, e, &i)).
  * The map must not change meanwhile. */
-strmap_entry *strmap_first(const strmap *m, size_t *iter);
-strmap_entry *strmap_next(const strmap *m, strmap_entry *e, size_t *iter);
+strmap_entry *koc__strmap_first(const strmap *m, size_t *iter);
+strmap_entry *koc__strmap_next(const strmap *m, strmap_entry *e, size_t *iter);

@@ -93,9 +93,10 @@ koc_workqueue *koc__workqueue_free(koc_workqueue *q) {
         if (!q)
                 return NULL;
         size_t i;
-        for (strmap_entry *e = strmap_first(&q->items, &i); e; e = strmap_next(&q->items, e, &i))
+        for (strmap_entry *e = koc__strmap_first(&q->items, &i); e;
+             e = koc__strmap_next(&q->items, e, &i))
                 free(e->value);
-        strmap_clear(&q->items);
+        koc__strmap_clear(&q->items);
         free(q->heap);
         pthread_cond_destroy(&q->cond);
         pthread_mutex_destroy(&q->lock);
@@ -205,7 +206,7 @@ static int heap_push(koc_workqueue *q, wq_item *it) {
 /* --- items (lock held) ----------------------------------------------------------- */
 
 static wq_item *item_get(koc_workqueue *q, const char *key, bool create) {
-        strmap_entry *e = strmap_find(&q->items, key);
+        strmap_entry *e = koc__strmap_find(&q->items, key);
         if (e || !create)
                 return e ? e->value : NULL;
         wq_item *it = calloc(1, sizeof *it);
@@ -213,11 +214,11 @@ static wq_item *item_get(koc_workqueue *q, const char *key, bool create) {
                 return NULL;
         it->list = LIST_NONE;
         it->heap_idx = SIZE_MAX;
-        if (strmap_put(&q->items, key, it, NULL) < 0) {
+        if (koc__strmap_put(&q->items, key, it, NULL) < 0) {
                 free(it);
                 return NULL;
         }
-        it->key = strmap_find(&q->items, key)->key;
+        it->key = koc__strmap_find(&q->items, key)->key;
         return it;
 }
 
@@ -225,7 +226,7 @@ static wq_item *item_get(koc_workqueue *q, const char *key, bool create) {
 static void item_maybe_release(koc_workqueue *q, wq_item *it) {
         if (it->dirty || it->processing || it->failures > 0 || it->heap_idx != SIZE_MAX)
                 return;
-        strmap_remove(&q->items, it->key);
+        koc__strmap_remove(&q->items, it->key);
         free(it);
 }
 
@@ -494,10 +495,10 @@ void koc__workqueue_clear(koc_workqueue *q) {
         while (q->heap_len > 0)
                 heap_remove(q, q->heap[q->heap_len - 1]);
         size_t i;
-        strmap_entry *e = strmap_first(&q->items, &i);
+        strmap_entry *e = koc__strmap_first(&q->items, &i);
         while (e) {
                 wq_item *it = e->value;
-                strmap_entry *next = strmap_next(&q->items, e, &i);
+                strmap_entry *next = koc__strmap_next(&q->items, e, &i);
                 it->dirty = false;
                 it->dirty_initial = false;
                 item_maybe_release(q, it);
@@ -540,7 +541,8 @@ static double running_seconds(koc_workqueue *q, bool longest) {
 
         pthread_mutex_lock(&q->lock);
         uint64_t t = now(q);
-        for (strmap_entry *e = strmap_first(&q->items, &i); e; e = strmap_next(&q->items, e, &i)) {
+        for (strmap_entry *e = koc__strmap_first(&q->items, &i); e;
+             e = koc__strmap_next(&q->items, e, &i)) {
                 wq_item *it = e->value;
                 if (!it->processing)
                         continue;

@@ -124,7 +124,7 @@ static void do_write(void *userdata, bool cancelled) {
         }
         /* The fence, checked as late as this process can: right before the
          * request is handed to the client. */
-        if (call->mutating && !controller_may_write(call->ctx)) {
+        if (call->mutating && !koc__controller_may_write(call->ctx)) {
                 koc_log_debug(LOG, "controller=%s key=%s %s %s refused: not leading", c->name,
                               call->ctx->key, call->spec.method, call->path);
                 complete(call, -ENOLCK, NULL);
@@ -142,7 +142,7 @@ static void do_write(void *userdata, bool cancelled) {
         c->writes = call;
 }
 
-void controller_cancel_writes(koc_controller *c) {
+void koc__controller_cancel_writes(koc_controller *c) {
         while (c->writes) {
                 write_call *call = c->writes;
                 unlink_call(c, call);
@@ -170,7 +170,7 @@ static int submit(koc_reconcile_context *ctx, const koc_resource *res, const cha
                 return -ENAMETOOLONG;
         /* Refuse early too, so a reconcile that lost leadership does not
          * even queue work for the loop; the loop checks again. */
-        if (mutating && !controller_may_write(ctx))
+        if (mutating && !koc__controller_may_write(ctx))
                 return -ENOLCK;
         call.spec = (koc_request_spec){
                 .method = method, .path = call.path, .body = body, .content_type = content_type};

