@@ -95,8 +95,18 @@ done
 say "namespaces: $ns (sources), $ns-a and $ns-b (copies)"
 
 # --- two replicas ---------------------------------------------------------------------------
+# A TCP port on 127.0.0.1 that no socket uses now (ss), for a probe listener.
+free_port() {
+        local p
+        for _ in $(seq 1 200); do
+                p=$(( 30000 + RANDOM % 20000 ))
+                [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ] && { echo "$p"; return 0; }
+        done
+        echo "no free TCP port found" >&2
+        return 1
+}
 start_replica() {
-        local name=$1 p=$((30000 + RANDOM % 20000))
+        local name=$1 p; p=$(free_port)
         KOC_LOG_LEVEL=info "$mirror" --kubeconfig="$work/kubeconfig" --identity="$name" \
                 --leader-elect-resource-namespace="$ns" --leader-elect-lease-duration=2s \
                 --leader-elect-renew-deadline=1500ms --leader-elect-retry-period=250ms \
