@@ -95,16 +95,8 @@ done
 say "namespaces: $ns (sources), $ns-a and $ns-b (copies)"
 
 # --- two replicas ---------------------------------------------------------------------------
-# A TCP port on 127.0.0.1 that no socket uses now (ss), for a probe listener.
-free_port() {
-        local p
-        for _ in $(seq 1 200); do
-                p=$(( 30000 + RANDOM % 20000 ))
-                [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ] && { echo "$p"; return 0; }
-        done
-        echo "no free TCP port found" >&2
-        return 1
-}
+# shellcheck source=../tests/tools/ports.sh
+. "$root/tests/tools/ports.sh"
 start_replica() {
         local name=$1 p; p=$(free_port)
         KOC_LOG_LEVEL=info "$mirror" --kubeconfig="$work/kubeconfig" --identity="$name" \

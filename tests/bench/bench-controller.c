@@ -212,10 +212,9 @@ struct bench {
         long expect;
         atomic_long count;
         atomic_bool first;
-        /* Keys done and the last bench/sent seen, guarded by lock. */
+        /* Which objects (by number) were reconciled, guarded by lock. */
         pthread_mutex_t lock;
-        char **done_keys;
-        size_t n_done, cap_done;
+        bool *done;
 };
 
 static bool mark_done(struct bench *b, const char *key) {
@@ -226,10 +225,8 @@ static bool mark_done(struct bench *b, const char *key) {
         if (i < 0 || i >= b->expect)
                 return false;
         pthread_mutex_lock(&b->lock);
-        if (!b->done_keys[i]) {
-                b->done_keys[i] = (char *)1;
-                fresh = true;
-        }
+        fresh = !b->done[i];
+        b->done[i] = true;
         pthread_mutex_unlock(&b->lock);
         return fresh;
 }
@@ -295,7 +292,7 @@ static int cmd_replica(const struct opts *o) {
 
         pthread_mutex_init(&b.lock, NULL);
         snprintf(b.done_annotation, sizeof b.done_annotation, "bench/done-%s", o->lease);
-        b.done_keys = calloc((size_t)(o->expect > 0 ? o->expect : 1), sizeof *b.done_keys);
+        b.done = calloc((size_t)(o->expect > 0 ? o->expect : 1), sizeof *b.done);
         emit("event=started identity=%s", o->identity);
         koc_manager_config_init(&cfg);
         cfg.kubeconfig = o->kubeconfig;
@@ -332,7 +329,7 @@ static int cmd_replica(const struct opts *o) {
         sd_event_source_disable_unref(b.sync_timer);
         koc_controller_unref(b.controller);
         koc_manager_unref(m);
-        free(b.done_keys);
+        free(b.done);
         return r;
 }
 

@@ -29,16 +29,8 @@ trap cleanup EXIT
 LEASE=2s RENEW=1500ms RETRY=250ms
 now_us() { echo $(( $(date +%s%N) / 1000 )); }
 
-# A TCP port on 127.0.0.1 that no socket uses now (ss), for a probe listener.
-free_port() {
-        local p
-        for _ in $(seq 1 200); do
-                p=$(( 30000 + RANDOM % 20000 ))
-                [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ] && { echo "$p"; return 0; }
-        done
-        echo "no free TCP port found" >&2
-        return 1
-}
+# shellcheck source=../tools/ports.sh
+. "$here/../tools/ports.sh"
 start() { # ID (koc-N or cg-N)
         local id=$1 p kind=${1%-*}; p=$(free_port)
         local args=(--kubeconfig="$env_dir/$id.kubeconfig" --identity="$id"

@@ -25,15 +25,9 @@ die() { echo "k8s-env: $*" >&2; exit 1; }
 
 bin_dir() { "$here/build.sh" --print; }
 
-# A TCP port on 127.0.0.1 that nothing listens on now.
-free_port() {
-        local p
-        for _ in $(seq 1 100); do
-                p=$(( 20000 + RANDOM % 40000 ))
-                if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then echo "$p"; return 0; fi
-        done
-        die "no free TCP port found on 127.0.0.1"
-}
+# free_port: a TCP port on 127.0.0.1 that nothing uses now.
+# shellcheck source=../tools/ports.sh
+. "$here/../tools/ports.sh"
 
 kubeconfig() { # file user token
         cat >"$1" <<KC

@@ -29,16 +29,8 @@ trap cleanup EXIT
 LEASE=2s RENEW=1500ms RETRY=250ms lease_us=2000000
 fail() { echo "interop: FAIL: $*" >&2; for f in "$work"/*.log; do echo "--- $f" >&2; tail -n 20 "$f" >&2; done; exit 1; }
 now_us() { echo $(( $(date +%s%N) / 1000 )); }
-# A TCP port on 127.0.0.1 that no socket uses now (ss), for a probe listener.
-free_port() {
-        local p
-        for _ in $(seq 1 200); do
-                p=$(( 30000 + RANDOM % 20000 ))
-                [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ] && { echo "$p"; return 0; }
-        done
-        echo "no free TCP port found" >&2
-        return 1
-}
+# shellcheck source=../tools/ports.sh
+. "$(dirname "$0")/../tools/ports.sh"
 port() { free_port; }
 
 # start KIND(koc|cg) ID LEASE_NAME -> sets $started_pid, probe port in $work/ID.port

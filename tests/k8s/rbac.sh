@@ -28,16 +28,8 @@ trap cleanup EXIT
 fail() { echo "rbac: FAIL: $*" >&2; for f in "$work"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 15 "$f" >&2; }; done; exit 1; }
 
 release=rbac lease=rbac-koc-example role=rbac-koc-example-leader-election
-# A TCP port on 127.0.0.1 that no socket uses now (ss), for a probe listener.
-free_port() {
-        local p
-        for _ in $(seq 1 200); do
-                p=$(( 30000 + RANDOM % 20000 ))
-                [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ] && { echo "$p"; return 0; }
-        done
-        echo "no free TCP port found" >&2
-        return 1
-}
+# shellcheck source=../tools/ports.sh
+. "$here/../tools/ports.sh"
 start() { # ID -> probe port in $work/ID.port
         local p; p=$(free_port)
         KOC_LOG_LEVEL=info "$koc_bin" --kubeconfig="$env_dir/user.kubeconfig" --identity="$1" \
