@@ -124,6 +124,12 @@ static void do_write(void *userdata, bool cancelled) {
         }
         /* The fence, checked as late as this process can: right before the
          * request is handed to the client. */
+        if (call->mutating && koc__controller_timed_out(call->ctx)) {
+                koc_log_debug(LOG, "controller=%s key=%s %s %s refused: reconcile timed out",
+                              c->name, call->ctx->key, call->spec.method, call->path);
+                complete(call, -ETIMEDOUT, NULL);
+                return;
+        }
         if (call->mutating && !koc__controller_may_write(call->ctx)) {
                 koc_log_debug(LOG, "controller=%s key=%s %s %s refused: not leading", c->name,
                               call->ctx->key, call->spec.method, call->path);
@@ -170,6 +176,8 @@ static int submit(koc_reconcile_context *ctx, const koc_resource *res, const cha
                 return -ENAMETOOLONG;
         /* Refuse early too, so a reconcile that lost leadership does not
          * even queue work for the loop; the loop checks again. */
+        if (mutating && koc__controller_timed_out(ctx))
+                return -ETIMEDOUT;
         if (mutating && !koc__controller_may_write(ctx))
                 return -ENOLCK;
         call.spec = (koc_request_spec){

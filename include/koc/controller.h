@@ -188,8 +188,9 @@ KOC_EXPORT const char *koc_reconcile_get_key(koc_reconcile_context *ctx);
 KOC_EXPORT const cJSON *koc_reconcile_get_object(koc_reconcile_context *ctx);
 /* The cached record itself (a borrowed reference), or NULL. */
 KOC_EXPORT koc_object *koc_reconcile_get_cached(koc_reconcile_context *ctx);
-/* True once leadership may be lost, the term has ended or shutdown started:
- * finish quickly.  Checked when read. */
+/* True once leadership may be lost, the term has ended, shutdown started or
+ * the reconcile ran past the controller's reconcile timeout: finish quickly.
+ * Checked when read. */
 KOC_EXPORT bool koc_reconcile_is_cancelled(koc_reconcile_context *ctx);
 /* The fencing token: the Lease's leaseTransitions when the reconcile
  * started (0 without leader election). */
@@ -201,7 +202,8 @@ KOC_EXPORT koc_controller *koc_reconcile_get_controller(koc_reconcile_context *c
  * (*ret)->reason: KOC_REASON_CONFLICT, KOC_REASON_NOT_FOUND, ...; free it with
  * koc_response_free), -ENOLCK when the write was refused because this replica
  * may no longer lead (nothing was sent), or another negative errno (transport
- * errors, -ECANCELED when the client is going away).  The namespace and name
+ * errors, -ECANCELED when the client is going away, -ETIMEDOUT when the
+ * reconcile ran past the controller's reconcile_timeout_usec).  The namespace and name
  * of update and update_status come from the object's metadata. */
 KOC_EXPORT int koc_reconcile_create_sized(koc_reconcile_context *ctx, size_t res_size,
                                           const koc_resource *res, const char *namespace_,
@@ -278,6 +280,16 @@ typedef struct koc_controller_options {
         uint64_t backoff_max_usec;
         /* Runs on userdata when the controller is freed (NULL: nothing). */
         koc_destroy_t destroy;
+        /* A reconcile that runs longer than this (0: no limit, the default)
+         * is reported stuck: a warning naming the controller, the key and
+         * how long it has run, the gauge koc_controller_stuck_reconciles and
+         * the counter koc_controller_reconcile_timeouts_total; its context
+         * reads cancelled and its writes are refused with -ETIMEDOUT.  The
+         * worker cannot be taken from it (C has no safe way to stop a
+         * thread): the key stays with that worker, is not handed to another
+         * one, and runs again after the reconcile returns if it changed
+         * meanwhile. */
+        uint64_t reconcile_timeout_usec;
 } koc_controller_options;
 
 /* Fills o with the defaults (o_size bytes; newer fields zero).  Like every

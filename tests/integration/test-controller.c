@@ -32,6 +32,7 @@
 #include "framework/controller/controller-internal.h"
 #include "harness/apiserver.h"
 #include "koc/controller.h"
+#include "koc/log.h"
 #include "koc/manager.h"
 #include "koc/time.h"
 
@@ -81,6 +82,9 @@ struct env {
         unsigned watches;
         uint16_t health_port;
         bool synced_before_run;
+        int stuck_starts;
+        int stuck_write;
+        char stuck_log[1024];
 };
 
 static uint64_t now_usec(void) {
@@ -218,6 +222,7 @@ typedef struct case_opts {
         bool leader_elect;
         unsigned workers;
         uint64_t resync_usec;
+        uint64_t timeout_usec;
         void (*setup)(env *e); /* after the controller is made, before run */
         /* After the run, before the controller goes: on the loop thread,
          * with the loop stopped, so the controller's state is quiet. */
@@ -257,6 +262,7 @@ static void run_case(env *e, const case_opts *o) {
         co.label_selector = o->label_selector;
         co.workers = o->workers ? o->workers : 1;
         co.resync_period_usec = o->resync_usec;
+        co.reconcile_timeout_usec = o->timeout_usec;
         co.reconcile = on_reconcile;
         co.userdata = e;
         r = koc_controller_new(e->m, &co, &e->c, &err);
@@ -728,6 +734,125 @@ static void test_drain_waits_for_reconcile(void **state) {
         cJSON_Delete(cm);
 }
 
+/* --- a reconcile past the timeout is reported and cancelled --------------------- */
+
+static koc_result stuck_reconcile(env *e, koc_reconcile_context *ctx) {
+        const cJSON *obj = koc_reconcile_get_object(ctx);
+        const char *v = obj ? data_value(obj) : "<deleted>";
+        if (strcmp(koc_reconcile_get_name(ctx), "stuck-a") != 0 || strcmp(v, "1") != 0) {
+                note(e, koc_reconcile_get_key(ctx), v);
+                return koc_result_done();
+        }
+        /* Blocks until the driver says so, watching the cancellation flag. */
+        pthread_mutex_lock(&e->lock);
+        e->stuck_starts++;
+        e->in_reconcile = true;
+        pthread_cond_broadcast(&e->cond);
+        while (!e->release) {
+                if (!e->cancelled_seen && koc_reconcile_is_cancelled(ctx)) {
+                        e->cancelled_seen = true;
+                        pthread_cond_broadcast(&e->cond);
+                }
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 10 * 1000 * 1000;
+                if (ts.tv_nsec >= 1000000000) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000;
+                }
+                pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+        }
+        pthread_mutex_unlock(&e->lock);
+        /* Past its timeout, a reconcile's writes are refused. */
+        cJSON *p = cJSON_Parse("{\"data\":{\"late\":\"yes\"}}");
+        koc_response *resp = NULL;
+        int r = koc_reconcile_patch(ctx, &configmaps, koc_reconcile_get_namespace(ctx),
+                                    koc_reconcile_get_name(ctx), KOC_PATCH_MERGE, p, &resp);
+        cJSON_Delete(p);
+        koc_response_free(resp);
+        pthread_mutex_lock(&e->lock);
+        e->stuck_write = r;
+        pthread_mutex_unlock(&e->lock);
+        note(e, koc_reconcile_get_key(ctx), "returned");
+        return koc_result_done();
+}
+
+static void stuck_log(int level, const char *component, const char *message, void *userdata) {
+        env *e = userdata;
+        if (level == KOC_LOG_WARN && strstr(message, "stuck")) {
+                pthread_mutex_lock(&e->lock);
+                snprintf(e->stuck_log, sizeof e->stuck_log, "%s", message);
+                pthread_mutex_unlock(&e->lock);
+        }
+}
+
+static bool stuck_cancelled(env *e, const void *arg) {
+        return e->cancelled_seen;
+}
+
+static bool stuck_gauge(env *e, const void *arg) {
+        return koc_metric_get(e->c->metrics.stuck) == *(const double *)arg;
+}
+
+static const char *stuck_driver(env *e) {
+        static const double one = 1, zero = 0;
+        if (put_configmap(e->ns, "stuck-a", "{\"test\":\"stuck\"}", "1") != 201)
+                return "create failed";
+        if (!wait_until(e, in_reconcile, NULL))
+                return "the reconcile did not start";
+        if (!wait_until(e, stuck_cancelled, NULL))
+                return "the stuck reconcile's context never read cancelled";
+        if (!wait_until(e, stuck_gauge, &one))
+                return "koc_controller_stuck_reconciles is not 1";
+        if (koc_metric_get(e->c->metrics.timeouts) != 1)
+                return "koc_controller_reconcile_timeouts_total is not 1";
+        /* A change of the stuck key waits for its worker; the other worker
+         * stays free for other keys. */
+        if (patch_configmap(e->ns, "stuck-a", "2") != 200)
+                return "patch failed";
+        if (put_configmap(e->ns, "stuck-b", "{\"test\":\"stuck\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "ctrl-stuck/stuck-b", "1"))
+                return "another key was not reconciled while one was stuck";
+        pthread_mutex_lock(&e->lock);
+        bool twice = strstr(e->seen, "ctrl-stuck/stuck-a ") != NULL || e->stuck_starts != 1;
+        e->release = true;
+        pthread_cond_broadcast(&e->cond);
+        pthread_mutex_unlock(&e->lock);
+        if (twice)
+                return "the stuck key was handed to another worker";
+        if (!wait_seen(e, "ctrl-stuck/stuck-a", "returned"))
+                return "the stuck reconcile did not return";
+        if (!wait_seen(e, "ctrl-stuck/stuck-a", "2"))
+                return "the change made while stuck did not run after the reconcile returned";
+        if (!wait_until(e, stuck_gauge, &zero))
+                return "koc_controller_stuck_reconciles did not go back to 0";
+        return NULL;
+}
+
+static void test_reconcile_timeout(void **state) {
+        env e = {.reconcile = stuck_reconcile, .driver = stuck_driver};
+        koc_log_set_handler(stuck_log, &e, NULL);
+        run_case(&e, &(case_opts){.ns = "ctrl-stuck",
+                                  .name = "stuck",
+                                  .label_selector = "test=stuck",
+                                  .workers = 2,
+                                  .timeout_usec = 300 * KOC_USEC_PER_MSEC});
+        koc_log_set_handler(NULL, NULL, NULL);
+        assert_int_equal(e.stuck_write, -ETIMEDOUT);
+        assert_int_equal(e.stuck_starts, 1);
+        /* The warning names the controller, the object and how long. */
+        assert_non_null(strstr(e.stuck_log, "controller=stuck "));
+        assert_non_null(strstr(e.stuck_log, "namespace=ctrl-stuck name=stuck-a "));
+        assert_non_null(strstr(e.stuck_log, "reconcile stuck for "));
+        assert_non_null(strstr(e.stuck_log, "(timeout 0.300s)"));
+        long st;
+        cJSON *cm = get_configmap("ctrl-stuck", "stuck-a", &st);
+        assert_int_equal(st, 200);
+        assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(cm, "data"), "late"));
+        cJSON_Delete(cm);
+}
+
 /* --- a finalizer's cleanup runs exactly once ------------------------------------- */
 
 static koc_result fin_apply(koc_reconcile_context *ctx, const cJSON *obj, void *userdata) {
@@ -1078,6 +1203,7 @@ int main(void) {
                 cmocka_unit_test(test_events_recorded_and_limited),
                 cmocka_unit_test(test_conflict_retried),
                 cmocka_unit_test(test_drain_waits_for_reconcile),
+                cmocka_unit_test(test_reconcile_timeout),
                 cmocka_unit_test(test_finalizer_cleanup_once),
                 cmocka_unit_test(test_gone_relists),
                 cmocka_unit_test(test_watch_resumed),
