@@ -229,6 +229,20 @@ void store_handle(server *srv, struct MHD_Connection *conn, const char *verb, co
 int store_resource_check(server *srv, const api_path *p);
 /* Fills a Status body into ret. */
 void reply_status(reply *ret, int code, const char *reason, const char *message, cJSON *details);
+
+/* ---- field ownership and server-side apply (apply.c) ---- */
+
+/* A non-apply write by manager (NULL: not tracked): obj (the new object)
+ * gets old's managedFields (its own are dropped), with the fields it added
+ * or changed owned by manager ("Update") and taken from the others, and the
+ * fields it removed owned by nobody. */
+void managed_fields_update(cJSON *obj, const cJSON *old, const char *manager,
+                           const char *api_version, bool has_status);
+/* Applies a configuration for manager onto live (NULL: a create).  0 and
+ * *ret_obj (the new object, managedFields included), or -EBUSY with a 409
+ * Conflict in ret, or -ENOMEM. */
+int apply_config(const cJSON *live, const cJSON *applied, const char *manager, bool force,
+                 const char *api_version, bool has_status, cJSON **ret_obj, reply *ret);
 void reply_not_found(reply *ret, const api_path *p, const char *name);
 void reply_json(reply *ret, int code, const cJSON *obj);
 /* "leases.coordination.k8s.io" or "configmaps" */

@@ -230,6 +230,24 @@ KOC_EXPORT int koc_reconcile_patch_sized(koc_reconcile_context *ctx, size_t res_
                                          koc_response **ret);
 #define koc_reconcile_patch(ctx, ...)                                                              \
         koc_reconcile_patch_sized((ctx), sizeof(koc_resource), __VA_ARGS__)
+/* Server-side apply: a PATCH with application/apply-patch+yaml (the object
+ * as JSON, which is YAML) and fieldManager=field_manager (required: 1 to 128
+ * characters, the owner the server records in metadata.managedFields), fenced
+ * like every write.  object must carry apiVersion, kind and metadata.name
+ * (and metadata.namespace for a namespaced resource); it holds only the
+ * fields this manager wants to own.  The server creates the object when it
+ * does not exist (201), merges the fields otherwise, removes the fields this
+ * manager applied before and no longer applies, and answers 409
+ * (KOC_REASON_CONFLICT, the conflicting fields in the Status' causes) when
+ * another manager owns a field this one would change, unless flags has
+ * KOC_APPLY_FORCE, which takes those fields over. */
+#define KOC_APPLY_FORCE (1u << 0)
+KOC_EXPORT int koc_reconcile_apply_sized(koc_reconcile_context *ctx, size_t res_size,
+                                         const koc_resource *res, const cJSON *object,
+                                         const char *field_manager, unsigned flags,
+                                         koc_response **ret);
+#define koc_reconcile_apply(ctx, ...)                                                              \
+        koc_reconcile_apply_sized((ctx), sizeof(koc_resource), __VA_ARGS__)
 KOC_EXPORT int koc_reconcile_delete_sized(koc_reconcile_context *ctx, size_t res_size,
                                           const koc_resource *res, const char *namespace_,
                                           const char *name, koc_response **ret);

@@ -853,6 +853,151 @@ static void test_reconcile_timeout(void **state) {
         cJSON_Delete(cm);
 }
 
+/* --- server-side apply from a reconcile ------------------------------------------- */
+
+static cJSON *ssa_config(const char *ns, const char *v, bool with_owned) {
+        char buf[1024];
+        snprintf(buf, sizeof buf,
+                 "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"ssa-out\","
+                 "\"namespace\":\"%s\",\"labels\":{\"test\":\"ssa-out\"}},\"data\":{\"v\":\"%s\"%s}"
+                 "}",
+                 ns, v, with_owned ? ",\"owned\":\"yes\"" : "");
+        return cJSON_Parse(buf);
+}
+
+static const char *first_cause_field(const koc_response *resp) {
+        const cJSON *causes =
+                cJSON_GetObjectItem(cJSON_GetObjectItem(resp->body, "details"), "causes");
+        return cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(causes, 0), "field"));
+}
+
+static koc_result ssa_reconcile(env *e, koc_reconcile_context *ctx) {
+        const cJSON *src = koc_reconcile_get_object(ctx);
+        char what[300];
+        if (!src)
+                return koc_result_done();
+        const char *v = data_value(src);
+        /* From "3" on, the field "owned" is no longer applied. */
+        cJSON *cfg = ssa_config(koc_reconcile_get_namespace(ctx), v, strcmp(v, "3") < 0);
+        koc_response *resp = NULL;
+        int r = koc_reconcile_apply(ctx, &configmaps, cfg, "ssa-ctrl", 0, &resp);
+        if (r == 0 && resp->status == 409 && resp->reason == KOC_REASON_CONFLICT) {
+                snprintf(what, sizeof what, "conflict %s", first_cause_field(resp) ?: "?");
+                note(e, "ssa", what);
+                koc_response_free(resp);
+                resp = NULL;
+                r = koc_reconcile_apply(ctx, &configmaps, cfg, "ssa-ctrl", KOC_APPLY_FORCE, &resp);
+                snprintf(what, sizeof what, "forced-%s %ld", v, r == 0 ? resp->status : (long)r);
+        } else
+                snprintf(what, sizeof what, "%s %ld", v, r == 0 ? resp->status : (long)r);
+        note(e, "ssa", what);
+        koc_response_free(resp);
+        cJSON_Delete(cfg);
+        return koc_result_done();
+}
+
+/* Applies as another manager with plain HTTP. */
+static long ssa_apply_as(const char *ns, const char *manager, bool force, const char *data) {
+        char path[512], body[1024];
+        snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/ssa-out?fieldManager=%s%s",
+                 ns, manager, force ? "&force=true" : "");
+        snprintf(
+                body, sizeof body,
+                "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"ssa-out\"},"
+                "\"data\":%s}",
+                data);
+        return http("PATCH", path, body, "application/apply-patch+yaml", NULL);
+}
+
+/* The managers of ssa-out's field data.KEY, as "manager/operation ...". */
+static void ssa_owners(const char *ns, const char *key, char *buf, size_t size) {
+        long st;
+        char f[128];
+        cJSON *cm = get_configmap(ns, "ssa-out", &st);
+        const cJSON *mf = cJSON_GetObjectItem(cJSON_GetObjectItem(cm, "metadata"), "managedFields"),
+                    *en;
+        snprintf(f, sizeof f, "f:%s", key);
+        buf[0] = 0;
+        cJSON_ArrayForEach(en, mf) {
+                const cJSON *fs = cJSON_GetObjectItem(
+                        cJSON_GetObjectItem(cJSON_GetObjectItem(en, "fieldsV1"), "f:data"), f);
+                if (fs)
+                        snprintf(buf + strlen(buf), size - strlen(buf), "%s/%s ",
+                                 cJSON_GetStringValue(cJSON_GetObjectItem(en, "manager")),
+                                 cJSON_GetStringValue(cJSON_GetObjectItem(en, "operation")));
+        }
+        cJSON_Delete(cm);
+}
+
+static const char *ssa_data(const char *ns, const char *key, char *buf, size_t size) {
+        long st;
+        cJSON *cm = get_configmap(ns, "ssa-out", &st);
+        const char *v =
+                cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(cm, "data"), key));
+        snprintf(buf, size, "%s", v ? v : "<none>");
+        cJSON_Delete(cm);
+        return buf;
+}
+
+static const char *ssa_driver(env *e) {
+        char owners[512], v[128];
+        if (put_configmap(e->ns, "ssa-src", "{\"test\":\"ssa\"}", "1") != 201)
+                return "create failed";
+        /* Absent: the apply creates it. */
+        if (!wait_seen(e, "ssa", "1 201"))
+                return "the first apply did not create the object (201)";
+        ssa_owners(e->ns, "v", owners, sizeof owners);
+        if (strcmp(owners, "ssa-ctrl/Apply ") != 0)
+                return "data.v is not owned by the apply's field manager";
+        /* Another manager adds a field of its own: no conflict, and the
+         * controller's next apply keeps it. */
+        if (ssa_apply_as(e->ns, "driver", false, "{\"x\":\"d\"}") != 200)
+                return "the other manager's apply of a new field failed";
+        if (patch_configmap(e->ns, "ssa-src", "2") != 200)
+                return "patch failed";
+        if (!wait_seen(e, "ssa", "2 200"))
+                return "the second apply did not succeed";
+        if (strcmp(ssa_data(e->ns, "v", v, sizeof v), "2") != 0)
+                return "the applied field was not merged";
+        if (strcmp(ssa_data(e->ns, "x", v, sizeof v), "d") != 0)
+                return "another manager's field was lost";
+        /* Changing a field the controller owns conflicts; force takes it. */
+        if (ssa_apply_as(e->ns, "driver", false, "{\"v\":\"hijack\"}") != 409)
+                return "an apply changing another manager's field did not conflict";
+        if (ssa_apply_as(e->ns, "driver", true, "{\"v\":\"hijack\",\"x\":\"d\"}") != 200)
+                return "the forced apply failed";
+        ssa_owners(e->ns, "v", owners, sizeof owners);
+        if (strcmp(owners, "driver/Apply ") != 0)
+                return "the forced apply did not take the field over";
+        /* Now the controller conflicts, and forces. */
+        if (patch_configmap(e->ns, "ssa-src", "3") != 200)
+                return "patch failed";
+        if (!wait_seen(e, "ssa", "conflict .data.v"))
+                return "the controller's apply did not conflict on .data.v";
+        if (!wait_seen(e, "ssa", "forced-3 200"))
+                return "the controller's forced apply failed";
+        if (strcmp(ssa_data(e->ns, "v", v, sizeof v), "3") != 0)
+                return "the forced value is not stored";
+        /* A field the controller no longer applies, owned by nobody else, goes. */
+        if (strcmp(ssa_data(e->ns, "owned", v, sizeof v), "<none>") != 0)
+                return "a field no longer applied was kept";
+        if (strcmp(ssa_data(e->ns, "x", v, sizeof v), "d") != 0)
+                return "another manager's field was lost";
+        /* The field manager is required by the server. */
+        char path[256];
+        snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/ssa-out", e->ns);
+        if (http("PATCH", path, "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\"}",
+                 "application/apply-patch+yaml", NULL) != 422)
+                return "an apply without fieldManager was not refused with 422";
+        return NULL;
+}
+
+static void test_server_side_apply(void **state) {
+        env e = {.reconcile = ssa_reconcile, .driver = ssa_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-ssa", .name = "ssa", .label_selector = "test=ssa"});
+        assert_int_equal(e.run_result, 0);
+}
+
 /* --- a finalizer's cleanup runs exactly once ------------------------------------- */
 
 static koc_result fin_apply(koc_reconcile_context *ctx, const cJSON *obj, void *userdata) {
@@ -1204,6 +1349,7 @@ int main(void) {
                 cmocka_unit_test(test_conflict_retried),
                 cmocka_unit_test(test_drain_waits_for_reconcile),
                 cmocka_unit_test(test_reconcile_timeout),
+                cmocka_unit_test(test_server_side_apply),
                 cmocka_unit_test(test_finalizer_cleanup_once),
                 cmocka_unit_test(test_gone_relists),
                 cmocka_unit_test(test_watch_resumed),

@@ -82,6 +82,18 @@ check "JSON patch" PATCH $C/c1 '[{"op":"replace","path":"/data/k","value":"z"}]'
 check "JSON patch with a failing test" PATCH $C/c1 '[{"op":"test","path":"/data/k","value":"nope"}]' application/json-patch+json
 check "patch with an unknown content type" PATCH $C/c1 '{"data":{}}' text/plain
 check "patch of a missing object" PATCH $C/missing '{"data":{}}' application/merge-patch+json
+A=application/apply-patch+yaml
+check "apply without fieldManager" PATCH $C/s1 "$(cm s1 '')" $A
+check "apply creates" PATCH "$C/s1?fieldManager=m1" "$(cm s1 '')" $A
+check "apply the same again" PATCH "$C/s1?fieldManager=m1" "$(cm s1 '')" $A
+check "apply without kind" PATCH "$C/s1?fieldManager=m1" '{"apiVersion":"v1","metadata":{"name":"s1"}}' $A
+check "apply with a name that differs from the path" PATCH "$C/s1?fieldManager=m1" "$(cm other '')" $A
+check "apply another manager's field (conflict)" PATCH "$C/s1?fieldManager=m2" '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"s1"},"data":{"k":"other"}}' $A
+check "  ... the same value (shared)" PATCH "$C/s1?fieldManager=m2" '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"s1"},"data":{"k":"v"}}' $A
+check "  ... forced" PATCH "$C/s1?fieldManager=m3&force=true" '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"s1"},"data":{"k":"forced"}}' $A
+check "merge patch, then apply over the patched field" PATCH $C/c3 '{"data":{"k":"patched"}}' application/merge-patch+json
+check "  ... conflicts with the updater" PATCH "$C/c3?fieldManager=m1" "$(cm c3 '')" $A
+check "apply with a stale resourceVersion" PATCH "$C/s1?fieldManager=m1" "$(cm s1 ',"resourceVersion":"1"')" $A
 check "POST with an unsupported content type" POST $C "$(cm c9 '')" text/plain
 check "delete with a stale resourceVersion precondition" DELETE $C/c2 '{"kind":"DeleteOptions","apiVersion":"v1","preconditions":{"resourceVersion":"1"}}'
 check "delete" DELETE $C/c2
