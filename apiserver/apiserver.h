@@ -197,6 +197,7 @@ struct server {
         watch *all_watches;
         size_t n_watches;
         uint64_t bookmark_interval_usec;
+        bool watch_list_disabled; /* --feature-gates WatchList=false */
         sd_event_source *bookmark_timer;
         sd_event_source *sweep_timer;
         size_t watch_buffer_max;

@@ -12,7 +12,8 @@ env_dir=${KOC_K8S_ENV:?KOC_K8S_ENV is not set (run through ctest -L k8s)}
 # shellcheck disable=SC1091
 . "$env_dir/env"
 work=$(mktemp -d "${TMPDIR:-/tmp}/koc-compare.XXXXXX")
-"$koc_apiserver" --listen 127.0.0.1:0 --kubeconfig-out "$work/kc" --ca-out "$work/ca.crt" \
+# No periodic bookmarks: the real server sends about one a minute.
+"$koc_apiserver" --listen 127.0.0.1:0 --kubeconfig-out "$work/kc" --ca-out "$work/ca.crt" --bookmark-interval 0 \
         --log-level error >"$work/koc-apiserver.log" 2>&1 &
 koc_pid=$!
 trap 'kill $koc_pid 2>/dev/null; wait $koc_pid 2>/dev/null; rm -rf "$work"' EXIT
@@ -27,7 +28,8 @@ req() {
         local args=(-s -o "$work/body" -w '%{http_code}' --cacert "$ca" -H "Authorization: Bearer $token" -X "$2")
         [ $# -ge 4 ] && args+=(-H "Content-Type: ${5:-application/json}" --data-binary "$4")
         local code; code=$(curl "${args[@]}" "$url$3")
-        local what; what=$(jq -r 'if .kind == "Status" then (.reason // "-") else .kind end' "$work/body" 2>/dev/null || echo "-")
+        # A watch's events as TYPE:NAME, one word each.
+        local what; what=$(jq -r 'if .type then "\(.type):\(.object.metadata.name // "-")" elif .kind == "Status" then (.reason // "-") else .kind end' "$work/body" 2>/dev/null | tr '\n' ' ' | sed 's/ $//' || echo "-")
         echo "$code $what"
 }
 n=0 bad=0
@@ -100,6 +102,9 @@ check "delete" DELETE $C/c2
 check "delete a missing object" DELETE $C/c2
 check "get the status subresource of a ConfigMap" GET $C/c1/status
 check "watch with a malformed resourceVersion" GET "$C?watch=1&resourceVersion=abc&timeoutSeconds=1"
+check "streaming list (sendInitialEvents)" GET "$C?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"
+check "sendInitialEvents without resourceVersionMatch" GET "$C?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&timeoutSeconds=1"
+check "resourceVersionMatch on a watch without sendInitialEvents" GET "$C?watch=1&resourceVersionMatch=NotOlderThan&timeoutSeconds=1"
 check "a resource that does not exist" GET /api/v1/namespaces/$ns/nothings
 check "an API group that does not exist" GET /apis/nothing.example.com/v1/things
 check "delete the namespace's Leases (collection)" DELETE $L
