@@ -65,6 +65,7 @@ struct koc_controller {
         void *userdata;
         koc_destroy_t destroy;
         uint64_t resync_usec;
+        koc_informer_opts informer_opts; /* of the primary; sources take its list mode */
 
         koc_workqueue *q;
         koc_mailbox *mb;

@@ -658,6 +658,10 @@ static int validate(koc_manager *m, const koc_controller_options *o, koc_error *
         if (!o->reconcile)
                 return koc_error_set(err, -EINVAL, "controller %s: reconcile callback is required",
                                      o->name);
+        if ((unsigned)o->list_mode > KOC_LIST_STREAM)
+                return koc_error_set(err, -EINVAL,
+                                     "controller %s: list_mode=%d: not a koc_list_mode", o->name,
+                                     (int)o->list_mode);
         if (o->workers > 1024)
                 return koc_error_set(err, -EINVAL, "controller %s: workers=%u: at most 1024",
                                      o->name, o->workers);
@@ -771,6 +775,7 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
         c->n_workers = o->workers ? o->workers : 1;
         c->resync_usec = o->resync_period_usec;
         c->timeout_usec = o->reconcile_timeout_usec;
+        c->informer_opts = (koc_informer_opts){.list_mode = o->list_mode};
         c->slots = calloc(c->n_workers, sizeof *c->slots);
         for (unsigned i = 0; c->slots && i < c->n_workers; i++)
                 c->slots[i].c = c;
@@ -794,7 +799,7 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
         }
         if (r >= 0)
                 r = koc__informer_get(koc_manager_get_client(m), &o->resource, o->namespace_,
-                                      o->label_selector, o->field_selector,
+                                      o->label_selector, o->field_selector, &c->informer_opts,
                                       koc_manager_get_metrics(m), &c->primary, err);
         if (r >= 0)
                 r = koc__informer_add_handler(c->primary, &primary_handler, c);
@@ -867,8 +872,9 @@ static int add_source(koc_controller *c, size_t res_size, const koc_resource *us
         *s = (source){.c = c, .kind = kind, .map = map, .userdata = userdata, .destroy = destroy};
         /* Owned objects live in the primary's namespace. */
         const char *ns = kind == SOURCE_OWNS ? koc__informer_get_namespace(c->primary) : NULL;
+        koc_informer_opts opts = {.list_mode = c->informer_opts.list_mode};
         int r = koc__informer_get(koc_manager_get_client(c->m), res, ns, label_selector, NULL,
-                                  koc_manager_get_metrics(c->m), &s->inf, err);
+                                  &opts, koc_manager_get_metrics(c->m), &s->inf, err);
         if (r >= 0)
                 r = koc__informer_add_handler(s->inf, &source_handler, s);
         if (r < 0) {

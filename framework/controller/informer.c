@@ -29,6 +29,7 @@ struct koc_informer {
         char *label_selector;
         char *field_selector;
         koc_resource res;
+        koc_informer_opts opts;
         char *group, *version, *resource, *kind;
         koc_selector *selector;
         koc_reflector *reflector;
@@ -286,10 +287,25 @@ static void register_gauges(koc_informer *inf, koc_metrics *m) {
                               &inf->bytes_gauge);
 }
 
+static koc_reflector_list_mode reflector_mode(koc_list_mode m) {
+        switch (m) {
+        case KOC_LIST_STREAM_AUTO:
+                return KOC_REFLECTOR_LIST_AUTO;
+        case KOC_LIST_STREAM:
+                return KOC_REFLECTOR_LIST_STREAM;
+        default:
+                return KOC_REFLECTOR_LIST_PAGES;
+        }
+}
+
 int koc__informer_get(koc_client *c, const koc_resource *res, const char *namespace_,
-                      const char *label_selector, const char *field_selector, koc_metrics *metrics,
-                      koc_informer **ret, koc_error *err) {
+                      const char *label_selector, const char *field_selector,
+                      const koc_informer_opts *opts, koc_metrics *metrics, koc_informer **ret,
+                      koc_error *err) {
+        static const koc_informer_opts defaults = {.list_mode = KOC_LIST_PAGES};
         char path[512];
+        if (!opts)
+                opts = &defaults;
         int r = koc_resource_path(res, res->namespaced ? namespace_ : NULL, NULL, NULL, path,
                                   sizeof path);
         if (r < 0)
@@ -300,7 +316,9 @@ int koc__informer_get(koc_client *c, const koc_resource *res, const char *namesp
         for (koc_informer *i = registry; i; i = i->next)
                 if (i->client == c && strcmp(i->path, path) == 0 &&
                     same(i->label_selector, label_selector) &&
-                    same(i->field_selector, field_selector)) {
+                    same(i->field_selector, field_selector) &&
+                    i->opts.list_mode == opts->list_mode &&
+                    i->opts.metadata_only == opts->metadata_only) {
                         i->ref++;
                         pthread_mutex_unlock(&registry_lock);
                         *ret = i;
@@ -312,6 +330,7 @@ int koc__informer_get(koc_client *c, const koc_resource *res, const char *namesp
         if (!inf)
                 return -ENOMEM;
         inf->ref = 1;
+        inf->opts = *opts;
         inf->client = koc_client_ref(c);
         inf->path = strdup(path);
         inf->namespace_ = res->namespaced ? dup_opt(namespace_) : NULL;
@@ -331,11 +350,13 @@ int koc__informer_get(koc_client *c, const koc_resource *res, const char *namesp
         if (r >= 0)
                 r = koc__store_new(&inf->store);
         if (r >= 0)
-                r = koc__reflector_new(c,
-                                       &(koc_reflector_spec){.path = inf->path,
-                                                             .label_selector = label_selector,
-                                                             .field_selector = field_selector},
-                                       &reflector_handlers, inf, &inf->reflector);
+                r = koc__reflector_new(
+                        c,
+                        &(koc_reflector_spec){.path = inf->path,
+                                              .label_selector = label_selector,
+                                              .field_selector = field_selector,
+                                              .list_mode = reflector_mode(opts->list_mode)},
+                        &reflector_handlers, inf, &inf->reflector);
         if (r >= 0)
                 r = koc__reflector_start(inf->reflector);
         if (r < 0) {

@@ -280,6 +280,24 @@ typedef void (*koc_map_func_t)(const cJSON *object, koc_keys *out, void *userdat
 
 /* --- the controller --------------------------------------------------------------- */
 
+/* How informers fill their cache. */
+typedef enum koc_list_mode {
+        /* A paginated list (500 per page), then a watch from its
+         * resourceVersion.  The default. */
+        KOC_LIST_PAGES = 0,
+        /* A streaming list (kube-apiserver's WatchList, on by default since
+         * v1.34, as client-go's WatchListClient): one watch with
+         * sendInitialEvents=true whose initial events, ended by a bookmark
+         * annotated k8s.io/initial-events-end, fill the cache, and which
+         * then goes on as the watch; no list request, no page copies.  When
+         * the server refuses it (422 with the WatchList gate off, another
+         * 4xx, or a stream that ends without the end marker), that informer
+         * lists with pages from then on. */
+        KOC_LIST_STREAM_AUTO = 1,
+        /* Streaming lists only: refusals are retried with backoff. */
+        KOC_LIST_STREAM = 2,
+} koc_list_mode;
+
 typedef struct koc_controller_options {
         /* Unique among this manager's controllers; a DNS label-like name
          * ([a-z0-9-], 1 to 63 characters), used in metrics and logs. */
@@ -308,6 +326,9 @@ typedef struct koc_controller_options {
          * one, and runs again after the reconcile returns if it changed
          * meanwhile. */
         uint64_t reconcile_timeout_usec;
+        /* How the controller's informers (the primary's and the sources')
+         * list; KOC_LIST_PAGES by default. */
+        koc_list_mode list_mode;
 } koc_controller_options;
 
 /* Fills o with the defaults (o_size bytes; newer fields zero).  Like every

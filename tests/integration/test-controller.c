@@ -85,6 +85,7 @@ struct env {
         int stuck_starts;
         int stuck_write;
         char stuck_log[1024];
+        koc_reflector_stats stats;
 };
 
 static uint64_t now_usec(void) {
@@ -223,6 +224,7 @@ typedef struct case_opts {
         unsigned workers;
         uint64_t resync_usec;
         uint64_t timeout_usec;
+        koc_list_mode list_mode;
         void (*setup)(env *e); /* after the controller is made, before run */
         /* After the run, before the controller goes: on the loop thread,
          * with the loop stopped, so the controller's state is quiet. */
@@ -263,6 +265,7 @@ static void run_case(env *e, const case_opts *o) {
         co.workers = o->workers ? o->workers : 1;
         co.resync_period_usec = o->resync_usec;
         co.reconcile_timeout_usec = o->timeout_usec;
+        co.list_mode = o->list_mode;
         co.reconcile = on_reconcile;
         co.userdata = e;
         r = koc_controller_new(e->m, &co, &e->c, &err);
@@ -998,6 +1001,99 @@ static void test_server_side_apply(void **state) {
         assert_int_equal(e.run_result, 0);
 }
 
+/* --- streaming lists, and the fallback to pages ----------------------------------- */
+
+static bool stream_synced(env *e, const void *arg) {
+        return koc_controller_has_synced(e->c);
+}
+
+static const char *stream_driver(env *e) {
+        static const char *const names[] = {"stream-a", "stream-b", "stream-c"};
+        char key[128];
+        for (size_t i = 0; i < 3; i++) {
+                snprintf(key, sizeof key, "%s/%s", e->ns, names[i]);
+                if (!wait_seen(e, key, "1"))
+                        return "an object from before the start was not reconciled";
+        }
+        /* Objects reach the handlers as they stream in, before the end
+         * marker syncs the cache. */
+        if (!wait_until(e, stream_synced, NULL))
+                return "not synced after the initial objects";
+        /* The stream goes on as the watch. */
+        if (put_configmap(e->ns, "stream-d", "{\"test\":\"stream\"}", "1") != 201)
+                return "create failed";
+        snprintf(key, sizeof key, "%s/stream-d", e->ns);
+        if (!wait_seen(e, key, "1"))
+                return "a create after the sync was not reconciled";
+        if (patch_configmap(e->ns, "stream-a", "2") != 200)
+                return "patch failed";
+        snprintf(key, sizeof key, "%s/stream-a", e->ns);
+        if (!wait_seen(e, key, "2"))
+                return "an update after the sync was not reconciled";
+        return NULL;
+}
+
+static void stream_after(env *e) {
+        koc__informer_get_stats(e->c->primary, &e->stats);
+}
+
+static void stream_case(const char *ns, koc_list_mode mode, env *e) {
+        ensure_namespace(ns);
+        assert_int_equal(put_configmap(ns, "stream-a", "{\"test\":\"stream\"}", "1"), 201);
+        assert_int_equal(put_configmap(ns, "stream-b", "{\"test\":\"stream\"}", "1"), 201);
+        assert_int_equal(put_configmap(ns, "stream-c", "{\"test\":\"stream\"}", "1"), 201);
+        /* Not selected: never cached. */
+        assert_int_equal(put_configmap(ns, "stream-x", "{\"test\":\"other\"}", "1"), 201);
+        *e = (env){.reconcile = crud_reconcile, .driver = stream_driver};
+        run_case(e, &(case_opts){.ns = ns,
+                                 .name = "stream",
+                                 .label_selector = "test=stream",
+                                 .list_mode = mode,
+                                 .after = stream_after});
+        assert_int_equal(e->run_result, 0);
+        assert_null(strstr(e->seen, "stream-x"));
+}
+
+/* The server refuses streaming lists (kube-apiserver with the WatchList
+ * gate off answers 422): the informer listed with pages. */
+static void assert_fell_back(const env *e) {
+        assert_true(e->stats.stream_unsupported);
+        assert_true(e->stats.streams >= 1);
+        assert_int_equal(e->stats.streams_done, 0);
+        assert_true(e->stats.list_requests >= 1);
+        assert_true(e->stats.lists >= 1);
+}
+
+static void test_streaming_list(void **state) {
+        env e;
+        stream_case("ctrl-stream", KOC_LIST_STREAM_AUTO, &e);
+        /* tests/k8s runs this case once more on a kube-apiserver started with
+         * --feature-gates=WatchList=false. */
+        if (getenv("KOC_TEST_WATCHLIST_OFF")) {
+                assert_fell_back(&e);
+                return;
+        }
+        /* kube-apiserver v1.36 and koc-apiserver stream: no list request. */
+        assert_false(e.stats.stream_unsupported);
+        assert_int_equal(e.stats.list_requests, 0);
+        assert_int_equal(e.stats.streams, 1);
+        assert_int_equal(e.stats.streams_done, 1);
+        assert_int_equal(e.stats.lists, 1);
+}
+
+static void test_streaming_list_fallback(void **state) {
+        /* A second koc-apiserver, with the gate off. */
+        KOC_TEST_NEEDS_KOC_APISERVER(&api);
+        koc_test_apiserver off = {0};
+        assert_int_equal(koc_test_apiserver_start(&off, "--feature-gates WatchList=false"), 0);
+        srv = &off;
+        env e;
+        stream_case("ctrl-stream-off", KOC_LIST_STREAM_AUTO, &e);
+        srv = &api;
+        koc_test_apiserver_stop(&off);
+        assert_fell_back(&e);
+}
+
 /* --- a finalizer's cleanup runs exactly once ------------------------------------- */
 
 static koc_result fin_apply(koc_reconcile_context *ctx, const cJSON *obj, void *userdata) {
@@ -1339,6 +1435,10 @@ static int teardown(void **state) {
 }
 
 int main(void) {
+        /* tests/k8s: the streaming-list case alone, on a server with the
+         * WatchList gate off. */
+        if (getenv("KOC_TEST_WATCHLIST_OFF"))
+                cmocka_set_test_filter("test_streaming_list");
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_bad_options),
                 cmocka_unit_test(test_create_update_delete),
@@ -1350,6 +1450,8 @@ int main(void) {
                 cmocka_unit_test(test_drain_waits_for_reconcile),
                 cmocka_unit_test(test_reconcile_timeout),
                 cmocka_unit_test(test_server_side_apply),
+                cmocka_unit_test(test_streaming_list),
+                cmocka_unit_test(test_streaming_list_fallback),
                 cmocka_unit_test(test_finalizer_cleanup_once),
                 cmocka_unit_test(test_gone_relists),
                 cmocka_unit_test(test_watch_resumed),
