@@ -231,6 +231,15 @@ int store_resource_check(server *srv, const api_path *p);
 /* Fills a Status body into ret. */
 void reply_status(reply *ret, int code, const char *reason, const char *message, cJSON *details);
 
+/* ---- metadata-only answers (apply.c) ---- */
+
+/* What the Accept header asks for: the object, or its metadata only
+ * (application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1). */
+typedef enum accept_as { ACCEPT_OBJECT, ACCEPT_METADATA, ACCEPT_METADATA_LIST } accept_as;
+accept_as accept_parse(struct MHD_Connection *conn);
+/* {"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":...} */
+cJSON *partial_metadata(const cJSON *obj);
+
 /* ---- field ownership and server-side apply (apply.c) ---- */
 
 /* A non-apply write by manager (NULL: not tracked): obj (the new object)

@@ -26,6 +26,59 @@
 
 #define MAX_DEPTH 32
 
+/* --- metadata only --------------------------------------------------------------------- */
+
+/* One media range of an Accept header: "application/json;as=X;g=G;v=V". */
+static accept_as accept_range(const char *r, size_t n) {
+        char buf[512], *save = NULL;
+        snprintf(buf, sizeof buf, "%.*s", (int)(n < sizeof buf ? n : sizeof buf - 1), r);
+        const char *as = NULL, *g = NULL, *v = NULL;
+        char *tok = strtok_r(buf, ";", &save);
+        for (tok = tok ? strtok_r(NULL, ";", &save) : NULL; tok; tok = strtok_r(NULL, ";", &save)) {
+                while (*tok == ' ')
+                        tok++;
+                if (strncmp(tok, "as=", 3) == 0)
+                        as = tok + 3;
+                else if (strncmp(tok, "g=", 2) == 0)
+                        g = tok + 2;
+                else if (strncmp(tok, "v=", 2) == 0)
+                        v = tok + 2;
+        }
+        if (!as || !g || strcmp(g, "meta.k8s.io") != 0 || !v ||
+            (strcmp(v, "v1") != 0 && strcmp(v, "v1beta1") != 0))
+                return ACCEPT_OBJECT;
+        if (strcmp(as, "PartialObjectMetadata") == 0)
+                return ACCEPT_METADATA;
+        if (strcmp(as, "PartialObjectMetadataList") == 0)
+                return ACCEPT_METADATA_LIST;
+        return ACCEPT_OBJECT;
+}
+
+accept_as accept_parse(struct MHD_Connection *conn) {
+        const char *a = conn ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept") : NULL;
+        /* The first range that asks for metadata wins; a client lists its
+         * preference first. */
+        while (a && *a) {
+                size_t n = strcspn(a, ",");
+                accept_as r = accept_range(a, n);
+                if (r != ACCEPT_OBJECT)
+                        return r;
+                a += n;
+                if (*a == ',')
+                        a++;
+        }
+        return ACCEPT_OBJECT;
+}
+
+cJSON *partial_metadata(const cJSON *obj) {
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddStringToObject(p, "kind", "PartialObjectMetadata");
+        cJSON_AddStringToObject(p, "apiVersion", "meta.k8s.io/v1");
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+        cJSON_AddItemToObject(p, "metadata", md ? cJSON_Duplicate(md, true) : cJSON_CreateObject());
+        return p;
+}
+
 typedef struct fpath {
         const char *k[MAX_DEPTH];
         int n;

@@ -529,12 +529,32 @@ static const char *update_manager(struct MHD_Connection *conn, char *buf, size_t
 
 /* ---- verbs ---- */
 
-static void do_get(server *srv, collection *c, const api_path *p, reply *ret) {
+/* The real server's 406 for a list asked as an object or the reverse. */
+static void reply_not_acceptable(reply *ret, const collection *c, bool want_list) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "you requested %s, but the requested object is %s (*%s.%s%s)",
+                 want_list ? "PartialObjectMetadataList" : "PartialObjectMetadata",
+                 want_list ? "not a list" : "a list", *c->group ? c->group : "core", c->kind,
+                 want_list ? "" : "List");
+        reply_status(ret, 406, "NotAcceptable", msg, NULL);
+}
+
+static void do_get(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
+                   reply *ret) {
         char key[600];
+        accept_as as = accept_parse(conn);
+        if (as == ACCEPT_METADATA_LIST)
+                return reply_not_acceptable(ret, c, true);
         object_key(c->namespaced ? p->ns : NULL, p->name, key, sizeof key);
         object *o = strmap_get(&c->objects, key);
         if (!o || (c->namespaced && !p->ns))
                 return reply_not_found(ret, p, p->name);
+        if (as == ACCEPT_METADATA) {
+                cJSON *m = partial_metadata(o->json);
+                reply_json(ret, 200, m);
+                cJSON_Delete(m);
+                return;
+        }
         reply_json(ret, 200, o->json);
 }
 
@@ -732,10 +752,18 @@ static void do_list(server *srv, struct MHD_Connection *conn, collection *c, con
                 remaining = filtered ? 0 : n - shown;
         }
 
+        accept_as as = accept_parse(conn);
+        if (as == ACCEPT_METADATA) {
+                reply_not_acceptable(ret, c, false);
+                goto out;
+        }
         cJSON *list = cJSON_CreateObject(), *meta, *arr;
         snprintf(kind, sizeof kind, "%sList", c->kind);
-        cJSON_AddStringToObject(list, "kind", kind);
-        cJSON_AddStringToObject(list, "apiVersion", api_version_of(p, av, sizeof av));
+        cJSON_AddStringToObject(list, "kind",
+                                as == ACCEPT_METADATA_LIST ? "PartialObjectMetadataList" : kind);
+        cJSON_AddStringToObject(list, "apiVersion",
+                                as == ACCEPT_METADATA_LIST ? "meta.k8s.io/v1"
+                                                           : api_version_of(p, av, sizeof av));
         meta = cJSON_AddObjectToObject(list, "metadata");
         snprintf(rvs, sizeof rvs, "%" PRIu64, list_rv);
         cJSON_AddStringToObject(meta, "resourceVersion", rvs);
@@ -759,7 +787,10 @@ static void do_list(server *srv, struct MHD_Connection *conn, collection *c, con
         /* Items reference the stored objects (cJSON references are never
          * freed with the list), so the list is printed without copying. */
         for (size_t i = 0; i < shown; i++)
-                cJSON_AddItemReferenceToArray(arr, (cJSON *)all[i].json);
+                if (as == ACCEPT_METADATA_LIST)
+                        cJSON_AddItemToArray(arr, partial_metadata(all[i].json));
+                else
+                        cJSON_AddItemReferenceToArray(arr, (cJSON *)all[i].json);
         reply_json(ret, 200, list);
         cJSON_Delete(list);
 out:
@@ -1445,7 +1476,7 @@ void store_handle(server *srv, struct MHD_Connection *conn, const char *verb, co
                 return;
         }
         if (strcmp(verb, "get") == 0)
-                do_get(srv, c, p, ret);
+                do_get(srv, conn, c, p, ret);
         else if (strcmp(verb, "list") == 0)
                 do_list(srv, conn, c, p, ret);
         else if (strcmp(verb, "create") == 0)

@@ -29,6 +29,7 @@ struct watch {
         selector *labels, *fields;
         struct MHD_Connection *conn;
         bool suspended, ending, bookmarks, overflowed, gone;
+        bool metadata; /* Accept: as=PartialObjectMetadata */
         strbuf out;
         size_t out_pos;
         uint64_t last_rv;
@@ -224,7 +225,14 @@ static void deliver(watch *w, event *ev) {
         }
         }
         w->last_rv = ev->rv;
-        if (type) {
+        if (type && w->metadata) {
+                cJSON *m = partial_metadata(ev->obj);
+                char *json = m ? cJSON_PrintUnformatted(m) : NULL;
+                if (json)
+                        append_line(w, type, json);
+                free(json);
+                cJSON_Delete(m);
+        } else if (type) {
                 const char *json = event_json(ev);
                 if (json)
                         append_line(w, type, json);
@@ -257,7 +265,8 @@ static void send_bookmark(watch *w, bool initial_end) {
         snprintf(buf, sizeof buf,
                  "{\"kind\":\"%s\",\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":"
                  "\"%" PRIu64 "\"%s}}",
-                 w->col->kind, w->api_version, w->srv->rv,
+                 w->metadata ? "PartialObjectMetadata" : w->col->kind,
+                 w->metadata ? "meta.k8s.io/v1" : w->api_version, w->srv->rv,
                  initial_end ? ",\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}" : "");
         append_line(w, "BOOKMARK", buf);
 }
@@ -381,7 +390,9 @@ static void send_initial(watch *w) {
         }
         qsort(items, n, sizeof *items, cmp_key);
         for (size_t i = 0; i < n; i++) {
-                char *json = cJSON_PrintUnformatted(items[i]->json);
+                cJSON *m = w->metadata ? partial_metadata(items[i]->json) : NULL;
+                char *json = cJSON_PrintUnformatted(m ? m : items[i]->json);
+                cJSON_Delete(m);
                 if (json)
                         append_line(w, "ADDED", json);
                 free(json);
@@ -504,6 +515,7 @@ struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const
         w->col = c;
         w->conn = conn;
         w->bookmarks = qbool(conn, "allowWatchBookmarks");
+        w->metadata = accept_parse(conn) != ACCEPT_OBJECT;
         w->gone = drop;
         if (*p->group)
                 snprintf(av, sizeof av, "%s/%s", p->group, p->version);

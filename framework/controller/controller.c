@@ -775,7 +775,8 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
         c->n_workers = o->workers ? o->workers : 1;
         c->resync_usec = o->resync_period_usec;
         c->timeout_usec = o->reconcile_timeout_usec;
-        c->informer_opts = (koc_informer_opts){.list_mode = o->list_mode};
+        c->informer_opts =
+                (koc_informer_opts){.list_mode = o->list_mode, .metadata_only = o->metadata_only};
         c->slots = calloc(c->n_workers, sizeof *c->slots);
         for (unsigned i = 0; c->slots && i < c->n_workers; i++)
                 c->slots[i].c = c;

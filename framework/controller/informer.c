@@ -14,6 +14,8 @@
 #include "koc/log.h"
 
 #define LOG "informer"
+#define ACCEPT_LIST "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+#define ACCEPT_ONE "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 typedef struct handler_slot {
         koc_informer_handler h;
@@ -101,8 +103,27 @@ static void notify_delete(koc_informer *inf, koc_object *old) {
                         inf->handlers[i].h.on_delete(old, inf->handlers[i].userdata);
 }
 
+/* A metadata-only informer keeps metadata, with the resource's apiVersion
+ * and kind (what the server sends is PartialObjectMetadata; a write's
+ * answer is the whole object). */
+static void keep_metadata(koc_informer *inf, cJSON *obj) {
+        cJSON *c = obj->child;
+        while (c) {
+                cJSON *next = c->next;
+                if (!c->string || strcmp(c->string, "metadata") != 0)
+                        cJSON_Delete(cJSON_DetachItemViaPointer(obj, c));
+                c = next;
+        }
+        char av[300];
+        snprintf(av, sizeof av, "%s%s%s", inf->group, *inf->group ? "/" : "", inf->version);
+        cJSON_AddStringToObject(obj, "apiVersion", av);
+        cJSON_AddStringToObject(obj, "kind", inf->kind);
+}
+
 static void upsert_and_notify(koc_informer *inf, cJSON *obj) {
         koc_object *old = NULL, *o = NULL;
+        if (inf->opts.metadata_only)
+                keep_metadata(inf, obj);
         int r = koc__store_upsert(inf->store, obj, KOC_STORE_ONLY_NEWER, &old, &o);
         if (r < 0)
                 koc_log_warn(LOG, "cannot cache an object path=%s: %s", inf->path, strerror(-r));
@@ -191,6 +212,8 @@ static void delete_and_notify(koc_informer *inf, const char *key, cJSON *last) {
         if (koc__store_delete(inf->store, key, &old) > 0) {
                 /* Handlers see the object's final state when the event has it. */
                 koc_object *fin = NULL;
+                if (last && inf->opts.metadata_only)
+                        keep_metadata(inf, last);
                 if (last && koc__store_make_object(inf->store, last, &fin) == 0) {
                         notify_delete(inf, fin);
                         koc_object_unref(fin);

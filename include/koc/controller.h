@@ -329,6 +329,16 @@ typedef struct koc_controller_options {
         /* How the controller's informers (the primary's and the sources')
          * list; KOC_LIST_PAGES by default. */
         koc_list_mode list_mode;
+        /* The primary's informer lists and watches metadata only (Accept
+         * application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1
+         * for lists, as=PartialObjectMetadata for watches, controller-
+         * runtime's metadata-only watches): its cache holds objects with
+         * apiVersion, kind (the resource's, as controller-runtime sets them)
+         * and metadata only, also for the answers of this process's own
+         * writes.  For resources whose reconcile needs only labels,
+         * annotations, owners or finalizers; the reconcile reads the rest
+         * with koc_reconcile_get() when it needs it. */
+        bool metadata_only;
 } koc_controller_options;
 
 /* Fills o with the defaults (o_size bytes; newer fields zero).  Like every

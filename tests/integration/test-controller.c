@@ -225,6 +225,7 @@ typedef struct case_opts {
         uint64_t resync_usec;
         uint64_t timeout_usec;
         koc_list_mode list_mode;
+        bool metadata_only;
         void (*setup)(env *e); /* after the controller is made, before run */
         /* After the run, before the controller goes: on the loop thread,
          * with the loop stopped, so the controller's state is quiet. */
@@ -266,6 +267,7 @@ static void run_case(env *e, const case_opts *o) {
         co.resync_period_usec = o->resync_usec;
         co.reconcile_timeout_usec = o->timeout_usec;
         co.list_mode = o->list_mode;
+        co.metadata_only = o->metadata_only;
         co.reconcile = on_reconcile;
         co.userdata = e;
         r = koc_controller_new(e->m, &co, &e->c, &err);
@@ -1094,6 +1096,80 @@ static void test_streaming_list_fallback(void **state) {
         assert_fell_back(&e);
 }
 
+/* --- metadata-only informers ------------------------------------------------------ */
+
+static const char *shape(const cJSON *obj) {
+        const char *kind = cJSON_GetStringValue(cJSON_GetObjectItem(obj, "kind"));
+        const char *av = cJSON_GetStringValue(cJSON_GetObjectItem(obj, "apiVersion"));
+        const cJSON *labels = cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "metadata"), "labels");
+        if (!kind || strcmp(kind, "ConfigMap") != 0 || !av || strcmp(av, "v1") != 0 ||
+            !cJSON_GetObjectItem(labels, "test"))
+                return "bad-type-meta";
+        return cJSON_GetObjectItem(obj, "data") ? "full" : "meta";
+}
+
+static koc_result meta_reconcile(env *e, koc_reconcile_context *ctx) {
+        const cJSON *obj = koc_reconcile_get_object(ctx);
+        if (!obj)
+                return koc_result_done();
+        note(e, koc_reconcile_get_key(ctx), shape(obj));
+        /* A write's answer (the whole object) is cached as metadata too. */
+        cJSON *p = cJSON_Parse("{\"metadata\":{\"annotations\":{\"seen\":\"yes\"}}}");
+        koc_response *resp = NULL;
+        int r = koc_reconcile_patch(ctx, &configmaps, koc_reconcile_get_namespace(ctx),
+                                    koc_reconcile_get_name(ctx), KOC_PATCH_MERGE, p, &resp);
+        cJSON_Delete(p);
+        if (r == 0 && resp->status == 200) {
+                koc_object *o = koc_controller_get(koc_reconcile_get_controller(ctx),
+                                                   koc_reconcile_get_namespace(ctx),
+                                                   koc_reconcile_get_name(ctx));
+                cJSON *cached = NULL;
+                if (o && koc_object_parse(o, &cached) == 0)
+                        note(e, "ryw", shape(cached));
+                cJSON_Delete(cached);
+                koc_object_unref(o);
+        }
+        koc_response_free(resp);
+        return koc_result_done();
+}
+
+static const char *meta_driver(env *e) {
+        char key[128];
+        snprintf(key, sizeof key, "%s/meta-a", e->ns);
+        if (!wait_seen(e, key, "meta"))
+                return "the listed object did not reach the reconciler as metadata only";
+        if (!wait_seen(e, "ryw", "meta"))
+                return "the write's answer was not cached as metadata only";
+        if (put_configmap(e->ns, "meta-b", "{\"test\":\"meta\"}", "1") != 201)
+                return "create failed";
+        snprintf(key, sizeof key, "%s/meta-b", e->ns);
+        if (!wait_seen(e, key, "meta"))
+                return "the watched object did not reach the reconciler as metadata only";
+        if (strstr(e->seen, " full\n") || strstr(e->seen, "bad-type-meta"))
+                return "an object was cached with more than metadata, or without its kind";
+        return NULL;
+}
+
+static void meta_case(const char *ns, koc_list_mode mode) {
+        ensure_namespace(ns);
+        assert_int_equal(put_configmap(ns, "meta-a", "{\"test\":\"meta\"}", "1"), 201);
+        env e = {.reconcile = meta_reconcile, .driver = meta_driver};
+        run_case(&e, &(case_opts){.ns = ns,
+                                  .name = "meta",
+                                  .label_selector = "test=meta",
+                                  .list_mode = mode,
+                                  .metadata_only = true,
+                                  .after = stream_after});
+        assert_int_equal(e.run_result, 0);
+        if (mode == KOC_LIST_STREAM_AUTO)
+                assert_int_equal(e.stats.streams_done, 1);
+}
+
+static void test_metadata_only(void **state) {
+        meta_case("ctrl-meta", KOC_LIST_PAGES);
+        meta_case("ctrl-meta-stream", KOC_LIST_STREAM_AUTO);
+}
+
 /* --- a finalizer's cleanup runs exactly once ------------------------------------- */
 
 static koc_result fin_apply(koc_reconcile_context *ctx, const cJSON *obj, void *userdata) {
@@ -1452,6 +1528,7 @@ int main(void) {
                 cmocka_unit_test(test_server_side_apply),
                 cmocka_unit_test(test_streaming_list),
                 cmocka_unit_test(test_streaming_list_fallback),
+                cmocka_unit_test(test_metadata_only),
                 cmocka_unit_test(test_finalizer_cleanup_once),
                 cmocka_unit_test(test_gone_relists),
                 cmocka_unit_test(test_watch_resumed),

@@ -27,6 +27,7 @@ req() {
         else url=$KOC_K8S_URL token=$KOC_K8S_ADMIN_TOKEN ca=$KOC_K8S_CA; fi
         local args=(-s -o "$work/body" -w '%{http_code}' --cacert "$ca" -H "Authorization: Bearer $token" -X "$2")
         [ $# -ge 4 ] && args+=(-H "Content-Type: ${5:-application/json}" --data-binary "$4")
+        [ -n "${ACCEPT:-}" ] && args+=(-H "Accept: $ACCEPT")
         local code; code=$(curl "${args[@]}" "$url$3")
         # A watch's events as TYPE:NAME, one word each.
         local what; what=$(jq -r 'if .type then "\(.type):\(.object.metadata.name // "-")" elif .kind == "Status" then (.reason // "-") else .kind end' "$work/body" 2>/dev/null | tr '\n' ' ' | sed 's/ $//' || echo "-")
@@ -105,6 +106,14 @@ check "watch with a malformed resourceVersion" GET "$C?watch=1&resourceVersion=a
 check "streaming list (sendInitialEvents)" GET "$C?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"
 check "sendInitialEvents without resourceVersionMatch" GET "$C?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&timeoutSeconds=1"
 check "resourceVersionMatch on a watch without sendInitialEvents" GET "$C?watch=1&resourceVersionMatch=NotOlderThan&timeoutSeconds=1"
+PM='application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1'
+PML='application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1'
+ACCEPT=$PML check "list of metadata only" GET "$C"
+ACCEPT=$PM check "get of metadata only" GET "$C/c1"
+ACCEPT=$PM check "list asked as one object's metadata" GET "$C"
+ACCEPT=$PML check "get asked as a list of metadata" GET "$C/c1"
+ACCEPT="$PML, application/json" check "metadata first, JSON as the fallback" GET "$C"
+ACCEPT=$PM check "watch of metadata only (streaming list)" GET "$C?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"
 check "a resource that does not exist" GET /api/v1/namespaces/$ns/nothings
 check "an API group that does not exist" GET /apis/nothing.example.com/v1/things
 check "delete the namespace's Leases (collection)" DELETE $L
