@@ -20,8 +20,9 @@
  * on 410 the watch starts again without a resourceVersion, so the server
  * sends what exists now as ADDED events (the single-object re-list).
  *
- * Loop thread only.  Handlers may not free the reflector, except watch_ended
- * after it returned false (see there).
+ * Loop thread only.  The list handlers may not free the reflector; event may
+ * (nothing touches the reflector after it), and so may watch_ended when it
+ * returns false (see there).
  */
 #pragma once
 
