@@ -100,13 +100,8 @@ int koc__reflector_new(koc_client *c, const koc_reflector_spec *spec,
                 spec->backoff_initial_usec ? spec->backoff_initial_usec : 800 * KOC_USEC_PER_MSEC;
         r->backoff_max = spec->backoff_max_usec ? spec->backoff_max_usec : 30 * KOC_USEC_PER_SEC;
         r->backoff = r->backoff_initial;
-        r->clean_close_max =
-                spec->clean_close_max_usec ? spec->clean_close_max_usec : r->backoff_max;
-        r->watch_only = spec->watch_only;
         r->selector_query = strdup("");
         int k = set_str(&r->path, spec->path);
-        if (k >= 0 && spec->watch_only && spec->resource_version && *spec->resource_version)
-                k = set_str(&r->rv, spec->resource_version);
         if (k >= 0 && spec->label_selector && *spec->label_selector)
                 k = set_str(&r->label_selector, spec->label_selector);
         if (k >= 0 && spec->field_selector && *spec->field_selector)
@@ -117,6 +112,11 @@ int koc__reflector_new(koc_client *c, const koc_reflector_spec *spec,
                 k = append_encoded(&r->selector_query, "labelSelector", r->label_selector);
         if (k >= 0 && r->field_selector)
                 k = append_encoded(&r->selector_query, "fieldSelector", r->field_selector);
+        r->clean_close_max =
+                spec->clean_close_max_usec ? spec->clean_close_max_usec : r->backoff_max;
+        r->watch_only = spec->watch_only;
+        if (k >= 0 && spec->watch_only && spec->resource_version && *spec->resource_version)
+                k = set_str(&r->rv, spec->resource_version);
         if (k < 0) {
                 koc__reflector_free(r);
                 return k;

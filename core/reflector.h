@@ -12,6 +12,9 @@
  *   410 Gone/Expired (an ERROR event or the watch's HTTP status) re-lists;
  * - failures back off 800 ms doubling to 30 s with jitter; the backoff starts
  *   again from 800 ms after two quiet minutes without a failure.
+ * Loop thread only.  Handlers may not free the reflector.
+ * Except two: event may (nothing touches the reflector after it), and so
+ * may watch_ended when it returns false (see there).
  *
  * Watch-only mode (spec.watch_only) is the same watch and restart logic for
  * one object whose state the owner reads itself (the leader's Lease: a GET,
@@ -19,10 +22,6 @@
  * needed): no list; the first watch starts from spec.resource_version, and
  * on 410 the watch starts again without a resourceVersion, so the server
  * sends what exists now as ADDED events (the single-object re-list).
- *
- * Loop thread only.  The list handlers may not free the reflector; event may
- * (nothing touches the reflector after it), and so may watch_ended when it
- * returns false (see there).
  */
 #pragma once
 
@@ -52,15 +51,15 @@ typedef struct koc_reflector_spec {
         const char *path; /* collection: "/api/v1/namespaces/ns/configmaps" */
         const char *label_selector;
         const char *field_selector;
-        unsigned page_size;            /* 0: 500 */
-        uint64_t backoff_initial_usec; /* 0: 800 ms */
-        uint64_t backoff_max_usec;     /* 0: 30 s */
+        bool watch_only;              /* see above */
+        const char *resource_version; /* watch_only: the first resume point, or NULL */
         /* Cap of the backoff after a watch the server ended cleanly but
          * early, with nothing on it: such a server is not failing (0:
          * backoff_max). */
         uint64_t clean_close_max_usec;
-        bool watch_only;              /* see above */
-        const char *resource_version; /* watch_only: the first resume point, or NULL */
+        unsigned page_size;            /* 0: 500 */
+        uint64_t backoff_initial_usec; /* 0: 800 ms */
+        uint64_t backoff_max_usec;     /* 0: 30 s */
 } koc_reflector_spec;
 
 int koc__reflector_new(koc_client *c, const koc_reflector_spec *spec,
