@@ -88,6 +88,9 @@ struct koc_client {
         sd_event_source *health_timer;
         koc_request *probe; /* in flight, or NULL */
         uint64_t probes_sent;
+        /* The socket curl_multi_socket_action() runs for now, or
+         * CURL_SOCKET_TIMEOUT when a timer drives it (on_rx()). */
+        int action_fd;
         bool server_http2; /* the last answer's status line said HTTP/2 */
 
         uint64_t default_timeout_usec;
@@ -102,8 +105,8 @@ struct koc_client {
  * NULL).  on_drop (may be NULL) runs instead of the handler when the request
  * ends without an answer because the client shuts down. */
 int koc__client_submit(koc_client *c, const koc_request_spec *spec, char *body,
-                      koc_response_handler_t handler, void (*on_drop)(void *userdata),
-                      void *userdata, koc_request **ret);
+                       koc_response_handler_t handler, void (*on_drop)(void *userdata),
+                       void *userdata, koc_request **ret);
 
 /* --- sync.c -------------------------------------------------------------- */
 

@@ -408,9 +408,36 @@ static int watch_on_line(const char *line, size_t len, void *userdata) {
         return 0;
 }
 
+/*
+ * Bytes reached a transfer: its connection is alive.  on_io() notes that for
+ * the socket it runs for, but curl also reads from within a timer-driven
+ * curl_multi_socket_action() (it checks its sockets itself), and data read
+ * there never makes the socket readable for sd-event: the health check would
+ * then take a connection that just answered its probe for a silent one.  A
+ * timer-driven read does not say which connection it came from, so every
+ * connection that waits for input counts as heard from: a dead connection
+ * cannot deliver, so at worst its detection waits for the next read-idle
+ * period without timer-driven reads.
+ */
+static void on_rx(koc_client *c) {
+        uint64_t now;
+        if (c->action_fd != CURL_SOCKET_TIMEOUT)
+                return; /* on_io() has noted it */
+        now = koc_now_boottime_usec();
+        for (struct koc_list *n = c->sockets.next; n != &c->sockets; n = n->next) {
+                curl_socket_io *io = container_of(n, curl_socket_io, link);
+                if (io->events & EPOLLIN) {
+                        io->last_rx_usec = now;
+                        io->probe_sent_usec = 0;
+                }
+        }
+}
+
 static size_t on_curl_write(char *p, size_t size, size_t nmemb, void *userdata) {
         transfer *t = userdata;
         size_t n = size * nmemb;
+
+        on_rx(t->client);
 
         if (t->is_watch) {
                 koc_watch *w = container_of(t, koc_watch, t);
@@ -429,6 +456,8 @@ static size_t on_curl_write(char *p, size_t size, size_t nmemb, void *userdata) 
 static size_t on_curl_header(char *p, size_t size, size_t nmemb, void *userdata) {
         transfer *t = userdata;
         size_t n = size * nmemb;
+
+        on_rx(t->client);
 
         if (n >= 12 && memcmp(p, "HTTP/", 5) == 0) {
                 /* A new response (also after "100 Continue"): start over. */
@@ -603,8 +632,10 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 action |= CURL_CSELECT_OUT;
         if (revents & EPOLLERR)
                 action |= CURL_CSELECT_ERR;
+        c->action_fd = fd;
         if (curl_multi_socket_action(c->multi, fd, action, &running) != CURLM_OK)
                 koc_log_debug(LOG_COMPONENT, "curl_multi_socket_action failed fd=%d", fd);
+        c->action_fd = CURL_SOCKET_TIMEOUT;
         collect_finished(c);
         return 0;
 }
@@ -1675,6 +1706,7 @@ KOC_EXPORT int koc_client_new(sd_event *event, koc_cluster_config *cfg, koc_clie
                 return -ENOMEM;
         atomic_init(&c->n_ref, 1);
         list_init(&c->sockets);
+        c->action_fd = CURL_SOCKET_TIMEOUT;
         list_init(&c->transfers);
         list_init(&c->ready);
         c->default_timeout_usec = DEFAULT_TIMEOUT_USEC;

@@ -26,7 +26,8 @@ struct koc_reflector {
         char *field_selector;
         char *selector_query; /* "&labelSelector=..&fieldSelector=.." encoded, or "" */
         unsigned page_size;
-        uint64_t backoff_initial, backoff_max, backoff;
+        uint64_t backoff_initial, backoff_max, backoff, clean_close_max;
+        bool watch_only;
         uint64_t last_failure_at;
         koc_reflector_handlers h;
         void *userdata;
@@ -121,6 +122,11 @@ int koc__reflector_new(koc_client *c, const koc_reflector_spec *spec,
                 k = append_encoded(&r->selector_query, "labelSelector", r->label_selector);
         if (k >= 0 && r->field_selector)
                 k = append_encoded(&r->selector_query, "fieldSelector", r->field_selector);
+        r->clean_close_max =
+                spec->clean_close_max_usec ? spec->clean_close_max_usec : r->backoff_max;
+        r->watch_only = spec->watch_only;
+        if (k >= 0 && spec->watch_only && spec->resource_version && *spec->resource_version)
+                k = set_str(&r->rv, spec->resource_version);
         if (k < 0) {
                 koc__reflector_free(r);
                 return k;
@@ -164,7 +170,7 @@ const char *koc__reflector_get_resource_version(koc_reflector *r) {
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         koc_reflector *r = userdata;
         r->timer = sd_event_source_disable_unref(r->timer);
-        if (r->next == NEXT_WATCH && r->rv)
+        if (r->next == NEXT_WATCH && (r->rv || r->watch_only))
                 start_watch(r);
         else if (r->list_mode != KOC_REFLECTOR_LIST_PAGES && !r->stats.stream_unsupported)
                 start_stream(r);
@@ -177,6 +183,13 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
  * the current handler). */
 static void schedule(koc_reflector *r, next_step next, uint64_t delay) {
         r->timer = sd_event_source_disable_unref(r->timer);
+        if (next == NEXT_LIST && r->watch_only) {
+                /* The single-object re-list: a watch without a resume
+                 * point, which starts with what exists as ADDED events. */
+                free(r->rv);
+                r->rv = NULL;
+                next = NEXT_WATCH;
+        }
         r->next = next;
         if (next == NEXT_LIST) {
                 /* A re-list starts from scratch. */
@@ -192,7 +205,7 @@ static void schedule(koc_reflector *r, next_step next, uint64_t delay) {
                 koc_log_error(LOG, "cannot arm the retry timer path=%s: %s", r->path, strerror(-k));
 }
 
-static uint64_t next_backoff(koc_reflector *r) {
+static uint64_t next_backoff_capped(koc_reflector *r, uint64_t cap) {
         uint64_t t = koc_now_boottime_usec();
         if (r->last_failure_at && t - r->last_failure_at > QUIET_PERIOD_USEC)
                 r->backoff = r->backoff_initial;
@@ -201,10 +214,20 @@ static uint64_t next_backoff(koc_reflector *r) {
         uint64_t d = r->backoff;
         /* Jitter 1.0 as client-go's: between d and 2d, within the cap. */
         d += (uint64_t)((double)d * ((double)random() / ((double)RAND_MAX + 1)));
-        if (d > r->backoff_max)
-                d = r->backoff_max;
+        if (d > cap)
+                d = cap;
         r->backoff = r->backoff * 2 < r->backoff_max ? r->backoff * 2 : r->backoff_max;
         return d;
+}
+
+static uint64_t next_backoff(koc_reflector *r) {
+        return next_backoff_capped(r, r->backoff_max);
+}
+
+/* A watch ended: false when the owner stopped the reflector (which may be
+ * gone then: touch nothing). */
+static bool watch_may_resume(koc_reflector *r, long status, int error) {
+        return !r->h.watch_ended || r->h.watch_ended(status, error, r->userdata);
 }
 
 /* --- list -------------------------------------------------------------------------- */
@@ -428,6 +451,8 @@ static void on_watch(koc_watch *w, koc_watch_event *ev, void *userdata) {
         case KOC_WATCH_ERROR:
                 koc_watch_stop(w);
                 r->watch = NULL;
+                if (!watch_may_resume(r, ev->status, 0))
+                        return;
                 if (ev->status == 410) {
                         koc_log_debug(LOG, "watch expired path=%s: re-listing", r->path);
                         r->stats.relists_gone++;
@@ -440,6 +465,8 @@ static void on_watch(koc_watch *w, koc_watch_event *ev, void *userdata) {
                 return;
         case KOC_WATCH_CLOSED:
                 r->watch = NULL;
+                if (!watch_may_resume(r, ev->status, ev->error))
+                        return;
                 if (ev->status == 410) {
                         r->stats.relists_gone++;
                         schedule(r, NEXT_LIST, 0);
@@ -453,7 +480,9 @@ static void on_watch(koc_watch *w, koc_watch_event *ev, void *userdata) {
                 }
                 koc_log_debug(LOG, "watch closed path=%s status=%ld error=%d", r->path, ev->status,
                               ev->error);
-                schedule(r, NEXT_WATCH, next_backoff(r));
+                bool clean = ev->error == 0 && ev->status == 200;
+                schedule(r, NEXT_WATCH,
+                         next_backoff_capped(r, clean ? r->clean_close_max : r->backoff_max));
                 return;
         }
 }
@@ -500,6 +529,9 @@ static void start_stream(koc_reflector *r) {
 int koc__reflector_start(koc_reflector *r) {
         if (r->req || r->watch || r->timer)
                 return -EALREADY;
-        schedule(r, NEXT_LIST, 0);
+        if (r->watch_only)
+                schedule(r, NEXT_WATCH, 0);
+        else
+                schedule(r, NEXT_LIST, 0);
         return 0;
 }

@@ -21,6 +21,15 @@
  *   it (a stream that ends without the end marker) is listed with pages
  *   from then on; in ON mode the stream is retried with backoff instead.
  * Loop thread only.  Handlers may not free the reflector.
+ * Except two: event may (nothing touches the reflector after it), and so
+ * may watch_ended when it returns false (see there).
+ *
+ * Watch-only mode (spec.watch_only) is the same watch and restart logic for
+ * one object whose state the owner reads itself (the leader's Lease: a GET,
+ * then a watch with fieldSelector metadata.name=NAME; no list permission
+ * needed): no list; the first watch starts from spec.resource_version, and
+ * on 410 the watch starts again without a resourceVersion, so the server
+ * sends what exists now as ADDED events (the single-object re-list).
  */
 #pragma once
 
@@ -38,6 +47,12 @@ typedef struct koc_reflector_handlers {
         void (*list_end)(const char *resource_version, void *userdata);
         /* ADDED, MODIFIED or DELETED. */
         void (*event)(koc_watch_event_type type, cJSON *object, void *userdata);
+        /* Optional: a watch request ended, with its HTTP status (or the
+         * ERROR event's code) and 0 or a transport error; called before the
+         * reflector schedules the next step.  Returning false stops the
+         * reflector for good (a watch that cannot heal by retrying, such as
+         * 403): it does nothing more, and this handler may free it. */
+        bool (*watch_ended)(long status, int error, void *userdata);
 } koc_reflector_handlers;
 
 typedef enum koc_reflector_list_mode {
@@ -50,6 +65,12 @@ typedef struct koc_reflector_spec {
         const char *path; /* collection: "/api/v1/namespaces/ns/configmaps" */
         const char *label_selector;
         const char *field_selector;
+        bool watch_only;              /* see above */
+        const char *resource_version; /* watch_only: the first resume point, or NULL */
+        /* Cap of the backoff after a watch the server ended cleanly but
+         * early, with nothing on it: such a server is not failing (0:
+         * backoff_max). */
+        uint64_t clean_close_max_usec;
         unsigned page_size;            /* 0: 500 */
         uint64_t backoff_initial_usec; /* 0: 800 ms */
         uint64_t backoff_max_usec;     /* 0: 30 s */

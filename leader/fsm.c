@@ -20,10 +20,6 @@
 #include "core/util.h"
 #include "koc/time.h"
 
-#define WATCH_BACKOFF_MIN (100 * KOC_USEC_PER_MSEC)
-#define WATCH_BACKOFF_MAX (5 * KOC_USEC_PER_SEC)
-/* A watch that ended cleanly after at least this long is restarted at once. */
-#define WATCH_HEALTHY_USEC KOC_USEC_PER_SEC
 /* Requests never get less time than this, even close to a deadline. */
 #define REQUEST_TIMEOUT_MIN (50 * KOC_USEC_PER_MSEC)
 
@@ -504,7 +500,6 @@ static void ensure_watch(leader_fsm *f, uint64_t now) {
         leader_action *a = emit(f, LEADER_ACT_WATCH_START);
         copy_str(a->record.resource_version, sizeof a->record.resource_version, f->watch_rv);
         f->watching = true;
-        f->watch_started_at = now;
 }
 
 static void answer_standby(leader_fsm *f, lease_req req, enum outcome o, const leader_event *ev,
@@ -713,6 +708,8 @@ static void on_watch_deleted(leader_fsm *f, const char *rv, uint64_t now, uint64
                 decide(f, now, wall);
 }
 
+/* The watch resumes itself after ends, errors and 410 (core/reflector.c);
+ * it stops for good only on a 403 or when it could not run at all. */
 static void on_watch_closed(leader_fsm *f, const leader_event *ev, uint64_t now) {
         if (!f->watching)
                 return;
@@ -725,24 +722,9 @@ static void on_watch_closed(leader_fsm *f, const leader_event *ev, uint64_t now)
                 f->poll_at = now + jittered_period(f);
                 return;
         }
-        if (ev->status == 410)
-                f->watch_rv[0] = '\0';
-        bool clean = ev->error == 0 && ev->status == 200;
-        if (clean && now >= f->watch_started_at + WATCH_HEALTHY_USEC) {
-                f->watch_backoff = 0;
-                ensure_watch(f, now);
-                return;
-        }
-        /* A server that keeps ending streams early is not failing: retry
-         * within a retry period.  Errors back off up to a few seconds (the
-         * expiry timer still covers a crashed leader meanwhile). */
-        uint64_t cap = WATCH_BACKOFF_MAX;
-        if (clean && f->retry_period < cap)
-                cap = f->retry_period > WATCH_BACKOFF_MIN ? f->retry_period : WATCH_BACKOFF_MIN;
-        f->watch_backoff = f->watch_backoff ? f->watch_backoff * 2 : WATCH_BACKOFF_MIN;
-        if (f->watch_backoff > cap)
-                f->watch_backoff = cap;
-        f->watch_at = now + f->watch_backoff + rnd(f, f->watch_backoff / 2);
+        /* It could not start (no memory, no timer): try again within a
+         * retry period (the expiry timer covers a crashed leader meanwhile). */
+        f->watch_at = now + jittered_period(f);
 }
 
 /* --- timers ------------------------------------------------------------------------ */
@@ -863,7 +845,6 @@ void leader_fsm_step(leader_fsm *f, const leader_event *ev, uint64_t now, uint64
                 f->led_before = false;
                 f->contact_at = now;
                 f->can_watch = true; /* permissions may have changed since */
-                f->watch_backoff = 0;
                 f->timer_at = 0;
                 decide(f, now, wall);
                 break;
@@ -908,14 +889,6 @@ void leader_fsm_step(leader_fsm *f, const leader_event *ev, uint64_t now, uint64
         case LEADER_EV_WATCH_DELETED:
                 if (f->state != LEADER_FSM_STOPPED)
                         on_watch_deleted(f, ev->resource_version, now, wall);
-                break;
-        case LEADER_EV_WATCH_BOOKMARK:
-                if (ev->resource_version && strlen(ev->resource_version) < LEASE_RV_MAX &&
-                    lease_rv_newer(ev->resource_version, f->watch_rv))
-                        copy_str(f->watch_rv, sizeof f->watch_rv, ev->resource_version);
-                break;
-        case LEADER_EV_WATCH_GONE:
-                f->watch_rv[0] = '\0';
                 break;
         case LEADER_EV_WATCH_CLOSED:
                 on_watch_closed(f, ev, now);

@@ -73,11 +73,11 @@ enum leader_event_type {
         LEADER_EV_STOP,
         LEADER_EV_STEP_DOWN,
         LEADER_EV_TIMER,
-        LEADER_EV_ANSWER,       /* a request was answered (or failed) */
-        LEADER_EV_WATCH_OBJECT, /* ADDED or MODIFIED */
+        LEADER_EV_ANSWER,        /* a request was answered (or failed) */
+        LEADER_EV_WATCH_OBJECT,  /* ADDED or MODIFIED */
         LEADER_EV_WATCH_DELETED, /* resource_version: of the deletion, or NULL */
-        LEADER_EV_WATCH_BOOKMARK,
-        LEADER_EV_WATCH_GONE, /* ERROR 410: resume point too old */
+        /* The watch stopped for good (it resumes itself otherwise: see
+         * leader-internal.h): 403, or it could not run at all. */
         LEADER_EV_WATCH_CLOSED,
 };
 
@@ -88,7 +88,7 @@ typedef struct leader_event {
         int error;                  /* transport error (negative errno) or 0 */
         long status;                /* HTTP status; ANSWER and WATCH_CLOSED */
         const lease_record *record; /* the parsed body (2xx, watch object), or NULL */
-        /* WATCH_BOOKMARK, WATCH_DELETED */
+        /* WATCH_DELETED */
         const char *resource_version;
 } leader_event;
 
@@ -159,11 +159,10 @@ typedef struct leader_fsm {
         uint64_t req_seq;
         uint64_t req_sent_at;
 
-        /* The watch. */
+        /* The watch (it resumes itself; only its start and its end for good
+         * are ours). */
         bool can_watch; /* false after a 403: poll instead */
         bool watching;
-        uint64_t watch_started_at;
-        uint64_t watch_backoff;
 
         /* Timers (0: not armed). */
         uint64_t act_at;   /* STANDBY: acquire at (cached, see decide) */

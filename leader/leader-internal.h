@@ -31,8 +31,15 @@ int leader_config_resolve_identity(const koc_leader_config *cfg, char *buf, size
 
 /* How the driver reaches the API and the clock.  Handlers are koc_client's
  * (the fake passes NULL for the client and the watch).  A request handler
- * runs once unless the request was cancelled; a watch handler runs for each
- * event and last for CLOSED unless stopped. */
+ * runs once unless the request was cancelled.
+ *
+ * The watch restarts itself (the real transport runs core/reflector.c, the
+ * informers' component, in watch-only mode): its handler gets ADDED,
+ * MODIFIED and DELETED events (and may stop the watch there); ERROR each
+ * time one watch request ended (status, error) and the transport resumes it
+ * (the handler must not stop the watch there); and CLOSED last, once, when
+ * the watch stopped for good (403: no permission), after which the handle
+ * is gone. */
 typedef struct leader_transport_ops {
         int (*request)(void *t, const koc_request_spec *spec, koc_response_handler_t handler,
                        void *userdata, void **ret_handle);

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "core/names.h"
+#include "core/reflector.h"
 #include "core/util.h"
 #include "koc/log.h"
 #include "koc/time.h"
@@ -34,6 +35,11 @@
  * request is in flight at a time, and a slot is reused only three requests
  * later, long after a cancelled request could have answered. */
 #define CALL_SLOTS 4
+/* The Lease watch's backoff (core/reflector.c): shorter than the informers'
+ * 800 ms to 30 s, since a follower without its watch notices a release only
+ * at the expiry; there is one such watch per elector. */
+#define WATCH_BACKOFF_MIN (100 * KOC_USEC_PER_MSEC)
+#define WATCH_BACKOFF_MAX (5 * KOC_USEC_PER_SEC)
 /* While the API server cannot be reached, say so at most this often. */
 #define UNREACHABLE_LOG_INTERVAL (60 * KOC_USEC_PER_SEC)
 
@@ -370,17 +376,17 @@ static void on_response(koc_client *c, koc_response *r, void *userdata) {
 static void on_watch_event(koc_watch *w, koc_watch_event *e, void *userdata) {
         koc_leader *l = userdata;
         lease_record rec;
-        if (e->type != KOC_WATCH_CLOSED)
-                note_contact(l, 0);
         switch (e->type) {
         case KOC_WATCH_ADDED:
         case KOC_WATCH_MODIFIED:
+                note_contact(l, 0);
                 if (lease_record_from_json(e->object, &rec) < 0)
                         return;
                 keep_object(l, e->object);
                 dispatch(l, &(leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &rec});
                 break;
         case KOC_WATCH_DELETED: {
+                note_contact(l, 0);
                 /* The deletion's resourceVersion tells older answers apart. */
                 const cJSON *meta = cJSON_GetObjectItemCaseSensitive(e->object, "metadata");
                 const char *rv = cJSON_GetStringValue(
@@ -391,25 +397,19 @@ static void on_watch_event(koc_watch *w, koc_watch_event *e, void *userdata) {
                          &(leader_event){.type = LEADER_EV_WATCH_DELETED, .resource_version = rv});
                 break;
         }
-        case KOC_WATCH_BOOKMARK: {
-                const cJSON *meta = cJSON_GetObjectItemCaseSensitive(e->object, "metadata");
-                const char *rv = cJSON_GetStringValue(
-                        cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"));
-                if (rv)
-                        dispatch(l, &(leader_event){.type = LEADER_EV_WATCH_BOOKMARK,
-                                                    .resource_version = rv});
+        case KOC_WATCH_BOOKMARK:
+                note_contact(l, 0);
                 break;
-        }
         case KOC_WATCH_ERROR:
-                koc_log_debug(LOG, "watch error lease=%s/%s status=%ld message=\"%s\"",
-                              l->namespace_, l->name, e->status, e->message);
-                if (e->status == 410)
-                        dispatch(l, &(leader_event){.type = LEADER_EV_WATCH_GONE});
+                /* One watch request ended; the transport resumes it.  A
+                 * follower with a healthy leader sends nothing but its
+                 * watch: its failures are how it learns the server is gone. */
+                note_contact(l, e->error);
+                koc_log_debug(LOG, "watch ended lease=%s/%s status=%ld error=%d; resuming",
+                              l->namespace_, l->name, e->status, e->error);
                 break;
         case KOC_WATCH_CLOSED:
                 l->watch = NULL;
-                /* A follower with a healthy leader sends nothing but its
-                 * watch: its failures are how it learns the server is gone. */
                 note_contact(l, e->error);
                 if (e->status == 403)
                         koc_log_info(LOG,
@@ -417,7 +417,7 @@ static void on_watch_event(koc_watch *w, koc_watch_event *e, void *userdata) {
                                      "every retry period",
                                      l->namespace_, l->name);
                 else
-                        koc_log_debug(LOG, "watch closed lease=%s/%s status=%ld error=%d",
+                        koc_log_debug(LOG, "watch stopped lease=%s/%s status=%ld error=%d",
                                       l->namespace_, l->name, e->status, e->error);
                 dispatch(l, &(leader_event){.type = LEADER_EV_WATCH_CLOSED,
                                             .status = e->status,
@@ -677,18 +677,84 @@ static void real_cancel(void *t, void *handle) {
         koc_request_cancel(handle);
 }
 
+/* The Lease watch is the informers' watch-restart component
+ * (core/reflector.c) in watch-only mode: it resumes from the last
+ * resourceVersion, starts again without one after 410 (the server then
+ * sends the Lease as an ADDED event) and backs off on failures.  Only a 403
+ * stops it: no permission does not heal by retrying, and the state machine
+ * polls instead. */
+struct lease_watch {
+        koc_reflector *reflector;
+        koc_watch_handler_t handler;
+        void *userdata;
+};
+
+static void lease_watch_free(struct lease_watch *w) {
+        koc__reflector_free(w->reflector);
+        free(w);
+}
+
+static void lease_watch_event(koc_watch_event_type type, cJSON *object, void *userdata) {
+        struct lease_watch *w = userdata;
+        koc_watch_event ev = {.type = type, .object = object, .message = ""};
+        w->handler(NULL, &ev, w->userdata);
+}
+
+static bool lease_watch_ended(long status, int error, void *userdata) {
+        struct lease_watch *w = userdata;
+        koc_watch_handler_t handler = w->handler;
+        void *ud = w->userdata;
+        bool forbidden = status == 403;
+        koc_watch_event ev = {.type = forbidden ? KOC_WATCH_CLOSED : KOC_WATCH_ERROR,
+                              .status = status,
+                              .error = error,
+                              .message = ""};
+        /* Gone before the handler runs, which may start a new watch or drop
+         * the elector. */
+        if (forbidden)
+                lease_watch_free(w);
+        handler(NULL, &ev, ud);
+        return !forbidden;
+}
+
 static int real_watch(void *t, const koc_watch_spec *spec, koc_watch_handler_t handler,
                       void *userdata, void **ret_handle) {
         koc_leader *l = t;
-        koc_watch *w = NULL;
-        int r = koc_client_watch(l->client, spec, handler, userdata, NULL, &w);
+        struct lease_watch *w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        w->handler = handler;
+        w->userdata = userdata;
+        int r = koc__reflector_new(
+                l->client,
+                &(koc_reflector_spec){
+                        .path = spec->path,
+                        .field_selector = spec->field_selector,
+                        .watch_only = true,
+                        .resource_version = spec->resource_version,
+                        .backoff_initial_usec = WATCH_BACKOFF_MIN,
+                        .backoff_max_usec = WATCH_BACKOFF_MAX,
+                        /* A server that keeps ending streams early is not
+                         * failing: resume within a retry period. */
+                        .clean_close_max_usec = l->fsm.retry_period > WATCH_BACKOFF_MIN
+                                                        ? l->fsm.retry_period
+                                                        : WATCH_BACKOFF_MIN,
+                },
+                &(koc_reflector_handlers){.event = lease_watch_event,
+                                          .watch_ended = lease_watch_ended},
+                w, &w->reflector);
         if (r >= 0)
-                *ret_handle = w;
-        return r;
+                r = koc__reflector_start(w->reflector);
+        if (r < 0) {
+                lease_watch_free(w);
+                return r;
+        }
+        *ret_handle = w;
+        return 0;
 }
 
 static void real_watch_stop(void *t, void *handle) {
-        koc_watch_stop(handle);
+        lease_watch_free(handle);
 }
 
 static int on_timer_source(sd_event_source *s, uint64_t usec, void *userdata) {

@@ -7,3 +7,13 @@ set_tests_properties(abi-exports PROPERTIES LABELS unit TIMEOUT 60)
 # Older (shorter) and newer (longer) public structs against libkoc.so itself,
 # through the public headers only, as an already-built program would call it.
 koc_add_test(NAME test-abi-structs SOURCES unit/test-abi-structs.c LIBS koc LABELS unit TIMEOUT 120)
+
+# A client and leader-only program linked with libkoc.a needs no
+# libmicrohttpd (docs/design.md, "Who needs libmicrohttpd").
+add_executable(core-only abi/core-only.c)
+koc_target_settings(core-only)
+target_link_libraries(core-only PRIVATE koc_static)
+target_link_options(core-only PRIVATE -Wl,--as-needed)
+add_test(NAME link-without-mhd COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/abi/check-no-mhd.sh
+                                       $<TARGET_FILE:core-only>)
+set_tests_properties(link-without-mhd PROPERTIES LABELS unit TIMEOUT 60)

@@ -28,3 +28,8 @@ if(TARGET koc-apiserver)
   target_link_libraries(bench-client PRIVATE PkgConfig::CURL Threads::Threads)
   add_dependencies(bench-client koc-apiserver)
 endif()
+
+# The reflector's watch-only mode (the leader's Lease watch) against
+# koc-apiserver: resume point, 410, stop from its handler, clean-close cap.
+koc_add_test(NAME test-reflector SOURCES integration/test-reflector.c ${KOC_HARNESS_SOURCES}
+             MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND TIMEOUT 120)

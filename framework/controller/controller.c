@@ -933,8 +933,8 @@ KOC_EXPORT int koc_controller_set_transform(koc_controller *c, koc_transform_t f
         return 0;
 }
 
-KOC_EXPORT koc_object *koc_controller_get(koc_controller *c, const char *namespace_,
-                                          const char *name) {
+KOC_EXPORT koc_object *koc_controller_ref_object(koc_controller *c, const char *namespace_,
+                                                 const char *name) {
         char key[512];
         if (!c || !name || koc_object_key_format(namespace_, name, key, sizeof key) < 0)
                 return NULL;

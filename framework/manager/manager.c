@@ -5,22 +5,25 @@
  *
  * Leader-guarded work is counted with one atomic.  The drain closes the
  * intake first and then waits for the count to reach zero; work_end() wakes
- * the loop through an eventfd when it brings the count to zero while the
- * drain is waiting.  Both sides use sequentially consistent atomics, so
- * either begin() sees the intake closed or the drain sees the item.
+ * the loop when it brings the count to zero while the drain is waiting, by
+ * posting to the manager's mailbox (core/mailbox.c, the one thread-to-loop
+ * primitive, also behind the client's synchronous facade).  At most one
+ * wake-up is pending at a time: the worker threads' begin/end pairs that
+ * bounce off the closed intake would otherwise queue one closure each.  Both
+ * sides use sequentially consistent atomics, so either begin() sees the
+ * intake closed or the drain sees the item.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "koc/log.h"
 #include "koc/manager.h"
 #include "koc/time.h"
 
+#include "core/mailbox.h"
 #include "core/util.h"
 #include "framework/manager/manager-internal.h"
 #include "leader/leader-internal.h"
@@ -80,12 +83,14 @@ struct koc_manager {
         atomic_uint in_flight;
         atomic_bool intake_closed;
         atomic_bool draining;
+        atomic_bool wake_pending; /* a wake-up is in the mailbox */
         /* Leadership without election: true from run() to the step-down. */
         atomic_bool solo_leading;
 
+        /* Created and freed on the loop thread; posted to from any. */
+        koc_mailbox *mailbox;
+
         /* Loop thread. */
-        int wake_fd;
-        sd_event_source *wake_source;
         sd_event_source *confirm_timer;
         koc_shutdown_step *wait_step;
         koc_shutdown_step *step_down_step;
@@ -129,14 +134,29 @@ KOC_EXPORT unsigned koc_manager_in_flight(koc_manager *m) {
 
 /* --- leader-guarded work ---------------------------------------------------- */
 
-static void wake_loop(koc_manager *m) {
-        uint64_t one = 1;
-        ssize_t n;
+static void finish_wait_if_idle(koc_manager *m);
 
-        do
-                n = write(m->wake_fd, &one, sizeof one);
-        while (n < 0 && errno == EINTR);
-        /* EAGAIN means the counter is already non-zero: the loop will wake. */
+/* On the loop, from the mailbox; cancelled when the manager is being freed. */
+static void on_wake(void *userdata, bool cancelled) {
+        koc_manager *m = userdata;
+
+        /* Cleared before the count is read: a work_end() after this point
+         * posts again, so no drop to zero goes unnoticed. */
+        atomic_store(&m->wake_pending, false);
+        if (!cancelled)
+                finish_wait_if_idle(m);
+}
+
+static void wake_loop(koc_manager *m) {
+        if (atomic_exchange(&m->wake_pending, true))
+                return; /* the pending wake-up will read the count */
+        int r = koc__mailbox_post(m->mailbox, on_wake, m);
+        if (r < 0) {
+                atomic_store(&m->wake_pending, false);
+                /* Only an allocation failure or a manager being freed gets
+                 * here; the drain's budget still ends the wait. */
+                koc_log_warn(LOG, "cannot wake the loop for the drain: %s", strerror(-r));
+        }
 }
 
 KOC_EXPORT void koc_manager_work_end(koc_manager *m) {
@@ -181,16 +201,6 @@ static void finish_wait_if_idle(koc_manager *m) {
                 koc_log_info(LOG, "in-flight work drained");
                 koc_shutdown_step_done(s);
         }
-}
-
-static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        koc_manager *m = userdata;
-        uint64_t v;
-
-        while (read(fd, &v, sizeof v) < 0 && errno == EINTR)
-                ;
-        finish_wait_if_idle(m);
-        return 0;
 }
 
 static void work_collector(FILE *out, void *userdata) {
@@ -535,9 +545,9 @@ static koc_manager *manager_free(koc_manager *m) {
         }
         koc_leader_state_unref(m->state);
         sd_event_source_disable_unref(m->confirm_timer);
-        sd_event_source_disable_unref(m->wake_source);
-        if (m->wake_fd >= 0)
-                close(m->wake_fd);
+        /* Runs a pending wake-up (cancelled) and waits for posters to leave;
+         * none can be inside, as each holds a reference. */
+        koc__mailbox_free(m->mailbox);
         koc_shutdown_unref(m->shutdown);
         koc_probes_unref(m->probes);
         koc_client_unref(m->client);
@@ -718,7 +728,6 @@ KOC_EXPORT int koc_manager_new_sized(sd_event *event, size_t cfg_size,
         if (!m)
                 return koc_error_set(err, -ENOMEM, "out of memory");
         atomic_init(&m->n_ref, 1);
-        m->wake_fd = -1;
         m->leader_elect = cfg->leader_elect;
         m->gate_readiness = cfg->gate_readiness_on_leader;
         m->exit_on_loss = cfg->exit_on_leadership_loss;
@@ -767,13 +776,9 @@ KOC_EXPORT int koc_manager_new_sized(sd_event *event, size_t cfg_size,
         if (r < 0)
                 return r;
 
-        m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (m->wake_fd < 0)
-                return koc_error_set(err, -errno, "eventfd: %s", strerror(errno));
-        r = sd_event_add_io(m->event, &m->wake_source, m->wake_fd, EPOLLIN, on_wake, m);
+        r = koc__mailbox_new(m->event, 0, &m->mailbox);
         if (r < 0)
-                return koc_error_set(err, r, "event source: %s", strerror(-r));
-        (void)sd_event_source_set_description(m->wake_source, "manager-wake");
+                return koc_error_set(err, r, "mailbox: %s", strerror(-r));
 
         *ret = m;
         m = NULL;

@@ -70,7 +70,7 @@
  *
  * Threads: koc_controller_new, _owns, _watches, _add_* and _unref on the loop
  * thread, before koc_manager_run(); the reconcile context's functions on the
- * worker thread running that reconcile; koc_controller_get, _list,
+ * worker thread running that reconcile; koc_controller_ref_object, _list,
  * _list_index, _has_synced and _enqueue on any thread.
  */
 #ifndef KOC_CONTROLLER_H
@@ -399,11 +399,15 @@ KOC_EXPORT bool koc_controller_has_synced(koc_controller *c);
 /* Enqueues a key (loop thread or any thread); dropped when not leading. */
 KOC_EXPORT int koc_controller_enqueue(koc_controller *c, const char *namespace_, const char *name);
 
-/* Reads of the primary cache, any thread. */
-KOC_EXPORT koc_object *koc_controller_get(koc_controller *c, const char *namespace_,
-                                          const char *name);
+/* Reads of the primary cache, any thread.  koc_controller_ref_object
+ * returns a new reference to the cached object (release it with
+ * koc_object_unref), or NULL when the cache has none: the cache may replace
+ * the record at any moment, so a borrowed pointer could not be used safely
+ * on another thread. */
+KOC_EXPORT koc_object *koc_controller_ref_object(koc_controller *c, const char *namespace_,
+                                                 const char *name);
 /* namespace_ NULL: all; label_selector NULL: everything (-EINVAL when it
- * does not parse). */
+ * does not parse).  The array holds new references (koc_object_list_free). */
 KOC_EXPORT int koc_controller_list(koc_controller *c, const char *namespace_,
                                    const char *label_selector, koc_object ***ret, size_t *ret_n);
 KOC_EXPORT int koc_controller_list_index(koc_controller *c, const char *index, const char *value,

@@ -630,8 +630,8 @@ static koc_result conflict_reconcile(env *e, koc_reconcile_context *ctx) {
                 res = koc_result_error(-EIO);
         else {
                 /* Read-your-own-writes: the cache already has what we wrote. */
-                koc_object *o = koc_controller_get(e->c, koc_reconcile_get_namespace(ctx),
-                                                   koc_reconcile_get_name(ctx));
+                koc_object *o = koc_controller_ref_object(e->c, koc_reconcile_get_namespace(ctx),
+                                                          koc_reconcile_get_name(ctx));
                 const char *rv = cJSON_GetStringValue(cJSON_GetObjectItem(
                         cJSON_GetObjectItem(resp->body, "metadata"), "resourceVersion"));
                 if (!o || !rv || strcmp(koc_object_get_resource_version(o), rv) != 0)

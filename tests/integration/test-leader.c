@@ -478,8 +478,17 @@ static void test_watch_closed_by_server(void **state) {
         add_candidate("a");
         add_candidate("b");
         assert_true(run_until(one_leads, NULL));
+        double watches = koc_test_apiserver_metric(&W->server, "apiserver_request_total{verb="
+                                                               "\"WATCH\",resource=\"leases\"");
         run_for(700 * MS); /* several watch restarts */
         assert_int_equal(n_leading(), 1);
+        /* Resumed by the reflector (core/reflector.c), with no list: leader
+         * election needs no list permission. */
+        assert_true(koc_test_apiserver_metric(&W->server,
+                                              "apiserver_request_total{verb="
+                                              "\"WATCH\",resource=\"leases\"") >= watches + 4);
+        assert_true(koc_test_apiserver_metric(&W->server, "apiserver_request_total{verb="
+                                                          "\"LIST\",resource=\"leases\"") <= 0);
         candidate *old = the_leader();
         assert_int_equal(koc_leader_step_down(old->leader, on_done, old), 0);
         assert_true(run_until(other_leads, old));

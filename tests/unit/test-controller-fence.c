@@ -176,7 +176,7 @@ static cJSON *cm(const char *rv, bool deleting) {
 
 static const char *cached_rv(koc_controller *c) {
         static char rv[32];
-        koc_object *o = koc_controller_get(c, "ns", "a");
+        koc_object *o = koc_controller_ref_object(c, "ns", "a");
         if (!o)
                 return NULL;
         snprintf(rv, sizeof rv, "%s", koc_object_get_resource_version(o));

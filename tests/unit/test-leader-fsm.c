@@ -843,40 +843,37 @@ static void test_watch_forbidden_falls_back_to_polling(void **state) {
         assert_int_equal(x.f.req, LEASE_REQ_ACQUIRE);
 }
 
-static void test_watch_restart_after_close(void **state) {
+/* The watch resumes itself (core/reflector.c); the machine starts it once,
+ * from the newest resourceVersion it knows, and starts it again only when
+ * it stopped for good without a 403 (it could not run at all). */
+static void test_watch_started_again_when_it_could_not_run(void **state) {
         t x;
-        setup(&x);
+        setup_with(&x, 0, fixed_random);
+        fixed_random_value = 50 * MS;
         step(&x, (leader_event){.type = LEADER_EV_START});
         lease_record other = rec("pod-b", "20", 0);
         answer(&x, 200, &other);
-        step(&x, (leader_event){.type = LEADER_EV_WATCH_BOOKMARK, .resource_version = "25"});
-        advance(&x, 2 * SEC);
-        /* A healthy stream that the server ended: resume at once. */
-        step(&x, (leader_event){.type = LEADER_EV_WATCH_CLOSED, .status = 200});
         const leader_action *w = find(&x, LEADER_ACT_WATCH_START);
         assert_non_null(w);
-        assert_string_equal(w->record.resource_version, "25");
-        /* Closed again at once: back off instead of spinning. */
-        step(&x, (leader_event){.type = LEADER_EV_WATCH_CLOSED, .status = 200});
+        assert_string_equal(w->record.resource_version, "20");
+        lease_record renewed = rec("pod-b", "25", 0);
+        renewed.renew_time += 1;
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &renewed});
         assert_null(find(&x, LEADER_ACT_WATCH_START));
-        assert_true(x.f.watch_at > x.now);
-        x.now = x.f.watch_at;
-        fire_timer(&x);
-        assert_non_null(find(&x, LEADER_ACT_WATCH_START));
-        /* Errors back off exponentially. */
-        uint64_t prev = x.f.watch_backoff;
-        step(&x, (leader_event){.type = LEADER_EV_WATCH_CLOSED, .error = -ECONNRESET});
-        assert_true(x.f.watch_backoff > prev);
-        /* 410: resume point too old, start over without one. */
-        x.now = x.f.watch_at;
-        fire_timer(&x);
-        step(&x, (leader_event){.type = LEADER_EV_WATCH_GONE});
-        step(&x, (leader_event){.type = LEADER_EV_WATCH_CLOSED, .status = 410});
-        x.now = x.f.watch_at;
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_CLOSED, .error = -ENOMEM});
+        assert_true(x.f.can_watch);
+        assert_null(find(&x, LEADER_ACT_WATCH_START));
+        /* Within a retry period (client-go's jitter), not at once. */
+        assert_int_equal(x.f.watch_at, x.now + 150 * MS);
+        const leader_action *tm = find(&x, LEADER_ACT_TIMER);
+        assert_non_null(tm);
+        assert_int_equal(tm->at, x.now + 150 * MS);
+        x.now = x.f.timer_at;
         fire_timer(&x);
         w = find(&x, LEADER_ACT_WATCH_START);
         assert_non_null(w);
-        assert_string_equal(w->record.resource_version, "");
+        assert_string_equal(w->record.resource_version, "25");
+        assert_int_equal(count_requests(&x), 0);
 }
 
 static void test_followers_send_nothing_while_lease_healthy(void **state) {
@@ -1141,7 +1138,7 @@ int main(void) {
                 cmocka_unit_test(test_step_down_as_follower),
                 cmocka_unit_test(test_stop_cancels),
                 cmocka_unit_test(test_watch_forbidden_falls_back_to_polling),
-                cmocka_unit_test(test_watch_restart_after_close),
+                cmocka_unit_test(test_watch_started_again_when_it_could_not_run),
                 cmocka_unit_test(test_followers_send_nothing_while_lease_healthy),
                 cmocka_unit_test(test_no_busy_timer_while_retry_pending),
                 cmocka_unit_test(test_observe_timeout),

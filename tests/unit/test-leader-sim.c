@@ -447,8 +447,23 @@ static void run_sim(uint64_t seed, uint64_t chaos_for, uint64_t calm_for) {
                 case K_WATCH_CLOSE:
                         if (!e->watching || x->watch_gen != e->watch_gen)
                                 break;
-                        e->watching = false;
                         e->watch_gen++;
+                        if (x->status != 403) {
+                                /* The transport resumes the watch itself
+                                 * (core/reflector.c), within its backoff:
+                                 * what the lost stream still had in flight
+                                 * comes again after the gap, as the resumed
+                                 * watch (or the re-watch after 410) sends it,
+                                 * and later changes follow it in order. */
+                                sim_event *r = push(S.now + rnd(5 * SEC), K_WATCH, x->who);
+                                r->deleted = !S.exists;
+                                r->rec = S.stored;
+                                r->has_rec = S.exists;
+                                r->watch_gen = e->watch_gen;
+                                e->watch_last = r->at;
+                                break;
+                        }
+                        e->watching = false;
                         step(x->who,
                              (leader_event){.type = LEADER_EV_WATCH_CLOSED, .status = x->status});
                         break;

@@ -39,6 +39,7 @@ typedef struct fake {
         char watch_rv[64];
         koc_watch_handler_t watch_handler;
         void *watch_userdata;
+        unsigned n_watches, n_watch_stops;
         koc_leader *leader;
         /* callbacks seen */
         char log[1024];
@@ -98,12 +99,14 @@ static int fake_watch(void *t, const koc_watch_spec *spec, koc_watch_handler_t h
                  spec->resource_version ? spec->resource_version : "");
         f->watch_handler = handler;
         f->watch_userdata = userdata;
+        f->n_watches++;
         *ret = f;
         return 0;
 }
 
 static void fake_watch_stop(void *t, void *handle) {
         ((fake *)t)->watching = false;
+        ((fake *)t)->n_watch_stops++;
 }
 
 static int fake_set_timer(void *t, uint64_t at) {
@@ -504,6 +507,46 @@ static void test_watch_release_takeover(void **state) {
         teardown_fake(&f);
 }
 
+/* The transport resumes the watch itself (core/reflector.c) and says so
+ * with an ERROR event per ended request: the elector neither restarts nor
+ * stops it then, and sends nothing.  Only the end for good (CLOSED, 403)
+ * turns it to polling. */
+static void test_watch_resumed_by_transport(void **state) {
+        fake f;
+        setup_fake(&f);
+        assert_int_equal(koc_leader_start(f.leader), 0);
+        reply(&f, 200,
+              "{\"metadata\":{\"name\":\"my-lease\",\"resourceVersion\":\"7\"},"
+              "\"spec\":{\"holderIdentity\":\"other\",\"leaseDurationSeconds\":1,"
+              "\"leaseTransitions\":4}}");
+        assert_true(f.watching);
+        assert_int_equal(f.n_watches, 1);
+        assert_string_equal(f.field_selector, "metadata.name=my-lease");
+        unsigned requests = f.n_requests;
+        koc_watch_event ended = {.type = KOC_WATCH_ERROR, .error = -ECONNRESET, .message = ""};
+        f.watch_handler(NULL, &ended, f.watch_userdata);
+        ended = (koc_watch_event){.type = KOC_WATCH_ERROR, .status = 410, .message = ""};
+        f.watch_handler(NULL, &ended, f.watch_userdata);
+        assert_true(f.watching);
+        assert_int_equal(f.n_watches, 1);
+        assert_int_equal(f.n_watch_stops, 0);
+        assert_int_equal(f.n_requests, requests);
+        assert_false(f.pending);
+        /* Stopped for good: no new watch, a GET every retry period. */
+        koc_watch_event closed = {.type = KOC_WATCH_CLOSED, .status = 403, .message = ""};
+        f.watch_handler(NULL, &closed, f.watch_userdata);
+        f.watching = false; /* the transport's handle is gone */
+        assert_int_equal(f.n_watches, 1);
+        assert_true(f.timer_at > f.now);
+        assert_true(f.timer_at <= f.now + 220 * MS);
+        f.now = f.timer_at;
+        leader_timer_fired(f.leader);
+        assert_true(f.pending);
+        assert_string_equal(f.method, "GET");
+        assert_int_equal(f.n_watches, 1);
+        teardown_fake(&f);
+}
+
 static void test_request_that_cannot_start(void **state) {
         fake f;
         setup_fake(&f);
@@ -809,6 +852,7 @@ int main(void) {
                 cmocka_unit_test(test_stop_and_unref_in_callback),
                 cmocka_unit_test(test_state_outlives_leader),
                 cmocka_unit_test(test_watch_release_takeover),
+                cmocka_unit_test(test_watch_resumed_by_transport),
                 cmocka_unit_test(test_request_that_cannot_start),
                 cmocka_unit_test(test_reason_names),
                 cmocka_unit_test(test_metrics),

@@ -6,7 +6,8 @@
  * race; under ASan and valgrind a lost or doubled release shows up as a leak
  * or a use after free.  Debug builds also check that a loop-only call from a
  * worker thread stops the program at the call, and the manager's work gate
- * is used from worker threads while the loop drains. */
+ * is used from worker threads while the loop drains, and wakes the drain
+ * from a worker thread when the last item ends. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -250,6 +251,90 @@ static void test_work_gate_from_threads(void **state) {
         koc_manager_unref(g.m);
 }
 
+/* The drain is woken by the worker that ends the last item: the wake-up
+ * goes through the manager's mailbox from the worker's thread.  Without it
+ * the wait would last the whole budget (20 s here). */
+typedef struct late {
+        koc_manager *m;
+        pthread_t thread;
+        atomic_bool holding; /* the worker holds its item */
+        atomic_int bounced;  /* work_begin() refused after the intake closed */
+        uint64_t shutdown_at;
+} late;
+
+static void *late_main(void *p) {
+        late *l = p;
+        int r;
+
+        assert_int_equal(koc_manager_work_begin(l->m), 0);
+        atomic_store(&l->holding, true);
+        /* Bounce off the closed intake a few thousand times (each begin and
+         * end pair brings the count to one and back while the drain waits),
+         * then give the loop time to be waiting, then end the item. */
+        while ((r = koc_manager_work_begin(l->m)) != -ESHUTDOWN) {
+                if (r == 0)
+                        koc_manager_work_end(l->m);
+                sched_yield();
+        }
+        for (int i = 0; i < 5000; i++)
+                if (koc_manager_work_begin(l->m) == -ESHUTDOWN)
+                        atomic_fetch_add(&l->bounced, 1);
+        usleep(100 * 1000);
+        koc_manager_work_end(l->m);
+        return NULL;
+}
+
+static void late_started(koc_manager *m, uint64_t term, void *userdata) {
+        late *l = userdata;
+
+        assert_int_equal(pthread_create(&l->thread, NULL, late_main, l), 0);
+}
+
+static int late_poll(sd_event_source *s, uint64_t usec, void *userdata) {
+        late *l = userdata;
+
+        if (atomic_load(&l->holding)) {
+                l->shutdown_at = koc_now_boottime_usec();
+                assert_int_equal(koc_manager_shutdown(l->m), 0);
+                return 0;
+        }
+        assert_true(sd_event_source_set_time_relative(s, 1000) >= 0);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static void test_drain_woken_from_worker(void **state) {
+        fixture *f = *state;
+        koc_manager_config cfg;
+        koc_error err = {0};
+        late l = {0};
+        sd_event_source *poll = NULL;
+
+        koc_manager_config_init(&cfg);
+        cfg.kubeconfig = f->kubeconfig;
+        cfg.leader_elect = false;
+        cfg.health_probe_bind_address = "0";
+        cfg.metrics_bind_address = "0";
+        cfg.handle_signals = false;
+        cfg.shutdown_budget_usec = 20 * KOC_USEC_PER_SEC;
+        assert_int_equal(koc_manager_new(f->event, &cfg, &l.m, &err), 0);
+        assert_int_equal(
+                koc_manager_set_callbacks(
+                        l.m, &(koc_manager_callbacks){.started_leading = late_started}, &l, NULL),
+                0);
+        assert_true(sd_event_add_time_relative(f->event, &poll, CLOCK_BOOTTIME, 1000, 0, late_poll,
+                                               &l) >= 0);
+        assert_int_equal(koc_manager_run(l.m), 0);
+        uint64_t took = koc_now_boottime_usec() - l.shutdown_at;
+        assert_int_equal(pthread_join(l.thread, NULL), 0);
+        assert_int_equal(atomic_load(&l.bounced), 5000);
+        assert_int_equal(koc_manager_in_flight(l.m), 0);
+        /* Woken when the item ended (100 ms after the intake closed), not
+         * at the end of the budget. */
+        assert_true(took < 10 * KOC_USEC_PER_SEC);
+        sd_event_source_unref(poll);
+        koc_manager_unref(l.m);
+}
+
 /* --- the leadership state read from threads ---------------------------------- */
 
 typedef struct reader {
@@ -351,6 +436,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_manager_refs_from_threads, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_state_read_from_threads, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_work_gate_from_threads, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_drain_woken_from_worker, setup, teardown),
 #ifndef NDEBUG
                 cmocka_unit_test_setup_teardown(test_loop_only_call_off_loop_aborts, setup,
                                                 teardown),
