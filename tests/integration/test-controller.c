@@ -1120,9 +1120,9 @@ static koc_result meta_reconcile(env *e, koc_reconcile_context *ctx) {
                                     koc_reconcile_get_name(ctx), KOC_PATCH_MERGE, p, &resp);
         cJSON_Delete(p);
         if (r == 0 && resp->status == 200) {
-                koc_object *o = koc_controller_get(koc_reconcile_get_controller(ctx),
-                                                   koc_reconcile_get_namespace(ctx),
-                                                   koc_reconcile_get_name(ctx));
+                koc_object *o = koc_controller_ref_object(koc_reconcile_get_controller(ctx),
+                                                          koc_reconcile_get_namespace(ctx),
+                                                          koc_reconcile_get_name(ctx));
                 cJSON *cached = NULL;
                 if (o && koc_object_parse(o, &cached) == 0)
                         note(e, "ryw", shape(cached));
