@@ -197,6 +197,7 @@ struct server {
         watch *all_watches;
         size_t n_watches;
         uint64_t bookmark_interval_usec;
+        bool watch_list_disabled; /* --feature-gates WatchList=false */
         sd_event_source *bookmark_timer;
         sd_event_source *sweep_timer;
         size_t watch_buffer_max;
@@ -229,6 +230,29 @@ void store_handle(server *srv, struct MHD_Connection *conn, const char *verb, co
 int store_resource_check(server *srv, const api_path *p);
 /* Fills a Status body into ret. */
 void reply_status(reply *ret, int code, const char *reason, const char *message, cJSON *details);
+
+/* ---- metadata-only answers (apply.c) ---- */
+
+/* What the Accept header asks for: the object, or its metadata only
+ * (application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1). */
+typedef enum accept_as { ACCEPT_OBJECT, ACCEPT_METADATA, ACCEPT_METADATA_LIST } accept_as;
+accept_as accept_parse(struct MHD_Connection *conn);
+/* {"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":...} */
+cJSON *partial_metadata(const cJSON *obj);
+
+/* ---- field ownership and server-side apply (apply.c) ---- */
+
+/* A non-apply write by manager (NULL: not tracked): obj (the new object)
+ * gets old's managedFields (its own are dropped), with the fields it added
+ * or changed owned by manager ("Update") and taken from the others, and the
+ * fields it removed owned by nobody. */
+void managed_fields_update(cJSON *obj, const cJSON *old, const char *manager,
+                           const char *api_version, bool has_status);
+/* Applies a configuration for manager onto live (NULL: a create).  0 and
+ * *ret_obj (the new object, managedFields included), or -EBUSY with a 409
+ * Conflict in ret, or -ENOMEM. */
+int apply_config(const cJSON *live, const cJSON *applied, const char *manager, bool force,
+                 const char *api_version, bool has_status, cJSON **ret_obj, reply *ret);
 void reply_not_found(reply *ret, const api_path *p, const char *name);
 void reply_json(reply *ret, int code, const cJSON *obj);
 /* "leases.coordination.k8s.io" or "configmaps" */

@@ -376,7 +376,8 @@ static enum MHD_Result handle_resource(request *req, const char *method, api_pat
         }
         int known = store_resource_check(srv, p);
         if (known == -ENXIO)
-                return queue(req, 404, strdup("404 page not found\n"), "text/plain; charset=utf-8", 0);
+                return queue(req, 404, strdup("404 page not found\n"), "text/plain; charset=utf-8",
+                             0);
         if (known < 0)
                 return queue_status(req, 404, "NotFound",
                                     "the server could not find the requested resource", NULL);

@@ -33,6 +33,7 @@ typedef struct options {
         const char *token;
         size_t history;
         uint64_t bookmark_interval_usec;
+        bool watch_list_disabled;
         cJSON *faults;
 } options;
 
@@ -49,6 +50,8 @@ static void help(void) {
                "  --history N               watch history window in events (default 10000)\n"
                "  --bookmark-interval DUR   BOOKMARK period for allowWatchBookmarks watches\n"
                "                            (Go duration, default 1s; 0 disables)\n"
+               "  --feature-gates GATES     WatchList=true|false (streaming lists; default true,\n"
+               "                            as kube-apiserver v1.36)\n"
                "  --log-level LEVEL         error, warn, info, debug\n"
                "  -h, --help                show this help\n");
 }
@@ -62,6 +65,7 @@ static int parse_args(int argc, char **argv, options *o) {
                 OPT_FAULT,
                 OPT_HISTORY,
                 OPT_BOOKMARK,
+                OPT_FEATURES,
                 OPT_LOG
         };
         static const struct option longopts[] = {
@@ -72,6 +76,7 @@ static int parse_args(int argc, char **argv, options *o) {
                 {"fault", required_argument, NULL, OPT_FAULT},
                 {"history", required_argument, NULL, OPT_HISTORY},
                 {"bookmark-interval", required_argument, NULL, OPT_BOOKMARK},
+                {"feature-gates", required_argument, NULL, OPT_FEATURES},
                 {"log-level", required_argument, NULL, OPT_LOG},
                 {"help", no_argument, NULL, 'h'},
                 {},
@@ -123,6 +128,20 @@ static int parse_args(int argc, char **argv, options *o) {
                         if (koc_parse_duration(optarg, &o->bookmark_interval_usec) < 0) {
                                 fprintf(stderr,
                                         "koc-apiserver: --bookmark-interval: not a duration: %s\n",
+                                        optarg);
+                                return -EINVAL;
+                        }
+                        break;
+                case OPT_FEATURES:
+                        /* Only the gate koc-apiserver implements, as kube-apiserver spells it. */
+                        if (strcmp(optarg, "WatchList=false") == 0)
+                                o->watch_list_disabled = true;
+                        else if (strcmp(optarg, "WatchList=true") == 0)
+                                o->watch_list_disabled = false;
+                        else {
+                                fprintf(stderr,
+                                        "koc-apiserver: --feature-gates: %s: only WatchList=true "
+                                        "or WatchList=false is known\n",
                                         optarg);
                                 return -EINVAL;
                         }
@@ -344,6 +363,7 @@ int main(int argc, char **argv) {
 
         srv.history_max = o.history;
         srv.bookmark_interval_usec = o.bookmark_interval_usec;
+        srv.watch_list_disabled = o.watch_list_disabled;
         srv.watch_buffer_max = 8u * 1024 * 1024;
         srv.started_usec = koc_now_boottime_usec();
         if (o.token)
@@ -405,7 +425,7 @@ int main(int argc, char **argv) {
         }
         fd = -1; /* the daemon owns it now */
         if ((r = koc__mhd_loop_new(srv.event, srv.daemon, SD_EVENT_PRIORITY_NORMAL, MAX_CONNECTIONS,
-                                  "apiserver-https", &srv.mhd)) < 0) {
+                                   "apiserver-https", &srv.mhd)) < 0) {
                 koc_log_error(COMPONENT, "cannot attach the HTTPS server to the loop: %s",
                               strerror(-r));
                 goto out;

@@ -175,7 +175,7 @@ static cJSON *decode_time(reader *r, int digits) {
         if (sec < 0 || nanos < 0)
                 return NULL;
         koc__format_timestamp((uint64_t)sec * 1000000 + (uint64_t)nanos / 1000, digits, buf,
-                             sizeof buf);
+                              sizeof buf);
         return cJSON_CreateString(buf);
 }
 

@@ -108,7 +108,8 @@ bool builtin_served(const char *group, const char *resource) {
         if (builtin_lookup(group, resource))
                 return true;
         for (size_t i = 0; i < KOC_ELEMENTSOF(served); i++)
-                if (strcmp(served[i].group, group) == 0 && strcmp(served[i].resource, resource) == 0)
+                if (strcmp(served[i].group, group) == 0 &&
+                    strcmp(served[i].resource, resource) == 0)
                         return true;
         return false;
 }

@@ -339,7 +339,8 @@ const char *selector_field_name(const selector *sel) {
 }
 
 const char *selector_unsupported_field(const selector *sel, const char *group, const char *resource,
-                                       bool (*supported)(const char *, const char *, const char *)) {
+                                       bool (*supported)(const char *, const char *,
+                                                         const char *)) {
         if (!sel)
                 return NULL;
         for (size_t i = 0; i < sel->n; i++)

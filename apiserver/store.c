@@ -144,7 +144,8 @@ static bool crd_defines(server *srv, const char *group, const char *resource) {
                 object *o = e->value;
                 const char *g = json_str(o->json, "spec.group");
                 const char *plural = json_str(o->json, "spec.names.plural");
-                if (g && strcmp(g, group) == 0 && (!*resource || (plural && strcmp(plural, resource) == 0)))
+                if (g && strcmp(g, group) == 0 &&
+                    (!*resource || (plural && strcmp(plural, resource) == 0)))
                         return true;
         }
         return false;
@@ -492,7 +493,7 @@ static void reply_unsupported_media(reply *ret, const char *ct, bool patch) {
                 snprintf(msg, sizeof msg,
                          "the body of the request was in an unknown format - accepted media types "
                          "include: application/json-patch+json, application/merge-patch+json, "
-                         "application/strategic-merge-patch+json");
+                         "application/apply-patch+yaml, application/strategic-merge-patch+json");
         else
                 snprintf(msg, sizeof msg,
                          "the body of the request was in an unknown format - accepted media types "
@@ -512,14 +513,48 @@ static bool dry_run(struct MHD_Connection *conn) {
         return d && *d;
 }
 
+/* The manager of a write that is not an apply: the fieldManager argument,
+ * else the User-Agent up to its first '/', as the real server names it. */
+static const char *update_manager(struct MHD_Connection *conn, char *buf, size_t size) {
+        if (!conn)
+                return NULL;
+        const char *fm = qarg(conn, "fieldManager");
+        if (fm && *fm)
+                return fm;
+        const char *ua = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "User-Agent");
+        size_t n = ua ? strcspn(ua, "/") : 0;
+        snprintf(buf, size, "%.*s", (int)(n > 128 ? 128 : n), ua ? ua : "");
+        return buf;
+}
+
 /* ---- verbs ---- */
 
-static void do_get(server *srv, collection *c, const api_path *p, reply *ret) {
+/* The real server's 406 for a list asked as an object or the reverse. */
+static void reply_not_acceptable(reply *ret, const collection *c, bool want_list) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "you requested %s, but the requested object is %s (*%s.%s%s)",
+                 want_list ? "PartialObjectMetadataList" : "PartialObjectMetadata",
+                 want_list ? "not a list" : "a list", *c->group ? c->group : "core", c->kind,
+                 want_list ? "" : "List");
+        reply_status(ret, 406, "NotAcceptable", msg, NULL);
+}
+
+static void do_get(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
+                   reply *ret) {
         char key[600];
+        accept_as as = accept_parse(conn);
+        if (as == ACCEPT_METADATA_LIST)
+                return reply_not_acceptable(ret, c, true);
         object_key(c->namespaced ? p->ns : NULL, p->name, key, sizeof key);
         object *o = strmap_get(&c->objects, key);
         if (!o || (c->namespaced && !p->ns))
                 return reply_not_found(ret, p, p->name);
+        if (as == ACCEPT_METADATA) {
+                cJSON *m = partial_metadata(o->json);
+                reply_json(ret, 200, m);
+                cJSON_Delete(m);
+                return;
+        }
         reply_json(ret, 200, o->json);
 }
 
@@ -647,9 +682,9 @@ static void do_list(server *srv, struct MHD_Connection *conn, collection *c, con
                 }
         }
         int r = 0;
-        bool paged = false;     /* the current state, already filtered and cut */
-        bool more = false;      /* keys after the page */
-        size_t remaining = 0;   /* how many, when there are no selectors */
+        bool paged = false;   /* the current state, already filtered and cut */
+        bool more = false;    /* keys after the page */
+        size_t remaining = 0; /* how many, when there are no selectors */
         bool filtered = (ls && !selector_empty(ls)) || (fs && !selector_empty(fs));
         if (list_rv < srv->rv)
                 r = history_snapshot(srv, c, list_rv, &all, &n_all);
@@ -717,10 +752,18 @@ static void do_list(server *srv, struct MHD_Connection *conn, collection *c, con
                 remaining = filtered ? 0 : n - shown;
         }
 
+        accept_as as = accept_parse(conn);
+        if (as == ACCEPT_METADATA) {
+                reply_not_acceptable(ret, c, false);
+                goto out;
+        }
         cJSON *list = cJSON_CreateObject(), *meta, *arr;
         snprintf(kind, sizeof kind, "%sList", c->kind);
-        cJSON_AddStringToObject(list, "kind", kind);
-        cJSON_AddStringToObject(list, "apiVersion", api_version_of(p, av, sizeof av));
+        cJSON_AddStringToObject(list, "kind",
+                                as == ACCEPT_METADATA_LIST ? "PartialObjectMetadataList" : kind);
+        cJSON_AddStringToObject(list, "apiVersion",
+                                as == ACCEPT_METADATA_LIST ? "meta.k8s.io/v1"
+                                                           : api_version_of(p, av, sizeof av));
         meta = cJSON_AddObjectToObject(list, "metadata");
         snprintf(rvs, sizeof rvs, "%" PRIu64, list_rv);
         cJSON_AddStringToObject(meta, "resourceVersion", rvs);
@@ -744,7 +787,10 @@ static void do_list(server *srv, struct MHD_Connection *conn, collection *c, con
         /* Items reference the stored objects (cJSON references are never
          * freed with the list), so the list is printed without copying. */
         for (size_t i = 0; i < shown; i++)
-                cJSON_AddItemReferenceToArray(arr, (cJSON *)all[i].json);
+                if (as == ACCEPT_METADATA_LIST)
+                        cJSON_AddItemToArray(arr, partial_metadata(all[i].json));
+                else
+                        cJSON_AddItemReferenceToArray(arr, (cJSON *)all[i].json);
         reply_json(ret, 200, list);
         cJSON_Delete(list);
 out:
@@ -862,8 +908,8 @@ static bool check_kind(const collection *c, const api_path *p, const cJSON *obj,
 
 /* Creates obj (taken) in c. */
 static void create_object(server *srv, struct MHD_Connection *conn, collection *c,
-                          const api_path *p, cJSON *obj, reply *ret) {
-        char key[600], name_buf[300], ts[64], uid[37];
+                          const api_path *p, cJSON *obj, bool applied, reply *ret) {
+        char key[600], name_buf[300], ts[64], uid[37], mgr[200], av[300];
         cJSON *meta;
 
         meta = json_ensure_object(obj, "metadata");
@@ -946,6 +992,9 @@ static void create_object(server *srv, struct MHD_Connection *conn, collection *
                 } else if (strcmp(c->key, CRD_KEY) == 0)
                         crd_established(obj, ts);
         }
+        if (!applied)
+                managed_fields_update(obj, NULL, update_manager(conn, mgr, sizeof mgr),
+                                      api_version_of(p, av, sizeof av), c->has_status);
         if (too_big(obj, ret))
                 goto out;
         if (dry_run(conn)) {
@@ -997,8 +1046,10 @@ static void delete_now(server *srv, collection *c, object *o, reply *ret) {
 
 /* Common tail of update and patch: `obj` is the complete new object. */
 static void update_object(server *srv, struct MHD_Connection *conn, collection *c,
-                          const api_path *p, object *o, cJSON *obj, bool rv_checked, reply *ret) {
+                          const api_path *p, object *o, cJSON *obj, bool rv_checked, bool applied,
+                          reply *ret) {
         const char *status_sub = p->sub;
+        char mgr[200], av[300];
         const char *brv;
         cJSON *meta;
 
@@ -1066,6 +1117,9 @@ static void update_object(server *srv, struct MHD_Connection *conn, collection *
                 if (cJSON_IsNumber(g) && spec_changed(o->json, obj))
                         cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(meta, "generation"),
                                              g->valuedouble + 1);
+                if (!applied)
+                        managed_fields_update(obj, o->json, update_manager(conn, mgr, sizeof mgr),
+                                              api_version_of(p, av, sizeof av), c->has_status);
         }
         /* A no-op update keeps the resourceVersion and sends no event. */
         set_rv(obj, o->rv);
@@ -1114,7 +1168,7 @@ static void do_create(server *srv, struct MHD_Connection *conn, collection *c, c
                 return;
         if (!(obj = parse_body(c, body, len, ret)))
                 return;
-        create_object(srv, conn, c, p, obj, ret);
+        create_object(srv, conn, c, p, obj, false, ret);
 }
 
 /* The strategies of the real server whose AllowCreateOnUpdate() is true:
@@ -1163,9 +1217,89 @@ static void do_update(server *srv, struct MHD_Connection *conn, collection *c, c
                 cJSON *meta = json_ensure_object(obj, "metadata");
                 json_set_str(meta, "name", p->name);
                 cJSON_DeleteItemFromObjectCaseSensitive(meta, "resourceVersion");
-                return create_object(srv, conn, c, p, obj, ret);
+                return create_object(srv, conn, c, p, obj, false, ret);
         }
-        update_object(srv, conn, c, p, o, obj, false, ret);
+        update_object(srv, conn, c, p, o, obj, false, false, ret);
+}
+
+/* Server-side apply (apply.c has the field ownership): creates the object
+ * when it does not exist, else merges the configuration into it. */
+static void do_apply(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
+                     const char *body, size_t len, reply *ret) {
+        const char *manager = qarg(conn, "fieldManager");
+        const char *force_arg = qarg(conn, "force");
+        bool force = force_arg && (strcmp(force_arg, "true") == 0 || strcmp(force_arg, "1") == 0);
+        char msg[700], av[300];
+
+        if (!manager || !*manager) {
+                cJSON *d = cJSON_CreateObject(), *causes = cJSON_AddArrayToObject(d, "causes");
+                cJSON *cause = cJSON_CreateObject();
+                cJSON_AddStringToObject(d, "group", "meta.k8s.io");
+                cJSON_AddStringToObject(d, "kind", "PatchOptions");
+                cJSON_AddStringToObject(cause, "reason", "FieldValueRequired");
+                cJSON_AddStringToObject(cause, "message",
+                                        "Required value: is required for apply patch");
+                cJSON_AddStringToObject(cause, "field", "fieldManager");
+                cJSON_AddItemToArray(causes, cause);
+                return reply_status(ret, 422, "Invalid",
+                                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: "
+                                    "Required value: is required for apply patch",
+                                    d);
+        }
+        if (p->sub)
+                return reply_bad_request(ret, "koc-apiserver does not apply configurations to "
+                                              "subresources");
+        cJSON *applied = cJSON_ParseWithLength(body, len);
+        if (!cJSON_IsObject(applied)) {
+                cJSON_Delete(applied);
+                return reply_bad_request(ret, "error decoding apply configuration: koc-apiserver "
+                                              "reads it as JSON (the JSON subset of YAML) only");
+        }
+        const char *apiv = json_str(applied, "apiVersion") ?: "";
+        const char *kind = json_str(applied, "kind") ?: "";
+        if (!*apiv || !*kind) {
+                const char *slash = strchr(apiv, '/');
+                snprintf(msg, sizeof msg, "invalid object type: %.*s/%s, Kind=%s",
+                         slash ? (int)(slash - apiv) : 0, apiv, slash ? slash + 1 : apiv, kind);
+                cJSON_Delete(applied);
+                return reply_bad_request(ret, msg);
+        }
+        if (!check_kind(c, p, applied, ret)) {
+                cJSON_Delete(applied);
+                return;
+        }
+        const char *bname = json_str(applied, "metadata.name");
+        if (bname && strcmp(bname, p->name) != 0) {
+                snprintf(msg, sizeof msg,
+                         "the name of the object (%s) does not match the name on the URL (%s)",
+                         bname, p->name);
+                cJSON_Delete(applied);
+                return reply_bad_request(ret, msg);
+        }
+        object *o = lookup(c, p);
+        const char *rv = json_str(applied, "metadata.resourceVersion");
+        if (rv && *rv &&
+            (!o || strtoull(rv, NULL, 10) != o->rv || !isdigit((unsigned char)rv[0]))) {
+                cJSON_Delete(applied);
+                if (!o)
+                        return reply_not_found(ret, p, p->name);
+                return reply_conflict(ret, c, p->name,
+                                      "the object has been modified; please apply your changes to "
+                                      "the latest version and try again");
+        }
+        cJSON *result = NULL;
+        int r = apply_config(o ? o->json : NULL, applied, manager, force,
+                             api_version_of(p, av, sizeof av), c->has_status, &result, ret);
+        cJSON_Delete(applied);
+        if (r == -ENOMEM)
+                return reply_status(ret, 500, "InternalError", "out of memory", NULL);
+        if (r < 0)
+                return;
+        cJSON *meta = json_ensure_object(result, "metadata");
+        json_set_str(meta, "name", p->name);
+        if (!o)
+                return create_object(srv, conn, c, p, result, true, ret);
+        update_object(srv, conn, c, p, o, result, true, true, ret);
 }
 
 static void do_patch(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
@@ -1176,6 +1310,8 @@ static void do_patch(server *srv, struct MHD_Connection *conn, collection *c, co
         char err[512];
         cJSON *patch, *result;
 
+        if (content_type_is(ct, "application/apply-patch+yaml"))
+                return do_apply(srv, conn, c, p, body, len, ret);
         if (!merge && !jsonp)
                 return reply_unsupported_media(ret, ct, true);
         const char *end = NULL;
@@ -1222,7 +1358,7 @@ static void do_patch(server *srv, struct MHD_Connection *conn, collection *c, co
                         "version and try again");
                 return;
         }
-        update_object(srv, conn, c, p, o, result, true, ret);
+        update_object(srv, conn, c, p, o, result, true, false, ret);
 }
 
 static bool check_preconditions(collection *c, object *o, const char *body, size_t len,
@@ -1340,7 +1476,7 @@ void store_handle(server *srv, struct MHD_Connection *conn, const char *verb, co
                 return;
         }
         if (strcmp(verb, "get") == 0)
-                do_get(srv, c, p, ret);
+                do_get(srv, conn, c, p, ret);
         else if (strcmp(verb, "list") == 0)
                 do_list(srv, conn, c, p, ret);
         else if (strcmp(verb, "create") == 0)

@@ -29,6 +29,7 @@ struct watch {
         selector *labels, *fields;
         struct MHD_Connection *conn;
         bool suspended, ending, bookmarks, overflowed, gone;
+        bool metadata; /* Accept: as=PartialObjectMetadata */
         strbuf out;
         size_t out_pos;
         uint64_t last_rv;
@@ -224,7 +225,14 @@ static void deliver(watch *w, event *ev) {
         }
         }
         w->last_rv = ev->rv;
-        if (type) {
+        if (type && w->metadata) {
+                cJSON *m = partial_metadata(ev->obj);
+                char *json = m ? cJSON_PrintUnformatted(m) : NULL;
+                if (json)
+                        append_line(w, type, json);
+                free(json);
+                cJSON_Delete(m);
+        } else if (type) {
                 const char *json = event_json(ev);
                 if (json)
                         append_line(w, type, json);
@@ -257,7 +265,8 @@ static void send_bookmark(watch *w, bool initial_end) {
         snprintf(buf, sizeof buf,
                  "{\"kind\":\"%s\",\"apiVersion\":\"%s\",\"metadata\":{\"resourceVersion\":"
                  "\"%" PRIu64 "\"%s}}",
-                 w->col->kind, w->api_version, w->srv->rv,
+                 w->metadata ? "PartialObjectMetadata" : w->col->kind,
+                 w->metadata ? "meta.k8s.io/v1" : w->api_version, w->srv->rv,
                  initial_end ? ",\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}" : "");
         append_line(w, "BOOKMARK", buf);
 }
@@ -381,12 +390,79 @@ static void send_initial(watch *w) {
         }
         qsort(items, n, sizeof *items, cmp_key);
         for (size_t i = 0; i < n; i++) {
-                char *json = cJSON_PrintUnformatted(items[i]->json);
+                cJSON *m = w->metadata ? partial_metadata(items[i]->json) : NULL;
+                char *json = cJSON_PrintUnformatted(m ? m : items[i]->json);
+                cJSON_Delete(m);
                 if (json)
                         append_line(w, "ADDED", json);
                 free(json);
         }
         free(items);
+}
+
+/* kube-apiserver's watch options validation (ValidateListOptions): 422
+ * Invalid on ListOptions.meta.k8s.io with one cause per error. */
+static bool check_watch_list_options(server *srv, struct MHD_Connection *conn, reply *ret) {
+        const char *sie = qarg(conn, "sendInitialEvents"),
+                   *match = qarg(conn, "resourceVersionMatch");
+        const char *fields[4], *details[4];
+        char unsupported[300];
+        size_t n = 0;
+        if (match && !*match)
+                match = NULL;
+        if (sie) {
+                if (!match || strcmp(match, "NotOlderThan") != 0) {
+                        fields[n] = "resourceVersionMatch";
+                        details[n++] = "Forbidden: sendInitialEvents requires setting "
+                                       "resourceVersionMatch to NotOlderThan";
+                }
+                if (srv->watch_list_disabled) {
+                        fields[n] = "sendInitialEvents";
+                        details[n++] = "Forbidden: sendInitialEvents is forbidden for watch unless "
+                                       "the WatchList feature gate is enabled";
+                }
+        }
+        if (match) {
+                if (!sie) {
+                        fields[n] = "resourceVersionMatch";
+                        details[n++] = "Forbidden: resourceVersionMatch is forbidden for watch "
+                                       "unless sendInitialEvents is provided";
+                }
+                if (strcmp(match, "NotOlderThan") != 0) {
+                        fields[n] = "resourceVersionMatch";
+                        snprintf(
+                                unsupported, sizeof unsupported,
+                                "Unsupported value: \"%.200s\": supported values: \"NotOlderThan\"",
+                                match);
+                        details[n++] = unsupported;
+                }
+        }
+        if (n == 0)
+                return true;
+        strbuf msg = {0};
+        cJSON *d = cJSON_CreateObject(), *causes;
+        cJSON_AddStringToObject(d, "group", "meta.k8s.io");
+        cJSON_AddStringToObject(d, "kind", "ListOptions");
+        causes = cJSON_AddArrayToObject(d, "causes");
+        strbuf_appends(&msg, "ListOptions.meta.k8s.io \"\" is invalid: ");
+        if (n > 1)
+                strbuf_appends(&msg, "[");
+        for (size_t i = 0; i < n; i++) {
+                cJSON *cause = cJSON_CreateObject();
+                cJSON_AddStringToObject(cause, "reason",
+                                        strncmp(details[i], "Forbidden", 9) == 0
+                                                ? "FieldValueForbidden"
+                                                : "FieldValueNotSupported");
+                cJSON_AddStringToObject(cause, "message", details[i]);
+                cJSON_AddStringToObject(cause, "field", fields[i]);
+                cJSON_AddItemToArray(causes, cause);
+                strbuf_printf(&msg, "%s%s: %s", i ? ", " : "", fields[i], details[i]);
+        }
+        if (n > 1)
+                strbuf_appends(&msg, "]");
+        reply_status(ret, 422, "Invalid", msg.data, d);
+        strbuf_free(&msg);
+        return false;
 }
 
 struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const api_path *p,
@@ -396,6 +472,14 @@ struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const
         uint64_t from_rv = 0;
         bool resume = false;
         watch *w;
+
+        if (!check_watch_list_options(srv, conn, ret))
+                return NULL;
+        /* A streaming list (sendInitialEvents=true): the current state,
+         * which is never older than the resourceVersion asked for, then a
+         * BOOKMARK marking its end when bookmarks are allowed. */
+        const char *sie = qarg(conn, "sendInitialEvents");
+        bool initial_events = qbool(conn, "sendInitialEvents");
 
         if (rv_s && *rv_s && strcmp(rv_s, "0") != 0) {
                 char *end;
@@ -410,7 +494,7 @@ struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const
                         reply_status(ret, 500, NULL, err, NULL);
                         return NULL;
                 }
-                resume = true;
+                resume = !initial_events;
         }
         collection *c = collection_get(srv, p, true);
         if (!c) {
@@ -431,6 +515,7 @@ struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const
         w->col = c;
         w->conn = conn;
         w->bookmarks = qbool(conn, "allowWatchBookmarks");
+        w->metadata = accept_parse(conn) != ACCEPT_OBJECT;
         w->gone = drop;
         if (*p->group)
                 snprintf(av, sizeof av, "%s/%s", p->group, p->version);
@@ -506,9 +591,23 @@ struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const
                                         deliver(w, ev);
                         }
                 }
-        } else {
+        } else if (initial_events && from_rv > srv->rv) {
+                /* What the real server answers once it gave up waiting. */
+                snprintf(err, sizeof err,
+                         "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
+                         "\"status\":\"Failure\",\"message\":\"Timeout: Too large resource "
+                         "version: %" PRIu64 ", current: %" PRIu64 "\",\"reason\":\"Timeout\","
+                         "\"details\":{\"causes\":[{\"reason\":\"ResourceVersionTooLarge\","
+                         "\"message\":\"Too large resource version\"}],\"retryAfterSeconds\":1},"
+                         "\"code\":504}",
+                         from_rv, srv->rv);
+                append_line(w, "ERROR", err);
+                w->ending = true;
+        } else if (!sie || initial_events) {
+                /* sendInitialEvents=false without a resourceVersion starts
+                 * at the most recent one, with nothing before it. */
                 send_initial(w);
-                if (qbool(conn, "sendInitialEvents"))
+                if (initial_events && w->bookmarks)
                         send_bookmark(w, true);
         }
         if (w->last_rv < srv->rv)

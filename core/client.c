@@ -97,6 +97,7 @@ typedef struct transfer {
         char *auth; /* the Authorization header this attempt carries */
         char *body; /* serialised request body (cJSON allocation) */
         char *content_type;
+        char *accept; /* NULL: application/json */
         char errbuf[CURL_ERROR_SIZE];
         uint64_t started_usec;
         uint64_t sent_usec;    /* handed to curl (first attempt) */
@@ -199,6 +200,7 @@ static void transfer_free(transfer *t) {
         free(t->auth);
         cJSON_free(t->body);
         free(t->content_type);
+        free(t->accept);
         free(t->error_message);
         free(t->data);
         if (t->is_watch) {
@@ -921,7 +923,7 @@ static int on_dispatch(sd_event_source *s, void *userdata) {
 static int transfer_set_headers(transfer *t) {
         koc_client *c = t->client;
         struct curl_slist *h = NULL, *n;
-        char line[256];
+        char line[512];
 
         free(t->auth);
         t->auth = NULL;
@@ -932,7 +934,11 @@ static int transfer_set_headers(transfer *t) {
                         goto oom;                                                                  \
                 h = n;                                                                             \
         } while (0)
-        ADD("Accept: application/json");
+        if (t->accept) {
+                snprintf(line, sizeof line, "Accept: %s", t->accept);
+                ADD(line);
+        } else
+                ADD("Accept: application/json");
         ADD("Expect:"); /* no 100-continue round trip for large bodies */
         if (t->content_type) {
                 snprintf(line, sizeof line, "Content-Type: %s", t->content_type);
@@ -1433,7 +1439,7 @@ int koc__client_submit(koc_client *c, const koc_request_spec *spec, char *body,
 
         if (!c || !spec || !valid_method(spec->method) || !spec->path || spec->path[0] != '/' ||
             !valid_url_part(spec->path) || !valid_url_part(spec->query) ||
-            !valid_header_value(spec->content_type)) {
+            !valid_header_value(spec->content_type) || !valid_header_value(spec->accept)) {
                 cJSON_free(body);
                 return -EINVAL;
         }
@@ -1454,6 +1460,10 @@ int koc__client_submit(koc_client *c, const koc_request_spec *spec, char *body,
         req->handler = handler;
         req->on_drop = on_drop;
         req->userdata = userdata;
+        if (spec->accept && !(t->accept = strdup(spec->accept))) {
+                transfer_free(t);
+                return -ENOMEM;
+        }
         if (t->body || strcmp(spec->method, "GET") != 0) {
                 t->content_type =
                         strdup(spec->content_type ? spec->content_type : "application/json");
@@ -1553,7 +1563,8 @@ KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size,
         int r = 0;
 
         if (!c || KOC__IMPORT(&copy, user_spec, spec_size, path) < 0 || !handler || !spec->path ||
-            spec->path[0] != '/' || !valid_url_part(spec->path) || strchr(spec->path, '?'))
+            spec->path[0] != '/' || !valid_url_part(spec->path) || strchr(spec->path, '?') ||
+            !valid_header_value(spec->accept))
                 return -EINVAL;
         KOC__ASSERT_LOOP_THREAD(c->loop_tid);
         if (c->dead)
@@ -1569,6 +1580,12 @@ KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size,
         _koc_cleanup_free_ char *q = strdup("watch=1");
         if (!q)
                 r = -ENOMEM;
+        if (r >= 0 && spec->accept && !(t->accept = strdup(spec->accept)))
+                r = -ENOMEM;
+        if (r >= 0 && spec->send_initial_events)
+                r = append_param(&q, t->easy, "sendInitialEvents", "true");
+        if (r >= 0 && spec->send_initial_events)
+                r = append_param(&q, t->easy, "resourceVersionMatch", "NotOlderThan");
         if (r >= 0 && spec->resource_version && spec->resource_version[0])
                 r = append_param(&q, t->easy, "resourceVersion", spec->resource_version);
         if (r >= 0 && spec->allow_bookmarks)

@@ -42,12 +42,17 @@ struct koc_reflector {
         bool list_begun;
         uint64_t watch_started_at;
         bool watch_saw_event;
+        koc_reflector_list_mode list_mode;
+        bool streaming; /* the watch is a streaming list before its end marker */
+        char *list_accept;
+        char *watch_accept;
         next_step next;
         koc_reflector_stats stats;
 };
 
 static void start_list_page(koc_reflector *r);
 static void start_watch(koc_reflector *r);
+static void start_stream(koc_reflector *r);
 
 static const char *str_field(const cJSON *o, const char *name) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
@@ -100,8 +105,13 @@ int koc__reflector_new(koc_client *c, const koc_reflector_spec *spec,
                 spec->backoff_initial_usec ? spec->backoff_initial_usec : 800 * KOC_USEC_PER_MSEC;
         r->backoff_max = spec->backoff_max_usec ? spec->backoff_max_usec : 30 * KOC_USEC_PER_SEC;
         r->backoff = r->backoff_initial;
+        r->list_mode = spec->list_mode;
         r->selector_query = strdup("");
         int k = set_str(&r->path, spec->path);
+        if (k >= 0)
+                k = set_str(&r->list_accept, spec->list_accept);
+        if (k >= 0)
+                k = set_str(&r->watch_accept, spec->watch_accept);
         if (k >= 0 && spec->label_selector && *spec->label_selector)
                 k = set_str(&r->label_selector, spec->label_selector);
         if (k >= 0 && spec->field_selector && *spec->field_selector)
@@ -141,6 +151,8 @@ koc_reflector *koc__reflector_free(koc_reflector *r) {
         free(r->rv);
         free(r->item_kind);
         free(r->item_api_version);
+        free(r->list_accept);
+        free(r->watch_accept);
         free(r);
         return NULL;
 }
@@ -160,6 +172,8 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         r->timer = sd_event_source_disable_unref(r->timer);
         if (r->next == NEXT_WATCH && (r->rv || r->watch_only))
                 start_watch(r);
+        else if (r->list_mode != KOC_REFLECTOR_LIST_PAGES && !r->stats.stream_unsupported)
+                start_stream(r);
         else
                 start_list_page(r);
         return 0;
@@ -310,10 +324,12 @@ static void start_list_page(koc_reflector *r) {
         free(q);
         if (k >= 0) {
                 r->stats.list_requests++;
-                k = koc_client_request(
-                        r->client,
-                        &(koc_request_spec){.method = "GET", .path = r->path, .query = full},
-                        on_list, r, &r->req);
+                k = koc_client_request(r->client,
+                                       &(koc_request_spec){.method = "GET",
+                                                           .path = r->path,
+                                                           .query = full,
+                                                           .accept = r->list_accept},
+                                       on_list, r, &r->req);
         }
         free(full);
         if (k < 0) {
@@ -324,9 +340,98 @@ static void start_list_page(koc_reflector *r) {
 
 /* --- watch ------------------------------------------------------------------------- */
 
+static bool is_initial_events_end(const cJSON *obj) {
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+        const cJSON *ann = cJSON_GetObjectItemCaseSensitive(md, "annotations");
+        const char *v = str_field(ann, "k8s.io/initial-events-end");
+        return v && strcmp(v, "true") == 0;
+}
+
+/* Falls back to paginated lists for good (AUTO mode). */
+static void stream_refused(koc_reflector *r, long status, const char *why) {
+        r->stats.stream_unsupported = true;
+        koc_log_info(LOG,
+                     "streaming list not available path=%s status=%ld (%s): listing with pages "
+                     "instead",
+                     r->path, status, why);
+        schedule(r, NEXT_LIST, 0);
+}
+
+/* Refusals a streaming list does not come back from: the request itself
+ * was not accepted.  Not 410 (re-list), 429 and server errors (retry). */
+static bool is_refusal(long status) {
+        return status >= 400 && status != 410 && status != 429 && (status < 500 || status == 501);
+}
+
+/* A streaming list's events until its end marker. */
+static void on_stream(koc_reflector *r, koc_watch *w, koc_watch_event *ev) {
+        switch (ev->type) {
+        case KOC_WATCH_ADDED:
+        case KOC_WATCH_MODIFIED:
+        case KOC_WATCH_BOOKMARK:
+                r->watch_saw_event = true;
+                if (!r->list_begun) {
+                        r->list_begun = true;
+                        if (r->h.list_begin)
+                                r->h.list_begin(r->userdata);
+                }
+                if (ev->type != KOC_WATCH_BOOKMARK) {
+                        if (cJSON_IsObject(ev->object) && r->h.list_item) {
+                                fill_kind(r, ev->object);
+                                r->h.list_item(ev->object, r->userdata);
+                        }
+                        return;
+                }
+                if (!is_initial_events_end(ev->object))
+                        return;
+                set_str(&r->rv, str_field(cJSON_GetObjectItemCaseSensitive(ev->object, "metadata"),
+                                          "resourceVersion"));
+                r->streaming = false;
+                r->list_begun = false;
+                r->stats.lists++;
+                r->stats.streams_done++;
+                if (r->h.list_end)
+                        r->h.list_end(r->rv, r->userdata);
+                return;
+        case KOC_WATCH_DELETED:
+                /* Not sent before the end marker; the end's re-list
+                 * semantics remove what was not listed anyway. */
+                return;
+        case KOC_WATCH_ERROR:
+                koc_watch_stop(w);
+                r->watch = NULL;
+                r->streaming = false;
+                if (ev->status == 410) {
+                        r->stats.relists_gone++;
+                        schedule(r, NEXT_LIST, 0);
+                } else if (r->list_mode == KOC_REFLECTOR_LIST_AUTO && is_refusal(ev->status))
+                        stream_refused(r, ev->status, ev->message);
+                else
+                        schedule(r, NEXT_LIST, next_backoff(r));
+                return;
+        case KOC_WATCH_CLOSED:
+                r->watch = NULL;
+                r->streaming = false;
+                if (r->list_mode == KOC_REFLECTOR_LIST_AUTO && is_refusal(ev->status))
+                        stream_refused(r, ev->status, ev->message);
+                else if (r->list_mode == KOC_REFLECTOR_LIST_AUTO && ev->error == 0 &&
+                         ev->status == 200)
+                        /* A clean end without the marker: the server ignored
+                         * sendInitialEvents (older than the feature). */
+                        stream_refused(r, ev->status, "the stream ended without the end marker");
+                else
+                        schedule(r, NEXT_LIST, next_backoff(r));
+                return;
+        }
+}
+
 static void on_watch(koc_watch *w, koc_watch_event *ev, void *userdata) {
         koc_reflector *r = userdata;
 
+        if (r->streaming) {
+                on_stream(r, w, ev);
+                return;
+        }
         switch (ev->type) {
         case KOC_WATCH_ADDED:
         case KOC_WATCH_MODIFIED:
@@ -382,27 +487,43 @@ static void on_watch(koc_watch *w, koc_watch_event *ev, void *userdata) {
         }
 }
 
-static void start_watch(koc_reflector *r) {
+static void start_watch_spec(koc_reflector *r, bool stream) {
         koc_watch_spec spec = {
                 .path = r->path,
                 .label_selector = r->label_selector,
                 .field_selector = r->field_selector,
-                .resource_version = r->rv,
+                .resource_version = stream ? NULL : r->rv,
                 .allow_bookmarks = true,
                 /* client-go: a random timeout between 5 and 10 minutes, so
                  * that many watches do not all restart at the same time. */
                 .timeout_seconds = 300 + (unsigned)(random() % 300),
+                .send_initial_events = stream,
+                .accept = r->watch_accept,
         };
+        r->streaming = stream;
         r->watch_started_at = koc_now_boottime_usec();
         r->watch_saw_event = false;
         int k = koc_client_watch(r->client, &spec, on_watch, r, NULL, &r->watch);
         if (k < 0) {
                 r->watch = NULL;
+                r->streaming = false;
                 koc_log_warn(LOG, "cannot watch path=%s: %s", r->path, strerror(-k));
                 schedule(r, NEXT_WATCH, next_backoff(r));
                 return;
         }
         r->stats.watches++;
+        if (stream)
+                r->stats.streams++;
+}
+
+static void start_watch(koc_reflector *r) {
+        start_watch_spec(r, false);
+}
+
+/* A streaming list from the most recent state ("" and NotOlderThan: a
+ * consistent read, as client-go after a re-list). */
+static void start_stream(koc_reflector *r) {
+        start_watch_spec(r, true);
 }
 
 int koc__reflector_start(koc_reflector *r) {

@@ -12,6 +12,14 @@
  *   410 Gone/Expired (an ERROR event or the watch's HTTP status) re-lists;
  * - failures back off 800 ms doubling to 30 s with jitter; the backoff starts
  *   again from 800 ms after two quiet minutes without a failure.
+ * - with a streaming list (client-go's WatchList), the list is a watch with
+ *   sendInitialEvents=true: its ADDED events are the list's items and the
+ *   BOOKMARK annotated k8s.io/initial-events-end ends the list (list_end with
+ *   its resourceVersion); the same stream then goes on as the watch.  In
+ *   AUTO mode a server that refuses it (an HTTP error other than 410, 429
+ *   and 5xx, as kube-apiserver's 422 with the WatchList gate off) or ignores
+ *   it (a stream that ends without the end marker) is listed with pages
+ *   from then on; in ON mode the stream is retried with backoff instead.
  * Loop thread only.  Handlers may not free the reflector.
  * Except two: event may (nothing touches the reflector after it), and so
  * may watch_ended when it returns false (see there).
@@ -47,6 +55,12 @@ typedef struct koc_reflector_handlers {
         bool (*watch_ended)(long status, int error, void *userdata);
 } koc_reflector_handlers;
 
+typedef enum koc_reflector_list_mode {
+        KOC_REFLECTOR_LIST_PAGES,  /* paginated list, then watch */
+        KOC_REFLECTOR_LIST_AUTO,   /* streaming list, pages when refused */
+        KOC_REFLECTOR_LIST_STREAM, /* streaming list only */
+} koc_reflector_list_mode;
+
 typedef struct koc_reflector_spec {
         const char *path; /* collection: "/api/v1/namespaces/ns/configmaps" */
         const char *label_selector;
@@ -60,6 +74,11 @@ typedef struct koc_reflector_spec {
         unsigned page_size;            /* 0: 500 */
         uint64_t backoff_initial_usec; /* 0: 800 ms */
         uint64_t backoff_max_usec;     /* 0: 30 s */
+        koc_reflector_list_mode list_mode;
+        /* Accept headers of the list requests and of the watches (NULL:
+         * JSON), e.g. for metadata-only lists and watches. */
+        const char *list_accept;
+        const char *watch_accept;
 } koc_reflector_spec;
 
 int koc__reflector_new(koc_client *c, const koc_reflector_spec *spec,
@@ -74,6 +93,9 @@ typedef struct koc_reflector_stats {
         unsigned watches;       /* watches started */
         unsigned relists_gone;  /* re-lists caused by 410 */
         unsigned failures;
+        unsigned streams;        /* streaming lists started */
+        unsigned streams_done;   /* ... ended by the initial-events-end bookmark */
+        bool stream_unsupported; /* AUTO fell back to pages */
 } koc_reflector_stats;
 void koc__reflector_get_stats(koc_reflector *r, koc_reflector_stats *ret);
 const char *koc__reflector_get_resource_version(koc_reflector *r);

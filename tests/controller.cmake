@@ -16,6 +16,17 @@ koc_add_test(NAME test-controller SOURCES integration/test-controller.c ${KOC_HA
              MODULES core leader probes shutdown manager controller LIBS PkgConfig::CURL
              LABELS integration K8S TIMEOUT 240)
 
+# The streaming-list case once more, on a kube-apiserver of its own started
+# with the WatchList gate off: the informer falls back to paginated lists.
+if(KOC_K8S_ENABLED)
+  add_test(NAME k8s-test-controller-watchlist-off
+           COMMAND env KOC_K8S_FEATURE_GATES=WatchList=false KOC_TEST_WATCHLIST_OFF=1
+                   bash ${KOC_K8S_SRC}/env.sh run $<TARGET_FILE:test-controller>)
+  set_tests_properties(k8s-test-controller-watchlist-off PROPERTIES LABELS k8s TIMEOUT 180
+                       RESOURCE_LOCK k8s-apiserver
+                       ENVIRONMENT "KOC_LOG_LEVEL=$ENV{KOC_TEST_LOG_LEVEL}")
+endif()
+
 # examples/configmap-mirror: two replicas of the program, a leader change,
 # the end state of the copies and the finalizer.
 if(TARGET koc-example-configmap-mirror)

@@ -32,6 +32,18 @@ typedef struct predicate {
 
 typedef struct write_call write_call;
 
+/* What one worker is running, for the reconcile timeout's watchdog: the
+ * worker writes it at the start and end of each reconcile and the loop
+ * reads it, both under the controller's slots_lock; timed_out is also read
+ * without the lock by the reconcile's own context. */
+typedef struct worker_slot {
+        struct koc_controller *c;
+        char key[512];
+        uint64_t started_at; /* 0: idle */
+        bool reported;       /* the timeout was logged and counted */
+        atomic_bool timed_out;
+} worker_slot;
+
 /* What the unfinished-work gauges read; outlives the controller (the
  * registry frees it), and forgets the queue when the controller goes. */
 typedef struct queue_probe {
@@ -53,13 +65,21 @@ struct koc_controller {
         void *userdata;
         koc_destroy_t destroy;
         uint64_t resync_usec;
+        koc_informer_opts informer_opts; /* of the primary; sources take its list mode */
 
         koc_workqueue *q;
         koc_mailbox *mb;
         pthread_t *threads;
+        worker_slot *slots; /* one per worker */
         unsigned n_workers;
         unsigned n_threads; /* started */
         sd_event_source *resync_timer;
+
+        /* The reconcile timeout (0: off) and its watchdog on the loop. */
+        uint64_t timeout_usec;
+        sd_event_source *watchdog;
+        pthread_mutex_t slots_lock;
+        unsigned n_stuck; /* under slots_lock */
 
         /* Leadership as the controller sees it, changed on the loop thread:
          * active while the manager's runnable is started; epoch counts every
@@ -86,11 +106,13 @@ struct koc_controller {
                 koc_metric *errors, *terminal_errors;
                 koc_metric *reconcile_time;
                 koc_metric *max_concurrent, *active_workers;
+                koc_metric *stuck, *timeouts;
         } metrics;
 };
 
 struct koc_reconcile_context {
         koc_controller *c;
+        worker_slot *slot; /* NULL outside a worker */
         char key[512];
         char namespace_[256];
         const char *name;
@@ -105,3 +127,5 @@ struct koc_reconcile_context {
 void koc__controller_cancel_writes(koc_controller *c);
 /* True while a write of this context may be sent (loop or any thread). */
 bool koc__controller_may_write(koc_reconcile_context *ctx);
+/* True once the reconcile of this context ran past the timeout. */
+bool koc__controller_timed_out(koc_reconcile_context *ctx);

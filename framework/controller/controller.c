@@ -277,8 +277,13 @@ bool koc__controller_may_write(koc_reconcile_context *ctx) {
                koc_manager_is_leader(c->m);
 }
 
+bool koc__controller_timed_out(koc_reconcile_context *ctx) {
+        return ctx->slot && atomic_load(&ctx->slot->timed_out);
+}
+
 KOC_EXPORT bool koc_reconcile_is_cancelled(koc_reconcile_context *ctx) {
-        return !koc__controller_may_write(ctx) || koc_manager_is_stopping(ctx->c->m);
+        return !koc__controller_may_write(ctx) || koc__controller_timed_out(ctx) ||
+               koc_manager_is_stopping(ctx->c->m);
 }
 
 static void count_result(koc_controller *c, const koc_result *res, double seconds) {
@@ -302,8 +307,39 @@ static void count_result(koc_controller *c, const koc_result *res, double second
         }
 }
 
-static void run_one(koc_controller *c, const char *key) {
-        koc_reconcile_context ctx = {.c = c};
+/* The slot says what this worker runs; the watchdog reads it. */
+static void slot_begin(worker_slot *slot, const char *key, uint64_t t0) {
+        koc_controller *c = slot->c;
+        if (c->timeout_usec == 0)
+                return;
+        pthread_mutex_lock(&c->slots_lock);
+        snprintf(slot->key, sizeof slot->key, "%s", key);
+        slot->started_at = t0 ? t0 : 1;
+        slot->reported = false;
+        atomic_store(&slot->timed_out, false);
+        pthread_mutex_unlock(&c->slots_lock);
+}
+
+static void slot_end(worker_slot *slot, double secs) {
+        koc_controller *c = slot->c;
+        if (c->timeout_usec == 0)
+                return;
+        pthread_mutex_lock(&c->slots_lock);
+        bool was_stuck = slot->reported;
+        slot->started_at = 0;
+        slot->reported = false;
+        atomic_store(&slot->timed_out, false);
+        if (was_stuck)
+                koc_metric_set(c->metrics.stuck, (double)--c->n_stuck);
+        pthread_mutex_unlock(&c->slots_lock);
+        if (was_stuck)
+                koc_log_info(LOG, "controller=%s key=%s stuck reconcile returned after %.3fs",
+                             c->name, slot->key, secs);
+}
+
+static void run_one(worker_slot *slot, const char *key) {
+        koc_controller *c = slot->c;
+        koc_reconcile_context ctx = {.c = c, .slot = slot};
         uint64_t transitions = 0;
 
         snprintf(ctx.key, sizeof ctx.key, "%s", key);
@@ -323,8 +359,10 @@ static void run_one(koc_controller *c, const char *key) {
         atomic_fetch_add(&c->busy_workers, 1);
         koc_metric_set(c->metrics.active_workers, (double)atomic_load(&c->busy_workers));
         uint64_t t0 = koc_now_boottime_usec();
+        slot_begin(slot, key, t0);
         koc_result res = c->reconcile(&ctx, c->userdata);
         double secs = (double)(koc_now_boottime_usec() - t0) / 1e6;
+        slot_end(slot, secs);
         atomic_fetch_sub(&c->busy_workers, 1);
         koc_metric_set(c->metrics.active_workers, (double)atomic_load(&c->busy_workers));
         count_result(c, &res, secs);
@@ -364,14 +402,15 @@ static void run_one(koc_controller *c, const char *key) {
 }
 
 static void *worker_main(void *userdata) {
-        koc_controller *c = userdata;
+        worker_slot *slot = userdata;
+        koc_controller *c = slot->c;
         char *key;
 
         while (koc__workqueue_get(c->q, &key) == 0) {
                 /* The gate: refused on a standby and once the intake closed;
                  * the drain waits for every item that got through. */
                 if (atomic_load(&c->active) && koc_manager_work_begin(c->m) == 0) {
-                        run_one(c, key);
+                        run_one(slot, key);
                         koc_manager_work_end(c->m);
                 }
                 koc__workqueue_done(c->q, key);
@@ -387,7 +426,7 @@ static int start_workers(koc_controller *c) {
         if (!c->threads)
                 return -ENOMEM;
         for (unsigned i = 0; i < c->n_workers; i++) {
-                int r = pthread_create(&c->threads[i], NULL, worker_main, c);
+                int r = pthread_create(&c->threads[i], NULL, worker_main, &c->slots[i]);
                 if (r != 0)
                         return -r;
                 c->n_threads++;
@@ -443,6 +482,44 @@ static int on_resync(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* --- the reconcile timeout ----------------------------------------------------------- */
+
+/* Reports every reconcile that has run past the timeout, once, and sets its
+ * cancellation flag; then sleeps until the next one could (the earliest
+ * running reconcile's deadline, or a full timeout from now). */
+static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
+        koc_controller *c = userdata;
+        uint64_t t = koc_now_boottime_usec(), next = t + c->timeout_usec;
+
+        pthread_mutex_lock(&c->slots_lock);
+        for (unsigned i = 0; i < c->n_workers; i++) {
+                worker_slot *w = &c->slots[i];
+                if (w->started_at == 0 || w->reported)
+                        continue;
+                uint64_t due = w->started_at + c->timeout_usec;
+                if (due > t) {
+                        if (due < next)
+                                next = due;
+                        continue;
+                }
+                w->reported = true;
+                atomic_store(&w->timed_out, true);
+                koc_metric_inc(c->metrics.timeouts);
+                koc_metric_set(c->metrics.stuck, (double)++c->n_stuck);
+                const char *slash = strchr(w->key, '/');
+                koc_log_warn(LOG,
+                             "controller=%s namespace=%.*s name=%s reconcile stuck for %.3fs "
+                             "(timeout %.3fs): cancelled, the key stays with its worker until it "
+                             "returns",
+                             c->name, slash ? (int)(slash - w->key) : 0, w->key,
+                             slash ? slash + 1 : w->key, (double)(t - w->started_at) / 1e6,
+                             (double)c->timeout_usec / 1e6);
+        }
+        pthread_mutex_unlock(&c->slots_lock);
+        sd_event_source_set_time(s, next);
+        return 0;
+}
+
 /* --- metrics ------------------------------------------------------------------------- */
 
 static double unfinished_seconds(void *userdata) {
@@ -488,6 +565,16 @@ static void register_metrics(koc_controller *c) {
         koc_metrics_add_gauge(m, "controller_runtime_active_workers",
                               "Number of currently used workers per controller.", l,
                               &c->metrics.active_workers);
+        if (c->timeout_usec > 0) {
+                koc_metrics_add_gauge(m, "koc_controller_stuck_reconciles",
+                                      "Reconciles running longer than the controller's reconcile "
+                                      "timeout.",
+                                      l, &c->metrics.stuck);
+                koc_metrics_add_counter(m, "koc_controller_reconcile_timeouts_total",
+                                        "Reconciles that ran past the controller's reconcile "
+                                        "timeout.",
+                                        l, &c->metrics.timeouts);
+        }
 
         snprintf(l, sizeof l, "name=\"%s\",controller=\"%s\"", c->name, c->name);
         koc_metrics_add_gauge(m, "workqueue_depth", "Current depth of workqueue.", l, &wq.depth);
@@ -571,6 +658,10 @@ static int validate(koc_manager *m, const koc_controller_options *o, koc_error *
         if (!o->reconcile)
                 return koc_error_set(err, -EINVAL, "controller %s: reconcile callback is required",
                                      o->name);
+        if ((unsigned)o->list_mode > KOC_LIST_STREAM)
+                return koc_error_set(err, -EINVAL,
+                                     "controller %s: list_mode=%d: not a koc_list_mode", o->name,
+                                     (int)o->list_mode);
         if (o->workers > 1024)
                 return koc_error_set(err, -EINVAL, "controller %s: workers=%u: at most 1024",
                                      o->name, o->workers);
@@ -608,6 +699,8 @@ static koc_controller *controller_free(koc_controller *c) {
         for (unsigned i = 0; i < c->n_threads; i++)
                 pthread_join(c->threads[i], NULL);
         free(c->threads);
+        free(c->slots);
+        sd_event_source_disable_unref(c->watchdog);
         if (c->probe)
                 c->probe->q = NULL;
         if (c->probe2)
@@ -636,6 +729,7 @@ static koc_controller *controller_free(koc_controller *c) {
         koc__mailbox_free(c->mb);
         koc__workqueue_free(c->q);
         pthread_mutex_destroy(&c->events_lock);
+        pthread_mutex_destroy(&c->slots_lock);
         koc_manager_unref(c->m);
         free(c->name);
         free(c->api_version);
@@ -673,15 +767,23 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
         c->ref = 1;
         c->m = koc_manager_ref(m);
         pthread_mutex_init(&c->events_lock, NULL);
+        pthread_mutex_init(&c->slots_lock, NULL);
         c->event_tokens = 25;
         c->name = strdup(o->name);
         c->reconcile = o->reconcile;
         c->userdata = o->userdata;
         c->n_workers = o->workers ? o->workers : 1;
         c->resync_usec = o->resync_period_usec;
+        c->timeout_usec = o->reconcile_timeout_usec;
+        c->informer_opts =
+                (koc_informer_opts){.list_mode = o->list_mode, .metadata_only = o->metadata_only};
+        c->slots = calloc(c->n_workers, sizeof *c->slots);
+        for (unsigned i = 0; c->slots && i < c->n_workers; i++)
+                c->slots[i].c = c;
         bool core = !o->resource.group || !*o->resource.group;
-        if (!c->name || asprintf(&c->api_version, "%s%s%s", core ? "" : o->resource.group,
-                                 core ? "" : "/", o->resource.version) < 0) {
+        if (!c->name || !c->slots ||
+            asprintf(&c->api_version, "%s%s%s", core ? "" : o->resource.group, core ? "" : "/",
+                     o->resource.version) < 0) {
                 c->api_version = NULL;
                 controller_free(c);
                 return -ENOMEM;
@@ -698,7 +800,7 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
         }
         if (r >= 0)
                 r = koc__informer_get(koc_manager_get_client(m), &o->resource, o->namespace_,
-                                      o->label_selector, o->field_selector,
+                                      o->label_selector, o->field_selector, &c->informer_opts,
                                       koc_manager_get_metrics(m), &c->primary, err);
         if (r >= 0)
                 r = koc__informer_add_handler(c->primary, &primary_handler, c);
@@ -722,6 +824,11 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
                                                CLOCK_BOOTTIME, c->resync_usec, 0, on_resync, c);
         if (r >= 0 && c->resync_timer)
                 r = sd_event_source_set_enabled(c->resync_timer, SD_EVENT_ON);
+        if (r >= 0 && c->timeout_usec > 0)
+                r = sd_event_add_time_relative(koc_manager_get_event(m), &c->watchdog,
+                                               CLOCK_BOOTTIME, c->timeout_usec, 0, on_watchdog, c);
+        if (r >= 0 && c->watchdog)
+                r = sd_event_source_set_enabled(c->watchdog, SD_EVENT_ON);
         if (r < 0) {
                 if (err && err->code == 0)
                         koc_error_set(err, r, "controller %s: cannot set up: %s", c->name,
@@ -766,8 +873,9 @@ static int add_source(koc_controller *c, size_t res_size, const koc_resource *us
         *s = (source){.c = c, .kind = kind, .map = map, .userdata = userdata, .destroy = destroy};
         /* Owned objects live in the primary's namespace. */
         const char *ns = kind == SOURCE_OWNS ? koc__informer_get_namespace(c->primary) : NULL;
+        koc_informer_opts opts = {.list_mode = c->informer_opts.list_mode};
         int r = koc__informer_get(koc_manager_get_client(c->m), res, ns, label_selector, NULL,
-                                  koc_manager_get_metrics(c->m), &s->inf, err);
+                                  &opts, koc_manager_get_metrics(c->m), &s->inf, err);
         if (r >= 0)
                 r = koc__informer_add_handler(s->inf, &source_handler, s);
         if (r < 0) {

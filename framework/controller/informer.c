@@ -14,6 +14,8 @@
 #include "koc/log.h"
 
 #define LOG "informer"
+#define ACCEPT_LIST "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+#define ACCEPT_ONE "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 typedef struct handler_slot {
         koc_informer_handler h;
@@ -29,6 +31,7 @@ struct koc_informer {
         char *label_selector;
         char *field_selector;
         koc_resource res;
+        koc_informer_opts opts;
         char *group, *version, *resource, *kind;
         koc_selector *selector;
         koc_reflector *reflector;
@@ -100,8 +103,27 @@ static void notify_delete(koc_informer *inf, koc_object *old) {
                         inf->handlers[i].h.on_delete(old, inf->handlers[i].userdata);
 }
 
+/* A metadata-only informer keeps metadata, with the resource's apiVersion
+ * and kind (what the server sends is PartialObjectMetadata; a write's
+ * answer is the whole object). */
+static void keep_metadata(koc_informer *inf, cJSON *obj) {
+        cJSON *c = obj->child;
+        while (c) {
+                cJSON *next = c->next;
+                if (!c->string || strcmp(c->string, "metadata") != 0)
+                        cJSON_Delete(cJSON_DetachItemViaPointer(obj, c));
+                c = next;
+        }
+        char av[300];
+        snprintf(av, sizeof av, "%s%s%s", inf->group, *inf->group ? "/" : "", inf->version);
+        cJSON_AddStringToObject(obj, "apiVersion", av);
+        cJSON_AddStringToObject(obj, "kind", inf->kind);
+}
+
 static void upsert_and_notify(koc_informer *inf, cJSON *obj) {
         koc_object *old = NULL, *o = NULL;
+        if (inf->opts.metadata_only)
+                keep_metadata(inf, obj);
         int r = koc__store_upsert(inf->store, obj, KOC_STORE_ONLY_NEWER, &old, &o);
         if (r < 0)
                 koc_log_warn(LOG, "cannot cache an object path=%s: %s", inf->path, strerror(-r));
@@ -190,6 +212,8 @@ static void delete_and_notify(koc_informer *inf, const char *key, cJSON *last) {
         if (koc__store_delete(inf->store, key, &old) > 0) {
                 /* Handlers see the object's final state when the event has it. */
                 koc_object *fin = NULL;
+                if (last && inf->opts.metadata_only)
+                        keep_metadata(inf, last);
                 if (last && koc__store_make_object(inf->store, last, &fin) == 0) {
                         notify_delete(inf, fin);
                         koc_object_unref(fin);
@@ -286,10 +310,25 @@ static void register_gauges(koc_informer *inf, koc_metrics *m) {
                               &inf->bytes_gauge);
 }
 
+static koc_reflector_list_mode reflector_mode(koc_list_mode m) {
+        switch (m) {
+        case KOC_LIST_STREAM_AUTO:
+                return KOC_REFLECTOR_LIST_AUTO;
+        case KOC_LIST_STREAM:
+                return KOC_REFLECTOR_LIST_STREAM;
+        default:
+                return KOC_REFLECTOR_LIST_PAGES;
+        }
+}
+
 int koc__informer_get(koc_client *c, const koc_resource *res, const char *namespace_,
-                      const char *label_selector, const char *field_selector, koc_metrics *metrics,
-                      koc_informer **ret, koc_error *err) {
+                      const char *label_selector, const char *field_selector,
+                      const koc_informer_opts *opts, koc_metrics *metrics, koc_informer **ret,
+                      koc_error *err) {
+        static const koc_informer_opts defaults = {.list_mode = KOC_LIST_PAGES};
         char path[512];
+        if (!opts)
+                opts = &defaults;
         int r = koc_resource_path(res, res->namespaced ? namespace_ : NULL, NULL, NULL, path,
                                   sizeof path);
         if (r < 0)
@@ -300,7 +339,9 @@ int koc__informer_get(koc_client *c, const koc_resource *res, const char *namesp
         for (koc_informer *i = registry; i; i = i->next)
                 if (i->client == c && strcmp(i->path, path) == 0 &&
                     same(i->label_selector, label_selector) &&
-                    same(i->field_selector, field_selector)) {
+                    same(i->field_selector, field_selector) &&
+                    i->opts.list_mode == opts->list_mode &&
+                    i->opts.metadata_only == opts->metadata_only) {
                         i->ref++;
                         pthread_mutex_unlock(&registry_lock);
                         *ret = i;
@@ -312,6 +353,7 @@ int koc__informer_get(koc_client *c, const koc_resource *res, const char *namesp
         if (!inf)
                 return -ENOMEM;
         inf->ref = 1;
+        inf->opts = *opts;
         inf->client = koc_client_ref(c);
         inf->path = strdup(path);
         inf->namespace_ = res->namespaced ? dup_opt(namespace_) : NULL;
@@ -331,11 +373,13 @@ int koc__informer_get(koc_client *c, const koc_resource *res, const char *namesp
         if (r >= 0)
                 r = koc__store_new(&inf->store);
         if (r >= 0)
-                r = koc__reflector_new(c,
-                                       &(koc_reflector_spec){.path = inf->path,
-                                                             .label_selector = label_selector,
-                                                             .field_selector = field_selector},
-                                       &reflector_handlers, inf, &inf->reflector);
+                r = koc__reflector_new(
+                        c,
+                        &(koc_reflector_spec){.path = inf->path,
+                                              .label_selector = label_selector,
+                                              .field_selector = field_selector,
+                                              .list_mode = reflector_mode(opts->list_mode)},
+                        &reflector_handlers, inf, &inf->reflector);
         if (r >= 0)
                 r = koc__reflector_start(inf->reflector);
         if (r < 0) {

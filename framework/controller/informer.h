@@ -21,11 +21,19 @@ typedef struct koc_informer_handler {
         void (*on_synced)(void *userdata);
 } koc_informer_handler;
 
+/* How the informer lists (koc_list_mode) and what it keeps; informers are
+ * shared only between users that ask for the same. */
+typedef struct koc_informer_opts {
+        koc_list_mode list_mode;
+        bool metadata_only;
+} koc_informer_opts;
+
 /* Finds or creates (and starts) the informer; returns a new reference.
- * metrics may be NULL. */
+ * opts and metrics may be NULL. */
 int koc__informer_get(koc_client *c, const koc_resource *res, const char *namespace_,
-                      const char *label_selector, const char *field_selector, koc_metrics *metrics,
-                      koc_informer **ret, koc_error *err);
+                      const char *label_selector, const char *field_selector,
+                      const koc_informer_opts *opts, koc_metrics *metrics, koc_informer **ret,
+                      koc_error *err);
 koc_informer *koc__informer_unref(koc_informer *inf);
 
 int koc__informer_add_handler(koc_informer *inf, const koc_informer_handler *h, void *userdata);

@@ -4,22 +4,24 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "strmap.h"
 
+/* One allocation per record: the header, then the strings, each
+ * NUL-terminated, at the offsets the header gives (key, namespace,
+ * resourceVersion, uid, the labels as key\0value\0 pairs, and the minified
+ * JSON last).  The name is the key's tail.  A record is immutable once made,
+ * so readers need no lock to use one they hold a reference to. */
 struct koc_object {
         atomic_uint ref;
-        char *key;
-        char *namespace_; /* "" for cluster-scoped objects */
-        char *name;
-        char *resource_version;
-        char *uid;
-        char **labels; /* key, value, key, value, ... */
-        size_t n_labels;
-        char *json;
-        size_t json_len;
+        uint32_t hash; /* of the key, for the store's table */
+        uint32_t json_len;
+        uint32_t n_labels;
+        uint32_t name_off, ns_off, rv_off, uid_off, labels_off, json_off;
+        char data[];
 };
 
 struct koc_index_values {
@@ -35,15 +37,26 @@ typedef struct store_index {
         strmap values; /* value -> strmap of keys (value: the entry) */
 } store_index;
 
+/* A slot of the store's open-addressing table (linear probing, at most 3/4
+ * full): the record, its index values and the re-list generation, in place,
+ * with no allocation of its own and no copy of the key (the record has it).
+ * Slots move when the table grows or an entry is removed, so nothing keeps
+ * a pointer to one: the indexes map to the records. */
 typedef struct store_entry {
-        koc_object *obj;
+        koc_object *obj;                 /* NULL: free */
+        struct koc_index_values *values; /* one per index, or NULL */
         uint64_t gen;
-        struct koc_index_values *values; /* one per index */
 } store_entry;
+
+typedef struct entry_table {
+        store_entry *slots;
+        size_t cap; /* a power of two, or 0 */
+        size_t size;
+} entry_table;
 
 struct koc_store {
         pthread_rwlock_t lock;
-        strmap entries;
+        entry_table entries;
         store_index *indexes;
         size_t n_indexes;
         koc_transform_t transform;
@@ -64,50 +77,45 @@ KOC_EXPORT koc_object *koc_object_ref(koc_object *o) {
 KOC_EXPORT koc_object *koc_object_unref(koc_object *o) {
         if (!o || atomic_fetch_sub(&o->ref, 1) != 1)
                 return NULL;
-        free(o->key);
-        free(o->namespace_);
-        free(o->name);
-        free(o->resource_version);
-        free(o->uid);
-        for (size_t i = 0; i < 2 * o->n_labels; i++)
-                free(o->labels[i]);
-        free(o->labels);
-        cJSON_free(o->json);
         free(o);
         return NULL;
 }
 
 KOC_EXPORT const char *koc_object_get_key(const koc_object *o) {
-        return o->key;
+        return o->data;
 }
 KOC_EXPORT const char *koc_object_get_namespace(const koc_object *o) {
-        return o->namespace_;
+        return o->data + o->ns_off;
 }
 KOC_EXPORT const char *koc_object_get_name(const koc_object *o) {
-        return o->name;
+        return o->data + o->name_off;
 }
 KOC_EXPORT const char *koc_object_get_resource_version(const koc_object *o) {
-        return o->resource_version;
+        return o->data + o->rv_off;
 }
 KOC_EXPORT const char *koc_object_get_uid(const koc_object *o) {
-        return o->uid;
+        return o->data + o->uid_off;
 }
 
 KOC_EXPORT const char *koc_object_get_label(const koc_object *o, const char *key) {
-        for (size_t i = 0; i < o->n_labels; i++)
-                if (strcmp(o->labels[2 * i], key) == 0)
-                        return o->labels[2 * i + 1];
+        const char *p = o->data + o->labels_off;
+        for (uint32_t i = 0; i < o->n_labels; i++) {
+                const char *v = p + strlen(p) + 1;
+                if (strcmp(p, key) == 0)
+                        return v;
+                p = v + strlen(v) + 1;
+        }
         return NULL;
 }
 
 KOC_EXPORT const char *koc_object_get_json(const koc_object *o, size_t *ret_len) {
         if (ret_len)
                 *ret_len = o->json_len;
-        return o->json;
+        return o->data + o->json_off;
 }
 
 KOC_EXPORT int koc_object_parse(const koc_object *o, cJSON **ret) {
-        cJSON *j = cJSON_ParseWithLength(o->json, o->json_len);
+        cJSON *j = cJSON_ParseWithLength(o->data + o->json_off, o->json_len);
         if (!j)
                 return -ENOMEM; /* the bytes were printed by cJSON itself */
         *ret = j;
@@ -141,57 +149,87 @@ static void default_strip(cJSON *obj) {
                                                 "kubectl.kubernetes.io/last-applied-configuration");
 }
 
-static char *dup_or_empty(const char *s) {
-        return strdup(s ? s : "");
+/* FNV-1a. */
+static uint32_t hash_key(const char *s) {
+        uint32_t h = 2166136261u;
+        for (; *s; s++)
+                h = (h ^ (unsigned char)*s) * 16777619u;
+        return h;
+}
+
+/* Appends a string and its NUL at *off. */
+static uint32_t put_str(char *data, size_t *off, const char *s, size_t n) {
+        uint32_t at = (uint32_t)*off;
+        memcpy(data + *off, s, n);
+        data[*off + n] = '\0';
+        *off += n + 1;
+        return at;
 }
 
 int koc__store_make_object(koc_store *s, cJSON *obj, koc_object **ret) {
         const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
         const char *name = str_field(md, "name");
-        const char *ns = str_field(md, "namespace");
 
         if (!name || !*name)
                 return -EINVAL;
         default_strip(obj);
         if (s && s->transform)
                 s->transform(obj, s->transform_userdata);
+        /* The transform may have changed anything, the name included. */
         md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+        name = str_field(md, "name");
+        if (!name || !*name)
+                return -EINVAL;
+        const char *ns = str_field(md, "namespace");
+        const char *rv = str_field(md, "resourceVersion");
+        const char *uid = str_field(md, "uid");
+        ns = ns ? ns : "";
+        rv = rv ? rv : "";
+        uid = uid ? uid : "";
+        const cJSON *labels = cJSON_GetObjectItemCaseSensitive(md, "labels"), *l;
 
-        koc_object *o = calloc(1, sizeof *o);
-        if (!o)
+        char *json = cJSON_PrintUnformatted(obj);
+        if (!json)
                 return -ENOMEM;
+        size_t nslen = strlen(ns), namelen = strlen(name), jlen = strlen(json);
+        size_t keylen = (nslen ? nslen + 1 : 0) + namelen;
+        size_t size = keylen + 1 + nslen + 1 + strlen(rv) + 1 + strlen(uid) + 1 + jlen + 1;
+        uint32_t n_labels = 0;
+        cJSON_ArrayForEach(l, labels) if (cJSON_IsString(l)) {
+                size += strlen(l->string) + 1 + strlen(l->valuestring) + 1;
+                n_labels++;
+        }
+        if (size > UINT32_MAX) {
+                cJSON_free(json);
+                return -E2BIG;
+        }
+        koc_object *o = malloc(sizeof *o + size);
+        if (!o) {
+                cJSON_free(json);
+                return -ENOMEM;
+        }
+        size_t off = 0;
+        if (nslen) {
+                memcpy(o->data, ns, nslen);
+                o->data[nslen] = '/';
+                off = nslen + 1;
+        }
+        o->name_off = (uint32_t)off;
+        put_str(o->data, &off, name, namelen);
+        o->ns_off = put_str(o->data, &off, ns, nslen);
+        o->rv_off = put_str(o->data, &off, rv, strlen(rv));
+        o->uid_off = put_str(o->data, &off, uid, strlen(uid));
+        o->labels_off = (uint32_t)off;
+        o->n_labels = n_labels;
+        cJSON_ArrayForEach(l, labels) if (cJSON_IsString(l)) {
+                put_str(o->data, &off, l->string, strlen(l->string));
+                put_str(o->data, &off, l->valuestring, strlen(l->valuestring));
+        }
+        o->json_off = put_str(o->data, &off, json, jlen);
+        o->json_len = (uint32_t)jlen;
+        cJSON_free(json);
         atomic_init(&o->ref, 1);
-        size_t klen = strlen(name) + (ns ? strlen(ns) : 0) + 2;
-        o->key = malloc(klen);
-        o->namespace_ = dup_or_empty(ns);
-        o->name = strdup(name);
-        o->resource_version = dup_or_empty(str_field(md, "resourceVersion"));
-        o->uid = dup_or_empty(str_field(md, "uid"));
-        o->json = cJSON_PrintUnformatted(obj);
-        bool ok = o->key && o->namespace_ && o->name && o->resource_version && o->uid && o->json;
-        if (ok)
-                koc_object_key_format(ns, name, o->key, klen);
-        const cJSON *labels = cJSON_GetObjectItemCaseSensitive(md, "labels");
-        size_t n = 0;
-        const cJSON *l;
-        cJSON_ArrayForEach(l, labels) if (cJSON_IsString(l)) n++;
-        if (ok && n > 0) {
-                o->labels = calloc(2 * n, sizeof *o->labels);
-                ok = o->labels != NULL;
-                cJSON_ArrayForEach(l, labels) {
-                        if (!ok || !cJSON_IsString(l))
-                                continue;
-                        o->labels[2 * o->n_labels] = strdup(l->string);
-                        o->labels[2 * o->n_labels + 1] = strdup(l->valuestring);
-                        o->n_labels++;
-                        ok = o->labels[2 * o->n_labels - 2] && o->labels[2 * o->n_labels - 1];
-                }
-        }
-        if (!ok) {
-                koc_object_unref(o);
-                return -ENOMEM;
-        }
-        o->json_len = strlen(o->json);
+        o->hash = hash_key(o->data);
         *ret = o;
         return 0;
 }
@@ -221,6 +259,63 @@ static void values_clear(struct koc_index_values *v) {
         *v = (struct koc_index_values){0};
 }
 
+/* --- the entry table (loop thread writes with the write lock, readers hold
+ * the read lock) ------------------------------------------------------------------ */
+
+static store_entry *table_find(const entry_table *t, const char *key) {
+        if (t->cap == 0)
+                return NULL;
+        size_t mask = t->cap - 1;
+        for (size_t i = hash_key(key) & mask;; i = (i + 1) & mask) {
+                store_entry *e = &t->slots[i];
+                if (!e->obj)
+                        return NULL;
+                if (strcmp(e->obj->data, key) == 0)
+                        return e;
+        }
+}
+
+/* A free slot for a key that is not in the table; the table has room. */
+static store_entry *table_free_slot(entry_table *t, uint32_t hash) {
+        size_t mask = t->cap - 1, i = hash & mask;
+        while (t->slots[i].obj)
+                i = (i + 1) & mask;
+        return &t->slots[i];
+}
+
+/* Makes room for one more entry (load at most 3/4). */
+static int table_reserve(entry_table *t) {
+        if ((t->size + 1) * 4 <= t->cap * 3)
+                return 0;
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        store_entry *slots = calloc(cap, sizeof *slots);
+        if (!slots)
+                return -ENOMEM;
+        entry_table n = {slots, cap, t->size};
+        for (size_t i = 0; i < t->cap; i++)
+                if (t->slots[i].obj)
+                        *table_free_slot(&n, t->slots[i].obj->hash) = t->slots[i];
+        free(t->slots);
+        *t = n;
+        return 0;
+}
+
+/* Removes the entry at e (linear probing's backward shift: no tombstones). */
+static void table_remove(entry_table *t, store_entry *e) {
+        size_t mask = t->cap - 1, i = (size_t)(e - t->slots);
+        for (size_t j = (i + 1) & mask; t->slots[j].obj; j = (j + 1) & mask) {
+                size_t home = t->slots[j].obj->hash & mask;
+                /* j's entry may move to i when its home is not in (i, j]. */
+                bool in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+                if (!in_range) {
+                        t->slots[i] = t->slots[j];
+                        i = j;
+                }
+        }
+        t->slots[i] = (store_entry){0};
+        t->size--;
+}
+
 /* --- the store --------------------------------------------------------------------- */
 
 int koc__store_new(koc_store **ret) {
@@ -232,22 +327,21 @@ int koc__store_new(koc_store **ret) {
         return 0;
 }
 
-static void entry_free(koc_store *s, store_entry *e) {
-        for (size_t i = 0; e->values && i < s->n_indexes; i++)
-                values_clear(&e->values[i]);
-        free(e->values);
-        koc_object_unref(e->obj);
-        free(e);
+static void values_free(koc_store *s, struct koc_index_values *values) {
+        for (size_t i = 0; values && i < s->n_indexes; i++)
+                values_clear(&values[i]);
+        free(values);
 }
 
 koc_store *koc__store_free(koc_store *s) {
         if (!s)
                 return NULL;
-        size_t it;
-        for (strmap_entry *e = koc__strmap_first(&s->entries, &it); e;
-             e = koc__strmap_next(&s->entries, e, &it))
-                entry_free(s, e->value);
-        koc__strmap_clear(&s->entries);
+        for (size_t i = 0; i < s->entries.cap; i++)
+                if (s->entries.slots[i].obj) {
+                        values_free(s, s->entries.slots[i].values);
+                        koc_object_unref(s->entries.slots[i].obj);
+                }
+        free(s->entries.slots);
         for (size_t i = 0; i < s->n_indexes; i++) {
                 size_t j;
                 strmap *vals = &s->indexes[i].values;
@@ -313,51 +407,55 @@ int koc__resource_version_newer(const char *a, const char *b) {
         return strcmp(a, b) > 0;
 }
 
-/* Lock held for writing. */
-static void index_unlink(koc_store *s, store_entry *e) {
-        for (size_t i = 0; e->values && i < s->n_indexes; i++)
-                for (size_t j = 0; j < e->values[i].n; j++) {
-                        strmap *keys = koc__strmap_get(&s->indexes[i].values, e->values[i].v[j]);
+/* Lock held for writing.  Index maps: value -> (key -> record). */
+static void index_unlink(koc_store *s, koc_object *o, struct koc_index_values *values) {
+        for (size_t i = 0; values && i < s->n_indexes; i++)
+                for (size_t j = 0; j < values[i].n; j++) {
+                        strmap *keys = koc__strmap_get(&s->indexes[i].values, values[i].v[j]);
                         if (!keys)
                                 continue;
-                        koc__strmap_remove(keys, e->obj->key);
+                        koc__strmap_remove(keys, o->data);
                         if (keys->size == 0) {
-                                koc__strmap_remove(&s->indexes[i].values, e->values[i].v[j]);
+                                koc__strmap_remove(&s->indexes[i].values, values[i].v[j]);
                                 koc__strmap_clear(keys);
                                 free(keys);
                         }
                 }
 }
 
-static int index_link(koc_store *s, store_entry *e) {
-        for (size_t i = 0; e->values && i < s->n_indexes; i++)
-                for (size_t j = 0; j < e->values[i].n; j++) {
-                        strmap *keys = koc__strmap_get(&s->indexes[i].values, e->values[i].v[j]);
+static int index_link(koc_store *s, koc_object *o, struct koc_index_values *values) {
+        for (size_t i = 0; values && i < s->n_indexes; i++)
+                for (size_t j = 0; j < values[i].n; j++) {
+                        strmap *keys = koc__strmap_get(&s->indexes[i].values, values[i].v[j]);
                         if (!keys) {
                                 keys = calloc(1, sizeof *keys);
-                                if (!keys || koc__strmap_put(&s->indexes[i].values,
-                                                             e->values[i].v[j], keys, NULL) < 0) {
+                                if (!keys || koc__strmap_put(&s->indexes[i].values, values[i].v[j],
+                                                             keys, NULL) < 0) {
                                         free(keys);
                                         return -ENOMEM;
                                 }
                         }
-                        if (koc__strmap_put(keys, e->obj->key, e, NULL) < 0)
+                        if (koc__strmap_put(keys, o->data, o, NULL) < 0)
                                 return -ENOMEM;
                 }
         return 0;
 }
 
-static int compute_values(koc_store *s, const cJSON *obj, store_entry *e) {
+static int compute_values(koc_store *s, const cJSON *obj, struct koc_index_values **ret) {
+        *ret = NULL;
         if (s->n_indexes == 0)
                 return 0;
-        e->values = calloc(s->n_indexes, sizeof *e->values);
-        if (!e->values)
+        struct koc_index_values *v = calloc(s->n_indexes, sizeof *v);
+        if (!v)
                 return -ENOMEM;
         for (size_t i = 0; i < s->n_indexes; i++) {
-                int r = s->indexes[i].fn(obj, &e->values[i], s->indexes[i].userdata);
-                if (r < 0)
+                int r = s->indexes[i].fn(obj, &v[i], s->indexes[i].userdata);
+                if (r < 0) {
+                        values_free(s, v);
                         return r;
+                }
         }
+        *ret = v;
         return 0;
 }
 
@@ -370,71 +468,83 @@ int koc__store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret
 
         /* Only the loop thread writes, so reading the old entry without the
          * lock is safe here; the lock is for the readers. */
-        store_entry *old = koc__strmap_get(&s->entries, o->key);
-        if (old && (flags & KOC_STORE_ONLY_NEWER) &&
-            (strcmp(old->obj->resource_version, o->resource_version) == 0 ||
-             koc__resource_version_newer(old->obj->resource_version, o->resource_version) == 1)) {
-                old->gen = s->gen;
-                koc_object_unref(o);
-                return 0;
+        const char *key = koc_object_get_key(o);
+        store_entry *old = table_find(&s->entries, key);
+        if (old && (flags & KOC_STORE_ONLY_NEWER)) {
+                const char *orv = koc_object_get_resource_version(old->obj);
+                const char *nrv = koc_object_get_resource_version(o);
+                if (strcmp(orv, nrv) == 0 || koc__resource_version_newer(orv, nrv) == 1) {
+                        old->gen = s->gen;
+                        koc_object_unref(o);
+                        return 0;
+                }
         }
-        store_entry *e = calloc(1, sizeof *e);
-        if (!e) {
-                koc_object_unref(o);
-                return -ENOMEM;
-        }
-        e->obj = o;
-        e->gen = s->gen;
-        r = compute_values(s, obj, e);
+        struct koc_index_values *values = NULL;
+        r = compute_values(s, obj, &values);
         if (r < 0) {
-                entry_free(s, e);
+                koc_object_unref(o);
                 return r;
         }
 
+        koc_object *old_obj = NULL;
+        struct koc_index_values *old_values = NULL;
         pthread_rwlock_wrlock(&s->lock);
-        if (old)
-                index_unlink(s, old);
-        r = koc__strmap_put(&s->entries, o->key, e, NULL);
-        if (r >= 0)
-                r = index_link(s, e);
-        if (r < 0) {
-                /* Out of memory half-way: drop the key entirely rather than
-                 * leave indexes that disagree with the records; the next
-                 * event or re-list brings it back. */
-                index_unlink(s, e);
-                koc__strmap_remove(&s->entries, o->key);
+        if (old) {
+                index_unlink(s, old->obj, old->values);
+                old_obj = old->obj;
+                old_values = old->values;
+                s->bytes -= old_obj->json_len;
+                *old = (store_entry){o, values, s->gen};
+        } else {
+                r = table_reserve(&s->entries);
+                if (r >= 0) {
+                        *table_free_slot(&s->entries, o->hash) = (store_entry){o, values, s->gen};
+                        s->entries.size++;
+                }
         }
-        if (r >= 0)
+        if (r >= 0) {
                 s->bytes += o->json_len;
-        if (old)
-                s->bytes -= old->obj->json_len;
+                r = index_link(s, o, values);
+                if (r < 0) {
+                        /* Out of memory half-way: drop the key entirely rather
+                         * than leave indexes that disagree with the records;
+                         * the next event or re-list brings it back. */
+                        index_unlink(s, o, values);
+                        table_remove(&s->entries, table_find(&s->entries, key));
+                        s->bytes -= o->json_len;
+                }
+        }
         pthread_rwlock_unlock(&s->lock);
 
         if (ret_old)
-                *ret_old = old ? koc_object_ref(old->obj) : NULL;
+                *ret_old = koc_object_ref(old_obj);
         if (ret_new && r >= 0)
                 *ret_new = koc_object_ref(o);
-        if (old)
-                entry_free(s, old);
+        values_free(s, old_values);
+        koc_object_unref(old_obj);
         if (r < 0) {
-                entry_free(s, e);
+                values_free(s, values);
+                koc_object_unref(o);
                 return r;
         }
         return 1;
 }
 
 int koc__store_delete(koc_store *s, const char *key, koc_object **ret_old) {
-        store_entry *e = koc__strmap_get(&s->entries, key);
+        store_entry *e = table_find(&s->entries, key);
         if (!e)
                 return 0;
+        koc_object *o = e->obj;
+        struct koc_index_values *values = e->values;
         pthread_rwlock_wrlock(&s->lock);
-        index_unlink(s, e);
-        koc__strmap_remove(&s->entries, key);
-        s->bytes -= e->obj->json_len;
+        index_unlink(s, o, values);
+        table_remove(&s->entries, e);
+        s->bytes -= o->json_len;
         pthread_rwlock_unlock(&s->lock);
         if (ret_old)
-                *ret_old = koc_object_ref(e->obj);
-        entry_free(s, e);
+                *ret_old = koc_object_ref(o);
+        values_free(s, values);
+        koc_object_unref(o);
         return 1;
 }
 
@@ -444,34 +554,33 @@ void koc__store_replace_begin(koc_store *s) {
 
 void koc__store_replace_end(koc_store *s, void (*removed)(koc_object *old, void *userdata),
                             void *userdata) {
-        char **keys = NULL;
-        size_t n = 0, it;
+        koc_object **gone = NULL;
+        size_t n = 0;
 
-        for (strmap_entry *e = koc__strmap_first(&s->entries, &it); e;
-             e = koc__strmap_next(&s->entries, e, &it)) {
-                store_entry *se = e->value;
-                if (se->gen == s->gen)
+        /* References, since each removal moves slots and frees records. */
+        for (size_t i = 0; i < s->entries.cap; i++) {
+                store_entry *se = &s->entries.slots[i];
+                if (!se->obj || se->gen == s->gen)
                         continue;
-                char **nk = realloc(keys, (n + 1) * sizeof *nk);
-                if (!nk)
+                koc_object **ng = realloc(gone, (n + 1) * sizeof *ng);
+                if (!ng)
                         break; /* the rest stays until the next re-list */
-                keys = nk;
-                keys[n++] = e->key;
+                gone = ng;
+                gone[n++] = koc_object_ref(se->obj);
         }
         for (size_t i = 0; i < n; i++) {
                 koc_object *old = NULL;
-                char *k = strdup(keys[i]);
-                if (k && koc__store_delete(s, k, &old) > 0 && removed)
+                if (koc__store_delete(s, koc_object_get_key(gone[i]), &old) > 0 && removed)
                         removed(old, userdata);
                 koc_object_unref(old);
-                free(k);
+                koc_object_unref(gone[i]);
         }
-        free(keys);
+        free(gone);
 }
 
 koc_object *koc__store_get(koc_store *s, const char *key) {
         pthread_rwlock_rdlock(&s->lock);
-        store_entry *e = koc__strmap_get(&s->entries, key);
+        store_entry *e = table_find(&s->entries, key);
         koc_object *o = e ? koc_object_ref(e->obj) : NULL;
         pthread_rwlock_unlock(&s->lock);
         return o;
@@ -497,14 +606,15 @@ static int push(koc_object ***list, size_t *n, size_t *cap, koc_object *o) {
 int koc__store_list(koc_store *s, const char *namespace_, const koc_selector *sel,
                     koc_object ***ret, size_t *ret_n) {
         koc_object **list = NULL;
-        size_t n = 0, cap = 0, it;
+        size_t n = 0, cap = 0;
         int r = 0;
 
         pthread_rwlock_rdlock(&s->lock);
-        for (strmap_entry *e = koc__strmap_first(&s->entries, &it); e && r == 0;
-             e = koc__strmap_next(&s->entries, e, &it)) {
-                koc_object *o = ((store_entry *)e->value)->obj;
-                if (namespace_ && strcmp(o->namespace_, namespace_) != 0)
+        for (size_t i = 0; i < s->entries.cap && r == 0; i++) {
+                koc_object *o = s->entries.slots[i].obj;
+                if (!o)
+                        continue;
+                if (namespace_ && strcmp(koc_object_get_namespace(o), namespace_) != 0)
                         continue;
                 if (!koc__selector_matches(sel, lookup_label, o))
                         continue;
@@ -534,7 +644,7 @@ int koc__store_list_index(koc_store *s, const char *index, const char *value, ko
                 strmap *keys = koc__strmap_get(&s->indexes[i].values, value);
                 for (strmap_entry *e = keys ? koc__strmap_first(keys, &it) : NULL; e && r == 0;
                      e = koc__strmap_next(keys, e, &it))
-                        r = push(&list, &n, &cap, ((store_entry *)e->value)->obj);
+                        r = push(&list, &n, &cap, e->value);
         }
         pthread_rwlock_unlock(&s->lock);
         if (r < 0) {
@@ -547,13 +657,13 @@ int koc__store_list_index(koc_store *s, const char *index, const char *value, ko
 }
 
 int koc__store_keys(koc_store *s, char ***ret, size_t *ret_n) {
-        size_t n = 0, it;
+        size_t n = 0;
 
         pthread_rwlock_rdlock(&s->lock);
         char **keys = calloc(s->entries.size + 1, sizeof *keys);
-        for (strmap_entry *e = keys ? koc__strmap_first(&s->entries, &it) : NULL; e;
-             e = koc__strmap_next(&s->entries, e, &it))
-                if ((keys[n] = strdup(e->key)))
+        for (size_t i = 0; keys && i < s->entries.cap; i++)
+                if (s->entries.slots[i].obj &&
+                    (keys[n] = strdup(koc_object_get_key(s->entries.slots[i].obj))))
                         n++;
         pthread_rwlock_unlock(&s->lock);
         if (!keys)

@@ -124,6 +124,12 @@ static void do_write(void *userdata, bool cancelled) {
         }
         /* The fence, checked as late as this process can: right before the
          * request is handed to the client. */
+        if (call->mutating && koc__controller_timed_out(call->ctx)) {
+                koc_log_debug(LOG, "controller=%s key=%s %s %s refused: reconcile timed out",
+                              c->name, call->ctx->key, call->spec.method, call->path);
+                complete(call, -ETIMEDOUT, NULL);
+                return;
+        }
         if (call->mutating && !koc__controller_may_write(call->ctx)) {
                 koc_log_debug(LOG, "controller=%s key=%s %s %s refused: not leading", c->name,
                               call->ctx->key, call->spec.method, call->path);
@@ -152,9 +158,10 @@ void koc__controller_cancel_writes(koc_controller *c) {
         }
 }
 
-static int submit(koc_reconcile_context *ctx, const koc_resource *res, const char *method,
-                  const char *namespace_, const char *name, const char *sub, const cJSON *body,
-                  const char *content_type, bool mutating, bool is_delete, koc_response **ret) {
+static int submit_query(koc_reconcile_context *ctx, const koc_resource *res, const char *method,
+                        const char *namespace_, const char *name, const char *sub,
+                        const char *query, const cJSON *body, const char *content_type,
+                        bool mutating, bool is_delete, koc_response **ret) {
         if (!ctx || !res || !ret)
                 return -EINVAL;
         koc_controller *c = ctx->c;
@@ -170,10 +177,15 @@ static int submit(koc_reconcile_context *ctx, const koc_resource *res, const cha
                 return -ENAMETOOLONG;
         /* Refuse early too, so a reconcile that lost leadership does not
          * even queue work for the loop; the loop checks again. */
+        if (mutating && koc__controller_timed_out(ctx))
+                return -ETIMEDOUT;
         if (mutating && !koc__controller_may_write(ctx))
                 return -ENOLCK;
-        call.spec = (koc_request_spec){
-                .method = method, .path = call.path, .body = body, .content_type = content_type};
+        call.spec = (koc_request_spec){.method = method,
+                                       .path = call.path,
+                                       .query = query,
+                                       .body = body,
+                                       .content_type = content_type};
         pthread_mutex_init(&call.lock, NULL);
         pthread_cond_init(&call.cond, NULL);
         r = koc__mailbox_post(c->mb, do_write, &call);
@@ -190,6 +202,13 @@ static int submit(koc_reconcile_context *ctx, const koc_resource *res, const cha
                 return r;
         *ret = call.response;
         return 0;
+}
+
+static int submit(koc_reconcile_context *ctx, const koc_resource *res, const char *method,
+                  const char *namespace_, const char *name, const char *sub, const cJSON *body,
+                  const char *content_type, bool mutating, bool is_delete, koc_response **ret) {
+        return submit_query(ctx, res, method, namespace_, name, sub, NULL, body, content_type,
+                            mutating, is_delete, ret);
 }
 
 static const char *meta_str(const cJSON *obj, const char *field) {
@@ -257,6 +276,51 @@ KOC_EXPORT int koc_reconcile_patch_sized(koc_reconcile_context *ctx, size_t res_
                       type == KOC_PATCH_MERGE ? "application/merge-patch+json"
                                               : "application/json-patch+json",
                       true, false, ret);
+}
+
+/* Percent-encodes everything but RFC 3986's unreserved characters. */
+static int query_escape(const char *s, char *buf, size_t size) {
+        static const char hex[] = "0123456789ABCDEF";
+        size_t o = 0;
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+                bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                             (*p >= '0' && *p <= '9') || strchr("-._~", *p);
+                if (o + (plain ? 1 : 3) >= size)
+                        return -ENAMETOOLONG;
+                if (plain)
+                        buf[o++] = (char)*p;
+                else {
+                        buf[o++] = '%';
+                        buf[o++] = hex[*p >> 4];
+                        buf[o++] = hex[*p & 15];
+                }
+        }
+        buf[o] = 0;
+        return 0;
+}
+
+KOC_EXPORT int koc_reconcile_apply_sized(koc_reconcile_context *ctx, size_t res_size,
+                                         const koc_resource *res, const cJSON *object,
+                                         const char *field_manager, unsigned flags,
+                                         koc_response **ret) {
+        koc_resource copy;
+        char query[512], fm[400];
+
+        IMPORT_RESOURCE(copy, res, res_size);
+        if (!object || !field_manager || !*field_manager || strlen(field_manager) > 128 ||
+            (flags & ~KOC_APPLY_FORCE))
+                return -EINVAL;
+        const char *name = meta_str(object, "name");
+        if (!name ||
+            !cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(object, "apiVersion")) ||
+            !cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(object, "kind")))
+                return -EINVAL;
+        if (query_escape(field_manager, fm, sizeof fm) < 0)
+                return -EINVAL;
+        snprintf(query, sizeof query, "fieldManager=%s%s", fm,
+                 flags & KOC_APPLY_FORCE ? "&force=true" : "");
+        return submit_query(ctx, res, "PATCH", meta_str(object, "namespace"), name, NULL, query,
+                            object, "application/apply-patch+yaml", true, false, ret);
 }
 
 KOC_EXPORT int koc_reconcile_delete_sized(koc_reconcile_context *ctx, size_t res_size,

@@ -122,6 +122,10 @@ typedef struct koc_request_spec {
          * request fails with -EMSGSIZE.  0: the client's cap
          * (koc_client_set_max_response_size). */
         size_t max_response_size;
+        /* The Accept header; NULL: application/json.  For example
+         * "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+         * for a list of metadata only. */
+        const char *accept;
 } koc_request_spec;
 
 /* Called once per request, on the loop thread, unless the request was
@@ -286,6 +290,17 @@ typedef struct koc_watch_spec {
         bool allow_bookmarks;
         unsigned timeout_seconds; /* server-side timeout; 0: server default */
         size_t max_line;          /* cap on one event line; 0: 16 MiB */
+        /* A streaming list (kube-apiserver's WatchList): the current objects
+         * first, as ADDED events, then a BOOKMARK whose metadata.annotations
+         * carry "k8s.io/initial-events-end": "true", then the changes.  Sends
+         * sendInitialEvents=true&resourceVersionMatch=NotOlderThan (with
+         * allow_bookmarks, which the end marker needs).  A server without
+         * the feature answers 422 Invalid (CLOSED with status 422). */
+        bool send_initial_events;
+        /* The Accept header; NULL: application/json.  For example
+         * "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1" for
+         * events of metadata only. */
+        const char *accept;
 } koc_watch_spec;
 
 /* Starts a watch.  The handler gets each event in order and, last, one CLOSED

@@ -188,8 +188,9 @@ KOC_EXPORT const char *koc_reconcile_get_key(koc_reconcile_context *ctx);
 KOC_EXPORT const cJSON *koc_reconcile_get_object(koc_reconcile_context *ctx);
 /* The cached record itself (a borrowed reference), or NULL. */
 KOC_EXPORT koc_object *koc_reconcile_get_cached(koc_reconcile_context *ctx);
-/* True once leadership may be lost, the term has ended or shutdown started:
- * finish quickly.  Checked when read. */
+/* True once leadership may be lost, the term has ended, shutdown started or
+ * the reconcile ran past the controller's reconcile timeout: finish quickly.
+ * Checked when read. */
 KOC_EXPORT bool koc_reconcile_is_cancelled(koc_reconcile_context *ctx);
 /* The fencing token: the Lease's leaseTransitions when the reconcile
  * started (0 without leader election). */
@@ -201,7 +202,8 @@ KOC_EXPORT koc_controller *koc_reconcile_get_controller(koc_reconcile_context *c
  * (*ret)->reason: KOC_REASON_CONFLICT, KOC_REASON_NOT_FOUND, ...; free it with
  * koc_response_free), -ENOLCK when the write was refused because this replica
  * may no longer lead (nothing was sent), or another negative errno (transport
- * errors, -ECANCELED when the client is going away).  The namespace and name
+ * errors, -ECANCELED when the client is going away, -ETIMEDOUT when the
+ * reconcile ran past the controller's reconcile_timeout_usec).  The namespace and name
  * of update and update_status come from the object's metadata. */
 KOC_EXPORT int koc_reconcile_create_sized(koc_reconcile_context *ctx, size_t res_size,
                                           const koc_resource *res, const char *namespace_,
@@ -228,6 +230,24 @@ KOC_EXPORT int koc_reconcile_patch_sized(koc_reconcile_context *ctx, size_t res_
                                          koc_response **ret);
 #define koc_reconcile_patch(ctx, ...)                                                              \
         koc_reconcile_patch_sized((ctx), sizeof(koc_resource), __VA_ARGS__)
+/* Server-side apply: a PATCH with application/apply-patch+yaml (the object
+ * as JSON, which is YAML) and fieldManager=field_manager (required: 1 to 128
+ * characters, the owner the server records in metadata.managedFields), fenced
+ * like every write.  object must carry apiVersion, kind and metadata.name
+ * (and metadata.namespace for a namespaced resource); it holds only the
+ * fields this manager wants to own.  The server creates the object when it
+ * does not exist (201), merges the fields otherwise, removes the fields this
+ * manager applied before and no longer applies, and answers 409
+ * (KOC_REASON_CONFLICT, the conflicting fields in the Status' causes) when
+ * another manager owns a field this one would change, unless flags has
+ * KOC_APPLY_FORCE, which takes those fields over. */
+#define KOC_APPLY_FORCE (1u << 0)
+KOC_EXPORT int koc_reconcile_apply_sized(koc_reconcile_context *ctx, size_t res_size,
+                                         const koc_resource *res, const cJSON *object,
+                                         const char *field_manager, unsigned flags,
+                                         koc_response **ret);
+#define koc_reconcile_apply(ctx, ...)                                                              \
+        koc_reconcile_apply_sized((ctx), sizeof(koc_resource), __VA_ARGS__)
 KOC_EXPORT int koc_reconcile_delete_sized(koc_reconcile_context *ctx, size_t res_size,
                                           const koc_resource *res, const char *namespace_,
                                           const char *name, koc_response **ret);
@@ -260,6 +280,24 @@ typedef void (*koc_map_func_t)(const cJSON *object, koc_keys *out, void *userdat
 
 /* --- the controller --------------------------------------------------------------- */
 
+/* How informers fill their cache. */
+typedef enum koc_list_mode {
+        /* A paginated list (500 per page), then a watch from its
+         * resourceVersion.  The default. */
+        KOC_LIST_PAGES = 0,
+        /* A streaming list (kube-apiserver's WatchList, on by default since
+         * v1.34, as client-go's WatchListClient): one watch with
+         * sendInitialEvents=true whose initial events, ended by a bookmark
+         * annotated k8s.io/initial-events-end, fill the cache, and which
+         * then goes on as the watch; no list request, no page copies.  When
+         * the server refuses it (422 with the WatchList gate off, another
+         * 4xx, or a stream that ends without the end marker), that informer
+         * lists with pages from then on. */
+        KOC_LIST_STREAM_AUTO = 1,
+        /* Streaming lists only: refusals are retried with backoff. */
+        KOC_LIST_STREAM = 2,
+} koc_list_mode;
+
 typedef struct koc_controller_options {
         /* Unique among this manager's controllers; a DNS label-like name
          * ([a-z0-9-], 1 to 63 characters), used in metrics and logs. */
@@ -278,6 +316,29 @@ typedef struct koc_controller_options {
         uint64_t backoff_max_usec;
         /* Runs on userdata when the controller is freed (NULL: nothing). */
         koc_destroy_t destroy;
+        /* A reconcile that runs longer than this (0: no limit, the default)
+         * is reported stuck: a warning naming the controller, the key and
+         * how long it has run, the gauge koc_controller_stuck_reconciles and
+         * the counter koc_controller_reconcile_timeouts_total; its context
+         * reads cancelled and its writes are refused with -ETIMEDOUT.  The
+         * worker cannot be taken from it (C has no safe way to stop a
+         * thread): the key stays with that worker, is not handed to another
+         * one, and runs again after the reconcile returns if it changed
+         * meanwhile. */
+        uint64_t reconcile_timeout_usec;
+        /* How the controller's informers (the primary's and the sources')
+         * list; KOC_LIST_PAGES by default. */
+        koc_list_mode list_mode;
+        /* The primary's informer lists and watches metadata only (Accept
+         * application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1
+         * for lists, as=PartialObjectMetadata for watches, controller-
+         * runtime's metadata-only watches): its cache holds objects with
+         * apiVersion, kind (the resource's, as controller-runtime sets them)
+         * and metadata only, also for the answers of this process's own
+         * writes.  For resources whose reconcile needs only labels,
+         * annotations, owners or finalizers; the reconcile reads the rest
+         * with koc_reconcile_get() when it needs it. */
+        bool metadata_only;
 } koc_controller_options;
 
 /* Fills o with the defaults (o_size bytes; newer fields zero).  Like every

@@ -32,6 +32,7 @@
 #include "framework/controller/controller-internal.h"
 #include "harness/apiserver.h"
 #include "koc/controller.h"
+#include "koc/log.h"
 #include "koc/manager.h"
 #include "koc/time.h"
 
@@ -81,6 +82,10 @@ struct env {
         unsigned watches;
         uint16_t health_port;
         bool synced_before_run;
+        int stuck_starts;
+        int stuck_write;
+        char stuck_log[1024];
+        koc_reflector_stats stats;
 };
 
 static uint64_t now_usec(void) {
@@ -218,6 +223,9 @@ typedef struct case_opts {
         bool leader_elect;
         unsigned workers;
         uint64_t resync_usec;
+        uint64_t timeout_usec;
+        koc_list_mode list_mode;
+        bool metadata_only;
         void (*setup)(env *e); /* after the controller is made, before run */
         /* After the run, before the controller goes: on the loop thread,
          * with the loop stopped, so the controller's state is quiet. */
@@ -257,6 +265,9 @@ static void run_case(env *e, const case_opts *o) {
         co.label_selector = o->label_selector;
         co.workers = o->workers ? o->workers : 1;
         co.resync_period_usec = o->resync_usec;
+        co.reconcile_timeout_usec = o->timeout_usec;
+        co.list_mode = o->list_mode;
+        co.metadata_only = o->metadata_only;
         co.reconcile = on_reconcile;
         co.userdata = e;
         r = koc_controller_new(e->m, &co, &e->c, &err);
@@ -728,6 +739,437 @@ static void test_drain_waits_for_reconcile(void **state) {
         cJSON_Delete(cm);
 }
 
+/* --- a reconcile past the timeout is reported and cancelled --------------------- */
+
+static koc_result stuck_reconcile(env *e, koc_reconcile_context *ctx) {
+        const cJSON *obj = koc_reconcile_get_object(ctx);
+        const char *v = obj ? data_value(obj) : "<deleted>";
+        if (strcmp(koc_reconcile_get_name(ctx), "stuck-a") != 0 || strcmp(v, "1") != 0) {
+                note(e, koc_reconcile_get_key(ctx), v);
+                return koc_result_done();
+        }
+        /* Blocks until the driver says so, watching the cancellation flag. */
+        pthread_mutex_lock(&e->lock);
+        e->stuck_starts++;
+        e->in_reconcile = true;
+        pthread_cond_broadcast(&e->cond);
+        while (!e->release) {
+                if (!e->cancelled_seen && koc_reconcile_is_cancelled(ctx)) {
+                        e->cancelled_seen = true;
+                        pthread_cond_broadcast(&e->cond);
+                }
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_nsec += 10 * 1000 * 1000;
+                if (ts.tv_nsec >= 1000000000) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000;
+                }
+                pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+        }
+        pthread_mutex_unlock(&e->lock);
+        /* Past its timeout, a reconcile's writes are refused. */
+        cJSON *p = cJSON_Parse("{\"data\":{\"late\":\"yes\"}}");
+        koc_response *resp = NULL;
+        int r = koc_reconcile_patch(ctx, &configmaps, koc_reconcile_get_namespace(ctx),
+                                    koc_reconcile_get_name(ctx), KOC_PATCH_MERGE, p, &resp);
+        cJSON_Delete(p);
+        koc_response_free(resp);
+        pthread_mutex_lock(&e->lock);
+        e->stuck_write = r;
+        pthread_mutex_unlock(&e->lock);
+        note(e, koc_reconcile_get_key(ctx), "returned");
+        return koc_result_done();
+}
+
+static void stuck_log(int level, const char *component, const char *message, void *userdata) {
+        env *e = userdata;
+        if (level == KOC_LOG_WARN && strstr(message, "stuck")) {
+                pthread_mutex_lock(&e->lock);
+                snprintf(e->stuck_log, sizeof e->stuck_log, "%s", message);
+                pthread_mutex_unlock(&e->lock);
+        }
+}
+
+static bool stuck_cancelled(env *e, const void *arg) {
+        return e->cancelled_seen;
+}
+
+static bool stuck_gauge(env *e, const void *arg) {
+        return koc_metric_get(e->c->metrics.stuck) == *(const double *)arg;
+}
+
+static const char *stuck_driver(env *e) {
+        static const double one = 1, zero = 0;
+        if (put_configmap(e->ns, "stuck-a", "{\"test\":\"stuck\"}", "1") != 201)
+                return "create failed";
+        if (!wait_until(e, in_reconcile, NULL))
+                return "the reconcile did not start";
+        if (!wait_until(e, stuck_cancelled, NULL))
+                return "the stuck reconcile's context never read cancelled";
+        if (!wait_until(e, stuck_gauge, &one))
+                return "koc_controller_stuck_reconciles is not 1";
+        if (koc_metric_get(e->c->metrics.timeouts) != 1)
+                return "koc_controller_reconcile_timeouts_total is not 1";
+        /* A change of the stuck key waits for its worker; the other worker
+         * stays free for other keys. */
+        if (patch_configmap(e->ns, "stuck-a", "2") != 200)
+                return "patch failed";
+        if (put_configmap(e->ns, "stuck-b", "{\"test\":\"stuck\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "ctrl-stuck/stuck-b", "1"))
+                return "another key was not reconciled while one was stuck";
+        pthread_mutex_lock(&e->lock);
+        bool twice = strstr(e->seen, "ctrl-stuck/stuck-a ") != NULL || e->stuck_starts != 1;
+        e->release = true;
+        pthread_cond_broadcast(&e->cond);
+        pthread_mutex_unlock(&e->lock);
+        if (twice)
+                return "the stuck key was handed to another worker";
+        if (!wait_seen(e, "ctrl-stuck/stuck-a", "returned"))
+                return "the stuck reconcile did not return";
+        if (!wait_seen(e, "ctrl-stuck/stuck-a", "2"))
+                return "the change made while stuck did not run after the reconcile returned";
+        if (!wait_until(e, stuck_gauge, &zero))
+                return "koc_controller_stuck_reconciles did not go back to 0";
+        return NULL;
+}
+
+static void test_reconcile_timeout(void **state) {
+        env e = {.reconcile = stuck_reconcile, .driver = stuck_driver};
+        koc_log_set_handler(stuck_log, &e, NULL);
+        run_case(&e, &(case_opts){.ns = "ctrl-stuck",
+                                  .name = "stuck",
+                                  .label_selector = "test=stuck",
+                                  .workers = 2,
+                                  .timeout_usec = 300 * KOC_USEC_PER_MSEC});
+        koc_log_set_handler(NULL, NULL, NULL);
+        assert_int_equal(e.stuck_write, -ETIMEDOUT);
+        assert_int_equal(e.stuck_starts, 1);
+        /* The warning names the controller, the object and how long. */
+        assert_non_null(strstr(e.stuck_log, "controller=stuck "));
+        assert_non_null(strstr(e.stuck_log, "namespace=ctrl-stuck name=stuck-a "));
+        assert_non_null(strstr(e.stuck_log, "reconcile stuck for "));
+        assert_non_null(strstr(e.stuck_log, "(timeout 0.300s)"));
+        long st;
+        cJSON *cm = get_configmap("ctrl-stuck", "stuck-a", &st);
+        assert_int_equal(st, 200);
+        assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(cm, "data"), "late"));
+        cJSON_Delete(cm);
+}
+
+/* --- server-side apply from a reconcile ------------------------------------------- */
+
+static cJSON *ssa_config(const char *ns, const char *v, bool with_owned) {
+        char buf[1024];
+        snprintf(buf, sizeof buf,
+                 "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"ssa-out\","
+                 "\"namespace\":\"%s\",\"labels\":{\"test\":\"ssa-out\"}},\"data\":{\"v\":\"%s\"%s}"
+                 "}",
+                 ns, v, with_owned ? ",\"owned\":\"yes\"" : "");
+        return cJSON_Parse(buf);
+}
+
+static const char *first_cause_field(const koc_response *resp) {
+        const cJSON *causes =
+                cJSON_GetObjectItem(cJSON_GetObjectItem(resp->body, "details"), "causes");
+        return cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(causes, 0), "field"));
+}
+
+static koc_result ssa_reconcile(env *e, koc_reconcile_context *ctx) {
+        const cJSON *src = koc_reconcile_get_object(ctx);
+        char what[300];
+        if (!src)
+                return koc_result_done();
+        const char *v = data_value(src);
+        /* From "3" on, the field "owned" is no longer applied. */
+        cJSON *cfg = ssa_config(koc_reconcile_get_namespace(ctx), v, strcmp(v, "3") < 0);
+        koc_response *resp = NULL;
+        int r = koc_reconcile_apply(ctx, &configmaps, cfg, "ssa-ctrl", 0, &resp);
+        if (r == 0 && resp->status == 409 && resp->reason == KOC_REASON_CONFLICT) {
+                snprintf(what, sizeof what, "conflict %s", first_cause_field(resp) ?: "?");
+                note(e, "ssa", what);
+                koc_response_free(resp);
+                resp = NULL;
+                r = koc_reconcile_apply(ctx, &configmaps, cfg, "ssa-ctrl", KOC_APPLY_FORCE, &resp);
+                snprintf(what, sizeof what, "forced-%s %ld", v, r == 0 ? resp->status : (long)r);
+        } else
+                snprintf(what, sizeof what, "%s %ld", v, r == 0 ? resp->status : (long)r);
+        note(e, "ssa", what);
+        koc_response_free(resp);
+        cJSON_Delete(cfg);
+        return koc_result_done();
+}
+
+/* Applies as another manager with plain HTTP. */
+static long ssa_apply_as(const char *ns, const char *manager, bool force, const char *data) {
+        char path[512], body[1024];
+        snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/ssa-out?fieldManager=%s%s",
+                 ns, manager, force ? "&force=true" : "");
+        snprintf(
+                body, sizeof body,
+                "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"ssa-out\"},"
+                "\"data\":%s}",
+                data);
+        return http("PATCH", path, body, "application/apply-patch+yaml", NULL);
+}
+
+/* The managers of ssa-out's field data.KEY, as "manager/operation ...". */
+static void ssa_owners(const char *ns, const char *key, char *buf, size_t size) {
+        long st;
+        char f[128];
+        cJSON *cm = get_configmap(ns, "ssa-out", &st);
+        const cJSON *mf = cJSON_GetObjectItem(cJSON_GetObjectItem(cm, "metadata"), "managedFields"),
+                    *en;
+        snprintf(f, sizeof f, "f:%s", key);
+        buf[0] = 0;
+        cJSON_ArrayForEach(en, mf) {
+                const cJSON *fs = cJSON_GetObjectItem(
+                        cJSON_GetObjectItem(cJSON_GetObjectItem(en, "fieldsV1"), "f:data"), f);
+                if (fs)
+                        snprintf(buf + strlen(buf), size - strlen(buf), "%s/%s ",
+                                 cJSON_GetStringValue(cJSON_GetObjectItem(en, "manager")),
+                                 cJSON_GetStringValue(cJSON_GetObjectItem(en, "operation")));
+        }
+        cJSON_Delete(cm);
+}
+
+static const char *ssa_data(const char *ns, const char *key, char *buf, size_t size) {
+        long st;
+        cJSON *cm = get_configmap(ns, "ssa-out", &st);
+        const char *v =
+                cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(cm, "data"), key));
+        snprintf(buf, size, "%s", v ? v : "<none>");
+        cJSON_Delete(cm);
+        return buf;
+}
+
+static const char *ssa_driver(env *e) {
+        char owners[512], v[128];
+        if (put_configmap(e->ns, "ssa-src", "{\"test\":\"ssa\"}", "1") != 201)
+                return "create failed";
+        /* Absent: the apply creates it. */
+        if (!wait_seen(e, "ssa", "1 201"))
+                return "the first apply did not create the object (201)";
+        ssa_owners(e->ns, "v", owners, sizeof owners);
+        if (strcmp(owners, "ssa-ctrl/Apply ") != 0)
+                return "data.v is not owned by the apply's field manager";
+        /* Another manager adds a field of its own: no conflict, and the
+         * controller's next apply keeps it. */
+        if (ssa_apply_as(e->ns, "driver", false, "{\"x\":\"d\"}") != 200)
+                return "the other manager's apply of a new field failed";
+        if (patch_configmap(e->ns, "ssa-src", "2") != 200)
+                return "patch failed";
+        if (!wait_seen(e, "ssa", "2 200"))
+                return "the second apply did not succeed";
+        if (strcmp(ssa_data(e->ns, "v", v, sizeof v), "2") != 0)
+                return "the applied field was not merged";
+        if (strcmp(ssa_data(e->ns, "x", v, sizeof v), "d") != 0)
+                return "another manager's field was lost";
+        /* Changing a field the controller owns conflicts; force takes it. */
+        if (ssa_apply_as(e->ns, "driver", false, "{\"v\":\"hijack\"}") != 409)
+                return "an apply changing another manager's field did not conflict";
+        if (ssa_apply_as(e->ns, "driver", true, "{\"v\":\"hijack\",\"x\":\"d\"}") != 200)
+                return "the forced apply failed";
+        ssa_owners(e->ns, "v", owners, sizeof owners);
+        if (strcmp(owners, "driver/Apply ") != 0)
+                return "the forced apply did not take the field over";
+        /* Now the controller conflicts, and forces. */
+        if (patch_configmap(e->ns, "ssa-src", "3") != 200)
+                return "patch failed";
+        if (!wait_seen(e, "ssa", "conflict .data.v"))
+                return "the controller's apply did not conflict on .data.v";
+        if (!wait_seen(e, "ssa", "forced-3 200"))
+                return "the controller's forced apply failed";
+        if (strcmp(ssa_data(e->ns, "v", v, sizeof v), "3") != 0)
+                return "the forced value is not stored";
+        /* A field the controller no longer applies, owned by nobody else, goes. */
+        if (strcmp(ssa_data(e->ns, "owned", v, sizeof v), "<none>") != 0)
+                return "a field no longer applied was kept";
+        if (strcmp(ssa_data(e->ns, "x", v, sizeof v), "d") != 0)
+                return "another manager's field was lost";
+        /* The field manager is required by the server. */
+        char path[256];
+        snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/ssa-out", e->ns);
+        if (http("PATCH", path, "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\"}",
+                 "application/apply-patch+yaml", NULL) != 422)
+                return "an apply without fieldManager was not refused with 422";
+        return NULL;
+}
+
+static void test_server_side_apply(void **state) {
+        env e = {.reconcile = ssa_reconcile, .driver = ssa_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-ssa", .name = "ssa", .label_selector = "test=ssa"});
+        assert_int_equal(e.run_result, 0);
+}
+
+/* --- streaming lists, and the fallback to pages ----------------------------------- */
+
+static bool stream_synced(env *e, const void *arg) {
+        return koc_controller_has_synced(e->c);
+}
+
+static const char *stream_driver(env *e) {
+        static const char *const names[] = {"stream-a", "stream-b", "stream-c"};
+        char key[128];
+        for (size_t i = 0; i < 3; i++) {
+                snprintf(key, sizeof key, "%s/%s", e->ns, names[i]);
+                if (!wait_seen(e, key, "1"))
+                        return "an object from before the start was not reconciled";
+        }
+        /* Objects reach the handlers as they stream in, before the end
+         * marker syncs the cache. */
+        if (!wait_until(e, stream_synced, NULL))
+                return "not synced after the initial objects";
+        /* The stream goes on as the watch. */
+        if (put_configmap(e->ns, "stream-d", "{\"test\":\"stream\"}", "1") != 201)
+                return "create failed";
+        snprintf(key, sizeof key, "%s/stream-d", e->ns);
+        if (!wait_seen(e, key, "1"))
+                return "a create after the sync was not reconciled";
+        if (patch_configmap(e->ns, "stream-a", "2") != 200)
+                return "patch failed";
+        snprintf(key, sizeof key, "%s/stream-a", e->ns);
+        if (!wait_seen(e, key, "2"))
+                return "an update after the sync was not reconciled";
+        return NULL;
+}
+
+static void stream_after(env *e) {
+        koc__informer_get_stats(e->c->primary, &e->stats);
+}
+
+static void stream_case(const char *ns, koc_list_mode mode, env *e) {
+        ensure_namespace(ns);
+        assert_int_equal(put_configmap(ns, "stream-a", "{\"test\":\"stream\"}", "1"), 201);
+        assert_int_equal(put_configmap(ns, "stream-b", "{\"test\":\"stream\"}", "1"), 201);
+        assert_int_equal(put_configmap(ns, "stream-c", "{\"test\":\"stream\"}", "1"), 201);
+        /* Not selected: never cached. */
+        assert_int_equal(put_configmap(ns, "stream-x", "{\"test\":\"other\"}", "1"), 201);
+        *e = (env){.reconcile = crud_reconcile, .driver = stream_driver};
+        run_case(e, &(case_opts){.ns = ns,
+                                 .name = "stream",
+                                 .label_selector = "test=stream",
+                                 .list_mode = mode,
+                                 .after = stream_after});
+        assert_int_equal(e->run_result, 0);
+        assert_null(strstr(e->seen, "stream-x"));
+}
+
+/* The server refuses streaming lists (kube-apiserver with the WatchList
+ * gate off answers 422): the informer listed with pages. */
+static void assert_fell_back(const env *e) {
+        assert_true(e->stats.stream_unsupported);
+        assert_true(e->stats.streams >= 1);
+        assert_int_equal(e->stats.streams_done, 0);
+        assert_true(e->stats.list_requests >= 1);
+        assert_true(e->stats.lists >= 1);
+}
+
+static void test_streaming_list(void **state) {
+        env e;
+        stream_case("ctrl-stream", KOC_LIST_STREAM_AUTO, &e);
+        /* tests/k8s runs this case once more on a kube-apiserver started with
+         * --feature-gates=WatchList=false. */
+        if (getenv("KOC_TEST_WATCHLIST_OFF")) {
+                assert_fell_back(&e);
+                return;
+        }
+        /* kube-apiserver v1.36 and koc-apiserver stream: no list request. */
+        assert_false(e.stats.stream_unsupported);
+        assert_int_equal(e.stats.list_requests, 0);
+        assert_int_equal(e.stats.streams, 1);
+        assert_int_equal(e.stats.streams_done, 1);
+        assert_int_equal(e.stats.lists, 1);
+}
+
+static void test_streaming_list_fallback(void **state) {
+        /* A second koc-apiserver, with the gate off. */
+        KOC_TEST_NEEDS_KOC_APISERVER(&api);
+        koc_test_apiserver off = {0};
+        assert_int_equal(koc_test_apiserver_start(&off, "--feature-gates WatchList=false"), 0);
+        srv = &off;
+        env e;
+        stream_case("ctrl-stream-off", KOC_LIST_STREAM_AUTO, &e);
+        srv = &api;
+        koc_test_apiserver_stop(&off);
+        assert_fell_back(&e);
+}
+
+/* --- metadata-only informers ------------------------------------------------------ */
+
+static const char *shape(const cJSON *obj) {
+        const char *kind = cJSON_GetStringValue(cJSON_GetObjectItem(obj, "kind"));
+        const char *av = cJSON_GetStringValue(cJSON_GetObjectItem(obj, "apiVersion"));
+        const cJSON *labels = cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "metadata"), "labels");
+        if (!kind || strcmp(kind, "ConfigMap") != 0 || !av || strcmp(av, "v1") != 0 ||
+            !cJSON_GetObjectItem(labels, "test"))
+                return "bad-type-meta";
+        return cJSON_GetObjectItem(obj, "data") ? "full" : "meta";
+}
+
+static koc_result meta_reconcile(env *e, koc_reconcile_context *ctx) {
+        const cJSON *obj = koc_reconcile_get_object(ctx);
+        if (!obj)
+                return koc_result_done();
+        note(e, koc_reconcile_get_key(ctx), shape(obj));
+        /* A write's answer (the whole object) is cached as metadata too. */
+        cJSON *p = cJSON_Parse("{\"metadata\":{\"annotations\":{\"seen\":\"yes\"}}}");
+        koc_response *resp = NULL;
+        int r = koc_reconcile_patch(ctx, &configmaps, koc_reconcile_get_namespace(ctx),
+                                    koc_reconcile_get_name(ctx), KOC_PATCH_MERGE, p, &resp);
+        cJSON_Delete(p);
+        if (r == 0 && resp->status == 200) {
+                koc_object *o = koc_controller_ref_object(koc_reconcile_get_controller(ctx),
+                                                          koc_reconcile_get_namespace(ctx),
+                                                          koc_reconcile_get_name(ctx));
+                cJSON *cached = NULL;
+                if (o && koc_object_parse(o, &cached) == 0)
+                        note(e, "ryw", shape(cached));
+                cJSON_Delete(cached);
+                koc_object_unref(o);
+        }
+        koc_response_free(resp);
+        return koc_result_done();
+}
+
+static const char *meta_driver(env *e) {
+        char key[128];
+        snprintf(key, sizeof key, "%s/meta-a", e->ns);
+        if (!wait_seen(e, key, "meta"))
+                return "the listed object did not reach the reconciler as metadata only";
+        if (!wait_seen(e, "ryw", "meta"))
+                return "the write's answer was not cached as metadata only";
+        if (put_configmap(e->ns, "meta-b", "{\"test\":\"meta\"}", "1") != 201)
+                return "create failed";
+        snprintf(key, sizeof key, "%s/meta-b", e->ns);
+        if (!wait_seen(e, key, "meta"))
+                return "the watched object did not reach the reconciler as metadata only";
+        if (strstr(e->seen, " full\n") || strstr(e->seen, "bad-type-meta"))
+                return "an object was cached with more than metadata, or without its kind";
+        return NULL;
+}
+
+static void meta_case(const char *ns, koc_list_mode mode) {
+        ensure_namespace(ns);
+        assert_int_equal(put_configmap(ns, "meta-a", "{\"test\":\"meta\"}", "1"), 201);
+        env e = {.reconcile = meta_reconcile, .driver = meta_driver};
+        run_case(&e, &(case_opts){.ns = ns,
+                                  .name = "meta",
+                                  .label_selector = "test=meta",
+                                  .list_mode = mode,
+                                  .metadata_only = true,
+                                  .after = stream_after});
+        assert_int_equal(e.run_result, 0);
+        if (mode == KOC_LIST_STREAM_AUTO)
+                assert_int_equal(e.stats.streams_done, 1);
+}
+
+static void test_metadata_only(void **state) {
+        meta_case("ctrl-meta", KOC_LIST_PAGES);
+        meta_case("ctrl-meta-stream", KOC_LIST_STREAM_AUTO);
+}
+
 /* --- a finalizer's cleanup runs exactly once ------------------------------------- */
 
 static koc_result fin_apply(koc_reconcile_context *ctx, const cJSON *obj, void *userdata) {
@@ -1069,6 +1511,10 @@ static int teardown(void **state) {
 }
 
 int main(void) {
+        /* tests/k8s: the streaming-list case alone, on a server with the
+         * WatchList gate off. */
+        if (getenv("KOC_TEST_WATCHLIST_OFF"))
+                cmocka_set_test_filter("test_streaming_list");
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_bad_options),
                 cmocka_unit_test(test_create_update_delete),
@@ -1078,6 +1524,11 @@ int main(void) {
                 cmocka_unit_test(test_events_recorded_and_limited),
                 cmocka_unit_test(test_conflict_retried),
                 cmocka_unit_test(test_drain_waits_for_reconcile),
+                cmocka_unit_test(test_reconcile_timeout),
+                cmocka_unit_test(test_server_side_apply),
+                cmocka_unit_test(test_streaming_list),
+                cmocka_unit_test(test_streaming_list_fallback),
+                cmocka_unit_test(test_metadata_only),
                 cmocka_unit_test(test_finalizer_cleanup_once),
                 cmocka_unit_test(test_gone_relists),
                 cmocka_unit_test(test_watch_resumed),

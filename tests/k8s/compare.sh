@@ -12,7 +12,8 @@ env_dir=${KOC_K8S_ENV:?KOC_K8S_ENV is not set (run through ctest -L k8s)}
 # shellcheck disable=SC1091
 . "$env_dir/env"
 work=$(mktemp -d "${TMPDIR:-/tmp}/koc-compare.XXXXXX")
-"$koc_apiserver" --listen 127.0.0.1:0 --kubeconfig-out "$work/kc" --ca-out "$work/ca.crt" \
+# No periodic bookmarks: the real server sends about one a minute.
+"$koc_apiserver" --listen 127.0.0.1:0 --kubeconfig-out "$work/kc" --ca-out "$work/ca.crt" --bookmark-interval 0 \
         --log-level error >"$work/koc-apiserver.log" 2>&1 &
 koc_pid=$!
 trap 'kill $koc_pid 2>/dev/null; wait $koc_pid 2>/dev/null; rm -rf "$work"' EXIT
@@ -26,8 +27,10 @@ req() {
         else url=$KOC_K8S_URL token=$KOC_K8S_ADMIN_TOKEN ca=$KOC_K8S_CA; fi
         local args=(-s -o "$work/body" -w '%{http_code}' --cacert "$ca" -H "Authorization: Bearer $token" -X "$2")
         [ $# -ge 4 ] && args+=(-H "Content-Type: ${5:-application/json}" --data-binary "$4")
+        [ -n "${ACCEPT:-}" ] && args+=(-H "Accept: $ACCEPT")
         local code; code=$(curl "${args[@]}" "$url$3")
-        local what; what=$(jq -r 'if .kind == "Status" then (.reason // "-") else .kind end' "$work/body" 2>/dev/null || echo "-")
+        # A watch's events as TYPE:NAME, one word each.
+        local what; what=$(jq -r 'if .type then "\(.type):\(.object.metadata.name // "-")" elif .kind == "Status" then (.reason // "-") else .kind end' "$work/body" 2>/dev/null | tr '\n' ' ' | sed 's/ $//' || echo "-")
         echo "$code $what"
 }
 n=0 bad=0
@@ -82,12 +85,35 @@ check "JSON patch" PATCH $C/c1 '[{"op":"replace","path":"/data/k","value":"z"}]'
 check "JSON patch with a failing test" PATCH $C/c1 '[{"op":"test","path":"/data/k","value":"nope"}]' application/json-patch+json
 check "patch with an unknown content type" PATCH $C/c1 '{"data":{}}' text/plain
 check "patch of a missing object" PATCH $C/missing '{"data":{}}' application/merge-patch+json
+A=application/apply-patch+yaml
+check "apply without fieldManager" PATCH $C/s1 "$(cm s1 '')" $A
+check "apply creates" PATCH "$C/s1?fieldManager=m1" "$(cm s1 '')" $A
+check "apply the same again" PATCH "$C/s1?fieldManager=m1" "$(cm s1 '')" $A
+check "apply without kind" PATCH "$C/s1?fieldManager=m1" '{"apiVersion":"v1","metadata":{"name":"s1"}}' $A
+check "apply with a name that differs from the path" PATCH "$C/s1?fieldManager=m1" "$(cm other '')" $A
+check "apply another manager's field (conflict)" PATCH "$C/s1?fieldManager=m2" '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"s1"},"data":{"k":"other"}}' $A
+check "  ... the same value (shared)" PATCH "$C/s1?fieldManager=m2" '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"s1"},"data":{"k":"v"}}' $A
+check "  ... forced" PATCH "$C/s1?fieldManager=m3&force=true" '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"s1"},"data":{"k":"forced"}}' $A
+check "merge patch, then apply over the patched field" PATCH $C/c3 '{"data":{"k":"patched"}}' application/merge-patch+json
+check "  ... conflicts with the updater" PATCH "$C/c3?fieldManager=m1" "$(cm c3 '')" $A
+check "apply with a stale resourceVersion" PATCH "$C/s1?fieldManager=m1" "$(cm s1 ',"resourceVersion":"1"')" $A
 check "POST with an unsupported content type" POST $C "$(cm c9 '')" text/plain
 check "delete with a stale resourceVersion precondition" DELETE $C/c2 '{"kind":"DeleteOptions","apiVersion":"v1","preconditions":{"resourceVersion":"1"}}'
 check "delete" DELETE $C/c2
 check "delete a missing object" DELETE $C/c2
 check "get the status subresource of a ConfigMap" GET $C/c1/status
 check "watch with a malformed resourceVersion" GET "$C?watch=1&resourceVersion=abc&timeoutSeconds=1"
+check "streaming list (sendInitialEvents)" GET "$C?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"
+check "sendInitialEvents without resourceVersionMatch" GET "$C?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&timeoutSeconds=1"
+check "resourceVersionMatch on a watch without sendInitialEvents" GET "$C?watch=1&resourceVersionMatch=NotOlderThan&timeoutSeconds=1"
+PM='application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1'
+PML='application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1'
+ACCEPT=$PML check "list of metadata only" GET "$C"
+ACCEPT=$PM check "get of metadata only" GET "$C/c1"
+ACCEPT=$PM check "list asked as one object's metadata" GET "$C"
+ACCEPT=$PML check "get asked as a list of metadata" GET "$C/c1"
+ACCEPT="$PML, application/json" check "metadata first, JSON as the fallback" GET "$C"
+ACCEPT=$PM check "watch of metadata only (streaming list)" GET "$C?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"
 check "a resource that does not exist" GET /api/v1/namespaces/$ns/nothings
 check "an API group that does not exist" GET /apis/nothing.example.com/v1/things
 check "delete the namespace's Leases (collection)" DELETE $L

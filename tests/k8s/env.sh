@@ -18,6 +18,8 @@
 # KOC_K8S_USERS="a b c" adds users a, b, c (group system:masters, so one
 # replica each can be told apart) with kubeconfigs a.kubeconfig ...;
 # KOC_K8S_AUDIT=1 writes an audit log of every Lease request to DIR/audit.log.
+# KOC_K8S_FEATURE_GATES (e.g. WatchList=false) is passed to kube-apiserver's
+# --feature-gates.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -110,6 +112,7 @@ start_once() {
                 --service-account-signing-key-file "$dir/sa.key" \
                 --service-cluster-ip-range 10.0.0.0/24 \
                 --allow-privileged=true --profiling=false "${audit_args[@]}" \
+                ${KOC_K8S_FEATURE_GATES:+--feature-gates "$KOC_K8S_FEATURE_GATES"} \
                 >"$dir/kube-apiserver.log" 2>&1 </dev/null &
         echo $! >"$dir/kube-apiserver.pid"
         wait_ready kube-apiserver "$(cat "$dir/kube-apiserver.pid")" "$dir/kube-apiserver.log" \

@@ -97,6 +97,20 @@ static const char *check(struct checker *k) {
         koc_response_free(resp);
         if (r != -ENOLCK)
                 return "a write of an ended term was not refused with -ENOLCK";
+        /* Server-side apply is a write like the others. */
+        cJSON *cfg = cJSON_Parse("{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{"
+                                 "\"name\":\"a\",\"namespace\":\"ns\"},\"data\":{\"k\":\"v\"}}");
+        r = koc_reconcile_apply(&ctx, &configmaps, cfg, "fence-test", KOC_APPLY_FORCE, &resp);
+        koc_response_free(resp);
+        if (r != -ENOLCK) {
+                cJSON_Delete(cfg);
+                return "an apply of an ended term was not refused with -ENOLCK";
+        }
+        /* The field manager is required. */
+        r = koc_reconcile_apply(&ctx, &configmaps, cfg, "", 0, &resp);
+        cJSON_Delete(cfg);
+        if (r != -EINVAL)
+                return "an apply without a field manager was not refused with -EINVAL";
         /* Reads are never fenced. */
         r = koc_reconcile_get(&ctx, &configmaps, "ns", "a", &resp);
         koc_response_free(resp);

@@ -259,6 +259,81 @@ static void test_concurrent_readers(void **state) {
         koc__store_free(r.s);
 }
 
+/* The record is one block whose fields agree with its JSON, and the table
+ * keeps every key findable through growth and removals (which shift
+ * entries back). */
+static void test_record_and_table(void **state) {
+        koc_store *s = NULL;
+        char name[32], rv[32];
+        assert_int_equal(koc__store_new(&s), 0);
+        for (int i = 0; i < 3000; i++) {
+                snprintf(name, sizeof name, "o-%d", i);
+                snprintf(rv, sizeof rv, "%d", i + 1);
+                put(s, i % 2 ? "ns1" : "ns2", name, rv, "{\"app\":\"x\",\"tier\":\"db\"}");
+        }
+        assert_int_equal(koc__store_count(s), 3000);
+        /* Remove two in three, in an order unrelated to the hash. */
+        for (int i = 0; i < 3000; i++) {
+                if (i % 3 == 0)
+                        continue;
+                char key[64];
+                snprintf(key, sizeof key, "%s/o-%d", i % 2 ? "ns1" : "ns2", i);
+                assert_int_equal(koc__store_delete(s, key, NULL), 1);
+                assert_int_equal(koc__store_delete(s, key, NULL), 0);
+        }
+        assert_int_equal(koc__store_count(s), 1000);
+        for (int i = 0; i < 3000; i++) {
+                char key[64];
+                snprintf(key, sizeof key, "%s/o-%d", i % 2 ? "ns1" : "ns2", i);
+                koc_object *o = koc__store_get(s, key);
+                if (i % 3) {
+                        assert_null(o);
+                        continue;
+                }
+                assert_non_null(o);
+                snprintf(name, sizeof name, "o-%d", i);
+                snprintf(rv, sizeof rv, "%d", i + 1);
+                assert_string_equal(koc_object_get_key(o), key);
+                assert_string_equal(koc_object_get_name(o), name);
+                assert_string_equal(koc_object_get_namespace(o), i % 2 ? "ns1" : "ns2");
+                assert_string_equal(koc_object_get_resource_version(o), rv);
+                assert_string_equal(koc_object_get_label(o, "tier"), "db");
+                assert_string_equal(koc_object_get_label(o, "app"), "x");
+                assert_null(koc_object_get_label(o, "db"));
+                size_t len = 0;
+                const char *json = koc_object_get_json(o, &len);
+                assert_int_equal(strlen(json), len);
+                cJSON *j = NULL;
+                assert_int_equal(koc_object_parse(o, &j), 0);
+                assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+                                            cJSON_GetObjectItem(j, "metadata"), "name")),
+                                    name);
+                cJSON_Delete(j);
+                koc_object_unref(o);
+        }
+        koc_object **list = NULL;
+        size_t n = 0;
+        assert_int_equal(koc__store_list(s, "ns1", NULL, &list, &n), 0);
+        assert_int_equal(n, 500);
+        koc_object_list_free(list, n);
+        /* A cluster-scoped object: the key is the name. */
+        cJSON *j = cJSON_Parse("{\"metadata\":{\"name\":\"node-1\",\"resourceVersion\":\"9\"}}");
+        assert_int_equal(koc__store_upsert(s, j, 0, NULL, NULL), 1);
+        cJSON_Delete(j);
+        koc_object *o = koc__store_get(s, "node-1");
+        assert_non_null(o);
+        assert_string_equal(koc_object_get_namespace(o), "");
+        assert_string_equal(koc_object_get_name(o), "node-1");
+        assert_string_equal(koc_object_get_uid(o), "");
+        koc_object_unref(o);
+        /* A re-list that returns nothing removes everything. */
+        koc__store_replace_begin(s);
+        koc__store_replace_end(s, NULL, NULL);
+        assert_int_equal(koc__store_count(s), 0);
+        assert_int_equal(koc__store_bytes(s), 0);
+        koc__store_free(s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_get_and_strip),
@@ -269,6 +344,7 @@ int main(void) {
                 cmocka_unit_test(test_replace),
                 cmocka_unit_test(test_user_transform),
                 cmocka_unit_test(test_concurrent_readers),
+                cmocka_unit_test(test_record_and_table),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
