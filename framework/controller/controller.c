@@ -323,6 +323,12 @@ static void run_one(koc_controller *c, const char *key) {
         atomic_fetch_add(&c->busy_workers, 1);
         koc_metric_set(c->metrics.active_workers, (double)atomic_load(&c->busy_workers));
         uint64_t t0 = koc_now_boottime_usec();
+        /* For chaos runs and post-mortems: when a reconcile began, in which term,
+         * and whether this replica led at that instant (CLOCK_BOOTTIME, us). */
+        koc_log_debug(LOG,
+                      "reconcile begins controller=%s key=%s term=%" PRIu64 " at=%" PRIu64
+                      " leading=%d",
+                      c->name, key, ctx.term, t0, koc_manager_is_leader(c->m) ? 1 : 0);
         koc_result res = c->reconcile(&ctx, c->userdata);
         double secs = (double)(koc_now_boottime_usec() - t0) / 1e6;
         atomic_fetch_sub(&c->busy_workers, 1);
