@@ -33,6 +33,7 @@ typedef struct options {
         const char *token;
         size_t history;
         uint64_t bookmark_interval_usec;
+        const char *log_writes;
         cJSON *faults;
 } options;
 
@@ -49,6 +50,8 @@ static void help(void) {
                "  --history N               watch history window in events (default 10000)\n"
                "  --bookmark-interval DUR   BOOKMARK period for allowWatchBookmarks watches\n"
                "                            (Go duration, default 1s; 0 disables)\n"
+               "  --log-writes FILE         append one JSON line per write request answered\n"
+               "                            (time, verb, path, code, user agent; Lease holder)\n"
                "  --log-level LEVEL         error, warn, info, debug\n"
                "  -h, --help                show this help\n");
 }
@@ -62,7 +65,8 @@ static int parse_args(int argc, char **argv, options *o) {
                 OPT_FAULT,
                 OPT_HISTORY,
                 OPT_BOOKMARK,
-                OPT_LOG
+                OPT_LOG,
+                OPT_LOG_WRITES
         };
         static const struct option longopts[] = {
                 {"listen", required_argument, NULL, OPT_LISTEN},
@@ -73,6 +77,7 @@ static int parse_args(int argc, char **argv, options *o) {
                 {"history", required_argument, NULL, OPT_HISTORY},
                 {"bookmark-interval", required_argument, NULL, OPT_BOOKMARK},
                 {"log-level", required_argument, NULL, OPT_LOG},
+                {"log-writes", required_argument, NULL, OPT_LOG_WRITES},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -126,6 +131,9 @@ static int parse_args(int argc, char **argv, options *o) {
                                         optarg);
                                 return -EINVAL;
                         }
+                        break;
+                case OPT_LOG_WRITES:
+                        o->log_writes = optarg;
                         break;
                 case OPT_LOG: {
                         int l = koc_log_level_from_string(optarg);
@@ -361,6 +369,10 @@ int main(int argc, char **argv) {
                 goto out;
         }
         srv.token = token;
+        if (o.log_writes && !(srv.write_log = fopen(o.log_writes, "ae"))) {
+                koc_log_error(COMPONENT, "--log-writes: cannot open %s: %m", o.log_writes);
+                goto out;
+        }
         const cJSON *rule;
         cJSON_ArrayForEach(rule, o.faults) {
                 char err[512];
@@ -405,7 +417,7 @@ int main(int argc, char **argv) {
         }
         fd = -1; /* the daemon owns it now */
         if ((r = koc__mhd_loop_new(srv.event, srv.daemon, SD_EVENT_PRIORITY_NORMAL, MAX_CONNECTIONS,
-                                  "apiserver-https", &srv.mhd)) < 0) {
+                                   "apiserver-https", &srv.mhd)) < 0) {
                 koc_log_error(COMPONENT, "cannot attach the HTTPS server to the loop: %s",
                               strerror(-r));
                 goto out;
@@ -450,6 +462,8 @@ out:
         metrics_free(&srv);
         cJSON_Delete(srv.faults);
         cJSON_Delete(o.faults);
+        if (srv.write_log)
+                fclose(srv.write_log);
         sd_event_unref(srv.event);
         free(ca_pem);
         free(cert_pem);
