@@ -134,9 +134,11 @@ static void do_write(void *userdata, bool cancelled) {
         /* The fence passed: say when (CLOCK_BOOTTIME, us) and under which
          * fencing token, so that a chaos run or a post-mortem can check that
          * no two replicas wrote in one instant and that terms only grow. */
-        koc_log_debug(LOG, "fenced write controller=%s key=%s %s %s term=%" PRIu64 " at=%" PRIu64,
-                      c->name, call->ctx->key, call->spec.method, call->path, call->ctx->term,
-                      koc_now_boottime_usec());
+        if (call->mutating)
+                koc_log_debug(
+                        LOG, "fenced write controller=%s key=%s %s %s term=%" PRIu64 " at=%" PRIu64,
+                        c->name, call->ctx->key, call->spec.method, call->path, call->ctx->term,
+                        koc_now_boottime_usec());
         int r = koc_client_request(koc_manager_get_client(c->m), &call->spec, on_answer, call,
                                    &call->req);
         if (r < 0) {

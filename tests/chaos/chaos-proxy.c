@@ -22,7 +22,9 @@
  * The proxy exits by itself after --max-seconds (default 3600), on SIGTERM
  * or SIGINT, or on quit.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
