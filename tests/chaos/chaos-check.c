@@ -324,6 +324,23 @@ static bool valid_at(int r, uint64_t t) {
         return false;
 }
 
+/* A successor's window began after the sender's last window ended and before
+ * the write was applied: the late write landed in another replica's term. */
+static bool successor_before(int r, uint64_t t) {
+        uint64_t last_end = 0;
+        for (size_t i = 0; i < windows.n; i++)
+                if (windows.v[i].replica == r && windows.v[i].end <= t &&
+                    windows.v[i].end > last_end)
+                        last_end = windows.v[i].end;
+        for (size_t i = 0; i < windows.n; i++)
+                if (windows.v[i].replica != r && windows.v[i].start >= last_end &&
+                    windows.v[i].start <= t)
+                        return true;
+        return false;
+}
+
+static unsigned srv_late_in_successor;
+
 static void server_write(int r, uint64_t received, const char *verb, const char *resource,
                          const char *path, int code, const char *holder, double transitions,
                          bool has_lease) {
@@ -354,7 +371,10 @@ static void server_write(int r, uint64_t received, const char *verb, const char 
         srv_other_ok += ok;
         if (ok && !valid_at(r, received)) {
                 mark m = {.at = received, .replica = r};
-                snprintf(m.what, sizeof m.what, "%s %s -> %d", verb, path, code);
+                bool succ = successor_before(r, received);
+                srv_late_in_successor += succ;
+                snprintf(m.what, sizeof m.what, "%s %s -> %d%s", verb, path, code,
+                         succ ? " (a successor led already)" : "");
                 PUSH(server_late, m);
         }
 }
@@ -375,7 +395,7 @@ static void read_server_writes(const char *path) {
                 const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(o, "path"));
                 server_write(replica_of_agent(
                                      cJSON_GetStringValue(cJSON_GetObjectItem(o, "user_agent"))),
-                             (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "received_us")),
+                             (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "boottime_us")),
                              verb ? verb : "?", res ? res : "", p ? p : "",
                              (int)cJSON_GetNumberValue(cJSON_GetObjectItem(o, "code")),
                              holder ? holder : "",
@@ -398,8 +418,8 @@ static void read_server_audit(const char *path) {
                 const char *verb = cJSON_GetStringValue(cJSON_GetObjectItem(o, "verb"));
                 const cJSON *ref = cJSON_GetObjectItem(o, "objectRef");
                 const char *res = cJSON_GetStringValue(cJSON_GetObjectItem(ref, "resource"));
-                const char *rt =
-                        cJSON_GetStringValue(cJSON_GetObjectItem(o, "requestReceivedTimestamp"));
+                /* When the answer was complete: the write was applied by then. */
+                const char *rt = cJSON_GetStringValue(cJSON_GetObjectItem(o, "stageTimestamp"));
                 uint64_t received;
                 if (o && stage && strcmp(stage, "ResponseComplete") == 0 && verb && res && rt &&
                     (strcmp(verb, "create") == 0 || strcmp(verb, "update") == 0 ||
@@ -589,8 +609,9 @@ static void write_svg(const char *path, const char *title, const figures *fg, bo
         svg_text(f, title ? title : "");
         fprintf(f, " - %s</text>\n", pass ? "PASS" : "FAIL");
         fprintf(f,
-                "<text x=\"%.0f\" y=\"40\" fill=\"#444\">leadership windows (green), fenced "
-                "writes (ticks), faults (shaded), anomalies (red); max overlap %.3f ms, longest "
+                "<text x=\"%.0f\" y=\"40\" fill=\"#444\">leadership windows (green; /readyz 200 "
+                "light above), fenced writes (ticks), faults (shaded), anomalies (red); max "
+                "overlap %.3f ms, longest "
                 "gap %.0f ms, %u hand-overs, %zu writes</text>\n",
                 left, (double)fg->max_overlap / 1e3, (double)fg->longest_gap / 1e3, fg->handovers,
                 writes.n);
@@ -633,14 +654,41 @@ static void write_svg(const char *path, const char *title, const figures *fg, bo
                         X(w->end) - X(w->start) > 0.5 ? X(w->end) - X(w->start) : 0.5, lane - 24,
                         names[w->replica], w->term, rel_s(w->start), rel_s(w->end));
         }
-        /* Writes: one tick per 1/1000 of the width at most (the picture stays small). */
+        /* /readyz answered 200 (gated on leadership): a thin strip above the
+         * window, one rectangle per run of such answers. */
+        qsort(readyz.v, readyz.n, sizeof *readyz.v, cmp_mark);
+        for (int r = 0; r < n_replicas; r++) {
+                uint64_t run_start = 0, run_end = 0;
+                for (size_t i = 0; i <= readyz.n; i++) {
+                        const mark *m = i < readyz.n ? &readyz.v[i] : NULL;
+                        if (m && m->replica != r)
+                                continue;
+                        bool ok = m && strcmp(m->what, "200") == 0;
+                        if (ok && run_end && m->at <= run_end + 1000000) {
+                                run_end = m->at + 500000;
+                                continue;
+                        }
+                        if (run_end)
+                                fprintf(f,
+                                        "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"3\" "
+                                        "fill=\"#9fd8a8\"/>\n",
+                                        X(run_start), top + lane * r + 4,
+                                        X(run_end) - X(run_start));
+                        run_start = run_end = 0;
+                        if (ok) {
+                                run_start = m->at;
+                                run_end = m->at + 500000;
+                        }
+                }
+        }
+        /* Writes: one tick per 3 pixels at most (the picture stays small). */
         double last_x[MAX_REPLICAS];
         for (int r = 0; r < MAX_REPLICAS; r++)
                 last_x[r] = -1;
         for (size_t i = 0; i < writes.n; i++) {
                 const write_rec *w = &writes.v[i];
                 double x = X(w->at);
-                if (x - last_x[w->replica] < plot_w / 1000)
+                if (last_x[w->replica] >= 0 && x - last_x[w->replica] < 3)
                         continue;
                 last_x[w->replica] = x;
                 double y = top + lane * w->replica;
@@ -858,10 +906,11 @@ int main(int argc, char **argv) {
                n_reconciles, n_reconciles_late_count);
         if (srv_writes || srv_audit)
                 printf("  server saw:                  %u Lease writes (%u ok, %u holder changes), "
-                       "%u other writes by replicas (%u ok); applied after the sender's window "
-                       "closed: %zu\n",
+                       "%u other writes by replicas (%u ok)\n"
+                       "  applied late:                %zu successful writes applied after their "
+                       "sender's window closed, %u of them once a successor led\n",
                        srv_lease_writes, srv_lease_ok, srv_holder_changes, srv_other_writes,
-                       srv_other_ok, server_late.n);
+                       srv_other_ok, server_late.n, srv_late_in_successor);
         printf("  leader frozen by SIGSTOP:    %u ms in total\n", stopped_ms);
         printf("  end state:                   %s\n", end_line);
         qsort(anomalies_v.v, anomalies_v.n, sizeof *anomalies_v.v, cmp_mark);
