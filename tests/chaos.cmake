@@ -10,6 +10,11 @@ add_executable(chaos-check chaos/chaos-check.c)
 koc_target_settings(chaos-check)
 target_link_libraries(chaos-check PRIVATE PkgConfig::CJSON)
 
+if(TARGET koc-apiserver)
+  add_test(NAME chaos-proxy COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/chaos/proxy-test.sh
+                                    ${PROJECT_BINARY_DIR})
+  set_tests_properties(chaos-proxy PROPERTIES LABELS chaos TIMEOUT 60)
+endif()
 if(TARGET koc-apiserver AND TARGET koc-example-configmap-mirror)
   add_test(NAME chaos
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/chaos/run.sh --seed 7 --duration 60
