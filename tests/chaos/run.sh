@@ -272,7 +272,13 @@ stream_pid=$!
 # --- the faults -------------------------------------------------------------------------------
 t0=$(bt)
 event "faults-begin"
-follower_of() { local r; for r in "${names[@]}"; do [[ $r != "$1" ]] && { echo "$r"; return; }; done; }
+follower_of() { # LEADER N -> the N-th replica other than LEADER (from 0)
+        local i=$2 r
+        for r in "${names[@]}"; do
+                [[ $r == "$1" ]] && continue
+                ((i-- == 0)) && { echo "$r"; return; }
+        done
+}
 stop_replica() { # replica signal
         local r=$1 p=${pid[$1]} rc=0
         kill "-$2" "$p" 2>/dev/null || true
@@ -294,7 +300,8 @@ while read -r at len kind param; do
         done
         leader=$(holder); [[ -n $leader && -n ${pid[$leader]:-} ]] || leader=${names[$((RANDOM % replicas))]}
         target=$leader
-        [[ $kind == partition-follower ]] && target=$(follower_of "$leader")
+        pick=$((RANDOM % (replicas - 1)))
+        [[ $kind == partition-follower ]] && target=$(follower_of "$leader" "$pick")
         [[ $kind == api-* || $kind == all-* ]] && target=all
         say "fault $kind on $target for $len ms${param:+ (parameter $param)}"
         event "fault-begin $kind $target $param"
