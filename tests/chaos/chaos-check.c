@@ -69,6 +69,7 @@ typedef struct fault {
         uint64_t start, end;
         int replica; /* -1: all */
         char kind[64];
+        uint64_t gap; /* the longest time without a leader it forced */
 } fault;
 
 #define VEC(T)                                                                                     \
@@ -465,15 +466,30 @@ typedef struct figures {
 } figures;
 
 /* The fault whose window (plus the time the election needs to recover:
- * lease + retry period + 1 s) covers t, or NULL. */
-static const fault *forcing_fault(uint64_t from, uint64_t to) {
+ * lease + retry period + 1 s) overlaps the gap [from, to), or NULL. */
+static fault *forcing_fault(uint64_t from, uint64_t to) {
+        fault *best = NULL;
+        /* The latest fault that began before the gap ended. */
         for (size_t i = 0; i < faults.n; i++) {
                 uint64_t end = (faults.v[i].end ? faults.v[i].end : t_last) + lease_us + retry_us +
                                1000000;
-                if (from < end && to > faults.v[i].start)
-                        return &faults.v[i];
+                if (from < end && to > faults.v[i].start &&
+                    (!best || faults.v[i].start > best->start))
+                        best = &faults.v[i];
         }
-        return NULL;
+        return best;
+}
+
+/* Where a window ends for the gap figures: a process that exited (SIGKILL)
+ * leads no more, even though its window had time left.  The overlap and
+ * write checks keep the whole window, which is the stricter view. */
+static uint64_t acting_end(const interval *w) {
+        uint64_t end = w->end;
+        for (size_t i = 0; i < marks.n; i++)
+                if (marks.v[i].replica == w->replica && strncmp(marks.v[i].what, "exit", 4) == 0 &&
+                    marks.v[i].at >= w->start && marks.v[i].at < end)
+                        end = marks.v[i].at;
+        return end;
 }
 
 static void analyse(figures *fg) {
@@ -515,7 +531,9 @@ static void analyse(figures *fg) {
                                 fg->longest_gap = gap;
                                 fg->longest_gap_at = covered_to;
                         }
-                        const fault *fl = forcing_fault(covered_to, w->start);
+                        fault *fl = forcing_fault(covered_to, w->start);
+                        if (fl && gap > fl->gap)
+                                fl->gap = gap;
                         if (!fl && gap > fg->longest_unforced) {
                                 fg->longest_unforced = gap;
                                 fg->longest_unforced_at = covered_to;
@@ -529,8 +547,8 @@ static void analyse(figures *fg) {
                                         (double)(lease_us + retry_us + 1000000) / 1e3);
                         }
                 }
-                if (w->end > covered_to)
-                        covered_to = w->end;
+                if (acting_end(w) > covered_to)
+                        covered_to = acting_end(w);
                 last_replica = w->replica;
                 last_term = w->term;
         }
@@ -920,6 +938,31 @@ int main(int argc, char **argv) {
                 printf("  %7.2f-%7.2f s  %-20s %s\n", rel_s(faults.v[i].start),
                        rel_s(faults.v[i].end), faults.v[i].kind,
                        faults.v[i].replica >= 0 ? names[faults.v[i].replica] : "all");
+        printf("\n== time without a leader, by fault (longest gap / fault length, max over "
+               "faults of that kind)\n");
+        for (size_t i = 0; i < faults.n; i++) {
+                bool seen = false;
+                for (size_t j = 0; j < i && !seen; j++)
+                        seen = strcmp(faults.v[j].kind, faults.v[i].kind) == 0;
+                if (seen)
+                        continue;
+                uint64_t gap = 0, len = 0;
+                unsigned n = 0, with_gap = 0;
+                for (size_t j = i; j < faults.n; j++) {
+                        const fault *fl = &faults.v[j];
+                        if (strcmp(fl->kind, faults.v[i].kind) != 0)
+                                continue;
+                        n++;
+                        with_gap += fl->gap > 0;
+                        if (fl->gap >= gap) {
+                                gap = fl->gap;
+                                len = fl->end > fl->start ? fl->end - fl->start : 0;
+                        }
+                }
+                printf("  %-20s %2u times, %2u left no leader; longest %6.0f ms (that fault lasted "
+                       "%.0f ms)\n",
+                       faults.v[i].kind, n, with_gap, (double)gap / 1e3, (double)len / 1e3);
+        }
         printf("\n== anomalies (%u)\n", n_anomalies);
         for (size_t i = 0; i < anomalies_v.n; i++)
                 printf("  %8.3f s  %-10s %s\n", rel_s(anomalies_v.v[i].at),
