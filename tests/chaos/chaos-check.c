@@ -96,7 +96,7 @@ static VEC(mark) reconciles_late, marks, anomalies_v, server_late, readyz;
 static VEC(fault) faults;
 static uint64_t lease_us, renew_us, retry_us, offset_us;
 static uint64_t t_begin = UINT64_MAX, t_faults_begin, t_faults_end, t_settled, t_last;
-static unsigned n_reconciles, n_reconciles_late_count, n_anomalies;
+static unsigned n_reconciles, n_reconciles_late_count, n_anomalies, n_ready_200, n_ready_outside;
 
 static uint64_t clock_us(clockid_t c) {
         struct timespec ts;
@@ -590,6 +590,23 @@ static void analyse(figures *fg) {
         }
         for (size_t i = 0; i < reconciles_late.n; i++)
                 n_reconciles_late_count++;
+        /* /readyz (gated on leadership) said 200: the replica must have had a
+         * window while the sampler's request ran (up to 0.5 s before it was
+         * stamped). */
+        for (size_t i = 0; i < readyz.n; i++) {
+                const mark *m = &readyz.v[i];
+                if (strcmp(m->what, "200") != 0)
+                        continue;
+                n_ready_200++;
+                bool seen = false;
+                for (size_t j = 0; j < windows.n && !seen; j++)
+                        seen = windows.v[j].replica == m->replica && windows.v[j].start <= m->at &&
+                               windows.v[j].end + 500000 > m->at;
+                if (!seen) {
+                        n_ready_outside++;
+                        anomaly(m->at, m->replica, "/readyz answered 200 outside any window");
+                }
+        }
 }
 
 /* --- the picture -------------------------------------------------------------------------------
@@ -929,6 +946,9 @@ int main(int argc, char **argv) {
                        "sender's window closed, %u of them once a successor led\n",
                        srv_lease_writes, srv_lease_ok, srv_holder_changes, srv_other_writes,
                        srv_other_ok, server_late.n, srv_late_in_successor);
+        printf("  /readyz samples:             %u answered 200, %u of them outside the replica's "
+               "window\n",
+               n_ready_200, n_ready_outside);
         printf("  leader frozen by SIGSTOP:    %u ms in total\n", stopped_ms);
         printf("  end state:                   %s\n", end_line);
         qsort(anomalies_v.v, anomalies_v.n, sizeof *anomalies_v.v, cmp_mark);

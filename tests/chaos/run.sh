@@ -46,7 +46,7 @@ while [[ $# -gt 0 ]]; do
         --server) server=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --bin) bin=$2; shift 2 ;;
-        -h | --help) sed -n '3,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '4,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "chaos: unknown argument $1 (--help)" >&2; exit 2 ;;
         esac
 done
