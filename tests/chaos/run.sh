@@ -69,10 +69,16 @@ command -v jq >/dev/null || { echo "chaos: jq is needed (scripts/install-deps.sh
 . "$root/tests/tools/ports.sh"
 
 out=${out:-$root/build/chaos/$server-seed$seed-$(date -u +%Y%m%dT%H%M%SZ)}
+# A report directory is reused only if an earlier run made it (the logs are appended to).
+if [[ -d $out && -n $(ls -A "$out") && ! -e $out/.koc-chaos ]]; then
+        echo "chaos: $out exists and was not made by a chaos run; name another --out" >&2
+        exit 2
+fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+find "$out" -mindepth 1 -delete
+touch "$out/.koc-chaos"
 work=$out/work
-rm -rf "$work"
 mkdir -p "$work"
 
 # Timing of the election (as the demo): lease 2 s, renew deadline 1.5 s, retry 250 ms.
