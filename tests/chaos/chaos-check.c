@@ -351,6 +351,10 @@ static void server_write(int r, uint64_t received, const char *verb, const char 
         if (strcmp(resource, "leases") == 0) {
                 srv_lease_writes++;
                 srv_lease_ok += ok;
+                /* Without the stored record (an audit log at level Metadata),
+                 * a successful write names its sender as the holder. */
+                if (ok && !has_lease && r >= 0)
+                        holder = names[r];
                 if (ok && has_lease) {
                         if (transitions < last_transitions) {
                                 srv_backwards++;
@@ -359,10 +363,10 @@ static void server_write(int r, uint64_t received, const char *verb, const char 
                                         transitions, last_transitions);
                         }
                         last_transitions = transitions;
-                        if (strcmp(holder, last_holder) != 0 && holder[0])
-                                srv_holder_changes++;
-                        if (holder[0])
-                                snprintf(last_holder, sizeof last_holder, "%s", holder);
+                }
+                if (ok && holder[0] && strcmp(holder, last_holder) != 0) {
+                        srv_holder_changes++;
+                        snprintf(last_holder, sizeof last_holder, "%s", holder);
                 }
                 return;
         }
@@ -940,7 +944,7 @@ int main(int argc, char **argv) {
                "writes fenced) %u\n",
                n_reconciles, n_reconciles_late_count);
         if (srv_writes || srv_audit)
-                printf("  server saw:                  %u Lease writes (%u ok, %u holder changes), "
+                printf("  server saw:                  %u Lease writes (%u ok; %u holders in turn), "
                        "%u other writes by replicas (%u ok)\n"
                        "  applied late:                %zu successful writes applied after their "
                        "sender's window closed, %u of them once a successor led\n",
