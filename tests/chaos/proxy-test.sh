@@ -52,7 +52,7 @@ read -r code secs <<<"$(get 2)"
 # A request started in the black hole is answered once the mode is pass again.
 get 10 >"$work/late" &
 late=$!
-sleep 1
+sleep 1.5
 mode pass
 wait "$late" || true
 read -r code secs <"$work/late" || true
