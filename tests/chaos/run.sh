@@ -162,7 +162,8 @@ else
         kinds=(all-blackhole all-delay sigstop-leader sigkill-leader sigterm-leader
                 partition-leader drop-leader delay-leader partition-follower)
 fi
-rnd() { echo $(($1 + RANDOM % ($2 - $1 + 1))); } # lo hi
+# lo hi -> $R; no command substitution: bash reseeds RANDOM in subshells.
+rnd() { R=$(($1 + RANDOM % ($2 - $1 + 1))); }
 : >"$out/schedule.txt"
 t=4000 deck=()
 while :; do
@@ -174,20 +175,21 @@ while :; do
         fi
         kind=${deck[0]}; deck=("${deck[@]:1}")
         case $kind in
-        api-5xx) len=$(rnd 2000 6000) param=$((30 + RANDOM % 71)) ;;     # percent of requests
-        api-429) len=$(rnd 2000 5000) param=$((50 + RANDOM % 51)) ;;
-        api-latency | all-delay) len=$(rnd 3000 6000) param=$(rnd 300 $((2 * renew_ms))) ;; # ms
-        api-watch) len=$(rnd 4000 8000) param=$(rnd 200 1000) ;;         # ms until a watch closes
-        api-hang | all-blackhole) len=$(rnd 1000 4000) param=0 ;;
-        sigstop-leader) len=$(rnd $((lease_ms + 500)) $((lease_ms + 3000))) param=0 ;;
-        sigkill-leader | sigterm-leader) len=$(rnd 1000 3000) param=0 ;; # pause before restart
-        partition-leader | partition-follower) len=$(rnd 2000 5000) param=0 ;;
-        drop-leader) len=$(rnd 1000 3000) param=0 ;;
-        delay-leader) len=$(rnd 3000 6000) param=$(rnd 300 2500) ;;
+        api-5xx) rnd 2000 6000; len=$R param=$((30 + RANDOM % 71)) ;;     # percent of requests
+        api-429) rnd 2000 5000; len=$R param=$((50 + RANDOM % 51)) ;;
+        api-latency | all-delay) rnd 3000 6000; len=$R; rnd 300 $((2 * renew_ms)); param=$R ;; # ms
+        api-watch) rnd 4000 8000; len=$R; rnd 200 1000; param=$R ;;         # ms until a watch closes
+        api-hang | all-blackhole) rnd 1000 4000; len=$R param=0 ;;
+        sigstop-leader) rnd $((lease_ms + 500)) $((lease_ms + 3000)); len=$R param=0 ;;
+        sigkill-leader | sigterm-leader) rnd 1000 3000; len=$R param=0 ;; # pause before restart
+        partition-leader | partition-follower) rnd 2000 5000; len=$R param=0 ;;
+        drop-leader) rnd 1000 3000; len=$R param=0 ;;
+        delay-leader) rnd 3000 6000; len=$R; rnd 300 2500; param=$R ;;
         esac
         ((t + len + 1000 <= duration * 1000)) || break
         echo "$t $len $kind $param" >>"$out/schedule.txt"
-        t=$((t + len + $(rnd 2000 5000)))
+        rnd 2000 5000
+        t=$((t + len + R))
 done
 say "seed $seed, $replicas replicas, ${duration} s on $server, lease ${lease_ms} ms / renew ${renew_ms} ms / retry ${retry_ms} ms; schedule (start ms, length ms, fault, parameter):"
 sed 's/^/    /' "$out/schedule.txt"
