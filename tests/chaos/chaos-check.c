@@ -50,6 +50,7 @@
 
 typedef struct interval {
         int replica;
+        unsigned process; /* which start of the replica (restarts append to its log) */
         uint64_t start, end, term;
 } interval;
 
@@ -186,10 +187,18 @@ static void read_replica(int r, const char *path) {
         }
         char line[4096];
         open_window o = {0};
+        unsigned process = 0;
         while (fgets(line, sizeof line, f)) {
                 uint64_t now, until, term, at, wall = 0;
                 if (strncmp(line, "time=", 5) == 0)
                         wall_to_boot(line + 5, &wall);
+                /* A restarted process: its windows are its own, even when it
+                 * takes over its predecessor's Lease at once (same identity). */
+                if (strstr(line, "component=manager msg=\"starting ")) {
+                        close_window(&o);
+                        process++;
+                        continue;
+                }
                 if (strstr(line, "msg=\"validity lease=") && field_u64(line, " term=", &term) &&
                     field_u64(line, " now=", &now) && field_u64(line, " valid_until=", &until)) {
                         note_time(now);
@@ -203,6 +212,7 @@ static void read_replica(int r, const char *path) {
                                 close_window(&o);
                                 o = (open_window){.open = until > now,
                                                   .w = {.replica = r,
+                                                        .process = process,
                                                         .start = now,
                                                         .end = until,
                                                         .term = term}};
@@ -484,6 +494,14 @@ static fault *forcing_fault(uint64_t from, uint64_t to) {
         return best;
 }
 
+static bool exited_between(int r, uint64_t from, uint64_t to) {
+        for (size_t i = 0; i < marks.n; i++)
+                if (marks.v[i].replica == r && strncmp(marks.v[i].what, "exit", 4) == 0 &&
+                    marks.v[i].at >= from && marks.v[i].at <= to)
+                        return true;
+        return false;
+}
+
 /* Where a window ends for the gap figures: a process that exited (SIGKILL)
  * leads no more, even though its window had time left.  The overlap and
  * write checks keep the whole window, which is the stricter view. */
@@ -504,7 +522,12 @@ static void analyse(figures *fg) {
                 for (size_t j = i + 1; j < windows.n && windows.v[j].start < windows.v[i].end;
                      j++) {
                         const interval *a = &windows.v[i], *b = &windows.v[j];
-                        if (a->replica == b->replica)
+                        if (a->replica == b->replica && a->process == b->process)
+                                continue;
+                        /* One identity, two processes: harmless only when the
+                         * older one had exited when the newer one began. */
+                        if (a->replica == b->replica &&
+                            exited_between(a->replica, a->start, b->start))
                                 continue;
                         uint64_t e = a->end < b->end ? a->end : b->end;
                         uint64_t ov = e - b->start;
@@ -944,7 +967,8 @@ int main(int argc, char **argv) {
                "writes fenced) %u\n",
                n_reconciles, n_reconciles_late_count);
         if (srv_writes || srv_audit)
-                printf("  server saw:                  %u Lease writes (%u ok; %u holders in turn), "
+                printf("  server saw:                  %u Lease writes (%u ok; %u holders in "
+                       "turn), "
                        "%u other writes by replicas (%u ok)\n"
                        "  applied late:                %zu successful writes applied after their "
                        "sender's window closed, %u of them once a successor led\n",
