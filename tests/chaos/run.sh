@@ -99,12 +99,31 @@ cleanup() {
         set +e
         for p in "${pid[@]}"; do kill -CONT "$p"; kill -KILL "$p"; done 2>/dev/null
         for p in "${bg_pids[@]}" $stream_pid "${proxy_pid[@]}" $api_pid; do kill -KILL "$p"; done 2>/dev/null
-        wait 2>/dev/null
+        for p in "${pid[@]}" "${bg_pids[@]}" $stream_pid "${proxy_pid[@]}" $api_pid; do
+                wait "$p"
+        done 2>/dev/null
         [[ -n $k8s_dir ]] && "$root/tests/k8s/env.sh" stop "$k8s_dir"
         rm -f "$work"/*.ctl
+        if [[ -n ${watchdog_pid:-} ]]; then kill -KILL "$watchdog_pid"; wait "$watchdog_pid"; fi 2>/dev/null
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# If this script is killed outright (SIGKILL: no trap runs, e.g. a test
+# timeout), a watchdog ends the programs it started (their pids are in
+# $work/pids) and a control plane it started.
+track() { echo "$1" >>"$work/pids"; }
+(
+        trap '' INT TERM
+        while kill -0 $$ 2>/dev/null; do sleep 1; done
+        # Only processes whose command line names this run's directory: a pid
+        # may have been reused meanwhile.  (The loops in subshells end by
+        # themselves: every one is bounded in time.)
+        while read -r p; do
+                tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$work/" && kill -KILL "$p"
+        done <"$work/pids" 2>/dev/null
+        [[ -d $work/k8s ]] && "$root/tests/k8s/env.sh" stop "$work/k8s" >/dev/null 2>&1
+) </dev/null >/dev/null 2>&1 &
+watchdog_pid=$!
 
 # --- the API server -----------------------------------------------------------------------
 server_log=
@@ -115,6 +134,7 @@ if [[ $server == koc ]]; then
                 --ca-out "$work/ca.crt" --token "$token" --log-writes "$out/server-writes.jsonl" \
                 --log-level warn >"$out/apiserver.log" 2>&1 &
         api_pid=$!
+        track "$api_pid"
         for _ in $(seq 1 100); do [[ -s $work/admin.kubeconfig ]] && break; sleep 0.1; done
         [[ -s $work/admin.kubeconfig ]] || { echo "chaos: koc-apiserver did not start" >&2; exit 1; }
         url=https://127.0.0.1:$api_port ca=$work/ca.crt
@@ -202,6 +222,7 @@ for i in $(seq 1 "$replicas"); do
         "$proxy" --listen "127.0.0.1:${pport[$r]}" --target "127.0.0.1:$api_port" \
                 --control "$work/$r.ctl" --max-seconds $((duration + 600)) 2>>"$out/$r.proxy.log" &
         proxy_pid[$r]=$!
+        track "${proxy_pid[$r]}"
         sed "s#^\( *server: *\).*#\1https://127.0.0.1:${pport[$r]}#" "$work/admin.kubeconfig" \
                 >"$work/$r.kubeconfig"
 done
@@ -215,6 +236,7 @@ start_replica() {
                 --health-probe-bind-address="127.0.0.1:${hport[$r]}" --metrics-bind-address=0 \
                 >>"$out/$r.log" 2>&1 &
         pid[$r]=$!
+        track "${pid[$r]}"
         event "start $r pid=${pid[$r]}"
 }
 proxy_cmd() { # replica command
@@ -234,6 +256,7 @@ for r in "${names[@]}"; do
                 done
         ) >>"$out/readyz.log" 2>/dev/null &
         bg_pids+=($!)
+        track "$!"
 done
 
 lease_path=/apis/coordination.k8s.io/v1/namespaces/$ns/leases/koc-example-configmap-mirror
@@ -276,6 +299,7 @@ stream() {
 }
 stream >"$out/stream.log" 2>&1 &
 stream_pid=$!
+track "$stream_pid"
 
 # --- the faults -------------------------------------------------------------------------------
 t0=$(bt)
