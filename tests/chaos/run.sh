@@ -117,7 +117,7 @@ track() { echo "$1" >>"$work/pids"; }
         while kill -0 $$ 2>/dev/null; do sleep 1; done
         # Only processes whose command line names this run's directory: a pid
         # may have been reused meanwhile.  (The loops in subshells end by
-        # themselves: every one is bounded in time.)
+        # themselves once the script is gone, and are bounded in time.)
         while read -r p; do
                 tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$work/" && kill -KILL "$p"
         done <"$work/pids" 2>/dev/null
@@ -248,7 +248,7 @@ for r in "${names[@]}"; do start_replica "$r"; done
 for r in "${names[@]}"; do
         (
                 end=$((SECONDS + duration + 200))
-                while ((SECONDS < end)); do
+                while ((SECONDS < end)) && kill -0 $$ 2>/dev/null; do
                         code=$(curl -s -o /dev/null -m 0.4 -w '%{http_code}' \
                                 "http://127.0.0.1:${hport[$r]}/readyz" 2>/dev/null || true)
                         echo "$(bt) $r ${code:-000}"
@@ -280,7 +280,7 @@ stream() {
                 [[ $code == 201 ]] && present[$name]=1
                 echo "$(bt) create $name $code"
         done
-        while (($(bt) < end)); do
+        while (($(bt) < end)) && kill -0 $$ 2>/dev/null; do
                 n=$((n + 1)); name=src-$((1 + RANDOM % n_sources))
                 if [[ -z ${present[$name]:-} ]]; then
                         op=create code=$(api POST "/api/v1/namespaces/$ns/configmaps" "$(src_body "$name" "$n")")
