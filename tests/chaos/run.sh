@@ -316,7 +316,7 @@ stop_replica() { # replica signal
         kill "-$2" "$p" 2>/dev/null || true
         for _ in $(seq 1 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || rc=$?
+        { wait "$p"; } 2>/dev/null || rc=$? # braces: no "Killed" notice from bash
         event "exit $r rc=$rc"
         say "$r exited with $rc"
 }
