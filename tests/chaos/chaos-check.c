@@ -483,14 +483,18 @@ typedef struct figures {
  * lease + retry period + 1 s) overlaps the gap [from, to), or NULL. */
 static fault *forcing_fault(uint64_t from, uint64_t to) {
         fault *best = NULL;
-        /* The latest fault that began before the gap ended. */
+        /* The fault under way (or recovering) when the gap began, else the
+         * first one that began during it. */
         for (size_t i = 0; i < faults.n; i++) {
                 uint64_t end = (faults.v[i].end ? faults.v[i].end : t_last) + lease_us + retry_us +
                                1000000;
-                if (from < end && to > faults.v[i].start &&
+                if (faults.v[i].start <= from && from < end &&
                     (!best || faults.v[i].start > best->start))
                         best = &faults.v[i];
         }
+        for (size_t i = 0; i < faults.n && !best; i++)
+                if (faults.v[i].start > from && faults.v[i].start < to)
+                        best = &faults.v[i];
         return best;
 }
 
@@ -1007,8 +1011,8 @@ int main(int argc, char **argv) {
                                 len = fl->end > fl->start ? fl->end - fl->start : 0;
                         }
                 }
-                printf("  %-20s %2u times, %2u left no leader; longest %6.0f ms (that fault lasted "
-                       "%.0f ms)\n",
+                printf("  %-20s %2u times, %2u left no leader; longest %6.0f ms (that fault "
+                       "lasted %.0f ms)\n",
                        faults.v[i].kind, n, with_gap, (double)gap / 1e3, (double)len / 1e3);
         }
         printf("\n== anomalies (%u)\n", n_anomalies);
