@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
@@ -208,6 +209,8 @@ struct server {
         /* metrics */
         strmap metrics;
         uint64_t started_usec;
+        /* --log-writes: one JSON line per write request answered, or NULL */
+        FILE *write_log;
 };
 
 /* store.c */

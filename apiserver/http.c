@@ -30,6 +30,7 @@ struct request {
         bool held;    /* parked by a hang rule (released when rules are cleared) */
         const char *mverb;
         char mresource[128];
+        char path[512]; /* for --log-writes */
 };
 
 static void hang_unlink(request *req) {
@@ -127,11 +128,58 @@ static void drop_free(void *cls) {
         free(d);
 }
 
+/* --log-writes: one JSON line per write request answered (injected errors
+ * included), with both clocks, so that a test can line the server's view up
+ * with its clients' logs; for a Lease written successfully, the holder and
+ * leaseTransitions the server stored. */
+static void log_write(request *req, int code, const char *body) {
+        static const char *const writes[] = {"POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION"};
+        bool is_write = false;
+        for (size_t i = 0; req->mverb && i < KOC_ELEMENTSOF(writes); i++)
+                is_write = is_write || strcmp(req->mverb, writes[i]) == 0;
+        if (!req->srv->write_log || !is_write)
+                return;
+        cJSON *line = cJSON_CreateObject();
+        char ts[64];
+        koc_format_microtime(koc_now_realtime_usec(), ts, sizeof ts);
+        cJSON_AddStringToObject(line, "time", ts);
+        cJSON_AddNumberToObject(line, "boottime_us", (double)koc_now_boottime_usec());
+        cJSON_AddNumberToObject(line, "received_us", (double)req->start_usec);
+        cJSON_AddStringToObject(line, "verb", req->mverb);
+        cJSON_AddStringToObject(line, "resource", req->mresource);
+        cJSON_AddStringToObject(line, "path", req->path);
+        cJSON_AddNumberToObject(line, "code", code);
+        const char *ua =
+                MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT);
+        cJSON_AddStringToObject(line, "user_agent", ua ? ua : "");
+        if (req->fa.drop)
+                cJSON_AddBoolToObject(line, "dropped", true);
+        if (strcmp(req->mresource, "leases") == 0 && code >= 200 && code < 300 && body) {
+                cJSON *obj = cJSON_Parse(body);
+                const cJSON *spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
+                const char *holder = json_str(spec, "holderIdentity");
+                const cJSON *tr = cJSON_GetObjectItemCaseSensitive(spec, "leaseTransitions");
+                cJSON_AddStringToObject(line, "holder", holder ? holder : "");
+                cJSON_AddNumberToObject(line, "transitions",
+                                        cJSON_IsNumber(tr) ? tr->valuedouble : 0);
+                cJSON_Delete(obj);
+        }
+        char *s = cJSON_PrintUnformatted(line);
+        if (s) {
+                fprintf(req->srv->write_log, "%s\n", s);
+                fflush(req->srv->write_log);
+        }
+        cJSON_free(s);
+        cJSON_Delete(line);
+}
+
 static enum MHD_Result queue(request *req, int code, char *body, const char *content_type,
                              unsigned retry_after) {
         struct MHD_Response *resp = NULL;
         size_t len = body ? strlen(body) : 0;
         char ra[32];
+
+        log_write(req, code, body);
 
         if (req->fa.drop) {
                 dropper *d = calloc(1, sizeof *d);
@@ -418,6 +466,7 @@ static enum MHD_Result handle_resource(request *req, const char *method, api_pat
 static enum MHD_Result dispatch(request *req, const char *url, const char *method) {
         server *srv = req->srv;
 
+        snprintf(req->path, sizeof req->path, "%s", url);
         if (strcmp(url, "/healthz") == 0 || strcmp(url, "/livez") == 0 ||
             strcmp(url, "/readyz") == 0)
                 return queue(req, 200, strdup("ok"), "text/plain; charset=utf-8", 0);

@@ -34,6 +34,7 @@ typedef struct options {
         size_t history;
         uint64_t bookmark_interval_usec;
         bool watch_list_disabled;
+        const char *log_writes;
         cJSON *faults;
 } options;
 
@@ -52,6 +53,8 @@ static void help(void) {
                "                            (Go duration, default 1s; 0 disables)\n"
                "  --feature-gates GATES     WatchList=true|false (streaming lists; default true,\n"
                "                            as kube-apiserver v1.36)\n"
+               "  --log-writes FILE         append one JSON line per write request answered\n"
+               "                            (time, verb, path, code, user agent; Lease holder)\n"
                "  --log-level LEVEL         error, warn, info, debug\n"
                "  -h, --help                show this help\n");
 }
@@ -66,7 +69,8 @@ static int parse_args(int argc, char **argv, options *o) {
                 OPT_HISTORY,
                 OPT_BOOKMARK,
                 OPT_FEATURES,
-                OPT_LOG
+                OPT_LOG,
+                OPT_LOG_WRITES
         };
         static const struct option longopts[] = {
                 {"listen", required_argument, NULL, OPT_LISTEN},
@@ -78,6 +82,7 @@ static int parse_args(int argc, char **argv, options *o) {
                 {"bookmark-interval", required_argument, NULL, OPT_BOOKMARK},
                 {"feature-gates", required_argument, NULL, OPT_FEATURES},
                 {"log-level", required_argument, NULL, OPT_LOG},
+                {"log-writes", required_argument, NULL, OPT_LOG_WRITES},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -145,6 +150,9 @@ static int parse_args(int argc, char **argv, options *o) {
                                         optarg);
                                 return -EINVAL;
                         }
+                        break;
+                case OPT_LOG_WRITES:
+                        o->log_writes = optarg;
                         break;
                 case OPT_LOG: {
                         int l = koc_log_level_from_string(optarg);
@@ -381,6 +389,10 @@ int main(int argc, char **argv) {
                 goto out;
         }
         srv.token = token;
+        if (o.log_writes && !(srv.write_log = fopen(o.log_writes, "ae"))) {
+                koc_log_error(COMPONENT, "--log-writes: cannot open %s: %m", o.log_writes);
+                goto out;
+        }
         const cJSON *rule;
         cJSON_ArrayForEach(rule, o.faults) {
                 char err[512];
@@ -470,6 +482,8 @@ out:
         metrics_free(&srv);
         cJSON_Delete(srv.faults);
         cJSON_Delete(o.faults);
+        if (srv.write_log)
+                fclose(srv.write_log);
         sd_event_unref(srv.event);
         free(ca_pem);
         free(cert_pem);

@@ -239,7 +239,18 @@ static void publish_state(koc_leader *l) {
          * previous holder's fencing token. */
         if (leading && term_changed)
                 state_set_term(s, transitions, holder);
-        atomic_store_explicit(&s->valid_until, leader_fsm_valid_until(f), memory_order_release);
+        uint64_t until = leader_fsm_valid_until(f);
+        uint64_t was = atomic_exchange_explicit(&s->valid_until, until, memory_order_acq_rel);
+        /* Every change of the validity window at debug level, on this
+         * elector's clock (CLOCK_BOOTTIME, us): a chaos run or a post-mortem
+         * derives from these lines when this replica could act as leader,
+         * even if it was frozen afterwards and never logged the loss. */
+        if (until != was)
+                koc_log_debug(LOG,
+                              "validity lease=%s/%s identity=%s term=%" PRIu64 " now=%" PRIu64
+                              " valid_until=%" PRIu64,
+                              l->namespace_, l->name, l->identity, f->term,
+                              l->ops->now(l->transport), until);
         if (!leading && term_changed)
                 state_set_term(s, transitions, holder);
 }

@@ -360,6 +360,12 @@ static void run_one(worker_slot *slot, const char *key) {
         koc_metric_set(c->metrics.active_workers, (double)atomic_load(&c->busy_workers));
         uint64_t t0 = koc_now_boottime_usec();
         slot_begin(slot, key, t0);
+        /* For chaos runs and post-mortems: when a reconcile began, in which term,
+         * and whether this replica led at that instant (CLOCK_BOOTTIME, us). */
+        koc_log_debug(LOG,
+                      "reconcile begins controller=%s key=%s term=%" PRIu64 " at=%" PRIu64
+                      " leading=%d",
+                      c->name, key, ctx.term, t0, koc_manager_is_leader(c->m) ? 1 : 0);
         koc_result res = c->reconcile(&ctx, c->userdata);
         double secs = (double)(koc_now_boottime_usec() - t0) / 1e6;
         slot_end(slot, secs);

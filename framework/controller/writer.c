@@ -13,6 +13,7 @@
  * worker is woken, so no later reconcile can read an older object.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,14 @@ static void do_write(void *userdata, bool cancelled) {
                 complete(call, -ENOLCK, NULL);
                 return;
         }
+        /* The fence passed: say when (CLOCK_BOOTTIME, us) and under which
+         * fencing token, so that a chaos run or a post-mortem can check that
+         * no two replicas wrote in one instant and that terms only grow. */
+        if (call->mutating)
+                koc_log_debug(
+                        LOG, "fenced write controller=%s key=%s %s %s term=%" PRIu64 " at=%" PRIu64,
+                        c->name, call->ctx->key, call->spec.method, call->path, call->ctx->term,
+                        koc_now_boottime_usec());
         int r = koc_client_request(koc_manager_get_client(c->m), &call->spec, on_answer, call,
                                    &call->req);
         if (r < 0) {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "harness/apiserver.h"
 
@@ -1252,6 +1253,58 @@ static void test_fault_error_code_only(void **state) {
         assert_int_equal(koc_test_apiserver_clear_faults(&srv), 200);
 }
 
+/* --log-writes: one JSON line per write answered, reads not logged, injected
+ * errors logged with their code, the Lease holder and transitions stored. */
+static void test_log_writes(void **state) {
+        koc_test_apiserver s = {0};
+        char dir[] = "/tmp/koc-log-writes.XXXXXX", args[200], path[160], line[4096];
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof path, "%s/writes.jsonl", dir);
+        snprintf(args, sizeof args, "--log-writes %s", path);
+        assert_int_equal(koc_test_apiserver_start(&s, args), 0);
+        const char *lease = "{\"metadata\":{\"name\":\"wl\"},\"spec\":{\"holderIdentity\":\"a\","
+                            "\"leaseDurationSeconds\":2,\"leaseTransitions\":3}}";
+        const char *leases = "/apis/coordination.k8s.io/v1/namespaces/default/leases";
+        assert_int_equal(koc_test_apiserver_http(&s, "POST", leases, lease, NULL, NULL), 201);
+        assert_int_equal(koc_test_apiserver_http(&s, "GET", leases, NULL, NULL, NULL), 200);
+        assert_int_equal(koc_test_apiserver_fault(&s, "{\"resource\":\"configmaps\",\"verb\":"
+                                                      "\"create\",\"error_code\":503,\"count\":1}"),
+                         200);
+        assert_int_equal(koc_test_apiserver_http(&s, "POST",
+                                                 "/api/v1/namespaces/default/configmaps",
+                                                 "{\"metadata\":{\"name\":\"x\"}}", NULL, NULL),
+                         503);
+        koc_test_apiserver_stop(&s);
+
+        FILE *f = fopen(path, "re");
+        assert_non_null(f);
+        cJSON *l[3] = {0};
+        int n = 0;
+        while (fgets(line, sizeof line, f))
+                if (n < 3)
+                        l[n++] = cJSON_Parse(line);
+                else
+                        n++;
+        fclose(f);
+        assert_int_equal(n, 2);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(l[0], "verb")), "POST");
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(l[0], "path")), leases);
+        assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItem(l[0], "code")), 201);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(l[0], "holder")), "a");
+        assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItem(l[0], "transitions")), 3);
+        assert_true(cJSON_GetNumberValue(cJSON_GetObjectItem(l[0], "boottime_us")) >=
+                    cJSON_GetNumberValue(cJSON_GetObjectItem(l[0], "received_us")));
+        assert_non_null(cJSON_GetStringValue(cJSON_GetObjectItem(l[0], "time")));
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(l[1], "resource")),
+                            "configmaps");
+        assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItem(l[1], "code")), 503);
+        assert_null(cJSON_GetObjectItem(l[1], "holder"));
+        for (int i = 0; i < 3; i++)
+                cJSON_Delete(l[i]);
+        unlink(path);
+        rmdir(dir);
+}
+
 static int group_setup(void **state) {
         static const char *const namespaces[] = {"empty-ns", "other", "sel", "slow",
                                                  "verbs",    "wf",    "wl"};
@@ -1296,6 +1349,7 @@ int main(void) {
                 cmocka_unit_test(test_watch_initial_events_and_finalizers),
                 cmocka_unit_test(test_many_watches),
                 cmocka_unit_test(test_fault_error_code_only),
+                cmocka_unit_test(test_log_writes),
                 cmocka_unit_test(test_slow_watcher_is_closed),
         };
         int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -17,7 +17,9 @@
 # kube-controller-manager (garbage collection, namespace deletion, tokens).
 # KOC_K8S_USERS="a b c" adds users a, b, c (group system:masters, so one
 # replica each can be told apart) with kubeconfigs a.kubeconfig ...;
-# KOC_K8S_AUDIT=1 writes an audit log of every Lease request to DIR/audit.log.
+# KOC_K8S_AUDIT=1 writes an audit log of every Lease request to DIR/audit.log;
+# KOC_K8S_AUDIT=writes also logs every ConfigMap write (create, update, patch,
+# delete), as the chaos run (tests/chaos/run.sh) needs.
 # KOC_K8S_FEATURE_GATES (e.g. WatchList=false) is passed to kube-apiserver's
 # --feature-gates.
 set -euo pipefail
@@ -162,18 +164,16 @@ cmd_start() {
                 printf '%s,%s,%s,"system:masters"\n' "${extra[-1]#*=}" "$u" "$u" >>"$dir/tokens.csv"
         done
         audit_args=()
-        if [ "${KOC_K8S_AUDIT:-0}" = 1 ]; then
-                cat >"$dir/audit-policy.yaml" <<'POL'
-apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: [RequestReceived]
-rules:
-- level: Metadata
-  resources:
-  - group: coordination.k8s.io
-    resources: [leases]
-- level: None
-POL
+        if [ "${KOC_K8S_AUDIT:-0}" = 1 ] || [ "${KOC_K8S_AUDIT:-0}" = writes ]; then
+                {
+                        printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n'
+                        printf -- '- level: Metadata\n  resources:\n  - group: coordination.k8s.io\n    resources: [leases]\n'
+                        if [ "$KOC_K8S_AUDIT" = writes ]; then
+                                printf -- '- level: Metadata\n  verbs: [create, update, patch, delete]\n'
+                                printf -- '  resources:\n  - group: ""\n    resources: [configmaps]\n'
+                        fi
+                        printf -- '- level: None\n'
+                } >"$dir/audit-policy.yaml"
                 audit_args=(--audit-policy-file "$dir/audit-policy.yaml" --audit-log-path "$dir/audit.log"
                         --audit-log-format json --audit-log-mode blocking)
         fi
