@@ -132,19 +132,61 @@ KOC_EXPORT int koc_object_key_format(const char *namespace_, const char *name, c
         return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+/* Deletes every member called name: a hostile body may give one twice, and
+ * cJSON's lookups find only the first. */
+static void delete_all(cJSON *o, const char *name) {
+        while (cJSON_IsObject(o) && cJSON_GetObjectItemCaseSensitive(o, name))
+                cJSON_DeleteItemFromObjectCaseSensitive(o, name);
+}
+
 /* The fields that only cost memory in a controller's cache. */
 static void default_strip(cJSON *obj) {
         cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-        cJSON_DeleteItemFromObjectCaseSensitive(md, "managedFields");
-        cJSON *ann = cJSON_GetObjectItemCaseSensitive(md, "annotations");
-        cJSON_DeleteItemFromObjectCaseSensitive(ann,
-                                                "kubectl.kubernetes.io/last-applied-configuration");
+        delete_all(md, "managedFields");
+        delete_all(cJSON_GetObjectItemCaseSensitive(md, "annotations"),
+                   "kubectl.kubernetes.io/last-applied-configuration");
 }
 
 static char *dup_or_empty(const char *s) {
         return strdup(s ? s : "");
 }
 
+/* The record's own fields, from the object as the API server sent it. */
+static bool fill_record(koc_object *o, const cJSON *md, const char *name, const char *ns) {
+        size_t klen = strlen(name) + (ns ? strlen(ns) : 0) + 2;
+        o->key = malloc(klen);
+        o->namespace_ = dup_or_empty(ns);
+        o->name = strdup(name);
+        o->resource_version = dup_or_empty(str_field(md, "resourceVersion"));
+        o->uid = dup_or_empty(str_field(md, "uid"));
+        if (!o->key || !o->namespace_ || !o->name || !o->resource_version || !o->uid)
+                return false;
+        koc_object_key_format(ns, name, o->key, klen);
+        const cJSON *labels = cJSON_GetObjectItemCaseSensitive(md, "labels");
+        size_t n = 0;
+        const cJSON *l;
+        cJSON_ArrayForEach(l, labels) if (cJSON_IsString(l)) n++;
+        if (n == 0)
+                return true;
+        o->labels = calloc(2 * n, sizeof *o->labels);
+        if (!o->labels)
+                return false;
+        cJSON_ArrayForEach(l, labels) {
+                if (!cJSON_IsString(l))
+                        continue;
+                o->labels[2 * o->n_labels] = strdup(l->string);
+                o->labels[2 * o->n_labels + 1] = strdup(l->valuestring);
+                o->n_labels++;
+                if (!o->labels[2 * o->n_labels - 2] || !o->labels[2 * o->n_labels - 1])
+                        return false;
+        }
+        return true;
+}
+
+/* The key, name, namespace, resourceVersion, uid and labels are read before
+ * the transform runs: it may rebuild or drop metadata (the strings would be
+ * freed under us), and the cache's bookkeeping (keys, the newer-only rule,
+ * selectors) must follow the API server's object, not the trimmed copy. */
 int koc__store_make_object(koc_store *s, cJSON *obj, koc_object **ret) {
         const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
         const char *name = str_field(md, "name");
@@ -152,40 +194,17 @@ int koc__store_make_object(koc_store *s, cJSON *obj, koc_object **ret) {
 
         if (!name || !*name)
                 return -EINVAL;
-        default_strip(obj);
-        if (s && s->transform)
-                s->transform(obj, s->transform_userdata);
-        md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-
         koc_object *o = calloc(1, sizeof *o);
         if (!o)
                 return -ENOMEM;
         atomic_init(&o->ref, 1);
-        size_t klen = strlen(name) + (ns ? strlen(ns) : 0) + 2;
-        o->key = malloc(klen);
-        o->namespace_ = dup_or_empty(ns);
-        o->name = strdup(name);
-        o->resource_version = dup_or_empty(str_field(md, "resourceVersion"));
-        o->uid = dup_or_empty(str_field(md, "uid"));
-        o->json = cJSON_PrintUnformatted(obj);
-        bool ok = o->key && o->namespace_ && o->name && o->resource_version && o->uid && o->json;
-        if (ok)
-                koc_object_key_format(ns, name, o->key, klen);
-        const cJSON *labels = cJSON_GetObjectItemCaseSensitive(md, "labels");
-        size_t n = 0;
-        const cJSON *l;
-        cJSON_ArrayForEach(l, labels) if (cJSON_IsString(l)) n++;
-        if (ok && n > 0) {
-                o->labels = calloc(2 * n, sizeof *o->labels);
-                ok = o->labels != NULL;
-                cJSON_ArrayForEach(l, labels) {
-                        if (!ok || !cJSON_IsString(l))
-                                continue;
-                        o->labels[2 * o->n_labels] = strdup(l->string);
-                        o->labels[2 * o->n_labels + 1] = strdup(l->valuestring);
-                        o->n_labels++;
-                        ok = o->labels[2 * o->n_labels - 2] && o->labels[2 * o->n_labels - 1];
-                }
+        bool ok = fill_record(o, md, name, ns);
+        if (ok) {
+                default_strip(obj);
+                if (s && s->transform)
+                        s->transform(obj, s->transform_userdata);
+                o->json = cJSON_PrintUnformatted(obj);
+                ok = o->json != NULL;
         }
         if (!ok) {
                 koc_object_unref(o);

@@ -213,6 +213,52 @@ static void test_user_transform(void **state) {
         koc__store_free(s);
 }
 
+/* A transform that rebuilds metadata frees the strings the record's key was
+ * read from (found by tests/fuzz/fuzz-transform.c): the record keeps the
+ * server's name, namespace, resourceVersion and labels whatever it does. */
+static void drop_metadata(cJSON *o, void *userdata) {
+        cJSON_DeleteItemFromObject(o, "metadata");
+}
+
+static void test_transform_drops_metadata(void **state) {
+        koc_store *s = NULL;
+        assert_int_equal(koc__store_new(&s), 0);
+        koc__store_set_transform(s, drop_metadata, NULL, NULL);
+        put(s, "ns", "a", "7", "{\"app\":\"x\"}");
+        koc_object *o = koc__store_get(s, "ns/a");
+        assert_non_null(o);
+        assert_string_equal(koc_object_get_name(o), "a");
+        assert_string_equal(koc_object_get_namespace(o), "ns");
+        assert_string_equal(koc_object_get_resource_version(o), "7");
+        assert_string_equal(koc_object_get_label(o, "app"), "x");
+        assert_null(strstr(koc_object_get_json(o, NULL), "metadata"));
+        koc_object_unref(o);
+        /* The newer-only rule still reads the server's resourceVersions. */
+        cJSON *j = obj("ns", "a", "8", NULL);
+        assert_int_equal(koc__store_upsert(s, j, KOC_STORE_ONLY_NEWER, NULL, NULL), 1);
+        cJSON_Delete(j);
+        koc__store_free(s);
+}
+
+/* A body with managedFields (or the last-applied annotation) twice keeps
+ * neither copy in the cache. */
+static void test_strip_duplicates(void **state) {
+        koc_store *s = NULL;
+        assert_int_equal(koc__store_new(&s), 0);
+        cJSON *j = cJSON_Parse("{\"metadata\":{\"name\":\"a\",\"managedFields\":[1],"
+                               "\"managedFields\":[2],\"annotations\":{"
+                               "\"kubectl.kubernetes.io/last-applied-configuration\":\"x\","
+                               "\"kubectl.kubernetes.io/last-applied-configuration\":\"y\"}}}");
+        assert_non_null(j);
+        koc_object *o = NULL;
+        assert_int_equal(koc__store_make_object(s, j, &o), 0);
+        assert_string_equal(koc_object_get_json(o, NULL),
+                            "{\"metadata\":{\"name\":\"a\",\"annotations\":{}}}");
+        koc_object_unref(o);
+        cJSON_Delete(j);
+        koc__store_free(s);
+}
+
 /* A reader keeps a whole record while the writer replaces it many times:
  * every record read is self-consistent (its JSON's data matches its rv). */
 struct reader {
@@ -268,6 +314,8 @@ int main(void) {
                 cmocka_unit_test(test_index),
                 cmocka_unit_test(test_replace),
                 cmocka_unit_test(test_user_transform),
+                cmocka_unit_test(test_transform_drops_metadata),
+                cmocka_unit_test(test_strip_duplicates),
                 cmocka_unit_test(test_concurrent_readers),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
