@@ -139,12 +139,15 @@ static void delete_all(cJSON *o, const char *name) {
                 cJSON_DeleteItemFromObjectCaseSensitive(o, name);
 }
 
-/* The fields that only cost memory in a controller's cache. */
+/* The fields that only cost memory in a controller's cache, every copy of
+ * them in metadata. */
 static void default_strip(cJSON *obj) {
-        cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+        cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata"), *c;
         delete_all(md, "managedFields");
-        delete_all(cJSON_GetObjectItemCaseSensitive(md, "annotations"),
-                   "kubectl.kubernetes.io/last-applied-configuration");
+        cJSON_ArrayForEach(c, (cJSON_IsObject(md) ? md : NULL)) {
+                if (c->string && strcmp(c->string, "annotations") == 0)
+                        delete_all(c, "kubectl.kubernetes.io/last-applied-configuration");
+        }
 }
 
 static char *dup_or_empty(const char *s) {

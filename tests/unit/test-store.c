@@ -240,20 +240,23 @@ static void test_transform_drops_metadata(void **state) {
         koc__store_free(s);
 }
 
-/* A body with managedFields (or the last-applied annotation) twice keeps
- * neither copy in the cache. */
+/* A body with managedFields, the last-applied annotation or annotations
+ * twice keeps no copy of them in the cache. */
 static void test_strip_duplicates(void **state) {
         koc_store *s = NULL;
         assert_int_equal(koc__store_new(&s), 0);
         cJSON *j = cJSON_Parse("{\"metadata\":{\"name\":\"a\",\"managedFields\":[1],"
                                "\"managedFields\":[2],\"annotations\":{"
                                "\"kubectl.kubernetes.io/last-applied-configuration\":\"x\","
-                               "\"kubectl.kubernetes.io/last-applied-configuration\":\"y\"}}}");
+                               "\"kubectl.kubernetes.io/last-applied-configuration\":\"y\"},"
+                               "\"annotations\":{\"keep\":\"1\","
+                               "\"kubectl.kubernetes.io/last-applied-configuration\":\"z\"}}}");
         assert_non_null(j);
         koc_object *o = NULL;
         assert_int_equal(koc__store_make_object(s, j, &o), 0);
         assert_string_equal(koc_object_get_json(o, NULL),
-                            "{\"metadata\":{\"name\":\"a\",\"annotations\":{}}}");
+                            "{\"metadata\":{\"name\":\"a\",\"annotations\":{},"
+                            "\"annotations\":{\"keep\":\"1\"}}}");
         koc_object_unref(o);
         cJSON_Delete(j);
         koc__store_free(s);
