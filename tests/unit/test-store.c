@@ -267,8 +267,8 @@ static void test_strip_duplicates(void **state) {
 struct reader {
         koc_store *s;
         atomic_bool stop;
-        int bad;
-        int reads;
+        atomic_int bad; /* both readers count */
+        atomic_int reads;
 };
 
 static void *reader_main(void *p) {
@@ -281,8 +281,8 @@ static void *reader_main(void *p) {
                 snprintf(want, sizeof want, "\"data\":{\"k\":\"%s\"}",
                          koc_object_get_resource_version(o));
                 if (!strstr(koc_object_get_json(o, NULL), want))
-                        r->bad++;
-                r->reads++;
+                        atomic_fetch_add(&r->bad, 1);
+                atomic_fetch_add(&r->reads, 1);
                 koc_object_unref(o);
         }
         return NULL;
@@ -304,7 +304,7 @@ static void test_concurrent_readers(void **state) {
         atomic_store(&r.stop, true);
         for (int i = 0; i < 2; i++)
                 pthread_join(t[i], NULL);
-        assert_int_equal(r.bad, 0);
+        assert_int_equal(atomic_load(&r.bad), 0);
         koc__store_free(r.s);
 }
 
