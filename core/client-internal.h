@@ -34,6 +34,14 @@ int koc__parse_retry_after(const char *value, uint64_t now_realtime_usec, uint64
 
 /* --- client.c ------------------------------------------------------------ */
 
+/* Reads one line of a watch stream, {"type": ..., "object": {...}}: the type,
+ * the object (detached from the line, the caller's to free) and, for ERROR,
+ * the Status it holds (pointing into the object).  -EBADMSG when the line is
+ * not JSON, or not an event of a known type with an object.  The watch uses
+ * it for every line; tests/fuzz/fuzz-watch-store.c feeds it hostile lines. */
+int koc__watch_line_parse(const char *line, size_t len, koc_watch_event_type *ret_type,
+                          cJSON **ret_object, koc_status *ret_status);
+
 typedef struct koc_sync_call koc_sync_call;
 
 struct koc_list {

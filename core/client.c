@@ -362,8 +362,8 @@ static int buffer_append(transfer *t, const char *p, size_t n) {
         return 0;
 }
 
-static int watch_on_line(const char *line, size_t len, void *userdata) {
-        koc_watch *w = userdata;
+int koc__watch_line_parse(const char *line, size_t len, koc_watch_event_type *ret_type,
+                          cJSON **ret_object, koc_status *ret_status) {
         static const struct {
                 const char *name;
                 koc_watch_event_type type;
@@ -387,17 +387,25 @@ static int watch_on_line(const char *line, size_t len, void *userdata) {
                 cJSON_Delete(root);
                 return -EBADMSG;
         }
-
-        watch_item *item = calloc(1, sizeof *item);
-        if (!item) {
-                cJSON_Delete(root);
-                return -ENOMEM;
-        }
-        item->type = (koc_watch_event_type)t;
-        item->object = cJSON_DetachItemViaPointer(root, object);
+        *ret_type = (koc_watch_event_type)t;
+        *ret_object = cJSON_DetachItemViaPointer(root, object);
         cJSON_Delete(root);
-        if (item->type == KOC_WATCH_ERROR)
-                koc__status_parse(item->object, 0, &item->status);
+        *ret_status = (koc_status){0};
+        if (*ret_type == KOC_WATCH_ERROR)
+                koc__status_parse(*ret_object, 0, ret_status);
+        return 0;
+}
+
+static int watch_on_line(const char *line, size_t len, void *userdata) {
+        koc_watch *w = userdata;
+        watch_item *item = calloc(1, sizeof *item);
+        if (!item)
+                return -ENOMEM;
+        int r = koc__watch_line_parse(line, len, &item->type, &item->object, &item->status);
+        if (r < 0) {
+                free(item);
+                return r;
+        }
 
         if (w->tail)
                 w->tail->next = item;

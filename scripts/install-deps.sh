@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what koc needs to build, test and run its demo on Debian 12.
+# Installs what koc needs to build, test and run its demo on Debian 12
+# (clang and its libFuzzer runtime for the fuzz stage of scripts/test.sh).
 # Idempotent: does nothing when everything is already installed.
 set -euo pipefail
 
@@ -8,6 +9,7 @@ packages=(
         libcurl4-openssl-dev libcjson-dev libssl-dev libmicrohttpd-dev libsystemd-dev
         libyaml-dev libcmocka-dev
         valgrind wrk jq iproute2 openssl
+        clang libclang-rt-14-dev
 )
 # kubectl and helm for the compatibility checks come from an npm package.
 command -v npm >/dev/null 2>&1 || packages+=(npm)

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Builds koc and runs the whole test suite: first an AddressSanitizer +
 # UndefinedBehaviorSanitizer build with the unit and integration tests, then a
-# ThreadSanitizer build with the threaded tests (label tsan), then the regular
+# ThreadSanitizer build with the threaded tests (label tsan), then the
+# libFuzzer harnesses built with clang, each replaying its past crashes and
+# fuzzing for a bounded time under ASan + UBSan (label fuzz), then the regular
 # build with every test (unit, integration, valgrind, the real kubectl and helm
 # checks, the install check, and the integration suites again on a real
-# kube-apiserver built from the Go modules, label k8s).  The last lines are ctest's
-# summary of the regular run.  Installs missing Debian packages first.
+# kube-apiserver built from the Go modules, label k8s).  Each stage ends with
+# the time it took; the regular run ends with ctest's summary.  Installs missing
+# Debian packages first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -13,12 +16,23 @@ cd "$(dirname "$0")/.."
 jobs=$(nproc)
 export KOC_TEST_LOG_LEVEL=${KOC_TEST_LOG_LEVEL:-warn}
 
+# Each stage says how long it took (bash's SECONDS counts from the reset).
+stage_start() {
+        echo "== $1"
+        stage=$1
+        SECONDS=0
+}
+stage_end() {
+        echo "== $stage: $((SECONDS / 60)) min $((SECONDS % 60)) s"
+}
+
 # The real control plane (etcd, kube-apiserver, the Go peers), built once into
 # ~/.cache/koc and reused: the k8s suites run the integration tests again on it.
 k8s=ON
 if command -v go >/dev/null 2>&1; then
-        echo "== Real control plane: tests/k8s/build.sh (a cold build takes ~15 minutes, then cached)"
+        stage_start "Real control plane: tests/k8s/build.sh (a cold build takes ~15 minutes, then cached)"
         tests/k8s/build.sh
+        stage_end
 elif [ "${CI:-}" = true ]; then
         echo "test: CI=true but no Go toolchain (go) is on PATH: the real kube-apiserver suites cannot run" >&2
         exit 1
@@ -28,21 +42,32 @@ else
         echo "test: with Go 1.26 on PATH, ./scripts/test.sh runs them (or: tests/k8s/build.sh && ctest --test-dir build -L k8s)."
 fi
 
-echo "== ASan+UBSan build and tests"
+stage_start "ASan+UBSan build and tests"
 cmake -S . -B build-asan -DKOC_SANITIZE=address -DKOC_WERROR=ON -DKOC_K8S_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir build-asan -L 'unit|integration' -j"$jobs" --output-on-failure
+stage_end
 
-echo "== ThreadSanitizer build and the threaded tests"
+stage_start "ThreadSanitizer build and the threaded tests"
 # Only what the tsan tests need: the tree under TSan is slow to build and run.
 cmake -S . -B build-tsan -DKOC_SANITIZE=thread -DKOC_WERROR=ON -DKOC_K8S_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-tsan -j"$jobs" --target koc koc-apiserver \
         $(ctest --test-dir build-tsan -L tsan -N | sed -n 's/^ *Test *#[0-9]*: //p')
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
         ctest --test-dir build-tsan -L tsan -j"$jobs" --output-on-failure
+stage_end
 
-echo "== Regular build and the whole suite"
+stage_start "libFuzzer harnesses (clang, ASan+UBSan): regressions, then ${KOC_FUZZ_SECONDS:-15} s per target"
+# Nothing is built by CMake here: the fuzz-build test compiles the harnesses
+# with clang (tests/fuzz/run.sh) into build-fuzz/fuzz.
+cmake -S . -B build-fuzz -DKOC_FUZZ=ON -DKOC_FUZZ_SECONDS="${KOC_FUZZ_SECONDS:-15}" \
+        -DKOC_K8S_TESTS=OFF >/dev/null
+ctest --test-dir build-fuzz -L fuzz -j"$jobs" --output-on-failure
+stage_end
+
+stage_start "Regular build and the whole suite"
 cmake -S . -B build -DKOC_WERROR=ON -DKOC_K8S_TESTS=$k8s >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build -j"$jobs" --output-on-failure
+stage_end

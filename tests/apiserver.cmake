@@ -12,7 +12,7 @@ if(TARGET koc-apiserver)
   koc_add_test(NAME test-apiserver
                SOURCES integration/test-apiserver.c ${KOC_HARNESS_SOURCES}
                LIBS PkgConfig::CURL PkgConfig::CJSON
-               LABELS integration VALGRIND TIMEOUT 120)
+               LABELS integration TIMEOUT 120)
   # The same tests with koc-apiserver itself under valgrind: the server must
   # exit 0 (--error-exitcode turns a memory error or leak into a failure).
   if(VALGRIND_EXECUTABLE AND NOT KOC_SANITIZED)

@@ -5,16 +5,16 @@ koc_add_test(NAME test-linebuf SOURCES unit/test-linebuf.c MODULES core LABELS u
 koc_add_test(NAME test-status SOURCES unit/test-status.c MODULES core LABELS unit)
 koc_add_test(NAME test-query SOURCES unit/test-query.c MODULES core LABELS unit)
 koc_add_test(NAME test-client SOURCES integration/test-client.c ${KOC_HARNESS_SOURCES}
-             MODULES core LIBS PkgConfig::CURL LABELS integration tsan VALGRIND K8S TIMEOUT 120)
+             MODULES core LIBS PkgConfig::CURL LABELS integration tsan K8S TIMEOUT 120)
 koc_add_test(NAME test-client-exec SOURCES integration/test-client-exec.c ${KOC_HARNESS_SOURCES}
-             MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND TIMEOUT 120)
+             MODULES core LIBS PkgConfig::CURL LABELS integration TIMEOUT 120)
 koc_add_test(NAME test-client-metrics SOURCES integration/test-client-metrics.c
-             ${KOC_HARNESS_SOURCES} MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND
+             ${KOC_HARNESS_SOURCES} MODULES core LIBS PkgConfig::CURL LABELS integration
              TIMEOUT 120)
 koc_add_test(NAME test-client-health SOURCES integration/test-client-health.c MODULES core
-             LIBS PkgConfig::CURL Threads::Threads LABELS integration VALGRIND TIMEOUT 180)
+             LIBS PkgConfig::CURL Threads::Threads LABELS integration tsan TIMEOUT 180)
 koc_add_test(NAME test-client-list SOURCES integration/test-client-list.c ${KOC_HARNESS_SOURCES}
-             MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND TIMEOUT 120)
+             MODULES core LIBS PkgConfig::CURL LABELS integration TIMEOUT 120)
 
 # Figures for the client (not a test): tests/bench/bench-client.c.
 if(TARGET koc-apiserver)

@@ -7,9 +7,9 @@ koc_add_test(NAME test-token-reload SOURCES unit/test-token-reload.c MODULES cor
 koc_add_test(NAME test-kubeconfig SOURCES unit/test-kubeconfig.c MODULES core LABELS unit
              LIBS PkgConfig::CURL)
 koc_add_test(NAME test-config-tls SOURCES integration/test-config-tls.c ${KOC_HARNESS_SOURCES}
-             MODULES core LIBS PkgConfig::CURL LABELS integration VALGRIND K8S TIMEOUT 120)
+             MODULES core LIBS PkgConfig::CURL LABELS integration K8S TIMEOUT 120)
 koc_add_test(NAME test-config-client-cert SOURCES unit/test-config-client-cert.c MODULES core
-             LABELS unit LIBS PkgConfig::CURL PkgConfig::OPENSSL Threads::Threads)
+             LABELS unit tsan LIBS PkgConfig::CURL PkgConfig::OPENSSL Threads::Threads)
 
 # Figures (not tests): tests/bench/bench-metrics.c, tests/bench/bench-kubeconfig.c.
 foreach(b bench-metrics bench-kubeconfig)

@@ -23,7 +23,7 @@ set_tests_properties(chart-check PROPERTIES LABELS chart TIMEOUT 600)
 # running a manager against koc-apiserver.
 koc_add_test(NAME test-manager SOURCES integration/test-manager.c ${KOC_HARNESS_SOURCES}
              MODULES core leader probes shutdown manager LIBS PkgConfig::CURL
-             LABELS integration K8S TIMEOUT 180)
+             LABELS integration tsan K8S TIMEOUT 180)
 
 # The scripted demo (scripts/demo.sh) on this build's binaries: three
 # replicas, SIGTERM handoff, SIGKILL failover, clean exits.

@@ -1,2 +1,2 @@
 # Tests of the metrics registry (core/metrics.c).
-koc_add_test(NAME test-metrics SOURCES unit/test-metrics.c MODULES core LABELS unit TIMEOUT 60)
+koc_add_test(NAME test-metrics SOURCES unit/test-metrics.c MODULES core LABELS unit tsan TIMEOUT 60)

@@ -1,6 +1,6 @@
 # Tests and benchmark of the probes module.
 koc_add_test(NAME test-probes SOURCES unit/test-probes.c MODULES core probes
-             LIBS PkgConfig::CURL LABELS unit TIMEOUT 60)
+             LIBS PkgConfig::CURL LABELS unit tsan TIMEOUT 60)
 
 # probes-server: the probes server under wrk load while a leader renews on the
 # same loop; `cmake --build build --target bench-probes` runs it (needs wrk).

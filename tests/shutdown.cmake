@@ -3,4 +3,4 @@ koc_add_test(NAME test-shutdown SOURCES unit/test-shutdown.c MODULES core shutdo
              TIMEOUT 60)
 # Shutdown and probes composed: the readiness sequence seen over HTTP.
 koc_add_test(NAME test-shutdown-probes SOURCES unit/test-shutdown-probes.c
-             MODULES core probes shutdown LIBS PkgConfig::CURL LABELS unit TIMEOUT 60)
+             MODULES core probes shutdown LIBS PkgConfig::CURL LABELS unit tsan TIMEOUT 60)

@@ -140,13 +140,22 @@ KOC_EXPORT int koc_object_key_format(const char *namespace_, const char *name, c
         return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-/* The fields that only cost memory in a controller's cache. */
+/* Deletes every member called name: a hostile body may give one twice, and
+ * cJSON's lookups find only the first. */
+static void delete_all(cJSON *o, const char *name) {
+        while (cJSON_IsObject(o) && cJSON_GetObjectItemCaseSensitive(o, name))
+                cJSON_DeleteItemFromObjectCaseSensitive(o, name);
+}
+
+/* The fields that only cost memory in a controller's cache, every copy of
+ * them in metadata. */
 static void default_strip(cJSON *obj) {
-        cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-        cJSON_DeleteItemFromObjectCaseSensitive(md, "managedFields");
-        cJSON *ann = cJSON_GetObjectItemCaseSensitive(md, "annotations");
-        cJSON_DeleteItemFromObjectCaseSensitive(ann,
-                                                "kubectl.kubernetes.io/last-applied-configuration");
+        cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata"), *c;
+        delete_all(md, "managedFields");
+        cJSON_ArrayForEach(c, (cJSON_IsObject(md) ? md : NULL)) {
+                if (c->string && strcmp(c->string, "annotations") == 0)
+                        delete_all(c, "kubectl.kubernetes.io/last-applied-configuration");
+        }
 }
 
 /* FNV-1a. */
@@ -166,18 +175,17 @@ static uint32_t put_str(char *data, size_t *off, const char *s, size_t n) {
         return at;
 }
 
+/* The record's own fields, from the object as the API server sent it. */
+/* The key, name, namespace, resourceVersion, uid and labels are read before
+ * the transform runs: it may rebuild or drop metadata (the strings would be
+ * freed under us), and the cache's bookkeeping (keys, the newer-only rule,
+ * selectors) must follow the API server's object, not the trimmed copy.
+ * They are copied into the record's header first; the minified JSON of the
+ * transformed object follows them in the same block. */
 int koc__store_make_object(koc_store *s, cJSON *obj, koc_object **ret) {
         const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
         const char *name = str_field(md, "name");
 
-        if (!name || !*name)
-                return -EINVAL;
-        default_strip(obj);
-        if (s && s->transform)
-                s->transform(obj, s->transform_userdata);
-        /* The transform may have changed anything, the name included. */
-        md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-        name = str_field(md, "name");
         if (!name || !*name)
                 return -EINVAL;
         const char *ns = str_field(md, "namespace");
@@ -188,43 +196,62 @@ int koc__store_make_object(koc_store *s, cJSON *obj, koc_object **ret) {
         uid = uid ? uid : "";
         const cJSON *labels = cJSON_GetObjectItemCaseSensitive(md, "labels"), *l;
 
-        char *json = cJSON_PrintUnformatted(obj);
-        if (!json)
-                return -ENOMEM;
-        size_t nslen = strlen(ns), namelen = strlen(name), jlen = strlen(json);
+        size_t nslen = strlen(ns), namelen = strlen(name);
         size_t keylen = (nslen ? nslen + 1 : 0) + namelen;
-        size_t size = keylen + 1 + nslen + 1 + strlen(rv) + 1 + strlen(uid) + 1 + jlen + 1;
+        size_t head = keylen + 1 + nslen + 1 + strlen(rv) + 1 + strlen(uid) + 1;
         uint32_t n_labels = 0;
         cJSON_ArrayForEach(l, labels) if (cJSON_IsString(l)) {
-                size += strlen(l->string) + 1 + strlen(l->valuestring) + 1;
+                head += strlen(l->string) + 1 + strlen(l->valuestring) + 1;
                 n_labels++;
         }
-        if (size > UINT32_MAX) {
-                cJSON_free(json);
+        if (head > UINT32_MAX)
                 return -E2BIG;
-        }
-        koc_object *o = malloc(sizeof *o + size);
-        if (!o) {
-                cJSON_free(json);
+        char *h = malloc(head);
+        if (!h)
                 return -ENOMEM;
-        }
         size_t off = 0;
         if (nslen) {
-                memcpy(o->data, ns, nslen);
-                o->data[nslen] = '/';
+                memcpy(h, ns, nslen);
+                h[nslen] = '/';
                 off = nslen + 1;
         }
-        o->name_off = (uint32_t)off;
-        put_str(o->data, &off, name, namelen);
-        o->ns_off = put_str(o->data, &off, ns, nslen);
-        o->rv_off = put_str(o->data, &off, rv, strlen(rv));
-        o->uid_off = put_str(o->data, &off, uid, strlen(uid));
-        o->labels_off = (uint32_t)off;
-        o->n_labels = n_labels;
+        uint32_t name_off = (uint32_t)off;
+        put_str(h, &off, name, namelen);
+        uint32_t ns_off = put_str(h, &off, ns, nslen);
+        uint32_t rv_off = put_str(h, &off, rv, strlen(rv));
+        uint32_t uid_off = put_str(h, &off, uid, strlen(uid));
+        uint32_t labels_off = (uint32_t)off;
         cJSON_ArrayForEach(l, labels) if (cJSON_IsString(l)) {
-                put_str(o->data, &off, l->string, strlen(l->string));
-                put_str(o->data, &off, l->valuestring, strlen(l->valuestring));
+                put_str(h, &off, l->string, strlen(l->string));
+                put_str(h, &off, l->valuestring, strlen(l->valuestring));
         }
+
+        /* From here on md and the strings above may be gone. */
+        default_strip(obj);
+        if (s && s->transform)
+                s->transform(obj, s->transform_userdata);
+        char *json = cJSON_PrintUnformatted(obj);
+        if (!json) {
+                free(h);
+                return -ENOMEM;
+        }
+        size_t jlen = strlen(json);
+        koc_object *o = head + jlen + 1 > UINT32_MAX ? NULL : malloc(sizeof *o + head + jlen + 1);
+        if (!o) {
+                int r = head + jlen + 1 > UINT32_MAX ? -E2BIG : -ENOMEM;
+                free(h);
+                cJSON_free(json);
+                return r;
+        }
+        memcpy(o->data, h, head);
+        free(h);
+        o->name_off = name_off;
+        o->ns_off = ns_off;
+        o->rv_off = rv_off;
+        o->uid_off = uid_off;
+        o->labels_off = labels_off;
+        o->n_labels = n_labels;
+        off = head;
         o->json_off = put_str(o->data, &off, json, jlen);
         o->json_len = (uint32_t)jlen;
         cJSON_free(json);

@@ -26,7 +26,9 @@ int koc__store_new(koc_store **ret);
 koc_store *koc__store_free(koc_store *s);
 
 /* Runs after the default strip of metadata.managedFields and the
- * last-applied-configuration annotation.  Before the first write only. */
+ * last-applied-configuration annotation (every copy of them).  Before the
+ * first write only.  The record's key, resourceVersion, uid and labels come
+ * from the object before the transform. */
 /* destroy (may be NULL) runs on userdata when the transform is replaced by
  * another userdata or the store is freed. */
 void koc__store_set_transform(koc_store *s, koc_transform_t fn, void *userdata,

@@ -118,7 +118,10 @@ KOC_EXPORT int koc_object_key_format(const char *namespace_, const char *name, c
 typedef struct koc_index_values koc_index_values;
 KOC_EXPORT int koc_index_values_add(koc_index_values *out, const char *value);
 typedef int (*koc_index_func_t)(const cJSON *object, koc_index_values *out, void *userdata);
-/* Changes an object in place before it is cached (after the default strip). */
+/* Changes an object in place before it is cached (after the default strip).
+ * The cache still files it under the name, namespace, resourceVersion, uid
+ * and labels the API server sent, so a transform may trim metadata freely;
+ * indexes and readers see the transformed object. */
 typedef void (*koc_transform_t)(cJSON *object, void *userdata);
 
 /* --- resources ------------------------------------------------------------------ */

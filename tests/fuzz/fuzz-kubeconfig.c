@@ -15,10 +15,10 @@
 #include "core/cluster-config.h"
 #include "koc/config.h"
 
-int __wrap_koc_exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t *ret_expiry,
-                                   koc_error *err);
-int __wrap_koc_exec_credential_run(const koc_exec_config *e, char **ret_token, uint64_t *ret_expiry,
-                                   koc_error *err) {
+int __wrap_koc__exec_credential_run(const koc_exec_config *e, char **ret_token,
+                                    uint64_t *ret_expiry, koc_error *err);
+int __wrap_koc__exec_credential_run(const koc_exec_config *e, char **ret_token,
+                                    uint64_t *ret_expiry, koc_error *err) {
         (void)e;
         (void)ret_token;
         (void)ret_expiry;

@@ -100,6 +100,26 @@ static void on_done(koc_leader *l, int result, void *ud) {
         logf_("%s:done(%d) ", c->id, result);
 }
 
+/* Under valgrind (KOC_UNDER_VALGRIND, valgrind-test-leader-integration) every
+ * duration of these cases is four times as long: the candidates' lease
+ * durations, renew deadlines and retry periods, the faults' latencies, the
+ * settling times and the bound of the waits.  Valgrind slows the one loop
+ * that runs every candidate about twenty times, and the cases assert
+ * orderings (who leads, who stopped first) that hold while the durations are
+ * wide compared with a stall; scaling all of them together keeps the ratios
+ * the cases rely on. */
+static uint64_t T(uint64_t usec) {
+        const char *v = getenv("KOC_UNDER_VALGRIND");
+        return v && *v ? 4 * usec : usec;
+}
+
+/* A fault rule with a duration in milliseconds (scaled by T()). */
+static int fault_ms(const char *fmt, uint64_t usec) {
+        char rule[256];
+        snprintf(rule, sizeof rule, fmt, (unsigned long long)(T(usec) / MS));
+        return koc_test_apiserver_fault(&W->server, rule);
+}
+
 /* Durations of the candidates (by default 1 s / 0.6 s / 0.1 s, so that
  * expiries come quickly). */
 static uint64_t cfg_lease = 1 * SEC, cfg_renew = 600 * MS, cfg_retry = 100 * MS;
@@ -116,9 +136,9 @@ static koc_leader_config *short_config(const char *id) {
         koc_leader_config *cfg = NULL;
         assert_int_equal(koc_leader_config_new("default", "it-lease", &cfg), 0);
         assert_int_equal(koc_leader_config_set_identity(cfg, id), 0);
-        koc_leader_config_set_lease_duration(cfg, cfg_lease);
-        koc_leader_config_set_renew_deadline(cfg, cfg_renew);
-        koc_leader_config_set_retry_period(cfg, cfg_retry);
+        koc_leader_config_set_lease_duration(cfg, T(cfg_lease));
+        koc_leader_config_set_renew_deadline(cfg, T(cfg_renew));
+        koc_leader_config_set_retry_period(cfg, T(cfg_retry));
         return cfg;
 }
 
@@ -152,7 +172,7 @@ static void drop_candidate(candidate *c) {
 
 /* Runs the loop until pred() holds; false when WAIT_MAX passed first. */
 static bool run_until(bool (*pred)(void *), void *ud) {
-        uint64_t end = koc_now_boottime_usec() + WAIT_MAX;
+        uint64_t end = koc_now_boottime_usec() + T(WAIT_MAX);
         while (!pred(ud)) {
                 uint64_t now = koc_now_boottime_usec();
                 if (now >= end)
@@ -165,7 +185,7 @@ static bool run_until(bool (*pred)(void *), void *ud) {
 /* Runs the loop for a while (to let things settle or to check that nothing
  * happens). */
 static void run_for(uint64_t usec) {
-        uint64_t end = koc_now_boottime_usec() + usec;
+        uint64_t end = koc_now_boottime_usec() + T(usec);
         for (;;) {
                 uint64_t now = koc_now_boottime_usec();
                 if (now >= end)
@@ -389,10 +409,10 @@ static void test_short_faults_do_not_step_down(void **state) {
                                                   "\"count\":2}"),
                          200);
         run_for(600 * MS);
-        assert_int_equal(koc_test_apiserver_fault(&W->server,
-                                                  "{\"resource\":\"leases\",\"verb\":\"update\","
-                                                  "\"latency_ms\":150}"),
-                         200);
+        assert_int_equal(
+                fault_ms("{\"resource\":\"leases\",\"verb\":\"update\",\"latency_ms\":%llu}",
+                         150 * MS),
+                200);
         run_for(800 * MS);
         assert_int_equal(koc_test_apiserver_clear_faults(&W->server), 200);
         run_for(300 * MS);
@@ -425,10 +445,10 @@ static void test_long_latency_deadline_exceeded(void **state) {
         assert_true(run_until(one_leads, NULL));
         candidate *l = the_leader();
         /* Every write now takes longer than the renew deadline. */
-        assert_int_equal(koc_test_apiserver_fault(&W->server,
-                                                  "{\"resource\":\"leases\",\"verb\":\"update\","
-                                                  "\"latency_ms\":900}"),
-                         200);
+        assert_int_equal(
+                fault_ms("{\"resource\":\"leases\",\"verb\":\"update\",\"latency_ms\":%llu}",
+                         900 * MS),
+                200);
         assert_true(run_until(has_stopped, l));
         assert_int_equal(l->last_reason, KOC_LEADER_REASON_RENEW_DEADLINE_EXCEEDED);
         /* Answers that come after their validity ran out never make a leader. */
@@ -471,9 +491,9 @@ static void test_hung_renewal_someone_else_leads(void **state) {
 static void test_watch_closed_by_server(void **state) {
         KOC_TEST_NEEDS_KOC_APISERVER(&W->server);
         wide_durations();
-        assert_int_equal(koc_test_apiserver_fault(&W->server,
-                                                  "{\"resource\":\"leases\",\"verb\":\"watch\","
-                                                  "\"watch_close_after_ms\":150}"),
+        assert_int_equal(fault_ms("{\"resource\":\"leases\",\"verb\":\"watch\",\"watch_close_after_"
+                                  "ms\":%llu}",
+                                  150 * MS),
                          200);
         add_candidate("a");
         add_candidate("b");

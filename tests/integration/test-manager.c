@@ -237,6 +237,15 @@ static _Noreturn void run_child(int ev, int ctl, const struct opts *o) {
 
 /* --- the parent's view of a replica ---------------------------------------------- */
 
+/* Under valgrind (KOC_UNDER_VALGRIND, valgrind-test-manager) every replica
+ * runs about twenty times slower: the bounds of the waits below triple.  They
+ * only bound how long a wait may take; no case asserts that something
+ * happens late, so a wider bound cannot hide a failure. */
+static int widen(int timeout_ms) {
+        const char *v = getenv("KOC_UNDER_VALGRIND");
+        return v && *v ? 3 * timeout_ms : timeout_ms;
+}
+
 static void read_available(struct replica *x, int timeout_ms) {
         struct pollfd p = {.fd = x->ev, .events = POLLIN};
         ssize_t n;
@@ -283,6 +292,7 @@ static long expect_event(struct replica *x, const char *prefix, int timeout_ms) 
         struct timespec start, now;
         long pos;
 
+        timeout_ms = widen(timeout_ms);
         clock_gettime(CLOCK_MONOTONIC, &start);
         for (;;) {
                 pos = find_line(x, prefix, x->scan);
@@ -303,6 +313,7 @@ static long expect_event(struct replica *x, const char *prefix, int timeout_ms) 
  * lines from another thread, whose place among the others is not fixed);
  * does not move the scan position. */
 static void expect_anywhere(struct replica *x, const char *prefix, int timeout_ms) {
+        timeout_ms = widen(timeout_ms);
         for (int waited = 0; find_line(x, prefix, 0) < 0; waited += 50) {
                 if (waited > timeout_ms)
                         fail_msg("%s: no \"%s\" within %d ms; events so far:\n%s", x->identity,
@@ -350,6 +361,7 @@ static struct replica *spawn(const struct opts *o) {
 static int wait_exit(struct replica *x, int timeout_ms) {
         int status = 0;
 
+        timeout_ms = widen(timeout_ms);
         for (int waited = 0;; waited += 20) {
                 pid_t p = waitpid(x->pid, &status, WNOHANG);
                 if (p == x->pid)
@@ -436,6 +448,7 @@ static long http_get(uint16_t port, const char *path, struct body *body) {
 static void expect_readyz(struct replica *x, long want, int timeout_ms) {
         long code = 0;
 
+        timeout_ms = widen(timeout_ms);
         for (int waited = 0; waited <= timeout_ms; waited += 20) {
                 code = http_get(x->port, "/readyz", NULL);
                 if (code == want)

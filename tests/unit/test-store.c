@@ -213,13 +213,62 @@ static void test_user_transform(void **state) {
         koc__store_free(s);
 }
 
+/* A transform that rebuilds metadata frees the strings the record's key was
+ * read from (found by tests/fuzz/fuzz-transform.c): the record keeps the
+ * server's name, namespace, resourceVersion and labels whatever it does. */
+static void drop_metadata(cJSON *o, void *userdata) {
+        cJSON_DeleteItemFromObject(o, "metadata");
+}
+
+static void test_transform_drops_metadata(void **state) {
+        koc_store *s = NULL;
+        assert_int_equal(koc__store_new(&s), 0);
+        koc__store_set_transform(s, drop_metadata, NULL, NULL);
+        put(s, "ns", "a", "7", "{\"app\":\"x\"}");
+        koc_object *o = koc__store_get(s, "ns/a");
+        assert_non_null(o);
+        assert_string_equal(koc_object_get_name(o), "a");
+        assert_string_equal(koc_object_get_namespace(o), "ns");
+        assert_string_equal(koc_object_get_resource_version(o), "7");
+        assert_string_equal(koc_object_get_label(o, "app"), "x");
+        assert_null(strstr(koc_object_get_json(o, NULL), "metadata"));
+        koc_object_unref(o);
+        /* The newer-only rule still reads the server's resourceVersions. */
+        cJSON *j = obj("ns", "a", "8", NULL);
+        assert_int_equal(koc__store_upsert(s, j, KOC_STORE_ONLY_NEWER, NULL, NULL), 1);
+        cJSON_Delete(j);
+        koc__store_free(s);
+}
+
+/* A body with managedFields, the last-applied annotation or annotations
+ * twice keeps no copy of them in the cache. */
+static void test_strip_duplicates(void **state) {
+        koc_store *s = NULL;
+        assert_int_equal(koc__store_new(&s), 0);
+        cJSON *j = cJSON_Parse("{\"metadata\":{\"name\":\"a\",\"managedFields\":[1],"
+                               "\"managedFields\":[2],\"annotations\":{"
+                               "\"kubectl.kubernetes.io/last-applied-configuration\":\"x\","
+                               "\"kubectl.kubernetes.io/last-applied-configuration\":\"y\"},"
+                               "\"annotations\":{\"keep\":\"1\","
+                               "\"kubectl.kubernetes.io/last-applied-configuration\":\"z\"}}}");
+        assert_non_null(j);
+        koc_object *o = NULL;
+        assert_int_equal(koc__store_make_object(s, j, &o), 0);
+        assert_string_equal(koc_object_get_json(o, NULL),
+                            "{\"metadata\":{\"name\":\"a\",\"annotations\":{},"
+                            "\"annotations\":{\"keep\":\"1\"}}}");
+        koc_object_unref(o);
+        cJSON_Delete(j);
+        koc__store_free(s);
+}
+
 /* A reader keeps a whole record while the writer replaces it many times:
  * every record read is self-consistent (its JSON's data matches its rv). */
 struct reader {
         koc_store *s;
         atomic_bool stop;
-        int bad;
-        int reads;
+        atomic_int bad; /* both readers count */
+        atomic_int reads;
 };
 
 static void *reader_main(void *p) {
@@ -232,8 +281,8 @@ static void *reader_main(void *p) {
                 snprintf(want, sizeof want, "\"data\":{\"k\":\"%s\"}",
                          koc_object_get_resource_version(o));
                 if (!strstr(koc_object_get_json(o, NULL), want))
-                        r->bad++;
-                r->reads++;
+                        atomic_fetch_add(&r->bad, 1);
+                atomic_fetch_add(&r->reads, 1);
                 koc_object_unref(o);
         }
         return NULL;
@@ -255,7 +304,7 @@ static void test_concurrent_readers(void **state) {
         atomic_store(&r.stop, true);
         for (int i = 0; i < 2; i++)
                 pthread_join(t[i], NULL);
-        assert_int_equal(r.bad, 0);
+        assert_int_equal(atomic_load(&r.bad), 0);
         koc__store_free(r.s);
 }
 
@@ -343,6 +392,8 @@ int main(void) {
                 cmocka_unit_test(test_index),
                 cmocka_unit_test(test_replace),
                 cmocka_unit_test(test_user_transform),
+                cmocka_unit_test(test_transform_drops_metadata),
+                cmocka_unit_test(test_strip_duplicates),
                 cmocka_unit_test(test_concurrent_readers),
                 cmocka_unit_test(test_record_and_table),
         };
