@@ -358,7 +358,7 @@ koc_informer *fuzz_informer_new(const char *label_selector, const char *field_se
         koc_informer *inf = NULL;
         koc_error err = {0};
         if (koc__informer_get((koc_client *)&fake.client_token, &configmaps, "ns", label_selector,
-                              field_selector, NULL, &inf, &err) < 0)
+                              field_selector, NULL, NULL, &inf, &err) < 0)
                 abort();
         static const koc_informer_handler h = {.on_update = on_update};
         if (koc__informer_add_handler(inf, &h, NULL) < 0)
