@@ -36,6 +36,10 @@ struct koc_reflector {
         koc_watch *watch;
         sd_event_source *timer;
         char *continue_token;
+        /* A list page whose items are still to be delivered (on_list()),
+         * and the idle source that delivers them. */
+        cJSON *pending_page;
+        sd_event_source *page_source;
         char *rv;
         char *item_kind;
         char *item_api_version;
@@ -141,6 +145,8 @@ koc_reflector *koc__reflector_free(koc_reflector *r) {
         koc_request_cancel(r->req);
         koc_watch_stop(r->watch);
         sd_event_source_disable_unref(r->timer);
+        sd_event_source_disable_unref(r->page_source);
+        cJSON_Delete(r->pending_page);
         koc_client_unref(r->client);
         sd_event_unref(r->event);
         free(r->path);
@@ -239,9 +245,57 @@ static void fill_kind(koc_reflector *r, cJSON *item) {
                 cJSON_AddStringToObject(item, "apiVersion", r->item_api_version);
 }
 
+static void deliver_items(koc_reflector *r, cJSON *page) {
+        cJSON *items = cJSON_GetObjectItemCaseSensitive(page, "items"), *item;
+        cJSON_ArrayForEach(item, items) {
+                if (!cJSON_IsObject(item))
+                        continue;
+                fill_kind(r, item);
+                if (r->h.list_item)
+                        r->h.list_item(item, r->userdata);
+        }
+}
+
+/* Delivers the items of the page before the one now in flight, if any are
+ * still pending: pages are always delivered in order. */
+static void flush_pending_page(koc_reflector *r) {
+        cJSON *page = r->pending_page;
+        if (!page)
+                return;
+        r->pending_page = NULL;
+        if (r->page_source)
+                (void)sd_event_source_set_enabled(r->page_source, SD_EVENT_OFF);
+        deliver_items(r, page);
+        cJSON_Delete(page);
+}
+
+static int on_pending_page(sd_event_source *s, void *userdata) {
+        flush_pending_page(userdata);
+        return 0;
+}
+
+/* The items of a page that has a successor are delivered from an idle
+ * source after the next page's request went out (the client's timer runs
+ * at a higher priority), so that the server prepares the next page while
+ * this process stores the current one.  false: deliver them at once. */
+static bool defer_page(koc_reflector *r, koc_response *resp) {
+        if (!r->page_source) {
+                if (sd_event_add_defer(r->event, &r->page_source, on_pending_page, r) < 0)
+                        return false;
+                (void)sd_event_source_set_priority(r->page_source, SD_EVENT_PRIORITY_IDLE);
+                (void)sd_event_source_set_description(r->page_source, "koc-reflector-page");
+        }
+        if (sd_event_source_set_enabled(r->page_source, SD_EVENT_ONESHOT) < 0)
+                return false;
+        r->pending_page = koc_response_steal_body(resp);
+        return r->pending_page != NULL;
+}
+
 static void on_list(koc_client *c, koc_response *resp, void *userdata) {
         koc_reflector *r = userdata;
         r->req = NULL;
+
+        flush_pending_page(r);
 
         if (resp->error < 0 || resp->status != 200 || !cJSON_IsObject(resp->body)) {
                 bool expired = resp->status == 410;
@@ -270,24 +324,20 @@ static void on_list(koc_client *c, koc_response *resp, void *userdata) {
                 if (r->h.list_begin)
                         r->h.list_begin(r->userdata);
         }
-        cJSON *items = cJSON_GetObjectItemCaseSensitive(resp->body, "items"), *item;
-        cJSON_ArrayForEach(item, items) {
-                if (!cJSON_IsObject(item))
-                        continue;
-                fill_kind(r, item);
-                if (r->h.list_item)
-                        r->h.list_item(item, r->userdata);
-        }
         const cJSON *md = cJSON_GetObjectItemCaseSensitive(resp->body, "metadata");
         const char *cont = str_field(md, "continue");
         if (cont && *cont) {
                 if (set_str(&r->continue_token, cont) < 0) {
+                        deliver_items(r, resp->body);
                         schedule(r, NEXT_LIST, next_backoff(r));
                         return;
                 }
                 start_list_page(r);
+                if (!defer_page(r, resp))
+                        deliver_items(r, resp->body);
                 return;
         }
+        deliver_items(r, resp->body);
         free(r->continue_token);
         r->continue_token = NULL;
         set_str(&r->rv, str_field(md, "resourceVersion"));

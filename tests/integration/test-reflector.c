@@ -5,7 +5,9 @@
  * resourceVersion without a list, starts again without one after 410 (the
  * server then sends the object as ADDED), stops for good when its
  * watch_ended handler says so (and may be freed there), and resumes a watch
- * the server keeps ending early within its clean-close cap.  Every wait runs
+ * the server keeps ending early within its clean-close cap; in list mode,
+ * pages arrive in order, each item once, the next page requested before the
+ * current one is delivered.  Every wait runs
  * the loop until a condition holds, bounded by a safety deadline.
  */
 #include <errno.h>
@@ -137,6 +139,76 @@ static koc_reflector *start(seen *s, const char *name, const char *rv, uint64_t 
                          0);
         assert_int_equal(koc__reflector_start(s->r), 0);
         return s->r;
+}
+
+/* --- list mode: pages ---------------------------------------------------------- */
+
+typedef struct pages {
+        koc_reflector *r;
+        unsigned items, begins, ends;
+        unsigned requests_at_first_item; /* list requests sent when item 1 arrived */
+        char last_name[64];
+        bool ordered;
+} pages;
+
+static void on_page_begin(void *userdata) {
+        ((pages *)userdata)->begins++;
+}
+
+static void on_page_item(cJSON *item, void *userdata) {
+        pages *p = userdata;
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(item, "metadata");
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, "name"));
+        koc_reflector_stats st;
+        koc__reflector_get_stats(p->r, &st);
+        if (++p->items == 1)
+                p->requests_at_first_item = (unsigned)st.list_requests;
+        if (!name || strcmp(name, p->last_name) <= 0)
+                p->ordered = false;
+        snprintf(p->last_name, sizeof p->last_name, "%s", name ? name : "");
+}
+
+static void on_page_end(const char *rv, void *userdata) {
+        ((pages *)userdata)->ends++;
+}
+
+/* A paginated list delivers every item once, in the server's order, pages
+ * in order, then ends once; the next page's request goes out before the
+ * current page's items are delivered (so the server prepares it meanwhile). */
+static void test_list_pages_in_order(void **state) {
+        char rv[32];
+        for (int i = 0; i < 7; i++) {
+                char name[32];
+                snprintf(name, sizeof name, "page-%02d", i);
+                put_lease(name, "x", rv, sizeof rv);
+        }
+        pages p = {.ordered = true};
+        assert_int_equal(koc__reflector_new(client,
+                                            &(koc_reflector_spec){
+                                                    .path = LEASES,
+                                                    .label_selector = NULL,
+                                                    .page_size = 2,
+                                            },
+                                            &(koc_reflector_handlers){.list_begin = on_page_begin,
+                                                                      .list_item = on_page_item,
+                                                                      .list_end = on_page_end},
+                                            &p, &p.r),
+                         0);
+        assert_int_equal(koc__reflector_start(p.r), 0);
+        uint64_t end = koc_now_boottime_usec() + SAFETY_USEC;
+        while (p.ends == 0) {
+                assert_true(koc_now_boottime_usec() < end);
+                assert_true(sd_event_run(event, 50 * MS) >= 0);
+        }
+        koc_reflector_stats st;
+        koc__reflector_get_stats(p.r, &st);
+        p.r = koc__reflector_free(p.r);
+        assert_true(p.items >= 7); /* the leases of the other cases are listed too */
+        assert_true(p.ordered);
+        assert_int_equal(p.begins, 1);
+        assert_int_equal(p.ends, 1);
+        assert_true(st.list_requests >= 4);
+        assert_int_equal(p.requests_at_first_item, 2);
 }
 
 static int group_setup(void **state) {
@@ -272,6 +344,7 @@ int main(void) {
                 cmocka_unit_test(test_watch_only_gone_watches_from_now),
                 cmocka_unit_test(test_watch_ended_false_stops),
                 cmocka_unit_test(test_clean_early_close_capped),
+                cmocka_unit_test(test_list_pages_in_order),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
