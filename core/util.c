@@ -9,6 +9,7 @@
 #include <sys/random.h>
 #include <systemd/sd-event.h>
 #include <systemd/sd-id128.h>
+#include <cjson/cJSON.h>
 #include <unistd.h>
 #include <time.h>
 
@@ -52,7 +53,7 @@ KOC_EXPORT char *koc_format_microtime(uint64_t usec, char *buf, size_t size) {
 }
 
 KOC_EXPORT int koc_parse_rfc3339(const char *s, uint64_t *ret) {
-        struct tm tm = { 0 };
+        struct tm tm = {0};
         if (!s)
                 return -EINVAL;
         const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
@@ -103,8 +104,8 @@ KOC_EXPORT int koc_parse_duration(const char *s, uint64_t *ret) {
                 double usec;
         } units[] = {
                 /* Go accepts both the micro sign (U+00B5) and Greek mu (U+03BC). */
-                { "ns", 0.001 }, { "us", 1 },      { "\u00b5s", 1 }, { "\u03bcs", 1 },
-                { "ms", 1000 },  { "s", 1e6 },     { "m", 60e6 },     { "h", 3600e6 },
+                {"ns", 0.001}, {"us", 1},  {"\u00b5s", 1}, {"\u03bcs", 1},
+                {"ms", 1000},  {"s", 1e6}, {"m", 60e6},    {"h", 3600e6},
         };
         if (!s || !*s)
                 return -EINVAL;
@@ -218,4 +219,9 @@ pid_t koc__loop_tid(sd_event *event) {
         if (event && sd_event_get_tid(event, &tid) >= 0)
                 return tid;
         return gettid();
+}
+
+void koc__json_delete_all(cJSON *o, const char *name) {
+        while (cJSON_IsObject(o) && cJSON_GetObjectItemCaseSensitive(o, name))
+                cJSON_DeleteItemFromObjectCaseSensitive(o, name);
 }

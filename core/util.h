@@ -52,6 +52,11 @@ int koc__struct_import(void *dst, size_t dst_size, const void *src, size_t src_s
  * (sd_event_get_tid), else the calling thread, which creates a handle on the
  * loop's thread by contract. */
 pid_t koc__loop_tid(sd_event *event);
+
+/* Removes every member of object o called name: a hostile body may give one
+ * twice, and cJSON's lookups find only the first (Go readers take the last). */
+struct cJSON;
+void koc__json_delete_all(struct cJSON *o, const char *name);
 /* Debug builds (no NDEBUG) check that a loop-only call runs on the loop's
  * thread: a call from a worker thread races with the loop on state that is
  * not locked, which is far easier to find at the call than in its effects. */

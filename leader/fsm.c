@@ -77,34 +77,26 @@ int lease_record_from_json(const cJSON *obj, lease_record *ret) {
         return 0;
 }
 
-/* Removes every member named key: a body with duplicate keys (which a
- * hostile server may send) must not keep a stale copy beside the new value,
- * since Go readers take the last one and lease_record_from_json the first. */
-static void delete_all(cJSON *obj, const char *key) {
-        while (cJSON_GetObjectItemCaseSensitive(obj, key))
-                cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
-}
-
 static bool set_string(cJSON *obj, const char *key, const char *value) {
-        delete_all(obj, key);
+        koc__json_delete_all(obj, key);
         return cJSON_AddStringToObject(obj, key, value) != NULL;
 }
 
 static bool set_number(cJSON *obj, const char *key, double value) {
-        delete_all(obj, key);
+        koc__json_delete_all(obj, key);
         return cJSON_AddNumberToObject(obj, key, value) != NULL;
 }
 
 static cJSON *object_child(cJSON *obj, const char *key) {
         cJSON *c = cJSON_GetObjectItemCaseSensitive(obj, key);
         if (!cJSON_IsObject(c)) {
-                delete_all(obj, key);
+                koc__json_delete_all(obj, key);
                 return cJSON_AddObjectToObject(obj, key);
         }
         /* Keep the first (the one lease_record_from_json reads), drop any
          * duplicate after it. */
         cJSON_DetachItemViaPointer(obj, c);
-        delete_all(obj, key);
+        koc__json_delete_all(obj, key);
         if (!cJSON_AddItemToObject(obj, key, c)) {
                 cJSON_Delete(c);
                 return NULL;
@@ -125,12 +117,12 @@ cJSON *lease_record_to_json(const cJSON *base, const char *namespace_, const cha
                   set_string(meta, "namespace", namespace_);
         if (ok) {
                 /* Server-maintained fields that must not be echoed back. */
-                delete_all(meta, "managedFields");
-                delete_all(o, "status");
+                koc__json_delete_all(meta, "managedFields");
+                koc__json_delete_all(o, "status");
                 if (rec->resource_version[0])
                         ok = set_string(meta, "resourceVersion", rec->resource_version);
                 else
-                        delete_all(meta, "resourceVersion");
+                        koc__json_delete_all(meta, "resourceVersion");
         }
         /* client-go writes every field of the record, holderIdentity "" included. */
         ok = ok && set_string(spec, "holderIdentity", rec->holder) &&

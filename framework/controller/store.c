@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/util.h"
 #include "strmap.h"
 
 /* One allocation per record: the header, then the strings, each
@@ -140,30 +141,19 @@ KOC_EXPORT int koc_object_key_format(const char *namespace_, const char *name, c
         return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
-/* Deletes every member called name: a hostile body may give one twice, and
- * cJSON's lookups find only the first. */
-static void delete_all(cJSON *o, const char *name) {
-        while (cJSON_IsObject(o) && cJSON_GetObjectItemCaseSensitive(o, name))
-                cJSON_DeleteItemFromObjectCaseSensitive(o, name);
-}
-
 /* The fields that only cost memory in a controller's cache, every copy of
  * them in metadata. */
 static void default_strip(cJSON *obj) {
         cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata"), *c;
-        delete_all(md, "managedFields");
+        koc__json_delete_all(md, "managedFields");
         cJSON_ArrayForEach(c, (cJSON_IsObject(md) ? md : NULL)) {
                 if (c->string && strcmp(c->string, "annotations") == 0)
-                        delete_all(c, "kubectl.kubernetes.io/last-applied-configuration");
+                        koc__json_delete_all(c, "kubectl.kubernetes.io/last-applied-configuration");
         }
 }
 
-/* FNV-1a. */
 static uint32_t hash_key(const char *s) {
-        uint32_t h = 2166136261u;
-        for (; *s; s++)
-                h = (h ^ (unsigned char)*s) * 16777619u;
-        return h;
+        return (uint32_t)koc__strmap_hash(s);
 }
 
 /* Appends a string and its NUL at *off. */

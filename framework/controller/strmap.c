@@ -8,7 +8,7 @@
 
 /* FNV-1a: keys are short ("namespace/name"), and the map is not exposed to
  * keys chosen to collide beyond what the API server lets a user name. */
-static size_t hash_str(const char *s) {
+size_t koc__strmap_hash(const char *s) {
         uint64_t h = UINT64_C(1469598103934665603);
         for (; *s; s++)
                 h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
@@ -18,7 +18,7 @@ static size_t hash_str(const char *s) {
 strmap_entry *koc__strmap_find(const strmap *m, const char *key) {
         if (m->n_buckets == 0)
                 return NULL;
-        size_t h = hash_str(key);
+        size_t h = koc__strmap_hash(key);
         for (strmap_entry *e = m->buckets[h & (m->n_buckets - 1)]; e; e = e->next)
                 if (e->hash == h && strcmp(e->key, key) == 0)
                         return e;
@@ -62,7 +62,7 @@ int koc__strmap_put(strmap *m, const char *key, void *value, void **ret_old) {
         if (!e)
                 return -ENOMEM;
         memcpy(e->key, key, len + 1);
-        e->hash = hash_str(key);
+        e->hash = koc__strmap_hash(key);
         e->value = value;
         e->next = m->buckets[e->hash & (m->n_buckets - 1)];
         m->buckets[e->hash & (m->n_buckets - 1)] = e;
@@ -75,7 +75,7 @@ int koc__strmap_put(strmap *m, const char *key, void *value, void **ret_old) {
 void *koc__strmap_remove(strmap *m, const char *key) {
         if (m->n_buckets == 0)
                 return NULL;
-        size_t h = hash_str(key);
+        size_t h = koc__strmap_hash(key);
         for (strmap_entry **p = &m->buckets[h & (m->n_buckets - 1)]; *p; p = &(*p)->next) {
                 strmap_entry *e = *p;
                 if (e->hash == h && strcmp(e->key, key) == 0) {

@@ -23,6 +23,8 @@ typedef struct strmap {
         size_t size;
 } strmap;
 
+/* The map's hash of a key (FNV-1a), for other tables keyed the same way. */
+size_t koc__strmap_hash(const char *s);
 /* Returns the value, or NULL when absent. */
 void *koc__strmap_get(const strmap *m, const char *key);
 /* Looks up the entry itself (its key is stable while it is in the map). */
