@@ -188,17 +188,16 @@ static cJSON *guarded_patch(const cJSON *object) {
         return p;
 }
 
+/* The errno of a failed patch is koc_response_errno()'s (-EBUSY for a
+ * conflict, -EINVAL for 422, -EACCES for 403, ...); the reconcile's context
+ * keeps the answer (koc_reconcile_get_last_error). */
 static koc_result patch_result(int r, koc_response *resp) {
-        koc_result res = koc_result_done();
         if (r < 0)
-                res = koc_result_error(r);
-        else if (resp->error < 0)
-                res = koc_result_error(resp->error);
-        else if (resp->status == 404)
-                res = koc_result_done(); /* gone: nothing left to do */
-        else if (resp->status >= 300)
-                res = koc_result_error(resp->reason == KOC_REASON_CONFLICT ? -EBUSY : -EIO);
-        return res;
+                return koc_result_error(r);
+        if (resp->error == 0 && resp->status == 404)
+                return koc_result_done(); /* gone: nothing left to do */
+        r = koc_response_errno(resp);
+        return r < 0 ? koc_result_error(r) : koc_result_done();
 }
 
 KOC_EXPORT koc_result koc_reconcile_finalizer(koc_reconcile_context *ctx, const char *finalizer,

@@ -92,6 +92,14 @@ struct env {
         int stuck_write;
         char stuck_log[1024];
         koc_reflector_stats stats;
+        /* Failures said out loud: what the reconcile got, and the warn lines. */
+        int event_rc[8];
+        int n_event_rc;
+        int fin_rc[4];
+        int n_fin_rc;
+        char last_error[600];
+        char warn_lines[8192];
+        size_t warn_len;
 };
 
 static uint64_t now_usec(void) {
@@ -1241,6 +1249,138 @@ static void test_finalizer_cleanup_once(void **state) {
         assert_true(e.applies >= 1);
 }
 
+/* --- failures are said out loud, with their cause -------------------------------- */
+
+/* Two refused Events and a refused finalizer patch per attempt: the Event
+ * writes are answered 403 (RBAC without events), the finalizer's patch 422
+ * twice, then the patch goes through. */
+static koc_result loud_reconcile(env *e, koc_reconcile_context *ctx) {
+        const cJSON *obj = koc_reconcile_get_object(ctx);
+        if (!obj)
+                return koc_result_done();
+        for (int i = 0; i < 2; i++) {
+                int r = koc_reconcile_record_event(ctx, obj, "Warning", "LoudTest", "a test");
+                pthread_mutex_lock(&e->lock);
+                if (e->n_event_rc < (int)(sizeof e->event_rc / sizeof e->event_rc[0]))
+                        e->event_rc[e->n_event_rc++] = r;
+                pthread_mutex_unlock(&e->lock);
+        }
+        koc_result res = koc_reconcile_finalizer(ctx, "koc.test/loud", fin_apply, NULL, e);
+        koc_error err = {0};
+        int code = koc_reconcile_get_last_error(ctx, &err);
+        pthread_mutex_lock(&e->lock);
+        if (res.type == KOC_RESULT_ERROR && e->n_fin_rc < 4) {
+                e->fin_rc[e->n_fin_rc++] = res.error;
+                if (code == res.error)
+                        snprintf(e->last_error, sizeof e->last_error, "%s", err.message);
+        }
+        pthread_mutex_unlock(&e->lock);
+        return res;
+}
+
+static void loud_log(int level, const char *component, const char *message, void *userdata) {
+        env *e = userdata;
+        if (level != KOC_LOG_WARN || strcmp(component, "controller") != 0)
+                return;
+        pthread_mutex_lock(&e->lock);
+        int n = snprintf(e->warn_lines + e->warn_len, sizeof e->warn_lines - e->warn_len, "%s\n",
+                         message);
+        if (n > 0 && (size_t)n < sizeof e->warn_lines - e->warn_len)
+                e->warn_len += (size_t)n;
+        pthread_mutex_unlock(&e->lock);
+}
+
+static void loud_setup(env *e) {
+        assert_int_equal(koc_test_apiserver_fault(
+                                 &api, "{\"resource\":\"events\",\"verb\":\"create\","
+                                       "\"error_code\":403}"),
+                         200);
+        assert_int_equal(koc_test_apiserver_fault(
+                                 &api, "{\"resource\":\"configmaps\",\"verb\":\"patch\","
+                                       "\"error_code\":422,\"count\":2}"),
+                         200);
+}
+
+static const char *loud_driver(env *e) {
+        if (put_configmap(e->ns, "loud-a", "{\"test\":\"loud\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "apply", "ok"))
+                return "the finalizer was never added";
+        return NULL;
+}
+
+/* Counts the lines of text that contain every one of the needles. */
+static int count_lines(const char *text, const char *const *needles, size_t n) {
+        int count = 0;
+        for (const char *line = text; *line;) {
+                const char *end = strchr(line, '\n');
+                size_t len = end ? (size_t)(end - line) : strlen(line);
+                char buf[2048];
+                snprintf(buf, sizeof buf, "%.*s", (int)len, line);
+                bool all = true;
+                for (size_t i = 0; i < n; i++)
+                        all &= strstr(buf, needles[i]) != NULL;
+                count += all;
+                line += len + (end ? 1 : 0);
+        }
+        return count;
+}
+
+static void test_failures_said_with_cause(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&api);
+        env e = {.reconcile = loud_reconcile, .driver = loud_driver};
+        koc_log_set_handler(loud_log, &e, NULL);
+        run_case(&e, &(case_opts){.ns = "ctrl-loud",
+                                  .name = "loud",
+                                  .label_selector = "test=loud",
+                                  .setup = loud_setup});
+        koc_log_set_handler(NULL, NULL, NULL);
+        assert_int_equal(koc_test_apiserver_clear_faults(&api), 200);
+
+        /* A 403 on an Event write is -EACCES, every time, and said once. */
+        assert_true(e.n_event_rc >= 6);
+        for (int i = 0; i < e.n_event_rc; i++)
+                assert_int_equal(e.event_rc[i], -EACCES);
+        static const char *const event_line_plain[] = {
+                "controller=loud ",
+                "event reason=LoudTest ",
+                "ConfigMap ctrl-loud/loud-a ",
+                "POST /api/v1/namespaces/ctrl-loud/events ",
+                "status=403 ",
+                "reason=Forbidden ",
+                "cannot create resource",
+        };
+        static const char *const any_event[] = {"event reason=LoudTest "};
+        assert_int_equal(count_lines(e.warn_lines, event_line_plain, 7), 1);
+        assert_int_equal(count_lines(e.warn_lines, any_event, 1), 1);
+
+        /* A 422 from the finalizer helper is -EINVAL, and the Status message
+         * is there for the reconcile. */
+        assert_int_equal(e.n_fin_rc, 2);
+        assert_int_equal(e.fin_rc[0], -EINVAL);
+        assert_int_equal(e.fin_rc[1], -EINVAL);
+        assert_string_equal(e.last_error, "PATCH /api/v1/namespaces/ctrl-loud/configmaps/loud-a: "
+                                          "422 Invalid: injected fault");
+
+        /* The failed reconcile is said at warn with its cause, once for the
+         * two failures in a row of the key. */
+        static const char *const failed_line[] = {
+                "controller=loud ",
+                "key=ctrl-loud/loud-a ",
+                "reconcile failed after ",
+                "s: Invalid argument (-22) ",
+                "method=PATCH ",
+                "path=/api/v1/namespaces/ctrl-loud/configmaps/loud-a ",
+                "status=422 ",
+                "reason=Invalid ",
+                "message=\"injected fault\"",
+        };
+        static const char *const any_failed[] = {"reconcile failed"};
+        assert_int_equal(count_lines(e.warn_lines, failed_line, 9), 1);
+        assert_int_equal(count_lines(e.warn_lines, any_failed, 1), 1);
+        assert_true(e.applies >= 1);
+}
+
 /* --- 410 on the watch forces a re-list ------------------------------------------- */
 
 static const char *gone_driver(env *e) {
@@ -1540,6 +1680,7 @@ int main(void) {
                 cmocka_unit_test(test_conflict_retried),
                 cmocka_unit_test(test_drain_waits_for_reconcile),
                 cmocka_unit_test(test_reconcile_timeout),
+                cmocka_unit_test(test_failures_said_with_cause),
                 cmocka_unit_test(test_server_side_apply),
                 cmocka_unit_test(test_streaming_list),
                 cmocka_unit_test(test_streaming_list_fallback),
