@@ -1381,6 +1381,64 @@ static void test_failures_said_with_cause(void **state) {
         assert_true(e.applies >= 1);
 }
 
+/* --- the finalizer helper on a changed object: a conflict, read again ---------- */
+
+static koc_result stale_fin_reconcile(env *e, koc_reconcile_context *ctx) {
+        if (!koc_reconcile_get_object(ctx))
+                return koc_result_done();
+        pthread_mutex_lock(&e->lock);
+        int attempt = ++e->attempts;
+        pthread_mutex_unlock(&e->lock);
+        if (attempt == 1) {
+                /* The object changes after the reconcile's snapshot was taken. */
+                koc_response *resp = NULL;
+                cJSON *p = cJSON_Parse("{\"metadata\":{\"annotations\":{\"touched\":\"yes\"}}}");
+                int r = koc_reconcile_patch(ctx, &configmaps, koc_reconcile_get_namespace(ctx),
+                                            koc_reconcile_get_name(ctx), KOC_PATCH_MERGE, p, &resp);
+                cJSON_Delete(p);
+                if (r < 0 || resp->status != 200)
+                        note(e, "patch", "failed");
+                koc_response_free(resp);
+        }
+        koc_result res = koc_reconcile_finalizer(ctx, "koc.test/stale", fin_apply, NULL, e);
+        koc_error err = {0};
+        pthread_mutex_lock(&e->lock);
+        if (res.type == KOC_RESULT_ERROR && e->n_fin_rc < 4) {
+                e->fin_rc[e->n_fin_rc++] = res.error;
+                if (koc_reconcile_get_last_error(ctx, &err) == res.error)
+                        snprintf(e->last_error, sizeof e->last_error, "%s", err.message);
+        }
+        pthread_mutex_unlock(&e->lock);
+        return res;
+}
+
+static const char *stale_fin_driver(env *e) {
+        if (put_configmap(e->ns, "stale-a", "{\"test\":\"stale\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "apply", "ok"))
+                return "the finalizer was never added";
+        if (seen_has(e, "patch failed"))
+                return "the first patch failed";
+        long st;
+        cJSON *cm = get_configmap(e->ns, "stale-a", &st);
+        bool has = st == 200 && koc_object_has_finalizer(cm, "koc.test/stale");
+        cJSON_Delete(cm);
+        return has ? NULL : "the finalizer is not on the server";
+}
+
+static void test_finalizer_on_changed_object_conflicts(void **state) {
+        env e = {.reconcile = stale_fin_reconcile, .driver = stale_fin_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-stale",
+                                  .name = "stale",
+                                  .label_selector = "test=stale"});
+        /* A conflict (-EBUSY, read again), not 422 Invalid (-EINVAL). */
+        assert_int_equal(e.n_fin_rc, 1);
+        assert_int_equal(e.fin_rc[0], -EBUSY);
+        assert_non_null(strstr(e.last_error, "PATCH /api/v1/namespaces/ctrl-stale/configmaps/"
+                                             "stale-a: 409 Conflict: "));
+        assert_true(e.attempts >= 2);
+}
+
 /* --- 410 on the watch forces a re-list ------------------------------------------- */
 
 static const char *gone_driver(env *e) {
@@ -1681,6 +1739,7 @@ int main(void) {
                 cmocka_unit_test(test_drain_waits_for_reconcile),
                 cmocka_unit_test(test_reconcile_timeout),
                 cmocka_unit_test(test_failures_said_with_cause),
+                cmocka_unit_test(test_finalizer_on_changed_object_conflicts),
                 cmocka_unit_test(test_server_side_apply),
                 cmocka_unit_test(test_streaming_list),
                 cmocka_unit_test(test_streaming_list_fallback),
