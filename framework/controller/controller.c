@@ -361,8 +361,8 @@ static void slot_end(worker_slot *slot, double secs) {
 
 /* A failed reconcile, said at warn with the controller, the key, how long it
  * ran and, when an API call of the reconcile failed with the same errno (or
- * a write failed at all), that call: method, path, HTTP status, Status
- * reason and message.  Failures caused by a lost term or a shutdown are
+ * a write other than an Event failed at all), that call: method, path, HTTP
+ * status, Status reason and message.  Failures caused by a lost term or a shutdown are
  * expected and said at debug. */
 static void report_failure(koc_controller *c, koc_reconcile_context *ctx, const koc_result *res,
                            double secs, bool same_term) {
@@ -383,15 +383,18 @@ static void report_failure(koc_controller *c, koc_reconcile_context *ctx, const 
         if (held > 0)
                 snprintf(held_text, sizeof held_text, " failures_not_logged=%u", held);
         if (ctx->last_error.code < 0 && (ctx->last_error.code == e || ctx->last_error.mutating)) {
+                /* The call is named the cause only when its errno is the
+                 * result's; otherwise it is what it is, the last failed write. */
+                const char *label = ctx->last_error.code == e ? "" : "; last failed write:";
                 if (ctx->last_error.status > 0)
                         snprintf(api, sizeof api,
-                                 " method=%s path=%s status=%ld reason=%s message=\"%s\"",
-                                 ctx->last_error.method, ctx->last_error.path,
+                                 "%s method=%s path=%s status=%ld reason=%s message=\"%s\"",
+                                 label, ctx->last_error.method, ctx->last_error.path,
                                  ctx->last_error.status,
                                  koc_reason_to_string(ctx->last_error.reason),
                                  ctx->last_error.message);
                 else
-                        snprintf(api, sizeof api, " method=%s path=%s transport=\"%s\"",
+                        snprintf(api, sizeof api, "%s method=%s path=%s transport=\"%s\"", label,
                                  ctx->last_error.method, ctx->last_error.path,
                                  ctx->last_error.message);
         }

@@ -472,8 +472,12 @@ KOC_EXPORT int koc_reconcile_record_event(koc_reconcile_context *ctx, const cJSO
         cJSON_Delete(ev);
         if (r >= 0) {
                 r = koc_response_errno(resp);
-                if (r < 0)
+                if (r < 0) {
                         event_refused(ctx, object, reason, resp);
+                        /* Said on its own line: the reconcile's failure line
+                         * names it only when the reconcile returns its errno. */
+                        ctx->last_error.mutating = false;
+                }
         }
         koc_response_free(resp);
         return r;

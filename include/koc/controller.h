@@ -206,7 +206,8 @@ KOC_EXPORT koc_controller *koc_reconcile_get_controller(koc_reconcile_context *c
  * "PATCH /api/v1/namespaces/ns/configmaps/x: 422 Invalid: <Status message>",
  * and returns that errno; 0 (*ret untouched) when no call failed.  A failed
  * reconcile is logged at warn with the same detail when its errno is that
- * call's (or the call was a write). */
+ * call's (or, as "last failed write", when the call was a write other than
+ * an Event, which is said on its own line). */
 KOC_EXPORT int koc_reconcile_get_last_error(koc_reconcile_context *ctx, koc_error *ret);
 
 /* Writes from a reconcile.  Each blocks until the answer arrives and returns
