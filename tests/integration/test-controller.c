@@ -249,7 +249,8 @@ typedef struct case_opts {
         uint64_t timeout_usec;
         koc_list_mode list_mode;
         bool metadata_only;
-        void (*setup)(env *e); /* after the controller is made, before run */
+        const char *kubeconfig; /* NULL: the server's (admin) kubeconfig */
+        void (*setup)(env *e);  /* after the controller is made, before run */
         /* After the run, before the controller goes: on the loop thread,
          * with the loop stopped, so the controller's state is quiet. */
         void (*after)(env *e);
@@ -265,7 +266,7 @@ static void run_case(env *e, const case_opts *o) {
         ensure_namespace(o->ns);
 
         koc_manager_config_init(&cfg);
-        cfg.kubeconfig = srv->kubeconfig;
+        cfg.kubeconfig = o->kubeconfig ? o->kubeconfig : srv->kubeconfig;
         cfg.leader_elect = o->leader_elect;
         cfg.leader_election_id = o->name;
         cfg.leader_election_namespace = o->ns;
@@ -1381,6 +1382,78 @@ static void test_failures_said_with_cause(void **state) {
         assert_true(e.applies >= 1);
 }
 
+/* On kube-apiserver's RBAC: an operator whose Role lacks events.  Its Event
+ * writes are -EACCES, said once at warn with the real server's answer. */
+static koc_result rbac_reconcile(env *e, koc_reconcile_context *ctx) {
+        const cJSON *obj = koc_reconcile_get_object(ctx);
+        if (!obj)
+                return koc_result_done();
+        for (int i = 0; i < 3; i++) {
+                int r = koc_reconcile_record_event(ctx, obj, "Normal", "RbacTest", "a test");
+                pthread_mutex_lock(&e->lock);
+                if (e->n_event_rc < (int)(sizeof e->event_rc / sizeof e->event_rc[0]))
+                        e->event_rc[e->n_event_rc++] = r;
+                pthread_mutex_unlock(&e->lock);
+        }
+        note(e, "events", "tried");
+        return koc_result_done();
+}
+
+static const char *rbac_driver(env *e) {
+        if (put_configmap(e->ns, "rbac-a", "{\"test\":\"rbac\"}", "1") != 201)
+                return "create failed";
+        return wait_seen(e, "events", "tried") ? NULL : "the reconcile did not run";
+}
+
+static void test_event_forbidden_by_rbac(void **state) {
+        if (!api.real)
+                skip(); /* koc-apiserver has no RBAC: test_failures_said_with_cause injects 403 */
+        const char *ns = "ctrl-rbac";
+        char path[256];
+        ensure_namespace(ns);
+        snprintf(path, sizeof path, "/apis/rbac.authorization.k8s.io/v1/namespaces/%s/roles", ns);
+        long st = http("POST", path,
+                       "{\"apiVersion\":\"rbac.authorization.k8s.io/v1\",\"kind\":\"Role\","
+                       "\"metadata\":{\"name\":\"no-events\"},\"rules\":[{\"apiGroups\":[\"\"],"
+                       "\"resources\":[\"configmaps\"],\"verbs\":[\"get\",\"list\",\"watch\","
+                       "\"create\",\"update\",\"patch\",\"delete\"]}]}",
+                       NULL, NULL);
+        assert_true(st == 201 || st == 409);
+        snprintf(path, sizeof path,
+                 "/apis/rbac.authorization.k8s.io/v1/namespaces/%s/rolebindings", ns);
+        st = http("POST", path,
+                  "{\"apiVersion\":\"rbac.authorization.k8s.io/v1\",\"kind\":\"RoleBinding\","
+                  "\"metadata\":{\"name\":\"no-events\"},\"roleRef\":{\"apiGroup\":"
+                  "\"rbac.authorization.k8s.io\",\"kind\":\"Role\",\"name\":\"no-events\"},"
+                  "\"subjects\":[{\"apiGroup\":\"rbac.authorization.k8s.io\",\"kind\":\"User\","
+                  "\"name\":\"koc-user\"}]}",
+                  NULL, NULL);
+        assert_true(st == 201 || st == 409);
+
+        env e = {.reconcile = rbac_reconcile, .driver = rbac_driver};
+        koc_log_set_handler(loud_log, &e, NULL);
+        run_case(&e, &(case_opts){.ns = ns,
+                                  .name = "rbac",
+                                  .label_selector = "test=rbac",
+                                  .kubeconfig = api.user_kubeconfig});
+        koc_log_set_handler(NULL, NULL, NULL);
+        assert_int_equal(e.n_event_rc, 3);
+        for (int i = 0; i < e.n_event_rc; i++)
+                assert_int_equal(e.event_rc[i], -EACCES);
+        static const char *const event_line[] = {
+                "controller=rbac ",
+                "event reason=RbacTest ",
+                "ConfigMap ctrl-rbac/rbac-a ",
+                "POST /api/v1/namespaces/ctrl-rbac/events ",
+                "status=403 ",
+                "reason=Forbidden ",
+                "User \"koc-user\" cannot create resource \"events\"",
+        };
+        static const char *const any_event[] = {"event reason=RbacTest "};
+        assert_int_equal(count_lines(e.warn_lines, event_line, 7), 1);
+        assert_int_equal(count_lines(e.warn_lines, any_event, 1), 1);
+}
+
 /* --- the finalizer helper on a changed object: a conflict, read again ---------- */
 
 static koc_result stale_fin_reconcile(env *e, koc_reconcile_context *ctx) {
@@ -1740,6 +1813,7 @@ int main(void) {
                 cmocka_unit_test(test_reconcile_timeout),
                 cmocka_unit_test(test_failures_said_with_cause),
                 cmocka_unit_test(test_finalizer_on_changed_object_conflicts),
+                cmocka_unit_test(test_event_forbidden_by_rbac),
                 cmocka_unit_test(test_server_side_apply),
                 cmocka_unit_test(test_streaming_list),
                 cmocka_unit_test(test_streaming_list_fallback),
