@@ -127,8 +127,9 @@ KOC_EXPORT int koc_response_errno(const koc_response *r) {
                 return -EIO; /* no answer and no transport error: nothing to go by */
         /* A failure always has a reason (UNKNOWN at least); NONE would be a
          * response built by hand. */
-        int e = koc_reason_to_errno(r->reason != KOC_REASON_NONE ? r->reason
-                                                                 : koc_reason_from_status(NULL, r->status));
+        koc_reason reason = r->reason != KOC_REASON_NONE ? r->reason
+                                                         : koc_reason_from_status(NULL, r->status);
+        int e = koc_reason_to_errno(reason);
         return e < 0 ? e : -EREMOTEIO;
 }
 

@@ -213,8 +213,9 @@ KOC_EXPORT int koc_reconcile_get_last_error(koc_reconcile_context *ctx, koc_erro
 /* Writes from a reconcile.  Each blocks until the answer arrives and returns
  * 0 with *ret set when an HTTP answer came (check (*ret)->status and
  * (*ret)->reason: KOC_REASON_CONFLICT, KOC_REASON_NOT_FOUND, ..., or turn it
- * into an errno with koc_response_errno(); free it with koc_response_free), -ENOLCK when the write was refused because this replica
- * may no longer lead (nothing was sent), or another negative errno (transport
+ * into an errno with koc_response_errno(); free it with koc_response_free),
+ * -ENOLCK when the write was refused because this replica may no longer lead
+ * (nothing was sent), or another negative errno (transport
  * errors, -ECANCELED when the client is going away, -ETIMEDOUT when the
  * reconcile ran past the controller's reconcile_timeout_usec).  The namespace and name
  * of update and update_status come from the object's metadata. */
