@@ -1259,6 +1259,17 @@ static koc_result loud_reconcile(env *e, koc_reconcile_context *ctx) {
         const cJSON *obj = koc_reconcile_get_object(ctx);
         if (!obj)
                 return koc_result_done();
+        if (strcmp(koc_reconcile_get_name(ctx), "loud-t") == 0) {
+                /* A terminal error whose cause is a read's 404. */
+                koc_response *resp = NULL;
+                int r = koc_reconcile_get(ctx, &configmaps, koc_reconcile_get_namespace(ctx),
+                                          "loud-missing", &resp);
+                if (r == 0)
+                        r = koc_response_errno(resp);
+                koc_response_free(resp);
+                note(e, "terminal", "returned");
+                return koc_result_terminal(r);
+        }
         for (int i = 0; i < 2; i++) {
                 int r = koc_reconcile_record_event(ctx, obj, "Warning", "LoudTest", "a test");
                 pthread_mutex_lock(&e->lock);
@@ -1307,6 +1318,10 @@ static const char *loud_driver(env *e) {
                 return "create failed";
         if (!wait_seen(e, "apply", "ok"))
                 return "the finalizer was never added";
+        if (put_configmap(e->ns, "loud-t", "{\"test\":\"loud\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "terminal", "returned"))
+                return "the terminal reconcile did not run";
         return NULL;
 }
 
@@ -1380,6 +1395,20 @@ static void test_failures_said_with_cause(void **state) {
         assert_int_equal(count_lines(e.warn_lines, failed_line, 9), 1);
         assert_int_equal(count_lines(e.warn_lines, any_failed, 1), 1);
         assert_true(e.applies >= 1);
+
+        /* A terminal error too, with the read that caused it. */
+        static const char *const terminal_line[] = {
+                "controller=loud ",
+                "key=ctrl-loud/loud-t ",
+                "terminal error after ",
+                "s: No such file or directory (-2) ",
+                "method=GET ",
+                "path=/api/v1/namespaces/ctrl-loud/configmaps/loud-missing ",
+                "status=404 ",
+                "reason=NotFound ",
+                "message=\"configmaps \"loud-missing\" not found\"",
+        };
+        assert_int_equal(count_lines(e.warn_lines, terminal_line, 9), 1);
 }
 
 /* On kube-apiserver's RBAC: an operator whose Role lacks events.  Its Event
