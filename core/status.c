@@ -86,6 +86,53 @@ KOC_EXPORT koc_reason koc_reason_from_status(const char *reason, long http_code)
         return reason_from_code(http_code);
 }
 
+/* The one table from an API failure to an errno; include/koc/client.h
+ * documents it and says why each code was chosen. */
+static const int reason_errnos[_KOC_REASON_MAX] = {
+        [KOC_REASON_NONE] = 0,
+        [KOC_REASON_UNKNOWN] = -EREMOTEIO,
+        [KOC_REASON_BAD_REQUEST] = -EINVAL,
+        [KOC_REASON_UNAUTHORIZED] = -EKEYREJECTED,
+        [KOC_REASON_FORBIDDEN] = -EACCES,
+        [KOC_REASON_NOT_FOUND] = -ENOENT,
+        [KOC_REASON_METHOD_NOT_ALLOWED] = -EOPNOTSUPP,
+        [KOC_REASON_ALREADY_EXISTS] = -EEXIST,
+        [KOC_REASON_CONFLICT] = -EBUSY,
+        [KOC_REASON_GONE] = -ESTALE,
+        [KOC_REASON_EXPIRED] = -ESTALE,
+        [KOC_REASON_REQUEST_ENTITY_TOO_LARGE] = -E2BIG,
+        [KOC_REASON_UNSUPPORTED_MEDIA_TYPE] = -EPROTONOSUPPORT,
+        [KOC_REASON_INVALID] = -EINVAL,
+        [KOC_REASON_TOO_MANY_REQUESTS] = -EAGAIN,
+        [KOC_REASON_INTERNAL_ERROR] = -EREMOTEIO,
+        [KOC_REASON_SERVICE_UNAVAILABLE] = -EAGAIN,
+        [KOC_REASON_SERVER_TIMEOUT] = -ETIMEDOUT,
+        [KOC_REASON_TIMEOUT] = -ETIMEDOUT,
+};
+
+KOC_EXPORT int koc_reason_to_errno(koc_reason reason) {
+        if ((unsigned)reason >= _KOC_REASON_MAX)
+                return -EREMOTEIO;
+        return reason_errnos[reason];
+}
+
+KOC_EXPORT int koc_response_errno(const koc_response *r) {
+        if (!r)
+                return -EINVAL;
+        if (r->error < 0)
+                return r->error;
+        if (r->status >= 200 && r->status < 300)
+                return 0;
+        if (r->status <= 0)
+                return -EIO; /* no answer and no transport error: nothing to go by */
+        /* A failure always has a reason (UNKNOWN at least); NONE would be a
+         * response built by hand. */
+        koc_reason reason = r->reason != KOC_REASON_NONE ? r->reason
+                                                         : koc_reason_from_status(NULL, r->status);
+        int e = koc_reason_to_errno(reason);
+        return e < 0 ? e : -EREMOTEIO;
+}
+
 /* A JSON number that is a whole number within [min, max]. */
 static bool json_integer(const cJSON *item, double min, double max, long *ret) {
         if (!cJSON_IsNumber(item))

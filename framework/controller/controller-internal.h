@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "core/mailbox.h"
+#include "core/ratelimit.h"
 #include "informer.h"
 #include "koc/controller.h"
 #include "workqueue.h"
@@ -31,6 +32,9 @@ typedef struct predicate {
 } predicate;
 
 typedef struct write_call write_call;
+
+/* A refused Event write is said once per answer's reason in this window. */
+#define EVENT_FAILURE_INTERVAL_USEC (300 * KOC_USEC_PER_SEC)
 
 /* What one worker is running, for the reconcile timeout's watchdog: the
  * worker writes it at the start and end of each reconcile and the loop
@@ -99,6 +103,13 @@ struct koc_controller {
         double event_tokens;
         uint64_t event_refill_at;
 
+        /* Failures said at warn, rate-limited: a refused Event write once per
+         * answer's reason (the last slot for transport failures), and the
+         * reconcile failures of all keys together (each key also has its
+         * own limit in the work queue). */
+        koc__ratelimit event_failure_rl[_KOC_REASON_MAX + 1];
+        koc__ratelimit failure_rl;
+
         queue_probe *probe;
         queue_probe *probe2;
         struct {
@@ -121,6 +132,18 @@ struct koc_reconcile_context {
         bool parsed_done;
         uint64_t epoch;
         uint64_t term;
+        /* The last call of this reconcile that failed, with an answer or in
+         * transport (writer.c), for the failure's log line and
+         * koc_reconcile_get_last_error(); code 0: none. */
+        struct {
+                int code;
+                bool mutating;
+                long status;
+                koc_reason reason;
+                char method[8];
+                char path[1024];
+                char message[512];
+        } last_error;
 };
 
 /* writer.c: cancels the writes in flight (their callers get -ECANCELED). */

@@ -261,6 +261,20 @@ KOC_EXPORT uint64_t koc_reconcile_get_term(koc_reconcile_context *ctx) {
 KOC_EXPORT koc_controller *koc_reconcile_get_controller(koc_reconcile_context *ctx) {
         return ctx->c;
 }
+KOC_EXPORT int koc_reconcile_get_last_error(koc_reconcile_context *ctx, koc_error *ret) {
+        if (!ctx || !ret)
+                return -EINVAL;
+        if (ctx->last_error.code == 0)
+                return 0;
+        if (ctx->last_error.status > 0)
+                return koc_error_set(ret, ctx->last_error.code, "%s %s: %ld %s: %s",
+                                     ctx->last_error.method, ctx->last_error.path,
+                                     ctx->last_error.status,
+                                     koc_reason_to_string(ctx->last_error.reason),
+                                     ctx->last_error.message);
+        return koc_error_set(ret, ctx->last_error.code, "%s %s: %s", ctx->last_error.method,
+                             ctx->last_error.path, ctx->last_error.message);
+}
 
 KOC_EXPORT const cJSON *koc_reconcile_get_object(koc_reconcile_context *ctx) {
         if (!ctx->parsed_done && ctx->cached) {
@@ -337,6 +351,58 @@ static void slot_end(worker_slot *slot, double secs) {
                              c->name, slot->key, secs);
 }
 
+/* How often one key's failures are said while it keeps failing (the first
+ * failure since it last succeeded is always said), and how many failure
+ * lines of all keys together fit in a window: a missing RBAC rule fails
+ * every key at once. */
+#define FAILURE_REPORT_KEY_INTERVAL_USEC (60 * KOC_USEC_PER_SEC)
+#define FAILURE_REPORT_INTERVAL_USEC (10 * KOC_USEC_PER_SEC)
+#define FAILURE_REPORT_BURST 10
+
+/* A failed reconcile, said at warn with the controller, the key, how long it
+ * ran and, when an API call of the reconcile failed with the same errno (or
+ * a write other than an Event failed at all), that call: method, path, HTTP
+ * status, Status reason and message.  Failures caused by a lost term or a shutdown are
+ * expected and said at debug. */
+static void report_failure(koc_controller *c, koc_reconcile_context *ctx, const koc_result *res,
+                           double secs, bool same_term) {
+        bool terminal = res->type == KOC_RESULT_TERMINAL;
+        int e = res->error < 0 ? res->error : -EIO;
+        const char *what = terminal ? "terminal error" : "reconcile failed";
+        char api[1700] = "", held_text[64] = "";
+        unsigned held = 0;
+
+        if (!terminal && (!same_term || e == -ENOLCK || e == -ECANCELED)) {
+                koc_log_debug(LOG, "controller=%s key=%s %s after %.3fs: %s", c->name, ctx->key,
+                              what, secs, strerror(-e));
+                return;
+        }
+        if (!terminal &&
+            !koc__workqueue_report_due(c->q, ctx->key, FAILURE_REPORT_KEY_INTERVAL_USEC, &held))
+                return;
+        if (held > 0)
+                snprintf(held_text, sizeof held_text, " failures_not_logged=%u", held);
+        if (ctx->last_error.code < 0 && (ctx->last_error.code == e || ctx->last_error.mutating)) {
+                /* The call is named the cause only when its errno is the
+                 * result's; otherwise it is what it is, the last failed write. */
+                const char *label = ctx->last_error.code == e ? "" : "; last failed write:";
+                if (ctx->last_error.status > 0)
+                        snprintf(api, sizeof api,
+                                 "%s method=%s path=%s status=%ld reason=%s message=\"%s\"",
+                                 label, ctx->last_error.method, ctx->last_error.path,
+                                 ctx->last_error.status,
+                                 koc_reason_to_string(ctx->last_error.reason),
+                                 ctx->last_error.message);
+                else
+                        snprintf(api, sizeof api, "%s method=%s path=%s transport=\"%s\"", label,
+                                 ctx->last_error.method, ctx->last_error.path,
+                                 ctx->last_error.message);
+        }
+        koc__log_ratelimited(&c->failure_rl, KOC_LOG_WARN, LOG,
+                             "controller=%s key=%s %s after %.3fs: %s (%d)%s%s", c->name,
+                             ctx->key, what, secs, strerror(-e), e, held_text, api);
+}
+
 static void run_one(worker_slot *slot, const char *key) {
         koc_controller *c = slot->c;
         koc_reconcile_context ctx = {.c = c, .slot = slot};
@@ -392,14 +458,12 @@ static void run_one(worker_slot *slot, const char *key) {
                         koc__workqueue_add_rate_limited(c->q, key);
                 break;
         case KOC_RESULT_ERROR:
-                koc_log_debug(LOG, "controller=%s key=%s reconcile failed: %s", c->name, key,
-                              strerror(res.error < 0 ? -res.error : EIO));
+                report_failure(c, &ctx, &res, secs, same_term);
                 if (same_term)
                         koc__workqueue_add_rate_limited(c->q, key);
                 break;
         case KOC_RESULT_TERMINAL:
-                koc_log_warn(LOG, "controller=%s key=%s terminal error: %s", c->name, key,
-                             strerror(res.error < 0 ? -res.error : EIO));
+                report_failure(c, &ctx, &res, secs, same_term);
                 koc__workqueue_forget(c->q, key);
                 break;
         }
@@ -775,6 +839,11 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
         pthread_mutex_init(&c->events_lock, NULL);
         pthread_mutex_init(&c->slots_lock, NULL);
         c->event_tokens = 25;
+        for (size_t i = 0; i < KOC_ELEMENTSOF(c->event_failure_rl); i++)
+                c->event_failure_rl[i] =
+                        (koc__ratelimit)KOC__RATELIMIT_INIT(EVENT_FAILURE_INTERVAL_USEC, 1);
+        c->failure_rl = (koc__ratelimit)KOC__RATELIMIT_INIT(FAILURE_REPORT_INTERVAL_USEC,
+                                                            FAILURE_REPORT_BURST);
         c->name = strdup(o->name);
         c->reconcile = o->reconcile;
         c->userdata = o->userdata;

@@ -172,15 +172,19 @@ KOC_EXPORT int koc_object_set_condition(cJSON *object, const char *type, const c
         return 1;
 }
 
-/* A JSON patch that first tests the resourceVersion, so that it applies to
- * exactly the object the reconcile looked at (409/422 otherwise). */
+/* A JSON patch that applies to exactly the object the reconcile looked at:
+ * it sets the resourceVersion the reconcile saw, which the server takes as a
+ * precondition of the write (controller-runtime's optimistic lock), so a
+ * changed object is 409 Conflict (-EBUSY: read again), never 422 Invalid
+ * (-EINVAL), which a "test" operation would give and which must mean that
+ * the request itself is wrong. */
 static cJSON *guarded_patch(const cJSON *object) {
         cJSON *p = cJSON_CreateArray();
         const char *rv = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
                 cJSON_GetObjectItemCaseSensitive(object, "metadata"), "resourceVersion"));
         if (p && rv) {
                 cJSON *t = cJSON_CreateObject();
-                cJSON_AddStringToObject(t, "op", "test");
+                cJSON_AddStringToObject(t, "op", "replace");
                 cJSON_AddStringToObject(t, "path", "/metadata/resourceVersion");
                 cJSON_AddStringToObject(t, "value", rv);
                 cJSON_AddItemToArray(p, t);
@@ -188,17 +192,16 @@ static cJSON *guarded_patch(const cJSON *object) {
         return p;
 }
 
+/* The errno of a failed patch is koc_response_errno()'s (-EBUSY for a
+ * conflict, -EINVAL for 422, -EACCES for 403, ...); the reconcile's context
+ * keeps the answer (koc_reconcile_get_last_error). */
 static koc_result patch_result(int r, koc_response *resp) {
-        koc_result res = koc_result_done();
         if (r < 0)
-                res = koc_result_error(r);
-        else if (resp->error < 0)
-                res = koc_result_error(resp->error);
-        else if (resp->status == 404)
-                res = koc_result_done(); /* gone: nothing left to do */
-        else if (resp->status >= 300)
-                res = koc_result_error(resp->reason == KOC_REASON_CONFLICT ? -EBUSY : -EIO);
-        return res;
+                return koc_result_error(r);
+        if (resp->error == 0 && resp->status == 404)
+                return koc_result_done(); /* gone: nothing left to do */
+        r = koc_response_errno(resp);
+        return r < 0 ? koc_result_error(r) : koc_result_done();
 }
 
 KOC_EXPORT koc_result koc_reconcile_finalizer(koc_reconcile_context *ctx, const char *finalizer,
@@ -244,14 +247,19 @@ KOC_EXPORT koc_result koc_reconcile_finalizer(koc_reconcile_context *ctx, const 
         koc_result cr = cleanup ? cleanup(ctx, obj, userdata) : koc_result_done();
         if (cr.type != KOC_RESULT_DONE && cr.type != KOC_RESULT_REQUEUE)
                 return cr;
+        /* The resourceVersion guard makes the index exact: the list is the
+         * one the reconcile saw, or the write is refused.  An object without
+         * one (not from an API server) gets the weaker guard of a test. */
         cJSON *p = guarded_patch(obj);
         char path[64];
         snprintf(path, sizeof path, "/metadata/finalizers/%d", idx);
-        cJSON *t = cJSON_CreateObject();
-        cJSON_AddStringToObject(t, "op", "test");
-        cJSON_AddStringToObject(t, "path", path);
-        cJSON_AddStringToObject(t, "value", finalizer);
-        cJSON_AddItemToArray(p, t);
+        if (cJSON_GetArraySize(p) == 0) {
+                cJSON *t = cJSON_CreateObject();
+                cJSON_AddStringToObject(t, "op", "test");
+                cJSON_AddStringToObject(t, "path", path);
+                cJSON_AddStringToObject(t, "value", finalizer);
+                cJSON_AddItemToArray(p, t);
+        }
         cJSON *rm = cJSON_CreateObject();
         cJSON_AddStringToObject(rm, "op", "remove");
         cJSON_AddStringToObject(rm, "path", path);

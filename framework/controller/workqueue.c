@@ -11,6 +11,7 @@
 #include "workqueue.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -34,6 +35,11 @@ typedef struct wq_item {
         size_t heap_idx; /* SIZE_MAX: no pending delay */
         uint64_t queued_at;
         uint64_t started_at;
+        /* The failure report's per-key limit: when the key's failure was
+         * last said (0: not since it last succeeded), and how many were not
+         * said since. */
+        uint64_t reported_at;
+        unsigned unreported;
 } wq_item;
 
 typedef struct wq_list {
@@ -359,9 +365,36 @@ void koc__workqueue_forget(koc_workqueue *q, const char *key) {
         wq_item *it = item_get(q, key, false);
         if (it) {
                 it->failures = 0;
+                it->reported_at = 0;
+                it->unreported = 0;
                 item_maybe_release(q, it);
         }
         pthread_mutex_unlock(&q->lock);
+}
+
+bool koc__workqueue_report_due(koc_workqueue *q, const char *key, uint64_t interval_usec,
+                               unsigned *ret_unreported) {
+        bool due = false;
+        unsigned held = 0;
+
+        pthread_mutex_lock(&q->lock);
+        wq_item *it = item_get(q, key, false);
+        if (!it)
+                due = true; /* nothing remembered: say it */
+        else {
+                uint64_t t = now(q);
+                if (it->reported_at == 0 || t - it->reported_at >= interval_usec) {
+                        due = true;
+                        held = it->unreported;
+                        it->reported_at = t ? t : 1;
+                        it->unreported = 0;
+                } else if (it->unreported < UINT_MAX)
+                        it->unreported++;
+        }
+        pthread_mutex_unlock(&q->lock);
+        if (ret_unreported)
+                *ret_unreported = held;
+        return due;
 }
 
 unsigned koc__workqueue_num_requeues(koc_workqueue *q, const char *key) {

@@ -22,6 +22,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +58,13 @@ int koc__workqueue_add_after(koc_workqueue *q, const char *key, uint64_t delay_u
 int koc__workqueue_add_rate_limited(koc_workqueue *q, const char *key);
 void koc__workqueue_forget(koc_workqueue *q, const char *key);
 unsigned koc__workqueue_num_requeues(koc_workqueue *q, const char *key);
+/* The per-key limit of failure reports, for a failure of a key that is being
+ * processed: true when it is to be said now (the first failure since the key
+ * last succeeded, i.e. since forget(), then at most once per interval_usec),
+ * with *ret_unreported (may be NULL) the failures held back since the last
+ * report; false when it is to be held back (and counted). */
+bool koc__workqueue_report_due(koc_workqueue *q, const char *key, uint64_t interval_usec,
+                               unsigned *ret_unreported);
 
 /* Blocks until a key is ready (*ret_key: malloc'ed, pass it to done() and
  * then free it) or the queue is shut down (-ESHUTDOWN). */

@@ -167,6 +167,23 @@ void koc__controller_cancel_writes(koc_controller *c) {
         }
 }
 
+/* Remembers a failed call for the reconcile's failure line and
+ * koc_reconcile_get_last_error() (on the worker, which owns ctx). */
+static void note_failure(koc_reconcile_context *ctx, const write_call *call,
+                         const koc_response *resp) {
+        int e = koc_response_errno(resp);
+        if (e == 0)
+                return;
+        ctx->last_error.code = e;
+        ctx->last_error.mutating = call->mutating;
+        ctx->last_error.status = resp->status;
+        ctx->last_error.reason = resp->reason;
+        snprintf(ctx->last_error.method, sizeof ctx->last_error.method, "%s", call->spec.method);
+        snprintf(ctx->last_error.path, sizeof ctx->last_error.path, "%s", call->path);
+        snprintf(ctx->last_error.message, sizeof ctx->last_error.message, "%s",
+                 resp->message ? resp->message : "");
+}
+
 static int submit_query(koc_reconcile_context *ctx, const koc_resource *res, const char *method,
                         const char *namespace_, const char *name, const char *sub,
                         const char *query, const cJSON *body, const char *content_type,
@@ -209,6 +226,7 @@ static int submit_query(koc_reconcile_context *ctx, const koc_resource *res, con
         pthread_mutex_destroy(&call.lock);
         if (r < 0)
                 return r;
+        note_failure(ctx, &call, call.response);
         *ret = call.response;
         return 0;
 }
@@ -375,6 +393,37 @@ static bool event_allowed(koc_controller *c) {
         return ok;
 }
 
+/* An Event the server refused (most often: the operator's RBAC lacks create
+ * on events) is said once per answer's reason and window, with the object,
+ * the Event's reason and the server's answer: the caller usually ignores the
+ * result of a best-effort Event, and a person must still learn why none
+ * appear. */
+static void event_refused(koc_reconcile_context *ctx, const cJSON *object, const char *reason,
+                          const koc_response *resp) {
+        koc_controller *c = ctx->c;
+        size_t slot = resp->error < 0 || (unsigned)resp->reason >= _KOC_REASON_MAX
+                              ? _KOC_REASON_MAX
+                              : (size_t)resp->reason;
+        const char *ns = meta_str(object, "namespace");
+        const char *name = meta_str(object, "name");
+        const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(object, "kind"));
+        if (resp->error < 0)
+                koc__log_ratelimited(&c->event_failure_rl[slot], KOC_LOG_WARN, LOG,
+                                     "controller=%s event reason=%s about %s %s%s%s not recorded: "
+                                     "%s (%s)",
+                                     c->name, reason, kind ? kind : "object", ns ? ns : "",
+                                     ns ? "/" : "", name ? name : "", strerror(-resp->error),
+                                     resp->message);
+        else
+                koc__log_ratelimited(&c->event_failure_rl[slot], KOC_LOG_WARN, LOG,
+                                     "controller=%s event reason=%s about %s %s%s%s not recorded: "
+                                     "POST %s status=%ld reason=%s message=\"%s\"",
+                                     c->name, reason, kind ? kind : "object", ns ? ns : "",
+                                     ns ? "/" : "", name ? name : "", ctx->last_error.path,
+                                     resp->status, koc_reason_to_string(resp->reason),
+                                     resp->message);
+}
+
 KOC_EXPORT int koc_reconcile_record_event(koc_reconcile_context *ctx, const cJSON *object,
                                           const char *type, const char *reason,
                                           const char *message) {
@@ -421,8 +470,15 @@ KOC_EXPORT int koc_reconcile_record_event(koc_reconcile_context *ctx, const cJSO
         int r = submit(ctx, &events, "POST", ns && *ns ? ns : "default", NULL, NULL, ev, NULL, true,
                        false, &resp);
         cJSON_Delete(ev);
-        if (r >= 0 && (resp->error < 0 || resp->status >= 300))
-                r = resp->error < 0 ? resp->error : -EIO;
+        if (r >= 0) {
+                r = koc_response_errno(resp);
+                if (r < 0) {
+                        event_refused(ctx, object, reason, resp);
+                        /* Said on its own line: the reconcile's failure line
+                         * names it only when the reconcile returns its errno. */
+                        ctx->last_error.mutating = false;
+                }
+        }
         koc_response_free(resp);
         return r;
 }

@@ -93,6 +93,41 @@ KOC_EXPORT const char *koc_reason_to_string(koc_reason reason);
  * unknown) to a koc_reason. */
 KOC_EXPORT koc_reason koc_reason_from_status(const char *reason, long http_code);
 
+/* The negative errno of an API failure, one per reason, so that a program
+ * can switch on the return code of any koc call that turns an answer into an
+ * errno (koc_reconcile_record_event, koc_reconcile_finalizer's result, ...)
+ * the way it switches on open(2)'s:
+ *
+ *   HTTP  reason                    errno             why this code
+ *   400   BadRequest                -EINVAL           the request itself is wrong
+ *   422   Invalid                   -EINVAL           the object failed validation
+ *   401   Unauthorized              -EKEYREJECTED     the credential was refused (the
+ *                                                     client already re-read it once):
+ *                                                     fix the token, not the RBAC
+ *   403   Forbidden                 -EACCES           authenticated, but not allowed:
+ *                                                     fix the RBAC
+ *   404   NotFound                  -ENOENT           no such object (or namespace)
+ *   405   MethodNotAllowed          -EOPNOTSUPP       the resource has no such verb
+ *   409   AlreadyExists             -EEXIST           create of a name that exists
+ *   409   Conflict                  -EBUSY            someone else changed the object:
+ *                                                     read it again and decide again
+ *   410   Gone, Expired             -ESTALE           the resourceVersion is too old
+ *   413   RequestEntityTooLarge     -E2BIG            the body is over the server's cap
+ *   415   UnsupportedMediaType      -EPROTONOSUPPORT  the patch type is not supported
+ *   429   TooManyRequests           -EAGAIN           try again later: honour
+ *   503   ServiceUnavailable        -EAGAIN             retry_after_usec
+ *   504   ServerTimeout, Timeout    -ETIMEDOUT        the outcome is unknown, as for a
+ *                                                     timeout of the client's own
+ *   500   InternalError             -EREMOTEIO        the server failed
+ *   other Unknown                   -EREMOTEIO        a failure koc has no name for
+ *
+ * -EIO is never an API answer: koc uses it only where nothing came back and
+ * the transport says nothing more precise.  Transport failures keep their own
+ * codes (koc_response.error below), so -ETIMEDOUT is the one code that both
+ * a server and the client's own timer give: either way the request may or may
+ * not have taken effect.  KOC_REASON_NONE is 0. */
+KOC_EXPORT int koc_reason_to_errno(koc_reason reason);
+
 typedef struct koc_response {
         /* 0 when an HTTP answer arrived (whatever its status); otherwise a
          * negative errno: -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -EHOSTUNREACH,
@@ -110,6 +145,10 @@ typedef struct koc_response {
          * else the Status details.retryAfterSeconds; 0 when neither. */
         uint64_t retry_after_usec;
 } koc_response;
+
+/* 0 for a 2xx answer; response->error for a transport failure; otherwise
+ * koc_reason_to_errno(response->reason).  -EINVAL for NULL. */
+KOC_EXPORT int koc_response_errno(const koc_response *response);
 
 typedef struct koc_request_spec {
         const char *method;       /* "GET", "POST", "PUT", "PATCH", "DELETE" */

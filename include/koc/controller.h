@@ -199,12 +199,23 @@ KOC_EXPORT bool koc_reconcile_is_cancelled(koc_reconcile_context *ctx);
  * started (0 without leader election). */
 KOC_EXPORT uint64_t koc_reconcile_get_term(koc_reconcile_context *ctx);
 KOC_EXPORT koc_controller *koc_reconcile_get_controller(koc_reconcile_context *ctx);
+/* The last call of this reconcile (a write, a get, an Event) that failed,
+ * with an API answer that is not 2xx or in transport: fills *ret with the
+ * errno koc_response_errno() gives for it (see the table in koc/client.h)
+ * and one line naming the call and the server's answer, for example
+ * "PATCH /api/v1/namespaces/ns/configmaps/x: 422 Invalid: <Status message>",
+ * and returns that errno; 0 (*ret untouched) when no call failed.  A failed
+ * reconcile is logged at warn with the same detail when its errno is that
+ * call's (or, as "last failed write", when the call was a write other than
+ * an Event, which is said on its own line). */
+KOC_EXPORT int koc_reconcile_get_last_error(koc_reconcile_context *ctx, koc_error *ret);
 
 /* Writes from a reconcile.  Each blocks until the answer arrives and returns
  * 0 with *ret set when an HTTP answer came (check (*ret)->status and
- * (*ret)->reason: KOC_REASON_CONFLICT, KOC_REASON_NOT_FOUND, ...; free it with
- * koc_response_free), -ENOLCK when the write was refused because this replica
- * may no longer lead (nothing was sent), or another negative errno (transport
+ * (*ret)->reason: KOC_REASON_CONFLICT, KOC_REASON_NOT_FOUND, ..., or turn it
+ * into an errno with koc_response_errno(); free it with koc_response_free),
+ * -ENOLCK when the write was refused because this replica may no longer lead
+ * (nothing was sent), or another negative errno (transport
  * errors, -ECANCELED when the client is going away, -ETIMEDOUT when the
  * reconcile ran past the controller's reconcile_timeout_usec).  The namespace and name
  * of update and update_status come from the object's metadata. */
@@ -437,7 +448,11 @@ KOC_EXPORT int koc_object_set_condition(cJSON *object, const char *type, const c
  * sure it carries `finalizer` (a fenced JSON patch) and then calls apply;
  * when it is being deleted and carries the finalizer, calls cleanup and, if
  * that succeeded (DONE or REQUEUE), removes the finalizer; cleanup therefore
- * runs until it succeeds and the finalizer goes once.  NULL object: done. */
+ * runs until it succeeds and the finalizer goes once.  NULL object: done.
+ * A refused patch is an error result with the errno of koc/client.h's table
+ * (-EBUSY when the object changed since the cache saw it, -EINVAL for 422
+ * Invalid, -EACCES for 403, ...); koc_reconcile_get_last_error() gives the
+ * server's answer. */
 typedef koc_result (*koc_finalizer_step_t)(koc_reconcile_context *ctx, const cJSON *object,
                                            void *userdata);
 KOC_EXPORT koc_result koc_reconcile_finalizer(koc_reconcile_context *ctx, const char *finalizer,
@@ -446,7 +461,11 @@ KOC_EXPORT koc_result koc_reconcile_finalizer(koc_reconcile_context *ctx, const 
 
 /* Records a core/v1 Event about the object (type "Normal" or "Warning").
  * Rate-limited per controller (a burst of 25, then one every 1 s, as
- * client-go's event recorder); -EBUSY when dropped by the limit.  Fenced. */
+ * client-go's event recorder); -EBUSY when dropped by the limit.  Fenced.
+ * When the server refuses the Event, the errno of koc_client.h's table
+ * (-EACCES when the operator may not create events, ...), and one warn line
+ * per answer's reason every 5 minutes names the object, the Event's reason
+ * and the answer. */
 KOC_EXPORT int koc_reconcile_record_event(koc_reconcile_context *ctx, const cJSON *object,
                                           const char *type, const char *reason,
                                           const char *message);

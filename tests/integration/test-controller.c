@@ -92,6 +92,14 @@ struct env {
         int stuck_write;
         char stuck_log[1024];
         koc_reflector_stats stats;
+        /* Failures said out loud: what the reconcile got, and the warn lines. */
+        int event_rc[8];
+        int n_event_rc;
+        int fin_rc[4];
+        int n_fin_rc;
+        char last_error[600];
+        char warn_lines[8192];
+        size_t warn_len;
 };
 
 static uint64_t now_usec(void) {
@@ -241,7 +249,8 @@ typedef struct case_opts {
         uint64_t timeout_usec;
         koc_list_mode list_mode;
         bool metadata_only;
-        void (*setup)(env *e); /* after the controller is made, before run */
+        const char *kubeconfig; /* NULL: the server's (admin) kubeconfig */
+        void (*setup)(env *e);  /* after the controller is made, before run */
         /* After the run, before the controller goes: on the loop thread,
          * with the loop stopped, so the controller's state is quiet. */
         void (*after)(env *e);
@@ -257,7 +266,7 @@ static void run_case(env *e, const case_opts *o) {
         ensure_namespace(o->ns);
 
         koc_manager_config_init(&cfg);
-        cfg.kubeconfig = srv->kubeconfig;
+        cfg.kubeconfig = o->kubeconfig ? o->kubeconfig : srv->kubeconfig;
         cfg.leader_elect = o->leader_elect;
         cfg.leader_election_id = o->name;
         cfg.leader_election_namespace = o->ns;
@@ -1241,6 +1250,297 @@ static void test_finalizer_cleanup_once(void **state) {
         assert_true(e.applies >= 1);
 }
 
+/* --- failures are said out loud, with their cause -------------------------------- */
+
+/* Two refused Events and a refused finalizer patch per attempt: the Event
+ * writes are answered 403 (RBAC without events), the finalizer's patch 422
+ * twice, then the patch goes through. */
+static koc_result loud_reconcile(env *e, koc_reconcile_context *ctx) {
+        const cJSON *obj = koc_reconcile_get_object(ctx);
+        if (!obj)
+                return koc_result_done();
+        if (strcmp(koc_reconcile_get_name(ctx), "loud-t") == 0) {
+                /* A terminal error whose cause is a read's 404. */
+                koc_response *resp = NULL;
+                int r = koc_reconcile_get(ctx, &configmaps, koc_reconcile_get_namespace(ctx),
+                                          "loud-missing", &resp);
+                if (r == 0)
+                        r = koc_response_errno(resp);
+                koc_response_free(resp);
+                note(e, "terminal", "returned");
+                return koc_result_terminal(r);
+        }
+        for (int i = 0; i < 2; i++) {
+                int r = koc_reconcile_record_event(ctx, obj, "Warning", "LoudTest", "a test");
+                pthread_mutex_lock(&e->lock);
+                if (e->n_event_rc < (int)(sizeof e->event_rc / sizeof e->event_rc[0]))
+                        e->event_rc[e->n_event_rc++] = r;
+                pthread_mutex_unlock(&e->lock);
+        }
+        koc_result res = koc_reconcile_finalizer(ctx, "koc.test/loud", fin_apply, NULL, e);
+        koc_error err = {0};
+        int code = koc_reconcile_get_last_error(ctx, &err);
+        pthread_mutex_lock(&e->lock);
+        if (res.type == KOC_RESULT_ERROR && e->n_fin_rc < 4) {
+                e->fin_rc[e->n_fin_rc++] = res.error;
+                if (code == res.error)
+                        snprintf(e->last_error, sizeof e->last_error, "%s", err.message);
+        }
+        pthread_mutex_unlock(&e->lock);
+        return res;
+}
+
+static void loud_log(int level, const char *component, const char *message, void *userdata) {
+        env *e = userdata;
+        if (level != KOC_LOG_WARN || strcmp(component, "controller") != 0)
+                return;
+        pthread_mutex_lock(&e->lock);
+        int n = snprintf(e->warn_lines + e->warn_len, sizeof e->warn_lines - e->warn_len, "%s\n",
+                         message);
+        if (n > 0 && (size_t)n < sizeof e->warn_lines - e->warn_len)
+                e->warn_len += (size_t)n;
+        pthread_mutex_unlock(&e->lock);
+}
+
+static void loud_setup(env *e) {
+        assert_int_equal(koc_test_apiserver_fault(
+                                 &api, "{\"resource\":\"events\",\"verb\":\"create\","
+                                       "\"error_code\":403}"),
+                         200);
+        assert_int_equal(koc_test_apiserver_fault(
+                                 &api, "{\"resource\":\"configmaps\",\"verb\":\"patch\","
+                                       "\"error_code\":422,\"count\":2}"),
+                         200);
+}
+
+static const char *loud_driver(env *e) {
+        if (put_configmap(e->ns, "loud-a", "{\"test\":\"loud\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "apply", "ok"))
+                return "the finalizer was never added";
+        if (put_configmap(e->ns, "loud-t", "{\"test\":\"loud\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "terminal", "returned"))
+                return "the terminal reconcile did not run";
+        return NULL;
+}
+
+/* Counts the lines of text that contain every one of the needles. */
+static int count_lines(const char *text, const char *const *needles, size_t n) {
+        int count = 0;
+        for (const char *line = text; *line;) {
+                const char *end = strchr(line, '\n');
+                size_t len = end ? (size_t)(end - line) : strlen(line);
+                char buf[2048];
+                snprintf(buf, sizeof buf, "%.*s", (int)len, line);
+                bool all = true;
+                for (size_t i = 0; i < n; i++)
+                        all &= strstr(buf, needles[i]) != NULL;
+                count += all;
+                line += len + (end ? 1 : 0);
+        }
+        return count;
+}
+
+static void test_failures_said_with_cause(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&api);
+        env e = {.reconcile = loud_reconcile, .driver = loud_driver};
+        koc_log_set_handler(loud_log, &e, NULL);
+        run_case(&e, &(case_opts){.ns = "ctrl-loud",
+                                  .name = "loud",
+                                  .label_selector = "test=loud",
+                                  .setup = loud_setup});
+        koc_log_set_handler(NULL, NULL, NULL);
+        assert_int_equal(koc_test_apiserver_clear_faults(&api), 200);
+
+        /* A 403 on an Event write is -EACCES, every time, and said once. */
+        assert_true(e.n_event_rc >= 6);
+        for (int i = 0; i < e.n_event_rc; i++)
+                assert_int_equal(e.event_rc[i], -EACCES);
+        static const char *const event_line_plain[] = {
+                "controller=loud ",
+                "event reason=LoudTest ",
+                "ConfigMap ctrl-loud/loud-a ",
+                "POST /api/v1/namespaces/ctrl-loud/events ",
+                "status=403 ",
+                "reason=Forbidden ",
+                "cannot create resource",
+        };
+        static const char *const any_event[] = {"event reason=LoudTest "};
+        assert_int_equal(count_lines(e.warn_lines, event_line_plain, 7), 1);
+        assert_int_equal(count_lines(e.warn_lines, any_event, 1), 1);
+
+        /* A 422 from the finalizer helper is -EINVAL, and the Status message
+         * is there for the reconcile. */
+        assert_int_equal(e.n_fin_rc, 2);
+        assert_int_equal(e.fin_rc[0], -EINVAL);
+        assert_int_equal(e.fin_rc[1], -EINVAL);
+        assert_string_equal(e.last_error, "PATCH /api/v1/namespaces/ctrl-loud/configmaps/loud-a: "
+                                          "422 Invalid: injected fault");
+
+        /* The failed reconcile is said at warn with its cause, once for the
+         * two failures in a row of the key. */
+        static const char *const failed_line[] = {
+                "controller=loud ",
+                "key=ctrl-loud/loud-a ",
+                "reconcile failed after ",
+                "s: Invalid argument (-22) ",
+                "method=PATCH ",
+                "path=/api/v1/namespaces/ctrl-loud/configmaps/loud-a ",
+                "status=422 ",
+                "reason=Invalid ",
+                "message=\"injected fault\"",
+        };
+        static const char *const any_failed[] = {"reconcile failed"};
+        assert_int_equal(count_lines(e.warn_lines, failed_line, 9), 1);
+        assert_int_equal(count_lines(e.warn_lines, any_failed, 1), 1);
+        assert_true(e.applies >= 1);
+
+        /* A terminal error too, with the read that caused it. */
+        static const char *const terminal_line[] = {
+                "controller=loud ",
+                "key=ctrl-loud/loud-t ",
+                "terminal error after ",
+                "s: No such file or directory (-2) ",
+                "method=GET ",
+                "path=/api/v1/namespaces/ctrl-loud/configmaps/loud-missing ",
+                "status=404 ",
+                "reason=NotFound ",
+                "message=\"configmaps \"loud-missing\" not found\"",
+        };
+        assert_int_equal(count_lines(e.warn_lines, terminal_line, 9), 1);
+}
+
+/* On kube-apiserver's RBAC: an operator whose Role lacks events.  Its Event
+ * writes are -EACCES, said once at warn with the real server's answer. */
+static koc_result rbac_reconcile(env *e, koc_reconcile_context *ctx) {
+        const cJSON *obj = koc_reconcile_get_object(ctx);
+        if (!obj)
+                return koc_result_done();
+        for (int i = 0; i < 3; i++) {
+                int r = koc_reconcile_record_event(ctx, obj, "Normal", "RbacTest", "a test");
+                pthread_mutex_lock(&e->lock);
+                if (e->n_event_rc < (int)(sizeof e->event_rc / sizeof e->event_rc[0]))
+                        e->event_rc[e->n_event_rc++] = r;
+                pthread_mutex_unlock(&e->lock);
+        }
+        note(e, "events", "tried");
+        return koc_result_done();
+}
+
+static const char *rbac_driver(env *e) {
+        if (put_configmap(e->ns, "rbac-a", "{\"test\":\"rbac\"}", "1") != 201)
+                return "create failed";
+        return wait_seen(e, "events", "tried") ? NULL : "the reconcile did not run";
+}
+
+static void test_event_forbidden_by_rbac(void **state) {
+        if (!api.real)
+                skip(); /* koc-apiserver has no RBAC: test_failures_said_with_cause injects 403 */
+        const char *ns = "ctrl-rbac";
+        char path[256];
+        ensure_namespace(ns);
+        snprintf(path, sizeof path, "/apis/rbac.authorization.k8s.io/v1/namespaces/%s/roles", ns);
+        long st = http("POST", path,
+                       "{\"apiVersion\":\"rbac.authorization.k8s.io/v1\",\"kind\":\"Role\","
+                       "\"metadata\":{\"name\":\"no-events\"},\"rules\":[{\"apiGroups\":[\"\"],"
+                       "\"resources\":[\"configmaps\"],\"verbs\":[\"get\",\"list\",\"watch\","
+                       "\"create\",\"update\",\"patch\",\"delete\"]}]}",
+                       NULL, NULL);
+        assert_true(st == 201 || st == 409);
+        snprintf(path, sizeof path,
+                 "/apis/rbac.authorization.k8s.io/v1/namespaces/%s/rolebindings", ns);
+        st = http("POST", path,
+                  "{\"apiVersion\":\"rbac.authorization.k8s.io/v1\",\"kind\":\"RoleBinding\","
+                  "\"metadata\":{\"name\":\"no-events\"},\"roleRef\":{\"apiGroup\":"
+                  "\"rbac.authorization.k8s.io\",\"kind\":\"Role\",\"name\":\"no-events\"},"
+                  "\"subjects\":[{\"apiGroup\":\"rbac.authorization.k8s.io\",\"kind\":\"User\","
+                  "\"name\":\"koc-user\"}]}",
+                  NULL, NULL);
+        assert_true(st == 201 || st == 409);
+
+        env e = {.reconcile = rbac_reconcile, .driver = rbac_driver};
+        koc_log_set_handler(loud_log, &e, NULL);
+        run_case(&e, &(case_opts){.ns = ns,
+                                  .name = "rbac",
+                                  .label_selector = "test=rbac",
+                                  .kubeconfig = api.user_kubeconfig});
+        koc_log_set_handler(NULL, NULL, NULL);
+        assert_int_equal(e.n_event_rc, 3);
+        for (int i = 0; i < e.n_event_rc; i++)
+                assert_int_equal(e.event_rc[i], -EACCES);
+        static const char *const event_line[] = {
+                "controller=rbac ",
+                "event reason=RbacTest ",
+                "ConfigMap ctrl-rbac/rbac-a ",
+                "POST /api/v1/namespaces/ctrl-rbac/events ",
+                "status=403 ",
+                "reason=Forbidden ",
+                "User \"koc-user\" cannot create resource \"events\"",
+        };
+        static const char *const any_event[] = {"event reason=RbacTest "};
+        assert_int_equal(count_lines(e.warn_lines, event_line, 7), 1);
+        assert_int_equal(count_lines(e.warn_lines, any_event, 1), 1);
+}
+
+/* --- the finalizer helper on a changed object: a conflict, read again ---------- */
+
+static koc_result stale_fin_reconcile(env *e, koc_reconcile_context *ctx) {
+        if (!koc_reconcile_get_object(ctx))
+                return koc_result_done();
+        pthread_mutex_lock(&e->lock);
+        int attempt = ++e->attempts;
+        pthread_mutex_unlock(&e->lock);
+        if (attempt == 1) {
+                /* The object changes after the reconcile's snapshot was taken. */
+                koc_response *resp = NULL;
+                cJSON *p = cJSON_Parse("{\"metadata\":{\"annotations\":{\"touched\":\"yes\"}}}");
+                int r = koc_reconcile_patch(ctx, &configmaps, koc_reconcile_get_namespace(ctx),
+                                            koc_reconcile_get_name(ctx), KOC_PATCH_MERGE, p, &resp);
+                cJSON_Delete(p);
+                if (r < 0 || resp->status != 200)
+                        note(e, "patch", "failed");
+                koc_response_free(resp);
+        }
+        koc_result res = koc_reconcile_finalizer(ctx, "koc.test/stale", fin_apply, NULL, e);
+        koc_error err = {0};
+        pthread_mutex_lock(&e->lock);
+        if (res.type == KOC_RESULT_ERROR && e->n_fin_rc < 4) {
+                e->fin_rc[e->n_fin_rc++] = res.error;
+                if (koc_reconcile_get_last_error(ctx, &err) == res.error)
+                        snprintf(e->last_error, sizeof e->last_error, "%s", err.message);
+        }
+        pthread_mutex_unlock(&e->lock);
+        return res;
+}
+
+static const char *stale_fin_driver(env *e) {
+        if (put_configmap(e->ns, "stale-a", "{\"test\":\"stale\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "apply", "ok"))
+                return "the finalizer was never added";
+        if (seen_has(e, "patch failed"))
+                return "the first patch failed";
+        long st;
+        cJSON *cm = get_configmap(e->ns, "stale-a", &st);
+        bool has = st == 200 && koc_object_has_finalizer(cm, "koc.test/stale");
+        cJSON_Delete(cm);
+        return has ? NULL : "the finalizer is not on the server";
+}
+
+static void test_finalizer_on_changed_object_conflicts(void **state) {
+        env e = {.reconcile = stale_fin_reconcile, .driver = stale_fin_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-stale",
+                                  .name = "stale",
+                                  .label_selector = "test=stale"});
+        /* A conflict (-EBUSY, read again), not 422 Invalid (-EINVAL). */
+        assert_int_equal(e.n_fin_rc, 1);
+        assert_int_equal(e.fin_rc[0], -EBUSY);
+        assert_non_null(strstr(e.last_error, "PATCH /api/v1/namespaces/ctrl-stale/configmaps/"
+                                             "stale-a: 409 Conflict: "));
+        assert_true(e.attempts >= 2);
+}
+
 /* --- 410 on the watch forces a re-list ------------------------------------------- */
 
 static const char *gone_driver(env *e) {
@@ -1540,6 +1840,9 @@ int main(void) {
                 cmocka_unit_test(test_conflict_retried),
                 cmocka_unit_test(test_drain_waits_for_reconcile),
                 cmocka_unit_test(test_reconcile_timeout),
+                cmocka_unit_test(test_failures_said_with_cause),
+                cmocka_unit_test(test_finalizer_on_changed_object_conflicts),
+                cmocka_unit_test(test_event_forbidden_by_rbac),
                 cmocka_unit_test(test_server_side_apply),
                 cmocka_unit_test(test_streaming_list),
                 cmocka_unit_test(test_streaming_list_fallback),

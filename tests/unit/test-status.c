@@ -16,24 +16,25 @@ static const struct {
         const char *name;
         koc_reason reason;
         long code; /* the code client-go's errors package pairs with it */
+        int err;   /* koc_reason_to_errno(), the table of koc/client.h */
 } reasons[] = {
-        {"BadRequest", KOC_REASON_BAD_REQUEST, 400},
-        {"Unauthorized", KOC_REASON_UNAUTHORIZED, 401},
-        {"Forbidden", KOC_REASON_FORBIDDEN, 403},
-        {"NotFound", KOC_REASON_NOT_FOUND, 404},
-        {"MethodNotAllowed", KOC_REASON_METHOD_NOT_ALLOWED, 405},
-        {"AlreadyExists", KOC_REASON_ALREADY_EXISTS, 409},
-        {"Conflict", KOC_REASON_CONFLICT, 409},
-        {"Gone", KOC_REASON_GONE, 410},
-        {"Expired", KOC_REASON_EXPIRED, 410},
-        {"RequestEntityTooLarge", KOC_REASON_REQUEST_ENTITY_TOO_LARGE, 413},
-        {"UnsupportedMediaType", KOC_REASON_UNSUPPORTED_MEDIA_TYPE, 415},
-        {"Invalid", KOC_REASON_INVALID, 422},
-        {"TooManyRequests", KOC_REASON_TOO_MANY_REQUESTS, 429},
-        {"InternalError", KOC_REASON_INTERNAL_ERROR, 500},
-        {"ServiceUnavailable", KOC_REASON_SERVICE_UNAVAILABLE, 503},
-        {"ServerTimeout", KOC_REASON_SERVER_TIMEOUT, 504},
-        {"Timeout", KOC_REASON_TIMEOUT, 504},
+        {"BadRequest", KOC_REASON_BAD_REQUEST, 400, -EINVAL},
+        {"Unauthorized", KOC_REASON_UNAUTHORIZED, 401, -EKEYREJECTED},
+        {"Forbidden", KOC_REASON_FORBIDDEN, 403, -EACCES},
+        {"NotFound", KOC_REASON_NOT_FOUND, 404, -ENOENT},
+        {"MethodNotAllowed", KOC_REASON_METHOD_NOT_ALLOWED, 405, -EOPNOTSUPP},
+        {"AlreadyExists", KOC_REASON_ALREADY_EXISTS, 409, -EEXIST},
+        {"Conflict", KOC_REASON_CONFLICT, 409, -EBUSY},
+        {"Gone", KOC_REASON_GONE, 410, -ESTALE},
+        {"Expired", KOC_REASON_EXPIRED, 410, -ESTALE},
+        {"RequestEntityTooLarge", KOC_REASON_REQUEST_ENTITY_TOO_LARGE, 413, -E2BIG},
+        {"UnsupportedMediaType", KOC_REASON_UNSUPPORTED_MEDIA_TYPE, 415, -EPROTONOSUPPORT},
+        {"Invalid", KOC_REASON_INVALID, 422, -EINVAL},
+        {"TooManyRequests", KOC_REASON_TOO_MANY_REQUESTS, 429, -EAGAIN},
+        {"InternalError", KOC_REASON_INTERNAL_ERROR, 500, -EREMOTEIO},
+        {"ServiceUnavailable", KOC_REASON_SERVICE_UNAVAILABLE, 503, -EAGAIN},
+        {"ServerTimeout", KOC_REASON_SERVER_TIMEOUT, 504, -ETIMEDOUT},
+        {"Timeout", KOC_REASON_TIMEOUT, 504, -ETIMEDOUT},
 };
 
 static cJSON *parse(const char *s) {
@@ -252,12 +253,88 @@ static void test_curl_codes(void **state) {
                 assert_true(koc__curl_code_to_errno((CURLcode)i) < 0);
 }
 
+static void test_reason_errnos(void **state) {
+        assert_int_equal(koc_reason_to_errno(KOC_REASON_NONE), 0);
+        assert_int_equal(koc_reason_to_errno(KOC_REASON_UNKNOWN), -EREMOTEIO);
+        assert_int_equal(koc_reason_to_errno((koc_reason)_KOC_REASON_MAX), -EREMOTEIO);
+        assert_int_equal(koc_reason_to_errno((koc_reason)-1), -EREMOTEIO);
+        for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++) {
+                int e = koc_reason_to_errno(reasons[i].reason);
+                assert_int_equal(e, reasons[i].err);
+                /* An answer is never an I/O error, nor a transport failure's
+                 * code (a program tells "the server said no" from "no
+                 * answer"), except the timeout, whose outcome is unknown
+                 * either way. */
+                assert_int_not_equal(e, -EIO);
+                assert_int_not_equal(e, -ECONNREFUSED);
+                assert_int_not_equal(e, -ECONNRESET);
+                assert_int_not_equal(e, -EHOSTUNREACH);
+                assert_int_not_equal(e, -EPROTO);
+                assert_int_not_equal(e, -EMSGSIZE);
+                assert_int_not_equal(e, -EBADMSG);
+                assert_int_not_equal(e, -ECANCELED);
+                /* Only the reasons that mean the same share a code. */
+                for (size_t j = 0; j < sizeof reasons / sizeof reasons[0]; j++) {
+                        static const koc_reason same[][2] = {
+                                {KOC_REASON_BAD_REQUEST, KOC_REASON_INVALID},
+                                {KOC_REASON_GONE, KOC_REASON_EXPIRED},
+                                {KOC_REASON_TOO_MANY_REQUESTS, KOC_REASON_SERVICE_UNAVAILABLE},
+                                {KOC_REASON_SERVER_TIMEOUT, KOC_REASON_TIMEOUT},
+                        };
+                        bool alike = i == j;
+                        for (size_t k = 0; k < sizeof same / sizeof same[0]; k++)
+                                alike |= (same[k][0] == reasons[i].reason &&
+                                          same[k][1] == reasons[j].reason) ||
+                                         (same[k][1] == reasons[i].reason &&
+                                          same[k][0] == reasons[j].reason);
+                        if (!alike)
+                                assert_int_not_equal(e, koc_reason_to_errno(reasons[j].reason));
+                }
+        }
+}
+
+static void test_response_errno(void **state) {
+        koc_response r = {.status = 200, .message = ""};
+        assert_int_equal(koc_response_errno(NULL), -EINVAL);
+        assert_int_equal(koc_response_errno(&r), 0);
+        r.status = 201;
+        assert_int_equal(koc_response_errno(&r), 0);
+        /* A transport failure keeps its own code, whatever else is set. */
+        r = (koc_response){.error = -ECONNREFUSED, .message = ""};
+        assert_int_equal(koc_response_errno(&r), -ECONNREFUSED);
+        r = (koc_response){.error = -EBADMSG, .status = 200, .message = ""};
+        assert_int_equal(koc_response_errno(&r), -EBADMSG);
+        /* An answer: its reason decides. */
+        for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++) {
+                r = (koc_response){
+                        .status = reasons[i].code, .reason = reasons[i].reason, .message = ""};
+                assert_int_equal(koc_response_errno(&r), reasons[i].err);
+        }
+        /* A 409 is told apart by its reason, not its code. */
+        r = (koc_response){.status = 409, .reason = KOC_REASON_ALREADY_EXISTS, .message = ""};
+        assert_int_equal(koc_response_errno(&r), -EEXIST);
+        r.reason = KOC_REASON_CONFLICT;
+        assert_int_equal(koc_response_errno(&r), -EBUSY);
+        /* A code with no reason koc knows, and a response built by hand
+         * without a reason. */
+        r = (koc_response){.status = 418, .reason = KOC_REASON_UNKNOWN, .message = ""};
+        assert_int_equal(koc_response_errno(&r), -EREMOTEIO);
+        r = (koc_response){.status = 302, .message = ""};
+        assert_int_equal(koc_response_errno(&r), -EREMOTEIO);
+        r = (koc_response){.status = 403, .message = ""};
+        assert_int_equal(koc_response_errno(&r), -EACCES);
+        /* Neither an answer nor a transport error. */
+        r = (koc_response){.message = ""};
+        assert_int_equal(koc_response_errno(&r), -EIO);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_reason_strings), cmocka_unit_test(test_reason_from_code),
                 cmocka_unit_test(test_status_bodies),  cmocka_unit_test(test_status_fallbacks),
                 cmocka_unit_test(test_status_hostile), cmocka_unit_test(test_retry_after),
-                cmocka_unit_test(test_curl_codes),
+                cmocka_unit_test(test_curl_codes),     cmocka_unit_test(test_reason_errnos),
+                cmocka_unit_test(test_response_errno),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -125,6 +125,49 @@ static void test_backoff_doubles_and_resets(void **state) {
         koc__workqueue_free(q);
 }
 
+/* A key's failures are said at the first, then once per interval, with the
+ * count held back; a success (forget) starts over. */
+static void test_failure_reports_per_key(void **state) {
+        koc_workqueue *q = new_queue();
+        const uint64_t interval = 60 * 1000000;
+        unsigned held = 99;
+
+        koc__workqueue_add(q, "ns/x");
+        expect_get(q, "ns/x");
+        assert_true(koc__workqueue_report_due(q, "ns/x", interval, &held));
+        assert_int_equal(held, 0);
+        assert_int_equal(koc__workqueue_add_rate_limited(q, "ns/x"), 0);
+        koc__workqueue_done(q, "ns/x");
+        for (int i = 0; i < 3; i++) {
+                fake_now += 10 * 1000000;
+                expect_get(q, "ns/x");
+                assert_false(koc__workqueue_report_due(q, "ns/x", interval, &held));
+                assert_int_equal(koc__workqueue_add_rate_limited(q, "ns/x"), 0);
+                koc__workqueue_done(q, "ns/x");
+        }
+        /* Another key has its own limit. */
+        koc__workqueue_add(q, "ns/y");
+        expect_get(q, "ns/y");
+        assert_true(koc__workqueue_report_due(q, "ns/y", interval, NULL));
+        koc__workqueue_forget(q, "ns/y");
+        koc__workqueue_done(q, "ns/y");
+        /* The interval has passed: said again, with the three held back. */
+        fake_now += 31 * 1000000;
+        expect_get(q, "ns/x");
+        assert_true(koc__workqueue_report_due(q, "ns/x", interval, &held));
+        assert_int_equal(held, 3);
+        assert_false(koc__workqueue_report_due(q, "ns/x", interval, &held));
+        /* It succeeds, then fails again: a new failure is said at once. */
+        koc__workqueue_forget(q, "ns/x");
+        koc__workqueue_done(q, "ns/x");
+        koc__workqueue_add(q, "ns/x");
+        expect_get(q, "ns/x");
+        assert_true(koc__workqueue_report_due(q, "ns/x", interval, &held));
+        assert_int_equal(held, 0);
+        koc__workqueue_done(q, "ns/x");
+        koc__workqueue_free(q);
+}
+
 static void test_backoff_capped(void **state) {
         koc_workqueue *q = new_queue();
         for (int i = 0; i < 40; i++) {
@@ -289,6 +332,7 @@ int main(void) {
                 cmocka_unit_test(test_add_after),
                 cmocka_unit_test(test_backoff_doubles_and_resets),
                 cmocka_unit_test(test_backoff_capped),
+                cmocka_unit_test(test_failure_reports_per_key),
                 cmocka_unit_test(test_live_not_starved_by_initial),
                 cmocka_unit_test(test_clear_drops_pending),
                 cmocka_unit_test(test_shutdown_wakes_workers),
