@@ -201,9 +201,11 @@ out:
         return r;
 }
 
-static int parse_credential(const koc_exec_config *e, const char *text, char **ret_token,
-                            uint64_t *ret_expiry, koc_error *err) {
-        cJSON *j = cJSON_Parse(text);
+int koc__exec_credential_parse(const koc_exec_config *e, const char *text, char **ret_token,
+                               uint64_t *ret_expiry, koc_error *err) {
+        /* One JSON value and nothing after it but white space, as
+         * client-go's decoder demands. */
+        cJSON *j = cJSON_ParseWithOpts(text, NULL, true);
         if (!j)
                 return koc_error_set(err, -EBADMSG, "%s: %s: output is not JSON", e->where,
                                      e->command);
@@ -313,7 +315,7 @@ static int run_result(koc_exec_run *run, char **ret_token, uint64_t *ret_expiry,
         if (!o->out || o->out_len != strlen(o->out))
                 return koc_error_set(err, -EBADMSG, "%s: \"%s\" wrote no usable output", e->where,
                                      e->command);
-        return parse_credential(e, o->out, ret_token, ret_expiry, err);
+        return koc__exec_credential_parse(e, o->out, ret_token, ret_expiry, err);
 }
 
 static void run_kill(koc_exec_run *run, int why);

@@ -855,6 +855,10 @@ static void test_exec_plugin(void **state) {
                  "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t\","
                  "\"expirationTimestamp\":\"tomorrow\"}}'\n",
                  "status.expirationTimestamp"},
+                /* client-go's decoder refuses anything after the object. */
+                {"echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
+                 "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t\"}} trailing'\n",
+                 "not JSON"},
                 {"head -c 2000000 /dev/zero\n", "more than 1 MiB"},
                 {"kill -9 $$\n", "killed by signal 9"},
         };
