@@ -37,6 +37,7 @@
 #include "cluster-config.h"
 #include "koc/log.h"
 #include "koc/time.h"
+#include "ratelimit.h"
 #include "util.h"
 
 #define EXEC_TIMEOUT_USEC (10 * KOC_USEC_PER_SEC)
@@ -243,6 +244,16 @@ int koc__exec_credential_parse(const koc_exec_config *e, const char *text, char 
                         r = koc_error_set(err, -ENOMEM, "out of memory");
                 else
                         *ret_expiry = expiry;
+        }
+        if (r == 0 && (cJSON_GetObjectItemCaseSensitive(status, "clientCertificateData") ||
+                       cJSON_GetObjectItemCaseSensitive(status, "clientKeyData"))) {
+                /* client-go would present it too; say that koc does not. */
+                static koc__ratelimit rl = KOC__RATELIMIT_INIT(60 * KOC_USEC_PER_SEC, 1);
+                koc__log_ratelimited(&rl, KOC_LOG_WARN, "config",
+                                     "%s: %s: output: status.clientCertificateData and "
+                                     "clientKeyData ignored (client certificates from exec "
+                                     "plugins are not supported); using status.token",
+                                     e->where, e->command);
         }
         if (cJSON_IsString(token))
                 OPENSSL_cleanse(token->valuestring, strlen(token->valuestring));
