@@ -42,6 +42,29 @@ int koc__parse_retry_after(const char *value, uint64_t now_realtime_usec, uint64
 int koc__watch_line_parse(const char *line, size_t len, koc_watch_event_type *ret_type,
                           cJSON **ret_object, koc_status *ret_status);
 
+/* What one header line of an answer (as curl's header callback gets it,
+ * with its line end) tells the client: a status line starts a new response
+ * (status: its code, 0 when unreadable; -1 for any other line); a valid
+ * Retry-After (delta-seconds or an HTTP date relative to now_realtime_usec)
+ * sets has_retry_after.  Other headers say nothing to the client.
+ * tests/fuzz/fuzz-response.c feeds it hostile lines. */
+typedef struct koc_header_line {
+        long status;
+        bool http2;
+        bool has_retry_after;
+        uint64_t retry_after_usec;
+} koc_header_line;
+void koc__header_line_parse(const char *p, size_t n, uint64_t now_realtime_usec,
+                            koc_header_line *ret);
+
+/* Appends n bytes of a response body to *data (*len bytes used of *alloc),
+ * growing it geometrically but never beyond max + 1 bytes: -EMSGSIZE when the
+ * body would exceed max bytes (nothing is appended), -ENOMEM.  With
+ * CURLOPT_ACCEPT_ENCODING curl hands over decoded bytes, so max bounds what a
+ * gzip body expands to. */
+int koc__body_append(char **data, size_t *len, size_t *alloc, size_t max, const char *p,
+                     size_t n);
+
 typedef struct koc_sync_call koc_sync_call;
 
 struct koc_list {

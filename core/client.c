@@ -335,31 +335,35 @@ KOC_EXPORT int koc_client_register_metrics(koc_client *c, koc_metrics *metrics) 
 
 /* --- curl callbacks: buffer, parse, arm sources; nothing else ------------ */
 
-static int buffer_append(transfer *t, const char *p, size_t n) {
-        if (n > t->max_data - t->data_len) {
-                t->error = -EMSGSIZE;
+int koc__body_append(char **data, size_t *len, size_t *alloc, size_t max, const char *p,
+                     size_t n) {
+        if (n > max - *len)
                 return -EMSGSIZE;
-        }
-        size_t need = t->data_len + n;
-        if (need > t->data_alloc) {
+        size_t need = *len + n;
+        if (need > *alloc) {
                 /* Geometric growth, never beyond the cap (plus one byte). */
-                size_t cap = t->max_data + 1;
-                size_t a = t->data_alloc ? t->data_alloc : 16384;
+                size_t cap = max + 1;
+                size_t a = *alloc ? *alloc : 16384;
                 while (a < need)
                         a = a > cap / 2 ? cap : a * 2;
                 if (a > cap)
                         a = cap;
-                char *d = realloc(t->data, a);
-                if (!d) {
-                        t->error = -ENOMEM;
+                char *d = realloc(*data, a);
+                if (!d)
                         return -ENOMEM;
-                }
-                t->data = d;
-                t->data_alloc = a;
+                *data = d;
+                *alloc = a;
         }
-        memcpy(t->data + t->data_len, p, n);
-        t->data_len = need;
+        memcpy(*data + *len, p, n);
+        *len = need;
         return 0;
+}
+
+static int buffer_append(transfer *t, const char *p, size_t n) {
+        int r = koc__body_append(&t->data, &t->data_len, &t->data_alloc, t->max_data, p, n);
+        if (r < 0)
+                t->error = r;
+        return r;
 }
 
 int koc__watch_line_parse(const char *line, size_t len, koc_watch_event_type *ret_type,
@@ -461,30 +465,24 @@ static size_t on_curl_write(char *p, size_t size, size_t nmemb, void *userdata) 
         return buffer_append(t, p, n) < 0 ? 0 : n;
 }
 
-static size_t on_curl_header(char *p, size_t size, size_t nmemb, void *userdata) {
-        transfer *t = userdata;
-        size_t n = size * nmemb;
-
-        on_rx(t->client);
-
+void koc__header_line_parse(const char *p, size_t n, uint64_t now_realtime_usec,
+                            koc_header_line *ret) {
+        *ret = (koc_header_line){.status = -1};
         if (n >= 12 && memcmp(p, "HTTP/", 5) == 0) {
-                /* A new response (also after "100 Continue"): start over. */
+                /* The three digits after the first space; anything else is
+                 * no code at all (0), never part of one. */
                 const char *sp = memchr(p, ' ', n);
                 long code = 0;
                 if (sp && (size_t)(sp - p) + 4 <= n)
-                        for (int i = 1; i <= 3 && sp[i] >= '0' && sp[i] <= '9'; i++)
+                        for (int i = 1; i <= 3; i++) {
+                                if (sp[i] < '0' || sp[i] > '9') {
+                                        code = 0;
+                                        break;
+                                }
                                 code = code * 10 + (sp[i] - '0');
-                t->status = code;
-                t->client->server_http2 = memcmp(p, "HTTP/2", 6) == 0;
-                t->data_len = 0;
-                t->retry_after_usec = 0;
-                if (t->is_watch) {
-                        container_of(t, koc_watch, t)->streaming = code >= 200 && code < 300;
-                        if (code >= 200) {
-                                metrics_count(t, code);
-                                t->counted = true;
                         }
-                }
+                ret->status = code;
+                ret->http2 = memcmp(p, "HTTP/2", 6) == 0;
         } else if (n > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
                 char v[128];
                 size_t l = n - 12;
@@ -494,8 +492,37 @@ static size_t on_curl_header(char *p, size_t size, size_t nmemb, void *userdata)
                 v[l] = 0;
                 v[strcspn(v, "\r\n")] = 0;
                 uint64_t usec;
-                if (koc__parse_retry_after(v, koc_now_realtime_usec(), &usec) >= 0)
-                        t->retry_after_usec = usec;
+                if (koc__parse_retry_after(v, now_realtime_usec, &usec) >= 0) {
+                        ret->has_retry_after = true;
+                        ret->retry_after_usec = usec;
+                }
+        }
+}
+
+static size_t on_curl_header(char *p, size_t size, size_t nmemb, void *userdata) {
+        transfer *t = userdata;
+        size_t n = size * nmemb;
+        koc_header_line h;
+
+        on_rx(t->client);
+
+        koc__header_line_parse(p, n, koc_now_realtime_usec(), &h);
+        if (h.status >= 0) {
+                /* A new response (also after "100 Continue"): start over. */
+                long code = h.status;
+                t->status = code;
+                t->client->server_http2 = h.http2;
+                t->data_len = 0;
+                t->retry_after_usec = 0;
+                if (t->is_watch) {
+                        container_of(t, koc_watch, t)->streaming = code >= 200 && code < 300;
+                        if (code >= 200) {
+                                metrics_count(t, code);
+                                t->counted = true;
+                        }
+                }
+        } else if (h.has_retry_after) {
+                t->retry_after_usec = h.retry_after_usec;
         }
         return n;
 }

@@ -12,6 +12,7 @@
  * against it, while the TCP connection goes to the kubeconfig's server.  The
  * Host header carries tls-server-name too, which the API server ignores.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,7 @@
 #include <openssl/crypto.h>
 
 #include "cluster-config.h"
+#include "names.h"
 #include "koc/log.h"
 #include "koc/time.h"
 #include "util.h"
@@ -339,6 +341,10 @@ static int read_namespace_file(const char *path, char **ret) {
         int r = koc__read_file_bounded(path, 4096, &buf, &len);
         if (r < 0)
                 return r;
+        if (strlen(buf) != len) {
+                free(buf);
+                return -EBADMSG; /* a NUL byte */
+        }
         size_t start = trim_space(buf, &len);
         if (start == len) {
                 free(buf);
@@ -350,6 +356,69 @@ static int read_namespace_file(const char *path, char **ret) {
                 return -ENOMEM;
         *ret = ns;
         return 0;
+}
+
+/* value, quoted for a message: printable ASCII as is (quotes and
+ * backslashes escaped), the rest as \xNN, cut at 64 bytes. */
+static const char *quoted(const char *value, char *buf, size_t size) {
+        size_t k = 0;
+        const unsigned char *p = (const unsigned char *)value;
+        if (size < 16)
+                return "";
+        buf[k++] = '"';
+        for (size_t i = 0; p[i] && k + 8 < size; i++) {
+                if (i == 64) {
+                        memcpy(buf + k, "...", 3);
+                        k += 3;
+                        break;
+                }
+                if (p[i] == '"' || p[i] == '\\')
+                        k += (size_t)snprintf(buf + k, size - k, "\\%c", p[i]);
+                else if (p[i] < 0x20 || p[i] >= 0x7f)
+                        k += (size_t)snprintf(buf + k, size - k, "\\x%02x", p[i]);
+                else
+                        buf[k++] = (char)p[i];
+        }
+        buf[k++] = '"';
+        buf[k] = '\0';
+        return buf;
+}
+
+/* KUBERNETES_SERVICE_HOST: an IP address, or a DNS name (labels of letters,
+ * digits, '-' and '_', not starting or ending with '-', an optional final
+ * dot), whose last label is not all digits (curl would read "1.2.3" or
+ * "010.1" as some other IPv4 address). */
+static bool is_service_host(const char *s) {
+        unsigned char addr[16];
+        if (inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1)
+                return true;
+        size_t n = strlen(s);
+        if (n > 0 && s[n - 1] == '.')
+                n--;
+        if (n == 0 || n > 253)
+                return false;
+        size_t label = 0;
+        bool all_digits = true;
+        for (size_t i = 0; i <= n; i++) {
+                char c = i < n ? s[i] : '.';
+                if (c == '.') {
+                        if (label == 0 || label > 63 || s[i - 1] == '-')
+                                return false;
+                        if (i == n && all_digits)
+                                return false;
+                        label = 0;
+                        all_digits = true;
+                        continue;
+                }
+                if (!isalnum((unsigned char)c) && c != '-' && c != '_')
+                        return false;
+                if (c == '-' && label == 0)
+                        return false;
+                if (!isdigit((unsigned char)c))
+                        all_digits = false;
+                label++;
+        }
+        return true;
 }
 
 static bool is_port(const char *s) {
@@ -382,11 +451,12 @@ KOC_EXPORT int koc_cluster_config_in_cluster(const char *sa_dir, koc_cluster_con
                                      "in-cluster: KUBERNETES_SERVICE_PORT: \"%s\" is not a port "
                                      "number",
                                      port);
-        if (strpbrk(host, "/[]@?#% \t\r\n") || strlen(host) > 253)
+        char q[300];
+        if (!is_service_host(host))
                 return koc_error_set(err, -EINVAL,
-                                     "in-cluster: KUBERNETES_SERVICE_HOST: \"%s\" is not a host "
+                                     "in-cluster: KUBERNETES_SERVICE_HOST: %s is not a host "
                                      "name or address",
-                                     host);
+                                     quoted(host, q, sizeof q));
 
         _koc_cleanup_(koc_cluster_config_unrefp) koc_cluster_config *cfg =
                 koc__cluster_config_alloc();
@@ -430,6 +500,11 @@ KOC_EXPORT int koc_cluster_config_in_cluster(const char *sa_dir, koc_cluster_con
 
         const char *pod_ns = getenv("POD_NAMESPACE");
         if (pod_ns && *pod_ns) {
+                if (koc__dns1123_label_error(pod_ns))
+                        return koc_error_set(err, -EINVAL,
+                                             "in-cluster: POD_NAMESPACE: %s is not a namespace: %s",
+                                             quoted(pod_ns, q, sizeof q),
+                                             koc__dns1123_label_error(pod_ns));
                 cfg->namespace = strdup(pod_ns);
                 if (!cfg->namespace)
                         return koc_error_set(err, -ENOMEM, "out of memory");
@@ -440,9 +515,18 @@ KOC_EXPORT int koc_cluster_config_in_cluster(const char *sa_dir, koc_cluster_con
                 r = read_namespace_file(nsfile, &cfg->namespace);
                 if (r == -ENOMEM)
                         return koc_error_set(err, r, "out of memory");
+                if (r == -EBADMSG)
+                        return koc_error_set(err, r, "in-cluster: %s: contains a NUL byte",
+                                             nsfile);
                 if (r < 0 && r != -ENOENT)
                         koc_log_warn("config", "in-cluster: %s: %s; using namespace \"default\"",
                                      nsfile, r == -ENODATA ? "empty" : strerror(-r));
+                /* It becomes part of request paths: refused rather than
+                 * replaced, so that nothing acts in a namespace by mistake. */
+                if (r >= 0 && koc__dns1123_label_error(cfg->namespace))
+                        return koc_error_set(err, -EINVAL, "in-cluster: %s: %s is not a namespace: %s",
+                                             nsfile, quoted(cfg->namespace, q, sizeof q),
+                                             koc__dns1123_label_error(cfg->namespace));
         }
         cfg->source = strdup("in-cluster");
         if (!cfg->source)

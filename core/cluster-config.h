@@ -102,6 +102,14 @@ bool koc__token_is_valid(const char *token);
 /* Exec credential plugins (exec-credential.c). */
 void koc__exec_config_free(koc_exec_config *e);
 
+/* Reads a plugin's output (text, NUL-terminated): an ExecCredential of e's
+ * apiVersion with a valid status.token and an optional RFC 3339
+ * status.expirationTimestamp.  On success the token (the caller's to free)
+ * and the expiry (realtime usec, 0 = none); -EBADMSG with err's message
+ * otherwise.  tests/fuzz/fuzz-exec-credential.c feeds it hostile output. */
+int koc__exec_credential_parse(const koc_exec_config *e, const char *text, char **ret_token,
+                               uint64_t *ret_expiry, koc_error *err);
+
 /* One asynchronous run of a plugin on an sd-event loop. */
 typedef struct koc_exec_run koc_exec_run;
 /* r: 0 with token (the callee owns it) and expiry (realtime usec, 0 = none),

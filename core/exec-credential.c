@@ -37,6 +37,7 @@
 #include "cluster-config.h"
 #include "koc/log.h"
 #include "koc/time.h"
+#include "ratelimit.h"
 #include "util.h"
 
 #define EXEC_TIMEOUT_USEC (10 * KOC_USEC_PER_SEC)
@@ -201,9 +202,11 @@ out:
         return r;
 }
 
-static int parse_credential(const koc_exec_config *e, const char *text, char **ret_token,
-                            uint64_t *ret_expiry, koc_error *err) {
-        cJSON *j = cJSON_Parse(text);
+int koc__exec_credential_parse(const koc_exec_config *e, const char *text, char **ret_token,
+                               uint64_t *ret_expiry, koc_error *err) {
+        /* One JSON value and nothing after it but white space, as
+         * client-go's decoder demands. */
+        cJSON *j = cJSON_ParseWithOpts(text, NULL, true);
         if (!j)
                 return koc_error_set(err, -EBADMSG, "%s: %s: output is not JSON", e->where,
                                      e->command);
@@ -241,6 +244,16 @@ static int parse_credential(const koc_exec_config *e, const char *text, char **r
                         r = koc_error_set(err, -ENOMEM, "out of memory");
                 else
                         *ret_expiry = expiry;
+        }
+        if (r == 0 && (cJSON_GetObjectItemCaseSensitive(status, "clientCertificateData") ||
+                       cJSON_GetObjectItemCaseSensitive(status, "clientKeyData"))) {
+                /* client-go would present it too; say that koc does not. */
+                static koc__ratelimit rl = KOC__RATELIMIT_INIT(60 * KOC_USEC_PER_SEC, 1);
+                koc__log_ratelimited(&rl, KOC_LOG_WARN, "config",
+                                     "%s: %s: output: status.clientCertificateData and "
+                                     "clientKeyData ignored (client certificates from exec "
+                                     "plugins are not supported); using status.token",
+                                     e->where, e->command);
         }
         if (cJSON_IsString(token))
                 OPENSSL_cleanse(token->valuestring, strlen(token->valuestring));
@@ -313,7 +326,7 @@ static int run_result(koc_exec_run *run, char **ret_token, uint64_t *ret_expiry,
         if (!o->out || o->out_len != strlen(o->out))
                 return koc_error_set(err, -EBADMSG, "%s: \"%s\" wrote no usable output", e->where,
                                      e->command);
-        return parse_credential(e, o->out, ret_token, ret_expiry, err);
+        return koc__exec_credential_parse(e, o->out, ret_token, ret_expiry, err);
 }
 
 static void run_kill(koc_exec_run *run, int why);

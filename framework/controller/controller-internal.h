@@ -146,6 +146,16 @@ struct koc_reconcile_context {
         } last_error;
 };
 
+/* controller.c: calls cb (at most once) with the owner that obj's
+ * ownerReferences name as its controller (the first reference with
+ * controller: true, as metav1.GetControllerOf) when that owner is of res's
+ * kind and group (any version); the namespace is obj's for a namespaced res,
+ * else NULL.  Owns() enqueues the owners of its objects' events this way;
+ * tests/fuzz/fuzz-helpers.c feeds it hostile metadata. */
+void koc__owner_refs_foreach(const cJSON *obj, const koc_resource *res,
+                             void (*cb)(const char *namespace_, const char *name, void *userdata),
+                             void *userdata);
+
 /* writer.c: cancels the writes in flight (their callers get -ECANCELED). */
 void koc__controller_cancel_writes(koc_controller *c);
 /* True while a write of this context may be sent (loop or any thread). */

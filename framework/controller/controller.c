@@ -152,30 +152,46 @@ KOC_EXPORT int koc_keys_add(koc_keys *keys, const char *namespace_, const char *
         return koc_controller_enqueue(keys->c, namespace_, name);
 }
 
-/* ownerReferences naming a primary of this controller as controller. */
-static void enqueue_owners(koc_controller *c, const cJSON *obj) {
+void koc__owner_refs_foreach(const cJSON *obj, const koc_resource *res,
+                             void (*cb)(const char *namespace_, const char *name, void *userdata),
+                             void *userdata) {
         const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
         const cJSON *ns = cJSON_GetObjectItemCaseSensitive(md, "namespace");
         const cJSON *refs = cJSON_GetObjectItemCaseSensitive(md, "ownerReferences"), *ref;
-        const koc_resource *res = koc__informer_get_resource(c->primary);
 
+        if (!cJSON_IsObject(md) || !cJSON_IsArray(refs))
+                return;
+        /* metav1.GetControllerOf: the first reference with controller: true
+         * is the controller (the API server allows one; a hostile or broken
+         * server's object does not get to name several). */
         cJSON_ArrayForEach(ref, refs) {
-                const cJSON *kind = cJSON_GetObjectItemCaseSensitive(ref, "kind");
-                const cJSON *api = cJSON_GetObjectItemCaseSensitive(ref, "apiVersion");
-                const cJSON *name = cJSON_GetObjectItemCaseSensitive(ref, "name");
-                if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ref, "controller")) ||
-                    !cJSON_IsString(kind) || !cJSON_IsString(api) || !cJSON_IsString(name) ||
-                    strcmp(kind->valuestring, res->kind) != 0)
-                        continue;
-                /* The group must match; any version of it names the same object. */
-                const char *slash = strchr(api->valuestring, '/');
-                size_t glen = slash ? (size_t)(slash - api->valuestring) : 0;
-                if (strlen(res->group) != glen || strncmp(res->group, api->valuestring, glen) != 0)
-                        continue;
-                koc_controller_enqueue(
-                        c, res->namespaced && cJSON_IsString(ns) ? ns->valuestring : NULL,
-                        name->valuestring);
+                if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ref, "controller")))
+                        break;
         }
+        if (!ref)
+                return;
+        const cJSON *kind = cJSON_GetObjectItemCaseSensitive(ref, "kind");
+        const cJSON *api = cJSON_GetObjectItemCaseSensitive(ref, "apiVersion");
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(ref, "name");
+        if (!cJSON_IsString(kind) || !cJSON_IsString(api) || !cJSON_IsString(name) ||
+            strcmp(kind->valuestring, res->kind) != 0)
+                return;
+        /* The group must match; any version of it names the same object. */
+        const char *slash = strchr(api->valuestring, '/');
+        size_t glen = slash ? (size_t)(slash - api->valuestring) : 0;
+        if (strlen(res->group) != glen || strncmp(res->group, api->valuestring, glen) != 0)
+                return;
+        cb(res->namespaced && cJSON_IsString(ns) ? ns->valuestring : NULL, name->valuestring,
+           userdata);
+}
+
+static void enqueue_owner(const char *namespace_, const char *name, void *userdata) {
+        koc_controller_enqueue(userdata, namespace_, name);
+}
+
+/* ownerReferences naming a primary of this controller as controller. */
+static void enqueue_owners(koc_controller *c, const cJSON *obj) {
+        koc__owner_refs_foreach(obj, koc__informer_get_resource(c->primary), enqueue_owner, c);
 }
 
 static void source_event(source *s, koc_object *o) {

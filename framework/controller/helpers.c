@@ -9,18 +9,25 @@
 #include <string.h>
 
 #include "controller-internal.h"
+#include "core/util.h"
 #include "koc/time.h"
 
+/* obj's metadata, added when absent; NULL when it is there but not an object
+ * (what would be added under it would never reach the server). */
 static cJSON *metadata(cJSON *obj) {
         cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
         if (!md)
-                md = cJSON_AddObjectToObject(obj, "metadata");
-        return md;
+                return cJSON_AddObjectToObject(obj, "metadata");
+        return cJSON_IsObject(md) ? md : NULL;
 }
 
+/* The index of the first copy of finalizer in metadata.finalizers, or -1;
+ * finalizers that are not an array hold none. */
 static int finalizer_index(const cJSON *object, const char *finalizer) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(
-                cJSON_GetObjectItemCaseSensitive(object, "metadata"), "finalizers");
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(object, "metadata");
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(md, "finalizers");
+        if (!cJSON_IsObject(md) || !cJSON_IsArray(list))
+                return -1;
         int i = 0;
         const cJSON *f;
         cJSON_ArrayForEach(f, list) {
@@ -38,12 +45,17 @@ KOC_EXPORT bool koc_object_has_finalizer(const cJSON *object, const char *finali
 KOC_EXPORT int koc_object_add_finalizer(cJSON *object, const char *finalizer) {
         if (!cJSON_IsObject(object) || !finalizer || !*finalizer)
                 return -EINVAL;
+        const cJSON *old = cJSON_GetObjectItemCaseSensitive(object, "metadata");
+        if (old && !cJSON_IsObject(old))
+                return -EINVAL;
         if (finalizer_index(object, finalizer) >= 0)
                 return 0;
         cJSON *md = metadata(object);
+        if (!md)
+                return -ENOMEM;
         cJSON *list = cJSON_GetObjectItemCaseSensitive(md, "finalizers");
         if (!cJSON_IsArray(list)) {
-                cJSON_DeleteItemFromObjectCaseSensitive(md, "finalizers");
+                koc__json_delete_all(md, "finalizers");
                 list = cJSON_AddArrayToObject(md, "finalizers");
         }
         if (!list || !cJSON_AddItemToArray(list, cJSON_CreateString(finalizer)))
@@ -51,15 +63,20 @@ KOC_EXPORT int koc_object_add_finalizer(cJSON *object, const char *finalizer) {
         return 1;
 }
 
+/* Removes every copy (controller-runtime's RemoveFinalizer does too): a
+ * duplicate left behind would keep the object from being deleted. */
 KOC_EXPORT int koc_object_remove_finalizer(cJSON *object, const char *finalizer) {
         if (!cJSON_IsObject(object) || !finalizer)
                 return -EINVAL;
-        int i = finalizer_index(object, finalizer);
-        if (i < 0)
-                return 0;
-        cJSON_DeleteItemFromArray(cJSON_GetObjectItemCaseSensitive(metadata(object), "finalizers"),
-                                  i);
-        return 1;
+        int removed = 0, i;
+        while ((i = finalizer_index(object, finalizer)) >= 0) {
+                cJSON_DeleteItemFromArray(
+                        cJSON_GetObjectItemCaseSensitive(
+                                cJSON_GetObjectItemCaseSensitive(object, "metadata"), "finalizers"),
+                        i);
+                removed = 1;
+        }
+        return removed;
 }
 
 KOC_EXPORT bool koc_object_is_deleting(const cJSON *object) {
@@ -75,11 +92,18 @@ KOC_EXPORT int koc_object_set_controller_reference(cJSON *object, const cJSON *o
         const char *uid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(omd, "uid"));
         if (!cJSON_IsObject(object) || !name || !uid || !owner_api_version || !owner_kind)
                 return -EINVAL;
+        const cJSON *old = cJSON_GetObjectItemCaseSensitive(object, "metadata");
+        if (old && !cJSON_IsObject(old))
+                return -EINVAL;
         cJSON *md = metadata(object);
+        if (!md)
+                return -ENOMEM;
         cJSON *refs = cJSON_GetObjectItemCaseSensitive(md, "ownerReferences");
         if (!cJSON_IsArray(refs)) {
-                cJSON_DeleteItemFromObjectCaseSensitive(md, "ownerReferences");
+                koc__json_delete_all(md, "ownerReferences");
                 refs = cJSON_AddArrayToObject(md, "ownerReferences");
+                if (!refs)
+                        return -ENOMEM;
         }
         /* One controller per object: another controller reference is an
          * error the caller must see, as in controller-runtime. */

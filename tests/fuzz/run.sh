@@ -6,7 +6,8 @@
 #   tests/fuzz/run.sh [--build-only | --no-build] [SECONDS] [TARGET...]
 #
 # SECONDS: per target (default 60).  TARGET: linebuf status time kubeconfig
-# leader-fsm apiserver list watch-store selector transform (default: all).
+# leader-fsm apiserver list watch-store selector transform exec-credential
+# in-cluster response helpers (default: all).
 # --build-only builds every harness and runs nothing; --no-build runs what an
 # earlier --build-only left in $KOC_FUZZ_DIR (ctest's fuzz fixture does the
 # two in that order, tests/fuzz.cmake).
@@ -27,6 +28,7 @@ esac
 SECONDS_PER=${1:-60}
 shift || true
 ALL=(linebuf status time kubeconfig leader-fsm apiserver list watch-store selector transform)
+ALL+=(exec-credential in-cluster response helpers)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
 [ $mode != build ] || TARGETS=("${ALL[@]}")
@@ -91,6 +93,10 @@ build_target() {
                 build "$t" "${apiserver[@]}" -- $(pkg-config --cflags --libs libmicrohttpd) ;;
         list | watch-store) build "$t" "$HERE/informer-fuzz.c" -- $INFORMER_WRAP ;;
         linebuf | status | time | transform) build "$t" ;;
+        exec-credential | in-cluster | response) build "$t" ;;
+        helpers) # the reconcile helpers live beside the controller, which needs the rest
+                build "$t" "$SRC"/framework/manager/*.c "$SRC"/leader/*.c "$SRC"/probes/*.c \
+                        "$SRC"/shutdown/*.c -- $(pkg-config --cflags --libs libmicrohttpd) ;;
         *) echo "unknown target: $t" >&2; exit 2 ;;
         esac
 }

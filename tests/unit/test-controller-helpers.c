@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "framework/controller/controller-internal.h"
 #include "koc/controller.h"
 
 static cJSON *parse(const char *s) {
@@ -133,11 +134,113 @@ static void test_paths_and_keys(void **state) {
         assert_string_equal(buf, "node-1");
 }
 
+static char *print(const cJSON *o) {
+        char *s = cJSON_PrintUnformatted(o);
+        assert_non_null(s);
+        return s;
+}
+
+/* Hostile metadata (found by tests/fuzz/fuzz-helpers.c). */
+static void test_finalizers_hostile(void **state) {
+        /* Every copy goes: remove then has is false. */
+        cJSON *o = parse("{\"metadata\":{\"finalizers\":[\"f\",\"x\",1,\"f\",null,\"f\"]}}");
+        assert_int_equal(koc_object_remove_finalizer(o, "f"), 1);
+        assert_false(koc_object_has_finalizer(o, "f"));
+        char *s = print(o);
+        assert_string_equal(s, "{\"metadata\":{\"finalizers\":[\"x\",1,null]}}");
+        free(s);
+        cJSON_Delete(o);
+
+        /* metadata that is not an object is refused and left alone: a
+         * finalizer added under a number would never be sent. */
+        o = parse("{\"metadata\":7}");
+        assert_int_equal(koc_object_add_finalizer(o, "f"), -EINVAL);
+        assert_false(koc_object_has_finalizer(o, "f"));
+        assert_int_equal(koc_object_remove_finalizer(o, "f"), 0);
+        cJSON *owner = parse("{\"metadata\":{\"name\":\"p\",\"uid\":\"u1\"}}");
+        assert_int_equal(koc_object_set_controller_reference(o, owner, "v1", "ConfigMap"),
+                         -EINVAL);
+        s = print(o);
+        assert_string_equal(s, "{\"metadata\":7}");
+        free(s);
+        cJSON_Delete(o);
+
+        /* finalizers that are not an array hold no finalizer; add replaces
+         * them with one. */
+        o = parse("{\"metadata\":{\"finalizers\":{\"f\":\"f\"}}}");
+        assert_false(koc_object_has_finalizer(o, "f"));
+        assert_int_equal(koc_object_remove_finalizer(o, "f"), 0);
+        assert_int_equal(koc_object_add_finalizer(o, "f"), 1);
+        s = print(o);
+        assert_string_equal(s, "{\"metadata\":{\"finalizers\":[\"f\"]}}");
+        free(s);
+        cJSON_Delete(o);
+
+        /* ownerReferences that are not an array name no controller. */
+        o = parse("{\"metadata\":{\"ownerReferences\":{\"a\":{\"uid\":\"u2\","
+                  "\"controller\":true}}}}");
+        assert_int_equal(koc_object_set_controller_reference(o, owner, "v1", "ConfigMap"), 0);
+        cJSON_Delete(o);
+        cJSON_Delete(owner);
+}
+
+struct owners {
+        int n;
+        char names[4][16];
+};
+
+static void on_owner(const char *namespace_, const char *name, void *userdata) {
+        struct owners *w = userdata;
+        if (w->n < 4)
+                snprintf(w->names[w->n], sizeof w->names[0], "%s/%s", namespace_ ? namespace_ : "",
+                         name);
+        w->n++;
+}
+
+/* An owned object names at most one owner: its controller, the first
+ * reference with controller: true (metav1.GetControllerOf), as
+ * controller-runtime's EnqueueRequestForOwner(OnlyControllerOwner) reads it. */
+static void test_owner_refs(void **state) {
+        koc_resource res = {.group = "", .version = "v1", .resource = "configmaps",
+                            .kind = "ConfigMap", .namespaced = true};
+        struct owners w = {0};
+        cJSON *o = parse("{\"metadata\":{\"namespace\":\"ns\",\"ownerReferences\":["
+                         "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"name\":\"a\"},"
+                         "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"name\":\"b\","
+                         "\"controller\":true},"
+                         "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"name\":\"c\","
+                         "\"controller\":true}]}}");
+        koc__owner_refs_foreach(o, &res, on_owner, &w);
+        assert_int_equal(w.n, 1);
+        assert_string_equal(w.names[0], "ns/b");
+        cJSON_Delete(o);
+
+        /* The controller is of another kind: nothing, even if a later
+         * reference claims to be a controller of ours. */
+        w = (struct owners){0};
+        o = parse("{\"metadata\":{\"ownerReferences\":["
+                  "{\"apiVersion\":\"apps/v1\",\"kind\":\"ConfigMap\",\"name\":\"a\","
+                  "\"controller\":true},"
+                  "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"name\":\"b\","
+                  "\"controller\":true}]}}");
+        koc__owner_refs_foreach(o, &res, on_owner, &w);
+        assert_int_equal(w.n, 0);
+        cJSON_Delete(o);
+
+        /* Not an array: no owner. */
+        o = parse("{\"metadata\":{\"ownerReferences\":{\"x\":{\"apiVersion\":\"v1\","
+                  "\"kind\":\"ConfigMap\",\"name\":\"b\",\"controller\":true}}}}");
+        koc__owner_refs_foreach(o, &res, on_owner, &w);
+        assert_int_equal(w.n, 0);
+        cJSON_Delete(o);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_predicates),           cmocka_unit_test(test_finalizers),
                 cmocka_unit_test(test_controller_reference), cmocka_unit_test(test_conditions),
-                cmocka_unit_test(test_paths_and_keys),
+                cmocka_unit_test(test_paths_and_keys),       cmocka_unit_test(test_finalizers_hostile),
+                cmocka_unit_test(test_owner_refs),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -164,6 +164,48 @@ static void test_errors(void **state) {
         expect_error("/nonexistent-koc-dir", -ENOENT, "/nonexistent-koc-dir/token", NULL);
 }
 
+/* KUBERNETES_SERVICE_HOST is an IP address or a DNS name, nothing else that
+ * curl would still take (found by tests/fuzz/fuzz-in-cluster.c). */
+static void test_hosts(void **state) {
+        fixture *f = *state;
+        static const char *const good[] = {"10.96.0.1", "fd00:10:96::1", "::1",
+                                           "kubernetes.default.svc", "API-1.Example.com.",
+                                           "node_1.local"};
+        static const char *const bad[] = {"16..900.1", "1.2.3", "010.1", "a\x01" "b", "a:b",
+                                          "-a.example", "a-.example", ".a", "a..b", "fd00::1%eth0",
+                                          "300.1.1.1", "a b"};
+        for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+                koc_cluster_config *cfg = NULL;
+                setenv("KUBERNETES_SERVICE_HOST", good[i], 1);
+                if (koc_cluster_config_in_cluster(f->dir, &cfg, NULL) != 0)
+                        fail_msg("%s refused", good[i]);
+                koc_cluster_config_unref(cfg);
+        }
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                setenv("KUBERNETES_SERVICE_HOST", bad[i], 1);
+                expect_error(f->dir, -EINVAL, "KUBERNETES_SERVICE_HOST", "not a host name");
+        }
+        /* The message shows a control character escaped. */
+        setenv("KUBERNETES_SERVICE_HOST", "a\x01" "b", 1);
+        expect_error(f->dir, -EINVAL, "KUBERNETES_SERVICE_HOST", "\"a\\x01b\"");
+}
+
+/* A namespace is a DNS-1123 label wherever it comes from: it becomes part of
+ * request paths (found by tests/fuzz/fuzz-in-cluster.c). */
+static void test_bad_namespace(void **state) {
+        fixture *f = *state;
+        char path[256];
+        snprintf(path, sizeof path, "%s/namespace", f->dir);
+        write_file(f->dir, "namespace", "kube-system/configmaps\n");
+        expect_error(f->dir, -EINVAL, path, "\"kube-system/configmaps\"");
+        write_file(f->dir, "namespace", "to\nx");
+        expect_error(f->dir, -EINVAL, path, "\"to\\x0ax\"");
+        write_file(f->dir, "namespace", "team-a\n");
+        setenv("POD_NAMESPACE", "Team A", 1);
+        expect_error(f->dir, -EINVAL, "POD_NAMESPACE", "\"Team A\"");
+        unsetenv("POD_NAMESPACE");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_ipv4, setup, teardown),
@@ -172,6 +214,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_namespace_default, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_missing_ca_uses_system_store, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_hosts, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bad_namespace, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

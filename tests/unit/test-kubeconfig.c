@@ -855,6 +855,10 @@ static void test_exec_plugin(void **state) {
                  "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t\","
                  "\"expirationTimestamp\":\"tomorrow\"}}'\n",
                  "status.expirationTimestamp"},
+                /* client-go's decoder refuses anything after the object. */
+                {"echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
+                 "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t\"}} trailing'\n",
+                 "not JSON"},
                 {"head -c 2000000 /dev/zero\n", "more than 1 MiB"},
                 {"kill -9 $$\n", "killed by signal 9"},
         };
@@ -863,6 +867,48 @@ static void test_exec_plugin(void **state) {
                 expect_error(path_of("exec.yaml"), NULL, 0, path_of("exec.yaml"),
                              "users[0].user.exec", bad[i].why);
         }
+}
+
+/* A credential with a token and a client certificate: the token is used, and
+ * the certificate, which koc does not take from plugins, is said to be
+ * ignored (once, rate-limited), not dropped in silence. */
+static void test_exec_output_certificate_warns(void **state) {
+        struct captured c = {0};
+        char *argv[] = {(char *)"plugin", NULL};
+        koc_exec_config e = {.command = (char *)"plugin",
+                             .argv = argv,
+                             .n_args = 1,
+                             .api_version = (char *)"client.authentication.k8s.io/v1",
+                             .where = (char *)"k.yaml: users[0].user.exec"};
+        char *token = NULL;
+        uint64_t expiry = 1;
+        koc_error err = {0};
+        koc_log_set_handler(capture, &c, NULL);
+        assert_int_equal(koc__exec_credential_parse(
+                                 &e,
+                                 "{\"apiVersion\":\"client.authentication.k8s.io/v1\","
+                                 "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t\","
+                                 "\"clientCertificateData\":\"C\",\"clientKeyData\":\"K\"}}",
+                                 &token, &expiry, &err),
+                         0);
+        assert_string_equal(token, "t");
+        assert_int_equal(expiry, 0);
+        free(token);
+        assert_int_equal(c.n, 1);
+        assert_string_equal(c.component, "config");
+        assert_non_null(strstr(c.message, "k.yaml: users[0].user.exec"));
+        assert_non_null(strstr(c.message, "clientCertificateData"));
+        /* Without one: no warning. */
+        token = NULL;
+        assert_int_equal(koc__exec_credential_parse(
+                                 &e,
+                                 "{\"apiVersion\":\"client.authentication.k8s.io/v1\","
+                                 "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t\"}}",
+                                 &token, &expiry, &err),
+                         0);
+        free(token);
+        assert_int_equal(c.n, 1);
+        koc_log_set_handler(NULL, NULL, NULL);
 }
 
 static void test_exec_timeout_kills_the_group(void **state) {
@@ -1038,6 +1084,7 @@ int main(void) {
                 cmocka_unit_test(test_broken),
                 cmocka_unit_test(test_unreadable),
                 cmocka_unit_test(test_exec_plugin),
+                cmocka_unit_test(test_exec_output_certificate_warns),
                 cmocka_unit_test(test_exec_timeout_kills_the_group),
                 cmocka_unit_test(test_truncated_and_garbage),
                 cmocka_unit_test(test_unknown_keys_warned),

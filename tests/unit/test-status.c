@@ -328,13 +328,57 @@ static void test_response_errno(void **state) {
         assert_int_equal(koc_response_errno(&r), -EIO);
 }
 
+/* The client's reading of header lines (core/client.c, fuzzed by
+ * tests/fuzz/fuzz-response.c). */
+static void test_header_lines(void **state) {
+        const uint64_t now = 1700000000ull * 1000000ull;
+        koc_header_line h;
+        koc__header_line_parse("HTTP/1.1 429 Too Many\r\n", 23, now, &h);
+        assert_int_equal(h.status, 429);
+        assert_false(h.http2);
+        koc__header_line_parse("HTTP/2 200 \r\n", 13, now, &h);
+        assert_int_equal(h.status, 200);
+        assert_true(h.http2);
+        /* A status line without three digits has no code (0), not a
+         * part of one. */
+        koc__header_line_parse("HTTP/1.1 2x\r\n\r\n", 15, now, &h);
+        assert_int_equal(h.status, 0);
+        koc__header_line_parse("retry-after:  7 \r\n", 18, now, &h);
+        assert_int_equal(h.status, -1);
+        assert_true(h.has_retry_after);
+        assert_int_equal(h.retry_after_usec, 7000000);
+        koc__header_line_parse("Retry-After: 99999999\r\n", 23, now, &h);
+        assert_int_equal(h.retry_after_usec, 86400ull * 1000000ull);
+        koc__header_line_parse("Retry-After: soon\r\n", 19, now, &h);
+        assert_false(h.has_retry_after);
+        koc__header_line_parse("Content-Type: application/json\r\n", 32, now, &h);
+        assert_int_equal(h.status, -1);
+        assert_false(h.has_retry_after);
+        koc__header_line_parse("HTTP/", 5, now, &h);
+        assert_int_equal(h.status, -1);
+}
+
+static void test_body_cap(void **state) {
+        char *data = NULL;
+        size_t len = 0, alloc = 0;
+        assert_int_equal(koc__body_append(&data, &len, &alloc, 10, "hello", 5), 0);
+        assert_int_equal(koc__body_append(&data, &len, &alloc, 10, "world", 5), 0);
+        assert_int_equal(len, 10);
+        assert_true(alloc <= 11);
+        assert_int_equal(koc__body_append(&data, &len, &alloc, 10, "!", 1), -EMSGSIZE);
+        assert_int_equal(len, 10);
+        assert_memory_equal(data, "helloworld", 10);
+        free(data);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_reason_strings), cmocka_unit_test(test_reason_from_code),
                 cmocka_unit_test(test_status_bodies),  cmocka_unit_test(test_status_fallbacks),
                 cmocka_unit_test(test_status_hostile), cmocka_unit_test(test_retry_after),
                 cmocka_unit_test(test_curl_codes),     cmocka_unit_test(test_reason_errnos),
-                cmocka_unit_test(test_response_errno),
+                cmocka_unit_test(test_response_errno), cmocka_unit_test(test_header_lines),
+                cmocka_unit_test(test_body_cap),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
