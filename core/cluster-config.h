@@ -58,6 +58,15 @@ struct koc_cluster_config {
         bool insecure;                 /* insecure-skip-tls-verify: true */
         struct curl_slist *connect_to; /* tls-server-name routing, see set_server */
 
+        char *proxy;              /* CURLOPT_PROXY (proxy-url); NULL: libcurl's default */
+        bool proxy_tls;           /* an https:// proxy */
+        bool disable_compression; /* no Accept-Encoding: gzip */
+        /* Header lines every request carries (Impersonate-User, -Uid,
+         * -Group, -Extra-KEY), in the order client-go adds them. */
+        struct curl_slist *headers;
+        char *username; /* basic auth (username/password): both set, or neither */
+        char *password;
+
         char *ca_file;
         koc_blob ca_data;
         char *cert_file;
