@@ -1282,6 +1282,12 @@ static int build_user(koc_cluster_config *cfg, kc_user *u, koc_error *err) {
                                      "%s: %s: auth-provider plugins are not supported; use exec "
                                      "credentials or a token",
                                      path, FIELD(f, "users", u->index, "user", "auth-provider"));
+        if (u->has_auth_provider)
+                /* Only with another credential, which is what is sent. */
+                koc_log_warn("config",
+                             "%s: %s: auth-provider plugins are not supported; ignored, the "
+                             "user's other credential is sent",
+                             path, FIELD(f, "users", u->index, "user", "auth-provider"));
         if (u->cert && u->cert_data)
                 return koc_error_set(
                         err, -EINVAL,

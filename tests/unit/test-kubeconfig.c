@@ -1257,6 +1257,20 @@ static void test_credential_warnings(void **state) {
                  path_of("mode-http.yaml"));
         assert_non_null(strstr(c.text, want));
 
+        /* An auth-provider next to a token is said, not silently dropped. */
+        write_file("mode-ap.yaml", HEAD CLUSTERS
+                   "users: [{name: u, user: {token: t, auth-provider: {name: oidc}}}]\n");
+        assert_int_equal(chmod(path_of("mode-ap.yaml"), 0600), 0);
+        memset(&c, 0, sizeof c);
+        koc_log_set_handler(capture_all, &c, NULL);
+        cfg = load_ok(path_of("mode-ap.yaml"), NULL);
+        koc_log_set_handler(NULL, NULL, NULL);
+        assert_string_equal(koc__cluster_config_auth_header(cfg), "Authorization: Bearer t");
+        koc_cluster_config_unref(cfg);
+        assert_int_equal(c.n, 1);
+        assert_non_null(strstr(c.text, "users[0].user.auth-provider: auth-provider plugins are "
+                                        "not supported; ignored"));
+
         /* A bearer token over http://, from an owner-only file: one line. */
         write_file("mode-http.yaml",
                    HEAD "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:8080'}}]\n" USERS);
