@@ -409,7 +409,9 @@ static int get_extra(kc_walk *w, const yaml_node_t *map, const char *key, const 
                 if (!e->key[0])
                         return koc_error_set(w->err, -EINVAL, "%s: %s: an empty key (line %zu)",
                                              w->file->path, field, kn->start_mark.line + 1);
-                snprintf(f, sizeof f, "%s.%.64s", field, e->key);
+                /* Only for messages: a long key is cut at 64 bytes. */
+                if (snprintf(f, sizeof f, "%s.%.64s", field, e->key) >= (int)sizeof f)
+                        f[sizeof f - 1] = '\0';
                 if (node_is_null(vn))
                         continue;
                 if (vn->type != YAML_SEQUENCE_NODE)
