@@ -17,7 +17,8 @@ koc_add_test(NAME test-client-health SOURCES integration/test-client-health.c MO
 # basic auth, disable-compression, proxy-url through loopback HTTP CONNECT and
 # SOCKS5 proxies; on kube-apiserver, impersonation end to end (403 / allowed).
 koc_add_test(NAME test-client-kubeconfig SOURCES integration/test-client-kubeconfig.c
-             ${KOC_HARNESS_SOURCES} MODULES core LIBS PkgConfig::CURL Threads::Threads
+             ${KOC_HARNESS_SOURCES} MODULES core
+             LIBS PkgConfig::CURL PkgConfig::OPENSSL Threads::Threads
              LABELS integration tsan K8S TIMEOUT 120)
 koc_add_test(NAME test-client-list SOURCES integration/test-client-list.c ${KOC_HARNESS_SOURCES}
              MODULES core LIBS PkgConfig::CURL LABELS integration TIMEOUT 120)

@@ -2,8 +2,8 @@
 /*
  * What a kubeconfig asks of every request, seen on the wire: the
  * impersonation headers (as, as-uid, as-groups, as-user-extra), basic auth,
- * disable-compression, and proxy-url through a loopback HTTP CONNECT proxy
- * and a loopback SOCKS5 proxy that count their connections.
+ * disable-compression, and proxy-url through loopback proxies (HTTP CONNECT,
+ * HTTP over TLS, SOCKS5) that count their connections.
  *
  * The headers are read by a small loopback HTTP server that records each
  * request's head.  The proxies run against koc-apiserver (or, as
@@ -28,10 +28,17 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "koc/client.h"
 #include "koc/config.h"
@@ -174,12 +181,62 @@ typedef struct proxy {
         int last_socks_atyp;   /* SOCKS5 address type of the last request */
         pthread_t conns[MAX_CONNS];
         int n_threads;
+        SSL_CTX *tls; /* an https proxy: TLS first, then the HTTP proxy protocol */
 } proxy;
 
 typedef struct proxy_conn {
         proxy *p;
         int fd;
+        SSL *ssl; /* NULL: plain TCP */
 } proxy_conn;
+
+/* The client side of a proxy connection, plain or TLS. */
+static ssize_t conn_read(proxy_conn *pc, void *buf, size_t n) {
+        if (!pc->ssl)
+                return read(pc->fd, buf, n);
+        int k = SSL_read(pc->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
+        if (k > 0)
+                return k;
+        int e = SSL_get_error(pc->ssl, k);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+                errno = EAGAIN;
+                return -1;
+        }
+        return 0;
+}
+
+static bool conn_write(proxy_conn *pc, const void *buf, size_t n) {
+        if (!pc->ssl)
+                return write_all(pc->fd, buf, n);
+        return SSL_write(pc->ssl, buf, (int)n) == (int)n;
+}
+
+/* Waits (up to ms) until the client side has data. */
+static bool conn_wait(proxy_conn *pc, int ms) {
+        if (pc->ssl && SSL_pending(pc->ssl) > 0)
+                return true;
+        struct pollfd p = {.fd = pc->fd, .events = POLLIN};
+        return poll(&p, 1, ms) > 0;
+}
+
+static ssize_t conn_read_head(proxy_conn *pc, char *buf, size_t max) {
+        size_t len = 0;
+        uint64_t end = koc_now_boottime_usec() + 5 * KOC_USEC_PER_SEC;
+        while (len + 1 < max && koc_now_boottime_usec() < end) {
+                if (!conn_wait(pc, 100))
+                        continue;
+                ssize_t k = conn_read(pc, buf + len, max - 1 - len);
+                if (k < 0 && errno == EAGAIN)
+                        continue;
+                if (k <= 0)
+                        return -1;
+                len += (size_t)k;
+                buf[len] = '\0';
+                if (strstr(buf, "\r\n\r\n"))
+                        return (ssize_t)len;
+        }
+        return -1;
+}
 
 static int connect_to(const char *host, int port) {
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -197,18 +254,24 @@ static int connect_to(const char *host, int port) {
         return fd;
 }
 
-static void relay(proxy *p, int a, int b) {
+static void relay(proxy_conn *pc, int up) {
         char buf[16384];
         uint64_t end = koc_now_boottime_usec() + SAFETY_USEC;
-        while (!atomic_load(&p->stop) && koc_now_boottime_usec() < end) {
-                struct pollfd f[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
-                if (poll(f, 2, 50) <= 0)
+        while (!atomic_load(&pc->p->stop) && koc_now_boottime_usec() < end) {
+                bool pending = pc->ssl && SSL_pending(pc->ssl) > 0;
+                struct pollfd f[2] = {{.fd = pc->fd, .events = POLLIN}, {.fd = up, .events = POLLIN}};
+                if (!pending && poll(f, 2, 50) <= 0)
                         continue;
-                for (int i = 0; i < 2; i++) {
-                        if (!(f[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                if (pending || (f[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+                        ssize_t k = conn_read(pc, buf, sizeof buf);
+                        if (k < 0 && errno == EAGAIN)
                                 continue;
-                        ssize_t k = read(f[i].fd, buf, sizeof buf);
-                        if (k <= 0 || !write_all(f[1 - i].fd, buf, (size_t)k))
+                        if (k <= 0 || !write_all(up, buf, (size_t)k))
+                                return;
+                }
+                if (f[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+                        ssize_t k = read(up, buf, sizeof buf);
+                        if (k <= 0 || !conn_write(pc, buf, (size_t)k))
                                 return;
                 }
         }
@@ -250,23 +313,23 @@ static int socks5_handshake(proxy *p, int c) {
         return up;
 }
 
-static int http_handshake(proxy *p, int c) {
+static int http_handshake(proxy_conn *pc) {
         char head[8192], host[256];
         int port;
-        if (read_head(c, head, sizeof head) <= 0)
+        if (conn_read_head(pc, head, sizeof head) <= 0)
                 return -1;
         if (sscanf(head, "CONNECT %255[^:]:%d ", host, &port) == 2) {
-                set_target(p, host, port, 0);
+                set_target(pc->p, host, port, 0);
                 int up = connect_to(host, port);
                 const char *answer = up >= 0 ? "HTTP/1.1 200 Connection established\r\n\r\n"
                                              : "HTTP/1.1 502 Bad Gateway\r\n\r\n";
-                (void)write_all(c, answer, strlen(answer));
+                (void)conn_write(pc, answer, strlen(answer));
                 return up;
         }
         /* Absolute form: "GET http://host:port/path HTTP/1.1", passed on. */
         if (sscanf(head, "%*s http://%255[^:/]:%d", host, &port) != 2)
                 return -1;
-        set_target(p, host, port, 0);
+        set_target(pc->p, host, port, 0);
         int up = connect_to(host, port);
         if (up >= 0 && !write_all(up, head, strlen(head))) {
                 close(up);
@@ -279,11 +342,19 @@ static void *proxy_conn_main(void *userdata) {
         proxy_conn *pc = userdata;
         unsigned char first;
         int up = -1;
-        if (recv(pc->fd, &first, 1, MSG_PEEK) == 1)
-                up = first == 5 ? socks5_handshake(pc->p, pc->fd) : http_handshake(pc->p, pc->fd);
+        if (pc->p->tls) {
+                pc->ssl = SSL_new(pc->p->tls);
+                if (pc->ssl && SSL_set_fd(pc->ssl, pc->fd) == 1 && SSL_accept(pc->ssl) == 1)
+                        up = http_handshake(pc);
+        } else if (recv(pc->fd, &first, 1, MSG_PEEK) == 1)
+                up = first == 5 ? socks5_handshake(pc->p, pc->fd) : http_handshake(pc);
         if (up >= 0) {
-                relay(pc->p, pc->fd, up);
+                relay(pc, up);
                 close(up);
+        }
+        if (pc->ssl) {
+                SSL_shutdown(pc->ssl);
+                SSL_free(pc->ssl);
         }
         close(pc->fd);
         free(pc);
@@ -307,6 +378,9 @@ static void *proxy_main(void *userdata) {
                         continue;
                 }
                 *pc = (proxy_conn){.p = p, .fd = c};
+                /* SSL_accept blocks: bounded by a receive timeout. */
+                struct timeval tv = {.tv_sec = 5};
+                (void)setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
                 if (pthread_create(&p->conns[p->n_threads], NULL, proxy_conn_main, pc) != 0) {
                         free(pc);
                         close(c);
@@ -333,8 +407,35 @@ static void recorder_stop(server *s) {
         pthread_mutex_destroy(&s->lock);
 }
 
-static void proxy_start(proxy *p) {
+/* A self-signed certificate for 127.0.0.1: the https proxy's, which no
+ * cluster CA vouches for. */
+static SSL_CTX *self_signed_ctx(void) {
+        EVP_PKEY *key = EVP_EC_gen("P-256");
+        X509 *x = X509_new();
+        assert_non_null(key);
+        assert_non_null(x);
+        ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+        X509_gmtime_adj(X509_getm_notBefore(x), -60);
+        X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+        X509_set_pubkey(x, key);
+        X509_NAME *name = X509_get_subject_name(x);
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"proxy", -1,
+                                   -1, 0);
+        X509_set_issuer_name(x, name);
+        assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+        SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+        assert_non_null(ctx);
+        assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
+        assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
+        X509_free(x);
+        EVP_PKEY_free(key);
+        return ctx;
+}
+
+static void proxy_start(proxy *p, bool tls) {
         *p = (proxy){0};
+        if (tls)
+                p->tls = self_signed_ctx();
         pthread_mutex_init(&p->lock, NULL);
         p->fd = listen_loopback(&p->port);
         assert_int_equal(pthread_create(&p->thread, NULL, proxy_main, p), 0);
@@ -344,13 +445,14 @@ static void proxy_stop(proxy *p) {
         atomic_store(&p->stop, true);
         pthread_join(p->thread, NULL);
         close(p->fd);
+        SSL_CTX_free(p->tls);
         pthread_mutex_destroy(&p->lock);
 }
 
 /* One recorder and one proxy for the whole run, so that a failed test case
  * leaves no thread behind on a dead stack frame; each case resets them. */
 static server recorder;
-static proxy prx;
+static proxy prx, tls_prx;
 
 static server *recorder_reset(void) {
         pthread_mutex_lock(&recorder.lock);
@@ -360,13 +462,17 @@ static server *recorder_reset(void) {
         return &recorder;
 }
 
+static proxy *proxy_reset_one(proxy *p) {
+        pthread_mutex_lock(&p->lock);
+        p->last_target[0] = '\0';
+        p->last_socks_atyp = 0;
+        pthread_mutex_unlock(&p->lock);
+        atomic_store(&p->n_conns, 0);
+        return p;
+}
+
 static proxy *proxy_reset(void) {
-        pthread_mutex_lock(&prx.lock);
-        prx.last_target[0] = '\0';
-        prx.last_socks_atyp = 0;
-        pthread_mutex_unlock(&prx.lock);
-        atomic_store(&prx.n_conns, 0);
-        return &prx;
+        return proxy_reset_one(&prx);
 }
 
 /* ---- the client ----------------------------------------------------------- */
@@ -539,6 +645,43 @@ static void test_socks5_proxy(void **state) {
         through_proxy("socks5");
 }
 
+/* An https proxy: TLS to the proxy, verified like the cluster (Go's transport
+ * uses the cluster's TLS settings for it).  Its self-signed certificate is
+ * refused under the cluster's CA, and accepted with insecure-skip-tls-verify. */
+static void test_https_proxy(void **state) {
+        proxy *p = proxy_reset_one(&tls_prx);
+        write_file("https-proxy.yaml",
+                   KC_HEAD "clusters: [{name: k, cluster: {server: '%s', "
+                           "certificate-authority: '%s', proxy-url: 'https://127.0.0.1:%d'}}]\n"
+                           "users: [{name: u, user: {token: '%s'}}]\n",
+                   srv.url, srv.ca_file, p->port, srv.token);
+        result res;
+        request("https-proxy.yaml", "GET", LEASES, NULL, &res);
+        if (res.error != -EPROTO || !strstr(res.message, "certificate"))
+                fail_msg("a proxy certificate the cluster CA did not sign: error %d status %ld: %s",
+                         res.error, res.status, res.message);
+        cJSON_Delete(res.body);
+        assert_int_equal(atomic_load(&p->n_conns), 1);
+
+        write_file("https-proxy.yaml",
+                   KC_HEAD "clusters: [{name: k, cluster: {server: '%s', "
+                           "insecure-skip-tls-verify: true, "
+                           "proxy-url: 'https://127.0.0.1:%d'}}]\n"
+                           "users: [{name: u, user: {token: '%s'}}]\n",
+                   srv.url, p->port, srv.token);
+        request("https-proxy.yaml", "GET", LEASES, NULL, &res);
+        if (res.error < 0 || res.status != 200)
+                fail_msg("through the https proxy: error %d status %ld: %s", res.error, res.status,
+                         res.message);
+        cJSON_Delete(res.body);
+        assert_int_equal(atomic_load(&p->n_conns), 2);
+        char want[64];
+        snprintf(want, sizeof want, "127.0.0.1:%d", server_port());
+        pthread_mutex_lock(&p->lock);
+        assert_string_equal(p->last_target, want);
+        pthread_mutex_unlock(&p->lock);
+}
+
 /* socks5 is socks5h to libcurl: the proxy gets the host name to resolve
  * (address type 3), as from Go's SOCKS5 dialer, not an address resolved
  * here. */
@@ -669,11 +812,13 @@ static int group_setup(void **state) {
         if (!mkdtemp(dir))
                 return -1;
         recorder_start(&recorder);
-        proxy_start(&prx);
+        proxy_start(&prx, false);
+        proxy_start(&tls_prx, true);
         return 0;
 }
 
 static int group_teardown(void **state) {
+        proxy_stop(&tls_prx);
         proxy_stop(&prx);
         recorder_stop(&recorder);
         koc_test_apiserver_stop(&srv);
@@ -687,6 +832,7 @@ int main(void) {
                 cmocka_unit_test(test_impersonation_headers),
                 cmocka_unit_test(test_basic_auth_and_compression),
                 cmocka_unit_test(test_http_proxy),
+                cmocka_unit_test(test_https_proxy),
                 cmocka_unit_test(test_socks5_proxy),
                 cmocka_unit_test(test_socks5_proxy_resolves_name),
                 cmocka_unit_test(test_http_proxy_plain_server),
