@@ -1424,10 +1424,10 @@ static int request_set_method(koc_request *r, const char *method, uint64_t timeo
         if (ms < 1)
                 ms = 1;
         /* disable-compression: no Accept-Encoding, as client-go. */
+        const char *encoding = t->client->cfg->disable_compression ? NULL : "gzip";
         if (curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ms) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING,
-                             !t->client->cfg->disable_compression ? "gzip" : (char *)NULL) != CURLE_OK)
+            curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, encoding) != CURLE_OK)
                 return -EIO;
         if (strcmp(method, "GET") == 0)
                 return curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK ? 0 : -EIO;

@@ -60,7 +60,8 @@ static const char *path_of(const char *name) {
         return p[k];
 }
 
-static void write_file(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void write_file(const char *name, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
 static void write_file(const char *name, const char *fmt, ...) {
         FILE *f = fopen(path_of(name), "w");
         assert_non_null(f);
@@ -259,7 +260,8 @@ static void relay(proxy_conn *pc, int up) {
         uint64_t end = koc_now_boottime_usec() + SAFETY_USEC;
         while (!atomic_load(&pc->p->stop) && koc_now_boottime_usec() < end) {
                 bool pending = pc->ssl && SSL_pending(pc->ssl) > 0;
-                struct pollfd f[2] = {{.fd = pc->fd, .events = POLLIN}, {.fd = up, .events = POLLIN}};
+                struct pollfd f[2] = {{.fd = pc->fd, .events = POLLIN},
+                                      {.fd = up, .events = POLLIN}};
                 if (!pending && poll(f, 2, 50) <= 0)
                         continue;
                 if (pending || (f[0].revents & (POLLIN | POLLHUP | POLLERR))) {

@@ -1106,8 +1106,9 @@ static void test_impersonation(void **state) {
 /* username/password: HTTP basic auth, never together with a token. */
 static void test_basic_auth(void **state) {
         write_file("basic.yaml",
-                   HEAD CLUSTERS "users: [{name: u, user: {username: admin, password: 's3cret'}}]\n");
-        chmod(path_of("basic.yaml"), 0600);
+                   HEAD CLUSTERS
+                   "users: [{name: u, user: {username: admin, password: 's3cret'}}]\n");
+        assert_int_equal(chmod(path_of("basic.yaml"), 0600), 0);
         koc_cluster_config *cfg = load_ok(path_of("basic.yaml"), NULL);
         assert_string_equal(cfg->username, "admin");
         assert_string_equal(cfg->password, "s3cret");
@@ -1123,7 +1124,8 @@ static void test_basic_auth(void **state) {
         koc_cluster_config_unref(cfg);
 
         write_file("basic-token.yaml",
-                   HEAD CLUSTERS "users: [{name: u, user: {username: a, password: b, token: t}}]\n");
+                   HEAD CLUSTERS
+                   "users: [{name: u, user: {username: a, password: b, token: t}}]\n");
         expect_error(path_of("basic-token.yaml"), NULL, -EINVAL, path_of("basic-token.yaml"),
                      "users[0].user.username", "basic auth (username/password) and token");
 }
@@ -1166,7 +1168,8 @@ static void test_proxy_url(void **state) {
                            HEAD USERS "clusters: [{name: k, cluster: {server: 'https://h:1', "
                                       "proxy-url: '%s'}}]\n",
                            bad[i].url);
-                expect_error(path_of("proxy-bad.yaml"), NULL, bad[i].code, path_of("proxy-bad.yaml"),
+                expect_error(path_of("proxy-bad.yaml"), NULL, bad[i].code,
+                             path_of("proxy-bad.yaml"),
                              "clusters[0].cluster.proxy-url", bad[i].why);
         }
         /* The proxy's password is not repeated in messages. */
@@ -1273,7 +1276,8 @@ static void test_credential_warnings(void **state) {
 
         /* A bearer token over http://, from an owner-only file: one line. */
         write_file("mode-http.yaml",
-                   HEAD "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:8080'}}]\n" USERS);
+                   HEAD "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:8080'}}]\n"
+                        USERS);
         assert_int_equal(chmod(path_of("mode-http.yaml"), 0600), 0);
         memset(&c, 0, sizeof c);
         koc_log_set_handler(capture_all, &c, NULL);
