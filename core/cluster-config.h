@@ -45,6 +45,8 @@ typedef struct koc_exec_config {
         char *api_version;
         char *install_hint;    /* shown when the command cannot be run */
         uint64_t timeout_usec; /* 0: 10 s */
+        bool provide_cluster_info;
+        char *cluster_json;    /* provideClusterInfo: spec.cluster, as JSON */
         char *where;           /* "/path/kubeconfig: users[0].user.exec", for errors */
 } koc_exec_config;
 

@@ -21,6 +21,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include <cjson/cJSON.h>
+
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -30,6 +32,10 @@
 #include "cluster-config.h"
 #include "koc/log.h"
 #include "util.h"
+
+/* Bounds on a file's YAML, see check_shape(). */
+#define KC_MAX_DEPTH 64
+#define KC_MAX_NODES 200000
 
 typedef struct kc_file {
         char *path; /* as given */
@@ -45,6 +51,7 @@ typedef struct kc_cluster {
         char *server, *ca, *ca_data, *tls_server_name, *proxy_url;
         int insecure;            /* -1 unset, 0, 1 */
         int disable_compression; /* -1 unset, 0, 1 */
+        cJSON *exec_extension;   /* extensions[client.authentication.k8s.io/exec] */
 } kc_cluster;
 
 /* One as-user-extra entry: a key and its values. */
@@ -118,6 +125,7 @@ static void merged_free(kc_merged *m) {
                 free(c->ca_data);
                 free(c->tls_server_name);
                 free(c->proxy_url);
+                cJSON_Delete(c->exec_extension);
         }
         for (size_t i = 0; i < m->n_users; i++) {
                 kc_user *u = &m->users[i];
@@ -477,6 +485,99 @@ static int walk_named_list(kc_walk *w, kc_merged *m, const yaml_node_t *root, co
 #define FIELD(buf, list, i, inner, key)                                                            \
         (snprintf(buf, sizeof buf, "%s[%zu].%s.%s", list, i, inner, key), buf)
 
+/* A YAML node as JSON, the way Go's yaml-to-JSON conversion reads a
+ * RawExtension: plain true/false/null and numbers keep their type, every
+ * other scalar is a string.  Aliases share nodes in libyaml's document, so
+ * *budget bounds the nodes written (an alias bomb stops there), and depth
+ * is bounded too. */
+static cJSON *yaml_to_json(kc_walk *w, const yaml_node_t *n, unsigned depth, size_t *budget) {
+        if (!n || depth > KC_MAX_DEPTH || *budget == 0)
+                return NULL;
+        --*budget;
+        if (n->type == YAML_SCALAR_NODE) {
+                const char *v = (const char *)n->data.scalar.value;
+                if (strlen(v) != n->data.scalar.length)
+                        return NULL;
+                if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+                        if (node_is_null(n))
+                                return cJSON_CreateNull();
+                        if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0)
+                                return cJSON_CreateBool(v[0] == 't');
+                        char *end = NULL;
+                        double d = strtod(v, &end);
+                        if (*v && end && !*end && strspn(v, "+-0123456789.eE") == strlen(v))
+                                return cJSON_CreateNumber(d);
+                }
+                return cJSON_CreateString(v);
+        }
+        if (n->type == YAML_SEQUENCE_NODE) {
+                cJSON *a = cJSON_CreateArray();
+                for (yaml_node_item_t *it = n->data.sequence.items.start;
+                     a && it < n->data.sequence.items.top; it++) {
+                        cJSON *e = yaml_to_json(w, yaml_document_get_node(w->doc, *it), depth + 1,
+                                                budget);
+                        if (!e) {
+                                cJSON_Delete(a);
+                                return NULL;
+                        }
+                        cJSON_AddItemToArray(a, e);
+                }
+                return a;
+        }
+        if (n->type == YAML_MAPPING_NODE) {
+                cJSON *o = cJSON_CreateObject();
+                for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+                     o && p < n->data.mapping.pairs.top; p++) {
+                        yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
+                        yaml_node_t *v = yaml_document_get_node(w->doc, p->value);
+                        cJSON *e = k && k->type == YAML_SCALAR_NODE
+                                           ? yaml_to_json(w, v, depth + 1, budget)
+                                           : NULL;
+                        if (!e) {
+                                cJSON_Delete(o);
+                                return NULL;
+                        }
+                        cJSON_AddItemToObject(o, (const char *)k->data.scalar.value, e);
+                }
+                return o;
+        }
+        return NULL;
+}
+
+/* clusters[].cluster.extensions: the entry client-go hands to exec plugins
+ * as spec.cluster.config. */
+static int get_exec_extension(kc_walk *w, const yaml_node_t *n, size_t i, cJSON **ret) {
+        char f[160];
+        yaml_node_t *list = NULL;
+        int r = get_list(w, n, "extensions", FIELD(f, "clusters", i, "cluster", "extensions"),
+                         &list);
+        if (r < 0 || !list)
+                return r;
+        size_t k = 0;
+        for (yaml_node_item_t *it = list->data.sequence.items.start;
+             it < list->data.sequence.items.top; it++, k++) {
+                yaml_node_t *el = yaml_document_get_node(w->doc, *it);
+                snprintf(f, sizeof f, "clusters[%zu].cluster.extensions[%zu]", i, k);
+                if (!el || el->type != YAML_MAPPING_NODE)
+                        return type_error(w, f, el, "a mapping");
+                _koc_cleanup_free_ char *name = NULL;
+                if ((r = get_string(w, el, "name", f, &name)) < 0)
+                        return r;
+                if (!name || strcmp(name, "client.authentication.k8s.io/exec") != 0 || *ret)
+                        continue;
+                yaml_node_t *ext = map_get(w, el, "extension");
+                if (node_is_null(ext))
+                        continue;
+                size_t budget = 10000;
+                if (!(*ret = yaml_to_json(w, ext, 0, &budget)))
+                        return koc_error_set(w->err, -EINVAL,
+                                             "%s: %s.extension: not convertible to JSON (or more "
+                                             "than 10000 nodes)",
+                                             w->file->path, f);
+        }
+        return 0;
+}
+
 static int add_cluster(kc_walk *w, kc_merged *m, const char *name, size_t i, const yaml_node_t *n) {
         for (size_t k = 0; k < m->n_clusters; k++)
                 if (strcmp(m->clusters[k].name, name) == 0)
@@ -514,7 +615,8 @@ static int add_cluster(kc_walk *w, kc_merged *m, const char *name, size_t i, con
                             &c->proxy_url)) < 0 ||
             (r = get_bool(w, n, "disable-compression",
                           FIELD(f, "clusters", i, "cluster", "disable-compression"),
-                          &c->disable_compression)) < 0)
+                          &c->disable_compression)) < 0 ||
+            (r = get_exec_extension(w, n, i, &c->exec_extension)) < 0)
                 return r;
         return 0;
 }
@@ -554,11 +656,7 @@ static int parse_exec(kc_walk *w, const yaml_node_t *n, size_t i, koc_exec_confi
         if ((r = get_bool(w, n, "provideClusterInfo",
                           FIELD(f, "users", i, "user", "exec.provideClusterInfo"), &provide)) < 0)
                 return r;
-        if (provide == 1)
-                koc_log_warn("config",
-                             "%s: %s: true is not supported: the plugin is not given the "
-                             "cluster's details (KUBERNETES_EXEC_INFO has no spec.cluster)",
-                             w->file->path, f);
+        e->provide_cluster_info = provide == 1;
         if ((r = get_string(w, n, "apiVersion", FIELD(f, "users", i, "user", "exec.apiVersion"),
                             &e->api_version)) < 0)
                 return r;
@@ -757,8 +855,6 @@ static int yaml_error(const kc_file *file, yaml_parser_t *parser, koc_error *err
  * nesting depth, and a kubeconfig is 6 levels deep) and more than
  * KC_MAX_NODES nodes (the tree costs about 100 bytes a node), so that
  * hostile input costs bounded time and memory. */
-#define KC_MAX_DEPTH 64
-#define KC_MAX_NODES 200000
 
 static int check_shape(const kc_file *file, const char *text, size_t len, koc_error *err) {
         yaml_parser_t parser;
@@ -1274,7 +1370,67 @@ static void warn_if_readable(const char *path, const char *what) {
                      (unsigned)(st.st_mode & 07777));
 }
 
-static int build_user(koc_cluster_config *cfg, kc_user *u, koc_error *err) {
+static void json_deletep(cJSON **p) {
+        cJSON_Delete(*p);
+}
+
+/* provideClusterInfo: the cluster as client-go's ExecCredential spec.cluster
+ * describes it, CA bundle inline whether the kubeconfig names a file or
+ * carries the data. */
+static int exec_cluster_json(const koc_cluster_config *cfg, const kc_cluster *c,
+                             const kc_user *u, char **ret, koc_error *err) {
+        char f[160];
+        _koc_cleanup_(json_deletep) cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddStringToObject(o, "server", c->server))
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        if (c->tls_server_name &&
+            !cJSON_AddStringToObject(o, "tls-server-name", c->tls_server_name))
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        if (c->insecure == 1 && !cJSON_AddTrueToObject(o, "insecure-skip-tls-verify"))
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        _koc_cleanup_free_ char *pem = NULL;
+        size_t pem_len = 0;
+        if (cfg->ca_data.data) {
+                if (!(pem = malloc(cfg->ca_data.size + 1)))
+                        return koc_error_set(err, -ENOMEM, "out of memory");
+                memcpy(pem, cfg->ca_data.data, cfg->ca_data.size);
+                pem_len = cfg->ca_data.size;
+        } else if (cfg->ca_file) {
+                int r = koc__read_file_bounded(cfg->ca_file, KOC_KUBECONFIG_MAX, &pem, &pem_len);
+                if (r < 0)
+                        return koc_error_set(err, r,
+                                             "%s: %s: cannot read %s for the exec plugin: %s",
+                                             u->file->path,
+                                             FIELD(f, "users", u->index, "user",
+                                                   "exec.provideClusterInfo"),
+                                             cfg->ca_file, strerror(-r));
+        }
+        if (pem) {
+                _koc_cleanup_free_ char *b64 = malloc(4 * ((pem_len + 2) / 3) + 1);
+                if (!b64 || pem_len > INT_MAX / 2)
+                        return koc_error_set(err, -ENOMEM, "out of memory");
+                EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)pem, (int)pem_len);
+                if (!cJSON_AddStringToObject(o, "certificate-authority-data", b64))
+                        return koc_error_set(err, -ENOMEM, "out of memory");
+        }
+        if (c->proxy_url && !cJSON_AddStringToObject(o, "proxy-url", c->proxy_url))
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        if (c->disable_compression == 1 && !cJSON_AddTrueToObject(o, "disable-compression"))
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        if (c->exec_extension) {
+                cJSON *ext = cJSON_Duplicate(c->exec_extension, true);
+                if (!ext || !cJSON_AddItemToObject(o, "config", ext)) {
+                        cJSON_Delete(ext);
+                        return koc_error_set(err, -ENOMEM, "out of memory");
+                }
+        }
+        if (!(*ret = cJSON_PrintUnformatted(o)))
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        return 0;
+}
+
+static int build_user(koc_cluster_config *cfg, kc_user *u, const kc_cluster *cl,
+                      koc_error *err) {
         const char *path = u->file->path;
         char f[160];
         int r;
@@ -1378,6 +1534,9 @@ static int build_user(koc_cluster_config *cfg, kc_user *u, koc_error *err) {
                         return koc_error_set(err, -ENOMEM, "out of memory");
                 cfg->token_kind = KOC_TOKEN_STATIC;
         } else if (u->exec) {
+                if (u->exec->provide_cluster_info &&
+                    (r = exec_cluster_json(cfg, cl, u, &u->exec->cluster_json, err)) < 0)
+                        return r;
                 /* Bounded (10 s): run once at load, so that a broken plugin
                  * fails here with its name, not on the first request. */
                 r = koc__exec_credential_run(u->exec, &cfg->token, &cfg->token_expiry_usec, err);
@@ -1458,7 +1617,7 @@ static int merged_build(kc_merged *m, const char *paths, const char *context,
         if (r < 0)
                 return r;
         if (us) {
-                r = build_user(cfg, us, err);
+                r = build_user(cfg, us, cl, err);
                 if (cfg->exec == us->exec)
                         us->exec = NULL; /* now owned by cfg */
                 if (r < 0)

@@ -21,14 +21,16 @@
  *     verified with the cluster's CA and insecure-skip-tls-verify, as Go does).
  *   users: token, tokenFile, client-certificate(-data), client-key(-data),
  *     exec (a command with a slash but not absolute is relative to the
- *     kubeconfig's directory; provideClusterInfo: true is warned about, the
- *     plugin gets no cluster details), username/password (HTTP basic auth;
- *     refused next to a token or exec), and as, as-uid, as-groups,
- *     as-user-extra: client-go's Impersonate-User, -Uid, -Group (one per
- *     group) and -Extra-KEY headers (KEY percent-encoded) on every request.
+ *     kubeconfig's directory; provideClusterInfo gives the plugin the
+ *     cluster in KUBERNETES_EXEC_INFO, with the cluster's extension
+ *     client.authentication.k8s.io/exec as its config), username/password
+ *     (HTTP basic auth; refused next to a token or exec), and as, as-uid,
+ *     as-groups, as-user-extra: client-go's Impersonate-User, -Uid, -Group
+ *     (one per group) and -Extra-KEY headers (KEY percent-encoded) on every
+ *     request.
  *     auth-provider alone is refused; next to another credential it is
  *     warned about and ignored.
- *   extensions and preferences carry nothing koc uses.
+ *   Other extensions and preferences carry nothing koc uses.
  * Loading warns (one line each, naming the file) when a file holding a
  * credential (a kubeconfig with a token, password or client key; a token
  * file; a client key file) is readable by group or others, and when a token

@@ -19,6 +19,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <cjson/cJSON.h>
+
 #include "core/cluster-config.h"
 #include "koc/config.h"
 #include "koc/log.h"
@@ -1344,8 +1346,7 @@ static void test_exec_relative_command(void **state) {
         free(saved);
         assert_int_equal(chdir(cwd), 0);
 
-        /* provideClusterInfo: true is said, not silently dropped; a
-         * misspelled exec key is warned about like any other. */
+        /* A misspelled exec key is warned about like any other. */
         write_file("rel-info.yaml",
                    HEAD CLUSTERS "users:\n"
                                  "- name: u\n"
@@ -1360,10 +1361,136 @@ static void test_exec_relative_command(void **state) {
         cfg = load_ok(path_of("rel-info.yaml"), NULL);
         koc_log_set_handler(NULL, NULL, NULL);
         koc_cluster_config_unref(cfg);
-        assert_int_equal(c.n, 2);
-        assert_non_null(strstr(c.text, "users[0].user.exec.provideClusterInfo: true is not "
-                                        "supported"));
+        assert_int_equal(c.n, 1);
         assert_non_null(strstr(c.text, "users[0].user.exec.argz: unknown key"));
+}
+
+/* The KUBERNETES_EXEC_INFO a plugin got, as JSON (the plugin saves it). */
+static cJSON *exec_info(void) {
+        FILE *f = fopen(path_of("exec-info.json"), "r");
+        assert_non_null(f);
+        char buf[16384];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        cJSON *j = cJSON_Parse(buf);
+        if (!j)
+                fail_msg("KUBERNETES_EXEC_INFO is not JSON: %s", buf);
+        return j;
+}
+
+/* provideClusterInfo: true gives the plugin client-go's spec.cluster: the
+ * server, TLS settings, the CA bundle inline (from data or a file), the
+ * proxy, and the client.authentication.k8s.io/exec extension as config. */
+static void test_exec_cluster_info(void **state) {
+        write_plugin("info-plugin",
+                     "printf '%s' \"$KUBERNETES_EXEC_INFO\" > \"$INFO\"\n"
+                     "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",'\n"
+                     "printf '\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t\"}}'\n");
+        write_file("info.yaml",
+                   "current-context: c\n"
+                   "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+                   "clusters:\n"
+                   "- name: k\n"
+                   "  cluster:\n"
+                   "    server: https://10.0.0.1:6443/prefix\n"
+                   "    tls-server-name: api.example\n"
+                   "    certificate-authority-data: %s\n"
+                   "    proxy-url: socks5://127.0.0.1:1080\n"
+                   "    disable-compression: true\n"
+                   "    extensions:\n"
+                   "    - name: other\n"
+                   "      extension: {ignored: 1}\n"
+                   "    - name: client.authentication.k8s.io/exec\n"
+                   "      extension: {audience: kube, n: 3, quoted: '3', nested: {l: [a, true, "
+                   "null]}}\n"
+                   "users:\n"
+                   "- name: u\n"
+                   "  user:\n"
+                   "    exec:\n"
+                   "      apiVersion: client.authentication.k8s.io/v1\n"
+                   "      command: ./info-plugin\n"
+                   "      provideClusterInfo: true\n"
+                   "      env: [{name: INFO, value: %s}]\n",
+                   ca_b64, path_of("exec-info.json"));
+        koc_cluster_config *cfg = load_ok(path_of("info.yaml"), NULL);
+        koc_cluster_config_unref(cfg);
+        cJSON *j = exec_info();
+        const cJSON *spec = cJSON_GetObjectItem(j, "spec");
+        assert_false(cJSON_IsTrue(cJSON_GetObjectItem(spec, "interactive")));
+        const cJSON *cl = cJSON_GetObjectItem(spec, "cluster");
+        assert_non_null(cl);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cl, "server")),
+                            "https://10.0.0.1:6443/prefix");
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cl, "tls-server-name")),
+                            "api.example");
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cl, "proxy-url")),
+                            "socks5://127.0.0.1:1080");
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cl, "disable-compression")));
+        assert_null(cJSON_GetObjectItem(cl, "insecure-skip-tls-verify"));
+        assert_string_equal(
+                cJSON_GetStringValue(cJSON_GetObjectItem(cl, "certificate-authority-data")),
+                ca_b64);
+        const cJSON *conf = cJSON_GetObjectItem(cl, "config");
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(conf, "audience")), "kube");
+        assert_true(cJSON_IsNumber(cJSON_GetObjectItem(conf, "n")));
+        assert_int_equal(cJSON_GetObjectItem(conf, "n")->valueint, 3);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(conf, "quoted")), "3");
+        const cJSON *l = cJSON_GetObjectItem(cJSON_GetObjectItem(conf, "nested"), "l");
+        assert_int_equal(cJSON_GetArraySize(l), 3);
+        assert_true(cJSON_IsTrue(cJSON_GetArrayItem(l, 1)));
+        assert_true(cJSON_IsNull(cJSON_GetArrayItem(l, 2)));
+        cJSON_Delete(j);
+
+        /* A CA file is read and sent inline; without provideClusterInfo the
+         * plugin gets no cluster. */
+        write_file("info-ca.pem", "%s", ca_pem);
+        write_file("info-file.yaml",
+                   HEAD "clusters: [{name: k, cluster: {server: 'https://h:1', "
+                        "certificate-authority: info-ca.pem, insecure-skip-tls-verify: false}}]\n"
+                        "users:\n"
+                        "- name: u\n"
+                        "  user:\n"
+                        "    exec:\n"
+                        "      apiVersion: client.authentication.k8s.io/v1\n"
+                        "      command: ./info-plugin\n"
+                        "      provideClusterInfo: %s\n"
+                        "      env: [{name: INFO, value: %s}]\n",
+                   "true", path_of("exec-info.json"));
+        cfg = load_ok(path_of("info-file.yaml"), NULL);
+        koc_cluster_config_unref(cfg);
+        j = exec_info();
+        cl = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "spec"), "cluster");
+        assert_string_equal(
+                cJSON_GetStringValue(cJSON_GetObjectItem(cl, "certificate-authority-data")),
+                ca_b64);
+        assert_null(cJSON_GetObjectItem(cl, "config"));
+        cJSON_Delete(j);
+        write_file("info-file.yaml",
+                   HEAD CLUSTERS "users:\n"
+                                 "- name: u\n"
+                                 "  user:\n"
+                                 "    exec:\n"
+                                 "      apiVersion: client.authentication.k8s.io/v1\n"
+                                 "      command: ./info-plugin\n"
+                                 "      env: [{name: INFO, value: %s}]\n",
+                   path_of("exec-info.json"));
+        cfg = load_ok(path_of("info-file.yaml"), NULL);
+        koc_cluster_config_unref(cfg);
+        j = exec_info();
+        assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "spec"), "cluster"));
+        cJSON_Delete(j);
+
+        /* An alias bomb in the extension is refused, not expanded. */
+        write_file("info-bomb.yaml",
+                   HEAD USERS "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+                              "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                              "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+                              "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                              "clusters: [{name: k, cluster: {server: 'https://h:1', extensions: "
+                              "[{name: client.authentication.k8s.io/exec, extension: *d}]}}]\n");
+        expect_error(path_of("info-bomb.yaml"), NULL, -EINVAL, path_of("info-bomb.yaml"),
+                     "clusters[0].cluster.extensions[0].extension", "10000 nodes");
 }
 
 int main(void) {
@@ -1388,6 +1515,7 @@ int main(void) {
                 cmocka_unit_test(test_proxy_url),
                 cmocka_unit_test(test_credential_warnings),
                 cmocka_unit_test(test_exec_relative_command),
+                cmocka_unit_test(test_exec_cluster_info),
         };
         return cmocka_run_group_tests(tests, setup_group, teardown_group);
 }
