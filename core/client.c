@@ -986,6 +986,10 @@ static int transfer_set_headers(transfer *t) {
                 if (!t->auth)
                         goto oom;
         }
+        /* Impersonate-* from the kubeconfig user, on every request: without
+         * them the process would act with the token's own rights. */
+        for (const struct curl_slist *l = c->cfg->headers; l; l = l->next)
+                ADD(l->data);
 #undef ADD
         if (curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, h) != CURLE_OK)
                 goto oom;
@@ -1446,9 +1450,11 @@ static int request_set_method(koc_request *r, const char *method, uint64_t timeo
 
         if (ms < 1)
                 ms = 1;
+        /* disable-compression: no Accept-Encoding, as client-go. */
+        const char *encoding = t->client->cfg->disable_compression ? NULL : "gzip";
         if (curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, ms) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ms) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip") != CURLE_OK)
+            curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, encoding) != CURLE_OK)
                 return -EIO;
         if (strcmp(method, "GET") == 0)
                 return curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK ? 0 : -EIO;

@@ -65,6 +65,10 @@ static void cluster_config_free(koc_cluster_config *cfg) {
         free(cfg->source);
         free(cfg->namespace);
         curl_slist_free_all(cfg->connect_to);
+        free_secret(cfg->proxy); /* may carry a proxy password */
+        curl_slist_free_all(cfg->headers);
+        free(cfg->username);
+        free_secret(cfg->password);
         free(cfg->ca_file);
         blob_clear(&cfg->ca_data);
         free(cfg->cert_file);
@@ -583,8 +587,6 @@ KOC_EXPORT int koc_cluster_config_load(const char *kubeconfig_path, const char *
 int koc__cluster_config_apply_tls(koc_cluster_config *cfg, CURL *easy) {
         if (!cfg || !easy)
                 return -EINVAL;
-        if (!cfg->tls)
-                return 0;
 
         CURLcode c = CURLE_OK;
 #define SET(opt, val)                                                                              \
@@ -592,6 +594,40 @@ int koc__cluster_config_apply_tls(koc_cluster_config *cfg, CURL *easy) {
                 if (c == CURLE_OK)                                                                 \
                         c = curl_easy_setopt(easy, opt, val);                                      \
         } while (0)
+
+        if (cfg->proxy) {
+                SET(CURLOPT_PROXY, cfg->proxy);
+                /* client-go's http.ProxyURL sends every request through the
+                 * proxy-url, whatever NO_PROXY says; "" tells libcurl so. */
+                SET(CURLOPT_NOPROXY, "");
+                if (cfg->proxy_tls) {
+                        /* Go's transport speaks TLS to an https proxy with the
+                         * cluster's TLS settings: the same CA (else the system
+                         * store) and the same insecure-skip-tls-verify. */
+                        SET(CURLOPT_PROXY_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
+                        SET(CURLOPT_PROXY_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
+                        if (cfg->ca_data.data) {
+                                struct curl_blob b = {.data = cfg->ca_data.data,
+                                                      .len = cfg->ca_data.size,
+                                                      .flags = CURL_BLOB_COPY};
+                                SET(CURLOPT_PROXY_CAINFO, (char *)NULL);
+                                SET(CURLOPT_PROXY_CAPATH, (char *)NULL);
+                                SET(CURLOPT_PROXY_CAINFO_BLOB, &b);
+                        } else if (cfg->ca_file) {
+                                SET(CURLOPT_PROXY_CAPATH, (char *)NULL);
+                                SET(CURLOPT_PROXY_CAINFO, cfg->ca_file);
+                        }
+                }
+        }
+        if (cfg->username) {
+                /* Sent with the first request, as client-go does, not after
+                 * a 401 challenge (the API server sends none). */
+                SET(CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+                SET(CURLOPT_USERNAME, cfg->username);
+                SET(CURLOPT_PASSWORD, cfg->password);
+        }
+        if (!cfg->tls)
+                goto done;
 
         if (cfg->insecure) {
                 SET(CURLOPT_SSL_VERIFYPEER, 0L);
@@ -634,9 +670,10 @@ int koc__cluster_config_apply_tls(koc_cluster_config *cfg, CURL *easy) {
         }
         if (cfg->connect_to)
                 SET(CURLOPT_CONNECT_TO, cfg->connect_to);
+done:
 #undef SET
         if (c != CURLE_OK) {
-                koc_log_error("config", "setting TLS options for %s failed: %s", cfg->server,
+                koc_log_error("config", "setting connection options for %s failed: %s", cfg->server,
                               curl_easy_strerror(c));
                 return c == CURLE_OUT_OF_MEMORY ? -ENOMEM : -ENOTSUP;
         }

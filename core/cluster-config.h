@@ -45,6 +45,8 @@ typedef struct koc_exec_config {
         char *api_version;
         char *install_hint;    /* shown when the command cannot be run */
         uint64_t timeout_usec; /* 0: 10 s */
+        bool provide_cluster_info;
+        char *cluster_json;    /* provideClusterInfo: spec.cluster, as JSON */
         char *where;           /* "/path/kubeconfig: users[0].user.exec", for errors */
 } koc_exec_config;
 
@@ -57,6 +59,15 @@ struct koc_cluster_config {
         bool tls;                      /* https:// */
         bool insecure;                 /* insecure-skip-tls-verify: true */
         struct curl_slist *connect_to; /* tls-server-name routing, see set_server */
+
+        char *proxy;              /* CURLOPT_PROXY (proxy-url); NULL: libcurl's default */
+        bool proxy_tls;           /* an https:// proxy */
+        bool disable_compression; /* no Accept-Encoding: gzip */
+        /* Header lines every request carries (Impersonate-User, -Uid,
+         * -Group, -Extra-KEY), in the order client-go adds them. */
+        struct curl_slist *headers;
+        char *username; /* basic auth (username/password): both set, or neither */
+        char *password;
 
         char *ca_file;
         koc_blob ca_data;

@@ -6,8 +6,11 @@
 #include <koc/config.h>
 
 /* Sets everything a request to this cluster needs on an easy handle except
- * the URL and the Authorization header: CA (file or blob), client certificate
- * and key (file or blob), tls-server-name, insecure-skip-tls-verify. */
+ * the URL and the header lines: CA (file or blob), client certificate and key
+ * (file or blob), tls-server-name, insecure-skip-tls-verify, proxy-url, and
+ * basic auth (username/password).  The header lines are the Authorization
+ * header (koc__cluster_config_auth_header()) and the impersonation headers
+ * (cfg->headers, see cluster-config.h). */
 int koc__cluster_config_apply_tls(koc_cluster_config *cfg, CURL *easy);
 
 /* The "Authorization: Bearer ..." header line for the next request, or NULL

@@ -5,7 +5,8 @@
  *
  * The plugin runs without a shell (posix_spawnp), with stdin on /dev/null,
  * its own environment entries added to ours, and KUBERNETES_EXEC_INFO set as
- * client-go does.  Its output is bounded (1 MiB on stdout, the last 512 bytes
+ * client-go does (with spec.cluster when the kubeconfig asks for
+ * provideClusterInfo).  Its output is bounded (1 MiB on stdout, the last 512 bytes
  * of stderr are kept for the error message) and so is its run time (10 s,
  * then SIGKILL to its process group).
  *
@@ -62,6 +63,7 @@ void koc__exec_config_free(koc_exec_config *e) {
         }
         free(e->env);
         free(e->api_version);
+        free(e->cluster_json);
         free(e->install_hint);
         free(e->where);
         free(e);
@@ -103,8 +105,9 @@ static char **build_env(const koc_exec_config *e) {
                 }
         if (asprintf(&v[k++],
                      "KUBERNETES_EXEC_INFO={\"apiVersion\":\"%s\",\"kind\":\"ExecCredential\","
-                     "\"spec\":{\"interactive\":false}}",
-                     e->api_version) < 0) {
+                     "\"spec\":{%s%s%s\"interactive\":false}}",
+                     e->api_version, e->cluster_json ? "\"cluster\":" : "",
+                     e->cluster_json ? e->cluster_json : "", e->cluster_json ? "," : "") < 0) {
                 v[k - 1] = NULL;
                 goto fail;
         }

@@ -11,13 +11,17 @@
  * bytes, before parsing, so bad input costs bounded memory; aliases are not
  * expanded (the walk only goes to a fixed depth).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
+
+#include <cjson/cJSON.h>
 
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
@@ -28,6 +32,10 @@
 #include "cluster-config.h"
 #include "koc/log.h"
 #include "util.h"
+
+/* Bounds on a file's YAML, see check_shape(). */
+#define KC_MAX_DEPTH 64
+#define KC_MAX_NODES 200000
 
 typedef struct kc_file {
         char *path; /* as given */
@@ -40,15 +48,30 @@ typedef struct kc_cluster {
         char *name;
         const kc_file *file;
         size_t index;
-        char *server, *ca, *ca_data, *tls_server_name;
-        int insecure; /* -1 unset, 0, 1 */
+        char *server, *ca, *ca_data, *tls_server_name, *proxy_url;
+        int insecure;            /* -1 unset, 0, 1 */
+        int disable_compression; /* -1 unset, 0, 1 */
+        cJSON *exec_extension;   /* extensions[client.authentication.k8s.io/exec] */
 } kc_cluster;
+
+/* One as-user-extra entry: a key and its values. */
+typedef struct kc_extra {
+        char *key;
+        char **values;
+        size_t n_values;
+} kc_extra;
 
 typedef struct kc_user {
         char *name;
         const kc_file *file;
         size_t index;
         char *token, *token_file, *cert, *cert_data, *key, *key_data;
+        char *username, *password;
+        char *as, *as_uid;
+        char **as_groups;
+        size_t n_as_groups;
+        kc_extra *as_extra;
+        size_t n_as_extra;
         bool has_auth_provider;
         koc_exec_config *exec;
 } kc_user;
@@ -87,6 +110,12 @@ static void free_secret(char *s) {
         free(s);
 }
 
+static void strv_free_n(char **v, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
 static void merged_free(kc_merged *m) {
         for (size_t i = 0; i < m->n_clusters; i++) {
                 kc_cluster *c = &m->clusters[i];
@@ -95,6 +124,8 @@ static void merged_free(kc_merged *m) {
                 free(c->ca);
                 free(c->ca_data);
                 free(c->tls_server_name);
+                free(c->proxy_url);
+                cJSON_Delete(c->exec_extension);
         }
         for (size_t i = 0; i < m->n_users; i++) {
                 kc_user *u = &m->users[i];
@@ -105,6 +136,16 @@ static void merged_free(kc_merged *m) {
                 free(u->cert_data);
                 free(u->key);
                 free_secret(u->key_data);
+                free(u->username);
+                free_secret(u->password);
+                free(u->as);
+                free(u->as_uid);
+                strv_free_n(u->as_groups, u->n_as_groups);
+                for (size_t k = 0; k < u->n_as_extra; k++) {
+                        free(u->as_extra[k].key);
+                        strv_free_n(u->as_extra[k].values, u->as_extra[k].n_values);
+                }
+                free(u->as_extra);
                 koc__exec_config_free(u->exec);
         }
         for (size_t i = 0; i < m->n_contexts; i++) {
@@ -201,6 +242,9 @@ static const char *const user_keys[] = {"client-certificate",
                                         "extensions",
                                         NULL};
 static const char *const context_keys[] = {"cluster", "user", "namespace", "extensions", NULL};
+static const char *const exec_keys[] = {"command",         "args",       "env",
+                                        "apiVersion",      "installHint", "provideClusterInfo",
+                                        "interactiveMode", NULL};
 
 /* A hostile file with thousands of unknown keys gets this many lines. */
 #define UNKNOWN_KEYS_LOGGED 8
@@ -305,6 +349,87 @@ static int get_bool(kc_walk *w, const yaml_node_t *map, const char *key, const c
                              n->start_mark.column + 1);
 }
 
+/* A copy of a scalar node's text (empty allowed), or an error naming field. */
+static int scalar_dup(kc_walk *w, const yaml_node_t *n, const char *field, char **ret) {
+        if (!n || n->type != YAML_SCALAR_NODE)
+                return type_error(w, field, n, "a string");
+        if (strlen((const char *)n->data.scalar.value) != n->data.scalar.length)
+                return koc_error_set(w->err, -EINVAL, "%s: %s: contains a NUL character (line %zu)",
+                                     w->file->path, field, n->start_mark.line + 1);
+        *ret = strdup((const char *)n->data.scalar.value);
+        return *ret ? 0 : koc_error_set(w->err, -ENOMEM, "out of memory");
+}
+
+/* A list of strings (as-groups, an as-user-extra entry's values): *ret gets
+ * n strings, none when the key is absent or null. */
+static int list_strings(kc_walk *w, const yaml_node_t *list, const char *field, char ***ret,
+                        size_t *ret_n) {
+        size_t n = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
+        char **v = calloc(n + 1, sizeof *v);
+        if (!v)
+                return koc_error_set(w->err, -ENOMEM, "out of memory");
+        *ret = v;
+        *ret_n = 0;
+        for (size_t k = 0; k < n; k++) {
+                char f[200];
+                snprintf(f, sizeof f, "%s[%zu]", field, k);
+                yaml_node_t *a = yaml_document_get_node(w->doc, list->data.sequence.items.start[k]);
+                int r = scalar_dup(w, a, f, &v[k]);
+                if (r < 0)
+                        return r;
+                (*ret_n)++;
+        }
+        return 0;
+}
+
+static int get_string_list(kc_walk *w, const yaml_node_t *map, const char *key, const char *field,
+                           char ***ret, size_t *ret_n) {
+        yaml_node_t *list = NULL;
+        int r = get_list(w, map, key, field, &list);
+        if (r < 0 || !list)
+                return r;
+        return list_strings(w, list, field, ret, ret_n);
+}
+
+/* as-user-extra: a mapping of keys to lists of strings, as client-go's
+ * map[string][]string. */
+static int get_extra(kc_walk *w, const yaml_node_t *map, const char *key, const char *field,
+                     kc_extra **ret, size_t *ret_n) {
+        yaml_node_t *m = NULL;
+        int r = get_map(w, map, key, field, &m);
+        if (r < 0 || !m)
+                return r;
+        size_t n = (size_t)(m->data.mapping.pairs.top - m->data.mapping.pairs.start);
+        kc_extra *v = calloc(n + 1, sizeof *v);
+        if (!v)
+                return koc_error_set(w->err, -ENOMEM, "out of memory");
+        *ret = v;
+        *ret_n = 0;
+        for (size_t k = 0; k < n; k++) {
+                yaml_node_pair_t *p = &m->data.mapping.pairs.start[k];
+                yaml_node_t *kn = yaml_document_get_node(w->doc, p->key);
+                yaml_node_t *vn = yaml_document_get_node(w->doc, p->value);
+                char f[200];
+                snprintf(f, sizeof f, "%s (key %zu)", field, k);
+                kc_extra *e = &v[(*ret_n)++];
+                if ((r = scalar_dup(w, kn, f, &e->key)) < 0)
+                        return r;
+                if (!e->key[0])
+                        return koc_error_set(w->err, -EINVAL, "%s: %s: an empty key (line %zu)",
+                                             w->file->path, field, kn->start_mark.line + 1);
+                /* Only for messages: a long key is cut at 64 bytes. */
+                if (snprintf(f, sizeof f, "%s.%.64s", field, e->key) >= (int)sizeof f)
+                        f[sizeof f - 1] = '\0';
+                if (node_is_null(vn))
+                        continue;
+                if (vn->type != YAML_SEQUENCE_NODE)
+                        return type_error(w, f, vn, "a list of strings");
+                if ((r = list_strings(w, vn, f, &e->values, &e->n_values)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* Grows an array of n elements of size sz by one zeroed element. */
 static void *grow(void *arr, size_t n, size_t sz) {
         if (n >= SIZE_MAX / sz - 1)
@@ -360,6 +485,99 @@ static int walk_named_list(kc_walk *w, kc_merged *m, const yaml_node_t *root, co
 #define FIELD(buf, list, i, inner, key)                                                            \
         (snprintf(buf, sizeof buf, "%s[%zu].%s.%s", list, i, inner, key), buf)
 
+/* A YAML node as JSON, the way Go's yaml-to-JSON conversion reads a
+ * RawExtension: plain true/false/null and numbers keep their type, every
+ * other scalar is a string.  Aliases share nodes in libyaml's document, so
+ * *budget bounds the nodes written (an alias bomb stops there), and depth
+ * is bounded too. */
+static cJSON *yaml_to_json(kc_walk *w, const yaml_node_t *n, unsigned depth, size_t *budget) {
+        if (!n || depth > KC_MAX_DEPTH || *budget == 0)
+                return NULL;
+        --*budget;
+        if (n->type == YAML_SCALAR_NODE) {
+                const char *v = (const char *)n->data.scalar.value;
+                if (strlen(v) != n->data.scalar.length)
+                        return NULL;
+                if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+                        if (node_is_null(n))
+                                return cJSON_CreateNull();
+                        if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0)
+                                return cJSON_CreateBool(v[0] == 't');
+                        char *end = NULL;
+                        double d = strtod(v, &end);
+                        if (*v && end && !*end && strspn(v, "+-0123456789.eE") == strlen(v))
+                                return cJSON_CreateNumber(d);
+                }
+                return cJSON_CreateString(v);
+        }
+        if (n->type == YAML_SEQUENCE_NODE) {
+                cJSON *a = cJSON_CreateArray();
+                for (yaml_node_item_t *it = n->data.sequence.items.start;
+                     a && it < n->data.sequence.items.top; it++) {
+                        cJSON *e = yaml_to_json(w, yaml_document_get_node(w->doc, *it), depth + 1,
+                                                budget);
+                        if (!e) {
+                                cJSON_Delete(a);
+                                return NULL;
+                        }
+                        cJSON_AddItemToArray(a, e);
+                }
+                return a;
+        }
+        if (n->type == YAML_MAPPING_NODE) {
+                cJSON *o = cJSON_CreateObject();
+                for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+                     o && p < n->data.mapping.pairs.top; p++) {
+                        yaml_node_t *k = yaml_document_get_node(w->doc, p->key);
+                        yaml_node_t *v = yaml_document_get_node(w->doc, p->value);
+                        cJSON *e = k && k->type == YAML_SCALAR_NODE
+                                           ? yaml_to_json(w, v, depth + 1, budget)
+                                           : NULL;
+                        if (!e) {
+                                cJSON_Delete(o);
+                                return NULL;
+                        }
+                        cJSON_AddItemToObject(o, (const char *)k->data.scalar.value, e);
+                }
+                return o;
+        }
+        return NULL;
+}
+
+/* clusters[].cluster.extensions: the entry client-go hands to exec plugins
+ * as spec.cluster.config. */
+static int get_exec_extension(kc_walk *w, const yaml_node_t *n, size_t i, cJSON **ret) {
+        char f[160];
+        yaml_node_t *list = NULL;
+        int r = get_list(w, n, "extensions", FIELD(f, "clusters", i, "cluster", "extensions"),
+                         &list);
+        if (r < 0 || !list)
+                return r;
+        size_t k = 0;
+        for (yaml_node_item_t *it = list->data.sequence.items.start;
+             it < list->data.sequence.items.top; it++, k++) {
+                yaml_node_t *el = yaml_document_get_node(w->doc, *it);
+                snprintf(f, sizeof f, "clusters[%zu].cluster.extensions[%zu]", i, k);
+                if (!el || el->type != YAML_MAPPING_NODE)
+                        return type_error(w, f, el, "a mapping");
+                _koc_cleanup_free_ char *name = NULL;
+                if ((r = get_string(w, el, "name", f, &name)) < 0)
+                        return r;
+                if (!name || strcmp(name, "client.authentication.k8s.io/exec") != 0 || *ret)
+                        continue;
+                yaml_node_t *ext = map_get(w, el, "extension");
+                if (node_is_null(ext))
+                        continue;
+                size_t budget = 10000;
+                if (!(*ret = yaml_to_json(w, ext, 0, &budget)))
+                        return koc_error_set(w->err, -EINVAL,
+                                             "%s: %s.extension: not convertible to JSON (or more "
+                                             "than 10000 nodes)",
+                                             w->file->path, f);
+        }
+        return 0;
+}
+
 static int add_cluster(kc_walk *w, kc_merged *m, const char *name, size_t i, const yaml_node_t *n) {
         for (size_t k = 0; k < m->n_clusters; k++)
                 if (strcmp(m->clusters[k].name, name) == 0)
@@ -372,6 +590,7 @@ static int add_cluster(kc_walk *w, kc_merged *m, const char *name, size_t i, con
         c->file = w->file;
         c->index = i;
         c->insecure = -1;
+        c->disable_compression = -1;
         if (!(c->name = strdup(name)))
                 return koc_error_set(w->err, -ENOMEM, "out of memory");
         char f[160];
@@ -391,7 +610,13 @@ static int add_cluster(kc_walk *w, kc_merged *m, const char *name, size_t i, con
                             &c->tls_server_name)) < 0 ||
             (r = get_bool(w, n, "insecure-skip-tls-verify",
                           FIELD(f, "clusters", i, "cluster", "insecure-skip-tls-verify"),
-                          &c->insecure)) < 0)
+                          &c->insecure)) < 0 ||
+            (r = get_string(w, n, "proxy-url", FIELD(f, "clusters", i, "cluster", "proxy-url"),
+                            &c->proxy_url)) < 0 ||
+            (r = get_bool(w, n, "disable-compression",
+                          FIELD(f, "clusters", i, "cluster", "disable-compression"),
+                          &c->disable_compression)) < 0 ||
+            (r = get_exec_extension(w, n, i, &c->exec_extension)) < 0)
                 return r;
         return 0;
 }
@@ -414,6 +639,24 @@ static int parse_exec(kc_walk *w, const yaml_node_t *n, size_t i, koc_exec_confi
                 return r;
         if (!e->command)
                 return koc_error_set(w->err, -EINVAL, "%s: %s: missing", w->file->path, f);
+        /* client-go: a command with a slash in it is a path, and a relative
+         * one is relative to the kubeconfig's directory, not to the working
+         * directory of whatever runs the operator; a bare name is looked up
+         * in PATH. */
+        if (e->command[0] != '/' && strchr(e->command, '/')) {
+                char *abs = NULL;
+                if (asprintf(&abs, "%s/%s", w->file->dir, e->command) < 0)
+                        return koc_error_set(w->err, -ENOMEM, "out of memory");
+                free(e->command);
+                e->command = abs;
+        }
+        snprintf(f, sizeof f, "users[%zu].user.exec", i);
+        warn_unknown_keys(w, n, f, exec_keys);
+        int provide = -1;
+        if ((r = get_bool(w, n, "provideClusterInfo",
+                          FIELD(f, "users", i, "user", "exec.provideClusterInfo"), &provide)) < 0)
+                return r;
+        e->provide_cluster_info = provide == 1;
         if ((r = get_string(w, n, "apiVersion", FIELD(f, "users", i, "user", "exec.apiVersion"),
                             &e->api_version)) < 0)
                 return r;
@@ -521,7 +764,18 @@ static int add_user(kc_walk *w, kc_merged *m, const char *name, size_t i, const 
             (r = get_string(w, n, "client-key", FIELD(f, "users", i, "user", "client-key"),
                             &u->key)) < 0 ||
             (r = get_string(w, n, "client-key-data",
-                            FIELD(f, "users", i, "user", "client-key-data"), &u->key_data)) < 0)
+                            FIELD(f, "users", i, "user", "client-key-data"), &u->key_data)) < 0 ||
+            (r = get_string(w, n, "username", FIELD(f, "users", i, "user", "username"),
+                            &u->username)) < 0 ||
+            (r = get_string(w, n, "password", FIELD(f, "users", i, "user", "password"),
+                            &u->password)) < 0 ||
+            (r = get_string(w, n, "as", FIELD(f, "users", i, "user", "as"), &u->as)) < 0 ||
+            (r = get_string(w, n, "as-uid", FIELD(f, "users", i, "user", "as-uid"), &u->as_uid)) <
+                    0 ||
+            (r = get_string_list(w, n, "as-groups", FIELD(f, "users", i, "user", "as-groups"),
+                                 &u->as_groups, &u->n_as_groups)) < 0 ||
+            (r = get_extra(w, n, "as-user-extra", FIELD(f, "users", i, "user", "as-user-extra"),
+                           &u->as_extra, &u->n_as_extra)) < 0)
                 return r;
         yaml_node_t *ap = map_get(w, n, "auth-provider");
         u->has_auth_provider = !node_is_null(ap);
@@ -601,8 +855,6 @@ static int yaml_error(const kc_file *file, yaml_parser_t *parser, koc_error *err
  * nesting depth, and a kubeconfig is 6 levels deep) and more than
  * KC_MAX_NODES nodes (the tree costs about 100 bytes a node), so that
  * hostile input costs bounded time and memory. */
-#define KC_MAX_DEPTH 64
-#define KC_MAX_NODES 200000
 
 static int check_shape(const kc_file *file, const char *text, size_t len, koc_error *err) {
         yaml_parser_t parser;
@@ -890,6 +1142,56 @@ static int pem_file(const kc_file *f, const char *field, const char *p, enum pem
         return 0;
 }
 
+/* proxy-url: the schemes client-go accepts (http, https, socks5).  Go's
+ * SOCKS5 dialer hands the host name to the proxy to resolve, which libcurl
+ * calls socks5h.  Messages name the scheme but never print the URL, which may
+ * carry the proxy's password. */
+static int set_proxy(koc_cluster_config *cfg, const kc_file *f, const char *field, const char *url,
+                     koc_error *err) {
+        for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+                if (*p <= ' ' || *p == 0x7f)
+                        return koc_error_set(err, -EINVAL,
+                                             "%s: %s: contains whitespace or control characters",
+                                             f->path, field);
+        const char *sep = strstr(url, "://");
+        char scheme[16] = "";
+        size_t sl = sep ? (size_t)(sep - url) : 0;
+        if (!sep || sl == 0 || sl >= sizeof scheme)
+                return koc_error_set(err, -EINVAL,
+                                     "%s: %s: not a URL with a scheme (use http://, https:// or "
+                                     "socks5://)",
+                                     f->path, field);
+        for (size_t k = 0; k < sl; k++)
+                scheme[k] = (char)tolower((unsigned char)url[k]);
+        const char *curl_scheme = strcmp(scheme, "socks5") == 0  ? "socks5h"
+                                  : strcmp(scheme, "http") == 0  ? "http"
+                                  : strcmp(scheme, "https") == 0 ? "https"
+                                                                 : NULL;
+        if (!curl_scheme)
+                return koc_error_set(err, -ENOTSUP,
+                                     "%s: %s: unsupported scheme \"%.15s\" (use http, https or "
+                                     "socks5)",
+                                     f->path, field, scheme);
+        _koc_cleanup_free_ char *proxy = NULL, *host = NULL;
+        if (asprintf(&proxy, "%s://%s", curl_scheme, sep + 3) < 0)
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        CURLU *u = curl_url();
+        if (!u)
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        CURLUcode uc = curl_url_set(u, CURLUPART_URL, proxy, CURLU_NON_SUPPORT_SCHEME);
+        if (uc == CURLUE_OK)
+                uc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+        curl_url_cleanup(u);
+        if (uc != CURLUE_OK || !host || !*host)
+                return koc_error_set(err, -EINVAL, "%s: %s: not a valid %s:// URL%s%s", f->path,
+                                     field, scheme, uc != CURLUE_OK ? ": " : "",
+                                     uc != CURLUE_OK ? curl_url_strerror(uc) : "");
+        cfg->proxy = proxy;
+        proxy = NULL;
+        cfg->proxy_tls = strcmp(scheme, "https") == 0;
+        return 0;
+}
+
 static int build_cluster(koc_cluster_config *cfg, const kc_cluster *c, koc_error *err) {
         const char *path = c->file->path;
         char f[160];
@@ -900,6 +1202,11 @@ static int build_cluster(koc_cluster_config *cfg, const kc_cluster *c, koc_error
                 return koc_error_set(err, -EINVAL, "%s: missing (cluster \"%s\")", where, c->name);
         int r = koc__cluster_config_set_server(cfg, c->server, c->tls_server_name, where, err);
         if (r < 0)
+                return r;
+        cfg->disable_compression = c->disable_compression == 1;
+        if (c->proxy_url &&
+            (r = set_proxy(cfg, c->file, FIELD(f, "clusters", c->index, "cluster", "proxy-url"),
+                           c->proxy_url, err)) < 0)
                 return r;
         if (!cfg->tls) {
                 const char *tls_field = c->ca              ? "certificate-authority"
@@ -953,7 +1260,177 @@ static int build_cluster(koc_cluster_config *cfg, const kc_cluster *c, koc_error
         return 0;
 }
 
-static int build_user(koc_cluster_config *cfg, kc_user *u, koc_error *err) {
+/* What net/http accepts in a header value: no control characters but tab.
+ * A newline would add a header of the kubeconfig's choosing. */
+static bool header_value_ok(const char *v) {
+        for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+                if ((*p < ' ' && *p != '\t') || *p == 0x7f)
+                        return false;
+        return true;
+}
+
+static int add_header(struct curl_slist **l, const char *name, const char *value) {
+        _koc_cleanup_free_ char *line = NULL;
+        /* "Name;" is libcurl's spelling of a header with an empty value. */
+        int k = *value ? asprintf(&line, "%s: %s", name, value) : asprintf(&line, "%s;", name);
+        if (k < 0)
+                return -ENOMEM;
+        struct curl_slist *n = curl_slist_append(*l, line);
+        if (!n)
+                return -ENOMEM;
+        *l = n;
+        return 0;
+}
+
+/* client-go's headerKeyEscape: bytes that may not appear in a header name
+ * (an HTTP token), and '%' itself, become %XX; the API server reverses it. */
+static char *extra_header_name(const char *key) {
+        static const char hex[] = "0123456789ABCDEF";
+        size_t n = strlen(key);
+        char *out = malloc(strlen("Impersonate-Extra-") + 3 * n + 1);
+        if (!out)
+                return NULL;
+        char *o = stpcpy(out, "Impersonate-Extra-");
+        for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
+                if ((*p < 0x80 && isalnum(*p)) || (*p && strchr("!#$&'*+-.^_`|~", *p)))
+                        *o++ = (char)*p;
+                else {
+                        *o++ = '%';
+                        *o++ = hex[*p >> 4];
+                        *o++ = hex[*p & 15];
+                }
+        }
+        *o = '\0';
+        return out;
+}
+
+/* as, as-uid, as-groups, as-user-extra: the headers client-go's
+ * impersonating round tripper adds to every request. */
+static int build_impersonation(koc_cluster_config *cfg, const kc_user *u, koc_error *err) {
+        const char *path = u->file->path;
+        char f[200];
+        if (!u->as) {
+                if (u->as_uid || u->n_as_groups > 0 || u->n_as_extra > 0)
+                        return koc_error_set(err, -EINVAL,
+                                             "%s: %s: missing: as-uid, as-groups and "
+                                             "as-user-extra need a user to impersonate",
+                                             path, FIELD(f, "users", u->index, "user", "as"));
+                return 0;
+        }
+#define CHECK(value, ...)                                                                          \
+        do {                                                                                       \
+                if (!header_value_ok(value)) {                                                     \
+                        snprintf(f, sizeof f, __VA_ARGS__);                                        \
+                        return koc_error_set(err, -EINVAL,                                         \
+                                             "%s: %s: contains control characters", path, f);      \
+                }                                                                                  \
+        } while (0)
+        CHECK(u->as, "users[%zu].user.as", u->index);
+        if (add_header(&cfg->headers, "Impersonate-User", u->as) < 0)
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        if (u->as_uid) {
+                CHECK(u->as_uid, "users[%zu].user.as-uid", u->index);
+                if (add_header(&cfg->headers, "Impersonate-Uid", u->as_uid) < 0)
+                        return koc_error_set(err, -ENOMEM, "out of memory");
+        }
+        for (size_t k = 0; k < u->n_as_groups; k++) {
+                CHECK(u->as_groups[k], "users[%zu].user.as-groups[%zu]", u->index, k);
+                if (add_header(&cfg->headers, "Impersonate-Group", u->as_groups[k]) < 0)
+                        return koc_error_set(err, -ENOMEM, "out of memory");
+        }
+        for (size_t k = 0; k < u->n_as_extra; k++) {
+                const kc_extra *e = &u->as_extra[k];
+                _koc_cleanup_free_ char *name = extra_header_name(e->key);
+                if (!name)
+                        return koc_error_set(err, -ENOMEM, "out of memory");
+                for (size_t j = 0; j < e->n_values; j++) {
+                        CHECK(e->values[j], "users[%zu].user.as-user-extra.%.64s[%zu]", u->index,
+                              e->key, j);
+                        if (add_header(&cfg->headers, name, e->values[j]) < 0)
+                                return koc_error_set(err, -ENOMEM, "out of memory");
+                }
+        }
+#undef CHECK
+        return 0;
+}
+
+/* A file that holds a credential and that group or others may read is
+ * said once, at load: the operator's rights are anyone's on that host. */
+static void warn_if_readable(const char *path, const char *what) {
+        struct stat st;
+        if (stat(path, &st) < 0 || !(st.st_mode & (S_IRGRP | S_IROTH)))
+                return;
+        koc_log_warn("config",
+                     "%s: holds %s but is readable by %s (mode %04o); make it readable by its "
+                     "owner only (chmod go-rwx)",
+                     path, what,
+                     (st.st_mode & S_IRGRP) && (st.st_mode & S_IROTH) ? "group and others"
+                     : (st.st_mode & S_IRGRP)                          ? "its group"
+                                                                       : "others",
+                     (unsigned)(st.st_mode & 07777));
+}
+
+static void json_deletep(cJSON **p) {
+        cJSON_Delete(*p);
+}
+
+/* provideClusterInfo: the cluster as client-go's ExecCredential spec.cluster
+ * describes it, CA bundle inline whether the kubeconfig names a file or
+ * carries the data. */
+static int exec_cluster_json(const koc_cluster_config *cfg, const kc_cluster *c,
+                             const kc_user *u, char **ret, koc_error *err) {
+        char f[160];
+        _koc_cleanup_(json_deletep) cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddStringToObject(o, "server", c->server))
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        if (c->tls_server_name &&
+            !cJSON_AddStringToObject(o, "tls-server-name", c->tls_server_name))
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        if (c->insecure == 1 && !cJSON_AddTrueToObject(o, "insecure-skip-tls-verify"))
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        _koc_cleanup_free_ char *pem = NULL;
+        size_t pem_len = 0;
+        if (cfg->ca_data.data) {
+                if (!(pem = malloc(cfg->ca_data.size + 1)))
+                        return koc_error_set(err, -ENOMEM, "out of memory");
+                memcpy(pem, cfg->ca_data.data, cfg->ca_data.size);
+                pem_len = cfg->ca_data.size;
+        } else if (cfg->ca_file) {
+                int r = koc__read_file_bounded(cfg->ca_file, KOC_KUBECONFIG_MAX, &pem, &pem_len);
+                if (r < 0)
+                        return koc_error_set(err, r,
+                                             "%s: %s: cannot read %s for the exec plugin: %s",
+                                             u->file->path,
+                                             FIELD(f, "users", u->index, "user",
+                                                   "exec.provideClusterInfo"),
+                                             cfg->ca_file, strerror(-r));
+        }
+        if (pem) {
+                _koc_cleanup_free_ char *b64 = malloc(4 * ((pem_len + 2) / 3) + 1);
+                if (!b64 || pem_len > INT_MAX / 2)
+                        return koc_error_set(err, -ENOMEM, "out of memory");
+                EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)pem, (int)pem_len);
+                if (!cJSON_AddStringToObject(o, "certificate-authority-data", b64))
+                        return koc_error_set(err, -ENOMEM, "out of memory");
+        }
+        if (c->proxy_url && !cJSON_AddStringToObject(o, "proxy-url", c->proxy_url))
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        if (c->disable_compression == 1 && !cJSON_AddTrueToObject(o, "disable-compression"))
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        if (c->exec_extension) {
+                cJSON *ext = cJSON_Duplicate(c->exec_extension, true);
+                if (!ext || !cJSON_AddItemToObject(o, "config", ext)) {
+                        cJSON_Delete(ext);
+                        return koc_error_set(err, -ENOMEM, "out of memory");
+                }
+        }
+        if (!(*ret = cJSON_PrintUnformatted(o)))
+                return koc_error_set(err, -ENOMEM, "out of memory");
+        return 0;
+}
+
+static int build_user(koc_cluster_config *cfg, kc_user *u, const kc_cluster *cl,
+                      koc_error *err) {
         const char *path = u->file->path;
         char f[160];
         int r;
@@ -963,6 +1440,12 @@ static int build_user(koc_cluster_config *cfg, kc_user *u, koc_error *err) {
                                      "%s: %s: auth-provider plugins are not supported; use exec "
                                      "credentials or a token",
                                      path, FIELD(f, "users", u->index, "user", "auth-provider"));
+        if (u->has_auth_provider)
+                /* Only with another credential, which is what is sent. */
+                koc_log_warn("config",
+                             "%s: %s: auth-provider plugins are not supported; ignored, the "
+                             "user's other credential is sent",
+                             path, FIELD(f, "users", u->index, "user", "auth-provider"));
         if (u->cert && u->cert_data)
                 return koc_error_set(
                         err, -EINVAL,
@@ -1010,6 +1493,26 @@ static int build_user(koc_cluster_config *cfg, kc_user *u, koc_error *err) {
                                      "%s: %s: exec and token/tokenFile are both set; "
                                      "use one",
                                      path, FIELD(f, "users", u->index, "user", "exec"));
+        if ((u->username || u->password) && (u->token || u->token_file || u->exec))
+                return koc_error_set(err, -EINVAL,
+                                     "%s: %s: basic auth (username/password) and %s are both "
+                                     "set; use one",
+                                     path,
+                                     FIELD(f, "users", u->index, "user",
+                                           u->username ? "username" : "password"),
+                                     u->exec ? "exec" : u->token ? "token" : "tokenFile");
+        if (u->username || u->password) {
+                /* client-go sends whichever is set, the other empty. */
+                if (u->username && !header_value_ok(u->username))
+                        return koc_error_set(err, -EINVAL, "%s: %s: contains control characters",
+                                             path,
+                                             FIELD(f, "users", u->index, "user", "username"));
+                if (!(cfg->username = strdup(u->username ? u->username : "")) ||
+                    !(cfg->password = strdup(u->password ? u->password : "")))
+                        return koc_error_set(err, -ENOMEM, "out of memory");
+        }
+        if ((r = build_impersonation(cfg, u, err)) < 0)
+                return r;
         if (u->token_file) {
                 /* client-go: tokenFile wins over token and is re-read. */
                 if (resolve_path(u->file, u->token_file, &cfg->token_file) < 0)
@@ -1031,6 +1534,9 @@ static int build_user(koc_cluster_config *cfg, kc_user *u, koc_error *err) {
                         return koc_error_set(err, -ENOMEM, "out of memory");
                 cfg->token_kind = KOC_TOKEN_STATIC;
         } else if (u->exec) {
+                if (u->exec->provide_cluster_info &&
+                    (r = exec_cluster_json(cfg, cl, u, &u->exec->cluster_json, err)) < 0)
+                        return r;
                 /* Bounded (10 s): run once at load, so that a broken plugin
                  * fails here with its name, not on the first request. */
                 r = koc__exec_credential_run(u->exec, &cfg->token, &cfg->token_expiry_usec, err);
@@ -1040,6 +1546,14 @@ static int build_user(koc_cluster_config *cfg, kc_user *u, koc_error *err) {
                 cfg->token_read_usec = cfg->now(cfg->now_userdata);
                 cfg->exec = u->exec;
         }
+        if (u->token || u->password || u->key_data)
+                warn_if_readable(path, u->token      ? "a bearer token"
+                                       : u->password ? "a password"
+                                                     : "a client key");
+        if (u->token_file)
+                warn_if_readable(cfg->token_file, "a bearer token");
+        if (u->key)
+                warn_if_readable(cfg->key_file, "a client key");
         return 0;
 }
 
@@ -1103,12 +1617,19 @@ static int merged_build(kc_merged *m, const char *paths, const char *context,
         if (r < 0)
                 return r;
         if (us) {
-                r = build_user(cfg, us, err);
+                r = build_user(cfg, us, cl, err);
                 if (cfg->exec == us->exec)
                         us->exec = NULL; /* now owned by cfg */
                 if (r < 0)
                         return r;
         }
+        if (!cfg->tls && (cfg->token_kind != KOC_TOKEN_NONE || cfg->username))
+                koc_log_warn("config",
+                             "%s: user \"%s\": %s sent in clear text to %s: anyone on the "
+                             "path can read and reuse it",
+                             us->file->path, us->name,
+                             cfg->username ? "basic auth credentials are" : "a bearer token is",
+                             cfg->server);
         const char *pod_ns = getenv("POD_NAMESPACE");
         const char *ns = pod_ns && *pod_ns ? pod_ns : ctx->namespace;
         if (ns && !(cfg->namespace = strdup(ns)))

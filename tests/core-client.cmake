@@ -13,6 +13,13 @@ koc_add_test(NAME test-client-metrics SOURCES integration/test-client-metrics.c
              TIMEOUT 120)
 koc_add_test(NAME test-client-health SOURCES integration/test-client-health.c MODULES core
              LIBS PkgConfig::CURL Threads::Threads LABELS integration tsan TIMEOUT 180)
+# What a kubeconfig asks of each request, on the wire: impersonation headers,
+# basic auth, disable-compression, proxy-url through loopback HTTP CONNECT and
+# SOCKS5 proxies; on kube-apiserver, impersonation end to end (403 / allowed).
+koc_add_test(NAME test-client-kubeconfig SOURCES integration/test-client-kubeconfig.c
+             ${KOC_HARNESS_SOURCES} MODULES core
+             LIBS PkgConfig::CURL PkgConfig::OPENSSL Threads::Threads
+             LABELS integration tsan K8S TIMEOUT 120)
 koc_add_test(NAME test-client-list SOURCES integration/test-client-list.c ${KOC_HARNESS_SOURCES}
              MODULES core LIBS PkgConfig::CURL LABELS integration TIMEOUT 120)
 

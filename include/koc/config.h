@@ -12,6 +12,30 @@
  *   if (koc_cluster_config_load(flag_kubeconfig, NULL, &cfg, &err) < 0)
  *           fprintf(stderr, "%s\n", err.message);   // names the file and field
  *
+ * Every field of client-go's kubeconfig is either used or refused with an
+ * error naming the file and the field; none is silently ignored:
+ *   clusters: server, tls-server-name, certificate-authority(-data),
+ *     insecure-skip-tls-verify, disable-compression, and proxy-url (http://,
+ *     https:// or socks5://, the name resolved by the proxy as Go does; every
+ *     request goes through it, whatever NO_PROXY says; an https proxy is
+ *     verified with the cluster's CA and insecure-skip-tls-verify, as Go does).
+ *   users: token, tokenFile, client-certificate(-data), client-key(-data),
+ *     exec (a command with a slash but not absolute is relative to the
+ *     kubeconfig's directory; provideClusterInfo gives the plugin the
+ *     cluster in KUBERNETES_EXEC_INFO, with the cluster's extension
+ *     client.authentication.k8s.io/exec as its config), username/password
+ *     (HTTP basic auth; refused next to a token or exec), and as, as-uid,
+ *     as-groups, as-user-extra: client-go's Impersonate-User, -Uid, -Group
+ *     (one per group) and -Extra-KEY headers (KEY percent-encoded) on every
+ *     request.
+ *     auth-provider alone is refused; next to another credential it is
+ *     warned about and ignored.
+ *   Other extensions and preferences carry nothing koc uses.
+ * Loading warns (one line each, naming the file) when a file holding a
+ * credential (a kubeconfig with a token, password or client key; a token
+ * file; a client key file) is readable by group or others, and when a token
+ * or password would be sent over plain http://.
+ *
  * Inline certificate data is handed to libcurl as memory blobs, never written
  * to temporary files.  The service-account token is re-read from its file at
  * most every 60 s and at once after a 401, keeping the old token when the

@@ -54,6 +54,7 @@ contexts:
     namespace: default
 current-context: $2@koc-k8s
 KC
+        chmod 600 "$1" # it holds a token: koc warns about a kubeconfig others may read
 }
 
 # Last lines of a log, indented, for error messages.

@@ -19,6 +19,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <cjson/cJSON.h>
+
 #include "core/cluster-config.h"
 #include "koc/config.h"
 #include "koc/log.h"
@@ -1070,6 +1072,473 @@ static void test_truncated_and_garbage(void **state) {
         try_load(path_of("binary-scalar.yaml"));
 }
 
+/* ---- credentials and transport ----------------------------------------- */
+
+/* The header lines the config adds to every request, one per line. */
+static char *headers_text(const koc_cluster_config *cfg) {
+        static char buf[2048];
+        buf[0] = '\0';
+        for (const struct curl_slist *l = cfg->headers; l; l = l->next) {
+                size_t n = strlen(buf);
+                snprintf(buf + n, sizeof buf - n, "%s\n", l->data);
+        }
+        return buf;
+}
+
+/* as, as-uid, as-groups, as-user-extra become client-go's Impersonate-*
+ * headers; an extra's key is percent-encoded as client-go does. */
+static void test_impersonation(void **state) {
+        write_file("as.yaml", HEAD CLUSTERS
+                   "users:\n"
+                   "- name: u\n"
+                   "  user:\n"
+                   "    token: t\n"
+                   "    as: system:serviceaccount:default:nobody\n"
+                   "    as-uid: 1234-abcd\n"
+                   "    as-groups: [system:authenticated, team a, '']\n"
+                   "    as-user-extra:\n"
+                   "      example.com/scopes: [read, write]\n"
+                   "      'Odd key%%é': [v]\n"
+                   "      none: null\n");
+        koc_cluster_config *cfg = load_ok(path_of("as.yaml"), NULL);
+        assert_string_equal(headers_text(cfg),
+                            "Impersonate-User: system:serviceaccount:default:nobody\n"
+                            "Impersonate-Uid: 1234-abcd\n"
+                            "Impersonate-Group: system:authenticated\n"
+                            "Impersonate-Group: team a\n"
+                            "Impersonate-Group;\n"
+                            "Impersonate-Extra-example.com%2Fscopes: read\n"
+                            "Impersonate-Extra-example.com%2Fscopes: write\n"
+                            "Impersonate-Extra-Odd%20key%25%C3%A9: v\n");
+        /* The token is still the credential; impersonation rides on it. */
+        assert_string_equal(koc__cluster_config_auth_header(cfg), "Authorization: Bearer t");
+        koc_cluster_config_unref(cfg);
+
+        /* Only `as`: one header. */
+        write_file("as-only.yaml", HEAD CLUSTERS "users: [{name: u, user: {token: t, as: bob}}]\n");
+        cfg = load_ok(path_of("as-only.yaml"), NULL);
+        assert_string_equal(headers_text(cfg), "Impersonate-User: bob\n");
+        koc_cluster_config_unref(cfg);
+
+        /* Without impersonation, no header at all. */
+        write_file("as-none.yaml", HEAD CLUSTERS USERS);
+        cfg = load_ok(path_of("as-none.yaml"), NULL);
+        assert_null(cfg->headers);
+        koc_cluster_config_unref(cfg);
+
+        /* client-go refuses groups, uid or extras without a user. */
+        write_file("as-groups-only.yaml",
+                   HEAD CLUSTERS "users: [{name: u, user: {token: t, as-groups: [g]}}]\n");
+        expect_error(path_of("as-groups-only.yaml"), NULL, -EINVAL, path_of("as-groups-only.yaml"),
+                     "users[0].user.as:", "need a user to impersonate");
+        /* A line break would add a header of the file's choosing. */
+        write_file("as-crlf.yaml", HEAD CLUSTERS
+                   "users: [{name: u, user: {token: t, as: \"bob\\r\\nX-Evil: 1\"}}]\n");
+        expect_error(path_of("as-crlf.yaml"), NULL, -EINVAL, path_of("as-crlf.yaml"),
+                     "users[0].user.as", "control characters");
+        write_file("as-group-crlf.yaml",
+                   HEAD CLUSTERS "users: [{name: u, user: {as: a, as-groups: [ok, \"x\\ny\"]}}]\n");
+        expect_error(path_of("as-group-crlf.yaml"), NULL, -EINVAL, path_of("as-group-crlf.yaml"),
+                     "users[0].user.as-groups[1]", "control characters");
+        write_file("as-extra-scalar.yaml",
+                   HEAD CLUSTERS "users: [{name: u, user: {as: a, as-user-extra: {k: v}}}]\n");
+        expect_error(path_of("as-extra-scalar.yaml"), NULL, -EINVAL,
+                     path_of("as-extra-scalar.yaml"), "users[0].user.as-user-extra.k",
+                     "a list of strings");
+        write_file("as-groups-map.yaml",
+                   HEAD CLUSTERS "users: [{name: u, user: {as: a, as-groups: {a: b}}}]\n");
+        expect_error(path_of("as-groups-map.yaml"), NULL, -EINVAL, path_of("as-groups-map.yaml"),
+                     "users[0].user.as-groups", "expected a list");
+}
+
+/* username/password: HTTP basic auth, never together with a token. */
+static void test_basic_auth(void **state) {
+        write_file("basic.yaml",
+                   HEAD CLUSTERS
+                   "users: [{name: u, user: {username: admin, password: 's3cret'}}]\n");
+        assert_int_equal(chmod(path_of("basic.yaml"), 0600), 0);
+        koc_cluster_config *cfg = load_ok(path_of("basic.yaml"), NULL);
+        assert_string_equal(cfg->username, "admin");
+        assert_string_equal(cfg->password, "s3cret");
+        assert_null(koc__cluster_config_auth_header(cfg));
+        check_apply_tls(cfg);
+        koc_cluster_config_unref(cfg);
+
+        write_file("basic-pw-only.yaml",
+                   HEAD CLUSTERS "users: [{name: u, user: {password: 's3cret'}}]\n");
+        cfg = load_ok(path_of("basic-pw-only.yaml"), NULL);
+        assert_string_equal(cfg->username, "");
+        assert_string_equal(cfg->password, "s3cret");
+        koc_cluster_config_unref(cfg);
+
+        write_file("basic-token.yaml",
+                   HEAD CLUSTERS
+                   "users: [{name: u, user: {username: a, password: b, token: t}}]\n");
+        expect_error(path_of("basic-token.yaml"), NULL, -EINVAL, path_of("basic-token.yaml"),
+                     "users[0].user.username", "basic auth (username/password) and token");
+}
+
+/* proxy-url: http, https and socks5 (handed to libcurl as socks5h: the
+ * proxy resolves the name, as Go's dialer does); anything else refused. */
+static void test_proxy_url(void **state) {
+        static const struct {
+                const char *url, *want;
+                bool tls;
+        } ok[] = {
+                {"http://127.0.0.1:3128", "http://127.0.0.1:3128", false},
+                {"HTTPS://proxy.example:8443", "https://proxy.example:8443", true},
+                {"socks5://user:pw@[::1]:1080", "socks5h://user:pw@[::1]:1080", false},
+        };
+        for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+                write_file("proxy.yaml",
+                           HEAD USERS "clusters: [{name: k, cluster: {server: 'https://h:1', "
+                                      "proxy-url: '%s'}}]\n",
+                           ok[i].url);
+                koc_cluster_config *cfg = load_ok(path_of("proxy.yaml"), NULL);
+                assert_string_equal(cfg->proxy, ok[i].want);
+                assert_int_equal(cfg->proxy_tls, ok[i].tls);
+                check_apply_tls(cfg);
+                koc_cluster_config_unref(cfg);
+        }
+        static const struct {
+                const char *url, *why;
+                int code;
+        } bad[] = {
+                {"socks5h://127.0.0.1:1080", "unsupported scheme \"socks5h\"", -ENOTSUP},
+                {"ftp://127.0.0.1", "unsupported scheme \"ftp\"", -ENOTSUP},
+                {"socks4://127.0.0.1", "unsupported scheme \"socks4\"", -ENOTSUP},
+                {"127.0.0.1:3128", "not a URL with a scheme", -EINVAL},
+                {"http://", "not a valid http:// URL", -EINVAL},
+                {"http://a b", "whitespace", -EINVAL},
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                write_file("proxy-bad.yaml",
+                           HEAD USERS "clusters: [{name: k, cluster: {server: 'https://h:1', "
+                                      "proxy-url: '%s'}}]\n",
+                           bad[i].url);
+                expect_error(path_of("proxy-bad.yaml"), NULL, bad[i].code,
+                             path_of("proxy-bad.yaml"),
+                             "clusters[0].cluster.proxy-url", bad[i].why);
+        }
+        /* The proxy's password is not repeated in messages. */
+        write_file("proxy-bad.yaml", HEAD USERS
+                   "clusters: [{name: k, cluster: {server: 'https://h:1', proxy-url: "
+                   "'gopher://u:hunter2@p'}}]\n");
+        koc_cluster_config *cfg = NULL;
+        koc_error err = {0};
+        assert_int_equal(koc_cluster_config_from_kubeconfig(path_of("proxy-bad.yaml"), NULL, &cfg,
+                                                            &err),
+                         -ENOTSUP);
+        assert_null(strstr(err.message, "hunter2"));
+
+        /* disable-compression is honoured (no Accept-Encoding). */
+        write_file("nogzip.yaml", HEAD USERS
+                   "clusters: [{name: k, cluster: {server: 'https://h:1', "
+                   "disable-compression: true}}]\n");
+        cfg = load_ok(path_of("nogzip.yaml"), NULL);
+        assert_true(cfg->disable_compression);
+        koc_cluster_config_unref(cfg);
+}
+
+/* One warn line naming the file when a credential file is readable by group
+ * or others, and when a credential would cross plain http://. */
+static void test_credential_warnings(void **state) {
+        struct all_warnings c = {0};
+        write_file("mode.yaml", HEAD CLUSTERS USERS);
+        assert_int_equal(chmod(path_of("mode.yaml"), 0644), 0);
+        koc_log_set_handler(capture_all, &c, NULL);
+        koc_cluster_config *cfg = load_ok(path_of("mode.yaml"), NULL);
+        koc_log_set_handler(NULL, NULL, NULL);
+        koc_cluster_config_unref(cfg);
+        assert_int_equal(c.n, 1);
+        assert_non_null(strstr(c.text, path_of("mode.yaml")));
+        assert_non_null(strstr(c.text, "holds a bearer token but is readable by group and others"));
+
+        /* Owner only: silent. */
+        memset(&c, 0, sizeof c);
+        assert_int_equal(chmod(path_of("mode.yaml"), 0600), 0);
+        koc_log_set_handler(capture_all, &c, NULL);
+        cfg = load_ok(path_of("mode.yaml"), NULL);
+        koc_log_set_handler(NULL, NULL, NULL);
+        koc_cluster_config_unref(cfg);
+        assert_int_equal(c.n, 0);
+
+        /* A token file and a client key file readable by the group; the
+         * kubeconfig itself holds no secret then and is not warned about. */
+        write_file("mode-token", "tok\n");
+        assert_int_equal(chmod(path_of("mode-token"), 0640), 0);
+        write_file("mode-ca.pem", "%s", ca_pem);
+        write_file("mode-key.pem", "%s", key_pem);
+        assert_int_equal(chmod(path_of("mode-key.pem"), 0604), 0);
+        write_file("mode-files.yaml",
+                   HEAD "clusters: [{name: k, cluster: {server: 'https://h:1', "
+                        "certificate-authority: mode-ca.pem}}]\n"
+                        "users: [{name: u, user: {tokenFile: mode-token, client-certificate: "
+                        "mode-ca.pem, client-key: mode-key.pem}}]\n");
+        assert_int_equal(chmod(path_of("mode-files.yaml"), 0644), 0);
+        memset(&c, 0, sizeof c);
+        koc_log_set_handler(capture_all, &c, NULL);
+        cfg = load_ok(path_of("mode-files.yaml"), NULL);
+        koc_log_set_handler(NULL, NULL, NULL);
+        koc_cluster_config_unref(cfg);
+        assert_int_equal(c.n, 2);
+        char want[512];
+        snprintf(want, sizeof want, "%s: holds a bearer token but is readable by its group",
+                 path_of("mode-token"));
+        assert_non_null(strstr(c.text, want));
+        snprintf(want, sizeof want, "%s: holds a client key but is readable by others",
+                 path_of("mode-key.pem"));
+        assert_non_null(strstr(c.text, want));
+
+        /* A password in a group-readable kubeconfig, sent over http://. */
+        write_file("mode-http.yaml",
+                   HEAD "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:8080'}}]\n"
+                        "users: [{name: u, user: {username: a, password: b}}]\n");
+        assert_int_equal(chmod(path_of("mode-http.yaml"), 0640), 0);
+        memset(&c, 0, sizeof c);
+        koc_log_set_handler(capture_all, &c, NULL);
+        cfg = load_ok(path_of("mode-http.yaml"), NULL);
+        koc_log_set_handler(NULL, NULL, NULL);
+        koc_cluster_config_unref(cfg);
+        assert_int_equal(c.n, 2);
+        assert_non_null(strstr(c.text, "holds a password but is readable by its group"));
+        snprintf(want, sizeof want,
+                 "%s: user \"u\": basic auth credentials are sent in clear text to "
+                 "http://127.0.0.1:8080",
+                 path_of("mode-http.yaml"));
+        assert_non_null(strstr(c.text, want));
+
+        /* An auth-provider next to a token is said, not silently dropped. */
+        write_file("mode-ap.yaml", HEAD CLUSTERS
+                   "users: [{name: u, user: {token: t, auth-provider: {name: oidc}}}]\n");
+        assert_int_equal(chmod(path_of("mode-ap.yaml"), 0600), 0);
+        memset(&c, 0, sizeof c);
+        koc_log_set_handler(capture_all, &c, NULL);
+        cfg = load_ok(path_of("mode-ap.yaml"), NULL);
+        koc_log_set_handler(NULL, NULL, NULL);
+        assert_string_equal(koc__cluster_config_auth_header(cfg), "Authorization: Bearer t");
+        koc_cluster_config_unref(cfg);
+        assert_int_equal(c.n, 1);
+        assert_non_null(strstr(c.text, "users[0].user.auth-provider: auth-provider plugins are "
+                                        "not supported; ignored"));
+
+        /* A bearer token over http://, from an owner-only file: one line. */
+        write_file("mode-http.yaml",
+                   HEAD "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:8080'}}]\n"
+                        USERS);
+        assert_int_equal(chmod(path_of("mode-http.yaml"), 0600), 0);
+        memset(&c, 0, sizeof c);
+        koc_log_set_handler(capture_all, &c, NULL);
+        cfg = load_ok(path_of("mode-http.yaml"), NULL);
+        koc_log_set_handler(NULL, NULL, NULL);
+        koc_cluster_config_unref(cfg);
+        assert_int_equal(c.n, 1);
+        assert_non_null(strstr(c.text, "a bearer token is sent in clear text to http://"));
+}
+
+/* A relative exec command with a slash resolves against the kubeconfig's
+ * directory (client-go), whatever the working directory; a bare name goes
+ * through PATH. */
+static void test_exec_relative_command(void **state) {
+        char bin[300];
+        snprintf(bin, sizeof bin, "%s/bin", dir);
+        mkdir(bin, 0700);
+        write_plugin("bin/rel-plugin",
+                     "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",'\n"
+                     "printf '\"kind\":\"ExecCredential\",\"status\":{\"token\":\"rel-%s\"}}' "
+                     "\"$1\"\n");
+        write_file("rel.yaml",
+                   HEAD CLUSTERS "users:\n"
+                                 "- name: u\n"
+                                 "  user:\n"
+                                 "    exec:\n"
+                                 "      apiVersion: client.authentication.k8s.io/v1\n"
+                                 "      command: ./bin/rel-plugin\n"
+                                 "      args: [dot]\n"
+                                 "      provideClusterInfo: false\n");
+        write_file("rel-bare.yaml",
+                   HEAD CLUSTERS "users:\n"
+                                 "- name: u\n"
+                                 "  user:\n"
+                                 "    exec:\n"
+                                 "      apiVersion: client.authentication.k8s.io/v1\n"
+                                 "      command: rel-plugin\n"
+                                 "      args: [bare]\n");
+        char cwd[4096];
+        assert_non_null(getcwd(cwd, sizeof cwd));
+        /* Elsewhere, with a path that does not name dir. */
+        assert_int_equal(chdir("/"), 0);
+        koc_cluster_config *cfg = load_ok(path_of("rel.yaml"), NULL);
+        assert_string_equal(koc__cluster_config_auth_header(cfg), "Authorization: Bearer rel-dot");
+        char want[400];
+        snprintf(want, sizeof want, "%s/./bin/rel-plugin", dir);
+        assert_string_equal(cfg->exec->command, want);
+        koc_cluster_config_unref(cfg);
+
+        /* A bare name is not looked up next to the kubeconfig... */
+        expect_error(path_of("rel-bare.yaml"), NULL, 0, path_of("rel-bare.yaml"),
+                     "users[0].user.exec", "rel-plugin");
+        /* ...but in PATH. */
+        const char *old = getenv("PATH");
+        char *saved = strdup(old ? old : "");
+        char path[5000];
+        snprintf(path, sizeof path, "%s:%s", bin, saved);
+        setenv("PATH", path, 1);
+        cfg = load_ok(path_of("rel-bare.yaml"), NULL);
+        assert_string_equal(koc__cluster_config_auth_header(cfg), "Authorization: Bearer rel-bare");
+        assert_string_equal(cfg->exec->command, "rel-plugin");
+        koc_cluster_config_unref(cfg);
+        setenv("PATH", saved, 1);
+        free(saved);
+        assert_int_equal(chdir(cwd), 0);
+
+        /* A misspelled exec key is warned about like any other. */
+        write_file("rel-info.yaml",
+                   HEAD CLUSTERS "users:\n"
+                                 "- name: u\n"
+                                 "  user:\n"
+                                 "    exec:\n"
+                                 "      apiVersion: client.authentication.k8s.io/v1\n"
+                                 "      command: ./bin/rel-plugin\n"
+                                 "      provideClusterInfo: true\n"
+                                 "      argz: [x]\n");
+        struct all_warnings c = {0};
+        koc_log_set_handler(capture_all, &c, NULL);
+        cfg = load_ok(path_of("rel-info.yaml"), NULL);
+        koc_log_set_handler(NULL, NULL, NULL);
+        koc_cluster_config_unref(cfg);
+        assert_int_equal(c.n, 1);
+        assert_non_null(strstr(c.text, "users[0].user.exec.argz: unknown key"));
+}
+
+/* The KUBERNETES_EXEC_INFO a plugin got, as JSON (the plugin saves it). */
+static cJSON *exec_info(void) {
+        FILE *f = fopen(path_of("exec-info.json"), "r");
+        assert_non_null(f);
+        char buf[16384];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        cJSON *j = cJSON_Parse(buf);
+        if (!j)
+                fail_msg("KUBERNETES_EXEC_INFO is not JSON: %s", buf);
+        return j;
+}
+
+/* provideClusterInfo: true gives the plugin client-go's spec.cluster: the
+ * server, TLS settings, the CA bundle inline (from data or a file), the
+ * proxy, and the client.authentication.k8s.io/exec extension as config. */
+static void test_exec_cluster_info(void **state) {
+        write_plugin("info-plugin",
+                     "printf '%s' \"$KUBERNETES_EXEC_INFO\" > \"$INFO\"\n"
+                     "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",'\n"
+                     "printf '\"kind\":\"ExecCredential\",\"status\":{\"token\":\"t\"}}'\n");
+        write_file("info.yaml",
+                   "current-context: c\n"
+                   "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+                   "clusters:\n"
+                   "- name: k\n"
+                   "  cluster:\n"
+                   "    server: https://10.0.0.1:6443/prefix\n"
+                   "    tls-server-name: api.example\n"
+                   "    certificate-authority-data: %s\n"
+                   "    proxy-url: socks5://127.0.0.1:1080\n"
+                   "    disable-compression: true\n"
+                   "    extensions:\n"
+                   "    - name: other\n"
+                   "      extension: {ignored: 1}\n"
+                   "    - name: client.authentication.k8s.io/exec\n"
+                   "      extension: {audience: kube, n: 3, quoted: '3', nested: {l: [a, true, "
+                   "null]}}\n"
+                   "users:\n"
+                   "- name: u\n"
+                   "  user:\n"
+                   "    exec:\n"
+                   "      apiVersion: client.authentication.k8s.io/v1\n"
+                   "      command: ./info-plugin\n"
+                   "      provideClusterInfo: true\n"
+                   "      env: [{name: INFO, value: %s}]\n",
+                   ca_b64, path_of("exec-info.json"));
+        koc_cluster_config *cfg = load_ok(path_of("info.yaml"), NULL);
+        koc_cluster_config_unref(cfg);
+        cJSON *j = exec_info();
+        const cJSON *spec = cJSON_GetObjectItem(j, "spec");
+        assert_false(cJSON_IsTrue(cJSON_GetObjectItem(spec, "interactive")));
+        const cJSON *cl = cJSON_GetObjectItem(spec, "cluster");
+        assert_non_null(cl);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cl, "server")),
+                            "https://10.0.0.1:6443/prefix");
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cl, "tls-server-name")),
+                            "api.example");
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cl, "proxy-url")),
+                            "socks5://127.0.0.1:1080");
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cl, "disable-compression")));
+        assert_null(cJSON_GetObjectItem(cl, "insecure-skip-tls-verify"));
+        assert_string_equal(
+                cJSON_GetStringValue(cJSON_GetObjectItem(cl, "certificate-authority-data")),
+                ca_b64);
+        const cJSON *conf = cJSON_GetObjectItem(cl, "config");
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(conf, "audience")), "kube");
+        assert_true(cJSON_IsNumber(cJSON_GetObjectItem(conf, "n")));
+        assert_int_equal(cJSON_GetObjectItem(conf, "n")->valueint, 3);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(conf, "quoted")), "3");
+        const cJSON *l = cJSON_GetObjectItem(cJSON_GetObjectItem(conf, "nested"), "l");
+        assert_int_equal(cJSON_GetArraySize(l), 3);
+        assert_true(cJSON_IsTrue(cJSON_GetArrayItem(l, 1)));
+        assert_true(cJSON_IsNull(cJSON_GetArrayItem(l, 2)));
+        cJSON_Delete(j);
+
+        /* A CA file is read and sent inline; without provideClusterInfo the
+         * plugin gets no cluster. */
+        write_file("info-ca.pem", "%s", ca_pem);
+        write_file("info-file.yaml",
+                   HEAD "clusters: [{name: k, cluster: {server: 'https://h:1', "
+                        "certificate-authority: info-ca.pem, insecure-skip-tls-verify: false}}]\n"
+                        "users:\n"
+                        "- name: u\n"
+                        "  user:\n"
+                        "    exec:\n"
+                        "      apiVersion: client.authentication.k8s.io/v1\n"
+                        "      command: ./info-plugin\n"
+                        "      provideClusterInfo: %s\n"
+                        "      env: [{name: INFO, value: %s}]\n",
+                   "true", path_of("exec-info.json"));
+        cfg = load_ok(path_of("info-file.yaml"), NULL);
+        koc_cluster_config_unref(cfg);
+        j = exec_info();
+        cl = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "spec"), "cluster");
+        assert_string_equal(
+                cJSON_GetStringValue(cJSON_GetObjectItem(cl, "certificate-authority-data")),
+                ca_b64);
+        assert_null(cJSON_GetObjectItem(cl, "config"));
+        cJSON_Delete(j);
+        write_file("info-file.yaml",
+                   HEAD CLUSTERS "users:\n"
+                                 "- name: u\n"
+                                 "  user:\n"
+                                 "    exec:\n"
+                                 "      apiVersion: client.authentication.k8s.io/v1\n"
+                                 "      command: ./info-plugin\n"
+                                 "      env: [{name: INFO, value: %s}]\n",
+                   path_of("exec-info.json"));
+        cfg = load_ok(path_of("info-file.yaml"), NULL);
+        koc_cluster_config_unref(cfg);
+        j = exec_info();
+        assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "spec"), "cluster"));
+        cJSON_Delete(j);
+
+        /* An alias bomb in the extension is refused, not expanded. */
+        write_file("info-bomb.yaml",
+                   HEAD USERS "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+                              "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                              "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+                              "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                              "clusters: [{name: k, cluster: {server: 'https://h:1', extensions: "
+                              "[{name: client.authentication.k8s.io/exec, extension: *d}]}}]\n");
+        expect_error(path_of("info-bomb.yaml"), NULL, -EINVAL, path_of("info-bomb.yaml"),
+                     "clusters[0].cluster.extensions[0].extension", "10000 nodes");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_inline_data),
@@ -1088,6 +1557,12 @@ int main(void) {
                 cmocka_unit_test(test_exec_timeout_kills_the_group),
                 cmocka_unit_test(test_truncated_and_garbage),
                 cmocka_unit_test(test_unknown_keys_warned),
+                cmocka_unit_test(test_impersonation),
+                cmocka_unit_test(test_basic_auth),
+                cmocka_unit_test(test_proxy_url),
+                cmocka_unit_test(test_credential_warnings),
+                cmocka_unit_test(test_exec_relative_command),
+                cmocka_unit_test(test_exec_cluster_info),
         };
         return cmocka_run_group_tests(tests, setup_group, teardown_group);
 }
