@@ -90,16 +90,18 @@ int koc__resource_path(const koc_resource *res, const char *namespace_, const ch
             (name && (r = check_segment("name", name, false, err)) < 0) ||
             (subresource && (r = check_segment("subresource", subresource, false, err)) < 0))
                 return r;
+        char q[160], q2[160];
         if (subresource && !name)
                 return koc_error_set(err, -EINVAL, "subresource \"%s\" without a name",
-                                     subresource);
+                                     koc__name_quote(subresource, q, sizeof q));
         int n = snprintf(buf, size, "%s%s/%s%s%s/%s%s%s%s%s", core ? "/api" : "/apis/",
                          core ? "" : res->group, res->version, ns ? "/namespaces/" : "",
                          ns ? namespace_ : "", res->resource, name ? "/" : "", name ? name : "",
                          subresource ? "/" : "", subresource ? subresource : "");
         if (n < 0 || (size_t)n >= size)
-                return koc_error_set(err, -ENAMETOOLONG, "path of %s \"%.64s\" is too long",
-                                     res->resource, name ? name : "");
+                return koc_error_set(err, -ENAMETOOLONG, "path of %s \"%s\" is too long",
+                                     koc__name_quote(res->resource, q, 64),
+                                     koc__name_quote(name ? name : "", q2, sizeof q2));
         return 0;
 }
 

@@ -179,6 +179,10 @@ static void test_paths_and_keys(void **state) {
         assert_non_null(strstr(err.message, "invalid namespace \"a/b\": "));
         assert_int_equal(koc__resource_path(&dep, "ns", "d", "..", buf, sizeof buf, &err), -EINVAL);
         assert_string_equal(err.message, "invalid subresource \"..\": may not be '..'");
+        /* Found by fuzz-path: every value in a message is quoted printable. */
+        assert_int_equal(koc__resource_path(&dep, "ns", NULL, "\xa9x", buf, sizeof buf, &err),
+                         -EINVAL);
+        assert_string_equal(err.message, "subresource \"\\xa9x\" without a name");
 
         assert_int_equal(koc_object_key_format("ns", "a", buf, sizeof buf), 0);
         assert_string_equal(buf, "ns/a");
