@@ -1614,20 +1614,6 @@ KOC_EXPORT cJSON *koc_response_steal_body(koc_response *r) {
         return b;
 }
 
-static int append_param(char **q, CURL *e, const char *name, const char *value) {
-        char *esc = curl_easy_escape(e, value, 0);
-        if (!esc)
-                return -ENOMEM;
-        char *n = NULL;
-        int k = asprintf(&n, "%s&%s=%s", *q, name, esc);
-        curl_free(esc);
-        if (k < 0)
-                return -ENOMEM;
-        free(*q);
-        *q = n;
-        return 0;
-}
-
 KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size,
                                       const koc_watch_spec *user_spec, koc_watch_handler_t handler,
                                       void *userdata, koc_destroy_t destroy, koc_watch **ret) {
@@ -1651,28 +1637,31 @@ KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size,
         w->userdata = userdata;
         koc__linebuf_init(&w->lines, spec->max_line);
 
-        _koc_cleanup_free_ char *q = strdup("watch=1");
-        if (!q)
-                r = -ENOMEM;
+        /* The one query encoder (core/query.c): a selector or a
+         * resourceVersion stays a value whatever it holds. */
+        _koc_cleanup_(koc_query_freep) koc_query *q = NULL;
+        r = koc_query_new(&q);
+        if (r >= 0)
+                r = koc_query_set(q, "watch", "1");
         if (r >= 0 && spec->accept && !(t->accept = strdup(spec->accept)))
                 r = -ENOMEM;
         if (r >= 0 && spec->send_initial_events)
-                r = append_param(&q, t->easy, "sendInitialEvents", "true");
+                r = koc_query_set(q, "sendInitialEvents", "true");
         if (r >= 0 && spec->send_initial_events)
-                r = append_param(&q, t->easy, "resourceVersionMatch", "NotOlderThan");
+                r = koc_query_set(q, "resourceVersionMatch", "NotOlderThan");
         if (r >= 0 && spec->resource_version && spec->resource_version[0])
-                r = append_param(&q, t->easy, "resourceVersion", spec->resource_version);
+                r = koc_query_set(q, "resourceVersion", spec->resource_version);
         if (r >= 0 && spec->allow_bookmarks)
-                r = append_param(&q, t->easy, "allowWatchBookmarks", "true");
-        if (r >= 0 && spec->timeout_seconds > 0) {
-                char s[16];
-                snprintf(s, sizeof s, "%u", spec->timeout_seconds);
-                r = append_param(&q, t->easy, "timeoutSeconds", s);
-        }
+                r = koc_query_set(q, "allowWatchBookmarks", "true");
+        if (r >= 0 && spec->timeout_seconds > 0)
+                r = koc_query_set_timeout_seconds(q, spec->timeout_seconds);
         if (r >= 0 && spec->label_selector && spec->label_selector[0])
-                r = append_param(&q, t->easy, "labelSelector", spec->label_selector);
+                r = koc_query_set(q, "labelSelector", spec->label_selector);
         if (r >= 0 && spec->field_selector && spec->field_selector[0])
-                r = append_param(&q, t->easy, "fieldSelector", spec->field_selector);
+                r = koc_query_set(q, "fieldSelector", spec->field_selector);
+        const char *qs = r >= 0 ? koc_query_string(q) : NULL;
+        if (r >= 0 && !qs)
+                r = -ENOMEM;
         /* No total timeout and no low-speed abort: the server's timeoutSeconds
          * ends the stream, and the connection health check (or, over
          * HTTP/1.1, TCP keepalive) notices a dead peer. */
@@ -1683,7 +1672,7 @@ KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size,
                        curl_easy_setopt(t->easy, CURLOPT_HTTPGET, 1L) != CURLE_OK))
                 r = -EIO;
         if (r >= 0)
-                r = transfer_start(t, "GET", spec->path, q);
+                r = transfer_start(t, "GET", spec->path, qs);
         if (r < 0) {
                 transfer_free(t);
                 return r;
