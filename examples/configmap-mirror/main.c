@@ -107,7 +107,7 @@ static void warn_limited(const char *fmt, const char *a, const char *b, const ch
         pthread_mutex_unlock(&lock);
         if (!say)
                 return;
-        char line[512];
+        char line[1024];
         snprintf(line, sizeof line, fmt, a, b, c);
         if (before)
                 koc_log_warn(LOG, "%s (%u similar held back)", line, before);
@@ -131,9 +131,9 @@ static void refuse(koc_reconcile_context *ctx, const cJSON *src, const char *rea
         char origin[512], msg[512];
         snprintf(origin, sizeof origin, "%s/%s", koc_reconcile_get_namespace(ctx),
                  koc_reconcile_get_name(ctx));
-        snprintf(msg, sizeof msg, "mirror target \"%s\" refused: %s", what, why);
+        snprintf(msg, sizeof msg, "mirror target \"%.200s\" refused: %.250s", what, why);
         koc_reconcile_record_event(ctx, src, "Warning", reason, msg);
-        warn_limited("source=%s mirror target \"%s\" refused: %s", origin, what, why);
+        warn_limited("source=%.300s mirror target \"%.200s\" refused: %.250s", origin, what, why);
 }
 
 /* Calls fn for each entry of the source's target list except its own
@@ -219,7 +219,8 @@ static outcome sync_copy(koc_reconcile_context *ctx, const cJSON *src, const cha
                 /* Replace exactly the copy that was checked: if anyone changed
                  * it since (took it over, say), the server answers 409 and the
                  * next attempt checks again. */
-                cJSON_AddStringToObject(md, "resourceVersion", meta_field(cur->body, "resourceVersion"));
+                cJSON_AddStringToObject(md, "resourceVersion",
+                                        meta_field(cur->body, "resourceVersion"));
                 r = koc_reconcile_update(ctx, &configmaps, copy, &resp);
         } else
                 /* Only where nothing exists: a 409 (someone created one

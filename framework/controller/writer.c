@@ -191,9 +191,9 @@ static int submit_query(koc_reconcile_context *ctx, const koc_resource *res, con
                 /* Nothing is sent: a name that is not one path segment would
                  * make the request reach another object. */
                 static koc__ratelimit rl = KOC__RATELIMIT_INIT(10 * KOC_USEC_PER_SEC, 5);
-                koc__log_ratelimited(&rl, KOC_LOG_WARN, LOG, "controller=%s key=%s %s %s refused: %s",
-                                     c->name, ctx->key, method, res->resource ? res->resource : "",
-                                     err.message);
+                koc__log_ratelimited(&rl, KOC_LOG_WARN, LOG,
+                                     "controller=%s key=%s %s %s refused: %s", c->name, ctx->key,
+                                     method, res->resource ? res->resource : "", err.message);
                 return r;
         }
         if (name && koc_object_key_format(res->namespaced ? namespace_ : NULL, name, call.key,

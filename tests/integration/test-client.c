@@ -320,7 +320,8 @@ static void test_crud(void **state) {
                                                                         .path = bad_paths[i]},
                                                     on_result, &res, NULL),
                                  -EINVAL);
-                assert_int_equal(koc_client_watch(x->client, &(koc_watch_spec){.path = bad_paths[i]},
+                assert_int_equal(koc_client_watch(x->client,
+                                                  &(koc_watch_spec){.path = bad_paths[i]},
                                                   on_watch_noop, NULL, NULL, NULL),
                                  -EINVAL);
         }
