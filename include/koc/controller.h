@@ -217,7 +217,10 @@ KOC_EXPORT koc_controller *koc_reconcile_get_controller(koc_reconcile_context *c
  * may no longer lead (nothing was sent), or another negative errno (transport
  * errors, -ECANCELED when the client is going away, -ETIMEDOUT when the
  * reconcile ran past the controller's reconcile_timeout_usec).  The namespace and name
- * of update and update_status come from the object's metadata. */
+ * of update and update_status come from the object's metadata.  A namespace or
+ * name that is not exactly one path segment (see koc_resource_path), or a
+ * namespaced resource without a namespace, returns -EINVAL: nothing is sent
+ * and a warn line (rate-limited) names the field and the value. */
 KOC_EXPORT int koc_reconcile_create_sized(koc_reconcile_context *ctx, size_t res_size,
                                           const koc_resource *res, const char *namespace_,
                                           const cJSON *object, koc_response **ret);
