@@ -1615,6 +1615,14 @@ static koc_result hostile_reconcile(env *e, koc_reconcile_context *ctx) {
         }
         for (size_t i = 0; i < sizeof hostile_namespaces / sizeof *hostile_namespaces; i++)
                 hostile_calls(e, ctx, hostile_namespaces[i], "coredns", obj);
+        /* A namespaced object without a namespace would name the collection
+         * of every namespace. */
+        koc_response *none = NULL;
+        int r0 = koc_reconcile_delete(ctx, &configmaps, "", "coredns", &none);
+        int r1 = koc_reconcile_get(ctx, &configmaps, NULL, "coredns", &none);
+        pthread_mutex_lock(&e->lock);
+        e->attempts += (r0 == -EINVAL) + (r1 == -EINVAL);
+        pthread_mutex_unlock(&e->lock);
         double after = hostile_requests();
         pthread_mutex_lock(&e->lock);
         e->fenced = before < 0 ? 0 : (int)(after - before);
@@ -1664,9 +1672,9 @@ static void test_hostile_names_send_nothing(void **state) {
         size_t n_names = sizeof hostile_names / sizeof *hostile_names;
         size_t n_ns = sizeof hostile_namespaces / sizeof *hostile_namespaces;
         /* Per name: 7 calls in the test's namespace and 7 in kube-system; 9
-         * per hostile namespace. */
+         * per hostile namespace; 2 without a namespace. */
         assert_int_equal(e.conflicts, 0);
-        assert_int_equal(e.attempts, (int)(n_names * (7 + 7) + n_ns * 9));
+        assert_int_equal(e.attempts, (int)(n_names * (7 + 7) + n_ns * 9 + 2));
         /* Nothing reached the server (koc-apiserver counts what it answers). */
         assert_int_equal(e.fenced, 0);
         /* And what the names aimed at is untouched. */
