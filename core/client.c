@@ -39,6 +39,8 @@
 #include "koc/log.h"
 #include "koc/time.h"
 #include "linebuf.h"
+#include "names.h"
+#include "ratelimit.h"
 #include "util.h"
 
 #define LOG_COMPONENT "client"
@@ -1010,12 +1012,65 @@ static bool valid_method(const char *m) {
         return true;
 }
 
-/* No whitespace or control characters: they would change the request line. */
-static bool valid_url_part(const char *s) {
-        for (; s && *s; s++)
-                if ((unsigned char)*s <= ' ' || *s == 0x7f || *s == '#')
-                        return false;
-        return true;
+static bool is_hex(char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* NULL when path is what a request's path may be; otherwise why not.  The
+ * path is sent as it is (curl resolves dot segments and would end it at a
+ * "?" or "#"), so what koc builds from names must already be exactly the
+ * segments it means: absolute, no query or fragment, no whitespace or
+ * control characters (they would change the request line), no "." or ".."
+ * segment, no empty segment but a trailing one, "%" only as a %XX escape. */
+static const char *request_path_error(const char *path) {
+        if (!path || path[0] != '/')
+                return "must be absolute";
+        for (const char *seg = path + 1;; seg++) {
+                const char *end = seg;
+                for (; *end && *end != '/'; end++) {
+                        unsigned char ch = (unsigned char)*end;
+                        if (ch == '?')
+                                return "may not contain '?' (the query goes in .query)";
+                        if (ch == '#')
+                                return "may not contain '#'";
+                        if (ch <= ' ' || ch == 0x7f)
+                                return "may not contain whitespace or control characters";
+                        if (ch == '%' && !(is_hex(end[1]) && is_hex(end[2])))
+                                return "may hold '%' only as a %XX escape";
+                }
+                size_t n = (size_t)(end - seg);
+                if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+                        return "may not have a '.' or '..' segment";
+                if (!*end)
+                        return NULL;
+                if (n == 0)
+                        return "may not have an empty segment";
+                seg = end;
+        }
+}
+
+/* A query is already encoded (koc_query_string): no fragment, and no
+ * whitespace or control characters. */
+static const char *request_query_error(const char *query) {
+        for (const char *s = query; s && *s; s++) {
+                if (*s == '#')
+                        return "may not contain '#'";
+                if ((unsigned char)*s <= ' ' || *s == 0x7f)
+                        return "may not contain whitespace or control characters";
+        }
+        return NULL;
+}
+
+/* Says why a request was refused before anything was sent (the caller gets
+ * -EINVAL). */
+static int refuse_request(const char *method, const char *field, const char *value,
+                          const char *why) {
+        static koc__ratelimit rl = KOC__RATELIMIT_INIT(10 * KOC_USEC_PER_SEC, 5);
+        char q[200];
+        koc__log_ratelimited(&rl, KOC_LOG_WARN, LOG_COMPONENT,
+                             "%s request refused, nothing sent: %s \"%s\": %s",
+                             method ? method : "", field, koc__name_quote(value, q, sizeof q), why);
+        return -EINVAL;
 }
 
 /* Printable and short: a content type goes into a header line as it is. */
@@ -1478,11 +1533,20 @@ int koc__client_submit(koc_client *c, const koc_request_spec *spec, char *body,
                        void *userdata, koc_request **ret) {
         int r;
 
-        if (!c || !spec || !valid_method(spec->method) || !spec->path || spec->path[0] != '/' ||
-            !valid_url_part(spec->path) || !valid_url_part(spec->query) ||
-            !valid_header_value(spec->content_type) || !valid_header_value(spec->accept)) {
+        if (!c || !spec || !valid_method(spec->method) || !valid_header_value(spec->content_type) ||
+            !valid_header_value(spec->accept)) {
                 cJSON_free(body);
                 return -EINVAL;
+        }
+        const char *why = request_path_error(spec->path);
+        if (why) {
+                cJSON_free(body);
+                return refuse_request(spec->method, "path", spec->path, why);
+        }
+        why = request_query_error(spec->query);
+        if (why) {
+                cJSON_free(body);
+                return refuse_request(spec->method, "query", spec->query, why);
         }
         if (c->dead) {
                 cJSON_free(body);
@@ -1583,30 +1647,18 @@ KOC_EXPORT cJSON *koc_response_steal_body(koc_response *r) {
         return b;
 }
 
-static int append_param(char **q, CURL *e, const char *name, const char *value) {
-        char *esc = curl_easy_escape(e, value, 0);
-        if (!esc)
-                return -ENOMEM;
-        char *n = NULL;
-        int k = asprintf(&n, "%s&%s=%s", *q, name, esc);
-        curl_free(esc);
-        if (k < 0)
-                return -ENOMEM;
-        free(*q);
-        *q = n;
-        return 0;
-}
-
 KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size,
                                       const koc_watch_spec *user_spec, koc_watch_handler_t handler,
                                       void *userdata, koc_destroy_t destroy, koc_watch **ret) {
         koc_watch_spec copy, *spec = &copy;
         int r = 0;
 
-        if (!c || KOC__IMPORT(&copy, user_spec, spec_size, path) < 0 || !handler || !spec->path ||
-            spec->path[0] != '/' || !valid_url_part(spec->path) || strchr(spec->path, '?') ||
+        if (!c || KOC__IMPORT(&copy, user_spec, spec_size, path) < 0 || !handler ||
             !valid_header_value(spec->accept))
                 return -EINVAL;
+        const char *why = request_path_error(spec->path);
+        if (why)
+                return refuse_request("WATCH", "path", spec->path, why);
         KOC__ASSERT_LOOP_THREAD(c->loop_tid);
         if (c->dead)
                 return -ECANCELED;
@@ -1618,28 +1670,31 @@ KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size,
         w->userdata = userdata;
         koc__linebuf_init(&w->lines, spec->max_line);
 
-        _koc_cleanup_free_ char *q = strdup("watch=1");
-        if (!q)
-                r = -ENOMEM;
+        /* The one query encoder (core/query.c): a selector or a
+         * resourceVersion stays a value whatever it holds. */
+        _koc_cleanup_(koc_query_freep) koc_query *q = NULL;
+        r = koc_query_new(&q);
+        if (r >= 0)
+                r = koc_query_set(q, "watch", "1");
         if (r >= 0 && spec->accept && !(t->accept = strdup(spec->accept)))
                 r = -ENOMEM;
         if (r >= 0 && spec->send_initial_events)
-                r = append_param(&q, t->easy, "sendInitialEvents", "true");
+                r = koc_query_set(q, "sendInitialEvents", "true");
         if (r >= 0 && spec->send_initial_events)
-                r = append_param(&q, t->easy, "resourceVersionMatch", "NotOlderThan");
+                r = koc_query_set(q, "resourceVersionMatch", "NotOlderThan");
         if (r >= 0 && spec->resource_version && spec->resource_version[0])
-                r = append_param(&q, t->easy, "resourceVersion", spec->resource_version);
+                r = koc_query_set(q, "resourceVersion", spec->resource_version);
         if (r >= 0 && spec->allow_bookmarks)
-                r = append_param(&q, t->easy, "allowWatchBookmarks", "true");
-        if (r >= 0 && spec->timeout_seconds > 0) {
-                char s[16];
-                snprintf(s, sizeof s, "%u", spec->timeout_seconds);
-                r = append_param(&q, t->easy, "timeoutSeconds", s);
-        }
+                r = koc_query_set(q, "allowWatchBookmarks", "true");
+        if (r >= 0 && spec->timeout_seconds > 0)
+                r = koc_query_set_timeout_seconds(q, spec->timeout_seconds);
         if (r >= 0 && spec->label_selector && spec->label_selector[0])
-                r = append_param(&q, t->easy, "labelSelector", spec->label_selector);
+                r = koc_query_set(q, "labelSelector", spec->label_selector);
         if (r >= 0 && spec->field_selector && spec->field_selector[0])
-                r = append_param(&q, t->easy, "fieldSelector", spec->field_selector);
+                r = koc_query_set(q, "fieldSelector", spec->field_selector);
+        const char *qs = r >= 0 ? koc_query_string(q) : NULL;
+        if (r >= 0 && !qs)
+                r = -ENOMEM;
         /* No total timeout and no low-speed abort: the server's timeoutSeconds
          * ends the stream, and the connection health check (or, over
          * HTTP/1.1, TCP keepalive) notices a dead peer. */
@@ -1650,7 +1705,7 @@ KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size,
                        curl_easy_setopt(t->easy, CURLOPT_HTTPGET, 1L) != CURLE_OK))
                 r = -EIO;
         if (r >= 0)
-                r = transfer_start(t, "GET", spec->path, q);
+                r = transfer_start(t, "GET", spec->path, qs);
         if (r < 0) {
                 transfer_free(t);
                 return r;

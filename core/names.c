@@ -85,3 +85,62 @@ char *koc__path_segment_escape(const char *segment) {
         *p = '\0';
         return out;
 }
+
+const char *koc__path_segment_name_error(const char *value) {
+        if (!value || !value[0])
+                return "must not be empty";
+        if (strcmp(value, ".") == 0)
+                return "may not be '.'";
+        if (strcmp(value, "..") == 0)
+                return "may not be '..'";
+        for (const unsigned char *s = (const unsigned char *)value; *s; s++) {
+                switch (*s) {
+                case '/':
+                        return "may not contain '/'";
+                case '%':
+                        return "may not contain '%'";
+                case '?':
+                        return "may not contain '?'";
+                case '#':
+                        return "may not contain '#'";
+                default:
+                        if (*s <= ' ' || *s == 0x7f)
+                                return "may not contain whitespace or control characters";
+                }
+        }
+        return NULL;
+}
+
+char *koc__name_quote(const char *value, char *buf, size_t size) {
+        static const char hex[] = "0123456789abcdef";
+        if (size < 4) {
+                if (size)
+                        buf[0] = '\0';
+                return buf;
+        }
+        if (!value)
+                value = "(null)";
+        /* cut: where "..." goes should the rest not fit; the last whole
+         * character that leaves room for it. */
+        size_t o = 0, cut = 0;
+        for (const unsigned char *s = (const unsigned char *)value; *s; s++) {
+                bool plain = *s >= ' ' && *s < 0x7f && *s != '"' && *s != '\\';
+                size_t need = plain ? 1 : 4;
+                if (o + need + 1 > size) {
+                        memcpy(buf + cut, "...", 4);
+                        return buf;
+                }
+                if (plain)
+                        buf[o++] = (char)*s;
+                else {
+                        buf[o++] = '\\';
+                        buf[o++] = 'x';
+                        buf[o++] = hex[*s >> 4];
+                        buf[o++] = hex[*s & 15];
+                }
+                if (o + 4 <= size)
+                        cut = o;
+        }
+        buf[o] = '\0';
+        return buf;
+}

@@ -25,3 +25,16 @@ const char *koc__dns1123_subdomain_error(const char *value);
  * name can never add a segment ("/"), a query ("?") or a fragment ("#") to a
  * path.  NULL on allocation failure. */
 char *koc__path_segment_escape(const char *segment);
+
+/* NULL when value may be one segment of a request path as an object's name
+ * (or a subresource): client-go's rest client refuses the same names as
+ * "invalid resource name" (apimachinery's IsValidPathSegmentName): empty,
+ * "." and "..", and any "/" or "%".  koc also refuses what would end the
+ * path ("?" query, "#" fragment) or break the request line (control
+ * characters, whitespace, DEL).  Otherwise why not (a static string). */
+const char *koc__path_segment_name_error(const char *value);
+
+/* value made printable for a message, in buf: printable ASCII as it is,
+ * '"' and '\\' and every other byte as \xNN, cut at a bounded length with
+ * "..." after it.  NULL reads "(null)".  Returns buf. */
+char *koc__name_quote(const char *value, char *buf, size_t size);

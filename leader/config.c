@@ -128,15 +128,19 @@ KOC_EXPORT int koc_leader_config_validate(const koc_leader_config *cfg, koc_erro
         /* The namespace is a DNS-1123 label and a Lease's name a subdomain,
          * as the API server validates them: anything else (a "/" or "?"
          * above all) is refused here, before it can reach a request path. */
+        char q[160];
         const char *bad = koc__dns1123_label_error(cfg->namespace_);
         if (bad)
                 return koc_error_set(err, -EINVAL, "leader config: namespace \"%s\": %s",
-                                     cfg->namespace_ ? cfg->namespace_ : "", bad);
+                                     koc__name_quote(cfg->namespace_ ? cfg->namespace_ : "", q,
+                                                     sizeof q),
+                                     bad);
         bad = koc__dns1123_subdomain_error(cfg->name);
         if (bad)
                 return koc_error_set(err, -EINVAL,
                                      "leader config: name (the Lease's name) \"%s\": %s",
-                                     cfg->name ? cfg->name : "", bad);
+                                     koc__name_quote(cfg->name ? cfg->name : "", q, sizeof q),
+                                     bad);
         if (cfg->identity_mode == KOC_LEADER_IDENTITY_CUSTOM) {
                 if (is_empty(cfg->identity))
                         return koc_error_set(err, -EINVAL,

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/names.h"
+#include "core/ratelimit.h"
 #include "core/reflector.h"
 #include "core/util.h"
 #include "strmap.h"
@@ -58,24 +60,64 @@ static bool same(const char *a, const char *b) {
         return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
+/* One segment of the path, checked by its rule; the message names the field
+ * and the value (quoted printable). */
+static int check_segment(const char *field, const char *value, bool dns_label, koc_error *err) {
+        const char *why = dns_label ? koc__dns1123_label_error(value)
+                                    : koc__path_segment_name_error(value);
+        if (!why)
+                return 0;
+        char q[160];
+        return koc_error_set(err, -EINVAL, "invalid %s \"%s\": %s", field,
+                             koc__name_quote(value, q, sizeof q), why);
+}
+
+int koc__resource_path(const koc_resource *res, const char *namespace_, const char *name,
+                       const char *subresource, char *buf, size_t size, koc_error *err) {
+        if (!res || !buf)
+                return koc_error_set(err, -EINVAL, "no resource or buffer given");
+        bool core = !res->group || !*res->group;
+        bool ns = namespace_ && *namespace_;
+        int r = 0;
+        /* Every part is one segment: the resource's own parts come from the
+         * program, but the names may come from an object anyone could write
+         * (an annotation, a spec field), and a "/", "..", "?" or "%" in them
+         * would make the request reach another object. */
+        if ((!core && (r = check_segment("resource group", res->group, false, err)) < 0) ||
+            (r = check_segment("resource version", res->version, false, err)) < 0 ||
+            (r = check_segment("resource", res->resource, false, err)) < 0 ||
+            (ns && (r = check_segment("namespace", namespace_, true, err)) < 0) ||
+            (name && (r = check_segment("name", name, false, err)) < 0) ||
+            (subresource && (r = check_segment("subresource", subresource, false, err)) < 0))
+                return r;
+        char q[160], q2[160];
+        if (subresource && !name)
+                return koc_error_set(err, -EINVAL, "subresource \"%s\" without a name",
+                                     koc__name_quote(subresource, q, sizeof q));
+        int n = snprintf(buf, size, "%s%s/%s%s%s/%s%s%s%s%s", core ? "/api" : "/apis/",
+                         core ? "" : res->group, res->version, ns ? "/namespaces/" : "",
+                         ns ? namespace_ : "", res->resource, name ? "/" : "", name ? name : "",
+                         subresource ? "/" : "", subresource ? subresource : "");
+        if (n < 0 || (size_t)n >= size)
+                return koc_error_set(err, -ENAMETOOLONG, "path of %s \"%s\" is too long",
+                                     koc__name_quote(res->resource, q, 64),
+                                     koc__name_quote(name ? name : "", q2, sizeof q2));
+        return 0;
+}
+
 KOC_EXPORT int koc_resource_path_sized(size_t res_size, const koc_resource *user_res,
                                        const char *namespace_, const char *name,
                                        const char *subresource, char *buf, size_t size) {
+        static koc__ratelimit rl = KOC__RATELIMIT_INIT(10 * KOC_USEC_PER_SEC, 5);
         koc_resource copy;
-        const koc_resource *res = &copy;
+        koc_error err = {0};
 
         if (KOC__IMPORT(&copy, user_res, res_size, group) < 0)
                 return -EINVAL;
-        if (!res->version || !*res->version || !res->resource || !*res->resource)
-                return -EINVAL;
-        bool core = !res->group || !*res->group;
-        int n = snprintf(buf, size, "%s%s/%s%s%s/%s%s%s%s%s", core ? "/api" : "/apis/",
-                         core ? "" : res->group, res->version,
-                         namespace_ && *namespace_ ? "/namespaces/" : "",
-                         namespace_ && *namespace_ ? namespace_ : "", res->resource,
-                         name ? "/" : "", name ? name : "", subresource ? "/" : "",
-                         subresource ? subresource : "");
-        return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+        int r = koc__resource_path(&copy, namespace_, name, subresource, buf, size, &err);
+        if (r == -EINVAL)
+                koc__log_ratelimited(&rl, KOC_LOG_WARN, LOG, "path refused: %s", err.message);
+        return r;
 }
 
 static void set_gauges(koc_informer *inf) {
@@ -329,12 +371,12 @@ int koc__informer_get(koc_client *c, const koc_resource *res, const char *namesp
         char path[512];
         if (!opts)
                 opts = &defaults;
-        int r = koc_resource_path(res, res->namespaced ? namespace_ : NULL, NULL, NULL, path,
-                                  sizeof path);
+        koc_error why = {0};
+        int r = koc__resource_path(res, res->namespaced ? namespace_ : NULL, NULL, NULL, path,
+                                   sizeof path, &why);
         if (r < 0)
-                return koc_error_set(err, r, "resource %s/%s/%s: cannot make a path",
-                                     res->group ? res->group : "", res->version ? res->version : "",
-                                     res->resource ? res->resource : "");
+                return koc_error_set(err, r, "informer for %s: %s",
+                                     res->resource ? res->resource : "(no resource)", why.message);
         pthread_mutex_lock(&registry_lock);
         for (koc_informer *i = registry; i; i = i->next)
                 if (i->client == c && strcmp(i->path, path) == 0 &&

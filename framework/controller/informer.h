@@ -42,6 +42,14 @@ void koc__informer_remove_handlers(koc_informer *inf, void *userdata);
 koc_store *koc__informer_get_store(koc_informer *inf);
 bool koc__informer_has_synced(koc_informer *inf);
 const koc_resource *koc__informer_get_resource(koc_informer *inf);
+
+/* koc_resource_path() with the reason of a refusal in *err (may be NULL):
+ * -EINVAL for a part that is not one path segment by its rule (namespaces
+ * DNS-1123 labels, everything else koc__path_segment_name_error), for a
+ * subresource without a name, or a resource without version or plural;
+ * -ENAMETOOLONG.  Logs nothing. */
+int koc__resource_path(const koc_resource *res, const char *namespace_, const char *name,
+                       const char *subresource, char *buf, size_t size, koc_error *err);
 const char *koc__informer_get_namespace(koc_informer *inf); /* NULL: all */
 
 /* Read-your-own-writes: applies an object this process wrote (a write's

@@ -20,6 +20,7 @@
 
 #include "controller-internal.h"
 #include "core/client-internal.h"
+#include "core/ratelimit.h"
 #include "core/util.h"
 #include "koc/log.h"
 #include "koc/time.h"
@@ -194,10 +195,24 @@ static int submit_query(koc_reconcile_context *ctx, const koc_resource *res, con
         if (koc__mailbox_on_loop(c->mb))
                 return -EDEADLK;
         write_call call = {.ctx = ctx, .res = res, .mutating = mutating, .is_delete = is_delete};
-        int r = koc_resource_path(res, res->namespaced ? namespace_ : NULL, name, sub, call.path,
-                                  sizeof call.path);
-        if (r < 0)
+        koc_error err = {0};
+        int r = 0;
+        /* A namespaced object is always written in its namespace: without
+         * one the path would name every namespace's collection. */
+        if (res->namespaced && (!namespace_ || !*namespace_))
+                r = koc_error_set(&err, -EINVAL, "invalid namespace \"\": must not be empty");
+        else
+                r = koc__resource_path(res, res->namespaced ? namespace_ : NULL, name, sub,
+                                       call.path, sizeof call.path, &err);
+        if (r < 0) {
+                /* Nothing is sent: a name that is not one path segment would
+                 * make the request reach another object. */
+                static koc__ratelimit rl = KOC__RATELIMIT_INIT(10 * KOC_USEC_PER_SEC, 5);
+                koc__log_ratelimited(&rl, KOC_LOG_WARN, LOG,
+                                     "controller=%s key=%s %s %s refused: %s", c->name, ctx->key,
+                                     method, res->resource ? res->resource : "", err.message);
                 return r;
+        }
         if (name && koc_object_key_format(res->namespaced ? namespace_ : NULL, name, call.key,
                                           sizeof call.key) < 0)
                 return -ENAMETOOLONG;
@@ -305,33 +320,12 @@ KOC_EXPORT int koc_reconcile_patch_sized(koc_reconcile_context *ctx, size_t res_
                       true, false, ret);
 }
 
-/* Percent-encodes everything but RFC 3986's unreserved characters. */
-static int query_escape(const char *s, char *buf, size_t size) {
-        static const char hex[] = "0123456789ABCDEF";
-        size_t o = 0;
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-                bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                             (*p >= '0' && *p <= '9') || strchr("-._~", *p);
-                if (o + (plain ? 1 : 3) >= size)
-                        return -ENAMETOOLONG;
-                if (plain)
-                        buf[o++] = (char)*p;
-                else {
-                        buf[o++] = '%';
-                        buf[o++] = hex[*p >> 4];
-                        buf[o++] = hex[*p & 15];
-                }
-        }
-        buf[o] = 0;
-        return 0;
-}
-
 KOC_EXPORT int koc_reconcile_apply_sized(koc_reconcile_context *ctx, size_t res_size,
                                          const koc_resource *res, const cJSON *object,
                                          const char *field_manager, unsigned flags,
                                          koc_response **ret) {
         koc_resource copy;
-        char query[512], fm[400];
+        _koc_cleanup_(koc_query_freep) koc_query *q = NULL;
 
         IMPORT_RESOURCE(copy, res, res_size);
         if (!object || !field_manager || !*field_manager || strlen(field_manager) > 128 ||
@@ -342,10 +336,14 @@ KOC_EXPORT int koc_reconcile_apply_sized(koc_reconcile_context *ctx, size_t res_
             !cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(object, "apiVersion")) ||
             !cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(object, "kind")))
                 return -EINVAL;
-        if (query_escape(field_manager, fm, sizeof fm) < 0)
-                return -EINVAL;
-        snprintf(query, sizeof query, "fieldManager=%s%s", fm,
-                 flags & KOC_APPLY_FORCE ? "&force=true" : "");
+        /* The one query encoder (core/query.c): whatever the field manager
+         * holds stays a value. */
+        if (koc_query_new(&q) < 0 || koc_query_set(q, "fieldManager", field_manager) < 0 ||
+            ((flags & KOC_APPLY_FORCE) && koc_query_set(q, "force", "true") < 0))
+                return -ENOMEM;
+        const char *query = koc_query_string(q);
+        if (!query)
+                return -ENOMEM;
         return submit_query(ctx, res, "PATCH", meta_str(object, "namespace"), name, NULL, query,
                             object, "application/apply-patch+yaml", true, false, ret);
 }
@@ -359,6 +357,18 @@ KOC_EXPORT int koc_reconcile_delete_sized(koc_reconcile_context *ctx, size_t res
         if (!name)
                 return -EINVAL;
         return submit(ctx, res, "DELETE", namespace_, name, NULL, NULL, NULL, true, true, ret);
+}
+
+KOC_EXPORT int koc_reconcile_delete_with_options_sized(koc_reconcile_context *ctx,
+                                                       size_t res_size, const koc_resource *res,
+                                                       const char *namespace_, const char *name,
+                                                       const cJSON *options, koc_response **ret) {
+        koc_resource copy;
+
+        IMPORT_RESOURCE(copy, res, res_size);
+        if (!name || (options && !cJSON_IsObject(options)))
+                return -EINVAL;
+        return submit(ctx, res, "DELETE", namespace_, name, NULL, options, NULL, true, true, ret);
 }
 
 KOC_EXPORT int koc_reconcile_get_sized(koc_reconcile_context *ctx, size_t res_size,

@@ -118,6 +118,7 @@ KOC_EXPORT int koc_manager_config_validate_sized(size_t cfg_size,
                                      cfg_size, sizeof copy);
 
         if (cfg->leader_elect) {
+                char q[160];
                 if (!cfg->leader_election_id || !cfg->leader_election_id[0])
                         return koc_error_set(err, -EINVAL,
                                              "--leader-elect-resource-name is required when "
@@ -127,7 +128,8 @@ KOC_EXPORT int koc_manager_config_validate_sized(size_t cfg_size,
                         return koc_error_set(err, -EINVAL,
                                              "--leader-elect-resource-name=\"%s\": not a valid "
                                              "Lease name: %s",
-                                             cfg->leader_election_id, bad);
+                                             koc__name_quote(cfg->leader_election_id, q, sizeof q),
+                                             bad);
                 bad = cfg->leader_election_namespace
                               ? koc__dns1123_label_error(cfg->leader_election_namespace)
                               : NULL;
@@ -135,7 +137,9 @@ KOC_EXPORT int koc_manager_config_validate_sized(size_t cfg_size,
                         return koc_error_set(err, -EINVAL,
                                              "--leader-elect-resource-namespace=\"%s\": not a "
                                              "valid namespace: %s",
-                                             cfg->leader_election_namespace, bad);
+                                             koc__name_quote(cfg->leader_election_namespace, q,
+                                                             sizeof q),
+                                             bad);
                 if (cfg->identity &&
                     (!cfg->identity[0] || strlen(cfg->identity) > KOC_LEADER_IDENTITY_MAX))
                         return koc_error_set(err, -EINVAL,

@@ -152,8 +152,16 @@ KOC_EXPORT int koc_response_errno(const koc_response *response);
 
 typedef struct koc_request_spec {
         const char *method;       /* "GET", "POST", "PUT", "PATCH", "DELETE" */
-        const char *path;         /* "/api/v1/namespaces/ns/configmaps/x" */
-        const char *query;        /* already encoded "a=b&c=d", or NULL */
+        /* "/api/v1/namespaces/ns/configmaps/x": absolute, sent as it is, so
+         * it must be exactly the segments it means; the request is refused
+         * (-EINVAL, nothing sent, a warn line says why) for a '?' or '#',
+         * whitespace or a control character, a "." or ".." segment, an empty
+         * segment other than a trailing one, or a '%' that is not a %XX
+         * escape.  Build it from names with koc_resource_path(). */
+        const char *path;
+        /* Already encoded "a=b&c=d" (koc_query_string), or NULL; no '#',
+         * whitespace or control characters. */
+        const char *query;
         const cJSON *body;        /* serialised at submit time; may be NULL */
         const char *content_type; /* NULL: application/json */
         uint64_t timeout_usec;    /* 0: the client's default */

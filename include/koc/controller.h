@@ -137,8 +137,18 @@ typedef struct koc_resource {
         bool namespaced;
 } koc_resource;
 
-/* "/api/v1/namespaces/NS/configmaps/NAME/SUB"; namespace_, name and sub may
- * be NULL.  -EINVAL for a resource without version or plural, -ENAMETOOLONG. */
+/* "/api/v1/namespaces/NS/configmaps/NAME/SUB"; namespace_ (NULL or ""),
+ * name and sub (NULL) may be left out.  Names never change the path: each
+ * part must be exactly one segment, or the call returns -EINVAL, writes
+ * nothing to buf and logs why at warn (rate-limited).  The namespace must be
+ * a DNS-1123 label; the name, the subresource and the resource's group,
+ * version and plural follow client-go's rule for a name in a path (not
+ * empty, not "." or "..", no "/" or "%"), and may not hold "?", "#",
+ * whitespace or control characters either.  -EINVAL also for a resource
+ * without version or plural or a subresource without a name; -ENAMETOOLONG
+ * when buf is too small.  Every reconcile write builds its path here, so a
+ * name read from an object (an annotation, a spec field) can never make a
+ * write reach another object. */
 KOC_EXPORT int koc_resource_path_sized(size_t res_size, const koc_resource *res,
                                        const char *namespace_, const char *name,
                                        const char *subresource, char *buf, size_t size);
@@ -218,7 +228,10 @@ KOC_EXPORT int koc_reconcile_get_last_error(koc_reconcile_context *ctx, koc_erro
  * (nothing was sent), or another negative errno (transport
  * errors, -ECANCELED when the client is going away, -ETIMEDOUT when the
  * reconcile ran past the controller's reconcile_timeout_usec).  The namespace and name
- * of update and update_status come from the object's metadata. */
+ * of update and update_status come from the object's metadata.  A namespace or
+ * name that is not exactly one path segment (see koc_resource_path), or a
+ * namespaced resource without a namespace, returns -EINVAL: nothing is sent
+ * and a warn line (rate-limited) names the field and the value. */
 KOC_EXPORT int koc_reconcile_create_sized(koc_reconcile_context *ctx, size_t res_size,
                                           const koc_resource *res, const char *namespace_,
                                           const cJSON *object, koc_response **ret);
@@ -267,6 +280,16 @@ KOC_EXPORT int koc_reconcile_delete_sized(koc_reconcile_context *ctx, size_t res
                                           const char *name, koc_response **ret);
 #define koc_reconcile_delete(ctx, ...)                                                             \
         koc_reconcile_delete_sized((ctx), sizeof(koc_resource), __VA_ARGS__)
+/* DELETE with a DeleteOptions object as the body (NULL: none), for example
+ * {"preconditions":{"resourceVersion":"42","uid":"..."}}: the server deletes
+ * only the object version that was checked (409 otherwise), so a check of
+ * what the object is and the delete are one conflict-safe step. */
+KOC_EXPORT int koc_reconcile_delete_with_options_sized(koc_reconcile_context *ctx,
+                                                       size_t res_size, const koc_resource *res,
+                                                       const char *namespace_, const char *name,
+                                                       const cJSON *options, koc_response **ret);
+#define koc_reconcile_delete_with_options(ctx, ...)                                                \
+        koc_reconcile_delete_with_options_sized((ctx), sizeof(koc_resource), __VA_ARGS__)
 /* Not fenced: reads are always allowed. */
 KOC_EXPORT int koc_reconcile_get_sized(koc_reconcile_context *ctx, size_t res_size,
                                        const koc_resource *res, const char *namespace_,

@@ -7,7 +7,7 @@
 #
 # SECONDS: per target (default 60).  TARGET: linebuf status time kubeconfig
 # leader-fsm apiserver list watch-store selector transform exec-credential
-# in-cluster response helpers (default: all).
+# in-cluster response helpers path (default: all).
 # --build-only builds every harness and runs nothing; --no-build runs what an
 # earlier --build-only left in $KOC_FUZZ_DIR (ctest's fuzz fixture does the
 # two in that order, tests/fuzz.cmake).
@@ -28,7 +28,7 @@ esac
 SECONDS_PER=${1:-60}
 shift || true
 ALL=(linebuf status time kubeconfig leader-fsm apiserver list watch-store selector transform)
-ALL+=(exec-credential in-cluster response helpers)
+ALL+=(exec-credential in-cluster response helpers path)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
 [ $mode != build ] || TARGETS=("${ALL[@]}")
@@ -93,7 +93,7 @@ build_target() {
                 build "$t" "${apiserver[@]}" -- $(pkg-config --cflags --libs libmicrohttpd) ;;
         list | watch-store) build "$t" "$HERE/informer-fuzz.c" -- $INFORMER_WRAP ;;
         linebuf | status | time | transform) build "$t" ;;
-        exec-credential | in-cluster | response) build "$t" ;;
+        exec-credential | in-cluster | response | path) build "$t" ;;
         helpers) # the reconcile helpers live beside the controller, which needs the rest
                 build "$t" "$SRC"/framework/manager/*.c "$SRC"/leader/*.c "$SRC"/probes/*.c \
                         "$SRC"/shutdown/*.c -- $(pkg-config --cflags --libs libmicrohttpd) ;;

@@ -121,6 +121,9 @@ typedef struct result {
         uint64_t retry_after;
 } result;
 
+static void on_watch_noop(koc_watch *w, koc_watch_event *e, void *userdata) {
+}
+
 static void on_result(koc_client *c, koc_response *r, void *userdata) {
         result *res = userdata;
         res->calls++;
@@ -287,6 +290,50 @@ static void test_crud(void **state) {
                                             &(koc_request_spec){.method = "GET", .path = "/a b"},
                                             on_result, &res, NULL),
                          -EINVAL);
+        result_clear(&res);
+        /* A path is exactly the segments it names: no query or fragment in
+         * it, no dot segments, no empty segment but a trailing one, "%" only
+         * as an escape; a query has no fragment and no control characters. */
+        static const char *const bad_paths[] = {
+                "/api/v1/namespaces/kube-system/configmaps/coredns?x=",
+                "/api/v1/namespaces/x/configmaps/a#b",
+                "/api/v1/namespaces/x/configmaps/..",
+                "/api/v1/namespaces/x/configmaps/../../kube-system/configmaps/coredns",
+                "/api/./v1",
+                "/..",
+                "/.",
+                "/api//v1",
+                "//api",
+                "/api/v1/a%2",
+                "/api/v1/a%zz",
+                "/api/v1/a%",
+                "/api/v1/a\x01",
+                "/api/v1/a\x7f",
+                "/api/v1/a\tb",
+                "/api/v1/a\r\nX-Evil: 1",
+                "",
+                NULL,
+        };
+        for (size_t i = 0; i < sizeof bad_paths / sizeof *bad_paths; i++) {
+                assert_int_equal(koc_client_request(x->client,
+                                                    &(koc_request_spec){.method = "DELETE",
+                                                                        .path = bad_paths[i]},
+                                                    on_result, &res, NULL),
+                                 -EINVAL);
+                assert_int_equal(koc_client_watch(x->client,
+                                                  &(koc_watch_spec){.path = bad_paths[i]},
+                                                  on_watch_noop, NULL, NULL, NULL),
+                                 -EINVAL);
+        }
+        static const char *const bad_queries[] = {"a=b#c", "a=b c", "a=b\r\nX: y", "a=\x7f"};
+        for (size_t i = 0; i < sizeof bad_queries / sizeof *bad_queries; i++)
+                assert_int_equal(koc_client_request(x->client,
+                                                    &(koc_request_spec){.method = "GET",
+                                                                        .path = LEASES,
+                                                                        .query = bad_queries[i]},
+                                                    on_result, &res, NULL),
+                                 -EINVAL);
+        assert_false(res.done);
         assert_int_equal(
                 koc_client_request(x->client,
                                    &(koc_request_spec){.method = "POST",

@@ -5,7 +5,10 @@
  * its copies appear and that its status annotation says so, stops the leading
  * replica with SIGTERM (it must drain and exit 0), changes the source and
  * damages a copy, checks that the other replica repairs both, deletes the
- * source and checks that the finalizer removed every copy first.  Only end
+ * source and checks that the finalizer removed every copy first.  A second
+ * case names targets the operator must refuse (a ConfigMap it did not
+ * create, an entry that is not a namespace) and checks that they stay
+ * untouched and that the refusals are Warning Events on the source.  Only end
  * states are asserted, each polled with a generous bound.
  */
 #include <curl/curl.h>
@@ -117,16 +120,20 @@ static const char *json_str(const cJSON *o, const char *a, const char *b, const 
         return cJSON_GetStringValue(x);
 }
 
-/* The copy in ns has data.k == want (want NULL: the copy is gone). */
-static bool copy_is(const char *ns, const char *want) {
+/* The copy NAME in ns has data.k == want (want NULL: the copy is gone). */
+static bool copy_named_is(const char *ns, const char *name, const char *want) {
         char path[256];
         long st;
-        snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/settings", ns);
+        snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/%s", ns, name);
         cJSON *j = get(path, &st);
         const char *k = json_str(j, "data", "k", NULL);
         bool ok = want ? st == 200 && k && strcmp(k, want) == 0 : st == 404;
         cJSON_Delete(j);
         return ok;
+}
+
+static bool copy_is(const char *ns, const char *want) {
+        return copy_named_is(ns, "settings", want);
 }
 
 static bool source_status_is(const char *want) {
@@ -202,6 +209,117 @@ static void test_two_replicas_mirror(void **state) {
         assert_int_equal(stop_replica(survivor), 0);
 }
 
+/* The configmap's resourceVersion and data.k ("" when absent); false when it
+ * cannot be read. */
+static bool read_cm(const char *ns, const char *name, char *rv, size_t rv_size, char *k,
+                    size_t k_size) {
+        char path[256];
+        long st;
+        snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps/%s", ns, name);
+        cJSON *j = get(path, &st);
+        const char *v = json_str(j, "metadata", "resourceVersion", NULL);
+        const char *d = json_str(j, "data", "k", NULL);
+        snprintf(rv, rv_size, "%s", v ? v : "");
+        snprintf(k, k_size, "%s", d ? d : "");
+        cJSON_Delete(j);
+        return st == 200;
+}
+
+/* A Warning Event with this reason on the source "hostile". */
+static bool warning_event(const char *reason) {
+        long st;
+        cJSON *list = get("/api/v1/namespaces/" SRC_NS "/events", &st);
+        bool found = false;
+        const cJSON *ev;
+        cJSON_ArrayForEach(ev, cJSON_GetObjectItem(list, "items")) {
+                const char *r = json_str(ev, "reason", NULL, NULL);
+                const char *t = json_str(ev, "type", NULL, NULL);
+                const char *n = json_str(ev, "involvedObject", "name", NULL);
+                if (r && t && n && strcmp(r, reason) == 0 && strcmp(t, "Warning") == 0 &&
+                    strcmp(n, "hostile") == 0)
+                        found = true;
+        }
+        cJSON_Delete(list);
+        return st == 200 && found;
+}
+
+static bool hostile_status_is(const char *want) {
+        long st;
+        cJSON *j = get("/api/v1/namespaces/" SRC_NS "/configmaps/hostile", &st);
+        const char *s = json_str(j, "metadata", "annotations", "koc.example/mirror-status");
+        bool ok = st == 200 && s && strcmp(s, want) == 0;
+        cJSON_Delete(j);
+        return ok;
+}
+
+static bool hostile_gone(void) {
+        long st;
+        cJSON_Delete(get("/api/v1/namespaces/" SRC_NS "/configmaps/hostile", &st));
+        return st == 404;
+}
+
+/* The confused deputy: a source that names a ConfigMap the operator did not
+ * create, and an entry that would reach another object if it became part of
+ * a path.  Neither is written, now or when the source goes; each is a
+ * Warning Event on the source. */
+static void test_refuses_targets_it_does_not_own(void **state) {
+        ensure_namespace(SRC_NS);
+        ensure_namespace("mirror-a");
+        ensure_namespace("mirror-victim");
+        ensure_namespace("kube-system");
+        long st = koc_test_apiserver_http(
+                &api, "POST", "/api/v1/namespaces/mirror-victim/configmaps",
+                "{\"metadata\":{\"name\":\"hostile\"},\"data\":{\"k\":\"precious\"}}", NULL, NULL);
+        assert_true(st == 201 || st == 409);
+        st = koc_test_apiserver_http(
+                &api, "POST", "/api/v1/namespaces/kube-system/configmaps",
+                "{\"metadata\":{\"name\":\"coredns\"},\"data\":{\"k\":\"precious\"}}", NULL, NULL);
+        assert_true(st == 201 || st == 409);
+        char victim_rv[64], coredns_rv[64], rv[64], k[64];
+        assert_true(read_cm("mirror-victim", "hostile", victim_rv, sizeof victim_rv, k, sizeof k));
+        assert_true(read_cm("kube-system", "coredns", coredns_rv, sizeof coredns_rv, k, sizeof k));
+
+        pid_t r1 = start_replica("mirror-1");
+        st = koc_test_apiserver_http(
+                &api, "POST", "/api/v1/namespaces/" SRC_NS "/configmaps",
+                "{\"metadata\":{\"name\":\"hostile\",\"labels\":{\"koc.example/mirror\":\"true\"},"
+                "\"annotations\":{\"koc.example/mirror-to\":"
+                "\"mirror-victim, kube-system/configmaps/coredns?x=, mirror-a\"}},"
+                "\"data\":{\"k\":\"v1\"}}",
+                NULL, NULL);
+        assert_int_equal(st, 201);
+        /* What it may do, it does; what it may not, it says. */
+        EVENTUALLY(copy_named_is("mirror-a", "hostile", "v1"));
+        EVENTUALLY(hostile_status_is("1/3 in sync, 2 refused"));
+        EVENTUALLY(warning_event("MirrorTargetNotOwned"));
+        EVENTUALLY(warning_event("InvalidMirrorTarget"));
+
+        /* A change of the source is mirrored, never onto the victim. */
+        st = koc_test_apiserver_http(&api, "PATCH",
+                                     "/api/v1/namespaces/" SRC_NS "/configmaps/hostile",
+                                     "{\"data\":{\"k\":\"v2\"}}", "application/merge-patch+json",
+                                     NULL);
+        assert_int_equal(st, 200);
+        EVENTUALLY(copy_named_is("mirror-a", "hostile", "v2"));
+
+        /* The source goes: its own copy goes first, the victim stays. */
+        st = koc_test_apiserver_http(&api, "DELETE",
+                                     "/api/v1/namespaces/" SRC_NS "/configmaps/hostile", NULL,
+                                     NULL, NULL);
+        assert_int_equal(st, 200);
+        EVENTUALLY(hostile_gone());
+        assert_true(copy_named_is("mirror-a", "hostile", NULL));
+        assert_int_equal(stop_replica(r1), 0);
+
+        assert_true(read_cm("mirror-victim", "hostile", rv, sizeof rv, k, sizeof k));
+        assert_string_equal(rv, victim_rv);
+        assert_string_equal(k, "precious");
+        /* (Another test may have made it first on a shared real server: its
+         * resourceVersion is what must not change.) */
+        assert_true(read_cm("kube-system", "coredns", rv, sizeof rv, k, sizeof k));
+        assert_string_equal(rv, coredns_rv);
+}
+
 static int setup(void **state) {
         signal(SIGPIPE, SIG_IGN);
         curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -226,6 +344,7 @@ static int teardown(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_two_replicas_mirror),
+                cmocka_unit_test(test_refuses_targets_it_does_not_own),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

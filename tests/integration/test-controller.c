@@ -1813,6 +1813,184 @@ static void test_bad_options(void **state) {
         koc_manager_unref(m);
 }
 
+/* --- names never change a request's path ------------------------------------------- */
+
+/* Names as an annotation or a spec field could carry them: each would reach
+ * another object (or another namespace) if it became part of a path as it
+ * is.  Every write with one must return -EINVAL and send nothing. */
+static const char *const hostile_names[] = {
+        "coredns?x=", "a/b", "..", "%2e%2e", "kube-system/configmaps/coredns", ".", "",
+        "coredns#x", "a b", "coredns\r\nX-Evil: 1",
+};
+static const char *const hostile_namespaces[] = {
+        "kube-system/configmaps/coredns?x=", "..", "%2e%2e", "kube-system/", "Kube-System",
+};
+
+/* Requests koc-apiserver answered that could touch an object: every write,
+ * and the reads of ConfigMaps and Events (-1 on the real server). */
+static double hostile_requests(void) {
+        if (srv->real)
+                return -1;
+        static const char *const prefixes[] = {
+                "apiserver_request_total{verb=\"POST\"",
+                "apiserver_request_total{verb=\"PUT\"",
+                "apiserver_request_total{verb=\"PATCH\"",
+                "apiserver_request_total{verb=\"DELETE\"",
+                "apiserver_request_total{verb=\"GET\",resource=\"configmaps\"",
+        };
+        double sum = 0;
+        for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
+                double v = koc_test_apiserver_metric(srv, prefixes[i]);
+                sum += v > 0 ? v : 0;
+        }
+        return sum;
+}
+
+static cJSON *hostile_object(const char *ns, const char *name) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "apiVersion", "v1");
+        cJSON_AddStringToObject(o, "kind", "ConfigMap");
+        cJSON *md = cJSON_AddObjectToObject(o, "metadata");
+        cJSON_AddStringToObject(md, "name", name);
+        cJSON_AddStringToObject(md, "namespace", ns);
+        cJSON_AddStringToObject(md, "resourceVersion", "1");
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "data"), "v", "hijacked");
+        return o;
+}
+
+/* Each kind of call with (ns, name); counts -EINVAL in e->attempts and any
+ * other outcome in e->conflicts. */
+static void hostile_calls(env *e, koc_reconcile_context *ctx, const char *ns, const char *name,
+                          const cJSON *real_object) {
+        cJSON *obj = hostile_object(ns, name);
+        cJSON *patch = cJSON_Parse("{\"data\":{\"v\":\"hijacked\"}}");
+        cJSON *opts = cJSON_Parse("{\"preconditions\":{\"resourceVersion\":\"1\"}}");
+        cJSON *ev_obj = cJSON_Duplicate(real_object, true);
+        cJSON_ReplaceItemInObject(cJSON_GetObjectItem(ev_obj, "metadata"), "namespace",
+                                  cJSON_CreateString(ns));
+        /* A create and an Event name only the namespace in their path: they
+         * are tried with hostile namespaces only. */
+        bool ns_ok = strcmp(ns, e->ns) == 0 || strcmp(ns, "kube-system") == 0;
+        int r[9];
+        koc_response *resp[8] = {0};
+        size_t n = ns_ok ? 7 : 9;
+        r[0] = koc_reconcile_delete(ctx, &configmaps, ns, name, &resp[0]);
+        r[1] = koc_reconcile_patch(ctx, &configmaps, ns, name, KOC_PATCH_MERGE, patch, &resp[1]);
+        r[2] = koc_reconcile_update(ctx, &configmaps, obj, &resp[2]);
+        r[3] = koc_reconcile_update_status(ctx, &configmaps, obj, &resp[3]);
+        r[4] = koc_reconcile_apply(ctx, &configmaps, obj, "hostile", KOC_APPLY_FORCE, &resp[4]);
+        r[5] = koc_reconcile_delete_with_options(ctx, &configmaps, ns, name, opts, &resp[5]);
+        r[6] = koc_reconcile_get(ctx, &configmaps, ns, name, &resp[6]);
+        if (!ns_ok) {
+                r[7] = koc_reconcile_create(ctx, &configmaps, ns, obj, &resp[7]);
+                r[8] = koc_reconcile_record_event(ctx, ev_obj, "Warning", "Hostile", "x");
+        }
+        for (size_t i = 0; i < n; i++) {
+                pthread_mutex_lock(&e->lock);
+                if (r[i] == -EINVAL)
+                        e->attempts++;
+                else {
+                        e->conflicts++;
+                        fprintf(stderr, "hostile ns=\"%s\" name=\"%s\" call %zu: %d\n", ns, name,
+                                i, r[i]);
+                }
+                pthread_mutex_unlock(&e->lock);
+        }
+        for (size_t i = 0; i < 8; i++)
+                koc_response_free(resp[i]);
+        cJSON_Delete(obj);
+        cJSON_Delete(patch);
+        cJSON_Delete(opts);
+        cJSON_Delete(ev_obj);
+}
+
+static koc_result hostile_reconcile(env *e, koc_reconcile_context *ctx) {
+        const cJSON *obj = koc_reconcile_get_object(ctx);
+        if (!obj || e->cleanups++ > 0)
+                return koc_result_done();
+        double before = hostile_requests();
+        for (size_t i = 0; i < sizeof hostile_names / sizeof *hostile_names; i++) {
+                hostile_calls(e, ctx, e->ns, hostile_names[i], obj);
+                hostile_calls(e, ctx, "kube-system", hostile_names[i], obj);
+        }
+        for (size_t i = 0; i < sizeof hostile_namespaces / sizeof *hostile_namespaces; i++)
+                hostile_calls(e, ctx, hostile_namespaces[i], "coredns", obj);
+        /* A namespaced object without a namespace would name the collection
+         * of every namespace. */
+        koc_response *none = NULL;
+        int r0 = koc_reconcile_delete(ctx, &configmaps, "", "coredns", &none);
+        int r1 = koc_reconcile_get(ctx, &configmaps, NULL, "coredns", &none);
+        pthread_mutex_lock(&e->lock);
+        e->attempts += (r0 == -EINVAL) + (r1 == -EINVAL);
+        pthread_mutex_unlock(&e->lock);
+        double after = hostile_requests();
+        pthread_mutex_lock(&e->lock);
+        e->fenced = before < 0 ? 0 : (int)(after - before);
+        pthread_mutex_unlock(&e->lock);
+        /* An ordinary write still goes out. */
+        koc_response *resp = NULL;
+        cJSON *patch = cJSON_Parse("{\"data\":{\"v\":\"checked\"}}");
+        int r = koc_reconcile_patch(ctx, &configmaps, e->ns, "hostile-a", KOC_PATCH_MERGE, patch,
+                                    &resp);
+        cJSON_Delete(patch);
+        note(e, "hostile", r == 0 && resp->status == 200 ? "done" : "the plain write failed");
+        koc_response_free(resp);
+        return koc_result_done();
+}
+
+static char hostile_rv_before[64];
+
+static const char *coredns_rv(char *buf, size_t size) {
+        long st;
+        cJSON *cm = get_configmap("kube-system", "coredns", &st);
+        const char *rv = cJSON_GetStringValue(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(cm, "metadata"), "resourceVersion"));
+        snprintf(buf, size, "%s", st == 200 && rv ? rv : "(none)");
+        cJSON_Delete(cm);
+        return buf;
+}
+
+static const char *hostile_driver(env *e) {
+        ensure_namespace("kube-system");
+        long st = put_configmap("kube-system", "coredns", "{\"test\":\"other\"}", "original");
+        if (st != 201 && st != 409)
+                return "cannot create kube-system/coredns";
+        coredns_rv(hostile_rv_before, sizeof hostile_rv_before);
+        if (put_configmap(e->ns, "coredns", "{\"test\":\"other\"}", "original") != 201 ||
+            put_configmap(e->ns, "hostile-a", "{\"test\":\"hostile\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "hostile", "done"))
+                return "the reconcile did not finish, or its plain write failed";
+        return NULL;
+}
+
+static void test_hostile_names_send_nothing(void **state) {
+        env e = {.reconcile = hostile_reconcile, .driver = hostile_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-hostile",
+                                  .name = "hostile",
+                                  .label_selector = "test=hostile"});
+        size_t n_names = sizeof hostile_names / sizeof *hostile_names;
+        size_t n_ns = sizeof hostile_namespaces / sizeof *hostile_namespaces;
+        /* Per name: 7 calls in the test's namespace and 7 in kube-system; 9
+         * per hostile namespace; 2 without a namespace. */
+        assert_int_equal(e.conflicts, 0);
+        assert_int_equal(e.attempts, (int)(n_names * (7 + 7) + n_ns * 9 + 2));
+        /* Nothing reached the server (koc-apiserver counts what it answers). */
+        assert_int_equal(e.fenced, 0);
+        /* And what the names aimed at is untouched. */
+        char rv[64];
+        assert_string_equal(coredns_rv(rv, sizeof rv), hostile_rv_before);
+        long st;
+        cJSON *cm = get_configmap("ctrl-hostile", "coredns", &st);
+        assert_int_equal(st, 200);
+        assert_string_equal(data_value(cm), "original");
+        cJSON_Delete(cm);
+        cm = get_configmap("kube-system", "coredns", &st);
+        assert_int_equal(st, 200);
+        assert_string_equal(data_value(cm), "original");
+        cJSON_Delete(cm);
+}
+
 static int setup(void **state) {
         signal(SIGPIPE, SIG_IGN);
         curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1852,6 +2030,7 @@ int main(void) {
                 cmocka_unit_test(test_watch_resumed),
                 cmocka_unit_test(test_expired_resource_version_relists),
                 cmocka_unit_test(test_write_fenced_after_loss),
+                cmocka_unit_test(test_hostile_names_send_nothing),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "framework/controller/controller-internal.h"
+#include "framework/controller/informer.h"
 #include "koc/controller.h"
 
 static cJSON *parse(const char *s) {
@@ -128,6 +129,62 @@ static void test_paths_and_keys(void **state) {
         assert_int_equal(koc_resource_path(&cm, "ns", "a", NULL, buf, 8), -ENAMETOOLONG);
         koc_resource bad = {.version = "v1"};
         assert_int_equal(koc_resource_path(&bad, NULL, NULL, NULL, buf, sizeof buf), -EINVAL);
+        /* Each part is exactly one segment, or nothing is built. */
+        static const char *const bad_names[] = {
+                "",       ".",         "..",     "a/b", "kube-system/configmaps/coredns",
+                "%2e%2e", "coredns?x=", "a#b",   "a b", "a\r\nX: y",
+                "a\x7f",  "\t",
+        };
+        for (size_t i = 0; i < sizeof bad_names / sizeof *bad_names; i++) {
+                strcpy(buf, "untouched");
+                assert_int_equal(koc_resource_path(&cm, "ns", bad_names[i], NULL, buf, sizeof buf),
+                                 -EINVAL);
+                assert_string_equal(buf, "untouched");
+                assert_int_equal(koc_resource_path(&dep, "ns", "d", bad_names[i], buf, sizeof buf),
+                                 -EINVAL);
+        }
+        static const char *const bad_namespaces[] = {
+                "..", "a/b", "kube-system/configmaps/coredns?x=", "%2e", "Kube-System", "a_b",
+                "a.b", "-a", "a\n",
+        };
+        for (size_t i = 0; i < sizeof bad_namespaces / sizeof *bad_namespaces; i++)
+                assert_int_equal(
+                        koc_resource_path(&cm, bad_namespaces[i], "a", NULL, buf, sizeof buf),
+                        -EINVAL);
+        /* Names the path-segment rule allows (RBAC names carry ':'). */
+        assert_int_equal(koc_resource_path(&cm, "ns", "system:controller:x", NULL, buf, sizeof buf),
+                         0);
+        assert_string_equal(buf, "/api/v1/namespaces/ns/configmaps/system:controller:x");
+        assert_int_equal(koc_resource_path(&cm, "ns", "...", NULL, buf, sizeof buf), 0);
+        /* "" and NULL namespaces leave the namespace out. */
+        assert_int_equal(koc_resource_path(&cm, "", "a", NULL, buf, sizeof buf), 0);
+        assert_string_equal(buf, "/api/v1/configmaps/a");
+        /* The resource's own parts follow the rule too. */
+        koc_resource odd = {.group = "evil.io/../x", .version = "v1", .resource = "things"};
+        assert_int_equal(koc_resource_path(&odd, NULL, NULL, NULL, buf, sizeof buf), -EINVAL);
+        odd = (koc_resource){.group = "ok.io", .version = "v1?x", .resource = "things"};
+        assert_int_equal(koc_resource_path(&odd, NULL, NULL, NULL, buf, sizeof buf), -EINVAL);
+        odd = (koc_resource){.group = "ok.io", .version = "v1", .resource = "a/b"};
+        assert_int_equal(koc_resource_path(&odd, NULL, NULL, NULL, buf, sizeof buf), -EINVAL);
+        /* A subresource needs a name. */
+        assert_int_equal(koc_resource_path(&dep, "ns", NULL, "status", buf, sizeof buf), -EINVAL);
+
+        /* The internal form says which field and which value, printable. */
+        koc_error err = {0};
+        assert_int_equal(koc__resource_path(&cm, "ns", "coredns?x=\n", NULL, buf, sizeof buf, &err),
+                         -EINVAL);
+        assert_int_equal(err.code, -EINVAL);
+        assert_string_equal(err.message,
+                            "invalid name \"coredns?x=\\x0a\": may not contain '?'");
+        assert_int_equal(koc__resource_path(&cm, "a/b", "x", NULL, buf, sizeof buf, &err), -EINVAL);
+        assert_non_null(strstr(err.message, "invalid namespace \"a/b\": "));
+        assert_int_equal(koc__resource_path(&dep, "ns", "d", "..", buf, sizeof buf, &err), -EINVAL);
+        assert_string_equal(err.message, "invalid subresource \"..\": may not be '..'");
+        /* Found by fuzz-path: every value in a message is quoted printable. */
+        assert_int_equal(koc__resource_path(&dep, "ns", NULL, "\xa9x", buf, sizeof buf, &err),
+                         -EINVAL);
+        assert_string_equal(err.message, "subresource \"\\xa9x\" without a name");
+
         assert_int_equal(koc_object_key_format("ns", "a", buf, sizeof buf), 0);
         assert_string_equal(buf, "ns/a");
         assert_int_equal(koc_object_key_format(NULL, "node-1", buf, sizeof buf), 0);

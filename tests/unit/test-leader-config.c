@@ -114,6 +114,10 @@ static void test_rejects_hostile_names(void **state) {
         expect_bad_names("ns/../kube-system", "lease", "namespace", "\"ns/../kube-system\"");
         expect_bad_names("a.b", "lease", "namespace", "RFC 1123 label");
         expect_bad_names("default?x=1", "lease", "namespace", "\"default?x=1\"");
+        /* The value is quoted printable: a control character cannot forge a
+         * second log line. */
+        expect_bad_names("ns", "a\r\nlevel=info", "name", "\"a\\x0d\\x0alevel=info\"");
+        expect_bad_names("ns\x7f", "lease", "namespace", "\"ns\\x7f\"");
 
         /* Edge lengths: a 63-character namespace and a 253-character name. */
         char ns[65], name[255];

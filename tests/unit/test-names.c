@@ -95,6 +95,54 @@ static void test_path_segment_escape(void **state) {
         }
 }
 
+/* apimachinery's IsValidPathSegmentName (client-go's "invalid resource
+ * name"), plus what would end the path or break the request line. */
+static void test_path_segment_names(void **state) {
+        static const char *const good[] = {"coredns", "a.b", "...", "system:controller:x",
+                                           "a_b", "A", "\xc3\xa9", "a=b", "a@b", "a;b"};
+        static const struct {
+                const char *in, *why;
+        } bad[] = {
+                {"", "must not be empty"},
+                {".", "may not be '.'"},
+                {"..", "may not be '..'"},
+                {"a/b", "may not contain '/'"},
+                {"kube-system/configmaps/coredns", "may not contain '/'"},
+                {"%2e%2e", "may not contain '%'"},
+                {"coredns?x=", "may not contain '?'"},
+                {"a#b", "may not contain '#'"},
+                {"a b", "may not contain whitespace or control characters"},
+                {"a\tb", "may not contain whitespace or control characters"},
+                {"a\r\nHost: x", "may not contain whitespace or control characters"},
+                {"a\x7f", "may not contain whitespace or control characters"},
+                {"\x01", "may not contain whitespace or control characters"},
+        };
+        for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+                assert_null(koc__path_segment_name_error(good[i]));
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+                assert_string_equal(koc__path_segment_name_error(bad[i].in), bad[i].why);
+        assert_string_equal(koc__path_segment_name_error(NULL), "must not be empty");
+}
+
+static void test_name_quote(void **state) {
+        char buf[64];
+        assert_string_equal(koc__name_quote("coredns?x=", buf, sizeof buf), "coredns?x=");
+        assert_string_equal(koc__name_quote("a\nb\x7f\"\\", buf, sizeof buf),
+                            "a\\x0ab\\x7f\\x22\\x5c");
+        assert_string_equal(koc__name_quote("\xc3\xa9", buf, sizeof buf), "\\xc3\\xa9");
+        assert_string_equal(koc__name_quote(NULL, buf, sizeof buf), "(null)");
+        assert_string_equal(koc__name_quote("", buf, sizeof buf), "");
+        /* Cut at a whole character, with "..." after it, within size. */
+        char small[10];
+        assert_string_equal(koc__name_quote("abcdefghijk", small, sizeof small), "abcdef...");
+        assert_string_equal(koc__name_quote("abcdefghi", small, sizeof small), "abcdefghi");
+        assert_string_equal(koc__name_quote("ab\x01\x02", small, sizeof small), "ab\\x01...");
+        char *s = repeat('\n', 1000);
+        assert_true(strlen(koc__name_quote(s, buf, sizeof buf)) < sizeof buf);
+        assert_non_null(strstr(buf, "..."));
+        free(s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_labels),
@@ -102,6 +150,8 @@ int main(void) {
                 cmocka_unit_test(test_subdomains),
                 cmocka_unit_test(test_subdomain_lengths),
                 cmocka_unit_test(test_path_segment_escape),
+                cmocka_unit_test(test_path_segment_names),
+                cmocka_unit_test(test_name_quote),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
