@@ -1616,6 +1616,9 @@ KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size,
                                         connect_ms > 0 ? connect_ms : 1L) != CURLE_OK ||
                        curl_easy_setopt(t->easy, CURLOPT_HTTPGET, 1L) != CURLE_OK))
                 r = -EIO;
+        if (r >= 0 && spec->fresh_connection &&
+            curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK)
+                r = -EIO;
         if (r >= 0)
                 r = transfer_start(t, "GET", spec->path, q);
         if (r < 0) {
