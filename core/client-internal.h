@@ -100,6 +100,12 @@ struct koc_client {
          * CURL_SOCKET_TIMEOUT when a timer drives it (on_rx()). */
         int action_fd;
         bool server_http2; /* the last answer's status line said HTTP/2 */
+        /* ... or HTTP/1.x.  Then a new transfer does not wait for a
+         * connection still being set up in the hope of multiplexing on it
+         * (PIPEWAIT): with libcurl 7.88 a transfer waiting so has no timeout
+         * of its own, and one connection that never completes (its path
+         * died) would hold every request until its connect timeout. */
+        bool server_http1;
 
         uint64_t default_timeout_usec;
         size_t max_response;

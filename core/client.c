@@ -476,6 +476,7 @@ static size_t on_curl_header(char *p, size_t size, size_t nmemb, void *userdata)
                                 code = code * 10 + (sp[i] - '0');
                 t->status = code;
                 t->client->server_http2 = memcmp(p, "HTTP/2", 6) == 0;
+                t->client->server_http1 = memcmp(p, "HTTP/1", 6) == 0;
                 t->data_len = 0;
                 t->retry_after_usec = 0;
                 if (t->is_watch) {
@@ -1383,7 +1384,7 @@ static int transfer_start(transfer *t, const char *method, const char *path, con
             curl_easy_setopt(e, CURLOPT_SHARE, c->share) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http") != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_PIPEWAIT, c->server_http1 ? 0L : 1L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L) != CURLE_OK ||
