@@ -1617,7 +1617,10 @@ KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size,
                                         connect_ms > 0 ? connect_ms : 1L) != CURLE_OK ||
                        curl_easy_setopt(t->easy, CURLOPT_HTTPGET, 1L) != CURLE_OK))
                 r = -EIO;
-        if (r >= 0 && spec->fresh_connection &&
+        /* Over HTTP/2 the health check finds dead connections, and a new
+         * connection being set up would make requests wait for it (PIPEWAIT,
+         * without a timeout of their own in libcurl 7.88). */
+        if (r >= 0 && spec->fresh_connection && !c->server_http2 &&
             curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK)
                 r = -EIO;
         if (r >= 0)

@@ -85,7 +85,8 @@ int koc__reflector_new(koc_client *c, const koc_reflector_spec *spec,
                        const koc_reflector_handlers *handlers, void *userdata, koc_reflector **ret);
 int koc__reflector_start(koc_reflector *r);
 /* Ends the watch in flight and starts it again from the last resourceVersion,
- * at once and on a new connection (never one from the pool): for an owner
+ * at once and on a new connection (never one from the pool; over HTTP/2 a
+ * new stream, see koc_watch_spec.fresh_connection): for an owner
  * that knows events should have come and none did (the leader's Lease while
  * it is held), which is how a watch on an HTTP/1.1 connection whose path
  * died shows.  With no watch in flight (a list, or a retry waiting out its
