@@ -50,7 +50,8 @@ int koc__watch_line_parse(const char *line, size_t len, koc_watch_event_type *re
  * tests/fuzz/fuzz-response.c feeds it hostile lines. */
 typedef struct koc_header_line {
         long status;
-        bool http2;
+        bool http2; /* the status line says HTTP/2 */
+        bool http1; /* ... or HTTP/1.x */
         bool has_retry_after;
         uint64_t retry_after_usec;
 } koc_header_line;
@@ -123,6 +124,12 @@ struct koc_client {
          * CURL_SOCKET_TIMEOUT when a timer drives it (on_rx()). */
         int action_fd;
         bool server_http2; /* the last answer's status line said HTTP/2 */
+        /* ... or HTTP/1.x.  Then a new transfer does not wait for a
+         * connection still being set up in the hope of multiplexing on it
+         * (PIPEWAIT): with libcurl 7.88 a transfer waiting so has no timeout
+         * of its own, and one connection that never completes (its path
+         * died) would hold every request until its connect timeout. */
+        bool server_http1;
 
         uint64_t default_timeout_usec;
         size_t max_response;

@@ -485,6 +485,7 @@ void koc__header_line_parse(const char *p, size_t n, uint64_t now_realtime_usec,
                         }
                 ret->status = code;
                 ret->http2 = memcmp(p, "HTTP/2", 6) == 0;
+                ret->http1 = memcmp(p, "HTTP/1", 6) == 0;
         } else if (n > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
                 char v[128];
                 size_t l = n - 12;
@@ -514,6 +515,7 @@ static size_t on_curl_header(char *p, size_t size, size_t nmemb, void *userdata)
                 long code = h.status;
                 t->status = code;
                 t->client->server_http2 = h.http2;
+                t->client->server_http1 = h.http1;
                 t->data_len = 0;
                 t->retry_after_usec = 0;
                 if (t->is_watch) {
@@ -1469,7 +1471,7 @@ static int transfer_start(transfer *t, const char *method, const char *path, con
             curl_easy_setopt(e, CURLOPT_SHARE, c->share) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http") != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_PIPEWAIT, c->server_http1 ? 0L : 1L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L) != CURLE_OK ||
@@ -1703,6 +1705,12 @@ KOC_EXPORT int koc_client_watch_sized(koc_client *c, size_t spec_size,
                        curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS,
                                         connect_ms > 0 ? connect_ms : 1L) != CURLE_OK ||
                        curl_easy_setopt(t->easy, CURLOPT_HTTPGET, 1L) != CURLE_OK))
+                r = -EIO;
+        /* Over HTTP/2 the health check finds dead connections, and a new
+         * connection being set up would make requests wait for it (PIPEWAIT,
+         * without a timeout of their own in libcurl 7.88). */
+        if (r >= 0 && spec->fresh_connection && !c->server_http2 &&
+            curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK)
                 r = -EIO;
         if (r >= 0)
                 r = transfer_start(t, "GET", spec->path, qs);

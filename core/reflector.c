@@ -50,6 +50,7 @@ struct koc_reflector {
         bool streaming; /* the watch is a streaming list before its end marker */
         char *list_accept;
         char *watch_accept;
+        bool fresh_connection; /* the next watch opens a new connection */
         next_step next;
         koc_reflector_stats stats;
 };
@@ -549,6 +550,7 @@ static void start_watch_spec(koc_reflector *r, bool stream) {
                 .timeout_seconds = 300 + (unsigned)(random() % 300),
                 .send_initial_events = stream,
                 .accept = r->watch_accept,
+                .fresh_connection = r->fresh_connection,
         };
         r->streaming = stream;
         r->watch_started_at = koc_now_boottime_usec();
@@ -561,6 +563,7 @@ static void start_watch_spec(koc_reflector *r, bool stream) {
                 schedule(r, NEXT_WATCH, next_backoff(r));
                 return;
         }
+        r->fresh_connection = false;
         r->stats.watches++;
         if (stream)
                 r->stats.streams++;
@@ -574,6 +577,24 @@ static void start_watch(koc_reflector *r) {
  * consistent read, as client-go after a re-list). */
 static void start_stream(koc_reflector *r) {
         start_watch_spec(r, true);
+}
+
+void koc__reflector_restart_watch(koc_reflector *r) {
+        r->fresh_connection = true;
+        if (!r->watch)
+                return;
+        /* Over HTTP/1.1 libcurl closes the connection of a transfer removed
+         * before its end, so the suspected connection goes with it. */
+        koc_watch_stop(r->watch);
+        r->watch = NULL;
+        r->stats.restarts++;
+        if (r->streaming) {
+                /* A streaming list cut short starts over. */
+                r->streaming = false;
+                schedule(r, NEXT_LIST, 0);
+                return;
+        }
+        schedule(r, NEXT_WATCH, 0);
 }
 
 int koc__reflector_start(koc_reflector *r) {

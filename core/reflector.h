@@ -84,6 +84,15 @@ typedef struct koc_reflector_spec {
 int koc__reflector_new(koc_client *c, const koc_reflector_spec *spec,
                        const koc_reflector_handlers *handlers, void *userdata, koc_reflector **ret);
 int koc__reflector_start(koc_reflector *r);
+/* Ends the watch in flight and starts it again from the last resourceVersion,
+ * at once and on a new connection (never one from the pool; over HTTP/2 a
+ * new stream, see koc_watch_spec.fresh_connection): for an owner
+ * that knows events should have come and none did (the leader's Lease while
+ * it is held), which is how a watch on an HTTP/1.1 connection whose path
+ * died shows.  With no watch in flight (a list, or a retry waiting out its
+ * backoff), only the next watch uses a new connection.  Loop thread; not
+ * from the reflector's own handlers. */
+void koc__reflector_restart_watch(koc_reflector *r);
 koc_reflector *koc__reflector_free(koc_reflector *r);
 
 /* For tests and metrics. */
@@ -93,6 +102,7 @@ typedef struct koc_reflector_stats {
         unsigned watches;       /* watches started */
         unsigned relists_gone;  /* re-lists caused by 410 */
         unsigned failures;
+        unsigned restarts;       /* koc__reflector_restart_watch() on a watch in flight */
         unsigned streams;        /* streaming lists started */
         unsigned streams_done;   /* ... ended by the initial-events-end bookmark */
         bool stream_unsupported; /* AUTO fell back to pages */

@@ -9,6 +9,13 @@
  * CLOCK_BOOTTIME reading when the record last changed.  The leader renews
  * with one update per retry period and keeps its leadership until
  * renew_deadline has passed since the last successful renewal was sent.
+ *
+ * A follower that follows a held Lease on its watch expects the holder's
+ * renewals there; when none has arrived for the watch window (two retry
+ * periods, see fsm.h), it asks for the watch on a new connection: over
+ * HTTP/1.1 nothing else notices a connection whose path died, and the
+ * follower would learn of a release only at the expiry.  The restart moves
+ * no timestamp the expiry is computed from.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -486,12 +493,57 @@ static enum outcome classify(const leader_event *ev) {
         return OUT_TRANSIENT; /* 5xx, 429, 403, ... */
 }
 
+/* --- the watch's liveness (see watch_window in fsm.h) --------------------------- */
+
+static uint64_t watch_window_clamp(const leader_fsm *f, uint64_t w) {
+        uint64_t min = 2 * f->retry_period, max = record_duration(f);
+        if (max < min)
+                max = min;
+        return w < min ? min : w > max ? max : w;
+}
+
+/* A new watch (or a restarted one) has shown nothing yet. */
+static void watch_began(leader_fsm *f, uint64_t now) {
+        f->watch_quiet_from = now;
+        f->watch_event_at = 0;
+        f->watch_window = watch_window_clamp(f, f->watch_window);
+}
+
+/* Two events in a row on one connection tell the holder's cadence; the
+ * first one after a restart leaves the window as the restarts made it, so
+ * that a holder renewing more slowly than two of our retry periods does not
+ * cost a restart every time. */
+static void watch_saw_event(leader_fsm *f, uint64_t now) {
+        if (f->watch_event_at)
+                f->watch_window = watch_window_clamp(f, 2 * (now - f->watch_event_at));
+        f->watch_event_at = now;
+        f->watch_quiet_from = now;
+}
+
+/* Someone holds the Lease and we follow it on the watch: its renewals must
+ * keep arriving. */
+static bool watch_check_applies(const leader_fsm *f) {
+        return f->state == LEADER_FSM_STANDBY && f->watching && f->exists &&
+               f->observed.holder[0];
+}
+
+static void restart_watch(leader_fsm *f, uint64_t now) {
+        leader_action *a = emit(f, LEADER_ACT_WATCH_RESTART);
+        a->quiet = now - f->watch_quiet_from;
+        copy_str(a->record.holder, sizeof a->record.holder, f->observed.holder);
+        copy_str(a->record.resource_version, sizeof a->record.resource_version, f->watch_rv);
+        f->n_watch_restarts++;
+        f->watch_window = watch_window_clamp(f, 2 * f->watch_window);
+        watch_began(f, now);
+}
+
 static void ensure_watch(leader_fsm *f, uint64_t now) {
         if (!f->can_watch || f->watching || f->watch_at || f->state == LEADER_FSM_STOPPED)
                 return;
         leader_action *a = emit(f, LEADER_ACT_WATCH_START);
         copy_str(a->record.resource_version, sizeof a->record.resource_version, f->watch_rv);
         f->watching = true;
+        watch_began(f, now);
 }
 
 static void answer_standby(leader_fsm *f, lease_req req, enum outcome o, const leader_event *ev,
@@ -726,6 +778,8 @@ static void on_timer(leader_fsm *f, uint64_t now, uint64_t wall) {
                 f->watch_at = 0;
                 ensure_watch(f, now);
         }
+        if (watch_check_applies(f) && now >= f->watch_quiet_from + f->watch_window)
+                restart_watch(f, now);
         switch (f->state) {
         case LEADER_FSM_LEADING:
                 if (now >= f->last_ok_send + f->renew_deadline) {
@@ -790,6 +844,8 @@ static void arm_timer(leader_fsm *f, uint64_t now) {
                         f->poll_at = now + jittered_period(f);
                 at = earliest(at, f->retry_at);
                 at = earliest(at, f->poll_at);
+                if (watch_check_applies(f))
+                        at = earliest(at, f->watch_quiet_from + f->watch_window);
                 /* decide() waits for a pending retry: so does its timer. */
                 if (f->req == LEASE_REQ_NONE && !f->retry_at)
                         at = earliest(at, f->act_at);
@@ -837,6 +893,7 @@ void leader_fsm_step(leader_fsm *f, const leader_event *ev, uint64_t now, uint64
                 f->led_before = false;
                 f->contact_at = now;
                 f->can_watch = true; /* permissions may have changed since */
+                f->watch_window = 0;
                 f->timer_at = 0;
                 decide(f, now, wall);
                 break;
@@ -875,10 +932,14 @@ void leader_fsm_step(leader_fsm *f, const leader_event *ev, uint64_t now, uint64
                 on_answer(f, ev, now, wall);
                 break;
         case LEADER_EV_WATCH_OBJECT:
+                if (f->watching)
+                        watch_saw_event(f, now);
                 if (f->state != LEADER_FSM_STOPPED && ev->record)
                         on_watch_record(f, ev->record, now, wall);
                 break;
         case LEADER_EV_WATCH_DELETED:
+                if (f->watching)
+                        watch_saw_event(f, now);
                 if (f->state != LEADER_FSM_STOPPED)
                         on_watch_deleted(f, ev->resource_version, now, wall);
                 break;

@@ -105,6 +105,11 @@ enum leader_action_type {
         LEADER_ACT_NEW_LEADER,    /* holder changed: record.holder */
         LEADER_ACT_DONE,          /* step-down finished, result */
         LEADER_ACT_FOREIGN_WRITE, /* someone else renews with our identity: record */
+        /* The watch saw no renewal for `quiet` while record.holder holds the
+         * Lease: end it and start it again on a new connection (never one
+         * from the pool), resuming from record.resource_version.  Over
+         * HTTP/1.1 nothing else notices a connection whose path died. */
+        LEADER_ACT_WATCH_RESTART,
 };
 
 typedef struct leader_action {
@@ -119,6 +124,7 @@ typedef struct leader_action {
         uint64_t term;            /* STARTED */
         koc_leader_reason reason; /* STOPPED */
         int result;               /* DONE */
+        uint64_t quiet;           /* WATCH_RESTART: how long the watch was silent */
 } leader_action;
 
 typedef struct leader_fsm_config {
@@ -163,6 +169,19 @@ typedef struct leader_fsm {
          * are ours). */
         bool can_watch; /* false after a 403: poll instead */
         bool watching;
+        /* The watch's liveness while someone holds the Lease: every renewal
+         * is an event on it, so silence longer than watch_window means a
+         * dead connection (or a holder that stopped renewing), and the
+         * watch is restarted on a new connection.  The window is two retry
+         * periods, or twice the holder's renewal interval as seen on one
+         * connection when that is longer (a holder with a longer retry
+         * period), at most the record's lease duration; it doubles after
+         * each restart that brought nothing.  None of this touches
+         * observed_at: expiry stays as it is (invariant 2). */
+        uint64_t watch_quiet_from; /* the last watch event, or the watch's (re)start */
+        uint64_t watch_event_at;   /* the last event on this connection; 0: none yet */
+        uint64_t watch_window;
+        uint64_t n_watch_restarts;
 
         /* Timers (0: not armed). */
         uint64_t act_at;   /* STANDBY: acquire at (cached, see decide) */

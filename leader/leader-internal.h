@@ -47,6 +47,10 @@ typedef struct leader_transport_ops {
         int (*watch)(void *t, const koc_watch_spec *spec, koc_watch_handler_t handler,
                      void *userdata, void **ret_handle);
         void (*watch_stop)(void *t, void *handle);
+        /* Optional: ends the watch's current request and resumes it at once
+         * on a new connection (the old one is thought dead); NULL: the
+         * driver stops the watch and starts a new one. */
+        void (*watch_restart)(void *t, void *handle);
         /* Arms the one timer at boottime `at` (0: disarm); when it fires the
          * transport calls leader_timer_fired(). */
         int (*set_timer)(void *t, uint64_t at);

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "core/names.h"
+#include "core/ratelimit.h"
 #include "core/reflector.h"
 #include "core/util.h"
 #include "koc/log.h"
@@ -40,6 +41,10 @@
  * at the expiry; there is one such watch per elector. */
 #define WATCH_BACKOFF_MIN (100 * KOC_USEC_PER_MSEC)
 #define WATCH_BACKOFF_MAX (5 * KOC_USEC_PER_SEC)
+/* Watch restarts on a new connection (a dead connection, or a holder that
+ * stopped renewing) are said at most this often per elector. */
+#define WATCH_RESTART_LOG_INTERVAL (60 * KOC_USEC_PER_SEC)
+#define WATCH_RESTART_LOG_BURST 2
 /* While the API server cannot be reached, say so at most this often. */
 #define UNREACHABLE_LOG_INTERVAL (60 * KOC_USEC_PER_SEC)
 
@@ -210,6 +215,8 @@ struct koc_leader {
 
         koc_metrics *metrics;
         koc_metric *m_status, *m_transitions, *m_renew_latency, *m_renew_errors;
+        koc_metric *m_watch_restarts;
+        koc__ratelimit watch_restart_log;
 
         /* For koc_leader_run_until_*: outcome seen by the callbacks. */
         int last_reason;
@@ -486,6 +493,31 @@ static void start_request(koc_leader *l, const leader_action *a) {
         }
 }
 
+static void start_watch(koc_leader *l, const leader_action *a);
+
+/* The watch showed no renewal while the Lease is held: its connection is
+ * probably dead (over HTTP/1.1 nothing else notices), or the holder stopped
+ * renewing.  Either way a new connection costs little, and the expiry timer
+ * is not affected. */
+static void restart_watch(koc_leader *l, const leader_action *a) {
+        koc__log_ratelimited(&l->watch_restart_log, KOC_LOG_WARN, LOG,
+                             "lease=%s/%s: no renewal seen for %" PRIu64
+                             " ms while held by %s; restarting the watch on a new connection",
+                             l->namespace_, l->name, a->quiet / KOC_USEC_PER_MSEC,
+                             a->record.holder);
+        if (l->m_watch_restarts)
+                koc_metric_inc(l->m_watch_restarts);
+        if (!l->watch)
+                return;
+        if (l->ops->watch_restart) {
+                l->ops->watch_restart(l->transport, l->watch);
+                return;
+        }
+        l->ops->watch_stop(l->transport, l->watch);
+        l->watch = NULL;
+        start_watch(l, a);
+}
+
 static void start_watch(koc_leader *l, const leader_action *a) {
         koc_watch_spec spec = {
                 .path = l->collection_path,
@@ -536,6 +568,9 @@ static void run_action(koc_leader *l, const leader_action *a) {
                 if (l->watch)
                         l->ops->watch_stop(l->transport, l->watch);
                 l->watch = NULL;
+                break;
+        case LEADER_ACT_WATCH_RESTART:
+                restart_watch(l, a);
                 break;
         case LEADER_ACT_TIMER:
                 arm_timer(l, a->at);
@@ -768,6 +803,11 @@ static void real_watch_stop(void *t, void *handle) {
         lease_watch_free(handle);
 }
 
+static void real_watch_restart(void *t, void *handle) {
+        struct lease_watch *w = handle;
+        koc__reflector_restart_watch(w->reflector);
+}
+
 static int on_timer_source(sd_event_source *s, uint64_t usec, void *userdata) {
         leader_timer_fired(userdata);
         return 0;
@@ -805,6 +845,7 @@ static const leader_transport_ops real_ops = {
         .cancel = real_cancel,
         .watch = real_watch,
         .watch_stop = real_watch_stop,
+        .watch_restart = real_watch_restart,
         .set_timer = real_set_timer,
         .now = real_now,
         .wall = real_wall,
@@ -853,6 +894,8 @@ int leader_new_with_transport(const leader_transport_ops *ops, void *transport,
                 return koc_error_set(err, -ENOMEM, "leader: out of memory");
         l->n_ref = 1;
         l->loop_tid = koc__loop_tid(NULL);
+        l->watch_restart_log = (koc__ratelimit)KOC__RATELIMIT_INIT(WATCH_RESTART_LOG_INTERVAL,
+                                                                   WATCH_RESTART_LOG_BURST);
         l->ops = ops;
         l->transport = transport ? transport : l;
         l->release_on_stop = cfg->release_on_stop;
@@ -1152,8 +1195,15 @@ KOC_EXPORT int koc_leader_register_metrics(koc_leader *l, koc_metrics *metrics) 
                 r = koc_metrics_add_counter(metrics, "leader_election_renew_errors_total",
                                             "Failed lease renewal attempts (5xx, timeouts, 409).",
                                             labels, &l->m_renew_errors);
+        if (r >= 0)
+                r = koc_metrics_add_counter(
+                        metrics, "leader_election_watch_restarts_total",
+                        "Lease watches restarted on a new connection because no renewal "
+                        "arrived on them while the lease was held.",
+                        labels, &l->m_watch_restarts);
         if (r < 0) {
                 l->m_status = l->m_transitions = l->m_renew_latency = l->m_renew_errors = NULL;
+                l->m_watch_restarts = NULL;
                 return r;
         }
         koc_metrics_unref(l->metrics);

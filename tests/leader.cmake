@@ -14,6 +14,14 @@ koc_add_test(NAME test-leader-config
 koc_add_test(NAME test-leader SOURCES unit/test-leader.c MODULES core leader LABELS unit)
 koc_add_test(NAME test-leader-integration SOURCES integration/test-leader.c ${KOC_HARNESS_SOURCES}
              MODULES core leader LIBS PkgConfig::CURL LABELS integration K8S TIMEOUT 120)
+# A follower's watch on a dead HTTP/1.1 connection, through a partitioning
+# proxy in front of koc-apiserver.  Not on the real server: kube-apiserver
+# speaks HTTP/2, where the client's PING health check covers this.  Label
+# tsan: the proxy runs on a thread of its own.
+koc_add_test(NAME test-leader-partition
+             SOURCES integration/test-leader-partition.c ${KOC_HARNESS_SOURCES}
+             MODULES core leader LIBS PkgConfig::CURL Threads::Threads
+             LABELS integration tsan TIMEOUT 120)
 
 # bench-leader: handoff and failover latency, API load and RSS (not a test).
 if(TARGET koc-apiserver)

@@ -348,6 +348,14 @@ typedef struct koc_watch_spec {
          * "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1" for
          * events of metadata only. */
         const char *accept;
+        /* Opens a new connection for this watch instead of taking one from
+         * the pool: for a watch restarted because its connection is thought
+         * dead (an HTTP/1.1 path that died keeps its socket open, and an
+         * idle pooled connection on the same path is as dead).  Ignored
+         * once the server has answered over HTTP/2: the connection health
+         * check finds dead HTTP/2 connections, and the watch is one more
+         * stream on the shared connection. */
+        bool fresh_connection;
 } koc_watch_spec;
 
 /* Starts a watch.  The handler gets each event in order and, last, one CLOSED

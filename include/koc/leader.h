@@ -35,6 +35,10 @@
  *   act at the expiry instant: one CLOCK_BOOTTIME timer at the local time the
  *   record last changed + leaseDurationSeconds.  A few milliseconds of random
  *   jitter keep a fleet of followers from writing in the same instant.
+ *   While the Lease is held, each renewal is an event on that watch: a watch
+ *   that shows none for two retry periods is restarted on a new connection
+ *   (a connection whose path died stays open for minutes over HTTP/1.1),
+ *   with one rate-limited warn line and leader_election_watch_restarts_total.
  * - When watch is forbidden (403), followers poll with GET every retry period
  *   (with client-go's jitter), so the minimal RBAC still works:
  *       verbs: [get, create, update]          (polling)
@@ -249,6 +253,11 @@ KOC_EXPORT int koc_leader_run_until_lost(koc_leader *l);
  *   leader_election_transitions_total     counter, times this process started leading
  *   leader_election_renew_duration_seconds histogram, renewal PUT latency
  *   leader_election_renew_errors_total    counter, failed renewal attempts
+ *   leader_election_watch_restarts_total  counter, Lease watches restarted on a new
+ *                                         connection because no renewal arrived
+ *                                         for two retry periods while the Lease
+ *                                         was held (a dead connection, or a
+ *                                         holder that stopped renewing)
  * The registry must outlive the leader's use of it (the leader keeps a
  * reference). */
 KOC_EXPORT int koc_leader_register_metrics(koc_leader *l, koc_metrics *metrics);

@@ -262,6 +262,33 @@ static void test_watch_only_starts_at_resource_version(void **state) {
         koc__reflector_free(s.r);
 }
 
+/* koc__reflector_restart_watch() ends the watch in flight and resumes at
+ * once from the last resourceVersion (what changed meanwhile comes as
+ * MODIFIED, not as a re-list), without a watch_ended call; asked again
+ * before the new watch runs, it only marks the next watch. */
+static void test_watch_only_restart_resumes(void **state) {
+        seen s = {0};
+        char rv1[32], rv2[32], rv3[32];
+        put_lease("restart", "a", rv1, sizeof rv1);
+        put_lease("restart", "b", rv2, sizeof rv2);
+        start(&s, "restart", rv1, 0);
+        run_until(holder_is_b, &s);
+        koc__reflector_restart_watch(s.r);
+        koc__reflector_restart_watch(s.r);
+        put_lease("restart", "c", rv3, sizeof rv3);
+        run_until(holder_is_c, &s);
+        assert_int_equal(s.added, 0);
+        assert_int_equal(s.modified, 2);
+        assert_int_equal(s.ended, 0);
+        assert_string_equal(s.last_rv, rv3);
+        koc_reflector_stats st;
+        koc__reflector_get_stats(s.r, &st);
+        assert_int_equal(st.restarts, 1);
+        assert_int_equal(st.watches, 2);
+        assert_int_equal(st.failures, 0);
+        koc__reflector_free(s.r);
+}
+
 /* A resume point older than the server's history: 410, then a watch
  * without one, which begins with the Lease as it is (ADDED). */
 static void test_watch_only_gone_watches_from_now(void **state) {
@@ -341,6 +368,7 @@ static void test_clean_early_close_capped(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_watch_only_starts_at_resource_version),
+                cmocka_unit_test(test_watch_only_restart_resumes),
                 cmocka_unit_test(test_watch_only_gone_watches_from_now),
                 cmocka_unit_test(test_watch_ended_false_stops),
                 cmocka_unit_test(test_clean_early_close_capped),

@@ -206,9 +206,8 @@ static void test_create_conflict_reads_again(void **state) {
         lease_record other = rec("pod-b", "7", 0);
         answer(&x, 200, &other);
         assert_int_equal(count_requests(&x), 0); /* held and fresh: wait */
-        const leader_action *tm = find(&x, LEADER_ACT_TIMER);
-        assert_non_null(tm);
-        assert_int_equal(tm->at, x.now + 1 * SEC);
+        assert_non_null(find(&x, LEADER_ACT_TIMER));
+        assert_int_equal(x.f.act_at, x.now + 1 * SEC);
 }
 
 static void test_acquire_answer_after_deadline_does_not_lead(void **state) {
@@ -238,7 +237,7 @@ static void test_expiry_from_observed_time_not_record(void **state) {
         answer(&x, 200, &other);
         assert_int_equal(count_requests(&x), 0);
         uint64_t expiry = x.now + 1 * SEC;
-        assert_int_equal(find(&x, LEADER_ACT_TIMER)->at, expiry);
+        assert_int_equal(x.f.act_at, expiry);
 
         advance(&x, 1 * SEC - 1);
         fire_timer(&x);
@@ -263,7 +262,7 @@ static void test_record_renew_in_future_does_not_delay(void **state) {
         other.lease_duration_seconds = 2;
         answer(&x, 200, &other);
         /* Uses the record's leaseDurationSeconds from our observation time. */
-        assert_int_equal(find(&x, LEADER_ACT_TIMER)->at, x.now + 2 * SEC);
+        assert_int_equal(x.f.act_at, x.now + 2 * SEC);
 }
 
 static void test_renewals_seen_push_expiry(void **state) {
@@ -276,7 +275,7 @@ static void test_renewals_seen_push_expiry(void **state) {
         lease_record renewed = rec("pod-b", "21", 0);
         renewed.renew_time += 1;
         step(&x, (leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &renewed});
-        assert_int_equal(find(&x, LEADER_ACT_TIMER)->at, x.now + 1 * SEC);
+        assert_int_equal(x.f.act_at, x.now + 1 * SEC);
         advance(&x, 300 * MS);
         fire_timer(&x); /* the old expiry would be due now */
         assert_int_equal(count_requests(&x), 0);
@@ -397,13 +396,14 @@ static void test_stale_watch_event_is_ignored(void **state) {
         step(&x, (leader_event){.type = LEADER_EV_START});
         lease_record other = rec("pod-b", "20", 0);
         answer(&x, 200, &other);
-        uint64_t at = find(&x, LEADER_ACT_TIMER)->at;
+        uint64_t at = x.f.act_at, observed_at = x.f.observed_at;
+        assert_true(at > x.now);
         advance(&x, 500 * MS);
         lease_record old = rec("pod-b", "19", 0);
         old.renew_time -= 1;
         step(&x, (leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &old});
-        assert_null(find(&x, LEADER_ACT_TIMER)); /* expiry unchanged */
-        assert_int_equal(x.f.timer_at, at);
+        assert_int_equal(x.f.act_at, at); /* expiry unchanged */
+        assert_int_equal(x.f.observed_at, observed_at);
         assert_string_equal(x.f.observed.resource_version, "20");
 }
 
@@ -648,7 +648,7 @@ static void test_after_deadline_loss_own_record_waits(void **state) {
         assert_int_equal(count_requests(&x), 0);
         /* The record still names us, but others get their turn first: our
          * retake waits for expiry + retry_period from the last observation. */
-        assert_int_equal(x.f.timer_at, x.f.observed_at + 1 * SEC + 100 * MS);
+        assert_int_equal(x.f.act_at, x.f.observed_at + 1 * SEC + 100 * MS);
 }
 
 /* --- step-down -------------------------------------------------------------------- */
@@ -898,6 +898,235 @@ static void test_followers_send_nothing_while_lease_healthy(void **state) {
         assert_int_equal(requests, 0);
 }
 
+/* --- the watch's liveness while the Lease is held ----------------------------------- */
+
+/* A renewal by `holder` seen on the watch (a new resourceVersion each time). */
+static void renewal_seen(t *x, const char *holder, int n) {
+        lease_record r = rec(holder, "", 0);
+        snprintf(r.resource_version, sizeof r.resource_version, "%d", 100 + n);
+        r.renew_time += (uint64_t)n;
+        if (x->f.exists && x->f.observed.lease_duration_seconds > 0)
+                r.lease_duration_seconds = x->f.observed.lease_duration_seconds;
+        step(x, (leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &r});
+}
+
+/* Fires the timer at each instant it is armed for, up to `until`; counts
+ * the watch restarts and returns the instants of the first few. */
+static int run_timers_until(t *x, uint64_t until, uint64_t *restarts_at, int max) {
+        int n = 0;
+        for (int i = 0; i < 1000 && x->f.timer_at && x->f.timer_at <= until; i++) {
+                x->now = x->f.timer_at;
+                fire_timer(x);
+                if (find(x, LEADER_ACT_WATCH_RESTART)) {
+                        if (n < max)
+                                restarts_at[n] = x->now;
+                        n++;
+                }
+        }
+        if (x->now < until)
+                x->now = until;
+        return n;
+}
+
+/* A follower whose watch goes silent while pod-b holds the Lease (a dead
+ * connection: renewals go on, nothing arrives) restarts it after two retry
+ * periods, from the newest resourceVersion, and sends no request; the
+ * expiry still counts from the last observation (invariant 2). */
+static void test_silent_watch_restarted_while_held(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){.type = LEADER_EV_START});
+        lease_record other = rec("pod-b", "100", 0);
+        other.lease_duration_seconds = 10; /* expiry far away */
+        answer(&x, 200, &other);
+        assert_non_null(find(&x, LEADER_ACT_WATCH_START));
+        for (int i = 1; i <= 5; i++) {
+                advance(&x, 100 * MS);
+                renewal_seen(&x, "pod-b", i);
+                assert_null(find(&x, LEADER_ACT_WATCH_RESTART));
+        }
+        uint64_t last = x.now, observed_at = x.f.observed_at, act_at = x.f.act_at;
+        assert_int_equal(x.f.timer_at, last + 200 * MS);
+        x.now = last + 200 * MS - 1;
+        fire_timer(&x);
+        assert_null(find(&x, LEADER_ACT_WATCH_RESTART));
+        x.now = last + 200 * MS;
+        fire_timer(&x);
+        const leader_action *r = find(&x, LEADER_ACT_WATCH_RESTART);
+        assert_non_null(r);
+        assert_int_equal(r->quiet, 200 * MS);
+        assert_string_equal(r->record.holder, "pod-b");
+        assert_string_equal(r->record.resource_version, "105");
+        assert_int_equal(count_requests(&x), 0);
+        assert_null(find(&x, LEADER_ACT_WATCH_STOP));
+        assert_null(find(&x, LEADER_ACT_WATCH_START));
+        assert_int_equal(x.f.n_watch_restarts, 1);
+        assert_int_equal(x.f.observed_at, observed_at);
+        assert_int_equal(x.f.act_at, act_at);
+        assert_true(x.f.watching);
+
+        /* The restarted watch replays what it missed: expiry moves with it. */
+        advance(&x, 30 * MS);
+        renewal_seen(&x, "pod-b", 6);
+        renewal_seen(&x, "pod-b", 7);
+        assert_int_equal(x.f.observed_at, x.now);
+        /* Back to two retry periods after two events on the new connection. */
+        assert_int_equal(x.f.timer_at, x.now + 200 * MS);
+}
+
+/* A holder that stopped renewing (it crashed): the restarts bring nothing,
+ * so they come at 2, 4, 8 ... retry periods, at most one lease duration
+ * apart, and the takeover still happens at the expiry instant. */
+static void test_restarts_back_off_until_expiry(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){.type = LEADER_EV_START});
+        lease_record other = rec("pod-b", "100", 0);
+        other.lease_duration_seconds = 2;
+        answer(&x, 200, &other);
+        advance(&x, 100 * MS);
+        renewal_seen(&x, "pod-b", 1);
+        uint64_t t0 = x.now, expiry = x.f.observed_at + 2 * SEC;
+        assert_int_equal(x.f.act_at, expiry);
+        uint64_t at[8] = {0};
+        int n = run_timers_until(&x, expiry - 1, at, 8);
+        assert_int_equal(n, 3);
+        assert_int_equal(at[0], t0 + 200 * MS);
+        assert_int_equal(at[1], at[0] + 400 * MS);
+        assert_int_equal(at[2], at[1] + 800 * MS);
+        assert_int_equal(x.f.watch_window, 1600 * MS);
+        assert_int_equal(count_requests(&x), 0);
+        x.now = expiry;
+        fire_timer(&x);
+        const leader_action *u = find(&x, LEADER_ACT_UPDATE);
+        assert_non_null(u);
+        assert_int_equal(u->req, LEASE_REQ_ACQUIRE);
+
+        /* The window never exceeds the record's lease duration. */
+        t y;
+        setup_with(&y, 100 * MS, fixed_random);
+        fixed_random_value = 50 * MS; /* the takeover's jitter */
+        step(&y, (leader_event){.type = LEADER_EV_START});
+        other.lease_duration_seconds = 3;
+        answer(&y, 200, &other);
+        assert_int_equal(y.f.act_at, y.f.observed_at + 3 * SEC + 50 * MS);
+        n = run_timers_until(&y, y.f.act_at - 1, at, 8);
+        assert_int_equal(n, 4); /* at 0.2, 0.6, 1.4 and 3.0 s */
+        assert_int_equal(y.f.watch_window, 3 * SEC); /* not 3.2 s */
+        assert_int_equal(count_requests(&y), 0);
+}
+
+/* A healthy watch with a holder renewing every retry period: no restart,
+ * not one request, however long it lasts. */
+static void test_healthy_watch_never_restarted(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){.type = LEADER_EV_START});
+        lease_record other = rec("pod-b", "100", 0);
+        answer(&x, 200, &other);
+        int restarts = 0, requests = 0;
+        for (int i = 1; i <= 200; i++) {
+                uint64_t next = x.now + 100 * MS + (i % 3) * 20 * MS; /* some lag */
+                uint64_t at[1];
+                restarts += run_timers_until(&x, next, at, 1);
+                requests += (int)count_requests(&x);
+                renewal_seen(&x, "pod-b", i);
+                requests += (int)count_requests(&x);
+        }
+        assert_int_equal(restarts, 0);
+        assert_int_equal(requests, 0);
+        assert_int_equal(x.f.n_watch_restarts, 0);
+}
+
+/* A holder that renews less often than two of our retry periods (another
+ * configuration): after a restart or two the window follows its cadence
+ * (twice the interval between two events on one connection), and then no
+ * more restarts. */
+static void test_slow_holder_cadence_is_learned(void **state) {
+        t x;
+        setup(&x);
+        step(&x, (leader_event){.type = LEADER_EV_START});
+        lease_record other = rec("pod-b", "100", 0);
+        other.lease_duration_seconds = 15;
+        answer(&x, 200, &other);
+        int restarts = 0;
+        uint64_t at[4];
+        for (int i = 1; i <= 30; i++) {
+                int n = run_timers_until(&x, x.now + 1 * SEC, at, 4);
+                if (i > 3)
+                        assert_int_equal(n, 0);
+                restarts += n;
+                renewal_seen(&x, "pod-b", i);
+        }
+        assert_true(restarts <= 3);
+        assert_int_equal(x.f.watch_window, 2 * SEC);
+}
+
+/* Nothing to follow, nothing to restart: a free Lease (taken at once), a
+ * missing one, a follower that polls (no watch permission), a leader. */
+static void test_no_watch_restart_unless_held_and_followed(void **state) {
+        uint64_t at[1];
+        t x;
+        setup(&x);
+        step(&x, (leader_event){.type = LEADER_EV_START});
+        lease_record other = rec("pod-b", "100", 0);
+        other.lease_duration_seconds = 10;
+        answer(&x, 200, &other);
+        step(&x, (leader_event){.type = LEADER_EV_WATCH_CLOSED, .status = 403});
+        for (int i = 0; i < 20; i++) {
+                int n = run_timers_until(&x, x.now + 300 * MS, at, 1);
+                assert_int_equal(n, 0);
+                if (x.f.req == LEASE_REQ_GET) {
+                        lease_record same = x.f.observed;
+                        answer(&x, 200, &same);
+                }
+        }
+        assert_int_equal(x.f.n_watch_restarts, 0);
+
+        /* A leader whose watch is silent: its own renewals are answered. */
+        t y;
+        setup(&y);
+        make_leader(&y);
+        for (int i = 0; i < 50 && y.f.state == LEADER_FSM_LEADING; i++) {
+                y.now = y.f.timer_at;
+                fire_timer(&y);
+                assert_null(find(&y, LEADER_ACT_WATCH_RESTART));
+                if (y.f.req == LEASE_REQ_RENEW) {
+                        lease_record r = echo(&y.f.actions[0], "");
+                        snprintf(r.resource_version, sizeof r.resource_version, "%d", 20 + i);
+                        answer(&y, 200, &r);
+                }
+        }
+        assert_int_equal(y.f.state, LEADER_FSM_LEADING);
+        assert_int_equal(y.f.n_watch_restarts, 0);
+}
+
+/* The issue's case: a leader cut off (its watch dead with the rest) loses
+ * at the renew deadline; as a follower it restarts the watch at once, since
+ * nothing came on it for far longer than two retry periods. */
+static void test_lost_leader_restarts_silent_watch(void **state) {
+        t x;
+        setup(&x);
+        make_leader(&x);
+        for (int i = 0; i < 100 && x.f.state == LEADER_FSM_LEADING; i++) {
+                x.now = x.f.timer_at;
+                fire_timer(&x);
+                assert_null(find(&x, LEADER_ACT_WATCH_RESTART));
+                if (x.f.req == LEASE_REQ_RENEW)
+                        answer_error(&x, -ETIMEDOUT);
+        }
+        assert_int_equal(x.f.state, LEADER_FSM_STANDBY);
+        uint64_t act_at = x.f.act_at;
+        /* The restart is due now (the timer is armed in the past or now). */
+        assert_true(x.f.timer_at <= x.now);
+        fire_timer(&x);
+        const leader_action *r = find(&x, LEADER_ACT_WATCH_RESTART);
+        assert_non_null(r);
+        assert_string_equal(r->record.holder, ME);
+        assert_true(r->quiet >= 600 * MS);
+        assert_int_equal(x.f.act_at, act_at);
+}
+
 static void test_no_busy_timer_while_retry_pending(void **state) {
         t x;
         setup(&x);
@@ -1055,7 +1284,7 @@ static void test_huge_foreign_lease_duration_honoured(void **state) {
         fire_timer(&x);
         assert_null(find(&x, LEADER_ACT_UPDATE));
         assert_int_equal(x.f.state, LEADER_FSM_STANDBY);
-        assert_true(x.f.timer_at >= x.now + 1900000000 * SEC);
+        assert_true(x.f.act_at >= x.now + 1900000000 * SEC);
 }
 
 static void test_free_sparse_record_taken(void **state) {
@@ -1140,6 +1369,12 @@ int main(void) {
                 cmocka_unit_test(test_watch_forbidden_falls_back_to_polling),
                 cmocka_unit_test(test_watch_started_again_when_it_could_not_run),
                 cmocka_unit_test(test_followers_send_nothing_while_lease_healthy),
+                cmocka_unit_test(test_silent_watch_restarted_while_held),
+                cmocka_unit_test(test_restarts_back_off_until_expiry),
+                cmocka_unit_test(test_healthy_watch_never_restarted),
+                cmocka_unit_test(test_slow_holder_cadence_is_learned),
+                cmocka_unit_test(test_no_watch_restart_unless_held_and_followed),
+                cmocka_unit_test(test_lost_leader_restarts_silent_watch),
                 cmocka_unit_test(test_no_busy_timer_while_retry_pending),
                 cmocka_unit_test(test_observe_timeout),
                 cmocka_unit_test(test_observe_timeout_not_while_reachable),

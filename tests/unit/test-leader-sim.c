@@ -203,6 +203,9 @@ static void run_actions(int i) {
                 case LEADER_ACT_CANCEL_REQUEST:
                         e->cancelled_seq = a->seq;
                         break;
+                case LEADER_ACT_WATCH_RESTART:
+                        /* A new connection: what the old one had in flight
+                         * is lost, and the resume replays it. */
                 case LEADER_ACT_WATCH_START:
                         e->watching = true;
                         e->watch_gen++;

@@ -656,6 +656,49 @@ static unsigned captured_count(const char *needle) {
         return n;
 }
 
+/* A follower whose watch shows no renewal for two retry periods while
+ * "other" holds the Lease restarts it (here through stop and start: the
+ * fake transport has no restart of its own), from the newest
+ * resourceVersion, says why at warn (rate-limited) and counts it; no
+ * request goes out and the expiry stays where it was. */
+static void test_silent_watch_restarted(void **state) {
+        fake f;
+        koc_metrics *m = NULL;
+        setup_fake(&f);
+        assert_int_equal(koc_metrics_new(&m), 0);
+        assert_int_equal(koc_leader_register_metrics(f.leader, m), 0);
+        assert_true(rendered_has(m, "leader_election_watch_restarts_total{name=\"my-lease\"} 0"));
+        capture_start();
+        assert_int_equal(koc_leader_start(f.leader), 0);
+        reply(&f, 200,
+              "{\"metadata\":{\"name\":\"my-lease\",\"resourceVersion\":\"7\"},"
+              "\"spec\":{\"holderIdentity\":\"other\",\"leaseDurationSeconds\":5}}");
+        assert_true(f.watching);
+        unsigned requests = f.n_requests;
+        uint64_t act_at = leader_get_fsm(f.leader)->act_at;
+        assert_int_equal(f.timer_at, f.now + 200 * MS);
+        for (int i = 1; i <= 3; i++) {
+                fire(&f);
+                assert_int_equal(f.n_watches, (unsigned)i + 1);
+                assert_int_equal(f.n_watch_stops, (unsigned)i);
+                assert_true(f.watching);
+                assert_string_equal(f.watch_rv, "7");
+        }
+        assert_int_equal(f.n_requests, requests);
+        assert_int_equal(leader_get_fsm(f.leader)->act_at, act_at);
+        assert_true(rendered_has(m, "leader_election_watch_restarts_total{name=\"my-lease\"} 3"));
+        /* Two lines in the window, the third held back. */
+        assert_int_equal(captured_count("W leader: lease=ns1/my-lease: no renewal seen for 200 "
+                                        "ms while held by other; restarting the watch on a new "
+                                        "connection"),
+                         1);
+        assert_int_equal(captured_count("no renewal seen for 400 ms while held by other"), 1);
+        assert_int_equal(captured_count("no renewal seen for"), 2);
+        capture_end();
+        teardown_fake(&f);
+        koc_metrics_unref(m);
+}
+
 /* The answer of a request cancelled too late (its answer was on its way)
  * carries its own sequence number, so the state machine ignores it: here a
  * renewal's 200 arriving while the release is in flight must not finish the
@@ -853,6 +896,7 @@ int main(void) {
                 cmocka_unit_test(test_state_outlives_leader),
                 cmocka_unit_test(test_watch_release_takeover),
                 cmocka_unit_test(test_watch_resumed_by_transport),
+                cmocka_unit_test(test_silent_watch_restarted),
                 cmocka_unit_test(test_request_that_cannot_start),
                 cmocka_unit_test(test_reason_names),
                 cmocka_unit_test(test_metrics),
