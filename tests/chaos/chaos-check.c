@@ -519,8 +519,11 @@ static uint64_t acting_end(const interval *w) {
 }
 
 static void analyse(figures *fg) {
-        qsort(windows.v, windows.n, sizeof *windows.v, cmp_window);
-        qsort(writes.v, writes.n, sizeof *writes.v, cmp_write);
+        /* An empty vector's v is NULL, which qsort may not be given. */
+        if (windows.n)
+                qsort(windows.v, windows.n, sizeof *windows.v, cmp_window);
+        if (writes.n)
+                qsort(writes.v, writes.n, sizeof *writes.v, cmp_write);
         /* Overlaps between windows of different replicas. */
         for (size_t i = 0; i < windows.n; i++)
                 for (size_t j = i + 1; j < windows.n && windows.v[j].start < windows.v[i].end;
@@ -722,7 +725,8 @@ static void write_svg(const char *path, const char *title, const figures *fg, bo
         }
         /* /readyz answered 200 (gated on leadership): a thin strip above the
          * window, one rectangle per run of such answers. */
-        qsort(readyz.v, readyz.n, sizeof *readyz.v, cmp_mark);
+        if (readyz.n)
+                qsort(readyz.v, readyz.n, sizeof *readyz.v, cmp_mark);
         for (int r = 0; r < n_replicas; r++) {
                 uint64_t run_start = 0, run_end = 0;
                 for (size_t i = 0; i <= readyz.n; i++) {
@@ -983,7 +987,8 @@ int main(int argc, char **argv) {
                n_ready_200, n_ready_outside);
         printf("  leader frozen by SIGSTOP:    %u ms in total\n", stopped_ms);
         printf("  end state:                   %s\n", end_line);
-        qsort(anomalies_v.v, anomalies_v.n, sizeof *anomalies_v.v, cmp_mark);
+        if (anomalies_v.n)
+                qsort(anomalies_v.v, anomalies_v.n, sizeof *anomalies_v.v, cmp_mark);
         n_anomalies = (unsigned)anomalies_v.n;
         printf("\n== faults (time from the first event)\n");
         for (size_t i = 0; i < faults.n; i++)

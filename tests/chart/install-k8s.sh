@@ -151,6 +151,7 @@ contexts:
   context: {cluster: k8s, user: sa, namespace: $ns}
 current-context: sa
 KC
+chmod 600 "$work/sa.kubeconfig" # holds a token: owner-only, or koc warns
 who=$("$kubectl" --kubeconfig "$work/sa.kubeconfig" auth whoami -o jsonpath='{.status.userInfo.username}')
 [ "$who" = "system:serviceaccount:$ns:$sa" ] || fail "the TokenRequest token is $who"
 ok "TokenRequest token authenticates as $who"

@@ -95,6 +95,7 @@ contexts:
   context: {cluster: k8s, user: sa, namespace: $ns}
 current-context: sa
 KC
+chmod 600 "$work/sa.kubeconfig" # holds a token: owner-only, or koc warns
 mapfile -t chart_args < <("$kubectl" get deployment -n "$ns" "$name" -o json | jq -r '.spec.template.spec.containers[0].args[]')
 # Two consecutive free TCP ports on 127.0.0.1 (probes, metrics): the first.
 free_ports() {
