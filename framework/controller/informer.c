@@ -179,7 +179,6 @@ struct removal {
 };
 
 static void tombstone_set(koc_informer *inf, const char *key, const char *rv);
-static void tombstone_drop(koc_informer *inf, const char *key);
 
 static void on_removed(koc_object *old, void *userdata) {
         struct removal *r = userdata;
@@ -190,7 +189,6 @@ static void on_removed(koc_object *old, void *userdata) {
 
 static void on_listed(koc_object *old, koc_object *o, void *userdata) {
         struct removal *r = userdata;
-        tombstone_drop(r->inf, koc_object_get_key(o));
         if (old)
                 notify_update(r->inf, old, o);
         else
