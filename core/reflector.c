@@ -214,13 +214,11 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* Runs the next step after `delay` (0: from the loop at once, never inside
- * the current handler). */
 static void list_reset(koc_reflector *r) {
         r->list_objects = r->list_pages = 0;
-        r->tokens_n = 0;
-        if (r->tokens)
-                memset(r->tokens, 0, r->tokens_cap * sizeof *r->tokens);
+        free(r->tokens);
+        r->tokens = NULL;
+        r->tokens_n = r->tokens_cap = 0;
 }
 
 /* The list in progress, if any, will not end: its items must not count. */
@@ -240,6 +238,8 @@ static void list_abandon(koc_reflector *r) {
                 r->h.list_abort(r->userdata);
 }
 
+/* Runs the next step after `delay` (0: from the loop at once, never inside
+ * the current handler). */
 static void schedule(koc_reflector *r, next_step next, uint64_t delay) {
         r->timer = sd_event_source_disable_unref(r->timer);
         /* A step scheduled in the middle of a list means the list failed. */
@@ -508,8 +508,8 @@ static void on_list(koc_client *c, koc_response *resp, void *userdata) {
                 start_list_page(r);
                 if (!r->req)
                         return; /* failed and scheduled: the list is abandoned */
-                if (!defer_page(r, resp) && deliver_items(r, resp->body) < 0)
-                        return;
+                if (!defer_page(r, resp))
+                        (void)deliver_items(r, resp->body);
                 return;
         }
         if (deliver_items(r, resp->body) < 0)
