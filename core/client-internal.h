@@ -37,8 +37,12 @@ int koc__parse_retry_after(const char *value, uint64_t now_realtime_usec, uint64
 /* Reads one line of a watch stream, {"type": ..., "object": {...}}: the type,
  * the object (detached from the line, the caller's to free) and, for ERROR,
  * the Status it holds (pointing into the object).  -EBADMSG when the line is
- * not JSON, or not an event of a known type with an object.  The watch uses
- * it for every line; tests/fuzz/fuzz-watch-store.c feeds it hostile lines. */
+ * not JSON, or not an event with a string type and an object; -ENOMSG for a
+ * well-formed event of a type this client does not know (a newer server's):
+ * the watch skips it with a warning and goes on, rather than end the stream
+ * and resume at the same resourceVersion, which would meet it again for
+ * ever.  The watch uses it for every line; tests/fuzz/fuzz-watch-store.c
+ * feeds it hostile lines. */
 int koc__watch_line_parse(const char *line, size_t len, koc_watch_event_type *ret_type,
                           cJSON **ret_object, koc_status *ret_status);
 

@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 
 #include "client-internal.h"
+#include "ratelimit.h"
 #include "cluster-config.h"
 #include "config-internal.h"
 #include "koc/log.h"
@@ -385,13 +386,16 @@ int koc__watch_line_parse(const char *line, size_t len, koc_watch_event_type *re
         cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
         cJSON *object = cJSON_GetObjectItemCaseSensitive(root, "object");
         int t = -1;
-        if (cJSON_IsString(type) && cJSON_IsObject(object))
-                for (size_t i = 0; i < KOC_ELEMENTSOF(types); i++)
-                        if (strcmp(type->valuestring, types[i].name) == 0)
-                                t = (int)types[i].type;
-        if (t < 0) {
+        if (!cJSON_IsString(type) || !cJSON_IsObject(object)) {
                 cJSON_Delete(root);
                 return -EBADMSG;
+        }
+        for (size_t i = 0; i < KOC_ELEMENTSOF(types); i++)
+                if (strcmp(type->valuestring, types[i].name) == 0)
+                        t = (int)types[i].type;
+        if (t < 0) {
+                cJSON_Delete(root);
+                return -ENOMSG;
         }
         *ret_type = (koc_watch_event_type)t;
         *ret_object = cJSON_DetachItemViaPointer(root, object);
@@ -408,6 +412,18 @@ static int watch_on_line(const char *line, size_t len, void *userdata) {
         if (!item)
                 return -ENOMEM;
         int r = koc__watch_line_parse(line, len, &item->type, &item->object, &item->status);
+        if (r == -ENOMSG) {
+                static koc__ratelimit rl = KOC__RATELIMIT_INIT(60 * KOC_USEC_PER_SEC, 5);
+                cJSON *root = cJSON_ParseWithLength(line, len);
+                const char *type =
+                        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "type"));
+                free(item);
+                koc__log_ratelimited(&rl, KOC_LOG_WARN, LOG_COMPONENT,
+                                     "watch GET %s: skipped an event of unknown type \"%.64s\"",
+                                     w->t.path, type ? type : "");
+                cJSON_Delete(root);
+                return 0;
+        }
         if (r < 0) {
                 free(item);
                 return r;

@@ -8,6 +8,7 @@
 
 #include "koc/log.h"
 #include "koc/time.h"
+#include "ratelimit.h"
 #include "util.h"
 
 #define LOG "reflector"
@@ -53,9 +54,30 @@ struct koc_reflector {
         bool fresh_connection; /* the next watch opens a new connection */
         next_step next;
         koc_reflector_stats stats;
+        /* The list in progress: objects and pages so far, and the hashes
+         * of its continue tokens (open addressing, 0 is free). */
+        size_t max_list_objects, max_list_pages;
+        size_t list_objects, list_pages;
+        uint64_t *tokens;
+        size_t tokens_cap, tokens_n;
+        koc__ratelimit warn_limit;
 };
 
+const char *koc__reflector_reject_to_string(koc_reflector_reject r) {
+        static const char *const names[_KOC_REFLECTOR_REJECT_MAX] = {
+                [KOC_REFLECTOR_REJECT_TRANSPORT] = "transport",
+                [KOC_REFLECTOR_REJECT_STATUS] = "status",
+                [KOC_REFLECTOR_REJECT_INVALID] = "invalid",
+                [KOC_REFLECTOR_REJECT_TOO_LARGE] = "too_large",
+                [KOC_REFLECTOR_REJECT_ERROR_EVENT] = "error_event",
+                [KOC_REFLECTOR_REJECT_CONTINUE_LOOP] = "continue_loop",
+                [KOC_REFLECTOR_REJECT_LIST_TOO_LARGE] = "list_too_large",
+        };
+        return (unsigned)r < _KOC_REFLECTOR_REJECT_MAX ? names[r] : "unknown";
+}
+
 static void start_list_page(koc_reflector *r);
+static void fill_kind(koc_reflector *r, cJSON *item);
 static void start_watch(koc_reflector *r);
 static void start_stream(koc_reflector *r);
 
@@ -111,6 +133,12 @@ int koc__reflector_new(koc_client *c, const koc_reflector_spec *spec,
         r->backoff_max = spec->backoff_max_usec ? spec->backoff_max_usec : 30 * KOC_USEC_PER_SEC;
         r->backoff = r->backoff_initial;
         r->list_mode = spec->list_mode;
+        r->max_list_objects = spec->max_list_objects ? spec->max_list_objects
+                                                     : KOC_REFLECTOR_MAX_LIST_OBJECTS_DEFAULT;
+        r->max_list_pages = r->max_list_objects / r->page_size * 2 + 1000;
+        /* A server that rejects every answer says so a few times a minute,
+         * not at every retry. */
+        r->warn_limit = (koc__ratelimit)KOC__RATELIMIT_INIT(60 * KOC_USEC_PER_SEC, 5);
         r->selector_query = strdup("");
         int k = set_str(&r->path, spec->path);
         if (k >= 0)
@@ -160,6 +188,7 @@ koc_reflector *koc__reflector_free(koc_reflector *r) {
         free(r->item_api_version);
         free(r->list_accept);
         free(r->watch_accept);
+        free(r->tokens);
         free(r);
         return NULL;
 }
@@ -186,10 +215,36 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static void list_reset(koc_reflector *r) {
+        r->list_objects = r->list_pages = 0;
+        free(r->tokens);
+        r->tokens = NULL;
+        r->tokens_n = r->tokens_cap = 0;
+}
+
+/* The list in progress, if any, will not end: its items must not count. */
+static void list_abandon(koc_reflector *r) {
+        cJSON_Delete(r->pending_page);
+        r->pending_page = NULL;
+        if (r->page_source)
+                (void)sd_event_source_set_enabled(r->page_source, SD_EVENT_OFF);
+        koc_request_cancel(r->req);
+        r->req = NULL;
+        list_reset(r);
+        if (!r->list_begun)
+                return;
+        r->list_begun = false;
+        r->stats.lists_abandoned++;
+        if (r->h.list_abort)
+                r->h.list_abort(r->userdata);
+}
+
 /* Runs the next step after `delay` (0: from the loop at once, never inside
  * the current handler). */
 static void schedule(koc_reflector *r, next_step next, uint64_t delay) {
         r->timer = sd_event_source_disable_unref(r->timer);
+        /* A step scheduled in the middle of a list means the list failed. */
+        list_abandon(r);
         if (next == NEXT_LIST && r->watch_only) {
                 /* The single-object re-list: a watch without a resume
                  * point, which starts with what exists as ADDED events. */
@@ -204,7 +259,6 @@ static void schedule(koc_reflector *r, next_step next, uint64_t delay) {
                 r->continue_token = NULL;
                 free(r->rv);
                 r->rv = NULL;
-                r->list_begun = false;
         }
         int k = sd_event_add_time_relative(r->event, &r->timer, CLOCK_BOOTTIME, delay, 0, on_retry,
                                            r);
@@ -237,6 +291,105 @@ static bool watch_may_resume(koc_reflector *r, long status, int error) {
         return !r->h.watch_ended || r->h.watch_ended(status, error, r->userdata);
 }
 
+static koc_reflector_reject reject_reason(long status, int error) {
+        if (error == -EBADMSG)
+                return KOC_REFLECTOR_REJECT_INVALID;
+        if (error == -EMSGSIZE)
+                return KOC_REFLECTOR_REJECT_TOO_LARGE;
+        if (error < 0)
+                return KOC_REFLECTOR_REJECT_TRANSPORT;
+        return status >= 300 || status < 200 ? KOC_REFLECTOR_REJECT_STATUS
+                                              : KOC_REFLECTOR_REJECT_INVALID;
+}
+
+/* One warn line (rate-limited) for a rejected answer: the request, the
+ * reason, what was wrong, and what happens next; then the count. */
+static void reject(koc_reflector *r, koc_reflector_reject why, const char *what, long status,
+                   const char *detail, uint64_t retry_in) {
+        char d[64];
+        r->stats.rejected[why]++;
+        koc__log_ratelimited(&r->warn_limit, KOC_LOG_WARN, LOG,
+                             "answer rejected: GET %s (%s) reason=%s status=%ld: %s; retrying in %s",
+                             r->path, what, koc__reflector_reject_to_string(why), status,
+                             detail && *detail ? detail : "-",
+                             koc_format_duration(retry_in, d, sizeof d));
+        if (r->h.rejected)
+                r->h.rejected(why, r->userdata);
+}
+
+/* Abandons the list in progress because of the answer (why, detail) and
+ * lists again after a backoff. */
+static void list_rejected(koc_reflector *r, koc_reflector_reject why, const char *what,
+                          long status, const char *detail) {
+        uint64_t d = next_backoff(r);
+        reject(r, why, what, status, detail, d);
+        schedule(r, NEXT_LIST, d);
+}
+
+static uint64_t token_hash(const char *s) {
+        uint64_t h = 14695981039346656037ull; /* FNV-1a */
+        for (; *s; s++)
+                h = (h ^ (unsigned char)*s) * 1099511628211ull;
+        return h ? h : 1;
+}
+
+/* Notes a continue token of the list in progress: false when it came
+ * before (the server sends the list in a loop), or when out of memory. */
+static bool token_first_time(koc_reflector *r, const char *token) {
+        if ((r->tokens_n + 1) * 2 > r->tokens_cap) {
+                size_t cap = r->tokens_cap ? r->tokens_cap * 2 : 64;
+                uint64_t *n = calloc(cap, sizeof *n);
+                if (!n)
+                        return false;
+                for (size_t i = 0; i < r->tokens_cap; i++)
+                        for (size_t j = r->tokens[i] & (cap - 1); r->tokens[i];
+                             j = (j + 1) & (cap - 1))
+                                if (!n[j]) {
+                                        n[j] = r->tokens[i];
+                                        break;
+                                }
+                free(r->tokens);
+                r->tokens = n;
+                r->tokens_cap = cap;
+        }
+        uint64_t h = token_hash(token);
+        for (size_t j = h & (r->tokens_cap - 1);; j = (j + 1) & (r->tokens_cap - 1)) {
+                if (r->tokens[j] == h)
+                        return false;
+                if (!r->tokens[j]) {
+                        r->tokens[j] = h;
+                        r->tokens_n++;
+                        return true;
+                }
+        }
+}
+
+/* One more object of the list in progress; < 0: the list is abandoned. */
+static int list_item(koc_reflector *r, cJSON *item, const char *what) {
+        char msg[128];
+        int k = 0;
+        if (++r->list_objects > r->max_list_objects) {
+                snprintf(msg, sizeof msg, "the list has more than %zu objects (max_list_objects)",
+                         r->max_list_objects);
+                k = -EFBIG;
+        } else if (r->h.list_item) {
+                fill_kind(r, item);
+                k = r->h.list_item(item, r->userdata);
+                if (k < 0)
+                        snprintf(msg, sizeof msg, "%s",
+                                 k == -EFBIG ? "the list's objects exceed the cap on their bytes "
+                                               "(max_list_bytes)"
+                                             : strerror(-k));
+        }
+        if (k < 0) {
+                koc_watch_stop(r->watch);
+                r->watch = NULL;
+                r->streaming = false;
+                list_rejected(r, KOC_REFLECTOR_REJECT_LIST_TOO_LARGE, what, 200, msg);
+        }
+        return k;
+}
+
 /* --- list -------------------------------------------------------------------------- */
 
 static void fill_kind(koc_reflector *r, cJSON *item) {
@@ -246,28 +399,32 @@ static void fill_kind(koc_reflector *r, cJSON *item) {
                 cJSON_AddStringToObject(item, "apiVersion", r->item_api_version);
 }
 
-static void deliver_items(koc_reflector *r, cJSON *page) {
+/* < 0: the list was abandoned (and the next step scheduled). */
+static int deliver_items(koc_reflector *r, cJSON *page) {
         cJSON *items = cJSON_GetObjectItemCaseSensitive(page, "items"), *item;
         cJSON_ArrayForEach(item, items) {
                 if (!cJSON_IsObject(item))
                         continue;
-                fill_kind(r, item);
-                if (r->h.list_item)
-                        r->h.list_item(item, r->userdata);
+                int k = list_item(r, item, "list page");
+                if (k < 0)
+                        return k;
         }
+        return 0;
 }
 
 /* Delivers the items of the page before the one now in flight, if any are
- * still pending: pages are always delivered in order. */
-static void flush_pending_page(koc_reflector *r) {
+ * still pending: pages are always delivered in order.  < 0: the list was
+ * abandoned. */
+static int flush_pending_page(koc_reflector *r) {
         cJSON *page = r->pending_page;
         if (!page)
-                return;
+                return 0;
         r->pending_page = NULL;
         if (r->page_source)
                 (void)sd_event_source_set_enabled(r->page_source, SD_EVENT_OFF);
-        deliver_items(r, page);
+        int k = deliver_items(r, page);
         cJSON_Delete(page);
+        return k;
 }
 
 static int on_pending_page(sd_event_source *s, void *userdata) {
@@ -295,19 +452,29 @@ static bool defer_page(koc_reflector *r, koc_response *resp) {
 static void on_list(koc_client *c, koc_response *resp, void *userdata) {
         koc_reflector *r = userdata;
         r->req = NULL;
+        const char *what = r->continue_token ? "list page" : "list";
 
-        flush_pending_page(r);
+        if (flush_pending_page(r) < 0)
+                return;
 
         if (resp->error < 0 || resp->status != 200 || !cJSON_IsObject(resp->body)) {
                 bool expired = resp->status == 410;
-                koc_log_debug(LOG, "list failed path=%s status=%ld error=%d message=\"%s\"",
-                              r->path, resp->status, resp->error, resp->message);
                 if (expired && r->continue_token) {
                         /* The continue token expired: list again from the start. */
+                        koc_log_debug(LOG, "list continue token expired path=%s: listing again",
+                                      r->path);
                         schedule(r, NEXT_LIST, 0);
                         return;
                 }
-                schedule(r, NEXT_LIST, next_backoff(r));
+                list_rejected(r, reject_reason(resp->status, resp->error), what, resp->status,
+                              resp->error == 0 && resp->status == 200 ? "the answer is not an object"
+                                                                      : resp->message);
+                return;
+        }
+        if (++r->list_pages > r->max_list_pages) {
+                char msg[128];
+                snprintf(msg, sizeof msg, "the list has more than %zu pages", r->max_list_pages);
+                list_rejected(r, KOC_REFLECTOR_REJECT_LIST_TOO_LARGE, what, resp->status, msg);
                 return;
         }
         const char *kind = str_field(resp->body, "kind");
@@ -328,21 +495,31 @@ static void on_list(koc_client *c, koc_response *resp, void *userdata) {
         const cJSON *md = cJSON_GetObjectItemCaseSensitive(resp->body, "metadata");
         const char *cont = str_field(md, "continue");
         if (cont && *cont) {
+                if (!token_first_time(r, cont)) {
+                        /* A server that sends the same pages again would
+                         * grow the list for ever. */
+                        list_rejected(r, KOC_REFLECTOR_REJECT_CONTINUE_LOOP, what, resp->status,
+                                      "the continue token came before in this list");
+                        return;
+                }
                 if (set_str(&r->continue_token, cont) < 0) {
-                        deliver_items(r, resp->body);
                         schedule(r, NEXT_LIST, next_backoff(r));
                         return;
                 }
                 start_list_page(r);
+                if (!r->req)
+                        return; /* failed and scheduled: the list is abandoned */
                 if (!defer_page(r, resp))
-                        deliver_items(r, resp->body);
+                        (void)deliver_items(r, resp->body);
                 return;
         }
-        deliver_items(r, resp->body);
+        if (deliver_items(r, resp->body) < 0)
+                return;
         free(r->continue_token);
         r->continue_token = NULL;
         set_str(&r->rv, str_field(md, "resourceVersion"));
         r->list_begun = false;
+        list_reset(r);
         r->stats.lists++;
         if (r->h.list_end)
                 r->h.list_end(r->rv, r->userdata);
@@ -384,6 +561,7 @@ static void start_list_page(koc_reflector *r) {
         }
         free(full);
         if (k < 0) {
+                r->req = NULL;
                 koc_log_warn(LOG, "cannot list path=%s: %s", r->path, strerror(-k));
                 schedule(r, NEXT_LIST, next_backoff(r));
         }
@@ -427,10 +605,8 @@ static void on_stream(koc_reflector *r, koc_watch *w, koc_watch_event *ev) {
                                 r->h.list_begin(r->userdata);
                 }
                 if (ev->type != KOC_WATCH_BOOKMARK) {
-                        if (cJSON_IsObject(ev->object) && r->h.list_item) {
-                                fill_kind(r, ev->object);
-                                r->h.list_item(ev->object, r->userdata);
-                        }
+                        if (cJSON_IsObject(ev->object))
+                                (void)list_item(r, ev->object, "streaming list");
                         return;
                 }
                 if (!is_initial_events_end(ev->object))
@@ -439,6 +615,7 @@ static void on_stream(koc_reflector *r, koc_watch *w, koc_watch_event *ev) {
                                           "resourceVersion"));
                 r->streaming = false;
                 r->list_begun = false;
+                list_reset(r);
                 r->stats.lists++;
                 r->stats.streams_done++;
                 if (r->h.list_end)
@@ -458,7 +635,8 @@ static void on_stream(koc_reflector *r, koc_watch *w, koc_watch_event *ev) {
                 } else if (r->list_mode == KOC_REFLECTOR_LIST_AUTO && is_refusal(ev->status))
                         stream_refused(r, ev->status, ev->message);
                 else
-                        schedule(r, NEXT_LIST, next_backoff(r));
+                        list_rejected(r, KOC_REFLECTOR_REJECT_ERROR_EVENT, "streaming list",
+                                      ev->status, ev->message);
                 return;
         case KOC_WATCH_CLOSED:
                 r->watch = NULL;
@@ -471,7 +649,11 @@ static void on_stream(koc_reflector *r, koc_watch *w, koc_watch_event *ev) {
                          * sendInitialEvents (older than the feature). */
                         stream_refused(r, ev->status, "the stream ended without the end marker");
                 else
-                        schedule(r, NEXT_LIST, next_backoff(r));
+                        list_rejected(r, reject_reason(ev->status, ev->error), "streaming list",
+                                      ev->status,
+                                      ev->error == 0 && ev->status == 200
+                                              ? "the stream ended without the end marker"
+                                              : ev->message);
                 return;
         }
 }
@@ -509,9 +691,10 @@ static void on_watch(koc_watch *w, koc_watch_event *ev, void *userdata) {
                         r->stats.relists_gone++;
                         schedule(r, NEXT_LIST, 0);
                 } else {
-                        koc_log_debug(LOG, "watch error path=%s status=%ld message=\"%s\"", r->path,
-                                      ev->status, ev->message);
-                        schedule(r, NEXT_WATCH, next_backoff(r));
+                        uint64_t d = next_backoff(r);
+                        reject(r, KOC_REFLECTOR_REJECT_ERROR_EVENT, "watch", ev->status,
+                               ev->message, d);
+                        schedule(r, NEXT_WATCH, d);
                 }
                 return;
         case KOC_WATCH_CLOSED:
@@ -529,11 +712,15 @@ static void on_watch(koc_watch *w, koc_watch_event *ev, void *userdata) {
                         schedule(r, NEXT_WATCH, 0);
                         return;
                 }
-                koc_log_debug(LOG, "watch closed path=%s status=%ld error=%d", r->path, ev->status,
-                              ev->error);
                 bool clean = ev->error == 0 && ev->status == 200;
-                schedule(r, NEXT_WATCH,
-                         next_backoff_capped(r, clean ? r->clean_close_max : r->backoff_max));
+                uint64_t d = next_backoff_capped(r, clean ? r->clean_close_max : r->backoff_max);
+                if (clean)
+                        koc_log_debug(LOG, "watch closed early path=%s with nothing on it",
+                                      r->path);
+                else
+                        reject(r, reject_reason(ev->status, ev->error), "watch", ev->status,
+                               ev->message, d);
+                schedule(r, NEXT_WATCH, d);
                 return;
         }
 }

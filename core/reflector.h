@@ -11,7 +11,14 @@
  * - a watch that ends or fails is resumed from the last seen resourceVersion;
  *   410 Gone/Expired (an ERROR event or the watch's HTTP status) re-lists;
  * - failures back off 800 ms doubling to 30 s with jitter; the backoff starts
- *   again from 800 ms after two quiet minutes without a failure.
+ *   again from 800 ms after two quiet minutes without a failure.  Every
+ *   rejected answer (an error status, a body that is not JSON or is cut or
+ *   too deep or too large, an ERROR event other than 410, a continue token
+ *   seen before in the same list, a list over its caps) gets one warn line,
+ *   rate-limited per reflector, with the request and the reason, and is
+ *   counted (stats.rejected, handler rejected).
+ * - a list is delivered between list_begin and list_end; a list that cannot
+ *   end is abandoned with list_abort, so its items never count as a list.
  * - with a streaming list (client-go's WatchList), the list is a watch with
  *   sendInitialEvents=true: its ADDED events are the list's items and the
  *   BOOKMARK annotated k8s.io/initial-events-end ends the list (list_end with
@@ -39,12 +46,34 @@
 
 typedef struct koc_reflector koc_reflector;
 
+/* Why an answer was rejected (the reason label of the informer's
+ * koc_informer_rejected_answers_total). */
+typedef enum koc_reflector_reject {
+        KOC_REFLECTOR_REJECT_TRANSPORT,     /* no answer: connection, TLS, timeout */
+        KOC_REFLECTOR_REJECT_STATUS,        /* an error status other than 410 */
+        KOC_REFLECTOR_REJECT_INVALID,       /* not JSON, truncated, too deep, not a list */
+        KOC_REFLECTOR_REJECT_TOO_LARGE,     /* a body or watch event over the size cap */
+        KOC_REFLECTOR_REJECT_ERROR_EVENT,   /* a watch ERROR event other than 410 */
+        KOC_REFLECTOR_REJECT_CONTINUE_LOOP, /* a list's continue token came again */
+        KOC_REFLECTOR_REJECT_LIST_TOO_LARGE, /* a list over its caps (objects, bytes, pages) */
+        _KOC_REFLECTOR_REJECT_MAX,
+} koc_reflector_reject;
+const char *koc__reflector_reject_to_string(koc_reflector_reject r);
+
 typedef struct koc_reflector_handlers {
         void (*list_begin)(void *userdata);
         /* object is the reflector's; kind and apiVersion are filled in from
-         * the list's. */
-        void (*list_item)(cJSON *object, void *userdata);
+         * the list's.  A negative errno abandons the list (-EFBIG: over a
+         * cap of the owner's, such as the list's bytes). */
+        int (*list_item)(cJSON *object, void *userdata);
         void (*list_end)(const char *resource_version, void *userdata);
+        /* Optional: a list that began will not end (a failed page, a
+         * continue loop, a list over its caps, a stream cut before its end
+         * marker): its items must not be used.  The next attempt starts
+         * with list_begin again. */
+        void (*list_abort)(void *userdata);
+        /* Optional: an answer was rejected (after its warn line). */
+        void (*rejected)(koc_reflector_reject reason, void *userdata);
         /* ADDED, MODIFIED or DELETED. */
         void (*event)(koc_watch_event_type type, cJSON *object, void *userdata);
         /* Optional: a watch request ended, with its HTTP status (or the
@@ -79,7 +108,14 @@ typedef struct koc_reflector_spec {
          * JSON), e.g. for metadata-only lists and watches. */
         const char *list_accept;
         const char *watch_accept;
+        /* Cap on one list's objects (0: 1,000,000).  A list over it, one
+         * whose continue token repeats, or one with more pages than it
+         * could need (max_list_objects / page_size * 2 + 1000) is abandoned
+         * (list_abort) and retried with backoff. */
+        size_t max_list_objects;
 } koc_reflector_spec;
+
+#define KOC_REFLECTOR_MAX_LIST_OBJECTS_DEFAULT ((size_t)1000000)
 
 int koc__reflector_new(koc_client *c, const koc_reflector_spec *spec,
                        const koc_reflector_handlers *handlers, void *userdata, koc_reflector **ret);
@@ -106,6 +142,8 @@ typedef struct koc_reflector_stats {
         unsigned streams;        /* streaming lists started */
         unsigned streams_done;   /* ... ended by the initial-events-end bookmark */
         bool stream_unsupported; /* AUTO fell back to pages */
+        unsigned lists_abandoned; /* lists begun that never ended */
+        unsigned rejected[_KOC_REFLECTOR_REJECT_MAX];
 } koc_reflector_stats;
 void koc__reflector_get_stats(koc_reflector *r, koc_reflector_stats *ret);
 const char *koc__reflector_get_resource_version(koc_reflector *r);

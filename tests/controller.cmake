@@ -16,6 +16,13 @@ koc_add_test(NAME test-controller SOURCES integration/test-controller.c ${KOC_HA
              MODULES core leader probes shutdown manager controller LIBS PkgConfig::CURL
              LABELS integration tsan K8S TIMEOUT 240)
 
+# The informer against a scripted server that answers badly on purpose: an
+# authoritative re-list after 410, an unknown watch event type, continue
+# loops and pages without end, the list caps, every rejected answer said.
+koc_add_test(NAME test-informer-hostile SOURCES integration/test-informer-hostile.c
+             MODULES core leader probes shutdown manager controller LIBS Threads::Threads
+             LABELS integration tsan VALGRIND TIMEOUT 180)
+
 # The streaming-list case once more, on a kube-apiserver of its own started
 # with the WatchList gate off: the informer falls back to paginated lists.
 if(KOC_K8S_ENABLED)

@@ -866,8 +866,10 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
         c->n_workers = o->workers ? o->workers : 1;
         c->resync_usec = o->resync_period_usec;
         c->timeout_usec = o->reconcile_timeout_usec;
-        c->informer_opts =
-                (koc_informer_opts){.list_mode = o->list_mode, .metadata_only = o->metadata_only};
+        c->informer_opts = (koc_informer_opts){.list_mode = o->list_mode,
+                                               .metadata_only = o->metadata_only,
+                                               .max_list_objects = o->max_list_objects,
+                                               .max_list_bytes = o->max_list_bytes};
         c->slots = calloc(c->n_workers, sizeof *c->slots);
         for (unsigned i = 0; c->slots && i < c->n_workers; i++)
                 c->slots[i].c = c;
@@ -964,7 +966,9 @@ static int add_source(koc_controller *c, size_t res_size, const koc_resource *us
         *s = (source){.c = c, .kind = kind, .map = map, .userdata = userdata, .destroy = destroy};
         /* Owned objects live in the primary's namespace. */
         const char *ns = kind == SOURCE_OWNS ? koc__informer_get_namespace(c->primary) : NULL;
-        koc_informer_opts opts = {.list_mode = c->informer_opts.list_mode};
+        koc_informer_opts opts = {.list_mode = c->informer_opts.list_mode,
+                                  .max_list_objects = c->informer_opts.max_list_objects,
+                                  .max_list_bytes = c->informer_opts.max_list_bytes};
         int r = koc__informer_get(koc_manager_get_client(c->m), res, ns, label_selector, NULL,
                                   &opts, koc_manager_get_metrics(c->m), &s->inf, err);
         if (r >= 0)

@@ -47,6 +47,7 @@ struct koc_informer {
         strmap tombstones;
         koc_metric *objects_gauge;
         koc_metric *bytes_gauge;
+        koc_metric *rejected[_KOC_REFLECTOR_REJECT_MAX];
 };
 
 /* One registry for the process, keyed by client, so two managers in one
@@ -180,13 +181,38 @@ static void upsert_and_notify(koc_informer *inf, cJSON *obj) {
         set_gauges(inf);
 }
 
+/* A list fills the store's staging; its objects replace the cache's content
+ * only when it ends (koc__store_replace_end: the list is authoritative, with
+ * the read-your-own-writes exception explained there), so the objects of a
+ * list that is abandoned never reach the cache or the handlers. */
 static void on_list_begin(void *userdata) {
         koc_informer *inf = userdata;
         koc__store_replace_begin(inf->store);
 }
 
-static void on_list_item(cJSON *obj, void *userdata) {
-        upsert_and_notify(userdata, obj);
+static int on_list_item(cJSON *obj, void *userdata) {
+        koc_informer *inf = userdata;
+        if (inf->opts.metadata_only)
+                keep_metadata(inf, obj);
+        int r = koc__store_replace_add(inf->store, obj);
+        if (r == -EINVAL)
+                return 0; /* no name: not an object the cache can hold */
+        if (r < 0)
+                return r;
+        uint64_t max = inf->opts.max_list_bytes ? inf->opts.max_list_bytes
+                                                : KOC_INFORMER_MAX_LIST_BYTES_DEFAULT;
+        return koc__store_replace_bytes(inf->store) > max ? -EFBIG : 0;
+}
+
+static void on_list_abort(void *userdata) {
+        koc_informer *inf = userdata;
+        koc__store_replace_abort(inf->store);
+}
+
+static void on_rejected(koc_reflector_reject why, void *userdata) {
+        koc_informer *inf = userdata;
+        if (inf->rejected[why])
+                koc_metric_inc(inf->rejected[why]);
 }
 
 struct removal {
@@ -203,10 +229,21 @@ static void on_removed(koc_object *old, void *userdata) {
         notify_delete(r->inf, old);
 }
 
+static void on_listed(koc_object *old, koc_object *o, void *userdata) {
+        struct removal *r = userdata;
+        if (old)
+                notify_update(r->inf, old, o);
+        else
+                notify_add(r->inf, o);
+}
+
 static void on_list_end(const char *rv, void *userdata) {
         koc_informer *inf = userdata;
         struct removal rm = {inf, rv};
-        koc__store_replace_end(inf->store, on_removed, &rm);
+        koc__store_replace_end(inf->store, rv,
+                               &(koc_store_replace_handlers){.changed = on_listed,
+                                                             .removed = on_removed},
+                               &rm);
         set_gauges(inf);
         if (!atomic_load(&inf->synced)) {
                 atomic_store(&inf->synced, true);
@@ -297,6 +334,8 @@ static const koc_reflector_handlers reflector_handlers = {
         .list_begin = on_list_begin,
         .list_item = on_list_item,
         .list_end = on_list_end,
+        .list_abort = on_list_abort,
+        .rejected = on_rejected,
         .event = on_event,
 };
 
@@ -350,6 +389,15 @@ static void register_gauges(koc_informer *inf, koc_metrics *m) {
         koc_metrics_add_gauge(m, "koc_informer_cached_bytes",
                               "Bytes of JSON held in an informer's cache.", labels,
                               &inf->bytes_gauge);
+        for (int i = 0; i < _KOC_REFLECTOR_REJECT_MAX; i++) {
+                char l[1100];
+                snprintf(l, sizeof l, "%s,reason=\"%s\"", labels,
+                         koc__reflector_reject_to_string((koc_reflector_reject)i));
+                koc_metrics_add_counter(m, "koc_informer_rejected_answers_total",
+                                        "Answers to an informer's lists and watches that were "
+                                        "rejected, by reason.",
+                                        l, &inf->rejected[i]);
+        }
 }
 
 static koc_reflector_list_mode reflector_mode(koc_list_mode m) {
@@ -383,7 +431,9 @@ int koc__informer_get(koc_client *c, const koc_resource *res, const char *namesp
                     same(i->label_selector, label_selector) &&
                     same(i->field_selector, field_selector) &&
                     i->opts.list_mode == opts->list_mode &&
-                    i->opts.metadata_only == opts->metadata_only) {
+                    i->opts.metadata_only == opts->metadata_only &&
+                    i->opts.max_list_objects == opts->max_list_objects &&
+                    i->opts.max_list_bytes == opts->max_list_bytes) {
                         i->ref++;
                         pthread_mutex_unlock(&registry_lock);
                         *ret = i;
@@ -420,7 +470,8 @@ int koc__informer_get(koc_client *c, const koc_resource *res, const char *namesp
                         &(koc_reflector_spec){.path = inf->path,
                                               .label_selector = label_selector,
                                               .field_selector = field_selector,
-                                              .list_mode = reflector_mode(opts->list_mode)},
+                                              .list_mode = reflector_mode(opts->list_mode),
+                                              .max_list_objects = opts->max_list_objects},
                         &reflector_handlers, inf, &inf->reflector);
         if (r >= 0)
                 r = koc__reflector_start(inf->reflector);

@@ -26,7 +26,15 @@ typedef struct koc_informer_handler {
 typedef struct koc_informer_opts {
         koc_list_mode list_mode;
         bool metadata_only;
+        /* Caps on one list (koc_controller_options): objects (0:
+         * 1,000,000) and bytes of the objects as cached, minified JSON
+         * after the transform (0: 4 GiB).  A list over either is abandoned
+         * and its objects never reach the cache. */
+        size_t max_list_objects;
+        uint64_t max_list_bytes;
 } koc_informer_opts;
+
+#define KOC_INFORMER_MAX_LIST_BYTES_DEFAULT ((uint64_t)4 << 30)
 
 /* Finds or creates (and starts) the informer; returns a new reference.
  * opts and metrics may be NULL. */

@@ -55,6 +55,11 @@ typedef struct entry_table {
         size_t size;
 } entry_table;
 
+typedef struct staged_entry {
+        koc_object *obj;
+        struct koc_index_values *values;
+} staged_entry;
+
 struct koc_store {
         pthread_rwlock_t lock;
         entry_table entries;
@@ -65,6 +70,13 @@ struct koc_store {
         koc_destroy_t transform_destroy;
         uint64_t gen;
         size_t bytes;
+        /* The re-list in progress (between replace_begin and replace_end or
+         * replace_abort): its generation and the records it listed, not in
+         * the table yet. */
+        bool replacing;
+        uint64_t list_gen;
+        staged_entry *staged;
+        size_t n_staged, staged_cap, staged_bytes;
 };
 
 /* --- objects ---------------------------------------------------------------------- */
@@ -350,9 +362,12 @@ static void values_free(koc_store *s, struct koc_index_values *values) {
         free(values);
 }
 
+static void staged_clear(koc_store *s);
+
 koc_store *koc__store_free(koc_store *s) {
         if (!s)
                 return NULL;
+        staged_clear(s);
         for (size_t i = 0; i < s->entries.cap; i++)
                 if (s->entries.slots[i].obj) {
                         values_free(s, s->entries.slots[i].values);
@@ -476,6 +491,55 @@ static int compute_values(koc_store *s, const cJSON *obj, struct koc_index_value
         return 0;
 }
 
+/* Stores o (with its index values, both taken over) in place of old (NULL:
+ * a new key) under the write lock.  1 and *ret_old (a reference, may be
+ * NULL) on success, a negative errno (o and values freed) on failure. */
+static int store_commit(koc_store *s, store_entry *old, koc_object *o,
+                        struct koc_index_values *values, uint64_t gen, koc_object **ret_old) {
+        koc_object *old_obj = NULL;
+        struct koc_index_values *old_values = NULL;
+        int r = 0;
+
+        pthread_rwlock_wrlock(&s->lock);
+        if (old) {
+                index_unlink(s, old->obj, old->values);
+                old_obj = old->obj;
+                old_values = old->values;
+                s->bytes -= old_obj->json_len;
+                *old = (store_entry){o, values, gen};
+        } else {
+                r = table_reserve(&s->entries);
+                if (r >= 0) {
+                        *table_free_slot(&s->entries, o->hash) = (store_entry){o, values, gen};
+                        s->entries.size++;
+                }
+        }
+        if (r >= 0) {
+                s->bytes += o->json_len;
+                r = index_link(s, o, values);
+                if (r < 0) {
+                        /* Out of memory half-way: drop the key entirely rather
+                         * than leave indexes that disagree with the records;
+                         * the next event or re-list brings it back. */
+                        index_unlink(s, o, values);
+                        table_remove(&s->entries, table_find(&s->entries, o->data));
+                        s->bytes -= o->json_len;
+                }
+        }
+        pthread_rwlock_unlock(&s->lock);
+
+        if (ret_old)
+                *ret_old = koc_object_ref(old_obj);
+        values_free(s, old_values);
+        koc_object_unref(old_obj);
+        if (r < 0) {
+                values_free(s, values);
+                koc_object_unref(o);
+                return r;
+        }
+        return 1;
+}
+
 int koc__store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret_old,
                       koc_object **ret_new) {
         koc_object *o = NULL;
@@ -491,7 +555,9 @@ int koc__store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret
                 const char *orv = koc_object_get_resource_version(old->obj);
                 const char *nrv = koc_object_get_resource_version(o);
                 if (strcmp(orv, nrv) == 0 || koc__resource_version_newer(orv, nrv) == 1) {
-                        old->gen = s->gen;
+                        /* Not a write: the entry keeps its generation (a
+                         * re-list in progress must not take a skipped
+                         * answer for a write made after it began). */
                         koc_object_unref(o);
                         return 0;
                 }
@@ -502,49 +568,12 @@ int koc__store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret
                 koc_object_unref(o);
                 return r;
         }
-
-        koc_object *old_obj = NULL;
-        struct koc_index_values *old_values = NULL;
-        pthread_rwlock_wrlock(&s->lock);
-        if (old) {
-                index_unlink(s, old->obj, old->values);
-                old_obj = old->obj;
-                old_values = old->values;
-                s->bytes -= old_obj->json_len;
-                *old = (store_entry){o, values, s->gen};
-        } else {
-                r = table_reserve(&s->entries);
-                if (r >= 0) {
-                        *table_free_slot(&s->entries, o->hash) = (store_entry){o, values, s->gen};
-                        s->entries.size++;
-                }
-        }
-        if (r >= 0) {
-                s->bytes += o->json_len;
-                r = index_link(s, o, values);
-                if (r < 0) {
-                        /* Out of memory half-way: drop the key entirely rather
-                         * than leave indexes that disagree with the records;
-                         * the next event or re-list brings it back. */
-                        index_unlink(s, o, values);
-                        table_remove(&s->entries, table_find(&s->entries, key));
-                        s->bytes -= o->json_len;
-                }
-        }
-        pthread_rwlock_unlock(&s->lock);
-
-        if (ret_old)
-                *ret_old = koc_object_ref(old_obj);
-        if (ret_new && r >= 0)
+        koc_object_ref(o);
+        r = store_commit(s, old, o, values, s->gen, ret_old);
+        if (r > 0 && ret_new)
                 *ret_new = koc_object_ref(o);
-        values_free(s, old_values);
-        koc_object_unref(old_obj);
-        if (r < 0) {
-                values_free(s, values);
-                koc_object_unref(o);
-                return r;
-        }
-        return 1;
+        koc_object_unref(o);
+        return r;
 }
 
 int koc__store_delete(koc_store *s, const char *key, koc_object **ret_old) {
@@ -565,30 +594,140 @@ int koc__store_delete(koc_store *s, const char *key, koc_object **ret_old) {
         return 1;
 }
 
-void koc__store_replace_begin(koc_store *s) {
-        s->gen++;
+static void staged_clear(koc_store *s) {
+        for (size_t i = 0; i < s->n_staged; i++) {
+                values_free(s, s->staged[i].values);
+                koc_object_unref(s->staged[i].obj);
+        }
+        free(s->staged);
+        s->staged = NULL;
+        s->n_staged = s->staged_cap = s->staged_bytes = 0;
 }
 
-void koc__store_replace_end(koc_store *s, void (*removed)(koc_object *old, void *userdata),
-                            void *userdata) {
-        koc_object **gone = NULL;
-        size_t n = 0;
+void koc__store_replace_begin(koc_store *s) {
+        staged_clear(s);
+        s->replacing = true;
+        s->list_gen = ++s->gen;
+}
 
-        /* References, since each removal moves slots and frees records. */
+void koc__store_replace_abort(koc_store *s) {
+        staged_clear(s);
+        s->replacing = false;
+}
+
+int koc__store_replace_add(koc_store *s, cJSON *obj) {
+        if (!s->replacing)
+                return -EINVAL;
+        if (s->n_staged == s->staged_cap) {
+                size_t cap = s->staged_cap ? s->staged_cap * 2 : 64;
+                staged_entry *n = realloc(s->staged, cap * sizeof *n);
+                if (!n)
+                        return -ENOMEM;
+                s->staged = n;
+                s->staged_cap = cap;
+        }
+        koc_object *o = NULL;
+        int r = koc__store_make_object(s, obj, &o);
+        if (r < 0)
+                return r;
+        struct koc_index_values *values = NULL;
+        r = compute_values(s, obj, &values);
+        if (r < 0) {
+                koc_object_unref(o);
+                return r;
+        }
+        s->staged[s->n_staged++] = (staged_entry){o, values};
+        s->staged_bytes += o->json_len;
+        return 0;
+}
+
+size_t koc__store_replace_count(koc_store *s) {
+        return s->n_staged;
+}
+
+size_t koc__store_replace_bytes(koc_store *s) {
+        return s->staged_bytes;
+}
+
+/* The re-list is authoritative (client-go's Store.Replace): what it listed
+ * replaces the cached record whatever their resourceVersions say (a server
+ * restored from an etcd backup, or one that went back, lists objects older
+ * than those cached), and what it did not list is removed.
+ *
+ * The one exception is read-your-own-writes: a record written while the list
+ * was in progress (the answer of this process's own write, applied with the
+ * list's generation, list_gen) may be newer than the list's snapshot.  It
+ * stays when its resourceVersion orders after the listed object's, or, for a
+ * key the list did not have, after the list's resourceVersion; the watch,
+ * which starts from the list's resourceVersion, then reports it anyway.
+ * resourceVersions that cannot be ordered (not decimal integers) give the
+ * list the last word.  A record written before the list began (an older
+ * generation) never outranks the list. */
+static bool written_since_list(koc_store *s, const store_entry *e, const char *than_rv) {
+        return e->gen == s->list_gen &&
+               koc__resource_version_newer(koc_object_get_resource_version(e->obj), than_rv) == 1;
+}
+
+static bool same_record(const koc_object *a, const koc_object *b) {
+        return a->json_len == b->json_len &&
+               strcmp(koc_object_get_resource_version(a), koc_object_get_resource_version(b)) == 0 &&
+               memcmp(a->data + a->json_off, b->data + b->json_off, a->json_len) == 0;
+}
+
+void koc__store_replace_end(koc_store *s, const char *list_rv,
+                            const koc_store_replace_handlers *h, void *userdata) {
+        if (!s->replacing)
+                return;
+        s->replacing = false;
+        uint64_t listed = ++s->gen;
+        staged_entry *staged = s->staged;
+        size_t n_staged = s->n_staged;
+        s->staged = NULL;
+        s->n_staged = s->staged_cap = s->staged_bytes = 0;
+
+        for (size_t i = 0; i < n_staged; i++) {
+                koc_object *o = staged[i].obj;
+                store_entry *e = table_find(&s->entries, koc_object_get_key(o));
+                if (e && ((e->gen != listed && written_since_list(s, e, koc_object_get_resource_version(o))) ||
+                          same_record(e->obj, o))) {
+                        e->gen = listed;
+                        values_free(s, staged[i].values);
+                        koc_object_unref(o);
+                        continue;
+                }
+                koc_object *old = NULL;
+                koc_object_ref(o);
+                if (store_commit(s, e, o, staged[i].values, listed, &old) > 0 && h && h->changed)
+                        h->changed(old, o, userdata);
+                koc_object_unref(old);
+                koc_object_unref(o);
+        }
+        free(staged);
+
+        /* What the list did not have; references, since each removal moves
+         * slots and frees records.  The array grows geometrically: a re-list
+         * may drop hundreds of thousands of objects. */
+        koc_object **gone = NULL;
+        size_t n = 0, cap = 0;
         for (size_t i = 0; i < s->entries.cap; i++) {
                 store_entry *se = &s->entries.slots[i];
-                if (!se->obj || se->gen == s->gen)
+                if (!se->obj || se->gen == listed || written_since_list(s, se, list_rv))
                         continue;
-                koc_object **ng = realloc(gone, (n + 1) * sizeof *ng);
-                if (!ng)
-                        break; /* the rest stays until the next re-list */
-                gone = ng;
+                if (n == cap) {
+                        size_t c = cap ? cap * 2 : 64;
+                        koc_object **ng = realloc(gone, c * sizeof *ng);
+                        if (!ng)
+                                break; /* the rest stays until the next re-list */
+                        gone = ng;
+                        cap = c;
+                }
                 gone[n++] = koc_object_ref(se->obj);
         }
         for (size_t i = 0; i < n; i++) {
                 koc_object *old = NULL;
-                if (koc__store_delete(s, koc_object_get_key(gone[i]), &old) > 0 && removed)
-                        removed(old, userdata);
+                if (koc__store_delete(s, koc_object_get_key(gone[i]), &old) > 0 && h &&
+                    h->removed)
+                        h->removed(old, userdata);
                 koc_object_unref(old);
                 koc_object_unref(gone[i]);
         }

@@ -53,11 +53,30 @@ int koc__store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret
 /* Returns 1 and *ret_old (may be NULL) when the key was stored, else 0. */
 int koc__store_delete(koc_store *s, const char *key, koc_object **ret_old);
 
-/* A re-list: upserts between begin and end mark what the list returned;
- * end removes every other record and calls removed() for each. */
+/* A re-list (client-go's Store.Replace).  begin starts it; add stages each
+ * listed object (transformed, with its index values; not visible to readers
+ * yet); end makes the list the cache's content at once: a listed object
+ * replaces the cached one even when its resourceVersion orders lower, and
+ * every record the list did not have is removed, except a record written
+ * (upsert) after begin that is newer than the list (read-your-own-writes;
+ * the rule is in store.c).  changed() runs for each record added (old NULL)
+ * or replaced, removed() for each removed one.  abort drops what was staged
+ * (an abandoned list never reaches the cache); begin also drops an earlier
+ * unfinished list.  The staging grows geometrically. */
+typedef struct koc_store_replace_handlers {
+        void (*changed)(koc_object *old, koc_object *new_, void *userdata);
+        void (*removed)(koc_object *old, void *userdata);
+} koc_store_replace_handlers;
+
 void koc__store_replace_begin(koc_store *s);
-void koc__store_replace_end(koc_store *s, void (*removed)(koc_object *old, void *userdata),
-                            void *userdata);
+/* -EINVAL outside begin/end or for an object without metadata.name. */
+int koc__store_replace_add(koc_store *s, cJSON *obj);
+void koc__store_replace_abort(koc_store *s);
+void koc__store_replace_end(koc_store *s, const char *list_rv,
+                            const koc_store_replace_handlers *h, void *userdata);
+/* What is staged so far: objects, and bytes of their minified JSON. */
+size_t koc__store_replace_count(koc_store *s);
+size_t koc__store_replace_bytes(koc_store *s);
 
 /* Any thread. */
 koc_object *koc__store_get(koc_store *s, const char *key);

@@ -376,6 +376,16 @@ typedef struct koc_controller_options {
          * annotations, owners or finalizers; the reconcile reads the rest
          * with koc_reconcile_get() when it needs it. */
         bool metadata_only;
+        /* Caps on one list of the controller's informers, so that a server
+         * that sends pages without end cannot take the process's memory:
+         * objects (0: 1,000,000) and bytes of the objects as cached, that is
+         * minified JSON after the transform (0: 4 GiB).  A list over either
+         * cap, or whose continue token repeats, is abandoned with a warning
+         * (and koc_informer_rejected_answers_total{reason="list_too_large"}
+         * or "continue_loop"), none of its objects reaches the cache, and it
+         * is retried with backoff. */
+        size_t max_list_objects;
+        uint64_t max_list_bytes;
 } koc_controller_options;
 
 /* Fills o with the defaults (o_size bytes; newer fields zero).  Like every

@@ -186,7 +186,7 @@ typedef struct entry {
         char *key;
         char *ns;
         char *rv;
-        bool seen; /* written since the current list began */
+        uint64_t gen; /* the store's generation of its last write */
 } entry;
 
 typedef struct pair {
@@ -200,6 +200,15 @@ static struct {
         pair *tomb;
         size_t n_tomb;
         bool list_begun;
+        /* The store's generations: of the last write, and of the list in
+         * progress (read-your-own-writes across a re-list). */
+        uint64_t gen, list_gen;
+        /* The list in progress: what it listed so far, in order, and the
+         * continue tokens it saw. */
+        entry *staged;
+        size_t n_staged;
+        char **tokens;
+        size_t n_tokens;
         char *cont; /* the continue token the next page must carry */
         char *rv;   /* the reflector's resume point */
         bool has_label_selector, has_field_selector;
@@ -288,8 +297,17 @@ static void tomb_drop(const char *key) {
         *t = model.tomb[--model.n_tomb];
 }
 
+static void add_entry(entry **arr, size_t *n, char *key, const char *ns, const char *rv,
+                      uint64_t gen) {
+        entry *a = realloc(*arr, (*n + 1) * sizeof *a);
+        if (!a)
+                abort();
+        *arr = a;
+        a[(*n)++] = (entry){key, xstrdup(ns ? ns : ""), xstrdup(rv ? rv : ""), gen};
+}
+
 /* The store's upsert with KOC_STORE_ONLY_NEWER: a stored record with the same
- * or a newer resourceVersion stays (and counts as seen by a re-list). */
+ * or a newer resourceVersion stays (and keeps its generation). */
 static void model_upsert(const cJSON *obj) {
         char *key = key_of(obj, false);
         if (!key)
@@ -298,18 +316,83 @@ static void model_upsert(const cJSON *obj) {
         const char *ns = str_field(meta(obj), "namespace");
         entry *e = find(key);
         if (e) {
-                e->seen = true;
                 if (strcmp(e->rv, rv ? rv : "") != 0 &&
-                    koc__resource_version_newer(e->rv, rv ? rv : "") != 1)
+                    koc__resource_version_newer(e->rv, rv ? rv : "") != 1) {
                         set(&e->rv, rv ? rv : "");
+                        set(&e->ns, ns ? ns : "");
+                        e->gen = model.gen;
+                }
                 free(key);
                 return;
         }
-        entry *n = realloc(model.e, (model.n + 1) * sizeof *n);
-        if (!n)
+        add_entry(&model.e, &model.n, key, ns, rv, model.gen);
+}
+
+static void staged_clear(void) {
+        for (size_t i = 0; i < model.n_staged; i++) {
+                free(model.staged[i].key);
+                free(model.staged[i].ns);
+                free(model.staged[i].rv);
+        }
+        free(model.staged);
+        model.staged = NULL;
+        model.n_staged = 0;
+        for (size_t i = 0; i < model.n_tokens; i++)
+                free(model.tokens[i]);
+        free(model.tokens);
+        model.tokens = NULL;
+        model.n_tokens = 0;
+}
+
+/* True when the list in progress saw the token before (the reflector
+ * abandons such a list); notes it otherwise. */
+static bool token_repeats(const char *cont) {
+        for (size_t i = 0; i < model.n_tokens; i++)
+                if (strcmp(model.tokens[i], cont) == 0)
+                        return true;
+        char **t = realloc(model.tokens, (model.n_tokens + 1) * sizeof *t);
+        if (!t)
                 abort();
-        model.e = n;
-        model.e[model.n++] = (entry){key, xstrdup(ns ? ns : ""), xstrdup(rv ? rv : ""), true};
+        model.tokens = t;
+        t[model.n_tokens++] = xstrdup(cont);
+        return false;
+}
+
+static void model_stage(const cJSON *obj) {
+        char *key = key_of(obj, false);
+        if (key)
+                add_entry(&model.staged, &model.n_staged, key, str_field(meta(obj), "namespace"),
+                          str_field(meta(obj), "resourceVersion"), 0);
+}
+
+/* The store's replace_end: the list is authoritative, except for records
+ * written since the list began that are newer than it. */
+static void model_replace(const char *list_rv) {
+        uint64_t listed = ++model.gen;
+        for (size_t i = 0; i < model.n_staged; i++) {
+                entry *st = &model.staged[i];
+                entry *e = find(st->key);
+                if (e && e->gen != listed && e->gen == model.list_gen &&
+                    koc__resource_version_newer(e->rv, st->rv) == 1) {
+                        e->gen = listed;
+                        continue;
+                }
+                if (e) {
+                        set(&e->rv, st->rv);
+                        set(&e->ns, st->ns);
+                        e->gen = listed;
+                } else
+                        add_entry(&model.e, &model.n, xstrdup(st->key), st->ns, st->rv, listed);
+        }
+        for (size_t i = 0; i < model.n;)
+                if (model.e[i].gen != listed &&
+                    !(model.e[i].gen == model.list_gen &&
+                      koc__resource_version_newer(model.e[i].rv, list_rv ? list_rv : "") == 1)) {
+                        tomb_set(model.e[i].key, list_rv);
+                        remove_at(i);
+                } else
+                        i++;
+        staged_clear();
 }
 
 static void model_reset(void) {
@@ -319,6 +402,7 @@ static void model_reset(void) {
                 free(model.tomb[i].key);
                 free(model.tomb[i].rv);
         }
+        staged_clear();
         free(model.e);
         free(model.tomb);
         free(model.cont);
@@ -334,6 +418,7 @@ size_t fuzz_model_count(void) {
  * everything starts from scratch. */
 static void model_relist(void) {
         model.list_begun = false;
+        staged_clear();
         set(&model.cont, NULL);
         set(&model.rv, NULL);
 }
@@ -393,25 +478,22 @@ void fuzz_answer_list(int error, long status, const char *body, size_t len) {
         } else {
                 if (!model.list_begun) {
                         model.list_begun = true;
-                        for (size_t i = 0; i < model.n; i++)
-                                model.e[i].seen = false;
+                        staged_clear();
+                        model.list_gen = ++model.gen;
                 }
                 const cJSON *item;
                 cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(j, "items")) {
                         if (cJSON_IsObject(item))
-                                model_upsert(item);
+                                model_stage(item);
                 }
                 const char *cont = str_field(meta(j), "continue");
-                if (cont && *cont) {
+                if (cont && *cont && token_repeats(cont)) {
+                        model_relist(); /* a continue loop: abandoned */
+                } else if (cont && *cont) {
                         set(&model.cont, cont);
                 } else {
                         const char *rv = str_field(meta(j), "resourceVersion");
-                        for (size_t i = 0; i < model.n;)
-                                if (!model.e[i].seen) {
-                                        tomb_set(model.e[i].key, rv);
-                                        remove_at(i);
-                                } else
-                                        i++;
+                        model_replace(rv);
                         set(&model.cont, NULL);
                         set(&model.rv, rv);
                         model.list_begun = false;
@@ -448,7 +530,10 @@ void fuzz_watch_line(const char *line, size_t len) {
         koc_watch_event_type type;
         cJSON *obj = NULL;
         koc_status st;
-        if (koc__watch_line_parse(line, len, &type, &obj, &st) < 0) {
+        int r = koc__watch_line_parse(line, len, &type, &obj, &st);
+        if (r == -ENOMSG)
+                return; /* an event of an unknown type: the client skips it */
+        if (r < 0) {
                 /* The client ends the stream at a line that is no event. */
                 fuzz_watch_close(200, -EBADMSG);
                 return;

@@ -13,8 +13,11 @@
  * timers fire at once: fuzz_run() dispatches the loop until nothing is due.
  *
  * The model.  A list of (key, resourceVersion) pairs, updated with the rules
- * the informer documents (newer-only writes, a re-list removes what it did not
- * return, deletion tombstones for read-your-own-writes), and compared with the
+ * the informer documents (newer-only writes; a list staged until it ends,
+ * then authoritative: it replaces what it lists and removes what it did not
+ * return, except writes since it began that are newer; a list whose continue
+ * token repeats is abandoned; deletion tombstones for read-your-own-writes),
+ * and compared with the
  * store after every step by fuzz_check(): the count, the keys, get() by key
  * giving the last version, the byte count, the stored JSON parsing back
  * without managedFields.  Any difference aborts.
@@ -59,7 +62,8 @@ const char *fuzz_watch_resource_version(void);
  * not JSON).  Updates the model first.  No-op without a request. */
 void fuzz_answer_list(int error, long status, const char *body, size_t len);
 /* Delivers one watch line through koc__watch_line_parse (a line that is not
- * an event ends the watch with -EBADMSG, as the client does). */
+ * an event ends the watch with -EBADMSG, and an event of an unknown type is
+ * skipped, as the client does). */
 void fuzz_watch_line(const char *line, size_t len);
 /* Ends the watch with a CLOSED event (status, error). */
 void fuzz_watch_close(long status, int error);

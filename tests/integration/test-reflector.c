@@ -155,7 +155,7 @@ static void on_page_begin(void *userdata) {
         ((pages *)userdata)->begins++;
 }
 
-static void on_page_item(cJSON *item, void *userdata) {
+static int on_page_item(cJSON *item, void *userdata) {
         pages *p = userdata;
         const cJSON *md = cJSON_GetObjectItemCaseSensitive(item, "metadata");
         const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, "name"));
@@ -166,6 +166,7 @@ static void on_page_item(cJSON *item, void *userdata) {
         if (!name || strcmp(name, p->last_name) <= 0)
                 p->ordered = false;
         snprintf(p->last_name, sizeof p->last_name, "%s", name ? name : "");
+        return 0;
 }
 
 static void on_page_end(const char *rv, void *userdata) {
