@@ -24,6 +24,13 @@
 #define DEFAULT_MAX_CONNECTIONS 256u
 #define DEFAULT_IDLE_TIMEOUT_SEC 10u
 #define DEFAULT_MAX_REQUEST_BYTES (16u * 1024u)
+/* The kubelet opens one connection per probe, from the node's address, and
+ * sends its request at once; Prometheus keeps one or two.  32 leaves room for
+ * both behind one address (a NAT), and one address cannot fill the server. */
+#define DEFAULT_MAX_PER_ADDRESS 32u
+/* A request arrives in one packet; the kubelet's probes time out after 1 s by
+ * default. */
+#define DEFAULT_REQUEST_TIMEOUT_USEC (3 * KOC_USEC_PER_SEC)
 #define MAX_LISTENERS 4
 #define MAX_CHECKS 64
 #define MAX_EXCLUDES 16
@@ -482,7 +489,8 @@ KOC_EXPORT int koc_probes_new(sd_event *event, koc_metrics *metrics, koc_probes 
         p->metrics = metrics ? koc_metrics_ref(metrics) : NULL;
         atomic_init(&p->ready, true);
         p->limits = (koc_mhd_limits){ DEFAULT_MAX_CONNECTIONS, DEFAULT_IDLE_TIMEOUT_SEC,
-                                      DEFAULT_MAX_REQUEST_BYTES };
+                                      DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_PER_ADDRESS,
+                                      DEFAULT_REQUEST_TIMEOUT_USEC };
         int r = make_static_responses(p);
         if (r >= 0)
                 r = add_check(p, KIND_HEALTH, "ping", builtin_ping, p, NULL);
@@ -526,6 +534,19 @@ KOC_EXPORT int koc_probes_set_limits(koc_probes *p, unsigned max_connections,
                         (unsigned)((idle_timeout_usec + KOC_USEC_PER_SEC - 1) / KOC_USEC_PER_SEC);
         if (max_request_bytes)
                 p->limits.max_request_bytes = max_request_bytes;
+        return 0;
+}
+
+KOC_EXPORT int koc_probes_set_client_limits(koc_probes *p, unsigned max_per_address,
+                                            uint64_t request_timeout_usec) {
+        if (!p)
+                return -EINVAL;
+        if (request_timeout_usec > 3600 * KOC_USEC_PER_SEC)
+                return -EINVAL;
+        if (max_per_address)
+                p->limits.max_per_address = max_per_address;
+        if (request_timeout_usec)
+                p->limits.request_timeout_usec = request_timeout_usec;
         return 0;
 }
 

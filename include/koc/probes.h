@@ -27,7 +27,8 @@
  * "internal server error: WHY", and 404 for an unknown check.  Only GET and
  * HEAD are served (405 with "Allow: GET, HEAD" otherwise), requests with a body
  * get 413, unknown paths 404; connections, idle time and request size are
- * bounded.  The text of a failed check (its `why`) is shown to anyone who can
+ * bounded, and slow or idle clients cannot keep the kubelet's probes out
+ * (koc_probes_set_client_limits).  The text of a failed check (its `why`) is shown to anyone who can
  * reach the port, so it must never hold secrets.
  *
  * Health probes and /metrics may listen on separate addresses, like
@@ -89,6 +90,21 @@ KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_probes, koc_probes_unref)
  * default 16 KiB; larger requests get 431 or 414). */
 KOC_EXPORT int koc_probes_set_limits(koc_probes *p, unsigned max_connections,
                                      uint64_t idle_timeout_usec, size_t max_request_bytes);
+
+/* Slow and idle clients (0 keeps a value; applies at once, to running
+ * listeners too).  request_timeout_usec (default 3 s, at most 1 h): a
+ * connection must deliver a whole request (line and headers) within this time
+ * of its start, or of the end of its previous answer, or it is closed; unlike
+ * the idle timeout, bytes that trickle in do not extend it.
+ * max_per_address (default 32): connections from one client address.  At that
+ * number, or at max_connections in all, a new connection closes the oldest
+ * connection still waiting for its request (from the same address, or from
+ * any), so that a client that sends its request at once, as the kubelet does
+ * on a new connection for every probe, is always served; it is refused only
+ * when every connection is busy answering.  Each close is logged at warn
+ * (rate-limited). */
+KOC_EXPORT int koc_probes_set_client_limits(koc_probes *p, unsigned max_per_address,
+                                            uint64_t request_timeout_usec);
 
 /* Starts serving `kinds` (KOC_PROBES_HEALTH and/or KOC_PROBES_METRICS) on
  * address: ":PORT" (every address, IPv6 and IPv4), "0.0.0.0:PORT",

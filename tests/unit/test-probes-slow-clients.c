@@ -1,0 +1,351 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The probes server under 1,000 slow and idle clients (slowloris): half send
+ * a request line and then one header line a second, never finishing, half
+ * send nothing; every connection the server closes is opened again (at most
+ * 200 a second, after a burst of 1,000).  Meanwhile a kubelet-like client
+ * opens a new connection for each of 30 probes (/livez and /readyz in turn):
+ * every one must answer 200 within 1 s.  Once from the kubelet's own address
+ * (127.0.0.1), once from 50 other loopback addresses. */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "koc/log.h"
+#include "koc/probes.h"
+
+#define N_SLOW 1000
+#define OPEN_RATE 200 /* reconnections per second after the first burst */
+#define N_PROBES 30
+#define ATTACK_MAX_MS 60000 /* the attacker's own bound */
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* --- the server ------------------------------------------------------------- */
+
+typedef struct server {
+        sd_event *event;
+        koc_probes *probes;
+        int stop_fd;
+        pthread_t thread;
+        uint16_t port;
+} server;
+
+static int on_stop(sd_event_source *s, int fd, uint32_t revents, void *ud) {
+        return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static void *loop_thread(void *ud) {
+        server *srv = ud;
+        sd_event_loop(srv->event);
+        return NULL;
+}
+
+static int check_ok(char *why, size_t size, void *ud) {
+        return 0;
+}
+
+/* The probes server with its defaults, as a manager starts it. */
+static void server_start(server *srv) {
+        memset(srv, 0, sizeof(*srv));
+        assert_int_equal(sd_event_new(&srv->event), 0);
+        assert_int_equal(koc_probes_new(srv->event, NULL, &srv->probes), 0);
+        assert_int_equal(koc_probes_add_ready_check(srv->probes, "leader", check_ok, NULL, NULL),
+                         0);
+        assert_int_equal(koc_probes_listen(srv->probes, "127.0.0.1:0", KOC_PROBES_HEALTH), 0);
+        assert_int_equal(koc_probes_get_port(srv->probes, KOC_PROBES_HEALTH, &srv->port), 0);
+        srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        assert_true(srv->stop_fd >= 0);
+        assert_int_equal(sd_event_add_io(srv->event, NULL, srv->stop_fd, EPOLLIN, on_stop, srv),
+                         0);
+        assert_int_equal(pthread_create(&srv->thread, NULL, loop_thread, srv), 0);
+}
+
+static void server_stop(server *srv) {
+        uint64_t one = 1;
+        assert_int_equal(write(srv->stop_fd, &one, sizeof(one)), (ssize_t)sizeof(one));
+        pthread_join(srv->thread, NULL);
+        koc_probes_unref(srv->probes);
+        sd_event_unref(srv->event);
+        close(srv->stop_fd);
+}
+
+/* --- the slow clients ------------------------------------------------------- */
+
+typedef struct slot {
+        int fd;
+        bool connected;
+        bool trickle;
+        unsigned sent;
+        uint64_t next_send;
+} slot;
+
+typedef struct attacker {
+        uint16_t port;
+        unsigned n_addrs; /* 0: all from 127.0.0.1; n: 127.0.0.2 .. 127.0.0.(n+1) */
+        atomic_bool stop;
+        pthread_t thread;
+        slot slots[N_SLOW];
+        atomic_uint n_connected;
+        atomic_ulong n_opened;
+        atomic_ulong n_closed; /* by the server */
+} attacker;
+
+static void slot_close(slot *s) {
+        close(s->fd);
+        s->fd = -1;
+        s->connected = false;
+        s->sent = 0;
+}
+
+static bool slot_open(attacker *a, size_t i) {
+        slot *s = &a->slots[i];
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return false;
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+        struct sockaddr_in src = { .sin_family = AF_INET };
+        src.sin_addr.s_addr = htonl(a->n_addrs ? 0x7f000002u + (uint32_t)(i % a->n_addrs)
+                                               : INADDR_LOOPBACK);
+        struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(a->port),
+                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ||
+            (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) < 0 && errno != EINPROGRESS)) {
+                close(fd);
+                return false;
+        }
+        s->fd = fd;
+        s->connected = false;
+        s->trickle = i % 2 == 0;
+        s->sent = 0;
+        s->next_send = 0;
+        atomic_fetch_add(&a->n_opened, 1);
+        return true;
+}
+
+/* The next piece a trickling client sends: the request line, then one header
+ * line a second; the blank line that would end the request never comes. */
+static void slot_trickle(slot *s, uint64_t now) {
+        static const char line[] = "GET /livez HTTP/1.1\r\n";
+        static const char header[] = "X-Slow: a\r\n";
+        if (!s->trickle || now < s->next_send)
+                return;
+        const char *piece = s->sent == 0 ? line : header;
+        if (send(s->fd, piece, strlen(piece), MSG_NOSIGNAL) < 0 && errno != EAGAIN) {
+                slot_close(s);
+                return;
+        }
+        s->sent++;
+        s->next_send = now + 1000;
+}
+
+static void *attack_thread(void *ud) {
+        attacker *a = ud;
+        static struct pollfd pfd[N_SLOW];
+        static size_t idx[N_SLOW];
+        uint64_t start = now_ms(), last = start;
+        double tokens = N_SLOW; /* the first burst */
+
+        while (!atomic_load(&a->stop) && now_ms() - start < ATTACK_MAX_MS) {
+                uint64_t now = now_ms();
+                tokens += (double)(now - last) * OPEN_RATE / 1000.0;
+                if (tokens > N_SLOW)
+                        tokens = N_SLOW;
+                last = now;
+                for (size_t i = 0; i < N_SLOW && tokens >= 1; i++)
+                        if (a->slots[i].fd < 0 && slot_open(a, i))
+                                tokens -= 1;
+
+                size_t n = 0;
+                unsigned connected = 0;
+                for (size_t i = 0; i < N_SLOW; i++) {
+                        slot *s = &a->slots[i];
+                        if (s->fd < 0)
+                                continue;
+                        if (s->connected) {
+                                connected++;
+                                slot_trickle(s, now);
+                                if (s->fd < 0)
+                                        continue;
+                        }
+                        pfd[n] = (struct pollfd){ .fd = s->fd,
+                                                  .events = s->connected ? POLLIN : POLLOUT };
+                        idx[n++] = i;
+                }
+                atomic_store(&a->n_connected, connected);
+                int r = poll(pfd, n, 20);
+                if (r <= 0)
+                        continue;
+                for (size_t k = 0; k < n; k++) {
+                        slot *s = &a->slots[idx[k]];
+                        if (!pfd[k].revents)
+                                continue;
+                        if (!s->connected) {
+                                int err = 0;
+                                socklen_t len = sizeof(err);
+                                getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+                                if (err)
+                                        slot_close(s);
+                                else
+                                        s->connected = true;
+                                continue;
+                        }
+                        char buf[512];
+                        ssize_t got = read(s->fd, buf, sizeof(buf));
+                        if (got == 0 || (got < 0 && errno != EAGAIN)) {
+                                atomic_fetch_add(&a->n_closed, 1);
+                                slot_close(s);
+                        }
+                }
+        }
+        for (size_t i = 0; i < N_SLOW; i++)
+                if (a->slots[i].fd >= 0)
+                        slot_close(&a->slots[i]);
+        return NULL;
+}
+
+static attacker *attack_start(uint16_t port, unsigned n_addrs) {
+        attacker *a = calloc(1, sizeof(*a));
+        assert_non_null(a);
+        a->port = port;
+        a->n_addrs = n_addrs;
+        for (size_t i = 0; i < N_SLOW; i++)
+                a->slots[i].fd = -1;
+        assert_int_equal(pthread_create(&a->thread, NULL, attack_thread, a), 0);
+        return a;
+}
+
+static void attack_stop(attacker *a) {
+        atomic_store(&a->stop, true);
+        pthread_join(a->thread, NULL);
+        free(a);
+}
+
+/* --- the kubelet ------------------------------------------------------------ */
+
+static size_t discard(char *data, size_t size, size_t n, void *ud) {
+        return size * n;
+}
+
+/* One probe on a new connection from 127.0.0.1, as the kubelet does (it
+ * disables keep-alive); returns the HTTP status, 0 when none came within
+ * timeout_ms. */
+static long probe(uint16_t port, const char *path, long timeout_ms, uint64_t *ret_ms) {
+        char url[128];
+        snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
+        CURL *c = curl_easy_init();
+        assert_non_null(c);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+        curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+        uint64_t start = now_ms();
+        long status = 0;
+        if (curl_easy_perform(c) == CURLE_OK)
+                curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        *ret_ms = now_ms() - start;
+        curl_easy_cleanup(c);
+        return status;
+}
+
+static void run_attack(unsigned n_addrs) {
+        /* 1,000 client sockets, 256 server ones, curl's. */
+        struct rlimit rl;
+        assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        if (rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        }
+        if (rl.rlim_cur < N_SLOW + 512) {
+                fprintf(stderr, "skipped: the open-files limit (%llu) is below %d\n",
+                        (unsigned long long)rl.rlim_cur, N_SLOW + 512);
+                skip();
+        }
+        bool slow = getenv("KOC_UNDER_VALGRIND") != NULL;
+        long timeout_ms = slow ? 10000 : 1000;
+
+        server srv;
+        server_start(&srv);
+        attacker *a = attack_start(srv.port, n_addrs);
+
+        /* The burst is out and the slow clients hold the server. */
+        uint64_t deadline = now_ms() + (slow ? 30000 : 10000);
+        while (atomic_load(&a->n_opened) < N_SLOW && now_ms() < deadline)
+                usleep(10000);
+        assert_true(atomic_load(&a->n_opened) >= N_SLOW);
+        usleep(1500 * 1000);
+
+        unsigned ok = 0;
+        uint64_t worst = 0;
+        for (int i = 0; i < N_PROBES; i++) {
+                uint64_t ms;
+                const char *path = i % 2 ? "/readyz" : "/livez";
+                long status = probe(srv.port, path, timeout_ms, &ms);
+                if (status == 200)
+                        ok++;
+                else
+                        fprintf(stderr, "probe %d %s: status %ld after %llu ms\n", i, path,
+                                status, (unsigned long long)ms);
+                if (ms > worst)
+                        worst = ms;
+                usleep(100 * 1000);
+        }
+        unsigned long opened = atomic_load(&a->n_opened), closed = atomic_load(&a->n_closed);
+        unsigned connected = atomic_load(&a->n_connected);
+        attack_stop(a);
+        fprintf(stderr,
+                "%s: %u/%d probes answered 200 within %ld ms (slowest %llu ms); slow clients: "
+                "%lu connections opened, %lu closed by the server, %u connected at the end\n",
+                n_addrs ? "50 addresses" : "one address", ok, N_PROBES, timeout_ms,
+                (unsigned long long)worst, opened, closed, connected);
+        server_stop(&srv);
+        assert_int_equal(ok, N_PROBES);
+        /* The attack was real: the server had to close slow clients. */
+        assert_true(closed > 0);
+}
+
+/* The slow clients share the kubelet's address. */
+static void test_slow_clients_one_address(void **state) {
+        run_attack(0);
+}
+
+/* The slow clients come from 50 other addresses, 20 each. */
+static void test_slow_clients_many_addresses(void **state) {
+        run_attack(50);
+}
+
+int main(void) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        if (!getenv("KOC_LOG_LEVEL") || !*getenv("KOC_LOG_LEVEL"))
+                koc_log_set_level(KOC_LOG_ERROR);
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_slow_clients_one_address),
+                cmocka_unit_test(test_slow_clients_many_addresses),
+        };
+        int r = cmocka_run_group_tests(tests, NULL, NULL);
+        curl_global_cleanup();
+        return r;
+}
