@@ -32,8 +32,9 @@
  * reach the port, so it must never hold secrets.
  *
  * Health probes and /metrics may listen on separate addresses, like
- * controller-runtime's --health-probe-bind-address (default ":8081") and
- * --metrics-bind-address (default ":8080"):
+ * controller-runtime's --health-probe-bind-address and --metrics-bind-address
+ * (koc's manager defaults: "127.0.0.1:8081" and "127.0.0.1:8080"; in a pod the
+ * kubelet needs the probes on the pod's address, ":8081"):
  *
  *   _koc_cleanup_(koc_probes_unrefp) koc_probes *p = NULL;
  *   koc_probes_new(event, metrics, &p);
@@ -67,9 +68,13 @@ enum {
         KOC_PROBES_METRICS = 1 << 1, /* /metrics */
 };
 
-/* Default bind addresses, as in controller-runtime. */
-#define KOC_PROBES_DEFAULT_HEALTH_ADDRESS ":8081"
-#define KOC_PROBES_DEFAULT_METRICS_ADDRESS ":8080"
+/* Default bind addresses: controller-runtime's ports, on loopback only.
+ * Nothing listens on other addresses unless asked: a deployment passes the
+ * address the kubelet reaches (the chart gives
+ * --health-probe-bind-address=:8081), and /metrics, unauthenticated, is
+ * exposed only where someone chooses to (see README.md, "Security"). */
+#define KOC_PROBES_DEFAULT_HEALTH_ADDRESS "127.0.0.1:8081"
+#define KOC_PROBES_DEFAULT_METRICS_ADDRESS "127.0.0.1:8080"
 
 /* A check returns 0 when healthy, or a negative errno and a one-line reason in
  * why (NUL-terminated, at most why_size bytes, e.g. "not the leader"). */
