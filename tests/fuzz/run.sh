@@ -6,7 +6,8 @@
 #   tests/fuzz/run.sh [--build-only | --no-build] [SECONDS] [TARGET...]
 #
 # SECONDS: per target (default 60).  TARGET: linebuf status time kubeconfig
-# leader-fsm apiserver list watch-store selector transform (default: all).
+# leader-fsm apiserver list watch-store selector transform probes (default:
+# all).
 # --build-only builds every harness and runs nothing; --no-build runs what an
 # earlier --build-only left in $KOC_FUZZ_DIR (ctest's fuzz fixture does the
 # two in that order, tests/fuzz.cmake).
@@ -26,7 +27,8 @@ case ${1:-} in
 esac
 SECONDS_PER=${1:-60}
 shift || true
-ALL=(linebuf status time kubeconfig leader-fsm apiserver list watch-store selector transform)
+ALL=(linebuf status time kubeconfig leader-fsm apiserver list watch-store selector transform
+     probes)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
 [ $mode != build ] || TARGETS=("${ALL[@]}")
@@ -91,6 +93,9 @@ build_target() {
                 build "$t" "${apiserver[@]}" -- $(pkg-config --cflags --libs libmicrohttpd) ;;
         list | watch-store) build "$t" "$HERE/informer-fuzz.c" -- $INFORMER_WRAP ;;
         linebuf | status | time | transform) build "$t" ;;
+        probes)
+                build "$t" "$SRC/probes/probes.c" "$SRC/probes/mhd-glue.c" -- \
+                        $(pkg-config --cflags --libs libmicrohttpd) ;;
         *) echo "unknown target: $t" >&2; exit 2 ;;
         esac
 }
