@@ -5,7 +5,8 @@
  * 200 a second, after a burst of 1,000).  Meanwhile a kubelet-like client
  * opens a new connection for each of 30 probes (/livez and /readyz in turn):
  * every one must answer 200 within 1 s.  Once from the kubelet's own address
- * (127.0.0.1), once from 50 other loopback addresses. */
+ * (127.0.0.1), once from 50 other loopback addresses, and once against a
+ * leading manager, whose Lease must keep renewing meanwhile. */
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -28,7 +29,11 @@
 
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
+
+#include "harness/apiserver.h"
 #include "koc/log.h"
+#include "koc/manager.h"
 #include "koc/probes.h"
 
 #define N_SLOW 1000
@@ -271,7 +276,10 @@ static long probe(uint16_t port, const char *path, long timeout_ms, uint64_t *re
         return status;
 }
 
-static void run_attack(unsigned n_addrs) {
+/* Called between probes (every ~100 ms) while the attack runs. */
+typedef void (*sampler)(void *userdata);
+
+static void raise_fd_limit(void) {
         /* 1,000 client sockets, 256 server ones, curl's. */
         struct rlimit rl;
         assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
@@ -284,12 +292,15 @@ static void run_attack(unsigned n_addrs) {
                         (unsigned long long)rl.rlim_cur, N_SLOW + 512);
                 skip();
         }
+}
+
+/* 1,000 slow clients against the probes server on `port`, from 127.0.0.1
+ * (n_addrs 0) or from n_addrs other addresses, while 30 probes are sent. */
+static void attack_and_probe(uint16_t port, unsigned n_addrs, sampler sample, void *userdata) {
         bool slow = getenv("KOC_UNDER_VALGRIND") != NULL;
         long timeout_ms = slow ? 10000 : 1000;
 
-        server srv;
-        server_start(&srv);
-        attacker *a = attack_start(srv.port, n_addrs);
+        attacker *a = attack_start(port, n_addrs);
 
         /* The burst is out and the slow clients hold the server. */
         uint64_t deadline = now_ms() + (slow ? 30000 : 10000);
@@ -303,7 +314,7 @@ static void run_attack(unsigned n_addrs) {
         for (int i = 0; i < N_PROBES; i++) {
                 uint64_t ms;
                 const char *path = i % 2 ? "/readyz" : "/livez";
-                long status = probe(srv.port, path, timeout_ms, &ms);
+                long status = probe(port, path, timeout_ms, &ms);
                 if (status == 200)
                         ok++;
                 else
@@ -312,6 +323,8 @@ static void run_attack(unsigned n_addrs) {
                 if (ms > worst)
                         worst = ms;
                 usleep(100 * 1000);
+                if (sample)
+                        sample(userdata);
         }
         unsigned long opened = atomic_load(&a->n_opened), closed = atomic_load(&a->n_closed);
         unsigned connected = atomic_load(&a->n_connected);
@@ -321,10 +334,17 @@ static void run_attack(unsigned n_addrs) {
                 "%lu connections opened, %lu closed by the server, %u connected at the end\n",
                 n_addrs ? "50 addresses" : "one address", ok, N_PROBES, timeout_ms,
                 (unsigned long long)worst, opened, closed, connected);
-        server_stop(&srv);
         assert_int_equal(ok, N_PROBES);
         /* The attack was real: the server had to close slow clients. */
         assert_true(closed > 0);
+}
+
+static void run_attack(unsigned n_addrs) {
+        server srv;
+        raise_fd_limit();
+        server_start(&srv);
+        attack_and_probe(srv.port, n_addrs, NULL, NULL);
+        server_stop(&srv);
 }
 
 /* The slow clients share the kubelet's address. */
@@ -337,6 +357,147 @@ static void test_slow_clients_many_addresses(void **state) {
         run_attack(50);
 }
 
+/* --- a manager under the same attack ------------------------------------------ */
+
+typedef struct leading {
+        koc_manager_config cfg;
+        koc_manager *m;
+        atomic_bool ready; /* m and port are set */
+        uint16_t port;
+        int stop_fd;
+        pthread_t thread;
+        int exit_code;
+        char last_renew[64];
+        uint64_t last_change_ms;
+        uint64_t worst_gap_ms;
+        unsigned renewals;
+        unsigned not_leading; /* samples that found the manager not leading */
+} leading;
+
+static koc_test_apiserver api;
+
+static int on_shutdown(sd_event_source *s, int fd, uint32_t revents, void *ud) {
+        leading *l = ud;
+        uint64_t v;
+        (void)read(fd, &v, sizeof v);
+        (void)koc_manager_shutdown(l->m);
+        return 0;
+}
+
+/* The manager lives on this thread: its loop-only calls check it. */
+static void *manager_thread(void *ud) {
+        leading *l = ud;
+        koc_error err = { 0 };
+        if (koc_manager_new(NULL, &l->cfg, &l->m, &err) < 0) {
+                fprintf(stderr, "manager: %s\n", err.message);
+                l->exit_code = -1;
+                atomic_store(&l->ready, true);
+                return NULL;
+        }
+        if (koc_manager_get_health_port(l->m, &l->port) < 0 ||
+            sd_event_add_io(koc_manager_get_event(l->m), NULL, l->stop_fd, EPOLLIN, on_shutdown,
+                            l) < 0)
+                abort();
+        atomic_store(&l->ready, true);
+        l->exit_code = koc_manager_run(l->m);
+        l->m = koc_manager_unref(l->m);
+        return NULL;
+}
+
+/* The Lease's spec.renewTime ("" when absent). */
+static void renew_time(char *out, size_t size) {
+        char *body = NULL;
+        long code = koc_test_apiserver_http(
+                &api, "GET", "/apis/coordination.k8s.io/v1/namespaces/default/leases/slow-clients",
+                NULL, NULL, &body);
+        assert_int_equal(code, 200);
+        cJSON *j = cJSON_Parse(body);
+        free(body);
+        assert_non_null(j);
+        cJSON *spec = cJSON_GetObjectItemCaseSensitive(j, "spec");
+        cJSON *t = spec ? cJSON_GetObjectItemCaseSensitive(spec, "renewTime") : NULL;
+        snprintf(out, size, "%s", cJSON_IsString(t) ? t->valuestring : "");
+        cJSON_Delete(j);
+}
+
+static void sample_lease(void *ud) {
+        leading *l = ud;
+        char now[64];
+        if (!koc_manager_is_leader(l->m))
+                l->not_leading++;
+        renew_time(now, sizeof now);
+        uint64_t t = now_ms();
+        if (strcmp(now, l->last_renew) != 0) {
+                snprintf(l->last_renew, sizeof l->last_renew, "%s", now);
+                l->renewals++;
+                l->last_change_ms = t;
+        } else if (t - l->last_change_ms > l->worst_gap_ms)
+                l->worst_gap_ms = t - l->last_change_ms;
+}
+
+/* A leading manager (lease 2 s, renew deadline 1.5 s, renewals every 250 ms,
+ * as in the demo) with 1,000 slow clients on its probe port from 127.0.0.1:
+ * /livez and /readyz (gated on leadership) answer 30 of 30 within 1 s, and
+ * the Lease keeps renewing all along. */
+static void test_slow_clients_manager(void **state) {
+        leading l = { 0 };
+        koc_manager_config cfg;
+        bool slow = getenv("KOC_UNDER_VALGRIND") != NULL;
+
+        raise_fd_limit();
+        assert_int_equal(koc_test_apiserver_start(&api, NULL), 0);
+        koc_manager_config_init(&cfg);
+        cfg.kubeconfig = api.kubeconfig;
+        cfg.leader_election_id = "slow-clients";
+        cfg.leader_election_namespace = "default";
+        cfg.identity = "slow-clients-a";
+        cfg.lease_duration_usec = 2 * KOC_USEC_PER_SEC;
+        cfg.renew_deadline_usec = 1500 * KOC_USEC_PER_MSEC;
+        cfg.retry_period_usec = 250 * KOC_USEC_PER_MSEC;
+        if (slow) {
+                cfg.lease_duration_usec *= 4;
+                cfg.renew_deadline_usec *= 4;
+                cfg.retry_period_usec *= 4;
+        }
+        cfg.health_probe_bind_address = "127.0.0.1:0";
+        cfg.metrics_bind_address = "0";
+        cfg.handle_signals = false;
+        l.cfg = cfg;
+        l.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        assert_true(l.stop_fd >= 0);
+        assert_int_equal(pthread_create(&l.thread, NULL, manager_thread, &l), 0);
+        for (int i = 0; i < 1000 && !atomic_load(&l.ready); i++)
+                usleep(10000);
+        assert_true(atomic_load(&l.ready));
+        assert_non_null(l.m);
+
+        /* Leading first. */
+        for (int i = 0; i < 500 && !koc_manager_is_leader(l.m); i++)
+                usleep(20000);
+        assert_true(koc_manager_is_leader(l.m));
+        renew_time(l.last_renew, sizeof l.last_renew);
+        l.last_change_ms = now_ms();
+
+        attack_and_probe(l.port, 0, sample_lease, &l);
+        fprintf(stderr,
+                "manager: %u renewals seen while probed, longest without one %llu ms, %u "
+                "samples not leading\n",
+                l.renewals, (unsigned long long)l.worst_gap_ms, l.not_leading);
+
+        uint64_t one = 1;
+        assert_int_equal(write(l.stop_fd, &one, sizeof one), (ssize_t)sizeof one);
+        pthread_join(l.thread, NULL);
+        assert_int_equal(l.exit_code, 0);
+        close(l.stop_fd);
+        koc_test_apiserver_stop(&api);
+
+        /* Renewed all along: each ~100 ms sample sees the Lease, which is
+         * renewed every retry period, move; never a gap of a renew deadline. */
+        assert_int_equal(l.not_leading, 0);
+        assert_true(l.renewals >= 10);
+        assert_true(l.worst_gap_ms < cfg.renew_deadline_usec / 1000);
+}
+
 int main(void) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         if (!getenv("KOC_LOG_LEVEL") || !*getenv("KOC_LOG_LEVEL"))
@@ -344,6 +505,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_slow_clients_one_address),
                 cmocka_unit_test(test_slow_clients_many_addresses),
+                cmocka_unit_test(test_slow_clients_manager),
         };
         int r = cmocka_run_group_tests(tests, NULL, NULL);
         curl_global_cleanup();
