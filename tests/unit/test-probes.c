@@ -569,6 +569,35 @@ static uint64_t now_ms(void) {
         return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Warn lines of the probes component, captured while a test runs. */
+static pthread_mutex_t warn_lock = PTHREAD_MUTEX_INITIALIZER;
+static char warn_lines[4096];
+
+static void capture_warn(int level, const char *component, const char *message, void *ud) {
+        if (level != KOC_LOG_WARN || strcmp(component, "probes") != 0)
+                return;
+        pthread_mutex_lock(&warn_lock);
+        size_t n = strlen(warn_lines);
+        snprintf(warn_lines + n, sizeof(warn_lines) - n, "%s\n", message);
+        pthread_mutex_unlock(&warn_lock);
+}
+
+static void capture_start(void) {
+        warn_lines[0] = 0;
+        koc_log_set_handler(capture_warn, NULL, NULL);
+}
+
+/* Whether a captured warn line contains s; restores the default handler. */
+static bool capture_end(const char *s) {
+        koc_log_set_handler(NULL, NULL, NULL);
+        pthread_mutex_lock(&warn_lock);
+        bool found = strstr(warn_lines, s) != NULL;
+        if (!found)
+                fprintf(stderr, "no warn line with \"%s\" in:\n%s", s, warn_lines);
+        pthread_mutex_unlock(&warn_lock);
+        return found;
+}
+
 /* At max_connections a new client is still served: the connection that has
  * waited longest for a request makes room. */
 static void test_connection_limit(void **state) {
@@ -602,6 +631,9 @@ static void test_request_deadline(void **state) {
         server_init(&srv);
         assert_int_equal(koc_probes_set_client_limits(srv.probes, 0, 500 * 1000), 0);
         assert_int_equal(koc_probes_listen(srv.probes, "127.0.0.1:0", KOC_PROBES_HEALTH), 0);
+        /* The close is said (the first line of its rate limit's window: no
+         * earlier test in this process lets a request time out). */
+        capture_start();
         server_run(&srv);
 
         /* One header byte every 100 ms: closed at about 500 ms, long before
@@ -623,6 +655,8 @@ static void test_request_deadline(void **state) {
         assert_true(took >= 400);
         assert_true(took < 2500);
         close(fd);
+        assert_true(capture_end("closed a connection from 127.0.0.1: no whole request within "
+                                "0.5s (slow or idle client)"));
 
         /* After an answer, the next request on a kept-alive connection has a
          * deadline of its own: served, then closed when none follows. */
@@ -652,6 +686,7 @@ static void test_per_address_limit(void **state) {
         server_init(&srv);
         assert_int_equal(koc_probes_set_client_limits(srv.probes, 2, 0), 0);
         assert_int_equal(koc_probes_listen(srv.probes, "127.0.0.1:0", KOC_PROBES_HEALTH), 0);
+        capture_start();
         server_run(&srv);
 
         int other = connect_from("127.0.0.2", srv.port);
@@ -665,6 +700,8 @@ static void test_per_address_limit(void **state) {
         int c = connect_from("127.0.0.1", srv.port);
         raw_request(c);
         assert_true(closed_by_server(a));
+        assert_true(capture_end("2 connections from 127.0.0.1 (limit per address): closed its "
+                                "oldest"));
         /* 127.0.0.2's connection, older than all, is still open. */
         raw_request(other);
         raw_request(b);
