@@ -172,7 +172,20 @@ struct koc_mhd_event {
         unsigned n_live; /* connections not closing */
         sd_event_source *deadline;
         uint64_t deadline_at; /* when the deadline timer is armed for, 0: off */
+        void (*on_close)(void *userdata, enum koc_mhd_close why);
+        void *on_close_userdata;
 };
+
+void koc__mhd_event_on_close(koc_mhd_event *m, void (*fn)(void *userdata, enum koc_mhd_close why),
+                             void *userdata) {
+        m->on_close = fn;
+        m->on_close_userdata = userdata;
+}
+
+static void said_close(koc_mhd_event *m, enum koc_mhd_close why) {
+        if (m->on_close)
+                m->on_close(m->on_close_userdata, why);
+}
 
 static koc__ratelimit rl_deadline = KOC__RATELIMIT_INIT(10 * KOC_USEC_PER_SEC, 1);
 static koc__ratelimit rl_per_address = KOC__RATELIMIT_INIT(10 * KOC_USEC_PER_SEC, 1);
@@ -259,6 +272,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t
                                              m->limits->max_per_address,
                                              key_str(key, key_len, a, sizeof a),
                                              m->limits->max_per_address);
+                        said_close(m, KOC_MHD_CLOSE_REFUSED);
                         return MHD_NO;
                 }
                 koc__log_ratelimited(&rl_per_address, KOC_LOG_WARN, "probes",
@@ -267,6 +281,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t
                                      m->limits->max_per_address, addr_str(victim, a, sizeof a),
                                      (double)(koc_now_boottime_usec() - victim->since) / 1e6);
                 conn_close(m, victim);
+                said_close(m, KOC_MHD_CLOSE_PER_ADDRESS);
         }
         if (m->n_live >= m->limits->max_connections) {
                 victim = oldest_waiting(m, NULL, 0);
@@ -275,6 +290,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t
                                              "refused a connection: all %u connections busy "
                                              "answering",
                                              m->limits->max_connections);
+                        said_close(m, KOC_MHD_CLOSE_REFUSED);
                         return MHD_NO;
                 }
                 koc__log_ratelimited(&rl_full, KOC_LOG_WARN, "probes",
@@ -283,6 +299,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t
                                      m->limits->max_connections, addr_str(victim, a, sizeof a),
                                      (double)(koc_now_boottime_usec() - victim->since) / 1e6);
                 conn_close(m, victim);
+                said_close(m, KOC_MHD_CLOSE_FULL);
         }
         return MHD_YES;
 }
@@ -324,11 +341,13 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
                                       "closed an idle kept-alive connection from %s after %u "
                                       "requests",
                                       addr_str(c, a, sizeof a), c->n_served);
-                else
+                else {
                         koc__log_ratelimited(&rl_deadline, KOC_LOG_WARN, "probes",
                                              "closed a connection from %s: no whole request "
                                              "within %.1fs (slow or idle client)",
                                              addr_str(c, a, sizeof a), (double)timeout / 1e6);
+                        said_close(m, KOC_MHD_CLOSE_DEADLINE);
+                }
                 conn_close(m, c);
         }
         if (next)

@@ -76,6 +76,17 @@ typedef struct koc_mhd_limits {
 int koc__mhd_event_start(sd_event *event, const struct sockaddr *addr, socklen_t addr_len,
                          bool v6only, const koc_mhd_limits *limits, int64_t priority,
                          MHD_AccessHandlerCallback handler, void *cls, koc_mhd_event **ret);
+/* Why the guard closed or refused a connection (for a metric). */
+enum koc_mhd_close {
+        KOC_MHD_CLOSE_DEADLINE,    /* no whole request within the request timeout */
+        KOC_MHD_CLOSE_PER_ADDRESS, /* made room at max_per_address */
+        KOC_MHD_CLOSE_FULL,        /* made room at max_connections */
+        KOC_MHD_CLOSE_REFUSED,     /* a newcomer refused: every connection busy */
+        _KOC_MHD_CLOSE_MAX,
+};
+/* Calls fn(userdata, why) on the loop thread for each such close. */
+void koc__mhd_event_on_close(koc_mhd_event *m, void (*fn)(void *userdata, enum koc_mhd_close why),
+                             void *userdata);
 /* Stops the daemon (closing every connection) and frees it; NULL is a no-op. */
 koc_mhd_event *koc__mhd_event_free(koc_mhd_event *m);
 uint16_t koc__mhd_event_port(const koc_mhd_event *m);

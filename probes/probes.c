@@ -82,7 +82,36 @@ struct koc_probes {
 
         struct MHD_Response *resp_ok, *resp_not_found, *resp_not_allowed, *resp_too_large;
         koc_metric *requests[_PATH_MAX][N_CODES];
+        koc_metric *closes[_KOC_MHD_CLOSE_MAX];
 };
+
+static const char *const close_labels[_KOC_MHD_CLOSE_MAX] = {
+        [KOC_MHD_CLOSE_DEADLINE] = "request_deadline",
+        [KOC_MHD_CLOSE_PER_ADDRESS] = "per_address",
+        [KOC_MHD_CLOSE_FULL] = "max_connections",
+        [KOC_MHD_CLOSE_REFUSED] = "refused",
+};
+
+/* Counts a connection the slow-client guard closed or refused. */
+static void count_close(void *userdata, enum koc_mhd_close why) {
+        koc_probes *p = userdata;
+        if (!p->metrics || (unsigned)why >= _KOC_MHD_CLOSE_MAX)
+                return;
+        if (!p->closes[why]) {
+                char labels[64];
+                snprintf(labels, sizeof(labels), "reason=\"%s\"", close_labels[why]);
+                if (koc_metrics_add_counter(p->metrics, "koc_probes_connections_closed_total",
+                                            "Connections the probes server closed or refused "
+                                            "so that requests that arrive whole are served: "
+                                            "request_deadline (no whole request in time), "
+                                            "per_address and max_connections (room made by "
+                                            "closing the oldest waiting one), refused (every "
+                                            "connection busy).",
+                                            labels, &p->closes[why]) < 0)
+                        return;
+        }
+        koc_metric_inc(p->closes[why]);
+}
 
 static int builtin_ping(char *why, size_t why_size, void *userdata) {
         return 0;
@@ -680,6 +709,7 @@ KOC_EXPORT int koc_probes_listen(koc_probes *p, const char *address, unsigned ki
                 free(l);
                 return r;
         }
+        koc__mhd_event_on_close(l->http, count_close, p);
         p->listeners[p->n_listeners++] = l;
         koc_log_info("probes", "listening address=\"%s\" port=%u serves=\"%s%s%s\"", address,
                      koc__mhd_event_port(l->http),

@@ -673,6 +673,15 @@ static void test_request_deadline(void **state) {
         /* A request sent at once is still served. */
         reply *r = http(&srv, "GET", "/livez");
         assert_int_equal(r->status, 200);
+
+        /* Counted once: the kept-alive connection's close is no abuse. */
+        server_halt(&srv);
+        char *text = NULL;
+        size_t len = 0;
+        assert_int_equal(koc_metrics_render(srv.metrics, &text, &len), 0);
+        assert_non_null(
+                strstr(text, "koc_probes_connections_closed_total{reason=\"request_deadline\"} 1\n"));
+        free(text);
         assert_int_equal(koc_probes_set_client_limits(srv.probes, 0, 3601 * 1000000ull), -EINVAL);
         assert_int_equal(koc_probes_set_client_limits(NULL, 1, 0), -EINVAL);
         server_stop(&srv);
@@ -709,6 +718,13 @@ static void test_per_address_limit(void **state) {
         close(b);
         close(c);
         close(other);
+        server_halt(&srv);
+        char *text = NULL;
+        size_t len = 0;
+        assert_int_equal(koc_metrics_render(srv.metrics, &text, &len), 0);
+        assert_non_null(
+                strstr(text, "koc_probes_connections_closed_total{reason=\"per_address\"} 1\n"));
+        free(text);
         server_stop(&srv);
 }
 
