@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -8,7 +9,9 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "core/ratelimit.h"
 #include "koc/log.h"
+#include "koc/time.h"
 #include "mhd-glue.h"
 
 /* --- attaching a daemon to the loop ------------------------------------------- */
@@ -139,11 +142,301 @@ int koc__mhd_loop_new(sd_event *event, struct MHD_Daemon *daemon, int64_t priori
 
 /* --- bind, start and attach -------------------------------------------------------- */
 
+/* Connections the listening socket may accept beyond max_connections: the
+ * oldest waiting connections closed to make room leave MHD's count on its
+ * next run only, and one run accepts up to 10 connections. */
+#define CONNECTION_HEADROOM 16u
+/* Deadline timers of connections closer than this fire together. */
+#define DEADLINE_ACCURACY_USEC (50 * 1000)
+
+/* What the guard knows of one connection (MHD's socket context). */
+typedef struct conn {
+        struct conn *prev, *next; /* every connection, oldest first */
+        int fd;
+        uint8_t addr[16];
+        uint8_t addr_len;   /* 4 (IPv4, also v4-mapped IPv6), 16, or 0 */
+        uint64_t since;     /* CLOCK_BOOTTIME: started waiting for a request */
+        unsigned n_served;  /* requests answered on this connection */
+        bool busy;          /* a whole request arrived; its answer is under way */
+        bool closing;       /* shut down by the guard; MHD closes it next */
+} conn;
+
 struct koc_mhd_event {
         struct MHD_Daemon *daemon;
         koc_mhd_loop *loop;
         uint16_t port;
+        const koc_mhd_limits *limits;
+        MHD_AccessHandlerCallback handler;
+        void *handler_cls;
+        conn *head, *tail;
+        unsigned n_live; /* connections not closing */
+        sd_event_source *deadline;
+        uint64_t deadline_at; /* when the deadline timer is armed for, 0: off */
+        void (*on_close)(void *userdata, enum koc_mhd_close why);
+        void *on_close_userdata;
 };
+
+void koc__mhd_event_on_close(koc_mhd_event *m, void (*fn)(void *userdata, enum koc_mhd_close why),
+                             void *userdata) {
+        m->on_close = fn;
+        m->on_close_userdata = userdata;
+}
+
+static void said_close(koc_mhd_event *m, enum koc_mhd_close why) {
+        if (m->on_close)
+                m->on_close(m->on_close_userdata, why);
+}
+
+static koc__ratelimit rl_deadline = KOC__RATELIMIT_INIT(10 * KOC_USEC_PER_SEC, 1);
+static koc__ratelimit rl_per_address = KOC__RATELIMIT_INIT(10 * KOC_USEC_PER_SEC, 1);
+static koc__ratelimit rl_full = KOC__RATELIMIT_INIT(10 * KOC_USEC_PER_SEC, 1);
+
+static void addr_key(const struct sockaddr *sa, uint8_t key[16], uint8_t *ret_len) {
+        static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        *ret_len = 0;
+        if (!sa)
+                return;
+        if (sa->sa_family == AF_INET) {
+                memcpy(key, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+                *ret_len = 4;
+        } else if (sa->sa_family == AF_INET6) {
+                const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+                if (memcmp(a, v4mapped, sizeof v4mapped) == 0) {
+                        memcpy(key, a + 12, 4);
+                        *ret_len = 4;
+                } else {
+                        memcpy(key, a, 16);
+                        *ret_len = 16;
+                }
+        }
+}
+
+static const char *key_str(const uint8_t *key, uint8_t len, char *buf, size_t size) {
+        if (!len || !inet_ntop(len == 4 ? AF_INET : AF_INET6, key, buf, size))
+                snprintf(buf, size, "?");
+        return buf;
+}
+
+static const char *addr_str(const conn *c, char *buf, size_t size) {
+        return key_str(c->addr, c->addr_len, buf, size);
+}
+
+static bool same_addr(const conn *c, const uint8_t *key, uint8_t len) {
+        return c->addr_len == len && memcmp(c->addr, key, len) == 0;
+}
+
+/* Closes the connection's socket for both directions: MHD sees the end of
+ * the stream on its next run and closes the connection as it would after a
+ * client's reset. */
+static void conn_close(koc_mhd_event *m, conn *c) {
+        assert(!c->closing);
+        (void)shutdown(c->fd, SHUT_RDWR);
+        c->closing = true;
+        m->n_live--;
+}
+
+/* The connection from `key` (any address when NULL) that has waited longest
+ * for its request, or NULL when every one is busy answering. */
+static conn *oldest_waiting(koc_mhd_event *m, const uint8_t *key, uint8_t key_len) {
+        conn *best = NULL;
+        for (conn *c = m->head; c; c = c->next)
+                if (!c->busy && !c->closing && (!key || same_addr(c, key, key_len)) &&
+                    (!best || c->since < best->since))
+                        best = c;
+        return best;
+}
+
+static unsigned count_from(koc_mhd_event *m, const uint8_t *key, uint8_t key_len) {
+        unsigned n = 0;
+        for (conn *c = m->head; c; c = c->next)
+                if (!c->closing && same_addr(c, key, key_len))
+                        n++;
+        return n;
+}
+
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *sa, socklen_t len) {
+        koc_mhd_event *m = cls;
+        uint8_t key[16];
+        uint8_t key_len;
+        char a[INET6_ADDRSTRLEN];
+        conn *victim;
+
+        addr_key(sa, key, &key_len);
+        if (m->limits->max_per_address &&
+            count_from(m, key, key_len) >= m->limits->max_per_address) {
+                victim = oldest_waiting(m, key, key_len);
+                if (!victim) {
+                        koc__log_ratelimited(&rl_per_address, KOC_LOG_WARN, "probes",
+                                             "refused a connection: %u connections from %s, "
+                                             "all busy answering (limit per address %u)",
+                                             m->limits->max_per_address,
+                                             key_str(key, key_len, a, sizeof a),
+                                             m->limits->max_per_address);
+                        said_close(m, KOC_MHD_CLOSE_REFUSED);
+                        return MHD_NO;
+                }
+                koc__log_ratelimited(&rl_per_address, KOC_LOG_WARN, "probes",
+                                     "%u connections from %s (limit per address): closed its "
+                                     "oldest, waiting %.1fs for a request",
+                                     m->limits->max_per_address, addr_str(victim, a, sizeof a),
+                                     (double)(koc_now_boottime_usec() - victim->since) / 1e6);
+                conn_close(m, victim);
+                said_close(m, KOC_MHD_CLOSE_PER_ADDRESS);
+        }
+        if (m->n_live >= m->limits->max_connections) {
+                victim = oldest_waiting(m, NULL, 0);
+                if (!victim) {
+                        koc__log_ratelimited(&rl_full, KOC_LOG_WARN, "probes",
+                                             "refused a connection: all %u connections busy "
+                                             "answering",
+                                             m->limits->max_connections);
+                        said_close(m, KOC_MHD_CLOSE_REFUSED);
+                        return MHD_NO;
+                }
+                koc__log_ratelimited(&rl_full, KOC_LOG_WARN, "probes",
+                                     "%u connections (the limit): closed the oldest, from %s, "
+                                     "waiting %.1fs for a request",
+                                     m->limits->max_connections, addr_str(victim, a, sizeof a),
+                                     (double)(koc_now_boottime_usec() - victim->since) / 1e6);
+                conn_close(m, victim);
+                said_close(m, KOC_MHD_CLOSE_FULL);
+        }
+        return MHD_YES;
+}
+
+/* Arms the deadline timer for `at` unless it already fires earlier. */
+static void deadline_arm(koc_mhd_event *m, uint64_t at) {
+        if (m->deadline_at && m->deadline_at <= at)
+                return;
+        int r = sd_event_source_set_time(m->deadline, at);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->deadline, SD_EVENT_ONESHOT);
+        if (r < 0) {
+                koc_log_error("probes", "cannot arm the request deadline timer: %s",
+                              strerror(-r));
+                return;
+        }
+        m->deadline_at = at;
+}
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        koc_mhd_event *m = userdata;
+        uint64_t now = koc_now_boottime_usec(), timeout = m->limits->request_timeout_usec;
+        uint64_t next = 0;
+        char a[INET6_ADDRSTRLEN];
+
+        m->deadline_at = 0;
+        for (conn *c = m->head; c; c = c->next) {
+                if (c->busy || c->closing)
+                        continue;
+                if (c->since + timeout > now) {
+                        if (!next || c->since + timeout < next)
+                                next = c->since + timeout;
+                        continue;
+                }
+                /* A kept-alive connection that goes quiet after its answers
+                 * is ordinary (Prometheus between scrapes). */
+                if (c->n_served > 0)
+                        koc_log_debug("probes",
+                                      "closed an idle kept-alive connection from %s after %u "
+                                      "requests",
+                                      addr_str(c, a, sizeof a), c->n_served);
+                else {
+                        koc__log_ratelimited(&rl_deadline, KOC_LOG_WARN, "probes",
+                                             "closed a connection from %s: no whole request "
+                                             "within %.1fs (slow or idle client)",
+                                             addr_str(c, a, sizeof a), (double)timeout / 1e6);
+                        said_close(m, KOC_MHD_CLOSE_DEADLINE);
+                }
+                conn_close(m, c);
+        }
+        if (next)
+                deadline_arm(m, next);
+        return 0;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+        koc_mhd_event *m = cls;
+        conn *c = *socket_context;
+
+        if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+                if (!c)
+                        return;
+                if (!c->closing)
+                        m->n_live--;
+                if (c->prev)
+                        c->prev->next = c->next;
+                else
+                        m->head = c->next;
+                if (c->next)
+                        c->next->prev = c->prev;
+                else
+                        m->tail = c->prev;
+                free(c);
+                *socket_context = NULL;
+                return;
+        }
+        if (code != MHD_CONNECTION_NOTIFY_STARTED)
+                return;
+        const union MHD_ConnectionInfo *fd_info =
+                MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *addr_info =
+                MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        c = calloc(1, sizeof *c);
+        if (!c || !fd_info) {
+                /* Not tracked: MHD's own idle timeout still applies. */
+                free(c);
+                return;
+        }
+        c->fd = fd_info->connect_fd;
+        addr_key(addr_info ? addr_info->client_addr : NULL, c->addr, &c->addr_len);
+        c->since = koc_now_boottime_usec();
+        c->prev = m->tail;
+        if (m->tail)
+                m->tail->next = c;
+        else
+                m->head = c;
+        m->tail = c;
+        m->n_live++;
+        *socket_context = c;
+        deadline_arm(m, c->since + m->limits->request_timeout_usec);
+}
+
+static conn *conn_of(struct MHD_Connection *connection) {
+        const union MHD_ConnectionInfo *info =
+                MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        return info ? info->socket_context : NULL;
+}
+
+/* MHD calls the access handler once the request line and headers are in: the
+ * request has arrived, its deadline no longer applies. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls) {
+        koc_mhd_event *m = cls;
+        conn *c = conn_of(connection);
+        if (c)
+                c->busy = true;
+        return m->handler(m->handler_cls, connection, url, method, version, upload_data,
+                          upload_data_size, req_cls);
+}
+
+/* The answer is sent (or the request ended otherwise): the next request on a
+ * kept-alive connection gets a deadline of its own. */
+static void on_completed(void *cls, struct MHD_Connection *connection, void **req_cls,
+                         enum MHD_RequestTerminationCode toe) {
+        koc_mhd_event *m = cls;
+        conn *c = conn_of(connection);
+        if (!c || !c->busy)
+                return;
+        c->busy = false;
+        c->n_served++;
+        c->since = koc_now_boottime_usec();
+        if (!c->closing)
+                deadline_arm(m, c->since + m->limits->request_timeout_usec);
+}
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap) {
         /* MHD reports client errors (bad requests, resets) here: useful when
@@ -163,7 +456,10 @@ koc_mhd_event *koc__mhd_event_free(koc_mhd_event *m) {
                 return NULL;
         m->loop = koc__mhd_loop_free(m->loop);
         if (m->daemon)
-                MHD_stop_daemon(m->daemon); /* closes the listening socket too */
+                MHD_stop_daemon(m->daemon); /* closes the listening socket and every
+                                             * connection, telling on_connection */
+        assert(!m->head);
+        sd_event_source_disable_unref(m->deadline);
         free(m);
         return NULL;
 }
@@ -204,29 +500,48 @@ int koc__mhd_event_start(sd_event *event, const struct sockaddr *addr, socklen_t
         koc_mhd_event *m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
+        m->limits = limits;
+        m->handler = handler;
+        m->handler_cls = cls;
+        int r = sd_event_add_time(event, &m->deadline, CLOCK_BOOTTIME, 0,
+                                  DEADLINE_ACCURACY_USEC, on_deadline, m);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->deadline, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_source_set_priority(m->deadline, priority);
+        if (r < 0) {
+                koc__mhd_event_free(m);
+                return r;
+        }
+        (void)sd_event_source_set_description(m->deadline, "probes-request-deadline");
 
         int fd = listen_socket(addr, addr_len, v6only, &m->port);
         if (fd < 0) {
-                free(m);
+                koc__mhd_event_free(m);
                 return fd;
         }
 
+        /* MHD's own limit sits above ours (on_accept keeps the live
+         * connections at max_connections), so that it never stops accepting
+         * while on_accept can still make room. */
+        unsigned hard_limit = limits->max_connections + CONNECTION_HEADROOM;
         unsigned flags = MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
         if (addr->sa_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
         m->daemon = MHD_start_daemon(
-                flags, 0, NULL, NULL, handler, cls, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-                MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
-                limits->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, limits->idle_timeout_sec,
-                MHD_OPTION_CONNECTION_MEMORY_LIMIT, limits->max_request_bytes, MHD_OPTION_END);
+                flags, 0, on_accept, m, on_request, m, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger,
+                NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
+                hard_limit, MHD_OPTION_CONNECTION_TIMEOUT, limits->idle_timeout_sec,
+                MHD_OPTION_CONNECTION_MEMORY_LIMIT, limits->max_request_bytes,
+                MHD_OPTION_NOTIFY_CONNECTION, on_connection, m, MHD_OPTION_NOTIFY_COMPLETED,
+                on_completed, m, MHD_OPTION_END);
         if (!m->daemon) {
                 close(fd);
-                free(m);
+                koc__mhd_event_free(m);
                 return -EIO;
         }
 
-        int r = koc__mhd_loop_new(event, m->daemon, priority, limits->max_connections,
-                                  "probes-http", &m->loop);
+        r = koc__mhd_loop_new(event, m->daemon, priority, hard_limit, "probes-http", &m->loop);
         if (r < 0) {
                 koc__mhd_event_free(m);
                 return r;

@@ -48,18 +48,45 @@ void koc__mhd_loop_kick(koc_mhd_loop *ml);
 
 typedef struct koc_mhd_event koc_mhd_event;
 
+/* The first three are fixed when a listener starts; max_per_address and
+ * request_timeout_usec are read at each connection and deadline, so changes
+ * apply to running listeners (the struct must outlive them). */
 typedef struct koc_mhd_limits {
         unsigned max_connections;
         unsigned idle_timeout_sec;
         size_t max_request_bytes;
+        unsigned max_per_address;
+        uint64_t request_timeout_usec;
 } koc_mhd_limits;
 
 /* Binds and listens on addr (v6only applies to AF_INET6 addresses), starts an
  * MHD daemon on that socket calling handler(cls, ...) for each request, and
- * attaches it to event at `priority`.  -errno from socket/bind/listen. */
+ * attaches it to event at `priority`.  -errno from socket/bind/listen.
+ *
+ * Slow and idle clients cannot take the server's slots (the kubelet must
+ * always get its answer): every connection must deliver a whole request
+ * within limits->request_timeout_usec of its start or of the end of its
+ * previous answer (a fixed deadline, not reset by each byte as MHD's own
+ * timeout is); at max_per_address connections from one address, or at
+ * max_connections in all, a new connection closes the oldest one that is
+ * still waiting for its request (from that address, or from any), so that a
+ * new client that sends its request at once, as the kubelet does, is served.
+ * Only when every connection is busy answering is a newcomer refused.
+ * limits is borrowed and must outlive the listener. */
 int koc__mhd_event_start(sd_event *event, const struct sockaddr *addr, socklen_t addr_len,
                          bool v6only, const koc_mhd_limits *limits, int64_t priority,
                          MHD_AccessHandlerCallback handler, void *cls, koc_mhd_event **ret);
+/* Why the guard closed or refused a connection (for a metric). */
+enum koc_mhd_close {
+        KOC_MHD_CLOSE_DEADLINE,    /* no whole request within the request timeout */
+        KOC_MHD_CLOSE_PER_ADDRESS, /* made room at max_per_address */
+        KOC_MHD_CLOSE_FULL,        /* made room at max_connections */
+        KOC_MHD_CLOSE_REFUSED,     /* a newcomer refused: every connection busy */
+        _KOC_MHD_CLOSE_MAX,
+};
+/* Calls fn(userdata, why) on the loop thread for each such close. */
+void koc__mhd_event_on_close(koc_mhd_event *m, void (*fn)(void *userdata, enum koc_mhd_close why),
+                             void *userdata);
 /* Stops the daemon (closing every connection) and frees it; NULL is a no-op. */
 koc_mhd_event *koc__mhd_event_free(koc_mhd_event *m);
 uint16_t koc__mhd_event_port(const koc_mhd_event *m);

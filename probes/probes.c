@@ -20,10 +20,18 @@
 #include "koc/log.h"
 #include "koc/probes.h"
 #include "mhd-glue.h"
+#include "probes-internal.h"
 
 #define DEFAULT_MAX_CONNECTIONS 256u
 #define DEFAULT_IDLE_TIMEOUT_SEC 10u
 #define DEFAULT_MAX_REQUEST_BYTES (16u * 1024u)
+/* The kubelet opens one connection per probe, from the node's address, and
+ * sends its request at once; Prometheus keeps one or two.  32 leaves room for
+ * both behind one address (a NAT), and one address cannot fill the server. */
+#define DEFAULT_MAX_PER_ADDRESS 32u
+/* A request arrives in one packet; the kubelet's probes time out after 1 s by
+ * default. */
+#define DEFAULT_REQUEST_TIMEOUT_USEC (3 * KOC_USEC_PER_SEC)
 #define MAX_LISTENERS 4
 #define MAX_CHECKS 64
 #define MAX_EXCLUDES 16
@@ -74,7 +82,36 @@ struct koc_probes {
 
         struct MHD_Response *resp_ok, *resp_not_found, *resp_not_allowed, *resp_too_large;
         koc_metric *requests[_PATH_MAX][N_CODES];
+        koc_metric *closes[_KOC_MHD_CLOSE_MAX];
 };
+
+static const char *const close_labels[_KOC_MHD_CLOSE_MAX] = {
+        [KOC_MHD_CLOSE_DEADLINE] = "request_deadline",
+        [KOC_MHD_CLOSE_PER_ADDRESS] = "per_address",
+        [KOC_MHD_CLOSE_FULL] = "max_connections",
+        [KOC_MHD_CLOSE_REFUSED] = "refused",
+};
+
+/* Counts a connection the slow-client guard closed or refused. */
+static void count_close(void *userdata, enum koc_mhd_close why) {
+        koc_probes *p = userdata;
+        if (!p->metrics || (unsigned)why >= _KOC_MHD_CLOSE_MAX)
+                return;
+        if (!p->closes[why]) {
+                char labels[64];
+                snprintf(labels, sizeof(labels), "reason=\"%s\"", close_labels[why]);
+                if (koc_metrics_add_counter(p->metrics, "koc_probes_connections_closed_total",
+                                            "Connections the probes server closed or refused "
+                                            "so that requests that arrive whole are served: "
+                                            "request_deadline (no whole request in time), "
+                                            "per_address and max_connections (room made by "
+                                            "closing the oldest waiting one), refused (every "
+                                            "connection busy).",
+                                            labels, &p->closes[why]) < 0)
+                        return;
+        }
+        koc_metric_inc(p->closes[why]);
+}
 
 static int builtin_ping(char *why, size_t why_size, void *userdata) {
         return 0;
@@ -144,25 +181,6 @@ static void count_request(koc_probes *p, enum path_label path, unsigned code) {
         koc_metric_inc(p->requests[path][ci]);
 }
 
-static enum MHD_Result queue(koc_probes *p, struct MHD_Connection *c, enum path_label path,
-                             unsigned code, struct MHD_Response *r) {
-        count_request(p, path, code);
-        return MHD_queue_response(c, code, r);
-}
-
-/* Queues a malloc'ed body (taking it) as a text response. */
-static enum MHD_Result queue_text(koc_probes *p, struct MHD_Connection *c, enum path_label path,
-                                  unsigned code, char *body, size_t len) {
-        struct MHD_Response *r = text_response(body, len, MHD_RESPMEM_MUST_FREE);
-        if (!r) {
-                free(body);
-                return MHD_NO;
-        }
-        enum MHD_Result ret = queue(p, c, path, code, r);
-        MHD_destroy_response(r);
-        return ret;
-}
-
 /* --- checks --------------------------------------------------------------- */
 
 static bool valid_check_name(const char *name) {
@@ -201,19 +219,17 @@ typedef struct query {
         bool matched[MAX_EXCLUDES];
 } query;
 
-static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value) {
+static void collect_query(void *cls, const char *key, const char *value) {
         query *q = cls;
         if (strcmp(key, "verbose") == 0)
                 q->verbose = true;
         else if (strcmp(key, "exclude") == 0 && value && *value) {
                 for (size_t i = 0; i < q->n_excludes; i++)
                         if (strcmp(q->excludes[i], value) == 0)
-                                return MHD_YES;
+                                return;
                 if (q->n_excludes < MAX_EXCLUDES)
                         q->excludes[q->n_excludes++] = value;
         }
-        return MHD_YES;
 }
 
 static bool take_exclude(query *q, const char *name) {
@@ -243,14 +259,26 @@ static void put_quoted(FILE *f, const char *s) {
         fputc('"', f);
 }
 
+static void answer_static(koc__probes_answer *a, unsigned code, enum koc__probes_body body) {
+        a->code = code;
+        a->body = body;
+}
+
+static void answer_text(koc__probes_answer *a, unsigned code, char *text, size_t len) {
+        a->code = code;
+        a->body = KOC__PROBES_BODY_TEXT;
+        a->text = text;
+        a->len = len;
+}
+
 /* /healthz, /livez, /readyz: every check of `kind` in order, like
  * kube-apiserver's handleRootHealth. */
-static enum MHD_Result serve_checks(koc_probes *p, struct MHD_Connection *c,
-                                    enum check_kind kind, const char *endpoint,
-                                    enum path_label path) {
+static int serve_checks(koc_probes *p, const koc__probes_request *req, enum check_kind kind,
+                        const char *endpoint, koc__probes_answer *a) {
         enum { RESULT_OK, RESULT_FAILED, RESULT_EXCLUDED };
         query q = { 0 };
-        MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_query, &q);
+        if (req->each_arg)
+                req->each_arg(req->userdata, collect_query, &q);
 
         /* Every check runs once; the text is built only when someone reads
          * it (verbose or failure), so the common "ok" costs no allocation. */
@@ -264,22 +292,24 @@ static enum MHD_Result serve_checks(koc_probes *p, struct MHD_Connection *c,
                 else if (run_check(ch, why, sizeof(why)) < 0) {
                         result[i] = RESULT_FAILED;
                         if (!whys && !(whys = malloc(n * WHY_MAX)))
-                                return MHD_NO;
+                                return -ENOMEM;
                         memcpy(whys + i * WHY_MAX, why, WHY_MAX);
                         n_failed++;
                 } else
                         result[i] = RESULT_OK;
         }
         /* Failures are always verbose; success is a bare "ok" unless asked. */
-        if (n_failed == 0 && !q.verbose)
-                return queue(p, c, path, MHD_HTTP_OK, p->resp_ok);
+        if (n_failed == 0 && !q.verbose) {
+                answer_static(a, MHD_HTTP_OK, KOC__PROBES_BODY_OK);
+                return 0;
+        }
 
         char *body = NULL;
         size_t len = 0;
         FILE *out = open_memstream(&body, &len);
         if (!out) {
                 free(whys);
-                return MHD_NO;
+                return -ENOMEM;
         }
         for (size_t i = 0; i < n; i++) {
                 const char *name = p->checks[kind][i].name;
@@ -314,62 +344,54 @@ static enum MHD_Result serve_checks(koc_probes *p, struct MHD_Connection *c,
                 fprintf(out, "%s check passed\n", endpoint);
         if (fclose(out) != 0) {
                 free(body);
-                return MHD_NO;
+                return -ENOMEM;
         }
         if (n_failed > 0)
                 koc_log_debug("probes", "%s check failed checks=%zu", endpoint, n_failed);
-        return queue_text(p, c, path, n_failed ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK, body,
-                          len);
+        answer_text(a, n_failed ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK, body, len);
+        return 0;
 }
 
 /* /readyz/NAME and friends: one check alone. */
-static enum MHD_Result serve_one_check(koc_probes *p, struct MHD_Connection *c,
-                                       enum check_kind kind, const char *name,
-                                       enum path_label path) {
+static int serve_one_check(koc_probes *p, enum check_kind kind, const char *name,
+                           koc__probes_answer *a) {
         const probe_check *ch = find_check(p, kind, name);
-        if (!ch)
-                return queue(p, c, path, MHD_HTTP_NOT_FOUND, p->resp_not_found);
+        if (!ch) {
+                answer_static(a, MHD_HTTP_NOT_FOUND, KOC__PROBES_BODY_NOT_FOUND);
+                return 0;
+        }
 
         char why[WHY_MAX];
-        if (run_check(ch, why, sizeof(why)) >= 0)
-                return queue(p, c, path, MHD_HTTP_OK, p->resp_ok);
-
+        if (run_check(ch, why, sizeof(why)) >= 0) {
+                answer_static(a, MHD_HTTP_OK, KOC__PROBES_BODY_OK);
+                return 0;
+        }
         char *body = NULL;
         int n = asprintf(&body, "internal server error: %s\n", why);
         if (n < 0)
-                return MHD_NO;
-        return queue_text(p, c, path, MHD_HTTP_SERVICE_UNAVAILABLE, body, (size_t)n);
+                return -ENOMEM;
+        answer_text(a, MHD_HTTP_SERVICE_UNAVAILABLE, body, (size_t)n);
+        return 0;
 }
 
-static enum MHD_Result serve_metrics(koc_probes *p, struct MHD_Connection *c) {
-        char *body = NULL;
-        size_t len = 0;
-        int r = koc_metrics_render(p->metrics, &body, &len);
+static int serve_metrics(koc_probes *p, koc__probes_answer *a) {
+        int r = koc_metrics_render(p->metrics, &a->text, &a->len);
         if (r < 0) {
                 koc_log_warn("probes", "cannot render metrics: %s", strerror(-r));
-                return MHD_NO;
+                return r;
         }
-        struct MHD_Response *resp = MHD_create_response_from_buffer(len, body,
-                                                                    MHD_RESPMEM_MUST_FREE);
-        if (!resp) {
-                free(body);
-                return MHD_NO;
-        }
-        enum MHD_Result ret = MHD_NO;
-        if (MHD_add_response_header(resp, "Content-Type", CONTENT_TYPE_METRICS) == MHD_YES &&
-            MHD_add_response_header(resp, "Cache-Control", "no-store") == MHD_YES)
-                ret = queue(p, c, PATH_METRICS, MHD_HTTP_OK, resp);
-        MHD_destroy_response(resp);
-        return ret;
+        a->code = MHD_HTTP_OK;
+        a->body = KOC__PROBES_BODY_METRICS;
+        return 0;
 }
 
-static bool has_body(struct MHD_Connection *c) {
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+/* A request announces a body with a Content-Length other than 0 or with
+ * Transfer-Encoding. */
+static bool has_body(const koc__probes_request *req) {
+        const char *cl = req->content_length;
         if (cl && strspn(cl, "0") != strlen(cl))
                 return true;
-        return MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                           MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+        return req->transfer_encoding != NULL;
 }
 
 /* Matches "/healthz", "/healthz/NAME" for prefix "/healthz"; *ret_name gets
@@ -389,12 +411,130 @@ static bool match_path(const char *url, const char *prefix, const char **ret_nam
         return false;
 }
 
+int koc__probes_dispatch(koc_probes *p, unsigned kinds, const koc__probes_request *req,
+                         koc__probes_answer *ret) {
+        koc__probes_answer a = { .path = PATH_OTHER };
+        enum check_kind kind = KIND_HEALTH;
+        const char *endpoint = NULL, *name = NULL, *url = req->url;
+        int r = 0;
+
+        if ((kinds & KOC_PROBES_HEALTH) && match_path(url, "/healthz", &name))
+                a.path = PATH_HEALTHZ, kind = KIND_HEALTH, endpoint = "healthz";
+        else if ((kinds & KOC_PROBES_HEALTH) && match_path(url, "/livez", &name))
+                a.path = PATH_LIVEZ, kind = KIND_HEALTH, endpoint = "livez";
+        else if ((kinds & KOC_PROBES_HEALTH) && match_path(url, "/readyz", &name))
+                a.path = PATH_READYZ, kind = KIND_READY, endpoint = "readyz";
+        else if ((kinds & KOC_PROBES_METRICS) && p->metrics && strcmp(url, "/metrics") == 0)
+                a.path = PATH_METRICS;
+
+        if (strcmp(req->method, MHD_HTTP_METHOD_GET) != 0 &&
+            strcmp(req->method, MHD_HTTP_METHOD_HEAD) != 0)
+                answer_static(&a, MHD_HTTP_METHOD_NOT_ALLOWED, KOC__PROBES_BODY_NOT_ALLOWED);
+        else if (has_body(req))
+                answer_static(&a, MHD_HTTP_CONTENT_TOO_LARGE, KOC__PROBES_BODY_TOO_LARGE);
+        else if (a.path == PATH_METRICS)
+                r = serve_metrics(p, &a);
+        else if (a.path == PATH_OTHER)
+                answer_static(&a, MHD_HTTP_NOT_FOUND, KOC__PROBES_BODY_NOT_FOUND);
+        else if (name)
+                r = serve_one_check(p, kind, name, &a);
+        else
+                r = serve_checks(p, req, kind, endpoint, &a);
+        if (r < 0)
+                return r;
+        *ret = a;
+        return 0;
+}
+
+void koc__probes_answer_done(koc__probes_answer *a) {
+        free(a->text);
+        a->text = NULL;
+}
+
+/* --- serving over MHD ------------------------------------------------------ */
+
+typedef struct arg_walk {
+        void (*fn)(void *cls, const char *key, const char *value);
+        void *cls;
+} arg_walk;
+
+static enum MHD_Result on_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                              const char *value) {
+        arg_walk *w = cls;
+        w->fn(w->cls, key, value);
+        return MHD_YES;
+}
+
+static void each_mhd_arg(void *userdata, void (*fn)(void *cls, const char *key, const char *value),
+                         void *cls) {
+        arg_walk w = { fn, cls };
+        MHD_get_connection_values(userdata, MHD_GET_ARGUMENT_KIND, on_arg, &w);
+}
+
+/* Turns an answer into an MHD response (taking its text) and queues it. */
+static enum MHD_Result queue_answer(koc_probes *p, struct MHD_Connection *c,
+                                    koc__probes_answer *a) {
+        struct MHD_Response *r = NULL, *shared = NULL;
+        enum MHD_Result ret;
+
+        switch (a->body) {
+        case KOC__PROBES_BODY_OK:
+                shared = p->resp_ok;
+                break;
+        case KOC__PROBES_BODY_NOT_FOUND:
+                shared = p->resp_not_found;
+                break;
+        case KOC__PROBES_BODY_NOT_ALLOWED:
+                shared = p->resp_not_allowed;
+                break;
+        case KOC__PROBES_BODY_TOO_LARGE:
+                shared = p->resp_too_large;
+                break;
+        case KOC__PROBES_BODY_TEXT:
+                r = text_response(a->text, a->len, MHD_RESPMEM_MUST_FREE);
+                break;
+        case KOC__PROBES_BODY_METRICS:
+                r = MHD_create_response_from_buffer(a->len, a->text, MHD_RESPMEM_MUST_FREE);
+                if (r && (MHD_add_response_header(r, "Content-Type", CONTENT_TYPE_METRICS) !=
+                                  MHD_YES ||
+                          MHD_add_response_header(r, "Cache-Control", "no-store") != MHD_YES)) {
+                        MHD_destroy_response(r); /* frees the text */
+                        a->text = NULL;
+                        return MHD_NO;
+                }
+                break;
+        }
+        if (shared) {
+                count_request(p, a->path, a->code);
+                return MHD_queue_response(c, a->code, shared);
+        }
+        if (!r) {
+                koc__probes_answer_done(a);
+                return MHD_NO;
+        }
+        a->text = NULL; /* the response owns it now */
+        count_request(p, a->path, a->code);
+        ret = MHD_queue_response(c, a->code, r);
+        MHD_destroy_response(r);
+        return ret;
+}
+
 static enum MHD_Result handle_request(void *cls, struct MHD_Connection *c, const char *url,
                                       const char *method, const char *version,
                                       const char *upload_data, size_t *upload_data_size,
                                       void **req_cls) {
         listener *l = cls;
         koc_probes *p = l->probes;
+        koc__probes_request req = {
+                .method = method,
+                .url = url,
+                .content_length = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                              MHD_HTTP_HEADER_CONTENT_LENGTH),
+                .transfer_encoding = MHD_lookup_connection_value(
+                        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING),
+                .each_arg = each_mhd_arg,
+                .userdata = c,
+        };
 
         /* The first call sees the headers only.  A request that announces a
          * body is refused at once, without reading it (MHD then closes the
@@ -402,40 +542,17 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *c, const
          * knows the request is complete, so that keep-alive is preserved. */
         if (!*req_cls) {
                 *req_cls = (void *)1;
-                if (!has_body(c))
+                if (!has_body(&req))
                         return MHD_YES;
         } else if (*upload_data_size > 0) {
                 *upload_data_size = 0; /* a body that was not announced: dropped */
                 return MHD_YES;
         }
 
-        enum path_label path = PATH_OTHER;
-        enum check_kind kind = KIND_HEALTH;
-        const char *endpoint = NULL, *name = NULL;
-        if ((l->kinds & KOC_PROBES_HEALTH) && match_path(url, "/healthz", &name))
-                path = PATH_HEALTHZ, kind = KIND_HEALTH, endpoint = "healthz";
-        else if ((l->kinds & KOC_PROBES_HEALTH) && match_path(url, "/livez", &name))
-                path = PATH_LIVEZ, kind = KIND_HEALTH, endpoint = "livez";
-        else if ((l->kinds & KOC_PROBES_HEALTH) && match_path(url, "/readyz", &name))
-                path = PATH_READYZ, kind = KIND_READY, endpoint = "readyz";
-        else if ((l->kinds & KOC_PROBES_METRICS) && p->metrics && strcmp(url, "/metrics") == 0)
-                path = PATH_METRICS;
-
-        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-                return queue(p, c, path, MHD_HTTP_METHOD_NOT_ALLOWED, p->resp_not_allowed);
-        if (has_body(c))
-                return queue(p, c, path, MHD_HTTP_CONTENT_TOO_LARGE, p->resp_too_large);
-
-        switch (path) {
-        case PATH_METRICS:
-                return serve_metrics(p, c);
-        case PATH_OTHER:
-                return queue(p, c, path, MHD_HTTP_NOT_FOUND, p->resp_not_found);
-        default:
-                if (name)
-                        return serve_one_check(p, c, kind, name, path);
-                return serve_checks(p, c, kind, endpoint, path);
-        }
+        koc__probes_answer a;
+        if (koc__probes_dispatch(p, l->kinds, &req, &a) < 0)
+                return MHD_NO;
+        return queue_answer(p, c, &a);
 }
 
 /* --- public API ----------------------------------------------------------- */
@@ -482,7 +599,8 @@ KOC_EXPORT int koc_probes_new(sd_event *event, koc_metrics *metrics, koc_probes 
         p->metrics = metrics ? koc_metrics_ref(metrics) : NULL;
         atomic_init(&p->ready, true);
         p->limits = (koc_mhd_limits){ DEFAULT_MAX_CONNECTIONS, DEFAULT_IDLE_TIMEOUT_SEC,
-                                      DEFAULT_MAX_REQUEST_BYTES };
+                                      DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_PER_ADDRESS,
+                                      DEFAULT_REQUEST_TIMEOUT_USEC };
         int r = make_static_responses(p);
         if (r >= 0)
                 r = add_check(p, KIND_HEALTH, "ping", builtin_ping, p, NULL);
@@ -526,6 +644,19 @@ KOC_EXPORT int koc_probes_set_limits(koc_probes *p, unsigned max_connections,
                         (unsigned)((idle_timeout_usec + KOC_USEC_PER_SEC - 1) / KOC_USEC_PER_SEC);
         if (max_request_bytes)
                 p->limits.max_request_bytes = max_request_bytes;
+        return 0;
+}
+
+KOC_EXPORT int koc_probes_set_client_limits(koc_probes *p, unsigned max_per_address,
+                                            uint64_t request_timeout_usec) {
+        if (!p)
+                return -EINVAL;
+        if (request_timeout_usec > 3600 * KOC_USEC_PER_SEC)
+                return -EINVAL;
+        if (max_per_address)
+                p->limits.max_per_address = max_per_address;
+        if (request_timeout_usec)
+                p->limits.request_timeout_usec = request_timeout_usec;
         return 0;
 }
 
@@ -578,6 +709,7 @@ KOC_EXPORT int koc_probes_listen(koc_probes *p, const char *address, unsigned ki
                 free(l);
                 return r;
         }
+        koc__mhd_event_on_close(l->http, count_close, p);
         p->listeners[p->n_listeners++] = l;
         koc_log_info("probes", "listening address=\"%s\" port=%u serves=\"%s%s%s\"", address,
                      koc__mhd_event_port(l->http),

@@ -1,6 +1,13 @@
 # Tests and benchmark of the probes module.
 koc_add_test(NAME test-probes SOURCES unit/test-probes.c MODULES core probes
              LIBS PkgConfig::CURL LABELS unit tsan TIMEOUT 60)
+# 1,000 slow and idle clients against the probes server, and against a leading
+# manager: the kubelet's probes are still answered within 1 s, and the Lease
+# keeps renewing.
+koc_add_test(NAME test-probes-slow-clients
+             SOURCES integration/test-probes-slow-clients.c ${KOC_HARNESS_SOURCES}
+             MODULES core leader probes shutdown manager LIBS PkgConfig::CURL
+             LABELS integration TIMEOUT 240)
 
 # probes-server: the probes server under wrk load while a leader renews on the
 # same loop; `cmake --build build --target bench-probes` runs it (needs wrk).

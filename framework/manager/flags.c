@@ -54,9 +54,11 @@ static const struct flag flags[] = {
         F("identity", FLAG_STRING, identity,
           "Identity in the Lease (default: $HOSTNAME, else a random UUID)."),
         F("health-probe-bind-address", FLAG_STRING, health_probe_bind_address,
-          "Address of /livez, /readyz, /healthz (\"0\" disables)."),
+          "Address of /livez, /readyz, /healthz (\"0\" disables; in a pod, \":8081\" so that "
+          "the kubelet reaches it)."),
         F("metrics-bind-address", FLAG_STRING, metrics_bind_address,
-          "Address of /metrics (\"0\" disables)."),
+          "Address of /metrics, not authenticated (\"0\" disables; \":8080\" serves every "
+          "address)."),
         F("shutdown-drain-budget", FLAG_DURATION, shutdown_budget_usec,
           "Time for in-flight work after SIGTERM before the Lease is released."),
         F("shutdown-delay", FLAG_DURATION, shutdown_delay_usec,

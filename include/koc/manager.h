@@ -128,10 +128,12 @@ typedef struct koc_manager_config {
         bool exit_on_leadership_loss;
         /* Added to lease_duration for the "leader-renewal" liveness check. */
         uint64_t liveness_margin_usec;
-        /* --health-probe-bind-address (":8081"; "0" disables). */
+        /* --health-probe-bind-address ("127.0.0.1:8081"; "0" disables).  In a
+         * pod, give the address the kubelet reaches, e.g. ":8081". */
         const char *health_probe_bind_address;
-        /* --metrics-bind-address (":8080"; "0" disables).  When it equals the
-         * health address, one listener serves both. */
+        /* --metrics-bind-address ("127.0.0.1:8080"; "0" disables): loopback
+         * unless asked, since /metrics is not authenticated.  When it equals
+         * the health address, one listener serves both. */
         const char *metrics_bind_address;
         /* --shutdown-drain-budget (25 s), --shutdown-delay (0). */
         uint64_t shutdown_budget_usec;

@@ -27,12 +27,14 @@
  * "internal server error: WHY", and 404 for an unknown check.  Only GET and
  * HEAD are served (405 with "Allow: GET, HEAD" otherwise), requests with a body
  * get 413, unknown paths 404; connections, idle time and request size are
- * bounded.  The text of a failed check (its `why`) is shown to anyone who can
+ * bounded, and slow or idle clients cannot keep the kubelet's probes out
+ * (koc_probes_set_client_limits).  The text of a failed check (its `why`) is shown to anyone who can
  * reach the port, so it must never hold secrets.
  *
  * Health probes and /metrics may listen on separate addresses, like
- * controller-runtime's --health-probe-bind-address (default ":8081") and
- * --metrics-bind-address (default ":8080"):
+ * controller-runtime's --health-probe-bind-address and --metrics-bind-address
+ * (koc's manager defaults: "127.0.0.1:8081" and "127.0.0.1:8080"; in a pod the
+ * kubelet needs the probes on the pod's address, ":8081"):
  *
  *   _koc_cleanup_(koc_probes_unrefp) koc_probes *p = NULL;
  *   koc_probes_new(event, metrics, &p);
@@ -66,9 +68,13 @@ enum {
         KOC_PROBES_METRICS = 1 << 1, /* /metrics */
 };
 
-/* Default bind addresses, as in controller-runtime. */
-#define KOC_PROBES_DEFAULT_HEALTH_ADDRESS ":8081"
-#define KOC_PROBES_DEFAULT_METRICS_ADDRESS ":8080"
+/* Default bind addresses: controller-runtime's ports, on loopback only.
+ * Nothing listens on other addresses unless asked: a deployment passes the
+ * address the kubelet reaches (the chart gives
+ * --health-probe-bind-address=:8081), and /metrics, unauthenticated, is
+ * exposed only where someone chooses to (see README.md, "Security"). */
+#define KOC_PROBES_DEFAULT_HEALTH_ADDRESS "127.0.0.1:8081"
+#define KOC_PROBES_DEFAULT_METRICS_ADDRESS "127.0.0.1:8080"
 
 /* A check returns 0 when healthy, or a negative errno and a one-line reason in
  * why (NUL-terminated, at most why_size bytes, e.g. "not the leader"). */
@@ -89,6 +95,21 @@ KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_probes, koc_probes_unref)
  * default 16 KiB; larger requests get 431 or 414). */
 KOC_EXPORT int koc_probes_set_limits(koc_probes *p, unsigned max_connections,
                                      uint64_t idle_timeout_usec, size_t max_request_bytes);
+
+/* Slow and idle clients (0 keeps a value; applies at once, to running
+ * listeners too).  request_timeout_usec (default 3 s, at most 1 h): a
+ * connection must deliver a whole request (line and headers) within this time
+ * of its start, or of the end of its previous answer, or it is closed; unlike
+ * the idle timeout, bytes that trickle in do not extend it.
+ * max_per_address (default 32): connections from one client address.  At that
+ * number, or at max_connections in all, a new connection closes the oldest
+ * connection still waiting for its request (from the same address, or from
+ * any), so that a client that sends its request at once, as the kubelet does
+ * on a new connection for every probe, is always served; it is refused only
+ * when every connection is busy answering.  Each close is logged at warn
+ * (rate-limited). */
+KOC_EXPORT int koc_probes_set_client_limits(koc_probes *p, unsigned max_per_address,
+                                            uint64_t request_timeout_usec);
 
 /* Starts serving `kinds` (KOC_PROBES_HEALTH and/or KOC_PROBES_METRICS) on
  * address: ":PORT" (every address, IPv6 and IPv4), "0.0.0.0:PORT",

@@ -101,8 +101,10 @@ expect "$dep" '- --leader-elect-retry-period=2s$' "retry period flag"
 expect "$dep" '- --leader-elect-resource-namespace=\$\(POD_NAMESPACE\)$' "lease namespace from the downward API"
 expect "$dep" 'fieldPath: metadata.namespace' "POD_NAMESPACE from metadata.namespace"
 expect "$dep" '- --identity=\$\(POD_NAME\)$' "identity is the pod name"
-expect "$dep" '- --health-probe-bind-address=:8081$' "probes on :8081"
-expect "$dep" '- --metrics-bind-address=:8080$' "metrics on :8080"
+# The program listens on loopback unless asked: the chart asks for every pod
+# address, which the kubelet (probes) and the metrics Service need.
+expect "$dep" '- --health-probe-bind-address=:8081$' "probes on :8081 (asked for: the kubelet probes the pod IP)"
+expect "$dep" '- --metrics-bind-address=:8080$' "metrics on :8080 (asked for: the metrics Service)"
 refute "$dep" '^ *command:' "the image's ENTRYPOINT runs (no command override)"
 if doc "$d" Deployment | grep -A3 'livenessProbe:' | grep -q 'path: /livez' &&
         doc "$d" Deployment | grep -A3 'livenessProbe:' | grep -q 'port: probes$'; then
@@ -232,6 +234,12 @@ reject "termination margin below the forced step-down" "shutdown.terminationMarg
 reject "delay not shorter than the budget" "shutdown.delay \(25s\) must be shorter than shutdown.drainBudget \(25s\)" --set shutdown.delay=25s
 if "$helm" lint --strict "$chart" --set replicaCont=3 >"$out/x" 2>&1; then bad "helm lint --strict accepts a misspelled key"; else ok "helm lint --strict rejects a misspelled key"; fi
 if "$helm" lint --strict "$chart" --set replicaCount=two >"$out/x" 2>&1; then bad "helm lint --strict accepts a wrong type"; else ok "helm lint --strict rejects a wrong type"; fi
+reject "metrics.bindAddress with a port" "/metrics/bindAddress" --set metrics.bindAddress=0.0.0.0:8080
+reject "metrics.bindAddress as a host name" "/metrics/bindAddress" --set metrics.bindAddress=localhost
+render metrics-loopback --set metrics.bindAddress=127.0.0.1
+expect "$out/metrics-loopback.yaml" '- --metrics-bind-address=127.0.0.1:8080$' "metrics.bindAddress=127.0.0.1 keeps /metrics inside the pod"
+render metrics-v6 --set 'metrics.bindAddress=[::1]'
+expect "$out/metrics-v6.yaml" '- --metrics-bind-address=\[::1\]:8080$' "metrics.bindAddress=[::1]"
 # Go durations are computed, not only whole seconds.
 render grace --set shutdown.drainBudget=1m30500ms,shutdown.delay=2500ms,shutdown.terminationMargin=3s
 expect "$out/grace.yaml" 'terminationGracePeriodSeconds: 94$' "grace period 94 s = ceil(90.5 s + 3 s)"

@@ -7,7 +7,7 @@
 #
 # SECONDS: per target (default 60).  TARGET: linebuf status time kubeconfig
 # leader-fsm apiserver list watch-store selector transform exec-credential
-# in-cluster response helpers path (default: all).
+# in-cluster response helpers path probes (default: all).
 # --build-only builds every harness and runs nothing; --no-build runs what an
 # earlier --build-only left in $KOC_FUZZ_DIR (ctest's fuzz fixture does the
 # two in that order, tests/fuzz.cmake).
@@ -28,7 +28,7 @@ esac
 SECONDS_PER=${1:-60}
 shift || true
 ALL=(linebuf status time kubeconfig leader-fsm apiserver list watch-store selector transform)
-ALL+=(exec-credential in-cluster response helpers path)
+ALL+=(exec-credential in-cluster response helpers path probes)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
 [ $mode != build ] || TARGETS=("${ALL[@]}")
@@ -97,6 +97,9 @@ build_target() {
         helpers) # the reconcile helpers live beside the controller, which needs the rest
                 build "$t" "$SRC"/framework/manager/*.c "$SRC"/leader/*.c "$SRC"/probes/*.c \
                         "$SRC"/shutdown/*.c -- $(pkg-config --cflags --libs libmicrohttpd) ;;
+        probes)
+                build "$t" "$SRC/probes/probes.c" "$SRC/probes/mhd-glue.c" -- \
+                        $(pkg-config --cflags --libs libmicrohttpd) ;;
         *) echo "unknown target: $t" >&2; exit 2 ;;
         esac
 }

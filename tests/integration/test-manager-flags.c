@@ -32,8 +32,9 @@ static void test_defaults(void **state) {
         assert_int_equal(cfg.lease_duration_usec, 15 * KOC_USEC_PER_SEC);
         assert_int_equal(cfg.renew_deadline_usec, 10 * KOC_USEC_PER_SEC);
         assert_int_equal(cfg.retry_period_usec, 2 * KOC_USEC_PER_SEC);
-        assert_string_equal(cfg.health_probe_bind_address, ":8081");
-        assert_string_equal(cfg.metrics_bind_address, ":8080");
+        /* Nothing listens beyond loopback unless asked. */
+        assert_string_equal(cfg.health_probe_bind_address, "127.0.0.1:8081");
+        assert_string_equal(cfg.metrics_bind_address, "127.0.0.1:8080");
         assert_int_equal(cfg.shutdown_budget_usec, 25 * KOC_USEC_PER_SEC);
         assert_int_equal(cfg.shutdown_delay_usec, 0);
         assert_true(cfg.gate_readiness_on_leader);
@@ -173,7 +174,8 @@ static void test_help(void **state) {
         assert_non_null(strstr(buf, "--leader-elect-lease-duration duration"));
         assert_non_null(strstr(buf, "(default 15s)"));
         assert_non_null(strstr(buf, "--health-probe-bind-address string"));
-        assert_non_null(strstr(buf, "(default \":8081\")"));
+        assert_non_null(strstr(buf, "(default \"127.0.0.1:8081\")"));
+        assert_non_null(strstr(buf, "(default \"127.0.0.1:8080\")"));
         assert_non_null(strstr(buf, "(default \"my-operator\")"));
 
         assert_int_equal(PARSE(&cfg, &err, "-h"), KOC_MANAGER_FLAGS_HELP);

@@ -16,6 +16,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -534,6 +535,71 @@ static void raw_request(int fd) {
         assert_non_null(strstr(buf, "HTTP/1.1 200"));
 }
 
+/* Connects from the loopback address src (127.0.0.x) to the server. */
+static int connect_from(const char *src, uint16_t port) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        struct sockaddr_in s = { .sin_family = AF_INET };
+        assert_int_equal(inet_pton(AF_INET, src, &s.sin_addr), 1);
+        assert_int_equal(bind(fd, (struct sockaddr *)&s, sizeof(s)), 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        struct timeval tv = { .tv_sec = 10 };
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        return fd;
+}
+
+/* True when the server has closed fd (read sees EOF or a reset) within the
+ * socket's receive timeout; false when data came or nothing did. */
+static bool closed_by_server(int fd) {
+        char buf[64];
+        ssize_t n = read(fd, buf, sizeof(buf));
+        return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+static void set_rcvtimeo_ms(int fd, long ms) {
+        struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Warn lines of the probes component, captured while a test runs. */
+static pthread_mutex_t warn_lock = PTHREAD_MUTEX_INITIALIZER;
+static char warn_lines[4096];
+
+static void capture_warn(int level, const char *component, const char *message, void *ud) {
+        if (level != KOC_LOG_WARN || strcmp(component, "probes") != 0)
+                return;
+        pthread_mutex_lock(&warn_lock);
+        size_t n = strlen(warn_lines);
+        snprintf(warn_lines + n, sizeof(warn_lines) - n, "%s\n", message);
+        pthread_mutex_unlock(&warn_lock);
+}
+
+static void capture_start(void) {
+        warn_lines[0] = 0;
+        koc_log_set_handler(capture_warn, NULL, NULL);
+}
+
+/* Whether a captured warn line contains s; restores the default handler. */
+static bool capture_end(const char *s) {
+        koc_log_set_handler(NULL, NULL, NULL);
+        pthread_mutex_lock(&warn_lock);
+        bool found = strstr(warn_lines, s) != NULL;
+        if (!found)
+                fprintf(stderr, "no warn line with \"%s\" in:\n%s", s, warn_lines);
+        pthread_mutex_unlock(&warn_lock);
+        return found;
+}
+
+/* At max_connections a new client is still served: the connection that has
+ * waited longest for a request makes room. */
 static void test_connection_limit(void **state) {
         server srv;
         server_init(&srv);
@@ -546,35 +612,119 @@ static void test_connection_limit(void **state) {
         raw_request(a);
         raw_request(b);
 
-        /* A third is not served while they are open. */
-        CURL *c = curl_easy_init();
-        char url[128];
-        snprintf(url, sizeof(url), "http://127.0.0.1:%u/readyz", srv.port);
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-        reply sink = { 0 };
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
-        long status = 0;
-        if (curl_easy_perform(c) == CURLE_OK)
-                curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        assert_int_not_equal(status, 200);
-        curl_easy_cleanup(c);
-
-        /* Once one closes, requests are served again (bounded retries: the
-         * server notices the close on its next loop iteration). */
+        /* A third is served at once, and a, idle longest, is closed. */
+        reply *r = http_full(srv.host, srv.port, "GET", "/readyz", NULL, NULL);
+        assert_int_equal(r->curl, CURLE_OK);
+        assert_int_equal(r->status, 200);
+        assert_true(closed_by_server(a));
         close(a);
-        long ok = 0;
-        for (int i = 0; i < 50 && ok != 200; i++) {
-                reply *r = http_full(srv.host, srv.port, "GET", "/readyz", NULL, NULL);
-                if (r->curl == CURLE_OK)
-                        ok = r->status;
-                else
-                        usleep(20000);
-        }
-        assert_int_equal(ok, 200);
+        /* b was left alone. */
+        raw_request(b);
         close(b);
+        server_stop(&srv);
+}
+
+/* A request must arrive whole within the request timeout: bytes that trickle
+ * in do not extend it (MHD's idle timeout would be reset by each). */
+static void test_request_deadline(void **state) {
+        server srv;
+        server_init(&srv);
+        assert_int_equal(koc_probes_set_client_limits(srv.probes, 0, 500 * 1000), 0);
+        assert_int_equal(koc_probes_listen(srv.probes, "127.0.0.1:0", KOC_PROBES_HEALTH), 0);
+        /* The close is said (the first line of its rate limit's window: no
+         * earlier test in this process lets a request time out). */
+        capture_start();
+        server_run(&srv);
+
+        /* One header byte every 100 ms: closed at about 500 ms, long before
+         * the 10 s idle timeout. */
+        int fd = connect_raw(srv.port);
+        set_rcvtimeo_ms(fd, 100);
+        uint64_t start = now_ms();
+        static const char req[] = "GET /livez HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa";
+        bool closed = false;
+        for (size_t i = 0; i < 40 && !closed; i++) {
+                if (send(fd, req + i % (sizeof(req) - 1), 1, MSG_NOSIGNAL) != 1) {
+                        closed = true;
+                        break;
+                }
+                closed = closed_by_server(fd);
+        }
+        uint64_t took = now_ms() - start;
+        assert_true(closed);
+        assert_true(took >= 400);
+        assert_true(took < 2500);
+        close(fd);
+        assert_true(capture_end("closed a connection from 127.0.0.1: no whole request within "
+                                "0.5s (slow or idle client)"));
+
+        /* After an answer, the next request on a kept-alive connection has a
+         * deadline of its own: served, then closed when none follows. */
+        fd = connect_raw(srv.port);
+        raw_request(fd);
+        start = now_ms();
+        set_rcvtimeo_ms(fd, 5000);
+        assert_true(closed_by_server(fd));
+        took = now_ms() - start;
+        assert_true(took >= 400);
+        assert_true(took < 2500);
+        close(fd);
+
+        /* A request sent at once is still served. */
+        reply *r = http(&srv, "GET", "/livez");
+        assert_int_equal(r->status, 200);
+
+        /* Counted once: the kept-alive connection's close is no abuse. */
+        server_halt(&srv);
+        char *text = NULL;
+        size_t len = 0;
+        assert_int_equal(koc_metrics_render(srv.metrics, &text, &len), 0);
+        assert_non_null(
+                strstr(text, "koc_probes_connections_closed_total{reason=\"request_deadline\"} 1\n"));
+        free(text);
+        assert_int_equal(koc_probes_set_client_limits(srv.probes, 0, 3601 * 1000000ull), -EINVAL);
+        assert_int_equal(koc_probes_set_client_limits(NULL, 1, 0), -EINVAL);
+        server_stop(&srv);
+}
+
+/* At max_per_address connections from one address, a new one from there
+ * closes that address's oldest waiting connection; other addresses keep
+ * theirs. */
+static void test_per_address_limit(void **state) {
+        server srv;
+        server_init(&srv);
+        assert_int_equal(koc_probes_set_client_limits(srv.probes, 2, 0), 0);
+        assert_int_equal(koc_probes_listen(srv.probes, "127.0.0.1:0", KOC_PROBES_HEALTH), 0);
+        capture_start();
+        server_run(&srv);
+
+        int other = connect_from("127.0.0.2", srv.port);
+        usleep(20000);
+        int a = connect_from("127.0.0.1", srv.port);
+        usleep(20000);
+        int b = connect_from("127.0.0.1", srv.port);
+        usleep(20000);
+        /* The third from 127.0.0.1 sends its request at once, as the
+         * kubelet does, and is answered. */
+        int c = connect_from("127.0.0.1", srv.port);
+        raw_request(c);
+        assert_true(closed_by_server(a));
+        assert_true(capture_end("2 connections from 127.0.0.1 (limit per address): closed its "
+                                "oldest"));
+        /* 127.0.0.2's connection, older than all, is still open. */
+        raw_request(other);
+        raw_request(b);
+        close(a);
+        close(b);
+        close(c);
+        close(other);
+        server_halt(&srv);
+        char *text = NULL;
+        size_t len = 0;
+        assert_int_equal(koc_metrics_render(srv.metrics, &text, &len), 0);
+        assert_non_null(
+                strstr(text, "koc_probes_connections_closed_total{reason=\"per_address\"} 1\n"));
+        free(text);
         server_stop(&srv);
 }
 
@@ -716,6 +866,8 @@ int main(void) {
                 cmocka_unit_test(test_ipv6),
                 cmocka_unit_test(test_oversized_request),
                 cmocka_unit_test(test_connection_limit),
+                cmocka_unit_test(test_request_deadline),
+                cmocka_unit_test(test_per_address_limit),
                 cmocka_unit_test(test_idle_timeout),
                 cmocka_unit_test(test_listen_errors),
                 cmocka_unit_test(test_stop_closes_connections),
