@@ -46,7 +46,7 @@ static int parse_time(const cJSON *spec, const char *field, uint64_t *ret) {
         return 0;
 }
 
-int lease_record_from_json(const cJSON *obj, lease_record *ret) {
+int koc__lease_record_from_json(const cJSON *obj, lease_record *ret) {
         lease_record r = {0};
         if (!cJSON_IsObject(obj))
                 return -EINVAL;
@@ -100,7 +100,7 @@ static cJSON *object_child(cJSON *obj, const char *key) {
                 koc__json_delete_all(obj, key);
                 return cJSON_AddObjectToObject(obj, key);
         }
-        /* Keep the first (the one lease_record_from_json reads), drop any
+        /* Keep the first (the one koc__lease_record_from_json reads), drop any
          * duplicate after it. */
         cJSON_DetachItemViaPointer(obj, c);
         koc__json_delete_all(obj, key);
@@ -111,8 +111,8 @@ static cJSON *object_child(cJSON *obj, const char *key) {
         return c;
 }
 
-cJSON *lease_record_to_json(const cJSON *base, const char *namespace_, const char *name,
-                            const lease_record *rec) {
+cJSON *koc__lease_record_to_json(const cJSON *base, const char *namespace_, const char *name,
+                                 const lease_record *rec) {
         char acquire[KOC_MICROTIME_MAX], renew[KOC_MICROTIME_MAX];
         cJSON *o = base ? cJSON_Duplicate(base, true) : cJSON_CreateObject();
         if (!o)
@@ -158,7 +158,7 @@ static bool rv_numeric(const char *s, uint64_t *ret) {
         return true;
 }
 
-bool lease_rv_newer(const char *rv, const char *cur) {
+bool koc__lease_rv_newer(const char *rv, const char *cur) {
         uint64_t a, b;
         if (!cur || !cur[0])
                 return true;
@@ -171,7 +171,7 @@ bool lease_rv_newer(const char *rv, const char *cur) {
 
 /* --- names ----------------------------------------------------------------------- */
 
-const char *leader_fsm_state_to_string(enum leader_fsm_state s) {
+const char *koc__leader_fsm_state_to_string(enum leader_fsm_state s) {
         static const char *const names[] = {
                 [LEADER_FSM_STOPPED] = "stopped",     [LEADER_FSM_STANDBY] = "standby",
                 [LEADER_FSM_ACQUIRING] = "acquiring", [LEADER_FSM_LEADING] = "leading",
@@ -180,7 +180,7 @@ const char *leader_fsm_state_to_string(enum leader_fsm_state s) {
         return (unsigned)s < KOC_ELEMENTSOF(names) ? names[s] : "unknown";
 }
 
-const char *lease_req_to_string(lease_req r) {
+const char *koc__lease_req_to_string(lease_req r) {
         static const char *const names[] = {
                 [LEASE_REQ_NONE] = "none",     [LEASE_REQ_GET] = "get",
                 [LEASE_REQ_CREATE] = "create", [LEASE_REQ_ACQUIRE] = "acquire",
@@ -222,7 +222,7 @@ static uint64_t record_duration(const leader_fsm *f) {
         return f->lease_duration;
 }
 
-uint64_t leader_fsm_valid_until(const leader_fsm *f) {
+uint64_t koc__leader_fsm_valid_until(const leader_fsm *f) {
         if (f->state != LEADER_FSM_LEADING)
                 return 0;
         return f->last_ok_send + f->renew_deadline;
@@ -295,7 +295,7 @@ static void notify_holder(leader_fsm *f, const char *holder) {
  * the deletion the watch reported. */
 static bool is_stale(const leader_fsm *f, const lease_record *r) {
         const char *cur = f->exists ? f->observed.resource_version : f->deleted_rv;
-        return f->known && cur[0] && !lease_rv_newer(r->resource_version, cur) &&
+        return f->known && cur[0] && !koc__lease_rv_newer(r->resource_version, cur) &&
                strcmp(r->resource_version, cur) != 0;
 }
 
@@ -318,7 +318,7 @@ static bool observe(leader_fsm *f, const lease_record *r, uint64_t now) {
         f->observed = *r;
         f->known = true;
         f->exists = true;
-        if (lease_rv_newer(r->resource_version, f->watch_rv))
+        if (koc__lease_rv_newer(r->resource_version, f->watch_rv))
                 copy_str(f->watch_rv, sizeof f->watch_rv, r->resource_version);
         if (holder_changed)
                 notify_holder(f, r->holder);
@@ -864,7 +864,7 @@ static void arm_timer(leader_fsm *f, uint64_t now) {
 
 /* --- entry points ------------------------------------------------------------------ */
 
-void leader_fsm_init(leader_fsm *f, const leader_fsm_config *cfg) {
+void koc__leader_fsm_init(leader_fsm *f, const leader_fsm_config *cfg) {
         memset(f, 0, sizeof *f);
         copy_str(f->identity, sizeof f->identity, cfg->identity);
         f->lease_duration = cfg->lease_duration;
@@ -881,7 +881,7 @@ void leader_fsm_init(leader_fsm *f, const leader_fsm_config *cfg) {
         f->can_watch = true;
 }
 
-void leader_fsm_step(leader_fsm *f, const leader_event *ev, uint64_t now, uint64_t wall) {
+void koc__leader_fsm_step(leader_fsm *f, const leader_event *ev, uint64_t now, uint64_t wall) {
         f->n_actions = 0;
         switch (ev->type) {
         case LEADER_EV_START:
