@@ -14,18 +14,18 @@
  */
 #pragma once
 
-#include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "koc/client.h"
 #include "koc/leader.h"
 
 #define LEASE_HOLDER_MAX 256 /* identities are at most 253 characters */
 #define LEASE_RV_MAX 64
 #define LEADER_FSM_MAX_ACTIONS 16
 
-/* client-go's LeaderElectionRecord, as stored in a Lease's spec. */
+/* client-go's LeaderElectionRecord, as stored in a Lease's spec (its JSON
+ * form: lease-record.h). */
 typedef struct lease_record {
         char holder[LEASE_HOLDER_MAX];  /* "" when free or absent */
         bool holder_truncated;          /* longer than the buffer: never ours */
@@ -35,17 +35,6 @@ typedef struct lease_record {
         uint64_t lease_transitions;
         char resource_version[LEASE_RV_MAX];
 } lease_record;
-
-/* Parses a coordination.k8s.io/v1 Lease object.  Tolerates what client-go and
- * other writers produce: absent fields, RFC 3339 times with any fraction.
- * -EINVAL when obj is not an object or has no metadata. */
-int koc__lease_record_from_json(const cJSON *obj, lease_record *ret);
-/* The object to send: a copy of base (the last object read, to keep labels,
- * annotations and other spec fields) or a new Lease, with spec set from rec
- * and metadata.resourceVersion set to rec->resource_version (omitted when
- * empty).  NULL on allocation failure. */
-cJSON *koc__lease_record_to_json(const cJSON *base, const char *namespace_, const char *name,
-                                 const lease_record *rec);
 
 enum leader_fsm_state {
         LEADER_FSM_STOPPED = 0,

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "fsm.h"
+#include "lease-record.h"
 #include "koc/client.h"
 #include "koc/leader.h"
 

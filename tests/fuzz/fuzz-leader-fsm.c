@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "core/util.h"
-#include "leader/fsm.h"
+#include "leader/lease-record.h"
 
 #define IDENTITY "me"
 

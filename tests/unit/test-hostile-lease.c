@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "koc/time.h"
-#include "leader/fsm.h"
+#include "leader/lease-record.h"
 
 static size_t count_members(const cJSON *obj, const char *key) {
         size_t n = 0;

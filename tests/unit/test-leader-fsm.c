@@ -1192,75 +1192,6 @@ static void test_observe_timeout_not_while_reachable(void **state) {
 
 /* --- records ----------------------------------------------------------------------- */
 
-static void test_parse_client_go_record(void **state) {
-        const char *json =
-                "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\","
-                "\"metadata\":{\"name\":\"x\",\"namespace\":\"ns\",\"resourceVersion\":\"777\","
-                "\"labels\":{\"app\":\"a\"}},"
-                "\"spec\":{\"holderIdentity\":\"go-pod_1234\",\"leaseDurationSeconds\":15,"
-                "\"acquireTime\":\"2026-11-24T10:00:00.12Z\","
-                "\"renewTime\":\"2026-11-24T10:00:05Z\",\"leaseTransitions\":3}}";
-        cJSON *o = cJSON_Parse(json);
-        lease_record r;
-        assert_int_equal(koc__lease_record_from_json(o, &r), 0);
-        assert_string_equal(r.holder, "go-pod_1234");
-        assert_int_equal(r.lease_duration_seconds, 15);
-        assert_int_equal(r.lease_transitions, 3);
-        assert_string_equal(r.resource_version, "777");
-        uint64_t want;
-        assert_int_equal(koc_parse_rfc3339("2026-11-24T10:00:00.120000Z", &want), 0);
-        assert_int_equal(r.acquire_time, want);
-        assert_int_equal(r.renew_time, want + 5 * SEC - 120 * MS);
-
-        /* Writing keeps labels and sets every field with 6-digit MicroTime. */
-        r.renew_time = want + 1;
-        snprintf(r.holder, sizeof r.holder, "%s", "");
-        cJSON *out = koc__lease_record_to_json(o, "ns", "x", &r);
-        assert_non_null(out);
-        char *s = cJSON_PrintUnformatted(out);
-        assert_non_null(strstr(s, "\"labels\":{\"app\":\"a\"}"));
-        assert_non_null(strstr(s, "\"holderIdentity\":\"\""));
-        assert_non_null(strstr(s, "\"renewTime\":\"2026-11-24T10:00:00.120001Z\""));
-        assert_non_null(strstr(s, "\"acquireTime\":\"2026-11-24T10:00:00.120000Z\""));
-        assert_non_null(strstr(s, "\"resourceVersion\":\"777\""));
-        assert_non_null(strstr(s, "\"leaseTransitions\":3"));
-        assert_non_null(strstr(s, "\"leaseDurationSeconds\":15"));
-        free(s);
-        cJSON_Delete(out);
-        cJSON_Delete(o);
-}
-
-static void test_parse_sparse_record(void **state) {
-        /* holderIdentity absent, no times, no spec fields at all: free. */
-        cJSON *o = cJSON_Parse("{\"metadata\":{\"name\":\"x\",\"resourceVersion\":\"5\"},"
-                               "\"spec\":{}}");
-        lease_record r;
-        assert_int_equal(koc__lease_record_from_json(o, &r), 0);
-        assert_string_equal(r.holder, "");
-        assert_int_equal(r.lease_duration_seconds, 0);
-        assert_int_equal(r.renew_time, 0);
-        cJSON_Delete(o);
-
-        o = cJSON_Parse("{\"metadata\":{\"name\":\"x\",\"resourceVersion\":\"6\"}}");
-        assert_int_equal(koc__lease_record_from_json(o, &r), 0);
-        assert_string_equal(r.holder, "");
-        cJSON_Delete(o);
-
-        /* Bad input is refused, not trusted. */
-        o = cJSON_Parse("[1,2]");
-        assert_int_equal(koc__lease_record_from_json(o, &r), -EINVAL);
-        cJSON_Delete(o);
-        o = cJSON_Parse("{\"spec\":{\"holderIdentity\":\"a\"}}");
-        assert_int_equal(koc__lease_record_from_json(o, &r), -EINVAL);
-        cJSON_Delete(o);
-        o = cJSON_Parse("{\"metadata\":{},\"spec\":{\"holderIdentity\":7,"
-                        "\"leaseDurationSeconds\":\"x\",\"renewTime\":\"yesterday\"}}");
-        assert_int_equal(koc__lease_record_from_json(o, &r), 0);
-        assert_string_equal(r.holder, "");
-        assert_int_equal(r.renew_time, 0);
-        cJSON_Delete(o);
-}
-
 /* A holder may write any positive int32 as leaseDurationSeconds.  A very
  * long one must be honoured (or the follower takes over while the holder
  * still leads), never mistaken for an absent field and replaced by our own,
@@ -1268,13 +1199,10 @@ static void test_parse_sparse_record(void **state) {
 static void test_huge_foreign_lease_duration_honoured(void **state) {
         t x;
         setup(&x);
-        cJSON *o = cJSON_Parse("{\"metadata\":{\"name\":\"x\",\"resourceVersion\":\"5\"},"
-                               "\"spec\":{\"holderIdentity\":\"go-pod\","
-                               "\"leaseDurationSeconds\":2000000000}}");
-        lease_record r;
-        assert_int_equal(koc__lease_record_from_json(o, &r), 0);
-        cJSON_Delete(o);
-        assert_true(r.lease_duration_seconds >= 2000000000);
+        /* As read from the Lease (test-lease-record.c: test_huge_lease_duration_kept). */
+        lease_record r = rec("go-pod", "5", 0);
+        r.lease_duration_seconds = 2000000000;
+        r.acquire_time = r.renew_time = 0;
 
         step(&x, (leader_event){.type = LEADER_EV_START});
         answer(&x, 200, &r);
@@ -1291,31 +1219,14 @@ static void test_free_sparse_record_taken(void **state) {
         t x;
         setup(&x);
         step(&x, (leader_event){.type = LEADER_EV_START});
-        cJSON *o = cJSON_Parse("{\"metadata\":{\"name\":\"x\",\"resourceVersion\":\"5\"},"
-                               "\"spec\":{\"leaseTransitions\":2}}");
-        lease_record r;
-        assert_int_equal(koc__lease_record_from_json(o, &r), 0);
-        cJSON_Delete(o);
+        /* A spec with leaseTransitions only, as read (test-lease-record.c:
+         * test_parse_sparse_record): no holder, duration or times. */
+        lease_record r = {.lease_transitions = 2};
+        snprintf(r.resource_version, sizeof r.resource_version, "%s", "5");
         answer(&x, 200, &r);
         const leader_action *u = find(&x, LEADER_ACT_UPDATE);
         assert_non_null(u);
         assert_int_equal(u->record.lease_transitions, 3);
-}
-
-static void test_long_foreign_holder_never_ours(void **state) {
-        char big[400];
-        memset(big, 'a', sizeof big - 1);
-        big[sizeof big - 1] = '\0';
-        memcpy(big, ME, strlen(ME));
-        cJSON *o = cJSON_CreateObject();
-        cJSON *m = cJSON_AddObjectToObject(o, "metadata");
-        cJSON_AddStringToObject(m, "resourceVersion", "1");
-        cJSON *s = cJSON_AddObjectToObject(o, "spec");
-        cJSON_AddStringToObject(s, "holderIdentity", big);
-        lease_record r;
-        assert_int_equal(koc__lease_record_from_json(o, &r), 0);
-        assert_true(r.holder_truncated);
-        cJSON_Delete(o);
 }
 
 static void test_rv_compare(void **state) {
@@ -1378,11 +1289,8 @@ int main(void) {
                 cmocka_unit_test(test_no_busy_timer_while_retry_pending),
                 cmocka_unit_test(test_observe_timeout),
                 cmocka_unit_test(test_observe_timeout_not_while_reachable),
-                cmocka_unit_test(test_parse_client_go_record),
-                cmocka_unit_test(test_parse_sparse_record),
                 cmocka_unit_test(test_huge_foreign_lease_duration_honoured),
                 cmocka_unit_test(test_free_sparse_record_taken),
-                cmocka_unit_test(test_long_foreign_holder_never_ours),
                 cmocka_unit_test(test_rv_compare),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
