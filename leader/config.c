@@ -178,7 +178,7 @@ KOC_EXPORT int koc_leader_config_validate(const koc_leader_config *cfg, koc_erro
         return 0;
 }
 
-int leader_config_resolve_identity(const koc_leader_config *cfg, char *buf, size_t size) {
+int koc__leader_config_resolve_identity(const koc_leader_config *cfg, char *buf, size_t size) {
         char uuid[37];
         if (cfg->identity_mode == KOC_LEADER_IDENTITY_CUSTOM) {
                 snprintf(buf, size, "%s", cfg->identity);

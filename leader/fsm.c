@@ -34,117 +34,7 @@ static void copy_str(char *dst, size_t size, const char *src) {
         snprintf(dst, size, "%s", src ? src : "");
 }
 
-/* --- the Lease record ---------------------------------------------------------- */
-
-static int parse_time(const cJSON *spec, const char *field, uint64_t *ret) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(spec, field);
-        *ret = 0;
-        if (!cJSON_IsString(v) || !v->valuestring[0])
-                return 0;
-        if (koc_parse_rfc3339(v->valuestring, ret) < 0)
-                *ret = 0; /* unreadable timestamps are not used for decisions */
-        return 0;
-}
-
-int lease_record_from_json(const cJSON *obj, lease_record *ret) {
-        lease_record r = {0};
-        if (!cJSON_IsObject(obj))
-                return -EINVAL;
-        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-        if (!cJSON_IsObject(meta))
-                return -EINVAL;
-        const cJSON *rv = cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion");
-        if (cJSON_IsString(rv)) {
-                if (strlen(rv->valuestring) >= sizeof r.resource_version)
-                        return -EINVAL;
-                copy_str(r.resource_version, sizeof r.resource_version, rv->valuestring);
-        }
-        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
-        if (cJSON_IsObject(spec)) {
-                const cJSON *h = cJSON_GetObjectItemCaseSensitive(spec, "holderIdentity");
-                if (cJSON_IsString(h)) {
-                        if (strlen(h->valuestring) >= sizeof r.holder)
-                                r.holder_truncated = true;
-                        copy_str(r.holder, sizeof r.holder, h->valuestring);
-                }
-                const cJSON *d = cJSON_GetObjectItemCaseSensitive(spec, "leaseDurationSeconds");
-                /* Any positive int32 is valid; more is clamped, never
-                 * dropped: a shorter wait than the holder's would let us take
-                 * over while it still leads. */
-                if (cJSON_IsNumber(d) && d->valuedouble > 0)
-                        r.lease_duration_seconds =
-                                d->valuedouble < INT32_MAX ? (int64_t)d->valuedouble : INT32_MAX;
-                const cJSON *t = cJSON_GetObjectItemCaseSensitive(spec, "leaseTransitions");
-                if (cJSON_IsNumber(t) && t->valuedouble > 0 && t->valuedouble < 4e9)
-                        r.lease_transitions = (uint64_t)t->valuedouble;
-                parse_time(spec, "acquireTime", &r.acquire_time);
-                parse_time(spec, "renewTime", &r.renew_time);
-        }
-        *ret = r;
-        return 0;
-}
-
-static bool set_string(cJSON *obj, const char *key, const char *value) {
-        koc__json_delete_all(obj, key);
-        return cJSON_AddStringToObject(obj, key, value) != NULL;
-}
-
-static bool set_number(cJSON *obj, const char *key, double value) {
-        koc__json_delete_all(obj, key);
-        return cJSON_AddNumberToObject(obj, key, value) != NULL;
-}
-
-static cJSON *object_child(cJSON *obj, const char *key) {
-        cJSON *c = cJSON_GetObjectItemCaseSensitive(obj, key);
-        if (!cJSON_IsObject(c)) {
-                koc__json_delete_all(obj, key);
-                return cJSON_AddObjectToObject(obj, key);
-        }
-        /* Keep the first (the one lease_record_from_json reads), drop any
-         * duplicate after it. */
-        cJSON_DetachItemViaPointer(obj, c);
-        koc__json_delete_all(obj, key);
-        if (!cJSON_AddItemToObject(obj, key, c)) {
-                cJSON_Delete(c);
-                return NULL;
-        }
-        return c;
-}
-
-cJSON *lease_record_to_json(const cJSON *base, const char *namespace_, const char *name,
-                            const lease_record *rec) {
-        char acquire[KOC_MICROTIME_MAX], renew[KOC_MICROTIME_MAX];
-        cJSON *o = base ? cJSON_Duplicate(base, true) : cJSON_CreateObject();
-        if (!o)
-                return NULL;
-        cJSON *meta = object_child(o, "metadata");
-        cJSON *spec = object_child(o, "spec");
-        bool ok = meta && spec && set_string(o, "apiVersion", "coordination.k8s.io/v1") &&
-                  set_string(o, "kind", "Lease") && set_string(meta, "name", name) &&
-                  set_string(meta, "namespace", namespace_);
-        if (ok) {
-                /* Server-maintained fields that must not be echoed back. */
-                koc__json_delete_all(meta, "managedFields");
-                koc__json_delete_all(o, "status");
-                if (rec->resource_version[0])
-                        ok = set_string(meta, "resourceVersion", rec->resource_version);
-                else
-                        koc__json_delete_all(meta, "resourceVersion");
-        }
-        /* client-go writes every field of the record, holderIdentity "" included. */
-        ok = ok && set_string(spec, "holderIdentity", rec->holder) &&
-             set_number(spec, "leaseDurationSeconds", (double)rec->lease_duration_seconds) &&
-             set_string(spec, "acquireTime",
-                        koc_format_microtime(rec->acquire_time, acquire, sizeof acquire)) &&
-             set_string(spec, "renewTime",
-                        koc_format_microtime(rec->renew_time, renew, sizeof renew)) &&
-             set_number(spec, "leaseTransitions", (double)rec->lease_transitions);
-        if (!ok) {
-                cJSON_Delete(o);
-                return NULL;
-        }
-        return o;
-}
+/* --- resourceVersions ---------------------------------------------------------- */
 
 static bool rv_numeric(const char *s, uint64_t *ret) {
         char *end;
@@ -158,7 +48,7 @@ static bool rv_numeric(const char *s, uint64_t *ret) {
         return true;
 }
 
-bool lease_rv_newer(const char *rv, const char *cur) {
+bool koc__lease_rv_newer(const char *rv, const char *cur) {
         uint64_t a, b;
         if (!cur || !cur[0])
                 return true;
@@ -171,7 +61,7 @@ bool lease_rv_newer(const char *rv, const char *cur) {
 
 /* --- names ----------------------------------------------------------------------- */
 
-const char *leader_fsm_state_to_string(enum leader_fsm_state s) {
+const char *koc__leader_fsm_state_to_string(enum leader_fsm_state s) {
         static const char *const names[] = {
                 [LEADER_FSM_STOPPED] = "stopped",     [LEADER_FSM_STANDBY] = "standby",
                 [LEADER_FSM_ACQUIRING] = "acquiring", [LEADER_FSM_LEADING] = "leading",
@@ -180,7 +70,7 @@ const char *leader_fsm_state_to_string(enum leader_fsm_state s) {
         return (unsigned)s < KOC_ELEMENTSOF(names) ? names[s] : "unknown";
 }
 
-const char *lease_req_to_string(lease_req r) {
+const char *koc__lease_req_to_string(lease_req r) {
         static const char *const names[] = {
                 [LEASE_REQ_NONE] = "none",     [LEASE_REQ_GET] = "get",
                 [LEASE_REQ_CREATE] = "create", [LEASE_REQ_ACQUIRE] = "acquire",
@@ -222,7 +112,7 @@ static uint64_t record_duration(const leader_fsm *f) {
         return f->lease_duration;
 }
 
-uint64_t leader_fsm_valid_until(const leader_fsm *f) {
+uint64_t koc__leader_fsm_valid_until(const leader_fsm *f) {
         if (f->state != LEADER_FSM_LEADING)
                 return 0;
         return f->last_ok_send + f->renew_deadline;
@@ -295,7 +185,7 @@ static void notify_holder(leader_fsm *f, const char *holder) {
  * the deletion the watch reported. */
 static bool is_stale(const leader_fsm *f, const lease_record *r) {
         const char *cur = f->exists ? f->observed.resource_version : f->deleted_rv;
-        return f->known && cur[0] && !lease_rv_newer(r->resource_version, cur) &&
+        return f->known && cur[0] && !koc__lease_rv_newer(r->resource_version, cur) &&
                strcmp(r->resource_version, cur) != 0;
 }
 
@@ -318,7 +208,7 @@ static bool observe(leader_fsm *f, const lease_record *r, uint64_t now) {
         f->observed = *r;
         f->known = true;
         f->exists = true;
-        if (lease_rv_newer(r->resource_version, f->watch_rv))
+        if (koc__lease_rv_newer(r->resource_version, f->watch_rv))
                 copy_str(f->watch_rv, sizeof f->watch_rv, r->resource_version);
         if (holder_changed)
                 notify_holder(f, r->holder);
@@ -864,7 +754,7 @@ static void arm_timer(leader_fsm *f, uint64_t now) {
 
 /* --- entry points ------------------------------------------------------------------ */
 
-void leader_fsm_init(leader_fsm *f, const leader_fsm_config *cfg) {
+void koc__leader_fsm_init(leader_fsm *f, const leader_fsm_config *cfg) {
         memset(f, 0, sizeof *f);
         copy_str(f->identity, sizeof f->identity, cfg->identity);
         f->lease_duration = cfg->lease_duration;
@@ -881,7 +771,7 @@ void leader_fsm_init(leader_fsm *f, const leader_fsm_config *cfg) {
         f->can_watch = true;
 }
 
-void leader_fsm_step(leader_fsm *f, const leader_event *ev, uint64_t now, uint64_t wall) {
+void koc__leader_fsm_step(leader_fsm *f, const leader_event *ev, uint64_t now, uint64_t wall) {
         f->n_actions = 0;
         switch (ev->type) {
         case LEADER_EV_START:

@@ -2,10 +2,10 @@
 /*
  * The leader election state machine, without I/O.
  *
- * leader_fsm_step() takes one event and the current time (CLOCK_BOOTTIME and
+ * koc__leader_fsm_step() takes one event and the current time (CLOCK_BOOTTIME and
  * CLOCK_REALTIME, both injected) and leaves a list of actions for the driver:
  * API requests, watch start/stop, one timer, callbacks.  The driver publishes
- * the leadership state (leader_fsm_valid_until()) before it runs the actions,
+ * the leadership state (koc__leader_fsm_valid_until()) before it runs the actions,
  * so the state handle reads false before any stopped callback (invariant 4).
  *
  * At most one request (GET, create or update) is in flight at a time; the
@@ -14,18 +14,18 @@
  */
 #pragma once
 
-#include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "koc/client.h"
 #include "koc/leader.h"
 
 #define LEASE_HOLDER_MAX 256 /* identities are at most 253 characters */
 #define LEASE_RV_MAX 64
 #define LEADER_FSM_MAX_ACTIONS 16
 
-/* client-go's LeaderElectionRecord, as stored in a Lease's spec. */
+/* client-go's LeaderElectionRecord, as stored in a Lease's spec (its JSON
+ * form: lease-record.h). */
 typedef struct lease_record {
         char holder[LEASE_HOLDER_MAX];  /* "" when free or absent */
         bool holder_truncated;          /* longer than the buffer: never ours */
@@ -36,17 +36,6 @@ typedef struct lease_record {
         char resource_version[LEASE_RV_MAX];
 } lease_record;
 
-/* Parses a coordination.k8s.io/v1 Lease object.  Tolerates what client-go and
- * other writers produce: absent fields, RFC 3339 times with any fraction.
- * -EINVAL when obj is not an object or has no metadata. */
-int lease_record_from_json(const cJSON *obj, lease_record *ret);
-/* The object to send: a copy of base (the last object read, to keep labels,
- * annotations and other spec fields) or a new Lease, with spec set from rec
- * and metadata.resourceVersion set to rec->resource_version (omitted when
- * empty).  NULL on allocation failure. */
-cJSON *lease_record_to_json(const cJSON *base, const char *namespace_, const char *name,
-                            const lease_record *rec);
-
 enum leader_fsm_state {
         LEADER_FSM_STOPPED = 0,
         LEADER_FSM_STANDBY,   /* following the Lease; maybe a GET in flight */
@@ -55,7 +44,7 @@ enum leader_fsm_state {
         LEADER_FSM_RELEASING, /* the release write (and its retries) */
 };
 
-const char *leader_fsm_state_to_string(enum leader_fsm_state s);
+const char *koc__leader_fsm_state_to_string(enum leader_fsm_state s);
 
 typedef enum lease_req {
         LEASE_REQ_NONE = 0,
@@ -66,7 +55,7 @@ typedef enum lease_req {
         LEASE_REQ_RELEASE,
 } lease_req;
 
-const char *lease_req_to_string(lease_req r);
+const char *koc__lease_req_to_string(lease_req r);
 
 enum leader_event_type {
         LEADER_EV_START,
@@ -216,13 +205,13 @@ typedef struct leader_fsm {
         leader_action actions[LEADER_FSM_MAX_ACTIONS];
 } leader_fsm;
 
-void leader_fsm_init(leader_fsm *f, const leader_fsm_config *cfg);
+void koc__leader_fsm_init(leader_fsm *f, const leader_fsm_config *cfg);
 /* Runs one event at boottime `now` and wall-clock `wall` (usec since the
  * epoch, for the timestamps written to the Lease).  Fills f->actions. */
-void leader_fsm_step(leader_fsm *f, const leader_event *ev, uint64_t now, uint64_t wall);
+void koc__leader_fsm_step(leader_fsm *f, const leader_event *ev, uint64_t now, uint64_t wall);
 /* Boottime until which this process may call itself leader; 0 when not
  * leading (invariant 3: last_ok_send + renew_deadline). */
-uint64_t leader_fsm_valid_until(const leader_fsm *f);
+uint64_t koc__leader_fsm_valid_until(const leader_fsm *f);
 /* True when rv is newer than cur (numeric resourceVersions are compared as
  * numbers; opaque ones are newer when they differ; anything is newer than ""). */
-bool lease_rv_newer(const char *rv, const char *cur);
+bool koc__lease_rv_newer(const char *rv, const char *cur);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "fsm.h"
+#include "lease-record.h"
 #include "koc/client.h"
 #include "koc/leader.h"
 
@@ -27,7 +28,7 @@ struct koc_leader_config {
 };
 
 /* Resolves the identity of cfg into buf (HOSTNAME, a UUID or the custom one). */
-int leader_config_resolve_identity(const koc_leader_config *cfg, char *buf, size_t size);
+int koc__leader_config_resolve_identity(const koc_leader_config *cfg, char *buf, size_t size);
 
 /* How the driver reaches the API and the clock.  Handlers are koc_client's
  * (the fake passes NULL for the client and the watch).  A request handler
@@ -52,23 +53,23 @@ typedef struct leader_transport_ops {
          * driver stops the watch and starts a new one. */
         void (*watch_restart)(void *t, void *handle);
         /* Arms the one timer at boottime `at` (0: disarm); when it fires the
-         * transport calls leader_timer_fired(). */
+         * transport calls koc__leader_timer_fired(). */
         int (*set_timer)(void *t, uint64_t at);
         uint64_t (*now)(void *t);  /* CLOCK_BOOTTIME, usec */
         uint64_t (*wall)(void *t); /* CLOCK_REALTIME, usec since the epoch */
 } leader_transport_ops;
 
-int leader_new_with_transport(const leader_transport_ops *ops, void *transport,
-                              const koc_leader_config *cfg, koc_leader **ret, koc_error *err);
-void leader_timer_fired(koc_leader *l);
+int koc__leader_new_with_transport(const leader_transport_ops *ops, void *transport,
+                                   const koc_leader_config *cfg, koc_leader **ret, koc_error *err);
+void koc__leader_timer_fired(koc_leader *l);
 /* The error that made the elector stop itself (a timer that could not be
  * armed), or 0.  For the manager's liveness check. */
-int leader_get_failure(const koc_leader *l);
+int koc__leader_get_failure(const koc_leader *l);
 /* For tests: the loop koc_leader_run_until_*() run (the fake transport has
  * none of its own). */
-void leader_set_event(koc_leader *l, sd_event *event);
+void koc__leader_set_event(koc_leader *l, sd_event *event);
 /* For tests: the random source of the jitter (NULL: none). */
-void leader_set_random(koc_leader *l, uint64_t (*random)(uint64_t n));
-const leader_fsm *leader_get_fsm(const koc_leader *l);
+void koc__leader_set_random(koc_leader *l, uint64_t (*random)(uint64_t n));
+const leader_fsm *koc__leader_get_fsm(const koc_leader *l);
 /* For tests: the clock the state handle reads (default koc_now_boottime_usec). */
-void leader_state_set_clock(koc_leader_state *s, uint64_t (*now)(void *), void *userdata);
+void koc__leader_state_set_clock(koc_leader_state *s, uint64_t (*now)(void *), void *userdata);

@@ -87,7 +87,7 @@ KOC_EXPORT koc_leader_state *koc_leader_state_unref(koc_leader_state *s) {
         return NULL;
 }
 
-void leader_state_set_clock(koc_leader_state *s, uint64_t (*now)(void *), void *userdata) {
+void koc__leader_state_set_clock(koc_leader_state *s, uint64_t (*now)(void *), void *userdata) {
         s->now = now ? now : state_default_now;
         s->now_userdata = userdata;
 }
@@ -246,7 +246,7 @@ static void publish_state(koc_leader *l) {
          * previous holder's fencing token. */
         if (leading && term_changed)
                 state_set_term(s, transitions, holder);
-        uint64_t until = leader_fsm_valid_until(f);
+        uint64_t until = koc__leader_fsm_valid_until(f);
         uint64_t was = atomic_exchange_explicit(&s->valid_until, until, memory_order_acq_rel);
         /* Every change of the validity window at debug level, on this
          * elector's clock (CLOCK_BOOTTIME, us): a chaos run or a post-mortem
@@ -264,13 +264,13 @@ static void publish_state(koc_leader *l) {
 
 static void keep_object(koc_leader *l, const cJSON *obj) {
         lease_record r;
-        if (!obj || lease_record_from_json(obj, &r) < 0)
+        if (!obj || koc__lease_record_from_json(obj, &r) < 0)
                 return;
         if (l->last_object) {
                 const cJSON *meta = cJSON_GetObjectItemCaseSensitive(l->last_object, "metadata");
                 const char *cur = cJSON_GetStringValue(
                         cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"));
-                if (!lease_rv_newer(r.resource_version, cur) &&
+                if (!koc__lease_rv_newer(r.resource_version, cur) &&
                     strcmp(r.resource_version, cur ? cur : "") != 0)
                         return;
         }
@@ -330,14 +330,14 @@ static void note_refusal(koc_leader *l, lease_req kind, const koc_response *r) {
                              "%s of lease=%s/%s: %s rejected the credentials (HTTP 401): %s; "
                              "check the token, client certificate or exec plugin of the "
                              "kubeconfig or service account",
-                             lease_req_to_string(kind), l->namespace_, l->name, server_name(l),
+                             koc__lease_req_to_string(kind), l->namespace_, l->name, server_name(l),
                              r->message);
         else
                 koc_log_warn(LOG,
                              "%s of lease=%s/%s forbidden (HTTP 403): %s; leader election "
                              "needs get, create and update on leases (coordination.k8s.io) "
                              "in namespace %s",
-                             lease_req_to_string(kind), l->namespace_, l->name, r->message,
+                             koc__lease_req_to_string(kind), l->namespace_, l->name, r->message,
                              l->namespace_);
 }
 
@@ -353,7 +353,7 @@ static void on_response(koc_client *c, koc_response *r, void *userdata) {
          * and nothing else here may act on it either. */
         if (!l->request || l->request_seq != seq) {
                 koc_log_debug(LOG, "ignoring a stale %s answer lease=%s/%s status=%ld",
-                              lease_req_to_string(kind), l->namespace_, l->name, r->status);
+                              koc__lease_req_to_string(kind), l->namespace_, l->name, r->status);
                 dispatch(l, &(leader_event){.type = LEADER_EV_ANSWER,
                                             .seq = seq,
                                             .error = r->error ? r->error : -ESTALE});
@@ -362,7 +362,7 @@ static void on_response(koc_client *c, koc_response *r, void *userdata) {
         uint64_t latency = l->ops->now(l->transport) - call->sent_at;
         l->request = NULL;
         if (r->error == 0 && r->status >= 200 && r->status < 300 && r->body &&
-            lease_record_from_json(r->body, &rec) == 0) {
+            koc__lease_record_from_json(r->body, &rec) == 0) {
                 has = true;
                 keep_object(l, r->body);
         }
@@ -380,7 +380,7 @@ static void on_response(koc_client *c, koc_response *r, void *userdata) {
                 }
         } else if (!(r->error == 0 && r->status >= 200 && r->status < 300))
                 koc_log_debug(LOG, "%s failed lease=%s/%s status=%ld error=%d message=\"%s\"",
-                              lease_req_to_string(kind), l->namespace_, l->name, r->status,
+                              koc__lease_req_to_string(kind), l->namespace_, l->name, r->status,
                               r->error, r->message);
         note_contact(l, r->error);
         note_refusal(l, kind, r);
@@ -398,7 +398,7 @@ static void on_watch_event(koc_watch *w, koc_watch_event *e, void *userdata) {
         case KOC_WATCH_ADDED:
         case KOC_WATCH_MODIFIED:
                 note_contact(l, 0);
-                if (lease_record_from_json(e->object, &rec) < 0)
+                if (koc__lease_record_from_json(e->object, &rec) < 0)
                         return;
                 keep_object(l, e->object);
                 dispatch(l, &(leader_event){.type = LEADER_EV_WATCH_OBJECT, .record = &rec});
@@ -444,7 +444,7 @@ static void on_watch_event(koc_watch *w, koc_watch_event *e, void *userdata) {
         }
 }
 
-void leader_timer_fired(koc_leader *l) {
+void koc__leader_timer_fired(koc_leader *l) {
         dispatch(l, &(leader_event){.type = LEADER_EV_TIMER});
 }
 
@@ -461,12 +461,13 @@ static void start_request(koc_leader *l, const leader_action *a) {
         case LEADER_ACT_CREATE:
                 spec.method = "POST";
                 spec.path = l->collection_path;
-                body = lease_record_to_json(NULL, l->namespace_, l->name, &a->record);
+                body = koc__lease_record_to_json(NULL, l->namespace_, l->name, &a->record);
                 break;
         default:
                 spec.method = "PUT";
                 spec.path = l->lease_path;
-                body = lease_record_to_json(l->last_object, l->namespace_, l->name, &a->record);
+                body = koc__lease_record_to_json(l->last_object, l->namespace_, l->name,
+                                                 &a->record);
                 break;
         }
         spec.body = body;
@@ -487,7 +488,7 @@ static void start_request(koc_leader *l, const leader_action *a) {
         cJSON_Delete(body);
         if (r < 0) {
                 l->request = NULL;
-                koc_log_debug(LOG, "%s could not start: %s", lease_req_to_string(a->req),
+                koc_log_debug(LOG, "%s could not start: %s", koc__lease_req_to_string(a->req),
                               strerror(-r));
                 dispatch(l, &(leader_event){.type = LEADER_EV_ANSWER, .seq = a->seq, .error = r});
         }
@@ -676,7 +677,7 @@ static void enqueue(koc_leader *l, const leader_event *ev) {
 
 static void dispatch_one(koc_leader *l, const leader_event *ev) {
         leader_action actions[LEADER_FSM_MAX_ACTIONS];
-        leader_fsm_step(&l->fsm, ev, l->ops->now(l->transport), l->ops->wall(l->transport));
+        koc__leader_fsm_step(&l->fsm, ev, l->ops->now(l->transport), l->ops->wall(l->transport));
         /* Invariant 4: the state handle is updated before any callback runs. */
         publish_state(l);
         size_t n = l->fsm.n_actions;
@@ -809,7 +810,7 @@ static void real_watch_restart(void *t, void *handle) {
 }
 
 static int on_timer_source(sd_event_source *s, uint64_t usec, void *userdata) {
-        leader_timer_fired(userdata);
+        koc__leader_timer_fired(userdata);
         return 0;
 }
 
@@ -882,8 +883,8 @@ static char *strdup_printf(const char *fmt, ...) {
         return r < 0 ? NULL : s;
 }
 
-int leader_new_with_transport(const leader_transport_ops *ops, void *transport,
-                              const koc_leader_config *cfg, koc_leader **ret, koc_error *err) {
+int koc__leader_new_with_transport(const leader_transport_ops *ops, void *transport,
+                                   const koc_leader_config *cfg, koc_leader **ret, koc_error *err) {
         if (!ops || !ret)
                 return koc_error_set(err, -EINVAL, "leader: no transport or result pointer");
         int r = koc_leader_config_validate(cfg, err);
@@ -918,20 +919,20 @@ int leader_new_with_transport(const leader_transport_ops *ops, void *transport,
                 koc_leader_unref(l);
                 return koc_error_set(err, -ENOMEM, "leader: out of memory");
         }
-        r = leader_config_resolve_identity(cfg, l->identity, sizeof l->identity);
+        r = koc__leader_config_resolve_identity(cfg, l->identity, sizeof l->identity);
         if (r < 0) {
                 koc_leader_unref(l);
                 return koc_error_set(err, r, "leader: cannot make an identity: %s", strerror(-r));
         }
-        leader_fsm_init(&l->fsm, &(leader_fsm_config){
-                                         .identity = l->identity,
-                                         .lease_duration = cfg->lease_duration,
-                                         .renew_deadline = cfg->renew_deadline,
-                                         .retry_period = cfg->retry_period,
-                                         .observe_timeout = cfg->observe_timeout,
-                                         .jitter_max = FOLLOWER_JITTER_USEC,
-                                         .random = default_random,
-                                 });
+        koc__leader_fsm_init(&l->fsm, &(leader_fsm_config){
+                                              .identity = l->identity,
+                                              .lease_duration = cfg->lease_duration,
+                                              .renew_deadline = cfg->renew_deadline,
+                                              .retry_period = cfg->retry_period,
+                                              .observe_timeout = cfg->observe_timeout,
+                                              .jitter_max = FOLLOWER_JITTER_USEC,
+                                              .random = default_random,
+                                      });
         *ret = l;
         return 0;
 }
@@ -941,7 +942,7 @@ KOC_EXPORT int koc_leader_new(koc_client *client, const koc_leader_config *cfg, 
         if (!client)
                 return koc_error_set(err, -EINVAL, "leader: a client is needed");
         koc_leader *l = NULL;
-        int r = leader_new_with_transport(&real_ops, NULL, cfg, &l, err);
+        int r = koc__leader_new_with_transport(&real_ops, NULL, cfg, &l, err);
         if (r < 0)
                 return r;
         /* The client's loop, always: a second loop could not see its answers. */
@@ -955,20 +956,20 @@ KOC_EXPORT int koc_leader_new(koc_client *client, const koc_leader_config *cfg, 
         return 0;
 }
 
-int leader_get_failure(const koc_leader *l) {
+int koc__leader_get_failure(const koc_leader *l) {
         return l ? l->failed : 0;
 }
 
-void leader_set_event(koc_leader *l, sd_event *event) {
+void koc__leader_set_event(koc_leader *l, sd_event *event) {
         sd_event_unref(l->event);
         l->event = sd_event_ref(event);
 }
 
-void leader_set_random(koc_leader *l, uint64_t (*random)(uint64_t n)) {
+void koc__leader_set_random(koc_leader *l, uint64_t (*random)(uint64_t n)) {
         l->fsm.random = random;
 }
 
-const leader_fsm *leader_get_fsm(const koc_leader *l) {
+const leader_fsm *koc__leader_get_fsm(const koc_leader *l) {
         return &l->fsm;
 }
 

@@ -3,6 +3,12 @@ add_test(NAME abi-exports
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/abi/check-exports.sh $<TARGET_FILE:koc>
                  ${PROJECT_SOURCE_DIR})
 set_tests_properties(abi-exports PROPERTIES LABELS unit TIMEOUT 60)
+# libkoc.a defines no global symbol but koc.sym's public functions and
+# koc__ internal helpers: a static link gets them all, hidden or not.
+add_test(NAME abi-static
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/abi/check-static.sh $<TARGET_FILE:koc_static>
+                 ${PROJECT_SOURCE_DIR}/koc.sym)
+set_tests_properties(abi-static PROPERTIES LABELS unit TIMEOUT 60)
 
 # Older (shorter) and newer (longer) public structs against libkoc.so itself,
 # through the public headers only, as an already-built program would call it.

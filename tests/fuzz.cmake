@@ -2,7 +2,7 @@
 # tests of the regular build (the fuzzers themselves build with clang:
 # tests/fuzz/run.sh, registered below with KOC_FUZZ).
 koc_add_test(NAME test-hostile-lease
-             SOURCES unit/test-hostile-lease.c ${PROJECT_SOURCE_DIR}/leader/fsm.c
+             SOURCES unit/test-hostile-lease.c ${PROJECT_SOURCE_DIR}/leader/lease-record.c
              MODULES core LABELS unit)
 koc_add_test(NAME test-hostile-files SOURCES unit/test-hostile-files.c MODULES core LABELS unit
              LIBS PkgConfig::CURL)

@@ -1,10 +1,19 @@
-# Leader election (leader/).  The state machine, its randomised simulation and
-# the configuration tests build from their sources alone (no API client); the
-# driver test injects a fake transport and clock; the integration test runs
-# against koc-apiserver.
+# Leader election (leader/).  The state machine, its randomised simulation,
+# the Lease's JSON codec and the configuration tests build from their sources
+# alone (no API client); the driver test injects a fake transport and clock;
+# the integration test runs against koc-apiserver.
 koc_add_test(NAME test-leader-fsm
              SOURCES unit/test-leader-fsm.c ${PROJECT_SOURCE_DIR}/leader/fsm.c
              MODULES core LABELS unit)
+koc_add_test(NAME test-lease-record
+             SOURCES unit/test-lease-record.c ${PROJECT_SOURCE_DIR}/leader/lease-record.c
+             MODULES core LABELS unit)
+# The state machine stays free of I/O and JSON: its object calls nothing but
+# pure C library helpers (the check reads the object the library is built from).
+add_test(NAME leader-fsm-pure
+         COMMAND bash ${PROJECT_SOURCE_DIR}/tests/abi/check-fsm-pure.sh
+                 "$<TARGET_OBJECTS:koc_leader>")
+set_tests_properties(leader-fsm-pure PROPERTIES LABELS unit TIMEOUT 60)
 koc_add_test(NAME test-leader-sim
              SOURCES unit/test-leader-sim.c ${PROJECT_SOURCE_DIR}/leader/fsm.c
              MODULES core LABELS unit)

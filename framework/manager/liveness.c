@@ -3,8 +3,8 @@
 
 #include "framework/manager/manager-internal.h"
 
-int manager_renewal_verdict(bool leading, bool state_is_leader, int elector_error, uint64_t now,
-                            uint64_t *confirmed_at, uint64_t limit) {
+int koc__manager_renewal_verdict(bool leading, bool state_is_leader, int elector_error,
+                                 uint64_t now, uint64_t *confirmed_at, uint64_t limit) {
         if (elector_error < 0)
                 return elector_error;
         if (!leading)

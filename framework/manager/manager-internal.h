@@ -13,5 +13,5 @@
  * *confirmed_at becomes now), or when the state has read false for at most
  * `limit` since *confirmed_at.  -ETIMEDOUT otherwise: the elector thinks it
  * leads but has not renewed, so it is wedged. */
-int manager_renewal_verdict(bool leading, bool state_is_leader, int elector_error, uint64_t now,
-                            uint64_t *confirmed_at, uint64_t limit);
+int koc__manager_renewal_verdict(bool leading, bool state_is_leader, int elector_error,
+                                 uint64_t now, uint64_t *confirmed_at, uint64_t limit);

@@ -238,10 +238,10 @@ static int check_leader_renewal(char *why, size_t why_size, void *userdata) {
         char a[32];
         int r;
 
-        int failure = leader_get_failure(m->leader);
-        r = manager_renewal_verdict(m->leading, koc_leader_state_is_leader(m->state), failure, now,
-                                    &m->confirmed_at,
-                                    m->lease_duration_usec + m->liveness_margin_usec);
+        int failure = koc__leader_get_failure(m->leader);
+        r = koc__manager_renewal_verdict(m->leading, koc_leader_state_is_leader(m->state), failure,
+                                         now, &m->confirmed_at,
+                                         m->lease_duration_usec + m->liveness_margin_usec);
         if (r < 0 && failure < 0)
                 snprintf(why, why_size, "leader election stopped on an error: %s",
                          strerror(-failure));

@@ -281,7 +281,7 @@ static void bench_crash(const profile *p, long *ret_rss) {
                 long rss = rss_kib(pid);
                 if (rss > 0 && ret_rss)
                         *ret_rss = rss;
-                const leader_fsm *fsm = leader_get_fsm(f.leader);
+                const leader_fsm *fsm = koc__leader_get_fsm(f.leader);
                 uint64_t last_obs = fsm->observed_at;
                 kill(pid, SIGKILL);
                 uint64_t killed = koc_now_boottime_usec();

@@ -5,14 +5,14 @@
  * Input: a sequence of operations.  Each starts with one byte: the low four
  * bits pick the event, the high four advance the clock (0..1.5 s).  Events
  * that carry a Lease read a two-byte length and that many bytes of JSON,
- * parsed with lease_record_from_json (an unreadable body is an answer
+ * parsed with koc__lease_record_from_json (an unreadable body is an answer
  * without a record); bookmarks and deletions use the bytes as a
  * resourceVersion.  Answers go to the request in flight; one operation
  * echoes the FSM's own last write back as the server would.
  *
  * Checked after every step: the FSM never starts leading from anything but
  * a 2xx write answer whose record names its identity, and while leading the
- * record it knows names its identity.  lease_record_to_json on each parsed
+ * record it knows names its identity.  koc__lease_record_to_json on each parsed
  * object (as the base) must give back the same record.
  */
 #include <errno.h>
@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "core/util.h"
-#include "leader/fsm.h"
+#include "leader/lease-record.h"
 
 #define IDENTITY "me"
 
@@ -51,11 +51,11 @@ static bool names_us(const lease_record *r) {
 }
 
 static void check_roundtrip(const cJSON *obj, const lease_record *r) {
-        cJSON *o = lease_record_to_json(obj, "ns", "name", r);
+        cJSON *o = koc__lease_record_to_json(obj, "ns", "name", r);
         if (!o)
                 abort();
         lease_record back;
-        if (lease_record_from_json(o, &back) < 0)
+        if (koc__lease_record_from_json(o, &back) < 0)
                 abort();
         if (strcmp(back.holder, r->holder) != 0 || back.holder_truncated != r->holder_truncated ||
             back.lease_duration_seconds != r->lease_duration_seconds ||
@@ -80,7 +80,7 @@ static void take_record(input *in, cJSON **ret_obj, lease_record *rec, const lea
         in->p += len;
         in->n -= len;
         *ret_rec = NULL;
-        if (*ret_obj && lease_record_from_json(*ret_obj, rec) == 0) {
+        if (*ret_obj && koc__lease_record_from_json(*ret_obj, rec) == 0) {
                 *ret_rec = rec;
                 check_roundtrip(*ret_obj, rec);
         }
@@ -104,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         rnd_state = 1;
         if (take(&in, &b) && (b & 1))
                 cfg.observe_timeout = 5 * KOC_USEC_PER_SEC;
-        leader_fsm_init(&f, &cfg);
+        koc__leader_fsm_init(&f, &cfg);
 
         uint64_t now = 1000 * KOC_USEC_PER_SEC;
         uint64_t wall = UINT64_C(1795000000) * KOC_USEC_PER_SEC;
@@ -113,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint64_t server_rv = 1;
 
         leader_event start = {.type = LEADER_EV_START};
-        leader_fsm_step(&f, &start, now, wall);
+        koc__leader_fsm_step(&f, &start, now, wall);
 
         for (unsigned steps = 0; steps < 256 && take(&in, &b); steps++) {
                 uint64_t dt = (uint64_t)(b >> 4) * 100 * KOC_USEC_PER_MSEC;
@@ -204,7 +204,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         break;
                 }
 
-                leader_fsm_step(&f, &ev, now, wall);
+                koc__leader_fsm_step(&f, &ev, now, wall);
 
                 for (size_t i = 0; i < f.n_actions; i++) {
                         const leader_action *a = &f.actions[i];
@@ -219,13 +219,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 }
                 if (f.state == LEADER_FSM_LEADING && (!f.exists || !names_us(&f.observed)))
                         abort();
-                if ((leader_fsm_valid_until(&f) != 0) != (f.state == LEADER_FSM_LEADING))
+                if ((koc__leader_fsm_valid_until(&f) != 0) != (f.state == LEADER_FSM_LEADING))
                         abort();
                 cJSON_Delete(obj);
                 free(text);
         }
         leader_event stop = {.type = LEADER_EV_STOP};
-        leader_fsm_step(&f, &stop, now, wall);
+        koc__leader_fsm_step(&f, &stop, now, wall);
         if (f.state != LEADER_FSM_STOPPED)
                 abort();
         return 0;

@@ -85,7 +85,7 @@ build_target() {
         local t=$1
         local apiserver=("$SRC/apiserver/select.c" "$SRC/apiserver/patch.c" "$SRC/apiserver/util.c")
         case $t in
-        leader-fsm) build "$t" "$SRC/leader/fsm.c" ;;
+        leader-fsm) build "$t" "$SRC/leader/fsm.c" "$SRC/leader/lease-record.c" ;;
         kubeconfig) build "$t" -- -Wl,--wrap=koc__exec_credential_run ;;
         apiserver)
                 build "$t" "${apiserver[@]}" -- $(pkg-config --cflags --libs libmicrohttpd) ;;

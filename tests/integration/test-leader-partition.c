@@ -427,7 +427,7 @@ static bool a_follows_b(void *ud) {
 /* The instant "a" would act at by its expiry timer is at least a second
  * away: a release now is seen only through the watch. */
 static bool a_expiry_far(void *ud) {
-        const leader_fsm *f = leader_get_fsm(W->a.leader);
+        const leader_fsm *f = koc__leader_get_fsm(W->a.leader);
         return a_follows_b(NULL) && f->state == LEADER_FSM_STANDBY &&
                f->act_at > koc_now_boottime_usec() + T(1 * SEC);
 }
@@ -466,7 +466,7 @@ static void test_old_leader_takes_release_after_heal(void **state) {
                 (double)took / MS, (double)T(250 * MS) / MS);
         assert_true(took < T(250 * MS));
         assert_int_equal(a->n_started, 2);
-        assert_true(leader_get_fsm(a->leader)->n_watch_restarts > 0);
+        assert_true(koc__leader_get_fsm(a->leader)->n_watch_restarts > 0);
 }
 
 static char captured[16384];
@@ -501,7 +501,7 @@ static void test_restart_is_said_and_counted(void **state) {
         assert_true(leads(b));
         assert_int_equal(a->n_started, 0);
         /* b's renewals (every 200 ms) reach a again. */
-        assert_true(koc_now_boottime_usec() - leader_get_fsm(a->leader)->observed_at <
+        assert_true(koc_now_boottime_usec() - koc__leader_get_fsm(a->leader)->observed_at <
                     T(1 * SEC));
         char *out = NULL;
         size_t len = 0;

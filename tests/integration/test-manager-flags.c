@@ -191,24 +191,25 @@ static void test_renewal_verdict(void **state) {
         uint64_t confirmed = 100;
 
         /* A standby is always live. */
-        assert_int_equal(manager_renewal_verdict(false, false, 0, 1000000, &confirmed, 10), 0);
+        assert_int_equal(koc__manager_renewal_verdict(false, false, 0, 1000000, &confirmed, 10), 0);
         assert_int_equal(confirmed, 100);
         /* A leader whose state reads true is live and refreshes the stamp. */
-        assert_int_equal(manager_renewal_verdict(true, true, 0, 500, &confirmed, 10), 0);
+        assert_int_equal(koc__manager_renewal_verdict(true, true, 0, 500, &confirmed, 10), 0);
         assert_int_equal(confirmed, 500);
         /* State false but within the limit: still live. */
-        assert_int_equal(manager_renewal_verdict(true, false, 0, 510, &confirmed, 10), 0);
+        assert_int_equal(koc__manager_renewal_verdict(true, false, 0, 510, &confirmed, 10), 0);
         assert_int_equal(confirmed, 500);
         /* Past the limit: the elector is wedged. */
-        assert_int_equal(manager_renewal_verdict(true, false, 0, 511, &confirmed, 10), -ETIMEDOUT);
+        assert_int_equal(koc__manager_renewal_verdict(true, false, 0, 511, &confirmed, 10),
+                         -ETIMEDOUT);
         assert_int_equal(confirmed, 500);
         /* A clock reading before the stamp never fails. */
-        assert_int_equal(manager_renewal_verdict(true, false, 0, 400, &confirmed, 10), 0);
+        assert_int_equal(koc__manager_renewal_verdict(true, false, 0, 400, &confirmed, 10), 0);
         /* An elector that stopped itself on an error is not live, standby or
          * not: it would never compete again. */
-        assert_int_equal(manager_renewal_verdict(false, false, -ENOMEM, 400, &confirmed, 10),
+        assert_int_equal(koc__manager_renewal_verdict(false, false, -ENOMEM, 400, &confirmed, 10),
                          -ENOMEM);
-        assert_int_equal(manager_renewal_verdict(true, true, -ENOMEM, 600, &confirmed, 10),
+        assert_int_equal(koc__manager_renewal_verdict(true, true, -ENOMEM, 600, &confirmed, 10),
                          -ENOMEM);
         assert_int_equal(confirmed, 500);
 }

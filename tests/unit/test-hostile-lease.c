@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "koc/time.h"
-#include "leader/fsm.h"
+#include "leader/lease-record.h"
 
 static size_t count_members(const cJSON *obj, const char *key) {
         size_t n = 0;
@@ -24,9 +24,9 @@ static size_t count_members(const cJSON *obj, const char *key) {
 static cJSON *write_back(const char *base_text, const lease_record *rec, lease_record *ret) {
         cJSON *base = cJSON_Parse(base_text);
         assert_non_null(base);
-        cJSON *o = lease_record_to_json(base, "ns", "lease", rec);
+        cJSON *o = koc__lease_record_to_json(base, "ns", "lease", rec);
         assert_non_null(o);
-        assert_int_equal(lease_record_from_json(o, ret), 0);
+        assert_int_equal(koc__lease_record_from_json(o, ret), 0);
         cJSON_Delete(base);
         return o;
 }
@@ -38,7 +38,7 @@ static void test_duplicate_spec_roundtrip(void **state) {
         cJSON *base = cJSON_Parse(text);
         assert_non_null(base);
         lease_record rec;
-        assert_int_equal(lease_record_from_json(base, &rec), 0);
+        assert_int_equal(koc__lease_record_from_json(base, &rec), 0);
         cJSON_Delete(base);
         assert_int_equal(rec.lease_transitions, 0); /* the first "spec" is not an object */
 

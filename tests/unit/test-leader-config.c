@@ -149,25 +149,25 @@ static void test_identity_modes(void **state) {
         char a[LEASE_HOLDER_MAX], b[LEASE_HOLDER_MAX];
 
         setenv("HOSTNAME", "pod-7", 1);
-        assert_int_equal(leader_config_resolve_identity(cfg, a, sizeof a), 0);
+        assert_int_equal(koc__leader_config_resolve_identity(cfg, a, sizeof a), 0);
         assert_string_equal(a, "pod-7");
 
         unsetenv("HOSTNAME");
-        assert_int_equal(leader_config_resolve_identity(cfg, a, sizeof a), 0);
+        assert_int_equal(koc__leader_config_resolve_identity(cfg, a, sizeof a), 0);
         assert_int_equal(strlen(a), 36); /* a UUID */
         setenv("HOSTNAME", "", 1);
-        assert_int_equal(leader_config_resolve_identity(cfg, b, sizeof b), 0);
+        assert_int_equal(koc__leader_config_resolve_identity(cfg, b, sizeof b), 0);
         assert_int_equal(strlen(b), 36);
         assert_string_not_equal(a, b);
 
         setenv("HOSTNAME", "pod-7", 1);
         koc_leader_config_set_identity_mode(cfg, KOC_LEADER_IDENTITY_GENERATED);
-        assert_int_equal(leader_config_resolve_identity(cfg, a, sizeof a), 0);
+        assert_int_equal(koc__leader_config_resolve_identity(cfg, a, sizeof a), 0);
         assert_int_equal(strlen(a), 36);
 
         assert_int_equal(koc_leader_config_set_identity(cfg, "custom-1"), 0);
         assert_int_equal(cfg->identity_mode, KOC_LEADER_IDENTITY_CUSTOM);
-        assert_int_equal(leader_config_resolve_identity(cfg, a, sizeof a), 0);
+        assert_int_equal(koc__leader_config_resolve_identity(cfg, a, sizeof a), 0);
         assert_string_equal(a, "custom-1");
         assert_int_equal(koc_leader_config_validate(cfg, NULL), 0);
 }

@@ -145,7 +145,7 @@ static void run_actions(int i);
 
 static void step(int i, leader_event ev) {
         elector *e = &S.e[i];
-        leader_fsm_step(&e->f, &ev, local_now(i), S.now + UINT64_C(1795000000) * SEC);
+        koc__leader_fsm_step(&e->f, &ev, local_now(i), S.now + UINT64_C(1795000000) * SEC);
         run_actions(i);
 }
 
@@ -210,8 +210,8 @@ static void run_actions(int i) {
                         e->watching = true;
                         e->watch_gen++;
                         /* Resume: anything newer than the given RV comes first. */
-                        if (lease_rv_newer(S.exists ? S.stored.resource_version : "",
-                                           a->record.resource_version) ||
+                        if (koc__lease_rv_newer(S.exists ? S.stored.resource_version : "",
+                                                a->record.resource_version) ||
                             (!S.exists && a->record.resource_version[0])) {
                                 sim_event *x = push(S.now + latency(), K_WATCH, i);
                                 x->deleted = !S.exists;
@@ -297,8 +297,8 @@ static void apply(sim_event *x) {
         if (getenv("SIM_TRACE"))
                 fprintf(stderr,
                         "  apply who=%d req=%s rv=%s holder=%s -> %ld stored holder=%s rv=%s\n",
-                        x->who, lease_req_to_string(x->req), x->rec.resource_version, x->rec.holder,
-                        status, S.stored.holder, S.stored.resource_version);
+                        x->who, koc__lease_req_to_string(x->req), x->rec.resource_version,
+                        x->rec.holder, status, S.stored.holder, S.stored.resource_version);
         uint64_t at = S.now + latency();
         sim_event *a;
         if (x->drop_answer || at > x->timeout_at) {
@@ -346,7 +346,7 @@ static void chaos(void) {
 static void check_safety(void) {
         int valid = 0, who = -1;
         for (int i = 0; i < N_ELECTORS; i++) {
-                uint64_t until = leader_fsm_valid_until(&S.e[i].f);
+                uint64_t until = koc__leader_fsm_valid_until(&S.e[i].f);
                 if (until && local_now(i) < until) {
                         valid++;
                         who = i;
@@ -376,13 +376,13 @@ static void run_sim(uint64_t seed, uint64_t chaos_for, uint64_t calm_for) {
                 snprintf(e->id, sizeof e->id, "e%d", i);
                 e->offset = rnd(1000) * SEC; /* unrelated boot times */
                 e->alive = true;
-                leader_fsm_init(&e->f, &(leader_fsm_config){.identity = e->id,
-                                                            .lease_duration = 1 * SEC,
-                                                            .renew_deadline = 600 * MS,
-                                                            .retry_period = 100 * MS,
-                                                            .observe_timeout = 0,
-                                                            .jitter_max = 5 * MS,
-                                                            .random = fsm_random});
+                koc__leader_fsm_init(&e->f, &(leader_fsm_config){.identity = e->id,
+                                                                 .lease_duration = 1 * SEC,
+                                                                 .renew_deadline = 600 * MS,
+                                                                 .retry_period = 100 * MS,
+                                                                 .observe_timeout = 0,
+                                                                 .jitter_max = 5 * MS,
+                                                                 .random = fsm_random});
                 step(i, (leader_event){.type = LEADER_EV_START});
         }
         for (uint64_t t = 0; t < chaos_for; t += rnd(400 * MS) + 1)
@@ -419,7 +419,7 @@ static void run_sim(uint64_t seed, uint64_t chaos_for, uint64_t calm_for) {
                                 "t=%llu kind=%d who=%d seq=%llu status=%ld error=%d state=%s\n",
                                 (unsigned long long)S.now, x->kind, x->who,
                                 (unsigned long long)x->seq, x->status, x->error,
-                                leader_fsm_state_to_string(e->f.state));
+                                koc__leader_fsm_state_to_string(e->f.state));
                 switch (x->kind) {
                 case K_TIMER:
                         /* Only the timer the machine armed last. */
@@ -485,7 +485,7 @@ static void run_sim(uint64_t seed, uint64_t chaos_for, uint64_t calm_for) {
         int leading = 0;
         for (int i = 0; i < N_ELECTORS; i++)
                 if (S.e[i].f.state == LEADER_FSM_LEADING &&
-                    local_now(i) < leader_fsm_valid_until(&S.e[i].f))
+                    local_now(i) < koc__leader_fsm_valid_until(&S.e[i].f))
                         leading++;
         if (leading != 1)
                 fail_msg("seed %llu: %d electors lead after the calm period",

@@ -198,11 +198,11 @@ static void setup_fake(fake *f) {
         koc_leader_config_set_lease_duration(cfg, 1 * SEC);
         koc_leader_config_set_renew_deadline(cfg, 600 * MS);
         koc_leader_config_set_retry_period(cfg, 100 * MS);
-        assert_int_equal(leader_new_with_transport(&fake_ops, f, cfg, &f->leader, &err), 0);
+        assert_int_equal(koc__leader_new_with_transport(&fake_ops, f, cfg, &f->leader, &err), 0);
         koc_leader_config_free(cfg);
-        leader_set_random(f->leader, NULL);
+        koc__leader_set_random(f->leader, NULL);
         f->state = koc_leader_ref_state(f->leader);
-        leader_state_set_clock(f->state, state_clock, f);
+        koc__leader_state_set_clock(f->state, state_clock, f);
         koc_leader_set_callbacks(f->leader,
                                  &(koc_leader_callbacks){.started_leading = on_started,
                                                          .stopped_leading = on_stopped,
@@ -247,7 +247,7 @@ static void fire(fake *f) {
         if (f->now < f->timer_at)
                 f->now = f->timer_at;
         f->timer_at = 0;
-        leader_timer_fired(f->leader);
+        koc__leader_timer_fired(f->leader);
 }
 
 static void become_leader(fake *f) {
@@ -540,7 +540,7 @@ static void test_watch_resumed_by_transport(void **state) {
         assert_true(f.timer_at > f.now);
         assert_true(f.timer_at <= f.now + 220 * MS);
         f.now = f.timer_at;
-        leader_timer_fired(f.leader);
+        koc__leader_timer_fired(f.leader);
         assert_true(f.pending);
         assert_string_equal(f.method, "GET");
         assert_int_equal(f.n_watches, 1);
@@ -575,7 +575,7 @@ static void test_new_rejects_bad_config(void **state) {
         koc_error err = {0};
         assert_int_equal(koc_leader_config_new("ns", "x", &cfg), 0);
         koc_leader_config_set_renew_deadline(cfg, 20 * SEC);
-        assert_int_equal(leader_new_with_transport(&fake_ops, NULL, cfg, &l, &err), -EINVAL);
+        assert_int_equal(koc__leader_new_with_transport(&fake_ops, NULL, cfg, &l, &err), -EINVAL);
         assert_non_null(strstr(err.message, "renew_deadline"));
         assert_null(l);
         assert_int_equal(koc_leader_new(NULL, cfg, &l, &err), -EINVAL);
@@ -675,7 +675,7 @@ static void test_silent_watch_restarted(void **state) {
               "\"spec\":{\"holderIdentity\":\"other\",\"leaseDurationSeconds\":5}}");
         assert_true(f.watching);
         unsigned requests = f.n_requests;
-        uint64_t act_at = leader_get_fsm(f.leader)->act_at;
+        uint64_t act_at = koc__leader_get_fsm(f.leader)->act_at;
         assert_int_equal(f.timer_at, f.now + 200 * MS);
         for (int i = 1; i <= 3; i++) {
                 fire(&f);
@@ -685,7 +685,7 @@ static void test_silent_watch_restarted(void **state) {
                 assert_string_equal(f.watch_rv, "7");
         }
         assert_int_equal(f.n_requests, requests);
-        assert_int_equal(leader_get_fsm(f.leader)->act_at, act_at);
+        assert_int_equal(koc__leader_get_fsm(f.leader)->act_at, act_at);
         assert_true(rendered_has(m, "leader_election_watch_restarts_total{name=\"my-lease\"} 3"));
         /* Two lines in the window, the third held back. */
         assert_int_equal(captured_count("W leader: lease=ns1/my-lease: no renewal seen for 200 "
@@ -725,7 +725,7 @@ static void test_stale_answer_is_ignored(void **state) {
         free(renewed);
         assert_int_equal(f.done_result, 1);
         assert_null(strstr(f.log, "done("));
-        assert_int_equal(leader_get_fsm(f.leader)->state, LEADER_FSM_RELEASING);
+        assert_int_equal(koc__leader_get_fsm(f.leader)->state, LEADER_FSM_RELEASING);
         assert_true(f.pending);
 
         /* The release's own answer ends the step-down. */
@@ -751,7 +751,7 @@ static void test_nested_stops_do_not_drop_step_down(void **state) {
         assert_string_equal(f.log,
                             "holder(me) started(0) stopped(renew-deadline-exceeded) done(0) ");
         assert_int_equal(f.done_result, 0);
-        assert_int_equal(leader_get_fsm(f.leader)->state, LEADER_FSM_STOPPED);
+        assert_int_equal(koc__leader_get_fsm(f.leader)->state, LEADER_FSM_STOPPED);
         assert_false(f.pending);
         assert_false(f.watching);
         teardown_fake(&f);
@@ -771,7 +771,7 @@ static void test_failing_timer_stops_elector(void **state) {
               "\"spec\":{\"holderIdentity\":\"other\",\"leaseDurationSeconds\":1,"
               "\"leaseTransitions\":4}}");
         capture_end();
-        assert_int_equal(leader_get_fsm(f.leader)->state, LEADER_FSM_STOPPED);
+        assert_int_equal(koc__leader_get_fsm(f.leader)->state, LEADER_FSM_STOPPED);
         assert_false(f.pending);
         assert_false(f.watching);
         assert_int_equal(captured_count("E leader: cannot arm the timer of lease=ns1/my-lease"), 1);
@@ -790,11 +790,11 @@ static void test_run_until_leading_returns_timer_error(void **state) {
         sd_event *event = NULL;
         setup_fake(&f);
         assert_int_equal(sd_event_new(&event), 0);
-        leader_set_event(f.leader, event);
+        koc__leader_set_event(f.leader, event);
         f.fail_next = true; /* the GET fails at once: a retry timer is needed */
         f.timer_error = -ENOMEM;
         assert_int_equal(koc_leader_run_until_leading(f.leader, 5 * SEC), -ENOMEM);
-        assert_int_equal(leader_get_fsm(f.leader)->state, LEADER_FSM_STOPPED);
+        assert_int_equal(koc__leader_get_fsm(f.leader)->state, LEADER_FSM_STOPPED);
         teardown_fake(&f);
         sd_event_unref(event);
 }
