@@ -20,6 +20,9 @@
 # then include/, then the source root; includes that resolve to no file of
 # the tree (system headers) are not checked.  Every offending include is
 # printed as FILE:LINE: "INCLUDE" (its layer), and the check fails.
+#
+# The umbrella header include/koc/koc.h must include every public header and
+# name it in its opening comment, which tells a reader what each one is for.
 set -euo pipefail
 src=${1:?usage: layers.sh SOURCE_DIR}
 cd "$src"
@@ -131,5 +134,22 @@ for f in "${files[@]}"; do
                 fi
         done <"$f"
 done
+
+umbrella=include/koc/koc.h
+if [[ -f $umbrella ]]; then
+        for h in include/koc/*.h; do
+                b=${h#include/koc/}
+                [[ $b == koc.h ]] && continue
+                if ! grep -Eq "^#[[:space:]]*include[[:space:]]*[<\"]koc/$b[>\"]" "$umbrella"; then
+                        echo "layers: $umbrella does not include koc/$b"
+                        failed=$((failed + 1))
+                fi
+                # The opening comment: up to the first line that is not one.
+                if ! awk '/^#/ { exit } { print }' "$umbrella" | grep -qF "$b"; then
+                        echo "layers: $umbrella does not name $b in its opening comment"
+                        failed=$((failed + 1))
+                fi
+        done
+fi
 echo "layers: ${#files[@]} files, $checked includes of the tree checked, $failed violations"
 [[ $failed -eq 0 ]]

@@ -17,9 +17,15 @@ bad() { failed=$((failed + 1)); echo "not ok - $*"; }
 t=$tmp/tree
 mkdir -p "$t"/{core,leader,probes,shutdown,apiserver,include/koc} \
         "$t"/framework/{cache,controller,manager}
-for h in common log client leader probes shutdown controller manager object koc; do
+hs=(common log client leader probes shutdown controller manager object)
+for h in "${hs[@]}"; do
         echo "#include <stdio.h>" >"$t/include/koc/$h.h"
 done
+# The umbrella header includes and names every one.
+{
+        echo "/* koc/koc.h: ${hs[*]/%/.h} */"
+        for h in "${hs[@]}"; do echo "#include <koc/$h.h>"; done
+} >"$t/include/koc/koc.h"
 echo '#include "koc/common.h"' >"$t/include/koc/client.h"
 echo '#include "koc/client.h"' >"$t/include/koc/leader.h"
 printf '#include <koc/client.h>\n#include <koc/manager.h>\n' >"$t/include/koc/controller.h"
@@ -76,6 +82,7 @@ echo '#include "framework/manager/manager-internal.h"' >>"$t/framework/controlle
 echo '#include "apiserver/apiserver.h"' >>"$t/framework/manager/manager.c"            # line 5
 echo '#include <koc/leader.h>' >>"$t/include/koc/client.h"                            # line 2
 echo '#include <stdio.h>' >"$t/include/koc/newthing.h"
+sed -i 's/ leader\.h / /' "$t/include/koc/koc.h"                                    # named no more
 expected=(
         'core/client.c:6: includes "leader/fsm.h"'
         'core/client.c:7: includes "koc/manager.h"'
@@ -90,6 +97,9 @@ expected=(
         'framework/manager/manager.c:5: includes "apiserver/apiserver.h"'
         'include/koc/client.h:2: includes "koc/leader.h"'
         'include/koc/newthing.h: a public header without a layer'
+        'include/koc/koc.h does not include koc/newthing.h'
+        'include/koc/koc.h does not name newthing.h in its opening comment'
+        'include/koc/koc.h does not name leader.h in its opening comment'
 )
 if bash "$layers" "$t" >"$out" 2>&1; then
         cat "$out"
@@ -100,7 +110,7 @@ fi
 for e in "${expected[@]}"; do
         grep -qF "layers: $e" "$out" && ok "names $e" || { cat "$out"; bad "does not name $e"; }
 done
-n=$(grep -c '^layers: .*\(may not include\|without a layer\)' "$out" || true)
+n=$(grep -c '^layers: .*\(may not include\|without a layer\|does not\)' "$out" || true)
 [[ $n -eq ${#expected[@]} ]] && ok "nothing else is reported ($n)" || { cat "$out"; bad "$n reports, expected ${#expected[@]}"; }
 
 echo "$passed passed, $failed failed"
