@@ -35,23 +35,40 @@ api() { # METHOD PATH [BODY [CONTENT-TYPE]]
 }
 cm=/api/v1/namespaces/default/configmaps
 
-# Two consecutive free TCP ports on 127.0.0.1 (probes, metrics): the first.
+# Two consecutive TCP ports on 127.0.0.1 (probes, metrics) that no socket
+# uses now, below the ephemeral range where outgoing connections take
+# theirs: the first.
 free_ports() {
-        local p
+        local p lo span
+        lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+        span=$(( lo > 21000 ? lo - 20002 : 30000 ))
         for _ in $(seq 1 100); do
-                p=$(( 20000 + RANDOM % 30000 ))
-                [ -z "$(ss -Htln "( sport = :$p or sport = :$((p + 1)) )" 2>/dev/null)" ] && { echo "$p"; return 0; }
+                p=$(( 20000 + RANDOM % span ))
+                [ -z "$(ss -Htan "( sport = :$p or sport = :$((p + 1)) )" 2>/dev/null)" ] && { echo "$p"; return 0; }
         done
         fail "no two free TCP ports found"
 }
-start() { # ID
-        local p
-        p=$(free_ports)
-        "$prog" --kubeconfig="$work/kubeconfig" --identity="$1" --leader-elect-resource-namespace=default \
-                --leader-elect-lease-duration=2s --leader-elect-renew-deadline=1500ms \
-                --leader-elect-retry-period=250ms --health-probe-bind-address=127.0.0.1:$p \
-                --metrics-bind-address=127.0.0.1:$((p + 1)) >"$work/$1.log" 2>&1 &
-        pids+=($!); echo $! >"$work/$1.pid"; echo $((p + 1)) >"$work/$1.metrics"
+start() { # ID: until it listens; a port taken since free_ports is tried again
+        local p pid t0
+        for _ in 1 2 3 4 5; do
+                p=$(free_ports)
+                "$prog" --kubeconfig="$work/kubeconfig" --identity="$1" --leader-elect-resource-namespace=default \
+                        --leader-elect-lease-duration=2s --leader-elect-renew-deadline=1500ms \
+                        --leader-elect-retry-period=250ms --health-probe-bind-address=127.0.0.1:$p \
+                        --metrics-bind-address=127.0.0.1:$((p + 1)) >"$work/$1.log" 2>&1 &
+                pid=$!; echo "$pid" >"$work/$1.pid"; echo $((p + 1)) >"$work/$1.metrics"
+                t0=$SECONDS
+                # Until this process listens on the metrics port (not someone
+                # else), or is gone.
+                while kill -0 "$pid" 2>/dev/null && [ $((SECONDS - t0)) -lt 10 ] &&
+                        ! ss -Htlnp "( sport = :$((p + 1)) )" 2>/dev/null | grep -q "pid=$pid,"; do
+                        sleep 0.05
+                done
+                if kill -0 "$pid" 2>/dev/null; then pids+=("$pid"); return 0; fi
+                wait "$pid" || true
+                grep -q 'Address already in use' "$work/$1.log" || fail "$1 exited at start"
+        done
+        fail "$1: no free ports in 5 tries"
 }
 leads() { curl -sf "http://127.0.0.1:$(cat "$work/$1.metrics")/metrics" 2>/dev/null | grep -q '^leader_election_master_status{.*} 1'; }
 holder() { api GET /apis/coordination.k8s.io/v1/namespaces/default/leases/__NAME__ | jq -r '.spec.holderIdentity // ""'; }
