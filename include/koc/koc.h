@@ -5,10 +5,15 @@
  *   #include <koc/koc.h>
  *
  * koc builds highly available Kubernetes operators in C: an asynchronous API
- * client on sd-event (client.h), Lease leader election compatible with
+ * client on sd-event (client.h), with the cluster configuration from a
+ * kubeconfig or in-cluster (config.h), Lease leader election compatible with
  * client-go (leader.h), health, readiness and metrics endpoints (probes.h,
- * metrics.h), graceful shutdown (shutdown.h), and the manager that puts them
- * together on one loop (manager.h).
+ * metrics.h), graceful shutdown (shutdown.h), the manager that puts them
+ * together on one loop (manager.h), and the controller runtime on it:
+ * informers, a cache, a work queue and reconcilers (controller.h).  Beneath
+ * them: logging (log.h), clocks and Kubernetes time formats (time.h), and
+ * what every header shares: errors, extensible structs, the export and
+ * cleanup macros (common.h).
  */
 #ifndef KOC_KOC_H
 #define KOC_KOC_H

@@ -17,6 +17,13 @@ for f in bin/koc-apiserver include/koc/koc.h include/koc/client.h lib/libkoc.so 
         [ -e "$g" ] || g=$(echo "$prefix"/lib*/"${f#lib/}" | cut -d' ' -f1)
         [ -e "$g" ] || { echo "install-check: missing $f"; exit 1; }
 done
+# koc-new's templates beside the chart, as in the sources.
+if [ -x "$prefix/bin/koc-new" ]; then
+        for f in CMakeLists.txt main.c Dockerfile .dockerignore README.md tests/e2e.sh chart-README-checking.md; do
+                cmp -s "$src/tools/koc-new/template/$f" "$prefix/share/koc/koc-new/$f" ||
+                        { echo "install-check: share/koc/koc-new/$f missing or not the template"; exit 1; }
+        done
+fi
 echo "install-check: installed files present"
 
 cmake -S "$src/tests/install/consumer" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null

@@ -81,6 +81,15 @@ for w in --help --version NAME DIR "nothing is ever overwritten" "tests/e2e.sh" 
         grep -qF -- "$w" "$tmp/help" && ok "--help explains $w" || bad "--help does not mention $w"
 done
 
+# The project's files come from the templates: KOC_NEW_TEMPLATE_DIR first.
+cp -R "$src/tools/koc-new/template" "$tmp/tpl"
+echo '/* edited template for __NAME__ */' >>"$tmp/tpl/main.c"
+KOC_NEW_TEMPLATE_DIR=$tmp/tpl "$koc_new" tpl-op "$tmp/tpl-op" >/dev/null 2>&1 &&
+        grep -qx '/\* edited template for tpl-op \*/' "$tmp/tpl-op/main.c" &&
+        ok "KOC_NEW_TEMPLATE_DIR's templates are used" || bad "KOC_NEW_TEMPLATE_DIR ignored"
+# The test script it writes is valid shell.
+bash -n "$tmp/my-op2/tests/e2e.sh" && ok "tests/e2e.sh parses" || bad "tests/e2e.sh does not parse"
+
 # DIR defaults to ./NAME.
 (cd "$tmp" && "$koc_new" other >/dev/null 2>&1) && [[ -f $tmp/other/main.c ]] && ok "DIR defaults to ./NAME" || bad "default DIR"
 

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# End-to-end test of __NAME__ against koc-apiserver (an in-memory Kubernetes
+# API server that comes with koc): two replicas, one leads; a ConfigMap
+# labelled __NAME__/mirror=true gets its copy <name>-mirror, a change of the
+# source reaches the copy, a deleted copy is restored; the leader hands over
+# on SIGTERM and the successor's finalizer deletes the copy with the source;
+# both replicas exit 0.  Needs curl, jq and ss (iproute2).
+#
+#   tests/e2e.sh PROGRAM KOC_APISERVER
+set -euo pipefail
+prog=${1:?usage: e2e.sh PROGRAM KOC_APISERVER}
+apiserver=${2:?usage: e2e.sh PROGRAM KOC_APISERVER}
+work=$(mktemp -d)
+pids=()
+cleanup() {
+        for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+        wait 2>/dev/null || true
+        rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "e2e: FAIL: $*" >&2; for f in "$work"/*.log; do echo "--- $f" >&2; tail -n 15 "$f" >&2; done; exit 1; }
+wait_for() { # SECONDS DESCRIPTION COMMAND...
+        local t=$1 what=$2 t0=$SECONDS; shift 2
+        until "$@"; do [ $((SECONDS - t0)) -lt "$t" ] || fail "$what within $t s"; sleep 0.1; done
+}
+
+"$apiserver" --listen 127.0.0.1:0 --token e2e-token --kubeconfig-out "$work/kubeconfig" >"$work/apiserver.log" 2>&1 &
+pids+=($!)
+wait_for 15 "koc-apiserver wrote its kubeconfig" grep -q 'server:' "$work/kubeconfig"
+server=$(sed -n 's/^ *server: *//p' "$work/kubeconfig" | head -n1)
+sed -n 's/^ *certificate-authority-data: *//p' "$work/kubeconfig" | head -n1 | base64 -d >"$work/ca.crt"
+api() { # METHOD PATH [BODY [CONTENT-TYPE]]
+        curl -s --cacert "$work/ca.crt" -H "Authorization: Bearer e2e-token" -X "$1" \
+                ${3:+-H "Content-Type: ${4:-application/json}" --data "$3"} "$server$2"
+}
+cm=/api/v1/namespaces/default/configmaps
+
+# Two consecutive TCP ports on 127.0.0.1 (probes, metrics) that no socket
+# uses now, below the ephemeral range where outgoing connections take
+# theirs: the first.
+free_ports() {
+        local p lo span
+        lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+        span=$(( lo > 21000 ? lo - 20002 : 30000 ))
+        for _ in $(seq 1 100); do
+                p=$(( 20000 + RANDOM % span ))
+                [ -z "$(ss -Htan "( sport = :$p or sport = :$((p + 1)) )" 2>/dev/null)" ] && { echo "$p"; return 0; }
+        done
+        fail "no two free TCP ports found"
+}
+start() { # ID: until it listens; a port taken since free_ports is tried again
+        local p pid t0
+        for _ in 1 2 3 4 5; do
+                p=$(free_ports)
+                "$prog" --kubeconfig="$work/kubeconfig" --identity="$1" --leader-elect-resource-namespace=default \
+                        --leader-elect-lease-duration=2s --leader-elect-renew-deadline=1500ms \
+                        --leader-elect-retry-period=250ms --health-probe-bind-address=127.0.0.1:$p \
+                        --metrics-bind-address=127.0.0.1:$((p + 1)) >"$work/$1.log" 2>&1 &
+                pid=$!; echo "$pid" >"$work/$1.pid"; echo $((p + 1)) >"$work/$1.metrics"
+                t0=$SECONDS
+                # Until this process listens on the metrics port (not someone
+                # else), or is gone.
+                while kill -0 "$pid" 2>/dev/null && [ $((SECONDS - t0)) -lt 10 ] &&
+                        ! ss -Htlnp "( sport = :$((p + 1)) )" 2>/dev/null | grep -q "pid=$pid,"; do
+                        sleep 0.05
+                done
+                if kill -0 "$pid" 2>/dev/null; then pids+=("$pid"); return 0; fi
+                wait "$pid" || true
+                grep -q 'Address already in use' "$work/$1.log" || fail "$1 exited at start"
+        done
+        fail "$1: no free ports in 5 tries"
+}
+leads() { curl -sf "http://127.0.0.1:$(cat "$work/$1.metrics")/metrics" 2>/dev/null | grep -q '^leader_election_master_status{.*} 1'; }
+holder() { api GET /apis/coordination.k8s.io/v1/namespaces/default/leases/__NAME__ | jq -r '.spec.holderIdentity // ""'; }
+stop() { # ID: SIGTERM, exit 0
+        local pid rc=0; pid=$(cat "$work/$1.pid")
+        kill -TERM "$pid"; wait "$pid" || rc=$?
+        [ "$rc" = 0 ] || fail "$1 exited with $rc after SIGTERM"
+}
+copy_data() { api GET "$cm/settings-mirror" | jq -c '.data // empty'; }
+
+start a
+wait_for 20 "a leads" leads a
+start b
+sleep 1
+leads b && fail "b leads while a does"
+[ "$(holder)" = a ] || fail "the Lease names $(holder), not a"
+echo "e2e: a leads, b stands by"
+
+api POST "$cm" '{"metadata":{"name":"settings","labels":{"__NAME__/mirror":"true"}},"data":{"k":"v"}}' >/dev/null
+wait_for 10 "the copy settings-mirror appeared" test "$(copy_data)" = '{"k":"v"}'
+api GET "$cm/settings" | jq -e '.metadata.finalizers | index("__NAME__/mirror")' >/dev/null || fail "no finalizer on the source"
+echo "e2e: settings mirrored to settings-mirror; the source carries the finalizer"
+api PATCH "$cm/settings" '{"data":{"k":"w"}}' application/merge-patch+json >/dev/null
+wait_for 10 "the copy followed the change" test "$(copy_data)" = '{"k":"w"}'
+api DELETE "$cm/settings-mirror" >/dev/null
+wait_for 10 "the deleted copy was restored" test "$(copy_data)" = '{"k":"w"}'
+echo "e2e: a change reaches the copy; a deleted copy is restored"
+
+stop a
+wait_for 10 "b took over" leads b
+echo "e2e: a released the Lease on SIGTERM (exit 0), b leads"
+api DELETE "$cm/settings" >/dev/null
+wait_for 10 "the source went" test "$(api GET "$cm/settings" | jq -r .kind)" = Status
+[ "$(api GET "$cm/settings-mirror" | jq -r .code)" = 404 ] || fail "the copy outlived its source"
+echo "e2e: b's finalizer deleted the copy before the source went"
+stop b
+echo "e2e: OK"
