@@ -256,7 +256,9 @@ stop b
 ok "b exited 0 after SIGTERM"
 check_verbs "the replicas"
 [ -z "$(holder)" ] || fail "the Lease is still held by $(holder) after both exited"
-grep -q 'HTTP 40[13]' "$work/a.log" "$work/b.log" && fail "a request was refused with the chart's RBAC"
+if refused=$(grep -h 'HTTP 40[13]' "$work/a.log" "$work/b.log"); then
+        fail "a request was refused with the chart's RBAC: $(head -n 3 <<<"$refused")"
+fi
 ok "the Lease is released; no request was refused (no HTTP 401/403)"
 
 # --- helm upgrade to gated readiness and the minimal Lease set ------------------------

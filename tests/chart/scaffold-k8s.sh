@@ -164,7 +164,9 @@ wait_for 15 "the source went" gone settings
 gone settings-mirror || fail "the copy outlived its source"
 ok "b's finalizer deleted the copy before the source went"
 stop b
-grep -q 'HTTP 40[13]\|forbidden' "$work/a.log" "$work/b.log" && fail "a request was refused with the chart's RBAC"
+if refused=$(grep -h 'HTTP 40[13]\|forbidden' "$work/a.log" "$work/b.log"); then
+        fail "a request was refused with the chart's RBAC: $(head -n 3 <<<"$refused")"
+fi
 ok "b exited 0; no request was refused with the chart's RBAC"
 
 "$helm" uninstall "$name" -n "$ns" >/dev/null
