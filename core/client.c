@@ -1034,18 +1034,26 @@ static bool is_hex(char c) {
         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+static int hex_value(char c) {
+        return c >= '0' && c <= '9' ? c - '0' : ((c | 0x20) - 'a' + 10);
+}
+
 /* NULL when path is what a request's path may be; otherwise why not.  The
  * path is sent as it is (curl resolves dot segments and would end it at a
  * "?" or "#"), so what koc builds from names must already be exactly the
  * segments it means: absolute, no query or fragment, no whitespace or
  * control characters (they would change the request line), no "." or ".."
- * segment, no empty segment but a trailing one, "%" only as a %XX escape. */
+ * segment, no empty segment but a trailing one, "%" only as a %XX escape.
+ * The server routes on the decoded path, so a segment is judged by what it
+ * decodes to as well: an escaped '/' would split it, an escaped '.' would make
+ * a dot segment that resolves to the parent. */
 static const char *request_path_error(const char *path) {
         if (!path || path[0] != '/')
                 return "must be absolute";
         for (const char *seg = path + 1;; seg++) {
                 const char *end = seg;
-                for (; *end && *end != '/'; end++) {
+                size_t decoded = 0, dots = 0;
+                for (; *end && *end != '/'; end++, decoded++) {
                         unsigned char ch = (unsigned char)*end;
                         if (ch == '?')
                                 return "may not contain '?' (the query goes in .query)";
@@ -1053,15 +1061,24 @@ static const char *request_path_error(const char *path) {
                                 return "may not contain '#'";
                         if (ch <= ' ' || ch == 0x7f)
                                 return "may not contain whitespace or control characters";
-                        if (ch == '%' && !(is_hex(end[1]) && is_hex(end[2])))
-                                return "may hold '%' only as a %XX escape";
+                        if (ch == '%') {
+                                if (!(is_hex(end[1]) && is_hex(end[2])))
+                                        return "may hold '%' only as a %XX escape";
+                                ch = (unsigned char)(hex_value(end[1]) * 16 + hex_value(end[2]));
+                                end += 2;
+                                if (ch == '/' || ch == '\\')
+                                        return "may not contain an escaped '/' or '\\' (%2F, %5C)";
+                                if (ch < ' ' || ch == 0x7f)
+                                        return "may not contain an escaped control character";
+                        }
+                        if (ch == '.')
+                                dots++;
                 }
-                size_t n = (size_t)(end - seg);
-                if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
-                        return "may not have a '.' or '..' segment";
+                if (decoded > 0 && decoded == dots && dots <= 2)
+                        return "may not have a '.' or '..' segment (escaped or not)";
                 if (!*end)
                         return NULL;
-                if (n == 0)
+                if (decoded == 0)
                         return "may not have an empty segment";
                 seg = end;
         }

@@ -903,8 +903,9 @@ int koc__leader_new_with_transport(const leader_transport_ops *ops, void *transp
         l->state = state_new();
         l->namespace_ = strdup(cfg->namespace_);
         l->name = strdup(cfg->name);
-        /* The configuration is validated, but a path is built from names
-         * only through escaped segments, whatever a name holds. */
+        /* The configuration is validated (a DNS-1123 namespace and name), so
+         * escaping changes nothing; it is a second guard, and the client
+         * refuses an escaped '/' or dot segment in any path besides. */
         _koc_cleanup_free_ char *ns = koc__path_segment_escape(cfg->namespace_);
         _koc_cleanup_free_ char *name = koc__path_segment_escape(cfg->name);
         if (ns && name) {

@@ -311,6 +311,16 @@ static void test_crud(void **state) {
                 "/api/v1/a\x7f",
                 "/api/v1/a\tb",
                 "/api/v1/a\r\nX-Evil: 1",
+                /* What the server decodes counts: an escaped separator or
+                 * dot segment, or an escaped control character. */
+                "/api/v1/namespaces/x/configmaps/a%2Fb",
+                "/api/v1/namespaces/x/configmaps/a%2fb",
+                "/api/v1/namespaces/x/configmaps/a%5Cb",
+                "/api/v1/namespaces/x/configmaps/%2e%2e/%2E%2E/kube-system",
+                "/api/v1/namespaces/x/configmaps/.%2e",
+                "/api/v1/namespaces/x/configmaps/%2e",
+                "/api/v1/namespaces/x/configmaps/a%00",
+                "/api/v1/namespaces/x/configmaps/a%0d%0aX",
                 "",
                 NULL,
         };
