@@ -476,6 +476,11 @@ KOC_EXPORT int koc_reconcile_record_event(koc_reconcile_context *ctx, const cJSO
         cJSON_AddStringToObject(ev, "lastTimestamp", now);
         cJSON_AddNumberToObject(ev, "count", 1);
 
+        /* A refused Event is said on its own line; it must not hide the
+         * failed write it may be reporting (a Warning Event right after a
+         * failed write is the usual pattern), so an earlier failure stays the
+         * reconcile's last error. */
+        __typeof__(ctx->last_error) earlier = ctx->last_error;
         koc_response *resp = NULL;
         int r = submit(ctx, &events, "POST", ns && *ns ? ns : "default", NULL, NULL, ev, NULL, true,
                        false, &resp);
@@ -484,11 +489,13 @@ KOC_EXPORT int koc_reconcile_record_event(koc_reconcile_context *ctx, const cJSO
                 r = koc_response_errno(resp);
                 if (r < 0) {
                         event_refused(ctx, object, reason, resp);
-                        /* Said on its own line: the reconcile's failure line
-                         * names it only when the reconcile returns its errno. */
+                        /* The reconcile's failure line names the Event only
+                         * when the reconcile returns its errno. */
                         ctx->last_error.mutating = false;
                 }
         }
+        if (earlier.code < 0)
+                ctx->last_error = earlier;
         koc_response_free(resp);
         return r;
 }

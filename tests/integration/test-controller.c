@@ -1278,6 +1278,10 @@ static koc_result loud_reconcile(env *e, koc_reconcile_context *ctx) {
                 pthread_mutex_unlock(&e->lock);
         }
         koc_result res = koc_reconcile_finalizer(ctx, "koc.test/loud", fin_apply, NULL, e);
+        /* A Warning Event about the failure, itself refused (403), must not
+         * hide the failed write from the reconcile's last error. */
+        if (res.type == KOC_RESULT_ERROR)
+                (void)koc_reconcile_record_event(ctx, obj, "Warning", "LoudTest", "it failed");
         koc_error err = {0};
         int code = koc_reconcile_get_last_error(ctx, &err);
         pthread_mutex_lock(&e->lock);
