@@ -25,7 +25,9 @@ struct koc_reflector {
         char *path;
         char *label_selector;
         char *field_selector;
-        char *selector_query; /* "&labelSelector=..&fieldSelector=.." encoded, or "" */
+        /* The list requests' query (core/query.c, the one encoder): limit
+         * and the selectors, and each page's continue token. */
+        koc_query *list_query;
         unsigned page_size;
         uint64_t backoff_initial, backoff_max, backoff, clean_close_max;
         bool watch_only;
@@ -95,26 +97,6 @@ static int set_str(char **p, const char *v) {
         return 0;
 }
 
-/* Percent-encodes a query value (RFC 3986 unreserved characters stay). */
-static int append_encoded(char **q, const char *name, const char *value) {
-        size_t len = strlen(*q), vlen = strlen(value);
-        char *n = realloc(*q, len + strlen(name) + 3 * vlen + 3);
-        if (!n)
-                return -ENOMEM;
-        *q = n;
-        n += len;
-        n += sprintf(n, "&%s=", name);
-        for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
-                if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                    (*p >= '0' && *p <= '9') || strchr("-._~", *p))
-                        *n++ = (char)*p;
-                else
-                        n += sprintf(n, "%%%02X", *p);
-        }
-        *n = '\0';
-        return 0;
-}
-
 int koc__reflector_new(koc_client *c, const koc_reflector_spec *spec,
                        const koc_reflector_handlers *handlers, void *userdata,
                        koc_reflector **ret) {
@@ -139,8 +121,11 @@ int koc__reflector_new(koc_client *c, const koc_reflector_spec *spec,
         /* A server that rejects every answer says so a few times a minute,
          * not at every retry. */
         r->warn_limit = (koc__ratelimit)KOC__RATELIMIT_INIT(60 * KOC_USEC_PER_SEC, 5);
-        r->selector_query = strdup("");
-        int k = set_str(&r->path, spec->path);
+        int k = koc_query_new(&r->list_query);
+        if (k >= 0)
+                k = koc_query_set_limit(r->list_query, r->page_size);
+        if (k >= 0)
+                k = set_str(&r->path, spec->path);
         if (k >= 0)
                 k = set_str(&r->list_accept, spec->list_accept);
         if (k >= 0)
@@ -149,12 +134,10 @@ int koc__reflector_new(koc_client *c, const koc_reflector_spec *spec,
                 k = set_str(&r->label_selector, spec->label_selector);
         if (k >= 0 && spec->field_selector && *spec->field_selector)
                 k = set_str(&r->field_selector, spec->field_selector);
-        if (k >= 0 && !r->selector_query)
-                k = -ENOMEM;
-        if (k >= 0 && r->label_selector)
-                k = append_encoded(&r->selector_query, "labelSelector", r->label_selector);
-        if (k >= 0 && r->field_selector)
-                k = append_encoded(&r->selector_query, "fieldSelector", r->field_selector);
+        if (k >= 0)
+                k = koc_query_set_label_selector(r->list_query, r->label_selector);
+        if (k >= 0)
+                k = koc_query_set_field_selector(r->list_query, r->field_selector);
         r->clean_close_max =
                 spec->clean_close_max_usec ? spec->clean_close_max_usec : r->backoff_max;
         r->watch_only = spec->watch_only;
@@ -181,7 +164,7 @@ koc_reflector *koc__reflector_free(koc_reflector *r) {
         free(r->path);
         free(r->label_selector);
         free(r->field_selector);
-        free(r->selector_query);
+        koc_query_free(r->list_query);
         free(r->continue_token);
         free(r->rv);
         free(r->item_kind);
@@ -527,39 +510,21 @@ static void on_list(koc_client *c, koc_response *resp, void *userdata) {
 }
 
 static void start_list_page(koc_reflector *r) {
-        char *q = NULL;
-        int k;
-
-        if (r->continue_token) {
-                q = strdup("");
-                k = q ? 0 : -ENOMEM;
-                char lim[32];
-                snprintf(lim, sizeof lim, "%u", r->page_size);
-                if (k >= 0)
-                        k = append_encoded(&q, "limit", lim);
-                if (k >= 0)
-                        k = append_encoded(&q, "continue", r->continue_token);
-        } else {
-                k = asprintf(&q, "&limit=%u", r->page_size) < 0 ? -ENOMEM : 0;
-                if (k < 0)
-                        q = NULL;
+        const char *query = NULL;
+        int k = koc_query_set_continue(r->list_query, r->continue_token);
+        if (k >= 0) {
+                query = koc_query_string(r->list_query);
+                k = query ? 0 : -ENOMEM;
         }
-        char *full = NULL;
-        if (k >= 0 && asprintf(&full, "%s%s", q + 1, r->selector_query) < 0) {
-                full = NULL;
-                k = -ENOMEM;
-        }
-        free(q);
         if (k >= 0) {
                 r->stats.list_requests++;
                 k = koc_client_request(r->client,
                                        &(koc_request_spec){.method = "GET",
                                                            .path = r->path,
-                                                           .query = full,
+                                                           .query = query,
                                                            .accept = r->list_accept},
                                        on_list, r, &r->req);
         }
-        free(full);
         if (k < 0) {
                 r->req = NULL;
                 koc_log_warn(LOG, "cannot list path=%s: %s", r->path, strerror(-k));
