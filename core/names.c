@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 /* Word for word what apimachinery says (its double space included), so
  * that koc-apiserver answers as the real kube-apiserver does. */
 static const char label_fmt[] =
@@ -59,30 +61,18 @@ const char *koc__dns1123_subdomain_error(const char *value) {
 }
 
 char *koc__path_segment_escape(const char *segment) {
-        static const char hex[] = "0123456789ABCDEF";
         size_t n = strlen(segment);
-        char *out = malloc(3 * n + 1), *p = out;
+        char *out = malloc(3 * n + 1);
         if (!out)
                 return NULL;
         /* "." and ".." would be removed from the path as dot segments. */
-        bool dots = strcmp(segment, ".") == 0 || strcmp(segment, "..") == 0;
-        for (const unsigned char *s = (const unsigned char *)segment; *s; s++) {
-                unsigned char c = *s;
-                if (c == '.' && dots) {
-                        memcpy(p, "%2E", 3);
-                        p += 3;
-                        continue;
-                }
-                if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '.' || c == '_' || c == '~') {
-                        *p++ = (char)c;
-                        continue;
-                }
-                *p++ = '%';
-                *p++ = hex[c >> 4];
-                *p++ = hex[c & 15];
+        if (strcmp(segment, ".") == 0 || strcmp(segment, "..") == 0) {
+                for (size_t i = 0; i < n; i++)
+                        memcpy(out + 3 * i, "%2E", 3);
+                out[3 * n] = '\0';
+                return out;
         }
-        *p = '\0';
+        *koc__percent_encode_into(out, segment) = '\0';
         return out;
 }
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "koc/client.h"
+#include "util.h"
 
 typedef struct query_param {
         char *name;
@@ -149,7 +150,7 @@ static bool unreserved(unsigned char ch) {
                ch == '-' || ch == '.' || ch == '_' || ch == '~';
 }
 
-static char *encode_into(char *out, const char *s) {
+char *koc__percent_encode_into(char *out, const char *s) {
         static const char hex[] = "0123456789ABCDEF";
         for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
                 if (unreserved(*p))
@@ -179,9 +180,9 @@ KOC_EXPORT const char *koc_query_string(koc_query *q) {
         for (size_t i = 0; i < q->n_params; i++) {
                 if (i > 0)
                         *p++ = '&';
-                p = encode_into(p, q->params[i].name);
+                p = koc__percent_encode_into(p, q->params[i].name);
                 *p++ = '=';
-                p = encode_into(p, q->params[i].value);
+                p = koc__percent_encode_into(p, q->params[i].value);
         }
         *p = 0;
         q->string = s;

@@ -27,6 +27,9 @@
  *   and 5xx, as kube-apiserver's 422 with the WatchList gate off) or ignores
  *   it (a stream that ends without the end marker) is listed with pages
  *   from then on; in ON mode the stream is retried with backoff instead.
+ * Every decision above is made by a state machine without I/O
+ * (reflector-fsm.h: one step function of state, event and time, with unit
+ * tests on an injected clock); reflector.c only drives it.
  * Loop thread only.  Handlers may not free the reflector.
  * Except two: event may (nothing touches the reflector after it), and so
  * may watch_ended when it returns false (see there).

@@ -28,6 +28,13 @@ char *koc__format_timestamp(uint64_t usec, int digits, char *buf, size_t size);
  * getrandom(); for jitter, not for secrets. */
 uint64_t koc__random_u64(uint64_t n);
 
+/* Writes s to out with every byte but RFC 3986's unreserved characters
+ * (letters, digits, "-._~") percent-encoded (%XX, upper-case hex); out holds
+ * at least 3 * strlen(s) + 1 bytes.  Returns the end of what it wrote (it
+ * writes no NUL).  The one percent-encoder (core/query.c): query strings and
+ * path segments both go through it. */
+char *koc__percent_encode_into(char *out, const char *s);
+
 /* Extensible structs.  A public struct that programs fill (a spec, a
  * configuration, a callback table) reaches the library together with the size
  * the program was compiled with (the call-site macros in include/koc/ pass

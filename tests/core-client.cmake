@@ -36,6 +36,8 @@ if(TARGET koc-apiserver)
   add_dependencies(bench-client koc-apiserver)
 endif()
 
+# The reflector's state machine with an injected clock (core/reflector-fsm.c).
+koc_add_test(NAME test-reflector-fsm SOURCES unit/test-reflector-fsm.c MODULES core LABELS unit)
 # The reflector's watch-only mode (the leader's Lease watch) against
 # koc-apiserver: resume point, 410, stop from its handler, clean-close cap.
 koc_add_test(NAME test-reflector SOURCES integration/test-reflector.c ${KOC_HARNESS_SOURCES}
