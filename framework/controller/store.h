@@ -18,7 +18,7 @@
 #include <stddef.h>
 
 #include "koc/controller.h"
-#include "selector.h"
+#include "core/selector.h"
 
 typedef struct koc_store koc_store;
 

@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "framework/controller/selector.h"
+#include "core/selector.h"
 #include "framework/controller/store.h"
 
 static cJSON *obj(const char *ns, const char *name, const char *rv, const char *labels_json) {
