@@ -100,7 +100,9 @@ void api_path_free(api_path *p);
 
 typedef struct selector selector;
 /* NULL or "" give an empty selector that matches everything.  Returns
- * -EINVAL with *ret_error set (static or malloc'ed into err) on bad syntax. */
+ * -EINVAL with the reason in err on bad syntax.  Label selectors are read by
+ * the library's parser (core/selector.h), the one koc has; field selectors
+ * by select.c's own (the library never evaluates one). */
 int selector_parse_labels(const char *s, selector **ret, char *err, size_t errlen);
 int selector_parse_fields(const char *s, selector **ret, char *err, size_t errlen);
 bool selector_match_labels(const selector *sel, const cJSON *labels);

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Label and field selectors, with the syntax of k8s.io/apimachinery. */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "apiserver.h"
+#include "core/selector.h"
 
-enum op { OP_EQ, OP_NE, OP_IN, OP_NOTIN, OP_EXISTS, OP_NOTEXISTS, OP_GT, OP_LT };
+enum op { OP_EQ, OP_NE };
 
 typedef struct requirement {
         char *key;
@@ -18,13 +18,15 @@ typedef struct requirement {
 } requirement;
 
 struct selector {
-        requirement *reqs;
+        koc_selector *labels; /* a label selector */
+        requirement *reqs;    /* a field selector */
         size_t n;
 };
 
 selector *selector_free(selector *sel) {
         if (!sel)
                 return NULL;
+        koc__selector_free(sel->labels);
         for (size_t i = 0; i < sel->n; i++) {
                 free(sel->reqs[i].key);
                 for (size_t j = 0; j < sel->reqs[i].n_values; j++)
@@ -58,137 +60,31 @@ static int add_value(requirement *r, const char *s, size_t n) {
         return 0;
 }
 
-static bool is_key_char(char c) {
-        return isalnum((unsigned char)c) || c == '.' || c == '_' || c == '-' || c == '/';
-}
-
-static bool is_value_char(char c) {
-        return isalnum((unsigned char)c) || c == '.' || c == '_' || c == '-';
-}
-
-static const char *skip_ws(const char *p) {
-        while (*p == ' ' || *p == '\t')
-                p++;
-        return p;
-}
-
-static int fail(char *err, size_t errlen, const char *what, const char *s) {
-        snprintf(err, errlen, "unable to parse requirement: %s in %s", what, s);
-        return -EINVAL;
-}
-
+/* Label selectors are read by the library's parser (core/selector.h), so
+ * that the server selects exactly what a koc client's cache keeps; field
+ * selectors are the server's alone (the library sends them, it never
+ * evaluates one), and read here. */
 int selector_parse_labels(const char *s, selector **ret, char *err, size_t errlen) {
         selector *sel = calloc(1, sizeof *sel);
-        const char *p = s ? s : "";
-        int r;
-
+        koc_error e = {0};
         if (!sel)
                 return -ENOMEM;
-        p = skip_ws(p);
-        while (*p) {
-                requirement *q = add_req(sel);
-                bool negate = false;
-                if (!q) {
-                        r = -ENOMEM;
-                        goto out;
-                }
-                if (*p == '!') {
-                        negate = true;
-                        p = skip_ws(p + 1);
-                }
-                const char *k = p;
-                while (is_key_char(*p))
-                        p++;
-                if (p == k) {
-                        r = fail(err, errlen, "missing key", s);
-                        goto out;
-                }
-                q->key = strndup(k, (size_t)(p - k));
-                if (!q->key) {
-                        r = -ENOMEM;
-                        goto out;
-                }
-                p = skip_ws(p);
-                if (negate) {
-                        q->op = OP_NOTEXISTS;
-                } else if (*p == ',' || *p == 0) {
-                        q->op = OP_EXISTS;
-                } else if (p[0] == '=' || p[0] == '!' || p[0] == '>' || p[0] == '<') {
-                        if (p[0] == '=' && p[1] == '=') {
-                                q->op = OP_EQ;
-                                p += 2;
-                        } else if (p[0] == '=') {
-                                q->op = OP_EQ;
-                                p += 1;
-                        } else if (p[0] == '!' && p[1] == '=') {
-                                q->op = OP_NE;
-                                p += 2;
-                        } else if (p[0] == '>' || p[0] == '<') {
-                                q->op = p[0] == '>' ? OP_GT : OP_LT;
-                                p += 1;
-                        } else {
-                                r = fail(err, errlen, "invalid operator", s);
-                                goto out;
-                        }
-                        p = skip_ws(p);
-                        const char *v = p;
-                        while (is_value_char(*p))
-                                p++;
-                        if ((q->op == OP_GT || q->op == OP_LT) && p == v) {
-                                r = fail(err, errlen, "missing value", s);
-                                goto out;
-                        }
-                        if ((r = add_value(q, v, (size_t)(p - v))) < 0)
-                                goto out;
-                } else if ((strncmp(p, "in", 2) == 0 && (p[2] == ' ' || p[2] == '(')) ||
-                           (strncmp(p, "notin", 5) == 0 && (p[5] == ' ' || p[5] == '('))) {
-                        q->op = p[0] == 'i' ? OP_IN : OP_NOTIN;
-                        p = skip_ws(p + (q->op == OP_IN ? 2 : 5));
-                        if (*p != '(') {
-                                r = fail(err, errlen, "expected '('", s);
-                                goto out;
-                        }
-                        p++;
-                        for (;;) {
-                                p = skip_ws(p);
-                                const char *v = p;
-                                while (is_value_char(*p))
-                                        p++;
-                                if ((r = add_value(q, v, (size_t)(p - v))) < 0)
-                                        goto out;
-                                p = skip_ws(p);
-                                if (*p == ',') {
-                                        p++;
-                                        continue;
-                                }
-                                if (*p == ')') {
-                                        p++;
-                                        break;
-                                }
-                                r = fail(err, errlen, "expected ',' or ')'", s);
-                                goto out;
-                        }
-                } else {
-                        r = fail(err, errlen, "invalid operator", s);
-                        goto out;
-                }
-                p = skip_ws(p);
-                if (*p == ',') {
-                        p = skip_ws(p + 1);
-                        if (!*p) {
-                                r = fail(err, errlen, "trailing ','", s);
-                                goto out;
-                        }
-                } else if (*p) {
-                        r = fail(err, errlen, "unexpected character", s);
-                        goto out;
-                }
+        int r = koc__selector_parse(s, &sel->labels, &e);
+        if (r < 0) {
+                snprintf(err, errlen, "unable to parse requirement: %s",
+                         e.message[0] ? e.message : strerror(-r));
+                selector_free(sel);
+                return r;
         }
         *ret = sel;
         return 0;
-out:
-        selector_free(sel);
-        return r;
+}
+
+static const char *json_label(const char *key, void *userdata) {
+        const cJSON *v = cJSON_IsObject(userdata)
+                                 ? cJSON_GetObjectItemCaseSensitive(userdata, key)
+                                 : NULL;
+        return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 /* Field selectors: "a.b=x,c!=y" with backslash escapes in values. */
@@ -266,43 +162,11 @@ static bool in_values(const requirement *q, const char *v) {
 }
 
 static bool match_one(const requirement *q, const char *v) {
-        switch (q->op) {
-        case OP_EQ:
-        case OP_IN:
-                return v && in_values(q, v);
-        case OP_NE:
-        case OP_NOTIN:
-                return !v || !in_values(q, v);
-        case OP_EXISTS:
-                return v != NULL;
-        case OP_NOTEXISTS:
-                return v == NULL;
-        case OP_GT:
-        case OP_LT: {
-                char *end1, *end2;
-                if (!v)
-                        return false;
-                long long a = strtoll(v, &end1, 10), b = strtoll(q->values[0], &end2, 10);
-                if (*end1 || *end2)
-                        return false;
-                return q->op == OP_GT ? a > b : a < b;
-        }
-        }
-        return false;
+        return q->op == OP_EQ ? in_values(q, v) : !in_values(q, v);
 }
 
 bool selector_match_labels(const selector *sel, const cJSON *labels) {
-        if (!sel)
-                return true;
-        for (size_t i = 0; i < sel->n; i++) {
-                const cJSON *v =
-                        cJSON_IsObject(labels)
-                                ? cJSON_GetObjectItemCaseSensitive(labels, sel->reqs[i].key)
-                                : NULL;
-                if (!match_one(&sel->reqs[i], cJSON_IsString(v) ? v->valuestring : NULL))
-                        return false;
-        }
-        return true;
+        return !sel || koc__selector_matches(sel->labels, json_label, (void *)labels);
 }
 
 bool selector_match_fields(const selector *sel, const cJSON *obj) {
@@ -350,5 +214,5 @@ const char *selector_unsupported_field(const selector *sel, const char *group, c
 }
 
 bool selector_empty(const selector *sel) {
-        return !sel || sel->n == 0;
+        return !sel || (sel->n == 0 && koc__selector_is_empty(sel->labels));
 }

@@ -70,7 +70,6 @@ void koc__header_line_parse(const char *p, size_t n, uint64_t now_realtime_usec,
 int koc__body_append(char **data, size_t *len, size_t *alloc, size_t max, const char *p,
                      size_t n);
 
-typedef struct koc_sync_call koc_sync_call;
 
 struct koc_list {
         struct koc_list *prev, *next;

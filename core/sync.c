@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The synchronous facade: koc_client_call() for worker threads.
+ * The synchronous facade: koc_client_call() for worker threads, and the one
+ * "post a request to the loop and wait" mechanism under it (sync.h), which
+ * the controller's reconcile writes use too, with their hooks.
  *
  * A worker serialises the body on its own thread and posts the call to the
  * client's mailbox (core/mailbox.c: a bounded queue plus an eventfd watched
@@ -22,20 +24,9 @@
 
 #include "client-internal.h"
 #include "mailbox.h"
+#include "sync.h"
 #include "util.h"
 #include "koc/log.h"
-
-struct koc_sync_call {
-        koc_client *client;
-        koc_request_spec spec;        /* the worker's, imported at the call */
-        char *body;                   /* serialised on the worker; moves to the request */
-
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        bool done;
-        int result;
-        koc_response *response;
-};
 
 /* A response handed to a worker: owns its body and message. */
 typedef struct sync_response {
@@ -43,7 +34,7 @@ typedef struct sync_response {
         char *message;
 } sync_response;
 
-static void sync_complete(koc_sync_call *call, int result, koc_response *response) {
+static void sync_complete(koc__call *call, int result, koc_response *response) {
         pthread_mutex_lock(&call->lock);
         call->result = result;
         call->response = response;
@@ -69,31 +60,90 @@ koc_response *koc__response_take(koc_response *resp) {
 }
 
 static void sync_on_response(koc_client *c, koc_response *resp, void *userdata) {
-        koc_sync_call *call = userdata;
-        koc_response *copy = koc__response_take(resp);
+        koc__call *call = userdata;
 
+        call->req = NULL;
+        if (call->hooks && call->hooks->answered)
+                call->hooks->answered(resp, call->userdata);
+        koc_response *copy = koc__response_take(resp);
         sync_complete(call, copy ? 0 : -ENOMEM, copy);
 }
 
 static void sync_on_drop(void *userdata) {
-        sync_complete(userdata, -ECANCELED, NULL);
+        koc__call *call = userdata;
+
+        call->req = NULL;
+        if (call->hooks && call->hooks->dropped)
+                call->hooks->dropped(call->userdata);
+        sync_complete(call, -ECANCELED, NULL);
 }
 
 /* On the loop thread, from the mailbox. */
 static void sync_submit(void *userdata, bool cancelled) {
-        koc_sync_call *call = userdata;
-        koc_client *c = call->client;
+        koc__call *call = userdata;
 
         if (cancelled) {
                 sync_complete(call, -ECANCELED, NULL);
                 return;
         }
-        const koc_request_spec *spec = &call->spec;
+        if (call->hooks && call->hooks->before_submit) {
+                int r = call->hooks->before_submit(call->userdata);
+                if (r < 0) {
+                        sync_complete(call, r, NULL);
+                        return;
+                }
+        }
         char *body = call->body;
         call->body = NULL; /* the request owns it now, even on failure */
-        int r = koc__client_submit(c, spec, body, sync_on_response, sync_on_drop, call, NULL);
-        if (r < 0)
+        int r = koc__client_submit(call->client, &call->spec, body, sync_on_response,
+                                   sync_on_drop, call, &call->req);
+        if (r < 0) {
                 sync_complete(call, r, NULL);
+                return;
+        }
+        if (call->hooks && call->hooks->submitted)
+                call->hooks->submitted(call->userdata);
+}
+
+void koc__call_cancel(koc__call *call) {
+        koc_request_cancel(call->req);
+        call->req = NULL;
+        sync_complete(call, -ECANCELED, NULL);
+}
+
+int koc__call_run(koc_mailbox *mb, koc__call *call, koc_response **ret) {
+        if (!mb || !call || !call->client || !ret)
+                return -EINVAL;
+        if (koc__mailbox_on_loop(mb))
+                return -EDEADLK;
+        call->body = NULL;
+        call->req = NULL;
+        call->done = false;
+        call->result = 0;
+        call->response = NULL;
+        if (call->spec.body) {
+                call->body = cJSON_PrintUnformatted(call->spec.body);
+                if (!call->body)
+                        return -ENOMEM;
+        }
+        pthread_mutex_init(&call->lock, NULL);
+        pthread_cond_init(&call->cond, NULL);
+        int r = koc__mailbox_post(mb, sync_submit, call);
+        if (r == 0) {
+                pthread_mutex_lock(&call->lock);
+                while (!call->done)
+                        pthread_cond_wait(&call->cond, &call->lock);
+                pthread_mutex_unlock(&call->lock);
+                r = call->result;
+        }
+        pthread_cond_destroy(&call->cond);
+        pthread_mutex_destroy(&call->lock);
+        cJSON_free(call->body);
+        call->body = NULL;
+        if (r < 0)
+                return r;
+        *ret = call->response;
+        return 0;
 }
 
 int koc__sync_init(koc_client *c) {
@@ -124,31 +174,8 @@ KOC_EXPORT int koc_client_call_sized(koc_client *c, size_t spec_size,
             (sd_event_get_tid(c->event, &tid) >= 0 && tid == gettid()))
                 return -EDEADLK;
 
-        koc_sync_call call = {.spec = spec};
-        if (spec.body) {
-                call.body = cJSON_PrintUnformatted(spec.body);
-                if (!call.body)
-                        return -ENOMEM;
-        }
-        pthread_mutex_init(&call.lock, NULL);
-        pthread_cond_init(&call.cond, NULL);
-
-        call.client = c;
-        int r = koc__mailbox_post(c->sync_mailbox, sync_submit, &call);
-        if (r == 0) {
-                pthread_mutex_lock(&call.lock);
-                while (!call.done)
-                        pthread_cond_wait(&call.cond, &call.lock);
-                pthread_mutex_unlock(&call.lock);
-                r = call.result;
-        }
-        pthread_cond_destroy(&call.cond);
-        pthread_mutex_destroy(&call.lock);
-        cJSON_free(call.body);
-        if (r < 0)
-                return r;
-        *ret = call.response;
-        return 0;
+        koc__call call = {.client = c, .spec = spec};
+        return koc__call_run(c->sync_mailbox, &call, ret);
 }
 
 KOC_EXPORT koc_response *koc_response_free(koc_response *r) {

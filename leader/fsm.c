@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "fsm.h"
+#include "core/resource-version.h"
 #include "core/util.h"
 #include "koc/time.h"
 
@@ -36,27 +37,23 @@ static void copy_str(char *dst, size_t size, const char *src) {
 
 /* --- resourceVersions ---------------------------------------------------------- */
 
-static bool rv_numeric(const char *s, uint64_t *ret) {
-        char *end;
-        if (!s[0] || s[0] < '0' || s[0] > '9')
-                return false;
-        errno = 0;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (errno != 0 || *end)
-                return false;
-        *ret = v;
-        return true;
-}
-
+/* The leader's handling of the one comparison (core/resource-version.h): a
+ * record that cannot be ordered against the one held is taken as newer when
+ * it differs, so that a server with opaque resourceVersions is followed, not
+ * ignored; "" (no record yet) is older than anything. */
 bool koc__lease_rv_newer(const char *rv, const char *cur) {
-        uint64_t a, b;
         if (!cur || !cur[0])
                 return true;
         if (!rv || !rv[0])
                 return false;
-        if (rv_numeric(rv, &a) && rv_numeric(cur, &b))
-                return a > b;
-        return strcmp(rv, cur) != 0;
+        switch (koc__rv_compare(rv, cur)) {
+        case KOC_RV_NEWER:
+                return true;
+        case KOC_RV_UNORDERED:
+                return strcmp(rv, cur) != 0;
+        default:
+                return false;
+        }
 }
 
 /* --- names ----------------------------------------------------------------------- */

@@ -212,6 +212,7 @@ void koc__leader_fsm_step(leader_fsm *f, const leader_event *ev, uint64_t now, u
 /* Boottime until which this process may call itself leader; 0 when not
  * leading (invariant 3: last_ok_send + renew_deadline). */
 uint64_t koc__leader_fsm_valid_until(const leader_fsm *f);
-/* True when rv is newer than cur (numeric resourceVersions are compared as
- * numbers; opaque ones are newer when they differ; anything is newer than ""). */
+/* True when rv is newer than cur: ordered by koc__rv_compare
+ * (core/resource-version.h); ones it cannot order are newer when they differ;
+ * anything is newer than "". */
 bool koc__lease_rv_newer(const char *rv, const char *cur);

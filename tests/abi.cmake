@@ -23,3 +23,6 @@ target_link_options(core-only PRIVATE -Wl,--as-needed)
 add_test(NAME link-without-mhd COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/abi/check-no-mhd.sh
                                        $<TARGET_FILE:core-only>)
 set_tests_properties(link-without-mhd PROPERTIES LABELS unit TIMEOUT 60)
+add_test(NAME no-curl-above-core COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/abi/check-no-curl-above-core.sh
+                                         ${PROJECT_SOURCE_DIR})
+set_tests_properties(no-curl-above-core PROPERTIES LABELS unit TIMEOUT 60)

@@ -11,6 +11,7 @@
 #include "core/names.h"
 #include "core/ratelimit.h"
 #include "core/reflector.h"
+#include "core/resource-version.h"
 #include "core/util.h"
 #include "strmap.h"
 #include "koc/log.h"
@@ -550,7 +551,7 @@ void koc__informer_apply_write(koc_informer *inf, cJSON *obj) {
          * that led to it arrives (the real API server does so on finalizer
          * removal): an answer not newer than the deletion is history. */
         const char *dead = cached ? NULL : koc__strmap_get(&inf->tombstones, key);
-        if (dead && koc__resource_version_newer(meta_rv(obj), dead) != 1)
+        if (dead && koc__rv_compare(meta_rv(obj), dead) != KOC_RV_NEWER)
                 return;
         bool matches = koc__selector_matches(inf->selector, json_label,
                                              cJSON_GetObjectItemCaseSensitive(md, "labels"));

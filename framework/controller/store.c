@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/resource-version.h"
 #include "core/util.h"
 #include "strmap.h"
 
@@ -425,20 +426,6 @@ int koc__store_add_index(koc_store *s, const char *name, koc_index_func_t fn, vo
         return 0;
 }
 
-int koc__resource_version_newer(const char *a, const char *b) {
-        if (!a || !b || !*a || !*b || strspn(a, "0123456789") != strlen(a) ||
-            strspn(b, "0123456789") != strlen(b))
-                return -1;
-        while (*a == '0' && a[1])
-                a++;
-        while (*b == '0' && b[1])
-                b++;
-        size_t la = strlen(a), lb = strlen(b);
-        if (la != lb)
-                return la > lb;
-        return strcmp(a, b) > 0;
-}
-
 /* Lock held for writing.  Index maps: value -> (key -> record). */
 static void index_unlink(koc_store *s, koc_object *o, struct koc_index_values *values) {
         for (size_t i = 0; values && i < s->n_indexes; i++)
@@ -554,7 +541,9 @@ int koc__store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret
         if (old && (flags & KOC_STORE_ONLY_NEWER)) {
                 const char *orv = koc_object_get_resource_version(old->obj);
                 const char *nrv = koc_object_get_resource_version(o);
-                if (strcmp(orv, nrv) == 0 || koc__resource_version_newer(orv, nrv) == 1) {
+                /* Only an answer known to be older (or the same record)
+                 * is skipped: one that cannot be ordered is taken. */
+                if (strcmp(orv, nrv) == 0 || koc__rv_compare(orv, nrv) == KOC_RV_NEWER) {
                         /* Not a write: the entry keeps its generation (a
                          * re-list in progress must not take a skipped
                          * answer for a write made after it began). */
@@ -665,7 +654,7 @@ size_t koc__store_replace_bytes(koc_store *s) {
  * generation) never outranks the list. */
 static bool written_since_list(koc_store *s, const store_entry *e, const char *than_rv) {
         return e->gen == s->list_gen &&
-               koc__resource_version_newer(koc_object_get_resource_version(e->obj), than_rv) == 1;
+               koc__rv_compare(koc_object_get_resource_version(e->obj), than_rv) == KOC_RV_NEWER;
 }
 
 static bool same_record(const koc_object *a, const koc_object *b) {

@@ -18,7 +18,7 @@
 #include <stddef.h>
 
 #include "koc/controller.h"
-#include "selector.h"
+#include "core/selector.h"
 
 typedef struct koc_store koc_store;
 
@@ -91,8 +91,3 @@ int koc__store_keys(koc_store *s, char ***ret, size_t *ret_n);
 size_t koc__store_count(koc_store *s);
 size_t koc__store_bytes(koc_store *s);
 
-/* Compares two resourceVersions: 1 when a is newer than b, 0 when not, -1
- * when they cannot be ordered (not both decimal integers).  The API treats
- * them as opaque; only the read-your-own-writes rule orders them, and it does
- * nothing when they cannot be ordered. */
-int koc__resource_version_newer(const char *a, const char *b);

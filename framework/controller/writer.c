@@ -2,10 +2,11 @@
 /*
  * The reconcile context's client: fenced writes and read-your-own-writes.
  *
- * A worker posts its call to the controller's mailbox and waits on its own
- * condition variable (the call lives on the worker's stack).  On the loop
- * thread, right before the request is handed to the client, the fence is
- * checked: the controller must still be active in the term the reconcile
+ * A worker runs its call through core's one post-and-wait mechanism
+ * (core/sync.h) on the controller's mailbox: the call lives on the worker's
+ * stack and the worker waits on its own condition variable.  The fence is a
+ * hook of that mechanism: on the loop thread, right before the request is
+ * handed to the client, it is checked: the controller must still be active in the term the reconcile
  * started in, and koc_manager_is_leader() (which applies the renew-deadline
  * rule when read) must be true; otherwise nothing is sent and the call
  * returns -ENOLCK.  The answer also arrives on the loop thread, where a
@@ -19,8 +20,8 @@
 #include <string.h>
 
 #include "controller-internal.h"
-#include "core/client-internal.h"
 #include "core/ratelimit.h"
+#include "core/sync.h"
 #include "core/util.h"
 #include "koc/log.h"
 #include "koc/time.h"
@@ -35,25 +36,8 @@ struct write_call {
         bool is_delete;
         char key[512];
         char path[1024];
-        koc_request_spec spec;
-        koc_request *req;
-
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        bool done;
-        int result;
-        koc_response *response;
+        koc__call call; /* core's post-and-wait; its hooks below */
 };
-
-static void complete(write_call *call, int result, koc_response *response) {
-        pthread_mutex_lock(&call->lock);
-        call->result = result;
-        call->response = response;
-        call->done = true;
-        pthread_cond_signal(&call->cond);
-        /* After this unlock the call may be gone (the worker returned). */
-        pthread_mutex_unlock(&call->lock);
-}
 
 static void unlink_call(koc_controller *c, write_call *call) {
         if (call->prev)
@@ -105,38 +89,50 @@ static void apply_answer(koc_controller *c, write_call *call, const koc_response
         cJSON_Delete(body);
 }
 
-static void on_answer(koc_client *client, koc_response *resp, void *userdata) {
+/* The hooks of core's call (core/sync.h), all on the loop thread. */
+
+static void on_answer(const koc_response *resp, void *userdata) {
         write_call *call = userdata;
         koc_controller *c = call->ctx->c;
 
-        call->req = NULL;
         unlink_call(c, call);
         apply_answer(c, call, resp);
-        koc_response *copy = koc__response_take(resp);
-        complete(call, copy ? 0 : -ENOMEM, copy);
 }
 
-static void do_write(void *userdata, bool cancelled) {
+static void on_dropped(void *userdata) {
+        write_call *call = userdata;
+
+        unlink_call(call->ctx->c, call);
+}
+
+static void on_submitted(void *userdata) {
         write_call *call = userdata;
         koc_controller *c = call->ctx->c;
 
-        if (cancelled || c->closing) {
-                complete(call, -ECANCELED, NULL);
-                return;
-        }
-        /* The fence, checked as late as this process can: right before the
-         * request is handed to the client. */
+        call->next = c->writes;
+        if (c->writes)
+                c->writes->prev = call;
+        c->writes = call;
+}
+
+/* The fence, checked as late as this process can: right before the request
+ * is handed to the client. */
+static int fence(void *userdata) {
+        write_call *call = userdata;
+        koc_controller *c = call->ctx->c;
+        const koc_request_spec *spec = &call->call.spec;
+
+        if (c->closing)
+                return -ECANCELED;
         if (call->mutating && koc__controller_timed_out(call->ctx)) {
                 koc_log_debug(LOG, "controller=%s key=%s %s %s refused: reconcile timed out",
-                              c->name, call->ctx->key, call->spec.method, call->path);
-                complete(call, -ETIMEDOUT, NULL);
-                return;
+                              c->name, call->ctx->key, spec->method, call->path);
+                return -ETIMEDOUT;
         }
         if (call->mutating && !koc__controller_may_write(call->ctx)) {
                 koc_log_debug(LOG, "controller=%s key=%s %s %s refused: not leading", c->name,
-                              call->ctx->key, call->spec.method, call->path);
-                complete(call, -ENOLCK, NULL);
-                return;
+                              call->ctx->key, spec->method, call->path);
+                return -ENOLCK;
         }
         /* The fence passed: say when (CLOCK_BOOTTIME, us) and under which
          * fencing token, so that a chaos run or a post-mortem can check that
@@ -144,27 +140,23 @@ static void do_write(void *userdata, bool cancelled) {
         if (call->mutating)
                 koc_log_debug(
                         LOG, "fenced write controller=%s key=%s %s %s term=%" PRIu64 " at=%" PRIu64,
-                        c->name, call->ctx->key, call->spec.method, call->path, call->ctx->term,
+                        c->name, call->ctx->key, spec->method, call->path, call->ctx->term,
                         koc_now_boottime_usec());
-        int r = koc_client_request(koc_manager_get_client(c->m), &call->spec, on_answer, call,
-                                   &call->req);
-        if (r < 0) {
-                complete(call, r, NULL);
-                return;
-        }
-        call->next = c->writes;
-        if (c->writes)
-                c->writes->prev = call;
-        c->writes = call;
+        return 0;
 }
+
+static const koc__call_hooks write_hooks = {
+        .before_submit = fence,
+        .submitted = on_submitted,
+        .answered = on_answer,
+        .dropped = on_dropped,
+};
 
 void koc__controller_cancel_writes(koc_controller *c) {
         while (c->writes) {
                 write_call *call = c->writes;
                 unlink_call(c, call);
-                koc_request_cancel(call->req);
-                call->req = NULL;
-                complete(call, -ECANCELED, NULL);
+                koc__call_cancel(&call->call);
         }
 }
 
@@ -179,7 +171,8 @@ static void note_failure(koc_reconcile_context *ctx, const write_call *call,
         ctx->last_error.mutating = call->mutating;
         ctx->last_error.status = resp->status;
         ctx->last_error.reason = resp->reason;
-        snprintf(ctx->last_error.method, sizeof ctx->last_error.method, "%s", call->spec.method);
+        snprintf(ctx->last_error.method, sizeof ctx->last_error.method, "%s",
+                 call->call.spec.method);
         snprintf(ctx->last_error.path, sizeof ctx->last_error.path, "%s", call->path);
         snprintf(ctx->last_error.message, sizeof ctx->last_error.message, "%s",
                  resp->message ? resp->message : "");
@@ -193,7 +186,7 @@ static int submit_query(koc_reconcile_context *ctx, const koc_resource *res, con
                 return -EINVAL;
         koc_controller *c = ctx->c;
         if (koc__mailbox_on_loop(c->mb))
-                return -EDEADLK;
+                return -EDEADLK; /* the loop would wait for itself */
         write_call call = {.ctx = ctx, .res = res, .mutating = mutating, .is_delete = is_delete};
         koc_error err = {0};
         int r = 0;
@@ -222,27 +215,20 @@ static int submit_query(koc_reconcile_context *ctx, const koc_resource *res, con
                 return -ETIMEDOUT;
         if (mutating && !koc__controller_may_write(ctx))
                 return -ENOLCK;
-        call.spec = (koc_request_spec){.method = method,
-                                       .path = call.path,
-                                       .query = query,
-                                       .body = body,
-                                       .content_type = content_type};
-        pthread_mutex_init(&call.lock, NULL);
-        pthread_cond_init(&call.cond, NULL);
-        r = koc__mailbox_post(c->mb, do_write, &call);
-        if (r >= 0) {
-                pthread_mutex_lock(&call.lock);
-                while (!call.done)
-                        pthread_cond_wait(&call.cond, &call.lock);
-                pthread_mutex_unlock(&call.lock);
-                r = call.result;
-        }
-        pthread_cond_destroy(&call.cond);
-        pthread_mutex_destroy(&call.lock);
+        call.call = (koc__call){.client = koc_manager_get_client(c->m),
+                                .spec = {.method = method,
+                                         .path = call.path,
+                                         .query = query,
+                                         .body = body,
+                                         .content_type = content_type},
+                                .hooks = &write_hooks,
+                                .userdata = &call};
+        koc_response *resp = NULL;
+        r = koc__call_run(c->mb, &call.call, &resp);
         if (r < 0)
                 return r;
-        note_failure(ctx, &call, call.response);
-        *ret = call.response;
+        note_failure(ctx, &call, resp);
+        *ret = resp;
         return 0;
 }
 

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The controller runtime's client-side label selectors
- * (framework/controller/selector.c): the parser and the matcher that decide
- * what koc_controller_list() returns and whether an object this process wrote
- * stays in an informer's cache.
+ * koc's one label-selector parser (core/selector.c): the parser and the
+ * matcher that decide what koc_controller_list() returns, whether an object
+ * this process wrote stays in an informer's cache, and what koc-apiserver
+ * lists and watches.
  *
  * Input: "selector NUL labels", the labels one "key=value" per line (a
  * line without "=" is a key with an empty value).  The selector is parsed;
@@ -11,17 +11,17 @@
  * against every single label alone.
  *
  * Checked: a failure says why and returns no selector; matching is the same
- * whichever way the labels are looked up; and where koc-apiserver's parser
- * (apiserver/select.c, the server side of the same syntax) accepts the
- * selector too, both agree on every match, since an object the client keeps
- * must be one the server would have listed.
+ * whichever way the labels are looked up; and koc-apiserver's label
+ * selectors (apiserver/select.c, which wraps the same parser) accept exactly
+ * the selectors the library accepts and agree on every match, since an
+ * object the client keeps must be one the server would have listed.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "apiserver/apiserver.h"
-#include "framework/controller/selector.h"
+#include "core/selector.h"
 
 static const char *json_label(const char *key, void *userdata) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(userdata, key);
@@ -62,7 +62,7 @@ static cJSON *parse_labels(const char *s) {
 
 static void compare(const koc_selector *mine, const selector *theirs, cJSON *labels) {
         bool a = koc__selector_matches(mine, json_label, labels);
-        if (theirs && a != selector_match_labels(theirs, labels))
+        if (a != selector_match_labels(theirs, labels))
                 abort();
 }
 
@@ -77,16 +77,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         koc_selector *sel = NULL;
         koc_error err = {0};
         int r = koc__selector_parse(s, &sel, &err);
+        selector *server = NULL;
+        char serr[256] = "";
+        int sr = selector_parse_labels(s, &server, serr, sizeof serr);
+        if ((r < 0) != (sr < 0) || (sr < 0 && (server || serr[0] == '\0')))
+                abort();
         if (r < 0) {
                 if (sel || err.message[0] == '\0')
                         abort();
                 free(s);
                 return 0;
         }
-        selector *server = NULL;
-        char serr[256];
-        if (selector_parse_labels(s, &server, serr, sizeof serr) < 0)
-                server = NULL; /* koc-apiserver is stricter about values */
 
         cJSON *labels = parse_labels(rest);
         compare(sel, server, labels);
@@ -106,6 +107,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 cJSON_Delete(one);
         }
         if (koc__selector_is_empty(sel) && !koc__selector_matches(sel, no_label, NULL))
+                abort();
+        if (koc__selector_is_empty(sel) != selector_empty(server))
                 abort();
         cJSON_Delete(labels);
         selector_free(server);

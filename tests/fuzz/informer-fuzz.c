@@ -9,6 +9,7 @@
 #include <systemd/sd-event.h>
 
 #include "core/client-internal.h"
+#include "core/resource-version.h"
 #include "framework/controller/store.h"
 
 /* --- the stand-in client ----------------------------------------------------------- */
@@ -317,7 +318,7 @@ static void model_upsert(const cJSON *obj) {
         entry *e = find(key);
         if (e) {
                 if (strcmp(e->rv, rv ? rv : "") != 0 &&
-                    koc__resource_version_newer(e->rv, rv ? rv : "") != 1) {
+                    koc__rv_compare(e->rv, rv ? rv : "") != KOC_RV_NEWER) {
                         set(&e->rv, rv ? rv : "");
                         set(&e->ns, ns ? ns : "");
                         e->gen = model.gen;
@@ -373,7 +374,7 @@ static void model_replace(const char *list_rv) {
                 entry *st = &model.staged[i];
                 entry *e = find(st->key);
                 if (e && e->gen != listed && e->gen == model.list_gen &&
-                    koc__resource_version_newer(e->rv, st->rv) == 1) {
+                    koc__rv_compare(e->rv, st->rv) == KOC_RV_NEWER) {
                         e->gen = listed;
                         continue;
                 }
@@ -387,7 +388,7 @@ static void model_replace(const char *list_rv) {
         for (size_t i = 0; i < model.n;)
                 if (model.e[i].gen != listed &&
                     !(model.e[i].gen == model.list_gen &&
-                      koc__resource_version_newer(model.e[i].rv, list_rv ? list_rv : "") == 1)) {
+                      koc__rv_compare(model.e[i].rv, list_rv ? list_rv : "") == KOC_RV_NEWER)) {
                         tomb_set(model.e[i].key, list_rv);
                         remove_at(i);
                 } else
@@ -588,7 +589,7 @@ void fuzz_apply_write(koc_informer *inf, const char *json, size_t len) {
                 bool cached = find(key) != NULL;
                 pair *dead = cached ? NULL : tomb_find(key);
                 const char *rv = str_field(meta(obj), "resourceVersion");
-                if (dead && koc__resource_version_newer(rv, dead->rv) != 1) {
+                if (dead && koc__rv_compare(rv, dead->rv) != KOC_RV_NEWER) {
                         /* History: the watch already reported it deleted. */
                 } else if (model.has_field_selector && !cached) {
                         /* Cannot be evaluated here. */

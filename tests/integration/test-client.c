@@ -32,6 +32,7 @@
 
 #include "core/client-internal.h"
 #include "core/config-internal.h"
+#include "core/sync.h"
 #include "koc/client.h"
 #include "koc/config.h"
 #include "koc/time.h"
@@ -981,6 +982,146 @@ static void test_sync_deadlock_default_loop(void **state) {
         ctx_close(&x);
 }
 
+/* --- the post-and-wait mechanism's hooks (core/sync.h) --------------------- */
+
+static size_t count_transfers(koc_client *c);
+
+typedef struct hooked {
+        koc_client *client;
+        pthread_t loop;
+        int refuse;           /* before_submit's answer */
+        koc__call call;
+        int result;
+        koc_response *resp;
+        atomic_int order;     /* hooks seen, in order: 1 before, 2 submitted, 3 answered */
+        atomic_bool submitted, answered, dropped, wrong_thread, returned;
+        atomic_bool answered_before_wake;
+} hooked;
+
+static void hook_thread(hooked *h) {
+        if (!pthread_equal(pthread_self(), h->loop))
+                atomic_store(&h->wrong_thread, true);
+}
+
+static int hook_before(void *userdata) {
+        hooked *h = userdata;
+        hook_thread(h);
+        atomic_store(&h->order, 1);
+        return h->refuse;
+}
+
+static void hook_submitted(void *userdata) {
+        hooked *h = userdata;
+        hook_thread(h);
+        if (atomic_load(&h->order) == 1)
+                atomic_store(&h->order, 2);
+        atomic_store(&h->submitted, true);
+}
+
+static void hook_answered(const koc_response *resp, void *userdata) {
+        hooked *h = userdata;
+        hook_thread(h);
+        if (atomic_load(&h->order) == 2 && resp->status == 200)
+                atomic_store(&h->order, 3);
+        atomic_store(&h->answered_before_wake, !atomic_load(&h->returned));
+        atomic_store(&h->answered, true);
+}
+
+static void hook_dropped(void *userdata) {
+        hooked *h = userdata;
+        atomic_store(&h->dropped, true);
+}
+
+static const koc__call_hooks test_hooks = {.before_submit = hook_before,
+                                           .submitted = hook_submitted,
+                                           .answered = hook_answered,
+                                           .dropped = hook_dropped};
+
+static void *hooked_main(void *p) {
+        hooked *h = p;
+        h->call = (koc__call){.client = h->client,
+                              .spec = {.method = "GET", .path = LEASES},
+                              .hooks = &test_hooks,
+                              .userdata = h};
+        h->result = koc__call_run(h->client->sync_mailbox, &h->call, &h->resp);
+        atomic_store(&h->returned, true);
+        return NULL;
+}
+
+static void run_until_set(ctx *x, atomic_bool *flag) {
+        uint64_t end = koc_now_boottime_usec() + SAFETY_USEC;
+        while (!atomic_load(flag)) {
+                if (koc_now_boottime_usec() > end)
+                        fail_msg("not done within the safety deadline");
+                assert_true(sd_event_run(x->event, 10 * KOC_USEC_PER_MSEC) >= 0);
+        }
+}
+
+static void test_call_hooks(void **state) {
+        ctx *x = *state;
+        pthread_t t;
+
+        /* Every hook runs on the loop thread, in order, and the answer is
+         * seen before the caller wakes up. */
+        hooked h = {.client = x->client, .loop = pthread_self()};
+        assert_int_equal(pthread_create(&t, NULL, hooked_main, &h), 0);
+        run_until_set(x, &h.returned);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(h.result, 0);
+        assert_non_null(h.resp);
+        assert_int_equal(h.resp->status, 200);
+        assert_int_equal(atomic_load(&h.order), 3);
+        assert_true(atomic_load(&h.answered_before_wake));
+        assert_false(atomic_load(&h.wrong_thread));
+        assert_false(atomic_load(&h.dropped));
+        koc_response_free(h.resp);
+
+        /* A refusal right before submission: nothing is sent, the caller
+         * gets the hook's errno. */
+        hooked r = {.client = x->client, .loop = pthread_self(), .refuse = -ENOLCK};
+        assert_int_equal(pthread_create(&t, NULL, hooked_main, &r), 0);
+        run_until_set(x, &r.returned);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(r.result, -ENOLCK);
+        assert_null(r.resp);
+        assert_int_equal(atomic_load(&r.order), 1);
+        assert_false(atomic_load(&r.submitted));
+        assert_false(atomic_load(&r.answered));
+        assert_int_equal(count_transfers(x->client), 0);
+
+        /* On the calling thread of the mailbox's loop: refused at once. */
+        koc__call self = {.client = x->client, .spec = {.method = "GET", .path = LEASES}};
+        koc_response *resp = NULL;
+        assert_int_equal(koc__call_run(x->client->sync_mailbox, &self, &resp), -EDEADLK);
+        assert_null(resp);
+}
+
+/* A call in flight ended by its owner: the caller wakes with -ECANCELED, no
+ * answer hook runs. */
+static void test_call_cancel(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&srv);
+        ctx *x = *state;
+        pthread_t t;
+
+        assert_int_equal(koc_test_apiserver_fault(&srv, "{\"resource\":\"leases\",\"verb\":\"list\","
+                                                        "\"latency_ms\":5000}"),
+                         200);
+        hooked h = {.client = x->client, .loop = pthread_self()};
+        assert_int_equal(pthread_create(&t, NULL, hooked_main, &h), 0);
+        run_until_set(x, &h.submitted);
+        assert_false(atomic_load(&h.returned));
+        uint64_t start = koc_now_boottime_usec();
+        koc__call_cancel(&h.call);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        koc_test_apiserver_clear_faults(&srv);
+        assert_true(koc_now_boottime_usec() - start < 2 * KOC_USEC_PER_SEC);
+        assert_int_equal(h.result, -ECANCELED);
+        assert_null(h.resp);
+        assert_false(atomic_load(&h.answered));
+        assert_false(atomic_load(&h.dropped));
+        assert_int_equal(count_transfers(x->client), 0);
+}
+
 /* --- shutdown with work in flight ---------------------------------------- */
 
 typedef struct blocked_call {
@@ -1485,6 +1626,8 @@ int main(void) {
                 cmocka_unit_test(test_transport_errors),
                 cmocka_unit_test_setup_teardown(test_sync_workers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sync_deadlock, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_call_hooks, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_call_cancel, setup, teardown),
                 cmocka_unit_test(test_sync_deadlock_default_loop),
                 cmocka_unit_test(test_unref_in_flight),
                 cmocka_unit_test(test_unref_in_handler),

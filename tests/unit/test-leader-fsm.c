@@ -1236,6 +1236,11 @@ static void test_rv_compare(void **state) {
         assert_true(koc__lease_rv_newer("abc", "abd"));
         assert_true(koc__lease_rv_newer("1", ""));
         assert_false(koc__lease_rv_newer("", "1"));
+        /* Past 64 bits the order still holds (core's comparison has no
+         * width limit); an older record is never taken for a newer one. */
+        assert_false(koc__lease_rv_newer("18446744073709551616", "18446744073709551617"));
+        assert_true(koc__lease_rv_newer("18446744073709551617", "18446744073709551616"));
+        assert_true(koc__lease_rv_newer("100000000000000000000", "18446744073709551617"));
 }
 
 int main(void) {

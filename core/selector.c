@@ -6,13 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum op { OP_EQ, OP_NE, OP_IN, OP_NOTIN, OP_EXISTS, OP_NOT_EXISTS } op;
+typedef enum op { OP_EQ, OP_NE, OP_IN, OP_NOTIN, OP_EXISTS, OP_NOT_EXISTS, OP_GT, OP_LT } op;
 
 typedef struct requirement {
         op op;
         char *key;
         char **values;
         size_t n_values;
+        long long number; /* OP_GT, OP_LT */
 } requirement;
 
 struct koc_selector {
@@ -21,7 +22,7 @@ struct koc_selector {
 };
 
 /* Bounds what one selector may make us allocate: the API server refuses
- * far smaller selectors long before these. */
+ * far smaller selectors (its request line is bounded) long before these. */
 #define MAX_REQUIREMENTS 256
 #define MAX_VALUES 256
 
@@ -44,17 +45,43 @@ static void skip_ws(const char **p) {
                 (*p)++;
 }
 
-static bool is_name_char(char c) {
-        return isalnum((unsigned char)c) || c == '-' || c == '_' || c == '.' || c == '/';
+static bool is_value_char(char c) {
+        return isalnum((unsigned char)c) || c == '-' || c == '_' || c == '.';
 }
 
-/* Reads a key or value token; "" when there is none. */
-static char *token(const char **p) {
+static bool is_key_char(char c) {
+        return is_value_char(c) || c == '/';
+}
+
+/* Reads a key (or a value) token; "" when there is none. */
+static char *token_of(const char **p, bool (*is_char)(char)) {
         skip_ws(p);
         const char *s = *p;
-        while (is_name_char(**p))
+        while (is_char(**p))
                 (*p)++;
         return strndup(s, (size_t)(*p - s));
+}
+
+static char *key_token(const char **p) {
+        return token_of(p, is_key_char);
+}
+
+static char *value_token(const char **p) {
+        return token_of(p, is_value_char);
+}
+
+/* A decimal integer, as strconv.ParseInt(s, 10, 64) reads it (a sign
+ * allowed, nothing else around it). */
+static bool parse_integer(const char *s, long long *ret) {
+        char *end;
+        if (!s || !*s || isspace((unsigned char)*s))
+                return false;
+        errno = 0;
+        long long v = strtoll(s, &end, 10);
+        if (errno != 0 || *end)
+                return false;
+        *ret = v;
+        return true;
 }
 
 static int add_value(requirement *r, char *v) {
@@ -79,10 +106,10 @@ static int parse_one(const char **p, requirement *r) {
         if (**p == '!') {
                 (*p)++;
                 r->op = OP_NOT_EXISTS;
-                r->key = token(p);
+                r->key = key_token(p);
                 return r->key && *r->key ? 0 : -EINVAL;
         }
-        r->key = token(p);
+        r->key = key_token(p);
         if (!r->key)
                 return -ENOMEM;
         if (!*r->key)
@@ -95,10 +122,19 @@ static int parse_one(const char **p, requirement *r) {
         if (strncmp(*p, "==", 2) == 0 || strncmp(*p, "!=", 2) == 0 || **p == '=') {
                 r->op = **p == '!' ? OP_NE : OP_EQ;
                 *p += (**p == '=' && (*p)[1] != '=') ? 1 : 2;
-                return add_value(r, token(p));
+                return add_value(r, value_token(p));
         }
-        bool in = strncmp(*p, "in", 2) == 0 && !is_name_char((*p)[2]);
-        bool notin = strncmp(*p, "notin", 5) == 0 && !is_name_char((*p)[5]);
+        if (**p == '>' || **p == '<') {
+                /* apimachinery: exactly one value, an integer. */
+                r->op = **p == '>' ? OP_GT : OP_LT;
+                (*p)++;
+                int e = add_value(r, value_token(p));
+                if (e < 0)
+                        return e;
+                return parse_integer(r->values[0], &r->number) ? 0 : -EINVAL;
+        }
+        bool in = strncmp(*p, "in", 2) == 0 && !is_key_char((*p)[2]);
+        bool notin = strncmp(*p, "notin", 5) == 0 && !is_key_char((*p)[5]);
         if (!in && !notin)
                 return -EINVAL;
         r->op = in ? OP_IN : OP_NOTIN;
@@ -108,7 +144,7 @@ static int parse_one(const char **p, requirement *r) {
                 return -EINVAL;
         (*p)++;
         for (;;) {
-                int e = add_value(r, token(p));
+                int e = add_value(r, value_token(p));
                 if (e < 0)
                         return e;
                 skip_ws(p);
@@ -155,8 +191,17 @@ int koc__selector_parse(const char *s, koc_selector **ret, koc_error *err) {
                         return koc_error_set(err, -EINVAL,
                                              "label selector \"%s\": cannot parse \"%s\"", s, at);
                 }
-                if (*p == ',')
+                if (*p == ',') {
                         p++;
+                        skip_ws(&p);
+                        /* apimachinery: an identifier must follow a ','. */
+                        if (!*p) {
+                                koc__selector_free(sel);
+                                return koc_error_set(err, -EINVAL,
+                                                     "label selector \"%s\": nothing after the last ','",
+                                                     s);
+                        }
+                }
         }
         *ret = sel;
         return 0;
@@ -196,6 +241,14 @@ bool koc__selector_matches(const koc_selector *sel, koc_label_lookup_t lookup, v
                         if (v)
                                 return false;
                         break;
+                case OP_GT:
+                case OP_LT: {
+                        long long n;
+                        if (!parse_integer(v, &n) ||
+                            !(r->op == OP_GT ? n > r->number : n < r->number))
+                                return false;
+                        break;
+                }
                 }
         }
         return true;
