@@ -4,7 +4,8 @@
 # The leader election state machine (leader/fsm.c) is a pure function of
 # (state, event, now): no I/O, no JSON, no logging, no clock of its own
 # (docs/design.md).  Its object file may call only the C library's string,
-# memory and number helpers and its own koc__ functions; a call into cJSON,
+# memory and number helpers, its own koc__ functions and core's pure
+# resourceVersion comparison (koc__rv_compare); a call into cJSON,
 # libcurl, sd-event, the log or a system call fails this test.
 # Usage: check-fsm-pure.sh OBJECTS (the koc_leader objects, ';'-separated or
 # one an argument; the one built from fsm.c is checked)
@@ -23,7 +24,7 @@ allowed='^(_GLOBAL_OFFSET_TABLE_|__errno_location|abort|__assert_fail|__stack_ch
 allowed+='|mem(set|cpy|move|cmp|chr)|str(len|nlen|cmp|ncmp|chr|rchr|toull|toll|toul|tol)'
 allowed+='|snprintf|__[a-z]*_chk'
 allowed+='|__(asan|ubsan|tsan|msan|sanitizer|gcov|llvm)_[A-Za-z0-9_]*|__gcov[A-Za-z0-9_]*'
-allowed+='|koc__(leader_fsm|lease_rv|lease_req|leader_fsm_state)_[a-z_]*)$'
+allowed+='|koc__rv_compare|koc__(leader_fsm|lease_rv|lease_req|leader_fsm_state)_[a-z_]*)$'
 
 called=$(nm -u "$obj" | awk '{print $NF}' | sort -u)
 if [ -z "$called" ]; then
