@@ -262,17 +262,35 @@ static bool is_hostname(const char *s) {
         return true;
 }
 
+/* The server URL for a message, with any user information (which may hold a
+ * password) replaced by "***". */
+static const char *url_for_message(const char *url, char *buf, size_t size) {
+        const char *auth = strstr(url, "://");
+        auth = auth ? auth + 3 : url;
+        size_t alen = strcspn(auth, "/?#");
+        const char *at = NULL;
+        for (const char *p = auth; p < auth + alen; p++)
+                if (*p == '@')
+                        at = p;
+        if (!at)
+                return url;
+        snprintf(buf, size, "%.*s***%s", (int)(auth - url), url, at);
+        return buf;
+}
+
 int koc__cluster_config_set_server(koc_cluster_config *cfg, const char *server,
                                   const char *tls_server_name, const char *where, koc_error *err) {
         _koc_cleanup_free_ char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
         _koc_cleanup_free_ char *query = NULL, *user = NULL;
+        char shown[512];
+        const char *server_shown = url_for_message(server, shown, sizeof shown);
         CURLU *u = curl_url();
         if (!u)
                 return koc_error_set(err, -ENOMEM, "%s: out of memory", where);
         if (strncmp(server, "https://", 8) != 0 && strncmp(server, "http://", 7) != 0) {
                 curl_url_cleanup(u);
                 return koc_error_set(err, -EINVAL, "%s: \"%s\" is not an https:// (or http://) URL",
-                                     where, server);
+                                     where, server_shown);
         }
         CURLUcode uc = curl_url_set(u, CURLUPART_URL, server, 0);
         if (uc == CURLUE_OK)
@@ -286,7 +304,7 @@ int koc__cluster_config_set_server(koc_cluster_config *cfg, const char *server,
         if (uc != CURLUE_OK) {
                 curl_url_cleanup(u);
                 return koc_error_set(err, -EINVAL, "%s: \"%s\" is not a valid URL: %s", where,
-                                     server, curl_url_strerror(uc));
+                                     server_shown, curl_url_strerror(uc));
         }
         (void)curl_url_get(u, CURLUPART_QUERY, &query, 0);
         (void)curl_url_get(u, CURLUPART_USER, &user, 0);
@@ -295,7 +313,7 @@ int koc__cluster_config_set_server(koc_cluster_config *cfg, const char *server,
                 return koc_error_set(err, -EINVAL,
                                      "%s: \"%s\": a server URL must not carry a query or user "
                                      "information",
-                                     where, server);
+                                     where, server_shown);
 
         cfg->tls = strcmp(scheme, "https") == 0;
         size_t plen = strlen(path);
