@@ -125,7 +125,11 @@ KOC_EXPORT koc_reason koc_reason_from_status(const char *reason, long http_code)
  * the transport says nothing more precise.  Transport failures keep their own
  * codes (koc_response.error below), so -ETIMEDOUT is the one code that both
  * a server and the client's own timer give: either way the request may or may
- * not have taken effect.  KOC_REASON_NONE is 0. */
+ * not have taken effect.  -EINVAL is also what a call returns when koc refuses
+ * a request before sending it (an invalid name, namespace or path, a warn line
+ * says which); a program that must tell the two apart checks whether an
+ * answer came back (the reconcile write calls return it, with its status and
+ * reason, in *ret; a refused call returns none).  KOC_REASON_NONE is 0. */
 KOC_EXPORT int koc_reason_to_errno(koc_reason reason);
 
 typedef struct koc_response {
