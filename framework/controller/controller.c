@@ -964,8 +964,14 @@ static int add_source(koc_controller *c, size_t res_size, const koc_resource *us
         }
         c->sources = n;
         *s = (source){.c = c, .kind = kind, .map = map, .userdata = userdata, .destroy = destroy};
-        /* Owned objects live in the primary's namespace. */
-        const char *ns = kind == SOURCE_OWNS ? koc__informer_get_namespace(c->primary) : NULL;
+        /* Owned objects live in the primary's namespace; watched ones are
+         * read there too when the controller has a namespace, as a cache
+         * restricted to namespaces applies to every type it keeps: an
+         * operator given a Role in its namespace has no right to list
+         * cluster-wide, and the watch would never sync. */
+        const char *ns = kind == SOURCE_OWNS || res->namespaced
+                                 ? koc__informer_get_namespace(c->primary)
+                                 : NULL;
         koc_informer_opts opts = {.list_mode = c->informer_opts.list_mode,
                                   .max_list_objects = c->informer_opts.max_list_objects,
                                   .max_list_bytes = c->informer_opts.max_list_bytes};

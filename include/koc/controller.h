@@ -415,8 +415,11 @@ KOC_EXPORT int koc_controller_owns_sized(koc_controller *c, size_t owned_size,
 #define koc_controller_owns(c, ...)                                                                \
         koc_controller_owns_sized((c), sizeof(koc_resource), __VA_ARGS__)
 /* Events of objects of `res` (optionally label-selected) enqueue the keys
- * that map returns.  destroy (may be NULL) runs on userdata when the
- * controller is freed. */
+ * that map returns.  A namespaced `res` is watched in the controller's
+ * namespace when the controller has one (koc_controller_options.namespace_),
+ * cluster-wide otherwise, so a namespaced operator needs no cluster-wide
+ * rights.  destroy (may be NULL) runs on userdata when the controller is
+ * freed. */
 KOC_EXPORT int koc_controller_watches_sized(koc_controller *c, size_t res_size,
                                             const koc_resource *res, const char *label_selector,
                                             koc_map_func_t map, void *userdata,
