@@ -296,7 +296,8 @@ static void check_replica(const char *identity) {
         assert_int_equal(count_children(), n_children);
 }
 
-#define LIST_CONFIGMAPS "apiserver_request_total{verb=\"LIST\",resource=\"configmaps\",code=\"200\"}"
+#define LIST_CONFIGMAPS                                                                            \
+        "apiserver_request_total{verb=\"LIST\",resource=\"configmaps\",code=\"200\"}"
 
 /* koc-apiserver: holds every list of the parents until release_parents(),
  * and answers each page of children after 20 ms. */
