@@ -400,7 +400,11 @@ typedef struct koc_controller_options {
          * lists the cache to find orphans or count children takes objects
          * still on their way for missing, and can delete what it should
          * keep.  Only for reconcilers that never read anything but their
-         * own object from the cache. */
+         * own object from the cache.  With the default, an informer that
+         * cannot list (its resource or scope not allowed by RBAC: a
+         * watches() informer lists all namespaces) holds the workers back;
+         * the readiness check "cache-sync-NAME" fails and a warn line every
+         * 30 s names the resource. */
         bool start_before_synced;
 } koc_controller_options;
 
