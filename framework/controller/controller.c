@@ -584,18 +584,20 @@ static void controller_synced(koc_controller *c) {
 static int on_sync_wait(sd_event_source *s, uint64_t usec, void *userdata) {
         koc_controller *c = userdata;
         if (!c->start_pending)
-                return 0;
-        const koc_resource *res = koc__informer_get_resource(c->primary);
-        const char *waiting = koc__informer_has_synced(c->primary) ? NULL : res->resource;
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        (void)sd_event_source_set_time_relative(s, SYNC_WAIT_REPORT_USEC);
+        koc_informer *waiting = koc__informer_has_synced(c->primary) ? NULL : c->primary;
         for (size_t i = 0; !waiting && i < c->n_sources; i++)
                 if (!koc__informer_has_synced(c->sources[i]->inf))
-                        waiting = koc__informer_get_resource(c->sources[i]->inf)->resource;
+                        waiting = c->sources[i]->inf;
+        if (!waiting)
+                return 0; /* synced: controller_synced() runs from the informer */
+        const char *ns = koc__informer_get_namespace(waiting);
         koc_log_warn(LOG,
-                     "controller=%s leading for %.0fs but not reconciling: the cache of %s has "
-                     "not listed yet (workers start on a synced cache)",
+                     "controller=%s leading for %.0fs but not reconciling: the cache of %s "
+                     "(namespace %s) has not listed yet (workers start on a synced cache)",
                      c->name, (double)(koc_now_boottime_usec() - c->wait_since) / 1e6,
-                     waiting ? waiting : "?");
-        (void)sd_event_source_set_time_relative(s, SYNC_WAIT_REPORT_USEC);
+                     koc__informer_get_resource(waiting)->resource, ns ? ns : "all");
         return 0;
 }
 
@@ -622,7 +624,8 @@ static int on_start(koc_manager *m, uint64_t term, void *userdata) {
                                        CLOCK_BOOTTIME, SYNC_WAIT_REPORT_USEC, 0, on_sync_wait,
                                        c) < 0)
                 c->sync_wait_timer = NULL;
-        else if (c->sync_wait_timer) {
+        if (c->sync_wait_timer) {
+                /* Repeating: each run moves it on by the interval. */
                 (void)sd_event_source_set_time_relative(c->sync_wait_timer,
                                                         SYNC_WAIT_REPORT_USEC);
                 (void)sd_event_source_set_enabled(c->sync_wait_timer, SD_EVENT_ON);
