@@ -55,3 +55,11 @@ if(TEST valgrind-test-configmap-mirror)
   set_property(TEST valgrind-test-configmap-mirror APPEND PROPERTY ENVIRONMENT
                "KOC_MIRROR_WRAPPER=${VALGRIND_EXECUTABLE} --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect")
 endif()
+
+# Workers start on a synced cache: an orphan cleaner that deletes children
+# whose parent its cache lacks deletes none of 20,000 on start and on a
+# failover, with the parents' list answered seconds after the children's.
+koc_add_test(NAME test-controller-synced SOURCES integration/test-controller-synced.c
+                  ${KOC_HARNESS_SOURCES}
+             MODULES core leader probes shutdown manager controller LIBS PkgConfig::CURL
+             LABELS integration tsan K8S TIMEOUT 300)

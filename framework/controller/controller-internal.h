@@ -33,6 +33,14 @@ typedef struct predicate {
 
 typedef struct write_call write_call;
 
+/* A koc_controller_on_synced() registration. */
+typedef struct synced_handler {
+        koc_controller_synced_t fn;
+        void *userdata;
+        koc_destroy_t destroy;
+        bool called;
+} synced_handler;
+
 /* A refused Event write is said once per answer's reason in this window. */
 #define EVENT_FAILURE_INTERVAL_USEC (300 * KOC_USEC_PER_SEC)
 
@@ -93,7 +101,21 @@ struct koc_controller {
         atomic_uint_fast64_t term;
         atomic_uint busy_workers;
         bool closing;
-        bool check_added; /* the cache-sync readiness check is ours to remove */
+        bool check_added;
+        /* Workers start on a synced cache (loop thread): start_before_synced
+         * is the option; start_pending says that leadership began while an
+         * informer had not listed yet, so the start waits for sync_done;
+         * pending_term is the term it began with. */
+        bool start_before_synced;
+        bool start_pending;
+        bool sync_done;
+        uint64_t pending_term;
+        uint64_t pending_epoch;
+        uint64_t wait_since;
+        sd_event_source *sync_wait_timer;
+        sd_event_source *synced_defer;
+        synced_handler *synced_handlers;
+        size_t n_synced_handlers; /* the cache-sync readiness check is ours to remove */
 
         /* Writes submitted to the client and not answered yet (loop thread). */
         write_call *writes;

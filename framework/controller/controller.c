@@ -129,10 +129,13 @@ static void primary_delete(koc_object *o, void *userdata) {
                 enqueue_key(c, koc_object_get_key(o), false);
 }
 
+static void controller_synced(koc_controller *c);
+
 static void primary_synced(void *userdata) {
         koc_controller *c = userdata;
         koc_log_info(LOG, "controller=%s cache synced objects=%zu", c->name,
                      koc__store_count(koc__informer_get_store(c->primary)));
+        controller_synced(c);
 }
 
 static const koc_informer_handler primary_handler = {
@@ -223,10 +226,16 @@ static void source_delete(koc_object *o, void *userdata) {
         source_event(userdata, o);
 }
 
+static void source_synced(void *userdata) {
+        source *s = userdata;
+        controller_synced(s->c);
+}
+
 static const koc_informer_handler source_handler = {
         .on_add = source_add,
         .on_update = source_update,
         .on_delete = source_delete,
+        .on_synced = source_synced,
 };
 
 /* --- predicates -------------------------------------------------------------------- */
@@ -522,22 +531,113 @@ static int start_workers(koc_controller *c) {
 
 /* --- leadership (manager runnable) and shutdown ------------------------------------- */
 
+/* Workers take keys from here on: the queue is filled from the cache. */
+static void activate(koc_controller *c, uint64_t term) {
+        atomic_store(&c->term, term);
+        atomic_fetch_add(&c->epoch, 1);
+        atomic_store(&c->active, true);
+        fill_from_cache(c);
+        koc_log_info(LOG, "controller=%s started term=%" PRIu64 " queued=%zu synced=%d", c->name,
+                     term, koc__workqueue_len(c->q), koc_controller_has_synced(c) ? 1 : 0);
+}
+
+static void sync_wait_stop(koc_controller *c) {
+        c->start_pending = false;
+        if (c->sync_wait_timer)
+                (void)sd_event_source_set_enabled(c->sync_wait_timer, SD_EVENT_OFF);
+}
+
+/* Calls the synced handlers not called yet (loop thread). */
+static void notify_synced(koc_controller *c) {
+        for (size_t i = 0; i < c->n_synced_handlers; i++) {
+                synced_handler *h = &c->synced_handlers[i];
+                if (h->called)
+                        continue;
+                h->called = true;
+                h->fn(c, h->userdata);
+        }
+}
+
+/* An informer of the controller listed: once all of them have, the synced
+ * handlers run and a start that waited for the cache goes ahead. */
+static void controller_synced(koc_controller *c) {
+        if (c->sync_done || !koc_controller_has_synced(c))
+                return;
+        c->sync_done = true;
+        koc_log_info(LOG, "controller=%s all caches synced informers=%zu", c->name,
+                     c->n_sources + 1);
+        notify_synced(c);
+        if (c->start_pending && atomic_load(&c->epoch) == c->pending_epoch) {
+                koc_log_info(LOG, "controller=%s caches synced after %.3fs: starting workers",
+                             c->name,
+                             (double)(koc_now_boottime_usec() - c->wait_since) / 1e6);
+                uint64_t term = c->pending_term;
+                sync_wait_stop(c);
+                activate(c, term);
+        }
+}
+
+/* Said while a leading controller waits for an informer that does not list
+ * (the informer says why its lists fail; this says what it holds up). */
+#define SYNC_WAIT_REPORT_USEC (30 * KOC_USEC_PER_SEC)
+
+static int on_sync_wait(sd_event_source *s, uint64_t usec, void *userdata) {
+        koc_controller *c = userdata;
+        if (!c->start_pending)
+                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        (void)sd_event_source_set_time_relative(s, SYNC_WAIT_REPORT_USEC);
+        koc_informer *waiting = koc__informer_has_synced(c->primary) ? NULL : c->primary;
+        for (size_t i = 0; !waiting && i < c->n_sources; i++)
+                if (!koc__informer_has_synced(c->sources[i]->inf))
+                        waiting = c->sources[i]->inf;
+        if (!waiting)
+                return 0; /* synced: controller_synced() runs from the informer */
+        const char *ns = koc__informer_get_namespace(waiting);
+        koc_log_warn(LOG,
+                     "controller=%s leading for %.0fs but not reconciling: the cache of %s "
+                     "(namespace %s) has not listed yet (workers start on a synced cache)",
+                     c->name, (double)(koc_now_boottime_usec() - c->wait_since) / 1e6,
+                     koc__informer_get_resource(waiting)->resource, ns ? ns : "all");
+        return 0;
+}
+
 static int on_start(koc_manager *m, uint64_t term, void *userdata) {
         koc_controller *c = userdata;
         int r = start_workers(c);
         if (r < 0)
                 return r;
-        atomic_store(&c->term, term);
-        atomic_fetch_add(&c->epoch, 1);
-        atomic_store(&c->active, true);
-        fill_from_cache(c);
-        koc_log_info(LOG, "controller=%s started term=%" PRIu64 " queued=%zu", c->name, term,
-                     koc__workqueue_len(c->q));
+        /* A shared informer may have listed before this controller was
+         * registered on it: no on_synced then. */
+        controller_synced(c);
+        if (c->sync_done || c->start_before_synced) {
+                activate(c, term);
+                return 0;
+        }
+        /* A reconcile that lists the cache must not see a partial one: the
+         * workers wait for every informer to list once. */
+        c->start_pending = true;
+        c->pending_term = term;
+        c->pending_epoch = atomic_load(&c->epoch);
+        c->wait_since = koc_now_boottime_usec();
+        if (!c->sync_wait_timer &&
+            sd_event_add_time_relative(koc_manager_get_event(c->m), &c->sync_wait_timer,
+                                       CLOCK_BOOTTIME, SYNC_WAIT_REPORT_USEC, 0, on_sync_wait,
+                                       c) < 0)
+                c->sync_wait_timer = NULL;
+        if (c->sync_wait_timer) {
+                /* Repeating: each run moves it on by the interval. */
+                (void)sd_event_source_set_time_relative(c->sync_wait_timer,
+                                                        SYNC_WAIT_REPORT_USEC);
+                (void)sd_event_source_set_enabled(c->sync_wait_timer, SD_EVENT_ON);
+        }
+        koc_log_info(LOG, "controller=%s leading term=%" PRIu64 ": waiting for caches to sync",
+                     c->name, term);
         return 0;
 }
 
 static void on_stop(koc_manager *m, koc_leader_reason reason, void *userdata) {
         koc_controller *c = userdata;
+        sync_wait_stop(c);
         atomic_store(&c->active, false);
         atomic_fetch_add(&c->epoch, 1);
         koc__workqueue_clear(c->q);
@@ -796,6 +896,12 @@ static koc_controller *controller_free(koc_controller *c) {
         if (c->check_added)
                 koc_probes_remove_check(koc_manager_get_probes(c->m), check);
         sd_event_source_disable_unref(c->resync_timer);
+        sd_event_source_disable_unref(c->sync_wait_timer);
+        sd_event_source_disable_unref(c->synced_defer);
+        for (size_t i = 0; i < c->n_synced_handlers; i++)
+                if (c->synced_handlers[i].destroy)
+                        c->synced_handlers[i].destroy(c->synced_handlers[i].userdata);
+        free(c->synced_handlers);
         if (c->primary) {
                 koc__informer_remove_handlers(c->primary, c);
                 koc__informer_unref(c->primary);
@@ -866,6 +972,7 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
         c->n_workers = o->workers ? o->workers : 1;
         c->resync_usec = o->resync_period_usec;
         c->timeout_usec = o->reconcile_timeout_usec;
+        c->start_before_synced = o->start_before_synced;
         c->informer_opts = (koc_informer_opts){.list_mode = o->list_mode,
                                                .metadata_only = o->metadata_only,
                                                .max_list_objects = o->max_list_objects,
@@ -1002,6 +1109,34 @@ KOC_EXPORT int koc_controller_watches_sized(koc_controller *c, size_t res_size,
                                      c ? c->name : "");
         return add_source(c, res_size, res, label_selector, SOURCE_WATCHES, map, userdata, destroy,
                           err);
+}
+
+static int on_synced_defer(sd_event_source *s, void *userdata) {
+        koc_controller *c = userdata;
+        c->synced_defer = sd_event_source_disable_unref(c->synced_defer);
+        notify_synced(c);
+        return 0;
+}
+
+KOC_EXPORT int koc_controller_on_synced(koc_controller *c, koc_controller_synced_t fn,
+                                        void *userdata, koc_destroy_t destroy) {
+        if (!c || !fn)
+                return -EINVAL;
+        synced_handler *n = realloc(c->synced_handlers, (c->n_synced_handlers + 1) * sizeof *n);
+        if (!n)
+                return -ENOMEM;
+        c->synced_handlers = n;
+        /* Already synced: called from the loop, never from inside this call. */
+        if (c->sync_done && !c->synced_defer) {
+                int r = sd_event_add_defer(koc_manager_get_event(c->m), &c->synced_defer,
+                                           on_synced_defer, c);
+                if (r < 0) {
+                        c->synced_defer = NULL;
+                        return r;
+                }
+        }
+        n[c->n_synced_handlers++] = (synced_handler){fn, userdata, destroy, false};
+        return 0;
 }
 
 KOC_EXPORT int koc_controller_add_predicate(koc_controller *c, koc_predicate_t fn, void *userdata,

@@ -37,7 +37,11 @@
  * reads cancelled, and its writes are refused.  Each reconcile is bracketed by
  * koc_manager_work_begin()/end(), so the shutdown drain waits for running
  * reconciles (within its budget) before the Lease is released.  A readiness
- * check "cache-sync-NAME" fails until the informers have listed once.
+ * check "cache-sync-NAME" fails until the informers have listed once, and
+ * workers start only then (as controller-runtime's WaitForCacheSync), also
+ * on a successor that becomes leader before its caches are warm:
+ * koc_controller_on_synced() says when; the option start_before_synced
+ * starts them at once, with the danger its comment says.
  *
  * The queue follows client-go's rate-limited work queue: a key is queued once
  * however often it changes, never handed to two workers at a time, a change
@@ -68,7 +72,7 @@
  * be NULL), run when the controller (for indexes and the transform: its
  * cache) is freed, and not when the registration fails.
  *
- * Threads: koc_controller_new, _owns, _watches, _add_* and _unref on the loop
+ * Threads: koc_controller_new, _owns, _watches, _add_*, _on_synced and _unref on the loop
  * thread, before koc_manager_run(); the reconcile context's functions on the
  * worker thread running that reconcile; koc_controller_ref_object, _list,
  * _list_index, _has_synced and _enqueue on any thread.
@@ -386,6 +390,22 @@ typedef struct koc_controller_options {
          * is retried with backoff. */
         size_t max_list_objects;
         uint64_t max_list_bytes;
+        /* By default (false) the workers of a leading controller start only
+         * once every informer of the controller (the primary's and those of
+         * owns() and watches()) has listed once, on start and on becoming
+         * leader; a warm standby whose caches have synced starts at once.
+         * true starts them as soon as this replica leads, while the first
+         * lists may still be arriving (seconds at tens of thousands of
+         * objects): a reconcile then sees a partial cache, and one that
+         * lists the cache to find orphans or count children takes objects
+         * still on their way for missing, and can delete what it should
+         * keep.  Only for reconcilers that never read anything but their
+         * own object from the cache.  With the default, an informer that
+         * cannot list (its resource or scope not allowed by RBAC: a
+         * watches() informer lists all namespaces) holds the workers back;
+         * the readiness check "cache-sync-NAME" fails and a warn line every
+         * 30 s names the resource. */
+        bool start_before_synced;
 } koc_controller_options;
 
 /* Fills o with the defaults (o_size bytes; newer fields zero).  Like every
@@ -445,8 +465,21 @@ KOC_EXPORT int koc_controller_set_transform(koc_controller *c, koc_transform_t f
                                             koc_destroy_t destroy);
 
 KOC_EXPORT const char *koc_controller_get_name(koc_controller *c);
+/* True once every informer of the controller (primary, owned, watched) has
+ * listed once; any thread. */
 KOC_EXPORT bool koc_controller_has_synced(koc_controller *c);
-/* Enqueues a key (loop thread or any thread); dropped when not leading. */
+/* Calls fn on the loop thread, once, when koc_controller_has_synced()
+ * becomes true (after the readiness check "cache-sync-NAME" passes, before
+ * the workers of a leading controller start).  Registered after that, fn
+ * runs from the loop soon after, never from inside this call.  destroy (may
+ * be NULL) runs on userdata when the controller is freed.  Loop thread;
+ * -EINVAL without c or fn. */
+typedef void (*koc_controller_synced_t)(koc_controller *c, void *userdata);
+KOC_EXPORT int koc_controller_on_synced(koc_controller *c, koc_controller_synced_t fn,
+                                        void *userdata, koc_destroy_t destroy);
+/* Enqueues a key (loop thread or any thread); dropped when not leading, and
+ * while a leading controller waits for its caches to sync (the queue is
+ * filled from the cache when they have). */
 KOC_EXPORT int koc_controller_enqueue(koc_controller *c, const char *namespace_, const char *name);
 
 /* Reads of the primary cache, any thread.  koc_controller_ref_object

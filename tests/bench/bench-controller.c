@@ -206,7 +206,6 @@ static int cmd_touch(const struct opts *o) {
 
 struct bench {
         koc_controller *controller;
-        sd_event_source *sync_timer;
         bool write;
         char done_annotation[128]; /* "bench/done-LEASE": each run writes its own */
         long expect;
@@ -268,14 +267,8 @@ static koc_result reconcile(koc_reconcile_context *ctx, void *userdata) {
         return koc_result_done();
 }
 
-static int on_sync_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct bench *b = userdata;
-        if (koc_controller_has_synced(b->controller)) {
-                emit("event=synced");
-                return sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        }
-        (void)sd_event_source_set_time(s, usec + 1000);
-        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+static void on_synced(koc_controller *c, void *userdata) {
+        emit("event=synced");
 }
 
 static void on_started(koc_manager *m, uint64_t term, void *userdata) {
@@ -323,10 +316,8 @@ static int cmd_replica(const struct opts *o) {
                 fprintf(stderr, "bench-controller: %s\n", err.message);
                 return 1;
         }
-        sd_event_add_time_relative(koc_manager_get_event(m), &b.sync_timer, CLOCK_BOOTTIME, 1000, 0,
-                                   on_sync_timer, &b);
+        (void)koc_controller_on_synced(b.controller, on_synced, NULL, NULL);
         r = koc_manager_run(m);
-        sd_event_source_disable_unref(b.sync_timer);
         koc_controller_unref(b.controller);
         koc_manager_unref(m);
         free(b.done);

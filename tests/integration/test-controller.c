@@ -88,6 +88,15 @@ struct env {
         unsigned watches;
         uint16_t health_port;
         bool synced_before_run;
+        /* koc_controller_on_synced: calls (under lock), the one registered
+         * from inside the first call, destroys, and reconciles that ran
+         * before the first call. */
+        int synced_calls;
+        int late_synced_calls;
+        int synced_destroys;
+        int reconciles_before_synced;
+        int synced_early;
+        int late_register_rc;
         int stuck_starts;
         int stuck_write;
         char stuck_log[1024];
@@ -329,6 +338,10 @@ static void run_case(env *e, const case_opts *o) {
 
 static koc_result crud_reconcile(env *e, koc_reconcile_context *ctx) {
         const cJSON *obj = koc_reconcile_get_object(ctx);
+        pthread_mutex_lock(&e->lock);
+        if (e->synced_calls == 0)
+                e->reconciles_before_synced++;
+        pthread_mutex_unlock(&e->lock);
         note(e, koc_reconcile_get_key(ctx), obj ? data_value(obj) : "<deleted>");
         return koc_result_done();
 }
@@ -348,6 +361,40 @@ static long readyz(env *e, const char *check) {
         curl_easy_cleanup(h);
         free(b.data);
         return code;
+}
+
+static void crud_late_synced(koc_controller *c, void *userdata) {
+        env *e = userdata;
+        pthread_mutex_lock(&e->lock);
+        e->late_synced_calls++;
+        pthread_cond_broadcast(&e->cond);
+        pthread_mutex_unlock(&e->lock);
+}
+
+static void crud_synced_destroy(void *userdata) {
+        env *e = userdata;
+        e->synced_destroys++;
+}
+
+/* On the loop thread, once: registers another handler, which the loop then
+ * calls too (the controller has synced already). */
+static void crud_synced(koc_controller *c, void *userdata) {
+        env *e = userdata;
+        int r = koc_controller_on_synced(c, crud_late_synced, e, crud_synced_destroy);
+        pthread_mutex_lock(&e->lock);
+        e->synced_calls++;
+        e->synced_early += !koc_controller_has_synced(c);
+        e->late_register_rc = r;
+        pthread_mutex_unlock(&e->lock);
+}
+
+static void crud_setup(env *e) {
+        assert_int_equal(koc_controller_on_synced(e->c, NULL, NULL, NULL), -EINVAL);
+        assert_int_equal(koc_controller_on_synced(e->c, crud_synced, e, crud_synced_destroy), 0);
+}
+
+static bool late_synced_called(env *e, const void *arg) {
+        return e->late_synced_calls > 0;
 }
 
 static const char *crud_driver(env *e) {
@@ -372,6 +419,8 @@ static const char *crud_driver(env *e) {
                 return "not synced";
         if (readyz(e, "cache-sync-crud") != 200)
                 return "the cache-sync readiness check fails after the sync";
+        if (!wait_until(e, late_synced_called, NULL))
+                return "a synced handler registered after the sync was not called";
         return NULL;
 }
 
@@ -382,9 +431,17 @@ static void test_create_update_delete(void **state) {
         run_case(&e, &(case_opts){.ns = "ctrl-crud",
                                   .name = "crud",
                                   .label_selector = "test=crud",
+                                  .setup = crud_setup,
                                   .after = crud_after});
         assert_int_equal(e.run_result, 0);
         assert_false(e.synced_before_run);
+        /* Each handler once, no reconcile before the first, both destroyed. */
+        assert_int_equal(e.synced_calls, 1);
+        assert_int_equal(e.synced_early, 0);
+        assert_int_equal(e.late_register_rc, 0);
+        assert_int_equal(e.late_synced_calls, 1);
+        assert_int_equal(e.reconciles_before_synced, 0);
+        assert_int_equal(e.synced_destroys, 2);
 }
 
 static void crud_after(env *e) {

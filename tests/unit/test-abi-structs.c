@@ -386,6 +386,17 @@ static void test_controller_options_and_resource_sizes(void **state) {
         assert_canary(g.after, sizeof g.after);
         assert_int_equal(koc_controller_options_init_sized(2, (koc_controller_options *)&g.o),
                          -EINVAL);
+        /* The newest field's zero is the default: workers wait for the
+         * caches (an older program, which lacks the field, gets that too). */
+        koc_controller_options cur;
+        memset(&cur, 0xff, sizeof cur);
+        assert_int_equal(koc_controller_options_init(&cur), 0);
+        assert_false(cur.start_before_synced);
+        assert_int_equal(offsetof(koc_controller_options, start_before_synced) +
+                                 sizeof cur.start_before_synced,
+                         offsetof(koc_controller_options, max_list_bytes) +
+                                         sizeof cur.max_list_bytes +
+                                         sizeof cur.start_before_synced);
 
         /* A resource without the fields after the plural. */
         struct {

@@ -50,6 +50,9 @@ static void make_controller(koc_manager **ret_m, koc_controller **ret_c) {
         o.name = "fence";
         o.resource = configmaps;
         o.reconcile = never;
+        /* No server: the cache never lists, and the fencing rule is about
+         * a started controller. */
+        o.start_before_synced = true;
         if (koc_controller_new(*ret_m, &o, ret_c, &err) < 0)
                 fail_msg("controller: %s", err.message);
 }
