@@ -402,7 +402,8 @@ typedef struct koc_controller_options {
          * keep.  Only for reconcilers that never read anything but their
          * own object from the cache.  With the default, an informer that
          * cannot list (its resource or scope not allowed by RBAC: a
-         * watches() informer lists all namespaces) holds the workers back;
+         * controller without a namespace lists every namespace) holds the
+         * workers back;
          * the readiness check "cache-sync-NAME" fails and a warn line every
          * 30 s names the resource. */
         bool start_before_synced;
