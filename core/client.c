@@ -632,7 +632,12 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userdata) {
 
         if (timeout_ms < 0)
                 return sd_event_source_set_enabled(c->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
-        uint64_t at = koc_now_boottime_usec() + (uint64_t)timeout_ms * KOC_USEC_PER_MSEC;
+        /* 0 ms is "as soon as possible" (curl asks it for every new request):
+         * a time already past, so the loop's next iteration runs it instead
+         * of waiting for the timer's millisecond accuracy window. */
+        uint64_t at = timeout_ms == 0 ? 1
+                                      : koc_now_boottime_usec() +
+                                                (uint64_t)timeout_ms * KOC_USEC_PER_MSEC;
         if (sd_event_source_set_time(c->timer, at) < 0 ||
             sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT) < 0)
                 return -1;
