@@ -124,7 +124,7 @@ static void merged_free(kc_merged *m) {
                 free(c->ca);
                 free(c->ca_data);
                 free(c->tls_server_name);
-                free(c->proxy_url);
+                free_secret(c->proxy_url); /* may carry a proxy password */
                 cJSON_Delete(c->exec_extension);
         }
         for (size_t i = 0; i < m->n_users; i++) {
@@ -1181,7 +1181,18 @@ static int set_proxy(koc_cluster_config *cfg, const kc_file *f, const char *fiel
         CURLUcode uc = curl_url_set(u, CURLUPART_URL, proxy, CURLU_NON_SUPPORT_SCHEME);
         if (uc == CURLUE_OK)
                 uc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+        char *password = NULL;
+        bool has_password = uc == CURLUE_OK &&
+                            curl_url_get(u, CURLUPART_PASSWORD, &password, 0) == CURLUE_OK &&
+                            password && *password;
+        if (password)
+                curl_free(password);
         curl_url_cleanup(u);
+        if (has_password && strcmp(scheme, "https") != 0)
+                koc_log_warn("config",
+                             "%s: %s: the proxy's password is sent unencrypted over %s:// "
+                             "(use an https:// proxy)",
+                             f->path, field, scheme);
         if (uc != CURLUE_OK || !host || !*host)
                 return koc_error_set(err, -EINVAL, "%s: %s: not a valid %s:// URL%s%s", f->path,
                                      field, scheme, uc != CURLUE_OK ? ": " : "",

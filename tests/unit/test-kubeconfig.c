@@ -1232,6 +1232,38 @@ static void test_proxy_url(void **state) {
                          -ENOTSUP);
         assert_null(strstr(err.message, "hunter2"));
 
+        /* A proxy password over a plain proxy is warned about (once, naming
+         * the file and field, never quoting it); over https it is not. */
+        static const struct {
+                const char *url;
+                bool warns;
+        } pw[] = {
+                {"http://u:hunter2@127.0.0.1:3128", true},
+                {"socks5://u:hunter2@127.0.0.1:1080", true},
+                {"https://u:hunter2@127.0.0.1:8443", false},
+                {"http://u@127.0.0.1:3128", false},
+        };
+        for (size_t i = 0; i < sizeof pw / sizeof pw[0]; i++) {
+                struct all_warnings w = {0};
+                write_file("proxy-pw.yaml",
+                           HEAD USERS "clusters: [{name: k, cluster: {server: 'https://h:1', "
+                                      "proxy-url: '%s'}}]\n",
+                           pw[i].url);
+                assert_int_equal(chmod(path_of("proxy-pw.yaml"), 0600), 0);
+                koc_log_set_handler(capture_all, &w, NULL);
+                cfg = load_ok(path_of("proxy-pw.yaml"), NULL);
+                koc_log_set_handler(NULL, NULL, NULL);
+                koc_cluster_config_unref(cfg);
+                assert_null(strstr(w.text, "hunter2"));
+                if (pw[i].warns) {
+                        assert_non_null(strstr(w.text, "clusters[0].cluster.proxy-url: the proxy's "
+                                                       "password is sent unencrypted"));
+                        assert_non_null(strstr(w.text, path_of("proxy-pw.yaml")));
+                } else {
+                        assert_null(strstr(w.text, "unencrypted"));
+                }
+        }
+
         /* disable-compression is honoured (no Accept-Encoding). */
         write_file("nogzip.yaml", HEAD USERS
                    "clusters: [{name: k, cluster: {server: 'https://h:1', "
