@@ -9,7 +9,9 @@
  *   server-side timeout of 5 to 10 minutes; every event's (and bookmark's)
  *   resourceVersion becomes the resume point;
  * - a watch that ends or fails is resumed from the last seen resourceVersion;
- *   410 Gone/Expired (an ERROR event or the watch's HTTP status) re-lists;
+ *   410 Gone/Expired (an ERROR event or the watch's HTTP status) re-lists,
+ *   at once the first time, and after a backoff (with a warn line) when
+ *   410s come again with no watch event between them;
  * - failures back off 800 ms doubling to 30 s with jitter; the backoff starts
  *   again from 800 ms after two quiet minutes without a failure.  Every
  *   rejected answer (an error status, a body that is not JSON or is cut or
@@ -59,6 +61,7 @@ typedef enum koc_reflector_reject {
         KOC_REFLECTOR_REJECT_ERROR_EVENT,   /* a watch ERROR event other than 410 */
         KOC_REFLECTOR_REJECT_CONTINUE_LOOP, /* a list's continue token came again */
         KOC_REFLECTOR_REJECT_LIST_TOO_LARGE, /* a list over its caps (objects, bytes, pages) */
+        KOC_REFLECTOR_REJECT_GONE,           /* 410 again with no watch event since the last */
         _KOC_REFLECTOR_REJECT_MAX,
 } koc_reflector_reject;
 const char *koc__reflector_reject_to_string(koc_reflector_reject r);
