@@ -197,8 +197,9 @@ static void relist_gone(koc__reflector_fsm *f, uint64_t now, const char *what,
                 return;
         }
         uint64_t d = next_backoff(f, now);
-        snprintf(f->msg, sizeof f->msg, "410 Gone %u times in a row with no watch event between%s%s",
-                 f->gone_streak, detail && *detail ? ": " : "", detail ? detail : "");
+        snprintf(f->msg, sizeof f->msg,
+                 "410 Gone %u times in a row with no watch event between%s%s", f->gone_streak,
+                 detail && *detail ? ": " : "", detail ? detail : "");
         reject(f, KOC_REFLECTOR_REJECT_GONE, what, 410, f->msg, d);
         schedule(f, true, d);
 }

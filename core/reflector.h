@@ -3,8 +3,9 @@
  * The list-and-watch component behind informers (client-go's Reflector):
  *
  * - a paginated list (limit 500, continue tokens; an expired continue token
- *   restarts the list), reported as list_begin, list_item for each object of
- *   every page, and list_end with the list's resourceVersion;
+ *   restarts the list), reported as list_begin (when the first request is
+ *   sent), list_item for each object of every page, and list_end with the
+ *   list's resourceVersion;
  * - then a watch from that resourceVersion with allowWatchBookmarks and a
  *   server-side timeout of 5 to 10 minutes; every event's (and bookmark's)
  *   resourceVersion becomes the resume point;
@@ -67,6 +68,9 @@ typedef enum koc_reflector_reject {
 const char *koc__reflector_reject_to_string(koc_reflector_reject r);
 
 typedef struct koc_reflector_handlers {
+        /* A list begins: its first request (or the streaming list's watch)
+         * is being sent.  Its snapshot is taken after this, so what the
+         * owner writes from here on may be newer than the list. */
         void (*list_begin)(void *userdata);
         /* object is the reflector's; kind and apiVersion are filled in from
          * the list's.  A negative errno abandons the list (-EFBIG: over a
