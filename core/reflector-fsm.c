@@ -183,11 +183,40 @@ static void list_rejected(koc__reflector_fsm *f, uint64_t now, koc_reflector_rej
         schedule(f, true, d);
 }
 
+/* A 410 (Gone, Expired): the resume point or the continue token is too old,
+ * and a re-list is the way on.  The first is re-listed at once, as
+ * client-go does; a 410 again with no watch event since (a server whose
+ * watches cannot start from what its own lists say) is said and backs off,
+ * since each turn lists everything again and, while the new list is staged,
+ * holds a second copy of the cache. */
+static void relist_gone(koc__reflector_fsm *f, uint64_t now, const char *what,
+                        const char *detail) {
+        if (f->gone_streak++ == 0) {
+                say(f, KOC_LOG_DEBUG, "410 Gone: listing again", 410, detail);
+                schedule(f, true, 0);
+                return;
+        }
+        uint64_t d = next_backoff(f, now);
+        snprintf(f->msg, sizeof f->msg,
+                 "410 Gone %u times in a row with no watch event between%s%s", f->gone_streak,
+                 detail && *detail ? ": " : "", detail ? detail : "");
+        reject(f, KOC_REFLECTOR_REJECT_GONE, what, 410, f->msg, d);
+        schedule(f, true, d);
+}
+
 /* --- starting requests ------------------------------------------------------------ */
 
+static void begin_list(koc__reflector_fsm *f);
+
+/* A list begins when its first request is sent, not when its first page
+ * arrives: the list's snapshot is taken at some point after the send, so the
+ * owner's own writes answered after it may be newer than what the list says
+ * (the store keeps those, see framework/controller/store.c). */
 static void start_list_page(koc__reflector_fsm *f) {
         f->state = KOC__REFLECTOR_LISTING;
         f->stats.list_requests++;
+        if (!f->continue_token)
+                begin_list(f);
         emit(f, KOC__REFLECTOR_ACT_REQUEST_PAGE)->continue_token = f->continue_token;
 }
 
@@ -195,6 +224,8 @@ static void start_watch(koc__reflector_fsm *f, uint64_t now, bool stream) {
         f->state = stream ? KOC__REFLECTOR_STREAMING : KOC__REFLECTOR_WATCHING;
         f->watch_started_at = now;
         f->watch_saw_event = false;
+        if (stream)
+                begin_list(f); /* a streaming list begins when sent, too */
         koc__reflector_action *a = emit(f, KOC__REFLECTOR_ACT_WATCH_START);
         a->stream = stream;
         /* A streaming list from the most recent state ("" and NotOlderThan:
@@ -336,9 +367,7 @@ static void on_page(koc__reflector_fsm *f, const koc__reflector_event *ev, uint6
         if (ev->error < 0 || ev->status != 200 || !ev->is_object) {
                 if (ev->status == 410 && f->continue_token) {
                         /* The continue token expired: list again from the start. */
-                        say(f, KOC_LOG_DEBUG, "list continue token expired: listing again",
-                            ev->status, NULL);
-                        schedule(f, true, 0);
+                        relist_gone(f, now, what, "the list's continue token expired");
                         return;
                 }
                 list_rejected(f, now, reject_reason(ev->status, ev->error), what, ev->status,
@@ -353,7 +382,6 @@ static void on_page(koc__reflector_fsm *f, const koc__reflector_event *ev, uint6
                               f->msg);
                 return;
         }
-        begin_list(f);
         const char *cont = ev->continue_token;
         if (cont && *cont) {
                 if (!token_first_time(f, cont)) {
@@ -410,13 +438,11 @@ static void on_stream_object(koc__reflector_fsm *f, const koc__reflector_event *
         case KOC_WATCH_ADDED:
         case KOC_WATCH_MODIFIED:
                 f->watch_saw_event = true;
-                begin_list(f);
                 if (ev->is_object)
                         on_item(f, now);
                 return;
         case KOC_WATCH_BOOKMARK:
                 f->watch_saw_event = true;
-                begin_list(f);
                 if (!ev->initial_events_end)
                         return;
                 f->state = KOC__REFLECTOR_WATCHING;
@@ -436,7 +462,7 @@ static void on_stream_end(koc__reflector_fsm *f, const koc__reflector_event *ev,
         if (ev->error_event) {
                 if (ev->status == 410) {
                         f->stats.relists_gone++;
-                        schedule(f, true, 0);
+                        relist_gone(f, now, "streaming list", ev->message);
                 } else if (auto_mode && is_refusal(ev->status))
                         stream_refused(f, ev->status, ev->message);
                 else
@@ -460,6 +486,7 @@ static void on_watch_object(koc__reflector_fsm *f, const koc__reflector_event *e
         if (ev->resource_version && *ev->resource_version)
                 (void)set_str(&f->rv, ev->resource_version);
         f->watch_saw_event = true;
+        f->gone_streak = 0; /* a watch that works: the next 410 re-lists at once */
         if (ev->watch_type != KOC_WATCH_BOOKMARK && ev->is_object)
                 emit(f, KOC__REFLECTOR_ACT_EMIT_EVENT)->watch_type = ev->watch_type;
 }
@@ -467,10 +494,8 @@ static void on_watch_object(koc__reflector_fsm *f, const koc__reflector_event *e
 /* A watch ended and its owner lets it go on. */
 static void on_resume(koc__reflector_fsm *f, const koc__reflector_event *ev, uint64_t now) {
         if (ev->status == 410) {
-                if (ev->error_event)
-                        say(f, KOC_LOG_DEBUG, "watch expired: re-listing", ev->status, NULL);
                 f->stats.relists_gone++;
-                schedule(f, true, 0);
+                relist_gone(f, now, "watch", ev->message);
                 return;
         }
         if (ev->error_event) {

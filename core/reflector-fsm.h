@@ -172,6 +172,7 @@ typedef struct koc__reflector_fsm {
         char *rv;
         uint64_t backoff, last_failure_at;
         bool fresh_connection; /* the next watch opens a new connection */
+        unsigned gone_streak;  /* 410s since the last watch event */
 
         /* The list in progress. */
         bool list_begun;

@@ -54,6 +54,7 @@ const char *koc__reflector_reject_to_string(koc_reflector_reject r) {
                 [KOC_REFLECTOR_REJECT_ERROR_EVENT] = "error_event",
                 [KOC_REFLECTOR_REJECT_CONTINUE_LOOP] = "continue_loop",
                 [KOC_REFLECTOR_REJECT_LIST_TOO_LARGE] = "list_too_large",
+                [KOC_REFLECTOR_REJECT_GONE] = "gone",
         };
         return (unsigned)r < _KOC_REFLECTOR_REJECT_MAX ? names[r] : "unknown";
 }

@@ -3,13 +3,16 @@
  * The list-and-watch component behind informers (client-go's Reflector):
  *
  * - a paginated list (limit 500, continue tokens; an expired continue token
- *   restarts the list), reported as list_begin, list_item for each object of
- *   every page, and list_end with the list's resourceVersion;
+ *   restarts the list), reported as list_begin (when the first request is
+ *   sent), list_item for each object of every page, and list_end with the
+ *   list's resourceVersion;
  * - then a watch from that resourceVersion with allowWatchBookmarks and a
  *   server-side timeout of 5 to 10 minutes; every event's (and bookmark's)
  *   resourceVersion becomes the resume point;
  * - a watch that ends or fails is resumed from the last seen resourceVersion;
- *   410 Gone/Expired (an ERROR event or the watch's HTTP status) re-lists;
+ *   410 Gone/Expired (an ERROR event or the watch's HTTP status) re-lists,
+ *   at once the first time, and after a backoff (with a warn line) when
+ *   410s come again with no watch event between them;
  * - failures back off 800 ms doubling to 30 s with jitter; the backoff starts
  *   again from 800 ms after two quiet minutes without a failure.  Every
  *   rejected answer (an error status, a body that is not JSON or is cut or
@@ -59,11 +62,15 @@ typedef enum koc_reflector_reject {
         KOC_REFLECTOR_REJECT_ERROR_EVENT,   /* a watch ERROR event other than 410 */
         KOC_REFLECTOR_REJECT_CONTINUE_LOOP, /* a list's continue token came again */
         KOC_REFLECTOR_REJECT_LIST_TOO_LARGE, /* a list over its caps (objects, bytes, pages) */
+        KOC_REFLECTOR_REJECT_GONE,           /* 410 again with no watch event since the last */
         _KOC_REFLECTOR_REJECT_MAX,
 } koc_reflector_reject;
 const char *koc__reflector_reject_to_string(koc_reflector_reject r);
 
 typedef struct koc_reflector_handlers {
+        /* A list begins: its first request (or the streaming list's watch)
+         * is being sent.  Its snapshot is taken after this, so what the
+         * owner writes from here on may be newer than the list. */
         void (*list_begin)(void *userdata);
         /* object is the reflector's; kind and apiVersion are filled in from
          * the list's.  A negative errno abandons the list (-EFBIG: over a

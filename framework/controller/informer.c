@@ -287,9 +287,10 @@ static const char *meta_rv(const cJSON *obj) {
                 cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "resourceVersion"));
 }
 
-static void delete_and_notify(koc_informer *inf, const char *key, cJSON *last) {
+/* rv: the deletion's resourceVersion, when known. */
+static void delete_and_notify(koc_informer *inf, const char *key, const char *rv, cJSON *last) {
         koc_object *old = NULL;
-        if (koc__store_delete(inf->store, key, &old) > 0) {
+        if (koc__store_delete_at(inf->store, key, rv, &old) > 0) {
                 /* Handlers see the object's final state when the event has it. */
                 koc_object *fin = NULL;
                 if (last && inf->opts.metadata_only)
@@ -324,7 +325,7 @@ void koc__informer_deliver(koc_informer *inf, koc_watch_event_type type, cJSON *
                 return;
         }
         tombstone_set(inf, key, meta_rv(obj));
-        delete_and_notify(inf, key, obj);
+        delete_and_notify(inf, key, meta_rv(obj), obj);
 }
 
 static void on_event(koc_watch_event_type type, cJSON *obj, void *userdata) {
@@ -562,12 +563,12 @@ void koc__informer_apply_write(koc_informer *inf, cJSON *obj) {
         if (!matches) {
                 /* The write moved the object out of this informer's view. */
                 if (cached)
-                        delete_and_notify(inf, key, NULL);
+                        delete_and_notify(inf, key, meta_rv(obj), NULL);
                 return;
         }
         upsert_and_notify(inf, obj);
 }
 
-void koc__informer_apply_delete(koc_informer *inf, const char *key) {
-        delete_and_notify(inf, key, NULL);
+void koc__informer_apply_delete(koc_informer *inf, const char *key, const char *rv) {
+        delete_and_notify(inf, key, rv, NULL);
 }

@@ -69,8 +69,10 @@ const char *koc__informer_get_namespace(koc_informer *inf); /* NULL: all */
 void koc__informer_apply_write(koc_informer *inf, cJSON *obj);
 /* The object with this key is gone (a DELETE answered with a Status, or
  * with an object that is not being deleted): removed from the cache, a
- * delete for the handlers when it was there. */
-void koc__informer_apply_delete(koc_informer *inf, const char *key);
+ * delete for the handlers when it was there.  rv: the deletion's
+ * resourceVersion (the answer's object's), NULL when the answer had none;
+ * a re-list in progress does not bring the object back (store.h). */
+void koc__informer_apply_delete(koc_informer *inf, const char *key, const char *rv);
 
 /* A watch event (ADDED, MODIFIED, DELETED), as the reflector delivers it;
  * for tests. */

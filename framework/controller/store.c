@@ -56,10 +56,26 @@ typedef struct entry_table {
         size_t size;
 } entry_table;
 
+/* A listed object.  shared: obj is the cached record itself (the list had
+ * the same resourceVersion and the same bytes), referenced rather than
+ * copied, and values were not computed (they are the cached entry's, or
+ * computed at the end if that entry changed meanwhile). */
 typedef struct staged_entry {
         koc_object *obj;
         struct koc_index_values *values;
+        bool shared;
 } staged_entry;
+
+/* A key this process deleted while a re-list was in progress (a DELETE's
+ * answer): the list's snapshot may predate the deletion and still hold it.
+ * gen: the store's generation at the deletion; rv: the deletion's
+ * resourceVersion ("" when the answer had none); uid: the deleted record's
+ * ("" when it was not cached). */
+typedef struct deleted_key {
+        uint64_t gen;
+        char *uid;
+        char rv[];
+} deleted_key;
 
 struct koc_store {
         pthread_rwlock_t lock;
@@ -78,6 +94,8 @@ struct koc_store {
         uint64_t list_gen;
         staged_entry *staged;
         size_t n_staged, staged_cap, staged_bytes;
+        size_t staged_copied; /* bytes of the staged records that are copies */
+        strmap deleted;       /* key -> deleted_key, while replacing */
 };
 
 /* --- objects ---------------------------------------------------------------------- */
@@ -364,6 +382,7 @@ static void values_free(koc_store *s, struct koc_index_values *values) {
 }
 
 static void staged_clear(koc_store *s);
+static void deleted_forget(koc_store *s, const char *key);
 
 koc_store *koc__store_free(koc_store *s) {
         if (!s)
@@ -424,6 +443,19 @@ int koc__store_add_index(koc_store *s, const char *name, koc_index_func_t fn, vo
                 return -ENOMEM;
         s->n_indexes++;
         return 0;
+}
+
+/* The one place the store orders resourceVersions (core's comparison):
+ * 1 when a is newer than b, 0 when not, -1 when they cannot be ordered. */
+static int rv_newer(const char *a, const char *b) {
+        switch (koc__rv_compare(a, b)) {
+        case KOC_RV_NEWER:
+                return 1;
+        case KOC_RV_UNORDERED:
+                return -1;
+        default:
+                return 0;
+        }
 }
 
 /* Lock held for writing.  Index maps: value -> (key -> record). */
@@ -543,7 +575,7 @@ int koc__store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret
                 const char *nrv = koc_object_get_resource_version(o);
                 /* Only an answer known to be older (or the same record)
                  * is skipped: one that cannot be ordered is taken. */
-                if (strcmp(orv, nrv) == 0 || koc__rv_compare(orv, nrv) == KOC_RV_NEWER) {
+                if (strcmp(orv, nrv) == 0 || rv_newer(orv, nrv) == 1) {
                         /* Not a write: the entry keeps its generation (a
                          * re-list in progress must not take a skipped
                          * answer for a write made after it began). */
@@ -559,14 +591,60 @@ int koc__store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret
         }
         koc_object_ref(o);
         r = store_commit(s, old, o, values, s->gen, ret_old);
+        if (r > 0 && s->replacing)
+                deleted_forget(s, key); /* written again since its deletion */
         if (r > 0 && ret_new)
                 *ret_new = koc_object_ref(o);
         koc_object_unref(o);
         return r;
 }
 
-int koc__store_delete(koc_store *s, const char *key, koc_object **ret_old) {
+static void deleted_clear(koc_store *s) {
+        size_t it;
+        for (strmap_entry *e = koc__strmap_first(&s->deleted, &it); e;
+             e = koc__strmap_next(&s->deleted, e, &it)) {
+                deleted_key *d = e->value;
+                free(d->uid);
+                free(d);
+        }
+        koc__strmap_clear(&s->deleted);
+}
+
+static void deleted_forget(koc_store *s, const char *key) {
+        deleted_key *d = koc__strmap_remove(&s->deleted, key);
+        if (d) {
+                free(d->uid);
+                free(d);
+        }
+}
+
+/* Notes a deletion made while a re-list is in progress.  Out of memory the
+ * note is lost, and the listed object may come back until the watch reports
+ * the deletion (as before the note existed). */
+static void deleted_note(koc_store *s, const char *key, const char *rv, const koc_object *old) {
+        rv = rv ? rv : "";
+        deleted_key *d = malloc(sizeof *d + strlen(rv) + 1);
+        if (!d)
+                return;
+        d->gen = s->gen;
+        strcpy(d->rv, rv);
+        d->uid = strdup(old ? koc_object_get_uid(old) : "");
+        void *prev = NULL;
+        if (!d->uid || koc__strmap_put(&s->deleted, key, d, &prev) < 0) {
+                free(d->uid);
+                free(d);
+                return;
+        }
+        if (prev) {
+                free(((deleted_key *)prev)->uid);
+                free(prev);
+        }
+}
+
+int koc__store_delete_at(koc_store *s, const char *key, const char *rv, koc_object **ret_old) {
         store_entry *e = table_find(&s->entries, key);
+        if (s->replacing)
+                deleted_note(s, key, rv, e ? e->obj : NULL);
         if (!e)
                 return 0;
         koc_object *o = e->obj;
@@ -583,6 +661,10 @@ int koc__store_delete(koc_store *s, const char *key, koc_object **ret_old) {
         return 1;
 }
 
+int koc__store_delete(koc_store *s, const char *key, koc_object **ret_old) {
+        return koc__store_delete_at(s, key, NULL, ret_old);
+}
+
 static void staged_clear(koc_store *s) {
         for (size_t i = 0; i < s->n_staged; i++) {
                 values_free(s, s->staged[i].values);
@@ -590,7 +672,8 @@ static void staged_clear(koc_store *s) {
         }
         free(s->staged);
         s->staged = NULL;
-        s->n_staged = s->staged_cap = s->staged_bytes = 0;
+        s->n_staged = s->staged_cap = s->staged_bytes = s->staged_copied = 0;
+        deleted_clear(s);
 }
 
 void koc__store_replace_begin(koc_store *s) {
@@ -602,6 +685,14 @@ void koc__store_replace_begin(koc_store *s) {
 void koc__store_replace_abort(koc_store *s) {
         staged_clear(s);
         s->replacing = false;
+}
+
+static bool same_record(const koc_object *a, const koc_object *b) {
+        return a == b ||
+               (a->json_len == b->json_len &&
+                strcmp(koc_object_get_resource_version(a), koc_object_get_resource_version(b)) ==
+                        0 &&
+                memcmp(a->data + a->json_off, b->data + b->json_off, a->json_len) == 0);
 }
 
 int koc__store_replace_add(koc_store *s, cJSON *obj) {
@@ -619,14 +710,26 @@ int koc__store_replace_add(koc_store *s, cJSON *obj) {
         int r = koc__store_make_object(s, obj, &o);
         if (r < 0)
                 return r;
+        /* Most objects of a re-list are what the cache holds already: those
+         * stage a reference to the cached record, so that a re-list does not
+         * hold a second copy of the cache until it ends. */
+        const store_entry *e = table_find(&s->entries, koc_object_get_key(o));
+        if (e && same_record(e->obj, o)) {
+                koc_object_unref(o);
+                s->staged[s->n_staged++] =
+                        (staged_entry){koc_object_ref(e->obj), NULL, s->n_indexes > 0};
+                s->staged_bytes += e->obj->json_len;
+                return 0;
+        }
         struct koc_index_values *values = NULL;
         r = compute_values(s, obj, &values);
         if (r < 0) {
                 koc_object_unref(o);
                 return r;
         }
-        s->staged[s->n_staged++] = (staged_entry){o, values};
+        s->staged[s->n_staged++] = (staged_entry){o, values, false};
         s->staged_bytes += o->json_len;
+        s->staged_copied += o->json_len;
         return 0;
 }
 
@@ -638,29 +741,46 @@ size_t koc__store_replace_bytes(koc_store *s) {
         return s->staged_bytes;
 }
 
+size_t koc__store_replace_copied_bytes(koc_store *s) {
+        return s->staged_copied;
+}
+
 /* The re-list is authoritative (client-go's Store.Replace): what it listed
  * replaces the cached record whatever their resourceVersions say (a server
  * restored from an etcd backup, or one that went back, lists objects older
  * than those cached), and what it did not list is removed.
  *
- * The one exception is read-your-own-writes: a record written while the list
- * was in progress (the answer of this process's own write, applied with the
- * list's generation, list_gen) may be newer than the list's snapshot.  It
- * stays when its resourceVersion orders after the listed object's, or, for a
- * key the list did not have, after the list's resourceVersion; the watch,
- * which starts from the list's resourceVersion, then reports it anyway.
- * resourceVersions that cannot be ordered (not decimal integers) give the
- * list the last word.  A record written before the list began (an older
- * generation) never outranks the list. */
+ * The exceptions are this process's own writes made while the list was in
+ * progress, that is since its first request was sent (replace_begin; the
+ * list's snapshot may be older than they are):
+ * - read-your-own-writes: a record written since (the answer of a write,
+ *   applied with the list's generation, list_gen) stays when its
+ *   resourceVersion orders after the listed object's, or, for a key the list
+ *   did not have, after the list's resourceVersion; the watch, which starts
+ *   from the list's resourceVersion, then reports it anyway.
+ *   resourceVersions that cannot be ordered (not decimal integers) give the
+ *   list the last word.  A record written before the list began (an older
+ *   generation) never outranks the list.
+ * - a deletion since (a DELETE's answer, deleted_note) is not undone by a
+ *   listed object unless that object is another one (another uid) or orders
+ *   after the deletion's resourceVersion (created again since).  When they
+ *   cannot be ordered (a Status answer has no resourceVersion), the deletion
+ *   wins, since it was answered after the list's request went out; if the
+ *   list saw the object re-created, the watch reports it again. */
 static bool written_since_list(koc_store *s, const store_entry *e, const char *than_rv) {
         return e->gen == s->list_gen &&
-               koc__rv_compare(koc_object_get_resource_version(e->obj), than_rv) == KOC_RV_NEWER;
+               rv_newer(koc_object_get_resource_version(e->obj), than_rv) == 1;
 }
 
-static bool same_record(const koc_object *a, const koc_object *b) {
-        return a->json_len == b->json_len &&
-               strcmp(koc_object_get_resource_version(a), koc_object_get_resource_version(b)) == 0 &&
-               memcmp(a->data + a->json_off, b->data + b->json_off, a->json_len) == 0;
+static bool deleted_since_list(koc_store *s, const koc_object *listed) {
+        const deleted_key *d = koc__strmap_get(&s->deleted, koc_object_get_key(listed));
+        if (!d || d->gen != s->list_gen)
+                return false;
+        const char *uid = koc_object_get_uid(listed);
+        if (*d->uid && *uid && strcmp(d->uid, uid) != 0)
+                return false; /* another object of the same name */
+        int newer = rv_newer(koc_object_get_resource_version(listed), d->rv);
+        return newer != 1;
 }
 
 void koc__store_replace_end(koc_store *s, const char *list_rv,
@@ -672,17 +792,33 @@ void koc__store_replace_end(koc_store *s, const char *list_rv,
         staged_entry *staged = s->staged;
         size_t n_staged = s->n_staged;
         s->staged = NULL;
-        s->n_staged = s->staged_cap = s->staged_bytes = 0;
+        s->n_staged = s->staged_cap = s->staged_bytes = s->staged_copied = 0;
 
         for (size_t i = 0; i < n_staged; i++) {
                 koc_object *o = staged[i].obj;
                 store_entry *e = table_find(&s->entries, koc_object_get_key(o));
-                if (e && ((e->gen != listed && written_since_list(s, e, koc_object_get_resource_version(o))) ||
-                          same_record(e->obj, o))) {
-                        e->gen = listed;
+                bool keep = e && ((e->gen != listed &&
+                                   written_since_list(s, e, koc_object_get_resource_version(o))) ||
+                                  same_record(e->obj, o));
+                if (keep || (!e && deleted_since_list(s, o))) {
+                        if (keep)
+                                e->gen = listed;
                         values_free(s, staged[i].values);
                         koc_object_unref(o);
                         continue;
+                }
+                /* A shared record whose cached entry changed meanwhile (an
+                 * own write, or a deletion the list outranks) needs its index
+                 * values again; out of memory it is left to the watch. */
+                if (staged[i].shared) {
+                        cJSON *j = NULL;
+                        if (koc_object_parse(o, &j) < 0 ||
+                            compute_values(s, j, &staged[i].values) < 0) {
+                                cJSON_Delete(j);
+                                koc_object_unref(o);
+                                continue;
+                        }
+                        cJSON_Delete(j);
                 }
                 koc_object *old = NULL;
                 koc_object_ref(o);
@@ -692,6 +828,7 @@ void koc__store_replace_end(koc_store *s, const char *list_rv,
                 koc_object_unref(o);
         }
         free(staged);
+        deleted_clear(s);
 
         /* What the list did not have; references, since each removal moves
          * slots and frees records.  The array grows geometrically: a re-list

@@ -52,8 +52,16 @@ int koc__store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret
                       koc_object **ret_new);
 /* Returns 1 and *ret_old (may be NULL) when the key was stored, else 0. */
 int koc__store_delete(koc_store *s, const char *key, koc_object **ret_old);
+/* The same for a deletion this process made (a DELETE's answer), with the
+ * deletion's resourceVersion when the answer had one (NULL: unknown).
+ * While a re-list is in progress the key is noted, so that the list, whose
+ * snapshot may predate the deletion, does not bring the object back (the
+ * rule is in store.c). */
+int koc__store_delete_at(koc_store *s, const char *key, const char *rv, koc_object **ret_old);
 
-/* A re-list (client-go's Store.Replace).  begin starts it; add stages each
+/* A re-list (client-go's Store.Replace).  begin starts it, when the list's
+ * first request is sent (writes and deletions answered after that may be
+ * newer than the list's snapshot); add stages each
  * listed object (transformed, with its index values; not visible to readers
  * yet); end makes the list the cache's content at once: a listed object
  * replaces the cached one even when its resourceVersion orders lower, and
@@ -62,7 +70,9 @@ int koc__store_delete(koc_store *s, const char *key, koc_object **ret_old);
  * the rule is in store.c).  changed() runs for each record added (old NULL)
  * or replaced, removed() for each removed one.  abort drops what was staged
  * (an abandoned list never reaches the cache); begin also drops an earlier
- * unfinished list.  The staging grows geometrically. */
+ * unfinished list.  The staging grows geometrically; a listed object with
+ * the same resourceVersion and bytes as the cached one is staged as a
+ * reference to the cached record, not a copy. */
 typedef struct koc_store_replace_handlers {
         void (*changed)(koc_object *old, koc_object *new_, void *userdata);
         void (*removed)(koc_object *old, void *userdata);
@@ -77,6 +87,8 @@ void koc__store_replace_end(koc_store *s, const char *list_rv,
 /* What is staged so far: objects, and bytes of their minified JSON. */
 size_t koc__store_replace_count(koc_store *s);
 size_t koc__store_replace_bytes(koc_store *s);
+/* ... of which bytes are new records (not references to cached ones). */
+size_t koc__store_replace_copied_bytes(koc_store *s);
 
 /* Any thread. */
 koc_object *koc__store_get(koc_store *s, const char *key);

@@ -62,7 +62,12 @@ static void apply_to(koc_controller *c, koc_informer *inf, write_call *call, cJS
         const cJSON *md = cJSON_GetObjectItemCaseSensitive(body, "metadata");
         bool deleting = cJSON_GetObjectItemCaseSensitive(md, "deletionTimestamp") != NULL;
         if (call->is_delete && (is_status || !cJSON_IsObject(body) || !deleting))
-                koc__informer_apply_delete(inf, call->key);
+                /* An object answer carries the deletion's resourceVersion. */
+                koc__informer_apply_delete(
+                        inf, call->key,
+                        is_status ? NULL
+                                  : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                                            md, "resourceVersion")));
         else if (!is_status && cJSON_IsObject(body))
                 koc__informer_apply_write(inf, body);
 }

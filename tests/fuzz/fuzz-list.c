@@ -14,7 +14,8 @@
  *   4    answer with 410 Gone (the text as the body);
  *   5    answer with a transport failure or a 500 (high bit);
  *   6    end the watch cleanly (resumed from the last resourceVersion);
- *   7    a write's answer applied by read-your-own-writes (the text).
+ *   7    a write's answer applied by read-your-own-writes (the text), or
+ *        with the high bit a DELETE's answer ("KEY" or "KEY RV").
  *
  * Checked after every step (informer-fuzz.c): the store holds exactly what
  * the pages of the last complete list and the later writes leave, get() by
@@ -62,8 +63,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         fuzz_watch_close(200, 0);
                         break;
                 case 7:
+                        /* This process's writes and deletions, answered
+                         * while a list is in progress. */
                         text = fuzz_take_text(&in, &len);
-                        fuzz_apply_write(inf, text, len);
+                        if (op & 0x80)
+                                fuzz_apply_delete(inf, text);
+                        else
+                                fuzz_apply_write(inf, text, len);
                         break;
                 }
                 free(text);

@@ -14,7 +14,8 @@
  *   0-3  a watch line (the text); while a list is in flight instead, the
  *        text answers it as a list page with 200;
  *   4    a write's answer applied by read-your-own-writes (the text);
- *   5    a deletion this process made, by key (the text);
+ *   5    a deletion this process made, by key (the text: "KEY" or "KEY RV",
+ *        RV the deletion's resourceVersion);
  *   6    the stream ends: clean, 410 Gone or a transport failure (high bits);
  *   7    a list page (when a list is in flight) or a watch line.
  *

@@ -14,6 +14,8 @@
 
 /* --- the stand-in client ----------------------------------------------------------- */
 
+static void model_list_sent(const char *query);
+
 static struct {
         sd_event *event;
         char client_token, request_token, watch_token;
@@ -74,6 +76,7 @@ int __wrap_koc_client_request_sized(koc_client *c, size_t spec_size, const koc_r
         if (!fake.request_query)
                 abort();
         fake.request_live = true;
+        model_list_sent(fake.request_query);
         fake.request_handler = handler;
         fake.request_userdata = userdata;
         *ret_request = (koc_request *)&fake.request_token;
@@ -187,6 +190,7 @@ typedef struct entry {
         char *key;
         char *ns;
         char *rv;
+        char *uid; /* "" when the object has none */
         uint64_t gen; /* the store's generation of its last write */
 } entry;
 
@@ -205,9 +209,12 @@ static struct {
          * progress (read-your-own-writes across a re-list). */
         uint64_t gen, list_gen;
         /* The list in progress: what it listed so far, in order, and the
-         * continue tokens it saw. */
+         * continue tokens it saw; the keys this process deleted since it
+         * began (key, rv: the deletion's, uid: the deleted entry's). */
         entry *staged;
         size_t n_staged;
+        entry *deleted;
+        size_t n_deleted;
         char **tokens;
         size_t n_tokens;
         char *cont; /* the continue token the next page must carry */
@@ -256,17 +263,16 @@ static entry *find(const char *key) {
         return NULL;
 }
 
-static void remove_at(size_t i) {
-        free(model.e[i].key);
-        free(model.e[i].ns);
-        free(model.e[i].rv);
-        model.e[i] = model.e[--model.n];
+static void entry_free(entry *e) {
+        free(e->key);
+        free(e->ns);
+        free(e->rv);
+        free(e->uid);
 }
 
-static void model_delete(const char *key) {
-        entry *e = find(key);
-        if (e)
-                remove_at((size_t)(e - model.e));
+static void remove_at(size_t i) {
+        entry_free(&model.e[i]);
+        model.e[i] = model.e[--model.n];
 }
 
 static pair *tomb_find(const char *key) {
@@ -299,12 +305,41 @@ static void tomb_drop(const char *key) {
 }
 
 static void add_entry(entry **arr, size_t *n, char *key, const char *ns, const char *rv,
-                      uint64_t gen) {
+                      const char *uid, uint64_t gen) {
         entry *a = realloc(*arr, (*n + 1) * sizeof *a);
         if (!a)
                 abort();
         *arr = a;
-        a[(*n)++] = (entry){key, xstrdup(ns ? ns : ""), xstrdup(rv ? rv : ""), gen};
+        a[(*n)++] = (entry){key, xstrdup(ns ? ns : ""), xstrdup(rv ? rv : ""),
+                            xstrdup(uid ? uid : ""), gen};
+}
+
+static entry *deleted_find(const char *key) {
+        for (size_t i = 0; i < model.n_deleted; i++)
+                if (strcmp(model.deleted[i].key, key) == 0)
+                        return &model.deleted[i];
+        return NULL;
+}
+
+static void deleted_forget(const char *key) {
+        entry *d = deleted_find(key);
+        if (!d)
+                return;
+        entry_free(d);
+        *d = model.deleted[--model.n_deleted];
+}
+
+/* The store's delete_at: while a list is in progress, the key is noted with
+ * the deletion's resourceVersion and the deleted entry's uid. */
+static void model_delete_at(const char *key, const char *rv) {
+        entry *e = find(key);
+        if (model.list_begun) {
+                deleted_forget(key);
+                add_entry(&model.deleted, &model.n_deleted, xstrdup(key), NULL, rv,
+                          e ? e->uid : NULL, model.gen);
+        }
+        if (e)
+                remove_at((size_t)(e - model.e));
 }
 
 /* The store's upsert with KOC_STORE_ONLY_NEWER: a stored record with the same
@@ -315,29 +350,35 @@ static void model_upsert(const cJSON *obj) {
                 return;
         const char *rv = str_field(meta(obj), "resourceVersion");
         const char *ns = str_field(meta(obj), "namespace");
+        const char *uid = str_field(meta(obj), "uid");
         entry *e = find(key);
         if (e) {
                 if (strcmp(e->rv, rv ? rv : "") != 0 &&
                     koc__rv_compare(e->rv, rv ? rv : "") != KOC_RV_NEWER) {
                         set(&e->rv, rv ? rv : "");
                         set(&e->ns, ns ? ns : "");
+                        set(&e->uid, uid ? uid : "");
                         e->gen = model.gen;
                 }
                 free(key);
                 return;
         }
-        add_entry(&model.e, &model.n, key, ns, rv, model.gen);
+        if (model.list_begun)
+                deleted_forget(key);
+        add_entry(&model.e, &model.n, key, ns, rv, uid, model.gen);
 }
 
 static void staged_clear(void) {
-        for (size_t i = 0; i < model.n_staged; i++) {
-                free(model.staged[i].key);
-                free(model.staged[i].ns);
-                free(model.staged[i].rv);
-        }
+        for (size_t i = 0; i < model.n_staged; i++)
+                entry_free(&model.staged[i]);
         free(model.staged);
         model.staged = NULL;
         model.n_staged = 0;
+        for (size_t i = 0; i < model.n_deleted; i++)
+                entry_free(&model.deleted[i]);
+        free(model.deleted);
+        model.deleted = NULL;
+        model.n_deleted = 0;
         for (size_t i = 0; i < model.n_tokens; i++)
                 free(model.tokens[i]);
         free(model.tokens);
@@ -363,11 +404,24 @@ static void model_stage(const cJSON *obj) {
         char *key = key_of(obj, false);
         if (key)
                 add_entry(&model.staged, &model.n_staged, key, str_field(meta(obj), "namespace"),
-                          str_field(meta(obj), "resourceVersion"), 0);
+                          str_field(meta(obj), "resourceVersion"), str_field(meta(obj), "uid"),
+                          0);
+}
+
+/* A key deleted since the list began stays deleted unless the listed
+ * object is another one (uid) or newer than the deletion. */
+static bool deleted_since_list(const entry *st) {
+        const entry *d = deleted_find(st->key);
+        if (!d || d->gen != model.list_gen)
+                return false;
+        if (*d->uid && *st->uid && strcmp(d->uid, st->uid) != 0)
+                return false;
+        return koc__rv_compare(st->rv, d->rv) != KOC_RV_NEWER;
 }
 
 /* The store's replace_end: the list is authoritative, except for records
- * written since the list began that are newer than it. */
+ * written since the list began that are newer than it, and keys deleted
+ * since it began. */
 static void model_replace(const char *list_rv) {
         uint64_t listed = ++model.gen;
         for (size_t i = 0; i < model.n_staged; i++) {
@@ -378,12 +432,16 @@ static void model_replace(const char *list_rv) {
                         e->gen = listed;
                         continue;
                 }
+                if (!e && deleted_since_list(st))
+                        continue;
                 if (e) {
                         set(&e->rv, st->rv);
                         set(&e->ns, st->ns);
+                        set(&e->uid, st->uid);
                         e->gen = listed;
                 } else
-                        add_entry(&model.e, &model.n, xstrdup(st->key), st->ns, st->rv, listed);
+                        add_entry(&model.e, &model.n, xstrdup(st->key), st->ns, st->rv, st->uid,
+                                  listed);
         }
         for (size_t i = 0; i < model.n;)
                 if (model.e[i].gen != listed &&
@@ -413,6 +471,16 @@ static void model_reset(void) {
 
 size_t fuzz_model_count(void) {
         return model.n;
+}
+
+/* A list request went out: the first page's begins the list (the store's
+ * replace_begin, when the request is sent). */
+static void model_list_sent(const char *query) {
+        if (strstr(query, "continue=") || model.list_begun)
+                return;
+        model.list_begun = true;
+        staged_clear();
+        model.list_gen = ++model.gen;
 }
 
 /* What the reflector does on a failed page, an expired watch or a re-list:
@@ -477,11 +545,6 @@ void fuzz_answer_list(int error, long status, const char *body, size_t len) {
         if (error < 0 || status != 200 || !cJSON_IsObject(j)) {
                 model_relist();
         } else {
-                if (!model.list_begun) {
-                        model.list_begun = true;
-                        staged_clear();
-                        model.list_gen = ++model.gen;
-                }
                 const cJSON *item;
                 cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(j, "items")) {
                         if (cJSON_IsObject(item))
@@ -553,7 +616,7 @@ void fuzz_watch_line(const char *line, size_t len) {
                 char *key = type == KOC_WATCH_BOOKMARK ? NULL : key_of(obj, true);
                 if (key && type == KOC_WATCH_DELETED) {
                         tomb_set(key, rv);
-                        model_delete(key);
+                        model_delete_at(key, rv);
                 } else if (key) {
                         tomb_drop(key);
                         model_upsert(obj);
@@ -595,7 +658,7 @@ void fuzz_apply_write(koc_informer *inf, const char *json, size_t len) {
                         /* Cannot be evaluated here. */
                 } else if (!label_matches(obj)) {
                         if (cached)
-                                model_delete(key);
+                                model_delete_at(key, rv);
                 } else
                         model_upsert(obj);
         }
@@ -605,9 +668,14 @@ void fuzz_apply_write(koc_informer *inf, const char *json, size_t len) {
         fuzz_run();
 }
 
+/* key: "KEY" or "KEY RV" (the deletion's resourceVersion). */
 void fuzz_apply_delete(koc_informer *inf, const char *key) {
-        model_delete(key);
-        koc__informer_apply_delete(inf, key);
+        char *k = xstrdup(key), *rv = strchr(k, ' ');
+        if (rv)
+                *rv++ = '\0';
+        model_delete_at(k, rv);
+        koc__informer_apply_delete(inf, k, rv);
+        free(k);
         fuzz_run();
 }
 

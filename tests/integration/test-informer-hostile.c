@@ -370,6 +370,114 @@ static void test_relist_is_authoritative(void **state) {
         server_stop();
 }
 
+/* --- own writes during a re-list ---------------------------------------------------- */
+
+/* The re-list's answer waits until the test has applied its own writes: they
+ * are answered after the list request went out, and the list's snapshot
+ * (resourceVersion 11) predates them. */
+static atomic_bool release_list;
+
+static void serve_slow_relist(int fd, bool watch, unsigned n, const char *q) {
+        if (!watch && n == 1) {
+                send_list(fd, "10", NULL, ITEM("a", "10", "old") "," ITEM("b", "10", "old"));
+        } else if (!watch) {
+                for (int i = 0; i < 500 && !atomic_load(&release_list); i++)
+                        usleep(10000); /* at most 5 s */
+                send_list(fd, "11", NULL, ITEM("a", "10", "old") "," ITEM("b", "10", "old"));
+        } else if (n == 1) {
+                watch_begin(fd);
+                watch_event(fd, "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"code\":410,"
+                                "\"reason\":\"Expired\",\"message\":\"too old\"}}");
+                watch_end(fd);
+        } else {
+                watch_begin(fd);
+                watch_hold(fd);
+        }
+}
+
+static bool relist_sent(void *p) {
+        (void)p;
+        return atomic_load(&srv.lists) >= 2;
+}
+
+static bool listed_twice(void *p) {
+        return stats_of(p).lists >= 2;
+}
+
+/* A write and a deletion of this process, answered after the re-list's
+ * request was sent and before its page arrived: the older listed objects
+ * neither replace the write nor bring the deleted object back. */
+static void test_own_writes_during_relist(void **state) {
+        seen s;
+        atomic_store(&release_list, false);
+        server_start(serve_slow_relist);
+        client_open();
+        informer_open(&s, NULL);
+        assert_true(run_until(relist_sent, NULL, 10 * KOC_USEC_PER_SEC));
+        assert_int_equal(stats_of(&s).lists, 1);
+        cJSON *w = cJSON_Parse(ITEM("a", "12", "mine"));
+        assert_non_null(w);
+        koc__informer_apply_write(s.inf, w);
+        cJSON_Delete(w);
+        koc__informer_apply_delete(s.inf, "ns/b", NULL); /* a Status answer */
+        assert_int_equal(s.deletes, 1);
+        atomic_store(&release_list, true);
+        assert_true(run_until(listed_twice, &s, 10 * KOC_USEC_PER_SEC));
+        char *rv = rv_of(&s, "ns/a");
+        koc_object *b = koc__store_get(koc__informer_get_store(s.inf), "ns/b");
+        print_message("after the re-list: a at %s, b %s\n", rv ? rv : "(none)",
+                      b ? "back" : "gone");
+        assert_string_equal(rv, "12");
+        free(rv);
+        assert_null(b);
+        koc_object_unref(b);
+        assert_int_equal(s.adds, 2); /* the first list's */
+        assert_int_equal(s.deletes, 1);
+        koc__informer_unref(s.inf);
+        client_close();
+        server_stop();
+}
+
+/* --- 410 again and again ------------------------------------------------------------- */
+
+/* Every watch ends at once with 410, as from a server whose watch cache
+ * cannot serve what its own lists say. */
+static void serve_gone_always(int fd, bool watch, unsigned n, const char *q) {
+        if (!watch) {
+                send_list(fd, "10", NULL, ITEM("a", "10", "x"));
+                return;
+        }
+        watch_begin(fd);
+        watch_event(fd, "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"code\":410,"
+                        "\"reason\":\"Expired\",\"message\":\"too old resource version\"}}");
+        watch_end(fd);
+}
+
+static void test_repeated_gone_backs_off(void **state) {
+        seen s;
+        server_start(serve_gone_always);
+        client_open();
+        informer_open(&s, NULL);
+        run_until(NULL, NULL, 2500 * KOC_USEC_PER_MSEC);
+        koc_reflector_stats st = stats_of(&s);
+        unsigned lists = atomic_load(&srv.lists);
+        print_message("2.5 s of 410s: %u lists, %u re-lists on 410, %.0f counted as gone\n", lists,
+                      st.relists_gone, rejected_metric("gone"));
+        /* At once after the first 410, then 0.8-1.6 s, then 1.6-3.2 s. */
+        assert_true(lists >= 2);
+        assert_true(lists <= 4);
+        assert_true(st.rejected[KOC_REFLECTOR_REJECT_GONE] >= 1);
+        assert_true(rejected_metric("gone") >= 1);
+        assert_true(count_warns("GET " PATH " (watch) reason=gone status=410") >= 1);
+        /* The cache holds the list's object through it all. */
+        char *rv = rv_of(&s, "ns/a");
+        assert_string_equal(rv, "10");
+        free(rv);
+        koc__informer_unref(s.inf);
+        client_close();
+        server_stop();
+}
+
 /* --- a watch event of an unknown type ---------------------------------------------- */
 
 static void serve_unknown_type(int fd, bool watch, unsigned n, const char *q) {
@@ -648,6 +756,8 @@ int main(void) {
                 cmocka_unit_test(test_list_object_cap),
                 cmocka_unit_test(test_list_byte_cap),
                 cmocka_unit_test(test_rejected_answers_said),
+                cmocka_unit_test(test_own_writes_during_relist),
+                cmocka_unit_test(test_repeated_gone_backs_off),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

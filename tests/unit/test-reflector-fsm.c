@@ -80,8 +80,9 @@ static void to_listing(koc__reflector_fsm *f) {
         assert_int_equal(f->actions[0].delay, 0);
         assert_int_equal(f->state, S(LIST_DUE));
         step(f, EV(TIMER));
-        expect(f, A(REQUEST_PAGE), END);
-        assert_null(f->actions[0].continue_token);
+        /* The list begins when its request is sent. */
+        expect(f, A(LIST_BEGIN), A(REQUEST_PAGE), END);
+        assert_null(f->actions[1].continue_token);
         assert_int_equal(f->state, S(LISTING));
 }
 
@@ -89,7 +90,7 @@ static void to_listing(koc__reflector_fsm *f) {
 static void to_watching(koc__reflector_fsm *f, const char *rv) {
         to_listing(f);
         step(f, PAGE(NULL, rv));
-        expect(f, A(LIST_BEGIN), A(DELIVER_PAGE), END);
+        expect(f, A(DELIVER_PAGE), END);
         step(f, EV(PAGE_DELIVERED));
         expect(f, A(LIST_END), A(WATCH_START), END);
         assert_string_equal(f->actions[0].resource_version, rv);
@@ -106,9 +107,9 @@ static void test_paginated_list_then_watch(void **state) {
         to_listing(&f);
         /* The next page's request goes out before this page is delivered. */
         step(&f, PAGE("c1", "5"));
-        expect(&f, A(LIST_BEGIN), A(REQUEST_PAGE), A(DELIVER_PAGE), END);
-        assert_string_equal(f.actions[1].continue_token, "c1");
-        assert_true(f.actions[2].defer);
+        expect(&f, A(REQUEST_PAGE), A(DELIVER_PAGE), END);
+        assert_string_equal(f.actions[0].continue_token, "c1");
+        assert_true(f.actions[1].defer);
         step(&f, EV(ITEM));
         expect(&f, A(DELIVER_ITEM), END);
         step(&f, EV(PAGE_DELIVERED));
@@ -150,10 +151,10 @@ static void test_continue_loop_abandoned(void **state) {
         /* The next list starts from scratch, with tokens it saw before. */
         now += 800 * MS;
         step(&f, EV(TIMER));
-        expect(&f, A(REQUEST_PAGE), END);
-        assert_null(f.actions[0].continue_token);
+        expect(&f, A(LIST_BEGIN), A(REQUEST_PAGE), END);
+        assert_null(f.actions[1].continue_token);
         step(&f, PAGE("c1", "5"));
-        expect(&f, A(LIST_BEGIN), A(REQUEST_PAGE), A(DELIVER_PAGE), END);
+        expect(&f, A(REQUEST_PAGE), A(DELIVER_PAGE), END);
         koc__reflector_fsm_done(&f);
 }
 
@@ -186,7 +187,7 @@ static void test_page_cap(void **state) {
         to_listing(&f);
         char token[32];
         step(&f, PAGE("t0", "5"));
-        expect(&f, A(LIST_BEGIN), A(REQUEST_PAGE), A(DELIVER_PAGE), END);
+        expect(&f, A(REQUEST_PAGE), A(DELIVER_PAGE), END);
         for (int i = 1; i < 1002; i++) {
                 step(&f, EV(PAGE_DELIVERED));
                 snprintf(token, sizeof token, "t%d", i);
@@ -212,8 +213,8 @@ static void test_expired_continue_relists_at_once(void **state) {
         assert_int_equal(f.stats.failures, 0);
         assert_int_equal(f.stats.rejected[KOC_REFLECTOR_REJECT_STATUS], 0);
         step(&f, EV(TIMER));
-        expect(&f, A(REQUEST_PAGE), END);
-        assert_null(f.actions[0].continue_token);
+        expect(&f, A(LIST_BEGIN), A(REQUEST_PAGE), END);
+        assert_null(f.actions[1].continue_token);
         koc__reflector_fsm_done(&f);
 }
 
@@ -226,13 +227,13 @@ static void test_backoff(void **state) {
         uint64_t want[] = {800 * MS, 1600 * MS, 3200 * MS, 5 * SEC, 5 * SEC};
         for (size_t i = 0; i < 5; i++) {
                 step(&f, EV(PAGE, .status = 500, .is_object = true, .message = "down"));
-                expect(&f, A(REJECT), A(CANCEL_REQUEST), A(TIMER), END);
+                expect(&f, A(REJECT), A(CANCEL_REQUEST), A(LIST_ABORT), A(TIMER), END);
                 assert_int_equal(f.actions[0].reason, KOC_REFLECTOR_REJECT_STATUS);
                 assert_string_equal(f.actions[0].what, "list");
                 assert_string_equal(f.actions[0].detail, "down");
-                assert_int_equal(f.actions[2].delay, want[i]);
+                assert_int_equal(f.actions[3].delay, want[i]);
                 assert_int_equal(f.actions[0].delay, want[i]);
-                now += f.actions[2].delay;
+                now += f.actions[3].delay;
                 step(&f, EV(TIMER));
         }
         /* Jitter: up to twice the base, never over the cap. */
@@ -334,7 +335,7 @@ static void test_watch_end_resume(void **state) {
         assert_null(f.rv);
         assert_int_equal(f.stats.relists_gone, 1);
         step(&f, EV(TIMER));
-        expect(&f, A(REQUEST_PAGE), END);
+        expect(&f, A(LIST_BEGIN), A(REQUEST_PAGE), END);
         koc__reflector_fsm_done(&f);
 }
 
@@ -370,7 +371,7 @@ static void test_watch_only(void **state) {
         /* 410: the single-object re-list, a watch without a resume point. */
         step(&f, EV(WATCH_END, .status = 410));
         step(&f, EV(RESUME, .status = 410));
-        expect(&f, A(TIMER), END);
+        expect(&f, A(LOG), A(TIMER), END);
         assert_int_equal(f.state, S(WATCH_DUE));
         step(&f, EV(TIMER));
         expect(&f, A(WATCH_START), END);
@@ -443,14 +444,14 @@ static void test_stream_list(void **state) {
         init(&f, (koc__reflector_fsm_config){.list_mode = KOC_REFLECTOR_LIST_AUTO});
         step(&f, EV(START));
         step(&f, EV(TIMER));
-        expect(&f, A(WATCH_START), END);
-        assert_true(f.actions[0].stream);
-        assert_null(f.actions[0].resource_version);
+        expect(&f, A(LIST_BEGIN), A(WATCH_START), END);
+        assert_true(f.actions[1].stream);
+        assert_null(f.actions[1].resource_version);
         assert_int_equal(f.state, S(STREAMING));
         step(&f, EV(WATCH_STARTED));
         assert_int_equal(f.stats.streams, 1);
         step(&f, OBJ(ADDED, "3"));
-        expect(&f, A(LIST_BEGIN), A(DELIVER_ITEM), END);
+        expect(&f, A(DELIVER_ITEM), END);
         step(&f, OBJ(ADDED, "4"));
         expect(&f, A(DELIVER_ITEM), END);
         step(&f, OBJ(BOOKMARK, "8"));
@@ -488,7 +489,7 @@ static void test_stream_fallback(void **state) {
         assert_true(f.stats.stream_unsupported);
         assert_int_equal(f.stats.lists_abandoned, 1);
         step(&f, EV(TIMER));
-        expect(&f, A(REQUEST_PAGE), END);
+        expect(&f, A(LIST_BEGIN), A(REQUEST_PAGE), END);
         koc__reflector_fsm_done(&f);
 
         /* 422 (the WatchList gate off) the same. */
@@ -496,7 +497,7 @@ static void test_stream_fallback(void **state) {
         step(&f, EV(START));
         step(&f, EV(TIMER));
         step(&f, EV(WATCH_END, .status = 422, .message = "nope"));
-        expect(&f, A(LOG), A(TIMER), END);
+        expect(&f, A(LOG), A(LIST_ABORT), A(TIMER), END);
         assert_string_equal(f.actions[0].detail, "nope");
         assert_true(f.stats.stream_unsupported);
         koc__reflector_fsm_done(&f);
@@ -506,18 +507,18 @@ static void test_stream_fallback(void **state) {
         step(&f, EV(START));
         step(&f, EV(TIMER));
         step(&f, EV(WATCH_END, .status = 422, .message = "nope"));
-        expect(&f, A(REJECT), A(TIMER), END);
+        expect(&f, A(REJECT), A(LIST_ABORT), A(TIMER), END);
         assert_int_equal(f.actions[0].reason, KOC_REFLECTOR_REJECT_STATUS);
         assert_string_equal(f.actions[0].what, "streaming list");
-        assert_int_equal(f.actions[1].delay, 800 * MS);
+        assert_int_equal(f.actions[2].delay, 800 * MS);
         assert_false(f.stats.stream_unsupported);
         step(&f, EV(TIMER));
-        expect(&f, A(WATCH_START), END);
-        assert_true(f.actions[0].stream);
+        expect(&f, A(LIST_BEGIN), A(WATCH_START), END);
+        assert_true(f.actions[1].stream);
         /* 410 on the stream: again at once. */
         step(&f, EV(WATCH_END, .error_event = true, .status = 410));
-        expect(&f, A(TIMER), END);
-        assert_int_equal(f.actions[0].delay, 0);
+        expect(&f, A(LOG), A(LIST_ABORT), A(TIMER), END);
+        assert_int_equal(f.actions[2].delay, 0);
         assert_int_equal(f.stats.relists_gone, 1);
         koc__reflector_fsm_done(&f);
 }
@@ -539,6 +540,96 @@ static void test_stream_item_refused(void **state) {
         koc__reflector_fsm_done(&f);
 }
 
+/* A list begins when its first request is sent (not when its first page
+ * arrives), so that the owner's writes answered meanwhile count as made
+ * during the list; a list whose first request fails is abandoned. */
+static void test_list_begins_when_sent(void **state) {
+        koc__reflector_fsm f;
+        init(&f, (koc__reflector_fsm_config){0});
+        step(&f, EV(START));
+        step(&f, EV(TIMER));
+        expect(&f, A(LIST_BEGIN), A(REQUEST_PAGE), END);
+        assert_true(f.list_begun);
+        step(&f, EV(REQUEST_FAILED, .error = -ENOMEM));
+        expect(&f, A(LOG), A(CANCEL_REQUEST), A(LIST_ABORT), A(TIMER), END);
+        now += 800 * MS;
+        step(&f, EV(TIMER));
+        expect(&f, A(LIST_BEGIN), A(REQUEST_PAGE), END);
+        /* The pages after the first belong to the same list. */
+        step(&f, PAGE("c1", "5"));
+        expect(&f, A(REQUEST_PAGE), A(DELIVER_PAGE), END);
+        koc__reflector_fsm_done(&f);
+
+        /* A streaming list begins with its watch request. */
+        init(&f, (koc__reflector_fsm_config){.list_mode = KOC_REFLECTOR_LIST_STREAM});
+        step(&f, EV(START));
+        step(&f, EV(TIMER));
+        expect(&f, A(LIST_BEGIN), A(WATCH_START), END);
+        koc__reflector_fsm_done(&f);
+}
+
+/* A watch that ends with 410 right after every re-list: the first 410
+ * re-lists at once, the next ones (with no watch event between) are said
+ * and back off; a watch event makes the next 410 immediate again. */
+static void test_repeated_gone_backs_off(void **state) {
+        koc__reflector_fsm f;
+        init(&f, (koc__reflector_fsm_config){0});
+        to_watching(&f, "10");
+        uint64_t want[] = {0, 800 * MS, 1600 * MS, 3200 * MS};
+        for (size_t i = 0; i < 4; i++) {
+                koc__reflector_event gone = EV(WATCH_END, .error_event = true, .status = 410,
+                                               .message = "too old resource version");
+                step(&f, gone);
+                gone.type = KOC__REFLECTOR_EV_RESUME;
+                step(&f, gone);
+                if (i == 0) {
+                        expect(&f, A(LOG), A(TIMER), END);
+                        assert_int_equal(f.actions[0].level, KOC_LOG_DEBUG);
+                } else {
+                        expect(&f, A(REJECT), A(TIMER), END);
+                        assert_int_equal(f.actions[0].reason, KOC_REFLECTOR_REJECT_GONE);
+                        assert_string_equal(f.actions[0].what, "watch");
+                        assert_int_equal(f.actions[0].status, 410);
+                        assert_non_null(strstr(f.actions[0].detail, "too old resource version"));
+                        assert_int_equal(f.actions[0].delay, want[i]);
+                }
+                assert_int_equal(find(&f, A(TIMER))->delay, want[i]);
+                now += want[i];
+                step(&f, EV(TIMER));
+                expect(&f, A(LIST_BEGIN), A(REQUEST_PAGE), END);
+                step(&f, PAGE(NULL, "10"));
+                step(&f, EV(PAGE_DELIVERED));
+                expect(&f, A(LIST_END), A(WATCH_START), END);
+                step(&f, EV(WATCH_STARTED));
+        }
+        assert_int_equal(f.stats.rejected[KOC_REFLECTOR_REJECT_GONE], 3);
+        assert_int_equal(f.stats.relists_gone, 4);
+        /* An expired continue token counts the same. */
+        step(&f, EV(WATCH_END, .error_event = true, .status = 410));
+        step(&f, EV(RESUME, .error_event = true, .status = 410));
+        assert_int_equal(find(&f, A(TIMER))->delay, 6400 * MS);
+        now += 6400 * MS;
+        step(&f, EV(TIMER));
+        step(&f, PAGE("c1", "10"));
+        step(&f, EV(PAGE_DELIVERED));
+        step(&f, EV(PAGE, .status = 410));
+        expect(&f, A(REJECT), A(CANCEL_REQUEST), A(LIST_ABORT), A(TIMER), END);
+        assert_int_equal(f.actions[0].reason, KOC_REFLECTOR_REJECT_GONE);
+        assert_int_equal(f.actions[3].delay, 12800 * MS);
+        now += 12800 * MS;
+        /* A watch event between: the next 410 re-lists at once. */
+        step(&f, EV(TIMER));
+        step(&f, PAGE(NULL, "20"));
+        step(&f, EV(PAGE_DELIVERED));
+        step(&f, EV(WATCH_STARTED));
+        step(&f, OBJ(BOOKMARK, "21"));
+        step(&f, EV(WATCH_END, .error_event = true, .status = 410));
+        step(&f, EV(RESUME, .error_event = true, .status = 410));
+        expect(&f, A(LOG), A(TIMER), END);
+        assert_int_equal(f.actions[1].delay, 0);
+        koc__reflector_fsm_done(&f);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_paginated_list_then_watch),
@@ -556,6 +647,8 @@ int main(void) {
                 cmocka_unit_test(test_stream_list),
                 cmocka_unit_test(test_stream_fallback),
                 cmocka_unit_test(test_stream_item_refused),
+                cmocka_unit_test(test_list_begins_when_sent),
+                cmocka_unit_test(test_repeated_gone_backs_off),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
