@@ -4,7 +4,8 @@
 # labelled __NAME__/mirror=true gets its copy <name>-mirror, a change of the
 # source reaches the copy, a deleted copy is restored; the leader hands over
 # on SIGTERM and the successor's finalizer deletes the copy with the source;
-# both replicas exit 0.  Needs curl, jq and ss (iproute2).
+# a <name>-mirror the operator did not make is never written; both replicas
+# exit 0.  Needs curl, jq and ss (iproute2).
 #
 #   tests/e2e.sh PROGRAM KOC_APISERVER
 set -euo pipefail
@@ -104,5 +105,23 @@ api DELETE "$cm/settings" >/dev/null
 wait_for 10 "the source went" test "$(api GET "$cm/settings" | jq -r .kind)" = Status
 [ "$(api GET "$cm/settings-mirror" | jq -r .code)" = 404 ] || fail "the copy outlived its source"
 echo "e2e: b's finalizer deleted the copy before the source went"
+
+# A ConfigMap named like a copy that the operator did not make (no label, no
+# annotation naming the source) is never written: not updated to the source's
+# data, not deleted with the source.
+api POST "$cm" '{"metadata":{"name":"other-mirror"},"data":{"k":"precious"}}' >/dev/null
+before=$(api GET "$cm/other-mirror" | jq -r .metadata.resourceVersion)
+api POST "$cm" '{"metadata":{"name":"other","labels":{"__NAME__/mirror":"true"}},"data":{"k":"taken"}}' >/dev/null
+handled() { # b said it refused other-mirror, or wrote it
+        grep -q 'ConfigMap other-mirror exists and was not made by this operator' "$work/b.log" ||
+                [ "$(api GET "$cm/other-mirror" | jq -r .metadata.resourceVersion)" != "$before" ]
+}
+wait_for 10 "b refused other-mirror" handled
+[ "$(api GET "$cm/other-mirror" | jq -r .data.k)" = precious ] || fail "other-mirror was overwritten"
+api DELETE "$cm/other" >/dev/null
+wait_for 10 "the source other went" test "$(api GET "$cm/other" | jq -r .kind)" = Status
+after=$(api GET "$cm/other-mirror" | jq -r '"\(.metadata.resourceVersion) \(.data.k)"')
+[ "$after" = "$before precious" ] || fail "other-mirror was written: $after, was $before precious"
+echo "e2e: a ConfigMap named like a copy but not made by the operator is left untouched"
 stop b
 echo "e2e: OK"
