@@ -335,8 +335,9 @@ static koc_result apply(koc_reconcile_context *ctx, const cJSON *src, void *user
                 int r = koc_reconcile_patch(ctx, &configmaps, koc_reconcile_get_namespace(ctx),
                                             koc_reconcile_get_name(ctx), KOC_PATCH_MERGE, p, &resp);
                 cJSON_Delete(p);
-                /* A transport failure (resp->error, status 0) is a failure
-                 * too: the status may not have been written. */
+                /* A transport failure (resp->error; the status is 0, or 200
+                 * when the body broke off) is a failure too: whether the
+                 * status was written is unknown, so it is retried. */
                 if (r < 0)
                         return koc_result_error(r);
                 if (resp->error < 0 || resp->status >= 300)
