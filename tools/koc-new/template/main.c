@@ -87,8 +87,10 @@ static int read_copy(koc_reconcile_context *ctx, const char *name, koc_response 
         int r = koc_reconcile_get(ctx, &configmaps, koc_reconcile_get_namespace(ctx), name, ret);
         if (r < 0)
                 return r;
-        if ((*ret)->error < 0 || ((*ret)->status != 200 && (*ret)->status != 404))
-                return koc_response_errno(*ret);
+        if ((*ret)->error < 0 || ((*ret)->status != 200 && (*ret)->status != 404)) {
+                r = koc_response_errno(*ret);
+                return r < 0 ? r : -EPROTO; /* another 2xx: not what a GET answers */
+        }
         return 0;
 }
 
