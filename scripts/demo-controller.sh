@@ -103,7 +103,7 @@ start_replica() {
                 --leader-elect-resource-namespace="$ns" --leader-elect-lease-duration=2s \
                 --leader-elect-renew-deadline=1500ms --leader-elect-retry-period=250ms \
                 --health-probe-bind-address=127.0.0.1:$p --metrics-bind-address=0 \
-                >"$work/$name.log" 2>&1 &
+                --target-namespaces="$ns-a,$ns-b" >"$work/$name.log" 2>&1 &
         pid[$name]=$! port[$name]=$p
 }
 readyz() { curl -s -o /dev/null -m 1 -w '%{http_code}' "http://127.0.0.1:${port[$1]}/readyz" || true; }

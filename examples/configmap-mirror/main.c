@@ -11,8 +11,12 @@
  *
  * The operator acts with its own rights on names that anyone who may write a
  * ConfigMap chooses, so it never lets those names pick what it writes:
+ *   - it writes only into the namespaces its deployer allowed with
+ *     --target-namespaces=a,b (none by default): a source cannot make it
+ *     create a ConfigMap anywhere else;
  *   - every mirror-to entry must be a namespace (a DNS-1123 label), nothing
  *     else; anything else is refused before it can become part of a request;
+ *     at most MAX_TARGETS entries of one source are looked at;
  *   - it creates a copy only where none exists, and updates or deletes only a
  *     ConfigMap that it created for this very source (the annotation
  *     koc.example/mirror-of: NS/NAME), checked on the object as read, with the
@@ -21,7 +25,8 @@
  *   - a target it does not own is left alone: a Warning Event on the source
  *     and one warn line (rate-limited) say so.
  *
- *   koc-example-configmap-mirror --kubeconfig=kc.yaml --identity=a
+ *   koc-example-configmap-mirror --kubeconfig=kc.yaml --identity=a \
+ *           --target-namespaces=team-a,team-b
  *
  * Run two or more copies: one reconciles, the others keep a warm cache and
  * take over when it goes.  Every flag of the manager is accepted (--help).
@@ -39,6 +44,10 @@
 #define ORIGIN "koc.example/mirror-of"
 #define COPY_LABEL "koc.example/mirror-copy"
 #define LOG "configmap-mirror"
+/* Entries of one source's mirror-to that are looked at; the rest are
+ * refused, so that one source cannot make every reconcile cost thousands of
+ * requests. */
+#define MAX_TARGETS 64
 
 static const koc_resource configmaps = {
         .version = "v1", .resource = "configmaps", .kind = "ConfigMap", .namespaced = true};
@@ -81,6 +90,22 @@ static bool is_namespace(const char *s, size_t n) {
                 if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
                         return false;
         return true;
+}
+
+/* --target-namespaces: the namespaces copies may be written into, as given
+ * (comma-separated, each one validated); NULL or "": none. */
+static const char *allowed_namespaces;
+
+static bool list_contains(const char *list, const char *ns) {
+        size_t len = strlen(ns);
+        for (const char *p = list ? list : ""; *p;) {
+                size_t n = strcspn(p, ",");
+                if (n == len && memcmp(p, ns, n) == 0)
+                        return true;
+                p += n;
+                p += *p == ',';
+        }
+        return false;
 }
 
 /* Refusals are said at most 5 times per 10 s (the first line after that
@@ -137,9 +162,12 @@ static void refuse(koc_reconcile_context *ctx, const cJSON *src, const char *rea
 }
 
 /* Calls fn for each entry of the source's target list except its own
- * namespace; an entry that is not a namespace is refused. */
+ * namespace; an entry that is not a namespace, a namespace not allowed by
+ * --target-namespaces, and every entry after the first MAX_TARGETS are
+ * refused. */
 static tally for_each_target(koc_reconcile_context *ctx, const cJSON *src, target_fn fn) {
         tally t = {0};
+        int entries = 0, excess = 0;
         const char *list = meta(src, "annotations", TARGETS);
         for (const char *p = list; *p;) {
                 p += strspn(p, ", \t");
@@ -150,6 +178,13 @@ static tally for_each_target(koc_reconcile_context *ctx, const cJSON *src, targe
                         break;
                 const char *entry = p;
                 p += n;
+                if (++entries > MAX_TARGETS) {
+                        /* Counted, not read: no request for any of them. */
+                        t.want++;
+                        t.refused++;
+                        excess++;
+                        continue;
+                }
                 char ns[64];
                 if (!is_namespace(entry, n)) {
                         char raw[1024], shown[600];
@@ -165,9 +200,29 @@ static tally for_each_target(koc_reconcile_context *ctx, const cJSON *src, targe
                 if (strcmp(ns, koc_reconcile_get_namespace(ctx)) == 0)
                         continue;
                 t.want++;
+                if (!list_contains(allowed_namespaces, ns)) {
+                        /* Deny by default: whoever deployed the operator
+                         * chose where it may write, not whoever wrote the
+                         * source.  Nothing is read or written there. */
+                        char what[320];
+                        snprintf(what, sizeof what, "%s/%s", ns, koc_reconcile_get_name(ctx));
+                        t.refused++;
+                        refuse(ctx, src, "MirrorTargetNotAllowed", what,
+                               "the namespace is not one this operator may write into "
+                               "(--target-namespaces); it is left untouched");
+                        continue;
+                }
                 outcome o = fn(ctx, src, ns);
                 t.ok += o == OUTCOME_OK;
                 t.refused += o == OUTCOME_REFUSED;
+        }
+        if (excess) {
+                char what[64], why[160];
+                snprintf(what, sizeof what, "%d entries after the first %d", excess, MAX_TARGETS);
+                snprintf(why, sizeof why,
+                         "a source may name at most %d targets; the rest are ignored",
+                         MAX_TARGETS);
+                refuse(ctx, src, "TooManyMirrorTargets", what, why);
         }
         return t;
 }
@@ -280,8 +335,13 @@ static koc_result apply(koc_reconcile_context *ctx, const cJSON *src, void *user
                 int r = koc_reconcile_patch(ctx, &configmaps, koc_reconcile_get_namespace(ctx),
                                             koc_reconcile_get_name(ctx), KOC_PATCH_MERGE, p, &resp);
                 cJSON_Delete(p);
-                if (r < 0 || resp->status >= 300)
-                        return koc_result_error(r < 0 ? r : -EIO);
+                /* A transport failure (resp->error; the status is 0, or 200
+                 * when the body broke off) is a failure too: whether the
+                 * status was written is unknown, so it is retried. */
+                if (r < 0)
+                        return koc_result_error(r);
+                if (resp->error < 0 || resp->status >= 300)
+                        return koc_result_error(koc_response_errno(resp));
         }
         /* Failed copies are retried with backoff; healthy ones, and refused
          * targets (which may be freed later), re-checked hourly. */
@@ -313,14 +373,69 @@ static void copy_to_source(const cJSON *copy, koc_keys *out, void *userdata) {
         }
 }
 
+/* Takes this program's own flag, --target-namespaces=a,b (or
+ * "--target-namespaces a,b", one or two dashes, the last one given wins),
+ * out of argv, so that the manager parses the rest.  -EINVAL (with a message
+ * on stderr) for a missing value or an entry that is not a namespace. */
+static int take_target_namespaces(int *argc, char *argv[]) {
+        static const char flag[] = "target-namespaces";
+        const size_t len = sizeof flag - 1;
+        int out = 1;
+        for (int i = 1; i < *argc; i++) {
+                const char *a = argv[i];
+                const char *name = a[0] == '-' ? a + 1 + (a[1] == '-') : NULL;
+                if (!name || strncmp(name, flag, len) != 0 || (name[len] && name[len] != '=')) {
+                        argv[out++] = argv[i];
+                        continue;
+                }
+                if (name[len] == '=')
+                        allowed_namespaces = name + len + 1;
+                else if (i + 1 < *argc)
+                        allowed_namespaces = argv[++i];
+                else {
+                        fprintf(stderr, "flag --%s needs a value (see --help)\n", flag);
+                        return -EINVAL;
+                }
+        }
+        argv[out] = NULL;
+        *argc = out;
+        for (const char *p = allowed_namespaces ? allowed_namespaces : ""; *p;) {
+                size_t n = strcspn(p, ",");
+                if (!is_namespace(p, n)) {
+                        char raw[1024], shown[600];
+                        snprintf(raw, sizeof raw, "%.*s", (int)(n < 1000 ? n : 1000), p);
+                        fprintf(stderr,
+                                "invalid --%s entry \"%s\": not a namespace (a DNS-1123 label)\n",
+                                flag, printable(raw, shown, sizeof shown));
+                        return -EINVAL;
+                }
+                p += n;
+                p += *p == ',';
+        }
+        return 0;
+}
+
 int main(int argc, char *argv[]) {
         koc_manager_config cfg;
         koc_error err = {0};
         koc_manager_config_init(&cfg);
         cfg.leader_election_id = "koc-example-configmap-mirror";
+        if (take_target_namespaces(&argc, argv) < 0)
+                return 2;
         int r = koc_manager_parse_flags(&cfg, argc, argv, &err);
+        if (r == KOC_MANAGER_FLAGS_HELP) {
+                printf("\nThis program's own flag:\n"
+                       "  --target-namespaces string\n"
+                       "        Comma-separated namespaces that copies may be written into;\n"
+                       "        a mirror-to entry naming any other namespace is refused\n"
+                       "        (default: none, so nothing is mirrored)\n");
+                return 0;
+        }
         if (r != 0)
-                return r > 0 ? 0 : (fprintf(stderr, "%s\n", err.message), 2);
+                return fprintf(stderr, "%s\n", err.message), 2;
+        if (!allowed_namespaces || !*allowed_namespaces)
+                koc_log_warn(LOG, "no --target-namespaces given: every mirror-to entry will be "
+                                  "refused");
 
         _koc_cleanup_(koc_manager_unrefp) koc_manager *m = NULL;
         if (koc_manager_new(NULL, &cfg, &m, &err) < 0)

@@ -234,7 +234,7 @@ start_replica() {
                 --leader-elect-renew-deadline=${renew_ms}ms --leader-elect-retry-period=${retry_ms}ms \
                 --leader-elect-gate-readiness=true --shutdown-drain-budget=5s \
                 --health-probe-bind-address="127.0.0.1:${hport[$r]}" --metrics-bind-address=0 \
-                >>"$out/$r.log" 2>&1 &
+                --target-namespaces="$ns-a,$ns-b" >>"$out/$r.log" 2>&1 &
         pid[$r]=$!
         track "${pid[$r]}"
         event "start $r pid=${pid[$r]}"

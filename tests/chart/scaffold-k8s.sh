@@ -133,6 +133,9 @@ stop() { local pid rc=0; pid=$(cat "$work/$1.pid"); kill -TERM "$pid"; wait "$pi
         [ "$rc" = 0 ] || fail "$1 exited with $rc after SIGTERM"; }
 copy_data() { "$kubectl" get configmap -n "$ns" settings-mirror -o jsonpath='{.data.k}' 2>/dev/null || true; }
 gone() { ! "$kubectl" get configmap -n "$ns" "$1" >/dev/null 2>&1; }
+# A condition that reads the server is a function: wait_for's arguments are
+# expanded once, by the call, not on every poll.
+copy_is() { test "$(copy_data)" = "$1"; }
 
 start a
 wait_for 20 "a leads" leads a
@@ -142,7 +145,7 @@ leads b && fail "b leads while a does"
 ok "a leads, b stands by (as $sa, with the Deployment's flags)"
 "$kubectl" create configmap settings -n "$ns" --from-literal=k=v >/dev/null
 "$kubectl" label configmap settings -n "$ns" "$name/mirror=true" >/dev/null
-wait_for 15 "the copy settings-mirror appeared" test "$(copy_data)" = v
+wait_for 15 "the copy settings-mirror appeared" copy_is v
 "$kubectl" get configmap settings -n "$ns" -o jsonpath='{.metadata.finalizers}' | grep -q "$name/mirror" ||
         fail "no finalizer on the source"
 ok "the controller mirrored settings to settings-mirror and put its finalizer on the source"
@@ -157,7 +160,7 @@ ok "the leading controller's resident memory fits the chart's request ($req)"
 stop a
 wait_for 10 "b took over" leads b
 "$kubectl" patch configmap settings -n "$ns" --type=merge -p '{"data":{"k":"w"}}' >/dev/null
-wait_for 10 "b's controller followed the change" test "$(copy_data)" = w
+wait_for 10 "b's controller followed the change" copy_is w
 ok "a exited 0 on SIGTERM; b leads and reconciles"
 "$kubectl" delete configmap settings -n "$ns" --wait=false >/dev/null
 wait_for 15 "the source went" gone settings

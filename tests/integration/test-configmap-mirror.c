@@ -7,9 +7,11 @@
  * damages a copy, checks that the other replica repairs both, deletes the
  * source and checks that the finalizer removed every copy first.  A second
  * case names targets the operator must refuse (a ConfigMap it did not
- * create, an entry that is not a namespace) and checks that they stay
- * untouched and that the refusals are Warning Events on the source.  Only end
- * states are asserted, each polled with a generous bound.
+ * create, an entry that is not a namespace, a namespace it was not allowed to
+ * write into) and checks that they stay untouched and that the refusals are
+ * Warning Events on the source; others check the cap on a source's entries
+ * and that a status write whose answer broke off is retried as a failure.
+ * Only end states are asserted, each polled with a generous bound.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -73,6 +75,8 @@ static pid_t start_replica(const char *identity) {
                               : (char *)"--leader-elect-retry-period=250ms";
         argv[argc++] = (char *)"--health-probe-bind-address=127.0.0.1:0";
         argv[argc++] = (char *)"--metrics-bind-address=0";
+        /* Where copies may go; kube-system is deliberately not allowed. */
+        argv[argc++] = (char *)"--target-namespaces=mirror-a,mirror-b,mirror-victim";
         argv[argc] = NULL;
         pid_t pid = fork();
         assert_true(pid >= 0);
@@ -82,6 +86,10 @@ static pid_t start_replica(const char *identity) {
                         dup2(fd, 1);
                         dup2(fd, 2);
                 }
+                /* Warn lines are asserted on (debug keeps them too). */
+                const char *level = getenv("KOC_LOG_LEVEL");
+                if (!level || strcmp(level, "debug") != 0)
+                        setenv("KOC_LOG_LEVEL", "info", 1);
                 execvp(argv[0], argv);
                 _exit(127);
         }
@@ -225,8 +233,8 @@ static bool read_cm(const char *ns, const char *name, char *rv, size_t rv_size, 
         return st == 200;
 }
 
-/* A Warning Event with this reason on the source "hostile". */
-static bool warning_event(const char *reason) {
+/* A Warning Event with this reason on the source `name`. */
+static bool warning_event_on(const char *name, const char *reason) {
         long st;
         cJSON *list = get("/api/v1/namespaces/" SRC_NS "/events", &st);
         bool found = false;
@@ -236,11 +244,15 @@ static bool warning_event(const char *reason) {
                 const char *t = json_str(ev, "type", NULL, NULL);
                 const char *n = json_str(ev, "involvedObject", "name", NULL);
                 if (r && t && n && strcmp(r, reason) == 0 && strcmp(t, "Warning") == 0 &&
-                    strcmp(n, "hostile") == 0)
+                    strcmp(n, name) == 0)
                         found = true;
         }
         cJSON_Delete(list);
         return st == 200 && found;
+}
+
+static bool warning_event(const char *reason) {
+        return warning_event_on("hostile", reason);
 }
 
 static bool hostile_status_is(const char *want) {
@@ -259,8 +271,11 @@ static bool hostile_gone(void) {
 }
 
 /* The confused deputy: a source that names a ConfigMap the operator did not
- * create, and an entry that would reach another object if it became part of
- * a path.  Neither is written, now or when the source goes; each is a
+ * create, an entry that would reach another object if it became part of a
+ * path, and a namespace the operator was not allowed to write into (where
+ * nothing exists, so that a create would succeed: a user who may write
+ * ConfigMaps only in their own namespace must not get one made in
+ * kube-system).  None is written, now or when the source goes; each is a
  * Warning Event on the source. */
 static void test_refuses_targets_it_does_not_own(void **state) {
         ensure_namespace(SRC_NS);
@@ -284,15 +299,17 @@ static void test_refuses_targets_it_does_not_own(void **state) {
                 &api, "POST", "/api/v1/namespaces/" SRC_NS "/configmaps",
                 "{\"metadata\":{\"name\":\"hostile\",\"labels\":{\"koc.example/mirror\":\"true\"},"
                 "\"annotations\":{\"koc.example/mirror-to\":"
-                "\"mirror-victim, kube-system/configmaps/coredns?x=, mirror-a\"}},"
+                "\"mirror-victim, kube-system/configmaps/coredns?x=, mirror-a, kube-system\"}},"
                 "\"data\":{\"k\":\"v1\"}}",
                 NULL, NULL);
         assert_int_equal(st, 201);
         /* What it may do, it does; what it may not, it says. */
         EVENTUALLY(copy_named_is("mirror-a", "hostile", "v1"));
-        EVENTUALLY(hostile_status_is("1/3 in sync, 2 refused"));
+        EVENTUALLY(hostile_status_is("1/4 in sync, 3 refused"));
         EVENTUALLY(warning_event("MirrorTargetNotOwned"));
         EVENTUALLY(warning_event("InvalidMirrorTarget"));
+        EVENTUALLY(warning_event("MirrorTargetNotAllowed"));
+        assert_true(copy_named_is("kube-system", "hostile", NULL));
 
         /* A change of the source is mirrored, never onto the victim. */
         st = koc_test_apiserver_http(&api, "PATCH",
@@ -318,6 +335,115 @@ static void test_refuses_targets_it_does_not_own(void **state) {
          * resourceVersion is what must not change.) */
         assert_true(read_cm("kube-system", "coredns", rv, sizeof rv, k, sizeof k));
         assert_string_equal(rv, coredns_rv);
+        assert_true(copy_named_is("kube-system", "hostile", NULL));
+}
+
+static bool status_of_is(const char *name, const char *want) {
+        char path[256];
+        long st;
+        snprintf(path, sizeof path, "/api/v1/namespaces/" SRC_NS "/configmaps/%s", name);
+        cJSON *j = get(path, &st);
+        const char *s = json_str(j, "metadata", "annotations", "koc.example/mirror-status");
+        bool ok = st == 200 && s && strcmp(s, want) == 0;
+        cJSON_Delete(j);
+        return ok;
+}
+
+static bool gone(const char *name) {
+        return copy_named_is(SRC_NS, name, NULL);
+}
+
+/* One source cannot make every reconcile cost thousands of requests: the
+ * entries after the first 64 are refused, unread, with one Warning Event. */
+static void test_caps_targets_per_source(void **state) {
+        ensure_namespace(SRC_NS);
+        ensure_namespace("mirror-a");
+        ensure_namespace("mirror-b");
+        char body[2048];
+        size_t o = (size_t)snprintf(body, sizeof body,
+                                    "{\"metadata\":{\"name\":\"many\",\"labels\":{"
+                                    "\"koc.example/mirror\":\"true\"},\"annotations\":{"
+                                    "\"koc.example/mirror-to\":\"");
+        for (int i = 0; i < 64; i++)
+                o += (size_t)snprintf(body + o, sizeof body - o, "mirror-a,");
+        snprintf(body + o, sizeof body - o, "mirror-b\"}},\"data\":{\"k\":\"v1\"}}");
+
+        pid_t r1 = start_replica("mirror-1");
+        long st = koc_test_apiserver_http(&api, "POST", "/api/v1/namespaces/" SRC_NS "/configmaps",
+                                          body, NULL, NULL);
+        assert_int_equal(st, 201);
+        EVENTUALLY(copy_named_is("mirror-a", "many", "v1"));
+        EVENTUALLY(status_of_is("many", "64/65 in sync, 1 refused"));
+        EVENTUALLY(warning_event_on("many", "TooManyMirrorTargets"));
+        assert_true(copy_named_is("mirror-b", "many", NULL));
+
+        st = koc_test_apiserver_http(&api, "DELETE", "/api/v1/namespaces/" SRC_NS "/configmaps/many",
+                                     NULL, NULL, NULL);
+        assert_int_equal(st, 200);
+        EVENTUALLY(gone("many"));
+        assert_true(copy_named_is("mirror-a", "many", NULL));
+        assert_int_equal(stop_replica(r1), 0);
+}
+
+/* A line of the replica's log that contains all of a, b and c. */
+static bool log_has(const char *identity, const char *a, const char *b, const char *c) {
+        char path[400], line[4096];
+        snprintf(path, sizeof path, "%s/%s.log", log_dir, identity);
+        FILE *f = fopen(path, "r");
+        bool found = false;
+        while (f && !found && fgets(line, sizeof line, f))
+                found = strstr(line, a) && strstr(line, b) && strstr(line, c);
+        if (f)
+                fclose(f);
+        return found;
+}
+
+/* The status write's answer breaks off after its status line (a transport
+ * failure: the response has an error, and a status of 200 or none at all):
+ * that is a failed reconcile, said at warn and retried, not a success that
+ * waits an hour. */
+static void test_status_transport_failure_is_a_failure(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&api);
+        ensure_namespace(SRC_NS);
+        ensure_namespace("mirror-a");
+        pid_t r1 = start_replica("mirror-1");
+        long st = koc_test_apiserver_http(
+                &api, "POST", "/api/v1/namespaces/" SRC_NS "/configmaps",
+                "{\"metadata\":{\"name\":\"patchy\",\"labels\":{\"koc.example/mirror\":\"true\"},"
+                "\"annotations\":{\"koc.example/mirror-to\":\"mirror-a\"}},\"data\":{\"k\":\"v1\"}}",
+                NULL, NULL);
+        assert_int_equal(st, 201);
+        EVENTUALLY(status_of_is("patchy", "1/1 in sync"));
+
+        /* The next PATCH of a ConfigMap (only the status write: the finalizer
+         * is in place) gets half its answer, then the connection closes. */
+        assert_int_equal(koc_test_apiserver_fault(&api, "{\"resource\":\"configmaps\",\"verb\":"
+                                                        "\"patch\",\"drop_rate\":1.0,\"count\":1}"),
+                         200);
+        /* A change that writes no copy (whose watch event would reconcile
+         * the source again anyway), only a new status: a refused entry. */
+        cJSON *src = get("/api/v1/namespaces/" SRC_NS "/configmaps/patchy", &st);
+        assert_int_equal(st, 200);
+        cJSON *ann = cJSON_GetObjectItem(cJSON_GetObjectItem(src, "metadata"), "annotations");
+        cJSON_ReplaceItemInObject(ann, "koc.example/mirror-to",
+                                  cJSON_CreateString("mirror-a, Not_A_Namespace"));
+        char *put = cJSON_PrintUnformatted(src);
+        cJSON_Delete(src);
+        st = koc_test_apiserver_http(&api, "PUT", "/api/v1/namespaces/" SRC_NS "/configmaps/patchy",
+                                     put, NULL, NULL);
+        cJSON_free(put);
+        assert_int_equal(st, 200);
+        EVENTUALLY(log_has("mirror-1", "key=" SRC_NS "/patchy reconcile failed", "method=PATCH",
+                           "path=/api/v1/namespaces/" SRC_NS "/configmaps/patchy"));
+        EVENTUALLY(status_of_is("patchy", "1/2 in sync, 1 refused"));
+        assert_int_equal(koc_test_apiserver_clear_faults(&api), 200);
+
+        st = koc_test_apiserver_http(&api, "DELETE",
+                                     "/api/v1/namespaces/" SRC_NS "/configmaps/patchy", NULL, NULL,
+                                     NULL);
+        assert_int_equal(st, 200);
+        EVENTUALLY(gone("patchy"));
+        assert_int_equal(stop_replica(r1), 0);
 }
 
 static int setup(void **state) {
@@ -345,6 +471,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_two_replicas_mirror),
                 cmocka_unit_test(test_refuses_targets_it_does_not_own),
+                cmocka_unit_test(test_caps_targets_per_source),
+                cmocka_unit_test(test_status_transport_failure_is_a_failure),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

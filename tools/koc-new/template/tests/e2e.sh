@@ -4,7 +4,8 @@
 # labelled __NAME__/mirror=true gets its copy <name>-mirror, a change of the
 # source reaches the copy, a deleted copy is restored; the leader hands over
 # on SIGTERM and the successor's finalizer deletes the copy with the source;
-# both replicas exit 0.  Needs curl, jq and ss (iproute2).
+# a <name>-mirror the operator did not make is never written; both replicas
+# exit 0.  Needs curl, jq and ss (iproute2).
 #
 #   tests/e2e.sh PROGRAM KOC_APISERVER
 set -euo pipefail
@@ -19,6 +20,8 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "e2e: FAIL: $*" >&2; for f in "$work"/*.log; do echo "--- $f" >&2; tail -n 15 "$f" >&2; done; exit 1; }
+# COMMAND runs again on every poll; its arguments are expanded once, by the
+# call, so a condition that reads the server is a function (copy_is, gone).
 wait_for() { # SECONDS DESCRIPTION COMMAND...
         local t=$1 what=$2 t0=$SECONDS; shift 2
         until "$@"; do [ $((SECONDS - t0)) -lt "$t" ] || fail "$what within $t s"; sleep 0.1; done
@@ -78,6 +81,8 @@ stop() { # ID: SIGTERM, exit 0
         [ "$rc" = 0 ] || fail "$1 exited with $rc after SIGTERM"
 }
 copy_data() { api GET "$cm/settings-mirror" | jq -c '.data // empty'; }
+copy_is() { test "$(copy_data)" = "$1"; }
+gone() { test "$(api GET "$cm/$1" | jq -r .kind)" = Status; }
 
 start a
 wait_for 20 "a leads" leads a
@@ -88,21 +93,39 @@ leads b && fail "b leads while a does"
 echo "e2e: a leads, b stands by"
 
 api POST "$cm" '{"metadata":{"name":"settings","labels":{"__NAME__/mirror":"true"}},"data":{"k":"v"}}' >/dev/null
-wait_for 10 "the copy settings-mirror appeared" test "$(copy_data)" = '{"k":"v"}'
+wait_for 10 "the copy settings-mirror appeared" copy_is '{"k":"v"}'
 api GET "$cm/settings" | jq -e '.metadata.finalizers | index("__NAME__/mirror")' >/dev/null || fail "no finalizer on the source"
 echo "e2e: settings mirrored to settings-mirror; the source carries the finalizer"
 api PATCH "$cm/settings" '{"data":{"k":"w"}}' application/merge-patch+json >/dev/null
-wait_for 10 "the copy followed the change" test "$(copy_data)" = '{"k":"w"}'
+wait_for 10 "the copy followed the change" copy_is '{"k":"w"}'
 api DELETE "$cm/settings-mirror" >/dev/null
-wait_for 10 "the deleted copy was restored" test "$(copy_data)" = '{"k":"w"}'
+wait_for 10 "the deleted copy was restored" copy_is '{"k":"w"}'
 echo "e2e: a change reaches the copy; a deleted copy is restored"
 
 stop a
 wait_for 10 "b took over" leads b
 echo "e2e: a released the Lease on SIGTERM (exit 0), b leads"
 api DELETE "$cm/settings" >/dev/null
-wait_for 10 "the source went" test "$(api GET "$cm/settings" | jq -r .kind)" = Status
+wait_for 10 "the source went" gone settings
 [ "$(api GET "$cm/settings-mirror" | jq -r .code)" = 404 ] || fail "the copy outlived its source"
 echo "e2e: b's finalizer deleted the copy before the source went"
+
+# A ConfigMap named like a copy that the operator did not make (no label, no
+# annotation naming the source) is never written: not updated to the source's
+# data, not deleted with the source.
+api POST "$cm" '{"metadata":{"name":"other-mirror"},"data":{"k":"precious"}}' >/dev/null
+before=$(api GET "$cm/other-mirror" | jq -r .metadata.resourceVersion)
+api POST "$cm" '{"metadata":{"name":"other","labels":{"__NAME__/mirror":"true"}},"data":{"k":"taken"}}' >/dev/null
+handled() { # b said it refused other-mirror, or wrote it
+        grep -q 'ConfigMap other-mirror exists and was not made by this operator' "$work/b.log" ||
+                [ "$(api GET "$cm/other-mirror" | jq -r .metadata.resourceVersion)" != "$before" ]
+}
+wait_for 10 "b refused other-mirror" handled
+[ "$(api GET "$cm/other-mirror" | jq -r .data.k)" = precious ] || fail "other-mirror was overwritten"
+api DELETE "$cm/other" >/dev/null
+wait_for 10 "the source other went" gone other
+after=$(api GET "$cm/other-mirror" | jq -r '"\(.metadata.resourceVersion) \(.data.k)"')
+[ "$after" = "$before precious" ] || fail "other-mirror was written: $after, was $before precious"
+echo "e2e: a ConfigMap named like a copy but not made by the operator is left untouched"
 stop b
 echo "e2e: OK"
