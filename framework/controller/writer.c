@@ -174,8 +174,10 @@ static void note_failure(koc_reconcile_context *ctx, const write_call *call,
                 return;
         ctx->last_error.code = e;
         ctx->last_error.mutating = call->mutating;
-        ctx->last_error.status = resp->status;
-        ctx->last_error.reason = resp->reason;
+        /* A transport failure is reported as one even when a status line
+         * came before the answer broke off (a 200 with a cut body). */
+        ctx->last_error.status = resp->error < 0 ? 0 : resp->status;
+        ctx->last_error.reason = resp->error < 0 ? KOC_REASON_NONE : resp->reason;
         snprintf(ctx->last_error.method, sizeof ctx->last_error.method, "%s",
                  call->call.spec.method);
         snprintf(ctx->last_error.path, sizeof ctx->last_error.path, "%s", call->path);
