@@ -2,7 +2,7 @@
 
 koc_add_test(NAME test-workqueue SOURCES unit/test-workqueue.c MODULES core leader probes shutdown manager controller
              LABELS unit tsan TIMEOUT 120)
-koc_add_test(NAME test-store SOURCES unit/test-store.c MODULES core leader probes shutdown manager controller
+koc_add_test(NAME test-store SOURCES unit/test-store.c MODULES core cache
              LABELS unit tsan TIMEOUT 120)
 koc_add_test(NAME test-controller-helpers SOURCES unit/test-controller-helpers.c
              MODULES core leader probes shutdown manager controller LABELS unit TIMEOUT 120)

@@ -10,7 +10,7 @@
 
 #include "core/mailbox.h"
 #include "core/ratelimit.h"
-#include "informer.h"
+#include "framework/cache/informer.h"
 #include "koc/controller.h"
 #include "workqueue.h"
 

@@ -10,7 +10,7 @@
 
 #include "core/client-internal.h"
 #include "core/resource-version.h"
-#include "framework/controller/store.h"
+#include "framework/cache/store.h"
 
 /* --- the stand-in client ----------------------------------------------------------- */
 

@@ -28,7 +28,7 @@
 #include <cmocka.h>
 
 #include "core/reflector.h"
-#include "framework/controller/informer.h"
+#include "framework/cache/informer.h"
 #include "koc/client.h"
 #include "koc/config.h"
 #include "koc/log.h"

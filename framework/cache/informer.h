@@ -7,7 +7,7 @@
 #pragma once
 
 #include "koc/client.h"
-#include "koc/controller.h"
+#include "koc/object.h"
 #include "koc/metrics.h"
 #include "store.h"
 

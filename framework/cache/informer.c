@@ -13,7 +13,7 @@
 #include "core/reflector.h"
 #include "core/resource-version.h"
 #include "core/util.h"
-#include "strmap.h"
+#include "core/strmap.h"
 #include "koc/log.h"
 
 #define LOG "informer"
