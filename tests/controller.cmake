@@ -63,3 +63,9 @@ koc_add_test(NAME test-controller-synced SOURCES integration/test-controller-syn
                   ${KOC_HARNESS_SOURCES}
              MODULES core leader probes shutdown manager controller LIBS PkgConfig::CURL
              LABELS integration tsan K8S TIMEOUT 300)
+
+# The cache of a manager (framework/cache, koc/cache.h): two managers in one
+# process share no informer and no controller name.
+koc_add_test(NAME test-cache SOURCES integration/test-cache.c ${KOC_HARNESS_SOURCES}
+             MODULES core cache leader probes shutdown manager controller LIBS PkgConfig::CURL
+             LABELS integration TIMEOUT 180)
