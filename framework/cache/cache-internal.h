@@ -37,6 +37,11 @@ koc_cache *koc__cache_free(koc_cache *cache);
 
 /* How many informers the registry holds (tests). */
 size_t koc__cache_count_informers(koc_cache *cache);
+/* Calls fn for the informers of the registry, under the cache's lock (so
+ * none goes away meanwhile), until fn returns non-zero, which is returned. */
+int koc__cache_foreach_informer(koc_cache *cache, int (*fn)(koc_informer *inf, void *userdata),
+                                void *userdata);
+bool koc__informer_has_selectors(koc_informer *inf);
 
 /* Names unique among the users of one cache (the controllers of one
  * manager): -EEXIST when taken. */

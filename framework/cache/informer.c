@@ -495,6 +495,20 @@ size_t koc__cache_count_informers(koc_cache *cache) {
         return n;
 }
 
+int koc__cache_foreach_informer(koc_cache *cache, int (*fn)(koc_informer *inf, void *userdata),
+                                void *userdata) {
+        int r = 0;
+        pthread_mutex_lock(&cache->lock);
+        for (koc_informer *i = cache->informers; i && r == 0; i = i->next)
+                r = fn(i, userdata);
+        pthread_mutex_unlock(&cache->lock);
+        return r;
+}
+
+bool koc__informer_has_selectors(koc_informer *inf) {
+        return inf->label_selector || inf->field_selector;
+}
+
 int koc__informer_add_handler(koc_informer *inf, const koc_informer_handler *h, void *userdata) {
         handler_slot *n = realloc(inf->handlers, (inf->n_handlers + 1) * sizeof *n);
         if (!n)

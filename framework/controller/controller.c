@@ -282,6 +282,10 @@ KOC_EXPORT uint64_t koc_reconcile_get_term(koc_reconcile_context *ctx) {
 KOC_EXPORT koc_controller *koc_reconcile_get_controller(koc_reconcile_context *ctx) {
         return ctx->c;
 }
+
+KOC_EXPORT koc_cache *koc_reconcile_get_cache(koc_reconcile_context *ctx) {
+        return ctx ? koc_manager_get_cache(ctx->c->m) : NULL;
+}
 KOC_EXPORT int koc_reconcile_get_last_error(koc_reconcile_context *ctx, koc_error *ret) {
         if (!ctx || !ret)
                 return -EINVAL;

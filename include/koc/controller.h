@@ -56,6 +56,11 @@
  * the call returns -ENOLCK and nothing is sent.  Answers carry the typed
  * reason (KOC_REASON_CONFLICT, KOC_REASON_NOT_FOUND, ...).
  *
+ * Reading other types.  The manager's cache (koc/cache.h, from
+ * koc_reconcile_get_cache()) reads every type a controller owns or watches,
+ * and those the program keeps with koc_cache_add_informer(), without a
+ * request: a reconcile finds its children there instead of GETting them.
+ *
  * Read-your-own-writes.  The answer of a successful write to the controller's
  * own resource is applied to the cache (when its resourceVersion is newer
  * than the cached one, and it matches the controller's selectors) before the
@@ -81,6 +86,7 @@
 #define KOC_CONTROLLER_H
 
 #include <cjson/cJSON.h>
+#include <koc/cache.h>
 #include <koc/client.h>
 #include <koc/common.h>
 #include <koc/manager.h>
@@ -148,6 +154,10 @@ KOC_EXPORT bool koc_reconcile_is_cancelled(koc_reconcile_context *ctx);
  * started (0 without leader election). */
 KOC_EXPORT uint64_t koc_reconcile_get_term(koc_reconcile_context *ctx);
 KOC_EXPORT koc_controller *koc_reconcile_get_controller(koc_reconcile_context *ctx);
+/* The manager's cache (koc/cache.h): every type a controller of the manager
+ * reconciles, owns or watches, and those koc_cache_add_informer() keeps,
+ * read without a request to the API server. */
+KOC_EXPORT koc_cache *koc_reconcile_get_cache(koc_reconcile_context *ctx);
 /* The last call of this reconcile (a write, a get, an Event) that failed,
  * with an API answer that is not 2xx or in transport: fills *ret with the
  * errno koc_response_errno() gives for it (see the table in koc/client.h)

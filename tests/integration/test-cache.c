@@ -7,9 +7,16 @@
  * The managers share one sd-event loop, which the test runs itself: informers
  * start listing when they are made, so no manager needs to run.  Every wait is
  * bounded in time and in loop iterations.
+ *
+ * And every cached type is readable (koc_cache_ref_object, _list,
+ * _list_index): a reconciler of ConfigMaps that owns Secrets finds its child
+ * in the cache without a GET (koc-apiserver's request counter), lists by
+ * label, reads an index, and reads a type the program asked the cache to
+ * keep.
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,6 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
@@ -152,6 +162,211 @@ static void test_two_managers_side_by_side(void **state) {
         sd_event_unref(event);
 }
 
+
+/* --- every cached type readable ---------------------------------------------- */
+
+static const koc_resource secrets = {
+        .version = "v1", .resource = "secrets", .kind = "Secret", .namespaced = true};
+static const koc_resource serviceaccounts = {
+        .version = "v1", .resource = "serviceaccounts", .kind = "ServiceAccount", .namespaced = true};
+static const koc_resource deployments = {.group = "apps", .version = "v1",
+                                         .resource = "deployments", .kind = "Deployment",
+                                         .namespaced = true};
+
+typedef struct reads {
+        pthread_mutex_t lock;
+        koc_manager *m;
+        int wake_fd;
+        int creates;      /* children created after -ENOENT */
+        int found;        /* reconciles that found the child in the cache */
+        int list_n;       /* koc_cache_list of the children with the label */
+        int index_n;      /* koc_cache_list_index of the parents */
+        int kept_rc;      /* koc_cache_ref_object of the kept type */
+        int unkept_rc;    /* of a type nobody keeps */
+        char failure[256];
+} reads;
+
+static int index_by_v(const cJSON *obj, koc_index_values *out, void *userdata) {
+        const char *v =
+                cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "data"), "v"));
+        return v ? koc_index_values_add(out, v) : 0;
+}
+
+static koc_result reconcile_reads(koc_reconcile_context *ctx, void *userdata) {
+        reads *rd = userdata;
+        const cJSON *parent = koc_reconcile_get_object(ctx);
+        if (!parent)
+                return koc_result_done();
+        koc_cache *cache = koc_reconcile_get_cache(ctx);
+        const char *ns = koc_reconcile_get_namespace(ctx);
+        char child[300];
+        snprintf(child, sizeof child, "%s-child", koc_reconcile_get_name(ctx));
+        koc_object *o = NULL;
+        int r = koc_cache_ref_object(cache, &secrets, ns, child, &o);
+        if (r == -ENOENT) {
+                cJSON *s = cJSON_Parse("{\"apiVersion\":\"v1\",\"kind\":\"Secret\","
+                                       "\"metadata\":{\"labels\":{\"role\":\"child\"}}}");
+                cJSON_AddStringToObject(cJSON_GetObjectItem(s, "metadata"), "name", child);
+                koc_object_set_controller_reference(s, parent, "v1", "ConfigMap");
+                koc_response *resp = NULL;
+                r = koc_reconcile_create(ctx, &secrets, ns, s, &resp);
+                cJSON_Delete(s);
+                koc_response_free(resp);
+                pthread_mutex_lock(&rd->lock);
+                rd->creates++;
+                pthread_mutex_unlock(&rd->lock);
+                return r < 0 ? koc_result_error(r) : koc_result_done();
+        }
+        if (r < 0) {
+                pthread_mutex_lock(&rd->lock);
+                snprintf(rd->failure, sizeof rd->failure, "ref_object: %d", r);
+                pthread_mutex_unlock(&rd->lock);
+                return koc_result_terminal(r);
+        }
+        koc_object_unref(o);
+        koc_object **list = NULL;
+        size_t n = 0, n_index = 0;
+        int lr = koc_cache_list(cache, &secrets, ns, "role=child", &list, &n);
+        koc_object_list_free(list, n);
+        int ir = koc_cache_list_index(cache, &configmaps, "by-v", "parent", &list, &n_index);
+        koc_object_list_free(list, n_index);
+        int kept = koc_cache_ref_object(cache, &serviceaccounts, ns, "default-sa", &o);
+        koc_object_unref(kept == 0 ? o : NULL);
+        int unkept = koc_cache_ref_object(cache, &deployments, ns, "web", &o);
+        pthread_mutex_lock(&rd->lock);
+        rd->found++;
+        rd->list_n = lr < 0 ? lr : (int)n;
+        rd->index_n = ir < 0 ? ir : (int)n_index;
+        rd->kept_rc = kept;
+        rd->unkept_rc = unkept;
+        pthread_mutex_unlock(&rd->lock);
+        return koc_result_done();
+}
+
+static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        reads *rd = userdata;
+        uint64_t n;
+        (void)!read(fd, &n, sizeof n);
+        (void)koc_manager_shutdown(rd->m);
+        return 0;
+}
+
+static void *driver(void *p) {
+        reads *rd = p;
+        const char *ns = "cache-reads";
+        /* Two parents with data.v=parent, one ConfigMap the controller's
+         * selector leaves out. */
+        char path[256], body[512];
+        snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps", ns);
+        for (int i = 0; i < 2; i++) {
+                snprintf(body, sizeof body,
+                         "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{"
+                         "\"name\":\"p%d\",\"labels\":{\"role\":\"parent\"}},"
+                         "\"data\":{\"v\":\"parent\"}}",
+                         i);
+                (void)http("POST", path, body, NULL);
+        }
+        uint64_t deadline = koc_now_boottime_usec() + 30 * KOC_USEC_PER_SEC;
+        for (int i = 0; i < 3000 && koc_now_boottime_usec() < deadline; i++) {
+                pthread_mutex_lock(&rd->lock);
+                bool done = rd->found >= 2 || rd->failure[0];
+                pthread_mutex_unlock(&rd->lock);
+                if (done)
+                        break;
+                usleep(10 * 1000);
+        }
+        uint64_t one = 1;
+        (void)!write(rd->wake_fd, &one, sizeof one);
+        return NULL;
+}
+
+static void test_every_cached_type_readable(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&api);
+        const char *ns = "cache-reads";
+        ensure_namespace(ns);
+        char path[256];
+        snprintf(path, sizeof path, "/api/v1/namespaces/%s/serviceaccounts", ns);
+        assert_int_equal(http("POST", path,
+                              "{\"apiVersion\":\"v1\",\"kind\":\"ServiceAccount\","
+                              "\"metadata\":{\"name\":\"default-sa\"}}",
+                              NULL),
+                         201);
+
+        reads rd = {.lock = PTHREAD_MUTEX_INITIALIZER, .kept_rc = 1, .unkept_rc = 1};
+        rd.m = manager_new(NULL);
+        koc_cache *cache = koc_manager_get_cache(rd.m);
+        koc_error err = {0};
+        assert_int_equal(koc_cache_add_informer(cache, &serviceaccounts, ns, NULL, &err), 0);
+        /* Refused: no plural. */
+        assert_int_equal(koc_cache_add_informer(cache, &(koc_resource){.version = "v1"}, ns,
+                                                NULL, &err),
+                         -EINVAL);
+
+        koc_controller_options o;
+        koc_controller_options_init(&o);
+        o.name = "reads";
+        o.resource = configmaps;
+        o.namespace_ = ns;
+        o.label_selector = "role=parent";
+        o.reconcile = reconcile_reads;
+        o.userdata = &rd;
+        koc_controller *c = NULL;
+        if (koc_controller_new(rd.m, &o, &c, &err) < 0)
+                fail_msg("controller: %s", err.message);
+        assert_int_equal(koc_controller_add_index(c, "by-v", index_by_v, NULL, NULL), 0);
+        if (koc_controller_owns(c, &secrets, &err) < 0)
+                fail_msg("owns: %s", err.message);
+
+        double gets_before = koc_test_apiserver_metric(
+                &api, "apiserver_request_total{verb=\"GET\",resource=\"secrets\"");
+        rd.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        assert_true(rd.wake_fd >= 0);
+        sd_event_source *wake = NULL;
+        assert_int_equal(sd_event_add_io(koc_manager_get_event(rd.m), &wake, rd.wake_fd, EPOLLIN,
+                                         on_wake, &rd),
+                         0);
+        pthread_t t;
+        pthread_create(&t, NULL, driver, &rd);
+        (void)koc_manager_run(rd.m);
+        pthread_join(t, NULL);
+        sd_event_source_disable_unref(wake);
+        close(rd.wake_fd);
+
+        /* Outside the reconcile, on this thread, the same reads. */
+        koc_object *child = NULL;
+        assert_int_equal(koc_cache_ref_object(cache, &secrets, ns, "p0-child", &child), 0);
+        assert_string_equal(koc_object_get_name(child), "p0-child");
+        koc_object_unref(child);
+        assert_int_equal(koc_cache_ref_object(cache, &secrets, ns, "nope", &child), -ENOENT);
+        assert_int_equal(koc_cache_ref_object(cache, &secrets, "other-ns", "p0-child", &child),
+                         -ENXIO);
+        assert_int_equal(koc_cache_list_index(cache, &configmaps, "no-such-index", "x",
+                                              &(koc_object **){NULL}, &(size_t){0}),
+                         -ENOENT);
+        koc_controller_unref(c);
+        koc_manager_unref(rd.m);
+
+        double gets_after = koc_test_apiserver_metric(
+                &api, "apiserver_request_total{verb=\"GET\",resource=\"secrets\"");
+        assert_string_equal(rd.failure, "");
+        assert_int_equal(rd.creates, 2);
+        assert_true(rd.found >= 2);
+        assert_int_equal(rd.list_n, 2);
+        assert_int_equal(rd.index_n, 2);
+        assert_int_equal(rd.kept_rc, 0);
+        assert_int_equal(rd.unkept_rc, -ENXIO);
+        /* The children were read from the cache: not one GET of a Secret,
+         * where one GET counts. */
+        assert_true(gets_before == 0);
+        assert_true(gets_after == 0);
+        char get_path[256];
+        snprintf(get_path, sizeof get_path, "/api/v1/namespaces/%s/secrets/p0-child", ns);
+        assert_int_equal(http("GET", get_path, NULL, NULL), 200);
+        assert_true(koc_test_apiserver_metric(
+                            &api, "apiserver_request_total{verb=\"GET\",resource=\"secrets\"") ==
+                    1);
+}
+
 static int setup(void **state) {
         signal(SIGPIPE, SIG_IGN);
         curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -167,6 +382,7 @@ static int teardown(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_two_managers_side_by_side),
+                cmocka_unit_test(test_every_cached_type_readable),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
