@@ -42,6 +42,11 @@ size_t koc__cache_count_informers(koc_cache *cache);
 int koc__cache_foreach_informer(koc_cache *cache, int (*fn)(koc_informer *inf, void *userdata),
                                 void *userdata);
 bool koc__informer_has_selectors(koc_informer *inf);
+/* New references to the informers of the registry of res (its group and
+ * plural), to work on outside the cache's lock (handlers may read the
+ * cache); the caller unrefs each and frees the array. */
+int koc__cache_ref_informers(koc_cache *cache, const koc_resource *res, koc_informer ***ret,
+                             size_t *ret_n);
 
 /* Names unique among the users of one cache (the controllers of one
  * manager): -EEXIST when taken. */

@@ -505,6 +505,36 @@ int koc__cache_foreach_informer(koc_cache *cache, int (*fn)(koc_informer *inf, v
         return r;
 }
 
+int koc__cache_ref_informers(koc_cache *cache, const koc_resource *res, koc_informer ***ret,
+                             size_t *ret_n) {
+        koc_informer **v = NULL;
+        size_t n = 0;
+        int r = 0;
+        pthread_mutex_lock(&cache->lock);
+        for (koc_informer *i = cache->informers; i && r == 0; i = i->next) {
+                if (!same(i->res.group, res->group) || !same(i->res.resource, res->resource))
+                        continue;
+                koc_informer **nv = realloc(v, (n + 1) * sizeof *nv);
+                if (!nv) {
+                        r = -ENOMEM;
+                        break;
+                }
+                v = nv;
+                i->ref++;
+                v[n++] = i;
+        }
+        pthread_mutex_unlock(&cache->lock);
+        if (r < 0) {
+                for (size_t k = 0; k < n; k++)
+                        koc__informer_unref(v[k]);
+                free(v);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
 bool koc__informer_has_selectors(koc_informer *inf) {
         return inf->label_selector || inf->field_selector;
 }

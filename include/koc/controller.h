@@ -61,11 +61,14 @@
  * and those the program keeps with koc_cache_add_informer(), without a
  * request: a reconcile finds its children there instead of GETting them.
  *
- * Read-your-own-writes.  The answer of a successful write to the controller's
- * own resource is applied to the cache (when its resourceVersion is newer
- * than the cached one, and it matches the controller's selectors) before the
- * write call returns, so the next reconcile of that key never sees an object
- * older than what this process wrote.
+ * Read-your-own-writes.  The answer of a successful write (create, update,
+ * patch, apply, delete) is applied to every informer of its type in the
+ * manager's cache (when its resourceVersion is newer than the cached one, and
+ * it matches the informer's namespace and selectors) before the write call
+ * returns: the controller's own resource, what it owns or watches, other
+ * controllers' informers and those koc_cache_add_informer() keeps.  So the
+ * next read of the cache never sees an object older than what this process
+ * wrote.
  *
  * Extensible structs.  koc_controller_options and koc_resource are filled by
  * programs: every function that takes one is an exported _sized variant
