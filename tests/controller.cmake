@@ -68,4 +68,4 @@ koc_add_test(NAME test-controller-synced SOURCES integration/test-controller-syn
 # process share no informer and no controller name.
 koc_add_test(NAME test-cache SOURCES integration/test-cache.c ${KOC_HARNESS_SOURCES}
              MODULES core cache leader probes shutdown manager controller LIBS PkgConfig::CURL
-             LABELS integration TIMEOUT 180)
+             LABELS integration tsan TIMEOUT 180)
