@@ -20,7 +20,7 @@ koc_add_test(NAME test-controller SOURCES integration/test-controller.c ${KOC_HA
 # authoritative re-list after 410, an unknown watch event type, continue
 # loops and pages without end, the list caps, every rejected answer said.
 koc_add_test(NAME test-informer-hostile SOURCES integration/test-informer-hostile.c
-             MODULES core leader probes shutdown manager controller LIBS Threads::Threads
+             MODULES core cache LIBS Threads::Threads
              LABELS integration tsan VALGRIND TIMEOUT 180)
 
 # The streaming-list case once more, on a kube-apiserver of its own started
