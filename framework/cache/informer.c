@@ -408,10 +408,10 @@ static koc_reflector_list_mode reflector_mode(koc_list_mode m) {
         }
 }
 
-int koc__informer_get(koc_cache *cache, koc_client *c, const koc_resource *res, const char *namespace_,
-                      const char *label_selector, const char *field_selector,
-                      const koc_informer_opts *opts, koc_metrics *metrics, koc_informer **ret,
-                      koc_error *err) {
+int koc__informer_get(koc_cache *cache, koc_client *c, const koc_resource *res,
+                      const char *namespace_, const char *label_selector,
+                      const char *field_selector, const koc_informer_opts *opts,
+                      koc_metrics *metrics, koc_informer **ret, koc_error *err) {
         static const koc_informer_opts defaults = {.list_mode = KOC_LIST_PAGES};
         char path[512];
         if (!opts)

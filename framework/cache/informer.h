@@ -39,10 +39,10 @@ typedef struct koc_informer_opts {
 
 /* Finds or creates (and starts) the informer in cache's registry; returns a
  * new reference.  opts and metrics may be NULL. */
-int koc__informer_get(koc_cache *cache, koc_client *c, const koc_resource *res, const char *namespace_,
-                      const char *label_selector, const char *field_selector,
-                      const koc_informer_opts *opts, koc_metrics *metrics, koc_informer **ret,
-                      koc_error *err);
+int koc__informer_get(koc_cache *cache, koc_client *c, const koc_resource *res,
+                      const char *namespace_, const char *label_selector,
+                      const char *field_selector, const koc_informer_opts *opts,
+                      koc_metrics *metrics, koc_informer **ret, koc_error *err);
 koc_informer *koc__informer_unref(koc_informer *inf);
 
 int koc__informer_add_handler(koc_informer *inf, const koc_informer_handler *h, void *userdata);

@@ -994,8 +994,9 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
                 r = koc__mailbox_new(koc_manager_get_event(m), 0, &c->mb);
         }
         if (r >= 0)
-                r = koc__informer_get(koc_manager_get_cache(m), koc_manager_get_client(m), &o->resource, o->namespace_,
-                                      o->label_selector, o->field_selector, &c->informer_opts,
+                r = koc__informer_get(koc_manager_get_cache(m), koc_manager_get_client(m),
+                                      &o->resource, o->namespace_, o->label_selector,
+                                      o->field_selector, &c->informer_opts,
                                       koc_manager_get_metrics(m), &c->primary, err);
         if (r >= 0)
                 r = koc__informer_add_handler(c->primary, &primary_handler, c);
@@ -1077,8 +1078,9 @@ static int add_source(koc_controller *c, size_t res_size, const koc_resource *us
         koc_informer_opts opts = {.list_mode = c->informer_opts.list_mode,
                                   .max_list_objects = c->informer_opts.max_list_objects,
                                   .max_list_bytes = c->informer_opts.max_list_bytes};
-        int r = koc__informer_get(koc_manager_get_cache(c->m), koc_manager_get_client(c->m), res, ns, label_selector, NULL,
-                                  &opts, koc_manager_get_metrics(c->m), &s->inf, err);
+        int r = koc__informer_get(koc_manager_get_cache(c->m), koc_manager_get_client(c->m), res,
+                                  ns, label_selector, NULL, &opts, koc_manager_get_metrics(c->m),
+                                  &s->inf, err);
         if (r >= 0)
                 r = koc__informer_add_handler(s->inf, &source_handler, s);
         if (r < 0) {

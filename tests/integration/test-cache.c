@@ -167,8 +167,10 @@ static void test_two_managers_side_by_side(void **state) {
 
 static const koc_resource secrets = {
         .version = "v1", .resource = "secrets", .kind = "Secret", .namespaced = true};
-static const koc_resource serviceaccounts = {
-        .version = "v1", .resource = "serviceaccounts", .kind = "ServiceAccount", .namespaced = true};
+static const koc_resource serviceaccounts = {.version = "v1",
+                                             .resource = "serviceaccounts",
+                                             .kind = "ServiceAccount",
+                                             .namespaced = true};
 static const koc_resource deployments = {.group = "apps", .version = "v1",
                                          .resource = "deployments", .kind = "Deployment",
                                          .namespaced = true};
@@ -415,9 +417,8 @@ static void test_own_writes_reach_every_informer(void **state) {
         ensure_namespace(ns);
         /* Secrets are listed, never watched: only this process's own write
          * can bring the new one into the cache. */
-        assert_int_equal(koc_test_apiserver_fault(
-                                 &api, "{\"resource\":\"secrets\",\"verb\":\"watch\",\"hang\":true}"),
-                         200);
+        const char *hang = "{\"resource\":\"secrets\",\"verb\":\"watch\",\"hang\":true}";
+        assert_int_equal(koc_test_apiserver_fault(&api, hang), 200);
         reads rd = {.lock = PTHREAD_MUTEX_INITIALIZER, .kept_rc = 1, .ns = ns};
         rd.m = manager_new(NULL);
         koc_cache *cache = koc_manager_get_cache(rd.m);

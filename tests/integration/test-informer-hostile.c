@@ -289,8 +289,8 @@ static void informer_open(seen *s, const koc_informer_opts *opts) {
         static const koc_informer_handler h = {
                 .on_add = on_add, .on_update = on_update, .on_delete = on_delete};
         memset(s, 0, sizeof *s);
-        assert_int_equal(koc__informer_get(cache, client, &configmaps, "ns", NULL, NULL, opts, metrics,
-                                           &s->inf, NULL),
+        assert_int_equal(koc__informer_get(cache, client, &configmaps, "ns", NULL, NULL, opts,
+                                           metrics, &s->inf, NULL),
                          0);
         assert_int_equal(koc__informer_add_handler(s->inf, &h, s), 0);
 }
