@@ -2,7 +2,7 @@
 
 koc_add_test(NAME test-workqueue SOURCES unit/test-workqueue.c MODULES core leader probes shutdown manager controller
              LABELS unit tsan TIMEOUT 120)
-koc_add_test(NAME test-store SOURCES unit/test-store.c MODULES core leader probes shutdown manager controller
+koc_add_test(NAME test-store SOURCES unit/test-store.c MODULES core cache
              LABELS unit tsan TIMEOUT 120)
 koc_add_test(NAME test-controller-helpers SOURCES unit/test-controller-helpers.c
              MODULES core leader probes shutdown manager controller LABELS unit TIMEOUT 120)
@@ -20,7 +20,7 @@ koc_add_test(NAME test-controller SOURCES integration/test-controller.c ${KOC_HA
 # authoritative re-list after 410, an unknown watch event type, continue
 # loops and pages without end, the list caps, every rejected answer said.
 koc_add_test(NAME test-informer-hostile SOURCES integration/test-informer-hostile.c
-             MODULES core leader probes shutdown manager controller LIBS Threads::Threads
+             MODULES core cache LIBS Threads::Threads
              LABELS integration tsan VALGRIND TIMEOUT 180)
 
 # The streaming-list case once more, on a kube-apiserver of its own started
@@ -63,3 +63,9 @@ koc_add_test(NAME test-controller-synced SOURCES integration/test-controller-syn
                   ${KOC_HARNESS_SOURCES}
              MODULES core leader probes shutdown manager controller LIBS PkgConfig::CURL
              LABELS integration tsan K8S TIMEOUT 300)
+
+# The cache of a manager (framework/cache, koc/cache.h): two managers in one
+# process share no informer and no controller name.
+koc_add_test(NAME test-cache SOURCES integration/test-cache.c ${KOC_HARNESS_SOURCES}
+             MODULES core cache leader probes shutdown manager controller LIBS PkgConfig::CURL
+             LABELS integration tsan TIMEOUT 180)

@@ -10,7 +10,7 @@
 
 #include "core/mailbox.h"
 #include "core/ratelimit.h"
-#include "informer.h"
+#include "framework/cache/informer.h"
 #include "koc/controller.h"
 #include "workqueue.h"
 
@@ -64,7 +64,7 @@ typedef struct queue_probe {
 
 struct koc_controller {
         unsigned ref;
-        koc_controller *next; /* all controllers of the process (loop threads) */
+        bool name_claimed; /* in the manager's cache: released on free */
         koc_manager *m;
         char *name;
         char *api_version; /* of the primary: "v1", "apps/v1" */

@@ -20,16 +20,12 @@
 
 #include "controller-internal.h"
 #include "core/reflector.h"
+#include "framework/cache/cache-internal.h"
 #include "core/util.h"
 #include "koc/log.h"
 #include "koc/time.h"
 
 #define LOG "controller"
-
-/* Every controller of the process, for the unique-name rule; the lock is for
- * processes with several loops in several threads. */
-static koc_controller *all_controllers;
-static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const double reconcile_buckets[] = {
         0.005, 0.01, 0.025, 0.05, 0.1,  0.15, 0.2,  0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6,
@@ -285,6 +281,10 @@ KOC_EXPORT uint64_t koc_reconcile_get_term(koc_reconcile_context *ctx) {
 }
 KOC_EXPORT koc_controller *koc_reconcile_get_controller(koc_reconcile_context *ctx) {
         return ctx->c;
+}
+
+KOC_EXPORT koc_cache *koc_reconcile_get_cache(koc_reconcile_context *ctx) {
+        return ctx ? koc_manager_get_cache(ctx->c->m) : NULL;
 }
 KOC_EXPORT int koc_reconcile_get_last_error(koc_reconcile_context *ctx, koc_error *ret) {
         if (!ctx || !ret)
@@ -819,15 +819,6 @@ static int validate(koc_manager *m, const koc_controller_options *o, koc_error *
                                      "controller name \"%s\": must be 1 to 63 characters of "
                                      "[a-z0-9-], not starting or ending with '-'",
                                      o->name ? o->name : "");
-        pthread_mutex_lock(&all_lock);
-        bool used = false;
-        for (koc_controller *c = all_controllers; c; c = c->next)
-                used = used || (c->m == m && strcmp(c->name, o->name) == 0);
-        pthread_mutex_unlock(&all_lock);
-        if (used)
-                return koc_error_set(err, -EEXIST,
-                                     "controller name \"%s\": already used on this manager",
-                                     o->name);
         if (!o->resource.version || !*o->resource.version)
                 return koc_error_set(err, -EINVAL, "controller %s: resource.version is required",
                                      o->name);
@@ -865,13 +856,8 @@ static int validate(koc_manager *m, const koc_controller_options *o, koc_error *
 static koc_controller *controller_free(koc_controller *c) {
         if (!c)
                 return NULL;
-        pthread_mutex_lock(&all_lock);
-        for (koc_controller **p = &all_controllers; *p; p = &(*p)->next)
-                if (*p == c) {
-                        *p = c->next;
-                        break;
-                }
-        pthread_mutex_unlock(&all_lock);
+        if (c->name_claimed)
+                koc__cache_release_name(koc_manager_get_cache(c->m), c->name);
         atomic_store(&c->active, false);
         atomic_fetch_add(&c->epoch, 1);
         if (c->q)
@@ -988,10 +974,19 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
                 controller_free(c);
                 return -ENOMEM;
         }
-        pthread_mutex_lock(&all_lock);
-        c->next = all_controllers;
-        all_controllers = c;
-        pthread_mutex_unlock(&all_lock);
+        /* Names are unique among the controllers of one manager (its
+         * cache), not of the process: two managers side by side may each
+         * run a controller of the same name. */
+        r = koc__cache_claim_name(koc_manager_get_cache(m), c->name);
+        if (r < 0) {
+                controller_free(c);
+                return r == -EEXIST ? koc_error_set(err, r,
+                                                    "controller name \"%s\": already used on "
+                                                    "this manager",
+                                                    o->name)
+                                    : r;
+        }
+        c->name_claimed = true;
 
         r = koc__workqueue_new(NULL, NULL, &c->q);
         if (r >= 0) {
@@ -999,8 +994,9 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
                 r = koc__mailbox_new(koc_manager_get_event(m), 0, &c->mb);
         }
         if (r >= 0)
-                r = koc__informer_get(koc_manager_get_client(m), &o->resource, o->namespace_,
-                                      o->label_selector, o->field_selector, &c->informer_opts,
+                r = koc__informer_get(koc_manager_get_cache(m), koc_manager_get_client(m),
+                                      &o->resource, o->namespace_, o->label_selector,
+                                      o->field_selector, &c->informer_opts,
                                       koc_manager_get_metrics(m), &c->primary, err);
         if (r >= 0)
                 r = koc__informer_add_handler(c->primary, &primary_handler, c);
@@ -1082,8 +1078,9 @@ static int add_source(koc_controller *c, size_t res_size, const koc_resource *us
         koc_informer_opts opts = {.list_mode = c->informer_opts.list_mode,
                                   .max_list_objects = c->informer_opts.max_list_objects,
                                   .max_list_bytes = c->informer_opts.max_list_bytes};
-        int r = koc__informer_get(koc_manager_get_client(c->m), res, ns, label_selector, NULL,
-                                  &opts, koc_manager_get_metrics(c->m), &s->inf, err);
+        int r = koc__informer_get(koc_manager_get_cache(c->m), koc_manager_get_client(c->m), res,
+                                  ns, label_selector, NULL, &opts, koc_manager_get_metrics(c->m),
+                                  &s->inf, err);
         if (r >= 0)
                 r = koc__informer_add_handler(s->inf, &source_handler, s);
         if (r < 0) {

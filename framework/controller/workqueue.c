@@ -19,7 +19,7 @@
 #include <time.h>
 
 #include "koc/time.h"
-#include "strmap.h"
+#include "core/strmap.h"
 
 enum { LIST_NONE = -1, LIST_LIVE = 0, LIST_INITIAL = 1 };
 

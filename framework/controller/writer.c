@@ -23,6 +23,7 @@
 #include "core/ratelimit.h"
 #include "core/sync.h"
 #include "core/util.h"
+#include "framework/cache/cache-internal.h"
 #include "koc/log.h"
 #include "koc/time.h"
 
@@ -80,17 +81,21 @@ static void apply_answer(koc_controller *c, write_call *call, const koc_response
         cJSON *body = resp->body ? cJSON_Duplicate(resp->body, true) : NULL;
         if (resp->body && !body)
                 return;
-        apply_to(c, c->primary, call, body);
-        for (size_t i = 0; i < c->n_sources; i++) {
-                if (!body) {
-                        apply_to(c, c->sources[i]->inf, call, NULL);
-                        continue;
-                }
-                cJSON *copy = cJSON_Duplicate(resp->body, true);
-                if (copy)
-                        apply_to(c, c->sources[i]->inf, call, copy);
+        /* Every informer of the type in the manager's cache: this
+         * controller's primary, owned and watched ones, other controllers'
+         * and those the program keeps (koc_cache_add_informer). */
+        koc_informer **infs = NULL;
+        size_t n = 0;
+        if (koc__cache_ref_informers(koc_manager_get_cache(c->m), call->res, &infs, &n) < 0)
+                n = 0;
+        for (size_t i = 0; i < n; i++) {
+                cJSON *copy = i == 0 || !body ? NULL : cJSON_Duplicate(resp->body, true);
+                if (i == 0 || !body || copy)
+                        apply_to(c, infs[i], call, i == 0 ? body : copy);
                 cJSON_Delete(copy);
+                koc__informer_unref(infs[i]);
         }
+        free(infs);
         cJSON_Delete(body);
 }
 

@@ -25,6 +25,7 @@
 
 #include "core/mailbox.h"
 #include "core/util.h"
+#include "framework/cache/cache-internal.h"
 #include "framework/manager/manager-internal.h"
 #include "leader/leader-internal.h"
 
@@ -56,6 +57,8 @@ struct koc_manager {
         koc_cluster_config *cluster;
         koc_client *client;
         koc_metrics *metrics;
+        /* The informers of this manager's controllers and of the program. */
+        koc_cache *cache;
         koc_leader *leader;
         koc_leader_state *state;
         koc_probes *probes;
@@ -550,6 +553,8 @@ static koc_manager *manager_free(koc_manager *m) {
         koc__mailbox_free(m->mailbox);
         koc_shutdown_unref(m->shutdown);
         koc_probes_unref(m->probes);
+        /* Its informers use the client and register in metrics. */
+        koc__cache_free(m->cache);
         koc_client_unref(m->client);
         koc_cluster_config_unref(m->cluster);
         koc_metrics_unref(m->metrics);
@@ -762,6 +767,9 @@ KOC_EXPORT int koc_manager_new_sized(sd_event *event, size_t cfg_size,
                 r = koc_client_register_metrics(m->client, m->metrics);
         if (r < 0)
                 return koc_error_set(err, r, "metrics: %s", strerror(-r));
+        r = koc__cache_new(m->client, m->metrics, &m->cache);
+        if (r < 0)
+                return koc_error_set(err, r, "cache: %s", strerror(-r));
 
         if (m->leader_elect) {
                 r = setup_leader(m, cfg, err);
@@ -986,6 +994,10 @@ KOC_EXPORT koc_leader *koc_manager_get_leader(koc_manager *m) {
 
 KOC_EXPORT koc_probes *koc_manager_get_probes(koc_manager *m) {
         return m ? m->probes : NULL;
+}
+
+KOC_EXPORT koc_cache *koc_manager_get_cache(koc_manager *m) {
+        return m ? m->cache : NULL;
 }
 
 KOC_EXPORT koc_metrics *koc_manager_get_metrics(koc_manager *m) {

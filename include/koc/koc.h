@@ -9,9 +9,10 @@
  * kubeconfig or in-cluster (config.h), Lease leader election compatible with
  * client-go (leader.h), health, readiness and metrics endpoints (probes.h,
  * metrics.h), graceful shutdown (shutdown.h), the manager that puts them
- * together on one loop (manager.h), and the controller runtime on it:
- * informers, a cache, a work queue and reconcilers (controller.h).  Beneath
- * them: logging (log.h), clocks and Kubernetes time formats (time.h), and
+ * together on one loop (manager.h), its cache of informers (cache.h) and
+ * what they serve, resources and cached objects (object.h), and the
+ * controller runtime on it: a work queue and reconcilers (controller.h).
+ * Beneath them: logging (log.h), clocks and Kubernetes time formats (time.h), and
  * what every header shares: errors, extensible structs, the export and
  * cleanup macros (common.h).
  */
@@ -28,6 +29,8 @@
 #include <koc/probes.h>
 #include <koc/shutdown.h>
 #include <koc/manager.h>
+#include <koc/object.h>
+#include <koc/cache.h>
 #include <koc/controller.h>
 
 #endif

@@ -82,6 +82,7 @@
 #ifndef KOC_MANAGER_H
 #define KOC_MANAGER_H
 
+#include <koc/cache.h>
 #include <koc/client.h>
 #include <koc/common.h>
 #include <koc/config.h>
@@ -294,6 +295,9 @@ KOC_EXPORT koc_cluster_config *koc_manager_get_cluster_config(koc_manager *m);
 KOC_EXPORT koc_leader *koc_manager_get_leader(koc_manager *m);
 KOC_EXPORT koc_probes *koc_manager_get_probes(koc_manager *m);
 KOC_EXPORT koc_metrics *koc_manager_get_metrics(koc_manager *m);
+/* The manager's cache (koc/cache.h): the informers of its controllers and
+ * those koc_cache_add_informer() asked for; valid as long as the manager. */
+KOC_EXPORT koc_cache *koc_manager_get_cache(koc_manager *m);
 KOC_EXPORT koc_shutdown *koc_manager_get_shutdown(koc_manager *m);
 /* This replica's identity ("" without leader election). */
 KOC_EXPORT const char *koc_manager_get_identity(koc_manager *m);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The path builder every reconcile write goes through (koc__resource_path,
- * behind koc_resource_path, framework/controller/informer.c), on any group,
+ * behind koc_resource_path, framework/cache/informer.c), on any group,
  * version, resource, namespace, name and subresource.
  *
  * Input: byte 0 holds flags (bit 0: a namespace, 1: a name, 2: a
@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "core/names.h"
-#include "framework/controller/informer.h"
+#include "framework/cache/informer.h"
 
 #define CHECK(cond)                                                                                \
         do {                                                                                       \

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The object transform of the controller cache (koc__store_make_object in
- * framework/controller/store.c): the default strip of metadata.managedFields
+ * framework/cache/store.c): the default strip of metadata.managedFields
  * and the kubectl last-applied-configuration annotation, then a user
  * transform, on hostile JSON (metadata or annotations that are not objects,
  * the fields given twice, huge or odd names).
@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "framework/controller/store.h"
+#include "framework/cache/store.h"
 
 #define LAST_APPLIED "kubectl.kubernetes.io/last-applied-configuration"
 

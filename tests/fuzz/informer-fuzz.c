@@ -10,7 +10,8 @@
 
 #include "core/client-internal.h"
 #include "core/resource-version.h"
-#include "framework/controller/store.h"
+#include "framework/cache/cache-internal.h"
+#include "framework/cache/store.h"
 
 /* --- the stand-in client ----------------------------------------------------------- */
 
@@ -511,8 +512,12 @@ koc_informer *fuzz_informer_new(const char *label_selector, const char *field_se
         model.has_field_selector = field_selector != NULL;
         koc_informer *inf = NULL;
         koc_error err = {0};
-        if (koc__informer_get((koc_client *)&fake.client_token, &configmaps, "ns", label_selector,
-                              field_selector, NULL, NULL, &inf, &err) < 0)
+        /* One cache for the run: its registry holds only live informers. */
+        static koc_cache *cache;
+        if (!cache && koc__cache_new((koc_client *)&fake.client_token, NULL, &cache) < 0)
+                abort();
+        if (koc__informer_get(cache, (koc_client *)&fake.client_token, &configmaps, "ns",
+                              label_selector, field_selector, NULL, NULL, &inf, &err) < 0)
                 abort();
         static const koc_informer_handler h = {.on_update = on_update};
         if (koc__informer_add_handler(inf, &h, NULL) < 0)

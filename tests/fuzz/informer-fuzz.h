@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "framework/controller/informer.h"
+#include "framework/cache/informer.h"
 
 typedef struct fuzz_input {
         const uint8_t *p;

@@ -52,12 +52,12 @@ INFORMER_WRAP="-Wl,--wrap=koc_client_ref -Wl,--wrap=koc_client_unref \
         -Wl,--wrap=koc_request_cancel -Wl,--wrap=koc_client_watch_sized \
         -Wl,--wrap=koc_watch_stop -Wl,--wrap=sd_event_add_time_relative"
 
-# The core and controller modules, instrumented, built into an archive, so
+# The core, cache and controller modules, instrumented, built into an archive, so
 # that each harness links only the objects it needs.  $JOBS compiles at once.
 build_archive() {
         rm -f "$OUT/obj/"*.o "$OUT/libkoc-fuzz.a"
         local pids=() c o
-        for c in "$SRC"/core/*.c "$SRC"/framework/controller/*.c; do
+        for c in "$SRC"/core/*.c "$SRC"/framework/cache/*.c "$SRC"/framework/controller/*.c; do
                 o="$OUT/obj/$(basename "$(dirname "$c")")-$(basename "${c%.c}").o"
                 $CC $CFLAGS -fsanitize=fuzzer-no-link,address,undefined -c "$c" -o "$o" &
                 pids+=($!)

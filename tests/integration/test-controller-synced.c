@@ -149,6 +149,11 @@ static void child_main(const char *identity) {
         koc_controller_options_init(&o);
         o.name = "parents";
         o.resource = secrets;
+        /* In the namespace of "orphans", whose watch of the parents then
+         * shares this informer (a watched namespaced type follows the
+         * controller's namespace): cluster-wide, it would be a second
+         * informer that "orphans" does not wait for. */
+        o.namespace_ = NS;
         o.label_selector = "role=parent";
         o.reconcile = parents_reconcile;
         if (koc_controller_new(m, &o, &c.parents, &err) < 0)

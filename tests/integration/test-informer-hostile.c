@@ -28,7 +28,8 @@
 #include <cmocka.h>
 
 #include "core/reflector.h"
-#include "framework/controller/informer.h"
+#include "framework/cache/cache-internal.h"
+#include "framework/cache/informer.h"
 #include "koc/client.h"
 #include "koc/config.h"
 #include "koc/log.h"
@@ -187,6 +188,7 @@ static sd_event *event;
 static koc_cluster_config *cfg;
 static koc_client *client;
 static koc_metrics *metrics;
+static koc_cache *cache;
 
 /* Warn lines of the reflector and the client. */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -234,6 +236,7 @@ static void client_open(void) {
                 fail_msg("kubeconfig: %s", err.message);
         assert_int_equal(koc_client_new(event, cfg, &client), 0);
         assert_int_equal(koc_metrics_new(&metrics), 0);
+        assert_int_equal(koc__cache_new(client, metrics, &cache), 0);
         pthread_mutex_lock(&log_lock);
         warns[0] = 0;
         pthread_mutex_unlock(&log_lock);
@@ -241,6 +244,7 @@ static void client_open(void) {
 }
 
 static void client_close(void) {
+        cache = koc__cache_free(cache);
         client = koc_client_unref(client);
         cfg = koc_cluster_config_unref(cfg);
         (void)sd_event_run(event, 0);
@@ -285,8 +289,8 @@ static void informer_open(seen *s, const koc_informer_opts *opts) {
         static const koc_informer_handler h = {
                 .on_add = on_add, .on_update = on_update, .on_delete = on_delete};
         memset(s, 0, sizeof *s);
-        assert_int_equal(koc__informer_get(client, &configmaps, "ns", NULL, NULL, opts, metrics,
-                                           &s->inf, NULL),
+        assert_int_equal(koc__informer_get(cache, client, &configmaps, "ns", NULL, NULL, opts,
+                                           metrics, &s->inf, NULL),
                          0);
         assert_int_equal(koc__informer_add_handler(s->inf, &h, s), 0);
 }

@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "framework/controller/controller-internal.h"
-#include "framework/controller/informer.h"
+#include "framework/cache/informer.h"
 #include "koc/controller.h"
 
 static cJSON *parse(const char *s) {

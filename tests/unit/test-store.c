@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The controller cache (framework/controller/store.c), label selectors and
+ * The controller cache (framework/cache/store.c), label selectors and
  * the default transform: lookups by key, namespace, selector and index,
  * replacement on re-list, the newer-only rule of read-your-own-writes, and
  * that readers keep a consistent record while the loop replaces it.
@@ -20,7 +20,7 @@
 #include <cmocka.h>
 
 #include "core/selector.h"
-#include "framework/controller/store.h"
+#include "framework/cache/store.h"
 
 static cJSON *obj(const char *ns, const char *name, const char *rv, const char *labels_json) {
         char buf[1024];

@@ -6,8 +6,9 @@
  */
 #pragma once
 
+#include "koc/cache.h"
 #include "koc/client.h"
-#include "koc/controller.h"
+#include "koc/object.h"
 #include "koc/metrics.h"
 #include "store.h"
 
@@ -36,12 +37,12 @@ typedef struct koc_informer_opts {
 
 #define KOC_INFORMER_MAX_LIST_BYTES_DEFAULT ((uint64_t)4 << 30)
 
-/* Finds or creates (and starts) the informer; returns a new reference.
- * opts and metrics may be NULL. */
-int koc__informer_get(koc_client *c, const koc_resource *res, const char *namespace_,
-                      const char *label_selector, const char *field_selector,
-                      const koc_informer_opts *opts, koc_metrics *metrics, koc_informer **ret,
-                      koc_error *err);
+/* Finds or creates (and starts) the informer in cache's registry; returns a
+ * new reference.  opts and metrics may be NULL. */
+int koc__informer_get(koc_cache *cache, koc_client *c, const koc_resource *res,
+                      const char *namespace_, const char *label_selector,
+                      const char *field_selector, const koc_informer_opts *opts,
+                      koc_metrics *metrics, koc_informer **ret, koc_error *err);
 koc_informer *koc__informer_unref(koc_informer *inf);
 
 int koc__informer_add_handler(koc_informer *inf, const koc_informer_handler *h, void *userdata);

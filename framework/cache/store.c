@@ -5,12 +5,13 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/resource-version.h"
 #include "core/util.h"
-#include "strmap.h"
+#include "core/strmap.h"
 
 /* One allocation per record: the header, then the strings, each
  * NUL-terminated, at the offsets the header gives (key, namespace,

@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "koc/controller.h"
+#include "koc/object.h"
 #include "core/selector.h"
 
 typedef struct koc_store koc_store;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "informer.h"
+#include "cache-internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -13,7 +14,7 @@
 #include "core/reflector.h"
 #include "core/resource-version.h"
 #include "core/util.h"
-#include "strmap.h"
+#include "core/strmap.h"
 #include "koc/log.h"
 
 #define LOG "informer"
@@ -27,7 +28,8 @@ typedef struct handler_slot {
 
 struct koc_informer {
         unsigned ref;
-        koc_informer *next; /* the registry */
+        koc_informer *next; /* the registry of its cache */
+        koc_cache *cache;
         koc_client *client;
         char *path;
         char *namespace_;
@@ -50,13 +52,6 @@ struct koc_informer {
         koc_metric *bytes_gauge;
         koc_metric *rejected[_KOC_REFLECTOR_REJECT_MAX];
 };
-
-/* One registry for the process, keyed by client, so two managers in one
- * process share nothing.  Each informer is used on its client's loop thread
- * only; the lock covers the registry and the reference counts, for processes
- * that run several loops in several threads. */
-static koc_informer *registry;
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static bool same(const char *a, const char *b) {
         return strcmp(a ? a : "", b ? b : "") == 0;
@@ -362,14 +357,15 @@ static void informer_free(koc_informer *inf) {
 koc_informer *koc__informer_unref(koc_informer *inf) {
         if (!inf)
                 return NULL;
-        pthread_mutex_lock(&registry_lock);
+        koc_cache *cache = inf->cache;
+        pthread_mutex_lock(&cache->lock);
         bool last = --inf->ref == 0;
-        for (koc_informer **p = &registry; last && *p; p = &(*p)->next)
+        for (koc_informer **p = &cache->informers; last && *p; p = &(*p)->next)
                 if (*p == inf) {
                         *p = inf->next;
                         break;
                 }
-        pthread_mutex_unlock(&registry_lock);
+        pthread_mutex_unlock(&cache->lock);
         if (last)
                 informer_free(inf);
         return NULL;
@@ -413,10 +409,10 @@ static koc_reflector_list_mode reflector_mode(koc_list_mode m) {
         }
 }
 
-int koc__informer_get(koc_client *c, const koc_resource *res, const char *namespace_,
-                      const char *label_selector, const char *field_selector,
-                      const koc_informer_opts *opts, koc_metrics *metrics, koc_informer **ret,
-                      koc_error *err) {
+int koc__informer_get(koc_cache *cache, koc_client *c, const koc_resource *res,
+                      const char *namespace_, const char *label_selector,
+                      const char *field_selector, const koc_informer_opts *opts,
+                      koc_metrics *metrics, koc_informer **ret, koc_error *err) {
         static const koc_informer_opts defaults = {.list_mode = KOC_LIST_PAGES};
         char path[512];
         if (!opts)
@@ -427,8 +423,8 @@ int koc__informer_get(koc_client *c, const koc_resource *res, const char *namesp
         if (r < 0)
                 return koc_error_set(err, r, "informer for %s: %s",
                                      res->resource ? res->resource : "(no resource)", why.message);
-        pthread_mutex_lock(&registry_lock);
-        for (koc_informer *i = registry; i; i = i->next)
+        pthread_mutex_lock(&cache->lock);
+        for (koc_informer *i = cache->informers; i; i = i->next)
                 if (i->client == c && strcmp(i->path, path) == 0 &&
                     same(i->label_selector, label_selector) &&
                     same(i->field_selector, field_selector) &&
@@ -437,16 +433,17 @@ int koc__informer_get(koc_client *c, const koc_resource *res, const char *namesp
                     i->opts.max_list_objects == opts->max_list_objects &&
                     i->opts.max_list_bytes == opts->max_list_bytes) {
                         i->ref++;
-                        pthread_mutex_unlock(&registry_lock);
+                        pthread_mutex_unlock(&cache->lock);
                         *ret = i;
                         return 0;
                 }
-        pthread_mutex_unlock(&registry_lock);
+        pthread_mutex_unlock(&cache->lock);
 
         koc_informer *inf = calloc(1, sizeof *inf);
         if (!inf)
                 return -ENOMEM;
         inf->ref = 1;
+        inf->cache = cache;
         inf->opts = *opts;
         inf->client = koc_client_ref(c);
         inf->path = strdup(path);
@@ -482,12 +479,65 @@ int koc__informer_get(koc_client *c, const koc_resource *res, const char *namesp
                 return r;
         }
         register_gauges(inf, metrics);
-        pthread_mutex_lock(&registry_lock);
-        inf->next = registry;
-        registry = inf;
-        pthread_mutex_unlock(&registry_lock);
+        pthread_mutex_lock(&cache->lock);
+        inf->next = cache->informers;
+        cache->informers = inf;
+        pthread_mutex_unlock(&cache->lock);
         *ret = inf;
         return 0;
+}
+
+size_t koc__cache_count_informers(koc_cache *cache) {
+        size_t n = 0;
+        pthread_mutex_lock(&cache->lock);
+        for (koc_informer *i = cache->informers; i; i = i->next)
+                n++;
+        pthread_mutex_unlock(&cache->lock);
+        return n;
+}
+
+int koc__cache_foreach_informer(koc_cache *cache, int (*fn)(koc_informer *inf, void *userdata),
+                                void *userdata) {
+        int r = 0;
+        pthread_mutex_lock(&cache->lock);
+        for (koc_informer *i = cache->informers; i && r == 0; i = i->next)
+                r = fn(i, userdata);
+        pthread_mutex_unlock(&cache->lock);
+        return r;
+}
+
+int koc__cache_ref_informers(koc_cache *cache, const koc_resource *res, koc_informer ***ret,
+                             size_t *ret_n) {
+        koc_informer **v = NULL;
+        size_t n = 0;
+        int r = 0;
+        pthread_mutex_lock(&cache->lock);
+        for (koc_informer *i = cache->informers; i && r == 0; i = i->next) {
+                if (!same(i->res.group, res->group) || !same(i->res.resource, res->resource))
+                        continue;
+                koc_informer **nv = realloc(v, (n + 1) * sizeof *nv);
+                if (!nv) {
+                        r = -ENOMEM;
+                        break;
+                }
+                v = nv;
+                i->ref++;
+                v[n++] = i;
+        }
+        pthread_mutex_unlock(&cache->lock);
+        if (r < 0) {
+                for (size_t k = 0; k < n; k++)
+                        koc__informer_unref(v[k]);
+                free(v);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+bool koc__informer_has_selectors(koc_informer *inf) {
+        return inf->label_selector || inf->field_selector;
 }
 
 int koc__informer_add_handler(koc_informer *inf, const koc_informer_handler *h, void *userdata) {
