@@ -395,7 +395,12 @@ int main(int argc, char **argv) {
                 goto out;
         }
 
+        /* wrk's 64 keep-alive connections come from one address: they stand
+         * for many clients, so the per-address limit (32 by default, which
+         * would close wrk's idle connections between its requests) is raised
+         * above them. */
         if (koc_probes_new(event, metrics, &probes) < 0 ||
+            koc_probes_set_client_limits(probes, 128, 0) < 0 ||
             koc_probes_add_ready_check(probes, "leader", check_leader, NULL, NULL) < 0 ||
             koc_probes_listen(probes, "127.0.0.1:0", KOC_PROBES_HEALTH | KOC_PROBES_METRICS) < 0) {
                 fprintf(stderr, "cannot start the probes server\n");
