@@ -10,6 +10,7 @@
 
 #include "koc/log.h"
 #include "koc/time.h"
+#include "util.h"
 
 #define QUIET_PERIOD_USEC (120 * KOC_USEC_PER_SEC)
 /* A watch that ends cleanly sooner than this, with nothing on it, counts as
@@ -24,15 +25,6 @@ const char *koc__reflector_state_to_string(koc__reflector_state s) {
                 [KOC__REFLECTOR_ENDED] = "ended",
         };
         return (unsigned)s < _KOC__REFLECTOR_STATE_MAX ? names[s] : "unknown";
-}
-
-static int set_str(char **p, const char *v) {
-        char *n = v ? strdup(v) : NULL;
-        if (v && !n)
-                return -ENOMEM;
-        free(*p);
-        *p = n;
-        return 0;
 }
 
 static koc__reflector_action *emit(koc__reflector_fsm *f, koc__reflector_action_type type) {
@@ -65,7 +57,7 @@ int koc__reflector_fsm_init(koc__reflector_fsm *f, const koc__reflector_fsm_conf
         f->backoff = f->backoff_initial;
         f->max_list_pages = f->max_list_objects / f->page_size * 2 + 1000;
         if (cfg->watch_only && cfg->resource_version && *cfg->resource_version)
-                return set_str(&f->rv, cfg->resource_version);
+                return koc__set_string(&f->rv, cfg->resource_version);
         return 0;
 }
 
@@ -311,7 +303,7 @@ static void begin_list(koc__reflector_fsm *f) {
 /* The list ended with resourceVersion rv (the machine's list_rv, or an
  * event's): the watch goes on from there. */
 static void end_list(koc__reflector_fsm *f, const char *rv) {
-        if (rv != f->list_rv && set_str(&f->list_rv, rv) < 0) {
+        if (rv != f->list_rv && koc__set_string(&f->list_rv, rv) < 0) {
                 /* Out of memory: the old resume point stays. */
         } else if (f->list_rv) {
                 free(f->rv);
@@ -391,7 +383,7 @@ static void on_page(koc__reflector_fsm *f, const koc__reflector_event *ev, uint6
                                       ev->status, "the continue token came before in this list");
                         return;
                 }
-                if (set_str(&f->continue_token, cont) < 0) {
+                if (koc__set_string(&f->continue_token, cont) < 0) {
                         schedule(f, true, next_backoff(f, now));
                         return;
                 }
@@ -403,7 +395,7 @@ static void on_page(koc__reflector_fsm *f, const koc__reflector_event *ev, uint6
                 return;
         }
         f->list_ending = true;
-        (void)set_str(&f->list_rv, ev->resource_version);
+        (void)koc__set_string(&f->list_rv, ev->resource_version);
         emit(f, KOC__REFLECTOR_ACT_DELIVER_PAGE)->defer = false;
 }
 
@@ -484,7 +476,7 @@ static void on_stream_end(koc__reflector_fsm *f, const koc__reflector_event *ev,
 
 static void on_watch_object(koc__reflector_fsm *f, const koc__reflector_event *ev) {
         if (ev->resource_version && *ev->resource_version)
-                (void)set_str(&f->rv, ev->resource_version);
+                (void)koc__set_string(&f->rv, ev->resource_version);
         f->watch_saw_event = true;
         f->gone_streak = 0; /* a watch that works: the next 410 re-lists at once */
         if (ev->watch_type != KOC_WATCH_BOOKMARK && ev->is_object)

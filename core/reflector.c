@@ -65,15 +65,6 @@ static const char *str_field(const cJSON *o, const char *name) {
         return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static int set_str(char **p, const char *v) {
-        char *n = v ? strdup(v) : NULL;
-        if (v && !n)
-                return -ENOMEM;
-        free(*p);
-        *p = n;
-        return 0;
-}
-
 int koc__reflector_new(koc_client *c, const koc_reflector_spec *spec,
                        const koc_reflector_handlers *handlers, void *userdata,
                        koc_reflector **ret) {
@@ -106,15 +97,15 @@ int koc__reflector_new(koc_client *c, const koc_reflector_spec *spec,
         if (k >= 0)
                 k = koc_query_set_limit(r->list_query, r->fsm.page_size);
         if (k >= 0)
-                k = set_str(&r->path, spec->path);
+                k = koc__set_string(&r->path, spec->path);
         if (k >= 0)
-                k = set_str(&r->list_accept, spec->list_accept);
+                k = koc__set_string(&r->list_accept, spec->list_accept);
         if (k >= 0)
-                k = set_str(&r->watch_accept, spec->watch_accept);
+                k = koc__set_string(&r->watch_accept, spec->watch_accept);
         if (k >= 0 && spec->label_selector && *spec->label_selector)
-                k = set_str(&r->label_selector, spec->label_selector);
+                k = koc__set_string(&r->label_selector, spec->label_selector);
         if (k >= 0 && spec->field_selector && *spec->field_selector)
-                k = set_str(&r->field_selector, spec->field_selector);
+                k = koc__set_string(&r->field_selector, spec->field_selector);
         if (k >= 0)
                 k = koc_query_set_label_selector(r->list_query, r->label_selector);
         if (k >= 0)
@@ -440,7 +431,7 @@ static void on_list(koc_client *c, koc_response *resp, void *userdata) {
                                 r->item_kind = k;
                         }
                 }
-                (void)set_str(&r->item_api_version, str_field(resp->body, "apiVersion"));
+                (void)koc__set_string(&r->item_api_version, str_field(resp->body, "apiVersion"));
         }
         koc__reflector_event ev = {
                 .type = KOC__REFLECTOR_EV_PAGE,

@@ -185,6 +185,15 @@ KOC_EXPORT int koc_uuid_random(char *buf) {
         return 0;
 }
 
+int koc__set_string(char **p, const char *v) {
+        char *n = v ? strdup(v) : NULL;
+        if (v && !n)
+                return -ENOMEM;
+        free(*p);
+        *p = n;
+        return 0;
+}
+
 uint64_t koc__random_u64(uint64_t n) {
         static __thread uint64_t state;
         if (n == 0)

@@ -24,6 +24,10 @@ static inline void koc__freep(void *p) {
  * digits (0, 3 or 6): "2026-11-24T10:00:00.123456Z".  Returns buf. */
 char *koc__format_timestamp(uint64_t usec, int digits, char *buf, size_t size);
 
+/* Replaces *p with a copy of v (NULL: with NULL), freeing the old string;
+ * -ENOMEM leaves *p as it was. */
+int koc__set_string(char **p, const char *v);
+
 /* Uniform random number in [0, n), from a thread-local PRNG seeded from
  * getrandom(); for jitter, not for secrets. */
 uint64_t koc__random_u64(uint64_t n);

@@ -10,18 +10,6 @@
 #include "koc/time.h"
 #include "leader-internal.h"
 
-static int set_str(char **dst, const char *s) {
-        char *copy = NULL;
-        if (s) {
-                copy = strdup(s);
-                if (!copy)
-                        return -ENOMEM;
-        }
-        free(*dst);
-        *dst = copy;
-        return 0;
-}
-
 KOC_EXPORT int koc_leader_config_new(const char *namespace_, const char *name,
                                      koc_leader_config **ret) {
         if (!ret)
@@ -34,7 +22,7 @@ KOC_EXPORT int koc_leader_config_new(const char *namespace_, const char *name,
         cfg->retry_period = KOC_LEADER_DEFAULT_RETRY_PERIOD_USEC;
         cfg->observe_timeout = KOC_LEADER_DEFAULT_OBSERVE_TIMEOUT_USEC;
         cfg->identity_mode = KOC_LEADER_IDENTITY_POD_NAME_OR_UUID;
-        if (set_str(&cfg->namespace_, namespace_) < 0 || set_str(&cfg->name, name) < 0) {
+        if (koc__set_string(&cfg->namespace_, namespace_) < 0 || koc__set_string(&cfg->name, name) < 0) {
                 koc_leader_config_free(cfg);
                 return -ENOMEM;
         }
@@ -55,13 +43,13 @@ KOC_EXPORT koc_leader_config *koc_leader_config_free(koc_leader_config *cfg) {
 KOC_EXPORT int koc_leader_config_set_namespace(koc_leader_config *cfg, const char *namespace_) {
         if (!cfg)
                 return -EINVAL;
-        return set_str(&cfg->namespace_, namespace_);
+        return koc__set_string(&cfg->namespace_, namespace_);
 }
 
 KOC_EXPORT int koc_leader_config_set_name(koc_leader_config *cfg, const char *name) {
         if (!cfg)
                 return -EINVAL;
-        return set_str(&cfg->name, name);
+        return koc__set_string(&cfg->name, name);
 }
 
 KOC_EXPORT void koc_leader_config_set_lease_duration(koc_leader_config *cfg, uint64_t usec) {
@@ -93,7 +81,7 @@ KOC_EXPORT void koc_leader_config_set_identity_mode(koc_leader_config *cfg,
 KOC_EXPORT int koc_leader_config_set_identity(koc_leader_config *cfg, const char *identity) {
         if (!cfg)
                 return -EINVAL;
-        int r = set_str(&cfg->identity, identity);
+        int r = koc__set_string(&cfg->identity, identity);
         if (r < 0)
                 return r;
         cfg->identity_mode = KOC_LEADER_IDENTITY_CUSTOM;
