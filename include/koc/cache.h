@@ -71,16 +71,17 @@
  * resource has already, so a name means one informer.
  *
  * Errors: -EINVAL for a missing argument, a resource without version or
- * plural, options of a size this library cannot take, a namespace that is
- * not a DNS-1123 label, or a label selector that does not parse; -ENXIO
+ * plural, options of a size this library cannot take, a registration's
+ * namespace that is not a DNS-1123 label, or a label selector that does not
+ * parse; -ENXIO
  * and -ENOMEDIUM as above; -ENOENT when an informer covers the read and the
  * object is not in it (with a label selector: no object of that name
  * matches it); for an index, -ENOENT when no informer of the resource has
  * an index of that name.
  *
- * Threads: koc_cache_add_informer*, koc_cache_add_index and
- * koc_informer_options_init on the loop thread before koc_manager_run();
- * the reads on any thread.
+ * Threads: koc_cache_add_informer* and koc_cache_add_index on the loop
+ * thread before koc_manager_run(); koc_informer_options_init and the reads
+ * on any thread.
  */
 #ifndef KOC_CACHE_H
 #define KOC_CACHE_H

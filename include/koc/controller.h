@@ -60,6 +60,11 @@
  * koc_reconcile_get_cache()) reads every type a controller owns or watches,
  * and those the program keeps with koc_cache_add_informer(), without a
  * request: a reconcile finds its children there instead of GETting them.
+ * Owned and watched types are kept in a scope of their own when registered
+ * with koc_controller_owns_with_options() / _watches_with_options()
+ * (namespace, label and field selectors, metadata only); a read of the
+ * cache is answered only by an informer whose scope covers it (-ENXIO or
+ * -ENOMEDIUM otherwise, see koc/cache.h).
  *
  * Read-your-own-writes.  The answer of a successful write (create, update,
  * patch, apply, delete) is applied to every informer of its type in the
