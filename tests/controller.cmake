@@ -75,4 +75,4 @@ koc_add_test(NAME test-cache SOURCES integration/test-cache.c ${KOC_HARNESS_SOUR
 # answered only by an informer that covers them; indexes of any cached type.
 koc_add_test(NAME test-cache-scopes SOURCES integration/test-cache-scopes.c ${KOC_HARNESS_SOURCES}
              MODULES core cache leader probes shutdown manager controller LIBS PkgConfig::CURL
-             LABELS integration K8S TIMEOUT 180)
+             LABELS integration tsan K8S TIMEOUT 180)
