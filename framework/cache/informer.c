@@ -379,9 +379,15 @@ static void register_gauges(koc_informer *inf, koc_metrics *m) {
         char labels[1024];
         if (!m)
                 return;
-        snprintf(labels, sizeof labels, "resource=\"%s\",namespace=\"%s\",selector=\"%s\"",
+        /* Every part of the scope: two informers that differ only in their
+         * field selector or in keeping metadata must not share a gauge. */
+        snprintf(labels, sizeof labels,
+                 "resource=\"%s\",namespace=\"%s\",selector=\"%s\",field_selector=\"%s\","
+                 "metadata_only=\"%s\"",
                  inf->path, inf->namespace_ ? inf->namespace_ : "",
-                 inf->label_selector ? inf->label_selector : "");
+                 inf->label_selector ? inf->label_selector : "",
+                 inf->field_selector ? inf->field_selector : "",
+                 inf->opts.metadata_only ? "true" : "false");
         koc_metrics_add_gauge(m, "koc_informer_cached_objects",
                               "Objects held in an informer's cache.", labels, &inf->objects_gauge);
         koc_metrics_add_gauge(m, "koc_informer_cached_bytes",

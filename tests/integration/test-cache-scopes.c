@@ -44,6 +44,7 @@
 #include "koc/cache.h"
 #include "koc/controller.h"
 #include "koc/manager.h"
+#include "koc/metrics.h"
 #include "koc/time.h"
 
 static koc_test_apiserver api;
@@ -585,6 +586,23 @@ static void test_cache_add_index(void **state) {
         assert_int_equal(koc_cache_list_index(cache, &secrets, "nope", "x", &list, &n), -ENOENT);
         assert_int_equal(koc_cache_list_index(cache, &configmaps, "by-team", "x", &list, &n),
                          -ENOENT);
+        /* Each informer has gauges of its own: the two scopes differ only
+         * in metadata_only. */
+        char *text = NULL;
+        size_t len = 0;
+        assert_int_equal(koc_metrics_render(koc_manager_get_metrics(m), &text, &len), 0);
+        const char *gauges[] = {
+                "koc_informer_cached_objects{resource=\"/api/v1/namespaces/cache-index/secrets\","
+                "namespace=\"cache-index\",selector=\"\",field_selector=\"\","
+                "metadata_only=\"false\"} 3",
+                "koc_informer_cached_objects{resource=\"/api/v1/namespaces/cache-index/secrets\","
+                "namespace=\"cache-index\",selector=\"\",field_selector=\"\","
+                "metadata_only=\"true\"} 3",
+        };
+        for (size_t i = 0; i < sizeof gauges / sizeof *gauges; i++)
+                if (!strstr(text, gauges[i]))
+                        fail_msg("metric missing: %s in\n%s", gauges[i], text);
+        free(text);
         /* Too late once the informer holds objects. */
         assert_int_equal(koc_cache_add_index(cache, &secrets, &o, "late", index_by_team, NULL,
                                              NULL, &err),
