@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Shared informers: one reflector and one store per (client, collection path,
- * label selector, field selector), shared by every controller that asks for
- * the same one, with event handlers that run on the loop thread.
+ * label selector, field selector, list mode, metadata-only, list caps), shared
+ * by every controller and registration that asks for the same one, with event
+ * handlers that run on the loop thread.
  */
 #pragma once
 
