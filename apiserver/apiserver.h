@@ -13,7 +13,7 @@
 
 #include "core/util.h"
 #include "koc/log.h"
-#include "probes/mhd-glue.h"
+#include "core/mhd-glue.h"
 
 #define COMPONENT "apiserver"
 #define MAX_BODY_SIZE (3u * 1024 * 1024)

@@ -253,3 +253,42 @@ bool koc__selector_matches(const koc_selector *sel, koc_label_lookup_t lookup, v
         }
         return true;
 }
+
+/* "a=b" and "a in (b)" select the same objects, as do "a!=b" and
+ * "a notin (b)". */
+static op canonical_op(const requirement *r) {
+        if (r->op == OP_EQ)
+                return OP_IN;
+        if (r->op == OP_NE)
+                return OP_NOTIN;
+        return r->op;
+}
+
+static bool same_requirement(const requirement *a, const requirement *b) {
+        if (canonical_op(a) != canonical_op(b) || strcmp(a->key, b->key) != 0 ||
+            a->number != b->number || a->n_values != b->n_values)
+                return false;
+        for (size_t i = 0; i < a->n_values; i++) {
+                bool found = false;
+                for (size_t j = 0; !found && j < b->n_values; j++)
+                        found = strcmp(a->values[i], b->values[j]) == 0;
+                if (!found)
+                        return false;
+        }
+        return true;
+}
+
+bool koc__selector_includes(const koc_selector *sel, const koc_selector *part) {
+        if (koc__selector_is_empty(part))
+                return true;
+        if (!sel)
+                return false;
+        for (size_t i = 0; i < part->n; i++) {
+                bool found = false;
+                for (size_t j = 0; !found && j < sel->n; j++)
+                        found = same_requirement(&part->reqs[i], &sel->reqs[j]);
+                if (!found)
+                        return false;
+        }
+        return true;
+}

@@ -34,3 +34,10 @@ koc_selector *koc__selector_free(koc_selector *sel);
 bool koc__selector_matches(const koc_selector *sel, koc_label_lookup_t lookup, void *userdata);
 /* True for NULL and for a selector without requirements (it matches everything). */
 bool koc__selector_is_empty(const koc_selector *sel);
+/* True when every requirement of part is also one of sel's (the order and
+ * "=" against "in (...)" with one value do not matter), so that every object
+ * sel matches, part matches too: a cache that holds what part selects can
+ * answer a read by sel.  An empty part is included in every selector.  It
+ * compares requirements, not what they mean: "a in (x)" does not include
+ * "a in (x,y)", though it selects fewer objects. */
+bool koc__selector_includes(const koc_selector *sel, const koc_selector *part);

@@ -2,7 +2,7 @@
 /*
  * The probes server: request routing, named checks in the kube-apiserver
  * style, the readiness switch and /metrics.  The HTTP engine and its loop glue
- * are in mhd-glue.c.
+ * are in core/mhd-glue.c.
  *
  * Every request is answered from the first access-handler call (the headers),
  * so a request body is never read: requests that announce one get 413 and the
@@ -19,7 +19,7 @@
 
 #include "koc/log.h"
 #include "koc/probes.h"
-#include "mhd-glue.h"
+#include "core/mhd-glue.h"
 #include "probes-internal.h"
 
 #define DEFAULT_MAX_CONNECTIONS 256u

@@ -69,3 +69,10 @@ koc_add_test(NAME test-controller-synced SOURCES integration/test-controller-syn
 koc_add_test(NAME test-cache SOURCES integration/test-cache.c ${KOC_HARNESS_SOURCES}
              MODULES core cache leader probes shutdown manager controller LIBS PkgConfig::CURL
              LABELS integration tsan TIMEOUT 180)
+
+# Scoped informers (koc/cache.h, "Scopes"): owned and watched types in their
+# own namespace, label and field selectors and metadata-only mode; reads
+# answered only by an informer that covers them; indexes of any cached type.
+koc_add_test(NAME test-cache-scopes SOURCES integration/test-cache-scopes.c ${KOC_HARNESS_SOURCES}
+             MODULES core cache leader probes shutdown manager controller LIBS PkgConfig::CURL
+             LABELS integration tsan K8S TIMEOUT 180)

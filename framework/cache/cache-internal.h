@@ -41,7 +41,6 @@ size_t koc__cache_count_informers(koc_cache *cache);
  * none goes away meanwhile), until fn returns non-zero, which is returned. */
 int koc__cache_foreach_informer(koc_cache *cache, int (*fn)(koc_informer *inf, void *userdata),
                                 void *userdata);
-bool koc__informer_has_selectors(koc_informer *inf);
 /* New references to the informers of the registry of res (its group and
  * plural), to work on outside the cache's lock (handlers may read the
  * cache); the caller unrefs each and frees the array. */

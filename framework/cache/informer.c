@@ -379,9 +379,15 @@ static void register_gauges(koc_informer *inf, koc_metrics *m) {
         char labels[1024];
         if (!m)
                 return;
-        snprintf(labels, sizeof labels, "resource=\"%s\",namespace=\"%s\",selector=\"%s\"",
+        /* Every part of the scope: two informers that differ only in their
+         * field selector or in keeping metadata must not share a gauge. */
+        snprintf(labels, sizeof labels,
+                 "resource=\"%s\",namespace=\"%s\",selector=\"%s\",field_selector=\"%s\","
+                 "metadata_only=\"%s\"",
                  inf->path, inf->namespace_ ? inf->namespace_ : "",
-                 inf->label_selector ? inf->label_selector : "");
+                 inf->label_selector ? inf->label_selector : "",
+                 inf->field_selector ? inf->field_selector : "",
+                 inf->opts.metadata_only ? "true" : "false");
         koc_metrics_add_gauge(m, "koc_informer_cached_objects",
                               "Objects held in an informer's cache.", labels, &inf->objects_gauge);
         koc_metrics_add_gauge(m, "koc_informer_cached_bytes",
@@ -536,10 +542,6 @@ int koc__cache_ref_informers(koc_cache *cache, const koc_resource *res, koc_info
         return 0;
 }
 
-bool koc__informer_has_selectors(koc_informer *inf) {
-        return inf->label_selector || inf->field_selector;
-}
-
 int koc__informer_add_handler(koc_informer *inf, const koc_informer_handler *h, void *userdata) {
         handler_slot *n = realloc(inf->handlers, (inf->n_handlers + 1) * sizeof *n);
         if (!n)
@@ -571,6 +573,18 @@ const koc_resource *koc__informer_get_resource(koc_informer *inf) {
 
 const char *koc__informer_get_namespace(koc_informer *inf) {
         return inf->namespace_;
+}
+
+const koc_selector *koc__informer_get_selector(koc_informer *inf) {
+        return inf->selector;
+}
+
+const char *koc__informer_get_field_selector(koc_informer *inf) {
+        return inf->field_selector;
+}
+
+bool koc__informer_is_metadata_only(koc_informer *inf) {
+        return inf->opts.metadata_only;
 }
 
 void koc__informer_get_stats(koc_informer *inf, struct koc_reflector_stats *ret) {

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Shared informers: one reflector and one store per (client, collection path,
- * label selector, field selector), shared by every controller that asks for
- * the same one, with event handlers that run on the loop thread.
+ * label selector, field selector, list mode, metadata-only, list caps), shared
+ * by every controller and registration that asks for the same one, with event
+ * handlers that run on the loop thread.
  */
 #pragma once
 
@@ -60,6 +61,12 @@ const koc_resource *koc__informer_get_resource(koc_informer *inf);
 int koc__resource_path(const koc_resource *res, const char *namespace_, const char *name,
                        const char *subresource, char *buf, size_t size, koc_error *err);
 const char *koc__informer_get_namespace(koc_informer *inf); /* NULL: all */
+/* Its scope, for the cache's reads: the parsed label selector (NULL:
+ * none), the field selector (NULL: none) and whether it keeps metadata
+ * only. */
+const koc_selector *koc__informer_get_selector(koc_informer *inf);
+const char *koc__informer_get_field_selector(koc_informer *inf);
+bool koc__informer_is_metadata_only(koc_informer *inf);
 
 /* Read-your-own-writes: applies an object this process wrote (a write's
  * answer) when it belongs to this informer (namespace and selectors) and

@@ -939,6 +939,15 @@ int koc__store_list_index(koc_store *s, const char *index, const char *value, ko
         return 0;
 }
 
+bool koc__store_has_index(koc_store *s, const char *index) {
+        bool found = false;
+        pthread_rwlock_rdlock(&s->lock);
+        for (size_t i = 0; !found && i < s->n_indexes; i++)
+                found = strcmp(s->indexes[i].name, index) == 0;
+        pthread_rwlock_unlock(&s->lock);
+        return found;
+}
+
 int koc__store_keys(koc_store *s, char ***ret, size_t *ret_n) {
         size_t n = 0;
 

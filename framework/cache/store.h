@@ -98,6 +98,7 @@ int koc__store_list(koc_store *s, const char *namespace_, const koc_selector *se
                     koc_object ***ret, size_t *ret_n);
 int koc__store_list_index(koc_store *s, const char *index, const char *value, koc_object ***ret,
                           size_t *ret_n);
+bool koc__store_has_index(koc_store *s, const char *index);
 /* Every key (malloc'ed strings, free each and the array). */
 int koc__store_keys(koc_store *s, char ***ret, size_t *ret_n);
 size_t koc__store_count(koc_store *s);

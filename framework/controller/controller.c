@@ -1041,10 +1041,11 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
 }
 
 static int add_source(koc_controller *c, size_t res_size, const koc_resource *user_res,
-                      const char *label_selector, source_kind kind, koc_map_func_t map,
-                      void *userdata, koc_destroy_t destroy, koc_error *err) {
+                      size_t o_size, const koc_informer_options *user_o, source_kind kind,
+                      koc_map_func_t map, void *userdata, koc_destroy_t destroy, koc_error *err) {
         koc_resource copy;
         const koc_resource *res = &copy;
+        koc_informer_options o = {0};
 
         if (!c || !user_res)
                 return koc_error_set(err, -EINVAL, "controller source: missing argument");
@@ -1053,10 +1054,21 @@ static int add_source(koc_controller *c, size_t res_size, const koc_resource *us
                                      "controller %s: resource size %zu does not match this "
                                      "library (%zu)",
                                      c->name, res_size, sizeof copy);
+        if (user_o && KOC__IMPORT(&o, user_o, o_size, namespace_) < 0)
+                return koc_error_set(err, -EINVAL,
+                                     "controller %s: options size %zu does not match this "
+                                     "library (%zu)",
+                                     c->name, o_size, sizeof o);
         if (!res->version || !res->resource || !*res->version || !*res->resource)
                 return koc_error_set(err, -EINVAL,
                                      "controller %s: source resource needs version and resource",
                                      c->name);
+        bool own_ns = o.namespace_ && *o.namespace_;
+        if (o.all_namespaces && own_ns)
+                return koc_error_set(err, -EINVAL,
+                                     "controller %s: %s: all_namespaces and namespace \"%s\" "
+                                     "contradict",
+                                     c->name, res->resource, o.namespace_);
         source *s = calloc(1, sizeof *s);
         source **n = realloc(c->sources, (c->n_sources + 1) * sizeof *n);
         if (!s || !n) {
@@ -1067,20 +1079,24 @@ static int add_source(koc_controller *c, size_t res_size, const koc_resource *us
         }
         c->sources = n;
         *s = (source){.c = c, .kind = kind, .map = map, .userdata = userdata, .destroy = destroy};
-        /* Owned objects live in the primary's namespace; watched ones are
-         * read there too when the controller has a namespace, as a cache
-         * restricted to namespaces applies to every type it keeps: an
+        /* By default owned objects are read in the primary's namespace, and
+         * watched ones there too when the controller has a namespace, as a
+         * cache restricted to namespaces applies to every type it keeps: an
          * operator given a Role in its namespace has no right to list
-         * cluster-wide, and the watch would never sync. */
-        const char *ns = kind == SOURCE_OWNS || res->namespaced
+         * cluster-wide, and the watch would never sync.  The options may
+         * name another namespace or every one. */
+        const char *ns = own_ns            ? o.namespace_
+                         : o.all_namespaces ? NULL
+                         : kind == SOURCE_OWNS || res->namespaced
                                  ? koc__informer_get_namespace(c->primary)
                                  : NULL;
         koc_informer_opts opts = {.list_mode = c->informer_opts.list_mode,
+                                  .metadata_only = o.metadata_only,
                                   .max_list_objects = c->informer_opts.max_list_objects,
                                   .max_list_bytes = c->informer_opts.max_list_bytes};
         int r = koc__informer_get(koc_manager_get_cache(c->m), koc_manager_get_client(c->m), res,
-                                  ns, label_selector, NULL, &opts, koc_manager_get_metrics(c->m),
-                                  &s->inf, err);
+                                  ns, o.label_selector, o.field_selector, &opts,
+                                  koc_manager_get_metrics(c->m), &s->inf, err);
         if (r >= 0)
                 r = koc__informer_add_handler(s->inf, &source_handler, s);
         if (r < 0) {
@@ -1092,20 +1108,37 @@ static int add_source(koc_controller *c, size_t res_size, const koc_resource *us
         return 0;
 }
 
+KOC_EXPORT int koc_controller_owns_with_options_sized(koc_controller *c, size_t owned_size,
+                                                      const koc_resource *owned, size_t o_size,
+                                                      const koc_informer_options *o,
+                                                      koc_error *err) {
+        return add_source(c, owned_size, owned, o_size, o, SOURCE_OWNS, NULL, NULL, NULL, err);
+}
+
 KOC_EXPORT int koc_controller_owns_sized(koc_controller *c, size_t owned_size,
                                          const koc_resource *owned, koc_error *err) {
-        return add_source(c, owned_size, owned, NULL, SOURCE_OWNS, NULL, NULL, NULL, err);
+        return add_source(c, owned_size, owned, 0, NULL, SOURCE_OWNS, NULL, NULL, NULL, err);
+}
+
+KOC_EXPORT int koc_controller_watches_with_options_sized(koc_controller *c, size_t res_size,
+                                                         const koc_resource *res, size_t o_size,
+                                                         const koc_informer_options *o,
+                                                         koc_map_func_t map, void *userdata,
+                                                         koc_destroy_t destroy, koc_error *err) {
+        if (!map)
+                return koc_error_set(err, -EINVAL, "controller %s: watches needs a map function",
+                                     c ? c->name : "");
+        return add_source(c, res_size, res, o_size, o, SOURCE_WATCHES, map, userdata, destroy,
+                          err);
 }
 
 KOC_EXPORT int koc_controller_watches_sized(koc_controller *c, size_t res_size,
                                             const koc_resource *res, const char *label_selector,
                                             koc_map_func_t map, void *userdata,
                                             koc_destroy_t destroy, koc_error *err) {
-        if (!map)
-                return koc_error_set(err, -EINVAL, "controller %s: watches needs a map function",
-                                     c ? c->name : "");
-        return add_source(c, res_size, res, label_selector, SOURCE_WATCHES, map, userdata, destroy,
-                          err);
+        koc_informer_options o = {.label_selector = label_selector};
+        return koc_controller_watches_with_options_sized(c, res_size, res, sizeof o, &o, map,
+                                                         userdata, destroy, err);
 }
 
 static int on_synced_defer(sd_event_source *s, void *userdata) {

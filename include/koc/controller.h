@@ -60,6 +60,11 @@
  * koc_reconcile_get_cache()) reads every type a controller owns or watches,
  * and those the program keeps with koc_cache_add_informer(), without a
  * request: a reconcile finds its children there instead of GETting them.
+ * Owned and watched types are kept in a scope of their own when registered
+ * with koc_controller_owns_with_options() / _watches_with_options()
+ * (namespace, label and field selectors, metadata only); a read of the
+ * cache is answered only by an informer whose scope covers it (-ENXIO or
+ * -ENOMEDIUM otherwise, see koc/cache.h).
  *
  * Read-your-own-writes.  The answer of a successful write (create, update,
  * patch, apply, delete) is applied to every informer of its type in the
@@ -360,11 +365,27 @@ KOC_EXPORT koc_controller *koc_controller_unref(koc_controller *c);
 KOC_DEFINE_POINTER_CLEANUP_FUNC(koc_controller, koc_controller_unref)
 
 /* Events of objects of `owned` whose ownerReferences name a primary of this
- * controller (kind and apiVersion; controller: true) enqueue that owner. */
+ * controller (kind and apiVersion; controller: true) enqueue that owner.
+ * Owned objects are kept in the controller's namespace (every namespace
+ * when it has none), without selectors, as whole objects. */
 KOC_EXPORT int koc_controller_owns_sized(koc_controller *c, size_t owned_size,
                                          const koc_resource *owned, koc_error *err);
 #define koc_controller_owns(c, ...)                                                                \
         koc_controller_owns_sized((c), sizeof(koc_resource), __VA_ARGS__)
+/* The same with the informer's scope (koc/cache.h, koc_informer_options; o
+ * NULL: the defaults above): o->namespace_ names another namespace than
+ * the controller's, all_namespaces asks for every one, a label or field
+ * selector keeps (and enqueues for) only the owned objects that match, and
+ * metadata_only keeps their metadata only (ownerReferences are metadata, so
+ * owners are still found).  The informer is shared with every registration
+ * of the same scope, and the controller's workers wait for it to sync. */
+KOC_EXPORT int koc_controller_owns_with_options_sized(koc_controller *c, size_t owned_size,
+                                                      const koc_resource *owned, size_t o_size,
+                                                      const koc_informer_options *o,
+                                                      koc_error *err);
+#define koc_controller_owns_with_options(c, owned, o, err)                                         \
+        koc_controller_owns_with_options_sized((c), sizeof(koc_resource), (owned),                 \
+                                               sizeof(koc_informer_options), (o), (err))
 /* Events of objects of `res` (optionally label-selected) enqueue the keys
  * that map returns.  A namespaced `res` is watched in the controller's
  * namespace when the controller has one (koc_controller_options.namespace_),
@@ -377,6 +398,19 @@ KOC_EXPORT int koc_controller_watches_sized(koc_controller *c, size_t res_size,
                                             koc_destroy_t destroy, koc_error *err);
 #define koc_controller_watches(c, ...)                                                             \
         koc_controller_watches_sized((c), sizeof(koc_resource), __VA_ARGS__)
+/* The same with the informer's scope (as for owns: another namespace or
+ * every one, label and field selectors, metadata only; o NULL: the
+ * controller's namespace, no selectors, whole objects).  Events of objects
+ * outside the scope never reach map; with metadata_only, map sees apiVersion,
+ * kind and metadata only. */
+KOC_EXPORT int koc_controller_watches_with_options_sized(koc_controller *c, size_t res_size,
+                                                         const koc_resource *res, size_t o_size,
+                                                         const koc_informer_options *o,
+                                                         koc_map_func_t map, void *userdata,
+                                                         koc_destroy_t destroy, koc_error *err);
+#define koc_controller_watches_with_options(c, res, o, ...)                                        \
+        koc_controller_watches_with_options_sized((c), sizeof(koc_resource), (res),                \
+                                                  sizeof(koc_informer_options), (o), __VA_ARGS__)
 /* All predicates must agree (AND); none: every event enqueues.  destroy (may
  * be NULL) runs on userdata when the controller is freed. */
 KOC_EXPORT int koc_controller_add_predicate(koc_controller *c, koc_predicate_t fn, void *userdata,

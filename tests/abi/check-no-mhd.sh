@@ -3,8 +3,9 @@
 #
 # A program that uses only the client, leader election, shutdown and metrics
 # and links libkoc.a (with the linker's --as-needed, Debian's default) must
-# not need libmicrohttpd, and libkoc.a must not pull the probes server into
-# it: only probes/, and so the manager, serves HTTP.
+# not need libmicrohttpd, and libkoc.a must not pull the probes server or
+# core's MHD glue (core/mhd-glue.c) into it: only the HTTP servers (probes/,
+# and so the manager) use them.
 # Usage: check-no-mhd.sh PROGRAM
 set -euo pipefail
 bin=$1
@@ -16,7 +17,7 @@ if objdump -p "$bin" | grep -q 'NEEDED.*libmicrohttpd'; then
 fi
 pulled=$(nm "$bin" | awk '$2 ~ /[TtU]/ {print $3}' | grep -E '^(MHD_|koc_probes_|koc__mhd)' | sort -u || true)
 if [ -n "$pulled" ]; then
-        echo "$bin holds the probes server (does a lower layer call into probes/?):"
+        echo "$bin holds the probes server or the MHD glue (does a lower layer call into them?):"
         echo "$pulled" | head -20 | sed 's/^/  /'
         status=1
 fi

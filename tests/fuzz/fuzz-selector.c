@@ -110,6 +110,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 abort();
         if (koc__selector_is_empty(sel) != selector_empty(server))
                 abort();
+        /* The cache's coverage rule: a selector includes itself and the
+         * empty one, and only an empty selector is included in nothing. */
+        if (!koc__selector_includes(sel, sel) || !koc__selector_includes(sel, NULL) ||
+            koc__selector_includes(NULL, sel) != koc__selector_is_empty(sel))
+                abort();
         cJSON_Delete(labels);
         selector_free(server);
         koc__selector_free(sel);

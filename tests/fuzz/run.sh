@@ -40,7 +40,7 @@ CC=${CC_FUZZ:-clang}
 JOBS=${KOC_FUZZ_JOBS:-$(nproc)}
 mkdir -p "$OUT/obj"
 
-PKGS="libcurl libcjson openssl libsystemd yaml-0.1"
+PKGS="libcurl libcjson openssl libsystemd yaml-0.1 libmicrohttpd"
 CFLAGS="-g -O1 -std=gnu11 -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE -DKOC_BUILDING \
         -I$SRC/include -I$SRC -I$HERE \
         -fno-omit-frame-pointer -fno-sanitize-recover=undefined $(pkg-config --cflags $PKGS)"
@@ -87,19 +87,15 @@ build_target() {
         case $t in
         leader-fsm) build "$t" "$SRC/leader/fsm.c" "$SRC/leader/lease-record.c" ;;
         kubeconfig) build "$t" -- -Wl,--wrap=koc__exec_credential_run ;;
-        apiserver)
-                build "$t" "${apiserver[@]}" -- $(pkg-config --cflags --libs libmicrohttpd) ;;
-        selector)
-                build "$t" "${apiserver[@]}" -- $(pkg-config --cflags --libs libmicrohttpd) ;;
+        apiserver | selector) build "$t" "${apiserver[@]}" ;;
         list | watch-store) build "$t" "$HERE/informer-fuzz.c" -- $INFORMER_WRAP ;;
         linebuf | status | time | transform) build "$t" ;;
         exec-credential | in-cluster | response | path) build "$t" ;;
         helpers) # the reconcile helpers live beside the controller, which needs the rest
                 build "$t" "$SRC"/framework/manager/*.c "$SRC"/leader/*.c "$SRC"/probes/*.c \
-                        "$SRC"/shutdown/*.c -- $(pkg-config --cflags --libs libmicrohttpd) ;;
+                        "$SRC"/shutdown/*.c ;;
         probes)
-                build "$t" "$SRC/probes/probes.c" "$SRC/probes/mhd-glue.c" -- \
-                        $(pkg-config --cflags --libs libmicrohttpd) ;;
+                build "$t" "$SRC/probes/probes.c" ;; # the MHD glue comes with core
         *) echo "unknown target: $t" >&2; exit 2 ;;
         esac
 }

@@ -372,6 +372,33 @@ typedef struct old_controller_options {
 } old_controller_options;
 _Static_assert(sizeof(old_controller_options) < sizeof(koc_controller_options), "older is shorter");
 
+/* What an older koc_informer_options looked like: without the flags. */
+typedef struct old_informer_options {
+        const char *namespace_;
+        const char *label_selector;
+} old_informer_options;
+
+static void test_informer_options_sizes(void **state) {
+        struct {
+                old_informer_options o;
+                unsigned char after[32];
+        } g;
+        memset(&g, CANARY, sizeof g);
+        assert_int_equal(
+                koc_informer_options_init_sized(sizeof g.o, (koc_informer_options *)&g.o), 0);
+        assert_null(g.o.namespace_);
+        assert_null(g.o.label_selector);
+        assert_canary(g.after, sizeof g.after);
+        assert_int_equal(koc_informer_options_init_sized(2, (koc_informer_options *)&g.o),
+                         -EINVAL);
+        koc_informer_options cur;
+        memset(&cur, 0xff, sizeof cur);
+        assert_int_equal(koc_informer_options_init(&cur), 0);
+        assert_false(cur.metadata_only);
+        assert_false(cur.all_namespaces);
+        assert_null(cur.field_selector);
+}
+
 static void test_controller_options_and_resource_sizes(void **state) {
         struct {
                 old_controller_options o;
@@ -432,6 +459,7 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test(test_manager_config_wrong_size),
                 cmocka_unit_test(test_controller_options_and_resource_sizes),
+                cmocka_unit_test(test_informer_options_sizes),
                 cmocka_unit_test_setup_teardown(test_old_request_spec, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_request_spec_wrong_size, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_watch_spec_old_and_wrong, setup, teardown),

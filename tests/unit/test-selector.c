@@ -56,6 +56,35 @@ static void test_match(void **state) {
         assert_true(matches("app=", "app="));
 }
 
+static bool includes(const char *sel, const char *part) {
+        koc_selector *a = NULL, *b = NULL;
+        assert_int_equal(koc__selector_parse(sel, &a, NULL), 0);
+        assert_int_equal(koc__selector_parse(part, &b, NULL), 0);
+        bool r = koc__selector_includes(a, b);
+        koc__selector_free(a);
+        koc__selector_free(b);
+        return r;
+}
+
+/* Whether a cache of what `part` selects can answer a read by `sel`. */
+static void test_includes(void **state) {
+        assert_true(includes(NULL, NULL));
+        assert_true(includes("app=web", NULL));
+        assert_true(includes("app=web", ""));
+        assert_false(includes(NULL, "app=web"));
+        assert_true(includes("app=web", "app=web"));
+        assert_true(includes("tier=db,app=web", "app=web"));
+        assert_true(includes("app in (web)", "app==web"));
+        assert_true(includes("app notin (a,b)", "app notin (b,a)"));
+        assert_true(includes("app!=x", "app notin (x)"));
+        assert_false(includes("app=web", "app=db"));
+        assert_false(includes("app=web", "app!=web"));
+        assert_false(includes("app=web", "app=web,tier=db"));
+        assert_false(includes("app in (x,y)", "app in (x)"));
+        assert_false(includes("n>1", "n>2"));
+        assert_true(includes("n>2,!gone", "!gone,n>2"));
+}
+
 static void test_numeric(void **state) {
         const char *l = "n=5;neg=-3;word=abc;big=99999999999999999999";
         assert_true(matches("n>3", l));
@@ -97,6 +126,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_match),
                 cmocka_unit_test(test_numeric),
+                cmocka_unit_test(test_includes),
                 cmocka_unit_test(test_errors),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

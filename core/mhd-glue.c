@@ -12,7 +12,7 @@
 #include "core/ratelimit.h"
 #include "koc/log.h"
 #include "koc/time.h"
-#include "mhd-glue.h"
+#include "core/mhd-glue.h"
 
 /* --- attaching a daemon to the loop ------------------------------------------- */
 

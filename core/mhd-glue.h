@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * mhd-glue: the one libmicrohttpd-on-sd-event glue of koc.  It lives with
- * the probes module, its only user in the library, so that core does not
- * need libmicrohttpd; koc-apiserver compiles this file into itself.  Two
- * layers: koc__mhd_loop_* attaches a daemon the caller started (koc-apiserver
+ * mhd-glue: the one libmicrohttpd-on-sd-event glue of koc.  It lives in
+ * core, beside the other loop helpers, so that every server of the tree uses
+ * the same one: the probes server, koc-apiserver and any later HTTPS server
+ * (webhooks).  A program linked with libkoc.a that serves nothing pulls none
+ * of it (the test link-without-mhd).  Two layers: koc__mhd_loop_* attaches a daemon the caller started (koc-apiserver
  * starts its own, with TLS), and koc__mhd_event_* binds a socket, starts a
  * plain-HTTP daemon on it and attaches it (the probes server).
  *
