@@ -438,14 +438,16 @@ KOC_EXPORT int koc_object_add_finalizer(cJSON *object, const char *finalizer);
 KOC_EXPORT int koc_object_remove_finalizer(cJSON *object, const char *finalizer);
 KOC_EXPORT bool koc_object_is_deleting(const cJSON *object);
 /* Adds (or replaces) a controller ownerReference to owner on object: 0, or
- * -EEXIST when another owner is already the controller, -EINVAL when owner
- * has no name or uid. */
+ * -EADDRINUSE when another owner is already the controller, -EINVAL when
+ * owner has no name or uid.  koc/reconcile.h's koc_object_set_owner_reference
+ * does the same with the error's detail. */
 KOC_EXPORT int koc_object_set_controller_reference(cJSON *object, const cJSON *owner,
                                                    const char *owner_api_version,
                                                    const char *owner_kind);
 /* Sets status.conditions[type] (status "True"/"False"/"Unknown"), keeping
  * lastTransitionTime when the status did not change; observedGeneration from
- * metadata.generation.  1 when anything changed, 0 when not. */
+ * metadata.generation.  1 when anything changed, 0 when not.  Reading them
+ * back, removing them: koc/reconcile.h. */
 KOC_EXPORT int koc_object_set_condition(cJSON *object, const char *type, const char *status,
                                         const char *reason, const char *message);
 
@@ -478,4 +480,7 @@ KOC_EXPORT int koc_reconcile_record_event(koc_reconcile_context *ctx, const cJSO
 #ifdef __cplusplus
 }
 #endif
+
+/* Create-or-update, owner references, status patches, conditions. */
+#include <koc/reconcile.h>
 #endif

@@ -32,5 +32,6 @@
 #include <koc/object.h>
 #include <koc/cache.h>
 #include <koc/controller.h>
+#include <koc/reconcile.h>
 
 #endif
