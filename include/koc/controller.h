@@ -456,6 +456,14 @@ KOC_EXPORT int koc_object_set_condition(cJSON *object, const char *type, const c
  * when it is being deleted and carries the finalizer, calls cleanup and, if
  * that succeeded (DONE or REQUEUE), removes the finalizer; cleanup therefore
  * runs until it succeeds and the finalizer goes once.  NULL object: done.
+ * The removal is a JSON patch guarded by the freshest resourceVersion this
+ * process knows (the cache, which holds the answers of the reconcile's own
+ * writes, such as a status written during cleanup); after a 409 Conflict the
+ * object is read again (GET) and the removal retried, up to 4 times, so that
+ * another writer does not make cleanup run twice.  Cleanup must still be
+ * idempotent: a crash or a leader change between cleanup and removal runs it
+ * again.  The addition is guarded by the reconcile's snapshot and is a
+ * conflict when the object changed since (the reconcile is retried).
  * A refused patch is an error result with the errno of koc/client.h's table
  * (-EBUSY when the object changed since the cache saw it, -EINVAL for 422
  * Invalid, -EACCES for 403, ...); koc_reconcile_get_last_error() gives the
