@@ -145,8 +145,9 @@ KOC_EXPORT const cJSON *koc_object_get_controller_reference(const cJSON *object)
 
 /* With KOC_STATUS_OPTIMISTIC_LOCK the patch carries original's
  * metadata.resourceVersion (client.MergeFromWithOptimisticLock): a status
- * written by someone else since is -EBUSY instead of merged. */
-#define KOC_STATUS_OPTIMISTIC_LOCK (1u << 0)
+ * written by someone else since is -EBUSY instead of merged.  A bit apart
+ * from KOC_APPLY_FORCE, which koc_reconcile_apply_status also takes. */
+#define KOC_STATUS_OPTIMISTIC_LOCK (1u << 1)
 
 /* Status().Patch(ctx, modified, client.MergeFrom(original)): sends a JSON
  * merge patch of what differs between original's and modified's `status` to

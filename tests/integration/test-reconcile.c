@@ -576,6 +576,9 @@ static koc_result status_reconcile(tcase *t, koc_reconcile_context *ctx) {
         cJSON_AddStringToObject(cJSON_GetObjectItem(ap, "metadata"), "namespace", ns);
         int ar = koc_reconcile_apply_status(ctx, NULL, ap, "koc-test", KOC_APPLY_FORCE);
         cJSON_Delete(ap);
+        koc_error aerr = {0};
+        if (ar < 0 && koc_reconcile_get_last_error(ctx, &aerr) == ar)
+                fprintf(stderr, "apply_status: %d: %s\n", ar, aerr.message);
         if (api.real) {
                 CHECK(t, ar == 0);
                 cur = cached_widget(ctx);
