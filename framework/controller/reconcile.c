@@ -101,6 +101,17 @@ static int check_key(koc_reconcile_context *ctx, const koc_resource *res, const 
                 field = "metadata.namespace", got = meta_str(obj, "namespace");
         if (!field)
                 return 0;
+        /* koc_reconcile_get_last_error() names it too. */
+        ctx->last_error.code = -EINVAL;
+        ctx->last_error.mutating = false;
+        ctx->last_error.status = 0;
+        ctx->last_error.reason = KOC_REASON_NONE;
+        snprintf(ctx->last_error.method, sizeof ctx->last_error.method, "mutate");
+        snprintf(ctx->last_error.path, sizeof ctx->last_error.path, "%s %s%s%s", res->resource,
+                 namespace_ ? namespace_ : "", namespace_ ? "/" : "", name);
+        snprintf(ctx->last_error.message, sizeof ctx->last_error.message,
+                 "the mutate callback changed %s (to \"%.253s\"); nothing was sent", field,
+                 got ? got : "");
         static koc__ratelimit rl = KOC__RATELIMIT_INIT(10 * KOC_USEC_PER_SEC, 5);
         koc__log_ratelimited(&rl, KOC_LOG_WARN, LOG,
                              "controller=%s key=%s %s %s/%s refused: the mutate callback changed "

@@ -66,7 +66,8 @@ typedef int (*koc_mutate_t)(cJSON *object, void *userdata);
  * was read, so that a write by someone else since is -EBUSY (retry the
  * reconcile) and never overwritten.  A create that meets an object the
  * cache did not hold yet is -EEXIST.  mutate changing name or namespace is
- * -EINVAL (nothing sent, a warn line names the field).  *ret_op (may be
+ * -EINVAL (nothing sent; a warn line and koc_reconcile_get_last_error() name
+ * the field).  *ret_op (may be
  * NULL) is written on success.  0 or a negative errno. */
 KOC_EXPORT int koc_reconcile_create_or_update_sized(koc_reconcile_context *ctx, size_t res_size,
                                                     const koc_resource *res,

@@ -323,6 +323,9 @@ static koc_result cou_reconcile(tcase *t, koc_reconcile_context *ctx) {
         op = 99;
         CHECK(t, koc_reconcile_create_or_update(ctx, &secrets, ns, "child", mutate_rename, t,
                                                 &op) == -EINVAL);
+        koc_error err = {0};
+        CHECK(t, koc_reconcile_get_last_error(ctx, &err) == -EINVAL &&
+                         strstr(err.message, "changed metadata.name (to \"elsewhere\")"));
         CHECK(t, koc_reconcile_create_or_patch(ctx, &secrets, ns, "child", mutate_move, t,
                                                &op) == -EINVAL);
         CHECK(t, koc_reconcile_create_or_update(ctx, &secrets, ns, "fresh", mutate_rename, t,
