@@ -429,6 +429,83 @@ static void test_create_or_update(void **state) {
         run_case(&t, "cou", &configmaps, &secrets);
 }
 
+/* --- a stale cache: update conflicts, patch merges ------------------------------- */
+
+static long external_secret_label(const char *ns, const char *name) {
+        char path[256];
+        snprintf(path, sizeof path, "/api/v1/namespaces/%s/secrets/%s", ns, name);
+        return http("PATCH", path, "{\"metadata\":{\"labels\":{\"other\":\"writer\"}}}",
+                    "application/merge-patch+json", NULL);
+}
+
+static koc_result stale_reconcile(tcase *t, koc_reconcile_context *ctx) {
+        const cJSON *parent = koc_reconcile_get_object(ctx);
+        const char *ns = koc_reconcile_get_namespace(ctx);
+        pthread_mutex_lock(&t->lock);
+        bool first = parent && !t->started;
+        t->started = true;
+        pthread_mutex_unlock(&t->lock);
+        if (!first)
+                return koc_result_done();
+        t->owner = parent;
+        koc_op_result op = 99;
+        t->data = "MQ==";
+        CHECK(t, koc_reconcile_create_or_update(ctx, &secrets, ns, "child", mutate_secret, t,
+                                                &op) == 0);
+        CHECK(t, op == KOC_OP_CREATED);
+        /* Someone else changes it; the watch that would say so is held. */
+        CHECK(t, external_secret_label(ns, "child") == 200);
+        t->data = "Mg==";
+        double put0 = reqs("PUT", "secrets");
+        CHECK(t, koc_reconcile_create_or_update(ctx, &secrets, ns, "child", mutate_secret, t,
+                                                &op) == -EBUSY);
+        CHECK(t, reqs("PUT", "secrets") == put0 + 1);
+        /* A merge patch of the difference has no precondition: the other
+         * writer's label stays, ours arrives. */
+        CHECK(t, koc_reconcile_create_or_patch(ctx, &secrets, ns, "child", mutate_secret, t,
+                                               &op) == 0);
+        CHECK(t, op == KOC_OP_UPDATED);
+        koc_object *o = NULL;
+        cJSON *j = NULL;
+        CHECK(t, koc_cache_ref_object(koc_reconcile_get_cache(ctx), &secrets, ns, "child", &o) ==
+                         0);
+        int pr = koc_object_parse(o, &j);
+        koc_object_unref(o);
+        const char *label = cJSON_GetStringValue(cJSON_GetObjectItem(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(j, "metadata"), "labels"), "other"));
+        bool ok = pr == 0 && label && strcmp(label, "writer") == 0;
+        cJSON_Delete(j);
+        CHECK(t, ok);
+        pthread_mutex_lock(&t->lock);
+        t->done = true;
+        pthread_mutex_unlock(&t->lock);
+        return koc_result_done();
+}
+
+static const char *stale_driver(tcase *t) {
+        char path[256];
+        snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps", t->ns);
+        if (http("POST", path,
+                 "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"parent\"}}",
+                 NULL, NULL) != 201)
+                return "cannot create the parent";
+        return wait_for(t, is_done) ? NULL : "the reconcile did not finish";
+}
+
+static void test_stale_cache_update_conflicts(void **state) {
+        /* Fault injection holds the watch of Secrets. */
+        KOC_TEST_NEEDS_KOC_APISERVER(&api);
+        tcase t = {.lock = PTHREAD_MUTEX_INITIALIZER, .ns = "rec-stale"};
+        ensure_namespace(t.ns);
+        assert_int_equal(koc_test_apiserver_fault(
+                                 &api, "{\"resource\":\"secrets\",\"verb\":\"watch\",\"hang\":true}"),
+                         200);
+        t.reconcile = stale_reconcile;
+        t.driver = stale_driver;
+        run_case(&t, "stale", &configmaps, &secrets);
+        assert_int_equal(koc_test_apiserver_clear_faults(&api), 200);
+}
+
 /* --- a custom resource with a status subresource --------------------------------- */
 
 static void ensure_crd(void) {
@@ -707,6 +784,7 @@ static int teardown(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_create_or_update),
+                cmocka_unit_test(test_stale_cache_update_conflicts),
                 cmocka_unit_test(test_status_patch_and_conditions),
                 cmocka_unit_test(test_finalizer_with_status_write),
         };
