@@ -57,9 +57,12 @@ typedef enum koc_op_result {
 typedef int (*koc_mutate_t)(cJSON *object, void *userdata);
 
 /* controllerutil.CreateOrUpdate: reads namespace_/name of res from the
- * manager's cache (koc_cache_ref_object; a GET when no informer of the
- * manager holds res in that namespace, so keep an informer of what you
- * write: koc_controller_owns() or koc_cache_add_informer()), calls mutate,
+ * manager's cache, from an informer that holds every object of res in that
+ * namespace in full and has listed once; without one (no informer of res
+ * there, or only label-selected, metadata-only or still listing ones, whose
+ * cache may lack an object or hold only its metadata) it sends a GET, so
+ * keep an informer of what you write: koc_controller_owns() or
+ * koc_cache_add_informer() without a selector.  Then it calls mutate,
  * and then: creates it when it did not exist (KOC_OP_CREATED); sends
  * nothing when the object is equal to what was read (cJSON_Compare,
  * KOC_OP_UNCHANGED); else replaces it (PUT) with the resourceVersion that
