@@ -108,6 +108,7 @@ struct tcase {
         int applies;
         const cJSON *owner; /* the reconcile's object, for the mutate callbacks */
         const char *data;   /* what the mutate callbacks write */
+        const char *selector; /* of the controller's primary informer */
 };
 
 static void failed(tcase *t, int line, const char *what) {
@@ -181,6 +182,7 @@ static void run_case(tcase *t, const char *name, const koc_resource *primary,
         o.name = name;
         o.resource = *primary;
         o.namespace_ = t->ns;
+        o.label_selector = t->selector;
         o.reconcile = reconcile_case;
         o.userdata = t;
         koc_controller *c = NULL;
@@ -348,6 +350,17 @@ static koc_result cou_reconcile(tcase *t, koc_reconcile_context *ctx) {
         CHECK(t, op == KOC_OP_UNCHANGED);
         CHECK(t, reqs("GET", "serviceaccounts") == sa_get0 + (api.real ? 0 : 2));
 
+        /* ConfigMaps: only the primary's label-selected informer, which
+         * cannot say that one outside its selector is absent: a GET. */
+        double cm_get0 = reqs("GET", "configmaps");
+        CHECK(t, koc_reconcile_create_or_update(ctx, &configmaps, ns, "cm-x", mutate_label, t,
+                                                &op) == 0);
+        CHECK(t, op == KOC_OP_CREATED);
+        CHECK(t, koc_reconcile_create_or_update(ctx, &configmaps, ns, "cm-x", mutate_label, t,
+                                                &op) == 0);
+        CHECK(t, op == KOC_OP_UNCHANGED);
+        CHECK(t, reqs("GET", "configmaps") == cm_get0 + (api.real ? 0 : 2));
+
         /* Server-side apply with its outcome. */
         cJSON *desired = cJSON_Parse("{\"apiVersion\":\"v1\",\"kind\":\"Secret\","
                                      "\"metadata\":{\"name\":\"applied\"},\"data\":{\"v\":\"MQ==\"}}");
@@ -385,7 +398,8 @@ static const char *cou_driver(tcase *t) {
                 return "cannot create the owned Secret";
         snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps", t->ns);
         if (http("POST", path,
-                 "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"parent\"}}",
+                 "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"parent\","
+                 "\"labels\":{\"role\":\"parent\"}}}",
                  NULL, NULL) != 201)
                 return "cannot create the parent";
         if (!wait_for(t, is_done))
@@ -422,7 +436,7 @@ static const char *cou_driver(tcase *t) {
 }
 
 static void test_create_or_update(void **state) {
-        tcase t = {.lock = PTHREAD_MUTEX_INITIALIZER, .ns = "rec-cou"};
+        tcase t = {.lock = PTHREAD_MUTEX_INITIALIZER, .ns = "rec-cou", .selector = "role=parent"};
         ensure_namespace(t.ns);
         t.reconcile = cou_reconcile;
         t.driver = cou_driver;
