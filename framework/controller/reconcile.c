@@ -94,8 +94,7 @@ static koc_object *ref_authoritative(koc_reconcile_context *ctx, const koc_resou
                 const char *ns = koc__informer_get_namespace(infs[i]);
                 if (!*ret_found && same_group_version(r, res) && (!ns || same_ns(ns, namespace_)) &&
                     !koc__informer_has_selectors(infs[i]) &&
-                    !koc__informer_is_metadata_only(infs[i]) &&
-                    koc__informer_has_synced(infs[i])) {
+                    !koc__informer_is_metadata_only(infs[i]) && koc__informer_has_synced(infs[i])) {
                         *ret_found = true;
                         o = koc__store_get(koc__informer_get_store(infs[i]), key);
                 }
@@ -109,8 +108,8 @@ static koc_object *ref_authoritative(koc_reconcile_context *ctx, const koc_resou
  * informer of the manager holds every object of res in that namespace in
  * full (none; or only label-selected, metadata-only or not yet listed ones).
  * -ENOENT when it does not exist. */
-static int read_current(koc_reconcile_context *ctx, const koc_resource *res,
-                        const char *namespace_, const char *name, cJSON **ret) {
+static int read_current(koc_reconcile_context *ctx, const koc_resource *res, const char *namespace_,
+                        const char *name, cJSON **ret) {
         bool covered = false;
         koc_object *o = ref_authoritative(ctx, res, namespace_, name, &covered);
         if (o) {
@@ -257,8 +256,8 @@ static int send_merge(koc_reconcile_context *ctx, const koc_resource *res, const
 }
 
 static int create_or(koc_reconcile_context *ctx, size_t res_size, const koc_resource *res_in,
-                     const char *namespace_, const char *name, koc_mutate_t mutate,
-                     void *userdata, bool patch, koc_op_result *ret_op) {
+                     const char *namespace_, const char *name, koc_mutate_t mutate, void *userdata,
+                     bool patch, koc_op_result *ret_op) {
         koc_resource res;
         _json_ cJSON *cur = NULL, *obj = NULL;
         _response_ koc_response *resp = NULL;
@@ -274,7 +273,8 @@ static int create_or(koc_reconcile_context *ctx, size_t res_size, const koc_reso
         if (r == -ENOENT) {
                 obj = cJSON_CreateObject();
                 cJSON *md = obj ? cJSON_AddObjectToObject(obj, "metadata") : NULL;
-                if (!md || ensure_type(obj, &res) < 0 || !cJSON_AddStringToObject(md, "name", name) ||
+                if (!md || ensure_type(obj, &res) < 0 ||
+                    !cJSON_AddStringToObject(md, "name", name) ||
                     (namespace_ && !cJSON_AddStringToObject(md, "namespace", namespace_)))
                         return -ENOMEM;
                 if ((r = mutate(obj, userdata)) < 0)
@@ -330,7 +330,8 @@ static int create_or(koc_reconcile_context *ctx, size_t res_size, const koc_reso
         _json_ cJSON *main_patch = merge_diff(a, b), *status_patch = merge_diff(as, bs);
         if (main_patch && (r = send_merge(ctx, &res, namespace_, name, NULL, main_patch)) < 0)
                 return r;
-        if (status_patch && (r = send_merge(ctx, &res, namespace_, name, "status", status_patch)) < 0)
+        if (status_patch &&
+            (r = send_merge(ctx, &res, namespace_, name, "status", status_patch)) < 0)
                 return r;
         if (ret_op)
                 *ret_op = !status_patch ? (main_patch ? KOC_OP_UPDATED : KOC_OP_UNCHANGED)
@@ -340,10 +341,9 @@ static int create_or(koc_reconcile_context *ctx, size_t res_size, const koc_reso
 }
 
 KOC_EXPORT int koc_reconcile_create_or_update_sized(koc_reconcile_context *ctx, size_t res_size,
-                                                    const koc_resource *res,
-                                                    const char *namespace_, const char *name,
-                                                    koc_mutate_t mutate, void *userdata,
-                                                    koc_op_result *ret_op) {
+                                                    const koc_resource *res, const char *namespace_,
+                                                    const char *name, koc_mutate_t mutate,
+                                                    void *userdata, koc_op_result *ret_op) {
         return create_or(ctx, res_size, res, namespace_, name, mutate, userdata, false, ret_op);
 }
 
@@ -377,7 +377,7 @@ KOC_EXPORT int koc_reconcile_apply_op_sized(koc_reconcile_context *ctx, size_t r
         const char *before = cur ? meta_str(cur, "resourceVersion") : NULL;
         const char *after = meta_str(resp->body, "resourceVersion");
         if (ret_op)
-                *ret_op = resp->status == 201                          ? KOC_OP_CREATED
+                *ret_op = resp->status == 201                             ? KOC_OP_CREATED
                           : before && after && strcmp(before, after) == 0 ? KOC_OP_UNCHANGED
                                                                           : KOC_OP_UPDATED;
         return 0;
@@ -421,8 +421,8 @@ KOC_EXPORT int koc_reconcile_patch_status_sized(koc_reconcile_context *ctx, size
                 if (!md || !cJSON_AddStringToObject(md, "resourceVersion", rv))
                         return -ENOMEM;
         }
-        int r = send_merge(ctx, res, res->namespaced ? meta_str(original, "namespace") : NULL,
-                           name, "status", patch);
+        int r = send_merge(ctx, res, res->namespaced ? meta_str(original, "namespace") : NULL, name,
+                           "status", patch);
         return r < 0 ? r : 1;
 }
 

@@ -73,10 +73,9 @@ typedef int (*koc_mutate_t)(cJSON *object, void *userdata);
  * the field).  *ret_op (may be
  * NULL) is written on success.  0 or a negative errno. */
 KOC_EXPORT int koc_reconcile_create_or_update_sized(koc_reconcile_context *ctx, size_t res_size,
-                                                    const koc_resource *res,
-                                                    const char *namespace_, const char *name,
-                                                    koc_mutate_t mutate, void *userdata,
-                                                    koc_op_result *ret_op);
+                                                    const koc_resource *res, const char *namespace_,
+                                                    const char *name, koc_mutate_t mutate,
+                                                    void *userdata, koc_op_result *ret_op);
 #define koc_reconcile_create_or_update(ctx, ...)                                                   \
         koc_reconcile_create_or_update_sized((ctx), sizeof(koc_resource), __VA_ARGS__)
 
@@ -116,7 +115,7 @@ KOC_EXPORT int koc_reconcile_apply_op_sized(koc_reconcile_context *ctx, size_t r
 
 /* --- owner references ------------------------------------------------------------ */
 
-#define KOC_OWNER_CONTROLLER (1u << 0)     /* controller: true (one per object) */
+#define KOC_OWNER_CONTROLLER (1u << 0)        /* controller: true (one per object) */
 #define KOC_OWNER_NO_BLOCK_DELETION (1u << 1) /* blockOwnerDeletion false (default true) */
 
 /* Adds (or updates in place) an ownerReference to owner on object:

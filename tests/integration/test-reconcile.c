@@ -78,8 +78,8 @@ static double reqs(const char *verb, const char *resource) {
         if (api.real)
                 return 0;
         char prefix[200];
-        snprintf(prefix, sizeof prefix, "apiserver_request_total{verb=\"%s\",resource=\"%s\"",
-                 verb, resource);
+        snprintf(prefix, sizeof prefix, "apiserver_request_total{verb=\"%s\",resource=\"%s\"", verb,
+                 resource);
         double v = koc_test_apiserver_metric(&api, prefix);
         return v < 0 ? 0 : v;
 }
@@ -106,8 +106,8 @@ struct tcase {
         bool done;
         int cleanups;
         int applies;
-        const cJSON *owner; /* the reconcile's object, for the mutate callbacks */
-        const char *data;   /* what the mutate callbacks write */
+        const cJSON *owner;   /* the reconcile's object, for the mutate callbacks */
+        const char *data;     /* what the mutate callbacks write */
         const char *selector; /* of the controller's primary informer */
 };
 
@@ -304,19 +304,19 @@ static koc_result cou_reconcile(tcase *t, koc_reconcile_context *ctx) {
         /* Patched with one merge patch of the difference; then unchanged. */
         t->data = "Mw==";
         double patch0 = reqs("PATCH", "secrets"), all2 = writes("secrets");
-        CHECK(t, koc_reconcile_create_or_patch(ctx, &secrets, ns, "child", mutate_secret, t,
-                                               &op) == 0);
+        CHECK(t, koc_reconcile_create_or_patch(ctx, &secrets, ns, "child", mutate_secret, t, &op) ==
+                         0);
         CHECK(t, op == KOC_OP_UPDATED);
         CHECK(t, reqs("PATCH", "secrets") == patch0 + (api.real ? 0 : 1));
         CHECK(t, writes("secrets") == all2 + (api.real ? 0 : 1));
         cached_data(ctx, "child", v, sizeof v);
         CHECK(t, strcmp(v, "Mw==") == 0);
         double all3 = writes("secrets");
-        CHECK(t, koc_reconcile_create_or_patch(ctx, &secrets, ns, "child", mutate_secret, t,
-                                               &op) == 0);
+        CHECK(t, koc_reconcile_create_or_patch(ctx, &secrets, ns, "child", mutate_secret, t, &op) ==
+                         0);
         CHECK(t, op == KOC_OP_UNCHANGED);
-        CHECK(t, koc_reconcile_create_or_patch(ctx, &secrets, ns, "child", mutate_label, t,
-                                               &op) == 0);
+        CHECK(t,
+              koc_reconcile_create_or_patch(ctx, &secrets, ns, "child", mutate_label, t, &op) == 0);
         CHECK(t, op == KOC_OP_UPDATED);
         CHECK(t, writes("secrets") == all3 + (api.real ? 0 : 1));
 
@@ -328,8 +328,8 @@ static koc_result cou_reconcile(tcase *t, koc_reconcile_context *ctx) {
         koc_error err = {0};
         CHECK(t, koc_reconcile_get_last_error(ctx, &err) == -EINVAL &&
                          strstr(err.message, "changed metadata.name (to \"elsewhere\")"));
-        CHECK(t, koc_reconcile_create_or_patch(ctx, &secrets, ns, "child", mutate_move, t,
-                                               &op) == -EINVAL);
+        CHECK(t, koc_reconcile_create_or_patch(ctx, &secrets, ns, "child", mutate_move, t, &op) ==
+                         -EINVAL);
         CHECK(t, koc_reconcile_create_or_update(ctx, &secrets, ns, "fresh", mutate_rename, t,
                                                 &op) == -EINVAL);
         CHECK(t, op == 99);
@@ -362,8 +362,9 @@ static koc_result cou_reconcile(tcase *t, koc_reconcile_context *ctx) {
         CHECK(t, reqs("GET", "configmaps") == cm_get0 + (api.real ? 0 : 2));
 
         /* Server-side apply with its outcome. */
-        cJSON *desired = cJSON_Parse("{\"apiVersion\":\"v1\",\"kind\":\"Secret\","
-                                     "\"metadata\":{\"name\":\"applied\"},\"data\":{\"v\":\"MQ==\"}}");
+        cJSON *desired =
+                cJSON_Parse("{\"apiVersion\":\"v1\",\"kind\":\"Secret\","
+                            "\"metadata\":{\"name\":\"applied\"},\"data\":{\"v\":\"MQ==\"}}");
         cJSON_AddStringToObject(cJSON_GetObjectItem(desired, "metadata"), "namespace", ns);
         int r1 = koc_reconcile_apply_op(ctx, &secrets, desired, "koc-test", 0, &op);
         koc_op_result op1 = op;
@@ -415,9 +416,10 @@ static const char *cou_driver(tcase *t) {
         cJSON *child = cJSON_Parse(body);
         free(body);
         const cJSON *ref = koc_object_get_controller_reference(child);
-        bool ok = ref && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(ref, "name")), "parent") == 0 &&
-                  strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(
-                                 cJSON_GetObjectItem(child, "data"), "v")),
+        bool ok = ref &&
+                  strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(ref, "name")), "parent") == 0 &&
+                  strcmp(cJSON_GetStringValue(
+                                 cJSON_GetObjectItem(cJSON_GetObjectItem(child, "data"), "v")),
                          "Mw==") == 0;
         cJSON_Delete(child);
         if (!ok)
@@ -476,13 +478,13 @@ static koc_result stale_reconcile(tcase *t, koc_reconcile_context *ctx) {
         CHECK(t, reqs("PUT", "secrets") == put0 + 1);
         /* A merge patch of the difference has no precondition: the other
          * writer's label stays, ours arrives. */
-        CHECK(t, koc_reconcile_create_or_patch(ctx, &secrets, ns, "child", mutate_secret, t,
-                                               &op) == 0);
+        CHECK(t, koc_reconcile_create_or_patch(ctx, &secrets, ns, "child", mutate_secret, t, &op) ==
+                         0);
         CHECK(t, op == KOC_OP_UPDATED);
         koc_object *o = NULL;
         cJSON *j = NULL;
-        CHECK(t, koc_cache_ref_object(koc_reconcile_get_cache(ctx), &secrets, ns, "child", &o) ==
-                         0);
+        CHECK(t,
+              koc_cache_ref_object(koc_reconcile_get_cache(ctx), &secrets, ns, "child", &o) == 0);
         int pr = koc_object_parse(o, &j);
         koc_object_unref(o);
         const char *label = cJSON_GetStringValue(cJSON_GetObjectItem(
@@ -500,7 +502,8 @@ static const char *stale_driver(tcase *t) {
         char path[256];
         snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps", t->ns);
         if (http("POST", path,
-                 "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"parent\"}}",
+                 "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"parent\"}"
+                 "}",
                  NULL, NULL) != 201)
                 return "cannot create the parent";
         return wait_for(t, is_done) ? NULL : "the reconcile did not finish";
@@ -511,9 +514,10 @@ static void test_stale_cache_update_conflicts(void **state) {
         KOC_TEST_NEEDS_KOC_APISERVER(&api);
         tcase t = {.lock = PTHREAD_MUTEX_INITIALIZER, .ns = "rec-stale"};
         ensure_namespace(t.ns);
-        assert_int_equal(koc_test_apiserver_fault(
-                                 &api, "{\"resource\":\"secrets\",\"verb\":\"watch\",\"hang\":true}"),
-                         200);
+        assert_int_equal(
+                koc_test_apiserver_fault(
+                        &api, "{\"resource\":\"secrets\",\"verb\":\"watch\",\"hang\":true}"),
+                200);
         t.reconcile = stale_reconcile;
         t.driver = stale_driver;
         run_case(&t, "stale", &configmaps, &secrets);
@@ -533,8 +537,8 @@ static void ensure_crd(void) {
                 "\"type\":\"object\",\"properties\":{\"spec\":{\"type\":\"object\","
                 "\"x-kubernetes-preserve-unknown-fields\":true},\"status\":{\"type\":\"object\","
                 "\"x-kubernetes-preserve-unknown-fields\":true}}}}}]}}";
-        long st = http("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd,
-                       NULL, NULL);
+        long st = http("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd, NULL,
+                       NULL);
         assert_true(st == 201 || st == 409);
         /* Served once established; bounded. */
         for (int i = 0; i < 300; i++) {
@@ -638,7 +642,7 @@ static koc_result status_reconcile(tcase *t, koc_reconcile_context *ctx) {
         cJSON *cur = cached_widget(ctx);
         CHECK(t, cur && koc_object_condition_is_true(cur, "Available"));
         CHECK(t, strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(cur, "status"),
-                                                                  "external")),
+                                                                 "external")),
                         "x") == 0);
         char t1[64];
         snprintf(t1, sizeof t1, "%s", ltt(cur, "Available"));
@@ -699,7 +703,8 @@ static const char *status_driver(tcase *t) {
         cJSON *w = get_widget(t->ns, "w", &st);
         const cJSON *status = cJSON_GetObjectItem(w, "status");
         const char *ext = cJSON_GetStringValue(cJSON_GetObjectItem(status, "external"));
-        bool ok = w && ext && strcmp(ext, "x") == 0 && koc_object_condition_is_false(w, "Available") &&
+        bool ok = w && ext && strcmp(ext, "x") == 0 &&
+                  koc_object_condition_is_false(w, "Available") &&
                   cJSON_GetObjectItem(status, "observedGeneration");
         cJSON_Delete(w);
         return ok ? NULL : "the status on the server lost a writer's field or a condition";
