@@ -112,10 +112,10 @@ static bool same_owner(const cJSON *ref, const char *api_version, const char *ki
 static int set_owner(cJSON *object, const char *api_version, const char *kind, const char *name,
                      const char *uid, unsigned flags, koc_error *err) {
         if (!cJSON_IsObject(object))
-                return koc_error_set(err, -EINVAL, "ownerReference: the owned object is not an object");
-        if (!api_version || !*api_version || !kind || !*kind || !name || !*name || !uid || !*uid)
                 return koc_error_set(err, -EINVAL,
-                                     "ownerReference: the owner has no %s",
+                                     "ownerReference: the owned object is not an object");
+        if (!api_version || !*api_version || !kind || !*kind || !name || !*name || !uid || !*uid)
+                return koc_error_set(err, -EINVAL, "ownerReference: the owner has no %s",
                                      !api_version || !*api_version ? "apiVersion"
                                      : !kind || !*kind             ? "kind"
                                      : !name || !*name             ? "metadata.name"
@@ -135,12 +135,12 @@ static int set_owner(cJSON *object, const char *api_version, const char *kind, c
                         if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ref, "controller")) ||
                             same_owner(ref, api_version, kind, name, uid))
                                 continue;
-                        const char *okind = cJSON_GetStringValue(
-                                cJSON_GetObjectItemCaseSensitive(ref, "kind"));
-                        const char *oname = cJSON_GetStringValue(
-                                cJSON_GetObjectItemCaseSensitive(ref, "name"));
-                        const char *oname_self = cJSON_GetStringValue(
-                                cJSON_GetObjectItemCaseSensitive(old, "name"));
+                        const char *okind =
+                                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "kind"));
+                        const char *oname =
+                                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "name"));
+                        const char *oname_self =
+                                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(old, "name"));
                         return koc_error_set(
                                 err, -EADDRINUSE,
                                 "%.253s is already controlled by %.63s %.253s, not taken over by "
@@ -160,8 +160,8 @@ static int set_owner(cJSON *object, const char *api_version, const char *kind, c
         }
         cJSON *n = cJSON_CreateObject();
         if (!n || !cJSON_AddStringToObject(n, "apiVersion", api_version) ||
-            !cJSON_AddStringToObject(n, "kind", kind) || !cJSON_AddStringToObject(n, "name", name) ||
-            !cJSON_AddStringToObject(n, "uid", uid) ||
+            !cJSON_AddStringToObject(n, "kind", kind) ||
+            !cJSON_AddStringToObject(n, "name", name) || !cJSON_AddStringToObject(n, "uid", uid) ||
             ((flags & KOC_OWNER_CONTROLLER) && !cJSON_AddBoolToObject(n, "controller", true)) ||
             !cJSON_AddBoolToObject(n, "blockOwnerDeletion",
                                    !(flags & KOC_OWNER_NO_BLOCK_DELETION))) {
@@ -195,7 +195,8 @@ static const char *owner_str(const cJSON *owner, const char *field) {
 
 KOC_EXPORT int koc_object_set_owner_reference(cJSON *object, const cJSON *owner, unsigned flags,
                                               koc_error *err) {
-        const char *av = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(owner, "apiVersion"));
+        const char *av =
+                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(owner, "apiVersion"));
         const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(owner, "kind"));
         /* The garbage collector deletes a namespaced object whose owner is
          * in another namespace: refuse what cannot work. */
@@ -233,8 +234,8 @@ KOC_EXPORT const cJSON *koc_object_get_controller_reference(const cJSON *object)
                 cJSON_GetObjectItemCaseSensitive(object, "metadata"), "ownerReferences");
         const cJSON *ref;
         if (cJSON_IsArray(refs))
-                cJSON_ArrayForEach(ref, refs) if (cJSON_IsTrue(
-                        cJSON_GetObjectItemCaseSensitive(ref, "controller"))) return ref;
+                cJSON_ArrayForEach(ref, refs) if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+                                                          ref, "controller"))) return ref;
         return NULL;
 }
 
@@ -275,11 +276,14 @@ KOC_EXPORT int koc_conditions_set(cJSON *conditions, const char *type, const cha
         if (!cJSON_IsArray(conditions) || !type || !*type || !status || !valid_status(status))
                 return -EINVAL;
         cJSON *cond = koc_conditions_find(conditions, type);
-        const cJSON *og = cond ? cJSON_GetObjectItemCaseSensitive(cond, "observedGeneration") : NULL;
-        bool og_same = observed_generation < 0 ? !og
-                                               : cJSON_IsNumber(og) &&
-                                                         og->valuedouble == (double)observed_generation;
-        if (cond && str_eq(cond, "status", status) && str_eq(cond, "reason", reason ? reason : "") &&
+        const cJSON *og =
+                cond ? cJSON_GetObjectItemCaseSensitive(cond, "observedGeneration") : NULL;
+        bool og_same =
+                observed_generation < 0
+                        ? !og
+                        : cJSON_IsNumber(og) && og->valuedouble == (double)observed_generation;
+        if (cond && str_eq(cond, "status", status) &&
+            str_eq(cond, "reason", reason ? reason : "") &&
             str_eq(cond, "message", message ? message : "") && og_same &&
             cJSON_IsString(cJSON_GetObjectItemCaseSensitive(cond, "lastTransitionTime")))
                 return 0;
@@ -493,9 +497,10 @@ static koc_result remove_finalizer(koc_reconcile_context *ctx, const koc_resourc
                         break;
                 }
                 if (r < 0 || koc_response_errno(resp) < 0 || !cJSON_IsObject(resp->body)) {
-                        out = koc_result_error(r < 0 ? r : koc_response_errno(resp) < 0
-                                                               ? koc_response_errno(resp)
-                                                               : -EBADMSG);
+                        out = koc_result_error(r < 0 ? r
+                                               : koc_response_errno(resp) < 0
+                                                       ? koc_response_errno(resp)
+                                                       : -EBADMSG);
                         koc_response_free(resp);
                         break;
                 }

@@ -251,10 +251,10 @@ static int submit(koc_reconcile_context *ctx, const koc_resource *res, const cha
                             mutating, is_delete, ret);
 }
 
-int koc__reconcile_submit(koc_reconcile_context *ctx, const koc_resource *res,
-                          const char *method, const char *namespace_, const char *name,
-                          const char *sub, const char *query, const cJSON *body,
-                          const char *content_type, koc_response **ret) {
+int koc__reconcile_submit(koc_reconcile_context *ctx, const koc_resource *res, const char *method,
+                          const char *namespace_, const char *name, const char *sub,
+                          const char *query, const cJSON *body, const char *content_type,
+                          koc_response **ret) {
         bool mutating = strcmp(method, "GET") != 0;
         return submit_query(ctx, res, method, namespace_, name, sub, query, body, content_type,
                             mutating, strcmp(method, "DELETE") == 0, ret);

@@ -154,7 +154,8 @@ static void check_controller_reference(cJSON *o, const char *uid) {
                 if (!*uid) {
                         if (r != -EINVAL) /* an empty uid names no owner */
                                 abort();
-                } else if ((r == -EADDRINUSE) != (cJSON_IsObject(o) && cJSON_IsObject(md_of(o)) && other))
+                } else if ((r == -EADDRINUSE) !=
+                           (cJSON_IsObject(o) && cJSON_IsObject(md_of(o)) && other))
                         abort();
         } else {
                 if (other)

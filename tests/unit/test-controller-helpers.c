@@ -112,7 +112,6 @@ static void test_conditions(void **state) {
         cJSON_Delete(o);
 }
 
-
 static void test_paths_and_keys(void **state) {
         char buf[256];
         koc_resource cm = {
@@ -297,8 +296,9 @@ static void test_owner_refs(void **state) {
 /* koc/reconcile.h's owner references: controllerutil's SetControllerReference
  * and SetOwnerReference. */
 static void test_owner_reference(void **state) {
-        cJSON *owner = parse("{\"apiVersion\":\"cache.example.com/v1alpha1\",\"kind\":\"Memcached\","
-                             "\"metadata\":{\"name\":\"m\",\"namespace\":\"ns\",\"uid\":\"u1\"}}");
+        cJSON *owner =
+                parse("{\"apiVersion\":\"cache.example.com/v1alpha1\",\"kind\":\"Memcached\","
+                      "\"metadata\":{\"name\":\"m\",\"namespace\":\"ns\",\"uid\":\"u1\"}}");
         cJSON *o = parse("{\"metadata\":{\"name\":\"d\",\"namespace\":\"ns\"}}");
         koc_error err = {0};
         assert_int_equal(koc_object_set_owner_reference(o, owner, KOC_OWNER_CONTROLLER, &err), 0);
@@ -311,11 +311,14 @@ static void test_owner_reference(void **state) {
         /* Again, and with the owner recreated under the same name (new uid,
          * another version): the same owner, replaced in place. */
         assert_int_equal(koc_object_set_owner_reference(o, owner, KOC_OWNER_CONTROLLER, &err), 0);
-        koc_resource mres = {.group = "cache.example.com", .version = "v1beta1",
-                             .resource = "memcacheds", .kind = "Memcached", .namespaced = true};
-        assert_int_equal(koc_object_set_owner_reference_to(o, &mres, "m", "u9", KOC_OWNER_CONTROLLER,
-                                                           &err),
-                         0);
+        koc_resource mres = {.group = "cache.example.com",
+                             .version = "v1beta1",
+                             .resource = "memcacheds",
+                             .kind = "Memcached",
+                             .namespaced = true};
+        assert_int_equal(
+                koc_object_set_owner_reference_to(o, &mres, "m", "u9", KOC_OWNER_CONTROLLER, &err),
+                0);
         cJSON *refs = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "metadata"), "ownerReferences");
         assert_int_equal(cJSON_GetArraySize(refs), 1);
         ref = koc_object_get_controller_reference(o);
@@ -358,7 +361,8 @@ static void test_conditions_read_back(void **state) {
         assert_false(koc_object_condition_is_true(o, "Available"));
         assert_int_equal(koc_object_set_condition(o, "Available", "Unknown", "Reconciling", ""), 1);
         assert_true(koc_object_condition_is_unknown(o, "Available"));
-        assert_int_equal(koc_object_set_condition(o, "Available", "True", "Ready", "3 replicas"), 1);
+        assert_int_equal(koc_object_set_condition(o, "Available", "True", "Ready", "3 replicas"),
+                         1);
         assert_true(koc_object_condition_is_true(o, "Available"));
         assert_false(koc_object_condition_is_false(o, "Available"));
         const cJSON *c = koc_object_find_condition(o, "Available");
@@ -376,15 +380,16 @@ static void test_conditions_read_back(void **state) {
                                   cJSON_CreateString("2000-01-01T00:00:00Z"));
         cJSON_ReplaceItemInObject(cJSON_GetObjectItem(o, "metadata"), "generation",
                                   cJSON_CreateNumber(5));
-        assert_int_equal(koc_object_set_condition(o, "Available", "True", "Ready", "3 replicas"), 1);
+        assert_int_equal(koc_object_set_condition(o, "Available", "True", "Ready", "3 replicas"),
+                         1);
         c = koc_object_find_condition(o, "Available");
         assert_int_equal(cJSON_GetObjectItem(c, "observedGeneration")->valueint, 5);
         assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(c, "lastTransitionTime")),
                             "2000-01-01T00:00:00Z");
         assert_int_equal(koc_object_set_observed_generation(o), 1);
         assert_int_equal(koc_object_set_observed_generation(o), 0);
-        assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "status"),
-                                             "observedGeneration")->valueint,
+        assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "status"), "observedGeneration")
+                                 ->valueint,
                          5);
         cJSON_Delete(o);
         /* The list on its own, as typed code keeps it. */
@@ -405,20 +410,23 @@ static void test_mutate_merge(void **state) {
                             "\"spec\":{\"replicas\":3}}");
         assert_int_equal(koc_mutate_merge(cur, want), 0);
         char *s = print(cur);
-        assert_string_equal(s, "{\"metadata\":{\"name\":\"d\",\"labels\":{\"a\":\"1\",\"c\":\"3\"}},"
-                               "\"spec\":{\"replicas\":3,\"paused\":false},\"status\":{\"x\":1}}");
+        assert_string_equal(s,
+                            "{\"metadata\":{\"name\":\"d\",\"labels\":{\"a\":\"1\",\"c\":\"3\"}},"
+                            "\"spec\":{\"replicas\":3,\"paused\":false},\"status\":{\"x\":1}}");
         free(s);
         assert_int_equal(koc_mutate_merge(cur, NULL), -EINVAL);
         cJSON_Delete(cur);
         cJSON_Delete(want);
 }
 
-
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_predicates),           cmocka_unit_test(test_finalizers),
-                cmocka_unit_test(test_controller_reference), cmocka_unit_test(test_conditions),
-                cmocka_unit_test(test_paths_and_keys),       cmocka_unit_test(test_finalizers_hostile),
+                cmocka_unit_test(test_predicates),
+                cmocka_unit_test(test_finalizers),
+                cmocka_unit_test(test_controller_reference),
+                cmocka_unit_test(test_conditions),
+                cmocka_unit_test(test_paths_and_keys),
+                cmocka_unit_test(test_finalizers_hostile),
                 cmocka_unit_test(test_owner_refs),
                 cmocka_unit_test(test_owner_reference),
                 cmocka_unit_test(test_conditions_read_back),
