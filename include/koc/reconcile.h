@@ -157,6 +157,8 @@ KOC_EXPORT const cJSON *koc_object_get_controller_reference(const cJSON *object)
  * the status subresource of res (NULL: the controller's resource), named by
  * original's metadata.  No resourceVersion unless KOC_STATUS_OPTIMISTIC_LOCK,
  * so a concurrent status write to other fields is kept, not a conflict.
+ * A changed list (status.conditions) is sent whole, as merge patches do:
+ * when another writer changes the same list, use the lock.
  * 1 when a patch was accepted, 0 when the statuses are equal (nothing sent),
  * or a negative errno (-ENOENT when the object is gone, -EBUSY for a
  * conflict, ...). */
