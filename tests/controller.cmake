@@ -76,3 +76,10 @@ koc_add_test(NAME test-cache SOURCES integration/test-cache.c ${KOC_HARNESS_SOUR
 koc_add_test(NAME test-cache-scopes SOURCES integration/test-cache-scopes.c ${KOC_HARNESS_SOURCES}
              MODULES core cache leader probes shutdown manager controller LIBS PkgConfig::CURL
              LABELS integration tsan K8S TIMEOUT 180)
+
+# koc/reconcile.h: create-or-update/patch with the requests they send, apply
+# with its outcome, ownership not stolen, status patches next to another
+# writer, conditions over time, a finalizer whose cleanup writes the status.
+koc_add_test(NAME test-reconcile SOURCES integration/test-reconcile.c ${KOC_HARNESS_SOURCES}
+             MODULES core cache leader probes shutdown manager controller LIBS PkgConfig::CURL
+             LABELS integration tsan K8S TIMEOUT 180)

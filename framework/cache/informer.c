@@ -571,6 +571,10 @@ const koc_resource *koc__informer_get_resource(koc_informer *inf) {
         return &inf->res;
 }
 
+bool koc__informer_is_metadata_only(koc_informer *inf) {
+        return inf->opts.metadata_only;
+}
+
 const char *koc__informer_get_namespace(koc_informer *inf) {
         return inf->namespace_;
 }

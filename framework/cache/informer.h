@@ -52,6 +52,8 @@ void koc__informer_remove_handlers(koc_informer *inf, void *userdata);
 koc_store *koc__informer_get_store(koc_informer *inf);
 bool koc__informer_has_synced(koc_informer *inf);
 const koc_resource *koc__informer_get_resource(koc_informer *inf);
+/* Its cache holds metadata only (koc_controller_options.metadata_only). */
+bool koc__informer_is_metadata_only(koc_informer *inf);
 
 /* koc_resource_path() with the reason of a refusal in *err (may be NULL):
  * -EINVAL for a part that is not one path segment by its rule (namespaces

@@ -184,3 +184,11 @@ void koc__controller_cancel_writes(koc_controller *c);
 bool koc__controller_may_write(koc_reconcile_context *ctx);
 /* True once the reconcile of this context ran past the timeout. */
 bool koc__controller_timed_out(koc_reconcile_context *ctx);
+
+/* writer.c: one call of the reconcile's client, fenced when it is not a
+ * GET, its answer applied to the manager's cache (sub: a subresource such as
+ * "status", or NULL; query without '?', or NULL). */
+int koc__reconcile_submit(koc_reconcile_context *ctx, const koc_resource *res, const char *method,
+                          const char *namespace_, const char *name, const char *sub,
+                          const char *query, const cJSON *body, const char *content_type,
+                          koc_response **ret);

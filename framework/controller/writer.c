@@ -251,6 +251,15 @@ static int submit(koc_reconcile_context *ctx, const koc_resource *res, const cha
                             mutating, is_delete, ret);
 }
 
+int koc__reconcile_submit(koc_reconcile_context *ctx, const koc_resource *res, const char *method,
+                          const char *namespace_, const char *name, const char *sub,
+                          const char *query, const cJSON *body, const char *content_type,
+                          koc_response **ret) {
+        bool mutating = strcmp(method, "GET") != 0;
+        return submit_query(ctx, res, method, namespace_, name, sub, query, body, content_type,
+                            mutating, strcmp(method, "DELETE") == 0, ret);
+}
+
 static const char *meta_str(const cJSON *obj, const char *field) {
         return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
                 cJSON_GetObjectItemCaseSensitive(obj, "metadata"), field));

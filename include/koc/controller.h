@@ -472,14 +472,16 @@ KOC_EXPORT int koc_object_add_finalizer(cJSON *object, const char *finalizer);
 KOC_EXPORT int koc_object_remove_finalizer(cJSON *object, const char *finalizer);
 KOC_EXPORT bool koc_object_is_deleting(const cJSON *object);
 /* Adds (or replaces) a controller ownerReference to owner on object: 0, or
- * -EEXIST when another owner is already the controller, -EINVAL when owner
- * has no name or uid. */
+ * -EADDRINUSE when another owner is already the controller, -EINVAL when
+ * owner has no name or uid.  koc/reconcile.h's koc_object_set_owner_reference
+ * does the same with the error's detail. */
 KOC_EXPORT int koc_object_set_controller_reference(cJSON *object, const cJSON *owner,
                                                    const char *owner_api_version,
                                                    const char *owner_kind);
 /* Sets status.conditions[type] (status "True"/"False"/"Unknown"), keeping
  * lastTransitionTime when the status did not change; observedGeneration from
- * metadata.generation.  1 when anything changed, 0 when not. */
+ * metadata.generation.  1 when anything changed, 0 when not.  Reading them
+ * back, removing them: koc/reconcile.h. */
 KOC_EXPORT int koc_object_set_condition(cJSON *object, const char *type, const char *status,
                                         const char *reason, const char *message);
 
@@ -488,6 +490,14 @@ KOC_EXPORT int koc_object_set_condition(cJSON *object, const char *type, const c
  * when it is being deleted and carries the finalizer, calls cleanup and, if
  * that succeeded (DONE or REQUEUE), removes the finalizer; cleanup therefore
  * runs until it succeeds and the finalizer goes once.  NULL object: done.
+ * The removal is a JSON patch guarded by the freshest resourceVersion this
+ * process knows (the cache, which holds the answers of the reconcile's own
+ * writes, such as a status written during cleanup); after a 409 Conflict the
+ * object is read again (GET) and the removal retried, up to 4 times, so that
+ * another writer does not make cleanup run twice.  Cleanup must still be
+ * idempotent: a crash or a leader change between cleanup and removal runs it
+ * again.  The addition is guarded by the reconcile's snapshot and is a
+ * conflict when the object changed since (the reconcile is retried).
  * A refused patch is an error result with the errno of koc/client.h's table
  * (-EBUSY when the object changed since the cache saw it, -EINVAL for 422
  * Invalid, -EACCES for 403, ...); koc_reconcile_get_last_error() gives the
@@ -512,4 +522,7 @@ KOC_EXPORT int koc_reconcile_record_event(koc_reconcile_context *ctx, const cJSO
 #ifdef __cplusplus
 }
 #endif
+
+/* Create-or-update, owner references, status patches, conditions. */
+#include <koc/reconcile.h>
 #endif

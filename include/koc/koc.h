@@ -11,7 +11,9 @@
  * metrics.h), graceful shutdown (shutdown.h), the manager that puts them
  * together on one loop (manager.h), its cache of informers (cache.h) and
  * what they serve, resources and cached objects (object.h), and the
- * controller runtime on it: a work queue and reconcilers (controller.h).
+ * controller runtime on it: a work queue and reconcilers (controller.h), and
+ * what reconcilers do around their logic: create-or-update, owner
+ * references, status patches and conditions (reconcile.h).
  * Beneath them: logging (log.h), clocks and Kubernetes time formats (time.h), and
  * what every header shares: errors, extensible structs, the export and
  * cleanup macros (common.h).
@@ -32,5 +34,6 @@
 #include <koc/object.h>
 #include <koc/cache.h>
 #include <koc/controller.h>
+#include <koc/reconcile.h>
 
 #endif

@@ -16,7 +16,7 @@
  *   when has was false, remove 1 exactly when it was true; every other item
  *   of metadata.finalizers stays, in order; a refusal changes nothing;
  * - after set_controller_reference, ownerReferences is an array with our
- *   reference (controller: true) and no other controller; -EEXIST exactly
+ *   reference (controller: true) and no other controller; -EADDRINUSE exactly
  *   when another controller was there;
  * - an owned object enqueues at most one owner, the first reference with
  *   controller: true (metav1.GetControllerOf), and only when it is of the
@@ -125,12 +125,23 @@ static const char *uid_of(const cJSON *ref) {
         return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "uid"));
 }
 
+/* controllerutil's referSameObject: the same uid, or the same group, kind
+ * and name (the owner below is example.com's Thing "owner"). */
+static bool same_owner(const cJSON *ref, const char *uid) {
+        if (uid_of(ref) && strcmp(uid_of(ref), uid) == 0)
+                return true;
+        const char *av = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "apiVersion"));
+        const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "kind"));
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ref, "name"));
+        return av && kind && name && strncmp(av, "example.com/", 12) == 0 &&
+               strcmp(kind, "Thing") == 0 && strcmp(name, "owner") == 0;
+}
+
 static void check_controller_reference(cJSON *o, const char *uid) {
         const cJSON *refs = cJSON_GetObjectItemCaseSensitive(md_of(o), "ownerReferences"), *ref;
         bool other = false;
         if (cJSON_IsArray(refs))
-                cJSON_ArrayForEach(ref, refs) other |= is_controller(ref) &&
-                                                       (!uid_of(ref) || strcmp(uid_of(ref), uid) != 0);
+                cJSON_ArrayForEach(ref, refs) other |= is_controller(ref) && !same_owner(ref, uid);
         cJSON *owner = cJSON_CreateObject();
         cJSON *omd = cJSON_AddObjectToObject(owner, "metadata");
         cJSON_AddStringToObject(omd, "name", "owner");
@@ -140,7 +151,11 @@ static void check_controller_reference(cJSON *o, const char *uid) {
         cJSON_Delete(owner);
         if (r < 0) {
                 check_unchanged(o, before);
-                if ((r == -EEXIST) != (cJSON_IsObject(o) && cJSON_IsObject(md_of(o)) && other))
+                if (!*uid) {
+                        if (r != -EINVAL) /* an empty uid names no owner */
+                                abort();
+                } else if ((r == -EADDRINUSE) !=
+                           (cJSON_IsObject(o) && cJSON_IsObject(md_of(o)) && other))
                         abort();
         } else {
                 if (other)

@@ -33,7 +33,7 @@ public_layer() {
         common | log | time | config | client | metrics) echo core ;;
         leader | probes | shutdown) echo "$1" ;;
         object | cache) echo framework/cache ;;
-        controller) echo framework/controller ;;
+        controller | reconcile) echo framework/controller ;;
         manager) echo framework/manager ;;
         koc) echo umbrella ;; # koc.h: every header at once
         *) return 1 ;;

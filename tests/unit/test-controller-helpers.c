@@ -79,7 +79,8 @@ static void test_controller_reference(void **state) {
         assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(r, "uid")), "u1");
         assert_true(cJSON_IsTrue(cJSON_GetObjectItem(r, "controller")));
         /* A second controller is refused. */
-        assert_int_equal(koc_object_set_controller_reference(o, other, "v1", "ConfigMap"), -EEXIST);
+        assert_int_equal(koc_object_set_controller_reference(o, other, "v1", "ConfigMap"),
+                         -EADDRINUSE);
         cJSON_Delete(owner);
         cJSON_Delete(other);
         cJSON_Delete(o);
@@ -292,12 +293,144 @@ static void test_owner_refs(void **state) {
         cJSON_Delete(o);
 }
 
+/* koc/reconcile.h's owner references: controllerutil's SetControllerReference
+ * and SetOwnerReference. */
+static void test_owner_reference(void **state) {
+        cJSON *owner =
+                parse("{\"apiVersion\":\"cache.example.com/v1alpha1\",\"kind\":\"Memcached\","
+                      "\"metadata\":{\"name\":\"m\",\"namespace\":\"ns\",\"uid\":\"u1\"}}");
+        cJSON *o = parse("{\"metadata\":{\"name\":\"d\",\"namespace\":\"ns\"}}");
+        koc_error err = {0};
+        assert_int_equal(koc_object_set_owner_reference(o, owner, KOC_OWNER_CONTROLLER, &err), 0);
+        const cJSON *ref = koc_object_get_controller_reference(o);
+        assert_non_null(ref);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(ref, "apiVersion")),
+                            "cache.example.com/v1alpha1");
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(ref, "kind")), "Memcached");
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItem(ref, "blockOwnerDeletion")));
+        /* Again, and with the owner recreated under the same name (new uid,
+         * another version): the same owner, replaced in place. */
+        assert_int_equal(koc_object_set_owner_reference(o, owner, KOC_OWNER_CONTROLLER, &err), 0);
+        koc_resource mres = {.group = "cache.example.com",
+                             .version = "v1beta1",
+                             .resource = "memcacheds",
+                             .kind = "Memcached",
+                             .namespaced = true};
+        assert_int_equal(
+                koc_object_set_owner_reference_to(o, &mres, "m", "u9", KOC_OWNER_CONTROLLER, &err),
+                0);
+        cJSON *refs = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "metadata"), "ownerReferences");
+        assert_int_equal(cJSON_GetArraySize(refs), 1);
+        ref = koc_object_get_controller_reference(o);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(ref, "uid")), "u9");
+        /* Another controller is not stolen; the message names both. */
+        char *before = print(o);
+        assert_int_equal(koc_object_set_owner_reference_to(o, &mres, "thief", "u3",
+                                                           KOC_OWNER_CONTROLLER, &err),
+                         -EADDRINUSE);
+        assert_non_null(strstr(err.message, "Memcached m"));
+        assert_non_null(strstr(err.message, "Memcached thief"));
+        char *after = print(o);
+        assert_string_equal(before, after);
+        free(before);
+        free(after);
+        /* A plain owner reference next to the controller, without blocking. */
+        assert_int_equal(koc_object_set_owner_reference_to(o, &mres, "other", "u4",
+                                                           KOC_OWNER_NO_BLOCK_DELETION, &err),
+                         0);
+        assert_int_equal(cJSON_GetArraySize(refs), 2);
+        cJSON *plain = cJSON_GetArrayItem(refs, 1);
+        assert_null(cJSON_GetObjectItem(plain, "controller"));
+        assert_true(cJSON_IsFalse(cJSON_GetObjectItem(plain, "blockOwnerDeletion")));
+        /* An owner without a kind, or in another namespace. */
+        cJSON *bad = parse("{\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"x\",\"uid\":\"u\"}}");
+        assert_int_equal(koc_object_set_owner_reference(o, bad, 0, &err), -EINVAL);
+        assert_non_null(strstr(err.message, "kind"));
+        cJSON_Delete(bad);
+        bad = parse("{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"x\","
+                    "\"namespace\":\"elsewhere\",\"uid\":\"u\"}}");
+        assert_int_equal(koc_object_set_owner_reference(o, bad, 0, &err), -EINVAL);
+        cJSON_Delete(bad);
+        cJSON_Delete(owner);
+        cJSON_Delete(o);
+}
+
+static void test_conditions_read_back(void **state) {
+        cJSON *o = parse("{\"metadata\":{\"name\":\"a\",\"generation\":2}}");
+        assert_true(koc_object_condition_is_unknown(o, "Available"));
+        assert_false(koc_object_condition_is_true(o, "Available"));
+        assert_int_equal(koc_object_set_condition(o, "Available", "Unknown", "Reconciling", ""), 1);
+        assert_true(koc_object_condition_is_unknown(o, "Available"));
+        assert_int_equal(koc_object_set_condition(o, "Available", "True", "Ready", "3 replicas"),
+                         1);
+        assert_true(koc_object_condition_is_true(o, "Available"));
+        assert_false(koc_object_condition_is_false(o, "Available"));
+        const cJSON *c = koc_object_find_condition(o, "Available");
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(c, "message")), "3 replicas");
+        assert_null(koc_object_find_condition(o, "Degraded"));
+        assert_int_equal(koc_object_set_condition(o, "Degraded", "False", "Fine", NULL), 1);
+        assert_true(koc_object_condition_is_false(o, "Degraded"));
+        assert_int_equal(koc_object_set_condition(o, "Degraded", "Maybe", "x", NULL), -EINVAL);
+        assert_int_equal(koc_object_remove_condition(o, "Degraded"), 1);
+        assert_int_equal(koc_object_remove_condition(o, "Degraded"), 0);
+        assert_null(koc_object_find_condition(o, "Degraded"));
+        /* A new generation: observedGeneration follows, the time stays. */
+        cJSON *conds = cJSON_GetObjectItem(cJSON_GetObjectItem(o, "status"), "conditions");
+        cJSON_ReplaceItemInObject(cJSON_GetArrayItem(conds, 0), "lastTransitionTime",
+                                  cJSON_CreateString("2000-01-01T00:00:00Z"));
+        cJSON_ReplaceItemInObject(cJSON_GetObjectItem(o, "metadata"), "generation",
+                                  cJSON_CreateNumber(5));
+        assert_int_equal(koc_object_set_condition(o, "Available", "True", "Ready", "3 replicas"),
+                         1);
+        c = koc_object_find_condition(o, "Available");
+        assert_int_equal(cJSON_GetObjectItem(c, "observedGeneration")->valueint, 5);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(c, "lastTransitionTime")),
+                            "2000-01-01T00:00:00Z");
+        assert_int_equal(koc_object_set_observed_generation(o), 1);
+        assert_int_equal(koc_object_set_observed_generation(o), 0);
+        assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "status"), "observedGeneration")
+                                 ->valueint,
+                         5);
+        cJSON_Delete(o);
+        /* The list on its own, as typed code keeps it. */
+        cJSON *list = cJSON_CreateArray();
+        assert_int_equal(koc_conditions_set(list, "Ready", "True", "R", "m", -1), 1);
+        assert_int_equal(koc_conditions_set(list, "Ready", "True", "R", "m", -1), 0);
+        assert_null(cJSON_GetObjectItem(koc_conditions_find(list, "Ready"), "observedGeneration"));
+        assert_int_equal(koc_conditions_set(NULL, "Ready", "True", "R", "m", -1), -EINVAL);
+        assert_int_equal(koc_conditions_remove(list, "Ready"), 1);
+        assert_int_equal(cJSON_GetArraySize(list), 0);
+        cJSON_Delete(list);
+}
+
+static void test_mutate_merge(void **state) {
+        cJSON *cur = parse("{\"metadata\":{\"name\":\"d\",\"labels\":{\"a\":\"1\",\"b\":\"2\"}},"
+                           "\"spec\":{\"replicas\":1,\"paused\":false},\"status\":{\"x\":1}}");
+        cJSON *want = parse("{\"metadata\":{\"labels\":{\"b\":null,\"c\":\"3\"}},"
+                            "\"spec\":{\"replicas\":3}}");
+        assert_int_equal(koc_mutate_merge(cur, want), 0);
+        char *s = print(cur);
+        assert_string_equal(s,
+                            "{\"metadata\":{\"name\":\"d\",\"labels\":{\"a\":\"1\",\"c\":\"3\"}},"
+                            "\"spec\":{\"replicas\":3,\"paused\":false},\"status\":{\"x\":1}}");
+        free(s);
+        assert_int_equal(koc_mutate_merge(cur, NULL), -EINVAL);
+        cJSON_Delete(cur);
+        cJSON_Delete(want);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_predicates),           cmocka_unit_test(test_finalizers),
-                cmocka_unit_test(test_controller_reference), cmocka_unit_test(test_conditions),
-                cmocka_unit_test(test_paths_and_keys),       cmocka_unit_test(test_finalizers_hostile),
+                cmocka_unit_test(test_predicates),
+                cmocka_unit_test(test_finalizers),
+                cmocka_unit_test(test_controller_reference),
+                cmocka_unit_test(test_conditions),
+                cmocka_unit_test(test_paths_and_keys),
+                cmocka_unit_test(test_finalizers_hostile),
                 cmocka_unit_test(test_owner_refs),
+                cmocka_unit_test(test_owner_reference),
+                cmocka_unit_test(test_conditions_read_back),
+                cmocka_unit_test(test_mutate_merge),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
