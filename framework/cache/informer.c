@@ -571,16 +571,16 @@ const koc_resource *koc__informer_get_resource(koc_informer *inf) {
         return &inf->res;
 }
 
-bool koc__informer_is_metadata_only(koc_informer *inf) {
-        return inf->opts.metadata_only;
-}
-
 const char *koc__informer_get_namespace(koc_informer *inf) {
         return inf->namespace_;
 }
 
 const koc_selector *koc__informer_get_selector(koc_informer *inf) {
         return inf->selector;
+}
+
+bool koc__informer_has_selectors(koc_informer *inf) {
+        return inf->label_selector || inf->field_selector;
 }
 
 const char *koc__informer_get_field_selector(koc_informer *inf) {

@@ -52,8 +52,6 @@ void koc__informer_remove_handlers(koc_informer *inf, void *userdata);
 koc_store *koc__informer_get_store(koc_informer *inf);
 bool koc__informer_has_synced(koc_informer *inf);
 const koc_resource *koc__informer_get_resource(koc_informer *inf);
-/* Its cache holds metadata only (koc_controller_options.metadata_only). */
-bool koc__informer_is_metadata_only(koc_informer *inf);
 
 /* koc_resource_path() with the reason of a refusal in *err (may be NULL):
  * -EINVAL for a part that is not one path segment by its rule (namespaces
@@ -68,6 +66,9 @@ const char *koc__informer_get_namespace(koc_informer *inf); /* NULL: all */
  * only. */
 const koc_selector *koc__informer_get_selector(koc_informer *inf);
 const char *koc__informer_get_field_selector(koc_informer *inf);
+/* It was given a label or field selector (a read of every object of its
+ * scope cannot be answered from it). */
+bool koc__informer_has_selectors(koc_informer *inf);
 bool koc__informer_is_metadata_only(koc_informer *inf);
 
 /* Read-your-own-writes: applies an object this process wrote (a write's
