@@ -923,6 +923,21 @@ KOC_EXPORT koc_controller *koc_controller_unref(koc_controller *c) {
         return controller_free(c);
 }
 
+/* --print-rbac: the Events a reconcile records (events.k8s.io, and core
+ * where that is not served), in the primary's namespace or every one. */
+static void declare_event_access(koc_controller *c) {
+        static const koc_resource events_v1 = {.group = "events.k8s.io",
+                                               .version = "v1",
+                                               .resource = "events",
+                                               .kind = "Event",
+                                               .namespaced = true};
+        static const koc_resource core_events = {
+                .version = "v1", .resource = "events", .kind = "Event", .namespaced = true};
+        const char *ns = koc__informer_get_namespace(c->primary);
+        (void)koc_manager_declare_access_in(c->m, &events_v1, ns, "create,patch");
+        (void)koc_manager_declare_access_in(c->m, &core_events, ns, "create,patch");
+}
+
 KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
                                         const koc_controller_options *user_o, koc_controller **ret,
                                         koc_error *err) {
@@ -1033,6 +1048,7 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
                 return r;
         }
         register_metrics(c);
+        declare_event_access(c);
         /* Only now: a controller that could not be set up leaves its
          * userdata to the caller. */
         c->destroy = o->destroy;
@@ -1094,7 +1110,18 @@ static int add_source(koc_controller *c, size_t res_size, const koc_resource *us
 
 KOC_EXPORT int koc_controller_owns_sized(koc_controller *c, size_t owned_size,
                                          const koc_resource *owned, koc_error *err) {
-        return add_source(c, owned_size, owned, NULL, SOURCE_OWNS, NULL, NULL, NULL, err);
+        int r = add_source(c, owned_size, owned, NULL, SOURCE_OWNS, NULL, NULL, NULL, err);
+        /* Owned objects carry a controller reference with
+         * blockOwnerDeletion (koc_object_set_controller_reference), which
+         * the OwnerReferencesPermissionEnforcement admission allows only to
+         * those who may update the owner's finalizers. */
+        if (r >= 0) {
+                const koc_resource *res = koc__informer_get_resource(c->primary);
+                (void)koc_manager_declare_access_in(c->m, res,
+                                                    koc__informer_get_namespace(c->primary),
+                                                    "finalizers/update");
+        }
+        return r;
 }
 
 KOC_EXPORT int koc_controller_watches_sized(koc_controller *c, size_t res_size,

@@ -370,6 +370,39 @@ KOC_EXPORT const char *koc_manager_get_identity(koc_manager *m);
 /* The Lease's namespace and name (NULL without leader election). */
 KOC_EXPORT const char *koc_manager_get_lease_namespace(koc_manager *m);
 KOC_EXPORT const char *koc_manager_get_lease_name(koc_manager *m);
+/* --- RBAC --------------------------------------------------------------------- */
+
+/* The manager knows the RBAC rules its program needs, and --print-rbac
+ * prints them (see koc_manager_config.print_rbac): list and watch of every
+ * informer of its cache (controllers' primaries, owns() and watches(),
+ * koc_cache_add_informer()), in their namespace or cluster-wide; create and
+ * patch of Events (events.k8s.io and core) once a controller exists; update
+ * of the primary's "finalizers" subresource for a controller that owns
+ * objects (its ownerReferences set blockOwnerDeletion, which the
+ * OwnerReferencesPermissionEnforcement admission checks); the Lease (get,
+ * watch, create, update in its namespace); and what the program declares
+ * here: its writes and reads through the API, one line per type:
+ *
+ *   koc_manager_declare_access(m, &deployments, "get,create,update,patch,delete");
+ *   koc_manager_declare_access(m, &memcacheds, "patch,status/update,status/patch");
+ *
+ * verbs: comma-separated get, list, watch, create, update, patch, delete,
+ * deletecollection, each optionally of a subresource ("status/patch" is
+ * patch of "memcacheds/status").  Declared in every namespace; the _in
+ * variant names one (a namespaced operator's Role).  -EINVAL (and a warn line
+ * naming the item) for an unknown verb or a bad resource.  Loop thread,
+ * before koc_manager_run(). */
+KOC_EXPORT int koc_manager_declare_access_sized(koc_manager *m, size_t res_size,
+                                                const koc_resource *res, const char *namespace_,
+                                                const char *verbs);
+#define koc_manager_declare_access(m, res, verbs)                                                  \
+        koc_manager_declare_access_sized((m), sizeof(koc_resource), (res), NULL, (verbs))
+#define koc_manager_declare_access_in(m, res, namespace_, verbs)                                   \
+        koc_manager_declare_access_sized((m), sizeof(koc_resource), (res), (namespace_), (verbs))
+/* True when the manager was made with --print-rbac: koc_manager_run() will
+ * print the rules and return 0; nothing connects. */
+KOC_EXPORT bool koc_manager_is_printing_rbac(koc_manager *m);
+
 /* Ports actually bound (useful with ":0"); -ENXIO when disabled. */
 KOC_EXPORT int koc_manager_get_health_port(koc_manager *m, uint16_t *ret_port);
 KOC_EXPORT int koc_manager_get_metrics_port(koc_manager *m, uint16_t *ret_port);
