@@ -906,7 +906,7 @@ static koc_controller *controller_free(koc_controller *c) {
         free(c->predicates);
         koc__mailbox_free(c->mb);
         koc__workqueue_free(c->q);
-        pthread_mutex_destroy(&c->events_lock);
+        koc__events_free(c->events);
         pthread_mutex_destroy(&c->slots_lock);
         koc_manager_unref(c->m);
         free(c->name);
@@ -959,9 +959,7 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
                 return -ENOMEM;
         c->ref = 1;
         c->m = koc_manager_ref(m);
-        pthread_mutex_init(&c->events_lock, NULL);
         pthread_mutex_init(&c->slots_lock, NULL);
-        c->event_tokens = 25;
         for (size_t i = 0; i < KOC_ELEMENTSOF(c->event_failure_rl); i++)
                 c->event_failure_rl[i] =
                         (koc__ratelimit)KOC__RATELIMIT_INIT(EVENT_FAILURE_INTERVAL_USEC, 1);
@@ -1044,6 +1042,12 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
                 if (err && err->code == 0)
                         koc_error_set(err, r, "controller %s: cannot set up: %s", c->name,
                                       strerror(-r));
+                controller_free(c);
+                return r;
+        }
+        r = koc__events_new(c);
+        if (r < 0) {
+                koc_error_set(err, r, "controller %s: out of memory", c->name);
                 controller_free(c);
                 return r;
         }

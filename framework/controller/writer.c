@@ -244,6 +244,13 @@ static int submit_query(koc_reconcile_context *ctx, const koc_resource *res, con
         return 0;
 }
 
+int koc__reconcile_submit(koc_reconcile_context *ctx, const koc_resource *res, const char *method,
+                          const char *namespace_, const char *name, const cJSON *body,
+                          const char *content_type, koc_response **ret) {
+        return submit_query(ctx, res, method, namespace_, name, NULL, NULL, body, content_type,
+                            true, false, ret);
+}
+
 static int submit(koc_reconcile_context *ctx, const koc_resource *res, const char *method,
                   const char *namespace_, const char *name, const char *sub, const cJSON *body,
                   const char *content_type, bool mutating, bool is_delete, koc_response **ret) {
@@ -378,122 +385,4 @@ KOC_EXPORT int koc_reconcile_get_sized(koc_reconcile_context *ctx, size_t res_si
         if (!name)
                 return -EINVAL;
         return submit(ctx, res, "GET", namespace_, name, NULL, NULL, NULL, false, false, ret);
-}
-
-/* --- events -------------------------------------------------------------------------- */
-
-#define EVENT_BURST 25.0
-#define EVENT_REFILL_USEC KOC_USEC_PER_SEC
-
-static bool event_allowed(koc_controller *c) {
-        pthread_mutex_lock(&c->events_lock);
-        uint64_t t = koc_now_boottime_usec();
-        if (c->event_refill_at == 0)
-                c->event_refill_at = t;
-        c->event_tokens += (double)(t - c->event_refill_at) / EVENT_REFILL_USEC;
-        if (c->event_tokens > EVENT_BURST)
-                c->event_tokens = EVENT_BURST;
-        c->event_refill_at = t;
-        bool ok = c->event_tokens >= 1.0;
-        if (ok)
-                c->event_tokens -= 1.0;
-        pthread_mutex_unlock(&c->events_lock);
-        return ok;
-}
-
-/* An Event the server refused (most often: the operator's RBAC lacks create
- * on events) is said once per answer's reason and window, with the object,
- * the Event's reason and the server's answer: the caller usually ignores the
- * result of a best-effort Event, and a person must still learn why none
- * appear. */
-static void event_refused(koc_reconcile_context *ctx, const cJSON *object, const char *reason,
-                          const koc_response *resp) {
-        koc_controller *c = ctx->c;
-        size_t slot = resp->error < 0 || (unsigned)resp->reason >= _KOC_REASON_MAX
-                              ? _KOC_REASON_MAX
-                              : (size_t)resp->reason;
-        const char *ns = meta_str(object, "namespace");
-        const char *name = meta_str(object, "name");
-        const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(object, "kind"));
-        if (resp->error < 0)
-                koc__log_ratelimited(&c->event_failure_rl[slot], KOC_LOG_WARN, LOG,
-                                     "controller=%s event reason=%s about %s %s%s%s not recorded: "
-                                     "%s (%s)",
-                                     c->name, reason, kind ? kind : "object", ns ? ns : "",
-                                     ns ? "/" : "", name ? name : "", strerror(-resp->error),
-                                     resp->message);
-        else
-                koc__log_ratelimited(&c->event_failure_rl[slot], KOC_LOG_WARN, LOG,
-                                     "controller=%s event reason=%s about %s %s%s%s not recorded: "
-                                     "POST %s status=%ld reason=%s message=\"%s\"",
-                                     c->name, reason, kind ? kind : "object", ns ? ns : "",
-                                     ns ? "/" : "", name ? name : "", ctx->last_error.path,
-                                     resp->status, koc_reason_to_string(resp->reason),
-                                     resp->message);
-}
-
-KOC_EXPORT int koc_reconcile_record_event(koc_reconcile_context *ctx, const cJSON *object,
-                                          const char *type, const char *reason,
-                                          const char *message) {
-        static const koc_resource events = {
-                .version = "v1", .resource = "events", .kind = "Event", .namespaced = true};
-        if (!ctx || !object || !type || !reason)
-                return -EINVAL;
-        if (!event_allowed(ctx->c))
-                return -EBUSY;
-        const char *name = meta_str(object, "name");
-        const char *ns = meta_str(object, "namespace");
-        char now[64], gen[300];
-        koc_format_microtime(koc_now_realtime_usec(), now, sizeof now);
-        snprintf(gen, sizeof gen, "%.240s.", name ? name : "object");
-
-        cJSON *ev = cJSON_CreateObject();
-        cJSON *md = cJSON_AddObjectToObject(ev, "metadata");
-        cJSON_AddStringToObject(md, "generateName", gen);
-        cJSON_AddStringToObject(md, "namespace", ns && *ns ? ns : "default");
-        cJSON *inv = cJSON_AddObjectToObject(ev, "involvedObject");
-        const char *fields[][2] = {{"kind", "kind"}, {"apiVersion", "apiVersion"}};
-        for (size_t i = 0; i < 2; i++) {
-                const char *v = cJSON_GetStringValue(
-                        cJSON_GetObjectItemCaseSensitive(object, fields[i][0]));
-                if (v)
-                        cJSON_AddStringToObject(inv, fields[i][1], v);
-        }
-        const char *mfields[] = {"name", "namespace", "uid", "resourceVersion"};
-        for (size_t i = 0; i < 4; i++) {
-                const char *v = meta_str(object, mfields[i]);
-                if (v)
-                        cJSON_AddStringToObject(inv, mfields[i], v);
-        }
-        cJSON_AddStringToObject(ev, "reason", reason);
-        cJSON_AddStringToObject(ev, "message", message ? message : "");
-        cJSON_AddStringToObject(ev, "type", type);
-        cJSON_AddStringToObject(cJSON_AddObjectToObject(ev, "source"), "component", ctx->c->name);
-        cJSON_AddStringToObject(ev, "reportingComponent", ctx->c->name);
-        cJSON_AddStringToObject(ev, "firstTimestamp", now);
-        cJSON_AddStringToObject(ev, "lastTimestamp", now);
-        cJSON_AddNumberToObject(ev, "count", 1);
-
-        /* A refused Event is said on its own line; it must not hide the
-         * failed write it may be reporting (a Warning Event right after a
-         * failed write is the usual pattern), so an earlier failure stays the
-         * reconcile's last error. */
-        __typeof__(ctx->last_error) earlier = ctx->last_error;
-        koc_response *resp = NULL;
-        int r = submit(ctx, &events, "POST", ns && *ns ? ns : "default", NULL, NULL, ev, NULL, true,
-                       false, &resp);
-        cJSON_Delete(ev);
-        if (r >= 0) {
-                r = koc_response_errno(resp);
-                if (r < 0) {
-                        event_refused(ctx, object, reason, resp);
-                        /* The reconcile's failure line names the Event only
-                         * when the reconcile returns its errno. */
-                        ctx->last_error.mutating = false;
-                }
-        }
-        if (earlier.code < 0)
-                ctx->last_error = earlier;
-        koc_response_free(resp);
-        return r;
 }
