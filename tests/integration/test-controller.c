@@ -1761,7 +1761,7 @@ static void test_event_forbidden_by_rbac(void **state) {
                 "controller=rbac ",
                 "event reason=RbacTest ",
                 "ConfigMap ctrl-rbac/rbac-a ",
-                "POST /api/v1/namespaces/ctrl-rbac/events ",
+                "POST /apis/events.k8s.io/v1/namespaces/ctrl-rbac/events ",
                 "status=403 ",
                 "reason=Forbidden ",
                 "User \"koc-user\" cannot create resource \"events\"",
