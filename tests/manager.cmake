@@ -62,3 +62,8 @@ foreach(example leader configmap-mirror)
     set_tests_properties(rbac-printed-${example} PROPERTIES LABELS "unit;tools" TIMEOUT 60)
   endif()
 endforeach()
+
+# --print-rbac: the rules derived from a manager's informers, declared
+# accesses, Events, owned objects and the Lease, without a cluster.
+koc_add_test(NAME test-manager-rbac SOURCES unit/test-manager-rbac.c
+             MODULES core cache leader probes shutdown manager controller LABELS unit VALGRIND TIMEOUT 60)

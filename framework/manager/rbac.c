@@ -195,6 +195,10 @@ int koc__rbac_print(koc__rbac *declared, koc_cache *cache, bool lease, FILE *out
                 else if (strcmp(ns, all.rules[i].namespace_) != 0)
                         cluster = true;
         }
+        char the_ns[256] = "";
+        if (ns)
+                snprintf(the_ns, sizeof the_ns, "%s", ns);
+        ns = ns ? the_ns : NULL;
         /* Merge the namespaces' rules: one rule per group and resource. */
         koc__rbac merged = {0};
         for (size_t i = 0; i < all.n && r >= 0; i++)
