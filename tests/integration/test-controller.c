@@ -749,7 +749,8 @@ static void test_events_recorded_and_limited(void **state) {
         /* The object's spam filter: a burst of 25, then one every 5 minutes. */
         assert_int_equal(e.attempts, 21);
         assert_int_equal(e.conflicts, EVENT_TRIES - 21);
-        if (!strstr(event_metrics, "koc_controller_events_dropped_total{controller=\"event\"} 39") ||
+        if (!strstr(event_metrics,
+                    "koc_controller_events_dropped_total{controller=\"event\"} 39") ||
             !strstr(event_metrics,
                     "koc_controller_events_recorded_total{controller=\"event\"} 25") ||
             !strstr(event_metrics,
