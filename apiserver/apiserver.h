@@ -293,7 +293,8 @@ void snapshot_free(snapshot_item *items, size_t n);
 int faults_add(server *srv, const cJSON *rule, char *err, size_t errlen);
 void faults_clear(server *srv);
 cJSON *faults_list(server *srv);
-void faults_match(server *srv, const char *resource, const char *verb, fault_action *ret);
+void faults_match(server *srv, const char *group, const char *resource, const char *verb,
+                  fault_action *ret);
 
 /* metrics.c */
 void metrics_observe(server *srv, const char *verb, const char *resource, int code, double seconds);

@@ -29,7 +29,8 @@ static bool number_in(const cJSON *rule, const char *name, double lo, double hi,
 int faults_add(server *srv, const cJSON *rule, char *err, size_t errlen) {
         static const char *const known[] = {
                 "resource",    "verb",      "latency_ms", "error_rate",           "error_code",
-                "retry_after", "drop_rate", "hang",       "watch_close_after_ms", "count"};
+                "retry_after", "drop_rate", "hang",       "watch_close_after_ms", "count",
+                "group"};
         const cJSON *item;
 
         if (!cJSON_IsObject(rule)) {
@@ -49,6 +50,11 @@ int faults_add(server *srv, const cJSON *rule, char *err, size_t errlen) {
         const cJSON *verb = cJSON_GetObjectItemCaseSensitive(rule, "verb");
         if (res && !cJSON_IsString(res)) {
                 snprintf(err, errlen, "resource must be a string");
+                return -EINVAL;
+        }
+        const cJSON *group = cJSON_GetObjectItemCaseSensitive(rule, "group");
+        if (group && !cJSON_IsString(group)) {
+                snprintf(err, errlen, "group must be a string (\"\" for the core group)");
                 return -EINVAL;
         }
         if (verb) {
@@ -118,14 +124,17 @@ static double num(const cJSON *rule, const char *name, double dflt) {
         return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
-void faults_match(server *srv, const char *resource, const char *verb, fault_action *ret) {
+void faults_match(server *srv, const char *group, const char *resource, const char *verb,
+                  fault_action *ret) {
         fault_action fa = {.watch_close_after_ms = -1};
         cJSON *rule = srv->faults ? srv->faults->child : NULL, *next;
 
         for (; rule; rule = next) {
                 next = rule->next;
                 const char *r = json_str(rule, "resource"), *v = json_str(rule, "verb");
-                if ((r && (!resource || strcmp(r, resource) != 0)) || (v && strcmp(v, verb) != 0))
+                const char *g = json_str(rule, "group");
+                if ((r && (!resource || strcmp(r, resource) != 0)) || (v && strcmp(v, verb) != 0) ||
+                    (g && strcmp(g, group ? group : "") != 0))
                         continue;
                 double latency = num(rule, "latency_ms", 0);
                 if ((uint64_t)latency > fa.latency_ms)

@@ -399,7 +399,7 @@ static enum MHD_Result handle_resource(request *req, const char *method, api_pat
         if (!req->faults_done) {
                 const char *fverb = strcmp(verb, "deletecollection") == 0 ? "delete" : verb;
                 req->faults_done = true;
-                faults_match(srv, p->resource, fverb, &req->fa);
+                faults_match(srv, p->group, p->resource, fverb, &req->fa);
                 if (req->fa.hang && !srv->stopping) {
                         park(req, true);
                         return MHD_YES;

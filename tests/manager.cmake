@@ -50,3 +50,20 @@ endif()
 # main's return), offline and through libkoc.so's public API.
 koc_add_test(NAME test-manager-run SOURCES unit/test-manager-run.c LIBS koc LABELS unit
              TIMEOUT 120)
+
+# --print-rbac: the rules committed with each example are what its binary
+# prints (and the chart lints with them: tests/chart/check.sh).
+foreach(example leader configmap-mirror)
+  if(TARGET koc-example-${example})
+    add_test(NAME rbac-printed-${example}
+             COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/rbac/check-printed.sh
+                     $<TARGET_FILE:koc-example-${example}>
+                     ${PROJECT_SOURCE_DIR}/examples/${example}/rbac-values.yaml)
+    set_tests_properties(rbac-printed-${example} PROPERTIES LABELS "unit;tools" TIMEOUT 60)
+  endif()
+endforeach()
+
+# --print-rbac: the rules derived from a manager's informers, declared
+# accesses, Events, owned objects and the Lease, without a cluster.
+koc_add_test(NAME test-manager-rbac SOURCES unit/test-manager-rbac.c
+             MODULES core cache leader probes shutdown manager controller LABELS unit VALGRIND TIMEOUT 60)

@@ -373,32 +373,10 @@ static void copy_to_source(const cJSON *copy, koc_keys *out, void *userdata) {
         }
 }
 
-/* Takes this program's own flag, --target-namespaces=a,b (or
- * "--target-namespaces a,b", one or two dashes, the last one given wins),
- * out of argv, so that the manager parses the rest.  -EINVAL (with a message
- * on stderr) for a missing value or an entry that is not a namespace. */
-static int take_target_namespaces(int *argc, char *argv[]) {
+/* Each entry of --target-namespaces must be a namespace.  -EINVAL (with a
+ * message on stderr) otherwise. */
+static int check_target_namespaces(void) {
         static const char flag[] = "target-namespaces";
-        const size_t len = sizeof flag - 1;
-        int out = 1;
-        for (int i = 1; i < *argc; i++) {
-                const char *a = argv[i];
-                const char *name = a[0] == '-' ? a + 1 + (a[1] == '-') : NULL;
-                if (!name || strncmp(name, flag, len) != 0 || (name[len] && name[len] != '=')) {
-                        argv[out++] = argv[i];
-                        continue;
-                }
-                if (name[len] == '=')
-                        allowed_namespaces = name + len + 1;
-                else if (i + 1 < *argc)
-                        allowed_namespaces = argv[++i];
-                else {
-                        fprintf(stderr, "flag --%s needs a value (see --help)\n", flag);
-                        return -EINVAL;
-                }
-        }
-        argv[out] = NULL;
-        *argc = out;
         for (const char *p = allowed_namespaces ? allowed_namespaces : ""; *p;) {
                 size_t n = strcspn(p, ",");
                 if (!is_namespace(p, n)) {
@@ -420,20 +398,19 @@ int main(int argc, char *argv[]) {
         koc_error err = {0};
         koc_manager_config_init(&cfg);
         cfg.leader_election_id = "koc-example-configmap-mirror";
-        if (take_target_namespaces(&argc, argv) < 0)
-                return 2;
+        koc_manager_add_flag_string(&cfg, "target-namespaces", NULL,
+                                    "Comma-separated namespaces that copies may be written "
+                                    "into; a mirror-to entry naming any other namespace is "
+                                    "refused (default: none, so nothing is mirrored).",
+                                    &allowed_namespaces);
         int r = koc_manager_parse_flags(&cfg, argc, argv, &err);
-        if (r == KOC_MANAGER_FLAGS_HELP) {
-                printf("\nThis program's own flag:\n"
-                       "  --target-namespaces string\n"
-                       "        Comma-separated namespaces that copies may be written into;\n"
-                       "        a mirror-to entry naming any other namespace is refused\n"
-                       "        (default: none, so nothing is mirrored)\n");
+        if (r == KOC_MANAGER_FLAGS_HELP)
                 return 0;
-        }
         if (r != 0)
                 return fprintf(stderr, "%s\n", err.message), 2;
-        if (!allowed_namespaces || !*allowed_namespaces)
+        if (check_target_namespaces() < 0)
+                return 2;
+        if ((!allowed_namespaces || !*allowed_namespaces) && !cfg.print_rbac)
                 koc_log_warn(LOG, "no --target-namespaces given: every mirror-to entry will be "
                                   "refused");
 
@@ -454,6 +431,9 @@ int main(int argc, char *argv[]) {
         o.label_selector = "koc.example/mirror=true";
         o.reconcile = reconcile;
         koc_controller *c = NULL;
+        /* Its writes, for --print-rbac: copies are read, created, updated
+         * and deleted, sources get a finalizer (patch). */
+        koc_manager_declare_access(m, &configmaps, "get,create,update,patch,delete");
         if (koc_controller_new(m, &o, &c, &err) < 0 ||
             koc_controller_watches(c, &configmaps, COPY_LABEL "=true", copy_to_source, NULL, NULL,
                                    &err) < 0)

@@ -104,54 +104,22 @@ static void on_new_leader(koc_manager *m, const char *identity, void *userdata) 
 }
 
 /* Takes --tick-interval out of argv (the manager rejects unknown flags). */
-static int take_own_flags(int *argc, char *argv[], struct app *app) {
-        int out = 1;
-
-        for (int i = 1; i < *argc; i++) {
-                const char *a = argv[i], *v = NULL;
-
-                if (strncmp(a, "--tick-interval=", 16) == 0)
-                        v = a + 16;
-                else if (strcmp(a, "--tick-interval") == 0) {
-                        if (i + 1 >= *argc) {
-                                fprintf(stderr, "--tick-interval: missing value\n");
-                                return -EINVAL;
-                        }
-                        v = argv[++i];
-                } else {
-                        argv[out++] = argv[i];
-                        continue;
-                }
-                if (koc_parse_duration(v, &app->tick_usec) < 0 || app->tick_usec == 0) {
-                        fprintf(stderr,
-                                "--tick-interval=\"%s\": not a positive duration "
-                                "(use e.g. 500ms, 1s)\n",
-                                v);
-                        return -EINVAL;
-                }
-        }
-        *argc = out;
-        argv[out] = NULL;
-        return 0;
-}
-
 int main(int argc, char *argv[]) {
-        struct app app = {.tick_usec = KOC_USEC_PER_SEC};
+        struct app app = {0};
         koc_manager_config cfg;
         koc_error err = {0};
         int r;
 
-        if (take_own_flags(&argc, argv, &app) < 0)
-                return 2;
-
         koc_manager_config_init(&cfg);
         cfg.leader_election_id = "koc-example-leader";
+        koc_manager_add_flag_duration(&cfg, "tick-interval", KOC_USEC_PER_SEC,
+                                      "How often the leader does its leader-only work.",
+                                      &app.tick_usec);
         r = koc_manager_parse_flags(&cfg, argc, argv, &err);
-        if (r == KOC_MANAGER_FLAGS_HELP) {
-                printf("  --tick-interval duration\n"
-                       "        How often the leader does its leader-only work (default 1s).\n");
+        if (r == KOC_MANAGER_FLAGS_HELP)
                 return 0;
-        }
+        if (r == 0 && app.tick_usec == 0)
+                r = koc_error_set(&err, -EINVAL, "--tick-interval=0s: must be above 0");
         if (r < 0) {
                 fprintf(stderr, "%s: %s\n", argv[0], err.message);
                 return 2;

@@ -32,6 +32,7 @@ typedef struct predicate {
 } predicate;
 
 typedef struct write_call write_call;
+typedef struct koc__events koc__events;
 
 /* A koc_controller_on_synced() registration. */
 typedef struct synced_handler {
@@ -120,10 +121,8 @@ struct koc_controller {
         /* Writes submitted to the client and not answered yet (loop thread). */
         write_call *writes;
 
-        /* Event recorder's token bucket. */
-        pthread_mutex_t events_lock;
-        double event_tokens;
-        uint64_t event_refill_at;
+        /* The Event recorder (events.c). */
+        koc__events *events;
 
         /* Failures said at warn, rate-limited: a refused Event write once per
          * answer's reason (the last slot for transport failures), and the
@@ -192,3 +191,9 @@ int koc__reconcile_submit(koc_reconcile_context *ctx, const koc_resource *res, c
                           const char *namespace_, const char *name, const char *sub,
                           const char *query, const cJSON *body, const char *content_type,
                           koc_response **ret);
+
+/* events.c: the controller's Event recorder (series, spam filter, metrics). */
+int koc__events_new(koc_controller *c);
+void koc__events_free(koc__events *ev);
+/* Tests: the recorder's clock (CLOCK_BOOTTIME, us); NULL restores it. */
+void koc__events_set_clock(koc__events *ev, uint64_t (*now)(void));

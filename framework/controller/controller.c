@@ -919,7 +919,7 @@ static koc_controller *controller_free(koc_controller *c) {
         free(c->predicates);
         koc__mailbox_free(c->mb);
         koc__workqueue_free(c->q);
-        pthread_mutex_destroy(&c->events_lock);
+        koc__events_free(c->events);
         pthread_mutex_destroy(&c->slots_lock);
         koc_manager_unref(c->m);
         free(c->name);
@@ -934,6 +934,21 @@ KOC_EXPORT koc_controller *koc_controller_unref(koc_controller *c) {
         if (!c || --c->ref > 0)
                 return NULL;
         return controller_free(c);
+}
+
+/* --print-rbac: the Events a reconcile records (events.k8s.io, and core
+ * where that is not served), in the primary's namespace or every one. */
+static void declare_event_access(koc_controller *c) {
+        static const koc_resource events_v1 = {.group = "events.k8s.io",
+                                               .version = "v1",
+                                               .resource = "events",
+                                               .kind = "Event",
+                                               .namespaced = true};
+        static const koc_resource core_events = {
+                .version = "v1", .resource = "events", .kind = "Event", .namespaced = true};
+        const char *ns = koc__informer_get_namespace(c->primary);
+        (void)koc_manager_declare_access_in(c->m, &events_v1, ns, "create,patch");
+        (void)koc_manager_declare_access_in(c->m, &core_events, ns, "create,patch");
 }
 
 KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
@@ -957,9 +972,7 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
                 return -ENOMEM;
         c->ref = 1;
         c->m = koc_manager_ref(m);
-        pthread_mutex_init(&c->events_lock, NULL);
         pthread_mutex_init(&c->slots_lock, NULL);
-        c->event_tokens = 25;
         for (size_t i = 0; i < KOC_ELEMENTSOF(c->event_failure_rl); i++)
                 c->event_failure_rl[i] =
                         (koc__ratelimit)KOC__RATELIMIT_INIT(EVENT_FAILURE_INTERVAL_USEC, 1);
@@ -1045,7 +1058,14 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
                 controller_free(c);
                 return r;
         }
+        r = koc__events_new(c);
+        if (r < 0) {
+                koc_error_set(err, r, "controller %s: out of memory", c->name);
+                controller_free(c);
+                return r;
+        }
         register_metrics(c);
+        declare_event_access(c);
         /* Only now: a controller that could not be set up leaves its
          * userdata to the caller. */
         c->destroy = o->destroy;
@@ -1125,12 +1145,23 @@ KOC_EXPORT int koc_controller_owns_with_options_sized(koc_controller *c, size_t 
                                                       const koc_resource *owned, size_t o_size,
                                                       const koc_informer_options *o,
                                                       koc_error *err) {
-        return add_source(c, owned_size, owned, o_size, o, SOURCE_OWNS, NULL, NULL, NULL, err);
+        int r = add_source(c, owned_size, owned, o_size, o, SOURCE_OWNS, NULL, NULL, NULL, err);
+        /* Owned objects carry a controller reference with
+         * blockOwnerDeletion (koc_object_set_controller_reference), which
+         * the OwnerReferencesPermissionEnforcement admission allows only to
+         * those who may update the owner's finalizers. */
+        if (r >= 0) {
+                const koc_resource *res = koc__informer_get_resource(c->primary);
+                (void)koc_manager_declare_access_in(c->m, res,
+                                                    koc__informer_get_namespace(c->primary),
+                                                    "finalizers/update");
+        }
+        return r;
 }
 
 KOC_EXPORT int koc_controller_owns_sized(koc_controller *c, size_t owned_size,
                                          const koc_resource *owned, koc_error *err) {
-        return add_source(c, owned_size, owned, 0, NULL, SOURCE_OWNS, NULL, NULL, NULL, err);
+        return koc_controller_owns_with_options_sized(c, owned_size, owned, 0, NULL, err);
 }
 
 KOC_EXPORT int koc_controller_watches_with_options_sized(koc_controller *c, size_t res_size,

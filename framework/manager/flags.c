@@ -5,6 +5,9 @@
  * controller-runtime's so that manifests read the same.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +23,7 @@ enum flag_type {
         FLAG_STRING,
         FLAG_BOOL,
         FLAG_DURATION,
+        FLAG_INT, /* program flags only */
 };
 
 struct flag {
@@ -27,6 +31,13 @@ struct flag {
         enum flag_type type;
         size_t offset;
         const char *help;
+};
+
+union koc__flag_value {
+        const char *s;
+        int64_t i;
+        bool b;
+        uint64_t d;
 };
 
 #define F(n, t, field, h)                                                                          \
@@ -65,6 +76,9 @@ static const struct flag flags[] = {
           "Wait after SIGTERM (readiness already false) before the drain starts."),
         F("log-level", FLAG_STRING, log_level, "error, warn, info or debug."),
         F("log-format", FLAG_STRING, log_format, "logfmt or json."),
+        F("print-rbac", FLAG_BOOL, print_rbac,
+          "Print the RBAC rules this program needs as Helm values (rbac.rules) and exit, "
+          "without connecting anywhere."),
 };
 
 #undef F
@@ -234,6 +248,8 @@ static void print_value(FILE *out, const koc_manager_config *cfg, const struct f
                 fprintf(out, " (default %s)",
                         koc_format_duration(*(const uint64_t *)cfield(cfg, f), buf, sizeof buf));
                 break;
+        case FLAG_INT:
+                break;
         }
 }
 
@@ -248,8 +264,35 @@ static void print_usage_with(FILE *out, const char *program, const koc_manager_c
                 print_value(out, defaults, f);
                 fputc('\n', out);
         }
-        fprintf(out, "  -h, --help\n        Show this help.\n\n"
-                     "Durations are Go-style: 500ms, 15s, 1m30s.\n");
+        fprintf(out, "  -h, --help\n        Show this help.\n");
+        if (defaults->n_program_flags > 0)
+                fprintf(out, "\nFlags of this program:\n");
+        for (unsigned i = 0; i < defaults->n_program_flags && i < KOC_MANAGER_MAX_PROGRAM_FLAGS;
+             i++) {
+                const struct koc_manager_program_flag *p = &defaults->program_flags[i];
+                char buf[32];
+                switch (p->type) {
+                case FLAG_STRING:
+                        fprintf(out, "  --%s string\n        %s", p->name, p->help);
+                        if (p->def.s)
+                                fprintf(out, " (default \"%s\")", p->def.s);
+                        break;
+                case FLAG_INT:
+                        fprintf(out, "  --%s int\n        %s (default %" PRId64 ")", p->name,
+                                p->help, p->def.i);
+                        break;
+                case FLAG_BOOL:
+                        fprintf(out, "  --%s\n        %s (default %s)", p->name, p->help,
+                                p->def.b ? "true" : "false");
+                        break;
+                case FLAG_DURATION:
+                        fprintf(out, "  --%s duration\n        %s (default %s)", p->name, p->help,
+                                koc_format_duration(p->def.d, buf, sizeof buf));
+                        break;
+                }
+                fputc('\n', out);
+        }
+        fprintf(out, "\nDurations are Go-style: 500ms, 15s, 1m30s.\n");
 }
 
 KOC_EXPORT void koc_manager_print_usage(FILE *out, const char *program) {
@@ -290,8 +333,163 @@ static int set_value(koc_manager_config *cfg, const struct flag *f, const char *
                 *(uint64_t *)field(cfg, f) = usec;
                 return 0;
         }
+        case FLAG_INT:
+                break;
         }
         return -EINVAL;
+}
+
+/* --- the program's own flags --------------------------------------------------- */
+
+static bool program_flag_name_ok(const char *name) {
+        size_t n = name ? strlen(name) : 0;
+        if (n == 0 || n > 63 || name[0] < 'a' || name[0] > 'z')
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+                      name[i] == '-'))
+                        return false;
+        return true;
+}
+
+static const struct koc_manager_program_flag *find_program_flag(const koc_manager_config *cfg,
+                                                                const char *name, size_t len) {
+        for (unsigned i = 0; i < cfg->n_program_flags && i < KOC_MANAGER_MAX_PROGRAM_FLAGS; i++)
+                if (strlen(cfg->program_flags[i].name) == len &&
+                    strncmp(cfg->program_flags[i].name, name, len) == 0)
+                        return &cfg->program_flags[i];
+        return NULL;
+}
+
+static const struct flag *find_flag(const char *name, size_t len);
+
+/* The program's struct may be older than this library's: a program flag
+ * needs the whole of it. */
+static int add_program_flag(size_t cfg_size, koc_manager_config *cfg, const char *name,
+                            const char *help, int type, void *var,
+                            struct koc_manager_program_flag **ret) {
+        if (!cfg || cfg_size < sizeof *cfg || !var || !help || !program_flag_name_ok(name))
+                return -EINVAL;
+        if (find_flag(name, strlen(name)) || find_program_flag(cfg, name, strlen(name)) ||
+            strcmp(name, "help") == 0 || strcmp(name, "h") == 0)
+                return -EEXIST;
+        if (cfg->n_program_flags >= KOC_MANAGER_MAX_PROGRAM_FLAGS)
+                return -ENOSPC;
+        struct koc_manager_program_flag *p = &cfg->program_flags[cfg->n_program_flags++];
+        *p = (struct koc_manager_program_flag){
+                .name = name, .help = help, .type = type, .var = var};
+        *ret = p;
+        return 0;
+}
+
+KOC_EXPORT int koc_manager_add_flag_string_sized(size_t cfg_size, koc_manager_config *cfg,
+                                                 const char *name, const char *def,
+                                                 const char *help, const char **var) {
+        struct koc_manager_program_flag *p;
+        int r = add_program_flag(cfg_size, cfg, name, help, FLAG_STRING, var, &p);
+        if (r < 0)
+                return r;
+        p->def.s = def;
+        *var = def;
+        return 0;
+}
+
+KOC_EXPORT int koc_manager_add_flag_int_sized(size_t cfg_size, koc_manager_config *cfg,
+                                              const char *name, int64_t def, const char *help,
+                                              int64_t *var) {
+        struct koc_manager_program_flag *p;
+        int r = add_program_flag(cfg_size, cfg, name, help, FLAG_INT, var, &p);
+        if (r < 0)
+                return r;
+        p->def.i = def;
+        *var = def;
+        return 0;
+}
+
+KOC_EXPORT int koc_manager_add_flag_bool_sized(size_t cfg_size, koc_manager_config *cfg,
+                                               const char *name, bool def, const char *help,
+                                               bool *var) {
+        struct koc_manager_program_flag *p;
+        int r = add_program_flag(cfg_size, cfg, name, help, FLAG_BOOL, var, &p);
+        if (r < 0)
+                return r;
+        p->def.b = def;
+        *var = def;
+        return 0;
+}
+
+KOC_EXPORT int koc_manager_add_flag_duration_sized(size_t cfg_size, koc_manager_config *cfg,
+                                                   const char *name, uint64_t def_usec,
+                                                   const char *help, uint64_t *var) {
+        struct koc_manager_program_flag *p;
+        int r = add_program_flag(cfg_size, cfg, name, help, FLAG_DURATION, var, &p);
+        if (r < 0)
+                return r;
+        p->def.d = def_usec;
+        *var = def_usec;
+        return 0;
+}
+
+/* Parses one program flag's value into *out (committed to its variable only
+ * when the whole command line is good). */
+static int parse_program_value(const struct koc_manager_program_flag *p, const char *value,
+                               union koc__flag_value *out, koc_error *err) {
+        int r;
+        switch (p->type) {
+        case FLAG_STRING:
+                out->s = value;
+                return 0;
+        case FLAG_BOOL:
+                if (parse_bool(value, &out->b) < 0)
+                        return koc_error_set(err, -EINVAL,
+                                             "--%s=\"%s\": not a boolean (use true or false)",
+                                             p->name, value);
+                return 0;
+        case FLAG_INT: {
+                char *end = NULL;
+                errno = 0;
+                long long v = strtoll(value, &end, 0);
+                if (!*value || *end || (value[0] == '0' && value[1] && value[1] != 'x' &&
+                                        value[1] != 'X'))
+                        return koc_error_set(err, -EINVAL, "--%s=\"%s\": not an integer",
+                                             p->name, value);
+                if (errno == ERANGE)
+                        return koc_error_set(err, -EINVAL, "--%s=\"%s\": integer out of range",
+                                             p->name, value);
+                out->i = v;
+                return 0;
+        }
+        case FLAG_DURATION:
+                r = koc_parse_duration(value, &out->d);
+                if (r == -ERANGE)
+                        return koc_error_set(err, -EINVAL, "--%s=\"%s\": duration out of range",
+                                             p->name, value);
+                if (r < 0)
+                        return koc_error_set(err, -EINVAL,
+                                             "--%s=\"%s\": not a duration (use e.g. 500ms, 15s, "
+                                             "1m30s)",
+                                             p->name, value);
+                return 0;
+        }
+        return -EINVAL;
+}
+
+static void commit_program_value(const struct koc_manager_program_flag *p,
+                                 const union koc__flag_value *v) {
+        switch (p->type) {
+        case FLAG_STRING:
+                *(const char **)p->var = v->s;
+                break;
+        case FLAG_BOOL:
+                *(bool *)p->var = v->b;
+                break;
+        case FLAG_INT:
+                *(int64_t *)p->var = v->i;
+                break;
+        case FLAG_DURATION:
+                *(uint64_t *)p->var = v->d;
+                break;
+        }
 }
 
 KOC_EXPORT int koc_manager_parse_flags_sized(size_t cfg_size, koc_manager_config *cfg, int argc,
@@ -308,6 +506,10 @@ KOC_EXPORT int koc_manager_parse_flags_sized(size_t cfg_size, koc_manager_config
                                      "match this library (%zu)",
                                      cfg_size, sizeof c);
         defaults = c;
+        if (c.n_program_flags > KOC_MANAGER_MAX_PROGRAM_FLAGS)
+                return koc_error_set(err, -EINVAL, "koc_manager_parse_flags: bad program flags");
+        union koc__flag_value program_values[KOC_MANAGER_MAX_PROGRAM_FLAGS];
+        bool given[KOC_MANAGER_MAX_PROGRAM_FLAGS] = {false};
 
         for (int i = 1; i < argc; i++) {
                 const char *arg = argv[i], *name, *eq, *value = NULL;
@@ -339,19 +541,28 @@ KOC_EXPORT int koc_manager_parse_flags_sized(size_t cfg_size, koc_manager_config
                 }
 
                 f = find_flag(name, len);
-                if (!f)
+                const struct koc_manager_program_flag *pf =
+                        f ? NULL : find_program_flag(&c, name, len);
+                if (!f && !pf)
                         return koc_error_set(err, -EINVAL, "unknown flag \"%.*s\" (see --help)",
                                              (int)(name - arg + len), arg);
+                int type = f ? (int)f->type : pf->type;
+                const char *fname = f ? f->name : pf->name;
                 if (eq)
                         value = eq + 1;
-                else if (f->type == FLAG_BOOL)
+                else if (type == FLAG_BOOL)
                         value = "true";
                 else if (i + 1 < argc && argv[i + 1])
                         value = argv[++i];
                 else
-                        return koc_error_set(err, -EINVAL, "--%s: missing value", f->name);
+                        return koc_error_set(err, -EINVAL, "--%s: missing value", fname);
 
-                r = set_value(&c, f, value, err);
+                if (pf) {
+                        size_t k = (size_t)(pf - c.program_flags);
+                        r = parse_program_value(pf, value, &program_values[k], err);
+                        given[k] = r >= 0;
+                } else
+                        r = set_value(&c, f, value, err);
                 if (r < 0)
                         return r;
         }
@@ -361,5 +572,8 @@ KOC_EXPORT int koc_manager_parse_flags_sized(size_t cfg_size, koc_manager_config
                 return r;
         /* Only the bytes the caller has: an older program's struct is shorter. */
         memcpy(cfg, &c, cfg_size < sizeof c ? cfg_size : sizeof c);
+        for (unsigned k = 0; k < c.n_program_flags && k < KOC_MANAGER_MAX_PROGRAM_FLAGS; k++)
+                if (given[k])
+                        commit_program_value(&c.program_flags[k], &program_values[k]);
         return 0;
 }

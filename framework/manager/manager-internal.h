@@ -15,3 +15,25 @@
  * leads but has not renewed, so it is wedged. */
 int koc__manager_renewal_verdict(bool leading, bool state_is_leader, int elector_error,
                                  uint64_t now, uint64_t *confirmed_at, uint64_t limit);
+
+/* The accesses a manager's program declared (rbac.c), for --print-rbac. */
+#include <stdio.h>
+
+#include "koc/cache.h"
+#include "koc/common.h"
+
+struct koc__rbac_rule;
+typedef struct koc__rbac {
+        struct koc__rbac_rule *rules;
+        size_t n;
+} koc__rbac;
+
+/* Adds verbs ("get,list" or "status/update": comma-separated verbs, each
+ * optionally of a subresource) on group/resource in namespace_ (NULL or "":
+ * every namespace).  -EINVAL with err naming the bad item. */
+int koc__rbac_declare(koc__rbac *r, const char *group, const char *resource,
+                      const char *namespace_, const char *verbs, koc_error *err);
+void koc__rbac_free(koc__rbac *r);
+/* Prints the declared rules, list and watch of every informer of cache, and
+ * the Lease's rules when lease, as Helm values for charts/koc-example. */
+int koc__rbac_print(koc__rbac *declared, koc_cache *cache, bool lease, FILE *out);

@@ -23,6 +23,7 @@
 #include "koc/manager.h"
 #include "koc/time.h"
 
+#include "core/cluster-config.h"
 #include "core/mailbox.h"
 #include "core/util.h"
 #include "framework/cache/cache-internal.h"
@@ -102,6 +103,10 @@ struct koc_manager {
         uint64_t confirmed_at; /* last time the state read "leader" */
         bool ran;
         int exit_code; /* raised to 1 by a fatal leadership event */
+
+        /* --print-rbac: nothing connects, run() prints the rules. */
+        bool print_rbac;
+        koc__rbac rbac;
 };
 
 /* --- small helpers --------------------------------------------------------- */
@@ -559,6 +564,7 @@ static koc_manager *manager_free(koc_manager *m) {
         koc_cluster_config_unref(m->cluster);
         koc_metrics_unref(m->metrics);
         sd_event_unref(m->event);
+        koc__rbac_free(&m->rbac);
         /* Last, when nothing can call them any more. */
         for (size_t i = 0; i < m->n_hooks; i++) {
                 if (m->hooks[i].destroy)
@@ -749,7 +755,17 @@ KOC_EXPORT int koc_manager_new_sized(sd_event *event, size_t cfg_size,
         }
         m->loop_tid = koc__loop_tid(m->event);
 
-        r = koc_cluster_config_load(cfg->kubeconfig, NULL, &m->cluster, err);
+        m->print_rbac = cfg->print_rbac;
+        if (m->print_rbac) {
+                /* Nothing is read or contacted: a client that is never
+                 * started carries the informers the rules come from. */
+                m->cluster = koc__cluster_config_alloc();
+                if (!m->cluster)
+                        return koc_error_set(err, -ENOMEM, "out of memory");
+                r = koc__cluster_config_set_server(m->cluster, "https://127.0.0.1:1", NULL,
+                                                   "--print-rbac", err);
+        } else
+                r = koc_cluster_config_load(cfg->kubeconfig, NULL, &m->cluster, err);
         if (r < 0)
                 return r;
         r = koc_client_new(m->event, m->cluster, &m->client);
@@ -771,12 +787,20 @@ KOC_EXPORT int koc_manager_new_sized(sd_event *event, size_t cfg_size,
         if (r < 0)
                 return koc_error_set(err, r, "cache: %s", strerror(-r));
 
-        if (m->leader_elect) {
+        if (m->leader_elect && !m->print_rbac) {
                 r = setup_leader(m, cfg, err);
                 if (r < 0)
                         return r;
         }
 
+        koc_manager_config quiet;
+        if (m->print_rbac) {
+                /* Nothing listens and no signal is taken over. */
+                quiet = *cfg;
+                quiet.health_probe_bind_address = quiet.metrics_bind_address = "0";
+                quiet.handle_signals = false;
+                cfg = &quiet;
+        }
         r = setup_probes(m, cfg, err);
         if (r < 0)
                 return r;
@@ -924,6 +948,15 @@ KOC_EXPORT int koc_manager_run(koc_manager *m) {
         }
         m->ran = true;
 
+        if (m->print_rbac) {
+                r = koc__rbac_print(&m->rbac, m->cache, m->leader_elect, stdout);
+                if (r < 0) {
+                        koc_log_error(LOG, "--print-rbac: %s", strerror(-r));
+                        return KOC_MANAGER_EXIT_FAILURE;
+                }
+                return KOC_MANAGER_EXIT_OK;
+        }
+
         r = add_steps(m);
         if (r < 0) {
                 koc_log_error(LOG, "cannot set up the shutdown steps: %s", strerror(-r));
@@ -1030,4 +1063,23 @@ KOC_EXPORT int koc_manager_get_metrics_port(koc_manager *m, uint16_t *ret_port) 
         if (!m || !ret_port)
                 return -EINVAL;
         return koc_probes_get_port(m->probes, KOC_PROBES_METRICS, ret_port);
+}
+
+KOC_EXPORT int koc_manager_declare_access_sized(koc_manager *m, size_t res_size,
+                                                const koc_resource *res, const char *namespace_,
+                                                const char *verbs) {
+        koc_resource copy;
+
+        if (!m || KOC__IMPORT(&copy, res, res_size, group) < 0)
+                return -EINVAL;
+        koc_error err = {0};
+        int r = koc__rbac_declare(&m->rbac, copy.group, copy.resource,
+                                  copy.namespaced ? namespace_ : NULL, verbs, &err);
+        if (r < 0)
+                koc_log_warn(LOG, "%s", err.message);
+        return r;
+}
+
+KOC_EXPORT bool koc_manager_is_printing_rbac(koc_manager *m) {
+        return m && m->print_rbac;
 }

@@ -508,13 +508,39 @@ KOC_EXPORT koc_result koc_reconcile_finalizer(koc_reconcile_context *ctx, const 
                                               koc_finalizer_step_t apply,
                                               koc_finalizer_step_t cleanup, void *userdata);
 
-/* Records a core/v1 Event about the object (type "Normal" or "Warning").
- * Rate-limited per controller (a burst of 25, then one every 1 s, as
- * client-go's event recorder); -EBUSY when dropped by the limit.  Fenced.
- * When the server refuses the Event, the errno of koc/client.h's table
- * (-EACCES when the operator may not create events, ...), and one warn line
- * per answer's reason every 5 minutes names the object, the Event's reason
- * and the answer. */
+/* Records an events.k8s.io/v1 Event about object (its `regarding`): type
+ * "Normal" or "Warning"; reason (why, CamelCase) and action (what was done
+ * or tried, e.g. "Scale"), 1 to 128 characters each; note (may be NULL) is
+ * cut to the API's 1024 bytes.  reportingController is the controller's
+ * name, reportingInstance "NAME-IDENTITY" (the manager's identity, or the
+ * host name), eventTime now.  An object without kind (a list's item) is
+ * taken for the controller's primary.
+ *
+ * Repeats are one Event with a series, as client-go's tools/events: the same
+ * action, reason and object (kind, apiVersion, namespace, name, uid) within
+ * 6 minutes of the last one patch the Event's series (count,
+ * lastObservedTime) instead of creating another; an Event that the server
+ * has dropped meanwhile (its TTL) is created again with the count.  A spam
+ * filter per object (a burst of 25, then one every 5 minutes, as
+ * tools/record) drops the rest: -EBUSY, counted in
+ * koc_controller_events_dropped_total{controller}.  When the server does not
+ * serve events.k8s.io/v1, core/v1 Events are written instead (count and
+ * lastTimestamp for the series).
+ *
+ * It sends one request (two when the Event had to be created again or the
+ * group is not served), fenced like every write (-ENOLCK without
+ * leadership), on the calling worker, within the client's request timeout;
+ * it never changes the reconcile's result or its last error by itself.
+ * Returns 0, -EINVAL for bad arguments, -EBUSY when dropped, or the errno of
+ * koc/client.h's table when the server refused the Event (-EACCES when the
+ * operator may not create events, ...): then one warn line per answer's
+ * reason every 5 minutes names the object, the Event's reason and the
+ * answer, and koc_controller_events_rejected_total{controller} counts it. */
+KOC_EXPORT int koc_reconcile_record_event_action(koc_reconcile_context *ctx, const cJSON *object,
+                                                 const char *type, const char *reason,
+                                                 const char *action, const char *note);
+/* koc_reconcile_record_event_action() with action = reason and note =
+ * message. */
 KOC_EXPORT int koc_reconcile_record_event(koc_reconcile_context *ctx, const cJSON *object,
                                           const char *type, const char *reason,
                                           const char *message);

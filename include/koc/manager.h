@@ -100,6 +100,8 @@ extern "C" {
 typedef struct koc_manager koc_manager;
 
 #define KOC_MANAGER_DEFAULT_LIVENESS_MARGIN_USEC (20 * KOC_USEC_PER_SEC)
+/* How many flags of its own a program may add (koc_manager_add_flag_*). */
+#define KOC_MANAGER_MAX_PROGRAM_FLAGS 32
 
 /* Settings of a manager.  Strings are borrowed until koc_manager_new()
  * returns (it copies what it keeps); flags parsed from argv point into argv. */
@@ -144,6 +146,26 @@ typedef struct koc_manager_config {
         /* --log-level, --log-format; NULL keeps KOC_LOG_LEVEL/KOC_LOG_FORMAT. */
         const char *log_level;
         const char *log_format;
+        /* --print-rbac (default false): koc_manager_new() connects nowhere
+         * (no kubeconfig is read, nothing listens) and koc_manager_run()
+         * prints the RBAC rules the program needs (see "RBAC" below) as Helm
+         * values for charts/koc-example and returns 0. */
+        bool print_rbac;
+        /* The program's own flags, added with koc_manager_add_flag_*(); not
+         * to be touched directly. */
+        unsigned n_program_flags;
+        struct koc_manager_program_flag {
+                const char *name;
+                const char *help;
+                int type;
+                void *var;
+                union {
+                        const char *s;
+                        int64_t i;
+                        bool b;
+                        uint64_t d;
+                } def;
+        } program_flags[KOC_MANAGER_MAX_PROGRAM_FLAGS];
 } koc_manager_config;
 
 /* Every function that takes a koc_manager_config is called through a macro
@@ -178,6 +200,50 @@ KOC_EXPORT int koc_manager_parse_flags_sized(size_t cfg_size, koc_manager_config
         koc_manager_parse_flags_sized(sizeof(koc_manager_config), __VA_ARGS__)
 /* The flags and their defaults, one per line. */
 KOC_EXPORT void koc_manager_print_usage(FILE *out, const char *program);
+
+/* A program's own flags, parsed by koc_manager_parse_flags() with the
+ * standard ones and listed by --help under "Flags of this program", so that an
+ * operator never writes a parser of its own:
+ *
+ *   static const char *image;
+ *   static int64_t port;
+ *   koc_manager_add_flag_string(&cfg, "image", "memcached:1.6.26-alpine",
+ *                               "Container image of the memcached pods.", &image);
+ *   koc_manager_add_flag_int(&cfg, "port", 11211, "Container port.", &port);
+ *   r = koc_manager_parse_flags(&cfg, argc, argv, &err);
+ *
+ * Each call sets *var to the default at once; the parser writes *var when the
+ * flag is given (only when every flag of the command line is good).  var
+ * must outlive the parse (a string flag's value points into argv).  Names
+ * are 1 to 63 characters of a-z, 0-9 and '-', starting with a letter:
+ * -EINVAL otherwise or without var or help, -EEXIST for a name the manager or
+ * the program already has, -ENOSPC beyond KOC_MANAGER_MAX_PROGRAM_FLAGS.
+ * Values are parsed as the manager's own: ints as decimal (or 0x hex)
+ * int64, bools as Go's strconv.ParseBool ("--flag" alone is true),
+ * durations Go-style (500ms, 1m30s); errors name the flag and the value
+ * ("--port=\"eleven\": not an integer").  There is no environment
+ * fallback, as for the manager's own flags. */
+KOC_EXPORT int koc_manager_add_flag_string_sized(size_t cfg_size, koc_manager_config *cfg,
+                                                 const char *name, const char *def,
+                                                 const char *help, const char **var);
+#define koc_manager_add_flag_string(cfg, ...)                                                      \
+        koc_manager_add_flag_string_sized(sizeof(koc_manager_config), (cfg), __VA_ARGS__)
+KOC_EXPORT int koc_manager_add_flag_int_sized(size_t cfg_size, koc_manager_config *cfg,
+                                              const char *name, int64_t def, const char *help,
+                                              int64_t *var);
+#define koc_manager_add_flag_int(cfg, ...)                                                         \
+        koc_manager_add_flag_int_sized(sizeof(koc_manager_config), (cfg), __VA_ARGS__)
+KOC_EXPORT int koc_manager_add_flag_bool_sized(size_t cfg_size, koc_manager_config *cfg,
+                                               const char *name, bool def, const char *help,
+                                               bool *var);
+#define koc_manager_add_flag_bool(cfg, ...)                                                        \
+        koc_manager_add_flag_bool_sized(sizeof(koc_manager_config), (cfg), __VA_ARGS__)
+/* Microseconds, as every duration of koc. */
+KOC_EXPORT int koc_manager_add_flag_duration_sized(size_t cfg_size, koc_manager_config *cfg,
+                                                   const char *name, uint64_t def_usec,
+                                                   const char *help, uint64_t *var);
+#define koc_manager_add_flag_duration(cfg, ...)                                                    \
+        koc_manager_add_flag_duration_sized(sizeof(koc_manager_config), (cfg), __VA_ARGS__)
 
 /* Builds the manager: loads the cluster configuration, creates the client,
  * the elector (when leader_elect), the metrics registry, the probes server
@@ -304,6 +370,39 @@ KOC_EXPORT const char *koc_manager_get_identity(koc_manager *m);
 /* The Lease's namespace and name (NULL without leader election). */
 KOC_EXPORT const char *koc_manager_get_lease_namespace(koc_manager *m);
 KOC_EXPORT const char *koc_manager_get_lease_name(koc_manager *m);
+/* --- RBAC --------------------------------------------------------------------- */
+
+/* The manager knows the RBAC rules its program needs, and --print-rbac
+ * prints them (see koc_manager_config.print_rbac): list and watch of every
+ * informer of its cache (controllers' primaries, owns() and watches(),
+ * koc_cache_add_informer()), in their namespace or cluster-wide; create and
+ * patch of Events (events.k8s.io and core) once a controller exists; update
+ * of the primary's "finalizers" subresource for a controller that owns
+ * objects (its ownerReferences set blockOwnerDeletion, which the
+ * OwnerReferencesPermissionEnforcement admission checks); the Lease (get,
+ * watch, create, update in its namespace); and what the program declares
+ * here: its writes and reads through the API, one line per type:
+ *
+ *   koc_manager_declare_access(m, &deployments, "get,create,update,patch,delete");
+ *   koc_manager_declare_access(m, &memcacheds, "patch,status/update,status/patch");
+ *
+ * verbs: comma-separated get, list, watch, create, update, patch, delete,
+ * deletecollection, each optionally of a subresource ("status/patch" is
+ * patch of "memcacheds/status").  Declared in every namespace; the _in
+ * variant names one (a namespaced operator's Role).  -EINVAL (and a warn line
+ * naming the item) for an unknown verb or a bad resource.  Loop thread,
+ * before koc_manager_run(). */
+KOC_EXPORT int koc_manager_declare_access_sized(koc_manager *m, size_t res_size,
+                                                const koc_resource *res, const char *namespace_,
+                                                const char *verbs);
+#define koc_manager_declare_access(m, res, verbs)                                                  \
+        koc_manager_declare_access_sized((m), sizeof(koc_resource), (res), NULL, (verbs))
+#define koc_manager_declare_access_in(m, res, namespace_, verbs)                                   \
+        koc_manager_declare_access_sized((m), sizeof(koc_resource), (res), (namespace_), (verbs))
+/* True when the manager was made with --print-rbac: koc_manager_run() will
+ * print the rules and return 0; nothing connects. */
+KOC_EXPORT bool koc_manager_is_printing_rbac(koc_manager *m);
+
 /* Ports actually bound (useful with ":0"); -ENXIO when disabled. */
 KOC_EXPORT int koc_manager_get_health_port(koc_manager *m, uint16_t *ret_port);
 KOC_EXPORT int koc_manager_get_metrics_port(koc_manager *m, uint16_t *ret_port);

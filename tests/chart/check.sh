@@ -85,6 +85,25 @@ for s in minimal-rbac recommended-rbac all-namespaces single-replica gated-readi
         [[ " ${scenarios[*]} " == *" $s "* ]] && ok "scenario ci/$s-values.yaml exists" || bad "missing ci/$s-values.yaml"
 done
 
+# --- the examples' printed rules (--print-rbac, tests/rbac/check-printed.sh) --------
+examples=$(cd "$chart/../../examples" 2>/dev/null && pwd || true)
+for f in "$examples"/*/rbac-values.yaml; do
+        [[ -f $f ]] || continue
+        e=$(basename "$(dirname "$f")")
+        if "$helm" lint --strict "$chart" -f "$f" >"$out/lint-rbac-$e.txt" 2>&1; then
+                ok "helm lint --strict -f examples/$e/rbac-values.yaml"
+        else
+                cat "$out/lint-rbac-$e.txt"; bad "helm lint --strict -f examples/$e/rbac-values.yaml"
+        fi
+        render "rbac-$e" -f "$f"
+done
+if [[ -f $out/rbac-configmap-mirror.yaml ]]; then
+        m=$out/rbac-configmap-mirror.yaml
+        expect <(doc "$m" ClusterRole "$fn-operator") '^    - configmaps$' "configmap-mirror: its printed rules (configmaps) in a ClusterRole"
+        expect <(doc "$m" ClusterRole "$fn-operator") '^    - events.k8s.io$' "configmap-mirror: events.k8s.io Events in the ClusterRole"
+        expect <(doc "$m" ClusterRoleBinding "$fn-operator") "name: $fn$" "configmap-mirror: the ClusterRole bound to the ServiceAccount"
+fi
+
 # --- default render -------------------------------------------------------------
 render default
 d=$out/default.yaml

@@ -236,13 +236,13 @@ static bool read_cm(const char *ns, const char *name, char *rv, size_t rv_size, 
 /* A Warning Event with this reason on the source `name`. */
 static bool warning_event_on(const char *name, const char *reason) {
         long st;
-        cJSON *list = get("/api/v1/namespaces/" SRC_NS "/events", &st);
+        cJSON *list = get("/apis/events.k8s.io/v1/namespaces/" SRC_NS "/events", &st);
         bool found = false;
         const cJSON *ev;
         cJSON_ArrayForEach(ev, cJSON_GetObjectItem(list, "items")) {
                 const char *r = json_str(ev, "reason", NULL, NULL);
                 const char *t = json_str(ev, "type", NULL, NULL);
-                const char *n = json_str(ev, "involvedObject", "name", NULL);
+                const char *n = json_str(ev, "regarding", "name", NULL);
                 if (r && t && n && strcmp(r, reason) == 0 && strcmp(t, "Warning") == 0 &&
                     strcmp(n, name) == 0)
                         found = true;

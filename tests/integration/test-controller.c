@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -609,14 +610,32 @@ static void test_paginated_list(void **state) {
         assert_true(e.lists >= 2);
 }
 
-/* --- events are recorded and rate-limited -------------------------------------- */
+/* --- events: events.k8s.io/v1, series, the spam filter, the core fallback ---------- */
 
 #define EVENT_TRIES 60
+
+static int event_bad[4];
 
 static koc_result event_reconcile(env *e, koc_reconcile_context *ctx) {
         const cJSON *obj = koc_reconcile_get_object(ctx);
         if (!obj || e->attempts > 0)
                 return koc_result_done();
+        /* A series of three, and another action's Event about the same object. */
+        int series_rc = 0;
+        for (int i = 0; i < 3; i++)
+                series_rc |= koc_reconcile_record_event_action(ctx, obj, "Warning", "ScaleFailed",
+                                                               "Scale", "could not scale");
+        series_rc |= koc_reconcile_record_event_action(ctx, obj, "Normal", "Scaled", "Scale",
+                                                       "scaled to 3");
+        char long_reason[200];
+        memset(long_reason, 'R', 129);
+        long_reason[129] = '\0';
+        event_bad[0] = koc_reconcile_record_event_action(ctx, obj, "Info", "X", "Y", "");
+        event_bad[1] = koc_reconcile_record_event_action(ctx, obj, "Normal", "X", "", "");
+        event_bad[2] = koc_reconcile_record_event_action(ctx, obj, "Normal", long_reason, "Y", "");
+        event_bad[3] = koc_reconcile_record_event_action(ctx, obj, "Normal", "X", NULL, "");
+        /* Then a tight loop of the compatible call: the object's bucket had
+         * 25 and four went to the Events above. */
         int ok = 0, busy = 0;
         for (int i = 0; i < EVENT_TRIES; i++) {
                 int r = koc_reconcile_record_event(ctx, obj, "Warning", "TestFailure",
@@ -627,9 +646,40 @@ static koc_result event_reconcile(env *e, koc_reconcile_context *ctx) {
         pthread_mutex_lock(&e->lock);
         e->attempts = ok;
         e->conflicts = busy;
+        e->applies = series_rc;
         pthread_mutex_unlock(&e->lock);
         note(e, "events", "recorded");
         return koc_result_done();
+}
+
+static const cJSON *str_field(const cJSON *o, const char *a, const char *b) {
+        const cJSON *x = cJSON_GetObjectItem(o, a);
+        return b ? cJSON_GetObjectItem(x, b) : x;
+}
+
+static bool field_is(const cJSON *o, const char *a, const char *b, const char *want) {
+        const char *v = cJSON_GetStringValue(str_field(o, a, b));
+        return v && strcmp(v, want) == 0;
+}
+
+static int series_count(const cJSON *ev) {
+        const cJSON *c = str_field(ev, "series", "count");
+        return cJSON_IsNumber(c) ? c->valueint : 1;
+}
+
+/* The events.k8s.io Events about NAME in ns, as a parsed list (or NULL). */
+static cJSON *events_about(const char *ns, const char *name) {
+        char path[512], *body = NULL;
+        snprintf(path, sizeof path, "/apis/events.k8s.io/v1/namespaces/%s/events", ns);
+        long st = http("GET", path, NULL, NULL, &body);
+        cJSON *list = st == 200 && body ? cJSON_Parse(body) : NULL;
+        free(body);
+        cJSON *out = cJSON_CreateArray(), *it;
+        cJSON_ArrayForEach(it, cJSON_GetObjectItem(list, "items")) if (
+                field_is(it, "regarding", "name", name))
+                cJSON_AddItemToArray(out, cJSON_Duplicate(it, true));
+        cJSON_Delete(list);
+        return out;
 }
 
 static const char *event_driver(env *e) {
@@ -637,35 +687,213 @@ static const char *event_driver(env *e) {
                 return "create failed";
         if (!wait_seen(e, "events", "recorded"))
                 return "the reconcile did not run";
-        char *body = NULL;
-        long st = http("GET",
-                       "/api/v1/namespaces/ctrl-event/events?fieldSelector=involvedObject.name%3D"
-                       "event-a",
-                       NULL, NULL, &body);
-        cJSON *list = body ? cJSON_Parse(body) : NULL;
-        free(body);
-        cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(list, "items"), 0);
-        bool ok = st == 200 && cJSON_GetArraySize(cJSON_GetObjectItem(list, "items")) >= 1 &&
-                  strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(first, "reason")) ?: "",
-                         "TestFailure") == 0 &&
-                  strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(first, "type")) ?: "",
-                         "Warning") == 0 &&
-                  strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(
-                                 cJSON_GetObjectItem(first, "involvedObject"), "kind"))
+        cJSON *evs = events_about(e->ns, "event-a");
+        const char *why = NULL;
+        const cJSON *it, *scale_failed = NULL, *scaled = NULL, *failure = NULL;
+        cJSON_ArrayForEach(it, evs) {
+                if (field_is(it, "reason", NULL, "ScaleFailed"))
+                        scale_failed = it;
+                else if (field_is(it, "reason", NULL, "Scaled"))
+                        scaled = it;
+                else if (field_is(it, "reason", NULL, "TestFailure"))
+                        failure = it;
+        }
+        if (cJSON_GetArraySize(evs) != 3 || !scale_failed || !scaled || !failure)
+                why = "not exactly three Events (ScaleFailed, Scaled, TestFailure)";
+        else if (series_count(scale_failed) != 3 || series_count(scaled) != 1 ||
+                 series_count(failure) != 21)
+                why = "series counts are not 3, 1 (none) and 21";
+        else if (!field_is(scale_failed, "action", NULL, "Scale") ||
+                 !field_is(scale_failed, "type", NULL, "Warning") ||
+                 !field_is(scale_failed, "note", NULL, "could not scale") ||
+                 !field_is(scale_failed, "reportingController", NULL, "event") ||
+                 strncmp(cJSON_GetStringValue(str_field(scale_failed, "reportingInstance", NULL))
                                  ?: "",
-                         "ConfigMap") == 0;
-        cJSON_Delete(list);
-        return ok ? NULL : "the event is not on the server";
+                         "event-", 6) != 0 ||
+                 !field_is(scale_failed, "regarding", "kind", "ConfigMap") ||
+                 !field_is(scale_failed, "regarding", "apiVersion", "v1") ||
+                 !field_is(scale_failed, "regarding", "namespace", e->ns) ||
+                 !cJSON_GetStringValue(str_field(scale_failed, "regarding", "uid")) ||
+                 !cJSON_GetStringValue(str_field(scale_failed, "series", "lastObservedTime")) ||
+                 !cJSON_GetStringValue(str_field(scale_failed, "eventTime", NULL)))
+                why = "the ScaleFailed Event lacks a field";
+        else if (!field_is(failure, "action", NULL, "TestFailure") ||
+                 !field_is(failure, "note", NULL, "something failed"))
+                why = "the compatible call's Event has no action = reason";
+        cJSON_Delete(evs);
+        return why;
+}
+
+static char event_metrics[8192];
+
+static void event_after(env *e) {
+        char *text = NULL;
+        size_t len = 0;
+        event_metrics[0] = '\0';
+        if (koc_metrics_render(koc_manager_get_metrics(e->m), &text, &len) >= 0 && text) {
+                const char *p = strstr(text, "koc_controller_events_");
+                snprintf(event_metrics, sizeof event_metrics, "%s", p ? p : "");
+        }
+        free(text);
 }
 
 static void test_events_recorded_and_limited(void **state) {
         env e = {.reconcile = event_reconcile, .driver = event_driver};
-        run_case(&e,
-                 &(case_opts){.ns = "ctrl-event", .name = "event", .label_selector = "test=event"});
-        /* A burst of 25, then one a second: a tight loop of 60 is cut short. */
-        assert_true(e.attempts >= 25);
-        assert_true(e.conflicts >= 1);
-        assert_int_equal(e.attempts + e.conflicts, EVENT_TRIES);
+        run_case(&e, &(case_opts){.ns = "ctrl-event",
+                                  .name = "event",
+                                  .label_selector = "test=event",
+                                  .after = event_after});
+        assert_int_equal(e.applies, 0);
+        for (int i = 0; i < 4; i++)
+                assert_int_equal(event_bad[i], -EINVAL);
+        /* The object's spam filter: a burst of 25, then one every 5 minutes. */
+        assert_int_equal(e.attempts, 21);
+        assert_int_equal(e.conflicts, EVENT_TRIES - 21);
+        if (!strstr(event_metrics,
+                    "koc_controller_events_dropped_total{controller=\"event\"} 39") ||
+            !strstr(event_metrics,
+                    "koc_controller_events_recorded_total{controller=\"event\"} 25") ||
+            !strstr(event_metrics,
+                    "koc_controller_events_rejected_total{controller=\"event\"} 0"))
+                fail_msg("metrics: %s", event_metrics);
+}
+
+/* A series ends 6 minutes after its last repeat, and the spam filter
+ * refills one Event every 5 minutes (an injected clock). */
+static _Atomic uint64_t clock_offset;
+static uint64_t shifted_clock(void) {
+        return koc_now_boottime_usec() + atomic_load(&clock_offset);
+}
+
+static koc_result finish_reconcile(env *e, koc_reconcile_context *ctx) {
+        const cJSON *obj = koc_reconcile_get_object(ctx);
+        if (!obj || e->attempts > 0)
+                return koc_result_done();
+        int rc[6];
+        rc[0] = koc_reconcile_record_event_action(ctx, obj, "Normal", "Synced", "Sync", "one");
+        rc[1] = koc_reconcile_record_event_action(ctx, obj, "Normal", "Synced", "Sync", "two");
+        atomic_fetch_add(&clock_offset, 5 * 60 * KOC_USEC_PER_SEC + KOC_USEC_PER_SEC);
+        /* 5 min later: still the series. */
+        rc[2] = koc_reconcile_record_event_action(ctx, obj, "Normal", "Synced", "Sync", "three");
+        atomic_fetch_add(&clock_offset, 6 * 60 * KOC_USEC_PER_SEC + KOC_USEC_PER_SEC);
+        /* 6 min after the last: a new Event. */
+        rc[3] = koc_reconcile_record_event_action(ctx, obj, "Normal", "Synced", "Sync", "four");
+        /* Drain the bucket, then 5 minutes buy exactly one more. */
+        int ok = 0;
+        for (int i = 0; i < 40; i++)
+                ok += koc_reconcile_record_event_action(ctx, obj, "Normal", "Spam", "Spam", "") ==
+                      0;
+        rc[4] = koc_reconcile_record_event_action(ctx, obj, "Normal", "Spam", "Spam", "");
+        atomic_fetch_add(&clock_offset, 5 * 60 * KOC_USEC_PER_SEC + KOC_USEC_PER_SEC);
+        rc[5] = koc_reconcile_record_event_action(ctx, obj, "Normal", "Spam", "Spam", "");
+        pthread_mutex_lock(&e->lock);
+        e->attempts = 1;
+        e->conflicts = ok;
+        memcpy(e->event_rc, rc, sizeof rc);
+        e->n_event_rc = 6;
+        pthread_mutex_unlock(&e->lock);
+        note(e, "events", "recorded");
+        return koc_result_done();
+}
+
+static void finish_setup(env *e) {
+        atomic_store(&clock_offset, 0);
+        koc__events_set_clock(e->c->events, shifted_clock);
+}
+
+static const char *finish_driver(env *e) {
+        if (put_configmap(e->ns, "finish-a", "{\"test\":\"finish\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "events", "recorded"))
+                return "the reconcile did not run";
+        cJSON *evs = events_about(e->ns, "finish-a");
+        int synced = 0, counts = 0;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, evs) if (field_is(it, "reason", NULL, "Synced")) {
+                synced++;
+                counts += series_count(it) * 10 + 0;
+        }
+        cJSON_Delete(evs);
+        /* One series of three (30) and a new Event of one (10). */
+        return synced == 2 && counts == 40 ? NULL : "the series did not end after 6 minutes";
+}
+
+static void test_event_series_finish_and_refill(void **state) {
+        env e = {.reconcile = finish_reconcile, .driver = finish_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-evfinish",
+                                  .name = "finish",
+                                  .label_selector = "test=finish",
+                                  .setup = finish_setup});
+        for (int i = 0; i < 4; i++)
+                assert_int_equal(e.event_rc[i], 0);
+        /* 25 - 4, plus one for each of the two waits of over 5 minutes, left
+         * in the bucket for the loop; then empty, then one more after 5
+         * minutes. */
+        assert_int_equal(e.conflicts, 23);
+        assert_int_equal(e.event_rc[4], -EBUSY);
+        assert_int_equal(e.event_rc[5], 0);
+}
+
+/* A server without events.k8s.io/v1 (its create answered 404): core/v1
+ * Events, with the series as count and lastTimestamp. */
+static koc_result evcore_reconcile(env *e, koc_reconcile_context *ctx) {
+        const cJSON *obj = koc_reconcile_get_object(ctx);
+        if (!obj || e->attempts > 0)
+                return koc_result_done();
+        int rc = 0;
+        for (int i = 0; i < 3; i++)
+                rc |= koc_reconcile_record_event_action(ctx, obj, "Warning", "Fallback", "Check",
+                                                        "no events.k8s.io");
+        pthread_mutex_lock(&e->lock);
+        e->attempts = 1;
+        e->applies = rc;
+        pthread_mutex_unlock(&e->lock);
+        note(e, "events", "recorded");
+        return koc_result_done();
+}
+
+static void evcore_setup(env *e) {
+        assert_int_equal(koc_test_apiserver_fault(
+                                 &api, "{\"group\":\"events.k8s.io\",\"resource\":\"events\","
+                                       "\"verb\":\"create\",\"error_code\":404}"),
+                         200);
+}
+
+static const char *evcore_driver(env *e) {
+        if (put_configmap(e->ns, "evcore-a", "{\"test\":\"evcore\"}", "1") != 201)
+                return "create failed";
+        if (!wait_seen(e, "events", "recorded"))
+                return "the reconcile did not run";
+        char *body = NULL;
+        long st = http("GET",
+                       "/api/v1/namespaces/ctrl-evcore/events?fieldSelector=involvedObject.name%3D"
+                       "evcore-a",
+                       NULL, NULL, &body);
+        cJSON *list = body ? cJSON_Parse(body) : NULL;
+        free(body);
+        const cJSON *items = cJSON_GetObjectItem(list, "items");
+        const cJSON *first = cJSON_GetArrayItem(items, 0);
+        const cJSON *count = cJSON_GetObjectItem(first, "count");
+        bool ok = st == 200 && cJSON_GetArraySize(items) == 1 &&
+                  field_is(first, "reason", NULL, "Fallback") &&
+                  field_is(first, "action", NULL, "Check") &&
+                  field_is(first, "message", NULL, "no events.k8s.io") &&
+                  field_is(first, "involvedObject", "kind", "ConfigMap") &&
+                  field_is(first, "reportingComponent", NULL, "evcore") &&
+                  cJSON_IsNumber(count) && count->valueint == 3;
+        cJSON_Delete(list);
+        return ok ? NULL : "not one core/v1 Event with count 3";
+}
+
+static void test_event_core_fallback(void **state) {
+        KOC_TEST_NEEDS_KOC_APISERVER(&api);
+        env e = {.reconcile = evcore_reconcile, .driver = evcore_driver};
+        run_case(&e, &(case_opts){.ns = "ctrl-evcore",
+                                  .name = "evcore",
+                                  .label_selector = "test=evcore",
+                                  .setup = evcore_setup});
+        assert_int_equal(koc_test_apiserver_clear_faults(&api), 200);
+        assert_int_equal(e.applies, 0);
 }
 
 /* --- a conflict is retried with backoff, and read-your-own-writes ---------------- */
@@ -1422,7 +1650,7 @@ static void test_failures_said_with_cause(void **state) {
                 "controller=loud ",
                 "event reason=LoudTest ",
                 "ConfigMap ctrl-loud/loud-a ",
-                "POST /api/v1/namespaces/ctrl-loud/events ",
+                "POST /apis/events.k8s.io/v1/namespaces/ctrl-loud/events ",
                 "status=403 ",
                 "reason=Forbidden ",
                 "cannot create resource",
@@ -1534,7 +1762,7 @@ static void test_event_forbidden_by_rbac(void **state) {
                 "controller=rbac ",
                 "event reason=RbacTest ",
                 "ConfigMap ctrl-rbac/rbac-a ",
-                "POST /api/v1/namespaces/ctrl-rbac/events ",
+                "POST /apis/events.k8s.io/v1/namespaces/ctrl-rbac/events ",
                 "status=403 ",
                 "reason=Forbidden ",
                 "User \"koc-user\" cannot create resource \"events\"",
@@ -2076,6 +2304,8 @@ int main(void) {
                 cmocka_unit_test(test_resync),
                 cmocka_unit_test(test_paginated_list),
                 cmocka_unit_test(test_events_recorded_and_limited),
+                cmocka_unit_test(test_event_series_finish_and_refill),
+                cmocka_unit_test(test_event_core_fallback),
                 cmocka_unit_test(test_conflict_retried),
                 cmocka_unit_test(test_drain_waits_for_reconcile),
                 cmocka_unit_test(test_reconcile_timeout),

@@ -187,6 +187,143 @@ static void test_help(void **state) {
         fclose(f);
 }
 
+
+/* --- a program's own flags ----------------------------------------------------------- */
+
+static const char *image;
+static int64_t port;
+static bool verbose;
+static uint64_t interval;
+
+static void add_program_flags(koc_manager_config *cfg) {
+        assert_int_equal(koc_manager_add_flag_string(cfg, "image", "memcached:1.6.26-alpine",
+                                                     "Container image.", &image),
+                         0);
+        assert_int_equal(koc_manager_add_flag_int(cfg, "port", 11211, "Container port.", &port),
+                         0);
+        assert_int_equal(koc_manager_add_flag_bool(cfg, "verbose", false, "Say more.", &verbose),
+                         0);
+        assert_int_equal(koc_manager_add_flag_duration(cfg, "resync-interval",
+                                                       90 * KOC_USEC_PER_SEC, "How often.",
+                                                       &interval),
+                         0);
+}
+
+static void test_program_flags(void **state) {
+        koc_manager_config cfg;
+        koc_error err = {0};
+
+        init(&cfg);
+        add_program_flags(&cfg);
+        /* The defaults are set at once. */
+        assert_string_equal(image, "memcached:1.6.26-alpine");
+        assert_int_equal(port, 11211);
+        assert_false(verbose);
+        assert_int_equal(interval, 90 * KOC_USEC_PER_SEC);
+        /* Parsed with the manager's own, in any order and style. */
+        assert_int_equal(PARSE(&cfg, &err, "--image", "memcached:1.6.30", "--port=-1",
+                               "--leader-elect=false", "-verbose", "--resync-interval=1m30s5ms",
+                               "--print-rbac"),
+                         0);
+        assert_string_equal(image, "memcached:1.6.30");
+        assert_int_equal(port, -1);
+        assert_true(verbose);
+        assert_int_equal(interval, 90 * KOC_USEC_PER_SEC + 5 * KOC_USEC_PER_MSEC);
+        assert_false(cfg.leader_elect);
+        assert_true(cfg.print_rbac);
+        assert_int_equal(PARSE(&cfg, &err, "--port", "0x10", "--verbose=false"), 0);
+        assert_int_equal(port, 16);
+        assert_false(verbose);
+
+        /* Names: taken, malformed, and the limit. */
+        int64_t x;
+        assert_int_equal(koc_manager_add_flag_int(&cfg, "port", 1, "again", &x), -EEXIST);
+        assert_int_equal(koc_manager_add_flag_int(&cfg, "kubeconfig", 1, "a manager flag", &x),
+                         -EEXIST);
+        assert_int_equal(koc_manager_add_flag_int(&cfg, "help", 1, "--help", &x), -EEXIST);
+        assert_int_equal(koc_manager_add_flag_int(&cfg, "Port", 1, "upper case", &x), -EINVAL);
+        assert_int_equal(koc_manager_add_flag_int(&cfg, "a=b", 1, "an equals sign", &x), -EINVAL);
+        assert_int_equal(koc_manager_add_flag_int(&cfg, "", 1, "empty", &x), -EINVAL);
+        assert_int_equal(koc_manager_add_flag_int(&cfg, "x", 1, NULL, &x), -EINVAL);
+        assert_int_equal(koc_manager_add_flag_int(&cfg, "x", 1, "no var", NULL), -EINVAL);
+        char names[KOC_MANAGER_MAX_PROGRAM_FLAGS][16];
+        int64_t vars[KOC_MANAGER_MAX_PROGRAM_FLAGS];
+        unsigned added = 0;
+        for (unsigned i = 0; i < KOC_MANAGER_MAX_PROGRAM_FLAGS; i++) {
+                snprintf(names[i], sizeof names[i], "extra-%u", i);
+                int r = koc_manager_add_flag_int(&cfg, names[i], 0, "more", &vars[i]);
+                if (r == -ENOSPC)
+                        break;
+                assert_int_equal(r, 0);
+                added++;
+        }
+        assert_int_equal(added, KOC_MANAGER_MAX_PROGRAM_FLAGS - 4);
+}
+
+static void test_program_flag_errors(void **state) {
+        static const struct {
+                const char *arg, *needle;
+        } cases[] = {
+                {"--port=eleven", "--port=\"eleven\": not an integer"},
+                {"--port=", "--port=\"\": not an integer"},
+                {"--port=08", "--port=\"08\": not an integer"},
+                {"--port=99999999999999999999",
+                 "--port=\"99999999999999999999\": integer out of range"},
+                {"--verbose=yes", "--verbose=\"yes\": not a boolean"},
+                {"--resync-interval=soon", "--resync-interval=\"soon\": not a duration"},
+                {"--image", "--image: missing value"},
+                {"--imag=x", "unknown flag \"--imag\""},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                koc_manager_config cfg, before;
+                koc_error err = {0};
+                init(&cfg);
+                add_program_flags(&cfg);
+                before = cfg;
+                /* A good flag before the bad one is not committed either. */
+                int r = PARSE(&cfg, &err, "--image=other", (char *)cases[i].arg);
+                assert_int_equal(r, -EINVAL);
+                if (!strstr(err.message, cases[i].needle))
+                        fail_msg("message \"%s\" lacks \"%s\"", err.message, cases[i].needle);
+                assert_string_equal(image, "memcached:1.6.26-alpine");
+                assert_memory_equal(&cfg, &before, sizeof cfg);
+        }
+}
+
+static void test_program_flags_in_help(void **state) {
+        koc_manager_config cfg;
+        koc_error err = {0};
+        char buf[16384] = "";
+        int fds[2];
+
+        init(&cfg);
+        add_program_flags(&cfg);
+        assert_int_equal(pipe(fds), 0);
+        fflush(stdout);
+        int saved = dup(STDOUT_FILENO);
+        dup2(fds[1], STDOUT_FILENO);
+        int r = PARSE(&cfg, &err, "--help");
+        fflush(stdout);
+        dup2(saved, STDOUT_FILENO);
+        close(saved);
+        close(fds[1]);
+        ssize_t n = read(fds[0], buf, sizeof buf - 1);
+        close(fds[0]);
+        assert_true(n > 0);
+        buf[n] = '\0';
+        assert_int_equal(r, KOC_MANAGER_FLAGS_HELP);
+        assert_non_null(strstr(buf, "Flags of this program:"));
+        assert_non_null(strstr(buf, "  --image string\n        Container image. (default "
+                                    "\"memcached:1.6.26-alpine\")"));
+        assert_non_null(strstr(buf, "  --port int\n        Container port. (default 11211)"));
+        assert_non_null(strstr(buf, "  --verbose\n        Say more. (default false)"));
+        assert_non_null(strstr(buf, "  --resync-interval duration\n        How often. (default "
+                                    "1m30s)"));
+        assert_non_null(strstr(buf, "  --print-rbac\n"));
+        /* --help changes nothing. */
+        assert_string_equal(image, "memcached:1.6.26-alpine");
+}
+
 static void test_renewal_verdict(void **state) {
         uint64_t confirmed = 100;
 
@@ -218,7 +355,9 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults),        cmocka_unit_test(test_all_flags),
                 cmocka_unit_test(test_bad_flags),       cmocka_unit_test(test_help),
-                cmocka_unit_test(test_renewal_verdict),
+                cmocka_unit_test(test_renewal_verdict), cmocka_unit_test(test_program_flags),
+                cmocka_unit_test(test_program_flag_errors),
+                cmocka_unit_test(test_program_flags_in_help),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,7 +17,8 @@
 # kube-controller-manager (garbage collection, namespace deletion, tokens).
 # KOC_K8S_USERS="a b c" adds users a, b, c (group system:masters, so one
 # replica each can be told apart) with kubeconfigs a.kubeconfig ...;
-# KOC_K8S_AUDIT=1 writes an audit log of every Lease request to DIR/audit.log;
+# DIR/audit.log always holds the requests of namespace koc-rbac-derived's
+# service accounts; KOC_K8S_AUDIT=1 adds every Lease request;
 # KOC_K8S_AUDIT=writes also logs every ConfigMap write (create, update, patch,
 # delete), as the chaos run (tests/chaos/run.sh) needs.
 # KOC_K8S_FEATURE_GATES (e.g. WatchList=false) is passed to kube-apiserver's
@@ -164,20 +165,23 @@ cmd_start() {
                 extra+=("$u=$(openssl rand -hex 16)")
                 printf '%s,%s,%s,"system:masters"\n' "${extra[-1]#*=}" "$u" "$u" >>"$dir/tokens.csv"
         done
-        audit_args=()
-        if [ "${KOC_K8S_AUDIT:-0}" = 1 ] || [ "${KOC_K8S_AUDIT:-0}" = writes ]; then
-                {
-                        printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n'
+        # Every request of the service accounts of namespace koc-rbac-derived
+        # is always audited (tests/k8s/rbac-derived.sh checks that the
+        # printed RBAC rules cover all of them); the rest only on request.
+        {
+                printf 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n'
+                printf -- '- level: Metadata\n  userGroups: ["system:serviceaccounts:koc-rbac-derived"]\n'
+                if [ "${KOC_K8S_AUDIT:-0}" = 1 ] || [ "${KOC_K8S_AUDIT:-0}" = writes ]; then
                         printf -- '- level: Metadata\n  resources:\n  - group: coordination.k8s.io\n    resources: [leases]\n'
-                        if [ "$KOC_K8S_AUDIT" = writes ]; then
-                                printf -- '- level: Metadata\n  verbs: [create, update, patch, delete]\n'
-                                printf -- '  resources:\n  - group: ""\n    resources: [configmaps]\n'
-                        fi
-                        printf -- '- level: None\n'
-                } >"$dir/audit-policy.yaml"
-                audit_args=(--audit-policy-file "$dir/audit-policy.yaml" --audit-log-path "$dir/audit.log"
-                        --audit-log-format json --audit-log-mode blocking)
-        fi
+                fi
+                if [ "${KOC_K8S_AUDIT:-0}" = writes ]; then
+                        printf -- '- level: Metadata\n  verbs: [create, update, patch, delete]\n'
+                        printf -- '  resources:\n  - group: ""\n    resources: [configmaps]\n'
+                fi
+                printf -- '- level: None\n'
+        } >"$dir/audit-policy.yaml"
+        audit_args=(--audit-policy-file "$dir/audit-policy.yaml" --audit-log-path "$dir/audit.log"
+                --audit-log-format json --audit-log-mode blocking)
         local ok=
         for attempt in 1 2 3; do
                 if start_once "$bin"; then ok=1; break; fi

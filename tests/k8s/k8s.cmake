@@ -59,3 +59,11 @@ koc_add_k8s_test(k8s-scaffold-install 300 bash ${PROJECT_SOURCE_DIR}/tests/chart
 if(TARGET koc-apiserver)
   koc_add_k8s_test(k8s-compare 120 bash ${KOC_K8S_SRC}/compare.sh $<TARGET_FILE:koc-apiserver>)
 endif()
+# The rules koc-example-configmap-mirror prints (--print-rbac), installed by
+# the chart, are all it needs: it runs as the chart's ServiceAccount and the
+# audit log shows no request refused.
+if(TARGET koc-example-configmap-mirror)
+  koc_add_k8s_test(k8s-rbac-derived 300 bash ${KOC_K8S_SRC}/rbac-derived.sh
+                   $<TARGET_FILE:koc-example-configmap-mirror> ${PROJECT_SOURCE_DIR}/charts/koc-example
+                   ${PROJECT_SOURCE_DIR}/examples/configmap-mirror/rbac-values.yaml)
+endif()
