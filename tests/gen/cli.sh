@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# koc-gen-types as a command: its refusals name the file and the field, its
+# output does not depend on the run, and bad schemas never crash it.
+set -euo pipefail
+gen=$(realpath "$1")
+here=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "cli: $*"; exit 1; }
+
+expect_fail() { # message-substring args...
+        local want=$1
+        shift
+        if "$gen" "$@" >"$work/out" 2>&1; then fail "accepted: $*"; fi
+        grep -qF -- "$want" "$work/out" || { cat "$work/out"; fail "no \"$want\" in the error of: $*"; }
+}
+
+expect_fail "usage:" --crd "$here/widgets-crd.yaml"
+expect_fail "No such file" --crd "$work/none.yaml" --header "$work/a.h" --source "$work/a.c"
+printf 'kind: ConfigMap\n' >"$work/cm.yaml"
+expect_fail "not a CustomResourceDefinition" --crd "$work/cm.yaml" --header "$work/a.h" --source "$work/a.c"
+printf 'a: [1\n' >"$work/bad.yaml"
+expect_fail "line" --crd "$work/bad.yaml" --header "$work/a.h" --source "$work/a.c"
+cat >"$work/look.yaml" <<'Y'
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+spec:
+  group: g.dev
+  names: {kind: Look}
+  versions:
+  - name: v1
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              name: {type: string, pattern: '^(?!kube-).*$'}
+Y
+expect_fail "spec.name: pattern ^(?!kube-).*$ is not supported" --crd "$work/look.yaml" --header "$work/a.h" \
+        --source "$work/a.c"
+[ ! -e "$work/a.h" ] || fail "a failed run left a header behind"
+
+# Same input, same output, wherever it runs.
+"$gen" --crd "$here/widgets-crd.yaml" --header "$work/w1.h" --source "$work/w1.c"
+(cd "$work" && "$gen" --crd "$here/widgets-crd.yaml" --header w2.h --source w2.c --include w1.h)
+cmp "$work/w1.c" "$work/w2.c" || fail "two runs differ"
+
+# Hostile schemas: deep nesting, odd names, aliases, wrong types everywhere.
+{
+        printf 'apiVersion: v1\nkind: CustomResourceDefinition\nspec:\n  group: g\n  names: {kind: Deep}\n'
+        printf '  versions:\n  - name: v1\n    schema:\n      openAPIV3Schema:\n'
+        ind="        "
+        for i in $(seq 1 120); do
+                printf '%stype: object\n%sproperties:\n%s  "p%s":\n' "$ind" "$ind" "$ind" "$i"
+                ind="$ind    "
+        done
+        printf '%stype: string\n' "$ind"
+} >"$work/deep.yaml"
+"$gen" --crd "$work/deep.yaml" --header "$work/d.h" --source "$work/d.c"
+grep -q "cJSON \*p" "$work/d.h" || fail "a schema nested past the bound is not kept as cJSON"
+cat >"$work/odd.yaml" <<'Y'
+kind: CustomResourceDefinition
+spec:
+  group: g
+  names: {kind: "9 odd-Kind!"}
+  versions:
+  - name: v1
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              "": {type: string}
+              "-": {type: integer}
+              "a-b": {type: string, enum: ["x y", "X_Y", "", "x-y"]}
+              a_b: {type: boolean}
+              items: {type: array, items: 7}
+              weird: {type: [string]}
+              m: {type: object, additionalProperties: {type: array, items: {type: string}}}
+              required: {type: string}
+            required: 5
+Y
+"$gen" --crd "$work/odd.yaml" --header "$work/o.h" --source "$work/o.c"
+printf 'x: &a [1]\ny: *a\n' >"$work/alias.yaml"
+expect_fail "aliases" --crd "$work/alias.yaml" --header "$work/a.h" --source "$work/a.c"
+for f in d o; do
+        cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wmissing-prototypes \
+                -Wstrict-prototypes -Werror -c "$work/$f.c" -o "$work/$f.o" ||
+                fail "the code generated from $f.yaml does not compile"
+done
+echo "cli: ok"
