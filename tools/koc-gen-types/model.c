@@ -457,13 +457,13 @@ struct kg_type *kg_resolve_ref(struct kg_gen *g, const char *ref, int depth) {
                 if (!strcmp(g->ref_names[i], name))
                         /* A type still being resolved refers to itself: that edge stays cJSON. */
                         return g->ref_types[i] ? g->ref_types[i] : json_type();
+        if (opaque(g, name))
+                return json_type();
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(g->schemas, name);
         if (!s) {
                 g->error = kg_xprintf("$ref %s: no such schema", ref);
                 return NULL;
         }
-        if (opaque(g, name))
-                return json_type();
         size_t slot = g->n_refs++;
         g->ref_names = realloc(g->ref_names, g->n_refs * sizeof *g->ref_names);
         g->ref_types = realloc(g->ref_types, g->n_refs * sizeof *g->ref_types);
