@@ -59,6 +59,15 @@ function(koc_generate_types)
   if(G_PREFIX)
     list(APPEND args --prefix ${G_PREFIX})
   endif()
+  # In koc's tree a target-level dependency on the generator; from the
+  # installed package a file-level one on the installed program.
+  get_target_property(gen_imported koc::koc-gen-types IMPORTED)
+  if(gen_imported)
+    list(APPEND deps $<TARGET_FILE:koc::koc-gen-types>)
+  else()
+    get_target_property(gen_target koc::koc-gen-types ALIASED_TARGET)
+    list(APPEND deps ${gen_target})
+  endif()
   set(h ${G_OUTPUT_DIR}/${G_NAME}.h)
   set(c ${G_OUTPUT_DIR}/${G_NAME}.c)
   file(MAKE_DIRECTORY ${G_OUTPUT_DIR})
@@ -68,8 +77,8 @@ function(koc_generate_types)
     # leaves to the exit (it is a short-lived tool; ASan still checks accesses).
     COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=0 $<TARGET_FILE:koc::koc-gen-types>
             ${args} --header ${h} --source ${c}
-    DEPENDS ${deps} koc::koc-gen-types
-    COMMENT "Generating C types ${G_NAME}.h from ${deps}"
+    DEPENDS ${deps}
+    COMMENT "Generating C types ${G_NAME}.h"
     VERBATIM)
   target_sources(${G_TARGET} PRIVATE ${h} ${c})
   target_include_directories(${G_TARGET} PUBLIC $<BUILD_INTERFACE:${G_OUTPUT_DIR}>)

@@ -12,7 +12,8 @@ prefix=$work/prefix
 
 cmake --install "$build" --prefix "$prefix" >/dev/null
 for f in bin/koc-apiserver include/koc/koc.h include/koc/client.h lib/libkoc.so lib/libkoc.a \
-         lib/cmake/koc/kocConfig.cmake lib/pkgconfig/koc.pc; do
+         lib/cmake/koc/kocConfig.cmake lib/pkgconfig/koc.pc bin/koc-gen-types include/koc/types/k8s.h \
+         lib/libkoc-types.so lib/libkoc-types.a lib/cmake/koc/KocGenerateTypes.cmake; do
         g=$prefix/$f
         [ -e "$g" ] || g=$(echo "$prefix"/lib*/"${f#lib/}" | cut -d' ' -f1)
         [ -e "$g" ] || { echo "install-check: missing $f"; exit 1; }
@@ -31,6 +32,8 @@ cmake --build "$work/consumer" >/dev/null
 LD_LIBRARY_PATH=$(dirname "$(find "$prefix" -name 'libkoc.so' | head -1)") "$work/consumer/consumer-shared"
 "$work/consumer/consumer-static"
 echo "install-check: find_package(koc) shared and static ok"
+LD_LIBRARY_PATH=$(dirname "$(find "$prefix" -name 'libkoc-types.so' | head -1)") "$work/consumer/consumer-types"
+echo "install-check: koc_generate_types() and koc::koc-types from the installed package ok"
 
 pcdir=$(dirname "$(find "$prefix" -name koc.pc | head -1)")
 export PKG_CONFIG_PATH=$pcdir
