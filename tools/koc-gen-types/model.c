@@ -513,6 +513,11 @@ struct kg_type *kg_root_object(struct kg_gen *g, const cJSON *schema, const char
         }
         cJSON_DeleteItemFromObjectCaseSensitive(s, "type");
         cJSON_AddStringToObject(s, "type", "object");
+        /* The header's <ROOT>_API_VERSION and <ROOT>_KIND macros: no enum constant may take them. */
+        char *u = kg_upper(cname);
+        name_add(g, kg_xprintf("%s_API_VERSION", u));
+        name_add(g, kg_xprintf("%s_KIND", u));
+        free(u);
         struct kg_type *t = kg_resolve(g, s, cname, "", 0);
         cJSON_Delete(s);
         if (t && t->kind == KG_OBJECT) {
