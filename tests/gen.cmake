@@ -26,3 +26,7 @@ foreach(v ok typo)
   set_tests_properties(test-k8s-types-compile-${v} PROPERTIES LABELS unit TIMEOUT 60)
 endforeach()
 set_tests_properties(test-k8s-types-compile-typo PROPERTIES WILL_FAIL TRUE)
+# The builders' objects on a server, and the server's answers through the
+# types (k8s-test-k8s-types-server: on kube-apiserver, with its defaults).
+koc_add_test(NAME test-k8s-types-server SOURCES gen/test-k8s-types-server.c ${KOC_HARNESS_SOURCES}
+             MODULES core LIBS koc-types PkgConfig::CURL LABELS integration K8S TIMEOUT 120)
