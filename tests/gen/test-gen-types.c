@@ -195,6 +195,13 @@ static void type_errors(void **state) {
         assert_int_equal(widget_parse(NULL, &w, err, sizeof err), -EINVAL);
         assert_string_equal(err, "(root):");
         assert_int_equal(widget_parse(NULL, &w, NULL, 0), -EINVAL);
+        char msg[64];
+        cJSON *empty = cJSON_CreateObject();
+        assert_int_equal(widget_parse(empty, NULL, msg, sizeof msg), -EINVAL);
+        assert_string_equal(msg, "(root): no object to parse into");
+        cJSON_Delete(empty);
+        assert_int_equal(widget_validate(NULL, msg, sizeof msg), -EINVAL);
+        assert_string_equal(msg, "(root): no object to validate");
         assert_int_equal(widget_parse(NULL, NULL, NULL, 0), -EINVAL);
         assert_int_equal(widget_validate(NULL, NULL, 0), -EINVAL);
         assert_null(widget_to_json(NULL));
@@ -231,6 +238,7 @@ static void validation_errors(void **state) {
                        "spec.ports[0].port: must be <= 65535, got 65536");
         validate_fails("{\"spec\":{\"size\":1,\"labels\":{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\"}}}",
                        "spec.labels: must have at most 2 properties, got 3");
+        validate_fails("{\"spec\":{\"size\":1,\"labels\":{}}}", "spec.labels: must have at least 1 properties, got 0");
         validate_fails("{\"spec\":{\"size\":1,\"limits\":{\"l\":{\"weight\":11}}}}",
                        "spec.limits[l].weight: must be <= 10, got 11");
         validate_fails("{\"spec\":{\"size\":1,\"created\":\"yesterday\"}}",

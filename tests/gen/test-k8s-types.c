@@ -107,6 +107,12 @@ static void server_deployment(void **state) {
         assert_int_equal(koc_apps_v1_deployment_parse(j, &d, err, sizeof err), -EINVAL);
         assert_string_equal(err, "spec.template.spec.containers[0].ports[0].containerPort: expected integer, got string");
         cJSON_Delete(j);
+        j = cJSON_Parse("{\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"c\",\"resources\":"
+                        "{\"limits\":{\"cpu\":true}}}]}}}}");
+        assert_int_equal(koc_apps_v1_deployment_parse(j, &d, err, sizeof err), -EINVAL);
+        assert_string_equal(err, "spec.template.spec.containers[0].resources.limits[cpu]: expected string or number, "
+                                 "got boolean");
+        cJSON_Delete(j);
 }
 
 /* The other roots: Service, ConfigMap, Secret, StatefulSet, Job. */
