@@ -84,9 +84,11 @@ spec:
               weird: {type: [string]}
               m: {type: object, additionalProperties: {type: array, items: {type: string}}}
               required: {type: string}
+              "a-b": {type: integer}
             required: 5
 Y
 "$gen" --crd "$work/odd.yaml" --header "$work/o.h" --source "$work/o.c"
+! grep -q "a_b_3" "$work/o.h" || fail "a property the YAML repeats became two members"
 printf 'x: &a [1]\ny: *a\n' >"$work/alias.yaml"
 expect_fail "aliases" --crd "$work/alias.yaml" --header "$work/a.h" --source "$work/a.c"
 for f in d o; do

@@ -96,7 +96,9 @@ static void parse_every_kind(void **state) {
         char err[256];
         assert_int_equal(widget_parse(j, &w, err, sizeof err), 0);
         assert_string_equal(w.api_version, "test.koc.dev/v1");
+        /* metadata stays whole although the schema names only metadata.name. */
         assert_string_equal(cJSON_GetObjectItem(w.metadata, "name")->valuestring, "w");
+        assert_string_equal(cJSON_GetObjectItem(w.metadata, "namespace")->valuestring, "ns");
         assert_true(w.has_spec);
         assert_true(w.spec.has_size);
         assert_int_equal(w.spec.size, 3);

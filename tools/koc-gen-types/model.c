@@ -228,6 +228,12 @@ static struct kg_type *resolve_object(struct kg_gen *g, const cJSON *s, const cJ
         size_t n_used = 0;
         const cJSON *p;
         cJSON_ArrayForEach(p, props) {
+                /* A key the document repeats is one property (the first). */
+                bool seen = false;
+                for (size_t i = 0; i < t->n_fields && !seen; i++)
+                        seen = !strcmp(t->fields[i].json, p->string);
+                if (seen)
+                        continue;
                 char *base = kg_snake(p->string);
                 if (kg_is_reserved(base)) {
                         char *b2 = kg_xprintf("%s_", base);
@@ -492,6 +498,10 @@ struct kg_type *kg_root_object(struct kg_gen *g, const cJSON *schema, const char
                 cJSON_DeleteItemFromObjectCaseSensitive(s, "properties");
                 props = cJSON_AddObjectToObject(s, "properties");
         }
+        /* A CRD's schema may constrain metadata (name, labels) but the object
+         * carries all of ObjectMeta: it stays a cJSON *, never pruned to the
+         * few fields the schema names. */
+        cJSON_DeleteItemFromObjectCaseSensitive(props, "metadata");
         const char *std[] = {"apiVersion", "kind", "metadata"};
         for (int i = 2; i >= 0; i--) {
                 if (cJSON_GetObjectItemCaseSensitive(props, std[i]))
