@@ -91,7 +91,15 @@ Y
 ! grep -q "a_b_3" "$work/o.h" || fail "a property the YAML repeats became two members"
 printf 'x: &a [1]\ny: *a\n' >"$work/alias.yaml"
 expect_fail "aliases" --crd "$work/alias.yaml" --header "$work/a.h" --source "$work/a.c"
-for f in d o; do
+# Numbers no C type holds, in a JSON CRD: no bound, no undefined conversion.
+cat >"$work/huge.json" <<'J'
+{"kind": "CustomResourceDefinition", "spec": {"group": "g", "names": {"kind": "Huge"}, "versions": [{"name": "v1",
+ "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+ "a": {"type": "integer", "minimum": 1e400, "maximum": -1e400, "enum": [1e300, 2]},
+ "b": {"type": "string", "maxLength": 1e300, "minLength": -5}}}}}}}]}}
+J
+"$gen" --crd "$work/huge.json" --header "$work/h.h" --source "$work/h.c"
+for f in d o h; do
         cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter -Wmissing-prototypes \
                 -Wstrict-prototypes -Werror -c "$work/$f.c" -o "$work/$f.o" ||
                 fail "the code generated from $f.yaml does not compile"

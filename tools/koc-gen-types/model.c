@@ -1,5 +1,6 @@
 /* koc-gen-types: turns an OpenAPI v3 schema (a CRD version's
  * openAPIV3Schema, or components.schemas with $ref) into the type model. */
+#include <math.h>
 #include <regex.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,9 +163,17 @@ static char *pattern_to_posix(const char *p) {
         return o;
 }
 
+/* A count (minLength, maxItems, ...): negative, non-finite or absurd values
+ * are no bound at all rather than undefined conversions. */
 static long long num_or(const cJSON *s, const char *key, long long dflt) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(s, key);
-        return cJSON_IsNumber(v) ? (long long)v->valuedouble : dflt;
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < 9e15))
+                return dflt;
+        return (long long)v->valuedouble;
+}
+
+static bool finite_number(const cJSON *v) {
+        return cJSON_IsNumber(v) && isfinite(v->valuedouble);
 }
 
 static bool is_true(const cJSON *s, const char *key) {
@@ -178,12 +187,12 @@ static const char *str_of(const cJSON *s, const char *key) {
 
 static int read_checks(struct kg_gen *g, struct kg_type *t, const cJSON *s, const char *path) {
         const cJSON *v;
-        if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(s, "minimum"))) {
+        if (finite_number(v = cJSON_GetObjectItemCaseSensitive(s, "minimum"))) {
                 t->has_min = true;
                 t->min = v->valuedouble;
                 t->excl_min = is_true(s, "exclusiveMinimum");
         }
-        if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(s, "maximum"))) {
+        if (finite_number(v = cJSON_GetObjectItemCaseSensitive(s, "maximum"))) {
                 t->has_max = true;
                 t->max = v->valuedouble;
                 t->excl_max = is_true(s, "exclusiveMaximum");
@@ -362,7 +371,8 @@ struct kg_type *kg_resolve(struct kg_gen *g, const cJSON *s, const char *cname, 
                 t = new_type(format && !strcmp(format, "int32") ? KG_INT32 : KG_INT64);
                 const cJSON *en = cJSON_GetObjectItemCaseSensitive(s, "enum"), *v;
                 cJSON_ArrayForEach(v, en) {
-                        if (!cJSON_IsNumber(v))
+                        /* Values no int64_t holds can never match: left out. */
+                        if (!cJSON_IsNumber(v) || !(v->valuedouble >= -9.2e18 && v->valuedouble <= 9.2e18))
                                 continue;
                         t->int_enum = realloc(t->int_enum, (t->n_int_enum + 1) * sizeof *t->int_enum);
                         if (!t->int_enum)
