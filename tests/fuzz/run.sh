@@ -103,6 +103,9 @@ build_target() {
         local t=$1
         local apiserver=("$SRC/apiserver/select.c" "$SRC/apiserver/patch.c" "$SRC/apiserver/util.c")
         case $t in
+        gen-types) # types generated from tests/gen/widgets-crd.yaml and the built-in schemas
+                build_gen_types
+                build "$t" "$OUT/gen/widgets-crd-types.c" "$OUT/gen/k8s.c" -- -I"$OUT/gen" ;;
         leader-fsm) build "$t" "$SRC/leader/fsm.c" "$SRC/leader/lease-record.c" ;;
         kubeconfig) build "$t" -- -Wl,--wrap=koc__exec_credential_run ;;
         apiserver)
@@ -118,9 +121,6 @@ build_target() {
         probes)
                 build "$t" "$SRC/probes/probes.c" "$SRC/probes/mhd-glue.c" -- \
                         $(pkg-config --cflags --libs libmicrohttpd) ;;
-        gen-types) # types generated from tests/gen/widgets-crd.yaml and the built-in schemas
-                build_gen_types
-                build "$t" "$OUT/gen/widgets-crd-types.c" "$OUT/gen/k8s.c" -- -I"$OUT/gen" ;;
         *) echo "unknown target: $t" >&2; exit 2 ;;
         esac
 }
