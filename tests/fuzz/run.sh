@@ -7,7 +7,7 @@
 #
 # SECONDS: per target (default 60).  TARGET: linebuf status time kubeconfig
 # leader-fsm apiserver list watch-store selector transform exec-credential
-# in-cluster response helpers path probes (default: all).
+# in-cluster response helpers path probes gen-types (default: all).
 # --build-only builds every harness and runs nothing; --no-build runs what an
 # earlier --build-only left in $KOC_FUZZ_DIR (ctest's fuzz fixture does the
 # two in that order, tests/fuzz.cmake).
@@ -28,7 +28,7 @@ esac
 SECONDS_PER=${1:-60}
 shift || true
 ALL=(linebuf status time kubeconfig leader-fsm apiserver list watch-store selector transform)
-ALL+=(exec-credential in-cluster response helpers path probes)
+ALL+=(exec-credential in-cluster response helpers path probes gen-types)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
 [ $mode != build ] || TARGETS=("${ALL[@]}")
@@ -81,10 +81,31 @@ build() { # name extra-sources... -- extra-flags...
                 "$OUT/libkoc-fuzz.a" "${flags[@]}" $LIBS -o "$OUT/fuzz-$name"
 }
 
+# koc-gen-types itself (not instrumented), then the types the gen-types
+# harness parses, as koc_generate_types() makes them in the CMake build.
+build_gen_types() {
+        local g=$OUT/gen list=$SRC/third_party/k8s-openapi/types.list args=()
+        mkdir -p "$g"
+        cmake -DIN="$SRC/tools/koc-gen-types/runtime.inc" -DOUT="$g/runtime.c" \
+                -P "$SRC/tools/koc-gen-types/embed.cmake"
+        $CC -O1 -std=gnu11 -D_GNU_SOURCE "$SRC"/tools/koc-gen-types/{main,model,emit,util}.c "$g/runtime.c" \
+                $(pkg-config --cflags --libs libcjson yaml-0.1) -lm -o "$g/koc-gen-types"
+        "$g/koc-gen-types" --crd "$SRC/tests/gen/widgets-crd.yaml" --header "$g/widgets-crd-types.h" \
+                --source "$g/widgets-crd-types.c"
+        while read -r what name; do
+                case $what in root) args+=(--root "$name") ;; opaque) args+=(--opaque "$name") ;; esac
+        done <"$list"
+        "$g/koc-gen-types" --openapi "$(ls -d "$SRC"/third_party/k8s-openapi/v*/ | tail -1)schemas.json" \
+                "${args[@]}" --prefix koc_ --string-enums --header "$g/k8s.h" --source "$g/k8s.c"
+}
+
 build_target() {
         local t=$1
         local apiserver=("$SRC/apiserver/select.c" "$SRC/apiserver/patch.c" "$SRC/apiserver/util.c")
         case $t in
+        gen-types) # types generated from tests/gen/widgets-crd.yaml and the built-in schemas
+                build_gen_types
+                build "$t" "$OUT/gen/widgets-crd-types.c" "$OUT/gen/k8s.c" -- -I"$OUT/gen" ;;
         leader-fsm) build "$t" "$SRC/leader/fsm.c" "$SRC/leader/lease-record.c" ;;
         kubeconfig) build "$t" -- -Wl,--wrap=koc__exec_credential_run ;;
         apiserver | selector) build "$t" "${apiserver[@]}" ;;

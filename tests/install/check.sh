@@ -12,7 +12,9 @@ prefix=$work/prefix
 
 cmake --install "$build" --prefix "$prefix" >/dev/null
 for f in bin/koc-apiserver include/koc/koc.h include/koc/client.h lib/libkoc.so lib/libkoc.a \
-         lib/cmake/koc/kocConfig.cmake lib/pkgconfig/koc.pc; do
+         lib/cmake/koc/kocConfig.cmake lib/pkgconfig/koc.pc bin/koc-gen-types include/koc/types/k8s.h \
+         lib/libkoc-types.so lib/libkoc-types.a lib/cmake/koc/KocGenerateTypes.cmake \
+         lib/pkgconfig/koc-types.pc; do
         g=$prefix/$f
         [ -e "$g" ] || g=$(echo "$prefix"/lib*/"${f#lib/}" | cut -d' ' -f1)
         [ -e "$g" ] || { echo "install-check: missing $f"; exit 1; }
@@ -31,6 +33,8 @@ cmake --build "$work/consumer" >/dev/null
 LD_LIBRARY_PATH=$(dirname "$(find "$prefix" -name 'libkoc.so' | head -1)") "$work/consumer/consumer-shared"
 "$work/consumer/consumer-static"
 echo "install-check: find_package(koc) shared and static ok"
+LD_LIBRARY_PATH=$(dirname "$(find "$prefix" -name 'libkoc-types.so' | head -1)") "$work/consumer/consumer-types"
+echo "install-check: koc_generate_types() and koc::koc-types from the installed package ok"
 
 pcdir=$(dirname "$(find "$prefix" -name koc.pc | head -1)")
 export PKG_CONFIG_PATH=$pcdir
@@ -47,6 +51,9 @@ cc -o "$work/pc-static" "$src/tests/install/consumer/main.c" $(pkg-config --cfla
         $(pkg-config --libs koc $(pkg-config --print-requires-private koc) | sed 's/-lkoc//') -lpthread -lm
 "$work/pc-static"
 echo "install-check: pkg-config shared and static ok"
+cc -o "$work/pc-types" "$src/tests/install/consumer/types-pc.c" $(pkg-config --cflags --libs koc-types)
+LD_LIBRARY_PATH=$(pkg-config --variable=libdir koc-types) "$work/pc-types"
+echo "install-check: pkg-config koc-types ok"
 
 # The public headers are usable from C++ as well.
 if command -v g++ >/dev/null 2>&1; then
