@@ -4,12 +4,12 @@
 if(TARGET koc-example-memcached AND TARGET koc-apiserver)
   set(_mc ${PROJECT_SOURCE_DIR}/examples/memcached)
   add_test(NAME memcached-e2e COMMAND bash ${_mc}/tests/e2e.sh
-           $<TARGET_FILE:koc-example-memcached> koc ${_mc}/config/crd.yaml $<TARGET_FILE:koc-apiserver>)
+           $<TARGET_FILE:koc-example-memcached> koc ${_mc}/chart $<TARGET_FILE:koc-apiserver>)
   set_tests_properties(memcached-e2e PROPERTIES LABELS integration TIMEOUT 180
                        ENVIRONMENT "KOC_LOG_LEVEL=$ENV{KOC_TEST_LOG_LEVEL}")
   if(KOC_K8S_ENABLED)
     add_test(NAME k8s-memcached-e2e COMMAND bash ${_mc}/tests/e2e.sh
-             $<TARGET_FILE:koc-example-memcached> k8s ${_mc}/config/crd.yaml)
+             $<TARGET_FILE:koc-example-memcached> k8s ${_mc}/chart)
     set_tests_properties(k8s-memcached-e2e PROPERTIES LABELS k8s TIMEOUT 300
                          RESOURCE_LOCK k8s-apiserver
                          ENVIRONMENT "KOC_LOG_LEVEL=$ENV{KOC_TEST_LOG_LEVEL}")

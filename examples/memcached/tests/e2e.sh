@@ -5,16 +5,24 @@
 # controllers run; there is no kubelet or scheduler, so pods never become
 # ready) or on koc-apiserver.
 #
-#   e2e.sh PROGRAM k8s CRD            a control plane of its own (tests/k8s/env.sh)
-#   e2e.sh PROGRAM koc CRD APISERVER  koc-apiserver
+#   e2e.sh PROGRAM k8s CHART_DIR           a control plane of its own (tests/k8s/env.sh)
+#   e2e.sh PROGRAM koc CHART_DIR APISERVER  koc-apiserver
+#
+# On kube-apiserver the example's chart is installed with helm (its CRD from
+# crds/, the shared chart's ServiceAccount and RBAC) and the replicas run
+# outside the cluster as that ServiceAccount (a TokenRequest token), so the
+# chart's rules are shown to be enough; on koc-apiserver the CRD is created
+# from the chart's crds/ and the replicas run as the admin.
 #
 # Two replicas; the leader is killed (SIGKILL, by its PID) half-way and the
 # other one finishes the job.  Steps a server cannot serve yet are skipped
-# with the reason printed.  Needs curl, jq, python3 with PyYAML.
+# with the reason printed.  Needs curl, jq, python3 with PyYAML; helm and
+# kubectl come from tests/tools/k8s-tools.sh.
 set -euo pipefail
-prog=${1:?usage: e2e.sh PROGRAM k8s|koc CRD [KOC_APISERVER]}
-mode=${2:?usage: e2e.sh PROGRAM k8s|koc CRD [KOC_APISERVER]}
-crd=${3:?usage: e2e.sh PROGRAM k8s|koc CRD [KOC_APISERVER]}
+prog=${1:?usage: e2e.sh PROGRAM k8s|koc CHART_DIR [KOC_APISERVER]}
+mode=${2:?usage: e2e.sh PROGRAM k8s|koc CHART_DIR [KOC_APISERVER]}
+chart=$(cd "${3:?usage: e2e.sh PROGRAM k8s|koc CHART_DIR [KOC_APISERVER]}" && pwd)
+crd=$chart/crds/cache.example.com_memcacheds.yaml
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../../.." && pwd)
 work=$(mktemp -d)
@@ -29,6 +37,7 @@ cleanup() {
 trap cleanup EXIT
 fail() {
         echo "memcached-e2e: FAIL: $*" >&2
+        grep -h 'status=403' "$work"/[ab].log >&2 2>/dev/null || true
         for f in "$work"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }; done
         [ ! -f "$work/env/kube-controller-manager.log" ] ||
                 { echo "--- kube-controller-manager" >&2; grep -i 'garbage\|error' "$work/env/kube-controller-manager.log" | tail -n 30 >&2; }
@@ -49,7 +58,6 @@ if [ "$mode" = k8s ]; then
         # shellcheck disable=SC1091
         . "$work/env/env"
         server=$KOC_K8S_URL token=$KOC_K8S_ADMIN_TOKEN ca=$KOC_K8S_CA
-        kubeconfig=$work/env/admin.kubeconfig
         pids+=("$(cat "$work/env/kube-controller-manager.pid")")
 else
         apiserver=${4:?usage: e2e.sh PROGRAM koc CRD KOC_APISERVER}
@@ -73,21 +81,61 @@ dep_get() { api GET "$deps/memcached-sample"; }
 available() { mc_get | jq -r '.status.conditions[]? | select(.type == "Available") | "\(.status) \(.reason) \(.message)"'; }
 available_is() { [ "$(available)" = "$1" ]; }
 replicas_is() { [ "$(dep_get | jq -r '.spec.replicas // ""')" = "$1" ]; }
-holder() { api GET /apis/coordination.k8s.io/v1/namespaces/default/leases/koc-example-memcached | jq -r '.spec.holderIdentity // ""'; }
+holder() { api GET "/apis/coordination.k8s.io/v1/namespaces/$lease_ns/leases/$lease" | jq -r '.spec.holderIdentity // ""'; }
 holder_is_one_of() { local h; h=$(holder); [ "$h" = a ] || [ "$h" = b ]; }
 holder_is() { [ "$(holder)" = "$1" ]; }
 gone() { [ "$(api GET "$1" | jq -r '.code // 200')" = 404 ]; }
 
-# The CRD, as the chart installs it; established once its resource is served.
-python3 -c 'import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))' "$crd" >"$work/crd.json"
-code=$(api POST /apis/apiextensions.k8s.io/v1/customresourcedefinitions "@$work/crd.json" | jq -r '.code // 201')
-[ "$code" = 201 ] || fail "the CRD was refused ($code)"
 served() { [ "$(api GET "$mcs" | jq -r .kind)" = MemcachedList ]; }
-wait_for 30 "the CRD is served" served
-say "CRD memcacheds.cache.example.com established"
+lease_ns=default lease=koc-example-memcached
+if [ "$mode" = k8s ]; then
+        # The chart: its CRD, and the operator's ServiceAccount with the rules
+        # of its values (a ClusterRole) and the Lease's Role.
+        kubectl=$("$src/tests/tools/k8s-tools.sh" kubectl)
+        helm=$("$src/tests/tools/k8s-tools.sh" helm)
+        export KUBECONFIG=$work/env/admin.kubeconfig
+        export HELM_CACHE_HOME=$work/helm HELM_CONFIG_HOME=$work/helm HELM_DATA_HOME=$work/helm
+        cp -r "$chart" "$work/chart"
+        rm -rf "$work/chart/charts" "$work/chart/Chart.lock"
+        sed -i "s|file://\.\./\.\./\.\./charts/koc-example|file://$src/charts/koc-example|" "$work/chart/Chart.yaml"
+        "$helm" dependency build "$work/chart" >"$work/helm.out" 2>&1 || fail "helm dependency build: $(cat "$work/helm.out")"
+        lease_ns=memcached-system lease=demo-koc-example
+        "$kubectl" create namespace "$lease_ns" >/dev/null
+        "$helm" install demo "$work/chart" --namespace "$lease_ns" >"$work/helm.out" 2>&1 ||
+                fail "helm install: $(cat "$work/helm.out")"
+        wait_for 30 "the CRD is served" served
+        sa_token=$("$kubectl" create token demo-koc-example -n "$lease_ns" --duration=1h)
+        kubeconfig=$work/sa.kubeconfig
+        cat >"$kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: k8s
+  cluster:
+    server: $server
+    certificate-authority: $ca
+users:
+- name: sa
+  user:
+    token: $sa_token
+contexts:
+- name: sa
+  context: {cluster: k8s, user: sa, namespace: $lease_ns}
+current-context: sa
+KC
+        chmod 600 "$kubeconfig"
+        say "chart installed (CRD, ServiceAccount, ClusterRole); the replicas run as system:serviceaccount:$lease_ns:demo-koc-example"
+else
+        python3 -c 'import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))' "$crd" >"$work/crd.json"
+        code=$(api POST /apis/apiextensions.k8s.io/v1/customresourcedefinitions "@$work/crd.json" | jq -r '.code // 201')
+        [ "$code" = 201 ] || fail "the CRD was refused ($code)"
+        wait_for 30 "the CRD is served" served
+        say "CRD memcacheds.cache.example.com created from the chart's crds/"
+fi
 
 start() { # ID
-        "$prog" --kubeconfig="$kubeconfig" --identity="$1" --leader-elect-resource-namespace=default \
+        "$prog" --kubeconfig="$kubeconfig" --identity="$1" --leader-elect-resource-namespace="$lease_ns" \
+                --leader-elect-resource-name="$lease" \
                 --leader-elect-lease-duration=3s --leader-elect-renew-deadline=2s \
                 --leader-elect-retry-period=250ms --health-probe-bind-address=0 \
                 --metrics-bind-address=0 >"$work/$1.log" 2>&1 &
@@ -198,4 +246,7 @@ pid=$(cat "$work/$other.pid")
 kill -TERM "$pid"
 rc=0; wait "$pid" || rc=$?
 [ "$rc" = 0 ] || fail "$other exited with $rc after SIGTERM"
+if grep -h 'status=403\|Forbidden' "$work"/a.log "$work"/b.log; then
+        fail "a request of the operator was refused (above)"
+fi
 say "OK"
