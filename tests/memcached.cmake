@@ -15,3 +15,9 @@ if(TARGET koc-example-memcached AND TARGET koc-apiserver)
                          ENVIRONMENT "KOC_LOG_LEVEL=$ENV{KOC_TEST_LOG_LEVEL}")
   endif()
 endif()
+if(TARGET koc-example-memcached AND TARGET koc-apiserver AND VALGRIND_EXECUTABLE AND NOT KOC_SANITIZED)
+  add_test(NAME valgrind-memcached-e2e COMMAND bash ${_mc}/tests/e2e.sh
+           $<TARGET_FILE:koc-example-memcached> koc ${_mc}/chart $<TARGET_FILE:koc-apiserver>)
+  set_tests_properties(valgrind-memcached-e2e PROPERTIES LABELS valgrind TIMEOUT 600
+                       ENVIRONMENT "KOC_LOG_LEVEL=$ENV{KOC_TEST_LOG_LEVEL};KOC_E2E_VALGRIND=${VALGRIND_EXECUTABLE}")
+endif()

@@ -48,8 +48,17 @@ fail() {
 say() { echo "memcached-e2e[$mode]: $*"; }
 skip() { echo "memcached-e2e[$mode]: SKIP: $*"; }
 # COMMAND runs again on every poll (a function when it reads the server).
+# KOC_E2E_VALGRIND=/path/to/valgrind runs the replicas under memcheck (the
+# survivor's exit status says its errors and leaks) and widens every bound
+# 5 times.
+runner=() slow=1
+if [ -n "${KOC_E2E_VALGRIND:-}" ]; then
+        runner=("$KOC_E2E_VALGRIND" --quiet --error-exitcode=99 --leak-check=full
+                --errors-for-leak-kinds=definite,indirect)
+        slow=5
+fi
 wait_for() { # SECONDS DESCRIPTION COMMAND...
-        local t=$1 what=$2 t0=$SECONDS; shift 2
+        local t=$(($1 * slow)) what=$2 t0=$SECONDS; shift 2
         until "$@"; do [ $((SECONDS - t0)) -lt "$t" ] || fail "$what within $t s"; sleep 0.2; done
 }
 
@@ -134,7 +143,7 @@ else
 fi
 
 start() { # ID
-        "$prog" --kubeconfig="$kubeconfig" --identity="$1" --leader-elect-resource-namespace="$lease_ns" \
+        "${runner[@]}" "$prog" --kubeconfig="$kubeconfig" --identity="$1" --leader-elect-resource-namespace="$lease_ns" \
                 --leader-elect-resource-name="$lease" \
                 --leader-elect-lease-duration=3s --leader-elect-renew-deadline=2s \
                 --leader-elect-retry-period=250ms --health-probe-bind-address=0 \
