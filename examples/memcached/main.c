@@ -32,7 +32,6 @@
 #include <koc/koc.h>
 
 #define FINALIZER "cache.example.com/finalizer"
-#define LOG "memcached"
 #define DEFAULT_IMAGE "memcached:1.6.26-alpine"
 
 static const koc_resource memcacheds = {.group = "cache.example.com",
@@ -63,6 +62,13 @@ static double number_at(const cJSON *o, const char *a, const char *b, double dfl
  * enforce the schema may hand anything over): 0, or -EINVAL with why. */
 static int spec(const cJSON *mc, memcached_spec *ret, char *why, size_t size) {
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(mc, "spec");
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(mc, "metadata"), "name"));
+        /* The name is the value of the Deployment's instance label. */
+        if (!name || strlen(name) > 63)
+                return snprintf(why, size, "metadata.name must be at most 63 characters (a label "
+                                           "value of the Deployment)"),
+                       -EINVAL;
         const cJSON *n = cJSON_GetObjectItemCaseSensitive(s, "size");
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(s, "containerPort");
         if (!cJSON_IsNumber(n) || n->valuedouble != (int)n->valuedouble || n->valueint < 1 ||
@@ -235,9 +241,10 @@ static int write_status(koc_reconcile_context *ctx, cJSON **mc) {
  * error (retried with backoff; terminal when it cannot succeed as is). */
 static koc_result fail(koc_reconcile_context *ctx, cJSON **mc, const char *reason,
                        const char *msg, int error, bool terminal) {
+        /* The controller logs the failed reconcile (rate-limited), with
+         * the failed call's answer; the condition tells the object's owner. */
         if (koc_object_set_condition(*mc, "Available", "False", reason, msg) > 0)
                 write_status(ctx, mc);
-        koc_log_warn(LOG, "memcached=%s: %s", koc_reconcile_get_key(ctx), msg);
         return terminal ? koc_result_terminal(error) : koc_result_error(error);
 }
 
@@ -246,7 +253,10 @@ static koc_result fail(koc_reconcile_context *ctx, cJSON **mc, const char *reaso
 static koc_result ensure_deployment(koc_reconcile_context *ctx, cJSON **mc,
                                     const memcached_spec *s, cJSON **ret) {
         const char *ns = koc_reconcile_get_namespace(ctx), *name = koc_reconcile_get_name(ctx);
-        const char *uid = koc_object_get_uid(koc_reconcile_get_cached(ctx));
+        const char *uid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(*mc, "metadata"), "uid"));
+        if (!uid || !*uid)
+                return koc_result_terminal(-EINVAL);
         _koc_cleanup_(koc_object_unrefp) koc_object *cached = NULL;
         _koc_cleanup_(koc_response_freep) koc_response *resp = NULL;
         char msg[512];
@@ -291,7 +301,7 @@ static koc_result ensure_deployment(koc_reconcile_context *ctx, cJSON **mc,
 static koc_result apply(koc_reconcile_context *ctx, const cJSON *obj, void *userdata) {
         cJSON *mc = cJSON_Duplicate(obj, true), *d = NULL;
         memcached_spec s = {0};
-        char why[128];
+        char why[160];
         koc_result res = koc_result_done();
         if (!cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
                     cJSON_GetObjectItemCaseSensitive(mc, "status"), "conditions"))) {

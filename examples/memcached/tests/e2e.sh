@@ -230,6 +230,30 @@ else
         say "the operator itself refused spec.size 9 (Available False InvalidSpec), the Deployment kept 2; size 2 taken again"
 fi
 
+# Hostile input: a Deployment of that name made by someone else is left
+# alone; a name too long for the Deployment's label is refused up front.
+api POST "$deps" '{"metadata":{"name":"taken"},"spec":{"replicas":4,"selector":{"matchLabels":{"app":"taken"}},"template":{"metadata":{"labels":{"app":"taken"}},"spec":{"containers":[{"name":"c","image":"busybox"}]}}}}' >/dev/null
+taken_rv=$(api GET "$deps/taken" | jq -r .metadata.resourceVersion)
+api POST "$mcs" '{"apiVersion":"cache.example.com/v1alpha1","kind":"Memcached","metadata":{"name":"taken"},"spec":{"size":1}}' >/dev/null
+taken_refused() { [ "$(api GET "$mcs/taken" | jq -r '.status.conditions[]? | select(.type == "Available") | .reason')" = DeploymentNotOwned ]; }
+wait_for 20 "Available False DeploymentNotOwned on Memcached taken" taken_refused
+[ "$(api GET "$deps/taken" | jq -r '"\(.spec.replicas) \(.metadata.ownerReferences // [] | length)"')" = "4 0" ] ||
+        fail "the Deployment taken, made by someone else, was changed"
+if [ "$mode" = koc ]; then
+        [ "$(api GET "$deps/taken" | jq -r .metadata.resourceVersion)" = "$taken_rv" ] || fail "the Deployment taken was written"
+fi
+long=$(printf 'm%.0s' $(seq 1 70))
+api POST "$mcs" "{\"apiVersion\":\"cache.example.com/v1alpha1\",\"kind\":\"Memcached\",\"metadata\":{\"name\":\"$long\"},\"spec\":{\"size\":1}}" >/dev/null
+long_refused() { [ "$(api GET "$mcs/$long" | jq -r '.status.conditions[]? | select(.type == "Available") | .reason')" = InvalidSpec ]; }
+wait_for 20 "Available False InvalidSpec for a 70-character name" long_refused
+gone "$deps/$long" || fail "a Deployment was made for a name too long for its label"
+api DELETE "$mcs/taken" >/dev/null
+api DELETE "$mcs/$long" >/dev/null
+wait_for 20 "the Memcached taken went" gone "$mcs/taken"
+wait_for 20 "the Memcached with the long name went" gone "$mcs/$long"
+[ "$(api GET "$deps/taken" | jq -r .spec.replicas)" = 4 ] || fail "the Deployment taken went with the Memcached of its name"
+say "a Deployment made by someone else is left alone (DeploymentNotOwned); a 70-character name is refused (InvalidSpec)"
+
 # Delete: Warning Event "Deleting", finalizer removed, Deployment collected.
 api DELETE "$mcs/memcached-sample" >/dev/null
 wait_for 20 "the Memcached went (finalizer removed)" gone "$mcs/memcached-sample"
