@@ -53,24 +53,27 @@ typedef struct memcached_spec {
         int container_port;
 } memcached_spec;
 
+static cJSON *at(const cJSON *o, const char *key) {
+        return cJSON_GetObjectItemCaseSensitive(o, key);
+}
+
 static double number_at(const cJSON *o, const char *a, const char *b, double dflt) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, a), b);
+        const cJSON *v = at(at(o, a), b);
         return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
 /* The spec, checked as the CRD's schema says (an API server that does not
  * enforce the schema may hand anything over): 0, or -EINVAL with why. */
 static int spec(const cJSON *mc, memcached_spec *ret, char *why, size_t size) {
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(mc, "spec");
-        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-                cJSON_GetObjectItemCaseSensitive(mc, "metadata"), "name"));
+        const cJSON *s = at(mc, "spec");
+        const char *name = cJSON_GetStringValue(at(at(mc, "metadata"), "name"));
         /* The name is the value of the Deployment's instance label. */
         if (!name || strlen(name) > 63)
                 return snprintf(why, size, "metadata.name must be at most 63 characters (a label "
                                            "value of the Deployment)"),
                        -EINVAL;
-        const cJSON *n = cJSON_GetObjectItemCaseSensitive(s, "size");
-        const cJSON *p = cJSON_GetObjectItemCaseSensitive(s, "containerPort");
+        const cJSON *n = at(s, "size");
+        const cJSON *p = at(s, "containerPort");
         if (!cJSON_IsNumber(n) || n->valuedouble != (int)n->valuedouble || n->valueint < 1 ||
             n->valueint > 5)
                 return snprintf(why, size, "spec.size must be an integer from 1 to 5"), -EINVAL;
@@ -135,19 +138,16 @@ static cJSON *desired_deployment(const cJSON *mc, const memcached_spec *s, const
 }
 
 static const cJSON *first_container(const cJSON *d) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(
-                cJSON_GetObjectItemCaseSensitive(d, "spec"), "template");
-        return cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(
-                                          cJSON_GetObjectItemCaseSensitive(t, "spec"), "containers"),
-                                  0);
+        const cJSON *t = at(at(d, "spec"), "template");
+        return cJSON_GetArrayItem(at(at(t, "spec"), "containers"), 0);
 }
 
 /* Whether the Deployment as cached differs from what the Memcached asks for
  * in a field this operator sets. */
 static bool deployment_drifted(const cJSON *cur, const memcached_spec *s) {
         const cJSON *c = first_container(cur);
-        const char *img = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "image"));
-        const cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(c, "ports"), 0);
+        const char *img = cJSON_GetStringValue(at(c, "image"));
+        const cJSON *p = cJSON_GetArrayItem(at(c, "ports"), 0);
         return number_at(cur, "spec", "replicas", -1) != s->size || !img ||
                strcmp(img, image) != 0 ||
                number_at(p, "containerPort", NULL, -1) != s->container_port;
@@ -156,15 +156,12 @@ static bool deployment_drifted(const cJSON *cur, const memcached_spec *s) {
 /* The index of the Deployment's controller ownerReference when it names
  * this Memcached, -1 otherwise. */
 static int controlled_by(const cJSON *d, const char *uid) {
-        const cJSON *refs = cJSON_GetObjectItemCaseSensitive(
-                cJSON_GetObjectItemCaseSensitive(d, "metadata"), "ownerReferences");
+        const cJSON *refs = at(at(d, "metadata"), "ownerReferences");
         const cJSON *r;
         int i = 0;
         cJSON_ArrayForEach(r, refs) {
-                if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "controller")))
-                        return strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "uid"))
-                                              ?: "",
-                                      uid) == 0
+                if (cJSON_IsTrue(at(r, "controller")))
+                        return strcmp(cJSON_GetStringValue(at(r, "uid")) ?: "", uid) == 0
                                        ? i
                                        : -1;
                 i++;
@@ -189,16 +186,10 @@ static cJSON *drift_patch(const cJSON *cur, const cJSON *want, const char *uid) 
         cJSON *p = cJSON_CreateArray();
         snprintf(path, sizeof path, "/metadata/ownerReferences/%d/uid", controlled_by(cur, uid));
         add_op(p, "test", path, cJSON_CreateString(uid));
-        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(want, "spec");
-        add_op(p, "replace", "/spec/replicas",
-               cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(spec, "replicas"), true));
-        add_op(p, "replace", "/spec/template/spec/containers",
-               cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(
-                                       cJSON_GetObjectItemCaseSensitive(
-                                               cJSON_GetObjectItemCaseSensitive(spec, "template"),
-                                               "spec"),
-                                       "containers"),
-                               true));
+        const cJSON *spec = at(want, "spec");
+        const cJSON *containers = at(at(at(spec, "template"), "spec"), "containers");
+        add_op(p, "replace", "/spec/replicas", cJSON_Duplicate(at(spec, "replicas"), true));
+        add_op(p, "replace", "/spec/template/spec/containers", cJSON_Duplicate(containers, true));
         return p;
 }
 
@@ -209,17 +200,16 @@ static int availability(cJSON *mc, const cJSON *d, const memcached_spec *s) {
         int seen = (int)number_at(d, "status", "observedGeneration", 0);
         int avail = (int)number_at(d, "status", "availableReplicas", 0);
         int present = (int)number_at(d, "status", "replicas", 0);
-        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-                cJSON_GetObjectItemCaseSensitive(d, "metadata"), "name"));
+        const char *name = cJSON_GetStringValue(at(at(d, "metadata"), "name"));
         char msg[512];
         if (seen >= gen && avail >= s->size) {
                 snprintf(msg, sizeof msg, "Deployment %.253s has %d of %d replicas available",
                          name ?: "", avail, s->size);
                 return koc_object_set_condition(mc, "Available", "True", "ReplicasAvailable", msg);
         }
-        snprintf(msg, sizeof msg, "Deployment %.253s has %d of %d replicas available (%d present%s)",
-                 name ?: "", avail, s->size, present,
-                 seen < gen ? ", rollout not yet observed" : "");
+        snprintf(msg, sizeof msg,
+                 "Deployment %.253s has %d of %d replicas available (%d present%s)", name ?: "",
+                 avail, s->size, present, seen < gen ? ", rollout not yet observed" : "");
         return koc_object_set_condition(mc, "Available", "False", "ReplicasUnavailable", msg);
 }
 
@@ -253,8 +243,7 @@ static koc_result fail(koc_reconcile_context *ctx, cJSON **mc, const char *reaso
 static koc_result ensure_deployment(koc_reconcile_context *ctx, cJSON **mc,
                                     const memcached_spec *s, cJSON **ret) {
         const char *ns = koc_reconcile_get_namespace(ctx), *name = koc_reconcile_get_name(ctx);
-        const char *uid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-                cJSON_GetObjectItemCaseSensitive(*mc, "metadata"), "uid"));
+        const char *uid = cJSON_GetStringValue(at(at(*mc, "metadata"), "uid"));
         if (!uid || !*uid)
                 return koc_result_terminal(-EINVAL);
         _koc_cleanup_(koc_object_unrefp) koc_object *cached = NULL;
@@ -291,8 +280,8 @@ static koc_result ensure_deployment(koc_reconcile_context *ctx, cJSON **mc,
         if (r < 0 || resp->error < 0 || resp->status >= 300) {
                 snprintf(msg, sizeof msg, "Failed to %s Deployment %.253s: %.200s",
                          cached ? "update" : "create", name, r < 0 ? strerror(-r) : resp->message);
-                return fail(ctx, mc, "Reconciling", msg, r < 0 ? r : koc_response_errno(resp),
-                            false);
+                return fail(ctx, mc, cached ? "Resizing" : "Reconciling", msg,
+                            r < 0 ? r : koc_response_errno(resp), false);
         }
         *ret = cJSON_Duplicate(resp->body, true);
         return koc_result_done();
@@ -303,8 +292,7 @@ static koc_result apply(koc_reconcile_context *ctx, const cJSON *obj, void *user
         memcached_spec s = {0};
         char why[160];
         koc_result res = koc_result_done();
-        if (!cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
-                    cJSON_GetObjectItemCaseSensitive(mc, "status"), "conditions"))) {
+        if (!cJSON_GetArraySize(at(at(mc, "status"), "conditions"))) {
                 koc_object_set_condition(mc, "Available", "Unknown", "Reconciling",
                                          "Starting reconciliation");
                 int r = write_status(ctx, &mc);
@@ -327,7 +315,8 @@ static koc_result apply(koc_reconcile_context *ctx, const cJSON *obj, void *user
 
 static koc_result cleanup(koc_reconcile_context *ctx, const cJSON *mc, void *userdata) {
         char msg[600];
-        snprintf(msg, sizeof msg, "Custom Resource %.253s is being deleted from the namespace %.63s",
+        snprintf(msg, sizeof msg,
+                 "Custom Resource %.253s is being deleted from the namespace %.63s",
                  koc_reconcile_get_name(ctx), koc_reconcile_get_namespace(ctx));
         koc_reconcile_record_event(ctx, mc, "Warning", "Deleting", msg);
         return koc_result_done();
@@ -355,7 +344,8 @@ static int take_image_flag(int *argc, char *argv[]) {
                 else if (i + 1 < *argc)
                         image = argv[++i];
                 else
-                        return fprintf(stderr, "flag --image needs a value (see --help)\n"), -EINVAL;
+                        return fprintf(stderr, "flag --image needs a value (see --help)\n"),
+                               -EINVAL;
         }
         argv[out] = NULL;
         *argc = out;
