@@ -14,7 +14,8 @@
 #                     KOC_K8S_CA, KOC_K8S_VERSION
 #   ca.crt, *.log     the CA of the serving certificate, the servers' logs
 # Ports are picked free (never fixed).  KOC_K8S_CONTROLLER_MANAGER=1 also starts
-# kube-controller-manager (garbage collection, namespace deletion, tokens).
+# kube-controller-manager (garbage collection, namespace deletion, tokens, the
+# Deployment and ReplicaSet controllers: no kubelet, so pods never run).
 # KOC_K8S_USERS="a b c" adds users a, b, c (group system:masters, so one
 # replica each can be told apart) with kubeconfigs a.kubeconfig ...;
 # DIR/audit.log always holds the requests of namespace koc-rbac-derived's
@@ -213,7 +214,7 @@ ENV
                 setsid "$bin/kube-controller-manager" --kubeconfig "$dir/admin.kubeconfig" \
                         --service-account-private-key-file "$dir/sa.key" --root-ca-file "$dir/ca.crt" \
                         --use-service-account-credentials=false --leader-elect=false \
-                        --controllers 'garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller' \
+                        --controllers 'garbage-collector-controller,namespace-controller,deployment-controller,replicaset-controller,serviceaccount-controller,serviceaccount-token-controller' \
                         --bind-address 127.0.0.1 --secure-port 0 \
                         >"$dir/kube-controller-manager.log" 2>&1 </dev/null &
                 echo $! >"$dir/kube-controller-manager.pid"

@@ -48,7 +48,7 @@ grep -q 'koc_manager_run' "$tmp/my-op2/main.c" && ok "main.c runs the manager" |
 grep -q 'koc_controller_new(m, &o' "$tmp/my-op2/main.c" && ok "main.c registers a controller" || bad "no controller in main.c"
 grep -q 'koc_reconcile_finalizer(ctx, FINALIZER' "$tmp/my-op2/main.c" && ok "the reconciler uses a finalizer" || bad "no finalizer"
 grep -q '#define FINALIZER "my-op2/mirror"' "$tmp/my-op2/main.c" && ok "finalizer named after the project" || bad "finalizer name"
-grep -q 'add_test(NAME my-op2-e2e' "$tmp/my-op2/CMakeLists.txt" && ok "CMakeLists registers the e2e test" || bad "no e2e test"
+grep -q 'koc_add_envtest(NAME my-op2-e2e' "$tmp/my-op2/CMakeLists.txt" && ok "CMakeLists registers the e2e test" || bad "no e2e test"
 grep -q '"configmaps"' "$tmp/my-op2/charts/my-op2/values.yaml" && ok "chart's rbac.rules cover the controller's ConfigMaps" || bad "no ConfigMap rules in the chart"
 grep -q 'ctest --test-dir build' "$tmp/my-op2/README.md" && ok "README has the test command" || bad "README: no test command"
 grep -q 'leader_election_id = "my-op2"' "$tmp/my-op2/main.c" && ok "lease named after the project" || bad "lease name"

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# End-to-end test of __NAME__ against koc-apiserver (an in-memory Kubernetes
-# API server that comes with koc): two replicas, one leads; a ConfigMap
+# End-to-end test of __NAME__: two replicas, one leads; a ConfigMap
 # labelled __NAME__/mirror=true gets its copy <name>-mirror, a change of the
 # source reaches the copy, a deleted copy is restored; the leader hands over
 # on SIGTERM and the successor's finalizer deletes the copy with the source;
 # a <name>-mirror the operator did not make is never written; both replicas
 # exit 0.  Needs curl, jq and ss (iproute2).
 #
-#   tests/e2e.sh PROGRAM KOC_APISERVER
+#   koc-envtest run tests/e2e.sh PROGRAM    on the control plane koc-envtest started
+#                                           (kube-apiserver, or koc-apiserver where
+#                                           Go is missing): what ctest runs
+#   tests/e2e.sh PROGRAM KOC_APISERVER      on a koc-apiserver of its own
 set -euo pipefail
-prog=${1:?usage: e2e.sh PROGRAM KOC_APISERVER}
-apiserver=${2:?usage: e2e.sh PROGRAM KOC_APISERVER}
+prog=${1:?usage: e2e.sh PROGRAM [KOC_APISERVER]}
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -27,13 +28,25 @@ wait_for() { # SECONDS DESCRIPTION COMMAND...
         until "$@"; do [ $((SECONDS - t0)) -lt "$t" ] || fail "$what within $t s"; sleep 0.1; done
 }
 
-"$apiserver" --listen 127.0.0.1:0 --token e2e-token --kubeconfig-out "$work/kubeconfig" >"$work/apiserver.log" 2>&1 &
-pids+=($!)
-wait_for 15 "koc-apiserver wrote its kubeconfig" grep -q 'server:' "$work/kubeconfig"
-server=$(sed -n 's/^ *server: *//p' "$work/kubeconfig" | head -n1)
-sed -n 's/^ *certificate-authority-data: *//p' "$work/kubeconfig" | head -n1 | base64 -d >"$work/ca.crt"
+if [ -n "${KOC_ENVTEST_DIR:-}" ]; then
+        # shellcheck disable=SC1091
+        . "$KOC_ENVTEST_DIR/env"
+        server=$KOC_K8S_URL token=$KOC_K8S_ADMIN_TOKEN
+        cp "$KOC_K8S_CA" "$work/ca.crt"
+        cp "$KOC_ENVTEST_DIR/admin.kubeconfig" "$work/kubeconfig"
+        echo "e2e: on ${KOC_ENVTEST_SERVER:-the koc-envtest control plane} at $server"
+else
+        apiserver=${2:?usage: e2e.sh PROGRAM KOC_APISERVER (or through koc-envtest run)}
+        token=e2e-token
+        "$apiserver" --listen 127.0.0.1:0 --token "$token" --kubeconfig-out "$work/kubeconfig" >"$work/apiserver.log" 2>&1 &
+        pids+=($!)
+        wait_for 15 "koc-apiserver wrote its kubeconfig" grep -qs 'server:' "$work/kubeconfig"
+        server=$(sed -n 's/^ *server: *//p' "$work/kubeconfig" | head -n1)
+        sed -n 's/^ *certificate-authority-data: *//p' "$work/kubeconfig" | head -n1 | base64 -d >"$work/ca.crt"
+fi
+chmod 600 "$work/kubeconfig"
 api() { # METHOD PATH [BODY [CONTENT-TYPE]]
-        curl -s --cacert "$work/ca.crt" -H "Authorization: Bearer e2e-token" -X "$1" \
+        curl -s --cacert "$work/ca.crt" -H "Authorization: Bearer $token" -X "$1" \
                 ${3:+-H "Content-Type: ${4:-application/json}" --data "$3"} "$server$2"
 }
 cm=/api/v1/namespaces/default/configmaps
