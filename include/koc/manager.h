@@ -166,6 +166,12 @@ typedef struct koc_manager_config {
                         uint64_t d;
                 } def;
         } program_flags[KOC_MANAGER_MAX_PROGRAM_FLAGS];
+        /* --print-rbac-values-under (default none): with --print-rbac, the
+         * values nested under this key, for a chart that has
+         * charts/koc-example as a dependency of that name (examples/memcached's
+         * chart: "koc-example"), so that its rbac-values.yaml is what the
+         * program prints.  Not checked beyond being printed as is. */
+        const char *print_rbac_values_under;
 } koc_manager_config;
 
 /* Every function that takes a koc_manager_config is called through a macro

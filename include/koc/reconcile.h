@@ -117,6 +117,12 @@ KOC_EXPORT int koc_reconcile_apply_op_sized(koc_reconcile_context *ctx, size_t r
 
 #define KOC_OWNER_CONTROLLER (1u << 0)        /* controller: true (one per object) */
 #define KOC_OWNER_NO_BLOCK_DELETION (1u << 1) /* blockOwnerDeletion false (default true) */
+/* Adopt nothing: an object that exists (it has metadata.uid) and is not
+ * already controlled by owner is -EADDRINUSE, unchanged; so an owned object's
+ * name taken by someone else's object is refused instead of taken over (what
+ * a create-or-patch mutate wants: a fresh object has no uid).  With
+ * KOC_OWNER_CONTROLLER. */
+#define KOC_OWNER_NO_ADOPT (1u << 2)
 
 /* Adds (or updates in place) an ownerReference to owner on object:
  * apiVersion, kind, name and uid from owner, blockOwnerDeletion true unless

@@ -9,7 +9,8 @@
 #   e2e.sh PROGRAM koc CHART_DIR APISERVER  koc-apiserver
 #
 # On kube-apiserver the example's chart is installed with helm (its CRD from
-# crds/, the shared chart's ServiceAccount and RBAC) and the replicas run
+# crds/, the shared chart's ServiceAccount and the RBAC rules the program
+# printed, ../rbac-values.yaml) and the replicas run
 # outside the cluster as that ServiceAccount (a TokenRequest token), so the
 # chart's rules are shown to be enough; on koc-apiserver the CRD is created
 # from the chart's crds/ and the replicas run as the admin.
@@ -110,7 +111,7 @@ if [ "$mode" = k8s ]; then
         "$helm" dependency build "$work/chart" >"$work/helm.out" 2>&1 || fail "helm dependency build: $(cat "$work/helm.out")"
         lease_ns=memcached-system lease=demo-koc-example
         "$kubectl" create namespace "$lease_ns" >/dev/null
-        "$helm" install demo "$work/chart" --namespace "$lease_ns" >"$work/helm.out" 2>&1 ||
+        "$helm" install demo "$work/chart" --namespace "$lease_ns" -f "$chart/../rbac-values.yaml" >"$work/helm.out" 2>&1 ||
                 fail "helm install: $(cat "$work/helm.out")"
         wait_for 30 "the CRD is served" served
         sa_token=$("$kubectl" create token demo-koc-example -n "$lease_ns" --duration=1h)
@@ -222,7 +223,7 @@ else
         skip "spec.size 9: koc-apiserver does not validate custom resources against their schema yet"
         api PATCH "$mcs/memcached-sample" '{"spec":{"size":9}}' application/merge-patch+json >/dev/null
         wait_for 20 "the operator refused spec.size 9" \
-                available_is "False InvalidSpec spec.size must be an integer from 1 to 5"
+                available_is "False InvalidSpec spec.size: must be <= 5, got 9"
         replicas_is 2 || fail "the Deployment changed for an invalid spec"
         api PATCH "$mcs/memcached-sample" '{"spec":{"size":2}}' application/merge-patch+json >/dev/null
         wait_for 20 "the operator took spec.size 2 again" \
@@ -257,9 +258,9 @@ say "a Deployment made by someone else is left alone (DeploymentNotOwned); a 70-
 # Delete: Warning Event "Deleting", finalizer removed, Deployment collected.
 api DELETE "$mcs/memcached-sample" >/dev/null
 wait_for 20 "the Memcached went (finalizer removed)" gone "$mcs/memcached-sample"
-deleting_event() {
-        api GET /api/v1/namespaces/default/events | jq -e --arg uid "$uid" \
-                '.items | map(select(.type == "Warning" and .reason == "Deleting" and .involvedObject.uid == $uid)) | length >= 1' >/dev/null
+deleting_event() { # events.k8s.io/v1, as the operator records them
+        api GET /apis/events.k8s.io/v1/namespaces/default/events | jq -e --arg uid "$uid" \
+                '.items | map(select(.type == "Warning" and .reason == "Deleting" and .regarding.uid == $uid)) | length >= 1' >/dev/null
 }
 wait_for 10 "a Warning Event Deleting about the Memcached" deleting_event
 say "deleted: Warning Event Deleting recorded, finalizer removed"
