@@ -43,16 +43,16 @@ static const char *image; /* --image */
 
 /* The Deployment as this Memcached asks for it: the mutate of create-or-patch,
  * given the current Deployment (from the cache) or a fresh one. */
+typedef struct want { const cJSON *mc; const memcached *m; char *name; koc_error *err; } want;
 static int deployment(cJSON *d, void *userdata) {
-        const cJSON *mc = ((void **)userdata)[0];
-        const memcached *m = ((void **)userdata)[1];
-        char *name = ((void **)userdata)[2];
+        const want *w = userdata;
+        const memcached_spec *s = &w->m->spec;
         koc_string_entry labels[] = {{"app.kubernetes.io/name", "memcached"},
-                                     {"app.kubernetes.io/instance", name},
+                                     {"app.kubernetes.io/instance", w->name},
                                      {"app.kubernetes.io/managed-by", "koc-example-memcached"}};
         koc_core_v1_container_port port = {
                 .name = "memcached", .has_container_port = true,
-                .container_port = m->spec.has_container_port ? m->spec.container_port : 11211};
+                .container_port = s->has_container_port ? s->container_port : 11211};
         koc_core_v1_container c = {
                 .name = "memcached", .image = (char *)image, .image_pull_policy = "IfNotPresent",
                 .command = (char *[]){"memcached", "--memory-limit=64", "-o", "modern", "-v"},
@@ -61,9 +61,9 @@ static int deployment(cJSON *d, void *userdata) {
                                      .run_as_user = 1001, .has_run_as_user = true,
                                      .has_allow_privilege_escalation = true,
                                      .capabilities = {.drop = (char *[]){"ALL"}, .drop_len = 1}}};
-        koc_apps_v1_deployment want = {
+        koc_apps_v1_deployment dep = {
                 .metadata = {.labels = labels, .labels_len = 3},
-                .spec = {.replicas = m->spec.size, .has_replicas = true,
+                .spec = {.replicas = s->size, .has_replicas = true,
                          .selector = {.match_labels = labels, .match_labels_len = 3},
                          .template_ = {.metadata = {.labels = labels, .labels_len = 3},
                                        .spec = {.security_context = {
@@ -71,20 +71,11 @@ static int deployment(cJSON *d, void *userdata) {
                                                         .has_run_as_non_root = true,
                                                         .seccomp_profile = {.type = "RuntimeDefault"}},
                                                 .containers = &c, .containers_len = 1}}}};
-        cJSON *j = koc_apps_v1_deployment_to_json(&want);
-        int r = koc_object_set_owner_reference(d, mc, KOC_OWNER_CONTROLLER | KOC_OWNER_NO_ADOPT, NULL);
+        cJSON *j = koc_apps_v1_deployment_to_json(&dep);
+        int r = koc_object_set_owner_reference(d, w->mc, KOC_OWNER_CONTROLLER | KOC_OWNER_NO_ADOPT,
+                                               w->err);
         r = r < 0 ? r : j ? koc_mutate_merge(d, j) : -ENOMEM;
         cJSON_Delete(j);
-        return r;
-}
-
-/* Sets a condition on a copy of mc and patches the status with the difference. */
-static int condition(koc_reconcile_context *ctx, const cJSON *mc, const char *type,
-                     const char *status, const char *reason, const char *msg) {
-        cJSON *changed = cJSON_Duplicate(mc, true);
-        int r = changed ? koc_object_set_condition(changed, type, status, reason, msg) : -ENOMEM;
-        r = r > 0 ? koc_reconcile_patch_status(ctx, NULL, mc, changed, 0) : r;
-        cJSON_Delete(changed);
         return r;
 }
 
@@ -105,54 +96,63 @@ static koc_result apply(koc_reconcile_context *ctx, const cJSON *mc, void *userd
         const char *name = koc_reconcile_get_name(ctx), *ns = koc_reconcile_get_namespace(ctx);
         _koc_cleanup_(memcached_free) memcached m = {0};
         _koc_cleanup_(koc_apps_v1_deployment_free) koc_apps_v1_deployment d = {0};
-        char msg[1024] = "metadata.name: at most 63 characters (a label value of the Deployment)";
+        char why[256] = "metadata.name: at most 63 characters (a label value of the Deployment)";
         koc_error err = {0};
         if (!koc_object_find_condition(mc, "Available"))
-                condition(ctx, mc, "Available", "Unknown", "Reconciling", "Starting reconciliation");
-        if (strlen(name) > 63 || memcached_parse(mc, &m, msg, sizeof msg) < 0 ||
-            memcached_validate(&m, msg, sizeof msg) < 0)
-                return condition(ctx, mc, "Available", "False", "InvalidSpec", msg),
+                koc_reconcile_set_condition(ctx, mc, "Available", "Unknown", "Reconciling",
+                                            "Starting reconciliation");
+        if (strlen(name) > 63 || memcached_parse(mc, &m, why, sizeof why) < 0 ||
+            memcached_validate(&m, why, sizeof why) < 0)
+                return koc_reconcile_set_condition(ctx, mc, "Available", "False", "InvalidSpec",
+                                                   "%s", why),
                        koc_result_terminal(-EINVAL);
-        koc_op_result op = KOC_OP_UNCHANGED;
         int r = koc_reconcile_create_or_patch(ctx, &deployments, ns, name, deployment,
-                                              (void *[]){(void *)mc, &m, (void *)name}, &op);
+                                              &(want){mc, &m, (char *)name, &err}, NULL);
         if (r < 0) {
-                koc_reconcile_get_last_error(ctx, &err);
-                snprintf(msg, sizeof msg, "Deployment %s: %s", name, err.message);
                 const char *reason = r == -EADDRINUSE ? "DeploymentNotOwned" : "Resizing";
-                koc_reconcile_record_event_action(ctx, mc, "Warning", reason, "Reconcile", msg);
-                return condition(ctx, mc, "Available", "False", reason, msg), koc_result_error(r);
+                if (r != -EADDRINUSE) /* else err says who controls it */
+                        koc_reconcile_get_last_error(ctx, &err);
+                koc_reconcile_record_event_action(ctx, mc, "Warning", reason, "Reconcile",
+                                                  err.message);
+                return koc_reconcile_set_condition(ctx, mc, "Available", "False", reason,
+                                                   "Deployment %s: %s", name, err.message),
+                       koc_result_error(r);
         }
         if ((r = cached_deployment(ctx, ns, name, &d)) < 0)
                 return koc_result_error(r);
         int avail = d.status.available_replicas, size = m.spec.size;
         bool seen = d.status.observed_generation >= d.metadata.generation;
         if (seen && avail >= size)
-                snprintf(msg, sizeof msg, "Deployment %s has %d of %d replicas available", name,
-                         avail, size);
+                r = koc_reconcile_set_condition(ctx, mc, "Available", "True", "ReplicasAvailable",
+                                                "Deployment %s has %d of %d replicas available",
+                                                name, avail, size);
         else
-                snprintf(msg, sizeof msg, "Deployment %s has %d of %d replicas available (%d present%s)",
-                         name, avail, size, d.status.replicas, seen ? "" : ", rollout not yet observed");
-        r = condition(ctx, mc, "Available", seen && avail >= size ? "True" : "False",
-                      seen && avail >= size ? "ReplicasAvailable" : "ReplicasUnavailable", msg);
+                r = koc_reconcile_set_condition(
+                        ctx, mc, "Available", "False", "ReplicasUnavailable",
+                        "Deployment %s has %d of %d replicas available (%d present%s)", name, avail,
+                        size, d.status.replicas, seen ? "" : ", rollout not yet observed");
         return r < 0 ? koc_result_error(r) : koc_result_done();
 }
 
 /* As the Go sample: Degraded Unknown, the Event, Degraded True; then
- * koc_reconcile_finalizer removes the finalizer. */
+ * koc_reconcile_finalizer removes the finalizer (on the current resourceVersion). */
 static koc_result cleanup(koc_reconcile_context *ctx, const cJSON *mc, void *userdata) {
         const char *name = koc_reconcile_get_name(ctx);
-        char msg[1024];
-        snprintf(msg, sizeof msg, "Performing finalizer operations for the custom resource: %s", name);
-        int r = condition(ctx, mc, "Degraded", "Unknown", "Finalizing", msg);
-        snprintf(msg, sizeof msg, "Custom Resource %s is being deleted from the namespace %s", name,
-                 koc_reconcile_get_namespace(ctx));
+        char msg[600];
+        int r = koc_reconcile_set_condition(
+                ctx, mc, "Degraded", "Unknown", "Finalizing",
+                "Performing finalizer operations for the custom resource: %s", name);
+        snprintf(msg, sizeof msg, "Custom Resource %s is being deleted from the namespace %s",
+                 name, koc_reconcile_get_namespace(ctx));
         koc_reconcile_record_event(ctx, mc, "Warning", "Deleting", msg);
-        snprintf(msg, sizeof msg,
-                 "Finalizer operations for custom resource %s name were successfully accomplished", name);
-        r = r < 0 ? r : condition(ctx, mc, "Degraded", "True", "Finalizing", msg);
+        r = r < 0 ? r
+                  : koc_reconcile_set_condition(ctx, mc, "Degraded", "True", "Finalizing",
+                                                "Finalizer operations for custom resource %s "
+                                                "name were successfully accomplished",
+                                                name);
         return r < 0 ? koc_result_error(r) : koc_result_done();
 }
+
 static koc_result reconcile(koc_reconcile_context *ctx, void *userdata) {
         return koc_reconcile_finalizer(ctx, FINALIZER, apply, cleanup, NULL);
 }

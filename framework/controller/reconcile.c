@@ -5,6 +5,7 @@
  * client (writer.c), whose answers reach the manager's cache.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -424,6 +425,26 @@ KOC_EXPORT int koc_reconcile_patch_status_sized(koc_reconcile_context *ctx, size
         int r = send_merge(ctx, res, res->namespaced ? meta_str(original, "namespace") : NULL, name,
                            "status", patch);
         return r < 0 ? r : 1;
+}
+
+KOC_EXPORT int koc_reconcile_set_condition(koc_reconcile_context *ctx, const cJSON *object,
+                                           const char *type, const char *status,
+                                           const char *reason, const char *fmt, ...) {
+        char msg[1024];
+        va_list ap;
+
+        if (!ctx || !cJSON_IsObject(object) || !fmt)
+                return -EINVAL;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        _json_ cJSON *changed = cJSON_Duplicate(object, true);
+        if (!changed)
+                return -ENOMEM;
+        int r = koc_object_set_condition(changed, type, status, reason, msg);
+        if (r <= 0)
+                return r;
+        return koc_reconcile_patch_status(ctx, NULL, object, changed, 0);
 }
 
 KOC_EXPORT int koc_reconcile_apply_status_sized(koc_reconcile_context *ctx, size_t res_size,

@@ -190,6 +190,21 @@ KOC_EXPORT int koc_reconcile_apply_status_sized(koc_reconcile_context *ctx, size
  * already so or the object has no generation, -EINVAL for a non-object. */
 KOC_EXPORT int koc_object_set_observed_generation(cJSON *object);
 
+/* meta.SetStatusCondition and Status().Patch in one call: sets the condition
+ * (koc_object_set_condition: lastTransitionTime only on a change of status,
+ * observedGeneration from metadata.generation) on a copy of object, the
+ * controller's primary as the reconcile read it, and when anything changed
+ * sends the difference as a merge patch of the status subresource
+ * (koc_reconcile_patch_status without lock).  The message is printf-style,
+ * cut at 1023 bytes.  object is not changed: several calls in one reconcile
+ * each patch from the same snapshot, so the last one of a type wins.
+ * 1 when a patch was accepted, 0 when the condition was already so (nothing
+ * sent), or a negative errno (-EINVAL for bad arguments, the patch's errno). */
+KOC_EXPORT int koc_reconcile_set_condition(koc_reconcile_context *ctx, const cJSON *object,
+                                           const char *type, const char *status,
+                                           const char *reason, const char *fmt, ...)
+        __attribute__((format(printf, 6, 7)));
+
 /* --- conditions ------------------------------------------------------------------ */
 
 /* metav1.Condition lists (type, status "True"/"False"/"Unknown", reason,

@@ -665,6 +665,33 @@ static koc_result status_reconcile(tcase *t, koc_reconcile_context *ctx) {
                          strcmp(ltt(cur, "Available"), t1) != 0);
         cJSON_Delete(cur);
 
+        /* koc_reconcile_set_condition: set and patched in one call, the
+         * message formatted; the same again sends nothing; the snapshot
+         * given is not changed. */
+        cur = cached_widget(ctx);
+        char *before = cJSON_PrintUnformatted(cur);
+        double patch2 = reqs("PATCH", "widgets");
+        CHECK(t, koc_reconcile_set_condition(ctx, cur, "Degraded", "True", "Finalizing",
+                                             "%d of %s", 2, "three") == 1);
+        CHECK(t, reqs("PATCH", "widgets") == patch2 + (api.real ? 0 : 1));
+        char *after = cJSON_PrintUnformatted(cur);
+        CHECK(t, before && after && strcmp(before, after) == 0);
+        free(before);
+        free(after);
+        cJSON_Delete(cur);
+        cur = cached_widget(ctx);
+        const cJSON *dg = koc_object_find_condition(cur, "Degraded");
+        CHECK(t, koc_object_condition_is_true(cur, "Degraded") &&
+                         strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(dg, "message")),
+                                "2 of three") == 0);
+        CHECK(t, koc_object_condition_is_false(cur, "Available"));
+        patch2 = reqs("PATCH", "widgets");
+        CHECK(t, koc_reconcile_set_condition(ctx, cur, "Degraded", "True", "Finalizing",
+                                             "%d of %s", 2, "three") == 0);
+        CHECK(t, reqs("PATCH", "widgets") == patch2);
+        CHECK(t, koc_reconcile_set_condition(ctx, NULL, "Degraded", "True", "x", "y") == -EINVAL);
+        cJSON_Delete(cur);
+
         /* Server-side apply of the status: the real server takes it;
          * koc-apiserver refuses applies to subresources (400). */
         cJSON *ap = cJSON_Parse("{\"apiVersion\":\"test.koc.dev/v1\",\"kind\":\"Widget\","

@@ -208,6 +208,7 @@ static void test_values_under_a_key(void **state) {
         koc_manager_unref(m);
 
         koc_manager_config_init(&cfg);
+        cfg.leader_elect = false;
         const char *bad[] = {"", "a: b", "x\ny", "a.b", "dependency/name"};
         for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
                 char flag[64];
