@@ -31,73 +31,45 @@
 
 #include "memcached-types.h"
 
-#define FINALIZER "cache.example.com/finalizer"
-
 static const koc_resource memcacheds = {.group = "cache.example.com", .version = "v1alpha1",
-                                        .resource = "memcacheds", .kind = "Memcached",
-                                        .namespaced = true};
+        .resource = "memcacheds", .kind = "Memcached", .namespaced = true};
 static const koc_resource deployments = {.group = "apps", .version = "v1",
-                                         .resource = "deployments", .kind = "Deployment",
-                                         .namespaced = true};
+        .resource = "deployments", .kind = "Deployment", .namespaced = true};
 static const char *image; /* --image */
 
-/* The Deployment as this Memcached asks for it: the mutate of create-or-patch,
- * given the current Deployment (from the cache) or a fresh one. */
-typedef struct want { const cJSON *mc; const memcached *m; char *name; koc_error *err; } want;
-static int deployment(cJSON *d, void *userdata) {
-        const want *w = userdata;
-        const memcached_spec *s = &w->m->spec;
+/* The Deployment this Memcached asks for (its owner reference aside). */
+static cJSON *deployment(const char *name, const memcached_spec *s) {
         koc_string_entry labels[] = {{"app.kubernetes.io/name", "memcached"},
-                                     {"app.kubernetes.io/instance", w->name},
+                                     {"app.kubernetes.io/instance", (char *)name},
                                      {"app.kubernetes.io/managed-by", "koc-example-memcached"}};
-        koc_core_v1_container_port port = {
-                .name = "memcached", .has_container_port = true,
-                .container_port = s->has_container_port ? s->container_port : 11211};
+        int32_t p = s->has_container_port ? s->container_port : 11211;
+        koc_core_v1_container_port port = {.name = "memcached", KOC_HAS(container_port, p)};
         koc_core_v1_container c = {
                 .name = "memcached", .image = (char *)image, .image_pull_policy = "IfNotPresent",
                 .command = (char *[]){"memcached", "--memory-limit=64", "-o", "modern", "-v"},
                 .command_len = 5, .ports = &port, .ports_len = 1,
-                .security_context = {.run_as_non_root = true, .has_run_as_non_root = true,
-                                     .run_as_user = 1001, .has_run_as_user = true,
-                                     .has_allow_privilege_escalation = true,
+                .security_context = {KOC_HAS(run_as_non_root, true), KOC_HAS(run_as_user, 1001),
+                                     KOC_HAS(allow_privilege_escalation, false),
                                      .capabilities = {.drop = (char *[]){"ALL"}, .drop_len = 1}}};
-        koc_apps_v1_deployment dep = {
-                .metadata = {.labels = labels, .labels_len = 3},
-                .spec = {.replicas = s->size, .has_replicas = true,
+        koc_core_v1_pod_security_context psc = {KOC_HAS(run_as_non_root, true),
+                                                .seccomp_profile = {.type = "RuntimeDefault"}};
+        koc_apps_v1_deployment d = {
+                .metadata = {.name = (char *)name, .labels = labels, .labels_len = 3},
+                .spec = {KOC_HAS(replicas, s->size),
                          .selector = {.match_labels = labels, .match_labels_len = 3},
                          .template_ = {.metadata = {.labels = labels, .labels_len = 3},
-                                       .spec = {.security_context = {
-                                                        .run_as_non_root = true,
-                                                        .has_run_as_non_root = true,
-                                                        .seccomp_profile = {.type = "RuntimeDefault"}},
-                                                .containers = &c, .containers_len = 1}}}};
-        cJSON *j = koc_apps_v1_deployment_to_json(&dep);
-        int r = koc_object_set_owner_reference(d, w->mc, KOC_OWNER_CONTROLLER | KOC_OWNER_NO_ADOPT,
-                                               w->err);
-        r = r < 0 ? r : j ? koc_mutate_merge(d, j) : -ENOMEM;
-        cJSON_Delete(j);
-        return r;
-}
-
-/* The Deployment as cached (the answer of the write above is in the cache). */
-static int cached_deployment(koc_reconcile_context *ctx, const char *ns, const char *name,
-                             koc_apps_v1_deployment *ret) {
-        _koc_cleanup_(koc_object_unrefp) koc_object *o = NULL;
-        cJSON *j = NULL;
-        char err[256];
-        int r = koc_cache_ref_object(koc_reconcile_get_cache(ctx), &deployments, ns, name, &o);
-        r = r < 0 ? r : koc_object_parse(o, &j);
-        r = r < 0 ? r : koc_apps_v1_deployment_parse(j, ret, err, sizeof err);
-        cJSON_Delete(j);
-        return r;
+                                       .spec = {.security_context = psc, .containers = &c,
+                                                .containers_len = 1}}}};
+        return koc_apps_v1_deployment_to_json(&d);
 }
 
 static koc_result apply(koc_reconcile_context *ctx, const cJSON *mc, void *userdata) {
-        const char *name = koc_reconcile_get_name(ctx), *ns = koc_reconcile_get_namespace(ctx);
+        const char *name = koc_reconcile_get_name(ctx);
         _koc_cleanup_(memcached_free) memcached m = {0};
         _koc_cleanup_(koc_apps_v1_deployment_free) koc_apps_v1_deployment d = {0};
         char why[256] = "metadata.name: at most 63 characters (a label value of the Deployment)";
         koc_error err = {0};
+        cJSON *want = NULL, *cur = NULL;
         if (!koc_object_find_condition(mc, "Available"))
                 koc_reconcile_set_condition(ctx, mc, "Available", "Unknown", "Reconciling",
                                             "Starting reconciliation");
@@ -106,31 +78,29 @@ static koc_result apply(koc_reconcile_context *ctx, const cJSON *mc, void *userd
                 return koc_reconcile_set_condition(ctx, mc, "Available", "False", "InvalidSpec",
                                                    "%s", why),
                        koc_result_terminal(-EINVAL);
-        int r = koc_reconcile_create_or_patch(ctx, &deployments, ns, name, deployment,
-                                              &(want){mc, &m, (char *)name, &err}, NULL);
+        int r = (want = deployment(name, &m.spec)) ? 0 : -ENOMEM;
+        r = r < 0 ? r
+                  : koc_reconcile_create_or_patch_owned(ctx, &deployments, mc, want, NULL, &cur);
+        r = r < 0 ? r : koc_apps_v1_deployment_parse(cur, &d, NULL, 0);
+        cJSON_Delete(want);
+        cJSON_Delete(cur);
         if (r < 0) {
                 const char *reason = r == -EADDRINUSE ? "DeploymentNotOwned" : "Resizing";
-                if (r != -EADDRINUSE) /* else err says who controls it */
-                        koc_reconcile_get_last_error(ctx, &err);
+                koc_reconcile_get_last_error(ctx, &err);
                 koc_reconcile_record_event_action(ctx, mc, "Warning", reason, "Reconcile",
                                                   err.message);
-                return koc_reconcile_set_condition(ctx, mc, "Available", "False", reason,
-                                                   "Deployment %s: %s", name, err.message),
-                       koc_result_error(r);
-        }
-        if ((r = cached_deployment(ctx, ns, name, &d)) < 0)
+                koc_reconcile_set_condition(ctx, mc, "Available", "False", reason, "%s",
+                                            err.message);
                 return koc_result_error(r);
+        }
         int avail = d.status.available_replicas, size = m.spec.size;
         bool seen = d.status.observed_generation >= d.metadata.generation;
-        if (seen && avail >= size)
-                r = koc_reconcile_set_condition(ctx, mc, "Available", "True", "ReplicasAvailable",
-                                                "Deployment %s has %d of %d replicas available",
-                                                name, avail, size);
-        else
-                r = koc_reconcile_set_condition(
-                        ctx, mc, "Available", "False", "ReplicasUnavailable",
-                        "Deployment %s has %d of %d replicas available (%d present%s)", name, avail,
-                        size, d.status.replicas, seen ? "" : ", rollout not yet observed");
+        bool ok = seen && avail >= size;
+        r = koc_reconcile_set_condition(
+                ctx, mc, "Available", ok ? "True" : "False",
+                ok ? "ReplicasAvailable" : "ReplicasUnavailable",
+                "Deployment %s has %d of %d replicas available (%d present%s)", name, avail, size,
+                d.status.replicas, seen ? "" : ", rollout not yet observed");
         return r < 0 ? koc_result_error(r) : koc_result_done();
 }
 
@@ -139,22 +109,21 @@ static koc_result apply(koc_reconcile_context *ctx, const cJSON *mc, void *userd
 static koc_result cleanup(koc_reconcile_context *ctx, const cJSON *mc, void *userdata) {
         const char *name = koc_reconcile_get_name(ctx);
         char msg[600];
+        snprintf(msg, sizeof msg, "Custom Resource %s is being deleted from the namespace %s",
+                 name, koc_reconcile_get_namespace(ctx));
         int r = koc_reconcile_set_condition(
                 ctx, mc, "Degraded", "Unknown", "Finalizing",
                 "Performing finalizer operations for the custom resource: %s", name);
-        snprintf(msg, sizeof msg, "Custom Resource %s is being deleted from the namespace %s",
-                 name, koc_reconcile_get_namespace(ctx));
         koc_reconcile_record_event(ctx, mc, "Warning", "Deleting", msg);
-        r = r < 0 ? r
-                  : koc_reconcile_set_condition(ctx, mc, "Degraded", "True", "Finalizing",
+        if (r >= 0)
+                r = koc_reconcile_set_condition(ctx, mc, "Degraded", "True", "Finalizing",
                                                 "Finalizer operations for custom resource %s "
-                                                "name were successfully accomplished",
-                                                name);
+                                                "name were successfully accomplished", name);
         return r < 0 ? koc_result_error(r) : koc_result_done();
 }
 
 static koc_result reconcile(koc_reconcile_context *ctx, void *userdata) {
-        return koc_reconcile_finalizer(ctx, FINALIZER, apply, cleanup, NULL);
+        return koc_reconcile_finalizer(ctx, "cache.example.com/finalizer", apply, cleanup, NULL);
 }
 
 int main(int argc, char *argv[]) {
@@ -168,7 +137,7 @@ int main(int argc, char *argv[]) {
         if (r != 0)
                 return r == KOC_MANAGER_FLAGS_HELP ? 0 : (fprintf(stderr, "%s\n", err.message), 2);
         _koc_cleanup_(koc_manager_unrefp) koc_manager *m = NULL;
-        koc_controller *c = NULL;
+        _koc_cleanup_(koc_controller_unrefp) koc_controller *c = NULL;
         koc_controller_options o;
         koc_controller_options_init(&o);
         o.name = "memcached";
@@ -179,7 +148,5 @@ int main(int argc, char *argv[]) {
                 return fprintf(stderr, "%s\n", err.message), 1;
         koc_manager_declare_access(m, &deployments, "get,create,patch");
         koc_manager_declare_access(m, &memcacheds, "get,patch,status/patch");
-        r = koc_manager_run(m);
-        koc_controller_unref(c);
-        return r;
+        return koc_manager_run(m);
 }

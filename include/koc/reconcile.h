@@ -92,6 +92,26 @@ KOC_EXPORT int koc_reconcile_create_or_patch_sized(koc_reconcile_context *ctx, s
 #define koc_reconcile_create_or_patch(ctx, ...)                                                    \
         koc_reconcile_create_or_patch_sized((ctx), sizeof(koc_resource), __VA_ARGS__)
 
+/* The usual case of create-or-patch, in one call: an object this reconcile's
+ * primary owner controls.  desired (a JSON object with metadata.name, and
+ * metadata.namespace for a namespaced res: the owner's when absent) is
+ * merged into the current object as koc_mutate_merge does, with a controller
+ * ownerReference to owner (koc_object_set_owner_reference with
+ * KOC_OWNER_CONTROLLER | KOC_OWNER_NO_ADOPT): an existing object of that name
+ * that owner does not control already -- someone else's, or no one's -- is
+ * -EADDRINUSE, nothing sent, and koc_reconcile_get_last_error() says who
+ * controls it.  *ret_op (may be NULL) as koc_reconcile_create_or_patch.
+ * *ret_object (may be NULL): the object as it is after the call (the write's
+ * answer, from the cache), to free with cJSON_Delete; on error it is not
+ * written.  0 or a negative errno. */
+KOC_EXPORT int koc_reconcile_create_or_patch_owned_sized(koc_reconcile_context *ctx,
+                                                         size_t res_size, const koc_resource *res,
+                                                         const cJSON *owner, const cJSON *desired,
+                                                         koc_op_result *ret_op,
+                                                         cJSON **ret_object);
+#define koc_reconcile_create_or_patch_owned(ctx, ...)                                              \
+        koc_reconcile_create_or_patch_owned_sized((ctx), sizeof(koc_resource), __VA_ARGS__)
+
 /* A mutate that makes the object carry every field of the desired object
  * given as userdata (a const cJSON *): desired is merged into the current
  * object as a JSON merge patch would be (objects field by field, everything

@@ -180,7 +180,7 @@ else
         gen=$(dep_get | jq -r .metadata.generation)
         api PUT "$deps/memcached-sample/status" "$(dep_get | jq -c --argjson g "$gen" '.status = {observedGeneration: $g, replicas: 1, updatedReplicas: 1, readyReplicas: 1, availableReplicas: 1}')" >/dev/null
         wait_for 20 "Available True naming 1 of 1 replicas" \
-                available_is "True ReplicasAvailable Deployment memcached-sample has 1 of 1 replicas available"
+                available_is "True ReplicasAvailable Deployment memcached-sample has 1 of 1 replicas available (1 present)"
         say "Available True: $(available | cut -d' ' -f3-) (status written by the test)"
 fi
 
