@@ -125,6 +125,22 @@ cJSON *merge_patch(const cJSON *target, const cJSON *patch);
  * returns -EINVAL (bad patch) or -ECANCELED (a "test" failed), message in err. */
 int json_patch(cJSON **doc, const cJSON *ops, char *err, size_t errlen);
 
+/* ---- custom resources' structural schemas (schema.c) ---- */
+
+/* 0 when every version's openAPIV3Schema of the CRD is usable (bounded
+ * depth and size, known types, patterns that compile); else a negative
+ * errno and "FIELD: reason" in err. */
+int schema_check_crd(const cJSON *crd, char *err, size_t errlen);
+/* The openAPIV3Schema of version in the CRD, or NULL. */
+const cJSON *crd_version_schema(const cJSON *crd, const char *version);
+/* Prunes unknown fields of obj, applies defaults and validates it against
+ * schema (status_only: the status part against properties.status).  0, or
+ * -EINVAL and *ret_causes (a Status causes array, to free).  ret_pruned
+ * (optional) gets the unknown fields removed, as "unknown field \"a.b\""
+ * joined by ", " (NULL: none; to free). */
+int schema_validate(const cJSON *schema, cJSON *obj, bool status_only, cJSON **ret_causes,
+                    char **ret_pruned);
+
 /* ---- protobuf request bodies (protobuf.c) ---- */
 
 /* Converts a Kubernetes protobuf body (ConfigMap, Secret, Namespace,

@@ -199,6 +199,34 @@ static void reply_invalid(reply *ret, const collection *c, const char *name, con
         reply_status(ret, 422, "Invalid", msg, d);
 }
 
+/* A 422 Invalid with several causes, its message as the real server's
+ * aggregate ("[a: x, b: y]" when there are more than one). */
+static void reply_invalid_causes(reply *ret, const collection *c, const char *name,
+                                 cJSON *causes) {
+        char kg[300];
+        strbuf msg = {0};
+        const cJSON *cause;
+        int n = cJSON_GetArraySize(causes), i = 0;
+
+        kind_group(c, kg, sizeof kg);
+        strbuf_printf(&msg, "%s \"%s\" is invalid: %s", kg, name ? name : "", n > 1 ? "[" : "");
+        cJSON_ArrayForEach(cause, causes) {
+                strbuf_printf(&msg, "%s%s: %s", i++ ? ", " : "", json_str(cause, "field") ?: "",
+                              json_str(cause, "message") ?: "");
+        }
+        if (n > 1)
+                strbuf_appends(&msg, "]");
+        cJSON *d = cJSON_CreateObject();
+        if (name)
+                cJSON_AddStringToObject(d, "name", name);
+        if (*c->group)
+                cJSON_AddStringToObject(d, "group", c->group);
+        cJSON_AddStringToObject(d, "kind", c->kind);
+        cJSON_AddItemToObject(d, "causes", causes);
+        reply_status(ret, 422, "Invalid", msg.data ? msg.data : "invalid", d);
+        strbuf_free(&msg);
+}
+
 static cJSON *details_for(const collection *c, const char *name) {
         cJSON *d = cJSON_CreateObject();
         if (name)
@@ -347,6 +375,72 @@ static void normalize_secret(const collection *c, cJSON *obj) {
         cJSON_Delete(sd);
         if (!json_str(obj, "type"))
                 json_set_str(obj, "type", "Opaque");
+}
+
+/* The CRD defining c (a custom resource), or NULL. */
+static const cJSON *crd_of(server *srv, const collection *c) {
+        collection *crds = strmap_get(&srv->collections, CRD_KEY);
+        char key[512];
+        if (!crds || !*c->group || builtin_served(c->group, c->resource))
+                return NULL;
+        snprintf(key, sizeof key, "/%s.%s", c->resource, c->group);
+        object *o = strmap_get(&crds->objects, key);
+        return o ? o->json : NULL;
+}
+
+/* fieldValidation=Strict: unknown fields are an error (the others, Warn
+ * and Ignore, drop them silently here: no Warning headers). */
+static bool strict_fields(struct MHD_Connection *conn) {
+        const char *v = qarg(conn, "fieldValidation");
+        return v && strcmp(v, "Strict") == 0;
+}
+
+/* Custom resources: pruning, defaults and validation against the CRD's
+ * schema for the request's version (apiextensions-apiserver's decoding and
+ * strategy).  A CRD's own schema is checked when it is written.  False with
+ * ret filled when obj is refused. */
+static bool validate_custom(server *srv, struct MHD_Connection *conn, const collection *c,
+                            const api_path *p, cJSON *obj, const char *name, bool patch,
+                            reply *ret) {
+        char err[1200];
+        if (strcmp(c->key, CRD_KEY) == 0) {
+                if (schema_check_crd(obj, err, sizeof err) >= 0)
+                        return true;
+                const char *colon = strstr(err, ": ");
+                char field[1024];
+                snprintf(field, sizeof field, "%.*s", colon ? (int)(colon - err) : 0, err);
+                reply_invalid(ret, c, name, field, "FieldValueInvalid", colon ? colon + 2 : err);
+                return false;
+        }
+        const cJSON *crd = crd_of(srv, c);
+        const cJSON *schema = crd ? crd_version_schema(crd, p->version) : NULL;
+        if (!schema)
+                return true;
+        cJSON *causes = NULL;
+        char *pruned = NULL;
+        bool strict = strict_fields(conn);
+        int r = schema_validate(schema, obj, p->sub != NULL, &causes, strict ? &pruned : NULL);
+        if (pruned) {
+                cJSON_Delete(causes);
+                if (patch) {
+                        snprintf(err, sizeof err, "strict decoding error: %.1000s", pruned);
+                        reply_invalid(ret, c, name, "patch", "FieldValueInvalid", err);
+                } else {
+                        snprintf(err, sizeof err, "strict decoding error: %.1000s", pruned);
+                        reply_decode_error(ret, c, err);
+                }
+                free(pruned);
+                return false;
+        }
+        if (r == -ENOMEM) {
+                reply_status(ret, 500, "InternalError", "out of memory", NULL);
+                return false;
+        }
+        if (r < 0) {
+                reply_invalid_causes(ret, c, name, causes);
+                return false;
+        }
+        return true;
 }
 
 static bool is_lease(const collection *c) {
@@ -992,6 +1086,8 @@ static void create_object(server *srv, struct MHD_Connection *conn, collection *
                 } else if (strcmp(c->key, CRD_KEY) == 0)
                         crd_established(obj, ts);
         }
+        if (!validate_custom(srv, conn, c, p, obj, name, false, ret))
+                goto out;
         if (!applied)
                 managed_fields_update(obj, NULL, update_manager(conn, mgr, sizeof mgr),
                                       api_version_of(p, av, sizeof av), c->has_status);
@@ -1095,6 +1191,8 @@ static void update_object(server *srv, struct MHD_Connection *conn, collection *
                 cJSON_Delete(obj);
                 obj = merged;
                 meta = json_ensure_object(obj, "metadata");
+                if (!validate_custom(srv, conn, c, p, obj, p->name, rv_checked && !applied, ret))
+                        goto out;
         } else {
                 json_set_str(meta, "name", p->name);
                 if (c->namespaced)
@@ -1113,6 +1211,8 @@ static void update_object(server *srv, struct MHD_Connection *conn, collection *
                 if (is_lease(c) && !validate_lease(c, obj, p->name, ret))
                         goto out;
                 normalize_secret(c, obj);
+                if (!validate_custom(srv, conn, c, p, obj, p->name, rv_checked && !applied, ret))
+                        goto out;
                 const cJSON *g = cJSON_GetObjectItemCaseSensitive(meta, "generation");
                 if (cJSON_IsNumber(g) && spec_changed(o->json, obj))
                         cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(meta, "generation"),
