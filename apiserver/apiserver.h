@@ -129,8 +129,9 @@ int json_patch(cJSON **doc, const cJSON *ops, char *err, size_t errlen);
 
 /* 0 when every version's openAPIV3Schema of the CRD is usable (bounded
  * depth and size, known types, patterns that compile); else a negative
- * errno and "FIELD: reason" in err. */
-int schema_check_crd(const cJSON *crd, char *err, size_t errlen);
+ * errno, the field path in field and the error ("Invalid value: ...") in
+ * msg. */
+int schema_check_crd(const cJSON *crd, char *field, size_t fieldlen, char *msg, size_t msglen);
 /* The openAPIV3Schema of version in the CRD, or NULL. */
 const cJSON *crd_version_schema(const cJSON *crd, const char *version);
 /* Prunes unknown fields of obj, applies defaults and validates it against

@@ -123,9 +123,19 @@ static bool valid_type(const char *t) {
 
 typedef struct check_ctx {
         size_t nodes;
-        char *err;
-        size_t errlen;
+        char *field, *msg;
+        size_t fieldlen, msglen;
 } check_ctx;
+
+static void check_error(check_ctx *ctx, const char *path, const char *suffix, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+static void check_error(check_ctx *ctx, const char *path, const char *suffix, const char *fmt, ...) {
+        va_list ap;
+        snprintf(ctx->field, ctx->fieldlen, "%s%s", path, suffix);
+        va_start(ap, fmt);
+        vsnprintf(ctx->msg, ctx->msglen, fmt, ap);
+        va_end(ap);
+}
 
 static int check_node(check_ctx *ctx, const cJSON *s, char *path, size_t plen, unsigned depth);
 
@@ -142,28 +152,23 @@ static int check_child(check_ctx *ctx, const cJSON *s, char *path, size_t plen, 
 
 static int check_node(check_ctx *ctx, const cJSON *s, char *path, size_t plen, unsigned depth) {
         if (!cJSON_IsObject(s)) {
-                snprintf(ctx->err, ctx->errlen, "%s: Invalid value: must be a schema object",
-                         path);
+                check_error(ctx, path, "", "Invalid value: must be a schema object");
                 return -EINVAL;
         }
         if (depth > SCHEMA_MAX_DEPTH) {
-                snprintf(ctx->err, ctx->errlen,
-                         "%s: Forbidden: the schema is nested more than %d levels deep", path,
+                check_error(ctx, path, "", "Forbidden: the schema is nested more than %d levels deep",
                          SCHEMA_MAX_DEPTH);
                 return -E2BIG;
         }
         if (++ctx->nodes > SCHEMA_MAX_NODES) {
-                snprintf(ctx->err, ctx->errlen,
-                         "%s: Forbidden: the schema has more than %d nodes", path,
+                check_error(ctx, path, "", "Forbidden: the schema has more than %d nodes",
                          SCHEMA_MAX_NODES);
                 return -E2BIG;
         }
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(s, "type");
         if (t && !(cJSON_IsString(t) && (!*t->valuestring || valid_type(t->valuestring)))) {
-                snprintf(ctx->err, ctx->errlen,
-                         "%s.type: Unsupported value: %s: supported values: \"array\", "
-                         "\"boolean\", \"integer\", \"number\", \"object\", \"string\"",
-                         path, cJSON_IsString(t) ? t->valuestring : "(not a string)");
+                check_error(ctx, path, ".type", "Unsupported value: \"%.200s\": supported values: \"array\", "
+                         "\"boolean\", \"integer\", \"number\", \"object\", \"string\"", cJSON_IsString(t) ? t->valuestring : "(not a string)");
                 return -EINVAL;
         }
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(s, "pattern");
@@ -171,16 +176,13 @@ static int check_node(check_ctx *ctx, const cJSON *s, char *path, size_t plen, u
                 regex_t re;
                 char why[256];
                 if (!cJSON_IsString(p)) {
-                        snprintf(ctx->err, ctx->errlen, "%s.pattern: Invalid value: must be a string",
-                                 path);
+                        check_error(ctx, path, ".pattern", "Invalid value: must be a string");
                         return -EINVAL;
                 }
                 int r = pattern_compile(p->valuestring, &re, why, sizeof why);
                 if (r < 0) {
-                        snprintf(ctx->err, ctx->errlen,
-                                 "%s.pattern: Invalid value: \"%.200s\": must be a valid regular "
-                                 "expression, but isn't: %s",
-                                 path, p->valuestring, why);
+                        check_error(ctx, path, ".pattern", "Invalid value: \"%.200s\": must be a valid regular "
+                                 "expression, but isn't: %s", p->valuestring, why);
                         return r;
                 }
                 regfree(&re);
@@ -191,26 +193,25 @@ static int check_node(check_ctx *ctx, const cJSON *s, char *path, size_t plen, u
         for (size_t i = 0; i < KOC_ELEMENTSOF(numeric); i++) {
                 const cJSON *v = cJSON_GetObjectItemCaseSensitive(s, numeric[i]);
                 if (v && !cJSON_IsNumber(v)) {
-                        snprintf(ctx->err, ctx->errlen, "%s.%s: Invalid value: must be a number",
-                                 path, numeric[i]);
+                        char suffix[32];
+                        snprintf(suffix, sizeof suffix, ".%s", numeric[i]);
+                        check_error(ctx, path, suffix, "Invalid value: must be a number");
                         return -EINVAL;
                 }
         }
         const cJSON *en = cJSON_GetObjectItemCaseSensitive(s, "enum");
         if (en && !cJSON_IsArray(en)) {
-                snprintf(ctx->err, ctx->errlen, "%s.enum: Invalid value: must be a list", path);
+                check_error(ctx, path, ".enum", "Invalid value: must be a list");
                 return -EINVAL;
         }
         const cJSON *req = cJSON_GetObjectItemCaseSensitive(s, "required");
         if (req && !cJSON_IsArray(req)) {
-                snprintf(ctx->err, ctx->errlen, "%s.required: Invalid value: must be a list",
-                         path);
+                check_error(ctx, path, ".required", "Invalid value: must be a list");
                 return -EINVAL;
         }
         const cJSON *props = cJSON_GetObjectItemCaseSensitive(s, "properties"), *it;
         if (props && !cJSON_IsObject(props)) {
-                snprintf(ctx->err, ctx->errlen, "%s.properties: Invalid value: must be an object",
-                         path);
+                check_error(ctx, path, ".properties", "Invalid value: must be an object");
                 return -EINVAL;
         }
         int r;
@@ -240,16 +241,23 @@ static int check_node(check_ctx *ctx, const cJSON *s, char *path, size_t plen, u
         return 0;
 }
 
-int schema_check_crd(const cJSON *crd, char *err, size_t errlen) {
+int schema_check_crd(const cJSON *crd, char *field, size_t fieldlen, char *msg, size_t msglen) {
         const cJSON *versions = json_path(crd, "spec.versions"), *v;
         char path[PATH_MAX_LEN];
-        int i = 0;
+        int i = 0, n = cJSON_GetArraySize(versions);
 
         cJSON_ArrayForEach(v, versions) {
                 const cJSON *s = json_path(v, "schema.openAPIV3Schema");
                 if (s) {
-                        check_ctx ctx = {.err = err, .errlen = errlen};
-                        snprintf(path, sizeof path, "spec.versions[%d].schema.openAPIV3Schema", i);
+                        check_ctx ctx = {.field = field, .fieldlen = fieldlen, .msg = msg,
+                                         .msglen = msglen};
+                        /* The real server names a single version's schema by
+                         * its internal place, spec.validation. */
+                        if (n == 1)
+                                snprintf(path, sizeof path, "spec.validation.openAPIV3Schema");
+                        else
+                                snprintf(path, sizeof path,
+                                         "spec.versions[%d].schema.openAPIV3Schema", i);
                         int r = check_node(&ctx, s, path, strlen(path), 0);
                         if (r < 0)
                                 return r;

@@ -404,12 +404,14 @@ static bool validate_custom(server *srv, struct MHD_Connection *conn, const coll
                             reply *ret) {
         char err[1200];
         if (strcmp(c->key, CRD_KEY) == 0) {
-                if (schema_check_crd(obj, err, sizeof err) >= 0)
+                char field[1100];
+                if (schema_check_crd(obj, field, sizeof field, err, sizeof err) >= 0)
                         return true;
-                const char *colon = strstr(err, ": ");
-                char field[1024];
-                snprintf(field, sizeof field, "%.*s", colon ? (int)(colon - err) : 0, err);
-                reply_invalid(ret, c, name, field, "FieldValueInvalid", colon ? colon + 2 : err);
+                reply_invalid(ret, c, name, field,
+                              strncmp(err, "Unsupported", 11) == 0 ? "FieldValueNotSupported"
+                              : strncmp(err, "Forbidden", 9) == 0  ? "FieldValueForbidden"
+                                                                   : "FieldValueInvalid",
+                              err);
                 return false;
         }
         const cJSON *crd = crd_of(srv, c);

@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* koc-apiserver serving custom resources as kube-apiserver does: the CRD's
+ * structural schema (pruning, defaults, validation with the real server's
+ * causes), fieldValidation, bounded schemas, OpenAPI documents, /scale,
+ * Table output and the garbage collector. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness/apiserver.h"
+
+static koc_test_apiserver srv;
+
+#define CRDS "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+#define MEMCACHEDS "/apis/cache.example.com/v1/namespaces/default/memcacheds"
+
+static long req(const char *method, const char *path, const char *body, const char *ct,
+                cJSON **ret) {
+        char *out = NULL;
+        long code = koc_test_apiserver_http(&srv, method, path, body, ct, &out);
+        if (ret) {
+                *ret = out ? cJSON_Parse(out) : NULL;
+                if (!*ret)
+                        fprintf(stderr, "unparsable body for %s %s: %s\n", method, path,
+                                out ? out : "(none)");
+        }
+        free(out);
+        return code;
+}
+
+static const cJSON *at(const cJSON *o, const char *path) {
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", path);
+        const cJSON *cur = o;
+        for (char *save = NULL, *t = strtok_r(buf, ".", &save); cur && t;
+             t = strtok_r(NULL, ".", &save))
+                cur = cJSON_IsArray(cur) ? cJSON_GetArrayItem(cur, atoi(t))
+                                         : cJSON_GetObjectItemCaseSensitive(cur, t);
+        return cur;
+}
+
+static const char *str(const cJSON *o, const char *path) {
+        const cJSON *v = at(o, path);
+        return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double num(const cJSON *o, const char *path) {
+        const cJSON *v = at(o, path);
+        return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+/* The Memcached CRD of the comparison test (tests/k8s/compare.sh). */
+static const char crd[] =
+        "{\"apiVersion\":\"apiextensions.k8s.io/v1\",\"kind\":\"CustomResourceDefinition\","
+        "\"metadata\":{\"name\":\"memcacheds.cache.example.com\"},\"spec\":{\"group\":"
+        "\"cache.example.com\",\"scope\":\"Namespaced\",\"names\":{\"plural\":\"memcacheds\","
+        "\"singular\":\"memcached\",\"kind\":\"Memcached\",\"listKind\":\"MemcachedList\"},"
+        "\"versions\":[{\"name\":\"v1\",\"served\":true,\"storage\":true,\"subresources\":{"
+        "\"status\":{},\"scale\":{\"specReplicasPath\":\".spec.size\",\"statusReplicasPath\":"
+        "\".status.replicas\",\"labelSelectorPath\":\".status.selector\"}},"
+        "\"additionalPrinterColumns\":[{\"name\":\"Size\",\"type\":\"integer\",\"jsonPath\":"
+        "\".spec.size\"},{\"name\":\"Mode\",\"type\":\"string\",\"jsonPath\":\".spec.mode\"}],"
+        "\"schema\":{\"openAPIV3Schema\":{\"type\":\"object\",\"properties\":{"
+        "\"spec\":{\"type\":\"object\",\"required\":[\"size\"],\"properties\":{"
+        "\"size\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":5},"
+        "\"ex\":{\"type\":\"integer\",\"exclusiveMinimum\":true,\"minimum\":0,"
+        "\"exclusiveMaximum\":true,\"maximum\":10},"
+        "\"mode\":{\"type\":\"string\",\"enum\":[\"fast\",\"slow\"],\"default\":\"fast\"},"
+        "\"name\":{\"type\":\"string\",\"pattern\":\"^[a-z]+\\\\d*$\",\"maxLength\":5,"
+        "\"minLength\":2},"
+        "\"tags\":{\"type\":\"array\",\"maxItems\":2,\"minItems\":1,\"items\":{\"type\":"
+        "\"string\",\"maxLength\":3}},"
+        "\"port\":{\"x-kubernetes-int-or-string\":true},"
+        "\"opt\":{\"type\":\"string\",\"nullable\":true},"
+        "\"nn\":{\"type\":\"string\"},"
+        "\"labels\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"integer\"}},"
+        "\"free\":{\"type\":\"object\",\"x-kubernetes-preserve-unknown-fields\":true,"
+        "\"properties\":{\"k\":{\"type\":\"integer\"}}},"
+        "\"items\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"required\":[\"n\"],"
+        "\"properties\":{\"n\":{\"type\":\"string\"},\"v\":{\"type\":\"integer\",\"default\":3}}}},"
+        "\"ratio\":{\"type\":\"number\",\"maximum\":2.5},"
+        "\"flag\":{\"type\":\"boolean\"}}},"
+        "\"status\":{\"type\":\"object\",\"properties\":{\"replicas\":{\"type\":\"integer\","
+        "\"minimum\":0},\"selector\":{\"type\":\"string\"}}}}}}}]}}";
+
+static long create_mc(const char *name, const char *spec, const char *query, cJSON **ret) {
+        char body[2048], path[256];
+        snprintf(body, sizeof body,
+                 "{\"apiVersion\":\"cache.example.com/v1\",\"kind\":\"Memcached\",\"metadata\":"
+                 "{\"name\":\"%s\"},\"spec\":%s}",
+                 name, spec);
+        snprintf(path, sizeof path, "%s%s", MEMCACHEDS, query ? query : "");
+        return req("POST", path, body, NULL, ret);
+}
+
+/* A cause with this field, reason and message is in the Status. */
+static void assert_cause(const cJSON *st, const char *field, const char *reason,
+                         const char *message) {
+        const cJSON *c;
+        cJSON_ArrayForEach(c, at(st, "details.causes")) {
+                if (strcmp(str(c, "field") ?: "", field) == 0 &&
+                    strcmp(str(c, "reason") ?: "", reason) == 0 &&
+                    strcmp(str(c, "message") ?: "", message) == 0)
+                        return;
+        }
+        char *s = cJSON_PrintUnformatted(st);
+        fail_msg("no cause %s %s \"%s\" in %s", field, reason, message, s);
+        free(s);
+}
+
+static void assert_invalid(const char *name, const char *spec, int n_causes) {
+        cJSON *o = NULL;
+        assert_int_equal(create_mc(name, spec, NULL, &o), 422);
+        assert_string_equal(str(o, "reason"), "Invalid");
+        assert_string_equal(str(o, "details.kind"), "Memcached");
+        assert_string_equal(str(o, "details.group"), "cache.example.com");
+        assert_int_equal(cJSON_GetArraySize(at(o, "details.causes")), n_causes);
+        cJSON_Delete(o);
+}
+
+static void test_schema_validation(void **state) {
+        (void)state;
+        cJSON *o = NULL;
+
+        assert_int_equal(create_mc("a", "{\"size\":9}", NULL, &o), 422);
+        assert_string_equal(str(o, "message"),
+                            "Memcached.cache.example.com \"a\" is invalid: spec.size: Invalid "
+                            "value: 9: spec.size in body should be less than or equal to 5");
+        assert_cause(o, "spec.size", "FieldValueInvalid",
+                     "Invalid value: 9: spec.size in body should be less than or equal to 5");
+        cJSON_Delete(o);
+
+        assert_int_equal(create_mc("b", "{\"size\":\"x\"}", NULL, &o), 422);
+        assert_cause(o, "spec.size", "FieldValueTypeInvalid",
+                     "Invalid value: \"string\": spec.size in body must be of type integer: "
+                     "\"string\"");
+        cJSON_Delete(o);
+
+        assert_int_equal(create_mc("c", "{}", NULL, &o), 422);
+        assert_string_equal(str(o, "message"),
+                            "Memcached.cache.example.com \"c\" is invalid: spec.size: Required "
+                            "value");
+        cJSON_Delete(o);
+
+        /* Several errors: one cause each, the message an aggregate. */
+        assert_int_equal(create_mc("d",
+                                   "{\"size\":1,\"mode\":\"c\",\"name\":\"ABCDEFG\",\"tags\":[\"a\","
+                                   "\"b\",\"cdef\"]}",
+                                   NULL, &o),
+                         422);
+        assert_int_equal(cJSON_GetArraySize(at(o, "details.causes")), 4);
+        assert_cause(o, "spec.mode", "FieldValueNotSupported",
+                     "Unsupported value: \"c\": supported values: \"fast\", \"slow\"");
+        assert_cause(o, "spec.name", "FieldValueTooLong", "Too long: may not be more than 5 bytes");
+        assert_cause(o, "spec.tags", "FieldValueTooMany", "Too many: 3: must have at most 2 items");
+        assert_cause(o, "spec.tags[2]", "FieldValueTooLong",
+                     "Too long: may not be more than 3 bytes");
+        assert_non_null(strstr(str(o, "message"), "is invalid: ["));
+        cJSON_Delete(o);
+
+        assert_int_equal(create_mc("e", "{\"size\":0,\"ex\":10,\"name\":\"a\",\"tags\":[]}", NULL,
+                                   &o),
+                         422);
+        assert_cause(o, "spec.size", "FieldValueInvalid",
+                     "Invalid value: 0: spec.size in body should be greater than or equal to 1");
+        assert_cause(o, "spec.ex", "FieldValueInvalid",
+                     "Invalid value: 10: spec.ex in body should be less than 10");
+        assert_cause(o, "spec.name", "FieldValueInvalid",
+                     "Invalid value: \"a\": spec.name in body should be at least 2 chars long");
+        assert_cause(o, "spec.tags", "FieldValueInvalid",
+                     "Invalid value: 0: spec.tags in body should have at least 1 items");
+        cJSON_Delete(o);
+
+        assert_int_equal(create_mc("f",
+                                   "{\"size\":1,\"ex\":0,\"port\":true,\"labels\":{\"a\":\"x\"},"
+                                   "\"items\":[{\"v\":1},{\"n\":\"x\"}],\"ratio\":2.6,\"flag\":"
+                                   "\"yes\",\"free\":{\"k\":\"s\",\"zz\":1},\"name\":\"ab1x\"}",
+                                   NULL, &o),
+                         422);
+        assert_int_equal(cJSON_GetArraySize(at(o, "details.causes")), 8);
+        assert_cause(o, "spec.ex", "FieldValueInvalid",
+                     "Invalid value: 0: spec.ex in body should be greater than 0");
+        assert_cause(o, "spec.port", "FieldValueTypeInvalid",
+                     "Invalid value: \"boolean\": spec.port in body must be of type "
+                     "integer,string: \"boolean\"");
+        assert_cause(o, "spec.labels.a", "FieldValueTypeInvalid",
+                     "Invalid value: \"string\": spec.labels.a in body must be of type integer: "
+                     "\"string\"");
+        assert_cause(o, "spec.items[0].n", "FieldValueRequired", "Required value");
+        assert_cause(o, "spec.ratio", "FieldValueInvalid",
+                     "Invalid value: 2.6: spec.ratio in body should be less than or equal to 2.5");
+        assert_cause(o, "spec.flag", "FieldValueTypeInvalid",
+                     "Invalid value: \"string\": spec.flag in body must be of type boolean: "
+                     "\"string\"");
+        assert_cause(o, "spec.free.k", "FieldValueTypeInvalid",
+                     "Invalid value: \"string\": spec.free.k in body must be of type integer: "
+                     "\"string\"");
+        /* \d in the pattern, as RE2 has it. */
+        assert_cause(o, "spec.name", "FieldValueInvalid",
+                     "Invalid value: \"ab1x\": spec.name in body should match '^[a-z]+\\d*$'");
+        cJSON_Delete(o);
+        assert_invalid("g", "{\"size\":1,\"tags\":[\"a\",\"b\",\"c\"],\"name\":[\"x\"],\"free\":5}",
+                       3);
+        assert_invalid("h", "{\"size\":1.5}", 1);
+        assert_invalid("i", "{\"size\":2,\"ratio\":1e30}", 1);
+        /* Nothing was stored. */
+        assert_int_equal(req("GET", MEMCACHEDS "/a", NULL, NULL, NULL), 404);
+}
+
+static void test_defaults_and_pruning(void **state) {
+        (void)state;
+        cJSON *o = NULL;
+
+        assert_int_equal(create_mc("ok",
+                                   "{\"size\":1,\"opt\":null,\"nn\":null,\"items\":[{\"n\":\"x\"}],"
+                                   "\"bogus\":1,\"free\":{\"k\":1,\"zz\":{\"a\":1}},\"name\":"
+                                   "\"ab12\",\"port\":\"80\"},\"top\":1,\"status\":{\"replicas\":1}",
+                                   NULL, &o),
+                         201);
+        assert_string_equal(str(o, "spec.mode"), "fast");         /* default */
+        assert_int_equal((int)num(o, "spec.items.0.v"), 3);        /* default in a list item */
+        assert_null(at(o, "spec.bogus"));                          /* pruned */
+        assert_null(at(o, "top"));                                 /* pruned at the root */
+        assert_null(at(o, "spec.nn"));                             /* null, not nullable */
+        assert_true(cJSON_IsNull(at(o, "spec.opt")));              /* nullable */
+        assert_int_equal((int)num(o, "spec.free.zz.a"), 1);        /* preserved */
+        assert_null(at(o, "status"));                              /* status subresource */
+        assert_string_equal(str(o, "metadata.name"), "ok");
+        char rv[32];
+        snprintf(rv, sizeof rv, "%s", str(o, "metadata.resourceVersion"));
+        cJSON_Delete(o);
+
+        /* A null where a default exists gets the default; a patch that
+         * only adds an unknown field is a no-op (same resourceVersion). */
+        assert_int_equal(req("PATCH", MEMCACHEDS "/ok", "{\"spec\":{\"mode\":null,\"zzz\":1}}",
+                             "application/merge-patch+json", &o),
+                         200);
+        assert_string_equal(str(o, "spec.mode"), "fast");
+        assert_null(at(o, "spec.zzz"));
+        assert_string_equal(str(o, "metadata.resourceVersion"), rv);
+        cJSON_Delete(o);
+
+        /* Updates and patches are validated too. */
+        assert_int_equal(req("PATCH", MEMCACHEDS "/ok", "{\"spec\":{\"size\":9}}",
+                             "application/merge-patch+json", &o),
+                         422);
+        assert_cause(o, "spec.size", "FieldValueInvalid",
+                     "Invalid value: 9: spec.size in body should be less than or equal to 5");
+        cJSON_Delete(o);
+        assert_int_equal(req("PATCH", MEMCACHEDS "/ok", "{\"spec\":{\"size\":null}}",
+                             "application/merge-patch+json", &o),
+                         422);
+        assert_cause(o, "spec.size", "FieldValueRequired", "Required value");
+        cJSON_Delete(o);
+        assert_int_equal(req("PUT", MEMCACHEDS "/ok",
+                             "{\"apiVersion\":\"cache.example.com/v1\",\"kind\":\"Memcached\","
+                             "\"metadata\":{\"name\":\"ok\"},\"spec\":{\"size\":6}}",
+                             NULL, &o),
+                         422);
+        cJSON_Delete(o);
+        assert_int_equal(req("PATCH", MEMCACHEDS "/ok?fieldManager=t&force=true",
+                             "{\"apiVersion\":\"cache.example.com/v1\",\"kind\":\"Memcached\","
+                             "\"metadata\":{\"name\":\"ok\"},\"spec\":{\"size\":7}}",
+                             "application/apply-patch+yaml", &o),
+                         422);
+        cJSON_Delete(o);
+
+        /* Status writes validate the status part, named from status in
+         * the message as the real server's status validator does. */
+        assert_int_equal(req("PATCH", MEMCACHEDS "/ok/status",
+                             "{\"status\":{\"replicas\":-1},\"spec\":{\"size\":9}}",
+                             "application/merge-patch+json", &o),
+                         422);
+        assert_cause(o, "status.replicas", "FieldValueInvalid",
+                     "Invalid value: -1: replicas in body should be greater than or equal to 0");
+        cJSON_Delete(o);
+        assert_int_equal(req("PATCH", MEMCACHEDS "/ok/status",
+                             "{\"status\":{\"replicas\":2,\"x\":1},\"spec\":{\"size\":9}}",
+                             "application/merge-patch+json", &o),
+                         200);
+        assert_int_equal((int)num(o, "status.replicas"), 2);
+        assert_null(at(o, "status.x"));
+        assert_int_equal((int)num(o, "spec.size"), 1);
+        cJSON_Delete(o);
+}
+
+static void test_field_validation(void **state) {
+        (void)state;
+        cJSON *o = NULL;
+        assert_int_equal(create_mc("st", "{\"size\":1,\"sise\":3,\"items\":[{\"n\":\"a\",\"q\":1}]}",
+                                   "?fieldValidation=Strict", &o),
+                         400);
+        assert_string_equal(str(o, "reason"), "BadRequest");
+        assert_string_equal(str(o, "message"),
+                            "Memcached in version \"v1\" cannot be handled as a Memcached: strict "
+                            "decoding error: unknown field \"spec.items[0].q\", unknown field "
+                            "\"spec.sise\"");
+        cJSON_Delete(o);
+        assert_int_equal(create_mc("st", "{\"size\":1}", "?fieldValidation=Strict", &o), 201);
+        cJSON_Delete(o);
+        assert_int_equal(req("PATCH", MEMCACHEDS "/st?fieldValidation=Strict",
+                             "{\"spec\":{\"sise\":3}}", "application/merge-patch+json", &o),
+                         422);
+        assert_string_equal(str(o, "reason"), "Invalid");
+        cJSON_Delete(o);
+        /* Ignore and Warn drop unknown fields. */
+        assert_int_equal(create_mc("ig", "{\"size\":1,\"sise\":3}", "?fieldValidation=Ignore", &o),
+                         201);
+        assert_null(at(o, "spec.sise"));
+        cJSON_Delete(o);
+}
+
+static long create_crd(const char *name, const char *schema, cJSON **ret) {
+        size_t n = strlen(schema) + 1024;
+        char *body = malloc(n);
+        assert_non_null(body);
+        snprintf(body, n,
+                 "{\"apiVersion\":\"apiextensions.k8s.io/v1\",\"kind\":"
+                 "\"CustomResourceDefinition\",\"metadata\":{\"name\":\"%ss.x.example.com\"},"
+                 "\"spec\":{\"group\":\"x.example.com\",\"scope\":\"Namespaced\",\"names\":{"
+                 "\"plural\":\"%ss\",\"kind\":\"X%s\"},\"versions\":[{\"name\":\"v1\",\"served\":"
+                 "true,\"storage\":true,\"schema\":{\"openAPIV3Schema\":%s}}]}}",
+                 name, name, name, schema);
+        long code = req("POST", CRDS, body, NULL, ret);
+        free(body);
+        return code;
+}
+
+/* Schemas come from users: bad ones are refused on the CRD, clearly. */
+static void test_bad_schemas(void **state) {
+        (void)state;
+        cJSON *o = NULL;
+        assert_int_equal(create_crd("pat",
+                                    "{\"type\":\"object\",\"properties\":{\"spec\":{\"type\":"
+                                    "\"object\",\"properties\":{\"a\":{\"type\":\"string\","
+                                    "\"pattern\":\"(ab\"}}}}}",
+                                    &o),
+                         422);
+        assert_string_equal(str(o, "details.causes.0.field"),
+                            "spec.validation.openAPIV3Schema.properties[spec].properties[a]."
+                            "pattern");
+        assert_non_null(strstr(str(o, "message"), "must be a valid regular expression"));
+        cJSON_Delete(o);
+        assert_int_equal(create_crd("typ",
+                                    "{\"type\":\"object\",\"properties\":{\"spec\":{\"type\":"
+                                    "\"strin\"}}}",
+                                    &o),
+                         422);
+        assert_string_equal(str(o, "details.causes.0.reason"), "FieldValueNotSupported");
+        assert_string_equal(str(o, "details.causes.0.field"),
+                            "spec.validation.openAPIV3Schema.properties[spec].type");
+        cJSON_Delete(o);
+        /* 200 levels of nesting. */
+        char *deep = malloc(200 * 48 + 64);
+        assert_non_null(deep);
+        deep[0] = 0;
+        for (int i = 0; i < 200; i++)
+                strcat(deep, "{\"type\":\"object\",\"properties\":{\"a\":");
+        strcat(deep, "{\"type\":\"string\"}");
+        for (int i = 0; i < 200; i++)
+                strcat(deep, "}}");
+        assert_int_equal(create_crd("deep", deep, &o), 422);
+        assert_non_null(strstr(str(o, "message"), "nested more than"));
+        free(deep);
+        cJSON_Delete(o);
+        /* A very wide schema. */
+        size_t cap = 30000 * 40 + 64, len = 0;
+        char *wide = malloc(cap);
+        assert_non_null(wide);
+        len += (size_t)snprintf(wide + len, cap - len, "{\"type\":\"object\",\"properties\":{");
+        for (int i = 0; i < 30000; i++)
+                len += (size_t)snprintf(wide + len, cap - len, "%s\"p%d\":{\"type\":\"string\"}",
+                                        i ? "," : "", i);
+        snprintf(wide + len, cap - len, "}}");
+        assert_int_equal(create_crd("wide", wide, &o), 422);
+        assert_non_null(strstr(str(o, "message"), "more than"));
+        free(wide);
+        cJSON_Delete(o);
+        /* The server still answers. */
+        assert_int_equal(req("GET", CRDS, NULL, NULL, NULL), 200);
+}
+
+static int group_setup(void **state) {
+        (void)state;
+        if (koc_test_apiserver_start(&srv, NULL) < 0)
+                return -1;
+        return req("POST", CRDS, crd, NULL, NULL) == 201 ? 0 : -1;
+}
+
+static int group_teardown(void **state) {
+        (void)state;
+        koc_test_apiserver_stop(&srv);
+        return 0;
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_schema_validation),
+                cmocka_unit_test(test_defaults_and_pruning),
+                cmocka_unit_test(test_field_validation),
+                cmocka_unit_test(test_bad_schemas),
+        };
+        int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
+        if (srv.exit_status != 0) {
+                fprintf(stderr, "koc-apiserver exit status %d\n", srv.exit_status);
+                return 1;
+        }
+        return failed;
+}
