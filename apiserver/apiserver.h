@@ -319,6 +319,18 @@ void metrics_free(server *srv);
 
 /* discovery.c: 0 when handled (ret filled), -ENOENT otherwise. */
 int discovery_handle(server *srv, const char *url, reply *ret);
+/* Calls fn for each (group, version) served, built-in first. */
+typedef void (*gv_fn)(const char *group, const char *version, void *userdata);
+void each_group_version(server *srv, gv_fn fn, void *userdata);
+/* The APIResourceList of a group version (to free). */
+cJSON *discovery_resource_list(server *srv, const char *group, const char *version);
+
+/* openapi.c: /openapi/v2, /openapi/v3[/...]; 0 when handled (ret filled),
+ * -ENOENT otherwise. */
+int openapi_handle(server *srv, struct MHD_Connection *conn, const char *url, reply *ret);
+
+/* store.c: the stored CRD defining group/resource, or NULL. */
+const cJSON *crd_lookup(server *srv, const char *group, const char *resource);
 
 /* http.c */
 enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,

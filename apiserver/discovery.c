@@ -67,10 +67,7 @@ static bool has_resource(const cJSON *arr, const char *plural) {
         return false;
 }
 
-/* Calls fn for each (group, version) served, built-in first. */
-typedef void (*gv_fn)(const char *group, const char *version, void *userdata);
-
-static void each_group_version(server *srv, gv_fn fn, void *userdata) {
+void each_group_version(server *srv, gv_fn fn, void *userdata) {
         size_t n;
         const resinfo *ri = builtin_resources(&n);
         strmap seen = {0};
@@ -147,7 +144,7 @@ static void add_group_version(const char *group, const char *version, void *user
         cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(g, "versions"), v);
 }
 
-static cJSON *resource_list(server *srv, const char *group, const char *version) {
+cJSON *discovery_resource_list(server *srv, const char *group, const char *version) {
         cJSON *l = cJSON_CreateObject(), *arr;
         char gv[300];
         size_t n;
@@ -251,7 +248,7 @@ int discovery_handle(server *srv, const char *url, reply *ret) {
                 cJSON_AddStringToObject(e, "serverAddress", "127.0.0.1");
                 cJSON_AddItemToArray(a, e);
         } else if (strcmp(url, "/api/v1") == 0 || strcmp(url, "/api/v1/") == 0) {
-                doc = resource_list(srv, "", "v1");
+                doc = discovery_resource_list(srv, "", "v1");
         } else if (strcmp(url, "/apis") == 0 || strcmp(url, "/apis/") == 0) {
                 groups_ctx ctx = {.groups = cJSON_CreateArray()};
                 doc = cJSON_CreateObject();
@@ -279,7 +276,7 @@ int discovery_handle(server *srv, const char *url, reply *ret) {
                 if (!f.found)
                         return -ENOENT;
                 if (*version)
-                        doc = resource_list(srv, group, version);
+                        doc = discovery_resource_list(srv, group, version);
                 else {
                         groups_ctx ctx = {.groups = cJSON_CreateArray(), .only = group};
                         each_group_version(srv, add_group_version, &ctx);

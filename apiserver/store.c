@@ -377,15 +377,19 @@ static void normalize_secret(const collection *c, cJSON *obj) {
                 json_set_str(obj, "type", "Opaque");
 }
 
-/* The CRD defining c (a custom resource), or NULL. */
-static const cJSON *crd_of(server *srv, const collection *c) {
+const cJSON *crd_lookup(server *srv, const char *group, const char *resource) {
         collection *crds = strmap_get(&srv->collections, CRD_KEY);
         char key[512];
-        if (!crds || !*c->group || builtin_served(c->group, c->resource))
+        if (!crds || !*group || builtin_served(group, resource))
                 return NULL;
-        snprintf(key, sizeof key, "/%s.%s", c->resource, c->group);
+        snprintf(key, sizeof key, "/%s.%s", resource, group);
         object *o = strmap_get(&crds->objects, key);
         return o ? o->json : NULL;
+}
+
+/* The CRD defining c (a custom resource), or NULL. */
+static const cJSON *crd_of(server *srv, const collection *c) {
+        return crd_lookup(srv, c->group, c->resource);
 }
 
 /* fieldValidation=Strict: unknown fields are an error (the others, Warn
