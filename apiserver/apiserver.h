@@ -329,6 +329,23 @@ cJSON *discovery_resource_list(server *srv, const char *group, const char *versi
  * -ENOENT otherwise. */
 int openapi_handle(server *srv, struct MHD_Connection *conn, const char *url, reply *ret);
 
+/* scale.c: the /scale subresource. */
+typedef struct scale_info {
+        const char *spec, *status, *selector; /* ".spec.replicas"; borrowed */
+        bool builtin;                         /* selector from spec.selector */
+} scale_info;
+/* 0 when group/resource in version has a scale subresource (ret filled,
+ * its strings borrowed from the CRD), else -ENOENT. */
+int scale_paths(server *srv, const char *group, const char *resource, const char *version,
+                scale_info *ret);
+/* The autoscaling/v1 Scale of obj (to free). */
+cJSON *scale_of(const cJSON *obj, const scale_info *si);
+/* Sets the spec replicas of obj (creating the objects on the path). */
+int scale_set_replicas(cJSON *obj, const scale_info *si, double replicas);
+/* The real server's checks of a custom resource's specReplicasPath (or,
+ * for status writes, statusReplicasPath), appended to causes. */
+void scale_validate_cr(const scale_info *si, const cJSON *obj, bool status, cJSON *causes);
+
 /* store.c: the stored CRD defining group/resource, or NULL. */
 const cJSON *crd_lookup(server *srv, const char *group, const char *resource);
 

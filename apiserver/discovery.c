@@ -207,6 +207,30 @@ cJSON *discovery_resource_list(server *srv, const char *group, const char *versi
                         continue;
                 add_resource(arr, c->resource, c->kind, c->namespaced, c->has_status, NULL);
         }
+        /* The scale subresources. */
+        int n_res = cJSON_GetArraySize(arr);
+        for (int i = 0; i < n_res; i++) {
+                const cJSON *r = cJSON_GetArrayItem(arr, i);
+                const char *name = json_str(r, "name");
+                scale_info si;
+                char sub[300];
+                if (!name || strchr(name, '/') || scale_paths(srv, group, name, version, &si) < 0)
+                        continue;
+                snprintf(sub, sizeof sub, "%s/scale", name);
+                cJSON *s = cJSON_CreateObject();
+                cJSON_AddStringToObject(s, "name", sub);
+                cJSON_AddStringToObject(s, "singularName", "");
+                cJSON_AddBoolToObject(s, "namespaced",
+                                      cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "namespaced")));
+                cJSON_AddStringToObject(s, "group", "autoscaling");
+                cJSON_AddStringToObject(s, "version", "v1");
+                cJSON_AddStringToObject(s, "kind", "Scale");
+                cJSON *v = cJSON_AddArrayToObject(s, "verbs");
+                cJSON_AddItemToArray(v, cJSON_CreateString("get"));
+                cJSON_AddItemToArray(v, cJSON_CreateString("patch"));
+                cJSON_AddItemToArray(v, cJSON_CreateString("update"));
+                cJSON_AddItemToArray(arr, s);
+        }
         return l;
 }
 

@@ -195,5 +195,24 @@ WHAT='{code, reason, causes: [.details.causes[] | {field, reason}]}' check "a CR
 WHAT='{code, reason, causes: [.details.causes[] | {field, reason}]}' check "a CRD with an unknown type" POST /apis/apiextensions.k8s.io/v1/customresourcedefinitions \
         "{\"apiVersion\":\"apiextensions.k8s.io/v1\",\"kind\":\"CustomResourceDefinition\",\"metadata\":{\"name\":\"bads.$grp\"},\"spec\":{\"group\":\"$grp\",\"scope\":\"Namespaced\",\"names\":{\"plural\":\"bads\",\"kind\":\"Bad\"},\"versions\":[{\"name\":\"v1\",\"served\":true,\"storage\":true,\"schema\":{\"openAPIV3Schema\":{\"type\":\"object\",\"properties\":{\"spec\":{\"type\":\"strin\"}}}}}]}}"
 
+# The scale subresource of custom resources and Deployments.
+sc='if .kind == "Status" then {code, reason, causes: (.details.causes // [] | map({field, reason}) | sort_by(.field))} else {kind, apiVersion, name: .metadata.name, spec, status} end'
+WHAT=$sc check "get the scale of a custom resource" GET $MC/ok/scale
+WHAT=$sc check "patch the scale" PATCH $MC/ok/scale '{"spec":{"replicas":4}}' application/merge-patch+json
+WHAT=$full check "  ... the custom resource has the new size" GET $MC/ok
+WHAT=$sc check "scale above the schema's maximum" PATCH $MC/ok/scale '{"spec":{"replicas":7}}' application/merge-patch+json
+WHAT=$sc check "scale to a negative size" PUT $MC/ok/scale '{"kind":"Scale","apiVersion":"autoscaling/v1","metadata":{"name":"ok"},"spec":{"replicas":-3}}'
+WHAT=$sc check "scale with a stale resourceVersion" PUT $MC/ok/scale '{"kind":"Scale","apiVersion":"autoscaling/v1","metadata":{"name":"ok","resourceVersion":"1"},"spec":{"replicas":3}}'
+WHAT=$sc check "the scale of a missing custom resource" GET $MC/missing/scale
+WHAT=$full check "a replicas path of the wrong type" POST $MC "$(mc b '{"size":"x"}')"
+WHAT=$full check "a negative status replicas path" PATCH $MC/ok/status '{"status":{"replicas":-1}}' application/merge-patch+json
+D=/apis/apps/v1/namespaces/$ns/deployments
+check "create a Deployment" POST $D '{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d1"},"spec":{"replicas":2,"selector":{"matchLabels":{"app":"x","b":"c"},"matchExpressions":[{"key":"k","operator":"In","values":["v2","v1"]}]},"template":{"metadata":{"labels":{"app":"x","b":"c","k":"v1"}},"spec":{"containers":[{"name":"c","image":"i"}]}}}}'
+WHAT=$sc check "get the scale of a Deployment" GET $D/d1/scale
+WHAT=$sc check "patch the scale of a Deployment" PATCH $D/d1/scale '{"spec":{"replicas":3}}' application/merge-patch+json
+WHAT='{replicas: .spec.replicas, generation: .metadata.generation}' check "  ... the Deployment has the new replicas" GET $D/d1
+WHAT=$sc check "a negative scale of a Deployment" PATCH $D/d1/scale '{"spec":{"replicas":-1}}' application/merge-patch+json
+WHAT=$sc check "the scale of a ConfigMap" GET $C/c1/scale
+
 echo "compare: $n requests, $bad answered differently"
 [ "$bad" = 0 ]
