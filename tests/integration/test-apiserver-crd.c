@@ -210,7 +210,8 @@ static void test_schema_validation(void **state) {
         cJSON_Delete(o);
         assert_invalid("g", "{\"size\":1,\"tags\":[\"a\",\"b\",\"c\"],\"name\":[\"x\"],\"free\":5}",
                        3);
-        assert_invalid("h", "{\"size\":1.5}", 1);
+        /* The schema's type error and the scale path's accessor error. */
+        assert_invalid("h", "{\"size\":1.5}", 2);
         assert_invalid("i", "{\"size\":2,\"ratio\":1e30}", 1);
         /* Nothing was stored. */
         assert_int_equal(req("GET", MEMCACHEDS "/a", NULL, NULL, NULL), 404);
@@ -389,6 +390,144 @@ static void test_bad_schemas(void **state) {
         assert_int_equal(req("GET", CRDS, NULL, NULL, NULL), 200);
 }
 
+static void test_openapi(void **state) {
+        (void)state;
+        cJSON *o = NULL;
+        assert_int_equal(req("GET", "/openapi/v3", NULL, NULL, &o), 200);
+        const char *url = str(cJSON_GetObjectItemCaseSensitive(at(o, "paths"),
+                                                               "apis/cache.example.com/v1"),
+                              "serverRelativeURL");
+        assert_non_null(url);
+        assert_non_null(strstr(url, "/openapi/v3/apis/cache.example.com/v1?hash="));
+        assert_non_null(at(o, "paths.api/v1"));
+        assert_non_null(at(o, "paths.apis/apps/v1"));
+        cJSON_Delete(o);
+
+        assert_int_equal(req("GET", "/openapi/v3/apis/cache.example.com/v1", NULL, NULL, &o), 200);
+        assert_string_equal(str(o, "openapi"), "3.0.0");
+        const cJSON *schemas = at(o, "components");
+        const cJSON *mc = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(schemas, "schemas"),
+                "com.example.cache.v1.Memcached");
+        assert_non_null(mc);
+        assert_int_equal((int)num(mc, "properties.spec.properties.size.maximum"), 5);
+        assert_string_equal(str(mc, "properties.metadata.type"), "object");
+        const cJSON *path = cJSON_GetObjectItemCaseSensitive(
+                at(o, "paths"), "/apis/cache.example.com/v1/namespaces/{namespace}/memcacheds/{name}");
+        assert_non_null(path);
+        /* What kubectl looks for to let the server validate. */
+        assert_string_equal(str(path, "patch.x-kubernetes-group-version-kind.kind"), "Memcached");
+        bool field_validation = false;
+        const cJSON *param;
+        cJSON_ArrayForEach(param, at(path, "patch.parameters")) {
+                if (strcmp(str(param, "name") ?: "", "fieldValidation") == 0 &&
+                    strcmp(str(param, "in") ?: "", "query") == 0)
+                        field_validation = true;
+        }
+        assert_true(field_validation);
+        cJSON_Delete(o);
+        assert_int_equal(req("GET", "/openapi/v3/apis/nothing.example.com/v1", NULL, NULL, NULL),
+                         404);
+        assert_int_equal(req("GET", "/openapi/v2", NULL, NULL, &o), 200);
+        assert_string_equal(str(o, "swagger"), "2.0");
+        assert_non_null(cJSON_GetObjectItemCaseSensitive(at(o, "definitions"),
+                                                         "com.example.cache.v1.Memcached"));
+        assert_non_null(cJSON_GetObjectItemCaseSensitive(at(o, "definitions"),
+                                                         "io.k8s.api.core.v1.ConfigMap"));
+        cJSON_Delete(o);
+}
+
+static void test_scale(void **state) {
+        (void)state;
+        cJSON *o = NULL;
+        assert_int_equal(create_mc("sc", "{\"size\":2}", NULL, &o), 201);
+        cJSON_Delete(o);
+        assert_int_equal(req("GET", MEMCACHEDS "/sc/scale", NULL, NULL, &o), 200);
+        assert_string_equal(str(o, "kind"), "Scale");
+        assert_string_equal(str(o, "apiVersion"), "autoscaling/v1");
+        assert_int_equal((int)num(o, "spec.replicas"), 2);
+        assert_int_equal((int)num(o, "status.replicas"), 0);
+        cJSON_Delete(o);
+        assert_int_equal(req("PATCH", MEMCACHEDS "/sc/scale", "{\"spec\":{\"replicas\":4}}",
+                             "application/merge-patch+json", &o),
+                         200);
+        assert_int_equal((int)num(o, "spec.replicas"), 4);
+        cJSON_Delete(o);
+        assert_int_equal(req("GET", MEMCACHEDS "/sc", NULL, NULL, &o), 200);
+        assert_int_equal((int)num(o, "spec.size"), 4);
+        assert_int_equal((int)num(o, "metadata.generation"), 2);
+        cJSON_Delete(o);
+        /* The custom resource's schema applies. */
+        assert_int_equal(req("PUT", MEMCACHEDS "/sc/scale",
+                             "{\"kind\":\"Scale\",\"apiVersion\":\"autoscaling/v1\",\"metadata\":"
+                             "{\"name\":\"sc\"},\"spec\":{\"replicas\":-3}}",
+                             NULL, &o),
+                         422);
+        assert_cause(o, ".spec.size", "FieldValueInvalid",
+                     "Invalid value: -3: should be a non-negative integer");
+        assert_cause(o, "spec.size", "FieldValueInvalid",
+                     "Invalid value: -3: spec.size in body should be greater than or equal to 1");
+        cJSON_Delete(o);
+        assert_int_equal(req("PUT", MEMCACHEDS "/sc/scale",
+                             "{\"kind\":\"Scale\",\"apiVersion\":\"autoscaling/v1\",\"metadata\":"
+                             "{\"name\":\"sc\",\"resourceVersion\":\"1\"},\"spec\":{\"replicas\":3}}",
+                             NULL, NULL),
+                         409);
+        assert_int_equal(req("GET", MEMCACHEDS "/missing/scale", NULL, NULL, NULL), 404);
+        /* Status replicas through the status subresource. */
+        assert_int_equal(req("PATCH", MEMCACHEDS "/sc/status",
+                             "{\"status\":{\"replicas\":3,\"selector\":\"app=sc\"}}",
+                             "application/merge-patch+json", NULL),
+                         200);
+        assert_int_equal(req("GET", MEMCACHEDS "/sc/scale", NULL, NULL, &o), 200);
+        assert_int_equal((int)num(o, "status.replicas"), 3);
+        assert_string_equal(str(o, "status.selector"), "app=sc");
+        cJSON_Delete(o);
+
+        /* Deployments: replicas default to 1, the selector is written out. */
+        assert_int_equal(req("POST", "/apis/apps/v1/namespaces/default/deployments",
+                             "{\"metadata\":{\"name\":\"d\"},\"spec\":{\"selector\":{"
+                             "\"matchLabels\":{\"b\":\"2\",\"a\":\"1\"},\"matchExpressions\":[{"
+                             "\"key\":\"k\",\"operator\":\"NotIn\",\"values\":[\"y\",\"x\"]},{"
+                             "\"key\":\"e\",\"operator\":\"Exists\"}]}}}",
+                             NULL, NULL),
+                         201);
+        assert_int_equal(req("GET", "/apis/apps/v1/namespaces/default/deployments/d/scale", NULL,
+                             NULL, &o),
+                         200);
+        assert_int_equal((int)num(o, "spec.replicas"), 1);
+        assert_string_equal(str(o, "status.selector"), "a=1,b=2,e,k notin (x,y)");
+        cJSON_Delete(o);
+        assert_int_equal(req("PATCH", "/apis/apps/v1/namespaces/default/deployments/d/scale",
+                             "{\"spec\":{\"replicas\":-1}}", "application/merge-patch+json", &o),
+                         422);
+        assert_string_equal(str(o, "details.kind"), "Scale");
+        cJSON_Delete(o);
+        assert_int_equal(req("PATCH", "/apis/apps/v1/namespaces/default/deployments/d/scale",
+                             "[{\"op\":\"replace\",\"path\":\"/spec/replicas\",\"value\":5}]",
+                             "application/json-patch+json", NULL),
+                         200);
+        assert_int_equal(req("GET", "/apis/apps/v1/namespaces/default/deployments/d", NULL, NULL,
+                             &o),
+                         200);
+        assert_int_equal((int)num(o, "spec.replicas"), 5);
+        cJSON_Delete(o);
+        assert_int_equal(req("GET", "/api/v1/namespaces/default/configmaps/x/scale", NULL, NULL,
+                             NULL),
+                         404);
+        /* Discovery lists the subresource. */
+        assert_int_equal(req("GET", "/apis/cache.example.com/v1", NULL, NULL, &o), 200);
+        bool listed = false;
+        const cJSON *r;
+        cJSON_ArrayForEach(r, at(o, "resources")) {
+                if (strcmp(str(r, "name") ?: "", "memcacheds/scale") == 0 &&
+                    strcmp(str(r, "kind") ?: "", "Scale") == 0)
+                        listed = true;
+        }
+        assert_true(listed);
+        cJSON_Delete(o);
+}
+
 static int group_setup(void **state) {
         (void)state;
         if (koc_test_apiserver_start(&srv, NULL) < 0)
@@ -408,6 +547,8 @@ int main(void) {
                 cmocka_unit_test(test_defaults_and_pruning),
                 cmocka_unit_test(test_field_validation),
                 cmocka_unit_test(test_bad_schemas),
+                cmocka_unit_test(test_openapi),
+                cmocka_unit_test(test_scale),
         };
         int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
         if (srv.exit_status != 0) {
