@@ -255,7 +255,12 @@ int store_resource_check(server *srv, const api_path *p);
 
 /* What the Accept header asks for: the object, or its metadata only
  * (application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1). */
-typedef enum accept_as { ACCEPT_OBJECT, ACCEPT_METADATA, ACCEPT_METADATA_LIST } accept_as;
+typedef enum accept_as {
+        ACCEPT_OBJECT,
+        ACCEPT_METADATA,
+        ACCEPT_METADATA_LIST,
+        ACCEPT_TABLE, /* application/json;as=Table;g=meta.k8s.io;v=v1 (or v1beta1) */
+} accept_as;
 accept_as accept_parse(struct MHD_Connection *conn);
 /* {"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":...} */
 cJSON *partial_metadata(const cJSON *obj);
@@ -345,6 +350,15 @@ int scale_set_replicas(cJSON *obj, const scale_info *si, double replicas);
 /* The real server's checks of a custom resource's specReplicasPath (or,
  * for status writes, statusReplicasPath), appended to causes. */
 void scale_validate_cr(const scale_info *si, const cJSON *obj, bool status, cJSON *causes);
+
+/* A metav1.LabelSelector as labels.Selector.String() writes it (to free). */
+char *label_selector_string(const cJSON *sel);
+
+/* table.c: a meta.k8s.io/v1 Table of objs (borrowed) with the columns of
+ * c's type (a CRD version's printer columns, a few built-in printers, else
+ * Name and Age); include is the includeObject argument (NULL: Metadata). */
+cJSON *table_build(server *srv, const collection *c, const char *version, const cJSON *const *objs,
+                   size_t n, const char *include);
 
 /* store.c: the stored CRD defining group/resource, or NULL. */
 const cJSON *crd_lookup(server *srv, const char *group, const char *resource);

@@ -70,7 +70,7 @@ static int cmp_cstr(const void *a, const void *b) {
 
 /* A metav1.LabelSelector as labels.Selector.String() writes it:
  * requirements sorted by key, values sorted. */
-static char *selector_string(const cJSON *sel) {
+char *label_selector_string(const cJSON *sel) {
         req_str reqs[64];
         size_t n = 0;
         const cJSON *it;
@@ -144,7 +144,7 @@ cJSON *scale_of(const cJSON *obj, const scale_info *si) {
         r = dot_path(obj, si->status);
         cJSON_AddNumberToObject(status, "replicas", cJSON_IsNumber(r) ? r->valuedouble : 0);
         if (si->builtin) {
-                char *sel = selector_string(json_path(obj, "spec.selector"));
+                char *sel = label_selector_string(json_path(obj, "spec.selector"));
                 if (sel && *sel)
                         cJSON_AddStringToObject(status, "selector", sel);
                 free(sel);

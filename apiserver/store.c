@@ -667,8 +667,15 @@ static void do_get(server *srv, struct MHD_Connection *conn, collection *c, cons
         object *o = strmap_get(&c->objects, key);
         if (!o || (c->namespaced && !p->ns))
                 return reply_not_found(ret, p, p->name);
-        if (as == ACCEPT_METADATA) {
-                cJSON *m = partial_metadata(o->json);
+        if (as == ACCEPT_METADATA || as == ACCEPT_TABLE) {
+                const cJSON *one = o->json;
+                cJSON *m = as == ACCEPT_METADATA
+                                   ? partial_metadata(o->json)
+                                   : table_build(srv, c, p->version, &one, 1,
+                                                 qarg(conn, "includeObject"));
+                if (as == ACCEPT_TABLE)
+                        copy_field(json_ensure_object(m, "metadata"),
+                                   json_path(o->json, "metadata"), "resourceVersion");
                 reply_json(ret, 200, m);
                 cJSON_Delete(m);
                 return;
@@ -900,6 +907,27 @@ static void do_list(server *srv, struct MHD_Connection *conn, collection *c, con
                 free(enc);
                 free(raw);
                 cJSON_Delete(tok);
+        }
+        if (as == ACCEPT_TABLE) {
+                const cJSON **objs = malloc((shown + 1) * sizeof *objs);
+                cJSON *t = NULL;
+                for (size_t i = 0; objs && i < shown; i++)
+                        objs[i] = all[i].json;
+                if (objs)
+                        t = table_build(srv, c, p->version, objs, shown,
+                                        qarg(conn, "includeObject"));
+                free(objs);
+                if (!t) {
+                        cJSON_Delete(list);
+                        reply_status(ret, 500, "InternalError", "out of memory", NULL);
+                        goto out;
+                }
+                cJSON_ReplaceItemInObjectCaseSensitive(
+                        t, "metadata", cJSON_DetachItemFromObjectCaseSensitive(list, "metadata"));
+                cJSON_Delete(list);
+                reply_json(ret, 200, t);
+                cJSON_Delete(t);
+                goto out;
         }
         arr = cJSON_AddArrayToObject(list, "items");
         /* Items reference the stored objects (cJSON references are never

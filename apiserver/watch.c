@@ -515,7 +515,9 @@ struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const
         w->col = c;
         w->conn = conn;
         w->bookmarks = qbool(conn, "allowWatchBookmarks");
-        w->metadata = accept_parse(conn) != ACCEPT_OBJECT;
+        /* Tables are for lists and gets; a watch sends the objects. */
+        accept_as as = accept_parse(conn);
+        w->metadata = as == ACCEPT_METADATA || as == ACCEPT_METADATA_LIST;
         w->gone = drop;
         if (*p->group)
                 snprintf(av, sizeof av, "%s/%s", p->group, p->version);

@@ -214,5 +214,19 @@ WHAT='{replicas: .spec.replicas, generation: .metadata.generation}' check "  ...
 WHAT=$sc check "a negative scale of a Deployment" PATCH $D/d1/scale '{"spec":{"replicas":-1}}' application/merge-patch+json
 WHAT=$sc check "the scale of a ConfigMap" GET $C/c1/scale
 
+# Table output, as kubectl get asks for it (ages are left out: they differ
+# by the time between the two requests).
+TBL='application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json'
+cols='{kind, apiVersion, columns: [.columnDefinitions[] | {name, type, format, priority}], rows: [.rows[] | {cells: [.cells[] | if type == "string" and test("^[0-9]+[smhdy]") then "(age)" else . end], object: (.object.kind // null)}]}'
+ACCEPT=$TBL WHAT=$cols check "a Table of custom resources (printer columns)" GET "$MC?labelSelector=none%21%3Dx"
+ACCEPT=$TBL WHAT=$cols check "a Table of one custom resource" GET $MC/ok
+ACCEPT=$TBL WHAT=$cols check "a Table with includeObject=Object" GET "$MC/ok?includeObject=Object"
+ACCEPT=$TBL WHAT=$cols check "a Table with includeObject=None" GET "$MC/ok?includeObject=None"
+ACCEPT=$TBL WHAT=$cols check "a Table of ConfigMaps" GET "$C/c1"
+ACCEPT=$TBL WHAT=$cols check "a Table of Deployments" GET "$D/d1"
+ACCEPT=$TBL WHAT=$cols check "a Table of Leases" GET "$L?labelSelector=none%21%3Dx"
+ACCEPT=$TBL WHAT=$cols check "a Table of one Namespace" GET "/api/v1/namespaces/$ns"
+ACCEPT=$TBL WHAT='{kind, continue: (.metadata.continue != null), rows: (.rows | length)}' check "a Table, paged" GET "$C?limit=1"
+
 echo "compare: $n requests, $bad answered differently"
 [ "$bad" = 0 ]
