@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -528,6 +529,96 @@ static void test_scale(void **state) {
         cJSON_Delete(o);
 }
 
+#define TABLE "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+
+/* A GET with an Accept header. */
+static long req_accept(const char *path, const char *accept, cJSON **ret) {
+        CURL *e = curl_easy_init();
+        struct curl_slist *h = NULL;
+        char url[1024], auth[256], acc[512];
+        koc_test_buffer b = {0};
+        long code = -1;
+        snprintf(url, sizeof url, "%s%s", srv.url, path);
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", srv.token);
+        snprintf(acc, sizeof acc, "Accept: %s", accept);
+        h = curl_slist_append(h, auth);
+        h = curl_slist_append(h, acc);
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(e, CURLOPT_CAINFO, srv.ca_file);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, koc_test_buffer_write);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
+        if (curl_easy_perform(e) == CURLE_OK)
+                curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+        curl_slist_free_all(h);
+        curl_easy_cleanup(e);
+        *ret = b.data ? cJSON_Parse(b.data) : NULL;
+        free(b.data);
+        return code;
+}
+
+static void test_table(void **state) {
+        (void)state;
+        cJSON *o = NULL;
+        assert_int_equal(create_mc("tb", "{\"size\":3,\"mode\":\"slow\"}", NULL, &o), 201);
+        cJSON_Delete(o);
+        assert_int_equal(req_accept(MEMCACHEDS "?limit=100", TABLE, &o), 200);
+        assert_string_equal(str(o, "kind"), "Table");
+        assert_string_equal(str(o, "apiVersion"), "meta.k8s.io/v1");
+        assert_non_null(str(o, "metadata.resourceVersion"));
+        assert_int_equal(cJSON_GetArraySize(at(o, "columnDefinitions")), 3);
+        assert_string_equal(str(o, "columnDefinitions.0.name"), "Name");
+        assert_string_equal(str(o, "columnDefinitions.0.format"), "name");
+        assert_string_equal(str(o, "columnDefinitions.1.name"), "Size");
+        assert_string_equal(str(o, "columnDefinitions.1.type"), "integer");
+        assert_string_equal(str(o, "columnDefinitions.2.name"), "Mode");
+        bool found = false;
+        const cJSON *row;
+        cJSON_ArrayForEach(row, at(o, "rows")) {
+                if (strcmp(str(row, "cells.0") ?: "", "tb") != 0)
+                        continue;
+                found = true;
+                assert_int_equal((int)num(row, "cells.1"), 3);
+                assert_string_equal(str(row, "cells.2"), "slow");
+                assert_string_equal(str(row, "object.kind"), "PartialObjectMetadata");
+                assert_null(at(row, "object.spec"));
+        }
+        assert_true(found);
+        cJSON_Delete(o);
+        assert_int_equal(req_accept(MEMCACHEDS "/tb?includeObject=Object", TABLE, &o), 200);
+        assert_int_equal(cJSON_GetArraySize(at(o, "rows")), 1);
+        assert_string_equal(str(o, "rows.0.object.kind"), "Memcached");
+        cJSON_Delete(o);
+        assert_int_equal(req_accept(MEMCACHEDS "/tb?includeObject=None", TABLE, &o), 200);
+        assert_null(at(o, "rows.0.object"));
+        cJSON_Delete(o);
+        /* Built-in printers, and Name and Age for the rest. */
+        assert_int_equal(req("POST", "/api/v1/namespaces/default/configmaps",
+                             "{\"metadata\":{\"name\":\"cm\"},\"data\":{\"a\":\"1\",\"b\":\"2\"}}",
+                             NULL, NULL),
+                         201);
+        assert_int_equal(req_accept("/api/v1/namespaces/default/configmaps/cm", TABLE, &o), 200);
+        assert_string_equal(str(o, "columnDefinitions.1.name"), "Data");
+        assert_int_equal((int)num(o, "rows.0.cells.1"), 2);
+        assert_string_equal(str(o, "columnDefinitions.2.name"), "Age");
+        const char *age = str(o, "rows.0.cells.2");
+        assert_non_null(age);
+        assert_true(age[strlen(age) - 1] == 's');
+        cJSON_Delete(o);
+        assert_int_equal(req("POST", "/api/v1/namespaces/default/serviceaccounts",
+                             "{\"metadata\":{\"name\":\"sa\"}}", NULL, NULL),
+                         201);
+        assert_int_equal(req_accept("/api/v1/namespaces/default/serviceaccounts", TABLE, &o), 200);
+        assert_int_equal(cJSON_GetArraySize(at(o, "columnDefinitions")), 2);
+        assert_string_equal(str(o, "columnDefinitions.1.name"), "Age");
+        cJSON_Delete(o);
+        /* Without the Table media type: the plain list. */
+        assert_int_equal(req_accept(MEMCACHEDS, "application/json", &o), 200);
+        assert_string_equal(str(o, "kind"), "MemcachedList");
+        cJSON_Delete(o);
+}
+
 static int group_setup(void **state) {
         (void)state;
         if (koc_test_apiserver_start(&srv, NULL) < 0)
@@ -549,6 +640,7 @@ int main(void) {
                 cmocka_unit_test(test_bad_schemas),
                 cmocka_unit_test(test_openapi),
                 cmocka_unit_test(test_scale),
+                cmocka_unit_test(test_table),
         };
         int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
         if (srv.exit_status != 0) {

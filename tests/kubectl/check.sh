@@ -168,6 +168,14 @@ grep -q "created" "$dir/out" || fail "apply did not create: $(cat "$dir/out")"
 k explain memcached.spec >"$dir/out" 2>&1 || fail "explain: $(cat "$dir/out")"
 grep -q "size" "$dir/out" || fail "explain: $(cat "$dir/out")"
 
+step "kubectl get memcacheds shows the printer columns; kubectl scale"
+k get memcacheds >"$dir/out" 2>&1 || fail "get memcacheds: $(cat "$dir/out")"
+grep -q "^NAME  *SIZE" "$dir/out" || fail "no SIZE column: $(cat "$dir/out")"
+grep -q "^cache  *2" "$dir/out" || fail "no row: $(cat "$dir/out")"
+k scale memcached cache --replicas=3 >"$dir/out" 2>&1 || fail "scale: $(cat "$dir/out")"
+[ "$(k get memcached cache -o 'jsonpath={.spec.size}')" = 3 ] || fail "scale did not set spec.size"
+if k scale memcached cache --replicas=9 >"$dir/out" 2>&1; then fail "scale to 9 was accepted"; fi
+
 step "kubectl delete"
 k delete lease demo >"$dir/out" 2>&1 || fail "delete lease: $(cat "$dir/out")"
 k delete configmap settings >"$dir/out" 2>&1 || fail "delete configmap: $(cat "$dir/out")"
