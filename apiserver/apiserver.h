@@ -228,6 +228,8 @@ struct server {
         /* metrics */
         strmap metrics;
         uint64_t started_usec;
+        /* the garbage collector (gc.c) */
+        struct gc_state *gc;
         /* --log-writes: one JSON line per write request answered, or NULL */
         FILE *write_log;
 };
@@ -359,6 +361,18 @@ char *label_selector_string(const cJSON *sel);
  * Name and Age); include is the includeObject argument (NULL: Metadata). */
 cJSON *table_build(server *srv, const collection *c, const char *version, const cJSON *const *objs,
                    size_t n, const char *include);
+
+/* store.c, for the garbage collector: the objects of c in key order
+ * (c->sorted), the index after key (NULL: 0); a delete as a client's
+ * (finalizers honoured); an update of o to obj (taken). */
+int store_sorted(collection *c);
+size_t store_sorted_after(collection *c, const char *key);
+void store_gc_delete(server *srv, collection *c, object *o);
+int store_gc_update(server *srv, collection *c, object *o, cJSON *obj);
+
+/* gc.c: the garbage collector of owner references, on the server's loop. */
+int gc_init(server *srv);
+void gc_done(server *srv);
 
 /* store.c: the stored CRD defining group/resource, or NULL. */
 const cJSON *crd_lookup(server *srv, const char *group, const char *resource);

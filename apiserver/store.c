@@ -1567,16 +1567,101 @@ static void delete_object(server *srv, collection *c, object *o, reply *ret) {
         delete_now(srv, c, o, ret);
 }
 
+/* DeleteOptions.propagationPolicy (or the query argument, or the
+ * deprecated orphanDependents): "Background" (NULL), "Foreground" or
+ * "Orphan"; false with a 422 in ret when it is none of them. */
+static bool propagation_policy(struct MHD_Connection *conn, const char *body, size_t len,
+                               const char **ret_policy, reply *ret) {
+        static const char *const policies[] = {"Background", "Foreground", "Orphan"};
+        char pol[32] = "";
+        const char *q = qarg(conn, "propagationPolicy");
+        if (q)
+                snprintf(pol, sizeof pol, "%s", q);
+        cJSON *opts = body && len ? cJSON_ParseWithLength(body, len) : NULL;
+        const char *bp = json_str(opts, "propagationPolicy");
+        if (bp)
+                snprintf(pol, sizeof pol, "%s", bp);
+        const cJSON *orphan = cJSON_GetObjectItemCaseSensitive(opts, "orphanDependents");
+        if (!*pol && cJSON_IsBool(orphan))
+                snprintf(pol, sizeof pol, "%s", cJSON_IsTrue(orphan) ? "Orphan" : "Background");
+        cJSON_Delete(opts);
+        *ret_policy = NULL;
+        if (!*pol)
+                return true;
+        for (size_t i = 0; i < KOC_ELEMENTSOF(policies); i++)
+                if (strcmp(pol, policies[i]) == 0) {
+                        *ret_policy = policies[i];
+                        return true;
+                }
+        char msg[300];
+        snprintf(msg, sizeof msg,
+                 "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: "
+                 "\"%.40s\": supported values: \"Foreground\", \"Background\", \"Orphan\", "
+                 "\"nil\"",
+                 pol);
+        reply_status(ret, 422, "Invalid", msg, NULL);
+        return false;
+}
+
+static void add_finalizer(cJSON *obj, const char *f) {
+        cJSON *meta = json_ensure_object(obj, "metadata"), *it;
+        cJSON *list = cJSON_GetObjectItemCaseSensitive(meta, "finalizers");
+        if (!cJSON_IsArray(list)) {
+                cJSON_DeleteItemFromObjectCaseSensitive(meta, "finalizers");
+                list = cJSON_AddArrayToObject(meta, "finalizers");
+        }
+        cJSON_ArrayForEach(it, list) if (cJSON_IsString(it) && strcmp(it->valuestring, f) == 0) return;
+        cJSON_AddItemToArray(list, cJSON_CreateString(f));
+}
+
 static void do_delete(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
                       const char *body, size_t len, reply *ret) {
+        const char *policy;
         object *o = lookup(c, p);
         if (!o)
                 return reply_not_found(ret, p, p->name);
         if (!check_preconditions(c, o, body, len, ret))
                 return;
+        if (!propagation_policy(conn, body, len, &policy, ret))
+                return;
         if (dry_run(conn))
                 return reply_json(ret, 200, o->json);
+        /* Foreground and Orphan are finalizers the garbage collector
+         * (gc.c) acts on and then removes, as on the real server. */
+        if (policy && strcmp(policy, "Background") != 0 &&
+            !json_path(o->json, "metadata.deletionTimestamp"))
+                add_finalizer(o->json, strcmp(policy, "Foreground") == 0 ? "foregroundDeletion"
+                                                                         : "orphan");
         delete_object(srv, c, o, ret);
+}
+
+/* ---- for the garbage collector (gc.c) ---- */
+
+int store_sorted(collection *c) {
+        return collection_sort(c);
+}
+
+size_t store_sorted_after(collection *c, const char *key) {
+        return key ? sorted_bound(c, key, false) : 0;
+}
+
+void store_gc_delete(server *srv, collection *c, object *o) {
+        delete_object(srv, c, o, NULL);
+}
+
+int store_gc_update(server *srv, collection *c, object *o, cJSON *obj) {
+        char ns[256] = "", name[256];
+        snprintf(ns, sizeof ns, "%s", json_str(o->json, "metadata.namespace") ?: "");
+        snprintf(name, sizeof name, "%s", json_str(o->json, "metadata.name") ?: "");
+        api_path p = {.group = c->group,
+                      .version = c->version,
+                      .ns = c->namespaced ? ns : NULL,
+                      .resource = c->resource,
+                      .name = name};
+        reply r = {0};
+        update_object(srv, NULL, c, &p, o, obj, true, false, &r);
+        free(r.body);
+        return r.code == 200 ? 0 : -EIO;
 }
 
 static void do_delete_collection(server *srv, struct MHD_Connection *conn, collection *c,
