@@ -619,6 +619,146 @@ static void test_table(void **state) {
         cJSON_Delete(o);
 }
 
+#define CMS "/api/v1/namespaces/default/configmaps"
+
+/* Creates ConfigMap name owned by the objects (apiVersion, kind, name,
+ * uid, blockOwnerDeletion) given as a JSON array. */
+static void create_dependent(const char *name, const char *refs) {
+        char body[2048];
+        snprintf(body, sizeof body, "{\"metadata\":{\"name\":\"%s\",\"ownerReferences\":%s}}",
+                 name, refs);
+        assert_int_equal(req("POST", CMS, body, NULL, NULL), 201);
+}
+
+static char *uid_of(const char *path) {
+        cJSON *o = NULL;
+        assert_int_equal(req("GET", path, NULL, NULL, &o), 200);
+        char *uid = strdup(str(o, "metadata.uid"));
+        cJSON_Delete(o);
+        return uid;
+}
+
+/* Waits (at most 10 s) until GET path answers code. */
+static bool wait_code(const char *path, long code) {
+        for (int i = 0; i < 1000; i++) {
+                if (req("GET", path, NULL, NULL, NULL) == code)
+                        return true;
+                usleep(10 * 1000);
+        }
+        return false;
+}
+
+static void test_garbage_collector(void **state) {
+        (void)state;
+        char refs[1024];
+        cJSON *o = NULL;
+
+        /* Background (the default): the owner goes at once, its dependents
+         * soon after. */
+        assert_int_equal(create_mc("owner", "{\"size\":1}", NULL, NULL), 201);
+        char *uid = uid_of(MEMCACHEDS "/owner");
+        snprintf(refs, sizeof refs,
+                 "[{\"apiVersion\":\"cache.example.com/v1\",\"kind\":\"Memcached\",\"name\":"
+                 "\"owner\",\"uid\":\"%s\",\"controller\":true}]",
+                 uid);
+        create_dependent("bg-1", refs);
+        create_dependent("bg-2", refs);
+        free(uid);
+        assert_int_equal(req("DELETE", MEMCACHEDS "/owner", NULL, NULL, NULL), 200);
+        assert_true(wait_code(CMS "/bg-1", 404));
+        assert_true(wait_code(CMS "/bg-2", 404));
+
+        /* A dependent whose owner (by uid) never existed goes; one whose
+         * owner's kind is unknown stays; a reference to a missing owner is
+         * dropped when another owner remains. */
+        assert_int_equal(req("POST", CMS, "{\"metadata\":{\"name\":\"keeper\"}}", NULL, NULL),
+                         201);
+        uid = uid_of(CMS "/keeper");
+        create_dependent("dangling", "[{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"name\":"
+                                     "\"keeper\",\"uid\":\"not-its-uid\"}]");
+        create_dependent("unknown", "[{\"apiVersion\":\"nothing.example.com/v1\",\"kind\":"
+                                    "\"Thing\",\"name\":\"t\",\"uid\":\"u\"}]");
+        snprintf(refs, sizeof refs,
+                 "[{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"name\":\"keeper\",\"uid\":"
+                 "\"%s\"},{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"name\":\"gone\","
+                 "\"uid\":\"gone-uid\"}]",
+                 uid);
+        create_dependent("two-owners", refs);
+        assert_true(wait_code(CMS "/dangling", 404));
+        for (int i = 0; i < 1000; i++) {
+                assert_int_equal(req("GET", CMS "/two-owners", NULL, NULL, &o), 200);
+                int n = cJSON_GetArraySize(at(o, "metadata.ownerReferences"));
+                cJSON_Delete(o);
+                if (n == 1)
+                        break;
+                usleep(10 * 1000);
+        }
+        assert_int_equal(req("GET", CMS "/two-owners", NULL, NULL, &o), 200);
+        assert_int_equal(cJSON_GetArraySize(at(o, "metadata.ownerReferences")), 1);
+        assert_string_equal(str(o, "metadata.ownerReferences.0.name"), "keeper");
+        cJSON_Delete(o);
+        assert_int_equal(req("GET", CMS "/unknown", NULL, NULL, NULL), 200);
+        free(uid);
+
+        /* Foreground: the owner waits, with its finalizer, for the
+         * dependents that block it. */
+        assert_int_equal(req("POST", CMS, "{\"metadata\":{\"name\":\"fg\"}}", NULL, NULL), 201);
+        uid = uid_of(CMS "/fg");
+        snprintf(refs, sizeof refs,
+                 "[{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"name\":\"fg\",\"uid\":"
+                 "\"%s\",\"blockOwnerDeletion\":true}]",
+                 uid);
+        free(uid);
+        /* The dependent holds on with a finalizer of its own. */
+        char body[2048];
+        snprintf(body, sizeof body,
+                 "{\"metadata\":{\"name\":\"fg-dep\",\"finalizers\":[\"example.com/hold\"],"
+                 "\"ownerReferences\":%s}}",
+                 refs);
+        assert_int_equal(req("POST", CMS, body, NULL, NULL), 201);
+        assert_int_equal(req("DELETE", CMS "/fg",
+                             "{\"kind\":\"DeleteOptions\",\"apiVersion\":\"v1\","
+                             "\"propagationPolicy\":\"Foreground\"}",
+                             NULL, &o),
+                         200);
+        assert_non_null(str(o, "metadata.deletionTimestamp"));
+        assert_string_equal(str(o, "metadata.finalizers.0"), "foregroundDeletion");
+        cJSON_Delete(o);
+        for (int i = 0; i < 1000; i++) {
+                assert_int_equal(req("GET", CMS "/fg-dep", NULL, NULL, &o), 200);
+                bool deleting = at(o, "metadata.deletionTimestamp") != NULL;
+                cJSON_Delete(o);
+                if (deleting)
+                        break;
+                usleep(10 * 1000);
+        }
+        usleep(500 * 1000);
+        assert_int_equal(req("GET", CMS "/fg", NULL, NULL, NULL), 200); /* still waiting */
+        assert_int_equal(req("PATCH", CMS "/fg-dep", "{\"metadata\":{\"finalizers\":null}}",
+                             "application/merge-patch+json", NULL),
+                         200);
+        assert_true(wait_code(CMS "/fg-dep", 404));
+        assert_true(wait_code(CMS "/fg", 404));
+
+        /* Orphan: the dependents stay, without the reference. */
+        assert_int_equal(req("POST", CMS, "{\"metadata\":{\"name\":\"or\"}}", NULL, NULL), 201);
+        uid = uid_of(CMS "/or");
+        snprintf(refs, sizeof refs,
+                 "[{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"name\":\"or\",\"uid\":"
+                 "\"%s\"}]",
+                 uid);
+        free(uid);
+        create_dependent("or-dep", refs);
+        assert_int_equal(req("DELETE", CMS "/or?propagationPolicy=Orphan", NULL, NULL, NULL), 200);
+        assert_true(wait_code(CMS "/or", 404));
+        assert_int_equal(req("GET", CMS "/or-dep", NULL, NULL, &o), 200);
+        assert_null(at(o, "metadata.ownerReferences"));
+        cJSON_Delete(o);
+        assert_int_equal(req("DELETE", CMS "/or-dep?propagationPolicy=Sideways", NULL, NULL, &o),
+                         422);
+        cJSON_Delete(o);
+}
+
 static int group_setup(void **state) {
         (void)state;
         if (koc_test_apiserver_start(&srv, NULL) < 0)
@@ -641,6 +781,7 @@ int main(void) {
                 cmocka_unit_test(test_openapi),
                 cmocka_unit_test(test_scale),
                 cmocka_unit_test(test_table),
+                cmocka_unit_test(test_garbage_collector),
         };
         int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
         if (srv.exit_status != 0) {
