@@ -28,6 +28,93 @@
 
 /* ---- patterns ---- */
 
+#define PATTERN_MAX_REPEAT 1000
+#define PATTERN_MAX_COST 100000
+
+/* Go's regexp refuses repeat counts whose product along nesting exceeds
+ * 1000 ("invalid repeat count"), where glibc's regcomp would build whatever
+ * (a{1000}){1000} asks for.  The cost (atoms once bounded repetitions are
+ * unrolled) bounds what regcomp builds otherwise. */
+static int pattern_cost(const char *p, char *err, size_t errlen) {
+        double sums[64] = {0}, prods[64] = {0}, last = 0, last_prod = 1;
+        size_t depth = 0;
+        for (size_t i = 0; p[i]; i++) {
+                char c = p[i];
+                if (c == '\\' && p[i + 1]) {
+                        i++;
+                        last = 1;
+                        last_prod = 1;
+                        sums[depth] += 1;
+                } else if (c == '[') {
+                        size_t j = i + 1;
+                        if (p[j] == '^')
+                                j++;
+                        if (p[j] == ']')
+                                j++;
+                        while (p[j] && p[j] != ']')
+                                j += p[j] == '\\' && p[j + 1] ? 2 : 1;
+                        i = p[j] ? j : j - 1;
+                        last = 1;
+                        last_prod = 1;
+                        sums[depth] += 1;
+                } else if (c == '(') {
+                        if (depth + 1 >= KOC_ELEMENTSOF(sums)) {
+                                snprintf(err, errlen, "expression nests too deeply");
+                                return -E2BIG;
+                        }
+                        depth++;
+                        sums[depth] = 0;
+                        prods[depth] = 1;
+                } else if (c == ')' && depth > 0) {
+                        last = sums[depth] > 0 ? sums[depth] : 1;
+                        last_prod = prods[depth];
+                        sums[--depth] += last;
+                        if (last_prod > prods[depth])
+                                prods[depth] = last_prod;
+                } else if (c == '{') {
+                        char *end;
+                        unsigned long lo = strtoul(p + i + 1, &end, 10), hi = lo;
+                        bool unbounded = false;
+                        if (end == p + i + 1) {
+                                last = 1;
+                                last_prod = 1;
+                                sums[depth] += 1;
+                                continue;
+                        }
+                        if (*end == ',') {
+                                char *e2;
+                                hi = strtoul(end + 1, &e2, 10);
+                                unbounded = e2 == end + 1;
+                                end = e2;
+                        }
+                        if (*end != '}')
+                                continue;
+                        double k = unbounded || lo > hi ? (double)lo : (double)hi;
+                        if (lo > PATTERN_MAX_REPEAT || hi > PATTERN_MAX_REPEAT ||
+                            k * last_prod > PATTERN_MAX_REPEAT) {
+                                snprintf(err, errlen, "invalid repeat count: `%.*s`",
+                                         (int)(end - (p + i) + 1), p + i);
+                                return -EINVAL;
+                        }
+                        last_prod *= k > 1 ? k : 1;
+                        if (last_prod > prods[depth])
+                                prods[depth] = last_prod;
+                        sums[depth] += last * (k > 1 ? k - 1 : 0);
+                        i = (size_t)(end - p);
+                } else if (c != '*' && c != '+' && c != '?' && c != '|' && c != '^' &&
+                           c != '$') {
+                        last = 1;
+                        last_prod = 1;
+                        sums[depth] += 1;
+                }
+                if (sums[depth] > PATTERN_MAX_COST) {
+                        snprintf(err, errlen, "expression too large");
+                        return -E2BIG;
+                }
+        }
+        return 0;
+}
+
 /* Patterns are RE2 (Go's regexp) on the real server; here POSIX extended
  * expressions, after translating RE2's common class escapes.  Backreferences
  * (which RE2 refuses too) and other escapes POSIX lacks are refused. */
@@ -37,9 +124,11 @@ static int pattern_compile(const char *pattern, regex_t *ret, char *err, size_t 
                 snprintf(err, errlen, "pattern longer than %d bytes", SCHEMA_MAX_PATTERN);
                 return -E2BIG;
         }
+        int r = pattern_cost(pattern, err, errlen);
+        if (r < 0)
+                return r;
         strbuf b = {0};
         bool in_class = false;
-        int r = 0;
         for (size_t i = 0; i < n && r >= 0; i++) {
                 char c = pattern[i];
                 if (c == '[' && !in_class) {
@@ -182,7 +271,7 @@ static int check_node(check_ctx *ctx, const cJSON *s, char *path, size_t plen, u
                 int r = pattern_compile(p->valuestring, &re, why, sizeof why);
                 if (r < 0) {
                         check_error(ctx, path, ".pattern", "Invalid value: \"%.200s\": must be a valid regular "
-                                 "expression, but isn't: %s", p->valuestring, why);
+                                 "expression, but isn't: error parsing regexp: %s", p->valuestring, why);
                         return r;
                 }
                 regfree(&re);

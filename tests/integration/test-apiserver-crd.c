@@ -361,6 +361,26 @@ static void test_bad_schemas(void **state) {
         assert_string_equal(str(o, "details.causes.0.field"),
                             "spec.validation.openAPIV3Schema.properties[spec].type");
         cJSON_Delete(o);
+        /* Patterns that would make regcomp build huge automata: refused as
+         * Go's regexp refuses them (repeats nested past 1000). */
+        static const char *const huge[] = {"((a{1000}){1000}){1000}", "a{1001}", "(a{100}){100}",
+                                           "(((a{10}){10}){10}){2}"};
+        for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+                char schema[300];
+                snprintf(schema, sizeof schema,
+                         "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\","
+                         "\"pattern\":\"%s\"}}}",
+                         huge[i]);
+                assert_int_equal(create_crd("huge", schema, &o), 422);
+                assert_non_null(strstr(str(o, "message"), "invalid repeat count"));
+                cJSON_Delete(o);
+        }
+        assert_int_equal(create_crd("okpat",
+                                    "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":"
+                                    "\"string\",\"pattern\":\"^(a{10}){100}[0-9]{1,1000}$\"}}}",
+                                    &o),
+                         201);
+        cJSON_Delete(o);
         /* 200 levels of nesting. */
         char *deep = malloc(200 * 48 + 64);
         assert_non_null(deep);
