@@ -38,8 +38,29 @@
 static int pattern_cost(const char *p, char *err, size_t errlen) {
         double sums[64] = {0}, prods[64] = {0}, last = 0, last_prod = 1;
         size_t depth = 0;
+        bool repeated = false, lazy = false; /* the last atom had a repetition (and a ?) */
+        size_t rep_start = 0;                /* where that repetition began */
         for (size_t i = 0; p[i]; i++) {
                 char c = p[i];
+                bool is_repeat = c == '*' || c == '+' || c == '?' ||
+                                 (c == '{' && p[i + 1] >= '0' && p[i + 1] <= '9');
+                if (is_repeat && repeated) {
+                        /* One ? after a repetition makes it non-greedy; more
+                         * is a nested repetition, which Go refuses (and
+                         * glibc would unroll exponentially). */
+                        if (c == '?' && !lazy) {
+                                lazy = true;
+                                continue;
+                        }
+                        size_t end = c == '{' ? i + strcspn(p + i, "}") + 1 : i + 1;
+                        if (end > strlen(p))
+                                end = strlen(p);
+                        snprintf(err, errlen, "invalid nested repetition operator: `%.*s`",
+                                 (int)(end - rep_start), p + rep_start);
+                        return -EINVAL;
+                }
+                if (!is_repeat)
+                        repeated = lazy = false;
                 if (c == '\\' && p[i + 1]) {
                         i++;
                         last = 1;
@@ -100,9 +121,13 @@ static int pattern_cost(const char *p, char *err, size_t errlen) {
                         if (last_prod > prods[depth])
                                 prods[depth] = last_prod;
                         sums[depth] += last * (k > 1 ? k - 1 : 0);
+                        rep_start = i;
                         i = (size_t)(end - p);
-                } else if (c != '*' && c != '+' && c != '?' && c != '|' && c != '^' &&
-                           c != '$') {
+                        repeated = true;
+                } else if (c == '*' || c == '+' || c == '?') {
+                        rep_start = i;
+                        repeated = true;
+                } else if (c != '|' && c != '^' && c != '$') {
                         last = 1;
                         last_prod = 1;
                         sums[depth] += 1;

@@ -375,9 +375,17 @@ static void test_bad_schemas(void **state) {
                 assert_non_null(strstr(str(o, "message"), "invalid repeat count"));
                 cJSON_Delete(o);
         }
+        /* Stacked repetitions, which glibc unrolls exponentially. */
+        assert_int_equal(create_crd("stack",
+                                    "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":"
+                                    "\"string\",\"pattern\":\"x++++++++++++++++++++++++++++++\"}}}",
+                                    &o),
+                         422);
+        assert_non_null(strstr(str(o, "message"), "invalid nested repetition operator: `++`"));
+        cJSON_Delete(o);
         assert_int_equal(create_crd("okpat",
                                     "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":"
-                                    "\"string\",\"pattern\":\"^(a{10}){100}[0-9]{1,1000}$\"}}}",
+                                    "\"string\",\"pattern\":\"^(a{10}){100}[0-9]{1,1000}x*?$\"}}}",
                                     &o),
                          201);
         cJSON_Delete(o);
