@@ -250,7 +250,7 @@ static void reply_bad_request(reply *ret, const char *msg) {
 }
 
 static void reply_decode_error(reply *ret, const collection *c, const char *why) {
-        char msg[1024];
+        char msg[2048];
         snprintf(msg, sizeof msg, "%s in version \"%s\" cannot be handled as a %s: %s", c->kind,
                  c->version, c->kind, why);
         reply_bad_request(ret, msg);
