@@ -220,8 +220,8 @@ cJSON *discovery_resource_list(server *srv, const char *group, const char *versi
                 cJSON *s = cJSON_CreateObject();
                 cJSON_AddStringToObject(s, "name", sub);
                 cJSON_AddStringToObject(s, "singularName", "");
-                cJSON_AddBoolToObject(s, "namespaced",
-                                      cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "namespaced")));
+                const cJSON *nsd = cJSON_GetObjectItemCaseSensitive(r, "namespaced");
+                cJSON_AddBoolToObject(s, "namespaced", cJSON_IsTrue(nsd));
                 cJSON_AddStringToObject(s, "group", "autoscaling");
                 cJSON_AddStringToObject(s, "version", "v1");
                 cJSON_AddStringToObject(s, "kind", "Scale");

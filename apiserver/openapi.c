@@ -184,8 +184,10 @@ static void add_group_version_doc(server *srv, cJSON *doc, const char *group, co
                 if (cJSON_GetObjectItemCaseSensitive(paths, path))
                         continue;
                 cJSON *item = cJSON_AddObjectToObject(paths, path);
-                static const char *const verbs[][2] = {
-                        {"get", "read"}, {"put", "replace"}, {"patch", "patch"}, {"delete", "delete"}};
+                static const char *const verbs[][2] = {{"get", "read"},
+                                                       {"put", "replace"},
+                                                       {"patch", "patch"},
+                                                       {"delete", "delete"}};
                 for (size_t i = 0; i < KOC_ELEMENTSOF(verbs); i++)
                         cJSON_AddItemToObject(item, verbs[i][0],
                                               operation(verbs[i][1], group, version, kind, ref,

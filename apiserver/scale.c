@@ -185,7 +185,8 @@ int scale_set_replicas(cJSON *obj, const scale_info *si, double replicas) {
 }
 
 /* What unstructured.NestedInt64 says of a value that is not an int64. */
-static bool nested_int64(const cJSON *obj, const char *path, double *ret, char *err, size_t errlen) {
+static bool nested_int64(const cJSON *obj, const char *path, double *ret, char *err,
+                         size_t errlen) {
         const cJSON *v = dot_path(obj, path);
         *ret = 0;
         if (!v || cJSON_IsNull(v))

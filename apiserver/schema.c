@@ -243,7 +243,8 @@ typedef struct check_ctx {
 
 static void check_error(check_ctx *ctx, const char *path, const char *suffix, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
-static void check_error(check_ctx *ctx, const char *path, const char *suffix, const char *fmt, ...) {
+static void check_error(check_ctx *ctx, const char *path, const char *suffix, const char *fmt,
+                        ...) {
         va_list ap;
         snprintf(ctx->field, ctx->fieldlen, "%s%s", path, suffix);
         va_start(ap, fmt);
@@ -270,7 +271,8 @@ static int check_node(check_ctx *ctx, const cJSON *s, char *path, size_t plen, u
                 return -EINVAL;
         }
         if (depth > SCHEMA_MAX_DEPTH) {
-                check_error(ctx, path, "", "Forbidden: the schema is nested more than %d levels deep",
+                check_error(ctx, path, "",
+                            "Forbidden: the schema is nested more than %d levels deep",
                          SCHEMA_MAX_DEPTH);
                 return -E2BIG;
         }
@@ -281,8 +283,10 @@ static int check_node(check_ctx *ctx, const cJSON *s, char *path, size_t plen, u
         }
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(s, "type");
         if (t && !(cJSON_IsString(t) && (!*t->valuestring || valid_type(t->valuestring)))) {
-                check_error(ctx, path, ".type", "Unsupported value: \"%.200s\": supported values: \"array\", "
-                         "\"boolean\", \"integer\", \"number\", \"object\", \"string\"", cJSON_IsString(t) ? t->valuestring : "(not a string)");
+                check_error(ctx, path, ".type",
+                            "Unsupported value: \"%.200s\": supported values: \"array\", "
+                            "\"boolean\", \"integer\", \"number\", \"object\", \"string\"",
+                            cJSON_IsString(t) ? t->valuestring : "(not a string)");
                 return -EINVAL;
         }
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(s, "pattern");
@@ -295,8 +299,10 @@ static int check_node(check_ctx *ctx, const cJSON *s, char *path, size_t plen, u
                 }
                 int r = pattern_compile(p->valuestring, &re, why, sizeof why);
                 if (r < 0) {
-                        check_error(ctx, path, ".pattern", "Invalid value: \"%.200s\": must be a valid regular "
-                                 "expression, but isn't: error parsing regexp: %s", p->valuestring, why);
+                        check_error(ctx, path, ".pattern",
+                                    "Invalid value: \"%.200s\": must be a valid regular "
+                                    "expression, but isn't: error parsing regexp: %s",
+                                    p->valuestring, why);
                         return r;
                 }
                 regfree(&re);
@@ -554,7 +560,8 @@ static void note_pruned(vctx *ctx, const char *path, const char *name) {
         char buf[PATH_MAX_LEN + 64];
         if (!ctx->pruned || ctx->n_pruned >= 32)
                 return;
-        snprintf(buf, sizeof buf, "%s%s%.200s", msg_path(ctx, path), *msg_path(ctx, path) ? "." : "",
+        snprintf(buf, sizeof buf, "%s%s%.200s", msg_path(ctx, path),
+                 *msg_path(ctx, path) ? "." : "",
                  name);
         cJSON_AddItemToArray(ctx->pruned, cJSON_CreateString(buf));
         ctx->n_pruned++;
@@ -638,7 +645,8 @@ static void validate_object(vctx *ctx, const cJSON *s, cJSON *v, char *path, siz
         double maxp = num(s, "maxProperties", &found);
         int nprops = cJSON_GetArraySize(v);
         if (found && nprops > maxp)
-                add_cause(ctx, path, "FieldValueTooMany", "Too many: %d: must have at most %.0f items",
+                add_cause(ctx, path, "FieldValueTooMany",
+                          "Too many: %d: must have at most %.0f items",
                           nprops, maxp);
         double minp = num(s, "minProperties", &found);
         if (found && nprops < minp)
@@ -666,7 +674,8 @@ static void validate_array(vctx *ctx, const cJSON *s, cJSON *v, char *path, size
         int n = cJSON_GetArraySize(v);
         double max = num(s, "maxItems", &found);
         if (found && n > max)
-                add_cause(ctx, path, "FieldValueTooMany", "Too many: %d: must have at most %.0f items",
+                add_cause(ctx, path, "FieldValueTooMany",
+                          "Too many: %d: must have at most %.0f items",
                           n, max);
         double min = num(s, "minItems", &found);
         if (found && n < min) {
@@ -793,7 +802,8 @@ static void validate_node(vctx *ctx, const cJSON *s, cJSON *v, char *path, size_
 int schema_validate(const cJSON *schema, cJSON *obj, bool status_only, cJSON **ret_causes,
                     char **ret_pruned) {
         char path[PATH_MAX_LEN] = "";
-        vctx ctx = {.causes = cJSON_CreateArray(), .pruned = ret_pruned ? cJSON_CreateArray() : NULL};
+        vctx ctx = {.causes = cJSON_CreateArray(),
+                    .pruned = ret_pruned ? cJSON_CreateArray() : NULL};
 
         if (!ctx.causes || (ret_pruned && !ctx.pruned)) {
                 cJSON_Delete(ctx.causes);

@@ -1610,7 +1610,10 @@ static void add_finalizer(cJSON *obj, const char *f) {
                 cJSON_DeleteItemFromObjectCaseSensitive(meta, "finalizers");
                 list = cJSON_AddArrayToObject(meta, "finalizers");
         }
-        cJSON_ArrayForEach(it, list) if (cJSON_IsString(it) && strcmp(it->valuestring, f) == 0) return;
+        cJSON_ArrayForEach(it, list) {
+                if (cJSON_IsString(it) && strcmp(it->valuestring, f) == 0)
+                        return;
+        }
         cJSON_AddItemToArray(list, cJSON_CreateString(f));
 }
 
@@ -1763,7 +1766,8 @@ static void do_scale(server *srv, struct MHD_Connection *conn, collection *c, co
                 return reply_invalid(ret, &sc, p->name, "spec.replicas", "FieldValueInvalid", err);
         }
         const char *rv = json_str(want, "metadata.resourceVersion");
-        bool stale = rv && *rv && (strtoull(rv, NULL, 10) != o->rv || !isdigit((unsigned char)rv[0]));
+        bool stale = rv && *rv &&
+                     (strtoull(rv, NULL, 10) != o->rv || !isdigit((unsigned char)rv[0]));
         cJSON_Delete(want);
         if (stale)
                 return reply_conflict(ret, c, p->name,

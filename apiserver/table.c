@@ -298,11 +298,13 @@ cJSON *table_build(server *srv, const collection *c, const char *version, const 
                                        cJSON_IsNumber(prio) ? (int)prio->valueint : 0);
                 }
                 for (size_t i = 0; i < n; i++) {
-                        cJSON *row = cJSON_CreateObject(), *cells = cJSON_AddArrayToObject(row, "cells");
-                        cJSON_AddItemToArray(cells,
-                                             cJSON_CreateString(json_str(objs[i], "metadata.name") ?: ""));
+                        cJSON *row = cJSON_CreateObject();
+                        cJSON *cells = cJSON_AddArrayToObject(row, "cells");
+                        const char *name = json_str(objs[i], "metadata.name");
+                        cJSON_AddItemToArray(cells, cJSON_CreateString(name ? name : ""));
                         cJSON_ArrayForEach(col, pcols) {
-                                const cJSON *val = jsonpath(objs[i], json_str(col, "jsonPath") ?: "");
+                                const char *jp = json_str(col, "jsonPath");
+                                const cJSON *val = jsonpath(objs[i], jp ? jp : "");
                                 const char *type = json_str(col, "type") ?: "";
                                 if (val && strcmp(type, "date") == 0 && cJSON_IsString(val))
                                         cJSON_AddItemToArray(cells, age_of(val->valuestring));
