@@ -367,6 +367,33 @@ int schema_check_crd(const cJSON *crd, char *field, size_t fieldlen, char *msg, 
         int i = 0, n = cJSON_GetArraySize(versions);
 
         cJSON_ArrayForEach(v, versions) {
+                /* The scale subresource's paths: where /scale writes. */
+                static const char *const scale[][3] = {
+                        {"specReplicasPath", ".spec.", "should be a json path under .spec"},
+                        {"statusReplicasPath", ".status.", "should be a json path under .status"},
+                        {"labelSelectorPath", NULL,
+                         "should be a json path under either .spec or .status"},
+                };
+                for (size_t k = 0; k < KOC_ELEMENTSOF(scale); k++) {
+                        const cJSON *sp = json_path(json_path(v, "subresources.scale"), scale[k][0]);
+                        if (!sp)
+                                continue;
+                        const char *val = cJSON_IsString(sp) ? sp->valuestring : "";
+                        bool ok = scale[k][1] ? strncmp(val, scale[k][1], strlen(scale[k][1])) == 0
+                                              : strncmp(val, ".spec.", 6) == 0 ||
+                                                        strncmp(val, ".status.", 8) == 0;
+                        if (ok && strlen(val) < 256 && !strstr(val, ".."))
+                                continue;
+                        if (n == 1)
+                                snprintf(field, fieldlen, "spec.subresources.scale.%s",
+                                         scale[k][0]);
+                        else
+                                snprintf(field, fieldlen,
+                                         "spec.versions[%d].subresources.scale.%s", i,
+                                         scale[k][0]);
+                        snprintf(msg, msglen, "Invalid value: \"%.200s\": %s", val, scale[k][2]);
+                        return -EINVAL;
+                }
                 const cJSON *s = json_path(v, "schema.openAPIV3Schema");
                 if (s) {
                         check_ctx ctx = {.field = field, .fieldlen = fieldlen, .msg = msg,

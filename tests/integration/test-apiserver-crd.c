@@ -415,6 +415,21 @@ static void test_bad_schemas(void **state) {
         assert_non_null(strstr(str(o, "message"), "more than"));
         free(wide);
         cJSON_Delete(o);
+        /* Scale paths must lead under .spec and .status. */
+        assert_int_equal(req("POST", CRDS,
+                             "{\"metadata\":{\"name\":\"sps.x.example.com\"},\"spec\":{\"group\":"
+                             "\"x.example.com\",\"scope\":\"Namespaced\",\"names\":{\"plural\":"
+                             "\"sps\",\"kind\":\"Sp\"},\"versions\":[{\"name\":\"v1\",\"served\":"
+                             "true,\"storage\":true,\"subresources\":{\"scale\":{"
+                             "\"specReplicasPath\":\".metadata.name\",\"statusReplicasPath\":"
+                             "\".status.r\"}}}]}}",
+                             NULL, &o),
+                         422);
+        assert_string_equal(str(o, "details.causes.0.field"),
+                            "spec.subresources.scale.specReplicasPath");
+        assert_string_equal(str(o, "details.causes.0.message"),
+                            "Invalid value: \".metadata.name\": should be a json path under .spec");
+        cJSON_Delete(o);
         /* The server still answers. */
         assert_int_equal(req("GET", CRDS, NULL, NULL, NULL), 200);
 }
