@@ -656,6 +656,17 @@ static void test_table(void **state) {
         assert_int_equal(cJSON_GetArraySize(at(o, "columnDefinitions")), 2);
         assert_string_equal(str(o, "columnDefinitions.1.name"), "Age");
         cJSON_Delete(o);
+        /* A watch asked as Table: each event's object a one-row Table. */
+        assert_int_equal(req_accept(MEMCACHEDS "?watch=1&timeoutSeconds=1&fieldSelector="
+                                                "metadata.name%3Dtb",
+                                    TABLE, &o),
+                         200);
+        assert_string_equal(str(o, "type"), "ADDED");
+        assert_string_equal(str(o, "object.kind"), "Table");
+        assert_string_equal(str(o, "object.columnDefinitions.1.name"), "Size");
+        assert_string_equal(str(o, "object.rows.0.cells.0"), "tb");
+        assert_non_null(str(o, "object.metadata.resourceVersion"));
+        cJSON_Delete(o);
         /* Without the Table media type: the plain list. */
         assert_int_equal(req_accept(MEMCACHEDS, "application/json", &o), 200);
         assert_string_equal(str(o, "kind"), "MemcachedList");

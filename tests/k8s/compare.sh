@@ -231,6 +231,7 @@ ACCEPT=$TBL WHAT=$cols check "a Table of Deployments" GET "$D/d1"
 ACCEPT=$TBL WHAT=$cols check "a Table of Leases" GET "$L?labelSelector=none%21%3Dx"
 ACCEPT=$TBL WHAT=$cols check "a Table of one Namespace" GET "/api/v1/namespaces/$ns"
 ACCEPT=$TBL WHAT='{kind, continue: (.metadata.continue != null), rows: (.rows | length)}' check "a Table, paged" GET "$C?limit=1"
+ACCEPT=$TBL WHAT='{type, kind: .object.kind, columns: [.object.columnDefinitions[]?.name], cells: [.object.rows[].cells[]]}' check "a watch asked as Table" GET "$MC?watch=1&fieldSelector=metadata.name%3Dok&timeoutSeconds=1"
 
 echo "compare: $n requests, $bad answered differently"
 [ "$bad" = 0 ]

@@ -175,6 +175,9 @@ grep -q "^cache  *2" "$dir/out" || fail "no row: $(cat "$dir/out")"
 k scale memcached cache --replicas=3 >"$dir/out" 2>&1 || fail "scale: $(cat "$dir/out")"
 [ "$(k get memcached cache -o 'jsonpath={.spec.size}')" = 3 ] || fail "scale did not set spec.size"
 if k scale memcached cache --replicas=9 >"$dir/out" 2>&1; then fail "scale to 9 was accepted"; fi
+timeout 5 "$kubectl" get memcacheds --watch >"$dir/watch-mc" 2>&1 || true
+grep -q "^NAME  *SIZE" "$dir/watch-mc" || fail "get -w without the printer columns: $(cat "$dir/watch-mc")"
+grep -q "^cache  *3" "$dir/watch-mc" || fail "get -w: $(cat "$dir/watch-mc")"
 
 step "kubectl delete"
 k delete lease demo >"$dir/out" 2>&1 || fail "delete lease: $(cat "$dir/out")"
