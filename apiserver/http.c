@@ -491,6 +491,8 @@ static enum MHD_Result dispatch(request *req, const char *url, const char *metho
         }
         reply r = {0};
         req->mverb = "GET";
+        if (strcmp(method, "GET") == 0 && openapi_handle(srv, req->conn, url, &r) == 0)
+                return queue_reply(req, &r);
         if (strcmp(method, "GET") == 0 && discovery_handle(srv, url, &r) == 0)
                 return queue_reply(req, &r);
         return queue_status(req, 404, "NotFound",

@@ -420,6 +420,10 @@ int main(int argc, char **argv) {
                 goto out;
         }
         store_init(&srv);
+        if ((r = gc_init(&srv)) < 0) {
+                koc_log_error(COMPONENT, "cannot start the garbage collector: %s", strerror(-r));
+                goto out;
+        }
 
         unsigned flags = MHD_USE_EPOLL | MHD_USE_TLS | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
         if (v6)
@@ -476,6 +480,7 @@ out:
         }
         if (fd >= 0)
                 close(fd);
+        gc_done(&srv);
         watch_done(&srv);
         history_free(&srv);
         strmap_clear(&srv.collections, collection_free);

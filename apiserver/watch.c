@@ -30,6 +30,8 @@ struct watch {
         struct MHD_Connection *conn;
         bool suspended, ending, bookmarks, overflowed, gone;
         bool metadata; /* Accept: as=PartialObjectMetadata */
+        bool table;    /* Accept: as=Table: each object a one-row Table */
+        char *version, *include; /* for the Tables: the path's version, includeObject */
         strbuf out;
         size_t out_pos;
         uint64_t last_rv;
@@ -204,6 +206,21 @@ static bool watch_matches(const watch *w, const cJSON *obj, const cJSON *labels)
 
 /* Sends ev to w, turning MODIFIED into ADDED or DELETED when the object
  * moved into or out of the watch's label selector. */
+/* An object as a one-row Table (kubectl get -w), with its resourceVersion. */
+static char *table_json(watch *w, const cJSON *obj) {
+        const cJSON *one = obj;
+        cJSON *t = table_build(w->srv, w->col, w->version ? w->version : w->col->version, &one, 1,
+                               w->include);
+        if (!t)
+                return NULL;
+        const char *rv = json_str(obj, "metadata.resourceVersion");
+        if (rv)
+                json_set_str(json_ensure_object(t, "metadata"), "resourceVersion", rv);
+        char *json = cJSON_PrintUnformatted(t);
+        cJSON_Delete(t);
+        return json;
+}
+
 static void deliver(watch *w, event *ev) {
         const cJSON *labels = json_path(ev->obj, "metadata.labels");
         bool now = watch_matches(w, ev->obj, labels);
@@ -225,7 +242,12 @@ static void deliver(watch *w, event *ev) {
         }
         }
         w->last_rv = ev->rv;
-        if (type && w->metadata) {
+        if (type && w->table) {
+                char *json = table_json(w, ev->obj);
+                if (json)
+                        append_line(w, type, json);
+                free(json);
+        } else if (type && w->metadata) {
                 cJSON *m = partial_metadata(ev->obj);
                 char *json = m ? cJSON_PrintUnformatted(m) : NULL;
                 if (json)
@@ -359,6 +381,8 @@ static void watch_free(void *cls) {
         strbuf_free(&w->out);
         free(w->ns);
         free(w->api_version);
+        free(w->version);
+        free(w->include);
         free(w);
 }
 
@@ -391,7 +415,8 @@ static void send_initial(watch *w) {
         qsort(items, n, sizeof *items, cmp_key);
         for (size_t i = 0; i < n; i++) {
                 cJSON *m = w->metadata ? partial_metadata(items[i]->json) : NULL;
-                char *json = cJSON_PrintUnformatted(m ? m : items[i]->json);
+                char *json = w->table ? table_json(w, items[i]->json)
+                                      : cJSON_PrintUnformatted(m ? m : items[i]->json);
                 cJSON_Delete(m);
                 if (json)
                         append_line(w, "ADDED", json);
@@ -515,7 +540,12 @@ struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const
         w->col = c;
         w->conn = conn;
         w->bookmarks = qbool(conn, "allowWatchBookmarks");
-        w->metadata = accept_parse(conn) != ACCEPT_OBJECT;
+        accept_as as = accept_parse(conn);
+        w->metadata = as == ACCEPT_METADATA || as == ACCEPT_METADATA_LIST;
+        w->table = as == ACCEPT_TABLE;
+        const char *include = qarg(conn, "includeObject");
+        w->version = strdup(p->version);
+        w->include = include ? strdup(include) : NULL;
         w->gone = drop;
         if (*p->group)
                 snprintf(av, sizeof av, "%s/%s", p->group, p->version);
@@ -628,6 +658,8 @@ fail:
         selector_free(w->fields);
         free(w->ns);
         free(w->api_version);
+        free(w->version);
+        free(w->include);
         free(w);
         return NULL;
 }
