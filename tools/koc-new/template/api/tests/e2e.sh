@@ -141,10 +141,13 @@ echo "e2e: the sample's Deployment runs $size replicas; Available is True"
 
 api PATCH "$crs/$name" '{"spec":{"size":4}}' application/merge-patch+json >/dev/null
 wait_for 20 "the Deployment followed size 4" replicas_are 4
-api PATCH "$deps/$name" '{"spec":{"replicas":1}}' application/merge-patch+json >/dev/null
+[ "$(api PATCH "$deps/$name" '{"spec":{"replicas":1}}' application/merge-patch+json | jq -r .spec.replicas)" = 1 ] ||
+        fail "the Deployment could not be edited by hand"
 wait_for 20 "the hand-edited replica count was corrected" replicas_are 4
-api DELETE "$deps/$name" >/dev/null
-wait_for 20 "the deleted Deployment was created again" replicas_are 4
+uid=$(dep_get | jq -r .metadata.uid)
+[ "$(api DELETE "$deps/$name" | jq -r '.status // ""')" != Failure ] || fail "the Deployment could not be deleted"
+recreated() { [ "$(dep_get | jq -r .metadata.uid)" != "$uid" ] && replicas_are 4; }
+wait_for 20 "the deleted Deployment was created again" recreated
 echo "e2e: a new size, a hand-edited replica count and a deleted Deployment are reconciled"
 
 if [ "$server_kind" = kube-apiserver ]; then
