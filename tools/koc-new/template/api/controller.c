@@ -48,17 +48,14 @@ static int __KIDENT___mutate_deployment(cJSON *d, void *userdata) {
         koc_error err = {0};
         int r;
 
-        if (!cJSON_GetObjectItem(d, "spec"))
+        cJSON *spec = cJSON_GetObjectItem(d, "spec");
+        if (!spec)
                 r = koc_mutate_merge(d, want->deployment);
+        else if (!cJSON_IsObject(spec))
+                r = -EINVAL;
         else {
-                cJSON *replicas = cJSON_CreateNumber(want->replicas);
-                if (!replicas)
-                        return -ENOMEM;
-                r = cJSON_ReplaceItemInObject(cJSON_GetObjectItem(d, "spec"), "replicas", replicas)
-                            ? 0
-                            : (cJSON_AddItemToObject(cJSON_GetObjectItem(d, "spec"), "replicas", replicas)
-                                       ? 0
-                                       : (cJSON_Delete(replicas), -ENOMEM));
+                cJSON_DeleteItemFromObjectCaseSensitive(spec, "replicas");
+                r = cJSON_AddNumberToObject(spec, "replicas", want->replicas) ? 0 : -ENOMEM;
         }
         if (r < 0)
                 return r;
@@ -106,6 +103,8 @@ static koc_result __KIDENT___reconcile(koc_reconcile_context *ctx, void *userdat
         __KIDENT___free(&cr);
         if (__NAMESPACED__)
                 ns = koc_reconcile_get_namespace(ctx);
+        if (!ns || !*ns) /* a cluster-scoped __KIND__ without leader election */
+                return koc_result_terminal(-EINVAL);
 
         /* The Deployment, built with the typed builders. */
         const char *name = koc_reconcile_get_name(ctx);
