@@ -28,8 +28,11 @@ static const koc_resource __KIDENT___resource = {.group = "__GROUP__",
                                                 .resource = "__PLURAL__",
                                                 .kind = "__KIND__",
                                                 .namespaced = __NAMESPACED__};
-static const koc_resource __KIDENT___deployments = {
-        .group = "apps", .version = "v1", .resource = "deployments", .kind = "Deployment", .namespaced = true};
+static const koc_resource __KIDENT___deployments = {.group = "apps",
+                                                   .version = "v1",
+                                                   .resource = "deployments",
+                                                   .kind = "Deployment",
+                                                   .namespaced = true};
 
 /* What the Deployment must look like, for __KIDENT___mutate_deployment. */
 struct __KIDENT___desired {
@@ -67,8 +70,8 @@ static int __KIDENT___mutate_deployment(cJSON *d, void *userdata) {
 
 /* Sets the Available condition on a copy of obj and patches the status
  * subresource with what changed (nothing is sent when nothing did). */
-static int __KIDENT___set_available(koc_reconcile_context *ctx, const cJSON *obj, const char *status,
-                         const char *reason, const char *message) {
+static int __KIDENT___set_available(koc_reconcile_context *ctx, const cJSON *obj,
+                                    const char *status, const char *reason, const char *message) {
         cJSON *copy = cJSON_Duplicate(obj, true);
         if (!copy)
                 return -ENOMEM;
@@ -95,7 +98,7 @@ static koc_result __KIDENT___reconcile(koc_reconcile_context *ctx, void *userdat
         if (r >= 0 && (r = __KIDENT___validate(&cr, err, sizeof err)) < 0)
                 __KIDENT___free(&cr);
         if (r < 0) {
-                koc_log_warn("__IDENT__", "__KIND__ %s: %s", koc_reconcile_get_key(ctx), err);
+                koc_log_warn("__IDENT__", "%s: %s", koc_reconcile_get_key(ctx), err);
                 __KIDENT___set_available(ctx, obj, "False", "InvalidSpec", err);
                 return koc_result_terminal(r); /* until the object changes */
         }
@@ -121,12 +124,13 @@ static koc_result __KIDENT___reconcile(koc_reconcile_context *ctx, void *userdat
                          .selector = {.match_labels = labels, .match_labels_len = n_labels},
                          .template_ = {.metadata = {.labels = labels, .labels_len = n_labels},
                                        .spec = {.containers = &container, .containers_len = 1}}}};
-        struct __KIDENT___desired want = {.owner = obj, .deployment = koc_apps_v1_deployment_to_json(&d),
-                               .replicas = size};
+        struct __KIDENT___desired want = {
+                .owner = obj, .deployment = koc_apps_v1_deployment_to_json(&d), .replicas = size};
         if (!want.deployment)
                 return koc_result_error(-ENOMEM);
         koc_op_result op;
-        r = koc_reconcile_create_or_update(ctx, &__KIDENT___deployments, ns, name, __KIDENT___mutate_deployment, &want, &op);
+        r = koc_reconcile_create_or_update(ctx, &__KIDENT___deployments, ns, name,
+                                           __KIDENT___mutate_deployment, &want, &op);
         cJSON_Delete(want.deployment);
         if (r < 0) {
                 /* -EADDRINUSE: another object controls a Deployment of that
