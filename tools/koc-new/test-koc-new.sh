@@ -212,6 +212,16 @@ done
 "$koc_new" with-api "$tmp/with-api" --group cache.example.com --version v1 --kind Memcached --plural mcs >"$tmp/out" 2>&1 &&
         [[ -f $tmp/with-api/charts/with-api/crds/cache.example.com_mcs.yaml ]] && grep -q 'memcached_controller_setup' "$tmp/with-api/main.c" &&
         ok "koc-new NAME --group --version --kind adds the API" || bad "API at creation: $(cat "$tmp/out")"
+# rbac-values.yaml lists the rules as the program prints them: by group
+# (strcmp), then resource, wherever the API's group falls.
+for g in aa.example.com ops.example.com; do
+        "$koc_new" "sorted-${g%%.*}" "$tmp/sorted-$g" --group "$g" --version v1 --kind Foo >/dev/null 2>&1
+        got=$(awk '/^  rules:/ {r = 1; next} r && /^    - apiGroups:/ {g = $0} r && /^      resources:/ {print g " " $0} /^  #/ {r = 0}' \
+                "$tmp/sorted-$g/rbac-values.yaml")
+        if [[ -n $got && $got == "$(LC_ALL=C sort <<<"$got")" && $(grep -c "\"$g\"" <<<"$got") == 3 ]]; then
+                ok "rbac-values.yaml sorted with the group $g"
+        else bad "rbac-values.yaml with $g: $got"; fi
+done
 if "$koc_new" bad-api "$tmp/bad-api" --group nodot --version v1 --kind K >"$tmp/out" 2>&1; then bad "bad API at creation accepted"
 elif [[ ! -e $tmp/bad-api ]] && grep -q 'invalid --group' "$tmp/out"; then ok "a bad API at creation writes no project"
 else bad "bad API at creation: $(cat "$tmp/out")"; fi

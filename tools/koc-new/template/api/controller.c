@@ -86,7 +86,7 @@ static int __KIDENT___set_available(koc_reconcile_context *ctx, const cJSON *obj
 static koc_result __KIDENT___reconcile(koc_reconcile_context *ctx, void *userdata) {
         const cJSON *obj = koc_reconcile_get_object(ctx);
         const char *ns = userdata;
-        char err[256], message[128];
+        char err[256], message[160];
         __KIDENT__ cr;
         int r;
 
@@ -104,13 +104,19 @@ static koc_result __KIDENT___reconcile(koc_reconcile_context *ctx, void *userdat
         }
         int32_t size = cr.spec.size;
         __KIDENT___free(&cr);
-        if (__NAMESPACED__)
+        if (__KIDENT___resource.namespaced)
                 ns = koc_reconcile_get_namespace(ctx);
         if (!ns || !*ns) /* a cluster-scoped __KIND__ without leader election */
                 return koc_result_terminal(-EINVAL);
 
-        /* The Deployment, built with the typed builders. */
+        /* The Deployment, built with the typed builders.  Its name is a label
+         * value too, which Kubernetes bounds at 63 characters. */
         const char *name = koc_reconcile_get_name(ctx);
+        if (strlen(name) > 63) {
+                __KIDENT___set_available(ctx, obj, "False", "NameTooLong",
+                                         "the name is longer than 63 characters (a label value)");
+                return koc_result_terminal(-EINVAL);
+        }
         koc_string_entry labels[] = {{"app.kubernetes.io/name", "__SINGULAR__"},
                                      {"app.kubernetes.io/instance", (char *) name},
                                      {"app.kubernetes.io/managed-by", "__NAME__"}};
@@ -136,8 +142,9 @@ static koc_result __KIDENT___reconcile(koc_reconcile_context *ctx, void *userdat
                 /* -EADDRINUSE: another object controls a Deployment of that
                  * name; said in the condition, not retried until it changes. */
                 if (r == -EADDRINUSE) {
-                        __KIDENT___set_available(ctx, obj, "False", "DeploymentNotOwned",
-                                      "a Deployment of this name is controlled by another object");
+                        __KIDENT___set_available(
+                                ctx, obj, "False", "DeploymentNotOwned",
+                                "a Deployment of this name is controlled by another object");
                         return koc_result_terminal(r);
                 }
                 return koc_result_error(r); /* retried with backoff; koc logs the answer */
@@ -158,13 +165,13 @@ int __KIDENT___controller_setup(koc_manager *m, koc_controller **ret, koc_error 
         int r;
 
         koc_controller_options_init(&o);
-        o.name = "__KIDENT__";
+        o.name = "__PLURAL__"; /* a DNS-1123 label, unique among the controllers */
         o.resource = __KIDENT___resource;
         /* A namespaced __KIND__ is watched in the operator's namespace (the
          * Lease's, what the chart's Role allows; NULL: every namespace, then
          * set rbac.allNamespaces); a cluster-scoped one everywhere, with its
          * Deployment in the operator's namespace. */
-        o.namespace_ = __NAMESPACED__ ? koc_manager_get_lease_namespace(m) : NULL;
+        o.namespace_ = __KIDENT___resource.namespaced ? koc_manager_get_lease_namespace(m) : NULL;
         o.reconcile = __KIDENT___reconcile;
         o.userdata = (void *) koc_manager_get_lease_namespace(m);
         r = koc_controller_new(m, &o, &c, err);
