@@ -298,7 +298,8 @@ typedef struct koc_controller_options {
          * meanwhile. */
         uint64_t reconcile_timeout_usec;
         /* How the controller's informers (the primary's and the sources')
-         * list; KOC_LIST_PAGES by default. */
+         * list; KOC_LIST_STREAM_AUTO (streaming lists, pages where the
+         * server refuses them) by default. */
         koc_list_mode list_mode;
         /* The primary's informer lists and watches metadata only (Accept
          * application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1
