@@ -479,11 +479,14 @@ static void on_stream_timer(koc__reflector_fsm *f, uint64_t now) {
 static void on_stream_end(koc__reflector_fsm *f, const koc__reflector_event *ev, uint64_t now) {
         bool auto_mode = f->list_mode == KOC_REFLECTOR_LIST_AUTO;
         bool clean = ev->error == 0 && ev->status == 200;
+        if (ev->status == 410) {
+                /* An ERROR event or the answer's status: as a watch's. */
+                f->stats.relists_gone++;
+                relist_gone(f, now, "streaming list", ev->message);
+                return;
+        }
         if (ev->error_event) {
-                if (ev->status == 410) {
-                        f->stats.relists_gone++;
-                        relist_gone(f, now, "streaming list", ev->message);
-                } else if (auto_mode && is_refusal(ev->status))
+                if (auto_mode && is_refusal(ev->status))
                         stream_refused(f, ev->status, ev->message);
                 else
                         list_rejected(f, now, KOC_REFLECTOR_REJECT_ERROR_EVENT, "streaming list",

@@ -258,6 +258,9 @@ static void on_list_end(const char *rv, void *userdata) {
                                                              .removed = on_removed},
                                &rm);
         set_gauges(inf);
+        /* The list's parse trees and temporaries were freed between the
+         * records it made: their pages go back now, not the heap's peak. */
+        koc__heap_release();
         if (!atomic_load(&inf->synced)) {
                 atomic_store(&inf->synced, true);
                 koc_log_debug(LOG, "synced path=%s objects=%zu", inf->path,

@@ -230,7 +230,12 @@ int koc__store_make_object(koc_store *s, cJSON *obj, koc_object **ret) {
         }
         if (head > UINT32_MAX)
                 return -E2BIG;
-        char *h = malloc(head);
+        /* The head and the JSON are built in buffers on the stack when they
+         * fit (nearly always), so that the record is the only allocation:
+         * temporaries freed between records would leave the heap holed
+         * with free chunks of a JSON's size, one per object cached. */
+        char hbuf[1024], jbuf[16384];
+        char *h = head <= sizeof hbuf ? hbuf : malloc(head);
         if (!h)
                 return -ENOMEM;
         size_t off = 0;
@@ -254,21 +259,28 @@ int koc__store_make_object(koc_store *s, cJSON *obj, koc_object **ret) {
         default_strip(obj);
         if (s && s->transform)
                 s->transform(obj, s->transform_userdata);
-        char *json = cJSON_PrintUnformatted(obj);
+        /* cJSON wants 5 bytes more than it prints. */
+        char *json = cJSON_PrintPreallocated(obj, jbuf, (int)sizeof jbuf - 5, false)
+                             ? jbuf
+                             : cJSON_PrintUnformatted(obj);
         if (!json) {
-                free(h);
+                if (h != hbuf)
+                        free(h);
                 return -ENOMEM;
         }
         size_t jlen = strlen(json);
         koc_object *o = head + jlen + 1 > UINT32_MAX ? NULL : malloc(sizeof *o + head + jlen + 1);
         if (!o) {
                 int r = head + jlen + 1 > UINT32_MAX ? -E2BIG : -ENOMEM;
-                free(h);
-                cJSON_free(json);
+                if (h != hbuf)
+                        free(h);
+                if (json != jbuf)
+                        cJSON_free(json);
                 return r;
         }
         memcpy(o->data, h, head);
-        free(h);
+        if (h != hbuf)
+                free(h);
         o->name_off = name_off;
         o->ns_off = ns_off;
         o->rv_off = rv_off;
@@ -278,7 +290,8 @@ int koc__store_make_object(koc_store *s, cJSON *obj, koc_object **ret) {
         off = head;
         o->json_off = put_str(o->data, &off, json, jlen);
         o->json_len = (uint32_t)jlen;
-        cJSON_free(json);
+        if (json != jbuf)
+                cJSON_free(json);
         atomic_init(&o->ref, 1);
         o->hash = hash_key(o->data);
         *ret = o;
@@ -592,8 +605,13 @@ int koc__store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret
                 koc_object_unref(o);
                 return r;
         }
+        /* A newer state of an object a live re-list already applied is
+         * still listed: the end must not take it for one the list lacked. */
+        uint64_t gen = s->gen;
+        if (old && s->replacing && s->live && old->gen == s->list_gen + 1)
+                gen = old->gen;
         koc_object_ref(o);
-        r = store_commit(s, old, o, values, s->gen, ret_old);
+        r = store_commit(s, old, o, values, gen, ret_old);
         if (r > 0 && s->replacing)
                 deleted_forget(s, key); /* written again since its deletion */
         if (r > 0 && ret_new)
