@@ -287,6 +287,22 @@ static void on_floor_watch(koc_watch *w, koc_watch_event *ev, void *userdata) {
                 sd_event_exit(F->event, 0);
 }
 
+struct rv_answer {
+        char *rv;
+        size_t size;
+        bool done;
+};
+
+static void on_rv(koc_client *c, koc_response *r, void *userdata) {
+        struct rv_answer *a = userdata;
+        const char *v = r->status == 200 ? cJSON_GetStringValue(cJSON_GetObjectItem(
+                                                   cJSON_GetObjectItem(r->body, "metadata"),
+                                                   "resourceVersion"))
+                                         : NULL;
+        snprintf(a->rv, a->size, "%s", v ? v : "");
+        a->done = true;
+}
+
 static int cmd_floor(const struct opts *o) {
         struct floor F = {0};
         koc_watch *w = NULL;
@@ -302,9 +318,27 @@ static int cmd_floor(const struct opts *o) {
                 bool stream = strcmp(o->mode, "stream") == 0;
                 F.pending_end = stream;
                 F.want = stream ? 0 : o->count;
+                /* The bare watch starts at the collection's current
+                 * resourceVersion: without one the server would first send
+                 * every object, with the stamps of earlier runs. */
+                char rv[64] = "";
+                if (!stream) {
+                        struct rv_answer a = {.rv = rv, .size = sizeof rv};
+                        if (koc_client_request(F.client,
+                                               &(koc_request_spec){.method = "GET",
+                                                                   .path = F.path,
+                                                                   .query = "limit=1"},
+                                               on_rv, &a, NULL) < 0)
+                                return 1;
+                        while (!a.done)
+                                sd_event_run(F.event, UINT64_MAX);
+                        if (!*rv)
+                                return 1;
+                }
                 if (koc_client_watch(F.client,
                                      &(koc_watch_spec){.path = F.path,
                                                        .label_selector = "bench=1",
+                                                       .resource_version = *rv ? rv : NULL,
                                                        .allow_bookmarks = true,
                                                        .send_initial_events = stream},
                                      on_floor_watch, &F, NULL, &w) < 0)

@@ -62,6 +62,13 @@ wait_event() { # LOG EVENT SECONDS
         done
 }
 rss_anon() { awk '$1 == "RssAnon:" { print $2 }' "/proc/$1/status"; }
+# requests VERB -> the server's count of VERB requests on configmaps (kube-apiserver's
+# apiserver_request_total; koc-apiserver's the same), or 0
+requests() {
+        curl -sf "${curl_auth[@]}" "$url/metrics" 2>/dev/null |
+                awk -v v="$1" 'index($0, "apiserver_request_total{") == 1 && index($0, "verb=\"" v "\"") &&
+                        index($0, "resource=\"configmaps\"") { n += $NF } END { printf "%d", n }'
+}
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 # replica IMPL LOG NS LEASE EXPECT MODE [IDENTITY] -> pid in $rpid
 # (MODE write4: the write mode with 4 workers)
@@ -115,9 +122,12 @@ run_server() { # koc|k8s
                         [[ " $write_sizes " == *" $n "* ]] && modes="noop write write4"
                         for mode in $modes; do
                                 local log=$work/$server-$n-$impl-$mode.log lease=l-$impl-$mode-$RANDOM
+                                local lists0 watches0; lists0=$(requests LIST); watches0=$(requests WATCH)
                                 replica "$impl" "$log" "$ns" "$lease" "$n" "$mode"
                                 local a=$rpid
                                 wait_event "$log" reconciled-all 600
+                                R[$server,$n,$impl,$mode,lists]=$(( $(requests LIST) - lists0 ))
+                                R[$server,$n,$impl,$mode,watches]=$(( $(requests WATCH) - watches0 ))
                                 local t0 t_sync t_first t_all
                                 t0=$(stamp "$log" started); t_sync=$(stamp "$log" synced)
                                 t_first=$(stamp "$log" first-reconcile); t_all=$(stamp "$log" reconciled-all)
@@ -143,7 +153,8 @@ run_server() { # koc|k8s
                                         "$bench" touch --kubeconfig "$kc" --namespace "$ns" --objects "$n" \
                                                 --count "$touches" >/dev/null
                                         sleep 1; stop "$wpid"
-                                        sed -n 's/^unix_us=[0-9]* event=latency us=\([0-9]*\).*/\1/p' "$wlog" >"$work/wlat"
+                                        sed -n 's/^unix_us=\([0-9]*\) event=latency us=\([0-9]*\).*/\1 \2/p' "$wlog" |
+                                                awk -v t="$tt" '($1 - $2) >= t { print $2 }' >"$work/wlat"
                                         R[$server,$n,$impl,w50]=$(pct "$work/wlat" 50)
                                         R[$server,$n,$impl,w99]=$(pct "$work/wlat" 99)
                                         # Only this run's changes (sent after tt), not stamps an
@@ -183,7 +194,7 @@ run_server() { # koc|k8s
 row() { # label unit value-koc [value-cr]
         if [ $# -ge 4 ]; then
                 awk -v l="$1" -v u="$2" -v k="$3" -v c="$4" 'BEGIN {
-                        r = (c + 0 > 0) ? sprintf("%.2f", k / c) : "-";
+                        r = (k ~ /^[0-9.]+$/ && c ~ /^[0-9.]+$/ && c + 0 > 0) ? sprintf("%.2f", k / c) : "-";
                         printf "  %-46s %12s %12s %8s  %s\n", l, k, c, r, u }'
         else
                 printf "  %-46s %12s  %s\n" "$1" "$3" "$2"
@@ -206,6 +217,7 @@ report() { # server
                         row "all $n reconciled, from start ($label)" ms "${R[$server,$n,koc,$m,all]}" "${R[$server,$n,cr,$m,all]:-}"
                         [ $m = noop ] || row "patches: 1st -> last reconcile ($label)" ms "${R[$server,$n,koc,$m,patch]}" "${R[$server,$n,cr,$m,patch]:-}"
                         row "reconciles per second ($label)" "/s" "${R[$server,$n,koc,$m,rate]}" "${R[$server,$n,cr,$m,rate]:-}"
+                        row "LIST / WATCH requests on configmaps ($label)" "" "${R[$server,$n,koc,$m,lists]} / ${R[$server,$n,koc,$m,watches]}" "${R[$server,$n,cr,$m,lists]:--} / ${R[$server,$n,cr,$m,watches]:--}"
                 done
                 row "floor: one paginated list (koc client)" ms "${R[$server,$n,floor-pages]}" "${R[$server,$n,koc,noop,sync]}"
                 row "floor: one streaming list (koc client)" ms "${R[$server,$n,floor-stream]}" "${R[$server,$n,koc,noop,sync]}"
