@@ -250,17 +250,23 @@ static void on_listed(koc_object *old, koc_object *o, void *userdata) {
                 notify_add(r->inf, o);
 }
 
+/* Lists smaller than this leave too little to give back for a walk of the
+ * heap. */
+#define HEAP_RELEASE_MIN_OBJECTS 1000
+
 static void on_list_end(const char *rv, void *userdata) {
         koc_informer *inf = userdata;
         struct removal rm = {inf, rv};
+        size_t listed = koc__store_replace_count(inf->store);
         koc__store_replace_end(inf->store, rv,
                                &(koc_store_replace_handlers){.changed = on_listed,
                                                              .removed = on_removed},
                                &rm);
         set_gauges(inf);
-        /* The list's parse trees and temporaries were freed between the
-         * records it made: their pages go back now, not the heap's peak. */
-        koc__heap_release();
+        /* What a large list's parse trees and pages took goes back to the
+         * system now (not only at the heap's top). */
+        if (listed >= HEAP_RELEASE_MIN_OBJECTS)
+                koc__heap_release();
         if (!atomic_load(&inf->synced)) {
                 atomic_store(&inf->synced, true);
                 koc_log_debug(LOG, "synced path=%s objects=%zu", inf->path,

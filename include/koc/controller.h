@@ -317,8 +317,10 @@ typedef struct koc_controller_options {
          * minified JSON after the transform (0: 4 GiB).  A list over either
          * cap, or whose continue token repeats, is abandoned with a warning
          * (and koc_informer_rejected_answers_total{reason="list_too_large"}
-         * or "continue_loop"), none of its objects reaches the cache, and it
-         * is retried with backoff. */
+         * or "continue_loop") and retried with backoff: none of a paginated
+         * list's objects reaches the cache; a streaming list's, applied as
+         * they came, stay (at most the cap; the next list is authoritative
+         * again). */
         size_t max_list_objects;
         uint64_t max_list_bytes;
         /* By default (false) the workers of a leading controller start only
