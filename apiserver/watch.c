@@ -34,6 +34,12 @@ struct watch {
         char *version, *include; /* for the Tables: the path's version, includeObject */
         strbuf out;
         size_t out_pos;
+        /* Where the initial events (sendInitialEvents, or a watch without a
+         * resourceVersion) end in out: they are the collection, as a list's
+         * answer is, and do not count against watch_buffer_max; what comes
+         * after them does. */
+        size_t initial_end;
+        bool initial;
         uint64_t last_rv;
         sd_event_source *timeout;
         char *api_version;
@@ -172,7 +178,8 @@ static void watch_end(watch *w) {
 static void append_line(watch *w, const char *type, const char *obj_json) {
         if (w->ending)
                 return;
-        if (w->out.len - w->out_pos > w->srv->watch_buffer_max) {
+        size_t initial_left = w->initial_end > w->out_pos ? w->initial_end - w->out_pos : 0;
+        if (!w->initial && w->out.len - w->out_pos - initial_left > w->srv->watch_buffer_max) {
                 koc_log_warn(COMPONENT, "closing a watch on %s that fell behind", w->col->resource);
                 w->overflowed = true;
                 watch_end(w);
@@ -185,6 +192,7 @@ static void append_line(watch *w, const char *type, const char *obj_json) {
                 memmove(w->out.data, w->out.data + w->out_pos, w->out.len - w->out_pos);
                 w->out.len -= w->out_pos;
                 w->out.data[w->out.len] = 0;
+                w->initial_end = initial_left;
                 w->out_pos = 0;
         }
         if (strbuf_printf(&w->out, "{\"type\":\"%s\",\"object\":", type) < 0 ||
@@ -345,6 +353,7 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max) {
                 if (w->out_pos == w->out.len) {
                         w->out_pos = 0;
                         w->out.len = 0;
+                        w->initial_end = 0;
                         if (w->out.cap > 256 * 1024)
                                 strbuf_free(&w->out);
                 }
@@ -413,6 +422,7 @@ static void send_initial(watch *w) {
                         items[n++] = o;
         }
         qsort(items, n, sizeof *items, cmp_key);
+        w->initial = true;
         for (size_t i = 0; i < n; i++) {
                 cJSON *m = w->metadata ? partial_metadata(items[i]->json) : NULL;
                 char *json = w->table ? table_json(w, items[i]->json)
@@ -422,6 +432,8 @@ static void send_initial(watch *w) {
                         append_line(w, "ADDED", json);
                 free(json);
         }
+        w->initial = false;
+        w->initial_end = w->out.len;
         free(items);
 }
 
