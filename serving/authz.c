@@ -118,8 +118,11 @@ static void sha256(const void *data, size_t len, uint8_t out[32]) {
                         }                                                                          \
                         if (!(arr)[_best].used)                                                    \
                                 continue;                                                          \
-                        if (!(arr)[_i].used || (arr)[_i].expires <= (now) ||                       \
-                            (arr)[_i].at < (arr)[_best].at)                                        \
+                        bool _bexp = (arr)[_best].expires <= (now);                                \
+                        bool _iexp = (arr)[_i].expires <= (now);                                   \
+                        bool _older = (arr)[_i].at < (arr)[_best].at;                              \
+                        if (!(arr)[_i].used || (_iexp && (!_bexp || _older)) ||                    \
+                            (!_iexp && !_bexp && _older))                                          \
                                 _best = _i;                                                        \
                 }                                                                                  \
                 *(ret_found) = _found;                                                             \
