@@ -803,6 +803,15 @@ int koc__serving_new(sd_event *event, const koc_serving_config *cfg, koc_serving
                            .completed_cls = s};
         r = koc__mhd_event_start_tls(event, (struct sockaddr *)&ss, len, !any, &s->limits, &tls,
                                      SD_EVENT_PRIORITY_NORMAL, on_request, s, &s->http);
+        if (r == -EAFNOSUPPORT && any) {
+                /* No IPv6 on this host: ":PORT" falls back to every IPv4 address. */
+                struct sockaddr_in sin = {.sin_family = AF_INET,
+                                          .sin_port = ((struct sockaddr_in6 *)&ss)->sin6_port,
+                                          .sin_addr.s_addr = htonl(INADDR_ANY)};
+                r = koc__mhd_event_start_tls(event, (struct sockaddr *)&sin, sizeof(sin), false,
+                                             &s->limits, &tls, SD_EVENT_PRIORITY_NORMAL,
+                                             on_request, s, &s->http);
+        }
         if (r < 0) {
                 koc__serving_free(s);
                 return koc_error_set(err, r, "%s server: \"%s\": cannot listen: %s", cfg->name,
