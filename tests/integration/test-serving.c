@@ -542,10 +542,17 @@ typedef struct load {
         atomic_bool stop;
         atomic_uint ok, failed;
         pthread_t thread;
+        pthread_mutex_t lock; /* last_cn, failure */
         char last_cn[64];
         char failure[128];
         bool keep_alive;
 } load;
+
+static void last_cn(load *l, char *buf, size_t size) {
+        pthread_mutex_lock(&l->lock);
+        snprintf(buf, size, "%s", l->last_cn);
+        pthread_mutex_unlock(&l->lock);
+}
 
 static void *load_thread(void *ud) {
         load *l = ud;
@@ -556,15 +563,17 @@ static void *load_thread(void *ud) {
                 if (!l->keep_alive)
                         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
                 answer a = request(e, l->port, "GET", "/metrics", NULL, l->ca_file);
+                pthread_mutex_lock(&l->lock);
                 if (a.code == 200) {
-                        atomic_fetch_add(&l->ok, 1);
                         if (a.cn[0])
                                 snprintf(l->last_cn, sizeof l->last_cn, "%s", a.cn);
+                        atomic_fetch_add(&l->ok, 1);
                 } else {
                         if (atomic_fetch_add(&l->failed, 1) == 0)
                                 snprintf(l->failure, sizeof l->failure, "request %u: %ld", i,
                                          a.code);
                 }
+                pthread_mutex_unlock(&l->lock);
         }
         curl_easy_cleanup(e);
         return NULL;
@@ -574,10 +583,14 @@ static void wait_cn(load *fresh, const char *cn) {
         /* Until a new connection sees the new certificate (bounded). */
         uint64_t end = now_ms() + (under_valgrind() ? 120000 : 20000);
         unsigned before = atomic_load(&fresh->ok);
-        while (now_ms() < end &&
-               (strcmp(fresh->last_cn, cn) != 0 || atomic_load(&fresh->ok) < before + 2))
+        char seen[64];
+        for (;;) {
+                last_cn(fresh, seen, sizeof seen);
+                if (now_ms() >= end || (strcmp(seen, cn) == 0 && atomic_load(&fresh->ok) >= before + 2))
+                        break;
                 usleep(20000);
-        assert_string_equal(fresh->last_cn, cn);
+        }
+        assert_string_equal(seen, cn);
 }
 
 static void test_rotation_under_load(void **state) {
@@ -593,8 +606,9 @@ static void test_rotation_under_load(void **state) {
                               .reload_interval_usec = 600 * KOC_USEC_PER_SEC}};
         server_start(&srv);
 
-        load fresh = {.port = srv.port, .ca_file = ca_file};
-        load kept = {.port = srv.port, .ca_file = ca_file, .keep_alive = true};
+        load fresh = {.port = srv.port, .ca_file = ca_file, .lock = PTHREAD_MUTEX_INITIALIZER};
+        load kept = {.port = srv.port, .ca_file = ca_file, .keep_alive = true,
+                     .lock = PTHREAD_MUTEX_INITIALIZER};
         assert_int_equal(pthread_create(&fresh.thread, NULL, load_thread, &fresh), 0);
         assert_int_equal(pthread_create(&kept.thread, NULL, load_thread, &kept), 0);
         wait_cn(&fresh, "gen1");
@@ -615,7 +629,9 @@ static void test_rotation_under_load(void **state) {
         unsigned before = atomic_load(&fresh.ok);
         while (now_ms() < end && atomic_load(&fresh.ok) < before + 3)
                 usleep(20000);
-        assert_string_equal(fresh.last_cn, "gen5");
+        char seen[64];
+        last_cn(&fresh, seen, sizeof seen);
+        assert_string_equal(seen, "gen5");
         /* Then a good one again. */
         secret_publish(&a, dir, ++gen, false);
         wait_cn(&fresh, "gen7");
