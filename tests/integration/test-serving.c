@@ -889,6 +889,57 @@ static void test_review_unavailable(void **state) {
         tmpdir_remove(&t);
 }
 
+/* A request waiting for its TokenReview when the server stops: the review
+ * is cancelled and the client gets 503, nothing leaks. */
+typedef struct pending {
+        uint16_t port;
+        const char *ca_file;
+        answer a;
+} pending;
+
+static void *pending_thread(void *ud) {
+        pending *p = ud;
+        p->a = get(p->port, "/metrics", READER_TOKEN, p->ca_file);
+        return NULL;
+}
+
+static void test_stop_while_reviewing(void **state) {
+        koc_test_apiserver api;
+        tmpdir t;
+        tmpdir_make(&t);
+        assert_int_equal(koc_test_apiserver_start(&api, "--user " READER_TOKEN "=reader "
+                                                        "--allow reader:get:/metrics"),
+                         0);
+        KOC_TEST_NEEDS_KOC_APISERVER(&api);
+        server srv = {.cfg = {.name = "test", .address = "127.0.0.1:0"},
+                      .kubeconfig = api.kubeconfig};
+        server_start(&srv);
+        char *ca_file = pathf("%s/self.crt", t.path);
+        write_file(ca_file, srv.cert_pem, strlen(srv.cert_pem));
+        assert_int_equal(koc_test_apiserver_fault(&api, "{\"resource\":\"tokenreviews\","
+                                                        "\"verb\":\"create\",\"hang\":true}"),
+                         200);
+        pending p = {.port = srv.port, .ca_file = ca_file};
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, pending_thread, &p), 0);
+        /* Until the review is on its way (bounded). */
+        const char *tr = "koc_serving_auth_reviews_total{server=\"test\",review=\"tokenreview\"}";
+        uint64_t end = now_ms() + (under_valgrind() ? 60000 : 10000);
+        while (now_ms() < end && metric(&srv, tr) < 1)
+                usleep(10000);
+        assert_int_equal(metric(&srv, tr), 1);
+        usleep(100 * 1000);
+        server_stop(&srv);
+        pthread_join(th, NULL);
+        assert_int_equal(p.a.code, 503);
+        assert_string_equal(p.a.body, "server stopping\n");
+        assert_int_equal(atomic_load(&srv.served), 0);
+        koc_test_apiserver_clear_faults(&api);
+        koc_test_apiserver_stop(&api);
+        free(ca_file);
+        tmpdir_remove(&t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_cert_errors),
@@ -897,6 +948,7 @@ int main(void) {
                 cmocka_unit_test(test_authz),
                 cmocka_unit_test(test_cache_bounded),
                 cmocka_unit_test(test_review_unavailable),
+                cmocka_unit_test(test_stop_while_reviewing),
         };
         curl_global_init(CURL_GLOBAL_DEFAULT);
         int r = cmocka_run_group_tests(tests, NULL, NULL);
