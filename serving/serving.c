@@ -719,6 +719,12 @@ int koc__serving_new(sd_event *event, const koc_serving_config *cfg, koc_serving
                 return koc_error_set(err, -EINVAL, "serving: missing configuration");
         if (!name_ok(cfg->name))
                 return koc_error_set(err, -EINVAL, "serving: bad server name");
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES ||
+            MHD_is_feature_supported(MHD_FEATURE_HTTPS_CERT_CALLBACK) != MHD_YES)
+                return koc_error_set(err, -EOPNOTSUPP,
+                                     "%s server: libmicrohttpd is built without TLS or its "
+                                     "certificate callback",
+                                     cfg->name);
         if (cfg->cert_dir && (cfg->cert_file || cfg->key_file))
                 return koc_error_set(err, -EINVAL,
                                      "%s server: give a certificate directory or a certificate "

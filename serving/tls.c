@@ -222,6 +222,17 @@ out:
         return r;
 }
 
+int koc__tls_pair_from_pem(const void *cert, size_t cert_len, const void *key, size_t key_len,
+                           const char *cert_name, const char *key_name, int64_t now_sec,
+                           koc__tls_pair **ret, koc_error *err) {
+        if (cert_len > MAX_PEM_BYTES || key_len > MAX_PEM_BYTES)
+                return koc_error_set(err, -EFBIG, "certificate or key larger than %d bytes",
+                                     MAX_PEM_BYTES);
+        gnutls_datum_t c = {.data = (unsigned char *)cert, .size = (unsigned)cert_len};
+        gnutls_datum_t k = {.data = (unsigned char *)key, .size = (unsigned)key_len};
+        return pair_from_pem(&c, &k, cert_name, key_name, now_sec, ret, err);
+}
+
 int koc__tls_pair_load(const char *cert_file, const char *key_file, int64_t now_sec,
                        koc__tls_pair **ret, koc_error *err) {
         gnutls_datum_t cert = {0}, key = {0};

@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -21,6 +22,12 @@ typedef struct koc__tls_pair koc__tls_pair;
  * or not yet valid.  now_sec: wall-clock seconds to check validity against. */
 int koc__tls_pair_load(const char *cert_file, const char *key_file, int64_t now_sec,
                        koc__tls_pair **ret, koc_error *err);
+/* The same checks on a pair already in memory (cert_len, key_len bytes;
+ * need not be NUL-terminated); cert_name and key_name stand for the files in
+ * errors. */
+int koc__tls_pair_from_pem(const void *cert, size_t cert_len, const void *key, size_t key_len,
+                           const char *cert_name, const char *key_name, int64_t now_sec,
+                           koc__tls_pair **ret, koc_error *err);
 /* A self-signed ECDSA P-256 certificate for `cn` with the DNS names
  * localhost and cn and the addresses 127.0.0.1 and ::1, valid one year. */
 int koc__tls_pair_self_signed(const char *cn, koc__tls_pair **ret, koc_error *err);

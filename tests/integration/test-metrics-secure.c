@@ -155,10 +155,12 @@ typedef struct scenario {
         char failure[256];
 } scenario;
 
-static char warned[512];
+static char warned[512], warned_plain[512];
 static void capture(int level, const char *component, const char *message, void *ud) {
         if (level == KOC_LOG_WARN && strstr(message, "503"))
                 snprintf(warned, sizeof warned, "%s", message);
+        if (level == KOC_LOG_WARN && strstr(message, "plain HTTP"))
+                snprintf(warned_plain, sizeof warned_plain, "%s", message);
 }
 
 #define CHECK(sc, cond, ...)                                                                       \
@@ -285,6 +287,36 @@ static void test_metrics_secure(void **state) {
         assert_string_equal(down.failure, "");
         assert_non_null(strstr(warned, "tokenreview failed"));
         assert_non_null(strstr(warned, url + 8)); /* names the server it could not reach */
+
+        /* Plain metrics beyond loopback are said at start. */
+        koc_manager_config cfg;
+        koc_error err = {0};
+        koc_manager_config_init(&cfg);
+        cfg.kubeconfig = api.kubeconfig;
+        cfg.leader_elect = false;
+        cfg.handle_signals = false;
+        cfg.health_probe_bind_address = "127.0.0.1:0";
+        cfg.metrics_bind_address = "0.0.0.0:0";
+        warned_plain[0] = 0;
+        koc_log_set_handler(capture, NULL, NULL);
+        sd_event *e = NULL;
+        koc_manager *m = NULL;
+        assert_int_equal(sd_event_new(&e), 0);
+        if (koc_manager_new(e, &cfg, &m, &err) < 0)
+                fail_msg("manager: %s", err.message);
+        koc_log_set_handler(NULL, NULL, NULL);
+        assert_non_null(strstr(warned_plain, "0.0.0.0:0"));
+        koc_manager_unref(m);
+        /* And not on loopback. */
+        warned_plain[0] = 0;
+        cfg.metrics_bind_address = "127.0.0.1:0";
+        koc_log_set_handler(capture, NULL, NULL);
+        if (koc_manager_new(e, &cfg, &m, &err) < 0)
+                fail_msg("manager: %s", err.message);
+        koc_log_set_handler(NULL, NULL, NULL);
+        assert_string_equal(warned_plain, "");
+        koc_manager_unref(m);
+        sd_event_unref(e);
 
         free(reader);
         free(nobody);
