@@ -228,9 +228,28 @@ int koc__tls_pair_from_pem(const void *cert, size_t cert_len, const void *key, s
         if (cert_len > MAX_PEM_BYTES || key_len > MAX_PEM_BYTES)
                 return koc_error_set(err, -EFBIG, "certificate or key larger than %d bytes",
                                      MAX_PEM_BYTES);
-        gnutls_datum_t c = {.data = (unsigned char *)cert, .size = (unsigned)cert_len};
-        gnutls_datum_t k = {.data = (unsigned char *)key, .size = (unsigned)key_len};
-        return pair_from_pem(&c, &k, cert_name, key_name, now_sec, ret, err);
+        /* GnuTLS' legacy key parser (gnutls_x509_privkey_import_openssl)
+         * reads past a PEM buffer that does not end in a NUL (found by
+         * fuzz-serving-pem): both get one, as read_file() gives them. */
+        char *c0 = malloc(cert_len + 1), *k0 = malloc(key_len + 1);
+        int r;
+        if (!c0 || !k0)
+                r = koc_error_set(err, -ENOMEM, "out of memory");
+        else {
+                memcpy(c0, cert, cert_len);
+                c0[cert_len] = 0;
+                memcpy(k0, key, key_len);
+                k0[key_len] = 0;
+                gnutls_datum_t c = {.data = (unsigned char *)c0, .size = (unsigned)cert_len};
+                gnutls_datum_t k = {.data = (unsigned char *)k0, .size = (unsigned)key_len};
+                r = pair_from_pem(&c, &k, cert_name, key_name, now_sec, ret, err);
+        }
+        free(c0);
+        if (k0) {
+                explicit_bzero(k0, key_len);
+                free(k0);
+        }
+        return r;
 }
 
 int koc__tls_pair_load(const char *cert_file, const char *key_file, int64_t now_sec,
@@ -311,7 +330,8 @@ int koc__tls_pair_self_signed(const char *cn, koc__tls_pair **ret, koc_error *er
         if (g < 0)
                 r = koc_error_set(err, -EIO, "self-signed certificate: %s", gnutls_strerror(g));
         else
-                r = pair_from_pem(&cpem, &kpem, "(self-signed)", "(self-signed)", now, ret, err);
+                r = koc__tls_pair_from_pem(cpem.data, cpem.size, kpem.data, kpem.size,
+                                           "(self-signed)", "(self-signed)", now, ret, err);
         if (kpem.data) {
                 explicit_bzero(kpem.data, kpem.size);
                 gnutls_free(kpem.data);
