@@ -391,3 +391,11 @@ void http_release_all(server *srv);
 
 /* tls.c */
 int tls_make_certs(char **ret_ca_pem, char **ret_cert_pem, char **ret_key_pem);
+
+/* reviews.c: TokenReview and SubjectAccessReview (--user, --allow). */
+int reviews_add_user(const char *arg);  /* TOKEN=NAME[:GROUP,...] */
+int reviews_add_allow(const char *arg); /* NAME:VERB:PATH */
+void reviews_free(void);
+bool reviews_is_review(const api_path *p);
+void reviews_handle(server *srv, const char *verb, const api_path *p, const char *body,
+                    size_t len, reply *r);

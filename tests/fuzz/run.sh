@@ -7,7 +7,7 @@
 #
 # SECONDS: per target (default 60).  TARGET: linebuf status time kubeconfig
 # leader-fsm apiserver list watch-store selector transform exec-credential
-# in-cluster response helpers path probes gen-types schema (default: all).
+# in-cluster response helpers path probes gen-types schema serving-pem (default: all).
 # --build-only builds every harness and runs nothing; --no-build runs what an
 # earlier --build-only left in $KOC_FUZZ_DIR (ctest's fuzz fixture does the
 # two in that order, tests/fuzz.cmake).
@@ -28,7 +28,7 @@ esac
 SECONDS_PER=${1:-60}
 shift || true
 ALL=(linebuf status time kubeconfig leader-fsm apiserver list watch-store selector transform)
-ALL+=(exec-credential in-cluster response helpers path probes gen-types schema)
+ALL+=(exec-credential in-cluster response helpers path probes gen-types schema serving-pem)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
 [ $mode != build ] || TARGETS=("${ALL[@]}")
@@ -119,6 +119,8 @@ build_target() {
                         "$SRC"/shutdown/*.c ;;
         probes)
                 build "$t" "$SRC/probes/probes.c" ;; # the MHD glue comes with core
+        serving-pem)
+                build "$t" "$SRC/serving/tls.c" -- $(pkg-config --libs gnutls) ;;
         *) echo "unknown target: $t" >&2; exit 2 ;;
         esac
 }
