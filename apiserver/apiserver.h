@@ -125,6 +125,23 @@ cJSON *merge_patch(const cJSON *target, const cJSON *patch);
  * returns -EINVAL (bad patch) or -ECANCELED (a "test" failed), message in err. */
 int json_patch(cJSON **doc, const cJSON *ops, char *err, size_t errlen);
 
+/* ---- custom resources' structural schemas (schema.c) ---- */
+
+/* 0 when every version's openAPIV3Schema of the CRD is usable (bounded
+ * depth and size, known types, patterns that compile); else a negative
+ * errno, the field path in field and the error ("Invalid value: ...") in
+ * msg. */
+int schema_check_crd(const cJSON *crd, char *field, size_t fieldlen, char *msg, size_t msglen);
+/* The openAPIV3Schema of version in the CRD, or NULL. */
+const cJSON *crd_version_schema(const cJSON *crd, const char *version);
+/* Prunes unknown fields of obj, applies defaults and validates it against
+ * schema (status_only: the status part against properties.status).  0, or
+ * -EINVAL and *ret_causes (a Status causes array, to free).  ret_pruned
+ * (optional) gets the unknown fields removed, as "unknown field \"a.b\""
+ * joined by ", " (NULL: none; to free). */
+int schema_validate(const cJSON *schema, cJSON *obj, bool status_only, cJSON **ret_causes,
+                    char **ret_pruned);
+
 /* ---- protobuf request bodies (protobuf.c) ---- */
 
 /* Converts a Kubernetes protobuf body (ConfigMap, Secret, Namespace,
@@ -211,6 +228,8 @@ struct server {
         /* metrics */
         strmap metrics;
         uint64_t started_usec;
+        /* the garbage collector (gc.c) */
+        struct gc_state *gc;
         /* --log-writes: one JSON line per write request answered, or NULL */
         FILE *write_log;
 };
@@ -238,7 +257,12 @@ int store_resource_check(server *srv, const api_path *p);
 
 /* What the Accept header asks for: the object, or its metadata only
  * (application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1). */
-typedef enum accept_as { ACCEPT_OBJECT, ACCEPT_METADATA, ACCEPT_METADATA_LIST } accept_as;
+typedef enum accept_as {
+        ACCEPT_OBJECT,
+        ACCEPT_METADATA,
+        ACCEPT_METADATA_LIST,
+        ACCEPT_TABLE, /* application/json;as=Table;g=meta.k8s.io;v=v1 (or v1beta1) */
+} accept_as;
 accept_as accept_parse(struct MHD_Connection *conn);
 /* {"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":...} */
 cJSON *partial_metadata(const cJSON *obj);
@@ -303,6 +327,56 @@ void metrics_free(server *srv);
 
 /* discovery.c: 0 when handled (ret filled), -ENOENT otherwise. */
 int discovery_handle(server *srv, const char *url, reply *ret);
+/* Calls fn for each (group, version) served, built-in first. */
+typedef void (*gv_fn)(const char *group, const char *version, void *userdata);
+void each_group_version(server *srv, gv_fn fn, void *userdata);
+/* The APIResourceList of a group version (to free). */
+cJSON *discovery_resource_list(server *srv, const char *group, const char *version);
+
+/* openapi.c: /openapi/v2, /openapi/v3[/...]; 0 when handled (ret filled),
+ * -ENOENT otherwise. */
+int openapi_handle(server *srv, struct MHD_Connection *conn, const char *url, reply *ret);
+
+/* scale.c: the /scale subresource. */
+typedef struct scale_info {
+        const char *spec, *status, *selector; /* ".spec.replicas"; borrowed */
+        bool builtin;                         /* selector from spec.selector */
+} scale_info;
+/* 0 when group/resource in version has a scale subresource (ret filled,
+ * its strings borrowed from the CRD), else -ENOENT. */
+int scale_paths(server *srv, const char *group, const char *resource, const char *version,
+                scale_info *ret);
+/* The autoscaling/v1 Scale of obj (to free). */
+cJSON *scale_of(const cJSON *obj, const scale_info *si);
+/* Sets the spec replicas of obj (creating the objects on the path). */
+int scale_set_replicas(cJSON *obj, const scale_info *si, double replicas);
+/* The real server's checks of a custom resource's specReplicasPath (or,
+ * for status writes, statusReplicasPath), appended to causes. */
+void scale_validate_cr(const scale_info *si, const cJSON *obj, bool status, cJSON *causes);
+
+/* A metav1.LabelSelector as labels.Selector.String() writes it (to free). */
+char *label_selector_string(const cJSON *sel);
+
+/* table.c: a meta.k8s.io/v1 Table of objs (borrowed) with the columns of
+ * c's type (a CRD version's printer columns, a few built-in printers, else
+ * Name and Age); include is the includeObject argument (NULL: Metadata). */
+cJSON *table_build(server *srv, const collection *c, const char *version, const cJSON *const *objs,
+                   size_t n, const char *include);
+
+/* store.c, for the garbage collector: the objects of c in key order
+ * (c->sorted), the index after key (NULL: 0); a delete as a client's
+ * (finalizers honoured); an update of o to obj (taken). */
+int store_sorted(collection *c);
+size_t store_sorted_after(collection *c, const char *key);
+void store_gc_delete(server *srv, collection *c, object *o);
+int store_gc_update(server *srv, collection *c, object *o, cJSON *obj);
+
+/* gc.c: the garbage collector of owner references, on the server's loop. */
+int gc_init(server *srv);
+void gc_done(server *srv);
+
+/* store.c: the stored CRD defining group/resource, or NULL. */
+const cJSON *crd_lookup(server *srv, const char *group, const char *resource);
 
 /* http.c */
 enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -317,3 +391,11 @@ void http_release_all(server *srv);
 
 /* tls.c */
 int tls_make_certs(char **ret_ca_pem, char **ret_cert_pem, char **ret_key_pem);
+
+/* reviews.c: TokenReview and SubjectAccessReview (--user, --allow). */
+int reviews_add_user(const char *arg);  /* TOKEN=NAME[:GROUP,...] */
+int reviews_add_allow(const char *arg); /* NAME:VERB:PATH */
+void reviews_free(void);
+bool reviews_is_review(const api_path *p);
+void reviews_handle(server *srv, const char *verb, const api_path *p, const char *body,
+                    size_t len, reply *r);

@@ -51,6 +51,8 @@ static accept_as accept_range(const char *r, size_t n) {
                 return ACCEPT_METADATA;
         if (strcmp(as, "PartialObjectMetadataList") == 0)
                 return ACCEPT_METADATA_LIST;
+        if (strcmp(as, "Table") == 0)
+                return ACCEPT_TABLE;
         return ACCEPT_OBJECT;
 }
 

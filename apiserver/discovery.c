@@ -67,10 +67,7 @@ static bool has_resource(const cJSON *arr, const char *plural) {
         return false;
 }
 
-/* Calls fn for each (group, version) served, built-in first. */
-typedef void (*gv_fn)(const char *group, const char *version, void *userdata);
-
-static void each_group_version(server *srv, gv_fn fn, void *userdata) {
+void each_group_version(server *srv, gv_fn fn, void *userdata) {
         size_t n;
         const resinfo *ri = builtin_resources(&n);
         strmap seen = {0};
@@ -147,7 +144,7 @@ static void add_group_version(const char *group, const char *version, void *user
         cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(g, "versions"), v);
 }
 
-static cJSON *resource_list(server *srv, const char *group, const char *version) {
+cJSON *discovery_resource_list(server *srv, const char *group, const char *version) {
         cJSON *l = cJSON_CreateObject(), *arr;
         char gv[300];
         size_t n;
@@ -210,6 +207,30 @@ static cJSON *resource_list(server *srv, const char *group, const char *version)
                         continue;
                 add_resource(arr, c->resource, c->kind, c->namespaced, c->has_status, NULL);
         }
+        /* The scale subresources. */
+        int n_res = cJSON_GetArraySize(arr);
+        for (int i = 0; i < n_res; i++) {
+                const cJSON *r = cJSON_GetArrayItem(arr, i);
+                const char *name = json_str(r, "name");
+                scale_info si;
+                char sub[300];
+                if (!name || strchr(name, '/') || scale_paths(srv, group, name, version, &si) < 0)
+                        continue;
+                snprintf(sub, sizeof sub, "%s/scale", name);
+                cJSON *s = cJSON_CreateObject();
+                cJSON_AddStringToObject(s, "name", sub);
+                cJSON_AddStringToObject(s, "singularName", "");
+                const cJSON *nsd = cJSON_GetObjectItemCaseSensitive(r, "namespaced");
+                cJSON_AddBoolToObject(s, "namespaced", cJSON_IsTrue(nsd));
+                cJSON_AddStringToObject(s, "group", "autoscaling");
+                cJSON_AddStringToObject(s, "version", "v1");
+                cJSON_AddStringToObject(s, "kind", "Scale");
+                cJSON *v = cJSON_AddArrayToObject(s, "verbs");
+                cJSON_AddItemToArray(v, cJSON_CreateString("get"));
+                cJSON_AddItemToArray(v, cJSON_CreateString("patch"));
+                cJSON_AddItemToArray(v, cJSON_CreateString("update"));
+                cJSON_AddItemToArray(arr, s);
+        }
         return l;
 }
 
@@ -251,7 +272,7 @@ int discovery_handle(server *srv, const char *url, reply *ret) {
                 cJSON_AddStringToObject(e, "serverAddress", "127.0.0.1");
                 cJSON_AddItemToArray(a, e);
         } else if (strcmp(url, "/api/v1") == 0 || strcmp(url, "/api/v1/") == 0) {
-                doc = resource_list(srv, "", "v1");
+                doc = discovery_resource_list(srv, "", "v1");
         } else if (strcmp(url, "/apis") == 0 || strcmp(url, "/apis/") == 0) {
                 groups_ctx ctx = {.groups = cJSON_CreateArray()};
                 doc = cJSON_CreateObject();
@@ -279,7 +300,7 @@ int discovery_handle(server *srv, const char *url, reply *ret) {
                 if (!f.found)
                         return -ENOENT;
                 if (*version)
-                        doc = resource_list(srv, group, version);
+                        doc = discovery_resource_list(srv, group, version);
                 else {
                         groups_ctx ctx = {.groups = cJSON_CreateArray(), .only = group};
                         each_group_version(srv, add_group_version, &ctx);

@@ -422,6 +422,12 @@ static enum MHD_Result handle_resource(request *req, const char *method, api_pat
                 snprintf(msg, sizeof msg, "Request entity too large: limit is %u", MAX_BODY_SIZE);
                 return queue_status(req, 413, "RequestEntityTooLarge", msg, NULL);
         }
+        if (reviews_is_review(p)) {
+                reply r = {0};
+                reviews_handle(srv, verb, p, req->body.data ? req->body.data : "", req->body.len,
+                               &r);
+                return queue_reply(req, &r);
+        }
         int known = store_resource_check(srv, p);
         if (known == -ENXIO)
                 return queue(req, 404, strdup("404 page not found\n"), "text/plain; charset=utf-8",
@@ -491,6 +497,8 @@ static enum MHD_Result dispatch(request *req, const char *url, const char *metho
         }
         reply r = {0};
         req->mverb = "GET";
+        if (strcmp(method, "GET") == 0 && openapi_handle(srv, req->conn, url, &r) == 0)
+                return queue_reply(req, &r);
         if (strcmp(method, "GET") == 0 && discovery_handle(srv, url, &r) == 0)
                 return queue_reply(req, &r);
         return queue_status(req, 404, "NotFound",

@@ -55,6 +55,10 @@ static void help(void) {
                "                            as kube-apiserver v1.36)\n"
                "  --log-writes FILE         append one JSON line per write request answered\n"
                "                            (time, verb, path, code, user agent; Lease holder)\n"
+               "  --user TOKEN=NAME[:GROUPS] a user for TokenReviews (repeatable; groups\n"
+               "                            comma-separated)\n"
+               "  --allow NAME:VERB:PATH    a SubjectAccessReview grant on a non-resource URL\n"
+               "                            (repeatable; PATH may end in *)\n"
                "  --log-level LEVEL         error, warn, info, debug\n"
                "  -h, --help                show this help\n");
 }
@@ -70,7 +74,9 @@ static int parse_args(int argc, char **argv, options *o) {
                 OPT_BOOKMARK,
                 OPT_FEATURES,
                 OPT_LOG,
-                OPT_LOG_WRITES
+                OPT_LOG_WRITES,
+                OPT_USER,
+                OPT_ALLOW,
         };
         static const struct option longopts[] = {
                 {"listen", required_argument, NULL, OPT_LISTEN},
@@ -83,6 +89,8 @@ static int parse_args(int argc, char **argv, options *o) {
                 {"feature-gates", required_argument, NULL, OPT_FEATURES},
                 {"log-level", required_argument, NULL, OPT_LOG},
                 {"log-writes", required_argument, NULL, OPT_LOG_WRITES},
+                {"user", required_argument, NULL, OPT_USER},
+                {"allow", required_argument, NULL, OPT_ALLOW},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -153,6 +161,19 @@ static int parse_args(int argc, char **argv, options *o) {
                         break;
                 case OPT_LOG_WRITES:
                         o->log_writes = optarg;
+                        break;
+                case OPT_USER:
+                        if (reviews_add_user(optarg) < 0) {
+                                fprintf(stderr, "koc-apiserver: --user: expected "
+                                                "TOKEN=NAME[:GROUP,...]\n");
+                                return -EINVAL;
+                        }
+                        break;
+                case OPT_ALLOW:
+                        if (reviews_add_allow(optarg) < 0) {
+                                fprintf(stderr, "koc-apiserver: --allow: expected NAME:VERB:PATH\n");
+                                return -EINVAL;
+                        }
                         break;
                 case OPT_LOG: {
                         int l = koc_log_level_from_string(optarg);
@@ -420,6 +441,10 @@ int main(int argc, char **argv) {
                 goto out;
         }
         store_init(&srv);
+        if ((r = gc_init(&srv)) < 0) {
+                koc_log_error(COMPONENT, "cannot start the garbage collector: %s", strerror(-r));
+                goto out;
+        }
 
         unsigned flags = MHD_USE_EPOLL | MHD_USE_TLS | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
         if (v6)
@@ -476,11 +501,13 @@ out:
         }
         if (fd >= 0)
                 close(fd);
+        gc_done(&srv);
         watch_done(&srv);
         history_free(&srv);
         strmap_clear(&srv.collections, collection_free);
         metrics_free(&srv);
         cJSON_Delete(srv.faults);
+        reviews_free();
         cJSON_Delete(o.faults);
         if (srv.write_log)
                 fclose(srv.write_log);

@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,34 @@ static void reply_invalid(reply *ret, const collection *c, const char *name, con
         reply_status(ret, 422, "Invalid", msg, d);
 }
 
+/* A 422 Invalid with several causes, its message as the real server's
+ * aggregate ("[a: x, b: y]" when there are more than one). */
+static void reply_invalid_causes(reply *ret, const collection *c, const char *name,
+                                 cJSON *causes) {
+        char kg[300];
+        strbuf msg = {0};
+        const cJSON *cause;
+        int n = cJSON_GetArraySize(causes), i = 0;
+
+        kind_group(c, kg, sizeof kg);
+        strbuf_printf(&msg, "%s \"%s\" is invalid: %s", kg, name ? name : "", n > 1 ? "[" : "");
+        cJSON_ArrayForEach(cause, causes) {
+                strbuf_printf(&msg, "%s%s: %s", i++ ? ", " : "", json_str(cause, "field") ?: "",
+                              json_str(cause, "message") ?: "");
+        }
+        if (n > 1)
+                strbuf_appends(&msg, "]");
+        cJSON *d = cJSON_CreateObject();
+        if (name)
+                cJSON_AddStringToObject(d, "name", name);
+        if (*c->group)
+                cJSON_AddStringToObject(d, "group", c->group);
+        cJSON_AddStringToObject(d, "kind", c->kind);
+        cJSON_AddItemToObject(d, "causes", causes);
+        reply_status(ret, 422, "Invalid", msg.data ? msg.data : "invalid", d);
+        strbuf_free(&msg);
+}
+
 static cJSON *details_for(const collection *c, const char *name) {
         cJSON *d = cJSON_CreateObject();
         if (name)
@@ -221,7 +250,7 @@ static void reply_bad_request(reply *ret, const char *msg) {
 }
 
 static void reply_decode_error(reply *ret, const collection *c, const char *why) {
-        char msg[1024];
+        char msg[2048];
         snprintf(msg, sizeof msg, "%s in version \"%s\" cannot be handled as a %s: %s", c->kind,
                  c->version, c->kind, why);
         reply_bad_request(ret, msg);
@@ -347,6 +376,95 @@ static void normalize_secret(const collection *c, cJSON *obj) {
         cJSON_Delete(sd);
         if (!json_str(obj, "type"))
                 json_set_str(obj, "type", "Opaque");
+}
+
+const cJSON *crd_lookup(server *srv, const char *group, const char *resource) {
+        collection *crds = strmap_get(&srv->collections, CRD_KEY);
+        char key[512];
+        if (!crds || !*group || builtin_served(group, resource))
+                return NULL;
+        snprintf(key, sizeof key, "/%s.%s", resource, group);
+        object *o = strmap_get(&crds->objects, key);
+        return o ? o->json : NULL;
+}
+
+/* The CRD defining c (a custom resource), or NULL. */
+static const cJSON *crd_of(server *srv, const collection *c) {
+        return crd_lookup(srv, c->group, c->resource);
+}
+
+/* fieldValidation=Strict: unknown fields are an error (the others, Warn
+ * and Ignore, drop them silently here: no Warning headers). */
+static bool strict_fields(struct MHD_Connection *conn) {
+        const char *v = qarg(conn, "fieldValidation");
+        return v && strcmp(v, "Strict") == 0;
+}
+
+/* Custom resources: pruning, defaults and validation against the CRD's
+ * schema for the request's version (apiextensions-apiserver's decoding and
+ * strategy).  A CRD's own schema is checked when it is written.  False with
+ * ret filled when obj is refused. */
+static bool validate_custom(server *srv, struct MHD_Connection *conn, const collection *c,
+                            const api_path *p, cJSON *obj, const char *name, bool patch,
+                            reply *ret) {
+        char err[1200];
+        if (strcmp(c->key, CRD_KEY) == 0) {
+                char field[1100];
+                if (schema_check_crd(obj, field, sizeof field, err, sizeof err) >= 0)
+                        return true;
+                reply_invalid(ret, c, name, field,
+                              strncmp(err, "Unsupported", 11) == 0 ? "FieldValueNotSupported"
+                              : strncmp(err, "Forbidden", 9) == 0  ? "FieldValueForbidden"
+                                                                   : "FieldValueInvalid",
+                              err);
+                return false;
+        }
+        const cJSON *crd = crd_of(srv, c);
+        const cJSON *schema = crd ? crd_version_schema(crd, p->version) : NULL;
+        scale_info si;
+        bool scale = crd && scale_paths(srv, c->group, c->resource, p->version, &si) == 0;
+        if (!schema && !scale)
+                return true;
+        cJSON *causes = NULL;
+        char *pruned = NULL;
+        bool strict = strict_fields(conn);
+        int r = schema ? schema_validate(schema, obj, p->sub != NULL, &causes,
+                                         strict ? &pruned : NULL)
+                       : 0;
+        if (scale && r != -ENOMEM) {
+                /* The checks of the scale subresource's paths follow the
+                 * schema's, as in the real server's strategy. */
+                if (!causes)
+                        causes = cJSON_CreateArray();
+                scale_validate_cr(&si, obj, p->sub != NULL, causes);
+                if (cJSON_GetArraySize(causes) > 0)
+                        r = -EINVAL;
+                else {
+                        cJSON_Delete(causes);
+                        causes = NULL;
+                }
+        }
+        if (pruned) {
+                cJSON_Delete(causes);
+                if (patch) {
+                        snprintf(err, sizeof err, "strict decoding error: %.1000s", pruned);
+                        reply_invalid(ret, c, name, "patch", "FieldValueInvalid", err);
+                } else {
+                        snprintf(err, sizeof err, "strict decoding error: %.1000s", pruned);
+                        reply_decode_error(ret, c, err);
+                }
+                free(pruned);
+                return false;
+        }
+        if (r == -ENOMEM) {
+                reply_status(ret, 500, "InternalError", "out of memory", NULL);
+                return false;
+        }
+        if (r < 0) {
+                reply_invalid_causes(ret, c, name, causes);
+                return false;
+        }
+        return true;
 }
 
 static bool is_lease(const collection *c) {
@@ -549,8 +667,15 @@ static void do_get(server *srv, struct MHD_Connection *conn, collection *c, cons
         object *o = strmap_get(&c->objects, key);
         if (!o || (c->namespaced && !p->ns))
                 return reply_not_found(ret, p, p->name);
-        if (as == ACCEPT_METADATA) {
-                cJSON *m = partial_metadata(o->json);
+        if (as == ACCEPT_METADATA || as == ACCEPT_TABLE) {
+                const cJSON *one = o->json;
+                cJSON *m = as == ACCEPT_METADATA
+                                   ? partial_metadata(o->json)
+                                   : table_build(srv, c, p->version, &one, 1,
+                                                 qarg(conn, "includeObject"));
+                if (as == ACCEPT_TABLE)
+                        copy_field(json_ensure_object(m, "metadata"),
+                                   json_path(o->json, "metadata"), "resourceVersion");
                 reply_json(ret, 200, m);
                 cJSON_Delete(m);
                 return;
@@ -783,6 +908,27 @@ static void do_list(server *srv, struct MHD_Connection *conn, collection *c, con
                 free(raw);
                 cJSON_Delete(tok);
         }
+        if (as == ACCEPT_TABLE) {
+                const cJSON **objs = malloc((shown + 1) * sizeof *objs);
+                cJSON *t = NULL;
+                for (size_t i = 0; objs && i < shown; i++)
+                        objs[i] = all[i].json;
+                if (objs)
+                        t = table_build(srv, c, p->version, objs, shown,
+                                        qarg(conn, "includeObject"));
+                free(objs);
+                if (!t) {
+                        cJSON_Delete(list);
+                        reply_status(ret, 500, "InternalError", "out of memory", NULL);
+                        goto out;
+                }
+                cJSON_ReplaceItemInObjectCaseSensitive(
+                        t, "metadata", cJSON_DetachItemFromObjectCaseSensitive(list, "metadata"));
+                cJSON_Delete(list);
+                reply_json(ret, 200, t);
+                cJSON_Delete(t);
+                goto out;
+        }
         arr = cJSON_AddArrayToObject(list, "items");
         /* Items reference the stored objects (cJSON references are never
          * freed with the list), so the list is printed without copying. */
@@ -992,6 +1138,8 @@ static void create_object(server *srv, struct MHD_Connection *conn, collection *
                 } else if (strcmp(c->key, CRD_KEY) == 0)
                         crd_established(obj, ts);
         }
+        if (!validate_custom(srv, conn, c, p, obj, name, false, ret))
+                goto out;
         if (!applied)
                 managed_fields_update(obj, NULL, update_manager(conn, mgr, sizeof mgr),
                                       api_version_of(p, av, sizeof av), c->has_status);
@@ -1095,6 +1243,8 @@ static void update_object(server *srv, struct MHD_Connection *conn, collection *
                 cJSON_Delete(obj);
                 obj = merged;
                 meta = json_ensure_object(obj, "metadata");
+                if (!validate_custom(srv, conn, c, p, obj, p->name, rv_checked && !applied, ret))
+                        goto out;
         } else {
                 json_set_str(meta, "name", p->name);
                 if (c->namespaced)
@@ -1113,6 +1263,8 @@ static void update_object(server *srv, struct MHD_Connection *conn, collection *
                 if (is_lease(c) && !validate_lease(c, obj, p->name, ret))
                         goto out;
                 normalize_secret(c, obj);
+                if (!validate_custom(srv, conn, c, p, obj, p->name, rv_checked && !applied, ret))
+                        goto out;
                 const cJSON *g = cJSON_GetObjectItemCaseSensitive(meta, "generation");
                 if (cJSON_IsNumber(g) && spec_changed(o->json, obj))
                         cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(meta, "generation"),
@@ -1415,16 +1567,104 @@ static void delete_object(server *srv, collection *c, object *o, reply *ret) {
         delete_now(srv, c, o, ret);
 }
 
+/* DeleteOptions.propagationPolicy (or the query argument, or the
+ * deprecated orphanDependents): "Background" (NULL), "Foreground" or
+ * "Orphan"; false with a 422 in ret when it is none of them. */
+static bool propagation_policy(struct MHD_Connection *conn, const char *body, size_t len,
+                               const char **ret_policy, reply *ret) {
+        static const char *const policies[] = {"Background", "Foreground", "Orphan"};
+        char pol[32] = "";
+        const char *q = qarg(conn, "propagationPolicy");
+        if (q)
+                snprintf(pol, sizeof pol, "%s", q);
+        cJSON *opts = body && len ? cJSON_ParseWithLength(body, len) : NULL;
+        const char *bp = json_str(opts, "propagationPolicy");
+        if (bp)
+                snprintf(pol, sizeof pol, "%s", bp);
+        const cJSON *orphan = cJSON_GetObjectItemCaseSensitive(opts, "orphanDependents");
+        if (!*pol && cJSON_IsBool(orphan))
+                snprintf(pol, sizeof pol, "%s", cJSON_IsTrue(orphan) ? "Orphan" : "Background");
+        cJSON_Delete(opts);
+        *ret_policy = NULL;
+        if (!*pol)
+                return true;
+        for (size_t i = 0; i < KOC_ELEMENTSOF(policies); i++)
+                if (strcmp(pol, policies[i]) == 0) {
+                        *ret_policy = policies[i];
+                        return true;
+                }
+        char msg[300];
+        snprintf(msg, sizeof msg,
+                 "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: "
+                 "\"%.40s\": supported values: \"Foreground\", \"Background\", \"Orphan\", "
+                 "\"nil\"",
+                 pol);
+        reply_status(ret, 422, "Invalid", msg, NULL);
+        return false;
+}
+
+static void add_finalizer(cJSON *obj, const char *f) {
+        cJSON *meta = json_ensure_object(obj, "metadata"), *it;
+        cJSON *list = cJSON_GetObjectItemCaseSensitive(meta, "finalizers");
+        if (!cJSON_IsArray(list)) {
+                cJSON_DeleteItemFromObjectCaseSensitive(meta, "finalizers");
+                list = cJSON_AddArrayToObject(meta, "finalizers");
+        }
+        cJSON_ArrayForEach(it, list) {
+                if (cJSON_IsString(it) && strcmp(it->valuestring, f) == 0)
+                        return;
+        }
+        cJSON_AddItemToArray(list, cJSON_CreateString(f));
+}
+
 static void do_delete(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
                       const char *body, size_t len, reply *ret) {
+        const char *policy;
         object *o = lookup(c, p);
         if (!o)
                 return reply_not_found(ret, p, p->name);
         if (!check_preconditions(c, o, body, len, ret))
                 return;
+        if (!propagation_policy(conn, body, len, &policy, ret))
+                return;
         if (dry_run(conn))
                 return reply_json(ret, 200, o->json);
+        /* Foreground and Orphan are finalizers the garbage collector
+         * (gc.c) acts on and then removes, as on the real server. */
+        if (policy && strcmp(policy, "Background") != 0 &&
+            !json_path(o->json, "metadata.deletionTimestamp"))
+                add_finalizer(o->json, strcmp(policy, "Foreground") == 0 ? "foregroundDeletion"
+                                                                         : "orphan");
         delete_object(srv, c, o, ret);
+}
+
+/* ---- for the garbage collector (gc.c) ---- */
+
+int store_sorted(collection *c) {
+        return collection_sort(c);
+}
+
+size_t store_sorted_after(collection *c, const char *key) {
+        return key ? sorted_bound(c, key, false) : 0;
+}
+
+void store_gc_delete(server *srv, collection *c, object *o) {
+        delete_object(srv, c, o, NULL);
+}
+
+int store_gc_update(server *srv, collection *c, object *o, cJSON *obj) {
+        char ns[256] = "", name[256];
+        snprintf(ns, sizeof ns, "%s", json_str(o->json, "metadata.namespace") ?: "");
+        snprintf(name, sizeof name, "%s", json_str(o->json, "metadata.name") ?: "");
+        api_path p = {.group = c->group,
+                      .version = c->version,
+                      .ns = c->namespaced ? ns : NULL,
+                      .resource = c->resource,
+                      .name = name};
+        reply r = {0};
+        update_object(srv, NULL, c, &p, o, obj, true, false, &r);
+        free(r.body);
+        return r.code == 200 ? 0 : -EIO;
 }
 
 static void do_delete_collection(server *srv, struct MHD_Connection *conn, collection *c,
@@ -1458,8 +1698,114 @@ static void do_delete_collection(server *srv, struct MHD_Connection *conn, colle
         cJSON_Delete(l);
 }
 
+/* The scale subresource: get, update and patch an autoscaling/v1 Scale,
+ * written through to the object's replicas path as an update of the
+ * object (validation, generation and watch events included). */
+static void do_scale(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
+                     const char *verb, const char *body, size_t len, const char *ct,
+                     reply *ret) {
+        scale_info si;
+        char err[512];
+        if (!p->name || scale_paths(srv, c->group, c->resource, p->version, &si) < 0)
+                return reply_status(ret, 404, "NotFound",
+                                    "the server could not find the requested resource", NULL);
+        object *o = lookup(c, p);
+        if (!o)
+                return reply_not_found(ret, p, p->name);
+        cJSON *cur = scale_of(o->json, &si), *want = NULL;
+        if (!cur)
+                return reply_status(ret, 500, "InternalError", "out of memory", NULL);
+        if (strcmp(verb, "get") == 0) {
+                reply_json(ret, 200, cur);
+                cJSON_Delete(cur);
+                return;
+        }
+        if (strcmp(verb, "update") == 0) {
+                if (check_json_content_type(ct, ret))
+                        want = parse_body(c, body, len, ret);
+        } else if (strcmp(verb, "patch") == 0) {
+                bool merge = content_type_is(ct, "application/merge-patch+json") ||
+                             content_type_is(ct, "application/strategic-merge-patch+json");
+                bool jsonp = content_type_is(ct, "application/json-patch+json");
+                cJSON *patch = merge || jsonp ? cJSON_ParseWithLength(body, len) : NULL;
+                if (!merge && !jsonp)
+                        reply_unsupported_media(ret, ct, true);
+                else if (merge && cJSON_IsObject(patch))
+                        want = merge_patch(cur, patch);
+                else if (jsonp && cJSON_IsArray(patch)) {
+                        want = cJSON_Duplicate(cur, true);
+                        if (json_patch(&want, patch, err, sizeof err) < 0) {
+                                cJSON_Delete(want);
+                                want = NULL;
+                                reply_status(ret, 422, "Invalid", err, details_for(c, p->name));
+                        }
+                } else
+                        reply_bad_request(ret, "error decoding patch: invalid JSON");
+                cJSON_Delete(patch);
+        } else
+                reply_status(ret, 405, "MethodNotAllowed",
+                             "the server does not allow this method on the requested resource",
+                             NULL);
+        cJSON_Delete(cur);
+        if (!want)
+                return;
+        const cJSON *r = json_path(want, "spec.replicas");
+        double replicas = cJSON_IsNumber(r) ? r->valuedouble : 0;
+        if ((r && !cJSON_IsNumber(r)) || replicas != floor(replicas) || replicas > 2147483647.0) {
+                cJSON_Delete(want);
+                return reply_bad_request(ret, "Scale in version \"v1\" cannot be handled as a "
+                                              "Scale: json: cannot unmarshal spec.replicas into "
+                                              "Go struct field ScaleSpec.spec.replicas of type "
+                                              "int32");
+        }
+        if (si.builtin && replicas < 0) {
+                cJSON_Delete(want);
+                snprintf(err, sizeof err, "Invalid value: %.0f: must be greater than or equal to 0",
+                         replicas);
+                collection sc = {.group = "autoscaling", .kind = "Scale"};
+                return reply_invalid(ret, &sc, p->name, "spec.replicas", "FieldValueInvalid", err);
+        }
+        const char *rv = json_str(want, "metadata.resourceVersion");
+        bool stale = rv && *rv &&
+                     (strtoull(rv, NULL, 10) != o->rv || !isdigit((unsigned char)rv[0]));
+        cJSON_Delete(want);
+        if (stale)
+                return reply_conflict(ret, c, p->name,
+                                      "the object has been modified; please apply your changes to "
+                                      "the latest version and try again");
+        cJSON *obj = cJSON_Duplicate(o->json, true);
+        if (!obj || scale_set_replicas(obj, &si, replicas) < 0) {
+                cJSON_Delete(obj);
+                return reply_status(ret, 500, "InternalError",
+                                    "cannot set the replicas of the object", NULL);
+        }
+        api_path mp = *p;
+        mp.sub = NULL;
+        reply inner = {0};
+        update_object(srv, conn, c, &mp, o, obj, true, false, &inner);
+        cJSON *res = inner.code == 200 ? cJSON_Parse(inner.body) : NULL;
+        cJSON *sc = res ? scale_of(res, &si) : NULL;
+        if (sc) {
+                free(inner.body);
+                reply_json(ret, 200, sc);
+        } else
+                *ret = inner;
+        cJSON_Delete(sc);
+        cJSON_Delete(res);
+}
+
 void store_handle(server *srv, struct MHD_Connection *conn, const char *verb, const api_path *p,
                   const char *body, size_t body_len, const char *ct, reply *ret) {
+        if (p->sub && strcmp(p->sub, "scale") == 0) {
+                collection *c = collection_get(srv, p, true);
+                if (!c)
+                        return reply_status(ret, 500, "InternalError", "out of memory", NULL);
+                if (p->ns && !c->namespaced)
+                        return reply_status(ret, 404, "NotFound",
+                                            "the server could not find the requested resource",
+                                            NULL);
+                return do_scale(srv, conn, c, p, verb, body, body_len, ct, ret);
+        }
         if (p->sub && strcmp(p->sub, "status") != 0) {
                 reply_status(ret, 404, "NotFound",
                              "the server could not find the requested resource", NULL);

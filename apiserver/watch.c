@@ -30,8 +30,16 @@ struct watch {
         struct MHD_Connection *conn;
         bool suspended, ending, bookmarks, overflowed, gone;
         bool metadata; /* Accept: as=PartialObjectMetadata */
+        bool table;    /* Accept: as=Table: each object a one-row Table */
+        char *version, *include; /* for the Tables: the path's version, includeObject */
         strbuf out;
         size_t out_pos;
+        /* Where the initial events (sendInitialEvents, or a watch without a
+         * resourceVersion) end in out: they are the collection, as a list's
+         * answer is, and do not count against watch_buffer_max; what comes
+         * after them does. */
+        size_t initial_end;
+        bool initial;
         uint64_t last_rv;
         sd_event_source *timeout;
         char *api_version;
@@ -170,7 +178,8 @@ static void watch_end(watch *w) {
 static void append_line(watch *w, const char *type, const char *obj_json) {
         if (w->ending)
                 return;
-        if (w->out.len - w->out_pos > w->srv->watch_buffer_max) {
+        size_t initial_left = w->initial_end > w->out_pos ? w->initial_end - w->out_pos : 0;
+        if (!w->initial && w->out.len - w->out_pos - initial_left > w->srv->watch_buffer_max) {
                 koc_log_warn(COMPONENT, "closing a watch on %s that fell behind", w->col->resource);
                 w->overflowed = true;
                 watch_end(w);
@@ -183,6 +192,7 @@ static void append_line(watch *w, const char *type, const char *obj_json) {
                 memmove(w->out.data, w->out.data + w->out_pos, w->out.len - w->out_pos);
                 w->out.len -= w->out_pos;
                 w->out.data[w->out.len] = 0;
+                w->initial_end = initial_left;
                 w->out_pos = 0;
         }
         if (strbuf_printf(&w->out, "{\"type\":\"%s\",\"object\":", type) < 0 ||
@@ -204,6 +214,21 @@ static bool watch_matches(const watch *w, const cJSON *obj, const cJSON *labels)
 
 /* Sends ev to w, turning MODIFIED into ADDED or DELETED when the object
  * moved into or out of the watch's label selector. */
+/* An object as a one-row Table (kubectl get -w), with its resourceVersion. */
+static char *table_json(watch *w, const cJSON *obj) {
+        const cJSON *one = obj;
+        cJSON *t = table_build(w->srv, w->col, w->version ? w->version : w->col->version, &one, 1,
+                               w->include);
+        if (!t)
+                return NULL;
+        const char *rv = json_str(obj, "metadata.resourceVersion");
+        if (rv)
+                json_set_str(json_ensure_object(t, "metadata"), "resourceVersion", rv);
+        char *json = cJSON_PrintUnformatted(t);
+        cJSON_Delete(t);
+        return json;
+}
+
 static void deliver(watch *w, event *ev) {
         const cJSON *labels = json_path(ev->obj, "metadata.labels");
         bool now = watch_matches(w, ev->obj, labels);
@@ -225,7 +250,12 @@ static void deliver(watch *w, event *ev) {
         }
         }
         w->last_rv = ev->rv;
-        if (type && w->metadata) {
+        if (type && w->table) {
+                char *json = table_json(w, ev->obj);
+                if (json)
+                        append_line(w, type, json);
+                free(json);
+        } else if (type && w->metadata) {
                 cJSON *m = partial_metadata(ev->obj);
                 char *json = m ? cJSON_PrintUnformatted(m) : NULL;
                 if (json)
@@ -323,6 +353,7 @@ static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max) {
                 if (w->out_pos == w->out.len) {
                         w->out_pos = 0;
                         w->out.len = 0;
+                        w->initial_end = 0;
                         if (w->out.cap > 256 * 1024)
                                 strbuf_free(&w->out);
                 }
@@ -359,6 +390,8 @@ static void watch_free(void *cls) {
         strbuf_free(&w->out);
         free(w->ns);
         free(w->api_version);
+        free(w->version);
+        free(w->include);
         free(w);
 }
 
@@ -389,14 +422,18 @@ static void send_initial(watch *w) {
                         items[n++] = o;
         }
         qsort(items, n, sizeof *items, cmp_key);
+        w->initial = true;
         for (size_t i = 0; i < n; i++) {
                 cJSON *m = w->metadata ? partial_metadata(items[i]->json) : NULL;
-                char *json = cJSON_PrintUnformatted(m ? m : items[i]->json);
+                char *json = w->table ? table_json(w, items[i]->json)
+                                      : cJSON_PrintUnformatted(m ? m : items[i]->json);
                 cJSON_Delete(m);
                 if (json)
                         append_line(w, "ADDED", json);
                 free(json);
         }
+        w->initial = false;
+        w->initial_end = w->out.len;
         free(items);
 }
 
@@ -515,7 +552,12 @@ struct MHD_Response *watch_start(server *srv, struct MHD_Connection *conn, const
         w->col = c;
         w->conn = conn;
         w->bookmarks = qbool(conn, "allowWatchBookmarks");
-        w->metadata = accept_parse(conn) != ACCEPT_OBJECT;
+        accept_as as = accept_parse(conn);
+        w->metadata = as == ACCEPT_METADATA || as == ACCEPT_METADATA_LIST;
+        w->table = as == ACCEPT_TABLE;
+        const char *include = qarg(conn, "includeObject");
+        w->version = strdup(p->version);
+        w->include = include ? strdup(include) : NULL;
         w->gone = drop;
         if (*p->group)
                 snprintf(av, sizeof av, "%s/%s", p->group, p->version);
@@ -628,6 +670,8 @@ fail:
         selector_free(w->fields);
         free(w->ns);
         free(w->api_version);
+        free(w->version);
+        free(w->include);
         free(w);
         return NULL;
 }

@@ -133,11 +133,15 @@ struct koc_request {
         void *userdata;
 };
 
+/* An event line as it came, parsed only when its turn comes: a burst that
+ * arrives between two dispatches (a streaming list sends thousands) waits
+ * as its bytes, not as parse trees several times their size, and each tree
+ * lives only while its event is handled, so that the heap a tree leaves is
+ * the next one's rather than free memory between the records kept. */
 typedef struct watch_item {
         struct watch_item *next;
-        koc_watch_event_type type;
-        cJSON *object;
-        koc_status status; /* ERROR events */
+        size_t len;
+        char line[];
 } watch_item;
 
 struct koc_watch {
@@ -177,7 +181,6 @@ static void watch_items_free(koc_watch *w) {
         while (w->head) {
                 watch_item *i = w->head;
                 w->head = i->next;
-                cJSON_Delete(i->object);
                 free(i);
         }
         w->tail = NULL;
@@ -408,27 +411,13 @@ int koc__watch_line_parse(const char *line, size_t len, koc_watch_event_type *re
 
 static int watch_on_line(const char *line, size_t len, void *userdata) {
         koc_watch *w = userdata;
-        watch_item *item = calloc(1, sizeof *item);
+        watch_item *item = malloc(sizeof *item + len + 1);
         if (!item)
                 return -ENOMEM;
-        int r = koc__watch_line_parse(line, len, &item->type, &item->object, &item->status);
-        if (r == -ENOMSG) {
-                static koc__ratelimit rl = KOC__RATELIMIT_INIT(60 * KOC_USEC_PER_SEC, 5);
-                cJSON *root = cJSON_ParseWithLength(line, len);
-                const char *type =
-                        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "type"));
-                free(item);
-                koc__log_ratelimited(&rl, KOC_LOG_WARN, LOG_COMPONENT,
-                                     "watch GET %s: skipped an event of unknown type \"%.64s\"",
-                                     w->t.path, type ? type : "");
-                cJSON_Delete(root);
-                return 0;
-        }
-        if (r < 0) {
-                free(item);
-                return r;
-        }
-
+        item->next = NULL;
+        item->len = len;
+        memcpy(item->line, line, len);
+        item->line[len] = '\0';
         if (w->tail)
                 w->tail->next = item;
         else
@@ -436,6 +425,36 @@ static int watch_on_line(const char *line, size_t len, void *userdata) {
         w->tail = item;
         ready_add(&w->t);
         return 0;
+}
+
+/* An event line that is not a watch event ends the watch (CLOSED with
+ * error): what came after it is dropped, as the transfer is. */
+static void watch_abort(koc_watch *w, int error) {
+        transfer *t = &w->t;
+        if (t->attached)
+                curl_multi_remove_handle(t->client->multi, t->easy);
+        t->attached = false;
+        t->error = error;
+        t->result = CURLE_OK;
+        t->finished = true;
+        watch_items_free(w);
+}
+
+/* Parses a queued line: 0 and the event, 1 for an event of an unknown type
+ * (skipped, said), or a negative errno that ends the watch. */
+static int watch_item_parse(koc_watch *w, const watch_item *i, koc_watch_event_type *type,
+                            cJSON **object, koc_status *status) {
+        int r = koc__watch_line_parse(i->line, i->len, type, object, status);
+        if (r != -ENOMSG)
+                return r;
+        static koc__ratelimit rl = KOC__RATELIMIT_INIT(60 * KOC_USEC_PER_SEC, 5);
+        cJSON *root = cJSON_ParseWithLength(i->line, i->len);
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "type"));
+        koc__log_ratelimited(&rl, KOC_LOG_WARN, LOG_COMPONENT,
+                             "watch GET %s: skipped an event of unknown type \"%.64s\"",
+                             w->t.path, name ? name : "");
+        cJSON_Delete(root);
+        return 1;
 }
 
 /*
@@ -924,20 +943,30 @@ static void watch_dispatch(koc_watch *w) {
                 w->head = i->next;
                 if (!w->head)
                         w->tail = NULL;
+                koc_watch_event_type type;
+                cJSON *object = NULL;
+                koc_status status;
+                int r = watch_item_parse(w, i, &type, &object, &status);
+                free(i);
+                if (r < 0) {
+                        watch_abort(w, r);
+                        break;
+                }
+                if (r > 0)
+                        continue;
                 koc_watch_event ev = {
-                        .type = i->type,
-                        .object = i->object,
+                        .type = type,
+                        .object = object,
                         .message = "",
                 };
-                if (i->type == KOC_WATCH_ERROR) {
-                        ev.status = i->status.code;
-                        ev.reason = i->status.reason;
-                        if (i->status.message)
-                                ev.message = i->status.message;
+                if (type == KOC_WATCH_ERROR) {
+                        ev.status = status.code;
+                        ev.reason = status.reason;
+                        if (status.message)
+                                ev.message = status.message;
                 }
                 w->handler(w, &ev, w->userdata);
                 cJSON_Delete(ev.object); /* NULL when the handler kept it */
-                free(i);
         }
         if (t->finished && !t->cancelled && !c->dead) {
                 koc_watch_event ev;

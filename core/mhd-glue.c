@@ -168,6 +168,8 @@ struct koc_mhd_event {
         const koc_mhd_limits *limits;
         MHD_AccessHandlerCallback handler;
         void *handler_cls;
+        MHD_RequestCompletedCallback completed;
+        void *completed_cls;
         conn *head, *tail;
         unsigned n_live; /* connections not closing */
         sd_event_source *deadline;
@@ -428,6 +430,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **req_cls,
                          enum MHD_RequestTerminationCode toe) {
         koc_mhd_event *m = cls;
+        if (m->completed)
+                m->completed(m->completed_cls, connection, req_cls, toe);
         conn *c = conn_of(connection);
         if (!c || !c->busy)
                 return;
@@ -468,6 +472,14 @@ uint16_t koc__mhd_event_port(const koc_mhd_event *m) {
         return m->port;
 }
 
+struct MHD_Daemon *koc__mhd_event_daemon(const koc_mhd_event *m) {
+        return m->daemon;
+}
+
+void koc__mhd_event_kick(koc_mhd_event *m) {
+        koc__mhd_loop_kick(m->loop);
+}
+
 static int listen_socket(const struct sockaddr *addr, socklen_t addr_len, bool v6only,
                          uint16_t *ret_port) {
         int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -497,10 +509,22 @@ static int listen_socket(const struct sockaddr *addr, socklen_t addr_len, bool v
 int koc__mhd_event_start(sd_event *event, const struct sockaddr *addr, socklen_t addr_len,
                          bool v6only, const koc_mhd_limits *limits, int64_t priority,
                          MHD_AccessHandlerCallback handler, void *cls, koc_mhd_event **ret) {
+        return koc__mhd_event_start_tls(event, addr, addr_len, v6only, limits, NULL, priority,
+                                        handler, cls, ret);
+}
+
+int koc__mhd_event_start_tls(sd_event *event, const struct sockaddr *addr, socklen_t addr_len,
+                             bool v6only, const koc_mhd_limits *limits, const koc_mhd_tls *tls,
+                             int64_t priority, MHD_AccessHandlerCallback handler, void *cls,
+                             koc_mhd_event **ret) {
         koc_mhd_event *m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
         m->limits = limits;
+        if (tls) {
+                m->completed = tls->completed;
+                m->completed_cls = tls->completed_cls;
+        }
         m->handler = handler;
         m->handler_cls = cls;
         int r = sd_event_add_time(event, &m->deadline, CLOCK_BOOTTIME, 0,
@@ -528,13 +552,27 @@ int koc__mhd_event_start(sd_event *event, const struct sockaddr *addr, socklen_t
         unsigned flags = MHD_USE_EPOLL | MHD_USE_TURBO | MHD_USE_ERROR_LOG;
         if (addr->sa_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
-        m->daemon = MHD_start_daemon(
-                flags, 0, on_accept, m, on_request, m, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger,
-                NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
-                hard_limit, MHD_OPTION_CONNECTION_TIMEOUT, limits->idle_timeout_sec,
-                MHD_OPTION_CONNECTION_MEMORY_LIMIT, limits->max_request_bytes,
-                MHD_OPTION_NOTIFY_CONNECTION, on_connection, m, MHD_OPTION_NOTIFY_COMPLETED,
-                on_completed, m, MHD_OPTION_END);
+        if (tls && tls->suspend_resume)
+                flags |= MHD_ALLOW_SUSPEND_RESUME;
+        if (tls && tls->cert_callback) {
+                flags |= MHD_USE_TLS;
+                m->daemon = MHD_start_daemon(
+                        flags, 0, on_accept, m, on_request, m, MHD_OPTION_EXTERNAL_LOGGER,
+                        mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+                        MHD_OPTION_CONNECTION_LIMIT, hard_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+                        limits->idle_timeout_sec, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                        limits->max_request_bytes, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+                        m, MHD_OPTION_NOTIFY_COMPLETED, on_completed, m,
+                        MHD_OPTION_HTTPS_CERT_CALLBACK, tls->cert_callback,
+                        MHD_OPTION_HTTPS_PRIORITIES, tls->priorities, MHD_OPTION_END);
+        } else
+                m->daemon = MHD_start_daemon(
+                        flags, 0, on_accept, m, on_request, m, MHD_OPTION_EXTERNAL_LOGGER,
+                        mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+                        MHD_OPTION_CONNECTION_LIMIT, hard_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+                        limits->idle_timeout_sec, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                        limits->max_request_bytes, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+                        m, MHD_OPTION_NOTIFY_COMPLETED, on_completed, m, MHD_OPTION_END);
         if (!m->daemon) {
                 close(fd);
                 koc__mhd_event_free(m);

@@ -77,6 +77,27 @@ typedef struct koc_mhd_limits {
 int koc__mhd_event_start(sd_event *event, const struct sockaddr *addr, socklen_t addr_len,
                          bool v6only, const koc_mhd_limits *limits, int64_t priority,
                          MHD_AccessHandlerCallback handler, void *cls, koc_mhd_event **ret);
+/* The same with TLS and/or suspend and resume (tls may be NULL: plain
+ * HTTP).  cert_callback is a gnutls_certificate_retrieve_function2 (not
+ * named here, so that this header needs no GnuTLS header): MHD calls it in
+ * every handshake, which lets a server change its certificate without a
+ * restart.  -EIO when MHD refuses the options (e.g. a bad priority string). */
+typedef struct koc_mhd_tls {
+        void *cert_callback;    /* NULL: plain HTTP */
+        const char *priorities; /* GnuTLS priority string */
+        bool suspend_resume;    /* MHD_ALLOW_SUSPEND_RESUME */
+        /* Called (before the guard's own bookkeeping) when a request ends,
+         * as MHD_OPTION_NOTIFY_COMPLETED would; may be NULL. */
+        MHD_RequestCompletedCallback completed;
+        void *completed_cls;
+} koc_mhd_tls;
+int koc__mhd_event_start_tls(sd_event *event, const struct sockaddr *addr, socklen_t addr_len,
+                             bool v6only, const koc_mhd_limits *limits, const koc_mhd_tls *tls,
+                             int64_t priority, MHD_AccessHandlerCallback handler, void *cls,
+                             koc_mhd_event **ret);
+struct MHD_Daemon *koc__mhd_event_daemon(const koc_mhd_event *m);
+/* Runs MHD on the next loop iteration (after MHD_resume_connection()). */
+void koc__mhd_event_kick(koc_mhd_event *m);
 /* Why the guard closed or refused a connection (for a metric). */
 enum koc_mhd_close {
         KOC_MHD_CLOSE_DEADLINE,    /* no whole request within the request timeout */

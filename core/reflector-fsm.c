@@ -16,6 +16,10 @@
 /* A watch that ends cleanly sooner than this, with nothing on it, counts as
  * a failure, so that a server closing watches at once is not hammered. */
 #define MIN_WATCH_USEC (1 * KOC_USEC_PER_SEC)
+/* A streaming list with no event for this long and no end marker: the
+ * server ignored sendInitialEvents (it then sends what exists, if anything,
+ * and goes quiet), not a list still on its way. */
+#define STREAM_SILENCE_USEC (10 * KOC_USEC_PER_SEC)
 
 const char *koc__reflector_state_to_string(koc__reflector_state s) {
         static const char *const names[_KOC__REFLECTOR_STATE_MAX] = {
@@ -54,6 +58,8 @@ int koc__reflector_fsm_init(koc__reflector_fsm *f, const koc__reflector_fsm_conf
                 .state = KOC__REFLECTOR_IDLE,
         };
         f->clean_close_max = cfg->clean_close_max_usec ? cfg->clean_close_max_usec : f->backoff_max;
+        f->stream_silence = cfg->stream_silence_usec ? cfg->stream_silence_usec
+                                                     : STREAM_SILENCE_USEC;
         f->backoff = f->backoff_initial;
         f->max_list_pages = f->max_list_objects / f->page_size * 2 + 1000;
         if (cfg->watch_only && cfg->resource_version && *cfg->resource_version)
@@ -216,8 +222,11 @@ static void start_watch(koc__reflector_fsm *f, uint64_t now, bool stream) {
         f->state = stream ? KOC__REFLECTOR_STREAMING : KOC__REFLECTOR_WATCHING;
         f->watch_started_at = now;
         f->watch_saw_event = false;
-        if (stream)
+        if (stream) {
                 begin_list(f); /* a streaming list begins when sent, too */
+                f->stream_events = f->stream_events_seen = 0;
+                emit(f, KOC__REFLECTOR_ACT_TIMER)->delay = f->stream_silence;
+        }
         koc__reflector_action *a = emit(f, KOC__REFLECTOR_ACT_WATCH_START);
         a->stream = stream;
         /* A streaming list from the most recent state ("" and NotOlderThan:
@@ -426,6 +435,7 @@ static bool is_refusal(long status) {
 /* A streaming list's events until its end marker. */
 static void on_stream_object(koc__reflector_fsm *f, const koc__reflector_event *ev,
                              uint64_t now) {
+        f->stream_events++;
         switch (ev->watch_type) {
         case KOC_WATCH_ADDED:
         case KOC_WATCH_MODIFIED:
@@ -448,14 +458,35 @@ static void on_stream_object(koc__reflector_fsm *f, const koc__reflector_event *
         }
 }
 
+/* The silence timer of a streaming list: events since the last look re-arm
+ * it; none means a server that ignored sendInitialEvents and will never send
+ * the end marker. */
+static void on_stream_timer(koc__reflector_fsm *f, uint64_t now) {
+        if (f->stream_events != f->stream_events_seen) {
+                f->stream_events_seen = f->stream_events;
+                emit(f, KOC__REFLECTOR_ACT_TIMER)->delay = f->stream_silence;
+                return;
+        }
+        emit(f, KOC__REFLECTOR_ACT_WATCH_STOP);
+        const char *why = "no end marker and no event within the bound (sendInitialEvents "
+                          "ignored)";
+        if (f->list_mode == KOC_REFLECTOR_LIST_AUTO)
+                stream_refused(f, 200, why);
+        else
+                list_rejected(f, now, KOC_REFLECTOR_REJECT_INVALID, "streaming list", 200, why);
+}
+
 static void on_stream_end(koc__reflector_fsm *f, const koc__reflector_event *ev, uint64_t now) {
         bool auto_mode = f->list_mode == KOC_REFLECTOR_LIST_AUTO;
         bool clean = ev->error == 0 && ev->status == 200;
+        if (ev->status == 410) {
+                /* An ERROR event or the answer's status: as a watch's. */
+                f->stats.relists_gone++;
+                relist_gone(f, now, "streaming list", ev->message);
+                return;
+        }
         if (ev->error_event) {
-                if (ev->status == 410) {
-                        f->stats.relists_gone++;
-                        relist_gone(f, now, "streaming list", ev->message);
-                } else if (auto_mode && is_refusal(ev->status))
+                if (auto_mode && is_refusal(ev->status))
                         stream_refused(f, ev->status, ev->message);
                 else
                         list_rejected(f, now, KOC_REFLECTOR_REJECT_ERROR_EVENT, "streaming list",
@@ -535,6 +566,8 @@ void koc__reflector_fsm_step(koc__reflector_fsm *f, const koc__reflector_event *
         case KOC__REFLECTOR_EV_TIMER:
                 if (s == KOC__REFLECTOR_LIST_DUE || s == KOC__REFLECTOR_WATCH_DUE)
                         on_timer(f, now);
+                else if (s == KOC__REFLECTOR_STREAMING)
+                        on_stream_timer(f, now);
                 return;
         case KOC__REFLECTOR_EV_REQUEST_FAILED:
                 if (s == KOC__REFLECTOR_LISTING || s == KOC__REFLECTOR_STREAMING ||

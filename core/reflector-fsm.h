@@ -20,7 +20,7 @@
  *   LISTING    a list page request in flight (a list begun before it may
  *              have a page waiting for delivery)
  *   STREAMING  a streaming list (a watch with sendInitialEvents) before its
- *              end marker
+ *              end marker; the timer checks that it is not silent
  *   WATCHING   a watch in flight
  *   ENDED      a watch ended and the owner decides (the watch_ended handler):
  *              RESUME goes on; without it the reflector stays here for good
@@ -150,6 +150,9 @@ typedef struct koc__reflector_fsm_config {
         uint64_t backoff_initial_usec; /* 0: 800 ms */
         uint64_t backoff_max_usec;     /* 0: 30 s */
         uint64_t clean_close_max_usec; /* 0: backoff_max */
+        /* A streaming list silent this long without its end marker is taken
+         * for a server that ignored sendInitialEvents (0: 10 s). */
+        uint64_t stream_silence_usec;
         size_t max_list_objects;       /* 0: KOC_REFLECTOR_MAX_LIST_OBJECTS_DEFAULT */
         const char *resource_version;  /* watch_only: the first resume point */
         /* Uniform random number in [0, n); NULL: no randomness (jitter 0,
@@ -162,7 +165,7 @@ typedef struct koc__reflector_fsm {
         bool watch_only;
         koc_reflector_list_mode list_mode;
         unsigned page_size;
-        uint64_t backoff_initial, backoff_max, clean_close_max;
+        uint64_t backoff_initial, backoff_max, clean_close_max, stream_silence;
         size_t max_list_objects, max_list_pages;
         uint64_t (*random)(uint64_t n);
 
@@ -187,6 +190,9 @@ typedef struct koc__reflector_fsm {
         /* The watch in flight (or the one that just ended). */
         uint64_t watch_started_at;
         bool watch_saw_event;
+        /* A streaming list's events, and their number when the silence
+         * timer last looked. */
+        uint64_t stream_events, stream_events_seen;
 
         koc_reflector_stats stats;
         char msg[128]; /* the detail of a REJECT the machine wrote */

@@ -88,6 +88,7 @@ int koc__reflector_new(koc_client *c, const koc_reflector_spec *spec,
                                  .backoff_initial_usec = spec->backoff_initial_usec,
                                  .backoff_max_usec = spec->backoff_max_usec,
                                  .clean_close_max_usec = spec->clean_close_max_usec,
+                                 .stream_silence_usec = spec->stream_silence_usec,
                                  .max_list_objects = spec->max_list_objects,
                                  .resource_version = spec->resource_version,
                                  .random = koc__random_u64,
@@ -143,6 +144,10 @@ koc_reflector *koc__reflector_free(koc_reflector *r) {
 
 void koc__reflector_get_stats(koc_reflector *r, koc_reflector_stats *ret) {
         *ret = r->fsm.stats;
+}
+
+bool koc__reflector_is_streaming(koc_reflector *r) {
+        return r && r->fsm.state == KOC__REFLECTOR_STREAMING;
 }
 
 const char *koc__reflector_get_resource_version(koc_reflector *r) {

@@ -110,6 +110,10 @@ typedef struct koc_reflector_spec {
          * early, with nothing on it: such a server is not failing (0:
          * backoff_max). */
         uint64_t clean_close_max_usec;
+        /* A streaming list silent this long without its end marker is
+         * taken for a server that ignored sendInitialEvents: pages (AUTO),
+         * or a retry (STREAM).  0: 10 s. */
+        uint64_t stream_silence_usec;
         unsigned page_size;            /* 0: 500 */
         uint64_t backoff_initial_usec; /* 0: 800 ms */
         uint64_t backoff_max_usec;     /* 0: 30 s */
@@ -156,4 +160,7 @@ typedef struct koc_reflector_stats {
         unsigned rejected[_KOC_REFLECTOR_REJECT_MAX];
 } koc_reflector_stats;
 void koc__reflector_get_stats(koc_reflector *r, koc_reflector_stats *ret);
+/* Whether the list in progress is a streaming list (a watch with
+ * sendInitialEvents before its end marker): list_begin asks. */
+bool koc__reflector_is_streaming(koc_reflector *r);
 const char *koc__reflector_get_resource_version(koc_reflector *r);

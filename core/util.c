@@ -5,8 +5,12 @@
 #include <math.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <systemd/sd-event.h>
 #include <systemd/sd-id128.h>
 #include <cjson/cJSON.h>
@@ -183,6 +187,12 @@ KOC_EXPORT int koc_uuid_random(char *buf) {
                 return r;
         snprintf(buf, 37, SD_ID128_UUID_FORMAT_STR, SD_ID128_FORMAT_VAL(id));
         return 0;
+}
+
+void koc__heap_release(void) {
+#ifdef __GLIBC__
+        (void)malloc_trim(0);
+#endif
 }
 
 int koc__set_string(char **p, const char *v) {

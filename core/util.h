@@ -27,6 +27,11 @@ char *koc__format_timestamp(uint64_t usec, int digits, char *buf, size_t size);
 /* Replaces *p with a copy of v (NULL: with NULL), freeing the old string;
  * -ENOMEM leaves *p as it was. */
 int koc__set_string(char **p, const char *v);
+/* Gives the heap's free pages back to the system (glibc's malloc_trim:
+ * whole free pages anywhere in the heap, not only at its top); nothing
+ * elsewhere.  After a list, whose parse trees and temporaries leave free
+ * memory between the records it cached. */
+void koc__heap_release(void);
 
 /* Uniform random number in [0, n), from a thread-local PRNG seeded from
  * getrandom(); for jitter, not for secrets. */

@@ -10,8 +10,9 @@
 #   ./scripts/bench.sh metrics     metric updates and rendering
 #   ./scripts/bench.sh kubeconfig  kubeconfig loading and token reads
 #   ./scripts/bench.sh peers       koc and client-go electors side by side on a real kube-apiserver
-#   ./scripts/bench.sh controller  the controller runtime with 1,000 and 10,000 objects, koc-apiserver
-#                                  and kube-apiserver, beside controller-runtime (KOC_BENCH_SIZES)
+#   ./scripts/bench.sh controller  the controller runtime with 10,000, 50,000 and 100,000 objects,
+#                                  koc-apiserver and kube-apiserver, beside controller-runtime
+#                                  (KOC_BENCH_SIZES, KOC_BENCH_WRITE_SIZES, KOC_BENCH_SERVERS)
 #   ./scripts/bench.sh all         all of the above, in that order
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ which=${1:-all}
 case $which in
 leader | probes | apiserver | client | metrics | kubeconfig | peers | controller | all) ;;
 *)
-        sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
 esac

@@ -13,6 +13,10 @@ if(TARGET koc-apiserver)
                SOURCES integration/test-apiserver.c ${KOC_HARNESS_SOURCES}
                LIBS PkgConfig::CURL PkgConfig::CJSON
                LABELS integration TIMEOUT 120)
+  koc_add_test(NAME test-apiserver-crd
+               SOURCES integration/test-apiserver-crd.c ${KOC_HARNESS_SOURCES}
+               LIBS PkgConfig::CURL PkgConfig::CJSON
+               LABELS integration TIMEOUT 120)
   # The same tests with koc-apiserver itself under valgrind: the server must
   # exit 0 (--error-exitcode turns a memory error or leak into a failure).
   if(VALGRIND_EXECUTABLE AND NOT KOC_SANITIZED)

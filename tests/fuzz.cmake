@@ -20,7 +20,8 @@ if(KOC_FUZZ)
   set(KOC_FUZZ_SECONDS 15 CACHE STRING "Seconds each fuzz target runs under ctest")
   set(KOC_FUZZ_TARGETS linebuf status time kubeconfig leader-fsm apiserver list watch-store
                        selector transform)
-  list(APPEND KOC_FUZZ_TARGETS exec-credential in-cluster response helpers path probes gen-types)
+  list(APPEND KOC_FUZZ_TARGETS exec-credential in-cluster response helpers path probes gen-types schema
+                               serving-pem)
   set(fuzz_env "CC_FUZZ=${KOC_FUZZ_CC}" "KOC_FUZZ_DIR=${PROJECT_BINARY_DIR}/fuzz")
   add_test(NAME fuzz-build
            COMMAND env ${fuzz_env} bash ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/run.sh --build-only)

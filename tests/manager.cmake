@@ -22,6 +22,32 @@ if(TARGET koc-new-template AND TARGET koc-apiserver)
   set_tests_properties(koc-new-template-e2e PROPERTIES LABELS integration TIMEOUT 120
                        ENVIRONMENT "KOC_LOG_LEVEL=$ENV{KOC_TEST_LOG_LEVEL}")
 endif()
+# The same for the project with an API (koc-new api): its rbac-values.yaml
+# is what it prints, and its end-to-end test (the sample's Deployment and
+# condition) passes on koc-apiserver and, through koc-envtest, on
+# kube-apiserver.
+if(TARGET koc-new-template-api)
+  set(_api_dir $<TARGET_FILE_DIR:koc-new-template-api>/template-check-api)
+  add_test(NAME koc-new-template-api-rbac
+           COMMAND bash ${_api_dir}/tests/check-rbac.sh $<TARGET_FILE:koc-new-template-api>
+                   ${_api_dir}/rbac-values.yaml)
+  set_tests_properties(koc-new-template-api-rbac PROPERTIES LABELS "unit;tools" TIMEOUT 60)
+  if(TARGET koc-apiserver)
+    add_test(NAME koc-new-template-api-e2e
+             COMMAND bash ${_api_dir}/tests/e2e-memcached.sh $<TARGET_FILE:koc-new-template-api> ${_api_dir}
+                     $<TARGET_FILE:koc-apiserver>)
+    set_tests_properties(koc-new-template-api-e2e PROPERTIES LABELS integration TIMEOUT 120
+                         ENVIRONMENT "KOC_LOG_LEVEL=$ENV{KOC_TEST_LOG_LEVEL}")
+  endif()
+  # A control plane of its own (koc-envtest run), not the shared fixture.
+  if(KOC_K8S_ENABLED)
+    add_test(NAME k8s-koc-new-template-api-e2e
+             COMMAND ${PROJECT_BINARY_DIR}/tools/koc-envtest/koc-envtest run
+                     bash ${_api_dir}/tests/e2e-memcached.sh $<TARGET_FILE:koc-new-template-api> ${_api_dir})
+    set_tests_properties(k8s-koc-new-template-api-e2e PROPERTIES LABELS k8s TIMEOUT 600
+                         ENVIRONMENT "KOC_ENVTEST_SERVER=kube-apiserver;KOC_LOG_LEVEL=$ENV{KOC_TEST_LOG_LEVEL}")
+  endif()
+endif()
 
 # helm lint + helm template of charts/koc-example with a real helm (fetched
 # once from npm by tests/tools/k8s-tools.sh).

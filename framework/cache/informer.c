@@ -44,6 +44,7 @@ struct koc_informer {
         handler_slot *handlers;
         size_t n_handlers;
         atomic_bool synced; /* read by readiness checks and any thread */
+        bool live_list;     /* the list in progress is applied as it arrives */
         /* Keys the watch reported deleted, with the deletion's
          * resourceVersion: a write's answer that arrives after the deletion
          * event must not bring the object back (read-your-own-writes). */
@@ -177,20 +178,41 @@ static void upsert_and_notify(koc_informer *inf, cJSON *obj) {
         set_gauges(inf);
 }
 
-/* A list fills the store's staging; its objects replace the cache's content
- * only when it ends (koc__store_replace_end: the list is authoritative, with
- * the read-your-own-writes exception explained there), so the objects of a
- * list that is abandoned never reach the cache or the handlers. */
+/* A paginated list fills the store's staging; its objects replace the
+ * cache's content only when it ends (koc__store_replace_end: the list is
+ * authoritative, with the read-your-own-writes exception explained there),
+ * so the objects of a list that is abandoned never reach the cache or the
+ * handlers.  A streaming list is applied as it arrives (each object to the
+ * cache and the handlers at once, by the same rules), so that the burst is
+ * neither held twice nor handed out in one go at its end; its end marker
+ * removes what it did not send and marks the informer synced. */
+static void on_listed(koc_object *old, koc_object *o, void *userdata);
+
 static void on_list_begin(void *userdata) {
         koc_informer *inf = userdata;
-        koc__store_replace_begin(inf->store);
+        inf->live_list = koc__reflector_is_streaming(inf->reflector);
+        if (inf->live_list)
+                koc__store_replace_begin_live(inf->store);
+        else
+                koc__store_replace_begin(inf->store);
 }
+
+struct removal {
+        koc_informer *inf;
+        const char *list_rv;
+};
 
 static int on_list_item(cJSON *obj, void *userdata) {
         koc_informer *inf = userdata;
         if (inf->opts.metadata_only)
                 keep_metadata(inf, obj);
-        int r = koc__store_replace_add(inf->store, obj);
+        int r;
+        if (inf->live_list) {
+                struct removal rm = {inf, NULL};
+                r = koc__store_replace_add_live(
+                        inf->store, obj, &(koc_store_replace_handlers){.changed = on_listed}, &rm);
+        } else
+                r = koc__store_replace_add(inf->store, obj);
         if (r == -EINVAL)
                 return 0; /* no name: not an object the cache can hold */
         if (r < 0)
@@ -211,11 +233,6 @@ static void on_rejected(koc_reflector_reject why, void *userdata) {
                 koc_metric_inc(inf->rejected[why]);
 }
 
-struct removal {
-        koc_informer *inf;
-        const char *list_rv;
-};
-
 static void tombstone_set(koc_informer *inf, const char *key, const char *rv);
 
 static void on_removed(koc_object *old, void *userdata) {
@@ -233,14 +250,23 @@ static void on_listed(koc_object *old, koc_object *o, void *userdata) {
                 notify_add(r->inf, o);
 }
 
+/* Lists smaller than this leave too little to give back for a walk of the
+ * heap. */
+#define HEAP_RELEASE_MIN_OBJECTS 1000
+
 static void on_list_end(const char *rv, void *userdata) {
         koc_informer *inf = userdata;
         struct removal rm = {inf, rv};
+        size_t listed = koc__store_replace_count(inf->store);
         koc__store_replace_end(inf->store, rv,
                                &(koc_store_replace_handlers){.changed = on_listed,
                                                              .removed = on_removed},
                                &rm);
         set_gauges(inf);
+        /* What a large list's parse trees and pages took goes back to the
+         * system now (not only at the heap's top). */
+        if (listed >= HEAP_RELEASE_MIN_OBJECTS)
+                koc__heap_release();
         if (!atomic_load(&inf->synced)) {
                 atomic_store(&inf->synced, true);
                 koc_log_debug(LOG, "synced path=%s objects=%zu", inf->path,
@@ -419,7 +445,7 @@ int koc__informer_get(koc_cache *cache, koc_client *c, const koc_resource *res,
                       const char *namespace_, const char *label_selector,
                       const char *field_selector, const koc_informer_opts *opts,
                       koc_metrics *metrics, koc_informer **ret, koc_error *err) {
-        static const koc_informer_opts defaults = {.list_mode = KOC_LIST_PAGES};
+        static const koc_informer_opts defaults = {.list_mode = KOC_LIST_STREAM_AUTO};
         char path[512];
         if (!opts)
                 opts = &defaults;

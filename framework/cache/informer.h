@@ -31,7 +31,8 @@ typedef struct koc_informer_opts {
         /* Caps on one list (koc_controller_options): objects (0:
          * 1,000,000) and bytes of the objects as cached, minified JSON
          * after the transform (0: 4 GiB).  A list over either is abandoned
-         * and its objects never reach the cache. */
+         * (none of a paginated list's objects reaches the cache; a streaming
+         * list's, applied as they came, stay). */
         size_t max_list_objects;
         uint64_t max_list_bytes;
 } koc_informer_opts;

@@ -92,10 +92,12 @@ struct koc_store {
          * replace_abort): its generation and the records it listed, not in
          * the table yet. */
         bool replacing;
+        bool live; /* replace_begin_live: listed records go to the table at once */
         uint64_t list_gen;
         staged_entry *staged;
         size_t n_staged, staged_cap, staged_bytes;
         size_t staged_copied; /* bytes of the staged records that are copies */
+        size_t n_live;        /* objects a live re-list applied so far */
         strmap deleted;       /* key -> deleted_key, while replacing */
 };
 
@@ -228,7 +230,12 @@ int koc__store_make_object(koc_store *s, cJSON *obj, koc_object **ret) {
         }
         if (head > UINT32_MAX)
                 return -E2BIG;
-        char *h = malloc(head);
+        /* The head and the JSON are built in buffers on the stack when they
+         * fit (nearly always), so that the record is the only allocation:
+         * temporaries freed between records would leave the heap holed
+         * with free chunks of a JSON's size, one per object cached. */
+        char hbuf[1024], jbuf[16384];
+        char *h = head <= sizeof hbuf ? hbuf : malloc(head);
         if (!h)
                 return -ENOMEM;
         size_t off = 0;
@@ -252,21 +259,28 @@ int koc__store_make_object(koc_store *s, cJSON *obj, koc_object **ret) {
         default_strip(obj);
         if (s && s->transform)
                 s->transform(obj, s->transform_userdata);
-        char *json = cJSON_PrintUnformatted(obj);
+        /* cJSON wants 5 bytes more than it prints. */
+        char *json = cJSON_PrintPreallocated(obj, jbuf, (int)sizeof jbuf - 5, false)
+                             ? jbuf
+                             : cJSON_PrintUnformatted(obj);
         if (!json) {
-                free(h);
+                if (h != hbuf)
+                        free(h);
                 return -ENOMEM;
         }
         size_t jlen = strlen(json);
         koc_object *o = head + jlen + 1 > UINT32_MAX ? NULL : malloc(sizeof *o + head + jlen + 1);
         if (!o) {
                 int r = head + jlen + 1 > UINT32_MAX ? -E2BIG : -ENOMEM;
-                free(h);
-                cJSON_free(json);
+                if (h != hbuf)
+                        free(h);
+                if (json != jbuf)
+                        cJSON_free(json);
                 return r;
         }
         memcpy(o->data, h, head);
-        free(h);
+        if (h != hbuf)
+                free(h);
         o->name_off = name_off;
         o->ns_off = ns_off;
         o->rv_off = rv_off;
@@ -276,7 +290,8 @@ int koc__store_make_object(koc_store *s, cJSON *obj, koc_object **ret) {
         off = head;
         o->json_off = put_str(o->data, &off, json, jlen);
         o->json_len = (uint32_t)jlen;
-        cJSON_free(json);
+        if (json != jbuf)
+                cJSON_free(json);
         atomic_init(&o->ref, 1);
         o->hash = hash_key(o->data);
         *ret = o;
@@ -590,8 +605,13 @@ int koc__store_upsert(koc_store *s, cJSON *obj, unsigned flags, koc_object **ret
                 koc_object_unref(o);
                 return r;
         }
+        /* A newer state of an object a live re-list already applied is
+         * still listed: the end must not take it for one the list lacked. */
+        uint64_t gen = s->gen;
+        if (old && s->replacing && s->live && old->gen == s->list_gen + 1)
+                gen = old->gen;
         koc_object_ref(o);
-        r = store_commit(s, old, o, values, s->gen, ret_old);
+        r = store_commit(s, old, o, values, gen, ret_old);
         if (r > 0 && s->replacing)
                 deleted_forget(s, key); /* written again since its deletion */
         if (r > 0 && ret_new)
@@ -673,19 +693,25 @@ static void staged_clear(koc_store *s) {
         }
         free(s->staged);
         s->staged = NULL;
-        s->n_staged = s->staged_cap = s->staged_bytes = s->staged_copied = 0;
+        s->n_staged = s->staged_cap = s->staged_bytes = s->staged_copied = s->n_live = 0;
         deleted_clear(s);
 }
 
 void koc__store_replace_begin(koc_store *s) {
         staged_clear(s);
         s->replacing = true;
+        s->live = false;
         s->list_gen = ++s->gen;
+}
+
+void koc__store_replace_begin_live(koc_store *s) {
+        koc__store_replace_begin(s);
+        s->live = true;
 }
 
 void koc__store_replace_abort(koc_store *s) {
         staged_clear(s);
-        s->replacing = false;
+        s->replacing = s->live = false;
 }
 
 static bool same_record(const koc_object *a, const koc_object *b) {
@@ -697,7 +723,7 @@ static bool same_record(const koc_object *a, const koc_object *b) {
 }
 
 int koc__store_replace_add(koc_store *s, cJSON *obj) {
-        if (!s->replacing)
+        if (!s->replacing || s->live)
                 return -EINVAL;
         if (s->n_staged == s->staged_cap) {
                 size_t cap = s->staged_cap ? s->staged_cap * 2 : 64;
@@ -735,7 +761,7 @@ int koc__store_replace_add(koc_store *s, cJSON *obj) {
 }
 
 size_t koc__store_replace_count(koc_store *s) {
-        return s->n_staged;
+        return s->n_staged + s->n_live;
 }
 
 size_t koc__store_replace_bytes(koc_store *s) {
@@ -744,6 +770,54 @@ size_t koc__store_replace_bytes(koc_store *s) {
 
 size_t koc__store_replace_copied_bytes(koc_store *s) {
         return s->staged_copied;
+}
+
+static bool written_since_list(koc_store *s, const store_entry *e, const char *than_rv);
+static bool deleted_since_list(koc_store *s, const koc_object *listed);
+
+/* The generation a live re-list gives what it listed: the one replace_end
+ * takes (++gen), while the store's own writes keep list_gen meanwhile. */
+static uint64_t live_gen(const koc_store *s) {
+        return s->list_gen + 1;
+}
+
+int koc__store_replace_add_live(koc_store *s, cJSON *obj, const koc_store_replace_handlers *h,
+                                void *userdata) {
+        if (!s->replacing || !s->live)
+                return -EINVAL;
+        koc_object *o = NULL;
+        int r = koc__store_make_object(s, obj, &o);
+        if (r < 0)
+                return r;
+        uint64_t listed = live_gen(s);
+        s->n_live++;
+        s->staged_bytes += o->json_len;
+        /* replace_end's rules for one staged record, at once. */
+        store_entry *e = table_find(&s->entries, koc_object_get_key(o));
+        bool keep = e && ((e->gen != listed &&
+                           written_since_list(s, e, koc_object_get_resource_version(o))) ||
+                          same_record(e->obj, o));
+        if (keep || (!e && deleted_since_list(s, o))) {
+                if (keep)
+                        e->gen = listed;
+                koc_object_unref(o);
+                return 0;
+        }
+        struct koc_index_values *values = NULL;
+        r = compute_values(s, obj, &values);
+        if (r < 0) {
+                koc_object_unref(o);
+                return r;
+        }
+        s->staged_copied += o->json_len;
+        koc_object *old = NULL;
+        koc_object_ref(o);
+        r = store_commit(s, e, o, values, listed, &old);
+        if (r > 0 && h && h->changed)
+                h->changed(old, o, userdata);
+        koc_object_unref(old);
+        koc_object_unref(o);
+        return r < 0 ? r : 0;
 }
 
 /* The re-list is authoritative (client-go's Store.Replace): what it listed
@@ -788,12 +862,12 @@ void koc__store_replace_end(koc_store *s, const char *list_rv,
                             const koc_store_replace_handlers *h, void *userdata) {
         if (!s->replacing)
                 return;
-        s->replacing = false;
+        s->replacing = s->live = false;
         uint64_t listed = ++s->gen;
         staged_entry *staged = s->staged;
         size_t n_staged = s->n_staged;
         s->staged = NULL;
-        s->n_staged = s->staged_cap = s->staged_bytes = s->staged_copied = 0;
+        s->n_staged = s->staged_cap = s->staged_bytes = s->staged_copied = s->n_live = 0;
 
         for (size_t i = 0; i < n_staged; i++) {
                 koc_object *o = staged[i].obj;

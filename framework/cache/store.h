@@ -81,6 +81,15 @@ typedef struct koc_store_replace_handlers {
 void koc__store_replace_begin(koc_store *s);
 /* -EINVAL outside begin/end or for an object without metadata.name. */
 int koc__store_replace_add(koc_store *s, cJSON *obj);
+/* A re-list applied as it arrives (a streaming list): each listed object
+ * replaces the cached record at once, by the rules replace_end applies to a
+ * staged one (h->changed said then), and replace_end only removes what the
+ * list did not have.  Nothing is staged, so the burst is never held twice;
+ * abort keeps what was applied (each was the server's state; the next
+ * re-list is authoritative again). */
+void koc__store_replace_begin_live(koc_store *s);
+int koc__store_replace_add_live(koc_store *s, cJSON *obj, const koc_store_replace_handlers *h,
+                                void *userdata);
 void koc__store_replace_abort(koc_store *s);
 void koc__store_replace_end(koc_store *s, const char *list_rv,
                             const koc_store_replace_handlers *h, void *userdata);

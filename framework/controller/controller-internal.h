@@ -101,6 +101,8 @@ struct koc_controller {
         atomic_uint_fast64_t epoch;
         atomic_uint_fast64_t term;
         atomic_uint busy_workers;
+        /* Keys handled since the heap's free pages last went back. */
+        atomic_uint handled_since_release;
         bool closing;
         bool check_added;
         /* Workers start on a synced cache (loop thread): start_before_synced

@@ -509,6 +509,8 @@ static void run_one(worker_slot *slot, const char *key) {
         koc_object_unref(ctx.cached);
 }
 
+#define RELEASE_AFTER 4096
+
 static void *worker_main(void *userdata) {
         worker_slot *slot = userdata;
         koc_controller *c = slot->c;
@@ -523,6 +525,13 @@ static void *worker_main(void *userdata) {
                 }
                 koc__workqueue_done(c->q, key);
                 free(key);
+                /* A burst (the first fill after a list) drained: the memory
+                 * of its queue entries and reconciles goes back, rather than
+                 * staying as free heap between the cache's records. */
+                if (atomic_fetch_add(&c->handled_since_release, 1) + 1 >= RELEASE_AFTER &&
+                    koc__workqueue_len(c->q) == 0 &&
+                    atomic_exchange(&c->handled_since_release, 0) >= RELEASE_AFTER)
+                        koc__heap_release();
         }
         return NULL;
 }

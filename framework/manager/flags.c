@@ -79,6 +79,16 @@ static const struct flag flags[] = {
         F("print-rbac", FLAG_BOOL, print_rbac,
           "Print the RBAC rules this program needs as Helm values (rbac.rules) and exit, "
           "without connecting anywhere."),
+        /* Secure metrics (serving/): kept together. */
+        F("metrics-secure", FLAG_BOOL, metrics_secure,
+          "Serve /metrics over HTTPS to those the cluster allows (TokenReview and "
+          "SubjectAccessReview)."),
+        F("metrics-cert-dir", FLAG_STRING, metrics_cert_dir,
+          "Directory with tls.crt and tls.key for secure metrics (default: self-signed)."),
+        F("metrics-cert-file", FLAG_STRING, metrics_cert_file,
+          "Certificate file for secure metrics (with --metrics-key-file)."),
+        F("metrics-key-file", FLAG_STRING, metrics_key_file,
+          "Key file for secure metrics (with --metrics-cert-file)."),
         F("print-rbac-values-under", FLAG_STRING, print_rbac_values_under,
           "With --print-rbac, nest the values under this key: the name of charts/koc-example "
           "as a dependency of the chart that installs the program (e.g. koc-example)."),
@@ -114,6 +124,37 @@ KOC_EXPORT int koc_manager_config_init_sized(size_t cfg_size, koc_manager_config
         /* A newer program's fields beyond ours are zero: their defaults. */
         memset(cfg, 0, cfg_size);
         memcpy(cfg, &d, cfg_size < sizeof d ? cfg_size : sizeof d);
+        return 0;
+}
+
+/* Secure metrics: the serving pair and the addresses. */
+static int validate_metrics_secure(const koc_manager_config *cfg, koc_error *err) {
+        bool file = cfg->metrics_cert_file && cfg->metrics_cert_file[0];
+        bool key = cfg->metrics_key_file && cfg->metrics_key_file[0];
+        bool dir = cfg->metrics_cert_dir && cfg->metrics_cert_dir[0];
+
+        if (file != key)
+                return koc_error_set(err, -EINVAL,
+                                     "--metrics-cert-file and --metrics-key-file go together");
+        if (dir && file)
+                return koc_error_set(err, -EINVAL,
+                                     "--metrics-cert-dir=\"%s\" and --metrics-cert-file: give "
+                                     "one or the other",
+                                     cfg->metrics_cert_dir);
+        if (!cfg->metrics_secure && (dir || file))
+                return koc_error_set(err, -EINVAL,
+                                     "--metrics-cert-%s: needs --metrics-secure",
+                                     dir ? "dir" : "file");
+        /* Port 0 picks a free port for each: two listeners, not one. */
+        size_t n = strlen(cfg->metrics_bind_address);
+        bool any_port = n >= 2 && strcmp(cfg->metrics_bind_address + n - 2, ":0") == 0;
+        if (cfg->metrics_secure && strcmp(cfg->metrics_bind_address, "0") != 0 && !any_port &&
+            strcmp(cfg->metrics_bind_address, cfg->health_probe_bind_address) == 0)
+                return koc_error_set(err, -EINVAL,
+                                     "--metrics-bind-address=\"%s\": with --metrics-secure it "
+                                     "must differ from --health-probe-bind-address (the probes "
+                                     "stay plain HTTP)",
+                                     cfg->metrics_bind_address);
         return 0;
 }
 
@@ -190,6 +231,9 @@ KOC_EXPORT int koc_manager_config_validate_sized(size_t cfg_size,
         if (!cfg->metrics_bind_address || !cfg->metrics_bind_address[0])
                 return koc_error_set(err, -EINVAL,
                                      "--metrics-bind-address: empty (use \"0\" to disable)");
+        int rm = validate_metrics_secure(cfg, err);
+        if (rm < 0)
+                return rm;
         if (cfg->print_rbac_values_under) {
                 /* A Helm dependency's name or alias: one YAML key, nothing
                  * that could make the printed values say something else. */

@@ -38,3 +38,19 @@ void koc__rbac_free(koc__rbac *r);
  * the Lease's rules when lease, as Helm values for charts/koc-example. */
 int koc__rbac_print(koc__rbac *declared, koc_cache *cache, bool lease, const char *under,
                     FILE *out);
+
+/* Secure metrics (secure-metrics.c): /metrics of `metrics` over HTTPS on
+ * cfg->metrics_bind_address, behind the TokenReview and SubjectAccessReview
+ * filter that uses `client`.  Errors name the flag and the file. */
+struct sd_event;
+struct koc_client;
+struct koc_metrics;
+struct koc_manager_config;
+struct koc_error;
+typedef struct koc__secure_metrics koc__secure_metrics;
+int koc__secure_metrics_new(struct sd_event *event, struct koc_client *client,
+                            struct koc_metrics *metrics, const struct koc_manager_config *cfg,
+                            koc__secure_metrics **ret, struct koc_error *err);
+void koc__secure_metrics_stop(koc__secure_metrics *sm);
+koc__secure_metrics *koc__secure_metrics_free(koc__secure_metrics *sm);
+uint16_t koc__secure_metrics_port(const koc__secure_metrics *sm);

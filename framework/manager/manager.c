@@ -63,6 +63,7 @@ struct koc_manager {
         koc_leader *leader;
         koc_leader_state *state;
         koc_probes *probes;
+        koc__secure_metrics *secure_metrics; /* --metrics-secure */
         koc_shutdown *shutdown;
 
         bool leader_elect;
@@ -540,6 +541,7 @@ static void step_stop_probes(koc_shutdown_step *step, void *userdata) {
         koc_manager *m = userdata;
 
         koc_probes_stop(m->probes);
+        koc__secure_metrics_stop(m->secure_metrics);
         koc_shutdown_step_done(step);
 }
 
@@ -560,6 +562,7 @@ static koc_manager *manager_free(koc_manager *m) {
         koc__mailbox_free(m->mailbox);
         koc_shutdown_unref(m->shutdown);
         koc_probes_unref(m->probes);
+        m->secure_metrics = koc__secure_metrics_free(m->secure_metrics);
         /* Its informers use the client and register in metrics. */
         koc__cache_free(m->cache);
         koc_client_unref(m->client);
@@ -662,6 +665,17 @@ static int listen_one(koc_manager *m, const char *flag, const char *address, uns
         return 0;
 }
 
+/* Plain /metrics is readable by anyone who reaches the address. */
+static void warn_plain_metrics(const char *address) {
+        if (strcmp(address, "0") == 0 || strncmp(address, "127.", 4) == 0 ||
+            strncmp(address, "[::1]:", 6) == 0 || strncmp(address, "localhost:", 10) == 0)
+                return;
+        koc_log_warn(LOG,
+                     "metrics served over plain HTTP without authentication on %s, beyond "
+                     "loopback; use --metrics-secure",
+                     address);
+}
+
 static int setup_probes(koc_manager *m, const koc_manager_config *cfg, koc_error *err) {
         const char *h = cfg->health_probe_bind_address, *x = cfg->metrics_bind_address;
         int r;
@@ -681,6 +695,14 @@ static int setup_probes(koc_manager *m, const koc_manager_config *cfg, koc_error
                         return koc_error_set(err, r, "liveness check: %s", strerror(-r));
         }
 
+        if (cfg->metrics_secure) {
+                r = listen_one(m, "health-probe-bind-address", h, KOC_PROBES_HEALTH, err);
+                if (r < 0 || strcmp(x, "0") == 0)
+                        return r;
+                return koc__secure_metrics_new(m->event, m->client, m->metrics, cfg,
+                                               &m->secure_metrics, err);
+        }
+        warn_plain_metrics(x);
         if (strcmp(h, "0") != 0 && strcmp(h, x) == 0)
                 return listen_one(m, "health-probe-bind-address", h,
                                   KOC_PROBES_HEALTH | KOC_PROBES_METRICS, err);
@@ -925,6 +947,9 @@ static void log_start(koc_manager *m) {
                 snprintf(health, sizeof health, "%u", port);
         if (koc_probes_get_port(m->probes, KOC_PROBES_METRICS, &port) >= 0)
                 snprintf(metrics, sizeof metrics, "%u", port);
+        if (m->secure_metrics)
+                snprintf(metrics, sizeof metrics, "%u",
+                         koc__secure_metrics_port(m->secure_metrics));
         if (m->leader_elect)
                 koc_log_info(LOG,
                              "starting identity=%s lease=%s/%s server=%s health_port=%s "
@@ -1068,6 +1093,10 @@ KOC_EXPORT int koc_manager_get_health_port(koc_manager *m, uint16_t *ret_port) {
 KOC_EXPORT int koc_manager_get_metrics_port(koc_manager *m, uint16_t *ret_port) {
         if (!m || !ret_port)
                 return -EINVAL;
+        if (m->secure_metrics) {
+                *ret_port = koc__secure_metrics_port(m->secure_metrics);
+                return 0;
+        }
         return koc_probes_get_port(m->probes, KOC_PROBES_METRICS, ret_port);
 }
 

@@ -303,7 +303,8 @@ typedef struct koc_controller_options {
          * meanwhile. */
         uint64_t reconcile_timeout_usec;
         /* How the controller's informers (the primary's and the sources')
-         * list; KOC_LIST_PAGES by default. */
+         * list; KOC_LIST_STREAM_AUTO (streaming lists, pages where the
+         * server refuses them) by default. */
         koc_list_mode list_mode;
         /* The primary's informer lists and watches metadata only (Accept
          * application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1
@@ -321,8 +322,10 @@ typedef struct koc_controller_options {
          * minified JSON after the transform (0: 4 GiB).  A list over either
          * cap, or whose continue token repeats, is abandoned with a warning
          * (and koc_informer_rejected_answers_total{reason="list_too_large"}
-         * or "continue_loop"), none of its objects reaches the cache, and it
-         * is retried with backoff. */
+         * or "continue_loop") and retried with backoff: none of a paginated
+         * list's objects reaches the cache; a streaming list's, applied as
+         * they came, stay (at most the cap; the next list is authoritative
+         * again). */
         size_t max_list_objects;
         uint64_t max_list_bytes;
         /* By default (false) the workers of a leading controller start only

@@ -135,8 +135,9 @@ typedef struct koc_manager_config {
          * pod, give the address the kubelet reaches, e.g. ":8081". */
         const char *health_probe_bind_address;
         /* --metrics-bind-address ("127.0.0.1:8080"; "0" disables): loopback
-         * unless asked, since /metrics is not authenticated.  When it equals
-         * the health address, one listener serves both. */
+         * unless asked, since plain /metrics is not authenticated (see
+         * metrics_secure).  When it equals the health address, one plain
+         * listener serves both. */
         const char *metrics_bind_address;
         /* --shutdown-drain-budget (25 s), --shutdown-delay (0). */
         uint64_t shutdown_budget_usec;
@@ -166,11 +167,29 @@ typedef struct koc_manager_config {
                         uint64_t d;
                 } def;
         } program_flags[KOC_MANAGER_MAX_PROGRAM_FLAGS];
+        /* --metrics-secure (default false; the chart turns it on, as
+         * kubebuilder's scaffold does): /metrics over HTTPS on
+         * metrics_bind_address, readable only with a bearer token the
+         * cluster authenticates (TokenReview) and authorises for GET
+         * /metrics (SubjectAccessReview, e.g. through the ClusterRole
+         * metrics-reader); 401, 403, or 503 when the reviews cannot be
+         * made.  The probes stay plain HTTP, so the two addresses must
+         * differ.  Off: plain HTTP, with a warning when bound beyond
+         * loopback. */
+        bool metrics_secure;
+        /* --metrics-cert-dir (tls.crt and tls.key in it) or
+         * --metrics-cert-file with --metrics-key-file: the serving pair,
+         * reloaded when the files change.  None: a self-signed pair made in
+         * memory at start. */
+        const char *metrics_cert_dir;
+        const char *metrics_cert_file;
+        const char *metrics_key_file;
         /* --print-rbac-values-under (default none): with --print-rbac, the
          * values nested under this key, for a chart that has
          * charts/koc-example as a dependency of that name (examples/memcached's
          * chart: "koc-example"), so that its rbac-values.yaml is what the
-         * program prints.  Not checked beyond being printed as is. */
+         * program prints.  1 to 63 characters of A-Z, a-z, 0-9, '-' and '_'
+         * (-EINVAL otherwise). */
         const char *print_rbac_values_under;
 } koc_manager_config;
 

@@ -100,18 +100,20 @@ KOC_EXPORT int koc_resource_path_sized(size_t res_size, const koc_resource *res,
 
 /* How informers fill their cache. */
 typedef enum koc_list_mode {
-        /* A paginated list (500 per page), then a watch from its
-         * resourceVersion.  The default. */
-        KOC_LIST_PAGES = 0,
         /* A streaming list (kube-apiserver's WatchList, on by default since
          * v1.34, as client-go's WatchListClient): one watch with
-         * sendInitialEvents=true whose initial events, ended by a bookmark
-         * annotated k8s.io/initial-events-end, fill the cache, and which
-         * then goes on as the watch; no list request, no page copies.  When
-         * the server refuses it (422 with the WatchList gate off, another
-         * 4xx, or a stream that ends without the end marker), that informer
-         * lists with pages from then on. */
-        KOC_LIST_STREAM_AUTO = 1,
+         * sendInitialEvents=true whose initial events fill the cache as they
+         * arrive and whose bookmark annotated k8s.io/initial-events-end ends
+         * the list (the informer is synced there, and a re-list removes what
+         * it did not send); the watch then goes on.  No list request, no
+         * page copies.  When the server refuses it (422 with the WatchList
+         * gate off, another 4xx, a stream that ends without the end marker,
+         * or one that stays silent without it for 10 s), that informer says
+         * so once (info) and lists with pages from then on.  The default. */
+        KOC_LIST_STREAM_AUTO = 0,
+        /* A paginated list (500 per page), then a watch from its
+         * resourceVersion; a list's objects reach the cache when it ends. */
+        KOC_LIST_PAGES = 1,
         /* Streaming lists only: refusals are retried with backoff. */
         KOC_LIST_STREAM = 2,
 } koc_list_mode;

@@ -8,6 +8,13 @@
  *       creates NS and N ConfigMaps labelled bench=1 (64 requests in flight);
  *   bench-controller touch   --kubeconfig K --namespace NS --objects N --count M
  *       patches M of them one after the other with annotation bench/sent=<unix us>;
+ *   bench-controller floor   --kubeconfig K --namespace NS --mode pages|stream|watch [--count M]
+ *       the floors: pages: one paginated list (500 a page) of the ConfigMaps
+ *       labelled bench=1, stream: one streaming list of them (up to the
+ *       k8s.io/initial-events-end bookmark), both printing
+ *         unix_us=... event=floor mode=M n=N ms=T
+ *       watch: a bare watch that prints event=latency us=U for each of M
+ *       bench/sent stamps it receives (what `touch` sends), then exits;
  *   bench-controller replica --kubeconfig K --namespace NS --expect N [--mode noop|write]
  *                            [--identity I] [--lease L] [--workers W]
  *       a manager with one controller on those ConfigMaps (leader election on
@@ -27,6 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <koc/koc.h>
 
@@ -50,8 +60,8 @@ static void emit(const char *fmt, ...) {
 }
 
 static int usage(void) {
-        fprintf(stderr, "usage: bench-controller create|touch|replica --kubeconfig K --namespace NS "
-                        "[--objects N] [--count M] [--size B] [--expect N] [--mode noop|write] "
+        fprintf(stderr, "usage: bench-controller create|touch|replica|floor --kubeconfig K --namespace NS "
+                        "[--objects N] [--count M] [--size B] [--expect N] [--mode noop|write|pages|stream|watch] "
                         "[--identity I] [--lease L] [--workers W]\n");
         return 2;
 }
@@ -202,6 +212,151 @@ static int cmd_touch(const struct opts *o) {
         return failed ? 1 : 0;
 }
 
+/* --- floor: one list, one streaming list, a bare watch ------------------------------- */
+
+struct floor {
+        sd_event *event;
+        koc_client *client;
+        koc_query *q;
+        char path[256];
+        long n, want;
+        int failed;
+        bool pending_end;
+        char **seen; /* watch: the stamps seen (one per change) */
+};
+
+static void on_floor_page(koc_client *c, koc_response *r, void *userdata);
+
+static void floor_page(struct floor *F, const char *cont) {
+        koc_query_set_continue(F->q, cont);
+        if (koc_client_request(F->client,
+                               &(koc_request_spec){.method = "GET",
+                                                   .path = F->path,
+                                                   .query = koc_query_string(F->q)},
+                               on_floor_page, F, NULL) < 0) {
+                F->failed = 1;
+                sd_event_exit(F->event, 0);
+        }
+}
+
+static void on_floor_page(koc_client *c, koc_response *r, void *userdata) {
+        struct floor *F = userdata;
+        if (r->error < 0 || r->status != 200) {
+                fprintf(stderr, "bench-controller: floor: list: %ld %s\n", r->status, r->message);
+                F->failed = 1;
+                sd_event_exit(F->event, 0);
+                return;
+        }
+        F->n += cJSON_GetArraySize(cJSON_GetObjectItem(r->body, "items"));
+        const char *cont = cJSON_GetStringValue(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(r->body, "metadata"), "continue"));
+        if (cont && *cont)
+                floor_page(F, cont);
+        else
+                sd_event_exit(F->event, 0);
+}
+
+static void on_floor_watch(koc_watch *w, koc_watch_event *ev, void *userdata) {
+        struct floor *F = userdata;
+        if (ev->type == KOC_WATCH_CLOSED || ev->type == KOC_WATCH_ERROR) {
+                fprintf(stderr, "bench-controller: floor: watch ended: %ld\n", ev->status);
+                F->failed = 1;
+                sd_event_exit(F->event, 0);
+                return;
+        }
+        const cJSON *md = cJSON_GetObjectItem(ev->object, "metadata");
+        const cJSON *ann = cJSON_GetObjectItem(md, "annotations");
+        if (ev->type == KOC_WATCH_BOOKMARK) {
+                if (F->pending_end &&
+                    cJSON_GetStringValue(cJSON_GetObjectItem(ann, "k8s.io/initial-events-end"))) {
+                        F->pending_end = false;
+                        if (F->want == 0)
+                                sd_event_exit(F->event, 0);
+                }
+                return;
+        }
+        if (F->pending_end) {
+                F->n++;
+                return;
+        }
+        const char *sent = cJSON_GetStringValue(cJSON_GetObjectItem(ann, "bench/sent"));
+        if (!sent)
+                return;
+        emit("event=latency us=%" PRIu64, koc_now_realtime_usec() - (uint64_t)strtoull(sent, NULL, 10));
+        if (++F->n >= F->want)
+                sd_event_exit(F->event, 0);
+}
+
+struct rv_answer {
+        char *rv;
+        size_t size;
+        bool done;
+};
+
+static void on_rv(koc_client *c, koc_response *r, void *userdata) {
+        struct rv_answer *a = userdata;
+        const char *v = r->status == 200 ? cJSON_GetStringValue(cJSON_GetObjectItem(
+                                                   cJSON_GetObjectItem(r->body, "metadata"),
+                                                   "resourceVersion"))
+                                         : NULL;
+        snprintf(a->rv, a->size, "%s", v ? v : "");
+        a->done = true;
+}
+
+static int cmd_floor(const struct opts *o) {
+        struct floor F = {0};
+        koc_watch *w = NULL;
+        if (open_client(o, &F.event, &F.client) < 0 || koc_query_new(&F.q) < 0)
+                return 1;
+        snprintf(F.path, sizeof F.path, "/api/v1/namespaces/%s/configmaps", o->ns);
+        koc_query_set_label_selector(F.q, "bench=1");
+        koc_query_set_limit(F.q, 500);
+        uint64_t t0 = koc_now_boottime_usec();
+        if (strcmp(o->mode, "pages") == 0)
+                floor_page(&F, NULL);
+        else {
+                bool stream = strcmp(o->mode, "stream") == 0;
+                F.pending_end = stream;
+                F.want = stream ? 0 : o->count;
+                /* The bare watch starts at the collection's current
+                 * resourceVersion: without one the server would first send
+                 * every object, with the stamps of earlier runs. */
+                char rv[64] = "";
+                if (!stream) {
+                        struct rv_answer a = {.rv = rv, .size = sizeof rv};
+                        if (koc_client_request(F.client,
+                                               &(koc_request_spec){.method = "GET",
+                                                                   .path = F.path,
+                                                                   .query = "limit=1"},
+                                               on_rv, &a, NULL) < 0)
+                                return 1;
+                        while (!a.done)
+                                sd_event_run(F.event, UINT64_MAX);
+                        if (!*rv)
+                                return 1;
+                }
+                if (koc_client_watch(F.client,
+                                     &(koc_watch_spec){.path = F.path,
+                                                       .label_selector = "bench=1",
+                                                       .resource_version = *rv ? rv : NULL,
+                                                       .allow_bookmarks = true,
+                                                       .send_initial_events = stream},
+                                     on_floor_watch, &F, NULL, &w) < 0)
+                        return 1;
+                if (!stream)
+                        emit("event=watching");
+        }
+        sd_event_loop(F.event);
+        if (strcmp(o->mode, "watch") != 0)
+                emit("event=floor mode=%s n=%ld ms=%.1f", o->mode, F.n,
+                     (double)(koc_now_boottime_usec() - t0) / 1000.0);
+        koc_watch_stop(w);
+        koc_query_free(F.q);
+        koc_client_unref(F.client);
+        sd_event_unref(F.event);
+        return F.failed;
+}
+
 /* --- replica: the manager and one controller ------------------------------------------ */
 
 struct bench {
@@ -228,6 +383,29 @@ static bool mark_done(struct bench *b, const char *key) {
         b->done[i] = true;
         pthread_mutex_unlock(&b->lock);
         return fresh;
+}
+
+/* Where the heap stands (glibc): bytes in use, free inside the heap
+ * (fragmentation or not yet returned), and in mmap'd chunks. */
+static void emit_heap(const char *when) {
+#ifdef __GLIBC__
+        struct mallinfo2 mi = mallinfo2();
+        emit("event=heap when=%s in_use=%zu free=%zu arena=%zu mmap=%zu", when, mi.uordblks,
+             mi.fordblks, mi.arena, mi.hblkhd);
+        /* KOC_BENCH_MALLOC_INFO=PREFIX: glibc's free-chunk histograms too. */
+        const char *prefix = getenv("KOC_BENCH_MALLOC_INFO");
+        if (prefix) {
+                char path[512];
+                snprintf(path, sizeof path, "%s-%d-%s.xml", prefix, (int)getpid(), when);
+                FILE *f = fopen(path, "w");
+                if (f) {
+                        (void)malloc_info(0, f);
+                        fclose(f);
+                }
+        }
+#else
+        (void)when;
+#endif
 }
 
 static koc_result reconcile(koc_reconcile_context *ctx, void *userdata) {
@@ -262,13 +440,16 @@ static koc_result reconcile(koc_reconcile_context *ctx, void *userdata) {
                 if (!ok)
                         return koc_result_error(r < 0 ? r : -EIO);
         }
-        if (mark_done(b, koc_reconcile_get_key(ctx)) && atomic_fetch_add(&b->count, 1) + 1 == b->expect)
+        if (mark_done(b, koc_reconcile_get_key(ctx)) && atomic_fetch_add(&b->count, 1) + 1 == b->expect) {
                 emit("event=reconciled-all n=%ld", b->expect);
+                emit_heap("reconciled-all");
+        }
         return koc_result_done();
 }
 
 static void on_synced(koc_controller *c, void *userdata) {
         emit("event=synced");
+        emit_heap("synced");
 }
 
 static void on_started(koc_manager *m, uint64_t term, void *userdata) {
@@ -365,5 +546,7 @@ int main(int argc, char *argv[]) {
                 return cmd_touch(&o);
         if (strcmp(argv[1], "replica") == 0)
                 return cmd_replica(&o);
+        if (strcmp(argv[1], "floor") == 0)
+                return cmd_floor(&o);
         return usage();
 }

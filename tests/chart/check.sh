@@ -52,6 +52,16 @@ doc() {
                 { buf = buf $0 "\n" }
                 END { flush() }' "$1"
 }
+# operator_count FILE KIND: how many objects of that kind, leaving out the
+# cluster-scoped ones secure metrics needs (<fullname>-metrics-reader and
+# -metrics-auth, checked on their own).
+operator_count() {
+        local all m r
+        all=$(count "$1" "$2")
+        m=$(doc "$1" "$2" "$fn-metrics-auth" | grep -c "^kind: " || true)
+        r=$(doc "$1" "$2" "$fn-metrics-reader" | grep -c "^kind: " || true)
+        echo $((all - m - r))
+}
 # count FILE KIND: how many objects of that kind.
 count() { grep -c "^kind: $2\$" "$1" || true; }
 # render NAME ARGS...: helm template into $out/NAME.yaml; fails the check on error.
@@ -129,7 +139,7 @@ expect "$dep" '- --identity=\$\(POD_NAME\)$' "identity is the pod name"
 # The program listens on loopback unless asked: the chart asks for every pod
 # address, which the kubelet (probes) and the metrics Service need.
 expect "$dep" '- --health-probe-bind-address=:8081$' "probes on :8081 (asked for: the kubelet probes the pod IP)"
-expect "$dep" '- --metrics-bind-address=:8080$' "metrics on :8080 (asked for: the metrics Service)"
+expect "$dep" '- --metrics-bind-address=:8443$' "metrics on :8443 (asked for: the metrics Service)"
 refute "$dep" '^ *command:' "the image's ENTRYPOINT runs (no command override)"
 if doc "$d" Deployment | grep -A3 'livenessProbe:' | grep -q 'path: /livez' &&
         doc "$d" Deployment | grep -A3 'livenessProbe:' | grep -q 'port: probes$'; then
@@ -184,7 +194,7 @@ else bad "Lease Role rules: $(grep -E 'verbs|resource' "$role" | tr '\n' ' ')"; 
 expect "$role" "resourceNames: \[\"$fn\"\]" "Lease RBAC scoped to the Lease"
 refute "$role" 'resources: \[[^]]*"(pods|secrets|configmaps)"' "Lease Role grants nothing beyond leases"
 expect <(doc "$d" RoleBinding) "name: $fn$" "RoleBinding to the ServiceAccount"
-[[ $(count "$d" ClusterRole) == 0 && $(count "$d" ClusterRoleBinding) == 0 ]] && ok "no cluster-wide RBAC by default" || bad "cluster-wide RBAC by default"
+[[ $(operator_count "$d" ClusterRole) == 0 && $(operator_count "$d" ClusterRoleBinding) == 0 ]] && ok "no cluster-wide RBAC by default (besides secure metrics')" || bad "cluster-wide RBAC by default"
 # The operator's Role exists when the default values carry rules (a koc-new
 # chart: its controller's), not otherwise (koc-example).
 if grep -q '^  rules: \[\]$' "$chart/values.yaml"; then
@@ -220,9 +230,9 @@ expect "$op" '- configmaps$' "operator Role: configmaps"
 expect "$op" '- events$' "operator Role: events"
 expect "$op" 'namespace: ops$' "operator Role in the release namespace"
 expect <(doc "$r" RoleBinding $fn-operator) 'kind: Role$' "operator RoleBinding"
-[[ $(count "$r" ClusterRole) == 0 ]] && ok "namespaced operator: no ClusterRole" || bad "ClusterRole without allNamespaces"
+[[ $(operator_count "$r" ClusterRole) == 0 ]] && ok "namespaced operator: no ClusterRole" || bad "ClusterRole without allNamespaces"
 a=$out/ci-all-namespaces.yaml
-[[ $(count "$a" ClusterRole) == 1 && $(count "$a" ClusterRoleBinding) == 1 ]] && ok "all namespaces: ClusterRole and ClusterRoleBinding" || bad "all namespaces: no ClusterRole"
+[[ $(operator_count "$a" ClusterRole) == 1 && $(operator_count "$a" ClusterRoleBinding) == 1 ]] && ok "all namespaces: ClusterRole and ClusterRoleBinding" || bad "all namespaces: no ClusterRole"
 refute <(doc "$a" ClusterRole) 'namespace:' "ClusterRole is not namespaced"
 expect <(doc "$a" ClusterRoleBinding) 'namespace: ops$' "ClusterRoleBinding names the ServiceAccount's namespace"
 [[ $(count "$a" Role) == 1 ]] && ok "all namespaces: the Lease Role stays namespaced" || bad "all namespaces: Lease Role missing"
@@ -262,9 +272,26 @@ if "$helm" lint --strict "$chart" --set replicaCount=two >"$out/x" 2>&1; then ba
 reject "metrics.bindAddress with a port" "/metrics/bindAddress" --set metrics.bindAddress=0.0.0.0:8080
 reject "metrics.bindAddress as a host name" "/metrics/bindAddress" --set metrics.bindAddress=localhost
 render metrics-loopback --set metrics.bindAddress=127.0.0.1
-expect "$out/metrics-loopback.yaml" '- --metrics-bind-address=127.0.0.1:8080$' "metrics.bindAddress=127.0.0.1 keeps /metrics inside the pod"
+expect "$out/metrics-loopback.yaml" '- --metrics-bind-address=127.0.0.1:8443$' "metrics.bindAddress=127.0.0.1 keeps /metrics inside the pod"
 render metrics-v6 --set 'metrics.bindAddress=[::1]'
-expect "$out/metrics-v6.yaml" '- --metrics-bind-address=\[::1\]:8080$' "metrics.bindAddress=[::1]"
+expect "$out/metrics-v6.yaml" '- --metrics-bind-address=\[::1\]:8443$' "metrics.bindAddress=[::1]"
+# Secure metrics by default (as kubebuilder's scaffold): the flag, the
+# reviews the operator may create, the reader role; a Secret when given.
+expect "$dep" '- --metrics-secure=true$' "metrics secure by default"
+refute "$dep" 'metrics-cert-dir' "self-signed metrics certificate without metrics.certSecret"
+expect <(doc "$d" ClusterRole $fn-metrics-reader) 'nonResourceURLs: \["/metrics"\]' "ClusterRole metrics-reader: /metrics"
+expect <(doc "$d" ClusterRole $fn-metrics-reader) 'verbs: \["get"\]' "ClusterRole metrics-reader: get"
+expect <(doc "$d" ClusterRole $fn-metrics-auth) 'resources: \["tokenreviews"\]' "operator may create TokenReviews"
+expect <(doc "$d" ClusterRole $fn-metrics-auth) 'resources: \["subjectaccessreviews"\]' "operator may create SubjectAccessReviews"
+expect <(doc "$d" ClusterRoleBinding $fn-metrics-auth) "name: $fn-metrics-auth" "the reviews bound to the operator's ServiceAccount"
+render metrics-secret --set metrics.certSecret=metrics-tls
+expect "$out/metrics-secret.yaml" '- --metrics-cert-dir=/tmp/k8s-metrics-server/metrics-certs$' "metrics.certSecret: the pair from the mounted Secret"
+expect "$out/metrics-secret.yaml" 'secretName: metrics-tls$' "metrics.certSecret: the Secret's volume"
+render metrics-plain --set metrics.secure=false,metrics.certSecret=metrics-tls
+expect "$out/metrics-plain.yaml" '- --metrics-secure=false$' "metrics.secure=false: plain HTTP"
+refute "$out/metrics-plain.yaml" 'metrics-cert-dir|tokenreviews|metrics-reader' "metrics.secure=false: no certificate, no review RBAC, no reader role"
+reject "metrics.secure not a boolean" "/metrics/secure" --set metrics.secure=yes
+reject "metrics.certSecret not a Secret name" "/metrics/certSecret" --set metrics.certSecret=Bad_Name
 # Go durations are computed, not only whole seconds.
 render grace --set shutdown.drainBudget=1m30500ms,shutdown.delay=2500ms,shutdown.terminationMargin=3s
 expect "$out/grace.yaml" 'terminationGracePeriodSeconds: 94$' "grace period 94 s = ceil(90.5 s + 3 s)"

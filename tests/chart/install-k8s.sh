@@ -60,6 +60,7 @@ cleanup() {
         { for p in "${pids[@]}"; do kill -KILL "$p" || true; done; wait; } 2>/dev/null || true
         "$helm" uninstall "$rel" -n "$ns" >/dev/null 2>&1 || true
         "$helm" uninstall "$rel2" -n "$ns2" >/dev/null 2>&1 || true
+        "$kubectl" delete clusterrolebinding "$rel-$ns-metrics-reader" --ignore-not-found >/dev/null 2>&1 || true
         "$kubectl" delete lease --all -n "$ns" --ignore-not-found >/dev/null 2>&1 || true
         remove_ns "$ns"; remove_ns "$ns2"
         rm -rf "$work"
@@ -90,9 +91,15 @@ for want in ServiceAccount/ Role/$rel-koc-example-leader-election RoleBinding/$r
         [[ " $(echo $objects) " == *" $want"* ]] || fail "the release has no $want"
 done
 ok "all $n rendered objects exist on the server: $(echo $objects)"
-"$kubectl" get clusterrole,clusterrolebinding -l app.kubernetes.io/instance=$rel -o name | grep -q . &&
+# Secure metrics (the default) needs its cluster-scoped roles, and no other.
+"$kubectl" get clusterrole,clusterrolebinding -l app.kubernetes.io/instance=$rel -o name |
+        grep -Ev -- "/$rel-koc-example-metrics-(auth|reader)$" | grep -q . &&
         fail "a namespaced release created cluster-wide RBAC"
-ok "no ClusterRole or ClusterRoleBinding for a namespaced operator"
+for want in clusterrole/$rel-koc-example-metrics-reader clusterrole/$rel-koc-example-metrics-auth \
+        clusterrolebinding/$rel-koc-example-metrics-auth; do
+        "$kubectl" get "$want" >/dev/null 2>&1 || fail "no $want (secure metrics)"
+done
+ok "no ClusterRole or ClusterRoleBinding for a namespaced operator, besides secure metrics' reader and review roles"
 
 dep=$("$kubectl" get deployment -n "$ns" $rel-koc-example -o json)
 [ "$(jq -c .spec.strategy <<<"$dep")" = '{"rollingUpdate":{"maxSurge":1,"maxUnavailable":0},"type":"RollingUpdate"}' ] ||
@@ -131,6 +138,20 @@ expect_can yes create events -n "$ns"
 expect_can no get configmaps -n default
 expect_can no get pods -n "$ns"
 ok "operator rules: configmaps and events in $ns only"
+expect_can yes create tokenreviews.authentication.k8s.io
+expect_can yes create subjectaccessreviews.authorization.k8s.io
+expect_can no get /metrics
+ok "secure metrics: the operator may create TokenReviews and SubjectAccessReviews"
+# Whoever reads /metrics is bound to the chart's metrics-reader (here the
+# ServiceAccount itself, as an administrator binds Prometheus').
+"$kubectl" create clusterrolebinding "$rel-$ns-metrics-reader" --clusterrole=$rel-koc-example-metrics-reader \
+        --serviceaccount="$ns:$sa" >/dev/null
+t0=$SECONDS
+until [ "$(can get /metrics)" = yes ]; do
+        [ $((SECONDS - t0)) -lt 20 ] || fail "metrics-reader binding not effective"
+        sleep 0.2
+done
+ok "metrics-reader bound: the ServiceAccount may get /metrics"
 
 # --- 3. the operator as the ServiceAccount ---------------------------------------
 token=$("$kubectl" create token "$sa" -n "$ns" --duration=1h)
@@ -214,7 +235,14 @@ check_verbs() {
         [ "$used" = "$granted " ] || fail "$1 sent Lease requests with the verbs [$used], the Role grants [$granted]"
         ok "$1 used exactly the Role's Lease verbs: $granted"
 }
-leading() { curl -sf --max-time 1 "http://127.0.0.1:$(( $(cat "$work/$1.port") + 1 ))/metrics" 2>/dev/null |
+# /metrics over HTTPS (self-signed) with a token the cluster authorises, as
+# the chart's default renders it; plain HTTP when the values turn metrics off
+# (start() still gives the replicas a metrics address).
+leading() {
+        local scheme=http
+        grep -q -- '--metrics-secure=true' "$work/$1.args" && scheme=https
+        curl -sfk --max-time 1 -H "Authorization: Bearer $token" \
+        "$scheme://127.0.0.1:$(( $(cat "$work/$1.port") + 1 ))/metrics" 2>/dev/null |
         grep -q '^leader_election_master_status{.*} 1'; }
 wait_leading() { # ID SECONDS
         local t0=$SECONDS
@@ -262,6 +290,8 @@ fi
 ok "the Lease is released; no request was refused (no HTTP 401/403)"
 
 # --- helm upgrade to gated readiness and the minimal Lease set ------------------------
+# Those values turn metrics off, and with them the metrics-reader role.
+"$kubectl" delete clusterrolebinding "$rel-$ns-metrics-reader" >/dev/null
 "$helm" upgrade "$rel" "$chart" -n "$ns" "${values[@]}" -f "$chart/ci/gated-readiness-values.yaml" \
         --set leaderElection.rbac=minimal >"$work/upgrade.txt" 2>&1 || { cat "$work/upgrade.txt"; fail "helm upgrade"; }
 dep=$("$kubectl" get deployment -n "$ns" $rel-koc-example -o json)
@@ -307,7 +337,7 @@ ok "all namespaces: configmaps in every namespace through a ClusterRole, the Lea
 "$helm" uninstall "$rel2" -n "$ns2" >/dev/null
 left=$("$kubectl" get all,sa,role,rolebinding,pdb,cm,secret -n "$ns" -l app.kubernetes.io/instance=$rel -o name 2>/dev/null)
 [ -z "$left" ] || fail "left behind in $ns: $left"
-left=$("$kubectl" get clusterrole,clusterrolebinding -o name | grep -e "$rel2-koc-example" || true)
+left=$("$kubectl" get clusterrole,clusterrolebinding -o name | grep -e "$rel2-koc-example" -e "$rel-koc-example" || true)
 [ -z "$left" ] || fail "left behind cluster-wide: $left"
 "$kubectl" get secret -n "$ns" -o name | grep -q 'sh.helm.release' && fail "helm's release record is left"
 ok "helm uninstall removed every object of both releases"

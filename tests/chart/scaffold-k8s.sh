@@ -116,6 +116,9 @@ start() { # ID
                 --leader-elect-retry-period=*) a=--leader-elect-retry-period=250ms ;;
                 --health-probe-bind-address=*) a=--health-probe-bind-address=127.0.0.1:$p ;;
                 --metrics-bind-address=*) a=--metrics-bind-address=127.0.0.1:$((p + 1)) ;;
+                # Plain metrics on loopback for leads(); secure metrics on the
+                # real server are install-k8s.sh's part.
+                --metrics-secure=*) a=--metrics-secure=false ;;
                 esac
                 a=${a//\$(POD_NAMESPACE)/$ns}; a=${a//\$(POD_NAME)/$1}
                 args+=("$a")

@@ -516,8 +516,10 @@ koc_informer *fuzz_informer_new(const char *label_selector, const char *field_se
         static koc_cache *cache;
         if (!cache && koc__cache_new((koc_client *)&fake.client_token, NULL, &cache) < 0)
                 abort();
+        /* Paginated lists: what the list and watch-store targets script. */
+        static const koc_informer_opts pages = {.list_mode = KOC_LIST_PAGES};
         if (koc__informer_get(cache, (koc_client *)&fake.client_token, &configmaps, "ns",
-                              label_selector, field_selector, NULL, NULL, &inf, &err) < 0)
+                              label_selector, field_selector, &pages, NULL, &inf, &err) < 0)
                 abort();
         static const koc_informer_handler h = {.on_update = on_update};
         if (koc__informer_add_handler(inf, &h, NULL) < 0)

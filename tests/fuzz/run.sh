@@ -7,7 +7,7 @@
 #
 # SECONDS: per target (default 60).  TARGET: linebuf status time kubeconfig
 # leader-fsm apiserver list watch-store selector transform exec-credential
-# in-cluster response helpers path probes gen-types (default: all).
+# in-cluster response helpers path probes gen-types schema serving-pem (default: all).
 # --build-only builds every harness and runs nothing; --no-build runs what an
 # earlier --build-only left in $KOC_FUZZ_DIR (ctest's fuzz fixture does the
 # two in that order, tests/fuzz.cmake).
@@ -28,7 +28,7 @@ esac
 SECONDS_PER=${1:-60}
 shift || true
 ALL=(linebuf status time kubeconfig leader-fsm apiserver list watch-store selector transform)
-ALL+=(exec-credential in-cluster response helpers path probes gen-types)
+ALL+=(exec-credential in-cluster response helpers path probes gen-types schema serving-pem)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
 [ $mode != build ] || TARGETS=("${ALL[@]}")
@@ -109,6 +109,8 @@ build_target() {
         leader-fsm) build "$t" "$SRC/leader/fsm.c" "$SRC/leader/lease-record.c" ;;
         kubeconfig) build "$t" -- -Wl,--wrap=koc__exec_credential_run ;;
         apiserver | selector) build "$t" "${apiserver[@]}" ;;
+        schema)
+                build "$t" "$SRC/apiserver/schema.c" "$SRC/apiserver/util.c" ;;
         list | watch-store) build "$t" "$HERE/informer-fuzz.c" -- $INFORMER_WRAP ;;
         linebuf | status | time | transform) build "$t" ;;
         exec-credential | in-cluster | response | path) build "$t" ;;
@@ -117,6 +119,8 @@ build_target() {
                         "$SRC"/shutdown/*.c ;;
         probes)
                 build "$t" "$SRC/probes/probes.c" ;; # the MHD glue comes with core
+        serving-pem)
+                build "$t" "$SRC/serving/tls.c" -- $(pkg-config --libs gnutls) ;;
         *) echo "unknown target: $t" >&2; exit 2 ;;
         esac
 }

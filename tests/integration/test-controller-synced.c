@@ -155,6 +155,8 @@ static void child_main(const char *identity) {
          * informer that "orphans" does not wait for. */
         o.namespace_ = NS;
         o.label_selector = "role=parent";
+        /* Paginated lists: the hold is a fault on list requests. */
+        o.list_mode = KOC_LIST_PAGES;
         o.reconcile = parents_reconcile;
         if (koc_controller_new(m, &o, &c.parents, &err) < 0)
                 _exit(4);
@@ -163,6 +165,7 @@ static void child_main(const char *identity) {
         o.resource = configmaps;
         o.namespace_ = NS;
         o.label_selector = "role=child";
+        o.list_mode = KOC_LIST_PAGES;
         o.workers = 4;
         o.reconcile = orphans_reconcile;
         /* The third replica shows what the pipelined start risks. */

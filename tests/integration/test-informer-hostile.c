@@ -285,9 +285,14 @@ static void on_delete(koc_object *o, void *userdata) {
         snprintf(s->deleted + n, sizeof s->deleted - n, "%s ", koc_object_get_name(o));
 }
 
+/* opts NULL: paginated lists (most cases here script list pages); the
+ * streaming cases pass their own. */
 static void informer_open(seen *s, const koc_informer_opts *opts) {
         static const koc_informer_handler h = {
                 .on_add = on_add, .on_update = on_update, .on_delete = on_delete};
+        static const koc_informer_opts pages = {.list_mode = KOC_LIST_PAGES};
+        if (!opts)
+                opts = &pages;
         memset(s, 0, sizeof *s);
         assert_int_equal(koc__informer_get(cache, client, &configmaps, "ns", NULL, NULL, opts,
                                            metrics, &s->inf, NULL),
@@ -369,6 +374,190 @@ static void test_relist_is_authoritative(void **state) {
         assert_int_equal(s.adds, 2);
         assert_int_equal(s.updates, 1);
         assert_int_equal(stats_of(&s).relists_gone, 1);
+        koc__informer_unref(s.inf);
+        client_close();
+        server_stop();
+}
+
+/* --- streaming lists (the default) ------------------------------------------------ */
+
+#define BOOKMARK_END(rv)                                                                           \
+        "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"ConfigMap\",\"apiVersion\":\"v1\","       \
+        "\"metadata\":{\"resourceVersion\":\"" rv "\",\"annotations\":{"                        \
+        "\"k8s.io/initial-events-end\":\"true\"}}}}"
+#define ADDED(item) "{\"type\":\"ADDED\",\"object\":" item "}"
+
+static atomic_bool end_marker_sent;
+static atomic_bool release_end_marker;
+
+/* A WatchList server: the initial events, then (once the test lets it) the
+ * end marker; a request without sendInitialEvents is a plain watch. */
+static void serve_stream(int fd, bool watch, unsigned n, const char *q) {
+        if (!watch) {
+                send_list(fd, "9", NULL, ITEM("z", "9", "listed"));
+                return;
+        }
+        watch_begin(fd);
+        if (strstr(q, "sendInitialEvents=true") && strstr(q, "resourceVersionMatch=NotOlderThan") &&
+            strstr(q, "allowWatchBookmarks=true")) {
+                watch_event(fd, ADDED(ITEM("a", "3", "1")));
+                watch_event(fd, ADDED(ITEM("b", "4", "1")));
+                for (int i = 0; i < 200 && !atomic_load(&release_end_marker); i++)
+                        usleep(10000);
+                watch_event(fd, BOOKMARK_END("5"));
+                atomic_store(&end_marker_sent, true);
+        }
+        watch_hold(fd);
+}
+
+static bool two_cached(void *p) {
+        seen *s = p;
+        return koc__store_count(koc__informer_get_store(s->inf)) == 2;
+}
+
+static bool synced(void *p) {
+        seen *s = p;
+        return koc__informer_has_synced(s->inf);
+}
+
+/* With no options an informer streams: no list request; the initial events
+ * reach the cache and the handlers as they arrive, before the end marker;
+ * "synced" only at the marker. */
+static void test_stream_default(void **state) {
+        seen s;
+        atomic_store(&end_marker_sent, false);
+        atomic_store(&release_end_marker, false);
+        server_start(serve_stream);
+        client_open();
+        memset(&s, 0, sizeof s);
+        assert_int_equal(koc__informer_get(cache, client, &configmaps, "ns", NULL, NULL, NULL,
+                                           metrics, &s.inf, NULL),
+                         0);
+        static const koc_informer_handler h = {
+                .on_add = on_add, .on_update = on_update, .on_delete = on_delete};
+        assert_int_equal(koc__informer_add_handler(s.inf, &h, &s), 0);
+        assert_true(run_until(two_cached, &s, 10 * KOC_USEC_PER_SEC));
+        /* Applied as they arrived: the server holds the marker back. */
+        assert_false(atomic_load(&end_marker_sent));
+        assert_false(koc__informer_has_synced(s.inf));
+        assert_int_equal(s.adds, 2);
+        atomic_store(&release_end_marker, true);
+        assert_true(run_until(synced, &s, 10 * KOC_USEC_PER_SEC));
+        koc_reflector_stats st = stats_of(&s);
+        assert_int_equal(st.streams_done, 1);
+        assert_int_equal(st.list_requests, 0);
+        assert_int_equal(atomic_load(&srv.lists), 0);
+        assert_int_equal(koc__store_count(koc__informer_get_store(s.inf)), 2);
+        char *rv = rv_of(&s, "ns/b");
+        assert_string_equal(rv, "4");
+        free(rv);
+        koc__informer_unref(s.inf);
+        client_close();
+        server_stop();
+}
+
+/* A server that refuses the streaming list (422, the WatchList gate off):
+ * the informer lists with pages from then on, and says so once. */
+static void serve_no_stream(int fd, bool watch, unsigned n, const char *q) {
+        if (watch && strstr(q, "sendInitialEvents=true")) {
+                send_json(fd, 422,
+                          "{\"kind\":\"Status\",\"code\":422,\"reason\":\"Invalid\",\"message\":"
+                          "\"resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden "
+                          "for watch\"}");
+                return;
+        }
+        if (!watch) {
+                send_list(fd, "9", NULL, ITEM("a", "8", "1") "," ITEM("b", "9", "1"));
+                return;
+        }
+        watch_begin(fd);
+        watch_hold(fd);
+}
+
+static void test_stream_refused_falls_back(void **state) {
+        seen s;
+        server_start(serve_no_stream);
+        client_open();
+        memset(&s, 0, sizeof s);
+        assert_int_equal(koc__informer_get(cache, client, &configmaps, "ns", NULL, NULL, NULL,
+                                           metrics, &s.inf, NULL),
+                         0);
+        assert_true(run_until(synced, &s, 10 * KOC_USEC_PER_SEC));
+        koc_reflector_stats st = stats_of(&s);
+        assert_true(st.stream_unsupported);
+        assert_int_equal(st.streams_done, 0);
+        assert_int_equal(st.lists, 1);
+        assert_int_equal(atomic_load(&srv.lists), 1);
+        assert_int_equal(koc__store_count(koc__informer_get_store(s.inf)), 2);
+        /* Not a failure: no warn line. */
+        assert_int_equal(count_warns("answer rejected"), 0);
+        koc__informer_unref(s.inf);
+        client_close();
+        server_stop();
+}
+
+/* A streaming re-list is authoritative: after a 410 the second stream (a
+ * server restored from an older snapshot) replaces what it sent, whatever
+ * the resourceVersions, and what it did not send is removed at its end
+ * marker, not before. */
+static void serve_stream_restore(int fd, bool watch, unsigned n, const char *q) {
+        if (!watch) {
+                send_json(fd, 500, "{}"); /* never a list */
+                return;
+        }
+        watch_begin(fd);
+        if (n == 1) {
+                watch_event(fd, ADDED(ITEM("a", "100", "new")));
+                watch_event(fd, ADDED(ITEM("b", "101", "x")));
+                watch_event(fd, BOOKMARK_END("101"));
+                usleep(200000);
+                watch_event(fd, "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"code\":410,"
+                                "\"reason\":\"Expired\",\"message\":\"too old\"}}");
+                watch_end(fd);
+                return;
+        }
+        if (n == 2) {
+                watch_event(fd, ADDED(ITEM("a", "5", "restored")));
+                for (int i = 0; i < 200 && !atomic_load(&release_end_marker); i++)
+                        usleep(10000);
+                watch_event(fd, BOOKMARK_END("6"));
+        }
+        watch_hold(fd);
+}
+
+static bool a_restored(void *p) {
+        char *rv = rv_of(p, "ns/a");
+        bool done = rv && strcmp(rv, "5") == 0;
+        free(rv);
+        return done;
+}
+
+static bool b_gone(void *p) {
+        return ((seen *)p)->deletes > 0;
+}
+
+static void test_stream_relist_is_authoritative(void **state) {
+        seen s;
+        atomic_store(&release_end_marker, false);
+        server_start(serve_stream_restore);
+        client_open();
+        informer_open(&s, &(koc_informer_opts){.list_mode = KOC_LIST_STREAM});
+        assert_true(run_until(a_restored, &s, 10 * KOC_USEC_PER_SEC));
+        /* b is still there until the second stream's end marker. */
+        koc_object *b = koc__store_get(koc__informer_get_store(s.inf), "ns/b");
+        assert_non_null(b);
+        koc_object_unref(b);
+        assert_int_equal(s.deletes, 0);
+        atomic_store(&release_end_marker, true);
+        assert_true(run_until(b_gone, &s, 10 * KOC_USEC_PER_SEC));
+        assert_null(koc__store_get(koc__informer_get_store(s.inf), "ns/b"));
+        assert_string_equal(s.deleted, "b ");
+        assert_int_equal(s.adds, 2);
+        assert_int_equal(s.updates, 1);
+        koc_reflector_stats st = stats_of(&s);
+        assert_int_equal(st.relists_gone, 1);
+        assert_int_equal(st.streams_done, 2);
+        assert_int_equal(atomic_load(&srv.lists), 0);
         koc__informer_unref(s.inf);
         client_close();
         server_stop();
@@ -582,7 +771,7 @@ static void test_list_object_cap(void **state) {
         seen s;
         server_start(serve_endless_pages);
         client_open();
-        informer_open(&s, &(koc_informer_opts){.max_list_objects = 55});
+        informer_open(&s, &(koc_informer_opts){.list_mode = KOC_LIST_PAGES, .max_list_objects = 55});
         run_until(NULL, NULL, 2500 * KOC_USEC_PER_MSEC);
         koc_reflector_stats st = stats_of(&s);
         print_message("%u list requests, %u abandoned\n", st.list_requests, st.lists_abandoned);
@@ -624,7 +813,7 @@ static void test_list_byte_cap(void **state) {
         seen s;
         server_start(serve_three_pages);
         client_open();
-        informer_open(&s, &(koc_informer_opts){.max_list_bytes = 1000});
+        informer_open(&s, &(koc_informer_opts){.list_mode = KOC_LIST_PAGES, .max_list_bytes = 1000});
         run_until(NULL, NULL, 2 * KOC_USEC_PER_SEC);
         koc_reflector_stats st = stats_of(&s);
         assert_int_equal(koc__store_count(koc__informer_get_store(s.inf)), 0);
@@ -755,6 +944,9 @@ static void test_rejected_answers_said(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_relist_is_authoritative),
+                cmocka_unit_test(test_stream_default),
+                cmocka_unit_test(test_stream_refused_falls_back),
+                cmocka_unit_test(test_stream_relist_is_authoritative),
                 cmocka_unit_test(test_unknown_event_type_skipped),
                 cmocka_unit_test(test_continue_loop_abandoned),
                 cmocka_unit_test(test_list_object_cap),

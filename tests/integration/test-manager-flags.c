@@ -144,6 +144,39 @@ static void test_bad_flags(void **state) {
                      "--leader-elect-lease-duration=99999999999999999h");
 }
 
+/* --metrics-secure and its certificate flags. */
+static void test_metrics_secure_flags(void **state) {
+        koc_manager_config cfg;
+        koc_error err = {0};
+
+        init(&cfg);
+        assert_false(cfg.metrics_secure); /* the library's default: plain, on loopback */
+        assert_int_equal(PARSE(&cfg, &err, "--metrics-secure", "--metrics-bind-address=:8443",
+                               "--metrics-cert-dir=/certs"),
+                         0);
+        assert_true(cfg.metrics_secure);
+        assert_string_equal(cfg.metrics_bind_address, ":8443");
+        assert_string_equal(cfg.metrics_cert_dir, "/certs");
+        init(&cfg);
+        assert_int_equal(PARSE(&cfg, &err, "--metrics-secure=true", "--metrics-cert-file=/c",
+                               "--metrics-key-file=/k"),
+                         0);
+        assert_string_equal(cfg.metrics_cert_file, "/c");
+        assert_string_equal(cfg.metrics_key_file, "/k");
+        init(&cfg);
+        assert_int_equal(PARSE(&cfg, &err, "--metrics-secure=false"), 0);
+        assert_false(cfg.metrics_secure);
+
+        EXPECT_ERROR("--metrics-key-file", "together", "--metrics-secure",
+                     "--metrics-cert-file=/c");
+        EXPECT_ERROR("--metrics-cert-dir=\"/d\"", "one or the other", "--metrics-secure",
+                     "--metrics-cert-dir=/d", "--metrics-cert-file=/c", "--metrics-key-file=/k");
+        EXPECT_ERROR("--metrics-cert-dir", "needs --metrics-secure", "--metrics-cert-dir=/d");
+        EXPECT_ERROR("--metrics-bind-address=\":8081\"", "--health-probe-bind-address",
+                     "--metrics-secure", "--metrics-bind-address=:8081",
+                     "--health-probe-bind-address=:8081");
+}
+
 static void test_help(void **state) {
         koc_manager_config cfg, before;
         koc_error err = {0};
@@ -358,6 +391,7 @@ int main(void) {
                 cmocka_unit_test(test_renewal_verdict), cmocka_unit_test(test_program_flags),
                 cmocka_unit_test(test_program_flag_errors),
                 cmocka_unit_test(test_program_flags_in_help),
+                cmocka_unit_test(test_metrics_secure_flags),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -430,14 +430,30 @@ static koc_result cou_reconcile(tcase *t, koc_reconcile_context *ctx) {
 
 static const char *cou_driver(tcase *t) {
         char path[256];
-        snprintf(path, sizeof path, "/api/v1/namespaces/%s/secrets", t->ns);
-        /* Controlled by a ConfigMap that is not the parent. */
+        /* Controlled by a ConfigMap that is not the parent: one that exists,
+         * so that a garbage collector keeps the Secret. */
+        char *someone = NULL, owned[512];
+        snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps", t->ns);
         if (http("POST", path,
+                 "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"someone\"}}",
+                 NULL, &someone) != 201)
+                return "cannot create the other owner";
+        cJSON *so = cJSON_Parse(someone);
+        free(someone);
+        const char *uid = cJSON_GetStringValue(cJSON_GetObjectItem(
+                cJSON_GetObjectItem(so, "metadata"), "uid"));
+        if (!uid) {
+                cJSON_Delete(so);
+                return "the other owner has no uid";
+        }
+        snprintf(owned, sizeof owned,
                  "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"stolen\","
                  "\"ownerReferences\":[{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
-                 "\"name\":\"someone\",\"uid\":\"6a1c0c7e-0000-4000-8000-000000000001\","
-                 "\"controller\":true}]}}",
-                 NULL, NULL) != 201)
+                 "\"name\":\"someone\",\"uid\":\"%s\",\"controller\":true}]}}",
+                 uid);
+        cJSON_Delete(so);
+        snprintf(path, sizeof path, "/api/v1/namespaces/%s/secrets", t->ns);
+        if (http("POST", path, owned, NULL, NULL) != 201)
                 return "cannot create the owned Secret";
         /* Controlled by no one. */
         if (http("POST", path,

@@ -20,6 +20,7 @@ trap 'kill $koc_pid 2>/dev/null; wait $koc_pid 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 500); do [ -s "$work/kc" ] && break; sleep 0.01; done
 koc_url=$(sed -n 's/^ *server: //p' "$work/kc"); koc_token=$(sed -n 's/^ *token: //p' "$work/kc")
 
+summary='if .type then "\(.type):\(.object.metadata.name // "-")" elif .kind == "Status" then (.reason // "-") else .kind end'
 # req SERVER METHOD PATH [BODY [CONTENT-TYPE]] -> "STATUS REASON-or-KIND"
 req() {
         local url token ca
@@ -30,7 +31,8 @@ req() {
         [ -n "${ACCEPT:-}" ] && args+=(-H "Accept: $ACCEPT")
         local code; code=$(curl "${args[@]}" "$url$3")
         # A watch's events as TYPE:NAME, one word each.
-        local what; what=$(jq -r 'if .type then "\(.type):\(.object.metadata.name // "-")" elif .kind == "Status" then (.reason // "-") else .kind end' "$work/body" 2>/dev/null | tr '\n' ' ' | sed 's/ $//' || echo "-")
+        # WHAT (a jq filter) replaces the default summary of the answer.
+        local what; what=$(jq -cSr "${WHAT:-$summary}" "$work/body" 2>/dev/null | tr '\n' ' ' | sed 's/ $//' || echo "-")
         echo "$code $what"
 }
 n=0 bad=0
@@ -136,6 +138,100 @@ pages() { # SERVER -> "names of page 2; rv of page 2 equals page 1's; p3's value
 a=$(pages koc); b=$(pages k8s); n=$((n + 1))
 if [ "$a" = "$b" ]; then printf '  same      %-58s %s\n' "a continued list is the first page's snapshot" "$b"
 else bad=$((bad + 1)); printf '  DIFFERENT %-58s koc-apiserver: %s, kube-apiserver: %s\n' "a continued list is the first page's snapshot" "$a" "$b"; fi
+
+# Custom resources: the CRD's structural schema (validation errors with
+# their causes, defaults, pruning, fieldValidation), each answer compared in
+# full but for the order of the causes (the real server's follows Go map
+# iteration) and server-set metadata.
+grp=cache-$(date +%s%N | tail -c 7).example.com
+crd=$(cat <<JSON
+{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition","metadata":{"name":"memcacheds.$grp"},
+"spec":{"group":"$grp","scope":"Namespaced","names":{"plural":"memcacheds","singular":"memcached","kind":"Memcached","listKind":"MemcachedList"},
+"versions":[{"name":"v1","served":true,"storage":true,"subresources":{"status":{},"scale":{"specReplicasPath":".spec.size","statusReplicasPath":".status.replicas","labelSelectorPath":".status.selector"}},
+"additionalPrinterColumns":[{"name":"Size","type":"integer","jsonPath":".spec.size"},{"name":"Mode","type":"string","jsonPath":".spec.mode"}],
+"schema":{"openAPIV3Schema":{"type":"object","properties":{
+ "spec":{"type":"object","required":["size"],"properties":{
+   "size":{"type":"integer","minimum":1,"maximum":5},
+   "ex":{"type":"integer","exclusiveMinimum":true,"minimum":0,"exclusiveMaximum":true,"maximum":10},
+   "mode":{"type":"string","enum":["fast","slow"],"default":"fast"},
+   "name":{"type":"string","pattern":"^[a-z]+\\\\d*$","maxLength":5,"minLength":2},
+   "tags":{"type":"array","maxItems":2,"minItems":1,"items":{"type":"string","maxLength":3}},
+   "port":{"x-kubernetes-int-or-string":true},
+   "opt":{"type":"string","nullable":true},
+   "nn":{"type":"string"},
+   "labels":{"type":"object","additionalProperties":{"type":"integer"}},
+   "free":{"type":"object","x-kubernetes-preserve-unknown-fields":true,"properties":{"k":{"type":"integer"}}},
+   "items":{"type":"array","items":{"type":"object","required":["n"],"properties":{"n":{"type":"string"},"v":{"type":"integer","default":3}}}},
+   "ratio":{"type":"number","maximum":2.5},
+   "flag":{"type":"boolean"}}},
+ "status":{"type":"object","properties":{"replicas":{"type":"integer","minimum":0},"selector":{"type":"string"}}}}}}}]}}
+JSON
+)
+check "create a CRD with a schema" POST /apis/apiextensions.k8s.io/v1/customresourcedefinitions "$crd"
+for _ in $(seq 1 100); do req k8s GET "/apis/$grp/v1/namespaces/$ns/memcacheds" | grep -q '^200' && break; sleep 0.1; done
+MC=/apis/$grp/v1/namespaces/$ns/memcacheds
+mc() { echo "{\"apiVersion\":\"$grp/v1\",\"kind\":\"Memcached\",\"metadata\":{\"name\":\"$1\"},\"spec\":$2${3:-}}"; }
+# The answer without what differs by design: names and values the server
+# sets, the order of causes, the order of keys.
+full='if .kind == "Status" then {code, reason, message: (if (.details.causes // [] | length) > 1 then "(several)" else .message end), causes: (.details.causes // [] | sort_by(.field, .message))} else {kind, spec, status} end'
+WHAT=$full check "a value above the maximum" POST $MC "$(mc a '{"size":9}')"
+WHAT=$full check "a required field missing" POST $MC "$(mc c '{}')"
+WHAT=$full check "enum, maxLength, maxItems, items' maxLength" POST $MC "$(mc d '{"size":1,"mode":"c","name":"ABCDEFG","tags":["a","b","cdef"]}')"
+WHAT=$full check "minimum, exclusiveMaximum, minLength, minItems" POST $MC "$(mc e '{"size":0,"ex":10,"name":"a","tags":[]}')"
+WHAT=$full check "types, int-or-string, maps, list items, pattern" POST $MC "$(mc f '{"size":1,"ex":0,"port":true,"labels":{"a":"x"},"items":[{"v":1},{"n":"x"}],"ratio":2.6,"flag":"yes","free":{"k":"s","zz":1},"name":"ab1x"}')"
+WHAT=$full check "wrong types of lists, strings, objects" POST $MC "$(mc g '{"size":1,"tags":["a","b","c"],"name":["x"],"free":5}')"
+WHAT=$full check "a float where a number is allowed" POST $MC "$(mc i '{"size":2,"ratio":1e30}')"
+WHAT=$full check "defaults, pruning, nulls, preserved fields" POST $MC "$(mc ok '{"size":1,"opt":null,"nn":null,"items":[{"n":"x"}],"bogus":1,"free":{"k":1,"zz":{"a":1}},"name":"ab12","port":"80"}' ',"top":1,"status":{"replicas":1}')"
+WHAT=$full check "a null gets the default, unknown fields pruned" PATCH $MC/ok '{"spec":{"mode":null,"zzz":1}}' application/merge-patch+json
+WHAT=$full check "a patch validated" PATCH $MC/ok '{"spec":{"size":9}}' application/merge-patch+json
+WHAT=$full check "a patch removing a required field" PATCH $MC/ok '{"spec":{"size":null}}' application/merge-patch+json
+WHAT=$full check "a status write validates the status" PATCH $MC/ok/status '{"status":{"replicas":-1}}' application/merge-patch+json
+WHAT=$full check "a status write prunes and keeps the spec" PATCH $MC/ok/status '{"status":{"replicas":2,"x":1},"spec":{"size":9}}' application/merge-patch+json
+WHAT=$full check "fieldValidation=Strict on create" POST "$MC?fieldValidation=Strict" "$(mc st '{"size":1,"sise":3,"items":[{"n":"a","q":1}]}')"
+WHAT='{code: (.code // 200), reason}' check "fieldValidation=Strict on a patch" PATCH "$MC/ok?fieldValidation=Strict" '{"spec":{"sise":3}}' application/merge-patch+json
+WHAT=$full check "fieldValidation=Ignore" POST "$MC?fieldValidation=Ignore" "$(mc ig '{"size":1,"sise":3}')"
+WHAT='{code, reason, causes: [.details.causes[] | {field, reason}]}' check "a CRD whose pattern does not compile" POST /apis/apiextensions.k8s.io/v1/customresourcedefinitions \
+        "{\"apiVersion\":\"apiextensions.k8s.io/v1\",\"kind\":\"CustomResourceDefinition\",\"metadata\":{\"name\":\"bads.$grp\"},\"spec\":{\"group\":\"$grp\",\"scope\":\"Namespaced\",\"names\":{\"plural\":\"bads\",\"kind\":\"Bad\"},\"versions\":[{\"name\":\"v1\",\"served\":true,\"storage\":true,\"schema\":{\"openAPIV3Schema\":{\"type\":\"object\",\"properties\":{\"spec\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"pattern\":\"(ab\"}}}}}}}]}}"
+WHAT='{code, reason, causes: [.details.causes[] | {field, reason, message}]}' check "a CRD whose pattern nests repeats past 1000" POST "/apis/apiextensions.k8s.io/v1/customresourcedefinitions?dryRun=All" \
+        "{\"apiVersion\":\"apiextensions.k8s.io/v1\",\"kind\":\"CustomResourceDefinition\",\"metadata\":{\"name\":\"bads.$grp\"},\"spec\":{\"group\":\"$grp\",\"scope\":\"Namespaced\",\"names\":{\"plural\":\"bads\",\"kind\":\"Bad\"},\"versions\":[{\"name\":\"v1\",\"served\":true,\"storage\":true,\"schema\":{\"openAPIV3Schema\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"pattern\":\"(a{100}){100}\"}}}}}]}}"
+WHAT='{code, reason, causes: [.details.causes[] | {field, reason}]}' check "a CRD with an unknown type" POST /apis/apiextensions.k8s.io/v1/customresourcedefinitions \
+        "{\"apiVersion\":\"apiextensions.k8s.io/v1\",\"kind\":\"CustomResourceDefinition\",\"metadata\":{\"name\":\"bads.$grp\"},\"spec\":{\"group\":\"$grp\",\"scope\":\"Namespaced\",\"names\":{\"plural\":\"bads\",\"kind\":\"Bad\"},\"versions\":[{\"name\":\"v1\",\"served\":true,\"storage\":true,\"schema\":{\"openAPIV3Schema\":{\"type\":\"object\",\"properties\":{\"spec\":{\"type\":\"strin\"}}}}}]}}"
+WHAT='{code, reason, first: (.details.causes[0] | {field, message})}' check "a CRD whose scale path is not under .spec" POST "/apis/apiextensions.k8s.io/v1/customresourcedefinitions?dryRun=All" \
+        "{\"apiVersion\":\"apiextensions.k8s.io/v1\",\"kind\":\"CustomResourceDefinition\",\"metadata\":{\"name\":\"bads.$grp\"},\"spec\":{\"group\":\"$grp\",\"scope\":\"Namespaced\",\"names\":{\"plural\":\"bads\",\"kind\":\"Bad\"},\"versions\":[{\"name\":\"v1\",\"served\":true,\"storage\":true,\"subresources\":{\"scale\":{\"specReplicasPath\":\".metadata.name\",\"statusReplicasPath\":\".status.r\"}},\"schema\":{\"openAPIV3Schema\":{\"type\":\"object\",\"x-kubernetes-preserve-unknown-fields\":true}}}]}}"
+
+# The scale subresource of custom resources and Deployments.
+sc='if .kind == "Status" then {code, reason, causes: (.details.causes // [] | map({field, reason}) | sort_by(.field))} else {kind, apiVersion, name: .metadata.name, spec, status} end'
+WHAT=$sc check "get the scale of a custom resource" GET $MC/ok/scale
+WHAT=$sc check "patch the scale" PATCH $MC/ok/scale '{"spec":{"replicas":4}}' application/merge-patch+json
+WHAT=$full check "  ... the custom resource has the new size" GET $MC/ok
+WHAT=$sc check "scale above the schema's maximum" PATCH $MC/ok/scale '{"spec":{"replicas":7}}' application/merge-patch+json
+WHAT=$sc check "scale to a negative size" PUT $MC/ok/scale '{"kind":"Scale","apiVersion":"autoscaling/v1","metadata":{"name":"ok"},"spec":{"replicas":-3}}'
+WHAT=$sc check "scale with a stale resourceVersion" PUT $MC/ok/scale '{"kind":"Scale","apiVersion":"autoscaling/v1","metadata":{"name":"ok","resourceVersion":"1"},"spec":{"replicas":3}}'
+WHAT=$sc check "the scale of a missing custom resource" GET $MC/missing/scale
+WHAT=$full check "a replicas path of the wrong type" POST $MC "$(mc b '{"size":"x"}')"
+WHAT=$full check "a negative status replicas path" PATCH $MC/ok/status '{"status":{"replicas":-1}}' application/merge-patch+json
+D=/apis/apps/v1/namespaces/$ns/deployments
+check "create a Deployment" POST $D '{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d1"},"spec":{"replicas":2,"selector":{"matchLabels":{"app":"x","b":"c"},"matchExpressions":[{"key":"k","operator":"In","values":["v2","v1"]}]},"template":{"metadata":{"labels":{"app":"x","b":"c","k":"v1"}},"spec":{"containers":[{"name":"c","image":"i"}]}}}}'
+WHAT=$sc check "get the scale of a Deployment" GET $D/d1/scale
+WHAT=$sc check "patch the scale of a Deployment" PATCH $D/d1/scale '{"spec":{"replicas":3}}' application/merge-patch+json
+WHAT='{replicas: .spec.replicas, generation: .metadata.generation}' check "  ... the Deployment has the new replicas" GET $D/d1
+WHAT=$sc check "a negative scale of a Deployment" PATCH $D/d1/scale '{"spec":{"replicas":-1}}' application/merge-patch+json
+WHAT=$sc check "the scale of a ConfigMap" GET $C/c1/scale
+
+# Table output, as kubectl get asks for it (ages are left out: they differ
+# by the time between the two requests).
+TBL='application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json'
+cols='{kind, apiVersion, columns: [.columnDefinitions[] | {name, type, format, priority}], rows: [.rows[] | {cells: [.cells[] | if type == "string" and test("^[0-9]+[smhdy]") then "(age)" else . end], object: (.object.kind // null)}]}'
+ACCEPT=$TBL WHAT=$cols check "a Table of custom resources (printer columns)" GET "$MC?labelSelector=none%21%3Dx"
+ACCEPT=$TBL WHAT=$cols check "a Table of one custom resource" GET $MC/ok
+ACCEPT=$TBL WHAT=$cols check "a Table with includeObject=Object" GET "$MC/ok?includeObject=Object"
+ACCEPT=$TBL WHAT=$cols check "a Table with includeObject=None" GET "$MC/ok?includeObject=None"
+ACCEPT=$TBL WHAT=$cols check "a Table of ConfigMaps" GET "$C/c1"
+ACCEPT=$TBL WHAT=$cols check "a Table of Deployments" GET "$D/d1"
+ACCEPT=$TBL WHAT=$cols check "a Table of Leases" GET "$L?labelSelector=none%21%3Dx"
+ACCEPT=$TBL WHAT=$cols check "a Table of one Namespace" GET "/api/v1/namespaces/$ns"
+ACCEPT=$TBL WHAT='{kind, continue: (.metadata.continue != null), rows: (.rows | length)}' check "a Table, paged" GET "$C?limit=1"
+ACCEPT=$TBL WHAT='{type, kind: .object.kind, columns: [.object.columnDefinitions[]?.name], cells: [.object.rows[].cells[]]}' check "a watch asked as Table" GET "$MC?watch=1&fieldSelector=metadata.name%3Dok&timeoutSeconds=1"
 
 echo "compare: $n requests, $bad answered differently"
 [ "$bad" = 0 ]

@@ -40,6 +40,8 @@ while [ ! -f "$dir/kubeconfig" ]; do
         sleep 0.1
 done
 export KUBECONFIG="$dir/kubeconfig"
+# A cache of its own: kubectl caches discovery and OpenAPI per server.
+export KUBECACHEDIR="$dir/cache"
 
 k() { timeout 60 "$kubectl" "$@"; }
 fail() {
@@ -67,7 +69,7 @@ spec:
   leaseDurationSeconds: 15
 YAML
 step "kubectl apply -f (create)"
-k apply --validate=false -f "$dir/lease.yaml" >"$dir/out" 2>&1 || fail "apply: $(cat "$dir/out")"
+k apply -f "$dir/lease.yaml" >"$dir/out" 2>&1 || fail "apply: $(cat "$dir/out")"
 grep -q "created" "$dir/out" || fail "apply did not create: $(cat "$dir/out")"
 
 step "kubectl get lease demo -o yaml"
@@ -77,7 +79,7 @@ grep -q "resourceVersion:" "$dir/out" || fail "lease yaml has no resourceVersion
 
 step "kubectl apply -f (update)"
 sed 's/pod-a/pod-b/' "$dir/lease.yaml" >"$dir/lease2.yaml"
-k apply --validate=false -f "$dir/lease2.yaml" >"$dir/out" 2>&1 || fail "apply update: $(cat "$dir/out")"
+k apply -f "$dir/lease2.yaml" >"$dir/out" 2>&1 || fail "apply update: $(cat "$dir/out")"
 [ "$(k get lease demo -o 'jsonpath={.spec.holderIdentity}')" = pod-b ] || fail "apply did not update"
 
 step "kubectl get leases -A lists the lease"
@@ -105,7 +107,7 @@ until grep -q demo "$dir/watch"; do
         sleep 0.1
 done
 sed 's/demo/second/' "$dir/lease.yaml" >"$dir/lease3.yaml"
-k apply --validate=false -f "$dir/lease3.yaml" >/dev/null 2>&1 || fail "apply second"
+k apply -f "$dir/lease3.yaml" >/dev/null 2>&1 || fail "apply second"
 k delete lease second >/dev/null 2>&1 || fail "delete second"
 i=0
 until grep -q "DELETED.*second" "$dir/watch"; do
@@ -117,6 +119,65 @@ grep -q "ADDED.*second" "$dir/watch" || fail "watch missed ADDED: $(cat "$dir/wa
 kill "$watch_pid" 2>/dev/null || true
 wait "$watch_pid" 2>/dev/null || true
 watch_pid=
+
+step "kubectl apply a CRD, then custom resources validated by its schema"
+cat >"$dir/crd.yaml" <<'YAML'
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: memcacheds.cache.example.com
+spec:
+  group: cache.example.com
+  scope: Namespaced
+  names: {plural: memcacheds, singular: memcached, kind: Memcached, listKind: MemcachedList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.size, statusReplicasPath: .status.replicas}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size]
+            properties:
+              size: {type: integer, minimum: 1, maximum: 5}
+          status:
+            type: object
+            properties:
+              replicas: {type: integer}
+YAML
+k apply -f "$dir/crd.yaml" >"$dir/out" 2>&1 || fail "apply CRD: $(cat "$dir/out")"
+mc() { printf 'apiVersion: cache.example.com/v1\nkind: Memcached\nmetadata:\n  name: %s\nspec:\n%s\n' "$1" "$2"; }
+mc typo '  sise: 3' >"$dir/typo.yaml"
+if k apply -f "$dir/typo.yaml" >"$dir/out" 2>&1; then fail "a typo'd field was accepted: $(cat "$dir/out")"; fi
+grep -q 'unknown field "spec.sise"' "$dir/out" || fail "typo: $(cat "$dir/out")"
+mc big '  size: 9' >"$dir/big.yaml"
+if k apply -f "$dir/big.yaml" >"$dir/out" 2>&1; then fail "size 9 was accepted: $(cat "$dir/out")"; fi
+grep -q 'spec.size: Invalid value: 9: spec.size in body should be less than or equal to 5' "$dir/out" ||
+        fail "size 9: $(cat "$dir/out")"
+mc cache '  size: 2' >"$dir/ok.yaml"
+k apply -f "$dir/ok.yaml" >"$dir/out" 2>&1 || fail "apply a valid Memcached: $(cat "$dir/out")"
+grep -q "created" "$dir/out" || fail "apply did not create: $(cat "$dir/out")"
+k explain memcached.spec >"$dir/out" 2>&1 || fail "explain: $(cat "$dir/out")"
+grep -q "size" "$dir/out" || fail "explain: $(cat "$dir/out")"
+
+step "kubectl get memcacheds shows the printer columns; kubectl scale"
+k get memcacheds >"$dir/out" 2>&1 || fail "get memcacheds: $(cat "$dir/out")"
+grep -q "^NAME  *SIZE" "$dir/out" || fail "no SIZE column: $(cat "$dir/out")"
+grep -q "^cache  *2" "$dir/out" || fail "no row: $(cat "$dir/out")"
+k scale memcached cache --replicas=3 >"$dir/out" 2>&1 || fail "scale: $(cat "$dir/out")"
+[ "$(k get memcached cache -o 'jsonpath={.spec.size}')" = 3 ] || fail "scale did not set spec.size"
+if k scale memcached cache --replicas=9 >"$dir/out" 2>&1; then fail "scale to 9 was accepted"; fi
+timeout 5 "$kubectl" get memcacheds --watch >"$dir/watch-mc" 2>&1 || true
+grep -q "^NAME  *SIZE" "$dir/watch-mc" || fail "get -w without the printer columns: $(cat "$dir/watch-mc")"
+grep -q "^cache  *3" "$dir/watch-mc" || fail "get -w: $(cat "$dir/watch-mc")"
 
 step "kubectl delete"
 k delete lease demo >"$dir/out" 2>&1 || fail "delete lease: $(cat "$dir/out")"

@@ -9,7 +9,7 @@
 #                          (the manager's public API, koc/manager.h, is what
 #                          koc_controller_new() takes)
 #   framework/cache        core only
-#   leader/ probes/ shutdown/   core only: they know the base, not each other
+#   leader/ probes/ serving/ shutdown/   core only: they know the base, not each other
 #   core/                  core only
 #
 # No library folder includes apiserver/ (the library never depends on
@@ -50,6 +50,7 @@ file_layer() {
         core/*) echo core ;;
         leader/*) echo leader ;;
         probes/*) echo probes ;;
+        serving/*) echo serving ;;
         shutdown/*) echo shutdown ;;
         framework/cache/*) echo framework/cache ;;
         framework/controller/*) echo framework/controller ;;
@@ -64,7 +65,7 @@ allowed() {
         local from=$1 to=$2 file=$3
         [[ $to == "$from" ]] && return 0
         case $from in
-        core | leader | probes | shutdown | framework/cache) [[ $to == core ]] ;;
+        core | leader | probes | serving | shutdown | framework/cache) [[ $to == core ]] ;;
         framework/controller)
                 # The manager's public header only; never its internals, the
                 # umbrella header or koc-apiserver.
@@ -104,7 +105,7 @@ resolve() {
 failed=0
 checked=0
 re='^[[:space:]]*#[[:space:]]*include[[:space:]]*([<"])([^">]+)[">]'
-mapfile -t files < <(find core leader probes shutdown framework include/koc -type f \
+mapfile -t files < <(find core leader probes serving shutdown framework include/koc -type f \
         \( -name '*.c' -o -name '*.h' \) 2>/dev/null | LC_ALL=C sort)
 if [[ ${#files[@]} -eq 0 ]]; then
         echo "layers: no sources under $src" >&2

@@ -444,9 +444,10 @@ static void test_stream_list(void **state) {
         init(&f, (koc__reflector_fsm_config){.list_mode = KOC_REFLECTOR_LIST_AUTO});
         step(&f, EV(START));
         step(&f, EV(TIMER));
-        expect(&f, A(LIST_BEGIN), A(WATCH_START), END);
-        assert_true(f.actions[1].stream);
-        assert_null(f.actions[1].resource_version);
+        expect(&f, A(LIST_BEGIN), A(TIMER), A(WATCH_START), END);
+        assert_int_equal(f.actions[1].delay, 10 * SEC); /* the silence bound */
+        assert_true(f.actions[2].stream);
+        assert_null(f.actions[2].resource_version);
         assert_int_equal(f.state, S(STREAMING));
         step(&f, EV(WATCH_STARTED));
         assert_int_equal(f.stats.streams, 1);
@@ -513,13 +514,67 @@ static void test_stream_fallback(void **state) {
         assert_int_equal(f.actions[2].delay, 800 * MS);
         assert_false(f.stats.stream_unsupported);
         step(&f, EV(TIMER));
-        expect(&f, A(LIST_BEGIN), A(WATCH_START), END);
-        assert_true(f.actions[1].stream);
+        expect(&f, A(LIST_BEGIN), A(TIMER), A(WATCH_START), END);
+        assert_true(f.actions[2].stream);
         /* 410 on the stream: again at once. */
         step(&f, EV(WATCH_END, .error_event = true, .status = 410));
         expect(&f, A(LOG), A(LIST_ABORT), A(TIMER), END);
         assert_int_equal(f.actions[2].delay, 0);
         assert_int_equal(f.stats.relists_gone, 1);
+        koc__reflector_fsm_done(&f);
+}
+
+/* A streaming list that stays silent without its end marker (a server that
+ * ignored sendInitialEvents and keeps the watch open): while events come the
+ * silence timer re-arms; a whole bound without one falls back to pages
+ * (AUTO), or is rejected and retried with backoff (STREAM). */
+static void test_stream_silence(void **state) {
+        koc__reflector_fsm f;
+        init(&f, (koc__reflector_fsm_config){.list_mode = KOC_REFLECTOR_LIST_AUTO,
+                                             .stream_silence_usec = 2 * SEC});
+        step(&f, EV(START));
+        step(&f, EV(TIMER));
+        expect(&f, A(LIST_BEGIN), A(TIMER), A(WATCH_START), END);
+        assert_int_equal(f.actions[1].delay, 2 * SEC);
+        step(&f, EV(WATCH_STARTED));
+        step(&f, OBJ(ADDED, "3"));
+        now += 2 * SEC;
+        step(&f, EV(TIMER)); /* an event since: still a list on its way */
+        expect(&f, A(TIMER), END);
+        assert_int_equal(f.actions[0].delay, 2 * SEC);
+        assert_int_equal(f.state, S(STREAMING));
+        now += 2 * SEC;
+        step(&f, EV(TIMER)); /* none since */
+        expect(&f, A(WATCH_STOP), A(LOG), A(LIST_ABORT), A(TIMER), END);
+        assert_int_equal(f.actions[1].level, KOC_LOG_INFO);
+        assert_true(f.stats.stream_unsupported);
+        assert_int_equal(f.state, S(LIST_DUE));
+        step(&f, EV(TIMER));
+        expect(&f, A(LIST_BEGIN), A(REQUEST_PAGE), END);
+        koc__reflector_fsm_done(&f);
+
+        /* After the end marker the timer means nothing. */
+        init(&f, (koc__reflector_fsm_config){.list_mode = KOC_REFLECTOR_LIST_AUTO});
+        step(&f, EV(START));
+        step(&f, EV(TIMER));
+        step(&f, EV(WATCH_OBJECT, .watch_type = KOC_WATCH_BOOKMARK, .is_object = true,
+                    .resource_version = "9", .initial_events_end = true));
+        now += 20 * SEC;
+        step(&f, EV(TIMER));
+        expect(&f, END);
+        assert_int_equal(f.state, S(WATCHING));
+        koc__reflector_fsm_done(&f);
+
+        /* STREAM: rejected, retried with backoff. */
+        init(&f, (koc__reflector_fsm_config){.list_mode = KOC_REFLECTOR_LIST_STREAM});
+        step(&f, EV(START));
+        step(&f, EV(TIMER));
+        now += 10 * SEC;
+        step(&f, EV(TIMER));
+        expect(&f, A(WATCH_STOP), A(REJECT), A(LIST_ABORT), A(TIMER), END);
+        assert_string_equal(f.actions[1].what, "streaming list");
+        assert_int_equal(f.actions[3].delay, 800 * MS);
+        assert_false(f.stats.stream_unsupported);
         koc__reflector_fsm_done(&f);
 }
 
@@ -564,7 +619,7 @@ static void test_list_begins_when_sent(void **state) {
         init(&f, (koc__reflector_fsm_config){.list_mode = KOC_REFLECTOR_LIST_STREAM});
         step(&f, EV(START));
         step(&f, EV(TIMER));
-        expect(&f, A(LIST_BEGIN), A(WATCH_START), END);
+        expect(&f, A(LIST_BEGIN), A(TIMER), A(WATCH_START), END);
         koc__reflector_fsm_done(&f);
 }
 
@@ -648,6 +703,7 @@ int main(void) {
                 cmocka_unit_test(test_stream_fallback),
                 cmocka_unit_test(test_stream_item_refused),
                 cmocka_unit_test(test_list_begins_when_sent),
+                cmocka_unit_test(test_stream_silence),
                 cmocka_unit_test(test_repeated_gone_backs_off),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -247,6 +247,66 @@ static void test_replace(void **state) {
         koc__store_free(s);
 }
 
+static void stage_live(koc_store *s, const char *name, const char *rv, changes *c) {
+        cJSON *j = obj("ns", name, rv, NULL);
+        assert_int_equal(koc__store_replace_add_live(s, j, &replace_handlers, c), 0);
+        cJSON_Delete(j);
+}
+
+/* A live re-list (a streaming list): each object reaches the table and the
+ * handler at once, by the staged list's rules (authoritative, the same
+ * record says nothing, own writes since the list began stay when newer);
+ * only the end removes what it did not have; an abort keeps what came. */
+static void test_replace_live(void **state) {
+        koc_store *s = NULL;
+        changes c = {0};
+
+        assert_int_equal(koc__store_new(&s), 0);
+        put(s, "ns", "a", "1", NULL);
+        put(s, "ns", "b", "2", NULL);
+        put(s, "ns", "c", "900", NULL);
+        koc__store_replace_begin_live(s);
+        /* The staged API is refused meanwhile. */
+        cJSON *j = obj("ns", "x", "1", NULL);
+        assert_int_equal(koc__store_replace_add(s, j), -EINVAL);
+        cJSON_Delete(j);
+        stage_live(s, "a", "1", &c); /* the same record: no event */
+        stage_live(s, "c", "40", &c); /* older, but the list is authoritative */
+        stage_live(s, "d", "6", &c);
+        assert_rv(s, "ns/c", "40");
+        assert_rv(s, "ns/d", "6"); /* visible before the end */
+        assert_string_equal(c.added, "d");
+        assert_string_equal(c.updated, "c");
+        put(s, "ns", "e", "50", NULL); /* an own write since: newer than the list */
+        put(s, "ns", "d", "20", NULL); /* a listed object's, older than the list */
+        stage_live(s, "g", "7", &c);
+        put(s, "ns", "g", "60", NULL); /* ... newer than the list */
+        assert_int_equal(koc__store_replace_count(s), 4);
+        /* b is still there until the end. */
+        assert_rv(s, "ns/b", "2");
+        koc__store_replace_end(s, "41", &replace_handlers, &c);
+        assert_string_equal(c.removed, "b");
+        assert_null(koc__store_get(s, "ns/b"));
+        assert_rv(s, "ns/d", "20");
+        assert_rv(s, "ns/e", "50");
+        assert_rv(s, "ns/g", "60");
+        assert_int_equal(koc__store_count(s), 5);
+
+        /* Aborted: what came stays, nothing is removed. */
+        memset(&c, 0, sizeof c);
+        koc__store_replace_begin_live(s);
+        stage_live(s, "f", "70", &c);
+        koc__store_replace_abort(s);
+        assert_rv(s, "ns/f", "70");
+        assert_int_equal(koc__store_count(s), 6);
+        assert_string_equal(c.removed, "");
+        /* Outside a live list: -EINVAL. */
+        j = obj("ns", "h", "1", NULL);
+        assert_int_equal(koc__store_replace_add_live(s, j, &replace_handlers, &c), -EINVAL);
+        cJSON_Delete(j);
+        koc__store_free(s);
+}
+
 /* The list is authoritative: a listed object replaces a cached one with a
  * higher resourceVersion (a server restored from an older etcd snapshot). */
 static void test_replace_authoritative(void **state) {
@@ -736,6 +796,7 @@ int main(void) {
                 cmocka_unit_test(test_selector_errors),
                 cmocka_unit_test(test_index),
                 cmocka_unit_test(test_replace),
+                cmocka_unit_test(test_replace_live),
                 cmocka_unit_test(test_replace_authoritative),
                 cmocka_unit_test(test_replace_keeps_writes_since_list),
                 cmocka_unit_test(test_replace_abort),

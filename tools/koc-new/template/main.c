@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include <koc/koc.h>
+/* koc-new api: the API controllers' headers */
 
 #define SOURCE_LABEL "__NAME__/mirror"
 #define COPY_LABEL "__NAME__/mirror-copy"
@@ -234,6 +235,14 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "%s: %s\n", argv[0], err.message);
                 return 1;
         }
+        /* The writes and reads it makes besides its informers' (list, watch):
+         * --print-rbac prints them for the chart. */
+        r = koc_manager_declare_access(m, &configmaps, "get,create,update,delete");
+        if (r < 0) {
+                fprintf(stderr, "%s: cannot declare the ConfigMaps' access\n", argv[0]);
+                return 1;
+        }
+        /* koc-new api: the API controllers */
 
         /* Until SIGTERM/SIGINT: 0 after a clean drain and release. */
         return koc_manager_run(m);
