@@ -75,6 +75,8 @@ function(koc_generate_types)
     OUTPUT ${h} ${c}
     # A sanitized koc-gen-types does not fail the build over the memory it
     # leaves to the exit (it is a short-lived tool; ASan still checks accesses).
+    # The directory again at build time: a removed build subtree regenerates.
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${G_OUTPUT_DIR}
     COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=0 $<TARGET_FILE:koc::koc-gen-types>
             ${args} --header ${h} --source ${c}
     DEPENDS ${deps}

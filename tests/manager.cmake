@@ -88,6 +88,15 @@ foreach(example leader configmap-mirror)
     set_tests_properties(rbac-printed-${example} PROPERTIES LABELS "unit;tools" TIMEOUT 60)
   endif()
 endforeach()
+# examples/memcached's chart has charts/koc-example as its dependency "koc-example".
+if(TARGET koc-example-memcached)
+  add_test(NAME rbac-printed-memcached
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/rbac/check-printed.sh
+                   $<TARGET_FILE:koc-example-memcached>
+                   ${PROJECT_SOURCE_DIR}/examples/memcached/rbac-values.yaml
+                   --print-rbac-values-under=koc-example)
+  set_tests_properties(rbac-printed-memcached PROPERTIES LABELS "unit;tools" TIMEOUT 60)
+endif()
 
 # --print-rbac: the rules derived from a manager's informers, declared
 # accesses, Events, owned objects and the Lease, without a cluster.

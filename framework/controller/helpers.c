@@ -120,7 +120,7 @@ static int set_owner(cJSON *object, const char *api_version, const char *kind, c
                                      : !kind || !*kind             ? "kind"
                                      : !name || !*name             ? "metadata.name"
                                                                    : "metadata.uid");
-        if (flags & ~(KOC_OWNER_CONTROLLER | KOC_OWNER_NO_BLOCK_DELETION))
+        if (flags & ~(KOC_OWNER_CONTROLLER | KOC_OWNER_NO_BLOCK_DELETION | KOC_OWNER_NO_ADOPT))
                 return koc_error_set(err, -EINVAL, "ownerReference: unknown flags 0x%x", flags);
         const cJSON *old = cJSON_GetObjectItemCaseSensitive(object, "metadata");
         if (old && !cJSON_IsObject(old))
@@ -148,6 +148,20 @@ static int set_owner(cJSON *object, const char *api_version, const char *kind, c
                                 oname_self ? oname_self : "the object", okind ? okind : "?",
                                 oname ? oname : "?", kind, name);
                 }
+        /* KOC_OWNER_NO_ADOPT: an object that exists (it has a uid) and is
+         * not yet controlled by this owner stays someone else's. */
+        bool ours = false;
+        if ((flags & KOC_OWNER_NO_ADOPT) && cJSON_IsArray(refs0))
+                cJSON_ArrayForEach(ref, refs0)
+                        ours |= cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ref, "controller")) &&
+                                same_owner(ref, api_version, kind, name, uid);
+        const char *self = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(old, "name"));
+        if ((flags & KOC_OWNER_NO_ADOPT) && !ours &&
+            cJSON_GetObjectItemCaseSensitive(old, "uid"))
+                return koc_error_set(err, -EADDRINUSE,
+                                     "%.253s exists and is not controlled by %.63s %.253s; not "
+                                     "adopted",
+                                     self ? self : "the object", kind, name);
         cJSON *md = metadata(object);
         if (!md)
                 return -ENOMEM;

@@ -5,6 +5,7 @@
  * client (writer.c), whose answers reach the manager's cache.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,6 +355,55 @@ KOC_EXPORT int koc_reconcile_create_or_patch_sized(koc_reconcile_context *ctx, s
         return create_or(ctx, res_size, res, namespace_, name, mutate, userdata, true, ret_op);
 }
 
+struct owned {
+        const cJSON *owner;
+        const cJSON *desired;
+        koc_error err;
+};
+
+static int owned_mutate(cJSON *object, void *userdata) {
+        struct owned *o = userdata;
+        int r = koc_object_set_owner_reference(object, o->owner,
+                                               KOC_OWNER_CONTROLLER | KOC_OWNER_NO_ADOPT, &o->err);
+        return r < 0 ? r : koc_mutate_merge(object, (void *)o->desired);
+}
+
+KOC_EXPORT int koc_reconcile_create_or_patch_owned_sized(koc_reconcile_context *ctx,
+                                                         size_t res_size, const koc_resource *res_in,
+                                                         const cJSON *owner, const cJSON *desired,
+                                                         koc_op_result *ret_op,
+                                                         cJSON **ret_object) {
+        koc_resource res;
+        if (!ctx || !res_in || KOC__IMPORT(&res, res_in, res_size, group) < 0 ||
+            !cJSON_IsObject(owner) || !cJSON_IsObject(desired))
+                return -EINVAL;
+        const char *name = meta_str(desired, "name"), *ns = meta_str(desired, "namespace");
+        if (res.namespaced && !ns)
+                ns = meta_str(owner, "namespace");
+        struct owned o = {.owner = owner, .desired = desired};
+        koc_op_result op = KOC_OP_UNCHANGED;
+        int r = create_or(ctx, sizeof res, &res, ns, name, owned_mutate, &o, true, &op);
+        if (r < 0 && o.err.code < 0) {
+                /* The ownerReference was refused: nothing was sent. */
+                ctx->last_error.code = o.err.code;
+                ctx->last_error.mutating = false;
+                ctx->last_error.status = 0;
+                ctx->last_error.reason = KOC_REASON_NONE;
+                snprintf(ctx->last_error.method, sizeof ctx->last_error.method, "owner");
+                snprintf(ctx->last_error.path, sizeof ctx->last_error.path, "%s %s%s%.253s",
+                         res.resource, ns ? ns : "", ns ? "/" : "", name ? name : "");
+                snprintf(ctx->last_error.message, sizeof ctx->last_error.message, "%s",
+                         o.err.message);
+        }
+        if (r < 0)
+                return r;
+        if (ret_op)
+                *ret_op = op;
+        /* The write's answer is in the cache already (read-your-writes). */
+        return ret_object ? read_current(ctx, &res, res.namespaced ? ns : NULL, name, ret_object)
+                          : 0;
+}
+
 KOC_EXPORT int koc_reconcile_apply_op_sized(koc_reconcile_context *ctx, size_t res_size,
                                             const koc_resource *res_in, const cJSON *object,
                                             const char *field_manager, unsigned flags,
@@ -424,6 +474,26 @@ KOC_EXPORT int koc_reconcile_patch_status_sized(koc_reconcile_context *ctx, size
         int r = send_merge(ctx, res, res->namespaced ? meta_str(original, "namespace") : NULL, name,
                            "status", patch);
         return r < 0 ? r : 1;
+}
+
+KOC_EXPORT int koc_reconcile_set_condition(koc_reconcile_context *ctx, const cJSON *object,
+                                           const char *type, const char *status,
+                                           const char *reason, const char *fmt, ...) {
+        char msg[1024];
+        va_list ap;
+
+        if (!ctx || !cJSON_IsObject(object) || !fmt)
+                return -EINVAL;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        _json_ cJSON *changed = cJSON_Duplicate(object, true);
+        if (!changed)
+                return -ENOMEM;
+        int r = koc_object_set_condition(changed, type, status, reason, msg);
+        if (r <= 0)
+                return r;
+        return koc_reconcile_patch_status(ctx, NULL, object, changed, 0);
 }
 
 KOC_EXPORT int koc_reconcile_apply_status_sized(koc_reconcile_context *ctx, size_t res_size,

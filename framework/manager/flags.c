@@ -89,6 +89,9 @@ static const struct flag flags[] = {
           "Certificate file for secure metrics (with --metrics-key-file)."),
         F("metrics-key-file", FLAG_STRING, metrics_key_file,
           "Key file for secure metrics (with --metrics-cert-file)."),
+        F("print-rbac-values-under", FLAG_STRING, print_rbac_values_under,
+          "With --print-rbac, nest the values under this key: the name of charts/koc-example "
+          "as a dependency of the chart that installs the program (e.g. koc-example)."),
 };
 
 #undef F
@@ -231,6 +234,24 @@ KOC_EXPORT int koc_manager_config_validate_sized(size_t cfg_size,
         int rm = validate_metrics_secure(cfg, err);
         if (rm < 0)
                 return rm;
+        if (cfg->print_rbac_values_under) {
+                /* A Helm dependency's name or alias: one YAML key, nothing
+                 * that could make the printed values say something else. */
+                const char *k = cfg->print_rbac_values_under;
+                size_t n = strlen(k);
+                bool ok = n >= 1 && n <= 63;
+                for (size_t i = 0; ok && i < n; i++)
+                        ok = (k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') ||
+                             (k[i] >= '0' && k[i] <= '9') || k[i] == '-' || k[i] == '_';
+                if (!ok) {
+                        char q[160];
+                        return koc_error_set(err, -EINVAL,
+                                             "--print-rbac-values-under=\"%s\": must be 1 to 63 "
+                                             "characters of A-Z, a-z, 0-9, '-' and '_' (a chart "
+                                             "dependency's name)",
+                                             koc__name_quote(k, q, sizeof q));
+                }
+        }
         if (cfg->shutdown_budget_usec == 0)
                 return koc_error_set(err, -EINVAL, "--shutdown-drain-budget=0: must be above 0");
         if (cfg->shutdown_delay_usec >= cfg->shutdown_budget_usec)

@@ -36,7 +36,8 @@ int koc__rbac_declare(koc__rbac *r, const char *group, const char *resource,
 void koc__rbac_free(koc__rbac *r);
 /* Prints the declared rules, list and watch of every informer of cache, and
  * the Lease's rules when lease, as Helm values for charts/koc-example. */
-int koc__rbac_print(koc__rbac *declared, koc_cache *cache, bool lease, FILE *out);
+int koc__rbac_print(koc__rbac *declared, koc_cache *cache, bool lease, const char *under,
+                    FILE *out);
 
 /* Secure metrics (secure-metrics.c): /metrics of `metrics` over HTTPS on
  * cfg->metrics_bind_address, behind the TokenReview and SubjectAccessReview

@@ -105,8 +105,10 @@ struct koc_manager {
         bool ran;
         int exit_code; /* raised to 1 by a fatal leadership event */
 
-        /* --print-rbac: nothing connects, run() prints the rules. */
+        /* --print-rbac: nothing connects, run() prints the rules (nested
+         * under print_rbac_under when set). */
         bool print_rbac;
+        char *print_rbac_under;
         koc__rbac rbac;
 };
 
@@ -581,6 +583,7 @@ static koc_manager *manager_free(koc_manager *m) {
                 free(m->runnables[i].name);
         }
         free(m->runnables);
+        free(m->print_rbac_under);
         if (m->callbacks_destroy)
                 m->callbacks_destroy(m->callbacks_userdata);
         free(m->lease_namespace);
@@ -778,6 +781,9 @@ KOC_EXPORT int koc_manager_new_sized(sd_event *event, size_t cfg_size,
         m->loop_tid = koc__loop_tid(m->event);
 
         m->print_rbac = cfg->print_rbac;
+        if (cfg->print_rbac_values_under && *cfg->print_rbac_values_under &&
+            !(m->print_rbac_under = strdup(cfg->print_rbac_values_under)))
+                return koc_error_set(err, -ENOMEM, "out of memory");
         if (m->print_rbac) {
                 /* Nothing is read or contacted: a client that is never
                  * started carries the informers the rules come from. */
@@ -974,7 +980,7 @@ KOC_EXPORT int koc_manager_run(koc_manager *m) {
         m->ran = true;
 
         if (m->print_rbac) {
-                r = koc__rbac_print(&m->rbac, m->cache, m->leader_elect, stdout);
+                r = koc__rbac_print(&m->rbac, m->cache, m->leader_elect, m->print_rbac_under, stdout);
                 if (r < 0) {
                         koc_log_error(LOG, "--print-rbac: %s", strerror(-r));
                         return KOC_MANAGER_EXIT_FAILURE;

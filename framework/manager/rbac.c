@@ -168,7 +168,7 @@ static void print_rule(FILE *out, const char *indent, const struct koc__rbac_rul
         fprintf(out, "]\n");
 }
 
-int koc__rbac_print(koc__rbac *declared, koc_cache *cache, bool lease, FILE *out) {
+static int rbac_print_values(koc__rbac *declared, koc_cache *cache, bool lease, FILE *out) {
         koc__rbac all = {0};
         int r = 0;
 
@@ -254,4 +254,34 @@ int koc__rbac_print(koc__rbac *declared, koc_cache *cache, bool lease, FILE *out
                 fprintf(out, "leaderElection:\n  enabled: false\n");
         koc__rbac_free(&merged);
         return fflush(out) == 0 ? 0 : -errno;
+}
+
+/* Under a key: the leading comment as it is, then "KEY:" and every other
+ * line indented by two spaces, so a chart that has charts/koc-example as a
+ * dependency named KEY takes the file with helm install -f. */
+int koc__rbac_print(koc__rbac *declared, koc_cache *cache, bool lease, const char *under,
+                    FILE *out) {
+        if (!under || !*under)
+                return rbac_print_values(declared, cache, lease, out);
+        char *buf = NULL;
+        size_t size = 0;
+        FILE *mem = open_memstream(&buf, &size);
+        if (!mem)
+                return -errno;
+        int r = rbac_print_values(declared, cache, lease, mem);
+        if (fclose(mem) != 0 && r >= 0)
+                r = -errno;
+        bool head = true;
+        for (char *line = buf; r >= 0 && line && *line;) {
+                char *end = strchr(line, '\n');
+                size_t n = end ? (size_t)(end - line) : strlen(line);
+                if (head && line[0] != '#') {
+                        fprintf(out, "%s:\n", under);
+                        head = false;
+                }
+                fprintf(out, "%s%.*s\n", head ? "" : "  ", (int)n, line);
+                line = end ? end + 1 : NULL;
+        }
+        free(buf);
+        return r < 0 ? r : fflush(out) == 0 ? 0 : -errno;
 }

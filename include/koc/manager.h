@@ -184,6 +184,13 @@ typedef struct koc_manager_config {
         const char *metrics_cert_dir;
         const char *metrics_cert_file;
         const char *metrics_key_file;
+        /* --print-rbac-values-under (default none): with --print-rbac, the
+         * values nested under this key, for a chart that has
+         * charts/koc-example as a dependency of that name (examples/memcached's
+         * chart: "koc-example"), so that its rbac-values.yaml is what the
+         * program prints.  1 to 63 characters of A-Z, a-z, 0-9, '-' and '_'
+         * (-EINVAL otherwise). */
+        const char *print_rbac_values_under;
 } koc_manager_config;
 
 /* Every function that takes a koc_manager_config is called through a macro

@@ -92,6 +92,26 @@ KOC_EXPORT int koc_reconcile_create_or_patch_sized(koc_reconcile_context *ctx, s
 #define koc_reconcile_create_or_patch(ctx, ...)                                                    \
         koc_reconcile_create_or_patch_sized((ctx), sizeof(koc_resource), __VA_ARGS__)
 
+/* The usual case of create-or-patch, in one call: an object this reconcile's
+ * primary owner controls.  desired (a JSON object with metadata.name, and
+ * metadata.namespace for a namespaced res: the owner's when absent) is
+ * merged into the current object as koc_mutate_merge does, with a controller
+ * ownerReference to owner (koc_object_set_owner_reference with
+ * KOC_OWNER_CONTROLLER | KOC_OWNER_NO_ADOPT): an existing object of that name
+ * that owner does not control already -- someone else's, or no one's -- is
+ * -EADDRINUSE, nothing sent, and koc_reconcile_get_last_error() says who
+ * controls it.  *ret_op (may be NULL) as koc_reconcile_create_or_patch.
+ * *ret_object (may be NULL): the object as it is after the call (the write's
+ * answer, from the cache), to free with cJSON_Delete; on error it is not
+ * written.  0 or a negative errno. */
+KOC_EXPORT int koc_reconcile_create_or_patch_owned_sized(koc_reconcile_context *ctx,
+                                                         size_t res_size, const koc_resource *res,
+                                                         const cJSON *owner, const cJSON *desired,
+                                                         koc_op_result *ret_op,
+                                                         cJSON **ret_object);
+#define koc_reconcile_create_or_patch_owned(ctx, ...)                                              \
+        koc_reconcile_create_or_patch_owned_sized((ctx), sizeof(koc_resource), __VA_ARGS__)
+
 /* A mutate that makes the object carry every field of the desired object
  * given as userdata (a const cJSON *): desired is merged into the current
  * object as a JSON merge patch would be (objects field by field, everything
@@ -117,6 +137,12 @@ KOC_EXPORT int koc_reconcile_apply_op_sized(koc_reconcile_context *ctx, size_t r
 
 #define KOC_OWNER_CONTROLLER (1u << 0)        /* controller: true (one per object) */
 #define KOC_OWNER_NO_BLOCK_DELETION (1u << 1) /* blockOwnerDeletion false (default true) */
+/* Adopt nothing: an object that exists (it has metadata.uid) and is not
+ * already controlled by owner is -EADDRINUSE, unchanged; so an owned object's
+ * name taken by someone else's object is refused instead of taken over (what
+ * a create-or-patch mutate wants: a fresh object has no uid).  With
+ * KOC_OWNER_CONTROLLER. */
+#define KOC_OWNER_NO_ADOPT (1u << 2)
 
 /* Adds (or updates in place) an ownerReference to owner on object:
  * apiVersion, kind, name and uid from owner, blockOwnerDeletion true unless
@@ -183,6 +209,21 @@ KOC_EXPORT int koc_reconcile_apply_status_sized(koc_reconcile_context *ctx, size
 /* status.observedGeneration = metadata.generation: 1 when changed, 0 when
  * already so or the object has no generation, -EINVAL for a non-object. */
 KOC_EXPORT int koc_object_set_observed_generation(cJSON *object);
+
+/* meta.SetStatusCondition and Status().Patch in one call: sets the condition
+ * (koc_object_set_condition: lastTransitionTime only on a change of status,
+ * observedGeneration from metadata.generation) on a copy of object, the
+ * controller's primary as the reconcile read it, and when anything changed
+ * sends the difference as a merge patch of the status subresource
+ * (koc_reconcile_patch_status without lock).  The message is printf-style,
+ * cut at 1023 bytes.  object is not changed: several calls in one reconcile
+ * each patch from the same snapshot, so the last one of a type wins.
+ * 1 when a patch was accepted, 0 when the condition was already so (nothing
+ * sent), or a negative errno (-EINVAL for bad arguments, the patch's errno). */
+KOC_EXPORT int koc_reconcile_set_condition(koc_reconcile_context *ctx, const cJSON *object,
+                                           const char *type, const char *status,
+                                           const char *reason, const char *fmt, ...)
+        __attribute__((format(printf, 6, 7)));
 
 /* --- conditions ------------------------------------------------------------------ */
 

@@ -100,6 +100,12 @@ examples=$(cd "$chart/../../examples" 2>/dev/null && pwd || true)
 for f in "$examples"/*/rbac-values.yaml; do
         [[ -f $f ]] || continue
         e=$(basename "$(dirname "$f")")
+        if grep -q '^koc-example:$' "$f"; then
+                # Printed for a chart that depends on this one as "koc-example"
+                # (--print-rbac-values-under): the values under that key.
+                sed -e '/^koc-example:$/d' -e 's/^  //' "$f" >"$out/values-$e.yaml"
+                f=$out/values-$e.yaml
+        fi
         if "$helm" lint --strict "$chart" -f "$f" >"$out/lint-rbac-$e.txt" 2>&1; then
                 ok "helm lint --strict -f examples/$e/rbac-values.yaml"
         else

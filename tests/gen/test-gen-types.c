@@ -263,6 +263,10 @@ static void validation_errors(void **state) {
         char err[128];
         assert_int_equal(widget_validate(&w, err, sizeof err), -EINVAL);
         assert_string_equal(err, "spec.mode: invalid enum value 42");
+        /* KOC_HAS: the member and its flag in a designated initializer. */
+        widget_spec ws = {KOC_HAS(size, 4)};
+        assert_true(ws.has_size);
+        assert_int_equal(ws.size, 4);
 }
 
 /* Unknown fields are pruned, as the apiserver prunes them, except under

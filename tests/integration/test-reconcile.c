@@ -361,6 +361,48 @@ static koc_result cou_reconcile(tcase *t, koc_reconcile_context *ctx) {
         CHECK(t, op == KOC_OP_UNCHANGED);
         CHECK(t, reqs("GET", "configmaps") == cm_get0 + (api.real ? 0 : 2));
 
+        /* create_or_patch_owned: created controlled by the parent, the
+         * object after the write returned; the same again sends nothing;
+         * an object nobody controls or someone else controls is not
+         * adopted, nothing sent, and the last error says so. */
+        cJSON *want = cJSON_Parse("{\"metadata\":{\"name\":\"owned\",\"labels\":{\"a\":\"1\"}},"
+                                  "\"data\":{\"v\":\"MQ==\"}}");
+        cJSON *got = NULL;
+        CHECK(t, koc_reconcile_create_or_patch_owned(ctx, &secrets, parent, want, &op, &got) == 0);
+        CHECK(t, op == KOC_OP_CREATED && got);
+        const cJSON *gref = koc_object_get_controller_reference(got);
+        CHECK(t, gref && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(gref, "name")),
+                                "parent") == 0);
+        CHECK(t, cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(got, "metadata"),
+                                                          "resourceVersion")) != NULL);
+        cJSON_Delete(got);
+        got = NULL;
+        double all5 = writes("secrets");
+        CHECK(t, koc_reconcile_create_or_patch_owned(ctx, &secrets, parent, want, &op, NULL) == 0);
+        CHECK(t, op == KOC_OP_UNCHANGED && writes("secrets") == all5);
+        cJSON_ReplaceItemInObject(cJSON_GetObjectItem(want, "data"), "v", cJSON_CreateString("Mg=="));
+        CHECK(t, koc_reconcile_create_or_patch_owned(ctx, &secrets, parent, want, &op, &got) == 0);
+        CHECK(t, op == KOC_OP_UPDATED && got &&
+                         strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(
+                                        cJSON_GetObjectItem(got, "data"), "v")),
+                                "Mg==") == 0);
+        cJSON_Delete(got);
+        got = NULL;
+        double all6 = writes("secrets");
+        const char *taken[] = {"orphan", "stolen"};
+        for (int i = 0; i < 2; i++) {
+                cJSON_ReplaceItemInObject(cJSON_GetObjectItem(want, "metadata"), "name",
+                                          cJSON_CreateString(taken[i]));
+                CHECK(t, koc_reconcile_create_or_patch_owned(ctx, &secrets, parent, want, &op,
+                                                             &got) == -EADDRINUSE);
+                CHECK(t, got == NULL);
+                koc_error oerr = {0};
+                CHECK(t, koc_reconcile_get_last_error(ctx, &oerr) == -EADDRINUSE &&
+                                 strstr(oerr.message, taken[i]));
+        }
+        CHECK(t, writes("secrets") == all6);
+        cJSON_Delete(want);
+
         /* Server-side apply with its outcome. */
         cJSON *desired =
                 cJSON_Parse("{\"apiVersion\":\"v1\",\"kind\":\"Secret\","
@@ -413,6 +455,11 @@ static const char *cou_driver(tcase *t) {
         snprintf(path, sizeof path, "/api/v1/namespaces/%s/secrets", t->ns);
         if (http("POST", path, owned, NULL, NULL) != 201)
                 return "cannot create the owned Secret";
+        /* Controlled by no one. */
+        if (http("POST", path,
+                 "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"orphan\"}}",
+                 NULL, NULL) != 201)
+                return "cannot create the orphan Secret";
         snprintf(path, sizeof path, "/api/v1/namespaces/%s/configmaps", t->ns);
         if (http("POST", path,
                  "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"parent\","
@@ -679,6 +726,33 @@ static koc_result status_reconcile(tcase *t, koc_reconcile_context *ctx) {
         cur = cached_widget(ctx);
         CHECK(t, cur && koc_object_condition_is_false(cur, "Available") &&
                          strcmp(ltt(cur, "Available"), t1) != 0);
+        cJSON_Delete(cur);
+
+        /* koc_reconcile_set_condition: set and patched in one call, the
+         * message formatted; the same again sends nothing; the snapshot
+         * given is not changed. */
+        cur = cached_widget(ctx);
+        char *before = cJSON_PrintUnformatted(cur);
+        double patch2 = reqs("PATCH", "widgets");
+        CHECK(t, koc_reconcile_set_condition(ctx, cur, "Degraded", "True", "Finalizing",
+                                             "%d of %s", 2, "three") == 1);
+        CHECK(t, reqs("PATCH", "widgets") == patch2 + (api.real ? 0 : 1));
+        char *after = cJSON_PrintUnformatted(cur);
+        CHECK(t, before && after && strcmp(before, after) == 0);
+        free(before);
+        free(after);
+        cJSON_Delete(cur);
+        cur = cached_widget(ctx);
+        const cJSON *dg = koc_object_find_condition(cur, "Degraded");
+        CHECK(t, koc_object_condition_is_true(cur, "Degraded") &&
+                         strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(dg, "message")),
+                                "2 of three") == 0);
+        CHECK(t, koc_object_condition_is_false(cur, "Available"));
+        patch2 = reqs("PATCH", "widgets");
+        CHECK(t, koc_reconcile_set_condition(ctx, cur, "Degraded", "True", "Finalizing",
+                                             "%d of %s", 2, "three") == 0);
+        CHECK(t, reqs("PATCH", "widgets") == patch2);
+        CHECK(t, koc_reconcile_set_condition(ctx, NULL, "Degraded", "True", "x", "y") == -EINVAL);
         cJSON_Delete(cur);
 
         /* Server-side apply of the status: the real server takes it;

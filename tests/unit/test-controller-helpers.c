@@ -342,6 +342,33 @@ static void test_owner_reference(void **state) {
         cJSON *plain = cJSON_GetArrayItem(refs, 1);
         assert_null(cJSON_GetObjectItem(plain, "controller"));
         assert_true(cJSON_IsFalse(cJSON_GetObjectItem(plain, "blockOwnerDeletion")));
+        /* KOC_OWNER_NO_ADOPT: the object it controls already, or one not
+         * yet created, is fine; an existing object without this controller
+         * (made by someone else, no owner at all) is not adopted. */
+        assert_int_equal(koc_object_set_owner_reference_to(
+                                 o, &mres, "m", "u9", KOC_OWNER_CONTROLLER | KOC_OWNER_NO_ADOPT,
+                                 &err),
+                         0);
+        cJSON *fresh = parse("{\"metadata\":{\"name\":\"d\",\"namespace\":\"ns\"}}");
+        assert_int_equal(koc_object_set_owner_reference(
+                                 fresh, owner, KOC_OWNER_CONTROLLER | KOC_OWNER_NO_ADOPT, &err),
+                         0);
+        assert_non_null(koc_object_get_controller_reference(fresh));
+        cJSON_Delete(fresh);
+        cJSON *taken = parse("{\"metadata\":{\"name\":\"d\",\"namespace\":\"ns\",\"uid\":\"x1\"}}");
+        char *taken_before = print(taken);
+        assert_int_equal(koc_object_set_owner_reference(
+                                 taken, owner, KOC_OWNER_CONTROLLER | KOC_OWNER_NO_ADOPT, &err),
+                         -EADDRINUSE);
+        assert_non_null(strstr(err.message, "not adopted"));
+        char *taken_after = print(taken);
+        assert_string_equal(taken_before, taken_after);
+        free(taken_before);
+        free(taken_after);
+        /* Without the flag it is adopted, as controllerutil does. */
+        assert_int_equal(koc_object_set_owner_reference(taken, owner, KOC_OWNER_CONTROLLER, &err),
+                         0);
+        cJSON_Delete(taken);
         /* An owner without a kind, or in another namespace. */
         cJSON *bad = parse("{\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"x\",\"uid\":\"u\"}}");
         assert_int_equal(koc_object_set_owner_reference(o, bad, 0, &err), -EINVAL);

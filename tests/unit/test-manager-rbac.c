@@ -171,11 +171,60 @@ static void test_nothing_but_the_lease(void **state) {
         koc_manager_unref(m);
 }
 
+/* --print-rbac-values-under: the same values, nested under a chart
+ * dependency's name, the leading comment kept at the top; a key that is
+ * not a plain name is refused by the flag parser, naming the flag. */
+static void test_values_under_a_key(void **state) {
+        koc_manager_config cfg;
+        koc_error err = {0};
+        koc_manager *m = NULL;
+        koc_manager_config_init(&cfg);
+        cfg.leader_election_id = "memcached-operator";
+        cfg.leader_elect = false;
+        cfg.kubeconfig = "/nonexistent/kubeconfig";
+        char *argv[] = {"p", "--print-rbac", "--print-rbac-values-under=koc-example", NULL};
+        assert_int_equal(koc_manager_parse_flags(&cfg, 3, argv, &err), 0);
+        assert_string_equal(cfg.print_rbac_values_under, "koc-example");
+        if (koc_manager_new(NULL, &cfg, &m, &err) < 0)
+                fail_msg("manager: %s", err.message);
+        assert_int_equal(koc_manager_declare_access(m, &deployments, "get"), 0);
+        char out[8192];
+        assert_int_equal(run_printing(m, out, sizeof out), 0);
+        static const char expected[] = "koc-example:\n"
+                                       "  rbac:\n"
+                                       "    rules:\n"
+                                       "      - apiGroups: [\"apps\"]\n"
+                                       "        resources: [\"deployments\"]\n"
+                                       "        verbs: [\"get\"]\n"
+                                       "    # A ClusterRole: the program reads or writes in every "
+                                       "namespace.\n"
+                                       "    allNamespaces: true\n"
+                                       "  leaderElection:\n"
+                                       "    enabled: false\n";
+        assert_true(strncmp(out, "# The RBAC rules", 16) == 0);
+        const char *body = strstr(out, "\nkoc-example:\n");
+        assert_non_null(body);
+        assert_string_equal(body + 1, expected);
+        koc_manager_unref(m);
+
+        koc_manager_config_init(&cfg);
+        cfg.leader_elect = false;
+        const char *bad[] = {"", "a: b", "x\ny", "a.b", "dependency/name"};
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+                char flag[64];
+                snprintf(flag, sizeof flag, "--print-rbac-values-under=%s", bad[i]);
+                char *args[] = {"p", "--print-rbac", flag, NULL};
+                assert_int_equal(koc_manager_parse_flags(&cfg, 3, args, &err), -EINVAL);
+                assert_non_null(strstr(err.message, "--print-rbac-values-under"));
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_cluster_wide_operator),
                 cmocka_unit_test(test_namespaced_operator),
                 cmocka_unit_test(test_nothing_but_the_lease),
+                cmocka_unit_test(test_values_under_a_key),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

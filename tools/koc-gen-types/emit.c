@@ -557,6 +557,8 @@ int kg_emit(struct kg_gen *g, FILE *h, FILE *out, const char *header_name, const
                    "typedef struct koc_string_entry {\n        char *key;\n        char *value;\n} koc_string_entry;\n\n"
                    "/* Sets a scalar member and its has_ flag: KOC_SET(d.spec, replicas, 3). */\n"
                    "#define KOC_SET(obj, member, v) ((obj).member = (v), (obj).has_##member = true)\n"
+                   "/* The same in a designated initializer: {KOC_HAS(replicas, 3), .selector = ...}. */\n"
+                   "#define KOC_HAS(member, v) .member = (v), .has_##member = true\n"
                    "#endif\n\n");
         for (size_t i = 0; i < g->n_roots; i++) {
                 const struct kg_type *t = g->roots[i];
