@@ -47,7 +47,7 @@ sysctls=(vm.overcommit_memory kernel.panic kernel.panic_on_oops)
 node_id() { printf '%s' "$1" | sha256sum | cut -c1-10; }
 
 # Runs a command in the holder's network and mount namespaces.
-in_ns() { nsenter -t "$(cat "$dir/holder.pid")" -n -m -- "$@"; }
+in_ns() { nsenter -t "$(cat "$dir/holder.pid")" -n -m --wd="$PWD" -- "$@"; }
 
 check_machine() {
         [ "$(id -u)" -eq 0 ] || die "must run as root (it creates a network namespace, cgroups and mounts)"
@@ -264,6 +264,7 @@ cmd_import() {
         dir=${1:?usage: node.sh import DIR IMAGE.tar}
         local tar=${2:?usage: node.sh import DIR IMAGE.tar}
         [ -f "$tar" ] || die "$tar: no such image archive"
+        tar=$(realpath "$tar"); dir=$(cd "$dir" && pwd)
         in_ns ctr --address "$dir/containerd.sock" -n k8s.io images import --no-unpack=false "$tar" >/dev/null ||
                 die "ctr could not import $tar"
 }

@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# charts/koc-example on a real node (tests/k8s/node.sh): pods started,
+# probed and rolled by kubelet and the Deployment controller, the image from
+# scripts/image.sh.  One case per run, each on a node of its own:
+#
+#   tests/k8s/node-chart.sh IMAGE_DIR install    helm install --wait, 2 replicas: both Ready, one leads
+#   tests/k8s/node-chart.sh IMAGE_DIR gated      gateReadiness: exactly the leader is Ready
+#   tests/k8s/node-chart.sh IMAGE_DIR upgrade    helm upgrade to a new tag: leaderless gaps, no overlap, exit 0
+#   tests/k8s/node-chart.sh IMAGE_DIR failover   kubectl delete pod of the leader: the other replica leads
+#   tests/k8s/node-chart.sh IMAGE_DIR helm-test  helm test (its pod needs no DNS)
+#
+# IMAGE_DIR holds koc-example-leader.tar and koc-test-curl.tar (scripts/image.sh).
+# Every wait is bounded; on failure the pods, events and kubelet's last lines
+# are printed.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+images=$(cd "${1:?usage: node-chart.sh IMAGE_DIR CASE}" && pwd)
+case_=${2:?usage: node-chart.sh IMAGE_DIR CASE}
+node=$here/node.sh
+kubectl=$("$root/tests/tools/k8s-tools.sh" kubectl)
+helm=$("$root/tests/tools/k8s-tools.sh" helm)
+release=ex
+fullname=ex-koc-example
+sel=app.kubernetes.io/instance=$release
+tag=$(awk '$1 == "appVersion:" { gsub(/"/, "", $2); print $2 }' "$root/charts/koc-example/Chart.yaml")
+lease_s=15
+
+fail() {
+        echo "not ok - $*"
+        echo "# pods, events and kubelet's last lines:"
+        k get pods -o wide 2>&1 | sed 's/^/#   /' || true
+        k get events --sort-by=.lastTimestamp 2>&1 | tail -n 20 | sed 's/^/#   /' || true
+        tail -n 20 "$node_dir/kubelet.log" 2>/dev/null | sed 's/^/#   /' || true
+        echo "0 passed, 1 failed"
+        exit 1
+}
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+passed=0
+k() { "$node" in "$node_dir" "$kubectl" "$@"; }
+h() { "$node" in "$node_dir" "$helm" "$@"; }
+now_us() { echo $(($(date +%s%N) / 1000)); }
+
+node_dir=$(mktemp -u "${TMPDIR:-/tmp}/koc-node.XXXXXX")
+bg_pids=()
+cleanup() {
+        local p
+        for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+        "$node" down "$node_dir" || echo "# node.sh down reported a problem (above)"
+        rm -rf "$work"
+}
+work=$(mktemp -d)
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+t_up=$SECONDS
+"$node" up "$node_dir" >/dev/null
+echo "# node up in $((SECONDS - t_up)) s"
+"$node" import "$node_dir" "$images/koc-example-leader.tar"
+
+install() { # extra helm flags...
+        h install "$release" "$root/charts/koc-example" --wait --timeout 120s \
+                --set tests.image.repository=koc-test-curl --set "tests.image.tag=$tag" "$@" >"$work/helm.out" 2>&1 ||
+                { cat "$work/helm.out"; fail "helm install $*"; }
+}
+
+# ready_pods: the names of the Ready pods of the release, one a line.
+ready_pods() {
+        k get pods -l "$sel" -o go-template='{{range .items}}{{if not .metadata.deletionTimestamp}}{{$n := .metadata.name}}{{range .status.conditions}}{{if and (eq .type "Ready") (eq .status "True")}}{{$n}}{{"\n"}}{{end}}{{end}}{{end}}{{end}}'
+}
+holder() { k get lease "$fullname" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true; }
+
+# wait_until SECONDS DESCRIPTION COMMAND...: bounded poll.
+wait_until() {
+        local secs=$1 what=$2 t0=$SECONDS; shift 2
+        until "$@"; do
+                [ $((SECONDS - t0)) -lt "$secs" ] || fail "$what (not within $secs s)"
+                sleep 0.5
+        done
+}
+leader_known() { local l; l=$(holder); [ -n "$l" ] && k get pod "$l" >/dev/null 2>&1; }
+
+# follow_logs: streams the logs of every pod of the release, those created
+# later included, into $work/logs/POD until stopped.
+follow_logs() {
+        mkdir -p "$work/logs"
+        (
+                declare -A seen=()
+                while read -r name; do
+                        name=${name#pod/}
+                        [ -n "${seen[$name]:-}" ] && continue
+                        seen[$name]=1
+                        k logs -f --pod-running-timeout=60s "pod/$name" >"$work/logs/$name" 2>&1 &
+                done < <(k get pods -l "$sel" -w -o name --request-timeout=0 2>/dev/null)
+        ) &
+        bg_pids+=($!)
+}
+
+# events: "unix_us pod became|stopped" from the followed logs, in time order.
+events() {
+        local f
+        for f in "$work"/logs/*; do
+                sed -n -e "s/.*msg=\"became leader .*unix_us=\([0-9]*\).*/\1 $(basename "$f") became/p" \
+                        -e "s/.*msg=\"stopped leading .*unix_us=\([0-9]*\).*/\1 $(basename "$f") stopped/p" "$f"
+        done | sort -n
+}
+
+# check_handovers: no two leaders at once; prints every gap; sets max_gap_us.
+check_handovers() {
+        local cur="" last_stop="" t pod ev gaps=0
+        max_gap_us=0
+        while read -r t pod ev; do
+                if [ "$ev" = became ]; then
+                        [ -z "$cur" ] || fail "overlap: $pod became leader at $t while $cur still led"
+                        cur=$pod
+                        if [ -n "$last_stop" ]; then
+                                local gap=$((t - last_stop))
+                                echo "# leaderless gap: $gap us (-> $pod)"
+                                [ "$gap" -gt "$max_gap_us" ] && max_gap_us=$gap
+                                gaps=$((gaps + 1))
+                        fi
+                else
+                        [ "$pod" = "$cur" ] || fail "$pod stopped leading at $t but the leader was ${cur:-nobody}"
+                        cur=""; last_stop=$t
+                fi
+        done < <(events)
+        handovers=$gaps
+}
+
+case $case_ in
+install)
+        install
+        wait_until 60 "both replicas Ready" test "$(ready_pods | wc -l)" -eq 2
+        ok "helm install --wait: 2 replicas Ready by kubelet's probes"
+        wait_until 30 "a Lease holder that is a pod" leader_known
+        l=$(holder)
+        ready_pods | grep -qx "$l" || fail "the leader $l is not one of the Ready pods"
+        ok "one replica leads: Lease holder $l is a pod of the release"
+        vol=$(k get pod "$l" -o jsonpath='{.spec.volumes[*].projected.sources[*].serviceAccountToken.path}')
+        [ "$vol" = token ] || fail "the pod's token is not a projected one (got '$vol')"
+        ok "the ServiceAccount token is projected"
+        ;;
+gated)
+        install --set leaderElection.gateReadiness=true --wait=legacy
+        wait_until 60 "a Lease holder that is a pod" leader_known
+        l=$(holder)
+        t0=$SECONDS
+        until [ "$(ready_pods | tr '\n' ' ')" = "$l " ]; do
+                [ $((SECONDS - t0)) -lt 60 ] || fail "Ready pods: '$(ready_pods | tr '\n' ' ')', expected only the leader $l"
+                sleep 0.5
+        done
+        # And it stays so: the standby is never Ready while the leader holds the Lease.
+        for _ in $(seq 1 10); do
+                r=$(ready_pods | tr '\n' ' ')
+                [ "$r" = "$l " ] || fail "Ready pods: '$r', expected only the leader $l"
+                sleep 0.5
+        done
+        [ "$(k get pods -l "$sel" --no-headers | wc -l)" -eq 2 ] || fail "not 2 pods"
+        ok "gateReadiness: exactly the leader $l is Ready of 2 running pods"
+        ;;
+upgrade)
+        install
+        wait_until 60 "both replicas Ready" test "$(ready_pods | wc -l)" -eq 2
+        wait_until 30 "a leader" leader_known
+        old_pods=$(k get pods -l "$sel" -o name | sed 's|pod/||' | sort)
+        old_leader=$(holder)
+        follow_logs
+        sleep 2
+        new_tag=$tag-next
+        "$node" in "$node_dir" ctr --address "$node_dir/containerd.sock" -n k8s.io images tag \
+                "docker.io/library/koc-example-leader:$tag" "docker.io/library/koc-example-leader:$new_tag" >/dev/null
+        t0=$SECONDS
+        h upgrade "$release" "$root/charts/koc-example" --reuse-values --set "image.tag=$new_tag" \
+                --wait --timeout 180s >"$work/helm.out" 2>&1 || { cat "$work/helm.out"; fail "helm upgrade"; }
+        echo "# helm upgrade --wait took $((SECONDS - t0)) s"
+        # The old pods are gone and their logs complete.
+        wait_until 60 "the old pods gone" sh -c "! '$node' in '$node_dir' '$kubectl' get pods -l '$sel' -o name | grep -qF -e '$(echo "$old_pods" | head -n1)' -e '$(echo "$old_pods" | tail -n1)'"
+        wait_until 30 "a new leader" leader_known
+        new_leader=$(holder)
+        grep -qx "$new_leader" <<<"$old_pods" && fail "the leader $new_leader is an old pod after the rollout"
+        sleep 1
+        for p in $old_pods; do
+                [ -f "$work/logs/$p" ] || fail "no log of $p"
+                grep -q 'msg="exiting code=0"' "$work/logs/$p" ||
+                        { tail -n 5 "$work/logs/$p"; fail "old pod $p did not exit 0 on kubelet's SIGTERM"; }
+        done
+        ok "every old pod exited 0 on kubelet's SIGTERM"
+        grep -q 'msg="stopped leading' "$work/logs/$old_leader" || fail "the old leader $old_leader never logged stopping"
+        check_handovers
+        [ "$handovers" -ge 1 ] || fail "no handover seen in the pods' logs"
+        ok "no overlap: never two leaders in $handovers handover(s); new leader $new_leader"
+        echo "# rollout: longest leaderless gap $((max_gap_us / 1000)).$(printf '%03d' $((max_gap_us % 1000))) ms over $handovers handover(s)"
+        [ "$max_gap_us" -le $((lease_s * 1000000)) ] || fail "a leaderless gap of $max_gap_us us exceeds the lease ($lease_s s)"
+        ok "the leaderless gap stays below the lease duration"
+        ;;
+failover)
+        install
+        wait_until 60 "both replicas Ready" test "$(ready_pods | wc -l)" -eq 2
+        wait_until 30 "a leader" leader_known
+        old_leader=$(holder)
+        follow_logs
+        sleep 2
+        t_del=$(now_us)
+        k delete pod "$old_leader" --wait=false >/dev/null
+        wait_until 60 "a successor" sh -c "l=\$('$node' in '$node_dir' '$kubectl' get lease $fullname -o jsonpath='{.spec.holderIdentity}'); [ -n \"\$l\" ] && [ \"\$l\" != '$old_leader' ]"
+        successor=$(holder)
+        wait_until 30 "the successor's log line" grep -q 'msg="became leader' "$work/logs/$successor"
+        became=$(sed -n 's/.*msg="became leader .*unix_us=\([0-9]*\).*/\1/p' "$work/logs/$successor" | tail -n1)
+        took=$((became - t_del))
+        echo "# kubectl delete pod $old_leader -> $successor leads after $((took / 1000)) ms"
+        [ "$took" -le $((lease_s * 1000000 + 100000)) ] || fail "the successor led after $took us, more than the lease + 100 ms"
+        ok "successor $successor leads within lease + 100 ms of the deletion"
+        wait_until 60 "the old leader's exit" grep -q 'msg="exiting' "$work/logs/$old_leader"
+        grep -q 'msg="exiting code=0"' "$work/logs/$old_leader" || fail "the old leader did not exit 0"
+        check_handovers
+        ok "no overlap; the deleted leader exited 0"
+        ;;
+helm-test)
+        "$node" import "$node_dir" "$images/koc-test-curl.tar"
+        install
+        wait_until 60 "both replicas Ready" test "$(ready_pods | wc -l)" -eq 2
+        h test "$release" --timeout 120s >"$work/helm.out" 2>&1 || { cat "$work/helm.out"; fail "helm test"; }
+        grep -q 'Phase: *Succeeded' "$work/helm.out" || { cat "$work/helm.out"; fail "helm test: no Succeeded phase"; }
+        ok "helm test: the test pod reached /readyz through the Service"
+        ;;
+*) echo "node-chart: unknown case $case_" >&2; exit 2 ;;
+esac
+echo "$passed passed, 0 failed"
