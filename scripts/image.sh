@@ -13,6 +13,11 @@
 #   build-image/koc-example-configmap-mirror.tar  koc-example-configmap-mirror:<appVersion>
 #   build-image/koc-example-memcached.tar         koc-example-memcached:<appVersion>
 #
+# and two images of Debian programs, for the tests on a real node:
+#
+#   build-image/koc-test-curl.tar    koc-test-curl:<appVersion>  (curl; the chart's `helm test` pod)
+#   build-image/memcached.tar        memcached:<appVersion>      (memcached, the Memcached example's workload)
+#
 #   scripts/image.sh [--build-dir DIR] [--tag TAG] [PROGRAM...]
 #
 # --build-dir: take the programs from this CMake build (not sanitised) instead
@@ -38,7 +43,12 @@ while [ $# -gt 0 ]; do
         *) programs+=("$1"); shift ;;
         esac
 done
-[ ${#programs[@]} -gt 0 ] || programs=(koc-example-leader koc-example-configmap-mirror koc-example-memcached)
+[ ${#programs[@]} -gt 0 ] || programs=(koc-example-leader koc-example-configmap-mirror koc-example-memcached koc-test-curl memcached)
+# The images of Debian programs: package and entrypoint.
+declare -A debian_pkg=([koc-test-curl]=curl [memcached]=memcached)
+declare -A debian_ep=([koc-test-curl]='["/usr/bin/curl"]' [memcached]='["/usr/bin/memcached"]')
+koc_programs=()
+for prog in "${programs[@]}"; do [ -n "${debian_pkg[$prog]:-}" ] || koc_programs+=("$prog"); done
 [ -n "$tag" ] || tag=$(awk '$1 == "appVersion:" { gsub(/"/, "", $2); print $2 }' "$root/charts/koc-example/Chart.yaml")
 [ -n "$tag" ] || die "no appVersion in charts/koc-example/Chart.yaml (give --tag)"
 [ "$(id -u)" -eq 0 ] || die "must run as root (mmdebstrap extracts the packages as root)"
@@ -78,26 +88,49 @@ for f in "/etc/apt/${src_parts:-sources.list.d}"/*.list "/etc/apt/${src_parts:-s
 done
 [ ${#sources[@]} -gt 0 ] || die "apt has no enabled sources (/etc/apt/sources.list, /etc/apt/sources.list.d)"
 
-# The runtime root filesystem, once per package list.
-key=$(printf '%s %s %s\n' "$suite" "$packages" "$(cat "${sources[@]}")" | sha256sum | cut -c1-16)
-base=$out/rootfs-$key.tar
-if [ ! -f "$base" ]; then
-        echo "image: mmdebstrap $suite with $packages"
-        mmdebstrap --quiet --variant=extract --include="$packages" --format=tar \
-                "$suite" "$base.tmp" "${sources[@]}" ||
-                die "mmdebstrap failed (above: the package or archive it could not fetch)"
-        mv "$base.tmp" "$base"
-fi
+# rootfs PACKAGES: the root filesystem (a tar) of those packages and their
+# dependencies, once per package list.
+rootfs() {
+        local key base
+        key=$(printf '%s %s %s\n' "$suite" "$1" "$(cat "${sources[@]}")" | sha256sum | cut -c1-16)
+        base=$out/rootfs-$key.tar
+        if [ ! -f "$base" ]; then
+                echo "image: mmdebstrap $suite with $1" >&2
+                mmdebstrap --quiet --variant=extract --include="$1" --format=tar \
+                        "$suite" "$base.tmp" "${sources[@]}" >&2 ||
+                        die "mmdebstrap failed (above: the package or archive it could not fetch)"
+                mv "$base.tmp" "$base"
+        fi
+        echo "$base"
+}
 
-if [ -z "$build_dir" ]; then
+if [ -z "$build_dir" ] && [ ${#koc_programs[@]} -gt 0 ]; then
         build_dir=$out/build
-        echo "image: building ${programs[*]} (Release) in $build_dir"
+        echo "image: building ${koc_programs[*]} (Release) in $build_dir"
         cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
                 -DKOC_BUILD_APISERVER=OFF >/dev/null
-        cmake --build "$build_dir" -j"$(nproc)" --target "${programs[@]}" >/dev/null
+        cmake --build "$build_dir" -j"$(nproc)" --target "${koc_programs[@]}" >/dev/null
 fi
 
 for prog in "${programs[@]}"; do
+        if [ -n "${debian_pkg[$prog]:-}" ]; then
+                base=$(rootfs "${debian_pkg[$prog]}")
+                stage=$(mktemp -d)
+                tar -C "$stage" -xf "$base"
+                ep=${debian_ep[$prog]}
+                if ! err=$(chroot --userspec="$user" "$stage" "$(jq -r '.[0]' <<<"$ep")" --version 2>&1 >/dev/null); then
+                        rm -rf "$stage"
+                        die "$prog does not start in its image: ${err:-exit status not 0}"
+                fi
+                tar -C "$stage" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner \
+                        --exclude=./var/cache/apt --exclude=./var/lib/apt/lists -cf "$out/$prog.layer.tar" .
+                rm -rf "$stage"
+                oci_archive "$out/$prog.tar" "$prog:$tag" "$out/$prog.layer.tar" "$user" "$ep"
+                rm -f "$out/$prog.layer.tar"
+                echo "image: $out/$prog.tar ($prog:$tag, Debian's ${debian_pkg[$prog]}, USER $user, ENTRYPOINT $ep, $(du -h "$out/$prog.tar" | cut -f1))"
+                continue
+        fi
+        base=$(rootfs "$packages")
         bin=$(find "$build_dir/examples" -maxdepth 2 -type f -name "$prog" -perm -u+x | head -n1)
         [ -n "$bin" ] || die "$prog is not built in $build_dir/examples"
         if objdump -p "$bin" | grep -q 'NEEDED.*lib[at]san\|NEEDED.*libubsan'; then

@@ -21,8 +21,9 @@
 #
 # The kubernetes Service's ClusterIP (10.0.0.1) is an address of the
 # namespace's loopback and kube-apiserver listens on port 443 of every address
-# there, so pods reach it through their in-cluster configuration without
-# kube-proxy.  No image is ever pulled: the sandbox image is the static
+# there, so pods reach it through their in-cluster configuration even before
+# kube-proxy (iptables mode, rules inside the namespace only) has synced; the
+# other Services go through kube-proxy.  There is no DNS server.  No image is ever pulled: the sandbox image is the static
 # tests/k8s/node/pause.c, and tests import theirs with `import`.
 #
 # Needs: root with CAP_SYS_ADMIN and CAP_NET_ADMIN, cgroup v1 or v2 mounted,
@@ -56,10 +57,10 @@ check_machine() {
         (((0x$cap >> 21) & 1)) || die "CAP_SYS_ADMIN is missing (mounts, namespaces)"
         (((0x$cap >> 12) & 1)) || die "CAP_NET_ADMIN is missing (network namespace, veth)"
         local bin; bin=$("$here/build.sh" --print)
-        for prog in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet; do
+        for prog in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
                 [ -x "$bin/$prog" ] || die "$bin/$prog is missing; build it with: tests/k8s/build.sh"
         done
-        for c in containerd containerd-shim-runc-v2 runc ctr ip nsenter unshare gcc jq openssl curl; do
+        for c in containerd containerd-shim-runc-v2 runc ctr ip iptables nsenter unshare gcc jq openssl curl; do
                 command -v "$c" >/dev/null ||
                         die "$c is missing; install it with scripts/install-deps.sh (containerd, runc, iproute2, ...)"
         done
@@ -342,6 +343,16 @@ cmd_up() {
         start kube-scheduler "$bin/kube-scheduler" --kubeconfig "$dir/admin.kubeconfig" \
                 --leader-elect=false --bind-address 127.0.0.1 --secure-port 10259
 
+        # kube-proxy: Services' ClusterIPs as iptables rules of the namespace.
+        # br_netfilter cannot be loaded here, so bridged pod-to-Service
+        # traffic is masqueraded (--masquerade-all); conntrack limits and
+        # timeouts (machine-wide sysctls) are left as they are.
+        start kube-proxy "$bin/kube-proxy" --kubeconfig "$dir/admin.kubeconfig" \
+                --proxy-mode iptables --masquerade-all --cluster-cidr "$pod_cidr" \
+                --hostname-override "$node_name" --conntrack-max-per-core 0 \
+                --conntrack-tcp-timeout-established 0 --conntrack-tcp-timeout-close-wait 0 \
+                --nodeport-addresses primary --iptables-localhost-nodeports=false \
+                --metrics-bind-address 127.0.0.1:10249 --healthz-bind-address 127.0.0.1:10256
         start containerd containerd --config "$dir/containerd/config.toml"
         wait_for containerd 30 in_ns ctr --address "$dir/containerd.sock" version
         build_pause
@@ -354,6 +365,7 @@ cmd_up() {
         wait_for kubelet 120 "${kc[@]}" wait --for=condition=Ready "node/$node_name" --timeout=2s
         wait_for kube-controller-manager 60 "${kc[@]}" get serviceaccount default -n default
         wait_for kube-controller-manager 60 "${kc[@]}" get configmap kube-root-ca.crt -n default
+        wait_for kube-proxy 60 in_ns curl -sf --max-time 2 http://127.0.0.1:10256/healthz
         trap - ERR
         echo "k8s-node: node $node_name Ready (namespace $ns, state in $dir)"
 }
@@ -390,7 +402,7 @@ cmd_down() {
         [ -f "$dir/holder.pid" ] && holder=$(cat "$dir/holder.pid")
         # kubelet first, so it restarts nothing; then the pods and shims.
         stop_pidfile kubelet
-        for p in kube-scheduler kube-controller-manager; do stop_pidfile "$p"; done
+        for p in kube-proxy kube-scheduler kube-controller-manager; do stop_pidfile "$p"; done
         for _ in 1 2 3; do
                 mapfile -t pids < <(node_pids "$id" "$holder" | sort -u | grep -vx "${holder:-0}" || true)
                 [ ${#pids[@]} -gt 0 ] || break
