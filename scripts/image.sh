@@ -18,10 +18,11 @@
 #   build-image/koc-test-curl.tar    koc-test-curl:<appVersion>  (curl; the chart's `helm test` pod)
 #   build-image/memcached.tar        memcached:<appVersion>      (memcached, the Memcached example's workload)
 #
-#   scripts/image.sh [--build-dir DIR] [--tag TAG] [PROGRAM...]
+#   scripts/image.sh [--build-dir DIR] [--out DIR] [--tag TAG] [IMAGE...]
 #
 # --build-dir: take the programs from this CMake build (not sanitised) instead
 # of building them in build-image/build (Release, like the Dockerfile).
+# --out: write the archives there instead of build-image/.
 # --tag: the image tag (default: the appVersion of charts/koc-example).
 # The runtime root filesystem is cached in build-image/ per package list.
 # Needs root (mmdebstrap extracts as root), mmdebstrap, jq, and Debian's archive.
@@ -32,13 +33,15 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 die() { echo "image: $*" >&2; exit 1; }
 
 build_dir=
+out=$root/build-image
 tag=
 programs=()
 while [ $# -gt 0 ]; do
         case $1 in
         --build-dir) build_dir=${2:?--build-dir needs a directory}; shift 2 ;;
         --tag) tag=${2:?--tag needs a tag}; shift 2 ;;
-        -h | --help) sed -n '3,24p' "$0"; exit 0 ;;
+        --out) out=${2:?--out needs a directory}; shift 2 ;;
+        -h | --help) sed -n '3,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
         -*) die "unknown option $1" ;;
         *) programs+=("$1"); shift ;;
         esac
@@ -73,8 +76,7 @@ prog_dir=$(dirname "$(jq -r '.[0]' <<<"$entrypoint")")
 suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 [ -n "$suite" ] || die "/etc/os-release names no VERSION_CODENAME (the Debian suite)"
 
-out=$root/build-image
-mkdir -p "$out"
+mkdir -p "$out"; out=$(cd "$out" && pwd)
 
 # The archives apt fetches from here: its enabled source files, never a host
 # written in this script.
