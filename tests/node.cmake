@@ -28,9 +28,15 @@ if(KOC_NODE_ENABLED AND TARGET koc-example-leader)
   else()
     set(_koc_image_build)
   endif()
+  set(_koc_node_images koc-example-leader koc-test-curl)
+  set(_koc_node_cases install gated upgrade failover helm-test)
+  if(TARGET koc-example-memcached)
+    list(APPEND _koc_node_images koc-example-memcached memcached)
+    list(APPEND _koc_node_cases memcached)
+  endif()
   add_test(NAME node-images
            COMMAND ${PROJECT_SOURCE_DIR}/scripts/image.sh ${_koc_image_build} --out ${KOC_NODE_IMAGES}
-                   koc-example-leader koc-test-curl)
+                   ${_koc_node_images})
   set_tests_properties(node-images PROPERTIES FIXTURES_SETUP node-images LABELS node TIMEOUT 900)
   add_test(NAME node-image-dockerfile
            COMMAND bash ${PROJECT_SOURCE_DIR}/tests/image/check-built.sh ${PROJECT_SOURCE_DIR}/Dockerfile
@@ -38,7 +44,7 @@ if(KOC_NODE_ENABLED AND TARGET koc-example-leader)
   set_tests_properties(node-image-dockerfile PROPERTIES FIXTURES_REQUIRED node-images LABELS node TIMEOUT 60)
   add_test(NAME node-fixture COMMAND bash ${KOC_K8S_SRC}/node-fixture.sh)
   set_tests_properties(node-fixture PROPERTIES LABELS node TIMEOUT 300 RESOURCE_LOCK koc-node)
-  foreach(c install gated upgrade failover helm-test)
+  foreach(c IN LISTS _koc_node_cases)
     add_test(NAME node-chart-${c}
              COMMAND bash ${KOC_K8S_SRC}/node-chart.sh ${KOC_NODE_IMAGES} ${c})
     set_tests_properties(node-chart-${c} PROPERTIES LABELS node TIMEOUT 300 RESOURCE_LOCK koc-node

@@ -10,8 +10,10 @@
 #   tests/k8s/node-chart.sh IMAGE_DIR upgrade    helm upgrade to a new tag: leaderless gaps, no overlap, exit 0
 #   tests/k8s/node-chart.sh IMAGE_DIR failover   kubectl delete pod of the leader: the other replica leads
 #   tests/k8s/node-chart.sh IMAGE_DIR helm-test  helm test (its pod needs no DNS)
+#   tests/k8s/node-chart.sh IMAGE_DIR memcached  the Memcached example's chart: real memcached pods
 #
-# IMAGE_DIR holds koc-example-leader.tar and koc-test-curl.tar (scripts/image.sh).
+# IMAGE_DIR holds koc-example-leader.tar, koc-test-curl.tar, and for the
+# Memcached case koc-example-memcached.tar and memcached.tar (scripts/image.sh).
 # Every wait is bounded; on failure the pods, events and kubelet's last lines
 # are printed.
 set -euo pipefail
@@ -91,6 +93,7 @@ wait_until() {
                 sleep 0.5
         done
 }
+count_is() { [ "$("$2" | wc -l)" -eq "$1" ]; } # N FUNCTION: FUNCTION prints N lines
 leader_known() { local l; l=$(holder); [ -n "$l" ] && k get pod "$l" >/dev/null 2>&1; }
 
 # follow_one POD: streams its log from the start once its container runs.
@@ -161,7 +164,7 @@ check_handovers() {
 case $case_ in
 install)
         install
-        wait_until 60 "both replicas Ready" test "$(ready_pods | wc -l)" -eq 2
+        wait_until 60 "both replicas Ready" count_is 2 ready_pods
         ok "helm install --wait: 2 replicas Ready by kubelet's probes"
         wait_until 30 "a Lease holder that is a pod" leader_known
         l=$(holder)
@@ -191,7 +194,7 @@ gated)
         ;;
 upgrade)
         install
-        wait_until 60 "both replicas Ready" test "$(ready_pods | wc -l)" -eq 2
+        wait_until 60 "both replicas Ready" count_is 2 ready_pods
         wait_until 30 "a leader" leader_known
         old_pods=$(k get pods -l "$sel" -o name | sed 's|pod/||' | sort)
         old_leader=$(holder)
@@ -227,7 +230,7 @@ upgrade)
         ;;
 failover)
         install
-        wait_until 60 "both replicas Ready" test "$(ready_pods | wc -l)" -eq 2
+        wait_until 60 "both replicas Ready" count_is 2 ready_pods
         wait_until 30 "a leader" leader_known
         old_leader=$(holder)
         follow_logs
@@ -250,10 +253,48 @@ failover)
 helm-test)
         "$node" import "$node_dir" "$images/koc-test-curl.tar"
         install
-        wait_until 60 "both replicas Ready" test "$(ready_pods | wc -l)" -eq 2
+        wait_until 60 "both replicas Ready" count_is 2 ready_pods
         h test "$release" --timeout 120s >"$work/helm.out" 2>&1 || { cat "$work/helm.out"; fail "helm test"; }
         grep -q 'Phase: *Succeeded' "$work/helm.out" || { cat "$work/helm.out"; fail "helm test: no Succeeded phase"; }
         ok "helm test: the test pod reached /readyz through the Service"
+        ;;
+memcached)
+        "$node" import "$node_dir" "$images/koc-example-memcached.tar"
+        "$node" import "$node_dir" "$images/memcached.tar"
+        # The chart depends on ../../../charts/koc-example: copy both, keeping the layout.
+        mkdir -p "$work/src/examples/memcached" "$work/src/charts"
+        cp -r "$root/examples/memcached/chart" "$work/src/examples/memcached/"
+        cp -r "$root/charts/koc-example" "$work/src/charts/"
+        h dependency build "$work/src/examples/memcached/chart" >"$work/helm.out" 2>&1 ||
+                { cat "$work/helm.out"; fail "helm dependency build"; }
+        h install mc "$work/src/examples/memcached/chart" --wait --timeout 120s \
+                --set "koc-example.extraArgs[0]=--image=memcached:$tag" --set koc-example.tests.enabled=false \
+                >"$work/helm.out" 2>&1 || { cat "$work/helm.out"; fail "helm install of the Memcached chart"; }
+        ok "the Memcached chart installed: CRD and operator"
+        # The memcached pods: those running the memcached image (the operator's run koc-example-memcached).
+        mc_pods() {
+                k get pods --no-headers -o custom-columns='N:.metadata.name,IP:.status.podIP,I:.spec.containers[0].image,P:.status.phase,D:.metadata.deletionTimestamp' |
+                        awk '$3 ~ /^memcached:/ && $4 == "Running" && $5 == "<none>" { print $1, $2 }'
+        }
+        printf 'apiVersion: cache.example.com/v1alpha1\nkind: Memcached\nmetadata:\n  name: memcached-sample\nspec:\n  size: 2\n  containerPort: 11211\n' \
+                >"$work/mc.yaml"
+        k apply -f "$work/mc.yaml" >/dev/null
+        wait_until 120 "2 running memcached pods" count_is 2 mc_pods
+        answered=0
+        while read -r pod ip; do
+                if "$node" in "$node_dir" timeout 5 bash -c "exec 3<>/dev/tcp/$ip/11211; printf 'stats\r\nquit\r\n' >&3; cat <&3" |
+                        grep -q '^STAT pid '; then
+                        answered=$((answered + 1))
+                fi
+        done < <(mc_pods)
+        [ "$answered" -eq 2 ] || fail "$answered of 2 memcached pods answered stats on 11211"
+        ok "a Memcached of size 2: 2 memcached pods answer stats"
+        k patch memcached memcached-sample --type merge -p '{"spec":{"size":3}}' >/dev/null
+        wait_until 120 "3 running memcached pods" count_is 3 mc_pods
+        ok "scaled to 3"
+        k delete memcached memcached-sample --wait=true --timeout=60s >/dev/null || fail "the Memcached was not deleted"
+        wait_until 120 "the memcached pods gone" count_is 0 mc_pods
+        ok "the Memcached deleted: its Deployment and pods are garbage-collected"
         ;;
 *) echo "node-chart: unknown case $case_" >&2; exit 2 ;;
 esac
