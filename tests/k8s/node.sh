@@ -279,7 +279,9 @@ cmd_up() {
         mkdir -p "$dir"; dir=$(cd "$dir" && pwd)
         id=$(node_id "$dir"); ns=koc-node-$id
         echo "$ns" >"$dir/netns"
-        trap 'echo "k8s-node: start-up failed; tearing down" >&2; cmd_down "$dir" >&2 || true' ERR
+        # Any failure from here on (a die, a failed wait) tears down what was started.
+        up_done=
+        trap '[ -n "$up_done" ] || { echo "k8s-node: start-up failed; tearing down" >&2; cmd_down "$dir" >&2 || true; }' EXIT
         if ip netns list | grep -qw "$ns"; then die "network namespace $ns exists already (a node left running? tests/k8s/node.sh down $dir)"; fi
 
         local s
@@ -366,7 +368,8 @@ cmd_up() {
         wait_for kube-controller-manager 60 "${kc[@]}" get serviceaccount default -n default
         wait_for kube-controller-manager 60 "${kc[@]}" get configmap kube-root-ca.crt -n default
         wait_for kube-proxy 60 in_ns curl -sf --max-time 2 http://127.0.0.1:10256/healthz
-        trap - ERR
+        up_done=1
+        trap - EXIT
         echo "k8s-node: node $node_name Ready (namespace $ns, state in $dir)"
 }
 
