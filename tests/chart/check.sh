@@ -180,7 +180,8 @@ expect <(doc "$d" ServiceAccount) '^automountServiceAccountToken: false$' "Servi
 expect "$dep" '^      automountServiceAccountToken: true$' "operator pod mounts its token"
 expect "$out/Pod.yaml" '^  automountServiceAccountToken: false$' "test pod has no token"
 expect "$out/Pod.yaml" 'helm.sh/hook: test$' "helm test hook"
-expect "$out/Pod.yaml" "$fn.ops.svc:8081/readyz" "helm test asks the Service for /readyz"
+fn_env=$(tr 'a-z-' 'A-Z_' <<<"$fn")
+expect "$out/Pod.yaml" "http://\\\$\\(${fn_env}_SERVICE_HOST\\):8081/readyz" "helm test asks the Service for /readyz (its address from kubelet's variables, no DNS)"
 expect <(doc "$d" Service $fn) 'targetPort: probes$' "Service in front of the probe port"
 refute <(doc "$d" Service $fn) 'publishNotReadyAddresses' "probe Service routes to Ready pods only"
 expect <(doc "$d" Service $fn-metrics) 'publishNotReadyAddresses: true' "metrics Service includes standbys"

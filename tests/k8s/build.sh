@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control plane (etcd, kube-apiserver,
-# kube-controller-manager) and the Go peer programs from the Go module proxy
+# kube-controller-manager), the node (kubelet, kube-scheduler, kube-proxy; see
+# tests/k8s/node.sh) and the Go peer programs from the Go module proxy
 # into a cache outside the tree, keyed by version:
 #
 #   ${KOC_CACHE:-~/.cache/koc}/k8s-<version>/bin/
@@ -58,7 +59,7 @@ stamp_ldflags() { # $1 = version like v1.36.3
 }
 
 need=()
-for prog in etcd kube-apiserver kube-controller-manager; do
+for prog in etcd kube-apiserver kube-controller-manager kubelet kube-scheduler kube-proxy; do
         [ -x "$bin/$prog" ] || need+=("$prog")
 done
 peers=()
