@@ -31,6 +31,7 @@
 #include <koc/probes.h>
 #include <koc/shutdown.h>
 #include <koc/manager.h>
+#include <koc/webhook.h>
 #include <koc/object.h>
 #include <koc/cache.h>
 #include <koc/controller.h>

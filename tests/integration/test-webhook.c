@@ -1,0 +1,388 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Admission webhooks on a manager (koc/webhook.h), asked directly with
+ * hand-made AdmissionReviews over HTTPS (the self-signed certificate
+ * trusted): a defaulter's JSON Patch, a validator's refusal with its message
+ * (403) and its warnings, the uid echoed, a late handler answered within the
+ * timeout, hostile reviews answered 400 with a message, too large 413, the
+ * "webhook" readiness check.  On koc-apiserver (the manager needs a
+ * cluster; the webhooks do not use it). */
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+
+#include "harness/apiserver.h"
+#include "koc/manager.h"
+#include "koc/webhook.h"
+
+#define GROUP_PATH "cache-example-com-v1alpha1-memcached"
+
+static const koc_resource memcacheds = {.group = "cache.example.com",
+                                        .version = "v1alpha1",
+                                        .resource = "memcacheds",
+                                        .kind = "Memcached",
+                                        .namespaced = true};
+static const koc_resource slows = {
+        .group = "cache.example.com", .version = "v1alpha1", .resource = "slows", .kind = "Slow"};
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* --- the handlers ------------------------------------------------------------------- */
+
+static int set_defaults(koc_admission *a, cJSON *object, void *userdata) {
+        cJSON *spec = cJSON_GetObjectItemCaseSensitive(object, "spec");
+        if (!spec)
+                spec = cJSON_AddObjectToObject(object, "spec");
+        if (!cJSON_IsObject(spec))
+                return koc_admission_deny(a, "spec: must be an object");
+        if (!cJSON_GetObjectItemCaseSensitive(spec, "containerPort"))
+                cJSON_AddNumberToObject(spec, "containerPort", 11211);
+        return 0;
+}
+
+static int validate(koc_admission *a, void *userdata) {
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(koc_admission_get_object(a), "metadata");
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, "name"));
+        if (name && strlen(name) > 40)
+                return koc_admission_deny(a, "metadata.name: at most 40 characters");
+        if (strcmp(koc_admission_get_operation(a), "UPDATE") == 0)
+                koc_admission_warn(a, "spec.size: changed");
+        return 0;
+}
+
+static int validate_slowly(koc_admission *a, void *userdata) {
+        usleep(1500 * 1000);
+        return 0;
+}
+
+/* --- the client ---------------------------------------------------------------------- */
+
+typedef struct scenario {
+        koc_manager *m;
+        uint16_t port, health;
+        char *ca;
+        int wake_fd;
+        char failure[1024];
+} scenario;
+
+#define CHECK(sc, cond, ...)                                                                       \
+        do {                                                                                       \
+                if (!(cond) && !(sc)->failure[0])                                                  \
+                        snprintf((sc)->failure, sizeof(sc)->failure, __VA_ARGS__);                 \
+        } while (0)
+
+typedef struct answer {
+        long code;
+        char *body;
+        cJSON *json;
+        cJSON *response; /* borrowed from json */
+} answer;
+
+static answer post(scenario *sc, const char *path, const char *ctype, const char *body,
+                   size_t len) {
+        answer a = {0};
+        koc_test_buffer b = {0};
+        char url[256], ct[128];
+        struct curl_slist *h = NULL;
+        CURL *e = curl_easy_init();
+        assert_non_null(e);
+        snprintf(url, sizeof url, "https://127.0.0.1:%u%s", sc->port, path);
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        struct curl_blob ca = {.data = sc->ca, .len = strlen(sc->ca), .flags = CURL_BLOB_COPY};
+        curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &ca);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, koc_test_buffer_write);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+        if (body) {
+                curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+                curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)len);
+        }
+        snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
+        h = curl_slist_append(h, ct);
+        h = curl_slist_append(h, "Expect:");
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+        CURLcode c = curl_easy_perform(e);
+        if (c != CURLE_OK)
+                a.code = -(long)c;
+        else
+                curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a.code);
+        a.body = b.data ? b.data : strdup("");
+        a.json = cJSON_Parse(a.body);
+        a.response = cJSON_GetObjectItemCaseSensitive(a.json, "response");
+        curl_slist_free_all(h);
+        curl_easy_cleanup(e);
+        return a;
+}
+
+static answer review(scenario *sc, const char *path, const char *request) {
+        char *body = NULL;
+        assert_true(asprintf(&body,
+                             "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+                             "\"request\":%s}",
+                             request) > 0);
+        answer a = post(sc, path, "application/json", body, strlen(body));
+        free(body);
+        return a;
+}
+
+static void answer_free(answer *a) {
+        free(a->body);
+        cJSON_Delete(a->json);
+}
+
+static const char *rstr(const answer *a, const char *k) {
+        return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(a->response, k));
+}
+
+static bool allowed(const answer *a) {
+        return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a->response, "allowed"));
+}
+
+static int status_code(const answer *a) {
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(a->response, "status");
+        return (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "code"));
+}
+
+static const char *status_message(const answer *a) {
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(a->response, "status");
+        const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "message"));
+        return m ? m : "";
+}
+
+static char *unbase64(const char *in) {
+        static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        size_t n = strlen(in), o = 0;
+        char *out = calloc(n + 1, 1);
+        unsigned v = 0, bits = 0;
+        for (size_t i = 0; i < n && in[i] != '='; i++) {
+                const char *p = strchr(t, in[i]);
+                if (!p)
+                        break;
+                v = (v << 6) | (unsigned)(p - t);
+                bits += 6;
+                if (bits >= 8) {
+                        bits -= 8;
+                        out[o++] = (char)((v >> bits) & 0xff);
+                }
+        }
+        return out;
+}
+
+#define OBJ(name, spec)                                                                            \
+        "{\"apiVersion\":\"cache.example.com/v1alpha1\",\"kind\":\"Memcached\","                   \
+        "\"metadata\":{\"name\":\"" name "\",\"namespace\":\"default\"},\"spec\":" spec "}"
+
+static void drive(scenario *sc) {
+        answer a;
+
+        /* The defaulter: a JSON Patch that adds the port, the uid echoed. */
+        a = review(sc, "/mutate-" GROUP_PATH,
+                   "{\"uid\":\"u-1\",\"operation\":\"CREATE\",\"object\":" OBJ("m", "{\"size\":1}") "}");
+        CHECK(sc, a.code == 200 && allowed(&a), "mutate: %ld %s", a.code, a.body);
+        CHECK(sc, rstr(&a, "uid") && strcmp(rstr(&a, "uid"), "u-1") == 0, "uid: %s", a.body);
+        CHECK(sc, rstr(&a, "patchType") && strcmp(rstr(&a, "patchType"), "JSONPatch") == 0,
+              "patchType: %s", a.body);
+        char *patch = rstr(&a, "patch") ? unbase64(rstr(&a, "patch")) : strdup("");
+        CHECK(sc, strcmp(patch, "[{\"op\":\"add\",\"path\":\"/spec/containerPort\",\"value\":11211}]") == 0,
+              "patch: %s", patch);
+        free(patch);
+        answer_free(&a);
+        /* Nothing to default: no patch. */
+        a = review(sc, "/mutate-" GROUP_PATH,
+                   "{\"uid\":\"u-2\",\"operation\":\"CREATE\",\"object\":" OBJ(
+                           "m", "{\"size\":1,\"containerPort\":1}") "}");
+        CHECK(sc, a.code == 200 && allowed(&a) && !rstr(&a, "patch"), "no patch: %s", a.body);
+        answer_free(&a);
+
+        /* The validator: refusal with the message, 403; warnings. */
+        a = review(sc, "/validate-" GROUP_PATH,
+                   "{\"uid\":\"u-3\",\"operation\":\"CREATE\",\"object\":" OBJ(
+                           "a-name-that-is-much-longer-than-forty-characters", "{}") "}");
+        CHECK(sc, a.code == 200 && !allowed(&a) && status_code(&a) == 403 &&
+                          strstr(status_message(&a), "metadata.name"),
+              "deny: %ld %s", a.code, a.body);
+        CHECK(sc, rstr(&a, "uid") && strcmp(rstr(&a, "uid"), "u-3") == 0, "uid: %s", a.body);
+        answer_free(&a);
+        a = review(sc, "/validate-" GROUP_PATH,
+                   "{\"uid\":\"u-4\",\"operation\":\"UPDATE\",\"object\":" OBJ("m", "{}") ","
+                   "\"oldObject\":" OBJ("m", "{}") "}");
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(a.response, "warnings");
+        CHECK(sc, allowed(&a) && cJSON_GetArraySize(w) == 1 &&
+                          strcmp(cJSON_GetStringValue(cJSON_GetArrayItem(w, 0)), "spec.size: changed") == 0,
+              "warnings: %s", a.body);
+        answer_free(&a);
+
+        /* Late: answered within the timeout (500 ms), refused, saying so. */
+        uint64_t t0 = now_ms();
+        a = review(sc, "/validate-cache-example-com-v1alpha1-slow",
+                   "{\"uid\":\"u-5\",\"operation\":\"CREATE\",\"object\":" OBJ("m", "{}") "}");
+        uint64_t took = now_ms() - t0;
+        CHECK(sc, a.code == 200 && !allowed(&a) && strstr(status_message(&a), "did not answer within"),
+              "late: %ld %s", a.code, a.body);
+        CHECK(sc, took < 1400, "late answer took %llu ms", (unsigned long long)took);
+        CHECK(sc, rstr(&a, "uid") && strcmp(rstr(&a, "uid"), "u-5") == 0, "uid: %s", a.body);
+        answer_free(&a);
+
+        /* Hostile reviews: 400 with a message. */
+        static const struct {
+                const char *body, *ctype, *says;
+        } bad[] = {
+                {"{not json", "application/json", "not JSON"},
+                {"", "application/json", "not JSON"},
+                {"[]", "application/json", "not a JSON object"},
+                {"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"Pod\",\"request\":{}}",
+                 "application/json", "kind"},
+                {"{\"apiVersion\":\"admission.k8s.io/v1beta1\",\"kind\":\"AdmissionReview\","
+                 "\"request\":{\"uid\":\"x\"}}",
+                 "application/json", "apiVersion"},
+                {"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\"}",
+                 "application/json", "request"},
+                {"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+                 "\"request\":{\"operation\":\"CREATE\",\"object\":{}}}",
+                 "application/json", "request.uid"},
+                {"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+                 "\"request\":{\"uid\":7,\"operation\":\"CREATE\",\"object\":{}}}",
+                 "application/json", "request.uid"},
+                {"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+                 "\"request\":{\"uid\":\"x\",\"operation\":\"CREATE\"}}",
+                 "application/json", "request.object"},
+                {"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+                 "\"request\":{\"uid\":\"x\",\"operation\":\"PATCH\",\"object\":{}}}",
+                 "application/json", "request.operation"},
+                {"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+                 "\"request\":{\"uid\":\"x\",\"operation\":\"UPDATE\",\"object\":{}}}",
+                 "application/json", "request.oldObject"},
+                {"{}", "text/plain", "Content-Type"},
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                a = post(sc, "/validate-" GROUP_PATH, bad[i].ctype, bad[i].body, strlen(bad[i].body));
+                CHECK(sc, a.code == 400 && !allowed(&a) && status_code(&a) == 400 &&
+                                  strstr(status_message(&a), bad[i].says),
+                      "hostile %zu: %ld %s", i, a.code, a.body);
+                answer_free(&a);
+        }
+        /* The uid of a bad review is echoed when there is one. */
+        a = post(sc, "/mutate-" GROUP_PATH, "application/json",
+                 "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+                 "\"request\":{\"uid\":\"u-6\",\"operation\":\"UPDATE\",\"object\":{}}}",
+                 strlen("{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+                        "\"request\":{\"uid\":\"u-6\",\"operation\":\"UPDATE\",\"object\":{}}}"));
+        CHECK(sc, a.code == 400 && rstr(&a, "uid") && strcmp(rstr(&a, "uid"), "u-6") == 0,
+              "bad uid echo: %s", a.body);
+        answer_free(&a);
+        /* Over 3 MiB: 413, never read whole. */
+        size_t big = (3u << 20) + 10;
+        char *huge = malloc(big);
+        memset(huge, ' ', big);
+        a = post(sc, "/validate-" GROUP_PATH, "application/json", huge, big);
+        CHECK(sc, a.code == 413, "huge: %ld", a.code);
+        answer_free(&a);
+        free(huge);
+        /* Unknown path. */
+        a = post(sc, "/validate-nothing", "application/json", "{}", 2);
+        CHECK(sc, a.code == 404, "unknown path: %ld", a.code);
+        answer_free(&a);
+
+        /* Readiness of its own: /readyz/webhook on the health port. */
+        koc_test_buffer b = {0};
+        char url[64];
+        CURL *e = curl_easy_init();
+        snprintf(url, sizeof url, "http://127.0.0.1:%u/readyz/webhook", sc->health);
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, koc_test_buffer_write);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+        long code = 0;
+        if (curl_easy_perform(e) == CURLE_OK)
+                curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+        CHECK(sc, code == 200, "/readyz/webhook: %ld %s", code, b.data ? b.data : "");
+        free(b.data);
+        curl_easy_cleanup(e);
+}
+
+static void *driver(void *p) {
+        scenario *sc = p;
+        drive(sc);
+        uint64_t one = 1;
+        (void)!write(sc->wake_fd, &one, sizeof one);
+        return NULL;
+}
+
+static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        scenario *sc = userdata;
+        uint64_t n;
+        (void)!read(fd, &n, sizeof n);
+        (void)koc_manager_shutdown(sc->m);
+        return 0;
+}
+
+static void test_webhooks(void **state) {
+        koc_test_apiserver api;
+        assert_int_equal(koc_test_apiserver_start(&api, ""), 0);
+        koc_manager_config cfg;
+        koc_error err = {0};
+        koc_manager_config_init(&cfg);
+        cfg.kubeconfig = api.kubeconfig;
+        cfg.leader_elect = false;
+        cfg.handle_signals = false;
+        cfg.health_probe_bind_address = "127.0.0.1:0";
+        cfg.metrics_bind_address = "0";
+        cfg.webhook_bind_address = "127.0.0.1:0";
+        cfg.webhook_timeout_usec = 500 * 1000;
+        cfg.shutdown_budget_usec = 2 * KOC_USEC_PER_SEC;
+        scenario sc = {0};
+        sd_event *e = NULL;
+        assert_int_equal(sd_event_new(&e), 0);
+        if (koc_manager_new(e, &cfg, &sc.m, &err) < 0)
+                fail_msg("manager: %s", err.message);
+        uint16_t port;
+        assert_int_equal(koc_manager_get_webhook_port(sc.m, &port), -ENOENT);
+        assert_int_equal(koc_webhook_add_defaulter(sc.m, &memcacheds, set_defaults, NULL), 0);
+        assert_int_equal(koc_webhook_add_validator(sc.m, &memcacheds, validate, NULL), 0);
+        assert_int_equal(koc_webhook_add_validator(sc.m, &memcacheds, validate, NULL), -EEXIST);
+        assert_int_equal(koc_webhook_add_validator(sc.m, &slows, validate_slowly, NULL), 0);
+        assert_int_equal(koc_manager_get_webhook_port(sc.m, &sc.port), 0);
+        assert_int_equal(koc_manager_get_health_port(sc.m, &sc.health), 0);
+        sc.ca = koc_manager_get_webhook_cert_pem(sc.m);
+        assert_non_null(sc.ca);
+        sc.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        sd_event_source *wake = NULL;
+        assert_int_equal(sd_event_add_io(e, &wake, sc.wake_fd, EPOLLIN, on_wake, &sc), 0);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, driver, &sc), 0);
+        (void)koc_manager_run(sc.m);
+        pthread_join(t, NULL);
+        sd_event_source_disable_unref(wake);
+        close(sc.wake_fd);
+        sc.m = koc_manager_unref(sc.m);
+        sd_event_unref(e);
+        free(sc.ca);
+        koc_test_apiserver_stop(&api);
+        assert_string_equal(sc.failure, "");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_webhooks),
+        };
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        int r = cmocka_run_group_tests(tests, NULL, NULL);
+        curl_global_cleanup();
+        return r;
+}
