@@ -19,6 +19,11 @@
  *   koc-example-memcached --kubeconfig=kc.yaml --identity=a [--image=IMAGE]
  *   koc-example-memcached --print-rbac      the chart's rules (rbac-values.yaml)
  *
+ * With --webhook-bind-address (e.g. ":9443"), admission webhooks too
+ * (koc/webhook.h): a defaulter (spec.containerPort defaults to 11211) and a
+ * validator (metadata.name at most 40 characters; spec.size changes by at
+ * most 3 at once), served by every replica.
+ *
  * The Memcached's C types come from the CRD (koc_generate_types in
  * CMakeLists.txt), the Deployment's from <koc/types/k8s.h>.
  */
@@ -122,6 +127,41 @@ static koc_result cleanup(koc_reconcile_context *ctx, const cJSON *mc, void *use
         return r < 0 ? koc_result_error(r) : koc_result_done();
 }
 
+/* --- admission webhooks ---------------------------------------------------------- */
+
+static int set_defaults(koc_admission *a, cJSON *object, void *userdata) {
+        cJSON *spec = cJSON_GetObjectItemCaseSensitive(object, "spec");
+        if (!spec)
+                spec = cJSON_AddObjectToObject(object, "spec");
+        if (!cJSON_IsObject(spec))
+                return koc_admission_deny(a, "spec: must be an object");
+        if (!cJSON_GetObjectItemCaseSensitive(spec, "containerPort") &&
+            !cJSON_AddNumberToObject(spec, "containerPort", 11211))
+                return -ENOMEM;
+        return 0;
+}
+
+static double spec_size(const cJSON *object) {
+        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(object, "spec");
+        return cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(spec, "size"));
+}
+
+static int validate(koc_admission *a, void *userdata) {
+        const cJSON *obj = koc_admission_get_object(a), *old = koc_admission_get_old_object(a);
+        const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, "name"));
+        if (name && strlen(name) > 40)
+                return koc_admission_deny(a, "metadata.name: must be at most 40 characters (it "
+                                             "has %zu)", strlen(name));
+        if (obj && old && strcmp(koc_admission_get_operation(a), "UPDATE") == 0) {
+                double from = spec_size(old), to = spec_size(obj);
+                if (to - from > 3 || from - to > 3)
+                        return koc_admission_deny(a, "spec.size: may change by at most 3 at "
+                                                     "once (from %.0f to %.0f)", from, to);
+        }
+        return 0;
+}
+
 static koc_result reconcile(koc_reconcile_context *ctx, void *userdata) {
         return koc_reconcile_finalizer(ctx, "cache.example.com/finalizer", apply, cleanup, NULL);
 }
@@ -148,5 +188,9 @@ int main(int argc, char *argv[]) {
                 return fprintf(stderr, "%s\n", err.message), 1;
         koc_manager_declare_access(m, &deployments, "get,create,patch");
         koc_manager_declare_access(m, &memcacheds, "get,patch,status/patch");
+        if (cfg.webhook_bind_address && strcmp(cfg.webhook_bind_address, "0") != 0 &&
+            (koc_webhook_add_defaulter(m, &memcacheds, set_defaults, NULL) < 0 ||
+             koc_webhook_add_validator(m, &memcacheds, validate, NULL) < 0))
+                return 1; /* the cause is logged */
         return koc_manager_run(m);
 }
