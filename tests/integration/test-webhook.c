@@ -68,7 +68,7 @@ static int validate(koc_admission *a, void *userdata) {
 }
 
 static int validate_slowly(koc_admission *a, void *userdata) {
-        usleep(1500 * 1000);
+        usleep(4000 * 1000);
         return 0;
 }
 
@@ -229,14 +229,15 @@ static void drive(scenario *sc) {
               "warnings: %s", a.body);
         answer_free(&a);
 
-        /* Late: answered within the timeout (500 ms), refused, saying so. */
+        /* Late (the handler takes 4 s): answered within the timeout (500 ms),
+         * refused, saying so. */
         uint64_t t0 = now_ms();
         a = review(sc, "/validate-cache-example-com-v1alpha1-slow",
                    "{\"uid\":\"u-5\",\"operation\":\"CREATE\",\"object\":" OBJ("m", "{}") "}");
         uint64_t took = now_ms() - t0;
         CHECK(sc, a.code == 200 && !allowed(&a) && strstr(status_message(&a), "did not answer within"),
               "late: %ld %s", a.code, a.body);
-        CHECK(sc, took < 1400, "late answer took %llu ms", (unsigned long long)took);
+        CHECK(sc, took < 3000, "late answer took %llu ms", (unsigned long long)took);
         CHECK(sc, rstr(&a, "uid") && strcmp(rstr(&a, "uid"), "u-5") == 0, "uid: %s", a.body);
         answer_free(&a);
 
