@@ -29,6 +29,9 @@
 
 #define LOG "webhook"
 #define MAX_HOOKS 32
+#define MAX_CONVERSIONS 16
+#define MAX_SPOKES 8
+#define CONVERSION_API_VERSION "apiextensions.k8s.io/v1"
 #define MAX_THREADS 64
 #define MAX_BODY (3u << 20)
 #define MAX_WARNINGS 16
@@ -41,6 +44,7 @@ struct hook {
         koc__webhooks *w;
         char path[300];
         bool mutate;
+        bool convert; /* /convert: ConversionReview */
         koc_webhook_validator_t validate;
         koc_webhook_defaulter_t set_defaults;
         void *userdata;
@@ -66,6 +70,21 @@ struct koc__webhooks {
 
         struct hook hooks[MAX_HOOKS];
         size_t n_hooks;
+
+        /* Conversions (hub and spokes), registered before the loop runs,
+         * read by the threads. */
+        struct conversion {
+                char group[254];
+                char kind[64];
+                char hub[64];
+                struct spoke {
+                        char version[64];
+                        koc_webhook_convert_t to_hub, from_hub;
+                        void *userdata;
+                } spokes[MAX_SPOKES];
+                size_t n_spokes;
+        } conversions[MAX_CONVERSIONS];
+        size_t n_conversions;
 };
 
 struct koc_admission {
@@ -195,6 +214,27 @@ static cJSON *review_answer(const char *uid, bool allowed, int code, const char 
         return review;
 }
 
+/* A ConversionReview answer: response {uid, result {status, message}}. */
+static cJSON *conversion_answer(const char *uid, const char *failure, cJSON **ret_response) {
+        cJSON *review = cJSON_CreateObject(), *resp = NULL, *result = NULL;
+        bool ok = review &&
+                  cJSON_AddStringToObject(review, "apiVersion", CONVERSION_API_VERSION) &&
+                  cJSON_AddStringToObject(review, "kind", "ConversionReview") &&
+                  (resp = cJSON_AddObjectToObject(review, "response")) &&
+                  cJSON_AddStringToObject(resp, "uid", uid ? uid : "") &&
+                  (result = cJSON_AddObjectToObject(resp, "result")) &&
+                  cJSON_AddStringToObject(result, "status", failure ? "Failure" : "Success");
+        if (ok && failure)
+                ok = cJSON_AddStringToObject(result, "message", failure);
+        if (!ok) {
+                cJSON_Delete(review);
+                return NULL;
+        }
+        if (ret_response)
+                *ret_response = resp;
+        return review;
+}
+
 static void respond_review(koc_serving_request *req, unsigned http_code, cJSON *review) {
         char *body = review ? cJSON_PrintUnformatted(review) : NULL;
 
@@ -206,9 +246,12 @@ static void respond_review(koc_serving_request *req, unsigned http_code, cJSON *
         koc__serving_respond(req, http_code, "application/json", body, strlen(body), NULL);
 }
 
-static void respond_error(koc_serving_request *req, const char *uid, int code,
-                          const char *message) {
-        respond_review(req, code, review_answer(uid, false, code, message, NULL));
+static void respond_error(koc_serving_request *req, const struct hook *h, const char *uid,
+                          int code, const char *message) {
+        if (h && h->convert)
+                respond_review(req, code, conversion_answer(uid, message, NULL));
+        else
+                respond_review(req, code, review_answer(uid, false, code, message, NULL));
 }
 
 /* --- the handler's thread ------------------------------------------------------------- */
@@ -273,6 +316,161 @@ static cJSON *run_handler(struct job *j) {
         return review;
 }
 
+static const struct conversion *find_conversion(const koc__webhooks *w, const char *group,
+                                                const char *kind) {
+        for (size_t i = 0; i < w->n_conversions; i++)
+                if (strcmp(w->conversions[i].group, group) == 0 &&
+                    strcmp(w->conversions[i].kind, kind) == 0)
+                        return &w->conversions[i];
+        return NULL;
+}
+
+static const struct spoke *find_spoke(const struct conversion *c, const char *version) {
+        for (size_t i = 0; i < c->n_spokes; i++)
+                if (strcmp(c->spokes[i].version, version) == 0)
+                        return &c->spokes[i];
+        return NULL;
+}
+
+/* "group/version" split at its last '/' (group "" for "v1"). */
+static bool split_api_version(const char *av, char *group, size_t gsize, const char **version) {
+        const char *slash = av ? strrchr(av, '/') : NULL;
+        if (!av || !av[0])
+                return false;
+        if (!slash) {
+                group[0] = '\0';
+                *version = av;
+                return true;
+        }
+        if ((size_t)(slash - av) >= gsize || !slash[1])
+                return false;
+        memcpy(group, av, (size_t)(slash - av));
+        group[slash - av] = '\0';
+        *version = slash + 1;
+        return true;
+}
+
+static int set_api_version(cJSON *o, const char *group, const char *version) {
+        char av[400];
+        snprintf(av, sizeof av, "%s%s%s", group, group[0] ? "/" : "", version);
+        cJSON *v = cJSON_CreateString(av);
+        if (!v)
+                return -ENOMEM;
+        if (cJSON_GetObjectItemCaseSensitive(o, "apiVersion"))
+                cJSON_ReplaceItemInObjectCaseSensitive(o, "apiVersion", v);
+        else
+                cJSON_AddItemToObject(o, "apiVersion", v);
+        return 0;
+}
+
+/* One object to the desired version through the hub; NULL and a message
+ * in why when it cannot be. */
+static cJSON *convert_one(const koc__webhooks *w, const cJSON *obj, const char *dgroup,
+                          const char *dversion, char *why, size_t why_size) {
+        char group[254];
+        const char *version = NULL;
+        const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, "kind"));
+        const char *av = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, "apiVersion"));
+
+        if (!cJSON_IsObject(obj) || !kind ||
+            !split_api_version(av, group, sizeof group, &version)) {
+                snprintf(why, why_size, "an object without apiVersion or kind");
+                return NULL;
+        }
+        if (strcmp(group, dgroup) != 0) {
+                snprintf(why, why_size, "%.100s %.60s: cannot be converted to group %.100s", av,
+                         kind, dgroup);
+                return NULL;
+        }
+        const struct conversion *c = find_conversion(w, group, kind);
+        if (!c) {
+                snprintf(why, why_size, "no conversion for %.100s %.60s", group, kind);
+                return NULL;
+        }
+        const struct spoke *from = strcmp(version, c->hub) == 0 ? NULL : find_spoke(c, version);
+        const struct spoke *to = strcmp(dversion, c->hub) == 0 ? NULL : find_spoke(c, dversion);
+        if ((strcmp(version, c->hub) != 0 && !from) || (strcmp(dversion, c->hub) != 0 && !to)) {
+                snprintf(why, why_size, "%.60s: no conversion between %.60s and %.60s", kind,
+                         version, dversion);
+                return NULL;
+        }
+        cJSON *o = cJSON_Duplicate(obj, true);
+        int r = o ? 0 : -ENOMEM;
+        if (r >= 0 && strcmp(version, dversion) != 0) {
+                if (from)
+                        r = from->to_hub(o, from->userdata);
+                if (r >= 0)
+                        r = set_api_version(o, group, c->hub);
+                if (r >= 0 && to)
+                        r = to->from_hub(o, to->userdata);
+                if (r >= 0)
+                        r = set_api_version(o, group, dversion);
+        }
+        if (r < 0) {
+                const cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+                const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(md, "name"));
+                snprintf(why, why_size, "%.60s %.100s from %.60s to %.60s: %s", kind,
+                         name ? name : "", version, dversion, strerror(-r));
+                cJSON_Delete(o);
+                return NULL;
+        }
+        return o;
+}
+
+static cJSON *run_conversion(struct job *j) {
+        const char *desired = cJSON_GetStringValue(
+                cJSON_GetObjectItemCaseSensitive(j->request, "desiredAPIVersion"));
+        const cJSON *objects = cJSON_GetObjectItemCaseSensitive(j->request, "objects");
+        char dgroup[254], why[512] = "";
+        const char *dversion = NULL;
+        cJSON *out = cJSON_CreateArray(), *resp = NULL;
+
+        split_api_version(desired, dgroup, sizeof dgroup, &dversion);
+        for (const cJSON *o = objects->child; out && o; o = o->next) {
+                cJSON *c = convert_one(j->w, o, dgroup, dversion, why, sizeof why);
+                if (!c) {
+                        cJSON_Delete(out);
+                        return conversion_answer(j->uid, why, NULL);
+                }
+                cJSON_AddItemToArray(out, c);
+        }
+        cJSON *review = out ? conversion_answer(j->uid, NULL, &resp) : NULL;
+        if (review)
+                cJSON_AddItemToObject(resp, "convertedObjects", out);
+        else
+                cJSON_Delete(out);
+        return review;
+}
+
+static const char *check_conversion_review(const cJSON *review, const cJSON **ret_request) {
+        char g[254];
+        const char *v;
+
+        if (!cJSON_IsObject(review))
+                return "not a JSON object";
+        if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(review, "kind")) ||
+            strcmp(cJSON_GetObjectItemCaseSensitive(review, "kind")->valuestring,
+                   "ConversionReview") != 0)
+                return "kind: must be ConversionReview";
+        if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(review, "apiVersion")) ||
+            strcmp(cJSON_GetObjectItemCaseSensitive(review, "apiVersion")->valuestring,
+                   CONVERSION_API_VERSION) != 0)
+                return "apiVersion: must be " CONVERSION_API_VERSION;
+        const cJSON *rq = cJSON_GetObjectItemCaseSensitive(review, "request");
+        if (!cJSON_IsObject(rq))
+                return "request: missing";
+        const char *uid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rq, "uid"));
+        if (!uid || !uid[0] || strlen(uid) > 128)
+                return "request.uid: must be a string of 1 to 128 characters";
+        const char *d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rq, "desiredAPIVersion"));
+        if (!split_api_version(d, g, sizeof g, &v))
+                return "request.desiredAPIVersion: must be group/version";
+        if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(rq, "objects")))
+                return "request.objects: must be a list";
+        *ret_request = rq;
+        return NULL;
+}
+
 static void job_free(struct job *j) {
         sd_event_source_disable_unref(j->timer);
         cJSON_Delete(j->review);
@@ -292,7 +490,7 @@ static void job_done(void *userdata, bool cancelled) {
                                              NULL);
                         j->body = NULL;
                 } else
-                        respond_error(j->req, j->uid, 500, "out of memory");
+                        respond_error(j->req, j->hook, j->uid, 500, "out of memory");
         }
         job_free(j);
 }
@@ -300,7 +498,7 @@ static void job_done(void *userdata, bool cancelled) {
 static void *worker(void *userdata) {
         struct job *j = userdata;
         koc__webhooks *w = j->w;
-        cJSON *review = run_handler(j);
+        cJSON *review = j->hook->convert ? run_conversion(j) : run_handler(j);
 
         j->body = review ? cJSON_PrintUnformatted(review) : NULL;
         j->len = j->body ? strlen(j->body) : 0;
@@ -337,7 +535,9 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
                              w->allow_on_timeout ? "allowed (--webhook-allow-on-timeout)"
                                                  : "refused");
         koc__serving_request_on_abort(j->req, NULL, NULL);
-        if (w->allow_on_timeout)
+        if (j->hook->convert)
+                respond_review(j->req, 200, conversion_answer(j->uid, msg, NULL));
+        else if (w->allow_on_timeout)
                 respond_review(j->req, 200, review_answer(j->uid, true, 200, NULL, NULL));
         else
                 respond_review(j->req, 200, review_answer(j->uid, false, 504, msg, NULL));
@@ -388,12 +588,12 @@ static void serve(koc_serving_request *req, void *userdata) {
         char msg[200];
 
         if (!ct || strncmp(ct, "application/json", 16) != 0) {
-                respond_error(req, NULL, 400, "Content-Type: must be application/json");
+                respond_error(req, h, NULL, 400, "Content-Type: must be application/json");
                 return;
         }
         struct job *j = calloc(1, sizeof *j);
         if (!j) {
-                respond_error(req, NULL, 500, "out of memory");
+                respond_error(req, h, NULL, 500, "out of memory");
                 return;
         }
         j->w = w;
@@ -402,18 +602,20 @@ static void serve(koc_serving_request *req, void *userdata) {
         if (!j->review)
                 why = "not JSON";
         else
-                why = check_review(j->review, &j->request);
+                why = h->convert ? check_conversion_review(j->review, &j->request)
+                                 : check_review(j->review, &j->request);
         if (why) {
                 const cJSON *rq = cJSON_GetObjectItemCaseSensitive(j->review, "request");
                 const char *uid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rq, "uid"));
-                snprintf(msg, sizeof msg, "malformed AdmissionReview: %s", why);
-                respond_error(req, uid && strlen(uid) <= 128 ? uid : NULL, 400, msg);
+                snprintf(msg, sizeof msg, "malformed %s: %s",
+                         h->convert ? "ConversionReview" : "AdmissionReview", why);
+                respond_error(req, h, uid && strlen(uid) <= 128 ? uid : NULL, 400, msg);
                 job_free(j);
                 return;
         }
         j->uid = strdup(cJSON_GetObjectItemCaseSensitive(j->request, "uid")->valuestring);
         if (!j->uid) {
-                respond_error(req, NULL, 500, "out of memory");
+                respond_error(req, h, NULL, 500, "out of memory");
                 job_free(j);
                 return;
         }
@@ -424,7 +626,7 @@ static void serve(koc_serving_request *req, void *userdata) {
                 w->running++;
         pthread_mutex_unlock(&w->lock);
         if (!room) {
-                respond_error(req, j->uid, 429, "too many admission requests at once");
+                respond_error(req, h, j->uid, 429, "too many admission requests at once");
                 job_free(j);
                 return;
         }
@@ -444,7 +646,7 @@ static void serve(koc_serving_request *req, void *userdata) {
                 w->running--;
                 pthread_cond_broadcast(&w->idle);
                 pthread_mutex_unlock(&w->lock);
-                respond_error(req, j->uid, 500, "cannot start the admission handler");
+                respond_error(req, h, j->uid, 500, "cannot start the admission handler");
                 job_free(j);
                 return;
         }
@@ -611,7 +813,109 @@ int koc__webhooks_add(koc__webhooks *w, const koc_resource *res,
         return 0;
 }
 
+static bool name_ok(const char *s, size_t max) {
+        return s && s[0] && strlen(s) < max;
+}
+
+/* The /convert handler, registered with the first conversion. */
+static int add_convert_handler(koc__webhooks *w, koc_error *err) {
+        for (size_t i = 0; i < w->n_hooks; i++)
+                if (w->hooks[i].convert)
+                        return 0;
+        if (w->n_hooks >= MAX_HOOKS)
+                return koc_error_set(err, -E2BIG, "webhook: at most %d webhooks", MAX_HOOKS);
+        struct hook *h = &w->hooks[w->n_hooks];
+        *h = (struct hook){.w = w, .convert = true};
+        snprintf(h->path, sizeof h->path, "/convert");
+        if (!w->disabled) {
+                int r = w->server ? 0 : start(w, err);
+                if (r < 0)
+                        return r;
+                r = koc__serving_add_handler(w->server, h->path, "POST", MAX_BODY, serve, h);
+                if (r < 0)
+                        return koc_error_set(err, r, "webhook /convert: %s", strerror(-r));
+        }
+        w->n_hooks++;
+        return 0;
+}
+
+static int add_conversion(koc__webhooks *w, const char *group, const char *kind, const char *hub,
+                          koc_error *err) {
+        if (!name_ok(group, sizeof w->conversions[0].group) ||
+            !name_ok(kind, sizeof w->conversions[0].kind) ||
+            !name_ok(hub, sizeof w->conversions[0].hub))
+                return koc_error_set(err, -EINVAL, "conversion: group, kind and hub version "
+                                                   "required");
+        if (find_conversion(w, group, kind))
+                return koc_error_set(err, -EEXIST, "conversion of %s %s: registered twice",
+                                     group, kind);
+        if (w->n_conversions >= MAX_CONVERSIONS)
+                return koc_error_set(err, -E2BIG, "conversion: at most %d kinds",
+                                     MAX_CONVERSIONS);
+        int r = add_convert_handler(w, err);
+        if (r < 0)
+                return r;
+        struct conversion *c = &w->conversions[w->n_conversions++];
+        *c = (struct conversion){0};
+        snprintf(c->group, sizeof c->group, "%s", group);
+        snprintf(c->kind, sizeof c->kind, "%s", kind);
+        snprintf(c->hub, sizeof c->hub, "%s", hub);
+        return 0;
+}
+
+static int add_spoke(koc__webhooks *w, const char *group, const char *kind, const char *version,
+                     koc_webhook_convert_t to_hub, koc_webhook_convert_t from_hub,
+                     void *userdata, koc_error *err) {
+        struct conversion *c = (struct conversion *)find_conversion(w, group ? group : "",
+                                                                    kind ? kind : "");
+        if (!c)
+                return koc_error_set(err, -ENOENT, "conversion spoke: no hub registered for "
+                                                   "%s %s", group ? group : "", kind ? kind : "");
+        if (!name_ok(version, sizeof c->spokes[0].version) || !to_hub || !from_hub ||
+            strcmp(version, c->hub) == 0)
+                return koc_error_set(err, -EINVAL, "conversion spoke of %s: a version other "
+                                                   "than the hub and both functions required",
+                                     kind);
+        if (find_spoke(c, version))
+                return koc_error_set(err, -EEXIST, "conversion spoke %s of %s: registered twice",
+                                     version, kind);
+        if (c->n_spokes >= MAX_SPOKES)
+                return koc_error_set(err, -E2BIG, "conversion of %s: at most %d spokes", kind,
+                                     MAX_SPOKES);
+        struct spoke *sp = &c->spokes[c->n_spokes++];
+        snprintf(sp->version, sizeof sp->version, "%s", version);
+        sp->to_hub = to_hub;
+        sp->from_hub = from_hub;
+        sp->userdata = userdata;
+        return 0;
+}
+
 /* --- the public functions ------------------------------------------------------------ */
+
+KOC_EXPORT int koc_webhook_add_conversion(koc_manager *m, const char *group, const char *kind,
+                                          const char *hub_version) {
+        koc_error err = {0};
+        if (!m)
+                return -EINVAL;
+        int r = add_conversion(koc__manager_webhooks(m), group, kind, hub_version, &err);
+        if (r < 0)
+                koc_log_error(LOG, "%s", err.message);
+        return r;
+}
+
+KOC_EXPORT int koc_webhook_add_conversion_spoke(koc_manager *m, const char *group,
+                                                const char *kind, const char *version,
+                                                koc_webhook_convert_t to_hub,
+                                                koc_webhook_convert_t from_hub, void *userdata) {
+        koc_error err = {0};
+        if (!m)
+                return -EINVAL;
+        int r = add_spoke(koc__manager_webhooks(m), group, kind, version, to_hub, from_hub,
+                          userdata, &err);
+        if (r < 0)
+                koc_log_error(LOG, "%s", err.message);
+        return r;
+}
 
 static int add(koc_manager *m, size_t res_size, const koc_resource *res,
                koc_webhook_validator_t validate, koc_webhook_defaulter_t set_defaults,

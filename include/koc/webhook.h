@@ -107,6 +107,26 @@ KOC_EXPORT int koc_webhook_add_defaulter_sized(koc_manager *m, size_t res_size,
 #define koc_webhook_add_defaulter(m, res, fn, userdata)                                            \
         koc_webhook_add_defaulter_sized((m), sizeof(koc_resource), (res), (fn), (userdata))
 
+/* Conversion (ConversionReview apiextensions.k8s.io/v1 at /convert, for a
+ * CRD whose conversion strategy is Webhook), hub and spoke as
+ * controller-runtime: one version of the kind is the hub; every other
+ * version (a spoke) converts to and from it, so an object goes from any
+ * version to any other through the hub.  A function changes the object in
+ * place (a copy); the framework sets apiVersion.  A failure (negative) fails
+ * the whole review with a message naming the kind, the object and the
+ * versions (result.status Failure).  Conversions run on worker threads as
+ * admission handlers do.  Call on the loop's thread before
+ * koc_manager_run(): the kind first (-EEXIST twice, -EINVAL), then its
+ * spokes (-ENOENT without the kind, -EEXIST, -EINVAL for the hub's version
+ * or a missing function). */
+typedef int (*koc_webhook_convert_t)(cJSON *object, void *userdata);
+KOC_EXPORT int koc_webhook_add_conversion(koc_manager *m, const char *group, const char *kind,
+                                          const char *hub_version);
+KOC_EXPORT int koc_webhook_add_conversion_spoke(koc_manager *m, const char *group,
+                                                const char *kind, const char *version,
+                                                koc_webhook_convert_t to_hub,
+                                                koc_webhook_convert_t from_hub, void *userdata);
+
 /* The webhook server's port: -ENOENT when it is not running. */
 KOC_EXPORT int koc_manager_get_webhook_port(koc_manager *m, uint16_t *ret_port);
 /* The serving certificate in PEM (malloc'ed; what a webhook configuration's

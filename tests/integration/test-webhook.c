@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Admission webhooks on a manager (koc/webhook.h), asked directly with
- * hand-made AdmissionReviews over HTTPS (the self-signed certificate
+/* Admission and conversion webhooks on a manager (koc/webhook.h), asked
+ * directly with hand-made AdmissionReviews and ConversionReviews (hub and
+ * spoke, round trip, failures) over HTTPS (the self-signed certificate
  * trusted): a defaulter's JSON Patch, a validator's refusal with its message
  * (403) and its warnings, the uid echoed, a late handler answered within the
  * timeout, hostile reviews answered 400 with a message, too large 413, the
@@ -70,6 +71,28 @@ static int validate(koc_admission *a, void *userdata) {
 static int validate_slowly(koc_admission *a, void *userdata) {
         usleep(4000 * 1000);
         return 0;
+}
+
+/* v1alpha1 (spec.size) is a spoke of the hub v1 (spec.replicas). */
+static int rename_field(cJSON *object, const char *from, const char *to) {
+        cJSON *spec = cJSON_GetObjectItemCaseSensitive(object, "spec");
+        cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(spec, from);
+        if (!v)
+                return 0;
+        if (cJSON_IsNumber(v) && v->valuedouble < 0) {
+                cJSON_Delete(v);
+                return -ERANGE;
+        }
+        cJSON_AddItemToObject(spec, to, v);
+        return 0;
+}
+
+static int alpha_to_hub(cJSON *object, void *userdata) {
+        return rename_field(object, "size", "replicas");
+}
+
+static int alpha_from_hub(cJSON *object, void *userdata) {
+        return rename_field(object, "replicas", "size");
 }
 
 /* --- the client ---------------------------------------------------------------------- */
@@ -189,8 +212,122 @@ static char *unbase64(const char *in) {
         "{\"apiVersion\":\"cache.example.com/v1alpha1\",\"kind\":\"Memcached\","                   \
         "\"metadata\":{\"name\":\"" name "\",\"namespace\":\"default\"},\"spec\":" spec "}"
 
+static answer conversion(scenario *sc, const char *request) {
+        char *body = NULL;
+        assert_true(asprintf(&body,
+                             "{\"apiVersion\":\"apiextensions.k8s.io/v1\",\"kind\":\"ConversionReview\","
+                             "\"request\":%s}",
+                             request) > 0);
+        answer a = post(sc, "/convert", "application/json", body, strlen(body));
+        free(body);
+        return a;
+}
+
+static const char *result_status(const answer *a) {
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(a->response, "result");
+        const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "status"));
+        return s ? s : "";
+}
+
+static const char *result_message(const answer *a) {
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(a->response, "result");
+        const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "message"));
+        return s ? s : "";
+}
+
+#define ALPHA "{\"apiVersion\":\"cache.example.com/v1alpha1\",\"kind\":\"Memcached\"," \
+              "\"metadata\":{\"name\":\"m\"},\"spec\":{\"size\":3,\"containerPort\":1}}"
+
+static void drive_conversion(scenario *sc) {
+        /* v1alpha1 -> v1 (through no hub step: v1 is the hub). */
+        answer a = conversion(sc, "{\"uid\":\"c-1\",\"desiredAPIVersion\":\"cache.example.com/v1\","
+                                  "\"objects\":[" ALPHA "]}");
+        CHECK(sc, a.code == 200 && strcmp(result_status(&a), "Success") == 0 &&
+                          rstr(&a, "uid") && strcmp(rstr(&a, "uid"), "c-1") == 0,
+              "convert: %ld %s", a.code, a.body);
+        const cJSON *objs = cJSON_GetObjectItemCaseSensitive(a.response, "convertedObjects");
+        const cJSON *v1 = cJSON_GetArrayItem(objs, 0);
+        const cJSON *spec = cJSON_GetObjectItemCaseSensitive(v1, "spec");
+        CHECK(sc, cJSON_GetArraySize(objs) == 1 &&
+                          strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(v1, "apiVersion")) ?: "",
+                                 "cache.example.com/v1") == 0 &&
+                          cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(spec, "replicas")) == 3 &&
+                          !cJSON_GetObjectItemCaseSensitive(spec, "size"),
+              "converted to v1: %s", a.body);
+        /* And back: the round trip gives the original. */
+        char *v1s = cJSON_PrintUnformatted(v1), *req = NULL;
+        assert_true(asprintf(&req, "{\"uid\":\"c-2\",\"desiredAPIVersion\":\"cache.example.com/v1alpha1\","
+                                   "\"objects\":[%s]}", v1s ? v1s : "null") > 0);
+        answer b = conversion(sc, req);
+        cJSON *orig = cJSON_Parse(ALPHA);
+        const cJSON *back = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(b.response, "convertedObjects"), 0);
+        CHECK(sc, strcmp(result_status(&b), "Success") == 0 && back && cJSON_Compare(back, orig, 1),
+              "round trip: %s", b.body);
+        cJSON_Delete(orig);
+        free(v1s);
+        free(req);
+        answer_free(&a);
+        answer_free(&b);
+        /* Same version: unchanged. */
+        a = conversion(sc, "{\"uid\":\"c-3\",\"desiredAPIVersion\":\"cache.example.com/v1alpha1\","
+                           "\"objects\":[" ALPHA "]}");
+        orig = cJSON_Parse(ALPHA);
+        CHECK(sc, cJSON_Compare(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(a.response, "convertedObjects"), 0),
+                                orig, 1), "same version: %s", a.body);
+        cJSON_Delete(orig);
+        answer_free(&a);
+        /* A spoke's failure, an unknown version or kind: Failure with a message. */
+        static const struct {
+                const char *request, *says;
+        } failing[] = {
+                {"{\"uid\":\"c-4\",\"desiredAPIVersion\":\"cache.example.com/v1\",\"objects\":["
+                 "{\"apiVersion\":\"cache.example.com/v1alpha1\",\"kind\":\"Memcached\","
+                 "\"metadata\":{\"name\":\"neg\"},\"spec\":{\"size\":-1}}]}",
+                 "Memcached neg from v1alpha1 to v1"},
+                {"{\"uid\":\"c-5\",\"desiredAPIVersion\":\"cache.example.com/v2\",\"objects\":[" ALPHA "]}",
+                 "no conversion between v1alpha1 and v2"},
+                {"{\"uid\":\"c-6\",\"desiredAPIVersion\":\"cache.example.com/v1\",\"objects\":["
+                 "{\"apiVersion\":\"cache.example.com/v1alpha1\",\"kind\":\"Other\"}]}",
+                 "no conversion for cache.example.com Other"},
+                {"{\"uid\":\"c-7\",\"desiredAPIVersion\":\"other.io/v1\",\"objects\":[" ALPHA "]}",
+                 "cannot be converted to group other.io"},
+                {"{\"uid\":\"c-8\",\"desiredAPIVersion\":\"cache.example.com/v1\",\"objects\":[1]}",
+                 "without apiVersion or kind"},
+        };
+        for (size_t i = 0; i < sizeof failing / sizeof failing[0]; i++) {
+                a = conversion(sc, failing[i].request);
+                CHECK(sc, a.code == 200 && strcmp(result_status(&a), "Failure") == 0 &&
+                                  strstr(result_message(&a), failing[i].says) &&
+                                  !cJSON_GetObjectItemCaseSensitive(a.response, "convertedObjects"),
+                      "conversion failure %zu: %s", i, a.body);
+                answer_free(&a);
+        }
+        /* Malformed: 400. */
+        static const struct {
+                const char *body, *says;
+        } bad[] = {
+                {"{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\"}", "kind"},
+                {"{\"apiVersion\":\"apiextensions.k8s.io/v1\",\"kind\":\"ConversionReview\","
+                 "\"request\":{\"desiredAPIVersion\":\"a/v1\",\"objects\":[]}}", "request.uid"},
+                {"{\"apiVersion\":\"apiextensions.k8s.io/v1\",\"kind\":\"ConversionReview\","
+                 "\"request\":{\"uid\":\"x\",\"objects\":[]}}", "request.desiredAPIVersion"},
+                {"{\"apiVersion\":\"apiextensions.k8s.io/v1\",\"kind\":\"ConversionReview\","
+                 "\"request\":{\"uid\":\"x\",\"desiredAPIVersion\":\"a/v1\",\"objects\":{}}}",
+                 "request.objects"},
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                a = post(sc, "/convert", "application/json", bad[i].body, strlen(bad[i].body));
+                CHECK(sc, a.code == 400 && strcmp(result_status(&a), "Failure") == 0 &&
+                                  strstr(result_message(&a), bad[i].says),
+                      "bad conversion %zu: %ld %s", i, a.code, a.body);
+                answer_free(&a);
+        }
+}
+
 static void drive(scenario *sc) {
         answer a;
+
+        drive_conversion(sc);
 
         /* The defaulter: a JSON Patch that adds the port, the uid echoed. */
         a = review(sc, "/mutate-" GROUP_PATH,
@@ -358,6 +495,20 @@ static void test_webhooks(void **state) {
         assert_int_equal(koc_webhook_add_validator(sc.m, &memcacheds, validate, NULL), 0);
         assert_int_equal(koc_webhook_add_validator(sc.m, &memcacheds, validate, NULL), -EEXIST);
         assert_int_equal(koc_webhook_add_validator(sc.m, &slows, validate_slowly, NULL), 0);
+        assert_int_equal(koc_webhook_add_conversion_spoke(sc.m, "cache.example.com", "Memcached",
+                                                          "v1alpha1", alpha_to_hub,
+                                                          alpha_from_hub, NULL),
+                         -ENOENT);
+        assert_int_equal(koc_webhook_add_conversion(sc.m, "cache.example.com", "Memcached", "v1"), 0);
+        assert_int_equal(koc_webhook_add_conversion(sc.m, "cache.example.com", "Memcached", "v1"),
+                         -EEXIST);
+        assert_int_equal(koc_webhook_add_conversion_spoke(sc.m, "cache.example.com", "Memcached",
+                                                          "v1", alpha_to_hub, alpha_from_hub, NULL),
+                         -EINVAL);
+        assert_int_equal(koc_webhook_add_conversion_spoke(sc.m, "cache.example.com", "Memcached",
+                                                          "v1alpha1", alpha_to_hub,
+                                                          alpha_from_hub, NULL),
+                         0);
         assert_int_equal(koc_manager_get_webhook_port(sc.m, &sc.port), 0);
         assert_int_equal(koc_manager_get_health_port(sc.m, &sc.health), 0);
         sc.ca = koc_manager_get_webhook_cert_pem(sc.m);
