@@ -22,7 +22,9 @@
  * With --webhook-bind-address (e.g. ":9443"), admission webhooks too
  * (koc/webhook.h): a defaulter (spec.containerPort defaults to 11211) and a
  * validator (metadata.name at most 40 characters; spec.size changes by at
- * most 3 at once), served by every replica.
+ * most 3 at once), served by every replica, and the conversion between
+ * v1alpha1 (the hub, stored) and v1, where spec.size is called spec.replicas,
+ * for a CRD that serves both with a Webhook conversion strategy.
  *
  * The Memcached's C types come from the CRD (koc_generate_types in
  * CMakeLists.txt), the Deployment's from <koc/types/k8s.h>.
@@ -162,6 +164,23 @@ static int validate(koc_admission *a, void *userdata) {
         return 0;
 }
 
+/* v1 is a spoke of the hub v1alpha1: spec.replicas there, spec.size here. */
+static int rename_spec_field(cJSON *object, const char *from, const char *to) {
+        cJSON *spec = cJSON_GetObjectItemCaseSensitive(object, "spec");
+        cJSON *v = cJSON_IsObject(spec) ? cJSON_DetachItemFromObjectCaseSensitive(spec, from) : NULL;
+        if (v)
+                cJSON_AddItemToObject(spec, to, v);
+        return 0;
+}
+
+static int v1_to_hub(cJSON *object, void *userdata) {
+        return rename_spec_field(object, "replicas", "size");
+}
+
+static int v1_from_hub(cJSON *object, void *userdata) {
+        return rename_spec_field(object, "size", "replicas");
+}
+
 static koc_result reconcile(koc_reconcile_context *ctx, void *userdata) {
         return koc_reconcile_finalizer(ctx, "cache.example.com/finalizer", apply, cleanup, NULL);
 }
@@ -190,7 +209,10 @@ int main(int argc, char *argv[]) {
         koc_manager_declare_access(m, &memcacheds, "get,patch,status/patch");
         if (cfg.webhook_bind_address && strcmp(cfg.webhook_bind_address, "0") != 0 &&
             (koc_webhook_add_defaulter(m, &memcacheds, set_defaults, NULL) < 0 ||
-             koc_webhook_add_validator(m, &memcacheds, validate, NULL) < 0))
+             koc_webhook_add_validator(m, &memcacheds, validate, NULL) < 0 ||
+             koc_webhook_add_conversion(m, "cache.example.com", "Memcached", "v1alpha1") < 0 ||
+             koc_webhook_add_conversion_spoke(m, "cache.example.com", "Memcached", "v1",
+                                              v1_to_hub, v1_from_hub, NULL) < 0))
                 return 1; /* the cause is logged */
         return koc_manager_run(m);
 }
