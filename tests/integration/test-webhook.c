@@ -98,6 +98,7 @@ static int alpha_from_hub(cJSON *object, void *userdata) {
 /* --- the client ---------------------------------------------------------------------- */
 
 typedef struct scenario {
+        void (*drive)(struct scenario *sc);
         koc_manager *m;
         uint16_t port, health;
         char *ca;
@@ -454,9 +455,21 @@ static void drive(scenario *sc) {
         curl_easy_cleanup(e);
 }
 
+/* --webhook-allow-on-timeout: the late handler's request is allowed. */
+static void drive_allow(scenario *sc) {
+        uint64_t t0 = now_ms();
+        answer a = review(sc, "/validate-cache-example-com-v1alpha1-slow",
+                          "{\"uid\":\"u-9\",\"operation\":\"CREATE\",\"object\":" OBJ("m", "{}") "}");
+        uint64_t took = now_ms() - t0;
+        CHECK(sc, a.code == 200 && allowed(&a) && rstr(&a, "uid") && strcmp(rstr(&a, "uid"), "u-9") == 0,
+              "late, allowed: %ld %s", a.code, a.body);
+        CHECK(sc, took < 3000, "late answer took %llu ms", (unsigned long long)took);
+        answer_free(&a);
+}
+
 static void *driver(void *p) {
         scenario *sc = p;
-        drive(sc);
+        sc->drive(sc);
         uint64_t one = 1;
         (void)!write(sc->wake_fd, &one, sizeof one);
         return NULL;
@@ -468,6 +481,46 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         (void)!read(fd, &n, sizeof n);
         (void)koc_manager_shutdown(sc->m);
         return 0;
+}
+
+static void test_allow_on_timeout(void **state) {
+        koc_test_apiserver api;
+        assert_int_equal(koc_test_apiserver_start(&api, ""), 0);
+        koc_manager_config cfg;
+        koc_error err = {0};
+        koc_manager_config_init(&cfg);
+        cfg.kubeconfig = api.kubeconfig;
+        cfg.leader_elect = false;
+        cfg.handle_signals = false;
+        cfg.health_probe_bind_address = "127.0.0.1:0";
+        cfg.metrics_bind_address = "0";
+        cfg.webhook_bind_address = "127.0.0.1:0";
+        cfg.webhook_timeout_usec = 500 * 1000;
+        cfg.webhook_allow_on_timeout = true;
+        cfg.shutdown_budget_usec = 2 * KOC_USEC_PER_SEC;
+        scenario sc = {.drive = drive_allow};
+        sd_event *e = NULL;
+        assert_int_equal(sd_event_new(&e), 0);
+        if (koc_manager_new(e, &cfg, &sc.m, &err) < 0)
+                fail_msg("manager: %s", err.message);
+        assert_int_equal(koc_webhook_add_validator(sc.m, &slows, validate_slowly, NULL), 0);
+        assert_int_equal(koc_manager_get_webhook_port(sc.m, &sc.port), 0);
+        sc.ca = koc_manager_get_webhook_cert_pem(sc.m);
+        assert_non_null(sc.ca);
+        sc.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        sd_event_source *wake = NULL;
+        assert_int_equal(sd_event_add_io(e, &wake, sc.wake_fd, EPOLLIN, on_wake, &sc), 0);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, driver, &sc), 0);
+        (void)koc_manager_run(sc.m);
+        pthread_join(t, NULL);
+        sd_event_source_disable_unref(wake);
+        close(sc.wake_fd);
+        sc.m = koc_manager_unref(sc.m);
+        sd_event_unref(e);
+        free(sc.ca);
+        koc_test_apiserver_stop(&api);
+        assert_string_equal(sc.failure, "");
 }
 
 static void test_webhooks(void **state) {
@@ -484,7 +537,7 @@ static void test_webhooks(void **state) {
         cfg.webhook_bind_address = "127.0.0.1:0";
         cfg.webhook_timeout_usec = 500 * 1000;
         cfg.shutdown_budget_usec = 2 * KOC_USEC_PER_SEC;
-        scenario sc = {0};
+        scenario sc = {.drive = drive};
         sd_event *e = NULL;
         assert_int_equal(sd_event_new(&e), 0);
         if (koc_manager_new(e, &cfg, &sc.m, &err) < 0)
@@ -532,6 +585,7 @@ static void test_webhooks(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_webhooks),
+                cmocka_unit_test(test_allow_on_timeout),
         };
         curl_global_init(CURL_GLOBAL_DEFAULT);
         int r = cmocka_run_group_tests(tests, NULL, NULL);
