@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/jsonpatch.h"
 #include "core/mailbox.h"
@@ -48,6 +49,7 @@ struct hook {
         koc_webhook_validator_t validate;
         koc_webhook_defaulter_t set_defaults;
         void *userdata;
+        koc_metric *latency; /* controller_runtime_webhook_latency_seconds */
 };
 
 struct koc__webhooks {
@@ -104,6 +106,7 @@ struct job {
         koc_serving_request *req; /* NULL once answered or aborted */
         sd_event_source *timer;
         char *uid;
+        uint64_t started; /* CLOCK_MONOTONIC, usec */
         /* Read by the thread, freed on the loop after it posted. */
         cJSON *review;
         const cJSON *request;
@@ -235,23 +238,50 @@ static cJSON *conversion_answer(const char *uid, const char *failure, cJSON **re
         return review;
 }
 
-static void respond_review(koc_serving_request *req, unsigned http_code, cJSON *review) {
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * KOC_USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* controller-runtime's webhook metrics: requests answered by code, and the
+ * time from the request's arrival to its answer. */
+static void count(const struct hook *h, unsigned code, uint64_t started) {
+        koc_metrics *metrics = h ? h->w->metrics : NULL;
+        char labels[400];
+        koc_metric *c = NULL;
+
+        if (!metrics)
+                return;
+        snprintf(labels, sizeof labels, "webhook=\"%s\",code=\"%u\"", h->path, code);
+        if (koc_metrics_add_counter(metrics, "controller_runtime_webhook_requests_total",
+                                    "Webhook requests answered, by HTTP status code.", labels,
+                                    &c) >= 0)
+                koc_metric_inc(c);
+        if (started && h->latency)
+                koc_metric_observe(h->latency, (double)(now_usec() - started) / 1e6);
+}
+
+static void respond_review(koc_serving_request *req, const struct hook *h, uint64_t started,
+                           unsigned http_code, cJSON *review) {
         char *body = review ? cJSON_PrintUnformatted(review) : NULL;
 
         cJSON_Delete(review);
         if (!body) {
+                count(h, 500, started);
                 koc__serving_respond_text(req, 500, "out of memory\n");
                 return;
         }
+        count(h, http_code, started);
         koc__serving_respond(req, http_code, "application/json", body, strlen(body), NULL);
 }
 
 static void respond_error(koc_serving_request *req, const struct hook *h, const char *uid,
                           int code, const char *message) {
         if (h && h->convert)
-                respond_review(req, code, conversion_answer(uid, message, NULL));
+                respond_review(req, h, 0, code, conversion_answer(uid, message, NULL));
         else
-                respond_review(req, code, review_answer(uid, false, code, message, NULL));
+                respond_review(req, h, 0, code, review_answer(uid, false, code, message, NULL));
 }
 
 /* --- the handler's thread ------------------------------------------------------------- */
@@ -486,6 +516,7 @@ static void job_done(void *userdata, bool cancelled) {
         if (j->req && !cancelled) {
                 koc__serving_request_on_abort(j->req, NULL, NULL);
                 if (j->body) {
+                        count(j->hook, 200, j->started);
                         koc__serving_respond(j->req, 200, "application/json", j->body, j->len,
                                              NULL);
                         j->body = NULL;
@@ -536,11 +567,14 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
                                                  : "refused");
         koc__serving_request_on_abort(j->req, NULL, NULL);
         if (j->hook->convert)
-                respond_review(j->req, 200, conversion_answer(j->uid, msg, NULL));
+                respond_review(j->req, j->hook, j->started, 200,
+                               conversion_answer(j->uid, msg, NULL));
         else if (w->allow_on_timeout)
-                respond_review(j->req, 200, review_answer(j->uid, true, 200, NULL, NULL));
+                respond_review(j->req, j->hook, j->started, 200,
+                               review_answer(j->uid, true, 200, NULL, NULL));
         else
-                respond_review(j->req, 200, review_answer(j->uid, false, 504, msg, NULL));
+                respond_review(j->req, j->hook, j->started, 200,
+                               review_answer(j->uid, false, 504, msg, NULL));
         j->req = NULL;
         return 0;
 }
@@ -598,6 +632,7 @@ static void serve(koc_serving_request *req, void *userdata) {
         }
         j->w = w;
         j->hook = h;
+        j->started = now_usec();
         j->review = body && len ? cJSON_ParseWithLength(body, len) : NULL;
         if (!j->review)
                 why = "not JSON";
@@ -762,6 +797,20 @@ static int start(koc__webhooks *w, koc_error *err) {
         return 0;
 }
 
+static void add_latency(struct hook *h) {
+        static const double buckets[] = {.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10};
+        char labels[320];
+
+        if (!h->w->metrics)
+                return;
+        snprintf(labels, sizeof labels, "webhook=\"%s\"", h->path);
+        if (koc_metrics_add_histogram(h->w->metrics, "controller_runtime_webhook_latency_seconds",
+                                      "Time from a webhook request's arrival to its answer.",
+                                      labels, buckets, sizeof buckets / sizeof buckets[0],
+                                      &h->latency) < 0)
+                h->latency = NULL;
+}
+
 static void lower_kebab(char *dst, size_t size, const char *s, bool dots) {
         size_t n = strlen(dst);
         for (; *s && n + 1 < size; s++)
@@ -809,6 +858,7 @@ int koc__webhooks_add(koc__webhooks *w, const koc_resource *res,
         int r = koc__serving_add_handler(w->server, h->path, "POST", MAX_BODY, serve, h);
         if (r < 0)
                 return koc_error_set(err, r, "webhook %s: %s", h->path, strerror(-r));
+        add_latency(h);
         w->n_hooks++;
         return 0;
 }
@@ -834,6 +884,7 @@ static int add_convert_handler(koc__webhooks *w, koc_error *err) {
                 r = koc__serving_add_handler(w->server, h->path, "POST", MAX_BODY, serve, h);
                 if (r < 0)
                         return koc_error_set(err, r, "webhook /convert: %s", strerror(-r));
+                add_latency(h);
         }
         w->n_hooks++;
         return 0;

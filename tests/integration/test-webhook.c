@@ -27,6 +27,7 @@
 
 #include "harness/apiserver.h"
 #include "koc/manager.h"
+#include "koc/metrics.h"
 #include "koc/webhook.h"
 
 #define GROUP_PATH "cache-example-com-v1alpha1-memcached"
@@ -573,6 +574,25 @@ static void test_webhooks(void **state) {
         assert_int_equal(pthread_create(&t, NULL, driver, &sc), 0);
         (void)koc_manager_run(sc.m);
         pthread_join(t, NULL);
+        /* controller-runtime's webhook metrics. */
+        char *text = NULL;
+        size_t len = 0;
+        assert_int_equal(koc_metrics_render(koc_manager_get_metrics(sc.m), &text, &len), 0);
+        static const char *const want[] = {
+                "controller_runtime_webhook_requests_total{webhook=\"/validate-" GROUP_PATH
+                "\",code=\"400\"} 12\n",
+                "controller_runtime_webhook_requests_total{webhook=\"/mutate-" GROUP_PATH
+                "\",code=\"200\"} 2\n",
+                "controller_runtime_webhook_requests_total{webhook=\"/mutate-" GROUP_PATH
+                "\",code=\"400\"} 1\n",
+                "controller_runtime_webhook_latency_seconds_count{webhook=\"/validate-" GROUP_PATH
+                "\"} 2\n",
+                "controller_runtime_webhook_latency_seconds_count{webhook=\"/convert\"} 8\n",
+        };
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+                if (!strstr(text, want[i]))
+                        fail_msg("metrics: no %s in\n%s", want[i], text);
+        free(text);
         sd_event_source_disable_unref(wake);
         close(sc.wake_fd);
         sc.m = koc_manager_unref(sc.m);
