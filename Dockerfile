@@ -15,7 +15,7 @@ FROM debian:12 AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config \
-        libcurl4-openssl-dev libcjson-dev libssl-dev libmicrohttpd-dev libsystemd-dev libyaml-dev \
+        libcurl4-openssl-dev libcjson-dev libssl-dev libmicrohttpd-dev libgnutls28-dev libsystemd-dev libyaml-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -26,7 +26,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DKOC_BU
 FROM debian:12-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        libcurl4 libcjson1 libssl3 libmicrohttpd12 libsystemd0 libyaml-0-2 \
+        libcurl4 libcjson1 libssl3 libgnutls30 libmicrohttpd12 libsystemd0 libyaml-0-2 \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/koc-example-leader /usr/local/bin/koc-example-leader
 # The chart's podSecurityContext.runAsUser / runAsGroup.

@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
         build-essential cmake pkg-config git ca-certificates curl unzip procps
-        libcurl4-openssl-dev libcjson-dev libssl-dev libmicrohttpd-dev libsystemd-dev
+        libcurl4-openssl-dev libcjson-dev libssl-dev libmicrohttpd-dev libgnutls28-dev libsystemd-dev
         libyaml-dev libcmocka-dev
         valgrind wrk jq iproute2 openssl
         clang libclang-rt-14-dev
