@@ -13,6 +13,12 @@ if(TARGET koc-example-memcached AND TARGET koc-apiserver)
     set_tests_properties(k8s-memcached-e2e PROPERTIES LABELS k8s TIMEOUT 300
                          RESOURCE_LOCK k8s-apiserver
                          ENVIRONMENT "KOC_LOG_LEVEL=$ENV{KOC_TEST_LOG_LEVEL}")
+    # Its admission webhooks called by kube-apiserver (url: on loopback, caBundle).
+    add_test(NAME k8s-memcached-webhook COMMAND bash ${_mc}/tests/webhook-e2e.sh
+             $<TARGET_FILE:koc-example-memcached> ${_mc}/chart)
+    set_tests_properties(k8s-memcached-webhook PROPERTIES LABELS k8s TIMEOUT 300
+                         RESOURCE_LOCK k8s-apiserver
+                         ENVIRONMENT "KOC_LOG_LEVEL=$ENV{KOC_TEST_LOG_LEVEL}")
   endif()
 endif()
 if(TARGET koc-example-memcached AND TARGET koc-apiserver AND VALGRIND_EXECUTABLE AND NOT KOC_SANITIZED)

@@ -8,3 +8,7 @@ koc_add_test(NAME test-serving SOURCES integration/test-serving.c ${KOC_HARNESS_
 koc_add_test(NAME test-metrics-secure SOURCES integration/test-metrics-secure.c ${KOC_HARNESS_SOURCES}
              MODULES core leader probes serving shutdown cache manager LIBS PkgConfig::CURL
              LABELS integration tsan K8S TIMEOUT 180)
+# Admission webhooks on a manager, asked directly with hand-made AdmissionReviews.
+koc_add_test(NAME test-webhook SOURCES integration/test-webhook.c ${KOC_HARNESS_SOURCES}
+             MODULES core leader probes serving shutdown cache manager LIBS PkgConfig::CURL
+             LABELS integration tsan TIMEOUT 180)

@@ -92,6 +92,16 @@ static const struct flag flags[] = {
         F("print-rbac-values-under", FLAG_STRING, print_rbac_values_under,
           "With --print-rbac, nest the values under this key: the name of charts/koc-example "
           "as a dependency of the chart that installs the program (e.g. koc-example)."),
+        /* Admission webhooks (koc/webhook.h). */
+        F("webhook-bind-address", FLAG_STRING, webhook_bind_address,
+          "Address of the admission webhooks' HTTPS server (\"0\": \":9443\" when the "
+          "program registers a webhook)."),
+        F("webhook-cert-dir", FLAG_STRING, webhook_cert_dir,
+          "Directory with tls.crt and tls.key for the webhook server (default: self-signed)."),
+        F("webhook-timeout", FLAG_DURATION, webhook_timeout_usec,
+          "Time a webhook handler has before the request is answered without it."),
+        F("webhook-allow-on-timeout", FLAG_BOOL, webhook_allow_on_timeout,
+          "Allow (instead of refuse) what a late webhook handler was asked about."),
 };
 
 #undef F
@@ -120,6 +130,8 @@ KOC_EXPORT int koc_manager_config_init_sized(size_t cfg_size, koc_manager_config
                 .metrics_bind_address = KOC_PROBES_DEFAULT_METRICS_ADDRESS,
                 .shutdown_budget_usec = KOC_SHUTDOWN_DEFAULT_BUDGET_USEC,
                 .handle_signals = true,
+                .webhook_bind_address = "0",
+                .webhook_timeout_usec = 8 * KOC_USEC_PER_SEC,
         };
         /* A newer program's fields beyond ours are zero: their defaults. */
         memset(cfg, 0, cfg_size);
@@ -252,6 +264,11 @@ KOC_EXPORT int koc_manager_config_validate_sized(size_t cfg_size,
                                              koc__name_quote(k, q, sizeof q));
                 }
         }
+        if (cfg->webhook_timeout_usec > 30 * KOC_USEC_PER_SEC)
+                return koc_error_set(err, -EINVAL,
+                                     "--webhook-timeout=%s: must be at most 30s (the API "
+                                     "server waits at most 30s for a webhook)",
+                                     fmt_dur(cfg->webhook_timeout_usec, a, sizeof a));
         if (cfg->shutdown_budget_usec == 0)
                 return koc_error_set(err, -EINVAL, "--shutdown-drain-budget=0: must be above 0");
         if (cfg->shutdown_delay_usec >= cfg->shutdown_budget_usec)

@@ -54,3 +54,30 @@ int koc__secure_metrics_new(struct sd_event *event, struct koc_client *client,
 void koc__secure_metrics_stop(koc__secure_metrics *sm);
 koc__secure_metrics *koc__secure_metrics_free(koc__secure_metrics *sm);
 uint16_t koc__secure_metrics_port(const koc__secure_metrics *sm);
+
+/* Admission webhooks (webhook.c): the manager's webhook server, started by
+ * the first koc__webhooks_add(). */
+#define KOC__WEBHOOK_DEFAULT_TIMEOUT_USEC (8 * KOC_USEC_PER_SEC)
+struct koc_probes;
+struct koc_resource;
+typedef struct koc__webhooks koc__webhooks;
+typedef struct koc__webhooks_config {
+        const char *address; /* NULL, "" or "0": ":9443" */
+        const char *cert_dir;
+        uint64_t timeout_usec;
+        bool allow_on_timeout;
+        bool disabled;     /* --print-rbac */
+        bool leader_gated; /* --leader-elect-gate-readiness: warned about */
+} koc__webhooks_config;
+int koc__webhooks_new(struct sd_event *event, struct koc_metrics *metrics,
+                      struct koc_probes *probes, const koc__webhooks_config *cfg,
+                      koc__webhooks **ret);
+void koc__webhooks_stop(koc__webhooks *w);
+koc__webhooks *koc__webhooks_free(koc__webhooks *w);
+uint16_t koc__webhooks_port(const koc__webhooks *w);
+char *koc__webhooks_cert_pem(const koc__webhooks *w);
+#include "koc/webhook.h"
+int koc__webhooks_add(koc__webhooks *w, const koc_resource *res,
+                      koc_webhook_validator_t validate, koc_webhook_defaulter_t set_defaults,
+                      void *userdata, koc_error *err);
+koc__webhooks *koc__manager_webhooks(struct koc_manager *m);

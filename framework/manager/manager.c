@@ -64,6 +64,7 @@ struct koc_manager {
         koc_leader_state *state;
         koc_probes *probes;
         koc__secure_metrics *secure_metrics; /* --metrics-secure */
+        koc__webhooks *webhooks;             /* koc/webhook.h */
         koc_shutdown *shutdown;
 
         bool leader_elect;
@@ -542,6 +543,7 @@ static void step_stop_probes(koc_shutdown_step *step, void *userdata) {
 
         koc_probes_stop(m->probes);
         koc__secure_metrics_stop(m->secure_metrics);
+        koc__webhooks_stop(m->webhooks);
         koc_shutdown_step_done(step);
 }
 
@@ -561,6 +563,7 @@ static koc_manager *manager_free(koc_manager *m) {
          * none can be inside, as each holds a reference. */
         koc__mailbox_free(m->mailbox);
         koc_shutdown_unref(m->shutdown);
+        m->webhooks = koc__webhooks_free(m->webhooks);
         koc_probes_unref(m->probes);
         m->secure_metrics = koc__secure_metrics_free(m->secure_metrics);
         /* Its informers use the client and register in metrics. */
@@ -832,6 +835,19 @@ KOC_EXPORT int koc_manager_new_sized(sd_event *event, size_t cfg_size,
         r = setup_probes(m, cfg, err);
         if (r < 0)
                 return r;
+        /* Listens only when a webhook is registered (koc/webhook.h). */
+        r = koc__webhooks_new(m->event, m->metrics, m->probes,
+                              &(koc__webhooks_config){
+                                      .address = cfg->webhook_bind_address,
+                                      .cert_dir = cfg->webhook_cert_dir,
+                                      .timeout_usec = cfg->webhook_timeout_usec,
+                                      .allow_on_timeout = cfg->webhook_allow_on_timeout,
+                                      .disabled = m->print_rbac,
+                                      .leader_gated = m->leader_elect && m->gate_readiness,
+                              },
+                              &m->webhooks);
+        if (r < 0)
+                return koc_error_set(err, r, "webhook server: %s", strerror(-r));
         r = setup_shutdown(m, cfg, err);
         if (r < 0)
                 return r;
@@ -1082,6 +1098,10 @@ KOC_EXPORT const char *koc_manager_get_lease_namespace(koc_manager *m) {
 
 KOC_EXPORT const char *koc_manager_get_lease_name(koc_manager *m) {
         return m ? m->lease_name : NULL;
+}
+
+koc__webhooks *koc__manager_webhooks(koc_manager *m) {
+        return m->webhooks;
 }
 
 KOC_EXPORT int koc_manager_get_health_port(koc_manager *m, uint16_t *ret_port) {

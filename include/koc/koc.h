@@ -9,7 +9,7 @@
  * kubeconfig or in-cluster (config.h), Lease leader election compatible with
  * client-go (leader.h), health, readiness and metrics endpoints (probes.h,
  * metrics.h), graceful shutdown (shutdown.h), the manager that puts them
- * together on one loop (manager.h), its cache of informers (cache.h) and
+ * together on one loop (manager.h) and serves admission webhooks (webhook.h), its cache of informers (cache.h) and
  * what they serve, resources and cached objects (object.h), and the
  * controller runtime on it: a work queue and reconcilers (controller.h), and
  * what reconcilers do around their logic: create-or-update, owner
@@ -31,6 +31,7 @@
 #include <koc/probes.h>
 #include <koc/shutdown.h>
 #include <koc/manager.h>
+#include <koc/webhook.h>
 #include <koc/object.h>
 #include <koc/cache.h>
 #include <koc/controller.h>

@@ -191,6 +191,20 @@ typedef struct koc_manager_config {
          * program prints.  1 to 63 characters of A-Z, a-z, 0-9, '-' and '_'
          * (-EINVAL otherwise). */
         const char *print_rbac_values_under;
+        /* --webhook-bind-address (default "0": ":9443" as soon as a webhook
+         * is registered with koc/webhook.h, else nothing listens): the
+         * admission webhooks' HTTPS server, on every replica.  A program may
+         * register its webhooks only when the flag is set. */
+        const char *webhook_bind_address;
+        /* --webhook-cert-dir: tls.crt and tls.key (a kubernetes.io/tls
+         * Secret mounted there), reloaded when they change.  None: a
+         * self-signed pair made in memory at start (logged). */
+        const char *webhook_cert_dir;
+        /* --webhook-timeout (default 8s): a handler that has not returned by
+         * then is answered without it: refused, or allowed with
+         * --webhook-allow-on-timeout. */
+        uint64_t webhook_timeout_usec;
+        bool webhook_allow_on_timeout;
 } koc_manager_config;
 
 /* Every function that takes a koc_manager_config is called through a macro

@@ -91,7 +91,8 @@ for f in "$chart"/ci/*-values.yaml; do
         fi
         render "ci-$s" -f "$f"
 done
-for s in minimal-rbac recommended-rbac all-namespaces single-replica gated-readiness; do
+for s in minimal-rbac recommended-rbac all-namespaces single-replica gated-readiness webhook-chart-certs \
+        webhook-cert-manager; do
         [[ " ${scenarios[*]} " == *" $s "* ]] && ok "scenario ci/$s-values.yaml exists" || bad "missing ci/$s-values.yaml"
 done
 
@@ -218,6 +219,49 @@ expect "$g" 'terminationGracePeriodSeconds: 65$' "gated: grace period 65 s = 1m 
 expect "$g" '- --shutdown-delay=5s$' "gated: delay flag"
 expect "$g" '- --metrics-bind-address=0$' "metrics disabled with 0"
 [[ $(count "$g" Service) == 1 ]] && ok "no metrics Service when disabled" || bad "metrics Service rendered while disabled"
+
+# --- admission webhooks: both ways of certificates -----------------------------
+[[ $(count "$d" MutatingWebhookConfiguration) == 0 && $(count "$d" ValidatingWebhookConfiguration) == 0 ]] &&
+        ok "no webhook configurations by default" || bad "webhook configurations rendered by default"
+refute "$d" 'webhook-bind-address' "no webhook server by default"
+for s in webhook-chart-certs webhook-cert-manager; do
+        w=$out/ci-$s.yaml
+        expect "$w" '- --webhook-bind-address=:9443$' "$s: webhook server on 9443"
+        expect "$w" '- --webhook-cert-dir=/tmp/k8s-webhook-server/serving-certs$' "$s: the Secret's directory passed"
+        expect <(doc "$w" Deployment) "secretName: $fn-webhook-tls$" "$s: the Secret mounted"
+        expect <(doc "$w" Service "$fn-webhook") 'targetPort: webhook$' "$s: a Service to the webhook port"
+        for k in Mutating Validating; do
+                c=$(doc "$w" ${k}WebhookConfiguration)
+                expect <(echo "$c") 'sideEffects: None$' "$s: $k: sideEffects None"
+                expect <(echo "$c") 'failurePolicy: Fail$' "$s: $k: failurePolicy"
+                expect <(echo "$c") 'timeoutSeconds: 10$' "$s: $k: timeout"
+                expect <(echo "$c") "name: $fn-webhook$" "$s: $k: through the Service"
+                expect <(echo "$c") "path: /$( [ $k = Mutating ] && echo mutate || echo validate)-cache-example-com-v1alpha1-memcached$" "$s: $k: the program's path"
+        done
+        refute "$w" 'gate-readiness=true' "$s: readiness not gated"
+done
+w=$out/ci-webhook-chart-certs.yaml
+expect <(doc "$w" Secret "$fn-webhook-tls") '^type: kubernetes.io/tls$' "chart certificates: a TLS Secret"
+ca=$(doc "$w" MutatingWebhookConfiguration | sed -n 's/^ *caBundle: //p' | head -n1)
+sca=$(doc "$w" Secret "$fn-webhook-tls" | sed -n 's/^ *ca.crt: //p')
+crt=$(doc "$w" Secret "$fn-webhook-tls" | sed -n 's/^ *tls.crt: //p')
+if [[ -n $ca && $ca == "$sca" ]] && openssl verify -CAfile <(echo "$ca" | base64 -d) <(echo "$crt" | base64 -d) >/dev/null 2>&1 &&
+        echo "$crt" | base64 -d | openssl x509 -noout -ext subjectAltName 2>/dev/null | grep -q "DNS:$fn-webhook.ops.svc"; then
+        ok "chart certificates: the caBundle signs the serving certificate for the Service's name"
+else bad "chart certificates: caBundle and serving certificate do not match"; fi
+refute "$w" 'inject-ca-from' "chart certificates: no cainjector annotation"
+w=$out/ci-webhook-cert-manager.yaml
+expect <(doc "$w" Certificate "$fn-webhook") "secretName: $fn-webhook-tls$" "cert-manager: a Certificate into the Secret"
+expect <(doc "$w" Certificate "$fn-webhook") "$fn-webhook.ops.svc$" "cert-manager: for the Service's name"
+expect <(doc "$w" MutatingWebhookConfiguration) "cert-manager.io/inject-ca-from: ops/$fn-webhook$" "cert-manager: cainjector annotation"
+refute "$w" 'caBundle:' "cert-manager: caBundle left to cainjector"
+[[ $(count "$w" Issuer) == 1 ]] && ok "cert-manager: a self-signed Issuer when none is named" || bad "cert-manager: $(count "$w" Issuer) Issuers"
+if "$helm" template t "$chart" -f "$chart/ci/webhook-chart-certs-values.yaml" --set leaderElection.gateReadiness=true >/dev/null 2>"$out/err"; then
+        bad "webhooks with gated readiness rendered"
+else expect "$out/err" 'webhook.enabled needs leaderElection.gateReadiness: false' "webhooks with gated readiness refused with a message"; fi
+if "$helm" template t "$chart" --set webhook.certificates=selfmade >/dev/null 2>"$out/err"; then
+        bad "webhook.certificates=selfmade accepted"
+else ok "webhook.certificates checked by the schema"; fi
 
 # --- the other scenarios ----------------------------------------------------------
 m=$out/ci-minimal-rbac.yaml

@@ -7,7 +7,8 @@
 #
 # SECONDS: per target (default 60).  TARGET: linebuf status time kubeconfig
 # leader-fsm apiserver list watch-store selector transform exec-credential
-# in-cluster response helpers path probes gen-types schema serving-pem (default: all).
+# in-cluster response helpers path probes gen-types schema serving-pem jsonpatch
+# (default: all).
 # --build-only builds every harness and runs nothing; --no-build runs what an
 # earlier --build-only left in $KOC_FUZZ_DIR (ctest's fuzz fixture does the
 # two in that order, tests/fuzz.cmake).
@@ -28,7 +29,7 @@ esac
 SECONDS_PER=${1:-60}
 shift || true
 ALL=(linebuf status time kubeconfig leader-fsm apiserver list watch-store selector transform)
-ALL+=(exec-credential in-cluster response helpers path probes gen-types schema serving-pem)
+ALL+=(exec-credential in-cluster response helpers path probes gen-types schema serving-pem jsonpatch)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
 [ $mode != build ] || TARGETS=("${ALL[@]}")
@@ -112,7 +113,7 @@ build_target() {
         schema)
                 build "$t" "$SRC/apiserver/schema.c" "$SRC/apiserver/util.c" ;;
         list | watch-store) build "$t" "$HERE/informer-fuzz.c" -- $INFORMER_WRAP ;;
-        linebuf | status | time | transform) build "$t" ;;
+        linebuf | status | time | transform | jsonpatch) build "$t" ;;
         exec-credential | in-cluster | response | path) build "$t" ;;
         helpers) # the reconcile helpers live beside the controller, which needs the rest
                 build "$t" "$SRC"/framework/manager/*.c "$SRC"/leader/*.c "$SRC"/probes/*.c \

@@ -34,7 +34,7 @@ public_layer() {
         leader | probes | shutdown) echo "$1" ;;
         object | cache) echo framework/cache ;;
         controller | reconcile) echo framework/controller ;;
-        manager) echo framework/manager ;;
+        manager | webhook) echo framework/manager ;;
         koc) echo umbrella ;; # koc.h: every header at once
         *) return 1 ;;
         esac

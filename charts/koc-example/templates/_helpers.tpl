@@ -80,6 +80,9 @@ instead, with the values' names.
 */}}
 {{- define "koc-example.checkLeaderElection" -}}
 {{- $le := .Values.leaderElection }}
+{{- if and .Values.webhook.enabled $le.enabled $le.gateReadiness }}
+{{- fail "webhook.enabled needs leaderElection.gateReadiness: false: webhooks are served by every replica, and gated readiness would take every standby out of the webhook Service" }}
+{{- end }}
 {{- $lease := include "koc-example.seconds" $le.leaseDuration | float64 }}
 {{- $renew := include "koc-example.seconds" $le.renewDeadline | float64 }}
 {{- $retry := include "koc-example.seconds" $le.retryPeriod | float64 }}
