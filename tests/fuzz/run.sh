@@ -117,7 +117,7 @@ build_target() {
         exec-credential | in-cluster | response | path) build "$t" ;;
         helpers) # the reconcile helpers live beside the controller, which needs the rest
                 build "$t" "$SRC"/framework/manager/*.c "$SRC"/leader/*.c "$SRC"/probes/*.c \
-                        "$SRC"/shutdown/*.c ;;
+                        "$SRC"/shutdown/*.c "$SRC"/serving/*.c -- $(pkg-config --libs gnutls) ;;
         probes)
                 build "$t" "$SRC/probes/probes.c" ;; # the MHD glue comes with core
         serving-pem)
