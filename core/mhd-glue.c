@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "core/ratelimit.h"
@@ -237,15 +238,29 @@ static void conn_close(koc_mhd_event *m, conn *c) {
         m->n_live--;
 }
 
+/* Bytes that arrived on the connection and wait to be read: a client that
+ * sent its request at once and is about to be answered (a probe accepted
+ * behind a flood of connections from its own address). */
+static bool has_unread(const conn *c) {
+        int n = 0;
+        return c->fd >= 0 && ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 /* The connection from `key` (any address when NULL) that has waited longest
- * for its request, or NULL when every one is busy answering. */
+ * for its request, or NULL when every one is busy answering.  One whose bytes
+ * wait unread on its socket is taken only when every other one is busy:
+ * what a slow client sent has been read, so this spares a client whose whole
+ * request is there while the loop works through a flood. */
 static conn *oldest_waiting(koc_mhd_event *m, const uint8_t *key, uint8_t key_len) {
-        conn *best = NULL;
-        for (conn *c = m->head; c; c = c->next)
-                if (!c->busy && !c->closing && (!key || same_addr(c, key, key_len)) &&
-                    (!best || c->since < best->since))
-                        best = c;
-        return best;
+        conn *best = NULL, *best_unread = NULL;
+        for (conn *c = m->head; c; c = c->next) {
+                if (c->busy || c->closing || (key && !same_addr(c, key, key_len)))
+                        continue;
+                conn **slot = has_unread(c) ? &best_unread : &best;
+                if (!*slot || c->since < (*slot)->since)
+                        *slot = c;
+        }
+        return best ? best : best_unread;
 }
 
 static unsigned count_from(koc_mhd_event *m, const uint8_t *key, uint8_t key_len) {
