@@ -70,8 +70,9 @@ typedef struct koc_mhd_limits {
  * previous answer (a fixed deadline, not reset by each byte as MHD's own
  * timeout is); at max_per_address connections from one address, or at
  * max_connections in all, a new connection closes the oldest one that is
- * still waiting for its request (from that address, or from any), so that a
- * new client that sends its request at once, as the kubelet does, is served.
+ * still waiting for its request (from that address, or from any), sparing
+ * one whose bytes wait unread on its socket, so that a new client that sends
+ * its request at once, as the kubelet does, is served.
  * Only when every connection is busy answering is a newcomer refused.
  * limits is borrowed and must outlive the listener. */
 int koc__mhd_event_start(sd_event *event, const struct sockaddr *addr, socklen_t addr_len,

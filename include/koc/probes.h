@@ -104,7 +104,8 @@ KOC_EXPORT int koc_probes_set_limits(koc_probes *p, unsigned max_connections,
  * max_per_address (default 32): connections from one client address.  At that
  * number, or at max_connections in all, a new connection closes the oldest
  * connection still waiting for its request (from the same address, or from
- * any), so that a client that sends its request at once, as the kubelet does
+ * any; one whose request has arrived but is not read yet is spared while
+ * another can go), so that a client that sends its request at once, as the kubelet does
  * on a new connection for every probe, is always served; it is refused only
  * when every connection is busy answering.  Each close is logged at warn
  * (rate-limited). */
