@@ -406,10 +406,21 @@ static const char *quoted(const char *value, char *buf, size_t size) {
         return buf;
 }
 
+/* "0x" or "0X" and hex digits: a number to curl's IPv4 parser. */
+static bool is_hex_number(const char *s, size_t n) {
+        if (n < 2 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
+                return false;
+        for (size_t i = 2; i < n; i++)
+                if (!isxdigit((unsigned char)s[i]))
+                        return false;
+        return true;
+}
+
 /* KUBERNETES_SERVICE_HOST: an IP address, or a DNS name (labels of letters,
  * digits, '-' and '_', not starting or ending with '-', an optional final
- * dot), whose last label is not all digits (curl would read "1.2.3" or
- * "010.1" as some other IPv4 address). */
+ * dot), whose last label is not a number, all digits or 0x and hex digits
+ * (curl would read "1.2.3", "010.1" or "10.96.0x1" as some other IPv4
+ * address). */
 static bool is_service_host(const char *s) {
         unsigned char addr[16];
         if (inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1)
@@ -426,7 +437,7 @@ static bool is_service_host(const char *s) {
                 if (c == '.') {
                         if (label == 0 || label > 63 || s[i - 1] == '-')
                                 return false;
-                        if (i == n && all_digits)
+                        if (i == n && (all_digits || is_hex_number(s + i - label, label)))
                                 return false;
                         label = 0;
                         all_digits = true;

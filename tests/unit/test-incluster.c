@@ -170,10 +170,10 @@ static void test_hosts(void **state) {
         fixture *f = *state;
         static const char *const good[] = {"10.96.0.1", "fd00:10:96::1", "::1",
                                            "kubernetes.default.svc", "API-1.Example.com.",
-                                           "node_1.local"};
+                                           "node_1.local", "a.0xg"};
         static const char *const bad[] = {"16..900.1", "1.2.3", "010.1", "a\x01" "b", "a:b",
                                           "-a.example", "a-.example", ".a", "a..b", "fd00::1%eth0",
-                                          "300.1.1.1", "a b"};
+                                          "300.1.1.1", "a b", "10.96.0X1", "10.96.0x1."};
         for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
                 koc_cluster_config *cfg = NULL;
                 setenv("KUBERNETES_SERVICE_HOST", good[i], 1);
