@@ -14,7 +14,6 @@
 #include "core/ratelimit.h"
 #include "core/util.h"
 #include "framework/cache/cache-internal.h"
-#include "framework/cache/store.h"
 #include "koc/log.h"
 
 #define LOG "controller"
@@ -33,19 +32,6 @@ static void json_deletep(cJSON **j) {
         cJSON_Delete(*j);
 }
 #define _json_ _koc_cleanup_(json_deletep)
-
-static bool str_same(const char *a, const char *b) {
-        return strcmp(a ? a : "", b ? b : "") == 0;
-}
-
-static bool same_group_version(const koc_resource *a, const koc_resource *b) {
-        return str_same(a->group, b->group) && str_same(a->version, b->version) &&
-               str_same(a->resource, b->resource);
-}
-
-static bool same_ns(const char *a, const char *b) {
-        return str_same(a, b);
-}
 
 /* The answer's errno (koc/client.h's table), 0 for a 2xx. */
 static int answer_errno(int r, const koc_response *resp) {
@@ -76,53 +62,24 @@ static int ensure_type(cJSON *obj, const koc_resource *res) {
         return 0;
 }
 
-/* The informer whose cache holds every object of res in namespace_, in full,
- * and has listed once: no selectors, not metadata-only, this namespace or
- * all.  Absent from it means absent (as far as a cache can say); other
- * informers may lack an object that exists or hold only its metadata. */
-static koc_object *ref_authoritative(koc_reconcile_context *ctx, const koc_resource *res,
-                                     const char *namespace_, const char *name, bool *ret_found) {
-        koc_informer **infs = NULL;
-        size_t n = 0;
-        koc_object *o = NULL;
-        char key[512];
-        *ret_found = false;
-        if (koc_object_key_format(namespace_, name, key, sizeof key) < 0 ||
-            koc__cache_ref_informers(koc_reconcile_get_cache(ctx), res, &infs, &n) < 0)
-                return NULL;
-        for (size_t i = 0; i < n; i++) {
-                const koc_resource *r = koc__informer_get_resource(infs[i]);
-                const char *ns = koc__informer_get_namespace(infs[i]);
-                if (!*ret_found && same_group_version(r, res) && (!ns || same_ns(ns, namespace_)) &&
-                    !koc__informer_has_selectors(infs[i]) &&
-                    !koc__informer_is_metadata_only(infs[i]) && koc__informer_has_synced(infs[i])) {
-                        *ret_found = true;
-                        o = koc__store_get(koc__informer_get_store(infs[i]), key);
-                }
-                koc__informer_unref(infs[i]);
-        }
-        free(infs);
-        return o;
-}
-
 /* The current object: from the manager's cache, or with a GET when no
  * informer of the manager holds every object of res in that namespace in
  * full (none; or only label-selected, metadata-only or not yet listed ones).
  * -ENOENT when it does not exist. */
 static int read_current(koc_reconcile_context *ctx, const koc_resource *res, const char *namespace_,
                         const char *name, cJSON **ret) {
-        bool covered = false;
-        koc_object *o = ref_authoritative(ctx, res, namespace_, name, &covered);
-        if (o) {
-                int r = koc_object_parse(o, ret);
+        koc_object *o = NULL;
+        int r = koc__cache_ref_covered(koc_reconcile_get_cache(ctx), res, namespace_, name, true,
+                                       &o);
+        if (r == 0) {
+                r = koc_object_parse(o, ret);
                 koc_object_unref(o);
                 return r;
         }
-        if (covered)
-                return -ENOENT;
+        if (r == -ENOENT)
+                return r;
         _response_ koc_response *resp = NULL;
-        int r = koc__reconcile_submit(ctx, res, "GET", namespace_, name, NULL, NULL, NULL, NULL,
-                                      &resp);
+        r = koc__reconcile_submit(ctx, res, "GET", namespace_, name, NULL, NULL, NULL, NULL, &resp);
         if ((r = answer_errno(r, resp)) < 0)
                 return r;
         if (!cJSON_IsObject(resp->body))
