@@ -73,6 +73,14 @@ pid_t koc__loop_tid(sd_event *event);
  * twice, and cJSON's lookups find only the first (Go readers take the last). */
 struct cJSON;
 void koc__json_delete_all(struct cJSON *o, const char *name);
+
+/* "group/version", or the version alone for the core group (NULL or "").
+ * -EINVAL when it does not fit in size (buf then holds it cut short). */
+int koc__api_version_format(const char *group, const char *version, char *buf, size_t size);
+
+/* Sets o's apiVersion and kind (kind: when not NULL) where they are not
+ * strings, as objects read from a list lack them.  -ENOMEM. */
+int koc__json_fill_type(struct cJSON *o, const char *api_version, const char *kind);
 /* Debug builds (no NDEBUG) check that a loop-only call runs on the loop's
  * thread: a call from a worker thread races with the loop on state that is
  * not locked, which is far easier to find at the call than in its effects. */

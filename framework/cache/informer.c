@@ -155,7 +155,7 @@ static void keep_metadata(koc_informer *inf, cJSON *obj) {
                 c = next;
         }
         char av[300];
-        snprintf(av, sizeof av, "%s%s%s", inf->group, *inf->group ? "/" : "", inf->version);
+        (void)koc__api_version_format(inf->group, inf->version, av, sizeof av);
         cJSON_AddStringToObject(obj, "apiVersion", av);
         cJSON_AddStringToObject(obj, "kind", inf->kind);
 }

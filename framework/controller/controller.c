@@ -308,17 +308,10 @@ KOC_EXPORT const cJSON *koc_reconcile_get_object(koc_reconcile_context *ctx) {
                         ctx->parsed = NULL;
                 /* Objects from a list carry no apiVersion and kind; owner
                  * references and writes of the object need them. */
-                const koc_resource *res = koc__informer_get_resource(ctx->c->primary);
-                if (ctx->parsed &&
-                    !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(ctx->parsed, "apiVersion"))) {
-                        koc__json_delete_all(ctx->parsed, "apiVersion");
-                        cJSON_AddStringToObject(ctx->parsed, "apiVersion", ctx->c->api_version);
-                }
-                if (ctx->parsed && res->kind &&
-                    !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(ctx->parsed, "kind"))) {
-                        koc__json_delete_all(ctx->parsed, "kind");
-                        cJSON_AddStringToObject(ctx->parsed, "kind", res->kind);
-                }
+                if (ctx->parsed)
+                        (void)koc__json_fill_type(
+                                ctx->parsed, ctx->c->api_version,
+                                koc__informer_get_resource(ctx->c->primary)->kind);
         }
         return ctx->parsed;
 }

@@ -38,28 +38,12 @@ static int answer_errno(int r, const koc_response *resp) {
         return r < 0 ? r : koc_response_errno(resp);
 }
 
-static int api_version_of(const koc_resource *res, char *buf, size_t size) {
-        int n = snprintf(buf, size, "%s%s%s", res->group && *res->group ? res->group : "",
-                         res->group && *res->group ? "/" : "", res->version ? res->version : "");
-        return n < 0 || (size_t)n >= size ? -EINVAL : 0;
-}
-
 /* Objects read from a list carry no apiVersion and kind: a write needs them. */
 static int ensure_type(cJSON *obj, const koc_resource *res) {
         char av[256];
-        if (api_version_of(res, av, sizeof av) < 0)
+        if (koc__api_version_format(res->group, res->version, av, sizeof av) < 0)
                 return -EINVAL;
-        if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(obj, "apiVersion"))) {
-                koc__json_delete_all(obj, "apiVersion");
-                if (!cJSON_AddStringToObject(obj, "apiVersion", av))
-                        return -ENOMEM;
-        }
-        if (res->kind && !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(obj, "kind"))) {
-                koc__json_delete_all(obj, "kind");
-                if (!cJSON_AddStringToObject(obj, "kind", res->kind))
-                        return -ENOMEM;
-        }
-        return 0;
+        return koc__json_fill_type(obj, av, res->kind);
 }
 
 /* The current object: from the manager's cache, or with a GET when no
