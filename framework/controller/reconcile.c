@@ -441,19 +441,12 @@ KOC_EXPORT int koc_reconcile_apply_status_sized(koc_reconcile_context *ctx, size
                                                 const koc_resource *res, const cJSON *object,
                                                 const char *field_manager, unsigned flags) {
         koc_resource copy;
-        _koc_cleanup_(koc_query_freep) koc_query *q = NULL;
         _response_ koc_response *resp = NULL;
 
-        if (!ctx || !cJSON_IsObject(object) || !field_manager || !*field_manager ||
-            strlen(field_manager) > 128 ||
+        if (!ctx || !cJSON_IsObject(object) ||
             (flags & ~(KOC_STATUS_OPTIMISTIC_LOCK | KOC_APPLY_FORCE)))
                 return -EINVAL;
         if (!(res = status_resource(ctx, res_size, res, &copy)))
-                return -EINVAL;
-        const char *name = meta_str(object, "name");
-        if (!name ||
-            !cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(object, "apiVersion")) ||
-            !cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(object, "kind")))
                 return -EINVAL;
         _json_ cJSON *body = cJSON_Duplicate(object, true);
         if (!body)
@@ -464,14 +457,7 @@ KOC_EXPORT int koc_reconcile_apply_status_sized(koc_reconcile_context *ctx, size
         koc__json_delete_all(md, "managedFields");
         if (!(flags & KOC_STATUS_OPTIMISTIC_LOCK))
                 koc__json_delete_all(md, "resourceVersion");
-        if (koc_query_new(&q) < 0 || koc_query_set(q, "fieldManager", field_manager) < 0 ||
-            ((flags & KOC_APPLY_FORCE) && koc_query_set(q, "force", "true") < 0))
-                return -ENOMEM;
-        const char *query = koc_query_string(q);
-        if (!query)
-                return -ENOMEM;
-        int r = koc__reconcile_submit(ctx, res, "PATCH",
-                                      res->namespaced ? meta_str(object, "namespace") : NULL, name,
-                                      "status", query, body, "application/apply-patch+yaml", &resp);
+        int r = koc__reconcile_apply(ctx, res, body, field_manager, flags & KOC_APPLY_FORCE,
+                                     "status", &resp);
         return answer_errno(r, resp);
 }
