@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "koc/time.h"
@@ -19,6 +20,11 @@ static inline void koc__freep(void *p) {
         free(*(void **)p);
 }
 #define _koc_cleanup_free_ __attribute__((cleanup(koc__freep)))
+
+/* String equality where NULL counts as "" (an optional field left out). */
+static inline bool koc__streq_null(const char *a, const char *b) {
+        return strcmp(a ? a : "", b ? b : "") == 0;
+}
 
 /* Formats usec since the epoch as RFC 3339 UTC with `digits` fractional
  * digits (0, 3 or 6): "2026-11-24T10:00:00.123456Z".  Returns buf. */

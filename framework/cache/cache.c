@@ -144,14 +144,11 @@ KOC_EXPORT int koc_cache_add_informer_sized(koc_cache *cache, size_t res_size,
                                                          err);
 }
 
-static bool same_str(const char *a, const char *b) {
-        return strcmp(a ? a : "", b ? b : "") == 0;
-}
-
 static bool same_resource(koc_informer *inf, const koc_resource *res) {
         const koc_resource *r = koc__informer_get_resource(inf);
-        return same_str(r->group, res->group) && same_str(r->version, res->version) &&
-               same_str(r->resource, res->resource);
+        return koc__streq_null(r->group, res->group) &&
+               koc__streq_null(r->version, res->version) &&
+               koc__streq_null(r->resource, res->resource);
 }
 
 struct index_name {
@@ -238,7 +235,7 @@ static int visit(koc_informer *inf, void *userdata) {
         if (ns && (!op->namespace_ || strcmp(ns, op->namespace_) != 0))
                 return 0;
         if (!koc__selector_includes(op->selector, koc__informer_get_selector(inf)) ||
-            !same_str(koc__informer_get_field_selector(inf), op->field_selector))
+            !koc__streq_null(koc__informer_get_field_selector(inf), op->field_selector))
                 return 0;
         if (op->synced_only &&
             (koc__informer_has_selectors(inf) || !koc__informer_has_synced(inf)))

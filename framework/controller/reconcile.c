@@ -72,10 +72,6 @@ static int read_current(koc_reconcile_context *ctx, const koc_resource *res, con
         return *ret ? 0 : -ENOMEM;
 }
 
-static bool same_str(const char *a, const char *b) {
-        return strcmp(a ? a : "", b ? b : "") == 0;
-}
-
 /* mutate may not move the object to another key: the write would reach
  * another object than the one that was read. */
 static int check_key(koc_reconcile_context *ctx, const koc_resource *res, const cJSON *obj,
@@ -83,9 +79,10 @@ static int check_key(koc_reconcile_context *ctx, const koc_resource *res, const 
         const char *field = NULL, *got = NULL;
         if (!cJSON_IsObject(obj))
                 field = "object";
-        else if (!same_str(meta_str(obj, "name"), name))
+        else if (!koc__streq_null(meta_str(obj, "name"), name))
                 field = "metadata.name", got = meta_str(obj, "name");
-        else if (!same_str(meta_str(obj, "namespace"), res->namespaced ? namespace_ : NULL))
+        else if (!koc__streq_null(meta_str(obj, "namespace"),
+                                  res->namespaced ? namespace_ : NULL))
                 field = "metadata.namespace", got = meta_str(obj, "namespace");
         if (!field)
                 return 0;

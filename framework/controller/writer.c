@@ -51,8 +51,7 @@ static void unlink_call(koc_controller *c, write_call *call) {
 }
 
 static bool same_resource(const koc_resource *a, const koc_resource *b) {
-        return strcmp(a->group ? a->group : "", b->group ? b->group : "") == 0 &&
-               strcmp(a->resource, b->resource) == 0;
+        return koc__streq_null(a->group, b->group) && strcmp(a->resource, b->resource) == 0;
 }
 
 static void apply_to(koc_controller *c, koc_informer *inf, write_call *call, cJSON *body) {
