@@ -200,6 +200,9 @@ int koc__reconcile_apply(koc_reconcile_context *ctx, const koc_resource *res, co
                          koc_response **ret);
 
 /* events.c: the controller's Event recorder (series, spam filter, metrics). */
+/* The Events it writes: events.k8s.io/v1, or core v1 (core) where that is
+ * not served. */
+const koc_resource *koc__events_resource(bool core);
 int koc__events_new(koc_controller *c);
 void koc__events_free(koc__events *ev);
 /* Tests: the recorder's clock (CLOCK_BOOTTIME, us); NULL restores it. */
