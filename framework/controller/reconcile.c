@@ -399,8 +399,6 @@ KOC_EXPORT int koc_reconcile_patch_status_sized(koc_reconcile_context *ctx, size
         _json_ cJSON *patch = merge_diff(a, b);
         if (!patch)
                 return 0;
-        if (!cJSON_IsObject(patch))
-                return -EINVAL;
         if (flags & KOC_STATUS_OPTIMISTIC_LOCK) {
                 const char *rv = meta_str(original, "resourceVersion");
                 cJSON *md = rv ? cJSON_AddObjectToObject(patch, "metadata") : NULL;
