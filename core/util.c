@@ -244,3 +244,24 @@ void koc__json_delete_all(cJSON *o, const char *name) {
         while (cJSON_IsObject(o) && cJSON_GetObjectItemCaseSensitive(o, name))
                 cJSON_DeleteItemFromObjectCaseSensitive(o, name);
 }
+
+int koc__api_version_format(const char *group, const char *version, char *buf, size_t size) {
+        bool core = !group || !*group;
+        int n = snprintf(buf, size, "%s%s%s", core ? "" : group, core ? "" : "/",
+                         version ? version : "");
+        return n < 0 || (size_t)n >= size ? -EINVAL : 0;
+}
+
+int koc__json_fill_type(cJSON *o, const char *api_version, const char *kind) {
+        if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "apiVersion"))) {
+                koc__json_delete_all(o, "apiVersion");
+                if (!cJSON_AddStringToObject(o, "apiVersion", api_version))
+                        return -ENOMEM;
+        }
+        if (kind && !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "kind"))) {
+                koc__json_delete_all(o, "kind");
+                if (!cJSON_AddStringToObject(o, "kind", kind))
+                        return -ENOMEM;
+        }
+        return 0;
+}

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "koc/time.h"
@@ -19,6 +20,11 @@ static inline void koc__freep(void *p) {
         free(*(void **)p);
 }
 #define _koc_cleanup_free_ __attribute__((cleanup(koc__freep)))
+
+/* String equality where NULL counts as "" (an optional field left out). */
+static inline bool koc__streq_null(const char *a, const char *b) {
+        return strcmp(a ? a : "", b ? b : "") == 0;
+}
 
 /* Formats usec since the epoch as RFC 3339 UTC with `digits` fractional
  * digits (0, 3 or 6): "2026-11-24T10:00:00.123456Z".  Returns buf. */
@@ -73,6 +79,14 @@ pid_t koc__loop_tid(sd_event *event);
  * twice, and cJSON's lookups find only the first (Go readers take the last). */
 struct cJSON;
 void koc__json_delete_all(struct cJSON *o, const char *name);
+
+/* "group/version", or the version alone for the core group (NULL or "").
+ * -EINVAL when it does not fit in size (buf then holds it cut short). */
+int koc__api_version_format(const char *group, const char *version, char *buf, size_t size);
+
+/* Sets o's apiVersion and kind (kind: when not NULL) where they are not
+ * strings, as objects read from a list lack them.  -ENOMEM. */
+int koc__json_fill_type(struct cJSON *o, const char *api_version, const char *kind);
 /* Debug builds (no NDEBUG) check that a loop-only call runs on the loop's
  * thread: a call from a worker thread races with the loop on state that is
  * not locked, which is far easier to find at the call than in its effects. */

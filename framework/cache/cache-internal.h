@@ -46,6 +46,13 @@ int koc__cache_foreach_informer(koc_cache *cache, int (*fn)(koc_informer *inf, v
  * cache); the caller unrefs each and frees the array. */
 int koc__cache_ref_informers(koc_cache *cache, const koc_resource *res, koc_informer ***ret,
                              size_t *ret_n);
+/* The object of res named name in namespace_ (NULL: cluster-scoped) from
+ * the informer that answers a read of whole objects without selectors
+ * (koc_cache_ref_object()'s rule); with synced_only, only an informer
+ * without label or field selector that has listed once.  -ENXIO (-ENOMEDIUM: metadata only) when
+ * none covers it, -ENOENT when it covers it and has no such object. */
+int koc__cache_ref_covered(koc_cache *cache, const koc_resource *res, const char *namespace_,
+                           const char *name, bool synced_only, koc_object **ret);
 
 /* Names unique among the users of one cache (the controllers of one
  * manager): -EEXIST when taken. */

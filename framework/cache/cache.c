@@ -144,14 +144,11 @@ KOC_EXPORT int koc_cache_add_informer_sized(koc_cache *cache, size_t res_size,
                                                          err);
 }
 
-static bool same_str(const char *a, const char *b) {
-        return strcmp(a ? a : "", b ? b : "") == 0;
-}
-
 static bool same_resource(koc_informer *inf, const koc_resource *res) {
         const koc_resource *r = koc__informer_get_resource(inf);
-        return same_str(r->group, res->group) && same_str(r->version, res->version) &&
-               same_str(r->resource, res->resource);
+        return koc__streq_null(r->group, res->group) &&
+               koc__streq_null(r->version, res->version) &&
+               koc__streq_null(r->resource, res->resource);
 }
 
 struct index_name {
@@ -206,6 +203,9 @@ typedef struct read_op {
         const koc_selector *selector; /* the read's label selector; NULL: none */
         const char *field_selector;   /* NULL: none */
         bool metadata_ok;
+        /* Only informers without label or field selector that have listed
+         * once: absent from them means absent. */
+        bool synced_only;
         int (*fn)(struct read_op *op, koc_store *store);
         /* The informer that answers (see koc/cache.h): none with a label
          * selector if there is one, cluster-wide before namespaced, whole
@@ -235,7 +235,10 @@ static int visit(koc_informer *inf, void *userdata) {
         if (ns && (!op->namespace_ || strcmp(ns, op->namespace_) != 0))
                 return 0;
         if (!koc__selector_includes(op->selector, koc__informer_get_selector(inf)) ||
-            !same_str(koc__informer_get_field_selector(inf), op->field_selector))
+            !koc__streq_null(koc__informer_get_field_selector(inf), op->field_selector))
+                return 0;
+        if (op->synced_only &&
+            (koc__informer_has_selectors(inf) || !koc__informer_has_synced(inf)))
                 return 0;
         bool meta = koc__informer_is_metadata_only(inf);
         if (meta && !op->metadata_ok) {
@@ -330,6 +333,22 @@ KOC_EXPORT int koc_cache_ref_object_sized(koc_cache *cache, size_t res_size,
 static int list_some(read_op *op, koc_store *store) {
         int r = koc__store_list(store, op->namespace_, op->selector, &op->list, &op->n);
         return r < 0 ? r : 1;
+}
+
+int koc__cache_ref_covered(koc_cache *cache, const koc_resource *res, const char *namespace_,
+                           const char *name, bool synced_only, koc_object **ret) {
+        read_op op = {.res = res,
+                      .namespace_ = namespace_,
+                      .synced_only = synced_only,
+                      .fn = get_one,
+                      .name = name};
+        int r = read_cache(cache, &op);
+        if (r < 0)
+                return r;
+        if (!op.object)
+                return -ENOENT;
+        *ret = op.object;
+        return 0;
 }
 
 KOC_EXPORT int koc_cache_list_with_options_sized(koc_cache *cache, size_t res_size,

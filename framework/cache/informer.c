@@ -54,10 +54,6 @@ struct koc_informer {
         koc_metric *rejected[_KOC_REFLECTOR_REJECT_MAX];
 };
 
-static bool same(const char *a, const char *b) {
-        return strcmp(a ? a : "", b ? b : "") == 0;
-}
-
 /* One segment of the path, checked by its rule; the message names the field
  * and the value (quoted printable). */
 static int check_segment(const char *field, const char *value, bool dns_label, koc_error *err) {
@@ -155,7 +151,7 @@ static void keep_metadata(koc_informer *inf, cJSON *obj) {
                 c = next;
         }
         char av[300];
-        snprintf(av, sizeof av, "%s%s%s", inf->group, *inf->group ? "/" : "", inf->version);
+        (void)koc__api_version_format(inf->group, inf->version, av, sizeof av);
         cJSON_AddStringToObject(obj, "apiVersion", av);
         cJSON_AddStringToObject(obj, "kind", inf->kind);
 }
@@ -458,8 +454,8 @@ int koc__informer_get(koc_cache *cache, koc_client *c, const koc_resource *res,
         pthread_mutex_lock(&cache->lock);
         for (koc_informer *i = cache->informers; i; i = i->next)
                 if (i->client == c && strcmp(i->path, path) == 0 &&
-                    same(i->label_selector, label_selector) &&
-                    same(i->field_selector, field_selector) &&
+                    koc__streq_null(i->label_selector, label_selector) &&
+                    koc__streq_null(i->field_selector, field_selector) &&
                     i->opts.list_mode == opts->list_mode &&
                     i->opts.metadata_only == opts->metadata_only &&
                     i->opts.max_list_objects == opts->max_list_objects &&
@@ -545,7 +541,8 @@ int koc__cache_ref_informers(koc_cache *cache, const koc_resource *res, koc_info
         int r = 0;
         pthread_mutex_lock(&cache->lock);
         for (koc_informer *i = cache->informers; i && r == 0; i = i->next) {
-                if (!same(i->res.group, res->group) || !same(i->res.resource, res->resource))
+                if (!koc__streq_null(i->res.group, res->group) ||
+                    !koc__streq_null(i->res.resource, res->resource))
                         continue;
                 koc_informer **nv = realloc(v, (n + 1) * sizeof *nv);
                 if (!nv) {

@@ -774,6 +774,8 @@ size_t koc__store_replace_copied_bytes(koc_store *s) {
 
 static bool written_since_list(koc_store *s, const store_entry *e, const char *than_rv);
 static bool deleted_since_list(koc_store *s, const koc_object *listed);
+static bool keep_cached(koc_store *s, store_entry *e, const koc_object *listed_obj,
+                        uint64_t listed);
 
 /* The generation a live re-list gives what it listed: the one replace_end
  * takes (++gen), while the store's own writes keep list_gen meanwhile. */
@@ -794,12 +796,7 @@ int koc__store_replace_add_live(koc_store *s, cJSON *obj, const koc_store_replac
         s->staged_bytes += o->json_len;
         /* replace_end's rules for one staged record, at once. */
         store_entry *e = table_find(&s->entries, koc_object_get_key(o));
-        bool keep = e && ((e->gen != listed &&
-                           written_since_list(s, e, koc_object_get_resource_version(o))) ||
-                          same_record(e->obj, o));
-        if (keep || (!e && deleted_since_list(s, o))) {
-                if (keep)
-                        e->gen = listed;
+        if (keep_cached(s, e, o, listed)) {
                 koc_object_unref(o);
                 return 0;
         }
@@ -858,6 +855,23 @@ static bool deleted_since_list(koc_store *s, const koc_object *listed) {
         return newer != 1;
 }
 
+/* Whether the re-list leaves the cache as it is for listed_obj (e: its key's
+ * record, or NULL): the record stays, marked listed, when it is this
+ * process's write since the list or the same record; a key deleted since
+ * the list stays deleted. */
+static bool keep_cached(koc_store *s, store_entry *e, const koc_object *listed_obj,
+                        uint64_t listed) {
+        if (!e)
+                return deleted_since_list(s, listed_obj);
+        if ((e->gen != listed &&
+             written_since_list(s, e, koc_object_get_resource_version(listed_obj))) ||
+            same_record(e->obj, listed_obj)) {
+                e->gen = listed;
+                return true;
+        }
+        return false;
+}
+
 void koc__store_replace_end(koc_store *s, const char *list_rv,
                             const koc_store_replace_handlers *h, void *userdata) {
         if (!s->replacing)
@@ -872,12 +886,7 @@ void koc__store_replace_end(koc_store *s, const char *list_rv,
         for (size_t i = 0; i < n_staged; i++) {
                 koc_object *o = staged[i].obj;
                 store_entry *e = table_find(&s->entries, koc_object_get_key(o));
-                bool keep = e && ((e->gen != listed &&
-                                   written_since_list(s, e, koc_object_get_resource_version(o))) ||
-                                  same_record(e->obj, o));
-                if (keep || (!e && deleted_since_list(s, o))) {
-                        if (keep)
-                                e->gen = listed;
+                if (keep_cached(s, e, o, listed)) {
                         values_free(s, staged[i].values);
                         koc_object_unref(o);
                         continue;

@@ -193,8 +193,16 @@ int koc__reconcile_submit(koc_reconcile_context *ctx, const koc_resource *res, c
                           const char *namespace_, const char *name, const char *sub,
                           const char *query, const cJSON *body, const char *content_type,
                           koc_response **ret);
+/* A server-side apply of object (it names itself) by field_manager, of sub
+ * (NULL: the object itself), forced with force. */
+int koc__reconcile_apply(koc_reconcile_context *ctx, const koc_resource *res, const cJSON *object,
+                         const char *field_manager, bool force, const char *sub,
+                         koc_response **ret);
 
 /* events.c: the controller's Event recorder (series, spam filter, metrics). */
+/* The Events it writes: events.k8s.io/v1, or core v1 (core) where that is
+ * not served. */
+const koc_resource *koc__events_resource(bool core);
 int koc__events_new(koc_controller *c);
 void koc__events_free(koc__events *ev);
 /* Tests: the recorder's clock (CLOCK_BOOTTIME, us); NULL restores it. */

@@ -308,17 +308,10 @@ KOC_EXPORT const cJSON *koc_reconcile_get_object(koc_reconcile_context *ctx) {
                         ctx->parsed = NULL;
                 /* Objects from a list carry no apiVersion and kind; owner
                  * references and writes of the object need them. */
-                const koc_resource *res = koc__informer_get_resource(ctx->c->primary);
-                if (ctx->parsed &&
-                    !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(ctx->parsed, "apiVersion"))) {
-                        koc__json_delete_all(ctx->parsed, "apiVersion");
-                        cJSON_AddStringToObject(ctx->parsed, "apiVersion", ctx->c->api_version);
-                }
-                if (ctx->parsed && res->kind &&
-                    !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(ctx->parsed, "kind"))) {
-                        koc__json_delete_all(ctx->parsed, "kind");
-                        cJSON_AddStringToObject(ctx->parsed, "kind", res->kind);
-                }
+                if (ctx->parsed)
+                        (void)koc__json_fill_type(
+                                ctx->parsed, ctx->c->api_version,
+                                koc__informer_get_resource(ctx->c->primary)->kind);
         }
         return ctx->parsed;
 }
@@ -948,16 +941,10 @@ KOC_EXPORT koc_controller *koc_controller_unref(koc_controller *c) {
 /* --print-rbac: the Events a reconcile records (events.k8s.io, and core
  * where that is not served), in the primary's namespace or every one. */
 static void declare_event_access(koc_controller *c) {
-        static const koc_resource events_v1 = {.group = "events.k8s.io",
-                                               .version = "v1",
-                                               .resource = "events",
-                                               .kind = "Event",
-                                               .namespaced = true};
-        static const koc_resource core_events = {
-                .version = "v1", .resource = "events", .kind = "Event", .namespaced = true};
         const char *ns = koc__informer_get_namespace(c->primary);
-        (void)koc_manager_declare_access_in(c->m, &events_v1, ns, "create,patch");
-        (void)koc_manager_declare_access_in(c->m, &core_events, ns, "create,patch");
+        (void)koc_manager_declare_access_in(c->m, koc__events_resource(false), ns,
+                                            "create,patch");
+        (void)koc_manager_declare_access_in(c->m, koc__events_resource(true), ns, "create,patch");
 }
 
 KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,

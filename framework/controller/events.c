@@ -315,6 +315,10 @@ static const koc_resource events_v1 = {.group = "events.k8s.io",
 static const koc_resource core_events = {
         .version = "v1", .resource = "events", .kind = "Event", .namespaced = true};
 
+const koc_resource *koc__events_resource(bool core) {
+        return core ? &core_events : &events_v1;
+}
+
 /* A create answered 404 means that the route is not served, unless it is a
  * Status about a missing namespace. */
 static bool not_served(const koc_response *resp) {
@@ -363,7 +367,7 @@ static void event_refused(koc_reconcile_context *ctx, const event_args *a, const
  * cancelled). */
 static int send(koc_reconcile_context *ctx, const series *s, bool patch, const cJSON *body,
                 koc_response **ret) {
-        return koc__reconcile_submit(ctx, s->core ? &core_events : &events_v1,
+        return koc__reconcile_submit(ctx, koc__events_resource(s->core),
                                      patch ? "PATCH" : "POST", s->namespace_,
                                      patch ? s->name : NULL, NULL, NULL, body,
                                      patch ? "application/merge-patch+json" : NULL, ret);

@@ -236,9 +236,7 @@ KOC_EXPORT int koc_object_set_owner_reference_to_sized(cJSON *object, size_t res
             !res.kind)
                 return koc_error_set(err, -EINVAL, "ownerReference: no owner resource");
         char av[256];
-        int n = snprintf(av, sizeof av, "%s%s%s", res.group && *res.group ? res.group : "",
-                         res.group && *res.group ? "/" : "", res.version);
-        if (n < 0 || (size_t)n >= sizeof av)
+        if (koc__api_version_format(res.group, res.version, av, sizeof av) < 0)
                 return koc_error_set(err, -EINVAL, "ownerReference: apiVersion too long");
         return set_owner(object, av, res.kind, owner_name, owner_uid, flags, err);
 }

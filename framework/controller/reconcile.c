@@ -14,7 +14,6 @@
 #include "core/ratelimit.h"
 #include "core/util.h"
 #include "framework/cache/cache-internal.h"
-#include "framework/cache/store.h"
 #include "koc/log.h"
 
 #define LOG "controller"
@@ -34,75 +33,17 @@ static void json_deletep(cJSON **j) {
 }
 #define _json_ _koc_cleanup_(json_deletep)
 
-static bool str_same(const char *a, const char *b) {
-        return strcmp(a ? a : "", b ? b : "") == 0;
-}
-
-static bool same_group_version(const koc_resource *a, const koc_resource *b) {
-        return str_same(a->group, b->group) && str_same(a->version, b->version) &&
-               str_same(a->resource, b->resource);
-}
-
-static bool same_ns(const char *a, const char *b) {
-        return str_same(a, b);
-}
-
 /* The answer's errno (koc/client.h's table), 0 for a 2xx. */
 static int answer_errno(int r, const koc_response *resp) {
         return r < 0 ? r : koc_response_errno(resp);
 }
 
-static int api_version_of(const koc_resource *res, char *buf, size_t size) {
-        int n = snprintf(buf, size, "%s%s%s", res->group && *res->group ? res->group : "",
-                         res->group && *res->group ? "/" : "", res->version ? res->version : "");
-        return n < 0 || (size_t)n >= size ? -EINVAL : 0;
-}
-
 /* Objects read from a list carry no apiVersion and kind: a write needs them. */
 static int ensure_type(cJSON *obj, const koc_resource *res) {
         char av[256];
-        if (api_version_of(res, av, sizeof av) < 0)
+        if (koc__api_version_format(res->group, res->version, av, sizeof av) < 0)
                 return -EINVAL;
-        if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(obj, "apiVersion"))) {
-                koc__json_delete_all(obj, "apiVersion");
-                if (!cJSON_AddStringToObject(obj, "apiVersion", av))
-                        return -ENOMEM;
-        }
-        if (res->kind && !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(obj, "kind"))) {
-                koc__json_delete_all(obj, "kind");
-                if (!cJSON_AddStringToObject(obj, "kind", res->kind))
-                        return -ENOMEM;
-        }
-        return 0;
-}
-
-/* The informer whose cache holds every object of res in namespace_, in full,
- * and has listed once: no selectors, not metadata-only, this namespace or
- * all.  Absent from it means absent (as far as a cache can say); other
- * informers may lack an object that exists or hold only its metadata. */
-static koc_object *ref_authoritative(koc_reconcile_context *ctx, const koc_resource *res,
-                                     const char *namespace_, const char *name, bool *ret_found) {
-        koc_informer **infs = NULL;
-        size_t n = 0;
-        koc_object *o = NULL;
-        char key[512];
-        *ret_found = false;
-        if (koc_object_key_format(namespace_, name, key, sizeof key) < 0 ||
-            koc__cache_ref_informers(koc_reconcile_get_cache(ctx), res, &infs, &n) < 0)
-                return NULL;
-        for (size_t i = 0; i < n; i++) {
-                const koc_resource *r = koc__informer_get_resource(infs[i]);
-                const char *ns = koc__informer_get_namespace(infs[i]);
-                if (!*ret_found && same_group_version(r, res) && (!ns || same_ns(ns, namespace_)) &&
-                    !koc__informer_has_selectors(infs[i]) &&
-                    !koc__informer_is_metadata_only(infs[i]) && koc__informer_has_synced(infs[i])) {
-                        *ret_found = true;
-                        o = koc__store_get(koc__informer_get_store(infs[i]), key);
-                }
-                koc__informer_unref(infs[i]);
-        }
-        free(infs);
-        return o;
+        return koc__json_fill_type(obj, av, res->kind);
 }
 
 /* The current object: from the manager's cache, or with a GET when no
@@ -111,28 +52,24 @@ static koc_object *ref_authoritative(koc_reconcile_context *ctx, const koc_resou
  * -ENOENT when it does not exist. */
 static int read_current(koc_reconcile_context *ctx, const koc_resource *res, const char *namespace_,
                         const char *name, cJSON **ret) {
-        bool covered = false;
-        koc_object *o = ref_authoritative(ctx, res, namespace_, name, &covered);
-        if (o) {
-                int r = koc_object_parse(o, ret);
+        koc_object *o = NULL;
+        int r = koc__cache_ref_covered(koc_reconcile_get_cache(ctx), res, namespace_, name, true,
+                                       &o);
+        if (r == 0) {
+                r = koc_object_parse(o, ret);
                 koc_object_unref(o);
                 return r;
         }
-        if (covered)
-                return -ENOENT;
+        if (r == -ENOENT)
+                return r;
         _response_ koc_response *resp = NULL;
-        int r = koc__reconcile_submit(ctx, res, "GET", namespace_, name, NULL, NULL, NULL, NULL,
-                                      &resp);
+        r = koc__reconcile_submit(ctx, res, "GET", namespace_, name, NULL, NULL, NULL, NULL, &resp);
         if ((r = answer_errno(r, resp)) < 0)
                 return r;
         if (!cJSON_IsObject(resp->body))
                 return -EBADMSG;
         *ret = cJSON_Duplicate(resp->body, true);
         return *ret ? 0 : -ENOMEM;
-}
-
-static bool same_str(const char *a, const char *b) {
-        return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
 /* mutate may not move the object to another key: the write would reach
@@ -142,9 +79,10 @@ static int check_key(koc_reconcile_context *ctx, const koc_resource *res, const 
         const char *field = NULL, *got = NULL;
         if (!cJSON_IsObject(obj))
                 field = "object";
-        else if (!same_str(meta_str(obj, "name"), name))
+        else if (!koc__streq_null(meta_str(obj, "name"), name))
                 field = "metadata.name", got = meta_str(obj, "name");
-        else if (!same_str(meta_str(obj, "namespace"), res->namespaced ? namespace_ : NULL))
+        else if (!koc__streq_null(meta_str(obj, "namespace"),
+                                  res->namespaced ? namespace_ : NULL))
                 field = "metadata.namespace", got = meta_str(obj, "namespace");
         if (!field)
                 return 0;
@@ -461,8 +399,6 @@ KOC_EXPORT int koc_reconcile_patch_status_sized(koc_reconcile_context *ctx, size
         _json_ cJSON *patch = merge_diff(a, b);
         if (!patch)
                 return 0;
-        if (!cJSON_IsObject(patch))
-                return -EINVAL;
         if (flags & KOC_STATUS_OPTIMISTIC_LOCK) {
                 const char *rv = meta_str(original, "resourceVersion");
                 cJSON *md = rv ? cJSON_AddObjectToObject(patch, "metadata") : NULL;
@@ -500,19 +436,12 @@ KOC_EXPORT int koc_reconcile_apply_status_sized(koc_reconcile_context *ctx, size
                                                 const koc_resource *res, const cJSON *object,
                                                 const char *field_manager, unsigned flags) {
         koc_resource copy;
-        _koc_cleanup_(koc_query_freep) koc_query *q = NULL;
         _response_ koc_response *resp = NULL;
 
-        if (!ctx || !cJSON_IsObject(object) || !field_manager || !*field_manager ||
-            strlen(field_manager) > 128 ||
+        if (!ctx || !cJSON_IsObject(object) ||
             (flags & ~(KOC_STATUS_OPTIMISTIC_LOCK | KOC_APPLY_FORCE)))
                 return -EINVAL;
         if (!(res = status_resource(ctx, res_size, res, &copy)))
-                return -EINVAL;
-        const char *name = meta_str(object, "name");
-        if (!name ||
-            !cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(object, "apiVersion")) ||
-            !cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(object, "kind")))
                 return -EINVAL;
         _json_ cJSON *body = cJSON_Duplicate(object, true);
         if (!body)
@@ -523,14 +452,7 @@ KOC_EXPORT int koc_reconcile_apply_status_sized(koc_reconcile_context *ctx, size
         koc__json_delete_all(md, "managedFields");
         if (!(flags & KOC_STATUS_OPTIMISTIC_LOCK))
                 koc__json_delete_all(md, "resourceVersion");
-        if (koc_query_new(&q) < 0 || koc_query_set(q, "fieldManager", field_manager) < 0 ||
-            ((flags & KOC_APPLY_FORCE) && koc_query_set(q, "force", "true") < 0))
-                return -ENOMEM;
-        const char *query = koc_query_string(q);
-        if (!query)
-                return -ENOMEM;
-        int r = koc__reconcile_submit(ctx, res, "PATCH",
-                                      res->namespaced ? meta_str(object, "namespace") : NULL, name,
-                                      "status", query, body, "application/apply-patch+yaml", &resp);
+        int r = koc__reconcile_apply(ctx, res, body, field_manager, flags & KOC_APPLY_FORCE,
+                                     "status", &resp);
         return answer_errno(r, resp);
 }

@@ -51,8 +51,7 @@ static void unlink_call(koc_controller *c, write_call *call) {
 }
 
 static bool same_resource(const koc_resource *a, const koc_resource *b) {
-        return strcmp(a->group ? a->group : "", b->group ? b->group : "") == 0 &&
-               strcmp(a->resource, b->resource) == 0;
+        return koc__streq_null(a->group, b->group) && strcmp(a->resource, b->resource) == 0;
 }
 
 static void apply_to(koc_controller *c, koc_informer *inf, write_call *call, cJSON *body) {
@@ -327,16 +326,12 @@ KOC_EXPORT int koc_reconcile_patch_sized(koc_reconcile_context *ctx, size_t res_
                       true, false, ret);
 }
 
-KOC_EXPORT int koc_reconcile_apply_sized(koc_reconcile_context *ctx, size_t res_size,
-                                         const koc_resource *res, const cJSON *object,
-                                         const char *field_manager, unsigned flags,
-                                         koc_response **ret) {
-        koc_resource copy;
+int koc__reconcile_apply(koc_reconcile_context *ctx, const koc_resource *res, const cJSON *object,
+                         const char *field_manager, bool force, const char *sub,
+                         koc_response **ret) {
         _koc_cleanup_(koc_query_freep) koc_query *q = NULL;
 
-        IMPORT_RESOURCE(copy, res, res_size);
-        if (!object || !field_manager || !*field_manager || strlen(field_manager) > 128 ||
-            (flags & ~KOC_APPLY_FORCE))
+        if (!field_manager || !*field_manager || strlen(field_manager) > 128)
                 return -EINVAL;
         const char *name = meta_str(object, "name");
         if (!name ||
@@ -346,13 +341,26 @@ KOC_EXPORT int koc_reconcile_apply_sized(koc_reconcile_context *ctx, size_t res_
         /* The one query encoder (core/query.c): whatever the field manager
          * holds stays a value. */
         if (koc_query_new(&q) < 0 || koc_query_set(q, "fieldManager", field_manager) < 0 ||
-            ((flags & KOC_APPLY_FORCE) && koc_query_set(q, "force", "true") < 0))
+            (force && koc_query_set(q, "force", "true") < 0))
                 return -ENOMEM;
         const char *query = koc_query_string(q);
         if (!query)
                 return -ENOMEM;
-        return submit_query(ctx, res, "PATCH", meta_str(object, "namespace"), name, NULL, query,
+        return submit_query(ctx, res, "PATCH", meta_str(object, "namespace"), name, sub, query,
                             object, "application/apply-patch+yaml", true, false, ret);
+}
+
+KOC_EXPORT int koc_reconcile_apply_sized(koc_reconcile_context *ctx, size_t res_size,
+                                         const koc_resource *res, const cJSON *object,
+                                         const char *field_manager, unsigned flags,
+                                         koc_response **ret) {
+        koc_resource copy;
+
+        IMPORT_RESOURCE(copy, res, res_size);
+        if (!object || (flags & ~KOC_APPLY_FORCE))
+                return -EINVAL;
+        return koc__reconcile_apply(ctx, res, object, field_manager, flags & KOC_APPLY_FORCE, NULL,
+                                    ret);
 }
 
 KOC_EXPORT int koc_reconcile_delete_sized(koc_reconcile_context *ctx, size_t res_size,

@@ -382,7 +382,7 @@ static bool split_api_version(const char *av, char *group, size_t gsize, const c
 
 static int set_api_version(cJSON *o, const char *group, const char *version) {
         char av[400];
-        snprintf(av, sizeof av, "%s%s%s", group, group[0] ? "/" : "", version);
+        (void)koc__api_version_format(group, version, av, sizeof av);
         cJSON *v = cJSON_CreateString(av);
         if (!v)
                 return -ENOMEM;
