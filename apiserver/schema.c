@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "apiserver.h"
+#include "core/pattern.h"
 
 #define SCHEMA_MAX_DEPTH 48
 #define SCHEMA_MAX_NODES 20000
@@ -141,8 +142,8 @@ static int pattern_cost(const char *p, char *err, size_t errlen) {
 }
 
 /* Patterns are RE2 (Go's regexp) on the real server; here POSIX extended
- * expressions, after translating RE2's common class escapes.  Backreferences
- * (which RE2 refuses too) and other escapes POSIX lacks are refused. */
+ * expressions, translated by core/pattern.c (as the types koc-gen-types
+ * writes do), after the bounds Go's parser would enforce. */
 static int pattern_compile(const char *pattern, regex_t *ret, char *err, size_t errlen) {
         size_t n = strlen(pattern);
         if (n > SCHEMA_MAX_PATTERN) {
@@ -152,71 +153,11 @@ static int pattern_compile(const char *pattern, regex_t *ret, char *err, size_t 
         int r = pattern_cost(pattern, err, errlen);
         if (r < 0)
                 return r;
-        strbuf b = {0};
-        bool in_class = false;
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                char c = pattern[i];
-                if (c == '[' && !in_class) {
-                        in_class = true;
-                        r = strbuf_append(&b, "[", 1);
-                        /* A leading ] or ^] is literal. */
-                        if (pattern[i + 1] == '^') {
-                                r = strbuf_append(&b, "^", 1);
-                                i++;
-                        }
-                        if (pattern[i + 1] == ']') {
-                                r = strbuf_append(&b, "]", 1);
-                                i++;
-                        }
-                        continue;
-                }
-                if (c == ']' && in_class) {
-                        in_class = false;
-                        r = strbuf_append(&b, "]", 1);
-                        continue;
-                }
-                if (c != '\\') {
-                        r = strbuf_append(&b, &c, 1);
-                        continue;
-                }
-                char e = pattern[++i];
-                const char *cls = NULL;
-                switch (e) {
-                case 'd': cls = "0-9"; break;
-                case 'w': cls = "A-Za-z0-9_"; break;
-                case 's': cls = "[:space:]"; break;
-                case 'D': cls = in_class ? NULL : "^0-9"; break;
-                case 'W': cls = in_class ? NULL : "^A-Za-z0-9_"; break;
-                case 'S': cls = in_class ? NULL : "^[:space:]"; break;
-                default: break;
-                }
-                if (cls) {
-                        r = in_class ? strbuf_appends(&b, cls) : strbuf_printf(&b, "[%s]", cls);
-                } else if (e && strchr(".[]{}()*+?^$|\\/-", e)) {
-                        /* A literal: inside a class, POSIX has no escapes. */
-                        if (in_class && e != '\\' && e != ']' && e != '-')
-                                r = strbuf_append(&b, &e, 1);
-                        else if (in_class)
-                                r = e == ']' ? -EINVAL : strbuf_printf(&b, "%c", e);
-                        else
-                                r = strbuf_printf(&b, "\\%c", e);
-                } else if (e == 'n' || e == 't') {
-                        char lit = e == 'n' ? '\n' : '\t';
-                        r = strbuf_append(&b, &lit, 1);
-                } else {
-                        snprintf(err, errlen, "invalid or unsupported escape sequence: `\\%c`",
-                                 e ? e : ' ');
-                        strbuf_free(&b);
-                        return -EINVAL;
-                }
-        }
-        if (r < 0 || strbuf_append(&b, "", 1) < 0) {
-                snprintf(err, errlen, "%s", r == -EINVAL ? "unsupported pattern" : "out of memory");
-                strbuf_free(&b);
-                return r == -EINVAL ? -EINVAL : -ENOMEM;
-        }
-        int rc = regcomp(ret, b.data, REG_EXTENDED | REG_NOSUB);
-        strbuf_free(&b);
+        _koc_cleanup_free_ char *posix = NULL;
+        r = koc__pattern_to_posix(pattern, &posix, err, errlen);
+        if (r < 0)
+                return r;
+        int rc = regcomp(ret, posix, REG_EXTENDED | REG_NOSUB);
         if (rc != 0) {
                 regerror(rc, ret, err, errlen);
                 return -EINVAL;

@@ -1,6 +1,7 @@
 koc_add_test(NAME test-time SOURCES unit/test-time.c MODULES core LABELS unit)
 koc_add_test(NAME test-log SOURCES unit/test-log.c MODULES core LABELS unit)
 koc_add_test(NAME test-names SOURCES unit/test-names.c MODULES core LABELS unit)
+koc_add_test(NAME test-pattern SOURCES unit/test-pattern.c MODULES core LABELS unit)
 koc_add_test(NAME test-ratelimit SOURCES unit/test-ratelimit.c MODULES core LABELS unit)
 koc_add_test(NAME test-resource-version SOURCES unit/test-resource-version.c MODULES core LABELS unit)
 koc_add_test(NAME test-jsonpatch SOURCES unit/test-jsonpatch.c MODULES core LABELS unit)

@@ -36,6 +36,7 @@
 #include <koc/koc.h>
 #include <koc/types/k8s.h>
 
+#include "failure.h"
 #include "memcached-types.h"
 #include "webhooks.h"
 
@@ -76,7 +77,6 @@ static koc_result apply(koc_reconcile_context *ctx, const cJSON *mc, void *userd
         _koc_cleanup_(memcached_free) memcached m = {0};
         _koc_cleanup_(koc_apps_v1_deployment_free) koc_apps_v1_deployment d = {0};
         char why[256] = "metadata.name: at most 63 characters (a label value of the Deployment)";
-        koc_error err = {0};
         cJSON *want = NULL, *cur = NULL;
         if (!koc_object_find_condition(mc, "Available"))
                 koc_reconcile_set_condition(ctx, mc, "Available", "Unknown", "Reconciling",
@@ -89,16 +89,14 @@ static koc_result apply(koc_reconcile_context *ctx, const cJSON *mc, void *userd
         int r = (want = deployment(name, &m.spec)) ? 0 : -ENOMEM;
         r = r < 0 ? r
                   : koc_reconcile_create_or_patch_owned(ctx, &deployments, mc, want, NULL, &cur);
-        r = r < 0 ? r : koc_apps_v1_deployment_parse(cur, &d, NULL, 0);
+        r = r < 0 ? r : koc_apps_v1_deployment_parse(cur, &d, why, sizeof why);
+        memcached_deployment_failure(ctx, r, want, cur, why, sizeof why); /* its message */
         cJSON_Delete(want);
         cJSON_Delete(cur);
         if (r < 0) {
                 const char *reason = r == -EADDRINUSE ? "DeploymentNotOwned" : "Resizing";
-                koc_reconcile_get_last_error(ctx, &err);
-                koc_reconcile_record_event_action(ctx, mc, "Warning", reason, "Reconcile",
-                                                  err.message);
-                koc_reconcile_set_condition(ctx, mc, "Available", "False", reason, "%s",
-                                            err.message);
+                koc_reconcile_record_event_action(ctx, mc, "Warning", reason, "Reconcile", why);
+                koc_reconcile_set_condition(ctx, mc, "Available", "False", reason, "%s", why);
                 return koc_result_error(r);
         }
         int avail = d.status.available_replicas, size = m.spec.size;

@@ -89,7 +89,7 @@ build_gen_types() {
         mkdir -p "$g"
         cmake -DIN="$SRC/tools/koc-gen-types/runtime.inc" -DOUT="$g/runtime.c" \
                 -P "$SRC/tools/koc-gen-types/embed.cmake"
-        $CC -O1 -std=gnu11 -D_GNU_SOURCE "$SRC"/tools/koc-gen-types/{main,model,emit,util}.c "$g/runtime.c" \
+        $CC -O1 -std=gnu11 -D_GNU_SOURCE "$SRC"/tools/koc-gen-types/{main,model,emit,util}.c "$SRC"/core/pattern.c "$g/runtime.c" -I"$SRC" \
                 $(pkg-config --cflags --libs libcjson yaml-0.1) -lm -o "$g/koc-gen-types"
         "$g/koc-gen-types" --crd "$SRC/tests/gen/widgets-crd.yaml" --header "$g/widgets-crd-types.h" \
                 --source "$g/widgets-crd-types.c"

@@ -216,14 +216,16 @@ static void check_value(FILE *c, const struct kg_type *t, const char *v, const c
         case KG_STRING:
                 if (!value_checked(t))
                         break;
-                fprintf(c, "if ((r = kg_v_str(c, %s, %lld, %lld, ", v, t->min_len, t->max_len);
+                /* A pattern is compiled once, by its first use (kg_re_get). */
                 if (t->pattern) {
+                        fputs("{\nstatic kg_re re = {", c);
                         lit(c, t->pattern);
                         fputs(", ", c);
                         lit(c, t->pattern_src);
-                } else
-                        fputs("NULL, NULL", c);
-                fputs(", ", c);
+                        fputs(", 0, {0}};\n", c);
+                }
+                fprintf(c, "if ((r = kg_v_str(c, %s, %lld, %lld, %s, ", v, t->min_len, t->max_len,
+                        t->pattern ? "&re" : "NULL");
                 if (t->format)
                         lit(c, t->format);
                 else
@@ -232,6 +234,8 @@ static void check_value(FILE *c, const struct kg_type *t, const char *v, const c
                         fprintf(c, ", %s__en, %zu)) < 0) return r;\n", id, t->n_str_enum);
                 else
                         fprintf(c, ", NULL, 0)) < 0) return r;\n");
+                if (t->pattern)
+                        fputs("}\n", c);
                 break;
         case KG_ENUM: fprintf(c, "if ((r = kg_v_enum(c, (int)%s, %zu)) < 0) return r;\n", v, t->n_enum); break;
         case KG_OBJECT: fprintf(c, "if ((r = %s__v(c, &%s)) < 0) return r;\n", t->cname, v); break;

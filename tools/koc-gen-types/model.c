@@ -1,10 +1,12 @@
 /* koc-gen-types: turns an OpenAPI v3 schema (a CRD version's
  * openAPIV3Schema, or components.schemas with $ref) into the type model. */
+#include <errno.h>
 #include <math.h>
 #include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/pattern.h"
 #include "model.h"
 
 #define KG_MAX_DEPTH 64
@@ -73,96 +75,6 @@ static bool opaque(struct kg_gen *g, const char *what) {
         return false;
 }
 
-/* ECMA-262 patterns (what OpenAPI uses) into POSIX extended regular
- * expressions: \d \w \s and their negations, escaped punctuation, (?: ...)
- * groups, and escapes inside bracket expressions.  Anything else that
- * regcomp rejects (lookarounds, backreferences, lazy quantifiers) makes the
- * generator fail with the field's path. */
-static char *pattern_to_posix(const char *p) {
-        size_t n = strlen(p);
-        char *o = kg_xmalloc(n * 12 + 8);
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-                if (p[i] == '\\' && i + 1 < n) {
-                        char e = p[++i];
-                        const char *rep = NULL;
-                        switch (e) {
-                        case 'd': rep = "[0-9]"; break;
-                        case 'D': rep = "[^0-9]"; break;
-                        case 'w': rep = "[A-Za-z0-9_]"; break;
-                        case 'W': rep = "[^A-Za-z0-9_]"; break;
-                        case 's': rep = "[[:space:]]"; break;
-                        case 'S': rep = "[^[:space:]]"; break;
-                        case 'n': rep = "\n"; break;
-                        case 't': rep = "\t"; break;
-                        case '/': rep = "/"; break;
-                        case '-': rep = "-"; break;
-                        default: break;
-                        }
-                        if (rep) {
-                                memcpy(o + k, rep, strlen(rep));
-                                k += strlen(rep);
-                        } else {
-                                o[k++] = '\\';
-                                o[k++] = e;
-                        }
-                } else if (p[i] == '(' && i + 2 < n && p[i + 1] == '?' && p[i + 2] == ':') {
-                        o[k++] = '(';
-                        i += 2;
-                } else if (p[i] == '[') {
-                        /* A bracket expression: rebuilt with ']' first and '-' last. */
-                        size_t j = i + 1;
-                        bool neg = false, dash = false, rb = false;
-                        char items[4096];
-                        size_t m = 0;
-                        if (j < n && p[j] == '^') {
-                                neg = true;
-                                j++;
-                        }
-                        for (; j < n && p[j] != ']' && m < sizeof items - 16; j++) {
-                                if (p[j] == '\\' && j + 1 < n) {
-                                        char e = p[++j];
-                                        const char *rep = NULL;
-                                        if (e == 'd')
-                                                rep = "0-9";
-                                        else if (e == 'w')
-                                                rep = "A-Za-z0-9_";
-                                        else if (e == 's')
-                                                rep = "[:space:]";
-                                        else if (e == 'n')
-                                                rep = "\n";
-                                        else if (e == 't')
-                                                rep = "\t";
-                                        if (rep) {
-                                                memcpy(items + m, rep, strlen(rep));
-                                                m += strlen(rep);
-                                        } else if (e == '-')
-                                                dash = true;
-                                        else if (e == ']')
-                                                rb = true;
-                                        else
-                                                items[m++] = e;
-                                } else
-                                        items[m++] = p[j];
-                        }
-                        o[k++] = '[';
-                        if (neg)
-                                o[k++] = '^';
-                        if (rb)
-                                o[k++] = ']';
-                        memcpy(o + k, items, m);
-                        k += m;
-                        if (dash)
-                                o[k++] = '-';
-                        o[k++] = ']';
-                        i = j;
-                } else
-                        o[k++] = p[i];
-        }
-        o[k] = 0;
-        return o;
-}
-
 /* A count (minLength, maxItems, ...): negative, non-finite or absurd values
  * are no bound at all rather than undefined conversions. */
 static long long num_or(const cJSON *s, const char *key, long long dflt) {
@@ -209,15 +121,23 @@ static int read_checks(struct kg_gen *g, struct kg_type *t, const cJSON *s, cons
         const char *p = str_of(s, "pattern");
         if (p) {
                 t->pattern_src = kg_xstrdup(p);
-                t->pattern = pattern_to_posix(p);
+                char why[160] = "";
                 regex_t re;
-                if (regcomp(&re, t->pattern, REG_EXTENDED | REG_NOSUB) != 0) {
-                        g->error = kg_xprintf("%s: pattern %s is not supported (POSIX extended regular "
-                                              "expressions with \\d \\w \\s)",
-                                              path, p);
+                int r = koc__pattern_to_posix(p, &t->pattern, why, sizeof why);
+                if (r == -ENOMEM) {
+                        fprintf(stderr, "koc-gen-types: out of memory\n");
+                        exit(1);
+                }
+                if (r == 0 && regcomp(&re, t->pattern, REG_EXTENDED | REG_NOSUB) != 0)
+                        r = -EINVAL;
+                else if (r == 0)
+                        regfree(&re);
+                if (r < 0) {
+                        g->error = kg_xprintf("%s: pattern %s is not supported (RE2 as POSIX extended "
+                                              "regular expressions%s%s)",
+                                              path, p, *why ? ": " : "", why);
                         return -1;
                 }
-                regfree(&re);
         }
         return 0;
 }

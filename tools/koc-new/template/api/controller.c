@@ -68,17 +68,16 @@ static int __KIDENT___mutate_deployment(cJSON *d, void *userdata) {
         return r;
 }
 
-/* Sets the Available condition on a copy of obj and patches the status
- * subresource with what changed (nothing is sent when nothing did). */
+/* The Available condition: koc_reconcile_set_condition sets it on a copy
+ * of obj and sends the difference with koc_reconcile_patch_status (nothing
+ * when nothing changed).  A failed write is said; its errno is returned for
+ * the reconcile to be retried. */
 static int __KIDENT___set_available(koc_reconcile_context *ctx, const cJSON *obj,
                                     const char *status, const char *reason, const char *message) {
-        cJSON *copy = cJSON_Duplicate(obj, true);
-        if (!copy)
-                return -ENOMEM;
-        int r = koc_object_set_condition(copy, "Available", status, reason, message);
-        if (r >= 0)
-                r = koc_reconcile_patch_status(ctx, NULL, obj, copy, 0);
-        cJSON_Delete(copy);
+        int r = koc_reconcile_set_condition(ctx, obj, "Available", status, reason, "%s", message);
+        if (r < 0)
+                koc_log_warn("__IDENT__", "%s: cannot set the Available condition (%s): %s",
+                             koc_reconcile_get_key(ctx), reason, strerror(-r));
         return r;
 }
 
@@ -99,8 +98,9 @@ static koc_result __KIDENT___reconcile(koc_reconcile_context *ctx, void *userdat
                 __KIDENT___free(&cr);
         if (r < 0) {
                 koc_log_warn("__IDENT__", "%s: %s", koc_reconcile_get_key(ctx), err);
-                __KIDENT___set_available(ctx, obj, "False", "InvalidSpec", err);
-                return koc_result_terminal(r); /* until the object changes */
+                if (__KIDENT___set_available(ctx, obj, "False", "InvalidSpec", err) < 0)
+                        return koc_result_error(r); /* the condition is not written yet */
+                return koc_result_terminal(r);      /* until the object changes */
         }
         int32_t size = cr.spec.size;
         __KIDENT___free(&cr);
@@ -113,8 +113,9 @@ static koc_result __KIDENT___reconcile(koc_reconcile_context *ctx, void *userdat
          * value too, which Kubernetes bounds at 63 characters. */
         const char *name = koc_reconcile_get_name(ctx);
         if (strlen(name) > 63) {
-                __KIDENT___set_available(ctx, obj, "False", "NameTooLong",
-                                         "the name is longer than 63 characters (a label value)");
+                if (__KIDENT___set_available(ctx, obj, "False", "NameTooLong",
+                                             "the name is longer than 63 characters (a label value)") < 0)
+                        return koc_result_error(-EINVAL);
                 return koc_result_terminal(-EINVAL);
         }
         koc_string_entry labels[] = {{"app.kubernetes.io/name", "__SINGULAR__"},
@@ -142,9 +143,10 @@ static koc_result __KIDENT___reconcile(koc_reconcile_context *ctx, void *userdat
                 /* -EADDRINUSE: another object controls a Deployment of that
                  * name; said in the condition, not retried until it changes. */
                 if (r == -EADDRINUSE) {
-                        __KIDENT___set_available(
-                                ctx, obj, "False", "DeploymentNotOwned",
-                                "a Deployment of this name is controlled by another object");
+                        if (__KIDENT___set_available(
+                                    ctx, obj, "False", "DeploymentNotOwned",
+                                    "a Deployment of this name is controlled by another object") < 0)
+                                return koc_result_error(r);
                         return koc_result_terminal(r);
                 }
                 return koc_result_error(r); /* retried with backoff; koc logs the answer */
