@@ -36,6 +36,7 @@
 #define MAX_THREADS 64
 #define MAX_BODY (3u << 20)
 #define MAX_WARNINGS 16
+#define MAX_CODES 8 /* the answers' codes: 200, 400, 429, 500 */
 #define MAX_WARNING_LEN 512
 #define REVIEW_API_VERSION "admission.k8s.io/v1"
 
@@ -50,6 +51,13 @@ struct hook {
         koc_webhook_defaulter_t set_defaults;
         void *userdata;
         koc_metric *latency; /* controller_runtime_webhook_latency_seconds */
+        /* controller_runtime_webhook_requests_total by code, registered on
+         * first use (loop thread only). */
+        struct code_series {
+                unsigned code;
+                koc_metric *metric;
+        } series[MAX_CODES];
+        size_t n_series;
 };
 
 struct koc__webhooks {
@@ -244,25 +252,37 @@ static uint64_t now_usec(void) {
         return (uint64_t)ts.tv_sec * KOC_USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* controller-runtime's webhook metrics: requests answered by code, and the
- * time from the request's arrival to its answer. */
-static void count(const struct hook *h, unsigned code, uint64_t started) {
-        koc_metrics *metrics = h ? h->w->metrics : NULL;
+static koc_metric *code_series(struct hook *h, unsigned code) {
+        for (size_t i = 0; i < h->n_series; i++)
+                if (h->series[i].code == code)
+                        return h->series[i].metric;
         char labels[400];
         koc_metric *c = NULL;
-
-        if (!metrics)
-                return;
         snprintf(labels, sizeof labels, "webhook=\"%s\",code=\"%u\"", h->path, code);
-        if (koc_metrics_add_counter(metrics, "controller_runtime_webhook_requests_total",
+        if (koc_metrics_add_counter(h->w->metrics, "controller_runtime_webhook_requests_total",
                                     "Webhook requests answered, by HTTP status code.", labels,
-                                    &c) >= 0)
+                                    &c) < 0)
+                return NULL;
+        /* Past the cache's size the registry's lookup serves. */
+        if (h->n_series < KOC_ELEMENTSOF(h->series))
+                h->series[h->n_series++] = (struct code_series){code, c};
+        return c;
+}
+
+/* controller-runtime's webhook metrics: requests answered by code, and the
+ * time from the request's arrival to its answer. */
+static void count(struct hook *h, unsigned code, uint64_t started) {
+        koc_metric *c;
+
+        if (!h || !h->w->metrics)
+                return;
+        if ((c = code_series(h, code)))
                 koc_metric_inc(c);
         if (started && h->latency)
                 koc_metric_observe(h->latency, (double)(now_usec() - started) / 1e6);
 }
 
-static void respond_review(koc_serving_request *req, const struct hook *h, uint64_t started,
+static void respond_review(koc_serving_request *req, struct hook *h, uint64_t started,
                            unsigned http_code, cJSON *review) {
         char *body = review ? cJSON_PrintUnformatted(review) : NULL;
 
@@ -276,7 +296,7 @@ static void respond_review(koc_serving_request *req, const struct hook *h, uint6
         koc__serving_respond(req, http_code, "application/json", body, strlen(body), NULL);
 }
 
-static void respond_error(koc_serving_request *req, const struct hook *h, const char *uid,
+static void respond_error(koc_serving_request *req, struct hook *h, const char *uid,
                           int code, const char *message) {
         if (h && h->convert)
                 respond_review(req, h, 0, code, conversion_answer(uid, message, NULL));
