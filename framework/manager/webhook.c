@@ -41,6 +41,11 @@
 #define REVIEW_API_VERSION "admission.k8s.io/v1"
 
 static koc__ratelimit late_rl = KOC__RATELIMIT_INIT(10 * KOC_USEC_PER_SEC, 3);
+/* Refused requests, one limit per cause so that a flood of one kind does
+ * not hide the others. */
+static koc__ratelimit malformed_rl = KOC__RATELIMIT_INIT(10 * KOC_USEC_PER_SEC, 3);
+static koc__ratelimit busy_rl = KOC__RATELIMIT_INIT(10 * KOC_USEC_PER_SEC, 1);
+static koc__ratelimit start_rl = KOC__RATELIMIT_INIT(10 * KOC_USEC_PER_SEC, 1);
 
 struct hook {
         koc__webhooks *w;
@@ -642,6 +647,10 @@ static void serve(koc_serving_request *req, void *userdata) {
         char msg[200];
 
         if (!ct || strncmp(ct, "application/json", 16) != 0) {
+                koc__log_ratelimited(&malformed_rl, KOC_LOG_WARN, LOG,
+                                     "webhook %s: refused with 400: Content-Type is not "
+                                     "application/json",
+                                     h->path);
                 respond_error(req, h, NULL, 400, "Content-Type: must be application/json");
                 return;
         }
@@ -664,6 +673,8 @@ static void serve(koc_serving_request *req, void *userdata) {
                 const char *uid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rq, "uid"));
                 snprintf(msg, sizeof msg, "malformed %s: %s",
                          h->convert ? "ConversionReview" : "AdmissionReview", why);
+                koc__log_ratelimited(&malformed_rl, KOC_LOG_WARN, LOG,
+                                     "webhook %s: refused with 400: %s", h->path, msg);
                 respond_error(req, h, uid && strlen(uid) <= 128 ? uid : NULL, 400, msg);
                 job_free(j);
                 return;
@@ -681,6 +692,10 @@ static void serve(koc_serving_request *req, void *userdata) {
                 w->running++;
         pthread_mutex_unlock(&w->lock);
         if (!room) {
+                koc__log_ratelimited(&busy_rl, KOC_LOG_WARN, LOG,
+                                     "webhook %s: refused with 429: %d admission handlers "
+                                     "already running",
+                                     h->path, MAX_THREADS);
                 respond_error(req, h, j->uid, 429, "too many admission requests at once");
                 job_free(j);
                 return;
@@ -701,6 +716,10 @@ static void serve(koc_serving_request *req, void *userdata) {
                 w->running--;
                 pthread_cond_broadcast(&w->idle);
                 pthread_mutex_unlock(&w->lock);
+                koc__log_ratelimited(&start_rl, KOC_LOG_WARN, LOG,
+                                     "webhook %s: refused with 500: cannot start the admission "
+                                     "handler: %s",
+                                     h->path, strerror(-r));
                 respond_error(req, h, j->uid, 500, "cannot start the admission handler");
                 job_free(j);
                 return;
