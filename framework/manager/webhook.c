@@ -119,7 +119,7 @@ struct job {
         koc_serving_request *req; /* NULL once answered or aborted */
         sd_event_source *timer;
         char *uid;
-        uint64_t started; /* CLOCK_MONOTONIC, usec */
+        uint64_t started; /* CLOCK_BOOTTIME, usec, as the timer */
         /* Read by the thread, freed on the loop after it posted. */
         cJSON *review;
         const cJSON *request;
@@ -251,12 +251,6 @@ static cJSON *conversion_answer(const char *uid, const char *failure, cJSON **re
         return review;
 }
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * KOC_USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
-}
-
 static koc_metric *code_series(struct hook *h, unsigned code) {
         for (size_t i = 0; i < h->n_series; i++)
                 if (h->series[i].code == code)
@@ -284,7 +278,7 @@ static void count(struct hook *h, unsigned code, uint64_t started) {
         if ((c = code_series(h, code)))
                 koc_metric_inc(c);
         if (started && h->latency)
-                koc_metric_observe(h->latency, (double)(now_usec() - started) / 1e6);
+                koc_metric_observe(h->latency, (double)(koc_now_boottime_usec() - started) / 1e6);
 }
 
 static void respond_review(koc_serving_request *req, struct hook *h, uint64_t started,
@@ -661,7 +655,7 @@ static void serve(koc_serving_request *req, void *userdata) {
         }
         j->w = w;
         j->hook = h;
-        j->started = now_usec();
+        j->started = koc_now_boottime_usec();
         j->review = body && len ? cJSON_ParseWithLength(body, len) : NULL;
         if (!j->review)
                 why = "not JSON";
@@ -701,7 +695,7 @@ static void serve(koc_serving_request *req, void *userdata) {
                 return;
         }
         j->req = req;
-        int r = sd_event_add_time_relative(w->event, &j->timer, CLOCK_MONOTONIC, w->timeout_usec,
+        int r = sd_event_add_time_relative(w->event, &j->timer, CLOCK_BOOTTIME, w->timeout_usec,
                                            0, on_timeout, j);
         pthread_t t;
         pthread_attr_t attr;
