@@ -65,6 +65,7 @@ typedef struct review_ctx {
         koc_serving_request *req;
         koc_request *call;
         uint8_t token_key[32];
+        uint8_t authz_key[32]; /* set by authorize() before the review is sent */
         identity who;
 } review_ctx;
 
@@ -284,6 +285,7 @@ static void authorize(koc__serving_authz *a, koc_serving_request *req, const ide
                 ctx->a = a;
                 ctx->req = req;
         }
+        memcpy(ctx->authz_key, key, 32);
         cJSON *body = cJSON_CreateObject();
         cJSON *spec = cJSON_AddObjectToObject(body, "spec");
         cJSON *nr = cJSON_AddObjectToObject(spec, "nonResourceAttributes");
@@ -348,11 +350,7 @@ static void on_access_review(koc_client *c, koc_response *resp, void *userdata) 
                 return;
         }
         bool ok = cJSON_IsTrue(allowed);
-        char verb[16];
-        uint8_t key[32];
-        lower_verb(koc__serving_request_method(ctx->req), verb, sizeof verb);
-        authz_key(&ctx->who, verb, koc__serving_request_path(ctx->req), key);
-        authz_store(a, key, ok);
+        authz_store(a, ctx->authz_key, ok);
         finish(a, ctx->req, ok ? RES_ALLOWED : RES_FORBIDDEN, &ctx->who);
         ctx_free(ctx);
 }
