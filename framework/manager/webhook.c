@@ -466,24 +466,24 @@ static cJSON *convert_one(const koc__webhooks *w, const cJSON *obj, const char *
         return o;
 }
 
-static cJSON *run_conversion(struct job *j) {
+cJSON *koc__webhooks_convert(const koc__webhooks *w, const cJSON *request, const char *uid) {
         const char *desired = cJSON_GetStringValue(
-                cJSON_GetObjectItemCaseSensitive(j->request, "desiredAPIVersion"));
-        const cJSON *objects = cJSON_GetObjectItemCaseSensitive(j->request, "objects");
+                cJSON_GetObjectItemCaseSensitive(request, "desiredAPIVersion"));
+        const cJSON *objects = cJSON_GetObjectItemCaseSensitive(request, "objects");
         char dgroup[254], why[512] = "";
         const char *dversion = NULL;
         cJSON *out = cJSON_CreateArray(), *resp = NULL;
 
         split_api_version(desired, dgroup, sizeof dgroup, &dversion);
         for (const cJSON *o = objects->child; out && o; o = o->next) {
-                cJSON *c = convert_one(j->w, o, dgroup, dversion, why, sizeof why);
+                cJSON *c = convert_one(w, o, dgroup, dversion, why, sizeof why);
                 if (!c) {
                         cJSON_Delete(out);
-                        return conversion_answer(j->uid, why, NULL);
+                        return conversion_answer(uid, why, NULL);
                 }
                 cJSON_AddItemToArray(out, c);
         }
-        cJSON *review = out ? conversion_answer(j->uid, NULL, &resp) : NULL;
+        cJSON *review = out ? conversion_answer(uid, NULL, &resp) : NULL;
         if (review)
                 cJSON_AddItemToObject(resp, "convertedObjects", out);
         else
@@ -491,7 +491,7 @@ static cJSON *run_conversion(struct job *j) {
         return review;
 }
 
-static const char *check_conversion_review(const cJSON *review, const cJSON **ret_request) {
+const char *koc__webhook_check_conversion_review(const cJSON *review, const cJSON **ret_request) {
         char g[254];
         const char *v;
 
@@ -548,7 +548,8 @@ static void job_done(void *userdata, bool cancelled) {
 static void *worker(void *userdata) {
         struct job *j = userdata;
         koc__webhooks *w = j->w;
-        cJSON *review = j->hook->convert ? run_conversion(j) : run_handler(j);
+        cJSON *review = j->hook->convert ? koc__webhooks_convert(w, j->request, j->uid)
+                                          : run_handler(j);
 
         j->body = review ? cJSON_PrintUnformatted(review) : NULL;
         j->len = j->body ? strlen(j->body) : 0;
@@ -598,7 +599,7 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static const char *check_review(const cJSON *review, const cJSON **ret_request) {
+const char *koc__webhook_check_review(const cJSON *review, const cJSON **ret_request) {
         const cJSON *rq;
 
         if (!cJSON_IsObject(review))
@@ -660,8 +661,8 @@ static void serve(koc_serving_request *req, void *userdata) {
         if (!j->review)
                 why = "not JSON";
         else
-                why = h->convert ? check_conversion_review(j->review, &j->request)
-                                 : check_review(j->review, &j->request);
+                why = h->convert ? koc__webhook_check_conversion_review(j->review, &j->request)
+                                 : koc__webhook_check_review(j->review, &j->request);
         if (why) {
                 const cJSON *rq = cJSON_GetObjectItemCaseSensitive(j->review, "request");
                 const char *uid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rq, "uid"));
@@ -923,8 +924,8 @@ static int add_convert_handler(koc__webhooks *w, koc_error *err) {
         return 0;
 }
 
-static int add_conversion(koc__webhooks *w, const char *group, const char *kind, const char *hub,
-                          koc_error *err) {
+int koc__webhooks_add_conversion(koc__webhooks *w, const char *group, const char *kind,
+                                 const char *hub, koc_error *err) {
         if (!name_ok(group, sizeof w->conversions[0].group) ||
             !name_ok(kind, sizeof w->conversions[0].kind) ||
             !name_ok(hub, sizeof w->conversions[0].hub))
@@ -947,9 +948,10 @@ static int add_conversion(koc__webhooks *w, const char *group, const char *kind,
         return 0;
 }
 
-static int add_spoke(koc__webhooks *w, const char *group, const char *kind, const char *version,
-                     koc_webhook_convert_t to_hub, koc_webhook_convert_t from_hub,
-                     void *userdata, koc_error *err) {
+int koc__webhooks_add_conversion_spoke(koc__webhooks *w, const char *group, const char *kind,
+                                       const char *version, koc_webhook_convert_t to_hub,
+                                       koc_webhook_convert_t from_hub, void *userdata,
+                                       koc_error *err) {
         struct conversion *c = (struct conversion *)find_conversion(w, group ? group : "",
                                                                     kind ? kind : "");
         if (!c)
@@ -981,7 +983,8 @@ KOC_EXPORT int koc_webhook_add_conversion(koc_manager *m, const char *group, con
         koc_error err = {0};
         if (!m)
                 return -EINVAL;
-        int r = add_conversion(koc__manager_webhooks(m), group, kind, hub_version, &err);
+        int r = koc__webhooks_add_conversion(koc__manager_webhooks(m), group, kind, hub_version,
+                                             &err);
         if (r < 0)
                 koc_log_error(LOG, "%s", err.message);
         return r;
@@ -994,8 +997,8 @@ KOC_EXPORT int koc_webhook_add_conversion_spoke(koc_manager *m, const char *grou
         koc_error err = {0};
         if (!m)
                 return -EINVAL;
-        int r = add_spoke(koc__manager_webhooks(m), group, kind, version, to_hub, from_hub,
-                          userdata, &err);
+        int r = koc__webhooks_add_conversion_spoke(koc__manager_webhooks(m), group, kind, version,
+                                                   to_hub, from_hub, userdata, &err);
         if (r < 0)
                 koc_log_error(LOG, "%s", err.message);
         return r;
