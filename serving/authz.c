@@ -16,16 +16,11 @@
 #include "serving/authz.h"
 
 #define LOG "serving"
-#define MAX_GROUPS 64
-#define MAX_NAME 512 /* a user name, uid or group longer than this is refused */
+#define MAX_GROUPS KOC__SERVING_MAX_GROUPS
+#define MAX_NAME KOC__SERVING_MAX_NAME
 #define MAX_TOKEN 8192
 
-typedef struct identity {
-        char *user;
-        char *uid;
-        char *groups[MAX_GROUPS];
-        size_t n_groups;
-} identity;
+typedef koc__serving_identity identity;
 
 typedef struct authn_entry {
         uint8_t key[32];
@@ -65,16 +60,19 @@ typedef struct review_ctx {
         koc_serving_request *req;
         koc_request *call;
         uint8_t token_key[32];
+        uint8_t authz_key[32]; /* set by authorize() before the review is sent */
         identity who;
 } review_ctx;
 
-static void identity_clear(identity *w) {
+void koc__serving_identity_clear(koc__serving_identity *w) {
         free(w->user);
         free(w->uid);
         for (size_t i = 0; i < w->n_groups; i++)
                 free(w->groups[i]);
         *w = (identity){0};
 }
+
+#define identity_clear koc__serving_identity_clear
 
 static int identity_copy(identity *dst, const identity *src) {
         *dst = (identity){0};
@@ -284,6 +282,7 @@ static void authorize(koc__serving_authz *a, koc_serving_request *req, const ide
                 ctx->a = a;
                 ctx->req = req;
         }
+        memcpy(ctx->authz_key, key, 32);
         cJSON *body = cJSON_CreateObject();
         cJSON *spec = cJSON_AddObjectToObject(body, "spec");
         cJSON *nr = cJSON_AddObjectToObject(spec, "nonResourceAttributes");
@@ -332,27 +331,27 @@ static void say_bad_answer(review_ctx *ctx, enum review which, koc_response *res
         review_failed(ctx, which, why);
 }
 
+int koc__serving_parse_access_review(const cJSON *body) {
+        const cJSON *allowed = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(body, "status"), "allowed");
+        if (!cJSON_IsBool(allowed))
+                return -EBADMSG;
+        return cJSON_IsTrue(allowed) ? 1 : 0;
+}
+
 static void on_access_review(koc_client *c, koc_response *resp, void *userdata) {
         review_ctx *ctx = userdata;
         koc__serving_authz *a = ctx->a;
         ctx->call = NULL;
         koc__serving_request_on_abort(ctx->req, NULL, NULL);
-        cJSON *allowed = answered_ok(resp) ? cJSON_GetObjectItemCaseSensitive(
-                                                     cJSON_GetObjectItemCaseSensitive(resp->body,
-                                                                                      "status"),
-                                                     "allowed")
-                                           : NULL;
-        if (!cJSON_IsBool(allowed)) {
+        int allowed = answered_ok(resp) ? koc__serving_parse_access_review(resp->body) : -EBADMSG;
+        if (allowed < 0) {
                 say_bad_answer(ctx, REV_ACCESS, resp, "no status.allowed");
                 ctx_free(ctx);
                 return;
         }
-        bool ok = cJSON_IsTrue(allowed);
-        char verb[16];
-        uint8_t key[32];
-        lower_verb(koc__serving_request_method(ctx->req), verb, sizeof verb);
-        authz_key(&ctx->who, verb, koc__serving_request_path(ctx->req), key);
-        authz_store(a, key, ok);
+        bool ok = allowed > 0;
+        authz_store(a, ctx->authz_key, ok);
         finish(a, ctx->req, ok ? RES_ALLOWED : RES_FORBIDDEN, &ctx->who);
         ctx_free(ctx);
 }
@@ -379,10 +378,31 @@ static bool parse_user(const cJSON *user, identity *w) {
         cJSON_ArrayForEach(g, groups) {
                 char *d = strdup(g->valuestring);
                 if (!d)
-                        break;
+                        return false;
                 w->groups[w->n_groups++] = d;
         }
         return w->user != NULL;
+}
+
+int koc__serving_parse_token_review(const cJSON *body, koc__serving_identity *ret,
+                                    const char **why) {
+        const cJSON *status = cJSON_GetObjectItemCaseSensitive(body, "status");
+        const cJSON *authenticated = cJSON_GetObjectItemCaseSensitive(status, "authenticated");
+
+        *ret = (identity){0};
+        if (!cJSON_IsObject(status) || (authenticated && !cJSON_IsBool(authenticated))) {
+                *why = "no status";
+                return -EBADMSG;
+        }
+        /* An absent "authenticated" is false, as Go reads it. */
+        if (!cJSON_IsTrue(authenticated))
+                return 0;
+        if (!parse_user(cJSON_GetObjectItemCaseSensitive(status, "user"), ret)) {
+                identity_clear(ret);
+                *why = "status.user malformed";
+                return -EBADMSG;
+        }
+        return 1;
 }
 
 static void on_token_review(koc_client *c, koc_response *resp, void *userdata) {
@@ -390,25 +410,17 @@ static void on_token_review(koc_client *c, koc_response *resp, void *userdata) {
         koc__serving_authz *a = ctx->a;
         ctx->call = NULL;
         koc__serving_request_on_abort(ctx->req, NULL, NULL);
-        const cJSON *status =
-                answered_ok(resp) ? cJSON_GetObjectItemCaseSensitive(resp->body, "status") : NULL;
-        const cJSON *authenticated = cJSON_GetObjectItemCaseSensitive(status, "authenticated");
-        if (!answered_ok(resp) || !cJSON_IsObject(status) ||
-            (authenticated && !cJSON_IsBool(authenticated))) {
-                say_bad_answer(ctx, REV_TOKEN, resp, "no status");
+        const char *why = "no status";
+        int r = answered_ok(resp) ? koc__serving_parse_token_review(resp->body, &ctx->who, &why)
+                                  : -EBADMSG;
+        if (r < 0) {
+                say_bad_answer(ctx, REV_TOKEN, resp, why);
                 ctx_free(ctx);
                 return;
         }
-        /* An absent "authenticated" is false, as Go reads it. */
-        if (!cJSON_IsTrue(authenticated)) {
+        if (r == 0) {
                 authn_store(a, ctx->token_key, false, NULL);
                 finish(a, ctx->req, RES_UNAUTHENTICATED, NULL);
-                ctx_free(ctx);
-                return;
-        }
-        if (!parse_user(cJSON_GetObjectItemCaseSensitive(status, "user"), &ctx->who)) {
-                identity_clear(&ctx->who);
-                say_bad_answer(ctx, REV_TOKEN, resp, "status.user malformed");
                 ctx_free(ctx);
                 return;
         }

@@ -28,6 +28,7 @@
  */
 #pragma once
 
+#include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,3 +53,23 @@ int koc__serving_authz_new(const koc__serving_authz_config *cfg, koc__serving_au
 koc__serving_authz *koc__serving_authz_free(koc__serving_authz *a);
 /* A koc_serving_handler_t for koc__serving_set_filter (userdata: the authz). */
 void koc__serving_authz_filter(koc_serving_request *req, void *userdata);
+
+/* The parsing of the reviews' answers, apart for the fuzzers. */
+#define KOC__SERVING_MAX_GROUPS 64
+#define KOC__SERVING_MAX_NAME 512 /* a user name, uid or group longer than this is refused */
+typedef struct koc__serving_identity {
+        char *user;
+        char *uid; /* NULL when none */
+        char *groups[KOC__SERVING_MAX_GROUPS];
+        size_t n_groups;
+} koc__serving_identity;
+void koc__serving_identity_clear(koc__serving_identity *w);
+/* A TokenReview answer's body: 1 and *ret filled when it authenticated the
+ * token; 0 when it did not (status.authenticated false or absent); a negative
+ * -EBADMSG and *why when the answer makes no sense (or memory ran out), *ret
+ * then left empty. */
+int koc__serving_parse_token_review(const cJSON *body, koc__serving_identity *ret,
+                                    const char **why);
+/* A SubjectAccessReview answer's body: 1 allowed, 0 not, -EBADMSG without a
+ * boolean status.allowed. */
+int koc__serving_parse_access_review(const cJSON *body);

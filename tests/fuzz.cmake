@@ -22,6 +22,7 @@ if(KOC_FUZZ)
                        selector transform)
   list(APPEND KOC_FUZZ_TARGETS exec-credential in-cluster response helpers path probes gen-types schema
                                serving-pem jsonpatch)
+  list(APPEND KOC_FUZZ_TARGETS authz webhook)
   set(fuzz_env "CC_FUZZ=${KOC_FUZZ_CC}" "KOC_FUZZ_DIR=${PROJECT_BINARY_DIR}/fuzz")
   add_test(NAME fuzz-build
            COMMAND env ${fuzz_env} bash ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/run.sh --build-only)

@@ -81,3 +81,19 @@ int koc__webhooks_add(koc__webhooks *w, const koc_resource *res,
                       koc_webhook_validator_t validate, koc_webhook_defaulter_t set_defaults,
                       void *userdata, koc_error *err);
 koc__webhooks *koc__manager_webhooks(struct koc_manager *m);
+/* Behind koc_webhook_add_conversion and _spoke. */
+int koc__webhooks_add_conversion(koc__webhooks *w, const char *group, const char *kind,
+                                 const char *hub, koc_error *err);
+int koc__webhooks_add_conversion_spoke(koc__webhooks *w, const char *group, const char *kind,
+                                       const char *version, koc_webhook_convert_t to_hub,
+                                       koc_webhook_convert_t from_hub, void *userdata,
+                                       koc_error *err);
+/* The checks of a request's body (webhook.c, apart for the fuzzers): NULL
+ * and *ret_request (the review's "request") when it is a well-formed
+ * AdmissionReview / ConversionReview, else what is wrong. */
+const char *koc__webhook_check_review(const cJSON *review, const cJSON **ret_request);
+const char *koc__webhook_check_conversion_review(const cJSON *review, const cJSON **ret_request);
+/* The ConversionReview answer to a checked request: its objects converted
+ * through the hub, or a Failure naming the first that cannot be; NULL when
+ * out of memory.  Called on a handler's thread. */
+cJSON *koc__webhooks_convert(const koc__webhooks *w, const cJSON *request, const char *uid);

@@ -36,10 +36,16 @@
 #define MAX_THREADS 64
 #define MAX_BODY (3u << 20)
 #define MAX_WARNINGS 16
+#define MAX_CODES 8 /* the answers' codes: 200, 400, 429, 500 */
 #define MAX_WARNING_LEN 512
 #define REVIEW_API_VERSION "admission.k8s.io/v1"
 
 static koc__ratelimit late_rl = KOC__RATELIMIT_INIT(10 * KOC_USEC_PER_SEC, 3);
+/* Refused requests, one limit per cause so that a flood of one kind does
+ * not hide the others. */
+static koc__ratelimit malformed_rl = KOC__RATELIMIT_INIT(10 * KOC_USEC_PER_SEC, 3);
+static koc__ratelimit busy_rl = KOC__RATELIMIT_INIT(10 * KOC_USEC_PER_SEC, 1);
+static koc__ratelimit start_rl = KOC__RATELIMIT_INIT(10 * KOC_USEC_PER_SEC, 1);
 
 struct hook {
         koc__webhooks *w;
@@ -50,6 +56,13 @@ struct hook {
         koc_webhook_defaulter_t set_defaults;
         void *userdata;
         koc_metric *latency; /* controller_runtime_webhook_latency_seconds */
+        /* controller_runtime_webhook_requests_total by code, registered on
+         * first use (loop thread only). */
+        struct code_series {
+                unsigned code;
+                koc_metric *metric;
+        } series[MAX_CODES];
+        size_t n_series;
 };
 
 struct koc__webhooks {
@@ -106,7 +119,7 @@ struct job {
         koc_serving_request *req; /* NULL once answered or aborted */
         sd_event_source *timer;
         char *uid;
-        uint64_t started; /* CLOCK_MONOTONIC, usec */
+        uint64_t started; /* CLOCK_BOOTTIME, usec, as the timer */
         /* Read by the thread, freed on the loop after it posted. */
         cJSON *review;
         const cJSON *request;
@@ -238,31 +251,37 @@ static cJSON *conversion_answer(const char *uid, const char *failure, cJSON **re
         return review;
 }
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * KOC_USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+static koc_metric *code_series(struct hook *h, unsigned code) {
+        for (size_t i = 0; i < h->n_series; i++)
+                if (h->series[i].code == code)
+                        return h->series[i].metric;
+        char labels[400];
+        koc_metric *c = NULL;
+        snprintf(labels, sizeof labels, "webhook=\"%s\",code=\"%u\"", h->path, code);
+        if (koc_metrics_add_counter(h->w->metrics, "controller_runtime_webhook_requests_total",
+                                    "Webhook requests answered, by HTTP status code.", labels,
+                                    &c) < 0)
+                return NULL;
+        /* Past the cache's size the registry's lookup serves. */
+        if (h->n_series < KOC_ELEMENTSOF(h->series))
+                h->series[h->n_series++] = (struct code_series){code, c};
+        return c;
 }
 
 /* controller-runtime's webhook metrics: requests answered by code, and the
  * time from the request's arrival to its answer. */
-static void count(const struct hook *h, unsigned code, uint64_t started) {
-        koc_metrics *metrics = h ? h->w->metrics : NULL;
-        char labels[400];
-        koc_metric *c = NULL;
+static void count(struct hook *h, unsigned code, uint64_t started) {
+        koc_metric *c;
 
-        if (!metrics)
+        if (!h || !h->w->metrics)
                 return;
-        snprintf(labels, sizeof labels, "webhook=\"%s\",code=\"%u\"", h->path, code);
-        if (koc_metrics_add_counter(metrics, "controller_runtime_webhook_requests_total",
-                                    "Webhook requests answered, by HTTP status code.", labels,
-                                    &c) >= 0)
+        if ((c = code_series(h, code)))
                 koc_metric_inc(c);
         if (started && h->latency)
-                koc_metric_observe(h->latency, (double)(now_usec() - started) / 1e6);
+                koc_metric_observe(h->latency, (double)(koc_now_boottime_usec() - started) / 1e6);
 }
 
-static void respond_review(koc_serving_request *req, const struct hook *h, uint64_t started,
+static void respond_review(koc_serving_request *req, struct hook *h, uint64_t started,
                            unsigned http_code, cJSON *review) {
         char *body = review ? cJSON_PrintUnformatted(review) : NULL;
 
@@ -276,7 +295,7 @@ static void respond_review(koc_serving_request *req, const struct hook *h, uint6
         koc__serving_respond(req, http_code, "application/json", body, strlen(body), NULL);
 }
 
-static void respond_error(koc_serving_request *req, const struct hook *h, const char *uid,
+static void respond_error(koc_serving_request *req, struct hook *h, const char *uid,
                           int code, const char *message) {
         if (h && h->convert)
                 respond_review(req, h, 0, code, conversion_answer(uid, message, NULL));
@@ -447,24 +466,24 @@ static cJSON *convert_one(const koc__webhooks *w, const cJSON *obj, const char *
         return o;
 }
 
-static cJSON *run_conversion(struct job *j) {
+cJSON *koc__webhooks_convert(const koc__webhooks *w, const cJSON *request, const char *uid) {
         const char *desired = cJSON_GetStringValue(
-                cJSON_GetObjectItemCaseSensitive(j->request, "desiredAPIVersion"));
-        const cJSON *objects = cJSON_GetObjectItemCaseSensitive(j->request, "objects");
+                cJSON_GetObjectItemCaseSensitive(request, "desiredAPIVersion"));
+        const cJSON *objects = cJSON_GetObjectItemCaseSensitive(request, "objects");
         char dgroup[254], why[512] = "";
         const char *dversion = NULL;
         cJSON *out = cJSON_CreateArray(), *resp = NULL;
 
         split_api_version(desired, dgroup, sizeof dgroup, &dversion);
         for (const cJSON *o = objects->child; out && o; o = o->next) {
-                cJSON *c = convert_one(j->w, o, dgroup, dversion, why, sizeof why);
+                cJSON *c = convert_one(w, o, dgroup, dversion, why, sizeof why);
                 if (!c) {
                         cJSON_Delete(out);
-                        return conversion_answer(j->uid, why, NULL);
+                        return conversion_answer(uid, why, NULL);
                 }
                 cJSON_AddItemToArray(out, c);
         }
-        cJSON *review = out ? conversion_answer(j->uid, NULL, &resp) : NULL;
+        cJSON *review = out ? conversion_answer(uid, NULL, &resp) : NULL;
         if (review)
                 cJSON_AddItemToObject(resp, "convertedObjects", out);
         else
@@ -472,7 +491,7 @@ static cJSON *run_conversion(struct job *j) {
         return review;
 }
 
-static const char *check_conversion_review(const cJSON *review, const cJSON **ret_request) {
+const char *koc__webhook_check_conversion_review(const cJSON *review, const cJSON **ret_request) {
         char g[254];
         const char *v;
 
@@ -529,7 +548,8 @@ static void job_done(void *userdata, bool cancelled) {
 static void *worker(void *userdata) {
         struct job *j = userdata;
         koc__webhooks *w = j->w;
-        cJSON *review = j->hook->convert ? run_conversion(j) : run_handler(j);
+        cJSON *review = j->hook->convert ? koc__webhooks_convert(w, j->request, j->uid)
+                                          : run_handler(j);
 
         j->body = review ? cJSON_PrintUnformatted(review) : NULL;
         j->len = j->body ? strlen(j->body) : 0;
@@ -579,7 +599,7 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static const char *check_review(const cJSON *review, const cJSON **ret_request) {
+const char *koc__webhook_check_review(const cJSON *review, const cJSON **ret_request) {
         const cJSON *rq;
 
         if (!cJSON_IsObject(review))
@@ -622,6 +642,10 @@ static void serve(koc_serving_request *req, void *userdata) {
         char msg[200];
 
         if (!ct || strncmp(ct, "application/json", 16) != 0) {
+                koc__log_ratelimited(&malformed_rl, KOC_LOG_WARN, LOG,
+                                     "webhook %s: refused with 400: Content-Type is not "
+                                     "application/json",
+                                     h->path);
                 respond_error(req, h, NULL, 400, "Content-Type: must be application/json");
                 return;
         }
@@ -632,18 +656,20 @@ static void serve(koc_serving_request *req, void *userdata) {
         }
         j->w = w;
         j->hook = h;
-        j->started = now_usec();
+        j->started = koc_now_boottime_usec();
         j->review = body && len ? cJSON_ParseWithLength(body, len) : NULL;
         if (!j->review)
                 why = "not JSON";
         else
-                why = h->convert ? check_conversion_review(j->review, &j->request)
-                                 : check_review(j->review, &j->request);
+                why = h->convert ? koc__webhook_check_conversion_review(j->review, &j->request)
+                                 : koc__webhook_check_review(j->review, &j->request);
         if (why) {
                 const cJSON *rq = cJSON_GetObjectItemCaseSensitive(j->review, "request");
                 const char *uid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rq, "uid"));
                 snprintf(msg, sizeof msg, "malformed %s: %s",
                          h->convert ? "ConversionReview" : "AdmissionReview", why);
+                koc__log_ratelimited(&malformed_rl, KOC_LOG_WARN, LOG,
+                                     "webhook %s: refused with 400: %s", h->path, msg);
                 respond_error(req, h, uid && strlen(uid) <= 128 ? uid : NULL, 400, msg);
                 job_free(j);
                 return;
@@ -661,12 +687,16 @@ static void serve(koc_serving_request *req, void *userdata) {
                 w->running++;
         pthread_mutex_unlock(&w->lock);
         if (!room) {
+                koc__log_ratelimited(&busy_rl, KOC_LOG_WARN, LOG,
+                                     "webhook %s: refused with 429: %d admission handlers "
+                                     "already running",
+                                     h->path, MAX_THREADS);
                 respond_error(req, h, j->uid, 429, "too many admission requests at once");
                 job_free(j);
                 return;
         }
         j->req = req;
-        int r = sd_event_add_time_relative(w->event, &j->timer, CLOCK_MONOTONIC, w->timeout_usec,
+        int r = sd_event_add_time_relative(w->event, &j->timer, CLOCK_BOOTTIME, w->timeout_usec,
                                            0, on_timeout, j);
         pthread_t t;
         pthread_attr_t attr;
@@ -681,6 +711,10 @@ static void serve(koc_serving_request *req, void *userdata) {
                 w->running--;
                 pthread_cond_broadcast(&w->idle);
                 pthread_mutex_unlock(&w->lock);
+                koc__log_ratelimited(&start_rl, KOC_LOG_WARN, LOG,
+                                     "webhook %s: refused with 500: cannot start the admission "
+                                     "handler: %s",
+                                     h->path, strerror(-r));
                 respond_error(req, h, j->uid, 500, "cannot start the admission handler");
                 job_free(j);
                 return;
@@ -890,8 +924,8 @@ static int add_convert_handler(koc__webhooks *w, koc_error *err) {
         return 0;
 }
 
-static int add_conversion(koc__webhooks *w, const char *group, const char *kind, const char *hub,
-                          koc_error *err) {
+int koc__webhooks_add_conversion(koc__webhooks *w, const char *group, const char *kind,
+                                 const char *hub, koc_error *err) {
         if (!name_ok(group, sizeof w->conversions[0].group) ||
             !name_ok(kind, sizeof w->conversions[0].kind) ||
             !name_ok(hub, sizeof w->conversions[0].hub))
@@ -914,9 +948,10 @@ static int add_conversion(koc__webhooks *w, const char *group, const char *kind,
         return 0;
 }
 
-static int add_spoke(koc__webhooks *w, const char *group, const char *kind, const char *version,
-                     koc_webhook_convert_t to_hub, koc_webhook_convert_t from_hub,
-                     void *userdata, koc_error *err) {
+int koc__webhooks_add_conversion_spoke(koc__webhooks *w, const char *group, const char *kind,
+                                       const char *version, koc_webhook_convert_t to_hub,
+                                       koc_webhook_convert_t from_hub, void *userdata,
+                                       koc_error *err) {
         struct conversion *c = (struct conversion *)find_conversion(w, group ? group : "",
                                                                     kind ? kind : "");
         if (!c)
@@ -948,7 +983,8 @@ KOC_EXPORT int koc_webhook_add_conversion(koc_manager *m, const char *group, con
         koc_error err = {0};
         if (!m)
                 return -EINVAL;
-        int r = add_conversion(koc__manager_webhooks(m), group, kind, hub_version, &err);
+        int r = koc__webhooks_add_conversion(koc__manager_webhooks(m), group, kind, hub_version,
+                                             &err);
         if (r < 0)
                 koc_log_error(LOG, "%s", err.message);
         return r;
@@ -961,8 +997,8 @@ KOC_EXPORT int koc_webhook_add_conversion_spoke(koc_manager *m, const char *grou
         koc_error err = {0};
         if (!m)
                 return -EINVAL;
-        int r = add_spoke(koc__manager_webhooks(m), group, kind, version, to_hub, from_hub,
-                          userdata, &err);
+        int r = koc__webhooks_add_conversion_spoke(koc__manager_webhooks(m), group, kind, version,
+                                                   to_hub, from_hub, userdata, &err);
         if (r < 0)
                 koc_log_error(LOG, "%s", err.message);
         return r;

@@ -8,7 +8,7 @@
 # SECONDS: per target (default 60).  TARGET: linebuf status time kubeconfig
 # leader-fsm apiserver list watch-store selector transform exec-credential
 # in-cluster response helpers path probes gen-types schema serving-pem jsonpatch
-# (default: all).
+# authz webhook (default: all).
 # --build-only builds every harness and runs nothing; --no-build runs what an
 # earlier --build-only left in $KOC_FUZZ_DIR (ctest's fuzz fixture does the
 # two in that order, tests/fuzz.cmake).
@@ -30,6 +30,7 @@ SECONDS_PER=${1:-60}
 shift || true
 ALL=(linebuf status time kubeconfig leader-fsm apiserver list watch-store selector transform)
 ALL+=(exec-credential in-cluster response helpers path probes gen-types schema serving-pem jsonpatch)
+ALL+=(authz webhook)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
 [ $mode != build ] || TARGETS=("${ALL[@]}")
@@ -122,6 +123,11 @@ build_target() {
                 build "$t" "$SRC/probes/probes.c" ;; # the MHD glue comes with core
         serving-pem)
                 build "$t" "$SRC/serving/tls.c" -- $(pkg-config --libs gnutls) ;;
+        authz) # the filter's answers need the server it filters for
+                build "$t" "$SRC"/serving/*.c -- $(pkg-config --libs gnutls) ;;
+        webhook) # the webhook server lives in the manager, which needs the rest
+                build "$t" "$SRC"/framework/manager/*.c "$SRC"/leader/*.c "$SRC"/probes/*.c \
+                        "$SRC"/shutdown/*.c "$SRC"/serving/*.c -- $(pkg-config --libs gnutls) ;;
         *) echo "unknown target: $t" >&2; exit 2 ;;
         esac
 }
