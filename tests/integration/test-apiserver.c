@@ -137,6 +137,15 @@ static long watcher_code(watcher *w) {
         return code;
 }
 
+/* How many 25 ms pumps a wait may take: 10 s, or 60 s when the test or the
+ * server runs under valgrind (on a loaded 2-core machine 100 watches under
+ * valgrind take longer than 10 s to set up).  Waits end as soon as the
+ * condition holds, so a long bound costs nothing when things work. */
+static int wait_rounds(void) {
+        const char *v = getenv("KOC_UNDER_VALGRIND"), *w = getenv("KOC_APISERVER_WRAPPER");
+        return (v && *v) || (w && *w) ? 2400 : 400;
+}
+
 /* Starts the request without waiting for anything. */
 static void watcher_begin(watcher *w, const char *path) {
         char url[1024], auth[200];
@@ -151,7 +160,10 @@ static void watcher_begin(watcher *w, const char *path) {
         curl_easy_setopt(w->e, CURLOPT_CAINFO, srv.ca_file);
         curl_easy_setopt(w->e, CURLOPT_WRITEFUNCTION, on_watch_data);
         curl_easy_setopt(w->e, CURLOPT_WRITEDATA, w);
-        curl_easy_setopt(w->e, CURLOPT_TIMEOUT, 30L);
+        /* The whole watch: 30 s, or six times as long as the waits under
+         * valgrind, where 100 TLS handshakes driven in turn on a loaded
+         * machine took longer than 30 s. */
+        curl_easy_setopt(w->e, CURLOPT_TIMEOUT, wait_rounds() > 400 ? 180L : 30L);
         curl_multi_add_handle(w->m, w->e);
 }
 
@@ -171,14 +183,6 @@ static int watcher_lines(const watcher *w) {
 }
 
 /* Waits (at most 10 s) until n lines arrived or the stream ended. */
-/* How many 25 ms pumps a wait may take: 10 s, or 60 s when the test or the
- * server runs under valgrind (on a loaded 2-core machine 100 watches under
- * valgrind take longer than 10 s to set up).  Waits end as soon as the
- * condition holds, so a long bound costs nothing when things work. */
-static int wait_rounds(void) {
-        const char *v = getenv("KOC_UNDER_VALGRIND"), *w = getenv("KOC_APISERVER_WRAPPER");
-        return (v && *v) || (w && *w) ? 2400 : 400;
-}
 
 static int watcher_wait(watcher *w, int n) {
         for (int i = 0, max = wait_rounds(); i < max && !w->done && watcher_lines(w) < n; i++)
