@@ -36,11 +36,17 @@ fail() {
         k get pods -o wide 2>&1 | sed 's/^/#   /' || true
         k get events --sort-by=.lastTimestamp 2>&1 | tail -n 20 | sed 's/^/#   /' || true
         tail -n 20 "$node_dir/kubelet.log" 2>/dev/null | sed 's/^/#   /' || true
-        local f
+        local f p
         for f in "$work"/logs/*; do
                 [ -f "$f" ] || continue
                 echo "# last lines of pod $(basename "$f"):"
                 tail -n 8 "$f" | sed 's/^/#   /'
+        done
+        # Pods whose logs were not followed: their last lines from kubelet.
+        for p in $(k get pods --no-headers -o custom-columns=N:.metadata.name 2>/dev/null); do
+                [ -f "$work/logs/$p" ] && continue
+                echo "# last lines of pod $p:"
+                k logs --tail=8 "pod/$p" 2>&1 | sed 's/^/#   /' || true
         done
         echo "0 passed, 1 failed"
         exit 1
@@ -267,7 +273,10 @@ memcached)
         cp -r "$root/charts/koc-example" "$work/src/charts/"
         h dependency build "$work/src/examples/memcached/chart" >"$work/helm.out" 2>&1 ||
                 { cat "$work/helm.out"; fail "helm dependency build"; }
+        # The operator's RBAC rules are the ones it prints (rbac-values.yaml), as README says.
+        cp "$root/examples/memcached/rbac-values.yaml" "$work/src/examples/memcached/"
         h install mc "$work/src/examples/memcached/chart" --wait --timeout 120s \
+                -f "$work/src/examples/memcached/rbac-values.yaml" \
                 --set "koc-example.extraArgs[0]=--image=memcached:$tag" --set koc-example.tests.enabled=false \
                 >"$work/helm.out" 2>&1 || { cat "$work/helm.out"; fail "helm install of the Memcached chart"; }
         ok "the Memcached chart installed: CRD and operator"
