@@ -43,16 +43,22 @@ typedef struct gc_action {
 } gc_action;
 
 /* An owner being deleted in the foreground or with Orphan, and how many of
- * its dependents the current pass saw that still hold it. */
+ * its dependents the current pass saw that still hold it.  An owner first
+ * noted after the pass's first tick is partial: dependents examined in
+ * earlier ticks may hold it uncounted (it began deleting in between), so it
+ * is not acted upon but carried into the next pass, which counts all of
+ * them. */
 typedef struct gc_owner {
         collection *col;
         char *key, *uid, *finalizer;
         size_t holders;
+        bool partial;
 } gc_owner;
 
 typedef struct gc_state {
         sd_event_source *timer;
         char *cursor_col, *cursor_key; /* where the pass goes on (NULL: start) */
+        bool first_tick;               /* the current tick began the pass */
         gc_owner *owners;
         size_t n_owners, cap_owners;
 } gc_state;
@@ -158,7 +164,8 @@ static void note_owner(gc_state *gc, collection *c, const object *o, const char 
         *w = (gc_owner){.col = c,
                         .key = strdup(o->key),
                         .uid = strdup(uid),
-                        .finalizer = strdup(finalizer)};
+                        .finalizer = strdup(finalizer),
+                        .partial = !gc->first_tick};
         if (!w->key || !w->uid || !w->finalizer) {
                 free(w->key);
                 free(w->uid);
@@ -300,18 +307,34 @@ static void act(server *srv, gc_action *a) {
 }
 
 /* The end of a pass: owners none of whose dependents still holds them lose
- * their finalizer. */
+ * their finalizer; partial owners are kept, counted afresh, for the next
+ * pass. */
 static void end_pass(gc_state *gc, gc_action *acts, size_t *n_acts) {
+        size_t kept = 0;
         for (size_t i = 0; i < gc->n_owners; i++) {
                 gc_owner *w = &gc->owners[i];
                 object *o = strmap_get(&w->col->objects, w->key);
-                if (w->holders || !o)
+                if (o && strcmp(json_str(o->json, "metadata.uid") ?: "", w->uid) != 0)
+                        o = NULL; /* another object under the same name */
+                if (w->partial && o) {
+                        w->partial = false;
+                        w->holders = 0;
+                        gc->owners[kept++] = *w;
                         continue;
-                add_action(acts, n_acts, w->col, o, GC_DROP_FINALIZER, w->finalizer, NULL);
+                }
+                if (!w->holders && o && has_finalizer(o->json, w->finalizer))
+                        add_action(acts, n_acts, w->col, o, GC_DROP_FINALIZER, w->finalizer,
+                                   NULL);
+                free(w->key);
+                free(w->uid);
+                free(w->finalizer);
         }
-        owners_free(gc->owners, gc->n_owners);
-        gc->owners = NULL;
-        gc->n_owners = gc->cap_owners = 0;
+        gc->n_owners = kept;
+        if (!kept) {
+                free(gc->owners);
+                gc->owners = NULL;
+                gc->cap_owners = 0;
+        }
         free(gc->cursor_col);
         free(gc->cursor_key);
         gc->cursor_col = gc->cursor_key = NULL;
@@ -323,6 +346,7 @@ static void gc_tick(server *srv, gc_state *gc) {
         gc_action *acts = calloc(GC_ACTIONS_PER_TICK, sizeof *acts);
         if (!cols || !acts)
                 goto out;
+        gc->first_tick = !gc->cursor_col;
         size_t b = 0;
         for (strmap_entry *e = strmap_next(&srv->collections, &b, NULL); e && k < n_cols;
              e = strmap_next(&srv->collections, &b, e))
