@@ -15,6 +15,10 @@
  *    reference to it; once a full pass saw no such dependent, the owner's
  *    finalizer orphan goes.
  *
+ * A pass that acted on nothing, left no owner pending and saw no write is
+ * not repeated until the server's resourceVersion moves: every change to an
+ * object moves it, and nothing else changes what a pass decides.
+ *
  * An owner whose kind the server does not know (no built-in resource, CRD
  * or stored collection has it) is left alone, as the real collector cannot
  * resolve it either.
@@ -59,6 +63,11 @@ typedef struct gc_state {
         sd_event_source *timer;
         char *cursor_col, *cursor_key; /* where the pass goes on (NULL: start) */
         bool first_tick;               /* the current tick began the pass */
+        /* The server's resourceVersion when the pass began, whether the pass
+         * acted, and, once a pass found nothing to do, the resourceVersion
+         * it saw: until that moves, another pass would find the same. */
+        uint64_t pass_rv, idle_rv;
+        bool pass_acted, idle;
         gc_owner *owners;
         size_t n_owners, cap_owners;
 } gc_state;
@@ -341,12 +350,19 @@ static void end_pass(gc_state *gc, gc_action *acts, size_t *n_acts) {
 }
 
 static void gc_tick(server *srv, gc_state *gc) {
+        if (gc->idle && srv->rv == gc->idle_rv)
+                return;
+        gc->idle = false;
         size_t n_cols = srv->collections.n, k = 0, examined = 0, n_acts = 0;
         collection **cols = malloc((n_cols + 1) * sizeof *cols);
         gc_action *acts = calloc(GC_ACTIONS_PER_TICK, sizeof *acts);
         if (!cols || !acts)
                 goto out;
         gc->first_tick = !gc->cursor_col;
+        if (gc->first_tick) {
+                gc->pass_rv = srv->rv;
+                gc->pass_acted = false;
+        }
         size_t b = 0;
         for (strmap_entry *e = strmap_next(&srv->collections, &b, NULL); e && k < n_cols;
              e = strmap_next(&srv->collections, &b, e))
@@ -387,6 +403,12 @@ static void gc_tick(server *srv, gc_state *gc) {
         }
         if (finished)
                 end_pass(gc, acts, &n_acts);
+        if (n_acts > 0)
+                gc->pass_acted = true;
+        if (finished && !gc->pass_acted && gc->n_owners == 0 && srv->rv == gc->pass_rv) {
+                gc->idle = true;
+                gc->idle_rv = srv->rv;
+        }
         /* The actions change the collections: only now. */
         for (size_t i = 0; i < n_acts; i++)
                 act(srv, &acts[i]);
