@@ -712,6 +712,11 @@ static bool check_rv_match(struct MHD_Connection *conn, const collection *c, rep
         return false;
 }
 
+/* Whether resourceVersion rv, as a request gives it, is not o's. */
+static bool rv_stale(const char *rv, const object *o) {
+        return strtoull(rv, NULL, 10) != o->rv || !isdigit((unsigned char)rv[0]);
+}
+
 static int cmp_object(const void *a, const void *b) {
         return strcmp((*(object *const *)a)->key, (*(object *const *)b)->key);
 }
@@ -1228,7 +1233,7 @@ static void update_object(server *srv, struct MHD_Connection *conn, collection *
                                         "Invalid value: 0x0: must be specified for an update");
                                 goto out;
                         }
-                } else if (strtoull(brv, NULL, 10) != o->rv || !isdigit((unsigned char)brv[0])) {
+                } else if (rv_stale(brv, o)) {
                         reply_conflict(
                                 ret, c, p->name,
                                 "the object has been modified; please apply your changes to the "
@@ -1431,7 +1436,7 @@ static void do_apply(server *srv, struct MHD_Connection *conn, collection *c, co
         object *o = lookup(c, p);
         const char *rv = json_str(applied, "metadata.resourceVersion");
         if (rv && *rv &&
-            (!o || strtoull(rv, NULL, 10) != o->rv || !isdigit((unsigned char)rv[0]))) {
+            (!o || rv_stale(rv, o))) {
                 cJSON_Delete(applied);
                 if (!o)
                         return reply_not_found(ret, p, p->name);
@@ -1502,7 +1507,7 @@ static void do_patch(server *srv, struct MHD_Connection *conn, collection *c, co
         }
         /* A resourceVersion in the patch is a precondition. */
         const char *rv = json_str(result, "metadata.resourceVersion");
-        if (rv && *rv && (strtoull(rv, NULL, 10) != o->rv || !isdigit((unsigned char)rv[0]))) {
+        if (rv && *rv && rv_stale(rv, o)) {
                 cJSON_Delete(result);
                 reply_conflict(
                         ret, c, p->name,
@@ -1535,7 +1540,7 @@ static bool check_preconditions(collection *c, object *o, const char *body, size
                          uid, json_str(o->json, "metadata.uid") ?: "");
                 reply_conflict(ret, c, name, why);
                 ok = false;
-        } else if (rv && (strtoull(rv, NULL, 10) != o->rv || !isdigit((unsigned char)rv[0]))) {
+        } else if (rv && rv_stale(rv, o)) {
                 snprintf(why, sizeof why,
                          "the ResourceVersion in the precondition (%s) does not match the "
                          "ResourceVersion in record (%" PRIu64
@@ -1767,7 +1772,7 @@ static void do_scale(server *srv, struct MHD_Connection *conn, collection *c, co
         }
         const char *rv = json_str(want, "metadata.resourceVersion");
         bool stale = rv && *rv &&
-                     (strtoull(rv, NULL, 10) != o->rv || !isdigit((unsigned char)rv[0]));
+                     rv_stale(rv, o);
         cJSON_Delete(want);
         if (stale)
                 return reply_conflict(ret, c, p->name,
