@@ -1459,47 +1459,72 @@ static void do_apply(server *srv, struct MHD_Connection *conn, collection *c, co
         update_object(srv, conn, c, p, o, result, true, true, ret);
 }
 
-static void do_patch(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
-                     const char *body, size_t len, const char *ct, reply *ret) {
+/* The merge or JSON patch document of a PATCH body; NULL (ret answered) for
+ * another media type or a body that is not one. */
+static cJSON *parse_patch(const char *body, size_t len, const char *ct, bool *ret_merge,
+                          reply *ret) {
         bool merge = content_type_is(ct, "application/merge-patch+json") ||
                      content_type_is(ct, "application/strategic-merge-patch+json");
         bool jsonp = content_type_is(ct, "application/json-patch+json");
-        char err[512];
-        cJSON *patch, *result;
-
-        if (content_type_is(ct, "application/apply-patch+yaml"))
-                return do_apply(srv, conn, c, p, body, len, ret);
-        if (!merge && !jsonp)
-                return reply_unsupported_media(ret, ct, true);
+        if (!merge && !jsonp) {
+                reply_unsupported_media(ret, ct, true);
+                return NULL;
+        }
         const char *end = NULL;
-        patch = cJSON_ParseWithLengthOpts(body, len, &end, false);
+        cJSON *patch = cJSON_ParseWithLengthOpts(body, len, &end, false);
         if (!patch || (merge && !cJSON_IsObject(patch)) || (jsonp && !cJSON_IsArray(patch))) {
                 cJSON_Delete(patch);
                 reply_bad_request(ret, merge ? "error decoding patch: invalid JSON object"
                                              : "error decoding patch: invalid JSON patch array");
-                return;
+                return NULL;
         }
+        *ret_merge = merge;
+        return patch;
+}
+
+/* cur with patch applied (patch is consumed) in *ret_result; -EINVAL (ret
+ * answered) when a JSON patch operation fails. */
+static int apply_patch(const collection *c, const char *name, const cJSON *cur, cJSON *patch,
+                       bool merge, cJSON **ret_result, reply *ret) {
+        char err[512];
+        cJSON *result;
+        int r = 0;
+        if (merge) {
+                result = merge_patch(cur, patch);
+        } else {
+                result = cJSON_Duplicate(cur, true);
+                r = json_patch(&result, patch, err, sizeof err);
+                if (r < 0) {
+                        cJSON_Delete(result);
+                        if (r == -ECANCELED)
+                                reply_invalid(ret, c, name, "", "FieldValueInvalid", err);
+                        else
+                                reply_status(ret, 422, "Invalid", err, details_for(c, name));
+                }
+        }
+        cJSON_Delete(patch);
+        if (r < 0)
+                return -EINVAL;
+        *ret_result = result;
+        return 0;
+}
+
+static void do_patch(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
+                     const char *body, size_t len, const char *ct, reply *ret) {
+        bool merge = false;
+        if (content_type_is(ct, "application/apply-patch+yaml"))
+                return do_apply(srv, conn, c, p, body, len, ret);
+        cJSON *patch = parse_patch(body, len, ct, &merge, ret);
+        if (!patch)
+                return;
         object *o = lookup(c, p);
         if (!o) {
                 cJSON_Delete(patch);
                 return reply_not_found(ret, p, p->name);
         }
-        if (merge) {
-                result = merge_patch(o->json, patch);
-        } else {
-                result = cJSON_Duplicate(o->json, true);
-                int r = json_patch(&result, patch, err, sizeof err);
-                if (r < 0) {
-                        cJSON_Delete(result);
-                        cJSON_Delete(patch);
-                        if (r == -ECANCELED)
-                                reply_invalid(ret, c, p->name, "", "FieldValueInvalid", err);
-                        else
-                                reply_status(ret, 422, "Invalid", err, details_for(c, p->name));
-                        return;
-                }
-        }
-        cJSON_Delete(patch);
+        cJSON *result = NULL;
+        if (apply_patch(c, p->name, o->json, patch, merge, &result, ret) < 0)
+                return;
         if (!cJSON_IsObject(result)) {
                 cJSON_Delete(result);
                 reply_bad_request(ret, "the patch did not produce an object");
@@ -1729,24 +1754,10 @@ static void do_scale(server *srv, struct MHD_Connection *conn, collection *c, co
                 if (check_json_content_type(ct, ret))
                         want = parse_body(c, body, len, ret);
         } else if (strcmp(verb, "patch") == 0) {
-                bool merge = content_type_is(ct, "application/merge-patch+json") ||
-                             content_type_is(ct, "application/strategic-merge-patch+json");
-                bool jsonp = content_type_is(ct, "application/json-patch+json");
-                cJSON *patch = merge || jsonp ? cJSON_ParseWithLength(body, len) : NULL;
-                if (!merge && !jsonp)
-                        reply_unsupported_media(ret, ct, true);
-                else if (merge && cJSON_IsObject(patch))
-                        want = merge_patch(cur, patch);
-                else if (jsonp && cJSON_IsArray(patch)) {
-                        want = cJSON_Duplicate(cur, true);
-                        if (json_patch(&want, patch, err, sizeof err) < 0) {
-                                cJSON_Delete(want);
-                                want = NULL;
-                                reply_status(ret, 422, "Invalid", err, details_for(c, p->name));
-                        }
-                } else
-                        reply_bad_request(ret, "error decoding patch: invalid JSON");
-                cJSON_Delete(patch);
+                bool merge = false;
+                cJSON *patch = parse_patch(body, len, ct, &merge, ret);
+                if (patch)
+                        (void)apply_patch(c, p->name, cur, patch, merge, &want, ret);
         } else
                 reply_status(ret, 405, "MethodNotAllowed",
                              "the server does not allow this method on the requested resource",
