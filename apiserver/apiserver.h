@@ -132,6 +132,8 @@ int json_patch(cJSON **doc, const cJSON *ops, char *err, size_t errlen);
  * errno, the field path in field and the error ("Invalid value: ...") in
  * msg. */
 int schema_check_crd(const cJSON *crd, char *field, size_t fieldlen, char *msg, size_t msglen);
+/* The entry of spec.versions named version in the CRD, or NULL. */
+const cJSON *crd_version(const cJSON *crd, const char *version);
 /* The openAPIV3Schema of version in the CRD, or NULL. */
 const cJSON *crd_version_schema(const cJSON *crd, const char *version);
 /* Prunes unknown fields of obj, applies defaults and validates it against

@@ -414,14 +414,18 @@ int schema_check_crd(const cJSON *crd, char *field, size_t fieldlen, char *msg, 
         return 0;
 }
 
-const cJSON *crd_version_schema(const cJSON *crd, const char *version) {
+const cJSON *crd_version(const cJSON *crd, const char *version) {
         const cJSON *v;
         cJSON_ArrayForEach(v, json_path(crd, "spec.versions")) {
                 const char *name = json_str(v, "name");
                 if (name && strcmp(name, version) == 0)
-                        return json_path(v, "schema.openAPIV3Schema");
+                        return v;
         }
         return NULL;
+}
+
+const cJSON *crd_version_schema(const cJSON *crd, const char *version) {
+        return json_path(crd_version(crd, version), "schema.openAPIV3Schema");
 }
 
 /* ---- validating objects ---- */
