@@ -134,6 +134,8 @@ int json_patch(cJSON **doc, const cJSON *ops, char *err, size_t errlen);
 int schema_check_crd(const cJSON *crd, char *field, size_t fieldlen, char *msg, size_t msglen);
 /* The entry of spec.versions named version in the CRD, or NULL. */
 const cJSON *crd_version(const cJSON *crd, const char *version);
+/* Frees the compiled patterns schema_validate() keeps. */
+void schema_done(void);
 /* The openAPIV3Schema of version in the CRD, or NULL. */
 const cJSON *crd_version_schema(const cJSON *crd, const char *version);
 /* Prunes unknown fields of obj, applies defaults and validates it against

@@ -508,6 +508,7 @@ out:
         metrics_free(&srv);
         cJSON_Delete(srv.faults);
         reviews_free();
+        schema_done();
         cJSON_Delete(o.faults);
         if (srv.write_log)
                 fclose(srv.write_log);
