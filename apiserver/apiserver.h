@@ -179,6 +179,7 @@ struct collection {
         object **sorted;
         size_t n_sorted;
         bool sorted_stale;
+        uint64_t changed_rv; /* the resourceVersion of its latest change */
         watch *watches;
 };
 
@@ -213,6 +214,9 @@ struct server {
         char *token;
         uint64_t rv; /* global resourceVersion counter */
         strmap collections;
+        /* Moves when a collection is added or its kind, scope or status
+         * subresource changes (what discovery shows of it). */
+        uint64_t collections_gen;
         /* watch history: a ring of the last history_max events */
         event **history;
         size_t history_max, history_start, history_len;
@@ -340,6 +344,8 @@ cJSON *discovery_resource_list(server *srv, const char *group, const char *versi
 /* openapi.c: /openapi/v2, /openapi/v3[/...]; 0 when handled (ret filled),
  * -ENOENT otherwise. */
 int openapi_handle(server *srv, struct MHD_Connection *conn, const char *url, reply *ret);
+/* Frees the documents openapi_handle() keeps. */
+void openapi_free(void);
 
 /* scale.c: the /scale subresource. */
 typedef struct scale_info {

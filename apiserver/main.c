@@ -509,6 +509,7 @@ out:
         cJSON_Delete(srv.faults);
         reviews_free();
         schema_done();
+        openapi_free();
         cJSON_Delete(o.faults);
         if (srv.write_log)
                 fclose(srv.write_log);

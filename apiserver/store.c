@@ -72,6 +72,7 @@ static void apply_crd(server *srv, collection *c) {
                 return;
         const char *scope = json_str(o->json, "spec.scope");
         const char *kind = json_str(o->json, "spec.names.kind");
+        bool namespaced = c->namespaced, has_status = c->has_status;
         if (scope) {
                 c->namespaced = strcmp(scope, "Cluster") != 0;
                 c->known_scope = true;
@@ -81,12 +82,15 @@ static void apply_crd(server *srv, collection *c) {
                 if (k) {
                         free(c->kind);
                         c->kind = k;
+                        srv->collections_gen++;
                 }
         }
         const cJSON *versions = json_path(o->json, "spec.versions"), *v;
         bool status = false;
         cJSON_ArrayForEach(v, versions) if (json_path(v, "subresources.status")) status = true;
         c->has_status = status;
+        if (c->namespaced != namespaced || c->has_status != has_status)
+                srv->collections_gen++;
 }
 
 collection *collection_get(server *srv, const api_path *p, bool create) {
@@ -116,6 +120,7 @@ collection *collection_get(server *srv, const api_path *p, bool create) {
                 collection_free(c);
                 return NULL;
         }
+        srv->collections_gen++;
         if (ri) {
                 c->namespaced = ri->namespaced;
                 c->has_status = ri->has_status;

@@ -481,6 +481,56 @@ static void test_openapi(void **state) {
         cJSON_Delete(o);
 }
 
+/* The hash in the index's URL of a group version. */
+static char *openapi_url(const char *gv) {
+        cJSON *o = NULL;
+        assert_int_equal(req("GET", "/openapi/v3", NULL, NULL, &o), 200);
+        const char *url = str(cJSON_GetObjectItemCaseSensitive(at(o, "paths"), gv),
+                              "serverRelativeURL");
+        assert_non_null(url);
+        char *copy = strdup(url);
+        cJSON_Delete(o);
+        return copy;
+}
+
+/* A CRD's change shows in the documents and their hashes at once; without
+ * a change they stay the same. */
+static void test_openapi_follows_crds(void **state) {
+        (void)state;
+        static const char max_path[] =
+                "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/size/maximum";
+        char patch[300];
+        cJSON *o = NULL;
+        char *before = openapi_url("apis/cache.example.com/v1");
+        char *again = openapi_url("apis/cache.example.com/v1");
+        assert_string_equal(before, again);
+        free(again);
+
+        snprintf(patch, sizeof patch, "[{\"op\":\"replace\",\"path\":\"%s\",\"value\":6}]",
+                 max_path);
+        assert_int_equal(req("PATCH", CRDS "/memcacheds.cache.example.com", patch,
+                             "application/json-patch+json", NULL),
+                         200);
+        char *after = openapi_url("apis/cache.example.com/v1");
+        assert_string_not_equal(before, after);
+        assert_int_equal(req("GET", "/openapi/v3/apis/cache.example.com/v1", NULL, NULL, &o), 200);
+        const cJSON *mc = cJSON_GetObjectItemCaseSensitive(at(o, "components.schemas"),
+                                                           "com.example.cache.v1.Memcached");
+        assert_int_equal((int)num(mc, "properties.spec.properties.size.maximum"), 6);
+        cJSON_Delete(o);
+
+        snprintf(patch, sizeof patch, "[{\"op\":\"replace\",\"path\":\"%s\",\"value\":5}]",
+                 max_path);
+        assert_int_equal(req("PATCH", CRDS "/memcacheds.cache.example.com", patch,
+                             "application/json-patch+json", NULL),
+                         200);
+        char *back = openapi_url("apis/cache.example.com/v1");
+        assert_string_equal(before, back);
+        free(before);
+        free(after);
+        free(back);
+}
+
 static void test_scale(void **state) {
         (void)state;
         cJSON *o = NULL;
@@ -841,6 +891,7 @@ int main(void) {
                 cmocka_unit_test(test_field_validation),
                 cmocka_unit_test(test_bad_schemas),
                 cmocka_unit_test(test_openapi),
+                cmocka_unit_test(test_openapi_follows_crds),
                 cmocka_unit_test(test_scale),
                 cmocka_unit_test(test_table),
                 cmocka_unit_test(test_garbage_collector),
