@@ -132,6 +132,10 @@ int json_patch(cJSON **doc, const cJSON *ops, char *err, size_t errlen);
  * errno, the field path in field and the error ("Invalid value: ...") in
  * msg. */
 int schema_check_crd(const cJSON *crd, char *field, size_t fieldlen, char *msg, size_t msglen);
+/* The entry of spec.versions named version in the CRD, or NULL. */
+const cJSON *crd_version(const cJSON *crd, const char *version);
+/* Frees the compiled patterns schema_validate() keeps. */
+void schema_done(void);
 /* The openAPIV3Schema of version in the CRD, or NULL. */
 const cJSON *crd_version_schema(const cJSON *crd, const char *version);
 /* Prunes unknown fields of obj, applies defaults and validates it against
@@ -175,6 +179,7 @@ struct collection {
         object **sorted;
         size_t n_sorted;
         bool sorted_stale;
+        uint64_t changed_rv; /* the resourceVersion of its latest change */
         watch *watches;
 };
 
@@ -209,6 +214,9 @@ struct server {
         char *token;
         uint64_t rv; /* global resourceVersion counter */
         strmap collections;
+        /* Moves when a collection is added or its kind, scope or status
+         * subresource changes (what discovery shows of it). */
+        uint64_t collections_gen;
         /* watch history: a ring of the last history_max events */
         event **history;
         size_t history_max, history_start, history_len;
@@ -336,6 +344,8 @@ cJSON *discovery_resource_list(server *srv, const char *group, const char *versi
 /* openapi.c: /openapi/v2, /openapi/v3[/...]; 0 when handled (ret filled),
  * -ENOENT otherwise. */
 int openapi_handle(server *srv, struct MHD_Connection *conn, const char *url, reply *ret);
+/* Frees the documents openapi_handle() keeps. */
+void openapi_free(void);
 
 /* scale.c: the /scale subresource. */
 typedef struct scale_info {

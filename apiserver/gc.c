@@ -15,6 +15,10 @@
  *    reference to it; once a full pass saw no such dependent, the owner's
  *    finalizer orphan goes.
  *
+ * A pass that acted on nothing, left no owner pending and saw no write is
+ * not repeated until the server's resourceVersion moves: every change to an
+ * object moves it, and nothing else changes what a pass decides.
+ *
  * An owner whose kind the server does not know (no built-in resource, CRD
  * or stored collection has it) is left alone, as the real collector cannot
  * resolve it either.
@@ -43,16 +47,27 @@ typedef struct gc_action {
 } gc_action;
 
 /* An owner being deleted in the foreground or with Orphan, and how many of
- * its dependents the current pass saw that still hold it. */
+ * its dependents the current pass saw that still hold it.  An owner first
+ * noted after the pass's first tick is partial: dependents examined in
+ * earlier ticks may hold it uncounted (it began deleting in between), so it
+ * is not acted upon but carried into the next pass, which counts all of
+ * them. */
 typedef struct gc_owner {
         collection *col;
         char *key, *uid, *finalizer;
         size_t holders;
+        bool partial;
 } gc_owner;
 
 typedef struct gc_state {
         sd_event_source *timer;
         char *cursor_col, *cursor_key; /* where the pass goes on (NULL: start) */
+        bool first_tick;               /* the current tick began the pass */
+        /* The server's resourceVersion when the pass began, whether the pass
+         * acted, and, once a pass found nothing to do, the resourceVersion
+         * it saw: until that moves, another pass would find the same. */
+        uint64_t pass_rv, idle_rv;
+        bool pass_acted, idle;
         gc_owner *owners;
         size_t n_owners, cap_owners;
 } gc_state;
@@ -158,7 +173,8 @@ static void note_owner(gc_state *gc, collection *c, const object *o, const char 
         *w = (gc_owner){.col = c,
                         .key = strdup(o->key),
                         .uid = strdup(uid),
-                        .finalizer = strdup(finalizer)};
+                        .finalizer = strdup(finalizer),
+                        .partial = !gc->first_tick};
         if (!w->key || !w->uid || !w->finalizer) {
                 free(w->key);
                 free(w->uid);
@@ -300,29 +316,53 @@ static void act(server *srv, gc_action *a) {
 }
 
 /* The end of a pass: owners none of whose dependents still holds them lose
- * their finalizer. */
+ * their finalizer; partial owners are kept, counted afresh, for the next
+ * pass. */
 static void end_pass(gc_state *gc, gc_action *acts, size_t *n_acts) {
+        size_t kept = 0;
         for (size_t i = 0; i < gc->n_owners; i++) {
                 gc_owner *w = &gc->owners[i];
                 object *o = strmap_get(&w->col->objects, w->key);
-                if (w->holders || !o)
+                if (o && strcmp(json_str(o->json, "metadata.uid") ?: "", w->uid) != 0)
+                        o = NULL; /* another object under the same name */
+                if (w->partial && o) {
+                        w->partial = false;
+                        w->holders = 0;
+                        gc->owners[kept++] = *w;
                         continue;
-                add_action(acts, n_acts, w->col, o, GC_DROP_FINALIZER, w->finalizer, NULL);
+                }
+                if (!w->holders && o && has_finalizer(o->json, w->finalizer))
+                        add_action(acts, n_acts, w->col, o, GC_DROP_FINALIZER, w->finalizer,
+                                   NULL);
+                free(w->key);
+                free(w->uid);
+                free(w->finalizer);
         }
-        owners_free(gc->owners, gc->n_owners);
-        gc->owners = NULL;
-        gc->n_owners = gc->cap_owners = 0;
+        gc->n_owners = kept;
+        if (!kept) {
+                free(gc->owners);
+                gc->owners = NULL;
+                gc->cap_owners = 0;
+        }
         free(gc->cursor_col);
         free(gc->cursor_key);
         gc->cursor_col = gc->cursor_key = NULL;
 }
 
 static void gc_tick(server *srv, gc_state *gc) {
+        if (gc->idle && srv->rv == gc->idle_rv)
+                return;
+        gc->idle = false;
         size_t n_cols = srv->collections.n, k = 0, examined = 0, n_acts = 0;
         collection **cols = malloc((n_cols + 1) * sizeof *cols);
         gc_action *acts = calloc(GC_ACTIONS_PER_TICK, sizeof *acts);
         if (!cols || !acts)
                 goto out;
+        gc->first_tick = !gc->cursor_col;
+        if (gc->first_tick) {
+                gc->pass_rv = srv->rv;
+                gc->pass_acted = false;
+        }
         size_t b = 0;
         for (strmap_entry *e = strmap_next(&srv->collections, &b, NULL); e && k < n_cols;
              e = strmap_next(&srv->collections, &b, e))
@@ -363,6 +403,12 @@ static void gc_tick(server *srv, gc_state *gc) {
         }
         if (finished)
                 end_pass(gc, acts, &n_acts);
+        if (n_acts > 0)
+                gc->pass_acted = true;
+        if (finished && !gc->pass_acted && gc->n_owners == 0 && srv->rv == gc->pass_rv) {
+                gc->idle = true;
+                gc->idle_rv = srv->rv;
+        }
         /* The actions change the collections: only now. */
         for (size_t i = 0; i < n_acts; i++)
                 act(srv, &acts[i]);

@@ -508,6 +508,8 @@ out:
         metrics_free(&srv);
         cJSON_Delete(srv.faults);
         reviews_free();
+        schema_done();
+        openapi_free();
         cJSON_Delete(o.faults);
         if (srv.write_log)
                 fclose(srv.write_log);

@@ -229,22 +229,99 @@ static void doc_hash(const cJSON *doc, char *buf, size_t size) {
         snprintf(buf, size, "%016llX", (unsigned long long)h);
 }
 
+/* The /openapi/v3 documents, kept until a CRD changes or a collection
+ * comes or changes (all they are made of besides the built-in tables):
+ * clients fetch the index and the group versions again and again.  The
+ * server runs on one thread. */
+#define OPENAPI_CACHE_MAX 256 /* group versions */
+
+typedef struct gv_entry {
+        cJSON *doc;
+        char hash[32];
+} gv_entry;
+
+static struct {
+        bool valid;
+        uint64_t crd_rv, collections_gen;
+        strmap docs; /* "group/version" -> gv_entry */
+        cJSON *index;
+} cache;
+
+static void gv_entry_free(void *p) {
+        gv_entry *e = p;
+        cJSON_Delete(e->doc);
+        free(e);
+}
+
+static void cache_drop(void) {
+        strmap_clear(&cache.docs, gv_entry_free);
+        cJSON_Delete(cache.index);
+        cache.index = NULL;
+        cache.valid = false;
+}
+
+void openapi_free(void) {
+        cache_drop();
+}
+
+/* Drops the documents when what they are made of has changed. */
+static void cache_check(server *srv) {
+        collection *crds = strmap_get(&srv->collections,
+                                      "apiextensions.k8s.io/customresourcedefinitions");
+        uint64_t crd_rv = crds ? crds->changed_rv : 0;
+        if (cache.valid && cache.crd_rv == crd_rv && cache.collections_gen == srv->collections_gen)
+                return;
+        cache_drop();
+        cache.crd_rv = crd_rv;
+        cache.collections_gen = srv->collections_gen;
+        cache.valid = true;
+}
+
+/* The document of a group version and its hash, valid until the next
+ * call; NULL when memory is short. */
+static const gv_entry *gv_get(server *srv, const char *group, const char *version) {
+        char key[400];
+        snprintf(key, sizeof key, "%s/%s", group, version);
+        gv_entry *e = strmap_get(&cache.docs, key);
+        if (e)
+                return e;
+        e = calloc(1, sizeof *e);
+        if (!e)
+                return NULL;
+        e->doc = gv_doc(srv, group, version);
+        if (!e->doc) {
+                free(e);
+                return NULL;
+        }
+        doc_hash(e->doc, e->hash, sizeof e->hash);
+        if (cache.docs.n >= OPENAPI_CACHE_MAX)
+                strmap_clear(&cache.docs, gv_entry_free);
+        if (strmap_put(&cache.docs, key, e) < 0) {
+                gv_entry_free(e);
+                return NULL;
+        }
+        return e;
+}
+
 typedef struct index_ctx {
         server *srv;
         cJSON *paths;
+        bool failed;
 } index_ctx;
 
 static void index_gv(const char *group, const char *version, void *userdata) {
         index_ctx *ctx = userdata;
-        char key[400], url[600], hash[32];
+        char key[400], url[600];
         if (*group)
                 snprintf(key, sizeof key, "apis/%s/%s", group, version);
         else
                 snprintf(key, sizeof key, "api/%s", version);
-        cJSON *doc = gv_doc(ctx->srv, group, version);
-        doc_hash(doc, hash, sizeof hash);
-        cJSON_Delete(doc);
-        snprintf(url, sizeof url, "/openapi/v3/%s?hash=%s", key, hash);
+        const gv_entry *gv = gv_get(ctx->srv, group, version);
+        if (!gv) {
+                ctx->failed = true;
+                return;
+        }
+        snprintf(url, sizeof url, "/openapi/v3/%s?hash=%s", key, gv->hash);
         cJSON *e = cJSON_AddObjectToObject(ctx->paths, key);
         cJSON_AddStringToObject(e, "serverRelativeURL", url);
 }
@@ -277,16 +354,36 @@ static bool accepts_json(struct MHD_Connection *conn) {
         return !a || !*a || strstr(a, "application/json") || strstr(a, "*/*");
 }
 
+/* The index of the group versions' documents (the cache owns it). */
+static const cJSON *index_doc(server *srv) {
+        if (cache.index)
+                return cache.index;
+        index_ctx ctx = {srv, NULL, false};
+        cJSON *doc = cJSON_CreateObject();
+        ctx.paths = cJSON_AddObjectToObject(doc, "paths");
+        if (!ctx.paths) {
+                cJSON_Delete(doc);
+                return NULL;
+        }
+        each_group_version(srv, index_gv, &ctx);
+        if (ctx.failed) {
+                cJSON_Delete(doc);
+                return NULL;
+        }
+        cache.index = doc;
+        return doc;
+}
+
 int openapi_handle(server *srv, struct MHD_Connection *conn, const char *url, reply *ret) {
         cJSON *doc = NULL;
+        const cJSON *cached = NULL;
 
         if (strncmp(url, "/openapi/", 9) != 0)
                 return -ENOENT;
         if (strcmp(url, "/openapi/v3") == 0 || strcmp(url, "/openapi/v3/") == 0) {
-                index_ctx ctx = {srv, NULL};
-                doc = cJSON_CreateObject();
-                ctx.paths = cJSON_AddObjectToObject(doc, "paths");
-                each_group_version(srv, index_gv, &ctx);
+                cache_check(srv);
+                if (!(cached = index_doc(srv)))
+                        return -ENOMEM;
         } else if (strncmp(url, "/openapi/v3/", 12) == 0) {
                 char group[256] = "", version[64] = "";
                 const char *rest = url + 12;
@@ -305,7 +402,11 @@ int openapi_handle(server *srv, struct MHD_Connection *conn, const char *url, re
                 each_group_version(srv, has_gv, &f);
                 if (!f.found || !*version)
                         return -ENOENT;
-                doc = gv_doc(srv, group, version);
+                cache_check(srv);
+                const gv_entry *gv = gv_get(srv, group, version);
+                if (!gv)
+                        return -ENOMEM;
+                cached = gv->doc;
         } else if (strcmp(url, "/openapi/v2") == 0) {
                 if (!accepts_json(conn)) {
                         reply_status(ret, 406, "NotAcceptable",
@@ -318,6 +419,10 @@ int openapi_handle(server *srv, struct MHD_Connection *conn, const char *url, re
                 doc = ctx.doc;
         } else
                 return -ENOENT;
+        if (cached) {
+                reply_json(ret, 200, cached);
+                return 0;
+        }
         if (!doc)
                 return -ENOMEM;
         reply_json(ret, 200, doc);

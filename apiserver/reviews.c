@@ -86,24 +86,11 @@ bool reviews_is_review(const api_path *p) {
                strcmp(p->version, "v1") == 0;
 }
 
-static void set_error(reply *r, int code, const char *reason, const char *msg) {
-        cJSON *st = cJSON_CreateObject();
-        cJSON_AddStringToObject(st, "kind", "Status");
-        cJSON_AddStringToObject(st, "apiVersion", "v1");
-        cJSON_AddStringToObject(st, "status", "Failure");
-        cJSON_AddStringToObject(st, "message", msg);
-        cJSON_AddStringToObject(st, "reason", reason);
-        cJSON_AddNumberToObject(st, "code", code);
-        r->code = code;
-        r->body = cJSON_PrintUnformatted(st);
-        cJSON_Delete(st);
-}
-
 static void token_review(server *srv, cJSON *obj, reply *r) {
         const cJSON *token =
                 cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "spec"), "token");
         if (!cJSON_IsString(token) || !token->valuestring[0]) {
-                set_error(r, 422, "Invalid", "TokenReview: spec.token: Required value");
+                reply_status(r, 422, "Invalid", "TokenReview: spec.token: Required value", NULL);
                 return;
         }
         cJSON *status = cJSON_AddObjectToObject(obj, "status");
@@ -156,15 +143,17 @@ static void access_review(cJSON *obj, reply *r) {
         bool allowed = false;
 
         if (!cJSON_IsString(user) && !cJSON_IsArray(groups)) {
-                set_error(r, 422, "Invalid",
-                          "SubjectAccessReview: spec.user: Invalid value: at least one of user "
-                          "or group must be specified");
+                reply_status(r, 422, "Invalid",
+                             "SubjectAccessReview: spec.user: Invalid value: at least one of "
+                             "user or group must be specified",
+                             NULL);
                 return;
         }
         if (!ra && (!cJSON_IsString(path) || !cJSON_IsString(verb))) {
-                set_error(r, 422, "Invalid",
-                          "SubjectAccessReview: spec: exactly one of nonResourceAttributes or "
-                          "resourceAttributes must be specified");
+                reply_status(r, 422, "Invalid",
+                             "SubjectAccessReview: spec: exactly one of nonResourceAttributes "
+                             "or resourceAttributes must be specified",
+                             NULL);
                 return;
         }
         cJSON_ArrayForEach(g, groups) if (cJSON_IsString(g) &&
@@ -186,14 +175,16 @@ static void access_review(cJSON *obj, reply *r) {
 void reviews_handle(server *srv, const char *verb, const api_path *p, const char *body,
                     size_t len, reply *r) {
         if (strcmp(verb, "create") != 0) {
-                set_error(r, 405, "MethodNotAllowed",
-                          "the server does not allow this method on the requested resource");
+                reply_status(r, 405, "MethodNotAllowed",
+                             "the server does not allow this method on the requested resource",
+                             NULL);
                 return;
         }
         cJSON *obj = cJSON_ParseWithLength(body, len);
         if (!cJSON_IsObject(obj)) {
                 cJSON_Delete(obj);
-                set_error(r, 400, "BadRequest", "the request body is not a JSON object");
+                reply_status(r, 400, "BadRequest", "the request body is not a JSON object",
+                             NULL);
                 return;
         }
         if (strcmp(p->resource, "tokenreviews") == 0)

@@ -14,15 +14,10 @@
 
 #include "apiserver.h"
 
-/* A ".a.b" path (a CRD's jsonPath subset) in obj; NULL when absent. */
+/* A ".a.b" path (a CRD's jsonPath subset, checked when the CRD was
+ * written: no empty segment) in obj; NULL when absent. */
 static const cJSON *dot_path(const cJSON *obj, const char *path) {
-        char buf[512];
-        snprintf(buf, sizeof buf, "%s", path[0] == '.' ? path + 1 : path);
-        const cJSON *cur = obj;
-        for (char *save = NULL, *t = strtok_r(buf, ".", &save); t && cur;
-             t = strtok_r(NULL, ".", &save))
-                cur = cJSON_IsObject(cur) ? cJSON_GetObjectItemCaseSensitive(cur, t) : NULL;
-        return cur;
+        return json_path(obj, path + (path[0] == '.'));
 }
 
 static bool builtin_scalable(const char *group, const char *resource) {
@@ -40,19 +35,14 @@ int scale_paths(server *srv, const char *group, const char *resource, const char
                                     .builtin = true};
                 return 0;
         }
-        const cJSON *crd = crd_lookup(srv, group, resource), *v;
-        cJSON_ArrayForEach(v, json_path(crd, "spec.versions")) {
-                if (strcmp(json_str(v, "name") ?: "", version) != 0)
-                        continue;
-                const cJSON *s = json_path(v, "subresources.scale");
-                if (!cJSON_IsObject(s))
-                        return -ENOENT;
-                ret->spec = json_str(s, "specReplicasPath");
-                ret->status = json_str(s, "statusReplicasPath");
-                ret->selector = json_str(s, "labelSelectorPath");
-                return ret->spec && ret->status ? 0 : -ENOENT;
-        }
-        return -ENOENT;
+        const cJSON *crd = crd_lookup(srv, group, resource);
+        const cJSON *s = json_path(crd_version(crd, version), "subresources.scale");
+        if (!cJSON_IsObject(s))
+                return -ENOENT;
+        ret->spec = json_str(s, "specReplicasPath");
+        ret->status = json_str(s, "statusReplicasPath");
+        ret->selector = json_str(s, "labelSelectorPath");
+        return ret->spec && ret->status ? 0 : -ENOENT;
 }
 
 typedef struct req_str {

@@ -355,17 +355,69 @@ int schema_check_crd(const cJSON *crd, char *field, size_t fieldlen, char *msg, 
         return 0;
 }
 
-const cJSON *crd_version_schema(const cJSON *crd, const char *version) {
+const cJSON *crd_version(const cJSON *crd, const char *version) {
         const cJSON *v;
         cJSON_ArrayForEach(v, json_path(crd, "spec.versions")) {
                 const char *name = json_str(v, "name");
                 if (name && strcmp(name, version) == 0)
-                        return json_path(v, "schema.openAPIV3Schema");
+                        return v;
         }
         return NULL;
 }
 
+const cJSON *crd_version_schema(const cJSON *crd, const char *version) {
+        return json_path(crd_version(crd, version), "schema.openAPIV3Schema");
+}
+
 /* ---- validating objects ---- */
+
+/* The compiled patterns, keyed by their text: the CRD's write compiled each
+ * already, and every write of a custom resource would compile them again
+ * for each string value.  A bounded set, replaced round-robin; the server
+ * runs on one thread. */
+#define PATTERN_CACHE_SIZE 64
+
+typedef struct cached_pattern {
+        char *text;
+        regex_t re;
+} cached_pattern;
+
+static cached_pattern pattern_cache[PATTERN_CACHE_SIZE];
+static size_t pattern_cache_next;
+
+/* The compiled pattern, or NULL when it does not compile (or memory is
+ * short); the cache owns it. */
+static const regex_t *pattern_get(const char *pattern) {
+        for (size_t i = 0; i < PATTERN_CACHE_SIZE; i++)
+                if (pattern_cache[i].text && strcmp(pattern_cache[i].text, pattern) == 0)
+                        return &pattern_cache[i].re;
+        char why[128];
+        regex_t re;
+        char *text = strdup(pattern);
+        if (!text || pattern_compile(pattern, &re, why, sizeof why) < 0) {
+                free(text);
+                return NULL;
+        }
+        cached_pattern *slot = &pattern_cache[pattern_cache_next];
+        pattern_cache_next = (pattern_cache_next + 1) % PATTERN_CACHE_SIZE;
+        if (slot->text) {
+                regfree(&slot->re);
+                free(slot->text);
+        }
+        slot->text = text;
+        slot->re = re;
+        return &slot->re;
+}
+
+void schema_done(void) {
+        for (size_t i = 0; i < PATTERN_CACHE_SIZE; i++)
+                if (pattern_cache[i].text) {
+                        regfree(&pattern_cache[i].re);
+                        free(pattern_cache[i].text);
+                        pattern_cache[i].text = NULL;
+                }
+        pattern_cache_next = 0;
+}
 
 typedef struct vctx {
         cJSON *causes;
@@ -710,14 +762,9 @@ static void validate_scalar(vctx *ctx, const cJSON *s, const cJSON *v, const cha
                 if (found && min > 0 && (double)len < min)
                         invalid(ctx, path, v, "should be at least %.0f chars long", min);
                 const char *pattern = json_str(s, "pattern");
-                regex_t re;
-                char why[128];
-                if (ctx->n == n_before && pattern &&
-                    pattern_compile(pattern, &re, why, sizeof why) == 0) {
-                        if (regexec(&re, v->valuestring, 0, NULL, 0) != 0)
-                                invalid(ctx, path, v, "should match '%s'", pattern);
-                        regfree(&re);
-                }
+                const regex_t *re = ctx->n == n_before && pattern ? pattern_get(pattern) : NULL;
+                if (re && regexec(re, v->valuestring, 0, NULL, 0) != 0)
+                        invalid(ctx, path, v, "should match '%s'", pattern);
         }
         const cJSON *en = cJSON_GetObjectItemCaseSensitive(s, "enum"), *e;
         if (cJSON_IsArray(en)) {

@@ -72,6 +72,7 @@ static void apply_crd(server *srv, collection *c) {
                 return;
         const char *scope = json_str(o->json, "spec.scope");
         const char *kind = json_str(o->json, "spec.names.kind");
+        bool namespaced = c->namespaced, has_status = c->has_status;
         if (scope) {
                 c->namespaced = strcmp(scope, "Cluster") != 0;
                 c->known_scope = true;
@@ -81,12 +82,15 @@ static void apply_crd(server *srv, collection *c) {
                 if (k) {
                         free(c->kind);
                         c->kind = k;
+                        srv->collections_gen++;
                 }
         }
         const cJSON *versions = json_path(o->json, "spec.versions"), *v;
         bool status = false;
         cJSON_ArrayForEach(v, versions) if (json_path(v, "subresources.status")) status = true;
         c->has_status = status;
+        if (c->namespaced != namespaced || c->has_status != has_status)
+                srv->collections_gen++;
 }
 
 collection *collection_get(server *srv, const api_path *p, bool create) {
@@ -116,6 +120,7 @@ collection *collection_get(server *srv, const api_path *p, bool create) {
                 collection_free(c);
                 return NULL;
         }
+        srv->collections_gen++;
         if (ri) {
                 c->namespaced = ri->namespaced;
                 c->has_status = ri->has_status;
@@ -712,6 +717,11 @@ static bool check_rv_match(struct MHD_Connection *conn, const collection *c, rep
         return false;
 }
 
+/* Whether resourceVersion rv, as a request gives it, is not o's. */
+static bool rv_stale(const char *rv, const object *o) {
+        return strtoull(rv, NULL, 10) != o->rv || !isdigit((unsigned char)rv[0]);
+}
+
 static int cmp_object(const void *a, const void *b) {
         return strcmp((*(object *const *)a)->key, (*(object *const *)b)->key);
 }
@@ -1228,7 +1238,7 @@ static void update_object(server *srv, struct MHD_Connection *conn, collection *
                                         "Invalid value: 0x0: must be specified for an update");
                                 goto out;
                         }
-                } else if (strtoull(brv, NULL, 10) != o->rv || !isdigit((unsigned char)brv[0])) {
+                } else if (rv_stale(brv, o)) {
                         reply_conflict(
                                 ret, c, p->name,
                                 "the object has been modified; please apply your changes to the "
@@ -1431,7 +1441,7 @@ static void do_apply(server *srv, struct MHD_Connection *conn, collection *c, co
         object *o = lookup(c, p);
         const char *rv = json_str(applied, "metadata.resourceVersion");
         if (rv && *rv &&
-            (!o || strtoull(rv, NULL, 10) != o->rv || !isdigit((unsigned char)rv[0]))) {
+            (!o || rv_stale(rv, o))) {
                 cJSON_Delete(applied);
                 if (!o)
                         return reply_not_found(ret, p, p->name);
@@ -1454,47 +1464,72 @@ static void do_apply(server *srv, struct MHD_Connection *conn, collection *c, co
         update_object(srv, conn, c, p, o, result, true, true, ret);
 }
 
-static void do_patch(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
-                     const char *body, size_t len, const char *ct, reply *ret) {
+/* The merge or JSON patch document of a PATCH body; NULL (ret answered) for
+ * another media type or a body that is not one. */
+static cJSON *parse_patch(const char *body, size_t len, const char *ct, bool *ret_merge,
+                          reply *ret) {
         bool merge = content_type_is(ct, "application/merge-patch+json") ||
                      content_type_is(ct, "application/strategic-merge-patch+json");
         bool jsonp = content_type_is(ct, "application/json-patch+json");
-        char err[512];
-        cJSON *patch, *result;
-
-        if (content_type_is(ct, "application/apply-patch+yaml"))
-                return do_apply(srv, conn, c, p, body, len, ret);
-        if (!merge && !jsonp)
-                return reply_unsupported_media(ret, ct, true);
+        if (!merge && !jsonp) {
+                reply_unsupported_media(ret, ct, true);
+                return NULL;
+        }
         const char *end = NULL;
-        patch = cJSON_ParseWithLengthOpts(body, len, &end, false);
+        cJSON *patch = cJSON_ParseWithLengthOpts(body, len, &end, false);
         if (!patch || (merge && !cJSON_IsObject(patch)) || (jsonp && !cJSON_IsArray(patch))) {
                 cJSON_Delete(patch);
                 reply_bad_request(ret, merge ? "error decoding patch: invalid JSON object"
                                              : "error decoding patch: invalid JSON patch array");
-                return;
+                return NULL;
         }
+        *ret_merge = merge;
+        return patch;
+}
+
+/* cur with patch applied (patch is consumed) in *ret_result; -EINVAL (ret
+ * answered) when a JSON patch operation fails. */
+static int apply_patch(const collection *c, const char *name, const cJSON *cur, cJSON *patch,
+                       bool merge, cJSON **ret_result, reply *ret) {
+        char err[512];
+        cJSON *result;
+        int r = 0;
+        if (merge) {
+                result = merge_patch(cur, patch);
+        } else {
+                result = cJSON_Duplicate(cur, true);
+                r = json_patch(&result, patch, err, sizeof err);
+                if (r < 0) {
+                        cJSON_Delete(result);
+                        if (r == -ECANCELED)
+                                reply_invalid(ret, c, name, "", "FieldValueInvalid", err);
+                        else
+                                reply_status(ret, 422, "Invalid", err, details_for(c, name));
+                }
+        }
+        cJSON_Delete(patch);
+        if (r < 0)
+                return -EINVAL;
+        *ret_result = result;
+        return 0;
+}
+
+static void do_patch(server *srv, struct MHD_Connection *conn, collection *c, const api_path *p,
+                     const char *body, size_t len, const char *ct, reply *ret) {
+        bool merge = false;
+        if (content_type_is(ct, "application/apply-patch+yaml"))
+                return do_apply(srv, conn, c, p, body, len, ret);
+        cJSON *patch = parse_patch(body, len, ct, &merge, ret);
+        if (!patch)
+                return;
         object *o = lookup(c, p);
         if (!o) {
                 cJSON_Delete(patch);
                 return reply_not_found(ret, p, p->name);
         }
-        if (merge) {
-                result = merge_patch(o->json, patch);
-        } else {
-                result = cJSON_Duplicate(o->json, true);
-                int r = json_patch(&result, patch, err, sizeof err);
-                if (r < 0) {
-                        cJSON_Delete(result);
-                        cJSON_Delete(patch);
-                        if (r == -ECANCELED)
-                                reply_invalid(ret, c, p->name, "", "FieldValueInvalid", err);
-                        else
-                                reply_status(ret, 422, "Invalid", err, details_for(c, p->name));
-                        return;
-                }
-        }
-        cJSON_Delete(patch);
+        cJSON *result = NULL;
+        if (apply_patch(c, p->name, o->json, patch, merge, &result, ret) < 0)
+                return;
         if (!cJSON_IsObject(result)) {
                 cJSON_Delete(result);
                 reply_bad_request(ret, "the patch did not produce an object");
@@ -1502,7 +1537,7 @@ static void do_patch(server *srv, struct MHD_Connection *conn, collection *c, co
         }
         /* A resourceVersion in the patch is a precondition. */
         const char *rv = json_str(result, "metadata.resourceVersion");
-        if (rv && *rv && (strtoull(rv, NULL, 10) != o->rv || !isdigit((unsigned char)rv[0]))) {
+        if (rv && *rv && rv_stale(rv, o)) {
                 cJSON_Delete(result);
                 reply_conflict(
                         ret, c, p->name,
@@ -1535,7 +1570,7 @@ static bool check_preconditions(collection *c, object *o, const char *body, size
                          uid, json_str(o->json, "metadata.uid") ?: "");
                 reply_conflict(ret, c, name, why);
                 ok = false;
-        } else if (rv && (strtoull(rv, NULL, 10) != o->rv || !isdigit((unsigned char)rv[0]))) {
+        } else if (rv && rv_stale(rv, o)) {
                 snprintf(why, sizeof why,
                          "the ResourceVersion in the precondition (%s) does not match the "
                          "ResourceVersion in record (%" PRIu64
@@ -1724,24 +1759,10 @@ static void do_scale(server *srv, struct MHD_Connection *conn, collection *c, co
                 if (check_json_content_type(ct, ret))
                         want = parse_body(c, body, len, ret);
         } else if (strcmp(verb, "patch") == 0) {
-                bool merge = content_type_is(ct, "application/merge-patch+json") ||
-                             content_type_is(ct, "application/strategic-merge-patch+json");
-                bool jsonp = content_type_is(ct, "application/json-patch+json");
-                cJSON *patch = merge || jsonp ? cJSON_ParseWithLength(body, len) : NULL;
-                if (!merge && !jsonp)
-                        reply_unsupported_media(ret, ct, true);
-                else if (merge && cJSON_IsObject(patch))
-                        want = merge_patch(cur, patch);
-                else if (jsonp && cJSON_IsArray(patch)) {
-                        want = cJSON_Duplicate(cur, true);
-                        if (json_patch(&want, patch, err, sizeof err) < 0) {
-                                cJSON_Delete(want);
-                                want = NULL;
-                                reply_status(ret, 422, "Invalid", err, details_for(c, p->name));
-                        }
-                } else
-                        reply_bad_request(ret, "error decoding patch: invalid JSON");
-                cJSON_Delete(patch);
+                bool merge = false;
+                cJSON *patch = parse_patch(body, len, ct, &merge, ret);
+                if (patch)
+                        (void)apply_patch(c, p->name, cur, patch, merge, &want, ret);
         } else
                 reply_status(ret, 405, "MethodNotAllowed",
                              "the server does not allow this method on the requested resource",
@@ -1767,7 +1788,7 @@ static void do_scale(server *srv, struct MHD_Connection *conn, collection *c, co
         }
         const char *rv = json_str(want, "metadata.resourceVersion");
         bool stale = rv && *rv &&
-                     (strtoull(rv, NULL, 10) != o->rv || !isdigit((unsigned char)rv[0]));
+                     rv_stale(rv, o);
         cJSON_Delete(want);
         if (stale)
                 return reply_conflict(ret, c, p->name,

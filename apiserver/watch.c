@@ -271,6 +271,9 @@ static void deliver(watch *w, event *ev) {
 
 void watch_emit(server *srv, collection *col, char type, const cJSON *obj,
                 const cJSON *old_labels) {
+        /* Every change to an object comes here, right after it took its
+         * resourceVersion. */
+        col->changed_rv = srv->rv;
         event *ev = calloc(1, sizeof *ev);
         if (!ev)
                 return;

@@ -496,6 +496,56 @@ static void test_openapi(void **state) {
         cJSON_Delete(o);
 }
 
+/* The hash in the index's URL of a group version. */
+static char *openapi_url(const char *gv) {
+        cJSON *o = NULL;
+        assert_int_equal(req("GET", "/openapi/v3", NULL, NULL, &o), 200);
+        const char *url = str(cJSON_GetObjectItemCaseSensitive(at(o, "paths"), gv),
+                              "serverRelativeURL");
+        assert_non_null(url);
+        char *copy = strdup(url);
+        cJSON_Delete(o);
+        return copy;
+}
+
+/* A CRD's change shows in the documents and their hashes at once; without
+ * a change they stay the same. */
+static void test_openapi_follows_crds(void **state) {
+        (void)state;
+        static const char max_path[] =
+                "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/size/maximum";
+        char patch[300];
+        cJSON *o = NULL;
+        char *before = openapi_url("apis/cache.example.com/v1");
+        char *again = openapi_url("apis/cache.example.com/v1");
+        assert_string_equal(before, again);
+        free(again);
+
+        snprintf(patch, sizeof patch, "[{\"op\":\"replace\",\"path\":\"%s\",\"value\":6}]",
+                 max_path);
+        assert_int_equal(req("PATCH", CRDS "/memcacheds.cache.example.com", patch,
+                             "application/json-patch+json", NULL),
+                         200);
+        char *after = openapi_url("apis/cache.example.com/v1");
+        assert_string_not_equal(before, after);
+        assert_int_equal(req("GET", "/openapi/v3/apis/cache.example.com/v1", NULL, NULL, &o), 200);
+        const cJSON *mc = cJSON_GetObjectItemCaseSensitive(at(o, "components.schemas"),
+                                                           "com.example.cache.v1.Memcached");
+        assert_int_equal((int)num(mc, "properties.spec.properties.size.maximum"), 6);
+        cJSON_Delete(o);
+
+        snprintf(patch, sizeof patch, "[{\"op\":\"replace\",\"path\":\"%s\",\"value\":5}]",
+                 max_path);
+        assert_int_equal(req("PATCH", CRDS "/memcacheds.cache.example.com", patch,
+                             "application/json-patch+json", NULL),
+                         200);
+        char *back = openapi_url("apis/cache.example.com/v1");
+        assert_string_equal(before, back);
+        free(before);
+        free(after);
+        free(back);
+}
+
 static void test_scale(void **state) {
         (void)state;
         cJSON *o = NULL;
@@ -836,6 +886,55 @@ static void test_garbage_collector(void **state) {
         cJSON_Delete(o);
 }
 
+/* A pass of the garbage collector examines 2000 objects a tick: with more,
+ * a pass spans ticks.  An owner deleted in the foreground between two
+ * ticks of a pass, after its blocking dependent was examined and before
+ * the owner was, still waits for that dependent.  The deletion lands at
+ * several points of the 100 ms ticks, so that some fall inside a pass. */
+static void test_garbage_collector_long_pass(void **state) {
+        (void)state;
+        char name[64], body[2048], path[256];
+        cJSON *o = NULL;
+
+        /* Between the dependents ("default/a...") and the owners
+         * ("default/z...") in key order. */
+        for (int i = 0; i < 2050; i++) {
+                snprintf(body, sizeof body, "{\"metadata\":{\"name\":\"m-%04d\"}}", i);
+                assert_int_equal(req("POST", CMS, body, NULL, NULL), 201);
+        }
+        for (int t = 0; t < 8; t++) {
+                snprintf(name, sizeof name, "z-own-%d", t);
+                snprintf(body, sizeof body, "{\"metadata\":{\"name\":\"%s\"}}", name);
+                assert_int_equal(req("POST", CMS, body, NULL, NULL), 201);
+                snprintf(path, sizeof path, CMS "/%s", name);
+                char *uid = uid_of(path);
+                snprintf(body, sizeof body,
+                         "{\"metadata\":{\"name\":\"a-dep-%d\",\"finalizers\":[\"example.com/"
+                         "hold\"],\"ownerReferences\":[{\"apiVersion\":\"v1\",\"kind\":"
+                         "\"ConfigMap\",\"name\":\"%s\",\"uid\":\"%s\",\"blockOwnerDeletion\":"
+                         "true}]}}",
+                         t, name, uid);
+                free(uid);
+                assert_int_equal(req("POST", CMS, body, NULL, NULL), 201);
+                usleep((useconds_t)((t * 29) % 200) * 1000);
+                assert_int_equal(req("DELETE", path,
+                                     "{\"kind\":\"DeleteOptions\",\"apiVersion\":\"v1\","
+                                     "\"propagationPolicy\":\"Foreground\"}",
+                                     NULL, &o),
+                                 200);
+                cJSON_Delete(o);
+                usleep(400 * 1000);
+                assert_int_equal(req("GET", path, NULL, NULL, NULL), 200); /* still waiting */
+                char dep[256];
+                snprintf(dep, sizeof dep, CMS "/a-dep-%d", t);
+                assert_int_equal(req("PATCH", dep, "{\"metadata\":{\"finalizers\":null}}",
+                                     "application/merge-patch+json", NULL),
+                                 200);
+                assert_true(wait_code(dep, 404));
+                assert_true(wait_code(path, 404));
+        }
+}
+
 static int group_setup(void **state) {
         (void)state;
         if (koc_test_apiserver_start(&srv, NULL) < 0)
@@ -856,9 +955,11 @@ int main(void) {
                 cmocka_unit_test(test_field_validation),
                 cmocka_unit_test(test_bad_schemas),
                 cmocka_unit_test(test_openapi),
+                cmocka_unit_test(test_openapi_follows_crds),
                 cmocka_unit_test(test_scale),
                 cmocka_unit_test(test_table),
                 cmocka_unit_test(test_garbage_collector),
+                cmocka_unit_test(test_garbage_collector_long_pass),
         };
         int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
         if (srv.exit_status != 0) {
