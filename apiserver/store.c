@@ -175,19 +175,22 @@ static const char *qarg(struct MHD_Connection *conn, const char *name) {
         return conn ? MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name) : NULL;
 }
 
-static void kind_group(const collection *c, char *buf, size_t size) {
+static void kind_group(const char *kind, const collection *c, char *buf, size_t size) {
         if (*c->group)
-                snprintf(buf, size, "%s.%s", c->kind, c->group);
+                snprintf(buf, size, "%s.%s", kind, c->group);
         else
-                snprintf(buf, size, "%s", c->kind);
+                snprintf(buf, size, "%s", kind);
 }
 
-static void reply_invalid(reply *ret, const collection *c, const char *name, const char *field,
-                          const char *reason, const char *detail) {
+/* A 422 Invalid with one cause.  `kind` names the object in the message and
+ * the details: the collection's kind, or (as the real server does for custom
+ * resources' update preconditions) its resource. */
+static void reply_invalid_as(reply *ret, const collection *c, const char *kind, const char *name,
+                             const char *field, const char *reason, const char *detail) {
         char kg[300], msg[1500], cmsg[1200];
         cJSON *d = cJSON_CreateObject(), *causes, *cause;
 
-        kind_group(c, kg, sizeof kg);
+        kind_group(kind, c, kg, sizeof kg);
         snprintf(msg, sizeof msg, "%s \"%s\" is invalid: %s: %s", kg, name ? name : "", field,
                  detail);
         snprintf(cmsg, sizeof cmsg, "%s", detail);
@@ -195,7 +198,7 @@ static void reply_invalid(reply *ret, const collection *c, const char *name, con
                 cJSON_AddStringToObject(d, "name", name);
         if (*c->group)
                 cJSON_AddStringToObject(d, "group", c->group);
-        cJSON_AddStringToObject(d, "kind", c->kind);
+        cJSON_AddStringToObject(d, "kind", kind);
         causes = cJSON_AddArrayToObject(d, "causes");
         cause = cJSON_CreateObject();
         cJSON_AddStringToObject(cause, "reason", reason);
@@ -203,6 +206,11 @@ static void reply_invalid(reply *ret, const collection *c, const char *name, con
         cJSON_AddStringToObject(cause, "field", field);
         cJSON_AddItemToArray(causes, cause);
         reply_status(ret, 422, "Invalid", msg, d);
+}
+
+static void reply_invalid(reply *ret, const collection *c, const char *name, const char *field,
+                          const char *reason, const char *detail) {
+        reply_invalid_as(ret, c, c->kind, name, field, reason, detail);
 }
 
 /* A 422 Invalid with several causes, its message as the real server's
@@ -214,7 +222,7 @@ static void reply_invalid_causes(reply *ret, const collection *c, const char *na
         const cJSON *cause;
         int n = cJSON_GetArraySize(causes), i = 0;
 
-        kind_group(c, kg, sizeof kg);
+        kind_group(c->kind, c, kg, sizeof kg);
         strbuf_printf(&msg, "%s \"%s\" is invalid: %s", kg, name ? name : "", n > 1 ? "[" : "");
         cJSON_ArrayForEach(cause, causes) {
                 strbuf_printf(&msg, "%s%s: %s", i++ ? ", " : "", json_str(cause, "field") ?: "",
@@ -1231,11 +1239,21 @@ static void update_object(server *srv, struct MHD_Connection *conn, collection *
         brv = json_str(obj, "metadata.resourceVersion");
         if (!rv_checked) {
                 if (!brv || !*brv) {
+                        /* As kube-apiserver's strategies: Leases and custom
+                         * resources allow no unconditional update (the latter
+                         * said of the resource, the value an int64 there). */
                         if (is_lease(c)) {
                                 reply_invalid(
                                         ret, c, p->name, "metadata.resourceVersion",
                                         "FieldValueInvalid",
                                         "Invalid value: 0x0: must be specified for an update");
+                                goto out;
+                        }
+                        if (crd_of(srv, c)) {
+                                reply_invalid_as(
+                                        ret, c, c->resource, p->name, "metadata.resourceVersion",
+                                        "FieldValueInvalid",
+                                        "Invalid value: 0: must be specified for an update");
                                 goto out;
                         }
                 } else if (rv_stale(brv, o)) {

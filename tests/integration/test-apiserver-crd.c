@@ -263,11 +263,38 @@ static void test_defaults_and_pruning(void **state) {
                          422);
         assert_cause(o, "spec.size", "FieldValueRequired", "Required value");
         cJSON_Delete(o);
+        /* A PUT is validated; without resourceVersion it is refused
+         * first, as custom resources allow no unconditional update. */
+        char body[400], crv[32];
+        assert_int_equal(req("GET", MEMCACHEDS "/ok", NULL, NULL, &o), 200);
+        snprintf(crv, sizeof crv, "%s", str(o, "metadata.resourceVersion"));
+        cJSON_Delete(o);
+        snprintf(body, sizeof body,
+                 "{\"apiVersion\":\"cache.example.com/v1\",\"kind\":\"Memcached\","
+                 "\"metadata\":{\"name\":\"ok\",\"resourceVersion\":\"%s\"},\"spec\":{\"size\":6}}",
+                 crv);
+        assert_int_equal(req("PUT", MEMCACHEDS "/ok", body, NULL, &o), 422);
+        assert_cause(o, "spec.size", "FieldValueInvalid",
+                     "Invalid value: 6: spec.size in body should be less than or equal to 5");
+        cJSON_Delete(o);
         assert_int_equal(req("PUT", MEMCACHEDS "/ok",
                              "{\"apiVersion\":\"cache.example.com/v1\",\"kind\":\"Memcached\","
-                             "\"metadata\":{\"name\":\"ok\"},\"spec\":{\"size\":6}}",
+                             "\"metadata\":{\"name\":\"ok\"},\"spec\":{\"size\":2}}",
                              NULL, &o),
                          422);
+        assert_cause(o, "metadata.resourceVersion", "FieldValueInvalid",
+                     "Invalid value: 0: must be specified for an update");
+        assert_string_equal(str(o, "message"),
+                            "memcacheds.cache.example.com \"ok\" is invalid: metadata.resourceVersion: "
+                            "Invalid value: 0: must be specified for an update");
+        cJSON_Delete(o);
+        assert_int_equal(req("PUT", MEMCACHEDS "/ok/status",
+                             "{\"apiVersion\":\"cache.example.com/v1\",\"kind\":\"Memcached\","
+                             "\"metadata\":{\"name\":\"ok\"},\"spec\":{\"size\":2}}",
+                             NULL, &o),
+                         422);
+        assert_cause(o, "metadata.resourceVersion", "FieldValueInvalid",
+                     "Invalid value: 0: must be specified for an update");
         cJSON_Delete(o);
         assert_int_equal(req("PATCH", MEMCACHEDS "/ok?fieldManager=t&force=true",
                              "{\"apiVersion\":\"cache.example.com/v1\",\"kind\":\"Memcached\","

@@ -210,6 +210,8 @@ WHAT=$sc check "scale with a stale resourceVersion" PUT $MC/ok/scale '{"kind":"S
 WHAT=$sc check "the scale of a missing custom resource" GET $MC/missing/scale
 WHAT=$full check "a replicas path of the wrong type" POST $MC "$(mc b '{"size":"x"}')"
 WHAT=$full check "a negative status replicas path" PATCH $MC/ok/status '{"status":{"replicas":-1}}' application/merge-patch+json
+WHAT=$full check "PUT a custom resource without resourceVersion" PUT $MC/ok "$(mc ok '{"size":2}')"
+WHAT=$full check "PUT its status without resourceVersion" PUT $MC/ok/status "$(mc ok '{"size":2}' ',"status":{"replicas":1}')"
 D=/apis/apps/v1/namespaces/$ns/deployments
 check "create a Deployment" POST $D '{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d1"},"spec":{"replicas":2,"selector":{"matchLabels":{"app":"x","b":"c"},"matchExpressions":[{"key":"k","operator":"In","values":["v2","v1"]}]},"template":{"metadata":{"labels":{"app":"x","b":"c","k":"v1"}},"spec":{"containers":[{"name":"c","image":"i"}]}}}}'
 WHAT=$sc check "get the scale of a Deployment" GET $D/d1/scale
