@@ -1455,7 +1455,8 @@ static const char *meta_driver(env *e) {
         snprintf(key, sizeof key, "%s/meta-b", e->ns);
         if (!wait_seen(e, key, "meta"))
                 return "the watched object did not reach the reconciler as metadata only";
-        if (strstr(e->seen, " full\n") || strstr(e->seen, "bad-type-meta"))
+        /* The workers still note what they reconcile: seen_has() locks. */
+        if (seen_has(e, " full\n") || seen_has(e, "bad-type-meta"))
                 return "an object was cached with more than metadata, or without its kind";
         return NULL;
 }
