@@ -9,6 +9,8 @@
 #   tests/k8s/node-chart.sh IMAGE_DIR gated      gateReadiness: exactly the leader is Ready
 #   tests/k8s/node-chart.sh IMAGE_DIR upgrade    helm upgrade to a new tag: leaderless gaps, no overlap, exit 0
 #   tests/k8s/node-chart.sh IMAGE_DIR failover   kubectl delete pod of the leader: the other replica leads
+#   tests/k8s/node-chart.sh IMAGE_DIR crash      SIGKILL of the leader's container: the lease runs out, then the other leads
+#   tests/k8s/node-chart.sh IMAGE_DIR drain      kubectl drain: the budget keeps one replica; gated, no budget
 #   tests/k8s/node-chart.sh IMAGE_DIR helm-test  helm test (its pod needs no DNS)
 #   tests/k8s/node-chart.sh IMAGE_DIR memcached  the Memcached example's chart: real memcached pods
 #
@@ -255,6 +257,95 @@ failover)
         grep -q 'msg="exiting code=0"' "$work/logs/$old_leader" || fail "the old leader did not exit 0"
         check_handovers
         ok "no overlap; the deleted leader exited 0"
+        ;;
+crash)
+        # SIGKILL of the leader's container: no release.  kubelet restarts it
+        # in place, under the same identity (the pod name), so either the
+        # restarted process takes its own Lease back or, if the lease ran out
+        # first, the standby leads; never before the lease ran out from the
+        # last renewal, never two at once.
+        install
+        wait_until 60 "both replicas Ready" count_is 2 ready_pods
+        wait_until 30 "a leader" leader_known
+        old_leader=$(holder)
+        standby=$(ready_pods | grep -vx "$old_leader")
+        follow_logs
+        sleep 2
+        cid=$(k get pod "$old_leader" -o jsonpath='{.status.containerStatuses[0].containerID}')
+        cid=${cid#containerd://}
+        [ -n "$cid" ] || fail "no container ID for $old_leader"
+        t_kill=$(now_us)
+        "$node" in "$node_dir" ctr --address "$node_dir/containerd.sock" -n k8s.io tasks kill --signal SIGKILL "$cid" ||
+                fail "ctr tasks kill of $old_leader's container"
+        renewed=$(k get lease "$fullname" -o jsonpath='{.spec.renewTime}')
+        restarted() { [ "$(k get pod "$old_leader" -o jsonpath='{.status.containerStatuses[0].restartCount}')" -ge 1 ]; }
+        # The restarted container's log (the followed one ended with the kill).
+        relog() { k logs "pod/$old_leader" >"$work/relog" 2>/dev/null; }
+        led_again() {
+                grep -q 'msg="became leader' "$work/logs/$standby" 2>/dev/null && return 0
+                restarted && relog && grep -q 'msg="became leader' "$work/relog"
+        }
+        wait_until 60 "a leader after the kill" led_again
+        if grep -q 'msg="became leader' "$work/logs/$standby"; then
+                who=$standby
+                became=$(sed -n 's/.*msg="became leader .*unix_us=\([0-9]*\).*/\1/p' "$work/logs/$standby" | tail -n1)
+                renewed_us=$(($(date -d "$renewed" +%s%N) / 1000))
+                [ $((became - renewed_us)) -ge $((lease_s * 1000000)) ] ||
+                        fail "$standby led $((became - renewed_us)) us after the last renewal, before the lease ($lease_s s) ran out"
+        else
+                who="$old_leader (restarted, its own Lease)"
+                became=$(sed -n 's/.*msg="became leader .*unix_us=\([0-9]*\).*/\1/p' "$work/relog" | tail -n1)
+                relog
+                grep -q 'msg="became leader' "$work/logs/$standby" && fail "$standby led too"
+        fi
+        echo "# SIGKILL of $old_leader's container -> $who leads after $(((became - t_kill) / 1000)) ms"
+        [ $((became - t_kill)) -le $((lease_s * 1000000 + 100000)) ] ||
+                fail "$who led $((became - t_kill)) us after the kill, more than the lease + 100 ms"
+        ok "after a SIGKILL, $who leads within lease + 100 ms, never two at once"
+        wait_until 60 "both replicas Ready again" count_is 2 ready_pods
+        restarted || fail "kubelet did not restart $old_leader's container"
+        ok "kubelet restarted the killed container; both replicas Ready"
+        ;;
+drain)
+        # Ungated readiness, 2 replicas: the chart's budget (minAvailable 1)
+        # lets kubectl drain evict one replica of the only node and keeps the other.
+        install
+        wait_until 60 "both replicas Ready" count_is 2 ready_pods
+        wait_until 30 "a leader" leader_known
+        allowed() { [ "$(k get pdb "$fullname" -o jsonpath='{.status.disruptionsAllowed}' 2>/dev/null)" = "$1" ]; }
+        wait_until 30 "the budget allowing one disruption" allowed 1
+        node_name=$(k get nodes -o jsonpath='{.items[0].metadata.name}')
+        follow_logs
+        sleep 2
+        t0=$SECONDS
+        if k drain "$node_name" --ignore-daemonsets --delete-emptydir-data --timeout=20s >"$work/drain.out" 2>&1; then
+                cat "$work/drain.out"
+                fail "kubectl drain completed although the budget keeps one of 2 replicas on the only node"
+        fi
+        grep -q "disruption budget" "$work/drain.out" || { cat "$work/drain.out"; fail "kubectl drain's refusal does not name the budget"; }
+        wait_until 30 "one Ready replica left" count_is 1 ready_pods
+        left=$(ready_pods)
+        echo "# kubectl drain: one replica evicted, $left kept by the budget (gave up after $((SECONDS - t0)) s)"
+        ok "kubectl drain evicts one replica and the budget keeps the other"
+        leader_is() { [ "$(holder)" = "$1" ]; }
+        wait_until 30 "the kept replica leading" leader_is "$left"
+        ok "the kept replica $left leads"
+        k uncordon "$node_name" >/dev/null
+        wait_until 90 "both replicas Ready after uncordon" count_is 2 ready_pods
+        check_handovers
+        ok "uncordoned: 2 replicas Ready again, never two leaders ($handovers handover(s))"
+        # Gated readiness: no budget (only the leader would count as healthy,
+        # so minAvailable 1 would block every drain), and a drain completes.
+        h upgrade "$release" "$root/charts/koc-example" --reuse-values --set leaderElection.gateReadiness=true \
+                >"$work/helm.out" 2>&1 || { cat "$work/helm.out"; fail "helm upgrade to gated readiness"; }
+        no_budget() { ! k get pdb "$fullname" >/dev/null 2>&1; }
+        wait_until 30 "the budget removed" no_budget
+        k drain "$node_name" --ignore-daemonsets --delete-emptydir-data --timeout=90s >"$work/drain.out" 2>&1 ||
+                { cat "$work/drain.out"; fail "kubectl drain with gated readiness (no budget)"; }
+        ok "gated readiness renders no budget, and kubectl drain completes"
+        k uncordon "$node_name" >/dev/null
+        wait_until 90 "a leader after the drain" leader_known
+        ok "uncordoned: a replica leads again"
         ;;
 helm-test)
         "$node" import "$node_dir" "$images/koc-test-curl.tar"
