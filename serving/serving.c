@@ -20,6 +20,7 @@
 
 #include "core/mhd-glue.h"
 #include "core/ratelimit.h"
+#include "core/util.h"
 #include "koc/log.h"
 #include "koc/time.h"
 #include "serving/serving.h"
@@ -625,6 +626,21 @@ uint16_t koc__serving_port(const koc_serving *s) {
 
 char *koc__serving_cert_pem(const koc_serving *s) {
         return s->current ? koc__tls_pair_cert_pem(s->current) : NULL;
+}
+
+int koc__serving_check_certificate(const koc_serving *s, int64_t now, char *why, size_t why_size) {
+        if (!s->current) {
+                snprintf(why, why_size, "no serving certificate");
+                return -ENOKEY;
+        }
+        int64_t na = koc__tls_pair_not_after(s->current);
+        if (now < na)
+                return 0;
+        char when[40];
+        koc__format_timestamp(na > 0 ? (uint64_t)na * 1000000u : 0, 0, when, sizeof when);
+        snprintf(why, why_size, "the serving certificate %s expired at %s",
+                 s->cert_file ? s->cert_file : "(self-signed)", when);
+        return -EKEYEXPIRED;
 }
 
 void koc__serving_stop(koc_serving *s) {

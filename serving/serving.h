@@ -74,6 +74,12 @@ uint16_t koc__serving_port(const koc_serving *s);
 /* The serving certificate (leaf) in PEM, malloc'ed: for a self-signed pair,
  * what a client must trust. */
 char *koc__serving_cert_pem(const koc_serving *s);
+/* Whether the certificate in use is still valid at `now` (seconds since the
+ * epoch): 0, or -EKEYEXPIRED with `why` naming the file (or "self-signed")
+ * and when it expired, or -ENOKEY when there is none.  A readiness check:
+ * past its notAfter every client refuses the server until a rotated pair is
+ * loaded. */
+int koc__serving_check_certificate(const koc_serving *s, int64_t now, char *why, size_t why_size);
 /* Checks the files now (as the inotify and stat triggers do); 0 when the
  * pair in use is the files' (reloaded or unchanged), else the load error. */
 int koc__serving_reload(koc_serving *s, koc_error *err);

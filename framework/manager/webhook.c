@@ -724,13 +724,17 @@ static void serve(koc_serving_request *req, void *userdata) {
 
 /* --- the server ------------------------------------------------------------------------- */
 
+/* Ready while listening with a certificate the API server can still accept:
+ * past its notAfter every call would fail the handshake, so the replica
+ * leaves the webhook Service until a rotated pair is loaded. */
 static int check_ready(char *why, size_t why_size, void *userdata) {
         koc__webhooks *w = userdata;
 
-        if (w->server && koc__serving_port(w->server) > 0)
-                return 0;
-        snprintf(why, why_size, "the webhook server is not listening");
-        return -EAGAIN;
+        if (!w->server || koc__serving_port(w->server) == 0) {
+                snprintf(why, why_size, "the webhook server is not listening");
+                return -EAGAIN;
+        }
+        return koc__serving_check_certificate(w->server, (int64_t)time(NULL), why, why_size);
 }
 
 int koc__webhooks_new(sd_event *event, koc_metrics *metrics, koc_probes *probes,

@@ -9,7 +9,8 @@
  * registered and the flag is left at "0"), the pair from --webhook-cert-dir
  * (tls.crt and tls.key, reloaded when they change; self-signed when the
  * directory is not given, logged).  Every replica serves, leader or not, and
- * the readiness check "webhook" says whether the server listens.  Paths are
+ * the readiness check "webhook" says whether the server listens with a
+ * certificate that has not expired (it names the file past its notAfter).  Paths are
  * kubebuilder's:
  *
  *   /validate-<group with '.' as '-'>-<version>-<kind lower case>

@@ -231,6 +231,16 @@ static void test_cert_errors(void **state) {
         koc_serving_config cfg = {.name = "test", .address = "127.0.0.1:0", .cert_dir = t.path};
         assert_int_equal(koc__serving_new(e, &cfg, &s, &err), 0);
         assert_true(koc__serving_port(s) > 0);
+        /* Its certificate is good until its notAfter (an hour from now),
+         * then the readiness check says it expired, naming the file. */
+        char why[600] = "";
+        int64_t now = time(NULL);
+        assert_int_equal(koc__serving_check_certificate(s, now, why, sizeof why), 0);
+        assert_int_equal(koc__serving_check_certificate(s, now + 3500, why, sizeof why), 0);
+        assert_int_equal(koc__serving_check_certificate(s, now + 3700, why, sizeof why),
+                         -EKEYEXPIRED);
+        if (!strstr(why, crt) || !strstr(why, "expired at 20"))
+                fail_msg("why: \"%s\"", why);
         koc__serving_free(s);
 
         sd_event_unref(e);
