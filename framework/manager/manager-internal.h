@@ -58,6 +58,9 @@ uint16_t koc__secure_metrics_port(const koc__secure_metrics *sm);
 /* Admission webhooks (webhook.c): the manager's webhook server, started by
  * the first koc__webhooks_add(). */
 #define KOC__WEBHOOK_DEFAULT_TIMEOUT_USEC (8 * KOC_USEC_PER_SEC)
+/* At shutdown, handlers still running this long after their timeout are
+ * left behind (their requests were answered at the timeout). */
+#define KOC__WEBHOOK_EXIT_GRACE_USEC (2 * KOC_USEC_PER_SEC)
 struct koc_probes;
 struct koc_resource;
 typedef struct koc__webhooks koc__webhooks;

@@ -80,8 +80,9 @@ struct koc__webhooks {
         bool listening;
 
         pthread_mutex_t lock;
-        pthread_cond_t idle;
+        pthread_cond_t idle; /* on CLOCK_MONOTONIC */
         unsigned running; /* threads, under lock */
+        koc__webhooks *next_abandoned;
 
         struct hook hooks[MAX_HOOKS];
         size_t n_hooks;
@@ -743,8 +744,12 @@ int koc__webhooks_new(sd_event *event, koc_metrics *metrics, koc_probes *probes,
 
         if (!w)
                 return -ENOMEM;
+        pthread_condattr_t ca;
         pthread_mutex_init(&w->lock, NULL);
-        pthread_cond_init(&w->idle, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&w->idle, &ca);
+        pthread_condattr_destroy(&ca);
         w->event = sd_event_ref(event);
         w->metrics = koc_metrics_ref(metrics);
         w->probes = probes ? koc_probes_ref(probes) : NULL;
@@ -770,16 +775,44 @@ void koc__webhooks_stop(koc__webhooks *w) {
                 koc__serving_stop(w->server);
 }
 
+/* Webhook states whose handlers did not return by the bound below: kept,
+ * with what their threads still use, until the process exits. */
+static koc__webhooks *abandoned;
+
 koc__webhooks *koc__webhooks_free(koc__webhooks *w) {
         if (!w)
                 return NULL;
         /* Pending requests are aborted first (503), then the threads are
-         * waited for, then their posts run (cancelled) and free the jobs. */
+         * waited for, then their posts run (cancelled) and free the jobs.
+         * Every request was answered by its timeout, so a handler still
+         * running past the timeout and a grace period never returns in
+         * time: it is left behind rather than holding the exit up. */
         w->server = koc__serving_free(w->server);
+        uint64_t start = koc_now_boottime_usec();
+        uint64_t deadline = start + w->timeout_usec + KOC__WEBHOOK_EXIT_GRACE_USEC;
+        unsigned left;
         pthread_mutex_lock(&w->lock);
-        while (w->running > 0)
-                pthread_cond_wait(&w->idle, &w->lock);
+        while (w->running > 0 && koc_now_boottime_usec() < deadline) {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                ts.tv_nsec += 100 * 1000 * 1000;
+                if (ts.tv_nsec >= 1000000000) {
+                        ts.tv_sec++;
+                        ts.tv_nsec -= 1000000000;
+                }
+                (void)pthread_cond_timedwait(&w->idle, &w->lock, &ts);
+        }
+        left = w->running;
         pthread_mutex_unlock(&w->lock);
+        if (left > 0) {
+                koc_log_warn(LOG, "%u admission handler(s) still running %.1fs after shutdown "
+                                  "began (timeout %.1fs): not waiting for them",
+                             left, (double)(koc_now_boottime_usec() - start) / KOC_USEC_PER_SEC,
+                             (double)w->timeout_usec / KOC_USEC_PER_SEC);
+                w->next_abandoned = abandoned;
+                abandoned = w;
+                return NULL;
+        }
         koc__mailbox_free(w->mailbox);
         koc_probes_unref(w->probes);
         koc_metrics_unref(w->metrics);

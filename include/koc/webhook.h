@@ -30,7 +30,10 @@
  * within --webhook-timeout (default 8s, below the API server's default 10s)
  * is answered without it: refused with a message saying so, or allowed with
  * --webhook-allow-on-timeout; its thread finishes on its own and its result
- * is dropped.  Requests that are not a well-formed AdmissionReview v1
+ * is dropped.  At exit the manager waits for running handlers at most the
+ * timeout and 2 s more, then says how many it left behind (warn) and exits
+ * without them: a handler that never returns cannot hold the exit up, and
+ * its userdata must outlive the manager.  Requests that are not a well-formed AdmissionReview v1
  * (malformed JSON, wrong kind or apiVersion, no request.uid, no object where
  * one is needed, more than 3 MiB) are answered 400 with a message.
  *

@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,8 +76,31 @@ static int validate(koc_admission *a, void *userdata) {
         return 0;
 }
 
+/* Slow handlers outlive their manager (left behind at its exit): the
+ * tests wait for them before they end. */
+static atomic_int slow_running;
 static int validate_slowly(koc_admission *a, void *userdata) {
+        atomic_fetch_add(&slow_running, 1);
         usleep(4000 * 1000);
+        atomic_fetch_sub(&slow_running, 1);
+        return 0;
+}
+
+static void wait_slow_handlers(void) {
+        for (int i = 0; i < 1000 && atomic_load(&slow_running) > 0; i++)
+                usleep(10 * 1000);
+        assert_int_equal(atomic_load(&slow_running), 0);
+        usleep(200 * 1000); /* and their threads' last steps */
+}
+
+/* A handler that does not return until the test lets it (after the manager
+ * is gone). */
+static atomic_bool stuck_entered, stuck_release, stuck_done;
+static int validate_stuck(koc_admission *a, void *userdata) {
+        atomic_store(&stuck_entered, true);
+        while (!atomic_load(&stuck_release))
+                usleep(10 * 1000);
+        atomic_store(&stuck_done, true);
         return 0;
 }
 
@@ -530,7 +554,71 @@ static void test_allow_on_timeout(void **state) {
         sd_event_unref(e);
         free(sc.ca);
         koc_test_apiserver_stop(&api);
+        wait_slow_handlers();
         assert_string_equal(sc.failure, "");
+}
+
+/* The stuck handler's request is answered at the timeout; then shutdown. */
+static void drive_stuck(scenario *sc) {
+        answer a = review(sc, "/validate-cache-example-com-v1alpha1-slow",
+                          "{\"uid\":\"u-s\",\"operation\":\"CREATE\",\"object\":" OBJ("m", "{}") "}");
+        CHECK(sc, a.code == 200 && !allowed(&a) && strstr(status_message(&a), "did not answer within"),
+              "stuck: %ld %s", a.code, a.body);
+        CHECK(sc, atomic_load(&stuck_entered), "the stuck handler never ran");
+        answer_free(&a);
+}
+
+/* A handler that never returns does not hold the exit up: the manager is
+ * freed within the timeout and a grace period of 2 s, saying so. */
+static void test_stuck_handler(void **state) {
+        koc_test_apiserver api;
+        assert_int_equal(koc_test_apiserver_start(&api, ""), 0);
+        koc_manager_config cfg;
+        koc_error err = {0};
+        koc_manager_config_init(&cfg);
+        cfg.kubeconfig = api.kubeconfig;
+        cfg.leader_elect = false;
+        cfg.handle_signals = false;
+        cfg.health_probe_bind_address = "127.0.0.1:0";
+        cfg.metrics_bind_address = "0";
+        cfg.webhook_bind_address = "127.0.0.1:0";
+        cfg.webhook_timeout_usec = webhook_timeout_ms() * 1000;
+        cfg.shutdown_budget_usec = 2 * KOC_USEC_PER_SEC;
+        scenario sc = {.drive = drive_stuck};
+        sd_event *e = NULL;
+        assert_int_equal(sd_event_new(&e), 0);
+        if (koc_manager_new(e, &cfg, &sc.m, &err) < 0)
+                fail_msg("manager: %s", err.message);
+        assert_int_equal(koc_webhook_add_validator(sc.m, &slows, validate_stuck, NULL), 0);
+        assert_int_equal(koc_manager_get_webhook_port(sc.m, &sc.port), 0);
+        sc.ca = koc_manager_get_webhook_cert_pem(sc.m);
+        assert_non_null(sc.ca);
+        sc.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        sd_event_source *wake = NULL;
+        assert_int_equal(sd_event_add_io(e, &wake, sc.wake_fd, EPOLLIN, on_wake, &sc), 0);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, driver, &sc), 0);
+        (void)koc_manager_run(sc.m);
+        pthread_join(t, NULL);
+        sd_event_source_disable_unref(wake);
+        close(sc.wake_fd);
+        uint64_t t0 = now_ms();
+        sc.m = koc_manager_unref(sc.m);
+        uint64_t took = now_ms() - t0;
+        sd_event_unref(e);
+        free(sc.ca);
+        koc_test_apiserver_stop(&api);
+        assert_string_equal(sc.failure, "");
+        print_message("manager freed %llu ms after the stuck handler's request\n",
+                      (unsigned long long)took);
+        assert_true(took < webhook_timeout_ms() + 2000 + 1500);
+        assert_false(atomic_load(&stuck_done));
+        /* Let the handler go, and its thread end, before the next test. */
+        atomic_store(&stuck_release, true);
+        for (int i = 0; i < 500 && !atomic_load(&stuck_done); i++)
+                usleep(10 * 1000);
+        assert_true(atomic_load(&stuck_done));
+        usleep(200 * 1000);
 }
 
 static void test_webhooks(void **state) {
@@ -608,12 +696,14 @@ static void test_webhooks(void **state) {
         sd_event_unref(e);
         free(sc.ca);
         koc_test_apiserver_stop(&api);
+        wait_slow_handlers();
         assert_string_equal(sc.failure, "");
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_webhooks),
+                cmocka_unit_test(test_stuck_handler),
                 cmocka_unit_test(test_allow_on_timeout),
         };
         curl_global_init(CURL_GLOBAL_DEFAULT);
