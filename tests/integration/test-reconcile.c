@@ -267,7 +267,8 @@ static koc_result cou_reconcile(tcase *t, koc_reconcile_context *ctx) {
         const char *ns = koc_reconcile_get_namespace(ctx);
         pthread_mutex_lock(&t->lock);
         bool first = parent && !t->started;
-        t->started = true;
+        if (first)
+                t->started = true;
         pthread_mutex_unlock(&t->lock);
         if (!first)
                 return koc_result_done();
@@ -522,7 +523,8 @@ static koc_result stale_reconcile(tcase *t, koc_reconcile_context *ctx) {
         const char *ns = koc_reconcile_get_namespace(ctx);
         pthread_mutex_lock(&t->lock);
         bool first = parent && !t->started;
-        t->started = true;
+        if (first)
+                t->started = true;
         pthread_mutex_unlock(&t->lock);
         if (!first)
                 return koc_result_done();
@@ -663,7 +665,8 @@ static koc_result status_reconcile(tcase *t, koc_reconcile_context *ctx) {
         const char *name = koc_reconcile_get_name(ctx);
         pthread_mutex_lock(&t->lock);
         bool first = obj && !t->started;
-        t->started = true;
+        if (first)
+                t->started = true;
         pthread_mutex_unlock(&t->lock);
         if (!first)
                 return koc_result_done();
