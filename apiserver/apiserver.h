@@ -220,6 +220,8 @@ struct server {
         /* watch history: a ring of the last history_max events */
         event **history;
         size_t history_max, history_start, history_len;
+        /* objects the garbage collector examines per tick (--gc-examine-per-tick) */
+        size_t gc_examine_per_tick;
         uint64_t history_floor; /* events with rv > floor are all in the ring */
         size_t history_bytes;
         watch *all_watches;

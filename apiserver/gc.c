@@ -32,7 +32,7 @@
 #include "core/ratelimit.h"
 
 #define GC_TICK_USEC (100 * 1000)
-#define GC_EXAMINE_PER_TICK 2000
+#define GC_EXAMINE_PER_TICK 2000 /* the default of srv->gc_examine_per_tick */
 #define GC_ACTIONS_PER_TICK 200
 
 typedef enum gc_verb { GC_DELETE, GC_DROP_REFS, GC_DROP_FINALIZER } gc_verb;
@@ -381,7 +381,9 @@ static void gc_tick(server *srv, gc_state *gc) {
                 bool same = gc->cursor_col && strcmp(c->key, gc->cursor_col) == 0;
                 size_t i = store_sorted_after(c, same ? gc->cursor_key : NULL);
                 for (; i < c->n_sorted; i++) {
-                        if (examined >= GC_EXAMINE_PER_TICK || n_acts >= GC_ACTIONS_PER_TICK)
+                        if (examined >= (srv->gc_examine_per_tick ? srv->gc_examine_per_tick
+                                                                  : GC_EXAMINE_PER_TICK) ||
+                            n_acts >= GC_ACTIONS_PER_TICK)
                                 break;
                         examine(srv, gc, c, c->sorted[i], acts, &n_acts);
                         examined++;

@@ -32,6 +32,7 @@ typedef struct options {
         const char *ca_out;
         const char *token;
         size_t history;
+        size_t gc_examine_per_tick;
         uint64_t bookmark_interval_usec;
         bool watch_list_disabled;
         const char *log_writes;
@@ -49,6 +50,8 @@ static void help(void) {
                "  --token TOKEN             bearer token to accept (default: random)\n"
                "  --fault JSON              add a fault rule at start (repeatable; see README.md)\n"
                "  --history N               watch history window in events (default 10000)\n"
+               "  --gc-examine-per-tick N   objects the garbage collector examines per 100 ms\n"
+               "                            tick (default 2000)\n"
                "  --bookmark-interval DUR   BOOKMARK period for allowWatchBookmarks watches\n"
                "                            (Go duration, default 1s; 0 disables)\n"
                "  --feature-gates GATES     WatchList=true|false (streaming lists; default true,\n"
@@ -71,6 +74,7 @@ static int parse_args(int argc, char **argv, options *o) {
                 OPT_TOKEN,
                 OPT_FAULT,
                 OPT_HISTORY,
+                OPT_GC_EXAMINE,
                 OPT_BOOKMARK,
                 OPT_FEATURES,
                 OPT_LOG,
@@ -85,6 +89,7 @@ static int parse_args(int argc, char **argv, options *o) {
                 {"token", required_argument, NULL, OPT_TOKEN},
                 {"fault", required_argument, NULL, OPT_FAULT},
                 {"history", required_argument, NULL, OPT_HISTORY},
+                {"gc-examine-per-tick", required_argument, NULL, OPT_GC_EXAMINE},
                 {"bookmark-interval", required_argument, NULL, OPT_BOOKMARK},
                 {"feature-gates", required_argument, NULL, OPT_FEATURES},
                 {"log-level", required_argument, NULL, OPT_LOG},
@@ -135,6 +140,17 @@ static int parse_args(int argc, char **argv, options *o) {
                                 return -EINVAL;
                         }
                         o->history = n;
+                        break;
+                }
+                case OPT_GC_EXAMINE: {
+                        char *end;
+                        unsigned long n = strtoul(optarg, &end, 10);
+                        if (!*optarg || *end || n < 1 || n > 1000000) {
+                                fprintf(stderr, "koc-apiserver: --gc-examine-per-tick: expected "
+                                                "1..1000000\n");
+                                return -EINVAL;
+                        }
+                        o->gc_examine_per_tick = n;
                         break;
                 }
                 case OPT_BOOKMARK:
@@ -391,6 +407,7 @@ int main(int argc, char **argv) {
         sigprocmask(SIG_BLOCK, &mask, NULL);
 
         srv.history_max = o.history;
+        srv.gc_examine_per_tick = o.gc_examine_per_tick;
         srv.bookmark_interval_usec = o.bookmark_interval_usec;
         srv.watch_list_disabled = o.watch_list_disabled;
         srv.watch_buffer_max = 8u * 1024 * 1024;
