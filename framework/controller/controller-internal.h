@@ -63,6 +63,9 @@ typedef struct queue_probe {
         koc_workqueue *q;
 } queue_probe;
 
+#define KOC__FINALIZED_MAX 32
+#define KOC__FINALIZED_TTL_USEC (5 * 60 * KOC_USEC_PER_SEC)
+
 struct koc_controller {
         unsigned ref;
         bool name_claimed; /* in the manager's cache: released on free */
@@ -93,6 +96,18 @@ struct koc_controller {
         sd_event_source *watchdog;
         pthread_mutex_t slots_lock;
         unsigned n_stuck; /* under slots_lock */
+
+        /* Objects whose last finalizer this controller removed and that the
+         * server deleted at once: its answer keeps the resourceVersion of the
+         * last stored state, which still lists the finalizer, so the cache
+         * keeps that state until the watch brings the deletion; a reconcile
+         * meanwhile must not run cleanup again.
+         * By key and uid, for KOC__FINALIZED_TTL_USEC; under finalized_lock. */
+        struct koc__finalized {
+                char *key, *uid;
+                uint64_t at;
+        } finalized[KOC__FINALIZED_MAX];
+        pthread_mutex_t finalized_lock;
 
         /* Leadership as the controller sees it, changed on the loop thread:
          * active while the manager's runnable is started; epoch counts every

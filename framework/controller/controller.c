@@ -923,6 +923,11 @@ static koc_controller *controller_free(koc_controller *c) {
         koc__workqueue_free(c->q);
         koc__events_free(c->events);
         pthread_mutex_destroy(&c->slots_lock);
+        for (size_t i = 0; i < KOC__FINALIZED_MAX; i++) {
+                free(c->finalized[i].key);
+                free(c->finalized[i].uid);
+        }
+        pthread_mutex_destroy(&c->finalized_lock);
         koc_manager_unref(c->m);
         free(c->name);
         free(c->api_version);
@@ -969,6 +974,7 @@ KOC_EXPORT int koc_controller_new_sized(koc_manager *m, size_t o_size,
         c->ref = 1;
         c->m = koc_manager_ref(m);
         pthread_mutex_init(&c->slots_lock, NULL);
+        pthread_mutex_init(&c->finalized_lock, NULL);
         for (size_t i = 0; i < KOC_ELEMENTSOF(c->event_failure_rl); i++)
                 c->event_failure_rl[i] =
                         (koc__ratelimit)KOC__RATELIMIT_INIT(EVENT_FAILURE_INTERVAL_USEC, 1);

@@ -450,6 +450,53 @@ static cJSON *fresh_copy(koc_reconcile_context *ctx) {
         return j;
 }
 
+/* The memory of objects finalized and deleted by the server (see
+ * koc_controller's `finalized`): noted after the removal, looked up before
+ * cleanup. */
+static const char *meta_str(const cJSON *obj, const char *field) {
+        return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(obj, "metadata"), field));
+}
+
+static void finalized_note(koc_controller *c, const char *key, const char *uid) {
+        uint64_t now = koc_now_boottime_usec();
+        pthread_mutex_lock(&c->finalized_lock);
+        struct koc__finalized *slot = &c->finalized[0];
+        for (size_t i = 0; i < KOC__FINALIZED_MAX; i++) {
+                struct koc__finalized *f = &c->finalized[i];
+                if (!f->key || now - f->at > KOC__FINALIZED_TTL_USEC) {
+                        slot = f;
+                        break;
+                }
+                if (f->at < slot->at)
+                        slot = f; /* the oldest, when all are in use */
+        }
+        free(slot->key);
+        free(slot->uid);
+        slot->key = strdup(key);
+        slot->uid = strdup(uid);
+        slot->at = now;
+        if (!slot->key || !slot->uid) {
+                free(slot->key);
+                free(slot->uid);
+                slot->key = slot->uid = NULL;
+        }
+        pthread_mutex_unlock(&c->finalized_lock);
+}
+
+static bool finalized_seen(koc_controller *c, const char *key, const char *uid) {
+        uint64_t now = koc_now_boottime_usec();
+        bool seen = false;
+        pthread_mutex_lock(&c->finalized_lock);
+        for (size_t i = 0; i < KOC__FINALIZED_MAX && !seen; i++) {
+                const struct koc__finalized *f = &c->finalized[i];
+                seen = f->key && now - f->at <= KOC__FINALIZED_TTL_USEC &&
+                       strcmp(f->key, key) == 0 && strcmp(f->uid, uid) == 0;
+        }
+        pthread_mutex_unlock(&c->finalized_lock);
+        return seen;
+}
+
 /* How often a removal meets a conflict and reads the object again before
  * the reconcile fails (and cleanup, which must be idempotent, runs again). */
 #define FINALIZER_ATTEMPTS 4
@@ -494,6 +541,17 @@ static koc_result remove_finalizer(koc_reconcile_context *ctx, const koc_resourc
                 cJSON_Delete(p);
                 bool conflict = r >= 0 && resp->error == 0 && resp->status == 409 &&
                                 resp->reason == KOC_REASON_CONFLICT;
+                /* Removing the last finalizer of an object being deleted
+                 * deletes it, and kube-apiserver answers the object without
+                 * the finalizer but with the resourceVersion of the last state
+                 * it stored, which still lists it: the cache keeps that state
+                 * (same version) until the deletion arrives by watch. */
+                const char *uid = meta_str(o, "uid"), *rv = meta_str(o, "resourceVersion");
+                const char *arv = r >= 0 && resp->error == 0 && resp->status == 200
+                                          ? meta_str(resp->body, "resourceVersion")
+                                          : NULL;
+                if (uid && rv && arv && strcmp(rv, arv) == 0)
+                        finalized_note(ctx->c, ctx->key, uid);
                 out = patch_result(r, resp);
                 koc_response_free(resp);
                 if (!conflict || attempt + 1 == FINALIZER_ATTEMPTS)
@@ -567,7 +625,11 @@ KOC_EXPORT koc_result koc_reconcile_finalizer(koc_reconcile_context *ctx, const 
         }
         if (idx < 0)
                 return koc_result_done();
-        koc_result cr = cleanup ? cleanup(ctx, obj, userdata) : koc_result_done();
+        /* Cleaned up already, and the server deleted it (the cache lags):
+         * no second cleanup; the removal below then finds it gone. */
+        const char *uid = meta_str(obj, "uid");
+        bool finalized = uid && finalized_seen(ctx->c, ctx->key, uid);
+        koc_result cr = cleanup && !finalized ? cleanup(ctx, obj, userdata) : koc_result_done();
         if (cr.type != KOC_RESULT_DONE && cr.type != KOC_RESULT_REQUEUE)
                 return cr;
         return remove_finalizer(ctx, res, obj, finalizer);

@@ -497,7 +497,12 @@ KOC_EXPORT int koc_object_set_condition(cJSON *object, const char *type, const c
  * process knows (the cache, which holds the answers of the reconcile's own
  * writes, such as a status written during cleanup); after a 409 Conflict the
  * object is read again (GET) and the removal retried, up to 4 times, so that
- * another writer does not make cleanup run twice.  Cleanup must still be
+ * another writer does not make cleanup run twice.  When the removal deletes
+ * the object, kube-apiserver answers with the resourceVersion of the state
+ * that still listed the finalizer, which the cache keeps until the deletion
+ * arrives by watch; the controller remembers such objects (by key and uid,
+ * 32 of them, for 5 minutes) and does not clean them up again meanwhile.
+ * Cleanup must still be
  * idempotent: a crash or a leader change between cleanup and removal runs it
  * again.  The addition is guarded by the reconcile's snapshot and is a
  * conflict when the object changed since (the reconcile is retried).

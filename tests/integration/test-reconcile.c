@@ -834,8 +834,17 @@ static koc_result fin_cleanup(koc_reconcile_context *ctx, const cJSON *obj, void
         int r = koc_reconcile_patch_status(ctx, NULL, obj, mod, 0);
         cJSON_Delete(mod);
         CHECK(t, r >= 0); /* 0: a second cleanup finds it written */
-        CHECK(t, external_status(koc_reconcile_get_namespace(ctx), koc_reconcile_get_name(ctx),
-                                 "cleaning") == 200);
+        long code = external_status(koc_reconcile_get_namespace(ctx), koc_reconcile_get_name(ctx),
+                                    "cleaning");
+        if (code != 200) {
+                char what[160];
+                snprintf(what, sizeof what, "the external status write answered %ld (cleanup %d, rv %s)",
+                         code, t->cleanups,
+                         cJSON_GetStringValue(cJSON_GetObjectItem(
+                                 cJSON_GetObjectItem(obj, "metadata"), "resourceVersion")));
+                failed(t, __LINE__, what);
+                return koc_result_terminal(-EIO);
+        }
         return koc_result_done();
 }
 
