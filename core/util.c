@@ -34,6 +34,15 @@ KOC_EXPORT uint64_t koc_now_realtime_usec(void) {
         return clock_usec(CLOCK_REALTIME);
 }
 
+struct timespec koc__monotonic_deadline(uint64_t usec) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (usec % 1000000) * 1000;
+        ts.tv_sec += (time_t)(usec / 1000000 + ns / 1000000000);
+        ts.tv_nsec = (long)(ns % 1000000000);
+        return ts;
+}
+
 char *koc__format_timestamp(uint64_t usec, int digits, char *buf, size_t size) {
         time_t sec = (time_t)(usec / KOC_USEC_PER_SEC);
         unsigned frac = (unsigned)(usec % KOC_USEC_PER_SEC);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "koc/time.h"
 
@@ -29,6 +30,10 @@ static inline bool koc__streq_null(const char *a, const char *b) {
 /* Formats usec since the epoch as RFC 3339 UTC with `digits` fractional
  * digits (0, 3 or 6): "2026-11-24T10:00:00.123456Z".  Returns buf. */
 char *koc__format_timestamp(uint64_t usec, int digits, char *buf, size_t size);
+
+/* CLOCK_MONOTONIC now plus usec, as a pthread_cond_timedwait deadline for a
+ * condition variable set to that clock. */
+struct timespec koc__monotonic_deadline(uint64_t usec);
 
 /* Replaces *p with a copy of v (NULL: with NULL), freeing the old string;
  * -ENOMEM leaves *p as it was. */

@@ -20,6 +20,7 @@
 
 #include "koc/time.h"
 #include "core/strmap.h"
+#include "core/util.h"
 
 enum { LIST_NONE = -1, LIST_LIVE = 0, LIST_INITIAL = 1 };
 
@@ -490,11 +491,7 @@ int koc__workqueue_get(koc_workqueue *q, char **ret_key) {
                 }
                 uint64_t t = now(q), due = q->heap[0]->ready_at;
                 uint64_t wait = due > t ? due - t : 0;
-                struct timespec ts;
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                uint64_t ns = (uint64_t)ts.tv_nsec + (wait % 1000000) * 1000;
-                ts.tv_sec += (time_t)(wait / 1000000 + ns / 1000000000);
-                ts.tv_nsec = (long)(ns % 1000000000);
+                struct timespec ts = koc__monotonic_deadline(wait);
                 pthread_cond_timedwait(&q->cond, &q->lock, &ts);
         }
         pthread_mutex_unlock(&q->lock);

@@ -793,13 +793,7 @@ koc__webhooks *koc__webhooks_free(koc__webhooks *w) {
         unsigned left;
         pthread_mutex_lock(&w->lock);
         while (w->running > 0 && koc_now_boottime_usec() < deadline) {
-                struct timespec ts;
-                clock_gettime(CLOCK_MONOTONIC, &ts);
-                ts.tv_nsec += 100 * 1000 * 1000;
-                if (ts.tv_nsec >= 1000000000) {
-                        ts.tv_sec++;
-                        ts.tv_nsec -= 1000000000;
-                }
+                struct timespec ts = koc__monotonic_deadline(100 * 1000);
                 (void)pthread_cond_timedwait(&w->idle, &w->lock, &ts);
         }
         left = w->running;
