@@ -517,19 +517,43 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         return 0;
 }
 
+/* The manager configuration every scenario shares: no leader election,
+ * probes on a free port, no metrics, webhooks on a free port with the test's
+ * timeout. */
+static void webhook_config(koc_manager_config *cfg, const koc_test_apiserver *api) {
+        koc_manager_config_init(cfg);
+        cfg->kubeconfig = api->kubeconfig;
+        cfg->leader_elect = false;
+        cfg->handle_signals = false;
+        cfg->health_probe_bind_address = "127.0.0.1:0";
+        cfg->metrics_bind_address = "0";
+        cfg->webhook_bind_address = "127.0.0.1:0";
+        cfg->webhook_timeout_usec = webhook_timeout_ms() * 1000;
+}
+
+/* Runs the manager until the scenario's driver thread has done its part. */
+static void scenario_run(scenario *sc, sd_event *e) {
+        assert_int_equal(koc_manager_get_webhook_port(sc->m, &sc->port), 0);
+        assert_int_equal(koc_manager_get_health_port(sc->m, &sc->health), 0);
+        sc->ca = koc_manager_get_webhook_cert_pem(sc->m);
+        assert_non_null(sc->ca);
+        sc->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        sd_event_source *wake = NULL;
+        assert_int_equal(sd_event_add_io(e, &wake, sc->wake_fd, EPOLLIN, on_wake, sc), 0);
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, driver, sc), 0);
+        (void)koc_manager_run(sc->m);
+        pthread_join(t, NULL);
+        sd_event_source_disable_unref(wake);
+        close(sc->wake_fd);
+}
+
 static void test_allow_on_timeout(void **state) {
         koc_test_apiserver api;
         assert_int_equal(koc_test_apiserver_start(&api, ""), 0);
         koc_manager_config cfg;
         koc_error err = {0};
-        koc_manager_config_init(&cfg);
-        cfg.kubeconfig = api.kubeconfig;
-        cfg.leader_elect = false;
-        cfg.handle_signals = false;
-        cfg.health_probe_bind_address = "127.0.0.1:0";
-        cfg.metrics_bind_address = "0";
-        cfg.webhook_bind_address = "127.0.0.1:0";
-        cfg.webhook_timeout_usec = webhook_timeout_ms() * 1000;
+        webhook_config(&cfg, &api);
         cfg.webhook_allow_on_timeout = true;
         cfg.shutdown_budget_usec = 2 * KOC_USEC_PER_SEC;
         scenario sc = {.drive = drive_allow};
@@ -538,18 +562,7 @@ static void test_allow_on_timeout(void **state) {
         if (koc_manager_new(e, &cfg, &sc.m, &err) < 0)
                 fail_msg("manager: %s", err.message);
         assert_int_equal(koc_webhook_add_validator(sc.m, &slows, validate_slowly, NULL), 0);
-        assert_int_equal(koc_manager_get_webhook_port(sc.m, &sc.port), 0);
-        sc.ca = koc_manager_get_webhook_cert_pem(sc.m);
-        assert_non_null(sc.ca);
-        sc.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        sd_event_source *wake = NULL;
-        assert_int_equal(sd_event_add_io(e, &wake, sc.wake_fd, EPOLLIN, on_wake, &sc), 0);
-        pthread_t t;
-        assert_int_equal(pthread_create(&t, NULL, driver, &sc), 0);
-        (void)koc_manager_run(sc.m);
-        pthread_join(t, NULL);
-        sd_event_source_disable_unref(wake);
-        close(sc.wake_fd);
+        scenario_run(&sc, e);
         sc.m = koc_manager_unref(sc.m);
         sd_event_unref(e);
         free(sc.ca);
@@ -575,14 +588,7 @@ static void test_stuck_handler(void **state) {
         assert_int_equal(koc_test_apiserver_start(&api, ""), 0);
         koc_manager_config cfg;
         koc_error err = {0};
-        koc_manager_config_init(&cfg);
-        cfg.kubeconfig = api.kubeconfig;
-        cfg.leader_elect = false;
-        cfg.handle_signals = false;
-        cfg.health_probe_bind_address = "127.0.0.1:0";
-        cfg.metrics_bind_address = "0";
-        cfg.webhook_bind_address = "127.0.0.1:0";
-        cfg.webhook_timeout_usec = webhook_timeout_ms() * 1000;
+        webhook_config(&cfg, &api);
         cfg.shutdown_budget_usec = 2 * KOC_USEC_PER_SEC;
         scenario sc = {.drive = drive_stuck};
         sd_event *e = NULL;
@@ -590,18 +596,7 @@ static void test_stuck_handler(void **state) {
         if (koc_manager_new(e, &cfg, &sc.m, &err) < 0)
                 fail_msg("manager: %s", err.message);
         assert_int_equal(koc_webhook_add_validator(sc.m, &slows, validate_stuck, NULL), 0);
-        assert_int_equal(koc_manager_get_webhook_port(sc.m, &sc.port), 0);
-        sc.ca = koc_manager_get_webhook_cert_pem(sc.m);
-        assert_non_null(sc.ca);
-        sc.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        sd_event_source *wake = NULL;
-        assert_int_equal(sd_event_add_io(e, &wake, sc.wake_fd, EPOLLIN, on_wake, &sc), 0);
-        pthread_t t;
-        assert_int_equal(pthread_create(&t, NULL, driver, &sc), 0);
-        (void)koc_manager_run(sc.m);
-        pthread_join(t, NULL);
-        sd_event_source_disable_unref(wake);
-        close(sc.wake_fd);
+        scenario_run(&sc, e);
         uint64_t t0 = now_ms();
         sc.m = koc_manager_unref(sc.m);
         uint64_t took = now_ms() - t0;
@@ -626,14 +621,7 @@ static void test_webhooks(void **state) {
         assert_int_equal(koc_test_apiserver_start(&api, ""), 0);
         koc_manager_config cfg;
         koc_error err = {0};
-        koc_manager_config_init(&cfg);
-        cfg.kubeconfig = api.kubeconfig;
-        cfg.leader_elect = false;
-        cfg.handle_signals = false;
-        cfg.health_probe_bind_address = "127.0.0.1:0";
-        cfg.metrics_bind_address = "0";
-        cfg.webhook_bind_address = "127.0.0.1:0";
-        cfg.webhook_timeout_usec = webhook_timeout_ms() * 1000;
+        webhook_config(&cfg, &api);
         cfg.shutdown_budget_usec = 2 * KOC_USEC_PER_SEC;
         scenario sc = {.drive = drive};
         sd_event *e = NULL;
@@ -660,17 +648,7 @@ static void test_webhooks(void **state) {
                                                           "v1alpha1", alpha_to_hub,
                                                           alpha_from_hub, NULL),
                          0);
-        assert_int_equal(koc_manager_get_webhook_port(sc.m, &sc.port), 0);
-        assert_int_equal(koc_manager_get_health_port(sc.m, &sc.health), 0);
-        sc.ca = koc_manager_get_webhook_cert_pem(sc.m);
-        assert_non_null(sc.ca);
-        sc.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        sd_event_source *wake = NULL;
-        assert_int_equal(sd_event_add_io(e, &wake, sc.wake_fd, EPOLLIN, on_wake, &sc), 0);
-        pthread_t t;
-        assert_int_equal(pthread_create(&t, NULL, driver, &sc), 0);
-        (void)koc_manager_run(sc.m);
-        pthread_join(t, NULL);
+        scenario_run(&sc, e);
         /* controller-runtime's webhook metrics. */
         char *text = NULL;
         size_t len = 0;
@@ -690,8 +668,6 @@ static void test_webhooks(void **state) {
                 if (!strstr(text, want[i]))
                         fail_msg("metrics: no %s in\n%s", want[i], text);
         free(text);
-        sd_event_source_disable_unref(wake);
-        close(sc.wake_fd);
         sc.m = koc_manager_unref(sc.m);
         sd_event_unref(e);
         free(sc.ca);
